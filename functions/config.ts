@@ -1,0 +1,168 @@
+import { EmailAddressSchema, TransportNames, type TransportName } from '#core/email-job.js';
+import { ConfigError } from '#core/errors.js';
+import { isLoopbackHost } from '#core/is-loopback-host.js';
+import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '#core/retry-schedule.js';
+import type { SmtpSecurity } from '#transports/smtp-transport.js';
+
+type Env = Record<string, string | undefined>;
+
+/** Collects every problem with the environment, so that one deploy shows all of them at once. */
+class EnvReader {
+  readonly problems: string[] = [];
+
+  constructor(private readonly env: Env) {}
+
+  required(name: string): string {
+    const value = this.env[name]?.trim();
+    if (!value) {
+      this.problems.push(`${name} is required`);
+      return '';
+    }
+    return value;
+  }
+
+  optional(name: string): string | undefined {
+    const value = this.env[name]?.trim();
+    return value ? value : undefined;
+  }
+
+  integer(name: string, fallback: number, min: number, max: number): number {
+    const raw = this.optional(name);
+    if (raw === undefined) return fallback;
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < min || value > max) {
+      this.problems.push(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
+      return fallback;
+    }
+    return value;
+  }
+
+  oneOf<T extends string>(name: string, choices: readonly T[], fallback: T): T {
+    const raw = this.optional(name);
+    if (raw === undefined) return fallback;
+    if (!(choices as readonly string[]).includes(raw)) {
+      this.problems.push(`${name} must be one of ${choices.join(', ')}, got "${raw}"`);
+      return fallback;
+    }
+    return raw as T;
+  }
+
+  check(condition: boolean, problem: string): void {
+    if (!condition) this.problems.push(problem);
+  }
+}
+
+/** Everything the dispatch function reads from its environment. */
+export type DispatchConfig = {
+  /** The jobs queue; retries change a message's visibility on it. `JOBS_QUEUE_URL`, required. */
+  jobsQueueUrl: string;
+  /** Where invalid and given-up jobs go, with their reason. `DEAD_LETTER_QUEUE_URL`, required. */
+  deadLetterQueueUrl: string;
+  /** Powertools idempotency table. `IDEMPOTENCY_TABLE`, required. */
+  idempotencyTable: string;
+  /** `SUPPRESSION_TABLE`, required. */
+  suppressionTable: string;
+  /** Outcome events. `EVENTS_TOPIC_ARN`, required. */
+  eventsTopicArn: string;
+  /** Bucket for attachments and claim-checked jobs. `ATTACHMENT_BUCKET`, optional (S3 references are refused without it). */
+  attachmentBucket?: string;
+  /** Transports enabled. `TRANSPORTS`, comma separated. @default the default transport */
+  transports: TransportName[];
+  /** `DEFAULT_TRANSPORT`. @default smtp */
+  defaultTransport: TransportName;
+  /** Sender when a job has none. `DEFAULT_FROM`, optional. */
+  defaultFrom?: string;
+  /** Domain of generated Message-IDs. `MESSAGE_ID_DOMAIN`. @default the domain of DEFAULT_FROM */
+  messageIdDomain: string;
+  smtp?: {
+    /** `SMTP_HOST`, required with smtp. */
+    host: string;
+    /** `SMTP_PORT`. @default 587 (465 with implicit TLS) */
+    port: number;
+    /** `SMTP_SECURITY`: starttls, implicit, or none (loopback only). @default starttls */
+    security: SmtpSecurity;
+    /** Secrets Manager secret with `{username, password}`. `SMTP_SECRET_ID`; without it no AUTH is sent. */
+    secretId?: string;
+    /** `SMTP_MAX_CONNECTIONS`. @default 5 */
+    maxConnections: number;
+    /** `SMTP_RATE_PER_SECOND` per container; 0 is unlimited. @default 0 */
+    ratePerSecond: number;
+  };
+  ses?: {
+    /** `SES_CONFIGURATION_SET`, optional. */
+    configurationSetName?: string;
+    /** `SES_RATE_PER_SECOND` per container; 0 is unlimited. @default 0 */
+    ratePerSecond: number;
+  };
+  /** `RETRY_BASE_SECONDS` @default 30, `RETRY_MAX_DELAY_SECONDS` @default 900, `RETRY_LIFETIME_SECONDS` @default 21600. */
+  retry: RetryPolicy;
+  /** How long a completed job's key is remembered. `IDEMPOTENCY_TTL_SECONDS`. @default 1296000 (15 days, past the DLQ's 14) */
+  idempotencyTtlSeconds: number;
+  /** How long secrets are cached. `SECRETS_CACHE_SECONDS`. @default 300 */
+  secretsCacheSeconds: number;
+  /** Records not finished this long before the Lambda deadline are handed back. `DEADLINE_MARGIN_MS`. @default 5000 */
+  deadlineMarginMs: number;
+};
+
+const domainOf = (address: string | undefined) => address?.split('@')[1];
+
+/** Reads and validates the dispatch function's configuration; throws a ConfigError listing every problem. */
+export function loadDispatchConfig(env: Env = process.env): DispatchConfig {
+  const r = new EnvReader(env);
+  const defaultTransport = r.oneOf('DEFAULT_TRANSPORT', TransportNames, 'smtp');
+  const transportList = (r.optional('TRANSPORTS') ?? defaultTransport).split(',').map((t) => t.trim()).filter(Boolean);
+  const transports = transportList.filter((t): t is TransportName => (TransportNames as readonly string[]).includes(t));
+  r.check(transports.length === transportList.length, `TRANSPORTS must list only ${TransportNames.join(', ')}, got "${transportList.join(',')}"`);
+  r.check(transports.includes(defaultTransport), `TRANSPORTS must include DEFAULT_TRANSPORT (${defaultTransport})`);
+
+  const defaultFrom = r.optional('DEFAULT_FROM');
+  r.check(defaultFrom === undefined || EmailAddressSchema.safeParse(defaultFrom).success, 'DEFAULT_FROM must be a bare address like noreply@example.com');
+  const messageIdDomain = r.optional('MESSAGE_ID_DOMAIN') ?? domainOf(defaultFrom) ?? '';
+  r.check(/^[a-z0-9.-]+\.[a-z]{2,}$|^localhost$/i.test(messageIdDomain), 'MESSAGE_ID_DOMAIN (or DEFAULT_FROM) must give a domain for Message-IDs');
+
+  let smtp: DispatchConfig['smtp'];
+  if (transports.includes('smtp')) {
+    const security = r.oneOf('SMTP_SECURITY', ['starttls', 'implicit', 'none'] as const, 'starttls');
+    const host = r.required('SMTP_HOST');
+    r.check(security !== 'none' || host === '' || isLoopbackHost(host), `SMTP_SECURITY=none (plaintext) is only allowed for a loopback SMTP_HOST, not ${host}`);
+    smtp = {
+      host,
+      port: r.integer('SMTP_PORT', security === 'implicit' ? 465 : 587, 1, 65535),
+      security,
+      secretId: r.optional('SMTP_SECRET_ID'),
+      maxConnections: r.integer('SMTP_MAX_CONNECTIONS', 5, 1, 100),
+      ratePerSecond: r.integer('SMTP_RATE_PER_SECOND', 0, 0, 10_000),
+    };
+  }
+  const ses = transports.includes('ses')
+    ? { configurationSetName: r.optional('SES_CONFIGURATION_SET'), ratePerSecond: r.integer('SES_RATE_PER_SECOND', 0, 0, 10_000) }
+    : undefined;
+
+  const retry: RetryPolicy = {
+    baseDelaySeconds: r.integer('RETRY_BASE_SECONDS', DEFAULT_RETRY_POLICY.baseDelaySeconds, 1, 43_200),
+    maxDelaySeconds: r.integer('RETRY_MAX_DELAY_SECONDS', DEFAULT_RETRY_POLICY.maxDelaySeconds, 1, 43_200),
+    lifetimeSeconds: r.integer('RETRY_LIFETIME_SECONDS', DEFAULT_RETRY_POLICY.lifetimeSeconds, 60, 14 * 86_400),
+  };
+  r.check(retry.maxDelaySeconds >= retry.baseDelaySeconds, 'RETRY_MAX_DELAY_SECONDS must be at least RETRY_BASE_SECONDS');
+
+  const config: DispatchConfig = {
+    jobsQueueUrl: r.required('JOBS_QUEUE_URL'),
+    deadLetterQueueUrl: r.required('DEAD_LETTER_QUEUE_URL'),
+    idempotencyTable: r.required('IDEMPOTENCY_TABLE'),
+    suppressionTable: r.required('SUPPRESSION_TABLE'),
+    eventsTopicArn: r.required('EVENTS_TOPIC_ARN'),
+    attachmentBucket: r.optional('ATTACHMENT_BUCKET'),
+    transports,
+    defaultTransport,
+    defaultFrom,
+    messageIdDomain,
+    smtp,
+    ses,
+    retry,
+    idempotencyTtlSeconds: r.integer('IDEMPOTENCY_TTL_SECONDS', 15 * 86_400, 3600, 365 * 86_400),
+    secretsCacheSeconds: r.integer('SECRETS_CACHE_SECONDS', 300, 0, 86_400),
+    deadlineMarginMs: r.integer('DEADLINE_MARGIN_MS', 5000, 0, 120_000),
+  };
+  if (r.problems.length > 0) throw new ConfigError(r.problems);
+  return config;
+}

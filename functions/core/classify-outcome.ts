@@ -1,0 +1,147 @@
+import type { RecipientResult, SendAction, SendOutcome } from './send-outcome.js';
+import type { TransportFailure } from './transport-failure.js';
+
+// RFC 3463: class.subject.detail. nodemailer exposes only the basic reply code, so the enhanced one is read from the
+// reply text, e.g. "550 5.1.1 <bob@example.com>: Recipient address rejected".
+const ENHANCED_STATUS = /\b([245])\.(\d{1,3})\.(\d{1,3})\b/;
+const ADDRESS_IN_TEXT = /<?[^\s<>@"]+@[^\s<>"]+>?/g;
+// Words providers use when they want us to slow down (SES: "454 Throttling failure: Maximum sending rate exceeded";
+// Microsoft: "421 4.7.0 Too many connections"; Gmail: "421 4.7.28 ... unusual rate of unsolicited mail").
+const RATE_WORDS = /throttl|rate limit|rate exceeded|sending rate|too many (?:connections|messages|mails|requests|sessions)|slow down|quota|try again later.*rate|unusual rate/i;
+// Replies that mean the sender or relay setup is wrong, not the message: unverified identities, relay refusal.
+const SETUP_WORDS = /not verified|unverified|relay (?:access )?denied|relaying denied|not authori[sz]ed to send|sender address rejected: not owned|authentication required/i;
+
+/** nodemailer codes that mean our configuration or credentials are wrong. */
+const SMTP_SETUP_CODES = new Set(['EAUTH', 'ENOAUTH', 'EOAUTH2', 'ETLS', 'EREQUIRETLS', 'ECONFIG', 'EPROXY']);
+/** nodemailer codes for a connection that failed or broke. */
+const SMTP_CONNECTION_CODES = new Set(['ECONNECTION', 'ESOCKET', 'ETIMEDOUT', 'EDNS', 'EPROTOCOL', 'EMAXLIMIT', 'ESTREAM']);
+
+/** SESv2 (and v1, and SDK) error names meaning our account or identity setup is wrong. */
+const SES_SETUP_ERRORS = new Set([
+  'MailFromDomainNotVerifiedException',
+  'MailFromDomainNotVerified',
+  'AccountSuspendedException',
+  'SendingPausedException',
+  'AccountSendingPausedException',
+  'ConfigurationSetSendingPausedException',
+  'ConfigurationSetDoesNotExistException',
+  'NotFoundException',
+  'AccessDeniedException',
+  'AccessDenied',
+  'UnrecognizedClientException',
+  'InvalidClientTokenId',
+  'InvalidSignatureException',
+  'SignatureDoesNotMatch',
+  'ExpiredTokenException',
+  'ExpiredToken',
+  'CredentialsProviderError',
+]);
+/** SES error names that ask us to slow down. */
+const SES_THROTTLE_ERRORS = new Set(['TooManyRequestsException', 'Throttling', 'ThrottlingException', 'LimitExceededException']);
+/** SES error names that are permanent for this message. */
+const SES_REJECT_ERRORS = new Set(['MessageRejected', 'BadRequestException', 'InvalidParameterValue', 'ValidationError']);
+
+/** Reads the RFC 3463 enhanced status code out of a reply line, if there is one. */
+export function parseEnhancedStatus(reply: string | undefined): string | undefined {
+  const match = reply ? ENHANCED_STATUS.exec(reply) : null;
+  return match ? `${match[1]}.${match[2]}.${match[3]}` : undefined;
+}
+
+/** Replaces addresses in provider text, so that replies can be logged and published without personal data. */
+export function maskAddresses(text: string): string {
+  return text.replace(ADDRESS_IN_TEXT, '<address>');
+}
+
+const trimDetail = (text: string | undefined): string | undefined =>
+  text === undefined ? undefined : maskAddresses(text.replace(/\s+/g, ' ').trim()).slice(0, 300);
+
+/**
+ * Decides what one SMTP reply means, by its basic and enhanced code, where it came and what it says.
+ * RFC 5321 4.2.1: 4yz transient, 5yz permanent; RFC 3463 subjects refine that.
+ */
+function classifySmtpReply(responseCode: number, reply: string, command: string | undefined): SendAction {
+  const enhanced = parseEnhancedStatus(reply);
+  if (responseCode === 535 || responseCode === 534 || responseCode === 530 || responseCode === 538) return 'blocked';
+  if (responseCode >= 400 && responseCode < 500) {
+    if (RATE_WORDS.test(reply)) return 'throttled';
+    // 454 is also "TLS not available due to temporary reason" and "Temporary authentication failure".
+    return 'retry';
+  }
+  if (responseCode >= 500 && responseCode < 600) {
+    // RFC 5321 4.5.3.1.10: "too many recipients" may come as 552 and is to be treated as temporary.
+    if (enhanced === '4.5.3' || enhanced === '5.5.3' || /too many recipients/i.test(reply)) return 'retry';
+    // 503 bad sequence: the session's state, not the message (nodemailer's isPermanentResponseCode agrees).
+    if (responseCode === 503) return 'retry';
+    if (SETUP_WORDS.test(reply)) return 'blocked';
+    // A sender refused for policy (5.7.x) at MAIL FROM is our identity or relay permission, not this job.
+    if (command === 'MAIL FROM' && enhanced?.startsWith('5.7.')) return 'blocked';
+    if (enhanced?.startsWith('4.')) return RATE_WORDS.test(reply) ? 'throttled' : 'retry';
+    return 'rejected';
+  }
+  return 'retry';
+}
+
+function classifySmtp(failure: Extract<TransportFailure, { provider: 'smtp' }>): SendOutcome {
+  const { code, responseCode, response, command } = failure;
+  const detail = trimDetail(response ?? failure.message);
+  const enhancedStatus = parseEnhancedStatus(response);
+  const base = { detail, responseCode, enhancedStatus };
+
+  // Every recipient refused at RCPT: permanent only if every refusal was.
+  if (failure.rejected && failure.rejected.length > 0) {
+    const recipients: RecipientResult[] = failure.rejected.map((r) => ({
+      recipient: r.recipient,
+      status: 'rejected',
+      responseCode: r.responseCode,
+      enhancedStatus: parseEnhancedStatus(r.response),
+    }));
+    const actions = failure.rejected.map((r) => classifySmtpReply(r.responseCode ?? 0, r.response ?? '', 'RCPT TO'));
+    const action = actions.includes('blocked')
+      ? 'blocked'
+      : actions.includes('throttled')
+        ? 'throttled'
+        : actions.every((a) => a === 'rejected')
+          ? 'rejected'
+          : 'retry';
+    const first = failure.rejected[0];
+    return { action, reason: `smtp-rcpt-${first?.responseCode ?? 'refused'}`, ...base, responseCode: first?.responseCode, enhancedStatus: parseEnhancedStatus(first?.response), recipients };
+  }
+  if (code && SMTP_SETUP_CODES.has(code)) {
+    // A 4xx reply to AUTH is the server's trouble, not our credentials.
+    if (responseCode !== undefined && responseCode >= 400 && responseCode < 500) {
+      return { action: classifySmtpReply(responseCode, response ?? '', command), reason: `smtp-${responseCode}`, ...base, recipients: [] };
+    }
+    return { action: 'blocked', reason: `smtp-${code.toLowerCase()}${responseCode ? `-${responseCode}` : ''}`, ...base, recipients: [] };
+  }
+  if (responseCode !== undefined && responseCode > 0) {
+    return { action: classifySmtpReply(responseCode, response ?? '', command), reason: `smtp-${responseCode}`, ...base, recipients: [] };
+  }
+  if (code && SMTP_CONNECTION_CODES.has(code)) {
+    return { action: 'retry', reason: `smtp-${code.toLowerCase()}`, ...base, recipients: [] };
+  }
+  // nodemailer refused the envelope or message before talking to the server (size, no recipients): the job's fault.
+  if ((code === 'EENVELOPE' || code === 'EMESSAGE' || code === 'EMAXRECIPIENTS') && command === 'API') {
+    return { action: 'rejected', reason: `smtp-${code.toLowerCase()}`, ...base, recipients: [] };
+  }
+  return { action: 'retry', reason: code ? `smtp-${code.toLowerCase()}` : 'smtp-unknown', ...base, recipients: [] };
+}
+
+function classifySes(failure: Extract<TransportFailure, { provider: 'ses' }>): SendOutcome {
+  const base = { reason: `ses-${failure.name}`, detail: trimDetail(failure.message), recipients: [] };
+  if (SES_THROTTLE_ERRORS.has(failure.name) || failure.throttling || failure.httpStatus === 429) return { action: 'throttled', ...base };
+  if (SES_SETUP_ERRORS.has(failure.name)) return { action: 'blocked', ...base };
+  if (SES_REJECT_ERRORS.has(failure.name)) {
+    // SES answers an unverified From with MessageRejected: "Email address is not verified."
+    return { action: SETUP_WORDS.test(failure.message) ? 'blocked' : 'rejected', ...base };
+  }
+  if (failure.httpStatus === 403) return { action: 'blocked', ...base };
+  return { action: 'retry', ...base };
+}
+
+/**
+ * Turns a failed send into one of the five actions (see {@link SendActions}).
+ * Pure: the facts come from the adapter's `toTransportFailure`, the rules live here.
+ */
+export function classifyOutcome(failure: TransportFailure): SendOutcome {
+  return failure.provider === 'smtp' ? classifySmtp(failure) : classifySes(failure);
+}

@@ -1,0 +1,111 @@
+import type { MailTransport, OutgoingMessage } from '#transports/mail-transport.js';
+import { classifyOutcome } from './classify-outcome.js';
+import { InvalidJobError } from './errors.js';
+import { listRecipients, toAddress, type EmailJob, type Mailbox, type S3Reference, type TransportName } from './email-job.js';
+import { toDispatchId, toMessageId } from './message-id.js';
+import type { RecipientResult, SendOutcome } from './send-outcome.js';
+import { TransportError } from './transport-failure.js';
+
+/** The suppression list as the sender sees it: which of these addresses must not be mailed. */
+export interface SuppressionList {
+  /** Returns the suppressed ones among `addresses`, lowercased. */
+  findSuppressed(addresses: string[]): Promise<Set<string>>;
+}
+
+export type DispatchDeps = {
+  transports: Partial<Record<TransportName, MailTransport>>;
+  defaultTransport: TransportName;
+  suppressions: SuppressionList;
+  /** Reads an attachment stored in S3. */
+  loadAttachment: (ref: S3Reference) => Promise<Uint8Array>;
+  /** Used when a job has no `from`. */
+  defaultFrom?: Mailbox;
+  /** The domain part of generated Message-IDs. */
+  messageIdDomain: string;
+};
+
+const rejectedJob = (reason: string, detail: string, recipients: RecipientResult[] = []): SendOutcome => ({
+  action: 'rejected',
+  reason,
+  detail,
+  recipients,
+});
+
+const keep = (list: Mailbox[] | undefined, suppressed: Set<string>) => (list ?? []).filter((m) => !suppressed.has(toAddress(m).toLowerCase()));
+
+/**
+ * Sends one valid job once: drops suppressed recipients, builds the message with its derived Message-ID, hands it to
+ * the chosen transport and classifies the result. Never throws for a provider's answer; the outcome says what to do.
+ */
+export async function dispatchJob(job: EmailJob, deps: DispatchDeps): Promise<SendOutcome> {
+  const transportName = job.transport ?? deps.defaultTransport;
+  const transport = deps.transports[transportName];
+  if (!transport) return rejectedJob('transport-unavailable', `transport "${transportName}" is not enabled in this deployment`);
+  const from = job.from ?? deps.defaultFrom;
+  if (!from) return rejectedJob('from-missing', 'the job has no from and the deployment has no default sender');
+
+  const recipients = listRecipients(job);
+  const suppressed = await deps.suppressions.findSuppressed(recipients);
+  const suppressedResults: RecipientResult[] = recipients
+    .filter((r) => suppressed.has(r.toLowerCase()))
+    .map((recipient) => ({ recipient, status: 'suppressed' }));
+  if (suppressedResults.length === recipients.length) {
+    return rejectedJob('all-recipients-suppressed', 'every recipient is on the suppression list', suppressedResults);
+  }
+
+  let attachments: OutgoingMessage['attachments'];
+  try {
+    attachments = await Promise.all(
+      (job.attachments ?? []).map(async (a) => ({
+        filename: a.filename,
+        contentType: a.contentType,
+        contentId: a.contentId,
+        content: a.s3 ? await deps.loadAttachment(a.s3) : Buffer.from(a.content ?? '', 'base64'),
+      })),
+    );
+  } catch (error) {
+    if (error instanceof InvalidJobError) return rejectedJob(error.reason, error.message);
+    throw error;
+  }
+  const message: OutgoingMessage = {
+    messageId: toMessageId(job.idempotencyKey, deps.messageIdDomain),
+    from,
+    to: keep(job.to, suppressed),
+    cc: keep(job.cc, suppressed),
+    bcc: keep(job.bcc, suppressed),
+    replyTo: job.replyTo ?? [],
+    subject: job.subject,
+    text: job.text,
+    html: job.html,
+    // The dispatch id survives providers that replace Message-ID (SES does for SendRawEmail-style sends).
+    headers: { ...job.headers, 'X-Dispatch-Id': toDispatchId(job.idempotencyKey) },
+    attachments,
+    tags: job.tags ?? {},
+  };
+
+  try {
+    const receipt = await transport.send(message);
+    const refused = new Map(receipt.rejected.map((r) => [r.recipient.toLowerCase(), r]));
+    const results: RecipientResult[] = recipients.map((recipient) => {
+      const key = recipient.toLowerCase();
+      if (suppressed.has(key)) return { recipient, status: 'suppressed' };
+      const refusal = refused.get(key);
+      if (!refusal) return { recipient, status: 'accepted' };
+      const classified = classifyOutcome({ provider: 'smtp', rejected: [refusal], message: '' });
+      return { recipient, status: 'rejected', responseCode: refusal.responseCode, enhancedStatus: classified.enhancedStatus };
+    });
+    return {
+      action: 'delivered',
+      reason: refused.size > 0 ? 'partial' : suppressed.size > 0 ? 'partial-suppressed' : 'accepted',
+      providerMessageId: receipt.providerMessageId,
+      recipients: results,
+    };
+  } catch (error) {
+    if (!(error instanceof TransportError)) throw error;
+    const outcome = classifyOutcome(error.failure);
+    // Per-recipient refusals are already in the outcome; list the rest (suppressed ones too) for the record.
+    const listed = new Set(outcome.recipients.map((r) => r.recipient.toLowerCase()));
+    const rest = suppressedResults.filter((r) => !listed.has(r.recipient.toLowerCase()));
+    return { ...outcome, recipients: [...outcome.recipients, ...rest] };
+  }
+}

@@ -1,0 +1,160 @@
+import { z } from 'zod';
+
+/** Recipients per job across to, cc and bcc; SES's own per-message limit. */
+export const MAX_RECIPIENTS = 50;
+/** Attachments per job. */
+export const MAX_ATTACHMENTS = 10;
+/** Decoded size of all inline attachments together; larger files go by S3 reference. */
+export const MAX_INLINE_ATTACHMENT_BYTES = 512 * 1024;
+/** RFC 5322 2.1.1: a line is at most 998 characters; a header value must fit on one. */
+const MAX_HEADER_LINE = 998;
+
+// C0 and C1 controls, DEL, and the Unicode line and paragraph separators: any of them in a header-bearing field
+// could end a header line somewhere along the way (CR/LF injection), so none is accepted anywhere in a header.
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/u;
+// RFC 2047 encoded words are ours to produce; a producer sending one could smuggle any byte past our checks.
+const ENCODED_WORD = /=\?[^?]*\?[bBqQ]\?/;
+
+const headerText = (max: number) =>
+  z
+    .string()
+    .max(max, { error: `must be at most ${max} characters` })
+    .refine((value) => !CONTROL_CHARACTERS.test(value), { error: 'must not contain control characters or line breaks' })
+    .refine((value) => !ENCODED_WORD.test(value), { error: 'must not contain MIME encoded words (=?charset?...?=)' });
+
+// A dot-atom local part (RFC 5322 3.2.3), letters of any script allowed (RFC 6531), no quoted strings: a quoted
+// local part may hold '@', ',' or '<' and is a favourite carrier of recipient injection. Domain: LDH labels or IDN.
+const ADDRESS =
+  /^(?=.{3,254}$)[\p{L}\p{N}!#$%&'*+/=?^_`{|}~-]+(?:\.[\p{L}\p{N}!#$%&'*+/=?^_`{|}~-]+)*@(?:[\p{L}\p{N}](?:[\p{L}\p{N}-]{0,61}[\p{L}\p{N}])?\.)+[\p{L}]{2,63}$/u;
+
+/** A bare e-mail address: `user@example.com`, never `Name <user@example.com>`. */
+export const EmailAddressSchema = z
+  .string()
+  .max(254, { error: 'must be at most 254 characters' })
+  .regex(ADDRESS, { error: 'must be a bare address like user@example.com (no display name, quotes or spaces)' });
+
+/** An address with an optional display name; names are encoded by the mailer, never written raw. */
+export const MailboxSchema = z.union([
+  EmailAddressSchema,
+  z.strictObject({
+    address: EmailAddressSchema,
+    name: headerText(200).optional(),
+  }),
+]);
+
+const recipientList = z.array(MailboxSchema).max(MAX_RECIPIENTS, { error: `at most ${MAX_RECIPIENTS} recipients` });
+
+// Headers the system writes itself, or that change who receives or how the message is parsed, are not the
+// producer's to set; a small set of list and threading headers is allowed, plus any X- header.
+const ALLOWED_HEADER = /^(?:X-[A-Za-z0-9-]{1,60}|List-Unsubscribe|List-Unsubscribe-Post|List-Id|In-Reply-To|References|Auto-Submitted|Precedence)$/i;
+const RESERVED_X_HEADER = /^X-(?:Dispatch-|Mailer$|SES-)/i;
+
+const HeadersSchema = z
+  .record(
+    z
+      .string()
+      .regex(ALLOWED_HEADER, { error: 'header name must be X-… or one of List-Unsubscribe, List-Unsubscribe-Post, List-Id, In-Reply-To, References, Auto-Submitted, Precedence' })
+      .refine((name) => !RESERVED_X_HEADER.test(name), { error: 'X-Dispatch-*, X-SES-* and X-Mailer are reserved' }),
+    headerText(MAX_HEADER_LINE - 80),
+  )
+  .refine((headers) => Object.keys(headers).length <= 20, { error: 'at most 20 custom headers' });
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/** Where a large attachment (or a whole job, see the claim check) waits: a bucket and key. */
+export const S3ReferenceSchema = z.strictObject({
+  bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { error: 'must be an S3 bucket name' }),
+  key: z.string().min(1).max(1024),
+});
+
+const AttachmentSchema = z
+  .strictObject({
+    filename: headerText(255).pipe(z.string().min(1).regex(/^[^/\\]+$/, { error: 'must not contain path separators' })),
+    contentType: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}\/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$/i, { error: 'must be a MIME type like application/pdf' })
+      .optional(),
+    /** Inline content, base64 encoded. */
+    content: z.string().regex(BASE64, { error: 'must be base64' }).optional(),
+    /** Content stored in S3 instead, for files too large for the message. */
+    s3: S3ReferenceSchema.optional(),
+    /** Makes the attachment inline, referable from the HTML as cid:… */
+    contentId: z.string().regex(/^[A-Za-z0-9._@-]{1,100}$/, { error: 'must be 1–100 of A-Z a-z 0-9 . _ @ -' }).optional(),
+  })
+  .refine((a) => (a.content === undefined) !== (a.s3 === undefined), { error: 'needs exactly one of content or s3' });
+
+const TagsSchema = z
+  .record(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, { error: 'tag names are 1–64 of A-Z a-z 0-9 _ -' }), z.string().regex(/^[A-Za-z0-9_.@-]{1,256}$/, { error: 'tag values are 1–256 of A-Z a-z 0-9 _ . @ -' }))
+  .refine((tags) => Object.keys(tags).length <= 10, { error: 'at most 10 tags' });
+
+/** Transports a job may ask for; the deployment decides which exist. */
+export const TransportNames = ['smtp', 'ses'] as const;
+export type TransportName = (typeof TransportNames)[number];
+
+/**
+ * The email job, version 1: the contract producers write to the jobs queue.
+ *
+ * The single truth for the message format: the handler parses with it and `schema/email-job.v1.json` is generated
+ * from it for producers in other languages.
+ */
+export const EmailJobSchema = z
+  .strictObject({
+    version: z.literal(1, { error: 'must be 1' }),
+    /** Producer-assigned; the same key is sent at most once (within the idempotency window). */
+    idempotencyKey: z.string().regex(/^[\x21-\x7e]{1,128}$/, { error: 'must be 1–128 printable ASCII characters without spaces' }),
+    from: MailboxSchema.optional(),
+    to: recipientList.optional(),
+    cc: recipientList.optional(),
+    bcc: recipientList.optional(),
+    replyTo: z.array(MailboxSchema).max(5, { error: 'at most 5 reply-to addresses' }).optional(),
+    subject: headerText(MAX_HEADER_LINE - 80).pipe(z.string().min(1, { error: 'must not be empty' })),
+    text: z.string().optional(),
+    html: z.string().optional(),
+    headers: HeadersSchema.optional(),
+    attachments: z.array(AttachmentSchema).max(MAX_ATTACHMENTS, { error: `at most ${MAX_ATTACHMENTS} attachments` }).optional(),
+    tags: TagsSchema.optional(),
+    transport: z.enum(TransportNames).optional(),
+  })
+  .superRefine((job, ctx) => {
+    const recipients = (job.to?.length ?? 0) + (job.cc?.length ?? 0) + (job.bcc?.length ?? 0);
+    if (recipients === 0) ctx.addIssue({ code: 'custom', path: ['to'], message: 'needs at least one recipient in to, cc or bcc' });
+    if (recipients > MAX_RECIPIENTS) ctx.addIssue({ code: 'custom', path: ['to'], message: `at most ${MAX_RECIPIENTS} recipients across to, cc and bcc` });
+    if (job.text === undefined && job.html === undefined) ctx.addIssue({ code: 'custom', path: ['text'], message: 'needs text, html or both' });
+    const inlineBytes = (job.attachments ?? []).reduce((sum, a) => sum + Math.floor(((a.content?.length ?? 0) * 3) / 4), 0);
+    if (inlineBytes > MAX_INLINE_ATTACHMENT_BYTES) {
+      ctx.addIssue({ code: 'custom', path: ['attachments'], message: `inline attachments exceed ${MAX_INLINE_ATTACHMENT_BYTES} bytes; put large files in S3` });
+    }
+  });
+
+export type EmailJob = z.infer<typeof EmailJobSchema>;
+export type Mailbox = z.infer<typeof MailboxSchema>;
+export type S3Reference = z.infer<typeof S3ReferenceSchema>;
+
+/** The parts of a job that decide what is sent: the same key with different content is a conflict. */
+export const JOB_CONTENT_JMESPATH = '[from, to, cc, bcc, replyTo, subject, text, html, headers, attachments, transport]';
+
+/** The bare address of a mailbox. */
+export const toAddress = (mailbox: Mailbox): string => (typeof mailbox === 'string' ? mailbox : mailbox.address);
+
+/** Every envelope recipient of a job, in order, without repeats (case-insensitive). */
+export function listRecipients(job: Pick<EmailJob, 'to' | 'cc' | 'bcc'>): string[] {
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const mailbox of [...(job.to ?? []), ...(job.cc ?? []), ...(job.bcc ?? [])]) {
+    const address = toAddress(mailbox);
+    const normal = address.toLowerCase();
+    if (!seen.has(normal)) {
+      seen.add(normal);
+      out.push(address);
+    }
+  }
+  return out;
+}
+
+/** Turns zod issues into one line a producer can act on: `to.0: must be a bare address …; subject: …`. */
+export function describeIssues(issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }>): string {
+  return issues
+    .slice(0, 10)
+    .map((issue) => `${issue.path.length > 0 ? issue.path.map(String).join('.') : '(job)'}: ${issue.message}`)
+    .join('; ');
+}

@@ -1,0 +1,61 @@
+import { randomUUID } from 'node:crypto';
+import type { TransportName } from './email-job.js';
+import type { RecipientResult, SendOutcome } from './send-outcome.js';
+
+/** Event types on the events topic; subscribers filter on the `type` message attribute. */
+export const EventTypes = {
+  delivered: 'email.delivered',
+  rejected: 'email.rejected',
+  failed: 'email.failed',
+  inboundReceived: 'inbound.received',
+  bounceDetected: 'bounce.detected',
+  complaintDetected: 'complaint.detected',
+  autoReplyDetected: 'auto-reply.detected',
+} as const;
+export type EventType = (typeof EventTypes)[keyof typeof EventTypes];
+
+/** Every event has these; `id` is unique per publication, `subject` names what it is about (for deduplication). */
+export type EventEnvelope<T extends EventType, D> = { type: T; version: 1; id: string; time: string } & D;
+
+/** The terminal outcome of a job, for producers that subscribe to outcomes. */
+export type EmailOutcomeEvent = EventEnvelope<
+  typeof EventTypes.delivered | typeof EventTypes.rejected | typeof EventTypes.failed,
+  {
+    idempotencyKey: string;
+    messageId?: string;
+    providerMessageId?: string;
+    transport?: TransportName;
+    reason: string;
+    detail?: string;
+    attempts?: number;
+    recipients: RecipientResult[];
+    tags?: Record<string, string>;
+  }
+>;
+
+/** Any event the system publishes. */
+export type DispatchEvent = EmailOutcomeEvent | EventEnvelope<EventType, Record<string, unknown>>;
+
+/** Publishes events; one implementation on SNS, fakes in tests. */
+export interface EventPublisher {
+  publish(event: DispatchEvent): Promise<void>;
+}
+
+export function createEvent<T extends EventType, D extends object>(type: T, data: D, now: Date = new Date()): EventEnvelope<T, D> {
+  return { type, version: 1, id: randomUUID(), time: now.toISOString(), ...data };
+}
+
+/** The event for a terminal job outcome: delivered, rejected (permanent or invalid), or failed (gave up retrying). */
+export function toOutcomeEvent(
+  kind: 'delivered' | 'rejected' | 'failed',
+  facts: { idempotencyKey: string; messageId?: string; transport?: TransportName; attempts?: number; tags?: Record<string, string> },
+  outcome: Pick<SendOutcome, 'reason' | 'detail' | 'providerMessageId' | 'recipients'>,
+): EmailOutcomeEvent {
+  return createEvent(EventTypes[kind], {
+    ...facts,
+    reason: outcome.reason,
+    detail: outcome.detail,
+    providerMessageId: outcome.providerMessageId,
+    recipients: outcome.recipients,
+  });
+}

@@ -1,0 +1,69 @@
+import { parse } from '@aws-lambda-powertools/parser';
+import { JSONStringified } from '@aws-lambda-powertools/parser/helpers';
+import { z } from 'zod';
+import { describeIssues, EmailJobSchema, S3ReferenceSchema, type EmailJob } from './email-job.js';
+import { InvalidJobError } from './errors.js';
+
+/**
+ * A queue message whose job is stored in S3 (the claim-check pattern), for jobs over the queue's size limit.
+ * The idempotency key stays on the message so a rejection can still be reported against it.
+ */
+export const ClaimCheckSchema = z.strictObject({
+  version: z.literal(1),
+  idempotencyKey: z.string().optional(),
+  claimCheck: S3ReferenceSchema,
+});
+export type ClaimCheck = z.infer<typeof ClaimCheckSchema>;
+
+const JobBody = JSONStringified(EmailJobSchema);
+const ClaimCheckBody = JSONStringified(ClaimCheckSchema);
+
+export type ParsedJobRecord =
+  | { success: true; job: EmailJob }
+  | { success: false; reason: 'invalid-json' | 'invalid-job' | 'claim-check-unavailable'; detail: string; idempotencyKey?: string };
+
+/** The idempotency key of a body that failed validation, if it has a usable one: so the producer hears back. */
+function salvageKey(body: string): string | undefined {
+  try {
+    const value = (JSON.parse(body) as { idempotencyKey?: unknown }).idempotencyKey;
+    return typeof value === 'string' && /^[\x21-\x7e]{1,128}$/.test(value) ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const issuesOf = (error: Error) => (Array.isArray(error.cause) ? (error.cause as Array<{ path?: PropertyKey[]; message: string }>) : []);
+
+function parseJobBody(body: string): ParsedJobRecord {
+  const result = parse(body, undefined, JobBody, true);
+  if (result.success) return { success: true, job: result.data };
+  const issues = issuesOf(result.error).map((i) => ({ path: i.path ?? [], message: i.message }));
+  const invalidJson = issues.length === 1 && issues[0]?.path.length === 0 && issues[0].message.startsWith('Invalid JSON');
+  return {
+    success: false,
+    reason: invalidJson ? 'invalid-json' : 'invalid-job',
+    detail: issues.length > 0 ? describeIssues(issues) : result.error.message,
+    idempotencyKey: invalidJson ? undefined : salvageKey(body),
+  };
+}
+
+/**
+ * Parses a queue message into a job, with Powertools parser and the one job schema. A claim check is resolved
+ * through `loadClaimCheck` first. Never throws for bad input: the result says which field is wrong and why.
+ * Throws only when the claim check could not be read for a reason that may pass (the caller retries).
+ */
+export async function parseJobRecord(body: string, loadClaimCheck?: (ref: ClaimCheck['claimCheck']) => Promise<string>): Promise<ParsedJobRecord> {
+  if (body.includes('"claimCheck"')) {
+    const check = parse(body, undefined, ClaimCheckBody, true);
+    if (check.success) {
+      if (!loadClaimCheck) return { success: false, reason: 'claim-check-unavailable', detail: 'claim checks are not enabled (no attachment bucket)', idempotencyKey: check.data.idempotencyKey };
+      try {
+        return parseJobBody(await loadClaimCheck(check.data.claimCheck));
+      } catch (error) {
+        if (error instanceof InvalidJobError) return { success: false, reason: 'claim-check-unavailable', detail: error.message, idempotencyKey: check.data.idempotencyKey };
+        throw error;
+      }
+    }
+  }
+  return parseJobBody(body);
+}

@@ -1,0 +1,44 @@
+/**
+ * What became of one attempt to send a job.
+ *
+ * - `delivered`: the provider accepted it for at least one recipient. Final.
+ * - `retry`: transient (4xx, connection, timeout, unknown). Try again after a backoff.
+ * - `throttled`: the provider asked us to slow down. Try again after a backoff.
+ * - `blocked`: our own setup is wrong (credentials, unverified sender, paused account, no TLS). Retried, and alarmed:
+ *   an operator has to act, and the job should go out once they have.
+ * - `rejected`: permanent for this job (5xx for every recipient, invalid job, all recipients suppressed). Final.
+ */
+export const SendActions = {
+  delivered: 'delivered',
+  retry: 'retry',
+  throttled: 'throttled',
+  blocked: 'blocked',
+  rejected: 'rejected',
+} as const;
+export type SendAction = (typeof SendActions)[keyof typeof SendActions];
+
+/** Whether an action asks for another attempt. */
+export const isRetryable = (action: SendAction): boolean => action === 'retry' || action === 'throttled' || action === 'blocked';
+
+/** One recipient's fate: accepted by the provider, refused by it, or never tried because it is suppressed. */
+export type RecipientResult = {
+  recipient: string;
+  status: 'accepted' | 'rejected' | 'suppressed';
+  /** SMTP reply code for a refusal. */
+  responseCode?: number;
+  /** RFC 3463 enhanced status, e.g. `5.1.1`. */
+  enhancedStatus?: string;
+};
+
+export type SendOutcome = {
+  action: SendAction;
+  /** Short machine-friendly reason, e.g. `smtp-550` or `ses-MessageRejected`; never contains addresses. */
+  reason: string;
+  /** The provider's reply text, trimmed; for operators. Addresses in it are masked by the classifier. */
+  detail?: string;
+  responseCode?: number;
+  enhancedStatus?: string;
+  /** The provider's id for the accepted message (SMTP queue id or SES MessageId). */
+  providerMessageId?: string;
+  recipients: RecipientResult[];
+};

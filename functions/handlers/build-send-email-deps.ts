@@ -1,0 +1,67 @@
+import type { Logger } from '@aws-lambda-powertools/logger';
+import type { Metrics } from '@aws-lambda-powertools/metrics';
+import type { Tracer } from '@aws-lambda-powertools/tracer';
+import type { SESv2ClientConfig } from '@aws-sdk/client-sesv2';
+import type { ConnectionOptions } from 'node:tls';
+import type { DispatchConfig } from '#functions/config.js';
+import { createAttachmentStore } from '#aws/attachment-store.js';
+import type { AwsClients } from '#aws/clients.js';
+import { createSnsEventPublisher } from '#aws/event-publisher.js';
+import { createIdempotencyStore } from '#aws/idempotency-store.js';
+import { createDeadLetterSink, createVisibilityControl } from '#aws/sqs-dispatch-queues.js';
+import { createSuppressionStore } from '#aws/suppression-store.js';
+import type { CredentialSource, SmtpCredentials } from '#core/credential-source.js';
+import type { TransportName } from '#core/email-job.js';
+import type { MailTransport } from '#transports/mail-transport.js';
+import type { SendEmailDeps } from './send-email-handler.js';
+
+/** What differs between AWS and the local twin: where credentials come from, and TLS trust for a local server. */
+export type SendEmailEnvironment = {
+  smtpCredentials?: CredentialSource<SmtpCredentials>;
+  smtpTls?: ConnectionOptions;
+  sesClient?: SESv2ClientConfig;
+};
+
+/**
+ * Wires the dispatch handler's dependencies from its configuration; shared by the Lambda entry and the local twin
+ * so both run the same code. A transport the configuration does not enable is never imported.
+ */
+export async function buildSendEmailDeps(
+  config: DispatchConfig,
+  clients: AwsClients,
+  observability: { logger: Logger; metrics: Metrics; tracer?: Tracer },
+  environment: SendEmailEnvironment,
+): Promise<SendEmailDeps> {
+  const transports: Partial<Record<TransportName, MailTransport>> = {};
+  if (config.smtp) {
+    const { createSmtpTransport } = await import('#transports/smtp-transport.js');
+    transports.smtp = createSmtpTransport(
+      { host: config.smtp.host, port: config.smtp.port, security: config.smtp.security, maxConnections: config.smtp.maxConnections, ratePerSecond: config.smtp.ratePerSecond, tls: environment.smtpTls },
+      environment.smtpCredentials,
+    );
+  }
+  if (config.ses) {
+    const { createSesTransport } = await import('#transports/ses-transport.js');
+    transports.ses = createSesTransport({ configurationSetName: config.ses.configurationSetName, ratePerSecond: config.ses.ratePerSecond, client: environment.sesClient });
+  }
+  const loadObject = createAttachmentStore(clients.s3, config.attachmentBucket);
+  return {
+    ...observability,
+    dispatch: {
+      transports,
+      defaultTransport: config.defaultTransport,
+      suppressions: createSuppressionStore(clients.documents, config.suppressionTable),
+      loadAttachment: loadObject,
+      defaultFrom: config.defaultFrom,
+      messageIdDomain: config.messageIdDomain,
+    },
+    persistenceStore: createIdempotencyStore(clients.dynamodb, config.idempotencyTable),
+    idempotencyTtlSeconds: config.idempotencyTtlSeconds,
+    events: createSnsEventPublisher(clients.sns, config.eventsTopicArn),
+    deadLetters: createDeadLetterSink(clients.sqs, config.deadLetterQueueUrl),
+    visibility: createVisibilityControl(clients.sqs, config.jobsQueueUrl),
+    retry: config.retry,
+    deadlineMarginMs: config.deadlineMarginMs,
+    loadClaimCheck: config.attachmentBucket ? async (ref) => Buffer.from(await loadObject(ref)).toString('utf8') : undefined,
+  };
+}

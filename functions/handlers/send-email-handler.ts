@@ -1,0 +1,251 @@
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import { IdempotencyConfig, makeIdempotent } from '@aws-lambda-powertools/idempotency';
+import type { BasePersistenceLayer } from '@aws-lambda-powertools/idempotency/persistence';
+import type { Logger } from '@aws-lambda-powertools/logger';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { MetricUnit, type Metrics } from '@aws-lambda-powertools/metrics';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import type { Tracer } from '@aws-lambda-powertools/tracer';
+import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
+import middy from '@middy/core';
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { dispatchJob, type DispatchDeps } from '#core/dispatch-job.js';
+import { JOB_CONTENT_JMESPATH, listRecipients, type EmailJob } from '#core/email-job.js';
+import { RetryLaterError, SendDeferredError } from '#core/errors.js';
+import { toOutcomeEvent, type EventPublisher } from '#core/events.js';
+import { hashAddress, toMessageId } from '#core/message-id.js';
+import { parseJobRecord } from '#core/parse-job-record.js';
+import { scheduleRetry, type RetryPolicy } from '#core/retry-schedule.js';
+import { isRetryable, type SendOutcome } from '#core/send-outcome.js';
+
+/** Where a job that will never be sent goes, with its reason as message attributes: the dead-letter queue. */
+export interface DeadLetterSink {
+  send(body: string, reason: { failureClass: 'invalid' | 'exhausted'; failureReason: string; failureDetail: string; sourceMessageId: string; idempotencyKey?: string }): Promise<void>;
+}
+
+/** Postpones a received message: the backoff of the retry schedule, through its visibility timeout. */
+export interface VisibilityControl {
+  postpone(record: SQSRecord, delaySeconds: number): Promise<void>;
+}
+
+/** Claim check: a job body stored in S3 with only a reference on the queue. */
+export type ClaimCheckLoader = (reference: { bucket: string; key: string }) => Promise<string>;
+
+export type SendEmailDeps = {
+  logger: Logger;
+  metrics: Metrics;
+  tracer?: Tracer;
+  dispatch: DispatchDeps;
+  persistenceStore: BasePersistenceLayer;
+  /** How long a key is remembered after its job completed, seconds. */
+  idempotencyTtlSeconds: number;
+  events: EventPublisher;
+  deadLetters: DeadLetterSink;
+  visibility: VisibilityControl;
+  retry: RetryPolicy;
+  /** Records not finished this close to the Lambda deadline are handed back to the queue. */
+  deadlineMarginMs: number;
+  loadClaimCheck?: ClaimCheckLoader;
+  clock?: () => number;
+  random?: () => number;
+};
+
+/** What the idempotency store keeps for a completed job: no addresses, no content (they are personal data). */
+type StoredResult = {
+  action: 'delivered' | 'rejected';
+  reason: string;
+  messageId: string;
+  providerMessageId?: string;
+  recipients: Array<{ hash: string; status: string; responseCode?: number }>;
+  replayed?: boolean;
+};
+
+/** Metric names, one per outcome, for the dashboard and alarms. */
+export const DispatchMetrics = {
+  delivered: 'Delivered',
+  rejected: 'Rejected',
+  retry: 'Retried',
+  throttled: 'Throttled',
+  blocked: 'Blocked',
+  failed: 'Failed',
+  invalid: 'InvalidJobs',
+  duplicate: 'Duplicates',
+  suppressed: 'SuppressedRecipients',
+  eventPublishFailed: 'EventPublishFailures',
+  ambiguous: 'AmbiguousAttempts',
+} as const;
+
+/**
+ * Builds the SQS handler of the dispatch function: each record is parsed, sent at most once per idempotency key,
+ * and ends delivered, rejected, retried later (through its visibility timeout) or given up — never silently dropped.
+ */
+export function createSendEmailHandler(deps: SendEmailDeps) {
+  const { logger, metrics } = deps;
+  const clock = deps.clock ?? Date.now;
+  const random = deps.random ?? Math.random;
+
+  const idempotencyConfig = new IdempotencyConfig({
+    eventKeyJmesPath: 'idempotencyKey',
+    payloadValidationJmesPath: JOB_CONTENT_JMESPATH,
+    throwOnNoIdempotencyKey: true,
+    expiresAfterSeconds: deps.idempotencyTtlSeconds,
+    responseHook: (response) => ({ ...(response as object), replayed: true }),
+  });
+
+  /** The one place a job is sent. Throws SendDeferredError for retryable outcomes so the key is released. */
+  const sendOnce = makeIdempotent(
+    async (job: EmailJob, run: { outcome?: SendOutcome }): Promise<StoredResult> => {
+      const outcome = await dispatchJob(job, deps.dispatch);
+      run.outcome = outcome;
+      if (isRetryable(outcome.action)) throw new SendDeferredError(outcome);
+      return {
+        action: outcome.action as StoredResult['action'],
+        reason: outcome.reason,
+        messageId: toMessageId(job.idempotencyKey, deps.dispatch.messageIdDomain),
+        providerMessageId: outcome.providerMessageId,
+        recipients: outcome.recipients.map((r) => ({ hash: hashAddress(r.recipient), status: r.status, responseCode: r.responseCode })),
+      };
+    },
+    { persistenceStore: deps.persistenceStore, config: idempotencyConfig, keyPrefix: 'email-job', dataIndexArgument: 0 },
+  );
+
+  const publish = async (event: Parameters<EventPublisher['publish']>[0]) => {
+    try {
+      await deps.events.publish(event);
+    } catch (error) {
+      // The send already happened; failing the record now would only send it again. Count it and alarm instead.
+      metrics.addMetric(DispatchMetrics.eventPublishFailed, MetricUnit.Count, 1);
+      logger.error('outcome event not published', { eventType: event.type, eventId: event.id, error: error as Error });
+    }
+  };
+
+  const logOutcome = (level: 'info' | 'warn', message: string, job: EmailJob, outcome: SendOutcome, attempt: number) =>
+    logger[level](message, {
+      dispatchId: toMessageId(job.idempotencyKey, deps.dispatch.messageIdDomain),
+      action: outcome.action,
+      reason: outcome.reason,
+      detail: outcome.detail,
+      responseCode: outcome.responseCode,
+      enhancedStatus: outcome.enhancedStatus,
+      providerMessageId: outcome.providerMessageId,
+      attempt,
+      recipients: outcome.recipients.length > 0 ? outcome.recipients.map((r) => ({ hash: hashAddress(r.recipient), status: r.status, responseCode: r.responseCode })) : listRecipients(job).map((r) => ({ hash: hashAddress(r) })),
+    });
+
+  /** A job that will never be sent: dead-letter queue with its reason, a rejected event, a log line, a metric. */
+  const rejectInvalid = async (record: SQSRecord, reason: string, detail: string, idempotencyKey?: string) => {
+    await deps.deadLetters.send(record.body, { failureClass: 'invalid', failureReason: reason, failureDetail: detail, sourceMessageId: record.messageId, idempotencyKey });
+    metrics.addMetric(DispatchMetrics.invalid, MetricUnit.Count, 1);
+    logger.warn('job rejected as invalid', { sqsMessageId: record.messageId, reason, detail });
+    if (idempotencyKey) await publish(toOutcomeEvent('rejected', { idempotencyKey }, { reason, detail, recipients: [] }));
+  };
+
+  /** A retryable outcome: back off through the visibility timeout, or give up once the lifetime is spent. */
+  const deferOrGiveUp = async (record: SQSRecord, job: EmailJob, outcome: SendOutcome, attempt: number): Promise<never | void> => {
+    const decision = scheduleRetry(deps.retry, { attempt, firstEnqueuedAtMs: Number(record.attributes.SentTimestamp) || clock(), nowMs: clock() }, random());
+    if (!decision.retry) {
+      await deps.deadLetters.send(record.body, {
+        failureClass: 'exhausted',
+        failureReason: `${outcome.action}:${outcome.reason}`,
+        failureDetail: outcome.detail ?? '',
+        sourceMessageId: record.messageId,
+        idempotencyKey: job.idempotencyKey,
+      });
+      metrics.addMetric(DispatchMetrics.failed, MetricUnit.Count, 1);
+      logOutcome('warn', 'job failed: retry lifetime spent', job, outcome, attempt);
+      await publish(toOutcomeEvent('failed', { idempotencyKey: job.idempotencyKey, messageId: toMessageId(job.idempotencyKey, deps.dispatch.messageIdDomain), transport: job.transport ?? deps.dispatch.defaultTransport, attempts: attempt, tags: job.tags }, outcome));
+      return;
+    }
+    metrics.addMetric(DispatchMetrics[outcome.action as 'retry' | 'throttled' | 'blocked'], MetricUnit.Count, 1);
+    logOutcome('warn', 'job deferred', job, outcome, attempt);
+    await deps.visibility.postpone(record, decision.delaySeconds).catch((error: unknown) => {
+      logger.error('could not postpone record; it returns after the queue visibility timeout', { sqsMessageId: record.messageId, error: error as Error });
+    });
+    throw new RetryLaterError(`${outcome.action}: ${outcome.reason}`, decision.delaySeconds);
+  };
+
+  const processRecord = async (record: SQSRecord, context: Context): Promise<void> => {
+    const parsed = await parseJobRecord(record.body, deps.loadClaimCheck);
+    if (!parsed.success) return rejectInvalid(record, parsed.reason, parsed.detail, parsed.idempotencyKey);
+    const job = parsed.job;
+    const attempt = Number(record.attributes.ApproximateReceiveCount) || 1;
+    if (context.getRemainingTimeInMillis() < deps.deadlineMarginMs) throw new RetryLaterError('too close to the deadline to start', 0);
+
+    const run: { outcome?: SendOutcome } = {};
+    let stored: StoredResult;
+    try {
+      stored = await sendOnce(job, run);
+    } catch (error) {
+      const name = (error as Error).name;
+      if (name === 'IdempotencyValidationError') {
+        return rejectInvalid(record, 'idempotency-key-conflict', 'this idempotencyKey was already used for a job with different content', job.idempotencyKey);
+      }
+      if (error instanceof SendDeferredError) return deferOrGiveUp(record, job, error.outcome, attempt);
+      if (run.outcome && !isRetryable(run.outcome.action)) {
+        // Sent (or finally refused), but the completion record was not written. Deleting the message now is what
+        // keeps a redelivery from sending again; the in-progress record expires on its own.
+        logger.error('completion record not saved after send', { error: error as Error });
+        stored = { action: run.outcome.action as StoredResult['action'], reason: run.outcome.reason, messageId: '', recipients: [] };
+      } else if (name === 'IdempotencyAlreadyInProgressError') {
+        return deferOrGiveUp(record, job, { action: 'retry', reason: 'in-progress-elsewhere', recipients: [] }, attempt);
+      } else {
+        logger.error('attempt failed unexpectedly', { sqsMessageId: record.messageId, error: error as Error });
+        return deferOrGiveUp(record, job, { action: 'retry', reason: `internal-${name}`, detail: (error as Error).message, recipients: [] }, attempt);
+      }
+    }
+
+    if (stored.replayed) {
+      metrics.addMetric(DispatchMetrics.duplicate, MetricUnit.Count, 1);
+      logger.info('duplicate job skipped', { dispatchId: stored.messageId, action: stored.action });
+      return;
+    }
+    const outcome = run.outcome as SendOutcome;
+    const suppressed = outcome.recipients.filter((r) => r.status === 'suppressed').length;
+    if (suppressed > 0) metrics.addMetric(DispatchMetrics.suppressed, MetricUnit.Count, suppressed);
+    metrics.addMetric(DispatchMetrics[stored.action], MetricUnit.Count, 1);
+    logOutcome(stored.action === 'delivered' ? 'info' : 'warn', `job ${stored.action}`, job, outcome, attempt);
+    await publish(
+      toOutcomeEvent(
+        stored.action,
+        { idempotencyKey: job.idempotencyKey, messageId: toMessageId(job.idempotencyKey, deps.dispatch.messageIdDomain), transport: job.transport ?? deps.dispatch.defaultTransport, attempts: attempt, tags: job.tags },
+        outcome,
+      ),
+    );
+  };
+
+  const processor = new BatchProcessor(EventType.SQS);
+
+  const lambdaHandler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
+    idempotencyConfig.registerLambdaContext(context);
+    const finished = new Set<string>();
+    const work = processPartialResponse(
+      event,
+      async (record: SQSRecord) => {
+        await processRecord(record, context);
+        finished.add(record.messageId);
+      },
+      processor,
+      { context, throwOnFullBatchFailure: false },
+    );
+    // A Lambda timeout returns no partial response and the whole batch comes back: answer before the deadline with
+    // whatever has finished, and hand the rest back.
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<SQSBatchResponse>((resolve) => {
+      timer = setTimeout(
+        () => {
+          logger.warn('deadline near: handing unfinished records back', { unfinished: event.Records.length - finished.size });
+          resolve({ batchItemFailures: event.Records.filter((r) => !finished.has(r.messageId)).map((r) => ({ itemIdentifier: r.messageId })) });
+        },
+        Math.max(0, context.getRemainingTimeInMillis() - deps.deadlineMarginMs),
+      );
+    });
+    try {
+      return await Promise.race([work, deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+
+  const handler = middy(lambdaHandler).use(injectLambdaContext(logger, { resetKeys: true })).use(logMetrics(metrics));
+  return deps.tracer ? handler.use(captureLambdaHandler(deps.tracer)) : handler;
+}

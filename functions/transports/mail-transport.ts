@@ -1,0 +1,37 @@
+import type { Mailbox, TransportName } from '#core/email-job.js';
+
+/** A message ready to hand to a provider: recipients filtered, Message-ID fixed, attachments loaded. */
+export type OutgoingMessage = {
+  messageId: string;
+  from: Mailbox;
+  to: Mailbox[];
+  cc: Mailbox[];
+  bcc: Mailbox[];
+  replyTo: Mailbox[];
+  subject: string;
+  text?: string;
+  html?: string;
+  headers: Record<string, string>;
+  attachments: Array<{ filename: string; contentType?: string; content: Uint8Array; contentId?: string }>;
+  tags: Record<string, string>;
+};
+
+/** What the provider said when it took the message. */
+export type SendReceipt = {
+  /** The provider's id: the SMTP server's queue id from its final reply, or SES's MessageId. */
+  providerMessageId?: string;
+  accepted: string[];
+  /** Recipients refused while others were accepted (a partial rejection is a success with this list). */
+  rejected: Array<{ recipient: string; responseCode?: number; response?: string }>;
+};
+
+/**
+ * The one interface both providers sit behind. `send` resolves with a receipt or throws a `TransportError` whose
+ * `failure` the core classifier understands.
+ */
+export interface MailTransport {
+  readonly name: TransportName;
+  send(message: OutgoingMessage): Promise<SendReceipt>;
+  /** Closes pooled connections; the transport may be used again afterwards (it reconnects). */
+  close(): Promise<void>;
+}

@@ -1,0 +1,192 @@
+import type { ConnectionOptions } from 'node:tls';
+import nodemailer from 'nodemailer';
+import type { CredentialSource, SmtpCredentials } from '#core/credential-source.js';
+import { isLoopbackHost } from '#core/is-loopback-host.js';
+import { TransportError, type TransportFailure } from '#core/transport-failure.js';
+import type { MailTransport, OutgoingMessage, SendReceipt } from './mail-transport.js';
+import { toMailOptions } from './to-mail-options.js';
+
+/**
+ * How the SMTP connection is secured.
+ * - `starttls`: plain connect, then STARTTLS is required (`requireTLS`); a server without it gets nothing, not even AUTH.
+ * - `implicit`: TLS from the first byte (port 465).
+ * - `none`: plaintext; allowed only for a loopback host.
+ */
+export type SmtpSecurity = 'starttls' | 'implicit' | 'none';
+
+export type SmtpSettings = {
+  host: string;
+  port: number;
+  security: SmtpSecurity;
+  /** Parallel connections in the pool. @default 5 */
+  maxConnections?: number;
+  /** Messages per connection before it is replaced. @default 100 */
+  maxMessagesPerConnection?: number;
+  /** A pool older than this is replaced before the next send, seconds. @default 300 */
+  maxPoolAgeSeconds?: number;
+  /**
+   * A pool idle for longer than this is discarded rather than trusted, seconds. A frozen Lambda's sockets come back
+   * reset, and servers drop idle clients ("421 4.4.2 Idle timeout"). @default 20
+   */
+  idleResetSeconds?: number;
+  /** Messages per second per container; 0 for no limit. @default 0 */
+  ratePerSecond?: number;
+  /** Connect, greeting and socket timeouts, milliseconds. @default 10000, 10000, 30000 */
+  connectionTimeoutMs?: number;
+  greetingTimeoutMs?: number;
+  socketTimeoutMs?: number;
+  /** Extra TLS options (a private CA, a pinned server name). Certificates are always verified. */
+  tls?: ConnectionOptions;
+  /** The name we give in EHLO. @default the OS host name */
+  clientName?: string;
+};
+
+type Pool = { transporter: ReturnType<typeof nodemailer.createTransport>; createdAt: number; lastUsedAt: number; inFlight: number; retired: boolean };
+
+/** Turns a nodemailer error into the facts the classifier needs; the only code that reads nodemailer's error shape. */
+export function toSmtpFailure(error: unknown): TransportFailure {
+  const e = (error ?? {}) as {
+    code?: unknown;
+    responseCode?: unknown;
+    response?: unknown;
+    command?: unknown;
+    message?: unknown;
+    rejectedErrors?: Array<{ recipient?: unknown; responseCode?: unknown; response?: unknown }>;
+  };
+  const rejected = Array.isArray(e.rejectedErrors)
+    ? e.rejectedErrors.map((r) => ({
+        recipient: String(r.recipient ?? ''),
+        responseCode: typeof r.responseCode === 'number' ? r.responseCode : undefined,
+        response: typeof r.response === 'string' ? r.response : undefined,
+      }))
+    : undefined;
+  return {
+    provider: 'smtp',
+    code: typeof e.code === 'string' ? e.code : undefined,
+    responseCode: typeof e.responseCode === 'number' ? e.responseCode : undefined,
+    response: typeof e.response === 'string' ? e.response : undefined,
+    command: typeof e.command === 'string' ? e.command : undefined,
+    rejected: rejected && rejected.length > 0 ? rejected : undefined,
+    message: typeof e.message === 'string' ? e.message : String(error),
+  };
+}
+
+/** Checks settings that would make the transport unsafe; throws naming the setting. */
+export function assertSafeSmtpSettings(settings: Pick<SmtpSettings, 'host' | 'security' | 'tls'>): void {
+  if (settings.security === 'none' && !isLoopbackHost(settings.host)) {
+    throw new Error(`SMTP security "none" (plaintext) is only allowed for a loopback host, not ${settings.host}; use starttls or implicit`);
+  }
+  if (settings.tls?.rejectUnauthorized === false) {
+    throw new Error('SMTP tls.rejectUnauthorized=false is not allowed; give the server CA in tls.ca instead');
+  }
+}
+
+// The server's queue id from its final reply, e.g. "250 2.0.0 Ok: queued as 4Yb2kq1XzLz3x" or "250 OK id=1sX4-0004".
+const QUEUE_ID = /(?:queued as|id=|ok:?)\s*<?([A-Za-z0-9._@-]{4,})>?\s*$/i;
+
+/**
+ * SMTP over a nodemailer pool, created once per container and reused across invocations.
+ * A pool idle past `idleResetSeconds` or older than `maxPoolAgeSeconds` is retired (closed once its sends finish)
+ * and replaced; an authentication failure refreshes the credentials and retires the pool, so a rotated secret
+ * takes effect on the next attempt.
+ */
+export function createSmtpTransport(
+  settings: SmtpSettings,
+  credentials?: CredentialSource<SmtpCredentials>,
+  clock: () => number = Date.now,
+): MailTransport {
+  assertSafeSmtpSettings(settings);
+  const idleResetMs = (settings.idleResetSeconds ?? 20) * 1000;
+  const maxAgeMs = (settings.maxPoolAgeSeconds ?? 300) * 1000;
+  let current: Pool | undefined;
+  let refreshCredentials = false;
+
+  const retire = (pool: Pool) => {
+    pool.retired = true;
+    if (current === pool) current = undefined;
+    if (pool.inFlight === 0) pool.transporter.close();
+  };
+
+  const build = async (): Promise<Pool> => {
+    const auth = credentials ? await credentials.get({ refresh: refreshCredentials }) : undefined;
+    refreshCredentials = false;
+    const transporter = nodemailer.createTransport({
+      pool: true,
+      host: settings.host,
+      port: settings.port,
+      secure: settings.security === 'implicit',
+      requireTLS: settings.security === 'starttls',
+      ignoreTLS: settings.security === 'none',
+      auth: auth ? { user: auth.username, pass: auth.password } : undefined,
+      maxConnections: settings.maxConnections ?? 5,
+      maxMessages: settings.maxMessagesPerConnection ?? 100,
+      rateLimit: settings.ratePerSecond ? settings.ratePerSecond : undefined,
+      rateDelta: 1000,
+      connectionTimeout: settings.connectionTimeoutMs ?? 10_000,
+      greetingTimeout: settings.greetingTimeoutMs ?? 10_000,
+      socketTimeout: settings.socketTimeoutMs ?? 30_000,
+      name: settings.clientName,
+      tls: { minVersion: 'TLSv1.2', ...settings.tls, rejectUnauthorized: true },
+      disableFileAccess: true,
+      disableUrlAccess: true,
+      logger: false,
+    });
+    const now = clock();
+    return { transporter, createdAt: now, lastUsedAt: now, inFlight: 0, retired: false };
+  };
+
+  let building: Promise<Pool> | undefined;
+  const acquire = async (): Promise<Pool> => {
+    const now = clock();
+    if (current && (now - current.lastUsedAt > idleResetMs || now - current.createdAt > maxAgeMs)) retire(current);
+    if (current) return current;
+    building ??= build().finally(() => {
+      building = undefined;
+    });
+    const pool = await building;
+    current ??= pool;
+    return current;
+  };
+
+  return {
+    name: 'smtp',
+    async send(message: OutgoingMessage): Promise<SendReceipt> {
+      let pool: Pool;
+      try {
+        pool = await acquire();
+      } catch (error) {
+        // Fetching credentials failed: our setup, not the message.
+        throw new TransportError({ provider: 'smtp', code: 'ECONFIG', message: `SMTP credentials unavailable: ${(error as Error).message}` }, { cause: error });
+      }
+      pool.inFlight += 1;
+      pool.lastUsedAt = clock();
+      try {
+        const info = await pool.transporter.sendMail(toMailOptions(message));
+        const rejectedErrors = (info as { rejectedErrors?: unknown[] }).rejectedErrors ?? [];
+        const failure = toSmtpFailure({ rejectedErrors });
+        return {
+          providerMessageId: typeof info.response === 'string' ? QUEUE_ID.exec(info.response)?.[1] : undefined,
+          accepted: ((info.accepted ?? []) as Array<string | { address: string }>).map((a) => (typeof a === 'string' ? a : a.address)),
+          rejected: failure.provider === 'smtp' ? (failure.rejected ?? []) : [],
+        };
+      } catch (error) {
+        const failure = toSmtpFailure(error);
+        if (failure.provider === 'smtp' && (failure.code === 'EAUTH' || failure.code === 'ENOAUTH')) {
+          refreshCredentials = true;
+          retire(pool);
+        } else if (failure.provider === 'smtp' && (failure.code === 'ECONNECTION' || failure.code === 'ESOCKET' || failure.code === 'ETIMEDOUT')) {
+          // One broken socket is reason enough not to trust its siblings.
+          retire(pool);
+        }
+        throw new TransportError(failure, { cause: error });
+      } finally {
+        pool.inFlight -= 1;
+        pool.lastUsedAt = clock();
+        if (pool.retired && pool.inFlight === 0) pool.transporter.close();
+      }
+    },
+    async close() {
+      if (current) retire(current);
+    },
+  };
+}
