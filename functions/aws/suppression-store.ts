@@ -1,6 +1,9 @@
 import { BatchGetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { hashAddress } from '#core/message-id.js';
 import type { SuppressionList } from '#core/dispatch-job.js';
+import { TableKeys } from './table-keys.js';
+
+const KEY = TableKeys.suppression.partitionKey;
 
 /** Why an address is suppressed. */
 export type SuppressionReason = 'hard-bounce' | 'complaint' | 'manual';
@@ -25,12 +28,12 @@ export function createSuppressionStore(client: DynamoDBDocumentClient, tableName
     async findSuppressed(addresses) {
       const byHash = new Map(addresses.map((a) => [hashAddress(a), a.toLowerCase()]));
       const found = new Set<string>();
-      let keys: Array<Record<string, unknown>> = [...byHash.keys()].map((addressHash) => ({ addressHash }));
+      let keys: Array<Record<string, unknown>> = [...byHash.keys()].map((hash) => ({ [KEY]: hash }));
       for (let round = 0; keys.length > 0 && round < 5; round += 1) {
         if (round > 0) await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** round));
-        const result = await client.send(new BatchGetCommand({ RequestItems: { [tableName]: { Keys: keys.slice(0, 100), ProjectionExpression: 'addressHash' } } }));
+        const result = await client.send(new BatchGetCommand({ RequestItems: { [tableName]: { Keys: keys.slice(0, 100), ProjectionExpression: KEY } } }));
         for (const item of result.Responses?.[tableName] ?? []) {
-          const address = byHash.get(String(item.addressHash));
+          const address = byHash.get(String(item[KEY]));
           if (address) found.add(address);
         }
         keys = [...((result.UnprocessedKeys?.[tableName]?.Keys as Array<Record<string, unknown>>) ?? []), ...keys.slice(100)];
@@ -42,7 +45,7 @@ export function createSuppressionStore(client: DynamoDBDocumentClient, tableName
       await client.send(
         new PutCommand({
           TableName: tableName,
-          Item: { addressHash: hashAddress(entry.address), reason: entry.reason, source: entry.source, status: entry.status, createdAt: now.toISOString() },
+          Item: { [KEY]: hashAddress(entry.address), reason: entry.reason, source: entry.source, status: entry.status, createdAt: now.toISOString() },
         }),
       );
     },

@@ -98,13 +98,16 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
       const outcome = await dispatchJob(job, deps.dispatch);
       run.outcome = outcome;
       if (isRetryable(outcome.action)) throw new SendDeferredError(outcome);
-      return {
-        action: outcome.action as StoredResult['action'],
-        reason: outcome.reason,
-        messageId: toMessageId(job.idempotencyKey, deps.dispatch.messageIdDomain),
-        providerMessageId: outcome.providerMessageId,
-        recipients: outcome.recipients.map((r) => ({ hash: hashAddress(r.recipient), status: r.status, responseCode: r.responseCode })),
-      };
+      // Plain JSON (no undefined values): the persistence layer marshals it into DynamoDB as it is.
+      return JSON.parse(
+        JSON.stringify({
+          action: outcome.action,
+          reason: outcome.reason,
+          messageId: toMessageId(job.idempotencyKey, deps.dispatch.messageIdDomain),
+          providerMessageId: outcome.providerMessageId,
+          recipients: outcome.recipients.map((r) => ({ hash: hashAddress(r.recipient), status: r.status, responseCode: r.responseCode })),
+        }),
+      ) as StoredResult;
     },
     { persistenceStore: deps.persistenceStore, config: idempotencyConfig, keyPrefix: 'email-job', dataIndexArgument: 0 },
   );

@@ -120,6 +120,10 @@ export function createSmtpTransport(
       auth: auth ? { user: auth.username, pass: auth.password } : undefined,
       maxConnections: settings.maxConnections ?? 5,
       maxMessages: settings.maxMessagesPerConnection ?? 100,
+      // The pool moves a message to a fresh connection only when a reused one closed before a byte of the message
+      // was sent (a server's idle drop, a frozen container's dead socket): safe, and what makes a stale pooled
+      // connection harmless. Once data went out, a failure is reported to us and the queue retries.
+      maxRequeues: 2,
       rateLimit: settings.ratePerSecond ? settings.ratePerSecond : undefined,
       rateDelta: 1000,
       connectionTimeout: settings.connectionTimeoutMs ?? 10_000,

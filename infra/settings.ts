@@ -1,0 +1,89 @@
+import { DEFAULT_RETRY_POLICY, maxAttemptsWithinLifetime, type RetryPolicy } from '#core/retry-schedule.js';
+
+/**
+ * The settings that shape the running system, read by both the CDK stack and the local twin: one truth, so the
+ * twin behaves as the deployed stack does. Deploy-time overrides come from CDK context (see infra/stack-config.ts).
+ */
+export type SystemSettings = {
+  /** Records per Lambda invocation. @default 10 */
+  batchSize: number;
+  /** How long the event source gathers a batch, seconds (0–300). @default 1 */
+  maxBatchingWindowSeconds: number;
+  /** The concurrency cap: most concurrent dispatch invocations (ScalingConfig.MaximumConcurrency, 2–1000). @default 5 */
+  maxConcurrency: number;
+  /** Dispatch function timeout, seconds. @default 60 */
+  functionTimeoutSeconds: number;
+  /** Retry schedule of the dispatch path. @default 30 s doubling to 900 s, for 6 h */
+  retry: RetryPolicy;
+  /** Receives a job may have before SQS moves it to the DLQ: derived, see {@link deriveQueueSettings}. */
+  crashAllowance: number;
+  /** Largest queue message, bytes (SQS allows up to 1 MiB). @default 1048576 */
+  maxMessageSizeBytes: number;
+  /** How often the IMAP poller runs, minutes. @default 1 */
+  pollRateMinutes: number;
+  /** IMAP poller function timeout, seconds. @default 60 */
+  pollerTimeoutSeconds: number;
+};
+
+export const DEFAULT_SETTINGS: SystemSettings = {
+  batchSize: 10,
+  maxBatchingWindowSeconds: 1,
+  maxConcurrency: 5,
+  functionTimeoutSeconds: 60,
+  retry: DEFAULT_RETRY_POLICY,
+  crashAllowance: 3,
+  maxMessageSizeBytes: 1024 * 1024,
+  pollRateMinutes: 1,
+  pollerTimeoutSeconds: 60,
+};
+
+/** Queue settings that follow from the others; computed, never set by hand, so they cannot disagree. */
+export type QueueSettings = {
+  /** ≥ 6 × the function timeout (AWS's guidance for SQS event sources). */
+  visibilityTimeoutSeconds: number;
+  /**
+   * Every attempt the retry schedule can make within the lifetime (delays at their shortest), plus
+   * `crashAllowance` receives for invocations that died without deciding. A job that keeps crashing the handler
+   * reaches the DLQ through the redrive policy; a job that keeps failing to send is given up by the handler first.
+   */
+  maxReceiveCount: number;
+  /** Source retention: the lifetime plus a day's margin, at least 4 days (the SQS default). */
+  retentionSeconds: number;
+  /** DLQ retention: 14 days, the maximum, longer than the source's (expiry counts from the first enqueue). */
+  deadLetterRetentionSeconds: number;
+};
+
+export function deriveQueueSettings(settings: SystemSettings): QueueSettings {
+  const maxReceiveCount = Math.min(1000, maxAttemptsWithinLifetime(settings.retry) + settings.crashAllowance);
+  return {
+    visibilityTimeoutSeconds: 6 * settings.functionTimeoutSeconds,
+    maxReceiveCount,
+    retentionSeconds: Math.min(14 * 86_400 - 3600, Math.max(4 * 86_400, settings.retry.lifetimeSeconds + 86_400)),
+    deadLetterRetentionSeconds: 14 * 86_400,
+  };
+}
+
+/** Lists every problem with a set of settings (empty when valid). */
+export function validateSettings(settings: SystemSettings): string[] {
+  const problems: string[] = [];
+  const range = (name: string, value: number, min: number, max: number) => {
+    if (!Number.isInteger(value) || value < min || value > max) problems.push(`${name} must be an integer from ${min} to ${max}, got ${value}`);
+  };
+  range('batchSize', settings.batchSize, 1, 10_000);
+  range('maxBatchingWindowSeconds', settings.maxBatchingWindowSeconds, 0, 300);
+  if (settings.batchSize > 10 && settings.maxBatchingWindowSeconds < 1) problems.push('batchSize above 10 needs maxBatchingWindowSeconds of at least 1');
+  range('maxConcurrency', settings.maxConcurrency, 2, 1000);
+  range('functionTimeoutSeconds', settings.functionTimeoutSeconds, 10, 900);
+  range('retry.baseDelaySeconds', settings.retry.baseDelaySeconds, 1, 43_200);
+  range('retry.maxDelaySeconds', settings.retry.maxDelaySeconds, settings.retry.baseDelaySeconds, 43_200);
+  range('retry.lifetimeSeconds', settings.retry.lifetimeSeconds, 60, 13 * 86_400);
+  range('crashAllowance', settings.crashAllowance, 1, 100);
+  range('maxMessageSizeBytes', settings.maxMessageSizeBytes, 1024, 1024 * 1024);
+  range('pollRateMinutes', settings.pollRateMinutes, 1, 60);
+  range('pollerTimeoutSeconds', settings.pollerTimeoutSeconds, 10, 900);
+  if (6 * settings.functionTimeoutSeconds > 43_200) problems.push('functionTimeoutSeconds × 6 must fit the 12-hour SQS visibility limit');
+  if (maxAttemptsWithinLifetime(settings.retry) + settings.crashAllowance > 1000) {
+    problems.push('retry schedule allows more attempts than maxReceiveCount can hold (1000); raise retry.baseDelaySeconds or lower retry.lifetimeSeconds');
+  }
+  return problems;
+}

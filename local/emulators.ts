@@ -1,0 +1,42 @@
+import type { Server } from 'node:http';
+import { buildApp } from 'fauxqs';
+import dynalite from 'dynalite';
+import { LOOPBACK, freePort } from './loopback.js';
+
+/** A running emulator: its endpoint URL and how to stop it. */
+export type Emulator = { endpoint: string; port: number; stop(): Promise<void> };
+
+const closeServer = (server: Server) => new Promise<void>((resolve) => server.close(() => resolve()));
+
+/**
+ * SQS, SNS and S3 in one fauxqs app, built with `buildApp` and listening on 127.0.0.1 only
+ * (its `startFauxqs` and CLI listen on 0.0.0.0).
+ */
+export async function startFauxqs(port = 0): Promise<Emulator> {
+  const app = buildApp({ logger: false, host: LOOPBACK });
+  await app.listen({ port, host: LOOPBACK });
+  const address = app.server.address();
+  const actual = typeof address === 'object' && address ? address.port : port;
+  return { endpoint: `http://${LOOPBACK}:${actual}`, port: actual, stop: () => app.close() };
+}
+
+/** DynamoDB (dynalite) on 127.0.0.1, in memory or on disk under `path`. */
+export async function startDynalite(options: { port?: number; path?: string } = {}): Promise<Emulator> {
+  const server = dynalite({ path: options.path, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, LOOPBACK, () => resolve()));
+  const address = server.address();
+  const actual = typeof address === 'object' && address ? address.port : 0;
+  return { endpoint: `http://${LOOPBACK}:${actual}`, port: actual, stop: () => closeServer(server) };
+}
+
+type SesServer = (config: { host: string; port: number }) => Promise<Server>;
+
+/** The SES v2 API (aws-ses-v2-local) on 127.0.0.1 (it defaults to `::`). Sent mail is at `GET /store`. */
+export async function startSesLocal(port?: number): Promise<Emulator> {
+  // A CommonJS module with `exports.default`: under Node's ESM loader the function sits one level deeper.
+  const module = (await import('aws-ses-v2-local')) as unknown as { default: SesServer | { default: SesServer } };
+  const sesServer = typeof module.default === 'function' ? module.default : module.default.default;
+  const actual = port ?? (await freePort());
+  const server = await sesServer({ host: LOOPBACK, port: actual });
+  return { endpoint: `http://${LOOPBACK}:${actual}`, port: actual, stop: () => closeServer(server) };
+}

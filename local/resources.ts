@@ -1,0 +1,97 @@
+import { CreateTableCommand, UpdateTimeToLiveCommand } from '@aws-sdk/client-dynamodb';
+import { CreateBucketCommand } from '@aws-sdk/client-s3';
+import { CreateTopicCommand, SubscribeCommand } from '@aws-sdk/client-sns';
+import { CreateQueueCommand, GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
+import type { AwsClients } from '#aws/clients.js';
+import { TableKeys } from '#aws/table-keys.js';
+import { deriveQueueSettings, type SystemSettings } from '#infra/settings.js';
+
+/** Names of the twin's resources. */
+export const LOCAL_NAMES = {
+  jobsQueue: 'email-dispatch-jobs',
+  deadLetterQueue: 'email-dispatch-jobs-dlq',
+  eventsTopic: 'email-dispatch-events',
+  eventsTapQueue: 'email-dispatch-events-tap',
+  bucket: 'email-dispatch-attachments',
+  idempotencyTable: 'email-dispatch-idempotency',
+  suppressionTable: 'email-dispatch-suppression',
+  mailboxStateTable: 'email-dispatch-mailbox-state',
+};
+
+export type LocalResources = {
+  jobsQueueUrl: string;
+  jobsQueueArn: string;
+  deadLetterQueueUrl: string;
+  deadLetterQueueArn: string;
+  eventsTopicArn: string;
+  /** A queue subscribed to the events topic, so the twin (and tests) can see what was published. */
+  eventsTapQueueUrl: string;
+  bucket: string;
+  idempotencyTable: string;
+  suppressionTable: string;
+  mailboxStateTable: string;
+};
+
+async function queueArn(clients: AwsClients, queueUrl: string): Promise<string> {
+  const result = await clients.sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }));
+  return result.Attributes?.QueueArn ?? '';
+}
+
+async function createTable(clients: AwsClients, name: string, key: string, ttlAttribute?: string) {
+  await clients.dynamodb
+    .send(new CreateTableCommand({ TableName: name, BillingMode: 'PAY_PER_REQUEST', AttributeDefinitions: [{ AttributeName: key, AttributeType: 'S' }], KeySchema: [{ AttributeName: key, KeyType: 'HASH' }] }))
+    .catch((error: { name?: string }) => {
+      if (error.name !== 'ResourceInUseException') throw error;
+    });
+  if (ttlAttribute) {
+    await clients.dynamodb.send(new UpdateTimeToLiveCommand({ TableName: name, TimeToLiveSpecification: { AttributeName: ttlAttribute, Enabled: true } })).catch(() => {});
+  }
+}
+
+/**
+ * Creates the queues, DLQ, topic, bucket and tables as the stack defines them, from the same settings
+ * (visibility, retention, size limit, redrive). Safe to run again on existing resources.
+ */
+export async function createLocalResources(clients: AwsClients, settings: SystemSettings, names = LOCAL_NAMES): Promise<LocalResources> {
+  const queue = deriveQueueSettings(settings);
+  const dlq = await clients.sqs.send(
+    new CreateQueueCommand({ QueueName: names.deadLetterQueue, Attributes: { MessageRetentionPeriod: String(queue.deadLetterRetentionSeconds), MaximumMessageSize: String(settings.maxMessageSizeBytes) } }),
+  );
+  const deadLetterQueueUrl = dlq.QueueUrl ?? '';
+  const deadLetterQueueArn = await queueArn(clients, deadLetterQueueUrl);
+  const jobs = await clients.sqs.send(
+    new CreateQueueCommand({
+      QueueName: names.jobsQueue,
+      Attributes: {
+        VisibilityTimeout: String(queue.visibilityTimeoutSeconds),
+        MessageRetentionPeriod: String(queue.retentionSeconds),
+        MaximumMessageSize: String(settings.maxMessageSizeBytes),
+        RedrivePolicy: JSON.stringify({ deadLetterTargetArn: deadLetterQueueArn, maxReceiveCount: queue.maxReceiveCount }),
+      },
+    }),
+  );
+  const jobsQueueUrl = jobs.QueueUrl ?? '';
+  const topic = await clients.sns.send(new CreateTopicCommand({ Name: names.eventsTopic }));
+  const eventsTopicArn = topic.TopicArn ?? '';
+  const tap = await clients.sqs.send(new CreateQueueCommand({ QueueName: names.eventsTapQueue }));
+  const eventsTapQueueUrl = tap.QueueUrl ?? '';
+  await clients.sns.send(new SubscribeCommand({ TopicArn: eventsTopicArn, Protocol: 'sqs', Endpoint: await queueArn(clients, eventsTapQueueUrl), Attributes: { RawMessageDelivery: 'true' } }));
+  await clients.s3.send(new CreateBucketCommand({ Bucket: names.bucket })).catch((error: { name?: string }) => {
+    if (error.name !== 'BucketAlreadyOwnedByYou' && error.name !== 'BucketAlreadyExists') throw error;
+  });
+  await createTable(clients, names.idempotencyTable, TableKeys.idempotency.partitionKey, TableKeys.idempotency.ttlAttribute);
+  await createTable(clients, names.suppressionTable, TableKeys.suppression.partitionKey);
+  await createTable(clients, names.mailboxStateTable, TableKeys.mailboxState.partitionKey, TableKeys.mailboxState.ttlAttribute);
+  return {
+    jobsQueueUrl,
+    jobsQueueArn: await queueArn(clients, jobsQueueUrl),
+    deadLetterQueueUrl,
+    deadLetterQueueArn,
+    eventsTopicArn,
+    eventsTapQueueUrl,
+    bucket: names.bucket,
+    idempotencyTable: names.idempotencyTable,
+    suppressionTable: names.suppressionTable,
+    mailboxStateTable: names.mailboxStateTable,
+  };
+}

@@ -1,0 +1,172 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { DeleteMessageCommand, ReceiveMessageCommand, SendMessageCommand, type Message } from '@aws-sdk/client-sqs';
+import { createAwsClients } from '#aws/clients.js';
+import type { EmailJob } from '#core/email-job.js';
+import { loadDispatchConfig } from '#functions/config.js';
+import { buildSendEmailDeps } from '#handlers/build-send-email-deps.js';
+import { createSendEmailHandler, type SendEmailDeps } from '#handlers/send-email-handler.js';
+import { DEFAULT_SETTINGS, deriveQueueSettings, type SystemSettings } from '#infra/settings.js';
+import { startDynalite, startFauxqs, type Emulator } from '#local/emulators.js';
+import { deliverOneBatch } from '#local/event-source.js';
+import { createLocalResources } from '#local/resources.js';
+import { startSmtpSink, type SmtpSinkOptions } from '#local/smtp-sink.js';
+import { localTlsCertificate } from '#local/tls-certificate.js';
+import { captureOutput } from './captured-output.js';
+
+export const SMTP_USER = { username: 'relay-user', password: 'relay-pass-1' };
+
+/** Shared emulators for one test file: start once in beforeAll. */
+export async function startAwsEmulators() {
+  const fauxqs = await startFauxqs();
+  const dynamo = await startDynalite();
+  const clients = createAwsClients({
+    region: 'eu-west-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    endpoints: { sqs: fauxqs.endpoint, sns: fauxqs.endpoint, s3: fauxqs.endpoint, dynamodb: dynamo.endpoint },
+  });
+  return {
+    fauxqs,
+    dynamo,
+    clients,
+    stop: async () => {
+      for (const e of [fauxqs, dynamo] as Emulator[]) await e.stop();
+    },
+  };
+}
+export type AwsEmulators = Awaited<ReturnType<typeof startAwsEmulators>>;
+
+let counter = 0;
+
+/**
+ * The dispatch handler wired exactly as in production, against real peers on loopback: fauxqs (SQS, SNS, S3),
+ * dynalite, and an SMTP sink with STARTTLS and AUTH. Each harness gets its own queues and tables.
+ */
+export async function startDispatchHarness(aws: AwsEmulators, options: { sink?: SmtpSinkOptions; env?: Record<string, string>; settings?: Partial<SystemSettings>; deps?: Partial<SendEmailDeps> } = {}) {
+  counter += 1;
+  const suffix = `${process.pid}-${counter}`;
+  const cert = localTlsCertificate();
+  const sink = await startSmtpSink({ tls: cert, credentials: SMTP_USER, ...options.sink });
+  const settings = { ...DEFAULT_SETTINGS, ...options.settings };
+  const resources = await createLocalResources(aws.clients, settings, {
+    jobsQueue: `jobs-${suffix}`,
+    deadLetterQueue: `dlq-${suffix}`,
+    eventsTopic: `events-${suffix}`,
+    eventsTapQueue: `events-tap-${suffix}`,
+    bucket: `attachments-${suffix}`,
+    idempotencyTable: `idempotency-${suffix}`,
+    suppressionTable: `suppression-${suffix}`,
+    mailboxStateTable: `mailbox-${suffix}`,
+  });
+  const config = loadDispatchConfig({
+    JOBS_QUEUE_URL: resources.jobsQueueUrl,
+    DEAD_LETTER_QUEUE_URL: resources.deadLetterQueueUrl,
+    IDEMPOTENCY_TABLE: resources.idempotencyTable,
+    SUPPRESSION_TABLE: resources.suppressionTable,
+    EVENTS_TOPIC_ARN: resources.eventsTopicArn,
+    ATTACHMENT_BUCKET: resources.bucket,
+    DEFAULT_FROM: 'noreply@example.com',
+    SMTP_HOST: sink.host,
+    SMTP_PORT: String(sink.port),
+    SMTP_SECURITY: 'starttls',
+    SMTP_SECRET_ID: 'local',
+    ...options.env,
+  });
+  const logger = new Logger({ serviceName: 'email-dispatch', logLevel: 'DEBUG' });
+  const metrics = new Metrics({ namespace: 'EmailDispatch', serviceName: 'email-dispatch' });
+  const output = captureOutput(logger, metrics);
+  const credentialFetches: boolean[] = [];
+  let credentials = SMTP_USER;
+  const deps = await buildSendEmailDeps(config, aws.clients, { logger, metrics }, {
+    smtpCredentials: {
+      async get({ refresh = false } = {}) {
+        credentialFetches.push(refresh);
+        return credentials;
+      },
+    },
+    smtpTls: { ca: cert.cert },
+  });
+  Object.assign(deps, options.deps);
+  const handler = createSendEmailHandler(deps);
+  const queue = deriveQueueSettings(settings);
+
+  const drain = async (queueUrl: string, max = 1000): Promise<Message[]> => {
+    const out: Message[] = [];
+    for (let i = 0; i < 100 && out.length < max; i += 1) {
+      const result = await aws.clients.sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, MessageAttributeNames: ['All'], MessageSystemAttributeNames: ['All'] }));
+      const got = result.Messages ?? [];
+      if (got.length === 0) break;
+      out.push(...got);
+      for (const m of got) await aws.clients.sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: m.ReceiptHandle }));
+    }
+    return out;
+  };
+
+  return {
+    sink,
+    config,
+    deps,
+    handler,
+    resources,
+    output,
+    credentialFetches,
+    setCredentials(next: typeof SMTP_USER) {
+      credentials = next;
+    },
+    /** Puts a job (or any raw body) on the jobs queue; returns the SQS message id. */
+    async enqueue(job: EmailJob | string | object): Promise<string> {
+      const body = typeof job === 'string' ? job : JSON.stringify(job);
+      const result = await aws.clients.sqs.send(new SendMessageCommand({ QueueUrl: resources.jobsQueueUrl, MessageBody: body }));
+      return result.MessageId ?? '';
+    },
+    /** One event-source poll of up to `batchSize` records through the handler. */
+    async deliver(batchSize = settings.batchSize) {
+      return deliverOneBatch({
+        sqs: aws.clients.sqs,
+        queueUrl: resources.jobsQueueUrl,
+        queueArn: resources.jobsQueueArn,
+        handler,
+        functionName: 'send-email',
+        batchSize,
+        maxBatchingWindowSeconds: 0,
+        visibilityTimeoutSeconds: queue.visibilityTimeoutSeconds,
+        functionTimeoutSeconds: settings.functionTimeoutSeconds,
+        waitTimeSeconds: 0,
+      });
+    },
+    /** Polls until a poll receives nothing (bounded). */
+    async deliverAll(maxPolls = 50) {
+      const totals = { received: 0, succeeded: 0, failed: 0 };
+      for (let i = 0; i < maxPolls; i += 1) {
+        const r = await this.deliver();
+        if (r.received === 0) break;
+        totals.received += r.received;
+        totals.succeeded += r.succeeded;
+        totals.failed += r.failed;
+      }
+      return totals;
+    },
+    /** Every event published so far (and removes them from the tap). */
+    async events(): Promise<Array<Record<string, unknown>>> {
+      return (await drain(resources.eventsTapQueueUrl)).map((m) => JSON.parse(m.Body ?? '{}') as Record<string, unknown>);
+    },
+    /** Every dead-lettered message so far, with its reason attributes (and removes them). */
+    async deadLetters() {
+      return (await drain(resources.deadLetterQueueUrl)).map((m) => ({
+        body: m.Body ?? '',
+        attributes: Object.fromEntries(Object.entries(m.MessageAttributes ?? {}).map(([k, v]) => [k, v.StringValue ?? ''])),
+      }));
+    },
+    /** Messages still on the jobs queue, visible or not. */
+    async queueDepth() {
+      const { GetQueueAttributesCommand } = await import('@aws-sdk/client-sqs');
+      const r = await aws.clients.sqs.send(new GetQueueAttributesCommand({ QueueUrl: resources.jobsQueueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }));
+      return Number(r.Attributes?.ApproximateNumberOfMessages ?? 0) + Number(r.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0);
+    },
+    async stop() {
+      for (const transport of Object.values(deps.dispatch.transports)) await transport?.close();
+      await sink.stop();
+    },
+  };
+}
+export type DispatchHarness = Awaited<ReturnType<typeof startDispatchHarness>>;

@@ -1,0 +1,62 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { toEmailJobJsonSchema } from '#core/email-job-json-schema.js';
+import { EmailJobSchema, listRecipients } from '#core/email-job.js';
+import { parseJobRecord } from '#core/parse-job-record.js';
+import { emailJobFactory } from '../../support/factories.js';
+
+describe('the email job schema', () => {
+  it('accepts a full job', () => {
+    const job = emailJobFactory({
+      from: { address: 'shop@example.com', name: 'Shöp, Inc.' },
+      to: ['a@example.net', { address: 'b@exämple.de', name: 'B' }],
+      cc: ['c@example.org'],
+      bcc: ['d@example.org'],
+      replyTo: ['help@example.com'],
+      html: '<p>hi</p>',
+      headers: { 'X-Campaign': 'spring', 'List-Unsubscribe': '<https://example.com/u>' },
+      attachments: [{ filename: 'a.txt', contentType: 'text/plain', content: 'aGVsbG8=' }],
+      tags: { campaign: 'spring' },
+      transport: 'ses',
+    });
+    expect(EmailJobSchema.safeParse(job).success).toBe(true);
+  });
+
+  it.each([
+    [{ idempotencyKey: '' }, 'idempotencyKey'],
+    [{ idempotencyKey: 'has space' }, 'idempotencyKey'],
+    [{ to: [] }, 'to'],
+    [{ to: ['Alice <a@example.net>'] }, 'to.0'],
+    [{ to: Array.from({ length: 51 }, (_, i) => `u${i}@example.net`) }, 'to'],
+    [{ subject: 'a\nb' }, 'subject'],
+    [{ text: undefined }, 'text'],
+    [{ headers: { Bcc: 'x@example.net' } }, 'headers.Bcc'],
+    [{ headers: { 'X-Dispatch-Id': 'spoof' } }, 'headers.X-Dispatch-Id'],
+    [{ attachments: [{ filename: 'a.txt', content: '***' }] }, 'attachments.0.content'],
+    [{ attachments: [{ filename: 'a.txt' }] }, 'attachments.0'],
+    [{ attachments: [{ filename: '../etc/passwd', content: 'aGVsbG8=' }] }, 'attachments.0.filename'],
+    [{ version: 2 }, 'version'],
+    [{ unexpected: true }, '(job)'],
+  ] as const)('rejects %j, naming %s', async (override, field) => {
+    const result = await parseJobRecord(JSON.stringify({ ...emailJobFactory(), ...override }));
+    expect(result.success).toBe(false);
+    if (!result.success) {
+      expect(result.reason).toBe('invalid-job');
+      expect(result.detail.startsWith(`${field}:`)).toBe(true);
+    }
+  });
+
+  it('says a body is not JSON', async () => {
+    const result = await parseJobRecord('{not json');
+    expect(result).toMatchObject({ success: false, reason: 'invalid-json' });
+  });
+
+  it('lists envelope recipients once, case-insensitively', () => {
+    expect(listRecipients({ to: ['A@x.io', { address: 'b@x.io' }], cc: ['a@X.io'], bcc: ['c@x.io'] })).toEqual(['A@x.io', 'b@x.io', 'c@x.io']);
+  });
+
+  it('ships a JSON Schema that matches the zod schema', () => {
+    const committed = JSON.parse(readFileSync(new URL('../../../schema/email-job.v1.json', import.meta.url), 'utf8'));
+    expect(committed).toEqual(toEmailJobJsonSchema());
+  });
+});
