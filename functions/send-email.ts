@@ -5,15 +5,16 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { createAwsClients } from '#aws/clients.js';
 import { createSecretsManagerCredentials } from '#aws/secrets-credentials.js';
 import { toSmtpCredentials } from '#core/credential-source.js';
+import { METRIC_NAMESPACE, SERVICE_NAME } from '#core/metric-names.js';
 import { buildSendEmailDeps } from '#handlers/build-send-email-deps.js';
 import { createSendEmailHandler } from '#handlers/send-email-handler.js';
 import { loadDispatchConfig } from './config.js';
 
 // Built once per container, reused by every invocation: configuration, clients, the SMTP pool, cached secrets.
 const config = loadDispatchConfig();
-const logger = new Logger({ serviceName: 'email-dispatch' });
-const metrics = new Metrics({ namespace: 'EmailDispatch', serviceName: 'email-dispatch' });
-const tracer = new Tracer({ serviceName: 'email-dispatch' });
+const logger = new Logger({ serviceName: SERVICE_NAME });
+const metrics = new Metrics({ namespace: METRIC_NAMESPACE, serviceName: SERVICE_NAME });
+const tracer = new Tracer({ serviceName: SERVICE_NAME });
 const clients = createAwsClients({ wrap: (client) => tracer.captureAWSv3Client(client) });
 const smtpSecretId = config.smtp?.secretId;
 

@@ -16,6 +16,7 @@ import { toOutcomeEvent, type EventPublisher } from '#core/events.js';
 import { hashAddress, toMessageId } from '#core/message-id.js';
 import { parseJobRecord } from '#core/parse-job-record.js';
 import { scheduleRetry, type RetryPolicy } from '#core/retry-schedule.js';
+import { DispatchMetrics } from '#core/metric-names.js';
 import { isRetryable, type SendOutcome } from '#core/send-outcome.js';
 
 /** Where a job that will never be sent goes, with its reason as message attributes: the dead-letter queue. */
@@ -59,21 +60,6 @@ type StoredResult = {
   recipients: Array<{ hash: string; status: string; responseCode?: number }>;
   replayed?: boolean;
 };
-
-/** Metric names, one per outcome, for the dashboard and alarms. */
-export const DispatchMetrics = {
-  delivered: 'Delivered',
-  rejected: 'Rejected',
-  retry: 'Retried',
-  throttled: 'Throttled',
-  blocked: 'Blocked',
-  failed: 'Failed',
-  invalid: 'InvalidJobs',
-  duplicate: 'Duplicates',
-  suppressed: 'SuppressedRecipients',
-  eventPublishFailed: 'EventPublishFailures',
-  ambiguous: 'AmbiguousAttempts',
-} as const;
 
 /**
  * Builds the SQS handler of the dispatch function: each record is parsed, sent at most once per idempotency key,

@@ -1,0 +1,78 @@
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { ServicePrincipal, type IGrantable } from 'aws-cdk-lib/aws-iam';
+import { Key } from 'aws-cdk-lib/aws-kms';
+import { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { BlockPublicAccess, Bucket, BucketEncryption, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
+import { Topic } from 'aws-cdk-lib/aws-sns';
+import { Construct } from 'constructs';
+import type { StackConfig } from '../stack-config.js';
+import { DispatchFunction } from './dispatch-function.js';
+import { JobsQueue } from './jobs-queue.js';
+import { MailboxPoller } from './mailbox-poller.js';
+import { Monitoring } from './monitoring.js';
+import { StateTables } from './state-tables.js';
+
+/** The whole system as one construct, for teams that embed it in a stack of their own. */
+export class EmailDispatch extends Construct {
+  readonly jobs: JobsQueue;
+  readonly tables: StateTables;
+  readonly eventsTopic: Topic;
+  readonly bucket: Bucket;
+  readonly dispatch: DispatchFunction;
+  readonly poller?: MailboxPoller;
+  readonly monitoring: Monitoring;
+
+  constructor(scope: Construct, id: string, config: StackConfig) {
+    super(scope, id);
+    const logRetention = (Object.values(RetentionDays) as number[]).includes(config.logRetentionDays) ? (config.logRetentionDays as RetentionDays) : RetentionDays.ONE_MONTH;
+
+    // One customer managed key for both topics: CloudWatch alarms can only publish to a topic whose key lets them.
+    const key = new Key(this, 'TopicKey', { enableKeyRotation: true, description: 'email-dispatch SNS topics', removalPolicy: RemovalPolicy.RETAIN });
+    key.grant(new ServicePrincipal('cloudwatch.amazonaws.com'), 'kms:Decrypt', 'kms:GenerateDataKey*');
+
+    this.jobs = new JobsQueue(this, 'Jobs', config.settings);
+    this.tables = new StateTables(this, 'State');
+    this.eventsTopic = new Topic(this, 'EventsTopic', { displayName: 'email-dispatch events', masterKey: key, enforceSSL: true });
+
+    const accessLogs = new Bucket(this, 'AccessLogs', {
+      encryption: BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+      objectOwnership: ObjectOwnership.BUCKET_OWNER_PREFERRED,
+      lifecycleRules: [{ expiration: Duration.days(90) }],
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    this.bucket = new Bucket(this, 'Bucket', {
+      encryption: BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+      serverAccessLogsBucket: accessLogs,
+      serverAccessLogsPrefix: 'bucket/',
+      lifecycleRules: [
+        // Claim-checked jobs and attachments outlive the job's whole life, DLQ included (14 days).
+        { prefix: 'jobs/', expiration: Duration.days(15) },
+        { prefix: 'attachments/', expiration: Duration.days(15) },
+        { prefix: 'inbound/', expiration: Duration.days(90) },
+      ],
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    this.dispatch = new DispatchFunction(this, 'Dispatch', { config, jobs: this.jobs, tables: this.tables, events: this.eventsTopic, key, bucket: this.bucket, logRetention });
+    if (config.mailboxes.length > 0) {
+      this.poller = new MailboxPoller(this, 'Poller', { config, tables: this.tables, events: this.eventsTopic, key, bucket: this.bucket, logRetention });
+    }
+    this.monitoring = new Monitoring(this, 'Monitoring', { config, jobs: this.jobs, dispatch: this.dispatch, poller: this.poller, key });
+  }
+
+  /** Lets a producer put jobs on the queue and claim-checked bodies and attachments in the bucket. */
+  grantSend(grantee: IGrantable) {
+    this.jobs.grantSend(grantee);
+    this.bucket.grantPut(grantee, 'jobs/*');
+    this.bucket.grantPut(grantee, 'attachments/*');
+  }
+
+  /** Lets a consumer subscribe to outcome and inbound events. */
+  grantSubscribe(grantee: IGrantable) {
+    this.eventsTopic.grantSubscribe(grantee);
+  }
+}

@@ -1,0 +1,29 @@
+import { RemovalPolicy } from 'aws-cdk-lib';
+import { AttributeType, Billing, TableEncryptionV2, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { Construct } from 'constructs';
+import { TableKeys } from '#aws/table-keys.js';
+
+const table = (scope: Construct, id: string, partitionKey: string, ttlAttribute?: string) =>
+  new TableV2(scope, id, {
+    partitionKey: { name: partitionKey, type: AttributeType.STRING },
+    billing: Billing.onDemand(),
+    encryption: TableEncryptionV2.awsManagedKey(),
+    pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+    deletionProtection: true,
+    timeToLiveAttribute: ttlAttribute,
+    removalPolicy: RemovalPolicy.RETAIN,
+  });
+
+/** The state the system keeps: job idempotency records, the suppression list, and mailbox checkpoints and leases. */
+export class StateTables extends Construct {
+  readonly idempotency: TableV2;
+  readonly suppression: TableV2;
+  readonly mailboxState: TableV2;
+
+  constructor(scope: Construct, id: string) {
+    super(scope, id);
+    this.idempotency = table(this, 'Idempotency', TableKeys.idempotency.partitionKey, TableKeys.idempotency.ttlAttribute);
+    this.suppression = table(this, 'Suppression', TableKeys.suppression.partitionKey);
+    this.mailboxState = table(this, 'MailboxState', TableKeys.mailboxState.partitionKey, TableKeys.mailboxState.ttlAttribute);
+  }
+}

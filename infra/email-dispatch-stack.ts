@@ -1,0 +1,63 @@
+import { CfnOutput, Stack, Validations, type StackProps } from 'aws-cdk-lib';
+import type { Construct } from 'constructs';
+import { EmailDispatch } from './constructs/email-dispatch.js';
+import type { StackConfig } from './stack-config.js';
+
+/** The deployable stack: the EmailDispatch construct, the outputs producers need, and the reviewed nag findings. */
+export class EmailDispatchStack extends Stack {
+  readonly system: EmailDispatch;
+
+  constructor(scope: Construct, id: string, config: StackConfig, props?: StackProps) {
+    super(scope, id, props);
+    this.system = new EmailDispatch(this, 'EmailDispatch', config);
+    const { jobs, eventsTopic, bucket, monitoring } = this.system;
+
+    new CfnOutput(this, 'JobsQueueUrl', { value: jobs.queue.queueUrl, description: 'Where producers send email jobs' });
+    new CfnOutput(this, 'JobsQueueArn', { value: jobs.queue.queueArn });
+    new CfnOutput(this, 'DeadLetterQueueUrl', { value: jobs.deadLetterQueue.queueUrl, description: 'Jobs that will not be sent, with their reason; see npm run redrive' });
+    new CfnOutput(this, 'EventsTopicArn', { value: eventsTopic.topicArn, description: 'Subscribe to email.* and inbound events' });
+    new CfnOutput(this, 'BucketName', { value: bucket.bucketName, description: 'Claim-checked jobs (jobs/), attachments (attachments/), inbound mail (inbound/)' });
+    new CfnOutput(this, 'AlarmTopicArn', { value: monitoring.alarmTopic.topicArn });
+    new CfnOutput(this, 'DashboardName', { value: monitoring.dashboard.dashboardName });
+
+    acknowledgeReviewedFindings(this);
+  }
+}
+
+/** Findings of the cdk-nag packs that were reviewed and accepted, each with its reason. */
+function acknowledgeReviewedFindings(stack: EmailDispatchStack) {
+  const { system } = stack;
+  const functions = [system.dispatch.fn, ...(system.poller ? [system.poller.fn] : [])];
+  for (const fn of functions) {
+    Validations.of(fn).acknowledge(
+      { id: 'Serverless-LambdaDLQ', reason: 'Not invoked asynchronously with payloads to keep: the dispatch function is fed by SQS (its queue has a DLQ), and a missed poller run is covered by the next one from its checkpoint.' },
+      { id: 'Serverless-LambdaConcurrency', reason: 'Dispatch concurrency is capped by the event source MaximumConcurrency (reserved concurrency alone lets the poller over-read and dead-letter valid mail); the poller is serialised per mailbox by a DynamoDB lease. Reserved concurrency would also fail on accounts with the default 10-unit limit.' },
+    );
+  }
+  Validations.of(system.dispatch.fn).acknowledge({
+    id: 'Serverless-LambdaEventSourceMappingDestination',
+    reason: 'SQS event source mappings do not support on-failure destinations; failed records return to the queue and its redrive policy moves them to the DLQ.',
+  });
+  for (const fn of functions) {
+    Validations.of(fn.role ?? fn).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason: 'Only the X-Ray statement (xray:PutTraceSegments, xray:PutTelemetryRecords) that active tracing adds: X-Ray has no resource-level permissions.',
+    });
+  }
+  const bucketArn = stack.resolve(system.bucket.bucketArn) as { 'Fn::GetAtt': [string, string] };
+  const bucketToken = `<${bucketArn['Fn::GetAtt'][0]}.Arn>`;
+  Validations.of(system.dispatch.fn.role ?? system.dispatch.fn).acknowledge(
+    { id: `AwsSolutions-IAM5[Resource::${bucketToken}/jobs/*]`, reason: 'GetObject on the claim-check prefix of the deployment bucket: job keys are chosen by producers.' },
+    { id: `AwsSolutions-IAM5[Resource::${bucketToken}/attachments/*]`, reason: 'GetObject on the attachment prefix of the deployment bucket: attachment keys are chosen by producers.' },
+  );
+  if (system.poller) {
+    Validations.of(system.poller.fn.role ?? system.poller.fn).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::${bucketToken}/inbound/*]`,
+      reason: 'PutObject on the inbound prefix: one object per received message, keyed by mailbox, UIDVALIDITY and UID.',
+    });
+  }
+  Validations.of(system.jobs.deadLetterQueue).acknowledge({
+    id: 'Serverless-SQSRedrivePolicy',
+    reason: 'This is the dead-letter queue itself, the end of the line; npm run redrive moves its jobs back to the jobs queue.',
+  });
+}
