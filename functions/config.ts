@@ -166,3 +166,73 @@ export function loadDispatchConfig(env: Env = process.env): DispatchConfig {
   if (r.problems.length > 0) throw new ConfigError(r.problems);
   return config;
 }
+
+/** One mailbox, as the poller's `MAILBOXES` variable lists it (the stack writes it from the `mailboxes` context). */
+export type PolledMailbox = {
+  id: string;
+  host: string;
+  port: number;
+  security: 'implicit' | 'starttls' | 'none';
+  mailbox: string;
+  /** Secrets Manager secret id (ARN) with `{username, password}`. */
+  secret: string;
+};
+
+/** Everything the IMAP poller reads from its environment. */
+export type PollerConfig = {
+  /** `MAILBOXES`: JSON list of mailboxes, required. */
+  mailboxes: PolledMailbox[];
+  /** `MAILBOX_STATE_TABLE`, required. */
+  mailboxStateTable: string;
+  /** `SUPPRESSION_TABLE`, required. */
+  suppressionTable: string;
+  /** `EVENTS_TOPIC_ARN`, required. */
+  eventsTopicArn: string;
+  /** Raw messages go here under inbound/. `RAW_MESSAGE_BUCKET`, required. */
+  rawMessageBucket: string;
+  /** The schedule's interval; a run idles until shortly before the next one. `POLL_INTERVAL_SECONDS`. @default 60 */
+  pollIntervalSeconds: number;
+  /** Stay connected and fetch new mail as it comes until the run ends (bounded IDLE). `IDLE`. @default true */
+  idle: boolean;
+  /** Stop this long before the deadline or the next run, ms. `STOP_MARGIN_MS`. @default 5000 */
+  stopMarginMs: number;
+  /** `SECRETS_CACHE_SECONDS`. @default 300 */
+  secretsCacheSeconds: number;
+};
+
+/** Reads and validates the poller's configuration; throws a ConfigError listing every problem. */
+export function loadPollerConfig(env: Env = process.env): PollerConfig {
+  const r = new EnvReader(env);
+  let mailboxes: PolledMailbox[] = [];
+  const raw = r.required('MAILBOXES');
+  if (raw) {
+    try {
+      const list = JSON.parse(raw) as Array<Partial<PolledMailbox>>;
+      if (!Array.isArray(list)) throw new Error('not a list');
+      mailboxes = list.map((m, i) => {
+        const security = m.security ?? 'implicit';
+        r.check(typeof m.id === 'string' && /^[a-z0-9-]{1,40}$/.test(m.id), `MAILBOXES[${i}].id must be 1–40 of a-z 0-9 -`);
+        r.check(typeof m.host === 'string' && m.host !== '', `MAILBOXES[${i}].host is required`);
+        r.check(typeof m.secret === 'string' && m.secret !== '', `MAILBOXES[${i}].secret is required`);
+        r.check(['implicit', 'starttls', 'none'].includes(security), `MAILBOXES[${i}].security must be implicit, starttls or none`);
+        r.check(security !== 'none' || isLoopbackHost(m.host ?? ''), `MAILBOXES[${i}].security none (plaintext) is only allowed for a loopback host`);
+        return { id: m.id ?? '', host: m.host ?? '', port: m.port ?? (security === 'implicit' ? 993 : 143), security, mailbox: m.mailbox ?? 'INBOX', secret: m.secret ?? '' };
+      });
+    } catch {
+      r.check(false, 'MAILBOXES must be a JSON list of {id, host, port, security, mailbox, secret}');
+    }
+  }
+  const config: PollerConfig = {
+    mailboxes,
+    mailboxStateTable: r.required('MAILBOX_STATE_TABLE'),
+    suppressionTable: r.required('SUPPRESSION_TABLE'),
+    eventsTopicArn: r.required('EVENTS_TOPIC_ARN'),
+    rawMessageBucket: r.required('RAW_MESSAGE_BUCKET'),
+    pollIntervalSeconds: r.integer('POLL_INTERVAL_SECONDS', 60, 10, 3600),
+    idle: r.oneOf('IDLE', ['true', 'false'] as const, 'true') === 'true',
+    stopMarginMs: r.integer('STOP_MARGIN_MS', 5000, 0, 120_000),
+    secretsCacheSeconds: r.integer('SECRETS_CACHE_SECONDS', 300, 0, 86_400),
+  };
+  if (r.problems.length > 0) throw new ConfigError(r.problems);
+  return config;
+}

@@ -4,7 +4,7 @@ import { Tracer } from '@aws-lambda-powertools/tracer';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { createAwsClients } from '#aws/clients.js';
 import { createSecretsManagerCredentials } from '#aws/secrets-credentials.js';
-import { toSmtpCredentials } from '#core/credential-source.js';
+import { toLoginCredentials } from '#core/credential-source.js';
 import { METRIC_NAMESPACE, SERVICE_NAME } from '#core/metric-names.js';
 import { buildSendEmailDeps } from '#handlers/build-send-email-deps.js';
 import { createSendEmailHandler } from '#handlers/send-email-handler.js';
@@ -21,7 +21,7 @@ const smtpSecretId = config.smtp?.secretId;
 export const handler = createSendEmailHandler(
   await buildSendEmailDeps(config, clients, { logger, metrics, tracer }, {
     smtpCredentials: smtpSecretId
-      ? createSecretsManagerCredentials(smtpSecretId, toSmtpCredentials, { maxAgeSeconds: config.secretsCacheSeconds, client: tracer.captureAWSv3Client(new SecretsManagerClient({})) })
+      ? createSecretsManagerCredentials(smtpSecretId, toLoginCredentials, { maxAgeSeconds: config.secretsCacheSeconds, client: tracer.captureAWSv3Client(new SecretsManagerClient({})) })
       : undefined,
   }),
 );

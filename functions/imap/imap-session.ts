@@ -1,0 +1,173 @@
+import { ImapFlow } from 'imapflow';
+import type { ConnectionOptions } from 'node:tls';
+import type { CredentialSource, LoginCredentials } from '#core/credential-source.js';
+import { isLoopbackHost } from '#core/is-loopback-host.js';
+import type { FetchedMessage, MailboxSession, MailboxStatus } from '#core/sync-mailbox.js';
+
+export type ImapSettings = {
+  host: string;
+  port: number;
+  /** `implicit` (993), `starttls` (required, 143), or `none` (loopback only). */
+  security: 'implicit' | 'starttls' | 'none';
+  mailbox: string;
+  /** Extra TLS options (a private CA). Certificates are always verified. */
+  tls?: ConnectionOptions;
+  /** Bound on any single network step, milliseconds. @default 20000 */
+  stepTimeoutMs?: number;
+};
+
+/** An IMAP failure, with imapflow's facts lifted out; `authentication` says the credentials were refused. */
+export class ImapError extends Error {
+  readonly authentication: boolean;
+
+  constructor(message: string, options: { authentication?: boolean; cause?: unknown } = {}) {
+    super(message, { cause: options.cause });
+    this.name = 'ImapError';
+    this.authentication = options.authentication ?? false;
+  }
+}
+
+/** Turns an imapflow error into ours; the only code that reads imapflow's error shape. */
+export function toImapError(error: unknown): ImapError {
+  if (error instanceof ImapError) return error;
+  const e = (error ?? {}) as { message?: string; code?: string; authenticationFailed?: boolean; serverResponseCode?: string; responseText?: string };
+  const authentication = e.authenticationFailed === true || e.serverResponseCode === 'AUTHENTICATIONFAILED';
+  return new ImapError(`${e.code ? `${e.code}: ` : ''}${e.responseText ?? e.message ?? String(error)}`, { authentication, cause: error });
+}
+
+/** Resolves, rejects, or fails with a timeout, and runs `onTimeout` (closing the socket) when the bound passes. */
+async function bounded<T>(work: Promise<T>, ms: number, what: string, onTimeout: () => void): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      work,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          onTimeout();
+          reject(new ImapError(`IMAP ${what} timed out after ${ms} ms`));
+        }, ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Opens a mailbox with imapflow: TLS as configured (plaintext only for loopback), an `error` listener so a dropped
+ * socket cannot crash the process, every step bounded, the mailbox selected (with CONDSTORE where offered).
+ * The session is for one run: imapflow clients are not reused after logout.
+ */
+export async function openImapSession(settings: ImapSettings, credentials: CredentialSource<LoginCredentials>, onError: (error: Error) => void = () => {}): Promise<MailboxSession> {
+  if (settings.security === 'none' && !isLoopbackHost(settings.host)) throw new ImapError(`IMAP plaintext is only allowed for a loopback host, not ${settings.host}`);
+  const stepMs = settings.stepTimeoutMs ?? 20_000;
+  const auth = await credentials.get();
+  const client = new ImapFlow({
+    host: settings.host,
+    port: settings.port,
+    secure: settings.security === 'implicit',
+    doSTARTTLS: settings.security === 'starttls' ? true : settings.security === 'none' ? false : undefined,
+    tls: { minVersion: 'TLSv1.2', ...settings.tls, rejectUnauthorized: true },
+    auth: { user: auth.username, pass: auth.password },
+    logger: false,
+    connectionTimeout: stepMs,
+    greetingTimeout: stepMs,
+    socketTimeout: Math.max(stepMs * 3, 60_000),
+    disableAutoIdle: true,
+    maxLockHoldTime: false,
+  });
+  client.on('error', (error: Error) => onError(error));
+  const kill = () => client.close();
+  let newMail = () => {};
+  client.on('exists', () => newMail());
+
+  try {
+    await bounded(client.connect(), stepMs * 2, 'connect', kill);
+  } catch (error) {
+    kill();
+    throw toImapError(error);
+  }
+  let lock: { release(): void } | undefined;
+  const select = async (): Promise<MailboxStatus> => {
+    lock?.release();
+    lock = await bounded(client.getMailboxLock(settings.mailbox), stepMs, 'select', kill);
+    const mailbox = client.mailbox;
+    if (!mailbox) throw new ImapError(`mailbox ${settings.mailbox} could not be selected`);
+    return {
+      // BigInt on the wire (JSON.stringify would throw): kept as decimal strings.
+      uidValidity: String(mailbox.uidValidity),
+      uidNext: Number(mailbox.uidNext),
+      highestModseq: mailbox.highestModseq !== undefined ? String(mailbox.highestModseq) : undefined,
+      exists: mailbox.exists,
+    };
+  };
+  let status: MailboxStatus;
+  try {
+    status = await select();
+  } catch (error) {
+    kill();
+    throw toImapError(error);
+  }
+
+  return {
+    get status() {
+      return status;
+    },
+    async uidsAfter(lastUid: number): Promise<number[]> {
+      try {
+        const found = await bounded(client.search({ uid: `${lastUid + 1}:*` }, { uid: true }), stepMs, 'search', kill);
+        // RFC 3501 6.4.8: "n:*" always includes the highest UID, even when it is below n.
+        return (found || []).filter((uid) => uid > lastUid).sort((a, b) => a - b);
+      } catch (error) {
+        throw toImapError(error);
+      }
+    },
+    async *fetch(uids: number[]): AsyncGenerator<FetchedMessage> {
+      if (uids.length === 0) return;
+      const iterator = client.fetch(uids.join(','), { uid: true, source: true, internalDate: true, size: true }, { uid: true })[Symbol.asyncIterator]();
+      const results: FetchedMessage[] = [];
+      try {
+        for (;;) {
+          const next = await bounded(iterator.next(), stepMs, 'fetch', kill);
+          if (next.done) break;
+          const m = next.value;
+          if (!m.source) continue;
+          results.push({ uid: m.uid, source: m.source, internalDate: m.internalDate ? new Date(m.internalDate) : undefined, size: m.size ?? m.source.length });
+        }
+      } catch (error) {
+        throw toImapError(error);
+      }
+      // imapflow cannot run commands while a FETCH is being read, so messages are handed out after it completes.
+      yield* results.sort((a, b) => a.uid - b.uid);
+    },
+    async refresh(waitMs: number): Promise<MailboxStatus> {
+      // Waits for an EXISTS notification or the timeout, then asks the server (NOOP): notifications can come late
+      // or not at all, so the caller fetches by UID after every refresh anyway.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, waitMs);
+        newMail = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      newMail = () => {};
+      try {
+        await bounded(client.noop(), stepMs, 'noop', kill);
+      } catch (error) {
+        throw toImapError(error);
+      }
+      const mailbox = client.mailbox;
+      if (mailbox && String(mailbox.uidValidity) !== status.uidValidity) status = await select();
+      else if (mailbox) status = { ...status, uidNext: Number(mailbox.uidNext), exists: mailbox.exists, highestModseq: mailbox.highestModseq !== undefined ? String(mailbox.highestModseq) : status.highestModseq };
+      return status;
+    },
+    async close() {
+      lock?.release();
+      try {
+        await bounded(client.logout(), 3000, 'logout', kill);
+      } catch {
+        kill();
+      }
+    },
+  };
+}

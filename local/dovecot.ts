@@ -1,0 +1,139 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LOOPBACK, freePort } from './loopback.js';
+import type { TlsCertificate } from './tls-certificate.js';
+
+export type DovecotServer = {
+  host: string;
+  /** IMAP with STARTTLS. */
+  port: number;
+  /** IMAP over implicit TLS. */
+  tlsPort: number;
+  users: Array<{ username: string; password: string }>;
+  stop(): Promise<void>;
+};
+
+const DOVECOT = process.env.DOVECOT_BIN ?? '/usr/sbin/dovecot';
+
+/** The uid and gid of a system user, from /etc/passwd. */
+function systemUser(name: string): { uid: number; gid: number } | undefined {
+  const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith(`${name}:`));
+  const [, , uid, gid] = line?.split(':') ?? [];
+  return uid && gid ? { uid: Number(uid), gid: Number(gid) } : undefined;
+}
+
+async function waitForPort(port: number, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, LOOPBACK, () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.on('error', () => resolve(false));
+    });
+    if (open) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`dovecot did not listen on ${LOOPBACK}:${port} within ${timeoutMs} ms`);
+}
+
+/**
+ * A private Dovecot instance from Debian's dovecot-imapd: its own config, base and mail directories in a temp dir,
+ * listening on free ports of 127.0.0.1 only, in the foreground (no systemd), stopped by its PID.
+ */
+export async function startDovecot(options: { tls: TlsCertificate; users: Array<{ username: string; password: string }> }): Promise<DovecotServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'email-dispatch-dovecot-'));
+  chmodSync(dir, 0o755);
+  const [port, tlsPort] = [await freePort(), await freePort()];
+  for (const sub of ['base', 'mail']) mkdirSync(join(dir, sub), { recursive: true });
+  writeFileSync(join(dir, 'cert.pem'), options.tls.cert);
+  writeFileSync(join(dir, 'key.pem'), options.tls.key, { mode: 0o600 });
+  // Dovecot never runs mail processes as root: mail belongs to its own unprivileged user, or to us when we are not root.
+  const owner = process.getuid?.() === 0 ? systemUser('dovecot') : { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+  if (!owner) throw new Error('the dovecot system user is missing: install dovecot-imapd');
+  const { uid, gid } = owner;
+  chownSync(join(dir, 'mail'), uid, gid);
+  writeFileSync(join(dir, 'passwd'), options.users.map((u) => `${u.username}:{PLAIN}${u.password}:${uid}:${gid}::${join(dir, 'mail', u.username)}::`).join('\n') + '\n');
+  writeFileSync(
+    join(dir, 'dovecot.conf'),
+    `base_dir = ${join(dir, 'base')}
+state_dir = ${join(dir, 'base')}
+instance_name = email-dispatch-${process.pid}-${port}
+protocols = imap
+listen = ${LOOPBACK}
+log_path = ${join(dir, 'dovecot.log')}
+ssl = yes
+ssl_cert = <${join(dir, 'cert.pem')}
+ssl_key = <${join(dir, 'key.pem')}
+disable_plaintext_auth = yes
+auth_mechanisms = plain login
+first_valid_uid = ${uid}
+first_valid_gid = ${gid}
+mail_location = maildir:~/Maildir
+mail_plugins =
+default_internal_user = dovecot
+default_login_user = dovenull
+passdb {
+  driver = passwd-file
+  args = ${join(dir, 'passwd')}
+}
+userdb {
+  driver = passwd-file
+  args = ${join(dir, 'passwd')}
+}
+service imap-login {
+  inet_listener imap {
+    address = ${LOOPBACK}
+    port = ${port}
+  }
+  inet_listener imaps {
+    address = ${LOOPBACK}
+    port = ${tlsPort}
+    ssl = yes
+  }
+}
+service stats {
+  unix_listener stats-reader {
+    mode = 0666
+  }
+  unix_listener stats-writer {
+    mode = 0666
+  }
+}
+protocol imap {
+  imap_idle_notify_interval = 1 secs
+}
+`,
+  );
+  const child: ChildProcess = spawn(DOVECOT, ['-F', '-c', join(dir, 'dovecot.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  try {
+    await Promise.race([waitForPort(port, 15_000), exited.then(() => Promise.reject(new Error(`dovecot exited: ${stderr}`)))]);
+  } catch (error) {
+    child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+  return {
+    host: LOOPBACK,
+    port,
+    tlsPort,
+    users: options.users,
+    async stop() {
+      if (child.exitCode === null && child.pid) {
+        child.kill('SIGTERM');
+        await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 3000))]);
+        if (child.exitCode === null) child.kill('SIGKILL');
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
