@@ -42,7 +42,7 @@ export function createMailboxStateStore(client: DynamoDBDocumentClient, tableNam
     async getCheckpoint(mailboxId) {
       const result = await client.send(new GetCommand({ TableName: tableName, Key: { [PK]: `checkpoint#${mailboxId}` }, ConsistentRead: true }));
       if (!result.Item) return undefined;
-      return { uidValidity: String(result.Item.uidValidity), lastUid: Number(result.Item.lastUid), highestModseq: result.Item.highestModseq as string | undefined };
+      return { uidValidity: String(result.Item.uidValidity), lastUid: Number(result.Item.lastUid), highestModseq: (result.Item.highestModseq as string | null) ?? undefined };
     },
     async advanceCheckpoint(mailboxId, next: Checkpoint, expected: Checkpoint | undefined) {
       // Forward only: the same UIDVALIDITY with a higher UID, or a new UIDVALIDITY replacing exactly what we read.

@@ -158,7 +158,8 @@ export async function openImapSession(settings: ImapSettings, credentials: Crede
       }
       const mailbox = client.mailbox;
       if (mailbox && String(mailbox.uidValidity) !== status.uidValidity) status = await select();
-      else if (mailbox) status = { ...status, uidNext: Number(mailbox.uidNext), exists: mailbox.exists, highestModseq: mailbox.highestModseq !== undefined ? String(mailbox.highestModseq) : status.highestModseq };
+      // EXISTS after a NOOP does not carry UIDNEXT: report it as unknown (0) so the caller searches by UID.
+      else if (mailbox) status = { ...status, uidNext: 0, exists: mailbox.exists, highestModseq: mailbox.highestModseq !== undefined ? String(mailbox.highestModseq) : status.highestModseq };
       return status;
     },
     async close() {

@@ -1,0 +1,261 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createMailboxStateStore } from '#aws/mailbox-state-store.js';
+import { dispatchJob } from '#core/dispatch-job.js';
+import { syncMailbox, type Checkpoint, type SyncDeps } from '#core/sync-mailbox.js';
+import { openImapSession } from '#imap/imap-session.js';
+import { emailJobFactory } from '../support/factories.js';
+import { startAwsEmulators, type AwsEmulators } from '../support/dispatch-harness.js';
+import { bounceMessage, plainMessage } from '../support/mail-samples.js';
+import { createSyncDeps, credentialsOf, startImapPeer, type ImapPeer } from '../support/poller-harness.js';
+import { startTcpProxy } from '../support/tcp-proxy.js';
+import { startHoodiecrow } from '#local/hoodiecrow.js';
+
+let aws: AwsEmulators;
+let imap: ImapPeer;
+let mailboxCounter = 0;
+
+beforeAll(async () => {
+  [aws, imap] = await Promise.all([startAwsEmulators(), startImapPeer()]);
+});
+afterAll(async () => {
+  await imap?.stop();
+  await aws?.stop();
+});
+
+const newMailbox = async () => {
+  mailboxCounter += 1;
+  const name = `Test${mailboxCounter}`;
+  await imap.createMailbox(name);
+  return name;
+};
+const run = (deps: SyncDeps, mailboxId: string, extra: Partial<Parameters<typeof syncMailbox>[1]> = {}) =>
+  syncMailbox(deps, { mailboxId, runId: `run-${Math.random()}`, stopAtMs: Date.now() + 30_000, ...extra });
+
+describe('polling a Dovecot mailbox', () => {
+  it('publishes each new message once, stores it, and advances the checkpoint; a second run finds nothing', async () => {
+    // Prepare
+    const mailbox = await newMailbox();
+    const { deps, published, state } = await createSyncDeps(aws, () => openImapSession(imap.settings(mailbox), credentialsOf()));
+    await imap.append(mailbox, [1, 2, 3, 4, 5].map((n) => plainMessage(n)));
+
+    // Act
+    const first = await run(deps, 'box');
+    const second = await run(deps, 'box');
+
+    // Assess
+    expect(first).toMatchObject({ status: 'synced', processed: 5 });
+    expect(second).toMatchObject({ status: 'synced', processed: 0 });
+    expect(published.map((e) => e.type)).toEqual(Array(5).fill('inbound.received'));
+    expect(published.map((e) => (e as unknown as { uid: number }).uid)).toEqual([1, 2, 3, 4, 5]);
+    expect((await state.getCheckpoint('box'))?.lastUid).toBe(5);
+    expect(published[0]).toMatchObject({ subject: 'Message 1', raw: { key: expect.stringMatching(/^inbound\/box\/\d+\/1\.eml$/) } });
+  });
+
+  it('turns a hard bounce into bounce.detected and a suppression the sender then honours', async () => {
+    const mailbox = await newMailbox();
+    const { deps, published, suppressions } = await createSyncDeps(aws, () => openImapSession(imap.settings(mailbox), credentialsOf()));
+    await imap.append(mailbox, [bounceMessage('gone@example.net', { dispatchId: 'a'.repeat(32) }), bounceMessage('later@example.net', { status: '4.2.2', action: 'delayed' })]);
+
+    await run(deps, 'bounces');
+
+    expect(published.map((e) => e.type)).toEqual(['bounce.detected', 'inbound.received']);
+    expect(published[0]).toMatchObject({ classification: { kind: 'bounce', recipients: [{ recipient: 'gone@example.net', status: '5.1.1', suppress: true }], original: { dispatchId: 'a'.repeat(32) } } });
+    expect(published[1]).toMatchObject({ classification: { kind: 'delay' } });
+    expect(await suppressions.findSuppressed(['gone@example.net', 'later@example.net'])).toEqual(new Set(['gone@example.net']));
+    const outcome = await dispatchJob(emailJobFactory({ to: ['gone@example.net'] }), {
+      transports: { smtp: { name: 'smtp', send: async () => ({ accepted: [], rejected: [] }), close: async () => {} } },
+      defaultTransport: 'smtp',
+      suppressions,
+      loadAttachment: async () => new Uint8Array(),
+      messageIdDomain: 'example.com',
+    });
+    expect(outcome).toMatchObject({ action: 'rejected', reason: 'all-recipients-suppressed' });
+  });
+
+  it('lets one of two overlapping runs work and the other yield', async () => {
+    const mailbox = await newMailbox();
+    const { deps, published } = await createSyncDeps(aws, () => openImapSession(imap.settings(mailbox), credentialsOf()));
+    await imap.append(mailbox, [1, 2, 3].map((n) => plainMessage(100 + n)));
+
+    const results = await Promise.all([run(deps, 'shared', { idleUntilMs: Date.now() + 1500, leaseWaitMs: 0 }), run(deps, 'shared', { idleUntilMs: Date.now() + 1500, leaseWaitMs: 0 })]);
+
+    expect(results.map((r) => r.status).sort()).toEqual(['busy', 'synced']);
+    expect(published).toHaveLength(3);
+  });
+
+  it('resynchronises after a UIDVALIDITY change without losing or repeating mail', async () => {
+    const mailbox = await newMailbox();
+    const { deps, published, state } = await createSyncDeps(aws, () => openImapSession(imap.settings(mailbox), credentialsOf()));
+    const old = [1, 2, 3, 4].map((n) => plainMessage(200 + n));
+    await imap.append(mailbox, old);
+    await run(deps, 'recreated');
+    const before = await state.getCheckpoint('recreated');
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+
+    await imap.recreateMailbox(mailbox);
+    await imap.append(mailbox, [...old, plainMessage(205), plainMessage(206)]);
+    const result = await run(deps, 'recreated');
+
+    const after = await state.getCheckpoint('recreated');
+    expect(after?.uidValidity).not.toBe(before?.uidValidity);
+    expect(result).toMatchObject({ resynchronised: true, processed: 2, skippedDuplicates: 4 });
+    expect(published.map((e) => (e as unknown as { subject: string }).subject)).toEqual(['Message 201', 'Message 202', 'Message 203', 'Message 204', 'Message 205', 'Message 206']);
+    expect(after?.lastUid).toBe(6);
+  });
+
+  it('recovers on the next run after the socket is dropped in the middle of a FETCH', async () => {
+    const mailbox = await newMailbox();
+    const proxy = await startTcpProxy({ host: imap.dovecot.host, port: imap.dovecot.port });
+    const { deps, published } = await createSyncDeps(aws, () => openImapSession(imap.settings(mailbox, proxy.port, proxy.host), credentialsOf()));
+    await imap.append(mailbox, Array.from({ length: 20 }, (_, i) => plainMessage(300 + i, { subject: `Big ${i} ${'x'.repeat(2000)}` })));
+    proxy.dropAfter(12_000);
+
+    await expect(run(deps, 'dropped')).rejects.toThrow();
+    proxy.dropAfter(undefined);
+    const second = await run(deps, 'dropped');
+
+    await proxy.stop();
+    const uids = published.map((e) => (e as unknown as { uid: number }).uid);
+    expect(new Set(uids).size).toBe(uids.length);
+    expect(uids.sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    expect(second.status).toBe('synced');
+  });
+
+  it('hands new mail over within seconds in bounded-IDLE mode, without relying on notifications', async () => {
+    const mailbox = await newMailbox();
+    const { deps, published } = await createSyncDeps(aws, () => openImapSession(imap.settings(mailbox), credentialsOf()));
+    const seenAt = new Map<number, number>();
+    const recording: SyncDeps = { ...deps, publish: async (e) => { seenAt.set((e as unknown as { uid: number }).uid, Date.now()); await deps.publish(e); } };
+    const appendedAt: number[] = [];
+
+    const running = run(recording, 'idle', { idleUntilMs: Date.now() + 5000, refreshEveryMs: 500 });
+    for (let i = 0; i < 4; i += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 800));
+      appendedAt.push(Date.now());
+      await imap.append(mailbox, [plainMessage(400 + i)]);
+    }
+    await running;
+
+    expect(published).toHaveLength(4);
+    const latencies = appendedAt.map((t, i) => (seenAt.get(i + 1) ?? Infinity) - t);
+    for (const latency of latencies) expect(latency).toBeLessThan(3000);
+  });
+});
+
+describe('runs killed at random points', () => {
+  it('processes 1,000 messages across runs: nothing lost, repeats only where a kill fell between publish and marking, checkpoint never backwards', async () => {
+    // Prepare
+    const mailbox = await newMailbox();
+    let offset = 0;
+    const { deps, state, resources } = await createSyncDeps(aws, () => openImapSession(imap.settings(mailbox), credentialsOf()));
+    const leaseState = createMailboxStateStore(aws.clients.documents, resources.mailboxStateTable, { clock: () => Date.now() + offset });
+    const total = 1000;
+    const delivered = Array.from({ length: total }, (_, i) => plainMessage(1000 + i));
+    const events: Array<{ id: string; uid: number }> = [];
+    const checkpoints: number[] = [];
+    let random = 42;
+    const rand = () => {
+      random = (random * 1103515245 + 12345) % 2 ** 31;
+      return random / 2 ** 31;
+    };
+    let killsBetweenPublishAndMark = 0; // kills after an event went out and before its seen marker
+    let kills = 0;
+
+    // A run "dies" at a random step: every later call of it fails and it never releases its lease, as a killed
+    // process would. The lease clock jumps ahead afterwards, as time passes before the next scheduled run.
+    const killable = (): SyncDeps => {
+      let dead = false;
+      const step = async <T>(work: () => Promise<T>, where: string): Promise<T> => {
+        if (dead) throw new Error('killed');
+        if (rand() < 0.004) {
+          dead = true;
+          kills += 1;
+          // Dying after the publish went out (or before the seen marker is written) is the one unavoidable repeat.
+          if (where === 'publish' && rand() < 0.5) {
+            await work();
+            killsBetweenPublishAndMark += 1;
+          }
+          if (where === 'mark') killsBetweenPublishAndMark += 1;
+          throw new Error(`killed at ${where}`);
+        }
+        return work();
+      };
+      return {
+        ...deps,
+        state: {
+          acquireLease: (...a) => step(() => leaseState.acquireLease(...a), 'lease'),
+          releaseLease: (...a) => (dead ? Promise.resolve() : leaseState.releaseLease(...a)),
+          getCheckpoint: (...a) => step(() => state.getCheckpoint(...a), 'checkpoint-read'),
+          advanceCheckpoint: (id, next: Checkpoint, expected) =>
+            step(async () => {
+              const ok = await state.advanceCheckpoint(id, next, expected);
+              if (ok) checkpoints.push(next.lastUid);
+              return ok;
+            }, 'checkpoint'),
+          hasSeen: (...a) => step(() => state.hasSeen(...a), 'seen-read'),
+          markSeen: (...a) => step(() => state.markSeen(...a), 'mark'),
+        },
+        storeRaw: (...a) => step(() => deps.storeRaw(...a), 'store'),
+        suppress: (...a) => step(() => deps.suppress(...a), 'suppress'),
+        publish: (e) =>
+          step(async () => {
+            events.push({ id: e.id, uid: (e as unknown as { uid: number }).uid });
+          }, 'publish'),
+        openSession: () => step(() => deps.openSession(), 'connect'),
+      };
+    };
+
+    // Act: mail arrives in ten waves, runs go until everything is through
+    let runs = 0;
+    for (let wave = 0; wave < 10; wave += 1) {
+      await imap.append(mailbox, delivered.slice(wave * 100, wave * 100 + 100));
+      for (let attempt = 0; attempt < 40; attempt += 1) {
+        runs += 1;
+        try {
+          await syncMailbox(killable(), { mailboxId: 'ledger', runId: `run-${runs}`, stopAtMs: Date.now() + 60_000, leaseWaitMs: 0, chunkSize: 25 });
+        } catch {
+          offset += 120_000;
+          continue;
+        }
+        if ((await state.getCheckpoint('ledger'))?.lastUid === (wave + 1) * 100) break;
+      }
+    }
+
+    // Assess
+    const uids = events.map((e) => e.uid);
+    const distinct = new Set(uids);
+    expect(distinct.size).toBe(total);
+    expect([...distinct].sort((a, b) => a - b)).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+    expect(uids.length - distinct.size).toBeLessThanOrEqual(killsBetweenPublishAndMark);
+    const ids = new Map<number, Set<string>>();
+    for (const e of events) ids.set(e.uid, (ids.get(e.uid) ?? new Set()).add(e.id));
+    expect([...ids.values()].every((s) => s.size === 1)).toBe(true);
+    for (let i = 1; i < checkpoints.length; i += 1) expect(checkpoints[i]).toBeGreaterThan(checkpoints[i - 1] as number);
+    expect(kills).toBeGreaterThan(3);
+    console.log(`ledger: ${total} delivered, ${distinct.size} processed, ${uids.length - distinct.size} repeated, ${kills} kills (${killsBetweenPublishAndMark} between publish and mark), ${runs} runs`);
+  }, 240_000);
+});
+
+describe('a server without CONDSTORE or UIDPLUS (hoodiecrow)', () => {
+  it('polls, checkpoints and idles the same way', async () => {
+    // Prepare
+    const server = await startHoodiecrow({ users: [{ username: 'local', password: 'local-pass' }] });
+    const settings = { host: server.host, port: server.port, security: 'none' as const, mailbox: 'INBOX', stepTimeoutMs: 5000 };
+    const { deps, published, state } = await createSyncDeps(aws, () => openImapSession(settings, credentialsOf({ username: 'local', password: 'local-pass' })));
+    for (let n = 0; n < 3; n += 1) server.deliver(plainMessage(500 + n));
+    server.deliver(bounceMessage('nobody@example.net', { lineEnding: '\n' }));
+
+    // Act
+    const first = await run(deps, 'hoodie', { idleUntilMs: Date.now() + 2500, refreshEveryMs: 300 });
+    setTimeout(() => server.deliver(plainMessage(510)), 300);
+    const second = await run(deps, 'hoodie', { idleUntilMs: Date.now() + 2000, refreshEveryMs: 300 });
+
+    // Assess
+    await server.stop();
+    expect(first.processed).toBe(4);
+    expect(second.processed).toBe(1);
+    expect(published.map((e) => e.type)).toEqual(['inbound.received', 'inbound.received', 'inbound.received', 'bounce.detected', 'inbound.received']);
+    expect((await state.getCheckpoint('hoodie'))?.lastUid).toBe(5);
+    expect((await state.getCheckpoint('hoodie'))?.highestModseq).toBeUndefined();
+  });
+});
