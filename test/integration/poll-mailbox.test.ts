@@ -1,5 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import { createSnsEventPublisher } from '#aws/event-publisher.js';
 import { createMailboxStateStore } from '#aws/mailbox-state-store.js';
+import { createRawMessageStore } from '#aws/raw-message-store.js';
+import { loadPollerConfig } from '#functions/config.js';
+import { createPollMailboxHandler } from '#handlers/poll-mailbox-handler.js';
+import { createLambdaContext } from '#local/lambda-context.js';
+import { captureOutput } from '../support/captured-output.js';
 import { dispatchJob } from '#core/dispatch-job.js';
 import { syncMailbox, type Checkpoint, type SyncDeps } from '#core/sync-mailbox.js';
 import { openImapSession } from '#imap/imap-session.js';
@@ -257,5 +266,48 @@ describe('a server without CONDSTORE or UIDPLUS (hoodiecrow)', () => {
     expect(published.map((e) => e.type)).toEqual(['inbound.received', 'inbound.received', 'inbound.received', 'bounce.detected', 'inbound.received']);
     expect((await state.getCheckpoint('hoodie'))?.lastUid).toBe(5);
     expect((await state.getCheckpoint('hoodie'))?.highestModseq).toBeUndefined();
+  });
+});
+
+describe('the scheduled poller function', () => {
+  it('syncs every mailbox, publishes to the events topic, and counts a heartbeat per mailbox', async () => {
+    // Prepare
+    const mailbox = await newMailbox();
+    const { resources, suppressions } = await createSyncDeps(aws, () => openImapSession(imap.settings(mailbox), credentialsOf()));
+    const config = loadPollerConfig({
+      MAILBOXES: JSON.stringify([{ id: 'ops', host: imap.dovecot.host, port: imap.dovecot.port, security: 'starttls', mailbox, secret: 'local' }]),
+      MAILBOX_STATE_TABLE: resources.mailboxStateTable,
+      SUPPRESSION_TABLE: resources.suppressionTable,
+      EVENTS_TOPIC_ARN: resources.eventsTopicArn,
+      RAW_MESSAGE_BUCKET: resources.bucket,
+      IDLE: 'false',
+    });
+    const logger = new Logger({ serviceName: 'email-dispatch' });
+    const metrics = new Metrics({ namespace: 'EmailDispatch', serviceName: 'email-dispatch' });
+    const output = captureOutput(logger, metrics);
+    const handler = createPollMailboxHandler({
+      config,
+      logger,
+      metrics,
+      state: createMailboxStateStore(aws.clients.documents, resources.mailboxStateTable),
+      events: createSnsEventPublisher(aws.clients.sns, resources.eventsTopicArn),
+      suppress: (entry) => suppressions.suppress(entry),
+      storeRaw: createRawMessageStore(aws.clients.s3, resources.bucket),
+      credentialsFor: () => credentialsOf(),
+      tls: { ca: imap.cert.cert },
+    });
+    await imap.append(mailbox, [plainMessage(600), bounceMessage('dead@example.net')]);
+
+    // Act
+    const summary = await handler({}, createLambdaContext('poll-mailbox', 20_000));
+
+    // Assess
+    expect(summary).toEqual({ ops: { status: 'synced', processed: 2 } });
+    const tapped = await aws.clients.sqs.send(new ReceiveMessageCommand({ QueueUrl: resources.eventsTapQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
+    expect((tapped.Messages ?? []).map((m) => (JSON.parse(m.Body ?? '{}') as { type: string }).type).sort()).toEqual(['bounce.detected', 'inbound.received']);
+    expect(await suppressions.findSuppressed(['dead@example.net'])).toEqual(new Set(['dead@example.net']));
+    expect(output.metric('MailboxPolled')).toBe(1);
+    expect(output.metric('BouncesDetected')).toBe(1);
+    expect(output.lines.join('\n')).not.toContain('dead@example.net');
   });
 });
