@@ -51,9 +51,19 @@ function acknowledgeReviewedFindings(stack: EmailDispatchStack) {
     { id: `AwsSolutions-IAM5[Resource::${bucketToken}/attachments/*]`, reason: 'GetObject on the attachment prefix of the deployment bucket: attachment keys are chosen by producers.' },
   );
   if (system.poller) {
+    Validations.of(system.poller.rule).acknowledge({
+      id: 'Serverless-EventBusDLQ',
+      reason: 'A scheduled tick carries no data: a tick that fails to invoke the poller is covered by the next one, which resumes from the mailbox checkpoint; the heartbeat alarm catches a poller that stays down.',
+    });
     Validations.of(system.poller.fn.role ?? system.poller.fn).acknowledge({
       id: `AwsSolutions-IAM5[Resource::${bucketToken}/inbound/*]`,
       reason: 'PutObject on the inbound prefix: one object per received message, keyed by mailbox, UIDVALIDITY and UID.',
+    });
+  }
+  for (const subscription of system.monitoring.alarmTopic.node.findAll().filter((c) => c.node.id === 'Resource' && c.node.scope?.node.id.includes('@'))) {
+    Validations.of(subscription).acknowledge({
+      id: 'Serverless-SNSRedrivePolicy',
+      reason: 'The e-mail subscription of the alarm topic: alarm state lives in CloudWatch, and an undelivered notification is sent again at the next state change.',
     });
   }
   Validations.of(system.jobs.deadLetterQueue).acknowledge({

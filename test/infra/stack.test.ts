@@ -1,0 +1,193 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { App, Stack, Validations } from 'aws-cdk-lib';
+import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { EmailDispatchStack } from '#infra/email-dispatch-stack.js';
+import { deriveQueueSettings } from '#infra/settings.js';
+import { loadStackConfig, StackConfigError } from '#infra/stack-config.js';
+
+const context = {
+  defaultFrom: 'noreply@example.com',
+  transport: 'smtp',
+  transports: 'smtp,ses',
+  sesConfigurationSet: 'tracking',
+  smtpHost: 'email-smtp.eu-west-1.amazonaws.com',
+  smtpSecret: 'email-dispatch/smtp',
+  mailboxes: [{ id: 'bounces', host: 'imap.example.com', secret: 'email-dispatch/imap' }],
+  alarmEmail: 'oncall@example.com',
+  maxConcurrency: 8,
+};
+
+let template: Template;
+let outdir: string;
+const config = loadStackConfig({ tryGetContext: (key: string) => (context as Record<string, unknown>)[key] });
+
+beforeAll(() => {
+  outdir = mkdtempSync(join(tmpdir(), 'email-dispatch-cdk-'));
+  const app = new App({ outdir, context });
+  const stack = new EmailDispatchStack(app, 'Test', config, { env: { account: '111111111111', region: 'eu-west-1' } });
+  Validations.of(app).addPlugins(new AwsSolutionsChecks(app), new ServerlessChecks(app));
+  app.synth();
+  template = Template.fromStack(stack);
+}, 120_000);
+
+const resourcesOf = (type: string) => Object.values(template.findResources(type)) as Array<{ Properties: Record<string, unknown> }>;
+
+describe('the jobs queue', () => {
+  it('is encrypted, TLS-only, sized explicitly, and redrives to a DLQ that keeps jobs longer', () => {
+    const derived = deriveQueueSettings(config.settings);
+    template.hasResourceProperties('AWS::SQS::Queue', {
+      SqsManagedSseEnabled: true,
+      MaximumMessageSize: 1_048_576,
+      VisibilityTimeout: derived.visibilityTimeoutSeconds,
+      MessageRetentionPeriod: derived.retentionSeconds,
+      RedrivePolicy: { deadLetterTargetArn: Match.anyValue(), maxReceiveCount: derived.maxReceiveCount },
+    });
+    template.hasResourceProperties('AWS::SQS::Queue', { SqsManagedSseEnabled: true, MessageRetentionPeriod: 14 * 86_400 });
+    expect(derived.deadLetterRetentionSeconds).toBeGreaterThan(derived.retentionSeconds);
+    const policies = resourcesOf('AWS::SQS::QueuePolicy');
+    expect(policies).toHaveLength(2);
+    for (const p of policies) {
+      expect(JSON.stringify(p.Properties)).toContain('"aws:SecureTransport":"false"');
+    }
+  });
+
+  it('has a visibility timeout of at least six times the function timeout', () => {
+    const fn = resourcesOf('AWS::Lambda::Function').find((f) => (f.Properties.Description as string).startsWith('Sends email jobs'));
+    const queue = resourcesOf('AWS::SQS::Queue').find((q) => q.Properties.RedrivePolicy);
+    expect(queue?.Properties.VisibilityTimeout).toBeGreaterThanOrEqual(6 * (fn?.Properties.Timeout as number));
+  });
+});
+
+describe('the dispatch function', () => {
+  it('runs on the newest Node.js runtime, arm64, traced, with JSON logs', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Description: Match.stringLikeRegexp('^Sends email jobs'),
+      Runtime: 'nodejs24.x',
+      Architectures: ['arm64'],
+      TracingConfig: { Mode: 'Active' },
+      LoggingConfig: Match.objectLike({ LogFormat: 'JSON' }),
+      Environment: { Variables: Match.objectLike({ SMTP_SECURITY: 'starttls', TRANSPORTS: 'smtp,ses', SES_RATE_PER_SECOND: '1' }) },
+    });
+  });
+
+  it('reads the queue under the concurrency cap with partial batch responses', () => {
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      BatchSize: 10,
+      MaximumBatchingWindowInSeconds: 1,
+      ScalingConfig: { MaximumConcurrency: 8 },
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
+  });
+});
+
+describe('the tables', () => {
+  it('are on demand with point-in-time recovery, and expire idempotency records by TTL', () => {
+    const tables = resourcesOf('AWS::DynamoDB::GlobalTable');
+    expect(tables).toHaveLength(3);
+    for (const t of tables) {
+      expect(t.Properties.BillingMode).toBe('PAY_PER_REQUEST');
+      expect(JSON.stringify(t.Properties.Replicas)).toContain('"PointInTimeRecoveryEnabled":true');
+    }
+    template.hasResourceProperties('AWS::DynamoDB::GlobalTable', { KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }], TimeToLiveSpecification: { AttributeName: 'expiration', Enabled: true } });
+  });
+});
+
+describe('the poller', () => {
+  it('runs on a schedule of the configured rate', () => {
+    template.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(1 minute)', State: 'ENABLED' });
+    template.hasResourceProperties('AWS::Lambda::Function', { Description: Match.stringLikeRegexp('^Polls IMAP'), Environment: { Variables: Match.objectLike({ POLL_INTERVAL_SECONDS: '60' }) } });
+  });
+});
+
+describe('alarms', () => {
+  const alarm = (name: string) => resourcesOf('AWS::CloudWatch::Alarm').find((a) => String(a.Properties.AlarmDescription).includes(`runbook: ${name}.`))?.Properties;
+
+  it.each([
+    ['DeadLetterQueueNotEmpty', 'notBreaching'],
+    ['OldestJobTooOld', 'notBreaching'],
+    ['DispatchErrors', 'notBreaching'],
+    ['DispatchThrottles', 'notBreaching'],
+    ['SendsBlocked', 'notBreaching'],
+    ['EventsNotPublished', 'notBreaching'],
+    ['PollerHeartbeatMissing', 'breaching'],
+    ['SesBounceRateHigh', 'notBreaching'],
+    ['SesComplaintRateHigh', 'notBreaching'],
+  ])('%s exists, notifies the alarm topic, and treats missing data as %s', (name, missing) => {
+    const props = alarm(name);
+    expect(props).toBeDefined();
+    expect(props?.TreatMissingData).toBe(missing);
+    expect(JSON.stringify(props?.AlarmActions)).toContain('AlarmTopic');
+  });
+
+  it('subscribes the on-call address and draws a dashboard', () => {
+    template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'oncall@example.com' });
+    template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+  });
+});
+
+describe('permissions', () => {
+  const statements = () =>
+    resourcesOf('AWS::IAM::Policy').flatMap((p) => (p.Properties.PolicyDocument as { Statement: Array<{ Action: string | string[]; Resource: unknown; Condition?: unknown }> }).Statement);
+  const actionsOf = (s: { Action: string | string[] }) => [s.Action].flat();
+
+  it('never grants SES or secrets on *', () => {
+    for (const s of statements()) {
+      const sensitive = actionsOf(s).some((a) => a.startsWith('ses:') || a.startsWith('secretsmanager:'));
+      if (sensitive) expect(JSON.stringify(s.Resource)).not.toBe('"*"');
+    }
+  });
+
+  it('scopes SES sending to the identity and configuration set, with a From condition', () => {
+    const ses = statements().find((s) => actionsOf(s).includes('ses:SendEmail'));
+    expect(JSON.stringify(ses?.Resource)).toContain(':identity/example.com');
+    expect(JSON.stringify(ses?.Resource)).toContain(':configuration-set/tracking');
+    expect(ses?.Condition).toEqual({ StringLike: { 'ses:FromAddress': '*@example.com' } });
+  });
+
+  it('uses no AWS managed policies', () => {
+    for (const role of resourcesOf('AWS::IAM::Role')) expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+  });
+});
+
+describe('checks at synth time', () => {
+  it('passes the AwsSolutions and Serverless packs (synth above would have thrown), and the gate is live', () => {
+    // The stack synthesised in beforeAll with both packs attached. The same packs reject a plain, unreviewed queue:
+    const app = new App({ outdir: mkdtempSync(join(tmpdir(), 'email-dispatch-nag-')) });
+    const stack = new Stack(app, 'Unreviewed');
+    new Queue(stack, 'Plain', { encryption: QueueEncryption.UNENCRYPTED });
+    Validations.of(app).addPlugins(new AwsSolutionsChecks(app), new ServerlessChecks(app));
+    expect(() => app.synth()).toThrow(/AwsSolutions-SQS3|AwsSolutions-SQS4|Serverless-SQSRedrivePolicy/);
+    rmSync(outdir, { recursive: true, force: true });
+  });
+
+  it('reports every bad context value at once', () => {
+    const bad = { defaultFrom: 'not-an-address', transport: 'pigeon', maxConcurrency: 1, mailboxes: '[{"id":"Bad Id"}]', smtpSecurity: 'none', smtpHost: 'smtp.example.com' };
+    let error: StackConfigError | undefined;
+    try {
+      loadStackConfig({ tryGetContext: (key: string) => (bad as Record<string, unknown>)[key] });
+    } catch (e) {
+      error = e as StackConfigError;
+    }
+    const text = error?.problems.join('\n') ?? '';
+    for (const fragment of ['defaultFrom', 'transport must be one of', 'maxConcurrency', 'mailboxes[0].id', 'mailboxes[0].host', 'mailboxes[0].secret', 'smtpSecret', 'smtpSecurity']) expect(text).toContain(fragment);
+  });
+
+  it('synthesises with the aws-cdk CLI offline, without AWS credentials', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'email-dispatch-cli-'));
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AWS_') && !k.startsWith('CDK_')));
+    try {
+      await promisify(execFile)('npx', ['cdk', 'synth', '--quiet', '--no-notices', '-o', out], { env: { ...env, CI: 'true' }, timeout: 180_000 });
+      const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as { artifacts: Record<string, unknown> };
+      expect(Object.keys(manifest.artifacts)).toContain('EmailDispatch');
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  }, 180_000);
+});
