@@ -26,6 +26,8 @@ export type SmtpFaultRule = {
 export type ReceivedMessage = { from: string; to: string[]; raw: Buffer; queueId: string; secure: boolean; user?: string };
 
 export type SmtpSinkOptions = {
+  /** @default 0 (any free port) */
+  port?: number;
   /** STARTTLS (or implicit TLS) with this certificate; without it the server speaks plaintext only. */
   tls?: TlsCertificate;
   /** Offer STARTTLS? (false models a downgrading server). @default true when tls is given */
@@ -174,7 +176,7 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}) {
   });
   server.on('error', () => {});
 
-  await new Promise<void>((resolve) => server.listen(0, LOOPBACK, () => resolve()));
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, LOOPBACK, () => resolve()));
   const address = server.server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
 

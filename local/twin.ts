@@ -1,0 +1,292 @@
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
+import { createAwsClients, type AwsClients } from '#aws/clients.js';
+import { createSnsEventPublisher } from '#aws/event-publisher.js';
+import { createMailboxStateStore } from '#aws/mailbox-state-store.js';
+import { createRawMessageStore } from '#aws/raw-message-store.js';
+import { createSuppressionStore } from '#aws/suppression-store.js';
+import type { TransportName } from '#core/email-job.js';
+import { METRIC_NAMESPACE, SERVICE_NAME } from '#core/metric-names.js';
+import { loadDispatchConfig, loadPollerConfig } from '#functions/config.js';
+import { buildSendEmailDeps } from '#handlers/build-send-email-deps.js';
+import { createPollMailboxHandler } from '#handlers/poll-mailbox-handler.js';
+import { createSendEmailHandler } from '#handlers/send-email-handler.js';
+import { DEFAULT_SETTINGS, deriveQueueSettings, type SystemSettings } from '#infra/settings.js';
+import { buildDsn } from './dsn.js';
+import { startDynalite, startFauxqs, startSesLocal, type Emulator } from './emulators.js';
+import { runEventSource } from './event-source.js';
+import { startHoodiecrow, type HoodiecrowServer } from './hoodiecrow.js';
+import { createLambdaContext } from './lambda-context.js';
+import { createLocalFileCredentials, loadLocalSecrets } from './local-credentials.js';
+import { createLocalMetricsConsole } from './local-metrics.js';
+import { LOOPBACK } from './loopback.js';
+import { createLocalResources, LOCAL_NAMES, type LocalResources } from './resources.js';
+import { startSmtpSink, type SmtpFaultRule } from './smtp-sink.js';
+import { localTlsCertificate } from './tls-certificate.js';
+
+/** Fixed ports of `npm start`, so the CLI, the demo and the redrive tool find the twin; tests pass 0 for any free port. */
+export const TWIN_PORTS = { aws: 4566, dynamodb: 4567, ses: 8005, smtp: 2525, imap: 1143 };
+
+/**
+ * The recipients the twin's SMTP relay treats specially, so every outcome can be seen end to end:
+ * `*@reject.test` is refused at RCPT (550 5.1.1), `*@slow.test` deferred (451), `*@throttled.test` throttled once
+ * (454, as SES's SMTP interface does), and `*@bounce.test` accepted and then bounced with a DSN to the IMAP mailbox.
+ */
+export const TWIN_RULES: SmtpFaultRule[] = [
+  { stage: 'rcpt', address: '*@reject.test', reply: { code: 550, message: '5.1.1 Recipient address rejected: User unknown' } },
+  { stage: 'rcpt', address: '*@slow.test', reply: { code: 451, message: '4.3.0 Temporary local problem, try again later' } },
+  { stage: 'rcpt', address: '*@throttled.test', reply: { code: 454, message: '4.7.0 Throttling failure: Maximum sending rate exceeded.' }, times: 1 },
+];
+export const BOUNCE_DOMAIN = 'bounce.test';
+
+/** Where the twin writes what it discovered at start, for the CLI, the demo and the redrive tool. */
+export type TwinManifest = {
+  region: string;
+  endpoints: { sqs: string; sns: string; s3: string; dynamodb: string; ses?: string };
+  smtp: { host: string; port: number };
+  imap: { host: string; port: number };
+  resources: LocalResources;
+  pid: number;
+};
+
+export type TwinOptions = {
+  /** Working directory of the twin: outbox, credentials, logs, manifest. @default .local */
+  dataDir?: string;
+  ports?: Partial<typeof TWIN_PORTS>;
+  /** @default smtp */
+  transport?: TransportName;
+  /** Keep DynamoDB tables on disk under dataDir/dynamodb. @default false (in memory) */
+  persist?: boolean;
+  settings?: SystemSettings;
+  /** Seconds between poller runs (the stack uses the settings' rate). @default settings.pollRateMinutes × 60 */
+  pollIntervalSeconds?: number;
+  /** Print every log line and EMF blob too. @default false (they go to dataDir/twin.log) */
+  verbose?: boolean;
+};
+
+export type TwinStats = {
+  queued: number;
+  inFlight: number;
+  deadLetters: number;
+  delivered: number;
+  retried: number;
+  rejected: number;
+  failed: number;
+  invalid: number;
+  suppressed: number;
+  bounces: number;
+  lastPoll?: Date;
+};
+
+/**
+ * The whole system on one machine: SQS/SNS/S3 (fauxqs), DynamoDB (dynalite), SES (aws-ses-v2-local), an SMTP relay
+ * with STARTTLS and AUTH, an IMAP mailbox (hoodiecrow), all on 127.0.0.1; resources created from the same settings
+ * the stack deploys; the real handlers run by an event-source loop and a schedule, as Lambda would run them.
+ */
+export async function startTwin(options: TwinOptions = {}) {
+  const dataDir = resolve(options.dataDir ?? '.local');
+  mkdirSync(dataDir, { recursive: true });
+  const ports = { ...TWIN_PORTS, ...options.ports };
+  const settings = options.settings ?? DEFAULT_SETTINGS;
+  const transport = options.transport ?? 'smtp';
+  const logFile = join(dataDir, 'twin.log');
+  const writeLog = (line: string) => (options.verbose ? console.log(line) : appendFileSync(logFile, `${line}\n`));
+  const secretsFile = join(dataDir, 'credentials.json');
+  const secrets = loadLocalSecrets(secretsFile);
+  const cert = localTlsCertificate();
+  const stoppers: Array<() => Promise<void>> = [];
+  const region = 'eu-west-1';
+
+  try {
+    const fauxqs = await startFauxqs(ports.aws);
+    stoppers.push(fauxqs.stop);
+    const dynamo = await startDynalite({ port: ports.dynamodb, path: options.persist ? join(dataDir, 'dynamodb') : undefined });
+    stoppers.push(dynamo.stop);
+    let ses: Emulator | undefined;
+    if (transport === 'ses') {
+      ses = await startSesLocal(ports.ses);
+      stoppers.push(ses.stop);
+    }
+    const imap: HoodiecrowServer = await startHoodiecrow({ users: [secrets.imap], port: ports.imap });
+    stoppers.push(imap.stop);
+
+    // Mail for the bounce domain is accepted, then bounced a moment later, as a relay does when the remote side fails.
+    const smtp = await startSmtpSink({
+      port: ports.smtp,
+      tls: cert,
+      credentials: secrets.smtp,
+      rules: TWIN_RULES.map((r) => ({ ...r })),
+      outboxDir: join(dataDir, 'outbox'),
+      onMessage: (message) => {
+        const headers = message.raw.toString('utf8').split(/\r?\n\r?\n/)[0] ?? '';
+        for (const recipient of message.to.filter((r) => r.toLowerCase().endsWith(`@${BOUNCE_DOMAIN}`))) {
+          setTimeout(() => {
+            imap.deliver(buildDsn({ reportingMta: 'relay.twin.test', to: message.from, recipient, status: '5.1.1', diagnostic: `550 5.1.1 <${recipient}>: Recipient address rejected: User unknown`, originalHeaders: headers }));
+          }, 500);
+        }
+      },
+    });
+    stoppers.push(smtp.stop);
+    const smtpPort = smtp.port;
+
+    const clients: AwsClients = createAwsClients({
+      region,
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+      endpoints: { sqs: fauxqs.endpoint, sns: fauxqs.endpoint, s3: fauxqs.endpoint, dynamodb: dynamo.endpoint },
+    });
+    const resources = await createLocalResources(clients, settings, LOCAL_NAMES);
+
+    const localMetrics = createLocalMetricsConsole(options.verbose ? writeLog : undefined);
+    const logger = new Logger({ serviceName: SERVICE_NAME });
+    (logger as unknown as { console: Record<string, (...a: unknown[]) => void> }).console = Object.fromEntries(
+      ['log', 'info', 'warn', 'error', 'debug', 'trace'].map((k) => [k, (...a: unknown[]) => writeLog(a.map(String).join(' '))]),
+    );
+    const newMetrics = () => {
+      const metrics = new Metrics({ namespace: METRIC_NAMESPACE, serviceName: SERVICE_NAME });
+      (metrics as unknown as { console: unknown }).console = localMetrics.console;
+      return metrics;
+    };
+
+    // The dispatch function: configured through the same variables the stack sets.
+    const dispatchConfig = loadDispatchConfig({
+      JOBS_QUEUE_URL: resources.jobsQueueUrl,
+      DEAD_LETTER_QUEUE_URL: resources.deadLetterQueueUrl,
+      IDEMPOTENCY_TABLE: resources.idempotencyTable,
+      SUPPRESSION_TABLE: resources.suppressionTable,
+      EVENTS_TOPIC_ARN: resources.eventsTopicArn,
+      ATTACHMENT_BUCKET: resources.bucket,
+      DEFAULT_FROM: 'noreply@twin.test',
+      DEFAULT_TRANSPORT: transport,
+      TRANSPORTS: transport,
+      SMTP_HOST: LOOPBACK,
+      SMTP_PORT: String(smtpPort),
+      SMTP_SECURITY: 'starttls',
+      SMTP_SECRET_ID: `file:${secretsFile}#smtp`,
+      RETRY_BASE_SECONDS: String(settings.retry.baseDelaySeconds),
+      RETRY_MAX_DELAY_SECONDS: String(settings.retry.maxDelaySeconds),
+      RETRY_LIFETIME_SECONDS: String(settings.retry.lifetimeSeconds),
+    });
+    const dispatchHandler = createSendEmailHandler(
+      await buildSendEmailDeps(dispatchConfig, clients, { logger, metrics: newMetrics() }, {
+        smtpCredentials: createLocalFileCredentials(secretsFile, 'smtp'),
+        smtpTls: { ca: cert.cert },
+        sesClient: ses ? { region, endpoint: ses.endpoint, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } } : undefined,
+      }),
+    );
+
+    const pollIntervalSeconds = options.pollIntervalSeconds ?? settings.pollRateMinutes * 60;
+    const pollerConfig = loadPollerConfig({
+      MAILBOXES: JSON.stringify([{ id: 'bounces', host: imap.host, port: imap.port, security: 'none', mailbox: 'INBOX', secret: `file:${secretsFile}#imap` }]),
+      MAILBOX_STATE_TABLE: resources.mailboxStateTable,
+      SUPPRESSION_TABLE: resources.suppressionTable,
+      EVENTS_TOPIC_ARN: resources.eventsTopicArn,
+      RAW_MESSAGE_BUCKET: resources.bucket,
+      POLL_INTERVAL_SECONDS: String(pollIntervalSeconds),
+      STOP_MARGIN_MS: '1000',
+    });
+    const suppressions = createSuppressionStore(clients.documents, resources.suppressionTable);
+    const pollHandler = createPollMailboxHandler({
+      config: pollerConfig,
+      logger,
+      metrics: newMetrics(),
+      state: createMailboxStateStore(clients.documents, resources.mailboxStateTable),
+      events: createSnsEventPublisher(clients.sns, resources.eventsTopicArn),
+      suppress: (entry) => suppressions.suppress(entry),
+      storeRaw: createRawMessageStore(clients.s3, resources.bucket),
+      credentialsFor: () => createLocalFileCredentials(secretsFile, 'imap'),
+    });
+
+    const manifest: TwinManifest = {
+      region,
+      endpoints: { sqs: fauxqs.endpoint, sns: fauxqs.endpoint, s3: fauxqs.endpoint, dynamodb: dynamo.endpoint, ses: ses?.endpoint },
+      smtp: { host: smtp.host, port: smtpPort },
+      imap: { host: imap.host, port: imap.port },
+      resources,
+      pid: process.pid,
+    };
+    writeFileSync(join(dataDir, 'twin.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+
+    // Run the functions as Lambda would: the SQS event source under the concurrency cap, the poller on its schedule.
+    const abort = new AbortController();
+    const queue = deriveQueueSettings(settings);
+    const eventSource = runEventSource(
+      {
+        sqs: clients.sqs,
+        queueUrl: resources.jobsQueueUrl,
+        queueArn: resources.jobsQueueArn,
+        handler: dispatchHandler,
+        functionName: 'send-email',
+        batchSize: settings.batchSize,
+        maxBatchingWindowSeconds: settings.maxBatchingWindowSeconds,
+        visibilityTimeoutSeconds: queue.visibilityTimeoutSeconds,
+        functionTimeoutSeconds: settings.functionTimeoutSeconds,
+        maxConcurrency: settings.maxConcurrency,
+        onError: (error) => writeLog(`event source: ${(error as Error).message}`),
+      },
+      abort.signal,
+    );
+    let lastPoll: Date | undefined;
+    const schedule = (async () => {
+      while (!abort.signal.aborted) {
+        const started = Date.now();
+        lastPoll = new Date(started);
+        await pollHandler({}, createLambdaContext('poll-mailbox', settings.pollerTimeoutSeconds * 1000)).catch((error: Error) => writeLog(`poller: ${error.message}`));
+        const wait = Math.max(0, started + pollIntervalSeconds * 1000 - Date.now());
+        await new Promise((resolve) => {
+          const timer = setTimeout(resolve, wait);
+          abort.signal.addEventListener('abort', () => {
+            clearTimeout(timer);
+            resolve(undefined);
+          });
+        });
+      }
+    })();
+
+    const depth = async (queueUrl: string) => {
+      const r = await clients.sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }));
+      return { visible: Number(r.Attributes?.ApproximateNumberOfMessages ?? 0), inFlight: Number(r.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0) };
+    };
+
+    return {
+      manifest,
+      clients,
+      resources,
+      smtp,
+      imap,
+      secretsFile,
+      dataDir,
+      async stats(): Promise<TwinStats> {
+        const [jobs, dlq] = await Promise.all([depth(resources.jobsQueueUrl), depth(resources.deadLetterQueueUrl)]);
+        return {
+          queued: jobs.visible,
+          inFlight: jobs.inFlight,
+          deadLetters: dlq.visible + dlq.inFlight,
+          delivered: localMetrics.get('Delivered'),
+          retried: localMetrics.get('Retried') + localMetrics.get('Throttled') + localMetrics.get('Blocked'),
+          rejected: localMetrics.get('Rejected'),
+          failed: localMetrics.get('Failed'),
+          invalid: localMetrics.get('InvalidJobs'),
+          suppressed: localMetrics.get('AddressesSuppressed'),
+          bounces: localMetrics.get('BouncesDetected'),
+          lastPoll,
+        };
+      },
+      async stop() {
+        abort.abort();
+        // The event source stops after its current receive and batch; a poll idling on the mailbox ends when the
+        // servers go away below.
+        await Promise.race([eventSource, new Promise((resolve) => setTimeout(resolve, settings.functionTimeoutSeconds * 1000))]);
+        for (const stop of stoppers.reverse()) await stop().catch(() => {});
+        await Promise.race([schedule, new Promise((resolve) => setTimeout(resolve, 5000))]);
+      },
+    };
+  } catch (error) {
+    for (const stop of stoppers.reverse()) await stop().catch(() => {});
+    throw error;
+  }
+}
+
+export type Twin = Awaited<ReturnType<typeof startTwin>>;

@@ -1,0 +1,131 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { SendMessageBatchCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { describeIssues, EmailJobSchema, MAX_INLINE_ATTACHMENT_BYTES, type EmailJob } from '#core/email-job.js';
+import type { ClaimCheck } from '#core/parse-job-record.js';
+
+export type EmailProducerOptions = {
+  sqs: SQSClient;
+  queueUrl: string;
+  /** Where large attachments and claim-checked jobs go (the stack's BucketName). Without it, large jobs are refused. */
+  s3?: S3Client;
+  bucket?: string;
+  /** The queue's MaximumMessageSize. @default 1048576 */
+  maxMessageBytes?: number;
+};
+
+/** A job the producer refused before sending, with the field and the reason. */
+export class InvalidEmailJobError extends Error {
+  constructor(readonly detail: string) {
+    super(`invalid email job: ${detail}`);
+    this.name = 'InvalidEmailJobError';
+  }
+}
+
+export type SentJob = { idempotencyKey: string; sqsMessageId: string; claimCheck?: ClaimCheck['claimCheck'] };
+export type FailedJob = { index: number; idempotencyKey?: string; reason: string; retryable: boolean };
+
+const bytes = (text: string) => Buffer.byteLength(text, 'utf8');
+const safeName = (name: string) => name.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 100);
+
+/**
+ * The producer API: validates jobs against the same schema the handler uses, moves what is too large for the queue
+ * to S3 (attachments by reference, or the whole job as a claim check), and sends in batches of ten.
+ */
+export function createEmailProducer(options: EmailProducerOptions) {
+  const limit = options.maxMessageBytes ?? 1024 * 1024;
+  // Room for SQS's own overhead (attributes) within the limit.
+  const budget = limit - 4 * 1024;
+
+  const putObject = async (key: string, body: Buffer | string, contentType: string) => {
+    if (!options.s3 || !options.bucket) throw new InvalidEmailJobError('the job is larger than the queue allows and no bucket is configured for attachments and claim checks');
+    await options.s3.send(new PutObjectCommand({ Bucket: options.bucket, Key: key, Body: body, ContentType: contentType }));
+    return { bucket: options.bucket, key };
+  };
+
+  /** Validates a job and turns it into a queue body, offloading to S3 what does not fit. */
+  const prepare = async (input: unknown): Promise<{ job: EmailJob; body: string; claimCheck?: ClaimCheck['claimCheck'] }> => {
+    const parsed = EmailJobSchema.safeParse(input);
+    if (!parsed.success) {
+      // Large inline attachments are moved to S3 below; only report other problems here.
+      const issues = parsed.error.issues.filter((i) => !(i.path[0] === 'attachments' && /inline attachments exceed/.test(i.message)));
+      if (issues.length > 0) throw new InvalidEmailJobError(describeIssues(issues));
+    }
+    let job = (parsed.success ? parsed.data : input) as EmailJob;
+    const folder = createHash('sha256').update(job.idempotencyKey).digest('hex').slice(0, 32);
+    const inline = (job.attachments ?? []).reduce((sum, a) => sum + Math.floor(((a.content?.length ?? 0) * 3) / 4), 0);
+    let body = JSON.stringify(job);
+    if (inline > MAX_INLINE_ATTACHMENT_BYTES || bytes(body) > budget) {
+      const attachments = await Promise.all(
+        (job.attachments ?? []).map(async (a, i) =>
+          a.content ? { ...a, content: undefined, s3: await putObject(`attachments/${folder}/${i}-${safeName(a.filename)}`, Buffer.from(a.content, 'base64'), a.contentType ?? 'application/octet-stream') } : a,
+        ),
+      );
+      job = { ...job, attachments: JSON.parse(JSON.stringify(attachments)) as EmailJob['attachments'] };
+      body = JSON.stringify(job);
+    }
+    const check = EmailJobSchema.safeParse(job);
+    if (!check.success) throw new InvalidEmailJobError(describeIssues(check.error.issues));
+    if (bytes(body) <= budget) return { job, body };
+    // Still too large (a huge html body): the claim check. The queue carries a reference, the handler fetches it.
+    const claimCheck = await putObject(`jobs/${folder}.json`, body, 'application/json');
+    const reference: ClaimCheck = { version: 1, idempotencyKey: job.idempotencyKey, claimCheck };
+    return { job, body: JSON.stringify(reference), claimCheck };
+  };
+
+  return {
+    /** Sends one job; throws InvalidEmailJobError naming the field, or the SDK's error. */
+    async sendEmail(job: EmailJob): Promise<SentJob> {
+      const prepared = await prepare(job);
+      const result = await options.sqs.send(new SendMessageCommand({ QueueUrl: options.queueUrl, MessageBody: prepared.body }));
+      return { idempotencyKey: prepared.job.idempotencyKey, sqsMessageId: result.MessageId ?? '', claimCheck: prepared.claimCheck };
+    },
+
+    /** Sends many jobs in SendMessageBatch calls of up to ten (and up to the size limit); reports each failure. */
+    async sendEmails(jobs: EmailJob[]): Promise<{ sent: SentJob[]; failed: FailedJob[] }> {
+      const sent: SentJob[] = [];
+      const failed: FailedJob[] = [];
+      const ready: Array<{ index: number; prepared: Awaited<ReturnType<typeof prepare>> }> = [];
+      for (const [index, job] of jobs.entries()) {
+        try {
+          ready.push({ index, prepared: await prepare(job) });
+        } catch (error) {
+          failed.push({ index, idempotencyKey: (job as { idempotencyKey?: string }).idempotencyKey, reason: (error as Error).message, retryable: !(error instanceof InvalidEmailJobError) });
+        }
+      }
+      let batch: typeof ready = [];
+      let batchBytes = 0;
+      const flush = async () => {
+        if (batch.length === 0) return;
+        const entries = batch.map((b, n) => ({ Id: `${n}`, MessageBody: b.prepared.body }));
+        const current = batch;
+        batch = [];
+        batchBytes = 0;
+        try {
+          const result = await options.sqs.send(new SendMessageBatchCommand({ QueueUrl: options.queueUrl, Entries: entries }));
+          for (const ok of result.Successful ?? []) {
+            const entry = current[Number(ok.Id)];
+            if (entry) sent.push({ idempotencyKey: entry.prepared.job.idempotencyKey, sqsMessageId: ok.MessageId ?? '', claimCheck: entry.prepared.claimCheck });
+          }
+          for (const bad of result.Failed ?? []) {
+            const entry = current[Number(bad.Id)];
+            if (entry) failed.push({ index: entry.index, idempotencyKey: entry.prepared.job.idempotencyKey, reason: `${bad.Code}: ${bad.Message ?? ''}`, retryable: !bad.SenderFault });
+          }
+        } catch (error) {
+          for (const entry of current) failed.push({ index: entry.index, idempotencyKey: entry.prepared.job.idempotencyKey, reason: (error as Error).message, retryable: true });
+        }
+      };
+      for (const item of ready) {
+        const size = bytes(item.prepared.body);
+        if (batch.length === 10 || batchBytes + size > budget) await flush();
+        batch.push(item);
+        batchBytes += size;
+      }
+      await flush();
+      return { sent, failed: failed.sort((a, b) => a.index - b.index) };
+    },
+  };
+}
+
+/** A fresh idempotency key, for producers that have no natural one. Prefer a key from your own domain (order id). */
+export const newIdempotencyKey = () => randomUUID();

@@ -1,0 +1,118 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DeleteMessageBatchCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { simpleParser } from 'mailparser';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createSuppressionStore } from '#aws/suppression-store.js';
+import { DEFAULT_SETTINGS } from '#infra/settings.js';
+import { startTwin, type Twin } from '#local/twin.js';
+import { createEmailProducer } from '#producer/index.js';
+import { redriveDeadLetters } from '#tools/redrive-dead-letters.js';
+import { emailJobFactory } from '../support/factories.js';
+
+let twin: Twin;
+let dataDir: string;
+const events: Array<Record<string, unknown>> = [];
+
+beforeAll(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), 'email-dispatch-twin-'));
+  twin = await startTwin({
+    dataDir,
+    ports: { aws: 0, dynamodb: 0, ses: 0, smtp: 0, imap: 0 },
+    settings: { ...DEFAULT_SETTINGS, retry: { baseDelaySeconds: 1, maxDelaySeconds: 2, lifetimeSeconds: 600 } },
+    pollIntervalSeconds: 10,
+  });
+});
+afterAll(async () => {
+  await twin?.stop();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+const collectEvents = async () => {
+  const r = await twin.clients.sqs.send(new ReceiveMessageCommand({ QueueUrl: twin.resources.eventsTapQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
+  for (const m of r.Messages ?? []) events.push(JSON.parse(m.Body ?? '{}') as Record<string, unknown>);
+  if (r.Messages?.length) await twin.clients.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: twin.resources.eventsTapQueueUrl, Entries: r.Messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })) }));
+};
+const waitFor = async (what: string, done: () => boolean | Promise<boolean>, timeoutMs = 45_000) => {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    await collectEvents();
+    if (await done()) return;
+  }
+  throw new Error(`timed out waiting for ${what}`);
+};
+const eventFor = (key: string, type?: string) => events.find((e) => e.idempotencyKey === key && (!type || e.type === type));
+
+describe('the local twin', () => {
+  it('runs the whole loop: producer → queue → handler → SMTP outbox, bounce → IMAP → poller → suppression', async () => {
+    // Prepare
+    const producer = createEmailProducer({ sqs: twin.clients.sqs, s3: twin.clients.s3, queueUrl: twin.resources.jobsQueueUrl, bucket: twin.resources.bucket });
+    const good = emailJobFactory({ to: ['alice@example.net'] });
+    const bounce = emailJobFactory({ to: ['gone@bounce.test'] });
+    const reject = emailJobFactory({ to: ['nobody@reject.test'] });
+    const throttled = emailJobFactory({ to: ['busy@throttled.test'] });
+    const large = emailJobFactory({ to: ['carol@example.net'], html: `<p>${'x'.repeat(1_200_000)}</p>`, attachments: [{ filename: 'big.bin', content: Buffer.alloc(700_000, 1).toString('base64') }] });
+
+    // Act
+    const result = await producer.sendEmails([good, bounce, reject, throttled, large, good]);
+    await waitFor('outcomes and the bounce', () => [good, reject, throttled, large].every((j) => eventFor(j.idempotencyKey)) && events.some((e) => e.type === 'bounce.detected'));
+    const suppressed = await createSuppressionStore(twin.clients.documents, twin.resources.suppressionTable).findSuppressed(['gone@bounce.test']);
+    const again = emailJobFactory({ to: ['gone@bounce.test'] });
+    await producer.sendEmail(again);
+    await waitFor('the suppressed send', () => !!eventFor(again.idempotencyKey));
+
+    // Assess
+    expect(result.failed).toEqual([]);
+    expect(result.sent.find((s) => s.idempotencyKey === large.idempotencyKey)?.claimCheck).toBeDefined();
+    expect(eventFor(good.idempotencyKey)).toMatchObject({ type: 'email.delivered' });
+    expect(eventFor(reject.idempotencyKey)).toMatchObject({ type: 'email.rejected', reason: 'smtp-rcpt-550' });
+    expect(eventFor(throttled.idempotencyKey)).toMatchObject({ type: 'email.delivered', attempts: 2 });
+    expect(eventFor(large.idempotencyKey)).toMatchObject({ type: 'email.delivered' });
+    expect(suppressed).toEqual(new Set(['gone@bounce.test']));
+    expect(eventFor(again.idempotencyKey)).toMatchObject({ type: 'email.rejected', reason: 'all-recipients-suppressed' });
+    const outbox = readdirSync(join(dataDir, 'outbox'));
+    expect(outbox).toHaveLength(4);
+    const bigMail = twin.smtp.received.find((m) => m.to.includes('carol@example.net'));
+    const parsed = await simpleParser(bigMail?.raw ?? Buffer.alloc(0));
+    expect(parsed.attachments[0]?.size).toBe(700_000);
+    expect((await twin.stats()).delivered).toBeGreaterThanOrEqual(4);
+  }, 90_000);
+
+  it('redrives the DLQ after an interrupted run without losing or doubling mail', async () => {
+    // Prepare: 30 jobs that were given up, and 5 invalid ones, in the DLQ
+    const { sqs } = twin.clients;
+    const dlq = twin.resources.deadLetterQueueUrl;
+    const jobs = Array.from({ length: 30 }, (_, i) => emailJobFactory({ to: [`redrive${i}@example.net`] }));
+    for (const job of jobs) {
+      await sqs.send(new SendMessageCommand({ QueueUrl: dlq, MessageBody: JSON.stringify(job), MessageAttributes: { failureClass: { DataType: 'String', StringValue: 'exhausted' }, failureReason: { DataType: 'String', StringValue: 'retry:smtp-451' } } }));
+    }
+    for (let i = 0; i < 5; i += 1) {
+      await sqs.send(new SendMessageCommand({ QueueUrl: dlq, MessageBody: '{"broken":', MessageAttributes: { failureClass: { DataType: 'String', StringValue: 'invalid' }, failureReason: { DataType: 'String', StringValue: 'invalid-json' } } }));
+    }
+    const before = twin.smtp.received.length;
+
+    // Act: a redrive process killed partway, then a second run to the end
+    const child = spawn('npx', ['tsx', 'tools/redrive.ts', '--rate', '10', '--hold', '2'], { cwd: process.cwd(), env: { ...process.env, TWIN_DIR: dataDir }, stdio: ['ignore', 'pipe', 'pipe'] });
+    await new Promise<void>((resolve) => {
+      child.stdout.on('data', (chunk: Buffer) => {
+        if (/moved (1[0-9])/.test(chunk.toString())) resolve();
+      });
+      setTimeout(resolve, 30_000);
+    });
+    child.kill('SIGKILL');
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    const report = await redriveDeadLetters({ sqs, deadLetterQueueUrl: dlq, sourceQueueUrl: twin.resources.jobsQueueUrl, only: 'transient', ratePerSecond: 50, holdSeconds: 2 });
+    await waitFor('the redriven jobs to be sent', () => new Set(twin.smtp.received.slice(before).map((m) => m.to[0])).size === 30, 60_000);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+
+    // Assess
+    expect(report.byReason).toMatchObject({ 'invalid: invalid-json': 5 });
+    const delivered = twin.smtp.received.slice(before).map((m) => m.to[0]);
+    expect(delivered).toHaveLength(30);
+    expect(new Set(delivered).size).toBe(30);
+    const left = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlq, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }));
+    expect(Number(left.Attributes?.ApproximateNumberOfMessages) + Number(left.Attributes?.ApproximateNumberOfMessagesNotVisible)).toBe(5);
+  }, 120_000);
+});

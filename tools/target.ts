@@ -1,0 +1,57 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import type { TwinManifest } from '#local/twin.js';
+
+/** Where a tool sends: the local twin (default) or a deployed stack. */
+export type Target = {
+  description: string;
+  sqs: SQSClient;
+  s3: S3Client;
+  queueUrl: string;
+  deadLetterQueueUrl?: string;
+  bucket?: string;
+  /** The twin's queue subscribed to the events topic. */
+  eventsTapQueueUrl?: string;
+};
+
+export type TargetArgs = {
+  /** A jobs queue URL in AWS (credentials and region from the usual AWS environment). */
+  queueUrl?: string;
+  deadLetterQueueUrl?: string;
+  /** The JSON written by `cdk deploy --outputs-file`. */
+  outputs?: string;
+  /** The twin's directory. @default $TWIN_DIR or .local */
+  dataDir?: string;
+};
+
+const regionOf = (queueUrl: string) => /sqs[.-]([a-z0-9-]+)\.amazonaws\.com/.exec(queueUrl)?.[1];
+
+/** Resolves the target from flags: --outputs or --queue-url mean AWS; otherwise the running local twin. */
+export function resolveTarget(args: TargetArgs): Target {
+  if (args.outputs) {
+    const outputs = JSON.parse(readFileSync(args.outputs, 'utf8')) as Record<string, Record<string, string>>;
+    const stack = Object.values(outputs).find((o) => o.JobsQueueUrl);
+    if (!stack?.JobsQueueUrl) throw new Error(`${args.outputs} has no JobsQueueUrl output (write it with cdk deploy --outputs-file)`);
+    const region = regionOf(stack.JobsQueueUrl);
+    return { description: `AWS (${stack.JobsQueueUrl})`, sqs: new SQSClient({ region }), s3: new S3Client({ region }), queueUrl: stack.JobsQueueUrl, deadLetterQueueUrl: stack.DeadLetterQueueUrl, bucket: stack.BucketName };
+  }
+  if (args.queueUrl) {
+    const region = regionOf(args.queueUrl);
+    return { description: `AWS (${args.queueUrl})`, sqs: new SQSClient({ region }), s3: new S3Client({ region }), queueUrl: args.queueUrl, deadLetterQueueUrl: args.deadLetterQueueUrl };
+  }
+  const manifestPath = join(resolve(args.dataDir ?? process.env.TWIN_DIR ?? '.local'), 'twin.json');
+  if (!existsSync(manifestPath)) throw new Error(`no local twin found (${manifestPath} is missing): start it with npm start, or pass --queue-url / --outputs`);
+  const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as TwinManifest;
+  const credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
+  return {
+    description: `local twin (${manifest.endpoints.sqs})`,
+    sqs: new SQSClient({ region: manifest.region, endpoint: manifest.endpoints.sqs, credentials }),
+    s3: new S3Client({ region: manifest.region, endpoint: manifest.endpoints.s3, credentials, forcePathStyle: true }),
+    queueUrl: manifest.resources.jobsQueueUrl,
+    deadLetterQueueUrl: manifest.resources.deadLetterQueueUrl,
+    bucket: manifest.resources.bucket,
+    eventsTapQueueUrl: manifest.resources.eventsTapQueueUrl,
+  };
+}
