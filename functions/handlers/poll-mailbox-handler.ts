@@ -43,6 +43,14 @@ export function createPollMailboxHandler(deps: PollMailboxDeps) {
   // Mailboxes whose last login was refused: their next run reads the secret afresh, so a rotation takes effect.
   const refreshCredentials = new Set<string>();
 
+  // A run can idle for most of a minute: publish its counts as it goes rather than only at the end.
+  let lastFlush = clock();
+  const flushEvery = (ms: number) => {
+    if (clock() - lastFlush < ms) return;
+    lastFlush = clock();
+    metrics.publishStoredMetrics();
+  };
+
   const pollOne = async (mailbox: PolledMailbox, stopAtMs: number, idleUntilMs: number): Promise<PollSummary[string]> => {
     const credentials = deps.credentialsFor(mailbox);
     let lagMs = 0;
@@ -66,6 +74,7 @@ export function createPollMailboxHandler(deps: PollMailboxDeps) {
             if (facts.kind === 'bounce') metrics.addMetric(PollerMetrics.bounces, MetricUnit.Count, 1);
             if (facts.kind === 'complaint') metrics.addMetric(PollerMetrics.complaints, MetricUnit.Count, 1);
             if (facts.suppressed > 0) metrics.addMetric(PollerMetrics.suppressed, MetricUnit.Count, facts.suppressed);
+            flushEvery(5000);
           },
           log: (level, message, facts) => logger[level](message, facts),
         },
