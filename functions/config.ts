@@ -167,16 +167,44 @@ export function loadDispatchConfig(env: Env = process.env): DispatchConfig {
   return config;
 }
 
-/** One mailbox, as the poller's `MAILBOXES` variable lists it (the stack writes it from the `mailboxes` context). */
+/** One mailbox, as the poller's `MAILBOXES` variable and the stack's `mailboxes` context list it. */
 export type PolledMailbox = {
+  /** A short stable name, used in the checkpoint key, metrics and S3 keys. */
   id: string;
   host: string;
+  /** @default 993 (143 without implicit TLS) */
   port: number;
+  /** @default implicit (TLS from the first byte); `starttls`; `none` only for a loopback host */
   security: 'implicit' | 'starttls' | 'none';
+  /** @default INBOX */
   mailbox: string;
-  /** Secrets Manager secret id (ARN) with `{username, password}`. */
+  /** Secrets Manager secret (name or ARN) with `{ "username": ..., "password": ... }`. */
   secret: string;
 };
+
+/** Parses and checks a mailbox list (JSON text or already parsed), naming each problem under `label`. */
+export function parseMailboxes(value: unknown, label: string): { mailboxes: PolledMailbox[]; problems: string[] } {
+  const problems: string[] = [];
+  let list: Array<Partial<PolledMailbox>>;
+  try {
+    list = (typeof value === 'string' ? JSON.parse(value) : value) as Array<Partial<PolledMailbox>>;
+    if (!Array.isArray(list)) throw new Error('not a list');
+  } catch {
+    return { mailboxes: [], problems: [`${label} must be a JSON list like [{"id":"bounces","host":"imap.example.com","secret":"email-dispatch/imap"}]`] };
+  }
+  const mailboxes = list.map((m, i) => {
+    const security = m.security ?? 'implicit';
+    if (typeof m.id !== 'string' || !/^[a-z0-9-]{1,40}$/.test(m.id)) problems.push(`${label}[${i}].id must be 1–40 of a-z 0-9 -`);
+    if (typeof m.host !== 'string' || m.host === '') problems.push(`${label}[${i}].host is required`);
+    if (typeof m.secret !== 'string' || m.secret === '') problems.push(`${label}[${i}].secret (a Secrets Manager secret name or ARN) is required`);
+    if (!['implicit', 'starttls', 'none'].includes(security)) problems.push(`${label}[${i}].security must be implicit, starttls or none`);
+    if (security === 'none' && m.host && !isLoopbackHost(m.host)) problems.push(`${label}[${i}].security "none" (plaintext) is only allowed for a loopback host`);
+    return { id: m.id ?? '', host: m.host ?? '', port: m.port ?? (security === 'implicit' ? 993 : 143), security, mailbox: m.mailbox ?? 'INBOX', secret: m.secret ?? '' };
+  });
+  const ids = mailboxes.map((m) => m.id);
+  if (new Set(ids).size !== ids.length) problems.push(`${label} ids must be unique`);
+  return { mailboxes, problems };
+}
 
 /** Everything the IMAP poller reads from its environment. */
 export type PollerConfig = {
@@ -203,25 +231,9 @@ export type PollerConfig = {
 /** Reads and validates the poller's configuration; throws a ConfigError listing every problem. */
 export function loadPollerConfig(env: Env = process.env): PollerConfig {
   const r = new EnvReader(env);
-  let mailboxes: PolledMailbox[] = [];
   const raw = r.required('MAILBOXES');
-  if (raw) {
-    try {
-      const list = JSON.parse(raw) as Array<Partial<PolledMailbox>>;
-      if (!Array.isArray(list)) throw new Error('not a list');
-      mailboxes = list.map((m, i) => {
-        const security = m.security ?? 'implicit';
-        r.check(typeof m.id === 'string' && /^[a-z0-9-]{1,40}$/.test(m.id), `MAILBOXES[${i}].id must be 1–40 of a-z 0-9 -`);
-        r.check(typeof m.host === 'string' && m.host !== '', `MAILBOXES[${i}].host is required`);
-        r.check(typeof m.secret === 'string' && m.secret !== '', `MAILBOXES[${i}].secret is required`);
-        r.check(['implicit', 'starttls', 'none'].includes(security), `MAILBOXES[${i}].security must be implicit, starttls or none`);
-        r.check(security !== 'none' || isLoopbackHost(m.host ?? ''), `MAILBOXES[${i}].security none (plaintext) is only allowed for a loopback host`);
-        return { id: m.id ?? '', host: m.host ?? '', port: m.port ?? (security === 'implicit' ? 993 : 143), security, mailbox: m.mailbox ?? 'INBOX', secret: m.secret ?? '' };
-      });
-    } catch {
-      r.check(false, 'MAILBOXES must be a JSON list of {id, host, port, security, mailbox, secret}');
-    }
-  }
+  const { mailboxes, problems } = raw ? parseMailboxes(raw, 'MAILBOXES') : { mailboxes: [], problems: [] };
+  r.problems.push(...problems);
   const config: PollerConfig = {
     mailboxes,
     mailboxStateTable: r.required('MAILBOX_STATE_TABLE'),

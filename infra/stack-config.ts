@@ -1,22 +1,11 @@
 import type { Node } from 'constructs';
 import { EmailAddressSchema, TransportNames, type TransportName } from '#core/email-job.js';
 import { isLoopbackHost } from '#core/is-loopback-host.js';
+import { parseMailboxes, type PolledMailbox } from '#functions/config.js';
 import { DEFAULT_SETTINGS, validateSettings, type SystemSettings } from './settings.js';
 
-/** One mailbox the poller reads. */
-export type MailboxConfig = {
-  /** A short stable name, used in the checkpoint key, metrics and S3 keys. */
-  id: string;
-  host: string;
-  /** @default 993 */
-  port: number;
-  /** @default implicit (TLS from the first byte); `starttls`; `none` only for loopback */
-  security: 'implicit' | 'starttls' | 'none';
-  /** @default INBOX */
-  mailbox: string;
-  /** Secrets Manager secret (name or ARN) with `{ "username": ..., "password": ... }`. */
-  secret: string;
-};
+/** One mailbox the poller reads (see PolledMailbox in functions/config.ts). */
+export type MailboxConfig = PolledMailbox;
 
 /** Everything a deployment chooses; each field is a CDK context key of the same name. */
 export type StackConfig = {
@@ -105,27 +94,10 @@ export function loadStackConfig(node: Context): StackConfig {
     if (smtpSecurity === 'none' && smtpHost && !isLoopbackHost(smtpHost)) problems.push('smtpSecurity "none" is only allowed for a loopback host');
   }
 
-  let mailboxes: MailboxConfig[] = [];
   const mailboxValue = raw('mailboxes');
-  if (mailboxValue !== undefined && mailboxValue !== null && mailboxValue !== '') {
-    try {
-      const list = (typeof mailboxValue === 'string' ? JSON.parse(mailboxValue) : mailboxValue) as Array<Partial<MailboxConfig>>;
-      if (!Array.isArray(list)) throw new Error('not a list');
-      mailboxes = list.map((m, i) => {
-        const security = m.security ?? 'implicit';
-        if (!m.id || !/^[a-z0-9-]{1,40}$/.test(m.id)) problems.push(`mailboxes[${i}].id must be 1–40 of a-z 0-9 -`);
-        if (!m.host) problems.push(`mailboxes[${i}].host is required`);
-        if (!m.secret) problems.push(`mailboxes[${i}].secret (a Secrets Manager secret name or ARN) is required`);
-        if (!['implicit', 'starttls', 'none'].includes(security)) problems.push(`mailboxes[${i}].security must be implicit, starttls or none`);
-        if (security === 'none' && m.host && !isLoopbackHost(m.host)) problems.push(`mailboxes[${i}].security "none" is only allowed for a loopback host`);
-        return { id: m.id ?? '', host: m.host ?? '', port: m.port ?? (security === 'implicit' ? 993 : 143), security, mailbox: m.mailbox ?? 'INBOX', secret: m.secret ?? '' };
-      });
-      const ids = mailboxes.map((m) => m.id);
-      if (new Set(ids).size !== ids.length) problems.push('mailboxes ids must be unique');
-    } catch {
-      problems.push('mailboxes must be a JSON list like [{"id":"bounces","host":"imap.example.com","secret":"email-dispatch/imap"}]');
-    }
-  }
+  const parsed = mailboxValue === undefined || mailboxValue === null || mailboxValue === '' ? { mailboxes: [], problems: [] } : parseMailboxes(mailboxValue, 'mailboxes');
+  const mailboxes: MailboxConfig[] = parsed.mailboxes;
+  problems.push(...parsed.problems);
 
   const alarmEmail = text('alarmEmail');
   if (alarmEmail && !EmailAddressSchema.safeParse(alarmEmail).success) problems.push('alarmEmail must be a bare address');

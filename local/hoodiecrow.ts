@@ -1,5 +1,5 @@
 import hoodiecrow from 'hoodiecrow-imap';
-import { LOOPBACK } from './loopback.js';
+import { LOOPBACK, listenOnLoopback } from './loopback.js';
 
 /**
  * An embedded IMAP server (hoodiecrow-imap) on 127.0.0.1, plaintext (loopback only), in memory. It has neither
@@ -11,9 +11,7 @@ export async function startHoodiecrow(options: { users: Array<{ username: string
     users: Object.fromEntries(options.users.map((u) => [u.username, { password: u.password }])),
     storage: { INBOX: { messages: [] }, '': { separator: '/', folders: {} } },
   });
-  await new Promise<void>((resolve) => server.listen(options.port ?? 0, LOOPBACK, () => resolve()));
-  const address = server.server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
+  const port = await listenOnLoopback(server.server, options.port);
   return {
     host: LOOPBACK,
     port,

@@ -95,3 +95,15 @@ export async function createLocalResources(clients: AwsClients, settings: System
     mailboxStateTable: names.mailboxStateTable,
   };
 }
+
+/** The dispatch function's environment variables that name these resources, as the stack sets them. */
+export function toDispatchEnvironment(resources: LocalResources): Record<string, string> {
+  return {
+    JOBS_QUEUE_URL: resources.jobsQueueUrl,
+    DEAD_LETTER_QUEUE_URL: resources.deadLetterQueueUrl,
+    IDEMPOTENCY_TABLE: resources.idempotencyTable,
+    SUPPRESSION_TABLE: resources.suppressionTable,
+    EVENTS_TOPIC_ARN: resources.eventsTopicArn,
+    ATTACHMENT_BUCKET: resources.bucket,
+  };
+}

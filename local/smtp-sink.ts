@@ -3,7 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import { SMTPServer, type SMTPServerSession } from 'smtp-server';
-import { LOOPBACK } from './loopback.js';
+import { LOOPBACK, listenOnLoopback } from './loopback.js';
 import type { TlsCertificate } from './tls-certificate.js';
 
 /** Where in the SMTP dialogue a fault strikes. `end` is the reply to the final '.', after the data was sent. */
@@ -176,9 +176,7 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}) {
   });
   server.on('error', () => {});
 
-  await new Promise<void>((resolve) => server.listen(options.port ?? 0, LOOPBACK, () => resolve()));
-  const address = server.server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
+  const port = await listenOnLoopback(server.server, options.port);
 
   return {
     host: LOOPBACK,

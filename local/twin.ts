@@ -23,7 +23,7 @@ import { createLambdaContext } from './lambda-context.js';
 import { createLocalFileCredentials, loadLocalSecrets } from './local-credentials.js';
 import { createLocalMetricsConsole } from './local-metrics.js';
 import { LOOPBACK } from './loopback.js';
-import { createLocalResources, LOCAL_NAMES, type LocalResources } from './resources.js';
+import { createLocalResources, toDispatchEnvironment, LOCAL_NAMES, type LocalResources } from './resources.js';
 import { startSmtpSink, type SmtpFaultRule } from './smtp-sink.js';
 import { localTlsCertificate } from './tls-certificate.js';
 
@@ -152,12 +152,7 @@ export async function startTwin(options: TwinOptions = {}) {
 
     // The dispatch function: configured through the same variables the stack sets.
     const dispatchConfig = loadDispatchConfig({
-      JOBS_QUEUE_URL: resources.jobsQueueUrl,
-      DEAD_LETTER_QUEUE_URL: resources.deadLetterQueueUrl,
-      IDEMPOTENCY_TABLE: resources.idempotencyTable,
-      SUPPRESSION_TABLE: resources.suppressionTable,
-      EVENTS_TOPIC_ARN: resources.eventsTopicArn,
-      ATTACHMENT_BUCKET: resources.bucket,
+      ...toDispatchEnvironment(resources),
       DEFAULT_FROM: 'noreply@twin.test',
       DEFAULT_TRANSPORT: transport,
       TRANSPORTS: transport,

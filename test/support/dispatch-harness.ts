@@ -9,7 +9,7 @@ import { createSendEmailHandler, type SendEmailDeps } from '#handlers/send-email
 import { DEFAULT_SETTINGS, deriveQueueSettings, type SystemSettings } from '#infra/settings.js';
 import { startDynalite, startFauxqs, type Emulator } from '#local/emulators.js';
 import { deliverOneBatch } from '#local/event-source.js';
-import { createLocalResources } from '#local/resources.js';
+import { createLocalResources, toDispatchEnvironment } from '#local/resources.js';
 import { startSmtpSink, type SmtpSinkOptions } from '#local/smtp-sink.js';
 import { localTlsCertificate } from '#local/tls-certificate.js';
 import { captureOutput } from './captured-output.js';
@@ -59,12 +59,7 @@ export async function startDispatchHarness(aws: AwsEmulators, options: { sink?: 
     mailboxStateTable: `mailbox-${suffix}`,
   });
   const config = loadDispatchConfig({
-    JOBS_QUEUE_URL: resources.jobsQueueUrl,
-    DEAD_LETTER_QUEUE_URL: resources.deadLetterQueueUrl,
-    IDEMPOTENCY_TABLE: resources.idempotencyTable,
-    SUPPRESSION_TABLE: resources.suppressionTable,
-    EVENTS_TOPIC_ARN: resources.eventsTopicArn,
-    ATTACHMENT_BUCKET: resources.bucket,
+    ...toDispatchEnvironment(resources),
     DEFAULT_FROM: 'noreply@example.com',
     SMTP_HOST: sink.host,
     SMTP_PORT: String(sink.port),
