@@ -21,6 +21,12 @@ export type SmtpFaultRule = {
   drop?: boolean;
   delayMs?: number;
   times?: number;
+  /** Fire only with this probability (0–1), from the sink's seeded generator. @default 1 */
+  probability?: number;
+  /** At `end`: keep the message as received before answering or dropping (the server has it; the client may not know). */
+  keep?: boolean;
+  /** Called when the rule fires, before it answers (tests kill a client process here). */
+  run?: () => void;
 };
 
 export type ReceivedMessage = { from: string; to: string[]; raw: Buffer; queueId: string; secure: boolean; user?: string };
@@ -41,6 +47,8 @@ export type SmtpSinkOptions = {
   outboxDir?: string;
   /** Idle timeout before the server closes a connection. @default 60000 */
   socketTimeoutMs?: number;
+  /** Seed of the generator behind `probability`. @default 1 */
+  seed?: number;
   /** Called with every accepted message (the local twin turns refusals into bounces through this too). */
   onMessage?: (message: ReceivedMessage) => void;
   /** Called when a recipient is refused with a 5xx at RCPT or end of data. */
@@ -60,16 +68,30 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}) {
   const sockets = new Map<string, Socket>();
   let connections = 0;
 
+  // A seeded generator, so that a run of probabilistic faults can be repeated.
+  let seed = options.seed ?? 1;
+  const random = () => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed / 2 ** 31;
+  };
   const pick = (stage: SmtpStage, addresses: string[]) =>
-    rules.find((r) => r.stage === stage && (r.times === undefined || r.fired < r.times) && (!r.address || addresses.some((a) => toRegExp(r.address as string).test(a))));
+    rules.find(
+      (r) =>
+        r.stage === stage &&
+        (r.times === undefined || r.fired < r.times) &&
+        (!r.address || addresses.some((a) => toRegExp(r.address as string).test(a))) &&
+        (r.probability === undefined || random() < r.probability),
+    );
 
   const socketOf = (session: SMTPServerSession) => sockets.get(`${session.remotePort}`);
 
   /** Applies a matching rule; resolves true when the rule answered (the caller must not answer again). */
-  const applyFault = async (stage: SmtpStage, addresses: string[], session: SMTPServerSession, callback: (err?: Error | null) => void): Promise<boolean> => {
+  const applyFault = async (stage: SmtpStage, addresses: string[], session: SMTPServerSession, callback: (err?: Error | null) => void, keep?: () => void): Promise<boolean> => {
     const rule = pick(stage, addresses);
     if (!rule) return false;
     rule.fired += 1;
+    if (rule.keep) keep?.();
+    rule.run?.();
     if (rule.delayMs) await new Promise((resolve) => setTimeout(resolve, rule.delayMs));
     if (rule.drop) {
       socketOf(session)?.destroy();
@@ -127,7 +149,6 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}) {
       stream.on('data', (chunk: Buffer) => chunks.push(chunk));
       stream.on('end', () => {
         void (async () => {
-          if (await applyFault('end', recipients, session, callback)) return;
           const queueId = randomBytes(6).toString('hex').toUpperCase();
           const message: ReceivedMessage = {
             from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
@@ -137,6 +158,8 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}) {
             secure: session.secure,
             user: session.user as string | undefined,
           };
+          const keep = () => received.push(message);
+          if (await applyFault('end', recipients, session, callback, keep)) return;
           received.push(message);
           if (options.outboxDir) {
             mkdirSync(options.outboxDir, { recursive: true });

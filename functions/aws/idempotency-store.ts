@@ -2,8 +2,27 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
 import { TableKeys } from './table-keys.js';
 
-/** Powertools' DynamoDB persistence for job keys, on the given client (so the local twin can point it at dynalite). */
-export function createIdempotencyStore(client: DynamoDBClient, tableName: string) {
+/**
+ * Powertools' DynamoDB persistence for job keys, on the given client (so the local twin can point it at dynalite).
+ *
+ * `onTakeover` is told when an attempt replaces an expired INPROGRESS record: the attempt before it died after
+ * claiming the job (a crash or a timeout), so the job may already have gone out. Powertools keeps this to itself;
+ * asking DynamoDB for the replaced item (ReturnValues ALL_OLD) on the claiming PutItem costs nothing extra.
+ */
+export function createIdempotencyStore(client: DynamoDBClient, tableName: string, onTakeover?: () => void) {
+  // Only the claiming PutItem on this table is touched; other commands on the shared client pass through.
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const input = args.input as { TableName?: string; ReturnValues?: string };
+      const claiming = context.commandName === 'PutItemCommand' && input.TableName === tableName;
+      if (claiming) input.ReturnValues = 'ALL_OLD';
+      const result = await next(args);
+      const old = (result.output as { Attributes?: Record<string, { S?: string }> }).Attributes;
+      if (claiming && old?.status?.S === 'INPROGRESS') onTakeover?.();
+      return result;
+    },
+    { step: 'initialize', name: `idempotencyTakeover:${tableName}` },
+  );
   return new DynamoDBPersistenceLayer({
     tableName,
     awsSdkV3Client: client,

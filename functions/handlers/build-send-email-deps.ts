@@ -45,6 +45,7 @@ export async function buildSendEmailDeps(
     transports.ses = createSesTransport({ configurationSetName: config.ses.configurationSetName, ratePerSecond: config.ses.ratePerSecond, client: environment.sesClient });
   }
   const loadObject = createAttachmentStore(clients.s3, config.attachmentBucket);
+  const takeoverListeners: Array<() => void> = [];
   return {
     ...observability,
     dispatch: {
@@ -55,7 +56,8 @@ export async function buildSendEmailDeps(
       defaultFrom: config.defaultFrom,
       messageIdDomain: config.messageIdDomain,
     },
-    persistenceStore: createIdempotencyStore(clients.dynamodb, config.idempotencyTable),
+    persistenceStore: createIdempotencyStore(clients.dynamodb, config.idempotencyTable, () => takeoverListeners.forEach((listener) => listener())),
+    onIdempotencyTakeover: (listener) => takeoverListeners.push(listener),
     idempotencyTtlSeconds: config.idempotencyTtlSeconds,
     events: createSnsEventPublisher(clients.sns, config.eventsTopicArn),
     deadLetters: createDeadLetterSink(clients.sqs, config.deadLetterQueueUrl),

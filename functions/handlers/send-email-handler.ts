@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import { IdempotencyConfig, makeIdempotent } from '@aws-lambda-powertools/idempotency';
 import type { BasePersistenceLayer } from '@aws-lambda-powertools/idempotency/persistence';
@@ -38,6 +39,8 @@ export type SendEmailDeps = {
   tracer?: Tracer;
   dispatch: DispatchDeps;
   persistenceStore: BasePersistenceLayer;
+  /** Registers a listener for attempts that take over a dead attempt's in-progress record (see idempotency-store). */
+  onIdempotencyTakeover?: (listener: () => void) => void;
   /** How long a key is remembered after its job completed, seconds. */
   idempotencyTtlSeconds: number;
   events: EventPublisher;
@@ -97,6 +100,19 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     },
     { persistenceStore: deps.persistenceStore, config: idempotencyConfig, keyPrefix: 'email-job', dataIndexArgument: 0 },
   );
+
+  // Which job an attempt belongs to, for the takeover listener, which runs deep inside the DynamoDB client.
+  const currentJob = new AsyncLocalStorage<{ job: EmailJob; attempt: number }>();
+  deps.onIdempotencyTakeover?.(() => {
+    const current = currentJob.getStore();
+    metrics.addMetric(DispatchMetrics.ambiguous, MetricUnit.Count, 1);
+    // The attempt before this one died after claiming the job: it may have sent it (the '.'→'250' window, or a
+    // crash before the completion record). This attempt sends again, with the same Message-ID.
+    logger.warn('ambiguous attempt: the previous attempt died after claiming this job and may have sent it', {
+      dispatchId: current ? toMessageId(current.job.idempotencyKey, deps.dispatch.messageIdDomain) : undefined,
+      attempt: current?.attempt,
+    });
+  });
 
   const publish = async (event: Parameters<EventPublisher['publish']>[0]) => {
     try {
@@ -163,7 +179,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     const run: { outcome?: SendOutcome } = {};
     let stored: StoredResult;
     try {
-      stored = await sendOnce(job, run);
+      stored = await currentJob.run({ job, attempt }, () => sendOnce(job, run));
     } catch (error) {
       const name = (error as Error).name;
       if (name === 'IdempotencyValidationError') {
