@@ -117,7 +117,8 @@ function classifySmtp(failure: Extract<TransportFailure, { provider: 'smtp' }>):
     return { action: classifySmtpReply(responseCode, response ?? '', command), reason: `smtp-${responseCode}`, ...base, recipients: [] };
   }
   if (code && SMTP_CONNECTION_CODES.has(code)) {
-    return { action: 'retry', reason: `smtp-${code.toLowerCase()}`, ...base, recipients: [] };
+    // No reply came: the server may have taken the message before the connection went (RFC 1047).
+    return { action: 'retry', reason: `smtp-${code.toLowerCase()}`, ...base, recipients: [], ambiguous: true };
   }
   // nodemailer refused the envelope or message before talking to the server (size, no recipients): the job's fault.
   if ((code === 'EENVELOPE' || code === 'EMESSAGE' || code === 'EMAXRECIPIENTS') && command === 'API') {
@@ -135,7 +136,8 @@ function classifySes(failure: Extract<TransportFailure, { provider: 'ses' }>): S
     return { action: SETUP_WORDS.test(failure.message) ? 'blocked' : 'rejected', ...base };
   }
   if (failure.httpStatus === 403) return { action: 'blocked', ...base };
-  return { action: 'retry', ...base };
+  // No HTTP answer at all (a timeout, a reset): SES may have accepted the message; SendEmail has no idempotency token.
+  return { action: 'retry', ...base, ambiguous: failure.httpStatus === undefined };
 }
 
 /**

@@ -41,4 +41,9 @@ export type SendOutcome = {
   /** The provider's id for the accepted message (SMTP queue id or SES MessageId). */
   providerMessageId?: string;
   recipients: RecipientResult[];
+  /**
+   * The attempt failed in a way that may have happened after the provider took the message (a connection lost
+   * with no reply, a timeout): a retry may send it twice (with the same Message-ID).
+   */
+  ambiguous?: boolean;
 };

@@ -124,8 +124,10 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     }
   };
 
-  const logOutcome = (level: 'info' | 'warn', message: string, job: EmailJob, outcome: SendOutcome, attempt: number) =>
+  const logOutcome = (level: 'info' | 'warn', message: string, job: EmailJob, outcome: SendOutcome, attempt: number, retryInSeconds?: number) =>
     logger[level](message, {
+      retryInSeconds,
+      ambiguous: outcome.ambiguous,
       dispatchId: toMessageId(job.idempotencyKey, deps.dispatch.messageIdDomain),
       action: outcome.action,
       reason: outcome.reason,
@@ -162,7 +164,8 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
       return;
     }
     metrics.addMetric(DispatchMetrics[outcome.action as 'retry' | 'throttled' | 'blocked'], MetricUnit.Count, 1);
-    logOutcome('warn', 'job deferred', job, outcome, attempt);
+    if (outcome.ambiguous) metrics.addMetric(DispatchMetrics.ambiguous, MetricUnit.Count, 1);
+    logOutcome('warn', outcome.ambiguous ? 'job deferred; ambiguous attempt: the provider may already have it' : 'job deferred', job, outcome, attempt, decision.delaySeconds);
     await deps.visibility.postpone(record, decision.delaySeconds).catch((error: unknown) => {
       logger.error('could not postpone record; it returns after the queue visibility timeout', { sqsMessageId: record.messageId, error: error as Error });
     });
@@ -218,11 +221,12 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     );
   };
 
-  const processor = new BatchProcessor(EventType.SQS);
-
   const lambdaHandler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
     idempotencyConfig.registerLambdaContext(context);
     const finished = new Set<string>();
+    // A processor per invocation: it holds the batch's state, and the local twin runs several batches at once
+    // through one handler (Lambda never does; a shared processor would mix their results up).
+    const processor = new BatchProcessor(EventType.SQS);
     const work = processPartialResponse(
       event,
       async (record: SQSRecord) => {
