@@ -13,6 +13,8 @@ export type DovecotServer = {
   /** IMAP over implicit TLS. */
   tlsPort: number;
   users: Array<{ username: string; password: string }>;
+  /** Where mail lives: `<mailRoot>/<user>/Maildir`, for delivering straight into a mailbox as an MTA would. */
+  mailRoot: string;
   stop(): Promise<void>;
 };
 
@@ -127,6 +129,7 @@ protocol imap {
     port,
     tlsPort,
     users: options.users,
+    mailRoot: join(dir, 'mail'),
     async stop() {
       if (child.exitCode === null && child.pid) {
         child.kill('SIGTERM');

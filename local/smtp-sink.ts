@@ -29,7 +29,7 @@ export type SmtpFaultRule = {
   run?: () => void;
 };
 
-export type ReceivedMessage = { from: string; to: string[]; raw: Buffer; queueId: string; secure: boolean; user?: string };
+export type ReceivedMessage = { from: string; to: string[]; raw: Buffer; queueId: string; secure: boolean; user?: string; receivedAt: number };
 
 export type SmtpSinkOptions = {
   /** @default 0 (any free port) */
@@ -157,6 +157,7 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}) {
             queueId,
             secure: session.secure,
             user: session.user as string | undefined,
+            receivedAt: Date.now(),
           };
           const keep = () => received.push(message);
           if (await applyFault('end', recipients, session, callback, keep)) return;

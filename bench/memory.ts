@@ -1,0 +1,63 @@
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { createAwsClients } from '#aws/clients.js';
+import { loadDispatchConfig } from '#functions/config.js';
+import { buildSendEmailDeps } from '#handlers/build-send-email-deps.js';
+import { createSendEmailHandler } from '#handlers/send-email-handler.js';
+import { DEFAULT_SETTINGS } from '#infra/settings.js';
+import { startDynalite, startFauxqs } from '#local/emulators.js';
+import { deliverOneBatch } from '#local/event-source.js';
+import { createLocalResources, LOCAL_NAMES, toDispatchEnvironment } from '#local/resources.js';
+import { startSmtpSink } from '#local/smtp-sink.js';
+import { localTlsCertificate } from '#local/tls-certificate.js';
+import { benchJob } from './jobs.js';
+import { record } from './measure.js';
+
+/** Peak memory of one batch of 10 jobs, each with a 1 MB attachment (by S3 reference, as large files go). */
+export async function benchMemory() {
+  const fauxqs = await startFauxqs();
+  const dynamo = await startDynalite();
+  const cert = localTlsCertificate();
+  const credentials = { username: 'bench', password: 'bench-pass' };
+  const sink = await startSmtpSink({ tls: cert, credentials });
+  const clients = createAwsClients({ region: 'eu-west-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' }, endpoints: { sqs: fauxqs.endpoint, sns: fauxqs.endpoint, s3: fauxqs.endpoint, dynamodb: dynamo.endpoint } });
+  const names = Object.fromEntries(Object.entries(LOCAL_NAMES).map(([k, v]) => [k, `${v}-memory`])) as typeof LOCAL_NAMES;
+  const resources = await createLocalResources(clients, DEFAULT_SETTINGS, names);
+  try {
+    const config = loadDispatchConfig({ ...toDispatchEnvironment(resources), DEFAULT_FROM: 'noreply@example.com', SMTP_HOST: sink.host, SMTP_PORT: String(sink.port) });
+    const metrics = new Metrics({ namespace: 'EmailDispatch', serviceName: 'email-dispatch' });
+    (metrics as unknown as { console: unknown }).console = { log: () => {} };
+    const deps = await buildSendEmailDeps(config, clients, { logger: new Logger({ logLevel: 'ERROR' }), metrics }, { smtpCredentials: { get: async () => credentials }, smtpTls: { ca: cert.cert } });
+    const handler = createSendEmailHandler(deps);
+    const file = Buffer.alloc(1024 * 1024, 0x41);
+    const jobs = await Promise.all(
+      Array.from({ length: 10 }, async (_, i) => {
+        await clients.s3.send(new PutObjectCommand({ Bucket: resources.bucket, Key: `attachments/mem-${i}.bin`, Body: file }));
+        return benchJob(`mem-${i}`, { attachments: [{ filename: 'report.bin', s3: { bucket: resources.bucket, key: `attachments/mem-${i}.bin` } }] });
+      }),
+    );
+    await clients.sqs.send(new SendMessageBatchCommand({ QueueUrl: resources.jobsQueueUrl, Entries: jobs.map((j, n) => ({ Id: String(n), MessageBody: JSON.stringify(j) })) }));
+    global.gc?.();
+    const before = process.memoryUsage();
+    let peakRss = before.rss;
+    let peakHeap = before.heapUsed + before.external;
+    const sampler = setInterval(() => {
+      const m = process.memoryUsage();
+      peakRss = Math.max(peakRss, m.rss);
+      peakHeap = Math.max(peakHeap, m.heapUsed + m.external);
+    }, 5);
+    const result = await deliverOneBatch({ sqs: clients.sqs, queueUrl: resources.jobsQueueUrl, queueArn: resources.jobsQueueArn, handler, functionName: 'send-email', batchSize: 10, maxBatchingWindowSeconds: 0, visibilityTimeoutSeconds: 60, functionTimeoutSeconds: 60, waitTimeSeconds: 0 });
+    clearInterval(sampler);
+    if (result.succeeded !== 10) throw new Error(`memory batch: ${result.succeeded} of 10 sent`);
+    const section = 'memory: one batch of 10 jobs × 1 MB attachment';
+    record(section, 'heap + buffers growth at peak', (peakHeap - before.heapUsed - before.external) / 1024 / 1024, 'MiB', 'sampled every 5 ms; the emulators share the process');
+    record(section, 'RSS growth at peak', (peakRss - before.rss) / 1024 / 1024, 'MiB');
+    await deps.dispatch.transports.smtp?.close();
+  } finally {
+    await sink.stop();
+    await fauxqs.stop();
+    await dynamo.stop();
+  }
+}
