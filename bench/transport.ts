@@ -3,7 +3,7 @@ import { dispatchJob, type DispatchDeps } from '#core/dispatch-job.js';
 import { startSmtpSink } from '#local/smtp-sink.js';
 import { localTlsCertificate } from '#local/tls-certificate.js';
 import { createSmtpTransport } from '#transports/smtp-transport.js';
-import { toMessageId } from '#core/message-id.js';
+import { toDispatchId, toMessageId } from '#core/message-id.js';
 import { record, withConcurrency } from './measure.js';
 import { benchJob } from './jobs.js';
 
@@ -23,7 +23,8 @@ export async function benchTransport(count: number) {
     const rawRun = async () => {
       const start = performance.now();
       await withConcurrency(jobs, 50, async (job) => {
-        await raw.sendMail({ from: 'noreply@example.com', to: job.to as string[], subject: job.subject, text: job.text, messageId: toMessageId(job.idempotencyKey, 'example.com') });
+        // The same message ours builds: both bodies, the derived Message-ID and the dispatch header.
+        await raw.sendMail({ from: 'noreply@example.com', to: job.to as string[], subject: job.subject, text: job.text, html: job.html, messageId: toMessageId(job.idempotencyKey, 'example.com'), headers: { 'X-Dispatch-Id': toDispatchId(job.idempotencyKey) } });
       });
       return (count / (performance.now() - start)) * 1000;
     };

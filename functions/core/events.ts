@@ -39,6 +39,8 @@ export type DispatchEvent = EmailOutcomeEvent | EventEnvelope<EventType, Record<
 /** Publishes events; one implementation on SNS, fakes in tests. */
 export interface EventPublisher {
   publish(event: DispatchEvent): Promise<void>;
+  /** Publishes several at once; resolves with the ones that could not be published. */
+  publishBatch?(events: DispatchEvent[]): Promise<Array<{ event: DispatchEvent; error: string }>>;
 }
 
 export function createEvent<T extends EventType, D extends object>(type: T, data: D, now: Date = new Date()): EventEnvelope<T, D> {

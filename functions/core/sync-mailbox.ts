@@ -60,6 +60,8 @@ export type SyncOptions = {
   leaseWaitMs?: number;
   /** Messages fetched per FETCH. @default 50 */
   chunkSize?: number;
+  /** Messages of a chunk processed at once (store, publish, mark). @default 8 */
+  concurrency?: number;
   /** How often to ask the server for news while idling, ms. @default 1000 */
   refreshEveryMs?: number;
 };
@@ -96,6 +98,7 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
   const clock = deps.clock ?? Date.now;
   const { mailboxId, runId } = options;
   const chunkSize = options.chunkSize ?? 50;
+  const concurrency = options.concurrency ?? 8;
   const leaseUntil = Math.max(options.stopAtMs, options.idleUntilMs ?? 0) + 5000;
 
   let leased = await deps.state.acquireLease(mailboxId, runId, leaseUntil);
@@ -128,14 +131,43 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
       const uids = await current.uidsAfter(lastUid);
       for (let i = 0; i < uids.length; i += chunkSize) {
         if (clock() >= options.stopAtMs) return;
-        for await (const fetched of current.fetch(uids.slice(i, i + chunkSize))) {
-          if (clock() >= options.stopAtMs) return;
-          await processOne(fetched, status);
+        const fetched: FetchedMessage[] = [];
+        for await (const m of current.fetch(uids.slice(i, i + chunkSize))) fetched.push(m);
+        // Up to `concurrency` messages in flight; the checkpoint then moves once, to the highest UID below which
+        // every message is done. A failure stops the chunk there: what was marked seen is skipped next time.
+        const done = new Set<number>();
+        let failure: unknown;
+        let next = 0;
+        await Promise.all(
+          Array.from({ length: Math.min(concurrency, fetched.length) }, async () => {
+            while (next < fetched.length && failure === undefined && clock() < options.stopAtMs) {
+              const message = fetched[next] as FetchedMessage;
+              next += 1;
+              try {
+                await processOne(message, status);
+                done.add(message.uid);
+              } catch (error) {
+                failure ??= error;
+              }
+            }
+          }),
+        );
+        let reached: number | undefined;
+        for (const m of fetched) {
+          if (!done.has(m.uid)) break;
+          reached = m.uid;
         }
+        if (reached !== undefined) {
+          const moved: Checkpoint = { uidValidity: status.uidValidity, lastUid: reached, highestModseq: status.highestModseq };
+          if (!(await deps.state.advanceCheckpoint(mailboxId, moved, checkpoint))) throw new Error(`checkpoint for ${mailboxId} moved under us at UID ${reached}`);
+          checkpoint = moved;
+        }
+        if (failure !== undefined) throw failure;
+        if (done.size < fetched.length) return;
       }
     };
 
-    const processOne = async (fetched: FetchedMessage, status: MailboxStatus) => {
+    const processOne = async (fetched: FetchedMessage, status: MailboxStatus): Promise<void> => {
       const message = await deps.parse(fetched.source);
       const key = messageKeyOf(message, fetched.size);
       // Seen before: a resync after a UIDVALIDITY change, or a run that died after publishing but before its checkpoint.
@@ -182,9 +214,6 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
         await deps.state.markSeen(mailboxId, key);
         result.processed += 1;
       }
-      const next: Checkpoint = { uidValidity: status.uidValidity, lastUid: fetched.uid, highestModseq: status.highestModseq };
-      if (!(await deps.state.advanceCheckpoint(mailboxId, next, checkpoint))) throw new Error(`checkpoint for ${mailboxId} moved under us at UID ${fetched.uid}`);
-      checkpoint = next;
       deps.onMessage?.({ kind, lagMs: fetched.internalDate ? clock() - fetched.internalDate.getTime() : 0, suppressed });
     };
 

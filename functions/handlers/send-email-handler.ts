@@ -13,7 +13,7 @@ import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda'
 import { dispatchJob, type DispatchDeps } from '#core/dispatch-job.js';
 import { JOB_CONTENT_JMESPATH, listRecipients, type EmailJob } from '#core/email-job.js';
 import { RetryLaterError, SendDeferredError } from '#core/errors.js';
-import { toOutcomeEvent, type EventPublisher } from '#core/events.js';
+import { toOutcomeEvent, type DispatchEvent, type EventPublisher } from '#core/events.js';
 import { hashAddress, toMessageId } from '#core/message-id.js';
 import { parseJobRecord } from '#core/parse-job-record.js';
 import { scheduleRetry, type RetryPolicy } from '#core/retry-schedule.js';
@@ -114,13 +114,22 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     });
   });
 
-  const publish = async (event: Parameters<EventPublisher['publish']>[0]) => {
-    try {
-      await deps.events.publish(event);
-    } catch (error) {
-      // The send already happened; failing the record now would only send it again. Count it and alarm instead.
+  // Outcome events wait in the invocation's outbox and go out together when the batch is done (PublishBatch).
+  const outbox = new AsyncLocalStorage<DispatchEvent[]>();
+  const publish = async (event: DispatchEvent) => {
+    const pending = outbox.getStore();
+    if (pending) pending.push(event);
+    else await flush([event]);
+  };
+  const flush = async (events: DispatchEvent[]) => {
+    if (events.length === 0) return;
+    const failed = deps.events.publishBatch
+      ? await deps.events.publishBatch(events)
+      : (await Promise.all(events.map((event) => deps.events.publish(event).then(() => undefined, (error: Error) => ({ event, error: error.message }))))).filter((f) => f !== undefined);
+    for (const { event, error } of failed) {
+      // The sends already happened; failing the records now would only send them again. Count it and alarm instead.
       metrics.addMetric(DispatchMetrics.eventPublishFailed, MetricUnit.Count, 1);
-      logger.error('outcome event not published', { eventType: event.type, eventId: event.id, error: error as Error });
+      logger.error('outcome event not published', { eventType: event.type, eventId: event.id, error });
     }
   };
 
@@ -227,7 +236,8 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     // A processor per invocation: it holds the batch's state, and the local twin runs several batches at once
     // through one handler (Lambda never does; a shared processor would mix their results up).
     const processor = new BatchProcessor(EventType.SQS);
-    const work = processPartialResponse(
+    const events: DispatchEvent[] = [];
+    const work = outbox.run(events, () => processPartialResponse(
       event,
       async (record: SQSRecord) => {
         await processRecord(record, context);
@@ -235,7 +245,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
       },
       processor,
       { context, throwOnFullBatchFailure: false },
-    );
+    ));
     // A Lambda timeout returns no partial response and the whole batch comes back: answer before the deadline with
     // whatever has finished, and hand the rest back.
     let timer: NodeJS.Timeout | undefined;
@@ -252,6 +262,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
       return await Promise.race([work, deadline]);
     } finally {
       clearTimeout(timer);
+      await flush(events.splice(0));
     }
   };
 

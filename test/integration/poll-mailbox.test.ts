@@ -31,6 +31,9 @@ afterAll(async () => {
   await aws?.stop();
 });
 
+/** Events may go out in any order within a chunk (they are processed concurrently); the UID orders them. */
+const byUid = (a: object, b: object) => (a as { uid: number }).uid - (b as { uid: number }).uid;
+
 const newMailbox = async () => {
   mailboxCounter += 1;
   const name = `Test${mailboxCounter}`;
@@ -55,7 +58,7 @@ describe('polling a Dovecot mailbox', () => {
     expect(first).toMatchObject({ status: 'synced', processed: 5 });
     expect(second).toMatchObject({ status: 'synced', processed: 0 });
     expect(published.map((e) => e.type)).toEqual(Array(5).fill('inbound.received'));
-    expect(published.map((e) => (e as unknown as { uid: number }).uid)).toEqual([1, 2, 3, 4, 5]);
+    expect(published.map((e) => (e as unknown as { uid: number }).uid).sort()).toEqual([1, 2, 3, 4, 5]);
     expect((await state.getCheckpoint('box'))?.lastUid).toBe(5);
     expect(published[0]).toMatchObject({ subject: 'Message 1', raw: { key: expect.stringMatching(/^inbound\/box\/\d+\/1\.eml$/) } });
   });
@@ -67,6 +70,7 @@ describe('polling a Dovecot mailbox', () => {
 
     await run(deps, 'bounces');
 
+    published.sort(byUid);
     expect(published.map((e) => e.type)).toEqual(['bounce.detected', 'inbound.received']);
     expect(published[0]).toMatchObject({ classification: { kind: 'bounce', recipients: [{ recipient: 'gone@example.net', status: '5.1.1', suppress: true }], original: { dispatchId: 'a'.repeat(32) } } });
     expect(published[1]).toMatchObject({ classification: { kind: 'delay' } });
@@ -108,7 +112,7 @@ describe('polling a Dovecot mailbox', () => {
     const after = await state.getCheckpoint('recreated');
     expect(after?.uidValidity).not.toBe(before?.uidValidity);
     expect(result).toMatchObject({ resynchronised: true, processed: 2, skippedDuplicates: 4 });
-    expect(published.map((e) => (e as unknown as { subject: string }).subject)).toEqual(['Message 201', 'Message 202', 'Message 203', 'Message 204', 'Message 205', 'Message 206']);
+    expect(published.map((e) => (e as unknown as { subject: string }).subject).sort()).toEqual(['Message 201', 'Message 202', 'Message 203', 'Message 204', 'Message 205', 'Message 206']);
     expect(after?.lastUid).toBe(6);
   });
 
@@ -167,24 +171,25 @@ describe('runs killed at random points', () => {
       random = (random * 1103515245 + 12345) % 2 ** 31;
       return random / 2 ** 31;
     };
-    let killsBetweenPublishAndMark = 0; // kills after an event went out and before its seen marker
+    let killsBetweenPublishAndMark = 0; // messages whose event went out and whose seen marker did not, at a kill
     let kills = 0;
 
     // A run "dies" at a random step: every later call of it fails and it never releases its lease, as a killed
     // process would. The lease clock jumps ahead afterwards, as time passes before the next scheduled run.
     const killable = (): SyncDeps => {
       let dead = false;
+      // Messages of this run that went out and were not yet marked seen: the window a kill repeats.
+      const publishedInRun = new Set<string>();
+      const markedInRun = new Set<string>();
       const step = async <T>(work: () => Promise<T>, where: string): Promise<T> => {
         if (dead) throw new Error('killed');
         if (rand() < 0.004) {
           dead = true;
           kills += 1;
-          // Dying after the publish went out (or before the seen marker is written) is the one unavoidable repeat.
-          if (where === 'publish' && rand() < 0.5) {
-            await work();
-            killsBetweenPublishAndMark += 1;
-          }
-          if (where === 'mark') killsBetweenPublishAndMark += 1;
+          // Dying right after a publish went out is the one unavoidable repeat (so is dying before its seen marker).
+          if (where === 'publish' && rand() < 0.5) await work();
+          // Every message of the run published and not yet marked is repeated by the next run.
+          killsBetweenPublishAndMark += [...publishedInRun].filter((k) => !markedInRun.has(k)).length;
           throw new Error(`killed at ${where}`);
         }
         return work();
@@ -202,13 +207,17 @@ describe('runs killed at random points', () => {
               return ok;
             }, 'checkpoint'),
           hasSeen: (...a) => step(() => state.hasSeen(...a), 'seen-read'),
-          markSeen: (...a) => step(() => state.markSeen(...a), 'mark'),
+          markSeen: (id, key) => step(async () => {
+            await state.markSeen(id, key);
+            markedInRun.add(key);
+          }, 'mark'),
         },
         storeRaw: (...a) => step(() => deps.storeRaw(...a), 'store'),
         suppress: (...a) => step(() => deps.suppress(...a), 'suppress'),
         publish: (e) =>
           step(async () => {
             events.push({ id: e.id, uid: (e as unknown as { uid: number }).uid });
+            publishedInRun.add((e as unknown as { messageKey: string }).messageKey);
           }, 'publish'),
         openSession: () => step(() => deps.openSession(), 'connect'),
       };
@@ -263,7 +272,7 @@ describe('a server without CONDSTORE or UIDPLUS (hoodiecrow)', () => {
     await server.stop();
     expect(first.processed).toBe(4);
     expect(second.processed).toBe(1);
-    expect(published.map((e) => e.type)).toEqual(['inbound.received', 'inbound.received', 'inbound.received', 'bounce.detected', 'inbound.received']);
+    expect(published.sort(byUid).map((e) => e.type)).toEqual(['inbound.received', 'inbound.received', 'inbound.received', 'bounce.detected', 'inbound.received']);
     expect((await state.getCheckpoint('hoodie'))?.lastUid).toBe(5);
     expect((await state.getCheckpoint('hoodie'))?.highestModseq).toBeUndefined();
   });
