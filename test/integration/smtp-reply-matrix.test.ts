@@ -1,29 +1,21 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dispatchJob, type DispatchDeps } from '#core/dispatch-job.js';
 import type { SendAction } from '#core/send-outcome.js';
-import { startSmtpSink, type SmtpSink, type SmtpStage } from '#local/smtp-sink.js';
-import { localTlsCertificate } from '#local/tls-certificate.js';
+import type { SmtpSink, SmtpStage } from '#local/smtp-sink.js';
 import { createSmtpTransport } from '#transports/smtp-transport.js';
 import { emailJobFactory } from '../support/factories.js';
+import { startSmtpDispatch } from '../support/smtp-dispatch.js';
 
-const credentials = { username: 'matrix', password: 'matrix-pass' };
+let smtp: Awaited<ReturnType<typeof startSmtpDispatch>>;
 let sink: SmtpSink;
 let deps: DispatchDeps;
 
 beforeAll(async () => {
-  const cert = localTlsCertificate();
-  sink = await startSmtpSink({ tls: cert, credentials });
-  deps = {
-    transports: { smtp: createSmtpTransport({ host: sink.host, port: sink.port, security: 'starttls', tls: { ca: cert.cert }, maxConnections: 2 }, { get: async () => credentials }) },
-    defaultTransport: 'smtp',
-    suppressions: { findSuppressed: async () => new Set() },
-    loadAttachment: async () => new Uint8Array(),
-    messageIdDomain: 'example.com',
-  };
+  smtp = await startSmtpDispatch({ smtp: { maxConnections: 2 } });
+  ({ sink, deps } = smtp);
 });
 afterAll(async () => {
-  await deps.transports.smtp?.close();
-  await sink.stop();
+  await smtp.stop();
 });
 
 // The replies real servers give, and what each must lead to (RFC 5321 4.2, RFC 3463, the SES SMTP interface).
@@ -126,8 +118,7 @@ describe('the SMTP reply matrix against a real server', () => {
   });
 
   it('classifies a server that stalls past the socket timeout as retry', async () => {
-    const cert = localTlsCertificate();
-    const slow = createSmtpTransport({ host: sink.host, port: sink.port, security: 'starttls', tls: { ca: cert.cert }, socketTimeoutMs: 300 }, { get: async () => credentials });
+    const slow = createSmtpTransport({ host: sink.host, port: sink.port, security: 'starttls', tls: { ca: smtp.cert.cert }, socketTimeoutMs: 300 }, { get: async () => smtp.credentials });
     sink.clearRules();
     sink.addRule({ stage: 'end', delayMs: 1500, reply: { code: 250, message: 'late' }, times: 1 });
     const outcome = await dispatchJob(emailJobFactory(), { ...deps, transports: { smtp: slow } });

@@ -4,29 +4,20 @@ import { dispatchJob, type DispatchDeps } from '#core/dispatch-job.js';
 import { listRecipients, type EmailJob } from '#core/email-job.js';
 import { toDispatchId } from '#core/message-id.js';
 import { parseJobRecord } from '#core/parse-job-record.js';
-import { startSmtpSink, type SmtpSink } from '#local/smtp-sink.js';
-import { localTlsCertificate } from '#local/tls-certificate.js';
-import { createSmtpTransport } from '#transports/smtp-transport.js';
+import type { SmtpSink } from '#local/smtp-sink.js';
+import { startSmtpDispatch } from '../support/smtp-dispatch.js';
 import { printSummary } from './ledger.js';
 
-const credentials = { username: 'fuzz', password: 'fuzz-pass' };
+let smtp: Awaited<ReturnType<typeof startSmtpDispatch>>;
 let sink: SmtpSink;
 let deps: DispatchDeps;
 
 beforeAll(async () => {
-  const cert = localTlsCertificate();
-  sink = await startSmtpSink({ tls: cert, credentials });
-  deps = {
-    transports: { smtp: createSmtpTransport({ host: sink.host, port: sink.port, security: 'starttls', tls: { ca: cert.cert }, maxConnections: 5, maxMessagesPerConnection: 1000 }, { get: async () => credentials }) },
-    defaultTransport: 'smtp',
-    suppressions: { findSuppressed: async () => new Set() },
-    loadAttachment: async () => new Uint8Array(),
-    messageIdDomain: 'example.com',
-  };
+  smtp = await startSmtpDispatch({ smtp: { maxConnections: 5, maxMessagesPerConnection: 1000 } });
+  ({ sink, deps } = smtp);
 });
 afterAll(async () => {
-  await deps.transports.smtp?.close();
-  await sink.stop();
+  await smtp.stop();
 });
 
 let seed = 2024;
