@@ -24,7 +24,8 @@ let run = 0;
 async function freshResources(clients: AwsClients): Promise<LocalResources> {
   run += 1;
   const names = Object.fromEntries(Object.entries(LOCAL_NAMES).map(([k, v]) => [k, `${v}-bench-${run}`])) as typeof LOCAL_NAMES;
-  return createLocalResources(clients, DEFAULT_SETTINGS, names);
+  // No subscriber on the events topic: delivering events to consumers is SNS's work, not the handler's.
+  return createLocalResources(clients, DEFAULT_SETTINGS, names, { tap: false });
 }
 
 async function enqueue(clients: AwsClients, queueUrl: string, prefix: string, count: number) {

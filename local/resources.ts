@@ -52,7 +52,7 @@ async function createTable(clients: AwsClients, name: string, key: string, ttlAt
  * Creates the queues, DLQ, topic, bucket and tables as the stack defines them, from the same settings
  * (visibility, retention, size limit, redrive). Safe to run again on existing resources.
  */
-export async function createLocalResources(clients: AwsClients, settings: SystemSettings, names = LOCAL_NAMES): Promise<LocalResources> {
+export async function createLocalResources(clients: AwsClients, settings: SystemSettings, names = LOCAL_NAMES, options: { tap?: boolean } = {}): Promise<LocalResources> {
   const queue = deriveQueueSettings(settings);
   const dlq = await clients.sqs.send(
     new CreateQueueCommand({ QueueName: names.deadLetterQueue, Attributes: { MessageRetentionPeriod: String(queue.deadLetterRetentionSeconds), MaximumMessageSize: String(settings.maxMessageSizeBytes) } }),
@@ -75,7 +75,10 @@ export async function createLocalResources(clients: AwsClients, settings: System
   const eventsTopicArn = topic.TopicArn ?? '';
   const tap = await clients.sqs.send(new CreateQueueCommand({ QueueName: names.eventsTapQueue }));
   const eventsTapQueueUrl = tap.QueueUrl ?? '';
-  await clients.sns.send(new SubscribeCommand({ TopicArn: eventsTopicArn, Protocol: 'sqs', Endpoint: await queueArn(clients, eventsTapQueueUrl), Attributes: { RawMessageDelivery: 'true' } }));
+  // The tap lets the twin and the tests read what was published; benchmarks leave it out (fan-out is SNS's work).
+  if (options.tap !== false) {
+    await clients.sns.send(new SubscribeCommand({ TopicArn: eventsTopicArn, Protocol: 'sqs', Endpoint: await queueArn(clients, eventsTapQueueUrl), Attributes: { RawMessageDelivery: 'true' } }));
+  }
   await clients.s3.send(new CreateBucketCommand({ Bucket: names.bucket })).catch((error: { name?: string }) => {
     if (error.name !== 'BucketAlreadyOwnedByYou' && error.name !== 'BucketAlreadyExists') throw error;
   });

@@ -45,7 +45,7 @@ export async function buildSendEmailDeps(
     transports.ses = createSesTransport({ configurationSetName: config.ses.configurationSetName, ratePerSecond: config.ses.ratePerSecond, client: environment.sesClient });
   }
   const loadObject = createAttachmentStore(clients.s3, config.attachmentBucket);
-  const takeoverListeners: Array<() => void> = [];
+  const takeoverListeners: Array<(recordId: string) => void> = [];
   return {
     ...observability,
     dispatch: {
@@ -56,7 +56,7 @@ export async function buildSendEmailDeps(
       defaultFrom: config.defaultFrom,
       messageIdDomain: config.messageIdDomain,
     },
-    persistenceStore: createIdempotencyStore(clients.dynamodb, config.idempotencyTable, () => takeoverListeners.forEach((listener) => listener())),
+    persistenceStore: createIdempotencyStore(clients.dynamodb, config.idempotencyTable, (recordId) => takeoverListeners.forEach((listener) => listener(recordId))),
     onIdempotencyTakeover: (listener) => takeoverListeners.push(listener),
     idempotencyTtlSeconds: config.idempotencyTtlSeconds,
     events: createSnsEventPublisher(clients.sns, config.eventsTopicArn),

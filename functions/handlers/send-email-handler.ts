@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import { IdempotencyConfig, makeIdempotent } from '@aws-lambda-powertools/idempotency';
 import type { BasePersistenceLayer } from '@aws-lambda-powertools/idempotency/persistence';
@@ -10,6 +9,7 @@ import type { Tracer } from '@aws-lambda-powertools/tracer';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { toIdempotencyRecordId } from '#aws/idempotency-store.js';
 import { dispatchJob, type DispatchDeps } from '#core/dispatch-job.js';
 import { JOB_CONTENT_JMESPATH, listRecipients, type EmailJob } from '#core/email-job.js';
 import { RetryLaterError, SendDeferredError } from '#core/errors.js';
@@ -40,7 +40,7 @@ export type SendEmailDeps = {
   dispatch: DispatchDeps;
   persistenceStore: BasePersistenceLayer;
   /** Registers a listener for attempts that take over a dead attempt's in-progress record (see idempotency-store). */
-  onIdempotencyTakeover?: (listener: () => void) => void;
+  onIdempotencyTakeover?: (listener: (recordId: string) => void) => void;
   /** How long a key is remembered after its job completed, seconds. */
   idempotencyTtlSeconds: number;
   events: EventPublisher;
@@ -101,10 +101,11 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     { persistenceStore: deps.persistenceStore, config: idempotencyConfig, keyPrefix: 'email-job', dataIndexArgument: 0 },
   );
 
-  // Which job an attempt belongs to, for the takeover listener, which runs deep inside the DynamoDB client.
-  const currentJob = new AsyncLocalStorage<{ job: EmailJob; attempt: number }>();
-  deps.onIdempotencyTakeover?.(() => {
-    const current = currentJob.getStore();
+  // Jobs being claimed right now, by their idempotency record id, for the takeover listener (which runs deep inside
+  // the DynamoDB client and is told only the record's id).
+  const claiming = new Map<string, { job: EmailJob; attempt: number }>();
+  deps.onIdempotencyTakeover?.((recordId) => {
+    const current = claiming.get(recordId);
     metrics.addMetric(DispatchMetrics.ambiguous, MetricUnit.Count, 1);
     // The attempt before this one died after claiming the job: it may have sent it (the '.'→'250' window, or a
     // crash before the completion record). This attempt sends again, with the same Message-ID.
@@ -115,12 +116,6 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
   });
 
   // Outcome events wait in the invocation's outbox and go out together when the batch is done (PublishBatch).
-  const outbox = new AsyncLocalStorage<DispatchEvent[]>();
-  const publish = async (event: DispatchEvent) => {
-    const pending = outbox.getStore();
-    if (pending) pending.push(event);
-    else await flush([event]);
-  };
   const flush = async (events: DispatchEvent[]) => {
     if (events.length === 0) return;
     const failed = deps.events.publishBatch
@@ -149,15 +144,15 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     });
 
   /** A job that will never be sent: dead-letter queue with its reason, a rejected event, a log line, a metric. */
-  const rejectInvalid = async (record: SQSRecord, reason: string, detail: string, idempotencyKey?: string) => {
+  const rejectInvalid = async (outbox: DispatchEvent[], record: SQSRecord, reason: string, detail: string, idempotencyKey?: string) => {
     await deps.deadLetters.send(record.body, { failureClass: 'invalid', failureReason: reason, failureDetail: detail, sourceMessageId: record.messageId, idempotencyKey });
     metrics.addMetric(DispatchMetrics.invalid, MetricUnit.Count, 1);
     logger.warn('job rejected as invalid', { sqsMessageId: record.messageId, reason, detail });
-    if (idempotencyKey) await publish(toOutcomeEvent('rejected', { idempotencyKey }, { reason, detail, recipients: [] }));
+    if (idempotencyKey) outbox.push(toOutcomeEvent('rejected', { idempotencyKey }, { reason, detail, recipients: [] }));
   };
 
   /** A retryable outcome: back off through the visibility timeout, or give up once the lifetime is spent. */
-  const deferOrGiveUp = async (record: SQSRecord, job: EmailJob, outcome: SendOutcome, attempt: number): Promise<never | void> => {
+  const deferOrGiveUp = async (outbox: DispatchEvent[], record: SQSRecord, job: EmailJob, outcome: SendOutcome, attempt: number): Promise<never | void> => {
     const decision = scheduleRetry(deps.retry, { attempt, firstEnqueuedAtMs: Number(record.attributes.SentTimestamp) || clock(), nowMs: clock() }, random());
     if (!decision.retry) {
       await deps.deadLetters.send(record.body, {
@@ -169,7 +164,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
       });
       metrics.addMetric(DispatchMetrics.failed, MetricUnit.Count, 1);
       logOutcome('warn', 'job failed: retry lifetime spent', job, outcome, attempt);
-      await publish(toOutcomeEvent('failed', { idempotencyKey: job.idempotencyKey, messageId: toMessageId(job.idempotencyKey, deps.dispatch.messageIdDomain), transport: job.transport ?? deps.dispatch.defaultTransport, attempts: attempt, tags: job.tags }, outcome));
+      outbox.push(toOutcomeEvent('failed', { idempotencyKey: job.idempotencyKey, messageId: toMessageId(job.idempotencyKey, deps.dispatch.messageIdDomain), transport: job.transport ?? deps.dispatch.defaultTransport, attempts: attempt, tags: job.tags }, outcome));
       return;
     }
     metrics.addMetric(DispatchMetrics[outcome.action as 'retry' | 'throttled' | 'blocked'], MetricUnit.Count, 1);
@@ -181,9 +176,9 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     throw new RetryLaterError(`${outcome.action}: ${outcome.reason}`, decision.delaySeconds);
   };
 
-  const processRecord = async (record: SQSRecord, context: Context): Promise<void> => {
+  const processRecord = async (record: SQSRecord, context: Context, outbox: DispatchEvent[]): Promise<void> => {
     const parsed = await parseJobRecord(record.body, deps.loadClaimCheck);
-    if (!parsed.success) return rejectInvalid(record, parsed.reason, parsed.detail, parsed.idempotencyKey);
+    if (!parsed.success) return rejectInvalid(outbox, record, parsed.reason, parsed.detail, parsed.idempotencyKey);
     const job = parsed.job;
     const attempt = Number(record.attributes.ApproximateReceiveCount) || 1;
     if (context.getRemainingTimeInMillis() < deps.deadlineMarginMs) throw new RetryLaterError('too close to the deadline to start', 0);
@@ -191,23 +186,29 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     const run: { outcome?: SendOutcome } = {};
     let stored: StoredResult;
     try {
-      stored = await currentJob.run({ job, attempt }, () => sendOnce(job, run));
+      const recordId = toIdempotencyRecordId('email-job', job.idempotencyKey);
+      claiming.set(recordId, { job, attempt });
+      try {
+        stored = await sendOnce(job, run);
+      } finally {
+        claiming.delete(recordId);
+      }
     } catch (error) {
       const name = (error as Error).name;
       if (name === 'IdempotencyValidationError') {
-        return rejectInvalid(record, 'idempotency-key-conflict', 'this idempotencyKey was already used for a job with different content', job.idempotencyKey);
+        return rejectInvalid(outbox, record, 'idempotency-key-conflict', 'this idempotencyKey was already used for a job with different content', job.idempotencyKey);
       }
-      if (error instanceof SendDeferredError) return deferOrGiveUp(record, job, error.outcome, attempt);
+      if (error instanceof SendDeferredError) return deferOrGiveUp(outbox, record, job, error.outcome, attempt);
       if (run.outcome && !isRetryable(run.outcome.action)) {
         // Sent (or finally refused), but the completion record was not written. Deleting the message now is what
         // keeps a redelivery from sending again; the in-progress record expires on its own.
         logger.error('completion record not saved after send', { error: error as Error });
         stored = { action: run.outcome.action as StoredResult['action'], reason: run.outcome.reason, messageId: '', recipients: [] };
       } else if (name === 'IdempotencyAlreadyInProgressError') {
-        return deferOrGiveUp(record, job, { action: 'retry', reason: 'in-progress-elsewhere', recipients: [] }, attempt);
+        return deferOrGiveUp(outbox, record, job, { action: 'retry', reason: 'in-progress-elsewhere', recipients: [] }, attempt);
       } else {
         logger.error('attempt failed unexpectedly', { sqsMessageId: record.messageId, error: error as Error });
-        return deferOrGiveUp(record, job, { action: 'retry', reason: `internal-${name}`, detail: (error as Error).message, recipients: [] }, attempt);
+        return deferOrGiveUp(outbox, record, job, { action: 'retry', reason: `internal-${name}`, detail: (error as Error).message, recipients: [] }, attempt);
       }
     }
 
@@ -221,7 +222,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     if (suppressed > 0) metrics.addMetric(DispatchMetrics.suppressed, MetricUnit.Count, suppressed);
     metrics.addMetric(DispatchMetrics[stored.action], MetricUnit.Count, 1);
     logOutcome(stored.action === 'delivered' ? 'info' : 'warn', `job ${stored.action}`, job, outcome, attempt);
-    await publish(
+    outbox.push(
       toOutcomeEvent(
         stored.action,
         { idempotencyKey: job.idempotencyKey, messageId: toMessageId(job.idempotencyKey, deps.dispatch.messageIdDomain), transport: job.transport ?? deps.dispatch.defaultTransport, attempts: attempt, tags: job.tags },
@@ -237,15 +238,15 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     // through one handler (Lambda never does; a shared processor would mix their results up).
     const processor = new BatchProcessor(EventType.SQS);
     const events: DispatchEvent[] = [];
-    const work = outbox.run(events, () => processPartialResponse(
+    const work = processPartialResponse(
       event,
       async (record: SQSRecord) => {
-        await processRecord(record, context);
+        await processRecord(record, context, events);
         finished.add(record.messageId);
       },
       processor,
       { context, throwOnFullBatchFailure: false },
-    ));
+    );
     // A Lambda timeout returns no partial response and the whole batch comes back: answer before the deadline with
     // whatever has finished, and hand the rest back.
     let timer: NodeJS.Timeout | undefined;
