@@ -6,7 +6,12 @@ import { LOOPBACK, freePort } from './loopback.js';
 /** A running emulator: its endpoint URL and how to stop it. */
 export type Emulator = { endpoint: string; port: number; stop(): Promise<void> };
 
-const closeServer = (server: Server) => new Promise<void>((resolve) => server.close(() => resolve()));
+/** Closes a server without waiting for clients' idle keep-alive sockets (the SDK keeps them open). */
+const closeServer = (server: Server) =>
+  new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
 
 /**
  * SQS, SNS and S3 in one fauxqs app, built with `buildApp` and listening on 127.0.0.1 only
@@ -17,7 +22,15 @@ export async function startFauxqs(port = 0): Promise<Emulator> {
   await app.listen({ port, host: LOOPBACK });
   const address = app.server.address();
   const actual = typeof address === 'object' && address ? address.port : port;
-  return { endpoint: `http://${LOOPBACK}:${actual}`, port: actual, stop: () => app.close() };
+  return {
+    endpoint: `http://${LOOPBACK}:${actual}`,
+    port: actual,
+    stop: async () => {
+      const closing = app.close();
+      app.server.closeAllConnections();
+      await closing;
+    },
+  };
 }
 
 /** DynamoDB (dynalite) on 127.0.0.1, in memory or on disk under `path`. */

@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import hoodiecrow from 'hoodiecrow-imap';
 import { LOOPBACK, listenOnLoopback } from './loopback.js';
 
@@ -11,6 +12,11 @@ export async function startHoodiecrow(options: { users: Array<{ username: string
     users: Object.fromEntries(options.users.map((u) => [u.username, { password: u.password }])),
     storage: { INBOX: { messages: [] }, '': { separator: '/', folders: {} } },
   });
+  const sockets = new Set<Socket>();
+  server.server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
   const port = await listenOnLoopback(server.server, options.port);
   return {
     host: LOOPBACK,
@@ -20,6 +26,8 @@ export async function startHoodiecrow(options: { users: Array<{ username: string
       server.appendMessage(server.getMailbox(mailbox), [], new Date(), raw);
     },
     async stop() {
+      // A client idling on the mailbox would hold close() open until it leaves.
+      for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };

@@ -275,7 +275,7 @@ export async function startTwin(options: TwinOptions = {}) {
         // servers go away below.
         await Promise.race([eventSource, new Promise((resolve) => setTimeout(resolve, settings.functionTimeoutSeconds * 1000))]);
         for (const stop of stoppers.reverse()) await stop().catch(() => {});
-        await Promise.race([schedule, new Promise((resolve) => setTimeout(resolve, 5000))]);
+        await Promise.race([schedule, new Promise((resolve) => setTimeout(resolve, 2000))]);
       },
     };
   } catch (error) {
