@@ -15,7 +15,7 @@ const closeServer = (server: Server) =>
 
 /**
  * SQS, SNS and S3 in one fauxqs app, built with `buildApp` and listening on 127.0.0.1 only
- * (its `startFauxqs` and CLI listen on 0.0.0.0).
+ * (its `startFauxqs` and CLI listen on every interface).
  */
 export async function startFauxqs(port = 0): Promise<Emulator> {
   const app = buildApp({ logger: false, host: LOOPBACK });
