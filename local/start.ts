@@ -1,13 +1,16 @@
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { startTwin, type Twin, type TwinStats } from './twin.js';
 
 // Lambda runs these functions on Node.js 22+; on an older local Node the SDK's upgrade notice is only noise here.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
-const USAGE = `npm start [-- --transport smtp|ses] [--persist] [--verbose]
+const USAGE = `npm start [-- --transport smtp|ses] [--persist] [--verbose] [--imap imap.json]
+  --imap: poll this IMAP server instead of the embedded one: {"host","port","security":"implicit|starttls|none","mailbox"};
+          its username and password go in the "imap" entry of .local/credentials.json
 Runs the whole system on this machine, on 127.0.0.1 only. Ctrl-C stops it.`;
 
-const { values } = parseArgs({ options: { transport: { type: 'string', default: 'smtp' }, persist: { type: 'boolean', default: false }, verbose: { type: 'boolean', default: false }, help: { type: 'boolean' } } });
+const { values } = parseArgs({ options: { transport: { type: 'string', default: 'smtp' }, persist: { type: 'boolean', default: false }, verbose: { type: 'boolean', default: false }, imap: { type: 'string' }, help: { type: 'boolean' } } });
 if (values.help) {
   console.log(USAGE);
   process.exit(0);
@@ -23,7 +26,13 @@ const line = (s: TwinStats) =>
 console.log('starting the local twin …');
 let twin: Twin;
 try {
-  twin = await startTwin({ transport: values.transport, persist: values.persist, verbose: values.verbose });
+  const imap = values.imap ? (JSON.parse(readFileSync(values.imap, 'utf8')) as { host: string; port: number; security?: 'implicit' | 'starttls' | 'none'; mailbox?: string }) : undefined;
+  twin = await startTwin({
+    transport: values.transport,
+    persist: values.persist,
+    verbose: values.verbose,
+    imap: imap ? { host: imap.host, port: imap.port, security: imap.security ?? 'implicit', mailbox: imap.mailbox ?? 'INBOX' } : undefined,
+  });
 } catch (error) {
   const e = error as Error & { code?: string };
   console.error(e.code === 'EADDRINUSE' ? `a port of the twin is in use (${e.message}): is another npm start running?` : e.stack ?? e.message);

@@ -65,6 +65,11 @@ export type TwinOptions = {
   pollIntervalSeconds?: number;
   /** Print every log line and EMF blob too. @default false (they go to dataDir/twin.log) */
   verbose?: boolean;
+  /**
+   * Poll this IMAP server instead of the embedded one (its credentials go in the `imap` entry of the local
+   * credentials file). Bounces from the relay are appended to it. @default the embedded hoodiecrow server
+   */
+  imap?: { host: string; port: number; security: 'implicit' | 'starttls' | 'none'; mailbox: string; /** PEM of a private CA to trust. */ ca?: string };
 };
 
 export type TwinStats = {
@@ -110,8 +115,17 @@ export async function startTwin(options: TwinOptions = {}) {
       ses = await startSesLocal(ports.ses);
       stoppers.push(ses.stop);
     }
-    const imap: HoodiecrowServer = await startHoodiecrow({ users: [secrets.imap], port: ports.imap });
-    stoppers.push(imap.stop);
+    let embedded: HoodiecrowServer | undefined;
+    let imap: { host: string; port: number; security: 'implicit' | 'starttls' | 'none'; mailbox: string; deliver(raw: string): void };
+    if (options.imap) {
+      const external = options.imap;
+      imap = { ...external, deliver: (raw) => void appendToMailbox(external, secrets.imap, raw).catch((error: Error) => writeLog(`bounce not appended: ${error.message}`)) };
+    } else {
+      const server = await startHoodiecrow({ users: [secrets.imap], port: ports.imap });
+      embedded = server;
+      stoppers.push(server.stop);
+      imap = { host: server.host, port: server.port, security: 'none', mailbox: 'INBOX', deliver: (raw) => server.deliver(raw) };
+    }
 
     // Mail for the bounce domain is accepted, then bounced a moment later, as a relay does when the remote side fails.
     const smtp = await startSmtpSink({
@@ -174,7 +188,7 @@ export async function startTwin(options: TwinOptions = {}) {
 
     const pollIntervalSeconds = options.pollIntervalSeconds ?? settings.pollRateMinutes * 60;
     const pollerConfig = loadPollerConfig({
-      MAILBOXES: JSON.stringify([{ id: 'bounces', host: imap.host, port: imap.port, security: 'none', mailbox: 'INBOX', secret: `file:${secretsFile}#imap` }]),
+      MAILBOXES: JSON.stringify([{ id: 'bounces', host: imap.host, port: imap.port, security: imap.security, mailbox: imap.mailbox, secret: `file:${secretsFile}#imap` }]),
       MAILBOX_STATE_TABLE: resources.mailboxStateTable,
       SUPPRESSION_TABLE: resources.suppressionTable,
       EVENTS_TOPIC_ARN: resources.eventsTopicArn,
@@ -192,6 +206,7 @@ export async function startTwin(options: TwinOptions = {}) {
       suppress: (entry) => suppressions.suppress(entry),
       storeRaw: createRawMessageStore(clients.s3, resources.bucket),
       credentialsFor: () => createLocalFileCredentials(secretsFile, 'imap'),
+      tls: options.imap?.ca ? { ca: options.imap.ca } : undefined,
     });
 
     const manifest: TwinManifest = {
@@ -250,7 +265,7 @@ export async function startTwin(options: TwinOptions = {}) {
       clients,
       resources,
       smtp,
-      imap,
+      imap: embedded,
       secretsFile,
       dataDir,
       async stats(): Promise<TwinStats> {
@@ -285,3 +300,16 @@ export async function startTwin(options: TwinOptions = {}) {
 }
 
 export type Twin = Awaited<ReturnType<typeof startTwin>>;
+
+/** Appends a message to a configured IMAP mailbox, as the relay's bounce would arrive there. */
+async function appendToMailbox(server: { host: string; port: number; security: 'implicit' | 'starttls' | 'none'; mailbox: string; ca?: string }, user: { username: string; password: string }, raw: string) {
+  const { ImapFlow } = await import('imapflow');
+  const client = new ImapFlow({ host: server.host, port: server.port, secure: server.security === 'implicit', doSTARTTLS: server.security === 'starttls' ? true : server.security === 'none' ? false : undefined, auth: { user: user.username, pass: user.password }, tls: server.ca ? { ca: server.ca } : undefined, logger: false });
+  client.on('error', () => {});
+  await client.connect();
+  try {
+    await client.append(server.mailbox, raw);
+  } finally {
+    await client.logout().catch(() => client.close());
+  }
+}

@@ -7,6 +7,9 @@ import { simpleParser } from 'mailparser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSuppressionStore } from '#aws/suppression-store.js';
 import { DEFAULT_SETTINGS } from '#infra/settings.js';
+import { startDovecot } from '#local/dovecot.js';
+import { loadLocalSecrets } from '#local/local-credentials.js';
+import { localTlsCertificate } from '#local/tls-certificate.js';
 import { startTwin, type Twin } from '#local/twin.js';
 import { createEmailProducer } from '#producer/index.js';
 import { redriveDeadLetters } from '#tools/redrive-dead-letters.js';
@@ -115,4 +118,37 @@ describe('the local twin', () => {
     const left = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlq, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }));
     expect(Number(left.Attributes?.ApproximateNumberOfMessages) + Number(left.Attributes?.ApproximateNumberOfMessagesNotVisible)).toBe(5);
   }, 120_000);
+});
+
+describe('the local twin with an IMAP server given by configuration', () => {
+  it('polls that server (Dovecot, STARTTLS) and appends the relay bounces to it', async () => {
+    // Prepare: Dovecot with the twin's IMAP credentials
+    const dir = mkdtempSync(join(tmpdir(), 'email-dispatch-twin-imap-'));
+    const secrets = loadLocalSecrets(join(dir, 'credentials.json'));
+    const cert = localTlsCertificate();
+    const dovecot = await startDovecot({ tls: cert, users: [secrets.imap] });
+    const other = await startTwin({ dataDir: dir, ports: { aws: 0, dynamodb: 0, ses: 0, smtp: 0, imap: 0 }, pollIntervalSeconds: 10, imap: { host: dovecot.host, port: dovecot.port, security: 'starttls', mailbox: 'INBOX', ca: cert.cert } });
+    try {
+      const producer = createEmailProducer({ sqs: other.clients.sqs, queueUrl: other.resources.jobsQueueUrl });
+      const job = emailJobFactory({ to: ['lost@bounce.test'] });
+
+      // Act
+      await producer.sendEmail(job);
+      const suppressions = createSuppressionStore(other.clients.documents, other.resources.suppressionTable);
+      const until = Date.now() + 30_000;
+      let suppressed = new Set<string>();
+      while (Date.now() < until && suppressed.size === 0) {
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        suppressed = await suppressions.findSuppressed(['lost@bounce.test']);
+      }
+
+      // Assess
+      expect(other.imap).toBeUndefined();
+      expect(suppressed).toEqual(new Set(['lost@bounce.test']));
+    } finally {
+      await other.stop();
+      await dovecot.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 90_000);
 });
