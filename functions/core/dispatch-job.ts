@@ -1,5 +1,5 @@
 import type { MailTransport, OutgoingMessage } from '#transports/mail-transport.js';
-import { classifyOutcome } from './classify-outcome.js';
+import { classifyOutcome, parseEnhancedStatus } from './classify-outcome.js';
 import { InvalidJobError } from './errors.js';
 import { listRecipients, toAddress, type EmailJob, type Mailbox, type S3Reference, type TransportName } from './email-job.js';
 import { toDispatchId, toMessageId } from './message-id.js';
@@ -91,8 +91,7 @@ export async function dispatchJob(job: EmailJob, deps: DispatchDeps): Promise<Se
       if (suppressed.has(key)) return { recipient, status: 'suppressed' };
       const refusal = refused.get(key);
       if (!refusal) return { recipient, status: 'accepted' };
-      const classified = classifyOutcome({ provider: 'smtp', rejected: [refusal], message: '' });
-      return { recipient, status: 'rejected', responseCode: refusal.responseCode, enhancedStatus: classified.enhancedStatus };
+      return { recipient, status: 'rejected', responseCode: refusal.responseCode, enhancedStatus: parseEnhancedStatus(refusal.response) };
     });
     return {
       action: 'delivered',

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_SETTINGS } from '#infra/settings.js';
+import { toDispatchEnvironment } from '#local/resources.js';
 import { localTlsCertificate } from '#local/tls-certificate.js';
 import type { SmtpFaultRule } from '#local/smtp-sink.js';
 import { emailJobFactory } from '../support/factories.js';
@@ -78,11 +79,7 @@ async function runCrashPoint(point: Point) {
 
 function harnessEnv(h: Awaited<ReturnType<typeof startDispatchHarness>>): Record<string, string> {
   return {
-    JOBS_QUEUE_URL: h.config.jobsQueueUrl,
-    DEAD_LETTER_QUEUE_URL: h.config.deadLetterQueueUrl,
-    IDEMPOTENCY_TABLE: h.config.idempotencyTable,
-    SUPPRESSION_TABLE: h.config.suppressionTable,
-    EVENTS_TOPIC_ARN: h.config.eventsTopicArn,
+    ...toDispatchEnvironment(h.resources),
     DEFAULT_FROM: 'noreply@example.com',
     SMTP_HOST: h.sink.host,
     SMTP_PORT: String(h.sink.port),
