@@ -1,9 +1,64 @@
-import { simpleParser, type AddressObject, type HeaderValue } from 'mailparser';
+import mailsplit from '@zone-eu/mailsplit';
+import libmime from 'libmime';
+import addressparser, { type Address } from 'nodemailer/lib/addressparser';
+import type { AddressObject, HeaderValue } from 'mailparser';
 import type { InboundMessage } from '#core/classify-inbound.js';
 
 const REPORT_PARTS = /^(message\/(delivery-status|global-delivery-status|feedback-report|rfc822|rfc822-headers|global)|text\/rfc822-headers)$/;
 
-const addresses = (value: AddressObject | AddressObject[] | undefined): string[] =>
+/**
+ * Parses a raw message into the plain shape the classifier reads. Only a report (multipart/report: delivery status
+ * notifications, complaints) needs its body, and only a report loads mailparser; everything else is classified by
+ * its header block alone, decoded the way mailparser decodes it (mailsplit, libmime, nodemailer's addressparser).
+ */
+export async function parseInbound(source: Buffer): Promise<InboundMessage> {
+  const message = parseHeaderBlock(source);
+  return message.contentType === 'multipart/report' ? parseReport(source) : message;
+}
+
+/** The header block (up to the first empty line) of a message, parsed; `parts` stays empty. */
+export function parseHeaderBlock(source: Buffer): InboundMessage {
+  const crlf = source.indexOf('\r\n\r\n');
+  const lf = source.indexOf('\n\n');
+  const end = crlf >= 0 && (lf < 0 || crlf < lf) ? crlf + 4 : lf >= 0 ? lf + 2 : source.length;
+  const headers: Record<string, string> = {};
+  const first: Record<string, string> = {};
+  for (const line of new mailsplit.Headers(source.subarray(0, end)).getList()) {
+    const decoded = libmime.decodeHeader(line.line);
+    if (!decoded) continue;
+    const value = Buffer.from(String(decoded.value ?? '').trim(), 'binary').toString();
+    if (!value) continue;
+    const key = line.key;
+    first[key] ??= value;
+    headers[key] = headers[key] === undefined ? decodeWords(value) : `${headers[key]}, ${decodeWords(value)}`;
+  }
+  const contentType = first['content-type'] ? libmime.parseHeaderValue(first['content-type']) : undefined;
+  const date = first.date ? new Date(first.date) : undefined;
+  const messageId = first['message-id'] ? decodeWords(first['message-id']).trim() : '';
+  return {
+    messageId: messageId ? `${messageId.startsWith('<') ? '' : '<'}${messageId}${messageId.endsWith('>') ? '' : '>'}` : undefined,
+    from: first.from ? addressesOf(addressparser(first.from))[0] : undefined,
+    to: first.to ? addressesOf(addressparser(first.to)) : [],
+    subject: first.subject !== undefined ? decodeWords(first.subject) : undefined,
+    date: date && !Number.isNaN(date.getTime()) ? date : undefined,
+    headers,
+    contentType: (contentType?.value || 'text/plain').toLowerCase(),
+    reportType: contentType?.params['report-type']?.toLowerCase(),
+    parts: [],
+  };
+}
+
+function decodeWords(value: string): string {
+  try {
+    return libmime.decodeWords(value);
+  } catch {
+    return value;
+  }
+}
+
+const addressesOf = (list: Address[]): string[] => list.flatMap((a) => (a.group ? addressesOf(a.group) : [decodeWords(a.address)])).filter(Boolean);
+
+const mailparserAddresses = (value: AddressObject | AddressObject[] | undefined): string[] =>
   (Array.isArray(value) ? value : value ? [value] : []).flatMap((a) => a.value.map((v) => v.address ?? '')).filter(Boolean);
 
 const headerText = (value: HeaderValue): string => {
@@ -15,11 +70,9 @@ const headerText = (value: HeaderValue): string => {
   return String(value);
 };
 
-/**
- * Parses a raw message with mailparser into the plain shape the classifier reads: headers as text, the report
- * parts (delivery-status, feedback-report, the returned message or its headers) as text.
- */
-export async function parseInbound(source: Buffer): Promise<InboundMessage> {
+/** A report, parsed whole with mailparser: the report parts (delivery-status, feedback-report, the returned message or its headers) as text. */
+async function parseReport(source: Buffer): Promise<InboundMessage> {
+  const { simpleParser } = await import('mailparser');
   const parsed = await simpleParser(source, { skipHtmlToText: true, skipTextToHtml: true, skipImageLinks: true, keepDeliveryStatus: true } as Parameters<typeof simpleParser>[1]);
   const headers: Record<string, string> = {};
   for (const [name, value] of parsed.headers) headers[name.toLowerCase()] = headerText(value);
@@ -29,8 +82,8 @@ export async function parseInbound(source: Buffer): Promise<InboundMessage> {
     .map((a) => ({ contentType: a.contentType.toLowerCase(), content: a.content.toString('utf8') }));
   return {
     messageId: parsed.messageId,
-    from: addresses(parsed.from)[0],
-    to: addresses(parsed.to),
+    from: mailparserAddresses(parsed.from)[0],
+    to: mailparserAddresses(parsed.to),
     subject: parsed.subject,
     date: parsed.date,
     headers,
