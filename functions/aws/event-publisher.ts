@@ -1,4 +1,5 @@
 import { PublishBatchCommand, PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
+import { forEachBounded, slices } from '#core/bounded.js';
 import type { DispatchEvent, EventPublisher } from '#core/events.js';
 
 /** Publishes events to the SNS events topic, with `type` as a message attribute for subscription filters. */
@@ -16,8 +17,8 @@ export function createSnsEventPublisher(client: SNSClient, topicArn: string): Ev
     /** PublishBatch in tens: one request for a whole batch's outcomes instead of one per job. */
     async publishBatch(events: DispatchEvent[]) {
       const failed: Array<{ event: DispatchEvent; error: string }> = [];
-      for (let i = 0; i < events.length; i += 10) {
-        const chunk = events.slice(i, i + 10);
+      // A few requests in flight: a chunk of a hundred inbound events is ten requests.
+      await forEachBounded(slices(events, 10), 4, async (chunk) => {
         try {
           const result = await client.send(
             new PublishBatchCommand({
@@ -32,7 +33,7 @@ export function createSnsEventPublisher(client: SNSClient, topicArn: string): Ev
         } catch (error) {
           failed.push(...chunk.map((event) => ({ event, error: (error as Error).message })));
         }
-      }
+      });
       return failed;
     },
   };

@@ -43,6 +43,14 @@ export interface EventPublisher {
   publishBatch?(events: DispatchEvent[]): Promise<Array<{ event: DispatchEvent; error: string }>>;
 }
 
+/** Publishes events with PublishBatch where the publisher has it; resolves with the ones that could not be published. */
+export async function publishAll(publisher: EventPublisher, events: DispatchEvent[]): Promise<Array<{ event: DispatchEvent; error: string }>> {
+  if (events.length === 0) return [];
+  if (publisher.publishBatch) return publisher.publishBatch(events);
+  const outcomes = await Promise.all(events.map((event) => publisher.publish(event).then(() => undefined, (error: Error) => ({ event, error: error.message }))));
+  return outcomes.filter((f) => f !== undefined);
+}
+
 export function createEvent<T extends EventType, D extends object>(type: T, data: D, now: Date = new Date()): EventEnvelope<T, D> {
   return { type, version: 1, id: randomUUID(), time: now.toISOString(), ...data };
 }

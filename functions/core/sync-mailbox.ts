@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { classifyInbound, type InboundClassification, type InboundMessage } from './classify-inbound.js';
+import { forEachBounded } from './bounded.js';
 import { createEvent, EventTypes, type DispatchEvent } from './events.js';
 import { hashAddress } from './message-id.js';
 
@@ -19,8 +20,15 @@ export interface MailboxSession {
   close(): Promise<void>;
 }
 
-/** Where a mailbox stands: everything up to `lastUid` under `uidValidity` has been processed and published. */
-export type Checkpoint = { uidValidity: string; lastUid: number; highestModseq?: string };
+/**
+ * Where a mailbox stands: everything up to `lastUid` under `uidValidity` has been processed and published. Above it,
+ * up to `verifyUpTo`, a run may have published messages before it died: only those are checked against the seen
+ * markers (all of them when `verifyUpTo` is absent on an existing checkpoint).
+ */
+export type Checkpoint = { uidValidity: string; lastUid: number; highestModseq?: string; verifyUpTo?: number };
+
+/** The highest UID there can be (RFC 3501: a 32-bit number). */
+const MAX_UID = 4_294_967_295;
 
 /** The poller's durable state: per-mailbox lease and checkpoint, and markers of messages already published. */
 export interface MailboxStateStore {
@@ -30,17 +38,27 @@ export interface MailboxStateStore {
   getCheckpoint(mailboxId: string): Promise<Checkpoint | undefined>;
   /** Compare-and-set: moves forward only (same UIDVALIDITY and a higher UID, or a new UIDVALIDITY from `expected`). */
   advanceCheckpoint(mailboxId: string, next: Checkpoint, expected: Checkpoint | undefined): Promise<boolean>;
-  hasSeen(mailboxId: string, messageKey: string): Promise<boolean>;
-  markSeen(mailboxId: string, messageKey: string): Promise<void>;
+  /**
+   * Raises `verifyUpTo` to `upToUid` before messages up to it are published (creating the checkpoint at UID 0 when
+   * there is none). Compare-and-set on the UIDVALIDITY and the `verifyUpTo` that was read.
+   */
+  raiseVerifyMark(mailboxId: string, uidValidity: string, upToUid: number, expected: Checkpoint | undefined): Promise<boolean>;
+  /** Which of `messageKeys` were marked seen (one batched read per chunk). */
+  seenAmong(mailboxId: string, messageKeys: string[]): Promise<Set<string>>;
+  markSeen(mailboxId: string, messageKeys: string[]): Promise<void>;
 }
+
+/** Where a message's raw bytes are: a byte range of an S3 object that holds a chunk's new messages back to back. */
+export type RawLocation = { bucket: string; key: string; offset: number; length: number };
 
 export type SyncDeps = {
   state: MailboxStateStore;
   openSession: () => Promise<MailboxSession>;
   parse: (source: Buffer) => Promise<InboundMessage>;
-  /** Stores the raw message; returns where. */
-  storeRaw: (key: string, source: Buffer) => Promise<{ bucket: string; key: string }>;
-  publish: (event: DispatchEvent) => Promise<void>;
+  /** Stores an object of raw messages; returns where. */
+  storeRaw: (key: string, body: Buffer) => Promise<{ bucket: string; key: string }>;
+  /** Publishes events in order; resolves with the ones that could not be published. */
+  publishBatch: (events: DispatchEvent[]) => Promise<Array<{ event: DispatchEvent; error: string }>>;
   suppress: (entry: { address: string; reason: 'hard-bounce' | 'complaint'; source: string; status?: string }) => Promise<void>;
   clock?: () => number;
   /** Called for each message handled, for metrics. */
@@ -58,10 +76,12 @@ export type SyncOptions = {
   idleUntilMs?: number;
   /** How long to wait for a running run's lease before yielding, ms. @default 10000 */
   leaseWaitMs?: number;
-  /** Messages fetched per FETCH. @default 50 */
+  /** Messages fetched per FETCH, and handled together: one seen read, one raw object, one seen write. @default 100 */
   chunkSize?: number;
-  /** Messages of a chunk processed at once (store, publish, mark). @default 8 */
+  /** Raw objects of a chunk stored at once (a chunk's object is split at `rawObjectBytes`). @default 4 */
   concurrency?: number;
+  /** Largest raw object, bytes (a bigger single message gets an object of its own). @default 8 MiB */
+  rawObjectBytes?: number;
   /** How often to ask the server for news while idling, ms. @default 1000 */
   refreshEveryMs?: number;
 };
@@ -90,15 +110,16 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Brings one mailbox up to date under its lease: every message above the checkpoint is stored, classified, acted on
- * (suppression) and published, and only then is the checkpoint moved past it. A UIDVALIDITY change restarts from
- * UID 1 and skips messages already published (by Message-ID). In bounded-IDLE mode it keeps fetching new mail until
- * `idleUntilMs`, asking the server every `refreshEveryMs` rather than trusting notifications alone.
+ * (suppression) and published, and only then is the checkpoint moved past it. Messages are handled a chunk at a time
+ * (one FETCH, one raw object, one PublishBatch per ten, one seen write, one checkpoint), and the next
+ * chunk is fetched while this one is handled. A UIDVALIDITY change restarts from UID 1 and skips messages already
+ * published (by Message-ID). In bounded-IDLE mode it keeps fetching new mail until `idleUntilMs`, asking the server
+ * every `refreshEveryMs` rather than trusting notifications alone.
  */
 export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise<SyncResult> {
   const clock = deps.clock ?? Date.now;
   const { mailboxId, runId } = options;
-  const chunkSize = options.chunkSize ?? 50;
-  const concurrency = options.concurrency ?? 8;
+  const chunkSize = options.chunkSize ?? 100;
   const leaseUntil = Math.max(options.stopAtMs, options.idleUntilMs ?? 0) + 5000;
 
   let leased = await deps.state.acquireLease(mailboxId, runId, leaseUntil);
@@ -113,15 +134,21 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
   let session: MailboxSession | undefined;
   try {
     session = await deps.openSession();
+    const current = session;
     let checkpoint = await deps.state.getCheckpoint(mailboxId);
+    const collect = async (uids: number[]) => {
+      const fetched: FetchedMessage[] = [];
+      for await (const m of current.fetch(uids)) fetched.push(m);
+      return fetched;
+    };
 
     const catchUp = async (status: MailboxStatus) => {
-      const current = session as MailboxSession;
       if (checkpoint && checkpoint.uidValidity !== status.uidValidity) {
         // RFC 3501 2.3.1.1: every stored UID is void. Start again from the top; the seen markers prevent repeats.
         deps.log?.('warn', 'UIDVALIDITY changed: resynchronising', { mailboxId, from: checkpoint.uidValidity, to: status.uidValidity });
         result.resynchronised = true;
-        const reset: Checkpoint = { uidValidity: status.uidValidity, lastUid: 0, highestModseq: status.highestModseq };
+        // Every message there now may be one published under the old UIDVALIDITY: check all below UIDNEXT.
+        const reset: Checkpoint = { uidValidity: status.uidValidity, lastUid: 0, highestModseq: status.highestModseq, verifyUpTo: status.uidNext > 0 ? status.uidNext - 1 : MAX_UID };
         if (!(await deps.state.advanceCheckpoint(mailboxId, reset, checkpoint))) throw new Error('checkpoint moved under us during UIDVALIDITY reset');
         checkpoint = reset;
       }
@@ -129,92 +156,157 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
       // UIDNEXT is a lower bound for any new message's UID: nothing can be new when it has not moved past us.
       if (checkpoint && status.uidNext > 0 && status.uidNext <= lastUid + 1) return;
       const uids = await current.uidsAfter(lastUid);
-      for (let i = 0; i < uids.length; i += chunkSize) {
-        if (clock() >= options.stopAtMs) return;
-        const fetched: FetchedMessage[] = [];
-        for await (const m of current.fetch(uids.slice(i, i + chunkSize))) fetched.push(m);
-        // Up to `concurrency` messages in flight; the checkpoint then moves once, to the highest UID below which
-        // every message is done. A failure stops the chunk there: what was marked seen is skipped next time.
-        const done = new Set<number>();
-        let failure: unknown;
-        let next = 0;
-        await Promise.all(
-          Array.from({ length: Math.min(concurrency, fetched.length) }, async () => {
-            while (next < fetched.length && failure === undefined && clock() < options.stopAtMs) {
-              const message = fetched[next] as FetchedMessage;
-              next += 1;
-              try {
-                await processOne(message, status);
-                done.add(message.uid);
-              } catch (error) {
-                failure ??= error;
-              }
-            }
-          }),
-        );
+      if (uids.length === 0) return;
+      // Messages up to the mark may have been published by a run that died: those are checked against the seen
+      // markers. Before this run publishes anything above the mark, it raises it.
+      const verifyUpTo = checkpoint ? (checkpoint.verifyUpTo ?? MAX_UID) : 0;
+      const top = uids[uids.length - 1] as number;
+      if ((checkpoint?.verifyUpTo ?? 0) < top) {
+        if (!(await deps.state.raiseVerifyMark(mailboxId, status.uidValidity, top, checkpoint))) throw new Error(`checkpoint for ${mailboxId} moved under us`);
+        checkpoint = { uidValidity: status.uidValidity, lastUid, highestModseq: checkpoint?.highestModseq, verifyUpTo: top };
+      }
+      let next: Promise<FetchedMessage[]> | undefined = collect(uids.slice(0, chunkSize));
+      for (let i = 0; next && clock() < options.stopAtMs; i += chunkSize) {
+        const fetched = await next;
+        // The next FETCH runs on the connection while this chunk's AWS calls are in flight.
+        next = i + chunkSize < uids.length ? collect(uids.slice(i + chunkSize, i + 2 * chunkSize)) : undefined;
+        next?.catch(() => {});
+        const done = await handleChunk(fetched, status, verifyUpTo);
+        // The checkpoint moves once, to the highest UID below which every message is done. A failure stops there:
+        // what was published and marked seen is skipped next time, what was published and not marked is repeated.
         let reached: number | undefined;
         for (const m of fetched) {
           if (!done.has(m.uid)) break;
           reached = m.uid;
         }
         if (reached !== undefined) {
-          const moved: Checkpoint = { uidValidity: status.uidValidity, lastUid: reached, highestModseq: status.highestModseq };
+          const moved: Checkpoint = { uidValidity: status.uidValidity, lastUid: reached, highestModseq: status.highestModseq, verifyUpTo: checkpoint?.verifyUpTo };
           if (!(await deps.state.advanceCheckpoint(mailboxId, moved, checkpoint))) throw new Error(`checkpoint for ${mailboxId} moved under us at UID ${reached}`);
           checkpoint = moved;
         }
-        if (failure !== undefined) throw failure;
-        if (done.size < fetched.length) return;
+        if (done.failure !== undefined) throw done.failure;
       }
     };
 
-    const processOne = async (fetched: FetchedMessage, status: MailboxStatus): Promise<void> => {
-      const message = await deps.parse(fetched.source);
-      const key = messageKeyOf(message, fetched.size);
-      // Seen before: a resync after a UIDVALIDITY change, or a run that died after publishing but before its checkpoint.
-      const duplicate = await deps.state.hasSeen(mailboxId, key);
-      let suppressed = 0;
-      let kind: InboundClassification['kind'] = 'message';
-      if (duplicate) {
-        result.skippedDuplicates += 1;
-      } else {
-        const classification = classifyInbound(message);
-        kind = classification.kind;
-        const raw = await deps.storeRaw(`inbound/${mailboxId}/${status.uidValidity}/${fetched.uid}.eml`, fetched.source);
-        // Suppress before publishing: once the event is out, the list already reflects it.
-        if (classification.kind === 'bounce') {
-          for (const r of classification.recipients.filter((x) => x.suppress)) {
-            await deps.suppress({ address: r.recipient, reason: 'hard-bounce', source: `dsn:${key}`, status: r.status });
-            suppressed += 1;
-          }
-        } else if (classification.kind === 'complaint' && classification.suppress) {
-          for (const address of classification.recipients) {
-            await deps.suppress({ address, reason: 'complaint', source: `arf:${key}`});
-            suppressed += 1;
-          }
-        }
-        // The event id is derived from the message's place in the mailbox: a republish after a crash between
-        // publishing and checkpointing carries the same id, so consumers can drop it.
-        const id = createHash('sha256').update(`${mailboxId}:${status.uidValidity}:${fetched.uid}`).digest('hex').slice(0, 32);
-        await deps.publish({
-          ...createEvent(eventTypeOf(classification.kind), {
-            mailbox: mailboxId,
-            uidValidity: status.uidValidity,
-            uid: fetched.uid,
-            messageKey: key,
-            messageId: message.messageId,
-            from: message.from,
-            subject: message.subject,
-            receivedAt: fetched.internalDate?.toISOString(),
-            size: fetched.size,
-            raw,
-            classification: withHashedRecipients(classification),
-          }),
-          id,
-        });
-        await deps.state.markSeen(mailboxId, key);
-        result.processed += 1;
+    /** Handles one chunk in UID order; returns the UIDs done (published or seen before) and the first failure. */
+    const handleChunk = async (fetched: FetchedMessage[], status: MailboxStatus, verifyUpTo: number): Promise<Set<number> & { failure?: unknown }> => {
+      const done: Set<number> & { failure?: unknown } = new Set<number>();
+      const messages: Array<{ fetched: FetchedMessage; message: InboundMessage; key: string }> = [];
+      for (const m of fetched) {
+        const message = await deps.parse(m.source);
+        messages.push({ fetched: m, message, key: messageKeyOf(message, m.size) });
       }
-      deps.onMessage?.({ kind, lagMs: fetched.internalDate ? clock() - fetched.internalDate.getTime() : 0, suppressed });
+      // Seen before: a resync after a UIDVALIDITY change, or a run that died after publishing but before its
+      // checkpoint (both only up to the verify mark). A message repeated within the chunk counts as seen too.
+      const suspects = messages.filter((m) => m.fetched.uid <= verifyUpTo).map((m) => m.key);
+      const seen = suspects.length > 0 ? await deps.state.seenAmong(mailboxId, [...new Set(suspects)]) : new Set<string>();
+      const fresh: typeof messages = [];
+      for (const m of messages) {
+        if (seen.has(m.key)) {
+          result.skippedDuplicates += 1;
+          done.add(m.fetched.uid);
+          deps.onMessage?.({ kind: 'message', lagMs: lagOf(m.fetched), suppressed: 0 });
+        } else {
+          seen.add(m.key);
+          fresh.push(m);
+        }
+      }
+      if (fresh.length === 0) return done;
+      const raw = await storeRawChunk(fresh.map((m) => m.fetched), status);
+
+      const outgoing: Array<{ event: DispatchEvent; entry: (typeof fresh)[number]; kind: InboundClassification['kind']; suppressed: number }> = [];
+      for (const entry of fresh) {
+        try {
+          const classification = classifyInbound(entry.message);
+          // Suppress before publishing: once the event is out, the list already reflects it.
+          const suppressed = await suppressFor(classification, entry.key);
+          outgoing.push({ event: eventOf(entry, classification, status, raw.get(entry.fetched.uid)), entry, kind: classification.kind, suppressed });
+        } catch (error) {
+          done.failure = error;
+          break;
+        }
+      }
+      const failed = await deps.publishBatch(outgoing.map((o) => o.event));
+      const failedIds = new Set(failed.map((f) => f.event.id));
+      const published = outgoing.filter((o) => !failedIds.has(o.event.id));
+      await deps.state.markSeen(mailboxId, published.map((o) => o.entry.key));
+      for (const o of published) {
+        done.add(o.entry.fetched.uid);
+        result.processed += 1;
+        deps.onMessage?.({ kind: o.kind, lagMs: lagOf(o.entry.fetched), suppressed: o.suppressed });
+      }
+      if (failed.length > 0) done.failure ??= new Error(`${failed.length} event(s) not published: ${failed[0]?.error ?? ''}`);
+      return done;
+    };
+
+    const lagOf = (fetched: FetchedMessage) => (fetched.internalDate ? clock() - fetched.internalDate.getTime() : 0);
+
+    /** The chunk's new messages back to back in as few objects as `rawObjectBytes` allows. */
+    const storeRawChunk = async (fresh: FetchedMessage[], status: MailboxStatus): Promise<Map<number, RawLocation>> => {
+      const limit = options.rawObjectBytes ?? 8 * 1024 * 1024;
+      const groups: FetchedMessage[][] = [];
+      let size = 0;
+      for (const m of fresh) {
+        const last = groups[groups.length - 1];
+        if (!last || size + m.source.length > limit) {
+          groups.push([m]);
+          size = m.source.length;
+        } else {
+          last.push(m);
+          size += m.source.length;
+        }
+      }
+      const located = new Map<number, RawLocation>();
+      await forEachBounded(groups, options.concurrency ?? 4, async (group) => {
+        const first = group[0] as FetchedMessage;
+        const last = group[group.length - 1] as FetchedMessage;
+        const stored = await deps.storeRaw(`inbound/${mailboxId}/${status.uidValidity}/${first.uid}-${last.uid}.eml`, Buffer.concat(group.map((m) => m.source)));
+        let offset = 0;
+        for (const m of group) {
+          located.set(m.uid, { ...stored, offset, length: m.source.length });
+          offset += m.source.length;
+        }
+      });
+      return located;
+    };
+
+    const suppressFor = async (classification: InboundClassification, key: string): Promise<number> => {
+      let suppressed = 0;
+      if (classification.kind === 'bounce') {
+        for (const r of classification.recipients.filter((x) => x.suppress)) {
+          await deps.suppress({ address: r.recipient, reason: 'hard-bounce', source: `dsn:${key}`, status: r.status });
+          suppressed += 1;
+        }
+      } else if (classification.kind === 'complaint' && classification.suppress) {
+        for (const address of classification.recipients) {
+          await deps.suppress({ address, reason: 'complaint', source: `arf:${key}` });
+          suppressed += 1;
+        }
+      }
+      return suppressed;
+    };
+
+    const eventOf = (entry: { fetched: FetchedMessage; message: InboundMessage; key: string }, classification: InboundClassification, status: MailboxStatus, raw: RawLocation | undefined): DispatchEvent => {
+      const { fetched, message, key } = entry;
+      // The event id is derived from the message's place in the mailbox: a republish after a crash between
+      // publishing and checkpointing carries the same id, so consumers can drop it.
+      const id = createHash('sha256').update(`${mailboxId}:${status.uidValidity}:${fetched.uid}`).digest('hex').slice(0, 32);
+      return {
+        ...createEvent(eventTypeOf(classification.kind), {
+          mailbox: mailboxId,
+          uidValidity: status.uidValidity,
+          uid: fetched.uid,
+          messageKey: key,
+          messageId: message.messageId,
+          from: message.from,
+          subject: message.subject,
+          receivedAt: fetched.internalDate?.toISOString(),
+          size: fetched.size,
+          raw,
+          classification: withHashedRecipients(classification),
+        }),
+        id,
+      };
     };
 
     await catchUp(session.status);

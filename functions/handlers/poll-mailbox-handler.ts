@@ -9,9 +9,9 @@ import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import type { CredentialSource, LoginCredentials } from '#core/credential-source.js';
-import type { EventPublisher } from '#core/events.js';
+import { publishAll, type EventPublisher } from '#core/events.js';
 import { PollerMetrics } from '#core/metric-names.js';
-import { syncMailbox, type MailboxStateStore, type SyncResult } from '#core/sync-mailbox.js';
+import { syncMailbox, type MailboxStateStore, type SyncDeps, type SyncResult } from '#core/sync-mailbox.js';
 import type { PollerConfig, PolledMailbox } from '#functions/config.js';
 import { openImapSession } from '#imap/imap-session.js';
 import { parseInbound } from '#imap/parse-inbound.js';
@@ -24,7 +24,7 @@ export type PollMailboxDeps = {
   state: MailboxStateStore;
   events: EventPublisher;
   suppress: (entry: { address: string; reason: 'hard-bounce' | 'complaint'; source: string; status?: string }) => Promise<void>;
-  storeRaw: (key: string, source: Buffer) => Promise<{ bucket: string; key: string }>;
+  storeRaw: SyncDeps['storeRaw'];
   credentialsFor: (mailbox: PolledMailbox) => CredentialSource<LoginCredentials>;
   /** TLS trust for a private IMAP server (the local twin). */
   tls?: ConnectionOptions;
@@ -65,7 +65,7 @@ export function createPollMailboxHandler(deps: PollMailboxDeps) {
             }, (error) => logger.warn('IMAP connection error', { mailbox: mailbox.id, error: error.message })),
           parse: parseInbound,
           storeRaw: deps.storeRaw,
-          publish: (event) => deps.events.publish(event),
+          publishBatch: (events) => publishAll(deps.events, events),
           suppress: deps.suppress,
           clock,
           onMessage: (facts) => {

@@ -13,7 +13,7 @@ import { toIdempotencyRecordId } from '#aws/idempotency-store.js';
 import { dispatchJob, type DispatchDeps } from '#core/dispatch-job.js';
 import { JOB_CONTENT_JMESPATH, listRecipients, type EmailJob } from '#core/email-job.js';
 import { RetryLaterError, SendDeferredError } from '#core/errors.js';
-import { toOutcomeEvent, type DispatchEvent, type EventPublisher } from '#core/events.js';
+import { publishAll, toOutcomeEvent, type DispatchEvent, type EventPublisher } from '#core/events.js';
 import { hashAddress, toMessageId } from '#core/message-id.js';
 import { parseJobRecord } from '#core/parse-job-record.js';
 import { scheduleRetry, type RetryPolicy } from '#core/retry-schedule.js';
@@ -117,10 +117,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
 
   // Outcome events wait in the invocation's outbox and go out together when the batch is done (PublishBatch).
   const flush = async (events: DispatchEvent[]) => {
-    if (events.length === 0) return;
-    const failed = deps.events.publishBatch
-      ? await deps.events.publishBatch(events)
-      : (await Promise.all(events.map((event) => deps.events.publish(event).then(() => undefined, (error: Error) => ({ event, error: error.message }))))).filter((f) => f !== undefined);
+    const failed = await publishAll(deps.events, events);
     for (const { event, error } of failed) {
       // The sends already happened; failing the records now would only send them again. Count it and alarm instead.
       metrics.addMetric(DispatchMetrics.eventPublishFailed, MetricUnit.Count, 1);

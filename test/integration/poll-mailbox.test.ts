@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { createSnsEventPublisher } from '#aws/event-publisher.js';
 import { createMailboxStateStore } from '#aws/mailbox-state-store.js';
@@ -48,19 +49,28 @@ describe('polling a Dovecot mailbox', () => {
     // Prepare
     const mailbox = await newMailbox();
     const { deps, published, state } = await createSyncDeps(aws, () => openImapSession(imap.settings(mailbox), credentialsOf()));
-    await imap.append(mailbox, [1, 2, 3, 4, 5].map((n) => plainMessage(n)));
+    const messages = [1, 2, 3, 4, 5].map((n) => plainMessage(n));
+    await imap.append(mailbox, messages);
+    const seenReads: string[][] = [];
+    const counted: SyncDeps = { ...deps, state: { ...state, seenAmong: (id, keys) => (seenReads.push(keys), state.seenAmong(id, keys)) } };
 
     // Act
-    const first = await run(deps, 'box');
-    const second = await run(deps, 'box');
+    const first = await run(counted, 'box');
+    const second = await run(counted, 'box');
 
     // Assess
     expect(first).toMatchObject({ status: 'synced', processed: 5 });
     expect(second).toMatchObject({ status: 'synced', processed: 0 });
     expect(published.map((e) => e.type)).toEqual(Array(5).fill('inbound.received'));
     expect(published.map((e) => (e as unknown as { uid: number }).uid).sort()).toEqual([1, 2, 3, 4, 5]);
-    expect((await state.getCheckpoint('box'))?.lastUid).toBe(5);
-    expect(published[0]).toMatchObject({ subject: 'Message 1', raw: { key: expect.stringMatching(/^inbound\/box\/\d+\/1\.eml$/) } });
+    expect(await state.getCheckpoint('box')).toMatchObject({ lastUid: 5, verifyUpTo: 5 });
+    // No run died in between: nothing needed checking against the seen markers.
+    expect(seenReads).toEqual([]);
+    expect(published[0]).toMatchObject({ subject: 'Message 1', raw: { key: expect.stringMatching(/^inbound\/box\/\d+\/1-5\.eml$/), offset: 0 } });
+    // Each message's bytes are a range of its chunk's object.
+    const third = (published.find((e) => (e as unknown as { uid: number }).uid === 3) as unknown as { raw: { bucket: string; key: string; offset: number; length: number } }).raw;
+    const object = await aws.clients.s3.send(new GetObjectCommand({ Bucket: third.bucket, Key: third.key, Range: `bytes=${third.offset}-${third.offset + third.length - 1}` }));
+    expect(await object.Body?.transformToString()).toBe(messages[2]);
   });
 
   it('turns a hard bounce into bounce.detected and a suppression the sender then honours', async () => {
@@ -138,7 +148,13 @@ describe('polling a Dovecot mailbox', () => {
     const mailbox = await newMailbox();
     const { deps, published } = await createSyncDeps(aws, () => openImapSession(imap.settings(mailbox), credentialsOf()));
     const seenAt = new Map<number, number>();
-    const recording: SyncDeps = { ...deps, publish: async (e) => { seenAt.set((e as unknown as { uid: number }).uid, Date.now()); await deps.publish(e); } };
+    const recording: SyncDeps = {
+      ...deps,
+      publishBatch: async (events) => {
+        for (const e of events) seenAt.set((e as unknown as { uid: number }).uid, Date.now());
+        return deps.publishBatch(events);
+      },
+    };
     const appendedAt: number[] = [];
 
     const running = run(recording, 'idle', { idleUntilMs: Date.now() + 5000, refreshEveryMs: 500 });
@@ -152,6 +168,19 @@ describe('polling a Dovecot mailbox', () => {
     expect(published).toHaveLength(4);
     const latencies = appendedAt.map((t, i) => (seenAt.get(i + 1) ?? Infinity) - t);
     for (const latency of latencies) expect(latency).toBeLessThan(3000);
+  });
+});
+
+describe('the mailbox state store', () => {
+  it('reads and writes seen markers in batches beyond one request each (100 reads, 25 writes)', async () => {
+    const { state } = await createSyncDeps(aws, () => openImapSession(imap.settings('INBOX'), credentialsOf()));
+    const keys = Array.from({ length: 260 }, (_, i) => `key-${i}`);
+
+    await state.markSeen('batched', keys.slice(0, 250));
+    const seen = await state.seenAmong('batched', keys);
+
+    expect(seen).toEqual(new Set(keys.slice(0, 250)));
+    expect(await state.seenAmong('other', keys)).toEqual(new Set());
   });
 });
 
@@ -183,7 +212,7 @@ describe('runs killed at random points', () => {
       const markedInRun = new Set<string>();
       const step = async <T>(work: () => Promise<T>, where: string): Promise<T> => {
         if (dead) throw new Error('killed');
-        if (rand() < 0.004) {
+        if (rand() < 0.03) {
           dead = true;
           kills += 1;
           // Dying right after a publish went out is the one unavoidable repeat (so is dying before its seen marker).
@@ -206,18 +235,22 @@ describe('runs killed at random points', () => {
               if (ok) checkpoints.push(next.lastUid);
               return ok;
             }, 'checkpoint'),
-          hasSeen: (...a) => step(() => state.hasSeen(...a), 'seen-read'),
-          markSeen: (id, key) => step(async () => {
-            await state.markSeen(id, key);
-            markedInRun.add(key);
+          raiseVerifyMark: (...a) => step(() => state.raiseVerifyMark(...a), 'verify-mark'),
+          seenAmong: (...a) => step(() => state.seenAmong(...a), 'seen-read'),
+          markSeen: (id, keys) => step(async () => {
+            await state.markSeen(id, keys);
+            for (const key of keys) markedInRun.add(key);
           }, 'mark'),
         },
         storeRaw: (...a) => step(() => deps.storeRaw(...a), 'store'),
         suppress: (...a) => step(() => deps.suppress(...a), 'suppress'),
-        publish: (e) =>
+        publishBatch: (batch) =>
           step(async () => {
-            events.push({ id: e.id, uid: (e as unknown as { uid: number }).uid });
-            publishedInRun.add((e as unknown as { messageKey: string }).messageKey);
+            for (const e of batch) {
+              events.push({ id: e.id, uid: (e as unknown as { uid: number }).uid });
+              publishedInRun.add((e as unknown as { messageKey: string }).messageKey);
+            }
+            return [];
           }, 'publish'),
         openSession: () => step(() => deps.openSession(), 'connect'),
       };

@@ -66,8 +66,9 @@ export async function createSyncDeps(aws: AwsEmulators, session: () => ReturnTyp
     openSession: session,
     parse: parseInbound,
     storeRaw: createRawMessageStore(aws.clients.s3, resources.bucket),
-    publish: async (event) => {
-      published.push(event);
+    publishBatch: async (events) => {
+      published.push(...events);
+      return [];
     },
     suppress: (entry) => suppressions.suppress(entry),
   };
