@@ -34,7 +34,7 @@ export async function benchMemory() {
     const file = Buffer.alloc(1024 * 1024, 0x41);
     const jobs = await Promise.all(
       Array.from({ length: 10 }, async (_, i) => {
-        await clients.s3.send(new PutObjectCommand({ Bucket: resources.bucket, Key: `attachments/mem-${i}.bin`, Body: file }));
+        await (await clients.s3()).send(new PutObjectCommand({ Bucket: resources.bucket, Key: `attachments/mem-${i}.bin`, Body: file }));
         return benchJob(`mem-${i}`, { attachments: [{ filename: 'report.bin', s3: { bucket: resources.bucket, key: `attachments/mem-${i}.bin` } }] });
       }),
     );

@@ -1,9 +1,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { Tracer } from '@aws-lambda-powertools/tracer';
-import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { createAwsClients } from '#aws/clients.js';
-import { createSecretsManagerCredentials } from '#aws/secrets-credentials.js';
 import { toLoginCredentials } from '#core/credential-source.js';
 import { METRIC_NAMESPACE, SERVICE_NAME } from '#core/metric-names.js';
 import { buildSendEmailDeps } from '#handlers/build-send-email-deps.js';
@@ -18,10 +16,17 @@ const tracer = new Tracer({ serviceName: SERVICE_NAME });
 const clients = createAwsClients({ wrap: (client) => tracer.captureAWSv3Client(client) });
 const smtpSecretId = config.smtp?.secretId;
 
-export const handler = createSendEmailHandler(
-  await buildSendEmailDeps(config, clients, { logger, metrics, tracer }, {
-    smtpCredentials: smtpSecretId
-      ? createSecretsManagerCredentials(smtpSecretId, toLoginCredentials, { maxAgeSeconds: config.secretsCacheSeconds, client: tracer.captureAWSv3Client(new SecretsManagerClient({})) })
-      : undefined,
-  }),
-);
+/** SMTP credentials from Secrets Manager; a deployment without them (SES only) never loads that client. */
+async function smtpCredentialsFrom(secretId: string) {
+  const [{ createSecretsManagerCredentials }, { SecretsManagerClient }] = await Promise.all([import('#aws/secrets-credentials.js'), import('@aws-sdk/client-secrets-manager')]);
+  return createSecretsManagerCredentials(secretId, toLoginCredentials, { maxAgeSeconds: config.secretsCacheSeconds, client: tracer.captureAWSv3Client(new SecretsManagerClient({})) });
+}
+
+// The modules this configuration uses load side by side (the transport's is then already there for the wiring).
+const [smtpCredentials] = await Promise.all([
+  smtpSecretId ? smtpCredentialsFrom(smtpSecretId) : undefined,
+  config.smtp ? import('#transports/smtp-transport.js') : undefined,
+  config.ses ? import('#transports/ses-transport.js') : undefined,
+]);
+
+export const handler = createSendEmailHandler(await buildSendEmailDeps(config, clients, { logger, metrics, tracer }, { smtpCredentials }));

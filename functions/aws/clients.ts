@@ -1,14 +1,27 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+
+/** Runs `create` once, on the first call; later calls share its promise (a failure is retried on the next call). */
+export function once<T>(create: () => Promise<T>): () => Promise<T> {
+  let pending: Promise<T> | undefined;
+  return () => {
+    pending ??= create().catch((error: unknown) => {
+      pending = undefined;
+      throw error;
+    });
+    return pending;
+  };
+}
 
 /** The SDK clients both functions use, created once per container. */
 export type AwsClients = {
   sqs: SQSClient;
   sns: SNSClient;
-  s3: S3Client;
+  /** Created on first use: a dispatch deployment may never touch S3 (it loads the S3 client only then). */
+  s3: () => Promise<S3Client>;
   dynamodb: DynamoDBClient;
   documents: DynamoDBDocumentClient;
 };
@@ -29,7 +42,10 @@ export function createAwsClients(options: {
   return {
     sqs: wrap(new SQSClient({ ...base, endpoint: options.endpoints?.sqs })),
     sns: wrap(new SNSClient({ ...base, endpoint: options.endpoints?.sns })),
-    s3: wrap(new S3Client({ ...base, endpoint: options.endpoints?.s3, forcePathStyle: options.endpoints?.s3 !== undefined })),
+    s3: once(async () => {
+      const { S3Client } = await import('@aws-sdk/client-s3');
+      return wrap(new S3Client({ ...base, endpoint: options.endpoints?.s3, forcePathStyle: options.endpoints?.s3 !== undefined }));
+    }),
     dynamodb,
     documents: DynamoDBDocumentClient.from(dynamodb, { marshallOptions: { removeUndefinedValues: true } }),
   };

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** Recipients per job across to, cc and bcc; SES's own per-message limit. */
 export const MAX_RECIPIENTS = 50;

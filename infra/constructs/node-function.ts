@@ -1,12 +1,12 @@
-import { Duration } from 'aws-cdk-lib';
-import { Architecture, ApplicationLogLevel, LoggingFormat, Runtime, SystemLogLevel, Tracing } from 'aws-cdk-lib/aws-lambda';
-import { NodejsFunction, OutputFormat, type NodejsFunctionProps } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { AssetHashType, DockerImage, Duration } from 'aws-cdk-lib';
+import { Architecture, ApplicationLogLevel, Code, Function as LambdaFunction, LoggingFormat, Runtime, SystemLogLevel, Tracing, type FunctionProps } from 'aws-cdk-lib/aws-lambda';
 import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { RemovalPolicy } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import { fileURLToPath } from 'node:url';
 import { METRIC_NAMESPACE, SERVICE_NAME } from '#core/metric-names.js';
+import { bundleFunction } from '../bundle.js';
 
 /** The repository root: entries and the lock file are found from here. */
 export const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -25,20 +25,34 @@ export type NodeFunctionProps = {
 };
 
 /**
- * A Lambda function as every function here is built: ESM bundle made by the local esbuild (never Docker),
- * arm64, X-Ray tracing, JSON logs with a retention, Powertools settings in the environment.
+ * A Lambda function as every function here is built: an ESM bundle with code splitting made by the local esbuild
+ * (never Docker; infra/bundle.ts), arm64, X-Ray tracing, JSON logs with a retention, Powertools settings in the
+ * environment. Dependencies are bundled, the SDK included: the runtime's SDK version is not ours to pick.
  */
-export class NodeFunction extends NodejsFunction {
+export class NodeFunction extends LambdaFunction {
   constructor(scope: Construct, id: string, props: NodeFunctionProps) {
     const logGroup = new LogGroup(scope, `${id}Logs`, { retention: props.logRetention, removalPolicy: RemovalPolicy.DESTROY });
     // Our own role instead of AWSLambdaBasicExecutionRole: it may write to its own log group and nothing else.
     const role = new Role(scope, `${id}Role`, { assumedBy: new ServicePrincipal('lambda.amazonaws.com'), description: props.description });
     logGroup.grantWrite(role);
-    const options: NodejsFunctionProps = {
-      entry: `${PROJECT_ROOT}functions/${props.entry}`,
-      projectRoot: PROJECT_ROOT,
-      depsLockFilePath: `${PROJECT_ROOT}package-lock.json`,
-      handler: 'handler',
+    const entry = `${PROJECT_ROOT}functions/${props.entry}`;
+    const options: FunctionProps = {
+      code: Code.fromAsset(PROJECT_ROOT, {
+        assetHashType: AssetHashType.OUTPUT,
+        bundling: {
+          // Never pulled: the local bundler below always runs (and throws rather than fall back to a container).
+          image: DockerImage.fromRegistry('local-esbuild-only'),
+          // Part of the staging cache key: without it two functions from one source root would share a bundle.
+          environment: { FUNCTION_ENTRY: props.entry },
+          local: {
+            tryBundle(outputDir: string) {
+              bundleFunction(entry, outputDir, PROJECT_ROOT);
+              return true;
+            },
+          },
+        },
+      }),
+      handler: 'index.handler',
       role,
       runtime: FUNCTION_RUNTIME,
       architecture: Architecture.ARM_64,
@@ -56,18 +70,6 @@ export class NodeFunction extends NodejsFunction {
         POWERTOOLS_METRICS_NAMESPACE: METRIC_NAMESPACE,
         POWERTOOLS_LOG_LEVEL: 'INFO',
         ...props.environment,
-      },
-      bundling: {
-        forceDockerBundling: false,
-        format: OutputFormat.ESM,
-        target: 'node22',
-        minify: true,
-        sourceMap: true,
-        mainFields: ['module', 'main'],
-        // Some dependencies are CommonJS and call require(); give the ESM bundle one.
-        banner: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
-        // The runtime's SDK version is not ours to pick: bundle the one we tested with.
-        externalModules: [],
       },
     };
     super(scope, id, options);

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -75,6 +75,17 @@ describe('the dispatch function', () => {
       LoggingConfig: Match.objectLike({ LogFormat: 'JSON' }),
       Environment: { Variables: Match.objectLike({ SMTP_SECURITY: 'starttls', TRANSPORTS: 'smtp,ses', SES_RATE_PER_SECOND: '1' }) },
     });
+  });
+
+  it('ships its own bundle: an ESM entry whose lazy chunks sit beside it', () => {
+    const functions = resourcesOf('AWS::Lambda::Function').filter((f) => f.Properties.Handler === 'index.handler');
+    const keys = functions.map((f) => (f.Properties.Code as { S3Key: string }).S3Key);
+    expect(keys).toHaveLength(2);
+    expect(new Set(keys).size).toBe(2);
+    for (const key of keys) {
+      const asset = join(outdir, `asset.${key.replace(/\.zip$/, '')}`);
+      expect(readdirSync(asset)).toEqual(expect.arrayContaining(['index.mjs', 'chunks']));
+    }
   });
 
   it('reads the queue under the concurrency cap with partial batch responses', () => {

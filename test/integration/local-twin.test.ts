@@ -51,7 +51,7 @@ const eventFor = (key: string, type?: string) => events.find((e) => e.idempotenc
 describe('the local twin', () => {
   it('runs the whole loop: producer → queue → handler → SMTP outbox, bounce → IMAP → poller → suppression', async () => {
     // Prepare
-    const producer = createEmailProducer({ sqs: twin.clients.sqs, s3: twin.clients.s3, queueUrl: twin.resources.jobsQueueUrl, bucket: twin.resources.bucket });
+    const producer = createEmailProducer({ sqs: twin.clients.sqs, s3: await twin.clients.s3(), queueUrl: twin.resources.jobsQueueUrl, bucket: twin.resources.bucket });
     const good = emailJobFactory({ to: ['alice@example.net'] });
     const bounce = emailJobFactory({ to: ['gone@bounce.test'] });
     const reject = emailJobFactory({ to: ['nobody@reject.test'] });

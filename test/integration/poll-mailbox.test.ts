@@ -69,7 +69,7 @@ describe('polling a Dovecot mailbox', () => {
     expect(published[0]).toMatchObject({ subject: 'Message 1', raw: { key: expect.stringMatching(/^inbound\/box\/\d+\/1-5\.eml$/), offset: 0 } });
     // Each message's bytes are a range of its chunk's object.
     const third = (published.find((e) => (e as unknown as { uid: number }).uid === 3) as unknown as { raw: { bucket: string; key: string; offset: number; length: number } }).raw;
-    const object = await aws.clients.s3.send(new GetObjectCommand({ Bucket: third.bucket, Key: third.key, Range: `bytes=${third.offset}-${third.offset + third.length - 1}` }));
+    const object = await (await aws.clients.s3()).send(new GetObjectCommand({ Bucket: third.bucket, Key: third.key, Range: `bytes=${third.offset}-${third.offset + third.length - 1}` }));
     expect(await object.Body?.transformToString()).toBe(messages[2]);
   });
 

@@ -310,14 +310,14 @@ describe('attachments and claim checks', () => {
   it('attaches inline and S3-stored files, and resolves a job stored in S3', async () => {
     h = await startDispatchHarness(aws);
     const pdf = Buffer.alloc(600 * 1024, 7);
-    await aws.clients.s3.send(new PutObjectCommand({ Bucket: h.resources.bucket, Key: 'files/report.pdf', Body: pdf }));
+    await (await aws.clients.s3()).send(new PutObjectCommand({ Bucket: h.resources.bucket, Key: 'files/report.pdf', Body: pdf }));
     const job = emailJobFactory({
       attachments: [
         { filename: 'note.txt', contentType: 'text/plain', content: Buffer.from('hello').toString('base64') },
         { filename: 'report.pdf', contentType: 'application/pdf', s3: { bucket: h.resources.bucket, key: 'files/report.pdf' } },
       ],
     });
-    await aws.clients.s3.send(new PutObjectCommand({ Bucket: h.resources.bucket, Key: 'jobs/big.json', Body: JSON.stringify(job) }));
+    await (await aws.clients.s3()).send(new PutObjectCommand({ Bucket: h.resources.bucket, Key: 'jobs/big.json', Body: JSON.stringify(job) }));
     await h.enqueue({ version: 1, idempotencyKey: job.idempotencyKey, claimCheck: { bucket: h.resources.bucket, key: 'jobs/big.json' } });
     await h.enqueue(emailJobFactory({ attachments: [{ filename: 'x.pdf', s3: { bucket: 'someone-elses-bucket', key: 'secret' } }] }));
 
