@@ -1,9 +1,13 @@
-import { BatchGetItemCommand, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import { createHash } from 'node:crypto';
+import { BatchGetItemCommand } from '@aws-sdk/client-dynamodb';
+import { PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import nodemailer from 'nodemailer';
 import { createAwsClients, type AwsClients } from '#aws/clients.js';
+import { createSnsEventPublisher } from '#aws/event-publisher.js';
+import { toOutcomeEvent, type EventPublisher } from '#core/events.js';
 import { hashAddress, toDispatchId, toMessageId } from '#core/message-id.js';
 import { loadDispatchConfig } from '#functions/config.js';
 import { buildSendEmailDeps } from '#handlers/build-send-email-deps.js';
@@ -40,20 +44,6 @@ async function enqueue(clients: AwsClients, queueUrl: string, prefix: string, co
   return enqueuedAt;
 }
 
-/** msg/s from the first receive to the last message at the sink, and enqueue→sink latency percentiles. */
-function summarise(sink: SmtpSink, before: number, enqueuedAt: Map<string, number>, startedAt: number) {
-  const received = sink.received.slice(before);
-  const latencies: number[] = [];
-  let last = startedAt;
-  for (const m of received) {
-    const id = /X-Dispatch-Id:\s*([a-f0-9]{32})/i.exec(m.raw.subarray(0, 4096).toString())?.[1];
-    const at = id ? enqueuedAt.get(id) : undefined;
-    if (at) latencies.push(m.receivedAt - at);
-    last = Math.max(last, m.receivedAt);
-  }
-  return { rate: (received.length / Math.max(1, last - startedAt)) * 1000, p50: percentile(latencies, 50), p99: percentile(latencies, 99), count: received.length };
-}
-
 async function drainWith(concurrency: number, count: number, sink: SmtpSink, before: number, poll: () => Promise<number>) {
   const until = Date.now() + 120_000;
   await Promise.all(
@@ -65,63 +55,146 @@ async function drainWith(concurrency: number, count: number, sink: SmtpSink, bef
   );
 }
 
+type Run = { received: number; durationMs: number; latencies: number[]; cpuMs: number };
+
+/** Drains `count` jobs through `poll` at `concurrency` batches at once and measures it. */
+async function measureRun(env: { clients: AwsClients; sink: SmtpSink }, queueUrl: string, prefix: string, count: number, concurrency: number, poll: () => Promise<number>): Promise<Run> {
+  const { sink } = env;
+  const before = sink.received.length;
+  const enqueuedAt = await enqueue(env.clients, queueUrl, prefix, count);
+  const startedAt = Date.now();
+  const cpu = process.cpuUsage();
+  await drainWith(concurrency, count, sink, before, poll);
+  const used = process.cpuUsage(cpu);
+  const received = sink.received.slice(before);
+  const latencies: number[] = [];
+  let last = startedAt;
+  for (const m of received) {
+    const id = /X-Dispatch-Id:\s*([a-f0-9]{32})/i.exec(m.raw.subarray(0, 4096).toString())?.[1];
+    const at = id ? enqueuedAt.get(id) : undefined;
+    if (at) latencies.push(m.receivedAt - at);
+    last = Math.max(last, m.receivedAt);
+  }
+  return { received: received.length, durationMs: Math.max(1, last - startedAt), latencies, cpuMs: (used.user + used.system) / 1000 };
+}
+
+const combine = (runs: Run[]) => {
+  const received = runs.reduce((n, r) => n + r.received, 0);
+  const latencies = runs.flatMap((r) => r.latencies);
+  return {
+    rate: (received / runs.reduce((n, r) => n + r.durationMs, 0)) * 1000,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    cpuMsPerJob: runs.reduce((n, r) => n + r.cpuMs, 0) / Math.max(1, received),
+  };
+};
+
 /**
  * The whole pipeline on the emulators (fauxqs → handler with idempotency and suppression → SMTP sink), against a
- * minimal hand-written loop doing the same I/O on the same emulators, at 1, 2, 5 and 10 concurrent batches.
+ * minimal hand-written loop doing the same I/O on the same emulators, at 1, 2, 5 and 10 concurrent batches. The two
+ * take turns in rounds (ours first, then the loop first) so that drift on a shared machine falls on both alike.
  */
-export async function benchPipeline(count: number, ceiling: number) {
+export async function benchPipeline(count: number, ceiling: number, concurrencies: readonly number[] = [1, 2, 5, 10], rounds = 4) {
   const fauxqs = await startFauxqs();
   const dynamo = await startDynalite();
   const cert = localTlsCertificate();
   const sink = await startSmtpSink({ tls: cert, credentials });
   const clients = createAwsClients({ region: 'eu-west-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' }, endpoints: { sqs: fauxqs.endpoint, sns: fauxqs.endpoint, s3: fauxqs.endpoint, dynamodb: dynamo.endpoint } });
-  const section = `end to end (fauxqs + dynalite + SMTP sink, ${count} jobs a run)`;
-  try {
-    for (const concurrency of [1, 2, 5, 10]) {
-      // Ours: the real handler, wired as in production.
-      const ours = await freshResources(clients);
-      const config = loadDispatchConfig({ ...toDispatchEnvironment(ours), DEFAULT_FROM: 'noreply@example.com', SMTP_HOST: sink.host, SMTP_PORT: String(sink.port), SMTP_MAX_CONNECTIONS: String(CONNECTIONS) });
-      const logger = new Logger({ serviceName: 'email-dispatch', logLevel: 'ERROR' });
-      const metrics = new Metrics({ namespace: 'EmailDispatch', serviceName: 'email-dispatch' });
-      (metrics as unknown as { console: { log: () => void } }).console = { log: () => {} } as never;
-      const deps = await buildSendEmailDeps(config, clients, { logger, metrics }, { smtpCredentials: { get: async () => credentials }, smtpTls: { ca: cert.cert } });
-      const handler = createSendEmailHandler(deps);
-      let before = sink.received.length;
-      let enqueuedAt = await enqueue(clients, ours.jobsQueueUrl, `ours-${concurrency}`, count);
-      let startedAt = Date.now();
-      await drainWith(concurrency, count, sink, before, async () =>
+  const env = { clients, sink };
+  const perRun = Math.ceil(count / rounds);
+  const section = `end to end (fauxqs + dynalite + SMTP sink, ${perRun * rounds} jobs each, in ${rounds} alternating rounds)`;
+
+  /** Ours: the real handler, wired as in production. */
+  const runOurs = async (concurrency: number, label: string): Promise<Run> => {
+    const ours = await freshResources(clients);
+    const config = loadDispatchConfig({ ...toDispatchEnvironment(ours), DEFAULT_FROM: 'noreply@example.com', SMTP_HOST: sink.host, SMTP_PORT: String(sink.port), SMTP_MAX_CONNECTIONS: String(CONNECTIONS) });
+    const logger = new Logger({ serviceName: 'email-dispatch', logLevel: 'ERROR' });
+    const metrics = new Metrics({ namespace: 'EmailDispatch', serviceName: 'email-dispatch' });
+    (metrics as unknown as { console: { log: () => void } }).console = { log: () => {} } as never;
+    const deps = await buildSendEmailDeps(config, clients, { logger, metrics }, { smtpCredentials: { get: async () => credentials }, smtpTls: { ca: cert.cert } });
+    const handler = createSendEmailHandler(deps);
+    try {
+      return await measureRun(env, ours.jobsQueueUrl, `ours-${label}`, perRun, concurrency, async () =>
         (await deliverOneBatch({ sqs: clients.sqs, queueUrl: ours.jobsQueueUrl, queueArn: ours.jobsQueueArn, handler, functionName: 'send-email', batchSize: 10, maxBatchingWindowSeconds: 0, visibilityTimeoutSeconds: 60, functionTimeoutSeconds: 60, waitTimeSeconds: 0 })).received,
       );
-      const o = summarise(sink, before, enqueuedAt, startedAt);
+    } finally {
       await deps.dispatch.transports.smtp?.close();
+    }
+  };
 
-      // The hand-written loop: receive, conditional put, suppression lookup, send, update, delete.
-      const base = await freshResources(clients);
-      const raw = nodemailer.createTransport({ pool: true, host: sink.host, port: sink.port, secure: false, requireTLS: true, auth: { user: credentials.username, pass: credentials.password }, maxConnections: CONNECTIONS, maxMessages: Infinity, tls: { ca: cert.cert }, logger: false });
-      before = sink.received.length;
-      enqueuedAt = await enqueue(clients, base.jobsQueueUrl, `base-${concurrency}`, count);
-      startedAt = Date.now();
-      await drainWith(concurrency, count, sink, before, async () => {
+  /**
+   * The hand-written loop, doing the same I/O as the handler: receive; per job a conditional claim, the suppression
+   * lookup, the send and the completion record (the same items Powertools writes: expiry, status, payload hash, the
+   * stored result); per batch the outcome events (PublishBatch) and the delete.
+   */
+  const runLoop = async (concurrency: number, label: string): Promise<Run> => {
+    const base = await freshResources(clients);
+    const publisher = createSnsEventPublisher(clients.sns, base.eventsTopicArn) as Required<EventPublisher>;
+    const raw = nodemailer.createTransport({ pool: true, host: sink.host, port: sink.port, secure: false, requireTLS: true, auth: { user: credentials.username, pass: credentials.password }, maxConnections: CONNECTIONS, maxMessages: Infinity, tls: { ca: cert.cert }, logger: false });
+    try {
+      return await measureRun(env, base.jobsQueueUrl, `base-${label}`, perRun, concurrency, async () => {
         const r = await clients.sqs.send(new ReceiveMessageCommand({ QueueUrl: base.jobsQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, VisibilityTimeout: 60 }));
         const messages = r.Messages ?? [];
-        await Promise.all(
+        const events = await Promise.all(
           messages.map(async (m) => {
             const job = JSON.parse(m.Body ?? '{}') as ReturnType<typeof benchJob>;
-            const id = `email-job#${job.idempotencyKey}`;
-            await clients.dynamodb.send(new PutItemCommand({ TableName: base.idempotencyTable, Item: { id: { S: id }, status: { S: 'INPROGRESS' } }, ConditionExpression: 'attribute_not_exists(id)' }));
-            await clients.dynamodb.send(new BatchGetItemCommand({ RequestItems: { [base.suppressionTable]: { Keys: (job.to as string[]).map((a) => ({ addressHash: { S: hashAddress(a) } })) } } }));
-            await raw.sendMail({ from: job.from as string, to: job.to as string[], subject: job.subject, text: job.text, html: job.html, messageId: toMessageId(job.idempotencyKey, 'example.com'), headers: { 'X-Dispatch-Id': toDispatchId(job.idempotencyKey) } });
-            await clients.dynamodb.send(new UpdateItemCommand({ TableName: base.idempotencyTable, Key: { id: { S: id } }, UpdateExpression: 'SET #s = :c', ExpressionAttributeNames: { '#s': 'status' }, ExpressionAttributeValues: { ':c': { S: 'COMPLETED' } } }));
+            const id = `email-job#${createHash('md5').update(JSON.stringify(job.idempotencyKey)).digest('base64')}`;
+            const hash = createHash('md5').update(JSON.stringify(job)).digest('base64');
+            const now = Date.now();
+            await clients.documents.send(
+              new PutCommand({
+                TableName: base.idempotencyTable,
+                Item: { id, expiration: Math.floor(now / 1000) + 86_400, status: 'INPROGRESS', in_progress_expiration: now + 60_000, validation: hash },
+                ConditionExpression: 'attribute_not_exists(#id) OR #expiry < :now OR (#status = :inprogress AND attribute_exists(#ipe) AND #ipe < :nowms)',
+                ExpressionAttributeNames: { '#id': 'id', '#expiry': 'expiration', '#status': 'status', '#ipe': 'in_progress_expiration' },
+                ExpressionAttributeValues: { ':now': now / 1000, ':nowms': now, ':inprogress': 'INPROGRESS' },
+              }),
+            );
+            const to = job.to as string[];
+            await clients.dynamodb.send(new BatchGetItemCommand({ RequestItems: { [base.suppressionTable]: { Keys: to.map((a) => ({ addressHash: { S: hashAddress(a) } })) } } }));
+            const messageId = toMessageId(job.idempotencyKey, 'example.com');
+            await raw.sendMail({ from: job.from as string, to, subject: job.subject, text: job.text, html: job.html, messageId, headers: { 'X-Dispatch-Id': toDispatchId(job.idempotencyKey) } });
+            const recipients = to.map((a) => ({ recipient: a, status: 'accepted' as const, responseCode: 250 }));
+            const result = { action: 'delivered', reason: 'accepted', messageId, recipients: recipients.map((x) => ({ hash: hashAddress(x.recipient), status: x.status, responseCode: x.responseCode })) };
+            await clients.documents.send(
+              new UpdateCommand({
+                TableName: base.idempotencyTable,
+                Key: { id },
+                UpdateExpression: 'SET #expiry = :expiry, #status = :status, #data = :data, #validation = :validation',
+                ExpressionAttributeNames: { '#expiry': 'expiration', '#status': 'status', '#data': 'data', '#validation': 'validation' },
+                ExpressionAttributeValues: { ':expiry': Math.floor(Date.now() / 1000) + 86_400, ':status': 'COMPLETED', ':data': result, ':validation': hash },
+              }),
+            );
+            return toOutcomeEvent('delivered', { idempotencyKey: job.idempotencyKey, messageId, transport: 'smtp', attempts: 1 }, { reason: 'accepted', recipients });
           }),
         );
+        if (events.length > 0) await publisher.publishBatch(events);
         if (messages.length > 0) await clients.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: base.jobsQueueUrl, Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })) }));
         return messages.length;
       });
-      const b = summarise(sink, before, enqueuedAt, startedAt);
+    } finally {
       raw.close();
+    }
+  };
 
-      record(section, `ours, ${concurrency} concurrent batch${concurrency > 1 ? 'es' : ''}`, o.rate, 'msg/s', `p50 ${Math.round(o.p50)} ms, p99 ${Math.round(o.p99)} ms`);
-      record(section, `hand-written loop, ${concurrency}`, b.rate, 'msg/s', `p50 ${Math.round(b.p50)} ms, p99 ${Math.round(b.p99)} ms`);
+  try {
+    for (const concurrency of concurrencies) {
+      const ours: Run[] = [];
+      const loop: Run[] = [];
+      for (let round = 0; round < rounds; round += 1) {
+        const label = `${concurrency}-${round}`;
+        if (round % 2 === 0) {
+          ours.push(await runOurs(concurrency, label));
+          loop.push(await runLoop(concurrency, label));
+        } else {
+          loop.push(await runLoop(concurrency, label));
+          ours.push(await runOurs(concurrency, label));
+        }
+      }
+      const o = combine(ours);
+      const b = combine(loop);
+      record(section, `ours, ${concurrency} concurrent batch${concurrency > 1 ? 'es' : ''}`, o.rate, 'msg/s', `p50 ${Math.round(o.p50)} ms, p99 ${Math.round(o.p99)} ms, ${o.cpuMsPerJob.toFixed(1)} ms CPU a job`);
+      record(section, `hand-written loop, ${concurrency}`, b.rate, 'msg/s', `p50 ${Math.round(b.p50)} ms, p99 ${Math.round(b.p99)} ms, ${b.cpuMsPerJob.toFixed(1)} ms CPU a job`);
       record(section, `ratio ours / loop, ${concurrency}`, o.rate / b.rate, '×', `target ≥ 0.9; ours / transport ceiling ${(o.rate / ceiling).toFixed(2)}×`);
     }
   } finally {
