@@ -79,7 +79,7 @@ export async function createLocalResources(clients: AwsClients, settings: System
   if (options.tap !== false) {
     await clients.sns.send(new SubscribeCommand({ TopicArn: eventsTopicArn, Protocol: 'sqs', Endpoint: await queueArn(clients, eventsTapQueueUrl), Attributes: { RawMessageDelivery: 'true' } }));
   }
-  await clients.s3.send(new CreateBucketCommand({ Bucket: names.bucket })).catch((error: { name?: string }) => {
+  await (await clients.s3()).send(new CreateBucketCommand({ Bucket: names.bucket })).catch((error: { name?: string }) => {
     if (error.name !== 'BucketAlreadyOwnedByYou' && error.name !== 'BucketAlreadyExists') throw error;
   });
   await createTable(clients, names.idempotencyTable, TableKeys.idempotency.partitionKey, TableKeys.idempotency.ttlAttribute);
