@@ -162,6 +162,22 @@ describe('permissions', () => {
     expect(ses?.Condition).toEqual({ StringLike: { 'ses:FromAddress': '*@example.com' } });
   });
 
+  it('grants on the mailbox state table exactly the DynamoDB calls its store makes', () => {
+    // Prepare: the commands the store sends, as IAM actions (BatchGetCommand → dynamodb:BatchGetItem)
+    const source = readFileSync(new URL('../../functions/aws/mailbox-state-store.ts', import.meta.url), 'utf8');
+    const called = [...new Set([...source.matchAll(/new (\w+)Command\(/g)].map((m) => `dynamodb:${m[1]}${/^(Query|Scan)$/.test(m[1] as string) ? '' : 'Item'}`))].sort();
+
+    // Act
+    const granted = statements()
+      .filter((s) => JSON.stringify(s.Resource).includes('MailboxState'))
+      .flatMap(actionsOf)
+      .sort();
+
+    // Assess
+    expect(called).toContain('dynamodb:BatchGetItem');
+    expect(granted).toEqual(called);
+  });
+
   it('uses no AWS managed policies', () => {
     for (const role of resourcesOf('AWS::IAM::Role')) expect(role.Properties.ManagedPolicyArns).toBeUndefined();
   });
