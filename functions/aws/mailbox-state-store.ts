@@ -1,15 +1,13 @@
 import {
   BatchGetCommand,
-  BatchWriteCommand,
   DeleteCommand,
   GetCommand,
   PutCommand,
   UpdateCommand,
   type BatchGetCommandOutput,
-  type BatchWriteCommandInput,
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
-import type { Checkpoint, MailboxStateStore } from '#core/sync-mailbox.js';
+import type { Checkpoint, MailboxStateStore, Resync } from '#core/sync-mailbox.js';
 import { forEachBounded, slices } from '#core/bounded.js';
 import { TableKeys } from './table-keys.js';
 
@@ -22,14 +20,38 @@ const backoff = async (attempt: number, what: string) => {
 };
 const isConditionFailure = (error: unknown) => (error as { name?: string }).name === 'ConditionalCheckFailedException';
 
+/** Seen markers are grouped by UID: one item holds the message keys of a thousand consecutive UIDs. */
+const SEEN_BUCKET_UIDS = 1000;
+const bucketOf = (uid: number) => Math.floor(uid / SEEN_BUCKET_UIDS);
+const seenKey = (mailboxId: string, uidValidity: string, bucket: number) => `seen#${mailboxId}#${uidValidity}#${bucket}`;
+
 /**
  * Leases, checkpoints and seen-markers in one DynamoDB table, by key prefix:
  * `lease#<mailbox>` (conditional put with expiry), `checkpoint#<mailbox>` (compare-and-set, never backwards),
- * `seen#<mailbox>#<message key>` (with a TTL of `seenTtlDays`, read and written in batches).
+ * `seen#<mailbox>#<uidvalidity>#<bucket>`: the keys of the messages published from UIDs
+ * `bucket × 1000` to `bucket × 1000 + 999`, as a string set that each chunk adds to (one write per chunk rather than
+ * one per message), with a TTL of `seenTtlDays` from the last write.
  */
 export function createMailboxStateStore(client: DynamoDBDocumentClient, tableName: string, options: { seenTtlDays?: number; clock?: () => number } = {}): MailboxStateStore {
   const clock = options.clock ?? Date.now;
   const seenTtlSeconds = (options.seenTtlDays ?? 60) * 86_400;
+  /** The key sets of the given buckets that exist, read a hundred items a request. */
+  const readBuckets = async (mailboxId: string, uidValidity: string, buckets: number[]): Promise<Map<number, Set<string>>> => {
+    const found = new Map<number, Set<string>>();
+    const prefix = seenKey(mailboxId, uidValidity, 0).slice(0, -1);
+    for (const group of slices(buckets, 100)) {
+      let keys: Array<Record<string, unknown>> | undefined = group.map((b) => ({ [PK]: seenKey(mailboxId, uidValidity, b) }));
+      for (let attempt = 0; keys && keys.length > 0; attempt += 1) {
+        if (attempt > 0) await backoff(attempt, 'seen markers could not all be read');
+        const result: BatchGetCommandOutput = await client.send(
+          new BatchGetCommand({ RequestItems: { [tableName]: { Keys: keys, ProjectionExpression: '#pk, #keys', ExpressionAttributeNames: { '#pk': PK, '#keys': 'keys' } } } }),
+        );
+        for (const item of result.Responses?.[tableName] ?? []) found.set(Number(String(item[PK]).slice(prefix.length)), (item.keys as Set<string> | undefined) ?? new Set());
+        keys = result.UnprocessedKeys?.[tableName]?.Keys;
+      }
+    }
+    return found;
+  };
   return {
     async acquireLease(mailboxId, owner, untilMs) {
       try {
@@ -59,7 +81,14 @@ export function createMailboxStateStore(client: DynamoDBDocumentClient, tableNam
       const result = await client.send(new GetCommand({ TableName: tableName, Key: { [PK]: `checkpoint#${mailboxId}` }, ConsistentRead: true }));
       if (!result.Item) return undefined;
       const verifyUpTo = result.Item.verifyUpTo as number | undefined;
-      return { uidValidity: String(result.Item.uidValidity), lastUid: Number(result.Item.lastUid), highestModseq: (result.Item.highestModseq as string | null) ?? undefined, verifyUpTo: verifyUpTo === undefined ? undefined : Number(verifyUpTo) };
+      const resync = result.Item.resync as Resync | undefined;
+      return {
+        uidValidity: String(result.Item.uidValidity),
+        lastUid: Number(result.Item.lastUid),
+        highestModseq: (result.Item.highestModseq as string | null) ?? undefined,
+        verifyUpTo: verifyUpTo === undefined ? undefined : Number(verifyUpTo),
+        resync: resync ? { until: Number(resync.until), previous: resync.previous.map((p) => ({ uidValidity: String(p.uidValidity), upToUid: Number(p.upToUid) })) } : undefined,
+      };
     },
     async advanceCheckpoint(mailboxId, next: Checkpoint, expected: Checkpoint | undefined) {
       // Forward only: the same UIDVALIDITY with a higher UID, or a new UIDVALIDITY replacing exactly what we read.
@@ -74,7 +103,7 @@ export function createMailboxStateStore(client: DynamoDBDocumentClient, tableNam
           new UpdateCommand({
             TableName: tableName,
             Key: { [PK]: `checkpoint#${mailboxId}` },
-            UpdateExpression: `SET uidValidity = :uv, lastUid = :uid, highestModseq = :modseq, updatedAt = :at${next.verifyUpTo !== undefined ? ', verifyUpTo = :verify' : ''}`,
+            UpdateExpression: `SET uidValidity = :uv, lastUid = :uid, highestModseq = :modseq, updatedAt = :at${next.verifyUpTo !== undefined ? ', verifyUpTo = :verify' : ''}${next.resync ? ', resync = :resync' : ' REMOVE resync'}`,
             ConditionExpression: condition,
             ExpressionAttributeNames: !expected ? { '#pk': PK } : undefined,
             ExpressionAttributeValues: {
@@ -83,6 +112,7 @@ export function createMailboxStateStore(client: DynamoDBDocumentClient, tableNam
               ':modseq': next.highestModseq ?? null,
               ':at': new Date(clock()).toISOString(),
               ...(next.verifyUpTo !== undefined ? { ':verify': next.verifyUpTo } : {}),
+              ...(next.resync ? { ':resync': next.resync } : {}),
               ...(expected && !sameValidity ? { ':expectedUv': expected.uidValidity, ':expectedUid': expected.lastUid } : {}),
             },
           }),
@@ -121,32 +151,34 @@ export function createMailboxStateStore(client: DynamoDBDocumentClient, tableNam
         throw error;
       }
     },
-    async seenAmong(mailboxId, messageKeys) {
+    async seenAmong(mailboxId, uidValidity, messages) {
+      const buckets = [...new Set(messages.map((m) => bucketOf(m.uid)))];
+      const marked = await readBuckets(mailboxId, uidValidity, buckets);
+      return new Set(messages.filter((m) => marked.get(bucketOf(m.uid))?.has(m.key)).map((m) => m.key));
+    },
+    async seenUpTo(mailboxId, uidValidity, upToUid) {
       const seen = new Set<string>();
-      const prefix = `seen#${mailboxId}#`;
-      for (let i = 0; i < messageKeys.length; i += 100) {
-        let keys: Array<Record<string, unknown>> | undefined = messageKeys.slice(i, i + 100).map((k) => ({ [PK]: `${prefix}${k}` }));
-        for (let attempt = 0; keys && keys.length > 0; attempt += 1) {
-          if (attempt > 0) await backoff(attempt, 'seen markers could not all be read');
-          const result: BatchGetCommandOutput = await client.send(
-            new BatchGetCommand({ RequestItems: { [tableName]: { Keys: keys, ProjectionExpression: '#pk', ExpressionAttributeNames: { '#pk': PK } } } }),
-          );
-          for (const item of result.Responses?.[tableName] ?? []) seen.add(String(item[PK]).slice(prefix.length));
-          keys = result.UnprocessedKeys?.[tableName]?.Keys;
-        }
-      }
+      const buckets = Array.from({ length: bucketOf(upToUid) + 1 }, (_, i) => i);
+      for (const keys of (await readBuckets(mailboxId, uidValidity, buckets)).values()) for (const key of keys) seen.add(key);
       return seen;
     },
-    async markSeen(mailboxId, messageKeys) {
+    async markSeen(mailboxId, uidValidity, messages) {
+      const byBucket = new Map<number, Set<string>>();
+      for (const m of messages) {
+        const bucket = bucketOf(m.uid);
+        byBucket.set(bucket, (byBucket.get(bucket) ?? new Set()).add(m.key));
+      }
       const expires = Math.ceil(clock() / 1000) + seenTtlSeconds;
-      await forEachBounded(slices(messageKeys, 25), 4, async (keys) => {
-        let writes: BatchWriteCommandInput['RequestItems'] | undefined = {
-          [tableName]: keys.map((k) => ({ PutRequest: { Item: { [PK]: `seen#${mailboxId}#${k}`, [TTL]: expires } } })),
-        };
-        for (let attempt = 0; writes && Object.keys(writes).length > 0; attempt += 1) {
-          if (attempt > 0) await backoff(attempt, 'seen markers could not all be written');
-          writes = (await client.send(new BatchWriteCommand({ RequestItems: writes }))).UnprocessedItems;
-        }
+      await forEachBounded([...byBucket], 4, async ([bucket, keys]) => {
+        await client.send(
+          new UpdateCommand({
+            TableName: tableName,
+            Key: { [PK]: seenKey(mailboxId, uidValidity, bucket) },
+            UpdateExpression: 'ADD #keys :keys SET #ttl = :ttl',
+            ExpressionAttributeNames: { '#keys': 'keys', '#ttl': TTL },
+            ExpressionAttributeValues: { ':keys': keys, ':ttl': expires },
+          }),
+        );
       });
     },
   };

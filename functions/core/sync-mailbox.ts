@@ -9,11 +9,14 @@ export type MailboxStatus = { uidValidity: string; uidNext: number; highestModse
 
 export type FetchedMessage = { uid: number; source: Buffer; internalDate?: Date; size: number };
 
+/** A message listed before it is fetched: its UID and its size in bytes (RFC822.SIZE). */
+export type MessageRef = { uid: number; size: number };
+
 /** One IMAP session on one mailbox; the imapflow adapter implements it. */
 export interface MailboxSession {
   readonly status: MailboxStatus;
-  /** UIDs above `lastUid`, ascending (the server's "n:*" quirk already filtered). */
-  uidsAfter(lastUid: number): Promise<number[]>;
+  /** The messages above `lastUid`, ascending by UID (the server's "n:*" quirk already filtered). */
+  messagesAfter(lastUid: number): Promise<MessageRef[]>;
   fetch(uids: number[]): AsyncIterable<FetchedMessage>;
   /** Waits up to `waitMs` for news, then asks the server for the mailbox's state. */
   refresh(waitMs: number): Promise<MailboxStatus>;
@@ -23,12 +26,21 @@ export interface MailboxSession {
 /**
  * Where a mailbox stands: everything up to `lastUid` under `uidValidity` has been processed and published. Above it,
  * up to `verifyUpTo`, a run may have published messages before it died: only those are checked against the seen
- * markers (all of them when `verifyUpTo` is absent on an existing checkpoint).
+ * markers. During a resynchronisation (`resync`), messages up to `resync.until` are also checked against the
+ * markers of the earlier UIDVALIDITYs, each up to the highest UID it reached.
  */
-export type Checkpoint = { uidValidity: string; lastUid: number; highestModseq?: string; verifyUpTo?: number };
+export type Checkpoint = {
+  uidValidity: string;
+  lastUid: number;
+  highestModseq?: string;
+  verifyUpTo?: number;
+  resync?: Resync;
+};
 
-/** The highest UID there can be (RFC 3501: a 32-bit number). */
-const MAX_UID = 4_294_967_295;
+export type Resync = { until: number; previous: Array<{ uidValidity: string; upToUid: number }> };
+
+/** A message as the seen markers know it: where it is under the current UIDVALIDITY, and its key. */
+export type SeenMessage = { uid: number; key: string };
 
 /** The poller's durable state: per-mailbox lease and checkpoint, and markers of messages already published. */
 export interface MailboxStateStore {
@@ -43,9 +55,11 @@ export interface MailboxStateStore {
    * there is none). Compare-and-set on the UIDVALIDITY and the `verifyUpTo` that was read.
    */
   raiseVerifyMark(mailboxId: string, uidValidity: string, upToUid: number, expected: Checkpoint | undefined): Promise<boolean>;
-  /** Which of `messageKeys` were marked seen (one batched read per chunk). */
-  seenAmong(mailboxId: string, messageKeys: string[]): Promise<Set<string>>;
-  markSeen(mailboxId: string, messageKeys: string[]): Promise<void>;
+  /** Which of `messages` were marked seen under `uidValidity` (reads only the markers of their UIDs). */
+  seenAmong(mailboxId: string, uidValidity: string, messages: SeenMessage[]): Promise<Set<string>>;
+  /** The keys of every message marked seen under `uidValidity` up to `upToUid`, for a resynchronisation. */
+  seenUpTo(mailboxId: string, uidValidity: string, upToUid: number): Promise<Set<string>>;
+  markSeen(mailboxId: string, uidValidity: string, messages: SeenMessage[]): Promise<void>;
 }
 
 /** Where a message's raw bytes are: a byte range of an S3 object that holds a chunk's new messages back to back. */
@@ -76,8 +90,10 @@ export type SyncOptions = {
   idleUntilMs?: number;
   /** How long to wait for a running run's lease before yielding, ms. @default 10000 */
   leaseWaitMs?: number;
-  /** Messages fetched per FETCH, and handled together: one seen read, one raw object, one seen write. @default 100 */
+  /** Most messages fetched per FETCH and handled together (one raw object, one seen write, one checkpoint). @default 250 */
   chunkSize?: number;
+  /** Most bytes of messages in a chunk (a bigger single message is a chunk of its own). @default 16 MiB */
+  chunkBytes?: number;
   /** Raw objects of a chunk stored at once (a chunk's object is split at `rawObjectBytes`). @default 4 */
   concurrency?: number;
   /** Largest raw object, bytes (a bigger single message gets an object of its own). @default 8 MiB */
@@ -119,7 +135,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise<SyncResult> {
   const clock = deps.clock ?? Date.now;
   const { mailboxId, runId } = options;
-  const chunkSize = options.chunkSize ?? 100;
+  const chunkSize = options.chunkSize ?? 250;
+  const chunkBytes = options.chunkBytes ?? 16 * 1024 * 1024;
   const leaseUntil = Math.max(options.stopAtMs, options.idleUntilMs ?? 0) + 5000;
 
   let leased = await deps.state.acquireLease(mailboxId, runId, leaseUntil);
@@ -142,36 +159,51 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
       return fetched;
     };
 
+    // The keys published under earlier UIDVALIDITYs, read once per run when a resynchronisation needs them.
+    let earlierKeys: Promise<Set<string>> | undefined;
+    const seenEarlier = (resync: Resync) =>
+      (earlierKeys ??= Promise.all(resync.previous.map((p) => deps.state.seenUpTo(mailboxId, p.uidValidity, p.upToUid))).then((sets) => new Set(sets.flatMap((set) => [...set]))));
+
     const catchUp = async (status: MailboxStatus) => {
+      let listed: MessageRef[] | undefined;
       if (checkpoint && checkpoint.uidValidity !== status.uidValidity) {
         // RFC 3501 2.3.1.1: every stored UID is void. Start again from the top; the seen markers prevent repeats.
         deps.log?.('warn', 'UIDVALIDITY changed: resynchronising', { mailboxId, from: checkpoint.uidValidity, to: status.uidValidity });
         result.resynchronised = true;
-        // Every message there now may be one published under the old UIDVALIDITY: check all below UIDNEXT.
-        const reset: Checkpoint = { uidValidity: status.uidValidity, lastUid: 0, highestModseq: status.highestModseq, verifyUpTo: status.uidNext > 0 ? status.uidNext - 1 : MAX_UID };
+        listed = await current.messagesAfter(0);
+        const top = listed[listed.length - 1]?.uid ?? 0;
+        // Every message there now may be one published under the old UIDVALIDITY (or under one before it, when its
+        // own resynchronisation had not finished): all are checked against those markers.
+        const unfinished = checkpoint.resync && checkpoint.lastUid < checkpoint.resync.until ? checkpoint.resync.previous : [];
+        const previous = [...unfinished, { uidValidity: checkpoint.uidValidity, upToUid: Math.max(checkpoint.lastUid, checkpoint.verifyUpTo ?? 0) }];
+        const reset: Checkpoint = { uidValidity: status.uidValidity, lastUid: 0, highestModseq: status.highestModseq, verifyUpTo: top, resync: { until: top, previous } };
         if (!(await deps.state.advanceCheckpoint(mailboxId, reset, checkpoint))) throw new Error('checkpoint moved under us during UIDVALIDITY reset');
         checkpoint = reset;
+        earlierKeys = undefined;
       }
       const lastUid = checkpoint?.lastUid ?? 0;
       // UIDNEXT is a lower bound for any new message's UID: nothing can be new when it has not moved past us.
-      if (checkpoint && status.uidNext > 0 && status.uidNext <= lastUid + 1) return;
-      const uids = await current.uidsAfter(lastUid);
-      if (uids.length === 0) return;
+      if (!listed && checkpoint && status.uidNext > 0 && status.uidNext <= lastUid + 1) return;
+      listed ??= await current.messagesAfter(lastUid);
+      if (listed.length === 0) return;
       // Messages up to the mark may have been published by a run that died: those are checked against the seen
       // markers. Before this run publishes anything above the mark, it raises it.
-      const verifyUpTo = checkpoint ? (checkpoint.verifyUpTo ?? MAX_UID) : 0;
-      const top = uids[uids.length - 1] as number;
+      const verifyUpTo = checkpoint?.verifyUpTo ?? 0;
+      const resync = checkpoint?.resync && lastUid < checkpoint.resync.until ? checkpoint.resync : undefined;
+      const top = (listed[listed.length - 1] as MessageRef).uid;
       if ((checkpoint?.verifyUpTo ?? 0) < top) {
         if (!(await deps.state.raiseVerifyMark(mailboxId, status.uidValidity, top, checkpoint))) throw new Error(`checkpoint for ${mailboxId} moved under us`);
-        checkpoint = { uidValidity: status.uidValidity, lastUid, highestModseq: checkpoint?.highestModseq, verifyUpTo: top };
+        checkpoint = { uidValidity: status.uidValidity, lastUid, highestModseq: checkpoint?.highestModseq, verifyUpTo: top, resync: checkpoint?.resync };
       }
-      let next: Promise<FetchedMessage[]> | undefined = collect(uids.slice(0, chunkSize));
-      for (let i = 0; next && clock() < options.stopAtMs; i += chunkSize) {
+      const chunks = toChunks(listed, chunkSize, chunkBytes);
+      let next: Promise<FetchedMessage[]> | undefined = collect(chunks[0] as number[]);
+      for (let i = 0; next && clock() < options.stopAtMs; i += 1) {
         const fetched = await next;
         // The next FETCH runs on the connection while this chunk's AWS calls are in flight.
-        next = i + chunkSize < uids.length ? collect(uids.slice(i + chunkSize, i + 2 * chunkSize)) : undefined;
+        const following = chunks[i + 1];
+        next = following ? collect(following) : undefined;
         next?.catch(() => {});
-        const done = await handleChunk(fetched, status, verifyUpTo);
+        const done = await handleChunk(fetched, status, verifyUpTo, resync);
         // The checkpoint moves once, to the highest UID below which every message is done. A failure stops there:
         // what was published and marked seen is skipped next time, what was published and not marked is repeated.
         let reached: number | undefined;
@@ -180,7 +212,9 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
           reached = m.uid;
         }
         if (reached !== undefined) {
-          const moved: Checkpoint = { uidValidity: status.uidValidity, lastUid: reached, highestModseq: status.highestModseq, verifyUpTo: checkpoint?.verifyUpTo };
+          // A resynchronisation is over once the checkpoint has passed every message it had to check.
+          const stillResyncing = checkpoint?.resync && reached < checkpoint.resync.until ? checkpoint.resync : undefined;
+          const moved: Checkpoint = { uidValidity: status.uidValidity, lastUid: reached, highestModseq: status.highestModseq, verifyUpTo: checkpoint?.verifyUpTo, resync: stillResyncing };
           if (!(await deps.state.advanceCheckpoint(mailboxId, moved, checkpoint))) throw new Error(`checkpoint for ${mailboxId} moved under us at UID ${reached}`);
           checkpoint = moved;
         }
@@ -189,29 +223,43 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
     };
 
     /** Handles one chunk in UID order; returns the UIDs done (published or seen before) and the first failure. */
-    const handleChunk = async (fetched: FetchedMessage[], status: MailboxStatus, verifyUpTo: number): Promise<Set<number> & { failure?: unknown }> => {
+    const handleChunk = async (fetched: FetchedMessage[], status: MailboxStatus, verifyUpTo: number, resync: Resync | undefined): Promise<Set<number> & { failure?: unknown }> => {
       const done: Set<number> & { failure?: unknown } = new Set<number>();
       const messages: Array<{ fetched: FetchedMessage; message: InboundMessage; key: string }> = [];
       for (const m of fetched) {
         const message = await deps.parse(m.source);
         messages.push({ fetched: m, message, key: messageKeyOf(message, m.size) });
       }
-      // Seen before: a resync after a UIDVALIDITY change, or a run that died after publishing but before its
-      // checkpoint (both only up to the verify mark). A message repeated within the chunk counts as seen too.
-      const suspects = messages.filter((m) => m.fetched.uid <= verifyUpTo).map((m) => m.key);
-      const seen = suspects.length > 0 ? await deps.state.seenAmong(mailboxId, [...new Set(suspects)]) : new Set<string>();
+      // Seen before: a run that died after publishing but before its checkpoint (up to the verify mark), or a
+      // message published under an earlier UIDVALIDITY (during a resync). A message repeated within the chunk
+      // counts as seen too.
+      const suspects = messages.filter((m) => m.fetched.uid <= verifyUpTo).map((m) => ({ uid: m.fetched.uid, key: m.key }));
+      const seen = suspects.length > 0 ? await deps.state.seenAmong(mailboxId, status.uidValidity, suspects) : new Set<string>();
+      if (resync) {
+        const earlier = await seenEarlier(resync);
+        for (const m of messages) if (m.fetched.uid <= resync.until && earlier.has(m.key)) seen.add(m.key);
+      }
       const fresh: typeof messages = [];
+      const skipped: SeenMessage[] = [];
       for (const m of messages) {
         if (seen.has(m.key)) {
           result.skippedDuplicates += 1;
-          done.add(m.fetched.uid);
+          skipped.push({ uid: m.fetched.uid, key: m.key });
           deps.onMessage?.({ kind: 'message', lagMs: lagOf(m.fetched), suppressed: 0 });
         } else {
           seen.add(m.key);
           fresh.push(m);
         }
       }
-      if (fresh.length === 0) return done;
+      // What was skipped is marked again under this UIDVALIDITY, so that a later resync finds it there.
+      const markSkipped = async () => {
+        if (resync && skipped.length > 0) await deps.state.markSeen(mailboxId, status.uidValidity, skipped);
+        for (const m of skipped) done.add(m.uid);
+      };
+      if (fresh.length === 0) {
+        await markSkipped();
+        return done;
+      }
       const raw = await storeRawChunk(fresh.map((m) => m.fetched), status);
 
       const outgoing: Array<{ event: DispatchEvent; entry: (typeof fresh)[number]; kind: InboundClassification['kind']; suppressed: number }> = [];
@@ -229,7 +277,8 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
       const failed = await deps.publishBatch(outgoing.map((o) => o.event));
       const failedIds = new Set(failed.map((f) => f.event.id));
       const published = outgoing.filter((o) => !failedIds.has(o.event.id));
-      await deps.state.markSeen(mailboxId, published.map((o) => o.entry.key));
+      await deps.state.markSeen(mailboxId, status.uidValidity, [...(resync ? skipped : []), ...published.map((o) => ({ uid: o.entry.fetched.uid, key: o.entry.key }))]);
+      for (const m of skipped) done.add(m.uid);
       for (const o of published) {
         done.add(o.entry.fetched.uid);
         result.processed += 1;
@@ -321,6 +370,24 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
     await session?.close().catch(() => {});
     await deps.state.releaseLease(mailboxId, runId).catch(() => {});
   }
+}
+
+/** UIDs in chunks of at most `count` messages and `bytes` bytes; a message bigger than `bytes` goes alone. */
+export function toChunks(messages: MessageRef[], count: number, bytes: number): number[][] {
+  const chunks: number[][] = [];
+  let current: number[] = [];
+  let size = 0;
+  for (const m of messages) {
+    if (current.length > 0 && (current.length >= count || size + m.size > bytes)) {
+      chunks.push(current);
+      current = [];
+      size = 0;
+    }
+    current.push(m.uid);
+    size += m.size;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
 }
 
 /** Bounce and complaint recipients are the producer's own addresses: publish them, but hashed alongside. */

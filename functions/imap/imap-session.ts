@@ -2,7 +2,7 @@ import { ImapFlow } from 'imapflow';
 import type { ConnectionOptions } from 'node:tls';
 import type { CredentialSource, LoginCredentials } from '#core/credential-source.js';
 import { isLoopbackHost } from '#core/is-loopback-host.js';
-import type { FetchedMessage, MailboxSession, MailboxStatus } from '#core/sync-mailbox.js';
+import type { FetchedMessage, MailboxSession, MailboxStatus, MessageRef } from '#core/sync-mailbox.js';
 
 export type ImapSettings = {
   host: string;
@@ -113,11 +113,16 @@ export async function openImapSession(settings: ImapSettings, credentials: Crede
     get status() {
       return status;
     },
-    async uidsAfter(lastUid: number): Promise<number[]> {
+    async messagesAfter(lastUid: number): Promise<MessageRef[]> {
+      if (!client.mailbox || client.mailbox.exists === 0) return [];
       try {
-        const found = await bounded(client.search({ uid: `${lastUid + 1}:*` }, { uid: true }), stepMs, 'search', kill);
+        // One UID FETCH of the sizes lists what is new and lets the caller size its chunks in bytes.
+        const found = await bounded(client.fetchAll(`${lastUid + 1}:*`, { uid: true, size: true }, { uid: true }), stepMs, 'fetch sizes', kill);
         // RFC 3501 6.4.8: "n:*" always includes the highest UID, even when it is below n.
-        return (found || []).filter((uid) => uid > lastUid).sort((a, b) => a - b);
+        return found
+          .filter((m) => m.uid > lastUid)
+          .map((m) => ({ uid: m.uid, size: m.size ?? 0 }))
+          .sort((a, b) => a.uid - b.uid);
       } catch (error) {
         throw toImapError(error);
       }

@@ -51,8 +51,8 @@ describe('polling a Dovecot mailbox', () => {
     const { deps, published, state } = await createSyncDeps(aws, () => openImapSession(imap.settings(mailbox), credentialsOf()));
     const messages = [1, 2, 3, 4, 5].map((n) => plainMessage(n));
     await imap.append(mailbox, messages);
-    const seenReads: string[][] = [];
-    const counted: SyncDeps = { ...deps, state: { ...state, seenAmong: (id, keys) => (seenReads.push(keys), state.seenAmong(id, keys)) } };
+    const seenReads: unknown[] = [];
+    const counted: SyncDeps = { ...deps, state: { ...state, seenAmong: (...a) => (seenReads.push(a), state.seenAmong(...a)) } };
 
     // Act
     const first = await run(counted, 'box');
@@ -126,6 +126,36 @@ describe('polling a Dovecot mailbox', () => {
     expect(after?.lastUid).toBe(6);
   });
 
+  it('finishes an interrupted resynchronisation under the next UIDVALIDITY without repeating mail', async () => {
+    // Prepare: four messages published; the mailbox recreated and a resync that dies after its first chunk
+    const mailbox = await newMailbox();
+    const { deps, published, state } = await createSyncDeps(aws, () => openImapSession(imap.settings(mailbox), credentialsOf()));
+    const old = [1, 2, 3, 4].map((n) => plainMessage(500 + n));
+    await imap.append(mailbox, old);
+    await run(deps, 'twice');
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    await imap.recreateMailbox(mailbox);
+    await imap.append(mailbox, [...old, plainMessage(505)]);
+    let marks = 0;
+    const dying: SyncDeps = { ...deps, state: { ...state, markSeen: (...a) => ((marks += 1) === 2 ? Promise.reject(new Error('killed')) : state.markSeen(...a)) } };
+    await expect(run(dying, 'twice', { chunkSize: 2 })).rejects.toThrow('killed');
+    const interrupted = await state.getCheckpoint('twice');
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+
+    // Act: recreated once more before the resync could finish
+    await imap.recreateMailbox(mailbox);
+    await imap.append(mailbox, [...old, plainMessage(505), plainMessage(506)]);
+    const result = await run(deps, 'twice', { chunkSize: 2 });
+
+    // Assess: messages 3 and 4 were never marked under the second UIDVALIDITY, only under the first
+    expect(interrupted).toMatchObject({ lastUid: 2, resync: { until: 5, previous: [{ upToUid: 4 }] } });
+    expect(result).toMatchObject({ resynchronised: true, processed: 2, skippedDuplicates: 4 });
+    expect(published.map((e) => (e as unknown as { subject: string }).subject).sort()).toEqual(['Message 501', 'Message 502', 'Message 503', 'Message 504', 'Message 505', 'Message 506']);
+    const after = await state.getCheckpoint('twice');
+    expect(after).toMatchObject({ lastUid: 6 });
+    expect(after?.resync).toBeUndefined();
+  });
+
   it('recovers on the next run after the socket is dropped in the middle of a FETCH', async () => {
     const mailbox = await newMailbox();
     const proxy = await startTcpProxy({ host: imap.dovecot.host, port: imap.dovecot.port });
@@ -172,15 +202,24 @@ describe('polling a Dovecot mailbox', () => {
 });
 
 describe('the mailbox state store', () => {
-  it('reads and writes seen markers in batches beyond one request each (100 reads, 25 writes)', async () => {
+  it('keeps seen markers per UIDVALIDITY, a thousand UIDs to an item, and reads them by UID or all up to one', async () => {
+    // Prepare: 2,500 messages spread over three items, and more than a hundred items for the full read
     const { state } = await createSyncDeps(aws, () => openImapSession(imap.settings('INBOX'), credentialsOf()));
-    const keys = Array.from({ length: 260 }, (_, i) => `key-${i}`);
+    const messages = Array.from({ length: 2500 }, (_, i) => ({ uid: i + 1, key: `key-${i + 1}` }));
+    const sparse = Array.from({ length: 120 }, (_, i) => ({ uid: (i + 1) * 1000 + 7, key: `far-${i}` }));
 
-    await state.markSeen('batched', keys.slice(0, 250));
-    const seen = await state.seenAmong('batched', keys);
+    // Act
+    await state.markSeen('batched', '7', messages.slice(0, 2400));
+    await state.markSeen('batched', '7', sparse);
+    const probe = [messages[0], messages[1500], messages[2399], messages[2400], { uid: 5, key: 'key-1500' }] as Array<{ uid: number; key: string }>;
 
-    expect(seen).toEqual(new Set(keys.slice(0, 250)));
-    expect(await state.seenAmong('other', keys)).toEqual(new Set());
+    // Assess: a probe finds a key only among the markers of its own UID's item
+    expect(await state.seenAmong('batched', '7', probe)).toEqual(new Set(['key-1', 'key-1501', 'key-2400']));
+    expect(await state.seenAmong('batched', '8', probe)).toEqual(new Set());
+    expect(await state.seenAmong('other', '7', probe)).toEqual(new Set());
+    const all = await state.seenUpTo('batched', '7', 121_007);
+    expect(all.size).toBe(2520);
+    expect(all.has('far-119') && all.has('key-2400') && !all.has('key-2401')).toBe(true);
   });
 });
 
@@ -237,9 +276,10 @@ describe('runs killed at random points', () => {
             }, 'checkpoint'),
           raiseVerifyMark: (...a) => step(() => state.raiseVerifyMark(...a), 'verify-mark'),
           seenAmong: (...a) => step(() => state.seenAmong(...a), 'seen-read'),
-          markSeen: (id, keys) => step(async () => {
-            await state.markSeen(id, keys);
-            for (const key of keys) markedInRun.add(key);
+          seenUpTo: (...a) => step(() => state.seenUpTo(...a), 'seen-read'),
+          markSeen: (id, uidValidity, messages) => step(async () => {
+            await state.markSeen(id, uidValidity, messages);
+            for (const m of messages) markedInRun.add(m.key);
           }, 'mark'),
         },
         storeRaw: (...a) => step(() => deps.storeRaw(...a), 'store'),
