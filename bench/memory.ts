@@ -2,27 +2,25 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { createAwsClients } from '#aws/clients.js';
 import { loadDispatchConfig } from '#functions/config.js';
 import { buildSendEmailDeps } from '#handlers/build-send-email-deps.js';
 import { createSendEmailHandler } from '#handlers/send-email-handler.js';
 import { DEFAULT_SETTINGS } from '#infra/settings.js';
-import { startDynalite, startFauxqs } from '#local/emulators.js';
 import { deliverOneBatch } from '#local/event-source.js';
 import { createLocalResources, LOCAL_NAMES, toDispatchEnvironment } from '#local/resources.js';
 import { startSmtpSink } from '#local/smtp-sink.js';
 import { localTlsCertificate } from '#local/tls-certificate.js';
+import { startBenchEmulators } from './emulators.js';
 import { benchJob } from './jobs.js';
 import { record } from './measure.js';
 
 /** Peak memory of one batch of 10 jobs, each with a 1 MB attachment (by S3 reference, as large files go). */
 export async function benchMemory() {
-  const fauxqs = await startFauxqs();
-  const dynamo = await startDynalite();
+  const emulators = await startBenchEmulators();
+  const { clients } = emulators;
   const cert = localTlsCertificate();
   const credentials = { username: 'bench', password: 'bench-pass' };
   const sink = await startSmtpSink({ tls: cert, credentials });
-  const clients = createAwsClients({ region: 'eu-west-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' }, endpoints: { sqs: fauxqs.endpoint, sns: fauxqs.endpoint, s3: fauxqs.endpoint, dynamodb: dynamo.endpoint } });
   const names = Object.fromEntries(Object.entries(LOCAL_NAMES).map(([k, v]) => [k, `${v}-memory`])) as typeof LOCAL_NAMES;
   const resources = await createLocalResources(clients, DEFAULT_SETTINGS, names);
   try {
@@ -52,12 +50,11 @@ export async function benchMemory() {
     clearInterval(sampler);
     if (result.succeeded !== 10) throw new Error(`memory batch: ${result.succeeded} of 10 sent`);
     const section = 'memory: one batch of 10 jobs × 1 MB attachment';
-    record(section, 'heap + buffers growth at peak', (peakHeap - before.heapUsed - before.external) / 1024 / 1024, 'MiB', 'sampled every 5 ms; the emulators share the process');
+    record(section, 'heap + buffers growth at peak', (peakHeap - before.heapUsed - before.external) / 1024 / 1024, 'MiB', 'sampled every 5 ms; the SMTP sink shares the process, the emulators do not');
     record(section, 'RSS growth at peak', (peakRss - before.rss) / 1024 / 1024, 'MiB');
     await deps.dispatch.transports.smtp?.close();
   } finally {
     await sink.stop();
-    await fauxqs.stop();
-    await dynamo.stop();
+    await emulators.stop();
   }
 }

@@ -5,7 +5,7 @@ import { DeleteMessageBatchCommand, ReceiveMessageCommand, SendMessageBatchComma
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import nodemailer from 'nodemailer';
-import { createAwsClients, type AwsClients } from '#aws/clients.js';
+import type { AwsClients } from '#aws/clients.js';
 import { createSnsEventPublisher } from '#aws/event-publisher.js';
 import { toOutcomeEvent, type EventPublisher } from '#core/events.js';
 import { hashAddress, toDispatchId, toMessageId } from '#core/message-id.js';
@@ -13,11 +13,11 @@ import { loadDispatchConfig } from '#functions/config.js';
 import { buildSendEmailDeps } from '#handlers/build-send-email-deps.js';
 import { createSendEmailHandler } from '#handlers/send-email-handler.js';
 import { DEFAULT_SETTINGS } from '#infra/settings.js';
-import { startDynalite, startFauxqs } from '#local/emulators.js';
 import { deliverOneBatch } from '#local/event-source.js';
 import { createLocalResources, LOCAL_NAMES, toDispatchEnvironment, type LocalResources } from '#local/resources.js';
 import { startSmtpSink, type SmtpSink } from '#local/smtp-sink.js';
 import { localTlsCertificate } from '#local/tls-certificate.js';
+import { startBenchEmulators } from './emulators.js';
 import { benchJob } from './jobs.js';
 import { percentile, record } from './measure.js';
 
@@ -95,17 +95,16 @@ const combine = (runs: Run[]) => {
  * take turns in rounds (ours first, then the loop first) so that drift on a shared machine falls on both alike.
  */
 export async function benchPipeline(count: number, ceiling: number, concurrencies: readonly number[] = [1, 2, 5, 10], rounds = 4) {
-  const fauxqs = await startFauxqs();
-  const dynamo = await startDynalite();
+  const emulators = await startBenchEmulators();
+  const { clients } = emulators;
   const cert = localTlsCertificate();
   const sink = await startSmtpSink({ tls: cert, credentials });
-  const clients = createAwsClients({ region: 'eu-west-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' }, endpoints: { sqs: fauxqs.endpoint, sns: fauxqs.endpoint, s3: fauxqs.endpoint, dynamodb: dynamo.endpoint } });
   const env = { clients, sink };
   const perRun = Math.ceil(count / rounds);
-  const section = `end to end (fauxqs + dynalite + SMTP sink, ${perRun * rounds} jobs each, in ${rounds} alternating rounds)`;
+  const section = `end to end (fauxqs + dynalite in a process of their own, SMTP sink; ${perRun * rounds} jobs each, in ${rounds} alternating rounds; CPU is the function process's, sink included)`;
 
   /** Ours: the real handler, wired as in production. */
-  const runOurs = async (concurrency: number, label: string): Promise<Run> => {
+  const runOurs = async (concurrency: number, label: string, count = perRun): Promise<Run> => {
     const ours = await freshResources(clients);
     const config = loadDispatchConfig({ ...toDispatchEnvironment(ours), DEFAULT_FROM: 'noreply@example.com', SMTP_HOST: sink.host, SMTP_PORT: String(sink.port), SMTP_MAX_CONNECTIONS: String(CONNECTIONS) });
     const logger = new Logger({ serviceName: 'email-dispatch', logLevel: 'ERROR' });
@@ -114,7 +113,7 @@ export async function benchPipeline(count: number, ceiling: number, concurrencie
     const deps = await buildSendEmailDeps(config, clients, { logger, metrics }, { smtpCredentials: { get: async () => credentials }, smtpTls: { ca: cert.cert } });
     const handler = createSendEmailHandler(deps);
     try {
-      return await measureRun(env, ours.jobsQueueUrl, `ours-${label}`, perRun, concurrency, async () =>
+      return await measureRun(env, ours.jobsQueueUrl, `ours-${label}`, count, concurrency, async () =>
         (await deliverOneBatch({ sqs: clients.sqs, queueUrl: ours.jobsQueueUrl, queueArn: ours.jobsQueueArn, handler, functionName: 'send-email', batchSize: 10, maxBatchingWindowSeconds: 0, visibilityTimeoutSeconds: 60, functionTimeoutSeconds: 60, waitTimeSeconds: 0 })).received,
       );
     } finally {
@@ -127,12 +126,12 @@ export async function benchPipeline(count: number, ceiling: number, concurrencie
    * lookup, the send and the completion record (the same items Powertools writes: expiry, status, payload hash, the
    * stored result); per batch the outcome events (PublishBatch) and the delete.
    */
-  const runLoop = async (concurrency: number, label: string): Promise<Run> => {
+  const runLoop = async (concurrency: number, label: string, count = perRun): Promise<Run> => {
     const base = await freshResources(clients);
     const publisher = createSnsEventPublisher(clients.sns, base.eventsTopicArn) as Required<EventPublisher>;
     const raw = nodemailer.createTransport({ pool: true, host: sink.host, port: sink.port, secure: false, requireTLS: true, auth: { user: credentials.username, pass: credentials.password }, maxConnections: CONNECTIONS, maxMessages: Infinity, tls: { ca: cert.cert }, logger: false });
     try {
-      return await measureRun(env, base.jobsQueueUrl, `base-${label}`, perRun, concurrency, async () => {
+      return await measureRun(env, base.jobsQueueUrl, `base-${label}`, count, concurrency, async () => {
         const r = await clients.sqs.send(new ReceiveMessageCommand({ QueueUrl: base.jobsQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, VisibilityTimeout: 60 }));
         const messages = r.Messages ?? [];
         const events = await Promise.all(
@@ -178,6 +177,9 @@ export async function benchPipeline(count: number, ceiling: number, concurrencie
   };
 
   try {
+    // One unrecorded run of each first: what a cold process pays is measured under cold start, not here.
+    await runOurs(10, 'warm-up', 200);
+    await runLoop(10, 'warm-up', 200);
     for (const concurrency of concurrencies) {
       const ours: Run[] = [];
       const loop: Run[] = [];
@@ -199,7 +201,6 @@ export async function benchPipeline(count: number, ceiling: number, concurrencie
     }
   } finally {
     await sink.stop();
-    await fauxqs.stop();
-    await dynamo.stop();
+    await emulators.stop();
   }
 }

@@ -1,0 +1,45 @@
+import { fork } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { createAwsClients, type AwsClients } from '#aws/clients.js';
+
+export type BenchEmulators = {
+  clients: AwsClients;
+  endpoints: { fauxqs: string; dynamodb: string };
+  /** CPU time the emulator process has used so far, ms. */
+  cpuMs(): number;
+  stop(): Promise<void>;
+};
+
+/** User + system CPU of a process from /proc (Linux), ms. */
+function processCpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+}
+
+/** Starts fauxqs and dynalite in a child process (bench/emulator-host.ts) and builds SDK clients for them. */
+export async function startBenchEmulators(): Promise<BenchEmulators> {
+  const child = fork(new URL('./emulator-host.ts', import.meta.url), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const [endpoints] = (await Promise.race([
+    once(child, 'message'),
+    once(child, 'exit').then(([code]) => {
+      throw new Error(`emulator host exited with ${String(code)} before it started`);
+    }),
+  ])) as [{ fauxqs: string; dynamodb: string }];
+  const clients = createAwsClients({
+    region: 'eu-west-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    endpoints: { sqs: endpoints.fauxqs, sns: endpoints.fauxqs, s3: endpoints.fauxqs, dynamodb: endpoints.dynamodb },
+  });
+  return {
+    clients,
+    endpoints,
+    cpuMs: () => processCpuMs(child.pid as number),
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = once(child, 'exit');
+      child.send('stop');
+      await exited;
+    },
+  };
+}
