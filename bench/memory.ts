@@ -25,9 +25,10 @@ export async function benchMemory() {
   const resources = await createLocalResources(clients, DEFAULT_SETTINGS, names);
   try {
     const config = loadDispatchConfig({ ...toDispatchEnvironment(resources), DEFAULT_FROM: 'noreply@example.com', SMTP_HOST: sink.host, SMTP_PORT: String(sink.port) });
-    const metrics = new Metrics({ namespace: 'EmailDispatch', serviceName: 'email-dispatch' });
+    const logger = new Logger({ logLevel: 'ERROR' });
+    const metrics = new Metrics({ namespace: 'EmailDispatch', serviceName: 'email-dispatch', logger });
     (metrics as unknown as { console: unknown }).console = { log: () => {} };
-    const deps = await buildSendEmailDeps(config, clients, { logger: new Logger({ logLevel: 'ERROR' }), metrics }, { smtpCredentials: { get: async () => credentials }, smtpTls: { ca: cert.cert } });
+    const deps = await buildSendEmailDeps(config, clients, { logger, metrics }, { smtpCredentials: { get: async () => credentials }, smtpTls: { ca: cert.cert } });
     const handler = createSendEmailHandler(deps);
     const file = Buffer.alloc(1024 * 1024, 0x41);
     const jobs = await Promise.all(

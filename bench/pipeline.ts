@@ -108,7 +108,7 @@ export async function benchPipeline(count: number, ceiling: number, concurrencie
     const ours = await freshResources(clients);
     const config = loadDispatchConfig({ ...toDispatchEnvironment(ours), DEFAULT_FROM: 'noreply@example.com', SMTP_HOST: sink.host, SMTP_PORT: String(sink.port), SMTP_MAX_CONNECTIONS: String(CONNECTIONS) });
     const logger = new Logger({ serviceName: 'email-dispatch', logLevel: 'ERROR' });
-    const metrics = new Metrics({ namespace: 'EmailDispatch', serviceName: 'email-dispatch' });
+    const metrics = new Metrics({ namespace: 'EmailDispatch', serviceName: 'email-dispatch', logger });
     (metrics as unknown as { console: { log: () => void } }).console = { log: () => {} } as never;
     const deps = await buildSendEmailDeps(config, clients, { logger, metrics }, { smtpCredentials: { get: async () => credentials }, smtpTls: { ca: cert.cert } });
     const handler = createSendEmailHandler(deps);

@@ -16,7 +16,8 @@ import { loadPollerConfig } from './config.js';
 // Built once per container: configuration, clients, cached secrets. IMAP connections are per run.
 const config = loadPollerConfig();
 const logger = new Logger({ serviceName: SERVICE_NAME });
-const metrics = new Metrics({ namespace: METRIC_NAMESPACE, serviceName: SERVICE_NAME });
+// Metrics' own warnings go through the logger, as structured log lines.
+const metrics = new Metrics({ namespace: METRIC_NAMESPACE, serviceName: SERVICE_NAME, logger });
 const tracer = new Tracer({ serviceName: SERVICE_NAME });
 const clients = createAwsClients({ wrap: (client) => tracer.captureAWSv3Client(client) });
 const secretsClient = tracer.captureAWSv3Client(new SecretsManagerClient({}));

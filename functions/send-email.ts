@@ -11,7 +11,8 @@ import { loadDispatchConfig } from './config.js';
 // Built once per container, reused by every invocation: configuration, clients, the SMTP pool, cached secrets.
 const config = loadDispatchConfig();
 const logger = new Logger({ serviceName: SERVICE_NAME });
-const metrics = new Metrics({ namespace: METRIC_NAMESPACE, serviceName: SERVICE_NAME });
+// Metrics' own warnings go through the logger, as structured log lines.
+const metrics = new Metrics({ namespace: METRIC_NAMESPACE, serviceName: SERVICE_NAME, logger });
 const tracer = new Tracer({ serviceName: SERVICE_NAME });
 const clients = createAwsClients({ wrap: (client) => tracer.captureAWSv3Client(client) });
 const smtpSecretId = config.smtp?.secretId;

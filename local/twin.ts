@@ -159,7 +159,7 @@ export async function startTwin(options: TwinOptions = {}) {
       ['log', 'info', 'warn', 'error', 'debug', 'trace'].map((k) => [k, (...a: unknown[]) => writeLog(a.map(String).join(' '))]),
     );
     const newMetrics = () => {
-      const metrics = new Metrics({ namespace: METRIC_NAMESPACE, serviceName: SERVICE_NAME });
+      const metrics = new Metrics({ namespace: METRIC_NAMESPACE, serviceName: SERVICE_NAME, logger });
       (metrics as unknown as { console: unknown }).console = localMetrics.console;
       return metrics;
     };

@@ -46,7 +46,7 @@ export function createPollMailboxHandler(deps: PollMailboxDeps) {
   // A run can idle for most of a minute: publish its counts as it goes rather than only at the end.
   let lastFlush = clock();
   const flushEvery = (ms: number) => {
-    if (clock() - lastFlush < ms) return;
+    if (clock() - lastFlush < ms || !metrics.hasStoredMetrics()) return;
     lastFlush = clock();
     metrics.publishStoredMetrics();
   };

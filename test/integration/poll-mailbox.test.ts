@@ -365,7 +365,7 @@ describe('the scheduled poller function', () => {
       IDLE: 'false',
     });
     const logger = new Logger({ serviceName: 'email-dispatch' });
-    const metrics = new Metrics({ namespace: 'EmailDispatch', serviceName: 'email-dispatch' });
+    const metrics = new Metrics({ namespace: 'EmailDispatch', serviceName: 'email-dispatch', logger });
     const output = captureOutput(logger, metrics);
     const handler = createPollMailboxHandler({
       config,

@@ -40,7 +40,8 @@ const crashes = (payload: unknown) => {
 
 const clients = createAwsClients({ region: 'eu-west-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' }, endpoints: { sqs: config.endpoints.sqs, sns: config.endpoints.sqs, s3: config.endpoints.sqs, dynamodb: config.endpoints.dynamodb } });
 const dispatchConfig = loadDispatchConfig(config.env);
-const deps = await buildSendEmailDeps(dispatchConfig, clients, { logger: new Logger({ serviceName: 'email-dispatch' }), metrics: new Metrics({ namespace: 'EmailDispatch', serviceName: 'email-dispatch' }) }, {
+const logger = new Logger({ serviceName: 'email-dispatch' });
+const deps = await buildSendEmailDeps(dispatchConfig, clients, { logger, metrics: new Metrics({ namespace: 'EmailDispatch', serviceName: 'email-dispatch', logger }) }, {
   smtpCredentials: { get: async () => config.credentials },
   smtpTls: { ca: config.ca },
 });

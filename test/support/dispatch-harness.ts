@@ -68,7 +68,7 @@ export async function startDispatchHarness(aws: AwsEmulators, options: { sink?: 
     ...options.env,
   });
   const logger = new Logger({ serviceName: 'email-dispatch', logLevel: 'DEBUG' });
-  const metrics = new Metrics({ namespace: 'EmailDispatch', serviceName: 'email-dispatch' });
+  const metrics = new Metrics({ namespace: 'EmailDispatch', serviceName: 'email-dispatch', logger });
   const output = captureOutput(logger, metrics);
   const credentialFetches: boolean[] = [];
   let credentials = SMTP_USER;
