@@ -6,6 +6,8 @@ export const MAX_RECIPIENTS = 50;
 export const MAX_ATTACHMENTS = 10;
 /** Decoded size of all inline attachments together; larger files go by S3 reference. */
 export const MAX_INLINE_ATTACHMENT_BYTES = 512 * 1024;
+/** Decoded size of all of a job's attachments together (SES's largest message, 40 MB; providers refuse bigger). */
+export const MAX_JOB_ATTACHMENT_BYTES = 40 * 1024 * 1024;
 /** RFC 5322 2.1.1: a line is at most 998 characters; a header value must fit on one. */
 const MAX_HEADER_LINE = 998;
 
@@ -59,7 +61,11 @@ const HeadersSchema = z
   )
   .refine((headers) => Object.keys(headers).length <= 20, { error: 'at most 20 custom headers' });
 
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+/**
+ * Base64 with its padding, checked without a repeated group: V8 backtracks through `(?:…{4})*` one frame per
+ * group and overflows its stack on a few megabytes of input. The length rule is a refinement (not in JSON Schema).
+ */
+const BASE64_CHARACTERS = /^[A-Za-z0-9+/]*={0,2}$/;
 
 /** Where a large attachment (or a whole job, see the claim check) waits: a bucket and key. */
 export const S3ReferenceSchema = z.strictObject({
@@ -75,7 +81,11 @@ const AttachmentSchema = z
       .regex(/^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}\/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$/i, { error: 'must be a MIME type like application/pdf' })
       .optional(),
     /** Inline content, base64 encoded. */
-    content: z.string().regex(BASE64, { error: 'must be base64' }).optional(),
+    content: z
+      .string()
+      .regex(BASE64_CHARACTERS, { error: 'must be base64' })
+      .refine((text) => text.length % 4 === 0, { error: 'must be base64 (its length a multiple of 4)' })
+      .optional(),
     /** Content stored in S3 instead, for files too large for the message. */
     s3: S3ReferenceSchema.optional(),
     /** Makes the attachment inline, referable from the HTML as cid:… */

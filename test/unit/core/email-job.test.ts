@@ -33,6 +33,8 @@ describe('the email job schema', () => {
     [{ headers: { Bcc: 'x@example.net' } }, 'headers.Bcc'],
     [{ headers: { 'X-Dispatch-Id': 'spoof' } }, 'headers.X-Dispatch-Id'],
     [{ attachments: [{ filename: 'a.txt', content: '***' }] }, 'attachments.0.content'],
+    [{ attachments: [{ filename: 'a.txt', content: 'AB=C' }] }, 'attachments.0.content'],
+    [{ attachments: [{ filename: 'a.txt', content: 'ABC' }] }, 'attachments.0.content'],
     [{ attachments: [{ filename: 'a.txt' }] }, 'attachments.0'],
     [{ attachments: [{ filename: '../etc/passwd', content: 'aGVsbG8=' }] }, 'attachments.0.filename'],
     [{ version: 2 }, 'version'],
@@ -44,6 +46,16 @@ describe('the email job schema', () => {
       expect(result.reason).toBe('invalid-job');
       expect(result.detail.startsWith(`${field}:`)).toBe(true);
     }
+  });
+
+  it('checks megabytes of base64 without running out of stack, and reports the size rather than throwing', () => {
+    // A claim-checked job can carry far more than the queue's 1 MiB inline.
+    const content = Buffer.alloc(20 * 1024 * 1024, 9).toString('base64');
+
+    const result = EmailJobSchema.safeParse(emailJobFactory({ attachments: [{ filename: 'big.bin', content }] }));
+
+    expect(result.success).toBe(false);
+    expect(result.error?.issues.map((i) => i.message)).toEqual(['inline attachments exceed 524288 bytes; put large files in S3']);
   });
 
   it('says a body is not JSON', async () => {
