@@ -102,6 +102,13 @@ export type DispatchConfig = {
   secretsCacheSeconds: number;
   /** Records not finished this long before the Lambda deadline are handed back. `DEADLINE_MARGIN_MS`. @default 5000 */
   deadlineMarginMs: number;
+  /**
+   * S3 attachment bytes an instance holds at once; jobs beyond it wait their turn. Sending takes about four times
+   * the attachments' size in memory (the bytes, their base64, the message being written), so a tenth of the
+   * function's memory keeps a batch well inside it. `ATTACHMENT_MEMORY_MB`. @default a tenth of
+   * AWS_LAMBDA_FUNCTION_MEMORY_SIZE (100 outside Lambda)
+   */
+  attachmentMemoryBytes: number;
 };
 
 const domainOf = (address: string | undefined) => address?.split('@')[1];
@@ -162,6 +169,7 @@ export function loadDispatchConfig(env: Env = process.env): DispatchConfig {
     idempotencyTtlSeconds: r.integer('IDEMPOTENCY_TTL_SECONDS', 15 * 86_400, 3600, 365 * 86_400),
     secretsCacheSeconds: r.integer('SECRETS_CACHE_SECONDS', 300, 0, 86_400),
     deadlineMarginMs: r.integer('DEADLINE_MARGIN_MS', 5000, 0, 120_000),
+    attachmentMemoryBytes: r.integer('ATTACHMENT_MEMORY_MB', Math.max(10, Math.floor((Number(env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE) || 1000) / 10)), 1, 10_240) * 1024 * 1024,
   };
   if (r.problems.length > 0) throw new ConfigError(r.problems);
   return config;

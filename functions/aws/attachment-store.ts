@@ -1,25 +1,41 @@
 import type { S3Client } from '@aws-sdk/client-s3';
-import type { S3Reference } from '#core/email-job.js';
+import { MAX_JOB_ATTACHMENT_BYTES, type S3Reference } from '#core/email-job.js';
 import { InvalidJobError } from '#core/errors.js';
 
 /**
  * Reads attachments (and claim-checked jobs) from S3. Only the deployment's own bucket may be named: a job cannot
  * make the function read anything else its role might reach.
  */
-export function createAttachmentStore(s3: () => Promise<S3Client>, allowedBucket: string | undefined, maxBytes = 40 * 1024 * 1024) {
-  return async function loadObject(ref: S3Reference): Promise<Uint8Array> {
+export function createAttachmentStore(s3: () => Promise<S3Client>, allowedBucket: string | undefined, maxBytes = MAX_JOB_ATTACHMENT_BYTES) {
+  const commandsFor = async (ref: S3Reference) => {
     if (!allowedBucket || ref.bucket !== allowedBucket) {
       throw new InvalidJobError('attachment-bucket-not-allowed', `s3 bucket "${ref.bucket}" is not this deployment's attachment bucket`);
     }
-    const [client, { GetObjectCommand }] = await Promise.all([s3(), import('@aws-sdk/client-s3')]);
-    const result = await client.send(new GetObjectCommand({ Bucket: ref.bucket, Key: ref.key })).catch((error: { name?: string }) => {
-      // A missing object will not appear by retrying; anything else (throttling, network) might pass.
-      if (error.name === 'NoSuchKey' || error.name === 'NotFound') throw new InvalidJobError('attachment-missing', `s3 object ${ref.key} does not exist`, { cause: error });
-      throw error;
-    });
-    if ((result.ContentLength ?? 0) > maxBytes) throw new InvalidJobError('attachment-too-large', `s3 object is over ${maxBytes} bytes`);
-    if (!result.Body) throw new InvalidJobError('attachment-missing', 's3 object has no body');
-    return result.Body.transformToByteArray();
+    const [client, commands] = await Promise.all([s3(), import('@aws-sdk/client-s3')]);
+    return { client, ...commands };
+  };
+  // A missing object will not appear by retrying; anything else (throttling, network) might pass.
+  const missing = (ref: S3Reference) => (error: { name?: string }) => {
+    if (error.name === 'NoSuchKey' || error.name === 'NotFound') throw new InvalidJobError('attachment-missing', `s3 object ${ref.key} does not exist`, { cause: error });
+    throw error;
+  };
+  const checkSize = (bytes: number | undefined) => {
+    if ((bytes ?? 0) > maxBytes) throw new InvalidJobError('attachment-too-large', `s3 object is over ${maxBytes} bytes`);
+  };
+  return {
+    async load(ref: S3Reference): Promise<Uint8Array> {
+      const { client, GetObjectCommand } = await commandsFor(ref);
+      const result = await client.send(new GetObjectCommand({ Bucket: ref.bucket, Key: ref.key })).catch(missing(ref));
+      checkSize(result.ContentLength);
+      if (!result.Body) throw new InvalidJobError('attachment-missing', 's3 object has no body');
+      return result.Body.transformToByteArray();
+    },
+    /** The object's size in bytes (a HEAD request), so a job can reserve memory before it reads anything. */
+    async size(ref: S3Reference): Promise<number> {
+      const { client, HeadObjectCommand } = await commandsFor(ref);
+      const result = await client.send(new HeadObjectCommand({ Bucket: ref.bucket, Key: ref.key })).catch(missing(ref));
+      checkSize(result.ContentLength);
+      return result.ContentLength ?? 0;
+    },
   };
 }
-

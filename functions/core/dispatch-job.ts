@@ -1,7 +1,8 @@
 import type { MailTransport, OutgoingMessage } from '#transports/mail-transport.js';
+import type { ByteBudget } from './byte-budget.js';
 import { classifyOutcome, parseEnhancedStatus } from './classify-outcome.js';
 import { InvalidJobError } from './errors.js';
-import { listRecipients, toAddress, type EmailJob, type Mailbox, type S3Reference, type TransportName } from './email-job.js';
+import { listRecipients, MAX_JOB_ATTACHMENT_BYTES, toAddress, type EmailJob, type Mailbox, type S3Reference, type TransportName } from './email-job.js';
 import { toDispatchId, toMessageId } from './message-id.js';
 import type { RecipientResult, SendOutcome } from './send-outcome.js';
 import { TransportError } from './transport-failure.js';
@@ -18,6 +19,11 @@ export type DispatchDeps = {
   suppressions: SuppressionList;
   /** Reads an attachment stored in S3. */
   loadAttachment: (ref: S3Reference) => Promise<Uint8Array>;
+  /**
+   * Bounds the memory of attachments in flight: a job reserves the size of its S3 attachments (read with
+   * `attachmentSize`) before it reads them and holds it until its send is over; the rest wait. Without it, no bound.
+   */
+  attachmentMemory?: { size: (ref: S3Reference) => Promise<number>; budget: ByteBudget };
   /** Used when a job has no `from`. */
   defaultFrom?: Mailbox;
   /** The domain part of generated Message-IDs. */
@@ -53,20 +59,39 @@ export async function dispatchJob(job: EmailJob, deps: DispatchDeps): Promise<Se
     return rejectedJob('all-recipients-suppressed', 'every recipient is on the suppression list', suppressedResults);
   }
 
-  let attachments: OutgoingMessage['attachments'];
+  let release: (() => void) | undefined;
   try {
-    attachments = await Promise.all(
-      (job.attachments ?? []).map(async (a) => ({
-        filename: a.filename,
-        contentType: a.contentType,
-        contentId: a.contentId,
-        content: a.s3 ? await deps.loadAttachment(a.s3) : Buffer.from(a.content ?? '', 'base64'),
-      })),
-    );
+    release = await reserveAttachmentMemory(job, deps);
+    return await buildAndSend(job, deps, transport, from, recipients, suppressed, suppressedResults);
   } catch (error) {
     if (error instanceof InvalidJobError) return rejectedJob(error.reason, error.message);
     throw error;
+  } finally {
+    release?.();
   }
+}
+
+/** Reserves the size of the job's S3 attachments in the memory budget; refuses a job whose attachments are too big. */
+async function reserveAttachmentMemory(job: EmailJob, deps: DispatchDeps): Promise<(() => void) | undefined> {
+  const refs = (job.attachments ?? []).flatMap((a) => (a.s3 ? [a.s3] : []));
+  if (refs.length === 0 || !deps.attachmentMemory) return undefined;
+  const { size, budget } = deps.attachmentMemory;
+  const total = (await Promise.all(refs.map(size))).reduce((sum, bytes) => sum + bytes, 0);
+  if (total > MAX_JOB_ATTACHMENT_BYTES) {
+    throw new InvalidJobError('attachments-too-large', `the attachments add up to ${total} bytes; at most ${MAX_JOB_ATTACHMENT_BYTES} go in one message`);
+  }
+  return budget.acquire(total);
+}
+
+async function buildAndSend(job: EmailJob, deps: DispatchDeps, transport: MailTransport, from: Mailbox, recipients: string[], suppressed: Set<string>, suppressedResults: RecipientResult[]): Promise<SendOutcome> {
+  const attachments: OutgoingMessage['attachments'] = await Promise.all(
+    (job.attachments ?? []).map(async (a) => ({
+      filename: a.filename,
+      contentType: a.contentType,
+      contentId: a.contentId,
+      content: a.s3 ? await deps.loadAttachment(a.s3) : Buffer.from(a.content ?? '', 'base64'),
+    })),
+  );
   const message: OutgoingMessage = {
     messageId: toMessageId(job.idempotencyKey, deps.messageIdDomain),
     from,

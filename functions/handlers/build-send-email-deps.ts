@@ -10,6 +10,7 @@ import { createSnsEventPublisher } from '#aws/event-publisher.js';
 import { createIdempotencyStore } from '#aws/idempotency-store.js';
 import { createDeadLetterSink, createVisibilityControl } from '#aws/sqs-dispatch-queues.js';
 import { createSuppressionStore } from '#aws/suppression-store.js';
+import { createByteBudget } from '#core/byte-budget.js';
 import type { CredentialSource, SmtpCredentials } from '#core/credential-source.js';
 import type { TransportName } from '#core/email-job.js';
 import type { MailTransport } from '#transports/mail-transport.js';
@@ -44,7 +45,7 @@ export async function buildSendEmailDeps(
     const { createSesTransport } = await import('#transports/ses-transport.js');
     transports.ses = createSesTransport({ configurationSetName: config.ses.configurationSetName, ratePerSecond: config.ses.ratePerSecond, client: environment.sesClient });
   }
-  const loadObject = createAttachmentStore(clients.s3, config.attachmentBucket);
+  const objects = createAttachmentStore(clients.s3, config.attachmentBucket);
   const takeoverListeners: Array<(recordId: string) => void> = [];
   return {
     ...observability,
@@ -52,7 +53,8 @@ export async function buildSendEmailDeps(
       transports,
       defaultTransport: config.defaultTransport,
       suppressions: createSuppressionStore(clients.documents, config.suppressionTable),
-      loadAttachment: loadObject,
+      loadAttachment: objects.load,
+      attachmentMemory: { size: objects.size, budget: createByteBudget(config.attachmentMemoryBytes) },
       defaultFrom: config.defaultFrom,
       messageIdDomain: config.messageIdDomain,
     },
@@ -64,6 +66,6 @@ export async function buildSendEmailDeps(
     visibility: createVisibilityControl(clients.sqs, config.jobsQueueUrl),
     retry: config.retry,
     deadlineMarginMs: config.deadlineMarginMs,
-    loadClaimCheck: config.attachmentBucket ? async (ref) => Buffer.from(await loadObject(ref)).toString('utf8') : undefined,
+    loadClaimCheck: config.attachmentBucket ? async (ref) => Buffer.from(await objects.load(ref)).toString('utf8') : undefined,
   };
 }

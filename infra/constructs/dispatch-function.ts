@@ -85,6 +85,9 @@ export class DispatchFunction extends Construct {
     grantPublish(this.fn, events, key);
     // Claim-checked jobs and attachments only; grantRead would add List* and GetBucket* it never uses.
     this.fn.addToRolePolicy(new PolicyStatement({ actions: ['s3:GetObject'], resources: [bucket.arnForObjects('jobs/*'), bucket.arnForObjects('attachments/*')] }));
+    // Without s3:ListBucket S3 answers 403 for a missing object, as for a forbidden one: the function could not tell a
+    // job naming a missing attachment (rejected) from its own missing permission (retried).
+    this.fn.addToRolePolicy(new PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucket.bucketArn] }));
     smtpSecret?.grantRead(this.fn);
 
     if (usesSes) {

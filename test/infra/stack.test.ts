@@ -178,6 +178,13 @@ describe('permissions', () => {
     expect(granted).toEqual(called);
   });
 
+  it('lets the dispatcher tell a missing attachment (404) from a forbidden one (403): s3:ListBucket on its bucket only', () => {
+    const list = statements().filter((s) => actionsOf(s).includes('s3:ListBucket'));
+
+    expect(list).toHaveLength(1);
+    expect(JSON.stringify(list[0]?.Resource)).not.toContain('*');
+  });
+
   it('uses no AWS managed policies', () => {
     for (const role of resourcesOf('AWS::IAM::Role')) expect(role.Properties.ManagedPolicyArns).toBeUndefined();
   });

@@ -333,6 +333,52 @@ describe('attachments and claim checks', () => {
   });
 });
 
+describe('the attachment memory budget', () => {
+  it('makes jobs beyond the budget wait their turn; none is refused and every file arrives whole', async () => {
+    // Prepare: room for two 1 MiB attachments at a time, five jobs with one each
+    h = await startDispatchHarness(aws, { env: { ATTACHMENT_MEMORY_MB: '2' } });
+    const file = Buffer.alloc(1024 * 1024, 3);
+    const s3 = await aws.clients.s3();
+    const memory = h.deps.dispatch.attachmentMemory as NonNullable<typeof h.deps.dispatch.attachmentMemory>;
+    const budget = memory.budget as typeof memory.budget & { held: number };
+    let mostHeld = 0;
+    memory.budget = { acquire: async (bytes) => budget.acquire(bytes).then((release) => ((mostHeld = Math.max(mostHeld, budget.held)), release)) };
+    for (let i = 0; i < 5; i += 1) {
+      await s3.send(new PutObjectCommand({ Bucket: h.resources.bucket, Key: `attachments/budget-${i}.bin`, Body: file }));
+      await h.enqueue(emailJobFactory({ attachments: [{ filename: `f${i}.bin`, s3: { bucket: h.resources.bucket, key: `attachments/budget-${i}.bin` } }] }));
+    }
+
+    // Act
+    await h.deliverAll();
+
+    // Assess
+    expect(h.sink.received).toHaveLength(5);
+    for (const m of h.sink.received) expect((await simpleParser(m.raw)).attachments[0]?.size).toBe(file.length);
+    expect(mostHeld).toBe(2 * file.length);
+    expect(budget.held).toBe(0);
+  });
+
+  it('refuses a job whose attachments add up to more than one message can carry, and one naming a missing file', async () => {
+    h = await startDispatchHarness(aws);
+    const s3 = await aws.clients.s3();
+    // Five parts of 9 MiB: each within the per-object limit, 45 MiB together
+    const part = Buffer.alloc(9 * 1024 * 1024, 1);
+    for (let i = 0; i < 5; i += 1) await s3.send(new PutObjectCommand({ Bucket: h.resources.bucket, Key: `attachments/part-${i}.bin`, Body: part }));
+    const tooBig = emailJobFactory({ attachments: [0, 1, 2, 3, 4].map((i) => ({ filename: `${i}.bin`, s3: { bucket: h.resources.bucket, key: `attachments/part-${i}.bin` } })) });
+    const missing = emailJobFactory({ attachments: [{ filename: 'gone.pdf', s3: { bucket: h.resources.bucket, key: 'attachments/never-uploaded.pdf' } }] });
+    await h.enqueue(tooBig);
+    await h.enqueue(missing);
+
+    await h.deliverAll();
+
+    expect(h.sink.received).toHaveLength(0);
+    const events = await h.events();
+    expect(events.find((e) => e.idempotencyKey === tooBig.idempotencyKey)).toMatchObject({ type: 'email.rejected', reason: 'attachments-too-large' });
+    expect(events.find((e) => e.idempotencyKey === missing.idempotencyKey)).toMatchObject({ type: 'email.rejected', reason: 'attachment-missing' });
+    expect(await h.queueDepth()).toBe(0);
+  });
+});
+
 describe('the Lambda deadline', () => {
   it('answers before the deadline, handing unfinished records back', async () => {
     h = await startDispatchHarness(aws);
