@@ -38,8 +38,10 @@ export async function benchMemory() {
       }),
     );
     await clients.sqs.send(new SendMessageBatchCommand({ QueueUrl: resources.jobsQueueUrl, Entries: jobs.map((j, n) => ({ Id: String(n), MessageBody: JSON.stringify(j) })) }));
+    // `npm run bench` runs node with --expose-gc: the baseline is what is live, not garbage from before.
     global.gc?.();
     const before = process.memoryUsage();
+    const sinkBefore = sink.received.length;
     let peakRss = before.rss;
     let peakHeap = before.heapUsed + before.external;
     const sampler = setInterval(() => {
@@ -51,8 +53,13 @@ export async function benchMemory() {
     clearInterval(sampler);
     if (result.succeeded !== 10) throw new Error(`memory batch: ${result.succeeded} of 10 sent`);
     const section = 'memory: one batch of 10 jobs × 1 MB attachment';
-    record(section, 'heap + buffers growth at peak', (peakHeap - before.heapUsed - before.external) / 1024 / 1024, 'MiB', 'sampled every 5 ms; the SMTP sink shares the process, the emulators do not');
-    record(section, 'RSS growth at peak', (peakRss - before.rss) / 1024 / 1024, 'MiB');
+    const MiB = 1024 * 1024;
+    // The SMTP sink shares the process and keeps what it received: that is the sink's memory, not the function's.
+    const sinkHeld = sink.received.slice(sinkBefore).reduce((sum, m) => sum + m.raw.length, 0);
+    record(section, 'heap + buffers growth at peak', (peakHeap - before.heapUsed - before.external) / MiB, 'MiB', `sampled every 5 ms; includes ${(sinkHeld / MiB).toFixed(1)} MiB the SMTP sink keeps; emulators in their own process`);
+    record(section, 'the same, less what the sink keeps', (peakHeap - before.heapUsed - before.external - sinkHeld) / MiB, 'MiB');
+    record(section, 'RSS growth at peak', (peakRss - before.rss) / MiB, 'MiB');
+    record(section, 'RSS at peak, whole process', peakRss / MiB, 'MiB', 'the SMTP sink and the benchmark included');
     await deps.dispatch.transports.smtp?.close();
   } finally {
     await sink.stop();
