@@ -3,9 +3,13 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { createAwsClients, type AwsClients } from '#aws/clients.js';
 
+type Endpoints = { fauxqs: string; dynamodb: string; smtp?: { host: string; port: number } };
+
 export type BenchEmulators = {
   clients: AwsClients;
-  endpoints: { fauxqs: string; dynamodb: string };
+  endpoints: Endpoints;
+  /** Messages the out-of-process SMTP sink has received (with `smtpSink`). */
+  sinkCount(): Promise<number>;
   /** CPU time the emulator process has used so far, ms. */
   cpuMs(): number;
   stop(): Promise<void>;
@@ -17,15 +21,18 @@ function processCpuMs(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
 }
 
-/** Starts fauxqs and dynalite in a child process (bench/emulator-host.ts) and builds SDK clients for them. */
-export async function startBenchEmulators(): Promise<BenchEmulators> {
-  const child = fork(new URL('./emulator-host.ts', import.meta.url), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+/**
+ * Starts fauxqs and dynalite in a child process (bench/emulator-host.ts), and with `smtpSink` a plaintext SMTP sink
+ * there too, and builds SDK clients for them.
+ */
+export async function startBenchEmulators(options: { smtpSink?: boolean } = {}): Promise<BenchEmulators> {
+  const child = fork(new URL('./emulator-host.ts', import.meta.url), options.smtpSink ? ['--smtp-sink'] : [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const [endpoints] = (await Promise.race([
     once(child, 'message'),
     once(child, 'exit').then(([code]) => {
       throw new Error(`emulator host exited with ${String(code)} before it started`);
     }),
-  ])) as [{ fauxqs: string; dynamodb: string }];
+  ])) as [Endpoints];
   const clients = createAwsClients({
     region: 'eu-west-1',
     credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
@@ -35,6 +42,11 @@ export async function startBenchEmulators(): Promise<BenchEmulators> {
     clients,
     endpoints,
     cpuMs: () => processCpuMs(child.pid as number),
+    async sinkCount() {
+      const reply = once(child, 'message') as Promise<[{ count: number }]>;
+      child.send('count');
+      return (await reply)[0].count;
+    },
     async stop() {
       if (child.exitCode !== null) return;
       const exited = once(child, 'exit');

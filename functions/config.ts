@@ -103,9 +103,9 @@ export type DispatchConfig = {
   /** Records not finished this long before the Lambda deadline are handed back. `DEADLINE_MARGIN_MS`. @default 5000 */
   deadlineMarginMs: number;
   /**
-   * S3 attachment bytes an instance holds at once; jobs beyond it wait their turn. Sending takes about four times
-   * the attachments' size in memory (the bytes, their base64, the message being written), so a tenth of the
-   * function's memory keeps a batch well inside it. `ATTACHMENT_MEMORY_MB`. @default a tenth of
+   * S3 attachment bytes an instance holds at once; jobs beyond it wait their turn. A send holds its attachments
+   * about once over at its peak (the bytes read, the message written from them; `npm run bench` measures it), so a
+   * tenth of the function's memory leaves the rest ample room. `ATTACHMENT_MEMORY_MB`. @default a tenth of
    * AWS_LAMBDA_FUNCTION_MEMORY_SIZE (100 outside Lambda)
    */
   attachmentMemoryBytes: number;
