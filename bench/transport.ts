@@ -38,12 +38,12 @@ export async function benchTransport(count: number) {
       });
       return (count / (performance.now() - start)) * 1000;
     };
-    // Warm both pools, then alternate, best of three each: these machines are noisy.
+    // Warm both pools, then alternate, best of five each: these machines are noisy.
     await rawRun();
     await oursRun();
     const rawRates: number[] = [];
     const ourRates: number[] = [];
-    for (let i = 0; i < 3; i += 1) {
+    for (let i = 0; i < 5; i += 1) {
       rawRates.push(await rawRun());
       ourRates.push(await oursRun());
     }
