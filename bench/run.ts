@@ -4,6 +4,7 @@ import { benchColdStart } from './cold-start.js';
 import { benchImap } from './imap.js';
 import { printTable, rows } from './measure.js';
 import { benchMemory } from './memory.js';
+import { benchOverhead } from './overhead.js';
 import { benchPipeline } from './pipeline.js';
 import { benchTransport } from './transport.js';
 
@@ -16,6 +17,7 @@ console.log(`email-dispatch benchmarks on ${machine}${quick ? ' (quick)' : ''}`)
 
 const { ceiling } = await benchTransport(quick ? 500 : 2000);
 await benchPipeline(quick ? 200 : 1000, ceiling);
+await benchOverhead();
 await benchMemory();
 await benchColdStart();
 await benchImap(quick ? 1000 : 10_000);
