@@ -132,7 +132,10 @@ export async function benchPipeline(count: number, ceiling: number, concurrencie
     const raw = nodemailer.createTransport({ pool: true, host: sink.host, port: sink.port, secure: false, requireTLS: true, auth: { user: credentials.username, pass: credentials.password }, maxConnections: CONNECTIONS, maxMessages: Infinity, tls: { ca: cert.cert }, logger: false });
     try {
       return await measureRun(env, base.jobsQueueUrl, `base-${label}`, count, concurrency, async () => {
-        const r = await clients.sqs.send(new ReceiveMessageCommand({ QueueUrl: base.jobsQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, VisibilityTimeout: 60 }));
+        // The attributes a consumer with retries needs (receive count, first sent), as Lambda's poller asks for them.
+        const r = await clients.sqs.send(
+          new ReceiveMessageCommand({ QueueUrl: base.jobsQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, VisibilityTimeout: 60, MessageSystemAttributeNames: ['All'], MessageAttributeNames: ['All'] }),
+        );
         const messages = r.Messages ?? [];
         const events = await Promise.all(
           messages.map(async (m) => {
