@@ -1,7 +1,8 @@
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { createAwsClients, type AwsClients } from '#aws/clients.js';
+import type { AwsClients } from '#aws/clients.js';
+import { createEmulatorClients } from '#local/emulators.js';
 
 type Endpoints = { fauxqs: string; dynamodb: string; smtp?: { host: string; port: number } };
 
@@ -33,11 +34,7 @@ export async function startBenchEmulators(options: { smtpSink?: boolean } = {}):
       throw new Error(`emulator host exited with ${String(code)} before it started`);
     }),
   ])) as [Endpoints];
-  const clients = createAwsClients({
-    region: 'eu-west-1',
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-    endpoints: { sqs: endpoints.fauxqs, sns: endpoints.fauxqs, s3: endpoints.fauxqs, dynamodb: endpoints.dynamodb },
-  });
+  const clients = createEmulatorClients(endpoints);
   return {
     clients,
     endpoints,

@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
 import { buildApp } from 'fauxqs';
 import dynalite from 'dynalite';
+import { createAwsClients, type AwsClients } from '#aws/clients.js';
 import { LOOPBACK, freePort } from './loopback.js';
 
 /** A running emulator: its endpoint URL and how to stop it. */
@@ -31,6 +32,18 @@ export async function startFauxqs(port = 0): Promise<Emulator> {
       await closing;
     },
   };
+}
+
+/** Placeholder credentials: the emulators accept any, the SDK insists on some. */
+export const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' };
+
+/** SDK clients for the emulators: fauxqs answers SQS, SNS and S3, dynalite DynamoDB. */
+export function createEmulatorClients(endpoints: { fauxqs: string; dynamodb: string }, region = 'eu-west-1'): AwsClients {
+  return createAwsClients({
+    region,
+    credentials: LOCAL_CREDENTIALS,
+    endpoints: { sqs: endpoints.fauxqs, sns: endpoints.fauxqs, s3: endpoints.fauxqs, dynamodb: endpoints.dynamodb },
+  });
 }
 
 /** DynamoDB (dynalite) on 127.0.0.1, in memory or on disk under `path`. */

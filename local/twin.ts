@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
-import { createAwsClients, type AwsClients } from '#aws/clients.js';
+import type { AwsClients } from '#aws/clients.js';
 import { createSnsEventPublisher } from '#aws/event-publisher.js';
 import { createMailboxStateStore } from '#aws/mailbox-state-store.js';
 import { createRawMessageStore } from '#aws/raw-message-store.js';
@@ -16,7 +16,7 @@ import { createPollMailboxHandler } from '#handlers/poll-mailbox-handler.js';
 import { createSendEmailHandler } from '#handlers/send-email-handler.js';
 import { DEFAULT_SETTINGS, deriveQueueSettings, type SystemSettings } from '#infra/settings.js';
 import { buildDsn } from './dsn.js';
-import { startDynalite, startFauxqs, startSesLocal, type Emulator } from './emulators.js';
+import { createEmulatorClients, LOCAL_CREDENTIALS, startDynalite, startFauxqs, startSesLocal, type Emulator } from './emulators.js';
 import { runEventSource } from './event-source.js';
 import { startHoodiecrow, type HoodiecrowServer } from './hoodiecrow.js';
 import { createLambdaContext } from './lambda-context.js';
@@ -146,11 +146,7 @@ export async function startTwin(options: TwinOptions = {}) {
     stoppers.push(smtp.stop);
     const smtpPort = smtp.port;
 
-    const clients: AwsClients = createAwsClients({
-      region,
-      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-      endpoints: { sqs: fauxqs.endpoint, sns: fauxqs.endpoint, s3: fauxqs.endpoint, dynamodb: dynamo.endpoint },
-    });
+    const clients: AwsClients = createEmulatorClients({ fauxqs: fauxqs.endpoint, dynamodb: dynamo.endpoint }, region);
     const resources = await createLocalResources(clients, settings, LOCAL_NAMES);
 
     const localMetrics = createLocalMetricsConsole(options.verbose ? writeLog : undefined);
@@ -182,7 +178,7 @@ export async function startTwin(options: TwinOptions = {}) {
       await buildSendEmailDeps(dispatchConfig, clients, { logger, metrics: newMetrics() }, {
         smtpCredentials: createLocalFileCredentials(secretsFile, 'smtp'),
         smtpTls: { ca: cert.cert },
-        sesClient: ses ? { region, endpoint: ses.endpoint, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } } : undefined,
+        sesClient: ses ? { region, endpoint: ses.endpoint, credentials: LOCAL_CREDENTIALS } : undefined,
       }),
     );
 

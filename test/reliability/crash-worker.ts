@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { createAwsClients } from '#aws/clients.js';
+import { createEmulatorClients } from '#local/emulators.js';
 import { loadDispatchConfig } from '#functions/config.js';
 import { buildSendEmailDeps } from '#handlers/build-send-email-deps.js';
 import { createSendEmailHandler } from '#handlers/send-email-handler.js';
@@ -38,7 +38,7 @@ const crashes = (payload: unknown) => {
   return JSON.stringify(job.to ?? []).includes('@crash.test') ? job.idempotencyKey : undefined;
 };
 
-const clients = createAwsClients({ region: 'eu-west-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' }, endpoints: { sqs: config.endpoints.sqs, sns: config.endpoints.sqs, s3: config.endpoints.sqs, dynamodb: config.endpoints.dynamodb } });
+const clients = createEmulatorClients({ fauxqs: config.endpoints.sqs, dynamodb: config.endpoints.dynamodb });
 const dispatchConfig = loadDispatchConfig(config.env);
 const logger = new Logger({ serviceName: 'email-dispatch' });
 const deps = await buildSendEmailDeps(dispatchConfig, clients, { logger, metrics: new Metrics({ namespace: 'EmailDispatch', serviceName: 'email-dispatch', logger }) }, {

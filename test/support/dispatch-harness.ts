@@ -1,13 +1,12 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { DeleteMessageCommand, ReceiveMessageCommand, SendMessageCommand, type Message } from '@aws-sdk/client-sqs';
-import { createAwsClients } from '#aws/clients.js';
 import type { EmailJob } from '#core/email-job.js';
 import { loadDispatchConfig } from '#functions/config.js';
 import { buildSendEmailDeps } from '#handlers/build-send-email-deps.js';
 import { createSendEmailHandler, type SendEmailDeps } from '#handlers/send-email-handler.js';
 import { DEFAULT_SETTINGS, deriveQueueSettings, type SystemSettings } from '#infra/settings.js';
-import { startDynalite, startFauxqs, type Emulator } from '#local/emulators.js';
+import { createEmulatorClients, startDynalite, startFauxqs, type Emulator } from '#local/emulators.js';
 import { deliverOneBatch } from '#local/event-source.js';
 import { createLocalResources, toDispatchEnvironment } from '#local/resources.js';
 import { startSmtpSink, type SmtpSinkOptions } from '#local/smtp-sink.js';
@@ -20,11 +19,7 @@ export const SMTP_USER = { username: 'relay-user', password: 'relay-pass-1' };
 export async function startAwsEmulators() {
   const fauxqs = await startFauxqs();
   const dynamo = await startDynalite();
-  const clients = createAwsClients({
-    region: 'eu-west-1',
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-    endpoints: { sqs: fauxqs.endpoint, sns: fauxqs.endpoint, s3: fauxqs.endpoint, dynamodb: dynamo.endpoint },
-  });
+  const clients = createEmulatorClients({ fauxqs: fauxqs.endpoint, dynamodb: dynamo.endpoint });
   return {
     fauxqs,
     dynamo,
