@@ -245,19 +245,18 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
         if (seen.has(m.key)) {
           result.skippedDuplicates += 1;
           skipped.push({ uid: m.fetched.uid, key: m.key });
+          done.add(m.fetched.uid);
           deps.onMessage?.({ kind: 'message', lagMs: lagOf(m.fetched), suppressed: 0 });
         } else {
           seen.add(m.key);
           fresh.push(m);
         }
       }
-      // What was skipped is marked again under this UIDVALIDITY, so that a later resync finds it there.
-      const markSkipped = async () => {
-        if (resync && skipped.length > 0) await deps.state.markSeen(mailboxId, status.uidValidity, skipped);
-        for (const m of skipped) done.add(m.uid);
-      };
+      // During a resync, what was skipped is marked again under this UIDVALIDITY (with what is published below, in
+      // the same writes), so that a later resync finds it there.
+      const markAgain = resync ? skipped : [];
       if (fresh.length === 0) {
-        await markSkipped();
+        if (markAgain.length > 0) await deps.state.markSeen(mailboxId, status.uidValidity, markAgain);
         return done;
       }
       const raw = await storeRawChunk(fresh.map((m) => m.fetched), status);
@@ -277,8 +276,7 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
       const failed = await deps.publishBatch(outgoing.map((o) => o.event));
       const failedIds = new Set(failed.map((f) => f.event.id));
       const published = outgoing.filter((o) => !failedIds.has(o.event.id));
-      await deps.state.markSeen(mailboxId, status.uidValidity, [...(resync ? skipped : []), ...published.map((o) => ({ uid: o.entry.fetched.uid, key: o.entry.key }))]);
-      for (const m of skipped) done.add(m.uid);
+      await deps.state.markSeen(mailboxId, status.uidValidity, [...markAgain, ...published.map((o) => ({ uid: o.entry.fetched.uid, key: o.entry.key }))]);
       for (const o of published) {
         done.add(o.entry.fetched.uid);
         result.processed += 1;
