@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { SendMessageBatchCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { describeIssues, EmailJobSchema, MAX_INLINE_ATTACHMENT_BYTES, MAX_JOB_ATTACHMENT_BYTES, type EmailJob } from '#core/email-job.js';
+import { describeIssues, EmailJobSchema, inlineAttachmentBytes, MAX_INLINE_ATTACHMENT_BYTES, MAX_JOB_ATTACHMENT_BYTES, type EmailJob } from '#core/email-job.js';
 import type { ClaimCheck } from '#core/parse-job-record.js';
 
 export type EmailProducerOptions = {
@@ -53,7 +53,7 @@ export function createEmailProducer(options: EmailProducerOptions) {
     }
     let job = (parsed.success ? parsed.data : input) as EmailJob;
     const folder = createHash('sha256').update(job.idempotencyKey).digest('hex').slice(0, 32);
-    const inline = (job.attachments ?? []).reduce((sum, a) => sum + Math.floor(((a.content?.length ?? 0) * 3) / 4), 0);
+    const inline = inlineAttachmentBytes(job);
     if (inline > MAX_JOB_ATTACHMENT_BYTES) throw new InvalidEmailJobError(`attachments: ${inline} bytes together; at most ${MAX_JOB_ATTACHMENT_BYTES} go in one message`);
     let body = JSON.stringify(job);
     if (inline > MAX_INLINE_ATTACHMENT_BYTES || bytes(body) > budget) {

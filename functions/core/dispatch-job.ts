@@ -2,7 +2,7 @@ import type { MailTransport, OutgoingMessage } from '#transports/mail-transport.
 import type { ByteBudget } from './byte-budget.js';
 import { classifyOutcome, parseEnhancedStatus } from './classify-outcome.js';
 import { InvalidJobError } from './errors.js';
-import { listRecipients, MAX_JOB_ATTACHMENT_BYTES, toAddress, type EmailJob, type Mailbox, type S3Reference, type TransportName } from './email-job.js';
+import { inlineAttachmentBytes, listRecipients, MAX_JOB_ATTACHMENT_BYTES, toAddress, type EmailJob, type Mailbox, type S3Reference, type TransportName } from './email-job.js';
 import { toDispatchId, toMessageId } from './message-id.js';
 import type { RecipientResult, SendOutcome } from './send-outcome.js';
 import { TransportError } from './transport-failure.js';
@@ -20,8 +20,8 @@ export type DispatchDeps = {
   /** Reads an attachment stored in S3. */
   loadAttachment: (ref: S3Reference) => Promise<Uint8Array>;
   /**
-   * Bounds the memory of attachments in flight: a job reserves the size of its S3 attachments (read with
-   * `attachmentSize`) before it reads them and holds it until its send is over; the rest wait. Without it, no bound.
+   * Bounds the memory of attachments in flight: a job reserves the size of its S3 attachments (read with `size`)
+   * before it reads them and holds it until its send is over; the rest wait. Without it, no bound.
    */
   attachmentMemory?: { size: (ref: S3Reference) => Promise<number>; budget: ByteBudget };
   /** Used when a job has no `from`. */
@@ -71,16 +71,20 @@ export async function dispatchJob(job: EmailJob, deps: DispatchDeps): Promise<Se
   }
 }
 
-/** Reserves the size of the job's S3 attachments in the memory budget; refuses a job whose attachments are too big. */
+/**
+ * Reserves the size of the job's S3 attachments in the memory budget (inline ones are in memory already); refuses a
+ * job whose attachments, inline and S3 together, are too big for one message.
+ */
 async function reserveAttachmentMemory(job: EmailJob, deps: DispatchDeps): Promise<(() => void) | undefined> {
   const refs = (job.attachments ?? []).flatMap((a) => (a.s3 ? [a.s3] : []));
   if (refs.length === 0 || !deps.attachmentMemory) return undefined;
   const { size, budget } = deps.attachmentMemory;
-  const total = (await Promise.all(refs.map(size))).reduce((sum, bytes) => sum + bytes, 0);
-  if (total > MAX_JOB_ATTACHMENT_BYTES) {
-    throw new InvalidJobError('attachments-too-large', `the attachments add up to ${total} bytes; at most ${MAX_JOB_ATTACHMENT_BYTES} go in one message`);
+  const stored = (await Promise.all(refs.map(size))).reduce((sum, bytes) => sum + bytes, 0);
+  const inline = inlineAttachmentBytes(job);
+  if (stored + inline > MAX_JOB_ATTACHMENT_BYTES) {
+    throw new InvalidJobError('attachments-too-large', `the attachments add up to ${stored + inline} bytes; at most ${MAX_JOB_ATTACHMENT_BYTES} go in one message`);
   }
-  return budget.acquire(total);
+  return budget.acquire(stored);
 }
 
 async function buildAndSend(job: EmailJob, deps: DispatchDeps, transport: MailTransport, from: Mailbox, recipients: string[], suppressed: Set<string>, suppressedResults: RecipientResult[]): Promise<SendOutcome> {

@@ -8,6 +8,9 @@ export const MAX_ATTACHMENTS = 10;
 export const MAX_INLINE_ATTACHMENT_BYTES = 512 * 1024;
 /** Decoded size of all of a job's attachments together (SES's largest message, 40 MB; providers refuse bigger). */
 export const MAX_JOB_ATTACHMENT_BYTES = 40 * 1024 * 1024;
+/** Decoded size of a job's inline (base64) attachments together, from their length. */
+export const inlineAttachmentBytes = (job: { attachments?: Array<{ content?: string }> }): number =>
+  (job.attachments ?? []).reduce((sum, a) => sum + Math.floor(((a.content?.length ?? 0) * 3) / 4), 0);
 /** RFC 5322 2.1.1: a line is at most 998 characters; a header value must fit on one. */
 const MAX_HEADER_LINE = 998;
 
@@ -130,8 +133,7 @@ export const EmailJobSchema = z
     if (recipients === 0) ctx.addIssue({ code: 'custom', path: ['to'], message: 'needs at least one recipient in to, cc or bcc' });
     if (recipients > MAX_RECIPIENTS) ctx.addIssue({ code: 'custom', path: ['to'], message: `at most ${MAX_RECIPIENTS} recipients across to, cc and bcc` });
     if (job.text === undefined && job.html === undefined) ctx.addIssue({ code: 'custom', path: ['text'], message: 'needs text, html or both' });
-    const inlineBytes = (job.attachments ?? []).reduce((sum, a) => sum + Math.floor(((a.content?.length ?? 0) * 3) / 4), 0);
-    if (inlineBytes > MAX_INLINE_ATTACHMENT_BYTES) {
+    if (inlineAttachmentBytes(job) > MAX_INLINE_ATTACHMENT_BYTES) {
       ctx.addIssue({ code: 'custom', path: ['attachments'], message: `inline attachments exceed ${MAX_INLINE_ATTACHMENT_BYTES} bytes; put large files in S3` });
     }
   });
