@@ -27,6 +27,8 @@ export type BundleReport = {
   entry: string;
   /** Bytes a cold start loads: the entry and every chunk it imports statically. */
   eagerBytes: number;
+  /** The source files bundled into those chunks (paths relative to the working directory). */
+  eagerInputs: string[];
   /** Bytes of all JavaScript in the bundle, lazy chunks included (source maps excluded). */
   totalBytes: number;
 };
@@ -49,5 +51,10 @@ function reportOf(metafile: Metafile, entryFile: string, cwd: string): BundleRep
   visit(key);
   const size = (file: string) => statSync(join(cwd, file)).size;
   const js = Object.keys(outputs).filter((k) => k.endsWith('.mjs'));
-  return { entry: entryFile, eagerBytes: [...eager].reduce((sum, f) => sum + size(f), 0), totalBytes: js.reduce((sum, f) => sum + size(f), 0) };
+  return {
+    entry: entryFile,
+    eagerBytes: [...eager].reduce((sum, f) => sum + size(f), 0),
+    eagerInputs: [...eager].flatMap((f) => Object.keys(outputs[f]?.inputs ?? {})),
+    totalBytes: js.reduce((sum, f) => sum + size(f), 0),
+  };
 }

@@ -1,7 +1,7 @@
 import { CreateTableCommand, UpdateTimeToLiveCommand } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { CreateTopicCommand, SubscribeCommand } from '@aws-sdk/client-sns';
-import { CreateQueueCommand, GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
+import { CreateQueueCommand, GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { AwsClients } from '#aws/clients.js';
 import { TableKeys } from '#aws/table-keys.js';
 import { deriveQueueSettings, type SystemSettings } from '#infra/settings.js';
@@ -32,8 +32,8 @@ export type LocalResources = {
   mailboxStateTable: string;
 };
 
-async function queueArn(clients: AwsClients, queueUrl: string): Promise<string> {
-  const result = await clients.sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }));
+async function queueArn(sqs: SQSClient, queueUrl: string): Promise<string> {
+  const result = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }));
   return result.Attributes?.QueueArn ?? '';
 }
 
@@ -54,12 +54,13 @@ async function createTable(clients: AwsClients, name: string, key: string, ttlAt
  */
 export async function createLocalResources(clients: AwsClients, settings: SystemSettings, names = LOCAL_NAMES, options: { tap?: boolean } = {}): Promise<LocalResources> {
   const queue = deriveQueueSettings(settings);
-  const dlq = await clients.sqs.send(
+  const sqs = await clients.sqs();
+  const dlq = await sqs.send(
     new CreateQueueCommand({ QueueName: names.deadLetterQueue, Attributes: { MessageRetentionPeriod: String(queue.deadLetterRetentionSeconds), MaximumMessageSize: String(settings.maxMessageSizeBytes) } }),
   );
   const deadLetterQueueUrl = dlq.QueueUrl ?? '';
-  const deadLetterQueueArn = await queueArn(clients, deadLetterQueueUrl);
-  const jobs = await clients.sqs.send(
+  const deadLetterQueueArn = await queueArn(sqs, deadLetterQueueUrl);
+  const jobs = await sqs.send(
     new CreateQueueCommand({
       QueueName: names.jobsQueue,
       Attributes: {
@@ -73,11 +74,11 @@ export async function createLocalResources(clients: AwsClients, settings: System
   const jobsQueueUrl = jobs.QueueUrl ?? '';
   const topic = await clients.sns.send(new CreateTopicCommand({ Name: names.eventsTopic }));
   const eventsTopicArn = topic.TopicArn ?? '';
-  const tap = await clients.sqs.send(new CreateQueueCommand({ QueueName: names.eventsTapQueue }));
+  const tap = await sqs.send(new CreateQueueCommand({ QueueName: names.eventsTapQueue }));
   const eventsTapQueueUrl = tap.QueueUrl ?? '';
   // The tap lets the twin and the tests read what was published; benchmarks leave it out (fan-out is SNS's work).
   if (options.tap !== false) {
-    await clients.sns.send(new SubscribeCommand({ TopicArn: eventsTopicArn, Protocol: 'sqs', Endpoint: await queueArn(clients, eventsTapQueueUrl), Attributes: { RawMessageDelivery: 'true' } }));
+    await clients.sns.send(new SubscribeCommand({ TopicArn: eventsTopicArn, Protocol: 'sqs', Endpoint: await queueArn(sqs, eventsTapQueueUrl), Attributes: { RawMessageDelivery: 'true' } }));
   }
   await (await clients.s3()).send(new CreateBucketCommand({ Bucket: names.bucket })).catch((error: { name?: string }) => {
     if (error.name !== 'BucketAlreadyOwnedByYou' && error.name !== 'BucketAlreadyExists') throw error;
@@ -87,7 +88,7 @@ export async function createLocalResources(clients: AwsClients, settings: System
   await createTable(clients, names.mailboxStateTable, TableKeys.mailboxState.partitionKey, TableKeys.mailboxState.ttlAttribute);
   return {
     jobsQueueUrl,
-    jobsQueueArn: await queueArn(clients, jobsQueueUrl),
+    jobsQueueArn: await queueArn(sqs, jobsQueueUrl),
     deadLetterQueueUrl,
     deadLetterQueueArn,
     eventsTopicArn,

@@ -220,7 +220,7 @@ export async function startTwin(options: TwinOptions = {}) {
     const queue = deriveQueueSettings(settings);
     const eventSource = runEventSource(
       {
-        sqs: clients.sqs,
+        sqs: await clients.sqs(),
         queueUrl: resources.jobsQueueUrl,
         queueArn: resources.jobsQueueArn,
         handler: dispatchHandler,
@@ -252,7 +252,7 @@ export async function startTwin(options: TwinOptions = {}) {
     })();
 
     const depth = async (queueUrl: string) => {
-      const r = await clients.sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }));
+      const r = await (await clients.sqs()).send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }));
       return { visible: Number(r.Attributes?.ApproximateNumberOfMessages ?? 0), inFlight: Number(r.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0) };
     };
 

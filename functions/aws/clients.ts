@@ -1,7 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { SNSClient } from '@aws-sdk/client-sns';
-import { SQSClient } from '@aws-sdk/client-sqs';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 
 /** Runs `create` once, on the first call; later calls share its promise (a failure is retried on the next call). */
@@ -18,7 +18,8 @@ export function once<T>(create: () => Promise<T>): () => Promise<T> {
 
 /** The SDK clients both functions use, created once per container. */
 export type AwsClients = {
-  sqs: SQSClient;
+  /** Created on first use: the dispatcher needs it only for a job that fails or waits; the poller never. */
+  sqs: () => Promise<SQSClient>;
   sns: SNSClient;
   /** Created on first use: a dispatch deployment may never touch S3 (it loads the S3 client only then). */
   s3: () => Promise<S3Client>;
@@ -40,7 +41,10 @@ export function createAwsClients(options: {
   const base = { region: options.region, ...(options.credentials ? { credentials: options.credentials } : {}) };
   const dynamodb = wrap(new DynamoDBClient({ ...base, endpoint: options.endpoints?.dynamodb }));
   return {
-    sqs: wrap(new SQSClient({ ...base, endpoint: options.endpoints?.sqs })),
+    sqs: once(async () => {
+      const { SQSClient } = await import('@aws-sdk/client-sqs');
+      return wrap(new SQSClient({ ...base, endpoint: options.endpoints?.sqs }));
+    }),
     sns: wrap(new SNSClient({ ...base, endpoint: options.endpoints?.sns })),
     s3: once(async () => {
       const { S3Client } = await import('@aws-sdk/client-s3');
