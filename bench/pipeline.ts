@@ -209,7 +209,7 @@ export async function benchPipeline(count: number, ceiling: number, concurrencie
         `ratio ours / loop, ${concurrency}`,
         o.rate / b.rate,
         '×',
-        `target ≥ 0.9; rounds ${(perRound[0] ?? 0).toFixed(2)}–${(perRound[perRound.length - 1] ?? 0).toFixed(2)}; ours / transport ceiling ${(o.rate / ceiling).toFixed(2)}×`,
+        `target ≥ 0.9; rounds ${(perRound[0] ?? 0).toFixed(2)}–${(perRound[perRound.length - 1] ?? 0).toFixed(2)}, median ${percentile(perRound, 50).toFixed(2)}; ours / transport ceiling ${(o.rate / ceiling).toFixed(2)}×`,
       );
     }
   } finally {
