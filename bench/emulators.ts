@@ -1,13 +1,12 @@
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import type { AwsClients } from '#aws/clients.js';
-import { createEmulatorClients } from '#local/emulators.js';
+import { createEmulatorClients, type EmulatorClients } from '#local/emulators.js';
 
 type Endpoints = { fauxqs: string; dynamodb: string; smtp?: { host: string; port: number } };
 
 export type BenchEmulators = {
-  clients: AwsClients;
+  clients: EmulatorClients;
   endpoints: Endpoints;
   /** Messages the out-of-process SMTP sink has received (with `smtpSink`). */
   sinkCount(): Promise<number>;

@@ -41,7 +41,7 @@ export async function benchMemory() {
         return benchJob(`mem-${fileMiB}-${budgetMiB ?? 0}-${i}`, { attachments: [{ filename: 'report.bin', s3: { bucket: resources.bucket, key } }] });
       }),
     );
-    await (await clients.sqs()).send(new SendMessageBatchCommand({ QueueUrl: resources.jobsQueueUrl, Entries: jobs.map((j, n) => ({ Id: String(n), MessageBody: JSON.stringify(j) })) }));
+    await clients.sqsClient.send(new SendMessageBatchCommand({ QueueUrl: resources.jobsQueueUrl, Entries: jobs.map((j, n) => ({ Id: String(n), MessageBody: JSON.stringify(j) })) }));
     // `npm run bench` runs node with --expose-gc: the baseline is what is live, not garbage from before.
     const sentBefore = await emulators.sinkCount();
     global.gc?.();
@@ -53,7 +53,7 @@ export async function benchMemory() {
       peakRss = Math.max(peakRss, m.rss);
       peakHeap = Math.max(peakHeap, m.heapUsed + m.external);
     }, 5);
-    const result = await deliverOneBatch({ sqs: await clients.sqs(), queueUrl: resources.jobsQueueUrl, queueArn: resources.jobsQueueArn, handler, functionName: 'send-email', batchSize: 10, maxBatchingWindowSeconds: 0, visibilityTimeoutSeconds: 60, functionTimeoutSeconds: 60, waitTimeSeconds: 0 });
+    const result = await deliverOneBatch({ sqs: clients.sqsClient, queueUrl: resources.jobsQueueUrl, queueArn: resources.jobsQueueArn, handler, functionName: 'send-email', batchSize: 10, maxBatchingWindowSeconds: 0, visibilityTimeoutSeconds: 60, functionTimeoutSeconds: 60, waitTimeSeconds: 0 });
     clearInterval(sampler);
     await deps.dispatch.transports.smtp?.close();
     if (result.succeeded !== 10 || (await emulators.sinkCount()) - sentBefore !== 10) throw new Error(`memory batch: ${result.succeeded} of 10 sent`);

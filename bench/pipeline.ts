@@ -5,7 +5,6 @@ import { DeleteMessageBatchCommand, ReceiveMessageCommand, SendMessageBatchComma
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import nodemailer from 'nodemailer';
-import type { AwsClients } from '#aws/clients.js';
 import { createSnsEventPublisher } from '#aws/event-publisher.js';
 import { toOutcomeEvent, type EventPublisher } from '#core/events.js';
 import { hashAddress, toDispatchId, toMessageId } from '#core/message-id.js';
@@ -15,6 +14,7 @@ import { createSendEmailHandler } from '#handlers/send-email-handler.js';
 import { DEFAULT_SETTINGS } from '#infra/settings.js';
 import { deliverOneBatch } from '#local/event-source.js';
 import { createLocalResources, LOCAL_NAMES, toDispatchEnvironment, type LocalResources } from '#local/resources.js';
+import type { EmulatorClients } from '#local/emulators.js';
 import { startSmtpSink, type SmtpSink } from '#local/smtp-sink.js';
 import { localTlsCertificate } from '#local/tls-certificate.js';
 import { startBenchEmulators } from './emulators.js';
@@ -25,19 +25,19 @@ const CONNECTIONS = 5;
 const credentials = { username: 'bench', password: 'bench-pass' };
 let run = 0;
 
-async function freshResources(clients: AwsClients): Promise<LocalResources> {
+async function freshResources(clients: EmulatorClients): Promise<LocalResources> {
   run += 1;
   const names = Object.fromEntries(Object.entries(LOCAL_NAMES).map(([k, v]) => [k, `${v}-bench-${run}`])) as typeof LOCAL_NAMES;
   // No subscriber on the events topic: delivering events to consumers is SNS's work, not the handler's.
   return createLocalResources(clients, DEFAULT_SETTINGS, names, { tap: false });
 }
 
-async function enqueue(clients: AwsClients, queueUrl: string, prefix: string, count: number) {
+async function enqueue(clients: EmulatorClients, queueUrl: string, prefix: string, count: number) {
   const enqueuedAt = new Map<string, number>();
   const jobs = Array.from({ length: count }, (_, i) => benchJob(`${prefix}-${i}`));
   for (let i = 0; i < jobs.length; i += 10) {
     const chunk = jobs.slice(i, i + 10);
-    await (await clients.sqs()).send(new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: chunk.map((j, n) => ({ Id: String(n), MessageBody: JSON.stringify(j) })) }));
+    await clients.sqsClient.send(new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: chunk.map((j, n) => ({ Id: String(n), MessageBody: JSON.stringify(j) })) }));
     const now = Date.now();
     for (const j of chunk) enqueuedAt.set(toDispatchId(j.idempotencyKey), now);
   }
@@ -58,7 +58,7 @@ async function drainWith(concurrency: number, count: number, sink: SmtpSink, bef
 type Run = { received: number; durationMs: number; latencies: number[]; cpuMs: number };
 
 /** Drains `count` jobs through `poll` at `concurrency` batches at once and measures it. */
-async function measureRun(env: { clients: AwsClients; sink: SmtpSink }, queueUrl: string, prefix: string, count: number, concurrency: number, poll: () => Promise<number>): Promise<Run> {
+async function measureRun(env: { clients: EmulatorClients; sink: SmtpSink }, queueUrl: string, prefix: string, count: number, concurrency: number, poll: () => Promise<number>): Promise<Run> {
   const { sink } = env;
   const before = sink.received.length;
   const enqueuedAt = await enqueue(env.clients, queueUrl, prefix, count);
@@ -116,7 +116,7 @@ export async function benchPipeline(count: number, ceiling: number, concurrencie
     const handler = createSendEmailHandler(deps);
     try {
       return await measureRun(env, ours.jobsQueueUrl, `ours-${label}`, count, concurrency, async () =>
-        (await deliverOneBatch({ sqs: await clients.sqs(), queueUrl: ours.jobsQueueUrl, queueArn: ours.jobsQueueArn, handler, functionName: 'send-email', batchSize: 10, maxBatchingWindowSeconds: 0, visibilityTimeoutSeconds: 60, functionTimeoutSeconds: 60, waitTimeSeconds: 0 })).received,
+        (await deliverOneBatch({ sqs: clients.sqsClient, queueUrl: ours.jobsQueueUrl, queueArn: ours.jobsQueueArn, handler, functionName: 'send-email', batchSize: 10, maxBatchingWindowSeconds: 0, visibilityTimeoutSeconds: 60, functionTimeoutSeconds: 60, waitTimeSeconds: 0 })).received,
       );
     } finally {
       await deps.dispatch.transports.smtp?.close();
@@ -135,7 +135,7 @@ export async function benchPipeline(count: number, ceiling: number, concurrencie
     try {
       return await measureRun(env, base.jobsQueueUrl, `base-${label}`, count, concurrency, async () => {
         // The attributes a consumer with retries needs (receive count, first sent), as Lambda's poller asks for them.
-        const r = await (await clients.sqs()).send(
+        const r = await clients.sqsClient.send(
           new ReceiveMessageCommand({ QueueUrl: base.jobsQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, VisibilityTimeout: 60, MessageSystemAttributeNames: ['All'], MessageAttributeNames: ['All'] }),
         );
         const messages = r.Messages ?? [];
@@ -173,7 +173,7 @@ export async function benchPipeline(count: number, ceiling: number, concurrencie
           }),
         );
         if (events.length > 0) await publisher.publishBatch(events);
-        if (messages.length > 0) await (await clients.sqs()).send(new DeleteMessageBatchCommand({ QueueUrl: base.jobsQueueUrl, Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })) }));
+        if (messages.length > 0) await clients.sqsClient.send(new DeleteMessageBatchCommand({ QueueUrl: base.jobsQueueUrl, Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })) }));
         return messages.length;
       });
     } finally {

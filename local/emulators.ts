@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
 import { buildApp } from 'fauxqs';
 import dynalite from 'dynalite';
+import { SQSClient } from '@aws-sdk/client-sqs';
 import { createAwsClients, type AwsClients } from '#aws/clients.js';
 import { LOOPBACK, freePort } from './loopback.js';
 
@@ -37,13 +38,18 @@ export async function startFauxqs(port = 0): Promise<Emulator> {
 /** Placeholder credentials: the emulators accept any, the SDK insists on some. */
 export const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' };
 
+/** The functions' clients, plus the SQS client ready to hand (producers, event sources and tests all use it). */
+export type EmulatorClients = AwsClients & { sqsClient: SQSClient };
+
 /** SDK clients for the emulators: fauxqs answers SQS, SNS and S3, dynalite DynamoDB. */
-export function createEmulatorClients(endpoints: { fauxqs: string; dynamodb: string }, region = 'eu-west-1'): AwsClients {
-  return createAwsClients({
+export function createEmulatorClients(endpoints: { fauxqs: string; dynamodb: string }, region = 'eu-west-1'): EmulatorClients {
+  const clients = createAwsClients({
     region,
     credentials: LOCAL_CREDENTIALS,
     endpoints: { sqs: endpoints.fauxqs, sns: endpoints.fauxqs, s3: endpoints.fauxqs, dynamodb: endpoints.dynamodb },
   });
+  const sqsClient = new SQSClient({ region, credentials: LOCAL_CREDENTIALS, endpoint: endpoints.fauxqs });
+  return { ...clients, sqs: async () => sqsClient, sqsClient };
 }
 
 /** DynamoDB (dynalite) on 127.0.0.1, in memory or on disk under `path`. */

@@ -3,7 +3,6 @@ import { join, resolve } from 'node:path';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
-import type { AwsClients } from '#aws/clients.js';
 import { createSnsEventPublisher } from '#aws/event-publisher.js';
 import { createMailboxStateStore } from '#aws/mailbox-state-store.js';
 import { createRawMessageStore } from '#aws/raw-message-store.js';
@@ -146,7 +145,7 @@ export async function startTwin(options: TwinOptions = {}) {
     stoppers.push(smtp.stop);
     const smtpPort = smtp.port;
 
-    const clients: AwsClients = createEmulatorClients({ fauxqs: fauxqs.endpoint, dynamodb: dynamo.endpoint }, region);
+    const clients = createEmulatorClients({ fauxqs: fauxqs.endpoint, dynamodb: dynamo.endpoint }, region);
     const resources = await createLocalResources(clients, settings, LOCAL_NAMES);
 
     const localMetrics = createLocalMetricsConsole(options.verbose ? writeLog : undefined);
@@ -220,7 +219,7 @@ export async function startTwin(options: TwinOptions = {}) {
     const queue = deriveQueueSettings(settings);
     const eventSource = runEventSource(
       {
-        sqs: await clients.sqs(),
+        sqs: clients.sqsClient,
         queueUrl: resources.jobsQueueUrl,
         queueArn: resources.jobsQueueArn,
         handler: dispatchHandler,
@@ -252,7 +251,7 @@ export async function startTwin(options: TwinOptions = {}) {
     })();
 
     const depth = async (queueUrl: string) => {
-      const r = await (await clients.sqs()).send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }));
+      const r = await clients.sqsClient.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }));
       return { visible: Number(r.Attributes?.ApproximateNumberOfMessages ?? 0), inFlight: Number(r.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0) };
     };
 

@@ -34,9 +34,9 @@ afterAll(async () => {
 });
 
 const collectEvents = async () => {
-  const r = await (await twin.clients.sqs()).send(new ReceiveMessageCommand({ QueueUrl: twin.resources.eventsTapQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
+  const r = await twin.clients.sqsClient.send(new ReceiveMessageCommand({ QueueUrl: twin.resources.eventsTapQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
   for (const m of r.Messages ?? []) events.push(JSON.parse(m.Body ?? '{}') as Record<string, unknown>);
-  if (r.Messages?.length) await (await twin.clients.sqs()).send(new DeleteMessageBatchCommand({ QueueUrl: twin.resources.eventsTapQueueUrl, Entries: r.Messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })) }));
+  if (r.Messages?.length) await twin.clients.sqsClient.send(new DeleteMessageBatchCommand({ QueueUrl: twin.resources.eventsTapQueueUrl, Entries: r.Messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })) }));
 };
 const waitFor = async (what: string, done: () => boolean | Promise<boolean>, timeoutMs = 45_000) => {
   const until = Date.now() + timeoutMs;
@@ -51,7 +51,7 @@ const eventFor = (key: string, type?: string) => events.find((e) => e.idempotenc
 describe('the local twin', () => {
   it('runs the whole loop: producer → queue → handler → SMTP outbox, bounce → IMAP → poller → suppression', async () => {
     // Prepare
-    const producer = createEmailProducer({ sqs: await twin.clients.sqs(), s3: await twin.clients.s3(), queueUrl: twin.resources.jobsQueueUrl, bucket: twin.resources.bucket });
+    const producer = createEmailProducer({ sqs: twin.clients.sqsClient, s3: await twin.clients.s3(), queueUrl: twin.resources.jobsQueueUrl, bucket: twin.resources.bucket });
     const good = emailJobFactory({ to: ['alice@example.net'] });
     const bounce = emailJobFactory({ to: ['gone@bounce.test'] });
     const reject = emailJobFactory({ to: ['nobody@reject.test'] });
@@ -85,7 +85,7 @@ describe('the local twin', () => {
 
   it('redrives the DLQ after an interrupted run without losing or doubling mail', async () => {
     // Prepare: 30 jobs that were given up, and 5 invalid ones, in the DLQ
-    const sqs = await twin.clients.sqs();
+    const sqs = twin.clients.sqsClient;
     const dlq = twin.resources.deadLetterQueueUrl;
     const jobs = Array.from({ length: 30 }, (_, i) => emailJobFactory({ to: [`redrive${i}@example.net`] }));
     for (const job of jobs) {
@@ -129,7 +129,7 @@ describe('the local twin with an IMAP server given by configuration', () => {
     const dovecot = await startDovecot({ tls: cert, users: [secrets.imap] });
     const other = await startTwin({ dataDir: dir, ports: { aws: 0, dynamodb: 0, ses: 0, smtp: 0, imap: 0 }, pollIntervalSeconds: 10, imap: { host: dovecot.host, port: dovecot.port, security: 'starttls', mailbox: 'INBOX', ca: cert.cert } });
     try {
-      const producer = createEmailProducer({ sqs: await other.clients.sqs(), queueUrl: other.resources.jobsQueueUrl });
+      const producer = createEmailProducer({ sqs: other.clients.sqsClient, queueUrl: other.resources.jobsQueueUrl });
       const job = emailJobFactory({ to: ['lost@bounce.test'] });
 
       // Act

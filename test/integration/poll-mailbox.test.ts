@@ -385,7 +385,7 @@ describe('the scheduled poller function', () => {
 
     // Assess
     expect(summary).toEqual({ ops: { status: 'synced', processed: 2 } });
-    const tapped = await (await aws.clients.sqs()).send(new ReceiveMessageCommand({ QueueUrl: resources.eventsTapQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
+    const tapped = await aws.clients.sqsClient.send(new ReceiveMessageCommand({ QueueUrl: resources.eventsTapQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
     expect((tapped.Messages ?? []).map((m) => (JSON.parse(m.Body ?? '{}') as { type: string }).type).sort()).toEqual(['bounce.detected', 'inbound.received']);
     expect(await suppressions.findSuppressed(['dead@example.net'])).toEqual(new Set(['dead@example.net']));
     expect(output.metric('MailboxPolled')).toBe(1);

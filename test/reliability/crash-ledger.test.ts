@@ -34,8 +34,8 @@ async function runCrashPoint(point: Point) {
         : [];
   const h = await startDispatchHarness(aws, { sink: { rules: sinkRules }, settings: { ...DEFAULT_SETTINGS, functionTimeoutSeconds: 10 }, env: { RETRY_BASE_SECONDS: '1', RETRY_MAX_DELAY_SECONDS: '2' } });
   const jobs = Array.from({ length: 12 }, (_, i) => emailJobFactory({ idempotencyKey: `${point}-${i}`, to: [i % 4 === 0 ? `victim${i}@crash.test` : `user${i}@example.net`] }));
-  await (await aws.clients.sqs()).send(new SendMessageBatchCommand({ QueueUrl: h.resources.jobsQueueUrl, Entries: jobs.slice(0, 10).map((j, n) => ({ Id: String(n), MessageBody: JSON.stringify(j) })) }));
-  await (await aws.clients.sqs()).send(new SendMessageBatchCommand({ QueueUrl: h.resources.jobsQueueUrl, Entries: jobs.slice(10).map((j, n) => ({ Id: String(n), MessageBody: JSON.stringify(j) })) }));
+  await aws.clients.sqsClient.send(new SendMessageBatchCommand({ QueueUrl: h.resources.jobsQueueUrl, Entries: jobs.slice(0, 10).map((j, n) => ({ Id: String(n), MessageBody: JSON.stringify(j) })) }));
+  await aws.clients.sqsClient.send(new SendMessageBatchCommand({ QueueUrl: h.resources.jobsQueueUrl, Entries: jobs.slice(10).map((j, n) => ({ Id: String(n), MessageBody: JSON.stringify(j) })) }));
   const markerDir = mkdtempSync(join(tmpdir(), 'email-dispatch-crash-'));
   const output: string[] = [];
   let kills = 0;

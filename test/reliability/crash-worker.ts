@@ -69,12 +69,12 @@ deps.dispatch.transports.smtp = {
 
 const handler = createSendEmailHandler(deps);
 const queueDepth = async () => {
-  const r = await (await clients.sqs()).send(new GetQueueAttributesCommand({ QueueUrl: dispatchConfig.jobsQueueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }));
+  const r = await clients.sqsClient.send(new GetQueueAttributesCommand({ QueueUrl: dispatchConfig.jobsQueueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }));
   return Number(r.Attributes?.ApproximateNumberOfMessages ?? 0) + Number(r.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0);
 };
 for (const until = Date.now() + 60_000; Date.now() < until; ) {
   const result = await deliverOneBatch({
-    sqs: await clients.sqs(),
+    sqs: clients.sqsClient,
     queueUrl: dispatchConfig.jobsQueueUrl,
     queueArn: config.queueArn,
     handler,

@@ -21,7 +21,7 @@ afterEach(async () => {
 /** Puts bodies on the jobs queue in batches of ten. */
 async function enqueueAll(harness: DispatchHarness, bodies: string[]) {
   for (let i = 0; i < bodies.length; i += 10) {
-    await (await aws.clients.sqs()).send(new SendMessageBatchCommand({ QueueUrl: harness.resources.jobsQueueUrl, Entries: bodies.slice(i, i + 10).map((MessageBody, n) => ({ Id: String(n), MessageBody })) }));
+    await aws.clients.sqsClient.send(new SendMessageBatchCommand({ QueueUrl: harness.resources.jobsQueueUrl, Entries: bodies.slice(i, i + 10).map((MessageBody, n) => ({ Id: String(n), MessageBody })) }));
   }
 }
 
@@ -41,7 +41,7 @@ async function drain(harness: DispatchHarness, options: { concurrency: number; d
   const worker = async () => {
     while (Date.now() < until) {
       const result = await deliverOneBatch({
-        sqs: await aws.clients.sqs(),
+        sqs: aws.clients.sqsClient,
         queueUrl: harness.resources.jobsQueueUrl,
         queueArn: harness.resources.jobsQueueArn,
         functionName: 'send-email',

@@ -83,11 +83,11 @@ export async function startDispatchHarness(aws: AwsEmulators, options: { sink?: 
   const drain = async (queueUrl: string, max = 1000): Promise<Message[]> => {
     const out: Message[] = [];
     for (let i = 0; i < 100 && out.length < max; i += 1) {
-      const result = await (await aws.clients.sqs()).send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, MessageAttributeNames: ['All'], MessageSystemAttributeNames: ['All'] }));
+      const result = await aws.clients.sqsClient.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, MessageAttributeNames: ['All'], MessageSystemAttributeNames: ['All'] }));
       const got = result.Messages ?? [];
       if (got.length === 0) break;
       out.push(...got);
-      for (const m of got) await (await aws.clients.sqs()).send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: m.ReceiptHandle }));
+      for (const m of got) await aws.clients.sqsClient.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: m.ReceiptHandle }));
     }
     return out;
   };
@@ -106,13 +106,13 @@ export async function startDispatchHarness(aws: AwsEmulators, options: { sink?: 
     /** Puts a job (or any raw body) on the jobs queue; returns the SQS message id. */
     async enqueue(job: EmailJob | string | object): Promise<string> {
       const body = typeof job === 'string' ? job : JSON.stringify(job);
-      const result = await (await aws.clients.sqs()).send(new SendMessageCommand({ QueueUrl: resources.jobsQueueUrl, MessageBody: body }));
+      const result = await aws.clients.sqsClient.send(new SendMessageCommand({ QueueUrl: resources.jobsQueueUrl, MessageBody: body }));
       return result.MessageId ?? '';
     },
     /** One event-source poll of up to `batchSize` records through the handler. */
     async deliver(batchSize = settings.batchSize) {
       return deliverOneBatch({
-        sqs: await aws.clients.sqs(),
+        sqs: aws.clients.sqsClient,
         queueUrl: resources.jobsQueueUrl,
         queueArn: resources.jobsQueueArn,
         handler,
@@ -150,7 +150,7 @@ export async function startDispatchHarness(aws: AwsEmulators, options: { sink?: 
     /** Messages still on the jobs queue, visible or not. */
     async queueDepth() {
       const { GetQueueAttributesCommand } = await import('@aws-sdk/client-sqs');
-      const r = await (await aws.clients.sqs()).send(new GetQueueAttributesCommand({ QueueUrl: resources.jobsQueueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }));
+      const r = await aws.clients.sqsClient.send(new GetQueueAttributesCommand({ QueueUrl: resources.jobsQueueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }));
       return Number(r.Attributes?.ApproximateNumberOfMessages ?? 0) + Number(r.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0);
     },
     async stop() {
