@@ -9,14 +9,17 @@ export type MailboxStatus = { uidValidity: string; uidNext: number; highestModse
 
 export type FetchedMessage = { uid: number; source: Buffer; internalDate?: Date; size: number };
 
-/** A message listed before it is fetched: its UID and its size in bytes (RFC822.SIZE). */
+/** A message listed before it is fetched: its UID and its size in bytes (RFC822.SIZE), or a bound on it. */
 export type MessageRef = { uid: number; size: number };
 
 /** One IMAP session on one mailbox; the imapflow adapter implements it. */
 export interface MailboxSession {
   readonly status: MailboxStatus;
-  /** The messages above `lastUid`, ascending by UID (the server's "n:*" quirk already filtered). */
-  messagesAfter(lastUid: number): Promise<MessageRef[]>;
+  /**
+   * The messages above `lastUid`, ascending by UID (the server's "n:*" quirk already filtered). A message of more
+   * than `sizeBound` bytes comes with its size; any other with `sizeBound` itself, the most it can be.
+   */
+  messagesAfter(lastUid: number, sizeBound: number): Promise<MessageRef[]>;
   fetch(uids: number[]): AsyncIterable<FetchedMessage>;
   /** Waits up to `waitMs` for news, then asks the server for the mailbox's state. */
   refresh(waitMs: number): Promise<MailboxStatus>;
@@ -137,6 +140,8 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
   const { mailboxId, runId } = options;
   const chunkSize = options.chunkSize ?? 250;
   const chunkBytes = options.chunkBytes ?? 16 * 1024 * 1024;
+  // A chunk of `chunkSize` messages of at most this size each stays within `chunkBytes`: only bigger ones need sizes.
+  const sizeBound = Math.floor(chunkBytes / chunkSize);
   const leaseUntil = Math.max(options.stopAtMs, options.idleUntilMs ?? 0) + 5000;
 
   let leased = await deps.state.acquireLease(mailboxId, runId, leaseUntil);
@@ -170,7 +175,7 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
         // RFC 3501 2.3.1.1: every stored UID is void. Start again from the top; the seen markers prevent repeats.
         deps.log?.('warn', 'UIDVALIDITY changed: resynchronising', { mailboxId, from: checkpoint.uidValidity, to: status.uidValidity });
         result.resynchronised = true;
-        listed = await current.messagesAfter(0);
+        listed = await current.messagesAfter(0, sizeBound);
         const top = listed[listed.length - 1]?.uid ?? 0;
         // Every message there now may be one published under the old UIDVALIDITY (or under one before it, when its
         // own resynchronisation had not finished): all are checked against those markers.
@@ -184,7 +189,7 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
       const lastUid = checkpoint?.lastUid ?? 0;
       // UIDNEXT is a lower bound for any new message's UID: nothing can be new when it has not moved past us.
       if (!listed && checkpoint && status.uidNext > 0 && status.uidNext <= lastUid + 1) return;
-      listed ??= await current.messagesAfter(lastUid);
+      listed ??= await current.messagesAfter(lastUid, sizeBound);
       if (listed.length === 0) return;
       // Messages up to the mark may have been published by a run that died: those are checked against the seen
       // markers. Before this run publishes anything above the mark, it raises it.

@@ -73,6 +73,23 @@ describe('polling a Dovecot mailbox', () => {
     expect(await object.Body?.transformToString()).toBe(messages[2]);
   });
 
+  it('chunks a backlog by count and by bytes: messages over the size bound with their sizes, a huge one alone', async () => {
+    // Prepare: 3 messages or 6,000 bytes a chunk, so every message of at most 2,000 bytes counts as 2,000.
+    const mailbox = await newMailbox();
+    const { deps, published } = await createSyncDeps(aws, () => openImapSession(imap.settings(mailbox), credentialsOf()));
+    const padded = (n: number, bytes: number) => plainMessage(n) + 'Padding line.\r\n'.repeat(Math.ceil(bytes / 15));
+    const sizes = [0, 0, 3000, 0, 0, 0, 7000, 0];
+    await imap.append(mailbox, sizes.map((bytes, i) => padded(i + 1, bytes)));
+
+    // Act
+    const result = await run(deps, 'chunked', { chunkSize: 3, chunkBytes: 6000 });
+
+    // Assess: 2,000 + 2,000 + 3,000 > 6,000 closes the first chunk before UID 3; UID 7 (over 6,000) goes alone.
+    expect(result).toMatchObject({ status: 'synced', processed: 8 });
+    const keys = new Set(published.map((e) => (e as unknown as { raw: { key: string } }).raw.key.replace(/^.*\//, '')));
+    expect([...keys].sort()).toEqual(['1-2.eml', '3-4.eml', '5-6.eml', '7-7.eml', '8-8.eml']);
+  });
+
   it('turns a hard bounce into bounce.detected and a suppression the sender then honours', async () => {
     const mailbox = await newMailbox();
     const { deps, published, suppressions } = await createSyncDeps(aws, () => openImapSession(imap.settings(mailbox), credentialsOf()));
