@@ -64,11 +64,11 @@ const DISPATCH_DEPS = [
   '@aws-lambda-powertools/batch', '@aws-lambda-powertools/idempotency', '@aws-lambda-powertools/idempotency/dynamodb', '@aws-lambda-powertools/logger',
   '@aws-lambda-powertools/metrics', '@aws-lambda-powertools/parameters/secrets', '@aws-lambda-powertools/parser', '@aws-lambda-powertools/tracer',
   '@aws-sdk/client-dynamodb', '@aws-sdk/client-s3', '@aws-sdk/client-secrets-manager', '@aws-sdk/client-sesv2', '@aws-sdk/client-sns', '@aws-sdk/client-sqs',
-  '@aws-sdk/lib-dynamodb', '@middy/core', 'nodemailer', 'zod',
+  '@aws-sdk/lib-dynamodb', '@middy/core', 'nodemailer', 'zod/mini',
 ];
 const POLLER_DEPS = [
   '@aws-lambda-powertools/logger', '@aws-lambda-powertools/metrics', '@aws-lambda-powertools/parameters/secrets', '@aws-lambda-powertools/tracer',
-  '@aws-sdk/client-dynamodb', '@aws-sdk/client-s3', '@aws-sdk/client-secrets-manager', '@aws-sdk/client-sns', '@aws-sdk/lib-dynamodb', '@middy/core', 'imapflow', 'mailparser', 'zod',
+  '@aws-sdk/client-dynamodb', '@aws-sdk/client-s3', '@aws-sdk/client-secrets-manager', '@aws-sdk/client-sns', '@aws-sdk/lib-dynamodb', '@middy/core', 'imapflow', 'mailparser', 'zod/mini',
 ];
 
 /**

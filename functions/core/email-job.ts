@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import * as z from 'zod/mini';
 
 /** Recipients per job across to, cc and bcc; SES's own per-message limit. */
 export const MAX_RECIPIENTS = 50;
@@ -21,11 +21,11 @@ const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/u;
 const ENCODED_WORD = /=\?[^?]*\?[bBqQ]\?/;
 
 const headerText = (max: number) =>
-  z
-    .string()
-    .max(max, { error: `must be at most ${max} characters` })
-    .refine((value) => !CONTROL_CHARACTERS.test(value), { error: 'must not contain control characters or line breaks' })
-    .refine((value) => !ENCODED_WORD.test(value), { error: 'must not contain MIME encoded words (=?charset?...?=)' });
+  z.string().check(
+    z.maxLength(max, { error: `must be at most ${max} characters` }),
+    z.refine((value) => !CONTROL_CHARACTERS.test(value), { error: 'must not contain control characters or line breaks' }),
+    z.refine((value) => !ENCODED_WORD.test(value), { error: 'must not contain MIME encoded words (=?charset?...?=)' }),
+  );
 
 // A dot-atom local part (RFC 5322 3.2.3), letters of any script allowed (RFC 6531), no quoted strings: a quoted
 // local part may hold '@', ',' or '<' and is a favourite carrier of recipient injection. Domain: LDH labels or IDN.
@@ -35,19 +35,18 @@ const ADDRESS =
 /** A bare e-mail address: `user@example.com`, never `Name <user@example.com>`. */
 export const EmailAddressSchema = z
   .string()
-  .max(254, { error: 'must be at most 254 characters' })
-  .regex(ADDRESS, { error: 'must be a bare address like user@example.com (no display name, quotes or spaces)' });
+  .check(z.maxLength(254, { error: 'must be at most 254 characters' }), z.regex(ADDRESS, { error: 'must be a bare address like user@example.com (no display name, quotes or spaces)' }));
 
 /** An address with an optional display name; names are encoded by the mailer, never written raw. */
 export const MailboxSchema = z.union([
   EmailAddressSchema,
   z.strictObject({
     address: EmailAddressSchema,
-    name: headerText(200).optional(),
+    name: z.optional(headerText(200)),
   }),
 ]);
 
-const recipientList = z.array(MailboxSchema).max(MAX_RECIPIENTS, { error: `at most ${MAX_RECIPIENTS} recipients` });
+const recipientList = z.array(MailboxSchema).check(z.maxLength(MAX_RECIPIENTS, { error: `at most ${MAX_RECIPIENTS} recipients` }));
 
 // Headers the system writes itself, or that change who receives or how the message is parsed, are not the
 // producer's to set; a small set of list and threading headers is allowed, plus any X- header.
@@ -56,13 +55,13 @@ const RESERVED_X_HEADER = /^X-(?:Dispatch-|Mailer$|SES-)/i;
 
 const HeadersSchema = z
   .record(
-    z
-      .string()
-      .regex(ALLOWED_HEADER, { error: 'header name must be X-… or one of List-Unsubscribe, List-Unsubscribe-Post, List-Id, In-Reply-To, References, Auto-Submitted, Precedence' })
-      .refine((name) => !RESERVED_X_HEADER.test(name), { error: 'X-Dispatch-*, X-SES-* and X-Mailer are reserved' }),
+    z.string().check(
+      z.regex(ALLOWED_HEADER, { error: 'header name must be X-… or one of List-Unsubscribe, List-Unsubscribe-Post, List-Id, In-Reply-To, References, Auto-Submitted, Precedence' }),
+      z.refine((name) => !RESERVED_X_HEADER.test(name), { error: 'X-Dispatch-*, X-SES-* and X-Mailer are reserved' }),
+    ),
     headerText(MAX_HEADER_LINE - 80),
   )
-  .refine((headers) => Object.keys(headers).length <= 20, { error: 'at most 20 custom headers' });
+  .check(z.refine((headers) => Object.keys(headers).length <= 20, { error: 'at most 20 custom headers' }));
 
 /**
  * Base64 with its padding, checked without a repeated group: V8 backtracks through `(?:…{4})*` one frame per
@@ -72,33 +71,31 @@ const BASE64_CHARACTERS = /^[A-Za-z0-9+/]*={0,2}$/;
 
 /** Where a large attachment (or a whole job, see the claim check) waits: a bucket and key. */
 export const S3ReferenceSchema = z.strictObject({
-  bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { error: 'must be an S3 bucket name' }),
-  key: z.string().min(1).max(1024),
+  bucket: z.string().check(z.regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { error: 'must be an S3 bucket name' })),
+  key: z.string().check(z.minLength(1), z.maxLength(1024)),
 });
 
 const AttachmentSchema = z
   .strictObject({
-    filename: headerText(255).pipe(z.string().min(1).regex(/^[^/\\]+$/, { error: 'must not contain path separators' })),
-    contentType: z
-      .string()
-      .regex(/^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}\/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$/i, { error: 'must be a MIME type like application/pdf' })
-      .optional(),
+    filename: z.pipe(headerText(255), z.string().check(z.minLength(1), z.regex(/^[^/\\]+$/, { error: 'must not contain path separators' }))),
+    contentType: z.optional(z.string().check(z.regex(/^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}\/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$/i, { error: 'must be a MIME type like application/pdf' }))),
     /** Inline content, base64 encoded. */
-    content: z
-      .string()
-      .regex(BASE64_CHARACTERS, { error: 'must be base64' })
-      .refine((text) => text.length % 4 === 0, { error: 'must be base64 (its length a multiple of 4)' })
-      .optional(),
+    content: z.optional(
+      z.string().check(
+        z.regex(BASE64_CHARACTERS, { error: 'must be base64' }),
+        z.refine((text) => text.length % 4 === 0, { error: 'must be base64 (its length a multiple of 4)' }),
+      ),
+    ),
     /** Content stored in S3 instead, for files too large for the message. */
-    s3: S3ReferenceSchema.optional(),
+    s3: z.optional(S3ReferenceSchema),
     /** Makes the attachment inline, referable from the HTML as cid:… */
-    contentId: z.string().regex(/^[A-Za-z0-9._@-]{1,100}$/, { error: 'must be 1–100 of A-Z a-z 0-9 . _ @ -' }).optional(),
+    contentId: z.optional(z.string().check(z.regex(/^[A-Za-z0-9._@-]{1,100}$/, { error: 'must be 1–100 of A-Z a-z 0-9 . _ @ -' }))),
   })
-  .refine((a) => (a.content === undefined) !== (a.s3 === undefined), { error: 'needs exactly one of content or s3' });
+  .check(z.refine((a) => (a.content === undefined) !== (a.s3 === undefined), { error: 'needs exactly one of content or s3' }));
 
 const TagsSchema = z
-  .record(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, { error: 'tag names are 1–64 of A-Z a-z 0-9 _ -' }), z.string().regex(/^[A-Za-z0-9_.@-]{1,256}$/, { error: 'tag values are 1–256 of A-Z a-z 0-9 _ . @ -' }))
-  .refine((tags) => Object.keys(tags).length <= 10, { error: 'at most 10 tags' });
+  .record(z.string().check(z.regex(/^[A-Za-z0-9_-]{1,64}$/, { error: 'tag names are 1–64 of A-Z a-z 0-9 _ -' })), z.string().check(z.regex(/^[A-Za-z0-9_.@-]{1,256}$/, { error: 'tag values are 1–256 of A-Z a-z 0-9 _ . @ -' })))
+  .check(z.refine((tags) => Object.keys(tags).length <= 10, { error: 'at most 10 tags' }));
 
 /** Transports a job may ask for; the deployment decides which exist. */
 export const TransportNames = ['smtp', 'ses'] as const;
@@ -114,21 +111,21 @@ export const EmailJobSchema = z
   .strictObject({
     version: z.literal(1, { error: 'must be 1' }),
     /** Producer-assigned; the same key is sent at most once (within the idempotency window). */
-    idempotencyKey: z.string().regex(/^[\x21-\x7e]{1,128}$/, { error: 'must be 1–128 printable ASCII characters without spaces' }),
-    from: MailboxSchema.optional(),
-    to: recipientList.optional(),
-    cc: recipientList.optional(),
-    bcc: recipientList.optional(),
-    replyTo: z.array(MailboxSchema).max(5, { error: 'at most 5 reply-to addresses' }).optional(),
-    subject: headerText(MAX_HEADER_LINE - 80).pipe(z.string().min(1, { error: 'must not be empty' })),
-    text: z.string().optional(),
-    html: z.string().optional(),
-    headers: HeadersSchema.optional(),
-    attachments: z.array(AttachmentSchema).max(MAX_ATTACHMENTS, { error: `at most ${MAX_ATTACHMENTS} attachments` }).optional(),
-    tags: TagsSchema.optional(),
-    transport: z.enum(TransportNames).optional(),
+    idempotencyKey: z.string().check(z.regex(/^[\x21-\x7e]{1,128}$/, { error: 'must be 1–128 printable ASCII characters without spaces' })),
+    from: z.optional(MailboxSchema),
+    to: z.optional(recipientList),
+    cc: z.optional(recipientList),
+    bcc: z.optional(recipientList),
+    replyTo: z.optional(z.array(MailboxSchema).check(z.maxLength(5, { error: 'at most 5 reply-to addresses' }))),
+    subject: z.pipe(headerText(MAX_HEADER_LINE - 80), z.string().check(z.minLength(1, { error: 'must not be empty' }))),
+    text: z.optional(z.string()),
+    html: z.optional(z.string()),
+    headers: z.optional(HeadersSchema),
+    attachments: z.optional(z.array(AttachmentSchema).check(z.maxLength(MAX_ATTACHMENTS, { error: `at most ${MAX_ATTACHMENTS} attachments` }))),
+    tags: z.optional(TagsSchema),
+    transport: z.optional(z.enum(TransportNames)),
   })
-  .superRefine((job, ctx) => {
+  .check(z.superRefine((job, ctx) => {
     const recipients = (job.to?.length ?? 0) + (job.cc?.length ?? 0) + (job.bcc?.length ?? 0);
     if (recipients === 0) ctx.addIssue({ code: 'custom', path: ['to'], message: 'needs at least one recipient in to, cc or bcc' });
     if (recipients > MAX_RECIPIENTS) ctx.addIssue({ code: 'custom', path: ['to'], message: `at most ${MAX_RECIPIENTS} recipients across to, cc and bcc` });
@@ -136,7 +133,7 @@ export const EmailJobSchema = z
     if (inlineAttachmentBytes(job) > MAX_INLINE_ATTACHMENT_BYTES) {
       ctx.addIssue({ code: 'custom', path: ['attachments'], message: `inline attachments exceed ${MAX_INLINE_ATTACHMENT_BYTES} bytes; put large files in S3` });
     }
-  });
+  }));
 
 export type EmailJob = z.infer<typeof EmailJobSchema>;
 export type Mailbox = z.infer<typeof MailboxSchema>;

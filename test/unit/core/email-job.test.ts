@@ -58,6 +58,16 @@ describe('the email job schema', () => {
     expect(result.error?.issues.map((i) => i.message)).toEqual(['inline attachments exceed 524288 bytes; put large files in S3']);
   });
 
+  it.each([
+    [{ idempotencyKey: 5 }, 'idempotencyKey: Invalid input: expected string, received number'],
+    [{ to: 'a@example.net' }, 'to: Invalid input: expected array, received string'],
+    [{ transport: 'fax' }, 'transport: Invalid option: expected one of "smtp"|"ses"'],
+    [{ to: [{ address: 'a@example.net', title: 'Dr' }] }, 'to.0: Unrecognized key: "title"'],
+  ] as const)('says why in words for a wrong type, option or key: %j', async (override, detail) => {
+    const result = await parseJobRecord(JSON.stringify({ ...emailJobFactory(), ...override }));
+    expect(result).toMatchObject({ success: false, reason: 'invalid-job', detail });
+  });
+
   it('says a body is not JSON', async () => {
     const result = await parseJobRecord('{not json');
     expect(result).toMatchObject({ success: false, reason: 'invalid-json' });
