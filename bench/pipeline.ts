@@ -57,6 +57,9 @@ async function drainWith(concurrency: number, count: number, sink: SmtpSink, bef
 
 type Run = { received: number; durationMs: number; latencies: number[]; cpuMs: number };
 
+/** One side of the comparison: its own queue, and one poll of it (a batch received and handled). */
+type Contender = { name: string; queueUrl: string; poll: () => Promise<number>; close: () => Promise<void> };
+
 /** Drains `count` jobs through `poll` at `concurrency` batches at once and measures it. */
 async function measureRun(env: { clients: EmulatorClients; sink: SmtpSink }, queueUrl: string, prefix: string, count: number, concurrency: number, poll: () => Promise<number>): Promise<Run> {
   const { sink } = env;
@@ -105,8 +108,11 @@ export async function benchPipeline(count: number, ceiling: number, concurrencie
   const perRun = Math.ceil(count / rounds);
   const section = `end to end (fauxqs + dynalite in a process of their own, SMTP sink; ${perRun * rounds} jobs each, in ${rounds} alternating rounds; CPU is the function process's, sink included)`;
 
-  /** Ours: the real handler, wired as in production. */
-  const runOurs = async (concurrency: number, label: string, count = perRun): Promise<Run> => {
+  /**
+   * Ours: the real handler, wired as in production. Each contender is built once and kept warm across the rounds, as a
+   * Lambda instance is across its invocations (and the handler's middleware is added to its client once).
+   */
+  const startOurs = async (): Promise<Contender> => {
     const ours = await freshResources(clients);
     const config = loadDispatchConfig({ ...toDispatchEnvironment(ours), DEFAULT_FROM: 'noreply@example.com', SMTP_HOST: sink.host, SMTP_PORT: String(sink.port), SMTP_MAX_CONNECTIONS: String(CONNECTIONS) });
     const logger = new Logger({ serviceName: 'email-dispatch', logLevel: 'ERROR' });
@@ -114,13 +120,13 @@ export async function benchPipeline(count: number, ceiling: number, concurrencie
     (metrics as unknown as { console: { log: () => void } }).console = { log: () => {} } as never;
     const deps = await buildSendEmailDeps(config, clients, { logger, metrics }, { smtpCredentials: { get: async () => credentials }, smtpTls: { ca: cert.cert } });
     const handler = createSendEmailHandler(deps);
-    try {
-      return await measureRun(env, ours.jobsQueueUrl, `ours-${label}`, count, concurrency, async () =>
+    return {
+      name: 'ours',
+      queueUrl: ours.jobsQueueUrl,
+      poll: async () =>
         (await deliverOneBatch({ sqs: clients.sqsClient, queueUrl: ours.jobsQueueUrl, queueArn: ours.jobsQueueArn, handler, functionName: 'send-email', batchSize: 10, maxBatchingWindowSeconds: 0, visibilityTimeoutSeconds: 60, functionTimeoutSeconds: 60, waitTimeSeconds: 0 })).received,
-      );
-    } finally {
-      await deps.dispatch.transports.smtp?.close();
-    }
+      close: async () => deps.dispatch.transports.smtp?.close(),
+    };
   };
 
   /**
@@ -128,12 +134,15 @@ export async function benchPipeline(count: number, ceiling: number, concurrencie
    * lookup, the send and the completion record (the same items Powertools writes: expiry, status, payload hash, the
    * stored result); per batch the outcome events (PublishBatch) and the delete.
    */
-  const runLoop = async (concurrency: number, label: string, count = perRun): Promise<Run> => {
+  const startLoop = async (): Promise<Contender> => {
     const base = await freshResources(clients);
     const publisher = createSnsEventPublisher(clients.sns, base.eventsTopicArn) as Required<EventPublisher>;
     const raw = nodemailer.createTransport({ pool: true, host: sink.host, port: sink.port, secure: false, requireTLS: true, auth: { user: credentials.username, pass: credentials.password }, maxConnections: CONNECTIONS, maxMessages: Infinity, tls: { ca: cert.cert }, logger: false });
-    try {
-      return await measureRun(env, base.jobsQueueUrl, `base-${label}`, count, concurrency, async () => {
+    return {
+      name: 'base',
+      queueUrl: base.jobsQueueUrl,
+      close: async () => raw.close(),
+      poll: async () => {
         // The attributes a consumer with retries needs (receive count, first sent), as Lambda's poller asks for them.
         const r = await clients.sqsClient.send(
           new ReceiveMessageCommand({ QueueUrl: base.jobsQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, VisibilityTimeout: 60, MessageSystemAttributeNames: ['All'], MessageAttributeNames: ['All'] }),
@@ -175,27 +184,29 @@ export async function benchPipeline(count: number, ceiling: number, concurrencie
         if (events.length > 0) await publisher.publishBatch(events);
         if (messages.length > 0) await clients.sqsClient.send(new DeleteMessageBatchCommand({ QueueUrl: base.jobsQueueUrl, Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })) }));
         return messages.length;
-      });
-    } finally {
-      raw.close();
-    }
+      },
+    };
   };
 
+  const runOf = (contender: Contender, concurrency: number, label: string, count = perRun) => measureRun(env, contender.queueUrl, `${contender.name}-${label}`, count, concurrency, contender.poll);
+
+  const contenders = [await startOurs(), await startLoop()] as const;
+  const [ourHandler, loopHandler] = contenders;
   try {
     // One unrecorded run of each first: what a cold process pays is measured under cold start, not here.
-    await runOurs(10, 'warm-up', 200);
-    await runLoop(10, 'warm-up', 200);
+    await runOf(ourHandler, 10, 'warm-up', 200);
+    await runOf(loopHandler, 10, 'warm-up', 200);
     for (const concurrency of concurrencies) {
       const ours: Run[] = [];
       const loop: Run[] = [];
       for (let round = 0; round < rounds; round += 1) {
         const label = `${concurrency}-${round}`;
         if (round % 2 === 0) {
-          ours.push(await runOurs(concurrency, label));
-          loop.push(await runLoop(concurrency, label));
+          ours.push(await runOf(ourHandler, concurrency, label));
+          loop.push(await runOf(loopHandler, concurrency, label));
         } else {
-          loop.push(await runLoop(concurrency, label));
-          ours.push(await runOurs(concurrency, label));
+          loop.push(await runOf(loopHandler, concurrency, label));
+          ours.push(await runOf(ourHandler, concurrency, label));
         }
       }
       const o = combine(ours);
@@ -213,6 +224,7 @@ export async function benchPipeline(count: number, ceiling: number, concurrencie
       );
     }
   } finally {
+    for (const contender of contenders) await contender.close();
     await sink.stop();
     await emulators.stop();
   }

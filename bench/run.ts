@@ -16,7 +16,7 @@ const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(
 console.log(`email-dispatch benchmarks on ${machine}${quick ? ' (quick)' : ''}`);
 
 const { ceiling } = await benchTransport(quick ? 500 : 2000);
-await benchPipeline(quick ? 200 : 2000, ceiling, [1, 2, 5, 10], quick ? 2 : 8);
+await benchPipeline(quick ? 200 : 4000, ceiling, [1, 2, 5, 10], quick ? 2 : 16);
 await benchOverhead();
 await benchMemory();
 await benchColdStart();
