@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { createEmulatorClients, type EmulatorClients } from '#local/emulators.js';
 
-type Endpoints = { fauxqs: string; dynamodb: string; smtp?: { host: string; port: number } };
+type Endpoints = { fauxqs: string; dynamodb: string; ses?: string; smtp?: { host: string; port: number } };
 
 export type BenchEmulators = {
   clients: EmulatorClients;
@@ -22,11 +22,12 @@ function processCpuMs(pid: number): number {
 }
 
 /**
- * Starts fauxqs and dynalite in a child process (bench/emulator-host.ts), and with `smtpSink` a plaintext SMTP sink
- * there too, and builds SDK clients for them.
+ * Starts fauxqs and dynalite in a child process (bench/emulator-host.ts), with `smtpSink` a plaintext SMTP sink and
+ * with `ses` the SES API there too, and builds SDK clients for them.
  */
-export async function startBenchEmulators(options: { smtpSink?: boolean } = {}): Promise<BenchEmulators> {
-  const child = fork(new URL('./emulator-host.ts', import.meta.url), options.smtpSink ? ['--smtp-sink'] : [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+export async function startBenchEmulators(options: { smtpSink?: boolean; ses?: boolean } = {}): Promise<BenchEmulators> {
+  const args = [...(options.smtpSink ? ['--smtp-sink'] : []), ...(options.ses ? ['--ses'] : [])];
+  const child = fork(new URL('./emulator-host.ts', import.meta.url), args, { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const [endpoints] = (await Promise.race([
     once(child, 'message'),
     once(child, 'exit').then(([code]) => {
