@@ -49,6 +49,8 @@ export function parseHeaderBlock(source: Buffer): InboundMessage {
 }
 
 function decodeWords(value: string): string {
+  // Only an RFC 2047 encoded word ("=?charset?B|Q?text?=") needs decoding; most header values have none.
+  if (!value.includes('=?')) return value;
   try {
     return libmime.decodeWords(value);
   } catch {
