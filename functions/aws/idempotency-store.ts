@@ -9,6 +9,8 @@ import { TableKeys } from './table-keys.js';
  * `onTakeover` is told when an attempt replaces an expired INPROGRESS record: the attempt before it died after
  * claiming the job (a crash or a timeout), so the job may already have gone out. Powertools keeps this to itself;
  * asking DynamoDB for the replaced item (ReturnValues ALL_OLD) on the claiming PutItem costs nothing extra.
+ * One hook per client and table: a store made again for them replaces the earlier one's (rather than stacking a
+ * second hook on every request, or failing on the duplicate name).
  */
 export function createIdempotencyStore(client: DynamoDBClient, tableName: string, onTakeover?: (recordId: string) => void) {
   // Only the claiming PutItem on this table is touched; other commands on the shared client pass through.
@@ -22,7 +24,7 @@ export function createIdempotencyStore(client: DynamoDBClient, tableName: string
       if (claiming && old?.status?.S === 'INPROGRESS') onTakeover?.(input.Item?.[TableKeys.idempotency.partitionKey]?.S ?? '');
       return result;
     },
-    { step: 'initialize', name: `idempotencyTakeover:${tableName}` },
+    { step: 'initialize', name: `idempotencyTakeover:${tableName}`, override: true },
   );
   return new DynamoDBPersistenceLayer({
     tableName,

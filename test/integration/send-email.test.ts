@@ -1,6 +1,8 @@
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { simpleParser } from 'mailparser';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
+import { createIdempotencyStore, toIdempotencyRecordId } from '#aws/idempotency-store.js';
 import { createSuppressionStore } from '#aws/suppression-store.js';
 import { hashAddress, toMessageId } from '#core/message-id.js';
 import { createLambdaContext } from '#local/lambda-context.js';
@@ -106,6 +108,23 @@ describe('exactly once', () => {
     const events = await h.events();
     expect(events.map((e) => e.type).sort()).toEqual(['email.delivered', 'email.rejected']);
     expect(events.find((e) => e.type === 'email.rejected')).toMatchObject({ reason: 'idempotency-key-conflict' });
+  });
+
+  it('reports a takeover once when the idempotency store is made again on the same client and table', async () => {
+    // Prepare: the harness's handler already hooks this client and table; a second store for them replaces the hook.
+    h = await startDispatchHarness(aws);
+    const taken: string[] = [];
+    const store = createIdempotencyStore(aws.clients.dynamodb, h.resources.idempotencyTable, (recordId) => taken.push(recordId));
+    store.configure({ config: new IdempotencyConfig({ eventKeyJmesPath: 'idempotencyKey' }), keyPrefix: 'email-job' });
+    const data = { idempotencyKey: 'takeover-1' };
+    await store.saveInProgress(data, 1);
+    await sleep(20);
+
+    // Act: the first claim has expired, as a crashed attempt's would
+    await store.saveInProgress(data, 60_000);
+
+    // Assess
+    expect(taken).toEqual([toIdempotencyRecordId('email-job', 'takeover-1')]);
   });
 
   it('lets a concurrent duplicate wait instead of sending twice', async () => {
