@@ -3,9 +3,9 @@ import { startSmtpSink } from '#local/smtp-sink.js';
 
 /**
  * Runs fauxqs and dynalite (with `--smtp-sink`, a plaintext loopback SMTP sink that counts and discards what it
- * receives; with `--ses`, aws-ses-v2-local) in a process of their own for the benchmarks, as the real services run outside the function: their CPU
- * and memory are not the measured process's. Sends its endpoints to the parent over IPC, answers `count` with the
- * messages received so far, and stops when told to or when the parent goes away.
+ * receives; with `--ses`, aws-ses-v2-local) in a process of their own for the benchmarks, as the real services run
+ * outside the function: their CPU and memory are not the measured process's. Sends its endpoints to the parent over
+ * IPC, answers `count` with the messages received so far, and stops when told to or when the parent goes away.
  */
 const fauxqs = await startFauxqs();
 const dynamo = await startDynalite();

@@ -139,8 +139,9 @@ export async function benchImap(backlog: number) {
       const result = await syncMailbox(deps('Backlog'), { mailboxId: `backlog-${round}`, runId: `b${round}`, stopAtMs: Date.now() + 600_000 });
       return (result.processed / (performance.now() - start)) * 1000;
     };
-    // The least a poller can do with the same I/O: list (UID SEARCH), fetch a chunk (with the envelope instead of parsing), one S3
-    // object, its events (PublishBatch), one checkpoint write; no lease, no classification, no seen markers.
+    // The least a poller can do with the same I/O: list (UID SEARCH), fetch a chunk (with the envelope instead of
+    // parsing), one S3 object, its events (PublishBatch), one checkpoint write; no lease, no classification, no seen
+    // markers.
     const storeRaw = createRawMessageStore(clients.s3, resources.bucket);
     const loopCatchUp = async (round: number) => {
       const start = performance.now();
