@@ -8,7 +8,7 @@ import { createRawMessageStore } from '#aws/raw-message-store.js';
 import { syncMailbox, type SyncDeps } from '#core/sync-mailbox.js';
 import { DEFAULT_SETTINGS } from '#infra/settings.js';
 import { openImapSession } from '#imap/imap-session.js';
-import { parseInbound } from '#imap/parse-inbound.js';
+import { parseInbound } from '#inbound/parse-inbound.js';
 import { startDovecot } from '#local/dovecot.js';
 import { createLocalResources, LOCAL_NAMES } from '#local/resources.js';
 import { localTlsCertificate } from '#local/tls-certificate.js';

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { classifyInbound, type InboundClassification, type InboundMessage } from './classify-inbound.js';
+import { classifyInbound, type InboundClassification, type InboundMessage } from '#inbound/classify-inbound.js';
 import { forEachBounded } from './bounded.js';
 import { createEvent, EventTypes, type DispatchEvent } from './events.js';
 import { hashAddress } from './message-id.js';

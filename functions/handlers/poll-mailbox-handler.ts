@@ -14,7 +14,7 @@ import { PollerMetrics } from '#core/metric-names.js';
 import { syncMailbox, type MailboxStateStore, type SyncDeps, type SyncResult } from '#core/sync-mailbox.js';
 import type { PollerConfig, PolledMailbox } from '#functions/config.js';
 import { openImapSession } from '#imap/imap-session.js';
-import { parseInbound } from '#imap/parse-inbound.js';
+import { parseInbound } from '#inbound/parse-inbound.js';
 
 export type PollMailboxDeps = {
   config: PollerConfig;

@@ -5,7 +5,7 @@ import { createSuppressionStore } from '#aws/suppression-store.js';
 import type { DispatchEvent } from '#core/events.js';
 import type { MailboxStateStore, SyncDeps } from '#core/sync-mailbox.js';
 import { openImapSession, type ImapSettings } from '#imap/imap-session.js';
-import { parseInbound } from '#imap/parse-inbound.js';
+import { parseInbound } from '#inbound/parse-inbound.js';
 import { startDovecot, type DovecotServer } from '#local/dovecot.js';
 import { createLocalResources, LOCAL_NAMES } from '#local/resources.js';
 import { localTlsCertificate } from '#local/tls-certificate.js';

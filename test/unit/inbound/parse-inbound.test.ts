@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { simpleParser } from 'mailparser';
-import { classifyInbound } from '#core/classify-inbound.js';
-import { parseHeaderBlock, parseInbound } from '#imap/parse-inbound.js';
-import { bounceMessage, plainMessage } from '../../support/mail-samples.js';
+import { classifyInbound } from '#inbound/classify-inbound.js';
+import { parseHeaderBlock, parseInbound } from '#inbound/parse-inbound.js';
+import { bounceMessage, plainMessage } from '#test/support/mail-samples.js';
 
 const ordinary: Array<[string, string]> = [
   ['plain, CRLF', plainMessage(1)],

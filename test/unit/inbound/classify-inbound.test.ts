@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { classifyInbound } from '#core/classify-inbound.js';
-import { parseInbound } from '#imap/parse-inbound.js';
+import { classifyInbound } from '#inbound/classify-inbound.js';
+import { parseInbound } from '#inbound/parse-inbound.js';
 
 const report = (type: string, boundary: string, parts: Array<[string, string]>, headers: string[] = []) =>
   [

@@ -2,7 +2,7 @@ import mailsplit from '@zone-eu/mailsplit';
 import libmime from 'libmime';
 import addressparser, { type Address } from 'nodemailer/lib/addressparser';
 import type { AddressObject, HeaderValue } from 'mailparser';
-import type { InboundMessage } from '#core/classify-inbound.js';
+import type { InboundMessage } from './classify-inbound.js';
 
 const REPORT_PARTS = /^(message\/(delivery-status|global-delivery-status|feedback-report|rfc822|rfc822-headers|global)|text\/rfc822-headers)$/;
 
