@@ -1,11 +1,31 @@
+import { BOUNCE_SENDERS, BOUNCE_SUBJECTS, CHALLENGE_PHRASES } from './bounce-families.js';
+import { classifyFailure, type BounceReason } from './bounce-reasons.js';
+import { parseFieldBlocks, readDeliveryStatus, type StatusBlock } from './delivery-status.js';
+import { addressOf, containsAny, enhancedStatusIn, findAddresses, linesOf, messageIdsIn, replyCodeIn } from './mail-text.js';
+import { readTextBounce, type TextBounce } from './text-bounce.js';
+
+export { parseFieldBlocks };
+export type { BounceReason };
+
+/** One MIME part of an inbound message: its type, and its text when it is text or a report (else empty). */
+export type InboundPart = {
+  contentType: string;
+  /** Decoded text (HTML reduced to text); the raw message for an attached message; empty for other parts. */
+  content: string;
+  /** Inside an attached message (the returned original), not part of the report itself. */
+  embedded?: boolean;
+};
+
 /**
- * An inbound message reduced to what classification needs, by the IMAP adapter's parser. Plain data.
- * Header names are lowercase; `parts` are the MIME leaves and attached messages with their raw text.
+ * An inbound message reduced to what classification needs, by the parser. Plain data. Header names are lowercase;
+ * `parts` are the MIME parts in tree order.
  */
 export type InboundMessage = {
   messageId?: string;
   from?: string;
   to: string[];
+  /** Where the message was delivered: Delivered-To, X-Original-To, Envelope-To, then To, deduplicated. */
+  envelopeTo: string[];
   subject?: string;
   date?: Date;
   headers: Record<string, string>;
@@ -13,153 +33,236 @@ export type InboundMessage = {
   contentType: string;
   /** The `report-type` parameter of a multipart/report. */
   reportType?: string;
-  parts: Array<{ contentType: string; content: string }>;
+  parts: InboundPart[];
 };
 
-/** One recipient of a delivery status notification (RFC 3464 2.3). */
+/** One recipient of a bounce or delay report, with why it failed and what that means for it. */
 export type DsnRecipient = {
+  /** The address we sent to (Original-Recipient when the report gives it, else Final-Recipient or the listed one). */
   recipient: string;
   action: 'failed' | 'delayed' | 'delivered' | 'relayed' | 'expanded';
-  /** RFC 3463 status, e.g. `5.1.1`. */
-  status: string;
+  /** RFC 3463 enhanced status, e.g. `5.1.1`, when the report gives one. */
+  status?: string;
+  /** SMTP reply code, e.g. 550, when the report gives one. */
+  replyCode?: number;
+  /** The diagnostic text (the remote server's reply or the MTA's explanation). */
   diagnosticCode?: string;
   remoteMta?: string;
-  /** A permanent failure of the address itself: the recipient goes on the suppression list. */
+  reason: BounceReason;
+  /** The failure is permanent (5.x.x / 5xx, or said to be): sending again will fail again. */
+  permanent: boolean;
+  /** The recipient's own permanent failure (user-unknown, mailbox-disabled): the address goes on the suppression list. */
   suppress: boolean;
 };
 
 /** What the original message was, as the report quotes it: our Message-ID and dispatch id tie it to a job. */
-export type OriginalMessage = { messageId?: string; dispatchId?: string };
+export type OriginalMessage = {
+  /** The Message-ID of the quoted original headers. */
+  messageId?: string;
+  dispatchId?: string;
+  /**
+   * Every Message-ID the report carries for the original: quoted headers, Message-ID lines quoted in the text,
+   * Original-Message-ID, and the report's own In-Reply-To and References; deduplicated, in that order.
+   */
+  messageIds: string[];
+};
 
 export type InboundClassification =
-  | { kind: 'bounce'; reportingMta?: string; recipients: DsnRecipient[]; original: OriginalMessage }
-  | { kind: 'delay'; reportingMta?: string; recipients: DsnRecipient[]; original: OriginalMessage }
+  | { kind: 'bounce'; format: string; reportingMta?: string; recipients: DsnRecipient[]; original: OriginalMessage }
+  | { kind: 'delay'; format: string; reportingMta?: string; recipients: DsnRecipient[]; original: OriginalMessage }
   | { kind: 'complaint'; feedbackType: string; recipients: string[]; suppress: boolean; original: OriginalMessage }
   | { kind: 'auto-reply'; reason: string }
   | { kind: 'message'; note?: string };
 
-const ACTIONS = new Set(['failed', 'delayed', 'delivered', 'relayed', 'expanded']);
-const STATUS = /^([245])\.(\d{1,3})\.(\d{1,3})$/;
+/** message/delivery-status, message/global-delivery-status, and misspellings such as message/xdelivery-status. */
+const isDeliveryStatus = (contentType: string) => contentType.startsWith('message/') && contentType.endsWith('delivery-status');
+const QUOTED_HEADERS = new Set(['text/rfc822-headers', 'message/rfc822-headers', 'message/global-headers', 'message/rfc822', 'message/global']);
 
-/**
- * Splits header-style text into blocks of fields (RFC 3464 2.1: a per-message block, then one per recipient,
- * separated by blank lines). Accepts CRLF, LF or CR line endings and folded lines.
- */
-export function parseFieldBlocks(text: string): Array<Record<string, string>> {
-  const lines = text.replace(/\r\n?/g, '\n').split('\n');
-  const blocks: Array<Record<string, string>> = [];
-  let current: Record<string, string> = {};
-  let last: string | undefined;
-  const flush = () => {
-    if (Object.keys(current).length > 0) blocks.push(current);
-    current = {};
-    last = undefined;
-  };
-  for (const line of lines) {
-    if (line.trim() === '') {
-      flush();
-      continue;
-    }
-    if (/^[ \t]/.test(line) && last) {
-      current[last] += ` ${line.trim()}`;
-      continue;
-    }
-    const colon = line.indexOf(':');
-    if (colon <= 0) continue;
-    last = line.slice(0, colon).trim().toLowerCase();
-    // The first occurrence wins: a repeated field is malformed, not an override.
-    if (current[last] === undefined) current[last] = line.slice(colon + 1).trim();
-    else last = undefined;
+/** The header block of a quoted message or header part, as fields. */
+const quotedFields = (content: string): Record<string, string> => {
+  const blank = /\r?\n\r?\n/.exec(content.slice(0, 256 * 1024));
+  return parseFieldBlocks(blank ? content.slice(0, blank.index) : content)[0] ?? {};
+};
+
+const DISPATCH_ID = /^[a-f0-9]{32}$/;
+
+function originalOf(message: InboundMessage, extraIds: string[] = []): OriginalMessage {
+  const ids: string[] = [];
+  let messageId: string | undefined;
+  let dispatchId: string | undefined;
+  for (const part of message.parts) {
+    if (part.embedded || !QUOTED_HEADERS.has(part.contentType)) continue;
+    const fields = quotedFields(part.content);
+    const id = messageIdsIn(fields['message-id'] ?? '')[0];
+    if (id) ids.push(id);
+    messageId ??= id;
+    const dispatch = fields['x-dispatch-id']?.trim().toLowerCase();
+    if (dispatch && DISPATCH_ID.test(dispatch)) dispatchId ??= dispatch;
   }
-  flush();
-  return blocks;
+  // Headers of the original quoted inline in a plain-text bounce.
+  for (const part of message.parts) {
+    if (part.embedded || !part.contentType.startsWith('text/') || part.contentType === 'text/rfc822-headers') continue;
+    for (const line of linesOf(part.content)) {
+      const trimmed = line.replace(/^[\s>]+/, '');
+      const colon = trimmed.indexOf(':');
+      const name = colon > 0 ? trimmed.slice(0, colon).toLowerCase() : '';
+      if (name === 'message-id' || name === 'original-message-id') ids.push(...messageIdsIn(trimmed.slice(colon + 1)));
+      if (name === 'x-dispatch-id' && DISPATCH_ID.test(trimmed.slice(colon + 1).trim().toLowerCase())) dispatchId ??= trimmed.slice(colon + 1).trim().toLowerCase();
+    }
+  }
+  ids.push(...extraIds, ...messageIdsIn(message.headers['in-reply-to'] ?? ''), ...messageIdsIn(message.headers.references ?? ''));
+  const messageIds = [...new Set(ids)].filter((id) => id !== message.messageId);
+  return { messageId, dispatchId, messageIds };
 }
 
-/** `rfc822; Bob@Example.net` → `Bob@Example.net`; rejects anything that is not a plain address. */
-function addressOf(typed: string | undefined): string | undefined {
-  if (!typed) return undefined;
-  const value = (typed.includes(';') ? typed.slice(typed.indexOf(';') + 1) : typed).trim().replace(/^<|>$/g, '');
-  return /^[^\s@<>",;]+@[^\s@<>",;]+\.[^\s@<>",;]+$/.test(value) ? value : undefined;
+/** What in the message's headers says it comes from a delivery system. */
+function headerSignals(message: InboundMessage) {
+  const from = (message.from ?? '').toLowerCase();
+  const fromHeader = (message.headers.from ?? '').toLowerCase();
+  const returnPath = message.headers['return-path']?.trim();
+  const sender = returnPath === '<>' || BOUNCE_SENDERS.some((s) => from.startsWith(`${s}@`) || fromHeader.includes(s));
+  const subject = containsAny((message.subject ?? '').toLowerCase(), BOUNCE_SUBJECTS);
+  const failedRecipients = findAddresses(message.headers['x-failed-recipients'] ?? '').map((a) => a.address);
+  return { sender, subject, failedRecipients, hasFrom: message.headers.from !== undefined };
 }
 
-/**
- * Whether a permanent failure is about the address itself (and so worth suppressing): bad mailbox or domain
- * (5.1.x), mailbox disabled (5.2.1), no route to the domain (5.4.4). Policy refusals (5.7.x), a full mailbox (5.2.2)
- * or content problems are hard bounces too, but say nothing lasting about the address.
- */
-export function isAddressFailure(status: string): boolean {
-  return /^5\.1\.\d+$/.test(status) || status === '5.2.1' || status === '5.4.4';
+/** The report's human-readable text: its own text/plain parts, or its HTML ones when it has no plain text. */
+function readableText(message: InboundMessage): string {
+  const own = message.parts.filter((p) => !p.embedded);
+  const plain = own.filter((p) => p.contentType === 'text/plain');
+  return (plain.length > 0 ? plain : own.filter((p) => p.contentType === 'text/html')).map((p) => p.content).join('\n\n');
 }
 
-function originalOf(message: InboundMessage): OriginalMessage {
-  const quoted = message.parts.find((p) => p.contentType === 'message/rfc822' || p.contentType === 'text/rfc822-headers' || p.contentType === 'message/rfc822-headers');
-  if (!quoted) return {};
-  const headerText = quoted.content.replace(/\r\n?/g, '\n').split('\n\n')[0] ?? '';
-  const [fields] = parseFieldBlocks(headerText);
+function toRecipient(block: Omit<StatusBlock, 'finalRecipient'>, permanentHint?: boolean): DsnRecipient {
+  const failing = block.action === 'failed' || block.action === 'delayed';
+  const verdict = failing
+    ? classifyFailure({ action: block.action as 'failed' | 'delayed', status: block.status, replyCode: block.replyCode, diagnosticCode: block.diagnosticCode, permanentHint })
+    : { reason: 'unknown' as const, permanent: false, suppress: false };
   return {
-    messageId: fields?.['message-id']?.match(/<[^<>\s]+>/)?.[0],
-    dispatchId: fields?.['x-dispatch-id']?.match(/^[a-f0-9]{32}$/)?.[0],
+    recipient: block.recipient,
+    action: block.action,
+    status: block.status,
+    replyCode: block.replyCode,
+    diagnosticCode: block.diagnosticCode,
+    remoteMta: block.remoteMta,
+    ...verdict,
   };
 }
 
-function classifyDeliveryStatus(message: InboundMessage): InboundClassification {
-  const part = message.parts.find((p) => p.contentType === 'message/delivery-status' || p.contentType === 'message/global-delivery-status');
-  if (!part) return { kind: 'message', note: 'delivery report without a delivery-status part' };
-  const [perMessage, ...perRecipient] = parseFieldBlocks(part.content);
-  const recipients: DsnRecipient[] = [];
-  for (const fields of perRecipient) {
-    const recipient = addressOf(fields['final-recipient']) ?? addressOf(fields['original-recipient']);
-    const action = fields.action?.toLowerCase().split(/[\s(]/)[0] ?? '';
-    const status = fields.status?.match(/^\s*([245]\.\d{1,3}\.\d{1,3})/)?.[1] ?? '';
-    // A block without a recipient, a known action and a well-formed status is not trusted for anything.
-    if (!recipient || !ACTIONS.has(action) || !STATUS.test(status)) continue;
-    const typedAction = action as DsnRecipient['action'];
-    recipients.push({
-      recipient,
-      action: typedAction,
-      status,
-      diagnosticCode: fields['diagnostic-code'],
-      remoteMta: fields['remote-mta'],
-      suppress: typedAction === 'failed' && isAddressFailure(status),
-    });
-  }
-  const reportingMta = perMessage?.['reporting-mta'];
-  const original = originalOf(message);
-  if (recipients.some((r) => r.action === 'failed')) return { kind: 'bounce', reportingMta, recipients: recipients.filter((r) => r.action === 'failed'), original };
-  if (recipients.some((r) => r.action === 'delayed')) return { kind: 'delay', reportingMta, recipients, original };
-  return { kind: 'message', note: recipients.length > 0 ? 'delivery report without failures' : 'delivery report without a usable recipient' };
+/** The failed recipients a plain-text bounce lists (and X-Failed-Recipients names), classified. */
+function textRecipients(text: TextBounce | undefined, failedHeader: string[], action: 'failed' | 'delayed'): DsnRecipient[] {
+  const listed: TextBounce['recipients'] = [...(text?.recipients ?? [])];
+  for (const address of failedHeader) if (!listed.some((r) => r.address.toLowerCase() === address.toLowerCase())) listed.push({ address });
+  return listed.map(({ address, diagnostic, permanentHint }) => {
+    const status = diagnostic ? enhancedStatusIn(diagnostic) : undefined;
+    const replyCode = diagnostic ? replyCodeIn(diagnostic, status) : undefined;
+    return toRecipient({ recipient: address, action, status, replyCode, diagnosticCode: diagnostic }, permanentHint ?? text?.permanentHint);
+  });
 }
 
-function classifyFeedbackReport(message: InboundMessage): InboundClassification {
-  const part = message.parts.find((p) => p.contentType === 'message/feedback-report');
-  if (!part) return { kind: 'message', note: 'feedback report without a feedback-report part' };
-  const [fields] = parseFieldBlocks(part.content);
+/** The classification of a report whose recipients are known, as a bounce (any failed) or a delay (only delayed). */
+function toReport(format: string, recipients: DsnRecipient[], original: OriginalMessage, reportingMta?: string): InboundClassification {
+  const failed = recipients.filter((r) => r.action === 'failed');
+  if (failed.length > 0) return { kind: 'bounce', format, reportingMta, recipients: failed, original };
+  return { kind: 'delay', format, reportingMta, recipients: recipients.filter((r) => r.action === 'delayed'), original };
+}
+
+function classifyDeliveryStatus(message: InboundMessage, content: string, text: TextBounce | undefined): InboundClassification | undefined {
+  const report = readDeliveryStatus(content);
+  if (report.blocks.length === 0) return undefined;
+  // The human-readable part often says more than the fields (an Exim "5.0.0" with "550 No such user here" below).
+  const said = new Map((text?.recipients ?? []).map((r) => [r.address.toLowerCase(), r.diagnostic]));
+  const recipients = report.blocks.map((block) => {
+    const diagnosticCode = block.diagnosticCode ?? said.get(block.recipient.toLowerCase()) ?? said.get(block.finalRecipient.toLowerCase());
+    const status = block.status ?? (diagnosticCode ? enhancedStatusIn(diagnosticCode) : undefined);
+    const replyCode = block.replyCode ?? (diagnosticCode ? replyCodeIn(diagnosticCode, status) : undefined);
+    return toRecipient({ ...block, diagnosticCode, status, replyCode }, text?.permanentHint);
+  });
+  const original = originalOf(message, report.originalMessageIds);
+  if (!recipients.some((r) => r.action === 'failed' || r.action === 'delayed')) return { kind: 'message', note: 'delivery report without failures' };
+  return toReport('delivery-status', recipients, original, report.reportingMta);
+}
+
+function classifyFeedbackReport(message: InboundMessage, content: string): InboundClassification {
+  const [fields] = parseFieldBlocks(content);
   const feedbackType = fields?.['feedback-type']?.toLowerCase().trim();
   if (!feedbackType) return { kind: 'message', note: 'feedback report without a Feedback-Type' };
   // RFC 5965 3.1: Original-Rcpt-To may repeat; parseFieldBlocks keeps the first, so read them all again here.
-  const rcpts = [...part.content.matchAll(/^original-rcpt-to:\s*(.+)$/gim)].map((m) => addressOf(m[1]?.trim())).filter((a): a is string => !!a);
-  let recipients = rcpts;
+  const recipients: string[] = [];
+  for (const line of linesOf(content)) {
+    const colon = line.indexOf(':');
+    if (colon > 0 && line.slice(0, colon).trim().toLowerCase() === 'original-rcpt-to') {
+      const address = addressOf(line.slice(colon + 1).trim());
+      if (address) recipients.push(address);
+    }
+  }
   if (recipients.length === 0) {
-    const quoted = message.parts.find((p) => p.contentType === 'message/rfc822' || p.contentType === 'text/rfc822-headers');
-    const [headers] = parseFieldBlocks((quoted?.content ?? '').replace(/\r\n?/g, '\n').split('\n\n')[0] ?? '');
-    recipients = (headers?.to ?? '').split(',').map((a) => addressOf(a.match(/<([^<>]+)>/)?.[1] ?? a.trim())).filter((a): a is string => !!a);
+    const quoted = message.parts.find((p) => !p.embedded && QUOTED_HEADERS.has(p.contentType));
+    const to = quoted ? quotedFields(quoted.content).to ?? '' : '';
+    recipients.push(...to.split(',').map((a) => addressOf(a.trim())).filter((a): a is string => !!a));
   }
   return { kind: 'complaint', feedbackType, recipients, suppress: feedbackType === 'abuse' || feedbackType === 'fraud', original: originalOf(message) };
 }
 
-/**
- * Classifies an inbound message: a delivery status notification (RFC 3464), a complaint (ARF, RFC 5965), an
- * automatic reply (RFC 3834), or ordinary mail. Only a well-formed report can ever lead to a suppression.
- */
-export function classifyInbound(message: InboundMessage): InboundClassification {
-  if (message.contentType === 'multipart/report') {
-    if (message.reportType === 'delivery-status' || message.reportType === 'global-delivery-status') return classifyDeliveryStatus(message);
-    if (message.reportType === 'feedback-report') return classifyFeedbackReport(message);
-  }
+function classifyAutoReply(message: InboundMessage): InboundClassification | undefined {
   const autoSubmitted = message.headers['auto-submitted']?.toLowerCase().trim();
   if (autoSubmitted && autoSubmitted !== 'no') return { kind: 'auto-reply', reason: `Auto-Submitted: ${autoSubmitted.split(';')[0]}` };
   if (message.headers['x-autoreply'] || message.headers['x-autorespond']) return { kind: 'auto-reply', reason: 'X-Autoreply' };
   const precedence = message.headers.precedence?.toLowerCase().trim();
   if (precedence === 'auto_reply') return { kind: 'auto-reply', reason: 'Precedence: auto_reply' };
-  return { kind: 'message' };
+  return undefined;
+}
+
+/**
+ * Classifies an inbound message: a delivery report (RFC 3464, wherever it sits in the MIME tree, or a plain-text
+ * bounce in one of the families of bounce-families.ts), a complaint (ARF, RFC 5965), an automatic reply (RFC 3834),
+ * or ordinary mail. Bounce signals come first (a delivery-status part, X-Failed-Recipients, a delivery system's
+ * sender, a bounce subject or body), Auto-Submitted second: Exim marks its bounces auto-replied.
+ */
+export function classifyInbound(message: InboundMessage): InboundClassification {
+  const own = message.parts.filter((p) => !p.embedded);
+  const feedback = own.find((p) => p.contentType === 'message/feedback-report');
+  if (feedback) return classifyFeedbackReport(message, feedback.content);
+  if (message.contentType === 'multipart/report' && message.reportType === 'feedback-report') {
+    return { kind: 'message', note: 'feedback report without a feedback-report part' };
+  }
+
+  const signals = headerSignals(message);
+  const readable = readableText(message);
+  const exclude = new Set([message.from, ...message.to, ...message.envelopeTo].filter((a): a is string => !!a).map((a) => a.toLowerCase()));
+  const text = readable ? readTextBounce(readable, exclude) : undefined;
+  const fromDeliverySystem = signals.sender || signals.subject || signals.failedRecipients.length > 0;
+  // Challenge/response systems send what looks like a delivery report (Boxbe: "Action: failed", "Status: 4.7.0").
+  if (containsAny(readable.slice(0, 64 * 1024).toLowerCase(), CHALLENGE_PHRASES) && signals.failedRecipients.length === 0) {
+    return { kind: 'auto-reply', reason: 'challenge-response' };
+  }
+
+  // The report's own delivery-status parts, or, from a delivery system, those inside an attached message; the first
+  // that names a recipient is the report.
+  const statusParts = (fromDeliverySystem ? message.parts : own).filter((p) => isDeliveryStatus(p.contentType));
+  statusParts.sort((a, b) => Number(a.embedded ?? false) - Number(b.embedded ?? false));
+  for (const part of statusParts) {
+    const report = classifyDeliveryStatus(message, part.content, text);
+    if (report) return report;
+  }
+  const statusPart = statusParts.length > 0;
+
+  // A plain-text bounce: the body of a known family, X-Failed-Recipients, or a delivery system's sender and subject.
+  // A body that reads like a bounce but comes from a person (a forwarded bounce) is not one.
+  const bodySays = !!text?.family && (!signals.hasFrom || fromDeliverySystem);
+  const recipients = textRecipients(text, signals.failedRecipients, text?.delay ? 'delayed' : 'failed');
+  const coded = recipients.some((r) => r.replyCode !== undefined || r.status !== undefined);
+  const explained = recipients.some((r) => r.diagnosticCode !== undefined);
+  const headersSay =
+    signals.failedRecipients.length > 0 ||
+    (signals.sender && signals.subject) ||
+    ((signals.sender || signals.subject) && (!!text?.generic || explained)) ||
+    // A bare body (no headers at all) with bounce words and a recipient with an SMTP reply.
+    (!signals.hasFrom && !!text?.generic && coded);
+  if (bodySays || headersSay || statusPart) {
+    const original = originalOf(message);
+    if (recipients.length > 0) return toReport(text?.family ?? 'text', recipients, original);
+    return text?.delay ? { kind: 'delay', format: text.family ?? 'text', recipients: [], original } : { kind: 'bounce', format: text?.family ?? 'text', recipients: [], original };
+  }
+  return classifyAutoReply(message) ?? { kind: 'message' };
 }

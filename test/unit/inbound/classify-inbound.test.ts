@@ -65,7 +65,6 @@ const malformed = {
   unknownAction: report('delivery-status', 'X', [['message/delivery-status', 'Reporting-MTA: dns; mx\r\n\r\nFinal-Recipient: rfc822; a@example.net\r\nAction: exploded\r\nStatus: 5.1.1']]),
   noRecipient: report('delivery-status', 'X', [['message/delivery-status', 'Reporting-MTA: dns; mx\r\n\r\nAction: failed\r\nStatus: 5.1.1']]),
   badAddress: report('delivery-status', 'X', [['message/delivery-status', 'Reporting-MTA: dns; mx\r\n\r\nFinal-Recipient: rfc822; not an address\r\nAction: failed\r\nStatus: 5.1.1']]),
-  qmailText: ['From: MAILER-DAEMON@mx.example.net', 'Subject: failure notice', '', "Hi. This is the qmail-send program.", '<gone@example.net>:', 'Sorry, no mailbox here by that name. (#5.1.1)', ''].join('\r\n'),
   vacation: ['From: bob@example.net', 'Subject: Out of office', 'Auto-Submitted: auto-replied', '', 'I am away. Final-Recipient: rfc822; x@example.net Action: failed Status: 5.1.1', ''].join('\r\n'),
   personMentioningBounce: ['From: carol@example.net', 'Subject: Re: did it bounce?', 'Content-Type: text/plain', '', 'Action: failed\r\nStatus: 5.1.1\r\nFinal-Recipient: rfc822; x@example.net', ''].join('\r\n'),
 };
@@ -75,18 +74,19 @@ const classify = async (raw: string) => classifyInbound(await parseInbound(Buffe
 describe('classifying real-world delivery reports', () => {
   for (const ending of ['\r\n', '\n']) {
     const label = ending === '\n' ? 'LF' : 'CRLF';
-    it(`reads Postfix, Exim, Office 365 and Gmail bounces as suppressing hard bounces (${label})`, async () => {
+    it(`reads Postfix, Exim, Office 365 and Gmail bounces with their reasons (${label})`, async () => {
       const results = await Promise.all([samples.postfix, samples.exim, samples.office365, samples.gmail].map((s) => classify(withEndings(s, ending))));
       expect(results.map((r) => r.kind)).toEqual(['bounce', 'bounce', 'bounce', 'bounce']);
       const recipients = results.flatMap((r) => (r.kind === 'bounce' ? r.recipients : []));
-      expect(recipients.map((r) => [r.recipient, r.status, r.suppress])).toEqual([
-        ['gone@example.net', '5.1.1', true],
-        ['nobody@example.org', '5.0.0', false],
-        ['user@contoso.example', '5.1.10', true],
-        ['typo@gmial.example', '5.4.4', true],
+      // Exim's 5.0.0 says "No such user": a user-unknown. A domain without MX is no reason to suppress on one report.
+      expect(recipients.map((r) => [r.recipient, r.status, r.replyCode, r.reason, r.permanent, r.suppress])).toEqual([
+        ['gone@example.net', '5.1.1', 550, 'user-unknown', true, true],
+        ['nobody@example.org', '5.0.0', 550, 'user-unknown', true, true],
+        ['user@contoso.example', '5.1.10', 550, 'user-unknown', true, true],
+        ['typo@gmial.example', '5.4.4', undefined, 'host-unknown', true, false],
       ]);
-      expect(results[0]).toMatchObject({ original: { messageId: '<m1@example.com>', dispatchId: '0123456789abcdef0123456789abcdef' } });
-      expect(recipients[0]?.diagnosticCode).toBe('smtp; 550 5.1.1 <gone@example.net>: Recipient address rejected: User unknown in local recipient table');
+      expect(results[0]).toMatchObject({ original: { messageId: '<m1@example.com>', dispatchId: '0123456789abcdef0123456789abcdef', messageIds: ['<m1@example.com>'] } });
+      expect(recipients[0]?.diagnosticCode).toBe('550 5.1.1 <gone@example.net>: Recipient address rejected: User unknown in local recipient table');
     });
   }
 
@@ -105,6 +105,16 @@ describe('classifying real-world delivery reports', () => {
   it('reads an ARF abuse report as a suppressing complaint, and not-spam as a harmless one', async () => {
     expect(await classify(samples.complaint)).toMatchObject({ kind: 'complaint', feedbackType: 'abuse', recipients: ['annoyed@example.net'], suppress: true, original: { dispatchId: 'fedcba9876543210fedcba9876543210' } });
     expect(await classify(samples.notSpam)).toMatchObject({ kind: 'complaint', feedbackType: 'not-spam', suppress: false });
+  });
+});
+
+describe('plain-text bounces', () => {
+  it('reads a qmail bounce and suppresses its unknown user', async () => {
+    const raw = ['From: MAILER-DAEMON@mx.example.net', 'Subject: failure notice', '', 'Hi. This is the qmail-send program at mx.example.net.', '<gone@example.net>:', 'Sorry, no mailbox here by that name. (#5.1.1)', ''].join('\r\n');
+
+    const result = await classify(raw);
+
+    expect(result).toMatchObject({ kind: 'bounce', format: 'qmail', recipients: [{ recipient: 'gone@example.net', status: '5.1.1', reason: 'user-unknown', permanent: true, suppress: true }] });
   });
 });
 

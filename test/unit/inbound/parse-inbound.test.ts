@@ -45,7 +45,7 @@ describe('parsing an inbound message by its header block', () => {
     const parsed = await parseInbound(Buffer.from(bounceMessage('gone@example.net')));
 
     expect(parsed.contentType).toBe('multipart/report');
-    expect(parsed.parts.map((p) => p.contentType)).toEqual(['message/delivery-status', 'text/rfc822-headers']);
+    expect(parsed.parts.map((p) => p.contentType)).toEqual(['text/plain', 'message/delivery-status', 'text/rfc822-headers']);
     expect(classifyInbound(parsed)).toMatchObject({ kind: 'bounce', recipients: [{ recipient: 'gone@example.net', status: '5.1.1' }] });
   });
 });

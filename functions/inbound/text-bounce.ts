@@ -1,0 +1,169 @@
+import { BOUNCE_FAMILIES, ORIGINAL_STARTS, type BounceFamily } from './bounce-families.js';
+import { containsAny, findAddresses, firstOf, linesOf, type FoundAddress } from './mail-text.js';
+
+/** What the human-readable text of a bounce says, as the family tables read it. */
+export type TextBounce = {
+  /** The first specific family whose markers the text carries; undefined when only generic words matched. */
+  family?: string;
+  /** Generic bounce words (undeliverable, could not be delivered…) are in the text. */
+  generic: boolean;
+  /** The text says delivery is still being tried. */
+  delay: boolean;
+  /** What the text says about permanence, when it says anything. */
+  permanentHint?: boolean;
+  recipients: Array<{ address: string; diagnostic?: string; permanentHint?: boolean }>;
+};
+
+const GENERIC = BOUNCE_FAMILIES.find((f) => f.name === 'generic') as BounceFamily;
+const SPECIFIC = BOUNCE_FAMILIES.filter((f) => f !== GENERIC);
+const DIAGNOSTIC_STARTS = [...new Set(BOUNCE_FAMILIES.flatMap((f) => f.diagnosticStarts ?? []))];
+const RECIPIENT_PHRASES = [...new Set(BOUNCE_FAMILIES.flatMap((f) => f.recipientPhrases ?? []))];
+
+/** A recipient named inside a sentence ("Your message to <addr> couldn't be delivered."): the address after the phrase. */
+function recipientInSentence(line: string): { address: string; rest: string } | undefined {
+  const lower = line.toLowerCase();
+  const phrase = firstOf(lower, RECIPIENT_PHRASES);
+  if (!phrase) return undefined;
+  const after = phrase.at + phrase.phrase.length;
+  const [found] = findAddresses(line.slice(after, after + 300), 1);
+  if (!found || line.slice(after, after + found.start).trim().replace('<', '') !== '') return undefined;
+  return { address: found.address, rest: line.slice(after + found.end).replace(/^[>'"\s.:]+/, '').trim() };
+}
+
+/** What may stand before an address that begins a recipient line (lowercase, trimmed). */
+const RECIPIENT_PREFIXES = new Set(['', '<', '"', "'", '<<', 'mailto:', '<mailto:', '*', '-', 'failed to deliver to', 'failed to deliver to \'',
+  'failed to deliver to \'<', 'recipient:', 'recipient: <', 'rcpt to:', 'rcpt to: <',
+  'to:', 'to: <', 'address:', 'user', 'user <']);
+/** Characters that close the address's brackets or quotes. */
+const CLOSERS = '>"\']';
+
+/** A diagnostic keeps at most this many characters. */
+const DIAGNOSTIC_CHARS = 1000;
+
+const isReplyLine = (prefix: string): boolean => {
+  // A reply line of a session transcript naming the recipient: "<<< 550 5.1.1 <bob@example.net>... User unknown".
+  let p = prefix.startsWith('<<<') || prefix.startsWith('>>>') ? prefix.slice(3).trim() : prefix;
+  if (p.endsWith('<')) p = p.slice(0, -1).trim();
+  const code = p.slice(0, 3);
+  if (!/^[245]\d\d$/.test(code) || (p.length > 3 && p[3] !== ' ' && p[3] !== '-')) return false;
+  const rest = p.slice(4).trim();
+  return rest === '' || /^[245]\.\d{1,3}\.\d{1,3}$/.test(rest);
+};
+
+/**
+ * Whether `line` lists a failed recipient: an address at its start (after a bracket, quote or a known label), then
+ * nothing, a colon and the diagnostic, a parenthesis, `...` (Sendmail), `<mailto:` (Exchange), or a transcript
+ * reply. Returns the address (the original one for Postfix's "(expanded from <…>)") and the rest of the line.
+ */
+function recipientLine(line: string): { address: string; rest: string } | undefined {
+  const found = findAddresses(line, 3);
+  const first = found[0];
+  if (!first) return undefined;
+  const prefix = line.slice(0, first.start).trim().toLowerCase();
+  if (isReplyLine(prefix)) return { address: first.address, rest: line.trim() };
+  if (!RECIPIENT_PREFIXES.has(prefix)) return undefined;
+  let suffix = line.slice(first.end);
+  while (suffix && CLOSERS.includes(suffix[0] as string)) suffix = suffix.slice(1);
+  const trimmed = suffix.trim();
+  const lower = trimmed.toLowerCase();
+  if (trimmed === '' || lower.startsWith('<mailto:') || lower.startsWith('on ')) return { address: first.address, rest: '' };
+  if (trimmed.startsWith(':')) return { address: first.address, rest: trimmed.slice(1).trim() };
+  if (trimmed.startsWith('...')) return { address: first.address, rest: trimmed.slice(3).trim() };
+  if (trimmed.startsWith('(')) {
+    const close = trimmed.indexOf(')');
+    const after = close >= 0 ? trimmed.slice(close + 1).trim() : '';
+    const expanded = lower.startsWith('(expanded from') ? (found[1] as FoundAddress | undefined)?.address : undefined;
+    return { address: expanded ?? first.address, rest: after.startsWith(':') ? after.slice(1).trim() : '' };
+  }
+  return undefined;
+}
+
+/**
+ * Reads a bounce's human-readable text with the family tables: which family wrote it, the failed recipients each
+ * with the diagnostic that follows it (on its line, on the lines below it up to a blank line, or after a
+ * family's diagnostic heading), and whether it is a delay warning. Reads only up to where the returned message
+ * is quoted. `exclude` holds addresses that are not recipients (the report's own sender and receiver).
+ */
+export function readTextBounce(text: string, exclude: ReadonlySet<string>): TextBounce {
+  const fullLower = text.toLowerCase();
+  const cut = firstOf(fullLower, ORIGINAL_STARTS);
+  const body = cut ? text.slice(0, cut.at) : text;
+  const lower = cut ? fullLower.slice(0, cut.at) : fullLower;
+  const families = SPECIFIC.filter((f) => containsAny(lower, f.markers));
+  const considered = [...families, GENERIC];
+  const permanentMarkers = considered.flatMap((f) => f.permanentMarkers ?? []);
+  const temporaryMarkers = considered.flatMap((f) => f.temporaryMarkers ?? []);
+  const permanent = containsAny(lower, permanentMarkers);
+  const temporary = containsAny(lower, temporaryMarkers);
+  const permanentHint = permanent ? true : temporary ? false : undefined;
+  // What a recipient's own diagnostic says ("retry timeout exceeded") beats what the report says as a whole.
+  const hintFor = (diagnostic: string | undefined) => {
+    const said = diagnostic?.toLowerCase() ?? '';
+    return containsAny(said, temporaryMarkers) ? false : containsAny(said, permanentMarkers) ? true : permanentHint;
+  };
+  const delayWords = considered.some((f) => containsAny(lower, f.delayMarkers ?? []));
+
+  const recipients = new Map<string, { address: string; diagnostic: string[] }>();
+  const lines = linesOf(body);
+  let current: Array<{ address: string; diagnostic: string[] }> = [];
+  let currentIndent = 0;
+  let heading = false;
+  const append = (targets: typeof current, piece: string) => {
+    for (const t of targets) if (piece && t.diagnostic.join(' ').length < DIAGNOSTIC_CHARS) t.diagnostic.push(piece);
+  };
+  for (const line of lines) {
+    const trimmed = line.trim();
+    if (trimmed === '') {
+      // A heading's text, or the explanation of a recipient listed alone, may follow after a blank line.
+      if (!heading && !current.every((r) => r.diagnostic.length === 0)) current = [];
+      heading = false;
+      continue;
+    }
+    const indent = line.length - line.trimStart().length;
+    const start = firstOf(trimmed.toLowerCase(), DIAGNOSTIC_STARTS);
+    if (start && start.at === 0) {
+      const all = [...recipients.values()];
+      const lacking = all.filter((r) => r.diagnostic.length === 0);
+      current = current.length > 0 ? current : lacking.length > 0 ? lacking : all.slice(-1);
+      append(current, trimmed.slice(start.phrase.length).replace(/^[\s:]+/, ''));
+      heading = true;
+      continue;
+    }
+    // A line indented deeper than the recipient's own continues its diagnostic, whatever it names.
+    const continues = current.length > 0 && !heading && indent > currentIndent;
+    const listed = continues ? undefined : recipientLine(line);
+    if (listed && !exclude.has(listed.address.toLowerCase()) && !listed.address.toLowerCase().startsWith('mailer-daemon@')) {
+      const key = listed.address.toLowerCase();
+      const entry = recipients.get(key) ?? { address: listed.address, diagnostic: [] };
+      recipients.set(key, entry);
+      // A recipient listed again (in a transcript, under "for administrators") gets what is said there too.
+      if (!heading || !current.includes(entry)) current = [entry];
+      currentIndent = indent;
+      heading = false;
+      append(current, listed.rest);
+      continue;
+    }
+    append(current, trimmed);
+  }
+  // No recipient listed on a line of its own: one named in a sentence, with what the lines after it say.
+  if (recipients.size === 0) {
+    let named: { address: string; diagnostic: string[] } | undefined;
+    for (const line of lines) {
+      const sentence = recipientInSentence(line);
+      if (!named && sentence && !exclude.has(sentence.address.toLowerCase())) {
+        named = { address: sentence.address, diagnostic: sentence.rest ? [sentence.rest] : [] };
+        recipients.set(sentence.address.toLowerCase(), named);
+      } else if (named && line.trim() && named.diagnostic.join(' ').length < DIAGNOSTIC_CHARS) named.diagnostic.push(line.trim());
+    }
+  }
+  return {
+    family: families[0]?.name,
+    generic: containsAny(lower, GENERIC.markers),
+    delay: delayWords && !permanent,
+    permanentHint,
+    recipients: [...recipients.values()].map((r) => {
+      const diagnostic = r.diagnostic.length > 0 ? r.diagnostic.join(' ').slice(0, DIAGNOSTIC_CHARS) : undefined;
+      return { address: r.address, diagnostic, permanentHint: hintFor(diagnostic) };
+    }),
+  };
+}

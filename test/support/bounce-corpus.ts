@@ -1,0 +1,104 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** One labelled message of a corpus (`labels.json`, schema in the corpus README). */
+export type CorpusLabel = {
+  file: string;
+  is_bounce: boolean;
+  kind: 'bounce' | 'delayed' | 'complaint' | 'auto-reply' | 'other';
+  recipients: string[];
+  final_recipients?: string[];
+  permanent: boolean | null;
+  reason: string | null;
+  mta?: string | null;
+  format?: string;
+};
+
+/** What a classifier said about one message, reduced to what the corpus measures. */
+export type CorpusVerdict = {
+  kind: string;
+  recipients: Array<{ address: string; permanent?: boolean; reason?: string; suppress: boolean }>;
+};
+
+export type CorpusFigures = {
+  messages: number;
+  bounces: number;
+  detected: number;
+  recipientsLabelled: number;
+  recipientsFound: number;
+  permanentLabelled: number;
+  permanentAgreed: number;
+  /** Suppressions of a recipient whose failure is not its own permanent one (by the label). */
+  falseSuppressions: number;
+  /** Suppressions for the reasons that mean our own setup or reputation: must be 0. */
+  ourSideSuppressions: number;
+  nonBouncesFlagged: number;
+  misses: Array<{ file: string; problem: string }>;
+};
+
+/** The labelled reasons for which a suppression is right: the recipient's own permanent failures. */
+const SUPPRESSIBLE = new Set(['user-unknown', 'mailbox-disabled', 'host-unknown']);
+const OUR_SIDE = new Set(['sender-problem', 'policy-or-blocked', 'rate-limited', 'spam-or-content']);
+
+export function readCorpus(dir: string): CorpusLabel[] {
+  return JSON.parse(readFileSync(join(dir, 'labels.json'), 'utf8')) as CorpusLabel[];
+}
+
+/** Runs `classify` over every labelled message of the corpus in `dir` and counts how it agrees with the labels. */
+export async function measureCorpus(dir: string, classify: (source: Buffer) => Promise<CorpusVerdict>, labels = readCorpus(dir)): Promise<CorpusFigures> {
+  const f: CorpusFigures = { messages: 0, bounces: 0, detected: 0, recipientsLabelled: 0, recipientsFound: 0, permanentLabelled: 0, permanentAgreed: 0, falseSuppressions: 0, ourSideSuppressions: 0, nonBouncesFlagged: 0, misses: [] };
+  for (const label of labels) {
+    f.messages += 1;
+    let verdict: CorpusVerdict;
+    try {
+      verdict = await classify(readFileSync(join(dir, label.file)));
+    } catch (error) {
+      verdict = { kind: `error: ${(error as Error).message}`, recipients: [] };
+    }
+    const flagged = verdict.kind === 'bounce' || verdict.kind === 'delay';
+    const suppressed = verdict.recipients.filter((r) => r.suppress);
+    if (!label.is_bounce) {
+      if (flagged || suppressed.length > 0) {
+        f.nonBouncesFlagged += 1;
+        f.misses.push({ file: label.file, problem: `non-bounce read as ${verdict.kind}` });
+      }
+      continue;
+    }
+    f.bounces += 1;
+    if (flagged) f.detected += 1;
+    else f.misses.push({ file: label.file, problem: `not detected (${verdict.kind})` });
+    const found = new Set(verdict.recipients.map((r) => r.address.toLowerCase()));
+    label.recipients.forEach((address, i) => {
+      f.recipientsLabelled += 1;
+      const final = label.final_recipients?.[i];
+      if (found.has(address.toLowerCase()) || (final && found.has(final.toLowerCase()))) f.recipientsFound += 1;
+      else if (flagged) f.misses.push({ file: label.file, problem: `recipient ${address} not found` });
+    });
+    if (label.permanent !== null) {
+      f.permanentLabelled += 1;
+      const permanent = verdict.recipients[0]?.permanent;
+      if (flagged && permanent === label.permanent) f.permanentAgreed += 1;
+      else if (flagged) f.misses.push({ file: label.file, problem: `permanent ${String(permanent)}, labelled ${String(label.permanent)}` });
+    }
+    if (suppressed.length > 0) {
+      const wrong = label.permanent === false || !SUPPRESSIBLE.has(label.reason ?? '') || label.kind === 'delayed';
+      if (wrong) {
+        f.falseSuppressions += suppressed.length;
+        f.misses.push({ file: label.file, problem: `suppressed, labelled ${label.reason ?? 'no reason'}` });
+      }
+      if (OUR_SIDE.has(label.reason ?? '')) f.ourSideSuppressions += suppressed.length;
+    }
+  }
+  return f;
+}
+
+const percent = (part: number, whole: number) => (whole === 0 ? 100 : Math.round((part / whole) * 1000) / 10);
+
+export const detectedPercent = (f: CorpusFigures) => percent(f.detected, f.bounces);
+export const recipientsPercent = (f: CorpusFigures) => percent(f.recipientsFound, f.recipientsLabelled);
+export const permanentPercent = (f: CorpusFigures) => percent(f.permanentAgreed, f.permanentLabelled);
+
+/** The one summary line a corpus run prints. */
+export function summaryOf(f: CorpusFigures): string {
+  return `bounce corpus: ${f.messages} messages, detected ${detectedPercent(f)} %, recipients ${recipientsPercent(f)} %, permanent/temporary ${permanentPercent(f)} %, false suppressions ${f.falseSuppressions}, non-bounces flagged ${f.nonBouncesFlagged}`;
+}
