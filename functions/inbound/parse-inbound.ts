@@ -114,9 +114,6 @@ function readHeaders(walk: Walk, start: number, end: number, lenient: boolean): 
   };
   while (pos < end) {
     const [lineEnd, next] = lineAt(s, pos, end);
-    if (lineEnd - blockStart > limits.maxHeaderBytes) {
-      throw new UnparsableMessageError(UnparsableReasons.headerTooLarge, limits.maxHeaderBytes, `a header block over ${limits.maxHeaderBytes} bytes`);
-    }
     if (lineEnd === pos) {
       flush();
       return { fields, bodyStart: next };
@@ -140,6 +137,9 @@ function readHeaders(walk: Walk, start: number, end: number, lenient: boolean): 
       const key = s.slice(pos, colon).trim().toLowerCase();
       if (size > limits.maxFieldBytes) throw new UnparsableMessageError(UnparsableReasons.fieldTooLarge, limits.maxFieldBytes, `${key} over ${limits.maxFieldBytes} bytes`);
       current = { key, parts: [s.slice(colon + 1, lineEnd)], size };
+    }
+    if (lineEnd - blockStart > limits.maxHeaderBytes) {
+      throw new UnparsableMessageError(UnparsableReasons.headerTooLarge, limits.maxHeaderBytes, `a header block over ${limits.maxHeaderBytes} bytes`);
     }
     pos = next;
   }
@@ -215,6 +215,8 @@ function walkEntity(walk: Walk, entity: Entity, end: number, depth: number, embe
       for (const [childStart, childEnd] of children) walkEntity(walk, readHeaders(walk, childStart, childEnd, false), childEnd, depth + 1, embedded);
       return;
     }
+    walk.parts.push({ contentType: 'text/plain', content: takeText(walk, entity.bodyStart, end, encoding, undefined), embedded });
+    return;
   }
   if (ATTACHED_MESSAGES.has(contentType) && (encoding === '' || encoding === '7bit' || encoding === '8bit' || encoding === 'binary')) {
     walk.parts.push({ contentType, content: takeText(walk, entity.bodyStart, end, '', 'utf-8'), embedded });
