@@ -1,4 +1,4 @@
-import type { MailTransport, OutgoingMessage } from '#transports/mail-transport.js';
+import type { MailTransport, OutgoingMessage } from './mail-transport.js';
 import type { ByteBudget } from './byte-budget.js';
 import { classifyOutcome, parseEnhancedStatus } from './classify-outcome.js';
 import { InvalidJobError } from './errors.js';

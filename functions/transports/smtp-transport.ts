@@ -3,7 +3,7 @@ import nodemailer from 'nodemailer';
 import type { CredentialSource, SmtpCredentials } from '#core/credential-source.js';
 import { isLoopbackHost } from '#core/is-loopback-host.js';
 import { TransportError, type TransportFailure } from '#core/transport-failure.js';
-import type { MailTransport, OutgoingMessage, SendReceipt } from './mail-transport.js';
+import type { MailTransport, OutgoingMessage, SendReceipt } from '#core/mail-transport.js';
 import { toMailOptions } from './to-mail-options.js';
 
 /**

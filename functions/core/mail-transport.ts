@@ -1,4 +1,4 @@
-import type { Mailbox, TransportName } from '#core/email-job.js';
+import type { Mailbox, TransportName } from './email-job.js';
 
 /** A message ready to hand to a provider: recipients filtered, Message-ID fixed, attachments loaded. */
 export type OutgoingMessage = {
