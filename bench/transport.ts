@@ -5,7 +5,7 @@ import type { EmailJob, TransportName } from '#core/email-job.js';
 import { LOCAL_CREDENTIALS } from '#local/emulators.js';
 import { startSmtpSink } from '#local/smtp-sink.js';
 import { localTlsCertificate } from '#local/tls-certificate.js';
-import type { MailTransport } from '#transports/mail-transport.js';
+import type { MailTransport } from '#core/mail-transport.js';
 import { createSesTransport } from '#transports/ses-transport.js';
 import { createSmtpTransport } from '#transports/smtp-transport.js';
 import { toDispatchId, toMessageId } from '#core/message-id.js';

@@ -16,6 +16,30 @@ const SMTP_SETUP_CODES = new Set(['EAUTH', 'ENOAUTH', 'EOAUTH2', 'ETLS', 'EREQUI
 /** nodemailer codes for a connection that failed or broke. */
 const SMTP_CONNECTION_CODES = new Set(['ECONNECTION', 'ESOCKET', 'ETIMEDOUT', 'EDNS', 'EPROTOCOL', 'EMAXLIMIT', 'ESTREAM']);
 
+/**
+ * Commands of the session itself, before any message: a refusal here is of us (our address on a blocklist, our EHLO
+ * name, our TLS), never of the job. `CONN` is nodemailer's name for the greeting and the connection.
+ */
+const SMTP_SESSION_COMMANDS = new Set(['CONN', 'EHLO', 'HELO', 'LHLO', 'STARTTLS']);
+/**
+ * Node's TLS failures under a nodemailer error: a TLS mode mismatch (implicit TLS against a plaintext port gives
+ * `ERR_SSL_WRONG_VERSION_NUMBER`) or a certificate we do not trust. Either is our configuration.
+ */
+const TLS_SYSTEM_CODE = /^(?:ERR_SSL_|ERR_TLS_|EPROTO$)/;
+const CERTIFICATE_SYSTEM_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_REVOKED',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'HOSTNAME_MISMATCH',
+]);
+
 /** SESv2 (and v1, and SDK) error names meaning our account or identity setup is wrong. */
 const SES_SETUP_ERRORS = new Set([
   'MailFromDomainNotVerifiedException',
@@ -106,6 +130,13 @@ function classifySmtp(failure: Extract<TransportFailure, { provider: 'smtp' }>):
     const first = failure.rejected[0];
     return { action, reason: `smtp-rcpt-${first?.responseCode ?? 'refused'}`, ...base, responseCode: first?.responseCode, enhancedStatus: parseEnhancedStatus(first?.response), recipients };
   }
+  if (failure.systemCode && (TLS_SYSTEM_CODE.test(failure.systemCode) || CERTIFICATE_SYSTEM_CODES.has(failure.systemCode))) {
+    return { action: 'blocked', reason: `smtp-tls-${failure.systemCode.toLowerCase()}`, ...base, recipients: [] };
+  }
+  // A permanent refusal of the session (a "554 5.7.1" greeting, EHLO and HELO both refused) would refuse every job.
+  if (command && SMTP_SESSION_COMMANDS.has(command) && responseCode !== undefined && responseCode >= 500 && responseCode < 600) {
+    return { action: 'blocked', reason: `smtp-session-${responseCode}`, ...base, recipients: [] };
+  }
   if (code && SMTP_SETUP_CODES.has(code)) {
     // A 4xx reply to AUTH is the server's trouble, not our credentials.
     if (responseCode !== undefined && responseCode >= 400 && responseCode < 500) {
@@ -117,8 +148,8 @@ function classifySmtp(failure: Extract<TransportFailure, { provider: 'smtp' }>):
     return { action: classifySmtpReply(responseCode, response ?? '', command), reason: `smtp-${responseCode}`, ...base, recipients: [] };
   }
   if (code && SMTP_CONNECTION_CODES.has(code)) {
-    // No reply came: the server may have taken the message before the connection went (RFC 1047).
-    return { action: 'retry', reason: `smtp-${code.toLowerCase()}`, ...base, recipients: [], ambiguous: true };
+    // No reply came. Only once the final '.' may have gone out can the server have taken the message (RFC 1047).
+    return { action: 'retry', reason: `smtp-${code.toLowerCase()}`, ...base, recipients: [], ...(failure.dataSent ? { ambiguous: true } : {}) };
   }
   // nodemailer refused the envelope or message before talking to the server (size, no recipients): the job's fault.
   if ((code === 'EENVELOPE' || code === 'EMESSAGE' || code === 'EMAXRECIPIENTS') && command === 'API') {

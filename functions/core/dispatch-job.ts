@@ -1,7 +1,8 @@
-import type { MailTransport, OutgoingMessage } from '#transports/mail-transport.js';
+import type { MailTransport, OutgoingMessage } from './mail-transport.js';
 import type { ByteBudget } from './byte-budget.js';
 import { classifyOutcome, parseEnhancedStatus } from './classify-outcome.js';
 import { InvalidJobError } from './errors.js';
+import { toTransmittableAddresses } from './international-address.js';
 import { inlineAttachmentBytes, listRecipients, MAX_JOB_ATTACHMENT_BYTES, toAddress, type EmailJob, type Mailbox, type S3Reference, type TransportName } from './email-job.js';
 import { toDispatchId, toMessageId } from './message-id.js';
 import type { RecipientResult, SendOutcome } from './send-outcome.js';
@@ -96,13 +97,17 @@ async function buildAndSend(job: EmailJob, deps: DispatchDeps, transport: MailTr
       content: a.s3 ? await deps.loadAttachment(a.s3) : Buffer.from(a.content ?? '', 'base64'),
     })),
   );
+  const addresses = toTransmittableAddresses({ from: [from], to: job.to ?? [], cc: job.cc ?? [], bcc: job.bcc ?? [], replyTo: job.replyTo ?? [] }, transport.smtpUtf8 === true);
+  if ('refused' in addresses) return rejectedJob('address-not-transmittable', addresses.refused, suppressedResults);
+  const { sentAs } = addresses;
+  const transmit = (mailbox: Mailbox): Mailbox => (typeof mailbox === 'string' ? (sentAs.get(mailbox) ?? mailbox) : { ...mailbox, address: sentAs.get(mailbox.address) ?? mailbox.address });
   const message: OutgoingMessage = {
     messageId: toMessageId(job.idempotencyKey, deps.messageIdDomain),
-    from,
-    to: keep(job.to, suppressed),
-    cc: keep(job.cc, suppressed),
-    bcc: keep(job.bcc, suppressed),
-    replyTo: job.replyTo ?? [],
+    from: transmit(from),
+    to: keep(job.to, suppressed).map(transmit),
+    cc: keep(job.cc, suppressed).map(transmit),
+    bcc: keep(job.bcc, suppressed).map(transmit),
+    replyTo: (job.replyTo ?? []).map(transmit),
     subject: job.subject,
     text: job.text,
     html: job.html,
@@ -118,7 +123,7 @@ async function buildAndSend(job: EmailJob, deps: DispatchDeps, transport: MailTr
     const results: RecipientResult[] = recipients.map((recipient) => {
       const key = recipient.toLowerCase();
       if (suppressed.has(key)) return { recipient, status: 'suppressed' };
-      const refusal = refused.get(key);
+      const refusal = refused.get((sentAs.get(recipient) ?? recipient).toLowerCase());
       if (!refusal) return { recipient, status: 'accepted' };
       return { recipient, status: 'rejected', responseCode: refusal.responseCode, enhancedStatus: parseEnhancedStatus(refusal.response) };
     });

@@ -17,6 +17,9 @@ const MAX_HEADER_LINE = 998;
 // C0 and C1 controls, DEL, and the Unicode line and paragraph separators: any of them in a header-bearing field
 // could end a header line somewhere along the way (CR/LF injection), so none is accepted anywhere in a header.
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/u;
+// Bidirectional formatting characters (Unicode TR 9: embeddings, overrides, isolates, marks): in a name, subject
+// or filename they make text display other than it reads ("invoice\u202Efdp.exe" shows as "invoiceexe.pdf").
+const BIDI_CONTROLS = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/u;
 // RFC 2047 encoded words are ours to produce; a producer sending one could smuggle any byte past our checks.
 const ENCODED_WORD = /=\?[^?]*\?[bBqQ]\?/;
 
@@ -24,6 +27,7 @@ const headerText = (max: number) =>
   z.string().check(
     z.maxLength(max, { error: `must be at most ${max} characters` }),
     z.refine((value) => !CONTROL_CHARACTERS.test(value), { error: 'must not contain control characters or line breaks' }),
+    z.refine((value) => !BIDI_CONTROLS.test(value), { error: 'must not contain bidirectional control characters (U+202A–U+202E, U+2066–U+2069, U+200E, U+200F, U+061C)' }),
     z.refine((value) => !ENCODED_WORD.test(value), { error: 'must not contain MIME encoded words (=?charset?...?=)' }),
   );
 
@@ -53,6 +57,15 @@ const recipientList = z.array(MailboxSchema).check(z.maxLength(MAX_RECIPIENTS, {
 const ALLOWED_HEADER = /^(?:X-[A-Za-z0-9-]{1,60}|List-Unsubscribe|List-Unsubscribe-Post|List-Id|In-Reply-To|References|Auto-Submitted|Precedence)$/i;
 const RESERVED_X_HEADER = /^X-(?:Dispatch-|Mailer$|SES-)/i;
 
+// RFC 5322 3.6.4: References and In-Reply-To hold msg-ids only; mailers do not encode them, so they must be ASCII.
+const MESSAGE_ID_HEADER = /^(?:References|In-Reply-To)$/i;
+const MESSAGE_ID = /^<[\x21-\x3b\x3d\x3f-\x7e]{1,250}@[\x21-\x3b\x3d\x3f-\x7e]{1,250}>$/;
+/** Whether a header value is a space-separated list of `<left@right>` ids in printable ASCII (checked token by token). */
+const isMessageIdList = (value: string): boolean => {
+  const ids = value.split(/[ \t]+/).filter((id) => id.length > 0);
+  return ids.length > 0 && ids.every((id) => MESSAGE_ID.test(id));
+};
+
 const HeadersSchema = z
   .record(
     z.string().check(
@@ -61,7 +74,16 @@ const HeadersSchema = z
     ),
     headerText(MAX_HEADER_LINE - 80),
   )
-  .check(z.refine((headers) => Object.keys(headers).length <= 20, { error: 'at most 20 custom headers' }));
+  .check(
+    z.refine((headers) => Object.keys(headers).length <= 20, { error: 'at most 20 custom headers' }),
+    z.superRefine((headers, ctx) => {
+      for (const [name, value] of Object.entries(headers)) {
+        if (MESSAGE_ID_HEADER.test(name) && !isMessageIdList(value)) {
+          ctx.addIssue({ code: 'custom', path: [name], message: 'must be one or more ASCII message ids like <id@example.com>, separated by spaces' });
+        }
+      }
+    }),
+  );
 
 /**
  * Base64 with its padding, checked without a repeated group: V8 backtracks through `(?:…{4})*` one frame per
@@ -94,7 +116,12 @@ const AttachmentSchema = z
   .check(z.refine((a) => (a.content === undefined) !== (a.s3 === undefined), { error: 'needs exactly one of content or s3' }));
 
 const TagsSchema = z
-  .record(z.string().check(z.regex(/^[A-Za-z0-9_-]{1,64}$/, { error: 'tag names are 1–64 of A-Z a-z 0-9 _ -' })), z.string().check(z.regex(/^[A-Za-z0-9_.@-]{1,256}$/, { error: 'tag values are 1–256 of A-Z a-z 0-9 _ . @ -' })))
+  // SES message tags: names and values of ASCII letters, digits, '_' and '-' only, at most 256 characters; SES refuses
+  // anything else with BadRequestException, after the job was accepted.
+  .record(
+    z.string().check(z.regex(/^[A-Za-z0-9_-]{1,64}$/, { error: 'tag names are 1–64 of A-Z a-z 0-9 _ -' })),
+    z.string().check(z.regex(/^[A-Za-z0-9_-]{1,256}$/, { error: 'tag values are 1–256 of A-Z a-z 0-9 _ -' })),
+  )
   .check(z.refine((tags) => Object.keys(tags).length <= 10, { error: 'at most 10 tags' }));
 
 /** Transports a job may ask for; the deployment decides which exist. */
@@ -117,7 +144,8 @@ export const EmailJobSchema = z
     cc: z.optional(recipientList),
     bcc: z.optional(recipientList),
     replyTo: z.optional(z.array(MailboxSchema).check(z.maxLength(5, { error: 'at most 5 reply-to addresses' }))),
-    subject: z.pipe(headerText(MAX_HEADER_LINE - 80), z.string().check(z.minLength(1, { error: 'must not be empty' }))),
+    // A blank subject makes nodemailer leave the Subject header out altogether.
+    subject: z.pipe(headerText(MAX_HEADER_LINE - 80), z.string().check(z.refine((value) => value.trim().length > 0, { error: 'must not be empty or only spaces' }))),
     text: z.optional(z.string()),
     html: z.optional(z.string()),
     headers: z.optional(HeadersSchema),

@@ -13,6 +13,13 @@ export type TransportFailure =
       response?: string;
       /** The command in flight: `CONN`, `MAIL FROM`, `RCPT TO`, `DATA`, `AUTH PLAIN`, `API`, … */
       command?: string;
+      /** The system error under nodemailer's, e.g. `ERR_SSL_WRONG_VERSION_NUMBER` or `DEPTH_ZERO_SELF_SIGNED_CERT`. */
+      systemCode?: string;
+      /**
+       * The whole message body had been handed to the socket, so the final '.' may have reached the server: only then
+       * can a lost connection hide a delivery (RFC 1047). Before it, nothing can have been delivered.
+       */
+      dataSent?: boolean;
       /** Per-recipient refusals, when the refusal came at RCPT. */
       rejected?: Array<{ recipient: string; responseCode?: number; response?: string }>;
       message: string;

@@ -13,7 +13,7 @@ import { createSuppressionStore } from '#aws/suppression-store.js';
 import { createByteBudget } from '#core/byte-budget.js';
 import type { CredentialSource, SmtpCredentials } from '#core/credential-source.js';
 import type { TransportName } from '#core/email-job.js';
-import type { MailTransport } from '#transports/mail-transport.js';
+import type { MailTransport } from '#core/mail-transport.js';
 import type { SendEmailDeps } from './send-email-handler.js';
 
 /** What differs between AWS and the local twin: where credentials come from, and TLS trust for a local server. */

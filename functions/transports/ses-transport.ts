@@ -2,7 +2,7 @@ import { SESv2Client, SendEmailCommand, type SESv2ClientConfig } from '@aws-sdk/
 import nodemailer from 'nodemailer';
 import { createRateLimiter } from '#core/rate-limiter.js';
 import { TransportError, type TransportFailure } from '#core/transport-failure.js';
-import type { MailTransport, OutgoingMessage, SendReceipt } from './mail-transport.js';
+import type { MailTransport, OutgoingMessage, SendReceipt } from '#core/mail-transport.js';
 import { toMailOptions } from './to-mail-options.js';
 
 export type SesSettings = {

@@ -1,9 +1,10 @@
+import { PassThrough, pipeline, type Readable } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
 import nodemailer from 'nodemailer';
 import type { CredentialSource, SmtpCredentials } from '#core/credential-source.js';
 import { isLoopbackHost } from '#core/is-loopback-host.js';
 import { TransportError, type TransportFailure } from '#core/transport-failure.js';
-import type { MailTransport, OutgoingMessage, SendReceipt } from './mail-transport.js';
+import type { MailTransport, OutgoingMessage, SendReceipt } from '#core/mail-transport.js';
 import { toMailOptions } from './to-mail-options.js';
 
 /**
@@ -39,6 +40,11 @@ export type SmtpSettings = {
   tls?: ConnectionOptions;
   /** The name we give in EHLO. @default the OS host name */
   clientName?: string;
+  /**
+   * The relay offers SMTPUTF8 (RFC 6531), so addresses with a non-ASCII local part may go to it. Without it they are
+   * refused before sending (nodemailer would send them raw). Domains always go as A-labels. @default false
+   */
+  smtpUtf8?: boolean;
 };
 
 type Pool = { transporter: ReturnType<typeof nodemailer.createTransport>; createdAt: number; lastUsedAt: number; inFlight: number; retired: boolean };
@@ -51,6 +57,7 @@ export function toSmtpFailure(error: unknown): TransportFailure {
     response?: unknown;
     command?: unknown;
     message?: unknown;
+    originalCode?: unknown;
     rejectedErrors?: Array<{ recipient?: unknown; responseCode?: unknown; response?: unknown }>;
   };
   const rejected = Array.isArray(e.rejectedErrors)
@@ -66,6 +73,7 @@ export function toSmtpFailure(error: unknown): TransportFailure {
     responseCode: typeof e.responseCode === 'number' ? e.responseCode : undefined,
     response: typeof e.response === 'string' ? e.response : undefined,
     command: typeof e.command === 'string' ? e.command : undefined,
+    systemCode: typeof e.originalCode === 'string' ? e.originalCode : undefined,
     rejected: rejected && rejected.length > 0 ? rejected : undefined,
     message: typeof e.message === 'string' ? e.message : String(error),
   };
@@ -79,6 +87,39 @@ export function assertSafeSmtpSettings(settings: Pick<SmtpSettings, 'host' | 'se
   if (settings.tls?.rejectUnauthorized === false) {
     throw new Error('SMTP tls.rejectUnauthorized=false is not allowed; give the server CA in tls.ca instead');
   }
+}
+
+/** Per-message progress, carried in the mail options to the stream plugin below. */
+type Progress = { finalDotSent: boolean };
+const PROGRESS = 'dispatchProgress';
+
+/**
+ * The message stream nodemailer pipes into the connection's data stream once the server said 354. That data stream
+ * ends when the socket has taken all of it, the final '.' included: from then on a lost connection may hide a
+ * delivery. (The message itself is produced into buffers long before, so its own end says nothing.)
+ */
+class FinalDotWatch extends PassThrough {
+  constructor(private readonly onFinalDot: () => void) {
+    super();
+  }
+
+  override pipe<T extends NodeJS.WritableStream>(destination: T, options?: { end?: boolean }): T {
+    destination.once('end', this.onFinalDot);
+    return super.pipe(destination, options);
+  }
+}
+
+/** Watches one message for its final '.'; a message moved to a fresh pooled connection gets a new stream. */
+function watchFinalDot(data: object, message: { processFunc(f: (input: Readable) => Readable): void }) {
+  const progress = (data as Record<string, unknown>)[PROGRESS] as Progress | undefined;
+  if (!progress) return;
+  message.processFunc((input) => {
+    const output = new FinalDotWatch(() => {
+      progress.finalDotSent = true;
+    });
+    pipeline(input, output, () => {});
+    return output;
+  });
 }
 
 // The server's queue id from its final reply, e.g. "250 2.0.0 Ok: queued as 4Yb2kq1XzLz3x" or "250 OK id=1sX4-0004".
@@ -135,6 +176,10 @@ export function createSmtpTransport(
       disableUrlAccess: true,
       logger: false,
     });
+    transporter.use('stream', (mail, done) => {
+      watchFinalDot(mail.data, mail.message as unknown as Parameters<typeof watchFinalDot>[1]);
+      done();
+    });
     const now = clock();
     return { transporter, createdAt: now, lastUsedAt: now, inFlight: 0, retired: false };
   };
@@ -154,6 +199,7 @@ export function createSmtpTransport(
 
   return {
     name: 'smtp',
+    smtpUtf8: settings.smtpUtf8 === true,
     async send(message: OutgoingMessage): Promise<SendReceipt> {
       let pool: Pool;
       try {
@@ -164,8 +210,9 @@ export function createSmtpTransport(
       }
       pool.inFlight += 1;
       pool.lastUsedAt = clock();
+      const progress: Progress = { finalDotSent: false };
       try {
-        const info = await pool.transporter.sendMail(toMailOptions(message));
+        const info = await pool.transporter.sendMail({ ...toMailOptions(message), [PROGRESS]: progress } as ReturnType<typeof toMailOptions>);
         const rejectedErrors = (info as { rejectedErrors?: unknown[] }).rejectedErrors ?? [];
         const failure = toSmtpFailure({ rejectedErrors });
         return {
@@ -174,7 +221,7 @@ export function createSmtpTransport(
           rejected: failure.provider === 'smtp' ? (failure.rejected ?? []) : [],
         };
       } catch (error) {
-        const failure = toSmtpFailure(error);
+        const failure = { ...toSmtpFailure(error), dataSent: progress.finalDotSent };
         if (failure.provider === 'smtp' && (failure.code === 'EAUTH' || failure.code === 'ENOAUTH')) {
           refreshCredentials = true;
           retire(pool);

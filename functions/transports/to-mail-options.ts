@@ -1,5 +1,5 @@
 import type { Mailbox } from '#core/email-job.js';
-import type { OutgoingMessage } from './mail-transport.js';
+import type { OutgoingMessage } from '#core/mail-transport.js';
 
 type NodemailerAddress = string | { name: string; address: string };
 

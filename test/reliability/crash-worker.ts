@@ -13,7 +13,7 @@ import { loadDispatchConfig } from '#functions/config.js';
 import { buildSendEmailDeps } from '#handlers/build-send-email-deps.js';
 import { createSendEmailHandler } from '#handlers/send-email-handler.js';
 import { deliverOneBatch } from '#local/event-source.js';
-import type { MailTransport } from '#transports/mail-transport.js';
+import type { MailTransport } from '#core/mail-transport.js';
 
 type WorkerConfig = {
   endpoints: { sqs: string; dynamodb: string };

@@ -23,10 +23,24 @@ describe('classifyOutcome for SMTP', () => {
     [{ code: 'EMESSAGE', responseCode: 550, response: '550 5.7.1 Message rejected as spam', command: 'DATA' }, 'rejected'],
     [{ code: 'EMESSAGE', responseCode: 552, response: '552 4.5.3 Too many recipients', command: 'DATA' }, 'retry'],
     [{ code: 'EMESSAGE', command: 'API', message: 'Message size larger than allowed' }, 'rejected'],
+    [{ code: 'EPROTOCOL', responseCode: 554, response: '554 5.7.1 Client host blocked', command: 'CONN' }, 'blocked'],
+    [{ code: 'EPROTOCOL', responseCode: 421, response: '421 4.3.2 Service not available', command: 'CONN' }, 'retry'],
+    [{ code: 'ECONNECTION', responseCode: 550, response: '550 5.7.1 EHLO name refused', command: 'EHLO' }, 'blocked'],
+    [{ code: 'EPROTOCOL', responseCode: 501, response: '501 5.5.2 Invalid HELO name', command: 'HELO' }, 'blocked'],
+    [{ code: 'ESOCKET', command: 'CONN', systemCode: 'ERR_SSL_WRONG_VERSION_NUMBER' }, 'blocked'],
+    [{ code: 'ESOCKET', command: 'CONN', systemCode: 'DEPTH_ZERO_SELF_SIGNED_CERT' }, 'blocked'],
+    [{ code: 'ESOCKET', command: 'CONN', systemCode: 'ERR_TLS_CERT_ALTNAME_INVALID' }, 'blocked'],
+    [{ code: 'ESOCKET', command: 'CONN', systemCode: 'ECONNRESET' }, 'retry'],
     [{ code: 'EWHATEVER' }, 'retry'],
     [{}, 'retry'],
   ] as const)('maps %j to %s', (facts, expected) => {
     expect(classifyOutcome(smtp(facts)).action).toBe(expected);
+  });
+
+  it('flags a lost connection as ambiguous only once the final dot may have been sent', () => {
+    expect(classifyOutcome(smtp({ code: 'ECONNECTION', command: 'CONN' })).ambiguous).toBeUndefined();
+    expect(classifyOutcome(smtp({ code: 'ECONNECTION', command: 'CONN', dataSent: false })).ambiguous).toBeUndefined();
+    expect(classifyOutcome(smtp({ code: 'ETIMEDOUT', command: 'CONN', dataSent: true })).ambiguous).toBe(true);
   });
 
   it('keeps each refused recipient with its codes when every recipient is refused', () => {

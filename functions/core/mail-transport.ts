@@ -1,4 +1,4 @@
-import type { Mailbox, TransportName } from '#core/email-job.js';
+import type { Mailbox, TransportName } from './email-job.js';
 
 /** A message ready to hand to a provider: recipients filtered, Message-ID fixed, attachments loaded. */
 export type OutgoingMessage = {
@@ -31,6 +31,8 @@ export type SendReceipt = {
  */
 export interface MailTransport {
   readonly name: TransportName;
+  /** The server takes UTF-8 addresses (SMTPUTF8, RFC 6531); without it a non-ASCII local part is refused. */
+  readonly smtpUtf8?: boolean;
   send(message: OutgoingMessage): Promise<SendReceipt>;
   /** Closes pooled connections; the transport may be used again afterwards (it reconnects). */
   close(): Promise<void>;
