@@ -8,6 +8,7 @@ const SLOW = [
   'test/reliability/**',
   'test/infra/**',
   'test/integration/local-twin.test.ts',
+  'test/integration/cli-wait.test.ts',
   'test/integration/bundled-twin.test.ts',
   'test/integration/producer-package.test.ts',
 ];

@@ -45,13 +45,7 @@ export function createEmailProducer(options: EmailProducerOptions) {
 
   /** Validates a job and turns it into a queue body, offloading to S3 what does not fit. */
   const prepare = async (input: unknown): Promise<{ job: EmailJob; body: string; claimCheck?: ClaimCheck['claimCheck'] }> => {
-    const parsed = EmailJobSchema.safeParse(input);
-    if (!parsed.success) {
-      // Large inline attachments are moved to S3 below; only report other problems here.
-      const issues = parsed.error.issues.filter((i) => !(i.path[0] === 'attachments' && /inline attachments exceed/.test(i.message)));
-      if (issues.length > 0) throw new InvalidEmailJobError(describeIssues(issues));
-    }
-    let job = (parsed.success ? parsed.data : input) as EmailJob;
+    let job = validateEmailJob(input);
     const folder = createHash('sha256').update(job.idempotencyKey).digest('hex').slice(0, 32);
     const inline = inlineAttachmentBytes(job);
     if (inline > MAX_JOB_ATTACHMENT_BYTES) throw new InvalidEmailJobError(`attachments: ${inline} bytes together; at most ${MAX_JOB_ATTACHMENT_BYTES} go in one message`);
@@ -126,6 +120,18 @@ export function createEmailProducer(options: EmailProducerOptions) {
       return { sent, failed: failed.sort((a, b) => a.index - b.index) };
     },
   };
+}
+
+/**
+ * Checks a job against the schema the handler uses and returns it typed; throws InvalidEmailJobError naming every
+ * problem. Inline attachments over the inline limit pass: the producer moves them to S3 before sending.
+ */
+export function validateEmailJob(input: unknown): EmailJob {
+  const parsed = EmailJobSchema.safeParse(input);
+  if (parsed.success) return parsed.data;
+  const issues = parsed.error.issues.filter((i) => !(i.path[0] === 'attachments' && /inline attachments exceed/.test(i.message)));
+  if (issues.length > 0) throw new InvalidEmailJobError(describeIssues(issues));
+  return input as EmailJob;
 }
 
 /** A fresh idempotency key, for producers that have no natural one. Prefer a key from your own domain (order id). */
