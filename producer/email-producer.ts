@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { SendMessageBatchCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { describeIssues, EmailJobSchema, inlineAttachmentBytes, MAX_INLINE_ATTACHMENT_BYTES, MAX_JOB_ATTACHMENT_BYTES, type EmailJob } from '#core/email-job.js';
+import { describeIssues, EmailJobSchema, inlineAttachmentBytes, toJobProblem, MAX_INLINE_ATTACHMENT_BYTES, MAX_JOB_ATTACHMENT_BYTES, type EmailJob } from '#core/email-job.js';
 import type { ClaimCheck } from '#core/parse-job-record.js';
 
 export type EmailProducerOptions = {
@@ -59,7 +59,7 @@ export function createEmailProducer(options: EmailProducerOptions) {
       job = { ...job, attachments: JSON.parse(JSON.stringify(attachments)) as EmailJob['attachments'] };
       body = JSON.stringify(job);
     }
-    const check = EmailJobSchema.safeParse(job);
+    const check = EmailJobSchema.safeParse(job, { error: toJobProblem });
     if (!check.success) throw new InvalidEmailJobError(describeIssues(check.error.issues));
     if (bytes(body) <= budget) return { job, body };
     // Still too large (a huge html body): the claim check. The queue carries a reference, the handler fetches it.
@@ -127,7 +127,8 @@ export function createEmailProducer(options: EmailProducerOptions) {
  * problem. Inline attachments over the inline limit pass: the producer moves them to S3 before sending.
  */
 export function validateEmailJob(input: unknown): EmailJob {
-  const parsed = EmailJobSchema.safeParse(input);
+  // The wording is passed per parse: a library must not change the zod configuration of the service using it.
+  const parsed = EmailJobSchema.safeParse(input, { error: toJobProblem });
   if (parsed.success) return parsed.data;
   const issues = parsed.error.issues.filter((i) => !(i.path[0] === 'attachments' && /inline attachments exceed/.test(i.message)));
   if (issues.length > 0) throw new InvalidEmailJobError(describeIssues(issues));
