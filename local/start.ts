@@ -1,77 +1,90 @@
-import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
-import { startTwin, type Twin, type TwinStats } from './twin.js';
+import { CommandError, parseCommandLine, parseJsonInput, readInput, runCommand, UsageError } from '#tools/cli.js';
+import type { Twin, TwinStats } from './twin.js';
 
-// Lambda runs these functions on Node.js 22+; on an older local Node the SDK's upgrade notice is only noise here.
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+const USAGE = `Usage: npm start [-- --transport smtp|ses] [--persist] [--verbose] [--imap imap.json]
+Runs the whole system on this machine, on 127.0.0.1 only. Ctrl-C stops it.
 
-const USAGE = `npm start [-- --transport smtp|ses] [--persist] [--verbose] [--imap imap.json]
-  --imap: poll this IMAP server instead of the embedded one: {"host","port","security":"implicit|starttls|none","mailbox"};
-          its username and password go in the "imap" entry of .local/credentials.json
-Runs the whole system on this machine, on 127.0.0.1 only. Ctrl-C stops it.`;
+  --transport smtp|ses   how the dispatcher sends (default smtp: the local relay; ses: the SES emulator)
+  --persist              keep DynamoDB tables in .local/dynamodb across restarts
+  --verbose              print every log line (otherwise they go to .local/twin.log)
+  --imap FILE            poll this IMAP server instead of the embedded one:
+                         {"host","port","security":"implicit|starttls|none","mailbox"}; its username and password
+                         go in the "imap" entry of .local/credentials.json
+  -h, --help             this text
+The twin's files go in .local, or in $TWIN_DIR.`;
 
-const { values } = parseArgs({ options: { transport: { type: 'string', default: 'smtp' }, persist: { type: 'boolean', default: false }, verbose: { type: 'boolean', default: false }, imap: { type: 'string' }, help: { type: 'boolean' } } });
-if (values.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
-if (values.transport !== 'smtp' && values.transport !== 'ses') {
-  console.error(`--transport must be smtp or ses\n\n${USAGE}`);
-  process.exit(2);
+type ImapFile = { host?: unknown; port?: unknown; security?: unknown; mailbox?: unknown };
+
+/** The --imap file, checked: every problem named at once. */
+function readImapFile(path: string) {
+  const imap = parseJsonInput(readInput(path, '--imap'), `--imap ${path}`) as ImapFile;
+  const problems: string[] = [];
+  if (typeof imap?.host !== 'string' || imap.host === '') problems.push('host: required, a host name');
+  if (!Number.isInteger(imap?.port) || (imap.port as number) < 1 || (imap.port as number) > 65535) problems.push('port: required, 1 to 65535');
+  if (imap?.security !== undefined && !['implicit', 'starttls', 'none'].includes(imap.security as string)) problems.push('security: must be one of implicit, starttls, none');
+  if (imap?.mailbox !== undefined && typeof imap.mailbox !== 'string') problems.push('mailbox: must be a string');
+  if (problems.length > 0) throw new UsageError(`--imap ${path}: ${problems.join('; ')}`);
+  return { host: imap.host as string, port: imap.port as number, security: (imap.security ?? 'implicit') as 'implicit' | 'starttls' | 'none', mailbox: (imap.mailbox ?? 'INBOX') as string };
 }
 
 const line = (s: TwinStats) =>
   `queue ${s.queued}  in flight ${s.inFlight}  DLQ ${s.deadLetters} | delivered ${s.delivered}  retried ${s.retried}  rejected ${s.rejected}  failed ${s.failed}  invalid ${s.invalid} | bounces ${s.bounces}  suppressed ${s.suppressed} | poller run since ${s.lastPoll ? s.lastPoll.toLocaleTimeString() : '—'}`;
 
-console.log('starting the local twin …');
-let twin: Twin;
-try {
-  const imap = values.imap ? (JSON.parse(readFileSync(values.imap, 'utf8')) as { host: string; port: number; security?: 'implicit' | 'starttls' | 'none'; mailbox?: string }) : undefined;
-  twin = await startTwin({
-    transport: values.transport,
-    persist: values.persist,
-    verbose: values.verbose,
-    imap: imap ? { host: imap.host, port: imap.port, security: imap.security ?? 'implicit', mailbox: imap.mailbox ?? 'INBOX' } : undefined,
+await runCommand(USAGE, async () => {
+  const values = parseCommandLine({
+    usage: USAGE,
+    options: { transport: { type: 'string', default: 'smtp' }, persist: { type: 'boolean', default: false }, verbose: { type: 'boolean', default: false }, imap: { type: 'string' } },
   });
-} catch (error) {
-  const e = error as Error & { code?: string };
-  console.error(e.code === 'EADDRINUSE' ? `a port of the twin is in use (${e.message}): is another npm start running?` : e.stack ?? e.message);
-  process.exit(1);
-}
-const m = twin.manifest;
-console.log(`SQS/SNS/S3  ${m.endpoints.sqs}
+  if (values.transport !== 'smtp' && values.transport !== 'ses') throw new UsageError(`--transport must be smtp or ses, not ${JSON.stringify(values.transport)}`);
+  const imap = values.imap ? readImapFile(values.imap) : undefined;
+
+  console.log('starting the local twin …');
+  const { startTwin } = await import('./twin.js');
+  let twin: Twin;
+  try {
+    twin = await startTwin({ dataDir: process.env.TWIN_DIR, transport: values.transport, persist: values.persist, verbose: values.verbose, imap });
+  } catch (error) {
+    const e = error as Error & { code?: string };
+    throw new CommandError(e.code === 'EADDRINUSE' ? `a port of the twin is in use (${e.message}): is another npm start running?` : e.message, { cause: error });
+  }
+  const m = twin.manifest;
+  console.log(`SQS/SNS/S3  ${m.endpoints.sqs}
 DynamoDB    ${m.endpoints.dynamodb}${m.endpoints.ses ? `\nSES         ${m.endpoints.ses}` : ''}
 SMTP relay  ${m.smtp.host}:${m.smtp.port} (STARTTLS + AUTH, outbox ${twin.dataDir}/outbox)
 IMAP        ${m.imap.host}:${m.imap.port} (bounce mailbox)
 jobs queue  ${m.resources.jobsQueueUrl}
 credentials ${twin.secretsFile}   logs ${twin.dataDir}/twin.log
 
-Try: npm run demo   |   npm run send -- --to you@example.net --subject Hi --text Hello
+Try: npm run demo   |   npm run send -- --to you@example.net --subject Hi --text Hello --wait
 Special recipients: *@reject.test (550), *@slow.test (451), *@throttled.test (454 once), *@bounce.test (accepted, then a DSN)
 `);
 
-const live = process.stdout.isTTY === true;
-let stopping = false;
-const timer = setInterval(
-  () => {
-    void twin.stats().then((s) => {
-      if (stopping) return;
-      if (live) process.stdout.write(`\r\x1b[2K${line(s)}`);
-      else console.log(line(s));
-    });
-  },
-  live ? 1000 : 10_000,
-);
+  const live = process.stdout.isTTY === true;
+  let stopping = false;
+  const timer = setInterval(
+    () => {
+      void twin.stats().then((s) => {
+        if (stopping) return;
+        if (live) process.stdout.write(`\r\x1b[2K${line(s)}`);
+        else console.log(line(s));
+      });
+    },
+    live ? 1000 : 10_000,
+  );
 
-const shutdown = async () => {
-  if (stopping) return;
-  stopping = true;
-  clearInterval(timer);
-  if (live) process.stdout.write('\n');
-  console.log('stopping …');
-  await twin.stop();
-  console.log('stopped');
-  process.exit(0);
-};
-process.on('SIGINT', () => void shutdown());
-process.on('SIGTERM', () => void shutdown());
+  // Runs until Ctrl-C or SIGTERM, then stops every server it started.
+  await new Promise<void>((resolve) => {
+    const shutdown = async () => {
+      if (stopping) return;
+      stopping = true;
+      clearInterval(timer);
+      if (live) process.stdout.write('\n');
+      console.log('stopping …');
+      await twin.stop();
+      console.log('stopped');
+      resolve();
+    };
+    process.on('SIGINT', () => void shutdown());
+    process.on('SIGTERM', () => void shutdown());
+  });
+});

@@ -18,6 +18,7 @@ import { buildDsn } from './dsn.js';
 import { createEmulatorClients, LOCAL_CREDENTIALS, startDynalite, startFauxqs, startSesLocal, type Emulator } from './emulators.js';
 import { runEventSource } from './event-source.js';
 import { startHoodiecrow, type HoodiecrowServer } from './hoodiecrow.js';
+import { createDeferralJournal } from './deferral-journal.js';
 import { createLambdaContext } from './lambda-context.js';
 import { createLocalFileCredentials, loadLocalSecrets } from './local-credentials.js';
 import { createLocalMetricsConsole } from './local-metrics.js';
@@ -25,9 +26,9 @@ import { LOOPBACK } from './loopback.js';
 import { createLocalResources, toDispatchEnvironment, LOCAL_NAMES, type LocalResources } from './resources.js';
 import { startSmtpSink, type SmtpFaultRule } from './smtp-sink.js';
 import { localTlsCertificate } from './tls-certificate.js';
+import { TWIN_PORTS } from './twin-ports.js';
 
-/** Fixed ports of `npm start`, so the CLI, the demo and the redrive tool find the twin; tests pass 0 for any free port. */
-export const TWIN_PORTS = { aws: 4566, dynamodb: 4567, ses: 8005, smtp: 2525, imap: 1143 };
+export { TWIN_PORTS } from './twin-ports.js';
 
 /**
  * The recipients the twin's SMTP relay treats specially, so every outcome can be seen end to end:
@@ -97,7 +98,12 @@ export async function startTwin(options: TwinOptions = {}) {
   const settings = options.settings ?? DEFAULT_SETTINGS;
   const transport = options.transport ?? 'smtp';
   const logFile = join(dataDir, 'twin.log');
-  const writeLog = (line: string) => (options.verbose ? console.log(line) : appendFileSync(logFile, `${line}\n`));
+  const deferrals = createDeferralJournal(join(dataDir, 'deferrals.jsonl'));
+  const writeLog = (line: string) => {
+    deferrals.observe(line);
+    if (options.verbose) console.log(line);
+    else appendFileSync(logFile, `${line}\n`);
+  };
   const secretsFile = join(dataDir, 'credentials.json');
   const secrets = loadLocalSecrets(secretsFile);
   const cert = localTlsCertificate();
@@ -173,13 +179,12 @@ export async function startTwin(options: TwinOptions = {}) {
       RETRY_MAX_DELAY_SECONDS: String(settings.retry.maxDelaySeconds),
       RETRY_LIFETIME_SECONDS: String(settings.retry.lifetimeSeconds),
     });
-    const dispatchHandler = createSendEmailHandler(
-      await buildSendEmailDeps(dispatchConfig, clients, { logger, metrics: newMetrics() }, {
-        smtpCredentials: createLocalFileCredentials(secretsFile, 'smtp'),
-        smtpTls: { ca: cert.cert },
-        sesClient: ses ? { region, endpoint: ses.endpoint, credentials: LOCAL_CREDENTIALS } : undefined,
-      }),
-    );
+    const dispatchDeps = await buildSendEmailDeps(dispatchConfig, clients, { logger, metrics: newMetrics() }, {
+      smtpCredentials: createLocalFileCredentials(secretsFile, 'smtp'),
+      smtpTls: { ca: cert.cert },
+      sesClient: ses ? { region, endpoint: ses.endpoint, credentials: LOCAL_CREDENTIALS } : undefined,
+    });
+    const dispatchHandler = createSendEmailHandler({ ...dispatchDeps, visibility: deferrals.wrap(dispatchDeps.visibility) });
 
     const pollIntervalSeconds = options.pollIntervalSeconds ?? settings.pollRateMinutes * 60;
     const pollerConfig = loadPollerConfig({

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { SendMessageBatchCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { describeIssues, EmailJobSchema, inlineAttachmentBytes, MAX_INLINE_ATTACHMENT_BYTES, MAX_JOB_ATTACHMENT_BYTES, type EmailJob } from '#core/email-job.js';
+import { describeIssues, EmailJobSchema, inlineAttachmentBytes, toJobProblem, MAX_INLINE_ATTACHMENT_BYTES, MAX_JOB_ATTACHMENT_BYTES, type EmailJob } from '#core/email-job.js';
 import type { ClaimCheck } from '#core/parse-job-record.js';
 
 export type EmailProducerOptions = {
@@ -45,13 +45,7 @@ export function createEmailProducer(options: EmailProducerOptions) {
 
   /** Validates a job and turns it into a queue body, offloading to S3 what does not fit. */
   const prepare = async (input: unknown): Promise<{ job: EmailJob; body: string; claimCheck?: ClaimCheck['claimCheck'] }> => {
-    const parsed = EmailJobSchema.safeParse(input);
-    if (!parsed.success) {
-      // Large inline attachments are moved to S3 below; only report other problems here.
-      const issues = parsed.error.issues.filter((i) => !(i.path[0] === 'attachments' && /inline attachments exceed/.test(i.message)));
-      if (issues.length > 0) throw new InvalidEmailJobError(describeIssues(issues));
-    }
-    let job = (parsed.success ? parsed.data : input) as EmailJob;
+    let job = validateEmailJob(input);
     const folder = createHash('sha256').update(job.idempotencyKey).digest('hex').slice(0, 32);
     const inline = inlineAttachmentBytes(job);
     if (inline > MAX_JOB_ATTACHMENT_BYTES) throw new InvalidEmailJobError(`attachments: ${inline} bytes together; at most ${MAX_JOB_ATTACHMENT_BYTES} go in one message`);
@@ -65,7 +59,7 @@ export function createEmailProducer(options: EmailProducerOptions) {
       job = { ...job, attachments: JSON.parse(JSON.stringify(attachments)) as EmailJob['attachments'] };
       body = JSON.stringify(job);
     }
-    const check = EmailJobSchema.safeParse(job);
+    const check = EmailJobSchema.safeParse(job, { error: toJobProblem });
     if (!check.success) throw new InvalidEmailJobError(describeIssues(check.error.issues));
     if (bytes(body) <= budget) return { job, body };
     // Still too large (a huge html body): the claim check. The queue carries a reference, the handler fetches it.
@@ -126,6 +120,19 @@ export function createEmailProducer(options: EmailProducerOptions) {
       return { sent, failed: failed.sort((a, b) => a.index - b.index) };
     },
   };
+}
+
+/**
+ * Checks a job against the schema the handler uses and returns it typed; throws InvalidEmailJobError naming every
+ * problem. Inline attachments over the inline limit pass: the producer moves them to S3 before sending.
+ */
+export function validateEmailJob(input: unknown): EmailJob {
+  // The wording is passed per parse: a library must not change the zod configuration of the service using it.
+  const parsed = EmailJobSchema.safeParse(input, { error: toJobProblem });
+  if (parsed.success) return parsed.data;
+  const issues = parsed.error.issues.filter((i) => !(i.path[0] === 'attachments' && /inline attachments exceed/.test(i.message)));
+  if (issues.length > 0) throw new InvalidEmailJobError(describeIssues(issues));
+  return input as EmailJob;
 }
 
 /** A fresh idempotency key, for producers that have no natural one. Prefer a key from your own domain (order id). */

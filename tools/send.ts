@@ -1,59 +1,101 @@
-import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
-import { createEmailProducer, InvalidEmailJobError, newIdempotencyKey } from '#producer/index.js';
-import { resolveTarget } from './target.js';
+import { createEmailProducer, InvalidEmailJobError, newIdempotencyKey, validateEmailJob, type EmailJob } from '#producer/index.js';
+import { CommandError, ExitCode, parseCommandLine, parseJsonInput, readInput, runCommand, toInteger, UsageError } from './cli.js';
+import { connectTarget } from './target.js';
+import { describeOutcome, watchOutcomes } from './watch-outcomes.js';
 
-// Lambda runs these functions on Node.js 22+; on an older local Node the SDK's upgrade notice is only noise here.
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+const USAGE = `Usage: npm run send -- --to a@example.net[,b@…] --subject "…" (--text "…" | --text-file F | --html "…" | --html-file F) [options]
+       npm run send -- --file job.json        (a whole job as JSON; --file - reads it from stdin)
+Puts one email job on the jobs queue: of the local twin (npm start), or of a deployed stack with --outputs/--queue-url.
 
-const USAGE = `npm run send -- --to a@example.net[,b@…] --subject "…" (--text "…" | --html "…") [--from …] [--cc …] [--bcc …] [--key …]
-npm run send -- --file job.json
-Targets the local twin (npm start) unless given --queue-url URL or --outputs cdk-outputs.json.`;
+  --to, --cc, --bcc ADDR     recipients (repeat the flag, or separate with commas)
+  --from ADDR                sender (default: the deployment's)
+  --subject TEXT             subject line
+  --text TEXT, --html HTML   the body; --text-file F / --html-file F read it from a file (- for stdin)
+  --key KEY                  idempotency key (default: a new UUID); the same key is sent at most once
+  --transport smtp|ses       pick a transport the deployment offers
+  --file F                   the job as JSON (see schema/email-job.v1.json); - for stdin
+  --wait                     wait for the outcome: delivered, rejected or deferred, with the reason
+  --timeout SECONDS          how long --wait waits (default 60)
+  --queue-url URL            a jobs queue in AWS (credentials and region from the AWS environment)
+  --outputs FILE             the stack's outputs, from cdk deploy --outputs-file (also enables --wait in AWS)
+  -h, --help                 this text
+Exit codes: 0 queued (with --wait: delivered), 1 failed, rejected or given up, 2 wrong usage, 3 still deferred.`;
 
-const { values } = parseArgs({
-  options: {
-    to: { type: 'string', multiple: true },
-    cc: { type: 'string', multiple: true },
-    bcc: { type: 'string', multiple: true },
-    from: { type: 'string' },
-    subject: { type: 'string' },
-    text: { type: 'string' },
-    html: { type: 'string' },
-    key: { type: 'string' },
-    transport: { type: 'string' },
-    file: { type: 'string' },
-    'queue-url': { type: 'string' },
-    outputs: { type: 'string' },
-    help: { type: 'boolean' },
-  },
-});
+const OPTIONS = {
+  to: { type: 'string', multiple: true },
+  cc: { type: 'string', multiple: true },
+  bcc: { type: 'string', multiple: true },
+  from: { type: 'string' },
+  subject: { type: 'string' },
+  text: { type: 'string' },
+  'text-file': { type: 'string' },
+  html: { type: 'string' },
+  'html-file': { type: 'string' },
+  key: { type: 'string' },
+  transport: { type: 'string' },
+  file: { type: 'string' },
+  wait: { type: 'boolean', default: false },
+  timeout: { type: 'string' },
+  'queue-url': { type: 'string' },
+  outputs: { type: 'string' },
+} as const;
 
-if (values.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
-const list = (v?: string[]) => v?.flatMap((x) => x.split(',')).map((x) => x.trim()).filter(Boolean);
-const job = values.file
-  ? JSON.parse(readFileSync(values.file, 'utf8'))
-  : {
-      version: 1,
-      idempotencyKey: values.key ?? newIdempotencyKey(),
-      from: values.from,
-      to: list(values.to),
-      cc: list(values.cc),
-      bcc: list(values.bcc),
-      subject: values.subject,
-      text: values.text,
-      html: values.html,
-      transport: values.transport,
-    };
+await runCommand(USAGE, async () => {
+  const values = parseCommandLine({ usage: USAGE, options: OPTIONS });
+  const timeoutSeconds = toInteger(values.timeout, '--timeout', { min: 1, max: 3600 }) ?? 60;
+  const fields = ['to', 'cc', 'bcc', 'from', 'subject', 'text', 'text-file', 'html', 'html-file', 'key', 'transport'] as const;
+  if (values.file !== undefined && fields.some((f) => values[f] !== undefined)) throw new UsageError('--file takes the whole job; give the other fields in the file, not as flags');
+  if (values.text !== undefined && values['text-file'] !== undefined) throw new UsageError('give --text or --text-file, not both');
+  if (values.html !== undefined && values['html-file'] !== undefined) throw new UsageError('give --html or --html-file, not both');
+  if ([values.file, values['text-file'], values['html-file']].filter((f) => f === '-').length > 1) throw new UsageError('only one input can come from stdin (-)');
 
-try {
-  const target = resolveTarget({ queueUrl: values['queue-url'], outputs: values.outputs });
+  const list = (v?: string[]) => v?.flatMap((x) => x.split(',')).map((x) => x.trim()).filter(Boolean);
+  const job = values.file !== undefined
+    ? parseJsonInput(readInput(values.file, '--file'), values.file === '-' ? 'stdin' : values.file)
+    : {
+        version: 1,
+        idempotencyKey: values.key ?? newIdempotencyKey(),
+        from: values.from,
+        to: list(values.to),
+        cc: list(values.cc),
+        bcc: list(values.bcc),
+        subject: values.subject,
+        text: values['text-file'] !== undefined ? readInput(values['text-file'], '--text-file') : values.text,
+        html: values['html-file'] !== undefined ? readInput(values['html-file'], '--html-file') : values.html,
+        transport: values.transport,
+      };
+
+  let valid: EmailJob;
+  try {
+    valid = validateEmailJob(JSON.parse(JSON.stringify(job)));
+  } catch (error) {
+    if (error instanceof InvalidEmailJobError) throw new UsageError(error.message);
+    throw error;
+  }
+
+  const target = await connectTarget({ queueUrl: values['queue-url'], outputs: values.outputs });
   const producer = createEmailProducer({ sqs: target.sqs, s3: target.s3, queueUrl: target.queueUrl, bucket: target.bucket });
-  const sent = await producer.sendEmail(job);
-  console.log(`queued ${sent.idempotencyKey} on ${target.description} as ${sent.sqsMessageId}${sent.claimCheck ? ` (claim check ${sent.claimCheck.key})` : ''}`);
-} catch (error) {
-  console.error(error instanceof InvalidEmailJobError ? `${error.message}\n\n${USAGE}` : (error as Error).message);
-  process.exit(1);
-}
+  // Subscribed before the job goes, so its outcome cannot slip past.
+  const watcher = values.wait ? await watchOutcomes(target) : undefined;
+  try {
+    const sent = await producer.sendEmail(valid);
+    console.log(`queued ${sent.idempotencyKey} on ${target.description}${sent.claimCheck ? ` (claim check ${sent.claimCheck.key})` : ''}`);
+    if (!watcher) return ExitCode.ok;
+    const outcome = await watcher.waitFor(sent.idempotencyKey, {
+      timeoutMs: timeoutSeconds * 1000,
+      onDeferred: (d) => console.log(`deferred${d.reason ? `: ${d.reason}${d.detail ? `: ${d.detail}` : ''}` : ''}; next attempt in ${d.retryInSeconds} s …`),
+    });
+    const line = describeOutcome(outcome, timeoutSeconds);
+    if (outcome?.kind === 'delivered') {
+      console.log(line);
+      return ExitCode.ok;
+    }
+    if (outcome === undefined || outcome.kind === 'deferred') {
+      console.log(line);
+      return 3;
+    }
+    throw new CommandError(line);
+  } finally {
+    await watcher?.close();
+  }
+});

@@ -1,19 +1,27 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join, resolve } from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { TwinManifest } from '#local/twin.js';
+import { TWIN_PORTS } from '#local/twin-ports.js';
+import { CommandError, nothingListening, parseJsonInput, readInput, UsageError } from './cli.js';
 
 /** Where a tool sends: the local twin (default) or a deployed stack. */
 export type Target = {
   description: string;
   sqs: SQSClient;
   s3: S3Client;
+  region?: string;
   queueUrl: string;
   deadLetterQueueUrl?: string;
   bucket?: string;
+  /** The topic outcome events are published on (the twin's, or the stack's EventsTopicArn output). */
+  eventsTopicArn?: string;
   /** The twin's queue subscribed to the events topic. */
   eventsTapQueueUrl?: string;
+  /** The running twin's manifest and directory; absent for AWS. */
+  twin?: { manifest: TwinManifest; dataDir: string };
 };
 
 export type TargetArgs = {
@@ -28,30 +36,64 @@ export type TargetArgs = {
 
 const regionOf = (queueUrl: string) => /sqs[.-]([a-z0-9-]+)\.amazonaws\.com/.exec(queueUrl)?.[1];
 
-/** Resolves the target from flags: --outputs or --queue-url mean AWS; otherwise the running local twin. */
-export function resolveTarget(args: TargetArgs): Target {
+/** Whether something accepts TCP connections at host:port within a second. */
+async function isListening(host: string, port: number): Promise<boolean> {
+  return new Promise((done) => {
+    const socket = connect({ host, port, timeout: 1000 });
+    const finish = (open: boolean) => {
+      socket.destroy();
+      done(open);
+    };
+    socket.once('connect', () => finish(true));
+    socket.once('timeout', () => finish(false));
+    socket.once('error', () => finish(false));
+  });
+}
+
+/** Resolves the target from flags: --outputs or --queue-url mean AWS; otherwise the local twin, checked to be up. */
+export async function connectTarget(args: TargetArgs): Promise<Target> {
   if (args.outputs) {
-    const outputs = JSON.parse(readFileSync(args.outputs, 'utf8')) as Record<string, Record<string, string>>;
-    const stack = Object.values(outputs).find((o) => o.JobsQueueUrl);
-    if (!stack?.JobsQueueUrl) throw new Error(`${args.outputs} has no JobsQueueUrl output (write it with cdk deploy --outputs-file)`);
+    const outputs = parseJsonInput(readInput(args.outputs, '--outputs'), `--outputs ${args.outputs}`) as Record<string, Record<string, string>>;
+    const stack = Object.values(outputs ?? {}).find((o) => o && typeof o === 'object' && o.JobsQueueUrl);
+    if (!stack?.JobsQueueUrl) throw new UsageError(`--outputs ${args.outputs} has no JobsQueueUrl output (write it with cdk deploy --outputs-file)`);
     const region = regionOf(stack.JobsQueueUrl);
-    return { description: `AWS (${stack.JobsQueueUrl})`, sqs: new SQSClient({ region }), s3: new S3Client({ region }), queueUrl: stack.JobsQueueUrl, deadLetterQueueUrl: stack.DeadLetterQueueUrl, bucket: stack.BucketName };
+    return {
+      description: `AWS (${stack.JobsQueueUrl})`,
+      sqs: new SQSClient({ region }),
+      s3: new S3Client({ region }),
+      region,
+      queueUrl: stack.JobsQueueUrl,
+      deadLetterQueueUrl: stack.DeadLetterQueueUrl,
+      bucket: stack.BucketName,
+      eventsTopicArn: stack.EventsTopicArn,
+    };
   }
   if (args.queueUrl) {
+    if (!/^https?:\/\//.test(args.queueUrl)) throw new UsageError(`--queue-url must be a queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>), not ${JSON.stringify(args.queueUrl)}`);
     const region = regionOf(args.queueUrl);
-    return { description: `AWS (${args.queueUrl})`, sqs: new SQSClient({ region }), s3: new S3Client({ region }), queueUrl: args.queueUrl, deadLetterQueueUrl: args.deadLetterQueueUrl };
+    return { description: `AWS (${args.queueUrl})`, sqs: new SQSClient({ region }), s3: new S3Client({ region }), region, queueUrl: args.queueUrl, deadLetterQueueUrl: args.deadLetterQueueUrl };
   }
-  const manifestPath = join(resolve(args.dataDir ?? process.env.TWIN_DIR ?? '.local'), 'twin.json');
-  if (!existsSync(manifestPath)) throw new Error(`no local twin found (${manifestPath} is missing): start it with npm start, or pass --queue-url / --outputs`);
-  const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as TwinManifest;
+  const dataDir = resolve(args.dataDir ?? process.env.TWIN_DIR ?? '.local');
+  const manifestPath = join(dataDir, 'twin.json');
+  if (!existsSync(manifestPath)) {
+    const host = '127.0.0.1';
+    if (!(await isListening(host, TWIN_PORTS.aws))) throw new CommandError(nothingListening(host, TWIN_PORTS.aws));
+    throw new CommandError(`something listens on ${host}:${TWIN_PORTS.aws}, but ${manifestPath} is missing: run the tools from the directory npm start runs in, or set TWIN_DIR`);
+  }
+  const manifest = parseJsonInput(readInput(manifestPath, 'the twin manifest'), manifestPath) as TwinManifest;
+  const endpoint = new URL(manifest.endpoints.sqs);
+  if (!(await isListening(endpoint.hostname, Number(endpoint.port)))) throw new CommandError(nothingListening(endpoint.hostname, endpoint.port));
   const credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
   return {
     description: `local twin (${manifest.endpoints.sqs})`,
     sqs: new SQSClient({ region: manifest.region, endpoint: manifest.endpoints.sqs, credentials }),
     s3: new S3Client({ region: manifest.region, endpoint: manifest.endpoints.s3, credentials, forcePathStyle: true }),
+    region: manifest.region,
     queueUrl: manifest.resources.jobsQueueUrl,
     deadLetterQueueUrl: manifest.resources.deadLetterQueueUrl,
     bucket: manifest.resources.bucket,
+    eventsTopicArn: manifest.resources.eventsTopicArn,
     eventsTapQueueUrl: manifest.resources.eventsTapQueueUrl,
+    twin: { manifest, dataDir },
   };
 }

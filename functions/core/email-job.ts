@@ -154,14 +154,18 @@ export const EmailJobSchema = z
     transport: z.optional(z.enum(TransportNames)),
   })
   .check(z.superRefine((job, ctx) => {
-    const recipients = (job.to?.length ?? 0) + (job.cc?.length ?? 0) + (job.bcc?.length ?? 0);
-    if (recipients === 0) ctx.addIssue({ code: 'custom', path: ['to'], message: 'needs at least one recipient in to, cc or bcc' });
+    const count = (list: unknown) => (Array.isArray(list) ? list.length : 0);
+    const recipients = count(job.to) + count(job.cc) + count(job.bcc);
+    const malformed = [job.to, job.cc, job.bcc].some((list) => list !== undefined && !Array.isArray(list));
+    if (recipients === 0 && !malformed) ctx.addIssue({ code: 'custom', path: ['to'], message: 'needs at least one recipient in to, cc or bcc' });
     if (recipients > MAX_RECIPIENTS) ctx.addIssue({ code: 'custom', path: ['to'], message: `at most ${MAX_RECIPIENTS} recipients across to, cc and bcc` });
     if (job.text === undefined && job.html === undefined) ctx.addIssue({ code: 'custom', path: ['text'], message: 'needs text, html or both' });
-    if (inlineAttachmentBytes(job) > MAX_INLINE_ATTACHMENT_BYTES) {
+    const inline = Array.isArray(job.attachments) ? inlineAttachmentBytes({ attachments: job.attachments.filter((a) => typeof a?.content === 'string') }) : 0;
+    if (inline > MAX_INLINE_ATTACHMENT_BYTES) {
       ctx.addIssue({ code: 'custom', path: ['attachments'], message: `inline attachments exceed ${MAX_INLINE_ATTACHMENT_BYTES} bytes; put large files in S3` });
     }
-  }));
+    // Checked even when fields are wrong, so that one report lists every problem; hence the defensive reads.
+  }, { when: (payload) => typeof payload.value === 'object' && payload.value !== null && !Array.isArray(payload.value) }));
 
 export type EmailJob = z.infer<typeof EmailJobSchema>;
 export type Mailbox = z.infer<typeof MailboxSchema>;
@@ -188,10 +192,4 @@ export function listRecipients(job: Pick<EmailJob, 'to' | 'cc' | 'bcc'>): string
   return out;
 }
 
-/** Turns zod issues into one line a producer can act on: `to.0: must be a bare address …; subject: …`. */
-export function describeIssues(issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }>): string {
-  return issues
-    .slice(0, 10)
-    .map((issue) => `${issue.path.length > 0 ? issue.path.map(String).join('.') : '(job)'}: ${issue.message}`)
-    .join('; ');
-}
+export { describeIssues, toJobProblem } from './job-problems.js';

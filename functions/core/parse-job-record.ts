@@ -1,12 +1,13 @@
 import { parse } from '@aws-lambda-powertools/parser';
 import * as z from 'zod/mini';
 import en from 'zod/v4/locales/en.js';
-import { describeIssues, EmailJobSchema, S3ReferenceSchema, type EmailJob } from './email-job.js';
+import { describeIssues, EmailJobSchema, S3ReferenceSchema, toJobProblem, type EmailJob } from './email-job.js';
 import { InvalidJobError } from './errors.js';
 
 // The schemas are zod/mini's (built at a fraction of the classic API's cost, at every cold start), which carries no
-// messages of its own: English ones tell a producer why a field was rejected ("expected string, received number").
-z.config(en());
+// messages of its own: ours say what is wrong and how to fix it (`subject: required`, the allowed values, the nearest
+// known key); English ones cover any code ours do not.
+z.config({ ...en(), customError: toJobProblem });
 
 /**
  * A queue message whose job is stored in S3 (the claim-check pattern), for jobs over the queue's size limit.

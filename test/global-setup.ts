@@ -1,0 +1,25 @@
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describeMissing, missingDependencies } from './support/system-dependencies.js';
+
+/**
+ * Runs once before any test file: stops at once, with the install command, when a system program is missing (instead
+ * of each suite timing out on it), and gives the run a temporary directory of its own that is removed afterwards,
+ * whatever the tests did, so a failed or killed test leaves nothing behind in the system's.
+ */
+export default function setup(): () => void {
+  const missing = missingDependencies();
+  if (missing.length > 0) {
+    // A bare message: the stack of this file would say nothing more.
+    const error = new Error(describeMissing(missing));
+    error.stack = error.message;
+    throw error;
+  }
+  const runDir = mkdtempSync(join(tmpdir(), 'email-dispatch-test-'));
+  // Private servers (Dovecot's unprivileged processes) must be able to reach their directories below it.
+  chmodSync(runDir, 0o755);
+  // Test workers start after this and inherit it: os.tmpdir() in every test, and in every child it spawns, is here.
+  process.env.TMPDIR = runDir;
+  return () => rmSync(runDir, { recursive: true, force: true });
+}
