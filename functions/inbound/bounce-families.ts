@@ -55,7 +55,7 @@ export const BOUNCE_FAMILIES: BounceFamily[] = [
   {
     name: 'exchange',
     markers: ['delivery has failed to these recipients or groups', 'your message did not reach some or all of the intended recipients',
-      'the following recipient(s) cannot be reached', 'diagnostic information for administrators', "your message couldn't be delivered",
+      'the following recipient(s) cannot be reached', 'diagnostic information for administrators',
       'your message wasn\'t delivered', 'delivery to these recipients or groups is complete', 'could not be delivered to the following recipients',
       "couldn't be delivered.",
       // The same headings in the languages Exchange writes them in.

@@ -59,7 +59,8 @@ const STATUS_REASONS = new Map(STATUS_TABLE.flatMap((row) => row.codes.map((code
  */
 export const DIAGNOSTIC_TABLE: Array<{ reason: BounceReason; phrases: string[]; weak?: true }> = [
   // Idioms more precise than the words of the rows below ("Relay access denied" is no policy block).
-  { reason: 'user-unknown', phrases: ['recipient address rejected: access denied', 'resolver.adr.recipnotfound', 'account that you tried to reach does not exist'] },
+  { reason: 'user-unknown', phrases: ['recipient address rejected: access denied', 'resolver.adr.recipnotfound', 'account that you tried to reach does not exist',
+    'not listed in domino directory', 'not listed in the directory', 'not listed in public name'] },
   { reason: 'host-unknown', phrases: ['relay access denied', 'relaying denied', 'relay denied', 'not permitted to relay', 'unable to relay', 'relay not permitted'] },
   { reason: 'mailbox-full', phrases: ['mailbox full', 'mailbox is full', 'over quota', 'quota exceeded'] },
   {
@@ -120,7 +121,7 @@ export const DIAGNOSTIC_TABLE: Array<{ reason: BounceReason; phrases: string[]; 
     phrases: ['user unknown', 'unknown user', 'no such user', 'no such recipient', 'no such mailbox', 'no such address', 'no such person',
       'does not exist', "doesn't exist", 'not exist', 'user not found', 'recipient not found', 'mailbox not found', 'address not found',
       'recipnotfound', 'no mailbox', 'invalid recipient', 'invalid mailbox', 'unknown recipient', 'unknown address', 'addressee unknown',
-      'bad destination mailbox', 'is not a valid mailbox', 'invalid address', 'not a valid user', 'user doesn', 'unknown local part',
+      'bad destination mailbox', 'is not a valid mailbox', 'invalid address', "couldn't be found", 'could not be found', 'not a valid user', 'user doesn', 'unknown local part',
       'recipient unknown', 'no account', 'unknown or illegal alias', 'not listed in', 'mailbox does not',
       'no longer available', 'undeliverable address', 'user invalid',
       'unrecognized recipient', 'mailbox unknown', 'account does not', 'no valid recipients', 'not our customer',
@@ -138,7 +139,9 @@ export const DIAGNOSTIC_TABLE: Array<{ reason: BounceReason; phrases: string[]; 
       'system busy', 'local error', 'resources', 'network is unreachable', 'no route to host', 'lost connection', 'connection reset',
       'server busy', 'deferred', 'greylist', 'graylist'],
   },
-  // Last: words that usually mean a bad mailbox, when neither a status nor anything more precise says otherwise.
+  // Last: words that usually mean a refusal or a bad mailbox, when neither a status nor anything more precise says otherwise.
+  { reason: 'policy-or-blocked', phrases: ['policy', 'not allowed', 'rejected by'], weak: true },
+  // Words that usually mean a bad mailbox, when neither a status nor anything more precise says otherwise.
   { reason: 'user-unknown', phrases: ['recipient address rejected', 'address rejected', 'mailbox unavailable', 'deleted', 'no user', 'no such'], weak: true },
 ];
 
@@ -168,7 +171,9 @@ export function classifyFailure(facts: FailureFacts): FailureVerdict {
   const text = (facts.diagnosticCode ?? '').toLowerCase();
   const said = text ? DIAGNOSTIC_TABLE.find((row) => (!row.weak || !statusRow) && row.phrases.some((p) => text.includes(p)))?.reason : undefined;
   let reason: BounceReason;
-  if (said && (OVERRIDES_SPECIFIC.has(said) || !statusRow?.specific)) reason = said;
+  // A specific sender-side status (4.7.28: our IP's reputation) is more precise than the words around it.
+  const statusSenderSide = statusRow?.specific && SENDER_SIDE_REASONS.has(statusRow.reason);
+  if (said && !statusSenderSide && (OVERRIDES_SPECIFIC.has(said) || !statusRow?.specific)) reason = said;
   else if (statusRow) reason = statusRow.reason;
   else reason = 'unknown';
 

@@ -115,13 +115,17 @@ function originalOf(message: InboundMessage, extraIds: string[] = []): OriginalM
   return { messageId, dispatchId, messageIds };
 }
 
+const REPLY_PREFIXES = ['re:', 'fwd:', 'fw:', 'aw:', 'wg:', 'tr:', 'sv:', 'vs:'];
+
 /** What in the message's headers says it comes from a delivery system. */
 function headerSignals(message: InboundMessage) {
   const from = (message.from ?? '').toLowerCase();
   const fromHeader = (message.headers.from ?? '').toLowerCase();
   const returnPath = message.headers['return-path']?.trim();
   const sender = returnPath === '<>' || BOUNCE_SENDERS.some((s) => from.startsWith(`${s}@`) || fromHeader.includes(s));
-  const subject = containsAny((message.subject ?? '').toLowerCase(), BOUNCE_SUBJECTS);
+  // "Re: Undeliverable…" or "Fwd: Mail delivery failed" is a person writing about a bounce.
+  const subjectText = (message.subject ?? '').toLowerCase().trimStart();
+  const subject = !REPLY_PREFIXES.some((p) => subjectText.startsWith(p)) && containsAny(subjectText, BOUNCE_SUBJECTS);
   const failedRecipients = findAddresses(message.headers['x-failed-recipients'] ?? '').map((a) => a.address);
   return { sender, subject, failedRecipients, hasFrom: message.headers.from !== undefined };
 }

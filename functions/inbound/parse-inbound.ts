@@ -336,7 +336,8 @@ export function htmlToText(html: string): string {
   let i = 0;
   while (i < html.length) {
     const lt = html.indexOf('<', i);
-    out.push(decodeEntities(html.slice(i, lt < 0 ? html.length : lt)));
+    // Line breaks in HTML source are spaces; only block tags break lines.
+    out.push(decodeEntities(html.slice(i, lt < 0 ? html.length : lt).replace(/\s+/g, ' ')));
     if (lt < 0) break;
     const gt = html.indexOf('>', lt);
     if (gt < 0) break;

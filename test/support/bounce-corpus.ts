@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** One labelled message of a corpus (`labels.json`, schema in the corpus README). */
@@ -40,8 +40,10 @@ export type CorpusFigures = {
 const SUPPRESSIBLE = new Set(['user-unknown', 'mailbox-disabled', 'host-unknown']);
 const OUR_SIDE = new Set(['sender-problem', 'policy-or-blocked', 'rate-limited', 'spam-or-content']);
 
+/** The labels of a corpus: `labels.json`, and the samples written for this repository (`own-labels.json`) if any. */
 export function readCorpus(dir: string): CorpusLabel[] {
-  return JSON.parse(readFileSync(join(dir, 'labels.json'), 'utf8')) as CorpusLabel[];
+  const read = (name: string) => (existsSync(join(dir, name)) ? (JSON.parse(readFileSync(join(dir, name), 'utf8')) as CorpusLabel[]) : []);
+  return [...read('labels.json'), ...read('own-labels.json')];
 }
 
 /** Runs `classify` over every labelled message of the corpus in `dir` and counts how it agrees with the labels. */
