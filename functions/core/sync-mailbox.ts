@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { classifyInbound, type InboundClassification, type InboundMessage } from '#inbound/classify-inbound.js';
+import { bounceLogFacts, hasSenderSideFailure } from '#inbound/bounce-log.js';
 import { forEachBounded } from './bounded.js';
 import { createEvent, EventTypes, type DispatchEvent } from './events.js';
 import { hashAddress } from './message-id.js';
@@ -76,10 +77,10 @@ export type SyncDeps = {
   storeRaw: (key: string, body: Buffer) => Promise<{ bucket: string; key: string }>;
   /** Publishes events in order; resolves with the ones that could not be published. */
   publishBatch: (events: DispatchEvent[]) => Promise<Array<{ event: DispatchEvent; error: string }>>;
-  suppress: (entry: { address: string; reason: 'hard-bounce' | 'complaint'; source: string; status?: string }) => Promise<void>;
+  suppress: (entry: { address: string; reason: 'hard-bounce' | 'complaint'; source: string; status?: string; permanent?: boolean; detail?: string }) => Promise<void>;
   clock?: () => number;
   /** Called for each message handled, for metrics. */
-  onMessage?: (facts: { kind: InboundClassification['kind']; lagMs: number; suppressed: number }) => void;
+  onMessage?: (facts: { kind: InboundClassification['kind']; lagMs: number; suppressed: number; senderSide?: boolean }) => void;
   log?: (level: 'info' | 'warn', message: string, facts: Record<string, unknown>) => void;
 };
 
@@ -122,8 +123,14 @@ export function messageKeyOf(message: InboundMessage, size: number): string {
   return createHash('sha256').update(basis).digest('hex').slice(0, 40);
 }
 
-const eventTypeOf = (kind: InboundClassification['kind']) =>
-  kind === 'bounce' ? EventTypes.bounceDetected : kind === 'complaint' ? EventTypes.complaintDetected : kind === 'auto-reply' ? EventTypes.autoReplyDetected : EventTypes.inboundReceived;
+const EVENT_TYPES = {
+  bounce: EventTypes.bounceDetected,
+  delay: EventTypes.bounceDelayed,
+  complaint: EventTypes.complaintDetected,
+  'auto-reply': EventTypes.autoReplyDetected,
+  message: EventTypes.inboundReceived,
+} as const;
+const eventTypeOf = (kind: InboundClassification['kind']) => EVENT_TYPES[kind];
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -266,13 +273,16 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
       }
       const raw = await storeRawChunk(fresh.map((m) => m.fetched), status);
 
-      const outgoing: Array<{ event: DispatchEvent; entry: (typeof fresh)[number]; kind: InboundClassification['kind']; suppressed: number }> = [];
+      const outgoing: Array<{ event: DispatchEvent; entry: (typeof fresh)[number]; kind: InboundClassification['kind']; suppressed: number; senderSide: boolean }> = [];
       for (const entry of fresh) {
         try {
           const classification = classifyInbound(entry.message);
           // Suppress before publishing: once the event is out, the list already reflects it.
           const suppressed = await suppressFor(classification, entry.key);
-          outgoing.push({ event: eventOf(entry, classification, status, raw.get(entry.fetched.uid)), entry, kind: classification.kind, suppressed });
+          const facts = bounceLogFacts(classification);
+          if (facts) deps.log?.('info', `${classification.kind} read`, { mailboxId, uid: entry.fetched.uid, ...facts });
+          const senderSide = hasSenderSideFailure(classification);
+          outgoing.push({ event: eventOf(entry, classification, status, raw.get(entry.fetched.uid)), entry, kind: classification.kind, suppressed, senderSide });
         } catch (error) {
           done.failure = error;
           break;
@@ -285,7 +295,7 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
       for (const o of published) {
         done.add(o.entry.fetched.uid);
         result.processed += 1;
-        deps.onMessage?.({ kind: o.kind, lagMs: lagOf(o.entry.fetched), suppressed: o.suppressed });
+        deps.onMessage?.({ kind: o.kind, lagMs: lagOf(o.entry.fetched), suppressed: o.suppressed, senderSide: o.senderSide });
       }
       if (failed.length > 0) done.failure ??= new Error(`${failed.length} event(s) not published: ${failed[0]?.error ?? ''}`);
       return done;
@@ -326,7 +336,7 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
       let suppressed = 0;
       if (classification.kind === 'bounce') {
         for (const r of classification.recipients.filter((x) => x.suppress)) {
-          await deps.suppress({ address: r.recipient, reason: 'hard-bounce', source: `dsn:${key}`, status: r.status });
+          await deps.suppress({ address: r.recipient, reason: 'hard-bounce', source: `dsn:${key}`, status: r.status, permanent: r.permanent, detail: r.reason });
           suppressed += 1;
         }
       } else if (classification.kind === 'complaint' && classification.suppress) {
