@@ -2,7 +2,7 @@ import { SENDER_SIDE_REASONS } from './bounce-reasons.js';
 import type { InboundClassification } from './classify-inbound.js';
 import { findAddresses } from './mail-text.js';
 
-/** `550 5.1.1 <bob@example.net>: unknown` → `550 5.1.1 <***@example.net>: unknown`: the domain stays, the person goes. */
+/** `<bob@example.net>: unknown` → `<***@example.net>: unknown`: the domain stays, the person goes. */
 export function maskAddresses(text: string): string {
   const found = findAddresses(text, 1000);
   if (found.length === 0) return text;
@@ -31,12 +31,14 @@ export function bounceLogFacts(classification: InboundClassification): Record<st
       status: r.status,
       replyCode: r.replyCode,
       suppress: r.suppress,
-            // Masked before it is cut, so that no address is cut into something the mask does not recognise.
-      diagnostic: r.diagnosticCode === undefined ? undefined : maskAddresses(r.diagnosticCode.slice(0, 2000)).slice(0, 300),
+      // Masked before it is cut, so that no address is cut into something the mask does not recognise.
+      diagnostic:
+        r.diagnosticCode === undefined ? undefined : maskAddresses(r.diagnosticCode.slice(0, 2000)).slice(0, 300),
     })),
   };
 }
 
-/** A bounce or delay report with a recipient failed for a reason on our side (our address, reputation, rate, content). */
+/** A bounce or delay report with a recipient failed for a reason on our side (address, reputation, rate, content). */
 export const hasSenderSideFailure = (classification: InboundClassification): boolean =>
-  (classification.kind === 'bounce' || classification.kind === 'delay') && classification.recipients.some((r) => SENDER_SIDE_REASONS.has(r.reason));
+  (classification.kind === 'bounce' || classification.kind === 'delay') &&
+  classification.recipients.some((r) => SENDER_SIDE_REASONS.has(r.reason));

@@ -19,21 +19,54 @@ const SPECIFIC = BOUNCE_FAMILIES.filter((f) => f !== GENERIC);
 const DIAGNOSTIC_STARTS = [...new Set(BOUNCE_FAMILIES.flatMap((f) => f.diagnosticStarts ?? []))];
 const RECIPIENT_PHRASES = [...new Set(BOUNCE_FAMILIES.flatMap((f) => f.recipientPhrases ?? []))];
 
-/** A recipient named inside a sentence ("Your message to <addr> couldn't be delivered."): the address after the phrase. */
+/** A recipient named in a sentence ("Your message to <addr> couldn't be delivered."): the address after the phrase. */
 function recipientInSentence(line: string): { address: string; rest: string } | undefined {
   const lower = line.toLowerCase();
   const phrase = firstOf(lower, RECIPIENT_PHRASES);
   if (!phrase) return undefined;
   const after = phrase.at + phrase.phrase.length;
   const [found] = findAddresses(line.slice(after, after + 300), 1);
-  if (!found || line.slice(after, after + found.start).trim().replace('<', '') !== '') return undefined;
-  return { address: found.address, rest: line.slice(after + found.end).replace(/^[>'"\s.:]+/, '').trim() };
+  if (
+    !found ||
+    line
+      .slice(after, after + found.start)
+      .trim()
+      .replace('<', '') !== ''
+  )
+    return undefined;
+  return {
+    address: found.address,
+    rest: line
+      .slice(after + found.end)
+      .replace(/^[>'"\s.:]+/, '')
+      .trim(),
+  };
 }
 
 /** What may stand before an address that begins a recipient line (lowercase, trimmed). */
-const RECIPIENT_PREFIXES = new Set(['', '<', '"', "'", '<<', 'mailto:', '<mailto:', '*', '-', 'failed to deliver to', 'failed to deliver to \'',
-  'failed to deliver to \'<', 'recipient:', 'recipient: <', 'rcpt to:', 'rcpt to: <',
-  'to:', 'to: <', 'address:', 'user', 'user <']);
+const RECIPIENT_PREFIXES = new Set([
+  '',
+  '<',
+  '"',
+  "'",
+  '<<',
+  'mailto:',
+  '<mailto:',
+  '*',
+  '-',
+  'failed to deliver to',
+  "failed to deliver to '",
+  "failed to deliver to '<",
+  'recipient:',
+  'recipient: <',
+  'rcpt to:',
+  'rcpt to: <',
+  'to:',
+  'to: <',
+  'address:',
+  'user',
+  'user <',
+]);
 /** Characters that close the address's brackets or quotes. */
 const CLOSERS = '>"\']';
 
@@ -66,7 +99,8 @@ function recipientLine(line: string): { address: string; rest: string } | undefi
   while (suffix && CLOSERS.includes(suffix[0] as string)) suffix = suffix.slice(1);
   const trimmed = suffix.trim();
   const lower = trimmed.toLowerCase();
-  if (trimmed === '' || lower.startsWith('<mailto:') || lower.startsWith('on ')) return { address: first.address, rest: '' };
+  if (trimmed === '' || lower.startsWith('<mailto:') || lower.startsWith('on '))
+    return { address: first.address, rest: '' };
   if (trimmed.startsWith(':')) return { address: first.address, rest: trimmed.slice(1).trim() };
   if (trimmed.startsWith('...')) return { address: first.address, rest: trimmed.slice(3).trim() };
   if (trimmed.startsWith('(')) {
@@ -132,7 +166,11 @@ export function readTextBounce(text: string, exclude: ReadonlySet<string>): Text
     // A line indented deeper than the recipient's own continues its diagnostic, whatever it names.
     const continues = current.length > 0 && !heading && indent > currentIndent;
     const listed = continues ? undefined : recipientLine(line);
-    if (listed && !exclude.has(listed.address.toLowerCase()) && !listed.address.toLowerCase().startsWith('mailer-daemon@')) {
+    if (
+      listed &&
+      !exclude.has(listed.address.toLowerCase()) &&
+      !listed.address.toLowerCase().startsWith('mailer-daemon@')
+    ) {
       const key = listed.address.toLowerCase();
       const entry = recipients.get(key) ?? { address: listed.address, diagnostic: [] };
       recipients.set(key, entry);
@@ -153,7 +191,8 @@ export function readTextBounce(text: string, exclude: ReadonlySet<string>): Text
       if (!named && sentence && !exclude.has(sentence.address.toLowerCase())) {
         named = { address: sentence.address, diagnostic: sentence.rest ? [sentence.rest] : [] };
         recipients.set(sentence.address.toLowerCase(), named);
-      } else if (named && line.trim() && named.diagnostic.join(' ').length < DIAGNOSTIC_CHARS) named.diagnostic.push(line.trim());
+      } else if (named && line.trim() && named.diagnostic.join(' ').length < DIAGNOSTIC_CHARS)
+        named.diagnostic.push(line.trim());
     }
   }
   return {

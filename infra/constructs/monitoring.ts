@@ -19,7 +19,7 @@ export type MonitoringProps = {
   key: IKey;
 };
 
-/** Share of bounce reports blaming our side that raises SenderSideBouncesHigh, and the fewest reports it needs in an hour. */
+/** The share of bounce reports blaming our side that raises SenderSideBouncesHigh, and the fewest it needs an hour. */
 const SENDER_SIDE_SHARE = 0.2;
 const SENDER_SIDE_MIN_REPORTS = 10;
 
@@ -92,13 +92,20 @@ export class Monitoring extends Construct {
       const hour = Duration.hours(1);
       const senderSideShare = new MathExpression({
         expression: `IF(b + d >= ${SENDER_SIDE_MIN_REPORTS}, s / (b + d), 0)`,
-        usingMetrics: { s: custom(PollerMetrics.senderSideBounces, hour), b: custom(PollerMetrics.bounces, hour), d: custom(PollerMetrics.delays, hour) },
+        usingMetrics: {
+          s: custom(PollerMetrics.senderSideBounces, hour),
+          b: custom(PollerMetrics.bounces, hour),
+          d: custom(PollerMetrics.delays, hour),
+        },
         label: 'Sender-side share of bounce reports',
         period: hour,
       });
       alarm('SenderSideBouncesHigh', senderSideShare, {
         threshold: SENDER_SIDE_SHARE,
-        description: `Over ${SENDER_SIDE_SHARE * 100}% of an hour's bounce and delay reports (at least ${SENDER_SIDE_MIN_REPORTS}) blame our side: our sender address or domain, SPF/DKIM/DMARC, IP or domain reputation, sending rate or content.`,
+        description:
+          `Over ${SENDER_SIDE_SHARE * 100}% of an hour's bounce and delay reports ` +
+          `(at least ${SENDER_SIDE_MIN_REPORTS}) blame our side: our sender address or domain, ` +
+          'SPF/DKIM/DMARC, IP or domain reputation, sending rate or content.',
       });
     }
     if (config.transports.includes('ses')) {
@@ -148,7 +155,13 @@ export class Monitoring extends Construct {
           title: 'Poll lag and bounces',
           width: 12,
           left: [new Metric({ namespace: METRIC_NAMESPACE, metricName: PollerMetrics.lag, dimensionsMap: { service: SERVICE_NAME }, statistic: 'Maximum', period: Duration.minutes(1) })],
-          right: [custom(PollerMetrics.bounces), custom(PollerMetrics.delays), custom(PollerMetrics.senderSideBounces), custom(PollerMetrics.complaints), custom(PollerMetrics.suppressed)],
+          right: [
+            custom(PollerMetrics.bounces),
+            custom(PollerMetrics.delays),
+            custom(PollerMetrics.senderSideBounces),
+            custom(PollerMetrics.complaints),
+            custom(PollerMetrics.suppressed),
+          ],
         }),
       );
     }

@@ -140,11 +140,15 @@ describe('alarms', () => {
 
   it('raises SenderSideBouncesHigh on the share of an hour\'s bounce reports that blame our side', () => {
     const props = alarm('SenderSideBouncesHigh');
-    const metrics = props?.Metrics as Array<{ Id: string; Expression?: string; MetricStat?: { Metric: { MetricName: string }; Period: number } }>;
+    type Query = { Id: string; Expression?: string; MetricStat?: { Metric: { MetricName: string }; Period: number } };
+    const metrics = props?.Metrics as Query[];
 
     expect(props?.Threshold).toBe(0.2);
     expect(metrics.find((m) => m.Expression)?.Expression).toBe('IF(b + d >= 10, s / (b + d), 0)');
-    expect(metrics.filter((m) => m.MetricStat).map((m) => [m.Id, m.MetricStat?.Metric.MetricName, m.MetricStat?.Period])).toEqual([
+    const stats = metrics
+      .filter((m) => m.MetricStat)
+      .map((m) => [m.Id, m.MetricStat?.Metric.MetricName, m.MetricStat?.Period]);
+    expect(stats).toEqual([
       ['s', 'SenderSideBounces', 3600],
       ['b', 'BouncesDetected', 3600],
       ['d', 'DelaysDetected', 3600],

@@ -10,7 +10,9 @@ const classifyFile = (name: string) => classifyInbound(parseInboundSync(readFile
 
 describe('what the logs say about a bounce', () => {
   it('masks every address, keeping its domain', () => {
-    expect(maskAddresses('550 5.1.1 <gone@example.net>: unknown; RCPT TO:<a.b+c@sub.example.org>')).toBe('550 5.1.1 <***@example.net>: unknown; RCPT TO:<***@sub.example.org>');
+    expect(maskAddresses('550 5.1.1 <gone@example.net>: unknown; RCPT TO:<a.b+c@sub.example.org>')).toBe(
+      '550 5.1.1 <***@example.net>: unknown; RCPT TO:<***@sub.example.org>',
+    );
   });
 
   it('gives reason, permanence, status, reply code and the masked diagnostic per recipient, and no address', () => {
@@ -20,13 +22,29 @@ describe('what the logs say about a bounce', () => {
     // Assess
     expect(facts).toEqual({
       format: 'exim',
-      recipients: [{ domain: 'mail.example.org', reason: 'user-unknown', permanent: true, status: '5.1.1', replyCode: 550, suppress: true, diagnostic: expect.stringContaining('<***@mail.example.org>') }],
+      recipients: [
+        {
+          domain: 'mail.example.org',
+          reason: 'user-unknown',
+          permanent: true,
+          status: '5.1.1',
+          replyCode: 550,
+          suppress: true,
+          diagnostic: expect.stringContaining('<***@mail.example.org>'),
+        },
+      ],
     });
     expect(JSON.stringify(facts)).not.toContain('nobody@');
   });
 
-  it('tells the reports that blame our side from the recipient\'s own failures', () => {
-    const blamed = ['postfix-sender-domain.eml', 'postfix-spf-fail.eml', 'o365-ip-blocked.eml', 'zimbra-rate-limited.eml', 'gmail-delay-reputation.eml'];
+  it("tells the reports that blame our side from the recipient's own failures", () => {
+    const blamed = [
+      'postfix-sender-domain.eml',
+      'postfix-spf-fail.eml',
+      'o365-ip-blocked.eml',
+      'zimbra-rate-limited.eml',
+      'gmail-delay-reputation.eml',
+    ];
     const own = ['exim-user-unknown.eml', 'qmail-mailbox-full.eml', 'domino-not-listed.eml'];
 
     expect(blamed.map((f) => hasSenderSideFailure(classifyFile(f)))).toEqual(blamed.map(() => true));
