@@ -338,7 +338,8 @@ export function classifyInbound(message: InboundMessage): InboundClassification 
   const bodySays = !!text?.family && (!signals.hasFrom || fromDeliverySystem);
   const recipients = textRecipients(text, signals.failedRecipients, text?.delay ? 'delayed' : 'failed');
   const coded = recipients.some((r) => r.replyCode !== undefined || r.status !== undefined);
-  const explained = recipients.some((r) => r.diagnosticCode !== undefined);
+  // A recipient with an explanation that names a reason (not just any text after an address).
+  const explained = recipients.some((r) => r.diagnosticCode !== undefined && r.reason !== 'unknown');
   const headersSay =
     signals.failedRecipients.length > 0 ||
     (signals.sender && signals.subject) ||

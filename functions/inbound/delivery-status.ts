@@ -46,6 +46,9 @@ export type StatusBlock = {
 
 export type DeliveryStatus = { reportingMta?: string; originalMessageIds: string[]; blocks: StatusBlock[] };
 
+/** Most recipient blocks read from one report, and most characters kept of a diagnostic. */
+const MAX_RECIPIENTS = 100;
+const DIAGNOSTIC_CHARS = 1000;
 const ACTIONS = new Set(['failed', 'delayed', 'delivered', 'relayed', 'expanded']);
 const isRecipientBlock = (fields: Record<string, string>) =>
   'final-recipient' in fields || 'original-recipient' in fields || 'action' in fields;
@@ -59,7 +62,9 @@ function diagnosticText(value: string | undefined): string | undefined {
     type === 'smtp' || type === 'x-unix' || type === 'x-postfix' || type === 'x-local' || type === 'mailbox'
       ? value.slice(semi + 1)
       : value
-  ).trim();
+  )
+    .trim()
+    .slice(0, DIAGNOSTIC_CHARS);
 }
 
 /**
@@ -79,7 +84,8 @@ export function readDeliveryStatus(content: string): DeliveryStatus {
     ),
     blocks: [],
   };
-  for (const fields of recipientBlocks) {
+  // A report about our mail names at most a job's recipients (50); a longer one is cut, not read whole.
+  for (const fields of recipientBlocks.slice(0, MAX_RECIPIENTS)) {
     const finalRecipient = addressOf(fields['final-recipient']);
     const recipient =
       addressOf(fields['original-recipient']) ?? finalRecipient ?? addressOf(fields['x-actual-recipient']);

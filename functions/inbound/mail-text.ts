@@ -31,13 +31,18 @@ export function findAddresses(text: string, limit = 50): FoundAddress[] {
   return found;
 }
 
-/** `rfc822; Bob@Example.net` or `<Bob@Example.net>` → `Bob@Example.net`; anything but one address → undefined. */
+/**
+ * `rfc822; Bob@Example.net`, `<Bob@Example.net> (comment)` → `Bob@Example.net`: the one address the value starts
+ * with; anything else (no address, text before it, a second address) → undefined.
+ */
 export function addressOf(typed: string | undefined): string | undefined {
   if (!typed) return undefined;
   const value = (typed.includes(';') ? typed.slice(typed.indexOf(';') + 1) : typed).trim();
-  const bare = value.startsWith('<') && value.endsWith('>') ? value.slice(1, -1).trim() : value;
+  const bare = value.startsWith('<') ? value.slice(1).trimStart() : value;
   const [found, second] = findAddresses(bare, 2);
-  return found && !second && found.start === 0 && found.end === bare.length ? found.address : undefined;
+  if (!found || second || found.start !== 0) return undefined;
+  const rest = bare.slice(found.end).trim();
+  return rest === '' || rest === '>' || rest.startsWith('(') || rest.startsWith('>') ? found.address : undefined;
 }
 
 /** The `<id@host>` tokens of `text` (Message-ID, In-Reply-To, References values), in order. */

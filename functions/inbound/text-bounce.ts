@@ -200,7 +200,8 @@ export function readTextBounce(text: string, exclude: ReadonlySet<string>): Text
     generic: containsAny(lower, GENERIC.markers),
     delay: delayWords && !permanent,
     permanentHint,
-    recipients: [...recipients.values()].map((r) => {
+    // A report about our mail names at most a job's recipients (50): more are cut.
+    recipients: [...recipients.values()].slice(0, 100).map((r) => {
       const diagnostic = r.diagnostic.length > 0 ? r.diagnostic.join(' ').slice(0, DIAGNOSTIC_CHARS) : undefined;
       return { address: r.address, diagnostic, permanentHint: hintFor(diagnostic) };
     }),
