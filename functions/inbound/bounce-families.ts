@@ -268,6 +268,8 @@ export const ORIGINAL_STARTS = [
   '--------- original message',
   '----- headers of the returned message',
   '------ this is a copy of your message',
+  '------- returned message',
+  '----- returned message',
 ];
 
 /** Subjects of bounces (lowercase substrings). */

@@ -231,6 +231,7 @@ export const DIAGNOSTIC_TABLE: Array<{ reason: BounceReason; phrases: string[]; 
       'mailbox full',
       'mailbox is full',
       'mailbox has exceeded',
+      'mailbox exceeded',
       'over quota',
       'overquota',
       'quota exceeded',

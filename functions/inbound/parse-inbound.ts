@@ -67,12 +67,18 @@ export async function parseInbound(
 export function parseInboundSync(source: Buffer, limits: ParseLimits = DEFAULT_PARSE_LIMITS): InboundMessage {
   if (source.length > limits.maxBytes)
     throw new UnparsableMessageError(UnparsableReasons.tooLarge, limits.maxBytes, `${source.length} bytes`);
-  const s = source.toString('latin1');
+  const s = withLineFeeds(source.toString('latin1'));
   const walk: Walk = { s, limits, parts: [], count: 0, textLeft: limits.maxTotalTextBytes };
   const root = readHeaders(walk, 0, s.length, true);
   const message = toMessage(root.fields);
   walkEntity(walk, root, s.length, 0, false);
   return { ...message, parts: walk.parts };
+}
+
+/** A message whose lines end in a bare CR (classic Mac OS) gets LFs; any other is left as it is. */
+function withLineFeeds(s: string): string {
+  const head = s.slice(0, 64 * 1024);
+  return head.includes('\r') && !head.includes('\n') ? s.replaceAll('\r', '\n') : s;
 }
 
 /** The header block (up to the first empty line) of a message, parsed; `parts` stays empty. */
