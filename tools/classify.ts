@@ -14,7 +14,8 @@ export function describe(file: string, source: Buffer): Record<string, unknown> 
   try {
     classification = classifyInbound(parseInboundSync(source));
   } catch (error) {
-    if (error instanceof UnparsableMessageError) return { file, kind: 'unparsable', reason: error.reason, detail: error.message };
+    if (error instanceof UnparsableMessageError)
+      return { file, kind: 'unparsable', reason: error.reason, detail: error.message };
     throw error;
   }
   const { kind } = classification;
@@ -28,9 +29,22 @@ export function describe(file: string, source: Buffer): Record<string, unknown> 
       suppress: r.suppress,
       diagnostic: r.diagnosticCode?.slice(0, 200),
     }));
-    return { file, kind, format: classification.format, recipients, originalMessageIds: classification.original.messageIds };
+    return {
+      file,
+      kind,
+      format: classification.format,
+      recipients,
+      originalMessageIds: classification.original.messageIds,
+    };
   }
-  if (kind === 'complaint') return { file, kind, feedbackType: classification.feedbackType, recipients: classification.recipients, suppress: classification.suppress };
+  if (kind === 'complaint')
+    return {
+      file,
+      kind,
+      feedbackType: classification.feedbackType,
+      recipients: classification.recipients,
+      suppress: classification.suppress,
+    };
   if (kind === 'auto-reply') return { file, kind, reason: classification.reason };
   return { file, kind, note: classification.note };
 }
@@ -48,7 +62,10 @@ if (args.includes('--help') || args.includes('-h')) {
   console.log(USAGE);
   process.exit(0);
 }
-const problems = args.length === 0 ? ['no file or directory given'] : args.filter((a) => a.startsWith('-')).map((a) => `unknown option ${a}`);
+const problems =
+  args.length === 0
+    ? ['no file or directory given']
+    : args.filter((a) => a.startsWith('-')).map((a) => `unknown option ${a}`);
 for (const path of args.filter((a) => !a.startsWith('-'))) {
   try {
     statSync(path);

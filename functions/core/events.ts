@@ -9,6 +9,8 @@ export const EventTypes = {
   failed: 'email.failed',
   inboundReceived: 'inbound.received',
   bounceDetected: 'bounce.detected',
+  /** A delay warning (RFC 3464 `Action: delayed`): delivery is still being tried; nothing is suppressed. */
+  bounceDelayed: 'bounce.delayed',
   complaintDetected: 'complaint.detected',
   autoReplyDetected: 'auto-reply.detected',
 } as const;

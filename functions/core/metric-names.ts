@@ -25,6 +25,12 @@ export const PollerMetrics = {
   lag: 'PollLagSeconds',
   processed: 'InboundProcessed',
   bounces: 'BouncesDetected',
+  delays: 'DelaysDetected',
+  /**
+   * Bounce and delay reports with a recipient failed for a sender-side reason (sender-problem, policy-or-blocked,
+   * rate-limited, spam-or-content): our setup or reputation needs attention. Watched as a share of all reports.
+   */
+  senderSideBounces: 'SenderSideBounces',
   complaints: 'ComplaintsDetected',
   suppressed: 'AddressesSuppressed',
   pollFailed: 'MailboxPollFailures',

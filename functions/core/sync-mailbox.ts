@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { classifyInbound, type InboundClassification, type InboundMessage } from '#inbound/classify-inbound.js';
+import { bounceLogFacts, hasSenderSideFailure } from '#inbound/bounce-log.js';
 import { forEachBounded } from './bounded.js';
 import { createEvent, EventTypes, type DispatchEvent } from './events.js';
 import { hashAddress } from './message-id.js';
@@ -68,6 +69,23 @@ export interface MailboxStateStore {
 /** Where a message's raw bytes are: a byte range of an S3 object that holds a chunk's new messages back to back. */
 export type RawLocation = { bucket: string; key: string; offset: number; length: number };
 
+/** A suppression: `detail` is the bounce reason (user-unknown, mailbox-disabled) of a bounce. */
+export type SuppressEntry = {
+  address: string;
+  reason: 'hard-bounce' | 'complaint';
+  source: string;
+  status?: string;
+  permanent?: boolean;
+  detail?: string;
+};
+
+export type MessageFacts = {
+  kind: InboundClassification['kind'];
+  lagMs: number;
+  suppressed: number;
+  senderSide?: boolean;
+};
+
 export type SyncDeps = {
   state: MailboxStateStore;
   openSession: () => Promise<MailboxSession>;
@@ -76,10 +94,10 @@ export type SyncDeps = {
   storeRaw: (key: string, body: Buffer) => Promise<{ bucket: string; key: string }>;
   /** Publishes events in order; resolves with the ones that could not be published. */
   publishBatch: (events: DispatchEvent[]) => Promise<Array<{ event: DispatchEvent; error: string }>>;
-  suppress: (entry: { address: string; reason: 'hard-bounce' | 'complaint'; source: string; status?: string }) => Promise<void>;
+  suppress: (entry: SuppressEntry) => Promise<void>;
   clock?: () => number;
-  /** Called for each message handled, for metrics. */
-  onMessage?: (facts: { kind: InboundClassification['kind']; lagMs: number; suppressed: number }) => void;
+  /** Called for each message handled, for metrics; `senderSide`: a bounce or delay that blames our side. */
+  onMessage?: (facts: MessageFacts) => void;
   log?: (level: 'info' | 'warn', message: string, facts: Record<string, unknown>) => void;
 };
 
@@ -122,8 +140,14 @@ export function messageKeyOf(message: InboundMessage, size: number): string {
   return createHash('sha256').update(basis).digest('hex').slice(0, 40);
 }
 
-const eventTypeOf = (kind: InboundClassification['kind']) =>
-  kind === 'bounce' ? EventTypes.bounceDetected : kind === 'complaint' ? EventTypes.complaintDetected : kind === 'auto-reply' ? EventTypes.autoReplyDetected : EventTypes.inboundReceived;
+const EVENT_TYPES = {
+  bounce: EventTypes.bounceDetected,
+  delay: EventTypes.bounceDelayed,
+  complaint: EventTypes.complaintDetected,
+  'auto-reply': EventTypes.autoReplyDetected,
+  message: EventTypes.inboundReceived,
+} as const;
+const eventTypeOf = (kind: InboundClassification['kind']) => EVENT_TYPES[kind];
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -266,13 +290,18 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
       }
       const raw = await storeRawChunk(fresh.map((m) => m.fetched), status);
 
-      const outgoing: Array<{ event: DispatchEvent; entry: (typeof fresh)[number]; kind: InboundClassification['kind']; suppressed: number }> = [];
+      type Outgoing = { event: DispatchEvent; entry: (typeof fresh)[number]; kind: InboundClassification['kind'] };
+      const outgoing: Array<Outgoing & { suppressed: number; senderSide: boolean }> = [];
       for (const entry of fresh) {
         try {
           const classification = classifyInbound(entry.message);
           // Suppress before publishing: once the event is out, the list already reflects it.
           const suppressed = await suppressFor(classification, entry.key);
-          outgoing.push({ event: eventOf(entry, classification, status, raw.get(entry.fetched.uid)), entry, kind: classification.kind, suppressed });
+          const facts = bounceLogFacts(classification);
+          if (facts) deps.log?.('info', `${classification.kind} read`, { mailboxId, uid: entry.fetched.uid, ...facts });
+          const senderSide = hasSenderSideFailure(classification);
+          const event = eventOf(entry, classification, status, raw.get(entry.fetched.uid));
+          outgoing.push({ event, entry, kind: classification.kind, suppressed, senderSide });
         } catch (error) {
           done.failure = error;
           break;
@@ -285,7 +314,8 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
       for (const o of published) {
         done.add(o.entry.fetched.uid);
         result.processed += 1;
-        deps.onMessage?.({ kind: o.kind, lagMs: lagOf(o.entry.fetched), suppressed: o.suppressed });
+        const { kind, suppressed, senderSide } = o;
+        deps.onMessage?.({ kind, lagMs: lagOf(o.entry.fetched), suppressed, senderSide });
       }
       if (failed.length > 0) done.failure ??= new Error(`${failed.length} event(s) not published: ${failed[0]?.error ?? ''}`);
       return done;
@@ -326,7 +356,8 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
       let suppressed = 0;
       if (classification.kind === 'bounce') {
         for (const r of classification.recipients.filter((x) => x.suppress)) {
-          await deps.suppress({ address: r.recipient, reason: 'hard-bounce', source: `dsn:${key}`, status: r.status });
+          const { recipient: address, status, permanent, reason: detail } = r;
+          await deps.suppress({ address, reason: 'hard-bounce', source: `dsn:${key}`, status, permanent, detail });
           suppressed += 1;
         }
       } else if (classification.kind === 'complaint' && classification.suppress) {

@@ -72,6 +72,8 @@ export function createPollMailboxHandler(deps: PollMailboxDeps) {
             lagMs = Math.max(lagMs, facts.lagMs);
             metrics.addMetric(PollerMetrics.processed, MetricUnit.Count, 1);
             if (facts.kind === 'bounce') metrics.addMetric(PollerMetrics.bounces, MetricUnit.Count, 1);
+            if (facts.kind === 'delay') metrics.addMetric(PollerMetrics.delays, MetricUnit.Count, 1);
+            if (facts.senderSide) metrics.addMetric(PollerMetrics.senderSideBounces, MetricUnit.Count, 1);
             if (facts.kind === 'complaint') metrics.addMetric(PollerMetrics.complaints, MetricUnit.Count, 1);
             if (facts.suppressed > 0) metrics.addMetric(PollerMetrics.suppressed, MetricUnit.Count, facts.suppressed);
             flushEvery(5000);

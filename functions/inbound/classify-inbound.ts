@@ -1,7 +1,15 @@
 import { BOUNCE_SENDERS, BOUNCE_SUBJECTS, CHALLENGE_PHRASES } from './bounce-families.js';
 import { classifyFailure, type BounceReason } from './bounce-reasons.js';
 import { parseFieldBlocks, readDeliveryStatus, type StatusBlock } from './delivery-status.js';
-import { addressOf, containsAny, enhancedStatusIn, findAddresses, linesOf, messageIdsIn, replyCodeIn } from './mail-text.js';
+import {
+  addressOf,
+  containsAny,
+  enhancedStatusIn,
+  findAddresses,
+  linesOf,
+  messageIdsIn,
+  replyCodeIn,
+} from './mail-text.js';
 import { readTextBounce, type TextBounce } from './text-bounce.js';
 
 export { parseFieldBlocks };
@@ -51,7 +59,7 @@ export type DsnRecipient = {
   reason: BounceReason;
   /** The failure is permanent (5.x.x / 5xx, or said to be): sending again will fail again. */
   permanent: boolean;
-  /** The recipient's own permanent failure (user-unknown, mailbox-disabled): the address goes on the suppression list. */
+  /** The recipient's own permanent failure (user-unknown, mailbox-disabled): the address is to be suppressed. */
   suppress: boolean;
 };
 
@@ -75,8 +83,15 @@ export type InboundClassification =
   | { kind: 'message'; note?: string };
 
 /** message/delivery-status, message/global-delivery-status, and misspellings such as message/xdelivery-status. */
-const isDeliveryStatus = (contentType: string) => contentType.startsWith('message/') && contentType.endsWith('delivery-status');
-const QUOTED_HEADERS = new Set(['text/rfc822-headers', 'message/rfc822-headers', 'message/global-headers', 'message/rfc822', 'message/global']);
+const isDeliveryStatus = (contentType: string) =>
+  contentType.startsWith('message/') && contentType.endsWith('delivery-status');
+const QUOTED_HEADERS = new Set([
+  'text/rfc822-headers',
+  'message/rfc822-headers',
+  'message/global-headers',
+  'message/rfc822',
+  'message/global',
+]);
 
 /** The header block of a quoted message or header part, as fields. */
 const quotedFields = (content: string): Record<string, string> => {
@@ -107,13 +122,31 @@ function originalOf(message: InboundMessage, extraIds: string[] = []): OriginalM
       const colon = trimmed.indexOf(':');
       const name = colon > 0 ? trimmed.slice(0, colon).toLowerCase() : '';
       if (name === 'message-id' || name === 'original-message-id') ids.push(...messageIdsIn(trimmed.slice(colon + 1)));
-      if (name === 'x-dispatch-id' && DISPATCH_ID.test(trimmed.slice(colon + 1).trim().toLowerCase())) dispatchId ??= trimmed.slice(colon + 1).trim().toLowerCase();
+      if (
+        name === 'x-dispatch-id' &&
+        DISPATCH_ID.test(
+          trimmed
+            .slice(colon + 1)
+            .trim()
+            .toLowerCase(),
+        )
+      )
+        dispatchId ??= trimmed
+          .slice(colon + 1)
+          .trim()
+          .toLowerCase();
     }
   }
-  ids.push(...extraIds, ...messageIdsIn(message.headers['in-reply-to'] ?? ''), ...messageIdsIn(message.headers.references ?? ''));
+  ids.push(
+    ...extraIds,
+    ...messageIdsIn(message.headers['in-reply-to'] ?? ''),
+    ...messageIdsIn(message.headers.references ?? ''),
+  );
   const messageIds = [...new Set(ids)].filter((id) => id !== message.messageId);
   return { messageId, dispatchId, messageIds };
 }
+
+const REPLY_PREFIXES = ['re:', 'fwd:', 'fw:', 'aw:', 'wg:', 'tr:', 'sv:', 'vs:'];
 
 /** What in the message's headers says it comes from a delivery system. */
 function headerSignals(message: InboundMessage) {
@@ -121,7 +154,9 @@ function headerSignals(message: InboundMessage) {
   const fromHeader = (message.headers.from ?? '').toLowerCase();
   const returnPath = message.headers['return-path']?.trim();
   const sender = returnPath === '<>' || BOUNCE_SENDERS.some((s) => from.startsWith(`${s}@`) || fromHeader.includes(s));
-  const subject = containsAny((message.subject ?? '').toLowerCase(), BOUNCE_SUBJECTS);
+  // "Re: Undeliverable…" or "Fwd: Mail delivery failed" is a person writing about a bounce.
+  const subjectText = (message.subject ?? '').toLowerCase().trimStart();
+  const subject = !REPLY_PREFIXES.some((p) => subjectText.startsWith(p)) && containsAny(subjectText, BOUNCE_SUBJECTS);
   const failedRecipients = findAddresses(message.headers['x-failed-recipients'] ?? '').map((a) => a.address);
   return { sender, subject, failedRecipients, hasFrom: message.headers.from !== undefined };
 }
@@ -130,13 +165,21 @@ function headerSignals(message: InboundMessage) {
 function readableText(message: InboundMessage): string {
   const own = message.parts.filter((p) => !p.embedded);
   const plain = own.filter((p) => p.contentType === 'text/plain');
-  return (plain.length > 0 ? plain : own.filter((p) => p.contentType === 'text/html')).map((p) => p.content).join('\n\n');
+  return (plain.length > 0 ? plain : own.filter((p) => p.contentType === 'text/html'))
+    .map((p) => p.content)
+    .join('\n\n');
 }
 
 function toRecipient(block: Omit<StatusBlock, 'finalRecipient'>, permanentHint?: boolean): DsnRecipient {
   const failing = block.action === 'failed' || block.action === 'delayed';
   const verdict = failing
-    ? classifyFailure({ action: block.action as 'failed' | 'delayed', status: block.status, replyCode: block.replyCode, diagnosticCode: block.diagnosticCode, permanentHint })
+    ? classifyFailure({
+        action: block.action as 'failed' | 'delayed',
+        status: block.status,
+        replyCode: block.replyCode,
+        diagnosticCode: block.diagnosticCode,
+        permanentHint,
+      })
     : { reason: 'unknown' as const, permanent: false, suppress: false };
   return {
     recipient: block.recipient,
@@ -150,36 +193,61 @@ function toRecipient(block: Omit<StatusBlock, 'finalRecipient'>, permanentHint?:
 }
 
 /** The failed recipients a plain-text bounce lists (and X-Failed-Recipients names), classified. */
-function textRecipients(text: TextBounce | undefined, failedHeader: string[], action: 'failed' | 'delayed'): DsnRecipient[] {
+function textRecipients(
+  text: TextBounce | undefined,
+  failedHeader: string[],
+  action: 'failed' | 'delayed',
+): DsnRecipient[] {
   const listed: TextBounce['recipients'] = [...(text?.recipients ?? [])];
-  for (const address of failedHeader) if (!listed.some((r) => r.address.toLowerCase() === address.toLowerCase())) listed.push({ address });
+  for (const address of failedHeader)
+    if (!listed.some((r) => r.address.toLowerCase() === address.toLowerCase())) listed.push({ address });
   return listed.map(({ address, diagnostic, permanentHint }) => {
     const status = diagnostic ? enhancedStatusIn(diagnostic) : undefined;
     const replyCode = diagnostic ? replyCodeIn(diagnostic, status) : undefined;
-    return toRecipient({ recipient: address, action, status, replyCode, diagnosticCode: diagnostic }, permanentHint ?? text?.permanentHint);
+    return toRecipient(
+      { recipient: address, action, status, replyCode, diagnosticCode: diagnostic },
+      permanentHint ?? text?.permanentHint,
+    );
   });
 }
 
 /** The classification of a report whose recipients are known, as a bounce (any failed) or a delay (only delayed). */
-function toReport(format: string, recipients: DsnRecipient[], original: OriginalMessage, reportingMta?: string): InboundClassification {
+function toReport(
+  format: string,
+  recipients: DsnRecipient[],
+  original: OriginalMessage,
+  reportingMta?: string,
+): InboundClassification {
   const failed = recipients.filter((r) => r.action === 'failed');
   if (failed.length > 0) return { kind: 'bounce', format, reportingMta, recipients: failed, original };
-  return { kind: 'delay', format, reportingMta, recipients: recipients.filter((r) => r.action === 'delayed'), original };
+  return {
+    kind: 'delay',
+    format,
+    reportingMta,
+    recipients: recipients.filter((r) => r.action === 'delayed'),
+    original,
+  };
 }
 
-function classifyDeliveryStatus(message: InboundMessage, content: string, text: TextBounce | undefined): InboundClassification | undefined {
+function classifyDeliveryStatus(
+  message: InboundMessage,
+  content: string,
+  text: TextBounce | undefined,
+): InboundClassification | undefined {
   const report = readDeliveryStatus(content);
   if (report.blocks.length === 0) return undefined;
   // The human-readable part often says more than the fields (an Exim "5.0.0" with "550 No such user here" below).
   const said = new Map((text?.recipients ?? []).map((r) => [r.address.toLowerCase(), r.diagnostic]));
   const recipients = report.blocks.map((block) => {
-    const diagnosticCode = block.diagnosticCode ?? said.get(block.recipient.toLowerCase()) ?? said.get(block.finalRecipient.toLowerCase());
+    const diagnosticCode =
+      block.diagnosticCode ?? said.get(block.recipient.toLowerCase()) ?? said.get(block.finalRecipient.toLowerCase());
     const status = block.status ?? (diagnosticCode ? enhancedStatusIn(diagnosticCode) : undefined);
     const replyCode = block.replyCode ?? (diagnosticCode ? replyCodeIn(diagnosticCode, status) : undefined);
     return toRecipient({ ...block, diagnosticCode, status, replyCode }, text?.permanentHint);
   });
   const original = originalOf(message, report.originalMessageIds);
-  if (!recipients.some((r) => r.action === 'failed' || r.action === 'delayed')) return { kind: 'message', note: 'delivery report without failures' };
+  if (!recipients.some((r) => r.action === 'failed' || r.action === 'delayed'))
+    return { kind: 'message', note: 'delivery report without failures' };
   return toReport('delivery-status', recipients, original, report.reportingMta);
 }
 
@@ -198,16 +266,29 @@ function classifyFeedbackReport(message: InboundMessage, content: string): Inbou
   }
   if (recipients.length === 0) {
     const quoted = message.parts.find((p) => !p.embedded && QUOTED_HEADERS.has(p.contentType));
-    const to = quoted ? quotedFields(quoted.content).to ?? '' : '';
-    recipients.push(...to.split(',').map((a) => addressOf(a.trim())).filter((a): a is string => !!a));
+    const to = quoted ? (quotedFields(quoted.content).to ?? '') : '';
+    recipients.push(
+      ...to
+        .split(',')
+        .map((a) => addressOf(a.trim()))
+        .filter((a): a is string => !!a),
+    );
   }
-  return { kind: 'complaint', feedbackType, recipients, suppress: feedbackType === 'abuse' || feedbackType === 'fraud', original: originalOf(message) };
+  return {
+    kind: 'complaint',
+    feedbackType,
+    recipients,
+    suppress: feedbackType === 'abuse' || feedbackType === 'fraud',
+    original: originalOf(message),
+  };
 }
 
 function classifyAutoReply(message: InboundMessage): InboundClassification | undefined {
   const autoSubmitted = message.headers['auto-submitted']?.toLowerCase().trim();
-  if (autoSubmitted && autoSubmitted !== 'no') return { kind: 'auto-reply', reason: `Auto-Submitted: ${autoSubmitted.split(';')[0]}` };
-  if (message.headers['x-autoreply'] || message.headers['x-autorespond']) return { kind: 'auto-reply', reason: 'X-Autoreply' };
+  if (autoSubmitted && autoSubmitted !== 'no')
+    return { kind: 'auto-reply', reason: `Auto-Submitted: ${autoSubmitted.split(';')[0]}` };
+  if (message.headers['x-autoreply'] || message.headers['x-autorespond'])
+    return { kind: 'auto-reply', reason: 'X-Autoreply' };
   const precedence = message.headers.precedence?.toLowerCase().trim();
   if (precedence === 'auto_reply') return { kind: 'auto-reply', reason: 'Precedence: auto_reply' };
   return undefined;
@@ -229,11 +310,16 @@ export function classifyInbound(message: InboundMessage): InboundClassification 
 
   const signals = headerSignals(message);
   const readable = readableText(message);
-  const exclude = new Set([message.from, ...message.to, ...message.envelopeTo].filter((a): a is string => !!a).map((a) => a.toLowerCase()));
+  const exclude = new Set(
+    [message.from, ...message.to, ...message.envelopeTo].filter((a): a is string => !!a).map((a) => a.toLowerCase()),
+  );
   const text = readable ? readTextBounce(readable, exclude) : undefined;
   const fromDeliverySystem = signals.sender || signals.subject || signals.failedRecipients.length > 0;
   // Challenge/response systems send what looks like a delivery report (Boxbe: "Action: failed", "Status: 4.7.0").
-  if (containsAny(readable.slice(0, 64 * 1024).toLowerCase(), CHALLENGE_PHRASES) && signals.failedRecipients.length === 0) {
+  if (
+    containsAny(readable.slice(0, 64 * 1024).toLowerCase(), CHALLENGE_PHRASES) &&
+    signals.failedRecipients.length === 0
+  ) {
     return { kind: 'auto-reply', reason: 'challenge-response' };
   }
 
@@ -252,7 +338,8 @@ export function classifyInbound(message: InboundMessage): InboundClassification 
   const bodySays = !!text?.family && (!signals.hasFrom || fromDeliverySystem);
   const recipients = textRecipients(text, signals.failedRecipients, text?.delay ? 'delayed' : 'failed');
   const coded = recipients.some((r) => r.replyCode !== undefined || r.status !== undefined);
-  const explained = recipients.some((r) => r.diagnosticCode !== undefined);
+  // A recipient with an explanation that names a reason (not just any text after an address).
+  const explained = recipients.some((r) => r.diagnosticCode !== undefined && r.reason !== 'unknown');
   const headersSay =
     signals.failedRecipients.length > 0 ||
     (signals.sender && signals.subject) ||
@@ -262,7 +349,9 @@ export function classifyInbound(message: InboundMessage): InboundClassification 
   if (bodySays || headersSay || statusPart) {
     const original = originalOf(message);
     if (recipients.length > 0) return toReport(text?.family ?? 'text', recipients, original);
-    return text?.delay ? { kind: 'delay', format: text.family ?? 'text', recipients: [], original } : { kind: 'bounce', format: text?.family ?? 'text', recipients: [], original };
+    return text?.delay
+      ? { kind: 'delay', format: text.family ?? 'text', recipients: [], original }
+      : { kind: 'bounce', format: text?.family ?? 'text', recipients: [], original };
   }
   return classifyAutoReply(message) ?? { kind: 'message' };
 }

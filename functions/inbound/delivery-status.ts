@@ -46,15 +46,25 @@ export type StatusBlock = {
 
 export type DeliveryStatus = { reportingMta?: string; originalMessageIds: string[]; blocks: StatusBlock[] };
 
+/** Most recipient blocks read from one report, and most characters kept of a diagnostic. */
+const MAX_RECIPIENTS = 100;
+const DIAGNOSTIC_CHARS = 1000;
 const ACTIONS = new Set(['failed', 'delayed', 'delivered', 'relayed', 'expanded']);
-const isRecipientBlock = (fields: Record<string, string>) => 'final-recipient' in fields || 'original-recipient' in fields || 'action' in fields;
+const isRecipientBlock = (fields: Record<string, string>) =>
+  'final-recipient' in fields || 'original-recipient' in fields || 'action' in fields;
 
 /** `smtp; 550 5.1.1 <a@b>: User unknown` → `550 5.1.1 <a@b>: User unknown` (the diagnostic type is dropped). */
 function diagnosticText(value: string | undefined): string | undefined {
   if (!value) return undefined;
   const semi = value.indexOf(';');
   const type = semi > 0 ? value.slice(0, semi).trim().toLowerCase() : '';
-  return (type === 'smtp' || type === 'x-unix' || type === 'x-postfix' || type === 'x-local' || type === 'mailbox' ? value.slice(semi + 1) : value).trim();
+  return (
+    type === 'smtp' || type === 'x-unix' || type === 'x-postfix' || type === 'x-local' || type === 'mailbox'
+      ? value.slice(semi + 1)
+      : value
+  )
+    .trim()
+    .slice(0, DIAGNOSTIC_CHARS);
 }
 
 /**
@@ -69,19 +79,29 @@ export function readDeliveryStatus(content: string): DeliveryStatus {
   const recipientBlocks = blocks.filter(isRecipientBlock);
   const result: DeliveryStatus = {
     reportingMta: perMessage['reporting-mta'],
-    originalMessageIds: messageIdsIn(`${perMessage['original-message-id'] ?? ''} ${perMessage['x-original-message-id'] ?? ''}`),
+    originalMessageIds: messageIdsIn(
+      `${perMessage['original-message-id'] ?? ''} ${perMessage['x-original-message-id'] ?? ''}`,
+    ),
     blocks: [],
   };
-  for (const fields of recipientBlocks) {
+  // A report about our mail names at most a job's recipients (50); a longer one is cut, not read whole.
+  for (const fields of recipientBlocks.slice(0, MAX_RECIPIENTS)) {
     const finalRecipient = addressOf(fields['final-recipient']);
-    const recipient = addressOf(fields['original-recipient']) ?? finalRecipient ?? addressOf(fields['x-actual-recipient']);
+    const recipient =
+      addressOf(fields['original-recipient']) ?? finalRecipient ?? addressOf(fields['x-actual-recipient']);
     if (!recipient) continue;
     const diagnosticCode = diagnosticText(fields['diagnostic-code']);
     const statusField = fields.status?.trim() ?? '';
-    const status = enhancedStatusIn(statusField.slice(0, 16)) ?? (diagnosticCode ? enhancedStatusIn(diagnosticCode) : undefined);
-    const word = fields.action?.trim().toLowerCase().split(/[\s(;]/)[0];
+    const status =
+      enhancedStatusIn(statusField.slice(0, 16)) ?? (diagnosticCode ? enhancedStatusIn(diagnosticCode) : undefined);
+    const word = fields.action
+      ?.trim()
+      .toLowerCase()
+      .split(/[\s(;]/)[0];
     if (word !== undefined && word !== '' && !ACTIONS.has(word)) continue;
-    const action = (word || (status?.startsWith('5') ? 'failed' : status?.startsWith('4') ? 'delayed' : '')) as StatusBlock['action'] | '';
+    const action = (word || (status?.startsWith('5') ? 'failed' : status?.startsWith('4') ? 'delayed' : '')) as
+      | StatusBlock['action']
+      | '';
     if (!action) continue;
     result.blocks.push({
       recipient,

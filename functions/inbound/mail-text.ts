@@ -3,9 +3,11 @@
  * one pass over its input with indexOf and character tests: inbound text is hostile, so nothing here backtracks.
  */
 
-const isDomainChar = (c: number) => (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 45 || c === 46 || c > 127;
-/** RFC 5322 atext and the dot, less the apostrophe (which quotes addresses in bounce text far more than it is in one). */
-const isLocalChar = (c: number) => isDomainChar(c) || (c > 32 && c < 127 && "!#$%&*+/=?^_`{|}~".includes(String.fromCharCode(c)));
+const isDomainChar = (c: number) =>
+  (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 45 || c === 46 || c > 127;
+/** RFC 5322 atext and the dot, less the apostrophe (which quotes addresses in bounce text more than it is in one). */
+const isLocalChar = (c: number) =>
+  isDomainChar(c) || (c > 32 && c < 127 && '!#$%&*+/=?^_`{|}~'.includes(String.fromCharCode(c)));
 
 export type FoundAddress = { address: string; start: number; end: number };
 
@@ -29,13 +31,18 @@ export function findAddresses(text: string, limit = 50): FoundAddress[] {
   return found;
 }
 
-/** `rfc822; Bob@Example.net`, `<bob@example.net>` → `Bob@Example.net`; anything that is not one plain address → undefined. */
+/**
+ * `rfc822; Bob@Example.net`, `<Bob@Example.net> (comment)` → `Bob@Example.net`: the one address the value starts
+ * with; anything else (no address, text before it, a second address) → undefined.
+ */
 export function addressOf(typed: string | undefined): string | undefined {
   if (!typed) return undefined;
   const value = (typed.includes(';') ? typed.slice(typed.indexOf(';') + 1) : typed).trim();
-  const bare = value.startsWith('<') && value.endsWith('>') ? value.slice(1, -1).trim() : value;
+  const bare = value.startsWith('<') ? value.slice(1).trimStart() : value;
   const [found, second] = findAddresses(bare, 2);
-  return found && !second && found.start === 0 && found.end === bare.length ? found.address : undefined;
+  if (!found || second || found.start !== 0) return undefined;
+  const rest = bare.slice(found.end).trim();
+  return rest === '' || rest === '>' || rest.startsWith('(') || rest.startsWith('>') ? found.address : undefined;
 }
 
 /** The `<id@host>` tokens of `text` (Message-ID, In-Reply-To, References values), in order. */
@@ -89,10 +96,12 @@ export function replyCodeIn(text: string, status?: string): number | undefined {
     const c = text.charCodeAt(i);
     if (c !== 50 && c !== 52 && c !== 53) continue;
     const prev = text.charCodeAt(i - 1);
-    if (i > 0 && (isDigit(prev) || prev === 46 || prev === 45 || prev === 58 || prev === 35 || isWordChar(prev))) continue;
+    if (i > 0 && (isDigit(prev) || prev === 46 || prev === 45 || prev === 58 || prev === 35 || isWordChar(prev)))
+      continue;
     if (!isDigit(text.charCodeAt(i + 1)) || !isDigit(text.charCodeAt(i + 2))) continue;
     const next = text[i + 3];
-    if (next === undefined || next === ' ' || next === '-' || next === '\t' || next === '\n' || next === '\r') return Number(text.slice(i, i + 3));
+    if (next === undefined || next === ' ' || next === '-' || next === '\t' || next === '\n' || next === '\r')
+      return Number(text.slice(i, i + 3));
   }
   return undefined;
 }

@@ -33,8 +33,15 @@ export const DEFAULT_PARSE_LIMITS: ParseLimits = {
 
 /** Parts whose text the classifier reads; every other part is listed with its type only. */
 const TEXT_PARTS = new Set([
-  'text/plain', 'text/html', 'text/rfc822-headers', 'message/rfc822-headers', 'message/delivery-status', 'message/global-delivery-status',
-  'message/feedback-report', 'message/disposition-notification', 'message/global-headers',
+  'text/plain',
+  'text/html',
+  'text/rfc822-headers',
+  'message/rfc822-headers',
+  'message/delivery-status',
+  'message/global-delivery-status',
+  'message/feedback-report',
+  'message/disposition-notification',
+  'message/global-headers',
 ]);
 const ATTACHED_MESSAGES = new Set(['message/rfc822', 'message/global']);
 
@@ -49,14 +56,18 @@ type Walk = { s: string; limits: ParseLimits; parts: InboundPart[]; count: numbe
  * values are tokenised by libmime and nodemailer's addressparser, and only text-like parts are decoded, up to a
  * budget. A message that breaks a limit throws UnparsableMessageError, the same way every time.
  */
-export async function parseInbound(source: Buffer, limits: ParseLimits = DEFAULT_PARSE_LIMITS): Promise<InboundMessage> {
+export async function parseInbound(
+  source: Buffer,
+  limits: ParseLimits = DEFAULT_PARSE_LIMITS,
+): Promise<InboundMessage> {
   return parseInboundSync(source, limits);
 }
 
 /** parseInbound without the promise, for tools and tests. */
 export function parseInboundSync(source: Buffer, limits: ParseLimits = DEFAULT_PARSE_LIMITS): InboundMessage {
-  if (source.length > limits.maxBytes) throw new UnparsableMessageError(UnparsableReasons.tooLarge, limits.maxBytes, `${source.length} bytes`);
-  const s = source.toString('latin1');
+  if (source.length > limits.maxBytes)
+    throw new UnparsableMessageError(UnparsableReasons.tooLarge, limits.maxBytes, `${source.length} bytes`);
+  const s = withLineFeeds(source.toString('latin1'));
   const walk: Walk = { s, limits, parts: [], count: 0, textLeft: limits.maxTotalTextBytes };
   const root = readHeaders(walk, 0, s.length, true);
   const message = toMessage(root.fields);
@@ -64,10 +75,19 @@ export function parseInboundSync(source: Buffer, limits: ParseLimits = DEFAULT_P
   return { ...message, parts: walk.parts };
 }
 
+/** A message whose lines end in a bare CR (classic Mac OS) gets LFs; any other is left as it is. */
+function withLineFeeds(s: string): string {
+  const head = s.slice(0, 64 * 1024);
+  return head.includes('\r') && !head.includes('\n') ? s.replaceAll('\r', '\n') : s;
+}
+
 /** The header block (up to the first empty line) of a message, parsed; `parts` stays empty. */
 export function parseHeaderBlock(source: Buffer, limits: ParseLimits = DEFAULT_PARSE_LIMITS): InboundMessage {
   const s = source.toString('latin1');
-  return { ...toMessage(readHeaders({ s, limits, parts: [], count: 0, textLeft: 0 }, 0, s.length, true).fields), parts: [] };
+  return {
+    ...toMessage(readHeaders({ s, limits, parts: [], count: 0, textLeft: 0 }, 0, s.length, true).fields),
+    parts: [],
+  };
 }
 
 /** End of the line that starts at `pos` (before CRLF or LF) and where the next line starts. */
@@ -102,7 +122,12 @@ function readHeaders(walk: Walk, start: number, end: number, lenient: boolean): 
   let pos = start;
   if (lenient) {
     // Leading blank lines and an mbox "From " line are not part of the header block.
-    for (let [lineEnd, next] = lineAt(s, pos, end); pos < end && isBlank(s, pos, lineEnd); [lineEnd, next] = lineAt(s, next, end)) pos = next;
+    for (
+      let [lineEnd, next] = lineAt(s, pos, end);
+      pos < end && isBlank(s, pos, lineEnd);
+      [lineEnd, next] = lineAt(s, next, end)
+    )
+      pos = next;
     if (s.startsWith('From ', pos)) pos = lineAt(s, pos, end)[1];
   }
   const blockStart = pos;
@@ -122,7 +147,11 @@ function readHeaders(walk: Walk, start: number, end: number, lenient: boolean): 
     if ((first === 32 || first === 9) && current) {
       current.size += lineEnd - pos;
       if (current.size > limits.maxFieldBytes) {
-        throw new UnparsableMessageError(UnparsableReasons.fieldTooLarge, limits.maxFieldBytes, `${current.key} over ${limits.maxFieldBytes} bytes`);
+        throw new UnparsableMessageError(
+          UnparsableReasons.fieldTooLarge,
+          limits.maxFieldBytes,
+          `${current.key} over ${limits.maxFieldBytes} bytes`,
+        );
       }
       current.parts.push(s.slice(pos, lineEnd));
     } else {
@@ -135,11 +164,20 @@ function readHeaders(walk: Walk, start: number, end: number, lenient: boolean): 
       flush();
       const size = lineEnd - colon - 1;
       const key = s.slice(pos, colon).trim().toLowerCase();
-      if (size > limits.maxFieldBytes) throw new UnparsableMessageError(UnparsableReasons.fieldTooLarge, limits.maxFieldBytes, `${key} over ${limits.maxFieldBytes} bytes`);
+      if (size > limits.maxFieldBytes)
+        throw new UnparsableMessageError(
+          UnparsableReasons.fieldTooLarge,
+          limits.maxFieldBytes,
+          `${key} over ${limits.maxFieldBytes} bytes`,
+        );
       current = { key, parts: [s.slice(colon + 1, lineEnd)], size };
     }
     if (lineEnd - blockStart > limits.maxHeaderBytes) {
-      throw new UnparsableMessageError(UnparsableReasons.headerTooLarge, limits.maxHeaderBytes, `a header block over ${limits.maxHeaderBytes} bytes`);
+      throw new UnparsableMessageError(
+        UnparsableReasons.headerTooLarge,
+        limits.maxHeaderBytes,
+        `a header block over ${limits.maxHeaderBytes} bytes`,
+      );
     }
     pos = next;
   }
@@ -160,7 +198,8 @@ function decodeWords(value: string): string {
   }
 }
 
-const addressesOf = (list: Address[]): string[] => list.flatMap((a) => (a.group ? addressesOf(a.group) : [decodeWords(a.address)])).filter(Boolean);
+const addressesOf = (list: Address[]): string[] =>
+  list.flatMap((a) => (a.group ? addressesOf(a.group) : [decodeWords(a.address)])).filter(Boolean);
 const parseAddresses = (value: string | undefined): string[] => (value ? addressesOf(addressparser(value)) : []);
 
 /** Where the report was delivered: the envelope recipient as the receiving system recorded it, then the To. */
@@ -175,13 +214,16 @@ function toMessage(fields: Field[]): Omit<InboundMessage, 'parts'> {
     if (!value) continue;
     first[key] ??= value;
     headers[key] = headers[key] === undefined ? decodeWords(value) : `${headers[key]}, ${decodeWords(value)}`;
-    if (ENVELOPE_FIELDS.includes(key)) for (const a of parseAddresses(value)) if (!envelopeTo.includes(a)) envelopeTo.push(a);
+    if (ENVELOPE_FIELDS.includes(key))
+      for (const a of parseAddresses(value)) if (!envelopeTo.includes(a)) envelopeTo.push(a);
   }
   const contentType = first['content-type'] ? libmime.parseHeaderValue(first['content-type']) : undefined;
   const date = first.date ? new Date(first.date) : undefined;
   const messageId = first['message-id'] ? decodeWords(first['message-id']).trim() : '';
   return {
-    messageId: messageId ? `${messageId.startsWith('<') ? '' : '<'}${messageId}${messageId.endsWith('>') ? '' : '>'}` : undefined,
+    messageId: messageId
+      ? `${messageId.startsWith('<') ? '' : '<'}${messageId}${messageId.endsWith('>') ? '' : '>'}`
+      : undefined,
     from: parseAddresses(first.from)[0],
     to: parseAddresses(first.to),
     envelopeTo,
@@ -199,32 +241,52 @@ const fieldOf = (fields: Field[], key: string) => fields.find((f) => f.key === k
 function walkEntity(walk: Walk, entity: Entity, end: number, depth: number, embedded: boolean): void {
   const { limits } = walk;
   walk.count += 1;
-  if (walk.count > limits.maxParts) throw new UnparsableMessageError(UnparsableReasons.tooManyParts, limits.maxParts, `more than ${limits.maxParts} MIME parts`);
-  if (depth > limits.maxDepth) throw new UnparsableMessageError(UnparsableReasons.tooDeep, limits.maxDepth, `MIME parts nested more than ${limits.maxDepth} deep`);
+  if (walk.count > limits.maxParts)
+    throw new UnparsableMessageError(
+      UnparsableReasons.tooManyParts,
+      limits.maxParts,
+      `more than ${limits.maxParts} MIME parts`,
+    );
+  if (depth > limits.maxDepth)
+    throw new UnparsableMessageError(
+      UnparsableReasons.tooDeep,
+      limits.maxDepth,
+      `MIME parts nested more than ${limits.maxDepth} deep`,
+    );
   const rawType = fieldOf(entity.fields, 'content-type');
   const parsedType = rawType ? libmime.parseHeaderValue(textOf(rawType)) : undefined;
   const contentType = (parsedType?.value || 'text/plain').toLowerCase();
   const encoding = textOf(fieldOf(entity.fields, 'content-transfer-encoding') ?? '').toLowerCase();
   const boundary = parsedType?.params.boundary;
   if (contentType.startsWith('multipart/')) {
-    const declared = boundary && boundary.length <= 200 ? splitMultipart(walk, entity.bodyStart, end, boundary) : undefined;
+    const declared =
+      boundary && boundary.length <= 200 ? splitMultipart(walk, entity.bodyStart, end, boundary) : undefined;
     const found = declared ? undefined : guessBoundary(walk.s, entity.bodyStart, end);
     const children = declared ?? (found ? splitMultipart(walk, entity.bodyStart, end, found) : undefined);
     // Broken boundaries: a multipart none of whose delimiters is there is read as text, not dropped.
     if (children) {
-      for (const [childStart, childEnd] of children) walkEntity(walk, readHeaders(walk, childStart, childEnd, false), childEnd, depth + 1, embedded);
+      for (const [childStart, childEnd] of children)
+        walkEntity(walk, readHeaders(walk, childStart, childEnd, false), childEnd, depth + 1, embedded);
       return;
     }
-    walk.parts.push({ contentType: 'text/plain', content: takeText(walk, entity.bodyStart, end, encoding, undefined), embedded });
+    walk.parts.push({
+      contentType: 'text/plain',
+      content: takeText(walk, entity.bodyStart, end, encoding, undefined),
+      embedded,
+    });
     return;
   }
-  if (ATTACHED_MESSAGES.has(contentType) && (encoding === '' || encoding === '7bit' || encoding === '8bit' || encoding === 'binary')) {
+  if (
+    ATTACHED_MESSAGES.has(contentType) &&
+    (encoding === '' || encoding === '7bit' || encoding === '8bit' || encoding === 'binary')
+  ) {
     walk.parts.push({ contentType, content: takeText(walk, entity.bodyStart, end, '', 'utf-8'), embedded });
     walkEntity(walk, readHeaders(walk, entity.bodyStart, end, false), end, depth + 1, true);
     return;
   }
   // Some MTAs misspell the report's type ("message/xdelivery-status"); it is read all the same.
-  const known = TEXT_PARTS.has(contentType) || ATTACHED_MESSAGES.has(contentType) || contentType.endsWith('delivery-status');
+  const known =
+    TEXT_PARTS.has(contentType) || ATTACHED_MESSAGES.has(contentType) || contentType.endsWith('delivery-status');
   const text = known ? takeText(walk, entity.bodyStart, end, encoding, parsedType?.params.charset) : '';
   walk.parts.push({ contentType, content: contentType === 'text/html' ? htmlToText(text) : text, embedded });
 }
@@ -246,10 +308,19 @@ function splitMultipart(walk: Walk, start: number, end: number, boundary: string
     if (!closing && !isBlank(s, at + delimiter.length, lineEnd)) continue;
     if (childStart >= 0) {
       // The line break before the delimiter belongs to the delimiter.
-      const childEnd = at > childStart && s.charCodeAt(at - 1) === 10 ? (at - 1 > childStart && s.charCodeAt(at - 2) === 13 ? at - 2 : at - 1) : at;
+      const childEnd =
+        at > childStart && s.charCodeAt(at - 1) === 10
+          ? at - 1 > childStart && s.charCodeAt(at - 2) === 13
+            ? at - 2
+            : at - 1
+          : at;
       children.push([childStart, childEnd]);
       if (walk.count + children.length > limits.maxParts) {
-        throw new UnparsableMessageError(UnparsableReasons.tooManyParts, limits.maxParts, `more than ${limits.maxParts} MIME parts`);
+        throw new UnparsableMessageError(
+          UnparsableReasons.tooManyParts,
+          limits.maxParts,
+          `more than ${limits.maxParts} MIME parts`,
+        );
       }
     }
     if (closing) return children;
@@ -326,8 +397,40 @@ function decodeQuotedPrintable(raw: string): Buffer {
   return out.subarray(0, n);
 }
 
-const ENTITIES: Record<string, string> = { nbsp: ' ', lt: '<', gt: '>', amp: '&', quot: '"', apos: "'", '#39': "'", '#160': ' ' };
-const BLOCK_TAGS = new Set(['br', 'p', '/p', 'div', '/div', 'tr', '/tr', 'li', '/li', 'table', '/table', 'h1', 'h2', 'h3', '/h1', '/h2', '/h3', 'pre', '/pre', 'hr', 'blockquote', '/blockquote']);
+const ENTITIES: Record<string, string> = {
+  nbsp: ' ',
+  lt: '<',
+  gt: '>',
+  amp: '&',
+  quot: '"',
+  apos: "'",
+  '#39': "'",
+  '#160': ' ',
+};
+const BLOCK_TAGS = new Set([
+  'br',
+  'p',
+  '/p',
+  'div',
+  '/div',
+  'tr',
+  '/tr',
+  'li',
+  '/li',
+  'table',
+  '/table',
+  'h1',
+  'h2',
+  'h3',
+  '/h1',
+  '/h2',
+  '/h3',
+  'pre',
+  '/pre',
+  'hr',
+  'blockquote',
+  '/blockquote',
+]);
 
 /** HTML reduced to its text in one pass: tags dropped (block tags become line breaks), scripts and styles skipped. */
 export function htmlToText(html: string): string {
@@ -336,13 +439,15 @@ export function htmlToText(html: string): string {
   let i = 0;
   while (i < html.length) {
     const lt = html.indexOf('<', i);
-    out.push(decodeEntities(html.slice(i, lt < 0 ? html.length : lt)));
+    // Line breaks in HTML source are spaces; only block tags break lines.
+    out.push(decodeEntities(html.slice(i, lt < 0 ? html.length : lt).replace(/\s+/g, ' ')));
     if (lt < 0) break;
     const gt = html.indexOf('>', lt);
     if (gt < 0) break;
     let nameEnd = lt + 1;
     while (nameEnd < gt && !' \t\r\n/>'.includes(html[nameEnd] as string)) nameEnd += 1;
-    if (html[lt + 1] === '/' && nameEnd === lt + 1) for (nameEnd = lt + 2; nameEnd < gt && !' \t\r\n>'.includes(html[nameEnd] as string); ) nameEnd += 1;
+    if (html[lt + 1] === '/' && nameEnd === lt + 1)
+      for (nameEnd = lt + 2; nameEnd < gt && !' \t\r\n>'.includes(html[nameEnd] as string); ) nameEnd += 1;
     const name = html.slice(lt + 1, nameEnd).toLowerCase();
     if (name === 'style' || name === 'script') {
       const close = lower.indexOf(`</${name}`, gt);
@@ -368,7 +473,8 @@ function decodeEntities(text: string): string {
     out.push(text.slice(i, amp));
     const semi = text.indexOf(';', amp);
     const name = semi > amp && semi - amp <= 8 ? text.slice(amp + 1, semi).toLowerCase() : undefined;
-    const value = name === undefined ? undefined : ENTITIES[name] ?? (name.startsWith('#') ? codePoint(name) : undefined);
+    const value =
+      name === undefined ? undefined : (ENTITIES[name] ?? (name.startsWith('#') ? codePoint(name) : undefined));
     if (value === undefined) {
       out.push('&');
       i = amp + 1;

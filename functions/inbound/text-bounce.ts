@@ -1,5 +1,13 @@
 import { BOUNCE_FAMILIES, ORIGINAL_STARTS, type BounceFamily } from './bounce-families.js';
-import { containsAny, findAddresses, firstOf, linesOf, type FoundAddress } from './mail-text.js';
+import {
+  containsAny,
+  enhancedStatusIn,
+  findAddresses,
+  firstOf,
+  linesOf,
+  replyCodeIn,
+  type FoundAddress,
+} from './mail-text.js';
 
 /** What the human-readable text of a bounce says, as the family tables read it. */
 export type TextBounce = {
@@ -19,35 +27,70 @@ const SPECIFIC = BOUNCE_FAMILIES.filter((f) => f !== GENERIC);
 const DIAGNOSTIC_STARTS = [...new Set(BOUNCE_FAMILIES.flatMap((f) => f.diagnosticStarts ?? []))];
 const RECIPIENT_PHRASES = [...new Set(BOUNCE_FAMILIES.flatMap((f) => f.recipientPhrases ?? []))];
 
-/** A recipient named inside a sentence ("Your message to <addr> couldn't be delivered."): the address after the phrase. */
+/** A recipient named in a sentence ("Your message to <addr> couldn't be delivered."): the address after the phrase. */
 function recipientInSentence(line: string): { address: string; rest: string } | undefined {
   const lower = line.toLowerCase();
   const phrase = firstOf(lower, RECIPIENT_PHRASES);
   if (!phrase) return undefined;
   const after = phrase.at + phrase.phrase.length;
   const [found] = findAddresses(line.slice(after, after + 300), 1);
-  if (!found || line.slice(after, after + found.start).trim().replace('<', '') !== '') return undefined;
-  return { address: found.address, rest: line.slice(after + found.end).replace(/^[>'"\s.:]+/, '').trim() };
+  if (
+    !found ||
+    line
+      .slice(after, after + found.start)
+      .trim()
+      .replace('<', '') !== ''
+  )
+    return undefined;
+  return {
+    address: found.address,
+    rest: line
+      .slice(after + found.end)
+      .replace(/^[>'"\s.:]+/, '')
+      .trim(),
+  };
 }
 
 /** What may stand before an address that begins a recipient line (lowercase, trimmed). */
-const RECIPIENT_PREFIXES = new Set(['', '<', '"', "'", '<<', 'mailto:', '<mailto:', '*', '-', 'failed to deliver to', 'failed to deliver to \'',
-  'failed to deliver to \'<', 'recipient:', 'recipient: <', 'rcpt to:', 'rcpt to: <',
-  'to:', 'to: <', 'address:', 'user', 'user <']);
+const RECIPIENT_PREFIXES = new Set([
+  '',
+  '<',
+  '"',
+  "'",
+  '<<',
+  'mailto:',
+  '<mailto:',
+  '*',
+  '-',
+  'failed to deliver to',
+  "failed to deliver to '",
+  "failed to deliver to '<",
+  'recipient:',
+  'recipient: <',
+  'rcpt to:',
+  'rcpt to: <',
+  'to:',
+  'to: <',
+  'address:',
+  'user',
+  'user <',
+]);
 /** Characters that close the address's brackets or quotes. */
 const CLOSERS = '>"\']';
 
 /** A diagnostic keeps at most this many characters. */
 const DIAGNOSTIC_CHARS = 1000;
 
+/**
+ * Whether the text before an address ends with an SMTP reply naming it, as session transcripts print them:
+ * "<<< 550 5.1.1 <bob@example.net>... User unknown", "Received >>> 550-5.1.1 <bob@example.net>".
+ */
 const isReplyLine = (prefix: string): boolean => {
-  // A reply line of a session transcript naming the recipient: "<<< 550 5.1.1 <bob@example.net>... User unknown".
-  let p = prefix.startsWith('<<<') || prefix.startsWith('>>>') ? prefix.slice(3).trim() : prefix;
-  if (p.endsWith('<')) p = p.slice(0, -1).trim();
-  const code = p.slice(0, 3);
-  if (!/^[245]\d\d$/.test(code) || (p.length > 3 && p[3] !== ' ' && p[3] !== '-')) return false;
-  const rest = p.slice(4).trim();
-  return rest === '' || /^[245]\.\d{1,3}\.\d{1,3}$/.test(rest);
+  const words = (prefix.endsWith('<') ? prefix.slice(0, -1) : prefix).trim().split(' ').filter(Boolean).slice(-2);
+  const last = words[words.length - 1] ?? '';
+  if (/^[245]\d\d$/.test(last)) return true;
+  if (/^[245]\d\d-[245]\.\d{1,3}\.\d{1,3}$/.test(last)) return true;
+  return /^[245]\.\d{1,3}\.\d{1,3}$/.test(last) && /^[245]\d\d$/.test(words[0] ?? '');
 };
 
 /**
@@ -66,14 +109,20 @@ function recipientLine(line: string): { address: string; rest: string } | undefi
   while (suffix && CLOSERS.includes(suffix[0] as string)) suffix = suffix.slice(1);
   const trimmed = suffix.trim();
   const lower = trimmed.toLowerCase();
-  if (trimmed === '' || lower.startsWith('<mailto:') || lower.startsWith('on ')) return { address: first.address, rest: '' };
+  if (trimmed === '' || lower.startsWith('<mailto:') || lower.startsWith('on '))
+    return { address: first.address, rest: '' };
   if (trimmed.startsWith(':')) return { address: first.address, rest: trimmed.slice(1).trim() };
   if (trimmed.startsWith('...')) return { address: first.address, rest: trimmed.slice(3).trim() };
-  if (trimmed.startsWith('(')) {
-    const close = trimmed.indexOf(')');
+  if (trimmed.startsWith('(') || trimmed.startsWith('[')) {
+    // "(expanded from <…>): …", "(Unknown user)", "[User unknown]": what the brackets hold explains the failure.
+    const close = trimmed.indexOf(trimmed[0] === '(' ? ')' : ']');
+    const inside = close >= 0 ? trimmed.slice(1, close).trim() : trimmed.slice(1);
     const after = close >= 0 ? trimmed.slice(close + 1).trim() : '';
-    const expanded = lower.startsWith('(expanded from') ? (found[1] as FoundAddress | undefined)?.address : undefined;
-    return { address: expanded ?? first.address, rest: after.startsWith(':') ? after.slice(1).trim() : '' };
+    const rest = after.startsWith(':') ? after.slice(1).trim() : '';
+    if (lower.startsWith('(expanded from')) {
+      return { address: (found[1] as FoundAddress | undefined)?.address ?? first.address, rest };
+    }
+    return { address: first.address, rest: [inside, rest].filter(Boolean).join(' ') };
   }
   return undefined;
 }
@@ -132,7 +181,11 @@ export function readTextBounce(text: string, exclude: ReadonlySet<string>): Text
     // A line indented deeper than the recipient's own continues its diagnostic, whatever it names.
     const continues = current.length > 0 && !heading && indent > currentIndent;
     const listed = continues ? undefined : recipientLine(line);
-    if (listed && !exclude.has(listed.address.toLowerCase()) && !listed.address.toLowerCase().startsWith('mailer-daemon@')) {
+    if (
+      listed &&
+      !exclude.has(listed.address.toLowerCase()) &&
+      !listed.address.toLowerCase().startsWith('mailer-daemon@')
+    ) {
       const key = listed.address.toLowerCase();
       const entry = recipients.get(key) ?? { address: listed.address, diagnostic: [] };
       recipients.set(key, entry);
@@ -153,15 +206,24 @@ export function readTextBounce(text: string, exclude: ReadonlySet<string>): Text
       if (!named && sentence && !exclude.has(sentence.address.toLowerCase())) {
         named = { address: sentence.address, diagnostic: sentence.rest ? [sentence.rest] : [] };
         recipients.set(sentence.address.toLowerCase(), named);
-      } else if (named && line.trim() && named.diagnostic.join(' ').length < DIAGNOSTIC_CHARS) named.diagnostic.push(line.trim());
+      } else if (named && line.trim() && named.diagnostic.join(' ').length < DIAGNOSTIC_CHARS)
+        named.diagnostic.push(line.trim());
     }
   }
+  // A reason stated once for the whole report ("Could not be delivered because of 550 5.1.1 User unknown"), before
+  // or after the list, explains every recipient whose own lines give no code.
+  const hasCode = (text: string) => enhancedStatusIn(text) !== undefined || replyCodeIn(text) !== undefined;
+  const stated = lines.find((line) => findAddresses(line, 1).length === 0 && hasCode(line))?.trim();
+  const listed = [...recipients.values()];
+  if (stated && listed.every((r) => !hasCode(r.diagnostic.join(' '))))
+    for (const r of listed) r.diagnostic.push(stated);
   return {
     family: families[0]?.name,
     generic: containsAny(lower, GENERIC.markers),
     delay: delayWords && !permanent,
     permanentHint,
-    recipients: [...recipients.values()].map((r) => {
+    // A report about our mail names at most a job's recipients (50): more are cut.
+    recipients: [...recipients.values()].slice(0, 100).map((r) => {
       const diagnostic = r.diagnostic.length > 0 ? r.diagnostic.join(' ').slice(0, DIAGNOSTIC_CHARS) : undefined;
       return { address: r.address, diagnostic, permanentHint: hintFor(diagnostic) };
     }),

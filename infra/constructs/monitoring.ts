@@ -19,6 +19,10 @@ export type MonitoringProps = {
   key: IKey;
 };
 
+/** The share of bounce reports blaming our side that raises SenderSideBouncesHigh, and the fewest it needs an hour. */
+const SENDER_SIDE_SHARE = 0.2;
+const SENDER_SIDE_MIN_REPORTS = 10;
+
 const custom = (metricName: string, period = Duration.minutes(1)) =>
   new Metric({ namespace: METRIC_NAMESPACE, metricName, dimensionsMap: { service: SERVICE_NAME }, statistic: 'Sum', period });
 
@@ -84,6 +88,25 @@ export class Monitoring extends Construct {
         missing: TreatMissingData.BREACHING,
         description: 'No mailbox was polled successfully in the window: the poller is failing or not running.',
       });
+      // The share of bounce and delay reports that blame our side, over an hour with enough reports to mean something.
+      const hour = Duration.hours(1);
+      const senderSideShare = new MathExpression({
+        expression: `IF(b + d >= ${SENDER_SIDE_MIN_REPORTS}, s / (b + d), 0)`,
+        usingMetrics: {
+          s: custom(PollerMetrics.senderSideBounces, hour),
+          b: custom(PollerMetrics.bounces, hour),
+          d: custom(PollerMetrics.delays, hour),
+        },
+        label: 'Sender-side share of bounce reports',
+        period: hour,
+      });
+      alarm('SenderSideBouncesHigh', senderSideShare, {
+        threshold: SENDER_SIDE_SHARE,
+        description:
+          `Over ${SENDER_SIDE_SHARE * 100}% of an hour's bounce and delay reports ` +
+          `(at least ${SENDER_SIDE_MIN_REPORTS}) blame our side: our sender address or domain, ` +
+          'SPF/DKIM/DMARC, IP or domain reputation, sending rate or content.',
+      });
     }
     if (config.transports.includes('ses')) {
       alarm('SesBounceRateHigh', new Metric({ namespace: 'AWS/SES', metricName: 'Reputation.BounceRate', statistic: 'Maximum', period: Duration.minutes(15) }), {
@@ -132,7 +155,13 @@ export class Monitoring extends Construct {
           title: 'Poll lag and bounces',
           width: 12,
           left: [new Metric({ namespace: METRIC_NAMESPACE, metricName: PollerMetrics.lag, dimensionsMap: { service: SERVICE_NAME }, statistic: 'Maximum', period: Duration.minutes(1) })],
-          right: [custom(PollerMetrics.bounces), custom(PollerMetrics.complaints), custom(PollerMetrics.suppressed)],
+          right: [
+            custom(PollerMetrics.bounces),
+            custom(PollerMetrics.delays),
+            custom(PollerMetrics.senderSideBounces),
+            custom(PollerMetrics.complaints),
+            custom(PollerMetrics.suppressed),
+          ],
         }),
       );
     }

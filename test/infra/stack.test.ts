@@ -128,6 +128,7 @@ describe('alarms', () => {
     ['SendsBlocked', 'notBreaching'],
     ['EventsNotPublished', 'notBreaching'],
     ['PollerHeartbeatMissing', 'breaching'],
+    ['SenderSideBouncesHigh', 'notBreaching'],
     ['SesBounceRateHigh', 'notBreaching'],
     ['SesComplaintRateHigh', 'notBreaching'],
   ])('%s exists, notifies the alarm topic, and treats missing data as %s', (name, missing) => {
@@ -135,6 +136,23 @@ describe('alarms', () => {
     expect(props).toBeDefined();
     expect(props?.TreatMissingData).toBe(missing);
     expect(JSON.stringify(props?.AlarmActions)).toContain('AlarmTopic');
+  });
+
+  it('raises SenderSideBouncesHigh on the share of an hour\'s bounce reports that blame our side', () => {
+    const props = alarm('SenderSideBouncesHigh');
+    type Query = { Id: string; Expression?: string; MetricStat?: { Metric: { MetricName: string }; Period: number } };
+    const metrics = props?.Metrics as Query[];
+
+    expect(props?.Threshold).toBe(0.2);
+    expect(metrics.find((m) => m.Expression)?.Expression).toBe('IF(b + d >= 10, s / (b + d), 0)');
+    const stats = metrics
+      .filter((m) => m.MetricStat)
+      .map((m) => [m.Id, m.MetricStat?.Metric.MetricName, m.MetricStat?.Period]);
+    expect(stats).toEqual([
+      ['s', 'SenderSideBounces', 3600],
+      ['b', 'BouncesDetected', 3600],
+      ['d', 'DelaysDetected', 3600],
+    ]);
   });
 
   it('subscribes the on-call address and draws a dashboard', () => {

@@ -98,9 +98,17 @@ describe('polling a Dovecot mailbox', () => {
     await run(deps, 'bounces');
 
     published.sort(byUid);
-    expect(published.map((e) => e.type)).toEqual(['bounce.detected', 'inbound.received']);
-    expect(published[0]).toMatchObject({ classification: { kind: 'bounce', recipients: [{ recipient: 'gone@example.net', status: '5.1.1', suppress: true }], original: { dispatchId: 'a'.repeat(32) } } });
-    expect(published[1]).toMatchObject({ classification: { kind: 'delay' } });
+    expect(published.map((e) => e.type)).toEqual(['bounce.detected', 'bounce.delayed']);
+    expect(published[0]).toMatchObject({
+      classification: {
+        kind: 'bounce',
+        recipients: [{ recipient: 'gone@example.net', status: '5.1.1', replyCode: 550, reason: 'user-unknown' }],
+        original: { dispatchId: 'a'.repeat(32) },
+      },
+    });
+    const delayed = { recipient: 'later@example.net', reason: 'mailbox-full', permanent: false, suppress: false };
+    expect(published[1]).toMatchObject({ classification: { kind: 'delay', recipients: [delayed] } });
+    expect(published[0]).toMatchObject({ classification: { recipients: [{ permanent: true, suppress: true }] } });
     expect(await suppressions.findSuppressed(['gone@example.net', 'later@example.net'])).toEqual(new Set(['gone@example.net']));
     const outcome = await dispatchJob(emailJobFactory({ to: ['gone@example.net'] }), {
       transports: { smtp: { name: 'smtp', send: async () => ({ accepted: [], rejected: [] }), close: async () => {} } },

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** One labelled message of a corpus (`labels.json`, schema in the corpus README). */
@@ -40,13 +40,32 @@ export type CorpusFigures = {
 const SUPPRESSIBLE = new Set(['user-unknown', 'mailbox-disabled', 'host-unknown']);
 const OUR_SIDE = new Set(['sender-problem', 'policy-or-blocked', 'rate-limited', 'spam-or-content']);
 
+/** The labels of a corpus: `labels.json`, and the samples written for this repository (`own-labels.json`) if any. */
 export function readCorpus(dir: string): CorpusLabel[] {
-  return JSON.parse(readFileSync(join(dir, 'labels.json'), 'utf8')) as CorpusLabel[];
+  const read = (name: string) =>
+    existsSync(join(dir, name)) ? (JSON.parse(readFileSync(join(dir, name), 'utf8')) as CorpusLabel[]) : [];
+  return [...read('labels.json'), ...read('own-labels.json')];
 }
 
 /** Runs `classify` over every labelled message of the corpus in `dir` and counts how it agrees with the labels. */
-export async function measureCorpus(dir: string, classify: (source: Buffer) => Promise<CorpusVerdict>, labels = readCorpus(dir)): Promise<CorpusFigures> {
-  const f: CorpusFigures = { messages: 0, bounces: 0, detected: 0, recipientsLabelled: 0, recipientsFound: 0, permanentLabelled: 0, permanentAgreed: 0, falseSuppressions: 0, ourSideSuppressions: 0, nonBouncesFlagged: 0, misses: [] };
+export async function measureCorpus(
+  dir: string,
+  classify: (source: Buffer) => Promise<CorpusVerdict>,
+  labels = readCorpus(dir),
+): Promise<CorpusFigures> {
+  const f: CorpusFigures = {
+    messages: 0,
+    bounces: 0,
+    detected: 0,
+    recipientsLabelled: 0,
+    recipientsFound: 0,
+    permanentLabelled: 0,
+    permanentAgreed: 0,
+    falseSuppressions: 0,
+    ourSideSuppressions: 0,
+    nonBouncesFlagged: 0,
+    misses: [],
+  };
   for (const label of labels) {
     f.messages += 1;
     let verdict: CorpusVerdict;
@@ -78,7 +97,11 @@ export async function measureCorpus(dir: string, classify: (source: Buffer) => P
       f.permanentLabelled += 1;
       const permanent = verdict.recipients[0]?.permanent;
       if (flagged && permanent === label.permanent) f.permanentAgreed += 1;
-      else if (flagged) f.misses.push({ file: label.file, problem: `permanent ${String(permanent)}, labelled ${String(label.permanent)}` });
+      else if (flagged)
+        f.misses.push({
+          file: label.file,
+          problem: `permanent ${String(permanent)}, labelled ${String(label.permanent)}`,
+        });
     }
     if (suppressed.length > 0) {
       const wrong = label.permanent === false || !SUPPRESSIBLE.has(label.reason ?? '') || label.kind === 'delayed';
@@ -100,5 +123,12 @@ export const permanentPercent = (f: CorpusFigures) => percent(f.permanentAgreed,
 
 /** The one summary line a corpus run prints. */
 export function summaryOf(f: CorpusFigures): string {
-  return `bounce corpus: ${f.messages} messages, detected ${detectedPercent(f)} %, recipients ${recipientsPercent(f)} %, permanent/temporary ${permanentPercent(f)} %, false suppressions ${f.falseSuppressions}, non-bounces flagged ${f.nonBouncesFlagged}`;
+  return [
+    `bounce corpus: ${f.messages} messages`,
+    `detected ${detectedPercent(f)} %`,
+    `recipients ${recipientsPercent(f)} %`,
+    `permanent/temporary ${permanentPercent(f)} %`,
+    `false suppressions ${f.falseSuppressions}`,
+    `non-bounces flagged ${f.nonBouncesFlagged}`,
+  ].join(', ');
 }

@@ -20,53 +20,133 @@ const withEndings = (text: string, ending: string) => text.replace(/\r\n/g, endi
 
 // Shapes of the reports MTAs really send (fields, folding, comments), rebuilt with example addresses.
 const samples = {
-  postfix: report('delivery-status', 'B1', [
-    ['text/plain; charset=us-ascii', 'This is the mail system at host mx.example.net.'],
-    ['message/delivery-status', 'Reporting-MTA: dns; mx.example.net\r\nX-Postfix-Queue-ID: 4Yb2kq1XzLz3x\r\nArrival-Date: Sat, 21 Nov 2026 10:00:00 +0000 (UTC)\r\n\r\nFinal-Recipient: rfc822; gone@example.net\r\nOriginal-Recipient: rfc822;gone@example.net\r\nAction: failed\r\nStatus: 5.1.1\r\nRemote-MTA: dns; mx2.example.net\r\nDiagnostic-Code: smtp; 550 5.1.1 <gone@example.net>: Recipient address\r\n    rejected: User unknown in local recipient table'],
-    ['text/rfc822-headers', 'Message-ID: <m1@example.com>\r\nX-Dispatch-Id: 0123456789abcdef0123456789abcdef\r\nSubject: Receipt'],
-  ], ['Auto-Submitted: auto-replied']),
-  exim: report('delivery-status', '1700000000-eximdsn-1', [
-    ['text/plain; charset=us-ascii', 'This message was created automatically by mail delivery software.'],
-    ['message/delivery-status', 'Reporting-MTA: dns; mx.example.net\r\n\r\nAction: failed\r\nFinal-Recipient: rfc822;nobody@example.org\r\nStatus: 5.0.0\r\nRemote-MTA: dns; mx.example.org\r\nDiagnostic-Code: smtp; 550 No such user here'],
-    ['message/rfc822', 'Message-ID: <m2@example.com>\r\nSubject: hi\r\n\r\nbody'],
-  ], ['X-Failed-Recipients: nobody@example.org', 'Auto-Submitted: auto-replied']),
+  postfix: report(
+    'delivery-status',
+    'B1',
+    [
+      ['text/plain; charset=us-ascii', 'This is the mail system at host mx.example.net.'],
+      [
+        'message/delivery-status',
+        'Reporting-MTA: dns; mx.example.net\r\nX-Postfix-Queue-ID: 4Yb2kq1XzLz3x\r\nArrival-Date: Sat, 21 Nov 2026 10:00:00 +0000 (UTC)\r\n\r\nFinal-Recipient: rfc822; gone@example.net\r\nOriginal-Recipient: rfc822;gone@example.net\r\nAction: failed\r\nStatus: 5.1.1\r\nRemote-MTA: dns; mx2.example.net\r\nDiagnostic-Code: smtp; 550 5.1.1 <gone@example.net>: Recipient address\r\n    rejected: User unknown in local recipient table',
+      ],
+      [
+        'text/rfc822-headers',
+        'Message-ID: <m1@example.com>\r\nX-Dispatch-Id: 0123456789abcdef0123456789abcdef\r\nSubject: Receipt',
+      ],
+    ],
+    ['Auto-Submitted: auto-replied'],
+  ),
+  exim: report(
+    'delivery-status',
+    '1700000000-eximdsn-1',
+    [
+      ['text/plain; charset=us-ascii', 'This message was created automatically by mail delivery software.'],
+      [
+        'message/delivery-status',
+        'Reporting-MTA: dns; mx.example.net\r\n\r\nAction: failed\r\nFinal-Recipient: rfc822;nobody@example.org\r\nStatus: 5.0.0\r\nRemote-MTA: dns; mx.example.org\r\nDiagnostic-Code: smtp; 550 No such user here',
+      ],
+      ['message/rfc822', 'Message-ID: <m2@example.com>\r\nSubject: hi\r\n\r\nbody'],
+    ],
+    ['X-Failed-Recipients: nobody@example.org', 'Auto-Submitted: auto-replied'],
+  ),
   office365: report('delivery-status', '_000_abc', [
-    ['text/html; charset="us-ascii"', '<p>Your message to user@contoso.example couldn\'t be delivered.</p>'],
-    ['message/delivery-status', 'Reporting-MTA: dns;AM0PR01MB1234.eurprd01.prod.exchangelabs.com\r\nReceived-From-MTA: dns;mail.example.com\r\nArrival-Date: Sat, 21 Nov 2026 10:00:00 +0000\r\n\r\nFinal-Recipient: rfc822;user@contoso.example\r\nAction: failed\r\nStatus: 5.1.10\r\nDiagnostic-Code: smtp;550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup\r\nX-Display-Name: User'],
+    ['text/html; charset="us-ascii"', "<p>Your message to user@contoso.example couldn't be delivered.</p>"],
+    [
+      'message/delivery-status',
+      'Reporting-MTA: dns;AM0PR01MB1234.eurprd01.prod.exchangelabs.com\r\nReceived-From-MTA: dns;mail.example.com\r\nArrival-Date: Sat, 21 Nov 2026 10:00:00 +0000\r\n\r\nFinal-Recipient: rfc822;user@contoso.example\r\nAction: failed\r\nStatus: 5.1.10\r\nDiagnostic-Code: smtp;550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup\r\nX-Display-Name: User',
+    ],
     ['message/rfc822', 'Message-ID: <m3@example.com>\r\nSubject: hi\r\n\r\nbody'],
   ]),
   gmail: report('delivery-status', '000000000000abc', [
-    ['text/plain; charset="UTF-8"', "** Address not found **"],
-    ['message/delivery-status', 'Reporting-MTA: dns; googlemail.com\r\nReceived-From-MTA: dns; noreply@example.com\r\nArrival-Date: Sat, 21 Nov 2026 02:00:00 -0800 (PST)\r\nX-Original-Message-ID: <m4@example.com>\r\n\r\nFinal-Recipient: rfc822; typo@gmial.example\r\nAction: failed\r\nStatus: 5.4.4\r\nDiagnostic-Code: smtp; DNS Error: DNS type \'mx\' lookup of gmial.example responded with code NXDOMAIN\r\nLast-Attempt-Date: Sat, 21 Nov 2026 02:00:01 -0800 (PST)'],
+    ['text/plain; charset="UTF-8"', '** Address not found **'],
+    [
+      'message/delivery-status',
+      "Reporting-MTA: dns; googlemail.com\r\nReceived-From-MTA: dns; noreply@example.com\r\nArrival-Date: Sat, 21 Nov 2026 02:00:00 -0800 (PST)\r\nX-Original-Message-ID: <m4@example.com>\r\n\r\nFinal-Recipient: rfc822; typo@gmial.example\r\nAction: failed\r\nStatus: 5.4.4\r\nDiagnostic-Code: smtp; DNS Error: DNS type 'mx' lookup of gmial.example responded with code NXDOMAIN\r\nLast-Attempt-Date: Sat, 21 Nov 2026 02:00:01 -0800 (PST)",
+    ],
     ['message/rfc822', 'Message-ID: <m4@example.com>\r\nSubject: hi\r\n\r\nbody'],
   ]),
   sesMailboxFull: report('delivery-status', '=_amazonses_1', [
     ['text/plain', 'An error occurred while trying to deliver the mail to the following recipients:'],
-    ['message/delivery-status', 'Reporting-MTA: dns; a1-2.smtp-out.eu-west-1.amazonses.com\r\n\r\nAction: failed\r\nFinal-Recipient: rfc822; full@example.net\r\nDiagnostic-Code: smtp; 552 5.2.2 Mailbox full\r\nStatus: 5.2.2'],
+    [
+      'message/delivery-status',
+      'Reporting-MTA: dns; a1-2.smtp-out.eu-west-1.amazonses.com\r\n\r\nAction: failed\r\nFinal-Recipient: rfc822; full@example.net\r\nDiagnostic-Code: smtp; 552 5.2.2 Mailbox full\r\nStatus: 5.2.2',
+    ],
   ]),
-  sendmailDelayed: report('delivery-status', 'xAB12345.1700000000/mx.example.net', [
-    ['text/plain', 'Warning: could not send message for past 4 hours'],
-    ['message/delivery-status', 'Reporting-MTA: dns; mx.example.net\r\n\r\nFinal-Recipient: RFC822; slow@example.net\r\nAction: delayed\r\nStatus: 4.4.7\r\nWill-Retry-Until: Sun, 26 Nov 2026 10:00:00 GMT'],
-  ], ['Auto-Submitted: auto-generated (warning-timeout)']),
+  sendmailDelayed: report(
+    'delivery-status',
+    'xAB12345.1700000000/mx.example.net',
+    [
+      ['text/plain', 'Warning: could not send message for past 4 hours'],
+      [
+        'message/delivery-status',
+        'Reporting-MTA: dns; mx.example.net\r\n\r\nFinal-Recipient: RFC822; slow@example.net\r\nAction: delayed\r\nStatus: 4.4.7\r\nWill-Retry-Until: Sun, 26 Nov 2026 10:00:00 GMT',
+      ],
+    ],
+    ['Auto-Submitted: auto-generated (warning-timeout)'],
+  ),
   policyBlock: report('delivery-status', 'B2', [
-    ['message/delivery-status', 'Reporting-MTA: dns; mx.example.net\r\n\r\nFinal-Recipient: rfc822; someone@example.net\r\nAction: failed\r\nStatus: 5.7.1\r\nDiagnostic-Code: smtp; 550 5.7.1 Message rejected as spam'],
+    [
+      'message/delivery-status',
+      'Reporting-MTA: dns; mx.example.net\r\n\r\nFinal-Recipient: rfc822; someone@example.net\r\nAction: failed\r\nStatus: 5.7.1\r\nDiagnostic-Code: smtp; 550 5.7.1 Message rejected as spam',
+    ],
   ]),
   complaint: report('feedback-report', 'ARF', [
     ['text/plain', 'This is an email abuse report.'],
-    ['message/feedback-report', 'Feedback-Type: abuse\r\nUser-Agent: SomeFBL/1.0\r\nVersion: 1\r\nOriginal-Mail-From: <bounces@example.com>\r\nOriginal-Rcpt-To: <annoyed@example.net>\r\nArrival-Date: Sat, 21 Nov 2026 10:00:00 +0000'],
-    ['message/rfc822', 'Message-ID: <m5@example.com>\r\nX-Dispatch-Id: fedcba9876543210fedcba9876543210\r\nTo: annoyed@example.net\r\nSubject: hi\r\n\r\nbody'],
+    [
+      'message/feedback-report',
+      'Feedback-Type: abuse\r\nUser-Agent: SomeFBL/1.0\r\nVersion: 1\r\nOriginal-Mail-From: <bounces@example.com>\r\nOriginal-Rcpt-To: <annoyed@example.net>\r\nArrival-Date: Sat, 21 Nov 2026 10:00:00 +0000',
+    ],
+    [
+      'message/rfc822',
+      'Message-ID: <m5@example.com>\r\nX-Dispatch-Id: fedcba9876543210fedcba9876543210\r\nTo: annoyed@example.net\r\nSubject: hi\r\n\r\nbody',
+    ],
   ]),
-  notSpam: report('feedback-report', 'ARF2', [['message/feedback-report', 'Feedback-Type: not-spam\r\nOriginal-Rcpt-To: fan@example.net']]),
+  notSpam: report('feedback-report', 'ARF2', [
+    ['message/feedback-report', 'Feedback-Type: not-spam\r\nOriginal-Rcpt-To: fan@example.net'],
+  ]),
 };
 
 const malformed = {
-  noStatusPart: report('delivery-status', 'X', [['text/plain', 'Final-Recipient: rfc822; a@example.net\r\nAction: failed\r\nStatus: 5.1.1']]),
-  garbledStatus: report('delivery-status', 'X', [['message/delivery-status', 'Reporting-MTA: dns; mx\r\n\r\nFinal-Recipient: rfc822; a@example.net\r\nAction: failed\r\nStatus: five-one-one']]),
-  unknownAction: report('delivery-status', 'X', [['message/delivery-status', 'Reporting-MTA: dns; mx\r\n\r\nFinal-Recipient: rfc822; a@example.net\r\nAction: exploded\r\nStatus: 5.1.1']]),
-  noRecipient: report('delivery-status', 'X', [['message/delivery-status', 'Reporting-MTA: dns; mx\r\n\r\nAction: failed\r\nStatus: 5.1.1']]),
-  badAddress: report('delivery-status', 'X', [['message/delivery-status', 'Reporting-MTA: dns; mx\r\n\r\nFinal-Recipient: rfc822; not an address\r\nAction: failed\r\nStatus: 5.1.1']]),
-  vacation: ['From: bob@example.net', 'Subject: Out of office', 'Auto-Submitted: auto-replied', '', 'I am away. Final-Recipient: rfc822; x@example.net Action: failed Status: 5.1.1', ''].join('\r\n'),
-  personMentioningBounce: ['From: carol@example.net', 'Subject: Re: did it bounce?', 'Content-Type: text/plain', '', 'Action: failed\r\nStatus: 5.1.1\r\nFinal-Recipient: rfc822; x@example.net', ''].join('\r\n'),
+  noStatusPart: report('delivery-status', 'X', [
+    ['text/plain', 'Final-Recipient: rfc822; a@example.net\r\nAction: failed\r\nStatus: 5.1.1'],
+  ]),
+  garbledStatus: report('delivery-status', 'X', [
+    [
+      'message/delivery-status',
+      'Reporting-MTA: dns; mx\r\n\r\nFinal-Recipient: rfc822; a@example.net\r\nAction: failed\r\nStatus: five-one-one',
+    ],
+  ]),
+  unknownAction: report('delivery-status', 'X', [
+    [
+      'message/delivery-status',
+      'Reporting-MTA: dns; mx\r\n\r\nFinal-Recipient: rfc822; a@example.net\r\nAction: exploded\r\nStatus: 5.1.1',
+    ],
+  ]),
+  noRecipient: report('delivery-status', 'X', [
+    ['message/delivery-status', 'Reporting-MTA: dns; mx\r\n\r\nAction: failed\r\nStatus: 5.1.1'],
+  ]),
+  badAddress: report('delivery-status', 'X', [
+    [
+      'message/delivery-status',
+      'Reporting-MTA: dns; mx\r\n\r\nFinal-Recipient: rfc822; not an address\r\nAction: failed\r\nStatus: 5.1.1',
+    ],
+  ]),
+  vacation: [
+    'From: bob@example.net',
+    'Subject: Out of office',
+    'Auto-Submitted: auto-replied',
+    '',
+    'I am away. Final-Recipient: rfc822; x@example.net Action: failed Status: 5.1.1',
+    '',
+  ].join('\r\n'),
+  personMentioningBounce: [
+    'From: carol@example.net',
+    'Subject: Re: did it bounce?',
+    'Content-Type: text/plain',
+    '',
+    'Action: failed\r\nStatus: 5.1.1\r\nFinal-Recipient: rfc822; x@example.net',
+    '',
+  ].join('\r\n'),
 };
 
 const classify = async (raw: string) => classifyInbound(await parseInbound(Buffer.from(raw)));
@@ -75,7 +155,9 @@ describe('classifying real-world delivery reports', () => {
   for (const ending of ['\r\n', '\n']) {
     const label = ending === '\n' ? 'LF' : 'CRLF';
     it(`reads Postfix, Exim, Office 365 and Gmail bounces with their reasons (${label})`, async () => {
-      const results = await Promise.all([samples.postfix, samples.exim, samples.office365, samples.gmail].map((s) => classify(withEndings(s, ending))));
+      const results = await Promise.all(
+        [samples.postfix, samples.exim, samples.office365, samples.gmail].map((s) => classify(withEndings(s, ending))),
+      );
       expect(results.map((r) => r.kind)).toEqual(['bounce', 'bounce', 'bounce', 'bounce']);
       const recipients = results.flatMap((r) => (r.kind === 'bounce' ? r.recipients : []));
       // Exim's 5.0.0 says "No such user": a user-unknown. A domain without MX is no reason to suppress on one report.
@@ -85,8 +167,16 @@ describe('classifying real-world delivery reports', () => {
         ['user@contoso.example', '5.1.10', 550, 'user-unknown', true, true],
         ['typo@gmial.example', '5.4.4', undefined, 'host-unknown', true, false],
       ]);
-      expect(results[0]).toMatchObject({ original: { messageId: '<m1@example.com>', dispatchId: '0123456789abcdef0123456789abcdef', messageIds: ['<m1@example.com>'] } });
-      expect(recipients[0]?.diagnosticCode).toBe('550 5.1.1 <gone@example.net>: Recipient address rejected: User unknown in local recipient table');
+      expect(results[0]).toMatchObject({
+        original: {
+          messageId: '<m1@example.com>',
+          dispatchId: '0123456789abcdef0123456789abcdef',
+          messageIds: ['<m1@example.com>'],
+        },
+      });
+      expect(recipients[0]?.diagnosticCode).toBe(
+        '550 5.1.1 <gone@example.net>: Recipient address rejected: User unknown in local recipient table',
+      );
     });
   }
 
@@ -99,22 +189,49 @@ describe('classifying real-world delivery reports', () => {
   });
 
   it('treats a delayed DSN as a delay, not a bounce', async () => {
-    expect(await classify(samples.sendmailDelayed)).toMatchObject({ kind: 'delay', recipients: [{ recipient: 'slow@example.net', action: 'delayed', suppress: false }] });
+    expect(await classify(samples.sendmailDelayed)).toMatchObject({
+      kind: 'delay',
+      recipients: [{ recipient: 'slow@example.net', action: 'delayed', suppress: false }],
+    });
   });
 
   it('reads an ARF abuse report as a suppressing complaint, and not-spam as a harmless one', async () => {
-    expect(await classify(samples.complaint)).toMatchObject({ kind: 'complaint', feedbackType: 'abuse', recipients: ['annoyed@example.net'], suppress: true, original: { dispatchId: 'fedcba9876543210fedcba9876543210' } });
-    expect(await classify(samples.notSpam)).toMatchObject({ kind: 'complaint', feedbackType: 'not-spam', suppress: false });
+    expect(await classify(samples.complaint)).toMatchObject({
+      kind: 'complaint',
+      feedbackType: 'abuse',
+      recipients: ['annoyed@example.net'],
+      suppress: true,
+      original: { dispatchId: 'fedcba9876543210fedcba9876543210' },
+    });
+    expect(await classify(samples.notSpam)).toMatchObject({
+      kind: 'complaint',
+      feedbackType: 'not-spam',
+      suppress: false,
+    });
   });
 });
 
 describe('plain-text bounces', () => {
   it('reads a qmail bounce and suppresses its unknown user', async () => {
-    const raw = ['From: MAILER-DAEMON@mx.example.net', 'Subject: failure notice', '', 'Hi. This is the qmail-send program at mx.example.net.', '<gone@example.net>:', 'Sorry, no mailbox here by that name. (#5.1.1)', ''].join('\r\n');
+    const raw = [
+      'From: MAILER-DAEMON@mx.example.net',
+      'Subject: failure notice',
+      '',
+      'Hi. This is the qmail-send program at mx.example.net.',
+      '<gone@example.net>:',
+      'Sorry, no mailbox here by that name. (#5.1.1)',
+      '',
+    ].join('\r\n');
 
     const result = await classify(raw);
 
-    expect(result).toMatchObject({ kind: 'bounce', format: 'qmail', recipients: [{ recipient: 'gone@example.net', status: '5.1.1', reason: 'user-unknown', permanent: true, suppress: true }] });
+    expect(result).toMatchObject({
+      kind: 'bounce',
+      format: 'qmail',
+      recipients: [
+        { recipient: 'gone@example.net', status: '5.1.1', reason: 'user-unknown', permanent: true, suppress: true },
+      ],
+    });
   });
 });
 

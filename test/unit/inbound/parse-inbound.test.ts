@@ -7,11 +7,71 @@ import { bounceMessage, plainMessage } from '#test/support/mail-samples.js';
 const ordinary: Array<[string, string]> = [
   ['plain, CRLF', plainMessage(1)],
   ['plain, LF', plainMessage(2).replace(/\r\n/g, '\n')],
-  ['encoded subject and display names', ['From: =?UTF-8?B?SsO8cmdlbiBNw7xsbGVy?= <juergen@example.org>', 'To: "Ops, Team" <ops@example.com>, second@example.com', 'Subject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe_aus_K=C3=B6ln?=', 'Message-ID: <enc-1@example.org>', 'Date: Tue, 03 Nov 2026 10:00:00 +0100', '', 'Hallo.', ''].join('\r\n')],
-  ['folded headers, group, Message-ID without brackets', ['From: sender@example.org', 'To: undisclosed: a@example.com, b@example.com;,', ' c@example.com', 'Subject: a long subject', '  folded onto the next line', 'Message-ID: bare-id@example.org', 'Content-Type: text/plain;', '\tcharset="iso-8859-1"', '', 'Body', ''].join('\r\n')],
-  ['auto-reply headers', ['From: away@example.org', 'To: us@example.com', 'Subject: Out of office', 'Auto-Submitted: auto-replied', 'Precedence: auto_reply', 'X-Autoreply: yes', '', 'I am away.', ''].join('\r\n')],
+  [
+    'encoded subject and display names',
+    [
+      'From: =?UTF-8?B?SsO8cmdlbiBNw7xsbGVy?= <juergen@example.org>',
+      'To: "Ops, Team" <ops@example.com>, second@example.com',
+      'Subject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe_aus_K=C3=B6ln?=',
+      'Message-ID: <enc-1@example.org>',
+      'Date: Tue, 03 Nov 2026 10:00:00 +0100',
+      '',
+      'Hallo.',
+      '',
+    ].join('\r\n'),
+  ],
+  [
+    'folded headers, group, Message-ID without brackets',
+    [
+      'From: sender@example.org',
+      'To: undisclosed: a@example.com, b@example.com;,',
+      ' c@example.com',
+      'Subject: a long subject',
+      '  folded onto the next line',
+      'Message-ID: bare-id@example.org',
+      'Content-Type: text/plain;',
+      '\tcharset="iso-8859-1"',
+      '',
+      'Body',
+      '',
+    ].join('\r\n'),
+  ],
+  [
+    'auto-reply headers',
+    [
+      'From: away@example.org',
+      'To: us@example.com',
+      'Subject: Out of office',
+      'Auto-Submitted: auto-replied',
+      'Precedence: auto_reply',
+      'X-Autoreply: yes',
+      '',
+      'I am away.',
+      '',
+    ].join('\r\n'),
+  ],
   ['no Message-ID, no Date, no body', ['From: x@example.org', 'Subject: empty', '', ''].join('\r\n')],
-  ['multipart/alternative', ['From: x@example.org', 'To: y@example.com', 'Subject: alt', 'Message-ID: <alt@example.org>', 'Content-Type: multipart/alternative; boundary="b"', '', '--b', 'Content-Type: text/plain', '', 'text', '--b', 'Content-Type: text/html', '', '<p>html</p>', '--b--', ''].join('\r\n')],
+  [
+    'multipart/alternative',
+    [
+      'From: x@example.org',
+      'To: y@example.com',
+      'Subject: alt',
+      'Message-ID: <alt@example.org>',
+      'Content-Type: multipart/alternative; boundary="b"',
+      '',
+      '--b',
+      'Content-Type: text/plain',
+      '',
+      'text',
+      '--b',
+      'Content-Type: text/html',
+      '',
+      '<p>html</p>',
+      '--b--',
+      '',
+    ].join('\r\n'),
+  ],
 ];
 
 describe('parsing an inbound message by its header block', () => {
@@ -28,11 +88,16 @@ describe('parsing an inbound message by its header block', () => {
       expect(fast.messageId).toBe(full.messageId);
       expect(fast.subject).toBe(full.subject);
       expect(fast.from).toBe(full.from?.value[0]?.address);
-      const to = (Array.isArray(full.to) ? full.to : full.to ? [full.to] : []).flatMap((a) => a.value.flatMap((v) => (v.group ? v.group.map((g) => g.address) : [v.address])));
+      const to = (Array.isArray(full.to) ? full.to : full.to ? [full.to] : []).flatMap((a) =>
+        a.value.flatMap((v) => (v.group ? v.group.map((g) => g.address) : [v.address])),
+      );
       expect(fast.to).toEqual(to.filter(Boolean));
       if (full.headers.has('date')) expect(fast.date?.getTime()).toBe(full.date?.getTime());
-      expect(fast.contentType).toBe(((full.headers.get('content-type') as { value?: string } | undefined)?.value ?? 'text/plain').toLowerCase());
-      for (const key of ['auto-submitted', 'precedence', 'x-autoreply']) expect(fast.headers[key]).toBe(full.headers.get(key));
+      expect(fast.contentType).toBe(
+        ((full.headers.get('content-type') as { value?: string } | undefined)?.value ?? 'text/plain').toLowerCase(),
+      );
+      for (const key of ['auto-submitted', 'precedence', 'x-autoreply'])
+        expect(fast.headers[key]).toBe(full.headers.get(key));
       expect(classifyInbound(fast)).toEqual(classifyInbound(await parseInbound(source)));
     });
   }
@@ -45,7 +110,14 @@ describe('parsing an inbound message by its header block', () => {
     const parsed = await parseInbound(Buffer.from(bounceMessage('gone@example.net')));
 
     expect(parsed.contentType).toBe('multipart/report');
-    expect(parsed.parts.map((p) => p.contentType)).toEqual(['text/plain', 'message/delivery-status', 'text/rfc822-headers']);
-    expect(classifyInbound(parsed)).toMatchObject({ kind: 'bounce', recipients: [{ recipient: 'gone@example.net', status: '5.1.1' }] });
+    expect(parsed.parts.map((p) => p.contentType)).toEqual([
+      'text/plain',
+      'message/delivery-status',
+      'text/rfc822-headers',
+    ]);
+    expect(classifyInbound(parsed)).toMatchObject({
+      kind: 'bounce',
+      recipients: [{ recipient: 'gone@example.net', status: '5.1.1' }],
+    });
   });
 });

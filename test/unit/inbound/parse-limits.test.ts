@@ -4,19 +4,38 @@ import { UnparsableMessageError, UnparsableReasons, type UnparsableReason } from
 import { parseInbound } from '#inbound/parse-inbound.js';
 import { bounceMessage } from '#test/support/mail-samples.js';
 
-const headers = (contentType: string) => ['From: MAILER-DAEMON@mx.example.net', 'To: bounces@example.com', 'Subject: Undelivered Mail Returned to Sender', 'MIME-Version: 1.0', `Content-Type: ${contentType}`, ''];
+const headers = (contentType: string) => [
+  'From: MAILER-DAEMON@mx.example.net',
+  'To: bounces@example.com',
+  'Subject: Undelivered Mail Returned to Sender',
+  'MIME-Version: 1.0',
+  `Content-Type: ${contentType}`,
+  '',
+];
 
 /** A multipart/report of `count` tiny parts: the 7 KB message that used to make the parser throw on every run. */
 function manyParts(count: number): string {
   const parts = Array.from({ length: count }, (_, i) => `--B\r\n\r\n${i}`);
-  return [...headers('multipart/report; report-type=delivery-status; boundary="B"'), ...parts, '--B--', ''].join('\r\n');
+  return [...headers('multipart/report; report-type=delivery-status; boundary="B"'), ...parts, '--B--', ''].join(
+    '\r\n',
+  );
 }
 
 /** Multiparts nested `depth` deep, each with its own boundary. */
 function nested(depth: number): string {
-  const open = Array.from({ length: depth }, (_, i) => `--b${i}\r\nContent-Type: multipart/mixed; boundary="b${i + 1}"\r\n`);
+  const open = Array.from(
+    { length: depth },
+    (_, i) => `--b${i}\r\nContent-Type: multipart/mixed; boundary="b${i + 1}"\r\n`,
+  );
   const close = Array.from({ length: depth }, (_, i) => `--b${depth - i}--`);
-  return [...headers('multipart/mixed; boundary="b0"'), ...open, `--b${depth}\r\nContent-Type: text/plain\r\n\r\ninnermost`, ...close, '--b0--', ''].join('\r\n');
+  return [
+    ...headers('multipart/mixed; boundary="b0"'),
+    ...open,
+    `--b${depth}\r\nContent-Type: text/plain\r\n\r\ninnermost`,
+    ...close,
+    '--b0--',
+    '',
+  ].join('\r\n');
 }
 
 async function rejection(raw: string | Buffer): Promise<UnparsableReason | 'parsed'> {
@@ -54,7 +73,9 @@ describe('a message that breaks a parsing limit', () => {
   it('is refused when one address field of 1 MB is folded over many lines', async () => {
     const to = Array.from({ length: 40_000 }, (_, i) => `user${i}@example.net`).join(',\r\n ');
 
-    expect(await rejection(`From: someone@example.org\r\nTo: ${to}\r\n\r\nbody\r\n`)).toBe(UnparsableReasons.fieldTooLarge);
+    expect(await rejection(`From: someone@example.org\r\nTo: ${to}\r\n\r\nbody\r\n`)).toBe(
+      UnparsableReasons.fieldTooLarge,
+    );
   });
 
   it('is refused when its header is 10 MB of fields', async () => {
@@ -66,7 +87,15 @@ describe('a message that breaks a parsing limit', () => {
   });
 
   it('is refused when a part inside the report has a 10 MB header', async () => {
-    const raw = [...headers('multipart/mixed; boundary="B"'), '--B', `Content-Type: text/plain\r\nX-Filler: ${'a'.repeat(10_000_000)}`, '', 'text', '--B--', ''].join('\r\n');
+    const raw = [
+      ...headers('multipart/mixed; boundary="B"'),
+      '--B',
+      `Content-Type: text/plain\r\nX-Filler: ${'a'.repeat(10_000_000)}`,
+      '',
+      'text',
+      '--B--',
+      '',
+    ].join('\r\n');
 
     expect(await rejection(raw)).toBe(UnparsableReasons.fieldTooLarge);
   });
@@ -74,7 +103,10 @@ describe('a message that breaks a parsing limit', () => {
   it('is refused, the same way every time, when it is larger than the message limit', async () => {
     const raw = Buffer.alloc(60 * 1024 * 1024, 'a');
 
-    expect([await rejection(raw), await rejection(raw)]).toEqual([UnparsableReasons.tooLarge, UnparsableReasons.tooLarge]);
+    expect([await rejection(raw), await rejection(raw)]).toEqual([
+      UnparsableReasons.tooLarge,
+      UnparsableReasons.tooLarge,
+    ]);
   });
 });
 
@@ -86,8 +118,19 @@ describe('a message that is hostile but within the limits', () => {
   });
 
   it('is read when a delivery report names a 1 MB recipient field', async () => {
-    const raw = [...headers('multipart/report; report-type=delivery-status; boundary="B"'), '--B', 'Content-Type: message/delivery-status', '',
-      'Reporting-MTA: dns; mx.example.net', '', `Final-Recipient: rfc822; ${'a.'.repeat(500_000)}@`, 'Action: failed', 'Status: 5.1.1', '--B--', ''].join('\r\n');
+    const raw = [
+      ...headers('multipart/report; report-type=delivery-status; boundary="B"'),
+      '--B',
+      'Content-Type: message/delivery-status',
+      '',
+      'Reporting-MTA: dns; mx.example.net',
+      '',
+      `Final-Recipient: rfc822; ${'a.'.repeat(500_000)}@`,
+      'Action: failed',
+      'Status: 5.1.1',
+      '--B--',
+      '',
+    ].join('\r\n');
 
     const result = classifyInbound(await parseInbound(Buffer.from(raw)));
 
@@ -95,38 +138,82 @@ describe('a message that is hostile but within the limits', () => {
   });
 
   it('is read when a plain-text bounce is 1 MB of near-addresses and codes', async () => {
-    const noise = Array.from({ length: 15_000 }, (_, i) => `  a.b.c.d.e.f${i}@@x.y.z..5.5.5.5 550-550 <<<< ${'.'.repeat(20)}`).join('\r\n');
-    const raw = `From: MAILER-DAEMON@mx.example.net\r\nSubject: Mail delivery failed\r\n\r\nThis message was created automatically by mail delivery software.\r\n\r\n  gone@example.net\r\n    550 5.1.1 no such user\r\n\r\n${noise}\r\n`;
+    const noise = Array.from(
+      { length: 15_000 },
+      (_, i) => `  a.b.c.d.e.f${i}@@x.y.z..5.5.5.5 550-550 <<<< ${'.'.repeat(20)}`,
+    ).join('\r\n');
+    const raw = [
+      'From: MAILER-DAEMON@mx.example.net',
+      'Subject: Mail delivery failed',
+      '',
+      'This message was created automatically by mail delivery software.',
+      '',
+      '  gone@example.net',
+      '    550 5.1.1 no such user',
+      '',
+      noise,
+      '',
+    ].join('\r\n');
 
     const result = classifyInbound(await parseInbound(Buffer.from(raw)));
 
     expect(raw.length).toBeGreaterThan(1_000_000);
-    expect(result).toMatchObject({ kind: 'bounce', recipients: [{ recipient: 'gone@example.net', reason: 'user-unknown' }] });
+    expect(result).toMatchObject({
+      kind: 'bounce',
+      recipients: [{ recipient: 'gone@example.net', reason: 'user-unknown' }],
+    });
   });
 
   it('reads a multipart whose declared boundary never appears as one text body', async () => {
-    const raw = [...headers('multipart/report; report-type=delivery-status; boundary="missing"'), 'Hi. This is the qmail-send program at mx.example.net.', '', '<gone@example.net>:', 'Sorry, no mailbox here by that name. (#5.1.1)', ''].join('\r\n');
+    const raw = [
+      ...headers('multipart/report; report-type=delivery-status; boundary="missing"'),
+      'Hi. This is the qmail-send program at mx.example.net.',
+      '',
+      '<gone@example.net>:',
+      'Sorry, no mailbox here by that name. (#5.1.1)',
+      '',
+    ].join('\r\n');
 
-    expect(classifyInbound(await parseInbound(Buffer.from(raw)))).toMatchObject({ kind: 'bounce', recipients: [{ recipient: 'gone@example.net', suppress: true }] });
+    expect(classifyInbound(await parseInbound(Buffer.from(raw)))).toMatchObject({
+      kind: 'bounce',
+      recipients: [{ recipient: 'gone@example.net', suppress: true }],
+    });
   });
 
   it('reads a report whose Content-Type mangled the boundary, by the delimiter the body uses', async () => {
-    const raw = bounceMessage('gone@example.net').replace('boundary="BOUNDARY"', 'boundary="BOUNDARY" Message-Id: <x@example.net>');
+    const raw = bounceMessage('gone@example.net').replace(
+      'boundary="BOUNDARY"',
+      'boundary="BOUNDARY" Message-Id: <x@example.net>',
+    );
 
-    expect(classifyInbound(await parseInbound(Buffer.from(raw)))).toMatchObject({ kind: 'bounce', format: 'delivery-status', recipients: [{ recipient: 'gone@example.net' }] });
+    expect(classifyInbound(await parseInbound(Buffer.from(raw)))).toMatchObject({
+      kind: 'bounce',
+      format: 'delivery-status',
+      recipients: [{ recipient: 'gone@example.net' }],
+    });
   });
 
   it('reads a report without its close delimiter, and with a part that reuses its parent boundary', async () => {
     const unterminated = bounceMessage('gone@example.net').replace(/--BOUNDARY--\r\n$/, '');
-    const reused = bounceMessage('gone@example.net').replace('Content-Type: text/plain; charset=us-ascii', 'Content-Type: multipart/mixed; boundary="BOUNDARY"');
+    const reused = bounceMessage('gone@example.net').replace(
+      'Content-Type: text/plain; charset=us-ascii',
+      'Content-Type: multipart/mixed; boundary="BOUNDARY"',
+    );
 
     for (const raw of [unterminated, reused]) {
-      expect(classifyInbound(await parseInbound(Buffer.from(raw)))).toMatchObject({ kind: 'bounce', recipients: [{ recipient: 'gone@example.net' }] });
+      expect(classifyInbound(await parseInbound(Buffer.from(raw)))).toMatchObject({
+        kind: 'bounce',
+        recipients: [{ recipient: 'gone@example.net' }],
+      });
     }
   });
 
   it('reads a message that is nothing but boundaries and garbage', async () => {
-    const raw = [...headers('multipart/mixed; boundary="B"'), ...Array.from({ length: 400 }, () => '--B\r\n--B--\r\n--B\r\n\u0000\u0001'), ''].join('\r\n');
+    const raw = [
+      ...headers('multipart/mixed; boundary="B"'),
+      ...Array.from({ length: 400 }, () => '--B\r\n--B--\r\n--B\r\n\u0000\u0001'),
+      '',
+    ].join('\r\n');
 
     expect(await rejection(raw)).toBe('parsed');
   });

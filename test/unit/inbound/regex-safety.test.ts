@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 
 const INBOUND = join(import.meta.dirname, '../../../functions/inbound');
 
-/** Every regular expression written in the inbound code: literals, and RegExp constructions (which must be literal too). */
+/** Every regular expression in the inbound code: literals, and RegExp constructions (which must be literal too). */
 function expressionsIn(file: string): Array<{ where: string; source: string; flags: string }> {
   const text = readFileSync(join(INBOUND, file), 'utf8');
   const source = ts.createSourceFile(file, text, ts.ScriptTarget.ES2022, true);
@@ -18,7 +18,11 @@ function expressionsIn(file: string): Array<{ where: string; source: string; fla
       const end = literal.lastIndexOf('/');
       found.push({ where, source: literal.slice(1, end), flags: literal.slice(end + 1) });
     }
-    if ((ts.isNewExpression(node) || ts.isCallExpression(node)) && ts.isIdentifier(node.expression) && node.expression.text === 'RegExp') {
+    if (
+      (ts.isNewExpression(node) || ts.isCallExpression(node)) &&
+      ts.isIdentifier(node.expression) &&
+      node.expression.text === 'RegExp'
+    ) {
       found.push({ where, source: '(built at run time)', flags: 'dynamic' });
     }
     ts.forEachChild(node, visit);
@@ -30,10 +34,14 @@ function expressionsIn(file: string): Array<{ where: string; source: string; fla
 describe('regular expressions on inbound data', () => {
   it('are all free of super-linear backtracking (checked by recheck), and none is built at run time', () => {
     // Prepare
-    const expressions = readdirSync(INBOUND).filter((f) => f.endsWith('.ts')).flatMap(expressionsIn);
+    const expressions = readdirSync(INBOUND)
+      .filter((f) => f.endsWith('.ts'))
+      .flatMap(expressionsIn);
 
     // Act
-    const unsafe = expressions.filter((e) => e.flags === 'dynamic' || checkSync(e.source, e.flags, { timeout: 10_000 }).status !== 'safe');
+    const unsafe = expressions.filter(
+      (e) => e.flags === 'dynamic' || checkSync(e.source, e.flags, { timeout: 10_000 }).status !== 'safe',
+    );
 
     // Assess
     expect(expressions.length).toBeGreaterThan(5);

@@ -1,0 +1,46 @@
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { classifyInbound } from '#inbound/classify-inbound.js';
+import { parseInbound } from '#inbound/parse-inbound.js';
+import {
+  detectedPercent,
+  measureCorpus,
+  permanentPercent,
+  recipientsPercent,
+  summaryOf,
+  type CorpusVerdict,
+} from '#test/support/bounce-corpus.js';
+
+const CORPUS = join(import.meta.dirname, '../../fixtures/bounces');
+
+async function verdictOf(source: Buffer): Promise<CorpusVerdict> {
+  const classification = classifyInbound(await parseInbound(source));
+  if (classification.kind !== 'bounce' && classification.kind !== 'delay')
+    return { kind: classification.kind, recipients: [] };
+  return {
+    kind: classification.kind,
+    recipients: classification.recipients.map((r) => ({
+      address: r.recipient,
+      permanent: r.permanent,
+      reason: r.reason,
+      suppress: r.suppress,
+    })),
+  };
+}
+
+describe('the labelled bounce corpus', () => {
+  it('is read to the targets: bounces, recipients and permanence found, nobody suppressed for our side', async () => {
+    // Act
+    const figures = await measureCorpus(CORPUS, verdictOf);
+    console.log(summaryOf(figures));
+
+    // Assess
+    expect(figures.messages).toBeGreaterThan(300);
+    expect(detectedPercent(figures)).toBeGreaterThanOrEqual(95);
+    expect(recipientsPercent(figures)).toBeGreaterThanOrEqual(95);
+    expect(permanentPercent(figures)).toBeGreaterThanOrEqual(90);
+    expect(figures.ourSideSuppressions).toBe(0);
+    expect(figures.nonBouncesFlagged).toBe(0);
+    expect(figures.falseSuppressions).toBeLessThanOrEqual(2);
+  });
+});
