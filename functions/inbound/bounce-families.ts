@@ -42,6 +42,7 @@ export const BOUNCE_FAMILIES: BounceFamily[] = [
       'the following address(es) failed',
       'a message that you sent could not be delivered to one or more of its',
     ],
+    diagnosticStarts: ['for the following reason'],
     delayMarkers: [
       'has not yet been delivered to',
       'no action is required on your part',
@@ -259,6 +260,7 @@ export const ORIGINAL_STARTS = [
   '----- message header follows',
   '--- the header of the original message',
   '----- unsent message below',
+  '----- unsent message follows',
   '------ forwarded message',
   '----- message text follows',
   '----- original message follows',

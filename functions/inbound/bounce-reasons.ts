@@ -223,6 +223,7 @@ export const DIAGNOSTIC_TABLE: Array<{ reason: BounceReason; phrases: string[]; 
       'message exceeds the size',
       'message size exceeded',
       'max message size',
+      'size limit exceeded',
     ],
   },
   {
