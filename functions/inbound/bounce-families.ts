@@ -179,6 +179,11 @@ export const BOUNCE_FAMILIES: BounceFamily[] = [
     ],
   },
   {
+    name: 'dragonfly',
+    markers: ['this is the dragonfly mail agent'],
+    recipientPhrases: ['there was an error delivering your mail to '],
+  },
+  {
     name: 'opensmtpd',
     markers: [
       'this is the mailer-daemon, please do not reply to this email',
@@ -261,6 +266,7 @@ export const ORIGINAL_STARTS = [
   '--- the header of the original message',
   '----- unsent message below',
   '----- unsent message follows',
+  'message headers follow.',
   '------ forwarded message',
   '----- message text follows',
   '----- original message follows',

@@ -209,8 +209,10 @@ function textRecipients(
   action: 'failed' | 'delayed',
 ): DsnRecipient[] {
   const listed: TextBounce['recipients'] = [...(text?.recipients ?? [])];
+  // Recipients named only by X-Failed-Recipients get what the report says for all.
   for (const address of failedHeader)
-    if (!listed.some((r) => r.address.toLowerCase() === address.toLowerCase())) listed.push({ address });
+    if (!listed.some((r) => r.address.toLowerCase() === address.toLowerCase()))
+      listed.push({ address, diagnostic: text?.stated });
   return listed.map(({ address, diagnostic, permanentHint }) => {
     const status = diagnostic ? enhancedStatusIn(diagnostic) : undefined;
     const replyCode = diagnostic ? replyCodeIn(diagnostic, status) : undefined;

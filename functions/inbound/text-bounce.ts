@@ -18,7 +18,10 @@ export type TextBounce = {
   generic: boolean;
   /** The text says delivery is still being tried. */
   delay: boolean;
-  /** The first line that gives a reply code or status without naming an address: a reason stated for the report. */
+  /**
+   * What the report says for all its recipients: the text under a diagnostic heading before any recipient is listed,
+   * else the first line that gives a reply code or status without naming an address.
+   */
   stated?: string;
   /** The To of the original where the text quotes its headers after the report. */
   quotedTo: string[];
@@ -163,6 +166,7 @@ export function readTextBounce(text: string, exclude: ReadonlySet<string>): Text
 
   const recipients = new Map<string, { address: string; diagnostic: string[] }>();
   const lines = linesOf(body);
+  const orphan = { address: '', diagnostic: [] as string[] };
   let current: Array<{ address: string; diagnostic: string[] }> = [];
   let currentIndent = 0;
   let heading = false;
@@ -182,7 +186,8 @@ export function readTextBounce(text: string, exclude: ReadonlySet<string>): Text
     if (start && start.at === 0) {
       const all = [...recipients.values()];
       const lacking = all.filter((r) => r.diagnostic.length === 0);
-      current = current.length > 0 ? current : lacking.length > 0 ? lacking : all.slice(-1);
+      // Under a heading before any recipient is listed, the text belongs to the report (recipients named elsewhere).
+      current = current.length > 0 ? current : lacking.length > 0 ? lacking : all.length > 0 ? all.slice(-1) : [orphan];
       append(current, trimmed.slice(start.phrase.length).replace(/^[\s:]+/, ''));
       heading = true;
       continue;
@@ -234,7 +239,7 @@ export function readTextBounce(text: string, exclude: ReadonlySet<string>): Text
   return {
     family: families[0]?.name,
     quotedTo,
-    stated,
+    stated: orphan.diagnostic.length > 0 ? orphan.diagnostic.join(' ').slice(0, DIAGNOSTIC_CHARS) : stated,
     generic: containsAny(lower, GENERIC.markers),
     delay: delayWords && !permanent,
     permanentHint,
