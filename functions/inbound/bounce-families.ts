@@ -42,6 +42,7 @@ export const BOUNCE_FAMILIES: BounceFamily[] = [
       'the following address(es) failed',
       'a message that you sent could not be delivered to one or more of its',
     ],
+    diagnosticStarts: ['for the following reason'],
     delayMarkers: [
       'has not yet been delivered to',
       'no action is required on your part',
@@ -178,6 +179,11 @@ export const BOUNCE_FAMILIES: BounceFamily[] = [
     ],
   },
   {
+    name: 'dragonfly',
+    markers: ['this is the dragonfly mail agent'],
+    recipientPhrases: ['there was an error delivering your mail to '],
+  },
+  {
     name: 'opensmtpd',
     markers: [
       'this is the mailer-daemon, please do not reply to this email',
@@ -259,6 +265,8 @@ export const ORIGINAL_STARTS = [
   '----- message header follows',
   '--- the header of the original message',
   '----- unsent message below',
+  '----- unsent message follows',
+  'message headers follow.',
   '------ forwarded message',
   '----- message text follows',
   '----- original message follows',

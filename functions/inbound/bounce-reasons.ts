@@ -223,6 +223,7 @@ export const DIAGNOSTIC_TABLE: Array<{ reason: BounceReason; phrases: string[]; 
       'message exceeds the size',
       'message size exceeded',
       'max message size',
+      'size limit exceeded',
     ],
   },
   {
@@ -449,6 +450,12 @@ export type FailureFacts = {
 };
 
 export type FailureVerdict = { reason: BounceReason; permanent: boolean; suppress: boolean };
+
+/** The reason a short text names outright ("Unknown user", "Mailbox full"), by the precise rows of the table. */
+export function reasonNamedIn(text: string): BounceReason | undefined {
+  const lower = text.toLowerCase();
+  return DIAGNOSTIC_TABLE.find((row) => !row.weak && row.phrases.some((p) => lower.includes(p)))?.reason;
+}
 
 /** The reason of one failed (or delayed) recipient, whether the failure is permanent, and whether to suppress. */
 export function classifyFailure(facts: FailureFacts): FailureVerdict {

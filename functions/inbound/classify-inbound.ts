@@ -148,6 +148,16 @@ function originalOf(message: InboundMessage, extraIds: string[] = []): OriginalM
 
 const REPLY_PREFIXES = ['re:', 'fwd:', 'fw:', 'aw:', 'wg:', 'tr:', 'sv:', 'vs:'];
 
+/** The To and Cc of the original message as the report quotes them (its header part, or its text). */
+function originalRecipients(message: InboundMessage, text: TextBounce | undefined): string[] {
+  const quoted = message.parts.find((p) => !p.embedded && QUOTED_HEADERS.has(p.contentType));
+  if (quoted) {
+    const fields = quotedFields(quoted.content);
+    return [...findAddresses(fields.to ?? '', 10), ...findAddresses(fields.cc ?? '', 10)].map((a) => a.address);
+  }
+  return text?.quotedTo ?? [];
+}
+
 /** What in the message's headers says it comes from a delivery system. */
 function headerSignals(message: InboundMessage) {
   const from = (message.from ?? '').toLowerCase();
@@ -199,8 +209,10 @@ function textRecipients(
   action: 'failed' | 'delayed',
 ): DsnRecipient[] {
   const listed: TextBounce['recipients'] = [...(text?.recipients ?? [])];
+  // Recipients named only by X-Failed-Recipients get what the report says for all.
   for (const address of failedHeader)
-    if (!listed.some((r) => r.address.toLowerCase() === address.toLowerCase())) listed.push({ address });
+    if (!listed.some((r) => r.address.toLowerCase() === address.toLowerCase()))
+      listed.push({ address, diagnostic: text?.stated });
   return listed.map(({ address, diagnostic, permanentHint }) => {
     const status = diagnostic ? enhancedStatusIn(diagnostic) : undefined;
     const replyCode = diagnostic ? replyCodeIn(diagnostic, status) : undefined;
@@ -349,6 +361,17 @@ export function classifyInbound(message: InboundMessage): InboundClassification 
   if (bodySays || headersSay || statusPart) {
     const original = originalOf(message);
     if (recipients.length > 0) return toReport(text?.family ?? 'text', recipients, original);
+    // Named nowhere: the one recipient of the quoted original, if it had only one. Inferred, so never suppressed.
+    const sentTo = originalRecipients(message, text);
+    if (sentTo.length === 1) {
+      const named = { recipients: [{ address: sentTo[0] as string, diagnostic: text?.stated }] };
+      const [inferred] = textRecipients(
+        text ? { ...text, ...named } : undefined,
+        [],
+        text?.delay ? 'delayed' : 'failed',
+      );
+      if (inferred) return toReport(text?.family ?? 'text', [{ ...inferred, suppress: false }], original);
+    }
     return text?.delay
       ? { kind: 'delay', format: text.family ?? 'text', recipients: [], original }
       : { kind: 'bounce', format: text?.family ?? 'text', recipients: [], original };

@@ -1,4 +1,5 @@
 import { BOUNCE_FAMILIES, ORIGINAL_STARTS, type BounceFamily } from './bounce-families.js';
+import { reasonNamedIn } from './bounce-reasons.js';
 import {
   containsAny,
   enhancedStatusIn,
@@ -17,6 +18,13 @@ export type TextBounce = {
   generic: boolean;
   /** The text says delivery is still being tried. */
   delay: boolean;
+  /**
+   * What the report says for all its recipients: the text under a diagnostic heading before any recipient is listed,
+   * else the first line that gives a reply code or status without naming an address.
+   */
+  stated?: string;
+  /** The To of the original where the text quotes its headers after the report. */
+  quotedTo: string[];
   /** What the text says about permanence, when it says anything. */
   permanentHint?: boolean;
   recipients: Array<{ address: string; diagnostic?: string; permanentHint?: boolean }>;
@@ -104,6 +112,10 @@ function recipientLine(line: string): { address: string; rest: string } | undefi
   if (!first) return undefined;
   const prefix = line.slice(0, first.start).trim().toLowerCase();
   if (isReplyLine(prefix)) return { address: first.address, rest: line.trim() };
+  // "Unknown user: addr" (IMail and others): the reason before the address.
+  if (prefix.endsWith(':') && prefix.length <= 60 && reasonNamedIn(prefix)) {
+    return { address: first.address, rest: line.slice(0, first.start).trim().slice(0, -1) };
+  }
   if (!RECIPIENT_PREFIXES.has(prefix)) return undefined;
   let suffix = line.slice(first.end);
   while (suffix && CLOSERS.includes(suffix[0] as string)) suffix = suffix.slice(1);
@@ -154,6 +166,7 @@ export function readTextBounce(text: string, exclude: ReadonlySet<string>): Text
 
   const recipients = new Map<string, { address: string; diagnostic: string[] }>();
   const lines = linesOf(body);
+  const orphan = { address: '', diagnostic: [] as string[] };
   let current: Array<{ address: string; diagnostic: string[] }> = [];
   let currentIndent = 0;
   let heading = false;
@@ -173,7 +186,8 @@ export function readTextBounce(text: string, exclude: ReadonlySet<string>): Text
     if (start && start.at === 0) {
       const all = [...recipients.values()];
       const lacking = all.filter((r) => r.diagnostic.length === 0);
-      current = current.length > 0 ? current : lacking.length > 0 ? lacking : all.slice(-1);
+      // Under a heading before any recipient is listed, the text belongs to the report (recipients named elsewhere).
+      current = current.length > 0 ? current : lacking.length > 0 ? lacking : all.length > 0 ? all.slice(-1) : [orphan];
       append(current, trimmed.slice(start.phrase.length).replace(/^[\s:]+/, ''));
       heading = true;
       continue;
@@ -217,8 +231,15 @@ export function readTextBounce(text: string, exclude: ReadonlySet<string>): Text
   const listed = [...recipients.values()];
   if (stated && listed.every((r) => !hasCode(r.diagnostic.join(' '))))
     for (const r of listed) r.diagnostic.push(stated);
+  // The original's To, where the report quotes its headers inline (the first To: line after the report).
+  const quotedToLine = cut
+    ? linesOf(text.slice(cut.at, cut.at + 64 * 1024), 1000, 400).find((l) => /^to:/i.test(l))
+    : undefined;
+  const quotedTo = quotedToLine ? findAddresses(quotedToLine, 10).map((a) => a.address) : [];
   return {
     family: families[0]?.name,
+    quotedTo,
+    stated: orphan.diagnostic.length > 0 ? orphan.diagnostic.join(' ').slice(0, DIAGNOSTIC_CHARS) : stated,
     generic: containsAny(lower, GENERIC.markers),
     delay: delayWords && !permanent,
     permanentHint,

@@ -235,6 +235,63 @@ describe('plain-text bounces', () => {
   });
 });
 
+describe('plain-text layouts beyond the known families', () => {
+  const bounce = (subject: string, body: string[]) =>
+    [
+      'From: Postmaster <postmaster@mx.example.net>',
+      'To: bounces@example.com',
+      `Subject: ${subject}`,
+      '',
+      ...body,
+      '',
+    ].join('\r\n');
+
+  it.each([
+    [
+      'a transcript reply after a label',
+      ['Sent <<< RCPT TO:<a@example.org>', 'Received >>> 550 5.1.1 <a@example.org>... user unknown'],
+    ],
+    ['the reason before the address', ['Unknown user: a@example.org', '', 'Original message follows.']],
+    [
+      'the reason in brackets after it',
+      ['---The following addresses had delivery errors---', '', 'a@example.org [User unknown]'],
+    ],
+    [
+      'one reply stated for the whole report',
+      [
+        'Could not be delivered because of',
+        '',
+        '550 5.1.1 User unknown',
+        '',
+        'The following recipients were affected:',
+        '    a@example.org',
+      ],
+    ],
+  ])('reads %s', async (_, body) => {
+    const result = await classify(bounce('Undeliverable Mail', body));
+
+    expect(result).toMatchObject({
+      kind: 'bounce',
+      recipients: [{ recipient: 'a@example.org', reason: 'user-unknown', permanent: true, suppress: true }],
+    });
+  });
+
+  it('falls back to the single recipient of the quoted original, and never suppresses it', async () => {
+    const raw = bounce('Returned mail: see transcript for details', [
+      'User unknown',
+      '',
+      '------ This is a copy of the message, including all the headers. ------',
+      '',
+      'To: only@example.org',
+      'Subject: hi',
+    ]);
+
+    const result = await classify(raw);
+
+    expect(result).toMatchObject({ kind: 'bounce', recipients: [{ recipient: 'only@example.org', suppress: false }] });
+  });
+});
+
 describe('what must never suppress anyone', () => {
   it.each(Object.entries(malformed))('%s', async (_, raw) => {
     const result = await classify(raw);
