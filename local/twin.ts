@@ -183,7 +183,10 @@ export async function startTwin(options: TwinOptions = {}) {
 
     const pollIntervalSeconds = options.pollIntervalSeconds ?? settings.pollRateMinutes * 60;
     const pollerConfig = loadPollerConfig({
-      MAILBOXES: JSON.stringify([{ id: 'bounces', host: imap.host, port: imap.port, security: imap.security, mailbox: imap.mailbox, secret: `file:${secretsFile}#imap` }]),
+      // The embedded mailbox starts empty with the twin: all of it is news. Another server's history is not.
+      MAILBOXES: JSON.stringify([
+        { id: 'bounces', host: imap.host, port: imap.port, security: imap.security, mailbox: imap.mailbox, secret: `file:${secretsFile}#imap`, startFrom: options.imap ? 'now' : 'beginning' },
+      ]),
       MAILBOX_STATE_TABLE: resources.mailboxStateTable,
       SUPPRESSION_TABLE: resources.suppressionTable,
       EVENTS_TOPIC_ARN: resources.eventsTopicArn,

@@ -11,6 +11,8 @@ export const EventTypes = {
   bounceDetected: 'bounce.detected',
   complaintDetected: 'complaint.detected',
   autoReplyDetected: 'auto-reply.detected',
+  /** An inbound message that could not be parsed or classified; kept raw, with the reason. */
+  inboundUnparsable: 'inbound.unparsable',
 } as const;
 export type EventType = (typeof EventTypes)[keyof typeof EventTypes];
 

@@ -11,7 +11,8 @@ import { createPollMailboxHandler } from '#handlers/poll-mailbox-handler.js';
 import { createLambdaContext } from '#local/lambda-context.js';
 import { captureOutput } from '../support/captured-output.js';
 import { dispatchJob } from '#core/dispatch-job.js';
-import { syncMailbox, type Checkpoint, type SyncDeps } from '#core/sync-mailbox.js';
+import type { Checkpoint } from '#core/mailbox/ports.js';
+import { syncMailbox, type SyncDeps } from '#core/mailbox/sync-mailbox.js';
 import { openImapSession } from '#imap/imap-session.js';
 import { emailJobFactory } from '../support/factories.js';
 import { startAwsEmulators, type AwsEmulators } from '../support/dispatch-harness.js';
@@ -41,8 +42,9 @@ const newMailbox = async () => {
   await imap.createMailbox(name);
   return name;
 };
+/** A run of the whole mailbox (`startFrom: beginning`, unless the test says otherwise). */
 const run = (deps: SyncDeps, mailboxId: string, extra: Partial<Parameters<typeof syncMailbox>[1]> = {}) =>
-  syncMailbox(deps, { mailboxId, runId: `run-${Math.random()}`, stopAtMs: Date.now() + 30_000, ...extra });
+  syncMailbox(deps, { mailboxId, runId: `run-${Math.random()}`, stopAtMs: Date.now() + 30_000, startFrom: 'beginning', ...extra });
 
 describe('polling a Dovecot mailbox', () => {
   it('publishes each new message once, stores it, and advances the checkpoint; a second run finds nothing', async () => {
@@ -225,9 +227,12 @@ describe('the mailbox state store', () => {
     const messages = Array.from({ length: 2500 }, (_, i) => ({ uid: i + 1, key: `key-${i + 1}` }));
     const sparse = Array.from({ length: 120 }, (_, i) => ({ uid: (i + 1) * 1000 + 7, key: `far-${i}` }));
 
+    const lease = await state.acquireLease('batched', 'writer', Date.now() + 60_000);
+    if (!lease) throw new Error('lease not taken');
+
     // Act
-    await state.markSeen('batched', '7', messages.slice(0, 2400));
-    await state.markSeen('batched', '7', sparse);
+    await state.markSeen(lease, '7', messages.slice(0, 2400));
+    await state.markSeen(lease, '7', sparse);
     const probe = [messages[0], messages[1500], messages[2399], messages[2400], { uid: 5, key: 'key-1500' }] as Array<{ uid: number; key: string }>;
 
     // Assess: a probe finds a key only among the markers of its own UID's item
@@ -285,18 +290,20 @@ describe('runs killed at random points', () => {
           acquireLease: (...a) => step(() => leaseState.acquireLease(...a), 'lease'),
           releaseLease: (...a) => (dead ? Promise.resolve() : leaseState.releaseLease(...a)),
           getCheckpoint: (...a) => step(() => state.getCheckpoint(...a), 'checkpoint-read'),
-          advanceCheckpoint: (id, next: Checkpoint, expected) =>
+          renewLease: (...a) => step(() => leaseState.renewLease(...a), 'lease'),
+          advanceCheckpoint: (lease, next: Checkpoint, expected) =>
             step(async () => {
-              const ok = await state.advanceCheckpoint(id, next, expected);
+              const ok = await state.advanceCheckpoint(lease, next, expected);
               if (ok) checkpoints.push(next.lastUid);
               return ok;
             }, 'checkpoint'),
           raiseVerifyMark: (...a) => step(() => state.raiseVerifyMark(...a), 'verify-mark'),
           seenAmong: (...a) => step(() => state.seenAmong(...a), 'seen-read'),
           seenUpTo: (...a) => step(() => state.seenUpTo(...a), 'seen-read'),
-          markSeen: (id, uidValidity, messages) => step(async () => {
-            await state.markSeen(id, uidValidity, messages);
+          markSeen: (lease, uidValidity, messages) => step(async () => {
+            const ok = await state.markSeen(lease, uidValidity, messages);
             for (const m of messages) markedInRun.add(m.key);
+            return ok;
           }, 'mark'),
         },
         storeRaw: (...a) => step(() => deps.storeRaw(...a), 'store'),
@@ -320,7 +327,8 @@ describe('runs killed at random points', () => {
       for (let attempt = 0; attempt < 40; attempt += 1) {
         runs += 1;
         try {
-          await syncMailbox(killable(), { mailboxId: 'ledger', runId: `run-${runs}`, stopAtMs: Date.now() + 60_000, leaseWaitMs: 0, chunkSize: 25 });
+          const ran = await syncMailbox(killable(), { mailboxId: 'ledger', runId: `run-${runs}`, startFrom: 'beginning', stopAtMs: Date.now() + 60_000, leaseWaitMs: 0, chunkSize: 25 });
+          if (ran.status !== 'synced') throw new Error(ran.status);
         } catch {
           offset += 120_000;
           continue;
@@ -374,7 +382,7 @@ describe('the scheduled poller function', () => {
     const mailbox = await newMailbox();
     const { resources, suppressions } = await createSyncDeps(aws, () => openImapSession(imap.settings(mailbox), credentialsOf()));
     const config = loadPollerConfig({
-      MAILBOXES: JSON.stringify([{ id: 'ops', host: imap.dovecot.host, port: imap.dovecot.port, security: 'starttls', mailbox, secret: 'local' }]),
+      MAILBOXES: JSON.stringify([{ id: 'ops', host: imap.dovecot.host, port: imap.dovecot.port, security: 'starttls', mailbox, secret: 'local', startFrom: 'beginning' }]),
       MAILBOX_STATE_TABLE: resources.mailboxStateTable,
       SUPPRESSION_TABLE: resources.suppressionTable,
       EVENTS_TOPIC_ARN: resources.eventsTopicArn,
