@@ -1,21 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
-import { createSnsEventPublisher } from '#aws/event-publisher.js';
 import { createMailboxStateStore } from '#aws/mailbox-state-store.js';
-import { createRawMessageStore } from '#aws/raw-message-store.js';
 import type { DispatchEvent } from '#core/events.js';
 import { syncMailbox, type SyncDeps, type SyncOptions } from '#core/mailbox/sync-mailbox.js';
-import { loadPollerConfig } from '#functions/config.js';
-import { createPollMailboxHandler } from '#handlers/poll-mailbox-handler.js';
 import { openImapSession } from '#imap/imap-session.js';
 import { createLambdaContext } from '#local/lambda-context.js';
-import { captureOutput } from '../support/captured-output.js';
 import { startAwsEmulators, type AwsEmulators } from '../support/dispatch-harness.js';
 import { brokenBoundaries, deeplyNested, hugeHeader, longAddressField, longRecipientReport, manyPartsReport } from '../support/hostile-mail.js';
 import { bounceMessage, plainMessage } from '../support/mail-samples.js';
-import { createSyncDeps, credentialsOf, startImapPeer, type ImapPeer } from '../support/poller-harness.js';
+import { createPollerUnderTest, createSyncDeps, credentialsOf, startImapPeer, type ImapPeer } from '../support/poller-harness.js';
 
 let aws: AwsEmulators;
 let imap: ImapPeer;
@@ -218,30 +211,9 @@ describe('the scheduled poller with two mailboxes, one failing', () => {
   it('emits the heartbeat of the healthy mailbox only, on its own Mailbox dimension', async () => {
     // Prepare: the second mailbox's login is refused
     const mailbox = await newMailbox();
-    const { resources, suppressions } = await createSyncDeps(aws, () => openImapSession(imap.settings(mailbox), credentialsOf()));
-    const entry = (id: string) => ({ id, host: imap.dovecot.host, port: imap.dovecot.port, security: 'starttls', mailbox, secret: id });
-    const config = loadPollerConfig({
-      MAILBOXES: JSON.stringify([entry('healthy'), entry('failing')]),
-      MAILBOX_STATE_TABLE: resources.mailboxStateTable,
-      SUPPRESSION_TABLE: resources.suppressionTable,
-      EVENTS_TOPIC_ARN: resources.eventsTopicArn,
-      RAW_MESSAGE_BUCKET: resources.bucket,
-      IDLE: 'false',
-    });
-    const logger = new Logger({ serviceName: 'email-dispatch' });
-    const metrics = new Metrics({ namespace: 'EmailDispatch', serviceName: 'email-dispatch', logger });
-    const output = captureOutput(logger, metrics);
-    const handler = createPollMailboxHandler({
-      config,
-      logger,
-      metrics,
-      state: createMailboxStateStore(aws.clients.documents, resources.mailboxStateTable),
-      events: createSnsEventPublisher(aws.clients.sns, resources.eventsTopicArn),
-      suppress: (e) => suppressions.suppress(e),
-      storeRaw: createRawMessageStore(aws.clients.s3, resources.bucket),
-      credentialsFor: (m) => credentialsOf(m.id === 'failing' ? { username: 'bounces', password: 'wrong' } : undefined),
-      tls: { ca: imap.cert.cert },
-    });
+    const refused = { username: 'bounces', password: 'wrong' };
+    const mailboxes = [{ id: 'healthy', mailbox }, { id: 'failing', mailbox }];
+    const { handler, output } = await createPollerUnderTest(aws, imap, mailboxes, (m) => credentialsOf(m.id === 'failing' ? refused : undefined));
     await imap.append(mailbox, [plainMessage(950)]);
 
     // Act

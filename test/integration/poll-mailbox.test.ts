@@ -1,15 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
-import { createSnsEventPublisher } from '#aws/event-publisher.js';
 import { createMailboxStateStore } from '#aws/mailbox-state-store.js';
-import { createRawMessageStore } from '#aws/raw-message-store.js';
-import { loadPollerConfig } from '#functions/config.js';
-import { createPollMailboxHandler } from '#handlers/poll-mailbox-handler.js';
 import { createLambdaContext } from '#local/lambda-context.js';
-import { captureOutput } from '../support/captured-output.js';
 import { dispatchJob } from '#core/dispatch-job.js';
 import type { Checkpoint } from '#core/mailbox/ports.js';
 import { syncMailbox, type SyncDeps } from '#core/mailbox/sync-mailbox.js';
@@ -17,7 +10,7 @@ import { openImapSession } from '#imap/imap-session.js';
 import { emailJobFactory } from '../support/factories.js';
 import { startAwsEmulators, type AwsEmulators } from '../support/dispatch-harness.js';
 import { bounceMessage, plainMessage } from '../support/mail-samples.js';
-import { createSyncDeps, credentialsOf, startImapPeer, type ImapPeer } from '../support/poller-harness.js';
+import { createPollerUnderTest, createSyncDeps, credentialsOf, startImapPeer, type ImapPeer } from '../support/poller-harness.js';
 import { startTcpProxy } from '../support/tcp-proxy.js';
 import { startHoodiecrow } from '#local/hoodiecrow.js';
 
@@ -380,29 +373,7 @@ describe('the scheduled poller function', () => {
   it('syncs every mailbox, publishes to the events topic, and counts a heartbeat per mailbox', async () => {
     // Prepare
     const mailbox = await newMailbox();
-    const { resources, suppressions } = await createSyncDeps(aws, () => openImapSession(imap.settings(mailbox), credentialsOf()));
-    const config = loadPollerConfig({
-      MAILBOXES: JSON.stringify([{ id: 'ops', host: imap.dovecot.host, port: imap.dovecot.port, security: 'starttls', mailbox, secret: 'local', startFrom: 'beginning' }]),
-      MAILBOX_STATE_TABLE: resources.mailboxStateTable,
-      SUPPRESSION_TABLE: resources.suppressionTable,
-      EVENTS_TOPIC_ARN: resources.eventsTopicArn,
-      RAW_MESSAGE_BUCKET: resources.bucket,
-      IDLE: 'false',
-    });
-    const logger = new Logger({ serviceName: 'email-dispatch' });
-    const metrics = new Metrics({ namespace: 'EmailDispatch', serviceName: 'email-dispatch', logger });
-    const output = captureOutput(logger, metrics);
-    const handler = createPollMailboxHandler({
-      config,
-      logger,
-      metrics,
-      state: createMailboxStateStore(aws.clients.documents, resources.mailboxStateTable),
-      events: createSnsEventPublisher(aws.clients.sns, resources.eventsTopicArn),
-      suppress: (entry) => suppressions.suppress(entry),
-      storeRaw: createRawMessageStore(aws.clients.s3, resources.bucket),
-      credentialsFor: () => credentialsOf(),
-      tls: { ca: imap.cert.cert },
-    });
+    const { handler, output, resources, suppressions } = await createPollerUnderTest(aws, imap, [{ id: 'ops', mailbox, startFrom: 'beginning' }]);
     await imap.append(mailbox, [plainMessage(600), bounceMessage('dead@example.net')]);
 
     // Act

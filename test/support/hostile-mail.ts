@@ -13,48 +13,32 @@ export function manyPartsReport(parts: number): string {
   return `${headerBlock('multipart/report; report-type=delivery-status; boundary="P"')}${CRLF}${body}--P--${CRLF}`;
 }
 
-/** A delivery report whose `To` field lists addresses for `bytes` bytes. */
-export function longAddressField(bytes: number): string {
-  const address = 'someone.with.a.long.name@example.net, ';
-  const to = address.repeat(Math.ceil(bytes / address.length));
-  return [
-    'From: MAILER-DAEMON@mx.example.net',
-    `To: ${to}bounces@example.com`,
-    'Subject: Undelivered Mail',
-    'MIME-Version: 1.0',
-    'Content-Type: multipart/report; report-type=delivery-status; boundary="B"',
-    '',
+/** A one-recipient delivery report (failed, 5.1.1) with the given extra header fields. */
+const deliveryReport = (recipient: string, extraHeaders: string[] = []) =>
+  [
+    headerBlock('multipart/report; report-type=delivery-status; boundary="B"', extraHeaders),
     '--B',
     'Content-Type: message/delivery-status',
     '',
     'Reporting-MTA: dns; mx.example.net',
     '',
-    'Final-Recipient: rfc822; someone@example.net',
+    `Final-Recipient: rfc822; ${recipient}`,
     'Action: failed',
     'Status: 5.1.1',
     '',
     '--B--',
     '',
   ].join(CRLF);
+
+/** A delivery report with a `Cc` field that lists addresses for `bytes` bytes. */
+export function longAddressField(bytes: number): string {
+  const address = 'someone.with.a.long.name@example.net, ';
+  return deliveryReport('someone@example.net', [`Cc: ${address.repeat(Math.ceil(bytes / address.length))}last@example.net`]);
 }
 
 /** A delivery report naming one "recipient" of `bytes` bytes. */
 export function longRecipientReport(bytes: number): string {
-  const local = 'a.'.repeat(Math.ceil(bytes / 2));
-  return [
-    headerBlock('multipart/report; report-type=delivery-status; boundary="B"'),
-    '--B',
-    'Content-Type: message/delivery-status',
-    '',
-    'Reporting-MTA: dns; mx.example.net',
-    '',
-    `Final-Recipient: rfc822; ${local}x@example.net`,
-    'Action: failed',
-    'Status: 5.1.1',
-    '',
-    '--B--',
-    '',
-  ].join(CRLF);
+  return deliveryReport(`${'a.'.repeat(Math.ceil(bytes / 2))}x@example.net`);
 }
 
 /** Multiparts nested `depth` deep, a text leaf at the bottom. */
