@@ -9,10 +9,11 @@ import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import type { CredentialSource, LoginCredentials } from '#core/credential-source.js';
-import { publishAll, type EventPublisher } from '#core/events.js';
+import type { EventPublisher } from '#core/events.js';
 import { MAILBOX_DIMENSION, PollerMetrics } from '#core/metric-names.js';
 import type { Suppress } from '#core/mailbox/classify-and-suppress.js';
 import type { MailboxStateStore } from '#core/mailbox/ports.js';
+import { publishFitting } from '#core/mailbox/publish-fitting.js';
 import { syncMailbox, type SyncDeps, type SyncResult } from '#core/mailbox/sync-mailbox.js';
 import type { PollerConfig, PolledMailbox } from '#functions/config.js';
 import { openImapSession } from '#imap/imap-session.js';
@@ -79,7 +80,7 @@ export function createPollMailboxHandler(deps: PollMailboxDeps) {
             }, (error) => logger.warn('IMAP connection error', { mailbox: mailbox.id, error: error.message })),
           parse: parseInbound,
           storeRaw: deps.storeRaw,
-          publishBatch: (events) => publishAll(deps.events, events),
+          publishBatch: (events) => publishFitting(deps.events, events),
           suppress: deps.suppress,
           clock,
           onMessage: (facts) => {

@@ -3,10 +3,11 @@ import type { InboundClassification } from '../classify-inbound.js';
 import { createEvent, EventTypes, type DispatchEvent } from '../events.js';
 import { hashAddress } from '../message-id.js';
 import type { MailboxStatus, RawLocation } from './ports.js';
+import { SNS_BATCH } from './publish-fitting.js';
 import type { ParsedMessage, ReadMessage, Unparsable } from './read-message.js';
 
 /** SNS takes at most 256 KiB a message, attributes included: an event above this is not published as it is. */
-export const MAX_EVENT_BYTES = 240 * 1024;
+export const MAX_EVENT_BYTES = SNS_BATCH.bytes - 16 * 1024;
 
 const eventTypeOf = (kind: InboundClassification['kind']) =>
   kind === 'bounce'
