@@ -5,7 +5,7 @@ import {
   type BatchGetCommandOutput,
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
-import type { Checkpoint, Lease, MailboxStateStore, Resync } from '#core/mailbox/ports.js';
+import type { Attempt, Checkpoint, Lease, MailboxStateStore, Resync } from '#core/mailbox/ports.js';
 import { forEachBounded, slices } from '#core/bounded.js';
 import { TableKeys } from './table-keys.js';
 
@@ -88,7 +88,7 @@ export function createMailboxStateStore(client: DynamoDBDocumentClient, tableNam
           new UpdateCommand({
             TableName: tableName,
             Key: { [PK]: checkpointKey(lease.mailboxId) },
-            UpdateExpression: 'SET leaseUntil = :until',
+            UpdateExpression: 'SET leaseUntil = :until REMOVE attempt',
             ConditionExpression: 'fence = :fence',
             ExpressionAttributeValues: { ':until': untilMs, ':fence': lease.fence },
           }),
@@ -115,12 +115,14 @@ export function createMailboxStateStore(client: DynamoDBDocumentClient, tableNam
       if (result.Item?.uidValidity === undefined) return undefined;
       const verifyUpTo = result.Item.verifyUpTo as number | undefined;
       const resync = result.Item.resync as Resync | undefined;
+      const attempt = result.Item.attempt as Attempt | undefined;
       return {
         uidValidity: String(result.Item.uidValidity),
         lastUid: Number(result.Item.lastUid),
         highestModseq: (result.Item.highestModseq as string | null) ?? undefined,
         verifyUpTo: verifyUpTo === undefined ? undefined : Number(verifyUpTo),
         resync: resync ? { until: Number(resync.until), previous: resync.previous.map((p) => ({ uidValidity: String(p.uidValidity), upToUid: Number(p.upToUid) })) } : undefined,
+        attempt: attempt ? { uid: Number(attempt.uid), runs: Number(attempt.runs) } : undefined,
       };
     },
     async advanceCheckpoint(lease: Lease, next: Checkpoint, expected: Checkpoint | undefined) {
@@ -136,7 +138,7 @@ export function createMailboxStateStore(client: DynamoDBDocumentClient, tableNam
           new UpdateCommand({
             TableName: tableName,
             Key: { [PK]: checkpointKey(lease.mailboxId) },
-            UpdateExpression: `SET uidValidity = :uv, lastUid = :uid, highestModseq = :modseq, updatedAt = :at${next.verifyUpTo !== undefined ? ', verifyUpTo = :verify' : ''}${next.resync ? ', resync = :resync' : ' REMOVE resync'}`,
+            UpdateExpression: `SET uidValidity = :uv, lastUid = :uid, highestModseq = :modseq, updatedAt = :at${next.verifyUpTo !== undefined ? ', verifyUpTo = :verify' : ''}${next.resync ? ', resync = :resync REMOVE attempt' : ' REMOVE resync, attempt'}`,
             ConditionExpression: `fence = :fence AND ${condition}`,
             ExpressionAttributeValues: {
               ':fence': lease.fence,
@@ -173,6 +175,19 @@ export function createMailboxStateStore(client: DynamoDBDocumentClient, tableNam
               ':at': new Date(clock()).toISOString(),
               ...(expected?.verifyUpTo !== undefined ? { ':expected': expected.verifyUpTo } : {}),
             },
+          }),
+        ),
+      );
+    },
+    async recordAttempt(lease: Lease, attempt: Attempt) {
+      return conditional(() =>
+        client.send(
+          new UpdateCommand({
+            TableName: tableName,
+            Key: { [PK]: checkpointKey(lease.mailboxId) },
+            UpdateExpression: 'SET attempt = :attempt',
+            ConditionExpression: 'fence = :fence AND attribute_exists(uidValidity)',
+            ExpressionAttributeValues: { ':attempt': attempt, ':fence': lease.fence },
           }),
         ),
       );

@@ -107,6 +107,50 @@ describe('hostile messages', () => {
     expect(await object.Body?.transformToString()).toBe(hostile[0]);
   }, 120_000);
 
+  it('gives up on a message that runs keep stopping on: published unparsable, and the mail after it processed', async () => {
+    // Prepare: parsing message 3 never ends while the test runs, as a parse that outlives the function would not
+    const mailbox = await newMailbox();
+    const { deps, published, resources } = await createSyncDeps(aws, () => openImapSession(imap.settings(mailbox), credentialsOf()));
+    await imap.append(mailbox, [1, 2, 3, 4, 5].map((n) => plainMessage(850 + n, { subject: n === 3 ? 'Poison' : undefined })));
+    let release = () => {};
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let gotStuck = () => {};
+    const poisoned: SyncDeps['parse'] = async (source) => {
+      if (source.includes('Subject: Poison')) {
+        gotStuck();
+        await released;
+      }
+      return deps.parse(source);
+    };
+    // Each run comes ten minutes after the one before, whose lease has long expired by then.
+    const runLater = (minutes: number) => {
+      const state = createMailboxStateStore(aws.clients.documents, resources.mailboxStateTable, { clock: () => Date.now() + minutes * 60_000 });
+      return run({ ...deps, state, parse: poisoned }, 'poison', { startFrom: 'beginning', leaseWaitMs: 0 });
+    };
+
+    // Act: a run that gets stuck is left behind, as Lambda would end it, and the next one starts
+    const stuck: Array<ReturnType<typeof syncMailbox>> = [];
+    let finished: Awaited<ReturnType<typeof syncMailbox>> | undefined;
+    for (let n = 0; n < 6 && !finished; n += 1) {
+      const stuckNow = new Promise<'stuck'>((resolve) => (gotStuck = () => resolve('stuck')));
+      const running = runLater(n * 10);
+      const outcome = await Promise.race([running, stuckNow]);
+      if (outcome === 'stuck') stuck.push(running);
+      else finished = outcome;
+    }
+    release();
+    const overtaken = await Promise.all(stuck);
+
+    // Assess: three runs stopped on it (the last two with it alone); the fourth published it unparsable and went on
+    expect(stuck).toHaveLength(3);
+    expect(finished).toMatchObject({ status: 'synced' });
+    expect(overtaken.map((r) => r.status)).toEqual(['lease-lost', 'lease-lost', 'lease-lost']);
+    const events = facts(published);
+    expect(events.map((e) => e.uid)).toEqual([1, 2, 3, 4, 5]);
+    expect(events.map((e) => e.type)).toEqual(['inbound.received', 'inbound.received', 'inbound.unparsable', 'inbound.received', 'inbound.received']);
+    expect(events[2]).toMatchObject({ reason: 'run-did-not-finish' });
+  });
+
   it('checks the deadline between the messages of a chunk: it stops mid-chunk and the next run goes on from there', async () => {
     // Prepare: time jumps past the deadline while the second message is parsed
     const mailbox = await newMailbox();

@@ -247,7 +247,7 @@ describe('runs killed at random points', () => {
     const leaseState = createMailboxStateStore(aws.clients.documents, resources.mailboxStateTable, { clock: () => Date.now() + offset });
     const total = 1000;
     const delivered = Array.from({ length: total }, (_, i) => plainMessage(1000 + i));
-    const events: Array<{ id: string; uid: number }> = [];
+    const events: Array<{ id: string; uid: number; type: string }> = [];
     const checkpoints: number[] = [];
     let random = 42;
     const rand = () => {
@@ -291,6 +291,7 @@ describe('runs killed at random points', () => {
               return ok;
             }, 'checkpoint'),
           raiseVerifyMark: (...a) => step(() => state.raiseVerifyMark(...a), 'verify-mark'),
+          recordAttempt: (...a) => step(() => state.recordAttempt(...a), 'attempt'),
           seenAmong: (...a) => step(() => state.seenAmong(...a), 'seen-read'),
           seenUpTo: (...a) => step(() => state.seenUpTo(...a), 'seen-read'),
           markSeen: (lease, uidValidity, messages) => step(async () => {
@@ -304,7 +305,7 @@ describe('runs killed at random points', () => {
         publishBatch: (batch) =>
           step(async () => {
             for (const e of batch) {
-              events.push({ id: e.id, uid: (e as unknown as { uid: number }).uid });
+              events.push({ id: e.id, uid: (e as unknown as { uid: number }).uid, type: e.type });
               publishedInRun.add((e as unknown as { messageKey: string }).messageKey);
             }
             return [];
@@ -341,7 +342,8 @@ describe('runs killed at random points', () => {
     expect([...ids.values()].every((s) => s.size === 1)).toBe(true);
     for (let i = 1; i < checkpoints.length; i += 1) expect(checkpoints[i]).toBeGreaterThan(checkpoints[i - 1] as number);
     expect(kills).toBeGreaterThan(3);
-    console.log(`ledger: ${total} delivered, ${distinct.size} processed, ${uids.length - distinct.size} repeated, ${kills} kills (${killsBetweenPublishAndMark} between publish and mark), ${runs} runs`);
+    const givenUp = new Set(events.filter((e) => e.type === 'inbound.unparsable').map((e) => e.uid)).size;
+    console.log(`ledger: ${total} delivered, ${distinct.size} processed, ${uids.length - distinct.size} repeated, ${givenUp} given up, ${kills} kills (${killsBetweenPublishAndMark} between publish and mark), ${runs} runs`);
   }, 240_000);
 });
 

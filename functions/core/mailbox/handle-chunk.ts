@@ -5,7 +5,7 @@ import { classifyMessage, suppressReported, type Suppress } from './classify-and
 import { eventBytes, inboundEventOf, MAX_EVENT_BYTES, unparsableEventOf } from './inbound-event.js';
 import { LeaseLostError, type HeldLease } from './lease.js';
 import type { FetchedMessage, MailboxStateStore, MailboxStatus, RawLocation, Resync, SeenMessage } from './ports.js';
-import { readMessage, toUnparsable, type ReadMessage, type Unparsable } from './read-message.js';
+import { abandonedMessage, readMessage, toUnparsable, type ReadMessage, type Unparsable } from './read-message.js';
 import type { SeenCheck } from './seen-markers.js';
 
 /** What a handled message was, for metrics: its classification, or `unparsable`. */
@@ -35,6 +35,8 @@ export type ChunkContext = {
   maxMessageBytes: number;
   rawObjectBytes: number;
   concurrency: number;
+  /** A message runs keep stopping on, and how many runs started on it: published as unparsable, not parsed. */
+  abandon?: { uid: number; runs: number };
 };
 
 /** The UIDs done (published, or published before), in UID order as far as they go, and the first failure. */
@@ -56,7 +58,7 @@ export async function handleChunk(fetched: FetchedMessage[], context: ChunkConte
   const read: ReadMessage[] = [];
   for (const m of fetched) {
     if (deps.clock() >= context.stopAtMs) break;
-    read.push(await readMessage(m, deps.parse, context.maxMessageBytes));
+    read.push(m.uid === context.abandon?.uid ? abandonedMessage(m, context.abandon.runs) : await readMessage(m, deps.parse, context.maxMessageBytes));
   }
 
   // A message repeated within the chunk counts as seen too.

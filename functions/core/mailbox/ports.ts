@@ -32,7 +32,15 @@ export type Checkpoint = {
   highestModseq?: string;
   verifyUpTo?: number;
   resync?: Resync;
+  /** Where runs started reading messages and stopped before publishing them; cleared by a renewal or a move. */
+  attempt?: Attempt;
 };
+
+/**
+ * `runs` runs in a row started handling messages at `uid` (the first above the checkpoint) and did not get as far as
+ * publishing them.
+ */
+export type Attempt = { uid: number; runs: number };
 
 export type Resync = { until: number; previous: Array<{ uidValidity: string; upToUid: number }> };
 
@@ -53,7 +61,10 @@ export type Lease = { mailboxId: string; owner: string; fence: number };
 export interface MailboxStateStore {
   /** Takes the mailbox's lease until `untilMs` unless another run holds an unexpired one. */
   acquireLease(mailboxId: string, owner: string, untilMs: number): Promise<Lease | undefined>;
-  /** Extends the lease to `untilMs`; false when another run has taken it since (the lease is lost). */
+  /**
+   * Extends the lease to `untilMs`; false when another run has taken it since (the lease is lost). A run renews just
+   * before it publishes, that is once it has read its messages: the renewal also clears the recorded attempt.
+   */
   renewLease(lease: Lease, untilMs: number): Promise<boolean>;
   releaseLease(lease: Lease): Promise<void>;
   getCheckpoint(mailboxId: string): Promise<Checkpoint | undefined>;
@@ -67,6 +78,8 @@ export interface MailboxStateStore {
    * there is none). Compare-and-set on the UIDVALIDITY and the `verifyUpTo` that was read, under the current lease.
    */
   raiseVerifyMark(lease: Lease, uidValidity: string, upToUid: number, expected: Checkpoint | undefined): Promise<boolean>;
+  /** Records that a run starts handling messages at `attempt.uid`, under the current lease. */
+  recordAttempt(lease: Lease, attempt: Attempt): Promise<boolean>;
   /** Which of `messages` were marked seen under `uidValidity` (reads only the markers of their UIDs). */
   seenAmong(mailboxId: string, uidValidity: string, messages: SeenMessage[]): Promise<Set<string>>;
   /** The keys of every message marked seen under `uidValidity` up to `upToUid`, for a resynchronisation. */

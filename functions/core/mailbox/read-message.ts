@@ -46,3 +46,12 @@ export async function readMessage(fetched: FetchedMessage, parse: (source: Buffe
     return { fetched, key: digest(fetched.source), unparsable: toUnparsable(error, 'parse-failed') };
   }
 }
+
+/**
+ * A message that runs keep stopping on (a parse that outlives the function, or its memory): published without being
+ * parsed again, so the mailbox goes on.
+ */
+export function abandonedMessage(fetched: FetchedMessage, runs: number): ReadMessage {
+  const detail = `the last ${runs - 1} runs that started on it did not finish, the last one handling it alone`;
+  return { fetched, key: digest(fetched.source), unparsable: { reason: 'run-did-not-finish', detail } };
+}

@@ -2,7 +2,7 @@ import type { InboundMessage } from '../classify-inbound.js';
 import type { DispatchEvent } from '../events.js';
 import { toChunks } from './chunks.js';
 import type { Suppress } from './classify-and-suppress.js';
-import { handleChunk, type ChunkDeps } from './handle-chunk.js';
+import { handleChunk, type ChunkContext, type ChunkDeps } from './handle-chunk.js';
 import { holdLease, LeaseLostError, takeLease } from './lease.js';
 import type { Checkpoint, FetchedMessage, MailboxSession, MailboxStateStore, MailboxStatus, MessageRef, StartFrom } from './ports.js';
 import { createSeenCheck, resyncCheckpoint, resyncPending } from './seen-markers.js';
@@ -134,10 +134,10 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
       const top = (listed[listed.length - 1] as MessageRef).uid;
       if (verifyUpTo < top) {
         if (!(await deps.state.raiseVerifyMark(lease, status.uidValidity, top, checkpoint))) throw new LeaseLostError(mailboxId, 'verify mark refused');
-        checkpoint = { uidValidity: status.uidValidity, lastUid, highestModseq: checkpoint?.highestModseq, verifyUpTo: top, resync: checkpoint?.resync };
+        checkpoint = { uidValidity: status.uidValidity, lastUid, highestModseq: checkpoint?.highestModseq, verifyUpTo: top, resync: checkpoint?.resync, attempt: checkpoint?.attempt };
       }
       const chunks = toChunks(listed, chunkSize, chunkBytes);
-      const context = {
+      const context: ChunkContext = {
         mailboxId,
         status,
         held,
@@ -149,14 +149,9 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
         rawObjectBytes: options.rawObjectBytes ?? 8 * 1024 * 1024,
         concurrency: options.concurrency ?? 4,
       };
-      let next: Promise<FetchedMessage[]> | undefined = collect(chunks[0] as number[]);
-      for (let i = 0; next && clock() < options.stopAtMs; i += 1) {
-        const fetched = await next;
-        // The next FETCH runs on the connection while this chunk's AWS calls are in flight.
-        const following = chunks[i + 1];
-        next = following ? collect(following) : undefined;
-        next?.catch(() => {});
-        const done = await handleChunk(fetched, context, chunkDeps);
+      /** Handles fetched messages and moves the checkpoint as far as they are done. */
+      const handleAndAdvance = async (fetched: FetchedMessage[], chunkContext: ChunkContext) => {
+        const done = await handleChunk(fetched, chunkContext, chunkDeps);
         result.processed += done.processed;
         result.skippedDuplicates += done.skippedDuplicates;
         // The checkpoint moves once, to the highest UID below which every message is done. A failure stops there:
@@ -172,7 +167,40 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
           await advance(moved, `UID ${reached}`);
         }
         if (done.failure !== undefined) throw done.failure;
+      };
+      let next: Promise<FetchedMessage[]> | undefined = collect(chunks[0] as number[]);
+      for (let i = 0; next && clock() < options.stopAtMs; i += 1) {
+        const fetched = await next;
+        // The next FETCH runs on the connection while this chunk's AWS calls are in flight.
+        const following = chunks[i + 1];
+        next = following ? collect(following) : undefined;
+        next?.catch(() => {});
+        const first = fetched[0];
+        if (!first || clock() >= options.stopAtMs) continue;
+        const runs = await startAttempt(first.uid);
+        if (runs < 2) {
+          await handleAndAdvance(fetched, context);
+          continue;
+        }
+        // The run before started reading here and stopped before publishing: one of these messages may be stopping
+        // runs (a parse that outlives the function, or its memory). They go one at a time, each recorded; one that
+        // stopped the runs reading it twice (the last time alone) is published unparsable without being parsed again.
+        deps.log?.('warn', 'runs did not finish this chunk: handling it one message at a time', { mailboxId, uid: first.uid, runs });
+        for (const m of fetched) {
+          if (clock() >= options.stopAtMs) break;
+          const attempts = m === first ? runs : await startAttempt(m.uid);
+          await handleAndAdvance([m], { ...context, abandon: attempts >= 3 ? { uid: m.uid, runs: attempts } : undefined });
+        }
       }
+    };
+
+    /** Records that this run starts handling messages at `uid`; returns how many runs in a row have. */
+    const startAttempt = async (uid: number): Promise<number> => {
+      const current = checkpoint as Checkpoint;
+      const attempt = { uid, runs: current.attempt?.uid === uid ? current.attempt.runs + 1 : 1 };
+      if (!(await deps.state.recordAttempt(lease, attempt))) throw new LeaseLostError(mailboxId, 'attempt refused');
+      checkpoint = { ...current, attempt };
+      return attempt.runs;
     };
 
     await catchUp(current.status);
