@@ -136,7 +136,8 @@ export async function benchImap(backlog: number) {
     };
     const ourCatchUp = async (round: number) => {
       const start = performance.now();
-      const result = await syncMailbox(deps('Backlog'), { mailboxId: `backlog-${round}`, runId: `b${round}`, startFrom: 'beginning', stopAtMs: Date.now() + 600_000 });
+      const backlog = { mailboxId: `backlog-${round}`, runId: `b${round}`, startFrom: 'beginning' as const };
+      const result = await syncMailbox(deps('Backlog'), { ...backlog, stopAtMs: Date.now() + 600_000 });
       return (result.processed / (performance.now() - start)) * 1000;
     };
     // The least a poller can do with the same I/O: list (UID SEARCH), fetch a chunk (with the envelope instead of

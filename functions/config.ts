@@ -214,9 +214,12 @@ export function parseMailboxes(value: unknown, label: string): { mailboxes: Poll
     if (!['implicit', 'starttls', 'none'].includes(security)) problems.push(`${label}[${i}].security must be implicit, starttls or none`);
     if (security === 'none' && m.host && !isLoopbackHost(m.host)) problems.push(`${label}[${i}].security "none" (plaintext) is only allowed for a loopback host`);
     const startFrom = m.startFrom ?? 'now';
-    if (!StartFrom.includes(startFrom)) problems.push(`${label}[${i}].startFrom must be one of ${StartFrom.join(', ')}, got "${String(startFrom)}"`);
+    if (!StartFrom.includes(startFrom)) {
+      problems.push(`${label}[${i}].startFrom must be one of ${StartFrom.join(', ')}, got "${String(startFrom)}"`);
+    }
     const port = m.port ?? (security === 'implicit' ? 993 : 143);
-    return { id: m.id ?? '', host: m.host ?? '', port, security, mailbox: m.mailbox ?? 'INBOX', secret: m.secret ?? '', startFrom };
+    const mailbox = m.mailbox ?? 'INBOX';
+    return { id: m.id ?? '', host: m.host ?? '', port, security, mailbox, secret: m.secret ?? '', startFrom };
   });
   const ids = mailboxes.map((m) => m.id);
   if (new Set(ids).size !== ids.length) problems.push(`${label} ids must be unique`);

@@ -70,7 +70,8 @@ export function createMailboxStateStore(client: DynamoDBDocumentClient, tableNam
           new UpdateCommand({
             TableName: tableName,
             Key: { [PK]: checkpointKey(mailboxId) },
-            UpdateExpression: 'SET leaseOwner = :owner, leaseUntil = :until, fence = if_not_exists(fence, :zero) + :one',
+            UpdateExpression:
+              'SET leaseOwner = :owner, leaseUntil = :until, fence = if_not_exists(fence, :zero) + :one',
             ConditionExpression: 'attribute_not_exists(leaseUntil) OR leaseUntil < :now OR leaseOwner = :owner',
             ExpressionAttributeValues: { ':owner': owner, ':until': untilMs, ':now': clock(), ':zero': 0, ':one': 1 },
             ReturnValues: 'UPDATED_NEW',
@@ -110,7 +111,8 @@ export function createMailboxStateStore(client: DynamoDBDocumentClient, tableNam
       );
     },
     async getCheckpoint(mailboxId) {
-      const result = await client.send(new GetCommand({ TableName: tableName, Key: { [PK]: checkpointKey(mailboxId) }, ConsistentRead: true }));
+      const key = { [PK]: checkpointKey(mailboxId) };
+      const result = await client.send(new GetCommand({ TableName: tableName, Key: key, ConsistentRead: true }));
       // The item may hold only a lease: a mailbox never checkpointed.
       if (result.Item?.uidValidity === undefined) return undefined;
       const verifyUpTo = result.Item.verifyUpTo as number | undefined;
@@ -138,7 +140,12 @@ export function createMailboxStateStore(client: DynamoDBDocumentClient, tableNam
           new UpdateCommand({
             TableName: tableName,
             Key: { [PK]: checkpointKey(lease.mailboxId) },
-            UpdateExpression: `SET uidValidity = :uv, lastUid = :uid, highestModseq = :modseq, updatedAt = :at${next.verifyUpTo !== undefined ? ', verifyUpTo = :verify' : ''}${next.resync ? ', resync = :resync REMOVE attempt' : ' REMOVE resync, attempt'}`,
+            UpdateExpression: [
+              'SET uidValidity = :uv, lastUid = :uid, highestModseq = :modseq, updatedAt = :at',
+              next.verifyUpTo !== undefined ? ', verifyUpTo = :verify' : '',
+              // A move clears the attempt: the run got past where it started.
+              next.resync ? ', resync = :resync REMOVE attempt' : ' REMOVE resync, attempt',
+            ].join(''),
             ConditionExpression: `fence = :fence AND ${condition}`,
             ExpressionAttributeValues: {
               ':fence': lease.fence,

@@ -62,7 +62,9 @@ export function createPollMailboxHandler(deps: PollMailboxDeps) {
     if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
     metrics.addDimension(MAILBOX_DIMENSION, mailboxId);
     metrics.addMetric(PollerMetrics.polled, MetricUnit.Count, 1);
-    if (facts.lagMs !== undefined) metrics.addMetric(PollerMetrics.lag, MetricUnit.Seconds, Math.round(facts.lagMs / 1000));
+    if (facts.lagMs !== undefined) {
+      metrics.addMetric(PollerMetrics.lag, MetricUnit.Seconds, Math.round(facts.lagMs / 1000));
+    }
     metrics.publishStoredMetrics();
   };
 
@@ -101,7 +103,8 @@ export function createPollMailboxHandler(deps: PollMailboxDeps) {
         logger.info('mailbox busy: another run holds its lease', { mailbox: mailbox.id });
       } else if (result.status === 'lease-lost') {
         metrics.addMetric(PollerMetrics.leaseLost, MetricUnit.Count, 1);
-        logger.warn('mailbox lease lost: another run took over, this one stopped', { mailbox: mailbox.id, processed: result.processed });
+        const facts = { mailbox: mailbox.id, processed: result.processed };
+        logger.warn('mailbox lease lost: another run took over, this one stopped', facts);
       } else {
         emitMailboxMetrics(mailbox.id, { lagMs: result.processed > 0 ? lagMs : undefined });
         logger.info('mailbox synced', { mailbox: mailbox.id, processed: result.processed, skippedDuplicates: result.skippedDuplicates, resynchronised: result.resynchronised, lastUid: result.checkpoint?.lastUid });

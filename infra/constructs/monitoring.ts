@@ -5,7 +5,13 @@ import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
-import { DispatchMetrics, MAILBOX_DIMENSION, METRIC_NAMESPACE, PollerMetrics, SERVICE_NAME } from '#core/metric-names.js';
+import {
+  DispatchMetrics,
+  MAILBOX_DIMENSION,
+  METRIC_NAMESPACE,
+  PollerMetrics,
+  SERVICE_NAME,
+} from '#core/metric-names.js';
 import type { StackConfig } from '../stack-config.js';
 import type { DispatchFunction } from './dispatch-function.js';
 import type { JobsQueue } from './jobs-queue.js';
@@ -45,7 +51,15 @@ export class Monitoring extends Construct {
     this.alarmTopic = new Topic(this, 'AlarmTopic', { displayName: 'email-dispatch alarms', masterKey: props.key, enforceSSL: true });
     if (config.alarmEmail) this.alarmTopic.addSubscription(new EmailSubscription(config.alarmEmail));
     const action = new SnsAction(this.alarmTopic);
-    type AlarmOptions = { threshold: number; description: string; comparison?: ComparisonOperator; evaluationPeriods?: number; missing?: TreatMissingData; runbook?: string };
+    type AlarmOptions = {
+      threshold: number;
+      description: string;
+      comparison?: ComparisonOperator;
+      evaluationPeriods?: number;
+      missing?: TreatMissingData;
+      /** The runbook entry, when it is not the alarm's own id. */
+      runbook?: string;
+    };
     const alarm = (name: string, metric: IMetric, options: AlarmOptions) => {
       const created = new Alarm(this, name, {
         metric,
@@ -90,12 +104,13 @@ export class Monitoring extends Construct {
       // One alarm per mailbox, on its own heartbeat: a failing mailbox alarms however well the others poll.
       const window = Duration.minutes(Math.max(5, config.settings.pollRateMinutes * 3));
       for (const mailbox of config.mailboxes) {
-        alarm(`PollerHeartbeatMissing-${mailbox.id}`, perMailbox(PollerMetrics.polled, mailbox.id, { period: window }), {
+        const heartbeat = perMailbox(PollerMetrics.polled, mailbox.id, { period: window });
+        alarm(`PollerHeartbeatMissing-${mailbox.id}`, heartbeat, {
           threshold: 1,
           comparison: ComparisonOperator.LESS_THAN_THRESHOLD,
           missing: TreatMissingData.BREACHING,
           runbook: 'PollerHeartbeatMissing',
-          description: `Mailbox ${mailbox.id} was not polled successfully in the window: its poll fails or the poller is not running.`,
+          description: `Mailbox ${mailbox.id} was not polled in the window: its polls fail or the poller is down.`,
         });
       }
     }
@@ -145,12 +160,19 @@ export class Monitoring extends Construct {
           title: 'Mailbox polls',
           width: 12,
           left: config.mailboxes.map((m) => perMailbox(PollerMetrics.polled, m.id).with({ label: `polled ${m.id}` })),
-          right: [custom(PollerMetrics.pollFailed), custom(PollerMetrics.processed), custom(PollerMetrics.unparsable), custom(PollerMetrics.leaseLost)],
+          right: [
+            custom(PollerMetrics.pollFailed),
+            custom(PollerMetrics.processed),
+            custom(PollerMetrics.unparsable),
+            custom(PollerMetrics.leaseLost),
+          ],
         }),
         new GraphWidget({
           title: 'Poll lag and bounces',
           width: 12,
-          left: config.mailboxes.map((m) => perMailbox(PollerMetrics.lag, m.id, { statistic: 'Maximum' }).with({ label: `lag ${m.id} (s)` })),
+          left: config.mailboxes.map((m) =>
+            perMailbox(PollerMetrics.lag, m.id, { statistic: 'Maximum' }).with({ label: `lag ${m.id} (s)` }),
+          ),
           right: [custom(PollerMetrics.bounces), custom(PollerMetrics.complaints), custom(PollerMetrics.suppressed)],
         }),
       );

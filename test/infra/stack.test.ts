@@ -120,7 +120,8 @@ describe('the poller', () => {
   });
 
   it('passes each mailbox its first-run start, now unless configured otherwise', () => {
-    const fn = resourcesOf('AWS::Lambda::Function').find((f) => String(f.Properties.Description).startsWith('Polls IMAP'));
+    const functions = resourcesOf('AWS::Lambda::Function');
+    const fn = functions.find((f) => String(f.Properties.Description).startsWith('Polls IMAP'));
     const variables = (fn?.Properties.Environment as { Variables: { MAILBOXES: unknown } }).Variables;
     const mailboxes = JSON.parse(JSON.stringify(variables.MAILBOXES)) as unknown;
     // The list holds secret ARNs (tokens): look for each mailbox's start in its text.
@@ -133,22 +134,26 @@ describe('the poller', () => {
 describe('alarms', () => {
   const alarm = (name: string) => resourcesOf('AWS::CloudWatch::Alarm').find((a) => String(a.Properties.AlarmDescription).includes(`runbook: ${name}.`))?.Properties;
 
-  it('watches each mailbox on its own heartbeat: one alarm per mailbox, on its Mailbox dimension, missing data breaching', () => {
+  it('watches each mailbox on its own heartbeat: an alarm per mailbox, on its Mailbox dimension, breaching', () => {
     // Prepare
-    const heartbeats = resourcesOf('AWS::CloudWatch::Alarm').filter((a) => String(a.Properties.AlarmDescription).includes('runbook: PollerHeartbeatMissing.'));
+    const alarms = resourcesOf('AWS::CloudWatch::Alarm');
+    const runbook = 'runbook: PollerHeartbeatMissing.';
+    const heartbeats = alarms.filter((a) => String(a.Properties.AlarmDescription).includes(runbook));
 
     // Act
+    type Dimension = { Name: string; Value: string };
     const watched = heartbeats.map((a) => ({
       metric: a.Properties.MetricName,
-      dimensions: Object.fromEntries((a.Properties.Dimensions as Array<{ Name: string; Value: string }>).map((d) => [d.Name, d.Value])),
+      dimensions: Object.fromEntries((a.Properties.Dimensions as Dimension[]).map((d) => [d.Name, d.Value])),
       missing: a.Properties.TreatMissingData,
       comparison: a.Properties.ComparisonOperator,
     }));
 
     // Assess
+    const breaching = { missing: 'breaching', comparison: 'LessThanThreshold' };
     expect(watched.sort((a, b) => String(a.dimensions.Mailbox).localeCompare(String(b.dimensions.Mailbox)))).toEqual([
-      { metric: 'MailboxPolled', dimensions: { service: 'email-dispatch', Mailbox: 'bounces' }, missing: 'breaching', comparison: 'LessThanThreshold' },
-      { metric: 'MailboxPolled', dimensions: { service: 'email-dispatch', Mailbox: 'replies' }, missing: 'breaching', comparison: 'LessThanThreshold' },
+      { metric: 'MailboxPolled', dimensions: { service: 'email-dispatch', Mailbox: 'bounces' }, ...breaching },
+      { metric: 'MailboxPolled', dimensions: { service: 'email-dispatch', Mailbox: 'replies' }, ...breaching },
     ]);
   });
 

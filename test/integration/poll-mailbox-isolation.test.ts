@@ -6,9 +6,22 @@ import { syncMailbox, type SyncDeps, type SyncOptions } from '#core/mailbox/sync
 import { openImapSession } from '#imap/imap-session.js';
 import { createLambdaContext } from '#local/lambda-context.js';
 import { startAwsEmulators, type AwsEmulators } from '../support/dispatch-harness.js';
-import { brokenBoundaries, deeplyNested, hugeHeader, longAddressField, longRecipientReport, manyPartsReport } from '../support/hostile-mail.js';
+import {
+  brokenBoundaries,
+  deeplyNested,
+  hugeHeader,
+  longAddressField,
+  longRecipientReport,
+  manyPartsReport,
+} from '../support/hostile-mail.js';
 import { bounceMessage, plainMessage } from '../support/mail-samples.js';
-import { createPollerUnderTest, createSyncDeps, credentialsOf, startImapPeer, type ImapPeer } from '../support/poller-harness.js';
+import {
+  createPollerUnderTest,
+  createSyncDeps,
+  credentialsOf,
+  startImapPeer,
+  type ImapPeer,
+} from '../support/poller-harness.js';
 
 let aws: AwsEmulators;
 let imap: ImapPeer;
@@ -30,14 +43,22 @@ const newMailbox = async () => {
 };
 const run = (deps: SyncDeps, mailboxId: string, extra: Partial<SyncOptions> = {}) =>
   syncMailbox(deps, { mailboxId, runId: `run-${Math.random()}`, stopAtMs: Date.now() + 60_000, ...extra });
-type Published = { type: string; uid: number; subject?: string; reason?: string; raw?: { bucket: string; key: string; offset: number; length: number } };
+type Published = {
+  type: string;
+  uid: number;
+  subject?: string;
+  reason?: string;
+  raw?: { bucket: string; key: string; offset: number; length: number };
+};
 const facts = (events: DispatchEvent[]) => (events as unknown as Published[]).slice().sort((a, b) => a.uid - b.uid);
 
 describe('the first run on a mailbox', () => {
   it('starts at UIDNEXT: the mail already there is neither published nor acted on, what comes after is', async () => {
     // Prepare: a mailbox with history, an old hard bounce among it
     const mailbox = await newMailbox();
-    const { deps, published, suppressions, state } = await createSyncDeps(aws, () => openImapSession(imap.settings(mailbox), credentialsOf()));
+    const { deps, published, suppressions, state } = await createSyncDeps(aws, () =>
+      openImapSession(imap.settings(mailbox), credentialsOf()),
+    );
     await imap.append(mailbox, [plainMessage(1), bounceMessage('old@example.net'), plainMessage(3)]);
 
     // Act
@@ -55,7 +76,9 @@ describe('the first run on a mailbox', () => {
 
   it('with startFrom "beginning" publishes and acts on everything already there', async () => {
     const mailbox = await newMailbox();
-    const { deps, published, suppressions } = await createSyncDeps(aws, () => openImapSession(imap.settings(mailbox), credentialsOf()));
+    const { deps, published, suppressions } = await createSyncDeps(aws, () =>
+      openImapSession(imap.settings(mailbox), credentialsOf()),
+    );
     await imap.append(mailbox, [plainMessage(1), bounceMessage('old@example.net'), plainMessage(3)]);
 
     const result = await run(deps, 'history-all', { startFrom: 'beginning' });
@@ -67,10 +90,12 @@ describe('the first run on a mailbox', () => {
 });
 
 describe('hostile messages', () => {
-  it('cannot stop a mailbox: each is published (as unparsable where it must be), and the mail after it is processed', async () => {
+  it('cannot stop a mailbox: each is published (unparsable where need be), the mail after it processed', async () => {
     // Prepare: good mail between pathological messages, in one chunk
     const mailbox = await newMailbox();
-    const { deps, published, state, suppressions } = await createSyncDeps(aws, () => openImapSession(imap.settings(mailbox), credentialsOf()));
+    const { deps, published, state, suppressions } = await createSyncDeps(aws, () =>
+      openImapSession(imap.settings(mailbox), credentialsOf()),
+    );
     const hostile = [
       manyPartsReport(1001),
       longAddressField(1024 * 1024),
@@ -103,15 +128,28 @@ describe('hostile messages', () => {
     // An unparsable message's event says where its raw bytes are: a range of its chunk's object.
     const raw = byUid.get(2)?.raw;
     if (!raw) throw new Error('no raw location');
-    const object = await (await aws.clients.s3()).send(new GetObjectCommand({ Bucket: raw.bucket, Key: raw.key, Range: `bytes=${raw.offset}-${raw.offset + raw.length - 1}` }));
+    const object = await (
+      await aws.clients.s3()
+    ).send(
+      new GetObjectCommand({
+        Bucket: raw.bucket,
+        Key: raw.key,
+        Range: `bytes=${raw.offset}-${raw.offset + raw.length - 1}`,
+      }),
+    );
     expect(await object.Body?.transformToString()).toBe(hostile[0]);
   }, 120_000);
 
-  it('gives up on a message that runs keep stopping on: published unparsable, and the mail after it processed', async () => {
+  it('gives up on a message runs keep stopping on: published unparsable, the mail after it processed', async () => {
     // Prepare: parsing message 3 never ends while the test runs, as a parse that outlives the function would not
     const mailbox = await newMailbox();
-    const { deps, published, resources } = await createSyncDeps(aws, () => openImapSession(imap.settings(mailbox), credentialsOf()));
-    await imap.append(mailbox, [1, 2, 3, 4, 5].map((n) => plainMessage(850 + n, { subject: n === 3 ? 'Poison' : undefined })));
+    const { deps, published, resources } = await createSyncDeps(aws, () =>
+      openImapSession(imap.settings(mailbox), credentialsOf()),
+    );
+    await imap.append(
+      mailbox,
+      [1, 2, 3, 4, 5].map((n) => plainMessage(850 + n, { subject: n === 3 ? 'Poison' : undefined })),
+    );
     let release = () => {};
     const released = new Promise<void>((resolve) => (release = resolve));
     let gotStuck = () => {};
@@ -124,7 +162,9 @@ describe('hostile messages', () => {
     };
     // Each run comes ten minutes after the one before, whose lease has long expired by then.
     const runLater = (minutes: number) => {
-      const state = createMailboxStateStore(aws.clients.documents, resources.mailboxStateTable, { clock: () => Date.now() + minutes * 60_000 });
+      const state = createMailboxStateStore(aws.clients.documents, resources.mailboxStateTable, {
+        clock: () => Date.now() + minutes * 60_000,
+      });
       return run({ ...deps, state, parse: poisoned }, 'poison', { startFrom: 'beginning', leaseWaitMs: 0 });
     };
 
@@ -147,15 +187,26 @@ describe('hostile messages', () => {
     expect(overtaken.map((r) => r.status)).toEqual(['lease-lost', 'lease-lost', 'lease-lost']);
     const events = facts(published);
     expect(events.map((e) => e.uid)).toEqual([1, 2, 3, 4, 5]);
-    expect(events.map((e) => e.type)).toEqual(['inbound.received', 'inbound.received', 'inbound.unparsable', 'inbound.received', 'inbound.received']);
+    expect(events.map((e) => e.type)).toEqual([
+      'inbound.received',
+      'inbound.received',
+      'inbound.unparsable',
+      'inbound.received',
+      'inbound.received',
+    ]);
     expect(events[2]).toMatchObject({ reason: 'run-did-not-finish' });
   });
 
-  it('checks the deadline between the messages of a chunk: it stops mid-chunk and the next run goes on from there', async () => {
+  it('checks the deadline between the messages of a chunk: it stops mid-chunk, the next run goes on', async () => {
     // Prepare: time jumps past the deadline while the second message is parsed
     const mailbox = await newMailbox();
-    const { deps, published, state } = await createSyncDeps(aws, () => openImapSession(imap.settings(mailbox), credentialsOf()));
-    await imap.append(mailbox, [1, 2, 3, 4, 5].map((n) => plainMessage(800 + n)));
+    const { deps, published, state } = await createSyncDeps(aws, () =>
+      openImapSession(imap.settings(mailbox), credentialsOf()),
+    );
+    await imap.append(
+      mailbox,
+      [1, 2, 3, 4, 5].map((n) => plainMessage(800 + n)),
+    );
     let skew = 0;
     let parsed = 0;
     const slow: SyncDeps = {
@@ -187,25 +238,42 @@ describe('one writer at a time', () => {
     // Prepare: run A works in chunks of two; while it parses UID 3, its lease looks expired to run B, which takes
     // the mailbox over and finishes it
     const mailbox = await newMailbox();
-    const { deps, resources, state } = await createSyncDeps(aws, () => openImapSession(imap.settings(mailbox), credentialsOf()));
-    await imap.append(mailbox, [1, 2, 3, 4, 5, 6].map((n) => plainMessage(900 + n)));
-    const later = createMailboxStateStore(aws.clients.documents, resources.mailboxStateTable, { clock: () => Date.now() + 600_000 });
+    const { deps, resources, state } = await createSyncDeps(aws, () =>
+      openImapSession(imap.settings(mailbox), credentialsOf()),
+    );
+    await imap.append(
+      mailbox,
+      [1, 2, 3, 4, 5, 6].map((n) => plainMessage(900 + n)),
+    );
+    const later = createMailboxStateStore(aws.clients.documents, resources.mailboxStateTable, {
+      clock: () => Date.now() + 600_000,
+    });
     const byA: number[] = [];
     const byB: number[] = [];
-    const recordingInto = (into: number[]): SyncDeps['publishBatch'] => async (events) => {
-      into.push(...events.map((e) => (e as unknown as Published).uid));
-      return [];
-    };
+    const recordingInto =
+      (into: number[]): SyncDeps['publishBatch'] =>
+      async (events) => {
+        into.push(...events.map((e) => (e as unknown as Published).uid));
+        return [];
+      };
     const checkpointsByA: number[] = [];
     let resultB: Awaited<ReturnType<typeof syncMailbox>> | undefined;
     let parsedByA = 0;
     const runA: SyncDeps = {
       ...deps,
       publishBatch: recordingInto(byA),
-      state: { ...state, advanceCheckpoint: async (...a) => ((await state.advanceCheckpoint(...a)) ? (checkpointsByA.push(a[1].lastUid), true) : false) },
+      state: {
+        ...state,
+        advanceCheckpoint: async (...a) =>
+          (await state.advanceCheckpoint(...a)) ? (checkpointsByA.push(a[1].lastUid), true) : false,
+      },
       parse: async (source) => {
         parsedByA += 1;
-        if (parsedByA === 3) resultB = await run({ ...deps, state: later, publishBatch: recordingInto(byB) }, 'contested', { leaseWaitMs: 0, chunkSize: 2 });
+        if (parsedByA === 3)
+          resultB = await run({ ...deps, state: later, publishBatch: recordingInto(byB) }, 'contested', {
+            leaseWaitMs: 0,
+            chunkSize: 2,
+          });
         return deps.parse(source);
       },
     };
@@ -224,8 +292,12 @@ describe('one writer at a time', () => {
 
   it('refuses every write of an overtaken lease: renewal, checkpoint, verify mark and seen markers', async () => {
     // Prepare
-    const { resources, state } = await createSyncDeps(aws, () => openImapSession(imap.settings('INBOX'), credentialsOf()));
-    const later = createMailboxStateStore(aws.clients.documents, resources.mailboxStateTable, { clock: () => Date.now() + 600_000 });
+    const { resources, state } = await createSyncDeps(aws, () =>
+      openImapSession(imap.settings('INBOX'), credentialsOf()),
+    );
+    const later = createMailboxStateStore(aws.clients.documents, resources.mailboxStateTable, {
+      clock: () => Date.now() + 600_000,
+    });
     const first = await state.acquireLease('fenced', 'a', Date.now() + 30_000);
     if (!first) throw new Error('lease not taken');
     expect(await state.advanceCheckpoint(first, { uidValidity: '1', lastUid: 1 }, undefined)).toBe(true);
@@ -256,8 +328,13 @@ describe('the scheduled poller with two mailboxes, one failing', () => {
     // Prepare: the second mailbox's login is refused
     const mailbox = await newMailbox();
     const refused = { username: 'bounces', password: 'wrong' };
-    const mailboxes = [{ id: 'healthy', mailbox }, { id: 'failing', mailbox }];
-    const { handler, output } = await createPollerUnderTest(aws, imap, mailboxes, (m) => credentialsOf(m.id === 'failing' ? refused : undefined));
+    const mailboxes = [
+      { id: 'healthy', mailbox },
+      { id: 'failing', mailbox },
+    ];
+    const { handler, output } = await createPollerUnderTest(aws, imap, mailboxes, (m) =>
+      credentialsOf(m.id === 'failing' ? refused : undefined),
+    );
     await imap.append(mailbox, [plainMessage(950)]);
 
     // Act
@@ -267,7 +344,8 @@ describe('the scheduled poller with two mailboxes, one failing', () => {
     expect(summary).toMatchObject({ healthy: { status: 'synced' }, failing: { status: 'failed' } });
     const heartbeats = output.records().filter((r) => typeof r.MailboxPolled === 'number');
     expect(heartbeats.map((r) => [r.Mailbox, r.MailboxPolled, r.service])).toEqual([['healthy', 1, 'email-dispatch']]);
-    const dimensions = (heartbeats[0]?._aws as { CloudWatchMetrics: Array<{ Dimensions: string[][] }> }).CloudWatchMetrics[0]?.Dimensions;
+    const dimensions = (heartbeats[0]?._aws as { CloudWatchMetrics: Array<{ Dimensions: string[][] }> })
+      .CloudWatchMetrics[0]?.Dimensions;
     expect(dimensions).toEqual([['service', 'Mailbox']]);
     expect(output.metric('MailboxPollFailures')).toBe(1);
   });

@@ -10,7 +10,13 @@ import { openImapSession } from '#imap/imap-session.js';
 import { emailJobFactory } from '../support/factories.js';
 import { startAwsEmulators, type AwsEmulators } from '../support/dispatch-harness.js';
 import { bounceMessage, plainMessage } from '../support/mail-samples.js';
-import { createPollerUnderTest, createSyncDeps, credentialsOf, startImapPeer, type ImapPeer } from '../support/poller-harness.js';
+import {
+  createPollerUnderTest,
+  createSyncDeps,
+  credentialsOf,
+  startImapPeer,
+  type ImapPeer,
+} from '../support/poller-harness.js';
 import { startTcpProxy } from '../support/tcp-proxy.js';
 import { startHoodiecrow } from '#local/hoodiecrow.js';
 
@@ -37,7 +43,13 @@ const newMailbox = async () => {
 };
 /** A run of the whole mailbox (`startFrom: beginning`, unless the test says otherwise). */
 const run = (deps: SyncDeps, mailboxId: string, extra: Partial<Parameters<typeof syncMailbox>[1]> = {}) =>
-  syncMailbox(deps, { mailboxId, runId: `run-${Math.random()}`, stopAtMs: Date.now() + 30_000, startFrom: 'beginning', ...extra });
+  syncMailbox(deps, {
+    mailboxId,
+    runId: `run-${Math.random()}`,
+    stopAtMs: Date.now() + 30_000,
+    startFrom: 'beginning',
+    ...extra,
+  });
 
 describe('polling a Dovecot mailbox', () => {
   it('publishes each new message once, stores it, and advances the checkpoint; a second run finds nothing', async () => {
@@ -321,7 +333,8 @@ describe('runs killed at random points', () => {
       for (let attempt = 0; attempt < 40; attempt += 1) {
         runs += 1;
         try {
-          const ran = await syncMailbox(killable(), { mailboxId: 'ledger', runId: `run-${runs}`, startFrom: 'beginning', stopAtMs: Date.now() + 60_000, leaseWaitMs: 0, chunkSize: 25 });
+          const options = { mailboxId: 'ledger', runId: `run-${runs}`, startFrom: 'beginning' as const, chunkSize: 25 };
+          const ran = await syncMailbox(killable(), { ...options, stopAtMs: Date.now() + 60_000, leaseWaitMs: 0 });
           if (ran.status !== 'synced') throw new Error(ran.status);
         } catch {
           offset += 120_000;
@@ -343,7 +356,11 @@ describe('runs killed at random points', () => {
     for (let i = 1; i < checkpoints.length; i += 1) expect(checkpoints[i]).toBeGreaterThan(checkpoints[i - 1] as number);
     expect(kills).toBeGreaterThan(3);
     const givenUp = new Set(events.filter((e) => e.type === 'inbound.unparsable').map((e) => e.uid)).size;
-    console.log(`ledger: ${total} delivered, ${distinct.size} processed, ${uids.length - distinct.size} repeated, ${givenUp} given up, ${kills} kills (${killsBetweenPublishAndMark} between publish and mark), ${runs} runs`);
+    const repeated = uids.length - distinct.size;
+    console.log(
+      `ledger: ${total} delivered, ${distinct.size} processed, ${repeated} repeated, ${givenUp} given up, ` +
+        `${kills} kills (${killsBetweenPublishAndMark} between publish and mark), ${runs} runs`,
+    );
   }, 240_000);
 });
 
@@ -375,7 +392,8 @@ describe('the scheduled poller function', () => {
   it('syncs every mailbox, publishes to the events topic, and counts a heartbeat per mailbox', async () => {
     // Prepare
     const mailbox = await newMailbox();
-    const { handler, output, resources, suppressions } = await createPollerUnderTest(aws, imap, [{ id: 'ops', mailbox, startFrom: 'beginning' }]);
+    const mailboxes = [{ id: 'ops', mailbox, startFrom: 'beginning' }];
+    const { handler, output, resources, suppressions } = await createPollerUnderTest(aws, imap, mailboxes);
     await imap.append(mailbox, [plainMessage(600), bounceMessage('dead@example.net')]);
 
     // Act

@@ -5,11 +5,22 @@
 const CRLF = '\r\n';
 
 const headerBlock = (contentType: string, extra: string[] = []) =>
-  ['From: MAILER-DAEMON@mx.example.net', 'To: bounces@example.com', 'Subject: Delivery Status Notification', ...extra, 'MIME-Version: 1.0', `Content-Type: ${contentType}`, ''].join(CRLF);
+  [
+    'From: MAILER-DAEMON@mx.example.net',
+    'To: bounces@example.com',
+    'Subject: Delivery Status Notification',
+    ...extra,
+    'MIME-Version: 1.0',
+    `Content-Type: ${contentType}`,
+    '',
+  ].join(CRLF);
 
 /** A multipart/report whose body is `parts` tiny text parts (7 bytes of content each). */
 export function manyPartsReport(parts: number): string {
-  const body = Array.from({ length: parts }, (_, i) => `--P${CRLF}Content-Type: text/plain${CRLF}${CRLF}part ${i}${CRLF}`).join('');
+  const body = Array.from(
+    { length: parts },
+    (_, i) => `--P${CRLF}Content-Type: text/plain${CRLF}${CRLF}part ${i}${CRLF}`,
+  ).join('');
   return `${headerBlock('multipart/report; report-type=delivery-status; boundary="P"')}${CRLF}${body}--P--${CRLF}`;
 }
 
@@ -33,7 +44,9 @@ const deliveryReport = (recipient: string, extraHeaders: string[] = []) =>
 /** A delivery report with a `Cc` field that lists addresses for `bytes` bytes. */
 export function longAddressField(bytes: number): string {
   const address = 'someone.with.a.long.name@example.net, ';
-  return deliveryReport('someone@example.net', [`Cc: ${address.repeat(Math.ceil(bytes / address.length))}last@example.net`]);
+  return deliveryReport('someone@example.net', [
+    `Cc: ${address.repeat(Math.ceil(bytes / address.length))}last@example.net`,
+  ]);
 }
 
 /** A delivery report naming one "recipient" of `bytes` bytes. */

@@ -92,11 +92,13 @@ export async function createPollerUnderTest(
   aws: AwsEmulators,
   imap: ImapPeer,
   mailboxes: Array<Record<string, unknown>>,
-  credentialsFor: (mailbox: PolledMailbox) => { get: () => Promise<{ username: string; password: string }> } = () => credentialsOf(),
+  credentialsFor: (mailbox: PolledMailbox) => ReturnType<typeof credentialsOf> = () => credentialsOf(),
 ) {
-  const { resources, suppressions } = await createSyncDeps(aws, () => openImapSession(imap.settings('INBOX'), credentialsOf()));
+  const session = () => openImapSession(imap.settings('INBOX'), credentialsOf());
+  const { resources, suppressions } = await createSyncDeps(aws, session);
+  const server = { host: imap.dovecot.host, port: imap.dovecot.port, security: 'starttls', secret: 'local' };
   const config = loadPollerConfig({
-    MAILBOXES: JSON.stringify(mailboxes.map((m) => ({ host: imap.dovecot.host, port: imap.dovecot.port, security: 'starttls', secret: 'local', ...m }))),
+    MAILBOXES: JSON.stringify(mailboxes.map((m) => ({ ...server, ...m }))),
     MAILBOX_STATE_TABLE: resources.mailboxStateTable,
     SUPPRESSION_TABLE: resources.suppressionTable,
     EVENTS_TOPIC_ARN: resources.eventsTopicArn,

@@ -43,7 +43,7 @@ describe('loadDispatchConfig', () => {
 });
 
 describe('parseMailboxes', () => {
-  it('starts a mailbox seen for the first time at its current mail unless it says "beginning", and names a bad start', () => {
+  it('starts a new mailbox after its current mail unless it says "beginning", and names a bad start', () => {
     // Prepare
     const listed = [
       { id: 'bounces', host: 'imap.example.com', secret: 's1' },

@@ -34,7 +34,10 @@ export type RawChunkOptions = {
  * Stores a chunk's messages back to back in as few objects as `rawObjectBytes` allows
  * (`inbound/<mailbox>/<uidvalidity>/<first uid>-<last uid>.eml`); returns where each message's bytes are.
  */
-export async function storeRawChunk(messages: FetchedMessage[], options: RawChunkOptions): Promise<Map<number, RawLocation>> {
+export async function storeRawChunk(
+  messages: FetchedMessage[],
+  options: RawChunkOptions,
+): Promise<Map<number, RawLocation>> {
   const groups: FetchedMessage[][] = [];
   let size = 0;
   for (const m of messages) {

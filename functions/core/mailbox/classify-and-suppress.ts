@@ -17,14 +17,20 @@ export function classifyMessage(message: InboundMessage): InboundClassification 
  * with the report (`key`) as their source. Runs before the message's event is published, so that once the event is
  * out the list already reflects it. Returns how many addresses were suppressed.
  */
-export async function suppressReported(classification: InboundClassification, key: string, suppress: Suppress): Promise<number> {
+export async function suppressReported(
+  classification: InboundClassification,
+  key: string,
+  suppress: Suppress,
+): Promise<number> {
   const entries: SuppressEntry[] = [];
   if (classification.kind === 'bounce') {
     for (const r of classification.recipients) {
-      if (r.suppress) entries.push({ address: r.recipient, reason: 'hard-bounce', source: `dsn:${key}`, status: r.status });
+      if (r.suppress)
+        entries.push({ address: r.recipient, reason: 'hard-bounce', source: `dsn:${key}`, status: r.status });
     }
   } else if (classification.kind === 'complaint' && classification.suppress) {
-    for (const address of classification.recipients) entries.push({ address, reason: 'complaint', source: `arf:${key}` });
+    for (const address of classification.recipients)
+      entries.push({ address, reason: 'complaint', source: `arf:${key}` });
   }
   let suppressed = 0;
   for (const entry of entries) {

@@ -50,7 +50,11 @@ type Outgoing = { event: DispatchEvent; entry: ReadMessage; kind: MessageKind; s
  * confirmed lease and marked seen. A message that cannot be parsed, classified or published as it is goes out as
  * `inbound.unparsable` and counts as done, so it never holds up the messages after it.
  */
-export async function handleChunk(fetched: FetchedMessage[], context: ChunkContext, deps: ChunkDeps): Promise<ChunkOutcome> {
+export async function handleChunk(
+  fetched: FetchedMessage[],
+  context: ChunkContext,
+  deps: ChunkDeps,
+): Promise<ChunkOutcome> {
   const { mailboxId, status, held } = context;
   const outcome: ChunkOutcome = { done: new Set<number>(), processed: 0, skippedDuplicates: 0 };
   const lagOf = (m: FetchedMessage) => (m.internalDate ? deps.clock() - m.internalDate.getTime() : 0);
@@ -58,7 +62,11 @@ export async function handleChunk(fetched: FetchedMessage[], context: ChunkConte
   const read: ReadMessage[] = [];
   for (const m of fetched) {
     if (deps.clock() >= context.stopAtMs) break;
-    read.push(m.uid === context.abandon?.uid ? abandonedMessage(m, context.abandon.runs) : await readMessage(m, deps.parse, context.maxMessageBytes));
+    read.push(
+      m.uid === context.abandon?.uid
+        ? abandonedMessage(m, context.abandon.runs)
+        : await readMessage(m, deps.parse, context.maxMessageBytes),
+    );
   }
 
   // A message repeated within the chunk counts as seen too.
@@ -80,14 +88,24 @@ export async function handleChunk(fetched: FetchedMessage[], context: ChunkConte
   // same writes), so that a later resync finds it there.
   const markAgain = context.resync ? skipped : [];
   const markSeen = async (messages: SeenMessage[]) => {
-    if (messages.length > 0 && !(await deps.state.markSeen(held.lease, status.uidValidity, messages))) throw new LeaseLostError(mailboxId, 'seen markers fenced');
+    if (messages.length > 0 && !(await deps.state.markSeen(held.lease, status.uidValidity, messages)))
+      throw new LeaseLostError(mailboxId, 'seen markers fenced');
   };
   if (fresh.length === 0) {
     await markSeen(markAgain);
     return outcome;
   }
 
-  const raw = await storeRawChunk(fresh.map((m) => m.fetched), { mailboxId, uidValidity: status.uidValidity, storeRaw: deps.storeRaw, rawObjectBytes: context.rawObjectBytes, concurrency: context.concurrency });
+  const raw = await storeRawChunk(
+    fresh.map((m) => m.fetched),
+    {
+      mailboxId,
+      uidValidity: status.uidValidity,
+      storeRaw: deps.storeRaw,
+      rawObjectBytes: context.rawObjectBytes,
+      concurrency: context.concurrency,
+    },
+  );
   const outgoing: Outgoing[] = [];
   for (const entry of fresh) {
     try {
@@ -107,18 +125,34 @@ export async function handleChunk(fetched: FetchedMessage[], context: ChunkConte
   for (const o of published) {
     outcome.done.add(o.entry.fetched.uid);
     outcome.processed += 1;
-    if (o.kind === 'unparsable') deps.log?.('warn', 'inbound message published as unparsable', { mailboxId, uid: o.entry.fetched.uid, reason: o.reason });
+    if (o.kind === 'unparsable')
+      deps.log?.('warn', 'inbound message published as unparsable', {
+        mailboxId,
+        uid: o.entry.fetched.uid,
+        reason: o.reason,
+      });
     deps.onMessage?.({ kind: o.kind, lagMs: lagOf(o.entry.fetched), suppressed: o.suppressed, reason: o.reason });
   }
-  if (failed.length > 0) outcome.failure ??= new Error(`${failed.length} event(s) not published: ${failed[0]?.error ?? ''}`);
+  if (failed.length > 0)
+    outcome.failure ??= new Error(`${failed.length} event(s) not published: ${failed[0]?.error ?? ''}`);
   return outcome;
 }
 
 const toSeen = (entry: ReadMessage): SeenMessage => ({ uid: entry.fetched.uid, key: entry.key });
 
 /** One message's event and its suppressions; a message that cannot be classified or published as it is, unparsable. */
-async function toOutgoing(entry: ReadMessage, where: { mailboxId: string; status: MailboxStatus; raw: RawLocation | undefined }, suppress: Suppress): Promise<Outgoing> {
-  const unparsable = (why: Unparsable): Outgoing => ({ event: unparsableEventOf(entry, why, where), entry, kind: 'unparsable', suppressed: 0, reason: why.reason });
+async function toOutgoing(
+  entry: ReadMessage,
+  where: { mailboxId: string; status: MailboxStatus; raw: RawLocation | undefined },
+  suppress: Suppress,
+): Promise<Outgoing> {
+  const unparsable = (why: Unparsable): Outgoing => ({
+    event: unparsableEventOf(entry, why, where),
+    entry,
+    kind: 'unparsable',
+    suppressed: 0,
+    reason: why.reason,
+  });
   if (entry.unparsable) return unparsable(entry.unparsable);
   let classification: InboundClassification;
   try {
@@ -129,7 +163,8 @@ async function toOutgoing(entry: ReadMessage, where: { mailboxId: string; status
   const event = inboundEventOf(entry, classification, where);
   const bytes = eventBytes(event);
   // Published as it is, it would be refused every time and hold the mailbox up; its raw bytes say everything.
-  if (bytes > MAX_EVENT_BYTES) return unparsable({ reason: 'event-too-large', detail: `${classification.kind} event of ${bytes} bytes` });
+  if (bytes > MAX_EVENT_BYTES)
+    return unparsable({ reason: 'event-too-large', detail: `${classification.kind} event of ${bytes} bytes` });
   const suppressed = await suppressReported(classification, entry.key, suppress);
   return { event, entry, kind: classification.kind, suppressed };
 }

@@ -38,10 +38,15 @@ function envelopeOf(entry: ReadMessage, where: Where) {
  * The event id is derived from the message's place in the mailbox: a republish after a crash between publishing and
  * checkpointing carries the same id, so consumers can drop it.
  */
-const idOf = (where: Where, uid: number) => createHash('sha256').update(`${where.mailboxId}:${where.status.uidValidity}:${uid}`).digest('hex').slice(0, 32);
+const idOf = (where: Where, uid: number) =>
+  createHash('sha256').update(`${where.mailboxId}:${where.status.uidValidity}:${uid}`).digest('hex').slice(0, 32);
 
 /** The event of a parsed and classified message. */
-export function inboundEventOf(entry: ParsedMessage, classification: InboundClassification, where: Where): DispatchEvent {
+export function inboundEventOf(
+  entry: ParsedMessage,
+  classification: InboundClassification,
+  where: Where,
+): DispatchEvent {
   const { message } = entry;
   const data = {
     ...envelopeOf(entry, where),
@@ -64,8 +69,12 @@ export const eventBytes = (event: DispatchEvent) => Buffer.byteLength(JSON.strin
 /** Bounce and complaint recipients are the producer's own addresses: publish them, but hashed alongside. */
 function withHashedRecipients(classification: InboundClassification) {
   if (classification.kind === 'bounce' || classification.kind === 'delay') {
-    return { ...classification, recipients: classification.recipients.map((r) => ({ ...r, recipientHash: hashAddress(r.recipient) })) };
+    return {
+      ...classification,
+      recipients: classification.recipients.map((r) => ({ ...r, recipientHash: hashAddress(r.recipient) })),
+    };
   }
-  if (classification.kind === 'complaint') return { ...classification, recipientHashes: classification.recipients.map(hashAddress) };
+  if (classification.kind === 'complaint')
+    return { ...classification, recipientHashes: classification.recipients.map(hashAddress) };
   return classification;
 }

@@ -35,11 +35,16 @@ export type HeldLease = { lease: Lease; confirm(what: string): Promise<void> };
  * a run that works past its plan keeps it, and one that stalled past it and was overtaken learns so before it
  * publishes anything more.
  */
-export function holdLease(state: MailboxStateStore, lease: Lease, options: { untilMs: number; renewForMs: number; clock: () => number }): HeldLease {
+export function holdLease(
+  state: MailboxStateStore,
+  lease: Lease,
+  options: { untilMs: number; renewForMs: number; clock: () => number },
+): HeldLease {
   return {
     lease,
     async confirm(what) {
-      if (!(await state.renewLease(lease, Math.max(options.untilMs, options.clock() + options.renewForMs)))) throw new LeaseLostError(lease.mailboxId, what);
+      if (!(await state.renewLease(lease, Math.max(options.untilMs, options.clock() + options.renewForMs))))
+        throw new LeaseLostError(lease.mailboxId, what);
     },
   };
 }

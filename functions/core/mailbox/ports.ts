@@ -77,7 +77,12 @@ export interface MailboxStateStore {
    * Raises `verifyUpTo` to `upToUid` before messages up to it are published (creating the checkpoint at UID 0 when
    * there is none). Compare-and-set on the UIDVALIDITY and the `verifyUpTo` that was read, under the current lease.
    */
-  raiseVerifyMark(lease: Lease, uidValidity: string, upToUid: number, expected: Checkpoint | undefined): Promise<boolean>;
+  raiseVerifyMark(
+    lease: Lease,
+    uidValidity: string,
+    upToUid: number,
+    expected: Checkpoint | undefined,
+  ): Promise<boolean>;
   /** Records that a run starts handling messages at `attempt.uid`, under the current lease. */
   recordAttempt(lease: Lease, attempt: Attempt): Promise<boolean>;
   /** Which of `messages` were marked seen under `uidValidity` (reads only the markers of their UIDs). */

@@ -20,7 +20,9 @@ const digest = (basis: string | Buffer) => createHash('sha256').update(basis).di
  * hash of what identifies it.
  */
 export function messageKeyOf(message: InboundMessage, size: number): string {
-  return digest(message.messageId ?? `${message.date?.toISOString() ?? ''}|${message.from ?? ''}|${message.subject ?? ''}|${size}`);
+  return digest(
+    message.messageId ?? `${message.date?.toISOString() ?? ''}|${message.from ?? ''}|${message.subject ?? ''}|${size}`,
+  );
 }
 
 /** Names what went wrong in a few words: the parser's own reason when it gives one (limit breaches do). */
@@ -35,9 +37,17 @@ export function toUnparsable(error: unknown, fallback: string): Unparsable {
  * Parses one message on its own: a message over `maxBytes` is not parsed at all, and one whose parse throws is
  * returned as unparsable (keyed by a hash of its bytes) rather than failing the messages around it.
  */
-export async function readMessage(fetched: FetchedMessage, parse: (source: Buffer) => Promise<InboundMessage>, maxBytes: number): Promise<ReadMessage> {
+export async function readMessage(
+  fetched: FetchedMessage,
+  parse: (source: Buffer) => Promise<InboundMessage>,
+  maxBytes: number,
+): Promise<ReadMessage> {
   if (fetched.source.length > maxBytes) {
-    return { fetched, key: digest(fetched.source), unparsable: { reason: 'too-large', detail: `${fetched.source.length} bytes, over ${maxBytes}` } };
+    return {
+      fetched,
+      key: digest(fetched.source),
+      unparsable: { reason: 'too-large', detail: `${fetched.source.length} bytes, over ${maxBytes}` },
+    };
   }
   try {
     const message = await parse(fetched.source);

@@ -6,10 +6,17 @@ import type { Checkpoint, MailboxStateStore, MailboxStatus, Resync, SeenMessage 
  * before it, when that resynchronisation had not finished).
  */
 export function resyncCheckpoint(checkpoint: Checkpoint, status: MailboxStatus, top: number): Checkpoint {
-  const unfinished = checkpoint.resync && checkpoint.lastUid < checkpoint.resync.until ? checkpoint.resync.previous : [];
+  const unfinished =
+    checkpoint.resync && checkpoint.lastUid < checkpoint.resync.until ? checkpoint.resync.previous : [];
   const reached = Math.max(checkpoint.lastUid, checkpoint.verifyUpTo ?? 0);
   const previous = [...unfinished, { uidValidity: checkpoint.uidValidity, upToUid: reached }];
-  return { uidValidity: status.uidValidity, lastUid: 0, highestModseq: status.highestModseq, verifyUpTo: top, resync: { until: top, previous } };
+  return {
+    uidValidity: status.uidValidity,
+    lastUid: 0,
+    highestModseq: status.highestModseq,
+    verifyUpTo: top,
+    resync: { until: top, previous },
+  };
 }
 
 /** The resynchronisation still under way once the checkpoint is at `lastUid`, if any. */
@@ -33,7 +40,12 @@ export function createSeenCheck(state: MailboxStateStore, mailboxId: string) {
       earlierKeys = undefined;
     },
     /** The keys among `messages` that were published before. */
-    async seenBefore(messages: SeenMessage[], uidValidity: string, verifyUpTo: number, resync: Resync | undefined): Promise<Set<string>> {
+    async seenBefore(
+      messages: SeenMessage[],
+      uidValidity: string,
+      verifyUpTo: number,
+      resync: Resync | undefined,
+    ): Promise<Set<string>> {
       const suspects = messages.filter((m) => m.uid <= verifyUpTo);
       const seen = suspects.length > 0 ? await state.seenAmong(mailboxId, uidValidity, suspects) : new Set<string>();
       if (resync) {

@@ -4,7 +4,15 @@ import { toChunks } from './chunks.js';
 import type { Suppress } from './classify-and-suppress.js';
 import { handleChunk, type ChunkContext, type ChunkDeps } from './handle-chunk.js';
 import { holdLease, LeaseLostError, takeLease } from './lease.js';
-import type { Checkpoint, FetchedMessage, MailboxSession, MailboxStateStore, MailboxStatus, MessageRef, StartFrom } from './ports.js';
+import type {
+  Checkpoint,
+  FetchedMessage,
+  MailboxSession,
+  MailboxStateStore,
+  MailboxStatus,
+  MessageRef,
+  StartFrom,
+} from './ports.js';
 import { createSeenCheck, resyncCheckpoint, resyncPending } from './seen-markers.js';
 
 export type SyncDeps = {
@@ -39,7 +47,10 @@ export type SyncOptions = {
   leaseWaitMs?: number;
   /** A run working past its plan extends its lease this far ahead each time it publishes, ms. @default 30000 */
   leaseRenewMs?: number;
-  /** Most messages fetched per FETCH and handled together (one raw object, one seen write, one checkpoint). @default 250 */
+  /**
+   * Most messages fetched per FETCH and handled together (one raw object, one seen write, one checkpoint).
+   * @default 250
+   */
   chunkSize?: number;
   /** Most bytes of messages in a chunk (a bigger single message is a chunk of its own). @default 16 MiB */
   chunkBytes?: number;
@@ -81,7 +92,14 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
   const leaseUntil = Math.max(options.stopAtMs, options.idleUntilMs ?? 0) + 5000;
 
   const result: SyncResult = { status: 'synced', processed: 0, skippedDuplicates: 0, resynchronised: false };
-  const lease = await takeLease(deps.state, { mailboxId, owner: options.runId, untilMs: leaseUntil, waitMs: options.leaseWaitMs ?? 10_000, stopAtMs: options.stopAtMs, clock });
+  const lease = await takeLease(deps.state, {
+    mailboxId,
+    owner: options.runId,
+    untilMs: leaseUntil,
+    waitMs: options.leaseWaitMs ?? 10_000,
+    stopAtMs: options.stopAtMs,
+    clock,
+  });
   if (!lease) return { ...result, status: 'busy' };
   const held = holdLease(deps.state, lease, { untilMs: leaseUntil, renewForMs: options.leaseRenewMs ?? 30_000, clock });
   const seen = createSeenCheck(deps.state, mailboxId);
@@ -94,7 +112,8 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
     let checkpoint = await deps.state.getCheckpoint(mailboxId);
     /** Moves the checkpoint under the lease; a refusal means another run has taken the mailbox over. */
     const advance = async (next: Checkpoint, what: string) => {
-      if (!(await deps.state.advanceCheckpoint(lease, next, checkpoint))) throw new LeaseLostError(mailboxId, `checkpoint refused (${what})`);
+      if (!(await deps.state.advanceCheckpoint(lease, next, checkpoint)))
+        throw new LeaseLostError(mailboxId, `checkpoint refused (${what})`);
       checkpoint = next;
     };
     const collect = async (uids: number[]) => {
@@ -107,8 +126,12 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
       // Seen for the first time: its history is not news. UIDNEXT is where new mail will go (RFC 3501 2.3.1.1);
       // without it, after the highest UID there is now.
       const { status } = current;
-      const start = status.uidNext > 0 ? status.uidNext - 1 : ((await current.messagesAfter(0, sizeBound)).at(-1)?.uid ?? 0);
-      await advance({ uidValidity: status.uidValidity, lastUid: start, highestModseq: status.highestModseq }, 'first run');
+      const start =
+        status.uidNext > 0 ? status.uidNext - 1 : ((await current.messagesAfter(0, sizeBound)).at(-1)?.uid ?? 0);
+      await advance(
+        { uidValidity: status.uidValidity, lastUid: start, highestModseq: status.highestModseq },
+        'first run',
+      );
       deps.log?.('info', 'first run: starting after the mail already there', { mailboxId, lastUid: start });
     }
 
@@ -116,7 +139,11 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
       let listed: MessageRef[] | undefined;
       if (checkpoint && checkpoint.uidValidity !== status.uidValidity) {
         // RFC 3501 2.3.1.1: every stored UID is void. Start again from the top; the seen markers prevent repeats.
-        deps.log?.('warn', 'UIDVALIDITY changed: resynchronising', { mailboxId, from: checkpoint.uidValidity, to: status.uidValidity });
+        deps.log?.('warn', 'UIDVALIDITY changed: resynchronising', {
+          mailboxId,
+          from: checkpoint.uidValidity,
+          to: status.uidValidity,
+        });
         result.resynchronised = true;
         listed = await current.messagesAfter(0, sizeBound);
         await advance(resyncCheckpoint(checkpoint, status, listed[listed.length - 1]?.uid ?? 0), 'UIDVALIDITY reset');
@@ -133,8 +160,16 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
       const resync = resyncPending(checkpoint, lastUid);
       const top = (listed[listed.length - 1] as MessageRef).uid;
       if (verifyUpTo < top) {
-        if (!(await deps.state.raiseVerifyMark(lease, status.uidValidity, top, checkpoint))) throw new LeaseLostError(mailboxId, 'verify mark refused');
-        checkpoint = { uidValidity: status.uidValidity, lastUid, highestModseq: checkpoint?.highestModseq, verifyUpTo: top, resync: checkpoint?.resync, attempt: checkpoint?.attempt };
+        if (!(await deps.state.raiseVerifyMark(lease, status.uidValidity, top, checkpoint)))
+          throw new LeaseLostError(mailboxId, 'verify mark refused');
+        checkpoint = {
+          uidValidity: status.uidValidity,
+          lastUid,
+          highestModseq: checkpoint?.highestModseq,
+          verifyUpTo: top,
+          resync: checkpoint?.resync,
+          attempt: checkpoint?.attempt,
+        };
       }
       const chunks = toChunks(listed, chunkSize, chunkBytes);
       const context: ChunkContext = {
@@ -163,7 +198,13 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
         }
         if (reached !== undefined) {
           // A resynchronisation is over once the checkpoint has passed every message it had to check.
-          const moved: Checkpoint = { uidValidity: status.uidValidity, lastUid: reached, highestModseq: status.highestModseq, verifyUpTo: checkpoint?.verifyUpTo, resync: resyncPending(checkpoint, reached) };
+          const moved: Checkpoint = {
+            uidValidity: status.uidValidity,
+            lastUid: reached,
+            highestModseq: status.highestModseq,
+            verifyUpTo: checkpoint?.verifyUpTo,
+            resync: resyncPending(checkpoint, reached),
+          };
           await advance(moved, `UID ${reached}`);
         }
         if (done.failure !== undefined) throw done.failure;
@@ -185,11 +226,18 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
         // The run before started reading here and stopped before publishing: one of these messages may be stopping
         // runs (a parse that outlives the function, or its memory). They go one at a time, each recorded; one that
         // stopped the runs reading it twice (the last time alone) is published unparsable without being parsed again.
-        deps.log?.('warn', 'runs did not finish this chunk: handling it one message at a time', { mailboxId, uid: first.uid, runs });
+        deps.log?.('warn', 'runs did not finish this chunk: handling it one message at a time', {
+          mailboxId,
+          uid: first.uid,
+          runs,
+        });
         for (const m of fetched) {
           if (clock() >= options.stopAtMs) break;
           const attempts = m === first ? runs : await startAttempt(m.uid);
-          await handleAndAdvance([m], { ...context, abandon: attempts >= 3 ? { uid: m.uid, runs: attempts } : undefined });
+          await handleAndAdvance([m], {
+            ...context,
+            abandon: attempts >= 3 ? { uid: m.uid, runs: attempts } : undefined,
+          });
         }
       }
     };
@@ -213,7 +261,10 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
     return result;
   } catch (error) {
     if (!(error instanceof LeaseLostError)) throw error;
-    deps.log?.('warn', 'lease lost: another run took the mailbox over; this run stops', { mailboxId, reason: error.message });
+    deps.log?.('warn', 'lease lost: another run took the mailbox over; this run stops', {
+      mailboxId,
+      reason: error.message,
+    });
     return { ...result, status: 'lease-lost' };
   } finally {
     await session?.close().catch(() => {});
