@@ -5,7 +5,7 @@ import { ImapFlow } from 'imapflow';
 import { createSnsEventPublisher } from '#aws/event-publisher.js';
 import { createMailboxStateStore } from '#aws/mailbox-state-store.js';
 import { createRawMessageStore } from '#aws/raw-message-store.js';
-import { syncMailbox, type SyncDeps } from '#core/sync-mailbox.js';
+import { syncMailbox, type SyncDeps } from '#core/mailbox/sync-mailbox.js';
 import { DEFAULT_SETTINGS } from '#infra/settings.js';
 import { openImapSession } from '#imap/imap-session.js';
 import { parseInbound } from '#inbound/parse-inbound.js';
@@ -136,7 +136,8 @@ export async function benchImap(backlog: number) {
     };
     const ourCatchUp = async (round: number) => {
       const start = performance.now();
-      const result = await syncMailbox(deps('Backlog'), { mailboxId: `backlog-${round}`, runId: `b${round}`, stopAtMs: Date.now() + 600_000 });
+      const backlog = { mailboxId: `backlog-${round}`, runId: `b${round}`, startFrom: 'beginning' as const };
+      const result = await syncMailbox(deps('Backlog'), { ...backlog, stopAtMs: Date.now() + 600_000 });
       return (result.processed / (performance.now() - start)) * 1000;
     };
     // The least a poller can do with the same I/O: list (UID SEARCH), fetch a chunk (with the envelope instead of

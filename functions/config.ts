@@ -1,6 +1,7 @@
 import { EmailAddressSchema, TransportNames, type TransportName } from '#core/email-job.js';
 import { ConfigError } from '#core/errors.js';
 import { isLoopbackHost } from '#core/is-loopback-host.js';
+import { StartFrom } from '#core/mailbox/ports.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '#core/retry-schedule.js';
 import type { SmtpSecurity } from '#transports/smtp-transport.js';
 
@@ -188,6 +189,11 @@ export type PolledMailbox = {
   mailbox: string;
   /** Secrets Manager secret (name or ARN) with `{ "username": ..., "password": ... }`. */
   secret: string;
+  /**
+   * Where the first run on the mailbox starts: `now` (at its UIDNEXT: the mail already there is neither published nor
+   * acted on) or `beginning` (every message in it). Later runs resume from the checkpoint. @default now
+   */
+  startFrom: StartFrom;
 };
 
 /** Parses and checks a mailbox list (JSON text or already parsed), naming each problem under `label`. */
@@ -207,7 +213,13 @@ export function parseMailboxes(value: unknown, label: string): { mailboxes: Poll
     if (typeof m.secret !== 'string' || m.secret === '') problems.push(`${label}[${i}].secret (a Secrets Manager secret name or ARN) is required`);
     if (!['implicit', 'starttls', 'none'].includes(security)) problems.push(`${label}[${i}].security must be implicit, starttls or none`);
     if (security === 'none' && m.host && !isLoopbackHost(m.host)) problems.push(`${label}[${i}].security "none" (plaintext) is only allowed for a loopback host`);
-    return { id: m.id ?? '', host: m.host ?? '', port: m.port ?? (security === 'implicit' ? 993 : 143), security, mailbox: m.mailbox ?? 'INBOX', secret: m.secret ?? '' };
+    const startFrom = m.startFrom ?? 'now';
+    if (!StartFrom.includes(startFrom)) {
+      problems.push(`${label}[${i}].startFrom must be one of ${StartFrom.join(', ')}, got "${String(startFrom)}"`);
+    }
+    const port = m.port ?? (security === 'implicit' ? 993 : 143);
+    const mailbox = m.mailbox ?? 'INBOX';
+    return { id: m.id ?? '', host: m.host ?? '', port, security, mailbox, secret: m.secret ?? '', startFrom };
   });
   const ids = mailboxes.map((m) => m.id);
   if (new Set(ids).size !== ids.length) problems.push(`${label} ids must be unique`);

@@ -27,7 +27,10 @@ export type StackConfig = {
   smtpSecurity: 'starttls' | 'implicit' | 'none';
   /** `smtpSecret`: Secrets Manager secret name or ARN with the SMTP credentials; required with smtp. */
   smtpSecret?: string;
-  /** `mailboxes`: JSON list of mailboxes to poll (see MailboxConfig). @default none (no poller) */
+  /**
+   * `mailboxes`: JSON list of mailboxes to poll (see MailboxConfig), each with its first-run start (`startFrom`:
+   * `now`, the default, or `beginning`). @default none (no poller)
+   */
   mailboxes: MailboxConfig[];
   /** `alarmEmail`: an address subscribed to the alarm topic. @default none */
   alarmEmail?: string;

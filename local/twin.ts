@@ -187,8 +187,11 @@ export async function startTwin(options: TwinOptions = {}) {
     const dispatchHandler = createSendEmailHandler({ ...dispatchDeps, visibility: deferrals.wrap(dispatchDeps.visibility) });
 
     const pollIntervalSeconds = options.pollIntervalSeconds ?? settings.pollRateMinutes * 60;
+    const polled = { id: 'bounces', host: imap.host, port: imap.port, security: imap.security, mailbox: imap.mailbox };
+    // The embedded mailbox starts empty with the twin: all of it is news. Another server's history is not.
+    const startFrom = options.imap ? 'now' : 'beginning';
     const pollerConfig = loadPollerConfig({
-      MAILBOXES: JSON.stringify([{ id: 'bounces', host: imap.host, port: imap.port, security: imap.security, mailbox: imap.mailbox, secret: `file:${secretsFile}#imap` }]),
+      MAILBOXES: JSON.stringify([{ ...polled, secret: `file:${secretsFile}#imap`, startFrom }]),
       MAILBOX_STATE_TABLE: resources.mailboxStateTable,
       SUPPRESSION_TABLE: resources.suppressionTable,
       EVENTS_TOPIC_ARN: resources.eventsTopicArn,

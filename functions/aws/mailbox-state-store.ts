@@ -1,13 +1,11 @@
 import {
   BatchGetCommand,
-  DeleteCommand,
   GetCommand,
-  PutCommand,
   UpdateCommand,
   type BatchGetCommandOutput,
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
-import type { Checkpoint, MailboxStateStore, Resync } from '#core/sync-mailbox.js';
+import type { Attempt, Checkpoint, Lease, MailboxStateStore, Resync } from '#core/mailbox/ports.js';
 import { forEachBounded, slices } from '#core/bounded.js';
 import { TableKeys } from './table-keys.js';
 
@@ -19,6 +17,17 @@ const backoff = async (attempt: number, what: string) => {
   await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 25 * 2 ** attempt) * Math.random()));
 };
 const isConditionFailure = (error: unknown) => (error as { name?: string }).name === 'ConditionalCheckFailedException';
+/** Runs a conditional write: false when its condition does not hold. */
+const conditional = async (write: () => Promise<unknown>): Promise<boolean> => {
+  try {
+    await write();
+    return true;
+  } catch (error) {
+    if (isConditionFailure(error)) return false;
+    throw error;
+  }
+};
+const checkpointKey = (mailboxId: string) => `checkpoint#${mailboxId}`;
 
 /** Seen markers are grouped by UID: one item holds the message keys of a thousand consecutive UIDs. */
 const SEEN_BUCKET_UIDS = 1000;
@@ -27,10 +36,12 @@ const seenKey = (mailboxId: string, uidValidity: string, bucket: number) => `see
 
 /**
  * Leases, checkpoints and seen-markers in one DynamoDB table, by key prefix:
- * `lease#<mailbox>` (conditional put with expiry), `checkpoint#<mailbox>` (compare-and-set, never backwards),
- * `seen#<mailbox>#<uidvalidity>#<bucket>`: the keys of the messages published from UIDs
+ * `checkpoint#<mailbox>` holds the checkpoint (compare-and-set, never backwards) and the lease (owner, expiry and a
+ * fencing token `fence` that every take raises and nothing lowers), so that a checkpoint write checks the lease in
+ * the same condition; `seen#<mailbox>#<uidvalidity>#<bucket>`: the keys of the messages published from UIDs
  * `bucket × 1000` to `bucket × 1000 + 999`, as a string set that each chunk adds to (one write per chunk rather than
- * one per message), with a TTL of `seenTtlDays` from the last write.
+ * one per message), with a TTL of `seenTtlDays` from the last write and the fence of the last writer, so that a run
+ * overtaken by a later lease cannot write after it.
  */
 export function createMailboxStateStore(client: DynamoDBDocumentClient, tableName: string, options: { seenTtlDays?: number; clock?: () => number } = {}): MailboxStateStore {
   const clock = options.clock ?? Date.now;
@@ -55,58 +66,89 @@ export function createMailboxStateStore(client: DynamoDBDocumentClient, tableNam
   return {
     async acquireLease(mailboxId, owner, untilMs) {
       try {
-        await client.send(
-          new PutCommand({
+        const result = await client.send(
+          new UpdateCommand({
             TableName: tableName,
-            Item: { [PK]: `lease#${mailboxId}`, owner, leaseUntil: untilMs, [TTL]: Math.ceil(untilMs / 1000) + 3600 },
-            ConditionExpression: 'attribute_not_exists(#pk) OR leaseUntil < :now OR #owner = :owner',
-            ExpressionAttributeNames: { '#pk': PK, '#owner': 'owner' },
-            ExpressionAttributeValues: { ':now': clock(), ':owner': owner },
+            Key: { [PK]: checkpointKey(mailboxId) },
+            UpdateExpression:
+              'SET leaseOwner = :owner, leaseUntil = :until, fence = if_not_exists(fence, :zero) + :one',
+            ConditionExpression: 'attribute_not_exists(leaseUntil) OR leaseUntil < :now OR leaseOwner = :owner',
+            ExpressionAttributeValues: { ':owner': owner, ':until': untilMs, ':now': clock(), ':zero': 0, ':one': 1 },
+            ReturnValues: 'UPDATED_NEW',
           }),
         );
-        return true;
+        return { mailboxId, owner, fence: Number(result.Attributes?.fence) };
       } catch (error) {
-        if (isConditionFailure(error)) return false;
+        if (isConditionFailure(error)) return undefined;
         throw error;
       }
     },
-    async releaseLease(mailboxId, owner) {
-      await client
-        .send(new DeleteCommand({ TableName: tableName, Key: { [PK]: `lease#${mailboxId}` }, ConditionExpression: '#owner = :owner', ExpressionAttributeNames: { '#owner': 'owner' }, ExpressionAttributeValues: { ':owner': owner } }))
-        .catch((error: unknown) => {
-          if (!isConditionFailure(error)) throw error;
-        });
+    async renewLease(lease: Lease, untilMs: number) {
+      return conditional(() =>
+        client.send(
+          new UpdateCommand({
+            TableName: tableName,
+            Key: { [PK]: checkpointKey(lease.mailboxId) },
+            UpdateExpression: 'SET leaseUntil = :until REMOVE attempt',
+            ConditionExpression: 'fence = :fence',
+            ExpressionAttributeValues: { ':until': untilMs, ':fence': lease.fence },
+          }),
+        ),
+      );
+    },
+    async releaseLease(lease: Lease) {
+      // The fence stays: the next take raises it further.
+      await conditional(() =>
+        client.send(
+          new UpdateCommand({
+            TableName: tableName,
+            Key: { [PK]: checkpointKey(lease.mailboxId) },
+            UpdateExpression: 'REMOVE leaseOwner, leaseUntil',
+            ConditionExpression: 'fence = :fence',
+            ExpressionAttributeValues: { ':fence': lease.fence },
+          }),
+        ),
+      );
     },
     async getCheckpoint(mailboxId) {
-      const result = await client.send(new GetCommand({ TableName: tableName, Key: { [PK]: `checkpoint#${mailboxId}` }, ConsistentRead: true }));
-      if (!result.Item) return undefined;
+      const key = { [PK]: checkpointKey(mailboxId) };
+      const result = await client.send(new GetCommand({ TableName: tableName, Key: key, ConsistentRead: true }));
+      // The item may hold only a lease: a mailbox never checkpointed.
+      if (result.Item?.uidValidity === undefined) return undefined;
       const verifyUpTo = result.Item.verifyUpTo as number | undefined;
       const resync = result.Item.resync as Resync | undefined;
+      const attempt = result.Item.attempt as Attempt | undefined;
       return {
         uidValidity: String(result.Item.uidValidity),
         lastUid: Number(result.Item.lastUid),
         highestModseq: (result.Item.highestModseq as string | null) ?? undefined,
         verifyUpTo: verifyUpTo === undefined ? undefined : Number(verifyUpTo),
         resync: resync ? { until: Number(resync.until), previous: resync.previous.map((p) => ({ uidValidity: String(p.uidValidity), upToUid: Number(p.upToUid) })) } : undefined,
+        attempt: attempt ? { uid: Number(attempt.uid), runs: Number(attempt.runs) } : undefined,
       };
     },
-    async advanceCheckpoint(mailboxId, next: Checkpoint, expected: Checkpoint | undefined) {
+    async advanceCheckpoint(lease: Lease, next: Checkpoint, expected: Checkpoint | undefined) {
       // Forward only: the same UIDVALIDITY with a higher UID, or a new UIDVALIDITY replacing exactly what we read.
       const sameValidity = expected !== undefined && expected.uidValidity === next.uidValidity;
       const condition = !expected
-        ? 'attribute_not_exists(#pk)'
+        ? 'attribute_not_exists(uidValidity)'
         : sameValidity
           ? 'uidValidity = :uv AND lastUid < :uid'
           : 'uidValidity = :expectedUv AND lastUid = :expectedUid';
-      try {
-        await client.send(
+      return conditional(() =>
+        client.send(
           new UpdateCommand({
             TableName: tableName,
-            Key: { [PK]: `checkpoint#${mailboxId}` },
-            UpdateExpression: `SET uidValidity = :uv, lastUid = :uid, highestModseq = :modseq, updatedAt = :at${next.verifyUpTo !== undefined ? ', verifyUpTo = :verify' : ''}${next.resync ? ', resync = :resync' : ' REMOVE resync'}`,
-            ConditionExpression: condition,
-            ExpressionAttributeNames: !expected ? { '#pk': PK } : undefined,
+            Key: { [PK]: checkpointKey(lease.mailboxId) },
+            UpdateExpression: [
+              'SET uidValidity = :uv, lastUid = :uid, highestModseq = :modseq, updatedAt = :at',
+              next.verifyUpTo !== undefined ? ', verifyUpTo = :verify' : '',
+              // A move clears the attempt: the run got past where it started.
+              next.resync ? ', resync = :resync REMOVE attempt' : ' REMOVE resync, attempt',
+            ].join(''),
+            ConditionExpression: `fence = :fence AND ${condition}`,
             ExpressionAttributeValues: {
+              ':fence': lease.fence,
               ':uv': next.uidValidity,
               ':uid': next.lastUid,
               ':modseq': next.highestModseq ?? null,
@@ -116,27 +158,24 @@ export function createMailboxStateStore(client: DynamoDBDocumentClient, tableNam
               ...(expected && !sameValidity ? { ':expectedUv': expected.uidValidity, ':expectedUid': expected.lastUid } : {}),
             },
           }),
-        );
-        return true;
-      } catch (error) {
-        if (isConditionFailure(error)) return false;
-        throw error;
-      }
+        ),
+      );
     },
-    async raiseVerifyMark(mailboxId, uidValidity, upToUid, expected) {
-      try {
-        await client.send(
+    async raiseVerifyMark(lease: Lease, uidValidity, upToUid, expected) {
+      const condition = !expected
+        ? 'attribute_not_exists(uidValidity)'
+        : expected.verifyUpTo === undefined
+          ? 'uidValidity = :uv AND attribute_not_exists(verifyUpTo)'
+          : 'uidValidity = :uv AND verifyUpTo = :expected';
+      return conditional(() =>
+        client.send(
           new UpdateCommand({
             TableName: tableName,
-            Key: { [PK]: `checkpoint#${mailboxId}` },
+            Key: { [PK]: checkpointKey(lease.mailboxId) },
             UpdateExpression: 'SET uidValidity = if_not_exists(uidValidity, :uv), lastUid = if_not_exists(lastUid, :zero), verifyUpTo = :verify, updatedAt = :at',
-            ConditionExpression: !expected
-              ? 'attribute_not_exists(#pk)'
-              : expected.verifyUpTo === undefined
-                ? 'uidValidity = :uv AND attribute_not_exists(verifyUpTo)'
-                : 'uidValidity = :uv AND verifyUpTo = :expected',
-            ExpressionAttributeNames: !expected ? { '#pk': PK } : undefined,
+            ConditionExpression: `fence = :fence AND ${condition}`,
             ExpressionAttributeValues: {
+              ':fence': lease.fence,
               ':uv': uidValidity,
               ':zero': 0,
               ':verify': upToUid,
@@ -144,12 +183,21 @@ export function createMailboxStateStore(client: DynamoDBDocumentClient, tableNam
               ...(expected?.verifyUpTo !== undefined ? { ':expected': expected.verifyUpTo } : {}),
             },
           }),
-        );
-        return true;
-      } catch (error) {
-        if (isConditionFailure(error)) return false;
-        throw error;
-      }
+        ),
+      );
+    },
+    async recordAttempt(lease: Lease, attempt: Attempt) {
+      return conditional(() =>
+        client.send(
+          new UpdateCommand({
+            TableName: tableName,
+            Key: { [PK]: checkpointKey(lease.mailboxId) },
+            UpdateExpression: 'SET attempt = :attempt',
+            ConditionExpression: 'fence = :fence AND attribute_exists(uidValidity)',
+            ExpressionAttributeValues: { ':attempt': attempt, ':fence': lease.fence },
+          }),
+        ),
+      );
     },
     async seenAmong(mailboxId, uidValidity, messages) {
       const buckets = [...new Set(messages.map((m) => bucketOf(m.uid)))];
@@ -162,24 +210,30 @@ export function createMailboxStateStore(client: DynamoDBDocumentClient, tableNam
       for (const keys of (await readBuckets(mailboxId, uidValidity, buckets)).values()) for (const key of keys) seen.add(key);
       return seen;
     },
-    async markSeen(mailboxId, uidValidity, messages) {
+    async markSeen(lease: Lease, uidValidity, messages) {
       const byBucket = new Map<number, Set<string>>();
       for (const m of messages) {
         const bucket = bucketOf(m.uid);
         byBucket.set(bucket, (byBucket.get(bucket) ?? new Set()).add(m.key));
       }
       const expires = Math.ceil(clock() / 1000) + seenTtlSeconds;
+      let refused = false;
       await forEachBounded([...byBucket], 4, async ([bucket, keys]) => {
-        await client.send(
-          new UpdateCommand({
-            TableName: tableName,
-            Key: { [PK]: seenKey(mailboxId, uidValidity, bucket) },
-            UpdateExpression: 'ADD #keys :keys SET #ttl = :ttl',
-            ExpressionAttributeNames: { '#keys': 'keys', '#ttl': TTL },
-            ExpressionAttributeValues: { ':keys': keys, ':ttl': expires },
-          }),
+        const written = await conditional(() =>
+          client.send(
+            new UpdateCommand({
+              TableName: tableName,
+              Key: { [PK]: seenKey(lease.mailboxId, uidValidity, bucket) },
+              UpdateExpression: 'ADD #keys :keys SET #ttl = :ttl, fence = :fence',
+              ConditionExpression: 'attribute_not_exists(fence) OR fence <= :fence',
+              ExpressionAttributeNames: { '#keys': 'keys', '#ttl': TTL },
+              ExpressionAttributeValues: { ':keys': keys, ':ttl': expires, ':fence': lease.fence },
+            }),
+          ),
         );
+        refused ||= !written;
       });
+      return !refused;
     },
   };
 }

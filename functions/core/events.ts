@@ -13,6 +13,8 @@ export const EventTypes = {
   bounceDelayed: 'bounce.delayed',
   complaintDetected: 'complaint.detected',
   autoReplyDetected: 'auto-reply.detected',
+  /** An inbound message that could not be parsed or classified; kept raw, with the reason. */
+  inboundUnparsable: 'inbound.unparsable',
 } as const;
 export type EventType = (typeof EventTypes)[keyof typeof EventTypes];
 

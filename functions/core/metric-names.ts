@@ -17,12 +17,19 @@ export const DispatchMetrics = {
   ambiguous: 'AmbiguousAttempts',
 } as const;
 
+/** The dimension (beside `service`) of the poller's per-mailbox metrics; its value is the mailbox's id. */
+export const MAILBOX_DIMENSION = 'Mailbox';
+
 /** Mailbox poller metrics. */
 export const PollerMetrics = {
-  /** One per mailbox polled to the end without error: the heartbeat the staleness alarm watches. */
+  /** One per mailbox polled to the end without error, per mailbox (`Mailbox`): the heartbeat its alarm watches. */
   polled: 'MailboxPolled',
-  /** Seconds between the oldest message handled in a poll arriving and its event being published. */
+  /** Seconds between the oldest message handled in a poll arriving and its event being published, per mailbox. */
   lag: 'PollLagSeconds',
+  /** Messages published as `inbound.unparsable` (kept raw in S3). */
+  unparsable: 'InboundUnparsable',
+  /** Runs that stopped because another run took their mailbox's lease over. */
+  leaseLost: 'MailboxLeaseLost',
   processed: 'InboundProcessed',
   bounces: 'BouncesDetected',
   delays: 'DelaysDetected',

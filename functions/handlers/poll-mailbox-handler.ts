@@ -9,9 +9,12 @@ import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import type { CredentialSource, LoginCredentials } from '#core/credential-source.js';
-import { publishAll, type EventPublisher } from '#core/events.js';
-import { PollerMetrics } from '#core/metric-names.js';
-import { syncMailbox, type MailboxStateStore, type SyncDeps, type SyncResult } from '#core/sync-mailbox.js';
+import type { EventPublisher } from '#core/events.js';
+import { MAILBOX_DIMENSION, PollerMetrics } from '#core/metric-names.js';
+import type { Suppress } from '#core/mailbox/classify-and-suppress.js';
+import type { MailboxStateStore } from '#core/mailbox/ports.js';
+import { publishFitting } from '#core/mailbox/publish-fitting.js';
+import { syncMailbox, type SyncDeps, type SyncResult } from '#core/mailbox/sync-mailbox.js';
 import type { PollerConfig, PolledMailbox } from '#functions/config.js';
 import { openImapSession } from '#imap/imap-session.js';
 import { parseInbound } from '#inbound/parse-inbound.js';
@@ -23,7 +26,7 @@ export type PollMailboxDeps = {
   tracer?: Tracer;
   state: MailboxStateStore;
   events: EventPublisher;
-  suppress: (entry: { address: string; reason: 'hard-bounce' | 'complaint'; source: string; status?: string }) => Promise<void>;
+  suppress: Suppress;
   storeRaw: SyncDeps['storeRaw'];
   credentialsFor: (mailbox: PolledMailbox) => CredentialSource<LoginCredentials>;
   /** TLS trust for a private IMAP server (the local twin). */
@@ -51,6 +54,20 @@ export function createPollMailboxHandler(deps: PollMailboxDeps) {
     metrics.publishStoredMetrics();
   };
 
+  /**
+   * The mailbox's own heartbeat and lag, with a `Mailbox` dimension, in a metrics blob of their own (flushed at once,
+   * so that no other mailbox's counts take the dimension): each mailbox's alarm watches its own heartbeat.
+   */
+  const emitMailboxMetrics = (mailboxId: string, facts: { lagMs?: number }) => {
+    if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
+    metrics.addDimension(MAILBOX_DIMENSION, mailboxId);
+    metrics.addMetric(PollerMetrics.polled, MetricUnit.Count, 1);
+    if (facts.lagMs !== undefined) {
+      metrics.addMetric(PollerMetrics.lag, MetricUnit.Seconds, Math.round(facts.lagMs / 1000));
+    }
+    metrics.publishStoredMetrics();
+  };
+
   const pollOne = async (mailbox: PolledMailbox, stopAtMs: number, idleUntilMs: number): Promise<PollSummary[string]> => {
     const credentials = deps.credentialsFor(mailbox);
     let lagMs = 0;
@@ -65,7 +82,7 @@ export function createPollMailboxHandler(deps: PollMailboxDeps) {
             }, (error) => logger.warn('IMAP connection error', { mailbox: mailbox.id, error: error.message })),
           parse: parseInbound,
           storeRaw: deps.storeRaw,
-          publishBatch: (events) => publishAll(deps.events, events),
+          publishBatch: (events) => publishFitting(deps.events, events),
           suppress: deps.suppress,
           clock,
           onMessage: (facts) => {
@@ -75,19 +92,23 @@ export function createPollMailboxHandler(deps: PollMailboxDeps) {
             if (facts.kind === 'delay') metrics.addMetric(PollerMetrics.delays, MetricUnit.Count, 1);
             if (facts.senderSide) metrics.addMetric(PollerMetrics.senderSideBounces, MetricUnit.Count, 1);
             if (facts.kind === 'complaint') metrics.addMetric(PollerMetrics.complaints, MetricUnit.Count, 1);
+            if (facts.kind === 'unparsable') metrics.addMetric(PollerMetrics.unparsable, MetricUnit.Count, 1);
             if (facts.suppressed > 0) metrics.addMetric(PollerMetrics.suppressed, MetricUnit.Count, facts.suppressed);
             flushEvery(5000);
           },
           log: (level, message, facts) => logger[level](message, facts),
         },
-        { mailboxId: mailbox.id, runId: randomUUID(), stopAtMs, idleUntilMs },
+        { mailboxId: mailbox.id, runId: randomUUID(), stopAtMs, idleUntilMs, startFrom: mailbox.startFrom },
       );
       if (result.status === 'busy') {
         metrics.addMetric(PollerMetrics.leaseBusy, MetricUnit.Count, 1);
         logger.info('mailbox busy: another run holds its lease', { mailbox: mailbox.id });
+      } else if (result.status === 'lease-lost') {
+        metrics.addMetric(PollerMetrics.leaseLost, MetricUnit.Count, 1);
+        const facts = { mailbox: mailbox.id, processed: result.processed };
+        logger.warn('mailbox lease lost: another run took over, this one stopped', facts);
       } else {
-        metrics.addMetric(PollerMetrics.polled, MetricUnit.Count, 1);
-        if (result.processed > 0) metrics.addMetric(PollerMetrics.lag, MetricUnit.Seconds, Math.round(lagMs / 1000));
+        emitMailboxMetrics(mailbox.id, { lagMs: result.processed > 0 ? lagMs : undefined });
         logger.info('mailbox synced', { mailbox: mailbox.id, processed: result.processed, skippedDuplicates: result.skippedDuplicates, resynchronised: result.resynchronised, lastUid: result.checkpoint?.lastUid });
       }
       return { status: result.status, processed: result.processed };

@@ -2,7 +2,7 @@ import { ImapFlow } from 'imapflow';
 import type { ConnectionOptions } from 'node:tls';
 import type { CredentialSource, LoginCredentials } from '#core/credential-source.js';
 import { isLoopbackHost } from '#core/is-loopback-host.js';
-import type { FetchedMessage, MailboxSession, MailboxStatus, MessageRef } from '#core/sync-mailbox.js';
+import type { FetchedMessage, MailboxSession, MailboxStatus, MessageRef } from '#core/mailbox/ports.js';
 
 export type ImapSettings = {
   host: string;

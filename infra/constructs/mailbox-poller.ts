@@ -50,7 +50,7 @@ export class MailboxPoller extends Construct {
         POLL_INTERVAL_SECONDS: String(config.settings.pollRateMinutes * 60),
       },
     });
-    tables.mailboxState.grant(this.fn, 'dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem');
+    tables.mailboxState.grant(this.fn, 'dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:UpdateItem');
     tables.suppression.grant(this.fn, 'dynamodb:PutItem');
     grantPublish(this.fn, events, key);
     this.fn.addToRolePolicy(new PolicyStatement({ actions: ['s3:PutObject'], resources: [bucket.arnForObjects('inbound/*')] }));

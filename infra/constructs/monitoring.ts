@@ -5,7 +5,13 @@ import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
-import { DispatchMetrics, METRIC_NAMESPACE, PollerMetrics, SERVICE_NAME } from '#core/metric-names.js';
+import {
+  DispatchMetrics,
+  MAILBOX_DIMENSION,
+  METRIC_NAMESPACE,
+  PollerMetrics,
+  SERVICE_NAME,
+} from '#core/metric-names.js';
 import type { StackConfig } from '../stack-config.js';
 import type { DispatchFunction } from './dispatch-function.js';
 import type { JobsQueue } from './jobs-queue.js';
@@ -25,6 +31,15 @@ const SENDER_SIDE_MIN_REPORTS = 10;
 
 const custom = (metricName: string, period = Duration.minutes(1)) =>
   new Metric({ namespace: METRIC_NAMESPACE, metricName, dimensionsMap: { service: SERVICE_NAME }, statistic: 'Sum', period });
+/** A poller metric of one mailbox (the `Mailbox` dimension). */
+const perMailbox = (metricName: string, mailboxId: string, options: { period?: Duration; statistic?: string } = {}) =>
+  new Metric({
+    namespace: METRIC_NAMESPACE,
+    metricName,
+    dimensionsMap: { service: SERVICE_NAME, [MAILBOX_DIMENSION]: mailboxId },
+    statistic: options.statistic ?? 'Sum',
+    period: options.period ?? Duration.minutes(1),
+  });
 
 /**
  * Alarms (all to one topic, each explained in the README's runbook) and a dashboard of the whole flow.
@@ -40,14 +55,23 @@ export class Monitoring extends Construct {
     this.alarmTopic = new Topic(this, 'AlarmTopic', { displayName: 'email-dispatch alarms', masterKey: props.key, enforceSSL: true });
     if (config.alarmEmail) this.alarmTopic.addSubscription(new EmailSubscription(config.alarmEmail));
     const action = new SnsAction(this.alarmTopic);
-    const alarm = (name: string, metric: IMetric, options: { threshold: number; description: string; comparison?: ComparisonOperator; evaluationPeriods?: number; missing?: TreatMissingData }) => {
+    type AlarmOptions = {
+      threshold: number;
+      description: string;
+      comparison?: ComparisonOperator;
+      evaluationPeriods?: number;
+      missing?: TreatMissingData;
+      /** The runbook entry, when it is not the alarm's own id. */
+      runbook?: string;
+    };
+    const alarm = (name: string, metric: IMetric, options: AlarmOptions) => {
       const created = new Alarm(this, name, {
         metric,
         threshold: options.threshold,
         evaluationPeriods: options.evaluationPeriods ?? 1,
         comparisonOperator: options.comparison ?? ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         treatMissingData: options.missing ?? TreatMissingData.NOT_BREACHING,
-        alarmDescription: `${options.description} See the README runbook: ${name}.`,
+        alarmDescription: `${options.description} See the README runbook: ${options.runbook ?? name}.`,
       });
       created.addAlarmAction(action);
       created.addOkAction(action);
@@ -81,13 +105,18 @@ export class Monitoring extends Construct {
       description: 'Outcome events could not be published to the events topic after sending.',
     });
     if (poller) {
+      // One alarm per mailbox, on its own heartbeat: a failing mailbox alarms however well the others poll.
       const window = Duration.minutes(Math.max(5, config.settings.pollRateMinutes * 3));
-      alarm('PollerHeartbeatMissing', custom(PollerMetrics.polled, window), {
-        threshold: 1,
-        comparison: ComparisonOperator.LESS_THAN_THRESHOLD,
-        missing: TreatMissingData.BREACHING,
-        description: 'No mailbox was polled successfully in the window: the poller is failing or not running.',
-      });
+      for (const mailbox of config.mailboxes) {
+        const heartbeat = perMailbox(PollerMetrics.polled, mailbox.id, { period: window });
+        alarm(`PollerHeartbeatMissing-${mailbox.id}`, heartbeat, {
+          threshold: 1,
+          comparison: ComparisonOperator.LESS_THAN_THRESHOLD,
+          missing: TreatMissingData.BREACHING,
+          runbook: 'PollerHeartbeatMissing',
+          description: `Mailbox ${mailbox.id} was not polled in the window: its polls fail or the poller is down.`,
+        });
+      }
       // The share of bounce and delay reports that blame our side, over an hour with enough reports to mean something.
       const hour = Duration.hours(1);
       const senderSideShare = new MathExpression({
@@ -150,11 +179,23 @@ export class Monitoring extends Construct {
     );
     if (poller) {
       this.dashboard.addWidgets(
-        new GraphWidget({ title: 'Mailbox polls', width: 12, left: [custom(PollerMetrics.polled), custom(PollerMetrics.pollFailed), custom(PollerMetrics.processed)] }),
+        new GraphWidget({
+          title: 'Mailbox polls',
+          width: 12,
+          left: config.mailboxes.map((m) => perMailbox(PollerMetrics.polled, m.id).with({ label: `polled ${m.id}` })),
+          right: [
+            custom(PollerMetrics.pollFailed),
+            custom(PollerMetrics.processed),
+            custom(PollerMetrics.unparsable),
+            custom(PollerMetrics.leaseLost),
+          ],
+        }),
         new GraphWidget({
           title: 'Poll lag and bounces',
           width: 12,
-          left: [new Metric({ namespace: METRIC_NAMESPACE, metricName: PollerMetrics.lag, dimensionsMap: { service: SERVICE_NAME }, statistic: 'Maximum', period: Duration.minutes(1) })],
+          left: config.mailboxes.map((m) =>
+            perMailbox(PollerMetrics.lag, m.id, { statistic: 'Maximum' }).with({ label: `lag ${m.id} (s)` }),
+          ),
           right: [
             custom(PollerMetrics.bounces),
             custom(PollerMetrics.delays),

@@ -19,7 +19,10 @@ const context = {
   sesConfigurationSet: 'tracking',
   smtpHost: 'email-smtp.eu-west-1.amazonaws.com',
   smtpSecret: 'email-dispatch/smtp',
-  mailboxes: [{ id: 'bounces', host: 'imap.example.com', secret: 'email-dispatch/imap' }],
+  mailboxes: [
+    { id: 'bounces', host: 'imap.example.com', secret: 'email-dispatch/imap' },
+    { id: 'replies', host: 'imap.example.net', secret: 'email-dispatch/imap-replies', startFrom: 'beginning' },
+  ],
   alarmEmail: 'oncall@example.com',
   maxConcurrency: 8,
 };
@@ -115,10 +118,44 @@ describe('the poller', () => {
     template.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(1 minute)', State: 'ENABLED' });
     template.hasResourceProperties('AWS::Lambda::Function', { Description: Match.stringLikeRegexp('^Polls IMAP'), Environment: { Variables: Match.objectLike({ POLL_INTERVAL_SECONDS: '60' }) } });
   });
+
+  it('passes each mailbox its first-run start, now unless configured otherwise', () => {
+    const functions = resourcesOf('AWS::Lambda::Function');
+    const fn = functions.find((f) => String(f.Properties.Description).startsWith('Polls IMAP'));
+    const variables = (fn?.Properties.Environment as { Variables: { MAILBOXES: unknown } }).Variables;
+    const mailboxes = JSON.parse(JSON.stringify(variables.MAILBOXES)) as unknown;
+    // The list holds secret ARNs (tokens): look for each mailbox's start in its text.
+    const text = JSON.stringify(mailboxes);
+    expect(text).toMatch(/\\"id\\":\\"bounces\\".*?\\"startFrom\\":\\"now\\"/);
+    expect(text).toMatch(/\\"id\\":\\"replies\\".*?\\"startFrom\\":\\"beginning\\"/);
+  });
 });
 
 describe('alarms', () => {
   const alarm = (name: string) => resourcesOf('AWS::CloudWatch::Alarm').find((a) => String(a.Properties.AlarmDescription).includes(`runbook: ${name}.`))?.Properties;
+
+  it('watches each mailbox on its own heartbeat: an alarm per mailbox, on its Mailbox dimension, breaching', () => {
+    // Prepare
+    const alarms = resourcesOf('AWS::CloudWatch::Alarm');
+    const runbook = 'runbook: PollerHeartbeatMissing.';
+    const heartbeats = alarms.filter((a) => String(a.Properties.AlarmDescription).includes(runbook));
+
+    // Act
+    type Dimension = { Name: string; Value: string };
+    const watched = heartbeats.map((a) => ({
+      metric: a.Properties.MetricName,
+      dimensions: Object.fromEntries((a.Properties.Dimensions as Dimension[]).map((d) => [d.Name, d.Value])),
+      missing: a.Properties.TreatMissingData,
+      comparison: a.Properties.ComparisonOperator,
+    }));
+
+    // Assess
+    const breaching = { missing: 'breaching', comparison: 'LessThanThreshold' };
+    expect(watched.sort((a, b) => String(a.dimensions.Mailbox).localeCompare(String(b.dimensions.Mailbox)))).toEqual([
+      { metric: 'MailboxPolled', dimensions: { service: 'email-dispatch', Mailbox: 'bounces' }, ...breaching },
+      { metric: 'MailboxPolled', dimensions: { service: 'email-dispatch', Mailbox: 'replies' }, ...breaching },
+    ]);
+  });
 
   it.each([
     ['DeadLetterQueueNotEmpty', 'notBreaching'],

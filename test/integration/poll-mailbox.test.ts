@@ -1,22 +1,22 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
-import { createSnsEventPublisher } from '#aws/event-publisher.js';
 import { createMailboxStateStore } from '#aws/mailbox-state-store.js';
-import { createRawMessageStore } from '#aws/raw-message-store.js';
-import { loadPollerConfig } from '#functions/config.js';
-import { createPollMailboxHandler } from '#handlers/poll-mailbox-handler.js';
 import { createLambdaContext } from '#local/lambda-context.js';
-import { captureOutput } from '../support/captured-output.js';
 import { dispatchJob } from '#core/dispatch-job.js';
-import { syncMailbox, type Checkpoint, type SyncDeps } from '#core/sync-mailbox.js';
+import type { Checkpoint } from '#core/mailbox/ports.js';
+import { syncMailbox, type SyncDeps } from '#core/mailbox/sync-mailbox.js';
 import { openImapSession } from '#imap/imap-session.js';
 import { emailJobFactory } from '../support/factories.js';
 import { startAwsEmulators, type AwsEmulators } from '../support/dispatch-harness.js';
 import { bounceMessage, plainMessage } from '../support/mail-samples.js';
-import { createSyncDeps, credentialsOf, startImapPeer, type ImapPeer } from '../support/poller-harness.js';
+import {
+  createPollerUnderTest,
+  createSyncDeps,
+  credentialsOf,
+  startImapPeer,
+  type ImapPeer,
+} from '../support/poller-harness.js';
 import { startTcpProxy } from '../support/tcp-proxy.js';
 import { startHoodiecrow } from '#local/hoodiecrow.js';
 
@@ -41,8 +41,15 @@ const newMailbox = async () => {
   await imap.createMailbox(name);
   return name;
 };
+/** A run of the whole mailbox (`startFrom: beginning`, unless the test says otherwise). */
 const run = (deps: SyncDeps, mailboxId: string, extra: Partial<Parameters<typeof syncMailbox>[1]> = {}) =>
-  syncMailbox(deps, { mailboxId, runId: `run-${Math.random()}`, stopAtMs: Date.now() + 30_000, ...extra });
+  syncMailbox(deps, {
+    mailboxId,
+    runId: `run-${Math.random()}`,
+    stopAtMs: Date.now() + 30_000,
+    startFrom: 'beginning',
+    ...extra,
+  });
 
 describe('polling a Dovecot mailbox', () => {
   it('publishes each new message once, stores it, and advances the checkpoint; a second run finds nothing', async () => {
@@ -233,9 +240,12 @@ describe('the mailbox state store', () => {
     const messages = Array.from({ length: 2500 }, (_, i) => ({ uid: i + 1, key: `key-${i + 1}` }));
     const sparse = Array.from({ length: 120 }, (_, i) => ({ uid: (i + 1) * 1000 + 7, key: `far-${i}` }));
 
+    const lease = await state.acquireLease('batched', 'writer', Date.now() + 60_000);
+    if (!lease) throw new Error('lease not taken');
+
     // Act
-    await state.markSeen('batched', '7', messages.slice(0, 2400));
-    await state.markSeen('batched', '7', sparse);
+    await state.markSeen(lease, '7', messages.slice(0, 2400));
+    await state.markSeen(lease, '7', sparse);
     const probe = [messages[0], messages[1500], messages[2399], messages[2400], { uid: 5, key: 'key-1500' }] as Array<{ uid: number; key: string }>;
 
     // Assess: a probe finds a key only among the markers of its own UID's item
@@ -257,7 +267,7 @@ describe('runs killed at random points', () => {
     const leaseState = createMailboxStateStore(aws.clients.documents, resources.mailboxStateTable, { clock: () => Date.now() + offset });
     const total = 1000;
     const delivered = Array.from({ length: total }, (_, i) => plainMessage(1000 + i));
-    const events: Array<{ id: string; uid: number }> = [];
+    const events: Array<{ id: string; uid: number; type: string }> = [];
     const checkpoints: number[] = [];
     let random = 42;
     const rand = () => {
@@ -293,18 +303,21 @@ describe('runs killed at random points', () => {
           acquireLease: (...a) => step(() => leaseState.acquireLease(...a), 'lease'),
           releaseLease: (...a) => (dead ? Promise.resolve() : leaseState.releaseLease(...a)),
           getCheckpoint: (...a) => step(() => state.getCheckpoint(...a), 'checkpoint-read'),
-          advanceCheckpoint: (id, next: Checkpoint, expected) =>
+          renewLease: (...a) => step(() => leaseState.renewLease(...a), 'lease'),
+          advanceCheckpoint: (lease, next: Checkpoint, expected) =>
             step(async () => {
-              const ok = await state.advanceCheckpoint(id, next, expected);
+              const ok = await state.advanceCheckpoint(lease, next, expected);
               if (ok) checkpoints.push(next.lastUid);
               return ok;
             }, 'checkpoint'),
           raiseVerifyMark: (...a) => step(() => state.raiseVerifyMark(...a), 'verify-mark'),
+          recordAttempt: (...a) => step(() => state.recordAttempt(...a), 'attempt'),
           seenAmong: (...a) => step(() => state.seenAmong(...a), 'seen-read'),
           seenUpTo: (...a) => step(() => state.seenUpTo(...a), 'seen-read'),
-          markSeen: (id, uidValidity, messages) => step(async () => {
-            await state.markSeen(id, uidValidity, messages);
+          markSeen: (lease, uidValidity, messages) => step(async () => {
+            const ok = await state.markSeen(lease, uidValidity, messages);
             for (const m of messages) markedInRun.add(m.key);
+            return ok;
           }, 'mark'),
         },
         storeRaw: (...a) => step(() => deps.storeRaw(...a), 'store'),
@@ -312,7 +325,7 @@ describe('runs killed at random points', () => {
         publishBatch: (batch) =>
           step(async () => {
             for (const e of batch) {
-              events.push({ id: e.id, uid: (e as unknown as { uid: number }).uid });
+              events.push({ id: e.id, uid: (e as unknown as { uid: number }).uid, type: e.type });
               publishedInRun.add((e as unknown as { messageKey: string }).messageKey);
             }
             return [];
@@ -328,7 +341,9 @@ describe('runs killed at random points', () => {
       for (let attempt = 0; attempt < 40; attempt += 1) {
         runs += 1;
         try {
-          await syncMailbox(killable(), { mailboxId: 'ledger', runId: `run-${runs}`, stopAtMs: Date.now() + 60_000, leaseWaitMs: 0, chunkSize: 25 });
+          const options = { mailboxId: 'ledger', runId: `run-${runs}`, startFrom: 'beginning' as const, chunkSize: 25 };
+          const ran = await syncMailbox(killable(), { ...options, stopAtMs: Date.now() + 60_000, leaseWaitMs: 0 });
+          if (ran.status !== 'synced') throw new Error(ran.status);
         } catch {
           offset += 120_000;
           continue;
@@ -348,7 +363,12 @@ describe('runs killed at random points', () => {
     expect([...ids.values()].every((s) => s.size === 1)).toBe(true);
     for (let i = 1; i < checkpoints.length; i += 1) expect(checkpoints[i]).toBeGreaterThan(checkpoints[i - 1] as number);
     expect(kills).toBeGreaterThan(3);
-    console.log(`ledger: ${total} delivered, ${distinct.size} processed, ${uids.length - distinct.size} repeated, ${kills} kills (${killsBetweenPublishAndMark} between publish and mark), ${runs} runs`);
+    const givenUp = new Set(events.filter((e) => e.type === 'inbound.unparsable').map((e) => e.uid)).size;
+    const repeated = uids.length - distinct.size;
+    console.log(
+      `ledger: ${total} delivered, ${distinct.size} processed, ${repeated} repeated, ${givenUp} given up, ` +
+        `${kills} kills (${killsBetweenPublishAndMark} between publish and mark), ${runs} runs`,
+    );
   }, 240_000);
 });
 
@@ -380,29 +400,8 @@ describe('the scheduled poller function', () => {
   it('syncs every mailbox, publishes to the events topic, and counts a heartbeat per mailbox', async () => {
     // Prepare
     const mailbox = await newMailbox();
-    const { resources, suppressions } = await createSyncDeps(aws, () => openImapSession(imap.settings(mailbox), credentialsOf()));
-    const config = loadPollerConfig({
-      MAILBOXES: JSON.stringify([{ id: 'ops', host: imap.dovecot.host, port: imap.dovecot.port, security: 'starttls', mailbox, secret: 'local' }]),
-      MAILBOX_STATE_TABLE: resources.mailboxStateTable,
-      SUPPRESSION_TABLE: resources.suppressionTable,
-      EVENTS_TOPIC_ARN: resources.eventsTopicArn,
-      RAW_MESSAGE_BUCKET: resources.bucket,
-      IDLE: 'false',
-    });
-    const logger = new Logger({ serviceName: 'email-dispatch' });
-    const metrics = new Metrics({ namespace: 'EmailDispatch', serviceName: 'email-dispatch', logger });
-    const output = captureOutput(logger, metrics);
-    const handler = createPollMailboxHandler({
-      config,
-      logger,
-      metrics,
-      state: createMailboxStateStore(aws.clients.documents, resources.mailboxStateTable),
-      events: createSnsEventPublisher(aws.clients.sns, resources.eventsTopicArn),
-      suppress: (entry) => suppressions.suppress(entry),
-      storeRaw: createRawMessageStore(aws.clients.s3, resources.bucket),
-      credentialsFor: () => credentialsOf(),
-      tls: { ca: imap.cert.cert },
-    });
+    const mailboxes = [{ id: 'ops', mailbox, startFrom: 'beginning' }];
+    const { handler, output, resources, suppressions } = await createPollerUnderTest(aws, imap, mailboxes);
     await imap.append(mailbox, [plainMessage(600), bounceMessage('dead@example.net')]);
 
     // Act

@@ -1,15 +1,22 @@
 import { ImapFlow } from 'imapflow';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { createSnsEventPublisher } from '#aws/event-publisher.js';
 import { createMailboxStateStore } from '#aws/mailbox-state-store.js';
 import { createRawMessageStore } from '#aws/raw-message-store.js';
 import { createSuppressionStore } from '#aws/suppression-store.js';
 import type { DispatchEvent } from '#core/events.js';
-import type { MailboxStateStore, SyncDeps } from '#core/sync-mailbox.js';
+import type { MailboxStateStore } from '#core/mailbox/ports.js';
+import type { SyncDeps } from '#core/mailbox/sync-mailbox.js';
+import { loadPollerConfig, type PolledMailbox } from '#functions/config.js';
+import { createPollMailboxHandler } from '#handlers/poll-mailbox-handler.js';
 import { openImapSession, type ImapSettings } from '#imap/imap-session.js';
 import { parseInbound } from '#inbound/parse-inbound.js';
 import { startDovecot, type DovecotServer } from '#local/dovecot.js';
 import { createLocalResources, LOCAL_NAMES } from '#local/resources.js';
 import { localTlsCertificate } from '#local/tls-certificate.js';
 import { DEFAULT_SETTINGS } from '#infra/settings.js';
+import { captureOutput } from './captured-output.js';
 import type { AwsEmulators } from './dispatch-harness.js';
 
 export const IMAP_USER = { username: 'bounces', password: 'imap-pass-1' };
@@ -76,3 +83,41 @@ export async function createSyncDeps(aws: AwsEmulators, session: () => ReturnTyp
 }
 
 export const credentialsOf = (user = IMAP_USER) => ({ get: async () => user });
+
+/**
+ * The scheduled poller's handler (no idling) on the emulators, polling `mailboxes` of the Dovecot peer, with its
+ * logs and metrics captured. Mailboxes are given as the `MAILBOXES` variable lists them.
+ */
+export async function createPollerUnderTest(
+  aws: AwsEmulators,
+  imap: ImapPeer,
+  mailboxes: Array<Record<string, unknown>>,
+  credentialsFor: (mailbox: PolledMailbox) => ReturnType<typeof credentialsOf> = () => credentialsOf(),
+) {
+  const session = () => openImapSession(imap.settings('INBOX'), credentialsOf());
+  const { resources, suppressions } = await createSyncDeps(aws, session);
+  const server = { host: imap.dovecot.host, port: imap.dovecot.port, security: 'starttls', secret: 'local' };
+  const config = loadPollerConfig({
+    MAILBOXES: JSON.stringify(mailboxes.map((m) => ({ ...server, ...m }))),
+    MAILBOX_STATE_TABLE: resources.mailboxStateTable,
+    SUPPRESSION_TABLE: resources.suppressionTable,
+    EVENTS_TOPIC_ARN: resources.eventsTopicArn,
+    RAW_MESSAGE_BUCKET: resources.bucket,
+    IDLE: 'false',
+  });
+  const logger = new Logger({ serviceName: 'email-dispatch' });
+  const metrics = new Metrics({ namespace: 'EmailDispatch', serviceName: 'email-dispatch', logger });
+  const output = captureOutput(logger, metrics);
+  const handler = createPollMailboxHandler({
+    config,
+    logger,
+    metrics,
+    state: createMailboxStateStore(aws.clients.documents, resources.mailboxStateTable),
+    events: createSnsEventPublisher(aws.clients.sns, resources.eventsTopicArn),
+    suppress: (entry) => suppressions.suppress(entry),
+    storeRaw: createRawMessageStore(aws.clients.s3, resources.bucket),
+    credentialsFor,
+    tls: { ca: imap.cert.cert },
+  });
+  return { handler, output, resources, suppressions };
+}

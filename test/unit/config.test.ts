@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { loadDispatchConfig } from '#functions/config.js';
+import { loadDispatchConfig, parseMailboxes } from '#functions/config.js';
 import { ConfigError } from '#core/errors.js';
 
 const base = {
@@ -39,5 +39,23 @@ describe('loadDispatchConfig', () => {
   it('allows plaintext SMTP only for loopback', () => {
     expect(() => loadDispatchConfig({ ...base, SMTP_SECURITY: 'none' })).toThrow(/loopback/);
     expect(loadDispatchConfig({ ...base, SMTP_SECURITY: 'none', SMTP_HOST: '127.0.0.1' }).smtp?.security).toBe('none');
+  });
+});
+
+describe('parseMailboxes', () => {
+  it('starts a new mailbox after its current mail unless it says "beginning", and names a bad start', () => {
+    // Prepare
+    const listed = [
+      { id: 'bounces', host: 'imap.example.com', secret: 's1' },
+      { id: 'replies', host: 'imap.example.com', secret: 's2', startFrom: 'beginning' },
+      { id: 'archive', host: 'imap.example.com', secret: 's3', startFrom: 'yesterday' },
+    ];
+
+    // Act
+    const { mailboxes, problems } = parseMailboxes(JSON.stringify(listed), 'MAILBOXES');
+
+    // Assess
+    expect(mailboxes.map((m) => m.startFrom)).toEqual(['now', 'beginning', 'yesterday']);
+    expect(problems).toEqual(['MAILBOXES[2].startFrom must be one of now, beginning, got "yesterday"']);
   });
 });

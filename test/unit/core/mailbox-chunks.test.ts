@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { toChunks } from '#core/sync-mailbox.js';
+import { toChunks } from '#core/mailbox/chunks.js';
 
 describe('toChunks', () => {
   it('cuts at the message count and at the byte budget, whichever comes first', () => {

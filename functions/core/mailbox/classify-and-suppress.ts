@@ -1,0 +1,52 @@
+import { classifyInbound, type InboundClassification, type InboundMessage } from '#inbound/classify-inbound.js';
+
+/** The poller's suppress dependency: the suppression store's entry. */
+export type SuppressEntry = {
+  address: string;
+  reason: 'hard-bounce' | 'complaint';
+  source: string;
+  status?: string;
+  /** Whether the failure is permanent, as the report says. */
+  permanent?: boolean;
+  /** The bounce reason (user-unknown, mailbox-disabled) of a bounce. */
+  detail?: string;
+};
+export type Suppress = (entry: SuppressEntry) => Promise<void>;
+
+/** RFC 5321 4.5.3.1.3: a path is at most 256 octets with its angle brackets; anything longer is no address. */
+const MAX_ADDRESS_OCTETS = 254;
+
+/** What a parsed inbound message is (bounce, complaint, auto-reply, mail): the one place the poller classifies. */
+export function classifyMessage(message: InboundMessage): InboundClassification {
+  return classifyInbound(message);
+}
+
+/**
+ * Acts on a classified message: the addresses a report says are dead or complaining go on the suppression list,
+ * with the report (`key`) as their source. Runs before the message's event is published, so that once the event is
+ * out the list already reflects it. Returns how many addresses were suppressed.
+ */
+export async function suppressReported(
+  classification: InboundClassification,
+  key: string,
+  suppress: Suppress,
+): Promise<number> {
+  const entries: SuppressEntry[] = [];
+  if (classification.kind === 'bounce') {
+    for (const r of classification.recipients) {
+      if (!r.suppress) continue;
+      const { recipient: address, status, permanent, reason: detail } = r;
+      entries.push({ address, reason: 'hard-bounce', source: `dsn:${key}`, status, permanent, detail });
+    }
+  } else if (classification.kind === 'complaint' && classification.suppress) {
+    for (const address of classification.recipients)
+      entries.push({ address, reason: 'complaint', source: `arf:${key}` });
+  }
+  let suppressed = 0;
+  for (const entry of entries) {
+    if (Buffer.byteLength(entry.address) > MAX_ADDRESS_OCTETS) continue;
+    await suppress(entry);
+    suppressed += 1;
+  }
+  return suppressed;
+}

@@ -1,0 +1,188 @@
+import type { InboundClassification, InboundMessage } from '#inbound/classify-inbound.js';
+import type { DispatchEvent } from '../events.js';
+import { storeRawChunk } from './chunks.js';
+import { bounceLogFacts, hasSenderSideFailure } from '#inbound/bounce-log.js';
+import { classifyMessage, suppressReported, type Suppress } from './classify-and-suppress.js';
+import { eventBytes, inboundEventOf, MAX_EVENT_BYTES, unparsableEventOf } from './inbound-event.js';
+import { LeaseLostError, type HeldLease } from './lease.js';
+import type { FetchedMessage, MailboxStateStore, MailboxStatus, RawLocation, Resync, SeenMessage } from './ports.js';
+import { abandonedMessage, readMessage, toUnparsable, type ReadMessage, type Unparsable } from './read-message.js';
+import type { SeenCheck } from './seen-markers.js';
+
+/** What a handled message was, for metrics: its classification, or `unparsable`. */
+export type MessageKind = InboundClassification['kind'] | 'unparsable';
+
+export type ChunkDeps = {
+  state: MailboxStateStore;
+  parse: (source: Buffer) => Promise<InboundMessage>;
+  storeRaw: (key: string, body: Buffer) => Promise<{ bucket: string; key: string }>;
+  publishBatch: (events: DispatchEvent[]) => Promise<Array<{ event: DispatchEvent; error: string }>>;
+  suppress: Suppress;
+  clock: () => number;
+  /** Called for each message handled; `senderSide`: a bounce or delay that blames our side. */
+  onMessage?: (facts: {
+    kind: MessageKind;
+    lagMs: number;
+    suppressed: number;
+    reason?: string;
+    senderSide?: boolean;
+  }) => void;
+  log?: (level: 'info' | 'warn', message: string, facts: Record<string, unknown>) => void;
+};
+
+export type ChunkContext = {
+  mailboxId: string;
+  status: MailboxStatus;
+  held: HeldLease;
+  seen: SeenCheck;
+  /** Messages up to this UID may have been published by a run that died: they are checked against the markers. */
+  verifyUpTo: number;
+  resync: Resync | undefined;
+  /** No message is started after this time. */
+  stopAtMs: number;
+  maxMessageBytes: number;
+  rawObjectBytes: number;
+  concurrency: number;
+  /** A message runs keep stopping on, and how many runs started on it: published as unparsable, not parsed. */
+  abandon?: { uid: number; runs: number };
+};
+
+/** The UIDs done (published, or published before), in UID order as far as they go, and the first failure. */
+export type ChunkOutcome = { done: Set<number>; failure?: unknown; processed: number; skippedDuplicates: number };
+
+type Outgoing = {
+  event: DispatchEvent;
+  entry: ReadMessage;
+  kind: MessageKind;
+  suppressed: number;
+  reason?: string;
+  senderSide?: boolean;
+};
+
+/**
+ * Handles one fetched chunk in UID order: each message is parsed on its own (the deadline is checked before each),
+ * what was published before is skipped, the new ones are stored raw, classified and acted on, then published under a
+ * confirmed lease and marked seen. A message that cannot be parsed, classified or published as it is goes out as
+ * `inbound.unparsable` and counts as done, so it never holds up the messages after it.
+ */
+export async function handleChunk(
+  fetched: FetchedMessage[],
+  context: ChunkContext,
+  deps: ChunkDeps,
+): Promise<ChunkOutcome> {
+  const { mailboxId, status, held } = context;
+  const outcome: ChunkOutcome = { done: new Set<number>(), processed: 0, skippedDuplicates: 0 };
+  const lagOf = (m: FetchedMessage) => (m.internalDate ? deps.clock() - m.internalDate.getTime() : 0);
+
+  const read: ReadMessage[] = [];
+  for (const m of fetched) {
+    if (deps.clock() >= context.stopAtMs) break;
+    read.push(
+      m.uid === context.abandon?.uid
+        ? abandonedMessage(m, context.abandon.runs)
+        : await readMessage(m, deps.parse, context.maxMessageBytes),
+    );
+  }
+
+  // A message repeated within the chunk counts as seen too.
+  const seen = await context.seen.seenBefore(read.map(toSeen), status.uidValidity, context.verifyUpTo, context.resync);
+  const fresh: ReadMessage[] = [];
+  const skipped: SeenMessage[] = [];
+  for (const entry of read) {
+    if (seen.has(entry.key)) {
+      outcome.skippedDuplicates += 1;
+      skipped.push(toSeen(entry));
+      outcome.done.add(entry.fetched.uid);
+      deps.onMessage?.({ kind: 'message', lagMs: lagOf(entry.fetched), suppressed: 0 });
+    } else {
+      seen.add(entry.key);
+      fresh.push(entry);
+    }
+  }
+  // During a resync, what was skipped is marked again under this UIDVALIDITY (with what is published below, in the
+  // same writes), so that a later resync finds it there.
+  const markAgain = context.resync ? skipped : [];
+  const markSeen = async (messages: SeenMessage[]) => {
+    if (messages.length > 0 && !(await deps.state.markSeen(held.lease, status.uidValidity, messages)))
+      throw new LeaseLostError(mailboxId, 'seen markers fenced');
+  };
+  if (fresh.length === 0) {
+    await markSeen(markAgain);
+    return outcome;
+  }
+
+  const raw = await storeRawChunk(
+    fresh.map((m) => m.fetched),
+    {
+      mailboxId,
+      uidValidity: status.uidValidity,
+      storeRaw: deps.storeRaw,
+      rawObjectBytes: context.rawObjectBytes,
+      concurrency: context.concurrency,
+    },
+  );
+  const outgoing: Outgoing[] = [];
+  for (const entry of fresh) {
+    try {
+      outgoing.push(await toOutgoing(entry, { mailboxId, status, raw: raw.get(entry.fetched.uid) }, deps));
+    } catch (error) {
+      // The suppression list could not be written: a fault of ours, not of the message. Retried by the next run.
+      outcome.failure = error;
+      break;
+    }
+  }
+
+  if (outgoing.length > 0) await held.confirm('before publishing');
+  const failed = await deps.publishBatch(outgoing.map((o) => o.event));
+  const failedIds = new Set(failed.map((f) => f.event.id));
+  const published = outgoing.filter((o) => !failedIds.has(o.event.id));
+  await markSeen([...markAgain, ...published.map((o) => toSeen(o.entry))]);
+  for (const o of published) {
+    outcome.done.add(o.entry.fetched.uid);
+    outcome.processed += 1;
+    if (o.kind === 'unparsable')
+      deps.log?.('warn', 'inbound message published as unparsable', {
+        mailboxId,
+        uid: o.entry.fetched.uid,
+        reason: o.reason,
+      });
+    const { kind, suppressed, reason, senderSide } = o;
+    deps.onMessage?.({ kind, lagMs: lagOf(o.entry.fetched), suppressed, reason, senderSide });
+  }
+  if (failed.length > 0)
+    outcome.failure ??= new Error(`${failed.length} event(s) not published: ${failed[0]?.error ?? ''}`);
+  return outcome;
+}
+
+const toSeen = (entry: ReadMessage): SeenMessage => ({ uid: entry.fetched.uid, key: entry.key });
+
+/** One message's event and its suppressions; a message that cannot be classified or published as it is, unparsable. */
+async function toOutgoing(
+  entry: ReadMessage,
+  where: { mailboxId: string; status: MailboxStatus; raw: RawLocation | undefined },
+  deps: Pick<ChunkDeps, 'suppress' | 'log'>,
+): Promise<Outgoing> {
+  const unparsable = (why: Unparsable): Outgoing => ({
+    event: unparsableEventOf(entry, why, where),
+    entry,
+    kind: 'unparsable',
+    suppressed: 0,
+    reason: why.reason,
+  });
+  if (entry.unparsable) return unparsable(entry.unparsable);
+  let classification: InboundClassification;
+  try {
+    classification = classifyMessage(entry.message);
+  } catch (error) {
+    return unparsable(toUnparsable(error, 'classification-failed'));
+  }
+  const event = inboundEventOf(entry, classification, where);
+  const bytes = eventBytes(event);
+  // Published as it is, it would be refused every time and hold the mailbox up; its raw bytes say everything.
+  if (bytes > MAX_EVENT_BYTES)
+    return unparsable({ reason: 'event-too-large', detail: `${classification.kind} event of ${bytes} bytes` });
+  const facts = bounceLogFacts(classification);
+  if (facts) deps.log?.('info', `${classification.kind} read`, { mailboxId: where.mailboxId, uid: entry.fetched.uid, ...facts });
+  const suppressed = await suppressReported(classification, entry.key, deps.suppress);
+  return { event, entry, kind: classification.kind, suppressed, senderSide: hasSenderSideFailure(classification) };
+}

@@ -1,0 +1,352 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { createMailboxStateStore } from '#aws/mailbox-state-store.js';
+import type { DispatchEvent } from '#core/events.js';
+import { syncMailbox, type SyncDeps, type SyncOptions } from '#core/mailbox/sync-mailbox.js';
+import { openImapSession } from '#imap/imap-session.js';
+import { createLambdaContext } from '#local/lambda-context.js';
+import { startAwsEmulators, type AwsEmulators } from '../support/dispatch-harness.js';
+import {
+  brokenBoundaries,
+  deeplyNested,
+  hugeHeader,
+  longAddressField,
+  longRecipientReport,
+  manyPartsReport,
+} from '../support/hostile-mail.js';
+import { bounceMessage, plainMessage } from '../support/mail-samples.js';
+import {
+  createPollerUnderTest,
+  createSyncDeps,
+  credentialsOf,
+  startImapPeer,
+  type ImapPeer,
+} from '../support/poller-harness.js';
+
+let aws: AwsEmulators;
+let imap: ImapPeer;
+let mailboxCounter = 0;
+
+beforeAll(async () => {
+  [aws, imap] = await Promise.all([startAwsEmulators(), startImapPeer()]);
+});
+afterAll(async () => {
+  await imap?.stop();
+  await aws?.stop();
+});
+
+const newMailbox = async () => {
+  mailboxCounter += 1;
+  const name = `Isolation${mailboxCounter}`;
+  await imap.createMailbox(name);
+  return name;
+};
+const run = (deps: SyncDeps, mailboxId: string, extra: Partial<SyncOptions> = {}) =>
+  syncMailbox(deps, { mailboxId, runId: `run-${Math.random()}`, stopAtMs: Date.now() + 60_000, ...extra });
+type Published = {
+  type: string;
+  uid: number;
+  subject?: string;
+  reason?: string;
+  raw?: { bucket: string; key: string; offset: number; length: number };
+};
+const facts = (events: DispatchEvent[]) => (events as unknown as Published[]).slice().sort((a, b) => a.uid - b.uid);
+
+describe('the first run on a mailbox', () => {
+  it('starts at UIDNEXT: the mail already there is neither published nor acted on, what comes after is', async () => {
+    // Prepare: a mailbox with history, an old hard bounce among it
+    const mailbox = await newMailbox();
+    const { deps, published, suppressions, state } = await createSyncDeps(aws, () =>
+      openImapSession(imap.settings(mailbox), credentialsOf()),
+    );
+    await imap.append(mailbox, [plainMessage(1), bounceMessage('old@example.net'), plainMessage(3)]);
+
+    // Act
+    const first = await run(deps, 'history');
+    await imap.append(mailbox, [plainMessage(4)]);
+    const second = await run(deps, 'history');
+
+    // Assess
+    expect(first).toMatchObject({ status: 'synced', processed: 0 });
+    expect(second).toMatchObject({ status: 'synced', processed: 1 });
+    expect(facts(published).map((e) => [e.uid, e.subject])).toEqual([[4, 'Message 4']]);
+    expect(await suppressions.findSuppressed(['old@example.net'])).toEqual(new Set());
+    expect(await state.getCheckpoint('history')).toMatchObject({ lastUid: 4 });
+  });
+
+  it('with startFrom "beginning" publishes and acts on everything already there', async () => {
+    const mailbox = await newMailbox();
+    const { deps, published, suppressions } = await createSyncDeps(aws, () =>
+      openImapSession(imap.settings(mailbox), credentialsOf()),
+    );
+    await imap.append(mailbox, [plainMessage(1), bounceMessage('old@example.net'), plainMessage(3)]);
+
+    const result = await run(deps, 'history-all', { startFrom: 'beginning' });
+
+    expect(result).toMatchObject({ status: 'synced', processed: 3 });
+    expect(facts(published).map((e) => e.type)).toEqual(['inbound.received', 'bounce.detected', 'inbound.received']);
+    expect(await suppressions.findSuppressed(['old@example.net'])).toEqual(new Set(['old@example.net']));
+  });
+});
+
+describe('hostile messages', () => {
+  it('cannot stop a mailbox: each is published (unparsable where need be), the mail after it processed', async () => {
+    // Prepare: good mail between pathological messages, in one chunk
+    const mailbox = await newMailbox();
+    const { deps, published, state, suppressions } = await createSyncDeps(aws, () =>
+      openImapSession(imap.settings(mailbox), credentialsOf()),
+    );
+    const hostile = [
+      manyPartsReport(1001),
+      longAddressField(1024 * 1024),
+      longRecipientReport(1024 * 1024),
+      deeplyNested(100),
+      hugeHeader(10 * 1024 * 1024),
+      brokenBoundaries(),
+    ];
+    const delivered = hostile.flatMap((m, i) => [plainMessage(700 + i), m]).concat(plainMessage(799));
+    await imap.append(mailbox, delivered);
+
+    // Act
+    const result = await run(deps, 'hostile', { startFrom: 'beginning' });
+
+    // Assess: one event per message, in UID order; the good ones all through; the checkpoint past everything
+    const events = facts(published);
+    expect(result).toMatchObject({ status: 'synced', processed: delivered.length });
+    expect(events.map((e) => e.uid)).toEqual(delivered.map((_, i) => i + 1));
+    const good = events.filter((e) => e.uid % 2 === 1);
+    expect(good.map((e) => e.subject)).toEqual([...hostile.map((_, i) => `Message ${700 + i}`), 'Message 799']);
+    expect(good.every((e) => e.type === 'inbound.received')).toBe(true);
+    expect(await state.getCheckpoint('hostile')).toMatchObject({ lastUid: delivered.length });
+    const byUid = new Map(events.map((e) => [e.uid, e]));
+    // 1,001 parts: the parser refuses it; a 1 MB "recipient": its event could never be published as it is;
+    // a 10 MiB header: over the size cap, never parsed.
+    expect(byUid.get(2)).toMatchObject({ type: 'inbound.unparsable', reason: expect.any(String) });
+    expect(byUid.get(6)).toMatchObject({ type: 'inbound.unparsable', reason: 'event-too-large' });
+    expect(byUid.get(10)).toMatchObject({ type: 'inbound.unparsable', reason: 'too-large' });
+    expect(await suppressions.findSuppressed(['someone@example.net'])).toEqual(new Set());
+    // An unparsable message's event says where its raw bytes are: a range of its chunk's object.
+    const raw = byUid.get(2)?.raw;
+    if (!raw) throw new Error('no raw location');
+    const object = await (
+      await aws.clients.s3()
+    ).send(
+      new GetObjectCommand({
+        Bucket: raw.bucket,
+        Key: raw.key,
+        Range: `bytes=${raw.offset}-${raw.offset + raw.length - 1}`,
+      }),
+    );
+    expect(await object.Body?.transformToString()).toBe(hostile[0]);
+  }, 120_000);
+
+  it('gives up on a message runs keep stopping on: published unparsable, the mail after it processed', async () => {
+    // Prepare: parsing message 3 never ends while the test runs, as a parse that outlives the function would not
+    const mailbox = await newMailbox();
+    const { deps, published, resources } = await createSyncDeps(aws, () =>
+      openImapSession(imap.settings(mailbox), credentialsOf()),
+    );
+    await imap.append(
+      mailbox,
+      [1, 2, 3, 4, 5].map((n) => plainMessage(850 + n, { subject: n === 3 ? 'Poison' : undefined })),
+    );
+    let release = () => {};
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let gotStuck = () => {};
+    const poisoned: SyncDeps['parse'] = async (source) => {
+      if (source.includes('Subject: Poison')) {
+        gotStuck();
+        await released;
+      }
+      return deps.parse(source);
+    };
+    // Each run comes ten minutes after the one before, whose lease has long expired by then.
+    const runLater = (minutes: number) => {
+      const state = createMailboxStateStore(aws.clients.documents, resources.mailboxStateTable, {
+        clock: () => Date.now() + minutes * 60_000,
+      });
+      return run({ ...deps, state, parse: poisoned }, 'poison', { startFrom: 'beginning', leaseWaitMs: 0 });
+    };
+
+    // Act: a run that gets stuck is left behind, as Lambda would end it, and the next one starts
+    const stuck: Array<ReturnType<typeof syncMailbox>> = [];
+    let finished: Awaited<ReturnType<typeof syncMailbox>> | undefined;
+    for (let n = 0; n < 6 && !finished; n += 1) {
+      const stuckNow = new Promise<'stuck'>((resolve) => (gotStuck = () => resolve('stuck')));
+      const running = runLater(n * 10);
+      const outcome = await Promise.race([running, stuckNow]);
+      if (outcome === 'stuck') stuck.push(running);
+      else finished = outcome;
+    }
+    release();
+    const overtaken = await Promise.all(stuck);
+
+    // Assess: three runs stopped on it (the last two with it alone); the fourth published it unparsable and went on
+    expect(stuck).toHaveLength(3);
+    expect(finished).toMatchObject({ status: 'synced' });
+    expect(overtaken.map((r) => r.status)).toEqual(['lease-lost', 'lease-lost', 'lease-lost']);
+    const events = facts(published);
+    expect(events.map((e) => e.uid)).toEqual([1, 2, 3, 4, 5]);
+    expect(events.map((e) => e.type)).toEqual([
+      'inbound.received',
+      'inbound.received',
+      'inbound.unparsable',
+      'inbound.received',
+      'inbound.received',
+    ]);
+    expect(events[2]).toMatchObject({ reason: 'run-did-not-finish' });
+  });
+
+  it('checks the deadline between the messages of a chunk: it stops mid-chunk, the next run goes on', async () => {
+    // Prepare: time jumps past the deadline while the second message is parsed
+    const mailbox = await newMailbox();
+    const { deps, published, state } = await createSyncDeps(aws, () =>
+      openImapSession(imap.settings(mailbox), credentialsOf()),
+    );
+    await imap.append(
+      mailbox,
+      [1, 2, 3, 4, 5].map((n) => plainMessage(800 + n)),
+    );
+    let skew = 0;
+    let parsed = 0;
+    const slow: SyncDeps = {
+      ...deps,
+      clock: () => Date.now() + skew,
+      parse: async (source) => {
+        parsed += 1;
+        if (parsed === 2) skew = 120_000;
+        return deps.parse(source);
+      },
+    };
+
+    // Act
+    const first = await run(slow, 'deadline', { startFrom: 'beginning' });
+    const afterFirst = facts(published).map((e) => e.uid);
+    const second = await run(deps, 'deadline');
+
+    // Assess
+    expect(first).toMatchObject({ status: 'synced', processed: 2 });
+    expect(afterFirst).toEqual([1, 2]);
+    expect(second).toMatchObject({ status: 'synced', processed: 3 });
+    expect(facts(published).map((e) => e.uid)).toEqual([1, 2, 3, 4, 5]);
+    expect(await state.getCheckpoint('deadline')).toMatchObject({ lastUid: 5 });
+  });
+});
+
+describe('one writer at a time', () => {
+  it('a run whose lease is taken over mid-run publishes and checkpoints nothing after losing it', async () => {
+    // Prepare: run A works in chunks of two; while it parses UID 3, its lease looks expired to run B, which takes
+    // the mailbox over and finishes it
+    const mailbox = await newMailbox();
+    const { deps, resources, state } = await createSyncDeps(aws, () =>
+      openImapSession(imap.settings(mailbox), credentialsOf()),
+    );
+    await imap.append(
+      mailbox,
+      [1, 2, 3, 4, 5, 6].map((n) => plainMessage(900 + n)),
+    );
+    const later = createMailboxStateStore(aws.clients.documents, resources.mailboxStateTable, {
+      clock: () => Date.now() + 600_000,
+    });
+    const byA: number[] = [];
+    const byB: number[] = [];
+    const recordingInto =
+      (into: number[]): SyncDeps['publishBatch'] =>
+      async (events) => {
+        into.push(...events.map((e) => (e as unknown as Published).uid));
+        return [];
+      };
+    const checkpointsByA: number[] = [];
+    let resultB: Awaited<ReturnType<typeof syncMailbox>> | undefined;
+    let parsedByA = 0;
+    const runA: SyncDeps = {
+      ...deps,
+      publishBatch: recordingInto(byA),
+      state: {
+        ...state,
+        advanceCheckpoint: async (...a) =>
+          (await state.advanceCheckpoint(...a)) ? (checkpointsByA.push(a[1].lastUid), true) : false,
+      },
+      parse: async (source) => {
+        parsedByA += 1;
+        if (parsedByA === 3)
+          resultB = await run({ ...deps, state: later, publishBatch: recordingInto(byB) }, 'contested', {
+            leaseWaitMs: 0,
+            chunkSize: 2,
+          });
+        return deps.parse(source);
+      },
+    };
+
+    // Act
+    const resultA = await run(runA, 'contested', { startFrom: 'beginning', chunkSize: 2 });
+
+    // Assess
+    expect(resultB).toMatchObject({ status: 'synced', processed: 4 });
+    expect(resultA).toMatchObject({ status: 'lease-lost', processed: 2 });
+    expect(byA).toEqual([1, 2]);
+    expect(byB.sort((a, b) => a - b)).toEqual([3, 4, 5, 6]);
+    expect(checkpointsByA).toEqual([2]);
+    expect(await state.getCheckpoint('contested')).toMatchObject({ lastUid: 6 });
+  });
+
+  it('refuses every write of an overtaken lease: renewal, checkpoint, verify mark and seen markers', async () => {
+    // Prepare
+    const { resources, state } = await createSyncDeps(aws, () =>
+      openImapSession(imap.settings('INBOX'), credentialsOf()),
+    );
+    const later = createMailboxStateStore(aws.clients.documents, resources.mailboxStateTable, {
+      clock: () => Date.now() + 600_000,
+    });
+    const first = await state.acquireLease('fenced', 'a', Date.now() + 30_000);
+    if (!first) throw new Error('lease not taken');
+    expect(await state.advanceCheckpoint(first, { uidValidity: '1', lastUid: 1 }, undefined)).toBe(true);
+    expect(await state.markSeen(first, '1', [{ uid: 1, key: 'k1' }])).toBe(true);
+
+    // Act
+    const second = await later.acquireLease('fenced', 'b', Date.now() + 700_000);
+    if (!second) throw new Error('lease not taken over');
+    const checkpoint = await state.getCheckpoint('fenced');
+    await later.markSeen(second, '1', [{ uid: 2, key: 'k2' }]);
+
+    // Assess
+    expect(second.fence).toBeGreaterThan(first.fence);
+    expect(await state.acquireLease('fenced', 'a', Date.now() + 30_000)).toBeUndefined();
+    expect(await state.renewLease(first, Date.now() + 60_000)).toBe(false);
+    expect(await state.advanceCheckpoint(first, { uidValidity: '1', lastUid: 2 }, checkpoint)).toBe(false);
+    expect(await state.raiseVerifyMark(first, '1', 9, checkpoint)).toBe(false);
+    expect(await state.markSeen(first, '1', [{ uid: 3, key: 'k3' }])).toBe(false);
+    expect(await state.advanceCheckpoint(second, { uidValidity: '1', lastUid: 2 }, checkpoint)).toBe(true);
+    await later.releaseLease(second);
+    const third = await state.acquireLease('fenced', 'c', Date.now() + 30_000);
+    expect(third?.fence).toBeGreaterThan(second.fence);
+  });
+});
+
+describe('the scheduled poller with two mailboxes, one failing', () => {
+  it('emits the heartbeat of the healthy mailbox only, on its own Mailbox dimension', async () => {
+    // Prepare: the second mailbox's login is refused
+    const mailbox = await newMailbox();
+    const refused = { username: 'bounces', password: 'wrong' };
+    const mailboxes = [
+      { id: 'healthy', mailbox },
+      { id: 'failing', mailbox },
+    ];
+    const { handler, output } = await createPollerUnderTest(aws, imap, mailboxes, (m) =>
+      credentialsOf(m.id === 'failing' ? refused : undefined),
+    );
+    await imap.append(mailbox, [plainMessage(950)]);
+
+    // Act
+    const summary = await handler({}, createLambdaContext('poll-mailbox', 20_000));
+
+    // Assess
+    expect(summary).toMatchObject({ healthy: { status: 'synced' }, failing: { status: 'failed' } });
+    const heartbeats = output.records().filter((r) => typeof r.MailboxPolled === 'number');
+    expect(heartbeats.map((r) => [r.Mailbox, r.MailboxPolled, r.service])).toEqual([['healthy', 1, 'email-dispatch']]);
+    const dimensions = (heartbeats[0]?._aws as { CloudWatchMetrics: Array<{ Dimensions: string[][] }> })
+      .CloudWatchMetrics[0]?.Dimensions;
+    expect(dimensions).toEqual([['service', 'Mailbox']]);
+    expect(output.metric('MailboxPollFailures')).toBe(1);
+  });
+});
