@@ -1,6 +1,6 @@
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { describeMissing, missingDependencies } from './support/system-dependencies.js';
 
 /**
@@ -8,6 +8,8 @@ import { describeMissing, missingDependencies } from './support/system-dependenc
  * of each suite timing out on it), and gives the run a temporary directory of its own that is removed afterwards,
  * whatever the tests did, so a failed or killed test leaves nothing behind in the system's.
  */
+const RUN_DIR_PREFIX = 'edt-';
+
 export default function setup(): () => void {
   const missing = missingDependencies();
   if (missing.length > 0) {
@@ -16,7 +18,10 @@ export default function setup(): () => void {
     error.stack = error.message;
     throw error;
   }
-  const runDir = mkdtempSync(join(tmpdir(), 'email-dispatch-test-'));
+  // Each vitest project runs this; the second finds the first's directory and keeps it. The name is short because
+  // Dovecot puts unix sockets below it, and a socket's path may not exceed 107 bytes.
+  if (basename(tmpdir()).startsWith(RUN_DIR_PREFIX)) return () => {};
+  const runDir = mkdtempSync(join(tmpdir(), RUN_DIR_PREFIX));
   // Private servers (Dovecot's unprivileged processes) must be able to reach their directories below it.
   chmodSync(runDir, 0o755);
   // Test workers start after this and inherit it: os.tmpdir() in every test, and in every child it spawns, is here.
