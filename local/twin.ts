@@ -1,14 +1,14 @@
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { createSnsEventPublisher } from '#aws/event-publisher.js';
 import { createMailboxStateStore } from '#aws/mailbox-state-store.js';
 import { createRawMessageStore } from '#aws/raw-message-store.js';
 import { createSuppressionStore } from '#aws/suppression-store.js';
 import type { TransportName } from '#core/email-job.js';
-import { METRIC_NAMESPACE, SERVICE_NAME } from '#core/metric-names.js';
+import { METRIC_NAMESPACE, SERVICE_NAME, SuppressionMetrics } from '#core/metric-names.js';
 import { loadDispatchConfig, loadPollerConfig } from '#functions/config.js';
 import { buildSendEmailDeps } from '#handlers/build-send-email-deps.js';
 import { createPollMailboxHandler } from '#handlers/poll-mailbox-handler.js';
@@ -191,11 +191,15 @@ export async function startTwin(options: TwinOptions = {}) {
       POLL_INTERVAL_SECONDS: String(pollIntervalSeconds),
       STOP_MARGIN_MS: '1000',
     });
-    const suppressions = createSuppressionStore(clients.documents, resources.suppressionTable);
+    const pollMetrics = newMetrics();
+    const suppressions = createSuppressionStore(clients.documents, resources.suppressionTable, {
+      ttlDays: pollerConfig.suppressionTtlDays,
+      onCreated: () => pollMetrics.addMetric(SuppressionMetrics.added, MetricUnit.Count, 1),
+    });
     const pollHandler = createPollMailboxHandler({
       config: pollerConfig,
       logger,
-      metrics: newMetrics(),
+      metrics: pollMetrics,
       state: createMailboxStateStore(clients.documents, resources.mailboxStateTable),
       events: createSnsEventPublisher(clients.sns, resources.eventsTopicArn),
       suppress: (entry) => suppressions.suppress(entry),

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
+import { createAwsClients, type AwsClients } from '#aws/clients.js';
 import type { TwinManifest } from '#local/twin.js';
 
 /** Where a tool sends: the local twin (default) or a deployed stack. */
@@ -31,9 +32,7 @@ const regionOf = (queueUrl: string) => /sqs[.-]([a-z0-9-]+)\.amazonaws\.com/.exe
 /** Resolves the target from flags: --outputs or --queue-url mean AWS; otherwise the running local twin. */
 export function resolveTarget(args: TargetArgs): Target {
   if (args.outputs) {
-    const outputs = JSON.parse(readFileSync(args.outputs, 'utf8')) as Record<string, Record<string, string>>;
-    const stack = Object.values(outputs).find((o) => o.JobsQueueUrl);
-    if (!stack?.JobsQueueUrl) throw new Error(`${args.outputs} has no JobsQueueUrl output (write it with cdk deploy --outputs-file)`);
+    const stack = readStackOutputs(args.outputs);
     const region = regionOf(stack.JobsQueueUrl);
     return { description: `AWS (${stack.JobsQueueUrl})`, sqs: new SQSClient({ region }), s3: new S3Client({ region }), queueUrl: stack.JobsQueueUrl, deadLetterQueueUrl: stack.DeadLetterQueueUrl, bucket: stack.BucketName };
   }
@@ -41,9 +40,7 @@ export function resolveTarget(args: TargetArgs): Target {
     const region = regionOf(args.queueUrl);
     return { description: `AWS (${args.queueUrl})`, sqs: new SQSClient({ region }), s3: new S3Client({ region }), queueUrl: args.queueUrl, deadLetterQueueUrl: args.deadLetterQueueUrl };
   }
-  const manifestPath = join(resolve(args.dataDir ?? process.env.TWIN_DIR ?? '.local'), 'twin.json');
-  if (!existsSync(manifestPath)) throw new Error(`no local twin found (${manifestPath} is missing): start it with npm start, or pass --queue-url / --outputs`);
-  const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as TwinManifest;
+  const manifest = readTwinManifest(args.dataDir);
   const credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
   return {
     description: `local twin (${manifest.endpoints.sqs})`,
@@ -53,5 +50,44 @@ export function resolveTarget(args: TargetArgs): Target {
     deadLetterQueueUrl: manifest.resources.deadLetterQueueUrl,
     bucket: manifest.resources.bucket,
     eventsTapQueueUrl: manifest.resources.eventsTapQueueUrl,
+  };
+}
+
+/** The stack's outputs from the JSON written by `cdk deploy --outputs-file`. */
+function readStackOutputs(path: string): Record<string, string> & { JobsQueueUrl: string } {
+  const outputs = JSON.parse(readFileSync(path, 'utf8')) as Record<string, Record<string, string>>;
+  const stack = Object.values(outputs).find((o) => o.JobsQueueUrl);
+  if (!stack?.JobsQueueUrl) throw new Error(`${path} has no JobsQueueUrl output (write it with cdk deploy --outputs-file)`);
+  return stack as Record<string, string> & { JobsQueueUrl: string };
+}
+
+/** The running twin's manifest. */
+function readTwinManifest(dataDir?: string): TwinManifest {
+  const manifestPath = join(resolve(dataDir ?? process.env.TWIN_DIR ?? '.local'), 'twin.json');
+  if (!existsSync(manifestPath)) throw new Error(`no local twin found (${manifestPath} is missing): start it with npm start, or pass --queue-url / --outputs`);
+  return JSON.parse(readFileSync(manifestPath, 'utf8')) as TwinManifest;
+}
+
+/** Where a tool reads and changes the system's state: the suppression table and the events topic. */
+export type StateTarget = { description: string; clients: AwsClients; suppressionTable: string; eventsTopicArn: string };
+
+/** Resolves the state target: --outputs means the deployed stack; otherwise the running local twin. */
+export function resolveStateTarget(args: Pick<TargetArgs, 'outputs' | 'dataDir'>): StateTarget {
+  if (args.outputs) {
+    const stack = readStackOutputs(args.outputs);
+    if (!stack.SuppressionTableName || !stack.EventsTopicArn) throw new Error(`${args.outputs} has no SuppressionTableName or EventsTopicArn output (deploy the current stack)`);
+    return {
+      description: `AWS (${stack.SuppressionTableName})`,
+      clients: createAwsClients({ region: regionOf(stack.JobsQueueUrl) }),
+      suppressionTable: stack.SuppressionTableName,
+      eventsTopicArn: stack.EventsTopicArn,
+    };
+  }
+  const manifest = readTwinManifest(args.dataDir);
+  return {
+    description: `local twin (${manifest.endpoints.dynamodb})`,
+    clients: createAwsClients({ region: manifest.region, credentials: { accessKeyId: 'local', secretAccessKey: 'local' }, endpoints: { sqs: manifest.endpoints.sqs, sns: manifest.endpoints.sns, s3: manifest.endpoints.s3, dynamodb: manifest.endpoints.dynamodb } }),
+    suppressionTable: manifest.resources.suppressionTable,
+    eventsTopicArn: manifest.resources.eventsTopicArn,
   };
 }

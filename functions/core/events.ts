@@ -11,6 +11,8 @@ export const EventTypes = {
   bounceDetected: 'bounce.detected',
   complaintDetected: 'complaint.detected',
   autoReplyDetected: 'auto-reply.detected',
+  /** An operator took an address off the suppression list. */
+  suppressionRemoved: 'suppression.removed',
 } as const;
 export type EventType = (typeof EventTypes)[keyof typeof EventTypes];
 

@@ -3,6 +3,7 @@ import { classifyInbound, type InboundClassification, type InboundMessage } from
 import { forEachBounded } from './bounded.js';
 import { createEvent, EventTypes, type DispatchEvent } from './events.js';
 import { hashAddress } from './message-id.js';
+import type { SuppressionRequest } from './suppression.js';
 
 /** A selected mailbox as the server reports it. UIDVALIDITY and MODSEQ are decimal strings (they are 64-bit). */
 export type MailboxStatus = { uidValidity: string; uidNext: number; highestModseq?: string; exists: number };
@@ -76,7 +77,7 @@ export type SyncDeps = {
   storeRaw: (key: string, body: Buffer) => Promise<{ bucket: string; key: string }>;
   /** Publishes events in order; resolves with the ones that could not be published. */
   publishBatch: (events: DispatchEvent[]) => Promise<Array<{ event: DispatchEvent; error: string }>>;
-  suppress: (entry: { address: string; reason: 'hard-bounce' | 'complaint'; source: string; status?: string }) => Promise<void>;
+  suppress: (entry: SuppressionRequest) => Promise<unknown>;
   clock?: () => number;
   /** Called for each message handled, for metrics. */
   onMessage?: (facts: { kind: InboundClassification['kind']; lagMs: number; suppressed: number }) => void;

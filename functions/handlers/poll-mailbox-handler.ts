@@ -12,6 +12,7 @@ import type { CredentialSource, LoginCredentials } from '#core/credential-source
 import { publishAll, type EventPublisher } from '#core/events.js';
 import { PollerMetrics } from '#core/metric-names.js';
 import { syncMailbox, type MailboxStateStore, type SyncDeps, type SyncResult } from '#core/sync-mailbox.js';
+import type { SuppressionRequest } from '#core/suppression.js';
 import type { PollerConfig, PolledMailbox } from '#functions/config.js';
 import { openImapSession } from '#imap/imap-session.js';
 import { parseInbound } from '#imap/parse-inbound.js';
@@ -23,7 +24,7 @@ export type PollMailboxDeps = {
   tracer?: Tracer;
   state: MailboxStateStore;
   events: EventPublisher;
-  suppress: (entry: { address: string; reason: 'hard-bounce' | 'complaint'; source: string; status?: string }) => Promise<void>;
+  suppress: (entry: SuppressionRequest) => Promise<unknown>;
   storeRaw: SyncDeps['storeRaw'];
   credentialsFor: (mailbox: PolledMailbox) => CredentialSource<LoginCredentials>;
   /** TLS trust for a private IMAP server (the local twin). */

@@ -23,7 +23,7 @@ export class StateTables extends Construct {
   constructor(scope: Construct, id: string) {
     super(scope, id);
     this.idempotency = table(this, 'Idempotency', TableKeys.idempotency.partitionKey, TableKeys.idempotency.ttlAttribute);
-    this.suppression = table(this, 'Suppression', TableKeys.suppression.partitionKey);
+    this.suppression = table(this, 'Suppression', TableKeys.suppression.partitionKey, TableKeys.suppression.ttlAttribute);
     this.mailboxState = table(this, 'MailboxState', TableKeys.mailboxState.partitionKey, TableKeys.mailboxState.ttlAttribute);
   }
 }

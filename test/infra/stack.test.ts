@@ -108,6 +108,10 @@ describe('the tables', () => {
     }
     template.hasResourceProperties('AWS::DynamoDB::GlobalTable', { KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }], TimeToLiveSpecification: { AttributeName: 'expiration', Enabled: true } });
   });
+
+  it('expire suppressions of non-permanent reasons by TTL', () => {
+    template.hasResourceProperties('AWS::DynamoDB::GlobalTable', { KeySchema: [{ AttributeName: 'addressHash', KeyType: 'HASH' }], TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true } });
+  });
 });
 
 describe('the poller', () => {
@@ -130,11 +134,18 @@ describe('alarms', () => {
     ['PollerHeartbeatMissing', 'breaching'],
     ['SesBounceRateHigh', 'notBreaching'],
     ['SesComplaintRateHigh', 'notBreaching'],
+    ['SuppressionSpike', 'notBreaching'],
   ])('%s exists, notifies the alarm topic, and treats missing data as %s', (name, missing) => {
     const props = alarm(name);
     expect(props).toBeDefined();
     expect(props?.TreatMissingData).toBe(missing);
     expect(JSON.stringify(props?.AlarmActions)).toContain('AlarmTopic');
+  });
+
+  it('fires on a spike of newly suppressed addresses, counted hourly against the configured threshold', () => {
+    const props = alarm('SuppressionSpike');
+
+    expect(props).toMatchObject({ MetricName: 'SuppressionsAdded', Namespace: 'EmailDispatch', Statistic: 'Sum', Period: 3600, Threshold: 50, ComparisonOperator: 'GreaterThanOrEqualToThreshold' });
   });
 
   it('subscribes the on-call address and draws a dashboard', () => {
