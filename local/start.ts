@@ -5,18 +5,24 @@ import { startTwin, type Twin, type TwinStats } from './twin.js';
 // Lambda runs these functions on Node.js 22+; on an older local Node the SDK's upgrade notice is only noise here.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
-const USAGE = `npm start [-- --transport smtp|ses] [--persist] [--verbose] [--imap imap.json]
+const USAGE = `npm start [-- --transport smtp|ses] [--persist] [--verbose] [--imap imap.json] [--console-port 8025]
+  --console-port: where the web console listens on 127.0.0.1 (0 for any free port)
   --imap: poll this IMAP server instead of the embedded one: {"host","port","security":"implicit|starttls|none","mailbox"};
           its username and password go in the "imap" entry of .local/credentials.json
 Runs the whole system on this machine, on 127.0.0.1 only. Ctrl-C stops it.`;
 
-const { values } = parseArgs({ options: { transport: { type: 'string', default: 'smtp' }, persist: { type: 'boolean', default: false }, verbose: { type: 'boolean', default: false }, imap: { type: 'string' }, help: { type: 'boolean' } } });
+const { values } = parseArgs({ options: { transport: { type: 'string', default: 'smtp' }, persist: { type: 'boolean', default: false }, verbose: { type: 'boolean', default: false }, imap: { type: 'string' }, 'console-port': { type: 'string', default: '8025' }, help: { type: 'boolean' } } });
 if (values.help) {
   console.log(USAGE);
   process.exit(0);
 }
 if (values.transport !== 'smtp' && values.transport !== 'ses') {
   console.error(`--transport must be smtp or ses\n\n${USAGE}`);
+  process.exit(2);
+}
+const consolePort = Number(values['console-port']);
+if (!Number.isInteger(consolePort) || consolePort < 0 || consolePort > 65_535) {
+  console.error(`--console-port must be a port number from 0 to 65535\n\n${USAGE}`);
   process.exit(2);
 }
 
@@ -31,6 +37,7 @@ try {
     transport: values.transport,
     persist: values.persist,
     verbose: values.verbose,
+    console: { port: consolePort },
     imap: imap ? { host: imap.host, port: imap.port, security: imap.security ?? 'implicit', mailbox: imap.mailbox ?? 'INBOX' } : undefined,
   });
 } catch (error) {
@@ -39,7 +46,8 @@ try {
   process.exit(1);
 }
 const m = twin.manifest;
-console.log(`SQS/SNS/S3  ${m.endpoints.sqs}
+console.log(`console     ${m.console}   (outbox, jobs and DLQ, events, mailbox, suppressions)
+SQS/SNS/S3  ${m.endpoints.sqs}
 DynamoDB    ${m.endpoints.dynamodb}${m.endpoints.ses ? `\nSES         ${m.endpoints.ses}` : ''}
 SMTP relay  ${m.smtp.host}:${m.smtp.port} (STARTTLS + AUTH, outbox ${twin.dataDir}/outbox)
 IMAP        ${m.imap.host}:${m.imap.port} (bounce mailbox)

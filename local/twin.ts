@@ -14,6 +14,7 @@ import { buildSendEmailDeps } from '#handlers/build-send-email-deps.js';
 import { createPollMailboxHandler } from '#handlers/poll-mailbox-handler.js';
 import { createSendEmailHandler } from '#handlers/send-email-handler.js';
 import { DEFAULT_SETTINGS, deriveQueueSettings, type SystemSettings } from '#infra/settings.js';
+import { startConsole, type ConsoleServer } from './console/server.js';
 import { buildDsn } from './dsn.js';
 import { createEmulatorClients, LOCAL_CREDENTIALS, startDynalite, startFauxqs, startSesLocal, type Emulator } from './emulators.js';
 import { runEventSource } from './event-source.js';
@@ -41,6 +42,14 @@ export const TWIN_RULES: SmtpFaultRule[] = [
 ];
 export const BOUNCE_DOMAIN = 'bounce.test';
 
+/** The special recipients, as the start banner and the console's send form list them. */
+export const SPECIAL_RECIPIENTS = [
+  { address: '*@reject.test', effect: 'refused at RCPT (550 5.1.1): rejected' },
+  { address: '*@slow.test', effect: 'deferred at RCPT (451): retried until the lifetime ends' },
+  { address: '*@throttled.test', effect: 'throttled once (454): retried, then delivered' },
+  { address: `*@${BOUNCE_DOMAIN}`, effect: 'accepted, then a DSN to the mailbox: bounce.detected, address suppressed' },
+];
+
 /** Where the twin writes what it discovered at start, for the CLI, the demo and the redrive tool. */
 export type TwinManifest = {
   region: string;
@@ -48,6 +57,8 @@ export type TwinManifest = {
   smtp: { host: string; port: number };
   imap: { host: string; port: number };
   resources: LocalResources;
+  /** The web console's URL, when it runs. */
+  console?: string;
   pid: number;
 };
 
@@ -69,6 +80,8 @@ export type TwinOptions = {
    * credentials file). Bounces from the relay are appended to it. @default the embedded hoodiecrow server
    */
   imap?: { host: string; port: number; security: 'implicit' | 'starttls' | 'none'; mailbox: string; /** PEM of a private CA to trust. */ ca?: string };
+  /** Serve the web console on this port of 127.0.0.1 (0 for any free one). @default no console */
+  console?: { port: number };
 };
 
 export type TwinStats = {
@@ -208,12 +221,32 @@ export async function startTwin(options: TwinOptions = {}) {
       tls: options.imap?.ca ? { ca: options.imap.ca } : undefined,
     });
 
+    // The web console reads the same queues, tables, outbox and topic as the CLIs; no state of its own but the events
+    // it records from the topic.
+    let consoleServer: ConsoleServer | undefined;
+    if (options.console) {
+      consoleServer = await startConsole({
+        port: options.console.port,
+        sqs: clients.sqsClient,
+        sns: clients.sns,
+        s3: await clients.s3(),
+        resources,
+        outboxDir: join(dataDir, 'outbox'),
+        sesEndpoint: ses?.endpoint,
+        suppressions,
+        specialRecipients: SPECIAL_RECIPIENTS,
+        log: (message, facts) => logger.info(message, facts),
+      });
+      stoppers.push(consoleServer.stop);
+    }
+
     const manifest: TwinManifest = {
       region,
       endpoints: { sqs: fauxqs.endpoint, sns: fauxqs.endpoint, s3: fauxqs.endpoint, dynamodb: dynamo.endpoint, ses: ses?.endpoint },
       smtp: { host: smtp.host, port: smtpPort },
       imap: { host: imap.host, port: imap.port },
       resources,
+      console: consoleServer?.url,
       pid: process.pid,
     };
     writeFileSync(join(dataDir, 'twin.json'), `${JSON.stringify(manifest, null, 2)}\n`);
