@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { startTwin, type Twin } from '#local/twin.js';
 import { createEmailProducer } from '#producer/index.js';
@@ -14,8 +15,10 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
  * rejection, a throttled send that is retried, a duplicate, and an invalid job.
  */
 async function twinIsRunning(): Promise<boolean> {
-  if (!existsSync('.local/twin.json')) return false;
-  const manifest = JSON.parse(readFileSync('.local/twin.json', 'utf8')) as { endpoints: { sqs: string }; pid: number };
+  // The same twin the target resolves to below: $TWIN_DIR, or .local.
+  const manifestPath = join(process.env.TWIN_DIR ?? '.local', 'twin.json');
+  if (!existsSync(manifestPath)) return false;
+  const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as { endpoints: { sqs: string }; pid: number };
   try {
     process.kill(manifest.pid, 0);
     await fetch(manifest.endpoints.sqs, { signal: AbortSignal.timeout(1000) });

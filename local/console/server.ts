@@ -138,8 +138,9 @@ export async function startConsole(options: ConsoleOptions) {
       run: async (req) => {
         const body = await readJson(req);
         const list = (v: unknown) => (typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter(Boolean) : v);
-        const job = { version: 1, idempotencyKey: body.idempotencyKey || newIdempotencyKey(), ...body, to: list(body.to), cc: list(body.cc) };
-        for (const [k, v] of Object.entries(job)) if (v === '' || v === undefined) delete (job as Record<string, unknown>)[k];
+        // A form leaves fields empty rather than out.
+        const given = Object.fromEntries(Object.entries(body).filter(([, v]) => v !== '' && v !== undefined && v !== null));
+        const job = { version: 1, idempotencyKey: newIdempotencyKey(), ...given, to: list(given.to), cc: list(given.cc) };
         try {
           // The producer validates the job (the same schema as the dispatcher) and names the bad field.
           const sent = await producer.sendEmail(job as unknown as EmailJob);

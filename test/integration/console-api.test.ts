@@ -82,6 +82,7 @@ describe('the console API', () => {
       attachments: [{ filename: 'notes.txt', content: Buffer.from('attached text').toString('base64'), contentType: 'text/plain' }],
     });
     const entry = await outboxEntry(key);
+    const generated = await (await send('POST', '/api/jobs', { idempotencyKey: '', to: 'alice@example.net', subject: 'Key left empty', text: 'x', html: '' })).json();
     const bySubject = await (await get('/api/messages?q=console%20check')).json();
     const byRecipient = await (await get('/api/messages?q=alice@example')).json();
 
@@ -89,6 +90,7 @@ describe('the console API', () => {
     expect(queued.status).toBe(200);
     expect(await queued.json()).toMatchObject({ idempotencyKey: key, sqsMessageId: expect.any(String) });
     expect(entry).toMatchObject({ via: 'smtp', to: ['alice@example.net'], subject: 'Console check', attachments: 1, job: { idempotencyKey: key, outcome: 'delivered', reason: 'accepted' } });
+    expect(generated.idempotencyKey).toMatch(/^[0-9a-f-]{36}$/);
     expect(bySubject.messages.map((m: { id: string }) => m.id)).toContain(entry.id);
     expect(byRecipient.messages[0].id).toBe(entry.id);
   });

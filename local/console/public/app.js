@@ -304,10 +304,16 @@ stream.addEventListener('published', (m) => {
   addEventType(e.type);
   refresh(['events', 'outbox', 'mailbox', 'suppressions']);
 });
+// Listing the DLQ moves its messages between visible and in flight for a moment: only a change of the total (or of
+// the outbox) is news, or the Jobs tab would reload itself forever.
+let last = { outbox: -1, deadLetters: -1 };
 stream.addEventListener('stats', (m) => {
   const s = JSON.parse(m.data);
   $('count-outbox').textContent = s.outbox ? String(s.outbox) : '';
   renderDepths(s.jobs, s.deadLetters);
-  refresh(['outbox', 'jobs']);
+  const deadLetters = s.deadLetters.visible + s.deadLetters.inFlight;
+  if (s.outbox !== last.outbox) refresh(['outbox']);
+  if (deadLetters !== last.deadLetters) refresh(['jobs']);
+  last = { outbox: s.outbox, deadLetters };
 });
 show();
