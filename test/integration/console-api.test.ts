@@ -1,33 +1,23 @@
-import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDeadLetterSink } from '#aws/sqs-dispatch-queues.js';
 import { hashAddress } from '#core/message-id.js';
-import { DEFAULT_SETTINGS } from '#infra/settings.js';
-import { startTwin, type Twin } from '#local/twin.js';
+import type { Twin } from '#local/twin.js';
 import { emailJobFactory } from '../support/factories.js';
+import { startTestTwin, type TestTwin } from '../support/twin-harness.js';
 
+let running: TestTwin;
 let twin: Twin;
-let dataDir: string;
 let base: string;
 
 beforeAll(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'email-dispatch-console-'));
-  twin = await startTwin({
-    dataDir,
-    ports: { aws: 0, dynamodb: 0, ses: 0, smtp: 0, imap: 0 },
-    settings: { ...DEFAULT_SETTINGS, retry: { baseDelaySeconds: 1, maxDelaySeconds: 2, lifetimeSeconds: 600 } },
-    pollIntervalSeconds: 10,
-    console: { port: 0 },
-  });
-  base = twin.manifest.console ?? '';
+  running = await startTestTwin();
+  twin = running.twin;
+  base = running.console;
 });
 afterAll(async () => {
-  await twin?.stop();
-  rmSync(dataDir, { recursive: true, force: true });
+  await running?.stop();
 });
 
 /** A response whose JSON the assertions read freely. */

@@ -1,23 +1,22 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDeadLetterSink } from '#aws/sqs-dispatch-queues.js';
-import { DEFAULT_SETTINGS } from '#infra/settings.js';
 import { LOOPBACK, listenOnLoopback } from '#local/loopback.js';
-import { startTwin, type Twin } from '#local/twin.js';
+import type { Twin } from '#local/twin.js';
 import { emailJobFactory } from '../support/factories.js';
+import { startTestTwin, type TestTwin } from '../support/twin-harness.js';
 
 /** Debian's Chromium (installed by .ci/run); playwright-core drives it and downloads no browser of its own. */
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 /** Screenshots land here (git-ignored), for a person to look at after a run. */
 const ARTIFACTS = join(process.cwd(), 'test-artifacts');
 
+let running: TestTwin;
 let twin: Twin;
-let dataDir: string;
 let browser: Browser;
 let page: Page;
 // A server the message's HTML tries to load an image from: the CSP must keep the frame from reaching it.
@@ -26,14 +25,8 @@ let beaconPort = 0;
 let beaconHits = 0;
 
 beforeAll(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'email-dispatch-browser-'));
-  twin = await startTwin({
-    dataDir,
-    ports: { aws: 0, dynamodb: 0, ses: 0, smtp: 0, imap: 0 },
-    settings: { ...DEFAULT_SETTINGS, retry: { baseDelaySeconds: 1, maxDelaySeconds: 2, lifetimeSeconds: 600 } },
-    pollIntervalSeconds: 10,
-    console: { port: 0 },
-  });
+  running = await startTestTwin();
+  twin = running.twin;
   beacon = createServer((_req, res) => {
     beaconHits += 1;
     res.end();
@@ -46,13 +39,12 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await new Promise((resolve) => beacon?.close(resolve));
-  await twin?.stop();
-  rmSync(dataDir, { recursive: true, force: true });
+  await running?.stop();
 });
 
 /** `npm run demo` against this test's twin, to its end. */
 async function runDemo(): Promise<string> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'tools/demo.ts'], { env: { ...process.env, TWIN_DIR: dataDir }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'tools/demo.ts'], { env: { ...process.env, TWIN_DIR: running.dataDir }, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));

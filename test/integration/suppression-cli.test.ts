@@ -9,24 +9,14 @@ import { hashAddress } from '#core/message-id.js';
 import { DEFAULT_SETTINGS } from '#infra/settings.js';
 import { createLocalResources, type LocalResources } from '#local/resources.js';
 import { runSuppressionCommand } from '#tools/suppression-commands.js';
-import { startAwsEmulators, type AwsEmulators } from '../support/dispatch-harness.js';
+import { resourceNames, startAwsEmulators, type AwsEmulators } from '../support/dispatch-harness.js';
 
 let aws: AwsEmulators;
 let resources: LocalResources;
 
 beforeAll(async () => {
   aws = await startAwsEmulators();
-  const suffix = `cli-${process.pid}`;
-  resources = await createLocalResources(aws.clients, DEFAULT_SETTINGS, {
-    jobsQueue: `jobs-${suffix}`,
-    deadLetterQueue: `dlq-${suffix}`,
-    eventsTopic: `events-${suffix}`,
-    eventsTapQueue: `events-tap-${suffix}`,
-    bucket: `attachments-${suffix}`,
-    idempotencyTable: `idempotency-${suffix}`,
-    suppressionTable: `suppression-${suffix}`,
-    mailboxStateTable: `mailbox-${suffix}`,
-  });
+  resources = await createLocalResources(aws.clients, DEFAULT_SETTINGS, resourceNames(`cli-${process.pid}`));
 });
 afterAll(async () => {
   await aws?.stop();
