@@ -133,6 +133,24 @@ describe('npm run suppression', () => {
     expect(fresh).toMatchObject({ created: true, record: { count: 1, firstSeen: later.toISOString(), source: 'dsn:bounces/9' } });
   });
 
+  it('counts an address as newly suppressed once: repeats of a live entry do not feed the spike metric', async () => {
+    // Prepare
+    const created: string[] = [];
+    const store = createSuppressionStore(aws.clients.documents, resources.suppressionTable, { onCreated: (r) => created.push(r.maskedAddress) });
+
+    // Act
+    await Promise.all([
+      store.suppress({ address: 'hank@customer.example', reason: 'hard-bounce', source: 'dsn:bounces/1', status: '5.1.1' }),
+      store.suppress({ address: 'hank@customer.example', reason: 'hard-bounce', source: 'dsn:bounces/2', status: '5.1.1' }),
+    ]);
+    await store.suppress({ address: 'ivy@customer.example', reason: 'complaint', source: 'dsn:bounces/3', verified: 'message-id-token' });
+    const hank = await store.check('hank@customer.example');
+
+    // Assess
+    expect(created.sort()).toEqual(['h***@customer.example', 'i***@customer.example']);
+    expect(hank).toMatchObject({ count: 2, permanent: true });
+  });
+
   it('refuses bad input with one line naming the field, and no stack trace', async () => {
     // Act
     const noReason = await cli('add', 'x@customer.example');
