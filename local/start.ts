@@ -11,7 +11,8 @@ const USAGE = `npm start [-- --transport smtp|ses] [--persist] [--verbose] [--im
           its username and password go in the "imap" entry of .local/credentials.json
 Runs the whole system on this machine, on 127.0.0.1 only. Ctrl-C stops it.`;
 
-const { values } = parseArgs({ options: { transport: { type: 'string', default: 'smtp' }, persist: { type: 'boolean', default: false }, verbose: { type: 'boolean', default: false }, imap: { type: 'string' }, 'console-port': { type: 'string', default: '8025' }, help: { type: 'boolean' } } });
+const { values } = parseArgs({ options: { transport: { type: 'string', default: 'smtp' }, persist: { type: 'boolean', default: false }, verbose: { type: 'boolean', default: false }, imap: { type: 'string' }, help: { type: 'boolean' },
+  'console-port': { type: 'string', default: '8025' } } });
 if (values.help) {
   console.log(USAGE);
   process.exit(0);

@@ -64,7 +64,10 @@ export async function redriveDeadLetters(options: RedriveOptions): Promise<Redri
       report.inspected += 1;
       const { failureClass, reason } = reasonOf(message);
       report.byReason[reason] = (report.byReason[reason] ?? 0) + 1;
-      const selected = typeof options.only === 'function' ? options.only(message) : options.only === 'all' || failureClass === 'exhausted' || failureClass === 'crashed';
+      const selected =
+        typeof options.only === 'function'
+          ? options.only(message)
+          : options.only === 'all' || failureClass === 'exhausted' || failureClass === 'crashed';
       if (options.dryRun || !selected || report.moved >= max) {
         held.push(message);
         continue;

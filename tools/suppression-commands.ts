@@ -23,13 +23,20 @@ export class UsageError extends Error {
   }
 }
 
-export type CommandIo = { out: (line: string) => void; err: (line: string) => void; resolve: (args: { outputs?: string }) => StateTarget };
+export type CommandIo = {
+  out: (line: string) => void;
+  err: (line: string) => void;
+  resolve: (args: { outputs?: string }) => StateTarget;
+};
 
 const HASH = /^[0-9a-f]{24}$/i;
 
 const toTarget = (value: string): SuppressionTarget => {
   if (HASH.test(value)) return { addressHash: value };
-  if (!EmailAddressSchema.safeParse(value).success) throw new UsageError(`ADDRESS must be an email address or a 24-character address hash, got "${maskAddress(value)}"`);
+  if (!EmailAddressSchema.safeParse(value).success)
+    throw new UsageError(
+      `ADDRESS must be an email address or a 24-character address hash, got "${maskAddress(value)}"`,
+    );
   return { address: value };
 };
 
@@ -91,16 +98,22 @@ export async function runSuppressionCommand(argv: string[], io: CommandIo): Prom
           const target = toTarget(argument as string);
           if (!('address' in target)) throw new UsageError('check needs an address, not a hash');
           const record = await store().check(target.address);
-          print({ suppressed: record !== undefined, entry: record }, record ? `suppressed: ${describe(record)}` : `${maskAddress(target.address)} is not suppressed`);
+          print(
+            { suppressed: record !== undefined, entry: record },
+            record ? `suppressed: ${describe(record)}` : `${maskAddress(target.address)} is not suppressed`,
+          );
           return 0;
         }
         case 'add': {
           const target = toTarget(argument as string);
           if (!('address' in target)) throw new UsageError('add needs an address, not a hash');
-          if (!values.reason) throw new UsageError('add needs --reason (hard-bounce, complaint, manual, or your own word)');
-          if (values.permanent && values['expires-at']) throw new UsageError('--permanent and --expires-at exclude each other');
+          if (!values.reason)
+            throw new UsageError('add needs --reason (hard-bounce, complaint, manual, or your own word)');
+          if (values.permanent && values['expires-at'])
+            throw new UsageError('--permanent and --expires-at exclude each other');
           const expiresAt = values['expires-at'];
-          if (expiresAt !== undefined && !(Date.parse(expiresAt) > Date.now())) throw new UsageError('--expires-at must be an ISO 8601 time in the future');
+          if (expiresAt !== undefined && !(Date.parse(expiresAt) > Date.now()))
+            throw new UsageError('--expires-at must be an ISO 8601 time in the future');
           const { created, record } = await store().suppress({
             address: target.address,
             reason: values.reason,
@@ -110,11 +123,18 @@ export async function runSuppressionCommand(argv: string[], io: CommandIo): Prom
             permanent: values.permanent ?? (expiresAt ? false : undefined),
             expiresAt: expiresAt ? new Date(expiresAt).toISOString() : undefined,
           });
-          print({ created, entry: record }, `${created ? 'suppressed' : 'already suppressed; entry refreshed'}: ${describe(record)}`);
+          print(
+            { created, entry: record },
+            `${created ? 'suppressed' : 'already suppressed; entry refreshed'}: ${describe(record)}`,
+          );
           return 0;
         }
         case 'remove': {
-          const removed = await removeSuppression({ store: store(), publish: (event) => events().publish(event), log: logToStderr }, toTarget(argument as string), `operator:${operator()}`);
+          const removed = await removeSuppression(
+            { store: store(), publish: (event) => events().publish(event), log: logToStderr },
+            toTarget(argument as string),
+            `operator:${operator()}`,
+          );
           print({ removed }, `removed: ${describe(removed)}`);
           return 0;
         }
@@ -126,7 +146,8 @@ export async function runSuppressionCommand(argv: string[], io: CommandIo): Prom
     const target = () => (resolved ??= io.resolve({ outputs: values.outputs }));
     const store = () => createSuppressionStore(target().clients.documents, target().suppressionTable);
     const events = () => createSnsEventPublisher(target().clients.sns, target().eventsTopicArn);
-    const logToStderr = (message: string, facts: Record<string, unknown>) => io.err(JSON.stringify({ level: 'INFO', message, timestamp: new Date().toISOString(), ...facts }));
+    const logToStderr = (message: string, facts: Record<string, unknown>) =>
+      io.err(JSON.stringify({ level: 'INFO', message, timestamp: new Date().toISOString(), ...facts }));
     return await run();
   } catch (error) {
     if (error instanceof UsageError) {

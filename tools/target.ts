@@ -57,25 +57,37 @@ export function resolveTarget(args: TargetArgs): Target {
 function readStackOutputs(path: string): Record<string, string> & { JobsQueueUrl: string } {
   const outputs = JSON.parse(readFileSync(path, 'utf8')) as Record<string, Record<string, string>>;
   const stack = Object.values(outputs).find((o) => o.JobsQueueUrl);
-  if (!stack?.JobsQueueUrl) throw new Error(`${path} has no JobsQueueUrl output (write it with cdk deploy --outputs-file)`);
+  if (!stack?.JobsQueueUrl) {
+    throw new Error(`${path} has no JobsQueueUrl output (write it with cdk deploy --outputs-file)`);
+  }
   return stack as Record<string, string> & { JobsQueueUrl: string };
 }
 
 /** The running twin's manifest. */
 function readTwinManifest(dataDir?: string): TwinManifest {
   const manifestPath = join(resolve(dataDir ?? process.env.TWIN_DIR ?? '.local'), 'twin.json');
-  if (!existsSync(manifestPath)) throw new Error(`no local twin found (${manifestPath} is missing): start it with npm start, or pass --queue-url / --outputs`);
+  if (!existsSync(manifestPath)) {
+    throw new Error(`no local twin found (${manifestPath} is missing): start it with npm start, or pass --queue-url / --outputs`);
+  }
   return JSON.parse(readFileSync(manifestPath, 'utf8')) as TwinManifest;
 }
 
 /** Where a tool reads and changes the system's state: the suppression table and the events topic. */
-export type StateTarget = { description: string; clients: AwsClients; suppressionTable: string; eventsTopicArn: string };
+export type StateTarget = {
+  description: string;
+  clients: AwsClients;
+  suppressionTable: string;
+  eventsTopicArn: string;
+};
 
 /** Resolves the state target: --outputs means the deployed stack; otherwise the running local twin. */
 export function resolveStateTarget(args: Pick<TargetArgs, 'outputs' | 'dataDir'>): StateTarget {
   if (args.outputs) {
     const stack = readStackOutputs(args.outputs);
-    if (!stack.SuppressionTableName || !stack.EventsTopicArn) throw new Error(`${args.outputs} has no SuppressionTableName or EventsTopicArn output (deploy the current stack)`);
+    if (!stack.SuppressionTableName || !stack.EventsTopicArn) {
+      const missing = 'the SuppressionTableName or EventsTopicArn output';
+      throw new Error(`${args.outputs} lacks ${missing} (deploy the current stack)`);
+    }
     return {
       description: `AWS (${stack.SuppressionTableName})`,
       clients: createAwsClients({ region: regionOf(stack.JobsQueueUrl) }),
@@ -86,7 +98,11 @@ export function resolveStateTarget(args: Pick<TargetArgs, 'outputs' | 'dataDir'>
   const manifest = readTwinManifest(args.dataDir);
   return {
     description: `local twin (${manifest.endpoints.dynamodb})`,
-    clients: createAwsClients({ region: manifest.region, credentials: { accessKeyId: 'local', secretAccessKey: 'local' }, endpoints: { sqs: manifest.endpoints.sqs, sns: manifest.endpoints.sns, s3: manifest.endpoints.s3, dynamodb: manifest.endpoints.dynamodb } }),
+    clients: createAwsClients({
+      region: manifest.region,
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+      endpoints: manifest.endpoints,
+    }),
     suppressionTable: manifest.resources.suppressionTable,
     eventsTopicArn: manifest.resources.eventsTopicArn,
   };

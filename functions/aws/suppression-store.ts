@@ -1,4 +1,11 @@
-import { BatchGetCommand, DeleteCommand, GetCommand, PutCommand, ScanCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import {
+  BatchGetCommand,
+  DeleteCommand,
+  GetCommand,
+  PutCommand,
+  ScanCommand,
+  type DynamoDBDocumentClient,
+} from '@aws-sdk/lib-dynamodb';
 import { hashAddress } from '#core/message-id.js';
 import {
   DEFAULT_SUPPRESSION_TTL_DAYS,
@@ -50,10 +57,16 @@ const isConditionFailure = (error: unknown) => (error as { name?: string }).name
  * yet any address can be looked up or removed by hashing it the same way. Entries for non-permanent reasons carry
  * `expiresAt` (the table's TTL attribute); since DynamoDB deletes expired items only eventually, every read checks it.
  */
-export function createSuppressionStore(client: DynamoDBDocumentClient, tableName: string, options: SuppressionStoreOptions = {}): SuppressionStore {
+export function createSuppressionStore(
+  client: DynamoDBDocumentClient,
+  tableName: string,
+  options: SuppressionStoreOptions = {},
+): SuppressionStore {
   const ttlDays = options.ttlDays ?? DEFAULT_SUPPRESSION_TTL_DAYS;
   const get = async (addressHash: string) => {
-    const result = await client.send(new GetCommand({ TableName: tableName, Key: { [KEY]: addressHash }, ConsistentRead: true }));
+    const result = await client.send(
+      new GetCommand({ TableName: tableName, Key: { [KEY]: addressHash }, ConsistentRead: true }),
+    );
     return result.Item ? toRecord(result.Item) : undefined;
   };
   return {
@@ -65,13 +78,25 @@ export function createSuppressionStore(client: DynamoDBDocumentClient, tableName
       for (let round = 0; keys.length > 0 && round < 5; round += 1) {
         if (round > 0) await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** round));
         const result = await client.send(
-          new BatchGetCommand({ RequestItems: { [tableName]: { Keys: keys.slice(0, 100), ProjectionExpression: '#key, #ttl', ExpressionAttributeNames: { '#key': KEY, '#ttl': TTL } } } }),
+          new BatchGetCommand({
+            RequestItems: {
+              [tableName]: {
+                Keys: keys.slice(0, 100),
+                ProjectionExpression: '#key, #ttl',
+                ExpressionAttributeNames: { '#key': KEY, '#ttl': TTL },
+              },
+            },
+          }),
         );
         for (const item of result.Responses?.[tableName] ?? []) {
           const address = byHash.get(String(item[KEY]));
-          if (address && isActive({ expiresAt: typeof item[TTL] === 'number' ? item[TTL] : undefined }, now)) found.add(address);
+          if (address && isActive({ expiresAt: typeof item[TTL] === 'number' ? item[TTL] : undefined }, now))
+            found.add(address);
         }
-        keys = [...((result.UnprocessedKeys?.[tableName]?.Keys as Array<Record<string, unknown>>) ?? []), ...keys.slice(100)];
+        keys = [
+          ...((result.UnprocessedKeys?.[tableName]?.Keys as Array<Record<string, unknown>>) ?? []),
+          ...keys.slice(100),
+        ];
       }
       if (keys.length > 0) throw new Error(`suppression lookup left ${keys.length} keys unprocessed`);
       return found;
@@ -89,7 +114,9 @@ export function createSuppressionStore(client: DynamoDBDocumentClient, tableName
               Item: toItem(merged.record),
               ConditionExpression: existing ? '#count = :count AND lastSeen = :lastSeen' : 'attribute_not_exists(#key)',
               ExpressionAttributeNames: existing ? { '#count': 'count' } : { '#key': KEY },
-              ExpressionAttributeValues: existing ? { ':count': existing.count, ':lastSeen': existing.lastSeen } : undefined,
+              ExpressionAttributeValues: existing
+                ? { ':count': existing.count, ':lastSeen': existing.lastSeen }
+                : undefined,
             }),
           );
         } catch (error) {
@@ -124,7 +151,9 @@ export function createSuppressionStore(client: DynamoDBDocumentClient, tableName
     },
 
     async remove(target) {
-      const result = await client.send(new DeleteCommand({ TableName: tableName, Key: { [KEY]: hashOfTarget(target) }, ReturnValues: 'ALL_OLD' }));
+      const result = await client.send(
+        new DeleteCommand({ TableName: tableName, Key: { [KEY]: hashOfTarget(target) }, ReturnValues: 'ALL_OLD' }),
+      );
       return result.Attributes ? toRecord(result.Attributes) : undefined;
     },
   };

@@ -67,7 +67,8 @@ export interface SuppressionStore {
 /** An entry is named by its address or, where only the stored form is at hand (a list), by its hash. */
 export type SuppressionTarget = { address: string } | { addressHash: string };
 
-export const hashOfTarget = (target: SuppressionTarget) => ('address' in target ? hashAddress(target.address) : target.addressHash.toLowerCase());
+export const hashOfTarget = (target: SuppressionTarget) =>
+  'address' in target ? hashAddress(target.address) : target.addressHash.toLowerCase();
 
 /** `alice@example.com` → `a***@example.com`. */
 export function maskAddress(address: string): string {
@@ -77,16 +78,24 @@ export function maskAddress(address: string): string {
 }
 
 /** Whether an entry still suppresses at `now` (DynamoDB deletes expired items only eventually, so reads check). */
-export const isActive = (record: Pick<SuppressionRecord, 'expiresAt'>, now: Date) => record.expiresAt === undefined || record.expiresAt * 1000 > now.getTime();
+export const isActive = (record: Pick<SuppressionRecord, 'expiresAt'>, now: Date) =>
+  record.expiresAt === undefined || record.expiresAt * 1000 > now.getTime();
 
 /**
  * The entry after a new report: a first report (or one after the old entry expired) starts an entry; a repeat
  * counts, moves lastSeen, takes the latest reason and source, and never turns a permanent entry into an expiring one.
  */
-export function mergeSuppression(existing: SuppressionRecord | undefined, request: SuppressionRequest, now: Date, ttlDays = DEFAULT_SUPPRESSION_TTL_DAYS): { created: boolean; record: SuppressionRecord } {
+export function mergeSuppression(
+  existing: SuppressionRecord | undefined,
+  request: SuppressionRequest,
+  now: Date,
+  ttlDays = DEFAULT_SUPPRESSION_TTL_DAYS,
+): { created: boolean; record: SuppressionRecord } {
   const live = existing && isActive(existing, now) ? existing : undefined;
   const permanent = (request.permanent ?? PERMANENT_REASONS.includes(request.reason)) || (live?.permanent ?? false);
-  const requested = request.expiresAt ? Math.floor(Date.parse(request.expiresAt) / 1000) : Math.floor(now.getTime() / 1000) + Math.round(ttlDays * 86_400);
+  const requested = request.expiresAt
+    ? Math.floor(Date.parse(request.expiresAt) / 1000)
+    : Math.floor(now.getTime() / 1000) + Math.round(ttlDays * 86_400);
   const expiresAt = permanent ? undefined : Math.max(requested, live?.expiresAt ?? 0);
   const at = now.toISOString();
   return {
@@ -122,13 +131,27 @@ export class SuppressionError extends Error {
  * published as `suppression.removed`, so that whoever watches the list sees who took what off it.
  */
 export async function removeSuppression(
-  deps: { store: SuppressionStore; publish: (event: DispatchEvent) => Promise<void>; log: (message: string, facts: Record<string, unknown>) => void },
+  deps: {
+    store: SuppressionStore;
+    publish: (event: DispatchEvent) => Promise<void>;
+    log: (message: string, facts: Record<string, unknown>) => void;
+  },
   target: SuppressionTarget,
   removedBy: string,
 ): Promise<SuppressionRecord> {
   const removed = await deps.store.remove(target);
-  if (!removed) throw new SuppressionError(`${'address' in target ? maskAddress(target.address) : target.addressHash} is not on the suppression list`);
-  const facts = { addressHash: removed.addressHash, maskedAddress: removed.maskedAddress, reason: removed.reason, source: removed.source, scope: removed.scope, removedBy };
+  if (!removed)
+    throw new SuppressionError(
+      `${'address' in target ? maskAddress(target.address) : target.addressHash} is not on the suppression list`,
+    );
+  const facts = {
+    addressHash: removed.addressHash,
+    maskedAddress: removed.maskedAddress,
+    reason: removed.reason,
+    source: removed.source,
+    scope: removed.scope,
+    removedBy,
+  };
   deps.log('suppression removed', facts);
   await deps.publish(createEvent(EventTypes.suppressionRemoved, facts));
   return removed;

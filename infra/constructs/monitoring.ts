@@ -5,7 +5,13 @@ import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
-import { DispatchMetrics, METRIC_NAMESPACE, PollerMetrics, SERVICE_NAME, SuppressionMetrics } from '#core/metric-names.js';
+import {
+  DispatchMetrics,
+  METRIC_NAMESPACE,
+  PollerMetrics,
+  SERVICE_NAME,
+  SuppressionMetrics,
+} from '#core/metric-names.js';
 import type { StackConfig } from '../stack-config.js';
 import type { DispatchFunction } from './dispatch-function.js';
 import type { JobsQueue } from './jobs-queue.js';
@@ -87,7 +93,9 @@ export class Monitoring extends Construct {
     }
     alarm('SuppressionSpike', custom(SuppressionMetrics.added, Duration.hours(1)), {
       threshold: config.suppressionSpikePerHour,
-      description: `More than ${config.suppressionSpikePerHour} addresses were newly suppressed in an hour: forged or misread reports, or a bad list.`,
+      description:
+        `More than ${config.suppressionSpikePerHour} addresses were newly suppressed in an hour: ` +
+        'forged or misread reports, or a bad list.',
     });
     if (config.transports.includes('ses')) {
       alarm('SesBounceRateHigh', new Metric({ namespace: 'AWS/SES', metricName: 'Reputation.BounceRate', statistic: 'Maximum', period: Duration.minutes(15) }), {

@@ -1,8 +1,20 @@
-import { CreateQueueCommand, DeleteMessageBatchCommand, GetQueueAttributesCommand, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import {
+  CreateQueueCommand,
+  DeleteMessageBatchCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
 import { SubscribeCommand, type SNSClient } from '@aws-sdk/client-sns';
 
 /** An event as the topic published it, with when the console received it. */
-export type RecordedEvent = { seq: number; receivedAt: string; type: string; idempotencyKey?: string; event: Record<string, unknown> };
+export type RecordedEvent = {
+  seq: number;
+  receivedAt: string;
+  type: string;
+  idempotencyKey?: string;
+  event: Record<string, unknown>;
+};
 
 export type EventLogOptions = {
   sqs: SQSClient;
@@ -23,8 +35,17 @@ export async function startEventLog(options: EventLogOptions) {
   const capacity = options.capacity ?? 5000;
   const queue = await options.sqs.send(new CreateQueueCommand({ QueueName: options.queueName }));
   const queueUrl = queue.QueueUrl ?? '';
-  const arn = await options.sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }));
-  await options.sns.send(new SubscribeCommand({ TopicArn: options.topicArn, Protocol: 'sqs', Endpoint: arn.Attributes?.QueueArn ?? '', Attributes: { RawMessageDelivery: 'true' } }));
+  const arn = await options.sqs.send(
+    new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }),
+  );
+  await options.sns.send(
+    new SubscribeCommand({
+      TopicArn: options.topicArn,
+      Protocol: 'sqs',
+      Endpoint: arn.Attributes?.QueueArn ?? '',
+      Attributes: { RawMessageDelivery: 'true' },
+    }),
+  );
 
   const events: RecordedEvent[] = [];
   const listeners = new Set<(event: RecordedEvent) => void>();
@@ -54,11 +75,19 @@ export async function startEventLog(options: EventLogOptions) {
   const loop = (async () => {
     while (!abort.signal.aborted) {
       try {
-        const r = await options.sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }), { abortSignal: abort.signal });
+        const r = await options.sqs.send(
+          new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }),
+          { abortSignal: abort.signal },
+        );
         const messages = r.Messages ?? [];
         for (const m of messages) record(m.Body ?? '');
         if (messages.length > 0) {
-          await options.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })) }));
+          await options.sqs.send(
+            new DeleteMessageBatchCommand({
+              QueueUrl: queueUrl,
+              Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })),
+            }),
+          );
         }
       } catch (error) {
         if (abort.signal.aborted) break;

@@ -1,4 +1,10 @@
-import { ChangeMessageVisibilityBatchCommand, GetQueueAttributesCommand, ReceiveMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
+import {
+  ChangeMessageVisibilityBatchCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+  type Message,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
 import { reasonOf, redriveDeadLetters } from '#tools/redrive-dead-letters.js';
 
 export type QueueDepth = { visible: number; inFlight: number; delayed: number };
@@ -22,7 +28,13 @@ const toDeadLetter = (m: Message): DeadLetter => {
   const { failureClass, reason } = reasonOf(m);
   const detail = attrs.failureDetail?.StringValue;
   // The handler writes validation problems as `path: message; path: message` (describeIssues).
-  const fields = failureClass === 'invalid' && detail ? detail.split('; ').map((part) => part.split(': ')[0] ?? '').filter((f) => f !== '' && f !== '(job)') : [];
+  const fields =
+    failureClass === 'invalid' && detail
+      ? detail
+          .split('; ')
+          .map((part) => part.split(': ')[0] ?? '')
+          .filter((f) => f !== '' && f !== '(job)')
+      : [];
   const sent = Number(m.Attributes?.SentTimestamp);
   return {
     id: m.MessageId ?? '',
@@ -53,7 +65,14 @@ export function createJobsView(options: { sqs: SQSClient; queueUrl: string; dead
 
   const depth = async (queueUrl: string): Promise<QueueDepth> => {
     const r = await sqs.send(
-      new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'] }),
+      new GetQueueAttributesCommand({
+        QueueUrl: queueUrl,
+        AttributeNames: [
+          'ApproximateNumberOfMessages',
+          'ApproximateNumberOfMessagesNotVisible',
+          'ApproximateNumberOfMessagesDelayed',
+        ],
+      }),
     );
     return {
       visible: Number(r.Attributes?.ApproximateNumberOfMessages ?? 0),
@@ -74,7 +93,14 @@ export function createJobsView(options: { sqs: SQSClient; queueUrl: string; dead
         const seen = new Map<string, Message>();
         for (let round = 0; round < 1000; round += 1) {
           const r = await sqs.send(
-            new ReceiveMessageCommand({ QueueUrl: options.deadLetterQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, VisibilityTimeout: 30, MessageAttributeNames: ['All'], MessageSystemAttributeNames: ['All'] }),
+            new ReceiveMessageCommand({
+              QueueUrl: options.deadLetterQueueUrl,
+              MaxNumberOfMessages: 10,
+              WaitTimeSeconds: 0,
+              VisibilityTimeout: 30,
+              MessageAttributeNames: ['All'],
+              MessageSystemAttributeNames: ['All'],
+            }),
           );
           const fresh = (r.Messages ?? []).filter((m) => !seen.has(m.MessageId ?? ''));
           for (const m of fresh) seen.set(m.MessageId ?? '', m);
@@ -83,7 +109,12 @@ export function createJobsView(options: { sqs: SQSClient; queueUrl: string; dead
         const held = [...seen.values()];
         for (let i = 0; i < held.length; i += 10) {
           const chunk = held.slice(i, i + 10);
-          await sqs.send(new ChangeMessageVisibilityBatchCommand({ QueueUrl: options.deadLetterQueueUrl, Entries: chunk.map((m, n) => ({ Id: String(n), ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: 0 })) }));
+          await sqs.send(
+            new ChangeMessageVisibilityBatchCommand({
+              QueueUrl: options.deadLetterQueueUrl,
+              Entries: chunk.map((m, n) => ({ Id: String(n), ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: 0 })),
+            }),
+          );
         }
         return held.map(toDeadLetter).sort((a, b) => (b.sentAt ?? '').localeCompare(a.sentAt ?? ''));
       });
@@ -97,7 +128,8 @@ export function createJobsView(options: { sqs: SQSClient; queueUrl: string; dead
           sqs,
           deadLetterQueueUrl: options.deadLetterQueueUrl,
           sourceQueueUrl: options.queueUrl,
-          only: (m) => ids.has(m.MessageId ?? '') || (selection.reason !== undefined && reasonOf(m).reason === selection.reason),
+          only: (m) =>
+            ids.has(m.MessageId ?? '') || (selection.reason !== undefined && reasonOf(m).reason === selection.reason),
           ratePerSecond: 100,
           holdSeconds: 30,
         }),

@@ -28,9 +28,17 @@ export type OutboxMessage = OutboxSummary & {
 };
 
 const ID = /^(smtp|ses)-[A-Za-z0-9._-]{1,200}$/;
-const addresses = (value: AddressObject | AddressObject[] | undefined) => [value ?? []].flat().flatMap((a) => a.value.map((v) => v.address ?? v.name));
+const addresses = (value: AddressObject | AddressObject[] | undefined) =>
+  [value ?? []].flat().flatMap((a) => a.value.map((v) => v.address ?? v.name));
 
-type SesEmail = { messageId: string; from: string; destination: { to: string[]; cc: string[]; bcc: string[] }; subject: string; attachments: unknown[]; at: number };
+type SesEmail = {
+  messageId: string;
+  from: string;
+  destination: { to: string[]; cc: string[]; bcc: string[] };
+  subject: string;
+  attachments: unknown[];
+  at: number;
+};
 
 /**
  * The twin's outbox: the relay's `.eml` files (newest first by their time-stamped names) and, with the SES transport,
@@ -117,8 +125,17 @@ export function createOutbox(options: { dir: string; sesEndpoint?: string; event
     for (let i = events.length - 1; i >= 0; i -= 1) {
       const e = (events[i] as RecordedEvent).event;
       if (typeof e.idempotencyKey !== 'string' || !String(e.type).startsWith('email.')) continue;
-      const match = summary.via === 'ses' ? e.providerMessageId === summary.messageId : summary.messageId !== undefined && e.messageId === summary.messageId;
-      if (match) return { idempotencyKey: e.idempotencyKey, outcome: String(e.type).slice(6), reason: e.reason as string | undefined, attempts: e.attempts as number | undefined };
+      const match =
+        summary.via === 'ses'
+          ? e.providerMessageId === summary.messageId
+          : summary.messageId !== undefined && e.messageId === summary.messageId;
+      if (match)
+        return {
+          idempotencyKey: e.idempotencyKey,
+          outcome: String(e.type).slice(6),
+          reason: e.reason as string | undefined,
+          attempts: e.attempts as number | undefined,
+        };
     }
     return undefined;
   };
@@ -126,7 +143,9 @@ export function createOutbox(options: { dir: string; sesEndpoint?: string; event
   return {
     /** Newest first; `q` matches recipient, subject or idempotency key (case-insensitive substring). */
     async list(filter: { q?: string; limit?: number } = {}): Promise<Array<OutboxSummary & { job?: JobLink }>> {
-      const all = [...(await smtpSummaries()), ...(await sesSummaries())].sort((a, b) => b.receivedAt.localeCompare(a.receivedAt) || b.id.localeCompare(a.id));
+      const all = [...(await smtpSummaries()), ...(await sesSummaries())].sort(
+        (a, b) => b.receivedAt.localeCompare(a.receivedAt) || b.id.localeCompare(a.id),
+      );
       const q = filter.q?.trim().toLowerCase();
       const out: Array<OutboxSummary & { job?: JobLink }> = [];
       for (const summary of all) {
@@ -152,7 +171,12 @@ export function createOutbox(options: { dir: string; sesEndpoint?: string; event
           const colon = h.line.indexOf(':');
           return [h.line.slice(0, colon), h.line.slice(colon + 1).trim()] as [string, string];
         }),
-        attachmentList: mail.attachments.map((a, index) => ({ index, filename: a.filename ?? `attachment-${index + 1}`, contentType: a.contentType, size: a.size })),
+        attachmentList: mail.attachments.map((a, index) => ({
+          index,
+          filename: a.filename ?? `attachment-${index + 1}`,
+          contentType: a.contentType,
+          size: a.size,
+        })),
       };
     },
 
@@ -167,7 +191,9 @@ export function createOutbox(options: { dir: string; sesEndpoint?: string; event
 
     async attachment(id: string, index: number) {
       const a = (await load(id))?.mail.attachments[index];
-      return a ? { filename: a.filename ?? `attachment-${index + 1}`, contentType: a.contentType, content: a.content } : undefined;
+      return a
+        ? { filename: a.filename ?? `attachment-${index + 1}`, contentType: a.contentType, content: a.content }
+        : undefined;
     },
 
     /** How many messages there are now (the live view asks often; listing files is cheap). */

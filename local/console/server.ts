@@ -34,12 +34,34 @@ export type ConsoleOptions = {
 
 const PUBLIC = new URL('./public/', import.meta.url);
 const STATIC: Record<string, string> = { '/': 'index.html', '/app.js': 'app.js', '/style.css': 'style.css' };
-const TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8' };
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+};
 // The console's own page: its scripts and styles only, frames from itself only, nothing from elsewhere.
-const PAGE_CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+const PAGE_CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "frame-src 'self'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
 // A message's HTML: no scripts, no remote loads of any kind, inline styles and data: images only, and sandboxed even
 // when opened outside the console's sandboxed frame.
-const MAIL_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:; base-uri 'none'; form-action 'none'; sandbox";
+const MAIL_CSP = [
+  "default-src 'none'",
+  "style-src 'unsafe-inline'",
+  'img-src data:',
+  'font-src data:',
+  "base-uri 'none'",
+  "form-action 'none'",
+  'sandbox',
+].join('; ');
 const MAX_BODY = 256 * 1024;
 
 /** A request the API refuses: status and a message naming the field. */
@@ -67,8 +89,17 @@ export async function startConsole(options: ConsoleOptions) {
     onError: (error) => options.log('console event log', { error: error.message }),
   });
   const outbox = createOutbox({ dir: options.outboxDir, sesEndpoint: options.sesEndpoint, events: eventLog.all });
-  const jobs = createJobsView({ sqs: options.sqs, queueUrl: options.resources.jobsQueueUrl, deadLetterQueueUrl: options.resources.deadLetterQueueUrl });
-  const producer = createEmailProducer({ sqs: options.sqs, s3: options.s3, queueUrl: options.resources.jobsQueueUrl, bucket: options.resources.bucket });
+  const jobs = createJobsView({
+    sqs: options.sqs,
+    queueUrl: options.resources.jobsQueueUrl,
+    deadLetterQueueUrl: options.resources.deadLetterQueueUrl,
+  });
+  const producer = createEmailProducer({
+    sqs: options.sqs,
+    s3: options.s3,
+    queueUrl: options.resources.jobsQueueUrl,
+    bucket: options.resources.bucket,
+  });
   const publisher = createSnsEventPublisher(options.sns, options.resources.eventsTopicArn);
   const streams = new Set<ServerResponse>();
   let port = 0;
@@ -79,12 +110,26 @@ export async function startConsole(options: ConsoleOptions) {
     return { ...(await jobs.depths()), outbox: await outbox.count(), events: counts };
   };
 
-  const isInbound = (e: RecordedEvent) => e.type.startsWith('inbound.') || e.type === 'bounce.detected' || e.type === 'complaint.detected' || e.type === 'auto-reply.detected';
+  const isInbound = (e: RecordedEvent) =>
+    e.type.startsWith('inbound.') ||
+    e.type === 'bounce.detected' ||
+    e.type === 'complaint.detected' ||
+    e.type === 'auto-reply.detected';
 
-  type Route = { method: string; pattern: RegExp; run: (req: IncomingMessage, res: ServerResponse, params: string[], query: URLSearchParams) => Promise<unknown> };
+  type Route = {
+    method: string;
+    pattern: RegExp;
+    run: (req: IncomingMessage, res: ServerResponse, params: string[], query: URLSearchParams) => Promise<unknown>;
+  };
   const routes: Route[] = [
     { method: 'GET', pattern: /^\/api\/stats$/, run: () => stats() },
-    { method: 'GET', pattern: /^\/api\/messages$/, run: async (_q, _s, _p, query) => ({ messages: await outbox.list({ q: query.get('q') ?? undefined, limit: limitOf(query) }) }) },
+    {
+      method: 'GET',
+      pattern: /^\/api\/messages$/,
+      run: async (_q, _s, _p, query) => ({
+        messages: await outbox.list({ q: query.get('q') ?? undefined, limit: limitOf(query) }),
+      }),
+    },
     {
       method: 'GET',
       pattern: /^\/api\/messages\/([^/]+)$/,
@@ -105,7 +150,10 @@ export async function startConsole(options: ConsoleOptions) {
       run: async (_q, res, [id]) => {
         const raw = await outbox.raw(id as string);
         if (!raw) return notFound('message');
-        send(res, 200, raw, { 'content-type': 'text/plain; charset=utf-8', 'content-disposition': `inline; filename="${id}.eml"` });
+        send(res, 200, raw, {
+          'content-type': 'text/plain; charset=utf-8',
+          'content-disposition': `inline; filename="${id}.eml"`,
+        });
       },
     },
     {
@@ -115,7 +163,11 @@ export async function startConsole(options: ConsoleOptions) {
         const a = await outbox.attachment(id as string, Number(index));
         if (!a) return notFound('attachment');
         // Always a download, never rendered in the console's origin.
-        send(res, 200, a.content, { 'content-type': 'application/octet-stream', 'content-disposition': `attachment; filename="${a.filename.replace(/[^\w.@ -]/g, '_')}"`, 'content-security-policy': "default-src 'none'; sandbox" });
+        send(res, 200, a.content, {
+          'content-type': 'application/octet-stream',
+          'content-disposition': `attachment; filename="${a.filename.replace(/[^\w.@ -]/g, '_')}"`,
+          'content-security-policy': "default-src 'none'; sandbox",
+        });
       },
     },
     { method: 'GET', pattern: /^\/api\/jobs$/, run: () => jobs.depths() },
@@ -126,9 +178,12 @@ export async function startConsole(options: ConsoleOptions) {
       run: async (req) => {
         const body = await readJson(req);
         const ids = body.ids;
-        if (ids !== undefined && (!Array.isArray(ids) || ids.length > 1000 || !ids.every((x) => typeof x === 'string'))) throw new HttpError(400, 'ids must be a list of SQS message ids', 'ids');
-        if (body.reason !== undefined && typeof body.reason !== 'string') throw new HttpError(400, 'reason must be a string', 'reason');
-        if (!ids?.length && !body.reason) throw new HttpError(400, 'give ids (the dead letters to move) or reason (move every one with it)', 'ids');
+        if (ids !== undefined && (!Array.isArray(ids) || ids.length > 1000 || !ids.every((x) => typeof x === 'string')))
+          throw new HttpError(400, 'ids must be a list of SQS message ids', 'ids');
+        if (body.reason !== undefined && typeof body.reason !== 'string')
+          throw new HttpError(400, 'reason must be a string', 'reason');
+        if (!ids?.length && !body.reason)
+          throw new HttpError(400, 'give ids (the dead letters to move) or reason (move every one with it)', 'ids');
         return jobs.redrive({ ids: ids as string[] | undefined, reason: body.reason as string | undefined });
       },
     },
@@ -137,10 +192,24 @@ export async function startConsole(options: ConsoleOptions) {
       pattern: /^\/api\/jobs$/,
       run: async (req) => {
         const body = await readJson(req);
-        const list = (v: unknown) => (typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter(Boolean) : v);
+        const list = (v: unknown) =>
+          typeof v === 'string'
+            ? v
+                .split(',')
+                .map((x) => x.trim())
+                .filter(Boolean)
+            : v;
         // A form leaves fields empty rather than out.
-        const given = Object.fromEntries(Object.entries(body).filter(([, v]) => v !== '' && v !== undefined && v !== null));
-        const job = { version: 1, idempotencyKey: newIdempotencyKey(), ...given, to: list(given.to), cc: list(given.cc) };
+        const given = Object.fromEntries(
+          Object.entries(body).filter(([, v]) => v !== '' && v !== undefined && v !== null),
+        );
+        const job = {
+          version: 1,
+          idempotencyKey: newIdempotencyKey(),
+          ...given,
+          to: list(given.to),
+          cc: list(given.cc),
+        };
         try {
           // The producer validates the job (the same schema as the dispatcher) and names the bad field.
           const sent = await producer.sendEmail(job as unknown as EmailJob);
@@ -151,16 +220,44 @@ export async function startConsole(options: ConsoleOptions) {
         }
       },
     },
-    { method: 'GET', pattern: /^\/api\/special-recipients$/, run: async () => ({ specialRecipients: options.specialRecipients }) },
-    { method: 'GET', pattern: /^\/api\/events$/, run: async (_q, _s, _p, query) => ({ events: eventLog.list({ type: query.get('type') ?? undefined, key: query.get('key') ?? undefined, limit: limitOf(query) }) }) },
-    { method: 'GET', pattern: /^\/api\/mailbox$/, run: async (_q, _s, _p, query) => ({ messages: eventLog.list({ limit: 100_000 }).filter(isInbound).slice(0, limitOf(query)) }) },
-    { method: 'GET', pattern: /^\/api\/suppressions$/, run: async (_q, _s, _p, query) => ({ suppressions: await options.suppressions.list({ limit: limitOf(query) }) }) },
+    {
+      method: 'GET',
+      pattern: /^\/api\/special-recipients$/,
+      run: async () => ({ specialRecipients: options.specialRecipients }),
+    },
+    {
+      method: 'GET',
+      pattern: /^\/api\/events$/,
+      run: async (_q, _s, _p, query) => ({
+        events: eventLog.list({
+          type: query.get('type') ?? undefined,
+          key: query.get('key') ?? undefined,
+          limit: limitOf(query),
+        }),
+      }),
+    },
+    {
+      method: 'GET',
+      pattern: /^\/api\/mailbox$/,
+      run: async (_q, _s, _p, query) => ({
+        messages: eventLog.list({ limit: 100_000 }).filter(isInbound).slice(0, limitOf(query)),
+      }),
+    },
+    {
+      method: 'GET',
+      pattern: /^\/api\/suppressions$/,
+      run: async (_q, _s, _p, query) => ({ suppressions: await options.suppressions.list({ limit: limitOf(query) }) }),
+    },
     {
       method: 'DELETE',
       pattern: /^\/api\/suppressions\/([0-9a-f]{24})$/,
       run: async (_q, _s, [hash]) => {
         try {
-          const removed = await removeSuppression({ store: options.suppressions, publish: (event) => publisher.publish(event), log: options.log }, { addressHash: hash as string }, 'operator:console');
+          const removed = await removeSuppression(
+            { store: options.suppressions, publish: (event) => publisher.publish(event), log: options.log },
+            { addressHash: hash as string },
+            'operator:console',
+          );
           return { removed };
         } catch (error) {
           if (error instanceof SuppressionError) throw new HttpError(404, error.message);
@@ -201,7 +298,11 @@ export async function startConsole(options: ConsoleOptions) {
       try {
         checkOrigin(req, port);
         const file = req.method === 'GET' ? STATIC[url.pathname] : undefined;
-        if (file) return send(res, 200, readFileSync(new URL(file, PUBLIC)), { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'content-security-policy': PAGE_CSP });
+        if (file)
+          return send(res, 200, readFileSync(new URL(file, PUBLIC)), {
+            'content-type': TYPES[extname(file)] ?? 'application/octet-stream',
+            'content-security-policy': PAGE_CSP,
+          });
         if (req.method === 'GET' && url.pathname === '/api/stream') return stream(res);
         for (const route of routes) {
           const match = route.pattern.exec(url.pathname);
@@ -211,7 +312,10 @@ export async function startConsole(options: ConsoleOptions) {
           if (!res.headersSent) sendJson(res, 200, result);
           return;
         }
-        throw new HttpError(routes.some((r) => r.pattern.test(url.pathname)) ? 405 : 404, `no ${req.method} ${url.pathname}`);
+        throw new HttpError(
+          routes.some((r) => r.pattern.test(url.pathname)) ? 405 : 404,
+          `no ${req.method} ${url.pathname}`,
+        );
       } catch (error) {
         const e = error instanceof HttpError ? error : new HttpError(500, (error as Error).message);
         if (e.status === 500) options.log('console request failed', { path: url.pathname, error: e.message });
@@ -248,7 +352,8 @@ const limitOf = (query: URLSearchParams) => {
   const raw = query.get('limit');
   if (raw === null) return 200;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1 || n > 5000) throw new HttpError(400, 'limit must be a whole number from 1 to 5000', 'limit');
+  if (!Number.isInteger(n) || n < 1 || n > 5000)
+    throw new HttpError(400, 'limit must be a whole number from 1 to 5000', 'limit');
   return n;
 };
 
@@ -259,11 +364,14 @@ const limitOf = (query: URLSearchParams) => {
  */
 function checkOrigin(req: IncomingMessage, port: number) {
   const allowed = [`${LOOPBACK}:${port}`, `localhost:${port}`];
-  if (!allowed.includes(req.headers.host ?? '')) throw new HttpError(421, 'the console answers only to 127.0.0.1 or localhost');
+  if (!allowed.includes(req.headers.host ?? ''))
+    throw new HttpError(421, 'the console answers only to 127.0.0.1 or localhost');
   if (req.method === 'GET' || req.method === 'HEAD') return;
   const origin = req.headers.origin;
-  if (origin !== undefined && !allowed.some((a) => origin === `http://${a}`)) throw new HttpError(403, 'cross-origin requests are refused');
-  if (!(req.headers['content-type'] ?? '').startsWith('application/json')) throw new HttpError(415, 'send JSON (content-type: application/json)');
+  if (origin !== undefined && !allowed.some((a) => origin === `http://${a}`))
+    throw new HttpError(403, 'cross-origin requests are refused');
+  if (!(req.headers['content-type'] ?? '').startsWith('application/json'))
+    throw new HttpError(415, 'send JSON (content-type: application/json)');
 }
 
 async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
@@ -286,7 +394,12 @@ async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> 
 }
 
 function send(res: ServerResponse, status: number, body: string | Buffer, headers: Record<string, string>) {
-  res.writeHead(status, { 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer', 'cache-control': 'no-store', ...headers });
+  res.writeHead(status, {
+    'x-content-type-options': 'nosniff',
+    'referrer-policy': 'no-referrer',
+    'cache-control': 'no-store',
+    ...headers,
+  });
   res.end(body);
 }
 

@@ -110,7 +110,10 @@ describe('the tables', () => {
   });
 
   it('expire suppressions of non-permanent reasons by TTL', () => {
-    template.hasResourceProperties('AWS::DynamoDB::GlobalTable', { KeySchema: [{ AttributeName: 'addressHash', KeyType: 'HASH' }], TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true } });
+    template.hasResourceProperties('AWS::DynamoDB::GlobalTable', {
+      KeySchema: [{ AttributeName: 'addressHash', KeyType: 'HASH' }],
+      TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+    });
   });
 });
 
@@ -145,7 +148,14 @@ describe('alarms', () => {
   it('fires on a spike of newly suppressed addresses, counted hourly against the configured threshold', () => {
     const props = alarm('SuppressionSpike');
 
-    expect(props).toMatchObject({ MetricName: 'SuppressionsAdded', Namespace: 'EmailDispatch', Statistic: 'Sum', Period: 3600, Threshold: 50, ComparisonOperator: 'GreaterThanOrEqualToThreshold' });
+    expect(props).toMatchObject({
+      MetricName: 'SuppressionsAdded',
+      Namespace: 'EmailDispatch',
+      Statistic: 'Sum',
+      Period: 3600,
+      Threshold: 50,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+    });
   });
 
   it('subscribes the on-call address and draws a dashboard', () => {

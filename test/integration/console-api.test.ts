@@ -24,7 +24,11 @@ afterAll(async () => {
 type Answer = Omit<Response, 'json'> & { json: () => Promise<Record<string, any>> };
 const get = (path: string) => fetch(`${base}${path}`) as Promise<Answer>;
 const send = (method: string, path: string, body?: unknown) =>
-  fetch(`${base}${path}`, { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) }) as Promise<Answer>;
+  fetch(`${base}${path}`, {
+    method,
+    headers: { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  }) as Promise<Answer>;
 const waitFor = async <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 45_000): Promise<T> => {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
@@ -47,7 +51,12 @@ describe('the console API', () => {
     const page = await get('/');
     const rebound = await new Promise<number>((resolve, reject) => {
       const url = new URL(base);
-      request({ host: url.hostname, port: url.port, path: '/api/stats', headers: { host: 'attacker.example' } }, (res) => resolve(res.statusCode ?? 0)).on('error', reject).end();
+      request(
+        { host: url.hostname, port: url.port, path: '/api/stats', headers: { host: 'attacker.example' } },
+        (res) => resolve(res.statusCode ?? 0),
+      )
+        .on('error', reject)
+        .end();
     });
 
     // Assess
@@ -58,7 +67,7 @@ describe('the console API', () => {
     expect(rebound).toBe(421);
   });
 
-  it('queues a test job from POST /api/jobs, then lists its message newest first with the job key and outcome', async () => {
+  it("queues a test job, then lists its message newest first with the job's key and outcome", async () => {
     // Prepare
     const key = `console-${Date.now()}-html`;
 
@@ -69,26 +78,49 @@ describe('the console API', () => {
       subject: 'Console check',
       text: 'plain part',
       html: '<p>Hello</p><script>alert(1)</script><img src="https://tracker.example/p.gif">',
-      attachments: [{ filename: 'notes.txt', content: Buffer.from('attached text').toString('base64'), contentType: 'text/plain' }],
+      attachments: [
+        { filename: 'notes.txt', content: Buffer.from('attached text').toString('base64'), contentType: 'text/plain' },
+      ],
     });
     const entry = await outboxEntry(key);
-    const generated = await (await send('POST', '/api/jobs', { idempotencyKey: '', to: 'alice@example.net', subject: 'Key left empty', text: 'x', html: '' })).json();
+    const generated = await (
+      await send('POST', '/api/jobs', {
+        idempotencyKey: '',
+        to: 'alice@example.net',
+        subject: 'Key left empty',
+        text: 'x',
+        html: '',
+      })
+    ).json();
     const bySubject = await (await get('/api/messages?q=console%20check')).json();
     const byRecipient = await (await get('/api/messages?q=alice@example')).json();
 
     // Assess
     expect(queued.status).toBe(200);
     expect(await queued.json()).toMatchObject({ idempotencyKey: key, sqsMessageId: expect.any(String) });
-    expect(entry).toMatchObject({ via: 'smtp', to: ['alice@example.net'], subject: 'Console check', attachments: 1, job: { idempotencyKey: key, outcome: 'delivered', reason: 'accepted' } });
+    expect(entry).toMatchObject({
+      via: 'smtp',
+      to: ['alice@example.net'],
+      subject: 'Console check',
+      attachments: 1,
+      job: { idempotencyKey: key, outcome: 'delivered', reason: 'accepted' },
+    });
     expect(generated.idempotencyKey).toMatch(/^[0-9a-f-]{36}$/);
     expect(bySubject.messages.map((m: { id: string }) => m.id)).toContain(entry.id);
     expect(byRecipient.messages[0].id).toBe(entry.id);
   });
 
-  it('shows a message: headers, text, attachments, and its HTML served under a CSP that forbids scripts and remote loads', async () => {
+  it("shows a message's parts; its HTML under a CSP without scripts or remote loads", async () => {
     // Prepare
     const key = `console-${Date.now()}-view`;
-    await send('POST', '/api/jobs', { idempotencyKey: key, to: 'bob@example.net', subject: 'View me', text: 'the text part', html: '<p>the html</p><script>1</script>', attachments: [{ filename: 'a.txt', content: Buffer.from('A!').toString('base64') }] });
+    await send('POST', '/api/jobs', {
+      idempotencyKey: key,
+      to: 'bob@example.net',
+      subject: 'View me',
+      text: 'the text part',
+      html: '<p>the html</p><script>1</script>',
+      attachments: [{ filename: 'a.txt', content: Buffer.from('A!').toString('base64') }],
+    });
     const { id } = await outboxEntry(key);
 
     // Act
@@ -99,7 +131,12 @@ describe('the console API', () => {
     const missing = await get('/api/messages/smtp-nope');
 
     // Assess
-    expect(message).toMatchObject({ subject: 'View me', text: expect.stringContaining('the text part'), hasHtml: true, job: { idempotencyKey: key, outcome: 'delivered' } });
+    expect(message).toMatchObject({
+      subject: 'View me',
+      text: expect.stringContaining('the text part'),
+      hasHtml: true,
+      job: { idempotencyKey: key, outcome: 'delivered' },
+    });
     expect(message.headers).toContainEqual(['Subject', 'View me']);
     expect(message.attachmentList).toEqual([{ index: 0, filename: 'a.txt', contentType: 'text/plain', size: 2 }]);
     expect(await html.text()).toContain('<p>the html</p>');
@@ -116,8 +153,16 @@ describe('the console API', () => {
   it('refuses a bad test job with 400 and a message naming the field; nothing is queued', async () => {
     // Act
     const bad = await send('POST', '/api/jobs', { to: 'not an address', subject: 'x', text: 'x' });
-    const notJson = await fetch(`${base}/api/jobs`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'to=a@b.c' });
-    const crossSite = await fetch(`${base}/api/jobs`, { method: 'POST', headers: { 'content-type': 'application/json', origin: 'https://evil.example' }, body: '{}' });
+    const notJson = await fetch(`${base}/api/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain' },
+      body: 'to=a@b.c',
+    });
+    const crossSite = await fetch(`${base}/api/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin: 'https://evil.example' },
+      body: '{}',
+    });
 
     // Assess
     expect(bad.status).toBe(400);
@@ -140,23 +185,43 @@ describe('the console API', () => {
     const otherType = await (await get(`/api/events?type=email.delivered&key=${key}`)).json();
 
     // Assess
-    expect(events).toEqual([expect.objectContaining({ type: 'email.rejected', idempotencyKey: key, event: expect.objectContaining({ reason: 'smtp-rcpt-550' }) })]);
+    expect(events).toEqual([
+      expect.objectContaining({
+        type: 'email.rejected',
+        idempotencyKey: key,
+        event: expect.objectContaining({ reason: 'smtp-rcpt-550' }),
+      }),
+    ]);
     expect(byPrefix.events).toHaveLength(1);
     expect(otherType.events).toEqual([]);
   });
 
-  it('shows the queue depths and each dead letter with its class, reason and field, and redrives the one selected', async () => {
+  it("shows depths and each dead letter's class, reason and field; redrives the selected one", async () => {
     // Prepare: an invalid job dead-lettered by the handler, and a job given up after retries (as the handler writes it)
     const invalidKey = `console-${Date.now()}-invalid`;
-    await twin.clients.sqsClient.send(new SendMessageCommand({ QueueUrl: twin.resources.jobsQueueUrl, MessageBody: JSON.stringify({ version: 1, idempotencyKey: invalidKey, to: ['x@example.net'], subject: 'Hi\r\nBcc: victim@example.net', text: 'x' }) }));
+    await twin.clients.sqsClient.send(
+      new SendMessageCommand({
+        QueueUrl: twin.resources.jobsQueueUrl,
+        MessageBody: JSON.stringify({
+          version: 1,
+          idempotencyKey: invalidKey,
+          to: ['x@example.net'],
+          subject: 'Hi\r\nBcc: victim@example.net',
+          text: 'x',
+        }),
+      }),
+    );
     const exhausted = emailJobFactory({ to: ['carol@example.net'] });
-    await createDeadLetterSink(async () => twin.clients.sqsClient, twin.resources.deadLetterQueueUrl).send(JSON.stringify(exhausted), {
-      failureClass: 'exhausted',
-      failureReason: 'retry:smtp-451',
-      failureDetail: '451 4.3.0 Temporary local problem',
-      sourceMessageId: 'm-1',
-      idempotencyKey: exhausted.idempotencyKey,
-    });
+    await createDeadLetterSink(async () => twin.clients.sqsClient, twin.resources.deadLetterQueueUrl).send(
+      JSON.stringify(exhausted),
+      {
+        failureClass: 'exhausted',
+        failureReason: 'retry:smtp-451',
+        failureDetail: '451 4.3.0 Temporary local problem',
+        sourceMessageId: 'm-1',
+        idempotencyKey: exhausted.idempotencyKey,
+      },
+    );
     const letters = await waitFor('both dead letters', async () => {
       const { deadLetters } = await (await get('/api/dead-letters')).json();
       return deadLetters.length >= 2 ? (deadLetters as Array<Record<string, any>>) : undefined;
@@ -171,14 +236,27 @@ describe('the console API', () => {
     const empty = await send('POST', '/api/dead-letters/redrive', {});
 
     // Assess
-    expect(letters.find((l) => l.idempotencyKey === invalidKey)).toMatchObject({ failureClass: 'invalid', reason: 'invalid: invalid-job', fields: ['subject'] });
-    expect(target).toMatchObject({ failureClass: 'exhausted', reason: 'exhausted: retry:smtp-451', detail: '451 4.3.0 Temporary local problem' });
-    expect(depths).toMatchObject({ jobs: { visible: expect.any(Number), inFlight: expect.any(Number), delayed: expect.any(Number) }, deadLetters: { visible: expect.any(Number) } });
+    expect(letters.find((l) => l.idempotencyKey === invalidKey)).toMatchObject({
+      failureClass: 'invalid',
+      reason: 'invalid: invalid-job',
+      fields: ['subject'],
+    });
+    expect(target).toMatchObject({
+      failureClass: 'exhausted',
+      reason: 'exhausted: retry:smtp-451',
+      detail: '451 4.3.0 Temporary local problem',
+    });
+    expect(depths).toMatchObject({
+      jobs: { visible: expect.any(Number), inFlight: expect.any(Number), delayed: expect.any(Number) },
+      deadLetters: { visible: expect.any(Number) },
+    });
     expect(depths.deadLetters.visible + depths.deadLetters.inFlight).toBeGreaterThanOrEqual(2);
     expect(redriven).toMatchObject({ moved: 1 });
     expect(entry.job).toMatchObject({ outcome: 'delivered' });
     expect(after.deadLetters.map((l: { idempotencyKey?: string }) => l.idempotencyKey)).toContain(invalidKey);
-    expect(after.deadLetters.map((l: { idempotencyKey?: string }) => l.idempotencyKey)).not.toContain(exhausted.idempotencyKey);
+    expect(after.deadLetters.map((l: { idempotencyKey?: string }) => l.idempotencyKey)).not.toContain(
+      exhausted.idempotencyKey,
+    );
     expect(empty.status).toBe(400);
   });
 
@@ -186,10 +264,19 @@ describe('the console API', () => {
     // Prepare
     const jobs = [emailJobFactory({ to: ['dan@example.net'] }), emailJobFactory({ to: ['eve@example.net'] })];
     const sink = createDeadLetterSink(async () => twin.clients.sqsClient, twin.resources.deadLetterQueueUrl);
-    for (const job of jobs) await sink.send(JSON.stringify(job), { failureClass: 'exhausted', failureReason: 'retry:smtp-421', failureDetail: '', sourceMessageId: 'm', idempotencyKey: job.idempotencyKey });
+    for (const job of jobs)
+      await sink.send(JSON.stringify(job), {
+        failureClass: 'exhausted',
+        failureReason: 'retry:smtp-421',
+        failureDetail: '',
+        sourceMessageId: 'm',
+        idempotencyKey: job.idempotencyKey,
+      });
 
     // Act
-    const report = await (await send('POST', '/api/dead-letters/redrive', { reason: 'exhausted: retry:smtp-421' })).json();
+    const report = await (
+      await send('POST', '/api/dead-letters/redrive', { reason: 'exhausted: retry:smtp-421' })
+    ).json();
     const entries = await Promise.all(jobs.map((j) => outboxEntry(j.idempotencyKey)));
 
     // Assess
@@ -197,14 +284,20 @@ describe('the console API', () => {
     expect(entries.map((e) => e.job.outcome)).toEqual(['delivered', 'delivered']);
   });
 
-  it('lists suppressions and removes one by hash, publishing suppression.removed; the mailbox shows what the poller read', async () => {
+  it('lists and removes suppressions (published); the mailbox shows what the poller read', async () => {
     // Prepare: a bounce through the relay, the DSN into IMAP, the poller suppressing the address
     const key = `console-${Date.now()}-bounce`;
     await send('POST', '/api/jobs', { idempotencyKey: key, to: 'gone@bounce.test', subject: 'Bounce me', text: 'x' });
-    const entry = await waitFor('the suppression', async () => {
-      const { suppressions } = await (await get('/api/suppressions')).json();
-      return (suppressions as Array<Record<string, any>>).find((s) => s.addressHash === hashAddress('gone@bounce.test'));
-    }, 60_000);
+    const entry = await waitFor(
+      'the suppression',
+      async () => {
+        const { suppressions } = await (await get('/api/suppressions')).json();
+        return (suppressions as Array<Record<string, any>>).find(
+          (s) => s.addressHash === hashAddress('gone@bounce.test'),
+        );
+      },
+      60_000,
+    );
     const mailbox = await (await get('/api/mailbox')).json();
 
     // Act
@@ -217,11 +310,23 @@ describe('the console API', () => {
     const after = await (await get('/api/suppressions')).json();
 
     // Assess
-    expect(entry).toMatchObject({ maskedAddress: 'g***@bounce.test', reason: 'hard-bounce', count: 1, firstSeen: expect.any(String) });
-    expect(mailbox.messages[0]).toMatchObject({ type: 'bounce.detected', event: expect.objectContaining({ classification: expect.objectContaining({ kind: 'bounce' }) }) });
+    expect(entry).toMatchObject({
+      maskedAddress: 'g***@bounce.test',
+      reason: 'hard-bounce',
+      count: 1,
+      firstSeen: expect.any(String),
+    });
+    expect(mailbox.messages[0]).toMatchObject({
+      type: 'bounce.detected',
+      event: expect.objectContaining({ classification: expect.objectContaining({ kind: 'bounce' }) }),
+    });
     expect(removed.status).toBe(200);
     expect(again.status).toBe(404);
-    expect(event.event).toMatchObject({ addressHash: entry.addressHash, maskedAddress: 'g***@bounce.test', removedBy: 'operator:console' });
+    expect(event.event).toMatchObject({
+      addressHash: entry.addressHash,
+      maskedAddress: 'g***@bounce.test',
+      removedBy: 'operator:console',
+    });
     expect(after.suppressions.map((s: { addressHash: string }) => s.addressHash)).not.toContain(entry.addressHash);
   });
 
@@ -245,7 +350,12 @@ describe('the console API', () => {
     controller.abort();
 
     // Assess
-    expect(special.specialRecipients.map((r: { address: string }) => r.address)).toEqual(['*@reject.test', '*@slow.test', '*@throttled.test', '*@bounce.test']);
+    expect(special.specialRecipients.map((r: { address: string }) => r.address)).toEqual([
+      '*@reject.test',
+      '*@slow.test',
+      '*@throttled.test',
+      '*@bounce.test',
+    ]);
     expect(stream.headers.get('content-type')).toBe('text/event-stream');
     expect(received).toMatch(new RegExp(`event: published\\ndata: \\{[^\\n]*"idempotencyKey":"${key}"`));
     expect(received).toContain('event: stats');

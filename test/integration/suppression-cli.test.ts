@@ -29,21 +29,47 @@ async function cli(...argv: string[]) {
   const status = await runSuppressionCommand(argv, {
     out: (line) => out.push(line),
     err: (line) => err.push(line),
-    resolve: () => ({ description: 'emulators', clients: aws.clients, suppressionTable: resources.suppressionTable, eventsTopicArn: resources.eventsTopicArn }),
+    resolve: () => ({
+      description: 'emulators',
+      clients: aws.clients,
+      suppressionTable: resources.suppressionTable,
+      eventsTopicArn: resources.eventsTopicArn,
+    }),
   });
-  return { status, out: out.join('\n'), err: err.join('\n'), json: () => JSON.parse(out.join('\n')) as Record<string, unknown> };
+  return {
+    status,
+    out: out.join('\n'),
+    err: err.join('\n'),
+    json: () => JSON.parse(out.join('\n')) as Record<string, unknown>,
+  };
 }
 
 async function publishedEvents() {
-  const r = await aws.clients.sqsClient.send(new ReceiveMessageCommand({ QueueUrl: resources.eventsTapQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
-  if (r.Messages?.length) await aws.clients.sqsClient.send(new DeleteMessageBatchCommand({ QueueUrl: resources.eventsTapQueueUrl, Entries: r.Messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })) }));
+  const r = await aws.clients.sqsClient.send(
+    new ReceiveMessageCommand({ QueueUrl: resources.eventsTapQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }),
+  );
+  if (r.Messages?.length)
+    await aws.clients.sqsClient.send(
+      new DeleteMessageBatchCommand({
+        QueueUrl: resources.eventsTapQueueUrl,
+        Entries: r.Messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })),
+      }),
+    );
   return (r.Messages ?? []).map((m) => JSON.parse(m.Body ?? '{}') as Record<string, unknown>);
 }
 
 describe('npm run suppression', () => {
   it('adds an address, finds it with check and list, and a second add counts instead of duplicating', async () => {
     // Act
-    const added = await cli('add', 'Carol@Customer.example', '--reason', 'manual', '--detail', 'asked to stop', '--json');
+    const added = await cli(
+      'add',
+      'Carol@Customer.example',
+      '--reason',
+      'manual',
+      '--detail',
+      'asked to stop',
+      '--json',
+    );
     const again = await cli('add', 'carol@customer.example', '--reason', 'manual', '--json');
     const checked = await cli('check', 'carol@customer.example', '--json');
     const listed = await cli('list', '--json');
@@ -51,17 +77,29 @@ describe('npm run suppression', () => {
 
     // Assess
     expect(added.status).toBe(0);
-    expect(added.json()).toMatchObject({ created: true, entry: { maskedAddress: 'c***@customer.example', reason: 'manual', permanent: true, count: 1, scope: 'global' } });
+    expect(added.json()).toMatchObject({
+      created: true,
+      entry: { maskedAddress: 'c***@customer.example', reason: 'manual', permanent: true, count: 1, scope: 'global' },
+    });
     expect(again.json()).toMatchObject({ created: false, entry: { count: 2 } });
-    expect(checked.json()).toMatchObject({ suppressed: true, entry: { addressHash: hashAddress('carol@customer.example'), count: 2 } });
-    const entry = (listed.json() as unknown as Array<Record<string, unknown>>).find((e) => e.addressHash === hashAddress('carol@customer.example'));
-    expect(entry).toMatchObject({ source: expect.stringMatching(/^operator:/), firstSeen: expect.any(String), lastSeen: expect.any(String) });
+    expect(checked.json()).toMatchObject({
+      suppressed: true,
+      entry: { addressHash: hashAddress('carol@customer.example'), count: 2 },
+    });
+    const entry = (listed.json() as unknown as Array<Record<string, unknown>>).find(
+      (e) => e.addressHash === hashAddress('carol@customer.example'),
+    );
+    expect(entry).toMatchObject({
+      source: expect.stringMatching(/^operator:/),
+      firstSeen: expect.any(String),
+      lastSeen: expect.any(String),
+    });
     expect(entry?.expiresAt).toBeUndefined();
     expect(text.out).toContain('c***@customer.example');
     expect(text.out).not.toContain('carol@customer.example');
   });
 
-  it('removes an entry by address, logs it masked and publishes suppression.removed; the address then sends again', async () => {
+  it('removes an entry by address, logs it masked, publishes suppression.removed', async () => {
     // Prepare
     await cli('add', 'dave@customer.example', '--reason', 'complaint');
     await publishedEvents();
@@ -69,7 +107,9 @@ describe('npm run suppression', () => {
     // Act
     const removed = await cli('remove', 'dave@customer.example');
     const checked = await cli('check', 'dave@customer.example', '--json');
-    const suppressed = await createSuppressionStore(aws.clients.documents, resources.suppressionTable).findSuppressed(['dave@customer.example']);
+    const suppressed = await createSuppressionStore(aws.clients.documents, resources.suppressionTable).findSuppressed([
+      'dave@customer.example',
+    ]);
     const events = await publishedEvents();
 
     // Assess
@@ -80,7 +120,13 @@ describe('npm run suppression', () => {
     expect(checked.json()).toMatchObject({ suppressed: false });
     expect(suppressed.size).toBe(0);
     expect(events).toEqual([
-      expect.objectContaining({ type: 'suppression.removed', addressHash: hashAddress('dave@customer.example'), maskedAddress: 'd***@customer.example', reason: 'complaint', removedBy: expect.stringMatching(/^operator:/) }),
+      expect.objectContaining({
+        type: 'suppression.removed',
+        addressHash: hashAddress('dave@customer.example'),
+        maskedAddress: 'd***@customer.example',
+        reason: 'complaint',
+        removedBy: expect.stringMatching(/^operator:/),
+      }),
     ]);
   });
 
@@ -96,54 +142,97 @@ describe('npm run suppression', () => {
     expect((await cli('check', 'erin@customer.example', '--json')).json()).toMatchObject({ suppressed: false });
   });
 
-  it('lets an entry for a non-permanent reason expire: it suppresses until then and never after, TTL deletion or not', async () => {
+  it('lets a non-permanent entry expire: it suppresses until then, never after', async () => {
     // Prepare
     const expiresAt = new Date(Date.now() + 2000).toISOString();
 
     // Act
-    const added = await cli('add', 'frank@customer.example', '--reason', 'soft-bounce', '--expires-at', expiresAt, '--json');
-    const before = await createSuppressionStore(aws.clients.documents, resources.suppressionTable).findSuppressed(['frank@customer.example']);
+    const added = await cli(
+      'add',
+      'frank@customer.example',
+      '--reason',
+      'soft-bounce',
+      '--expires-at',
+      expiresAt,
+      '--json',
+    );
+    const before = await createSuppressionStore(aws.clients.documents, resources.suppressionTable).findSuppressed([
+      'frank@customer.example',
+    ]);
     await new Promise((resolve) => setTimeout(resolve, 2500));
-    const after = await createSuppressionStore(aws.clients.documents, resources.suppressionTable).findSuppressed(['frank@customer.example']);
+    const after = await createSuppressionStore(aws.clients.documents, resources.suppressionTable).findSuppressed([
+      'frank@customer.example',
+    ]);
     const checked = await cli('check', 'frank@customer.example', '--json');
     const listed = await cli('list', '--json');
 
     // Assess
-    expect(added.json()).toMatchObject({ created: true, entry: { permanent: false, expiresAt: Math.floor(Date.parse(expiresAt) / 1000) } });
+    expect(added.json()).toMatchObject({
+      created: true,
+      entry: { permanent: false, expiresAt: Math.floor(Date.parse(expiresAt) / 1000) },
+    });
     expect(before).toEqual(new Set(['frank@customer.example']));
     expect(after.size).toBe(0);
     expect(checked.json()).toMatchObject({ suppressed: false });
-    expect((listed.json() as unknown as Array<{ maskedAddress: string }>).map((e) => e.maskedAddress)).not.toContain('f***@customer.example');
+    expect((listed.json() as unknown as Array<{ maskedAddress: string }>).map((e) => e.maskedAddress)).not.toContain(
+      'f***@customer.example',
+    );
   });
 
-  it('gives entries for non-permanent reasons the store\'s expiry, and a new report after expiry starts a fresh entry', async () => {
+  it("gives non-permanent entries the store's TTL; a report after expiry starts afresh", async () => {
     // Prepare
     const store = createSuppressionStore(aws.clients.documents, resources.suppressionTable, { ttlDays: 7 });
     const t0 = new Date('2030-01-01T00:00:00Z');
 
     // Act
-    const first = await store.suppress({ address: 'gina@customer.example', reason: 'mailbox-full', source: 'dsn:bounces/1', status: '4.2.2' }, t0);
+    const first = await store.suppress(
+      { address: 'gina@customer.example', reason: 'mailbox-full', source: 'dsn:bounces/1', status: '4.2.2' },
+      t0,
+    );
     const later = new Date(t0.getTime() + 8 * 86_400_000);
     const expired = await store.check('gina@customer.example', later);
-    const fresh = await store.suppress({ address: 'gina@customer.example', reason: 'mailbox-full', source: 'dsn:bounces/9' }, later);
+    const fresh = await store.suppress(
+      { address: 'gina@customer.example', reason: 'mailbox-full', source: 'dsn:bounces/9' },
+      later,
+    );
 
     // Assess
     expect(first.record.expiresAt).toBe(t0.getTime() / 1000 + 7 * 86_400);
     expect(expired).toBeUndefined();
-    expect(fresh).toMatchObject({ created: true, record: { count: 1, firstSeen: later.toISOString(), source: 'dsn:bounces/9' } });
+    expect(fresh).toMatchObject({
+      created: true,
+      record: { count: 1, firstSeen: later.toISOString(), source: 'dsn:bounces/9' },
+    });
   });
 
   it('counts an address as newly suppressed once: repeats of a live entry do not feed the spike metric', async () => {
     // Prepare
     const created: string[] = [];
-    const store = createSuppressionStore(aws.clients.documents, resources.suppressionTable, { onCreated: (r) => created.push(r.maskedAddress) });
+    const store = createSuppressionStore(aws.clients.documents, resources.suppressionTable, {
+      onCreated: (r) => created.push(r.maskedAddress),
+    });
 
     // Act
     await Promise.all([
-      store.suppress({ address: 'hank@customer.example', reason: 'hard-bounce', source: 'dsn:bounces/1', status: '5.1.1' }),
-      store.suppress({ address: 'hank@customer.example', reason: 'hard-bounce', source: 'dsn:bounces/2', status: '5.1.1' }),
+      store.suppress({
+        address: 'hank@customer.example',
+        reason: 'hard-bounce',
+        source: 'dsn:bounces/1',
+        status: '5.1.1',
+      }),
+      store.suppress({
+        address: 'hank@customer.example',
+        reason: 'hard-bounce',
+        source: 'dsn:bounces/2',
+        status: '5.1.1',
+      }),
     ]);
-    await store.suppress({ address: 'ivy@customer.example', reason: 'complaint', source: 'dsn:bounces/3', verified: 'message-id-token' });
+    await store.suppress({
+      address: 'ivy@customer.example',
+      reason: 'complaint',
+      source: 'dsn:bounces/3',
+      verified: 'message-id-token',
+    });
     const hank = await store.check('hank@customer.example');
 
     // Assess
@@ -171,11 +260,17 @@ describe('npm run suppression', () => {
     const empty = mkdtempSync(join(tmpdir(), 'email-dispatch-no-twin-'));
 
     // Act
-    const run = spawnSync(process.execPath, ['--import', 'tsx', 'tools/suppression.ts', 'list'], { env: { ...process.env, TWIN_DIR: empty }, encoding: 'utf8', timeout: 60_000 });
+    const run = spawnSync(process.execPath, ['--import', 'tsx', 'tools/suppression.ts', 'list'], {
+      env: { ...process.env, TWIN_DIR: empty },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     rmSync(empty, { recursive: true, force: true });
 
     // Assess
     expect(run.status).toBe(1);
-    expect(run.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^suppression list failed: no local twin found .*npm start/)]);
+    expect(run.stderr.trim().split('\n')).toEqual([
+      expect.stringMatching(/^suppression list failed: no local twin found .*npm start/),
+    ]);
   });
 });

@@ -12,7 +12,8 @@ function el(tag, attrs = {}, ...children) {
     else if (name === 'dataset') Object.assign(node.dataset, value);
     else node.setAttribute(name, value === true ? '' : String(value));
   }
-  for (const child of children.flat()) if (child !== undefined && child !== null) node.append(child instanceof Node ? child : String(child));
+  for (const child of children.flat())
+    if (child !== undefined && child !== null) node.append(child instanceof Node ? child : String(child));
   return node;
 }
 
@@ -43,10 +44,19 @@ async function loadOutbox() {
     messages.map((m) =>
       el(
         'tr',
-        { class: m.id === openMessage ? 'selected' : undefined, dataset: { id: m.id }, onclick: () => showMessage(m.id) },
+        {
+          class: m.id === openMessage ? 'selected' : undefined,
+          dataset: { id: m.id },
+          onclick: () => showMessage(m.id),
+        },
         el('td', { class: 'nowrap' }, time(m.receivedAt)),
         el('td', {}, m.to.join(', ')),
-        el('td', {}, m.subject || '(no subject)', m.attachments ? el('span', { class: 'clip', title: `${m.attachments} attachment(s)` }, ' 📎') : ''),
+        el(
+          'td',
+          {},
+          m.subject || '(no subject)',
+          m.attachments ? el('span', { class: 'clip', title: `${m.attachments} attachment(s)` }, ' 📎') : '',
+        ),
         el('td', {}, outcomeBadge(m.job?.outcome)),
       ),
     ),
@@ -60,9 +70,17 @@ async function showMessage(id) {
   const m = await api(`/api/messages/${encodeURIComponent(id)}`);
   const base = `/api/messages/${encodeURIComponent(id)}`;
   const views = {
-    html: () => (m.hasHtml ? el('iframe', { sandbox: true, src: `${base}/html`, title: 'HTML part (sandboxed)', class: 'html-frame' }) : el('p', { class: 'empty' }, 'No HTML part.')),
+    html: () =>
+      m.hasHtml
+        ? el('iframe', { sandbox: true, src: `${base}/html`, title: 'HTML part (sandboxed)', class: 'html-frame' })
+        : el('p', { class: 'empty' }, 'No HTML part.'),
     text: () => el('pre', {}, m.text ?? '(no text part)'),
-    headers: () => el('table', { class: 'headers' }, m.headers.map(([k, v]) => el('tr', {}, el('th', {}, k), el('td', {}, v)))),
+    headers: () =>
+      el(
+        'table',
+        { class: 'headers' },
+        m.headers.map(([k, v]) => el('tr', {}, el('th', {}, k), el('td', {}, v))),
+      ),
     raw: () => el('iframe', { sandbox: true, src: `${base}/raw`, title: 'Raw source', class: 'raw-frame' }),
   };
   const body = el('div', { class: 'view' });
@@ -70,14 +88,18 @@ async function showMessage(id) {
     'div',
     { class: 'tabs', role: 'tablist' },
     Object.keys(views).map((name) =>
-      el('button', {
-        role: 'tab',
-        dataset: { view: name },
-        onclick: (e) => {
-          for (const b of tabs.children) b.classList.toggle('active', b === e.currentTarget);
-          body.replaceChildren(views[name]());
+      el(
+        'button',
+        {
+          role: 'tab',
+          dataset: { view: name },
+          onclick: (e) => {
+            for (const b of tabs.children) b.classList.toggle('active', b === e.currentTarget);
+            body.replaceChildren(views[name]());
+          },
         },
-      }, name === 'html' ? 'HTML' : name[0].toUpperCase() + name.slice(1)),
+        name === 'html' ? 'HTML' : name[0].toUpperCase() + name.slice(1),
+      ),
     ),
   );
   tabs.children[0].classList.add('active');
@@ -87,13 +109,42 @@ async function showMessage(id) {
     el(
       'dl',
       {},
-      el('dt', {}, 'From'), el('dd', {}, m.from),
-      el('dt', {}, 'To'), el('dd', {}, m.to.join(', ')),
-      el('dt', {}, 'Received'), el('dd', {}, `${dateTime(m.receivedAt)} via ${m.via === 'ses' ? 'the SES emulator' : 'the SMTP relay'}`),
-      el('dt', {}, 'Job'), el('dd', {}, m.job ? [el('code', {}, m.job.idempotencyKey), ' ', outcomeBadge(m.job.outcome), m.job.attempts > 1 ? ` after ${m.job.attempts} attempts` : ''] : 'no outcome event recorded'),
-      el('dt', {}, 'Message-ID'), el('dd', {}, el('code', {}, m.messageId ?? '—')),
+      el('dt', {}, 'From'),
+      el('dd', {}, m.from),
+      el('dt', {}, 'To'),
+      el('dd', {}, m.to.join(', ')),
+      el('dt', {}, 'Received'),
+      el('dd', {}, `${dateTime(m.receivedAt)} via ${m.via === 'ses' ? 'the SES emulator' : 'the SMTP relay'}`),
+      el('dt', {}, 'Job'),
+      el(
+        'dd',
+        {},
+        m.job
+          ? [
+              el('code', {}, m.job.idempotencyKey),
+              ' ',
+              outcomeBadge(m.job.outcome),
+              m.job.attempts > 1 ? ` after ${m.job.attempts} attempts` : '',
+            ]
+          : 'no outcome event recorded',
+      ),
+      el('dt', {}, 'Message-ID'),
+      el('dd', {}, el('code', {}, m.messageId ?? '—')),
       m.attachmentList.length
-        ? [el('dt', {}, 'Attachments'), el('dd', {}, m.attachmentList.map((a) => el('a', { href: `${base}/attachments/${a.index}`, download: a.filename, class: 'attachment' }, `${a.filename} (${a.contentType}, ${a.size} B)`)))]
+        ? [
+            el('dt', {}, 'Attachments'),
+            el(
+              'dd',
+              {},
+              m.attachmentList.map((a) =>
+                el(
+                  'a',
+                  { href: `${base}/attachments/${a.index}`, download: a.filename, class: 'attachment' },
+                  `${a.filename} (${a.contentType}, ${a.size} B)`,
+                ),
+              ),
+            ),
+          ]
         : [],
     ),
     tabs,
@@ -106,7 +157,10 @@ async function showMessage(id) {
 // ---- Jobs and the DLQ ----
 const selected = new Set();
 async function loadJobs() {
-  const [{ jobs, deadLetters }, { deadLetters: letters }] = await Promise.all([api('/api/jobs'), api('/api/dead-letters')]);
+  const [{ jobs, deadLetters }, { deadLetters: letters }] = await Promise.all([
+    api('/api/jobs'),
+    api('/api/dead-letters'),
+  ]);
   renderDepths(jobs, deadLetters);
   for (const id of [...selected]) if (!letters.some((l) => l.id === id)) selected.delete(id);
   replaceRows(
@@ -115,7 +169,19 @@ async function loadJobs() {
       el(
         'tr',
         { dataset: { id: l.id } },
-        el('td', {}, el('input', { type: 'checkbox', 'aria-label': 'select', checked: selected.has(l.id), onchange: (e) => { e.target.checked ? selected.add(l.id) : selected.delete(l.id); updateRedriveButtons(); } })),
+        el(
+          'td',
+          {},
+          el('input', {
+            type: 'checkbox',
+            'aria-label': 'select',
+            checked: selected.has(l.id),
+            onchange: (e) => {
+              e.target.checked ? selected.add(l.id) : selected.delete(l.id);
+              updateRedriveButtons();
+            },
+          }),
+        ),
         el('td', { class: 'nowrap' }, time(l.sentAt)),
         el('td', {}, el('span', { class: `badge ${l.failureClass}` }, l.failureClass)),
         el('td', {}, l.reason),
@@ -128,11 +194,16 @@ async function loadJobs() {
   );
   const reasons = [...new Set(letters.map((l) => l.reason))];
   const current = $('redrive-reason').value;
-  $('redrive-reason').replaceChildren(...reasons.map((r) => el('option', { value: r, selected: r === current }, `${r} (${letters.filter((l) => l.reason === r).length})`)));
+  $('redrive-reason').replaceChildren(
+    ...reasons.map((r) =>
+      el('option', { value: r, selected: r === current }, `${r} (${letters.filter((l) => l.reason === r).length})`),
+    ),
+  );
   updateRedriveButtons();
 }
 function renderDepths(jobs, deadLetters) {
-  const card = (label, value, warn) => el('div', { class: `card${warn && value > 0 ? ' warn' : ''}` }, el('b', {}, String(value)), el('span', {}, label));
+  const card = (label, value, warn) =>
+    el('div', { class: `card${warn && value > 0 ? ' warn' : ''}` }, el('b', {}, String(value)), el('span', {}, label));
   $('depths').replaceChildren(
     card('queued', jobs.visible),
     card('in flight', jobs.inFlight),
@@ -203,7 +274,9 @@ async function loadMailbox() {
     messages.map((e) => {
       const x = e.event;
       const c = x.classification ?? {};
-      const recipients = (c.recipients ?? []).map((r) => `${r.recipient ?? r}${r.status ? ` ${r.status}` : ''}${r.suppress ? ' → suppressed' : ''}`);
+      const recipients = (c.recipients ?? []).map(
+        (r) => `${r.recipient ?? r}${r.status ? ` ${r.status}` : ''}${r.suppress ? ' → suppressed' : ''}`,
+      );
       return el(
         'tr',
         { title: JSON.stringify(x, null, 2) },
@@ -229,7 +302,12 @@ async function loadSuppressions() {
         { dataset: { hash: s.addressHash } },
         el('td', {}, s.maskedAddress, el('br'), el('code', { class: 'hash' }, s.addressHash)),
         el('td', {}, s.reason, s.status ? ` ${s.status}` : ''),
-        el('td', {}, s.source, s.verified !== undefined ? el('span', { class: 'note' }, ` verified: ${s.verified}`) : ''),
+        el(
+          'td',
+          {},
+          s.source,
+          s.verified !== undefined ? el('span', { class: 'note' }, ` verified: ${s.verified}`) : '',
+        ),
         el('td', {}, `${s.count}×`),
         el('td', { class: 'nowrap' }, dateTime(s.firstSeen), el('br'), dateTime(s.lastSeen)),
         el('td', { class: 'nowrap' }, s.expiresAt ? dateTime(new Date(s.expiresAt * 1000).toISOString()) : 'never'),
@@ -262,7 +340,14 @@ $('send-form').addEventListener('submit', async (e) => {
 });
 
 // ---- Tabs, live updates ----
-const loaders = { outbox: loadOutbox, jobs: loadJobs, events: loadEvents, mailbox: loadMailbox, suppressions: loadSuppressions, send: loadSpecial };
+const loaders = {
+  outbox: loadOutbox,
+  jobs: loadJobs,
+  events: loadEvents,
+  mailbox: loadMailbox,
+  suppressions: loadSuppressions,
+  send: loadSpecial,
+};
 const currentTab = () => (location.hash.slice(1) in loaders ? location.hash.slice(1) : 'outbox');
 function show() {
   const tab = currentTab();

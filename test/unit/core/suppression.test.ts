@@ -9,18 +9,43 @@ describe('mergeSuppression', () => {
     const hard = mergeSuppression(undefined, { address: 'a@x.example', reason: 'hard-bounce', source: 's' }, t0, 30);
     const soft = mergeSuppression(undefined, { address: 'a@x.example', reason: 'mailbox-full', source: 's' }, t0, 30);
 
-    expect(hard.record).toMatchObject({ permanent: true, expiresAt: undefined, count: 1, firstSeen: t0.toISOString(), scope: 'global' });
+    expect(hard.record).toMatchObject({
+      permanent: true,
+      expiresAt: undefined,
+      count: 1,
+      firstSeen: t0.toISOString(),
+      scope: 'global',
+    });
     expect(soft.record).toMatchObject({ permanent: false, expiresAt: days(30).getTime() / 1000 });
   });
 
   it('never turns a permanent entry into an expiring one, nor shortens an expiry', () => {
     const hard = mergeSuppression(undefined, { address: 'a@x.example', reason: 'complaint', source: 's1' }, t0).record;
-    const later = mergeSuppression(undefined, { address: 'b@x.example', reason: 'soft', source: 's1', expiresAt: days(20).toISOString() }, t0).record;
+    const later = mergeSuppression(
+      undefined,
+      { address: 'b@x.example', reason: 'soft', source: 's1', expiresAt: days(20).toISOString() },
+      t0,
+    ).record;
 
-    const afterSoft = mergeSuppression(hard, { address: 'a@x.example', reason: 'mailbox-full', source: 's2' }, days(1), 7);
+    const afterSoft = mergeSuppression(
+      hard,
+      { address: 'a@x.example', reason: 'mailbox-full', source: 's2' },
+      days(1),
+      7,
+    );
     const shorter = mergeSuppression(later, { address: 'b@x.example', reason: 'soft', source: 's2' }, days(1), 7);
 
-    expect(afterSoft).toMatchObject({ created: false, record: { permanent: true, expiresAt: undefined, count: 2, firstSeen: t0.toISOString(), lastSeen: days(1).toISOString(), source: 's2' } });
+    expect(afterSoft).toMatchObject({
+      created: false,
+      record: {
+        permanent: true,
+        expiresAt: undefined,
+        count: 2,
+        firstSeen: t0.toISOString(),
+        lastSeen: days(1).toISOString(),
+        source: 's2',
+      },
+    });
     expect(shorter.record.expiresAt).toBe(days(20).getTime() / 1000);
   });
 
