@@ -317,7 +317,12 @@ export async function startConsole(options: ConsoleOptions) {
           `no ${req.method} ${url.pathname}`,
         );
       } catch (error) {
-        const e = error instanceof HttpError ? error : new HttpError(500, (error as Error).message);
+        const e =
+          error instanceof HttpError
+            ? error
+            : error instanceof URIError
+              ? new HttpError(400, 'the path is not a valid URL encoding')
+              : new HttpError(500, (error as Error).message);
         if (e.status === 500) options.log('console request failed', { path: url.pathname, error: e.message });
         if (!res.headersSent) sendJson(res, e.status, { error: e.message, field: e.field });
         else res.end();
@@ -370,7 +375,8 @@ function checkOrigin(req: IncomingMessage, port: number) {
   const origin = req.headers.origin;
   if (origin !== undefined && !allowed.some((a) => origin === `http://${a}`))
     throw new HttpError(403, 'cross-origin requests are refused');
-  if (!(req.headers['content-type'] ?? '').startsWith('application/json'))
+  // A cross-origin DELETE needs a preflight, which is never answered; a POST could pass as a form unless it is JSON.
+  if (req.method === 'POST' && !(req.headers['content-type'] ?? '').startsWith('application/json'))
     throw new HttpError(415, 'send JSON (content-type: application/json)');
 }
 

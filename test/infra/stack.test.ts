@@ -114,6 +114,10 @@ describe('the tables', () => {
       KeySchema: [{ AttributeName: 'addressHash', KeyType: 'HASH' }],
       TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
     });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Description: Match.stringLikeRegexp('^Polls IMAP'),
+      Environment: { Variables: Match.objectLike({ SUPPRESSION_TTL_DAYS: '30' }) },
+    });
   });
 });
 

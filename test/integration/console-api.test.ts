@@ -49,6 +49,7 @@ describe('the console API', () => {
   it('serves the page on loopback with a strict Content-Security-Policy, and refuses other Host names', async () => {
     // Act
     const page = await get('/');
+    const malformed = await get('/api/messages/%E0%A4%A');
     const rebound = await new Promise<number>((resolve, reject) => {
       const url = new URL(base);
       request(
@@ -65,6 +66,7 @@ describe('the console API', () => {
     expect(await page.text()).toContain('<script type="module" src="/app.js">');
     expect(page.headers.get('content-security-policy')).toContain("script-src 'self'");
     expect(rebound).toBe(421);
+    expect(malformed.status).toBe(400);
   });
 
   it("queues a test job, then lists its message newest first with the job's key and outcome", async () => {
@@ -301,7 +303,7 @@ describe('the console API', () => {
     const mailbox = await (await get('/api/mailbox')).json();
 
     // Act
-    const removed = await send('DELETE', `/api/suppressions/${entry.addressHash}`);
+    const removed = await fetch(`${base}/api/suppressions/${entry.addressHash}`, { method: 'DELETE' });
     const again = await send('DELETE', `/api/suppressions/${entry.addressHash}`);
     const event = await waitFor('suppression.removed', async () => {
       const { events } = await (await get('/api/events?type=suppression.removed')).json();
