@@ -1,6 +1,8 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { simpleParser, type AddressObject, type ParsedMail } from 'mailparser';
+import libmime from 'libmime';
+import { simpleParser, type ParsedMail } from 'mailparser';
+import addressparser from 'nodemailer/lib/addressparser';
 import type { RecordedEvent } from './event-log.js';
 
 /** One message the relay or the SES emulator received, as the list shows it. */
@@ -28,8 +30,36 @@ export type OutboxMessage = OutboxSummary & {
 };
 
 const ID = /^(smtp|ses)-[A-Za-z0-9._-]{1,200}$/;
-const addresses = (value: AddressObject | AddressObject[] | undefined) =>
-  [value ?? []].flat().flatMap((a) => a.value.map((v) => v.address ?? v.name));
+
+/** The first value of each header of a message's header block, unfolded (RFC 5322 §2.2.3), keys lowercased. */
+function readHeaders(raw: Buffer): Map<string, string> {
+  const end = raw.indexOf('\r\n\r\n');
+  const block = raw.subarray(0, end < 0 ? Math.min(raw.length, 256 * 1024) : end).toString('utf8');
+  const headers = new Map<string, string>();
+  for (const line of block.replace(/\r\n(?=[ \t])/g, '').split('\r\n')) {
+    const colon = line.indexOf(':');
+    const key = line.slice(0, colon).trim().toLowerCase();
+    if (colon > 0 && !headers.has(key)) headers.set(key, line.slice(colon + 1).trim());
+  }
+  return headers;
+}
+
+const headerAddresses = (value: string | undefined) =>
+  value ? addressparser(libmime.decodeWords(value), { flatten: true }).map((a) => a.address || a.name) : [];
+
+/** Parts marked as attachments, counted in one pass without parsing the body. */
+function countAttachments(raw: Buffer): number {
+  const text = raw.toString('latin1').toLowerCase();
+  let count = 0;
+  for (
+    let at = text.indexOf('content-disposition: attachment');
+    at >= 0;
+    at = text.indexOf('content-disposition: attachment', at + 1)
+  ) {
+    count += 1;
+  }
+  return count;
+}
 
 type SesEmail = {
   messageId: string;
@@ -80,19 +110,20 @@ export function createOutbox(options: { dir: string; sesEndpoint?: string; event
       const id = `smtp-${file.slice(0, -4)}`;
       let summary = summaries.get(id);
       if (!summary) {
-        const entry = await load(id);
-        if (!entry) continue;
-        const { mail } = entry;
+        const raw = await readRaw(id);
+        if (!raw) continue;
+        // The list needs a few headers only: parsing every message would cost seconds on a large outbox.
+        const headers = readHeaders(raw);
         summary = {
           id,
           via: 'smtp',
           receivedAt: new Date(Number(file.split('-')[0]) || statSync(join(options.dir, file)).mtimeMs).toISOString(),
-          from: addresses(mail.from).join(', '),
-          to: [...addresses(mail.to), ...addresses(mail.cc)],
-          subject: mail.subject ?? '',
-          messageId: mail.messageId,
-          size: entry.raw.length,
-          attachments: mail.attachments.length,
+          from: headerAddresses(headers.get('from')).join(', '),
+          to: [...headerAddresses(headers.get('to')), ...headerAddresses(headers.get('cc'))],
+          subject: libmime.decodeWords(headers.get('subject') ?? ''),
+          messageId: headers.get('message-id'),
+          size: raw.length,
+          attachments: countAttachments(raw),
         };
         summaries.set(id, summary);
       }
@@ -119,25 +150,25 @@ export function createOutbox(options: { dir: string; sesEndpoint?: string; event
     }));
   };
 
-  /** The outcome event of the job that produced a message: by Message-ID (relay) or provider message id (SES). */
-  const jobOf = (summary: OutboxSummary): JobLink | undefined => {
-    const events = options.events();
-    for (let i = events.length - 1; i >= 0; i -= 1) {
-      const e = (events[i] as RecordedEvent).event;
+  /**
+   * The outcome of the job behind each message, from the recorded outcome events (the latest wins): keyed by
+   * Message-ID for the relay, by the provider's message id for SES. Built once per listing.
+   */
+  const outcomes = () => {
+    const index = new Map<string, JobLink>();
+    for (const { event: e } of options.events()) {
       if (typeof e.idempotencyKey !== 'string' || !String(e.type).startsWith('email.')) continue;
-      const match =
-        summary.via === 'ses'
-          ? e.providerMessageId === summary.messageId
-          : summary.messageId !== undefined && e.messageId === summary.messageId;
-      if (match)
-        return {
-          idempotencyKey: e.idempotencyKey,
-          outcome: String(e.type).slice(6),
-          reason: e.reason as string | undefined,
-          attempts: e.attempts as number | undefined,
-        };
+      const link: JobLink = {
+        idempotencyKey: e.idempotencyKey,
+        outcome: String(e.type).slice(6),
+        reason: e.reason as string | undefined,
+        attempts: e.attempts as number | undefined,
+      };
+      if (typeof e.messageId === 'string') index.set(`smtp:${e.messageId}`, link);
+      if (typeof e.providerMessageId === 'string') index.set(`ses:${e.providerMessageId}`, link);
     }
-    return undefined;
+    return (summary: OutboxSummary) =>
+      summary.messageId ? index.get(`${summary.via}:${summary.messageId}`) : undefined;
   };
 
   return {
@@ -148,6 +179,7 @@ export function createOutbox(options: { dir: string; sesEndpoint?: string; event
       );
       const q = filter.q?.trim().toLowerCase();
       const out: Array<OutboxSummary & { job?: JobLink }> = [];
+      const jobOf = outcomes();
       for (const summary of all) {
         if (out.length >= (filter.limit ?? 200)) break;
         const job = jobOf(summary);
@@ -160,8 +192,9 @@ export function createOutbox(options: { dir: string; sesEndpoint?: string; event
     async get(id: string): Promise<OutboxMessage | undefined> {
       const entry = await load(id);
       if (!entry) return undefined;
-      const summary = (await this.list({ limit: Number.MAX_SAFE_INTEGER })).find((s) => s.id === id);
-      if (!summary) return undefined;
+      const found = (id.startsWith('smtp-') ? await smtpSummaries() : await sesSummaries()).find((s) => s.id === id);
+      if (!found) return undefined;
+      const summary = { ...found, job: outcomes()(found) };
       const { mail } = entry;
       return {
         ...summary,
