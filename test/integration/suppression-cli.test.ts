@@ -246,11 +246,15 @@ describe('npm run suppression', () => {
     const badAddress = await cli('check', 'not-an-address');
     const unknown = await cli('forget', 'x@customer.example');
     const missing = await cli('remove', 'nobody@customer.example');
+    const help = await cli('--help');
+    const nothing = await cli();
 
     // Assess
     expect(noReason).toMatchObject({ status: 2, err: expect.stringMatching(/^add needs --reason/) });
     expect(badAddress).toMatchObject({ status: 2, err: expect.stringMatching(/^ADDRESS must be an email address/) });
     expect(unknown).toMatchObject({ status: 2, err: expect.stringMatching(/^unknown command "forget"/) });
+    expect(help).toMatchObject({ status: 0, out: expect.stringContaining('npm run suppression -- <command>') });
+    expect(nothing).toMatchObject({ status: 2, err: expect.stringContaining('list [--limit N]') });
     expect(missing.status).toBe(1);
     expect(missing.err).toBe('suppression remove failed: n***@customer.example is not on the suppression list');
   });
