@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
+import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDeadLetterSink } from '#aws/sqs-dispatch-queues.js';
@@ -120,6 +121,18 @@ describe.skipIf(!existsSync(CHROMIUM))('the console in a real browser', () => {
       await page.screenshot({ path: join(ARTIFACTS, `console-${tab}.png`), fullPage: true });
     }
 
+    // Act 4: take the demo's bounced address off the suppression list (the page asks first)
+    page.once('dialog', (dialog) => void dialog.accept());
+    await page
+      .locator('#suppression-rows tr')
+      .filter({ hasText: '@bounce.test' })
+      .getByRole('button', { name: 'Remove' })
+      .click();
+    await page.locator('#suppressions-empty').waitFor({ timeout: 30_000 });
+    const suppressedAfter = await twin.clients.documents.send(
+      new ScanCommand({ TableName: twin.resources.suppressionTable }),
+    );
+
     // Assess
     expect(demo).toMatch(/good\s+delivered/);
     expect(outboxText).toContain('alice@example.net');
@@ -129,6 +142,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the console in a real browser', () => {
     expect(scriptRan).toBeNull();
     expect(beaconHits).toBe(0);
     expect(invalidRow).toContain('subject');
+    expect(suppressedAfter.Items).toEqual([]);
     expect(await page.locator('#dlq-rows tr').filter({ hasText: stuck.idempotencyKey }).count()).toBe(0);
   }, 240_000);
 });
