@@ -45,7 +45,7 @@ const outboxEntry = (key: string) =>
     return found as Record<string, any> | undefined;
   });
 
-describe('the console API', () => {
+describe('the console API', { timeout: 120_000 }, () => {
   it('serves the page on loopback with a strict Content-Security-Policy, and refuses other Host names', async () => {
     // Act
     const page = await get('/');

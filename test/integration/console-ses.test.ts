@@ -10,7 +10,7 @@ afterAll(async () => {
   await running?.stop();
 });
 
-describe('the console with the SES transport', () => {
+describe('the console with the SES transport', { timeout: 120_000 }, () => {
   it('lists what the SES emulator received, tied to its job by the provider message id', async () => {
     // Prepare
     const base = running.console;
