@@ -63,11 +63,11 @@ export function createSuppressionStore(
   options: SuppressionStoreOptions = {},
 ): SuppressionStore {
   const ttlDays = options.ttlDays ?? DEFAULT_SUPPRESSION_TTL_DAYS;
+  const read = (addressHash: string) =>
+    client.send(new GetCommand({ TableName: tableName, Key: { [KEY]: addressHash }, ConsistentRead: true }));
   const get = async (addressHash: string) => {
-    const result = await client.send(
-      new GetCommand({ TableName: tableName, Key: { [KEY]: addressHash }, ConsistentRead: true }),
-    );
-    return result.Item ? toRecord(result.Item) : undefined;
+    const { Item } = await read(addressHash);
+    return Item ? toRecord(Item) : undefined;
   };
   return {
     async findSuppressed(addresses) {
@@ -105,18 +105,23 @@ export function createSuppressionStore(
     async suppress(request, now = new Date()) {
       // Read, merge, write if nothing changed in between: two reports for one address at once both count.
       for (let attempt = 0; attempt < 5; attempt += 1) {
-        const existing = await get(hashAddress(request.address));
+        const { Item } = await read(hashAddress(request.address));
+        const existing = Item ? toRecord(Item) : undefined;
         const merged = mergeSuppression(existing, request, now, ttlDays);
+        // Entries written before versions existed have none: the first update gives them one.
+        const version = typeof Item?.version === 'number' ? Item.version : undefined;
         try {
           await client.send(
             new PutCommand({
               TableName: tableName,
-              Item: toItem(merged.record),
-              ConditionExpression: existing ? '#count = :count AND lastSeen = :lastSeen' : 'attribute_not_exists(#key)',
-              ExpressionAttributeNames: existing ? { '#count': 'count' } : { '#key': KEY },
-              ExpressionAttributeValues: existing
-                ? { ':count': existing.count, ':lastSeen': existing.lastSeen }
-                : undefined,
+              Item: { ...toItem(merged.record), version: (version ?? 0) + 1 },
+              ConditionExpression: !Item
+                ? 'attribute_not_exists(#key)'
+                : version === undefined
+                  ? 'attribute_not_exists(#version)'
+                  : '#version = :version',
+              ExpressionAttributeNames: Item ? { '#version': 'version' } : { '#key': KEY },
+              ExpressionAttributeValues: version === undefined ? undefined : { ':version': version },
             }),
           );
         } catch (error) {

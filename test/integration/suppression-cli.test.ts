@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeleteMessageBatchCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSuppressionStore } from '#aws/suppression-store.js';
 import { hashAddress } from '#core/message-id.js';
@@ -238,6 +239,26 @@ describe('npm run suppression', () => {
     // Assess
     expect(created.sort()).toEqual(['h***@customer.example', 'i***@customer.example']);
     expect(hank).toMatchObject({ count: 2, permanent: true });
+  });
+
+  it('reads and updates entries the store wrote before they had counts and expiry', async () => {
+    // Prepare: an item as the earlier store wrote it
+    const createdAt = '2025-06-01T00:00:00.000Z';
+    await aws.clients.documents.send(
+      new PutCommand({
+        TableName: resources.suppressionTable,
+        Item: { addressHash: hashAddress('jack@customer.example'), reason: 'hard-bounce', source: 'dsn:abc', createdAt },
+      }),
+    );
+    const store = createSuppressionStore(aws.clients.documents, resources.suppressionTable);
+
+    // Act
+    const before = await store.check('jack@customer.example');
+    const updated = await store.suppress({ address: 'jack@customer.example', reason: 'hard-bounce', source: 'dsn:def' });
+
+    // Assess
+    expect(before).toMatchObject({ permanent: true, count: 1, firstSeen: createdAt, maskedAddress: '***' });
+    expect(updated).toMatchObject({ created: false, record: { count: 2, firstSeen: createdAt, source: 'dsn:def' } });
   });
 
   it('refuses bad input with one line naming the field, and no stack trace', async () => {
