@@ -144,7 +144,12 @@ export class Monitoring extends Construct {
           title: 'Poll lag and bounces',
           width: 12,
           left: [new Metric({ namespace: METRIC_NAMESPACE, metricName: PollerMetrics.lag, dimensionsMap: { service: SERVICE_NAME }, statistic: 'Maximum', period: Duration.minutes(1) })],
-          right: [custom(PollerMetrics.bounces), custom(PollerMetrics.complaints), custom(PollerMetrics.suppressed)],
+          right: [
+            custom(PollerMetrics.bounces),
+            custom(PollerMetrics.complaints),
+            custom(PollerMetrics.suppressed),
+            custom(SuppressionMetrics.added),
+          ],
         }),
       );
     }

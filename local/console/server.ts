@@ -272,10 +272,15 @@ export async function startConsole(options: ConsoleOptions) {
     res.write('retry: 2000\n\n');
     streams.add(res);
     res.on('close', () => streams.delete(res));
+    // A new page gets the current figures at once; later ones only when they change.
+    void stats().then(
+      (s) => res.write(frame('stats', s)),
+      () => {},
+    );
   };
+  const frame = (name: string, data: unknown) => `event: ${name}\ndata: ${JSON.stringify(data)}\n\n`;
   const broadcast = (name: string, data: unknown) => {
-    const frame = `event: ${name}\ndata: ${JSON.stringify(data)}\n\n`;
-    for (const res of streams) res.write(frame);
+    for (const res of streams) res.write(frame(name, data));
   };
   const unsubscribe = eventLog.subscribe((event) => broadcast('published', event));
   // Depths and the outbox size change without an event (a receive, a redrive, the relay): tell the page every second.

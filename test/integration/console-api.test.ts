@@ -350,6 +350,15 @@ describe('the console API', { timeout: 120_000 }, () => {
       received += Buffer.from(value).toString('utf8');
     }
     controller.abort();
+    // A page that connects when nothing changes still gets the figures at once.
+    const quiet = new AbortController();
+    const second = (await fetch(`${base}/api/stream`, { signal: quiet.signal })).body as ReadableStream<Uint8Array>;
+    const secondReader = second.getReader();
+    let first = '';
+    for (let i = 0; i < 10 && !first.includes('event: stats'); i += 1) {
+      first += Buffer.from((await secondReader.read()).value ?? []).toString('utf8');
+    }
+    quiet.abort();
 
     // Assess
     expect(special.specialRecipients.map((r: { address: string }) => r.address)).toEqual([
@@ -361,5 +370,6 @@ describe('the console API', { timeout: 120_000 }, () => {
     expect(stream.headers.get('content-type')).toBe('text/event-stream');
     expect(received).toMatch(new RegExp(`event: published\\ndata: \\{[^\\n]*"idempotencyKey":"${key}"`));
     expect(received).toContain('event: stats');
+    expect(first).toMatch(/event: stats\ndata: \{"jobs":/);
   });
 });

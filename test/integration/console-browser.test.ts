@@ -91,6 +91,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the console in a real browser', () => {
     );
     await page.click('#send-form button[type="submit"]');
     await page.locator('#send-result').filter({ hasText: 'queued' }).waitFor();
+    await page.screenshot({ path: join(ARTIFACTS, 'console-send.png'), fullPage: true });
     await page.click('nav a[data-tab="outbox"]');
     await rows.filter({ hasText: 'Sandboxed HTML' }).filter({ hasText: 'delivered' }).click({ timeout: 30_000 });
     const frameElement = page.locator('#message iframe.html-frame');
