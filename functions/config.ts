@@ -3,6 +3,7 @@ import { ConfigError } from '#core/errors.js';
 import { isLoopbackHost } from '#core/is-loopback-host.js';
 import { StartFrom } from '#core/mailbox/ports.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '#core/retry-schedule.js';
+import { DEFAULT_SUPPRESSION_TTL_DAYS } from '#core/suppression.js';
 import type { SmtpSecurity } from '#transports/smtp-transport.js';
 
 type Env = Record<string, string | undefined>;
@@ -246,6 +247,8 @@ export type PollerConfig = {
   stopMarginMs: number;
   /** `SECRETS_CACHE_SECONDS`. @default 300 */
   secretsCacheSeconds: number;
+  /** How long suppressions for non-permanent reasons last, days. `SUPPRESSION_TTL_DAYS`. @default 30 */
+  suppressionTtlDays: number;
 };
 
 /** Reads and validates the poller's configuration; throws a ConfigError listing every problem. */
@@ -264,6 +267,7 @@ export function loadPollerConfig(env: Env = process.env): PollerConfig {
     idle: r.oneOf('IDLE', ['true', 'false'] as const, 'true') === 'true',
     stopMarginMs: r.integer('STOP_MARGIN_MS', 5000, 0, 120_000),
     secretsCacheSeconds: r.integer('SECRETS_CACHE_SECONDS', 300, 0, 86_400),
+    suppressionTtlDays: r.integer('SUPPRESSION_TTL_DAYS', DEFAULT_SUPPRESSION_TTL_DAYS, 1, 3650),
   };
   if (r.problems.length > 0) throw new ConfigError(r.problems);
   return config;

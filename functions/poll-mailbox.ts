@@ -1,5 +1,5 @@
 import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { Tracer } from '@aws-lambda-powertools/tracer';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { createAwsClients } from '#aws/clients.js';
@@ -9,7 +9,7 @@ import { createRawMessageStore } from '#aws/raw-message-store.js';
 import { createSecretsManagerCredentials } from '#aws/secrets-credentials.js';
 import { createSuppressionStore } from '#aws/suppression-store.js';
 import { toLoginCredentials } from '#core/credential-source.js';
-import { METRIC_NAMESPACE, SERVICE_NAME } from '#core/metric-names.js';
+import { METRIC_NAMESPACE, SERVICE_NAME, SuppressionMetrics } from '#core/metric-names.js';
 import { createPollMailboxHandler } from '#handlers/poll-mailbox-handler.js';
 import { loadPollerConfig } from './config.js';
 
@@ -21,7 +21,10 @@ const metrics = new Metrics({ namespace: METRIC_NAMESPACE, serviceName: SERVICE_
 const tracer = new Tracer({ serviceName: SERVICE_NAME });
 const clients = createAwsClients({ wrap: (client) => tracer.captureAWSv3Client(client) });
 const secretsClient = tracer.captureAWSv3Client(new SecretsManagerClient({}));
-const suppressions = createSuppressionStore(clients.documents, config.suppressionTable);
+const suppressions = createSuppressionStore(clients.documents, config.suppressionTable, {
+  ttlDays: config.suppressionTtlDays,
+  onCreated: () => metrics.addMetric(SuppressionMetrics.added, MetricUnit.Count, 1),
+});
 const credentials = new Map(
   config.mailboxes.map((m) => [m.id, createSecretsManagerCredentials(m.secret, toLoginCredentials, { maxAgeSeconds: config.secretsCacheSeconds, client: secretsClient })]),
 );

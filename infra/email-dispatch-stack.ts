@@ -17,6 +17,10 @@ export class EmailDispatchStack extends Stack {
     new CfnOutput(this, 'DeadLetterQueueUrl', { value: jobs.deadLetterQueue.queueUrl, description: 'Jobs that will not be sent, with their reason; see npm run redrive' });
     new CfnOutput(this, 'EventsTopicArn', { value: eventsTopic.topicArn, description: 'Subscribe to email.* and inbound events' });
     new CfnOutput(this, 'BucketName', { value: bucket.bucketName, description: 'Claim-checked jobs (jobs/), attachments (attachments/), inbound mail (inbound/)' });
+    new CfnOutput(this, 'SuppressionTableName', {
+      value: this.system.tables.suppression.tableName,
+      description: 'The suppression list; see npm run suppression',
+    });
     new CfnOutput(this, 'AlarmTopicArn', { value: monitoring.alarmTopic.topicArn });
     new CfnOutput(this, 'DashboardName', { value: monitoring.dashboard.dashboardName });
 

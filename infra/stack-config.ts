@@ -38,6 +38,10 @@ export type StackConfig = {
   oldestJobAlarmSeconds: number;
   /** `logRetentionDays`. @default 30 */
   logRetentionDays: number;
+  /** `suppressionTtlDays`: how long suppressions for non-permanent reasons last. @default 30 */
+  suppressionTtlDays: number;
+  /** `suppressionSpikePerHour`: alarm when more addresses than this are newly suppressed in an hour. @default 50 */
+  suppressionSpikePerHour: number;
   /** The shared settings; context keys batchSize, maxBatchingWindowSeconds, maxConcurrency, functionTimeoutSeconds,
    * retryBaseSeconds, retryMaxDelaySeconds, retryLifetimeSeconds, pollRateMinutes override the defaults. */
   settings: SystemSettings;
@@ -135,6 +139,8 @@ export function loadStackConfig(node: Context): StackConfig {
     alarmEmail,
     oldestJobAlarmSeconds: integer('oldestJobAlarmSeconds', 900),
     logRetentionDays: integer('logRetentionDays', 30),
+    suppressionTtlDays: integer('suppressionTtlDays', 30),
+    suppressionSpikePerHour: integer('suppressionSpikePerHour', 50),
     settings,
   };
   if (problems.length > 0) throw new StackConfigError(problems);

@@ -68,7 +68,9 @@ export async function startSesLocal(port?: number): Promise<Emulator> {
   // A CommonJS module with `exports.default`: under Node's ESM loader the function sits one level deeper.
   const module = (await import('aws-ses-v2-local')) as unknown as { default: SesServer | { default: SesServer } };
   const sesServer = typeof module.default === 'function' ? module.default : module.default.default;
-  const actual = port ?? (await freePort());
-  const server = await sesServer({ host: LOOPBACK, port: actual });
+  // Port 0 asks for any free one: the server then says which it got.
+  const server = await sesServer({ host: LOOPBACK, port: port || (await freePort()) });
+  const address = server.address();
+  const actual = typeof address === 'object' && address ? address.port : 0;
   return { endpoint: `http://${LOOPBACK}:${actual}`, port: actual, stop: () => closeServer(server) };
 }

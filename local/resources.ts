@@ -84,7 +84,8 @@ export async function createLocalResources(clients: AwsClients, settings: System
     if (error.name !== 'BucketAlreadyOwnedByYou' && error.name !== 'BucketAlreadyExists') throw error;
   });
   await createTable(clients, names.idempotencyTable, TableKeys.idempotency.partitionKey, TableKeys.idempotency.ttlAttribute);
-  await createTable(clients, names.suppressionTable, TableKeys.suppression.partitionKey);
+  const { suppression } = TableKeys;
+  await createTable(clients, names.suppressionTable, suppression.partitionKey, suppression.ttlAttribute);
   await createTable(clients, names.mailboxStateTable, TableKeys.mailboxState.partitionKey, TableKeys.mailboxState.ttlAttribute);
   return {
     jobsQueueUrl,

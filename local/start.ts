@@ -7,6 +7,7 @@ Runs the whole system on this machine, on 127.0.0.1 only. Ctrl-C stops it.
   --transport smtp|ses   how the dispatcher sends (default smtp: the local relay; ses: the SES emulator)
   --persist              keep DynamoDB tables in .local/dynamodb across restarts
   --verbose              print every log line (otherwise they go to .local/twin.log)
+  --console-port N       where the web console listens on 127.0.0.1 (default 8025; 0 for any free port)
   --imap FILE            poll this IMAP server instead of the embedded one:
                          {"host","port","security":"implicit|starttls|none","mailbox"}; its username and password
                          go in the "imap" entry of .local/credentials.json
@@ -33,22 +34,27 @@ const line = (s: TwinStats) =>
 await runCommand(USAGE, async () => {
   const values = parseCommandLine({
     usage: USAGE,
-    options: { transport: { type: 'string', default: 'smtp' }, persist: { type: 'boolean', default: false }, verbose: { type: 'boolean', default: false }, imap: { type: 'string' } },
+    options: { transport: { type: 'string', default: 'smtp' }, persist: { type: 'boolean', default: false }, verbose: { type: 'boolean', default: false }, imap: { type: 'string' }, 'console-port': { type: 'string', default: '8025' } },
   });
   if (values.transport !== 'smtp' && values.transport !== 'ses') throw new UsageError(`--transport must be smtp or ses, not ${JSON.stringify(values.transport)}`);
   const imap = values.imap ? readImapFile(values.imap) : undefined;
+  const consolePort = Number(values['console-port']);
+  if (!Number.isInteger(consolePort) || consolePort < 0 || consolePort > 65_535) {
+    throw new UsageError('--console-port must be a port number from 0 to 65535');
+  }
 
   console.log('starting the local twin …');
   const { startTwin } = await import('./twin.js');
   let twin: Twin;
   try {
-    twin = await startTwin({ dataDir: process.env.TWIN_DIR, transport: values.transport, persist: values.persist, verbose: values.verbose, imap });
+    twin = await startTwin({ dataDir: process.env.TWIN_DIR, transport: values.transport, persist: values.persist, verbose: values.verbose, imap, console: { port: consolePort } });
   } catch (error) {
     const e = error as Error & { code?: string };
     throw new CommandError(e.code === 'EADDRINUSE' ? `a port of the twin is in use (${e.message}): is another npm start running?` : e.message, { cause: error });
   }
   const m = twin.manifest;
-  console.log(`SQS/SNS/S3  ${m.endpoints.sqs}
+  console.log(`console     ${m.console}   (outbox, jobs and DLQ, events, mailbox, suppressions)
+SQS/SNS/S3  ${m.endpoints.sqs}
 DynamoDB    ${m.endpoints.dynamodb}${m.endpoints.ses ? `\nSES         ${m.endpoints.ses}` : ''}
 SMTP relay  ${m.smtp.host}:${m.smtp.port} (STARTTLS + AUTH, outbox ${twin.dataDir}/outbox)
 IMAP        ${m.imap.host}:${m.imap.port} (bounce mailbox)

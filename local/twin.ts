@@ -1,19 +1,20 @@
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { createSnsEventPublisher } from '#aws/event-publisher.js';
 import { createMailboxStateStore } from '#aws/mailbox-state-store.js';
 import { createRawMessageStore } from '#aws/raw-message-store.js';
 import { createSuppressionStore } from '#aws/suppression-store.js';
 import type { TransportName } from '#core/email-job.js';
-import { METRIC_NAMESPACE, SERVICE_NAME } from '#core/metric-names.js';
+import { METRIC_NAMESPACE, SERVICE_NAME, SuppressionMetrics } from '#core/metric-names.js';
 import { loadDispatchConfig, loadPollerConfig } from '#functions/config.js';
 import { buildSendEmailDeps } from '#handlers/build-send-email-deps.js';
 import { createPollMailboxHandler } from '#handlers/poll-mailbox-handler.js';
 import { createSendEmailHandler } from '#handlers/send-email-handler.js';
 import { DEFAULT_SETTINGS, deriveQueueSettings, type SystemSettings } from '#infra/settings.js';
+import { startConsole, type ConsoleServer } from './console/server.js';
 import { buildDsn } from './dsn.js';
 import { createEmulatorClients, LOCAL_CREDENTIALS, startDynalite, startFauxqs, startSesLocal, type Emulator } from './emulators.js';
 import { runEventSource } from './event-source.js';
@@ -42,6 +43,14 @@ export const TWIN_RULES: SmtpFaultRule[] = [
 ];
 export const BOUNCE_DOMAIN = 'bounce.test';
 
+/** The special recipients, as the start banner and the console's send form list them. */
+export const SPECIAL_RECIPIENTS = [
+  { address: '*@reject.test', effect: 'refused at RCPT (550 5.1.1): rejected' },
+  { address: '*@slow.test', effect: 'deferred at RCPT (451): retried until the lifetime ends' },
+  { address: '*@throttled.test', effect: 'throttled once (454): retried, then delivered' },
+  { address: `*@${BOUNCE_DOMAIN}`, effect: 'accepted, then a DSN to the mailbox: bounce.detected, address suppressed' },
+];
+
 /** Where the twin writes what it discovered at start, for the CLI, the demo and the redrive tool. */
 export type TwinManifest = {
   region: string;
@@ -49,6 +58,8 @@ export type TwinManifest = {
   smtp: { host: string; port: number };
   imap: { host: string; port: number };
   resources: LocalResources;
+  /** The web console's URL, when it runs. */
+  console?: string;
   pid: number;
 };
 
@@ -70,6 +81,8 @@ export type TwinOptions = {
    * credentials file). Bounces from the relay are appended to it. @default the embedded hoodiecrow server
    */
   imap?: { host: string; port: number; security: 'implicit' | 'starttls' | 'none'; mailbox: string; /** PEM of a private CA to trust. */ ca?: string };
+  /** Serve the web console on this port of 127.0.0.1 (0 for any free one). @default no console */
+  console?: { port: number };
 };
 
 export type TwinStats = {
@@ -199,11 +212,15 @@ export async function startTwin(options: TwinOptions = {}) {
       POLL_INTERVAL_SECONDS: String(pollIntervalSeconds),
       STOP_MARGIN_MS: '1000',
     });
-    const suppressions = createSuppressionStore(clients.documents, resources.suppressionTable);
+    const pollMetrics = newMetrics();
+    const suppressions = createSuppressionStore(clients.documents, resources.suppressionTable, {
+      ttlDays: pollerConfig.suppressionTtlDays,
+      onCreated: () => pollMetrics.addMetric(SuppressionMetrics.added, MetricUnit.Count, 1),
+    });
     const pollHandler = createPollMailboxHandler({
       config: pollerConfig,
       logger,
-      metrics: newMetrics(),
+      metrics: pollMetrics,
       state: createMailboxStateStore(clients.documents, resources.mailboxStateTable),
       events: createSnsEventPublisher(clients.sns, resources.eventsTopicArn),
       suppress: (entry) => suppressions.suppress(entry),
@@ -212,12 +229,32 @@ export async function startTwin(options: TwinOptions = {}) {
       tls: options.imap?.ca ? { ca: options.imap.ca } : undefined,
     });
 
+    // The web console reads the same queues, tables, outbox and topic as the CLIs; no state of its own but the events
+    // it records from the topic.
+    let consoleServer: ConsoleServer | undefined;
+    if (options.console) {
+      consoleServer = await startConsole({
+        port: options.console.port,
+        sqs: clients.sqsClient,
+        sns: clients.sns,
+        s3: await clients.s3(),
+        resources,
+        outboxDir: join(dataDir, 'outbox'),
+        sesEndpoint: ses?.endpoint,
+        suppressions,
+        specialRecipients: SPECIAL_RECIPIENTS,
+        log: (message, facts) => logger.info(message, facts),
+      });
+      stoppers.push(consoleServer.stop);
+    }
+
     const manifest: TwinManifest = {
       region,
       endpoints: { sqs: fauxqs.endpoint, sns: fauxqs.endpoint, s3: fauxqs.endpoint, dynamodb: dynamo.endpoint, ses: ses?.endpoint },
       smtp: { host: smtp.host, port: smtpPort },
       imap: { host: imap.host, port: imap.port },
       resources,
+      console: consoleServer?.url,
       pid: process.pid,
     };
     writeFileSync(join(dataDir, 'twin.json'), `${JSON.stringify(manifest, null, 2)}\n`);

@@ -9,8 +9,11 @@ import {
 } from '@aws-sdk/client-sqs';
 import { createRateLimiter } from '#core/rate-limiter.js';
 
-/** Which dead letters to move: transient ones (given up after retries, or crashing the handler), or all. */
-export type RedriveSelection = 'transient' | 'all';
+/**
+ * Which dead letters to move: transient ones (given up after retries, or crashing the handler), all, or those a
+ * predicate picks (the console's selected jobs or one reason).
+ */
+export type RedriveSelection = 'transient' | 'all' | ((message: Message) => boolean);
 
 export type RedriveOptions = {
   sqs: SQSClient;
@@ -61,7 +64,10 @@ export async function redriveDeadLetters(options: RedriveOptions): Promise<Redri
       report.inspected += 1;
       const { failureClass, reason } = reasonOf(message);
       report.byReason[reason] = (report.byReason[reason] ?? 0) + 1;
-      const selected = options.only === 'all' || failureClass === 'exhausted' || failureClass === 'crashed';
+      const selected =
+        typeof options.only === 'function'
+          ? options.only(message)
+          : options.only === 'all' || failureClass === 'exhausted' || failureClass === 'crashed';
       if (options.dryRun || !selected || report.moved >= max) {
         held.push(message);
         continue;

@@ -3,6 +3,7 @@ import { connect } from 'node:net';
 import { join, resolve } from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
+import { createAwsClients, type AwsClients } from '#aws/clients.js';
 import type { TwinManifest } from '#local/twin.js';
 import { TWIN_PORTS } from '#local/twin-ports.js';
 import { CommandError, nothingListening, parseJsonInput, readInput, UsageError } from './cli.js';
@@ -53,9 +54,7 @@ async function isListening(host: string, port: number): Promise<boolean> {
 /** Resolves the target from flags: --outputs or --queue-url mean AWS; otherwise the local twin, checked to be up. */
 export async function connectTarget(args: TargetArgs): Promise<Target> {
   if (args.outputs) {
-    const outputs = parseJsonInput(readInput(args.outputs, '--outputs'), `--outputs ${args.outputs}`) as Record<string, Record<string, string>>;
-    const stack = Object.values(outputs ?? {}).find((o) => o && typeof o === 'object' && o.JobsQueueUrl);
-    if (!stack?.JobsQueueUrl) throw new UsageError(`--outputs ${args.outputs} has no JobsQueueUrl output (write it with cdk deploy --outputs-file)`);
+    const stack = readStackOutputs(args.outputs);
     const region = regionOf(stack.JobsQueueUrl);
     return {
       description: `AWS (${stack.JobsQueueUrl})`,
@@ -73,16 +72,7 @@ export async function connectTarget(args: TargetArgs): Promise<Target> {
     const region = regionOf(args.queueUrl);
     return { description: `AWS (${args.queueUrl})`, sqs: new SQSClient({ region }), s3: new S3Client({ region }), region, queueUrl: args.queueUrl, deadLetterQueueUrl: args.deadLetterQueueUrl };
   }
-  const dataDir = resolve(args.dataDir ?? process.env.TWIN_DIR ?? '.local');
-  const manifestPath = join(dataDir, 'twin.json');
-  if (!existsSync(manifestPath)) {
-    const host = '127.0.0.1';
-    if (!(await isListening(host, TWIN_PORTS.aws))) throw new CommandError(nothingListening(host, TWIN_PORTS.aws));
-    throw new CommandError(`something listens on ${host}:${TWIN_PORTS.aws}, but ${manifestPath} is missing: run the tools from the directory npm start runs in, or set TWIN_DIR`);
-  }
-  const manifest = parseJsonInput(readInput(manifestPath, 'the twin manifest'), manifestPath) as TwinManifest;
-  const endpoint = new URL(manifest.endpoints.sqs);
-  if (!(await isListening(endpoint.hostname, Number(endpoint.port)))) throw new CommandError(nothingListening(endpoint.hostname, endpoint.port));
+  const { manifest, dataDir } = await readTwinManifest(args.dataDir);
   const credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
   return {
     description: `local twin (${manifest.endpoints.sqs})`,
@@ -95,5 +85,79 @@ export async function connectTarget(args: TargetArgs): Promise<Target> {
     eventsTopicArn: manifest.resources.eventsTopicArn,
     eventsTapQueueUrl: manifest.resources.eventsTapQueueUrl,
     twin: { manifest, dataDir },
+  };
+}
+
+/** The stack's outputs from the JSON written by `cdk deploy --outputs-file`. */
+function readStackOutputs(path: string): Record<string, string> & { JobsQueueUrl: string } {
+  const outputs = parseJsonInput(readInput(path, '--outputs'), `--outputs ${path}`) as Record<string, Record<string, string>>;
+  const stack = Object.values(outputs ?? {}).find((o) => o && typeof o === 'object' && o.JobsQueueUrl);
+  if (!stack?.JobsQueueUrl) {
+    throw new UsageError(`--outputs ${path} has no JobsQueueUrl output (write it with cdk deploy --outputs-file)`);
+  }
+  return stack as Record<string, string> & { JobsQueueUrl: string };
+}
+
+/** The twin's manifest in its directory ($TWIN_DIR or .local), if there is one. */
+function loadTwinManifest(dir?: string) {
+  const dataDir = resolve(dir ?? process.env.TWIN_DIR ?? '.local');
+  const manifestPath = join(dataDir, 'twin.json');
+  if (!existsSync(manifestPath)) return { dataDir, manifestPath };
+  const manifest = parseJsonInput(readInput(manifestPath, 'the twin manifest'), manifestPath) as TwinManifest;
+  return { dataDir, manifestPath, manifest };
+}
+
+/** The running twin's manifest, checked to be up: its directory holds it and its endpoint answers. */
+async function readTwinManifest(dir?: string): Promise<{ manifest: TwinManifest; dataDir: string }> {
+  const { dataDir, manifestPath, manifest } = loadTwinManifest(dir);
+  if (!manifest) {
+    const host = '127.0.0.1';
+    if (!(await isListening(host, TWIN_PORTS.aws))) throw new CommandError(nothingListening(host, TWIN_PORTS.aws));
+    throw new CommandError(
+      `something listens on ${host}:${TWIN_PORTS.aws}, but ${manifestPath} is missing: ` +
+        'run the tools from the directory npm start runs in, or set TWIN_DIR',
+    );
+  }
+  const endpoint = new URL(manifest.endpoints.sqs);
+  if (!(await isListening(endpoint.hostname, Number(endpoint.port)))) {
+    throw new CommandError(nothingListening(endpoint.hostname, endpoint.port));
+  }
+  return { manifest, dataDir };
+}
+
+/** Where a tool reads and changes the system's state: the suppression table and the events topic. */
+export type StateTarget = {
+  description: string;
+  clients: AwsClients;
+  suppressionTable: string;
+  eventsTopicArn: string;
+};
+
+/** Resolves the state target: --outputs means the deployed stack; otherwise the running local twin. */
+export function resolveStateTarget(args: Pick<TargetArgs, 'outputs' | 'dataDir'>): StateTarget {
+  if (args.outputs) {
+    const stack = readStackOutputs(args.outputs);
+    if (!stack.SuppressionTableName || !stack.EventsTopicArn) {
+      const missing = 'the SuppressionTableName or EventsTopicArn output';
+      throw new UsageError(`${args.outputs} lacks ${missing} (deploy the current stack)`);
+    }
+    return {
+      description: `AWS (${stack.SuppressionTableName})`,
+      clients: createAwsClients({ region: regionOf(stack.JobsQueueUrl) }),
+      suppressionTable: stack.SuppressionTableName,
+      eventsTopicArn: stack.EventsTopicArn,
+    };
+  }
+  const { manifest, manifestPath } = loadTwinManifest(args.dataDir);
+  if (!manifest) throw new CommandError(`no local twin found (${manifestPath} is missing): start it with npm start`);
+  return {
+    description: `local twin (${manifest.endpoints.dynamodb})`,
+    clients: createAwsClients({
+      region: manifest.region,
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+      endpoints: manifest.endpoints,
+    }),
+    suppressionTable: manifest.resources.suppressionTable,
+    eventsTopicArn: manifest.resources.eventsTopicArn,
   };
 }

@@ -1,53 +1,165 @@
-import { BatchGetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import {
+  BatchGetCommand,
+  DeleteCommand,
+  GetCommand,
+  PutCommand,
+  ScanCommand,
+  type DynamoDBDocumentClient,
+} from '@aws-sdk/lib-dynamodb';
 import { hashAddress } from '#core/message-id.js';
-import type { SuppressionList } from '#core/dispatch-job.js';
+import {
+  DEFAULT_SUPPRESSION_TTL_DAYS,
+  hashOfTarget,
+  isActive,
+  mergeSuppression,
+  type SuppressionRecord,
+  type SuppressionStore,
+} from '#core/suppression.js';
 import { TableKeys } from './table-keys.js';
 
 const KEY = TableKeys.suppression.partitionKey;
+const TTL = TableKeys.suppression.ttlAttribute;
 
-/** Why an address is suppressed. */
-export type SuppressionReason = 'hard-bounce' | 'complaint' | 'manual';
-
-export type SuppressionEntry = {
-  address: string;
-  reason: SuppressionReason;
-  /** What put it there: the bounce's Message-ID hash, an operator, … */
-  source: string;
-  /** RFC 3463 status of the bounce, when there is one. */
-  status?: string;
+export type SuppressionStoreOptions = {
+  /** How long entries for non-permanent reasons suppress. @default 30 days */
+  ttlDays?: number;
+  /** Called once per address newly suppressed (not for repeats): where the spike metric is counted. */
+  onCreated?: (record: SuppressionRecord) => void;
 };
+
+/** An item as stored, including ones written before entries had first/last seen and a count. */
+const toRecord = (item: Record<string, unknown>): SuppressionRecord => ({
+  addressHash: String(item[KEY]),
+  maskedAddress: typeof item.maskedAddress === 'string' ? item.maskedAddress : '***',
+  scope: 'global',
+  reason: String(item.reason ?? 'unknown'),
+  source: String(item.source ?? 'unknown'),
+  status: item.status as string | undefined,
+  detail: item.detail as string | undefined,
+  verified: item.verified as string | boolean | undefined,
+  permanent: item.permanent === undefined ? item[TTL] === undefined : item.permanent === true,
+  firstSeen: String(item.firstSeen ?? item.createdAt ?? ''),
+  lastSeen: String(item.lastSeen ?? item.createdAt ?? ''),
+  count: Number(item.count ?? 1),
+  expiresAt: typeof item[TTL] === 'number' ? item[TTL] : undefined,
+});
+
+const toItem = (record: SuppressionRecord): Record<string, unknown> => {
+  const { addressHash, expiresAt, ...rest } = record;
+  const item: Record<string, unknown> = { [KEY]: addressHash, ...rest, [TTL]: expiresAt };
+  return Object.fromEntries(Object.entries(item).filter(([, value]) => value !== undefined));
+};
+
+const isConditionFailure = (error: unknown) => (error as { name?: string }).name === 'ConditionalCheckFailedException';
 
 /**
  * The suppression list in DynamoDB, keyed by the address's hash (`addressHash`): the table holds no plain addresses,
- * yet any address can be looked up or removed by hashing it the same way.
+ * yet any address can be looked up or removed by hashing it the same way. Entries for non-permanent reasons carry
+ * `expiresAt` (the table's TTL attribute); since DynamoDB deletes expired items only eventually, every read checks it.
  */
-export function createSuppressionStore(client: DynamoDBDocumentClient, tableName: string): SuppressionList & {
-  suppress(entry: SuppressionEntry, now?: Date): Promise<void>;
-} {
+export function createSuppressionStore(
+  client: DynamoDBDocumentClient,
+  tableName: string,
+  options: SuppressionStoreOptions = {},
+): SuppressionStore {
+  const ttlDays = options.ttlDays ?? DEFAULT_SUPPRESSION_TTL_DAYS;
+  const read = (addressHash: string) =>
+    client.send(new GetCommand({ TableName: tableName, Key: { [KEY]: addressHash }, ConsistentRead: true }));
+  const get = async (addressHash: string) => {
+    const { Item } = await read(addressHash);
+    return Item ? toRecord(Item) : undefined;
+  };
   return {
     async findSuppressed(addresses) {
+      const now = new Date();
       const byHash = new Map(addresses.map((a) => [hashAddress(a), a.toLowerCase()]));
       const found = new Set<string>();
       let keys: Array<Record<string, unknown>> = [...byHash.keys()].map((hash) => ({ [KEY]: hash }));
       for (let round = 0; keys.length > 0 && round < 5; round += 1) {
         if (round > 0) await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** round));
-        const result = await client.send(new BatchGetCommand({ RequestItems: { [tableName]: { Keys: keys.slice(0, 100), ProjectionExpression: KEY } } }));
+        const result = await client.send(
+          new BatchGetCommand({
+            RequestItems: {
+              [tableName]: {
+                Keys: keys.slice(0, 100),
+                ProjectionExpression: '#key, #ttl',
+                ExpressionAttributeNames: { '#key': KEY, '#ttl': TTL },
+              },
+            },
+          }),
+        );
         for (const item of result.Responses?.[tableName] ?? []) {
           const address = byHash.get(String(item[KEY]));
-          if (address) found.add(address);
+          if (address && isActive({ expiresAt: typeof item[TTL] === 'number' ? item[TTL] : undefined }, now))
+            found.add(address);
         }
-        keys = [...((result.UnprocessedKeys?.[tableName]?.Keys as Array<Record<string, unknown>>) ?? []), ...keys.slice(100)];
+        keys = [
+          ...((result.UnprocessedKeys?.[tableName]?.Keys as Array<Record<string, unknown>>) ?? []),
+          ...keys.slice(100),
+        ];
       }
       if (keys.length > 0) throw new Error(`suppression lookup left ${keys.length} keys unprocessed`);
       return found;
     },
-    async suppress(entry, now = new Date()) {
-      await client.send(
-        new PutCommand({
-          TableName: tableName,
-          Item: { [KEY]: hashAddress(entry.address), reason: entry.reason, source: entry.source, status: entry.status, createdAt: now.toISOString() },
-        }),
+
+    async suppress(request, now = new Date()) {
+      // Read, merge, write if nothing changed in between: two reports for one address at once both count.
+      for (let attempt = 0; attempt < 5; attempt += 1) {
+        const { Item } = await read(hashAddress(request.address));
+        const existing = Item ? toRecord(Item) : undefined;
+        const merged = mergeSuppression(existing, request, now, ttlDays);
+        // Entries written before versions existed have none: the first update gives them one.
+        const version = typeof Item?.version === 'number' ? Item.version : undefined;
+        try {
+          await client.send(
+            new PutCommand({
+              TableName: tableName,
+              Item: { ...toItem(merged.record), version: (version ?? 0) + 1 },
+              ConditionExpression: !Item
+                ? 'attribute_not_exists(#key)'
+                : version === undefined
+                  ? 'attribute_not_exists(#version)'
+                  : '#version = :version',
+              ExpressionAttributeNames: Item ? { '#version': 'version' } : { '#key': KEY },
+              ExpressionAttributeValues: version === undefined ? undefined : { ':version': version },
+            }),
+          );
+        } catch (error) {
+          if (isConditionFailure(error)) continue;
+          throw error;
+        }
+        if (merged.created) options.onCreated?.(merged.record);
+        return merged;
+      }
+      throw new Error('suppression entry kept changing under five attempts to update it');
+    },
+
+    async check(address, now = new Date()) {
+      const record = await get(hashAddress(address));
+      return record && isActive(record, now) ? record : undefined;
+    },
+
+    async list({ limit = 1000, now = new Date() } = {}) {
+      const records: SuppressionRecord[] = [];
+      let startKey: Record<string, unknown> | undefined;
+      // Bounded: an operator's list, not an export; `limit` live entries at most.
+      for (let page = 0; page < 100 && records.length < limit; page += 1) {
+        const result = await client.send(new ScanCommand({ TableName: tableName, ExclusiveStartKey: startKey }));
+        for (const item of result.Items ?? []) {
+          const record = toRecord(item);
+          if (isActive(record, now)) records.push(record);
+        }
+        startKey = result.LastEvaluatedKey;
+        if (!startKey) break;
+      }
+      return records.sort((a, b) => b.lastSeen.localeCompare(a.lastSeen)).slice(0, limit);
+    },
+
+    async remove(target) {
+      const result = await client.send(
+        new DeleteCommand({ TableName: tableName, Key: { [KEY]: hashOfTarget(target) }, ReturnValues: 'ALL_OLD' }),
       );
+      return result.Attributes ? toRecord(result.Attributes) : undefined;
     },
   };
 }

@@ -1,6 +1,6 @@
 /** Key and TTL attribute names of the tables, shared by the stores, the CDK stack and the local twin. */
 export const TableKeys = {
   idempotency: { partitionKey: 'id', ttlAttribute: 'expiration' },
-  suppression: { partitionKey: 'addressHash' },
+  suppression: { partitionKey: 'addressHash', ttlAttribute: 'expiresAt' },
   mailboxState: { partitionKey: 'pk', ttlAttribute: 'expiresAt' },
 } as const;

@@ -15,6 +15,8 @@ export const EventTypes = {
   autoReplyDetected: 'auto-reply.detected',
   /** An inbound message that could not be parsed or classified; kept raw, with the reason. */
   inboundUnparsable: 'inbound.unparsable',
+  /** An operator took an address off the suppression list. */
+  suppressionRemoved: 'suppression.removed',
 } as const;
 export type EventType = (typeof EventTypes)[keyof typeof EventTypes];
 

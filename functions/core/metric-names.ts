@@ -43,3 +43,9 @@ export const PollerMetrics = {
   pollFailed: 'MailboxPollFailures',
   leaseBusy: 'MailboxLeaseBusy',
 } as const;
+
+/** Suppression list metrics, counted wherever entries are added (poller, SES events). */
+export const SuppressionMetrics = {
+  /** Addresses newly suppressed (not repeats of a live entry): a spike means forged or misread reports. */
+  added: 'SuppressionsAdded',
+} as const;

@@ -48,10 +48,11 @@ export class MailboxPoller extends Construct {
         EVENTS_TOPIC_ARN: events.topicArn,
         RAW_MESSAGE_BUCKET: bucket.bucketName,
         POLL_INTERVAL_SECONDS: String(config.settings.pollRateMinutes * 60),
+        SUPPRESSION_TTL_DAYS: String(config.suppressionTtlDays),
       },
     });
     tables.mailboxState.grant(this.fn, 'dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:UpdateItem');
-    tables.suppression.grant(this.fn, 'dynamodb:PutItem');
+    tables.suppression.grant(this.fn, 'dynamodb:GetItem', 'dynamodb:PutItem');
     grantPublish(this.fn, events, key);
     this.fn.addToRolePolicy(new PolicyStatement({ actions: ['s3:PutObject'], resources: [bucket.arnForObjects('inbound/*')] }));
     for (const secret of secrets) secret.grantRead(this.fn);

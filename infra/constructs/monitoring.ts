@@ -11,6 +11,7 @@ import {
   METRIC_NAMESPACE,
   PollerMetrics,
   SERVICE_NAME,
+  SuppressionMetrics,
 } from '#core/metric-names.js';
 import type { StackConfig } from '../stack-config.js';
 import type { DispatchFunction } from './dispatch-function.js';
@@ -137,6 +138,12 @@ export class Monitoring extends Construct {
           'SPF/DKIM/DMARC, IP or domain reputation, sending rate or content.',
       });
     }
+    alarm('SuppressionSpike', custom(SuppressionMetrics.added, Duration.hours(1)), {
+      threshold: config.suppressionSpikePerHour,
+      description:
+        `More than ${config.suppressionSpikePerHour} addresses were newly suppressed in an hour: ` +
+        'forged or misread reports, or a bad list.',
+    });
     if (config.transports.includes('ses')) {
       alarm('SesBounceRateHigh', new Metric({ namespace: 'AWS/SES', metricName: 'Reputation.BounceRate', statistic: 'Maximum', period: Duration.minutes(15) }), {
         threshold: 0.05,
@@ -202,6 +209,7 @@ export class Monitoring extends Construct {
             custom(PollerMetrics.senderSideBounces),
             custom(PollerMetrics.complaints),
             custom(PollerMetrics.suppressed),
+            custom(SuppressionMetrics.added),
           ],
         }),
       );

@@ -23,7 +23,8 @@ export class StateTables extends Construct {
   constructor(scope: Construct, id: string) {
     super(scope, id);
     this.idempotency = table(this, 'Idempotency', TableKeys.idempotency.partitionKey, TableKeys.idempotency.ttlAttribute);
-    this.suppression = table(this, 'Suppression', TableKeys.suppression.partitionKey);
+    const { partitionKey, ttlAttribute } = TableKeys.suppression;
+    this.suppression = table(this, 'Suppression', partitionKey, ttlAttribute);
     this.mailboxState = table(this, 'MailboxState', TableKeys.mailboxState.partitionKey, TableKeys.mailboxState.ttlAttribute);
   }
 }

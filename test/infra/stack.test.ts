@@ -111,6 +111,17 @@ describe('the tables', () => {
     }
     template.hasResourceProperties('AWS::DynamoDB::GlobalTable', { KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }], TimeToLiveSpecification: { AttributeName: 'expiration', Enabled: true } });
   });
+
+  it('expire suppressions of non-permanent reasons by TTL', () => {
+    template.hasResourceProperties('AWS::DynamoDB::GlobalTable', {
+      KeySchema: [{ AttributeName: 'addressHash', KeyType: 'HASH' }],
+      TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+    });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Description: Match.stringLikeRegexp('^Polls IMAP'),
+      Environment: { Variables: Match.objectLike({ SUPPRESSION_TTL_DAYS: '30' }) },
+    });
+  });
 });
 
 describe('the poller', () => {
@@ -168,6 +179,7 @@ describe('alarms', () => {
     ['SenderSideBouncesHigh', 'notBreaching'],
     ['SesBounceRateHigh', 'notBreaching'],
     ['SesComplaintRateHigh', 'notBreaching'],
+    ['SuppressionSpike', 'notBreaching'],
   ])('%s exists, notifies the alarm topic, and treats missing data as %s', (name, missing) => {
     const props = alarm(name);
     expect(props).toBeDefined();
@@ -190,6 +202,19 @@ describe('alarms', () => {
       ['b', 'BouncesDetected', 3600],
       ['d', 'DelaysDetected', 3600],
     ]);
+  });
+
+  it('fires on a spike of newly suppressed addresses, counted hourly against the configured threshold', () => {
+    const props = alarm('SuppressionSpike');
+
+    expect(props).toMatchObject({
+      MetricName: 'SuppressionsAdded',
+      Namespace: 'EmailDispatch',
+      Statistic: 'Sum',
+      Period: 3600,
+      Threshold: 50,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+    });
   });
 
   it('subscribes the on-call address and draws a dashboard', () => {

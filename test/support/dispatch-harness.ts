@@ -33,6 +33,18 @@ export type AwsEmulators = Awaited<ReturnType<typeof startAwsEmulators>>;
 
 let counter = 0;
 
+/** Names of a harness's own queues, topic, bucket and tables, so that harnesses on shared emulators never meet. */
+export const resourceNames = (suffix: string) => ({
+  jobsQueue: `jobs-${suffix}`,
+  deadLetterQueue: `dlq-${suffix}`,
+  eventsTopic: `events-${suffix}`,
+  eventsTapQueue: `events-tap-${suffix}`,
+  bucket: `attachments-${suffix}`,
+  idempotencyTable: `idempotency-${suffix}`,
+  suppressionTable: `suppression-${suffix}`,
+  mailboxStateTable: `mailbox-${suffix}`,
+});
+
 /**
  * The dispatch handler wired exactly as in production, against real peers on loopback: fauxqs (SQS, SNS, S3),
  * dynalite, and an SMTP sink with STARTTLS and AUTH. Each harness gets its own queues and tables.
@@ -43,16 +55,7 @@ export async function startDispatchHarness(aws: AwsEmulators, options: { sink?: 
   const cert = localTlsCertificate();
   const sink = await startSmtpSink({ tls: cert, credentials: SMTP_USER, ...options.sink });
   const settings = { ...DEFAULT_SETTINGS, ...options.settings };
-  const resources = await createLocalResources(aws.clients, settings, {
-    jobsQueue: `jobs-${suffix}`,
-    deadLetterQueue: `dlq-${suffix}`,
-    eventsTopic: `events-${suffix}`,
-    eventsTapQueue: `events-tap-${suffix}`,
-    bucket: `attachments-${suffix}`,
-    idempotencyTable: `idempotency-${suffix}`,
-    suppressionTable: `suppression-${suffix}`,
-    mailboxStateTable: `mailbox-${suffix}`,
-  });
+  const resources = await createLocalResources(aws.clients, settings, resourceNames(suffix));
   const config = loadDispatchConfig({
     ...toDispatchEnvironment(resources),
     DEFAULT_FROM: 'noreply@example.com',

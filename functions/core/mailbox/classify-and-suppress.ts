@@ -1,17 +1,9 @@
+import type { SuppressionRequest } from '../suppression.js';
 import { classifyInbound, type InboundClassification, type InboundMessage } from '#inbound/classify-inbound.js';
 
-/** The poller's suppress dependency: the suppression store's entry. */
-export type SuppressEntry = {
-  address: string;
-  reason: 'hard-bounce' | 'complaint';
-  source: string;
-  status?: string;
-  /** Whether the failure is permanent, as the report says. */
-  permanent?: boolean;
-  /** The bounce reason (user-unknown, mailbox-disabled) of a bounce. */
-  detail?: string;
-};
-export type Suppress = (entry: SuppressEntry) => Promise<void>;
+/** The poller's suppress dependency: the suppression store's request. */
+export type SuppressEntry = SuppressionRequest;
+export type Suppress = (entry: SuppressionRequest) => Promise<unknown>;
 
 /** RFC 5321 4.5.3.1.3: a path is at most 256 octets with its angle brackets; anything longer is no address. */
 const MAX_ADDRESS_OCTETS = 254;

@@ -1,0 +1,158 @@
+import { createEvent, EventTypes, type DispatchEvent } from './events.js';
+import { hashAddress } from './message-id.js';
+
+/** Where a suppression applies. Only `global` for now; per-tenant scopes come with tenants. */
+export type SuppressionScope = 'global';
+
+/** Reasons that suppress for good unless a request says otherwise; any other reason expires. */
+export const PERMANENT_REASONS: readonly string[] = ['hard-bounce', 'complaint', 'manual'];
+
+/** How long a suppression for a non-permanent reason lasts when its request names no expiry. @default 30 days */
+export const DEFAULT_SUPPRESSION_TTL_DAYS = 30;
+
+/** What a report or an operator asks to suppress. The store accepts any `reason` string. */
+export type SuppressionRequest = {
+  address: string;
+  reason: string;
+  /** What put it there: which report (`dsn:<mailbox/uid>`, `ses:<message id>`) or `operator:<name>`. */
+  source: string;
+  /** RFC 3463 status of the bounce, when there is one. */
+  status?: string;
+  /** Overrides the reason's default (hard bounces, complaints and manual entries are permanent). */
+  permanent?: boolean;
+  /** A short explanation (diagnostic code, feedback type, operator's note). */
+  detail?: string;
+  /** How the report was tied to mail we sent (`message-id-token`, `verp`, `ses-tags`); absent for operators. */
+  verified?: string | boolean;
+  /** An explicit expiry (ISO 8601), for non-permanent entries. @default now + the store's TTL */
+  expiresAt?: string;
+};
+
+/** One entry of the suppression list as stored: no plain address, only its hash and a masked form for people. */
+export type SuppressionRecord = {
+  addressHash: string;
+  /** `a***@example.com`: enough for a person to recognise the address, not enough to harvest it. */
+  maskedAddress: string;
+  scope: SuppressionScope;
+  reason: string;
+  source: string;
+  status?: string;
+  detail?: string;
+  verified?: string | boolean;
+  permanent: boolean;
+  /** ISO 8601 of the first report (of the current, unexpired entry). */
+  firstSeen: string;
+  /** ISO 8601 of the latest report. */
+  lastSeen: string;
+  /** Reports seen for this address since firstSeen. */
+  count: number;
+  /** Epoch seconds after which the entry no longer suppresses (also the table's TTL attribute). */
+  expiresAt?: number;
+};
+
+/** The suppression list an operator manages, and the poller and SES events feed. */
+export interface SuppressionStore {
+  /** Returns the suppressed ones among `addresses`, lowercased; expired entries never count. */
+  findSuppressed(addresses: string[]): Promise<Set<string>>;
+  /** Adds or refreshes an entry; `created` is true when the address was not (or no longer) suppressed. */
+  suppress(request: SuppressionRequest, now?: Date): Promise<{ created: boolean; record: SuppressionRecord }>;
+  /** The live entry for an address, if any. */
+  check(address: string, now?: Date): Promise<SuppressionRecord | undefined>;
+  /** Live entries, most recently seen first. */
+  list(options?: { limit?: number; now?: Date }): Promise<SuppressionRecord[]>;
+  /** Deletes the entry for an address or an address hash; resolves with what was there. */
+  remove(target: SuppressionTarget): Promise<SuppressionRecord | undefined>;
+}
+
+/** An entry is named by its address or, where only the stored form is at hand (a list), by its hash. */
+export type SuppressionTarget = { address: string } | { addressHash: string };
+
+export const hashOfTarget = (target: SuppressionTarget) =>
+  'address' in target ? hashAddress(target.address) : target.addressHash.toLowerCase();
+
+/** `alice@example.com` → `a***@example.com`. */
+export function maskAddress(address: string): string {
+  const at = address.lastIndexOf('@');
+  if (at < 1) return '***';
+  return `${address.slice(0, 1).toLowerCase()}***${address.slice(at).toLowerCase()}`;
+}
+
+/** Whether an entry still suppresses at `now` (DynamoDB deletes expired items only eventually, so reads check). */
+export const isActive = (record: Pick<SuppressionRecord, 'expiresAt'>, now: Date) =>
+  record.expiresAt === undefined || record.expiresAt * 1000 > now.getTime();
+
+/**
+ * The entry after a new report: a first report (or one after the old entry expired) starts an entry; a repeat
+ * counts, moves lastSeen, takes the latest reason and source, and never turns a permanent entry into an expiring one.
+ */
+export function mergeSuppression(
+  existing: SuppressionRecord | undefined,
+  request: SuppressionRequest,
+  now: Date,
+  ttlDays = DEFAULT_SUPPRESSION_TTL_DAYS,
+): { created: boolean; record: SuppressionRecord } {
+  const live = existing && isActive(existing, now) ? existing : undefined;
+  const permanent = (request.permanent ?? PERMANENT_REASONS.includes(request.reason)) || (live?.permanent ?? false);
+  const requested = request.expiresAt
+    ? Math.floor(Date.parse(request.expiresAt) / 1000)
+    : Math.floor(now.getTime() / 1000) + Math.round(ttlDays * 86_400);
+  const expiresAt = permanent ? undefined : Math.max(requested, live?.expiresAt ?? 0);
+  const at = now.toISOString();
+  return {
+    created: !live,
+    record: {
+      addressHash: hashAddress(request.address),
+      maskedAddress: maskAddress(request.address.trim()),
+      scope: 'global',
+      reason: request.reason,
+      source: request.source,
+      status: request.status,
+      detail: request.detail,
+      verified: request.verified,
+      permanent,
+      firstSeen: live?.firstSeen ?? at,
+      lastSeen: at,
+      count: (live?.count ?? 0) + 1,
+      expiresAt,
+    },
+  };
+}
+
+/** Why a request to change the suppression list is refused (a bad address, an unknown entry). Not retryable. */
+export class SuppressionError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SuppressionError';
+  }
+}
+
+/**
+ * Removes an entry on an operator's request: the removal is logged (masked address, never the plain one) and
+ * published as `suppression.removed`, so that whoever watches the list sees who took what off it.
+ */
+export async function removeSuppression(
+  deps: {
+    store: SuppressionStore;
+    publish: (event: DispatchEvent) => Promise<void>;
+    log: (message: string, facts: Record<string, unknown>) => void;
+  },
+  target: SuppressionTarget,
+  removedBy: string,
+): Promise<SuppressionRecord> {
+  const removed = await deps.store.remove(target);
+  if (!removed)
+    throw new SuppressionError(
+      `${'address' in target ? maskAddress(target.address) : target.addressHash} is not on the suppression list`,
+    );
+  const facts = {
+    addressHash: removed.addressHash,
+    maskedAddress: removed.maskedAddress,
+    reason: removed.reason,
+    source: removed.source,
+    scope: removed.scope,
+    removedBy,
+  };
+  deps.log('suppression removed', facts);
+  await deps.publish(createEvent(EventTypes.suppressionRemoved, facts));
+  return removed;
+}

@@ -1,0 +1,149 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
+import { ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDeadLetterSink } from '#aws/sqs-dispatch-queues.js';
+import { LOOPBACK, listenOnLoopback } from '#local/loopback.js';
+import type { Twin } from '#local/twin.js';
+import { emailJobFactory } from '../support/factories.js';
+import { startTestTwin, type TestTwin } from '../support/twin-harness.js';
+
+/** Debian's Chromium (installed by .ci/run); playwright-core drives it and downloads no browser of its own. */
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+/** Screenshots land here (git-ignored), for a person to look at after a run. */
+const ARTIFACTS = join(process.cwd(), 'test-artifacts');
+
+let running: TestTwin;
+let twin: Twin;
+let browser: Browser;
+let page: Page;
+// A server the message's HTML tries to load an image from: the CSP must keep the frame from reaching it.
+let beacon: Server;
+let beaconPort = 0;
+let beaconHits = 0;
+
+beforeAll(async () => {
+  running = await startTestTwin();
+  twin = running.twin;
+  beacon = createServer((_req, res) => {
+    beaconHits += 1;
+    res.end();
+  });
+  beaconPort = await listenOnLoopback(beacon);
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
+  page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+  mkdirSync(ARTIFACTS, { recursive: true });
+}, 120_000);
+afterAll(async () => {
+  await browser?.close();
+  await new Promise((resolve) => beacon?.close(resolve));
+  await running?.stop();
+});
+
+/** `npm run demo` against this test's twin, to its end. */
+async function runDemo(): Promise<string> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'tools/demo.ts'], {
+    env: { ...process.env, TWIN_DIR: running.dataDir },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const status = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  if (status !== 0) throw new Error(`the demo failed (${status}): ${output}`);
+  return output;
+}
+
+describe.skipIf(!existsSync(CHROMIUM))('the console in a real browser', () => {
+  it("lists the demo's mail, renders HTML in a sandboxed frame, redrives a dead letter", async () => {
+    // Prepare: the demo's batch, and a job given up after retries waiting in the DLQ
+    const demo = await runDemo();
+    const stuck = emailJobFactory({ to: ['redrive-me@example.net'], subject: 'Redriven from the console' });
+    await createDeadLetterSink(async () => twin.clients.sqsClient, twin.resources.deadLetterQueueUrl).send(
+      JSON.stringify(stuck),
+      {
+        failureClass: 'exhausted',
+        failureReason: 'retry:smtp-451',
+        failureDetail: '451 4.3.0 Temporary local problem, try again later',
+        sourceMessageId: 'from-the-browser-test',
+        idempotencyKey: stuck.idempotencyKey,
+      },
+    );
+
+    // Act 1: the outbox
+    await page.goto(twin.manifest.console ?? '');
+    const rows = page.locator('#outbox-rows tr');
+    await rows.filter({ hasText: 'Demo: good' }).filter({ hasText: 'delivered' }).waitFor({ timeout: 30_000 });
+    const outboxText = await page.locator('#outbox-rows').innerText();
+
+    // Act 2: a message with HTML, sent from the page's own form
+    await page.click('nav a[data-tab="send"]');
+    await page.fill('input[name="to"]', 'grace@example.net');
+    await page.fill('input[name="subject"]', 'Sandboxed HTML');
+    await page.fill(
+      'textarea[name="html"]',
+      '<h1 id="greeting">Hello Grace</h1>' +
+        "<script>document.body.dataset.ran = 'yes'</script>" +
+        `<img src="http://${LOOPBACK}:${beaconPort}/pixel.gif">`,
+    );
+    await page.click('#send-form button[type="submit"]');
+    await page.locator('#send-result').filter({ hasText: 'queued' }).waitFor();
+    await page.screenshot({ path: join(ARTIFACTS, 'console-send.png'), fullPage: true });
+    await page.click('nav a[data-tab="outbox"]');
+    await rows.filter({ hasText: 'Sandboxed HTML' }).filter({ hasText: 'delivered' }).click({ timeout: 30_000 });
+    const frameElement = page.locator('#message iframe.html-frame');
+    await frameElement.waitFor();
+    const frame = page.frameLocator('#message iframe.html-frame');
+    await frame.locator('#greeting').waitFor();
+    const sandbox = await frameElement.getAttribute('sandbox');
+    const scriptRan = await frame.locator('body').getAttribute('data-ran');
+    await page.screenshot({ path: join(ARTIFACTS, 'console-outbox.png'), fullPage: true });
+
+    // Act 3: the DLQ, and a redrive of the selected job
+    await page.click('nav a[data-tab="jobs"]');
+    const letter = page.locator('#dlq-rows tr').filter({ hasText: stuck.idempotencyKey });
+    await letter.waitFor({ timeout: 30_000 });
+    const invalidRow = await page.locator('#dlq-rows tr').filter({ hasText: 'invalid-job' }).first().innerText();
+    await page.screenshot({ path: join(ARTIFACTS, 'console-jobs.png'), fullPage: true });
+    await letter.locator('input[type="checkbox"]').check();
+    await page.click('#redrive-selected');
+    await page.locator('#redrive-result').filter({ hasText: 'moved 1' }).waitFor({ timeout: 30_000 });
+    await page.click('nav a[data-tab="outbox"]');
+    await rows
+      .filter({ hasText: 'Redriven from the console' })
+      .filter({ hasText: 'delivered' })
+      .waitFor({ timeout: 30_000 });
+    for (const tab of ['events', 'mailbox', 'suppressions']) {
+      await page.click(`nav a[data-tab="${tab}"]`);
+      await page.locator(`#${tab} tbody tr`).first().waitFor({ timeout: 30_000 });
+      await page.screenshot({ path: join(ARTIFACTS, `console-${tab}.png`), fullPage: true });
+    }
+
+    // Act 4: take the demo's bounced address off the suppression list (the page asks first)
+    page.once('dialog', (dialog) => void dialog.accept());
+    await page
+      .locator('#suppression-rows tr')
+      .filter({ hasText: '@bounce.test' })
+      .getByRole('button', { name: 'Remove' })
+      .click();
+    await page.locator('#suppressions-empty').waitFor({ timeout: 30_000 });
+    const suppressedAfter = await twin.clients.documents.send(
+      new ScanCommand({ TableName: twin.resources.suppressionTable }),
+    );
+
+    // Assess
+    expect(demo).toMatch(/good\s+delivered/);
+    expect(outboxText).toContain('alice@example.net');
+    expect(outboxText).toContain('Demo: throttled');
+    expect(outboxText).not.toContain('Demo: reject');
+    expect(sandbox).toBe('');
+    expect(scriptRan).toBeNull();
+    expect(beaconHits).toBe(0);
+    expect(invalidRow).toContain('subject');
+    expect(suppressedAfter.Items).toEqual([]);
+    expect(await page.locator('#dlq-rows tr').filter({ hasText: stuck.idempotencyKey }).count()).toBe(0);
+  }, 240_000);
+});
