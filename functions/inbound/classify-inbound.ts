@@ -121,20 +121,9 @@ function originalOf(message: InboundMessage, extraIds: string[] = []): OriginalM
       const trimmed = line.replace(/^[\s>]+/, '');
       const colon = trimmed.indexOf(':');
       const name = colon > 0 ? trimmed.slice(0, colon).toLowerCase() : '';
-      if (name === 'message-id' || name === 'original-message-id') ids.push(...messageIdsIn(trimmed.slice(colon + 1)));
-      if (
-        name === 'x-dispatch-id' &&
-        DISPATCH_ID.test(
-          trimmed
-            .slice(colon + 1)
-            .trim()
-            .toLowerCase(),
-        )
-      )
-        dispatchId ??= trimmed
-          .slice(colon + 1)
-          .trim()
-          .toLowerCase();
+      const value = trimmed.slice(colon + 1).trim();
+      if (name === 'message-id' || name === 'original-message-id') ids.push(...messageIdsIn(value));
+      if (name === 'x-dispatch-id' && DISPATCH_ID.test(value.toLowerCase())) dispatchId ??= value.toLowerCase();
     }
   }
   ids.push(
@@ -348,7 +337,8 @@ export function classifyInbound(message: InboundMessage): InboundClassification 
   // A plain-text bounce: the body of a known family, X-Failed-Recipients, or a delivery system's sender and subject.
   // A body that reads like a bounce but comes from a person (a forwarded bounce) is not one.
   const bodySays = !!text?.family && (!signals.hasFrom || fromDeliverySystem);
-  const recipients = textRecipients(text, signals.failedRecipients, text?.delay ? 'delayed' : 'failed');
+  const action = text?.delay ? 'delayed' : 'failed';
+  const recipients = textRecipients(text, signals.failedRecipients, action);
   const coded = recipients.some((r) => r.replyCode !== undefined || r.status !== undefined);
   // A recipient with an explanation that names a reason (not just any text after an address).
   const explained = recipients.some((r) => r.diagnosticCode !== undefined && r.reason !== 'unknown');
@@ -362,15 +352,14 @@ export function classifyInbound(message: InboundMessage): InboundClassification 
     const original = originalOf(message);
     if (recipients.length > 0) return toReport(text?.family ?? 'text', recipients, original);
     // Named nowhere: the one recipient of the quoted original, if it had only one. Inferred, so never suppressed.
-    const sentTo = originalRecipients(message, text);
-    if (sentTo.length === 1) {
-      const named = { recipients: [{ address: sentTo[0] as string, diagnostic: text?.stated }] };
+    const [sentTo, ...others] = originalRecipients(message, text);
+    if (sentTo && others.length === 0 && text) {
       const [inferred] = textRecipients(
-        text ? { ...text, ...named } : undefined,
+        { ...text, recipients: [{ address: sentTo, diagnostic: text.stated }] },
         [],
-        text?.delay ? 'delayed' : 'failed',
+        action,
       );
-      if (inferred) return toReport(text?.family ?? 'text', [{ ...inferred, suppress: false }], original);
+      if (inferred) return toReport(text.family ?? 'text', [{ ...inferred, suppress: false }], original);
     }
     return text?.delay
       ? { kind: 'delay', format: text.family ?? 'text', recipients: [], original }

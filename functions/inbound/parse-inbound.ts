@@ -284,9 +284,12 @@ function walkEntity(walk: Walk, entity: Entity, end: number, depth: number, embe
     walkEntity(walk, readHeaders(walk, entity.bodyStart, end, false), end, depth + 1, true);
     return;
   }
-  // Some MTAs misspell the report's type ("message/xdelivery-status"); it is read all the same.
+  // Some MTAs misspell the report's type ("message/xdelivery-status"); it is read all the same. The text of the
+  // returned original is not needed (only reports nested in it are), so it does not use up the budget.
+  const prose = contentType === 'text/plain' || contentType === 'text/html';
   const known =
-    TEXT_PARTS.has(contentType) || ATTACHED_MESSAGES.has(contentType) || contentType.endsWith('delivery-status');
+    (TEXT_PARTS.has(contentType) || ATTACHED_MESSAGES.has(contentType) || contentType.endsWith('delivery-status')) &&
+    !(embedded && prose);
   const text = known ? takeText(walk, entity.bodyStart, end, encoding, parsedType?.params.charset) : '';
   walk.parts.push({ contentType, content: contentType === 'text/html' ? htmlToText(text) : text, embedded });
 }
