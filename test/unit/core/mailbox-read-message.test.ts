@@ -31,7 +31,7 @@ describe('readMessage', () => {
     expect(first.key).toBe(copy.key);
   });
 
-  it("turns a parser's refusal into unparsable with the parser's own reason, and any other throw into parse-failed", async () => {
+  it("keeps a parser's refusal reason in unparsable, and calls any other throw parse-failed", async () => {
     const refused = await readMessage(
       fetchedOf(plainMessage(1)),
       async () => Promise.reject(new LimitError('1,001 parts, at most 100')),
@@ -68,7 +68,7 @@ describe('readMessage', () => {
 });
 
 describe('suppressReported', () => {
-  it('suppresses the failed addresses of a bounce, but never a "recipient" longer than any address can be', async () => {
+  it('suppresses the failed addresses of a bounce, never a "recipient" longer than an address can be', async () => {
     // Prepare
     const entries: SuppressEntry[] = [];
     const recipient = (address: string) => ({
