@@ -331,8 +331,8 @@ describe('the scheduled poller with two mailboxes, one failing', () => {
     const mailbox = await newMailbox();
     const refused = { username: 'bounces', password: 'wrong' };
     const mailboxes = [
-      { id: 'healthy', mailbox },
-      { id: 'failing', mailbox },
+      { id: 'healthy', mailbox, startFrom: 'beginning' },
+      { id: 'failing', mailbox, startFrom: 'beginning' },
     ];
     const { handler, output } = await createPollerUnderTest(aws, imap, mailboxes, (m) =>
       credentialsOf(m.id === 'failing' ? refused : undefined),
@@ -343,9 +343,15 @@ describe('the scheduled poller with two mailboxes, one failing', () => {
     const summary = await handler({}, createLambdaContext('poll-mailbox', 20_000));
 
     // Assess
-    expect(summary).toMatchObject({ healthy: { status: 'synced' }, failing: { status: 'failed' } });
+    expect(summary).toMatchObject({ healthy: { status: 'synced', processed: 1 }, failing: { status: 'failed' } });
     const heartbeats = output.records().filter((r) => typeof r.MailboxPolled === 'number');
-    expect(heartbeats.map((r) => [r.Mailbox, r.MailboxPolled, r.service])).toEqual([['healthy', 1, 'email-dispatch']]);
+    expect(heartbeats.map((r) => [r.Mailbox, r.MailboxPolled, typeof r.PollLagSeconds, r.service])).toEqual([
+      ['healthy', 1, 'number', 'email-dispatch'],
+    ]);
+    // The mailbox's own dimension stays on its own blob: the other counts are for the whole service.
+    const others = output.records().filter((r) => '_aws' in r && typeof r.MailboxPolled !== 'number');
+    expect(others.length).toBeGreaterThan(0);
+    expect(others.every((r) => !('Mailbox' in r))).toBe(true);
     const dimensions = (heartbeats[0]?._aws as { CloudWatchMetrics: Array<{ Dimensions: string[][] }> })
       .CloudWatchMetrics[0]?.Dimensions;
     expect(dimensions).toEqual([['service', 'Mailbox']]);
