@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { InboundClassification, InboundMessage } from '#core/classify-inbound.js';
+import type { InboundClassification, InboundMessage } from '#inbound/classify-inbound.js';
 import { suppressReported, type SuppressEntry } from '#core/mailbox/classify-and-suppress.js';
 import { abandonedMessage, readMessage } from '#core/mailbox/read-message.js';
 import { plainMessage } from '../../support/mail-samples.js';
@@ -7,6 +7,7 @@ import { plainMessage } from '../../support/mail-samples.js';
 const fetchedOf = (text: string, uid = 7) => ({ uid, source: Buffer.from(text), size: Buffer.byteLength(text) });
 const parsedAs = (message: Partial<InboundMessage>) => async (): Promise<InboundMessage> => ({
   to: [],
+  envelopeTo: [],
   headers: {},
   contentType: 'text/plain',
   parts: [],
@@ -75,16 +76,19 @@ describe('suppressReported', () => {
       recipient: address,
       action: 'failed' as const,
       status: '5.1.1',
+      reason: 'user-unknown' as const,
+      permanent: true,
       suppress: true,
     });
     const bounce: InboundClassification = {
       kind: 'bounce',
+      format: 'delivery-status',
       recipients: [
         recipient('gone@example.net'),
         recipient(`${'a'.repeat(300)}@example.net`),
-        { ...recipient('full@example.net'), status: '5.2.2', suppress: false },
+        { ...recipient('full@example.net'), status: '5.2.2', reason: 'mailbox-full', permanent: true, suppress: false },
       ],
-      original: {},
+      original: { messageIds: [] },
     };
 
     // Act
@@ -95,7 +99,14 @@ describe('suppressReported', () => {
     // Assess
     expect(suppressed).toBe(1);
     expect(entries).toEqual([
-      { address: 'gone@example.net', reason: 'hard-bounce', source: 'dsn:k1', status: '5.1.1' },
+      {
+        address: 'gone@example.net',
+        reason: 'hard-bounce',
+        source: 'dsn:k1',
+        status: '5.1.1',
+        permanent: true,
+        detail: 'user-unknown',
+      },
     ]);
   });
 });
