@@ -2,6 +2,7 @@ import { EmailAddressSchema, TransportNames, type TransportName } from '#core/em
 import { ConfigError } from '#core/errors.js';
 import { isLoopbackHost } from '#core/is-loopback-host.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '#core/retry-schedule.js';
+import { parseFailover, type Failover } from '#core/send-router.js';
 import type { SmtpSecurity } from '#transports/smtp-transport.js';
 
 type Env = Record<string, string | undefined>;
@@ -94,6 +95,14 @@ export type DispatchConfig = {
     /** `SES_RATE_PER_SECOND` per container; 0 is unlimited. @default 0 */
     ratePerSecond: number;
   };
+  /**
+   * The transports' circuit breakers, shared through `TRANSPORT_STATE_TABLE` (without it, no breaker): the first
+   * probe `BREAKER_FIRST_PROBE_SECONDS` after opening (@default 30), backing off to `BREAKER_MAX_PROBE_SECONDS`
+   * (@default 600).
+   */
+  breaker?: { table: string; firstProbeAfterSeconds: number; maxProbeIntervalSeconds: number };
+  /** `FAILOVER`: `smtp>ses` or `ses>smtp`; both must be in TRANSPORTS, and the breaker on. @default none */
+  failover?: Failover;
   /** `RETRY_BASE_SECONDS` @default 30, `RETRY_MAX_DELAY_SECONDS` @default 900, `RETRY_LIFETIME_SECONDS` @default 21600. */
   retry: RetryPolicy;
   /** How long a completed job's key is remembered. `IDEMPOTENCY_TTL_SECONDS`. @default 1296000 (15 days, past the DLQ's 14) */
@@ -145,6 +154,20 @@ export function loadDispatchConfig(env: Env = process.env): DispatchConfig {
     ? { configurationSetName: r.optional('SES_CONFIGURATION_SET'), ratePerSecond: r.integer('SES_RATE_PER_SECOND', 0, 0, 10_000) }
     : undefined;
 
+  const breakerTable = r.optional('TRANSPORT_STATE_TABLE');
+  const breaker = breakerTable
+    ? {
+        table: breakerTable,
+        firstProbeAfterSeconds: r.integer('BREAKER_FIRST_PROBE_SECONDS', 30, 1, 3600),
+        maxProbeIntervalSeconds: r.integer('BREAKER_MAX_PROBE_SECONDS', 600, 1, 3600),
+      }
+    : undefined;
+  const failoverText = r.optional('FAILOVER');
+  const failover = parseFailover(failoverText);
+  r.check(failoverText === undefined || failover !== undefined, `FAILOVER must be smtp>ses or ses>smtp, got "${failoverText}"`);
+  r.check(!failover || (transports.includes(failover.primary) && transports.includes(failover.secondary)), 'FAILOVER needs both smtp and ses in TRANSPORTS');
+  r.check(!failover || breaker !== undefined, 'FAILOVER needs TRANSPORT_STATE_TABLE (the breakers decide when to fail over)');
+
   const retry: RetryPolicy = {
     baseDelaySeconds: r.integer('RETRY_BASE_SECONDS', DEFAULT_RETRY_POLICY.baseDelaySeconds, 1, 43_200),
     maxDelaySeconds: r.integer('RETRY_MAX_DELAY_SECONDS', DEFAULT_RETRY_POLICY.maxDelaySeconds, 1, 43_200),
@@ -165,6 +188,8 @@ export function loadDispatchConfig(env: Env = process.env): DispatchConfig {
     messageIdDomain,
     smtp,
     ses,
+    breaker,
+    failover,
     retry,
     idempotencyTtlSeconds: r.integer('IDEMPOTENCY_TTL_SECONDS', 15 * 86_400, 3600, 365 * 86_400),
     secretsCacheSeconds: r.integer('SECRETS_CACHE_SECONDS', 300, 0, 86_400),

@@ -1,6 +1,7 @@
 import type { Node } from 'constructs';
 import { EmailAddressSchema, TransportNames, type TransportName } from '#core/email-job.js';
 import { isLoopbackHost } from '#core/is-loopback-host.js';
+import { parseFailover, type Failover } from '#core/send-router.js';
 import { parseMailboxes, type PolledMailbox } from '#functions/config.js';
 import { DEFAULT_SETTINGS, validateSettings, type SystemSettings } from './settings.js';
 
@@ -15,6 +16,8 @@ export type StackConfig = {
   transport: TransportName;
   /** `transports`: every transport a job may choose, comma separated. @default the transport */
   transports: TransportName[];
+  /** `failover`: `smtp>ses` or `ses>smtp`, both in transports: the secondary carries jobs while the primary cannot. */
+  failover?: Failover;
   /** `sesIdentity`: the SES identity (domain or address) the role may send as. @default the domain of defaultFrom */
   sesIdentity: string;
   /** `sesConfigurationSet`: optional SES configuration set. */
@@ -85,6 +88,11 @@ export function loadStackConfig(node: Context): StackConfig {
   for (const t of transports) if (!(TransportNames as readonly string[]).includes(t)) problems.push(`transports lists unknown transport "${t}"`);
   if (!transports.includes(transport)) problems.push(`transports must include transport (${transport})`);
 
+  const failoverText = text('failover');
+  const failover = parseFailover(failoverText);
+  if (failoverText !== undefined && !failover) problems.push(`failover must be smtp>ses or ses>smtp, got "${failoverText}"`);
+  if (failover && !(transports.includes(failover.primary) && transports.includes(failover.secondary))) problems.push('failover needs both smtp and ses in transports');
+
   const smtpSecurity = oneOf('smtpSecurity', ['starttls', 'implicit', 'none'] as const, 'starttls');
   const smtpHost = text('smtpHost');
   const smtpSecret = text('smtpSecret');
@@ -121,6 +129,7 @@ export function loadStackConfig(node: Context): StackConfig {
     defaultFrom,
     transport,
     transports,
+    failover,
     sesIdentity: text('sesIdentity') ?? defaultFrom.split('@')[1] ?? '',
     sesConfigurationSet: text('sesConfigurationSet'),
     sesMaxSendRate: integer('sesMaxSendRate', 14),

@@ -16,7 +16,10 @@ export const LOCAL_NAMES = {
   idempotencyTable: 'email-dispatch-idempotency',
   suppressionTable: 'email-dispatch-suppression',
   mailboxStateTable: 'email-dispatch-mailbox-state',
+  transportStateTable: 'email-dispatch-transport-state',
 };
+/** Resource names; the transport state table defaults to one named after the idempotency table. */
+export type LocalNames = Omit<typeof LOCAL_NAMES, 'transportStateTable'> & { transportStateTable?: string };
 
 export type LocalResources = {
   jobsQueueUrl: string;
@@ -30,6 +33,7 @@ export type LocalResources = {
   idempotencyTable: string;
   suppressionTable: string;
   mailboxStateTable: string;
+  transportStateTable: string;
 };
 
 async function queueArn(sqs: SQSClient, queueUrl: string): Promise<string> {
@@ -52,7 +56,7 @@ async function createTable(clients: AwsClients, name: string, key: string, ttlAt
  * Creates the queues, DLQ, topic, bucket and tables as the stack defines them, from the same settings
  * (visibility, retention, size limit, redrive). Safe to run again on existing resources.
  */
-export async function createLocalResources(clients: AwsClients, settings: SystemSettings, names = LOCAL_NAMES, options: { tap?: boolean } = {}): Promise<LocalResources> {
+export async function createLocalResources(clients: AwsClients, settings: SystemSettings, names: LocalNames = LOCAL_NAMES, options: { tap?: boolean } = {}): Promise<LocalResources> {
   const queue = deriveQueueSettings(settings);
   const sqs = await clients.sqs();
   const dlq = await sqs.send(
@@ -86,6 +90,8 @@ export async function createLocalResources(clients: AwsClients, settings: System
   await createTable(clients, names.idempotencyTable, TableKeys.idempotency.partitionKey, TableKeys.idempotency.ttlAttribute);
   await createTable(clients, names.suppressionTable, TableKeys.suppression.partitionKey);
   await createTable(clients, names.mailboxStateTable, TableKeys.mailboxState.partitionKey, TableKeys.mailboxState.ttlAttribute);
+  const transportStateTable = names.transportStateTable ?? `${names.idempotencyTable}-transport-state`;
+  await createTable(clients, transportStateTable, TableKeys.transportState.partitionKey);
   return {
     jobsQueueUrl,
     jobsQueueArn: await queueArn(sqs, jobsQueueUrl),
@@ -97,6 +103,7 @@ export async function createLocalResources(clients: AwsClients, settings: System
     idempotencyTable: names.idempotencyTable,
     suppressionTable: names.suppressionTable,
     mailboxStateTable: names.mailboxStateTable,
+    transportStateTable,
   };
 }
 
@@ -109,5 +116,6 @@ export function toDispatchEnvironment(resources: LocalResources): Record<string,
     SUPPRESSION_TABLE: resources.suppressionTable,
     EVENTS_TOPIC_ARN: resources.eventsTopicArn,
     ATTACHMENT_BUCKET: resources.bucket,
+    TRANSPORT_STATE_TABLE: resources.transportStateTable,
   };
 }

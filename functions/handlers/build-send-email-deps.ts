@@ -14,6 +14,7 @@ import { createByteBudget } from '#core/byte-budget.js';
 import type { CredentialSource, SmtpCredentials } from '#core/credential-source.js';
 import type { TransportName } from '#core/email-job.js';
 import type { MailTransport } from '#core/mail-transport.js';
+import type { RoutingDeps } from './route-job.js';
 import type { SendEmailDeps } from './send-email-handler.js';
 
 /** What differs between AWS and the local twin: where credentials come from, and TLS trust for a local server. */
@@ -46,6 +47,7 @@ export async function buildSendEmailDeps(
     transports.ses = createSesTransport({ configurationSetName: config.ses.configurationSetName, ratePerSecond: config.ses.ratePerSecond, client: environment.sesClient });
   }
   const objects = createAttachmentStore(clients.s3, config.attachmentBucket);
+  const routing = config.breaker ? await buildRouting(config, config.breaker, clients) : undefined;
   const takeoverListeners: Array<(recordId: string) => void> = [];
   return {
     ...observability,
@@ -66,6 +68,22 @@ export async function buildSendEmailDeps(
     visibility: createVisibilityControl(clients.sqs, config.jobsQueueUrl),
     retry: config.retry,
     deadlineMarginMs: config.deadlineMarginMs,
+    routing,
     loadClaimCheck: config.attachmentBucket ? async (ref) => Buffer.from(await objects.load(ref)).toString('utf8') : undefined,
   };
+}
+
+/** The breakers (shared through DynamoDB), the failover between transports, and the requeue for waiting jobs. */
+async function buildRouting(config: DispatchConfig, breaker: NonNullable<DispatchConfig['breaker']>, clients: AwsClients): Promise<RoutingDeps> {
+  const [{ createBreakerStore }, { createJobRequeue }, { createCircuitBreaker }, { createSendRouter }] = await Promise.all([
+    import('#aws/breaker-store.js'),
+    import('#aws/sqs-job-requeue.js'),
+    import('#core/circuit-breaker.js'),
+    import('#core/send-router.js'),
+  ]);
+  const circuit = createCircuitBreaker(createBreakerStore(clients.documents, breaker.table), {
+    firstProbeAfterMs: breaker.firstProbeAfterSeconds * 1000,
+    maxProbeIntervalMs: breaker.maxProbeIntervalSeconds * 1000,
+  });
+  return { router: createSendRouter({ breaker: circuit, failover: config.failover }), requeue: createJobRequeue(clients.sqs, config.jobsQueueUrl) };
 }

@@ -49,6 +49,8 @@ export class DispatchFunction extends Construct {
         DEAD_LETTER_QUEUE_URL: jobs.deadLetterQueue.queueUrl,
         IDEMPOTENCY_TABLE: tables.idempotency.tableName,
         SUPPRESSION_TABLE: tables.suppression.tableName,
+        TRANSPORT_STATE_TABLE: tables.transportState.tableName,
+        ...(config.failover ? { FAILOVER: `${config.failover.primary}>${config.failover.secondary}` } : {}),
         EVENTS_TOPIC_ARN: events.topicArn,
         ATTACHMENT_BUCKET: bucket.bucketName,
         DEFAULT_FROM: config.defaultFrom,
@@ -82,6 +84,9 @@ export class DispatchFunction extends Construct {
     jobs.deadLetterQueue.grantSendMessages(this.fn);
     tables.idempotency.grant(this.fn, 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem');
     tables.suppression.grant(this.fn, 'dynamodb:BatchGetItem');
+    tables.transportState.grant(this.fn, 'dynamodb:GetItem', 'dynamodb:UpdateItem');
+    // Jobs waiting on an open circuit go back on the queue as new messages.
+    jobs.queue.grantSendMessages(this.fn);
     grantPublish(this.fn, events, key);
     // Claim-checked jobs and attachments only; grantRead would add List* and GetBucket* it never uses.
     this.fn.addToRolePolicy(new PolicyStatement({ actions: ['s3:GetObject'], resources: [bucket.arnForObjects('jobs/*'), bucket.arnForObjects('attachments/*')] }));
