@@ -38,6 +38,18 @@ class EnvReader {
     return value;
   }
 
+  /** A decimal number, or undefined when unset. */
+  decimal(name: string, min: number, max: number): number | undefined {
+    const raw = this.optional(name);
+    if (raw === undefined) return undefined;
+    const value = Number(raw);
+    if (!Number.isFinite(value) || value < min || value > max) {
+      this.problems.push(`${name} must be a number from ${min} to ${max}, got "${raw}"`);
+      return undefined;
+    }
+    return value;
+  }
+
   oneOf<T extends string>(name: string, choices: readonly T[], fallback: T): T {
     const raw = this.optional(name);
     if (raw === undefined) return fallback;
@@ -86,15 +98,22 @@ export type DispatchConfig = {
     secretId?: string;
     /** `SMTP_MAX_CONNECTIONS`. @default 5 */
     maxConnections: number;
-    /** `SMTP_RATE_PER_SECOND` per container; 0 is unlimited. @default 0 */
-    ratePerSecond: number;
+    /**
+     * The relay's rate in recipients per second, shared by all instances; 0 is unlimited. `SMTP_MAX_SEND_RATE`.
+     * @default the SES account's rate for an SES SMTP endpoint (`email-smtp.<region>.amazonaws.com`), else 0
+     */
+    maxSendRate?: number;
+    /** The SES region whose quota governs an SES SMTP endpoint, read from the host name. */
+    sesRegion?: string;
   };
   ses?: {
     /** `SES_CONFIGURATION_SET`, optional. */
     configurationSetName?: string;
-    /** `SES_RATE_PER_SECOND` per container; 0 is unlimited. @default 0 */
-    ratePerSecond: number;
+    /** The account's rate in recipients per second, shared by all instances. `SES_MAX_SEND_RATE`. @default GetAccount */
+    maxSendRate?: number;
   };
+  /** Instances that share each rate: the concurrency cap. `RATE_SHARES`. @default 1 */
+  rateShares: number;
   /**
    * The transports' circuit breakers, shared through `TRANSPORT_STATE_TABLE` (without it, no breaker): the first
    * probe `BREAKER_FIRST_PROBE_SECONDS` after opening (@default 30), backing off to `BREAKER_MAX_PROBE_SECONDS`
@@ -119,6 +138,9 @@ export type DispatchConfig = {
    */
   attachmentMemoryBytes: number;
 };
+
+/** SES's SMTP interface, e.g. `email-smtp.eu-west-1.amazonaws.com`: it enforces the SES account's send rate. */
+const SES_SMTP_ENDPOINT = /^email-smtp(?:-fips)?\.([a-z]{2}-[a-z]+-\d)\.amazonaws\.com$/i;
 
 const domainOf = (address: string | undefined) => address?.split('@')[1];
 
@@ -147,11 +169,12 @@ export function loadDispatchConfig(env: Env = process.env): DispatchConfig {
       security,
       secretId: r.optional('SMTP_SECRET_ID'),
       maxConnections: r.integer('SMTP_MAX_CONNECTIONS', 5, 1, 100),
-      ratePerSecond: r.integer('SMTP_RATE_PER_SECOND', 0, 0, 10_000),
+      maxSendRate: r.decimal('SMTP_MAX_SEND_RATE', 0, 100_000),
+      sesRegion: SES_SMTP_ENDPOINT.exec(host)?.[1],
     };
   }
   const ses = transports.includes('ses')
-    ? { configurationSetName: r.optional('SES_CONFIGURATION_SET'), ratePerSecond: r.integer('SES_RATE_PER_SECOND', 0, 0, 10_000) }
+    ? { configurationSetName: r.optional('SES_CONFIGURATION_SET'), maxSendRate: r.decimal('SES_MAX_SEND_RATE', 0, 100_000) }
     : undefined;
 
   const breakerTable = r.optional('TRANSPORT_STATE_TABLE');
@@ -188,6 +211,7 @@ export function loadDispatchConfig(env: Env = process.env): DispatchConfig {
     messageIdDomain,
     smtp,
     ses,
+    rateShares: r.integer('RATE_SHARES', 1, 1, 1000),
     breaker,
     failover,
     retry,

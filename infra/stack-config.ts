@@ -1,5 +1,5 @@
 import type { Node } from 'constructs';
-import { EmailAddressSchema, TransportNames, type TransportName } from '#core/email-job.js';
+import { EmailAddressSchema, MAX_RECIPIENTS, TransportNames, type TransportName } from '#core/email-job.js';
 import { isLoopbackHost } from '#core/is-loopback-host.js';
 import { parseFailover, type Failover } from '#core/send-router.js';
 import { parseMailboxes, type PolledMailbox } from '#functions/config.js';
@@ -22,8 +22,14 @@ export type StackConfig = {
   sesIdentity: string;
   /** `sesConfigurationSet`: optional SES configuration set. */
   sesConfigurationSet?: string;
-  /** `sesMaxSendRate`: the account's SES max send rate per second, split across the concurrency cap. @default 14 */
-  sesMaxSendRate: number;
+  /**
+   * `sesMaxSendRate`: the account's SES rate in recipients per second, split across the concurrency cap.
+   * @default read from the account (GetAccount) at run time
+   */
+  sesMaxSendRate?: number;
+  /** `smtpMaxSendRate`: the relay's rate in recipients per second, split the same way. @default the SES quota for an
+   * SES SMTP endpoint, else none */
+  smtpMaxSendRate?: number;
   /** `smtpHost` (required with smtp), `smtpPort` (@default 587), `smtpSecurity` (@default starttls). */
   smtpHost?: string;
   smtpPort: number;
@@ -61,6 +67,16 @@ export function loadStackConfig(node: Context): StackConfig {
     const value = raw(key);
     if (value === undefined || value === null || value === '') return undefined;
     return String(value);
+  };
+  const rate = (key: string): number | undefined => {
+    const value = raw(key);
+    if (value === undefined || value === null || value === '') return undefined;
+    const n = Number(value);
+    if (!Number.isFinite(n) || n <= 0) {
+      problems.push(`${key} must be a positive number of recipients per second, got ${JSON.stringify(value)}`);
+      return undefined;
+    }
+    return n;
   };
   const integer = (key: string, fallback: number): number => {
     const value = raw(key);
@@ -124,6 +140,17 @@ export function loadStackConfig(node: Context): StackConfig {
     },
   };
   problems.push(...validateSettings(settings));
+  const sesMaxSendRate = rate('sesMaxSendRate');
+  const smtpMaxSendRate = rate('smtpMaxSendRate');
+  // Each instance gets rate / maxConcurrency; a job of MAX_RECIPIENTS recipients must fit in one invocation.
+  for (const [key, value] of [['sesMaxSendRate', sesMaxSendRate], ['smtpMaxSendRate', smtpMaxSendRate]] as const) {
+    if (value !== undefined && (value / settings.maxConcurrency) * settings.functionTimeoutSeconds < MAX_RECIPIENTS) {
+      problems.push(
+        `${key} ${value}/s split over maxConcurrency ${settings.maxConcurrency} leaves ${(value / settings.maxConcurrency).toFixed(3)}/s per instance: ` +
+          `a job of ${MAX_RECIPIENTS} recipients would not fit in one ${settings.functionTimeoutSeconds} s invocation; lower maxConcurrency`,
+      );
+    }
+  }
 
   const config: StackConfig = {
     defaultFrom,
@@ -132,7 +159,8 @@ export function loadStackConfig(node: Context): StackConfig {
     failover,
     sesIdentity: text('sesIdentity') ?? defaultFrom.split('@')[1] ?? '',
     sesConfigurationSet: text('sesConfigurationSet'),
-    sesMaxSendRate: integer('sesMaxSendRate', 14),
+    sesMaxSendRate,
+    smtpMaxSendRate,
     smtpHost,
     smtpPort: integer('smtpPort', smtpSecurity === 'implicit' ? 465 : 587),
     smtpSecurity,

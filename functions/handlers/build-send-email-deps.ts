@@ -37,14 +37,15 @@ export async function buildSendEmailDeps(
   const transports: Partial<Record<TransportName, MailTransport>> = {};
   if (config.smtp) {
     const { createSmtpTransport } = await import('#transports/smtp-transport.js');
+    const { maxConnections, sesRegion } = config.smtp;
     transports.smtp = createSmtpTransport(
-      { host: config.smtp.host, port: config.smtp.port, security: config.smtp.security, maxConnections: config.smtp.maxConnections, ratePerSecond: config.smtp.ratePerSecond, tls: environment.smtpTls },
+      { host: config.smtp.host, port: config.smtp.port, security: config.smtp.security, maxConnections, maxSendRate: config.smtp.maxSendRate ?? (sesRegion ? await sesAccountRate(sesRegion, environment) : 0), rateShares: config.rateShares, tls: environment.smtpTls },
       environment.smtpCredentials,
     );
   }
   if (config.ses) {
     const { createSesTransport } = await import('#transports/ses-transport.js');
-    transports.ses = createSesTransport({ configurationSetName: config.ses.configurationSetName, ratePerSecond: config.ses.ratePerSecond, client: environment.sesClient });
+    transports.ses = createSesTransport({ configurationSetName: config.ses.configurationSetName, maxSendRate: config.ses.maxSendRate, rateShares: config.rateShares, client: environment.sesClient });
   }
   const objects = createAttachmentStore(clients.s3, config.attachmentBucket);
   const routing = config.breaker ? await buildRouting(config, config.breaker, clients) : undefined;
@@ -86,4 +87,11 @@ async function buildRouting(config: DispatchConfig, breaker: NonNullable<Dispatc
     maxProbeIntervalMs: breaker.maxProbeIntervalSeconds * 1000,
   });
   return { router: createSendRouter({ breaker: circuit, failover: config.failover }), requeue: createJobRequeue(clients.sqs, config.jobsQueueUrl) };
+}
+
+/** The SES account's send rate for an SES SMTP endpoint: it enforces the same quota as the API (read on first use). */
+async function sesAccountRate(region: string, environment: SendEmailEnvironment): Promise<() => Promise<number>> {
+  const [{ SESv2Client }, { readAccountSendRate }] = await Promise.all([import('@aws-sdk/client-sesv2'), import('#transports/ses-transport.js')]);
+  const client = new SESv2Client({ region, ...environment.sesClient });
+  return () => readAccountSendRate(client);
 }

@@ -62,10 +62,13 @@ export class DispatchFunction extends Construct {
         ...(usesSmtp
           ? { SMTP_HOST: config.smtpHost ?? '', SMTP_PORT: String(config.smtpPort), SMTP_SECURITY: config.smtpSecurity, SMTP_SECRET_ID: smtpSecret?.secretArn ?? '' }
           : {}),
+        // Every instance of the concurrency cap may send at once: each takes its share of a rate, fractions included.
+        RATE_SHARES: String(settings.maxConcurrency),
+        ...(usesSmtp && config.smtpMaxSendRate !== undefined ? { SMTP_MAX_SEND_RATE: String(config.smtpMaxSendRate) } : {}),
         ...(usesSes
           ? {
-              // Stay under the account's send rate with every instance of the concurrency cap sending at once.
-              SES_RATE_PER_SECOND: String(Math.max(1, Math.floor(config.sesMaxSendRate / settings.maxConcurrency))),
+              // Without a set rate the function reads the account's quota (GetAccount) and follows it as it grows.
+              ...(config.sesMaxSendRate !== undefined ? { SES_MAX_SEND_RATE: String(config.sesMaxSendRate) } : {}),
               ...(config.sesConfigurationSet ? { SES_CONFIGURATION_SET: config.sesConfigurationSet } : {}),
             }
           : {}),
@@ -94,6 +97,11 @@ export class DispatchFunction extends Construct {
     // job naming a missing attachment (rejected) from its own missing permission (retried).
     this.fn.addToRolePolicy(new PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucket.bucketArn] }));
     smtpSecret?.grantRead(this.fn);
+    const sesSmtpEndpoint = usesSmtp && /^email-smtp(?:-fips)?\.[a-z0-9-]+\.amazonaws\.com$/i.test(config.smtpHost ?? '');
+    if ((usesSes && config.sesMaxSendRate === undefined) || (sesSmtpEndpoint && config.smtpMaxSendRate === undefined)) {
+      // GetAccount reads the account's send quota; it has no resource to scope to.
+      this.fn.addToRolePolicy(new PolicyStatement({ actions: ['ses:GetAccount'], resources: ['*'] }));
+    }
 
     if (usesSes) {
       const stack = Stack.of(this);

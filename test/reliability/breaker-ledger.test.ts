@@ -107,7 +107,7 @@ describe('failover smtp>ses', () => {
   it('carries the jobs over SES while the relay refuses our login, and returns to SMTP when it takes it again', async () => {
     // Prepare
     h = await startDispatchHarness(aws, {
-      env: { ...BREAKER_ENV, TRANSPORTS: 'smtp,ses', DEFAULT_TRANSPORT: 'smtp', FAILOVER: 'smtp>ses' },
+      env: { ...BREAKER_ENV, TRANSPORTS: 'smtp,ses', DEFAULT_TRANSPORT: 'smtp', FAILOVER: 'smtp>ses', SES_MAX_SEND_RATE: '100' },
       environment: { sesClient: { region: 'eu-west-1', endpoint: ses.endpoint, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } } },
     });
     h.setCredentials(WRONG_SECRET);
