@@ -105,11 +105,13 @@ export type DispatchConfig = {
     maxSendRate?: number;
     /** The SES region whose quota governs an SES SMTP endpoint, read from the host name. */
     sesRegion?: string;
+    /** The relay offers SMTPUTF8, so non-ASCII local parts may go to it. `SMTP_UTF8`. @default false */
+    smtpUtf8: boolean;
   };
   ses?: {
     /** `SES_CONFIGURATION_SET`, optional. */
     configurationSetName?: string;
-    /** The account's rate in recipients per second, shared by all instances. `SES_MAX_SEND_RATE`. @default GetAccount */
+    /** The account's rate in recipients/s, shared by all instances. `SES_MAX_SEND_RATE`. @default GetAccount */
     maxSendRate?: number;
   };
   /** Instances that share each rate: the concurrency cap. `RATE_SHARES`. @default 1 */
@@ -171,10 +173,14 @@ export function loadDispatchConfig(env: Env = process.env): DispatchConfig {
       maxConnections: r.integer('SMTP_MAX_CONNECTIONS', 5, 1, 100),
       maxSendRate: r.decimal('SMTP_MAX_SEND_RATE', 0, 100_000),
       sesRegion: SES_SMTP_ENDPOINT.exec(host)?.[1],
+      smtpUtf8: r.oneOf('SMTP_UTF8', ['true', 'false'] as const, 'false') === 'true',
     };
   }
   const ses = transports.includes('ses')
-    ? { configurationSetName: r.optional('SES_CONFIGURATION_SET'), maxSendRate: r.decimal('SES_MAX_SEND_RATE', 0, 100_000) }
+    ? {
+        configurationSetName: r.optional('SES_CONFIGURATION_SET'),
+        maxSendRate: r.decimal('SES_MAX_SEND_RATE', 0, 100_000),
+      }
     : undefined;
 
   const breakerTable = r.optional('TRANSPORT_STATE_TABLE');
@@ -188,7 +194,8 @@ export function loadDispatchConfig(env: Env = process.env): DispatchConfig {
   const failoverText = r.optional('FAILOVER');
   const failover = parseFailover(failoverText);
   r.check(failoverText === undefined || failover !== undefined, `FAILOVER must be smtp>ses or ses>smtp, got "${failoverText}"`);
-  r.check(!failover || (transports.includes(failover.primary) && transports.includes(failover.secondary)), 'FAILOVER needs both smtp and ses in TRANSPORTS');
+  const bothTransports = !failover || (transports.includes(failover.primary) && transports.includes(failover.secondary));
+  r.check(bothTransports, 'FAILOVER needs both smtp and ses in TRANSPORTS');
   r.check(!failover || breaker !== undefined, 'FAILOVER needs TRANSPORT_STATE_TABLE (the breakers decide when to fail over)');
 
   const retry: RetryPolicy = {

@@ -107,7 +107,9 @@ export function loadStackConfig(node: Context): StackConfig {
   const failoverText = text('failover');
   const failover = parseFailover(failoverText);
   if (failoverText !== undefined && !failover) problems.push(`failover must be smtp>ses or ses>smtp, got "${failoverText}"`);
-  if (failover && !(transports.includes(failover.primary) && transports.includes(failover.secondary))) problems.push('failover needs both smtp and ses in transports');
+  if (failover && !(transports.includes(failover.primary) && transports.includes(failover.secondary))) {
+    problems.push('failover needs both smtp and ses in transports');
+  }
 
   const smtpSecurity = oneOf('smtpSecurity', ['starttls', 'implicit', 'none'] as const, 'starttls');
   const smtpHost = text('smtpHost');
@@ -144,10 +146,12 @@ export function loadStackConfig(node: Context): StackConfig {
   const smtpMaxSendRate = rate('smtpMaxSendRate');
   // Each instance gets rate / maxConcurrency; a job of MAX_RECIPIENTS recipients must fit in one invocation.
   for (const [key, value] of [['sesMaxSendRate', sesMaxSendRate], ['smtpMaxSendRate', smtpMaxSendRate]] as const) {
-    if (value !== undefined && (value / settings.maxConcurrency) * settings.functionTimeoutSeconds < MAX_RECIPIENTS) {
+    const share = value === undefined ? undefined : value / settings.maxConcurrency;
+    if (share !== undefined && share * settings.functionTimeoutSeconds < MAX_RECIPIENTS) {
       problems.push(
-        `${key} ${value}/s split over maxConcurrency ${settings.maxConcurrency} leaves ${(value / settings.maxConcurrency).toFixed(3)}/s per instance: ` +
-          `a job of ${MAX_RECIPIENTS} recipients would not fit in one ${settings.functionTimeoutSeconds} s invocation; lower maxConcurrency`,
+        `${key} ${value}/s split over maxConcurrency ${settings.maxConcurrency} leaves ${share.toFixed(3)}/s per ` +
+          `instance: a job of ${MAX_RECIPIENTS} recipients would not fit in one ${settings.functionTimeoutSeconds} s ` +
+          'invocation; lower maxConcurrency',
       );
     }
   }

@@ -56,7 +56,12 @@ async function createTable(clients: AwsClients, name: string, key: string, ttlAt
  * Creates the queues, DLQ, topic, bucket and tables as the stack defines them, from the same settings
  * (visibility, retention, size limit, redrive). Safe to run again on existing resources.
  */
-export async function createLocalResources(clients: AwsClients, settings: SystemSettings, names: LocalNames = LOCAL_NAMES, options: { tap?: boolean } = {}): Promise<LocalResources> {
+export async function createLocalResources(
+  clients: AwsClients,
+  settings: SystemSettings,
+  names: LocalNames = LOCAL_NAMES,
+  options: { tap?: boolean } = {},
+): Promise<LocalResources> {
   const queue = deriveQueueSettings(settings);
   const sqs = await clients.sqs();
   const dlq = await sqs.send(

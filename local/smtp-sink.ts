@@ -164,7 +164,9 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}) {
       void applyFault('mail', [address.address], session, callback).then((answered) => answered || callback());
     },
     onRcptTo(address, session, callback) {
-      if (!withinRate()) return callback(Object.assign(new Error('Throttling failure: Maximum sending rate exceeded.'), { responseCode: 454 }));
+      if (!withinRate()) {
+        return callback(Object.assign(new Error('Throttling failure: Maximum sending rate exceeded.'), { responseCode: 454 }));
+      }
       void applyFault('rcpt', [address.address], session, callback).then((answered) => answered || callback());
     },
     onData(stream, session, callback) {

@@ -42,10 +42,17 @@ export function createBreakerStore(client: DynamoDBDocumentClient, tableName: st
           new UpdateCommand({
             TableName: tableName,
             Key: key(transport),
-            UpdateExpression: 'SET #state = :open, openedAtMs = :openedAt, nextProbeAtMs = :next, probeIntervalMs = :interval, reason = :reason',
+            UpdateExpression:
+              'SET #state = :open, openedAtMs = :openedAt, nextProbeAtMs = :next, probeIntervalMs = :interval, reason = :reason',
             ConditionExpression: 'attribute_not_exists(#state) OR #state <> :open',
             ExpressionAttributeNames: { '#state': 'state' },
-            ExpressionAttributeValues: { ':open': 'open', ':openedAt': state.openedAtMs, ':next': state.nextProbeAtMs, ':interval': state.probeIntervalMs, ':reason': state.reason },
+            ExpressionAttributeValues: {
+              ':open': 'open',
+              ':openedAt': state.openedAtMs,
+              ':next': state.nextProbeAtMs,
+              ':interval': state.probeIntervalMs,
+              ':reason': state.reason,
+            },
           }),
         ),
       );
@@ -59,7 +66,12 @@ export function createBreakerStore(client: DynamoDBDocumentClient, tableName: st
             UpdateExpression: 'SET nextProbeAtMs = :next, probeIntervalMs = :interval',
             ConditionExpression: '#state = :open AND nextProbeAtMs = :due',
             ExpressionAttributeNames: { '#state': 'state' },
-            ExpressionAttributeValues: { ':open': 'open', ':due': dueAtMs, ':next': next.nextProbeAtMs, ':interval': next.probeIntervalMs },
+            ExpressionAttributeValues: {
+              ':open': 'open',
+              ':due': dueAtMs,
+              ':next': next.nextProbeAtMs,
+              ':interval': next.probeIntervalMs,
+            },
           }),
         ),
       );

@@ -1,7 +1,7 @@
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { LIFETIME_START_ATTRIBUTE, type JobRequeue } from '#core/send-router.js';
 
-/** Requeues a job on the jobs queue as a new message, delayed (SQS allows at most 900 s) and with its lifetime start. */
+/** Requeues a job on the jobs queue as a new message, delayed (at most 900 s, SQS's limit), with its lifetime start. */
 export function createJobRequeue(client: () => Promise<SQSClient>, queueUrl: string): JobRequeue {
   return {
     async requeue(body, { delaySeconds, lifetimeStartMs }) {
@@ -11,7 +11,9 @@ export function createJobRequeue(client: () => Promise<SQSClient>, queueUrl: str
           QueueUrl: queueUrl,
           MessageBody: body,
           DelaySeconds: Math.min(900, Math.max(0, Math.round(delaySeconds))),
-          MessageAttributes: { [LIFETIME_START_ATTRIBUTE]: { DataType: 'Number', StringValue: String(Math.round(lifetimeStartMs)) } },
+          MessageAttributes: {
+            [LIFETIME_START_ATTRIBUTE]: { DataType: 'Number', StringValue: String(Math.round(lifetimeStartMs)) },
+          },
         }),
       );
     },

@@ -27,7 +27,11 @@ export interface BreakerStore {
    * Claims the probe due at `dueAtMs` by moving the next one to `next.nextProbeAtMs`; false if another instance
    * claimed it first or the breaker closed.
    */
-  claimProbe(transport: TransportName, dueAtMs: number, next: { nextProbeAtMs: number; probeIntervalMs: number }): Promise<boolean>;
+  claimProbe(
+    transport: TransportName,
+    dueAtMs: number,
+    next: { nextProbeAtMs: number; probeIntervalMs: number },
+  ): Promise<boolean>;
   /** Closes an open breaker. */
   close(transport: TransportName): Promise<void>;
 }
@@ -37,7 +41,7 @@ export type BreakerOptions = {
   firstProbeAfterMs?: number;
   /** Probes back off by doubling up to this, ms. @default 600000 (10 minutes) */
   maxProbeIntervalMs?: number;
-  /** How long an instance trusts the state it read, ms: the cost of the shared state is one read per this. @default 5000 */
+  /** How long an instance trusts the state it read, ms: the shared state costs one read per this. @default 5000 */
   cacheMs?: number;
 };
 
@@ -49,6 +53,9 @@ export type BreakerVerdict =
   /** Open: no attempt; the probe is due in `probeInMs`. */
   | { verdict: 'open'; probeInMs: number };
 
+/** What an outcome did to a breaker: opened it, closed it, or nothing. */
+export type BreakerChange = 'opened' | 'closed' | undefined;
+
 export type CircuitBreaker = ReturnType<typeof createCircuitBreaker>;
 
 /**
@@ -57,13 +64,18 @@ export type CircuitBreaker = ReturnType<typeof createCircuitBreaker>;
  * except one probe at a time, on a schedule that backs off from `firstProbeAfterMs` to `maxProbeIntervalMs`;
  * the first delivery closes it. A relay that may lock the account after failed logins sees one login per probe.
  */
-export function createCircuitBreaker(store: BreakerStore, options: BreakerOptions = {}, clock: () => number = Date.now) {
+export function createCircuitBreaker(
+  store: BreakerStore,
+  options: BreakerOptions = {},
+  clock: () => number = Date.now,
+) {
   const firstProbeAfterMs = options.firstProbeAfterMs ?? 30_000;
   const maxProbeIntervalMs = options.maxProbeIntervalMs ?? 600_000;
   const cacheMs = options.cacheMs ?? 5_000;
   const cache = new Map<TransportName, { state: BreakerState; readAtMs: number }>();
 
-  const remember = (transport: TransportName, state: BreakerState) => cache.set(transport, { state, readAtMs: clock() });
+  const remember = (transport: TransportName, state: BreakerState) =>
+    cache.set(transport, { state, readAtMs: clock() });
   const stateOf = async (transport: TransportName, fresh = false): Promise<BreakerState> => {
     const cached = cache.get(transport);
     if (!fresh && cached && clock() - cached.readAtMs < cacheMs) return cached.state;
@@ -95,11 +107,17 @@ export function createCircuitBreaker(store: BreakerStore, options: BreakerOption
     },
 
     /** Takes an attempt's outcome: `blocked` opens the breaker, a delivery closes it. */
-    async record(transport: TransportName, action: SendAction, reason: string): Promise<'opened' | 'closed' | undefined> {
+    async record(transport: TransportName, action: SendAction, reason: string): Promise<BreakerChange> {
       const known = cache.get(transport)?.state;
       if (action === 'blocked' && known?.state !== 'open') {
         const now = clock();
-        const opened = { state: 'open' as const, openedAtMs: now, nextProbeAtMs: now + firstProbeAfterMs, probeIntervalMs: firstProbeAfterMs, reason };
+        const opened = {
+          state: 'open' as const,
+          openedAtMs: now,
+          nextProbeAtMs: now + firstProbeAfterMs,
+          probeIntervalMs: firstProbeAfterMs,
+          reason,
+        };
         const won = await store.open(transport, opened);
         if (won) remember(transport, opened);
         else await stateOf(transport, true);

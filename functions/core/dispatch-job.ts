@@ -99,10 +99,16 @@ async function buildAndSend(job: EmailJob, deps: DispatchDeps, transport: MailTr
       content: a.s3 ? await deps.loadAttachment(a.s3) : Buffer.from(a.content ?? '', 'base64'),
     })),
   );
-  const addresses = toTransmittableAddresses({ from: [from], to: job.to ?? [], cc: job.cc ?? [], bcc: job.bcc ?? [], replyTo: job.replyTo ?? [] }, transport.smtpUtf8 === true);
+  const addresses = toTransmittableAddresses(
+    { from: [from], to: job.to ?? [], cc: job.cc ?? [], bcc: job.bcc ?? [], replyTo: job.replyTo ?? [] },
+    transport.smtpUtf8 === true,
+  );
   if ('refused' in addresses) return rejectedJob('address-not-transmittable', addresses.refused, suppressedResults);
   const { sentAs } = addresses;
-  const transmit = (mailbox: Mailbox): Mailbox => (typeof mailbox === 'string' ? (sentAs.get(mailbox) ?? mailbox) : { ...mailbox, address: sentAs.get(mailbox.address) ?? mailbox.address });
+  const transmit = (mailbox: Mailbox): Mailbox =>
+    typeof mailbox === 'string'
+      ? (sentAs.get(mailbox) ?? mailbox)
+      : { ...mailbox, address: sentAs.get(mailbox.address) ?? mailbox.address };
   const message: OutgoingMessage = {
     messageId: toMessageId(job.idempotencyKey, deps.messageIdDomain),
     from: transmit(from),

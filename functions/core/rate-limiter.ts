@@ -16,7 +16,11 @@ export type RateLimiter = ReturnType<typeof createRateLimiter>;
  * Adaptive (AIMD): `slowDown` after a rate reply halves the rate for every caller of this instance at once (not only
  * the job that met it), at most once a second; the rate then climbs back linearly to the set rate.
  */
-export function createRateLimiter(ratePerSecond: number, clock: () => number = Date.now, options: RateLimiterOptions = {}) {
+export function createRateLimiter(
+  ratePerSecond: number,
+  clock: () => number = Date.now,
+  options: RateLimiterOptions = {},
+) {
   const floorShare = options.floorShare ?? 0.1;
   const recoveryMs = options.recoveryMs ?? 30_000;
   let base = ratePerSecond;
@@ -75,14 +79,19 @@ export const RATE_HEADROOM = 0.95;
 
 /**
  * A limiter whose rate comes from `source` split over `shares` instances (the concurrency cap): each instance may
- * send `rate × RATE_HEADROOM / shares`, so that all of them together stay under the rate. A rate read from the provider is read
- * again after `refreshMs` (quotas grow); until the first answer the limiter holds one unit per second.
+ * send `rate × RATE_HEADROOM / shares`, so that all of them together stay under the rate. A rate read from the
+ * provider is read again after `refreshMs` (quotas grow); until the first answer it holds one unit per second.
  */
-export function createSharedRateLimiter(source: RateSource | undefined, shares: number, options: { refreshMs?: number; clock?: () => number } = {}) {
+export function createSharedRateLimiter(
+  source: RateSource | undefined,
+  shares: number,
+  options: { refreshMs?: number; clock?: () => number } = {},
+) {
   const clock = options.clock ?? Date.now;
   const refreshMs = options.refreshMs ?? 600_000;
   const perInstance = (rate: number) => (rate > 0 ? (rate * RATE_HEADROOM) / Math.max(1, shares) : 0);
-  const limiter = createRateLimiter(typeof source === 'number' ? perInstance(source) : source ? perInstance(1) : 0, clock);
+  const initial = typeof source === 'number' ? perInstance(source) : source ? perInstance(1) : 0;
+  const limiter = createRateLimiter(initial, clock);
   let readAt = -Infinity;
   let reading: Promise<void> | undefined;
   const refresh = async () => {

@@ -52,7 +52,9 @@ export function createSendRouter(options: SendRouterOptions) {
         }
         return { transport: requested, probe: false, fallback: false };
       }
-      if (secondary && (await breaker.check(secondary)).verdict !== 'open') return { transport: secondary, probe: false, fallback: true, primaryOpen: true };
+      if (secondary && (await breaker.check(secondary)).verdict !== 'open') {
+        return { transport: secondary, probe: false, fallback: true, primaryOpen: true };
+      }
       return { postponeMs: verdict.probeInMs, transport: requested };
     },
 

@@ -6,6 +6,9 @@ import { DispatchMetrics } from '#core/metric-names.js';
 import type { SendOutcome } from '#core/send-outcome.js';
 import { LIFETIME_START_ATTRIBUTE, type JobRequeue, type SendRouter } from '#core/send-router.js';
 
+/** Where the routing step sends a job: over a transport, or back on the queue (the record is then done). */
+type Routed = { transport: TransportName } | 'postponed';
+
 /** The breakers and failover in front of the transports, and where a job waits while its transport is blocked. */
 export type RoutingDeps = { router: SendRouter; requeue: JobRequeue };
 
@@ -21,11 +24,16 @@ export function lifetimeStartOf(record: SQSRecord, fallbackMs: number): number {
  * (and no failover can take it) puts it back on the queue until the probe is due, without an attempt and without
  * spending its lifetime or receive count. `settle` feeds each attempt's outcome back to the breakers.
  */
-export function createRouteStep(routing: RoutingDeps, observability: { logger: Logger; metrics: Metrics }, clock: () => number, random: () => number) {
+export function createRouteStep(
+  routing: RoutingDeps,
+  observability: { logger: Logger; metrics: Metrics },
+  clock: () => number,
+  random: () => number,
+) {
   const { logger, metrics } = observability;
   return {
     /** The transport to send over, or `postponed` when the job was requeued (the record is done). */
-    async route(record: SQSRecord, job: EmailJob, requested: TransportName): Promise<{ transport: TransportName } | 'postponed'> {
+    async route(record: SQSRecord, job: EmailJob, requested: TransportName): Promise<Routed> {
       let route: Awaited<ReturnType<SendRouter['route']>>;
       try {
         route = await routing.router.route(requested);
@@ -41,7 +49,8 @@ export function createRouteStep(routing: RoutingDeps, observability: { logger: L
         await routing.requeue.requeue(record.body, { delaySeconds, lifetimeStartMs });
         metrics.addMetric(DispatchMetrics.postponed, MetricUnit.Count, 1);
         metrics.addMetric(DispatchMetrics.circuitOpen, MetricUnit.Count, 1);
-        logger.info('job postponed: transport circuit open', { transport: route.transport, delaySeconds, sqsMessageId: record.messageId });
+        const facts = { transport: route.transport, delaySeconds, sqsMessageId: record.messageId };
+        logger.info('job postponed: transport circuit open', facts);
         return 'postponed';
       }
       if (route.fallback) metrics.addMetric(DispatchMetrics.sentOnFallback, MetricUnit.Count, 1);
@@ -53,7 +62,10 @@ export function createRouteStep(routing: RoutingDeps, observability: { logger: L
     /** Reports an attempt's outcome to the breakers; never throws. */
     async settle(transport: TransportName, outcome: SendOutcome): Promise<void> {
       const change = await routing.router.settle(transport, outcome);
-      if (change === 'opened') logger.error('circuit opened: the transport is blocked by our setup', { transport, reason: outcome.reason, detail: outcome.detail });
+      if (change === 'opened') {
+        const facts = { transport, reason: outcome.reason, detail: outcome.detail };
+        logger.error('circuit opened: the transport is blocked by our setup', facts);
+      }
       if (change === 'closed') logger.info('circuit closed: the transport delivers again', { transport });
     },
   };

@@ -156,7 +156,8 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
 
   /** A retryable outcome: back off through the visibility timeout, or give up once the lifetime is spent. */
   const deferOrGiveUp = async (outbox: DispatchEvent[], record: SQSRecord, job: EmailJob, outcome: SendOutcome, attempt: number): Promise<never | void> => {
-    const decision = scheduleRetry(deps.retry, { attempt, firstEnqueuedAtMs: lifetimeStartOf(record, clock()), nowMs: clock() }, random());
+    const firstEnqueuedAtMs = lifetimeStartOf(record, clock());
+    const decision = scheduleRetry(deps.retry, { attempt, firstEnqueuedAtMs, nowMs: clock() }, random());
     if (!decision.retry) {
       await deps.deadLetters.send(record.body, {
         failureClass: 'exhausted',
@@ -186,7 +187,8 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     const attempt = Number(record.attributes.ApproximateReceiveCount) || 1;
     if (context.getRemainingTimeInMillis() < deps.deadlineMarginMs) throw new RetryLaterError('too close to the deadline to start', 0);
 
-    const routed = routing ? await routing.route(record, job, job.transport ?? deps.dispatch.defaultTransport) : undefined;
+    const requested = job.transport ?? deps.dispatch.defaultTransport;
+    const routed = routing ? await routing.route(record, job, requested) : undefined;
     if (routed === 'postponed') return;
     const run: { outcome?: SendOutcome; transport?: TransportName } = { transport: routed?.transport };
     let stored: StoredResult;

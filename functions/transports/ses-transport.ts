@@ -49,7 +49,8 @@ export async function readAccountSendRate(client: SESv2Client): Promise<number> 
 export function createSesTransport(settings: SesSettings): MailTransport {
   const client = new SESv2Client({ ...settings.client, maxAttempts: 1 });
   const transporter = nodemailer.createTransport({ SES: { sesClient: client, SendEmailCommand } });
-  const limiter = createSharedRateLimiter(settings.maxSendRate ?? (() => readAccountSendRate(client)), settings.rateShares ?? 1);
+  const rate = settings.maxSendRate ?? (() => readAccountSendRate(client));
+  const limiter = createSharedRateLimiter(rate, settings.rateShares ?? 1);
   return {
     name: 'ses',
     async send(message: OutgoingMessage): Promise<SendReceipt> {

@@ -219,7 +219,8 @@ export function createSmtpTransport(
       pool.lastUsedAt = clock();
       const progress: Progress = { finalDotSent: false };
       try {
-        const info = await pool.transporter.sendMail({ ...toMailOptions(message), [PROGRESS]: progress } as ReturnType<typeof toMailOptions>);
+        const options = { ...toMailOptions(message), [PROGRESS]: progress } as ReturnType<typeof toMailOptions>;
+        const info = await pool.transporter.sendMail(options);
         const rejectedErrors = (info as { rejectedErrors?: unknown[] }).rejectedErrors ?? [];
         const failure = toSmtpFailure({ rejectedErrors });
         return {

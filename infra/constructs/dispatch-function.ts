@@ -27,6 +27,9 @@ export type DispatchFunctionProps = {
  * The dispatch function on the jobs queue: batches with partial responses, under the concurrency cap, with exactly
  * the permissions it uses.
  */
+/** SES's SMTP interface: it enforces the SES account's send rate, which the function then reads (GetAccount). */
+const SES_SMTP_ENDPOINT = /^email-smtp(?:-fips)?\.[a-z0-9-]+\.amazonaws\.com$/i;
+
 export class DispatchFunction extends Construct {
   readonly fn: NodeFunction;
 
@@ -64,7 +67,9 @@ export class DispatchFunction extends Construct {
           : {}),
         // Every instance of the concurrency cap may send at once: each takes its share of a rate, fractions included.
         RATE_SHARES: String(settings.maxConcurrency),
-        ...(usesSmtp && config.smtpMaxSendRate !== undefined ? { SMTP_MAX_SEND_RATE: String(config.smtpMaxSendRate) } : {}),
+        ...(usesSmtp && config.smtpMaxSendRate !== undefined
+          ? { SMTP_MAX_SEND_RATE: String(config.smtpMaxSendRate) }
+          : {}),
         ...(usesSes
           ? {
               // Without a set rate the function reads the account's quota (GetAccount) and follows it as it grows.
@@ -97,7 +102,7 @@ export class DispatchFunction extends Construct {
     // job naming a missing attachment (rejected) from its own missing permission (retried).
     this.fn.addToRolePolicy(new PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucket.bucketArn] }));
     smtpSecret?.grantRead(this.fn);
-    const sesSmtpEndpoint = usesSmtp && /^email-smtp(?:-fips)?\.[a-z0-9-]+\.amazonaws\.com$/i.test(config.smtpHost ?? '');
+    const sesSmtpEndpoint = usesSmtp && SES_SMTP_ENDPOINT.test(config.smtpHost ?? '');
     if ((usesSes && config.sesMaxSendRate === undefined) || (sesSmtpEndpoint && config.smtpMaxSendRate === undefined)) {
       // GetAccount reads the account's send quota; it has no resource to scope to.
       this.fn.addToRolePolicy(new PolicyStatement({ actions: ['ses:GetAccount'], resources: ['*'] }));

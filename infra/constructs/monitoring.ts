@@ -74,12 +74,12 @@ export class Monitoring extends Construct {
     });
     alarm('TransportCircuitOpen', custom(DispatchMetrics.circuitOpen, fiveMinutes), {
       threshold: 1,
-      description: 'A transport circuit is open: our setup is refused (credentials, TLS, sender, account), jobs wait on the queue.',
+      description: 'A transport circuit is open: our setup is refused (credentials, TLS, sender, account); jobs wait.',
     });
     if (config.failover) {
       alarm('SendingOnFallback', custom(DispatchMetrics.sentOnFallback, fiveMinutes), {
         threshold: 1,
-        description: `Jobs go over ${config.failover.secondary}: ${config.failover.primary} is blocked or persistently throttled.`,
+        description: `Jobs go over ${config.failover.secondary}: ${config.failover.primary} is blocked or throttled.`,
       });
     }
     alarm('EventsNotPublished', custom(DispatchMetrics.eventPublishFailed, fiveMinutes), {
@@ -124,7 +124,11 @@ export class Monitoring extends Construct {
       new GraphWidget({
         title: 'Circuit breakers and failover',
         width: 24,
-        left: [custom(DispatchMetrics.circuitOpen), custom(DispatchMetrics.postponed), custom(DispatchMetrics.sentOnFallback)],
+        left: [
+          custom(DispatchMetrics.circuitOpen),
+          custom(DispatchMetrics.postponed),
+          custom(DispatchMetrics.sentOnFallback),
+        ],
       }),
       new GraphWidget({
         title: 'Jobs queue',
