@@ -232,7 +232,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     outbox.push(
       toOutcomeEvent(
         stored.action,
-        { idempotencyKey: job.idempotencyKey, messageId: toMessageId(job.idempotencyKey, deps.dispatch.messageIdDomain), transport: job.transport ?? deps.dispatch.defaultTransport, attempts: attempt, tags: job.tags },
+        { idempotencyKey: job.idempotencyKey, messageId: toMessageId(job.idempotencyKey, deps.dispatch.messageIdDomain), transport: run.transport ?? requested, attempts: attempt, tags: job.tags },
         outcome,
       ),
     );

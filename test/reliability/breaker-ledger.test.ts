@@ -133,6 +133,9 @@ describe('failover smtp>ses', () => {
     expect(h.output.metric('SentOnFallback')).toBe(counts.viaSes.size);
     expect(h.output.metric('CircuitOpen')).toBeGreaterThan(0);
     expect(closed).toBe(true);
+    // Each delivered event names the transport that carried the job.
+    const events = (await h.events()).filter((e) => e.type === 'email.delivered');
+    expect(events.filter((e) => e.transport === 'ses').length).toBe(counts.viaSes.size);
     // Once the probe succeeded, the traffic is back on SMTP.
     expect(afterClose.every((key) => counts.smtp.get(key) === 1)).toBe(true);
   });
