@@ -6,6 +6,7 @@ import { printTable, rows } from './measure.js';
 import { benchMemory } from './memory.js';
 import { benchOverhead } from './overhead.js';
 import { benchPipeline } from './pipeline.js';
+import { benchRate } from './rate.js';
 import { benchTransport } from './transport.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -21,6 +22,7 @@ await benchOverhead();
 await benchMemory();
 await benchColdStart();
 await benchImap(quick ? 1000 : 10_000);
+await benchRate(quick ? 84 : 420);
 
 printTable();
 writeFileSync(new URL('./results.json', import.meta.url), `${JSON.stringify({ machine, date: new Date().toISOString(), quick, rows }, null, 2)}\n`);

@@ -4,6 +4,7 @@ import { isLoopbackHost } from '#core/is-loopback-host.js';
 import { StartFrom } from '#core/mailbox/ports.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '#core/retry-schedule.js';
 import { DEFAULT_SUPPRESSION_TTL_DAYS } from '#core/suppression.js';
+import { parseFailover, type Failover } from '#core/send-router.js';
 import type { SmtpSecurity } from '#transports/smtp-transport.js';
 
 type Env = Record<string, string | undefined>;
@@ -35,6 +36,18 @@ class EnvReader {
     if (!Number.isInteger(value) || value < min || value > max) {
       this.problems.push(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
       return fallback;
+    }
+    return value;
+  }
+
+  /** A decimal number, or undefined when unset. */
+  decimal(name: string, min: number, max: number): number | undefined {
+    const raw = this.optional(name);
+    if (raw === undefined) return undefined;
+    const value = Number(raw);
+    if (!Number.isFinite(value) || value < min || value > max) {
+      this.problems.push(`${name} must be a number from ${min} to ${max}, got "${raw}"`);
+      return undefined;
     }
     return value;
   }
@@ -87,15 +100,32 @@ export type DispatchConfig = {
     secretId?: string;
     /** `SMTP_MAX_CONNECTIONS`. @default 5 */
     maxConnections: number;
-    /** `SMTP_RATE_PER_SECOND` per container; 0 is unlimited. @default 0 */
-    ratePerSecond: number;
+    /**
+     * The relay's rate in recipients per second, shared by all instances; 0 is unlimited. `SMTP_MAX_SEND_RATE`.
+     * @default the SES account's rate for an SES SMTP endpoint (`email-smtp.<region>.amazonaws.com`), else 0
+     */
+    maxSendRate?: number;
+    /** The SES region whose quota governs an SES SMTP endpoint, read from the host name. */
+    sesRegion?: string;
+    /** The relay offers SMTPUTF8, so non-ASCII local parts may go to it. `SMTP_UTF8`. @default false */
+    smtpUtf8: boolean;
   };
   ses?: {
     /** `SES_CONFIGURATION_SET`, optional. */
     configurationSetName?: string;
-    /** `SES_RATE_PER_SECOND` per container; 0 is unlimited. @default 0 */
-    ratePerSecond: number;
+    /** The account's rate in recipients/s, shared by all instances. `SES_MAX_SEND_RATE`. @default GetAccount */
+    maxSendRate?: number;
   };
+  /** Instances that share each rate: the concurrency cap. `RATE_SHARES`. @default 1 */
+  rateShares: number;
+  /**
+   * The transports' circuit breakers, shared through `TRANSPORT_STATE_TABLE` (without it, no breaker): the first
+   * probe `BREAKER_FIRST_PROBE_SECONDS` after opening (@default 30), backing off to `BREAKER_MAX_PROBE_SECONDS`
+   * (@default 600).
+   */
+  breaker?: { table: string; firstProbeAfterSeconds: number; maxProbeIntervalSeconds: number };
+  /** `FAILOVER`: `smtp>ses` or `ses>smtp`; both must be in TRANSPORTS, and the breaker on. @default none */
+  failover?: Failover;
   /** `RETRY_BASE_SECONDS` @default 30, `RETRY_MAX_DELAY_SECONDS` @default 900, `RETRY_LIFETIME_SECONDS` @default 21600. */
   retry: RetryPolicy;
   /** How long a completed job's key is remembered. `IDEMPOTENCY_TTL_SECONDS`. @default 1296000 (15 days, past the DLQ's 14) */
@@ -112,6 +142,9 @@ export type DispatchConfig = {
    */
   attachmentMemoryBytes: number;
 };
+
+/** SES's SMTP interface, e.g. `email-smtp.eu-west-1.amazonaws.com`: it enforces the SES account's send rate. */
+const SES_SMTP_ENDPOINT = /^email-smtp(?:-fips)?\.([a-z]{2}-[a-z]+-\d)\.amazonaws\.com$/i;
 
 const domainOf = (address: string | undefined) => address?.split('@')[1];
 
@@ -140,12 +173,32 @@ export function loadDispatchConfig(env: Env = process.env): DispatchConfig {
       security,
       secretId: r.optional('SMTP_SECRET_ID'),
       maxConnections: r.integer('SMTP_MAX_CONNECTIONS', 5, 1, 100),
-      ratePerSecond: r.integer('SMTP_RATE_PER_SECOND', 0, 0, 10_000),
+      maxSendRate: r.decimal('SMTP_MAX_SEND_RATE', 0, 100_000),
+      sesRegion: SES_SMTP_ENDPOINT.exec(host)?.[1],
+      smtpUtf8: r.oneOf('SMTP_UTF8', ['true', 'false'] as const, 'false') === 'true',
     };
   }
   const ses = transports.includes('ses')
-    ? { configurationSetName: r.optional('SES_CONFIGURATION_SET'), ratePerSecond: r.integer('SES_RATE_PER_SECOND', 0, 0, 10_000) }
+    ? {
+        configurationSetName: r.optional('SES_CONFIGURATION_SET'),
+        maxSendRate: r.decimal('SES_MAX_SEND_RATE', 0, 100_000),
+      }
     : undefined;
+
+  const breakerTable = r.optional('TRANSPORT_STATE_TABLE');
+  const breaker = breakerTable
+    ? {
+        table: breakerTable,
+        firstProbeAfterSeconds: r.integer('BREAKER_FIRST_PROBE_SECONDS', 30, 1, 3600),
+        maxProbeIntervalSeconds: r.integer('BREAKER_MAX_PROBE_SECONDS', 600, 1, 3600),
+      }
+    : undefined;
+  const failoverText = r.optional('FAILOVER');
+  const failover = parseFailover(failoverText);
+  r.check(failoverText === undefined || failover !== undefined, `FAILOVER must be smtp>ses or ses>smtp, got "${failoverText}"`);
+  const bothTransports = !failover || (transports.includes(failover.primary) && transports.includes(failover.secondary));
+  r.check(bothTransports, 'FAILOVER needs both smtp and ses in TRANSPORTS');
+  r.check(!failover || breaker !== undefined, 'FAILOVER needs TRANSPORT_STATE_TABLE (the breakers decide when to fail over)');
 
   const retry: RetryPolicy = {
     baseDelaySeconds: r.integer('RETRY_BASE_SECONDS', DEFAULT_RETRY_POLICY.baseDelaySeconds, 1, 43_200),
@@ -167,6 +220,9 @@ export function loadDispatchConfig(env: Env = process.env): DispatchConfig {
     messageIdDomain,
     smtp,
     ses,
+    rateShares: r.integer('RATE_SHARES', 1, 1, 1000),
+    breaker,
+    failover,
     retry,
     idempotencyTtlSeconds: r.integer('IDEMPOTENCY_TTL_SECONDS', 15 * 86_400, 3600, 365 * 86_400),
     secretsCacheSeconds: r.integer('SECRETS_CACHE_SECONDS', 300, 0, 86_400),

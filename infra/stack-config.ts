@@ -1,6 +1,7 @@
 import type { Node } from 'constructs';
-import { EmailAddressSchema, TransportNames, type TransportName } from '#core/email-job.js';
+import { EmailAddressSchema, MAX_RECIPIENTS, TransportNames, type TransportName } from '#core/email-job.js';
 import { isLoopbackHost } from '#core/is-loopback-host.js';
+import { parseFailover, type Failover } from '#core/send-router.js';
 import { parseMailboxes, type PolledMailbox } from '#functions/config.js';
 import { DEFAULT_SETTINGS, validateSettings, type SystemSettings } from './settings.js';
 
@@ -15,12 +16,20 @@ export type StackConfig = {
   transport: TransportName;
   /** `transports`: every transport a job may choose, comma separated. @default the transport */
   transports: TransportName[];
+  /** `failover`: `smtp>ses` or `ses>smtp`, both in transports: the secondary carries jobs while the primary cannot. */
+  failover?: Failover;
   /** `sesIdentity`: the SES identity (domain or address) the role may send as. @default the domain of defaultFrom */
   sesIdentity: string;
   /** `sesConfigurationSet`: optional SES configuration set. */
   sesConfigurationSet?: string;
-  /** `sesMaxSendRate`: the account's SES max send rate per second, split across the concurrency cap. @default 14 */
-  sesMaxSendRate: number;
+  /**
+   * `sesMaxSendRate`: the account's SES rate in recipients per second, split across the concurrency cap.
+   * @default read from the account (GetAccount) at run time
+   */
+  sesMaxSendRate?: number;
+  /** `smtpMaxSendRate`: the relay's rate in recipients per second, split the same way. @default the SES quota for an
+   * SES SMTP endpoint, else none */
+  smtpMaxSendRate?: number;
   /** `smtpHost` (required with smtp), `smtpPort` (@default 587), `smtpSecurity` (@default starttls). */
   smtpHost?: string;
   smtpPort: number;
@@ -66,6 +75,16 @@ export function loadStackConfig(node: Context): StackConfig {
     if (value === undefined || value === null || value === '') return undefined;
     return String(value);
   };
+  const rate = (key: string): number | undefined => {
+    const value = raw(key);
+    if (value === undefined || value === null || value === '') return undefined;
+    const n = Number(value);
+    if (!Number.isFinite(n) || n <= 0) {
+      problems.push(`${key} must be a positive number of recipients per second, got ${JSON.stringify(value)}`);
+      return undefined;
+    }
+    return n;
+  };
   const integer = (key: string, fallback: number): number => {
     const value = raw(key);
     if (value === undefined || value === null || value === '') return fallback;
@@ -91,6 +110,13 @@ export function loadStackConfig(node: Context): StackConfig {
   const transports = (text('transports') ?? transport).split(',').map((t) => t.trim()) as TransportName[];
   for (const t of transports) if (!(TransportNames as readonly string[]).includes(t)) problems.push(`transports lists unknown transport "${t}"`);
   if (!transports.includes(transport)) problems.push(`transports must include transport (${transport})`);
+
+  const failoverText = text('failover');
+  const failover = parseFailover(failoverText);
+  if (failoverText !== undefined && !failover) problems.push(`failover must be smtp>ses or ses>smtp, got "${failoverText}"`);
+  if (failover && !(transports.includes(failover.primary) && transports.includes(failover.secondary))) {
+    problems.push('failover needs both smtp and ses in transports');
+  }
 
   const smtpSecurity = oneOf('smtpSecurity', ['starttls', 'implicit', 'none'] as const, 'starttls');
   const smtpHost = text('smtpHost');
@@ -123,14 +149,29 @@ export function loadStackConfig(node: Context): StackConfig {
     },
   };
   problems.push(...validateSettings(settings));
+  const sesMaxSendRate = rate('sesMaxSendRate');
+  const smtpMaxSendRate = rate('smtpMaxSendRate');
+  // Each instance gets rate / maxConcurrency; a job of MAX_RECIPIENTS recipients must fit in one invocation.
+  for (const [key, value] of [['sesMaxSendRate', sesMaxSendRate], ['smtpMaxSendRate', smtpMaxSendRate]] as const) {
+    const share = value === undefined ? undefined : value / settings.maxConcurrency;
+    if (share !== undefined && share * settings.functionTimeoutSeconds < MAX_RECIPIENTS) {
+      problems.push(
+        `${key} ${value}/s split over maxConcurrency ${settings.maxConcurrency} leaves ${share.toFixed(3)}/s per ` +
+          `instance: a job of ${MAX_RECIPIENTS} recipients would not fit in one ${settings.functionTimeoutSeconds} s ` +
+          'invocation; lower maxConcurrency',
+      );
+    }
+  }
 
   const config: StackConfig = {
     defaultFrom,
     transport,
     transports,
+    failover,
     sesIdentity: text('sesIdentity') ?? defaultFrom.split('@')[1] ?? '',
     sesConfigurationSet: text('sesConfigurationSet'),
-    sesMaxSendRate: integer('sesMaxSendRate', 14),
+    sesMaxSendRate,
+    smtpMaxSendRate,
     smtpHost,
     smtpPort: integer('smtpPort', smtpSecurity === 'implicit' ? 465 : 587),
     smtpSecurity,

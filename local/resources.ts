@@ -16,7 +16,10 @@ export const LOCAL_NAMES = {
   idempotencyTable: 'email-dispatch-idempotency',
   suppressionTable: 'email-dispatch-suppression',
   mailboxStateTable: 'email-dispatch-mailbox-state',
+  transportStateTable: 'email-dispatch-transport-state',
 };
+/** Resource names; the transport state table defaults to one named after the idempotency table. */
+export type LocalNames = Omit<typeof LOCAL_NAMES, 'transportStateTable'> & { transportStateTable?: string };
 
 export type LocalResources = {
   jobsQueueUrl: string;
@@ -30,6 +33,7 @@ export type LocalResources = {
   idempotencyTable: string;
   suppressionTable: string;
   mailboxStateTable: string;
+  transportStateTable: string;
 };
 
 async function queueArn(sqs: SQSClient, queueUrl: string): Promise<string> {
@@ -52,7 +56,12 @@ async function createTable(clients: AwsClients, name: string, key: string, ttlAt
  * Creates the queues, DLQ, topic, bucket and tables as the stack defines them, from the same settings
  * (visibility, retention, size limit, redrive). Safe to run again on existing resources.
  */
-export async function createLocalResources(clients: AwsClients, settings: SystemSettings, names = LOCAL_NAMES, options: { tap?: boolean } = {}): Promise<LocalResources> {
+export async function createLocalResources(
+  clients: AwsClients,
+  settings: SystemSettings,
+  names: LocalNames = LOCAL_NAMES,
+  options: { tap?: boolean } = {},
+): Promise<LocalResources> {
   const queue = deriveQueueSettings(settings);
   const sqs = await clients.sqs();
   const dlq = await sqs.send(
@@ -87,6 +96,8 @@ export async function createLocalResources(clients: AwsClients, settings: System
   const { suppression } = TableKeys;
   await createTable(clients, names.suppressionTable, suppression.partitionKey, suppression.ttlAttribute);
   await createTable(clients, names.mailboxStateTable, TableKeys.mailboxState.partitionKey, TableKeys.mailboxState.ttlAttribute);
+  const transportStateTable = names.transportStateTable ?? `${names.idempotencyTable}-transport-state`;
+  await createTable(clients, transportStateTable, TableKeys.transportState.partitionKey);
   return {
     jobsQueueUrl,
     jobsQueueArn: await queueArn(sqs, jobsQueueUrl),
@@ -98,6 +109,7 @@ export async function createLocalResources(clients: AwsClients, settings: System
     idempotencyTable: names.idempotencyTable,
     suppressionTable: names.suppressionTable,
     mailboxStateTable: names.mailboxStateTable,
+    transportStateTable,
   };
 }
 
@@ -110,5 +122,6 @@ export function toDispatchEnvironment(resources: LocalResources): Record<string,
     SUPPRESSION_TABLE: resources.suppressionTable,
     EVENTS_TOPIC_ARN: resources.eventsTopicArn,
     ATTACHMENT_BUCKET: resources.bucket,
+    TRANSPORT_STATE_TABLE: resources.transportStateTable,
   };
 }

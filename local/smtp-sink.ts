@@ -51,6 +51,11 @@ export type SmtpSinkOptions = {
   seed?: number;
   /** Called with every accepted message (the local twin turns refusals into bounces through this too). */
   onMessage?: (message: ReceivedMessage) => void;
+  /**
+   * Enforce a send rate as SES does, in recipients per second across all connections: a token bucket holding one
+   * second's worth; a recipient over it gets "454 Throttling failure: Maximum sending rate exceeded."
+   */
+  maxRecipientsPerSecond?: number;
   /** Called when a recipient is refused with a 5xx at RCPT or end of data. */
   onRefusal?: (refusal: { from: string; recipient: string; reply: { code: number; message: string } }) => void;
 };
@@ -82,6 +87,24 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}) {
         (!r.address || addresses.some((a) => toRegExp(r.address as string).test(a))) &&
         (r.probability === undefined || random() < r.probability),
     );
+
+  const rateReplies: number[] = [];
+  const rate = options.maxRecipientsPerSecond ?? 0;
+  let tokens = rate;
+  let refilledAt = Date.now();
+  /** Takes one recipient from the bucket; false when the sender is over the rate. */
+  const withinRate = () => {
+    if (rate <= 0) return true;
+    const now = Date.now();
+    tokens = Math.min(rate, tokens + ((now - refilledAt) / 1000) * rate);
+    refilledAt = now;
+    if (tokens < 1) {
+      rateReplies.push(now);
+      return false;
+    }
+    tokens -= 1;
+    return true;
+  };
 
   const socketOf = (session: SMTPServerSession) => sockets.get(`${session.remotePort}`);
 
@@ -141,6 +164,9 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}) {
       void applyFault('mail', [address.address], session, callback).then((answered) => answered || callback());
     },
     onRcptTo(address, session, callback) {
+      if (!withinRate()) {
+        return callback(Object.assign(new Error('Throttling failure: Maximum sending rate exceeded.'), { responseCode: 454 }));
+      }
       void applyFault('rcpt', [address.address], session, callback).then((answered) => answered || callback());
     },
     onData(stream, session, callback) {
@@ -207,6 +233,8 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}) {
     port,
     received,
     authAttempts,
+    /** When each "454 Throttling failure" was answered (with `maxRecipientsPerSecond`). */
+    rateReplies,
     get connections() {
       return connections;
     },

@@ -191,6 +191,8 @@ export async function startTwin(options: TwinOptions = {}) {
       RETRY_BASE_SECONDS: String(settings.retry.baseDelaySeconds),
       RETRY_MAX_DELAY_SECONDS: String(settings.retry.maxDelaySeconds),
       RETRY_LIFETIME_SECONDS: String(settings.retry.lifetimeSeconds),
+      // The SES emulator has no account quota to read (GetAccount); the twin uses the usual production one.
+      SES_MAX_SEND_RATE: '14',
     });
     const dispatchDeps = await buildSendEmailDeps(dispatchConfig, clients, { logger, metrics: newMetrics() }, {
       smtpCredentials: createLocalFileCredentials(secretsFile, 'smtp'),

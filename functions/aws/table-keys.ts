@@ -3,4 +3,6 @@ export const TableKeys = {
   idempotency: { partitionKey: 'id', ttlAttribute: 'expiration' },
   suppression: { partitionKey: 'addressHash', ttlAttribute: 'expiresAt' },
   mailboxState: { partitionKey: 'pk', ttlAttribute: 'expiresAt' },
+  /** One item per transport: its circuit breaker. */
+  transportState: { partitionKey: 'transport' },
 } as const;

@@ -130,11 +130,13 @@ function classifySmtp(failure: Extract<TransportFailure, { provider: 'smtp' }>):
     const first = failure.rejected[0];
     return { action, reason: `smtp-rcpt-${first?.responseCode ?? 'refused'}`, ...base, responseCode: first?.responseCode, enhancedStatus: parseEnhancedStatus(first?.response), recipients };
   }
-  if (failure.systemCode && (TLS_SYSTEM_CODE.test(failure.systemCode) || CERTIFICATE_SYSTEM_CODES.has(failure.systemCode))) {
-    return { action: 'blocked', reason: `smtp-tls-${failure.systemCode.toLowerCase()}`, ...base, recipients: [] };
+  const system = failure.systemCode;
+  if (system && (TLS_SYSTEM_CODE.test(system) || CERTIFICATE_SYSTEM_CODES.has(system))) {
+    return { action: 'blocked', reason: `smtp-tls-${system.toLowerCase()}`, ...base, recipients: [] };
   }
   // A permanent refusal of the session (a "554 5.7.1" greeting, EHLO and HELO both refused) would refuse every job.
-  if (command && SMTP_SESSION_COMMANDS.has(command) && responseCode !== undefined && responseCode >= 500 && responseCode < 600) {
+  const permanent = responseCode !== undefined && responseCode >= 500 && responseCode < 600;
+  if (command && SMTP_SESSION_COMMANDS.has(command) && permanent) {
     return { action: 'blocked', reason: `smtp-session-${responseCode}`, ...base, recipients: [] };
   }
   if (code && SMTP_SETUP_CODES.has(code)) {
@@ -149,7 +151,8 @@ function classifySmtp(failure: Extract<TransportFailure, { provider: 'smtp' }>):
   }
   if (code && SMTP_CONNECTION_CODES.has(code)) {
     // No reply came. Only once the final '.' may have gone out can the server have taken the message (RFC 1047).
-    return { action: 'retry', reason: `smtp-${code.toLowerCase()}`, ...base, recipients: [], ...(failure.dataSent ? { ambiguous: true } : {}) };
+    const ambiguous = failure.dataSent ? { ambiguous: true } : {};
+    return { action: 'retry', reason: `smtp-${code.toLowerCase()}`, ...base, recipients: [], ...ambiguous };
   }
   // nodemailer refused the envelope or message before talking to the server (size, no recipients): the job's fault.
   if ((code === 'EENVELOPE' || code === 'EMESSAGE' || code === 'EMAXRECIPIENTS') && command === 'API') {

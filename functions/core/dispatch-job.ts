@@ -41,11 +41,13 @@ const rejectedJob = (reason: string, detail: string, recipients: RecipientResult
 const keep = (list: Mailbox[] | undefined, suppressed: Set<string>) => (list ?? []).filter((m) => !suppressed.has(toAddress(m).toLowerCase()));
 
 /**
- * Sends one valid job once: drops suppressed recipients, builds the message with its derived Message-ID, hands it to
- * the chosen transport and classifies the result. Never throws for a provider's answer; the outcome says what to do.
+ * Sends one valid job once, over `routedTo` or else the job's transport: drops suppressed recipients, builds the
+ * message with its derived Message-ID, hands it to the transport and classifies the result. Never throws for a
+ * provider's answer; the outcome says what to do.
  */
-export async function dispatchJob(job: EmailJob, deps: DispatchDeps): Promise<SendOutcome> {
-  const transportName = job.transport ?? deps.defaultTransport;
+export async function dispatchJob(job: EmailJob, deps: DispatchDeps, routedTo?: TransportName): Promise<SendOutcome> {
+  // The router may send a job over the failover transport; the job itself (and so its idempotency hash) is unchanged.
+  const transportName = routedTo ?? job.transport ?? deps.defaultTransport;
   const transport = deps.transports[transportName];
   if (!transport) return rejectedJob('transport-unavailable', `transport "${transportName}" is not enabled in this deployment`);
   const from = job.from ?? deps.defaultFrom;
@@ -97,10 +99,16 @@ async function buildAndSend(job: EmailJob, deps: DispatchDeps, transport: MailTr
       content: a.s3 ? await deps.loadAttachment(a.s3) : Buffer.from(a.content ?? '', 'base64'),
     })),
   );
-  const addresses = toTransmittableAddresses({ from: [from], to: job.to ?? [], cc: job.cc ?? [], bcc: job.bcc ?? [], replyTo: job.replyTo ?? [] }, transport.smtpUtf8 === true);
+  const addresses = toTransmittableAddresses(
+    { from: [from], to: job.to ?? [], cc: job.cc ?? [], bcc: job.bcc ?? [], replyTo: job.replyTo ?? [] },
+    transport.smtpUtf8 === true,
+  );
   if ('refused' in addresses) return rejectedJob('address-not-transmittable', addresses.refused, suppressedResults);
   const { sentAs } = addresses;
-  const transmit = (mailbox: Mailbox): Mailbox => (typeof mailbox === 'string' ? (sentAs.get(mailbox) ?? mailbox) : { ...mailbox, address: sentAs.get(mailbox.address) ?? mailbox.address });
+  const transmit = (mailbox: Mailbox): Mailbox =>
+    typeof mailbox === 'string'
+      ? (sentAs.get(mailbox) ?? mailbox)
+      : { ...mailbox, address: sentAs.get(mailbox.address) ?? mailbox.address };
   const message: OutgoingMessage = {
     messageId: toMessageId(job.idempotencyKey, deps.messageIdDomain),
     from: transmit(from),

@@ -27,7 +27,9 @@ const headerText = (max: number) =>
   z.string().check(
     z.maxLength(max, { error: `must be at most ${max} characters` }),
     z.refine((value) => !CONTROL_CHARACTERS.test(value), { error: 'must not contain control characters or line breaks' }),
-    z.refine((value) => !BIDI_CONTROLS.test(value), { error: 'must not contain bidirectional control characters (U+202A–U+202E, U+2066–U+2069, U+200E, U+200F, U+061C)' }),
+    z.refine((value) => !BIDI_CONTROLS.test(value), {
+      error: 'must not contain bidirectional control characters (U+202A–U+202E, U+2066–U+2069, U+200E, U+200F, U+061C)',
+    }),
     z.refine((value) => !ENCODED_WORD.test(value), { error: 'must not contain MIME encoded words (=?charset?...?=)' }),
   );
 
@@ -60,7 +62,7 @@ const RESERVED_X_HEADER = /^X-(?:Dispatch-|Mailer$|SES-)/i;
 // RFC 5322 3.6.4: References and In-Reply-To hold msg-ids only; mailers do not encode them, so they must be ASCII.
 const MESSAGE_ID_HEADER = /^(?:References|In-Reply-To)$/i;
 const MESSAGE_ID = /^<[\x21-\x3b\x3d\x3f-\x7e]{1,250}@[\x21-\x3b\x3d\x3f-\x7e]{1,250}>$/;
-/** Whether a header value is a space-separated list of `<left@right>` ids in printable ASCII (checked token by token). */
+/** Whether a header value is a space-separated list of `<left@right>` ids in printable ASCII (token by token). */
 const isMessageIdList = (value: string): boolean => {
   const ids = value.split(/[ \t]+/).filter((id) => id.length > 0);
   return ids.length > 0 && ids.every((id) => MESSAGE_ID.test(id));
@@ -79,7 +81,8 @@ const HeadersSchema = z
     z.superRefine((headers, ctx) => {
       for (const [name, value] of Object.entries(headers)) {
         if (MESSAGE_ID_HEADER.test(name) && !isMessageIdList(value)) {
-          ctx.addIssue({ code: 'custom', path: [name], message: 'must be one or more ASCII message ids like <id@example.com>, separated by spaces' });
+          const message = 'must be one or more ASCII message ids like <id@example.com>, separated by spaces';
+          ctx.addIssue({ code: 'custom', path: [name], message });
         }
       }
     }),
@@ -145,7 +148,10 @@ export const EmailJobSchema = z
     bcc: z.optional(recipientList),
     replyTo: z.optional(z.array(MailboxSchema).check(z.maxLength(5, { error: 'at most 5 reply-to addresses' }))),
     // A blank subject makes nodemailer leave the Subject header out altogether.
-    subject: z.pipe(headerText(MAX_HEADER_LINE - 80), z.string().check(z.refine((value) => value.trim().length > 0, { error: 'must not be empty or only spaces' }))),
+    subject: z.pipe(
+      headerText(MAX_HEADER_LINE - 80),
+      z.string().check(z.refine((value) => value.trim().length > 0, { error: 'must not be empty or only spaces' })),
+    ),
     text: z.optional(z.string()),
     html: z.optional(z.string()),
     headers: z.optional(HeadersSchema),

@@ -17,7 +17,8 @@ export function toTransmittableAddress(address: string, smtpUtf8: boolean): Tran
   const asciiDomain = NON_ASCII.test(domain) ? domainToASCII(domain) : domain;
   if (asciiDomain === '') return { refused: 'its domain is not a valid internationalised domain name (IDNA)' };
   if (NON_ASCII.test(local) && !smtpUtf8) {
-    return { refused: 'its local part (before the @) is not ASCII and the transport does not offer SMTPUTF8 (RFC 6531)' };
+    const reason = 'its local part (before the @) is not ASCII and the transport does not offer SMTPUTF8 (RFC 6531)';
+    return { refused: reason };
   }
   return { address: `${local}@${asciiDomain}` };
 }

@@ -15,6 +15,12 @@ export const DispatchMetrics = {
   suppressed: 'SuppressedRecipients',
   eventPublishFailed: 'EventPublishFailures',
   ambiguous: 'AmbiguousAttempts',
+  /** Jobs put back without an attempt because their transport's circuit is open. */
+  postponed: 'PostponedJobs',
+  /** Emitted while a transport's circuit is open (each postponed job): the alarm's signal. */
+  circuitOpen: 'CircuitOpen',
+  /** Jobs sent over the failover's secondary transport. */
+  sentOnFallback: 'SentOnFallback',
 } as const;
 
 /** The dimension (beside `service`) of the poller's per-mailbox metrics; its value is the mailbox's id. */

@@ -1,20 +1,125 @@
+export type RateLimiterOptions = {
+  /** A slowed-down rate never goes below this share of the set rate. @default 0.1 */
+  floorShare?: number;
+  /** After a slow-down the rate climbs back to the set rate linearly over this long, ms. @default 30000 */
+  recoveryMs?: number;
+};
+
+export type RateLimiter = ReturnType<typeof createRateLimiter>;
+
 /**
- * Spaces calls to at most `ratePerSecond` per second, first come first served. A rate of 0 means no limit.
- * SES drops mail over the account's send rate ("Maximum sending rate exceeded"), so the sender stays under it
- * instead of finding the limit by failing.
+ * Spaces calls to at most `ratePerSecond` units per second (a unit is a recipient for a provider that counts them,
+ * as SES does), first come first served; fractional rates are fine (0.14 is one unit every 7.1 s). A rate of 0
+ * means no limit. SES drops mail over the account's send rate ("Maximum sending rate exceeded"), so the sender stays
+ * under it instead of finding the limit by failing.
+ *
+ * Adaptive (AIMD): `slowDown` after a rate reply halves the rate for every caller of this instance at once (not only
+ * the job that met it), at most once a second; the rate then climbs back linearly to the set rate.
  */
-export function createRateLimiter(ratePerSecond: number, clock: () => number = Date.now) {
-  const intervalMs = ratePerSecond > 0 ? 1000 / ratePerSecond : 0;
+export function createRateLimiter(
+  ratePerSecond: number,
+  clock: () => number = Date.now,
+  options: RateLimiterOptions = {},
+) {
+  const floorShare = options.floorShare ?? 0.1;
+  const recoveryMs = options.recoveryMs ?? 30_000;
+  let base = ratePerSecond;
+  let rate = ratePerSecond;
   let nextSlot = 0;
+  let lastAdjustedAt = clock();
+  let lastSlowDownAt = -Infinity;
+
+  const recover = (now: number) => {
+    if (rate < base) rate = Math.min(base, rate + (base * (now - lastAdjustedAt)) / recoveryMs);
+    lastAdjustedAt = now;
+  };
+
   return {
-    /** Resolves when the caller may go. */
-    async take(): Promise<void> {
-      if (intervalMs === 0) return;
+    /** The rate in force now, units per second (0: no limit). */
+    get rate(): number {
+      return rate;
+    },
+    /** Resolves when the caller may send `units` (e.g. its recipients). */
+    async take(units = 1): Promise<void> {
+      if (base <= 0) return;
       const now = clock();
+      recover(now);
       const slot = Math.max(now, nextSlot);
-      nextSlot = slot + intervalMs;
+      nextSlot = slot + (Math.max(1, units) * 1000) / rate;
       const wait = slot - now;
       if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     },
+    /** A rate reply came back: halve the rate (once per second at most) and leave a pause before the next send. */
+    slowDown(): void {
+      if (base <= 0) return;
+      const now = clock();
+      if (now - lastSlowDownAt < 1000) return;
+      lastSlowDownAt = now;
+      recover(now);
+      rate = Math.max(base * floorShare, rate / 2);
+      nextSlot = Math.max(nextSlot, now + 1000 / rate);
+    },
+    /** Sets the rate (e.g. when the provider's quota became known); 0 lifts the limit. */
+    setRate(next: number): void {
+      base = next;
+      rate = next;
+      lastAdjustedAt = clock();
+    },
+  };
+}
+
+/** A send rate, fixed or read from the provider (SES's `GetAccount`), units per second. */
+export type RateSource = number | (() => Promise<number>);
+
+/**
+ * The share of a provider's rate we aim at: independent instances, each paced evenly, still meet at the provider a
+ * little unevenly (network and event-loop jitter), and a provider counting strictly refuses the excess.
+ */
+export const RATE_HEADROOM = 0.95;
+
+/**
+ * A limiter whose rate comes from `source` split over `shares` instances (the concurrency cap): each instance may
+ * send `rate × RATE_HEADROOM / shares`, so that all of them together stay under the rate. A rate read from the
+ * provider is read again after `refreshMs` (quotas grow); until the first answer it holds one unit per second.
+ */
+export function createSharedRateLimiter(
+  source: RateSource | undefined,
+  shares: number,
+  options: { refreshMs?: number; clock?: () => number } = {},
+) {
+  const clock = options.clock ?? Date.now;
+  const refreshMs = options.refreshMs ?? 600_000;
+  const perInstance = (rate: number) => (rate > 0 ? (rate * RATE_HEADROOM) / Math.max(1, shares) : 0);
+  const initial = typeof source === 'number' ? perInstance(source) : source ? perInstance(1) : 0;
+  const limiter = createRateLimiter(initial, clock);
+  let readAt = -Infinity;
+  let reading: Promise<void> | undefined;
+  const refresh = async () => {
+    if (typeof source !== 'function' || clock() - readAt < refreshMs) return;
+    reading ??= source()
+      .then(
+        (rate) => {
+          readAt = clock();
+          limiter.setRate(perInstance(rate));
+        },
+        (error: unknown) => {
+          // Asked again in a minute, not on every send; meanwhile the cautious rate stays.
+          readAt = clock() - refreshMs + 60_000;
+          throw error;
+        },
+      )
+      .finally(() => {
+        reading = undefined;
+      });
+    await reading;
+  };
+  return {
+    limiter,
+    /** Waits for the provider's rate (once per `refreshMs`), then for a slot for `units`. */
+    async take(units = 1): Promise<void> {
+      await refresh().catch(() => undefined);
+      await limiter.take(units);
+    },
+    slowDown: () => limiter.slowDown(),
   };
 }

@@ -14,6 +14,7 @@ import { createByteBudget } from '#core/byte-budget.js';
 import type { CredentialSource, SmtpCredentials } from '#core/credential-source.js';
 import type { TransportName } from '#core/email-job.js';
 import type { MailTransport } from '#core/mail-transport.js';
+import type { RoutingDeps } from './route-job.js';
 import type { SendEmailDeps } from './send-email-handler.js';
 
 /** What differs between AWS and the local twin: where credentials come from, and TLS trust for a local server. */
@@ -36,16 +37,22 @@ export async function buildSendEmailDeps(
   const transports: Partial<Record<TransportName, MailTransport>> = {};
   if (config.smtp) {
     const { createSmtpTransport } = await import('#transports/smtp-transport.js');
+    const { host, port, security, maxConnections, sesRegion, smtpUtf8 } = config.smtp;
+    // An SES SMTP endpoint enforces the SES account's quota: follow it unless a rate is set.
+    const maxSendRate = config.smtp.maxSendRate ?? (sesRegion ? await sesAccountRate(sesRegion, environment) : 0);
     transports.smtp = createSmtpTransport(
-      { host: config.smtp.host, port: config.smtp.port, security: config.smtp.security, maxConnections: config.smtp.maxConnections, ratePerSecond: config.smtp.ratePerSecond, tls: environment.smtpTls },
+      { host, port, security, maxConnections, maxSendRate, smtpUtf8, rateShares: config.rateShares, tls: environment.smtpTls },
       environment.smtpCredentials,
     );
   }
   if (config.ses) {
     const { createSesTransport } = await import('#transports/ses-transport.js');
-    transports.ses = createSesTransport({ configurationSetName: config.ses.configurationSetName, ratePerSecond: config.ses.ratePerSecond, client: environment.sesClient });
+    const { configurationSetName, maxSendRate } = config.ses;
+    const client = environment.sesClient;
+    transports.ses = createSesTransport({ configurationSetName, maxSendRate, rateShares: config.rateShares, client });
   }
   const objects = createAttachmentStore(clients.s3, config.attachmentBucket);
+  const routing = config.breaker ? await buildRouting(config, config.breaker, clients) : undefined;
   const takeoverListeners: Array<(recordId: string) => void> = [];
   return {
     ...observability,
@@ -66,6 +73,40 @@ export async function buildSendEmailDeps(
     visibility: createVisibilityControl(clients.sqs, config.jobsQueueUrl),
     retry: config.retry,
     deadlineMarginMs: config.deadlineMarginMs,
+    routing,
     loadClaimCheck: config.attachmentBucket ? async (ref) => Buffer.from(await objects.load(ref)).toString('utf8') : undefined,
   };
+}
+
+/** The breakers (shared through DynamoDB), the failover between transports, and the requeue for waiting jobs. */
+async function buildRouting(
+  config: DispatchConfig,
+  breaker: NonNullable<DispatchConfig['breaker']>,
+  clients: AwsClients,
+): Promise<RoutingDeps> {
+  const [{ createBreakerStore }, { createJobRequeue }, { createCircuitBreaker }, { createSendRouter }] =
+    await Promise.all([
+      import('#aws/breaker-store.js'),
+      import('#aws/sqs-job-requeue.js'),
+      import('#core/circuit-breaker.js'),
+      import('#core/send-router.js'),
+    ]);
+  const circuit = createCircuitBreaker(createBreakerStore(clients.documents, breaker.table), {
+    firstProbeAfterMs: breaker.firstProbeAfterSeconds * 1000,
+    maxProbeIntervalMs: breaker.maxProbeIntervalSeconds * 1000,
+  });
+  return {
+    router: createSendRouter({ breaker: circuit, failover: config.failover }),
+    requeue: createJobRequeue(clients.sqs, config.jobsQueueUrl),
+  };
+}
+
+/** The SES account's send rate for an SES SMTP endpoint: it enforces the same quota as the API (read on first use). */
+async function sesAccountRate(region: string, environment: SendEmailEnvironment): Promise<() => Promise<number>> {
+  const [{ SESv2Client }, { readAccountSendRate }] = await Promise.all([
+    import('@aws-sdk/client-sesv2'),
+    import('#transports/ses-transport.js'),
+  ]);
+  const client = new SESv2Client({ region, ...environment.sesClient });
+  return () => readAccountSendRate(client);
 }

@@ -19,6 +19,8 @@ import { parseJobRecord } from '#core/parse-job-record.js';
 import { scheduleRetry, type RetryPolicy } from '#core/retry-schedule.js';
 import { DispatchMetrics } from '#core/metric-names.js';
 import { isRetryable, type SendOutcome } from '#core/send-outcome.js';
+import type { TransportName } from '#core/email-job.js';
+import { createRouteStep, lifetimeStartOf, type RoutingDeps } from './route-job.js';
 
 /** Where a job that will never be sent goes, with its reason as message attributes: the dead-letter queue. */
 export interface DeadLetterSink {
@@ -50,6 +52,8 @@ export type SendEmailDeps = {
   /** Records not finished this close to the Lambda deadline are handed back to the queue. */
   deadlineMarginMs: number;
   loadClaimCheck?: ClaimCheckLoader;
+  /** Circuit breakers and failover; without them every job goes straight to its transport. */
+  routing?: RoutingDeps;
   clock?: () => number;
   random?: () => number;
 };
@@ -72,6 +76,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
   const { logger, metrics } = deps;
   const clock = deps.clock ?? Date.now;
   const random = deps.random ?? Math.random;
+  const routing = deps.routing ? createRouteStep(deps.routing, deps, clock, random) : undefined;
 
   const idempotencyConfig = new IdempotencyConfig({
     eventKeyJmesPath: 'idempotencyKey',
@@ -83,9 +88,10 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
 
   /** The one place a job is sent. Throws SendDeferredError for retryable outcomes so the key is released. */
   const sendOnce = makeIdempotent(
-    async (job: EmailJob, run: { outcome?: SendOutcome }): Promise<StoredResult> => {
-      const outcome = await dispatchJob(job, deps.dispatch);
+    async (job: EmailJob, run: { outcome?: SendOutcome; transport?: TransportName }): Promise<StoredResult> => {
+      const outcome = await dispatchJob(job, deps.dispatch, run.transport);
       run.outcome = outcome;
+      if (routing && run.transport) await routing.settle(run.transport, outcome);
       if (isRetryable(outcome.action)) throw new SendDeferredError(outcome);
       // Plain JSON (no undefined values): the persistence layer marshals it into DynamoDB as it is.
       return JSON.parse(
@@ -150,7 +156,8 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
 
   /** A retryable outcome: back off through the visibility timeout, or give up once the lifetime is spent. */
   const deferOrGiveUp = async (outbox: DispatchEvent[], record: SQSRecord, job: EmailJob, outcome: SendOutcome, attempt: number): Promise<never | void> => {
-    const decision = scheduleRetry(deps.retry, { attempt, firstEnqueuedAtMs: Number(record.attributes.SentTimestamp) || clock(), nowMs: clock() }, random());
+    const firstEnqueuedAtMs = lifetimeStartOf(record, clock());
+    const decision = scheduleRetry(deps.retry, { attempt, firstEnqueuedAtMs, nowMs: clock() }, random());
     if (!decision.retry) {
       await deps.deadLetters.send(record.body, {
         failureClass: 'exhausted',
@@ -180,7 +187,10 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     const attempt = Number(record.attributes.ApproximateReceiveCount) || 1;
     if (context.getRemainingTimeInMillis() < deps.deadlineMarginMs) throw new RetryLaterError('too close to the deadline to start', 0);
 
-    const run: { outcome?: SendOutcome } = {};
+    const requested = job.transport ?? deps.dispatch.defaultTransport;
+    const routed = routing ? await routing.route(record, job, requested) : undefined;
+    if (routed === 'postponed') return;
+    const run: { outcome?: SendOutcome; transport?: TransportName } = { transport: routed?.transport };
     let stored: StoredResult;
     try {
       const recordId = toIdempotencyRecordId('email-job', job.idempotencyKey);
@@ -222,7 +232,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     outbox.push(
       toOutcomeEvent(
         stored.action,
-        { idempotencyKey: job.idempotencyKey, messageId: toMessageId(job.idempotencyKey, deps.dispatch.messageIdDomain), transport: job.transport ?? deps.dispatch.defaultTransport, attempts: attempt, tags: job.tags },
+        { idempotencyKey: job.idempotencyKey, messageId: toMessageId(job.idempotencyKey, deps.dispatch.messageIdDomain), transport: run.transport ?? requested, attempts: attempt, tags: job.tags },
         outcome,
       ),
     );

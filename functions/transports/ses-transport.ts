@@ -1,6 +1,7 @@
-import { SESv2Client, SendEmailCommand, type SESv2ClientConfig } from '@aws-sdk/client-sesv2';
+import { GetAccountCommand, SESv2Client, SendEmailCommand, type SESv2ClientConfig } from '@aws-sdk/client-sesv2';
 import nodemailer from 'nodemailer';
-import { createRateLimiter } from '#core/rate-limiter.js';
+import { classifyOutcome } from '#core/classify-outcome.js';
+import { createSharedRateLimiter, type RateSource } from '#core/rate-limiter.js';
 import { TransportError, type TransportFailure } from '#core/transport-failure.js';
 import type { MailTransport, OutgoingMessage, SendReceipt } from '#core/mail-transport.js';
 import { toMailOptions } from './to-mail-options.js';
@@ -8,8 +9,13 @@ import { toMailOptions } from './to-mail-options.js';
 export type SesSettings = {
   /** SES configuration set for event publishing (bounces, complaints) and reputation metrics. */
   configurationSetName?: string;
-  /** Messages per second per container, kept below the account's max send rate ÷ concurrency. @default 0 (no limit) */
-  ratePerSecond?: number;
+  /**
+   * The account's send rate in recipients per second (SES counts each recipient as one message), shared by every
+   * instance; 0 for no limit. @default the account's `SendQuota.MaxSendRate` from GetAccount, read every 10 minutes
+   */
+  maxSendRate?: RateSource;
+  /** Instances that share the rate (the concurrency cap); each sends at most `maxSendRate / rateShares`. @default 1 */
+  rateShares?: number;
   /** SDK client options (region, endpoint for the local twin). Retries are always off, see below. */
   client?: SESv2ClientConfig;
 };
@@ -27,6 +33,14 @@ export function toSesFailure(error: unknown): TransportFailure {
   };
 }
 
+/** The account's max send rate (recipients per second) from SES's GetAccount. */
+export async function readAccountSendRate(client: SESv2Client): Promise<number> {
+  const account = await client.send(new GetAccountCommand({}));
+  const rate = account.SendQuota?.MaxSendRate;
+  if (typeof rate !== 'number' || !(rate > 0)) throw new Error('GetAccount returned no SendQuota.MaxSendRate');
+  return rate;
+}
+
 /**
  * Amazon SES through nodemailer's SES transport on @aws-sdk/client-sesv2.
  * SendEmail has no idempotency token: an SDK retry after a timeout could send twice, so the client makes one attempt
@@ -35,11 +49,12 @@ export function toSesFailure(error: unknown): TransportFailure {
 export function createSesTransport(settings: SesSettings): MailTransport {
   const client = new SESv2Client({ ...settings.client, maxAttempts: 1 });
   const transporter = nodemailer.createTransport({ SES: { sesClient: client, SendEmailCommand } });
-  const limiter = createRateLimiter(settings.ratePerSecond ?? 0);
+  const rate = settings.maxSendRate ?? (() => readAccountSendRate(client));
+  const limiter = createSharedRateLimiter(rate, settings.rateShares ?? 1);
   return {
     name: 'ses',
     async send(message: OutgoingMessage): Promise<SendReceipt> {
-      await limiter.take();
+      await limiter.take(message.to.length + message.cc.length + message.bcc.length);
       const tags = Object.entries(message.tags).map(([Name, Value]) => ({ Name, Value }));
       try {
         const info = await transporter.sendMail({
@@ -55,7 +70,10 @@ export function createSesTransport(settings: SesSettings): MailTransport {
           rejected: [],
         };
       } catch (error) {
-        throw new TransportError(toSesFailure(error), { cause: error });
+        const failure = toSesFailure(error);
+        // A rate reply slows the whole instance down, not only this job.
+        if (classifyOutcome(failure).action === 'throttled') limiter.slowDown();
+        throw new TransportError(failure, { cause: error });
       }
     },
     async close() {

@@ -2,7 +2,9 @@ import { PassThrough, pipeline, type Readable } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
 import nodemailer from 'nodemailer';
 import type { CredentialSource, SmtpCredentials } from '#core/credential-source.js';
+import { classifyOutcome } from '#core/classify-outcome.js';
 import { isLoopbackHost } from '#core/is-loopback-host.js';
+import { createSharedRateLimiter, type RateSource } from '#core/rate-limiter.js';
 import { TransportError, type TransportFailure } from '#core/transport-failure.js';
 import type { MailTransport, OutgoingMessage, SendReceipt } from '#core/mail-transport.js';
 import { toMailOptions } from './to-mail-options.js';
@@ -30,8 +32,13 @@ export type SmtpSettings = {
    * reset, and servers drop idle clients ("421 4.4.2 Idle timeout"). @default 20
    */
   idleResetSeconds?: number;
-  /** Messages per second per container; 0 for no limit. @default 0 */
-  ratePerSecond?: number;
+  /**
+   * The relay's send rate in recipients per second, shared by every instance (the SES SMTP interface counts
+   * recipients); 0 for no limit. @default 0
+   */
+  maxSendRate?: RateSource;
+  /** Instances that share the rate (the concurrency cap); each sends at most `maxSendRate / rateShares`. @default 1 */
+  rateShares?: number;
   /** Connect, greeting and socket timeouts, milliseconds. @default 10000, 10000, 30000 */
   connectionTimeoutMs?: number;
   greetingTimeoutMs?: number;
@@ -141,6 +148,7 @@ export function createSmtpTransport(
   const maxAgeMs = (settings.maxPoolAgeSeconds ?? 300) * 1000;
   let current: Pool | undefined;
   let refreshCredentials = false;
+  const limiter = createSharedRateLimiter(settings.maxSendRate, settings.rateShares ?? 1);
 
   const retire = (pool: Pool) => {
     pool.retired = true;
@@ -165,8 +173,6 @@ export function createSmtpTransport(
       // was sent (a server's idle drop, a frozen container's dead socket): safe, and what makes a stale pooled
       // connection harmless. Once data went out, a failure is reported to us and the queue retries.
       maxRequeues: 2,
-      rateLimit: settings.ratePerSecond ? settings.ratePerSecond : undefined,
-      rateDelta: 1000,
       connectionTimeout: settings.connectionTimeoutMs ?? 10_000,
       greetingTimeout: settings.greetingTimeoutMs ?? 10_000,
       socketTimeout: settings.socketTimeoutMs ?? 30_000,
@@ -201,6 +207,7 @@ export function createSmtpTransport(
     name: 'smtp',
     smtpUtf8: settings.smtpUtf8 === true,
     async send(message: OutgoingMessage): Promise<SendReceipt> {
+      await limiter.take(message.to.length + message.cc.length + message.bcc.length);
       let pool: Pool;
       try {
         pool = await acquire();
@@ -212,7 +219,8 @@ export function createSmtpTransport(
       pool.lastUsedAt = clock();
       const progress: Progress = { finalDotSent: false };
       try {
-        const info = await pool.transporter.sendMail({ ...toMailOptions(message), [PROGRESS]: progress } as ReturnType<typeof toMailOptions>);
+        const options = { ...toMailOptions(message), [PROGRESS]: progress } as ReturnType<typeof toMailOptions>;
+        const info = await pool.transporter.sendMail(options);
         const rejectedErrors = (info as { rejectedErrors?: unknown[] }).rejectedErrors ?? [];
         const failure = toSmtpFailure({ rejectedErrors });
         return {
@@ -222,6 +230,8 @@ export function createSmtpTransport(
         };
       } catch (error) {
         const failure = { ...toSmtpFailure(error), dataSent: progress.finalDotSent };
+        // A rate reply (454, 421 4.7.x "rate") slows the whole instance down, not only this job.
+        if (classifyOutcome(failure).action === 'throttled') limiter.slowDown();
         if (failure.provider === 'smtp' && (failure.code === 'EAUTH' || failure.code === 'ENOAUTH')) {
           refreshCredentials = true;
           retire(pool);

@@ -27,6 +27,9 @@ export type DispatchFunctionProps = {
  * The dispatch function on the jobs queue: batches with partial responses, under the concurrency cap, with exactly
  * the permissions it uses.
  */
+/** SES's SMTP interface: it enforces the SES account's send rate, which the function then reads (GetAccount). */
+const SES_SMTP_ENDPOINT = /^email-smtp(?:-fips)?\.[a-z0-9-]+\.amazonaws\.com$/i;
+
 export class DispatchFunction extends Construct {
   readonly fn: NodeFunction;
 
@@ -49,6 +52,8 @@ export class DispatchFunction extends Construct {
         DEAD_LETTER_QUEUE_URL: jobs.deadLetterQueue.queueUrl,
         IDEMPOTENCY_TABLE: tables.idempotency.tableName,
         SUPPRESSION_TABLE: tables.suppression.tableName,
+        TRANSPORT_STATE_TABLE: tables.transportState.tableName,
+        ...(config.failover ? { FAILOVER: `${config.failover.primary}>${config.failover.secondary}` } : {}),
         EVENTS_TOPIC_ARN: events.topicArn,
         ATTACHMENT_BUCKET: bucket.bucketName,
         DEFAULT_FROM: config.defaultFrom,
@@ -60,10 +65,15 @@ export class DispatchFunction extends Construct {
         ...(usesSmtp
           ? { SMTP_HOST: config.smtpHost ?? '', SMTP_PORT: String(config.smtpPort), SMTP_SECURITY: config.smtpSecurity, SMTP_SECRET_ID: smtpSecret?.secretArn ?? '' }
           : {}),
+        // Every instance of the concurrency cap may send at once: each takes its share of a rate, fractions included.
+        RATE_SHARES: String(settings.maxConcurrency),
+        ...(usesSmtp && config.smtpMaxSendRate !== undefined
+          ? { SMTP_MAX_SEND_RATE: String(config.smtpMaxSendRate) }
+          : {}),
         ...(usesSes
           ? {
-              // Stay under the account's send rate with every instance of the concurrency cap sending at once.
-              SES_RATE_PER_SECOND: String(Math.max(1, Math.floor(config.sesMaxSendRate / settings.maxConcurrency))),
+              // Without a set rate the function reads the account's quota (GetAccount) and follows it as it grows.
+              ...(config.sesMaxSendRate !== undefined ? { SES_MAX_SEND_RATE: String(config.sesMaxSendRate) } : {}),
               ...(config.sesConfigurationSet ? { SES_CONFIGURATION_SET: config.sesConfigurationSet } : {}),
             }
           : {}),
@@ -82,6 +92,9 @@ export class DispatchFunction extends Construct {
     jobs.deadLetterQueue.grantSendMessages(this.fn);
     tables.idempotency.grant(this.fn, 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem');
     tables.suppression.grant(this.fn, 'dynamodb:BatchGetItem');
+    tables.transportState.grant(this.fn, 'dynamodb:GetItem', 'dynamodb:UpdateItem');
+    // Jobs waiting on an open circuit go back on the queue as new messages.
+    jobs.queue.grantSendMessages(this.fn);
     grantPublish(this.fn, events, key);
     // Claim-checked jobs and attachments only; grantRead would add List* and GetBucket* it never uses.
     this.fn.addToRolePolicy(new PolicyStatement({ actions: ['s3:GetObject'], resources: [bucket.arnForObjects('jobs/*'), bucket.arnForObjects('attachments/*')] }));
@@ -89,6 +102,11 @@ export class DispatchFunction extends Construct {
     // job naming a missing attachment (rejected) from its own missing permission (retried).
     this.fn.addToRolePolicy(new PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucket.bucketArn] }));
     smtpSecret?.grantRead(this.fn);
+    const sesSmtpEndpoint = usesSmtp && SES_SMTP_ENDPOINT.test(config.smtpHost ?? '');
+    if ((usesSes && config.sesMaxSendRate === undefined) || (sesSmtpEndpoint && config.smtpMaxSendRate === undefined)) {
+      // GetAccount reads the account's send quota; it has no resource to scope to.
+      this.fn.addToRolePolicy(new PolicyStatement({ actions: ['ses:GetAccount'], resources: ['*'] }));
+    }
 
     if (usesSes) {
       const stack = Stack.of(this);

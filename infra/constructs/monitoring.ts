@@ -101,6 +101,16 @@ export class Monitoring extends Construct {
       threshold: 1,
       description: 'Sends are blocked by our own setup: credentials, unverified sender, paused account or missing TLS.',
     });
+    alarm('TransportCircuitOpen', custom(DispatchMetrics.circuitOpen, fiveMinutes), {
+      threshold: 1,
+      description: 'A transport circuit is open: our setup is refused (credentials, TLS, sender, account); jobs wait.',
+    });
+    if (config.failover) {
+      alarm('SendingOnFallback', custom(DispatchMetrics.sentOnFallback, fiveMinutes), {
+        threshold: 1,
+        description: `Jobs go over ${config.failover.secondary}: ${config.failover.primary} is blocked or throttled.`,
+      });
+    }
     alarm('EventsNotPublished', custom(DispatchMetrics.eventPublishFailed, fiveMinutes), {
       threshold: 1,
       description: 'Outcome events could not be published to the events topic after sending.',
@@ -170,6 +180,15 @@ export class Monitoring extends Construct {
         left: [custom(DispatchMetrics.delivered), custom(DispatchMetrics.rejected), retried, custom(DispatchMetrics.failed), custom(DispatchMetrics.invalid), custom(DispatchMetrics.duplicate)],
       }),
       new GraphWidget({ title: 'Retries by cause', width: 12, left: [custom(DispatchMetrics.retry), custom(DispatchMetrics.throttled), custom(DispatchMetrics.blocked)] }),
+      new GraphWidget({
+        title: 'Circuit breakers and failover',
+        width: 24,
+        left: [
+          custom(DispatchMetrics.circuitOpen),
+          custom(DispatchMetrics.postponed),
+          custom(DispatchMetrics.sentOnFallback),
+        ],
+      }),
       new GraphWidget({
         title: 'Jobs queue',
         width: 8,

@@ -14,11 +14,15 @@ const table = (scope: Construct, id: string, partitionKey: string, ttlAttribute?
     removalPolicy: RemovalPolicy.RETAIN,
   });
 
-/** The state the system keeps: job idempotency records, the suppression list, and mailbox checkpoints and leases. */
+/**
+ * The state the system keeps: job idempotency records, the suppression list, mailbox checkpoints and leases, and
+ * the transports' circuit breakers (one small item per transport).
+ */
 export class StateTables extends Construct {
   readonly idempotency: TableV2;
   readonly suppression: TableV2;
   readonly mailboxState: TableV2;
+  readonly transportState: TableV2;
 
   constructor(scope: Construct, id: string) {
     super(scope, id);
@@ -26,5 +30,6 @@ export class StateTables extends Construct {
     const { partitionKey, ttlAttribute } = TableKeys.suppression;
     this.suppression = table(this, 'Suppression', partitionKey, ttlAttribute);
     this.mailboxState = table(this, 'MailboxState', TableKeys.mailboxState.partitionKey, TableKeys.mailboxState.ttlAttribute);
+    this.transportState = table(this, 'TransportState', TableKeys.transportState.partitionKey);
   }
 }

@@ -76,7 +76,7 @@ describe('the dispatch function', () => {
       Architectures: ['arm64'],
       TracingConfig: { Mode: 'Active' },
       LoggingConfig: Match.objectLike({ LogFormat: 'JSON' }),
-      Environment: { Variables: Match.objectLike({ SMTP_SECURITY: 'starttls', TRANSPORTS: 'smtp,ses', SES_RATE_PER_SECOND: '1' }) },
+      Environment: { Variables: Match.objectLike({ SMTP_SECURITY: 'starttls', TRANSPORTS: 'smtp,ses', RATE_SHARES: '8' }) },
     });
   });
 
@@ -104,7 +104,8 @@ describe('the dispatch function', () => {
 describe('the tables', () => {
   it('are on demand with point-in-time recovery, and expire idempotency records by TTL', () => {
     const tables = resourcesOf('AWS::DynamoDB::GlobalTable');
-    expect(tables).toHaveLength(3);
+    // Idempotency, suppression, mailbox state, transport state (the circuit breakers).
+    expect(tables).toHaveLength(4);
     for (const t of tables) {
       expect(t.Properties.BillingMode).toBe('PAY_PER_REQUEST');
       expect(JSON.stringify(t.Properties.Replicas)).toContain('"PointInTimeRecoveryEnabled":true');
@@ -228,8 +229,9 @@ describe('permissions', () => {
     resourcesOf('AWS::IAM::Policy').flatMap((p) => (p.Properties.PolicyDocument as { Statement: Array<{ Action: string | string[]; Resource: unknown; Condition?: unknown }> }).Statement);
   const actionsOf = (s: { Action: string | string[] }) => [s.Action].flat();
 
-  it('never grants SES or secrets on *', () => {
+  it('never grants SES or secrets on *, except the read of the account quota (GetAccount has no resource)', () => {
     for (const s of statements()) {
+      if (actionsOf(s).join() === 'ses:GetAccount') continue;
       const sensitive = actionsOf(s).some((a) => a.startsWith('ses:') || a.startsWith('secretsmanager:'));
       if (sensitive) expect(JSON.stringify(s.Resource)).not.toBe('"*"');
     }
@@ -279,6 +281,20 @@ describe('checks at synth time', () => {
     Validations.of(app).addPlugins(new AwsSolutionsChecks(app), new ServerlessChecks(app));
     expect(() => app.synth()).toThrow(/AwsSolutions-SQS3|AwsSolutions-SQS4|Serverless-SQSRedrivePolicy/);
     rmSync(outdir, { recursive: true, force: true });
+  });
+
+  it('reads the send quota from the account when no rate is set (the SES SMTP endpoint follows it too)', () => {
+    const env = (resourcesOf('AWS::Lambda::Function').find((f) => String(f.Properties.Description).startsWith('Sends email jobs'))?.Properties.Environment ?? {}) as { Variables: Record<string, unknown> };
+    expect(env.Variables.SES_MAX_SEND_RATE).toBeUndefined();
+    expect(env.Variables.SMTP_MAX_SEND_RATE).toBeUndefined();
+    expect(JSON.stringify(template.findResources('AWS::IAM::Policy'))).toContain('"ses:GetAccount"');
+  });
+
+  it('refuses a concurrency cap whose share of a set rate cannot send one full job in an invocation', () => {
+    const over = { ...context, sesMaxSendRate: 14, maxConcurrency: 100 };
+    expect(() => loadStackConfig({ tryGetContext: (key: string) => (over as Record<string, unknown>)[key] })).toThrow(/sesMaxSendRate 14\/s split over maxConcurrency 100/);
+    const fits = { ...context, sesMaxSendRate: 14, maxConcurrency: 8 };
+    expect(loadStackConfig({ tryGetContext: (key: string) => (fits as Record<string, unknown>)[key] }).sesMaxSendRate).toBe(14);
   });
 
   it('reports every bad context value at once', () => {

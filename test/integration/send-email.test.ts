@@ -257,8 +257,8 @@ describe('retries', () => {
 
 describe('our own setup', () => {
   it('treats a refused login as blocked, refetches the secret, and sends once the secret is rotated', async () => {
-    // Prepare
-    h = await startDispatchHarness(aws, { env: { RETRY_BASE_SECONDS: '1', RETRY_MAX_DELAY_SECONDS: '1' } });
+    // Prepare: the circuit the refusal opens is probed after a second.
+    h = await startDispatchHarness(aws, { env: { RETRY_BASE_SECONDS: '1', RETRY_MAX_DELAY_SECONDS: '1', BREAKER_FIRST_PROBE_SECONDS: '1' } });
     h.setCredentials({ username: 'relay-user', password: 'stale' });
     await h.enqueue(emailJobFactory());
 

@@ -3,14 +3,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dispatchJob, type DispatchDeps } from '#core/dispatch-job.js';
 import { startSesLocal, type Emulator } from '#local/emulators.js';
 import { LOOPBACK } from '#local/loopback.js';
-import { createSesTransport } from '#transports/ses-transport.js';
+import { SESv2Client } from '@aws-sdk/client-sesv2';
+import { createSesTransport, readAccountSendRate } from '#transports/ses-transport.js';
 import { emailJobFactory } from '../support/factories.js';
 
 const credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
 let ses: Emulator;
 
 const depsFor = (endpoint: string): DispatchDeps => ({
-  transports: { ses: createSesTransport({ configurationSetName: 'tracking', client: { region: 'eu-west-1', endpoint, credentials } }) },
+    // No rate limit here: these tests are about what each answer means (the quota has its own test below).
+  transports: { ses: createSesTransport({ configurationSetName: 'tracking', maxSendRate: 0, client: { region: 'eu-west-1', endpoint, credentials } }) },
   defaultTransport: 'ses',
   suppressions: { findSuppressed: async () => new Set() },
   loadAttachment: async () => new Uint8Array(),
@@ -86,4 +88,18 @@ describe('SES error answers, from a loopback stand-in that replies as SES does',
       expect(requests).toBe(1);
     });
   }
+});
+
+describe('the SES account quota', () => {
+  it('reads SendQuota.MaxSendRate from GetAccount', async () => {
+    // aws-ses-v2-local answers GetAccount with the account in this variable.
+    const account = { DedicatedIpAutoWarmupEnabled: false, Details: { AdditionalContactEmailAddresses: [], ContactLanguage: 'EN', MailType: 'TRANSACTIONAL', ReviewDetails: { CaseId: '1', Status: 'GRANTED' }, UseCaseDescription: '', WebsiteURL: 'https://example.com' }, EnforcementStatus: 'HEALTHY', ProductionAccessEnabled: true, SendingEnabled: true, SendQuota: { Max24HourSend: 50_000, MaxSendRate: 14, SentLast24Hours: 0 }, SuppressionAttributes: { SuppressedReasons: [] } };
+    process.env.AWS_SES_ACCOUNT = JSON.stringify(account);
+    try {
+      const client = new SESv2Client({ region: 'eu-west-1', endpoint: ses.endpoint, credentials });
+      expect(await readAccountSendRate(client)).toBe(14);
+    } finally {
+      delete process.env.AWS_SES_ACCOUNT;
+    }
+  });
 });

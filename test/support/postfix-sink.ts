@@ -49,7 +49,7 @@ const canConnect = (port: number) =>
 async function launch(port: number, args: string[]): Promise<ChildProcess | undefined> {
   // As root, smtp-sink insists on dropping to an unprivileged user (-u).
   const user = process.getuid?.() === 0 ? ['-u', 'nobody'] : [];
-  const child = spawn(SMTP_SINK_BINARY, ['-4', ...user, ...args, `${LOOPBACK}:${port}`, '64'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(SMTP_SINK_BINARY, ['-4', ...user, ...args, `${LOOPBACK}:${port}`, '64'], { stdio: 'ignore' });
   let exited = false;
   child.once('exit', () => {
     exited = true;

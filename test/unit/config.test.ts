@@ -40,6 +40,17 @@ describe('loadDispatchConfig', () => {
     expect(() => loadDispatchConfig({ ...base, SMTP_SECURITY: 'none' })).toThrow(/loopback/);
     expect(loadDispatchConfig({ ...base, SMTP_SECURITY: 'none', SMTP_HOST: '127.0.0.1' }).smtp?.security).toBe('none');
   });
+
+  it('reads the breaker, failover and rates, and names every inconsistent one', () => {
+    const config = loadDispatchConfig({ ...base, TRANSPORTS: 'smtp,ses', TRANSPORT_STATE_TABLE: 'state', FAILOVER: 'smtp>ses', SES_MAX_SEND_RATE: '0.5', RATE_SHARES: '8' });
+    expect(config.breaker).toEqual({ table: 'state', firstProbeAfterSeconds: 30, maxProbeIntervalSeconds: 600 });
+    expect(config.failover).toEqual({ primary: 'smtp', secondary: 'ses' });
+    expect(config.ses?.maxSendRate).toBe(0.5);
+    expect(config.rateShares).toBe(8);
+    expect(loadDispatchConfig({ ...base, SMTP_HOST: 'email-smtp.eu-west-1.amazonaws.com' }).smtp?.sesRegion).toBe('eu-west-1');
+    expect(() => loadDispatchConfig({ ...base, FAILOVER: 'smtp>ses' })).toThrow(/FAILOVER needs both smtp and ses[\s\S]*FAILOVER needs TRANSPORT_STATE_TABLE/);
+    expect(() => loadDispatchConfig({ ...base, FAILOVER: 'smtp>pigeon', SMTP_MAX_SEND_RATE: 'fast' })).toThrow(/SMTP_MAX_SEND_RATE must be a number[\s\S]*FAILOVER must be/);
+  });
 });
 
 describe('parseMailboxes', () => {

@@ -1,0 +1,94 @@
+import { GetCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { BreakerState, BreakerStore } from '#core/circuit-breaker.js';
+import type { TransportName } from '#core/email-job.js';
+import { TableKeys } from './table-keys.js';
+
+const KEY = TableKeys.transportState.partitionKey;
+
+const isConditionFailure = (error: unknown) => (error as { name?: string }).name === 'ConditionalCheckFailedException';
+
+/** Runs a conditional write; false when its condition did not hold (another instance got there first). */
+async function conditional(write: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await write();
+    return true;
+  } catch (error) {
+    if (isConditionFailure(error)) return false;
+    throw error;
+  }
+}
+
+/**
+ * The transports' breakers in DynamoDB, one item per transport (`transport` = `smtp` | `ses`), read eventually
+ * consistent (half a read unit) and changed only by conditional updates.
+ */
+export function createBreakerStore(client: DynamoDBDocumentClient, tableName: string): BreakerStore {
+  const key = (transport: TransportName) => ({ [KEY]: transport });
+  return {
+    async read(transport) {
+      const { Item } = await client.send(new GetCommand({ TableName: tableName, Key: key(transport) }));
+      if (!Item || Item.state !== 'open') return { state: 'closed' };
+      return {
+        state: 'open',
+        openedAtMs: Number(Item.openedAtMs),
+        nextProbeAtMs: Number(Item.nextProbeAtMs),
+        probeIntervalMs: Number(Item.probeIntervalMs),
+        reason: String(Item.reason ?? ''),
+      } satisfies BreakerState;
+    },
+    async open(transport, state) {
+      return conditional(() =>
+        client.send(
+          new UpdateCommand({
+            TableName: tableName,
+            Key: key(transport),
+            UpdateExpression:
+              'SET #state = :open, openedAtMs = :openedAt, nextProbeAtMs = :next, probeIntervalMs = :interval, reason = :reason',
+            ConditionExpression: 'attribute_not_exists(#state) OR #state <> :open',
+            ExpressionAttributeNames: { '#state': 'state' },
+            ExpressionAttributeValues: {
+              ':open': 'open',
+              ':openedAt': state.openedAtMs,
+              ':next': state.nextProbeAtMs,
+              ':interval': state.probeIntervalMs,
+              ':reason': state.reason,
+            },
+          }),
+        ),
+      );
+    },
+    async claimProbe(transport, dueAtMs, next) {
+      return conditional(() =>
+        client.send(
+          new UpdateCommand({
+            TableName: tableName,
+            Key: key(transport),
+            UpdateExpression: 'SET nextProbeAtMs = :next, probeIntervalMs = :interval',
+            ConditionExpression: '#state = :open AND nextProbeAtMs = :due',
+            ExpressionAttributeNames: { '#state': 'state' },
+            ExpressionAttributeValues: {
+              ':open': 'open',
+              ':due': dueAtMs,
+              ':next': next.nextProbeAtMs,
+              ':interval': next.probeIntervalMs,
+            },
+          }),
+        ),
+      );
+    },
+    async close(transport) {
+      await conditional(() =>
+        client.send(
+          new UpdateCommand({
+            TableName: tableName,
+            Key: key(transport),
+            UpdateExpression: 'SET #state = :closed, closedAtMs = :now',
+            ConditionExpression: '#state = :open',
+            ExpressionAttributeNames: { '#state': 'state' },
+            ExpressionAttributeValues: { ':open': 'open', ':closed': 'closed', ':now': Date.now() },
+          }),
+        ),
+      );
+    },
+  };
+}
