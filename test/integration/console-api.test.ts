@@ -50,6 +50,7 @@ describe('the console API', { timeout: 120_000 }, () => {
     // Act
     const page = await get('/');
     const malformed = await get('/api/messages/%E0%A4%A');
+    const stats = await (await get('/api/stats')).json();
     const rebound = await new Promise<number>((resolve, reject) => {
       const url = new URL(base);
       request(
@@ -67,6 +68,12 @@ describe('the console API', { timeout: 120_000 }, () => {
     expect(page.headers.get('content-security-policy')).toContain("script-src 'self'");
     expect(rebound).toBe(421);
     expect(malformed.status).toBe(400);
+    expect(stats).toMatchObject({
+      jobs: { visible: expect.any(Number), inFlight: expect.any(Number), delayed: expect.any(Number) },
+      deadLetters: { visible: expect.any(Number) },
+      outbox: expect.any(Number),
+      events: expect.any(Object),
+    });
   });
 
   it("queues a test job, then lists its message newest first with the job's key and outcome", async () => {
