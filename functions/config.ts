@@ -81,7 +81,10 @@ export type DispatchConfig = {
     port: number;
     /** `SMTP_SECURITY`: starttls, implicit, or none (loopback only). @default starttls */
     security: SmtpSecurity;
-    /** Secrets Manager secret with `{username, password}`. `SMTP_SECRET_ID`; without it no AUTH is sent. */
+    /**
+     * Secrets Manager secret with `{username, password}` or an OAuth2 grant (see the README). `SMTP_SECRET_ID`;
+     * without it no AUTH is sent.
+     */
     secretId?: string;
     /** `SMTP_MAX_CONNECTIONS`. @default 5 */
     maxConnections: number;
@@ -186,8 +189,16 @@ export type PolledMailbox = {
   security: 'implicit' | 'starttls' | 'none';
   /** @default INBOX */
   mailbox: string;
-  /** Secrets Manager secret (name or ARN) with `{ "username": ..., "password": ... }`. */
+  /**
+   * Secrets Manager secret (name or ARN): `{ "username", "password" }`, or an OAuth2 grant (`type`
+   * oauth2-client-credentials, oauth2-service-account or oauth2-refresh-token; see the README).
+   */
   secret: string;
+  /**
+   * The secret is an `oauth2-refresh-token` grant whose provider rotates refresh tokens: the poller may write the new
+   * one back (the stack grants PutSecretValue on this secret only). @default false
+   */
+  secretWriteBack?: boolean;
 };
 
 /** Parses and checks a mailbox list (JSON text or already parsed), naming each problem under `label`. */
@@ -206,8 +217,9 @@ export function parseMailboxes(value: unknown, label: string): { mailboxes: Poll
     if (typeof m.host !== 'string' || m.host === '') problems.push(`${label}[${i}].host is required`);
     if (typeof m.secret !== 'string' || m.secret === '') problems.push(`${label}[${i}].secret (a Secrets Manager secret name or ARN) is required`);
     if (!['implicit', 'starttls', 'none'].includes(security)) problems.push(`${label}[${i}].security must be implicit, starttls or none`);
+    if (m.secretWriteBack !== undefined && typeof m.secretWriteBack !== 'boolean') problems.push(`${label}[${i}].secretWriteBack must be true or false`);
     if (security === 'none' && m.host && !isLoopbackHost(m.host)) problems.push(`${label}[${i}].security "none" (plaintext) is only allowed for a loopback host`);
-    return { id: m.id ?? '', host: m.host ?? '', port: m.port ?? (security === 'implicit' ? 993 : 143), security, mailbox: m.mailbox ?? 'INBOX', secret: m.secret ?? '' };
+    return { id: m.id ?? '', host: m.host ?? '', port: m.port ?? (security === 'implicit' ? 993 : 143), security, mailbox: m.mailbox ?? 'INBOX', secret: m.secret ?? '', ...(m.secretWriteBack ? { secretWriteBack: true } : {}) };
   });
   const ids = mailboxes.map((m) => m.id);
   if (new Set(ids).size !== ids.length) problems.push(`${label} ids must be unique`);

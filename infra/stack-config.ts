@@ -27,6 +27,11 @@ export type StackConfig = {
   smtpSecurity: 'starttls' | 'implicit' | 'none';
   /** `smtpSecret`: Secrets Manager secret name or ARN with the SMTP credentials; required with smtp. */
   smtpSecret?: string;
+  /**
+   * `smtpSecretWriteBack`: the SMTP secret is an `oauth2-refresh-token` grant whose provider rotates refresh tokens;
+   * the dispatch function may write the new one back (PutSecretValue on that secret only). @default false
+   */
+  smtpSecretWriteBack: boolean;
   /** `mailboxes`: JSON list of mailboxes to poll (see MailboxConfig). @default none (no poller) */
   mailboxes: MailboxConfig[];
   /** `alarmEmail`: an address subscribed to the alarm topic. @default none */
@@ -128,6 +133,7 @@ export function loadStackConfig(node: Context): StackConfig {
     smtpPort: integer('smtpPort', smtpSecurity === 'implicit' ? 465 : 587),
     smtpSecurity,
     smtpSecret,
+    smtpSecretWriteBack: oneOf('smtpSecretWriteBack', ['true', 'false'] as const, 'false') === 'true',
     mailboxes,
     alarmEmail,
     oldestJobAlarmSeconds: integer('oldestJobAlarmSeconds', 900),

@@ -7,7 +7,8 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 const USAGE = `npm start [-- --transport smtp|ses] [--persist] [--verbose] [--imap imap.json]
   --imap: poll this IMAP server instead of the embedded one: {"host","port","security":"implicit|starttls|none","mailbox"};
-          its username and password go in the "imap" entry of .local/credentials.json
+          it signs in with the "imap" entry of .local/credentials.json, or with "credentials" in this file: either
+          takes what a mailbox secret takes ({"username","password"} or an OAuth2 grant, see the README)
 Runs the whole system on this machine, on 127.0.0.1 only. Ctrl-C stops it.`;
 
 const { values } = parseArgs({ options: { transport: { type: 'string', default: 'smtp' }, persist: { type: 'boolean', default: false }, verbose: { type: 'boolean', default: false }, imap: { type: 'string' }, help: { type: 'boolean' } } });
@@ -26,12 +27,12 @@ const line = (s: TwinStats) =>
 console.log('starting the local twin …');
 let twin: Twin;
 try {
-  const imap = values.imap ? (JSON.parse(readFileSync(values.imap, 'utf8')) as { host: string; port: number; security?: 'implicit' | 'starttls' | 'none'; mailbox?: string }) : undefined;
+  const imap = values.imap ? (JSON.parse(readFileSync(values.imap, 'utf8')) as { host: string; port: number; security?: 'implicit' | 'starttls' | 'none'; mailbox?: string; credentials?: unknown }) : undefined;
   twin = await startTwin({
     transport: values.transport,
     persist: values.persist,
     verbose: values.verbose,
-    imap: imap ? { host: imap.host, port: imap.port, security: imap.security ?? 'implicit', mailbox: imap.mailbox ?? 'INBOX' } : undefined,
+    imap: imap ? { host: imap.host, port: imap.port, security: imap.security ?? 'implicit', mailbox: imap.mailbox ?? 'INBOX', credentials: imap.credentials } : undefined,
   });
 } catch (error) {
   const e = error as Error & { code?: string };

@@ -1,8 +1,9 @@
 import type { ConnectionOptions } from 'node:tls';
 import nodemailer from 'nodemailer';
-import type { CredentialSource, SmtpCredentials } from '#core/credential-source.js';
+import { isTokenLogin, type CredentialSource, type SmtpCredentials } from '#core/credential-source.js';
 import { isLoopbackHost } from '#core/is-loopback-host.js';
 import { TransportError, type TransportFailure } from '#core/transport-failure.js';
+import { TokenError } from '#oauth/token-endpoint.js';
 import type { MailTransport, OutgoingMessage, SendReceipt } from './mail-transport.js';
 import { toMailOptions } from './to-mail-options.js';
 
@@ -71,6 +72,14 @@ export function toSmtpFailure(error: unknown): TransportFailure {
   };
 }
 
+/**
+ * A token that could not be had, as a send failure: `EOAUTH2` (our client or grant refused: blocked) or `ETOKEN`
+ * (the token endpoint had trouble: retry). Nothing reached the SMTP server.
+ */
+export function toTokenFailure(error: TokenError): TransportFailure {
+  return { provider: 'smtp', code: error.action === 'blocked' ? 'EOAUTH2' : 'ETOKEN', command: 'AUTH XOAUTH2', message: error.message };
+}
+
 /** Checks settings that would make the transport unsafe; throws naming the setting. */
 export function assertSafeSmtpSettings(settings: Pick<SmtpSettings, 'host' | 'security' | 'tls'>): void {
   if (settings.security === 'none' && !isLoopbackHost(settings.host)) {
@@ -117,7 +126,11 @@ export function createSmtpTransport(
       secure: settings.security === 'implicit',
       requireTLS: settings.security === 'starttls',
       ignoreTLS: settings.security === 'none',
-      auth: auth ? { user: auth.username, pass: auth.password } : undefined,
+      auth: !auth
+        ? undefined
+        : isTokenLogin(auth)
+          ? { type: 'OAuth2', user: auth.username, accessToken: auth.accessToken, expires: auth.expiresAtMs }
+          : { user: auth.username, pass: auth.password },
       maxConnections: settings.maxConnections ?? 5,
       maxMessages: settings.maxMessagesPerConnection ?? 100,
       // The pool moves a message to a fresh connection only when a reused one closed before a byte of the message
@@ -135,6 +148,16 @@ export function createSmtpTransport(
       disableUrlAccess: true,
       logger: false,
     });
+    if (auth && credentials && isTokenLogin(auth)) {
+      // Each new pooled connection asks for a token: the cached one until shortly before it expires, a fresh one
+      // (`renew`) when the server refused the last (XOAUTH2's 334 error challenge), once.
+      transporter.set('oauth2_provision_cb', (_user: string, renew: boolean, callback: (error: Error | null, token?: string, expires?: number) => void) => {
+        credentials.get({ refresh: renew }).then(
+          (login) => (isTokenLogin(login) ? callback(null, login.accessToken, login.expiresAtMs) : callback(new Error('the relay secret no longer holds an OAuth2 grant'))),
+          (error: Error) => callback(error),
+        );
+      });
+    }
     const now = clock();
     return { transporter, createdAt: now, lastUsedAt: now, inFlight: 0, retired: false };
   };
@@ -159,6 +182,7 @@ export function createSmtpTransport(
       try {
         pool = await acquire();
       } catch (error) {
+        if (error instanceof TokenError) throw new TransportError(toTokenFailure(error), { cause: error });
         // Fetching credentials failed: our setup, not the message.
         throw new TransportError({ provider: 'smtp', code: 'ECONFIG', message: `SMTP credentials unavailable: ${(error as Error).message}` }, { cause: error });
       }
@@ -174,8 +198,9 @@ export function createSmtpTransport(
           rejected: failure.provider === 'smtp' ? (failure.rejected ?? []) : [],
         };
       } catch (error) {
-        const failure = toSmtpFailure(error);
-        if (failure.provider === 'smtp' && (failure.code === 'EAUTH' || failure.code === 'ENOAUTH')) {
+        // A token fetch that failed inside nodemailer comes back as the TokenError itself, coded EAUTH.
+        const failure = error instanceof TokenError ? toTokenFailure(error) : toSmtpFailure(error);
+        if (failure.provider === 'smtp' && (failure.code === 'EAUTH' || failure.code === 'ENOAUTH' || failure.code === 'EOAUTH2' || failure.code === 'ETOKEN')) {
           refreshCredentials = true;
           retire(pool);
         } else if (failure.provider === 'smtp' && (failure.code === 'ECONNECTION' || failure.code === 'ESOCKET' || failure.code === 'ETIMEDOUT')) {

@@ -10,7 +10,7 @@ import type { StackConfig } from '../stack-config.js';
 import type { JobsQueue } from './jobs-queue.js';
 import { grantPublish } from './grant-publish.js';
 import { NodeFunction } from './node-function.js';
-import { referenceSecret } from './secret-reference.js';
+import { grantPutSecretValue, referenceSecret } from './secret-reference.js';
 import type { StateTables } from './state-tables.js';
 
 export type DispatchFunctionProps = {
@@ -89,6 +89,7 @@ export class DispatchFunction extends Construct {
     // job naming a missing attachment (rejected) from its own missing permission (retried).
     this.fn.addToRolePolicy(new PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucket.bucketArn] }));
     smtpSecret?.grantRead(this.fn);
+    if (smtpSecret && config.smtpSecret && config.smtpSecretWriteBack) grantPutSecretValue(this, config.smtpSecret, this.fn);
 
     if (usesSes) {
       const stack = Stack.of(this);

@@ -84,6 +84,10 @@ export class Monitoring extends Construct {
         missing: TreatMissingData.BREACHING,
         description: 'No mailbox was polled successfully in the window: the poller is failing or not running.',
       });
+      alarm('MailboxSignInBlocked', custom(PollerMetrics.signInBlocked, fiveMinutes), {
+        threshold: 1,
+        description: 'A mailbox sign-in is refused: the OAuth2 client or grant was revoked or is wrong, or the login was refused.',
+      });
     }
     if (config.transports.includes('ses')) {
       alarm('SesBounceRateHigh', new Metric({ namespace: 'AWS/SES', metricName: 'Reputation.BounceRate', statistic: 'Maximum', period: Duration.minutes(15) }), {
