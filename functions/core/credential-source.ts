@@ -180,7 +180,7 @@ function checkServiceAccount(r: FieldReader): ServiceAccountGrant {
   const privateKeyId = r.optional('privateKeyId', 'private_key_id');
   return {
     type: 'oauth2-service-account',
-    username: r.required('the mailbox to act as (domain-wide delegation)', 'subject'),
+    username: r.required('the mailbox to act as, by domain-wide delegation', 'subject'),
     clientEmail: r.required("the service account's e-mail address", 'clientEmail', 'client_email'),
     privateKey: privateKey as KeyObject,
     ...(privateKeyId ? { privateKeyId } : {}),
