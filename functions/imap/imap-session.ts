@@ -41,12 +41,13 @@ const TOKEN_EXPIRED = /AccessTokenExpired|token (?:has )?expired/i;
 const CONNECTION_GONE = new Set(['NoConnection', 'EConnectionClosed', 'StateLogout']);
 
 /** Turns an imapflow error into ours; the only code that reads imapflow's error shape. */
-export function toImapError(error: unknown): ImapError {
+export function toImapError(error: unknown, byeReason?: string): ImapError {
   if (error instanceof ImapError) return error;
   const e = (error ?? {}) as { message?: string; code?: string; authenticationFailed?: boolean; serverResponseCode?: string; responseText?: string; reason?: unknown };
   const authentication = e.authenticationFailed === true || e.serverResponseCode === 'AUTHENTICATIONFAILED';
-  // imapflow puts the text of the server's BYE in `reason` of the NoConnection error every pending command gets.
-  const bye = typeof e.reason === 'string' ? e.reason : undefined;
+  // imapflow puts the text of the server's BYE in `reason` of the NoConnection error every pending command gets; a
+  // command started after the BYE gets none, so the session passes the client's `byeReason` too.
+  const bye = typeof e.reason === 'string' ? e.reason : byeReason;
   const tokenExpired = bye !== undefined && TOKEN_EXPIRED.test(bye);
   return new ImapError(`${e.code ? `${e.code}: ` : ''}${e.responseText ?? e.message ?? String(error)}${bye ? ` (BYE ${bye.slice(0, 120)})` : ''}`, {
     authentication,
@@ -107,7 +108,7 @@ export async function openImapSession(settings: ImapSettings, credentials: Crede
     await bounded(client.connect(), stepMs * 2, 'connect', kill);
   } catch (error) {
     kill();
-    throw toImapError(error);
+    throw toImapError(error, client.byeReason);
   }
   let lock: { release(): void } | undefined;
   const select = async (): Promise<MailboxStatus> => {
@@ -128,7 +129,7 @@ export async function openImapSession(settings: ImapSettings, credentials: Crede
     status = await select();
   } catch (error) {
     kill();
-    throw toImapError(error);
+    throw toImapError(error, client.byeReason);
   }
 
   return {
@@ -159,7 +160,7 @@ export async function openImapSession(settings: ImapSettings, credentials: Crede
           .sort((a, b) => a - b)
           .map((uid) => ({ uid, size: sizes.get(uid) ?? sizeBound }));
       } catch (error) {
-        throw toImapError(error);
+        throw toImapError(error, client.byeReason);
       }
     },
     async *fetch(uids: number[]): AsyncGenerator<FetchedMessage> {
@@ -175,7 +176,7 @@ export async function openImapSession(settings: ImapSettings, credentials: Crede
           results.push({ uid: m.uid, source: m.source, internalDate: m.internalDate ? new Date(m.internalDate) : undefined, size: m.size ?? m.source.length });
         }
       } catch (error) {
-        throw toImapError(error);
+        throw toImapError(error, client.byeReason);
       }
       // imapflow cannot run commands while a FETCH is being read, so messages are handed out after it completes.
       yield* results.sort((a, b) => a.uid - b.uid);
@@ -194,7 +195,7 @@ export async function openImapSession(settings: ImapSettings, credentials: Crede
       try {
         await bounded(client.noop(), stepMs, 'noop', kill);
       } catch (error) {
-        throw toImapError(error);
+        throw toImapError(error, client.byeReason);
       }
       const mailbox = client.mailbox;
       if (mailbox && String(mailbox.uidValidity) !== status.uidValidity) status = await select();

@@ -19,6 +19,8 @@ export async function startOAuthPeer(extra: Partial<OAuth2ServerOptions> = {}) {
     clients: [
       { clientId: 'app-secret', clientSecret: 'app-secret-value', mailbox: OAUTH_MAILBOX },
       { clientId: 'app-cert', certificatePem: cert.cert, mailbox: OAUTH_MAILBOX },
+      // For a test to revoke.
+      { clientId: 'app-revoked', clientSecret: 'revoked-secret', mailbox: OAUTH_MAILBOX },
     ],
     serviceAccounts: [
       { clientEmail: 'poller@project.iam.gserviceaccount.com', publicKeyPem: serviceKey.publicKey.export({ type: 'spki', format: 'pem' }).toString(), subjects: [OAUTH_MAILBOX], scope: GOOGLE_MAIL_SCOPE },
