@@ -19,7 +19,11 @@ const context = {
   sesConfigurationSet: 'tracking',
   smtpHost: 'email-smtp.eu-west-1.amazonaws.com',
   smtpSecret: 'email-dispatch/smtp',
-  mailboxes: [{ id: 'bounces', host: 'imap.example.com', secret: 'email-dispatch/imap' }],
+  mailboxes: [
+    { id: 'bounces', host: 'imap.example.com', secret: 'email-dispatch/imap' },
+    // A refresh-token secret whose provider rotates tokens: the poller may write the new one back.
+    { id: 'replies', host: 'imap.example.org', secret: 'email-dispatch/imap-replies', secretWriteBack: true },
+  ],
   alarmEmail: 'oncall@example.com',
   maxConcurrency: 8,
 };
@@ -128,6 +132,7 @@ describe('alarms', () => {
     ['SendsBlocked', 'notBreaching'],
     ['EventsNotPublished', 'notBreaching'],
     ['PollerHeartbeatMissing', 'breaching'],
+    ['MailboxSignInBlocked', 'notBreaching'],
     ['SesBounceRateHigh', 'notBreaching'],
     ['SesComplaintRateHigh', 'notBreaching'],
   ])('%s exists, notifies the alarm topic, and treats missing data as %s', (name, missing) => {
@@ -183,6 +188,14 @@ describe('permissions', () => {
 
     expect(list).toHaveLength(1);
     expect(JSON.stringify(list[0]?.Resource)).not.toContain('*');
+  });
+
+  it('lets a function write only the secrets marked for write-back, and only new versions of them', () => {
+    const writes = statements().filter((s) => actionsOf(s).some((a) => a.startsWith('secretsmanager:') && a !== 'secretsmanager:GetSecretValue' && a !== 'secretsmanager:DescribeSecret'));
+
+    expect(writes).toHaveLength(1);
+    expect(actionsOf(writes[0] as { Action: string | string[] })).toEqual(['secretsmanager:PutSecretValue']);
+    expect(JSON.stringify(writes[0]?.Resource)).toContain(':secret:email-dispatch/imap-replies-??????');
   });
 
   it('uses no AWS managed policies', () => {
