@@ -14,7 +14,7 @@ export async function openReauthenticatingSession(
   credentials: CredentialSource<MailLogin>,
   onReconnect: (reason: string) => void = () => {},
 ): Promise<MailboxSession> {
-  const signIn = (fresh: boolean) => open({ get: (options) => credentials.get({ refresh: fresh || options?.refresh }) });
+  const signIn = (fresh: boolean) => open({ get: (options) => credentials.get({ refresh: fresh || options?.refresh === true }) });
   let session: MailboxSession;
   try {
     session = await signIn(false);

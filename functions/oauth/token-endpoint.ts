@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { maskAddresses } from '#core/classify-outcome.js';
+import { isLoopbackHost } from '#core/is-loopback-host.js';
 
 /** What a token endpoint gave: the access token, its lifetime, and a new refresh token when it rotated the old one. */
 export type TokenResponse = { accessToken: string; expiresInSeconds: number; refreshToken?: string };
@@ -89,6 +90,11 @@ export function toTokenResult(status: number, body: string): TokenResponse | Tok
  * client or grant is not. Redirects are refused: credentials go only to the configured endpoint.
  */
 export async function requestToken(url: string, params: Record<string, string>, options: TokenEndpointOptions = {}): Promise<TokenResponse> {
+  const target = new URL(url);
+  // Checked with the secret already; checked again here because a client secret or assertion is about to travel.
+  if (target.protocol !== 'https:' && !(target.protocol === 'http:' && isLoopbackHost(target.hostname))) {
+    throw new TokenError('blocked', `token endpoint must use https, not ${target.protocol}`);
+  }
   const attempts = Math.max(1, options.attempts ?? 3);
   const timeoutMs = options.timeoutMs ?? 10_000;
   const backoffMs = options.backoffMs ?? 500;
