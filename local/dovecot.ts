@@ -54,7 +54,11 @@ export async function startDovecot(options: {
    * Also accept OAuth2 access tokens (SASL XOAUTH2 and OAUTHBEARER), checked by RFC 7662 introspection at this URL:
    * the token must be active and its `username` the user signing in. Passwords keep working beside it.
    */
-  oauth2?: { introspectionUrl: string };
+  oauth2?: {
+    introspectionUrl: string;
+    /** The SASL mechanisms offered for tokens (Exchange Online offers only XOAUTH2). @default both */
+    mechanisms?: Array<'xoauth2' | 'oauthbearer'>;
+  };
 }): Promise<DovecotServer> {
   const dir = mkdtempSync(join(tmpdir(), 'email-dispatch-dovecot-'));
   chmodSync(dir, 0o755);
@@ -80,10 +84,11 @@ active_value = true
 `,
     );
   }
+  const tokenMechanisms = (options.oauth2?.mechanisms ?? ['xoauth2', 'oauthbearer']).join(' ');
   const oauth2Passdb = options.oauth2
     ? `passdb {
   driver = oauth2
-  mechanisms = xoauth2 oauthbearer
+  mechanisms = ${tokenMechanisms}
   args = ${join(dir, 'dovecot-oauth2.conf.ext')}
 }
 `
@@ -101,7 +106,7 @@ ssl = yes
 ssl_cert = <${join(dir, 'cert.pem')}
 ssl_key = <${join(dir, 'key.pem')}
 disable_plaintext_auth = yes
-auth_mechanisms = plain login${options.oauth2 ? ' xoauth2 oauthbearer' : ''}
+auth_mechanisms = plain login${options.oauth2 ? ` ${tokenMechanisms}` : ''}
 first_valid_uid = ${uid}
 first_valid_gid = ${gid}
 mail_location = maildir:~/Maildir

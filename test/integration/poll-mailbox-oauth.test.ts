@@ -14,7 +14,8 @@ import { captureOutput } from '../support/captured-output.js';
 import { startAwsEmulators, type AwsEmulators } from '../support/dispatch-harness.js';
 import { plainMessage } from '../support/mail-samples.js';
 import { memorySecret, startOAuthPeer } from '../support/oauth-harness.js';
-import { createSyncDeps, startImapPeer, type ImapPeer } from '../support/poller-harness.js';
+import { createSyncDeps, IMAP_USER, startImapPeer, type ImapPeer } from '../support/poller-harness.js';
+import { startDovecot } from '#local/dovecot.js';
 import { startTcpProxy } from '../support/tcp-proxy.js';
 
 let aws: AwsEmulators;
@@ -68,6 +69,27 @@ describe('the poller signing in to Dovecot with OAuth2 (oauth2 passdb, token int
     // Dovecot asked the OAuth2 server about the token: the sign-in really was by token.
     expect(oauth.server.introspections).toBeGreaterThan(before.introspections);
     if (kind === 'refreshToken') expect(secret.writes).toBe(1);
+  });
+
+  it('signs in with XOAUTH2 where the server offers only that, as Exchange Online does', async () => {
+    // Prepare
+    const xoauth2Only = await startDovecot({ tls: imap.cert, users: [IMAP_USER], oauth2: { introspectionUrl: oauth.server.introspectionUrl, mechanisms: ['xoauth2'] } });
+    try {
+      const login = createMailLoginSource(memorySecret(oauth.secrets.certificate), fast);
+      const settings: ImapSettings = { host: xoauth2Only.host, port: xoauth2Only.port, security: 'starttls', mailbox: 'INBOX', tls: { ca: imap.cert.cert }, stepTimeoutMs: 5000 };
+      const before = oauth.server.introspections;
+
+      // Act
+      const session = await openImapSession(settings, login);
+      const listed = await session.messagesAfter(0, 1000);
+      await session.close();
+
+      // Assess
+      expect(listed).toEqual([]);
+      expect(oauth.server.introspections).toBe(before + 1);
+    } finally {
+      await xoauth2Only.stop();
+    }
   });
 
   it('survives a token that expires mid-session: one new sign-in with a fresh token, nothing missed or repeated', async () => {
