@@ -217,7 +217,9 @@ export function parseMailboxes(value: unknown, label: string): { mailboxes: Poll
     if (typeof m.host !== 'string' || m.host === '') problems.push(`${label}[${i}].host is required`);
     if (typeof m.secret !== 'string' || m.secret === '') problems.push(`${label}[${i}].secret (a Secrets Manager secret name or ARN) is required`);
     if (!['implicit', 'starttls', 'none'].includes(security)) problems.push(`${label}[${i}].security must be implicit, starttls or none`);
-    if (m.secretWriteBack !== undefined && typeof m.secretWriteBack !== 'boolean') problems.push(`${label}[${i}].secretWriteBack must be true or false`);
+    if (m.secretWriteBack !== undefined && typeof m.secretWriteBack !== 'boolean') {
+      problems.push(`${label}[${i}].secretWriteBack must be true or false`);
+    }
     if (security === 'none' && m.host && !isLoopbackHost(m.host)) problems.push(`${label}[${i}].security "none" (plaintext) is only allowed for a loopback host`);
     return { id: m.id ?? '', host: m.host ?? '', port: m.port ?? (security === 'implicit' ? 993 : 143), security, mailbox: m.mailbox ?? 'INBOX', secret: m.secret ?? '', ...(m.secretWriteBack ? { secretWriteBack: true } : {}) };
   });

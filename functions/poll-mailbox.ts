@@ -23,13 +23,17 @@ const tracer = new Tracer({ serviceName: SERVICE_NAME });
 const clients = createAwsClients({ wrap: (client) => tracer.captureAWSv3Client(client) });
 const secretsClient = tracer.captureAWSv3Client(new SecretsManagerClient({}));
 const suppressions = createSuppressionStore(clients.documents, config.suppressionTable);
-const secretOf = (secret: string) => createSecretsManagerCredentials(secret, toMailCredentials, { maxAgeSeconds: config.secretsCacheSeconds, client: secretsClient });
+const cache = { maxAgeSeconds: config.secretsCacheSeconds, client: secretsClient };
+const secretOf = (secret: string) => createSecretsManagerCredentials(secret, toMailCredentials, cache);
 const secrets = config.mailboxes.map((m) => [m, secretOf(m.secret)] as const);
 // Every mailbox secret is read and checked at start: a wrong one stops the poller here, every problem named.
 await checkCredentials(secrets.map(([, secret]) => secret));
 // One sign-in source per mailbox for the container's life: its access token is cached across runs.
 const loginOf = (mailbox: PolledMailbox, secret = secretOf(mailbox.secret)) =>
-  createMailLoginSource(secret, { onWriteBackFailed: (error) => logger.error('rotated refresh token not written back to the mailbox secret', { mailbox: mailbox.id, error: error.message }) });
+  createMailLoginSource(secret, {
+    onWriteBackFailed: (error) =>
+      logger.error('rotated refresh token not written back', { mailbox: mailbox.id, error: error.message }),
+  });
 const logins = new Map(secrets.map(([m, secret]) => [m.id, loginOf(m, secret)]));
 
 export const handler = createPollMailboxHandler({

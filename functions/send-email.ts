@@ -28,9 +28,16 @@ async function smtpCredentialsFrom(secretId: string) {
     import('#oauth/mail-login-source.js'),
     import('@aws-sdk/client-secrets-manager'),
   ]);
-  const secret = createSecretsManagerCredentials(secretId, toMailCredentials, { maxAgeSeconds: config.secretsCacheSeconds, client: tracer.captureAWSv3Client(new SecretsManagerClient({})) });
+  const client = tracer.captureAWSv3Client(new SecretsManagerClient({}));
+  const secret = createSecretsManagerCredentials(secretId, toMailCredentials, {
+    maxAgeSeconds: config.secretsCacheSeconds,
+    client,
+  });
   await checkCredentials([secret]);
-  return createMailLoginSource(secret, { onWriteBackFailed: (error) => logger.error('rotated refresh token not written back to the SMTP secret', { error: error.message }) });
+  return createMailLoginSource(secret, {
+    onWriteBackFailed: (error) =>
+      logger.error('rotated refresh token not written back to the SMTP secret', { error: error.message }),
+  });
 }
 
 // The modules this configuration uses load side by side (the transport's is then already there for the wiring).

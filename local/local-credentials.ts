@@ -38,7 +38,8 @@ export function loadLocalSecrets(path: string): LocalSecrets {
     try {
       return toMailCredentials(parsed[name], `${path}#${name}`);
     } catch (error) {
-      problems.push(...(error instanceof CredentialsError ? error.problems.map((p) => `${path}#${name}: ${p}`) : [(error as Error).message]));
+      const named = error instanceof CredentialsError ? error.problems.map((p) => `${path}#${name}: ${p}`) : undefined;
+      problems.push(...(named ?? [(error as Error).message]));
       return undefined;
     }
   };
@@ -58,7 +59,10 @@ export function localLogin(secrets: LocalSecrets, name: keyof LocalSecrets, path
  * `refresh` re-reads the file, as a forced fetch re-reads a rotated secret; `update` writes changed fields (a rotated
  * refresh token) into the entry, as PutSecretValue does.
  */
-export function createLocalFileCredentials(path: string, name: keyof LocalSecrets): WritableCredentialSource<MailCredentials> {
+export function createLocalFileCredentials(
+  path: string,
+  name: keyof LocalSecrets,
+): WritableCredentialSource<MailCredentials> {
   let cached: MailCredentials | undefined;
   return {
     async get({ refresh = false } = {}) {

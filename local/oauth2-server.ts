@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { X509Certificate, createPublicKey, randomBytes, verify, type KeyObject } from 'node:crypto';
 import { LOOPBACK, listenOnLoopback } from './loopback.js';
 
-/** An app registration: a client secret, or a certificate whose key signs client assertions; the one mailbox it may use. */
+/** An app registration: a client secret, or a certificate whose key signs assertions; the one mailbox it may use. */
 export type OAuth2Client = { clientId: string; clientSecret?: string; certificatePem?: string; mailbox: string };
 /** A service account with domain-wide delegation: its public key, and the mailboxes it may act as. */
 export type OAuth2ServiceAccount = { clientEmail: string; publicKeyPem: string; subjects: string[]; scope?: string };
@@ -32,19 +32,20 @@ const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 const MAX_BODY = 64 * 1024;
 
 /** Checks an RS256 compact JWT against `key` and its claims against `expect`; returns the claims or why not. */
-function verifyJwt(jwt: string, key: KeyObject, expect: { aud: string; iss: string }, nowMs: number): Record<string, unknown> | string {
+function verifyJwt(jwt: string, key: KeyObject, expect: { aud: string; iss: string }, nowMs: number): object | string {
   const [header, claims, signature] = jwt.split('.');
   if (!header || !claims || signature === undefined) return 'not a compact JWT';
   const head = JSON.parse(Buffer.from(header, 'base64url').toString()) as { alg?: string };
   if (head.alg !== 'RS256') return 'alg must be RS256';
-  if (!verify('sha256', Buffer.from(`${header}.${claims}`), key, Buffer.from(signature, 'base64url'))) return 'signature does not verify';
+  const signed = verify('sha256', Buffer.from(`${header}.${claims}`), key, Buffer.from(signature, 'base64url'));
+  if (!signed) return 'signature does not verify';
   const body = JSON.parse(Buffer.from(claims, 'base64url').toString()) as Record<string, unknown>;
   const now = nowMs / 1000;
   if (body.aud !== expect.aud) return 'aud is not this token endpoint';
   if (body.iss !== expect.iss) return 'iss is not the client';
   if (typeof body.exp !== 'number' || body.exp < now) return 'expired';
   if (typeof body.iat === 'number' && body.iat > now + 60) return 'issued in the future';
-  if (typeof body.exp === 'number' && typeof body.iat === 'number' && body.exp - body.iat > 3600) return 'valid for more than an hour';
+  if (typeof body.iat === 'number' && body.exp - body.iat > 3600) return 'valid for more than an hour';
   return body;
 }
 
@@ -57,7 +58,9 @@ function verifyJwt(jwt: string, key: KeyObject, expect: { aud: string; iss: stri
  */
 export async function startOAuth2Server(options: OAuth2ServerOptions = {}) {
   const clients = new Map((options.clients ?? []).map((c) => [c.clientId, c]));
-  const accounts = new Map((options.serviceAccounts ?? []).map((a) => [a.clientEmail, { ...a, key: createPublicKey(a.publicKeyPem) }]));
+  const accounts = new Map(
+    (options.serviceAccounts ?? []).map((a) => [a.clientEmail, { ...a, key: createPublicKey(a.publicKeyPem) }]),
+  );
   const refreshGrants = new Map((options.refreshGrants ?? []).map((g) => [g.refreshToken, g]));
   const revoked = new Set<string>();
   const tokens = new Map<string, IssuedToken>();
@@ -74,14 +77,21 @@ export async function startOAuth2Server(options: OAuth2ServerOptions = {}) {
 
   /** The token request's answer: [status, body]. */
   const grant = (form: URLSearchParams, tokenUrl: string): [number, Record<string, unknown>] => {
-    const refuse = (error: string, description: string, status = 400): [number, Record<string, unknown>] => [status, { error, error_description: description }];
+    const refuse = (error: string, description: string, status = 400): [number, Record<string, unknown>] => [
+      status,
+      { error, error_description: description },
+    ];
     const grantType = form.get('grant_type') ?? '';
     if (grantType === 'client_credentials') {
       const client = clients.get(form.get('client_id') ?? '');
-      if (!client || revoked.has(client.clientId)) return refuse('invalid_client', 'AADSTS700016: Application not found in the directory.', 401);
+      if (!client || revoked.has(client.clientId)) {
+        return refuse('invalid_client', 'AADSTS700016: Application not found in the directory.', 401);
+      }
       if (form.get('client_assertion_type') === ASSERTION_TYPE) {
         if (!client.certificatePem) return refuse('invalid_client', 'no certificate registered for this client', 401);
-        const checked = verifyJwt(form.get('client_assertion') ?? '', new X509Certificate(client.certificatePem).publicKey, { aud: tokenUrl, iss: client.clientId }, Date.now());
+        const key = new X509Certificate(client.certificatePem).publicKey;
+        const expected = { aud: tokenUrl, iss: client.clientId };
+        const checked = verifyJwt(form.get('client_assertion') ?? '', key, expected, Date.now());
         if (typeof checked === 'string') return refuse('invalid_client', `client assertion refused: ${checked}`, 401);
       } else if (!client.clientSecret || form.get('client_secret') !== client.clientSecret) {
         return refuse('invalid_client', 'AADSTS7000215: Invalid client secret provided.', 401);
@@ -90,19 +100,31 @@ export async function startOAuth2Server(options: OAuth2ServerOptions = {}) {
     }
     if (grantType === JWT_BEARER) {
       const assertion = form.get('assertion') ?? '';
-      const claims = JSON.parse(Buffer.from(assertion.split('.')[1] ?? '', 'base64url').toString() || '{}') as { iss?: string; sub?: string; scope?: string };
+      const payload = Buffer.from(assertion.split('.')[1] ?? '', 'base64url').toString() || '{}';
+      const claims = JSON.parse(payload) as { iss?: string; sub?: string; scope?: string };
       const account = accounts.get(claims.iss ?? '');
-      if (!account || revoked.has(account.clientEmail)) return refuse('invalid_client', 'The OAuth client was not found.', 401);
+      if (!account || revoked.has(account.clientEmail)) {
+        return refuse('invalid_client', 'The OAuth client was not found.', 401);
+      }
       const checked = verifyJwt(assertion, account.key, { aud: tokenUrl, iss: account.clientEmail }, Date.now());
       if (typeof checked === 'string') return refuse('invalid_grant', `Invalid JWT: ${checked}`);
-      if (!claims.sub || !account.subjects.includes(claims.sub)) return refuse('unauthorized_client', 'Client is unauthorized to retrieve access tokens using this method.');
-      if (account.scope && claims.scope !== account.scope) return refuse('unauthorized_client', 'Client not authorized for any of the scopes requested.');
+      // Domain-wide delegation: only the mailboxes and scope the administrator allowed.
+      if (!claims.sub || !account.subjects.includes(claims.sub)) {
+        return refuse('unauthorized_client', 'Client is unauthorized to retrieve access tokens using this method.');
+      }
+      if (account.scope && claims.scope !== account.scope) {
+        return refuse('unauthorized_client', 'Client not authorized for any of the scopes requested.');
+      }
       return [200, issue(claims.sub, account.clientEmail, claims.scope ?? '')];
     }
     if (grantType === 'refresh_token') {
       const held = refreshGrants.get(form.get('refresh_token') ?? '');
-      if (!held || form.get('client_id') !== held.clientId) return refuse('invalid_grant', 'Token has been expired or revoked.');
-      if (revoked.has(held.clientId) || form.get('client_secret') !== held.clientSecret) return refuse('invalid_client', 'The OAuth client was not found.', 401);
+      if (!held || form.get('client_id') !== held.clientId) {
+        return refuse('invalid_grant', 'Token has been expired or revoked.');
+      }
+      if (revoked.has(held.clientId) || form.get('client_secret') !== held.clientSecret) {
+        return refuse('invalid_client', 'The OAuth client was not found.', 401);
+      }
       const answer: Record<string, unknown> = issue(held.username, held.clientId, form.get('scope') ?? '');
       if (options.rotateRefreshTokens) {
         const next = randomBytes(24).toString('base64url');
@@ -141,11 +163,12 @@ export async function startOAuth2Server(options: OAuth2ServerOptions = {}) {
         if (fault?.kind === 'slow') await new Promise((resolve) => setTimeout(resolve, fault.delayMs));
         if (fault?.kind === 'server_error') {
           log.push({ grantType, outcome: 'server_error' });
-          return send(res, 500, { error: 'server_error', error_description: 'AADSTS90033: A transient error has occurred.' });
+          return send(res, 500, { error: 'server_error', error_description: 'AADSTS90033: transient error' });
         }
         if (fault && fault.kind !== 'slow') {
           log.push({ grantType, outcome: fault.kind });
-          return send(res, fault.kind === 'invalid_client' ? 401 : 400, { error: fault.kind, error_description: `told to answer ${fault.kind}` });
+          const status = fault.kind === 'invalid_client' ? 401 : 400;
+          return send(res, status, { error: fault.kind, error_description: `told to answer ${fault.kind}` });
         }
         // Assertions must name the endpoint they were sent to as their audience.
         const [status, body] = grant(form, `${base}${url.pathname}`);
@@ -158,8 +181,17 @@ export async function startOAuth2Server(options: OAuth2ServerOptions = {}) {
         const bearer = /^Bearer (.+)$/i.exec(req.headers.authorization ?? '')?.[1];
         const token = form.get('token') ?? url.searchParams.get('token') ?? bearer ?? '';
         const held = tokens.get(token);
-        if (!held || held.expiresAtMs <= Date.now() || revoked.has(held.clientId)) return send(res, 200, { active: false });
-        return send(res, 200, { active: true, username: held.username, client_id: held.clientId, scope: held.scope, exp: Math.floor(held.expiresAtMs / 1000), token_type: 'Bearer' });
+        if (!held || held.expiresAtMs <= Date.now() || revoked.has(held.clientId)) {
+          return send(res, 200, { active: false });
+        }
+        const exp = Math.floor(held.expiresAtMs / 1000);
+        return send(res, 200, {
+          active: true,
+          username: held.username,
+          client_id: held.clientId,
+          scope: held.scope,
+          exp,
+        });
       }
       return send(res, 404, { error: 'not_found' });
     })().catch((error: Error) => {

@@ -117,7 +117,9 @@ export async function startTwin(options: TwinOptions = {}) {
   // One sign-in source per use for the twin's life: tokens are cached as a Lambda container caches them.
   const onWriteBackFailed = (error: Error) => console.error(`rotated refresh token not written back: ${error.message}`);
   const imapLogin = createMailLoginSource(
-    inlineImap !== undefined ? { get: async () => toMailCredentials(inlineImap, '--imap credentials') } : createLocalFileCredentials(secretsFile, 'imap'),
+    inlineImap !== undefined
+      ? { get: async () => toMailCredentials(inlineImap, '--imap credentials') }
+      : createLocalFileCredentials(secretsFile, 'imap'),
     { onWriteBackFailed },
   );
   const cert = localTlsCertificate();
@@ -320,7 +322,9 @@ export type Twin = Awaited<ReturnType<typeof startTwin>>;
 async function appendToMailbox(server: { host: string; port: number; security: 'implicit' | 'starttls' | 'none'; mailbox: string; ca?: string }, login: CredentialSource<MailLogin>, raw: string) {
   const { ImapFlow } = await import('imapflow');
   const user = await login.get();
-  const auth = isTokenLogin(user) ? { user: user.username, accessToken: user.accessToken } : { user: user.username, pass: user.password };
+  const auth = isTokenLogin(user)
+    ? { user: user.username, accessToken: user.accessToken }
+    : { user: user.username, pass: user.password };
   const client = new ImapFlow({ host: server.host, port: server.port, secure: server.security === 'implicit', doSTARTTLS: server.security === 'starttls' ? true : server.security === 'none' ? false : undefined, auth, tls: server.ca ? { ca: server.ca } : undefined, logger: false });
   client.on('error', () => {});
   await client.connect();

@@ -15,7 +15,8 @@ export function createSecretsManagerCredentials<T>(
 ): WritableCredentialSource<T> {
   const provider = new SecretsProvider(options.client ? { awsSdkV3Client: options.client } : {});
   let client = options.client;
-  const read = (refresh: boolean) => provider.get(secretId, { transform: 'json', maxAge: options.maxAgeSeconds, forceFetch: refresh });
+  const read = (refresh: boolean) =>
+    provider.get(secretId, { transform: 'json', maxAge: options.maxAgeSeconds, forceFetch: refresh });
   return {
     async get({ refresh = false } = {}) {
       return toCredentials(await read(refresh), secretId);

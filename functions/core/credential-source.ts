@@ -26,7 +26,8 @@ export type MailLogin = LoginCredentials | { username: string; accessToken: stri
 export type SmtpCredentials = MailLogin;
 
 /** Whether a login carries an OAuth2 access token rather than a password. */
-export const isTokenLogin = (login: MailLogin): login is Extract<MailLogin, { accessToken: string }> => 'accessToken' in login;
+export const isTokenLogin = (login: MailLogin): login is Extract<MailLogin, { accessToken: string }> =>
+  'accessToken' in login;
 
 export const CredentialTypes = {
   password: 'password',
@@ -80,6 +81,7 @@ export type RefreshTokenGrant = {
 export type MailCredentials = PasswordCredentials | ClientCredentialsGrant | ServiceAccountGrant | RefreshTokenGrant;
 
 const TENANT = /^[A-Za-z0-9][A-Za-z0-9.-]{0,253}$/;
+const microsoftTokenUrl = (tenantId: string) => `${MICROSOFT_AUTHORITY}/${tenantId}/oauth2/v2.0/token`;
 
 /** Reads a secret's fields, collecting every problem (by field name, never the value). */
 class FieldReader {
@@ -101,7 +103,9 @@ class FieldReader {
 
   required(why: string, ...names: string[]): string {
     const value = this.optional(...names);
-    if (value === undefined && names.every((n) => this.record[n] === undefined)) this.problems.push(`${names[0]} is required (${why})`);
+    if (value === undefined && names.every((n) => this.record[n] === undefined)) {
+      this.problems.push(`${names[0]} is required (${why})`);
+    }
     return value ?? '';
   }
 
@@ -140,7 +144,11 @@ class FieldReader {
 }
 
 function checkPassword(r: FieldReader): PasswordCredentials {
-  return { type: 'password', username: r.required('the login name', 'username'), password: r.required('the password', 'password') };
+  return {
+    type: 'password',
+    username: r.required('the login name', 'username'),
+    password: r.required('the password', 'password'),
+  };
 }
 
 function checkClientCredentials(r: FieldReader): ClientCredentialsGrant {
@@ -151,13 +159,16 @@ function checkClientCredentials(r: FieldReader): ClientCredentialsGrant {
     username: r.required('the mailbox to sign in to', 'username'),
     tenantId,
     clientId: r.required('the application (client) ID', 'clientId'),
-    tokenUrl: r.url('tokenUrl', tenantId && TENANT.test(tenantId) ? `${MICROSOFT_AUTHORITY}/${tenantId}/oauth2/v2.0/token` : undefined),
+    tokenUrl: r.url('tokenUrl', TENANT.test(tenantId) ? microsoftTokenUrl(tenantId) : undefined),
     scope: r.optional('scope') ?? MICROSOFT_SCOPE,
   };
   const clientSecret = r.optional('clientSecret');
   const certificatePem = r.optional('certificate');
-  if (clientSecret !== undefined && certificatePem !== undefined) r.problems.push('give clientSecret or certificate, not both');
-  if (clientSecret === undefined && certificatePem === undefined && !r.problems.some((p) => /^(clientSecret|certificate) /.test(p))) {
+  const either = r.problems.some((p) => /^(clientSecret|certificate) /.test(p));
+  if (clientSecret !== undefined && certificatePem !== undefined) {
+    r.problems.push('give clientSecret or certificate, not both');
+  }
+  if (clientSecret === undefined && certificatePem === undefined && !either) {
     r.problems.push('clientSecret or certificate (with privateKey) is required');
   }
   if (clientSecret !== undefined) grant.clientSecret = clientSecret;
@@ -165,7 +176,8 @@ function checkClientCredentials(r: FieldReader): ClientCredentialsGrant {
     const privateKey = r.privateKey('privateKey');
     try {
       const certificate = new X509Certificate(certificatePem);
-      if (privateKey && !certificate.checkPrivateKey(privateKey)) r.problems.push('privateKey does not belong to certificate');
+      const matches = privateKey !== undefined && certificate.checkPrivateKey(privateKey);
+      if (privateKey && !matches) r.problems.push('privateKey does not belong to certificate');
       if (privateKey) grant.certificate = { certificatePem, privateKey };
     } catch {
       r.problems.push('certificate is not a readable PEM certificate');
@@ -230,9 +242,11 @@ export function toMailCredentials(value: unknown, secretName: string): MailCrede
   }
   const record = value as Record<string, unknown>;
   // Google's key file says "service_account"; it needs only `subject` added.
-  const type = record.type === undefined ? 'password' : record.type === 'service_account' ? CredentialTypes.serviceAccount : record.type;
+  const type = record.type === 'service_account' ? CredentialTypes.serviceAccount : (record.type ?? 'password');
   const check = typeof type === 'string' ? CHECKS[type as CredentialType] : undefined;
-  if (!check) throw new CredentialsError(secretName, [`type must be one of ${Object.values(CredentialTypes).join(', ')}`]);
+  if (!check) {
+    throw new CredentialsError(secretName, [`type must be one of ${Object.values(CredentialTypes).join(', ')}`]);
+  }
   const reader = new FieldReader(record);
   const credentials = check(reader);
   if (reader.problems.length > 0) throw new CredentialsError(secretName, reader.problems);

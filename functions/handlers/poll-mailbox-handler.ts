@@ -34,14 +34,18 @@ export type PollMailboxDeps = {
   clock?: () => number;
 };
 
-export type PollSummary = Record<string, { status: SyncResult['status'] | 'failed' | 'blocked'; processed: number; error?: string }>;
+export type PollSummary = Record<
+  string,
+  { status: SyncResult['status'] | 'failed' | 'blocked'; processed: number; error?: string }
+>;
 
 /**
  * Whether a failed poll is our setup, for an operator to fix: the token endpoint refused our client or grant
  * (revoked, expired secret, consent or delegation missing), or the server refused the sign-in even with a fresh
  * token or a re-read password.
  */
-const isSignInBlocked = (error: unknown): boolean => (error instanceof TokenError && error.action === 'blocked') || (error instanceof ImapError && error.authentication);
+const isSignInBlocked = (error: unknown): boolean =>
+  (error instanceof TokenError && error.action === 'blocked') || (error instanceof ImapError && error.authentication);
 
 /**
  * Builds the scheduled handler of the poller: each mailbox is synced in parallel under its own lease, and the run
@@ -72,8 +76,16 @@ export function createPollMailboxHandler(deps: PollMailboxDeps) {
           openSession: () =>
             openReauthenticatingSession(
               (signIn) =>
-                openImapSession({ host: mailbox.host, port: mailbox.port, security: mailbox.security, mailbox: mailbox.mailbox, tls: deps.tls }, signIn, (error) =>
-                  logger.warn('IMAP connection error', { mailbox: mailbox.id, error: error.message }),
+                openImapSession(
+                  {
+                    host: mailbox.host,
+                    port: mailbox.port,
+                    security: mailbox.security,
+                    mailbox: mailbox.mailbox,
+                    tls: deps.tls,
+                  },
+                  signIn,
+                  (error) => logger.warn('IMAP connection error', { mailbox: mailbox.id, error: error.message }),
                 ),
               { get: (options) => credentials.get({ refresh: refresh || options?.refresh }) },
               (reason) => logger.info('signing in to the mailbox again', { mailbox: mailbox.id, reason }),
@@ -110,7 +122,8 @@ export function createPollMailboxHandler(deps: PollMailboxDeps) {
       metrics.addMetric(PollerMetrics.pollFailed, MetricUnit.Count, 1);
       const blocked = isSignInBlocked(error);
       if (blocked) metrics.addMetric(PollerMetrics.signInBlocked, MetricUnit.Count, 1);
-      logger.error('mailbox poll failed', { mailbox: mailbox.id, error: e.message, authentication: e.authentication ?? false, blocked });
+      const authentication = e.authentication ?? false;
+      logger.error('mailbox poll failed', { mailbox: mailbox.id, error: e.message, authentication, blocked });
       return { status: blocked ? 'blocked' : 'failed', processed: 0, error: e.message };
     }
   };

@@ -26,7 +26,10 @@ export class ImapError extends Error {
   /** The connection went away under a command (a server's BYE, a reset); a new session may succeed. */
   readonly connectionLost: boolean;
 
-  constructor(message: string, options: { authentication?: boolean; tokenExpired?: boolean; connectionLost?: boolean; cause?: unknown } = {}) {
+  constructor(
+    message: string,
+    options: { authentication?: boolean; tokenExpired?: boolean; connectionLost?: boolean; cause?: unknown } = {},
+  ) {
     super(message, { cause: options.cause });
     this.name = 'ImapError';
     this.authentication = options.authentication ?? false;
@@ -43,13 +46,21 @@ const CONNECTION_GONE = new Set(['NoConnection', 'EConnectionClosed', 'StateLogo
 /** Turns an imapflow error into ours; the only code that reads imapflow's error shape. */
 export function toImapError(error: unknown, byeReason?: string): ImapError {
   if (error instanceof ImapError) return error;
-  const e = (error ?? {}) as { message?: string; code?: string; authenticationFailed?: boolean; serverResponseCode?: string; responseText?: string; reason?: unknown };
+  const e = (error ?? {}) as {
+    message?: string;
+    code?: string;
+    authenticationFailed?: boolean;
+    serverResponseCode?: string;
+    responseText?: string;
+    reason?: unknown;
+  };
   const authentication = e.authenticationFailed === true || e.serverResponseCode === 'AUTHENTICATIONFAILED';
   // imapflow puts the text of the server's BYE in `reason` of the NoConnection error every pending command gets; a
   // command started after the BYE gets none, so the session passes the client's `byeReason` too.
   const bye = typeof e.reason === 'string' ? e.reason : byeReason;
   const tokenExpired = bye !== undefined && TOKEN_EXPIRED.test(bye);
-  return new ImapError(`${e.code ? `${e.code}: ` : ''}${e.responseText ?? e.message ?? String(error)}${bye ? ` (BYE ${bye.slice(0, 120)})` : ''}`, {
+  const text = `${e.code ? `${e.code}: ` : ''}${e.responseText ?? e.message ?? String(error)}`;
+  return new ImapError(`${text}${bye ? ` (BYE ${bye.slice(0, 120)})` : ''}`, {
     authentication,
     tokenExpired,
     connectionLost: tokenExpired || (e.code !== undefined && CONNECTION_GONE.has(e.code)),
@@ -91,7 +102,9 @@ export async function openImapSession(settings: ImapSettings, credentials: Crede
     doSTARTTLS: settings.security === 'starttls' ? true : settings.security === 'none' ? false : undefined,
     tls: { minVersion: 'TLSv1.2', ...settings.tls, rejectUnauthorized: true },
     // An access token signs in with OAUTHBEARER or XOAUTH2, whichever the server offers (imapflow chooses).
-    auth: isTokenLogin(auth) ? { user: auth.username, accessToken: auth.accessToken } : { user: auth.username, pass: auth.password },
+    auth: isTokenLogin(auth)
+      ? { user: auth.username, accessToken: auth.accessToken }
+      : { user: auth.username, pass: auth.password },
     logger: false,
     connectionTimeout: stepMs,
     greetingTimeout: stepMs,

@@ -14,7 +14,8 @@ export async function openReauthenticatingSession(
   credentials: CredentialSource<MailLogin>,
   onReconnect: (reason: string) => void = () => {},
 ): Promise<MailboxSession> {
-  const signIn = (fresh: boolean) => open({ get: (options) => credentials.get({ refresh: fresh || options?.refresh === true }) });
+  const signIn = (fresh: boolean) =>
+    open({ get: (options) => credentials.get({ refresh: fresh || options?.refresh === true }) });
   let session: MailboxSession;
   try {
     session = await signIn(false);
@@ -31,11 +32,14 @@ export async function openReauthenticatingSession(
     const e = toImapError(error);
     if (justReconnected || !(e.tokenExpired || e.authentication || e.connectionLost)) throw e;
     justReconnected = true;
-    onReconnect(e.tokenExpired ? 'access token expired' : e.authentication ? 'authentication refused' : 'connection lost');
+    if (e.tokenExpired) onReconnect('access token expired');
+    else onReconnect(e.authentication ? 'authentication refused' : 'connection lost');
     await session.close().catch(() => {});
     session = await signIn(true);
     // UIDs name messages only under one UIDVALIDITY: after a change this run stops; the next one resynchronises.
-    if (session.status.uidValidity !== uidValidity) throw new ImapError(`UIDVALIDITY changed from ${uidValidity} while signing in again`);
+    if (session.status.uidValidity !== uidValidity) {
+      throw new ImapError(`UIDVALIDITY changed from ${uidValidity} while signing in again`);
+    }
   };
 
   const command = async <T>(run: (s: MailboxSession) => Promise<T>): Promise<T> => {

@@ -16,12 +16,11 @@ export function signJwt(header: Record<string, unknown>, claims: Record<string, 
  */
 export function toClientAssertion(grant: ClientCredentialsGrant & { certificate: object }, nowMs: number): string {
   const der = new X509Certificate(grant.certificate.certificatePem).raw;
+  const thumbprint = (algorithm: string) => createHash(algorithm).update(der).digest('base64url');
   const now = Math.floor(nowMs / 1000);
-  return signJwt(
-    { x5t: createHash('sha1').update(der).digest('base64url'), 'x5t#S256': createHash('sha256').update(der).digest('base64url') },
-    { aud: grant.tokenUrl, iss: grant.clientId, sub: grant.clientId, jti: randomUUID(), iat: now, nbf: now, exp: now + 600 },
-    grant.certificate.privateKey,
-  );
+  const header = { x5t: thumbprint('sha1'), 'x5t#S256': thumbprint('sha256') };
+  const claims = { aud: grant.tokenUrl, iss: grant.clientId, sub: grant.clientId, jti: randomUUID() };
+  return signJwt(header, { ...claims, iat: now, nbf: now, exp: now + 600 }, grant.certificate.privateKey);
 }
 
 /**

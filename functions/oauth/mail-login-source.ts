@@ -29,9 +29,17 @@ function toTokenRequest(grant: TokenGrant, nowMs: number, refreshToken: string |
             client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
             client_assertion: toClientAssertion({ ...grant, certificate: grant.certificate }, nowMs),
           }
-        : { grant_type: 'client_credentials', client_id: grant.clientId, client_secret: grant.clientSecret ?? '', scope: grant.scope };
+        : {
+            grant_type: 'client_credentials',
+            client_id: grant.clientId,
+            client_secret: grant.clientSecret ?? '',
+            scope: grant.scope,
+          };
     case 'oauth2-service-account':
-      return { grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer', assertion: toServiceAccountAssertion(grant, nowMs) };
+      return {
+        grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer',
+        assertion: toServiceAccountAssertion(grant, nowMs),
+      };
     case 'oauth2-refresh-token':
       return {
         grant_type: 'refresh_token',
@@ -77,7 +85,8 @@ export function createMailLoginSource(
   const fetchToken = async (grant: TokenGrant): Promise<MailLogin> => {
     const now = clock();
     // The secret may hold a token older than the one we were last given, if writing it back failed.
-    const refreshToken = grant.type === 'oauth2-refresh-token' && rotated?.replaced === grant.refreshToken ? rotated.current : undefined;
+    const unsaved = grant.type === 'oauth2-refresh-token' && rotated?.replaced === grant.refreshToken;
+    const refreshToken = unsaved ? rotated?.current : undefined;
     const fresh = await requestToken(grant.tokenUrl, toTokenRequest(grant, now, refreshToken), options.endpoint);
     if (grant.type === 'oauth2-refresh-token') await writeBack(grant, fresh);
     const lifetimeMs = fresh.expiresInSeconds * 1000;

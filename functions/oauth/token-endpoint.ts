@@ -25,7 +25,11 @@ export class TokenError extends Error {
   readonly oauthError?: string;
   readonly httpStatus?: number;
 
-  constructor(action: 'blocked' | 'retry', message: string, facts: { oauthError?: string; httpStatus?: number; cause?: unknown } = {}) {
+  constructor(
+    action: 'blocked' | 'retry',
+    message: string,
+    facts: { oauthError?: string; httpStatus?: number; cause?: unknown } = {},
+  ) {
     super(message, { cause: facts.cause });
     this.name = 'TokenError';
     this.action = action;
@@ -48,7 +52,8 @@ async function boundedText(response: Response): Promise<string> {
     size += value.length;
     if (size > MAX_BODY_BYTES) {
       await reader.cancel();
-      throw new TokenError('retry', `token endpoint answer larger than ${MAX_BODY_BYTES} bytes`, { httpStatus: response.status });
+      const message = `token endpoint answer larger than ${MAX_BODY_BYTES} bytes`;
+      throw new TokenError('retry', message, { httpStatus: response.status });
     }
     chunks.push(value);
   }
@@ -73,13 +78,21 @@ export function toTokenResult(status: number, body: string): TokenResponse | Tok
       accessToken: json.access_token,
       // RFC 6749 5.1: expires_in is RECOMMENDED; without it assume the common hour.
       expiresInSeconds: Number.isFinite(expiresIn) && expiresIn > 0 ? expiresIn : 3600,
-      ...(typeof json.refresh_token === 'string' && json.refresh_token !== '' ? { refreshToken: json.refresh_token } : {}),
+      ...(typeof json.refresh_token === 'string' && json.refresh_token !== ''
+        ? { refreshToken: json.refresh_token }
+        : {}),
     };
   }
   const oauthError = typeof json.error === 'string' ? json.error.slice(0, 64) : undefined;
-  const description = typeof json.error_description === 'string' ? maskAddresses(json.error_description.replace(/\s+/g, ' ')).slice(0, 200) : undefined;
-  const message = `token endpoint answered ${status}${oauthError ? ` ${oauthError}` : ''}${description ? `: ${description}` : ''}`;
-  if (status === 429 || status >= 500 || status === 200) return new TokenError('retry', message, { oauthError, httpStatus: status });
+  const description =
+    typeof json.error_description === 'string'
+      ? maskAddresses(json.error_description.replace(/\s+/g, ' ')).slice(0, 200)
+      : undefined;
+  const answer = oauthError ? `${status} ${oauthError}` : String(status);
+  const message = `token endpoint answered ${answer}${description ? `: ${description}` : ''}`;
+  if (status === 429 || status >= 500 || status === 200) {
+    return new TokenError('retry', message, { oauthError, httpStatus: status });
+  }
   // The errors above, and any other 4xx or a redirect (a wrong URL, a 403), are our setup.
   return new TokenError('blocked', message, { oauthError, httpStatus: status });
 }
@@ -89,7 +102,11 @@ export function toTokenResult(status: number, body: string): TokenResponse | Tok
  * timeout or reset) are tried again with exponential backoff and jitter up to `attempts` in all; a refusal of our
  * client or grant is not. Redirects are refused: credentials go only to the configured endpoint.
  */
-export async function requestToken(url: string, params: Record<string, string>, options: TokenEndpointOptions = {}): Promise<TokenResponse> {
+export async function requestToken(
+  url: string,
+  params: Record<string, string>,
+  options: TokenEndpointOptions = {},
+): Promise<TokenResponse> {
   const target = new URL(url);
   // Checked with the secret already; checked again here because a client secret or assertion is about to travel.
   if (target.protocol !== 'https:' && !(target.protocol === 'http:' && isLoopbackHost(target.hostname))) {
@@ -115,7 +132,8 @@ export async function requestToken(url: string, params: Record<string, string>, 
       if (error instanceof TokenError) result = error;
       else {
         const e = error as Error;
-        const what = e.name === 'TimeoutError' || e.name === 'AbortError' ? `no answer within ${timeoutMs} ms` : (e.message ?? String(error));
+        const timedOut = e.name === 'TimeoutError' || e.name === 'AbortError';
+        const what = timedOut ? `no answer within ${timeoutMs} ms` : (e.message ?? String(error));
         result = new TokenError('retry', `token endpoint unreachable: ${what}`, { cause: error });
       }
     }

@@ -77,7 +77,8 @@ export function toSmtpFailure(error: unknown): TransportFailure {
  * (the token endpoint had trouble: retry). Nothing reached the SMTP server.
  */
 export function toTokenFailure(error: TokenError): TransportFailure {
-  return { provider: 'smtp', code: error.action === 'blocked' ? 'EOAUTH2' : 'ETOKEN', command: 'AUTH XOAUTH2', message: error.message };
+  const code = error.action === 'blocked' ? 'EOAUTH2' : 'ETOKEN';
+  return { provider: 'smtp', code, command: 'AUTH XOAUTH2', message: error.message };
 }
 
 /** Checks settings that would make the transport unsafe; throws naming the setting. */
@@ -151,9 +152,13 @@ export function createSmtpTransport(
     if (auth && credentials && isTokenLogin(auth)) {
       // Each new pooled connection asks for a token: the cached one until shortly before it expires, a fresh one
       // (`renew`) when the server refused the last (XOAUTH2's 334 error challenge), once.
-      transporter.set('oauth2_provision_cb', (_user: string, renew: boolean, callback: (error: Error | null, token?: string, expires?: number) => void) => {
+      type Provided = (error: Error | null, token?: string, expires?: number) => void;
+      transporter.set('oauth2_provision_cb', (_user: string, renew: boolean, callback: Provided) => {
         credentials.get({ refresh: renew }).then(
-          (login) => (isTokenLogin(login) ? callback(null, login.accessToken, login.expiresAtMs) : callback(new Error('the relay secret no longer holds an OAuth2 grant'))),
+          (login) =>
+            isTokenLogin(login)
+              ? callback(null, login.accessToken, login.expiresAtMs)
+              : callback(new Error('the relay secret no longer holds an OAuth2 grant')),
           (error: Error) => callback(error),
         );
       });
@@ -200,7 +205,7 @@ export function createSmtpTransport(
       } catch (error) {
         // A token fetch that failed inside nodemailer comes back as the TokenError itself, coded EAUTH.
         const failure = error instanceof TokenError ? toTokenFailure(error) : toSmtpFailure(error);
-        if (failure.provider === 'smtp' && (failure.code === 'EAUTH' || failure.code === 'ENOAUTH' || failure.code === 'EOAUTH2' || failure.code === 'ETOKEN')) {
+        if (failure.provider === 'smtp' && ['EAUTH', 'ENOAUTH', 'EOAUTH2', 'ETOKEN'].includes(failure.code ?? '')) {
           refreshCredentials = true;
           retire(pool);
         } else if (failure.provider === 'smtp' && (failure.code === 'ECONNECTION' || failure.code === 'ESOCKET' || failure.code === 'ETIMEDOUT')) {

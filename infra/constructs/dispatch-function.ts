@@ -89,7 +89,9 @@ export class DispatchFunction extends Construct {
     // job naming a missing attachment (rejected) from its own missing permission (retried).
     this.fn.addToRolePolicy(new PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucket.bucketArn] }));
     smtpSecret?.grantRead(this.fn);
-    if (smtpSecret && config.smtpSecret && config.smtpSecretWriteBack) grantPutSecretValue(this, config.smtpSecret, this.fn);
+    if (smtpSecret && config.smtpSecret && config.smtpSecretWriteBack) {
+      grantPutSecretValue(this, config.smtpSecret, this.fn);
+    }
 
     if (usesSes) {
       const stack = Stack.of(this);

@@ -86,7 +86,7 @@ export class Monitoring extends Construct {
       });
       alarm('MailboxSignInBlocked', custom(PollerMetrics.signInBlocked, fiveMinutes), {
         threshold: 1,
-        description: 'A mailbox sign-in is refused: the OAuth2 client or grant was revoked or is wrong, or the login was refused.',
+        description: 'A mailbox sign-in is refused: its OAuth2 app or grant is revoked or wrong, or its login.',
       });
     }
     if (config.transports.includes('ses')) {

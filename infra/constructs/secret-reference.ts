@@ -23,6 +23,12 @@ export function grantPutSecretValue(scope: Construct, nameOrArn: string, grantee
     ? complete
       ? nameOrArn
       : `${nameOrArn}-??????`
-    : Stack.of(scope).formatArn({ service: 'secretsmanager', resource: 'secret', resourceName: `${nameOrArn}-??????`, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
-  grantee.grantPrincipal.addToPrincipalPolicy(new PolicyStatement({ actions: ['secretsmanager:PutSecretValue'], resources: [resource] }));
+    : Stack.of(scope).formatArn({
+        service: 'secretsmanager',
+        resource: 'secret',
+        resourceName: `${nameOrArn}-??????`,
+        arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+      });
+  const statement = new PolicyStatement({ actions: ['secretsmanager:PutSecretValue'], resources: [resource] });
+  grantee.grantPrincipal.addToPrincipalPolicy(statement);
 }

@@ -20,8 +20,21 @@ const credentialsFile = (entries: object) => {
 
 describe('the local credentials file', () => {
   it('takes any credential type a secret takes, and names every problem of both entries', () => {
-    const good = credentialsFile({ smtp: { username: 'relay', password: 'p' }, imap: { type: 'oauth2-refresh-token', tokenUrl: 'https://idp.example.com/token', clientId: 'c', clientSecret: 's', refreshToken: 'r', username: 'u' } });
-    const bad = credentialsFile({ smtp: { username: 'relay' }, imap: { type: 'oauth2-client-credentials', tenantId: 't', username: 'u' } });
+    const good = credentialsFile({
+      smtp: { username: 'relay', password: 'p' },
+      imap: {
+        type: 'oauth2-refresh-token',
+        tokenUrl: 'https://idp.example.com/token',
+        clientId: 'c',
+        clientSecret: 's',
+        refreshToken: 'r',
+        username: 'u',
+      },
+    });
+    const bad = credentialsFile({
+      smtp: { username: 'relay' },
+      imap: { type: 'oauth2-client-credentials', tenantId: 't', username: 'u' },
+    });
     try {
       expect(loadLocalSecrets(good.path).imap).toMatchObject({ type: 'oauth2-refresh-token', username: 'u' });
       const problems = (() => {
@@ -45,7 +58,17 @@ describe('the local credentials file', () => {
   });
 
   it('writes a changed field back into its entry, keeping the rest of the file', async () => {
-    const file = credentialsFile({ smtp: { username: 'relay', password: 'p' }, imap: { type: 'oauth2-refresh-token', tokenUrl: 'https://idp.example.com/token', clientId: 'c', clientSecret: 's', refreshToken: 'old', username: 'u' } });
+    const file = credentialsFile({
+      smtp: { username: 'relay', password: 'p' },
+      imap: {
+        type: 'oauth2-refresh-token',
+        tokenUrl: 'https://idp.example.com/token',
+        clientId: 'c',
+        clientSecret: 's',
+        refreshToken: 'old',
+        username: 'u',
+      },
+    });
     try {
       const source = createLocalFileCredentials(file.path, 'imap');
       await source.update({ refreshToken: 'new' });
@@ -62,8 +85,15 @@ describe('the local twin with an IMAP server that takes only OAuth2 tokens', () 
     // Prepare: Dovecot checks tokens with the local OAuth2 server, which rotates refresh tokens on every use.
     const oauth = await startOAuthPeer();
     const cert = localTlsCertificate();
-    const dovecot = await startDovecot({ tls: cert, users: [{ username: OAUTH_MAILBOX, password: 'not-used-by-the-twin' }], oauth2: { introspectionUrl: oauth.server.introspectionUrl } });
-    const file = credentialsFile({ smtp: { username: 'twin-relay', password: 'relay-pass' }, imap: oauth.secrets.refreshToken });
+    const dovecot = await startDovecot({
+      tls: cert,
+      users: [{ username: OAUTH_MAILBOX, password: 'not-used-by-the-twin' }],
+      oauth2: { introspectionUrl: oauth.server.introspectionUrl },
+    });
+    const file = credentialsFile({
+      smtp: { username: 'twin-relay', password: 'relay-pass' },
+      imap: oauth.secrets.refreshToken,
+    });
     const twin = await startTwin({
       dataDir: file.dir,
       ports: { aws: 0, dynamodb: 0, ses: 0, smtp: 0, imap: 0 },
@@ -87,7 +117,8 @@ describe('the local twin with an IMAP server that takes only OAuth2 tokens', () 
       expect(oauth.server.requests.map((r) => r.outcome)).toContain('issued');
       expect(oauth.server.requests.every((r) => r.grantType === 'refresh_token' && r.outcome === 'issued')).toBe(true);
       // The file holds the refresh token the server now honours, not the one it started with.
-      const stored = (JSON.parse(readFileSync(file.path, 'utf8')) as { imap: { refreshToken: string } }).imap.refreshToken;
+      const stored = (JSON.parse(readFileSync(file.path, 'utf8')) as { imap: { refreshToken: string } }).imap
+        .refreshToken;
       expect(stored).not.toBe(oauth.secrets.refreshToken.refreshToken);
       expect(oauth.server.refreshTokens).toEqual([stored]);
     } finally {

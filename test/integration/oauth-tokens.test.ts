@@ -24,7 +24,11 @@ describe('fetching access tokens from a local OAuth2 server', () => {
   it.each([
     ['a Microsoft 365 app with a client secret', 'clientSecret', 'client_credentials'],
     ['a Microsoft 365 app with a certificate (signed client assertion)', 'certificate', 'client_credentials'],
-    ['a Google service account (signed JWT-bearer assertion, subject = the mailbox)', 'serviceAccount', 'urn:ietf:params:oauth:grant-type:jwt-bearer'],
+    [
+      'a Google service account (signed JWT-bearer assertion, subject = the mailbox)',
+      'serviceAccount',
+      'urn:ietf:params:oauth:grant-type:jwt-bearer',
+    ],
     ['a refresh token', 'refreshToken', 'refresh_token'],
   ] as const)('gets a token for the mailbox with %s', async (_name, kind, grantType) => {
     const start = peer.server.requests.length;
@@ -37,14 +41,20 @@ describe('fetching access tokens from a local OAuth2 server', () => {
   });
 
   it('is refused, without a retry, when an assertion is signed with a key the provider does not know', async () => {
-    const stranger = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    const stranger = generateKeyPairSync('rsa', { modulusLength: 2048 })
+      .privateKey.export({ type: 'pkcs8', format: 'pem' })
+      .toString();
     const start = peer.server.requests.length;
 
-    const failed = await tokenOf({ ...peer.secrets.serviceAccount, private_key: stranger }).catch((error: unknown) => error);
+    const failed = await tokenOf({ ...peer.secrets.serviceAccount, private_key: stranger }).catch(
+      (error: unknown) => error,
+    );
 
     expect(failed).toBeInstanceOf(TokenError);
     expect(failed).toMatchObject({ action: 'blocked', oauthError: 'invalid_grant', httpStatus: 400 });
-    expect(requestsSince(start)).toEqual([{ grantType: 'urn:ietf:params:oauth:grant-type:jwt-bearer', outcome: 'invalid_grant' }]);
+    expect(requestsSince(start)).toEqual([
+      { grantType: 'urn:ietf:params:oauth:grant-type:jwt-bearer', outcome: 'invalid_grant' },
+    ]);
   });
 
   it('classifies invalid_client, invalid_grant and unauthorized_client as blocked and asks only once', async () => {
@@ -66,7 +76,11 @@ describe('fetching access tokens from a local OAuth2 server', () => {
     expect(peer.server.isActive(login.accessToken)).toBe(true);
     // The slow answer came after the client had given up on it (and was logged by the server once it came).
     await new Promise((resolve) => setTimeout(resolve, 1500));
-    expect(requestsSince(start).map((r) => r.outcome).sort()).toEqual(['issued', 'issued', 'server_error']);
+    expect(
+      requestsSince(start)
+        .map((r) => r.outcome)
+        .sort(),
+    ).toEqual(['issued', 'issued', 'server_error']);
   });
 
   it('gives up with a retryable failure when the endpoint keeps failing', async () => {
@@ -79,7 +93,9 @@ describe('fetching access tokens from a local OAuth2 server', () => {
   });
 
   it('is refused at once for an endpoint that redirects: credentials go only where configured', async () => {
-    const failed = await tokenOf({ ...peer.secrets.refreshToken, tokenUrl: `${peer.server.url}/nowhere` }).catch((error: unknown) => error);
+    const failed = await tokenOf({ ...peer.secrets.refreshToken, tokenUrl: `${peer.server.url}/nowhere` }).catch(
+      (error: unknown) => error,
+    );
     expect(failed).toMatchObject({ name: 'TokenError', action: 'blocked', httpStatus: 404 });
   });
 });
@@ -125,9 +141,15 @@ describe('a refresh token the provider rotates', () => {
   });
 
   it('is kept in memory when it cannot be written back, and the failure is reported', async () => {
-    const secret = memorySecret({ ...peer.secrets.refreshToken, refreshToken: peer.server.refreshTokens[0] }, { failWrites: true });
+    const secret = memorySecret(
+      { ...peer.secrets.refreshToken, refreshToken: peer.server.refreshTokens[0] },
+      { failWrites: true },
+    );
     const failures: string[] = [];
-    const source = createMailLoginSource(secret, { ...fast, onWriteBackFailed: (error) => failures.push(error.message) });
+    const source = createMailLoginSource(secret, {
+      ...fast,
+      onWriteBackFailed: (error) => failures.push(error.message),
+    });
 
     await source.get();
     const again = await source.get({ refresh: true });

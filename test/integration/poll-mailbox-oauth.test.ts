@@ -25,7 +25,10 @@ let counter = 0;
 
 beforeAll(async () => {
   oauth = await startOAuthPeer();
-  [aws, imap] = await Promise.all([startAwsEmulators(), startImapPeer({ oauth2: { introspectionUrl: oauth.server.introspectionUrl } })]);
+  [aws, imap] = await Promise.all([
+    startAwsEmulators(),
+    startImapPeer({ oauth2: { introspectionUrl: oauth.server.introspectionUrl } }),
+  ]);
 });
 afterAll(async () => {
   await imap?.stop();
@@ -37,12 +40,21 @@ const newMailbox = async (messages: number) => {
   counter += 1;
   const name = `OAuth${counter}`;
   await imap.createMailbox(name);
-  await imap.append(name, Array.from({ length: messages }, (_, i) => plainMessage(700 + counter * 10 + i)));
+  await imap.append(
+    name,
+    Array.from({ length: messages }, (_, i) => plainMessage(700 + counter * 10 + i)),
+  );
   return name;
 };
 const uidsOf = (events: object[]) => events.map((e) => (e as { uid: number }).uid).sort((a, b) => a - b);
-const signInTo = (settings: ImapSettings, login: CredentialSource<MailLogin>, reasons: string[] = []) => () =>
-  openReauthenticatingSession((signIn) => openImapSession(settings, signIn), login, (reason) => reasons.push(reason));
+const signInTo =
+  (settings: ImapSettings, login: CredentialSource<MailLogin>, reasons: string[] = []) =>
+  () =>
+    openReauthenticatingSession(
+      (signIn) => openImapSession(settings, signIn),
+      login,
+      (reason) => reasons.push(reason),
+    );
 const fast = { endpoint: { timeoutMs: 3000, backoffMs: 50 } };
 
 describe('the poller signing in to Dovecot with OAuth2 (oauth2 passdb, token introspection)', () => {
@@ -54,7 +66,11 @@ describe('the poller signing in to Dovecot with OAuth2 (oauth2 passdb, token int
   ] as const)('reads the mailbox with %s', async (_name, kind, grantType) => {
     // Prepare
     const mailbox = await newMailbox(3);
-    const secret = memorySecret(kind === 'refreshToken' ? { ...oauth.secrets.refreshToken, refreshToken: oauth.server.refreshTokens[0] } : oauth.secrets[kind]);
+    const secret = memorySecret(
+      kind === 'refreshToken'
+        ? { ...oauth.secrets.refreshToken, refreshToken: oauth.server.refreshTokens[0] }
+        : oauth.secrets[kind],
+    );
     const login = createMailLoginSource(secret, fast);
     const { deps, published } = await createSyncDeps(aws, signInTo(imap.settings(mailbox), login));
     const before = { requests: oauth.server.requests.length, introspections: oauth.server.introspections };
@@ -73,10 +89,21 @@ describe('the poller signing in to Dovecot with OAuth2 (oauth2 passdb, token int
 
   it('signs in with XOAUTH2 where the server offers only that, as Exchange Online does', async () => {
     // Prepare
-    const xoauth2Only = await startDovecot({ tls: imap.cert, users: [IMAP_USER], oauth2: { introspectionUrl: oauth.server.introspectionUrl, mechanisms: ['xoauth2'] } });
+    const xoauth2Only = await startDovecot({
+      tls: imap.cert,
+      users: [IMAP_USER],
+      oauth2: { introspectionUrl: oauth.server.introspectionUrl, mechanisms: ['xoauth2'] },
+    });
     try {
       const login = createMailLoginSource(memorySecret(oauth.secrets.certificate), fast);
-      const settings: ImapSettings = { host: xoauth2Only.host, port: xoauth2Only.port, security: 'starttls', mailbox: 'INBOX', tls: { ca: imap.cert.cert }, stepTimeoutMs: 5000 };
+      const settings: ImapSettings = {
+        host: xoauth2Only.host,
+        port: xoauth2Only.port,
+        security: 'starttls',
+        mailbox: 'INBOX',
+        tls: { ca: imap.cert.cert },
+        stepTimeoutMs: 5000,
+      };
       const before = oauth.server.introspections;
 
       // Act
@@ -98,13 +125,26 @@ describe('the poller signing in to Dovecot with OAuth2 (oauth2 passdb, token int
     const proxy = await startTcpProxy({ host: imap.dovecot.host, port: imap.dovecot.port });
     const login = createMailLoginSource(memorySecret(oauth.secrets.clientSecret), fast);
     const reasons: string[] = [];
-    const settings: ImapSettings = { host: proxy.host, port: proxy.port, security: 'none', mailbox, stepTimeoutMs: 5000 };
+    const settings: ImapSettings = {
+      host: proxy.host,
+      port: proxy.port,
+      security: 'none',
+      mailbox,
+      stepTimeoutMs: 5000,
+    };
     const { deps, published, state } = await createSyncDeps(aws, signInTo(settings, login, reasons));
     const start = oauth.server.requests.length;
 
     // Act: while the run idles, the token expires, the server ends the session, and new mail arrives.
-    const running = syncMailbox(deps, { mailboxId: mailbox, runId: 'run-1', stopAtMs: Date.now() + 30_000, idleUntilMs: Date.now() + 8000, refreshEveryMs: 300 });
-    for (let i = 0; i < 50 && (await state.getCheckpoint(mailbox))?.lastUid !== 2; i += 1) await new Promise((resolve) => setTimeout(resolve, 100));
+    const running = syncMailbox(deps, {
+      mailboxId: mailbox,
+      runId: 'run-1',
+      stopAtMs: Date.now() + 30_000,
+      idleUntilMs: Date.now() + 8000,
+      refreshEveryMs: 300,
+    });
+    for (let i = 0; i < 50 && (await state.getCheckpoint(mailbox))?.lastUid !== 2; i += 1)
+      await new Promise((resolve) => setTimeout(resolve, 100));
     oauth.server.expireTokens();
     proxy.endSessions('* BYE Session invalidated - AccessTokenExpired');
     await imap.append(mailbox, [plainMessage(790), plainMessage(791)]);
@@ -122,13 +162,18 @@ describe('the poller signing in to Dovecot with OAuth2 (oauth2 passdb, token int
   it('fails after one new sign-in when the fresh token is refused too', async () => {
     // Prepare: a token for another mailbox than the one signed in to.
     const mailbox = await newMailbox(1);
-    const login = createMailLoginSource(memorySecret({ ...oauth.secrets.clientSecret, username: 'someone-else' }), fast);
+    const login = createMailLoginSource(
+      memorySecret({ ...oauth.secrets.clientSecret, username: 'someone-else' }),
+      fast,
+    );
     const reasons: string[] = [];
     const { deps } = await createSyncDeps(aws, signInTo(imap.settings(mailbox), login, reasons));
     const start = oauth.server.requests.length;
 
     // Act
-    const failed = await syncMailbox(deps, { mailboxId: mailbox, runId: 'run-1', stopAtMs: Date.now() + 30_000 }).catch((error: unknown) => error);
+    const failed = await syncMailbox(deps, { mailboxId: mailbox, runId: 'run-1', stopAtMs: Date.now() + 30_000 }).catch(
+      (error: unknown) => error,
+    );
 
     // Assess
     expect(failed).toMatchObject({ name: 'ImapError', authentication: true });
@@ -141,9 +186,21 @@ describe('the scheduled poller with an OAuth2 mailbox', () => {
   it('reports a revoked client as blocked, with the sign-in alarm metric, and logs no token or secret', async () => {
     // Prepare: a first run signs in; then the app's registration is revoked.
     const mailbox = await newMailbox(1);
-    const { resources, suppressions, state } = await createSyncDeps(aws, signInTo(imap.settings(mailbox), createMailLoginSource(memorySecret(oauth.secrets.clientSecret))));
+    const { resources, suppressions, state } = await createSyncDeps(
+      aws,
+      signInTo(imap.settings(mailbox), createMailLoginSource(memorySecret(oauth.secrets.clientSecret))),
+    );
     const config = loadPollerConfig({
-      MAILBOXES: JSON.stringify([{ id: 'm365', host: imap.dovecot.host, port: imap.dovecot.port, security: 'starttls', mailbox, secret: 'email-dispatch/imap' }]),
+      MAILBOXES: JSON.stringify([
+        {
+          id: 'm365',
+          host: imap.dovecot.host,
+          port: imap.dovecot.port,
+          security: 'starttls',
+          mailbox,
+          secret: 'email-dispatch/imap',
+        },
+      ]),
       MAILBOX_STATE_TABLE: resources.mailboxStateTable,
       SUPPRESSION_TABLE: resources.suppressionTable,
       EVENTS_TOPIC_ARN: resources.eventsTopicArn,
@@ -153,7 +210,10 @@ describe('the scheduled poller with an OAuth2 mailbox', () => {
     const logger = new Logger({ serviceName: 'email-dispatch' });
     const metrics = new Metrics({ namespace: 'EmailDispatch', serviceName: 'email-dispatch', logger });
     const output = captureOutput(logger, metrics);
-    const login = createMailLoginSource(memorySecret({ ...oauth.secrets.clientSecret, clientId: 'app-revoked', clientSecret: 'revoked-secret' }), fast);
+    const login = createMailLoginSource(
+      memorySecret({ ...oauth.secrets.clientSecret, clientId: 'app-revoked', clientSecret: 'revoked-secret' }),
+      fast,
+    );
     const handler = createPollMailboxHandler({
       config,
       logger,
@@ -173,7 +233,9 @@ describe('the scheduled poller with an OAuth2 mailbox', () => {
 
     // Assess
     expect(first).toEqual({ m365: { status: 'synced', processed: 1 } });
-    expect(second).toMatchObject({ m365: { status: 'blocked', processed: 0, error: expect.stringContaining('invalid_client') } });
+    expect(second).toMatchObject({
+      m365: { status: 'blocked', processed: 0, error: expect.stringContaining('invalid_client') },
+    });
     expect(output.metric('MailboxSignInBlocked')).toBe(1);
     const logged = output.lines.join('\n');
     expect(logged).toContain('"blocked":true');

@@ -72,12 +72,19 @@ const message = (n: number): OutgoingMessage => ({
 });
 const transportFor = (secret: object) => {
   let now = Date.now();
-  const transport = createSmtpTransport({ host: LOOPBACK, port, security: 'none', idleResetSeconds: 20 }, createMailLoginSource(memorySecret(secret), { endpoint: { timeoutMs: 3000, backoffMs: 50 } }), () => now);
+  const transport = createSmtpTransport(
+    { host: LOOPBACK, port, security: 'none', idleResetSeconds: 20 },
+    createMailLoginSource(memorySecret(secret), { endpoint: { timeoutMs: 3000, backoffMs: 50 } }),
+    () => now,
+  );
   transports.push(transport);
   return { transport, idle: (seconds: number) => (now += seconds * 1000) };
 };
 const failureOf = async (sending: Promise<unknown>) => {
-  const error = await sending.then(() => undefined, (e: unknown) => e);
+  const error = await sending.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(error).toBeInstanceOf(TransportError);
   return (error as TransportError).failure;
 };
@@ -112,7 +119,11 @@ describe('the SMTP transport signing in with OAuth2 (XOAUTH2)', () => {
 
   it('ends as blocked when the client is revoked: the token endpoint refuses it (invalid_client)', async () => {
     // Prepare
-    const { transport, idle } = transportFor({ ...oauth.secrets.clientSecret, clientId: 'app-revoked', clientSecret: 'revoked-secret' });
+    const { transport, idle } = transportFor({
+      ...oauth.secrets.clientSecret,
+      clientId: 'app-revoked',
+      clientSecret: 'revoked-secret',
+    });
     await transport.send(message(4));
     oauth.server.revoke('app-revoked');
     idle(30);

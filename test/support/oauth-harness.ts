@@ -23,15 +23,42 @@ export async function startOAuthPeer(extra: Partial<OAuth2ServerOptions> = {}) {
       { clientId: 'app-revoked', clientSecret: 'revoked-secret', mailbox: OAUTH_MAILBOX },
     ],
     serviceAccounts: [
-      { clientEmail: 'poller@project.iam.gserviceaccount.com', publicKeyPem: serviceKey.publicKey.export({ type: 'spki', format: 'pem' }).toString(), subjects: [OAUTH_MAILBOX], scope: GOOGLE_MAIL_SCOPE },
+      {
+        clientEmail: 'poller@project.iam.gserviceaccount.com',
+        publicKeyPem: serviceKey.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+        subjects: [OAUTH_MAILBOX],
+        scope: GOOGLE_MAIL_SCOPE,
+      },
     ],
-    refreshGrants: [{ clientId: 'installed-app', clientSecret: 'installed-secret', refreshToken: 'refresh-1', username: OAUTH_MAILBOX }],
+    refreshGrants: [
+      {
+        clientId: 'installed-app',
+        clientSecret: 'installed-secret',
+        refreshToken: 'refresh-1',
+        username: OAUTH_MAILBOX,
+      },
+    ],
     rotateRefreshTokens: true,
     ...extra,
   });
   const secrets = {
-    clientSecret: { type: 'oauth2-client-credentials', tenantId: 'contoso.onmicrosoft.com', clientId: 'app-secret', clientSecret: 'app-secret-value', username: OAUTH_MAILBOX, tokenUrl: `${server.url}/contoso.onmicrosoft.com/oauth2/v2.0/token` },
-    certificate: { type: 'oauth2-client-credentials', tenantId: 'contoso.onmicrosoft.com', clientId: 'app-cert', certificate: cert.cert, privateKey: cert.key, username: OAUTH_MAILBOX, tokenUrl: `${server.url}/contoso.onmicrosoft.com/oauth2/v2.0/token` },
+    clientSecret: {
+      type: 'oauth2-client-credentials',
+      tenantId: 'contoso.onmicrosoft.com',
+      clientId: 'app-secret',
+      clientSecret: 'app-secret-value',
+      username: OAUTH_MAILBOX,
+      tokenUrl: `${server.url}/contoso.onmicrosoft.com/oauth2/v2.0/token`,
+    },
+    certificate: {
+      type: 'oauth2-client-credentials',
+      tenantId: 'contoso.onmicrosoft.com',
+      clientId: 'app-cert',
+      certificate: cert.cert,
+      privateKey: cert.key,
+      username: OAUTH_MAILBOX,
+      tokenUrl: `${server.url}/contoso.onmicrosoft.com/oauth2/v2.0/token`,
+    },
     serviceAccount: {
       type: 'service_account',
       client_email: 'poller@project.iam.gserviceaccount.com',
@@ -40,7 +67,14 @@ export async function startOAuthPeer(extra: Partial<OAuth2ServerOptions> = {}) {
       token_uri: server.tokenUrl,
       subject: OAUTH_MAILBOX,
     },
-    refreshToken: { type: 'oauth2-refresh-token', tokenUrl: server.tokenUrl, clientId: 'installed-app', clientSecret: 'installed-secret', refreshToken: 'refresh-1', username: OAUTH_MAILBOX },
+    refreshToken: {
+      type: 'oauth2-refresh-token',
+      tokenUrl: server.tokenUrl,
+      clientId: 'installed-app',
+      clientSecret: 'installed-secret',
+      refreshToken: 'refresh-1',
+      username: OAUTH_MAILBOX,
+    },
   } as const;
   return { server, secrets };
 }
@@ -49,7 +83,10 @@ export async function startOAuthPeer(extra: Partial<OAuth2ServerOptions> = {}) {
  * A secret held in memory, as Secrets Manager holds it: read and checked on every `get`, changed by `update`
  * (a fake of our own port, counting its writes). `failWrites` makes writing fail, as a missing permission would.
  */
-export function memorySecret(initial: object, options: { failWrites?: boolean } = {}): WritableCredentialSource<MailCredentials> & { value: Record<string, unknown>; writes: number } {
+export function memorySecret(
+  initial: object,
+  options: { failWrites?: boolean } = {},
+): WritableCredentialSource<MailCredentials> & { value: Record<string, unknown>; writes: number } {
   const holder = {
     value: { ...initial } as Record<string, unknown>,
     writes: 0,
@@ -57,7 +94,8 @@ export function memorySecret(initial: object, options: { failWrites?: boolean } 
       return toMailCredentials(holder.value, 'memory');
     },
     async update(changes: Record<string, string>) {
-      if (options.failWrites) throw new Error('AccessDeniedException: not authorized to perform secretsmanager:PutSecretValue');
+      if (options.failWrites)
+        throw new Error('AccessDeniedException: not authorized to perform secretsmanager:PutSecretValue');
       holder.value = { ...holder.value, ...changes };
       holder.writes += 1;
     },

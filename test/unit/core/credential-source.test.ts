@@ -4,8 +4,12 @@ import { CredentialsError, checkCredentials, toMailCredentials } from '#core/cre
 import { ConfigError } from '#core/errors.js';
 import { localTlsCertificate } from '#local/tls-certificate.js';
 
-const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 })
+  .privateKey.export({ type: 'pkcs8', format: 'pem' })
+  .toString();
+const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  .privateKey.export({ type: 'pkcs8', format: 'pem' })
+  .toString();
 
 const problemsOf = (value: unknown): string[] => {
   try {
@@ -19,11 +23,24 @@ const problemsOf = (value: unknown): string[] => {
 
 describe('toMailCredentials', () => {
   it('reads a secret without a type as a username and password, as before', () => {
-    expect(toMailCredentials({ username: 'bounces', password: 'p' }, 's')).toEqual({ type: 'password', username: 'bounces', password: 'p' });
+    expect(toMailCredentials({ username: 'bounces', password: 'p' }, 's')).toEqual({
+      type: 'password',
+      username: 'bounces',
+      password: 'p',
+    });
   });
 
   it('fills in the Microsoft 365 token endpoint of the tenant and the Exchange Online scope', () => {
-    const grant = toMailCredentials({ type: 'oauth2-client-credentials', tenantId: 'contoso.onmicrosoft.com', clientId: 'app', clientSecret: 's', username: 'bounces@contoso.com' }, 's');
+    const grant = toMailCredentials(
+      {
+        type: 'oauth2-client-credentials',
+        tenantId: 'contoso.onmicrosoft.com',
+        clientId: 'app',
+        clientSecret: 's',
+        username: 'bounces@contoso.com',
+      },
+      's',
+    );
     expect(grant).toMatchObject({
       tokenUrl: 'https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token',
       scope: 'https://outlook.office365.com/.default',
@@ -33,21 +50,48 @@ describe('toMailCredentials', () => {
 
   it('lets a sovereign cloud override the endpoint and scope', () => {
     const grant = toMailCredentials(
-      { type: 'oauth2-client-credentials', tenantId: 't', clientId: 'app', clientSecret: 's', username: 'u', tokenUrl: 'https://login.microsoftonline.us/t/oauth2/v2.0/token', scope: 'https://outlook.office365.us/.default' },
+      {
+        type: 'oauth2-client-credentials',
+        tenantId: 't',
+        clientId: 'app',
+        clientSecret: 's',
+        username: 'u',
+        tokenUrl: 'https://login.microsoftonline.us/t/oauth2/v2.0/token',
+        scope: 'https://outlook.office365.us/.default',
+      },
       's',
     );
-    expect(grant).toMatchObject({ tokenUrl: 'https://login.microsoftonline.us/t/oauth2/v2.0/token', scope: 'https://outlook.office365.us/.default' });
+    expect(grant).toMatchObject({
+      tokenUrl: 'https://login.microsoftonline.us/t/oauth2/v2.0/token',
+      scope: 'https://outlook.office365.us/.default',
+    });
   });
 
   it('takes a certificate whose private key matches it, and refuses one that does not', () => {
     const { cert, key } = localTlsCertificate();
-    const base = { type: 'oauth2-client-credentials', tenantId: 't', clientId: 'app', username: 'u', certificate: cert };
-    expect(toMailCredentials({ ...base, privateKey: key }, 's')).toMatchObject({ certificate: { certificatePem: cert } });
+    const base = {
+      type: 'oauth2-client-credentials',
+      tenantId: 't',
+      clientId: 'app',
+      username: 'u',
+      certificate: cert,
+    };
+    expect(toMailCredentials({ ...base, privateKey: key }, 's')).toMatchObject({
+      certificate: { certificatePem: cert },
+    });
     expect(problemsOf({ ...base, privateKey: rsa })).toEqual(['privateKey does not belong to certificate']);
   });
 
   it("accepts Google's service account key file as downloaded, with the mailbox added as subject", () => {
-    const keyFile = { type: 'service_account', project_id: 'p', private_key_id: 'k1', private_key: rsa, client_email: 'poller@p.iam.gserviceaccount.com', token_uri: 'https://oauth2.googleapis.com/token', subject: 'bounces@example.com' };
+    const keyFile = {
+      type: 'service_account',
+      project_id: 'p',
+      private_key_id: 'k1',
+      private_key: rsa,
+      client_email: 'poller@p.iam.gserviceaccount.com',
+      token_uri: 'https://oauth2.googleapis.com/token',
+      subject: 'bounces@example.com',
+    };
     expect(toMailCredentials(keyFile, 's')).toMatchObject({
       type: 'oauth2-service-account',
       username: 'bounces@example.com',
@@ -59,16 +103,29 @@ describe('toMailCredentials', () => {
   });
 
   it('names every missing or wrong field at once, never a value', () => {
-    expect(problemsOf({ type: 'oauth2-client-credentials', tenantId: 'a/b', clientId: '', clientSecret: 'hunter2', certificate: 'x' })).toEqual([
+    expect(
+      problemsOf({
+        type: 'oauth2-client-credentials',
+        tenantId: 'a/b',
+        clientId: '',
+        clientSecret: 'hunter2',
+        certificate: 'x',
+      }),
+    ).toEqual([
       'tenantId must be a tenant GUID or domain name',
       'username is required (the mailbox to sign in to)',
       'clientId must be a non-empty string',
-      'tokenUrl is required (the provider\'s token endpoint)',
+      "tokenUrl is required (the provider's token endpoint)",
       'give clientSecret or certificate, not both',
       'privateKey is required (a PEM private key)',
       'certificate is not a readable PEM certificate',
     ]);
-    const refresh = problemsOf({ type: 'oauth2-refresh-token', tokenUrl: 'http://idp.example.com/token', clientId: 'c', refreshToken: 42 });
+    const refresh = problemsOf({
+      type: 'oauth2-refresh-token',
+      tokenUrl: 'http://idp.example.com/token',
+      clientId: 'c',
+      refreshToken: 42,
+    });
     expect(refresh).toEqual([
       'username is required (the mailbox to sign in to)',
       'tokenUrl must use https (plain http only for a loopback host)',
@@ -79,25 +136,47 @@ describe('toMailCredentials', () => {
       'privateKey must be an RSA key (tokens are signed RS256)',
       'subject is required (the mailbox to act as, by domain-wide delegation)',
     ]);
-    expect(problemsOf({ type: 'oauth2-service-account', privateKey: 'hunter2', subject: 's', clientEmail: 'a@b' })).toEqual(['privateKey is not a readable PEM private key']);
-    expect(problemsOf({ type: 'kerberos' })).toEqual(['type must be one of password, oauth2-client-credentials, oauth2-service-account, oauth2-refresh-token']);
+    expect(
+      problemsOf({ type: 'oauth2-service-account', privateKey: 'hunter2', subject: 's', clientEmail: 'a@b' }),
+    ).toEqual(['privateKey is not a readable PEM private key']);
+    expect(problemsOf({ type: 'kerberos' })).toEqual([
+      'type must be one of password, oauth2-client-credentials, oauth2-service-account, oauth2-refresh-token',
+    ]);
     expect(problemsOf({ username: 'u' })).toEqual(['password is required (the password)']);
     expect(problemsOf('not json')).toEqual(['must be a JSON object']);
   });
 
   it('allows plain http to a token endpoint on this machine only', () => {
-    expect(problemsOf({ type: 'oauth2-refresh-token', tokenUrl: 'http://127.0.0.1:8080/token', clientId: 'c', clientSecret: 's', refreshToken: 'r', username: 'u' })).toEqual([]);
+    expect(
+      problemsOf({
+        type: 'oauth2-refresh-token',
+        tokenUrl: 'http://127.0.0.1:8080/token',
+        clientId: 'c',
+        clientSecret: 's',
+        refreshToken: 'r',
+        username: 'u',
+      }),
+    ).toEqual([]);
   });
 });
 
 describe('checkCredentials', () => {
   it('reads every secret and reports the problems of all of them together', async () => {
     const source = (value: unknown, name: string) => ({ get: async () => toMailCredentials(value, name) });
-    const checked = checkCredentials([source({ username: 'u', password: 'p' }, 'good'), source({ username: 'u' }, 'relay'), source({ type: 'oauth2-refresh-token' }, 'box')]);
+    const checked = checkCredentials([
+      source({ username: 'u', password: 'p' }, 'good'),
+      source({ username: 'u' }, 'relay'),
+      source({ type: 'oauth2-refresh-token' }, 'box'),
+    ]);
     await expect(checked).rejects.toBeInstanceOf(ConfigError);
-    const problems = await checked.then(() => [] as string[], (error: ConfigError) => error.problems);
+    const problems = await checked.then(
+      () => [] as string[],
+      (error: ConfigError) => error.problems,
+    );
     expect(problems).toHaveLength(2);
     expect(problems[0]).toMatch(/^secret relay cannot be used: password is required/);
-    expect(problems[1]).toMatch(/^secret box cannot be used: username is required .*; tokenUrl is required .*; clientId .*; clientSecret .*; refreshToken/);
+    expect(problems[1]).toMatch(
+      /^secret box cannot be used: username is required .*; tokenUrl is required .*; clientId .*; clientSecret .*; refreshToken/,
+    );
   });
 });

@@ -4,11 +4,20 @@ import type { FetchedMessage, MailboxSession, MailboxStatus } from '#core/sync-m
 import { ImapError } from '#imap/imap-session.js';
 import { openReauthenticatingSession } from '#imap/reauthenticating-session.js';
 
-const expired = () => new ImapError('NoConnection: Connection not available (BYE Session invalidated - AccessTokenExpired)', { tokenExpired: true });
+const expired = () =>
+  new ImapError('NoConnection: Connection not available (BYE Session invalidated - AccessTokenExpired)', {
+    tokenExpired: true,
+  });
 const message = (uid: number): FetchedMessage => ({ uid, source: Buffer.from(`m${uid}`), size: 2 });
 
 /** A fake of our own session port: each opened session runs the script given for it. */
-function fakeServer(scripts: Array<{ uidValidity?: string; fetch?: (uids: number[]) => AsyncGenerator<FetchedMessage>; messagesAfter?: () => Promise<number[]> }>) {
+function fakeServer(
+  scripts: Array<{
+    uidValidity?: string;
+    fetch?: (uids: number[]) => AsyncGenerator<FetchedMessage>;
+    messagesAfter?: () => Promise<number[]>;
+  }>,
+) {
   const opened: Array<{ refresh: boolean | undefined }> = [];
   const fetched: number[][] = [];
   const open = async (credentials: CredentialSource<MailLogin>): Promise<MailboxSession> => {
@@ -18,23 +27,35 @@ function fakeServer(scripts: Array<{ uidValidity?: string; fetch?: (uids: number
     const status: MailboxStatus = { uidValidity: script.uidValidity ?? '7', uidNext: 10, exists: 3 };
     return {
       status,
-      messagesAfter: async () => (await (script.messagesAfter?.() ?? Promise.resolve([1, 2, 3]))).map((uid) => ({ uid, size: 2 })),
+      messagesAfter: async () =>
+        (await (script.messagesAfter?.() ?? Promise.resolve([1, 2, 3]))).map((uid) => ({ uid, size: 2 })),
       fetch: (uids) => {
         fetched.push(uids);
-        return script.fetch ? script.fetch(uids) : (async function* () { for (const uid of uids) yield message(uid); })();
+        return script.fetch
+          ? script.fetch(uids)
+          : (async function* () {
+              for (const uid of uids) yield message(uid);
+            })();
       },
       refresh: async () => status,
       close: async () => {},
     };
   };
-  const credentials: CredentialSource<MailLogin> = { get: async (options) => ({ username: 'u', accessToken: 't', refreshed: options?.refresh }) as MailLogin };
+  const credentials: CredentialSource<MailLogin> = {
+    get: async (options) => ({ username: 'u', accessToken: 't', refreshed: options?.refresh }) as MailLogin,
+  };
   return { open, credentials, opened, fetched };
 }
 
 describe('openReauthenticatingSession', () => {
   it('resumes a fetch cut by an expired token with the messages it had not handed out, after one fresh sign-in', async () => {
     const server = fakeServer([
-      { fetch: async function* (uids) { yield message(uids[0] as number); throw expired(); } },
+      {
+        fetch: async function* (uids) {
+          yield message(uids[0] as number);
+          throw expired();
+        },
+      },
       {},
     ]);
     const reasons: string[] = [];
@@ -44,13 +65,20 @@ describe('openReauthenticatingSession', () => {
     for await (const m of session.fetch([1, 2, 3])) got.push(m.uid);
 
     expect(got).toEqual([1, 2, 3]);
-    expect(server.fetched).toEqual([[1, 2, 3], [2, 3]]);
+    expect(server.fetched).toEqual([
+      [1, 2, 3],
+      [2, 3],
+    ]);
     expect(server.opened).toEqual([{ refresh: false }, { refresh: true }]);
     expect(reasons).toEqual(['access token expired']);
   });
 
   it('throws the second failure in a row instead of signing in again', async () => {
-    const server = fakeServer([{ messagesAfter: () => Promise.reject(expired()) }, { messagesAfter: () => Promise.reject(expired()) }, {}]);
+    const server = fakeServer([
+      { messagesAfter: () => Promise.reject(expired()) },
+      { messagesAfter: () => Promise.reject(expired()) },
+      {},
+    ]);
     const session = await openReauthenticatingSession(server.open, server.credentials);
 
     await expect(session.messagesAfter(0, 100)).rejects.toMatchObject({ tokenExpired: true });
@@ -60,7 +88,11 @@ describe('openReauthenticatingSession', () => {
   it('signs in again later once a command has succeeded since the last time', async () => {
     let calls = 0;
     const failEveryOther = () => (calls++ % 2 === 0 ? Promise.reject(expired()) : Promise.resolve([1]));
-    const server = fakeServer([{ messagesAfter: failEveryOther }, { messagesAfter: failEveryOther }, { messagesAfter: failEveryOther }]);
+    const server = fakeServer([
+      { messagesAfter: failEveryOther },
+      { messagesAfter: failEveryOther },
+      { messagesAfter: failEveryOther },
+    ]);
     const session = await openReauthenticatingSession(server.open, server.credentials);
 
     await session.messagesAfter(0, 100);
@@ -77,7 +109,9 @@ describe('openReauthenticatingSession', () => {
   });
 
   it('does not sign in again for a failure that is not about the session (a timeout)', async () => {
-    const server = fakeServer([{ messagesAfter: () => Promise.reject(new ImapError('IMAP search timed out after 20000 ms')) }]);
+    const server = fakeServer([
+      { messagesAfter: () => Promise.reject(new ImapError('IMAP search timed out after 20000 ms')) },
+    ]);
     const session = await openReauthenticatingSession(server.open, server.credentials);
 
     await expect(session.messagesAfter(0, 100)).rejects.toThrow(/timed out/);
