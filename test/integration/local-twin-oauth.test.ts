@@ -18,19 +18,19 @@ const credentialsFile = (entries: object) => {
   return { dir, path: join(dir, 'credentials.json') };
 };
 
+const RELAY = { username: 'relay', password: 'p' };
+const REFRESH_ENTRY = {
+  type: 'oauth2-refresh-token',
+  tokenUrl: 'https://idp.example.com/token',
+  clientId: 'c',
+  clientSecret: 's',
+  refreshToken: 'r',
+  username: 'u',
+};
+
 describe('the local credentials file', () => {
   it('takes any credential type a secret takes, and names every problem of both entries', () => {
-    const good = credentialsFile({
-      smtp: { username: 'relay', password: 'p' },
-      imap: {
-        type: 'oauth2-refresh-token',
-        tokenUrl: 'https://idp.example.com/token',
-        clientId: 'c',
-        clientSecret: 's',
-        refreshToken: 'r',
-        username: 'u',
-      },
-    });
+    const good = credentialsFile({ smtp: RELAY, imap: REFRESH_ENTRY });
     const bad = credentialsFile({
       smtp: { username: 'relay' },
       imap: { type: 'oauth2-client-credentials', tenantId: 't', username: 'u' },
@@ -58,22 +58,12 @@ describe('the local credentials file', () => {
   });
 
   it('writes a changed field back into its entry, keeping the rest of the file', async () => {
-    const file = credentialsFile({
-      smtp: { username: 'relay', password: 'p' },
-      imap: {
-        type: 'oauth2-refresh-token',
-        tokenUrl: 'https://idp.example.com/token',
-        clientId: 'c',
-        clientSecret: 's',
-        refreshToken: 'old',
-        username: 'u',
-      },
-    });
+    const file = credentialsFile({ smtp: RELAY, imap: { ...REFRESH_ENTRY, refreshToken: 'old' } });
     try {
       const source = createLocalFileCredentials(file.path, 'imap');
       await source.update({ refreshToken: 'new' });
       expect(await source.get()).toMatchObject({ refreshToken: 'new', clientId: 'c' });
-      expect(JSON.parse(readFileSync(file.path, 'utf8')).smtp).toEqual({ username: 'relay', password: 'p' });
+      expect(JSON.parse(readFileSync(file.path, 'utf8')).smtp).toEqual(RELAY);
     } finally {
       rmSync(file.dir, { recursive: true, force: true });
     }

@@ -11,6 +11,14 @@ const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' })
   .privateKey.export({ type: 'pkcs8', format: 'pem' })
   .toString();
 
+const MICROSOFT_APP = {
+  type: 'oauth2-client-credentials',
+  tenantId: 'contoso.onmicrosoft.com',
+  clientId: 'app',
+  clientSecret: 's',
+  username: 'bounces@contoso.com',
+};
+
 const problemsOf = (value: unknown): string[] => {
   try {
     toMailCredentials(value, 'email-dispatch/imap');
@@ -31,16 +39,7 @@ describe('toMailCredentials', () => {
   });
 
   it('fills in the Microsoft 365 token endpoint of the tenant and the Exchange Online scope', () => {
-    const grant = toMailCredentials(
-      {
-        type: 'oauth2-client-credentials',
-        tenantId: 'contoso.onmicrosoft.com',
-        clientId: 'app',
-        clientSecret: 's',
-        username: 'bounces@contoso.com',
-      },
-      's',
-    );
+    const grant = toMailCredentials(MICROSOFT_APP, 's');
     expect(grant).toMatchObject({
       tokenUrl: 'https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token',
       scope: 'https://outlook.office365.com/.default',
@@ -49,22 +48,11 @@ describe('toMailCredentials', () => {
   });
 
   it('lets a sovereign cloud override the endpoint and scope', () => {
-    const grant = toMailCredentials(
-      {
-        type: 'oauth2-client-credentials',
-        tenantId: 't',
-        clientId: 'app',
-        clientSecret: 's',
-        username: 'u',
-        tokenUrl: 'https://login.microsoftonline.us/t/oauth2/v2.0/token',
-        scope: 'https://outlook.office365.us/.default',
-      },
-      's',
-    );
-    expect(grant).toMatchObject({
-      tokenUrl: 'https://login.microsoftonline.us/t/oauth2/v2.0/token',
+    const sovereign = {
+      tokenUrl: 'https://login.microsoftonline.us/contoso.onmicrosoft.com/oauth2/v2.0/token',
       scope: 'https://outlook.office365.us/.default',
-    });
+    };
+    expect(toMailCredentials({ ...MICROSOFT_APP, ...sovereign }, 's')).toMatchObject(sovereign);
   });
 
   it('takes a certificate whose private key matches it, and refuses one that does not', () => {
