@@ -131,7 +131,11 @@ export class Monitoring extends Construct {
     );
     if (poller) {
       this.dashboard.addWidgets(
-        new GraphWidget({ title: 'Mailbox polls', width: 12, left: [custom(PollerMetrics.polled), custom(PollerMetrics.pollFailed), custom(PollerMetrics.processed)] }),
+        new GraphWidget({
+          title: 'Mailbox polls',
+          width: 12,
+          left: [PollerMetrics.polled, PollerMetrics.pollFailed, PollerMetrics.signInBlocked, PollerMetrics.processed].map((m) => custom(m)),
+        }),
         new GraphWidget({
           title: 'Poll lag and bounces',
           width: 12,

@@ -226,6 +226,7 @@ describe('the scheduled poller with an OAuth2 mailbox', () => {
       tls: { ca: imap.cert.cert },
     });
     const first = await handler({}, createLambdaContext('poll-mailbox', 20_000));
+    const issued = await login.get();
     oauth.server.revoke('app-revoked');
 
     // Act
@@ -240,6 +241,8 @@ describe('the scheduled poller with an OAuth2 mailbox', () => {
     const logged = output.lines.join('\n');
     expect(logged).toContain('"blocked":true');
     expect(logged).not.toContain('revoked-secret');
+    expect(issued).toHaveProperty('accessToken');
+    expect(logged).not.toContain((issued as { accessToken: string }).accessToken);
     const token = await login.get().catch(() => undefined);
     expect(token).toBeUndefined();
   });
