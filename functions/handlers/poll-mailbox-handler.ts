@@ -118,9 +118,10 @@ export function createPollMailboxHandler(deps: PollMailboxDeps) {
       return { status: result.status, processed: result.processed };
     } catch (error) {
       const e = error as Error & { authentication?: boolean };
-      if (e.authentication) refreshCredentials.add(mailbox.id);
-      metrics.addMetric(PollerMetrics.pollFailed, MetricUnit.Count, 1);
       const blocked = isSignInBlocked(error);
+      // The next run reads the secret afresh, so that a fixed or rotated secret takes effect at once.
+      if (e.authentication || blocked) refreshCredentials.add(mailbox.id);
+      metrics.addMetric(PollerMetrics.pollFailed, MetricUnit.Count, 1);
       if (blocked) metrics.addMetric(PollerMetrics.signInBlocked, MetricUnit.Count, 1);
       const authentication = e.authentication ?? false;
       logger.error('mailbox poll failed', { mailbox: mailbox.id, error: e.message, authentication, blocked });
