@@ -96,7 +96,10 @@ export type DispatchConfig = {
     port: number;
     /** `SMTP_SECURITY`: starttls, implicit, or none (loopback only). @default starttls */
     security: SmtpSecurity;
-    /** Secrets Manager secret with `{username, password}`. `SMTP_SECRET_ID`; without it no AUTH is sent. */
+    /**
+     * Secrets Manager secret with `{username, password}` or an OAuth2 grant (see the README). `SMTP_SECRET_ID`;
+     * without it no AUTH is sent.
+     */
     secretId?: string;
     /** `SMTP_MAX_CONNECTIONS`. @default 5 */
     maxConnections: number;
@@ -244,13 +247,21 @@ export type PolledMailbox = {
   security: 'implicit' | 'starttls' | 'none';
   /** @default INBOX */
   mailbox: string;
-  /** Secrets Manager secret (name or ARN) with `{ "username": ..., "password": ... }`. */
+  /**
+   * Secrets Manager secret (name or ARN): `{ "username", "password" }`, or an OAuth2 grant (`type`
+   * oauth2-client-credentials, oauth2-service-account or oauth2-refresh-token; see the README).
+   */
   secret: string;
   /**
    * Where the first run on the mailbox starts: `now` (at its UIDNEXT: the mail already there is neither published nor
    * acted on) or `beginning` (every message in it). Later runs resume from the checkpoint. @default now
    */
   startFrom: StartFrom;
+  /**
+   * The secret is an `oauth2-refresh-token` grant whose provider rotates refresh tokens: the poller may write the new
+   * one back (the stack grants PutSecretValue on this secret only). @default false
+   */
+  secretWriteBack?: boolean;
 };
 
 /** Parses and checks a mailbox list (JSON text or already parsed), naming each problem under `label`. */
@@ -269,6 +280,9 @@ export function parseMailboxes(value: unknown, label: string): { mailboxes: Poll
     if (typeof m.host !== 'string' || m.host === '') problems.push(`${label}[${i}].host is required`);
     if (typeof m.secret !== 'string' || m.secret === '') problems.push(`${label}[${i}].secret (a Secrets Manager secret name or ARN) is required`);
     if (!['implicit', 'starttls', 'none'].includes(security)) problems.push(`${label}[${i}].security must be implicit, starttls or none`);
+    if (m.secretWriteBack !== undefined && typeof m.secretWriteBack !== 'boolean') {
+      problems.push(`${label}[${i}].secretWriteBack must be true or false`);
+    }
     if (security === 'none' && m.host && !isLoopbackHost(m.host)) problems.push(`${label}[${i}].security "none" (plaintext) is only allowed for a loopback host`);
     const startFrom = m.startFrom ?? 'now';
     if (!StartFrom.includes(startFrom)) {
@@ -276,7 +290,8 @@ export function parseMailboxes(value: unknown, label: string): { mailboxes: Poll
     }
     const port = m.port ?? (security === 'implicit' ? 993 : 143);
     const mailbox = m.mailbox ?? 'INBOX';
-    return { id: m.id ?? '', host: m.host ?? '', port, security, mailbox, secret: m.secret ?? '', startFrom };
+    const writeBack = m.secretWriteBack ? { secretWriteBack: true } : {};
+    return { id: m.id ?? '', host: m.host ?? '', port, security, mailbox, secret: m.secret ?? '', startFrom, ...writeBack };
   });
   const ids = mailboxes.map((m) => m.id);
   if (new Set(ids).size !== ids.length) problems.push(`${label} ids must be unique`);

@@ -8,10 +8,11 @@ import { createMailboxStateStore } from '#aws/mailbox-state-store.js';
 import { createRawMessageStore } from '#aws/raw-message-store.js';
 import { createSecretsManagerCredentials } from '#aws/secrets-credentials.js';
 import { createSuppressionStore } from '#aws/suppression-store.js';
-import { toLoginCredentials } from '#core/credential-source.js';
+import { checkCredentials, toMailCredentials } from '#core/credential-source.js';
 import { METRIC_NAMESPACE, SERVICE_NAME, SuppressionMetrics } from '#core/metric-names.js';
 import { createPollMailboxHandler } from '#handlers/poll-mailbox-handler.js';
-import { loadPollerConfig } from './config.js';
+import { createMailLoginSource } from '#oauth/mail-login-source.js';
+import { loadPollerConfig, type PolledMailbox } from './config.js';
 
 // Built once per container: configuration, clients, cached secrets. IMAP connections are per run.
 const config = loadPollerConfig();
@@ -25,9 +26,18 @@ const suppressions = createSuppressionStore(clients.documents, config.suppressio
   ttlDays: config.suppressionTtlDays,
   onCreated: () => metrics.addMetric(SuppressionMetrics.added, MetricUnit.Count, 1),
 });
-const credentials = new Map(
-  config.mailboxes.map((m) => [m.id, createSecretsManagerCredentials(m.secret, toLoginCredentials, { maxAgeSeconds: config.secretsCacheSeconds, client: secretsClient })]),
-);
+const cache = { maxAgeSeconds: config.secretsCacheSeconds, client: secretsClient };
+const secretOf = (secret: string) => createSecretsManagerCredentials(secret, toMailCredentials, cache);
+const secrets = config.mailboxes.map((m) => [m, secretOf(m.secret)] as const);
+// Every mailbox secret is read and checked at start: a wrong one stops the poller here, every problem named.
+await checkCredentials(secrets.map(([, secret]) => secret));
+// One sign-in source per mailbox for the container's life: its access token is cached across runs.
+const loginOf = (mailbox: PolledMailbox, secret = secretOf(mailbox.secret)) =>
+  createMailLoginSource(secret, {
+    onWriteBackFailed: (error) =>
+      logger.error('rotated refresh token not written back', { mailbox: mailbox.id, error: error.message }),
+  });
+const logins = new Map(secrets.map(([m, secret]) => [m.id, loginOf(m, secret)]));
 
 export const handler = createPollMailboxHandler({
   config,
@@ -38,5 +48,5 @@ export const handler = createPollMailboxHandler({
   events: createSnsEventPublisher(clients.sns, config.eventsTopicArn),
   suppress: (entry) => suppressions.suppress(entry),
   storeRaw: createRawMessageStore(clients.s3, config.rawMessageBucket),
-  credentialsFor: (mailbox) => credentials.get(mailbox.id) ?? createSecretsManagerCredentials(mailbox.secret, toLoginCredentials, { maxAgeSeconds: config.secretsCacheSeconds, client: secretsClient }),
+  credentialsFor: (mailbox) => logins.get(mailbox.id) ?? loginOf(mailbox),
 });

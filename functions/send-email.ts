@@ -2,7 +2,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { Tracer } from '@aws-lambda-powertools/tracer';
 import { createAwsClients } from '#aws/clients.js';
-import { toLoginCredentials } from '#core/credential-source.js';
+import { checkCredentials, toMailCredentials } from '#core/credential-source.js';
 import { METRIC_NAMESPACE, SERVICE_NAME } from '#core/metric-names.js';
 import { buildSendEmailDeps } from '#handlers/build-send-email-deps.js';
 import { createSendEmailHandler } from '#handlers/send-email-handler.js';
@@ -17,10 +17,27 @@ const tracer = new Tracer({ serviceName: SERVICE_NAME });
 const clients = createAwsClients({ wrap: (client) => tracer.captureAWSv3Client(client) });
 const smtpSecretId = config.smtp?.secretId;
 
-/** SMTP credentials from Secrets Manager; a deployment without them (SES only) never loads that client. */
+/**
+ * SMTP sign-in from the Secrets Manager secret: its password, or tokens for its OAuth2 grant. The secret is read and
+ * checked at start: a wrong one stops the function here, every problem named. A deployment without it (SES only)
+ * never loads these modules.
+ */
 async function smtpCredentialsFrom(secretId: string) {
-  const [{ createSecretsManagerCredentials }, { SecretsManagerClient }] = await Promise.all([import('#aws/secrets-credentials.js'), import('@aws-sdk/client-secrets-manager')]);
-  return createSecretsManagerCredentials(secretId, toLoginCredentials, { maxAgeSeconds: config.secretsCacheSeconds, client: tracer.captureAWSv3Client(new SecretsManagerClient({})) });
+  const [{ createSecretsManagerCredentials }, { createMailLoginSource }, { SecretsManagerClient }] = await Promise.all([
+    import('#aws/secrets-credentials.js'),
+    import('#oauth/mail-login-source.js'),
+    import('@aws-sdk/client-secrets-manager'),
+  ]);
+  const client = tracer.captureAWSv3Client(new SecretsManagerClient({}));
+  const secret = createSecretsManagerCredentials(secretId, toMailCredentials, {
+    maxAgeSeconds: config.secretsCacheSeconds,
+    client,
+  });
+  await checkCredentials([secret]);
+  return createMailLoginSource(secret, {
+    onWriteBackFailed: (error) =>
+      logger.error('rotated refresh token not written back to the SMTP secret', { error: error.message }),
+  });
 }
 
 // The modules this configuration uses load side by side (the transport's is then already there for the wiring).

@@ -37,6 +37,11 @@ export type StackConfig = {
   /** `smtpSecret`: Secrets Manager secret name or ARN with the SMTP credentials; required with smtp. */
   smtpSecret?: string;
   /**
+   * `smtpSecretWriteBack`: the SMTP secret is an `oauth2-refresh-token` grant whose provider rotates refresh tokens;
+   * the dispatch function may write the new one back (PutSecretValue on that secret only). @default false
+   */
+  smtpSecretWriteBack: boolean;
+  /**
    * `mailboxes`: JSON list of mailboxes to poll (see MailboxConfig), each with its first-run start (`startFrom`:
    * `now`, the default, or `beginning`). @default none (no poller)
    */
@@ -176,6 +181,7 @@ export function loadStackConfig(node: Context): StackConfig {
     smtpPort: integer('smtpPort', smtpSecurity === 'implicit' ? 465 : 587),
     smtpSecurity,
     smtpSecret,
+    smtpSecretWriteBack: oneOf('smtpSecretWriteBack', ['true', 'false'] as const, 'false') === 'true',
     mailboxes,
     alarmEmail,
     oldestJobAlarmSeconds: integer('oldestJobAlarmSeconds', 900),

@@ -47,7 +47,19 @@ async function waitForPort(port: number, timeoutMs: number): Promise<void> {
  * A private Dovecot instance from Debian's dovecot-imapd: its own config, base and mail directories in a temp dir,
  * listening on free ports of 127.0.0.1 only, in the foreground (no systemd), stopped by its PID.
  */
-export async function startDovecot(options: { tls: TlsCertificate; users: Array<{ username: string; password: string }> }): Promise<DovecotServer> {
+export async function startDovecot(options: {
+  tls: TlsCertificate;
+  users: Array<{ username: string; password: string }>;
+  /**
+   * Also accept OAuth2 access tokens (SASL XOAUTH2 and OAUTHBEARER), checked by RFC 7662 introspection at this URL:
+   * the token must be active and its `username` the user signing in. Passwords keep working beside it.
+   */
+  oauth2?: {
+    introspectionUrl: string;
+    /** The SASL mechanisms offered for tokens (Exchange Online offers only XOAUTH2). @default both */
+    mechanisms?: Array<'xoauth2' | 'oauthbearer'>;
+  };
+}): Promise<DovecotServer> {
   const dir = mkdtempSync(join(tmpdir(), 'email-dispatch-dovecot-'));
   chmodSync(dir, 0o755);
   const [port, tlsPort] = [await freePort(), await freePort()];
@@ -59,6 +71,28 @@ export async function startDovecot(options: { tls: TlsCertificate; users: Array<
   if (!owner) throw new Error('the dovecot system user is missing: install dovecot-imapd');
   const { uid, gid } = owner;
   chownSync(join(dir, 'mail'), uid, gid);
+  // Dovecot 2.3's oauth2 passdb (dovecot-oauth2.conf.ext): every token is POSTed to the introspection endpoint.
+  if (options.oauth2) {
+    writeFileSync(
+      join(dir, 'dovecot-oauth2.conf.ext'),
+      `introspection_mode = post
+introspection_url = ${options.oauth2.introspectionUrl}
+force_introspection = yes
+username_attribute = username
+active_attribute = active
+active_value = true
+`,
+    );
+  }
+  const tokenMechanisms = (options.oauth2?.mechanisms ?? ['xoauth2', 'oauthbearer']).join(' ');
+  const oauth2Passdb = options.oauth2
+    ? `passdb {
+  driver = oauth2
+  mechanisms = ${tokenMechanisms}
+  args = ${join(dir, 'dovecot-oauth2.conf.ext')}
+}
+`
+    : '';
   writeFileSync(join(dir, 'passwd'), options.users.map((u) => `${u.username}:{PLAIN}${u.password}:${uid}:${gid}::${join(dir, 'mail', u.username)}::`).join('\n') + '\n');
   writeFileSync(
     join(dir, 'dovecot.conf'),
@@ -72,16 +106,16 @@ ssl = yes
 ssl_cert = <${join(dir, 'cert.pem')}
 ssl_key = <${join(dir, 'key.pem')}
 disable_plaintext_auth = yes
-auth_mechanisms = plain login
+auth_mechanisms = plain login${options.oauth2 ? ` ${tokenMechanisms}` : ''}
 first_valid_uid = ${uid}
 first_valid_gid = ${gid}
 mail_location = maildir:~/Maildir
 mail_plugins =
 default_internal_user = dovecot
 default_login_user = dovenull
-passdb {
+${oauth2Passdb}passdb {
   driver = passwd-file
-  args = ${join(dir, 'passwd')}
+  ${options.oauth2 ? 'mechanisms = plain login\n  ' : ''}args = ${join(dir, 'passwd')}
 }
 userdb {
   driver = passwd-file

@@ -9,12 +9,13 @@ Runs the whole system on this machine, on 127.0.0.1 only. Ctrl-C stops it.
   --verbose              print every log line (otherwise they go to .local/twin.log)
   --console-port N       where the web console listens on 127.0.0.1 (default 8025; 0 for any free port)
   --imap FILE            poll this IMAP server instead of the embedded one:
-                         {"host","port","security":"implicit|starttls|none","mailbox"}; its username and password
-                         go in the "imap" entry of .local/credentials.json
+                         {"host","port","security":"implicit|starttls|none","mailbox"}; it signs in with the
+                         "imap" entry of .local/credentials.json, or with "credentials" in this file: either
+                         takes what a mailbox secret takes ({"username","password"} or an OAuth2 grant)
   -h, --help             this text
 The twin's files go in .local, or in $TWIN_DIR.`;
 
-type ImapFile = { host?: unknown; port?: unknown; security?: unknown; mailbox?: unknown };
+type ImapFile = { host?: unknown; port?: unknown; security?: unknown; mailbox?: unknown; credentials?: unknown };
 
 /** The --imap file, checked: every problem named at once. */
 function readImapFile(path: string) {
@@ -25,7 +26,7 @@ function readImapFile(path: string) {
   if (imap?.security !== undefined && !['implicit', 'starttls', 'none'].includes(imap.security as string)) problems.push('security: must be one of implicit, starttls, none');
   if (imap?.mailbox !== undefined && typeof imap.mailbox !== 'string') problems.push('mailbox: must be a string');
   if (problems.length > 0) throw new UsageError(`--imap ${path}: ${problems.join('; ')}`);
-  return { host: imap.host as string, port: imap.port as number, security: (imap.security ?? 'implicit') as 'implicit' | 'starttls' | 'none', mailbox: (imap.mailbox ?? 'INBOX') as string };
+  return { host: imap.host as string, port: imap.port as number, security: (imap.security ?? 'implicit') as 'implicit' | 'starttls' | 'none', mailbox: (imap.mailbox ?? 'INBOX') as string, credentials: imap.credentials };
 }
 
 const line = (s: TwinStats) =>

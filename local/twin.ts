@@ -13,6 +13,8 @@ import { loadDispatchConfig, loadPollerConfig } from '#functions/config.js';
 import { buildSendEmailDeps } from '#handlers/build-send-email-deps.js';
 import { createPollMailboxHandler } from '#handlers/poll-mailbox-handler.js';
 import { createSendEmailHandler } from '#handlers/send-email-handler.js';
+import { createMailLoginSource } from '#oauth/mail-login-source.js';
+import { isTokenLogin, toMailCredentials, type CredentialSource, type MailLogin } from '#core/credential-source.js';
 import { DEFAULT_SETTINGS, deriveQueueSettings, type SystemSettings } from '#infra/settings.js';
 import { startConsole, type ConsoleServer } from './console/server.js';
 import { buildDsn } from './dsn.js';
@@ -21,7 +23,7 @@ import { runEventSource } from './event-source.js';
 import { startHoodiecrow, type HoodiecrowServer } from './hoodiecrow.js';
 import { createDeferralJournal } from './deferral-journal.js';
 import { createLambdaContext } from './lambda-context.js';
-import { createLocalFileCredentials, loadLocalSecrets } from './local-credentials.js';
+import { createLocalFileCredentials, loadLocalSecrets, localLogin } from './local-credentials.js';
 import { createLocalMetricsConsole } from './local-metrics.js';
 import { LOOPBACK } from './loopback.js';
 import { createLocalResources, toDispatchEnvironment, LOCAL_NAMES, type LocalResources } from './resources.js';
@@ -77,10 +79,20 @@ export type TwinOptions = {
   /** Print every log line and EMF blob too. @default false (they go to dataDir/twin.log) */
   verbose?: boolean;
   /**
-   * Poll this IMAP server instead of the embedded one (its credentials go in the `imap` entry of the local
-   * credentials file). Bounces from the relay are appended to it. @default the embedded hoodiecrow server
+   * Poll this IMAP server instead of the embedded one. Its credentials go in the `imap` entry of the local
+   * credentials file, or in `credentials` here: either takes any credential type a mailbox secret takes (a password
+   * or an OAuth2 grant). Bounces from the relay are appended to it. @default the embedded hoodiecrow server
    */
-  imap?: { host: string; port: number; security: 'implicit' | 'starttls' | 'none'; mailbox: string; /** PEM of a private CA to trust. */ ca?: string };
+  imap?: {
+    host: string;
+    port: number;
+    security: 'implicit' | 'starttls' | 'none';
+    mailbox: string;
+    /** PEM of a private CA to trust. */
+    ca?: string;
+    /** The mailbox secret's JSON, used instead of the credentials file's `imap` entry (read only). */
+    credentials?: unknown;
+  };
   /** Serve the web console on this port of 127.0.0.1 (0 for any free one). @default no console */
   console?: { port: number };
 };
@@ -119,6 +131,16 @@ export async function startTwin(options: TwinOptions = {}) {
   };
   const secretsFile = join(dataDir, 'credentials.json');
   const secrets = loadLocalSecrets(secretsFile);
+  const inlineImap = options.imap?.credentials;
+  if (inlineImap !== undefined) toMailCredentials(inlineImap, '--imap credentials');
+  // One sign-in source per use for the twin's life: tokens are cached as a Lambda container caches them.
+  const onWriteBackFailed = (error: Error) => console.error(`rotated refresh token not written back: ${error.message}`);
+  const imapLogin = createMailLoginSource(
+    inlineImap !== undefined
+      ? { get: async () => toMailCredentials(inlineImap, '--imap credentials') }
+      : createLocalFileCredentials(secretsFile, 'imap'),
+    { onWriteBackFailed },
+  );
   const cert = localTlsCertificate();
   const stoppers: Array<() => Promise<void>> = [];
   const region = 'eu-west-1';
@@ -137,9 +159,9 @@ export async function startTwin(options: TwinOptions = {}) {
     let imap: { host: string; port: number; security: 'implicit' | 'starttls' | 'none'; mailbox: string; deliver(raw: string): void };
     if (options.imap) {
       const external = options.imap;
-      imap = { ...external, deliver: (raw) => void appendToMailbox(external, secrets.imap, raw).catch((error: Error) => writeLog(`bounce not appended: ${error.message}`)) };
+      imap = { ...external, deliver: (raw) => void appendToMailbox(external, imapLogin, raw).catch((error: Error) => writeLog(`bounce not appended: ${error.message}`)) };
     } else {
-      const server = await startHoodiecrow({ users: [secrets.imap], port: ports.imap });
+      const server = await startHoodiecrow({ users: [localLogin(secrets, 'imap', secretsFile)], port: ports.imap });
       embedded = server;
       stoppers.push(server.stop);
       imap = { host: server.host, port: server.port, security: 'none', mailbox: 'INBOX', deliver: (raw) => server.deliver(raw) };
@@ -149,7 +171,7 @@ export async function startTwin(options: TwinOptions = {}) {
     const smtp = await startSmtpSink({
       port: ports.smtp,
       tls: cert,
-      credentials: secrets.smtp,
+      credentials: localLogin(secrets, 'smtp', secretsFile),
       rules: TWIN_RULES.map((r) => ({ ...r })),
       outboxDir: join(dataDir, 'outbox'),
       onMessage: (message) => {
@@ -195,7 +217,7 @@ export async function startTwin(options: TwinOptions = {}) {
       SES_MAX_SEND_RATE: '14',
     });
     const dispatchDeps = await buildSendEmailDeps(dispatchConfig, clients, { logger, metrics: newMetrics() }, {
-      smtpCredentials: createLocalFileCredentials(secretsFile, 'smtp'),
+      smtpCredentials: createMailLoginSource(createLocalFileCredentials(secretsFile, 'smtp'), { onWriteBackFailed }),
       smtpTls: { ca: cert.cert },
       sesClient: ses ? { region, endpoint: ses.endpoint, credentials: LOCAL_CREDENTIALS } : undefined,
     });
@@ -227,7 +249,7 @@ export async function startTwin(options: TwinOptions = {}) {
       events: createSnsEventPublisher(clients.sns, resources.eventsTopicArn),
       suppress: (entry) => suppressions.suppress(entry),
       storeRaw: createRawMessageStore(clients.s3, resources.bucket),
-      credentialsFor: () => createLocalFileCredentials(secretsFile, 'imap'),
+      credentialsFor: () => imapLogin,
       tls: options.imap?.ca ? { ca: options.imap.ca } : undefined,
     });
 
@@ -344,9 +366,13 @@ export async function startTwin(options: TwinOptions = {}) {
 export type Twin = Awaited<ReturnType<typeof startTwin>>;
 
 /** Appends a message to a configured IMAP mailbox, as the relay's bounce would arrive there. */
-async function appendToMailbox(server: { host: string; port: number; security: 'implicit' | 'starttls' | 'none'; mailbox: string; ca?: string }, user: { username: string; password: string }, raw: string) {
+async function appendToMailbox(server: { host: string; port: number; security: 'implicit' | 'starttls' | 'none'; mailbox: string; ca?: string }, login: CredentialSource<MailLogin>, raw: string) {
   const { ImapFlow } = await import('imapflow');
-  const client = new ImapFlow({ host: server.host, port: server.port, secure: server.security === 'implicit', doSTARTTLS: server.security === 'starttls' ? true : server.security === 'none' ? false : undefined, auth: { user: user.username, pass: user.password }, tls: server.ca ? { ca: server.ca } : undefined, logger: false });
+  const user = await login.get();
+  const auth = isTokenLogin(user)
+    ? { user: user.username, accessToken: user.accessToken }
+    : { user: user.username, pass: user.password };
+  const client = new ImapFlow({ host: server.host, port: server.port, secure: server.security === 'implicit', doSTARTTLS: server.security === 'starttls' ? true : server.security === 'none' ? false : undefined, auth, tls: server.ca ? { ca: server.ca } : undefined, logger: false });
   client.on('error', () => {});
   await client.connect();
   try {

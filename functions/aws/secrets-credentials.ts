@@ -1,21 +1,33 @@
-import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SecretsProvider } from '@aws-lambda-powertools/parameters/secrets';
-import type { CredentialSource } from '#core/credential-source.js';
+import type { WritableCredentialSource } from '#core/credential-source.js';
 
 /**
  * Credentials from a Secrets Manager secret (JSON), through Powertools parameters with a cache of `maxAgeSeconds`.
- * `refresh` forces a fetch, so that after an authentication failure a rotated secret is read at once.
+ * `refresh` forces a fetch, so that after an authentication failure a rotated secret is read at once. `update`
+ * writes changed fields (a rotated refresh token) as a new version of the secret, keeping every other field; it
+ * needs `secretsmanager:PutSecretValue` on this secret, which the stack grants only where a secret is marked so.
  */
 export function createSecretsManagerCredentials<T>(
   secretId: string,
   toCredentials: (value: unknown, secretId: string) => T,
   options: { maxAgeSeconds: number; client?: SecretsManagerClient },
-): CredentialSource<T> {
+): WritableCredentialSource<T> {
   const provider = new SecretsProvider(options.client ? { awsSdkV3Client: options.client } : {});
+  let client = options.client;
+  const read = (refresh: boolean) =>
+    provider.get(secretId, { transform: 'json', maxAge: options.maxAgeSeconds, forceFetch: refresh });
   return {
     async get({ refresh = false } = {}) {
-      const value = await provider.get(secretId, { transform: 'json', maxAge: options.maxAgeSeconds, forceFetch: refresh });
-      return toCredentials(value, secretId);
+      return toCredentials(await read(refresh), secretId);
+    },
+    async update(changes) {
+      const current = await read(true);
+      const next = { ...(typeof current === 'object' && current !== null ? current : {}), ...changes };
+      toCredentials(next, secretId);
+      client ??= new SecretsManagerClient({});
+      await client.send(new PutSecretValueCommand({ SecretId: secretId, SecretString: JSON.stringify(next) }));
+      await read(true);
     },
   };
 }

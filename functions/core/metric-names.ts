@@ -47,6 +47,8 @@ export const PollerMetrics = {
   complaints: 'ComplaintsDetected',
   suppressed: 'AddressesSuppressed',
   pollFailed: 'MailboxPollFailures',
+  /** A mailbox whose sign-in our setup blocks: token endpoint refused the client or grant, or the login was refused. */
+  signInBlocked: 'MailboxSignInBlocked',
   leaseBusy: 'MailboxLeaseBusy',
 } as const;
 

@@ -8,7 +8,7 @@ import type { Tracer } from '@aws-lambda-powertools/tracer';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
-import type { CredentialSource, LoginCredentials } from '#core/credential-source.js';
+import type { CredentialSource, MailLogin } from '#core/credential-source.js';
 import type { EventPublisher } from '#core/events.js';
 import { MAILBOX_DIMENSION, PollerMetrics } from '#core/metric-names.js';
 import type { Suppress } from '#core/mailbox/classify-and-suppress.js';
@@ -16,8 +16,10 @@ import type { MailboxStateStore } from '#core/mailbox/ports.js';
 import { publishFitting } from '#core/mailbox/publish-fitting.js';
 import { syncMailbox, type SyncDeps, type SyncResult } from '#core/mailbox/sync-mailbox.js';
 import type { PollerConfig, PolledMailbox } from '#functions/config.js';
-import { openImapSession } from '#imap/imap-session.js';
+import { ImapError, openImapSession } from '#imap/imap-session.js';
+import { openReauthenticatingSession } from '#imap/reauthenticating-session.js';
 import { parseInbound } from '#inbound/parse-inbound.js';
+import { TokenError } from '#oauth/token-endpoint.js';
 
 export type PollMailboxDeps = {
   config: PollerConfig;
@@ -28,13 +30,25 @@ export type PollMailboxDeps = {
   events: EventPublisher;
   suppress: Suppress;
   storeRaw: SyncDeps['storeRaw'];
-  credentialsFor: (mailbox: PolledMailbox) => CredentialSource<LoginCredentials>;
+  /** What each mailbox signs in with: a password, or an access token for its OAuth2 grant. */
+  credentialsFor: (mailbox: PolledMailbox) => CredentialSource<MailLogin>;
   /** TLS trust for a private IMAP server (the local twin). */
   tls?: ConnectionOptions;
   clock?: () => number;
 };
 
-export type PollSummary = Record<string, { status: SyncResult['status'] | 'failed'; processed: number; error?: string }>;
+export type PollSummary = Record<
+  string,
+  { status: SyncResult['status'] | 'failed' | 'blocked'; processed: number; error?: string }
+>;
+
+/**
+ * Whether a failed poll is our setup, for an operator to fix: the token endpoint refused our client or grant
+ * (revoked, expired secret, consent or delegation missing), or the server refused the sign-in even with a fresh
+ * token or a re-read password.
+ */
+const isSignInBlocked = (error: unknown): boolean =>
+  (error instanceof TokenError && error.action === 'blocked') || (error instanceof ImapError && error.authentication);
 
 /**
  * Builds the scheduled handler of the poller: each mailbox is synced in parallel under its own lease, and the run
@@ -77,9 +91,22 @@ export function createPollMailboxHandler(deps: PollMailboxDeps) {
         {
           state: deps.state,
           openSession: () =>
-            openImapSession({ host: mailbox.host, port: mailbox.port, security: mailbox.security, mailbox: mailbox.mailbox, tls: deps.tls }, {
-              get: () => credentials.get({ refresh }),
-            }, (error) => logger.warn('IMAP connection error', { mailbox: mailbox.id, error: error.message })),
+            openReauthenticatingSession(
+              (signIn) =>
+                openImapSession(
+                  {
+                    host: mailbox.host,
+                    port: mailbox.port,
+                    security: mailbox.security,
+                    mailbox: mailbox.mailbox,
+                    tls: deps.tls,
+                  },
+                  signIn,
+                  (error) => logger.warn('IMAP connection error', { mailbox: mailbox.id, error: error.message }),
+                ),
+              { get: (options) => credentials.get({ refresh: refresh || options?.refresh }) },
+              (reason) => logger.info('signing in to the mailbox again', { mailbox: mailbox.id, reason }),
+            ),
           parse: parseInbound,
           storeRaw: deps.storeRaw,
           publishBatch: (events) => publishFitting(deps.events, events),
@@ -114,10 +141,14 @@ export function createPollMailboxHandler(deps: PollMailboxDeps) {
       return { status: result.status, processed: result.processed };
     } catch (error) {
       const e = error as Error & { authentication?: boolean };
-      if (e.authentication) refreshCredentials.add(mailbox.id);
+      const blocked = isSignInBlocked(error);
+      // The next run reads the secret afresh, so that a fixed or rotated secret takes effect at once.
+      if (e.authentication || blocked) refreshCredentials.add(mailbox.id);
       metrics.addMetric(PollerMetrics.pollFailed, MetricUnit.Count, 1);
-      logger.error('mailbox poll failed', { mailbox: mailbox.id, error: e.message, authentication: e.authentication ?? false });
-      return { status: 'failed', processed: 0, error: e.message };
+      if (blocked) metrics.addMetric(PollerMetrics.signInBlocked, MetricUnit.Count, 1);
+      const authentication = e.authentication ?? false;
+      logger.error('mailbox poll failed', { mailbox: mailbox.id, error: e.message, authentication, blocked });
+      return { status: blocked ? 'blocked' : 'failed', processed: 0, error: e.message };
     }
   };
 

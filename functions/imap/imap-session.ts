@@ -1,6 +1,6 @@
 import { ImapFlow } from 'imapflow';
 import type { ConnectionOptions } from 'node:tls';
-import type { CredentialSource, LoginCredentials } from '#core/credential-source.js';
+import { isTokenLogin, type CredentialSource, type MailLogin } from '#core/credential-source.js';
 import { isLoopbackHost } from '#core/is-loopback-host.js';
 import type { FetchedMessage, MailboxSession, MailboxStatus, MessageRef } from '#core/mailbox/ports.js';
 
@@ -16,23 +16,56 @@ export type ImapSettings = {
   stepTimeoutMs?: number;
 };
 
-/** An IMAP failure, with imapflow's facts lifted out; `authentication` says the credentials were refused. */
+/**
+ * An IMAP failure, with imapflow's facts lifted out; `authentication` says the credentials were refused, and
+ * `tokenExpired` that the server ended a signed-in session because its access token expired.
+ */
 export class ImapError extends Error {
   readonly authentication: boolean;
+  readonly tokenExpired: boolean;
+  /** The connection went away under a command (a server's BYE, a reset); a new session may succeed. */
+  readonly connectionLost: boolean;
 
-  constructor(message: string, options: { authentication?: boolean; cause?: unknown } = {}) {
+  constructor(
+    message: string,
+    options: { authentication?: boolean; tokenExpired?: boolean; connectionLost?: boolean; cause?: unknown } = {},
+  ) {
     super(message, { cause: options.cause });
     this.name = 'ImapError';
     this.authentication = options.authentication ?? false;
+    this.tokenExpired = options.tokenExpired ?? false;
+    this.connectionLost = options.connectionLost ?? this.tokenExpired;
   }
 }
 
+// Exchange Online ends a session whose token expired: "* BYE Session invalidated - AccessTokenExpired".
+const TOKEN_EXPIRED = /AccessTokenExpired|token (?:has )?expired/i;
+// imapflow's codes for a command that found the connection gone.
+const CONNECTION_GONE = new Set(['NoConnection', 'EConnectionClosed', 'StateLogout']);
+
 /** Turns an imapflow error into ours; the only code that reads imapflow's error shape. */
-export function toImapError(error: unknown): ImapError {
+export function toImapError(error: unknown, byeReason?: string): ImapError {
   if (error instanceof ImapError) return error;
-  const e = (error ?? {}) as { message?: string; code?: string; authenticationFailed?: boolean; serverResponseCode?: string; responseText?: string };
+  const e = (error ?? {}) as {
+    message?: string;
+    code?: string;
+    authenticationFailed?: boolean;
+    serverResponseCode?: string;
+    responseText?: string;
+    reason?: unknown;
+  };
   const authentication = e.authenticationFailed === true || e.serverResponseCode === 'AUTHENTICATIONFAILED';
-  return new ImapError(`${e.code ? `${e.code}: ` : ''}${e.responseText ?? e.message ?? String(error)}`, { authentication, cause: error });
+  // imapflow puts the text of the server's BYE in `reason` of the NoConnection error every pending command gets; a
+  // command started after the BYE gets none, so the session passes the client's `byeReason` too.
+  const bye = typeof e.reason === 'string' ? e.reason : byeReason;
+  const tokenExpired = bye !== undefined && TOKEN_EXPIRED.test(bye);
+  const text = `${e.code ? `${e.code}: ` : ''}${e.responseText ?? e.message ?? String(error)}`;
+  return new ImapError(`${text}${bye ? ` (BYE ${bye.slice(0, 120)})` : ''}`, {
+    authentication,
+    tokenExpired,
+    connectionLost: tokenExpired || (e.code !== undefined && CONNECTION_GONE.has(e.code)),
+    cause: error,
+  });
 }
 
 /** Resolves, rejects, or fails with a timeout, and runs `onTimeout` (closing the socket) when the bound passes. */
@@ -58,7 +91,7 @@ async function bounded<T>(work: Promise<T>, ms: number, what: string, onTimeout:
  * socket cannot crash the process, every step bounded, the mailbox selected (with CONDSTORE where offered).
  * The session is for one run: imapflow clients are not reused after logout.
  */
-export async function openImapSession(settings: ImapSettings, credentials: CredentialSource<LoginCredentials>, onError: (error: Error) => void = () => {}): Promise<MailboxSession> {
+export async function openImapSession(settings: ImapSettings, credentials: CredentialSource<MailLogin>, onError: (error: Error) => void = () => {}): Promise<MailboxSession> {
   if (settings.security === 'none' && !isLoopbackHost(settings.host)) throw new ImapError(`IMAP plaintext is only allowed for a loopback host, not ${settings.host}`);
   const stepMs = settings.stepTimeoutMs ?? 20_000;
   const auth = await credentials.get();
@@ -68,7 +101,10 @@ export async function openImapSession(settings: ImapSettings, credentials: Crede
     secure: settings.security === 'implicit',
     doSTARTTLS: settings.security === 'starttls' ? true : settings.security === 'none' ? false : undefined,
     tls: { minVersion: 'TLSv1.2', ...settings.tls, rejectUnauthorized: true },
-    auth: { user: auth.username, pass: auth.password },
+    // An access token signs in with OAUTHBEARER or XOAUTH2, whichever the server offers (imapflow chooses).
+    auth: isTokenLogin(auth)
+      ? { user: auth.username, accessToken: auth.accessToken }
+      : { user: auth.username, pass: auth.password },
     logger: false,
     connectionTimeout: stepMs,
     greetingTimeout: stepMs,
@@ -85,7 +121,7 @@ export async function openImapSession(settings: ImapSettings, credentials: Crede
     await bounded(client.connect(), stepMs * 2, 'connect', kill);
   } catch (error) {
     kill();
-    throw toImapError(error);
+    throw toImapError(error, client.byeReason);
   }
   let lock: { release(): void } | undefined;
   const select = async (): Promise<MailboxStatus> => {
@@ -106,7 +142,7 @@ export async function openImapSession(settings: ImapSettings, credentials: Crede
     status = await select();
   } catch (error) {
     kill();
-    throw toImapError(error);
+    throw toImapError(error, client.byeReason);
   }
 
   return {
@@ -137,7 +173,7 @@ export async function openImapSession(settings: ImapSettings, credentials: Crede
           .sort((a, b) => a - b)
           .map((uid) => ({ uid, size: sizes.get(uid) ?? sizeBound }));
       } catch (error) {
-        throw toImapError(error);
+        throw toImapError(error, client.byeReason);
       }
     },
     async *fetch(uids: number[]): AsyncGenerator<FetchedMessage> {
@@ -153,7 +189,7 @@ export async function openImapSession(settings: ImapSettings, credentials: Crede
           results.push({ uid: m.uid, source: m.source, internalDate: m.internalDate ? new Date(m.internalDate) : undefined, size: m.size ?? m.source.length });
         }
       } catch (error) {
-        throw toImapError(error);
+        throw toImapError(error, client.byeReason);
       }
       // imapflow cannot run commands while a FETCH is being read, so messages are handed out after it completes.
       yield* results.sort((a, b) => a.uid - b.uid);
@@ -172,7 +208,7 @@ export async function openImapSession(settings: ImapSettings, credentials: Crede
       try {
         await bounded(client.noop(), stepMs, 'noop', kill);
       } catch (error) {
-        throw toImapError(error);
+        throw toImapError(error, client.byeReason);
       }
       const mailbox = client.mailbox;
       if (mailbox && String(mailbox.uidValidity) !== status.uidValidity) status = await select();

@@ -1,12 +1,13 @@
 import { PassThrough, pipeline, type Readable } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
 import nodemailer from 'nodemailer';
-import type { CredentialSource, SmtpCredentials } from '#core/credential-source.js';
+import { isTokenLogin, type CredentialSource, type SmtpCredentials } from '#core/credential-source.js';
 import { classifyOutcome } from '#core/classify-outcome.js';
 import { isLoopbackHost } from '#core/is-loopback-host.js';
 import { createSharedRateLimiter, type RateSource } from '#core/rate-limiter.js';
 import { TransportError, type TransportFailure } from '#core/transport-failure.js';
 import type { MailTransport, OutgoingMessage, SendReceipt } from '#core/mail-transport.js';
+import { TokenError } from '#oauth/token-endpoint.js';
 import { toMailOptions } from './to-mail-options.js';
 
 /**
@@ -84,6 +85,15 @@ export function toSmtpFailure(error: unknown): TransportFailure {
     rejected: rejected && rejected.length > 0 ? rejected : undefined,
     message: typeof e.message === 'string' ? e.message : String(error),
   };
+}
+
+/**
+ * A token that could not be had, as a send failure: `EOAUTH2` (our client or grant refused: blocked) or `ETOKEN`
+ * (the token endpoint had trouble: retry). Nothing reached the SMTP server.
+ */
+export function toTokenFailure(error: TokenError): TransportFailure {
+  const code = error.action === 'blocked' ? 'EOAUTH2' : 'ETOKEN';
+  return { provider: 'smtp', code, command: 'AUTH XOAUTH2', message: error.message };
 }
 
 /** Checks settings that would make the transport unsafe; throws naming the setting. */
@@ -166,7 +176,11 @@ export function createSmtpTransport(
       secure: settings.security === 'implicit',
       requireTLS: settings.security === 'starttls',
       ignoreTLS: settings.security === 'none',
-      auth: auth ? { user: auth.username, pass: auth.password } : undefined,
+      auth: !auth
+        ? undefined
+        : isTokenLogin(auth)
+          ? { type: 'OAuth2', user: auth.username, accessToken: auth.accessToken, expires: auth.expiresAtMs }
+          : { user: auth.username, pass: auth.password },
       maxConnections: settings.maxConnections ?? 5,
       maxMessages: settings.maxMessagesPerConnection ?? 100,
       // The pool moves a message to a fresh connection only when a reused one closed before a byte of the message
@@ -186,6 +200,20 @@ export function createSmtpTransport(
       watchFinalDot(mail.data, mail.message as unknown as Parameters<typeof watchFinalDot>[1]);
       done();
     });
+    if (auth && credentials && isTokenLogin(auth)) {
+      // Each new pooled connection asks for a token: the cached one until shortly before it expires, a fresh one
+      // (`renew`) when the server refused the last (XOAUTH2's 334 error challenge), once.
+      type Provided = (error: Error | null, token?: string, expires?: number) => void;
+      transporter.set('oauth2_provision_cb', (_user: string, renew: boolean, callback: Provided) => {
+        credentials.get({ refresh: renew }).then(
+          (login) =>
+            isTokenLogin(login)
+              ? callback(null, login.accessToken, login.expiresAtMs)
+              : callback(new Error('the relay secret no longer holds an OAuth2 grant')),
+          (error: Error) => callback(error),
+        );
+      });
+    }
     const now = clock();
     return { transporter, createdAt: now, lastUsedAt: now, inFlight: 0, retired: false };
   };
@@ -212,6 +240,7 @@ export function createSmtpTransport(
       try {
         pool = await acquire();
       } catch (error) {
+        if (error instanceof TokenError) throw new TransportError(toTokenFailure(error), { cause: error });
         // Fetching credentials failed: our setup, not the message.
         throw new TransportError({ provider: 'smtp', code: 'ECONFIG', message: `SMTP credentials unavailable: ${(error as Error).message}` }, { cause: error });
       }
@@ -229,10 +258,12 @@ export function createSmtpTransport(
           rejected: failure.provider === 'smtp' ? (failure.rejected ?? []) : [],
         };
       } catch (error) {
-        const failure = { ...toSmtpFailure(error), dataSent: progress.finalDotSent };
+        // A token fetch that failed inside nodemailer comes back as the TokenError itself, coded EAUTH.
+        const failure =
+          error instanceof TokenError ? toTokenFailure(error) : { ...toSmtpFailure(error), dataSent: progress.finalDotSent };
         // A rate reply (454, 421 4.7.x "rate") slows the whole instance down, not only this job.
         if (classifyOutcome(failure).action === 'throttled') limiter.slowDown();
-        if (failure.provider === 'smtp' && (failure.code === 'EAUTH' || failure.code === 'ENOAUTH')) {
+        if (failure.provider === 'smtp' && ['EAUTH', 'ENOAUTH', 'EOAUTH2', 'ETOKEN'].includes(failure.code ?? '')) {
           refreshCredentials = true;
           retire(pool);
         } else if (failure.provider === 'smtp' && (failure.code === 'ECONNECTION' || failure.code === 'ESOCKET' || failure.code === 'ETIMEDOUT')) {

@@ -10,7 +10,7 @@ import type { StackConfig } from '../stack-config.js';
 import type { JobsQueue } from './jobs-queue.js';
 import { grantPublish } from './grant-publish.js';
 import { NodeFunction } from './node-function.js';
-import { referenceSecret } from './secret-reference.js';
+import { grantPutSecretValue, referenceSecret } from './secret-reference.js';
 import type { StateTables } from './state-tables.js';
 
 export type DispatchFunctionProps = {
@@ -106,6 +106,9 @@ export class DispatchFunction extends Construct {
     if ((usesSes && config.sesMaxSendRate === undefined) || (sesSmtpEndpoint && config.smtpMaxSendRate === undefined)) {
       // GetAccount reads the account's send quota; it has no resource to scope to.
       this.fn.addToRolePolicy(new PolicyStatement({ actions: ['ses:GetAccount'], resources: ['*'] }));
+    }
+    if (smtpSecret && config.smtpSecret && config.smtpSecretWriteBack) {
+      grantPutSecretValue(this, config.smtpSecret, this.fn);
     }
 
     if (usesSes) {

@@ -10,7 +10,7 @@ import { Construct } from 'constructs';
 import type { StackConfig } from '../stack-config.js';
 import { grantPublish } from './grant-publish.js';
 import { NodeFunction } from './node-function.js';
-import { referenceSecret } from './secret-reference.js';
+import { grantPutSecretValue, referenceSecret } from './secret-reference.js';
 import type { StateTables } from './state-tables.js';
 
 export type MailboxPollerProps = {
@@ -56,6 +56,7 @@ export class MailboxPoller extends Construct {
     grantPublish(this.fn, events, key);
     this.fn.addToRolePolicy(new PolicyStatement({ actions: ['s3:PutObject'], resources: [bucket.arnForObjects('inbound/*')] }));
     for (const secret of secrets) secret.grantRead(this.fn);
+    config.mailboxes.forEach((m) => m.secretWriteBack && grantPutSecretValue(this, m.secret, this.fn));
 
     this.rule = new Rule(this, 'Schedule', {
       description: 'Runs the mailbox poller',

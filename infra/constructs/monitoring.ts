@@ -147,6 +147,10 @@ export class Monitoring extends Construct {
           `(at least ${SENDER_SIDE_MIN_REPORTS}) blame our side: our sender address or domain, ` +
           'SPF/DKIM/DMARC, IP or domain reputation, sending rate or content.',
       });
+      alarm('MailboxSignInBlocked', custom(PollerMetrics.signInBlocked, fiveMinutes), {
+        threshold: 1,
+        description: 'A mailbox sign-in is refused: its OAuth2 app or grant is revoked or wrong, or its login.',
+      });
     }
     alarm('SuppressionSpike', custom(SuppressionMetrics.added, Duration.hours(1)), {
       threshold: config.suppressionSpikePerHour,
@@ -211,6 +215,7 @@ export class Monitoring extends Construct {
           left: config.mailboxes.map((m) => perMailbox(PollerMetrics.polled, m.id).with({ label: `polled ${m.id}` })),
           right: [
             custom(PollerMetrics.pollFailed),
+            custom(PollerMetrics.signInBlocked),
             custom(PollerMetrics.processed),
             custom(PollerMetrics.unparsable),
             custom(PollerMetrics.leaseLost),

@@ -21,7 +21,7 @@ const context = {
   smtpSecret: 'email-dispatch/smtp',
   mailboxes: [
     { id: 'bounces', host: 'imap.example.com', secret: 'email-dispatch/imap' },
-    { id: 'replies', host: 'imap.example.net', secret: 'email-dispatch/imap-replies', startFrom: 'beginning' },
+    { id: 'replies', host: 'imap.example.org', secret: 'email-dispatch/imap-replies', startFrom: 'beginning', secretWriteBack: true },
   ],
   alarmEmail: 'oncall@example.com',
   maxConcurrency: 8,
@@ -178,6 +178,7 @@ describe('alarms', () => {
     ['EventsNotPublished', 'notBreaching'],
     ['PollerHeartbeatMissing', 'breaching'],
     ['SenderSideBouncesHigh', 'notBreaching'],
+    ['MailboxSignInBlocked', 'notBreaching'],
     ['SesBounceRateHigh', 'notBreaching'],
     ['SesComplaintRateHigh', 'notBreaching'],
     ['SuppressionSpike', 'notBreaching'],
@@ -265,6 +266,15 @@ describe('permissions', () => {
 
     expect(list).toHaveLength(1);
     expect(JSON.stringify(list[0]?.Resource)).not.toContain('*');
+  });
+
+  it('lets a function write only the secrets marked for write-back, and only new versions of them', () => {
+    const reads = ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'];
+    const writes = statements().filter((s) => actionsOf(s).some((a) => a.startsWith('secretsmanager:') && !reads.includes(a)));
+
+    expect(writes).toHaveLength(1);
+    expect(actionsOf(writes[0] as { Action: string | string[] })).toEqual(['secretsmanager:PutSecretValue']);
+    expect(JSON.stringify(writes[0]?.Resource)).toContain(':secret:email-dispatch/imap-replies-??????');
   });
 
   it('uses no AWS managed policies', () => {

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSuppressionStore } from '#aws/suppression-store.js';
 import { DEFAULT_SETTINGS } from '#infra/settings.js';
 import { startDovecot } from '#local/dovecot.js';
-import { loadLocalSecrets } from '#local/local-credentials.js';
+import { loadLocalSecrets, localLogin } from '#local/local-credentials.js';
 import { localTlsCertificate } from '#local/tls-certificate.js';
 import { startTwin, type Twin } from '#local/twin.js';
 import { createEmailProducer } from '#producer/index.js';
@@ -126,7 +126,7 @@ describe('the local twin with an IMAP server given by configuration', () => {
     const dir = mkdtempSync(join(tmpdir(), 'email-dispatch-twin-imap-'));
     const secrets = loadLocalSecrets(join(dir, 'credentials.json'));
     const cert = localTlsCertificate();
-    const dovecot = await startDovecot({ tls: cert, users: [secrets.imap] });
+    const dovecot = await startDovecot({ tls: cert, users: [localLogin(secrets, 'imap', join(dir, 'credentials.json'))] });
     const other = await startTwin({ dataDir: dir, ports: { aws: 0, dynamodb: 0, ses: 0, smtp: 0, imap: 0 }, pollIntervalSeconds: 10, imap: { host: dovecot.host, port: dovecot.port, security: 'starttls', mailbox: 'INBOX', ca: cert.cert } });
     try {
       const producer = createEmailProducer({ sqs: other.clients.sqsClient, queueUrl: other.resources.jobsQueueUrl });

@@ -21,10 +21,13 @@ import type { AwsEmulators } from './dispatch-harness.js';
 
 export const IMAP_USER = { username: 'bounces', password: 'imap-pass-1' };
 
-/** A private Dovecot and a client to put mail into it, as a sender's MTA would. */
-export async function startImapPeer() {
+/**
+ * A private Dovecot and a client to put mail into it, as a sender's MTA would. With `oauth2`, Dovecot also takes
+ * access tokens, checked at that introspection endpoint.
+ */
+export async function startImapPeer(options: { oauth2?: { introspectionUrl: string } } = {}) {
   const cert = localTlsCertificate();
-  const dovecot = await startDovecot({ tls: cert, users: [IMAP_USER] });
+  const dovecot = await startDovecot({ tls: cert, users: [IMAP_USER], oauth2: options.oauth2 });
   const settings = (mailbox: string, port = dovecot.port, host = dovecot.host): ImapSettings => ({ host, port, security: 'starttls', mailbox, tls: { ca: cert.cert }, stepTimeoutMs: 5000 });
   const client = async () => {
     const c = new ImapFlow({ host: dovecot.host, port: dovecot.port, secure: false, doSTARTTLS: true, tls: { ca: cert.cert }, auth: { user: IMAP_USER.username, pass: IMAP_USER.password }, logger: false });

@@ -8,10 +8,13 @@ import { LOOPBACK } from '#local/loopback.js';
 export async function startTcpProxy(target: { host: string; port: number }) {
   let dropAfterServerBytes: number | undefined;
   const sockets = new Set<Socket>();
+  const clients = new Set<Socket>();
   const server = createServer((client) => {
     const upstream = connect(target.port, target.host);
     sockets.add(client);
     sockets.add(upstream);
+    clients.add(client);
+    client.on('close', () => clients.delete(client));
     let fromServer = 0;
     const limit = dropAfterServerBytes;
     upstream.on('data', (chunk: Buffer) => {
@@ -44,6 +47,13 @@ export async function startTcpProxy(target: { host: string; port: number }) {
     /** Connections opened from now on are cut after the server sent this many bytes (undefined: never). */
     dropAfter(bytes: number | undefined) {
       dropAfterServerBytes = bytes;
+    },
+    /**
+     * Ends every open connection as a server that invalidates sessions does: `line` (e.g. an IMAP
+     * `* BYE Session invalidated - AccessTokenExpired`) goes to the client, then both sides are closed.
+     */
+    endSessions(line: string) {
+      for (const client of clients) client.end(`${line}\r\n`, () => client.destroy());
     },
     async stop() {
       for (const s of sockets) s.destroy();

@@ -1,0 +1,249 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import type { CredentialSource, MailLogin } from '#core/credential-source.js';
+import { syncMailbox } from '#core/mailbox/sync-mailbox.js';
+import { loadPollerConfig } from '#functions/config.js';
+import { createPollMailboxHandler } from '#handlers/poll-mailbox-handler.js';
+import { openImapSession, type ImapSettings } from '#imap/imap-session.js';
+import { openReauthenticatingSession } from '#imap/reauthenticating-session.js';
+import { createLambdaContext } from '#local/lambda-context.js';
+import { createMailLoginSource } from '#oauth/mail-login-source.js';
+import { createSnsEventPublisher } from '#aws/event-publisher.js';
+import { captureOutput } from '../support/captured-output.js';
+import { startAwsEmulators, type AwsEmulators } from '../support/dispatch-harness.js';
+import { plainMessage } from '../support/mail-samples.js';
+import { memorySecret, startOAuthPeer } from '../support/oauth-harness.js';
+import { createSyncDeps, IMAP_USER, startImapPeer, type ImapPeer } from '../support/poller-harness.js';
+import { startDovecot } from '#local/dovecot.js';
+import { startTcpProxy } from '../support/tcp-proxy.js';
+
+let aws: AwsEmulators;
+let imap: ImapPeer;
+let oauth: Awaited<ReturnType<typeof startOAuthPeer>>;
+let counter = 0;
+
+beforeAll(async () => {
+  oauth = await startOAuthPeer();
+  [aws, imap] = await Promise.all([
+    startAwsEmulators(),
+    startImapPeer({ oauth2: { introspectionUrl: oauth.server.introspectionUrl } }),
+  ]);
+});
+afterAll(async () => {
+  await imap?.stop();
+  await aws?.stop();
+  await oauth?.server.stop();
+});
+
+const newMailbox = async (messages: number) => {
+  counter += 1;
+  const name = `OAuth${counter}`;
+  await imap.createMailbox(name);
+  await imap.append(
+    name,
+    Array.from({ length: messages }, (_, i) => plainMessage(700 + counter * 10 + i)),
+  );
+  return name;
+};
+const uidsOf = (events: object[]) => events.map((e) => (e as { uid: number }).uid).sort((a, b) => a - b);
+const signInTo =
+  (settings: ImapSettings, login: CredentialSource<MailLogin>, reasons: string[] = []) =>
+  () =>
+    openReauthenticatingSession(
+      (signIn) => openImapSession(settings, signIn),
+      login,
+      (reason) => reasons.push(reason),
+    );
+const fast = { endpoint: { timeoutMs: 3000, backoffMs: 50 } };
+
+describe('the poller signing in to Dovecot with OAuth2 (oauth2 passdb, token introspection)', () => {
+  it.each([
+    ['oauth2-client-credentials with a client secret', 'clientSecret', 'client_credentials'],
+    ['oauth2-client-credentials with a certificate', 'certificate', 'client_credentials'],
+    ['oauth2-service-account', 'serviceAccount', 'urn:ietf:params:oauth:grant-type:jwt-bearer'],
+    ['oauth2-refresh-token', 'refreshToken', 'refresh_token'],
+  ] as const)('reads the mailbox with %s', async (_name, kind, grantType) => {
+    // Prepare
+    const mailbox = await newMailbox(3);
+    const secret = memorySecret(
+      kind === 'refreshToken'
+        ? { ...oauth.secrets.refreshToken, refreshToken: oauth.server.refreshTokens[0] }
+        : oauth.secrets[kind],
+    );
+    const login = createMailLoginSource(secret, fast);
+    const { deps, published } = await createSyncDeps(aws, signInTo(imap.settings(mailbox), login));
+    const before = { requests: oauth.server.requests.length, introspections: oauth.server.introspections };
+
+    // Act
+    const result = await syncMailbox(deps, { mailboxId: mailbox, runId: 'run-1', stopAtMs: Date.now() + 30_000 });
+
+    // Assess
+    expect(result).toMatchObject({ status: 'synced', processed: 3 });
+    expect(uidsOf(published)).toEqual([1, 2, 3]);
+    expect(oauth.server.requests.slice(before.requests)).toEqual([{ grantType, outcome: 'issued' }]);
+    // Dovecot asked the OAuth2 server about the token: the sign-in really was by token.
+    expect(oauth.server.introspections).toBeGreaterThan(before.introspections);
+    if (kind === 'refreshToken') expect(secret.writes).toBe(1);
+  });
+
+  it('signs in with XOAUTH2 where the server offers only that, as Exchange Online does', async () => {
+    // Prepare
+    const xoauth2Only = await startDovecot({
+      tls: imap.cert,
+      users: [IMAP_USER],
+      oauth2: { introspectionUrl: oauth.server.introspectionUrl, mechanisms: ['xoauth2'] },
+    });
+    try {
+      const login = createMailLoginSource(memorySecret(oauth.secrets.certificate), fast);
+      const settings: ImapSettings = {
+        host: xoauth2Only.host,
+        port: xoauth2Only.port,
+        security: 'starttls',
+        mailbox: 'INBOX',
+        tls: { ca: imap.cert.cert },
+        stepTimeoutMs: 5000,
+      };
+      const before = oauth.server.introspections;
+
+      // Act
+      const session = await openImapSession(settings, login);
+      const listed = await session.messagesAfter(0, 1000);
+      await session.close();
+
+      // Assess
+      expect(listed).toEqual([]);
+      expect(oauth.server.introspections).toBe(before + 1);
+    } finally {
+      await xoauth2Only.stop();
+    }
+  });
+
+  it('survives a token that expires mid-session: one new sign-in with a fresh token, nothing missed or repeated', async () => {
+    // Prepare: the session goes through a proxy that can end it as Exchange Online does.
+    const mailbox = await newMailbox(2);
+    const proxy = await startTcpProxy({ host: imap.dovecot.host, port: imap.dovecot.port });
+    const login = createMailLoginSource(memorySecret(oauth.secrets.clientSecret), fast);
+    const reasons: string[] = [];
+    const settings: ImapSettings = {
+      host: proxy.host,
+      port: proxy.port,
+      security: 'none',
+      mailbox,
+      stepTimeoutMs: 5000,
+    };
+    const { deps, published, state } = await createSyncDeps(aws, signInTo(settings, login, reasons));
+    const start = oauth.server.requests.length;
+
+    // Act: while the run idles, the token expires, the server ends the session, and new mail arrives.
+    const running = syncMailbox(deps, {
+      mailboxId: mailbox,
+      runId: 'run-1',
+      stopAtMs: Date.now() + 30_000,
+      idleUntilMs: Date.now() + 8000,
+      refreshEveryMs: 300,
+    });
+    for (let i = 0; i < 50 && (await state.getCheckpoint(mailbox))?.lastUid !== 2; i += 1)
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    oauth.server.expireTokens();
+    proxy.endSessions('* BYE Session invalidated - AccessTokenExpired');
+    await imap.append(mailbox, [plainMessage(790), plainMessage(791)]);
+    const result = await running;
+    await proxy.stop();
+
+    // Assess
+    expect(result).toMatchObject({ status: 'synced', processed: 4 });
+    expect(uidsOf(published)).toEqual([1, 2, 3, 4]);
+    expect(reasons).toEqual(['access token expired']);
+    // The cached token was known to be spent: the new sign-in used a new one.
+    expect(oauth.server.requests.slice(start).map((r) => r.outcome)).toEqual(['issued', 'issued']);
+  });
+
+  it('fails after one new sign-in when the fresh token is refused too', async () => {
+    // Prepare: a token for another mailbox than the one signed in to.
+    const mailbox = await newMailbox(1);
+    const login = createMailLoginSource(
+      memorySecret({ ...oauth.secrets.clientSecret, username: 'someone-else' }),
+      fast,
+    );
+    const reasons: string[] = [];
+    const { deps } = await createSyncDeps(aws, signInTo(imap.settings(mailbox), login, reasons));
+    const start = oauth.server.requests.length;
+
+    // Act
+    const failed = await syncMailbox(deps, { mailboxId: mailbox, runId: 'run-1', stopAtMs: Date.now() + 30_000 }).catch(
+      (error: unknown) => error,
+    );
+
+    // Assess
+    expect(failed).toMatchObject({ name: 'ImapError', authentication: true });
+    expect(reasons).toEqual(['authentication refused']);
+    expect(oauth.server.requests.slice(start)).toHaveLength(2);
+  });
+});
+
+describe('the scheduled poller with an OAuth2 mailbox', () => {
+  it('reports a revoked client as blocked, with the sign-in alarm metric, and logs no token or secret', async () => {
+    // Prepare: a first run signs in; then the app's registration is revoked.
+    const mailbox = await newMailbox(1);
+    const { resources, suppressions, state } = await createSyncDeps(
+      aws,
+      signInTo(imap.settings(mailbox), createMailLoginSource(memorySecret(oauth.secrets.clientSecret))),
+    );
+    const config = loadPollerConfig({
+      MAILBOXES: JSON.stringify([
+        {
+          id: 'm365',
+          host: imap.dovecot.host,
+          port: imap.dovecot.port,
+          security: 'starttls',
+          mailbox,
+          secret: 'email-dispatch/imap',
+        },
+      ]),
+      MAILBOX_STATE_TABLE: resources.mailboxStateTable,
+      SUPPRESSION_TABLE: resources.suppressionTable,
+      EVENTS_TOPIC_ARN: resources.eventsTopicArn,
+      RAW_MESSAGE_BUCKET: resources.bucket,
+      IDLE: 'false',
+    });
+    const logger = new Logger({ serviceName: 'email-dispatch' });
+    const metrics = new Metrics({ namespace: 'EmailDispatch', serviceName: 'email-dispatch', logger });
+    const output = captureOutput(logger, metrics);
+    const login = createMailLoginSource(
+      memorySecret({ ...oauth.secrets.clientSecret, clientId: 'app-revoked', clientSecret: 'revoked-secret' }),
+      fast,
+    );
+    const handler = createPollMailboxHandler({
+      config,
+      logger,
+      metrics,
+      state,
+      events: createSnsEventPublisher(aws.clients.sns, resources.eventsTopicArn),
+      suppress: (entry) => suppressions.suppress(entry),
+      storeRaw: async (key) => ({ bucket: resources.bucket, key }),
+      credentialsFor: () => login,
+      tls: { ca: imap.cert.cert },
+    });
+    const first = await handler({}, createLambdaContext('poll-mailbox', 20_000));
+    const issued = await login.get();
+    oauth.server.revoke('app-revoked');
+
+    // Act
+    const second = await handler({}, createLambdaContext('poll-mailbox', 20_000));
+
+    // Assess
+    expect(first).toEqual({ m365: { status: 'synced', processed: 1 } });
+    expect(second).toMatchObject({
+      m365: { status: 'blocked', processed: 0, error: expect.stringContaining('invalid_client') },
+    });
+    expect(output.metric('MailboxSignInBlocked')).toBe(1);
+    const logged = output.lines.join('\n');
+    expect(logged).toContain('"blocked":true');
+    expect(logged).not.toContain('revoked-secret');
+    expect(issued).toHaveProperty('accessToken');
+    expect(logged).not.toContain((issued as { accessToken: string }).accessToken);
+    const token = await login.get().catch(() => undefined);
+    expect(token).toBeUndefined();
+  });
+});
