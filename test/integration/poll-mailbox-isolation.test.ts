@@ -343,7 +343,8 @@ describe('the scheduled poller with two mailboxes, one failing', () => {
     const summary = await handler({}, createLambdaContext('poll-mailbox', 20_000));
 
     // Assess
-    expect(summary).toMatchObject({ healthy: { status: 'synced', processed: 1 }, failing: { status: 'failed' } });
+    // A refused sign-in is our setup (a wrong secret): blocked, and alarmed as such.
+    expect(summary).toMatchObject({ healthy: { status: 'synced', processed: 1 }, failing: { status: 'blocked' } });
     const heartbeats = output.records().filter((r) => typeof r.MailboxPolled === 'number');
     expect(heartbeats.map((r) => [r.Mailbox, r.MailboxPolled, typeof r.PollLagSeconds, r.service])).toEqual([
       ['healthy', 1, 'number', 'email-dispatch'],

@@ -76,7 +76,7 @@ describe('the poller signing in to Dovecot with OAuth2 (oauth2 passdb, token int
     const before = { requests: oauth.server.requests.length, introspections: oauth.server.introspections };
 
     // Act
-    const result = await syncMailbox(deps, { mailboxId: mailbox, runId: 'run-1', stopAtMs: Date.now() + 30_000 });
+    const result = await syncMailbox(deps, { mailboxId: mailbox, runId: 'run-1', startFrom: 'beginning', stopAtMs: Date.now() + 30_000 });
 
     // Assess
     expect(result).toMatchObject({ status: 'synced', processed: 3 });
@@ -139,6 +139,7 @@ describe('the poller signing in to Dovecot with OAuth2 (oauth2 passdb, token int
     const running = syncMailbox(deps, {
       mailboxId: mailbox,
       runId: 'run-1',
+      startFrom: 'beginning',
       stopAtMs: Date.now() + 30_000,
       idleUntilMs: Date.now() + 8000,
       refreshEveryMs: 300,
@@ -171,7 +172,7 @@ describe('the poller signing in to Dovecot with OAuth2 (oauth2 passdb, token int
     const start = oauth.server.requests.length;
 
     // Act
-    const failed = await syncMailbox(deps, { mailboxId: mailbox, runId: 'run-1', stopAtMs: Date.now() + 30_000 }).catch(
+    const failed = await syncMailbox(deps, { mailboxId: mailbox, runId: 'run-1', startFrom: 'beginning', stopAtMs: Date.now() + 30_000 }).catch(
       (error: unknown) => error,
     );
 
@@ -199,6 +200,7 @@ describe('the scheduled poller with an OAuth2 mailbox', () => {
           security: 'starttls',
           mailbox,
           secret: 'email-dispatch/imap',
+          startFrom: 'beginning',
         },
       ]),
       MAILBOX_STATE_TABLE: resources.mailboxStateTable,
