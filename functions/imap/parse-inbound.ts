@@ -74,7 +74,10 @@ const headerText = (value: HeaderValue): string => {
 
 /** A report, parsed whole with mailparser: the report parts (delivery-status, feedback-report, the returned message or its headers) as text. */
 async function parseReport(source: Buffer): Promise<InboundMessage> {
-  const { simpleParser } = await import('mailparser');
+  // mailparser is CommonJS: Node's import() finds its named exports, but in the deployed bundle (esbuild, code
+  // splitting) the lazy chunk has only `default` (module.exports). Take it from wherever it is.
+  const mailparser = (await import('mailparser')) as typeof import('mailparser') & { default?: typeof import('mailparser') };
+  const simpleParser = mailparser.default?.simpleParser ?? mailparser.simpleParser;
   const parsed = await simpleParser(source, { skipHtmlToText: true, skipTextToHtml: true, skipImageLinks: true, keepDeliveryStatus: true } as Parameters<typeof simpleParser>[1]);
   const headers: Record<string, string> = {};
   for (const [name, value] of parsed.headers) headers[name.toLowerCase()] = headerText(value);
