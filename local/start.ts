@@ -1,10 +1,13 @@
 import { CommandError, parseCommandLine, parseJsonInput, readInput, runCommand, UsageError } from '#tools/cli.js';
 import type { Twin, TwinStats } from './twin.js';
 
-const USAGE = `Usage: npm start [-- --transport smtp|ses] [--persist] [--verbose] [--imap imap.json]
+const USAGE = `Usage: npm start [-- --transport smtp|ses] [--bundled] [--persist] [--verbose] [--imap imap.json]
 Runs the whole system on this machine, on 127.0.0.1 only. Ctrl-C stops it.
 
   --transport smtp|ses   how the dispatcher sends (default smtp: the local relay; ses: the SES emulator)
+  --bundled              run the functions from the bundles the stack deploys (synthesized first, about a minute)
+                         instead of from source: each in processes of its own, through its exported handler, with
+                         the environment the template gives it
   --persist              keep DynamoDB tables in .local/dynamodb across restarts
   --verbose              print every log line (otherwise they go to .local/twin.log)
   --imap FILE            poll this IMAP server instead of the embedded one:
@@ -33,16 +36,16 @@ const line = (s: TwinStats) =>
 await runCommand(USAGE, async () => {
   const values = parseCommandLine({
     usage: USAGE,
-    options: { transport: { type: 'string', default: 'smtp' }, persist: { type: 'boolean', default: false }, verbose: { type: 'boolean', default: false }, imap: { type: 'string' } },
+    options: { transport: { type: 'string', default: 'smtp' }, bundled: { type: 'boolean', default: false }, persist: { type: 'boolean', default: false }, verbose: { type: 'boolean', default: false }, imap: { type: 'string' } },
   });
   if (values.transport !== 'smtp' && values.transport !== 'ses') throw new UsageError(`--transport must be smtp or ses, not ${JSON.stringify(values.transport)}`);
   const imap = values.imap ? readImapFile(values.imap) : undefined;
 
-  console.log('starting the local twin …');
+  console.log(values.bundled ? 'synthesizing the stack and starting the local twin on its bundles …' : 'starting the local twin …');
   const { startTwin } = await import('./twin.js');
   let twin: Twin;
   try {
-    twin = await startTwin({ dataDir: process.env.TWIN_DIR, transport: values.transport, persist: values.persist, verbose: values.verbose, imap });
+    twin = await startTwin({ dataDir: process.env.TWIN_DIR, transport: values.transport, bundled: values.bundled, persist: values.persist, verbose: values.verbose, imap });
   } catch (error) {
     const e = error as Error & { code?: string };
     throw new CommandError(e.code === 'EADDRINUSE' ? `a port of the twin is in use (${e.message}): is another npm start running?` : e.message, { cause: error });
