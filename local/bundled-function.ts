@@ -17,9 +17,17 @@ export type BundledFunctionOptions = {
   onLine: (line: string) => void;
 };
 
-type Reply = { type: 'ready' } | { type: 'init-error'; error: { name: string; message: string } } | { type: 'result'; id: number; result: unknown } | { type: 'error'; id: number; error: { name: string; message: string } };
+type Reply =
+  | { type: 'ready' }
+  | { type: 'init-error'; error: { name: string; message: string } }
+  | { type: 'result'; id: number; result: unknown }
+  | { type: 'error'; id: number; error: { name: string; message: string } };
 
-type Instance = { child: ChildProcess; ready: Promise<void>; pending?: { id: number; resolve(value: unknown): void; reject(error: Error): void } };
+type Instance = {
+  child: ChildProcess;
+  ready: Promise<void>;
+  pending?: { id: number; resolve(value: unknown): void; reject(error: Error): void };
+};
 
 /** A failure as the Lambda service reports one: the function's own error, an init failure, or a timeout. */
 export class InvocationError extends Error {
@@ -42,13 +50,23 @@ export function createBundledFunction(options: BundledFunctionOptions) {
   let stopped = false;
 
   const start = (): Instance => {
-    const child = spawn(process.execPath, [RUNTIME, options.entry, options.name, String(options.memoryMb)], { env: options.environment, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
-    for (const stream of [child.stdout, child.stderr]) if (stream) createInterface({ input: stream }).on('line', options.onLine);
+    const child = spawn(process.execPath, [RUNTIME, options.entry, options.name, String(options.memoryMb)], {
+      env: options.environment,
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    });
+    for (const stream of [child.stdout, child.stderr])
+      if (stream) createInterface({ input: stream }).on('line', options.onLine);
     const instance: Instance = { child, ready: Promise.resolve() };
     instance.ready = new Promise<void>((resolve, reject) => {
       child.on('message', (reply: Reply) => {
         if (reply.type === 'ready') resolve();
-        else if (reply.type === 'init-error') reject(new InvocationError(options.name, { name: 'Runtime.InitError', message: `${reply.error.name}: ${reply.error.message}` }));
+        else if (reply.type === 'init-error')
+          reject(
+            new InvocationError(options.name, {
+              name: 'Runtime.InitError',
+              message: `${reply.error.name}: ${reply.error.message}`,
+            }),
+          );
         else if (instance.pending?.id === reply.id) {
           const { pending } = instance;
           instance.pending = undefined;
@@ -58,7 +76,10 @@ export function createBundledFunction(options: BundledFunctionOptions) {
       });
       child.on('exit', (code, signal) => {
         all.delete(instance);
-        const error = new InvocationError(options.name, { name: 'Runtime.ExitError', message: `the instance exited (${signal ?? `code ${code}`})` });
+        const error = new InvocationError(options.name, {
+          name: 'Runtime.ExitError',
+          message: `the instance exited (${signal ?? `code ${code}`})`,
+        });
         reject(error);
         instance.pending?.reject(error);
         instance.pending = undefined;
@@ -101,9 +122,18 @@ export function createBundledFunction(options: BundledFunctionOptions) {
           const timer = setTimeout(() => {
             // As Lambda does at the timeout: the instance is stopped, whatever it was doing.
             instance.child.kill('SIGKILL');
-            reject(new InvocationError(options.name, { name: 'Sandbox.Timedout', message: `Task timed out after ${(timeoutMs / 1000).toFixed(2)} seconds` }));
+            reject(
+              new InvocationError(options.name, {
+                name: 'Sandbox.Timedout',
+                message: `Task timed out after ${(timeoutMs / 1000).toFixed(2)} seconds`,
+              }),
+            );
           }, timeoutMs);
-          instance.pending = { id, resolve: (v) => (clearTimeout(timer), resolve(v)), reject: (e) => (clearTimeout(timer), reject(e)) };
+          instance.pending = {
+            id,
+            resolve: (v) => (clearTimeout(timer), resolve(v)),
+            reject: (e) => (clearTimeout(timer), reject(e)),
+          };
           instance.child.send({ id, event, timeoutMs });
         });
       } finally {
@@ -114,7 +144,12 @@ export function createBundledFunction(options: BundledFunctionOptions) {
     /** Stops every instance, by its PID. */
     async stop(): Promise<void> {
       stopped = true;
-      const exits = [...all].map((instance) => new Promise<void>((resolve) => (instance.child.exitCode !== null ? resolve() : instance.child.once('exit', () => resolve()))));
+      const exits = [...all].map(
+        (instance) =>
+          new Promise<void>((resolve) =>
+            instance.child.exitCode !== null ? resolve() : instance.child.once('exit', () => resolve()),
+          ),
+      );
       for (const instance of all) instance.child.kill('SIGTERM');
       const timer = setTimeout(() => {
         for (const instance of all) instance.child.kill('SIGKILL');

@@ -12,7 +12,11 @@ const FUNCTIONS = { dispatch: /\/Dispatch\/Function\/Resource$/, poller: /\/Poll
 export type BundledFunctionName = keyof typeof FUNCTIONS;
 
 /** The stack's resources the functions' environment refers to, and the twin's resource standing in for each. */
-const LOCAL_RESOURCES: Array<{ path: RegExp; ref: (r: LocalResources) => string; arn?: (r: LocalResources) => string }> = [
+const LOCAL_RESOURCES: Array<{
+  path: RegExp;
+  ref: (r: LocalResources) => string;
+  arn?: (r: LocalResources) => string;
+}> = [
   { path: /\/Jobs\/Queue\/Resource$/, ref: (r) => r.jobsQueueUrl, arn: (r) => r.jobsQueueArn },
   { path: /\/Jobs\/DeadLetterQueue\/Resource$/, ref: (r) => r.deadLetterQueueUrl, arn: (r) => r.deadLetterQueueArn },
   { path: /\/EventsTopic\/Resource$/, ref: (r) => r.eventsTopicArn },
@@ -40,7 +44,12 @@ export type SynthesizedFunction = {
  * naming the twin's secrets and settings, and returns the two functions as deployed. Placeholder hosts stand where
  * the relay and the mailbox go; the twin points them at its own servers.
  */
-export async function synthesizeFunctions(options: { outdir: string; transport: TransportName; settings: SystemSettings; region: string }): Promise<{ template: Template; functions: Record<BundledFunctionName, SynthesizedFunction> }> {
+export async function synthesizeFunctions(options: {
+  outdir: string;
+  transport: TransportName;
+  settings: SystemSettings;
+  region: string;
+}): Promise<{ template: Template; functions: Record<BundledFunctionName, SynthesizedFunction> }> {
   const [{ App }, { EmailDispatchStack }, { loadStackConfig }, { PROJECT_ROOT }] = await Promise.all([
     import('aws-cdk-lib'),
     import('#infra/email-dispatch-stack.js'),
@@ -48,7 +57,9 @@ export async function synthesizeFunctions(options: { outdir: string; transport: 
     import('#infra/constructs/node-function.js'),
   ]);
   // The feature flags and defaults of cdk.json, then what the twin needs.
-  const { context: defaults } = JSON.parse(readFileSync(join(PROJECT_ROOT, 'cdk.json'), 'utf8')) as { context: Record<string, unknown> };
+  const { context: defaults } = JSON.parse(readFileSync(join(PROJECT_ROOT, 'cdk.json'), 'utf8')) as {
+    context: Record<string, unknown>;
+  };
   const s = options.settings;
   const context = {
     ...defaults,
@@ -73,21 +84,33 @@ export async function synthesizeFunctions(options: { outdir: string; transport: 
     retryLifetimeSeconds: s.retry.lifetimeSeconds,
   };
   const app = new App({ outdir: options.outdir, context });
-  const stack = new EmailDispatchStack(app, 'EmailDispatch', loadStackConfig(app.node), { env: { account: '000000000000', region: options.region } });
+  const stack = new EmailDispatchStack(app, 'EmailDispatch', loadStackConfig(app.node), {
+    env: { account: '000000000000', region: options.region },
+  });
   app.synth();
-  const template = JSON.parse(readFileSync(join(options.outdir, `${stack.artifactId}.template.json`), 'utf8')) as Template;
+  const template = JSON.parse(
+    readFileSync(join(options.outdir, `${stack.artifactId}.template.json`), 'utf8'),
+  ) as Template;
 
   const functions = Object.fromEntries(
     Object.entries(FUNCTIONS).map(([name, path]) => {
-      const resource = Object.values(template.Resources).find((r) => r.Type === 'AWS::Lambda::Function' && path.test(String(r.Metadata?.['aws:cdk:path'] ?? '')));
+      const resource = Object.values(template.Resources).find(
+        (r) => r.Type === 'AWS::Lambda::Function' && path.test(String(r.Metadata?.['aws:cdk:path'] ?? '')),
+      );
       const assetPath = resource?.Metadata?.['aws:asset:path'];
-      if (!resource || typeof assetPath !== 'string') throw new Error(`the synthesized stack has no ${name} function with a bundled asset`);
+      if (!resource || typeof assetPath !== 'string')
+        throw new Error(`the synthesized stack has no ${name} function with a bundled asset`);
       const properties = resource.Properties ?? {};
       return [
         name,
         {
-          entry: join(options.outdir, assetPath, String(properties.Handler ?? 'index.handler').replace(/\.handler$/, '.mjs')),
-          variables: ((properties.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables ?? {}) as Record<string, unknown>,
+          entry: join(
+            options.outdir,
+            assetPath,
+            String(properties.Handler ?? 'index.handler').replace(/\.handler$/, '.mjs'),
+          ),
+          variables: ((properties.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables ??
+            {}) as Record<string, unknown>,
           timeoutSeconds: Number(properties.Timeout ?? 3),
           memoryMb: Number(properties.MemorySize ?? 128),
         } satisfies SynthesizedFunction,
@@ -102,9 +125,20 @@ export async function synthesizeFunctions(options: { outdir: string; transport: 
  * the stack's queues, topic, bucket and tables as the twin's, pseudo parameters for a local account. A reference to
  * anything else is an error naming the variable, so a new wiring in the stack cannot pass unnoticed.
  */
-export function resolveEnvironment(variables: Record<string, unknown>, template: Template, resources: LocalResources, region: string): Record<string, string> {
+export function resolveEnvironment(
+  variables: Record<string, unknown>,
+  template: Template,
+  resources: LocalResources,
+  region: string,
+): Record<string, string> {
   const pathOf = (logicalId: string) => String(template.Resources[logicalId]?.Metadata?.['aws:cdk:path'] ?? '');
-  const pseudo: Record<string, string> = { 'AWS::AccountId': '000000000000', 'AWS::Region': region, 'AWS::Partition': 'aws', 'AWS::URLSuffix': 'amazonaws.com', 'AWS::StackName': 'EmailDispatch' };
+  const pseudo: Record<string, string> = {
+    'AWS::AccountId': '000000000000',
+    'AWS::Region': region,
+    'AWS::Partition': 'aws',
+    'AWS::URLSuffix': 'amazonaws.com',
+    'AWS::StackName': 'EmailDispatch',
+  };
   const resolve = (value: unknown, name: string): string => {
     if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') return String(value);
     const node = value as Record<string, unknown>;
@@ -113,7 +147,9 @@ export function resolveEnvironment(variables: Record<string, unknown>, template:
       if (pseudo[ref] !== undefined) return pseudo[ref];
       const local = LOCAL_RESOURCES.find((r) => r.path.test(pathOf(ref)));
       if (local) return local.ref(resources);
-      throw new Error(`${name} refers to ${ref} (${pathOf(ref) || 'not in the template'}), which the twin has no stand-in for`);
+      throw new Error(
+        `${name} refers to ${ref} (${pathOf(ref) || 'not in the template'}), which the twin has no stand-in for`,
+      );
     }
     if (Array.isArray(node?.['Fn::GetAtt'])) {
       const [id, attribute] = node['Fn::GetAtt'] as [string, string];

@@ -39,7 +39,12 @@ export async function startBundledFunctions(options: BundledTwinOptions) {
     for (const s of stoppers.reverse()) await s().catch(() => {});
   };
   try {
-    const { template, functions } = await synthesizeFunctions({ outdir, transport: options.transport, settings: options.settings, region: options.region });
+    const { template, functions } = await synthesizeFunctions({
+      outdir,
+      transport: options.transport,
+      settings: options.settings,
+      region: options.region,
+    });
     const secretsManager = await startLocalSecretsManager(() => {
       const secrets = options.secrets();
       return { [LOCAL_SECRET_NAMES.smtp]: secrets.smtp, [LOCAL_SECRET_NAMES.imap]: secrets.imap };
@@ -64,13 +69,28 @@ export async function startBundledFunctions(options: BundledTwinOptions) {
       NODE_EXTRA_CA_CERTS: caFile,
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     };
-    const environmentOf = (variables: Record<string, unknown>) => resolveEnvironment(variables, template, options.resources, options.region);
+    const environmentOf = (variables: Record<string, unknown>) =>
+      resolveEnvironment(variables, template, options.resources, options.region);
 
-    const dispatchEnvironment = { ...environmentOf(functions.dispatch.variables), SMTP_HOST: LOOPBACK, SMTP_PORT: String(options.smtp.port) };
-    const mailboxes = JSON.parse(environmentOf(functions.poller.variables).MAILBOXES ?? '[]') as Array<Record<string, unknown>>;
+    const dispatchEnvironment = {
+      ...environmentOf(functions.dispatch.variables),
+      SMTP_HOST: LOOPBACK,
+      SMTP_PORT: String(options.smtp.port),
+    };
+    const mailboxes = JSON.parse(environmentOf(functions.poller.variables).MAILBOXES ?? '[]') as Array<
+      Record<string, unknown>
+    >;
     const pollerEnvironment = {
       ...environmentOf(functions.poller.variables),
-      MAILBOXES: JSON.stringify(mailboxes.map((m) => ({ ...m, host: options.imap.host, port: options.imap.port, security: options.imap.security, mailbox: options.imap.mailbox }))),
+      MAILBOXES: JSON.stringify(
+        mailboxes.map((m) => ({
+          ...m,
+          host: options.imap.host,
+          port: options.imap.port,
+          security: options.imap.security,
+          mailbox: options.imap.mailbox,
+        })),
+      ),
       // The schedule's rate, which the twin may run faster than the stack's.
       POLL_INTERVAL_SECONDS: String(options.pollIntervalSeconds),
     };
@@ -84,12 +104,19 @@ export async function startBundledFunctions(options: BundledTwinOptions) {
       onLine: options.onLine,
     });
     stoppers.push(dispatch.stop);
-    const poller = createBundledFunction({ name: 'poll-mailbox', entry: functions.poller.entry, environment: { ...runtime, ...pollerEnvironment }, memoryMb: functions.poller.memoryMb, onLine: options.onLine });
+    const poller = createBundledFunction({
+      name: 'poll-mailbox',
+      entry: functions.poller.entry,
+      environment: { ...runtime, ...pollerEnvironment },
+      memoryMb: functions.poller.memoryMb,
+      onLine: options.onLine,
+    });
     stoppers.push(poller.stop);
 
     return {
       /** The dispatch function, as the event source invokes it. */
-      dispatch: async (event: SQSEvent, context: Context) => (await dispatch.invoke(event, context.getRemainingTimeInMillis())) as SQSBatchResponse,
+      dispatch: async (event: SQSEvent, context: Context) =>
+        (await dispatch.invoke(event, context.getRemainingTimeInMillis())) as SQSBatchResponse,
       /** The poller, as its schedule invokes it. */
       poll: (event: object, context: Context) => poller.invoke(event, context.getRemainingTimeInMillis()),
       environments: { dispatch: dispatchEnvironment, poller: pollerEnvironment },

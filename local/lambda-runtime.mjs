@@ -2,8 +2,8 @@
 // (its top-level await is the cold start), then takes invocations from the parent over IPC, one at a time, calling
 // the exported `handler` with a context whose deadline the parent set. Plain JavaScript, no loader: what runs is
 // exactly what the stack deploys.
-import { randomUUID } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
+import { createLambdaContext } from './lambda-context-object.mjs';
 
 const [entry, functionName, memoryMb] = process.argv.slice(2);
 const describe = (error) => ({ name: error?.name ?? 'Error', message: error?.message ?? String(error) });
@@ -18,22 +18,7 @@ try {
 
 if (handler) {
   process.on('message', async (message) => {
-    const deadline = Date.now() + message.timeoutMs;
-    const requestId = randomUUID();
-    const context = {
-      callbackWaitsForEmptyEventLoop: false,
-      functionName,
-      functionVersion: '$LATEST',
-      invokedFunctionArn: `arn:aws:lambda:local:000000000000:function:${functionName}`,
-      memoryLimitInMB: memoryMb,
-      awsRequestId: requestId,
-      logGroupName: `/aws/lambda/${functionName}`,
-      logStreamName: `local/${requestId}`,
-      getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
-      done: () => {},
-      fail: () => {},
-      succeed: () => {},
-    };
+    const context = createLambdaContext(functionName, message.timeoutMs, memoryMb);
     try {
       const result = await handler(message.event, context);
       process.send({ type: 'result', id: message.id, result: result ?? null });

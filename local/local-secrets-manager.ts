@@ -20,24 +20,44 @@ export async function startLocalSecretsManager(secrets: () => Record<string, obj
     });
     req.on('end', () => {
       if (req.headers['x-amz-target'] !== 'secretsmanager.GetSecretValue') {
-        reply(res, 400, { __type: 'UnknownOperationException', message: `the local Secrets Manager answers GetSecretValue only, not ${String(req.headers['x-amz-target'])}` });
+        reply(res, 400, {
+          __type: 'UnknownOperationException',
+          message: `the local Secrets Manager answers GetSecretValue only, not ${String(req.headers['x-amz-target'])}`,
+        });
         return;
       }
       let secretId = '';
       try {
-        secretId = String((JSON.parse(Buffer.concat(chunks).toString('utf8')) as { SecretId?: unknown }).SecretId ?? '');
+        secretId = String(
+          (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { SecretId?: unknown }).SecretId ?? '',
+        );
       } catch {
         reply(res, 400, { __type: 'SerializationException', message: 'the request body is not JSON' });
         return;
       }
-      const name = secretId.includes(':secret:') ? secretId.slice(secretId.indexOf(':secret:') + ':secret:'.length) : secretId;
+      const name = secretId.includes(':secret:')
+        ? secretId.slice(secretId.indexOf(':secret:') + ':secret:'.length)
+        : secretId;
       const known = secrets();
-      const match = known[name] ? name : Object.keys(known).find((candidate) => name.startsWith(`${candidate}-`) && name.length === candidate.length + 7);
+      const match = known[name]
+        ? name
+        : Object.keys(known).find(
+            (candidate) => name.startsWith(`${candidate}-`) && name.length === candidate.length + 7,
+          );
       if (!match) {
-        reply(res, 400, { __type: 'ResourceNotFoundException', message: `Secrets Manager can't find the specified secret: ${name}` });
+        reply(res, 400, {
+          __type: 'ResourceNotFoundException',
+          message: `Secrets Manager can't find the specified secret: ${name}`,
+        });
         return;
       }
-      reply(res, 200, { ARN: `arn:aws:secretsmanager:local:000000000000:secret:${match}`, Name: match, SecretString: JSON.stringify(known[match]), VersionId: 'local', CreatedDate: 0 });
+      reply(res, 200, {
+        ARN: `arn:aws:secretsmanager:local:000000000000:secret:${match}`,
+        Name: match,
+        SecretString: JSON.stringify(known[match]),
+        VersionId: 'local',
+        CreatedDate: 0,
+      });
     });
   });
   const actual = await listenOnLoopback(server, port);

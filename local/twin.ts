@@ -218,10 +218,20 @@ export async function startTwin(options: TwinOptions = {}) {
         smtpTls: { ca: cert.cert },
         sesClient: ses ? { region, endpoint: ses.endpoint, credentials: LOCAL_CREDENTIALS } : undefined,
       });
-      dispatchHandler = createSendEmailHandler({ ...dispatchDeps, visibility: deferrals.wrap(dispatchDeps.visibility) });
+      const visibility = deferrals.wrap(dispatchDeps.visibility);
+      dispatchHandler = createSendEmailHandler({ ...dispatchDeps, visibility });
 
       const pollerConfig = loadPollerConfig({
-        MAILBOXES: JSON.stringify([{ id: 'bounces', host: imap.host, port: imap.port, security: imap.security, mailbox: imap.mailbox, secret: `file:${secretsFile}#imap` }]),
+        MAILBOXES: JSON.stringify([
+          {
+            id: 'bounces',
+            host: imap.host,
+            port: imap.port,
+            security: imap.security,
+            mailbox: imap.mailbox,
+            secret: `file:${secretsFile}#imap`,
+          },
+        ]),
         MAILBOX_STATE_TABLE: resources.mailboxStateTable,
         SUPPRESSION_TABLE: resources.suppressionTable,
         EVENTS_TOPIC_ARN: resources.eventsTopicArn,

@@ -1,7 +1,16 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { SendMessageBatchCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { describeIssues, EmailJobSchema, inlineAttachmentBytes, toJobProblem, MAX_INLINE_ATTACHMENT_BYTES, MAX_JOB_ATTACHMENT_BYTES, type EmailJob, type S3Reference } from '#core/email-job.js';
+import {
+  describeIssues,
+  EmailJobSchema,
+  inlineAttachmentBytes,
+  toJobProblem,
+  MAX_INLINE_ATTACHMENT_BYTES,
+  MAX_JOB_ATTACHMENT_BYTES,
+  type EmailJob,
+  type S3Reference,
+} from '#core/email-job.js';
 
 export type EmailProducerOptions = {
   sqs: SQSClient;
@@ -130,7 +139,9 @@ export function validateEmailJob(input: unknown): EmailJob {
   // The wording is passed per parse: a library must not change the zod configuration of the service using it.
   const parsed = EmailJobSchema.safeParse(input, { error: toJobProblem });
   if (parsed.success) return parsed.data;
-  const issues = parsed.error.issues.filter((i) => !(i.path[0] === 'attachments' && /inline attachments exceed/.test(i.message)));
+  const movable = (i: { path: PropertyKey[]; message: string }) =>
+    i.path[0] === 'attachments' && /inline attachments exceed/.test(i.message);
+  const issues = parsed.error.issues.filter((i) => !movable(i));
   if (issues.length > 0) throw new InvalidEmailJobError(describeIssues(issues));
   return input as EmailJob;
 }

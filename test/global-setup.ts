@@ -9,6 +9,8 @@ import { describeMissing, missingDependencies } from './support/system-dependenc
  * whatever the tests did, so a failed or killed test leaves nothing behind in the system's.
  */
 export default function setup(): () => void {
+  // Each project of the run (quick, slow) runs this; the first one's directory serves them all.
+  if (process.env.EMAIL_DISPATCH_TEST_RUN_DIR) return () => {};
   const missing = missingDependencies();
   if (missing.length > 0) {
     // A bare message: the stack of this file would say nothing more.
@@ -16,10 +18,15 @@ export default function setup(): () => void {
     error.stack = error.message;
     throw error;
   }
-  const runDir = mkdtempSync(join(tmpdir(), 'email-dispatch-test-'));
+  // Short: Dovecot's sockets live a few levels below it, and a socket path may not exceed 107 bytes.
+  const runDir = mkdtempSync(join(tmpdir(), 'ed-test-'));
   // Private servers (Dovecot's unprivileged processes) must be able to reach their directories below it.
   chmodSync(runDir, 0o755);
   // Test workers start after this and inherit it: os.tmpdir() in every test, and in every child it spawns, is here.
   process.env.TMPDIR = runDir;
-  return () => rmSync(runDir, { recursive: true, force: true });
+  process.env.EMAIL_DISPATCH_TEST_RUN_DIR = runDir;
+  return () => {
+    rmSync(runDir, { recursive: true, force: true });
+    delete process.env.EMAIL_DISPATCH_TEST_RUN_DIR;
+  };
 }

@@ -28,7 +28,10 @@ await runCommand(USAGE, async () => {
   }
   const result = await runDemoBatch(target, {
     timeoutSeconds,
-    onQueued: (count, run) => console.log(`queued ${count} jobs (run ${run}); waiting for outcomes (a throttled retry waits for its backoff) …`),
+    onQueued: (count, run) =>
+      console.log(
+        `queued ${count} jobs (run ${run}); waiting for outcomes (a throttled retry waits for its backoff) …`,
+      ),
   });
   console.log(['', ...result.lines].join('\n'));
   if (started) await started.stop();

@@ -53,9 +53,15 @@ async function isListening(host: string, port: number): Promise<boolean> {
 /** Resolves the target from flags: --outputs or --queue-url mean AWS; otherwise the local twin, checked to be up. */
 export async function connectTarget(args: TargetArgs): Promise<Target> {
   if (args.outputs) {
-    const outputs = parseJsonInput(readInput(args.outputs, '--outputs'), `--outputs ${args.outputs}`) as Record<string, Record<string, string>>;
+    const outputs = parseJsonInput(readInput(args.outputs, '--outputs'), `--outputs ${args.outputs}`) as Record<
+      string,
+      Record<string, string>
+    >;
     const stack = Object.values(outputs ?? {}).find((o) => o && typeof o === 'object' && o.JobsQueueUrl);
-    if (!stack?.JobsQueueUrl) throw new UsageError(`--outputs ${args.outputs} has no JobsQueueUrl output (write it with cdk deploy --outputs-file)`);
+    if (!stack?.JobsQueueUrl)
+      throw new UsageError(
+        `--outputs ${args.outputs} has no JobsQueueUrl output (write it with cdk deploy --outputs-file)`,
+      );
     const region = regionOf(stack.JobsQueueUrl);
     return {
       description: `AWS (${stack.JobsQueueUrl})`,
@@ -69,20 +75,35 @@ export async function connectTarget(args: TargetArgs): Promise<Target> {
     };
   }
   if (args.queueUrl) {
-    if (!/^https?:\/\//.test(args.queueUrl)) throw new UsageError(`--queue-url must be a queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>), not ${JSON.stringify(args.queueUrl)}`);
+    if (!/^https?:\/\//.test(args.queueUrl))
+      throw new UsageError(
+        '--queue-url must be a queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>), ' +
+          `not ${JSON.stringify(args.queueUrl)}`,
+      );
     const region = regionOf(args.queueUrl);
-    return { description: `AWS (${args.queueUrl})`, sqs: new SQSClient({ region }), s3: new S3Client({ region }), region, queueUrl: args.queueUrl, deadLetterQueueUrl: args.deadLetterQueueUrl };
+    return {
+      description: `AWS (${args.queueUrl})`,
+      sqs: new SQSClient({ region }),
+      s3: new S3Client({ region }),
+      region,
+      queueUrl: args.queueUrl,
+      deadLetterQueueUrl: args.deadLetterQueueUrl,
+    };
   }
   const dataDir = resolve(args.dataDir ?? process.env.TWIN_DIR ?? '.local');
   const manifestPath = join(dataDir, 'twin.json');
   if (!existsSync(manifestPath)) {
     const host = '127.0.0.1';
     if (!(await isListening(host, TWIN_PORTS.aws))) throw new CommandError(nothingListening(host, TWIN_PORTS.aws));
-    throw new CommandError(`something listens on ${host}:${TWIN_PORTS.aws}, but ${manifestPath} is missing: run the tools from the directory npm start runs in, or set TWIN_DIR`);
+    throw new CommandError(
+      `something listens on ${host}:${TWIN_PORTS.aws}, but ${manifestPath} is missing: ` +
+        'run the tools from the directory npm start runs in, or set TWIN_DIR',
+    );
   }
   const manifest = parseJsonInput(readInput(manifestPath, 'the twin manifest'), manifestPath) as TwinManifest;
   const endpoint = new URL(manifest.endpoints.sqs);
-  if (!(await isListening(endpoint.hostname, Number(endpoint.port)))) throw new CommandError(nothingListening(endpoint.hostname, endpoint.port));
+  if (!(await isListening(endpoint.hostname, Number(endpoint.port))))
+    throw new CommandError(nothingListening(endpoint.hostname, endpoint.port));
   const credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
   return {
     description: `local twin (${manifest.endpoints.sqs})`,

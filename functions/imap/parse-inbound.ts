@@ -76,7 +76,8 @@ const headerText = (value: HeaderValue): string => {
 async function parseReport(source: Buffer): Promise<InboundMessage> {
   // mailparser is CommonJS: Node's import() finds its named exports, but in the deployed bundle (esbuild, code
   // splitting) the lazy chunk has only `default` (module.exports). Take it from wherever it is.
-  const mailparser = (await import('mailparser')) as typeof import('mailparser') & { default?: typeof import('mailparser') };
+  type MailparserModule = typeof import('mailparser');
+  const mailparser = (await import('mailparser')) as MailparserModule & { default?: MailparserModule };
   const simpleParser = mailparser.default?.simpleParser ?? mailparser.simpleParser;
   const parsed = await simpleParser(source, { skipHtmlToText: true, skipTextToHtml: true, skipImageLinks: true, keepDeliveryStatus: true } as Parameters<typeof simpleParser>[1]);
   const headers: Record<string, string> = {};

@@ -20,7 +20,13 @@ beforeAll(async () => {
     pollIntervalSeconds: 10,
   });
   demo = await runDemoBatch(
-    { sqs: twin.clients.sqsClient, s3: await twin.clients.s3(), queueUrl: twin.resources.jobsQueueUrl, bucket: twin.resources.bucket, eventsTapQueueUrl: twin.resources.eventsTapQueueUrl },
+    {
+      sqs: twin.clients.sqsClient,
+      s3: await twin.clients.s3(),
+      queueUrl: twin.resources.jobsQueueUrl,
+      bucket: twin.resources.bucket,
+      eventsTapQueueUrl: twin.resources.eventsTapQueueUrl,
+    },
     { timeoutSeconds: 150 },
   );
 }, 300_000);
@@ -43,13 +49,20 @@ describe('the demo batch through the bundles the stack deploys', () => {
       SMTP_HOST: '127.0.0.1',
       SMTP_PORT: String(twin.smtp.port),
     });
-    expect(environments?.dispatch?.SMTP_SECRET_ID).toMatch(/^arn:aws:secretsmanager:eu-west-1:000000000000:secret:email-dispatch\/smtp$/);
-    expect(environments?.poller).toMatchObject({ MAILBOX_STATE_TABLE: twin.resources.mailboxStateTable, RAW_MESSAGE_BUCKET: twin.resources.bucket });
+    expect(environments?.dispatch?.SMTP_SECRET_ID).toMatch(
+      /^arn:aws:secretsmanager:eu-west-1:000000000000:secret:email-dispatch\/smtp$/,
+    );
+    expect(environments?.poller).toMatchObject({
+      MAILBOX_STATE_TABLE: twin.resources.mailboxStateTable,
+      RAW_MESSAGE_BUCKET: twin.resources.bucket,
+    });
   });
 
   it('delivers the good job once, though it was queued twice', () => {
     expect(demo.outcomes.get(demo.keys.good)).toMatchObject({ type: 'email.delivered', reason: 'accepted' });
-    expect(twin.smtp.received.filter((m) => m.to.includes('alice@example.net') && m.raw.toString().includes(`Demo: good`))).toHaveLength(1);
+    expect(
+      twin.smtp.received.filter((m) => m.to.includes('alice@example.net') && m.raw.toString().includes(`Demo: good`)),
+    ).toHaveLength(1);
   });
 
   it('rejects the job the relay refuses at RCPT', () => {
@@ -66,29 +79,55 @@ describe('the demo batch through the bundles the stack deploys', () => {
     const invalid = demo.outcomes.get(demo.keys.invalid);
     expect(invalid).toMatchObject({ type: 'email.rejected', reason: 'invalid-job' });
     expect(invalid?.detail).toContain('subject: must not contain control characters or line breaks');
-    const dlq = await twin.clients.sqsClient.send(new GetQueueAttributesCommand({ QueueUrl: twin.resources.deadLetterQueueUrl, AttributeNames: ['ApproximateNumberOfMessages'] }));
+    const dlq = await twin.clients.sqsClient.send(
+      new GetQueueAttributesCommand({
+        QueueUrl: twin.resources.deadLetterQueueUrl,
+        AttributeNames: ['ApproximateNumberOfMessages'],
+      }),
+    );
     expect(Number(dlq.Attributes?.ApproximateNumberOfMessages)).toBeGreaterThanOrEqual(1);
   });
 
-  it('delivers the bounce job, reads its DSN with the bundled poller, and suppresses the next job to the address', () => {
+  it('delivers the bounce job, reads its DSN with the bundled poller, suppresses the next job to it', () => {
     expect(demo.outcomes.get(demo.keys.bounce)).toMatchObject({ type: 'email.delivered' });
     expect(demo.bounces.length).toBeGreaterThan(0);
     expect(demo.afterBounceSent).toBe(true);
-    expect(demo.outcomes.get(demo.keys.afterBounce)).toMatchObject({ type: 'email.rejected', reason: 'all-recipients-suppressed' });
+    expect(demo.outcomes.get(demo.keys.afterBounce)).toMatchObject({
+      type: 'email.rejected',
+      reason: 'all-recipients-suppressed',
+    });
   });
 });
 
 describe('resolving a function environment from the template', () => {
-  const template: Template = { Resources: { Jobs: { Type: 'AWS::SQS::Queue', Metadata: { 'aws:cdk:path': 'S/EmailDispatch/Jobs/Queue/Resource' } }, Other: { Type: 'AWS::SQS::Queue', Metadata: { 'aws:cdk:path': 'S/Elsewhere/Resource' } } } };
-  const resources = { jobsQueueUrl: 'http://local/jobs', jobsQueueArn: 'arn:local:jobs' } as Parameters<typeof resolveEnvironment>[2];
+  const template: Template = {
+    Resources: {
+      Jobs: { Type: 'AWS::SQS::Queue', Metadata: { 'aws:cdk:path': 'S/EmailDispatch/Jobs/Queue/Resource' } },
+      Other: { Type: 'AWS::SQS::Queue', Metadata: { 'aws:cdk:path': 'S/Elsewhere/Resource' } },
+    },
+  };
+  const resources = { jobsQueueUrl: 'http://local/jobs', jobsQueueArn: 'arn:local:jobs' } as Parameters<
+    typeof resolveEnvironment
+  >[2];
 
   it('resolves references to the stack resources the twin stands in for, joins and pseudo parameters', () => {
-    const resolved = resolveEnvironment({ A: 'x', B: { Ref: 'Jobs' }, C: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':', { 'Fn::GetAtt': ['Jobs', 'Arn'] }]] } }, template, resources, 'eu-west-1');
+    const resolved = resolveEnvironment(
+      {
+        A: 'x',
+        B: { Ref: 'Jobs' },
+        C: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':', { 'Fn::GetAtt': ['Jobs', 'Arn'] }]] },
+      },
+      template,
+      resources,
+      'eu-west-1',
+    );
 
     expect(resolved).toEqual({ A: 'x', B: 'http://local/jobs', C: 'arn:aws:arn:local:jobs' });
   });
 
   it('refuses a reference the twin has no stand-in for, naming the variable', () => {
-    expect(() => resolveEnvironment({ NEW_QUEUE_URL: { Ref: 'Other' } }, template, resources, 'eu-west-1')).toThrow(/^NEW_QUEUE_URL refers to Other \(S\/Elsewhere\/Resource\)/);
+    expect(() => resolveEnvironment({ NEW_QUEUE_URL: { Ref: 'Other' } }, template, resources, 'eu-west-1')).toThrow(
+      /^NEW_QUEUE_URL refers to Other \(S\/Elsewhere\/Resource\)/,
+    );
   });
 });

@@ -14,20 +14,24 @@ const SERVICE_SDK = '3.1161.0';
 // Downloads are kept between runs, so the test needs the registry only the first time.
 const NPM_CACHE = join(repo, 'node_modules', '.cache', 'producer-package-npm');
 
-const version = (dir: string, name: string) => (JSON.parse(readFileSync(join(dir, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+const version = (dir: string, name: string) =>
+  (JSON.parse(readFileSync(join(dir, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
 
 const SCRIPT_MJS = `import { SQSClient } from '@aws-sdk/client-sqs';
 import { createEmailProducer, InvalidEmailJobError } from '@email-dispatch/producer';
 
-const sqs = new SQSClient({ region: 'eu-west-1', endpoint: process.env.SQS_ENDPOINT, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+const credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
+const sqs = new SQSClient({ region: 'eu-west-1', endpoint: process.env.SQS_ENDPOINT, credentials });
 const producer = createEmailProducer({ sqs, queueUrl: process.env.QUEUE_URL });
 let refused;
 try {
-  await producer.sendEmail({ version: 1, idempotencyKey: 'mjs-bad', to: ['bob@example.net'], text: 'x', transprt: 'smtp' });
+  const bad = { version: 1, idempotencyKey: 'mjs-bad', to: ['bob@example.net'], text: 'x', transprt: 'smtp' };
+  await producer.sendEmail(bad);
 } catch (error) {
   refused = error instanceof InvalidEmailJobError ? error.detail : String(error);
 }
-const sent = await producer.sendEmail({ version: 1, idempotencyKey: 'from-mjs', to: ['bob@example.net'], subject: 'From a plain .mjs', text: 'Hello' });
+const job = { version: 1, idempotencyKey: 'from-mjs', to: ['bob@example.net'], subject: 'From .mjs', text: 'Hello' };
+const sent = await producer.sendEmail(job);
 console.log(JSON.stringify({ sent: sent.idempotencyKey, refused }));
 `;
 
@@ -40,7 +44,13 @@ const sqs = new SQSClient({ region: 'eu-west-1', endpoint: process.env.SQS_ENDPO
 const s3 = new S3Client({ region: 'eu-west-1', endpoint: process.env.SQS_ENDPOINT, credentials, forcePathStyle: true });
 // The service's own clients, of its own SDK release, are what the producer takes.
 const producer = createEmailProducer({ sqs, s3, queueUrl: process.env.QUEUE_URL ?? '', bucket: process.env.BUCKET });
-const job: EmailJob = { version: 1, idempotencyKey: 'from-ts', to: [{ address: 'carol@example.net', name: 'Carol' }], subject: 'From type-checked TypeScript', text: 'Hello' };
+const job: EmailJob = {
+  version: 1,
+  idempotencyKey: 'from-ts',
+  to: [{ address: 'carol@example.net', name: 'Carol' }],
+  subject: 'From type-checked TypeScript',
+  text: 'Hello',
+};
 const sent: SentJob = await producer.sendEmail(job);
 console.log(JSON.stringify({ sent: sent.idempotencyKey }));
 `;
@@ -67,7 +77,11 @@ beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'email-dispatch-package-'));
   project = join(work, 'service');
   mkdirSync(project);
-  twin = await startTwin({ dataDir: join(work, 'twin'), ports: { aws: 0, dynamodb: 0, ses: 0, smtp: 0, imap: 0 }, pollIntervalSeconds: 60 });
+  twin = await startTwin({
+    dataDir: join(work, 'twin'),
+    ports: { aws: 0, dynamodb: 0, ses: 0, smtp: 0, imap: 0 },
+    pollIntervalSeconds: 60,
+  });
 }, 120_000);
 afterAll(async () => {
   await twin?.stop();
@@ -75,56 +89,116 @@ afterAll(async () => {
 
 describe('the producer package, installed from its tarball into another service', () => {
   it('packs compiled JavaScript, declarations and the JSON Schema, with the AWS SDK as a peer', async () => {
-    const { stdout } = await run('npm', ['pack', './packages/producer', '--pack-destination', work, '--json', '--ignore-scripts=false'], { cwd: repo, timeout: 180_000 });
+    const { stdout } = await run(
+      'npm',
+      ['pack', './packages/producer', '--pack-destination', work, '--json', '--ignore-scripts=false'],
+      { cwd: repo, timeout: 180_000 },
+    );
     const [packed] = JSON.parse(stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
     const files = packed?.files.map((f) => f.path) ?? [];
 
-    expect(files).toEqual(expect.arrayContaining(['dist/producer/index.js', 'dist/producer/index.d.ts', 'dist/functions/core/email-job.js', 'schema/email-job.v1.json', 'package.json']));
+    expect(files).toEqual(
+      expect.arrayContaining([
+        'dist/producer/index.js',
+        'dist/producer/index.d.ts',
+        'dist/functions/core/email-job.js',
+        'schema/email-job.v1.json',
+        'package.json',
+      ]),
+    );
     expect(files.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))).toEqual([]);
-    const manifest = JSON.parse(readFileSync('packages/producer/package.json', 'utf8')) as { private?: boolean; peerDependencies: Record<string, string> };
+    const manifest = JSON.parse(readFileSync('packages/producer/package.json', 'utf8')) as {
+      private?: boolean;
+      peerDependencies: Record<string, string>;
+    };
     expect(manifest.private).toBeUndefined();
     expect(manifest.peerDependencies['@aws-sdk/client-sqs']).toMatch(/^\^3\./);
 
-    writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'some-service', version: '1.0.0', private: true, type: 'module' }));
-    await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--cache', NPM_CACHE, join(work, packed?.filename ?? ''), `@aws-sdk/client-sqs@${SERVICE_SDK}`, `@aws-sdk/client-s3@${SERVICE_SDK}`], {
-      cwd: project,
-      timeout: 600_000,
-    });
+    writeFileSync(
+      join(project, 'package.json'),
+      JSON.stringify({ name: 'some-service', version: '1.0.0', private: true, type: 'module' }),
+    );
+    await run(
+      'npm',
+      [
+        'install',
+        '--no-audit',
+        '--no-fund',
+        '--prefer-offline',
+        '--cache',
+        NPM_CACHE,
+        join(work, packed?.filename ?? ''),
+        `@aws-sdk/client-sqs@${SERVICE_SDK}`,
+        `@aws-sdk/client-s3@${SERVICE_SDK}`,
+      ],
+      {
+        cwd: project,
+        timeout: 600_000,
+      },
+    );
 
     expect(version(project, '@aws-sdk/client-sqs')).toBe(SERVICE_SDK);
     expect(version(repo, '@aws-sdk/client-sqs')).not.toBe(SERVICE_SDK);
     // One SDK in the service: the producer uses the service's, it brings none of its own.
-    expect(() => version(join(project, 'node_modules', '@email-dispatch', 'producer'), '@aws-sdk/client-sqs')).toThrow();
+    expect(() =>
+      version(join(project, 'node_modules', '@email-dispatch', 'producer'), '@aws-sdk/client-sqs'),
+    ).toThrow();
   }, 700_000);
 
   it('queues a job from a plain .mjs script, and refuses a bad one naming the key', async () => {
     writeFileSync(join(project, 'send.mjs'), SCRIPT_MJS);
 
-    const { stdout } = await run(process.execPath, ['send.mjs'], { cwd: project, env: { ...process.env, SQS_ENDPOINT: twin.manifest.endpoints.sqs, QUEUE_URL: twin.resources.jobsQueueUrl }, timeout: 60_000 });
-
-    expect(JSON.parse(stdout)).toEqual({ sent: 'from-mjs', refused: 'subject: required; unknown key "transprt" (did you mean "transport"?)' });
-    await expect.poll(() => twin.smtp.received.some((m) => m.to.includes('bob@example.net')), { timeout: 30_000, interval: 250 }).toBe(true);
-  });
-
-  it.each(['node16', 'bundler'] as const)('type-checks a TypeScript service with %s resolution against its own SDK, and queues from it', async (moduleResolution) => {
-    writeFileSync(join(project, 'send.ts'), SCRIPT_TS);
-    writeFileSync(join(project, `tsconfig.${moduleResolution}.json`), JSON.stringify(tsconfig(moduleResolution)));
-
-    const compiled = await run(process.execPath, [tsc, '-p', `tsconfig.${moduleResolution}.json`], { cwd: project, timeout: 180_000 }).then(
-      () => '',
-      (error: { stdout?: string }) => error.stdout ?? String(error),
-    );
-    expect(compiled).toBe('');
-    const { stdout } = await run(process.execPath, [join(`out-${moduleResolution}`, 'send.js')], {
+    const { stdout } = await run(process.execPath, ['send.mjs'], {
       cwd: project,
-      env: { ...process.env, SQS_ENDPOINT: twin.manifest.endpoints.sqs, QUEUE_URL: twin.resources.jobsQueueUrl, BUCKET: twin.resources.bucket },
+      env: { ...process.env, SQS_ENDPOINT: twin.manifest.endpoints.sqs, QUEUE_URL: twin.resources.jobsQueueUrl },
       timeout: 60_000,
     });
 
-    expect(JSON.parse(stdout)).toEqual({ sent: 'from-ts' });
-  }, 240_000);
+    expect(JSON.parse(stdout)).toEqual({
+      sent: 'from-mjs',
+      refused: 'subject: required; unknown key "transprt" (did you mean "transport"?)',
+    });
+    await expect
+      .poll(() => twin.smtp.received.some((m) => m.to.includes('bob@example.net')), { timeout: 30_000, interval: 250 })
+      .toBe(true);
+  });
+
+  it.each(['node16', 'bundler'] as const)(
+    'type-checks a TypeScript service with %s resolution against its own SDK, and queues from it',
+    async (moduleResolution) => {
+      writeFileSync(join(project, 'send.ts'), SCRIPT_TS);
+      writeFileSync(join(project, `tsconfig.${moduleResolution}.json`), JSON.stringify(tsconfig(moduleResolution)));
+
+      const compiled = await run(process.execPath, [tsc, '-p', `tsconfig.${moduleResolution}.json`], {
+        cwd: project,
+        timeout: 180_000,
+      }).then(
+        () => '',
+        (error: { stdout?: string }) => error.stdout ?? String(error),
+      );
+      expect(compiled).toBe('');
+      const { stdout } = await run(process.execPath, [join(`out-${moduleResolution}`, 'send.js')], {
+        cwd: project,
+        env: {
+          ...process.env,
+          SQS_ENDPOINT: twin.manifest.endpoints.sqs,
+          QUEUE_URL: twin.resources.jobsQueueUrl,
+          BUCKET: twin.resources.bucket,
+        },
+        timeout: 60_000,
+      });
+
+      expect(JSON.parse(stdout)).toEqual({ sent: 'from-ts' });
+    },
+    240_000,
+  );
 
   it('delivers what the TypeScript service queued', async () => {
-    await expect.poll(() => twin.smtp.received.filter((m) => m.to.includes('carol@example.net')).length, { timeout: 30_000, interval: 250 }).toBe(1);
+    await expect
+      .poll(() => twin.smtp.received.filter((m) => m.to.includes('carol@example.net')).length, {
+        timeout: 30_000,
+        interval: 250,
+      })
+      .toBe(1);
   });
 });
