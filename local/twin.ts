@@ -177,7 +177,7 @@ export async function startTwin(options: TwinOptions = {}) {
     let bundledEnvironments: Record<'dispatch' | 'poller', Record<string, string>> | undefined;
     if (options.bundled) {
       // The bundles the stack deploys, each in processes of its own; their logs and metrics come back as lines.
-      const { startBundledFunctions } = await import('./bundled-twin.js');
+      const { startBundledFunctions } = await import('./bundled-functions.js');
       const bundled = await startBundledFunctions({
         transport,
         settings,
