@@ -25,7 +25,10 @@ export default defineConfig({
     env: { AWS_REGION: 'eu-west-1', AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local', POWERTOOLS_DEV: 'false', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
     projects: [
       { extends: true, test: { name: 'quick', include: ['test/**/*.test.ts'], exclude: SLOW } },
-      { extends: true, test: { name: 'slow', include: SLOW.map((glob) => (glob.endsWith('.ts') ? glob : `${glob}/*.test.ts`)) } },
+      {
+        extends: true,
+        test: { name: 'slow', include: SLOW.map((glob) => (glob.endsWith('.ts') ? glob : `${glob}/*.test.ts`)) },
+      },
     ],
   },
 });

@@ -2,9 +2,24 @@ import { appendFileSync } from 'node:fs';
 import type { VisibilityControl } from '#handlers/send-email-handler.js';
 
 /** One deferred attempt of a job, as the twin records it for `npm run send -- --wait`. */
-export type DeferralEntry = { idempotencyKey: string; action?: string; reason?: string; detail?: string; attempt?: number; retryInSeconds: number; time: string };
+export type DeferralEntry = {
+  idempotencyKey: string;
+  action?: string;
+  reason?: string;
+  detail?: string;
+  attempt?: number;
+  retryInSeconds: number;
+  time: string;
+};
 
-type DeferredLine = { message?: string; action?: string; reason?: string; detail?: string; attempt?: number; retryInSeconds?: number };
+type DeferredLine = {
+  message?: string;
+  action?: string;
+  reason?: string;
+  detail?: string;
+  attempt?: number;
+  retryInSeconds?: number;
+};
 
 const keyOf = (body: string): string | undefined => {
   try {
@@ -41,7 +56,15 @@ export function createDeferralJournal(file: string) {
           last = undefined;
           const idempotencyKey = keyOf(record.body);
           if (idempotencyKey) {
-            const entry: DeferralEntry = { idempotencyKey, action: seen?.action, reason: seen?.reason, detail: seen?.detail, attempt: seen?.attempt, retryInSeconds: delaySeconds, time: new Date().toISOString() };
+            const entry: DeferralEntry = {
+              idempotencyKey,
+              action: seen?.action,
+              reason: seen?.reason,
+              detail: seen?.detail,
+              attempt: seen?.attempt,
+              retryInSeconds: delaySeconds,
+              time: new Date().toISOString(),
+            };
             appendFileSync(file, `${JSON.stringify(entry)}\n`);
           }
           return visibility.postpone(record, delaySeconds);

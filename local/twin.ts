@@ -1,5 +1,6 @@
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import type { Context } from 'aws-lambda';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
@@ -19,7 +20,7 @@ import { DEFAULT_SETTINGS, deriveQueueSettings, type SystemSettings } from '#inf
 import { startConsole, type ConsoleServer } from './console/server.js';
 import { buildDsn } from './dsn.js';
 import { createEmulatorClients, LOCAL_CREDENTIALS, startDynalite, startFauxqs, startSesLocal, type Emulator } from './emulators.js';
-import { runEventSource } from './event-source.js';
+import { runEventSource, type SqsHandler } from './event-source.js';
 import { startHoodiecrow, type HoodiecrowServer } from './hoodiecrow.js';
 import { createDeferralJournal } from './deferral-journal.js';
 import { createLambdaContext } from './lambda-context.js';
@@ -76,6 +77,11 @@ export type TwinOptions = {
   settings?: SystemSettings;
   /** Seconds between poller runs (the stack uses the settings' rate). @default settings.pollRateMinutes × 60 */
   pollIntervalSeconds?: number;
+  /**
+   * Run the functions from the bundles the stack deploys (synthesized into a temporary directory, each in processes
+   * of its own) instead of from source. @default false
+   */
+  bundled?: boolean;
   /** Print every log line and EMF blob too. @default false (they go to dataDir/twin.log) */
   verbose?: boolean;
   /**
@@ -200,58 +206,86 @@ export async function startTwin(options: TwinOptions = {}) {
       return metrics;
     };
 
-    // The dispatch function: configured through the same variables the stack sets.
-    const dispatchConfig = loadDispatchConfig({
-      ...toDispatchEnvironment(resources),
-      DEFAULT_FROM: 'noreply@twin.test',
-      DEFAULT_TRANSPORT: transport,
-      TRANSPORTS: transport,
-      SMTP_HOST: LOOPBACK,
-      SMTP_PORT: String(smtpPort),
-      SMTP_SECURITY: 'starttls',
-      SMTP_SECRET_ID: `file:${secretsFile}#smtp`,
-      RETRY_BASE_SECONDS: String(settings.retry.baseDelaySeconds),
-      RETRY_MAX_DELAY_SECONDS: String(settings.retry.maxDelaySeconds),
-      RETRY_LIFETIME_SECONDS: String(settings.retry.lifetimeSeconds),
-      // The SES emulator has no account quota to read (GetAccount); the twin uses the usual production one.
-      SES_MAX_SEND_RATE: '14',
-    });
-    const dispatchDeps = await buildSendEmailDeps(dispatchConfig, clients, { logger, metrics: newMetrics() }, {
-      smtpCredentials: createMailLoginSource(createLocalFileCredentials(secretsFile, 'smtp'), { onWriteBackFailed }),
-      smtpTls: { ca: cert.cert },
-      sesClient: ses ? { region, endpoint: ses.endpoint, credentials: LOCAL_CREDENTIALS } : undefined,
-    });
-    const dispatchHandler = createSendEmailHandler({ ...dispatchDeps, visibility: deferrals.wrap(dispatchDeps.visibility) });
-
     const pollIntervalSeconds = options.pollIntervalSeconds ?? settings.pollRateMinutes * 60;
-    const polled = { id: 'bounces', host: imap.host, port: imap.port, security: imap.security, mailbox: imap.mailbox };
-    // The embedded mailbox starts empty with the twin: all of it is news. Another server's history is not.
-    const startFrom = options.imap ? 'now' : 'beginning';
-    const pollerConfig = loadPollerConfig({
-      MAILBOXES: JSON.stringify([{ ...polled, secret: `file:${secretsFile}#imap`, startFrom }]),
-      MAILBOX_STATE_TABLE: resources.mailboxStateTable,
-      SUPPRESSION_TABLE: resources.suppressionTable,
-      EVENTS_TOPIC_ARN: resources.eventsTopicArn,
-      RAW_MESSAGE_BUCKET: resources.bucket,
-      POLL_INTERVAL_SECONDS: String(pollIntervalSeconds),
-      STOP_MARGIN_MS: '1000',
-    });
+    // The suppression list as the poller (in process) and the console write it; the stack's default expiry.
     const pollMetrics = newMetrics();
     const suppressions = createSuppressionStore(clients.documents, resources.suppressionTable, {
-      ttlDays: pollerConfig.suppressionTtlDays,
       onCreated: () => pollMetrics.addMetric(SuppressionMetrics.added, MetricUnit.Count, 1),
     });
-    const pollHandler = createPollMailboxHandler({
-      config: pollerConfig,
-      logger,
-      metrics: pollMetrics,
-      state: createMailboxStateStore(clients.documents, resources.mailboxStateTable),
-      events: createSnsEventPublisher(clients.sns, resources.eventsTopicArn),
-      suppress: (entry) => suppressions.suppress(entry),
-      storeRaw: createRawMessageStore(clients.s3, resources.bucket),
-      credentialsFor: () => imapLogin,
-      tls: options.imap?.ca ? { ca: options.imap.ca } : undefined,
-    });
+    let dispatchHandler: SqsHandler;
+    let pollHandler: (event: object, context: Context) => Promise<unknown>;
+    let bundledEnvironments: Record<'dispatch' | 'poller', Record<string, string>> | undefined;
+    if (options.bundled) {
+      // The bundles the stack deploys, each in processes of its own; their logs and metrics come back as lines.
+      const { startBundledFunctions } = await import('./bundled-functions.js');
+      const bundled = await startBundledFunctions({
+        transport,
+        settings,
+        region,
+        resources,
+        endpoints: { fauxqs: fauxqs.endpoint, dynamodb: dynamo.endpoint, ses: ses?.endpoint },
+        smtp: { port: smtpPort },
+        imap,
+        ca: cert.cert,
+        secrets: () => loadLocalSecrets(secretsFile),
+        pollIntervalSeconds,
+        onLine: (line) => {
+          localMetrics.console.log(line);
+          writeLog(line);
+        },
+      });
+      stoppers.push(bundled.stop);
+      dispatchHandler = bundled.dispatch;
+      pollHandler = bundled.poll;
+      bundledEnvironments = bundled.environments;
+    } else {
+      // The dispatch function: configured through the same variables the stack sets.
+      const dispatchConfig = loadDispatchConfig({
+        ...toDispatchEnvironment(resources),
+        DEFAULT_FROM: 'noreply@twin.test',
+        DEFAULT_TRANSPORT: transport,
+        TRANSPORTS: transport,
+        SMTP_HOST: LOOPBACK,
+        SMTP_PORT: String(smtpPort),
+        SMTP_SECURITY: 'starttls',
+        SMTP_SECRET_ID: `file:${secretsFile}#smtp`,
+        RETRY_BASE_SECONDS: String(settings.retry.baseDelaySeconds),
+        RETRY_MAX_DELAY_SECONDS: String(settings.retry.maxDelaySeconds),
+        RETRY_LIFETIME_SECONDS: String(settings.retry.lifetimeSeconds),
+        // The SES emulator has no account quota to read (GetAccount); the twin uses the usual production one.
+        SES_MAX_SEND_RATE: '14',
+      });
+      const dispatchDeps = await buildSendEmailDeps(dispatchConfig, clients, { logger, metrics: newMetrics() }, {
+        smtpCredentials: createMailLoginSource(createLocalFileCredentials(secretsFile, 'smtp'), { onWriteBackFailed }),
+        smtpTls: { ca: cert.cert },
+        sesClient: ses ? { region, endpoint: ses.endpoint, credentials: LOCAL_CREDENTIALS } : undefined,
+      });
+      dispatchHandler = createSendEmailHandler({ ...dispatchDeps, visibility: deferrals.wrap(dispatchDeps.visibility) });
+
+      const polled = { id: 'bounces', host: imap.host, port: imap.port, security: imap.security, mailbox: imap.mailbox };
+      // The embedded mailbox starts empty with the twin: all of it is news. Another server's history is not.
+      const startFrom = options.imap ? 'now' : 'beginning';
+      const pollerConfig = loadPollerConfig({
+        MAILBOXES: JSON.stringify([{ ...polled, secret: `file:${secretsFile}#imap`, startFrom }]),
+        MAILBOX_STATE_TABLE: resources.mailboxStateTable,
+        SUPPRESSION_TABLE: resources.suppressionTable,
+        EVENTS_TOPIC_ARN: resources.eventsTopicArn,
+        RAW_MESSAGE_BUCKET: resources.bucket,
+        POLL_INTERVAL_SECONDS: String(pollIntervalSeconds),
+        STOP_MARGIN_MS: '1000',
+      });
+      pollHandler = createPollMailboxHandler({
+        config: pollerConfig,
+        logger,
+        metrics: pollMetrics,
+        state: createMailboxStateStore(clients.documents, resources.mailboxStateTable),
+        events: createSnsEventPublisher(clients.sns, resources.eventsTopicArn),
+        suppress: (entry) => suppressions.suppress(entry),
+        storeRaw: createRawMessageStore(clients.s3, resources.bucket),
+        credentialsFor: () => imapLogin,
+        tls: options.imap?.ca ? { ca: options.imap.ca } : undefined,
+      });
+    }
 
     // The web console reads the same queues, tables, outbox and topic as the CLIs; no state of its own but the events
     // it records from the topic.
@@ -332,6 +366,8 @@ export async function startTwin(options: TwinOptions = {}) {
       imap: embedded,
       secretsFile,
       dataDir,
+      /** With `bundled`: each function's environment, as the template gives it and the twin resolved it. */
+      bundledEnvironments,
       async stats(): Promise<TwinStats> {
         const [jobs, dlq] = await Promise.all([depth(resources.jobsQueueUrl), depth(resources.deadLetterQueueUrl)]);
         return {

@@ -1,8 +1,16 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { SendMessageBatchCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { describeIssues, EmailJobSchema, inlineAttachmentBytes, toJobProblem, MAX_INLINE_ATTACHMENT_BYTES, MAX_JOB_ATTACHMENT_BYTES, type EmailJob } from '#core/email-job.js';
-import type { ClaimCheck } from '#core/parse-job-record.js';
+import {
+  describeIssues,
+  EmailJobSchema,
+  inlineAttachmentBytes,
+  toJobProblem,
+  MAX_INLINE_ATTACHMENT_BYTES,
+  MAX_JOB_ATTACHMENT_BYTES,
+  type EmailJob,
+  type S3Reference,
+} from '#core/email-job.js';
 
 export type EmailProducerOptions = {
   sqs: SQSClient;
@@ -22,7 +30,7 @@ export class InvalidEmailJobError extends Error {
   }
 }
 
-export type SentJob = { idempotencyKey: string; sqsMessageId: string; claimCheck?: ClaimCheck['claimCheck'] };
+export type SentJob = { idempotencyKey: string; sqsMessageId: string; claimCheck?: S3Reference };
 export type FailedJob = { index: number; idempotencyKey?: string; reason: string; retryable: boolean };
 
 const bytes = (text: string) => Buffer.byteLength(text, 'utf8');
@@ -44,7 +52,7 @@ export function createEmailProducer(options: EmailProducerOptions) {
   };
 
   /** Validates a job and turns it into a queue body, offloading to S3 what does not fit. */
-  const prepare = async (input: unknown): Promise<{ job: EmailJob; body: string; claimCheck?: ClaimCheck['claimCheck'] }> => {
+  const prepare = async (input: unknown): Promise<{ job: EmailJob; body: string; claimCheck?: S3Reference }> => {
     let job = validateEmailJob(input);
     const folder = createHash('sha256').update(job.idempotencyKey).digest('hex').slice(0, 32);
     const inline = inlineAttachmentBytes(job);
@@ -64,7 +72,8 @@ export function createEmailProducer(options: EmailProducerOptions) {
     if (bytes(body) <= budget) return { job, body };
     // Still too large (a huge html body): the claim check. The queue carries a reference, the handler fetches it.
     const claimCheck = await putObject(`jobs/${folder}.json`, body, 'application/json');
-    const reference: ClaimCheck = { version: 1, idempotencyKey: job.idempotencyKey, claimCheck };
+    // The handler's ClaimCheckSchema (functions/core/parse-job-record.ts) reads this.
+    const reference = { version: 1, idempotencyKey: job.idempotencyKey, claimCheck };
     return { job, body: JSON.stringify(reference), claimCheck };
   };
 
@@ -130,7 +139,9 @@ export function validateEmailJob(input: unknown): EmailJob {
   // The wording is passed per parse: a library must not change the zod configuration of the service using it.
   const parsed = EmailJobSchema.safeParse(input, { error: toJobProblem });
   if (parsed.success) return parsed.data;
-  const issues = parsed.error.issues.filter((i) => !(i.path[0] === 'attachments' && /inline attachments exceed/.test(i.message)));
+  const movable = (i: { path: PropertyKey[]; message: string }) =>
+    i.path[0] === 'attachments' && /inline attachments exceed/.test(i.message);
+  const issues = parsed.error.issues.filter((i) => !movable(i));
   if (issues.length > 0) throw new InvalidEmailJobError(describeIssues(issues));
   return input as EmailJob;
 }

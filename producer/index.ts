@@ -1,3 +1,11 @@
 /** The producer API of email-dispatch: put email jobs on the queue from any Node.js service. */
-export { createEmailProducer, InvalidEmailJobError, newIdempotencyKey, validateEmailJob, type EmailProducerOptions, type FailedJob, type SentJob } from './email-producer.js';
-export { EmailJobSchema, type EmailJob } from '#core/email-job.js';
+export {
+  createEmailProducer,
+  InvalidEmailJobError,
+  newIdempotencyKey,
+  validateEmailJob,
+  type EmailProducerOptions,
+  type FailedJob,
+  type SentJob,
+} from './email-producer.js';
+export { EmailJobSchema, type EmailJob, type Mailbox, type S3Reference } from '#core/email-job.js';

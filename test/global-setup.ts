@@ -11,6 +11,8 @@ import { describeMissing, missingDependencies } from './support/system-dependenc
 const RUN_DIR_PREFIX = 'edt-';
 
 export default function setup(): () => void {
+  // Each project of the run (quick, slow) runs this; the first one's directory serves them all.
+  if (process.env.EMAIL_DISPATCH_TEST_RUN_DIR) return () => {};
   const missing = missingDependencies();
   if (missing.length > 0) {
     // A bare message: the stack of this file would say nothing more.
@@ -26,5 +28,9 @@ export default function setup(): () => void {
   chmodSync(runDir, 0o755);
   // Test workers start after this and inherit it: os.tmpdir() in every test, and in every child it spawns, is here.
   process.env.TMPDIR = runDir;
-  return () => rmSync(runDir, { recursive: true, force: true });
+  process.env.EMAIL_DISPATCH_TEST_RUN_DIR = runDir;
+  return () => {
+    rmSync(runDir, { recursive: true, force: true });
+    delete process.env.EMAIL_DISPATCH_TEST_RUN_DIR;
+  };
 }

@@ -34,8 +34,17 @@ const HELP = { help: { type: 'boolean', short: 'h' } } as const;
  * Parses the flags strictly (an unknown flag, a missing value or a stray argument is a UsageError, not a stack trace)
  * and answers `--help`/`-h` with the usage on stdout.
  */
-export function parseCommandLine<O extends OptionsConfig>(spec: CommandSpec<O>, args: string[] = process.argv.slice(2)) {
-  const parse = () => parseArgs({ args, options: { ...spec.options, ...HELP } as O & typeof HELP, strict: true, allowPositionals: false });
+export function parseCommandLine<O extends OptionsConfig>(
+  spec: CommandSpec<O>,
+  args: string[] = process.argv.slice(2),
+) {
+  const parse = () =>
+    parseArgs({
+      args,
+      options: { ...spec.options, ...HELP } as O & typeof HELP,
+      strict: true,
+      allowPositionals: false,
+    });
   let values: ReturnType<typeof parse>['values'];
   try {
     values = parse().values;
@@ -57,7 +66,9 @@ function toUsageLine(error: Error & { code?: string }): string {
     case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
       return `unknown option ${option ?? first}`;
     case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
-      return /argument missing/.test(first) ? `${option ?? 'an option'} needs a value` : `${option ?? 'an option'} takes no value`;
+      return /argument missing/.test(first)
+        ? `${option ?? 'an option'} needs a value`
+        : `${option ?? 'an option'} takes no value`;
     case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
       return `unexpected argument ${/'([^']*)'/.exec(first)?.[1] ?? first}: every value follows its --flag`;
     default:
@@ -71,7 +82,14 @@ export function readInput(path: string, flag: string): string {
     return readFileSync(path === '-' ? 0 : path, 'utf8');
   } catch (error) {
     const code = (error as { code?: string }).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : code === 'EACCES' ? 'permission denied' : (error as Error).message;
+    const why =
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EISDIR'
+          ? 'is a directory'
+          : code === 'EACCES'
+            ? 'permission denied'
+            : (error as Error).message;
     throw new UsageError(`${flag} ${path}: ${why}`);
   }
 }
@@ -86,10 +104,17 @@ export function parseJsonInput(text: string, source: string): unknown {
 }
 
 /** A whole number within bounds, from a flag's value; anything else is a UsageError naming the flag. */
-export function toInteger(value: string | undefined, flag: string, bounds: { min: number; max: number }): number | undefined {
+export function toInteger(
+  value: string | undefined,
+  flag: string,
+  bounds: { min: number; max: number },
+): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < bounds.min || n > bounds.max) throw new UsageError(`${flag} must be a whole number from ${bounds.min} to ${bounds.max}, not ${JSON.stringify(value)}`);
+  if (!Number.isInteger(n) || n < bounds.min || n > bounds.max)
+    throw new UsageError(
+      `${flag} must be a whole number from ${bounds.min} to ${bounds.max}, not ${JSON.stringify(value)}`,
+    );
   return n;
 }
 
@@ -106,7 +131,8 @@ function refusedConnection(error: unknown, depth = 0): { address?: string; port?
 }
 
 /** The one line a person reads when `nothing answers` is why the command failed. */
-export const nothingListening = (host: string, port: number | string) => `nothing is listening on ${host}:${port} — start the twin with npm start`;
+export const nothingListening = (host: string, port: number | string) =>
+  `nothing is listening on ${host}:${port} — start the twin with npm start`;
 
 /**
  * Runs a command's body and turns every failure into one line on stderr and an exit code: a UsageError also prints

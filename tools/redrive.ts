@@ -1,6 +1,5 @@
 import { CommandError, parseCommandLine, runCommand, toInteger, UsageError } from './cli.js';
-import { redriveDeadLetters, type RedriveSelection } from './redrive-dead-letters.js';
-import { connectTarget } from './target.js';
+import type { RedriveSelection } from './redrive-dead-letters.js';
 
 const USAGE = `Usage: npm run redrive -- [--only transient|all] [--max N] [--rate N] [--dry-run] [--hold SECONDS]
                           [--queue-url URL --dlq-url URL | --outputs cdk-outputs.json]
@@ -27,14 +26,25 @@ const OPTIONS = {
 
 await runCommand(USAGE, async () => {
   const values = parseCommandLine({ usage: USAGE, options: OPTIONS });
-  if (values.only !== 'transient' && values.only !== 'all') throw new UsageError(`--only must be transient or all, not ${JSON.stringify(values.only)}`);
+  if (values.only !== 'transient' && values.only !== 'all')
+    throw new UsageError(`--only must be transient or all, not ${JSON.stringify(values.only)}`);
   const max = toInteger(values.max, '--max', { min: 1, max: 1_000_000 });
   const rate = toInteger(String(values.rate).replace(/\/s$/, ''), '--rate', { min: 1, max: 500 });
   const holdSeconds = toInteger(values.hold, '--hold', { min: 1, max: 43_200 });
-  if (values['queue-url'] && !values['dlq-url']) throw new UsageError('--queue-url needs --dlq-url (the dead-letter queue to read)');
+  if (values['queue-url'] && !values['dlq-url'])
+    throw new UsageError('--queue-url needs --dlq-url (the dead-letter queue to read)');
 
-  const target = await connectTarget({ queueUrl: values['queue-url'], deadLetterQueueUrl: values['dlq-url'], outputs: values.outputs });
-  if (!target.deadLetterQueueUrl) throw new CommandError(`${target.description} names no dead-letter queue: pass --dlq-url`);
+  const [{ redriveDeadLetters }, { connectTarget }] = await Promise.all([
+    import('./redrive-dead-letters.js'),
+    import('./target.js'),
+  ]);
+  const target = await connectTarget({
+    queueUrl: values['queue-url'],
+    deadLetterQueueUrl: values['dlq-url'],
+    outputs: values.outputs,
+  });
+  if (!target.deadLetterQueueUrl)
+    throw new CommandError(`${target.description} names no dead-letter queue: pass --dlq-url`);
   console.log(`${values['dry-run'] ? 'inspecting' : 'redriving'} ${target.description}`);
   const report = await redriveDeadLetters({
     sqs: target.sqs,
@@ -49,6 +59,11 @@ await runCommand(USAGE, async () => {
   });
   if (report.moved > 0) process.stdout.write('\n');
   console.log(`dead letters inspected: ${report.inspected}`);
-  for (const [reason, count] of Object.entries(report.byReason).sort((a, b) => b[1] - a[1])) console.log(`  ${String(count).padStart(6)}  ${reason}`);
-  console.log(values['dry-run'] ? 'dry run: nothing moved' : `moved back to the jobs queue: ${report.moved}; left in the DLQ: ${report.left}`);
+  for (const [reason, count] of Object.entries(report.byReason).sort((a, b) => b[1] - a[1]))
+    console.log(`  ${String(count).padStart(6)}  ${reason}`);
+  console.log(
+    values['dry-run']
+      ? 'dry run: nothing moved'
+      : `moved back to the jobs queue: ${report.moved}; left in the DLQ: ${report.left}`,
+  );
 });

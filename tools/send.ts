@@ -1,9 +1,17 @@
-import { createEmailProducer, InvalidEmailJobError, newIdempotencyKey, validateEmailJob, type EmailJob } from '#producer/index.js';
-import { CommandError, ExitCode, parseCommandLine, parseJsonInput, readInput, runCommand, toInteger, UsageError } from './cli.js';
-import { connectTarget } from './target.js';
-import { describeOutcome, watchOutcomes } from './watch-outcomes.js';
+import type { EmailJob } from '#producer/index.js';
+import {
+  CommandError,
+  ExitCode,
+  parseCommandLine,
+  parseJsonInput,
+  readInput,
+  runCommand,
+  toInteger,
+  UsageError,
+} from './cli.js';
 
-const USAGE = `Usage: npm run send -- --to a@example.net[,b@…] --subject "…" (--text "…" | --text-file F | --html "…" | --html-file F) [options]
+const USAGE = `Usage: npm run send -- --to a@example.net[,b@…] --subject "…"
+                          (--text "…" | --text-file F | --html "…" | --html-file F) [options]
        npm run send -- --file job.json        (a whole job as JSON; --file - reads it from stdin)
 Puts one email job on the jobs queue: of the local twin (npm start), or of a deployed stack with --outputs/--queue-url.
 
@@ -42,28 +50,55 @@ const OPTIONS = {
 
 await runCommand(USAGE, async () => {
   const values = parseCommandLine({ usage: USAGE, options: OPTIONS });
+  // Loaded once the flags are known to be right: --help and usage errors answer at once.
+  const [
+    { createEmailProducer, InvalidEmailJobError, newIdempotencyKey, validateEmailJob },
+    { connectTarget },
+    outcomes,
+  ] = await Promise.all([import('#producer/index.js'), import('./target.js'), import('./watch-outcomes.js')]);
   const timeoutSeconds = toInteger(values.timeout, '--timeout', { min: 1, max: 3600 }) ?? 60;
-  const fields = ['to', 'cc', 'bcc', 'from', 'subject', 'text', 'text-file', 'html', 'html-file', 'key', 'transport'] as const;
-  if (values.file !== undefined && fields.some((f) => values[f] !== undefined)) throw new UsageError('--file takes the whole job; give the other fields in the file, not as flags');
-  if (values.text !== undefined && values['text-file'] !== undefined) throw new UsageError('give --text or --text-file, not both');
-  if (values.html !== undefined && values['html-file'] !== undefined) throw new UsageError('give --html or --html-file, not both');
-  if ([values.file, values['text-file'], values['html-file']].filter((f) => f === '-').length > 1) throw new UsageError('only one input can come from stdin (-)');
+  const fields = [
+    'to',
+    'cc',
+    'bcc',
+    'from',
+    'subject',
+    'text',
+    'text-file',
+    'html',
+    'html-file',
+    'key',
+    'transport',
+  ] as const;
+  if (values.file !== undefined && fields.some((f) => values[f] !== undefined))
+    throw new UsageError('--file takes the whole job; give the other fields in the file, not as flags');
+  if (values.text !== undefined && values['text-file'] !== undefined)
+    throw new UsageError('give --text or --text-file, not both');
+  if (values.html !== undefined && values['html-file'] !== undefined)
+    throw new UsageError('give --html or --html-file, not both');
+  if ([values.file, values['text-file'], values['html-file']].filter((f) => f === '-').length > 1)
+    throw new UsageError('only one input can come from stdin (-)');
 
-  const list = (v?: string[]) => v?.flatMap((x) => x.split(',')).map((x) => x.trim()).filter(Boolean);
-  const job = values.file !== undefined
-    ? parseJsonInput(readInput(values.file, '--file'), values.file === '-' ? 'stdin' : values.file)
-    : {
-        version: 1,
-        idempotencyKey: values.key ?? newIdempotencyKey(),
-        from: values.from,
-        to: list(values.to),
-        cc: list(values.cc),
-        bcc: list(values.bcc),
-        subject: values.subject,
-        text: values['text-file'] !== undefined ? readInput(values['text-file'], '--text-file') : values.text,
-        html: values['html-file'] !== undefined ? readInput(values['html-file'], '--html-file') : values.html,
-        transport: values.transport,
-      };
+  const list = (v?: string[]) =>
+    v
+      ?.flatMap((x) => x.split(','))
+      .map((x) => x.trim())
+      .filter(Boolean);
+  const job =
+    values.file !== undefined
+      ? parseJsonInput(readInput(values.file, '--file'), values.file === '-' ? 'stdin' : values.file)
+      : {
+          version: 1,
+          idempotencyKey: values.key ?? newIdempotencyKey(),
+          from: values.from,
+          to: list(values.to),
+          cc: list(values.cc),
+          bcc: list(values.bcc),
+          subject: values.subject,
+          text: values['text-file'] !== undefined ? readInput(values['text-file'], '--text-file') : values.text,
+          html: values['html-file'] !== undefined ? readInput(values['html-file'], '--html-file') : values.html,
+          transport: values.transport,
+        };
 
   let valid: EmailJob;
   try {
@@ -74,18 +109,30 @@ await runCommand(USAGE, async () => {
   }
 
   const target = await connectTarget({ queueUrl: values['queue-url'], outputs: values.outputs });
-  const producer = createEmailProducer({ sqs: target.sqs, s3: target.s3, queueUrl: target.queueUrl, bucket: target.bucket });
+  const producer = createEmailProducer({
+    sqs: target.sqs,
+    s3: target.s3,
+    queueUrl: target.queueUrl,
+    bucket: target.bucket,
+  });
   // Subscribed before the job goes, so its outcome cannot slip past.
-  const watcher = values.wait ? await watchOutcomes(target) : undefined;
+  const watcher = values.wait ? await outcomes.watchOutcomes(target) : undefined;
   try {
     const sent = await producer.sendEmail(valid);
-    console.log(`queued ${sent.idempotencyKey} on ${target.description}${sent.claimCheck ? ` (claim check ${sent.claimCheck.key})` : ''}`);
+    console.log(
+      `queued ${sent.idempotencyKey} on ${target.description}` +
+        (sent.claimCheck ? ` (claim check ${sent.claimCheck.key})` : ''),
+    );
     if (!watcher) return ExitCode.ok;
     const outcome = await watcher.waitFor(sent.idempotencyKey, {
       timeoutMs: timeoutSeconds * 1000,
-      onDeferred: (d) => console.log(`deferred${d.reason ? `: ${d.reason}${d.detail ? `: ${d.detail}` : ''}` : ''}; next attempt in ${d.retryInSeconds} s …`),
+      onDeferred: (d) =>
+        console.log(
+          `deferred${d.reason ? `: ${[d.reason, d.detail].filter(Boolean).join(': ')}` : ''}; ` +
+            `next attempt in ${d.retryInSeconds} s …`,
+        ),
     });
-    const line = describeOutcome(outcome, timeoutSeconds);
+    const line = outcomes.describeOutcome(outcome, timeoutSeconds);
     if (outcome?.kind === 'delivered') {
       console.log(line);
       return ExitCode.ok;

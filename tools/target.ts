@@ -68,9 +68,20 @@ export async function connectTarget(args: TargetArgs): Promise<Target> {
     };
   }
   if (args.queueUrl) {
-    if (!/^https?:\/\//.test(args.queueUrl)) throw new UsageError(`--queue-url must be a queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>), not ${JSON.stringify(args.queueUrl)}`);
+    if (!/^https?:\/\//.test(args.queueUrl))
+      throw new UsageError(
+        '--queue-url must be a queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>), ' +
+          `not ${JSON.stringify(args.queueUrl)}`,
+      );
     const region = regionOf(args.queueUrl);
-    return { description: `AWS (${args.queueUrl})`, sqs: new SQSClient({ region }), s3: new S3Client({ region }), region, queueUrl: args.queueUrl, deadLetterQueueUrl: args.deadLetterQueueUrl };
+    return {
+      description: `AWS (${args.queueUrl})`,
+      sqs: new SQSClient({ region }),
+      s3: new S3Client({ region }),
+      region,
+      queueUrl: args.queueUrl,
+      deadLetterQueueUrl: args.deadLetterQueueUrl,
+    };
   }
   const { manifest, dataDir } = await readTwinManifest(args.dataDir);
   const credentials = { accessKeyId: 'local', secretAccessKey: 'local' };

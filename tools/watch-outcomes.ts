@@ -2,20 +2,43 @@ import { randomUUID } from 'node:crypto';
 import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { SNSClient, SubscribeCommand, UnsubscribeCommand } from '@aws-sdk/client-sns';
-import { CreateQueueCommand, DeleteMessageBatchCommand, DeleteQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import {
+  CreateQueueCommand,
+  DeleteMessageBatchCommand,
+  DeleteQueueCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+} from '@aws-sdk/client-sqs';
 import type { DeferralEntry } from '#local/deferral-journal.js';
 import { CommandError } from './cli.js';
 import type { Target } from './target.js';
 
 /** What became of a job: a terminal outcome event, or the deferrals seen while waiting for one. */
 export type JobOutcome =
-  | { kind: 'delivered' | 'rejected' | 'failed'; reason: string; detail?: string; attempts?: number; recipients: Recipient[] }
+  | {
+      kind: 'delivered' | 'rejected' | 'failed';
+      reason: string;
+      detail?: string;
+      attempts?: number;
+      recipients: Recipient[];
+    }
   | { kind: 'deferred'; reason?: string; detail?: string; attempts?: number; retryInSeconds?: number };
 
 type Recipient = { recipient: string; status: string; responseCode?: number; enhancedStatus?: string };
-type OutcomeEvent = { type?: string; idempotencyKey?: string; reason?: string; detail?: string; attempts?: number; recipients?: Recipient[] };
+type OutcomeEvent = {
+  type?: string;
+  idempotencyKey?: string;
+  reason?: string;
+  detail?: string;
+  attempts?: number;
+  recipients?: Recipient[];
+};
 
-const TERMINAL: Record<string, 'delivered' | 'rejected' | 'failed'> = { 'email.delivered': 'delivered', 'email.rejected': 'rejected', 'email.failed': 'failed' };
+const TERMINAL: Record<string, 'delivered' | 'rejected' | 'failed'> = {
+  'email.delivered': 'delivered',
+  'email.rejected': 'rejected',
+  'email.failed': 'failed',
+};
 
 /** New lines of a JSON-lines file since the last call, read from where the previous call stopped. */
 function tailLines(file: string) {
@@ -43,21 +66,56 @@ function tailLines(file: string) {
  * sent, so no outcome is missed; removed afterwards), and on the twin also its record of deferred attempts.
  */
 export async function watchOutcomes(target: Target) {
-  if (!target.eventsTopicArn) throw new CommandError('--wait needs the events topic: pass --outputs cdk-outputs.json (its EventsTopicArn), or use the twin');
-  const sns = new SNSClient({ region: target.region, endpoint: target.twin?.manifest.endpoints.sns, credentials: target.twin ? { accessKeyId: 'local', secretAccessKey: 'local' } : undefined });
-  const queue = await target.sqs.send(new CreateQueueCommand({ QueueName: `email-dispatch-watch-${randomUUID().slice(0, 8)}`, Attributes: { MessageRetentionPeriod: '3600' } }));
+  if (!target.eventsTopicArn)
+    throw new CommandError(
+      '--wait needs the events topic: pass --outputs cdk-outputs.json (its EventsTopicArn), or use the twin',
+    );
+  const sns = new SNSClient({
+    region: target.region,
+    endpoint: target.twin?.manifest.endpoints.sns,
+    credentials: target.twin ? { accessKeyId: 'local', secretAccessKey: 'local' } : undefined,
+  });
+  const queue = await target.sqs.send(
+    new CreateQueueCommand({
+      QueueName: `email-dispatch-watch-${randomUUID().slice(0, 8)}`,
+      Attributes: { MessageRetentionPeriod: '3600' },
+    }),
+  );
   const queueUrl = queue.QueueUrl ?? '';
   let subscriptionArn: string | undefined;
   try {
-    const attributes = await target.sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }));
+    const attributes = await target.sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }),
+    );
     const queueArn = attributes.Attributes?.QueueArn ?? '';
     if (!target.twin) {
       // In AWS the topic may deliver to this queue only if the queue says so.
-      const policy = { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'sns.amazonaws.com' }, Action: 'sqs:SendMessage', Resource: queueArn, Condition: { ArnEquals: { 'aws:SourceArn': target.eventsTopicArn } } }] };
+      const policy = {
+        Version: '2012-10-17',
+        Statement: [
+          {
+            Effect: 'Allow',
+            Principal: { Service: 'sns.amazonaws.com' },
+            Action: 'sqs:SendMessage',
+            Resource: queueArn,
+            Condition: { ArnEquals: { 'aws:SourceArn': target.eventsTopicArn } },
+          },
+        ],
+      };
       const { SetQueueAttributesCommand } = await import('@aws-sdk/client-sqs');
-      await target.sqs.send(new SetQueueAttributesCommand({ QueueUrl: queueUrl, Attributes: { Policy: JSON.stringify(policy) } }));
+      await target.sqs.send(
+        new SetQueueAttributesCommand({ QueueUrl: queueUrl, Attributes: { Policy: JSON.stringify(policy) } }),
+      );
     }
-    const subscribed = await sns.send(new SubscribeCommand({ TopicArn: target.eventsTopicArn, Protocol: 'sqs', Endpoint: queueArn, Attributes: { RawMessageDelivery: 'true' }, ReturnSubscriptionArn: true }));
+    const subscribed = await sns.send(
+      new SubscribeCommand({
+        TopicArn: target.eventsTopicArn,
+        Protocol: 'sqs',
+        Endpoint: queueArn,
+        Attributes: { RawMessageDelivery: 'true' },
+        ReturnSubscriptionArn: true,
+      }),
+    );
     subscriptionArn = subscribed.SubscriptionArn;
   } catch (error) {
     await target.sqs.send(new DeleteQueueCommand({ QueueUrl: queueUrl })).catch(() => {});
@@ -70,15 +128,25 @@ export async function watchOutcomes(target: Target) {
      * Waits until the job's outcome event arrives or `timeoutMs` passes; reports each deferral as it is seen, and
      * resolves with the outcome, or with the last deferral (or none) when time is up.
      */
-    async waitFor(idempotencyKey: string, options: { timeoutMs: number; onDeferred?: (d: Extract<JobOutcome, { kind: 'deferred' }>) => void }): Promise<JobOutcome | undefined> {
+    async waitFor(
+      idempotencyKey: string,
+      options: { timeoutMs: number; onDeferred?: (d: Extract<JobOutcome, { kind: 'deferred' }>) => void },
+    ): Promise<JobOutcome | undefined> {
       const deadline = Date.now() + options.timeoutMs;
       let deferred: Extract<JobOutcome, { kind: 'deferred' }> | undefined;
       while (Date.now() < deadline) {
         const wait = Math.max(0, Math.min(2, Math.floor((deadline - Date.now()) / 1000)));
-        const received = await target.sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: wait }));
+        const received = await target.sqs.send(
+          new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: wait }),
+        );
         const messages = received.Messages ?? [];
         if (messages.length > 0) {
-          await target.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })) }));
+          await target.sqs.send(
+            new DeleteMessageBatchCommand({
+              QueueUrl: queueUrl,
+              Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })),
+            }),
+          );
         }
         for (const message of messages) {
           let event: OutcomeEvent;
@@ -89,13 +157,25 @@ export async function watchOutcomes(target: Target) {
           }
           const kind = event.type ? TERMINAL[event.type] : undefined;
           if (kind && event.idempotencyKey === idempotencyKey) {
-            return { kind, reason: event.reason ?? '', detail: event.detail, attempts: event.attempts, recipients: event.recipients ?? [] };
+            return {
+              kind,
+              reason: event.reason ?? '',
+              detail: event.detail,
+              attempts: event.attempts,
+              recipients: event.recipients ?? [],
+            };
           }
         }
         for (const line of deferrals()) {
           const entry = JSON.parse(line) as DeferralEntry;
           if (entry.idempotencyKey !== idempotencyKey) continue;
-          deferred = { kind: 'deferred', reason: entry.reason ? `${entry.action}: ${entry.reason}` : undefined, detail: entry.detail, attempts: entry.attempt, retryInSeconds: entry.retryInSeconds };
+          deferred = {
+            kind: 'deferred',
+            reason: entry.reason ? `${entry.action}: ${entry.reason}` : undefined,
+            detail: entry.detail,
+            attempts: entry.attempt,
+            retryInSeconds: entry.retryInSeconds,
+          };
           options.onDeferred?.(deferred);
         }
         if (wait === 0) await new Promise((resolve) => setTimeout(resolve, 250));
@@ -103,11 +183,15 @@ export async function watchOutcomes(target: Target) {
       return deferred;
     },
     async close(): Promise<void> {
-      if (subscriptionArn && subscriptionArn !== 'pending confirmation') await sns.send(new UnsubscribeCommand({ SubscriptionArn: subscriptionArn })).catch(() => {});
+      if (subscriptionArn && subscriptionArn !== 'pending confirmation')
+        await sns.send(new UnsubscribeCommand({ SubscriptionArn: subscriptionArn })).catch(() => {});
       await target.sqs.send(new DeleteQueueCommand({ QueueUrl: queueUrl })).catch(() => {});
     },
   };
 }
+
+const replyOf = (r: Recipient) =>
+  r.responseCode ? ` (${[r.responseCode, r.enhancedStatus].filter(Boolean).join(' ')})` : '';
 
 /** One line for a person: what happened and why. */
 export function describeOutcome(outcome: JobOutcome | undefined, waitedSeconds: number): string {
@@ -115,9 +199,12 @@ export function describeOutcome(outcome: JobOutcome | undefined, waitedSeconds: 
   const why = [outcome.reason, outcome.detail].filter(Boolean).join(': ');
   const attempts = outcome.attempts && outcome.attempts > 1 ? ` after ${outcome.attempts} attempts` : '';
   if (outcome.kind === 'deferred') {
-    return `deferred${why ? `: ${why}` : ''}; still not sent after ${waitedSeconds} s${outcome.retryInSeconds ? ` (next attempt ${outcome.retryInSeconds} s after the last)` : ''}; the job stays queued and is retried`;
+    const next = outcome.retryInSeconds ? ` (next attempt ${outcome.retryInSeconds} s after the last)` : '';
+    const still = `still not sent after ${waitedSeconds} s${next}; the job stays queued and is retried`;
+    return `deferred${why ? `: ${why}` : ''}; ${still}`;
   }
   const refused = outcome.recipients.filter((r) => r.status !== 'accepted');
-  const recipients = refused.length > 0 ? `; ${refused.map((r) => `${r.recipient} ${r.status}${r.responseCode ? ` (${[r.responseCode, r.enhancedStatus].filter(Boolean).join(' ')})` : ''}`).join(', ')}` : '';
+  const recipients =
+    refused.length > 0 ? `; ${refused.map((r) => `${r.recipient} ${r.status}${replyOf(r)}`).join(', ')}` : '';
   return `${outcome.kind}${why ? `: ${why}` : ''}${attempts}${recipients}`;
 }

@@ -163,15 +163,19 @@ export const EmailJobSchema = z
     const count = (list: unknown) => (Array.isArray(list) ? list.length : 0);
     const recipients = count(job.to) + count(job.cc) + count(job.bcc);
     const malformed = [job.to, job.cc, job.bcc].some((list) => list !== undefined && !Array.isArray(list));
-    if (recipients === 0 && !malformed) ctx.addIssue({ code: 'custom', path: ['to'], message: 'needs at least one recipient in to, cc or bcc' });
+    if (recipients === 0 && !malformed) {
+      ctx.addIssue({ code: 'custom', path: ['to'], message: 'needs at least one recipient in to, cc or bcc' });
+    }
     if (recipients > MAX_RECIPIENTS) ctx.addIssue({ code: 'custom', path: ['to'], message: `at most ${MAX_RECIPIENTS} recipients across to, cc and bcc` });
     if (job.text === undefined && job.html === undefined) ctx.addIssue({ code: 'custom', path: ['text'], message: 'needs text, html or both' });
-    const inline = Array.isArray(job.attachments) ? inlineAttachmentBytes({ attachments: job.attachments.filter((a) => typeof a?.content === 'string') }) : 0;
+    const listed = Array.isArray(job.attachments) ? job.attachments : [];
+    const attachments = listed.filter((a) => typeof a?.content === 'string');
+    const inline = inlineAttachmentBytes({ attachments });
     if (inline > MAX_INLINE_ATTACHMENT_BYTES) {
       ctx.addIssue({ code: 'custom', path: ['attachments'], message: `inline attachments exceed ${MAX_INLINE_ATTACHMENT_BYTES} bytes; put large files in S3` });
     }
     // Checked even when fields are wrong, so that one report lists every problem; hence the defensive reads.
-  }, { when: (payload) => typeof payload.value === 'object' && payload.value !== null && !Array.isArray(payload.value) }));
+  }, { when: ({ value }) => typeof value === 'object' && value !== null && !Array.isArray(value) }));
 
 export type EmailJob = z.infer<typeof EmailJobSchema>;
 export type Mailbox = z.infer<typeof MailboxSchema>;

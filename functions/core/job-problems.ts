@@ -23,9 +23,19 @@ export type RawIssue = {
 const MAX_PROBLEMS = 20;
 const MAX_SHOWN_VALUE = 40;
 
-const KINDS: Record<string, string> = { string: 'a string', number: 'a number', boolean: 'true or false', object: 'an object', array: 'a list', bigint: 'a number', int: 'a whole number', null: 'null' };
+const KINDS: Record<string, string> = {
+  string: 'a string',
+  number: 'a number',
+  boolean: 'true or false',
+  object: 'an object',
+  array: 'a list',
+  bigint: 'a number',
+  int: 'a whole number',
+  null: 'null',
+};
 
-const kindOf = (value: unknown): string => (value === null ? 'null' : Array.isArray(value) ? 'a list' : (KINDS[typeof value] ?? typeof value));
+const kindOf = (value: unknown): string =>
+  value === null ? 'null' : Array.isArray(value) ? 'a list' : (KINDS[typeof value] ?? typeof value);
 
 const show = (value: unknown): string => {
   const text = JSON.stringify(value) ?? String(value);
@@ -58,7 +68,8 @@ export function nearestKey(key: string, known: readonly string[]): string | unde
 }
 
 /** The keys an object schema knows, from the schema that raised the issue. */
-const knownKeysOf = (inst: unknown): string[] => Object.keys((inst as { _zod?: { def?: { shape?: object } } })?._zod?.def?.shape ?? {});
+const knownKeysOf = (inst: unknown): string[] =>
+  Object.keys((inst as { _zod?: { def?: { shape?: object } } })?._zod?.def?.shape ?? {});
 
 const unknownKeys = (issue: RawIssue): string => {
   const known = knownKeysOf(issue.inst);
@@ -66,31 +77,48 @@ const unknownKeys = (issue: RawIssue): string => {
     const near = nearestKey(key, known);
     return `"${key}"${near ? ` (did you mean "${near}"?)` : ''}`;
   });
-  const allowed = known.length > 0 && keys.every((k) => !k.includes('did you mean')) ? ` (known keys: ${known.join(', ')})` : '';
+  const allowed =
+    known.length > 0 && keys.every((k) => !k.includes('did you mean')) ? ` (known keys: ${known.join(', ')})` : '';
   return `unknown key${keys.length > 1 ? 's' : ''} ${keys.join(', ')}${allowed}`;
 };
 
-const sizeUnit = (origin: string | undefined, n: number | bigint) => (origin === 'string' ? `${n} character${n === 1 ? '' : 's'}` : origin === 'array' || origin === 'set' ? `${n} item${n === 1 ? '' : 's'}` : `${n}`);
+const sizeUnit = (origin: string | undefined, n: number | bigint) =>
+  origin === 'string'
+    ? `${n} character${n === 1 ? '' : 's'}`
+    : origin === 'array' || origin === 'set'
+      ? `${n} item${n === 1 ? '' : 's'}`
+      : `${n}`;
 
 /** The union's alternatives that match the input's type: their first problem says what is wrong with it. */
 const unionProblem = (issue: RawIssue): string => {
   const alternatives = issue.errors ?? [];
-  const typed = alternatives.find((problems) => problems.length > 0 && !problems.every((p) => p.code === 'invalid_type' && (p.path?.length ?? 0) === 0));
+  const typed = alternatives.find(
+    (problems) =>
+      problems.length > 0 && !problems.every((p) => p.code === 'invalid_type' && (p.path?.length ?? 0) === 0),
+  );
   if (typed?.[0]) return typed[0].message;
-  const expected = alternatives.flatMap((problems) => problems.map((p) => /must be (.+?), not /.exec(p.message)?.[1] ?? '')).filter(Boolean);
+  const expected = alternatives
+    .flatMap((problems) => problems.map((p) => /must be (.+?), not /.exec(p.message)?.[1] ?? ''))
+    .filter(Boolean);
   return `must be ${[...new Set(expected)].join(' or ') || 'another kind of value'}, not ${kindOf(issue.input)}`;
 };
 
 /** One entry per zod issue code; a rule that has a message of its own never reaches here. */
 const WORDING: Record<string, (issue: RawIssue) => string> = {
-  invalid_type: (issue) => (issue.input === undefined ? 'required' : `must be ${KINDS[issue.expected ?? ''] ?? issue.expected}, not ${kindOf(issue.input)}`),
+  invalid_type: (issue) =>
+    issue.input === undefined
+      ? 'required'
+      : `must be ${KINDS[issue.expected ?? ''] ?? issue.expected}, not ${kindOf(issue.input)}`,
   invalid_value: (issue) => {
     const values = issue.values ?? [];
     const allowed = values.length === 1 ? show(values[0]) : `one of ${values.map(show).join(', ')}`;
     return `must be ${allowed}, not ${show(issue.input)}`;
   },
   unrecognized_keys: unknownKeys,
-  too_small: (issue) => (issue.origin === 'string' && Number(issue.minimum) === 1 ? 'must not be empty' : `must be at least ${sizeUnit(issue.origin, issue.minimum ?? 0)}`),
+  too_small: (issue) =>
+    issue.origin === 'string' && Number(issue.minimum) === 1
+      ? 'must not be empty'
+      : `must be at least ${sizeUnit(issue.origin, issue.minimum ?? 0)}`,
   too_big: (issue) => `must be at most ${sizeUnit(issue.origin, issue.maximum ?? 0)}`,
   invalid_format: () => 'has the wrong format',
   invalid_union: unionProblem,
@@ -111,7 +139,9 @@ export function toJobProblem(issue: RawIssue): string | undefined {
  * Problems of the job as a whole (an unknown top-level key) have no path.
  */
 export function describeIssues(issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }>): string {
-  const lines = issues.slice(0, MAX_PROBLEMS).map((issue) => (issue.path.length > 0 ? `${issue.path.map(String).join('.')}: ${issue.message}` : issue.message));
+  const lines = issues
+    .slice(0, MAX_PROBLEMS)
+    .map((issue) => (issue.path.length > 0 ? `${issue.path.map(String).join('.')}: ${issue.message}` : issue.message));
   if (issues.length > MAX_PROBLEMS) lines.push(`and ${issues.length - MAX_PROBLEMS} more`);
   return lines.join('; ');
 }

@@ -29,10 +29,26 @@ describe('send against a running twin', () => {
   it('reads the body from files and stdin, and with --wait prints delivered', async () => {
     writeFileSync(join(files, 'body.txt'), 'A body from a file.\n'.repeat(20_000));
 
-    const result = await run('send', ['--to', 'alice@example.net', '--subject', 'Report', '--text-file', join(files, 'body.txt'), '--html-file', '-', '--key', 'cli-delivered', '--wait'], {
-      twinDir,
-      stdin: '<p>From stdin</p>',
-    });
+    const result = await run(
+      'send',
+      [
+        '--to',
+        'alice@example.net',
+        '--subject',
+        'Report',
+        '--text-file',
+        join(files, 'body.txt'),
+        '--html-file',
+        '-',
+        '--key',
+        'cli-delivered',
+        '--wait',
+      ],
+      {
+        twinDir,
+        stdin: '<p>From stdin</p>',
+      },
+    );
 
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
@@ -43,7 +59,11 @@ describe('send against a running twin', () => {
   });
 
   it('with --wait prints rejected with the reply, exit 1', async () => {
-    const result = await run('send', ['--to', 'nobody@reject.test', '--subject', 'Hi', '--text', 'x', '--key', 'cli-rejected', '--wait'], { twinDir });
+    const result = await run(
+      'send',
+      ['--to', 'nobody@reject.test', '--subject', 'Hi', '--text', 'x', '--key', 'cli-rejected', '--wait'],
+      { twinDir },
+    );
 
     expect(result.code).toBe(1);
     expect(result.stderr.trim()).toMatch(/^rejected: .+; nobody@reject\.test rejected \(550 5\.1\.1\)$/);
@@ -53,18 +73,41 @@ describe('send against a running twin', () => {
     const job = emailJobFactory({ idempotencyKey: 'cli-reused' });
     const first = await run('send', ['--file', '-', '--wait'], { twinDir, stdin: JSON.stringify(job) });
 
-    const second = await run('send', ['--file', '-', '--wait'], { twinDir, stdin: JSON.stringify({ ...job, subject: 'Something else' }) });
+    const second = await run('send', ['--file', '-', '--wait'], {
+      twinDir,
+      stdin: JSON.stringify({ ...job, subject: 'Something else' }),
+    });
 
     expect(first.code).toBe(0);
     expect(second.code).toBe(1);
-    expect(second.stderr.trim()).toBe('rejected: idempotency-key-conflict: this idempotencyKey was already used for a job with different content');
+    expect(second.stderr.trim()).toBe(
+      'rejected: idempotency-key-conflict: this idempotencyKey was already used for a job with different content',
+    );
   });
 
   it('with --wait prints each deferral with its reason, and exit 3 when time is up', async () => {
-    const result = await run('send', ['--to', 'later@slow.test', '--subject', 'Hi', '--text', 'x', '--key', 'cli-deferred', '--wait', '--timeout', '8'], { twinDir });
+    const result = await run(
+      'send',
+      [
+        '--to',
+        'later@slow.test',
+        '--subject',
+        'Hi',
+        '--text',
+        'x',
+        '--key',
+        'cli-deferred',
+        '--wait',
+        '--timeout',
+        '8',
+      ],
+      { twinDir },
+    );
 
     expect(result.code).toBe(3);
     expect(result.stdout).toMatch(/^deferred: retry: .+451.*; next attempt in \d+ s …$/m);
-    expect(result.stdout.trim().split('\n').at(-1)).toMatch(/^deferred: retry: .+; still not sent after 8 s .*the job stays queued and is retried$/);
+    expect(result.stdout.trim().split('\n').at(-1)).toMatch(
+      /^deferred: retry: .+; still not sent after 8 s .*the job stays queued and is retried$/,
+    );
   });
 });

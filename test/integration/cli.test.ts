@@ -10,30 +10,39 @@ const files = mkdtempSync(join(tmpdir(), 'email-dispatch-cli-files-'));
 
 // Each case starts its own processes and shares nothing: they run side by side.
 describe.concurrent('every command explains itself', () => {
-  it.each(Object.keys(COMMANDS) as Array<keyof typeof COMMANDS>)('%s --help prints its usage and exits 0, doing nothing else', async (command) => {
-    const result = await run(command, ['--help'], { twinDir: noTwin });
+  it.each(Object.keys(COMMANDS) as Array<keyof typeof COMMANDS>)(
+    '%s --help prints its usage and exits 0, doing nothing else',
+    async (command) => {
+      const result = await run(command, ['--help'], { twinDir: noTwin });
 
-    expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(/^Usage: npm (run |start)/);
-    expect(result.stdout).toContain('-h, --help');
-    expect(result.stderr).toBe('');
-  });
+      expect(result.code).toBe(0);
+      expect(result.stdout).toMatch(/^Usage: npm (run |start)/);
+      expect(result.stdout).toContain('-h, --help');
+      expect(result.stderr).toBe('');
+    },
+  );
 
-  it.each(Object.keys(COMMANDS) as Array<keyof typeof COMMANDS>)('%s rejects an unknown flag with one line and the usage, exit 2', async (command) => {
-    const result = await run(command, ['--bogus'], { twinDir: noTwin });
+  it.each(Object.keys(COMMANDS) as Array<keyof typeof COMMANDS>)(
+    '%s rejects an unknown flag with one line and the usage, exit 2',
+    async (command) => {
+      const result = await run(command, ['--bogus'], { twinDir: noTwin });
 
-    expect(result.code).toBe(2);
-    expect(result.stderr.split('\n')[0]).toBe('unknown option --bogus');
-    expect(result.stderr).toContain('Usage: npm ');
-    expect(result.stderr).not.toMatch(STACK_FRAME);
-  });
+      expect(result.code).toBe(2);
+      expect(result.stderr.split('\n')[0]).toBe('unknown option --bogus');
+      expect(result.stderr).toContain('Usage: npm ');
+      expect(result.stderr).not.toMatch(STACK_FRAME);
+    },
+  );
 
   it('says which flag lacks its value, and rejects a stray argument', async () => {
     const missing = await run('send', ['--to'], { twinDir: noTwin });
     const stray = await run('send', ['hello'], { twinDir: noTwin });
 
     expect([missing.code, missing.stderr.split('\n')[0]]).toEqual([2, '--to needs a value']);
-    expect([stray.code, stray.stderr.split('\n')[0]]).toEqual([2, 'unexpected argument hello: every value follows its --flag']);
+    expect([stray.code, stray.stderr.split('\n')[0]]).toEqual([
+      2,
+      'unexpected argument hello: every value follows its --flag',
+    ]);
   });
 
   it('names the file and the JSON error for a broken job file, and a missing one, exit 2', async () => {
@@ -69,17 +78,38 @@ describe.concurrent('every command explains itself', () => {
     const imap = await run('start', ['--imap', join(files, 'imap.json')], { twinDir: noTwin });
 
     expect([only.code, only.stderr.split('\n')[0]]).toEqual([2, '--only must be transient or all, not "some"']);
-    expect([rate.code, rate.stderr.split('\n')[0]]).toEqual([2, '--rate must be a whole number from 1 to 500, not "fast"']);
-    expect([transport.code, transport.stderr.split('\n')[0]]).toEqual([2, '--transport must be smtp or ses, not "pigeon"']);
+    expect([rate.code, rate.stderr.split('\n')[0]]).toEqual([
+      2,
+      '--rate must be a whole number from 1 to 500, not "fast"',
+    ]);
+    expect([transport.code, transport.stderr.split('\n')[0]]).toEqual([
+      2,
+      '--transport must be smtp or ses, not "pigeon"',
+    ]);
     expect(imap.code).toBe(2);
-    expect(imap.stderr.split('\n')[0]).toBe(`--imap ${join(files, 'imap.json')}: host: required, a host name; port: required, 1 to 65535; security: must be one of implicit, starttls, none`);
+    expect(imap.stderr.split('\n')[0]).toBe(
+      `--imap ${join(files, 'imap.json')}: host: required, a host name; port: required, 1 to 65535; ` +
+        'security: must be one of implicit, starttls, none',
+    );
   });
 
   it('tells send and redrive to start the twin when nothing listens where it was', async () => {
     // A twin that has stopped leaves its manifest behind; its port is free now.
     const stale = mkdtempSync(join(tmpdir(), 'email-dispatch-cli-stale-'));
     const port = await freePort();
-    writeFileSync(join(stale, 'twin.json'), JSON.stringify({ region: 'eu-west-1', endpoints: { sqs: `http://127.0.0.1:${port}`, sns: `http://127.0.0.1:${port}`, s3: `http://127.0.0.1:${port}`, dynamodb: 'http://127.0.0.1:1' }, resources: {} }));
+    writeFileSync(
+      join(stale, 'twin.json'),
+      JSON.stringify({
+        region: 'eu-west-1',
+        endpoints: {
+          sqs: `http://127.0.0.1:${port}`,
+          sns: `http://127.0.0.1:${port}`,
+          s3: `http://127.0.0.1:${port}`,
+          dynamodb: 'http://127.0.0.1:1',
+        },
+        resources: {},
+      }),
+    );
 
     const send = await run('send', ['--to', 'a@example.net', '--subject', 'Hi', '--text', 'Hello'], { twinDir: stale });
     const redrive = await run('redrive', ['--dry-run'], { twinDir: stale });

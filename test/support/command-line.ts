@@ -2,10 +2,19 @@ import { spawn } from 'node:child_process';
 
 export type Run = { code: number | null; stdout: string; stderr: string };
 
-export const COMMANDS = { start: 'local/start.ts', send: 'tools/send.ts', redrive: 'tools/redrive.ts', demo: 'tools/demo.ts' } as const;
+export const COMMANDS = {
+  start: 'local/start.ts',
+  send: 'tools/send.ts',
+  redrive: 'tools/redrive.ts',
+  demo: 'tools/demo.ts',
+} as const;
 
 /** Runs a command as `npm run` does (node with tsx), with its own twin directory, and collects what it printed. */
-export function runCommandLine(command: keyof typeof COMMANDS, args: string[], options: { twinDir: string; stdin?: string; timeoutMs?: number }): Promise<Run> {
+export function runCommandLine(
+  command: keyof typeof COMMANDS,
+  args: string[],
+  options: { twinDir: string; stdin?: string; timeoutMs?: number },
+): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', COMMANDS[command], ...args], {
       cwd: process.cwd(),
@@ -28,4 +37,3 @@ export function runCommandLine(command: keyof typeof COMMANDS, args: string[], o
 
 /** A line of a Node.js stack trace. */
 export const STACK_FRAME = /^\s+at .+[(:]\d+/m;
-

@@ -14,7 +14,11 @@ export type SystemDependency = {
 /** Every system program the suite needs; add a row when a test starts using another. */
 export const SYSTEM_DEPENDENCIES: readonly SystemDependency[] = [
   { program: 'openssl', debianPackage: 'openssl', usedFor: 'TLS certificates of the loopback SMTP and IMAP servers' },
-  { program: process.env.DOVECOT_BIN ?? '/usr/sbin/dovecot', debianPackage: 'dovecot-imapd', usedFor: 'the IMAP server of the poller tests' },
+  {
+    program: process.env.DOVECOT_BIN ?? '/usr/sbin/dovecot',
+    debianPackage: 'dovecot-imapd',
+    usedFor: 'the IMAP server of the poller tests',
+  },
   { program: '/usr/sbin/smtp-sink', debianPackage: 'postfix', usedFor: "Postfix's SMTP test server" },
   { program: '/usr/bin/chromium', debianPackage: 'chromium', usedFor: 'the browser the web console is tested in' },
 ];
@@ -35,7 +39,10 @@ export function findProgram(program: string, path = process.env.PATH ?? ''): boo
 }
 
 /** The dependencies that are missing, checked from the file system only (no program is started). */
-export function missingDependencies(dependencies: readonly SystemDependency[] = SYSTEM_DEPENDENCIES, path?: string): SystemDependency[] {
+export function missingDependencies(
+  dependencies: readonly SystemDependency[] = SYSTEM_DEPENDENCIES,
+  path?: string,
+): SystemDependency[] {
   return dependencies.filter((d) => !findProgram(d.program, path));
 }
 

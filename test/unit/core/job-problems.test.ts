@@ -28,7 +28,9 @@ describe('validation problems name the key and the fix', () => {
   });
 
   it('lists the allowed values', async () => {
-    expect((await problemsOf({ ...emailJobFactory(), transport: 'pigeon' })).producer).toBe('transport: must be one of "smtp", "ses", not "pigeon"');
+    expect((await problemsOf({ ...emailJobFactory(), transport: 'pigeon' })).producer).toBe(
+      'transport: must be one of "smtp", "ses", not "pigeon"',
+    );
   });
 
   it('names an unknown key and the known key nearest to it', async () => {
@@ -41,7 +43,9 @@ describe('validation problems name the key and the fix', () => {
   });
 
   it('lists the known keys when an unknown one is near none of them', async () => {
-    expect((await problemsOf({ ...emailJobFactory(), to: [{ address: 'a@example.net', title: 'Dr' }] })).producer).toBe('to.0: unknown key "title" (known keys: address, name)');
+    expect((await problemsOf({ ...emailJobFactory(), to: [{ address: 'a@example.net', title: 'Dr' }] })).producer).toBe(
+      'to.0: unknown key "title" (known keys: address, name)',
+    );
   });
 
   it('reports every problem at once, each with its path, the job-wide rules included', async () => {
@@ -62,7 +66,10 @@ describe('validation problems name the key and the fix', () => {
   });
 
   it('says what a list item is wrong with, whichever form it took', async () => {
-    const { producer } = await problemsOf({ ...emailJobFactory(), to: ['Alice <a@example.net>', 5, { address: 'b@example.net', name: 'B\r\nBcc: x@example.net' }] });
+    const { producer } = await problemsOf({
+      ...emailJobFactory(),
+      to: ['Alice <a@example.net>', 5, { address: 'b@example.net', name: 'B\r\nBcc: x@example.net' }],
+    });
 
     expect(producer.split('; ')).toEqual([
       'to.0: must be a bare address like user@example.com (no display name, quotes or spaces)',

@@ -2,7 +2,12 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { describeMissing, missingDependencies, SYSTEM_DEPENDENCIES, type SystemDependency } from '#test/support/system-dependencies.js';
+import {
+  describeMissing,
+  missingDependencies,
+  SYSTEM_DEPENDENCIES,
+  type SystemDependency,
+} from '#test/support/system-dependencies.js';
 
 const bin = mkdtempSync(join(tmpdir(), 'email-dispatch-bin-'));
 afterAll(() => rmSync(bin, { recursive: true, force: true }));
@@ -34,10 +39,17 @@ describe('the preflight of system programs', () => {
   it('does not take a file without the execute bit for the program', () => {
     writeFileSync(join(bin, 'plain'), '');
 
-    expect(missingDependencies([{ program: join(bin, 'plain'), debianPackage: 'x', usedFor: 'y' }], bin)).toHaveLength(1);
+    expect(missingDependencies([{ program: join(bin, 'plain'), debianPackage: 'x', usedFor: 'y' }], bin)).toHaveLength(
+      1,
+    );
   });
 
   it('lists every program the suite starts: openssl, Dovecot, smtp-sink and Chromium', () => {
-    expect(SYSTEM_DEPENDENCIES.map((d) => d.debianPackage)).toEqual(['openssl', 'dovecot-imapd', 'postfix', 'chromium']);
+    expect(SYSTEM_DEPENDENCIES.map((d) => d.debianPackage)).toEqual([
+      'openssl',
+      'dovecot-imapd',
+      'postfix',
+      'chromium',
+    ]);
   });
 });
