@@ -7,7 +7,10 @@ import { createSnsEventPublisher } from '#aws/event-publisher.js';
 import { createMailboxStateStore } from '#aws/mailbox-state-store.js';
 import { createRawMessageStore } from '#aws/raw-message-store.js';
 import { createSecretsManagerCredentials } from '#aws/secrets-credentials.js';
+import { createSentMessages } from '#aws/sent-messages.js';
 import { createSuppressionStore } from '#aws/suppression-store.js';
+import { toReportKeyring } from '#core/message-id.js';
+import { createInboundReportVerifier } from '#core/verify-report.js';
 import { toLoginCredentials } from '#core/credential-source.js';
 import { METRIC_NAMESPACE, SERVICE_NAME } from '#core/metric-names.js';
 import { createPollMailboxHandler } from '#handlers/poll-mailbox-handler.js';
@@ -26,6 +29,10 @@ const credentials = new Map(
   config.mailboxes.map((m) => [m.id, createSecretsManagerCredentials(m.secret, toLoginCredentials, { maxAgeSeconds: config.secretsCacheSeconds, client: secretsClient })]),
 );
 
+const reportKeys = config.reportKeysSecretId
+  ? createSecretsManagerCredentials(config.reportKeysSecretId, toReportKeyring, { maxAgeSeconds: config.secretsCacheSeconds, client: secretsClient })
+  : undefined;
+
 export const handler = createPollMailboxHandler({
   config,
   logger,
@@ -34,6 +41,10 @@ export const handler = createPollMailboxHandler({
   state: createMailboxStateStore(clients.documents, config.mailboxStateTable),
   events: createSnsEventPublisher(clients.sns, config.eventsTopicArn),
   suppress: (entry) => suppressions.suppress(entry),
+  verifyReport:
+    reportKeys && config.idempotencyTable
+      ? createInboundReportVerifier({ keys: () => reportKeys.get(), sent: createSentMessages(clients.documents, config.idempotencyTable), bounceDomain: config.bounceDomain })
+      : undefined,
   storeRaw: createRawMessageStore(clients.s3, config.rawMessageBucket),
   credentialsFor: (mailbox) => credentials.get(mailbox.id) ?? createSecretsManagerCredentials(mailbox.secret, toLoginCredentials, { maxAgeSeconds: config.secretsCacheSeconds, client: secretsClient }),
 });

@@ -6,6 +6,11 @@ export type InboundMessage = {
   messageId?: string;
   from?: string;
   to: string[];
+  /**
+   * The addresses the message was delivered to, as the receiving side recorded them (Delivered-To, X-Original-To,
+   * Envelope-To, then To): a report sent to a VERP address names the original here even when it quotes nothing.
+   */
+  envelopeTo: string[];
   subject?: string;
   date?: Date;
   headers: Record<string, string>;
@@ -28,8 +33,12 @@ export type DsnRecipient = {
   suppress: boolean;
 };
 
-/** What the original message was, as the report quotes it: our Message-ID and dispatch id tie it to a job. */
-export type OriginalMessage = { messageId?: string; dispatchId?: string };
+/**
+ * What the original message was, as the report quotes it: our Message-ID and dispatch id tie it to a job.
+ * `messageIds` holds every Message-ID the report carries for the original (the quoted Message-ID, In-Reply-To and
+ * References, an Original-Message-ID field, the report's own In-Reply-To and References), for verification.
+ */
+export type OriginalMessage = { messageId?: string; dispatchId?: string; messageIds: string[] };
 
 export type InboundClassification =
   | { kind: 'bounce'; reportingMta?: string; recipients: DsnRecipient[]; original: OriginalMessage }
@@ -91,14 +100,35 @@ export function isAddressFailure(status: string): boolean {
   return /^5\.1\.\d+$/.test(status) || status === '5.2.1' || status === '5.4.4';
 }
 
+const MAX_MESSAGE_IDS = 64;
+
+/** The `<…>` message ids in a header value, in order, at most `MAX_MESSAGE_IDS`; one linear scan. */
+function messageIdsIn(value: string | undefined, into: string[]): void {
+  if (!value) return;
+  let open = value.indexOf('<');
+  while (open >= 0 && into.length < MAX_MESSAGE_IDS) {
+    const close = value.indexOf('>', open + 1);
+    if (close < 0) return;
+    const id = value.slice(open, close + 1);
+    if (close - open < 256 && !/[\s<]/.test(id.slice(1, -1)) && !into.includes(id)) into.push(id);
+    open = value.indexOf('<', close + 1);
+  }
+}
+
 function originalOf(message: InboundMessage): OriginalMessage {
   const quoted = message.parts.find((p) => p.contentType === 'message/rfc822' || p.contentType === 'text/rfc822-headers' || p.contentType === 'message/rfc822-headers');
-  if (!quoted) return {};
-  const headerText = quoted.content.replace(/\r\n?/g, '\n').split('\n\n')[0] ?? '';
-  const [fields] = parseFieldBlocks(headerText);
+  const report = message.parts.find((p) => p.contentType === 'message/delivery-status' || p.contentType === 'message/global-delivery-status' || p.contentType === 'message/feedback-report');
+  const headerText = quoted?.content.replace(/\r\n?/g, '\n').split('\n\n')[0] ?? '';
+  const [fields] = quoted ? parseFieldBlocks(headerText) : [];
+  const [reportFields] = report ? parseFieldBlocks(report.content) : [];
+  const messageIds: string[] = [];
+  for (const value of [fields?.['message-id'], reportFields?.['original-message-id'], fields?.['in-reply-to'], fields?.['references'], message.headers['original-message-id'], message.headers['in-reply-to'], message.headers.references]) {
+    messageIdsIn(value, messageIds);
+  }
   return {
     messageId: fields?.['message-id']?.match(/<[^<>\s]+>/)?.[0],
     dispatchId: fields?.['x-dispatch-id']?.match(/^[a-f0-9]{32}$/)?.[0],
+    messageIds,
   };
 }
 

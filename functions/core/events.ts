@@ -11,6 +11,8 @@ export const EventTypes = {
   bounceDetected: 'bounce.detected',
   complaintDetected: 'complaint.detected',
   autoReplyDetected: 'auto-reply.detected',
+  /** SES reports a delivery attempt it keeps retrying (DeliveryDelay); not a bounce. */
+  deliveryDelayed: 'delivery.delayed',
 } as const;
 export type EventType = (typeof EventTypes)[keyof typeof EventTypes];
 

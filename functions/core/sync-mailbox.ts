@@ -3,6 +3,7 @@ import { classifyInbound, type InboundClassification, type InboundMessage } from
 import { forEachBounded } from './bounded.js';
 import { createEvent, EventTypes, type DispatchEvent } from './events.js';
 import { hashAddress } from './message-id.js';
+import type { ReportVerification } from './verify-report.js';
 
 /** A selected mailbox as the server reports it. UIDVALIDITY and MODSEQ are decimal strings (they are 64-bit). */
 export type MailboxStatus = { uidValidity: string; uidNext: number; highestModseq?: string; exists: number };
@@ -76,10 +77,15 @@ export type SyncDeps = {
   storeRaw: (key: string, body: Buffer) => Promise<{ bucket: string; key: string }>;
   /** Publishes events in order; resolves with the ones that could not be published. */
   publishBatch: (events: DispatchEvent[]) => Promise<Array<{ event: DispatchEvent; error: string }>>;
-  suppress: (entry: { address: string; reason: 'hard-bounce' | 'complaint'; source: string; status?: string }) => Promise<void>;
+  suppress: (entry: { address: string; reason: 'hard-bounce' | 'complaint'; source: string; status?: string; verified?: boolean }) => Promise<void>;
+  /**
+   * Checks that a report (bounce, delay, complaint) is about mail we sent, to the addresses it names (see
+   * verify-report). Only a verified report suppresses; without this, none is verified.
+   */
+  verifyReport?: (message: InboundMessage, classification: InboundClassification) => Promise<ReportVerification>;
   clock?: () => number;
-  /** Called for each message handled, for metrics. */
-  onMessage?: (facts: { kind: InboundClassification['kind']; lagMs: number; suppressed: number }) => void;
+  /** Called for each message handled, for metrics. `verified` is set for reports. */
+  onMessage?: (facts: { kind: InboundClassification['kind']; lagMs: number; suppressed: number; verified?: boolean }) => void;
   log?: (level: 'info' | 'warn', message: string, facts: Record<string, unknown>) => void;
 };
 
@@ -266,13 +272,15 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
       }
       const raw = await storeRawChunk(fresh.map((m) => m.fetched), status);
 
-      const outgoing: Array<{ event: DispatchEvent; entry: (typeof fresh)[number]; kind: InboundClassification['kind']; suppressed: number }> = [];
+      const outgoing: Array<{ event: DispatchEvent; entry: (typeof fresh)[number]; kind: InboundClassification['kind']; suppressed: number; verified?: boolean }> = [];
       for (const entry of fresh) {
         try {
           const classification = classifyInbound(entry.message);
-          // Suppress before publishing: once the event is out, the list already reflects it.
-          const suppressed = await suppressFor(classification, entry.key);
-          outgoing.push({ event: eventOf(entry, classification, status, raw.get(entry.fetched.uid)), entry, kind: classification.kind, suppressed });
+          const verification = await verificationOf(entry.message, classification);
+          // Suppress before publishing: once the event is out, the list already reflects it. Only a verified report.
+          const suppressed = verification?.verified ? await suppressFor(classification, `${entry.key}:${verification.via ?? ''}`) : 0;
+          const event = eventOf(entry, classification, status, raw.get(entry.fetched.uid));
+          outgoing.push({ event: verification ? { ...event, verified: verification.verified, verification: { reason: verification.reason, via: verification.via } } : event, entry, kind: classification.kind, suppressed, verified: verification?.verified });
         } catch (error) {
           done.failure = error;
           break;
@@ -285,7 +293,7 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
       for (const o of published) {
         done.add(o.entry.fetched.uid);
         result.processed += 1;
-        deps.onMessage?.({ kind: o.kind, lagMs: lagOf(o.entry.fetched), suppressed: o.suppressed });
+        deps.onMessage?.({ kind: o.kind, lagMs: lagOf(o.entry.fetched), suppressed: o.suppressed, verified: o.verified });
       }
       if (failed.length > 0) done.failure ??= new Error(`${failed.length} event(s) not published: ${failed[0]?.error ?? ''}`);
       return done;
@@ -322,16 +330,21 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
       return located;
     };
 
+    const verificationOf = async (message: InboundMessage, classification: InboundClassification): Promise<ReportVerification | undefined> => {
+      if (classification.kind !== 'bounce' && classification.kind !== 'delay' && classification.kind !== 'complaint') return undefined;
+      return deps.verifyReport ? deps.verifyReport(message, classification) : { verified: false, reason: 'no-verifier' };
+    };
+
     const suppressFor = async (classification: InboundClassification, key: string): Promise<number> => {
       let suppressed = 0;
       if (classification.kind === 'bounce') {
         for (const r of classification.recipients.filter((x) => x.suppress)) {
-          await deps.suppress({ address: r.recipient, reason: 'hard-bounce', source: `dsn:${key}`, status: r.status });
+          await deps.suppress({ address: r.recipient, reason: 'hard-bounce', source: `dsn:${key}`, status: r.status, verified: true });
           suppressed += 1;
         }
       } else if (classification.kind === 'complaint' && classification.suppress) {
         for (const address of classification.recipients) {
-          await deps.suppress({ address, reason: 'complaint', source: `arf:${key}` });
+          await deps.suppress({ address, reason: 'complaint', source: `arf:${key}`, verified: true });
           suppressed += 1;
         }
       }

@@ -10,7 +10,7 @@ import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import type { CredentialSource, LoginCredentials } from '#core/credential-source.js';
 import { publishAll, type EventPublisher } from '#core/events.js';
-import { PollerMetrics } from '#core/metric-names.js';
+import { PollerMetrics, ReportMetrics } from '#core/metric-names.js';
 import { syncMailbox, type MailboxStateStore, type SyncDeps, type SyncResult } from '#core/sync-mailbox.js';
 import type { PollerConfig, PolledMailbox } from '#functions/config.js';
 import { openImapSession } from '#imap/imap-session.js';
@@ -25,6 +25,8 @@ export type PollMailboxDeps = {
   events: EventPublisher;
   suppress: (entry: { address: string; reason: 'hard-bounce' | 'complaint'; source: string; status?: string }) => Promise<void>;
   storeRaw: SyncDeps['storeRaw'];
+  /** Verifies bounces and complaints (see verify-report); without it, no report suppresses anyone. */
+  verifyReport?: SyncDeps['verifyReport'];
   credentialsFor: (mailbox: PolledMailbox) => CredentialSource<LoginCredentials>;
   /** TLS trust for a private IMAP server (the local twin). */
   tls?: ConnectionOptions;
@@ -67,6 +69,7 @@ export function createPollMailboxHandler(deps: PollMailboxDeps) {
           storeRaw: deps.storeRaw,
           publishBatch: (events) => publishAll(deps.events, events),
           suppress: deps.suppress,
+          verifyReport: deps.verifyReport,
           clock,
           onMessage: (facts) => {
             lagMs = Math.max(lagMs, facts.lagMs);
@@ -74,6 +77,7 @@ export function createPollMailboxHandler(deps: PollMailboxDeps) {
             if (facts.kind === 'bounce') metrics.addMetric(PollerMetrics.bounces, MetricUnit.Count, 1);
             if (facts.kind === 'complaint') metrics.addMetric(PollerMetrics.complaints, MetricUnit.Count, 1);
             if (facts.suppressed > 0) metrics.addMetric(PollerMetrics.suppressed, MetricUnit.Count, facts.suppressed);
+            if (facts.verified === false) metrics.addMetric(ReportMetrics.unverified, MetricUnit.Count, 1);
             flushEvery(5000);
           },
           log: (level, message, facts) => logger[level](message, facts),

@@ -13,8 +13,11 @@ const REPORT_PARTS = /^(message\/(delivery-status|global-delivery-status|feedbac
  */
 export async function parseInbound(source: Buffer): Promise<InboundMessage> {
   const message = parseHeaderBlock(source);
-  return message.contentType === 'multipart/report' ? parseReport(source) : message;
+  return message.contentType === 'multipart/report' ? { ...(await parseReport(source)), envelopeTo: message.envelopeTo } : message;
 }
+
+/** Where the receiving side records the envelope recipient, most specific first; `to` last. */
+const ENVELOPE_FIELDS = ['delivered-to', 'x-original-to', 'envelope-to', 'to'];
 
 /** The header block (up to the first empty line) of a message, parsed; `parts` stays empty. */
 export function parseHeaderBlock(source: Buffer): InboundMessage {
@@ -39,6 +42,7 @@ export function parseHeaderBlock(source: Buffer): InboundMessage {
     messageId: messageId ? `${messageId.startsWith('<') ? '' : '<'}${messageId}${messageId.endsWith('>') ? '' : '>'}` : undefined,
     from: first.from ? addressesOf(addressparser(first.from))[0] : undefined,
     to: first.to ? addressesOf(addressparser(first.to)) : [],
+    envelopeTo: ENVELOPE_FIELDS.flatMap((name) => (headers[name] ? addressesOf(addressparser(headers[name])) : [])).slice(0, 32),
     subject: first.subject !== undefined ? decodeWords(first.subject) : undefined,
     date: date && !Number.isNaN(date.getTime()) ? date : undefined,
     headers,
@@ -86,6 +90,7 @@ async function parseReport(source: Buffer): Promise<InboundMessage> {
     messageId: parsed.messageId,
     from: mailparserAddresses(parsed.from)[0],
     to: mailparserAddresses(parsed.to),
+    envelopeTo: [],
     subject: parsed.subject,
     date: parsed.date,
     headers,

@@ -3,7 +3,7 @@ import { Metrics } from '@aws-lambda-powertools/metrics';
 import { DeleteMessageCommand, ReceiveMessageCommand, SendMessageCommand, type Message } from '@aws-sdk/client-sqs';
 import type { EmailJob } from '#core/email-job.js';
 import { loadDispatchConfig } from '#functions/config.js';
-import { buildSendEmailDeps } from '#handlers/build-send-email-deps.js';
+import { buildSendEmailDeps, type SendEmailEnvironment } from '#handlers/build-send-email-deps.js';
 import { createSendEmailHandler, type SendEmailDeps } from '#handlers/send-email-handler.js';
 import { DEFAULT_SETTINGS, deriveQueueSettings, type SystemSettings } from '#infra/settings.js';
 import { createEmulatorClients, startDynalite, startFauxqs, type Emulator } from '#local/emulators.js';
@@ -37,7 +37,7 @@ let counter = 0;
  * The dispatch handler wired exactly as in production, against real peers on loopback: fauxqs (SQS, SNS, S3),
  * dynalite, and an SMTP sink with STARTTLS and AUTH. Each harness gets its own queues and tables.
  */
-export async function startDispatchHarness(aws: AwsEmulators, options: { sink?: SmtpSinkOptions; env?: Record<string, string>; settings?: Partial<SystemSettings>; deps?: Partial<SendEmailDeps> } = {}) {
+export async function startDispatchHarness(aws: AwsEmulators, options: { sink?: SmtpSinkOptions; env?: Record<string, string>; settings?: Partial<SystemSettings>; deps?: Partial<SendEmailDeps>; environment?: Partial<SendEmailEnvironment> } = {}) {
   counter += 1;
   const suffix = `${process.pid}-${counter}`;
   const cert = localTlsCertificate();
@@ -75,6 +75,7 @@ export async function startDispatchHarness(aws: AwsEmulators, options: { sink?: 
       },
     },
     smtpTls: { ca: cert.cert },
+    ...options.environment,
   });
   Object.assign(deps, options.deps);
   const handler = createSendEmailHandler(deps);

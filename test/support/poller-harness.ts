@@ -1,7 +1,10 @@
 import { ImapFlow } from 'imapflow';
 import { createMailboxStateStore } from '#aws/mailbox-state-store.js';
 import { createRawMessageStore } from '#aws/raw-message-store.js';
+import { createSentMessages } from '#aws/sent-messages.js';
 import { createSuppressionStore } from '#aws/suppression-store.js';
+import { toReportKeyring, type ReportKeyring } from '#core/message-id.js';
+import { createInboundReportVerifier } from '#core/verify-report.js';
 import type { DispatchEvent } from '#core/events.js';
 import type { MailboxStateStore, SyncDeps } from '#core/sync-mailbox.js';
 import { openImapSession, type ImapSettings } from '#imap/imap-session.js';
@@ -52,8 +55,19 @@ export type { DovecotServer };
 
 let counter = 0;
 
-/** The poller's real stores on the emulators, and a publisher that records what it was given. */
-export async function createSyncDeps(aws: AwsEmulators, session: () => ReturnType<typeof openImapSession>) {
+/** The report keys of the harness's deployment. */
+export const HARNESS_REPORT_KEYS: ReportKeyring = toReportKeyring({ current: 'k1', k1: 'harness-report-key-'.repeat(3) }, 'harness');
+
+/**
+ * The poller's real stores on the emulators, and a publisher that records what it was given. Reports are verified
+ * with `verify.keys` against the dispatcher's idempotency table `verify.idempotencyTable` (the harness's own, empty,
+ * unless told otherwise).
+ */
+export async function createSyncDeps(
+  aws: AwsEmulators,
+  session: () => ReturnType<typeof openImapSession>,
+  verify: { keys?: () => Promise<ReportKeyring>; idempotencyTable?: string; bounceDomain?: string } = {},
+) {
   counter += 1;
   const suffix = `${process.pid}-p${counter}`;
   const names = Object.fromEntries(Object.entries(LOCAL_NAMES).map(([k, v]) => [k, `${v}-${suffix}`])) as typeof LOCAL_NAMES;
@@ -71,6 +85,11 @@ export async function createSyncDeps(aws: AwsEmulators, session: () => ReturnTyp
       return [];
     },
     suppress: (entry) => suppressions.suppress(entry),
+    verifyReport: createInboundReportVerifier({
+      keys: verify.keys ?? (async () => HARNESS_REPORT_KEYS),
+      sent: createSentMessages(aws.clients.documents, verify.idempotencyTable ?? resources.idempotencyTable),
+      bounceDomain: verify.bounceDomain,
+    }),
   };
   return { deps, published, suppressions, resources, state };
 }

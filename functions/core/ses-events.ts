@@ -1,0 +1,179 @@
+import { createHash } from 'node:crypto';
+import { isAddressFailure } from './classify-inbound.js';
+import { DispatchTags, fromTagToken } from './dispatch-job.js';
+import { createEvent, EventTypes, type DispatchEvent } from './events.js';
+import { hashAddress, hashRecipient, toRecordHandle, type ReportKeyring } from './message-id.js';
+import { verifyReport, type ReportVerification } from './verify-report.js';
+
+/**
+ * An SES event record as a configuration set's event destination publishes it (SES Developer Guide, "Contents of
+ * event data that Amazon SES publishes to Amazon SNS"). Only what we read; SES may add fields.
+ */
+export type SesEventRecord = {
+  eventType: string;
+  mail: {
+    messageId: string;
+    sendingAccountId?: string;
+    destination: string[];
+    commonHeaders?: { messageId?: string };
+    tags?: Record<string, string[]>;
+  };
+  bounce?: { bounceType?: string; bounceSubType?: string; bouncedRecipients?: Array<{ emailAddress?: string; action?: string; status?: string; diagnosticCode?: string }> };
+  complaint?: { complainedRecipients?: Array<{ emailAddress?: string }>; complaintFeedbackType?: string; complaintSubType?: string | null };
+  delivery?: { recipients?: string[]; smtpResponse?: string };
+  deliveryDelay?: { delayType?: string; delayedRecipients?: Array<{ emailAddress?: string; status?: string; diagnosticCode?: string }> };
+  reject?: { reason?: string };
+};
+
+/**
+ * What SES's bounce types mean for the suppression list: the same policy as the IMAP path, permanent failures of
+ * the address only. `status` is the RFC 3463 code assumed when SES gives none; `byStatus` defers to the recipient's
+ * own status (an address failure, 5.1.x / 5.2.1 / 5.4.4, suppresses; a policy or content refusal does not).
+ * Transient and Undetermined bounces never suppress.
+ */
+export const SES_BOUNCE_POLICY: Array<{ bounceType: string; bounceSubType?: string; suppress: boolean | 'byStatus'; status?: string }> = [
+  { bounceType: 'Permanent', bounceSubType: 'NoEmail', suppress: true, status: '5.1.1' },
+  // SES refused to send: the address is on its global or account suppression list, so it bounced before.
+  { bounceType: 'Permanent', bounceSubType: 'Suppressed', suppress: true, status: '5.1.1' },
+  { bounceType: 'Permanent', bounceSubType: 'OnAccountSuppressionList', suppress: true, status: '5.1.1' },
+  { bounceType: 'Permanent', bounceSubType: 'General', suppress: 'byStatus', status: '5.1.1' },
+  { bounceType: 'Permanent', suppress: 'byStatus', status: '5.0.0' },
+  { bounceType: 'Transient', suppress: false, status: '4.0.0' },
+  { bounceType: 'Undetermined', suppress: false, status: '4.0.0' },
+];
+
+/** ARF feedback types (RFC 5965) that suppress, as on the IMAP path; SES often gives no type for a plain complaint. */
+const SUPPRESSING_FEEDBACK = new Set(['abuse', 'fraud', '']);
+
+export type SesSuppression = { address: string; reason: 'hard-bounce' | 'complaint'; source: string; status?: string; detail?: string; verified: true };
+
+export type SesEventOutcome =
+  | { handled: true; eventType: string; events: DispatchEvent[]; suppressions: SesSuppression[]; verification: ReportVerification }
+  | { handled: false; eventType?: string; reason: string };
+
+/**
+ * Checks that a notification came from our own SES event destination: the expected topic, in our account, about
+ * mail our account sent. Anything else is refused before it is parsed further.
+ */
+export function checkSesOrigin(origin: { topicArn: string }, record: { mail?: { sendingAccountId?: string } }, expected: { topicArn: string; accountId: string }): string | undefined {
+  if (origin.topicArn !== expected.topicArn) return 'unexpected topic';
+  if (origin.topicArn.split(':')[4] !== expected.accountId) return 'topic of another account';
+  if (record.mail?.sendingAccountId !== undefined && record.mail.sendingAccountId !== expected.accountId) return 'mail of another account';
+  return undefined;
+}
+
+/** Parses an SNS message body as an SES event record; names the first missing field. */
+export function parseSesEventRecord(text: string): SesEventRecord | { invalid: string } {
+  if (text.length > 256 * 1024) return { invalid: 'message larger than an SNS message can be' };
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return { invalid: 'message is not JSON' };
+  }
+  const record = (typeof value === 'object' && value !== null ? value : {}) as Partial<SesEventRecord> & { notificationType?: string };
+  // Identity feedback notifications call it notificationType; configuration-set events call it eventType.
+  const eventType = record.eventType ?? record.notificationType;
+  if (typeof eventType !== 'string') return { invalid: 'eventType is missing' };
+  if (typeof record.mail?.messageId !== 'string') return { invalid: 'mail.messageId is missing' };
+  if (!Array.isArray(record.mail.destination)) return { invalid: 'mail.destination is missing' };
+  return { ...(record as SesEventRecord), eventType };
+}
+
+const first = (tags: Record<string, string[]> | undefined, name: string) => (Array.isArray(tags?.[name]) ? tags?.[name]?.[0] : undefined);
+
+function decodeKey(value: string | undefined): string | undefined {
+  if (!value || !/^[A-Za-z0-9_-]{1,256}$/.test(value)) return undefined;
+  const key = Buffer.from(value, 'base64url').toString('utf8');
+  return key.length > 0 && key.length <= 128 ? key : undefined;
+}
+
+const addressesOf = (list: Array<{ emailAddress?: string }> | undefined) => (list ?? []).map((r) => r.emailAddress).filter((a): a is string => typeof a === 'string' && a.length > 0 && a.length <= 320);
+
+/**
+ * Turns one SES event (already checked for origin) into the events and suppressions the IMAP path makes for the
+ * same facts: Bounce → `bounce.detected`, Complaint → `complaint.detected`, Delivery → `email.delivered`,
+ * DeliveryDelay → `delivery.delayed`, Reject → `email.rejected`. The job is the one named by the message's tags
+ * (its key and report token, set by the dispatcher); the token must verify, and every address the event names must
+ * be among the message's destinations, or the event is published with `verified: false` and suppresses no one.
+ */
+export async function handleSesEvent(record: SesEventRecord, keyring: ReportKeyring): Promise<SesEventOutcome> {
+  const idempotencyKey = decodeKey(first(record.mail.tags, DispatchTags.key));
+  const tagToken = first(record.mail.tags, DispatchTags.token);
+  const destination = record.mail.destination.filter((a) => typeof a === 'string');
+  const named = namedAddresses(record);
+  // The tags name the job; the token proves we made them; the destination is SES's own word on who it went to.
+  const handle = idempotencyKey ? toRecordHandle(idempotencyKey) : undefined;
+  const verification = await verifyReport({ tokens: tagToken ? [fromTagToken(tagToken)] : [] }, named, {
+    keyring,
+    sent: { recipientHashesOf: async (h) => (h === handle ? destination.map((a) => hashRecipient(a, keyring)) : undefined) },
+  });
+  const facts = {
+    source: 'ses',
+    idempotencyKey: verification.verified ? idempotencyKey : undefined,
+    messageId: record.mail.commonHeaders?.messageId,
+    providerMessageId: record.mail.messageId,
+    verified: verification.verified,
+    verification: { reason: verification.reason, via: verification.via },
+  };
+  const id = createHash('sha256').update(`ses:${record.mail.messageId}:${record.eventType}:${named.map((a) => a.toLowerCase()).sort().join(',')}`).digest('hex').slice(0, 32);
+  const source = `ses:${createHash('sha256').update(record.mail.messageId).digest('hex').slice(0, 16)}`;
+  const suppressions: SesSuppression[] = [];
+  let event: DispatchEvent;
+
+  switch (record.eventType) {
+    case 'Bounce': {
+      const bounceType = record.bounce?.bounceType ?? 'Undetermined';
+      const bounceSubType = record.bounce?.bounceSubType ?? 'Undetermined';
+      const rule = SES_BOUNCE_POLICY.find((r) => r.bounceType === bounceType && (r.bounceSubType === undefined || r.bounceSubType === bounceSubType)) ?? { suppress: false, status: '4.0.0' };
+      const recipients = (record.bounce?.bouncedRecipients ?? []).filter((r) => typeof r.emailAddress === 'string').map((r) => {
+        const status = /^[245]\.\d{1,3}\.\d{1,3}$/.test(r.status ?? '') ? (r.status as string) : (rule.status ?? '5.0.0');
+        const suppress = rule.suppress === 'byStatus' ? isAddressFailure(status) : rule.suppress;
+        return { recipient: r.emailAddress as string, recipientHash: hashAddress(r.emailAddress as string), action: 'failed', status, diagnosticCode: r.diagnosticCode, suppress };
+      });
+      if (verification.verified) {
+        for (const r of recipients.filter((x) => x.suppress)) suppressions.push({ address: r.recipient, reason: 'hard-bounce', source, status: r.status, detail: `ses:${bounceType}/${bounceSubType}`, verified: true });
+      }
+      event = createEvent(EventTypes.bounceDetected, { ...facts, classification: { kind: 'bounce', bounceType, bounceSubType, recipients } });
+      break;
+    }
+    case 'Complaint': {
+      const feedbackType = (record.complaint?.complaintFeedbackType ?? '').toLowerCase();
+      const suppress = SUPPRESSING_FEEDBACK.has(feedbackType) || record.complaint?.complaintSubType === 'OnAccountSuppressionList';
+      const recipients = addressesOf(record.complaint?.complainedRecipients);
+      if (verification.verified && suppress) {
+        for (const address of recipients) suppressions.push({ address, reason: 'complaint', source, detail: `ses:complaint/${feedbackType || 'unspecified'}`, verified: true });
+      }
+      event = createEvent(EventTypes.complaintDetected, { ...facts, classification: { kind: 'complaint', feedbackType: feedbackType || undefined, recipientHashes: recipients.map(hashAddress), suppress } });
+      break;
+    }
+    case 'Delivery':
+      event = createEvent(EventTypes.delivered, { ...facts, reason: 'delivered-to-mailbox', detail: record.delivery?.smtpResponse, transport: 'ses', recipients: named.map((recipient) => ({ recipient, status: 'accepted' })) });
+      break;
+    case 'DeliveryDelay':
+      event = createEvent(EventTypes.deliveryDelayed, { ...facts, delayType: record.deliveryDelay?.delayType, recipients: (record.deliveryDelay?.delayedRecipients ?? []).map((r) => ({ recipientHash: hashAddress(r.emailAddress ?? ''), status: r.status })) });
+      break;
+    case 'Reject':
+      event = createEvent(EventTypes.rejected, { ...facts, reason: 'ses-reject', detail: record.reject?.reason, transport: 'ses', recipients: destination.map((recipient) => ({ recipient, status: 'rejected' })) });
+      break;
+    default:
+      return { handled: false, eventType: record.eventType, reason: `event type ${record.eventType.slice(0, 40)} is not consumed` };
+  }
+  return { handled: true, eventType: record.eventType, events: [{ ...event, id }], suppressions, verification };
+}
+
+/** The addresses an event is about (for a Reject or a Delivery without a list: every destination). */
+function namedAddresses(record: SesEventRecord): string[] {
+  switch (record.eventType) {
+    case 'Bounce':
+      return addressesOf(record.bounce?.bouncedRecipients);
+    case 'Complaint':
+      return addressesOf(record.complaint?.complainedRecipients);
+    case 'Delivery':
+      return (record.delivery?.recipients ?? record.mail.destination).filter((a) => typeof a === 'string');
+    case 'DeliveryDelay':
+      return addressesOf(record.deliveryDelay?.delayedRecipients);
+    default:
+      return record.mail.destination.filter((a) => typeof a === 'string');
+  }
+}

@@ -1,0 +1,205 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { createSnsEventPublisher } from '#aws/event-publisher.js';
+import { createRawMessageStore } from '#aws/raw-message-store.js';
+import { createSuppressionStore } from '#aws/suppression-store.js';
+import type { DispatchEvent } from '#core/events.js';
+import { toReportKeyring, type ReportKeyring } from '#core/message-id.js';
+import { syncMailbox, type SyncDeps } from '#core/sync-mailbox.js';
+import { loadPollerConfig } from '#functions/config.js';
+import { createPollMailboxHandler } from '#handlers/poll-mailbox-handler.js';
+import { openImapSession } from '#imap/imap-session.js';
+import { buildDsn } from '#local/dsn.js';
+import { createLambdaContext } from '#local/lambda-context.js';
+import { captureOutput } from '../support/captured-output.js';
+import { startAwsEmulators, startDispatchHarness, type AwsEmulators, type DispatchHarness } from '../support/dispatch-harness.js';
+import { emailJobFactory } from '../support/factories.js';
+import { bounceMessage, complaintMessage } from '../support/mail-samples.js';
+import { createSyncDeps, credentialsOf, startImapPeer, type ImapPeer } from '../support/poller-harness.js';
+
+const BOUNCE_DOMAIN = 'bounces.example.com';
+const K1 = toReportKeyring({ current: 'k1', k1: 'first-report-key-of-this-deployment-0001' }, 'k1');
+const ROTATED = toReportKeyring({ current: 'k2', k1: 'first-report-key-of-this-deployment-0001', k2: 'second-report-key-of-this-deployment-02' }, 'k1+k2');
+const RETIRED = toReportKeyring({ current: 'k2', k2: 'second-report-key-of-this-deployment-02' }, 'k2');
+
+let aws: AwsEmulators;
+let imap: ImapPeer;
+let dispatcher: DispatchHarness;
+// The deployment's report keys as Secrets Manager would hold them at the moment; tests rotate them.
+let keys: ReportKeyring = K1;
+let mailboxCounter = 0;
+
+beforeAll(async () => {
+  [aws, imap] = await Promise.all([startAwsEmulators(), startImapPeer()]);
+  dispatcher = await startDispatchHarness(aws, {
+    env: { REPORT_KEYS_SECRET_ID: 'local', BOUNCE_DOMAIN },
+    environment: { reportKeys: { get: async () => keys } },
+  });
+});
+afterAll(async () => {
+  await dispatcher?.stop();
+  await imap?.stop();
+  await aws?.stop();
+});
+
+const newMailbox = async () => {
+  mailboxCounter += 1;
+  const name = `Reports${mailboxCounter}`;
+  await imap.createMailbox(name);
+  return name;
+};
+
+/** Sends a job through the real dispatch handler to the SMTP sink; returns what the sink received. */
+const send = async (to: string[]) => {
+  const job = emailJobFactory({ to });
+  await dispatcher.enqueue(job);
+  await dispatcher.deliverAll();
+  const received = dispatcher.sink.received.find((m) => m.to.join(',') === to.join(',') && m.raw.toString().includes(`Subject: ${job.subject}`) && !sent.has(m.queueId));
+  if (!received) throw new Error('the job did not reach the sink');
+  sent.add(received.queueId);
+  const headers = received.raw.toString('utf8').split(/\r?\n\r?\n/)[0] ?? '';
+  const messageId = /^Message-ID:\s*(<[^>]+>)/im.exec(headers)?.[1] ?? '';
+  return { job, headers, messageId, envelopeFrom: received.from };
+};
+const sent = new Set<string>();
+
+/** The poller's dependencies on a fresh mailbox, verifying against the dispatcher's table and writing its suppression list. */
+const pollerFor = async (mailbox: string) => {
+  const sync = await createSyncDeps(aws, () => openImapSession(imap.settings(mailbox), credentialsOf()), { keys: async () => keys, idempotencyTable: dispatcher.resources.idempotencyTable, bounceDomain: BOUNCE_DOMAIN });
+  const suppressions = createSuppressionStore(aws.clients.documents, dispatcher.resources.suppressionTable);
+  const deps: SyncDeps = { ...sync.deps, suppress: (entry) => suppressions.suppress(entry) };
+  return { ...sync, deps, suppressions };
+};
+const run = (deps: SyncDeps, mailboxId: string) => syncMailbox(deps, { mailboxId, runId: `run-${Math.random()}`, stopAtMs: Date.now() + 30_000 });
+const verdicts = (published: DispatchEvent[]) => published.map((e) => ({ type: e.type, verified: (e as { verified?: boolean }).verified }));
+
+describe('bounces and complaints verified against what we sent', () => {
+  it('signs every message: the Message-ID and the VERP envelope sender carry a token', async () => {
+    const { messageId, envelopeFrom } = await send(['reader@customer.example']);
+
+    expect(messageId).toMatch(/^<k1\.[a-z2-7]{26}\.[a-z2-7]{16}@example\.com>$/);
+    expect(envelopeFrom).toBe(`bounces+${messageId.slice(1, messageId.indexOf('@'))}@${BOUNCE_DOMAIN}`);
+  });
+
+  it('verifies a genuine DSN for a job we sent, suppresses its recipient, and the next job to it is rejected as suppressed', async () => {
+    // Prepare
+    const { headers } = await send(['ceo@customer.example', 'cfo@customer.example']);
+    const mailbox = await newMailbox();
+    const { deps, published, suppressions } = await pollerFor(mailbox);
+    await imap.append(mailbox, [buildDsn({ reportingMta: 'mx.customer.example', to: 'noreply@example.com', recipient: 'ceo@customer.example', status: '5.1.1', diagnostic: '550 5.1.1 User unknown', originalHeaders: headers })]);
+
+    // Act
+    await run(deps, mailbox);
+    const next = emailJobFactory({ to: ['ceo@customer.example'] });
+    await dispatcher.enqueue(next);
+    await dispatcher.deliverAll();
+
+    // Assess
+    expect(published).toHaveLength(1);
+    expect(published[0]).toMatchObject({ type: 'bounce.detected', verified: true, verification: { reason: 'verified', via: 'message-id' } });
+    expect(await suppressions.findSuppressed(['ceo@customer.example', 'cfo@customer.example'])).toEqual(new Set(['ceo@customer.example']));
+    const events = await dispatcher.events();
+    expect(events.find((e) => e.idempotencyKey === next.idempotencyKey)).toMatchObject({ type: 'email.rejected', reason: 'all-recipients-suppressed' });
+  });
+
+  it('verifies a bounce that quotes nothing through the VERP address it was delivered to', async () => {
+    const { envelopeFrom } = await send(['gone@partner.example']);
+    const mailbox = await newMailbox();
+    const { deps, published, suppressions } = await pollerFor(mailbox);
+    await imap.append(mailbox, [bounceMessage('gone@partner.example', { quoteOriginal: false, headers: [`Delivered-To: ${envelopeFrom}`] })]);
+
+    await run(deps, mailbox);
+
+    expect(published[0]).toMatchObject({ type: 'bounce.detected', verified: true, verification: { via: 'envelope' } });
+    expect(await suppressions.findSuppressed(['gone@partner.example'])).toEqual(new Set(['gone@partner.example']));
+  });
+
+  it('publishes forged DSNs and ARF reports from outside with verified: false, counts them, and suppresses no one', async () => {
+    // Prepare: a real message to someone else, whose Message-ID an outsider has seen.
+    const { messageId: realMessageId } = await send(['insider@customer.example']);
+    const madeUp = '<k1.abcdefghijklmnopqrstuvwxyz.abcdefghijklmnop@example.com>';
+    const victim = 'boss@customer.example';
+    const forged = [
+      bounceMessage(victim, { quoteOriginal: false }),
+      bounceMessage(victim, { originalMessageId: madeUp }),
+      bounceMessage(victim, { originalMessageId: realMessageId }),
+      complaintMessage(victim, { quoteOriginal: false }),
+      complaintMessage(victim, { originalMessageId: '<made-up@example.com>' }),
+      complaintMessage(victim, { originalMessageId: realMessageId }),
+      // A VERP address with a forged token, and a real token at a domain that is not ours.
+      bounceMessage(victim, { quoteOriginal: false, headers: [`Delivered-To: bounces+${madeUp.slice(1, madeUp.indexOf('@'))}@${BOUNCE_DOMAIN}`] }),
+    ];
+    const mailbox = await newMailbox();
+    const { deps, resources, suppressions } = await pollerFor(mailbox);
+    const config = loadPollerConfig({
+      MAILBOXES: JSON.stringify([{ id: 'forged', host: imap.dovecot.host, port: imap.dovecot.port, security: 'starttls', mailbox, secret: 'local' }]),
+      MAILBOX_STATE_TABLE: resources.mailboxStateTable,
+      SUPPRESSION_TABLE: dispatcher.resources.suppressionTable,
+      EVENTS_TOPIC_ARN: resources.eventsTopicArn,
+      RAW_MESSAGE_BUCKET: resources.bucket,
+      IDLE: 'false',
+    });
+    const logger = new Logger({ serviceName: 'email-dispatch' });
+    const metrics = new Metrics({ namespace: 'EmailDispatch', serviceName: 'email-dispatch', logger });
+    const output = captureOutput(logger, metrics);
+    const published: DispatchEvent[] = [];
+    const events = createSnsEventPublisher(aws.clients.sns, resources.eventsTopicArn);
+    const handler = createPollMailboxHandler({
+      config,
+      logger,
+      metrics,
+      state: deps.state,
+      events: { publish: async (e) => (published.push(e), events.publish(e)) },
+      suppress: deps.suppress,
+      verifyReport: deps.verifyReport,
+      storeRaw: createRawMessageStore(aws.clients.s3, resources.bucket),
+      credentialsFor: () => credentialsOf(),
+      tls: { ca: imap.cert.cert },
+    });
+    await imap.append(mailbox, forged);
+
+    // Act
+    const summary = await handler({}, createLambdaContext('poll-mailbox', 30_000));
+
+    // Assess
+    expect(summary).toEqual({ forged: { status: 'synced', processed: forged.length } });
+    expect(verdicts(published).sort((a, b) => a.type.localeCompare(b.type))).toEqual([
+      ...Array(4).fill({ type: 'bounce.detected', verified: false }),
+      ...Array(3).fill({ type: 'complaint.detected', verified: false }),
+    ]);
+    const reasons = published.map((e) => (e as unknown as { verification: { reason: string } }).verification.reason).sort();
+    expect(reasons).toEqual(['forged-token', 'forged-token', 'no-token', 'no-token', 'no-token', 'not-a-recipient', 'not-a-recipient']);
+    expect(await suppressions.findSuppressed([victim, 'insider@customer.example'])).toEqual(new Set());
+    expect(output.metric('UnverifiedReports')).toBe(forged.length);
+    expect(output.metric('AddressesSuppressed')).toBe(0);
+  });
+
+  it('still verifies a message signed with the old key after a rotation, while the old key is listed', async () => {
+    // Prepare: one message signed before the rotation, one after.
+    keys = K1;
+    const before = await send(['early@customer.example']);
+    keys = ROTATED;
+    const after = await send(['late@customer.example']);
+    const dsn = (recipient: string, headers: string) => buildDsn({ reportingMta: 'mx.customer.example', to: 'noreply@example.com', recipient, status: '5.1.1', diagnostic: '550 5.1.1 User unknown', originalHeaders: headers });
+    const rotatedBox = await newMailbox();
+    const rotated = await pollerFor(rotatedBox);
+    await imap.append(rotatedBox, [dsn('early@customer.example', before.headers), dsn('late@customer.example', after.headers)]);
+
+    // Act: with both keys listed, then with the old one retired.
+    await run(rotated.deps, rotatedBox);
+    keys = RETIRED;
+    const retiredBox = await newMailbox();
+    const retired = await pollerFor(retiredBox);
+    await imap.append(retiredBox, [dsn('early@customer.example', before.headers)]);
+    await run(retired.deps, retiredBox);
+    keys = K1;
+
+    // Assess
+    expect(before.messageId.startsWith('<k1.')).toBe(true);
+    expect(after.messageId.startsWith('<k2.')).toBe(true);
+    expect(rotated.published.map((e) => (e as { verified?: boolean }).verified)).toEqual([true, true]);
+    expect(await rotated.suppressions.findSuppressed(['early@customer.example', 'late@customer.example'])).toEqual(new Set(['early@customer.example', 'late@customer.example']));
+    expect(retired.published[0]).toMatchObject({ verified: false, verification: { reason: 'forged-token' } });
+  });
+});
