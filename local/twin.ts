@@ -6,6 +6,7 @@ import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { createSnsEventPublisher } from '#aws/event-publisher.js';
 import { createMailboxStateStore } from '#aws/mailbox-state-store.js';
 import { createRawMessageStore } from '#aws/raw-message-store.js';
+import { createSentMessages } from '#aws/sent-messages.js';
 import { createSuppressionStore } from '#aws/suppression-store.js';
 import type { TransportName } from '#core/email-job.js';
 import { METRIC_NAMESPACE, SERVICE_NAME } from '#core/metric-names.js';
@@ -13,6 +14,8 @@ import { loadDispatchConfig, loadPollerConfig } from '#functions/config.js';
 import { buildSendEmailDeps } from '#handlers/build-send-email-deps.js';
 import { createPollMailboxHandler } from '#handlers/poll-mailbox-handler.js';
 import { createSendEmailHandler } from '#handlers/send-email-handler.js';
+import { createSesEventsHandler } from '#handlers/ses-events-handler.js';
+import { createInboundReportVerifier } from '#core/verify-report.js';
 import { DEFAULT_SETTINGS, deriveQueueSettings, type SystemSettings } from '#infra/settings.js';
 import { buildDsn } from './dsn.js';
 import { createEmulatorClients, LOCAL_CREDENTIALS, startDynalite, startFauxqs, startSesLocal, type Emulator } from './emulators.js';
@@ -23,6 +26,7 @@ import { createLocalFileCredentials, loadLocalSecrets } from './local-credential
 import { createLocalMetricsConsole } from './local-metrics.js';
 import { LOOPBACK } from './loopback.js';
 import { createLocalResources, toDispatchEnvironment, LOCAL_NAMES, type LocalResources } from './resources.js';
+import { SES_TWIN_OUTCOMES, startSesFront, toSesEventRecord, toSnsEvent, type SesSend } from './ses-events.js';
 import { startSmtpSink, type SmtpFaultRule } from './smtp-sink.js';
 import { localTlsCertificate } from './tls-certificate.js';
 
@@ -40,6 +44,12 @@ export const TWIN_RULES: SmtpFaultRule[] = [
   { stage: 'rcpt', address: '*@throttled.test', reply: { code: 454, message: '4.7.0 Throttling failure: Maximum sending rate exceeded.' }, times: 1 },
 ];
 export const BOUNCE_DOMAIN = 'bounce.test';
+/** Where the twin's relay sends bounces: the VERP envelope sender is `bounces+<token>@` this domain. */
+export const TWIN_RETURN_DOMAIN = 'bounces.twin.test';
+/** The account and SES event topic the twin's SES events come from (the consumer refuses any other). */
+export const TWIN_ACCOUNT_ID = '000000000000';
+export const TWIN_SES_EVENTS_TOPIC_ARN = `arn:aws:sns:eu-west-1:${TWIN_ACCOUNT_ID}:email-dispatch-ses-events`;
+const TWIN_CONFIGURATION_SET = 'email-dispatch-twin';
 
 /** Where the twin writes what it discovered at start, for the CLI, the demo and the redrive tool. */
 export type TwinManifest = {
@@ -110,8 +120,12 @@ export async function startTwin(options: TwinOptions = {}) {
     const dynamo = await startDynalite({ port: ports.dynamodb, path: options.persist ? join(dataDir, 'dynamodb') : undefined });
     stoppers.push(dynamo.stop);
     let ses: Emulator | undefined;
+    // SES accepts a message, then its configuration set publishes events about it; the twin's front does the latter.
+    let onSesSend: (send: SesSend) => void = () => {};
     if (transport === 'ses') {
-      ses = await startSesLocal(ports.ses);
+      const emulator = await startSesLocal();
+      stoppers.push(emulator.stop);
+      ses = await startSesFront(emulator.endpoint, (send) => onSesSend(send), ports.ses);
       stoppers.push(ses.stop);
     }
     let embedded: HoodiecrowServer | undefined;
@@ -159,6 +173,7 @@ export async function startTwin(options: TwinOptions = {}) {
       return metrics;
     };
 
+    const reportKeys = createLocalFileCredentials(secretsFile, 'reports');
     // The dispatch function: configured through the same variables the stack sets.
     const dispatchConfig = loadDispatchConfig({
       ...toDispatchEnvironment(resources),
@@ -169,6 +184,9 @@ export async function startTwin(options: TwinOptions = {}) {
       SMTP_PORT: String(smtpPort),
       SMTP_SECURITY: 'starttls',
       SMTP_SECRET_ID: `file:${secretsFile}#smtp`,
+      REPORT_KEYS_SECRET_ID: `file:${secretsFile}#reports`,
+      BOUNCE_DOMAIN: TWIN_RETURN_DOMAIN,
+      ...(transport === 'ses' ? { SES_CONFIGURATION_SET: TWIN_CONFIGURATION_SET } : {}),
       RETRY_BASE_SECONDS: String(settings.retry.baseDelaySeconds),
       RETRY_MAX_DELAY_SECONDS: String(settings.retry.maxDelaySeconds),
       RETRY_LIFETIME_SECONDS: String(settings.retry.lifetimeSeconds),
@@ -177,6 +195,7 @@ export async function startTwin(options: TwinOptions = {}) {
       await buildSendEmailDeps(dispatchConfig, clients, { logger, metrics: newMetrics() }, {
         smtpCredentials: createLocalFileCredentials(secretsFile, 'smtp'),
         smtpTls: { ca: cert.cert },
+        reportKeys,
         sesClient: ses ? { region, endpoint: ses.endpoint, credentials: LOCAL_CREDENTIALS } : undefined,
       }),
     );
@@ -190,6 +209,9 @@ export async function startTwin(options: TwinOptions = {}) {
       RAW_MESSAGE_BUCKET: resources.bucket,
       POLL_INTERVAL_SECONDS: String(pollIntervalSeconds),
       STOP_MARGIN_MS: '1000',
+      REPORT_KEYS_SECRET_ID: `file:${secretsFile}#reports`,
+      IDEMPOTENCY_TABLE: resources.idempotencyTable,
+      BOUNCE_DOMAIN: TWIN_RETURN_DOMAIN,
     });
     const suppressions = createSuppressionStore(clients.documents, resources.suppressionTable);
     const pollHandler = createPollMailboxHandler({
@@ -199,10 +221,30 @@ export async function startTwin(options: TwinOptions = {}) {
       state: createMailboxStateStore(clients.documents, resources.mailboxStateTable),
       events: createSnsEventPublisher(clients.sns, resources.eventsTopicArn),
       suppress: (entry) => suppressions.suppress(entry),
+      verifyReport: createInboundReportVerifier({ keys: () => reportKeys.get(), sent: createSentMessages(clients.documents, resources.idempotencyTable), bounceDomain: TWIN_RETURN_DOMAIN }),
       storeRaw: createRawMessageStore(clients.s3, resources.bucket),
       credentialsFor: () => createLocalFileCredentials(secretsFile, 'imap'),
       tls: options.imap?.ca ? { ca: options.imap.ca } : undefined,
     });
+
+    // The SES event consumer, fed what the configuration set would publish for the special recipients.
+    const sesEventsHandler = createSesEventsHandler({
+      logger,
+      metrics: newMetrics(),
+      expected: { topicArn: TWIN_SES_EVENTS_TOPIC_ARN, accountId: TWIN_ACCOUNT_ID },
+      reportKeys: () => reportKeys.get(),
+      suppress: (entry) => suppressions.suppress(entry),
+      events: createSnsEventPublisher(clients.sns, resources.eventsTopicArn),
+    });
+    onSesSend = (send) => {
+      for (const recipient of send.destination) {
+        const eventType = SES_TWIN_OUTCOMES.find((o) => recipient.toLowerCase().endsWith(`@${o.domain}`))?.eventType ?? 'Delivery';
+        setTimeout(() => {
+          const notification = toSnsEvent(TWIN_SES_EVENTS_TOPIC_ARN, [toSesEventRecord(send, recipient, eventType, TWIN_ACCOUNT_ID)]);
+          sesEventsHandler(notification, createLambdaContext('ses-events', 30_000)).catch((error: Error) => writeLog(`ses events: ${error.message}`));
+        }, 300);
+      }
+    };
 
     const manifest: TwinManifest = {
       region,
