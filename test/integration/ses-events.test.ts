@@ -1,0 +1,139 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { createSuppressionStore } from '#aws/suppression-store.js';
+import { DispatchTags, toTagToken } from '#core/dispatch-job.js';
+import type { DispatchEvent } from '#core/events.js';
+import { toReportKeyring, toReportToken, type ReportKeyring } from '#core/message-id.js';
+import type { SesEventRecord } from '#core/ses-events.js';
+import { createSesEventsHandler } from '#handlers/ses-events-handler.js';
+import { DEFAULT_SETTINGS } from '#infra/settings.js';
+import { createLambdaContext } from '#local/lambda-context.js';
+import { createLocalResources, LOCAL_NAMES } from '#local/resources.js';
+import { toSesEventRecord, toSnsEvent, type SesSend } from '#local/ses-events.js';
+import { captureOutput } from '../support/captured-output.js';
+import { startAwsEmulators, type AwsEmulators } from '../support/dispatch-harness.js';
+
+const ACCOUNT = '111122223333';
+const TOPIC = `arn:aws:sns:eu-west-1:${ACCOUNT}:email-dispatch-ses-events`;
+const OURS = toReportKeyring({ current: 'k1', k1: 'our-report-key-for-ses-events-0000001' }, 'ours');
+const THEIRS = toReportKeyring({ current: 'k1', k1: 'another-deployments-report-key-000002' }, 'theirs');
+
+let aws: AwsEmulators;
+let counter = 0;
+beforeAll(async () => {
+  aws = await startAwsEmulators();
+});
+afterAll(async () => {
+  await aws?.stop();
+});
+
+/** The consumer on a suppression table of its own, with a publisher that records what it was given. */
+const consumer = async () => {
+  counter += 1;
+  const names = Object.fromEntries(Object.entries(LOCAL_NAMES).map(([k, v]) => [k, `${v}-ses-${process.pid}-${counter}`])) as typeof LOCAL_NAMES;
+  const resources = await createLocalResources(aws.clients, DEFAULT_SETTINGS, names, { tap: false });
+  const suppressions = createSuppressionStore(aws.clients.documents, resources.suppressionTable);
+  const logger = new Logger({ serviceName: 'email-dispatch' });
+  const metrics = new Metrics({ namespace: 'EmailDispatch', serviceName: 'email-dispatch', logger });
+  const output = captureOutput(logger, metrics);
+  const published: DispatchEvent[] = [];
+  const handler = createSesEventsHandler({
+    logger,
+    metrics,
+    expected: { topicArn: TOPIC, accountId: ACCOUNT },
+    reportKeys: async () => OURS,
+    suppress: (entry) => suppressions.suppress(entry),
+    events: { publish: async (event) => void published.push(event) },
+  });
+  const deliver = (records: SesEventRecord[], topicArn = TOPIC) => handler(toSnsEvent(topicArn, records), createLambdaContext('ses-events', 30_000));
+  return { handler, deliver, suppressions, published, output };
+};
+
+/** A send as SES saw it, tagged by the dispatcher of the deployment whose keys are `keys`. */
+const sendOf = (destination: string[], keys: ReportKeyring = OURS, key = `job-${Math.random()}`): SesSend => ({
+  messageId: `0102-${Math.random().toString(36).slice(2)}`,
+  destination,
+  tags: { [DispatchTags.key]: [Buffer.from(key).toString('base64url')], [DispatchTags.token]: [toTagToken(toReportToken(key, keys))] },
+  at: new Date(),
+});
+const bounceOf = (send: SesSend, recipient: string, bounceType = 'Permanent', bounceSubType = 'General', status = '5.1.1'): SesEventRecord => {
+  const record = toSesEventRecord(send, recipient, 'Bounce', ACCOUNT);
+  return { ...record, bounce: { bounceType, bounceSubType, bouncedRecipients: [{ emailAddress: recipient, action: 'failed', status }] } };
+};
+
+describe('the SES event consumer', () => {
+  it('suppresses a permanently bounced recipient of our message and publishes a verified bounce.detected', async () => {
+    const c = await consumer();
+    const send = sendOf(['gone@customer.example', 'fine@customer.example']);
+
+    const summary = await c.deliver([bounceOf(send, 'gone@customer.example')]);
+
+    expect(summary).toMatchObject({ handled: 1, suppressed: 1, refused: 0 });
+    expect(await c.suppressions.findSuppressed(['gone@customer.example', 'fine@customer.example'])).toEqual(new Set(['gone@customer.example']));
+    expect(c.published[0]).toMatchObject({ type: 'bounce.detected', source: 'ses', verified: true, classification: { bounceType: 'Permanent', bounceSubType: 'General' } });
+  });
+
+  it('refuses notifications from another topic, about another account’s mail, or unreadable, suppressing no one', async () => {
+    const c = await consumer();
+    const send = sendOf(['ceo@customer.example']);
+    const otherAccount = { ...bounceOf(send, 'ceo@customer.example'), mail: { ...send, sendingAccountId: '999988887777' } } as unknown as SesEventRecord;
+
+    const fromElsewhere = await c.deliver([bounceOf(send, 'ceo@customer.example')], 'arn:aws:sns:eu-west-1:999988887777:email-dispatch-ses-events');
+    const aboutOthers = await c.deliver([otherAccount]);
+    const malformed = toSnsEvent(TOPIC, [bounceOf(send, 'ceo@customer.example')]);
+    (malformed.Records[0] as { Sns: { Message: string } }).Sns.Message = '{"eventType":"Bounce","mail":{}}';
+    const unreadable = await c.handler(malformed, createLambdaContext('ses-events', 30_000));
+
+    expect(fromElsewhere).toMatchObject({ handled: 0, refused: 1 });
+    expect(aboutOthers).toMatchObject({ handled: 0, refused: 1 });
+    expect(unreadable).toMatchObject({ handled: 0, refused: 1 });
+    expect(c.output.lines.join('\n')).toContain('mail.messageId is missing');
+    expect(await c.suppressions.findSuppressed(['ceo@customer.example'])).toEqual(new Set());
+    expect(c.published).toEqual([]);
+    expect(c.output.metric('SesEventsRefused')).toBe(3);
+  });
+
+  it('publishes with verified: false and suppresses no one when the tags were not made with our keys or the address was no recipient', async () => {
+    const c = await consumer();
+    const theirs = sendOf(['ceo@customer.example'], THEIRS);
+    const ours = sendOf(['insider@customer.example']);
+
+    await c.deliver([bounceOf(theirs, 'ceo@customer.example'), bounceOf(ours, 'ceo@customer.example'), bounceOf({ ...ours, tags: {} }, 'insider@customer.example')]);
+
+    expect(c.published.map((e) => [(e as { verified?: boolean }).verified, (e as unknown as { verification: { reason: string } }).verification.reason])).toEqual([
+      [false, 'forged-token'],
+      [false, 'not-a-recipient'],
+      [false, 'no-token'],
+    ]);
+    expect(await c.suppressions.findSuppressed(['ceo@customer.example', 'insider@customer.example'])).toEqual(new Set());
+    expect(c.output.metric('UnverifiedReports')).toBe(3);
+  });
+
+  it.each([
+    ['Transient', 'MailboxFull', '4.2.2', false],
+    ['Undetermined', 'Undetermined', '5.0.0', false],
+    ['Permanent', 'General', '5.7.1', false],
+    ['Permanent', 'General', '5.1.10', true],
+    ['Permanent', 'NoEmail', '', true],
+    ['Permanent', 'OnAccountSuppressionList', '', true],
+  ] as const)('maps a %s/%s bounce (status %s) onto the suppression policy: suppress %s', async (bounceType, subType, status, suppress) => {
+    const c = await consumer();
+    const send = sendOf(['someone@customer.example']);
+
+    await c.deliver([bounceOf(send, 'someone@customer.example', bounceType, subType, status)]);
+
+    expect(c.published[0]).toMatchObject({ verified: true, classification: { recipients: [{ suppress }] } });
+    expect((await c.suppressions.findSuppressed(['someone@customer.example'])).size).toBe(suppress ? 1 : 0);
+  });
+
+  it('turns a delivery, a delay and a complaint into email.delivered, delivery.delayed and complaint.detected', async () => {
+    const c = await consumer();
+    const send = sendOf(['a@customer.example', 'b@customer.example', 'c@customer.example']);
+
+    await c.deliver([toSesEventRecord(send, 'a@customer.example', 'Delivery', ACCOUNT), toSesEventRecord(send, 'b@customer.example', 'DeliveryDelay', ACCOUNT), toSesEventRecord(send, 'c@customer.example', 'Complaint', ACCOUNT)]);
+
+    expect(c.published.map((e) => e.type)).toEqual(['email.delivered', 'delivery.delayed', 'complaint.detected']);
+    expect(await c.suppressions.findSuppressed(['a@customer.example', 'b@customer.example', 'c@customer.example'])).toEqual(new Set(['c@customer.example']));
+  });
+});
