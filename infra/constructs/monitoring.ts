@@ -5,17 +5,19 @@ import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
-import { DispatchMetrics, METRIC_NAMESPACE, PollerMetrics, SERVICE_NAME } from '#core/metric-names.js';
+import { DispatchMetrics, METRIC_NAMESPACE, PollerMetrics, ReportMetrics, SERVICE_NAME } from '#core/metric-names.js';
 import type { StackConfig } from '../stack-config.js';
 import type { DispatchFunction } from './dispatch-function.js';
 import type { JobsQueue } from './jobs-queue.js';
 import type { MailboxPoller } from './mailbox-poller.js';
+import type { SesEvents } from './ses-events.js';
 
 export type MonitoringProps = {
   config: StackConfig;
   jobs: JobsQueue;
   dispatch: DispatchFunction;
   poller?: MailboxPoller;
+  sesEvents?: SesEvents;
   key: IKey;
 };
 
@@ -32,7 +34,7 @@ export class Monitoring extends Construct {
 
   constructor(scope: Construct, id: string, props: MonitoringProps) {
     super(scope, id);
-    const { config, jobs, dispatch, poller } = props;
+    const { config, jobs, dispatch, poller, sesEvents } = props;
     this.alarmTopic = new Topic(this, 'AlarmTopic', { displayName: 'email-dispatch alarms', masterKey: props.key, enforceSSL: true });
     if (config.alarmEmail) this.alarmTopic.addSubscription(new EmailSubscription(config.alarmEmail));
     const action = new SnsAction(this.alarmTopic);
@@ -96,6 +98,17 @@ export class Monitoring extends Construct {
       });
     }
 
+    if (sesEvents) {
+      alarm('SesEventsFailing', sesEvents.fn.metricErrors({ period: fiveMinutes, statistic: 'Sum' }), {
+        threshold: 1,
+        description: 'The SES event consumer failed invocations: bounces and complaints from SES may not reach the suppression list.',
+      });
+      alarm('SesEventsUndelivered', sesEvents.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: fiveMinutes, statistic: 'Maximum' }), {
+        threshold: 1,
+        description: 'SES event notifications are in the consumer dead-letter queue.',
+      });
+    }
+
     this.dashboard = new Dashboard(this, 'Dashboard', { defaultInterval: Duration.hours(3) });
     const retried = new MathExpression({
       expression: 'r + t + b',
@@ -136,5 +149,8 @@ export class Monitoring extends Construct {
         }),
       );
     }
+    this.dashboard.addWidgets(
+      new GraphWidget({ title: 'Reports verified and not', width: 12, left: [custom(PollerMetrics.bounces), custom(PollerMetrics.complaints), custom(ReportMetrics.unverified)], right: [custom(ReportMetrics.sesEvents), custom(ReportMetrics.sesEventsRefused)] }),
+    );
   }
 }
