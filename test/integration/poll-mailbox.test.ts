@@ -6,7 +6,6 @@ import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { createSnsEventPublisher } from '#aws/event-publisher.js';
 import { createMailboxStateStore } from '#aws/mailbox-state-store.js';
 import { createRawMessageStore } from '#aws/raw-message-store.js';
-import { loadPollerConfig } from '#functions/config.js';
 import { createPollMailboxHandler } from '#handlers/poll-mailbox-handler.js';
 import { createLambdaContext } from '#local/lambda-context.js';
 import { captureOutput } from '../support/captured-output.js';
@@ -14,7 +13,7 @@ import { syncMailbox, type Checkpoint, type SyncDeps } from '#core/sync-mailbox.
 import { openImapSession } from '#imap/imap-session.js';
 import { startAwsEmulators, type AwsEmulators } from '../support/dispatch-harness.js';
 import { bounceMessage, plainMessage } from '../support/mail-samples.js';
-import { createSyncDeps, credentialsOf, startImapPeer, type ImapPeer } from '../support/poller-harness.js';
+import { createSyncDeps, credentialsOf, pollerConfigFor, startImapPeer, type ImapPeer } from '../support/poller-harness.js';
 import { startTcpProxy } from '../support/tcp-proxy.js';
 import { startHoodiecrow } from '#local/hoodiecrow.js';
 
@@ -368,14 +367,7 @@ describe('the scheduled poller function', () => {
     // Prepare
     const mailbox = await newMailbox();
     const { resources, suppressions } = await createSyncDeps(aws, () => openImapSession(imap.settings(mailbox), credentialsOf()));
-    const config = loadPollerConfig({
-      MAILBOXES: JSON.stringify([{ id: 'ops', host: imap.dovecot.host, port: imap.dovecot.port, security: 'starttls', mailbox, secret: 'local' }]),
-      MAILBOX_STATE_TABLE: resources.mailboxStateTable,
-      SUPPRESSION_TABLE: resources.suppressionTable,
-      EVENTS_TOPIC_ARN: resources.eventsTopicArn,
-      RAW_MESSAGE_BUCKET: resources.bucket,
-      IDLE: 'false',
-    });
+    const config = pollerConfigFor(imap, resources, mailbox, 'ops');
     const logger = new Logger({ serviceName: 'email-dispatch' });
     const metrics = new Metrics({ namespace: 'EmailDispatch', serviceName: 'email-dispatch', logger });
     const output = captureOutput(logger, metrics);

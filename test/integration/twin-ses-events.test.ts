@@ -1,46 +1,24 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { DeleteMessageBatchCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSuppressionStore } from '#aws/suppression-store.js';
-import { DEFAULT_SETTINGS } from '#infra/settings.js';
-import { startTwin, type Twin } from '#local/twin.js';
+import type { Twin } from '#local/twin.js';
 import { createEmailProducer } from '#producer/index.js';
 import { emailJobFactory } from '../support/factories.js';
+import { eventTap, startTestTwin } from '../support/twin-harness.js';
 
 let twin: Twin;
 let dataDir: string;
 const events: Array<Record<string, unknown>> = [];
 
 beforeAll(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'email-dispatch-twin-ses-'));
-  twin = await startTwin({
-    dataDir,
-    transport: 'ses',
-    ports: { aws: 0, dynamodb: 0, ses: 0, smtp: 0, imap: 0 },
-    settings: { ...DEFAULT_SETTINGS, retry: { baseDelaySeconds: 1, maxDelaySeconds: 2, lifetimeSeconds: 600 } },
-    pollIntervalSeconds: 10,
-  });
+  ({ twin, dataDir } = await startTestTwin({ transport: 'ses' }));
 });
 afterAll(async () => {
   await twin?.stop();
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-const collectEvents = async () => {
-  const r = await twin.clients.sqsClient.send(new ReceiveMessageCommand({ QueueUrl: twin.resources.eventsTapQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
-  for (const m of r.Messages ?? []) events.push(JSON.parse(m.Body ?? '{}') as Record<string, unknown>);
-  if (r.Messages?.length) await twin.clients.sqsClient.send(new DeleteMessageBatchCommand({ QueueUrl: twin.resources.eventsTapQueueUrl, Entries: r.Messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })) }));
-};
-const waitFor = async (what: string, done: () => boolean, timeoutMs = 45_000) => {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    await collectEvents();
-    if (done()) return;
-  }
-  throw new Error(`timed out waiting for ${what}`);
-};
+const { waitFor } = eventTap(() => twin, events);
 const eventFor = (key: string, type: string, source?: string) => events.find((e) => e.idempotencyKey === key && e.type === type && (!source || e.source === source));
 
 describe('the local twin with the SES transport', () => {

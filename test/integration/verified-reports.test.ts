@@ -7,7 +7,6 @@ import { createSuppressionStore } from '#aws/suppression-store.js';
 import type { DispatchEvent } from '#core/events.js';
 import { toReportKeyring, type ReportKeyring } from '#core/message-id.js';
 import { syncMailbox, type SyncDeps } from '#core/sync-mailbox.js';
-import { loadPollerConfig } from '#functions/config.js';
 import { createPollMailboxHandler } from '#handlers/poll-mailbox-handler.js';
 import { openImapSession } from '#imap/imap-session.js';
 import { buildDsn } from '#local/dsn.js';
@@ -16,7 +15,7 @@ import { captureOutput } from '../support/captured-output.js';
 import { startAwsEmulators, startDispatchHarness, type AwsEmulators, type DispatchHarness } from '../support/dispatch-harness.js';
 import { emailJobFactory } from '../support/factories.js';
 import { bounceMessage, complaintMessage } from '../support/mail-samples.js';
-import { createSyncDeps, credentialsOf, startImapPeer, type ImapPeer } from '../support/poller-harness.js';
+import { createSyncDeps, credentialsOf, pollerConfigFor, startImapPeer, type ImapPeer } from '../support/poller-harness.js';
 
 const BOUNCE_DOMAIN = 'bounces.example.com';
 const K1 = toReportKeyring({ current: 'k1', k1: 'first-report-key-of-this-deployment-0001' }, 'k1');
@@ -127,19 +126,12 @@ describe('bounces and complaints verified against what we sent', () => {
       complaintMessage(victim, { quoteOriginal: false }),
       complaintMessage(victim, { originalMessageId: '<made-up@example.com>' }),
       complaintMessage(victim, { originalMessageId: realMessageId }),
-      // A VERP address with a forged token, and a real token at a domain that is not ours.
+      // Delivered to a VERP address whose token we never made.
       bounceMessage(victim, { quoteOriginal: false, headers: [`Delivered-To: bounces+${madeUp.slice(1, madeUp.indexOf('@'))}@${BOUNCE_DOMAIN}`] }),
     ];
     const mailbox = await newMailbox();
     const { deps, resources, suppressions } = await pollerFor(mailbox);
-    const config = loadPollerConfig({
-      MAILBOXES: JSON.stringify([{ id: 'forged', host: imap.dovecot.host, port: imap.dovecot.port, security: 'starttls', mailbox, secret: 'local' }]),
-      MAILBOX_STATE_TABLE: resources.mailboxStateTable,
-      SUPPRESSION_TABLE: dispatcher.resources.suppressionTable,
-      EVENTS_TOPIC_ARN: resources.eventsTopicArn,
-      RAW_MESSAGE_BUCKET: resources.bucket,
-      IDLE: 'false',
-    });
+    const config = pollerConfigFor(imap, resources, mailbox, 'forged');
     const logger = new Logger({ serviceName: 'email-dispatch' });
     const metrics = new Metrics({ namespace: 'EmailDispatch', serviceName: 'email-dispatch', logger });
     const output = captureOutput(logger, metrics);

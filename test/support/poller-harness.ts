@@ -13,6 +13,8 @@ import { startDovecot, type DovecotServer } from '#local/dovecot.js';
 import { createLocalResources, LOCAL_NAMES } from '#local/resources.js';
 import { localTlsCertificate } from '#local/tls-certificate.js';
 import { DEFAULT_SETTINGS } from '#infra/settings.js';
+import { loadPollerConfig } from '#functions/config.js';
+import type { LocalResources } from '#local/resources.js';
 import type { AwsEmulators } from './dispatch-harness.js';
 
 export const IMAP_USER = { username: 'bounces', password: 'imap-pass-1' };
@@ -95,3 +97,15 @@ export async function createSyncDeps(
 }
 
 export const credentialsOf = (user = IMAP_USER) => ({ get: async () => user });
+
+/** The poller function's configuration for one mailbox of the Dovecot peer, on the harness's resources, without IDLE. */
+export function pollerConfigFor(imap: ImapPeer, resources: LocalResources, mailbox: string, id: string) {
+  return loadPollerConfig({
+    MAILBOXES: JSON.stringify([{ id, host: imap.dovecot.host, port: imap.dovecot.port, security: 'starttls', mailbox, secret: 'local' }]),
+    MAILBOX_STATE_TABLE: resources.mailboxStateTable,
+    SUPPRESSION_TABLE: resources.suppressionTable,
+    EVENTS_TOPIC_ARN: resources.eventsTopicArn,
+    RAW_MESSAGE_BUCKET: resources.bucket,
+    IDLE: 'false',
+  });
+}

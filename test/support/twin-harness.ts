@@ -1,0 +1,38 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DeleteMessageBatchCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import { DEFAULT_SETTINGS } from '#infra/settings.js';
+import { startTwin, type Twin, type TwinOptions } from '#local/twin.js';
+
+/** A twin for a test file: a temporary directory, free ports, a short retry schedule, a poll every 10 s. */
+export async function startTestTwin(options: TwinOptions = {}): Promise<{ twin: Twin; dataDir: string }> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'email-dispatch-twin-'));
+  const twin = await startTwin({
+    dataDir,
+    ports: { aws: 0, dynamodb: 0, ses: 0, smtp: 0, imap: 0 },
+    settings: { ...DEFAULT_SETTINGS, retry: { baseDelaySeconds: 1, maxDelaySeconds: 2, lifetimeSeconds: 600 } },
+    pollIntervalSeconds: 10,
+    ...options,
+  });
+  return { twin, dataDir };
+}
+
+/** Reads what a twin published from its events tap into `events`, and waits (bounded) for a condition on them. */
+export function eventTap(twinOf: () => Twin, events: Array<Record<string, unknown>>) {
+  const collectEvents = async () => {
+    const { clients, resources } = twinOf();
+    const r = await clients.sqsClient.send(new ReceiveMessageCommand({ QueueUrl: resources.eventsTapQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
+    for (const m of r.Messages ?? []) events.push(JSON.parse(m.Body ?? '{}') as Record<string, unknown>);
+    if (r.Messages?.length) await clients.sqsClient.send(new DeleteMessageBatchCommand({ QueueUrl: resources.eventsTapQueueUrl, Entries: r.Messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })) }));
+  };
+  const waitFor = async (what: string, done: () => boolean | Promise<boolean>, timeoutMs = 45_000) => {
+    const until = Date.now() + timeoutMs;
+    while (Date.now() < until) {
+      await collectEvents();
+      if (await done()) return;
+    }
+    throw new Error(`timed out waiting for ${what}`);
+  };
+  return { collectEvents, waitFor };
+}
