@@ -80,7 +80,7 @@ export type DispatchConfig = {
    * optional (the stack always sets it); without it no report can ever verify, so none suppresses anyone.
    */
   reportKeysSecretId?: string;
-  /** SMTP envelope sender `bounces+<token>@<domain>` (VERP). `BOUNCE_DOMAIN`, optional (needs REPORT_KEYS_SECRET_ID). */
+  /** SMTP envelope sender `bounces+<token>@<domain>` (VERP). `BOUNCE_DOMAIN`, optional (needs the report keys). */
   bounceDomain?: string;
   smtp?: {
     /** `SMTP_HOST`, required with smtp. */
@@ -124,8 +124,10 @@ const domainOf = (address: string | undefined) => address?.split('@')[1];
 /** `BOUNCE_DOMAIN`: a domain (the VERP addresses' tokens need the report keys to be made and read). */
 function readBounceDomain(r: EnvReader, reportKeysSecretId: string | undefined): string | undefined {
   const bounceDomain = r.optional('BOUNCE_DOMAIN')?.toLowerCase();
-  r.check(bounceDomain === undefined || /^[a-z0-9.-]+\.[a-z]{2,}$/.test(bounceDomain), `BOUNCE_DOMAIN must be a domain like bounces.example.com, got "${bounceDomain}"`);
-  r.check(bounceDomain === undefined || reportKeysSecretId !== undefined, 'BOUNCE_DOMAIN needs REPORT_KEYS_SECRET_ID (the VERP token is made with the report keys)');
+  if (bounceDomain === undefined) return undefined;
+  const domain = /^[a-z0-9.-]+\.[a-z]{2,}$/.test(bounceDomain);
+  r.check(domain, `BOUNCE_DOMAIN must be a domain like bounces.example.com, got "${bounceDomain}"`);
+  r.check(reportKeysSecretId !== undefined, 'BOUNCE_DOMAIN needs REPORT_KEYS_SECRET_ID (VERP tokens need the keys)');
   return bounceDomain;
 }
 
@@ -259,7 +261,10 @@ export type PollerConfig = {
    * without it no bounce or complaint verifies, and none suppresses anyone.
    */
   reportKeysSecretId?: string;
-  /** The dispatcher's idempotency table, where the recipients of each job are stored. `IDEMPOTENCY_TABLE`, required with REPORT_KEYS_SECRET_ID. */
+  /**
+   * The dispatcher's idempotency table, where the recipients of each job are stored. `IDEMPOTENCY_TABLE`, required
+   * with REPORT_KEYS_SECRET_ID.
+   */
   idempotencyTable?: string;
   /** The domain of VERP addresses reports come back to. `BOUNCE_DOMAIN`, optional. */
   bounceDomain?: string;
@@ -296,7 +301,7 @@ function readReportVerification(r: EnvReader) {
 
 /** Everything the SES event consumer reads from its environment. */
 export type SesEventsConfig = {
-  /** The configuration set's event topic; notifications from any other are refused. `SES_EVENTS_TOPIC_ARN`, required. */
+  /** The configuration set's event topic; any other is refused. `SES_EVENTS_TOPIC_ARN`, required. */
   sesEventsTopicArn: string;
   /** Our account; events about another account's mail are refused. `ACCOUNT_ID`, required (12 digits). */
   accountId: string;
@@ -321,8 +326,10 @@ export function loadSesEventsConfig(env: Env = process.env): SesEventsConfig {
     reportKeysSecretId: r.required('REPORT_KEYS_SECRET_ID'),
     secretsCacheSeconds: r.integer('SECRETS_CACHE_SECONDS', 300, 0, 86_400),
   };
-  r.check(config.accountId === '' || /^\d{12}$/.test(config.accountId), `ACCOUNT_ID must be 12 digits, got "${config.accountId}"`);
-  r.check(config.sesEventsTopicArn === '' || config.sesEventsTopicArn.startsWith('arn:'), 'SES_EVENTS_TOPIC_ARN must be an SNS topic ARN');
+  const { accountId, sesEventsTopicArn } = config;
+  r.check(accountId === '' || /^\d{12}$/.test(accountId), `ACCOUNT_ID must be 12 digits, got "${accountId}"`);
+  const arn = sesEventsTopicArn === '' || sesEventsTopicArn.startsWith('arn:');
+  r.check(arn, 'SES_EVENTS_TOPIC_ARN must be an SNS topic ARN');
   if (r.problems.length > 0) throw new ConfigError(r.problems);
   return config;
 }

@@ -30,7 +30,10 @@ const credentials = new Map(
 );
 
 const reportKeys = config.reportKeysSecretId
-  ? createSecretsManagerCredentials(config.reportKeysSecretId, toReportKeyring, { maxAgeSeconds: config.secretsCacheSeconds, client: secretsClient })
+  ? createSecretsManagerCredentials(config.reportKeysSecretId, toReportKeyring, {
+      maxAgeSeconds: config.secretsCacheSeconds,
+      client: secretsClient,
+    })
   : undefined;
 
 export const handler = createPollMailboxHandler({
@@ -43,7 +46,11 @@ export const handler = createPollMailboxHandler({
   suppress: (entry) => suppressions.suppress(entry),
   verifyReport:
     reportKeys && config.idempotencyTable
-      ? createInboundReportVerifier({ keys: () => reportKeys.get(), sent: createSentMessages(clients.documents, config.idempotencyTable), bounceDomain: config.bounceDomain })
+      ? createInboundReportVerifier({
+          keys: () => reportKeys.get(),
+          sent: createSentMessages(clients.documents, config.idempotencyTable),
+          bounceDomain: config.bounceDomain,
+        })
       : undefined,
   storeRaw: createRawMessageStore(clients.s3, config.rawMessageBucket),
   credentialsFor: (mailbox) => credentials.get(mailbox.id) ?? createSecretsManagerCredentials(mailbox.secret, toLoginCredentials, { maxAgeSeconds: config.secretsCacheSeconds, client: secretsClient }),

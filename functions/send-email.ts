@@ -26,8 +26,13 @@ async function smtpCredentialsFrom(secretId: string) {
 
 /** The report keys, from Secrets Manager (cached as the SMTP secret is). */
 async function reportKeysFrom(secretId: string) {
-  const [{ createSecretsManagerCredentials }, { SecretsManagerClient }] = await Promise.all([import('#aws/secrets-credentials.js'), import('@aws-sdk/client-secrets-manager')]);
-  return createSecretsManagerCredentials(secretId, toReportKeyring, { maxAgeSeconds: config.secretsCacheSeconds, client: tracer.captureAWSv3Client(new SecretsManagerClient({})) });
+  const [{ createSecretsManagerCredentials }, { SecretsManagerClient }] = await Promise.all([
+    import('#aws/secrets-credentials.js'),
+    import('@aws-sdk/client-secrets-manager'),
+  ]);
+  const client = tracer.captureAWSv3Client(new SecretsManagerClient({}));
+  const maxAgeSeconds = config.secretsCacheSeconds;
+  return createSecretsManagerCredentials(secretId, toReportKeyring, { maxAgeSeconds, client });
 }
 
 // The modules this configuration uses load side by side (the transport's is then already there for the wiring).
@@ -38,4 +43,5 @@ const [smtpCredentials, reportKeys] = await Promise.all([
   config.ses ? import('#transports/ses-transport.js') : undefined,
 ]);
 
-export const handler = createSendEmailHandler(await buildSendEmailDeps(config, clients, { logger, metrics, tracer }, { smtpCredentials, reportKeys }));
+const deps = await buildSendEmailDeps(config, clients, { logger, metrics, tracer }, { smtpCredentials, reportKeys });
+export const handler = createSendEmailHandler(deps);

@@ -70,7 +70,10 @@ function acknowledgeReviewedFindings(stack: EmailDispatchStack) {
   if (system.reportKeys instanceof Secret) {
     Validations.of(system.reportKeys).acknowledge({
       id: 'AwsSolutions-SMG4',
-      reason: 'The report keys rotate by key id, by hand: a new key becomes current while the old one stays listed until reports about mail it signed stop coming (README, key rotation). An automatic rotation would drop the old key and with it every verifiable report.',
+      reason:
+        'The report keys rotate by key id, by hand: a new key becomes current while the old one stays listed ' +
+        'until reports about mail it signed stop coming (README, key rotation). An automatic rotation would drop ' +
+        'the old key and with it every verifiable report.',
     });
   }
   if (system.sesEvents) {

@@ -27,7 +27,10 @@ export type StackConfig = {
    * `{"current": "k1", "k1": "<at least 32 characters>"}`. @default a secret the stack creates with a random key k1
    */
   reportKeysSecret?: string;
-  /** `bounceDomain`: SMTP bounces go to `bounces+<token>@<bounceDomain>` (VERP), a domain whose mail reaches a polled mailbox. @default none */
+  /**
+   * `bounceDomain`: SMTP bounces go to `bounces+<token>@<bounceDomain>` (VERP), a domain whose mail reaches a polled
+   * mailbox. @default none
+   */
   bounceDomain?: string;
   /** `sesMaxSendRate`: the account's SES max send rate per second, split across the concurrency cap. @default 14 */
   sesMaxSendRate: number;
@@ -110,7 +113,9 @@ export function loadStackConfig(node: Context): StackConfig {
   problems.push(...parsed.problems);
 
   const bounceDomain = text('bounceDomain')?.toLowerCase();
-  if (bounceDomain && !/^[a-z0-9.-]+\.[a-z]{2,}$/.test(bounceDomain)) problems.push(`bounceDomain must be a domain like bounces.example.com, got "${bounceDomain}"`);
+  if (bounceDomain && !/^[a-z0-9.-]+\.[a-z]{2,}$/.test(bounceDomain)) {
+    problems.push(`bounceDomain must be a domain like bounces.example.com, got "${bounceDomain}"`);
+  }
 
   const alarmEmail = text('alarmEmail');
   if (alarmEmail && !EmailAddressSchema.safeParse(alarmEmail).success) problems.push('alarmEmail must be a bare address');

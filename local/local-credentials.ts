@@ -40,7 +40,10 @@ export function loadLocalSecrets(path: string): LocalSecrets {
  * A CredentialSource backed by the local secrets file, plugged in where production uses Secrets Manager.
  * `refresh` re-reads the file, as a forced fetch re-reads a rotated secret.
  */
-export function createLocalFileCredentials<K extends keyof LocalSecrets>(path: string, name: K): CredentialSource<LocalSecrets[K]> {
+export function createLocalFileCredentials<K extends keyof LocalSecrets>(
+  path: string,
+  name: K,
+): CredentialSource<LocalSecrets[K]> {
   let cached: LocalSecrets[K] | undefined;
   return {
     async get({ refresh = false } = {}) {

@@ -26,7 +26,9 @@ export async function startSesFront(upstream: string, onSend: (send: SesSend) =>
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
       const body = Buffer.concat(chunks);
-      const forward = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (answer: IncomingMessage) => {
+      const { method, url: path, headers } = req;
+      const upstreamRequest = { host: target.hostname, port: target.port, method, path, headers };
+      const forward = request(upstreamRequest, (answer: IncomingMessage) => {
         const reply: Buffer[] = [];
         answer.on('data', (chunk: Buffer) => reply.push(chunk));
         answer.on('end', () => {
@@ -69,13 +71,14 @@ function toSesSend(requestBody: Buffer, responseBody: Buffer): SesSend | undefin
     const input = JSON.parse(requestBody.toString('utf8')) as SendEmailInput;
     const output = JSON.parse(responseBody.toString('utf8')) as { MessageId?: string };
     if (!output.MessageId) return undefined;
+    const to = input.Destination ?? {};
     const tags: Record<string, string[]> = {};
     for (const tag of input.EmailTags ?? []) (tags[tag.Name] ??= []).push(tag.Value);
     const raw = input.Content?.Raw?.Data ? Buffer.from(input.Content.Raw.Data, 'base64').toString('utf8') : '';
     const headers = raw.split(/\r?\n\r?\n/)[0] ?? '';
     return {
       messageId: output.MessageId,
-      destination: [...(input.Destination?.ToAddresses ?? []), ...(input.Destination?.CcAddresses ?? []), ...(input.Destination?.BccAddresses ?? [])],
+      destination: [to.ToAddresses ?? [], to.CcAddresses ?? [], to.BccAddresses ?? []].flat(),
       tags,
       configurationSetName: input.ConfigurationSetName,
       headerMessageId: /^Message-ID:\s*(<[^>\r\n]+>)/im.exec(headers)?.[1],
@@ -98,7 +101,15 @@ export const SES_TWIN_OUTCOMES: Array<{ domain: string; eventType: 'Bounce' | 'C
 ];
 
 /** The SES event record for one recipient of a send, shaped as SES publishes it to SNS. */
-export function toSesEventRecord(send: SesSend, recipient: string, eventType: string, accountId: string, now = new Date()): SesEventRecord {
+export function toSesEventRecord(
+  send: SesSend,
+  recipient: string,
+  eventType: string,
+  accountId: string,
+  at = new Date(),
+): SesEventRecord {
+  const setName = send.configurationSetName;
+  const configurationSet: Record<string, string[]> = setName ? { 'ses:configuration-set': [setName] } : {};
   const mail = {
     timestamp: send.at.toISOString(),
     messageId: send.messageId,
@@ -106,28 +117,37 @@ export function toSesEventRecord(send: SesSend, recipient: string, eventType: st
     source: 'noreply@twin.test',
     destination: send.destination,
     commonHeaders: { messageId: send.headerMessageId },
-    tags: { ...send.tags, ...(send.configurationSetName ? { 'ses:configuration-set': [send.configurationSetName] } : {}) },
+    tags: { ...send.tags, ...configurationSet },
   };
-  const timestamp = now.toISOString();
+  const timestamp = at.toISOString();
+  const feedbackId = `${send.messageId}-${eventType.toLowerCase()}`;
+  const address = { emailAddress: recipient };
+  let record: Record<string, unknown>;
   switch (eventType) {
-    case 'Bounce':
-      return {
-        eventType,
-        mail,
-        bounce: {
-          bounceType: 'Permanent',
-          bounceSubType: 'General',
-          bouncedRecipients: [{ emailAddress: recipient, action: 'failed', status: '5.1.1', diagnosticCode: 'smtp; 550 5.1.1 user unknown' }],
-          ...{ timestamp, feedbackId: `${send.messageId}-bounce`, reportingMTA: 'dns; twin.amazonses.test' },
-        },
-      } as SesEventRecord;
-    case 'Complaint':
-      return { eventType, mail, complaint: { complainedRecipients: [{ emailAddress: recipient }], complaintFeedbackType: 'abuse', ...{ timestamp, feedbackId: `${send.messageId}-complaint` } } } as SesEventRecord;
-    case 'DeliveryDelay':
-      return { eventType, mail, deliveryDelay: { delayType: 'MailboxFull', delayedRecipients: [{ emailAddress: recipient, status: '4.2.2', diagnosticCode: 'smtp; 452 4.2.2 Mailbox full' }], ...{ timestamp } } } as SesEventRecord;
+    case 'Bounce': {
+      const bounced = { ...address, action: 'failed', status: '5.1.1', diagnosticCode: 'smtp; 550 5.1.1 user unknown' };
+      const type = { bounceType: 'Permanent', bounceSubType: 'General' };
+      const reportingMTA = 'dns; twin.amazonses.test';
+      const bounce = { ...type, bouncedRecipients: [bounced], timestamp, feedbackId, reportingMTA };
+      record = { eventType, mail, bounce };
+      break;
+    }
+    case 'Complaint': {
+      const complaint = { complainedRecipients: [address], complaintFeedbackType: 'abuse', timestamp, feedbackId };
+      record = { eventType, mail, complaint };
+      break;
+    }
+    case 'DeliveryDelay': {
+      const delayed = { ...address, status: '4.2.2', diagnosticCode: 'smtp; 452 4.2.2 Mailbox full' };
+      const deliveryDelay = { delayType: 'MailboxFull', delayedRecipients: [delayed], timestamp };
+      record = { eventType, mail, deliveryDelay };
+      break;
+    }
     default:
-      return { eventType: 'Delivery', mail, delivery: { recipients: [recipient], smtpResponse: '250 2.0.0 OK', ...{ timestamp, processingTimeMillis: 100 } } } as SesEventRecord;
+      const delivery = { recipients: [recipient], smtpResponse: '250 2.0.0 OK', timestamp };
+      record = { eventType: 'Delivery', mail, delivery };
   }
+  return record as unknown as SesEventRecord;
 }
 
 /** SES event records as Lambda receives them from the configuration set's SNS topic. */

@@ -221,7 +221,11 @@ export async function startTwin(options: TwinOptions = {}) {
       state: createMailboxStateStore(clients.documents, resources.mailboxStateTable),
       events: createSnsEventPublisher(clients.sns, resources.eventsTopicArn),
       suppress: (entry) => suppressions.suppress(entry),
-      verifyReport: createInboundReportVerifier({ keys: () => reportKeys.get(), sent: createSentMessages(clients.documents, resources.idempotencyTable), bounceDomain: TWIN_RETURN_DOMAIN }),
+      verifyReport: createInboundReportVerifier({
+        keys: () => reportKeys.get(),
+        sent: createSentMessages(clients.documents, resources.idempotencyTable),
+        bounceDomain: TWIN_RETURN_DOMAIN,
+      }),
       storeRaw: createRawMessageStore(clients.s3, resources.bucket),
       credentialsFor: () => createLocalFileCredentials(secretsFile, 'imap'),
       tls: options.imap?.ca ? { ca: options.imap.ca } : undefined,
@@ -238,10 +242,12 @@ export async function startTwin(options: TwinOptions = {}) {
     });
     onSesSend = (send) => {
       for (const recipient of send.destination) {
-        const eventType = SES_TWIN_OUTCOMES.find((o) => recipient.toLowerCase().endsWith(`@${o.domain}`))?.eventType ?? 'Delivery';
+        const special = SES_TWIN_OUTCOMES.find((o) => recipient.toLowerCase().endsWith(`@${o.domain}`));
+        const record = toSesEventRecord(send, recipient, special?.eventType ?? 'Delivery', TWIN_ACCOUNT_ID);
         setTimeout(() => {
-          const notification = toSnsEvent(TWIN_SES_EVENTS_TOPIC_ARN, [toSesEventRecord(send, recipient, eventType, TWIN_ACCOUNT_ID)]);
-          sesEventsHandler(notification, createLambdaContext('ses-events', 30_000)).catch((error: Error) => writeLog(`ses events: ${error.message}`));
+          const notification = toSnsEvent(TWIN_SES_EVENTS_TOPIC_ARN, [record]);
+          const context = createLambdaContext('ses-events', 30_000);
+          sesEventsHandler(notification, context).catch((error: Error) => writeLog(`ses events: ${error.message}`));
         }, 300);
       }
     };

@@ -11,7 +11,11 @@ type StoredRecipients = { recipients?: Array<{ hash?: unknown; status?: unknown 
  * record by (`<prefix>#<base64 digest>`), and the completed record's data holds the recipients' keyed hashes. Only
  * recipients the provider accepted count; a record still in progress has none yet.
  */
-export function createSentMessages(client: DynamoDBDocumentClient, tableName: string, keyPrefix = 'email-job'): SentMessages {
+export function createSentMessages(
+  client: DynamoDBDocumentClient,
+  tableName: string,
+  keyPrefix = 'email-job',
+): SentMessages {
   return {
     async recipientHashesOf(handle) {
       const digest = fromBase32(handle);
@@ -27,7 +31,8 @@ export function createSentMessages(client: DynamoDBDocumentClient, tableName: st
       );
       if (!Item || Item.status !== 'COMPLETED') return undefined;
       const stored = (Item.data ?? {}) as StoredRecipients;
-      return (stored.recipients ?? []).filter((r) => r.status === 'accepted' && typeof r.hash === 'string').map((r) => r.hash as string);
+      const accepted = (stored.recipients ?? []).filter((r) => r.status === 'accepted' && typeof r.hash === 'string');
+      return accepted.map((r) => r.hash as string);
     },
   };
 }

@@ -101,6 +101,11 @@ export function isAddressFailure(status: string): boolean {
 }
 
 const MAX_MESSAGE_IDS = 64;
+const REPORT_FIELD_PARTS = new Set([
+  'message/delivery-status',
+  'message/global-delivery-status',
+  'message/feedback-report',
+]);
 
 /** The `<…>` message ids in a header value, in order, at most `MAX_MESSAGE_IDS`; one linear scan. */
 function messageIdsIn(value: string | undefined, into: string[]): void {
@@ -117,14 +122,15 @@ function messageIdsIn(value: string | undefined, into: string[]): void {
 
 function originalOf(message: InboundMessage): OriginalMessage {
   const quoted = message.parts.find((p) => p.contentType === 'message/rfc822' || p.contentType === 'text/rfc822-headers' || p.contentType === 'message/rfc822-headers');
-  const report = message.parts.find((p) => p.contentType === 'message/delivery-status' || p.contentType === 'message/global-delivery-status' || p.contentType === 'message/feedback-report');
+  const report = message.parts.find((p) => REPORT_FIELD_PARTS.has(p.contentType));
   const headerText = quoted?.content.replace(/\r\n?/g, '\n').split('\n\n')[0] ?? '';
   const [fields] = quoted ? parseFieldBlocks(headerText) : [];
   const [reportFields] = report ? parseFieldBlocks(report.content) : [];
   const messageIds: string[] = [];
-  for (const value of [fields?.['message-id'], reportFields?.['original-message-id'], fields?.['in-reply-to'], fields?.['references'], message.headers['original-message-id'], message.headers['in-reply-to'], message.headers.references]) {
-    messageIdsIn(value, messageIds);
-  }
+  const q = fields ?? {};
+  const quotedIds = [q['message-id'], reportFields?.['original-message-id'], q['in-reply-to'], q.references];
+  const ownIds = [message.headers['original-message-id'], message.headers['in-reply-to'], message.headers.references];
+  for (const value of [...quotedIds, ...ownIds]) messageIdsIn(value, messageIds);
   return {
     messageId: fields?.['message-id']?.match(/<[^<>\s]+>/)?.[0],
     dispatchId: fields?.['x-dispatch-id']?.match(/^[a-f0-9]{32}$/)?.[0],

@@ -43,6 +43,11 @@ export const DispatchTags = { key: 'dispatch-key', token: 'dispatch-token' } as 
 
 /** A report token as an SES tag value (letters, digits, `_` and `-` only). */
 export const toTagToken = (token: string) => token.replaceAll('.', '-');
+/** The tags of a message: its job's key (base64url) and its report token, both SES-legal. */
+const toDispatchTags = (idempotencyKey: string, token: string) => ({
+  [DispatchTags.key]: Buffer.from(idempotencyKey).toString('base64url'),
+  [DispatchTags.token]: toTagToken(token),
+});
 /** The report token in an SES tag value. */
 export const fromTagToken = (value: string) => value.replaceAll('-', '.');
 
@@ -131,7 +136,7 @@ async function buildAndSend(job: EmailJob, deps: DispatchDeps, transport: MailTr
     attachments,
     tags: {
       ...job.tags,
-      ...(token ? { [DispatchTags.key]: Buffer.from(job.idempotencyKey).toString('base64url'), [DispatchTags.token]: toTagToken(token) } : {}),
+      ...(token ? toDispatchTags(job.idempotencyKey, token) : {}),
     },
   };
 

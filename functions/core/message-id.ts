@@ -12,9 +12,9 @@ const KEY_ID = /^[a-z0-9]{1,8}$/;
 const MIN_SECRET_LENGTH = 32;
 
 /**
- * Checks the report-key secret's parsed JSON, `{"current": "k2", "k1": "…", "k2": "…"}`: `current` names the signing
- * key, every other field is a key (id: 1–8 of a-z 0-9; secret: at least 32 characters). Names what is wrong without
- * echoing any value.
+ * Checks the report-key secret's parsed JSON, `{"current": "k2", "k1": "…", "k2": "…"}`: `current` names the
+ * signing key, every other field is a key (id: 1–8 of a-z 0-9; secret: at least 32 characters). Names what is wrong
+ * without echoing any value.
  */
 export function toReportKeyring(value: unknown, secretName: string): ReportKeyring {
   const record = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>;
@@ -23,13 +23,18 @@ export function toReportKeyring(value: unknown, secretName: string): ReportKeyri
   for (const [id, secret] of Object.entries(record)) {
     if (id === 'current') continue;
     if (!KEY_ID.test(id)) problems.push(`key id "${id.slice(0, 20)}" must be 1–8 of a-z 0-9`);
-    else if (typeof secret !== 'string' || secret.length < MIN_SECRET_LENGTH) problems.push(`key ${id} must be a string of at least ${MIN_SECRET_LENGTH} characters`);
-    else keys.push({ id, secret });
+    else if (typeof secret !== 'string' || secret.length < MIN_SECRET_LENGTH) {
+      problems.push(`key ${id} must be a string of at least ${MIN_SECRET_LENGTH} characters`);
+    } else keys.push({ id, secret });
   }
   const signing = keys.find((k) => k.id === record.current);
   if (typeof record.current !== 'string') problems.push('"current" must name the signing key');
-  else if (!signing && problems.length === 0) problems.push(`"current" names key ${record.current.slice(0, 20)}, which the secret does not hold`);
-  if (problems.length > 0 || !signing) throw new Error(`report-key secret ${secretName} is not usable: ${problems.join('; ')}`);
+  else if (!signing && problems.length === 0) {
+    problems.push(`"current" names key ${record.current.slice(0, 20)}, which the secret does not hold`);
+  }
+  if (problems.length > 0 || !signing) {
+    throw new Error(`report-key secret ${secretName} is not usable: ${problems.join('; ')}`);
+  }
   return { signing, verifying: keys };
 }
 
@@ -72,7 +77,10 @@ export function fromBase32(text: string): Buffer | undefined {
 
 const HANDLE_LENGTH = 26; // 16 bytes
 const MAC_LENGTH = 16; // 10 bytes (80 bits): a forger gets one guess per report, never an oracle
-/** `<key id>.<handle>.<mac>`: at most 52 characters, so `bounces+<token>` fits a 64-octet local part (RFC 5321 4.5.3.1.1). */
+/**
+ * `<key id>.<handle>.<mac>`: at most 52 characters, so `bounces+<token>` fits a 64-octet local part
+ * (RFC 5321 4.5.3.1.1).
+ */
 const TOKEN = /^([a-z0-9]{1,8})\.([a-z2-7]{26})\.([a-z2-7]{16})$/;
 
 /**
@@ -83,8 +91,10 @@ export function toRecordHandle(idempotencyKey: string): string {
   return toBase32(createHash('md5').update(JSON.stringify(idempotencyKey)).digest());
 }
 
-const macOf = (key: ReportKey, handle: string) =>
-  toBase32(createHmac('sha256', key.secret).update(`email-dispatch/report-token/v1\0${key.id}\0${handle}`).digest().subarray(0, 10)).slice(0, MAC_LENGTH);
+const macOf = (key: ReportKey, handle: string) => {
+  const mac = createHmac('sha256', key.secret).update(`email-dispatch/report-token/v1\0${key.id}\0${handle}`).digest();
+  return toBase32(mac.subarray(0, 10)).slice(0, MAC_LENGTH);
+};
 
 /** The token a message carries so that reports about it can be told from forgeries: `<key id>.<handle>.<mac>`. */
 export function toReportToken(idempotencyKey: string, keyring: ReportKeyring): string {
@@ -96,7 +106,10 @@ export function toReportToken(idempotencyKey: string, keyring: ReportKeyring): s
  * Checks a token (any case) against every verifying key; returns the job's handle and the key that signed it, or
  * undefined for anything else. Constant-time comparison of the MAC.
  */
-export function verifyReportToken(candidate: string, keyring: ReportKeyring): { handle: string; keyId: string } | undefined {
+export function verifyReportToken(
+  candidate: string,
+  keyring: ReportKeyring,
+): { handle: string; keyId: string } | undefined {
   if (candidate.length > 60) return undefined;
   const match = TOKEN.exec(candidate.toLowerCase());
   if (!match) return undefined;
@@ -137,7 +150,8 @@ export function toVerpAddress(token: string, bounceDomain: string): string {
 /** The token in a VERP address at `bounceDomain` (any case), if it has a token's shape; not verified. */
 export function tokenOfVerpAddress(address: string, bounceDomain: string): string | undefined {
   const lower = address.trim().toLowerCase().replace(/^<|>$/g, '');
-  if (lower.length > 320 || !lower.startsWith(VERP_PREFIX) || !lower.endsWith(`@${bounceDomain.toLowerCase()}`)) return undefined;
+  const suffix = `@${bounceDomain.toLowerCase()}`;
+  if (lower.length > 320 || !lower.startsWith(VERP_PREFIX) || !lower.endsWith(suffix)) return undefined;
   const token = lower.slice(VERP_PREFIX.length, lower.length - bounceDomain.length - 1);
   return TOKEN.test(token) ? token : undefined;
 }
@@ -156,7 +170,10 @@ export function hashAddress(address: string): string {
 }
 
 const recipientMac = (key: ReportKey, address: string) =>
-  createHmac('sha256', key.secret).update(`email-dispatch/recipient/v1\0${address.trim().toLowerCase()}`).digest('hex').slice(0, 32);
+  createHmac('sha256', key.secret)
+    .update(`email-dispatch/recipient/v1\0${address.trim().toLowerCase()}`)
+    .digest('hex')
+    .slice(0, 32);
 
 /**
  * A recipient as a job's stored result keeps it: `<key id>:<HMAC of the lowercase address>`. Keyed with the

@@ -18,20 +18,39 @@ export type SesEventRecord = {
     commonHeaders?: { messageId?: string };
     tags?: Record<string, string[]>;
   };
-  bounce?: { bounceType?: string; bounceSubType?: string; bouncedRecipients?: Array<{ emailAddress?: string; action?: string; status?: string; diagnosticCode?: string }> };
-  complaint?: { complainedRecipients?: Array<{ emailAddress?: string }>; complaintFeedbackType?: string; complaintSubType?: string | null };
+  bounce?: {
+    bounceType?: string;
+    bounceSubType?: string;
+    bouncedRecipients?: Array<{ emailAddress?: string; action?: string; status?: string; diagnosticCode?: string }>;
+  };
+  complaint?: {
+    complainedRecipients?: Array<{ emailAddress?: string }>;
+    complaintFeedbackType?: string;
+    complaintSubType?: string | null;
+  };
   delivery?: { recipients?: string[]; smtpResponse?: string };
-  deliveryDelay?: { delayType?: string; delayedRecipients?: Array<{ emailAddress?: string; status?: string; diagnosticCode?: string }> };
+  deliveryDelay?: {
+    delayType?: string;
+    delayedRecipients?: Array<{ emailAddress?: string; status?: string; diagnosticCode?: string }>;
+  };
   reject?: { reason?: string };
+};
+
+/** How one SES bounce type and subtype treats the suppression list (see SES_BOUNCE_POLICY). */
+export type SesBounceRule = {
+  bounceType: string;
+  bounceSubType?: string;
+  suppress: boolean | 'byStatus';
+  status?: string;
 };
 
 /**
  * What SES's bounce types mean for the suppression list: the same policy as the IMAP path, permanent failures of
  * the address only. `status` is the RFC 3463 code assumed when SES gives none; `byStatus` defers to the recipient's
  * own status (an address failure, 5.1.x / 5.2.1 / 5.4.4, suppresses; a policy or content refusal does not).
- * Transient and Undetermined bounces never suppress.
+ * Transient and Undetermined bounces never suppress. The first matching rule applies.
  */
-export const SES_BOUNCE_POLICY: Array<{ bounceType: string; bounceSubType?: string; suppress: boolean | 'byStatus'; status?: string }> = [
+export const SES_BOUNCE_POLICY: SesBounceRule[] = [
   { bounceType: 'Permanent', bounceSubType: 'NoEmail', suppress: true, status: '5.1.1' },
   // SES refused to send: the address is on its global or account suppression list, so it bounced before.
   { bounceType: 'Permanent', bounceSubType: 'Suppressed', suppress: true, status: '5.1.1' },
@@ -45,20 +64,38 @@ export const SES_BOUNCE_POLICY: Array<{ bounceType: string; bounceSubType?: stri
 /** ARF feedback types (RFC 5965) that suppress, as on the IMAP path; SES often gives no type for a plain complaint. */
 const SUPPRESSING_FEEDBACK = new Set(['abuse', 'fraud', '']);
 
-export type SesSuppression = { address: string; reason: 'hard-bounce' | 'complaint'; source: string; status?: string; detail?: string; verified: true };
+export type SesSuppression = {
+  address: string;
+  reason: 'hard-bounce' | 'complaint';
+  source: string;
+  status?: string;
+  detail?: string;
+  verified: true;
+};
 
 export type SesEventOutcome =
-  | { handled: true; eventType: string; events: DispatchEvent[]; suppressions: SesSuppression[]; verification: ReportVerification }
+  | {
+      handled: true;
+      eventType: string;
+      events: DispatchEvent[];
+      suppressions: SesSuppression[];
+      verification: ReportVerification;
+    }
   | { handled: false; eventType?: string; reason: string };
 
 /**
  * Checks that a notification came from our own SES event destination: the expected topic, in our account, about
  * mail our account sent. Anything else is refused before it is parsed further.
  */
-export function checkSesOrigin(origin: { topicArn: string }, record: { mail?: { sendingAccountId?: string } }, expected: { topicArn: string; accountId: string }): string | undefined {
+export function checkSesOrigin(
+  origin: { topicArn: string },
+  record: { mail?: { sendingAccountId?: string } },
+  expected: { topicArn: string; accountId: string },
+): string | undefined {
   if (origin.topicArn !== expected.topicArn) return 'unexpected topic';
   if (origin.topicArn.split(':')[4] !== expected.accountId) return 'topic of another account';
-  if (record.mail?.sendingAccountId !== undefined && record.mail.sendingAccountId !== expected.accountId) return 'mail of another account';
+  const sender = record.mail?.sendingAccountId;
+  if (sender !== undefined && sender !== expected.accountId) return 'mail of another account';
   return undefined;
 }
 
@@ -71,7 +108,8 @@ export function parseSesEventRecord(text: string): SesEventRecord | { invalid: s
   } catch {
     return { invalid: 'message is not JSON' };
   }
-  const record = (typeof value === 'object' && value !== null ? value : {}) as Partial<SesEventRecord> & { notificationType?: string };
+  type Lenient = Partial<SesEventRecord> & { notificationType?: string };
+  const record = (typeof value === 'object' && value !== null ? value : {}) as Lenient;
   // Identity feedback notifications call it notificationType; configuration-set events call it eventType.
   const eventType = record.eventType ?? record.notificationType;
   if (typeof eventType !== 'string') return { invalid: 'eventType is missing' };
@@ -80,7 +118,8 @@ export function parseSesEventRecord(text: string): SesEventRecord | { invalid: s
   return { ...(record as SesEventRecord), eventType };
 }
 
-const first = (tags: Record<string, string[]> | undefined, name: string) => (Array.isArray(tags?.[name]) ? tags?.[name]?.[0] : undefined);
+const first = (tags: Record<string, string[]> | undefined, name: string) =>
+  Array.isArray(tags?.[name]) ? tags?.[name]?.[0] : undefined;
 
 function decodeKey(value: string | undefined): string | undefined {
   if (!value || !/^[A-Za-z0-9_-]{1,256}$/.test(value)) return undefined;
@@ -88,7 +127,10 @@ function decodeKey(value: string | undefined): string | undefined {
   return key.length > 0 && key.length <= 128 ? key : undefined;
 }
 
-const addressesOf = (list: Array<{ emailAddress?: string }> | undefined) => (list ?? []).map((r) => r.emailAddress).filter((a): a is string => typeof a === 'string' && a.length > 0 && a.length <= 320);
+const isAddress = (a: unknown): a is string => typeof a === 'string' && a.length > 0 && a.length <= 320;
+const addressesOf = (list: Array<{ emailAddress?: string }> | undefined) =>
+  (list ?? []).map((r) => r.emailAddress).filter(isAddress);
+const sha256 = (text: string, length: number) => createHash('sha256').update(text).digest('hex').slice(0, length);
 
 /**
  * Turns one SES event (already checked for origin) into the events and suppressions the IMAP path makes for the
@@ -100,14 +142,16 @@ const addressesOf = (list: Array<{ emailAddress?: string }> | undefined) => (lis
 export async function handleSesEvent(record: SesEventRecord, keyring: ReportKeyring): Promise<SesEventOutcome> {
   const idempotencyKey = decodeKey(first(record.mail.tags, DispatchTags.key));
   const tagToken = first(record.mail.tags, DispatchTags.token);
-  const destination = record.mail.destination.filter((a) => typeof a === 'string');
+  const destination = record.mail.destination.filter(isAddress);
   const named = namedAddresses(record);
   // The tags name the job; the token proves we made them; the destination is SES's own word on who it went to.
   const handle = idempotencyKey ? toRecordHandle(idempotencyKey) : undefined;
-  const verification = await verifyReport({ tokens: tagToken ? [fromTagToken(tagToken)] : [] }, named, {
-    keyring,
-    sent: { recipientHashesOf: async (h) => (h === handle ? destination.map((a) => hashRecipient(a, keyring)) : undefined) },
-  });
+  const sent = {
+    recipientHashesOf: async (h: string) =>
+      h === handle ? destination.map((a) => hashRecipient(a, keyring)) : undefined,
+  };
+  const tokens = tagToken ? [fromTagToken(tagToken)] : [];
+  const verification = await verifyReport({ tokens }, named, { keyring, sent });
   const facts = {
     source: 'ses',
     idempotencyKey: verification.verified ? idempotencyKey : undefined,
@@ -116,50 +160,89 @@ export async function handleSesEvent(record: SesEventRecord, keyring: ReportKeyr
     verified: verification.verified,
     verification: { reason: verification.reason, via: verification.via },
   };
-  const id = createHash('sha256').update(`ses:${record.mail.messageId}:${record.eventType}:${named.map((a) => a.toLowerCase()).sort().join(',')}`).digest('hex').slice(0, 32);
-  const source = `ses:${createHash('sha256').update(record.mail.messageId).digest('hex').slice(0, 16)}`;
-  const suppressions: SesSuppression[] = [];
-  let event: DispatchEvent;
+  // Derived from the event: a notification delivered twice gives the same id, so consumers can drop the repeat.
+  const about = named.map((a) => a.toLowerCase()).sort().join(',');
+  const id = sha256(`ses:${record.mail.messageId}:${record.eventType}:${about}`, 32);
+  const source = `ses:${sha256(record.mail.messageId, 16)}`;
+  const made = toEvent(record, facts, named, destination, source);
+  if (!made) {
+    const reason = `event type ${record.eventType.slice(0, 40)} is not consumed`;
+    return { handled: false, eventType: record.eventType, reason };
+  }
+  const suppressions = verification.verified ? made.suppressions : [];
+  return { handled: true, eventType: record.eventType, events: [{ ...made.event, id }], suppressions, verification };
+}
 
+/** The event for one SES record, and the suppressions it asks for if it verifies. */
+function toEvent(
+  record: SesEventRecord,
+  facts: Record<string, unknown>,
+  named: string[],
+  destination: string[],
+  source: string,
+) {
+  const suppressions: SesSuppression[] = [];
   switch (record.eventType) {
     case 'Bounce': {
       const bounceType = record.bounce?.bounceType ?? 'Undetermined';
       const bounceSubType = record.bounce?.bounceSubType ?? 'Undetermined';
-      const rule = SES_BOUNCE_POLICY.find((r) => r.bounceType === bounceType && (r.bounceSubType === undefined || r.bounceSubType === bounceSubType)) ?? { suppress: false, status: '4.0.0' };
-      const recipients = (record.bounce?.bouncedRecipients ?? []).filter((r) => typeof r.emailAddress === 'string').map((r) => {
-        const status = /^[245]\.\d{1,3}\.\d{1,3}$/.test(r.status ?? '') ? (r.status as string) : (rule.status ?? '5.0.0');
-        const suppress = rule.suppress === 'byStatus' ? isAddressFailure(status) : rule.suppress;
-        return { recipient: r.emailAddress as string, recipientHash: hashAddress(r.emailAddress as string), action: 'failed', status, diagnosticCode: r.diagnosticCode, suppress };
+      const rule = SES_BOUNCE_POLICY.find(
+        (r) => r.bounceType === bounceType && (r.bounceSubType ?? bounceSubType) === bounceSubType,
+      );
+      const recipients = (record.bounce?.bouncedRecipients ?? []).flatMap((r) => {
+        if (!isAddress(r.emailAddress)) return [];
+        const given = /^[245]\.\d{1,3}\.\d{1,3}$/.test(r.status ?? '') ? r.status : undefined;
+        const status = given ?? rule?.status ?? '4.0.0';
+        const suppress = rule?.suppress === 'byStatus' ? isAddressFailure(status) : (rule?.suppress ?? false);
+        const recipient = r.emailAddress;
+        const recipientHash = hashAddress(recipient);
+        return [{ recipient, recipientHash, action: 'failed', status, diagnosticCode: r.diagnosticCode, suppress }];
       });
-      if (verification.verified) {
-        for (const r of recipients.filter((x) => x.suppress)) suppressions.push({ address: r.recipient, reason: 'hard-bounce', source, status: r.status, detail: `ses:${bounceType}/${bounceSubType}`, verified: true });
+      const detail = `ses:${bounceType}/${bounceSubType}`;
+      for (const r of recipients) {
+        if (!r.suppress) continue;
+        const address = r.recipient;
+        suppressions.push({ address, reason: 'hard-bounce', source, status: r.status, detail, verified: true });
       }
-      event = createEvent(EventTypes.bounceDetected, { ...facts, classification: { kind: 'bounce', bounceType, bounceSubType, recipients } });
-      break;
+      const classification = { kind: 'bounce', bounceType, bounceSubType, recipients };
+      return { event: createEvent(EventTypes.bounceDetected, { ...facts, classification }), suppressions };
     }
     case 'Complaint': {
-      const feedbackType = (record.complaint?.complaintFeedbackType ?? '').toLowerCase();
-      const suppress = SUPPRESSING_FEEDBACK.has(feedbackType) || record.complaint?.complaintSubType === 'OnAccountSuppressionList';
-      const recipients = addressesOf(record.complaint?.complainedRecipients);
-      if (verification.verified && suppress) {
-        for (const address of recipients) suppressions.push({ address, reason: 'complaint', source, detail: `ses:complaint/${feedbackType || 'unspecified'}`, verified: true });
+      const complaint = record.complaint;
+      const feedbackType = (complaint?.complaintFeedbackType ?? '').toLowerCase();
+      const onList = complaint?.complaintSubType === 'OnAccountSuppressionList';
+      const suppress = SUPPRESSING_FEEDBACK.has(feedbackType) || onList;
+      const recipients = addressesOf(complaint?.complainedRecipients);
+      const detail = `ses:complaint/${feedbackType || 'unspecified'}`;
+      if (suppress) {
+        for (const address of recipients) {
+          suppressions.push({ address, reason: 'complaint', source, detail, verified: true });
+        }
       }
-      event = createEvent(EventTypes.complaintDetected, { ...facts, classification: { kind: 'complaint', feedbackType: feedbackType || undefined, recipientHashes: recipients.map(hashAddress), suppress } });
-      break;
+      const recipientHashes = recipients.map(hashAddress);
+      const classification = { kind: 'complaint', feedbackType: feedbackType || undefined, recipientHashes, suppress };
+      return { event: createEvent(EventTypes.complaintDetected, { ...facts, classification }), suppressions };
     }
-    case 'Delivery':
-      event = createEvent(EventTypes.delivered, { ...facts, reason: 'delivered-to-mailbox', detail: record.delivery?.smtpResponse, transport: 'ses', recipients: named.map((recipient) => ({ recipient, status: 'accepted' })) });
-      break;
-    case 'DeliveryDelay':
-      event = createEvent(EventTypes.deliveryDelayed, { ...facts, delayType: record.deliveryDelay?.delayType, recipients: (record.deliveryDelay?.delayedRecipients ?? []).map((r) => ({ recipientHash: hashAddress(r.emailAddress ?? ''), status: r.status })) });
-      break;
-    case 'Reject':
-      event = createEvent(EventTypes.rejected, { ...facts, reason: 'ses-reject', detail: record.reject?.reason, transport: 'ses', recipients: destination.map((recipient) => ({ recipient, status: 'rejected' })) });
-      break;
+    case 'Delivery': {
+      const recipients = named.map((recipient) => ({ recipient, status: 'accepted' }));
+      const detail = record.delivery?.smtpResponse;
+      const outcome = { reason: 'delivered-to-mailbox', detail, transport: 'ses', recipients };
+      return { event: createEvent(EventTypes.delivered, { ...facts, ...outcome }), suppressions };
+    }
+    case 'DeliveryDelay': {
+      const delayed = record.deliveryDelay?.delayedRecipients ?? [];
+      const recipients = delayed.map((r) => ({ recipientHash: hashAddress(r.emailAddress ?? ''), status: r.status }));
+      const delayType = record.deliveryDelay?.delayType;
+      return { event: createEvent(EventTypes.deliveryDelayed, { ...facts, delayType, recipients }), suppressions };
+    }
+    case 'Reject': {
+      const recipients = destination.map((recipient) => ({ recipient, status: 'rejected' }));
+      const outcome = { reason: 'ses-reject', detail: record.reject?.reason, transport: 'ses', recipients };
+      return { event: createEvent(EventTypes.rejected, { ...facts, ...outcome }), suppressions };
+    }
     default:
-      return { handled: false, eventType: record.eventType, reason: `event type ${record.eventType.slice(0, 40)} is not consumed` };
+      return undefined;
   }
-  return { handled: true, eventType: record.eventType, events: [{ ...event, id }], suppressions, verification };
 }
 
 /** The addresses an event is about (for a Reject or a Delivery without a list: every destination). */

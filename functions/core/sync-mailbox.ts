@@ -69,6 +69,23 @@ export interface MailboxStateStore {
 /** Where a message's raw bytes are: a byte range of an S3 object that holds a chunk's new messages back to back. */
 export type RawLocation = { bucket: string; key: string; offset: number; length: number };
 
+/** An address to suppress, with the report that asks for it. */
+export type SuppressionRequest = {
+  address: string;
+  reason: 'hard-bounce' | 'complaint';
+  source: string;
+  status?: string;
+  verified?: boolean;
+};
+
+/** What the poller tells its metrics about each message. */
+export type MessageFacts = {
+  kind: InboundClassification['kind'];
+  lagMs: number;
+  suppressed: number;
+  verified?: boolean;
+};
+
 export type SyncDeps = {
   state: MailboxStateStore;
   openSession: () => Promise<MailboxSession>;
@@ -77,7 +94,7 @@ export type SyncDeps = {
   storeRaw: (key: string, body: Buffer) => Promise<{ bucket: string; key: string }>;
   /** Publishes events in order; resolves with the ones that could not be published. */
   publishBatch: (events: DispatchEvent[]) => Promise<Array<{ event: DispatchEvent; error: string }>>;
-  suppress: (entry: { address: string; reason: 'hard-bounce' | 'complaint'; source: string; status?: string; verified?: boolean }) => Promise<void>;
+  suppress: (entry: SuppressionRequest) => Promise<void>;
   /**
    * Checks that a report (bounce, delay, complaint) is about mail we sent, to the addresses it names (see
    * verify-report). Only a verified report suppresses; without this, none is verified.
@@ -85,7 +102,7 @@ export type SyncDeps = {
   verifyReport?: (message: InboundMessage, classification: InboundClassification) => Promise<ReportVerification>;
   clock?: () => number;
   /** Called for each message handled, for metrics. `verified` is set for reports. */
-  onMessage?: (facts: { kind: InboundClassification['kind']; lagMs: number; suppressed: number; verified?: boolean }) => void;
+  onMessage?: (facts: MessageFacts) => void;
   log?: (level: 'info' | 'warn', message: string, facts: Record<string, unknown>) => void;
 };
 
@@ -272,15 +289,21 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
       }
       const raw = await storeRawChunk(fresh.map((m) => m.fetched), status);
 
-      const outgoing: Array<{ event: DispatchEvent; entry: (typeof fresh)[number]; kind: InboundClassification['kind']; suppressed: number; verified?: boolean }> = [];
+      type Outgoing = Omit<MessageFacts, 'lagMs'> & { event: DispatchEvent; entry: (typeof fresh)[number] };
+      const outgoing: Outgoing[] = [];
       for (const entry of fresh) {
         try {
           const classification = classifyInbound(entry.message);
           const verification = await verificationOf(entry.message, classification);
           // Suppress before publishing: once the event is out, the list already reflects it. Only a verified report.
-          const suppressed = verification?.verified ? await suppressFor(classification, `${entry.key}:${verification.via ?? ''}`) : 0;
+          const verified = verification?.verified;
+          const source = `${entry.key}:${verification?.via ?? ''}`;
+          const suppressed = verified ? await suppressFor(classification, source) : 0;
           const event = eventOf(entry, classification, status, raw.get(entry.fetched.uid));
-          outgoing.push({ event: verification ? { ...event, verified: verification.verified, verification: { reason: verification.reason, via: verification.via } } : event, entry, kind: classification.kind, suppressed, verified: verification?.verified });
+          const { reason, via } = verification ?? {};
+          const verdict = verification && { verified, verification: { reason, via } };
+          const judged = verdict ? { ...event, ...verdict } : event;
+          outgoing.push({ event: judged, entry, kind: classification.kind, suppressed, verified });
         } catch (error) {
           done.failure = error;
           break;
@@ -293,7 +316,8 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
       for (const o of published) {
         done.add(o.entry.fetched.uid);
         result.processed += 1;
-        deps.onMessage?.({ kind: o.kind, lagMs: lagOf(o.entry.fetched), suppressed: o.suppressed, verified: o.verified });
+        const lagMs = lagOf(o.entry.fetched);
+        deps.onMessage?.({ kind: o.kind, lagMs, suppressed: o.suppressed, verified: o.verified });
       }
       if (failed.length > 0) done.failure ??= new Error(`${failed.length} event(s) not published: ${failed[0]?.error ?? ''}`);
       return done;
@@ -330,16 +354,20 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
       return located;
     };
 
-    const verificationOf = async (message: InboundMessage, classification: InboundClassification): Promise<ReportVerification | undefined> => {
-      if (classification.kind !== 'bounce' && classification.kind !== 'delay' && classification.kind !== 'complaint') return undefined;
-      return deps.verifyReport ? deps.verifyReport(message, classification) : { verified: false, reason: 'no-verifier' };
+    type Verdict = ReportVerification | undefined;
+    const verificationOf = async (message: InboundMessage, classification: InboundClassification): Promise<Verdict> => {
+      if (!['bounce', 'delay', 'complaint'].includes(classification.kind)) return undefined;
+      if (!deps.verifyReport) return { verified: false, reason: 'no-verifier' };
+      return deps.verifyReport(message, classification);
     };
 
     const suppressFor = async (classification: InboundClassification, key: string): Promise<number> => {
       let suppressed = 0;
       if (classification.kind === 'bounce') {
         for (const r of classification.recipients.filter((x) => x.suppress)) {
-          await deps.suppress({ address: r.recipient, reason: 'hard-bounce', source: `dsn:${key}`, status: r.status, verified: true });
+          const source = `dsn:${key}`;
+          const { recipient: address, status } = r;
+          await deps.suppress({ address, reason: 'hard-bounce', source, status, verified: true });
           suppressed += 1;
         }
       } else if (classification.kind === 'complaint' && classification.suppress) {

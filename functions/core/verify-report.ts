@@ -1,5 +1,11 @@
 import type { InboundClassification, InboundMessage } from './classify-inbound.js';
-import { isRecipientHash, tokenOfMessageId, tokenOfVerpAddress, verifyReportToken, type ReportKeyring } from './message-id.js';
+import {
+  isRecipientHash,
+  tokenOfMessageId,
+  tokenOfVerpAddress,
+  verifyReportToken,
+  type ReportKeyring,
+} from './message-id.js';
 
 /** What we sent, as the dispatcher stored it: the keyed hashes of a job's accepted recipients, by the job's handle. */
 export interface SentMessages {
@@ -44,13 +50,22 @@ const MAX_CANDIDATES = 32;
  * verify, and each named address must be one of that message's recipients (compared with the keyed hashes stored
  * for the job). Anything less is unverified and must never suppress anyone.
  */
-export async function verifyReport(evidence: ReportEvidence, addresses: string[], deps: VerifyReportDeps): Promise<ReportVerification> {
+export async function verifyReport(
+  evidence: ReportEvidence,
+  addresses: string[],
+  deps: VerifyReportDeps,
+): Promise<ReportVerification> {
   const candidates: Array<{ token: string; via: NonNullable<ReportVerification['via']> }> = [];
   const add = (token: string | undefined, via: NonNullable<ReportVerification['via']>) => {
-    if (token && candidates.length < MAX_CANDIDATES && !candidates.some((c) => c.token === token)) candidates.push({ token, via });
+    if (!token || candidates.length >= MAX_CANDIDATES || candidates.some((c) => c.token === token)) return;
+    candidates.push({ token, via });
   };
   // The envelope first: a VERP address names the message even when the report quotes nothing.
-  if (deps.bounceDomain) for (const address of (evidence.envelopeTo ?? []).slice(0, MAX_CANDIDATES)) add(tokenOfVerpAddress(address, deps.bounceDomain), 'envelope');
+  const { bounceDomain } = deps;
+  if (bounceDomain) {
+    const envelope = (evidence.envelopeTo ?? []).slice(0, MAX_CANDIDATES);
+    for (const address of envelope) add(tokenOfVerpAddress(address, bounceDomain), 'envelope');
+  }
   for (const token of (evidence.tokens ?? []).slice(0, MAX_CANDIDATES)) add(token.toLowerCase(), 'tag');
   for (const id of (evidence.messageIds ?? []).slice(0, MAX_CANDIDATES * 4)) add(tokenOfMessageId(id), 'message-id');
   if (candidates.length === 0) return { verified: false, reason: 'no-token' };
@@ -67,15 +82,17 @@ export async function verifyReport(evidence: ReportEvidence, addresses: string[]
       if (best.reason === 'forged-token') best = { verified: false, reason: 'unknown-message', ...facts };
       continue;
     }
-    if (addresses.every((address) => hashes.some((hash) => isRecipientHash(address, hash, deps.keyring)))) return { verified: true, reason: 'verified', ...facts };
+    const wasRecipient = (address: string) => hashes.some((hash) => isRecipientHash(address, hash, deps.keyring));
+    if (addresses.every(wasRecipient)) return { verified: true, reason: 'verified', ...facts };
     best = { verified: false, reason: 'not-a-recipient', ...facts };
   }
   return best;
 }
 
-/** The addresses a report names: the failed or delayed recipients of a DSN, the complained-about ones of an ARF report. */
+/** The addresses a report names: the failed or delayed recipients of a DSN, the complained-about ones of an ARF. */
 export function reportedAddresses(classification: InboundClassification): string[] {
-  if (classification.kind === 'bounce' || classification.kind === 'delay') return classification.recipients.map((r) => r.recipient);
+  const { kind } = classification;
+  if (kind === 'bounce' || kind === 'delay') return classification.recipients.map((r) => r.recipient);
   if (classification.kind === 'complaint') return classification.recipients;
   return [];
 }
@@ -84,10 +101,16 @@ export function reportedAddresses(classification: InboundClassification): string
  * The poller's verifier: a parsed report checked with the deployment's keys (read on each call, so a rotation takes
  * effect within the secret's cache time) against what the dispatcher stored.
  */
-export function createInboundReportVerifier(deps: { keys: () => Promise<ReportKeyring>; sent: SentMessages; bounceDomain?: string }) {
+export function createInboundReportVerifier(deps: {
+  keys: () => Promise<ReportKeyring>;
+  sent: SentMessages;
+  bounceDomain?: string;
+}) {
   return async (message: InboundMessage, classification: InboundClassification): Promise<ReportVerification> => {
     const original = 'original' in classification ? classification.original : undefined;
     const evidence: ReportEvidence = { messageIds: original?.messageIds ?? [], envelopeTo: message.envelopeTo ?? [] };
-    return verifyReport(evidence, reportedAddresses(classification), { keyring: await deps.keys(), sent: deps.sent, bounceDomain: deps.bounceDomain });
+    const keyring = await deps.keys();
+    const { sent, bounceDomain } = deps;
+    return verifyReport(evidence, reportedAddresses(classification), { keyring, sent, bounceDomain });
   };
 }

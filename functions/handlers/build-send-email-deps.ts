@@ -50,6 +50,7 @@ export async function buildSendEmailDeps(
   }
   const objects = createAttachmentStore(clients.s3, config.attachmentBucket);
   const takeoverListeners: Array<(recordId: string) => void> = [];
+  const { reportKeys } = environment;
   return {
     ...observability,
     dispatch: {
@@ -60,7 +61,7 @@ export async function buildSendEmailDeps(
       attachmentMemory: { size: objects.size, budget: createByteBudget(config.attachmentMemoryBytes) },
       defaultFrom: config.defaultFrom,
       messageIdDomain: config.messageIdDomain,
-      reportKeys: environment.reportKeys ? () => (environment.reportKeys as CredentialSource<ReportKeyring>).get() : undefined,
+      reportKeys: reportKeys ? () => reportKeys.get() : undefined,
       bounceDomain: config.bounceDomain,
     },
     persistenceStore: createIdempotencyStore(clients.dynamodb, config.idempotencyTable, (recordId) => takeoverListeners.forEach((listener) => listener(recordId))),

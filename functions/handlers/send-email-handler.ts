@@ -96,7 +96,11 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
           reason: outcome.reason,
           messageId: outcome.messageId ?? toMessageId(job.idempotencyKey, deps.dispatch.messageIdDomain),
           providerMessageId: outcome.providerMessageId,
-          recipients: outcome.recipients.map((r) => ({ hash: keyring ? hashRecipient(r.recipient, keyring) : hashAddress(r.recipient), status: r.status, responseCode: r.responseCode })),
+          recipients: outcome.recipients.map((r) => ({
+            hash: keyring ? hashRecipient(r.recipient, keyring) : hashAddress(r.recipient),
+            status: r.status,
+            responseCode: r.responseCode,
+          })),
         }),
       ) as StoredResult;
     },

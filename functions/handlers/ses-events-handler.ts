@@ -23,7 +23,13 @@ export type SesEventsDeps = {
   events: EventPublisher;
 };
 
-export type SesEventsSummary = { handled: number; suppressed: number; unverified: number; refused: number; ignored: number };
+export type SesEventsSummary = {
+  handled: number;
+  suppressed: number;
+  unverified: number;
+  refused: number;
+  ignored: number;
+};
 
 /**
  * Builds the handler of the SES event consumer: each notification from the configuration set's topic is checked for
@@ -39,11 +45,13 @@ export function createSesEventsHandler(deps: SesEventsDeps) {
     const outgoing: DispatchEvent[] = [];
     for (const record of event.Records ?? []) {
       const parsed = parseSesEventRecord(record.Sns?.Message ?? '');
-      const refusal = 'invalid' in parsed ? parsed.invalid : checkSesOrigin({ topicArn: record.Sns?.TopicArn ?? '' }, parsed, deps.expected);
+      const origin = { topicArn: record.Sns?.TopicArn ?? '' };
+      const refusal = 'invalid' in parsed ? parsed.invalid : checkSesOrigin(origin, parsed, deps.expected);
       if (refusal) {
         summary.refused += 1;
         metrics.addMetric(ReportMetrics.sesEventsRefused, MetricUnit.Count, 1);
-        logger.warn('SES notification refused', { reason: refusal, topicArn: record.Sns?.TopicArn, snsMessageId: record.Sns?.MessageId });
+        const snsMessageId = record.Sns?.MessageId;
+        logger.warn('SES notification refused', { reason: refusal, topicArn: origin.topicArn, snsMessageId });
         continue;
       }
       if ('invalid' in parsed) continue;
@@ -59,7 +67,8 @@ export function createSesEventsHandler(deps: SesEventsDeps) {
       metrics.addMetric(ReportMetrics.sesEvents, MetricUnit.Count, 1);
       if (outcome.eventType === 'Bounce') metrics.addMetric(PollerMetrics.bounces, MetricUnit.Count, 1);
       if (outcome.eventType === 'Complaint') metrics.addMetric(PollerMetrics.complaints, MetricUnit.Count, 1);
-      if (outcome.suppressions.length > 0) metrics.addMetric(PollerMetrics.suppressed, MetricUnit.Count, outcome.suppressions.length);
+      const suppressed = outcome.suppressions.length;
+      if (suppressed > 0) metrics.addMetric(PollerMetrics.suppressed, MetricUnit.Count, suppressed);
       if (!outcome.verification.verified) {
         summary.unverified += 1;
         metrics.addMetric(ReportMetrics.unverified, MetricUnit.Count, 1);

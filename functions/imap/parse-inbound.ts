@@ -13,7 +13,8 @@ const REPORT_PARTS = /^(message\/(delivery-status|global-delivery-status|feedbac
  */
 export async function parseInbound(source: Buffer): Promise<InboundMessage> {
   const message = parseHeaderBlock(source);
-  return message.contentType === 'multipart/report' ? { ...(await parseReport(source)), envelopeTo: message.envelopeTo } : message;
+  if (message.contentType !== 'multipart/report') return message;
+  return { ...(await parseReport(source)), envelopeTo: message.envelopeTo };
 }
 
 /** Where the receiving side records the envelope recipient, most specific first; `to` last. */
@@ -42,7 +43,8 @@ export function parseHeaderBlock(source: Buffer): InboundMessage {
     messageId: messageId ? `${messageId.startsWith('<') ? '' : '<'}${messageId}${messageId.endsWith('>') ? '' : '>'}` : undefined,
     from: first.from ? addressesOf(addressparser(first.from))[0] : undefined,
     to: first.to ? addressesOf(addressparser(first.to)) : [],
-    envelopeTo: ENVELOPE_FIELDS.flatMap((name) => (headers[name] ? addressesOf(addressparser(headers[name])) : [])).slice(0, 32),
+    envelopeTo: ENVELOPE_FIELDS.flatMap((name) => (headers[name] ? addressesOf(addressparser(headers[name])) : []))
+      .slice(0, 32),
     subject: first.subject !== undefined ? decodeWords(first.subject) : undefined,
     date: date && !Number.isNaN(date.getTime()) ? date : undefined,
     headers,

@@ -23,7 +23,7 @@ export type DispatchFunctionProps = {
   bucket: IBucket;
   logRetention: RetentionDays;
   reportKeys: ISecret;
-  /** The configuration set SES sends with (its events feed the suppression list). @default config.sesConfigurationSet */
+  /** The configuration set SES sends with (its events feed the suppression list). @default sesConfigurationSet */
   sesConfigurationSetName?: string;
 };
 
@@ -102,7 +102,10 @@ export class DispatchFunction extends Construct {
       const stack = Stack.of(this);
       const identityArn = stack.formatArn({ service: 'ses', resource: 'identity', resourceName: config.sesIdentity });
       const resources = [identityArn];
-      if (configurationSetName) resources.push(stack.formatArn({ service: 'ses', resource: 'configuration-set', resourceName: configurationSetName }));
+      if (configurationSetName) {
+        const resourceName = configurationSetName;
+        resources.push(stack.formatArn({ service: 'ses', resource: 'configuration-set', resourceName }));
+      }
       const fromCondition = config.sesIdentity.includes('@') ? config.sesIdentity : `*@${config.sesIdentity}`;
       this.fn.addToRolePolicy(
         new PolicyStatement({

@@ -68,19 +68,29 @@ export class EmailDispatch extends Construct {
     this.reportKeys = config.reportKeysSecret
       ? referenceSecret(this, 'ReportKeys', config.reportKeysSecret)
       : new Secret(this, 'ReportKeys', {
-          description: 'email-dispatch report keys: {"current": "<key id>", "<key id>": "<secret>", ...}; see the README on rotation',
-          generateSecretString: { secretStringTemplate: JSON.stringify({ current: 'k1' }), generateStringKey: 'k1', passwordLength: 64, excludePunctuation: true },
+          description: 'email-dispatch report keys: {"current": "<id>", "<id>": "<secret>", ...}; README: rotation',
+          generateSecretString: {
+            secretStringTemplate: JSON.stringify({ current: 'k1' }),
+            generateStringKey: 'k1',
+            passwordLength: 64,
+            excludePunctuation: true,
+          },
           removalPolicy: RemovalPolicy.RETAIN,
         });
+    const shared = { config, tables: this.tables, events: this.eventsTopic, key, logRetention };
     if (config.transports.includes('ses')) {
-      this.sesEvents = new SesEvents(this, 'SesEvents', { config, tables: this.tables, events: this.eventsTopic, key, reportKeys: this.reportKeys, logRetention });
+      this.sesEvents = new SesEvents(this, 'SesEvents', { ...shared, reportKeys: this.reportKeys });
     }
-    const reports = { reportKeys: this.reportKeys, sesConfigurationSetName: this.sesEvents?.configurationSet.configurationSetName };
-    this.dispatch = new DispatchFunction(this, 'Dispatch', { config, jobs: this.jobs, tables: this.tables, events: this.eventsTopic, key, bucket: this.bucket, logRetention, ...reports });
+    const sesConfigurationSetName = this.sesEvents?.configurationSet.configurationSetName;
+    const { jobs, bucket } = this;
+    const reportKeys = this.reportKeys;
+    const dispatchProps = { ...shared, jobs, bucket, reportKeys, sesConfigurationSetName };
+    this.dispatch = new DispatchFunction(this, 'Dispatch', dispatchProps);
     if (config.mailboxes.length > 0) {
-      this.poller = new MailboxPoller(this, 'Poller', { config, tables: this.tables, events: this.eventsTopic, key, bucket: this.bucket, logRetention, reportKeys: this.reportKeys });
+      this.poller = new MailboxPoller(this, 'Poller', { ...shared, bucket, reportKeys: this.reportKeys });
     }
-    this.monitoring = new Monitoring(this, 'Monitoring', { config, jobs: this.jobs, dispatch: this.dispatch, poller: this.poller, sesEvents: this.sesEvents, key });
+    const { dispatch, poller, sesEvents } = this;
+    this.monitoring = new Monitoring(this, 'Monitoring', { config, jobs, dispatch, poller, sesEvents, key });
   }
 
   /** Lets a producer put jobs on the queue and claim-checked bodies and attachments in the bucket. */

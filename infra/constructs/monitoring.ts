@@ -101,9 +101,11 @@ export class Monitoring extends Construct {
     if (sesEvents) {
       alarm('SesEventsFailing', sesEvents.fn.metricErrors({ period: fiveMinutes, statistic: 'Sum' }), {
         threshold: 1,
-        description: 'The SES event consumer failed invocations: bounces and complaints from SES may not reach the suppression list.',
+        description: 'The SES event consumer failed: SES bounces and complaints may not reach the suppression list.',
       });
-      alarm('SesEventsUndelivered', sesEvents.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: fiveMinutes, statistic: 'Maximum' }), {
+      const dlq = sesEvents.deadLetterQueue;
+      const undelivered = dlq.metricApproximateNumberOfMessagesVisible({ period: fiveMinutes, statistic: 'Maximum' });
+      alarm('SesEventsUndelivered', undelivered, {
         threshold: 1,
         description: 'SES event notifications are in the consumer dead-letter queue.',
       });
@@ -150,7 +152,12 @@ export class Monitoring extends Construct {
       );
     }
     this.dashboard.addWidgets(
-      new GraphWidget({ title: 'Reports verified and not', width: 12, left: [custom(PollerMetrics.bounces), custom(PollerMetrics.complaints), custom(ReportMetrics.unverified)], right: [custom(ReportMetrics.sesEvents), custom(ReportMetrics.sesEventsRefused)] }),
+      new GraphWidget({
+        title: 'Reports verified and not',
+        width: 12,
+        left: [custom(PollerMetrics.bounces), custom(PollerMetrics.complaints), custom(ReportMetrics.unverified)],
+        right: [custom(ReportMetrics.sesEvents), custom(ReportMetrics.sesEventsRefused)],
+      }),
     );
   }
 }

@@ -3,7 +3,13 @@ import { PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
-import { ConfigurationSet, ConfigurationSetEventDestination, EmailSendingEvent, EventDestination, type IConfigurationSet } from 'aws-cdk-lib/aws-ses';
+import {
+  ConfigurationSet,
+  ConfigurationSetEventDestination,
+  EmailSendingEvent,
+  EventDestination,
+  type IConfigurationSet,
+} from 'aws-cdk-lib/aws-ses';
 import { Topic, type ITopic } from 'aws-cdk-lib/aws-sns';
 import { LambdaSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
@@ -23,7 +29,13 @@ export type SesEventsProps = {
 };
 
 /** The SES events the consumer turns into our events and suppressions. */
-export const SES_EVENT_TYPES = [EmailSendingEvent.BOUNCE, EmailSendingEvent.COMPLAINT, EmailSendingEvent.DELIVERY, EmailSendingEvent.DELIVERY_DELAY, EmailSendingEvent.REJECT];
+export const SES_EVENT_TYPES = [
+  EmailSendingEvent.BOUNCE,
+  EmailSendingEvent.COMPLAINT,
+  EmailSendingEvent.DELIVERY,
+  EmailSendingEvent.DELIVERY_DELAY,
+  EmailSendingEvent.REJECT,
+];
 
 /**
  * SES's side of the one suppression list: a configuration set (created, or taken by name from `sesConfigurationSet`)
@@ -46,13 +58,20 @@ export class SesEvents extends Construct {
     this.configurationSet = config.sesConfigurationSet
       ? ConfigurationSet.fromConfigurationSetName(this, 'ConfigurationSet', config.sesConfigurationSet)
       : new ConfigurationSet(this, 'ConfigurationSet', {});
-    const configurationSetArn = stack.formatArn({ service: 'ses', resource: 'configuration-set', resourceName: this.configurationSet.configurationSetName });
+    const resourceName = this.configurationSet.configurationSetName;
+    const configurationSetArn = stack.formatArn({ service: 'ses', resource: 'configuration-set', resourceName });
     const fromOurSes = { StringEquals: { 'AWS:SourceAccount': stack.account, 'AWS:SourceArn': configurationSetArn } };
 
-    this.topic = new Topic(this, 'Topic', { displayName: 'email-dispatch SES events', masterKey: key, enforceSSL: true });
-    this.topic.addToResourcePolicy(new PolicyStatement({ principals: [new ServicePrincipal('ses.amazonaws.com')], actions: ['sns:Publish'], resources: [this.topic.topicArn], conditions: fromOurSes }));
+    const ses = new ServicePrincipal('ses.amazonaws.com');
+    const displayName = 'email-dispatch SES events';
+    this.topic = new Topic(this, 'Topic', { displayName, masterKey: key, enforceSSL: true });
+    const topicArn = this.topic.topicArn;
+    const publish = { principals: [ses], actions: ['sns:Publish'], resources: [topicArn], conditions: fromOurSes };
+    this.topic.addToResourcePolicy(new PolicyStatement(publish));
     // SES encrypts what it publishes to the topic with the topic's key.
-    key.addToResourcePolicy(new PolicyStatement({ principals: [new ServicePrincipal('ses.amazonaws.com')], actions: ['kms:GenerateDataKey*', 'kms:Decrypt'], resources: ['*'], conditions: fromOurSes }));
+    const kms = ['kms:GenerateDataKey*', 'kms:Decrypt'];
+    const encrypt = { principals: [ses], actions: kms, resources: ['*'], conditions: fromOurSes };
+    key.addToResourcePolicy(new PolicyStatement(encrypt));
 
     const destination = new ConfigurationSetEventDestination(this, 'EventDestination', {
       configurationSet: this.configurationSet,
@@ -61,7 +80,11 @@ export class SesEvents extends Construct {
     });
     destination.node.addDependency(this.topic);
 
-    this.deadLetterQueue = new Queue(this, 'DeadLetterQueue', { encryption: QueueEncryption.SQS_MANAGED, enforceSSL: true, retentionPeriod: Duration.days(14) });
+    this.deadLetterQueue = new Queue(this, 'DeadLetterQueue', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
     this.fn = new NodeFunction(this, 'Function', {
       entry: 'ses-events.ts',
       description: 'Turns SES bounce, complaint, delivery, delay and reject events into events and suppressions',
