@@ -56,7 +56,8 @@ describe('the local twin', () => {
     expect(eventFor(throttled.idempotencyKey)).toMatchObject({ type: 'email.delivered', attempts: 2 });
     expect(eventFor(large.idempotencyKey)).toMatchObject({ type: 'email.delivered' });
     expect(suppressed).toEqual(new Set(['gone@bounce.test']));
-    expect(events.find((e) => e.type === 'bounce.detected')).toMatchObject({ verified: true, verification: { reason: 'verified' } });
+    const bounced = events.find((e) => e.type === 'bounce.detected');
+    expect(bounced).toMatchObject({ verified: true, verification: { reason: 'verified' } });
     expect(eventFor(again.idempotencyKey)).toMatchObject({ type: 'email.rejected', reason: 'all-recipients-suppressed' });
     const outbox = readdirSync(join(dataDir, 'outbox'));
     expect(outbox).toHaveLength(4);

@@ -13,7 +13,8 @@ import { syncMailbox, type Checkpoint, type SyncDeps } from '#core/sync-mailbox.
 import { openImapSession } from '#imap/imap-session.js';
 import { startAwsEmulators, type AwsEmulators } from '../support/dispatch-harness.js';
 import { bounceMessage, plainMessage } from '../support/mail-samples.js';
-import { createSyncDeps, credentialsOf, pollerConfigFor, startImapPeer, type ImapPeer } from '../support/poller-harness.js';
+import { createSyncDeps, credentialsOf, pollerConfigFor, startImapPeer } from '../support/poller-harness.js';
+import type { ImapPeer } from '../support/poller-harness.js';
 import { startTcpProxy } from '../support/tcp-proxy.js';
 import { startHoodiecrow } from '#local/hoodiecrow.js';
 
@@ -88,7 +89,7 @@ describe('polling a Dovecot mailbox', () => {
   });
 
   // A bounce about a message this deployment signed is verified and suppresses: see verified-reports.test.ts.
-  it('turns a hard bounce into bounce.detected; one about mail we never sent is unverified and suppresses no one', async () => {
+  it('reads a hard bounce as bounce.detected; one about mail we never sent suppresses no one', async () => {
     const mailbox = await newMailbox();
     const { deps, published, suppressions } = await createSyncDeps(aws, () => openImapSession(imap.settings(mailbox), credentialsOf()));
     await imap.append(mailbox, [bounceMessage('gone@example.net', { dispatchId: 'a'.repeat(32) }), bounceMessage('later@example.net', { status: '4.2.2', action: 'delayed' })]);
@@ -100,7 +101,11 @@ describe('polling a Dovecot mailbox', () => {
     expect(published[0]).toMatchObject({
       verified: false,
       verification: { reason: 'no-token' },
-      classification: { kind: 'bounce', recipients: [{ recipient: 'gone@example.net', status: '5.1.1', suppress: true }], original: { dispatchId: 'a'.repeat(32) } },
+      classification: {
+        kind: 'bounce',
+        recipients: [{ recipient: 'gone@example.net', status: '5.1.1', suppress: true }],
+        original: { dispatchId: 'a'.repeat(32) },
+      },
     });
     expect(published[1]).toMatchObject({ verified: false, classification: { kind: 'delay' } });
     expect(await suppressions.findSuppressed(['gone@example.net', 'later@example.net'])).toEqual(new Set());

@@ -31,7 +31,8 @@ afterAll(async () => {
 /** The consumer on a suppression table of its own, with a publisher that records what it was given. */
 const consumer = async () => {
   counter += 1;
-  const names = Object.fromEntries(Object.entries(LOCAL_NAMES).map(([k, v]) => [k, `${v}-ses-${process.pid}-${counter}`])) as typeof LOCAL_NAMES;
+  const suffixed = Object.entries(LOCAL_NAMES).map(([k, v]) => [k, `${v}-ses-${process.pid}-${counter}`]);
+  const names = Object.fromEntries(suffixed) as typeof LOCAL_NAMES;
   const resources = await createLocalResources(aws.clients, DEFAULT_SETTINGS, names, { tap: false });
   const suppressions = createSuppressionStore(aws.clients.documents, resources.suppressionTable);
   const logger = new Logger({ serviceName: 'email-dispatch' });
@@ -46,7 +47,8 @@ const consumer = async () => {
     suppress: (entry) => suppressions.suppress(entry),
     events: { publish: async (event) => void published.push(event) },
   });
-  const deliver = (records: SesEventRecord[], topicArn = TOPIC) => handler(toSnsEvent(topicArn, records), createLambdaContext('ses-events', 30_000));
+  const deliver = (records: SesEventRecord[], topicArn = TOPIC) =>
+    handler(toSnsEvent(topicArn, records), createLambdaContext('ses-events', 30_000));
   return { handler, deliver, suppressions, published, output };
 };
 
@@ -54,12 +56,16 @@ const consumer = async () => {
 const sendOf = (destination: string[], keys: ReportKeyring = OURS, key = `job-${Math.random()}`): SesSend => ({
   messageId: `0102-${Math.random().toString(36).slice(2)}`,
   destination,
-  tags: { [DispatchTags.key]: [Buffer.from(key).toString('base64url')], [DispatchTags.token]: [toTagToken(toReportToken(key, keys))] },
+  tags: {
+    [DispatchTags.key]: [Buffer.from(key).toString('base64url')],
+    [DispatchTags.token]: [toTagToken(toReportToken(key, keys))],
+  },
   at: new Date(),
 });
-const bounceOf = (send: SesSend, recipient: string, bounceType = 'Permanent', bounceSubType = 'General', status = '5.1.1'): SesEventRecord => {
+const bounceOf = (send: SesSend, recipient: string, type = 'Permanent', subType = 'General', status = '5.1.1') => {
   const record = toSesEventRecord(send, recipient, 'Bounce', ACCOUNT);
-  return { ...record, bounce: { bounceType, bounceSubType, bouncedRecipients: [{ emailAddress: recipient, action: 'failed', status }] } };
+  const bouncedRecipients = [{ emailAddress: recipient, action: 'failed', status }];
+  return { ...record, bounce: { bounceType: type, bounceSubType: subType, bouncedRecipients } } as SesEventRecord;
 };
 
 describe('the SES event consumer', () => {
@@ -70,18 +76,21 @@ describe('the SES event consumer', () => {
     const summary = await c.deliver([bounceOf(send, 'gone@customer.example')]);
 
     expect(summary).toMatchObject({ handled: 1, suppressed: 1, refused: 0 });
-    expect(await c.suppressions.findSuppressed(['gone@customer.example', 'fine@customer.example'])).toEqual(new Set(['gone@customer.example']));
-    expect(c.published[0]).toMatchObject({ type: 'bounce.detected', source: 'ses', verified: true, classification: { bounceType: 'Permanent', bounceSubType: 'General' } });
+    const suppressed = await c.suppressions.findSuppressed(['gone@customer.example', 'fine@customer.example']);
+    expect(suppressed).toEqual(new Set(['gone@customer.example']));
+    const classification = { bounceType: 'Permanent', bounceSubType: 'General' };
+    expect(c.published[0]).toMatchObject({ type: 'bounce.detected', source: 'ses', verified: true, classification });
   });
 
-  it('refuses notifications from another topic, about another account’s mail, or unreadable, suppressing no one', async () => {
+  it('refuses notifications from another topic, about another account’s mail, or unreadable', async () => {
     const c = await consumer();
     const send = sendOf(['ceo@customer.example']);
-    const otherAccount = { ...bounceOf(send, 'ceo@customer.example'), mail: { ...send, sendingAccountId: '999988887777' } } as unknown as SesEventRecord;
+    const bounce = bounceOf(send, 'ceo@customer.example');
+    const otherAccount = { ...bounce, mail: { ...bounce.mail, sendingAccountId: '999988887777' } };
 
-    const fromElsewhere = await c.deliver([bounceOf(send, 'ceo@customer.example')], 'arn:aws:sns:eu-west-1:999988887777:email-dispatch-ses-events');
+    const fromElsewhere = await c.deliver([bounce], 'arn:aws:sns:eu-west-1:999988887777:email-dispatch-ses-events');
     const aboutOthers = await c.deliver([otherAccount]);
-    const malformed = toSnsEvent(TOPIC, [bounceOf(send, 'ceo@customer.example')]);
+    const malformed = toSnsEvent(TOPIC, [bounce]);
     (malformed.Records[0] as { Sns: { Message: string } }).Sns.Message = '{"eventType":"Bounce","mail":{}}';
     const unreadable = await c.handler(malformed, createLambdaContext('ses-events', 30_000));
 
@@ -94,19 +103,23 @@ describe('the SES event consumer', () => {
     expect(c.output.metric('SesEventsRefused')).toBe(3);
   });
 
-  it('publishes with verified: false and suppresses no one when the tags were not made with our keys or the address was no recipient', async () => {
+  it('publishes verified: false and suppresses no one for tags not made with our keys or a non-recipient', async () => {
     const c = await consumer();
     const theirs = sendOf(['ceo@customer.example'], THEIRS);
     const ours = sendOf(['insider@customer.example']);
 
-    await c.deliver([bounceOf(theirs, 'ceo@customer.example'), bounceOf(ours, 'ceo@customer.example'), bounceOf({ ...ours, tags: {} }, 'insider@customer.example')]);
+    const untagged = { ...ours, tags: {} };
+    const ceo = 'ceo@customer.example';
+    await c.deliver([bounceOf(theirs, ceo), bounceOf(ours, ceo), bounceOf(untagged, 'insider@customer.example')]);
 
-    expect(c.published.map((e) => [(e as { verified?: boolean }).verified, (e as unknown as { verification: { reason: string } }).verification.reason])).toEqual([
+    const verdicts = c.published.map((e) => e as unknown as { verified: boolean; verification: { reason: string } });
+    expect(verdicts.map((e) => [e.verified, e.verification.reason])).toEqual([
       [false, 'forged-token'],
       [false, 'not-a-recipient'],
       [false, 'no-token'],
     ]);
-    expect(await c.suppressions.findSuppressed(['ceo@customer.example', 'insider@customer.example'])).toEqual(new Set());
+    const suppressed = await c.suppressions.findSuppressed(['ceo@customer.example', 'insider@customer.example']);
+    expect(suppressed).toEqual(new Set());
     expect(c.output.metric('UnverifiedReports')).toBe(3);
   });
 
@@ -117,23 +130,29 @@ describe('the SES event consumer', () => {
     ['Permanent', 'General', '5.1.10', true],
     ['Permanent', 'NoEmail', '', true],
     ['Permanent', 'OnAccountSuppressionList', '', true],
-  ] as const)('maps a %s/%s bounce (status %s) onto the suppression policy: suppress %s', async (bounceType, subType, status, suppress) => {
+  ] as const)('maps a %s/%s bounce (status %s) onto the policy: suppress %s', async (type, sub, status, suppress) => {
     const c = await consumer();
     const send = sendOf(['someone@customer.example']);
 
-    await c.deliver([bounceOf(send, 'someone@customer.example', bounceType, subType, status)]);
+    await c.deliver([bounceOf(send, 'someone@customer.example', type, sub, status)]);
 
     expect(c.published[0]).toMatchObject({ verified: true, classification: { recipients: [{ suppress }] } });
     expect((await c.suppressions.findSuppressed(['someone@customer.example'])).size).toBe(suppress ? 1 : 0);
   });
 
-  it('turns a delivery, a delay and a complaint into email.delivered, delivery.delayed and complaint.detected', async () => {
+  it('turns a delivery, a delay and a complaint into delivered, delayed and complaint events', async () => {
     const c = await consumer();
     const send = sendOf(['a@customer.example', 'b@customer.example', 'c@customer.example']);
 
-    await c.deliver([toSesEventRecord(send, 'a@customer.example', 'Delivery', ACCOUNT), toSesEventRecord(send, 'b@customer.example', 'DeliveryDelay', ACCOUNT), toSesEventRecord(send, 'c@customer.example', 'Complaint', ACCOUNT)]);
+    await c.deliver([
+      toSesEventRecord(send, 'a@customer.example', 'Delivery', ACCOUNT),
+      toSesEventRecord(send, 'b@customer.example', 'DeliveryDelay', ACCOUNT),
+      toSesEventRecord(send, 'c@customer.example', 'Complaint', ACCOUNT),
+    ]);
 
     expect(c.published.map((e) => e.type)).toEqual(['email.delivered', 'delivery.delayed', 'complaint.detected']);
-    expect(await c.suppressions.findSuppressed(['a@customer.example', 'b@customer.example', 'c@customer.example'])).toEqual(new Set(['c@customer.example']));
+    const all = ['a@customer.example', 'b@customer.example', 'c@customer.example'];
+    const suppressed = await c.suppressions.findSuppressed(all);
+    expect(suppressed).toEqual(new Set(['c@customer.example']));
   });
 });

@@ -17,7 +17,17 @@ export function plainMessage(n: number, options: { messageId?: string; from?: st
 /** A Postfix-style RFC 3464 bounce for `recipient`, quoting the original's headers. */
 export function bounceMessage(
   recipient: string,
-  options: { status?: string; action?: string; originalMessageId?: string; dispatchId?: string; lineEnding?: string; headers?: string[]; quoteOriginal?: boolean } = {},
+  options: {
+    status?: string;
+    action?: string;
+    originalMessageId?: string;
+    dispatchId?: string;
+    lineEnding?: string;
+    /** Extra header lines on top, e.g. the Delivered-To of a VERP address. */
+    headers?: string[];
+    /** Quote the original's headers (a text/rfc822-headers part). @default true */
+    quoteOriginal?: boolean;
+  } = {},
 ): string {
   const status = options.status ?? '5.1.1';
   return [
@@ -65,7 +75,11 @@ export function bounceMessage(
 }
 
 /** An RFC 5965 (ARF) complaint about `recipient`, quoting the original's headers unless told not to. */
-export function complaintMessage(recipient: string, options: { feedbackType?: string; originalMessageId?: string; quoteOriginal?: boolean; headers?: string[] } = {}): string {
+export function complaintMessage(
+  recipient: string,
+  options: { feedbackType?: string; originalMessageId?: string; quoteOriginal?: boolean; headers?: string[] } = {},
+): string {
+  const quotedId = options.originalMessageId ?? '<original@example.com>';
   return [
     ...(options.headers ?? []),
     'From: feedback@fbl.example.org',
@@ -90,7 +104,7 @@ export function complaintMessage(recipient: string, options: { feedbackType?: st
     '',
     ...(options.quoteOriginal === false
       ? []
-      : ['--ARF', 'Content-Type: text/rfc822-headers', '', `Message-ID: ${options.originalMessageId ?? '<original@example.com>'}`, `To: ${recipient}`, 'Subject: Your receipt', '']),
+      : ['--ARF', 'Content-Type: text/rfc822-headers', '', `Message-ID: ${quotedId}`, `To: ${recipient}`, '']),
     '--ARF--',
     '',
   ].join('\r\n');

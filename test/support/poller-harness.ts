@@ -58,7 +58,7 @@ export type { DovecotServer };
 let counter = 0;
 
 /** The report keys of the harness's deployment. */
-export const HARNESS_REPORT_KEYS: ReportKeyring = toReportKeyring({ current: 'k1', k1: 'harness-report-key-'.repeat(3) }, 'harness');
+export const HARNESS_REPORT_KEYS: ReportKeyring = toReportKeyring({ current: 'k1', k1: 'harness-key-'.repeat(3) }, 'x');
 
 /**
  * The poller's real stores on the emulators, and a publisher that records what it was given. Reports are verified
@@ -98,10 +98,11 @@ export async function createSyncDeps(
 
 export const credentialsOf = (user = IMAP_USER) => ({ get: async () => user });
 
-/** The poller function's configuration for one mailbox of the Dovecot peer, on the harness's resources, without IDLE. */
+/** The poller function's configuration for one mailbox of the Dovecot peer, on the given resources, without IDLE. */
 export function pollerConfigFor(imap: ImapPeer, resources: LocalResources, mailbox: string, id: string) {
+  const { host, port } = imap.dovecot;
   return loadPollerConfig({
-    MAILBOXES: JSON.stringify([{ id, host: imap.dovecot.host, port: imap.dovecot.port, security: 'starttls', mailbox, secret: 'local' }]),
+    MAILBOXES: JSON.stringify([{ id, host, port, security: 'starttls', mailbox, secret: 'local' }]),
     MAILBOX_STATE_TABLE: resources.mailboxStateTable,
     SUPPRESSION_TABLE: resources.suppressionTable,
     EVENTS_TOPIC_ARN: resources.eventsTopicArn,

@@ -22,9 +22,14 @@ export async function startTestTwin(options: TwinOptions = {}): Promise<{ twin: 
 export function eventTap(twinOf: () => Twin, events: Array<Record<string, unknown>>) {
   const collectEvents = async () => {
     const { clients, resources } = twinOf();
-    const r = await clients.sqsClient.send(new ReceiveMessageCommand({ QueueUrl: resources.eventsTapQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
-    for (const m of r.Messages ?? []) events.push(JSON.parse(m.Body ?? '{}') as Record<string, unknown>);
-    if (r.Messages?.length) await clients.sqsClient.send(new DeleteMessageBatchCommand({ QueueUrl: resources.eventsTapQueueUrl, Entries: r.Messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })) }));
+    const QueueUrl = resources.eventsTapQueueUrl;
+    const receive = new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 });
+    const r = await clients.sqsClient.send(receive);
+    const messages = r.Messages ?? [];
+    for (const m of messages) events.push(JSON.parse(m.Body ?? '{}') as Record<string, unknown>);
+    if (messages.length === 0) return;
+    const Entries = messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle }));
+    await clients.sqsClient.send(new DeleteMessageBatchCommand({ QueueUrl, Entries }));
   };
   const waitFor = async (what: string, done: () => boolean | Promise<boolean>, timeoutMs = 45_000) => {
     const until = Date.now() + timeoutMs;
