@@ -19,12 +19,16 @@ afterAll(async () => {
 });
 
 const { waitFor } = eventTap(() => twin, events);
-const eventFor = (key: string, type: string, source?: string) => events.find((e) => e.idempotencyKey === key && e.type === type && (!source || e.source === source));
+const eventFor = (key: string, type: string, source?: string) =>
+  events.find((e) => e.idempotencyKey === key && e.type === type && (!source || e.source === source));
 
 describe('the local twin with the SES transport', () => {
-  it('turns SES bounce and complaint events into verified events and suppressions; the next job to them is rejected', async () => {
+  it('turns SES bounces and complaints into verified events and suppressions; the next job is rejected', async () => {
     // Prepare
-    const producer = createEmailProducer({ sqs: twin.clients.sqsClient, s3: await twin.clients.s3(), queueUrl: twin.resources.jobsQueueUrl, bucket: twin.resources.bucket });
+    const { clients, resources } = twin;
+    const s3 = await clients.s3();
+    const { jobsQueueUrl: queueUrl, bucket } = resources;
+    const producer = createEmailProducer({ sqs: clients.sqsClient, s3, queueUrl, bucket });
     const bounce = emailJobFactory({ to: ['gone@bounce.test'] });
     const complaint = emailJobFactory({ to: ['angry@complaint.test'] });
     const good = emailJobFactory({ to: ['alice@example.net'] });
@@ -32,21 +36,31 @@ describe('the local twin with the SES transport', () => {
 
     // Act
     await producer.sendEmails([bounce, complaint, good]);
-    await waitFor('the SES events', () => !!eventFor(bounce.idempotencyKey, 'bounce.detected') && !!eventFor(complaint.idempotencyKey, 'complaint.detected') && !!eventFor(good.idempotencyKey, 'email.delivered', 'ses'));
-    const suppressed = await suppressions.findSuppressed(['gone@bounce.test', 'angry@complaint.test', 'alice@example.net']);
+    const bounced = () => eventFor(bounce.idempotencyKey, 'bounce.detected');
+    const complainedOf = () => eventFor(complaint.idempotencyKey, 'complaint.detected');
+    const deliveredOf = () => eventFor(good.idempotencyKey, 'email.delivered', 'ses');
+    await waitFor('the SES events', () => [bounced(), complainedOf(), deliveredOf()].every((e) => e !== undefined));
+    const addresses = ['gone@bounce.test', 'angry@complaint.test', 'alice@example.net'];
+    const suppressed = await suppressions.findSuppressed(addresses);
     const again = emailJobFactory({ to: ['gone@bounce.test', 'angry@complaint.test'] });
     await producer.sendEmail(again);
     await waitFor('the suppressed send', () => !!eventFor(again.idempotencyKey, 'email.rejected'));
 
     // Assess
-    expect(eventFor(bounce.idempotencyKey, 'bounce.detected')).toMatchObject({
+    expect(bounced()).toMatchObject({
       source: 'ses',
       verified: true,
       verification: { via: 'tag' },
-      classification: { kind: 'bounce', bounceType: 'Permanent', recipients: [{ recipient: 'gone@bounce.test', status: '5.1.1', suppress: true }] },
+      classification: {
+        kind: 'bounce',
+        bounceType: 'Permanent',
+        recipients: [{ recipient: 'gone@bounce.test', status: '5.1.1', suppress: true }],
+      },
     });
-    expect(eventFor(complaint.idempotencyKey, 'complaint.detected')).toMatchObject({ source: 'ses', verified: true, classification: { kind: 'complaint', feedbackType: 'abuse', suppress: true } });
-    expect(eventFor(good.idempotencyKey, 'email.delivered', 'ses')).toMatchObject({ verified: true, recipients: [{ recipient: 'alice@example.net', status: 'accepted' }] });
+    const complained = { kind: 'complaint', feedbackType: 'abuse', suppress: true };
+    expect(complainedOf()).toMatchObject({ source: 'ses', verified: true, classification: complained });
+    const delivered = [{ recipient: 'alice@example.net', status: 'accepted' }];
+    expect(deliveredOf()).toMatchObject({ verified: true, recipients: delivered });
     expect(suppressed).toEqual(new Set(['gone@bounce.test', 'angry@complaint.test']));
     expect(eventFor(again.idempotencyKey, 'email.rejected')).toMatchObject({ reason: 'all-recipients-suppressed' });
   });

@@ -31,25 +31,38 @@ const poller = {
 
 describe('report verification settings', () => {
   it('reads the report keys and the VERP domain for the dispatcher', () => {
-    expect(loadDispatchConfig({ ...dispatch, REPORT_KEYS_SECRET_ID: 'email-dispatch/report-keys', BOUNCE_DOMAIN: 'Bounces.Example.com' })).toMatchObject({
+    const keys = { REPORT_KEYS_SECRET_ID: 'email-dispatch/report-keys', BOUNCE_DOMAIN: 'Bounces.Example.com' };
+    const env = { ...dispatch, ...keys };
+    expect(loadDispatchConfig(env)).toMatchObject({
       reportKeysSecretId: 'email-dispatch/report-keys',
       bounceDomain: 'bounces.example.com',
     });
   });
 
   it('refuses a VERP domain without report keys, or one that is not a domain, naming the variable', () => {
-    expect(problemsOf(() => loadDispatchConfig({ ...dispatch, BOUNCE_DOMAIN: 'bounces.example.com' }))).toContain('BOUNCE_DOMAIN needs REPORT_KEYS_SECRET_ID');
-    expect(problemsOf(() => loadDispatchConfig({ ...dispatch, REPORT_KEYS_SECRET_ID: 'k', BOUNCE_DOMAIN: 'not a domain' }))).toContain('BOUNCE_DOMAIN must be a domain');
+    const withoutKeys = { ...dispatch, BOUNCE_DOMAIN: 'bounces.example.com' };
+    const notADomain = { ...dispatch, REPORT_KEYS_SECRET_ID: 'k', BOUNCE_DOMAIN: 'not a domain' };
+    expect(problemsOf(() => loadDispatchConfig(withoutKeys))).toContain('BOUNCE_DOMAIN needs REPORT_KEYS_SECRET_ID');
+    expect(problemsOf(() => loadDispatchConfig(notADomain))).toContain('BOUNCE_DOMAIN must be a domain');
   });
 
   it('needs the idempotency table in the poller once it has report keys (it verifies against it)', () => {
-    expect(problemsOf(() => loadPollerConfig({ ...poller, REPORT_KEYS_SECRET_ID: 'k' }))).toContain('IDEMPOTENCY_TABLE is required');
-    expect(loadPollerConfig({ ...poller, REPORT_KEYS_SECRET_ID: 'k', IDEMPOTENCY_TABLE: 'idem' })).toMatchObject({ reportKeysSecretId: 'k', idempotencyTable: 'idem' });
+    const withKeys = { ...poller, REPORT_KEYS_SECRET_ID: 'k' };
+    expect(problemsOf(() => loadPollerConfig(withKeys))).toContain('IDEMPOTENCY_TABLE is required');
+    const complete = loadPollerConfig({ ...withKeys, IDEMPOTENCY_TABLE: 'idem' });
+    expect(complete).toMatchObject({ reportKeysSecretId: 'k', idempotencyTable: 'idem' });
   });
 
   it('reports every problem of the SES event consumer together', () => {
     const text = problemsOf(() => loadSesEventsConfig({ ACCOUNT_ID: '12', SES_EVENTS_TOPIC_ARN: 'topic' }));
-    for (const expected of ['ACCOUNT_ID must be 12 digits', 'SES_EVENTS_TOPIC_ARN must be an SNS topic ARN', 'SUPPRESSION_TABLE is required', 'EVENTS_TOPIC_ARN is required', 'REPORT_KEYS_SECRET_ID is required']) {
+    const problems = [
+      'ACCOUNT_ID must be 12 digits',
+      'SES_EVENTS_TOPIC_ARN must be an SNS topic ARN',
+      'SUPPRESSION_TABLE is required',
+      'EVENTS_TOPIC_ARN is required',
+      'REPORT_KEYS_SECRET_ID is required',
+    ];
+    for (const expected of problems) {
       expect(text).toContain(expected);
     }
   });

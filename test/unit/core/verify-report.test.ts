@@ -21,7 +21,8 @@ const otherDeployment: ReportKeyring = toReportKeyring({ current: 'k1', k1: secr
 
 /** What the dispatcher stored: one job with its accepted recipients, hashed with the keys of the time. */
 const sentWith = (keyring: ReportKeyring, key: string, recipients: string[]): SentMessages => ({
-  recipientHashesOf: async (handle) => (handle === toRecordHandle(key) ? recipients.map((r) => hashRecipient(r, keyring)) : undefined),
+  recipientHashesOf: async (handle) =>
+    handle === toRecordHandle(key) ? recipients.map((r) => hashRecipient(r, keyring)) : undefined,
 });
 
 describe('report tokens', () => {
@@ -32,7 +33,8 @@ describe('report tokens', () => {
     expect(verp.split('@')[0]?.length).toBeLessThanOrEqual(64);
     expect(toMessageId('order-4711-receipt', 'example.com', oldKeys)).toBe(`<${token}@example.com>`);
     expect(tokenOfVerpAddress(verp.toUpperCase(), 'bounces.example.com')).toBe(token);
-    expect(verifyReportToken(token.toUpperCase(), oldKeys)).toEqual({ handle: toRecordHandle('order-4711-receipt'), keyId: 'k1' });
+    const handle = toRecordHandle('order-4711-receipt');
+    expect(verifyReportToken(token.toUpperCase(), oldKeys)).toEqual({ handle, keyId: 'k1' });
   });
 
   it('refuses a token with a changed handle or MAC, or one another deployment made', () => {
@@ -64,38 +66,48 @@ describe('report tokens', () => {
   });
 
   it('names what is wrong with a report-key secret without echoing it', () => {
-    expect(() => toReportKeyring({ current: 'k9', k1: secret('a') }, 'email-dispatch/report-keys')).toThrow(/"current" names key k9/);
-    expect(() => toReportKeyring({ current: 'k1', k1: 'short' }, 'x')).toThrow(/key k1 must be a string of at least 32 characters/);
+    expect(() => toReportKeyring({ current: 'k9', k1: secret('a') }, 'report-keys')).toThrow(/"current" names key k9/);
+    expect(() => toReportKeyring({ current: 'k1', k1: 'short' }, 'x')).toThrow(/key k1 must be a string of at least/);
     expect(() => toReportKeyring({ k1: secret('a') }, 'x')).toThrow(/"current" must name the signing key/);
   });
 });
 
+type Case = [string, ReportEvidence, string[], string];
+
 describe('verifyReport', () => {
   const key = 'invoice-2026-11-29';
-  const deps = { keyring: oldKeys, sent: sentWith(oldKeys, key, ['ceo@customer.example', 'cfo@customer.example']), bounceDomain: 'bounces.example.com' };
+  const sent = sentWith(oldKeys, key, ['ceo@customer.example', 'cfo@customer.example']);
+  const deps = { keyring: oldKeys, sent, bounceDomain: 'bounces.example.com' };
   const messageId = toMessageId(key, 'example.com', oldKeys);
+  const ceo = 'ceo@customer.example';
+  const intern = 'intern@customer.example';
+  const madeUp = `<k1.${'a'.repeat(26)}.${'a'.repeat(16)}@x.test>`;
+  const elsewhere = toVerpAddress(toReportToken(key, oldKeys), 'evil.test');
 
   it('verifies a report that quotes our Message-ID about one of its recipients', async () => {
-    expect(await verifyReport({ messageIds: [messageId] }, ['CEO@customer.example'], deps)).toMatchObject({ verified: true, via: 'message-id', keyId: 'k1' });
+    const verdict = await verifyReport({ messageIds: [messageId] }, ['CEO@customer.example'], deps);
+    expect(verdict).toMatchObject({ verified: true, via: 'message-id', keyId: 'k1' });
   });
 
   it('verifies a report that quotes nothing through its VERP envelope recipient', async () => {
     const verp = toVerpAddress(toReportToken(key, oldKeys), 'bounces.example.com');
-    expect(await verifyReport({ messageIds: [], envelopeTo: [verp] }, ['cfo@customer.example'], deps)).toMatchObject({ verified: true, via: 'envelope' });
+    const verdict = await verifyReport({ messageIds: [], envelopeTo: [verp] }, ['cfo@customer.example'], deps);
+    expect(verdict).toMatchObject({ verified: true, via: 'envelope' });
   });
 
   it.each([
-    ['quoting nothing', { messageIds: [] }, ['ceo@customer.example'], 'no-token'],
-    ['quoting a made-up Message-ID', { messageIds: ['<k1.aaaaaaaaaaaaaaaaaaaaaaaaaa.aaaaaaaaaaaaaaaa@example.com>'] }, ['ceo@customer.example'], 'forged-token'],
-    ['quoting a real Message-ID about someone else', { messageIds: [messageId] }, ['intern@customer.example'], 'not-a-recipient'],
-    ['naming a recipient and an outsider', { messageIds: [messageId] }, ['ceo@customer.example', 'intern@customer.example'], 'not-a-recipient'],
-    ['with a VERP address at another domain', { envelopeTo: [toVerpAddress(toReportToken(key, oldKeys), 'evil.test')] }, ['ceo@customer.example'], 'no-token'],
-  ] as Array<[string, ReportEvidence, string[], string]>)('does not verify a report %s', async (_what, evidence, addresses, reason) => {
+    ['quoting nothing', { messageIds: [] }, [ceo], 'no-token'],
+    ['quoting a made-up Message-ID', { messageIds: [madeUp] }, [ceo], 'forged-token'],
+    ['quoting a real Message-ID about someone else', { messageIds: [messageId] }, [intern], 'not-a-recipient'],
+    ['naming a recipient and an outsider', { messageIds: [messageId] }, [ceo, intern], 'not-a-recipient'],
+    ['with a VERP address at another domain', { envelopeTo: [elsewhere] }, [ceo], 'no-token'],
+  ] as Case[])('does not verify a report %s', async (_, evidence, addresses, reason) => {
     expect(await verifyReport(evidence, addresses, deps)).toMatchObject({ verified: false, reason });
   });
 
   it('does not verify a genuine token whose job has no stored result', async () => {
     const unknown = toMessageId('never-completed', 'example.com', oldKeys);
-    expect(await verifyReport({ messageIds: [unknown] }, ['ceo@customer.example'], deps)).toMatchObject({ verified: false, reason: 'unknown-message' });
+    const verdict = await verifyReport({ messageIds: [unknown] }, [ceo], deps);
+    expect(verdict).toMatchObject({ verified: false, reason: 'unknown-message' });
   });
 });
