@@ -89,6 +89,14 @@ export type DispatchConfig = {
   defaultFrom?: string;
   /** Domain of generated Message-IDs. `MESSAGE_ID_DOMAIN`. @default the domain of DEFAULT_FROM */
   messageIdDomain: string;
+  /**
+   * Secrets Manager secret of the report keys, `{"current": "<id>", "<id>": "<secret>", …}`: every message carries a
+   * token made with the current key, so that bounces and complaints about it can be verified. `REPORT_KEYS_SECRET_ID`,
+   * optional (the stack always sets it); without it no report can ever verify, so none suppresses anyone.
+   */
+  reportKeysSecretId?: string;
+  /** SMTP envelope sender `bounces+<token>@<domain>` (VERP). `BOUNCE_DOMAIN`, optional (needs the report keys). */
+  bounceDomain?: string;
   smtp?: {
     /** `SMTP_HOST`, required with smtp. */
     host: string;
@@ -151,6 +159,16 @@ const SES_SMTP_ENDPOINT = /^email-smtp(?:-fips)?\.([a-z]{2}-[a-z]+-\d)\.amazonaw
 
 const domainOf = (address: string | undefined) => address?.split('@')[1];
 
+/** `BOUNCE_DOMAIN`: a domain (the VERP addresses' tokens need the report keys to be made and read). */
+function readBounceDomain(r: EnvReader, reportKeysSecretId: string | undefined): string | undefined {
+  const bounceDomain = r.optional('BOUNCE_DOMAIN')?.toLowerCase();
+  if (bounceDomain === undefined) return undefined;
+  const domain = /^[a-z0-9.-]+\.[a-z]{2,}$/.test(bounceDomain);
+  r.check(domain, `BOUNCE_DOMAIN must be a domain like bounces.example.com, got "${bounceDomain}"`);
+  r.check(reportKeysSecretId !== undefined, 'BOUNCE_DOMAIN needs REPORT_KEYS_SECRET_ID (VERP tokens need the keys)');
+  return bounceDomain;
+}
+
 /** Reads and validates the dispatch function's configuration; throws a ConfigError listing every problem. */
 export function loadDispatchConfig(env: Env = process.env): DispatchConfig {
   const r = new EnvReader(env);
@@ -181,6 +199,8 @@ export function loadDispatchConfig(env: Env = process.env): DispatchConfig {
       smtpUtf8: r.oneOf('SMTP_UTF8', ['true', 'false'] as const, 'false') === 'true',
     };
   }
+  const reportKeysSecretId = r.optional('REPORT_KEYS_SECRET_ID');
+  const bounceDomain = readBounceDomain(r, reportKeysSecretId);
   const ses = transports.includes('ses')
     ? {
         configurationSetName: r.optional('SES_CONFIGURATION_SET'),
@@ -221,6 +241,8 @@ export function loadDispatchConfig(env: Env = process.env): DispatchConfig {
     defaultTransport,
     defaultFrom,
     messageIdDomain,
+    reportKeysSecretId,
+    bounceDomain,
     smtp,
     ses,
     rateShares: r.integer('RATE_SHARES', 1, 1, 1000),
@@ -320,6 +342,18 @@ export type PollerConfig = {
   secretsCacheSeconds: number;
   /** How long suppressions for non-permanent reasons last, days. `SUPPRESSION_TTL_DAYS`. @default 30 */
   suppressionTtlDays: number;
+  /**
+   * The report keys (see the dispatch configuration). `REPORT_KEYS_SECRET_ID`, optional (the stack always sets it);
+   * without it no bounce or complaint verifies, and none suppresses anyone.
+   */
+  reportKeysSecretId?: string;
+  /**
+   * The dispatcher's idempotency table, where the recipients of each job are stored. `IDEMPOTENCY_TABLE`, required
+   * with REPORT_KEYS_SECRET_ID.
+   */
+  idempotencyTable?: string;
+  /** The domain of VERP addresses reports come back to. `BOUNCE_DOMAIN`, optional. */
+  bounceDomain?: string;
 };
 
 /** Reads and validates the poller's configuration; throws a ConfigError listing every problem. */
@@ -339,7 +373,50 @@ export function loadPollerConfig(env: Env = process.env): PollerConfig {
     stopMarginMs: r.integer('STOP_MARGIN_MS', 5000, 0, 120_000),
     secretsCacheSeconds: r.integer('SECRETS_CACHE_SECONDS', 300, 0, 86_400),
     suppressionTtlDays: r.integer('SUPPRESSION_TTL_DAYS', DEFAULT_SUPPRESSION_TTL_DAYS, 1, 3650),
+    ...readReportVerification(r),
   };
+  if (r.problems.length > 0) throw new ConfigError(r.problems);
+  return config;
+}
+
+/** What a consumer of reports needs to verify them: the keys, the stored recipients, the VERP domain. */
+function readReportVerification(r: EnvReader) {
+  const reportKeysSecretId = r.optional('REPORT_KEYS_SECRET_ID');
+  const idempotencyTable = reportKeysSecretId ? r.required('IDEMPOTENCY_TABLE') : r.optional('IDEMPOTENCY_TABLE');
+  return { reportKeysSecretId, idempotencyTable, bounceDomain: readBounceDomain(r, reportKeysSecretId) };
+}
+
+/** Everything the SES event consumer reads from its environment. */
+export type SesEventsConfig = {
+  /** The configuration set's event topic; any other is refused. `SES_EVENTS_TOPIC_ARN`, required. */
+  sesEventsTopicArn: string;
+  /** Our account; events about another account's mail are refused. `ACCOUNT_ID`, required (12 digits). */
+  accountId: string;
+  /** `SUPPRESSION_TABLE`, required. */
+  suppressionTable: string;
+  /** `EVENTS_TOPIC_ARN`, required. */
+  eventsTopicArn: string;
+  /** The report keys that verify the token in each message's tags. `REPORT_KEYS_SECRET_ID`, required. */
+  reportKeysSecretId: string;
+  /** `SECRETS_CACHE_SECONDS`. @default 300 */
+  secretsCacheSeconds: number;
+};
+
+/** Reads and validates the SES event consumer's configuration; throws a ConfigError listing every problem. */
+export function loadSesEventsConfig(env: Env = process.env): SesEventsConfig {
+  const r = new EnvReader(env);
+  const config: SesEventsConfig = {
+    sesEventsTopicArn: r.required('SES_EVENTS_TOPIC_ARN'),
+    accountId: r.required('ACCOUNT_ID'),
+    suppressionTable: r.required('SUPPRESSION_TABLE'),
+    eventsTopicArn: r.required('EVENTS_TOPIC_ARN'),
+    reportKeysSecretId: r.required('REPORT_KEYS_SECRET_ID'),
+    secretsCacheSeconds: r.integer('SECRETS_CACHE_SECONDS', 300, 0, 86_400),
+  };
+  const { accountId, sesEventsTopicArn } = config;
+  r.check(accountId === '' || /^\d{12}$/.test(accountId), `ACCOUNT_ID must be 12 digits, got "${accountId}"`);
+  const arn = sesEventsTopicArn === '' || sesEventsTopicArn.startsWith('arn:');
+  r.check(arn, 'SES_EVENTS_TOPIC_ARN must be an SNS topic ARN');
   if (r.problems.length > 0) throw new ConfigError(r.problems);
   return config;
 }

@@ -7,9 +7,12 @@ import { createSnsEventPublisher } from '#aws/event-publisher.js';
 import { createMailboxStateStore } from '#aws/mailbox-state-store.js';
 import { createRawMessageStore } from '#aws/raw-message-store.js';
 import { createSecretsManagerCredentials } from '#aws/secrets-credentials.js';
+import { createSentMessages } from '#aws/sent-messages.js';
 import { createSuppressionStore } from '#aws/suppression-store.js';
 import { checkCredentials, toMailCredentials } from '#core/credential-source.js';
 import { METRIC_NAMESPACE, SERVICE_NAME, SuppressionMetrics } from '#core/metric-names.js';
+import { toReportKeyring } from '#core/message-id.js';
+import { createInboundReportVerifier } from '#core/verify-report.js';
 import { createPollMailboxHandler } from '#handlers/poll-mailbox-handler.js';
 import { createMailLoginSource } from '#oauth/mail-login-source.js';
 import { loadPollerConfig, type PolledMailbox } from './config.js';
@@ -39,6 +42,13 @@ const loginOf = (mailbox: PolledMailbox, secret = secretOf(mailbox.secret)) =>
   });
 const logins = new Map(secrets.map(([m, secret]) => [m.id, loginOf(m, secret)]));
 
+const reportKeys = config.reportKeysSecretId
+  ? createSecretsManagerCredentials(config.reportKeysSecretId, toReportKeyring, {
+      maxAgeSeconds: config.secretsCacheSeconds,
+      client: secretsClient,
+    })
+  : undefined;
+
 export const handler = createPollMailboxHandler({
   config,
   logger,
@@ -47,6 +57,14 @@ export const handler = createPollMailboxHandler({
   state: createMailboxStateStore(clients.documents, config.mailboxStateTable),
   events: createSnsEventPublisher(clients.sns, config.eventsTopicArn),
   suppress: (entry) => suppressions.suppress(entry),
+  verifyReport:
+    reportKeys && config.idempotencyTable
+      ? createInboundReportVerifier({
+          keys: () => reportKeys.get(),
+          sent: createSentMessages(clients.documents, config.idempotencyTable),
+          bounceDomain: config.bounceDomain,
+        })
+      : undefined,
   storeRaw: createRawMessageStore(clients.s3, config.rawMessageBucket),
   credentialsFor: (mailbox) => logins.get(mailbox.id) ?? loginOf(mailbox),
 });

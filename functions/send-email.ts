@@ -3,6 +3,7 @@ import { Metrics } from '@aws-lambda-powertools/metrics';
 import { Tracer } from '@aws-lambda-powertools/tracer';
 import { createAwsClients } from '#aws/clients.js';
 import { checkCredentials, toMailCredentials } from '#core/credential-source.js';
+import { toReportKeyring } from '#core/message-id.js';
 import { METRIC_NAMESPACE, SERVICE_NAME } from '#core/metric-names.js';
 import { buildSendEmailDeps } from '#handlers/build-send-email-deps.js';
 import { createSendEmailHandler } from '#handlers/send-email-handler.js';
@@ -40,11 +41,24 @@ async function smtpCredentialsFrom(secretId: string) {
   });
 }
 
+/** The report keys, from Secrets Manager (cached as the SMTP secret is). */
+async function reportKeysFrom(secretId: string) {
+  const [{ createSecretsManagerCredentials }, { SecretsManagerClient }] = await Promise.all([
+    import('#aws/secrets-credentials.js'),
+    import('@aws-sdk/client-secrets-manager'),
+  ]);
+  const client = tracer.captureAWSv3Client(new SecretsManagerClient({}));
+  const maxAgeSeconds = config.secretsCacheSeconds;
+  return createSecretsManagerCredentials(secretId, toReportKeyring, { maxAgeSeconds, client });
+}
+
 // The modules this configuration uses load side by side (the transport's is then already there for the wiring).
-const [smtpCredentials] = await Promise.all([
+const [smtpCredentials, reportKeys] = await Promise.all([
   smtpSecretId ? smtpCredentialsFrom(smtpSecretId) : undefined,
+  config.reportKeysSecretId ? reportKeysFrom(config.reportKeysSecretId) : undefined,
   config.smtp ? import('#transports/smtp-transport.js') : undefined,
   config.ses ? import('#transports/ses-transport.js') : undefined,
 ]);
 
-export const handler = createSendEmailHandler(await buildSendEmailDeps(config, clients, { logger, metrics, tracer }, { smtpCredentials }));
+const deps = await buildSendEmailDeps(config, clients, { logger, metrics, tracer }, { smtpCredentials, reportKeys });
+export const handler = createSendEmailHandler(deps);

@@ -1,4 +1,5 @@
 import { CfnOutput, Stack, Validations, type StackProps } from 'aws-cdk-lib';
+import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
 import { EmailDispatch } from './constructs/email-dispatch.js';
 import type { StackConfig } from './stack-config.js';
@@ -42,7 +43,7 @@ function acknowledgeReviewedFindings(stack: EmailDispatchStack) {
     id: 'Serverless-LambdaEventSourceMappingDestination',
     reason: 'SQS event source mappings do not support on-failure destinations; failed records return to the queue and its redrive policy moves them to the DLQ.',
   });
-  for (const fn of functions) {
+  for (const fn of [...functions, ...(system.sesEvents ? [system.sesEvents.fn] : [])]) {
     Validations.of(fn.role ?? fn).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',
       reason: 'Only the X-Ray statement (xray:PutTraceSegments, xray:PutTelemetryRecords) that active tracing adds: X-Ray has no resource-level permissions.',
@@ -68,6 +69,21 @@ function acknowledgeReviewedFindings(stack: EmailDispatchStack) {
     Validations.of(subscription).acknowledge({
       id: 'Serverless-SNSRedrivePolicy',
       reason: 'The e-mail subscription of the alarm topic: alarm state lives in CloudWatch, and an undelivered notification is sent again at the next state change.',
+    });
+  }
+  if (system.reportKeys instanceof Secret) {
+    Validations.of(system.reportKeys).acknowledge({
+      id: 'AwsSolutions-SMG4',
+      reason:
+        'The report keys rotate by key id, by hand: a new key becomes current while the old one stays listed ' +
+        'until reports about mail it signed stop coming (README, key rotation). An automatic rotation would drop ' +
+        'the old key and with it every verifiable report.',
+    });
+  }
+  if (system.sesEvents) {
+    Validations.of(system.sesEvents.deadLetterQueue).acknowledge({
+      id: 'Serverless-SQSRedrivePolicy',
+      reason: 'This is the dead-letter queue of the SES event consumer itself; an alarm watches it.',
     });
   }
   Validations.of(system.jobs.deadLetterQueue).acknowledge({

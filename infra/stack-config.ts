@@ -20,8 +20,21 @@ export type StackConfig = {
   failover?: Failover;
   /** `sesIdentity`: the SES identity (domain or address) the role may send as. @default the domain of defaultFrom */
   sesIdentity: string;
-  /** `sesConfigurationSet`: optional SES configuration set. */
+  /**
+   * `sesConfigurationSet`: an existing SES configuration set to send with; the stack adds its event destination to it.
+   * @default with SES, a configuration set the stack creates
+   */
   sesConfigurationSet?: string;
+  /**
+   * `reportKeysSecret`: an existing Secrets Manager secret (name or ARN) holding the report keys,
+   * `{"current": "k1", "k1": "<at least 32 characters>"}`. @default a secret the stack creates with a random key k1
+   */
+  reportKeysSecret?: string;
+  /**
+   * `bounceDomain`: SMTP bounces go to `bounces+<token>@<bounceDomain>` (VERP), a domain whose mail reaches a polled
+   * mailbox. @default none
+   */
+  bounceDomain?: string;
   /**
    * `sesMaxSendRate`: the account's SES rate in recipients per second, split across the concurrency cap.
    * @default read from the account (GetAccount) at run time
@@ -137,6 +150,11 @@ export function loadStackConfig(node: Context): StackConfig {
   const mailboxes: MailboxConfig[] = parsed.mailboxes;
   problems.push(...parsed.problems);
 
+  const bounceDomain = text('bounceDomain')?.toLowerCase();
+  if (bounceDomain && !/^[a-z0-9.-]+\.[a-z]{2,}$/.test(bounceDomain)) {
+    problems.push(`bounceDomain must be a domain like bounces.example.com, got "${bounceDomain}"`);
+  }
+
   const alarmEmail = text('alarmEmail');
   if (alarmEmail && !EmailAddressSchema.safeParse(alarmEmail).success) problems.push('alarmEmail must be a bare address');
 
@@ -177,6 +195,8 @@ export function loadStackConfig(node: Context): StackConfig {
     sesConfigurationSet: text('sesConfigurationSet'),
     sesMaxSendRate,
     smtpMaxSendRate,
+    reportKeysSecret: text('reportKeysSecret'),
+    bounceDomain,
     smtpHost,
     smtpPort: integer('smtpPort', smtpSecurity === 'implicit' ? 465 : 587),
     smtpSecurity,

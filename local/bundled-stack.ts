@@ -73,7 +73,10 @@ export async function synthesizeFunctions(options: {
     smtpPort: 587,
     smtpSecurity: 'starttls',
     smtpSecret: LOCAL_SECRET_NAMES.smtp,
-    mailboxes: [{ id: 'bounces', host: 'imap.twin.test', secret: LOCAL_SECRET_NAMES.imap }],
+    // The embedded mailbox starts empty with the twin: all of it is news.
+    mailboxes: [{ id: 'bounces', host: 'imap.twin.test', secret: LOCAL_SECRET_NAMES.imap, startFrom: 'beginning' }],
+    // The SES emulator has no account quota to read (GetAccount); the twin uses the usual production one.
+    sesMaxSendRate: 14,
     batchSize: s.batchSize,
     maxBatchingWindowSeconds: s.maxBatchingWindowSeconds,
     maxConcurrency: s.maxConcurrency,

@@ -7,6 +7,7 @@ import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { createSnsEventPublisher } from '#aws/event-publisher.js';
 import { createMailboxStateStore } from '#aws/mailbox-state-store.js';
 import { createRawMessageStore } from '#aws/raw-message-store.js';
+import { createSentMessages } from '#aws/sent-messages.js';
 import { createSuppressionStore } from '#aws/suppression-store.js';
 import type { TransportName } from '#core/email-job.js';
 import { METRIC_NAMESPACE, SERVICE_NAME, SuppressionMetrics } from '#core/metric-names.js';
@@ -16,6 +17,8 @@ import { createPollMailboxHandler } from '#handlers/poll-mailbox-handler.js';
 import { createSendEmailHandler } from '#handlers/send-email-handler.js';
 import { createMailLoginSource } from '#oauth/mail-login-source.js';
 import { isTokenLogin, toMailCredentials, type CredentialSource, type MailLogin } from '#core/credential-source.js';
+import { createSesEventsHandler } from '#handlers/ses-events-handler.js';
+import { createInboundReportVerifier } from '#core/verify-report.js';
 import { DEFAULT_SETTINGS, deriveQueueSettings, type SystemSettings } from '#infra/settings.js';
 import { startConsole, type ConsoleServer } from './console/server.js';
 import { buildDsn } from './dsn.js';
@@ -24,10 +27,11 @@ import { runEventSource, type SqsHandler } from './event-source.js';
 import { startHoodiecrow, type HoodiecrowServer } from './hoodiecrow.js';
 import { createDeferralJournal } from './deferral-journal.js';
 import { createLambdaContext } from './lambda-context.js';
-import { createLocalFileCredentials, loadLocalSecrets, localLogin } from './local-credentials.js';
+import { createLocalFileCredentials, createLocalReportKeys, loadLocalSecrets, localLogin } from './local-credentials.js';
 import { createLocalMetricsConsole } from './local-metrics.js';
 import { LOOPBACK } from './loopback.js';
 import { createLocalResources, toDispatchEnvironment, LOCAL_NAMES, type LocalResources } from './resources.js';
+import { SES_TWIN_OUTCOMES, startSesFront, toSesEventRecord, toSnsEvent, type SesSend } from './ses-events.js';
 import { startSmtpSink, type SmtpFaultRule } from './smtp-sink.js';
 import { localTlsCertificate } from './tls-certificate.js';
 import { TWIN_PORTS } from './twin-ports.js';
@@ -45,6 +49,12 @@ export const TWIN_RULES: SmtpFaultRule[] = [
   { stage: 'rcpt', address: '*@throttled.test', reply: { code: 454, message: '4.7.0 Throttling failure: Maximum sending rate exceeded.' }, times: 1 },
 ];
 export const BOUNCE_DOMAIN = 'bounce.test';
+/** Where the twin's relay sends bounces: the VERP envelope sender is `bounces+<token>@` this domain. */
+export const TWIN_RETURN_DOMAIN = 'bounces.twin.test';
+/** The account and SES event topic the twin's SES events come from (the consumer refuses any other). */
+export const TWIN_ACCOUNT_ID = '000000000000';
+export const TWIN_SES_EVENTS_TOPIC_ARN = `arn:aws:sns:eu-west-1:${TWIN_ACCOUNT_ID}:email-dispatch-ses-events`;
+const TWIN_CONFIGURATION_SET = 'email-dispatch-twin';
 
 /** The special recipients, as the start banner and the console's send form list them. */
 export const SPECIAL_RECIPIENTS = [
@@ -157,8 +167,12 @@ export async function startTwin(options: TwinOptions = {}) {
     const dynamo = await startDynalite({ port: ports.dynamodb, path: options.persist ? join(dataDir, 'dynamodb') : undefined });
     stoppers.push(dynamo.stop);
     let ses: Emulator | undefined;
+    // SES accepts a message, then its configuration set publishes events about it; the twin's front does the latter.
+    let onSesSend: (send: SesSend) => void = () => {};
     if (transport === 'ses') {
-      ses = await startSesLocal(ports.ses);
+      const emulator = await startSesLocal();
+      stoppers.push(emulator.stop);
+      ses = await startSesFront(emulator.endpoint, (send) => onSesSend(send), ports.ses);
       stoppers.push(ses.stop);
     }
     let embedded: HoodiecrowServer | undefined;
@@ -206,6 +220,7 @@ export async function startTwin(options: TwinOptions = {}) {
       return metrics;
     };
 
+    const reportKeys = createLocalReportKeys(secretsFile);
     const pollIntervalSeconds = options.pollIntervalSeconds ?? settings.pollRateMinutes * 60;
     // The suppression list as the poller (in process) and the console write it; the stack's default expiry.
     const pollMetrics = newMetrics();
@@ -249,6 +264,9 @@ export async function startTwin(options: TwinOptions = {}) {
         SMTP_PORT: String(smtpPort),
         SMTP_SECURITY: 'starttls',
         SMTP_SECRET_ID: `file:${secretsFile}#smtp`,
+        REPORT_KEYS_SECRET_ID: `file:${secretsFile}#reports`,
+        BOUNCE_DOMAIN: TWIN_RETURN_DOMAIN,
+        ...(transport === 'ses' ? { SES_CONFIGURATION_SET: TWIN_CONFIGURATION_SET } : {}),
         RETRY_BASE_SECONDS: String(settings.retry.baseDelaySeconds),
         RETRY_MAX_DELAY_SECONDS: String(settings.retry.maxDelaySeconds),
         RETRY_LIFETIME_SECONDS: String(settings.retry.lifetimeSeconds),
@@ -258,6 +276,7 @@ export async function startTwin(options: TwinOptions = {}) {
       const dispatchDeps = await buildSendEmailDeps(dispatchConfig, clients, { logger, metrics: newMetrics() }, {
         smtpCredentials: createMailLoginSource(createLocalFileCredentials(secretsFile, 'smtp'), { onWriteBackFailed }),
         smtpTls: { ca: cert.cert },
+        reportKeys,
         sesClient: ses ? { region, endpoint: ses.endpoint, credentials: LOCAL_CREDENTIALS } : undefined,
       });
       dispatchHandler = createSendEmailHandler({ ...dispatchDeps, visibility: deferrals.wrap(dispatchDeps.visibility) });
@@ -273,6 +292,9 @@ export async function startTwin(options: TwinOptions = {}) {
         RAW_MESSAGE_BUCKET: resources.bucket,
         POLL_INTERVAL_SECONDS: String(pollIntervalSeconds),
         STOP_MARGIN_MS: '1000',
+        REPORT_KEYS_SECRET_ID: `file:${secretsFile}#reports`,
+        IDEMPOTENCY_TABLE: resources.idempotencyTable,
+        BOUNCE_DOMAIN: TWIN_RETURN_DOMAIN,
       });
       pollHandler = createPollMailboxHandler({
         config: pollerConfig,
@@ -281,6 +303,11 @@ export async function startTwin(options: TwinOptions = {}) {
         state: createMailboxStateStore(clients.documents, resources.mailboxStateTable),
         events: createSnsEventPublisher(clients.sns, resources.eventsTopicArn),
         suppress: (entry) => suppressions.suppress(entry),
+        verifyReport: createInboundReportVerifier({
+          keys: () => reportKeys.get(),
+          sent: createSentMessages(clients.documents, resources.idempotencyTable),
+          bounceDomain: TWIN_RETURN_DOMAIN,
+        }),
         storeRaw: createRawMessageStore(clients.s3, resources.bucket),
         credentialsFor: () => imapLogin,
         tls: options.imap?.ca ? { ca: options.imap.ca } : undefined,
@@ -305,6 +332,27 @@ export async function startTwin(options: TwinOptions = {}) {
       });
       stoppers.push(consoleServer.stop);
     }
+
+    // The SES event consumer, fed what the configuration set would publish for the special recipients.
+    const sesEventsHandler = createSesEventsHandler({
+      logger,
+      metrics: newMetrics(),
+      expected: { topicArn: TWIN_SES_EVENTS_TOPIC_ARN, accountId: TWIN_ACCOUNT_ID },
+      reportKeys: () => reportKeys.get(),
+      suppress: (entry) => suppressions.suppress(entry),
+      events: createSnsEventPublisher(clients.sns, resources.eventsTopicArn),
+    });
+    onSesSend = (send) => {
+      for (const recipient of send.destination) {
+        const special = SES_TWIN_OUTCOMES.find((o) => recipient.toLowerCase().endsWith(`@${o.domain}`));
+        const record = toSesEventRecord(send, recipient, special?.eventType ?? 'Delivery', TWIN_ACCOUNT_ID);
+        setTimeout(() => {
+          const notification = toSnsEvent(TWIN_SES_EVENTS_TOPIC_ARN, [record]);
+          const context = createLambdaContext('ses-events', 30_000);
+          sesEventsHandler(notification, context).catch((error: Error) => writeLog(`ses events: ${error.message}`));
+        }, 300);
+      }
+    };
 
     const manifest: TwinManifest = {
       region,

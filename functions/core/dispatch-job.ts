@@ -4,7 +4,7 @@ import { classifyOutcome, parseEnhancedStatus } from './classify-outcome.js';
 import { InvalidJobError } from './errors.js';
 import { toTransmittableAddresses } from './international-address.js';
 import { inlineAttachmentBytes, listRecipients, MAX_JOB_ATTACHMENT_BYTES, toAddress, type EmailJob, type Mailbox, type S3Reference, type TransportName } from './email-job.js';
-import { toDispatchId, toMessageId } from './message-id.js';
+import { toDispatchId, toMessageId, toReportToken, toVerpAddress, type ReportKeyring } from './message-id.js';
 import type { RecipientResult, SendOutcome } from './send-outcome.js';
 import { TransportError } from './transport-failure.js';
 
@@ -29,7 +29,28 @@ export type DispatchDeps = {
   defaultFrom?: Mailbox;
   /** The domain part of generated Message-IDs. */
   messageIdDomain: string;
+  /**
+   * The deployment's report keys: each message carries a token made with them (in its Message-ID, its VERP envelope
+   * sender and its SES tags) so that reports about it can be verified. Without them, Message-IDs carry no token and
+   * no report about the message can ever suppress anyone.
+   */
+  reportKeys?: () => Promise<ReportKeyring>;
+  /** Bounces go to `bounces+<token>@<bounceDomain>` (VERP) when set and the transport controls the envelope (SMTP). */
+  bounceDomain?: string;
 };
+
+/** SES message tags that tie SES's events back to the job: its key (base64url) and its report token. */
+export const DispatchTags = { key: 'dispatch-key', token: 'dispatch-token' } as const;
+
+/** A report token as an SES tag value (letters, digits, `_` and `-` only). */
+export const toTagToken = (token: string) => token.replaceAll('.', '-');
+/** The tags of a message: its job's key (base64url) and its report token, both SES-legal. */
+const toDispatchTags = (idempotencyKey: string, token: string) => ({
+  [DispatchTags.key]: Buffer.from(idempotencyKey).toString('base64url'),
+  [DispatchTags.token]: toTagToken(token),
+});
+/** The report token in an SES tag value. */
+export const fromTagToken = (value: string) => value.replaceAll('-', '.');
 
 const rejectedJob = (reason: string, detail: string, recipients: RecipientResult[] = []): SendOutcome => ({
   action: 'rejected',
@@ -109,8 +130,12 @@ async function buildAndSend(job: EmailJob, deps: DispatchDeps, transport: MailTr
     typeof mailbox === 'string'
       ? (sentAs.get(mailbox) ?? mailbox)
       : { ...mailbox, address: sentAs.get(mailbox.address) ?? mailbox.address };
+  const keyring = await deps.reportKeys?.();
+  const token = keyring ? toReportToken(job.idempotencyKey, keyring) : undefined;
+  const messageId = toMessageId(job.idempotencyKey, deps.messageIdDomain, keyring);
   const message: OutgoingMessage = {
-    messageId: toMessageId(job.idempotencyKey, deps.messageIdDomain),
+    messageId,
+    envelopeFrom: token && deps.bounceDomain ? toVerpAddress(token, deps.bounceDomain) : undefined,
     from: transmit(from),
     to: keep(job.to, suppressed).map(transmit),
     cc: keep(job.cc, suppressed).map(transmit),
@@ -122,7 +147,10 @@ async function buildAndSend(job: EmailJob, deps: DispatchDeps, transport: MailTr
     // The dispatch id survives providers that replace Message-ID (SES does for SendRawEmail-style sends).
     headers: { ...job.headers, 'X-Dispatch-Id': toDispatchId(job.idempotencyKey) },
     attachments,
-    tags: job.tags ?? {},
+    tags: {
+      ...job.tags,
+      ...(token ? toDispatchTags(job.idempotencyKey, token) : {}),
+    },
   };
 
   try {
@@ -140,6 +168,7 @@ async function buildAndSend(job: EmailJob, deps: DispatchDeps, transport: MailTr
       reason: refused.size > 0 ? 'partial' : suppressed.size > 0 ? 'partial-suppressed' : 'accepted',
       providerMessageId: receipt.providerMessageId,
       recipients: results,
+      messageId,
     };
   } catch (error) {
     if (!(error instanceof TransportError)) throw error;
@@ -147,6 +176,6 @@ async function buildAndSend(job: EmailJob, deps: DispatchDeps, transport: MailTr
     // Per-recipient refusals are already in the outcome; list the rest (suppressed ones too) for the record.
     const listed = new Set(outcome.recipients.map((r) => r.recipient.toLowerCase()));
     const rest = suppressedResults.filter((r) => !listed.has(r.recipient.toLowerCase()));
-    return { ...outcome, recipients: [...outcome.recipients, ...rest] };
+    return { ...outcome, recipients: [...outcome.recipients, ...rest], messageId };
   }
 }

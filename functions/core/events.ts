@@ -17,6 +17,8 @@ export const EventTypes = {
   inboundUnparsable: 'inbound.unparsable',
   /** An operator took an address off the suppression list. */
   suppressionRemoved: 'suppression.removed',
+  /** SES reports a delivery attempt it keeps retrying (DeliveryDelay); not a bounce. */
+  deliveryDelayed: 'delivery.delayed',
 } as const;
 export type EventType = (typeof EventTypes)[keyof typeof EventTypes];
 

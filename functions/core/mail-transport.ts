@@ -4,6 +4,8 @@ import type { Mailbox, TransportName } from './email-job.js';
 export type OutgoingMessage = {
   messageId: string;
   from: Mailbox;
+  /** The SMTP envelope sender (MAIL FROM), where bounces go: a VERP address. @default the from address */
+  envelopeFrom?: string;
   to: Mailbox[];
   cc: Mailbox[];
   bcc: Mailbox[];

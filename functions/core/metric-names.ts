@@ -57,3 +57,12 @@ export const SuppressionMetrics = {
   /** Addresses newly suppressed (not repeats of a live entry): a spike means forged or misread reports. */
   added: 'SuppressionsAdded',
 } as const;
+
+/** Report verification and the SES event consumer. */
+export const ReportMetrics = {
+  /** Bounces and complaints that did not verify (forged, or about mail we did not send): published, never acted on. */
+  unverified: 'UnverifiedReports',
+  /** SES events handled, and those refused for their origin (another topic or account). */
+  sesEvents: 'SesEventsHandled',
+  sesEventsRefused: 'SesEventsRefused',
+} as const;

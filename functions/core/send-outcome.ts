@@ -46,4 +46,6 @@ export type SendOutcome = {
    * with no reply, a timeout): a retry may send it twice (with the same Message-ID).
    */
   ambiguous?: boolean;
+  /** The Message-ID the attempt's message carried (with the deployment's keys, it holds the report token). */
+  messageId?: string;
 };

@@ -13,6 +13,7 @@ import { createSuppressionStore } from '#aws/suppression-store.js';
 import { createByteBudget } from '#core/byte-budget.js';
 import type { CredentialSource, SmtpCredentials } from '#core/credential-source.js';
 import type { TransportName } from '#core/email-job.js';
+import type { ReportKeyring } from '#core/message-id.js';
 import type { MailTransport } from '#core/mail-transport.js';
 import type { RoutingDeps } from './route-job.js';
 import type { SendEmailDeps } from './send-email-handler.js';
@@ -22,6 +23,8 @@ export type SendEmailEnvironment = {
   smtpCredentials?: CredentialSource<SmtpCredentials>;
   smtpTls?: ConnectionOptions;
   sesClient?: SESv2ClientConfig;
+  /** The report keys (Secrets Manager in AWS, a file in the twin); without them messages carry no report token. */
+  reportKeys?: CredentialSource<ReportKeyring>;
 };
 
 /**
@@ -54,6 +57,7 @@ export async function buildSendEmailDeps(
   const objects = createAttachmentStore(clients.s3, config.attachmentBucket);
   const routing = config.breaker ? await buildRouting(config, config.breaker, clients) : undefined;
   const takeoverListeners: Array<(recordId: string) => void> = [];
+  const { reportKeys } = environment;
   return {
     ...observability,
     dispatch: {
@@ -64,6 +68,8 @@ export async function buildSendEmailDeps(
       attachmentMemory: { size: objects.size, budget: createByteBudget(config.attachmentMemoryBytes) },
       defaultFrom: config.defaultFrom,
       messageIdDomain: config.messageIdDomain,
+      reportKeys: reportKeys ? () => reportKeys.get() : undefined,
+      bounceDomain: config.bounceDomain,
     },
     persistenceStore: createIdempotencyStore(clients.dynamodb, config.idempotencyTable, (recordId) => takeoverListeners.forEach((listener) => listener(recordId))),
     onIdempotencyTakeover: (listener) => takeoverListeners.push(listener),

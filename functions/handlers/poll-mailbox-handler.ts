@@ -10,7 +10,7 @@ import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import type { CredentialSource, MailLogin } from '#core/credential-source.js';
 import type { EventPublisher } from '#core/events.js';
-import { MAILBOX_DIMENSION, PollerMetrics } from '#core/metric-names.js';
+import { MAILBOX_DIMENSION, PollerMetrics, ReportMetrics } from '#core/metric-names.js';
 import type { Suppress } from '#core/mailbox/classify-and-suppress.js';
 import type { MailboxStateStore } from '#core/mailbox/ports.js';
 import { publishFitting } from '#core/mailbox/publish-fitting.js';
@@ -30,6 +30,8 @@ export type PollMailboxDeps = {
   events: EventPublisher;
   suppress: Suppress;
   storeRaw: SyncDeps['storeRaw'];
+  /** Verifies bounces and complaints (see verify-report); without it, no report suppresses anyone. */
+  verifyReport?: SyncDeps['verifyReport'];
   /** What each mailbox signs in with: a password, or an access token for its OAuth2 grant. */
   credentialsFor: (mailbox: PolledMailbox) => CredentialSource<MailLogin>;
   /** TLS trust for a private IMAP server (the local twin). */
@@ -111,6 +113,7 @@ export function createPollMailboxHandler(deps: PollMailboxDeps) {
           storeRaw: deps.storeRaw,
           publishBatch: (events) => publishFitting(deps.events, events),
           suppress: deps.suppress,
+          verifyReport: deps.verifyReport,
           clock,
           onMessage: (facts) => {
             lagMs = Math.max(lagMs, facts.lagMs);
@@ -121,6 +124,7 @@ export function createPollMailboxHandler(deps: PollMailboxDeps) {
             if (facts.kind === 'complaint') metrics.addMetric(PollerMetrics.complaints, MetricUnit.Count, 1);
             if (facts.kind === 'unparsable') metrics.addMetric(PollerMetrics.unparsable, MetricUnit.Count, 1);
             if (facts.suppressed > 0) metrics.addMetric(PollerMetrics.suppressed, MetricUnit.Count, facts.suppressed);
+            if (facts.verified === false) metrics.addMetric(ReportMetrics.unverified, MetricUnit.Count, 1);
             flushEvery(5000);
           },
           log: (level, message, facts) => logger[level](message, facts),

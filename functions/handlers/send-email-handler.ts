@@ -14,7 +14,7 @@ import { dispatchJob, type DispatchDeps } from '#core/dispatch-job.js';
 import { JOB_CONTENT_JMESPATH, listRecipients, type EmailJob } from '#core/email-job.js';
 import { RetryLaterError, SendDeferredError } from '#core/errors.js';
 import { publishAll, toOutcomeEvent, type DispatchEvent, type EventPublisher } from '#core/events.js';
-import { hashAddress, toMessageId } from '#core/message-id.js';
+import { hashAddress, hashRecipient, toMessageId } from '#core/message-id.js';
 import { parseJobRecord } from '#core/parse-job-record.js';
 import { scheduleRetry, type RetryPolicy } from '#core/retry-schedule.js';
 import { DispatchMetrics } from '#core/metric-names.js';
@@ -93,14 +93,20 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
       run.outcome = outcome;
       if (routing && run.transport) await routing.settle(run.transport, outcome);
       if (isRetryable(outcome.action)) throw new SendDeferredError(outcome);
+      // Recipients are kept as keyed hashes: a report is checked against them, and they cannot be reversed by a list.
+      const keyring = await deps.dispatch.reportKeys?.();
       // Plain JSON (no undefined values): the persistence layer marshals it into DynamoDB as it is.
       return JSON.parse(
         JSON.stringify({
           action: outcome.action,
           reason: outcome.reason,
-          messageId: toMessageId(job.idempotencyKey, deps.dispatch.messageIdDomain),
+          messageId: outcome.messageId ?? toMessageId(job.idempotencyKey, deps.dispatch.messageIdDomain),
           providerMessageId: outcome.providerMessageId,
-          recipients: outcome.recipients.map((r) => ({ hash: hashAddress(r.recipient), status: r.status, responseCode: r.responseCode })),
+          recipients: outcome.recipients.map((r) => ({
+            hash: keyring ? hashRecipient(r.recipient, keyring) : hashAddress(r.recipient),
+            status: r.status,
+            responseCode: r.responseCode,
+          })),
         }),
       ) as StoredResult;
     },
@@ -168,7 +174,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
       });
       metrics.addMetric(DispatchMetrics.failed, MetricUnit.Count, 1);
       logOutcome('warn', 'job failed: retry lifetime spent', job, outcome, attempt);
-      outbox.push(toOutcomeEvent('failed', { idempotencyKey: job.idempotencyKey, messageId: toMessageId(job.idempotencyKey, deps.dispatch.messageIdDomain), transport: job.transport ?? deps.dispatch.defaultTransport, attempts: attempt, tags: job.tags }, outcome));
+      outbox.push(toOutcomeEvent('failed', { idempotencyKey: job.idempotencyKey, messageId: outcome.messageId ?? toMessageId(job.idempotencyKey, deps.dispatch.messageIdDomain), transport: job.transport ?? deps.dispatch.defaultTransport, attempts: attempt, tags: job.tags }, outcome));
       return;
     }
     metrics.addMetric(DispatchMetrics[outcome.action as 'retry' | 'throttled' | 'blocked'], MetricUnit.Count, 1);
@@ -232,7 +238,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     outbox.push(
       toOutcomeEvent(
         stored.action,
-        { idempotencyKey: job.idempotencyKey, messageId: toMessageId(job.idempotencyKey, deps.dispatch.messageIdDomain), transport: run.transport ?? requested, attempts: attempt, tags: job.tags },
+        { idempotencyKey: job.idempotencyKey, messageId: outcome.messageId ?? toMessageId(job.idempotencyKey, deps.dispatch.messageIdDomain), transport: run.transport ?? requested, attempts: attempt, tags: job.tags },
         outcome,
       ),
     );

@@ -20,7 +20,7 @@ export function toMailOptions(message: OutgoingMessage) {
     bcc: message.bcc.map(toNodemailerAddress),
     replyTo: message.replyTo.length > 0 ? message.replyTo.map(toNodemailerAddress) : undefined,
     envelope: {
-      from: typeof message.from === 'string' ? message.from : message.from.address,
+      from: message.envelopeFrom ?? (typeof message.from === 'string' ? message.from : message.from.address),
       to: all.map((m) => (typeof m === 'string' ? m : m.address)),
     },
     subject: message.subject,

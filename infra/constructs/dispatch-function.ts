@@ -4,6 +4,7 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
+import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import type { StackConfig } from '../stack-config.js';
@@ -21,6 +22,9 @@ export type DispatchFunctionProps = {
   key: IKey;
   bucket: IBucket;
   logRetention: RetentionDays;
+  reportKeys: ISecret;
+  /** The configuration set SES sends with (its events feed the suppression list). @default sesConfigurationSet */
+  sesConfigurationSetName?: string;
 };
 
 /**
@@ -40,6 +44,7 @@ export class DispatchFunction extends Construct {
     const usesSmtp = config.transports.includes('smtp');
     const usesSes = config.transports.includes('ses');
     const smtpSecret = usesSmtp && config.smtpSecret ? referenceSecret(this, 'SmtpSecret', config.smtpSecret) : undefined;
+    const configurationSetName = props.sesConfigurationSetName ?? config.sesConfigurationSet;
 
     this.fn = new NodeFunction(this, 'Function', {
       entry: 'send-email.ts',
@@ -62,6 +67,8 @@ export class DispatchFunction extends Construct {
         RETRY_BASE_SECONDS: String(settings.retry.baseDelaySeconds),
         RETRY_MAX_DELAY_SECONDS: String(settings.retry.maxDelaySeconds),
         RETRY_LIFETIME_SECONDS: String(settings.retry.lifetimeSeconds),
+        REPORT_KEYS_SECRET_ID: props.reportKeys.secretArn,
+        ...(config.bounceDomain ? { BOUNCE_DOMAIN: config.bounceDomain } : {}),
         ...(usesSmtp
           ? { SMTP_HOST: config.smtpHost ?? '', SMTP_PORT: String(config.smtpPort), SMTP_SECURITY: config.smtpSecurity, SMTP_SECRET_ID: smtpSecret?.secretArn ?? '' }
           : {}),
@@ -74,7 +81,7 @@ export class DispatchFunction extends Construct {
           ? {
               // Without a set rate the function reads the account's quota (GetAccount) and follows it as it grows.
               ...(config.sesMaxSendRate !== undefined ? { SES_MAX_SEND_RATE: String(config.sesMaxSendRate) } : {}),
-              ...(config.sesConfigurationSet ? { SES_CONFIGURATION_SET: config.sesConfigurationSet } : {}),
+              ...(configurationSetName ? { SES_CONFIGURATION_SET: configurationSetName } : {}),
             }
           : {}),
       },
@@ -110,12 +117,16 @@ export class DispatchFunction extends Construct {
     if (smtpSecret && config.smtpSecret && config.smtpSecretWriteBack) {
       grantPutSecretValue(this, config.smtpSecret, this.fn);
     }
+    props.reportKeys.grantRead(this.fn);
 
     if (usesSes) {
       const stack = Stack.of(this);
       const identityArn = stack.formatArn({ service: 'ses', resource: 'identity', resourceName: config.sesIdentity });
       const resources = [identityArn];
-      if (config.sesConfigurationSet) resources.push(stack.formatArn({ service: 'ses', resource: 'configuration-set', resourceName: config.sesConfigurationSet }));
+      if (configurationSetName) {
+        const resourceName = configurationSetName;
+        resources.push(stack.formatArn({ service: 'ses', resource: 'configuration-set', resourceName }));
+      }
       const fromCondition = config.sesIdentity.includes('@') ? config.sesIdentity : `*@${config.sesIdentity}`;
       this.fn.addToRolePolicy(
         new PolicyStatement({

@@ -3,12 +3,15 @@ import { ServicePrincipal, type IGrantable } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { BlockPublicAccess, Bucket, BucketEncryption, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
+import { Secret, type ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import type { StackConfig } from '../stack-config.js';
 import { DispatchFunction } from './dispatch-function.js';
 import { JobsQueue } from './jobs-queue.js';
 import { MailboxPoller } from './mailbox-poller.js';
+import { referenceSecret } from './secret-reference.js';
+import { SesEvents } from './ses-events.js';
 import { Monitoring } from './monitoring.js';
 import { StateTables } from './state-tables.js';
 
@@ -20,6 +23,10 @@ export class EmailDispatch extends Construct {
   readonly bucket: Bucket;
   readonly dispatch: DispatchFunction;
   readonly poller?: MailboxPoller;
+  /** The report keys every message is signed with and every bounce or complaint verified against. */
+  readonly reportKeys: ISecret;
+  /** With SES: the configuration set's event destination and its consumer. */
+  readonly sesEvents?: SesEvents;
   readonly monitoring: Monitoring;
 
   constructor(scope: Construct, id: string, config: StackConfig) {
@@ -57,11 +64,33 @@ export class EmailDispatch extends Construct {
       removalPolicy: RemovalPolicy.RETAIN,
     });
 
-    this.dispatch = new DispatchFunction(this, 'Dispatch', { config, jobs: this.jobs, tables: this.tables, events: this.eventsTopic, key, bucket: this.bucket, logRetention });
-    if (config.mailboxes.length > 0) {
-      this.poller = new MailboxPoller(this, 'Poller', { config, tables: this.tables, events: this.eventsTopic, key, bucket: this.bucket, logRetention });
+    // Kept on stack deletion: without the keys, reports about mail already sent can no longer be verified.
+    this.reportKeys = config.reportKeysSecret
+      ? referenceSecret(this, 'ReportKeys', config.reportKeysSecret)
+      : new Secret(this, 'ReportKeys', {
+          description: 'email-dispatch report keys: {"current": "<id>", "<id>": "<secret>", ...}; README: rotation',
+          generateSecretString: {
+            secretStringTemplate: JSON.stringify({ current: 'k1' }),
+            generateStringKey: 'k1',
+            passwordLength: 64,
+            excludePunctuation: true,
+          },
+          removalPolicy: RemovalPolicy.RETAIN,
+        });
+    const shared = { config, tables: this.tables, events: this.eventsTopic, key, logRetention };
+    if (config.transports.includes('ses')) {
+      this.sesEvents = new SesEvents(this, 'SesEvents', { ...shared, reportKeys: this.reportKeys });
     }
-    this.monitoring = new Monitoring(this, 'Monitoring', { config, jobs: this.jobs, dispatch: this.dispatch, poller: this.poller, key });
+    const sesConfigurationSetName = this.sesEvents?.configurationSet.configurationSetName;
+    const { jobs, bucket } = this;
+    const reportKeys = this.reportKeys;
+    const dispatchProps = { ...shared, jobs, bucket, reportKeys, sesConfigurationSetName };
+    this.dispatch = new DispatchFunction(this, 'Dispatch', dispatchProps);
+    if (config.mailboxes.length > 0) {
+      this.poller = new MailboxPoller(this, 'Poller', { ...shared, bucket, reportKeys: this.reportKeys });
+    }
+    const { dispatch, poller, sesEvents } = this;
+    this.monitoring = new Monitoring(this, 'Monitoring', { config, jobs, dispatch, poller, sesEvents, key });
   }
 
   /** Lets a producer put jobs on the queue and claim-checked bodies and attachments in the bucket. */

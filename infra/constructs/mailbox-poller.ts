@@ -5,6 +5,7 @@ import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
+import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import type { StackConfig } from '../stack-config.js';
@@ -20,6 +21,8 @@ export type MailboxPollerProps = {
   key: IKey;
   bucket: IBucket;
   logRetention: RetentionDays;
+  /** The report keys bounces and complaints are verified with. */
+  reportKeys: ISecret;
 };
 
 /**
@@ -49,10 +52,16 @@ export class MailboxPoller extends Construct {
         RAW_MESSAGE_BUCKET: bucket.bucketName,
         POLL_INTERVAL_SECONDS: String(config.settings.pollRateMinutes * 60),
         SUPPRESSION_TTL_DAYS: String(config.suppressionTtlDays),
+        REPORT_KEYS_SECRET_ID: props.reportKeys.secretArn,
+        IDEMPOTENCY_TABLE: tables.idempotency.tableName,
+        ...(config.bounceDomain ? { BOUNCE_DOMAIN: config.bounceDomain } : {}),
       },
     });
     tables.mailboxState.grant(this.fn, 'dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:UpdateItem');
     tables.suppression.grant(this.fn, 'dynamodb:GetItem', 'dynamodb:PutItem');
+    // A report is checked against the recipients the dispatcher stored for its job: read only.
+    tables.idempotency.grant(this.fn, 'dynamodb:GetItem');
+    props.reportKeys.grantRead(this.fn);
     grantPublish(this.fn, events, key);
     this.fn.addToRolePolicy(new PolicyStatement({ actions: ['s3:PutObject'], resources: [bucket.arnForObjects('inbound/*')] }));
     for (const secret of secrets) secret.grantRead(this.fn);

@@ -10,6 +10,7 @@ import {
   MAILBOX_DIMENSION,
   METRIC_NAMESPACE,
   PollerMetrics,
+  ReportMetrics,
   SERVICE_NAME,
   SuppressionMetrics,
 } from '#core/metric-names.js';
@@ -17,12 +18,14 @@ import type { StackConfig } from '../stack-config.js';
 import type { DispatchFunction } from './dispatch-function.js';
 import type { JobsQueue } from './jobs-queue.js';
 import type { MailboxPoller } from './mailbox-poller.js';
+import type { SesEvents } from './ses-events.js';
 
 export type MonitoringProps = {
   config: StackConfig;
   jobs: JobsQueue;
   dispatch: DispatchFunction;
   poller?: MailboxPoller;
+  sesEvents?: SesEvents;
   key: IKey;
 };
 
@@ -52,7 +55,7 @@ export class Monitoring extends Construct {
 
   constructor(scope: Construct, id: string, props: MonitoringProps) {
     super(scope, id);
-    const { config, jobs, dispatch, poller } = props;
+    const { config, jobs, dispatch, poller, sesEvents } = props;
     this.alarmTopic = new Topic(this, 'AlarmTopic', { displayName: 'email-dispatch alarms', masterKey: props.key, enforceSSL: true });
     if (config.alarmEmail) this.alarmTopic.addSubscription(new EmailSubscription(config.alarmEmail));
     const action = new SnsAction(this.alarmTopic);
@@ -169,6 +172,19 @@ export class Monitoring extends Construct {
       });
     }
 
+    if (sesEvents) {
+      alarm('SesEventsFailing', sesEvents.fn.metricErrors({ period: fiveMinutes, statistic: 'Sum' }), {
+        threshold: 1,
+        description: 'The SES event consumer failed: SES bounces and complaints may not reach the suppression list.',
+      });
+      const dlq = sesEvents.deadLetterQueue;
+      const undelivered = dlq.metricApproximateNumberOfMessagesVisible({ period: fiveMinutes, statistic: 'Maximum' });
+      alarm('SesEventsUndelivered', undelivered, {
+        threshold: 1,
+        description: 'SES event notifications are in the consumer dead-letter queue.',
+      });
+    }
+
     this.dashboard = new Dashboard(this, 'Dashboard', { defaultInterval: Duration.hours(3) });
     const retried = new MathExpression({
       expression: 'r + t + b',
@@ -238,5 +254,13 @@ export class Monitoring extends Construct {
         }),
       );
     }
+    this.dashboard.addWidgets(
+      new GraphWidget({
+        title: 'Reports verified and not',
+        width: 12,
+        left: [custom(PollerMetrics.bounces), custom(PollerMetrics.complaints), custom(ReportMetrics.unverified)],
+        right: [custom(ReportMetrics.sesEvents), custom(ReportMetrics.sesEventsRefused)],
+      }),
+    );
   }
 }

@@ -3,6 +3,7 @@ import { Architecture, ApplicationLogLevel, Code, Function as LambdaFunction, Lo
 import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { RemovalPolicy } from 'aws-cdk-lib';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { fileURLToPath } from 'node:url';
 import { METRIC_NAMESPACE, SERVICE_NAME } from '#core/metric-names.js';
@@ -22,6 +23,8 @@ export type NodeFunctionProps = {
   environment: Record<string, string>;
   logRetention: RetentionDays;
   description: string;
+  /** Where failed asynchronous invocations go (after Lambda's own retries). @default none */
+  deadLetterQueue?: IQueue;
 };
 
 /**
@@ -60,6 +63,7 @@ export class NodeFunction extends LambdaFunction {
       memorySize: props.memorySize,
       description: props.description,
       tracing: Tracing.ACTIVE,
+      deadLetterQueue: props.deadLetterQueue,
       logGroup,
       loggingFormat: LoggingFormat.JSON,
       applicationLogLevelV2: ApplicationLogLevel.INFO,

@@ -54,8 +54,9 @@ describe('the jobs queue', () => {
     });
     template.hasResourceProperties('AWS::SQS::Queue', { SqsManagedSseEnabled: true, MessageRetentionPeriod: 14 * 86_400 });
     expect(derived.deadLetterRetentionSeconds).toBeGreaterThan(derived.retentionSeconds);
+    // The jobs queue, its DLQ, and the SES event consumer's DLQ.
     const policies = resourcesOf('AWS::SQS::QueuePolicy');
-    expect(policies).toHaveLength(2);
+    expect(policies).toHaveLength(3);
     for (const p of policies) {
       expect(JSON.stringify(p.Properties)).toContain('"aws:SecureTransport":"false"');
     }
@@ -83,8 +84,9 @@ describe('the dispatch function', () => {
   it('ships its own bundle: an ESM entry whose lazy chunks sit beside it', () => {
     const functions = resourcesOf('AWS::Lambda::Function').filter((f) => f.Properties.Handler === 'index.handler');
     const keys = functions.map((f) => (f.Properties.Code as { S3Key: string }).S3Key);
-    expect(keys).toHaveLength(2);
-    expect(new Set(keys).size).toBe(2);
+    // send-email, poll-mailbox and ses-events.
+    expect(keys).toHaveLength(3);
+    expect(new Set(keys).size).toBe(3);
     for (const key of keys) {
       const asset = join(outdir, `asset.${key.replace(/\.zip$/, '')}`);
       expect(readdirSync(asset)).toEqual(expect.arrayContaining(['index.mjs', 'chunks']));

@@ -2,11 +2,10 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DeleteMessageBatchCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { GetQueueAttributesCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { simpleParser } from 'mailparser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSuppressionStore } from '#aws/suppression-store.js';
-import { DEFAULT_SETTINGS } from '#infra/settings.js';
 import { startDovecot } from '#local/dovecot.js';
 import { loadLocalSecrets, localLogin } from '#local/local-credentials.js';
 import { localTlsCertificate } from '#local/tls-certificate.js';
@@ -14,38 +13,21 @@ import { startTwin, type Twin } from '#local/twin.js';
 import { createEmailProducer } from '#producer/index.js';
 import { redriveDeadLetters } from '#tools/redrive-dead-letters.js';
 import { emailJobFactory } from '../support/factories.js';
+import { eventTap, startTestTwin } from '../support/twin-harness.js';
 
 let twin: Twin;
 let dataDir: string;
 const events: Array<Record<string, unknown>> = [];
 
 beforeAll(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'email-dispatch-twin-'));
-  twin = await startTwin({
-    dataDir,
-    ports: { aws: 0, dynamodb: 0, ses: 0, smtp: 0, imap: 0 },
-    settings: { ...DEFAULT_SETTINGS, retry: { baseDelaySeconds: 1, maxDelaySeconds: 2, lifetimeSeconds: 600 } },
-    pollIntervalSeconds: 10,
-  });
+  ({ twin, dataDir } = await startTestTwin());
 });
 afterAll(async () => {
   await twin?.stop();
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-const collectEvents = async () => {
-  const r = await twin.clients.sqsClient.send(new ReceiveMessageCommand({ QueueUrl: twin.resources.eventsTapQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
-  for (const m of r.Messages ?? []) events.push(JSON.parse(m.Body ?? '{}') as Record<string, unknown>);
-  if (r.Messages?.length) await twin.clients.sqsClient.send(new DeleteMessageBatchCommand({ QueueUrl: twin.resources.eventsTapQueueUrl, Entries: r.Messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })) }));
-};
-const waitFor = async (what: string, done: () => boolean | Promise<boolean>, timeoutMs = 45_000) => {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    await collectEvents();
-    if (await done()) return;
-  }
-  throw new Error(`timed out waiting for ${what}`);
-};
+const { waitFor } = eventTap(() => twin, events);
 const eventFor = (key: string, type?: string) => events.find((e) => e.idempotencyKey === key && (!type || e.type === type));
 
 describe('the local twin', () => {
@@ -74,6 +56,8 @@ describe('the local twin', () => {
     expect(eventFor(throttled.idempotencyKey)).toMatchObject({ type: 'email.delivered', attempts: 2 });
     expect(eventFor(large.idempotencyKey)).toMatchObject({ type: 'email.delivered' });
     expect(suppressed).toEqual(new Set(['gone@bounce.test']));
+    const bounced = events.find((e) => e.type === 'bounce.detected');
+    expect(bounced).toMatchObject({ verified: true, verification: { reason: 'verified' } });
     expect(eventFor(again.idempotencyKey)).toMatchObject({ type: 'email.rejected', reason: 'all-recipients-suppressed' });
     const outbox = readdirSync(join(dataDir, 'outbox'));
     expect(outbox).toHaveLength(4);

@@ -49,7 +49,17 @@ export const resourceNames = (suffix: string) => ({
  * The dispatch handler wired exactly as in production, against real peers on loopback: fauxqs (SQS, SNS, S3),
  * dynalite, and an SMTP sink with STARTTLS and AUTH. Each harness gets its own queues and tables.
  */
-export async function startDispatchHarness(aws: AwsEmulators, options: { sink?: SmtpSinkOptions; env?: Record<string, string>; settings?: Partial<SystemSettings>; deps?: Partial<SendEmailDeps>; environment?: Partial<SendEmailEnvironment> } = {}) {
+export async function startDispatchHarness(
+  aws: AwsEmulators,
+  options: {
+    sink?: SmtpSinkOptions;
+    env?: Record<string, string>;
+    settings?: Partial<SystemSettings>;
+    deps?: Partial<SendEmailDeps>;
+    /** What differs from AWS: report keys, SES client settings (SMTP credentials and TLS trust are the harness's). */
+    environment?: Partial<SendEmailEnvironment>;
+  } = {},
+) {
   counter += 1;
   const suffix = `${process.pid}-${counter}`;
   const cert = localTlsCertificate();

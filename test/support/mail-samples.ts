@@ -15,9 +15,23 @@ export function plainMessage(n: number, options: { messageId?: string; from?: st
 }
 
 /** A Postfix-style RFC 3464 bounce for `recipient`, quoting the original's headers. */
-export function bounceMessage(recipient: string, options: { status?: string; action?: string; originalMessageId?: string; dispatchId?: string; lineEnding?: string } = {}): string {
+export function bounceMessage(
+  recipient: string,
+  options: {
+    status?: string;
+    action?: string;
+    originalMessageId?: string;
+    dispatchId?: string;
+    lineEnding?: string;
+    /** Extra header lines on top, e.g. the Delivered-To of a VERP address. */
+    headers?: string[];
+    /** Quote the original's headers (a text/rfc822-headers part). @default true */
+    quoteOriginal?: boolean;
+  } = {},
+): string {
   const status = options.status ?? '5.1.1';
   return [
+    ...(options.headers ?? []),
     'From: MAILER-DAEMON@mx.example.net (Mail Delivery System)',
     'To: bounces@example.com',
     'Subject: Undelivered Mail Returned to Sender',
@@ -44,14 +58,54 @@ export function bounceMessage(recipient: string, options: { status?: string; act
     'Remote-MTA: dns; mx2.example.net',
     `Diagnostic-Code: smtp; 550 ${status} <${recipient}>: Recipient address rejected: User unknown`,
     '',
-    '--BOUNDARY',
-    'Content-Type: text/rfc822-headers',
-    '',
-    `Message-ID: ${options.originalMessageId ?? '<original@example.com>'}`,
-    ...(options.dispatchId ? [`X-Dispatch-Id: ${options.dispatchId}`] : []),
-    'Subject: Your receipt',
-    '',
+    ...(options.quoteOriginal === false
+      ? []
+      : [
+          '--BOUNDARY',
+          'Content-Type: text/rfc822-headers',
+          '',
+          `Message-ID: ${options.originalMessageId ?? '<original@example.com>'}`,
+          ...(options.dispatchId ? [`X-Dispatch-Id: ${options.dispatchId}`] : []),
+          'Subject: Your receipt',
+          '',
+        ]),
     '--BOUNDARY--',
     '',
   ].join(options.lineEnding ?? '\r\n');
+}
+
+/** An RFC 5965 (ARF) complaint about `recipient`, quoting the original's headers unless told not to. */
+export function complaintMessage(
+  recipient: string,
+  options: { feedbackType?: string; originalMessageId?: string; quoteOriginal?: boolean; headers?: string[] } = {},
+): string {
+  const quotedId = options.originalMessageId ?? '<original@example.com>';
+  return [
+    ...(options.headers ?? []),
+    'From: feedback@fbl.example.org',
+    'To: abuse@example.com',
+    'Subject: Abuse report',
+    `Message-ID: <arf-${Math.random().toString(36).slice(2)}@fbl.example.org>`,
+    'MIME-Version: 1.0',
+    'Content-Type: multipart/report; report-type=feedback-report; boundary="ARF"',
+    '',
+    '--ARF',
+    'Content-Type: text/plain; charset=us-ascii',
+    '',
+    'This is an email abuse report.',
+    '',
+    '--ARF',
+    'Content-Type: message/feedback-report',
+    '',
+    `Feedback-Type: ${options.feedbackType ?? 'abuse'}`,
+    'User-Agent: ExampleFBL/1.0',
+    'Version: 1',
+    `Original-Rcpt-To: ${recipient}`,
+    '',
+    ...(options.quoteOriginal === false
+      ? []
+      : ['--ARF', 'Content-Type: text/rfc822-headers', '', `Message-ID: ${quotedId}`, `To: ${recipient}`, '']),
+    '--ARF--',
+    '',
+  ].join('\r\n');
 }

@@ -4,7 +4,10 @@ import { Metrics } from '@aws-lambda-powertools/metrics';
 import { createSnsEventPublisher } from '#aws/event-publisher.js';
 import { createMailboxStateStore } from '#aws/mailbox-state-store.js';
 import { createRawMessageStore } from '#aws/raw-message-store.js';
+import { createSentMessages } from '#aws/sent-messages.js';
 import { createSuppressionStore } from '#aws/suppression-store.js';
+import { toReportKeyring, type ReportKeyring } from '#core/message-id.js';
+import { createInboundReportVerifier } from '#core/verify-report.js';
 import type { DispatchEvent } from '#core/events.js';
 import type { MailboxStateStore } from '#core/mailbox/ports.js';
 import type { SyncDeps } from '#core/mailbox/sync-mailbox.js';
@@ -17,6 +20,7 @@ import { createLocalResources, LOCAL_NAMES } from '#local/resources.js';
 import { localTlsCertificate } from '#local/tls-certificate.js';
 import { DEFAULT_SETTINGS } from '#infra/settings.js';
 import { captureOutput } from './captured-output.js';
+import type { LocalResources } from '#local/resources.js';
 import type { AwsEmulators } from './dispatch-harness.js';
 
 export const IMAP_USER = { username: 'bounces', password: 'imap-pass-1' };
@@ -62,8 +66,19 @@ export type { DovecotServer };
 
 let counter = 0;
 
-/** The poller's real stores on the emulators, and a publisher that records what it was given. */
-export async function createSyncDeps(aws: AwsEmulators, session: () => ReturnType<typeof openImapSession>) {
+/** The report keys of the harness's deployment. */
+export const HARNESS_REPORT_KEYS: ReportKeyring = toReportKeyring({ current: 'k1', k1: 'harness-key-'.repeat(3) }, 'x');
+
+/**
+ * The poller's real stores on the emulators, and a publisher that records what it was given. Reports are verified
+ * with `verify.keys` against the dispatcher's idempotency table `verify.idempotencyTable` (the harness's own, empty,
+ * unless told otherwise).
+ */
+export async function createSyncDeps(
+  aws: AwsEmulators,
+  session: () => ReturnType<typeof openImapSession>,
+  verify: { keys?: () => Promise<ReportKeyring>; idempotencyTable?: string; bounceDomain?: string } = {},
+) {
   counter += 1;
   const suffix = `${process.pid}-p${counter}`;
   const names = Object.fromEntries(Object.entries(LOCAL_NAMES).map(([k, v]) => [k, `${v}-${suffix}`])) as typeof LOCAL_NAMES;
@@ -81,6 +96,11 @@ export async function createSyncDeps(aws: AwsEmulators, session: () => ReturnTyp
       return [];
     },
     suppress: (entry) => suppressions.suppress(entry),
+    verifyReport: createInboundReportVerifier({
+      keys: verify.keys ?? (async () => HARNESS_REPORT_KEYS),
+      sent: createSentMessages(aws.clients.documents, verify.idempotencyTable ?? resources.idempotencyTable),
+      bounceDomain: verify.bounceDomain,
+    }),
   };
   return { deps, published, suppressions, resources, state };
 }
@@ -123,4 +143,17 @@ export async function createPollerUnderTest(
     tls: { ca: imap.cert.cert },
   });
   return { handler, output, resources, suppressions };
+}
+
+/** The poller function's configuration for one mailbox of the Dovecot peer, on the given resources, without IDLE. */
+export function pollerConfigFor(imap: ImapPeer, resources: LocalResources, mailbox: string, id: string) {
+  const { host, port } = imap.dovecot;
+  return loadPollerConfig({
+    MAILBOXES: JSON.stringify([{ id, host, port, security: 'starttls', mailbox, secret: 'local', startFrom: 'beginning' }]),
+    MAILBOX_STATE_TABLE: resources.mailboxStateTable,
+    SUPPRESSION_TABLE: resources.suppressionTable,
+    EVENTS_TOPIC_ARN: resources.eventsTopicArn,
+    RAW_MESSAGE_BUCKET: resources.bucket,
+    IDLE: 'false',
+  });
 }

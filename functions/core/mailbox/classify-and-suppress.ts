@@ -22,17 +22,20 @@ export async function suppressReported(
   classification: InboundClassification,
   key: string,
   suppress: Suppress,
+  /** How the report was tied to mail we sent (`message-id`, `envelope`, `tag`). */
+  verifiedVia: string | boolean = true,
 ): Promise<number> {
   const entries: SuppressEntry[] = [];
   if (classification.kind === 'bounce') {
     for (const r of classification.recipients) {
       if (!r.suppress) continue;
       const { recipient: address, status, permanent, reason: detail } = r;
-      entries.push({ address, reason: 'hard-bounce', source: `dsn:${key}`, status, permanent, detail });
+      const verified = verifiedVia;
+      entries.push({ address, reason: 'hard-bounce', source: `dsn:${key}`, status, permanent, detail, verified });
     }
   } else if (classification.kind === 'complaint' && classification.suppress) {
     for (const address of classification.recipients)
-      entries.push({ address, reason: 'complaint', source: `arf:${key}` });
+      entries.push({ address, reason: 'complaint', source: `arf:${key}`, verified: verifiedVia });
   }
   let suppressed = 0;
   for (const entry of entries) {

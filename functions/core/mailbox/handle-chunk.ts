@@ -1,5 +1,6 @@
 import type { InboundClassification, InboundMessage } from '#inbound/classify-inbound.js';
 import type { DispatchEvent } from '../events.js';
+import type { ReportVerification } from '../verify-report.js';
 import { storeRawChunk } from './chunks.js';
 import { bounceLogFacts, hasSenderSideFailure } from '#inbound/bounce-log.js';
 import { classifyMessage, suppressReported, type Suppress } from './classify-and-suppress.js';
@@ -18,6 +19,7 @@ export type ChunkDeps = {
   storeRaw: (key: string, body: Buffer) => Promise<{ bucket: string; key: string }>;
   publishBatch: (events: DispatchEvent[]) => Promise<Array<{ event: DispatchEvent; error: string }>>;
   suppress: Suppress;
+  verifyReport?: (message: InboundMessage, classification: InboundClassification) => Promise<ReportVerification>;
   clock: () => number;
   /** Called for each message handled; `senderSide`: a bounce or delay that blames our side. */
   onMessage?: (facts: {
@@ -26,6 +28,8 @@ export type ChunkDeps = {
     suppressed: number;
     reason?: string;
     senderSide?: boolean;
+    /** Set for reports (bounces, delays, complaints): whether the report was tied to mail we sent. */
+    verified?: boolean;
   }) => void;
   log?: (level: 'info' | 'warn', message: string, facts: Record<string, unknown>) => void;
 };
@@ -57,6 +61,7 @@ type Outgoing = {
   suppressed: number;
   reason?: string;
   senderSide?: boolean;
+  verified?: boolean;
 };
 
 /**
@@ -146,8 +151,8 @@ export async function handleChunk(
         uid: o.entry.fetched.uid,
         reason: o.reason,
       });
-    const { kind, suppressed, reason, senderSide } = o;
-    deps.onMessage?.({ kind, lagMs: lagOf(o.entry.fetched), suppressed, reason, senderSide });
+    const { kind, suppressed, reason, senderSide, verified } = o;
+    deps.onMessage?.({ kind, lagMs: lagOf(o.entry.fetched), suppressed, reason, senderSide, verified });
   }
   if (failed.length > 0)
     outcome.failure ??= new Error(`${failed.length} event(s) not published: ${failed[0]?.error ?? ''}`);
@@ -160,7 +165,7 @@ const toSeen = (entry: ReadMessage): SeenMessage => ({ uid: entry.fetched.uid, k
 async function toOutgoing(
   entry: ReadMessage,
   where: { mailboxId: string; status: MailboxStatus; raw: RawLocation | undefined },
-  deps: Pick<ChunkDeps, 'suppress' | 'log'>,
+  deps: Pick<ChunkDeps, 'suppress' | 'log' | 'verifyReport'>,
 ): Promise<Outgoing> {
   const unparsable = (why: Unparsable): Outgoing => ({
     event: unparsableEventOf(entry, why, where),
@@ -183,6 +188,24 @@ async function toOutgoing(
     return unparsable({ reason: 'event-too-large', detail: `${classification.kind} event of ${bytes} bytes` });
   const facts = bounceLogFacts(classification);
   if (facts) deps.log?.('info', `${classification.kind} read`, { mailboxId: where.mailboxId, uid: entry.fetched.uid, ...facts });
-  const suppressed = await suppressReported(classification, entry.key, deps.suppress);
-  return { event, entry, kind: classification.kind, suppressed, senderSide: hasSenderSideFailure(classification) };
+  const verification = await verificationOf(entry.message, classification, deps.verifyReport);
+  const verified = verification?.verified;
+  // Only a report tied to mail we sent, to the addresses it names, suppresses; any other is published, marked.
+  const suppressed = verified ? await suppressReported(classification, entry.key, deps.suppress, verification.via) : 0;
+  const judged = verification
+    ? { ...event, verified, verification: { reason: verification.reason, via: verification.via } }
+    : event;
+  const senderSide = hasSenderSideFailure(classification);
+  return { event: judged, entry, kind: classification.kind, suppressed, senderSide, verified };
+}
+
+/** The verdict on a report (bounce, delay, complaint); undefined for any other message. */
+async function verificationOf(
+  message: InboundMessage,
+  classification: InboundClassification,
+  verify: ChunkDeps['verifyReport'],
+): Promise<ReportVerification | undefined> {
+  if (!['bounce', 'delay', 'complaint'].includes(classification.kind)) return undefined;
+  if (!verify) return { verified: false, reason: 'no-verifier' };
+  return verify(message, classification);
 }

@@ -24,6 +24,11 @@ export type SyncDeps = {
   /** Publishes events in order; resolves with the ones that could not be published. */
   publishBatch: (events: DispatchEvent[]) => Promise<Array<{ event: DispatchEvent; error: string }>>;
   suppress: Suppress;
+  /**
+   * Checks that a report (bounce, delay, complaint) is about mail we sent, to the addresses it names (see
+   * verify-report). Only a verified report suppresses; without this, none is verified.
+   */
+  verifyReport?: ChunkDeps['verifyReport'];
   clock?: () => number;
   /** Called for each message handled, for metrics. */
   onMessage?: ChunkDeps['onMessage'];

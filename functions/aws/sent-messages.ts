@@ -1,0 +1,38 @@
+import { GetCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { fromBase32 } from '#core/message-id.js';
+import type { SentMessages } from '#core/verify-report.js';
+import { TableKeys } from './table-keys.js';
+
+/** The part of a job's stored result (the dispatcher's idempotency record) that reports are checked against. */
+type StoredRecipients = { recipients?: Array<{ hash?: unknown; status?: unknown }> };
+
+/**
+ * What the dispatcher sent, read from its idempotency table: a handle is the MD5 digest Powertools names the key's
+ * record by (`<prefix>#<base64 digest>`), and the completed record's data holds the recipients' keyed hashes. Only
+ * recipients the provider accepted count; a record still in progress has none yet.
+ */
+export function createSentMessages(
+  client: DynamoDBDocumentClient,
+  tableName: string,
+  keyPrefix = 'email-job',
+): SentMessages {
+  return {
+    async recipientHashesOf(handle) {
+      const digest = fromBase32(handle);
+      if (!digest || digest.length < 16) return undefined;
+      const id = `${keyPrefix}#${digest.subarray(0, 16).toString('base64')}`;
+      const { Item } = await client.send(
+        new GetCommand({
+          TableName: tableName,
+          Key: { [TableKeys.idempotency.partitionKey]: id },
+          ProjectionExpression: '#status, #data',
+          ExpressionAttributeNames: { '#status': 'status', '#data': 'data' },
+        }),
+      );
+      if (!Item || Item.status !== 'COMPLETED') return undefined;
+      const stored = (Item.data ?? {}) as StoredRecipients;
+      const accepted = (stored.recipients ?? []).filter((r) => r.status === 'accepted' && typeof r.hash === 'string');
+      return accepted.map((r) => r.hash as string);
+    },
+  };
+}

@@ -1,0 +1,32 @@
+import { describe, expect, it } from 'vitest';
+import { classifyInbound } from '#inbound/classify-inbound.js';
+import { parseInbound } from '#inbound/parse-inbound.js';
+import { bounceMessage } from '../../support/mail-samples.js';
+
+describe('what a report carries to verify it by', () => {
+  it('lists the envelope recipients the receiver recorded, and every Message-ID quoted for the original', async () => {
+    const verp = ['bounces+k1.x@bounces.example.com', 'bounces+k1.y@bounces.example.com'];
+    const headers = [`Delivered-To: ${verp[0]}`, `X-Original-To: ${verp[1]}`];
+    const threading = 'In-Reply-To: <parent@example.com>\r\nReferences: <root@example.com>\r\n <parent@example.com>';
+    const raw = bounceMessage('gone@example.net', { originalMessageId: '<k1.a@example.com>', headers }).replace(
+      'Subject: Your receipt',
+      `${threading}\r\nSubject: Your receipt`,
+    );
+
+    const message = await parseInbound(Buffer.from(raw));
+    const classification = classifyInbound(message);
+
+    expect(message.envelopeTo).toEqual([...verp, 'bounces@example.com']);
+    const messageIds = ['<k1.a@example.com>', '<parent@example.com>', '<root@example.com>'];
+    expect(classification).toMatchObject({ kind: 'bounce', original: { messageId: '<k1.a@example.com>', messageIds } });
+  });
+
+  it('keeps at most 64 Message-IDs however many a hostile report quotes', async () => {
+    const references = Array.from({ length: 5000 }, (_, i) => `<id${i}@evil.test>`).join(' ');
+    const raw = bounceMessage('gone@example.net').replace('Subject: Your receipt', `References: ${references}`);
+
+    const classification = classifyInbound(await parseInbound(Buffer.from(raw)));
+
+    expect(classification.kind === 'bounce' && classification.original.messageIds.length).toBe(64);
+  });
+});
