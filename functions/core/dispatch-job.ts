@@ -1,4 +1,5 @@
 import type { MailTransport, OutgoingMessage } from '#transports/mail-transport.js';
+import { untilAborted, type SendBudget } from './attempt-budget.js';
 import type { ByteBudget } from './byte-budget.js';
 import { classifyOutcome, parseEnhancedStatus } from './classify-outcome.js';
 import { InvalidJobError } from './errors.js';
@@ -42,8 +43,10 @@ const keep = (list: Mailbox[] | undefined, suppressed: Set<string>) => (list ?? 
 /**
  * Sends one valid job once: drops suppressed recipients, builds the message with its derived Message-ID, hands it to
  * the chosen transport and classifies the result. Never throws for a provider's answer; the outcome says what to do.
+ * With a `budget`, every wait before the send is given up when `budget.signal` aborts, and so is the send before
+ * its commit point: it then throws AttemptAbortedError, and nothing was sent.
  */
-export async function dispatchJob(job: EmailJob, deps: DispatchDeps): Promise<SendOutcome> {
+export async function dispatchJob(job: EmailJob, deps: DispatchDeps, budget?: SendBudget): Promise<SendOutcome> {
   const transportName = job.transport ?? deps.defaultTransport;
   const transport = deps.transports[transportName];
   if (!transport) return rejectedJob('transport-unavailable', `transport "${transportName}" is not enabled in this deployment`);
@@ -51,7 +54,7 @@ export async function dispatchJob(job: EmailJob, deps: DispatchDeps): Promise<Se
   if (!from) return rejectedJob('from-missing', 'the job has no from and the deployment has no default sender');
 
   const recipients = listRecipients(job);
-  const suppressed = await deps.suppressions.findSuppressed(recipients);
+  const suppressed = await untilAborted(deps.suppressions.findSuppressed(recipients), budget?.signal);
   const suppressedResults: RecipientResult[] = recipients
     .filter((r) => suppressed.has(r.toLowerCase()))
     .map((recipient) => ({ recipient, status: 'suppressed' }));
@@ -61,8 +64,8 @@ export async function dispatchJob(job: EmailJob, deps: DispatchDeps): Promise<Se
 
   let release: (() => void) | undefined;
   try {
-    release = await reserveAttachmentMemory(job, deps);
-    return await buildAndSend(job, deps, transport, from, recipients, suppressed, suppressedResults);
+    release = await reserveAttachmentMemory(job, deps, budget?.signal);
+    return await buildAndSend(job, deps, transport, from, recipients, suppressed, suppressedResults, budget);
   } catch (error) {
     if (error instanceof InvalidJobError) return rejectedJob(error.reason, error.message);
     throw error;
@@ -75,20 +78,29 @@ export async function dispatchJob(job: EmailJob, deps: DispatchDeps): Promise<Se
  * Reserves the size of the job's S3 attachments in the memory budget (inline ones are in memory already); refuses a
  * job whose attachments, inline and S3 together, are too big for one message.
  */
-async function reserveAttachmentMemory(job: EmailJob, deps: DispatchDeps): Promise<(() => void) | undefined> {
+async function reserveAttachmentMemory(job: EmailJob, deps: DispatchDeps, signal?: AbortSignal): Promise<(() => void) | undefined> {
   const refs = (job.attachments ?? []).flatMap((a) => (a.s3 ? [a.s3] : []));
   if (refs.length === 0 || !deps.attachmentMemory) return undefined;
   const { size, budget } = deps.attachmentMemory;
-  const stored = (await Promise.all(refs.map(size))).reduce((sum, bytes) => sum + bytes, 0);
+  const stored = (await untilAborted(Promise.all(refs.map(size)), signal)).reduce((sum, bytes) => sum + bytes, 0);
   const inline = inlineAttachmentBytes(job);
   if (stored + inline > MAX_JOB_ATTACHMENT_BYTES) {
     throw new InvalidJobError('attachments-too-large', `the attachments add up to ${stored + inline} bytes; at most ${MAX_JOB_ATTACHMENT_BYTES} go in one message`);
   }
-  return budget.acquire(stored);
+  return budget.acquire(stored, signal);
 }
 
-async function buildAndSend(job: EmailJob, deps: DispatchDeps, transport: MailTransport, from: Mailbox, recipients: string[], suppressed: Set<string>, suppressedResults: RecipientResult[]): Promise<SendOutcome> {
-  const attachments: OutgoingMessage['attachments'] = await Promise.all(
+async function buildAndSend(
+  job: EmailJob,
+  deps: DispatchDeps,
+  transport: MailTransport,
+  from: Mailbox,
+  recipients: string[],
+  suppressed: Set<string>,
+  suppressedResults: RecipientResult[],
+  budget?: SendBudget,
+): Promise<SendOutcome> {
+  const loading = Promise.all(
     (job.attachments ?? []).map(async (a) => ({
       filename: a.filename,
       contentType: a.contentType,
@@ -96,6 +108,7 @@ async function buildAndSend(job: EmailJob, deps: DispatchDeps, transport: MailTr
       content: a.s3 ? await deps.loadAttachment(a.s3) : Buffer.from(a.content ?? '', 'base64'),
     })),
   );
+  const attachments: OutgoingMessage['attachments'] = await untilAborted(loading, budget?.signal);
   const message: OutgoingMessage = {
     messageId: toMessageId(job.idempotencyKey, deps.messageIdDomain),
     from,
@@ -113,7 +126,7 @@ async function buildAndSend(job: EmailJob, deps: DispatchDeps, transport: MailTr
   };
 
   try {
-    const receipt = await transport.send(message);
+    const receipt = await transport.send(message, budget);
     const refused = new Map(receipt.rejected.map((r) => [r.recipient.toLowerCase(), r]));
     const results: RecipientResult[] = recipients.map((recipient) => {
       const key = recipient.toLowerCase();

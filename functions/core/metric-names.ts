@@ -15,6 +15,10 @@ export const DispatchMetrics = {
   suppressed: 'SuppressedRecipients',
   eventPublishFailed: 'EventPublishFailures',
   ambiguous: 'AmbiguousAttempts',
+  /** Records postponed without an attempt having sent anything (no time left to start, aborted before commit). */
+  handedBack: 'HandedBack',
+  /** Completion writes that failed after their retries: the key is unprotected once the claim expires. */
+  completionNotSaved: 'CompletionNotSaved',
 } as const;
 
 /** Mailbox poller metrics. */

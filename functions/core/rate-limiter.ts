@@ -1,3 +1,5 @@
+import { untilAborted } from './attempt-budget.js';
+
 /**
  * Spaces calls to at most `ratePerSecond` per second, first come first served. A rate of 0 means no limit.
  * SES drops mail over the account's send rate ("Maximum sending rate exceeded"), so the sender stays under it
@@ -7,14 +9,14 @@ export function createRateLimiter(ratePerSecond: number, clock: () => number = D
   const intervalMs = ratePerSecond > 0 ? 1000 / ratePerSecond : 0;
   let nextSlot = 0;
   return {
-    /** Resolves when the caller may go. */
-    async take(): Promise<void> {
+    /** Resolves when the caller may go; rejects (AttemptAbortedError) if `signal` aborts first. */
+    async take(signal?: AbortSignal): Promise<void> {
       if (intervalMs === 0) return;
       const now = clock();
       const slot = Math.max(now, nextSlot);
       nextSlot = slot + intervalMs;
       const wait = slot - now;
-      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      if (wait > 0) await untilAborted(new Promise((resolve) => setTimeout(resolve, wait).unref()), signal);
     },
   };
 }

@@ -1,5 +1,8 @@
 import type { ConnectionOptions } from 'node:tls';
 import nodemailer from 'nodemailer';
+import { Transform, type TransformCallback } from 'node:stream';
+import type { SendBudget } from '#core/attempt-budget.js';
+import { AttemptAbortedError } from '#core/errors.js';
 import type { CredentialSource, SmtpCredentials } from '#core/credential-source.js';
 import { isLoopbackHost } from '#core/is-loopback-host.js';
 import { TransportError, type TransportFailure } from '#core/transport-failure.js';
@@ -31,7 +34,10 @@ export type SmtpSettings = {
   idleResetSeconds?: number;
   /** Messages per second per container; 0 for no limit. @default 0 */
   ratePerSecond?: number;
-  /** Connect, greeting and socket timeouts, milliseconds. @default 10000, 10000, 30000 */
+  /**
+   * Connect, greeting and socket (each command's reply) timeouts, milliseconds. They bound a send without a budget;
+   * with one, its deadlines cut every wait shorter. @default 5000, 5000, 15000
+   */
   connectionTimeoutMs?: number;
   greetingTimeoutMs?: number;
   socketTimeoutMs?: number;
@@ -126,15 +132,16 @@ export function createSmtpTransport(
       maxRequeues: 2,
       rateLimit: settings.ratePerSecond ? settings.ratePerSecond : undefined,
       rateDelta: 1000,
-      connectionTimeout: settings.connectionTimeoutMs ?? 10_000,
-      greetingTimeout: settings.greetingTimeoutMs ?? 10_000,
-      socketTimeout: settings.socketTimeoutMs ?? 30_000,
+      connectionTimeout: settings.connectionTimeoutMs ?? 5000,
+      greetingTimeout: settings.greetingTimeoutMs ?? 5000,
+      socketTimeout: settings.socketTimeoutMs ?? 15_000,
       name: settings.clientName,
       tls: { minVersion: 'TLSv1.2', ...settings.tls, rejectUnauthorized: true },
       disableFileAccess: true,
       disableUrlAccess: true,
       logger: false,
     });
+    transporter.use('stream', guardCommit);
     const now = clock();
     return { transporter, createdAt: now, lastUsedAt: now, inFlight: 0, retired: false };
   };
@@ -154,7 +161,8 @@ export function createSmtpTransport(
 
   return {
     name: 'smtp',
-    async send(message: OutgoingMessage): Promise<SendReceipt> {
+    async send(message: OutgoingMessage, budget?: SendBudget): Promise<SendReceipt> {
+      if (budget?.signal.aborted) throw new AttemptAbortedError('no time left to start the send');
       let pool: Pool;
       try {
         pool = await acquire();
@@ -164,8 +172,9 @@ export function createSmtpTransport(
       }
       pool.inFlight += 1;
       pool.lastUsedAt = clock();
+      const cut = budget ? cutOff(budget) : undefined;
       try {
-        const info = await pool.transporter.sendMail(toMailOptions(message));
+        const info = await pool.transporter.sendMail({ ...toMailOptions(message), ...cut?.mailOptions });
         const rejectedErrors = (info as { rejectedErrors?: unknown[] }).rejectedErrors ?? [];
         const failure = toSmtpFailure({ rejectedErrors });
         return {
@@ -174,7 +183,8 @@ export function createSmtpTransport(
           rejected: failure.provider === 'smtp' ? (failure.rejected ?? []) : [],
         };
       } catch (error) {
-        const failure = toSmtpFailure(error);
+        if (cut?.aborted() === 'before-commit') throw new AttemptAbortedError('the SMTP send ran out of its budget before the final dot; nothing was sent', { cause: error });
+        const failure = cut?.aborted() === 'after-commit' ? { ...toSmtpFailure(error), code: 'ETIMEDOUT', command: 'DATA' } : toSmtpFailure(error);
         if (failure.provider === 'smtp' && (failure.code === 'EAUTH' || failure.code === 'ENOAUTH')) {
           refreshCredentials = true;
           retire(pool);
@@ -184,6 +194,7 @@ export function createSmtpTransport(
         }
         throw new TransportError(failure, { cause: error });
       } finally {
+        cut?.dispose();
         pool.inFlight -= 1;
         pool.lastUsedAt = clock();
         if (pool.retired && pool.inFlight === 0) pool.transporter.close();
@@ -194,3 +205,67 @@ export function createSmtpTransport(
     },
   };
 }
+
+/** The mail option through which a send learns that its message has been written up to the final '.'. */
+const COMMIT_OPTION = 'dispatchOnCommit';
+
+/**
+ * A send's cut-off: one AbortSignal for nodemailer (its pool then closes the connection delivering the message),
+ * aborted when the budget's `signal` fires before the message reached its final '.', or when `finishSignal` fires
+ * while the answer to '.' is still awaited. Which of the two happened decides whether anything may have been sent.
+ */
+function cutOff(budget: SendBudget) {
+  const controller = new AbortController();
+  let committed = false;
+  let aborted: 'before-commit' | 'after-commit' | undefined;
+  const onCommitDeadline = () => {
+    if (committed || aborted) return;
+    aborted = 'before-commit';
+    controller.abort(budget.signal.reason);
+  };
+  const onFinishDeadline = () => {
+    if (aborted) return;
+    aborted = committed ? 'after-commit' : 'before-commit';
+    controller.abort(budget.finishSignal.reason);
+  };
+  budget.signal.addEventListener('abort', onCommitDeadline, { once: true });
+  budget.finishSignal.addEventListener('abort', onFinishDeadline, { once: true });
+  return {
+    mailOptions: {
+      signal: controller.signal,
+      // Called by the stream guard at the end of the message, just before nodemailer writes '.': true commits.
+      [COMMIT_OPTION]: () => {
+        if (aborted || budget.signal.aborted) return false;
+        committed = true;
+        return true;
+      },
+    },
+    aborted: () => aborted,
+    dispose() {
+      budget.signal.removeEventListener('abort', onCommitDeadline);
+      budget.finishSignal.removeEventListener('abort', onFinishDeadline);
+    },
+  };
+}
+
+/**
+ * nodemailer 'stream' plugin: the message passes through a guard that, at its end, asks the send whether it may
+ * commit. A send past its budget fails the stream instead, so the connection never writes the final '.'.
+ */
+const guardCommit: Parameters<ReturnType<typeof nodemailer.createTransport>['use']>[1] = (mail, done) => {
+  const commit = (mail.data as Record<string, unknown>)[COMMIT_OPTION];
+  if (typeof commit === 'function') {
+    mail.message.transform(
+      () =>
+        new Transform({
+          transform(chunk: Buffer, _encoding, callback: TransformCallback) {
+            callback(null, chunk);
+          },
+          flush(callback: TransformCallback) {
+            callback((commit as () => boolean)() ? null : new AttemptAbortedError('budget spent before the final dot'));
+          },
+        }),
+    );
+  }
+  done();
+};

@@ -6,7 +6,8 @@ import { loadDispatchConfig } from '#functions/config.js';
 import { buildSendEmailDeps } from '#handlers/build-send-email-deps.js';
 import { createSendEmailHandler, type SendEmailDeps } from '#handlers/send-email-handler.js';
 import { DEFAULT_SETTINGS, deriveQueueSettings, type SystemSettings } from '#infra/settings.js';
-import { createEmulatorClients, startDynalite, startFauxqs, type Emulator } from '#local/emulators.js';
+import { createAwsClients } from '#aws/clients.js';
+import { createEmulatorClients, LOCAL_CREDENTIALS, startDynalite, startFauxqs, type Emulator } from '#local/emulators.js';
 import { deliverOneBatch } from '#local/event-source.js';
 import { createLocalResources, toDispatchEnvironment } from '#local/resources.js';
 import { startSmtpSink, type SmtpSinkOptions } from '#local/smtp-sink.js';
@@ -37,7 +38,17 @@ let counter = 0;
  * The dispatch handler wired exactly as in production, against real peers on loopback: fauxqs (SQS, SNS, S3),
  * dynalite, and an SMTP sink with STARTTLS and AUTH. Each harness gets its own queues and tables.
  */
-export async function startDispatchHarness(aws: AwsEmulators, options: { sink?: SmtpSinkOptions; env?: Record<string, string>; settings?: Partial<SystemSettings>; deps?: Partial<SendEmailDeps> } = {}) {
+export async function startDispatchHarness(
+  aws: AwsEmulators,
+  options: {
+    sink?: SmtpSinkOptions;
+    env?: Record<string, string>;
+    settings?: Partial<SystemSettings>;
+    deps?: Partial<SendEmailDeps>;
+    /** The handler's endpoint for a service (a TCP proxy in front of the emulator); the test's own clients keep theirs. */
+    endpoints?: { sqs?: string; sns?: string; s3?: string; dynamodb?: string };
+  } = {},
+) {
   counter += 1;
   const suffix = `${process.pid}-${counter}`;
   const cert = localTlsCertificate();
@@ -67,7 +78,14 @@ export async function startDispatchHarness(aws: AwsEmulators, options: { sink?: 
   const output = captureOutput(logger, metrics);
   const credentialFetches: boolean[] = [];
   let credentials = SMTP_USER;
-  const deps = await buildSendEmailDeps(config, aws.clients, { logger, metrics }, {
+  const handlerClients = options.endpoints
+    ? createAwsClients({
+        region: 'eu-west-1',
+        credentials: LOCAL_CREDENTIALS,
+        endpoints: { sqs: aws.fauxqs.endpoint, sns: aws.fauxqs.endpoint, s3: aws.fauxqs.endpoint, dynamodb: aws.dynamo.endpoint, ...options.endpoints },
+      })
+    : aws.clients;
+  const deps = await buildSendEmailDeps(config, handlerClients, { logger, metrics }, {
     smtpCredentials: {
       async get({ refresh = false } = {}) {
         credentialFetches.push(refresh);

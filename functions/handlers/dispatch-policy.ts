@@ -1,0 +1,205 @@
+import type { Logger } from '@aws-lambda-powertools/logger';
+import { MetricUnit, type Metrics } from '@aws-lambda-powertools/metrics';
+import type { SQSRecord } from 'aws-lambda';
+import type { DeadLetterSink, UnpublishedOutcomes, VisibilityControl } from '#core/dispatch-ports.js';
+import { listRecipients, type EmailJob, type TransportName } from '#core/email-job.js';
+import { RetryLaterError } from '#core/errors.js';
+import { publishAll, toOutcomeEvent, type DispatchEvent, type EventPublisher } from '#core/events.js';
+import { hashAddress, toMessageId } from '#core/message-id.js';
+import { DispatchMetrics } from '#core/metric-names.js';
+import { scheduleRetry, type RetryPolicy } from '#core/retry-schedule.js';
+import type { RecipientResult, SendOutcome } from '#core/send-outcome.js';
+
+/** What the idempotency store keeps for a completed job: no addresses, no content (they are personal data). */
+export type StoredResult = {
+  action: 'delivered' | 'rejected';
+  reason: string;
+  messageId: string;
+  providerMessageId?: string;
+  recipients: Array<{ hash: string; status: string; responseCode?: number }>;
+  replayed?: boolean;
+  /** Set on the record when its outcome event could not be published (see UnpublishedOutcomes). */
+  unpublished?: boolean;
+};
+
+/**
+ * An outcome event waiting for the end of the batch. `idempotencyKey` is set for the outcome of a completed record:
+ * if it cannot be published, the record is marked unpublished and its message handed back, so the event survives.
+ */
+export type OutboxEntry = { event: DispatchEvent; record: SQSRecord; idempotencyKey?: string };
+
+export type PolicyDeps = {
+  logger: Logger;
+  metrics: Metrics;
+  events: EventPublisher;
+  deadLetters: DeadLetterSink;
+  visibility: VisibilityControl;
+  unpublished?: UnpublishedOutcomes;
+  retry: RetryPolicy;
+  messageIdDomain: string;
+  defaultTransport: TransportName;
+  clock: () => number;
+  random: () => number;
+};
+
+type Failed = Array<{ event: DispatchEvent; error: string }>;
+
+const recipientHashes = (recipients: RecipientResult[]) => recipients.map((r) => ({ hash: hashAddress(r.recipient), status: r.status, responseCode: r.responseCode }));
+
+/**
+ * What happens to a job once its record has been parsed and, perhaps, attempted: the retry schedule, the dead-letter
+ * queue, the outcome events and how they are kept when they cannot be published. One place for these decisions, so
+ * the per-record flow in the handler reads as a sequence of steps.
+ */
+export function createDispatchPolicy(deps: PolicyDeps) {
+  const { logger, metrics } = deps;
+  const dispatchIdOf = (job: { idempotencyKey: string }) => toMessageId(job.idempotencyKey, deps.messageIdDomain);
+  const factsOf = (job: EmailJob, attempt: number) => ({
+    idempotencyKey: job.idempotencyKey,
+    messageId: dispatchIdOf(job),
+    transport: job.transport ?? deps.defaultTransport,
+    attempts: attempt,
+    tags: job.tags,
+  });
+
+  const logOutcome = (level: 'info' | 'warn', message: string, job: EmailJob, outcome: SendOutcome, attempt: number, retryInSeconds?: number) =>
+    logger[level](message, {
+      retryInSeconds,
+      ambiguous: outcome.ambiguous,
+      dispatchId: dispatchIdOf(job),
+      action: outcome.action,
+      reason: outcome.reason,
+      detail: outcome.detail,
+      responseCode: outcome.responseCode,
+      enhancedStatus: outcome.enhancedStatus,
+      providerMessageId: outcome.providerMessageId,
+      attempt,
+      recipients: outcome.recipients.length > 0 ? recipientHashes(outcome.recipients) : listRecipients(job).map((r) => ({ hash: hashAddress(r) })),
+    });
+
+  /** Gives a job up: the dead-letter queue with its reason, an email.failed event, a log line, a metric. */
+  const giveUp = async (outbox: OutboxEntry[], record: SQSRecord, job: EmailJob | undefined, outcome: SendOutcome, attempt: number) => {
+    await deps.deadLetters.send(record.body, {
+      failureClass: 'exhausted',
+      failureReason: `${outcome.action}:${outcome.reason}`,
+      failureDetail: outcome.detail ?? '',
+      sourceMessageId: record.messageId,
+      idempotencyKey: job?.idempotencyKey,
+    });
+    metrics.addMetric(DispatchMetrics.failed, MetricUnit.Count, 1);
+    if (!job) return logger.warn('job failed: retry lifetime spent', { sqsMessageId: record.messageId, reason: outcome.reason, attempt });
+    logOutcome('warn', 'job failed: retry lifetime spent', job, outcome, attempt);
+    outbox.push({ event: toOutcomeEvent('failed', factsOf(job, attempt), outcome), record });
+  };
+
+  /**
+   * Postpones a record on the retry schedule (its visibility timeout) and reports it failed, or gives the job up
+   * once the lifetime is spent. Every receive that does not end a job passes here, so receives follow the schedule
+   * that maxReceiveCount is derived from.
+   */
+  const postpone = async (outbox: OutboxEntry[], record: SQSRecord, job: EmailJob | undefined, outcome: SendOutcome, attempt: number, message: string, metric: string): Promise<void> => {
+    const nowMs = deps.clock();
+    const decision = scheduleRetry(deps.retry, { attempt, firstEnqueuedAtMs: Number(record.attributes.SentTimestamp) || nowMs, nowMs }, deps.random());
+    if (!decision.retry) return giveUp(outbox, record, job, outcome, attempt);
+    metrics.addMetric(metric, MetricUnit.Count, 1);
+    if (outcome.ambiguous) metrics.addMetric(DispatchMetrics.ambiguous, MetricUnit.Count, 1);
+    if (job) logOutcome('warn', message, job, outcome, attempt, decision.delaySeconds);
+    else logger.warn(message, { sqsMessageId: record.messageId, reason: outcome.reason, attempt, retryInSeconds: decision.delaySeconds });
+    await deps.visibility.postpone(record, decision.delaySeconds).catch((error: unknown) => {
+      logger.error('could not postpone record; it returns after the queue visibility timeout', { sqsMessageId: record.messageId, dispatchId: job && dispatchIdOf(job), error: error as Error });
+    });
+    throw new RetryLaterError(`${outcome.action}: ${outcome.reason}`, decision.delaySeconds);
+  };
+
+  return {
+    logOutcome,
+    dispatchIdOf,
+
+    /** A job that will never be sent: dead-letter queue with its reason, a rejected event, a log line, a metric. */
+    async rejectInvalid(outbox: OutboxEntry[], record: SQSRecord, reason: string, detail: string, idempotencyKey?: string): Promise<void> {
+      await deps.deadLetters.send(record.body, { failureClass: 'invalid', failureReason: reason, failureDetail: detail, sourceMessageId: record.messageId, idempotencyKey });
+      metrics.addMetric(DispatchMetrics.invalid, MetricUnit.Count, 1);
+      logger.warn('job rejected as invalid', { sqsMessageId: record.messageId, reason, detail });
+      if (idempotencyKey) outbox.push({ event: toOutcomeEvent('rejected', { idempotencyKey }, { reason, detail, recipients: [] }), record });
+    },
+
+    /** A retryable outcome of an attempt: back off through the visibility timeout, or give up. */
+    deferOrGiveUp(outbox: OutboxEntry[], record: SQSRecord, job: EmailJob, outcome: SendOutcome, attempt: number): Promise<void> {
+      const message = outcome.ambiguous ? 'job deferred; ambiguous attempt: the provider may already have it' : 'job deferred';
+      return postpone(outbox, record, job, outcome, attempt, message, DispatchMetrics[outcome.action as 'retry' | 'throttled' | 'blocked']);
+    },
+
+    /**
+     * The one place a record is postponed without an attempt having sent anything: too little time left to start,
+     * an attempt aborted before its commit point, a provider known to be unavailable. Same schedule as retries.
+     * `job` is undefined when the record was not read yet.
+     */
+    postponeWithoutAttempt(outbox: OutboxEntry[], record: SQSRecord, job: EmailJob | undefined, reason: string, attempt: number, detail?: string): Promise<void> {
+      return postpone(outbox, record, job, { action: 'retry', reason, detail, recipients: [] }, attempt, 'job handed back without an attempt', DispatchMetrics.handedBack);
+    },
+
+    /** A job this attempt delivered or had rejected: metrics, a log line, its outcome event. */
+    completed(outbox: OutboxEntry[], record: SQSRecord, job: EmailJob, outcome: SendOutcome, action: StoredResult['action'], attempt: number): void {
+      const suppressed = outcome.recipients.filter((r) => r.status === 'suppressed').length;
+      if (suppressed > 0) metrics.addMetric(DispatchMetrics.suppressed, MetricUnit.Count, suppressed);
+      metrics.addMetric(DispatchMetrics[action], MetricUnit.Count, 1);
+      logOutcome(action === 'delivered' ? 'info' : 'warn', `job ${action}`, job, outcome, attempt);
+      outbox.push({ event: toOutcomeEvent(action, factsOf(job, attempt), outcome), record, idempotencyKey: job.idempotencyKey });
+    },
+
+    /** A key already done: nothing is sent; an outcome event still unpublished is rebuilt from the job and sent. */
+    replayed(outbox: OutboxEntry[], record: SQSRecord, job: EmailJob, stored: StoredResult, attempt: number): void {
+      metrics.addMetric(DispatchMetrics.duplicate, MetricUnit.Count, 1);
+      logger.info('duplicate job skipped', { dispatchId: stored.messageId, action: stored.action, republish: stored.unpublished === true });
+      if (!stored.unpublished) return;
+      // The store keeps recipients only as hashes: the job names them again.
+      const byHash = new Map(stored.recipients.map((r) => [r.hash, r]));
+      const recipients: RecipientResult[] = listRecipients(job).map((recipient) => {
+        const kept = byHash.get(hashAddress(recipient));
+        return { recipient, status: (kept?.status ?? 'accepted') as RecipientResult['status'], responseCode: kept?.responseCode };
+      });
+      const outcome = { reason: stored.reason, providerMessageId: stored.providerMessageId, recipients };
+      outbox.push({ event: toOutcomeEvent(stored.action, factsOf(job, attempt), outcome), record, idempotencyKey: job.idempotencyKey });
+    },
+
+    /**
+     * Publishes the batch's events (PublishBatch) within `bounded`'s deadline, retrying the failed ones once (if
+     * time is left). An outcome of a completed record
+     * that still did not go out is marked on its record and its message handed back: the replay publishes it.
+     * Resolves with the records to hand back. The sends already happened: nothing here sends again.
+     */
+    async publish(outbox: OutboxEntry[], bounded: (publish: () => Promise<Failed>) => Promise<Failed>): Promise<SQSRecord[]> {
+      if (outbox.length === 0) return [];
+      const entryOf = new Map(outbox.map((entry) => [entry.event, entry]));
+      const attempt = (events: DispatchEvent[]) => bounded(() => publishAll(deps.events, events)).catch((error: Error) => events.map((event) => ({ event, error: error.message })));
+      let failed = await attempt(outbox.map((e) => e.event));
+      if (failed.length > 0) failed = await attempt(failed.map((f) => f.event));
+      const published = outbox.filter((entry) => entry.idempotencyKey && !failed.some((f) => f.event === entry.event));
+      // A republished outcome's mark is cleared; a failure to clear only means one more republication.
+      await Promise.all(published.map((entry) => deps.unpublished?.clear(entry.idempotencyKey as string).catch(() => {})));
+      const handBack: SQSRecord[] = [];
+      for (const { event, error } of failed) {
+        const entry = entryOf.get(event) as OutboxEntry;
+        metrics.addMetric(DispatchMetrics.eventPublishFailed, MetricUnit.Count, 1);
+        const dispatchId = entry.idempotencyKey ? dispatchIdOf({ idempotencyKey: entry.idempotencyKey }) : undefined;
+        if (!entry.idempotencyKey || !deps.unpublished) {
+          logger.error('outcome event not published', { eventType: event.type, eventId: event.id, dispatchId, sqsMessageId: entry.record.messageId, error });
+          continue;
+        }
+        const kept = await deps.unpublished.mark(entry.idempotencyKey).then(
+          () => true,
+          (markError: unknown) => {
+            logger.error('outcome event not published, and the mark on its record failed: the event is lost', { eventType: event.type, dispatchId, error, markError: markError as Error });
+            return false;
+          },
+        );
+        if (!kept) continue;
+        logger.warn('outcome event not published; kept on its record and handed back for the replay to publish', { eventType: event.type, dispatchId, error });
+        handBack.push(entry.record);
+      }
+      return handBack;
+    },
+  };
+}
+
+export type DispatchPolicy = ReturnType<typeof createDispatchPolicy>;
