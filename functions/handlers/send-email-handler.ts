@@ -124,11 +124,17 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
    * Runs the idempotent send for one job within the budget: a claim not made by the commit deadline is given up,
    * the send ends by `finishBy`, the completion write by the answer's deadline.
    */
-  const attempt = async (job: EmailJob, budget: AttemptBudget, attemptNumber: number, run: { outcome?: SendOutcome }): Promise<StoredResult> => {
+  const attempt = async (job: EmailJob, budget: AttemptBudget, attemptNumber: number, run: { outcome?: SendOutcome; started?: boolean }): Promise<StoredResult> => {
     const recordId = toIdempotencyRecordId('email-job', job.idempotencyKey);
     claiming.set(recordId, { job, attempt: attemptNumber });
     const phase = claimPhaseSignal(budget);
-    const attemptRun: AttemptRun = { budget, started: phase.started };
+    const attemptRun: AttemptRun = {
+      budget,
+      started: () => {
+        run.started = true;
+        phase.started();
+      },
+    };
     try {
       return await bounded(phase.signal, () => sendOnce(job, attemptRun));
     } finally {
@@ -150,7 +156,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     if (!parsed.success) return policy.rejectInvalid(outbox, record, parsed.reason, parsed.detail, parsed.idempotencyKey);
     const job = parsed.job;
 
-    const run: { outcome?: SendOutcome } = {};
+    const run: { outcome?: SendOutcome; started?: boolean } = {};
     let stored: StoredResult;
     try {
       stored = await attempt(job, budget, attemptNumber, run);
@@ -161,6 +167,10 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
       }
       if (error instanceof SendDeferredError) return policy.deferOrGiveUp(outbox, record, job, error.outcome, attemptNumber);
       if (error instanceof AttemptAbortedError) return policy.postponeWithoutAttempt(outbox, record, job, 'attempt-budget-spent', attemptNumber, error.message);
+      if (!run.started && name !== 'IdempotencyAlreadyInProgressError') {
+        // The claim itself failed (a stalled or failing table): nothing was sent.
+        return policy.postponeWithoutAttempt(outbox, record, job, 'claim-failed', attemptNumber, (error as Error).message);
+      }
       if (run.outcome && !isRetryable(run.outcome.action)) {
         // Sent (or finally refused), but the completion record was not written, even after its retries. Deleting the
         // message now keeps a redelivery from sending again; a re-produced key may once the claim expires.

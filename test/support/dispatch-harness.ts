@@ -46,7 +46,9 @@ export async function startDispatchHarness(
     settings?: Partial<SystemSettings>;
     deps?: Partial<SendEmailDeps>;
     /** The handler's endpoint for a service (a TCP proxy in front of the emulator); the test's own clients keep theirs. */
-    endpoints?: { sqs?: string; sns?: string; s3?: string; dynamodb?: string };
+    endpoints?: { sqs?: string; sns?: string; s3?: string; dynamodb?: string; ses?: string };
+    /** Where the handler reaches the sink (a TCP proxy in front of it). @default the sink itself */
+    smtpThrough?: (sink: { host: string; port: number }) => Promise<{ host: string; port: number }>;
   } = {},
 ) {
   counter += 1;
@@ -64,11 +66,12 @@ export async function startDispatchHarness(
     suppressionTable: `suppression-${suffix}`,
     mailboxStateTable: `mailbox-${suffix}`,
   });
+  const relay = options.smtpThrough ? await options.smtpThrough(sink) : sink;
   const config = loadDispatchConfig({
     ...toDispatchEnvironment(resources),
     DEFAULT_FROM: 'noreply@example.com',
-    SMTP_HOST: sink.host,
-    SMTP_PORT: String(sink.port),
+    SMTP_HOST: relay.host,
+    SMTP_PORT: String(relay.port),
     SMTP_SECURITY: 'starttls',
     SMTP_SECRET_ID: 'local',
     ...options.env,
@@ -93,6 +96,7 @@ export async function startDispatchHarness(
       },
     },
     smtpTls: { ca: cert.cert },
+    sesClient: options.endpoints?.ses ? { region: 'eu-west-1', credentials: LOCAL_CREDENTIALS, endpoint: options.endpoints.ses } : undefined,
   });
   Object.assign(deps, options.deps);
   const handler = createSendEmailHandler(deps);

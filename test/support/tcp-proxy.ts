@@ -4,6 +4,7 @@ import { LOOPBACK } from '#local/loopback.js';
 /**
  * How the proxy stalls: each answer (a chunk the server sends) is held `ms` before it goes on (`Infinity`: never,
  * and nothing after it on that connection either), with `probability` (from a seeded generator, default 1).
+ * `Infinity` without a probability is a black hole: requests are not passed on either.
  */
 export type StallMode = { ms: number; probability?: number; seed?: number };
 
@@ -50,7 +51,11 @@ export async function startTcpProxy(target: { host: string; port: number }) {
       }
       forward(chunk);
     });
-    client.on('data', (chunk: Buffer) => upstream.write(chunk));
+    client.on('data', (chunk: Buffer) => {
+      // A peer that never answers at all never takes a request in either.
+      if (stall?.ms === Infinity && stall.probability === undefined) silenced = true;
+      if (!silenced) upstream.write(chunk);
+    });
     const close = () => {
       client.destroy();
       upstream.destroy();
