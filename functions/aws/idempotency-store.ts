@@ -134,28 +134,26 @@ export function toIdempotencyRecordId(prefix: string, idempotencyKey: string): s
 }
 
 /**
- * The unpublished-outcome mark, kept inside a completed record's stored result (`data.unpublished`), so a replay of
- * the key sees it through Powertools' response hook. Only COMPLETED records are marked; clearing a mark that is not
- * there (or a record that expired) is not an error.
+ * Clears the unpublished-outcome mark kept inside a completed record's stored result (`data.unpublished`, which a
+ * replay sees through Powertools' response hook). A record that is not COMPLETED (expired, released) is left alone.
  */
 export function createUnpublishedOutcomes(client: DynamoDBClient, tableName: string, keyPrefix: string): UnpublishedOutcomes {
-  const update = async (idempotencyKey: string, expression: string, values: Record<string, { S?: string; BOOL?: boolean }> = {}) => {
-    await client.send(
-      new UpdateItemCommand({
-        TableName: tableName,
-        Key: { [TableKeys.idempotency.partitionKey]: { S: toIdempotencyRecordId(keyPrefix, idempotencyKey) } },
-        UpdateExpression: expression,
-        ConditionExpression: '#status = :completed',
-        ExpressionAttributeNames: { '#status': 'status', '#data': 'data', '#unpublished': 'unpublished' },
-        ExpressionAttributeValues: { ':completed': { S: 'COMPLETED' }, ...values },
-      }),
-    );
-  };
   return {
-    mark: (idempotencyKey) => update(idempotencyKey, 'SET #data.#unpublished = :true', { ':true': { BOOL: true } }),
-    clear: (idempotencyKey) =>
-      update(idempotencyKey, 'REMOVE #data.#unpublished').catch((error: Error) => {
-        if (error.name !== 'ConditionalCheckFailedException') throw error;
-      }),
+    async clear(idempotencyKey) {
+      await client
+        .send(
+          new UpdateItemCommand({
+            TableName: tableName,
+            Key: { [TableKeys.idempotency.partitionKey]: { S: toIdempotencyRecordId(keyPrefix, idempotencyKey) } },
+            UpdateExpression: 'REMOVE #data.#unpublished',
+            ConditionExpression: '#status = :completed',
+            ExpressionAttributeNames: { '#status': 'status', '#data': 'data', '#unpublished': 'unpublished' },
+            ExpressionAttributeValues: { ':completed': { S: 'COMPLETED' } },
+          }),
+        )
+        .catch((error: Error) => {
+          if (error.name !== 'ConditionalCheckFailedException') throw error;
+        });
+    },
   };
 }

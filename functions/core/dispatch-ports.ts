@@ -19,10 +19,10 @@ export interface VisibilityControl {
 }
 
 /**
- * Marks on a completed job's idempotency record saying its outcome event is not published yet. A mark survives the
- * instance: the next replay of the key (the handed-back message, a redelivery) republishes the event and clears it.
+ * A completed job's record is written saying its outcome event is not published yet (in the same write, so the mark
+ * survives whatever happens next); once the event is out, the mark is cleared. A replay of the message that
+ * completed the job (handed back, or back after a crash) finds the mark and publishes the event again.
  */
 export interface UnpublishedOutcomes {
-  mark(idempotencyKey: string): Promise<void>;
   clear(idempotencyKey: string): Promise<void>;
 }

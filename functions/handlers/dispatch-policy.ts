@@ -18,13 +18,16 @@ export type StoredResult = {
   providerMessageId?: string;
   recipients: Array<{ hash: string; status: string; responseCode?: number }>;
   replayed?: boolean;
-  /** Set on the record when its outcome event could not be published (see UnpublishedOutcomes). */
+  /** Written with the result and cleared once the outcome event is out (see UnpublishedOutcomes). */
   unpublished?: boolean;
+  /** The queue message that completed the job: only its return republishes the event. */
+  sourceMessageId?: string;
 };
 
 /**
  * An outcome event waiting for the end of the batch. `idempotencyKey` is set for the outcome of a completed record:
- * if it cannot be published, the record is marked unpublished and its message handed back, so the event survives.
+ * its record says "unpublished" until the event is out; if it cannot be published, the message is handed back and
+ * its return publishes the event.
  */
 export type OutboxEntry = { event: DispatchEvent; record: SQSRecord; idempotencyKey?: string };
 
@@ -138,20 +141,28 @@ export function createDispatchPolicy(deps: PolicyDeps) {
       return postpone(outbox, record, job, { action: 'retry', reason, detail, recipients: [] }, attempt, 'job handed back without an attempt', DispatchMetrics.handedBack);
     },
 
-    /** A job this attempt delivered or had rejected: metrics, a log line, its outcome event. */
-    completed(outbox: OutboxEntry[], record: SQSRecord, job: EmailJob, outcome: SendOutcome, action: StoredResult['action'], attempt: number): void {
+    /**
+     * A job this attempt delivered or had rejected: metrics, a log line, its outcome event. `recorded` says whether
+     * the completion record was written: only then can the event be kept on it.
+     */
+    completed(outbox: OutboxEntry[], record: SQSRecord, job: EmailJob, outcome: SendOutcome, action: StoredResult['action'], attempt: number, recorded = true): void {
       const suppressed = outcome.recipients.filter((r) => r.status === 'suppressed').length;
       if (suppressed > 0) metrics.addMetric(DispatchMetrics.suppressed, MetricUnit.Count, suppressed);
       metrics.addMetric(DispatchMetrics[action], MetricUnit.Count, 1);
       logOutcome(action === 'delivered' ? 'info' : 'warn', `job ${action}`, job, outcome, attempt);
-      outbox.push({ event: toOutcomeEvent(action, factsOf(job, attempt), outcome), record, idempotencyKey: job.idempotencyKey });
+      outbox.push({ event: toOutcomeEvent(action, factsOf(job, attempt), outcome), record, idempotencyKey: recorded ? job.idempotencyKey : undefined });
     },
 
-    /** A key already done: nothing is sent; an outcome event still unpublished is rebuilt from the job and sent. */
+    /**
+     * A key already done: nothing is sent. The return of the message that completed it, with its outcome event not
+     * published yet (handed back, or back after a crash), publishes the event, rebuilt from the job. Other copies
+     * (a producer's repeat, a concurrent delivery) publish nothing: the original will.
+     */
     replayed(outbox: OutboxEntry[], record: SQSRecord, job: EmailJob, stored: StoredResult, attempt: number): void {
+      const republish = stored.unpublished === true && stored.sourceMessageId === record.messageId;
       metrics.addMetric(DispatchMetrics.duplicate, MetricUnit.Count, 1);
-      logger.info('duplicate job skipped', { dispatchId: stored.messageId, action: stored.action, republish: stored.unpublished === true });
-      if (!stored.unpublished) return;
+      logger.info('duplicate job skipped', { dispatchId: stored.messageId, action: stored.action, republish });
+      if (!republish) return;
       // The store keeps recipients only as hashes: the job names them again.
       const byHash = new Map(stored.recipients.map((r) => [r.hash, r]));
       const recipients: RecipientResult[] = listRecipients(job).map((recipient) => {
@@ -164,37 +175,31 @@ export function createDispatchPolicy(deps: PolicyDeps) {
 
     /**
      * Publishes the batch's events (PublishBatch) within `bounded`'s deadline, retrying the failed ones once (if
-     * time is left). An outcome of a completed record
-     * that still did not go out is marked on its record and its message handed back: the replay publishes it.
-     * Resolves with the records to hand back. The sends already happened: nothing here sends again.
+     * time is left), and clears the records' unpublished marks. Resolves with the records whose outcome is still
+     * unpublished: handed back, their return publishes it. The sends already happened: nothing here sends again.
      */
     async publish(outbox: OutboxEntry[], bounded: (publish: () => Promise<Failed>) => Promise<Failed>): Promise<SQSRecord[]> {
       if (outbox.length === 0) return [];
-      const entryOf = new Map(outbox.map((entry) => [entry.event, entry]));
       const attempt = (events: DispatchEvent[]) => bounded(() => publishAll(deps.events, events)).catch((error: Error) => events.map((event) => ({ event, error: error.message })));
       let failed = await attempt(outbox.map((e) => e.event));
       if (failed.length > 0) failed = await attempt(failed.map((f) => f.event));
-      const published = outbox.filter((entry) => entry.idempotencyKey && !failed.some((f) => f.event === entry.event));
-      // A republished outcome's mark is cleared; a failure to clear only means one more republication.
-      await Promise.all(published.map((entry) => deps.unpublished?.clear(entry.idempotencyKey as string).catch(() => {})));
+      const unpublished = new Map(failed.map((f) => [f.event, f.error]));
+      // A mark left in place only means the event may be published once more if the message ever comes back.
+      await Promise.all(outbox.filter((e) => e.idempotencyKey && !unpublished.has(e.event)).map((e) => deps.unpublished?.clear(e.idempotencyKey as string).catch(() => {})));
       const handBack: SQSRecord[] = [];
-      for (const { event, error } of failed) {
-        const entry = entryOf.get(event) as OutboxEntry;
+      for (const entry of outbox) {
+        const error = unpublished.get(entry.event);
+        if (error === undefined) continue;
         metrics.addMetric(DispatchMetrics.eventPublishFailed, MetricUnit.Count, 1);
         const dispatchId = entry.idempotencyKey ? dispatchIdOf({ idempotencyKey: entry.idempotencyKey }) : undefined;
-        if (!entry.idempotencyKey || !deps.unpublished) {
-          logger.error('outcome event not published', { eventType: event.type, eventId: event.id, dispatchId, sqsMessageId: entry.record.messageId, error });
+        const details = { eventType: entry.event.type, eventId: entry.event.id, dispatchId, sqsMessageId: entry.record.messageId, error };
+        if (!entry.idempotencyKey) {
+          // Invalid and given-up jobs are on the dead-letter queue with their reason: the lasting record of them. A job
+          // whose completion record is missing is not handed back: its return could send it again.
+          logger.error('outcome event not published', details);
           continue;
         }
-        const kept = await deps.unpublished.mark(entry.idempotencyKey).then(
-          () => true,
-          (markError: unknown) => {
-            logger.error('outcome event not published, and the mark on its record failed: the event is lost', { eventType: event.type, dispatchId, error, markError: markError as Error });
-            return false;
-          },
-        );
-        if (!kept) continue;
-        logger.warn('outcome event not published; kept on its record and handed back for the replay to publish', { eventType: event.type, dispatchId, error });
+        logger.warn('outcome event not published; kept on its record, and its message handed back to publish it', details);
         handBack.push(entry.record);
       }
       return handBack;

@@ -86,7 +86,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
 
   /** The one place a job is sent. Throws for anything retryable, so the key's claim is released. */
   const sendOnce = makeIdempotent(
-    async (job: EmailJob, run: AttemptRun): Promise<StoredResult> => {
+    async (job: EmailJob, run: AttemptRun, sourceMessageId: string): Promise<StoredResult> => {
       run.started();
       // The claim and the completion write run until the answer's deadline; the send only until `finishBy`.
       const outcome = await bounded(run.budget.finishSignal, () => dispatchJob(job, deps.dispatch, run.budget));
@@ -100,6 +100,8 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
           messageId: toMessageId(job.idempotencyKey, deps.dispatch.messageIdDomain),
           providerMessageId: outcome.providerMessageId,
           recipients: outcome.recipients.map((r) => ({ hash: hashAddress(r.recipient), status: r.status, responseCode: r.responseCode })),
+          unpublished: true,
+          sourceMessageId,
         }),
       ) as StoredResult;
     },
@@ -124,7 +126,8 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
    * Runs the idempotent send for one job within the budget: a claim not made by the commit deadline is given up,
    * the send ends by `finishBy`, the completion write by the answer's deadline.
    */
-  const attempt = async (job: EmailJob, budget: AttemptBudget, attemptNumber: number, run: { outcome?: SendOutcome; started?: boolean }): Promise<StoredResult> => {
+  const attempt = async (job: EmailJob, record: SQSRecord, budget: AttemptBudget, run: { outcome?: SendOutcome; started?: boolean }): Promise<StoredResult> => {
+    const attemptNumber = Number(record.attributes.ApproximateReceiveCount) || 1;
     const recordId = toIdempotencyRecordId('email-job', job.idempotencyKey);
     claiming.set(recordId, { job, attempt: attemptNumber });
     const phase = claimPhaseSignal(budget);
@@ -136,7 +139,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
       },
     };
     try {
-      return await bounded(phase.signal, () => sendOnce(job, attemptRun));
+      return await bounded(phase.signal, () => sendOnce(job, attemptRun, record.messageId));
     } finally {
       claiming.delete(recordId);
       run.outcome = attemptRun.outcome;
@@ -159,7 +162,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     const run: { outcome?: SendOutcome; started?: boolean } = {};
     let stored: StoredResult;
     try {
-      stored = await attempt(job, budget, attemptNumber, run);
+      stored = await attempt(job, record, budget, run);
     } catch (error) {
       const name = (error as Error).name;
       if (name === 'IdempotencyValidationError') {
@@ -176,7 +179,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
         // message now keeps a redelivery from sending again; a re-produced key may once the claim expires.
         metrics.addMetric(DispatchMetrics.completionNotSaved, MetricUnit.Count, 1);
         logger.error('completion record not saved after send', { dispatchId: policy.dispatchIdOf(job), error: error as Error });
-        return policy.completed(outbox, record, job, run.outcome, run.outcome.action as StoredResult['action'], attemptNumber);
+        return policy.completed(outbox, record, job, run.outcome, run.outcome.action as StoredResult['action'], attemptNumber, false);
       }
       if (name === 'IdempotencyAlreadyInProgressError') {
         return policy.deferOrGiveUp(outbox, record, job, { action: 'retry', reason: 'in-progress-elsewhere', recipients: [] }, attemptNumber);
