@@ -71,7 +71,7 @@ async function runCrashPoint(point: Point) {
   }
   rmSync(markerDir, { recursive: true, force: true });
   const deadLetters = await h.deadLetters();
-  const summary = compareLedgers(jobs.map((j) => ({ key: j.idempotencyKey, expect: 'delivered' as const })), h.sink.received, deadLetters);
+  const summary = compareLedgers(jobs.map((j) => ({ key: j.idempotencyKey, expect: 'delivered' as const })), h.sink.received, deadLetters, await h.events());
   const ambiguous = output.join('').split('\n').filter((l) => l.includes('ambiguous attempt')).length;
   await h.stop();
   return { summary, kills, ambiguous };

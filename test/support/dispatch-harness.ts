@@ -1,6 +1,6 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { DeleteMessageCommand, ReceiveMessageCommand, SendMessageCommand, type Message } from '@aws-sdk/client-sqs';
+import { DeleteMessageBatchCommand, ReceiveMessageCommand, SendMessageCommand, type Message } from '@aws-sdk/client-sqs';
 import type { EmailJob } from '#core/email-job.js';
 import { loadDispatchConfig } from '#functions/config.js';
 import { buildSendEmailDeps } from '#handlers/build-send-email-deps.js';
@@ -47,6 +47,8 @@ export async function startDispatchHarness(
     deps?: Partial<SendEmailDeps>;
     /** The handler's endpoint for a service (a TCP proxy in front of the emulator); the test's own clients keep theirs. */
     endpoints?: { sqs?: string; sns?: string; s3?: string; dynamodb?: string; ses?: string };
+    /** Changes the wired dependencies before the handler is built (wraps one of our own interfaces in a fault). */
+    adjust?: (deps: SendEmailDeps) => void;
     /** Where the handler reaches the sink (a TCP proxy in front of it). @default the sink itself */
     smtpThrough?: (sink: { host: string; port: number }) => Promise<{ host: string; port: number }>;
   } = {},
@@ -99,17 +101,18 @@ export async function startDispatchHarness(
     sesClient: options.endpoints?.ses ? { region: 'eu-west-1', credentials: LOCAL_CREDENTIALS, endpoint: options.endpoints.ses } : undefined,
   });
   Object.assign(deps, options.deps);
+  options.adjust?.(deps);
   const handler = createSendEmailHandler(deps);
   const queue = deriveQueueSettings(settings);
 
   const drain = async (queueUrl: string, max = 1000): Promise<Message[]> => {
     const out: Message[] = [];
-    for (let i = 0; i < 100 && out.length < max; i += 1) {
+    for (let i = 0; i < Math.ceil(max / 10) + 10 && out.length < max; i += 1) {
       const result = await aws.clients.sqsClient.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, MessageAttributeNames: ['All'], MessageSystemAttributeNames: ['All'] }));
       const got = result.Messages ?? [];
       if (got.length === 0) break;
       out.push(...got);
-      for (const m of got) await aws.clients.sqsClient.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: m.ReceiptHandle }));
+      await aws.clients.sqsClient.send(new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries: got.map((m, n) => ({ Id: String(n), ReceiptHandle: m.ReceiptHandle })) }));
     }
     return out;
   };
@@ -160,7 +163,7 @@ export async function startDispatchHarness(
     },
     /** Every event published so far (and removes them from the tap). */
     async events(): Promise<Array<Record<string, unknown>>> {
-      return (await drain(resources.eventsTapQueueUrl)).map((m) => JSON.parse(m.Body ?? '{}') as Record<string, unknown>);
+      return (await drain(resources.eventsTapQueueUrl, 100_000)).map((m) => JSON.parse(m.Body ?? '{}') as Record<string, unknown>);
     },
     /** Every dead-lettered message so far, with its reason attributes (and removes them). */
     async deadLetters() {
