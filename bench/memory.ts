@@ -1,4 +1,4 @@
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, PutObjectCommand, UploadPartCommand } from '@aws-sdk/client-s3';
 import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
@@ -16,7 +16,7 @@ import { record } from './measure.js';
  * Peak memory of one batch of 10 jobs with an attachment each (by S3 reference, as large files go): 1 MiB under the
  * default budget; 10 MiB with room for the whole batch at once, and under a budget that lets two jobs at a time.
  */
-export async function benchMemory() {
+export async function benchMemory(options: { only?: 'claim-checked' } = {}) {
   // The SMTP sink runs beside the emulators, out of this process: what is measured here is the function alone.
   const emulators = await startBenchEmulators({ smtpSink: true });
   const { clients } = emulators;
@@ -64,11 +64,78 @@ export async function benchMemory() {
     record(section, 'RSS at peak, whole process', peakRss / MiB, 'MiB', 'the benchmark process: the function and its clients');
   };
 
+  /** Uploads in 10 MiB parts, as a producer's SDK does for large bodies (the emulator takes 11 MiB per request). */
+  const putLarge = async (bucket: string, key: string, body: Buffer) => {
+    const s3 = await clients.s3();
+    const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, ContentType: 'application/json' }));
+    const parts = [];
+    for (let offset = 0, n = 1; offset < body.length; offset += 10 * MiB, n += 1) {
+      const { ETag } = await s3.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: n, Body: body.subarray(offset, offset + 10 * MiB) }));
+      parts.push({ ETag, PartNumber: n });
+    }
+    await s3.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: parts } }));
+  };
+
+  /** A batch of 10 jobs of `jobMiB` each, claim-checked (the job JSON in S3, a reference on the queue). */
+  const measureClaimChecked = async (jobMiB: number, budgetMiB?: number) => {
+    const tag = `claim-${jobMiB}-${budgetMiB ?? 0}`;
+    const names = Object.fromEntries(Object.entries(LOCAL_NAMES).map(([k, v]) => [k, `${v}-memory-${tag}`])) as typeof LOCAL_NAMES;
+    const resources = await createLocalResources(clients, DEFAULT_SETTINGS, names);
+    // Handed-back jobs come again after a second rather than the schedule's default half minute.
+    const env = { ...toDispatchEnvironment(resources), DEFAULT_FROM: 'noreply@example.com', SMTP_HOST: smtp.host, SMTP_PORT: String(smtp.port), SMTP_SECURITY: 'none', RETRY_BASE_SECONDS: '1', RETRY_MAX_DELAY_SECONDS: '1', ...(budgetMiB ? { ATTACHMENT_MEMORY_MB: String(budgetMiB) } : {}) };
+    const config = loadDispatchConfig(env);
+    const logger = new Logger({ logLevel: 'ERROR' });
+    const metrics = new Metrics({ namespace: 'EmailDispatch', serviceName: 'email-dispatch', logger });
+    (metrics as unknown as { console: unknown }).console = { log: () => {} };
+    const deps = await buildSendEmailDeps(config, clients, { logger, metrics }, {});
+    const handler = createSendEmailHandler(deps);
+    const references = [];
+    for (let i = 0; i < 10; i += 1) {
+      const job = benchJob(`mem-${tag}-${i}`, { html: `<p>${'x'.repeat(jobMiB * MiB - 64)}</p>`, text: undefined });
+      const key = `jobs/mem-${tag}-${i}.json`;
+      await putLarge(resources.bucket, key, Buffer.from(JSON.stringify(job)));
+      references.push({ version: 1, idempotencyKey: job.idempotencyKey, claimCheck: { bucket: resources.bucket, key } });
+    }
+    await clients.sqsClient.send(new SendMessageBatchCommand({ QueueUrl: resources.jobsQueueUrl, Entries: references.map((r, n) => ({ Id: String(n), MessageBody: JSON.stringify(r) })) }));
+    const sentBefore = await emulators.sinkCount();
+    global.gc?.();
+    const before = process.memoryUsage();
+    let peakRss = before.rss;
+    const sampler = setInterval(() => {
+      peakRss = Math.max(peakRss, process.memoryUsage().rss);
+    }, 5);
+    const started = Date.now();
+    // Jobs beyond the budget wait; those still waiting at the commit deadline are handed back and come again.
+    let done = 0;
+    let invocations = 0;
+    for (let polls = 0; polls < 60 && done < 10; polls += 1) {
+      const result = await deliverOneBatch({ sqs: clients.sqsClient, queueUrl: resources.jobsQueueUrl, queueArn: resources.jobsQueueArn, handler, functionName: 'send-email', batchSize: 10, maxBatchingWindowSeconds: 0, visibilityTimeoutSeconds: 1, functionTimeoutSeconds: 120, waitTimeSeconds: 2 });
+      done += result.succeeded;
+      if (result.received > 0) invocations += 1;
+    }
+    clearInterval(sampler);
+    await deps.dispatch.transports.smtp?.close();
+    const sent = (await emulators.sinkCount()) - sentBefore;
+    if (done !== 10 || sent !== 10) throw new Error(`claim-check memory batch: ${done} of 10 done, ${sent} sent`);
+    const section = `memory: 10 claim-checked jobs × ${jobMiB} MiB${budgetMiB ? `, memory budget ${budgetMiB} MiB` : ', default budget'}`;
+    const note = `budget ${config.attachmentMemoryBytes / MiB} MiB; ${invocations} invocation(s), ${Math.round((Date.now() - started) / 1000)} s`;
+    record(section, 'RSS growth at peak', (peakRss - before.rss) / MiB, 'MiB', note);
+  };
+
   try {
+    if (options.only === 'claim-checked') {
+      await measureClaimChecked(38);
+      await measureClaimChecked(38, 4000);
+      return;
+    }
     await measureBatch(1);
     // The same 100 MiB batch with room for all of it at once, then with room for two jobs at a time.
     await measureBatch(10, 1000);
     await measureBatch(10, 20);
+    // Claim-checked bodies are reserved before they are read: the default budget (100 MiB outside Lambda), then
+    // room for the whole batch at once, as when nothing reserved them.
+    await measureClaimChecked(38);
+    await measureClaimChecked(38, 4000);
   } finally {
     await emulators.stop();
   }

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { AttemptAbortedError } from './errors.js';
 
 /**
@@ -34,7 +35,7 @@ export function toAttemptBudget(facts: { nowMs: number; remainingMs: number; mar
   const commitIn = Math.max(0, facts.remainingMs - facts.marginMs);
   const finishIn = Math.max(commitIn, facts.remainingMs - facts.finishReserveMs);
   const answerIn = Math.max(finishIn, facts.remainingMs - ANSWER_RESERVE_MS);
-  return {
+  const budget = {
     commitBy: facts.nowMs + commitIn,
     finishBy: facts.nowMs + finishIn,
     signal: AbortSignal.timeout(commitIn),
@@ -42,6 +43,9 @@ export function toAttemptBudget(facts: { nowMs: number; remainingMs: number; mar
     publishSignal: AbortSignal.timeout((finishIn + answerIn) / 2),
     answerSignal: AbortSignal.timeout(answerIn),
   };
+  // Every attempt of the batch, and each wait within it, listens to these: no listener limit is meaningful here.
+  for (const signal of [budget.signal, budget.finishSignal, budget.publishSignal, budget.answerSignal]) setMaxListeners(0, signal);
+  return budget;
 }
 
 /** Rejects with the signal's reason once it aborts; `promise` itself is left to settle (its rejection is handled). */

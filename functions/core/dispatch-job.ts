@@ -21,8 +21,10 @@ export type DispatchDeps = {
   /** Reads an attachment stored in S3. */
   loadAttachment: (ref: S3Reference) => Promise<Uint8Array>;
   /**
-   * Bounds the memory of attachments in flight: a job reserves the size of its S3 attachments (read with `size`)
-   * before it reads them and holds it until its send is over; the rest wait. Without it, no bound.
+   * The instance's one memory budget: a job reserves the size of its S3 attachments (read with `size`) and of its
+   * decoded inline attachments before it reads or decodes them, and holds it until its send is over; the rest wait.
+   * (A claim-checked job's body is reserved before it is read, by the handler, inline content included.)
+   * Without it, no bound.
    */
   attachmentMemory?: { size: (ref: S3Reference) => Promise<number>; budget: ByteBudget };
   /** Used when a job has no `from`. */
@@ -46,7 +48,7 @@ const keep = (list: Mailbox[] | undefined, suppressed: Set<string>) => (list ?? 
  * With a `budget`, every wait before the send is given up when `budget.signal` aborts, and so is the send before
  * its commit point: it then throws AttemptAbortedError, and nothing was sent.
  */
-export async function dispatchJob(job: EmailJob, deps: DispatchDeps, budget?: SendBudget): Promise<SendOutcome> {
+export async function dispatchJob(job: EmailJob, deps: DispatchDeps, budget?: SendBudget, held: { inline?: boolean } = {}): Promise<SendOutcome> {
   const transportName = job.transport ?? deps.defaultTransport;
   const transport = deps.transports[transportName];
   if (!transport) return rejectedJob('transport-unavailable', `transport "${transportName}" is not enabled in this deployment`);
@@ -64,7 +66,7 @@ export async function dispatchJob(job: EmailJob, deps: DispatchDeps, budget?: Se
 
   let release: (() => void) | undefined;
   try {
-    release = await reserveAttachmentMemory(job, deps, budget?.signal);
+    release = await reserveAttachmentMemory(job, deps, budget?.signal, held.inline === true);
     return await buildAndSend(job, deps, transport, from, recipients, suppressed, suppressedResults, budget);
   } catch (error) {
     if (error instanceof InvalidJobError) return rejectedJob(error.reason, error.message);
@@ -75,19 +77,21 @@ export async function dispatchJob(job: EmailJob, deps: DispatchDeps, budget?: Se
 }
 
 /**
- * Reserves the size of the job's S3 attachments in the memory budget (inline ones are in memory already); refuses a
- * job whose attachments, inline and S3 together, are too big for one message.
+ * Reserves the size of the job's S3 attachments and of its decoded inline ones in the memory budget (unless the
+ * inline ones are already held, with a claim-checked body); refuses a job whose attachments, inline and S3
+ * together, are too big for one message.
  */
-async function reserveAttachmentMemory(job: EmailJob, deps: DispatchDeps, signal?: AbortSignal): Promise<(() => void) | undefined> {
+async function reserveAttachmentMemory(job: EmailJob, deps: DispatchDeps, signal: AbortSignal | undefined, inlineHeld: boolean): Promise<(() => void) | undefined> {
   const refs = (job.attachments ?? []).flatMap((a) => (a.s3 ? [a.s3] : []));
-  if (refs.length === 0 || !deps.attachmentMemory) return undefined;
+  const inline = inlineAttachmentBytes(job);
+  if ((refs.length === 0 && inline === 0) || !deps.attachmentMemory) return undefined;
   const { size, budget } = deps.attachmentMemory;
   const stored = (await untilAborted(Promise.all(refs.map(size)), signal)).reduce((sum, bytes) => sum + bytes, 0);
-  const inline = inlineAttachmentBytes(job);
   if (stored + inline > MAX_JOB_ATTACHMENT_BYTES) {
     throw new InvalidJobError('attachments-too-large', `the attachments add up to ${stored + inline} bytes; at most ${MAX_JOB_ATTACHMENT_BYTES} go in one message`);
   }
-  return budget.acquire(stored, signal);
+  const bytes = stored + (inlineHeld ? 0 : inline);
+  return bytes > 0 ? budget.acquire(bytes, signal) : undefined;
 }
 
 async function buildAndSend(

@@ -72,6 +72,15 @@ export async function buildSendEmailDeps(
     finishReserveMs: config.finishReserveMs,
     minAttemptMs: config.minAttemptMs,
     withCallDeadline,
-    loadClaimCheck: config.attachmentBucket ? async (ref) => Buffer.from(await objects.load(ref)).toString('utf8') : undefined,
+    claimChecks: config.attachmentBucket
+      ? {
+          size: objects.size,
+          // Decoded in place: no second copy of the bytes.
+          load: async (ref) => {
+            const bytes = await objects.load(ref);
+            return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
+          },
+        }
+      : undefined,
   };
 }

@@ -23,8 +23,19 @@ import type { RetryPolicy } from '#core/retry-schedule.js';
 import { isRetryable, type SendOutcome } from '#core/send-outcome.js';
 import { createDispatchPolicy, type OutboxEntry, type StoredResult } from './dispatch-policy.js';
 
-/** Claim check: a job body stored in S3 with only a reference on the queue. */
-export type ClaimCheckLoader = (reference: { bucket: string; key: string }, signal?: AbortSignal) => Promise<string>;
+/** Claim checks: job bodies stored in S3 with only a reference on the queue. */
+export type ClaimCheckStore = {
+  /** The stored body's size in bytes, read before the body is, so its memory can be reserved. */
+  size(reference: { bucket: string; key: string }): Promise<number>;
+  load(reference: { bucket: string; key: string }): Promise<string>;
+};
+
+/**
+ * Memory a claim-checked job holds per byte of its stored body, reserved before the body is read: the body as read,
+ * as a string and as the parsed job (each near the body's size at their peak), and its inline attachments decoded
+ * (three quarters of their base64). `npm run bench` measures it.
+ */
+export const CLAIM_CHECK_MEMORY_FACTOR = 3.75;
 
 export type SendEmailDeps = {
   logger: Logger;
@@ -50,13 +61,14 @@ export type SendEmailDeps = {
   minAttemptMs: number;
   /** Runs `work` with every AWS call inside it cut at `signal` (clients.ts `withCallDeadline`). */
   withCallDeadline?: <T>(signal: AbortSignal, work: () => Promise<T>) => Promise<T>;
-  loadClaimCheck?: ClaimCheckLoader;
+  /** Claim-checked bodies, reserved in `dispatch.attachmentMemory`'s budget before they are read. */
+  claimChecks?: ClaimCheckStore;
   clock?: () => number;
   random?: () => number;
 };
 
 /** One attempt's state, shared with the idempotent section (which sees only its arguments). */
-type AttemptRun = { budget: AttemptBudget; started(): void; outcome?: SendOutcome };
+type AttemptRun = { budget: AttemptBudget; started(): void; claimChecked: boolean; outcome?: SendOutcome };
 
 /**
  * Builds the SQS handler of the dispatch function: each record is parsed, sent at most once per idempotency key,
@@ -89,7 +101,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     async (job: EmailJob, run: AttemptRun, sourceMessageId: string): Promise<StoredResult> => {
       run.started();
       // The claim and the completion write run until the answer's deadline; the send only until `finishBy`.
-      const outcome = await bounded(run.budget.finishSignal, () => dispatchJob(job, deps.dispatch, run.budget));
+      const outcome = await bounded(run.budget.finishSignal, () => dispatchJob(job, deps.dispatch, run.budget, { inline: run.claimChecked }));
       run.outcome = outcome;
       if (isRetryable(outcome.action)) throw new SendDeferredError(outcome);
       // Plain JSON (no undefined values): the persistence layer marshals it into DynamoDB as it is.
@@ -126,13 +138,14 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
    * Runs the idempotent send for one job within the budget: a claim not made by the commit deadline is given up,
    * the send ends by `finishBy`, the completion write by the answer's deadline.
    */
-  const attempt = async (job: EmailJob, record: SQSRecord, budget: AttemptBudget, run: { outcome?: SendOutcome; started?: boolean }): Promise<StoredResult> => {
+  const attempt = async (job: EmailJob, record: SQSRecord, budget: AttemptBudget, run: { outcome?: SendOutcome; started?: boolean }, claimChecked: boolean): Promise<StoredResult> => {
     const attemptNumber = Number(record.attributes.ApproximateReceiveCount) || 1;
     const recordId = toIdempotencyRecordId('email-job', job.idempotencyKey);
     claiming.set(recordId, { job, attempt: attemptNumber });
     const phase = claimPhaseSignal(budget);
     const attemptRun: AttemptRun = {
       budget,
+      claimChecked,
       started: () => {
         run.started = true;
         phase.started();
@@ -146,12 +159,32 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     }
   };
 
+  /** A claim-checked body, read once its memory is reserved; `held` collects the reservation's release. */
+  const claimCheckLoader = (budget: AttemptBudget, held: Array<() => void>) => {
+    const store = deps.claimChecks;
+    if (!store) return undefined;
+    const memory = deps.dispatch.attachmentMemory?.budget;
+    return async (ref: { bucket: string; key: string }) => {
+      const bytes = await store.size(ref);
+      if (memory) held.push(await memory.acquire(Math.ceil(bytes * CLAIM_CHECK_MEMORY_FACTOR), budget.signal));
+      return store.load(ref);
+    };
+  };
+
   /** One record, start to end: check the time, parse, attempt once per key, and let the policy decide the rest. */
   const processRecord = async (record: SQSRecord, budget: AttemptBudget, outbox: OutboxEntry[]): Promise<void> => {
+    const held: Array<() => void> = [];
+    try {
+      return await processJobRecord(record, budget, outbox, held);
+    } finally {
+      for (const release of held) release();
+    }
+  };
+
+  const processJobRecord = async (record: SQSRecord, budget: AttemptBudget, outbox: OutboxEntry[], held: Array<() => void>): Promise<void> => {
     const attemptNumber = Number(record.attributes.ApproximateReceiveCount) || 1;
     if (budget.commitBy - clock() < deps.minAttemptMs) return policy.postponeWithoutAttempt(outbox, record, undefined, 'no-time-to-start', attemptNumber);
-    const loadClaimCheck = deps.loadClaimCheck && ((ref: { bucket: string; key: string }) => (deps.loadClaimCheck as ClaimCheckLoader)(ref, budget.signal));
-    const parsed = await untilAborted(parseJobRecord(record.body, loadClaimCheck), budget.signal).catch((error: unknown) => {
+    const parsed = await untilAborted(parseJobRecord(record.body, claimCheckLoader(budget, held)), budget.signal).catch((error: unknown) => {
       if (error instanceof AttemptAbortedError) return undefined;
       throw error;
     });
@@ -162,7 +195,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     const run: { outcome?: SendOutcome; started?: boolean } = {};
     let stored: StoredResult;
     try {
-      stored = await attempt(job, record, budget, run);
+      stored = await attempt(job, record, budget, run, held.length > 0);
     } catch (error) {
       const name = (error as Error).name;
       if (name === 'IdempotencyValidationError') {
