@@ -114,6 +114,11 @@ export type DispatchConfig = {
   /** An attempt starts only with this long left before the commit deadline. `MIN_ATTEMPT_MS`. @default 1000 */
   minAttemptMs: number;
   /**
+   * The jobs queue's maxReceiveCount: a job not done on its last receive is given up by the handler (dead-lettered
+   * with its reason, email.failed) rather than moved there by SQS without one. `MAX_RECEIVE_COUNT`, optional.
+   */
+  maxReceiveCount?: number;
+  /**
    * S3 attachment bytes an instance holds at once; jobs beyond it wait their turn. A send holds its attachments
    * about once over at its peak (the bytes read, the message written from them; `npm run bench` measures it), so a
    * tenth of the function's memory leaves the rest ample room. `ATTACHMENT_MEMORY_MB`. @default a tenth of
@@ -182,6 +187,7 @@ export function loadDispatchConfig(env: Env = process.env): DispatchConfig {
     deadlineMarginMs: r.integer('DEADLINE_MARGIN_MS', 5000, 500, 120_000),
     finishReserveMs: r.integer('FINISH_RESERVE_MS', 2000, 250, 60_000),
     minAttemptMs: r.integer('MIN_ATTEMPT_MS', 1000, 0, 60_000),
+    maxReceiveCount: r.optional('MAX_RECEIVE_COUNT') === undefined ? undefined : r.integer('MAX_RECEIVE_COUNT', 1000, 1, 1000),
     attachmentMemoryBytes: r.integer('ATTACHMENT_MEMORY_MB', Math.max(10, Math.floor((Number(env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE) || 1000) / 10)), 1, 10_240) * 1024 * 1024,
   };
   r.check(config.finishReserveMs < config.deadlineMarginMs, `FINISH_RESERVE_MS (${config.finishReserveMs}) must be below DEADLINE_MARGIN_MS (${config.deadlineMarginMs})`);

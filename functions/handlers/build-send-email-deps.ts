@@ -71,6 +71,7 @@ export async function buildSendEmailDeps(
     deadlineMarginMs: config.deadlineMarginMs,
     finishReserveMs: config.finishReserveMs,
     minAttemptMs: config.minAttemptMs,
+    maxReceiveCount: config.maxReceiveCount,
     withCallDeadline,
     claimChecks: config.attachmentBucket
       ? {

@@ -39,6 +39,8 @@ export type PolicyDeps = {
   visibility: VisibilityControl;
   unpublished?: UnpublishedOutcomes;
   retry: RetryPolicy;
+  /** The queue's maxReceiveCount, when known: the last receive gives up instead of postponing. */
+  maxReceiveCount?: number;
   messageIdDomain: string;
   defaultTransport: TransportName;
   clock: () => number;
@@ -96,13 +98,23 @@ export function createDispatchPolicy(deps: PolicyDeps) {
   };
 
   /**
+   * When the record's next receive is due, on the retry schedule; none once the lifetime is spent or this was the
+   * last receive SQS allows (it would move the job to the dead-letter queue without saying why).
+   */
+  const nextReceive = (record: SQSRecord, attempt: number) => {
+    const nowMs = deps.clock();
+    const decision = scheduleRetry(deps.retry, { attempt, firstEnqueuedAtMs: Number(record.attributes.SentTimestamp) || nowMs, nowMs }, deps.random());
+    if (decision.retry && deps.maxReceiveCount !== undefined && attempt >= deps.maxReceiveCount) return { retry: false as const };
+    return decision;
+  };
+
+  /**
    * Postpones a record on the retry schedule (its visibility timeout) and reports it failed, or gives the job up
    * once the lifetime is spent. Every receive that does not end a job passes here, so receives follow the schedule
    * that maxReceiveCount is derived from.
    */
   const postpone = async (outbox: OutboxEntry[], record: SQSRecord, job: EmailJob | undefined, outcome: SendOutcome, attempt: number, message: string, metric: string): Promise<void> => {
-    const nowMs = deps.clock();
-    const decision = scheduleRetry(deps.retry, { attempt, firstEnqueuedAtMs: Number(record.attributes.SentTimestamp) || nowMs, nowMs }, deps.random());
+    const decision = nextReceive(record, attempt);
     if (!decision.retry) return giveUp(outbox, record, job, outcome, attempt);
     metrics.addMetric(metric, MetricUnit.Count, 1);
     if (outcome.ambiguous) metrics.addMetric(DispatchMetrics.ambiguous, MetricUnit.Count, 1);
@@ -117,6 +129,31 @@ export function createDispatchPolicy(deps: PolicyDeps) {
   return {
     logOutcome,
     dispatchIdOf,
+
+    /**
+     * A record whose job is done but whose outcome event is still unpublished: postponed on the retry schedule, so
+     * its return publishes the event. Resolves false once no receive is left: the job is dead-lettered with that
+     * reason instead (a redrive replays it, which publishes the event).
+     */
+    async handBackUnpublished(record: SQSRecord): Promise<boolean> {
+      const attempt = Number(record.attributes.ApproximateReceiveCount) || 1;
+      const decision = nextReceive(record, attempt);
+      if (decision.retry) {
+        await deps.visibility.postpone(record, decision.delaySeconds).catch((error: unknown) => {
+          logger.error('could not postpone record; it returns after the queue visibility timeout', { sqsMessageId: record.messageId, error: error as Error });
+        });
+        return true;
+      }
+      await deps.deadLetters
+        .send(record.body, {
+          failureClass: 'exhausted',
+          failureReason: 'outcome-unpublished',
+          failureDetail: 'the job was done; its outcome event could not be published (a redrive publishes it)',
+          sourceMessageId: record.messageId,
+        })
+        .catch((error: unknown) => logger.error('could not dead-letter a job with an unpublished outcome', { sqsMessageId: record.messageId, error: error as Error }));
+      return false;
+    },
 
     /** A job that will never be sent: dead-letter queue with its reason, a rejected event, a log line, a metric. */
     async rejectInvalid(outbox: OutboxEntry[], record: SQSRecord, reason: string, detail: string, idempotencyKey?: string): Promise<void> {
@@ -155,11 +192,13 @@ export function createDispatchPolicy(deps: PolicyDeps) {
 
     /**
      * A key already done: nothing is sent. The return of the message that completed it, with its outcome event not
-     * published yet (handed back, or back after a crash), publishes the event, rebuilt from the job. Other copies
-     * (a producer's repeat, a concurrent delivery) publish nothing: the original will.
+     * published yet (handed back, or back after a crash), or its redrive, publishes the event, rebuilt from the job.
+     * Other copies (a producer's repeat, a concurrent delivery) publish nothing: the original will.
      */
     replayed(outbox: OutboxEntry[], record: SQSRecord, job: EmailJob, stored: StoredResult, attempt: number): void {
-      const republish = stored.unpublished === true && stored.sourceMessageId === record.messageId;
+      // A job redriven from the dead-letter queue comes as a new message: an operator's replay, which publishes too.
+      const redriven = record.messageAttributes?.redrivenFrom !== undefined;
+      const republish = stored.unpublished === true && (stored.sourceMessageId === record.messageId || redriven);
       metrics.addMetric(DispatchMetrics.duplicate, MetricUnit.Count, 1);
       logger.info('duplicate job skipped', { dispatchId: stored.messageId, action: stored.action, republish });
       if (!republish) return;

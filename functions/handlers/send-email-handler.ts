@@ -59,6 +59,8 @@ export type SendEmailDeps = {
   finishReserveMs: number;
   /** An attempt starts only with at least this long before its commit deadline; otherwise it is handed back. */
   minAttemptMs: number;
+  /** The jobs queue's maxReceiveCount: the last receive gives a job up rather than postponing it. */
+  maxReceiveCount?: number;
   /** Runs `work` with every AWS call inside it cut at `signal` (clients.ts `withCallDeadline`). */
   withCallDeadline?: <T>(signal: AbortSignal, work: () => Promise<T>) => Promise<T>;
   /** Claim-checked bodies, reserved in `dispatch.attachmentMemory`'s budget before they are read. */
@@ -240,8 +242,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     });
     const handBack = await bounded(budget.answerSignal, async () => {
       const records = await policy.publish(outbox, (publish) => bounded(budget.publishSignal, publish));
-      await Promise.all(records.map((record) => deps.visibility.postpone(record, deps.retry.baseDelaySeconds).catch(() => {})));
-      return records;
+      return (await Promise.all(records.map(async (record) => ((await policy.handBackUnpublished(record)) ? [record] : [])))).flat();
     });
     const failed = new Set([...response.batchItemFailures.map((f) => f.itemIdentifier), ...handBack.map((r) => r.messageId)]);
     return { batchItemFailures: [...failed].map((itemIdentifier) => ({ itemIdentifier })) };

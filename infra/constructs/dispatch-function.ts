@@ -6,6 +6,7 @@ import type { IKey } from 'aws-cdk-lib/aws-kms';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
+import { deriveQueueSettings } from '../settings.js';
 import type { StackConfig } from '../stack-config.js';
 import type { JobsQueue } from './jobs-queue.js';
 import { grantPublish } from './grant-publish.js';
@@ -57,6 +58,7 @@ export class DispatchFunction extends Construct {
         RETRY_BASE_SECONDS: String(settings.retry.baseDelaySeconds),
         RETRY_MAX_DELAY_SECONDS: String(settings.retry.maxDelaySeconds),
         RETRY_LIFETIME_SECONDS: String(settings.retry.lifetimeSeconds),
+        MAX_RECEIVE_COUNT: String(deriveQueueSettings(settings).maxReceiveCount),
         ...(usesSmtp
           ? { SMTP_HOST: config.smtpHost ?? '', SMTP_PORT: String(config.smtpPort), SMTP_SECURITY: config.smtpSecurity, SMTP_SECRET_ID: smtpSecret?.secretArn ?? '' }
           : {}),

@@ -235,6 +235,26 @@ describe('retries', () => {
     expect(h.output.metric('Failed')).toBe(1);
   });
 
+  it('gives a job up on its last receive, with its reason, rather than leaving SQS to dead-letter it without one', async () => {
+    // Prepare: the relay defers every attempt; the queue allows 3 receives
+    h = await startDispatchHarness(aws, { env: { RETRY_BASE_SECONDS: '1', RETRY_MAX_DELAY_SECONDS: '1', MAX_RECEIVE_COUNT: '3' } });
+    h.sink.addRule({ stage: 'rcpt', reply: { code: 450, message: '4.2.1 Mailbox busy' } });
+    const job = emailJobFactory();
+    const recordAt = (receive: number) =>
+      toSqsRecord({ MessageId: 'last-1', ReceiptHandle: `r-${receive}`, Body: JSON.stringify(job), Attributes: { ApproximateReceiveCount: String(receive), SentTimestamp: String(Date.now()) } }, h.resources.jobsQueueArn);
+
+    // Act
+    const second = await h.handler({ Records: [recordAt(2)] }, createLambdaContext('send-email', 30_000));
+    const last = await h.handler({ Records: [recordAt(3)] }, createLambdaContext('send-email', 30_000));
+
+    // Assess
+    expect(second.batchItemFailures).toEqual([{ itemIdentifier: 'last-1' }]);
+    expect(last.batchItemFailures).toEqual([]);
+    const dead = await h.deadLetters();
+    expect(dead.map((d) => d.attributes)).toEqual([expect.objectContaining({ failureClass: 'exhausted', failureReason: 'retry:smtp-rcpt-450', idempotencyKey: job.idempotencyKey })]);
+    expect((await h.events()).map((e) => e.type)).toEqual(['email.failed']);
+  });
+
   it('ends a permanent refusal as rejected: not retried, not dead-lettered, reported', async () => {
     h = await startDispatchHarness(aws);
     h.sink.addRule({ stage: 'rcpt', reply: { code: 550, message: '5.1.1 <alice@example.net>: Recipient address rejected' } });
