@@ -23,17 +23,22 @@ export async function benchMemory(options: { only?: 'claim-checked' } = {}) {
   const smtp = emulators.endpoints.smtp as { host: string; port: number };
   const MiB = 1024 * 1024;
 
-  const measureBatch = async (fileMiB: number, budgetMiB?: number) => {
-    const names = Object.fromEntries(Object.entries(LOCAL_NAMES).map(([k, v]) => [k, `${v}-memory-${fileMiB}-${budgetMiB ?? 0}`])) as typeof LOCAL_NAMES;
+  /** The dispatch handler as deployed, on resources of its own, with an optional memory budget. */
+  const dispatcherFor = async (tag: string, budgetMiB?: number, extraEnv: Record<string, string> = {}) => {
+    const names = Object.fromEntries(Object.entries(LOCAL_NAMES).map(([k, v]) => [k, `${v}-memory-${tag}`])) as typeof LOCAL_NAMES;
     const resources = await createLocalResources(clients, DEFAULT_SETTINGS, names);
     // Plaintext SMTP is allowed to a loopback host only; TLS buffers are small next to the attachments.
-    const env = { ...toDispatchEnvironment(resources), DEFAULT_FROM: 'noreply@example.com', SMTP_HOST: smtp.host, SMTP_PORT: String(smtp.port), SMTP_SECURITY: 'none', ...(budgetMiB ? { ATTACHMENT_MEMORY_MB: String(budgetMiB) } : {}) };
+    const env = { ...toDispatchEnvironment(resources), DEFAULT_FROM: 'noreply@example.com', SMTP_HOST: smtp.host, SMTP_PORT: String(smtp.port), SMTP_SECURITY: 'none', ...extraEnv, ...(budgetMiB ? { ATTACHMENT_MEMORY_MB: String(budgetMiB) } : {}) };
     const config = loadDispatchConfig(env);
     const logger = new Logger({ logLevel: 'ERROR' });
     const metrics = new Metrics({ namespace: 'EmailDispatch', serviceName: 'email-dispatch', logger });
     (metrics as unknown as { console: unknown }).console = { log: () => {} };
     const deps = await buildSendEmailDeps(config, clients, { logger, metrics }, {});
-    const handler = createSendEmailHandler(deps);
+    return { resources, config, deps, handler: createSendEmailHandler(deps) };
+  };
+
+  const measureBatch = async (fileMiB: number, budgetMiB?: number) => {
+    const { resources, deps, handler } = await dispatcherFor(`${fileMiB}-${budgetMiB ?? 0}`, budgetMiB);
     const jobs = await Promise.all(
       Array.from({ length: 10 }, async (_, i) => {
         const key = `attachments/mem-${fileMiB}-${budgetMiB ?? 0}-${i}.bin`;
@@ -79,16 +84,8 @@ export async function benchMemory(options: { only?: 'claim-checked' } = {}) {
   /** A batch of 10 jobs of `jobMiB` each, claim-checked (the job JSON in S3, a reference on the queue). */
   const measureClaimChecked = async (jobMiB: number, budgetMiB?: number) => {
     const tag = `claim-${jobMiB}-${budgetMiB ?? 0}`;
-    const names = Object.fromEntries(Object.entries(LOCAL_NAMES).map(([k, v]) => [k, `${v}-memory-${tag}`])) as typeof LOCAL_NAMES;
-    const resources = await createLocalResources(clients, DEFAULT_SETTINGS, names);
     // Handed-back jobs come again after a second rather than the schedule's default half minute.
-    const env = { ...toDispatchEnvironment(resources), DEFAULT_FROM: 'noreply@example.com', SMTP_HOST: smtp.host, SMTP_PORT: String(smtp.port), SMTP_SECURITY: 'none', RETRY_BASE_SECONDS: '1', RETRY_MAX_DELAY_SECONDS: '1', ...(budgetMiB ? { ATTACHMENT_MEMORY_MB: String(budgetMiB) } : {}) };
-    const config = loadDispatchConfig(env);
-    const logger = new Logger({ logLevel: 'ERROR' });
-    const metrics = new Metrics({ namespace: 'EmailDispatch', serviceName: 'email-dispatch', logger });
-    (metrics as unknown as { console: unknown }).console = { log: () => {} };
-    const deps = await buildSendEmailDeps(config, clients, { logger, metrics }, {});
-    const handler = createSendEmailHandler(deps);
+    const { resources, config, deps, handler } = await dispatcherFor(tag, budgetMiB, { RETRY_BASE_SECONDS: '1', RETRY_MAX_DELAY_SECONDS: '1' });
     const references = [];
     for (let i = 0; i < 10; i += 1) {
       const job = benchJob(`mem-${tag}-${i}`, { html: `<p>${'x'.repeat(jobMiB * MiB - 64)}</p>`, text: undefined });

@@ -3,7 +3,6 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { toIdempotencyRecordId } from '#aws/idempotency-store.js';
 import { TableKeys } from '#aws/table-keys.js';
 import { createLambdaContext } from '#local/lambda-context.js';
-import { toSqsRecord } from '#local/event-source.js';
 import { emailJobFactory } from '../support/factories.js';
 import { startAwsEmulators, startDispatchHarness, type AwsEmulators, type DispatchHarness } from '../support/dispatch-harness.js';
 
@@ -22,12 +21,6 @@ afterEach(async () => {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** A record as the event source delivers it, its `receive` numbering the delivery. */
-const recordOf = (harness: DispatchHarness, body: object, messageId: string, receive = 1) =>
-  toSqsRecord(
-    { MessageId: messageId, ReceiptHandle: `${messageId}-${receive}`, Body: JSON.stringify(body), Attributes: { ApproximateReceiveCount: String(receive), SentTimestamp: String(Date.now()) } },
-    harness.resources.jobsQueueArn,
-  );
 
 describe('an attempt past its budget', () => {
   it('waits for a relay that answers the final dot late: delivered once, its event published, the redelivery a duplicate', async () => {
@@ -37,9 +30,9 @@ describe('an attempt past its budget', () => {
     const job = emailJobFactory();
 
     // Act
-    const first = await h.handler({ Records: [recordOf(h, job, 'late-1')] }, createLambdaContext('send-email', 5000));
+    const first = await h.handler({ Records: [h.sqsRecord(job, 'late-1')] }, createLambdaContext('send-email', 5000));
     await sleep(1500);
-    const second = await h.handler({ Records: [recordOf(h, job, 'late-1', 2)] }, createLambdaContext('send-email', 5000));
+    const second = await h.handler({ Records: [h.sqsRecord(job, 'late-1', 2)] }, createLambdaContext('send-email', 5000));
 
     // Assess
     const events = await h.events();
@@ -56,11 +49,11 @@ describe('an attempt past its budget', () => {
     const job = emailJobFactory();
 
     // Act: the first attempt's claim ends with its invocation; a redelivery takes over and completes
-    await h.handler({ Records: [recordOf(h, job, 'fence-1')] }, createLambdaContext('send-email', 1500));
+    await h.handler({ Records: [h.sqsRecord(job, 'fence-1')] }, createLambdaContext('send-email', 1500));
     await sleep(1200);
-    await h.handler({ Records: [recordOf(h, job, 'fence-1', 2)] }, createLambdaContext('send-email', 10_000));
+    await h.handler({ Records: [h.sqsRecord(job, 'fence-1', 2)] }, createLambdaContext('send-email', 10_000));
     await sleep(3000);
-    await h.handler({ Records: [recordOf(h, job, 'fence-1', 3)] }, createLambdaContext('send-email', 10_000));
+    await h.handler({ Records: [h.sqsRecord(job, 'fence-1', 3)] }, createLambdaContext('send-email', 10_000));
 
     // Assess
     const item = await aws.clients.dynamodb.send(

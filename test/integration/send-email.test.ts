@@ -240,8 +240,7 @@ describe('retries', () => {
     h = await startDispatchHarness(aws, { env: { RETRY_BASE_SECONDS: '1', RETRY_MAX_DELAY_SECONDS: '1', MAX_RECEIVE_COUNT: '3' } });
     h.sink.addRule({ stage: 'rcpt', reply: { code: 450, message: '4.2.1 Mailbox busy' } });
     const job = emailJobFactory();
-    const recordAt = (receive: number) =>
-      toSqsRecord({ MessageId: 'last-1', ReceiptHandle: `r-${receive}`, Body: JSON.stringify(job), Attributes: { ApproximateReceiveCount: String(receive), SentTimestamp: String(Date.now()) } }, h.resources.jobsQueueArn);
+    const recordAt = (receive: number) => (h as DispatchHarness).sqsRecord(job, 'last-1', receive);
 
     // Act
     const second = await h.handler({ Records: [recordAt(2)] }, createLambdaContext('send-email', 30_000));

@@ -7,7 +7,6 @@ import { TableKeys } from '#aws/table-keys.js';
 import type { EmailJob } from '#core/email-job.js';
 import { startSesLocal, type Emulator } from '#local/emulators.js';
 import { createLambdaContext } from '#local/lambda-context.js';
-import { toSqsRecord } from '#local/event-source.js';
 import { emailJobFactory } from '../support/factories.js';
 import { startAwsEmulators, startDispatchHarness, type AwsEmulators, type DispatchHarness } from '../support/dispatch-harness.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
@@ -35,11 +34,6 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const INVOCATION_MS = 6000;
 const BUDGET_ENV = { DEADLINE_MARGIN_MS: '3000', FINISH_RESERVE_MS: '1500', MIN_ATTEMPT_MS: '500', RETRY_BASE_SECONDS: '1', RETRY_MAX_DELAY_SECONDS: '1' };
 
-const recordOf = (harness: DispatchHarness, job: EmailJob | object, messageId: string, receive = 1) =>
-  toSqsRecord(
-    { MessageId: messageId, ReceiptHandle: `${messageId}-${receive}`, Body: JSON.stringify(job), Attributes: { ApproximateReceiveCount: String(receive), SentTimestamp: String(Date.now()) } },
-    harness.resources.jobsQueueArn,
-  );
 
 /** The job's idempotency record as the table holds it (read past any proxy). */
 async function recordStatus(harness: DispatchHarness, job: EmailJob): Promise<string | undefined> {
@@ -52,7 +46,7 @@ async function recordStatus(harness: DispatchHarness, job: EmailJob): Promise<st
  * Runs one invocation, then watches for a while after its answer: what the sink, the tables and the events hold
  * must not change once the handler has answered.
  */
-async function invokeAndWatch(harness: DispatchHarness, records: ReturnType<typeof recordOf>[], job?: EmailJob, count: () => number | Promise<number> = () => harness.sink.received.length) {
+async function invokeAndWatch(harness: DispatchHarness, records: ReturnType<DispatchHarness['sqsRecord']>[], job?: EmailJob, count: () => number | Promise<number> = () => harness.sink.received.length) {
   const started = Date.now();
   const response = (await harness.handler({ Records: records }, createLambdaContext('send-email', INVOCATION_MS))) as SQSBatchResponse;
   const elapsedMs = Date.now() - started;
@@ -70,7 +64,7 @@ describe('a stalled SMTP relay', () => {
     const job = emailJobFactory();
 
     // Act
-    const run = await invokeAndWatch(h, [recordOf(h, job, 'smtp-1')], job);
+    const run = await invokeAndWatch(h, [h.sqsRecord(job, 'smtp-1')], job);
 
     // Assess
     expect(run.failed).toEqual(['smtp-1']);
@@ -86,7 +80,7 @@ describe('a stalled SMTP relay', () => {
     const job = emailJobFactory();
 
     // Act
-    const run = await invokeAndWatch(h, [recordOf(h, job, 'smtp-2')], job);
+    const run = await invokeAndWatch(h, [h.sqsRecord(job, 'smtp-2')], job);
     await sleep(3500);
 
     // Assess
@@ -106,7 +100,7 @@ describe('a stalled DynamoDB', () => {
     const job = emailJobFactory();
 
     // Act
-    const run = await invokeAndWatch(h, [recordOf(h, job, 'ddb-1')], job);
+    const run = await invokeAndWatch(h, [h.sqsRecord(job, 'ddb-1')], job);
 
     // Assess
     expect(run.failed).toEqual(['ddb-1']);
@@ -125,10 +119,10 @@ describe('a stalled SNS', () => {
     const job = emailJobFactory();
 
     // Act
-    const run = await invokeAndWatch(h, [recordOf(h, job, 'sns-1')], job);
+    const run = await invokeAndWatch(h, [h.sqsRecord(job, 'sns-1')], job);
     const meanwhile = await h.events();
     proxy.stall(undefined);
-    const replay = await h.handler({ Records: [recordOf(h, job, 'sns-1', 2)] }, createLambdaContext('send-email', INVOCATION_MS));
+    const replay = await h.handler({ Records: [h.sqsRecord(job, 'sns-1', 2)] }, createLambdaContext('send-email', INVOCATION_MS));
 
     // Assess
     expect(run.failed).toEqual(['sns-1']);
@@ -152,7 +146,7 @@ describe('a stalled S3', () => {
     const job = emailJobFactory({ attachments: [{ filename: 'report.pdf', s3: { bucket: h.resources.bucket, key: 'report.pdf' } }] });
 
     // Act
-    const run = await invokeAndWatch(h, [recordOf(h, job, 's3-1')], job);
+    const run = await invokeAndWatch(h, [h.sqsRecord(job, 's3-1')], job);
 
     // Assess
     expect(run.failed).toEqual(['s3-1']);
@@ -172,7 +166,7 @@ describe('a stalled SQS', () => {
     const job = emailJobFactory();
 
     // Act
-    const run = await invokeAndWatch(h, [recordOf(h, job, 'sqs-1'), recordOf(h, { version: 1, idempotencyKey: 'bad-1' }, 'sqs-2')], job);
+    const run = await invokeAndWatch(h, [h.sqsRecord(job, 'sqs-1'), h.sqsRecord({ version: 1, idempotencyKey: 'bad-1' }, 'sqs-2')], job);
 
     // Assess
     expect(run.failed.sort()).toEqual(['sqs-1', 'sqs-2']);
@@ -201,7 +195,7 @@ describe('a stalled SES endpoint', () => {
     const before = await stored();
 
     // Act
-    const run = await invokeAndWatch(h, [recordOf(h, job, 'ses-1')], job, async () => (await stored()) - before);
+    const run = await invokeAndWatch(h, [h.sqsRecord(job, 'ses-1')], job, async () => (await stored()) - before);
 
     // Assess
     expect(run.failed).toEqual(['ses-1']);

@@ -8,7 +8,7 @@ import { createSendEmailHandler, type SendEmailDeps } from '#handlers/send-email
 import { DEFAULT_SETTINGS, deriveQueueSettings, type SystemSettings } from '#infra/settings.js';
 import { createAwsClients } from '#aws/clients.js';
 import { createEmulatorClients, LOCAL_CREDENTIALS, startDynalite, startFauxqs, type Emulator } from '#local/emulators.js';
-import { deliverOneBatch } from '#local/event-source.js';
+import { deliverOneBatch, toSqsRecord } from '#local/event-source.js';
 import { createLocalResources, toDispatchEnvironment } from '#local/resources.js';
 import { startSmtpSink, type SmtpSinkOptions } from '#local/smtp-sink.js';
 import { localTlsCertificate } from '#local/tls-certificate.js';
@@ -127,6 +127,13 @@ export async function startDispatchHarness(
     credentialFetches,
     setCredentials(next: typeof SMTP_USER) {
       credentials = next;
+    },
+    /** A record as the event source delivers it, without the queue: `receive` numbers the delivery. */
+    sqsRecord(body: EmailJob | object, messageId: string, receive = 1) {
+      return toSqsRecord(
+        { MessageId: messageId, ReceiptHandle: `${messageId}-${receive}`, Body: JSON.stringify(body), Attributes: { ApproximateReceiveCount: String(receive), SentTimestamp: String(Date.now()) } },
+        resources.jobsQueueArn,
+      );
     },
     /** Puts a job (or any raw body) on the jobs queue; returns the SQS message id. */
     async enqueue(job: EmailJob | string | object): Promise<string> {
