@@ -35,20 +35,38 @@ export type RedriveOptions = {
  * What a run did. `inspected` counts distinct messages; `left` and `leftBefore` are the DLQ's own counts
  * (visible + in flight) after the held messages were released, and before the run.
  */
-export type RedriveReport = { inspected: number; byReason: Record<string, number>; moved: number; left: number; leftBefore: number; interrupted: boolean };
+export type RedriveReport = {
+  inspected: number;
+  byReason: Record<string, number>;
+  moved: number;
+  left: number;
+  leftBefore: number;
+  interrupted: boolean;
+};
 
 /** A dead letter's reason: what the handler wrote on it, or `crashed` for one the redrive policy moved. */
 export function reasonOf(message: Message): { failureClass: string; reason: string } {
   const attrs = message.MessageAttributes ?? {};
   const failureClass = attrs.failureClass?.StringValue ?? 'crashed';
-  return { failureClass, reason: failureClass === 'crashed' ? 'crashed (maxReceiveCount reached)' : `${failureClass}: ${attrs.failureReason?.StringValue ?? 'unknown'}` };
+  return {
+    failureClass,
+    reason:
+      failureClass === 'crashed'
+        ? 'crashed (maxReceiveCount reached)'
+        : `${failureClass}: ${attrs.failureReason?.StringValue ?? 'unknown'}`,
+  };
 }
 
 const FAILURE_ATTRIBUTES = new Set(['failureClass', 'failureReason', 'failureDetail', 'sourceMessageId']);
 
 /** Visible plus in-flight messages, as the queue counts them. */
 async function queueDepth(sqs: RedriveOptions['sqs'], queueUrl: string): Promise<{ visible: number; total: number }> {
-  const result = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }));
+  const result = await sqs.send(
+    new GetQueueAttributesCommand({
+      QueueUrl: queueUrl,
+      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+    }),
+  );
   const visible = Number(result.Attributes?.ApproximateNumberOfMessages ?? 0);
   return { visible, total: visible + Number(result.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0) };
 }
@@ -67,7 +85,14 @@ async function queueDepth(sqs: RedriveOptions['sqs'], queueUrl: string): Promise
 export async function redriveDeadLetters(options: RedriveOptions): Promise<RedriveReport> {
   const limiter = createRateLimiter(options.ratePerSecond ?? 10);
   const start = await queueDepth(options.sqs, options.deadLetterQueueUrl);
-  const report: RedriveReport = { inspected: 0, byReason: {}, moved: 0, left: 0, leftBefore: start.total, interrupted: false };
+  const report: RedriveReport = {
+    inspected: 0,
+    byReason: {},
+    moved: 0,
+    left: 0,
+    leftBefore: start.total,
+    interrupted: false,
+  };
   // Held messages by id, with their latest receipt handle.
   const held = new Map<string, Message>();
   const moved = new Set<string>();
@@ -80,7 +105,14 @@ export async function redriveDeadLetters(options: RedriveOptions): Promise<Redri
     }
     if (report.inspected >= start.total && start.total > 0) break;
     const received = await options.sqs.send(
-      new ReceiveMessageCommand({ QueueUrl: options.deadLetterQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1, VisibilityTimeout: options.holdSeconds ?? 120, MessageAttributeNames: ['All'], MessageSystemAttributeNames: ['All'] }),
+      new ReceiveMessageCommand({
+        QueueUrl: options.deadLetterQueueUrl,
+        MaxNumberOfMessages: 10,
+        WaitTimeSeconds: 1,
+        VisibilityTimeout: options.holdSeconds ?? 120,
+        MessageAttributeNames: ['All'],
+        MessageSystemAttributeNames: ['All'],
+      }),
     );
     const messages = received.Messages ?? [];
     const fresh = messages.filter((m) => {
@@ -93,7 +125,11 @@ export async function redriveDeadLetters(options: RedriveOptions): Promise<Redri
     if (fresh.length === 0) {
       // Nothing new in this receive: done once the queue shows nothing visible (what is left is ours, held).
       emptyRounds = messages.length === 0 ? emptyRounds + 1 : 0;
-      if (messages.length === 0 && ((await queueDepth(options.sqs, options.deadLetterQueueUrl)).visible === 0 || emptyRounds >= 3)) break;
+      if (
+        messages.length === 0 &&
+        ((await queueDepth(options.sqs, options.deadLetterQueueUrl)).visible === 0 || emptyRounds >= 3)
+      )
+        break;
       continue;
     }
     emptyRounds = 0;
@@ -108,10 +144,20 @@ export async function redriveDeadLetters(options: RedriveOptions): Promise<Redri
         continue;
       }
       await limiter.take();
-      const attributes: Record<string, MessageAttributeValue> = Object.fromEntries(Object.entries(message.MessageAttributes ?? {}).filter(([name]) => !FAILURE_ATTRIBUTES.has(name)));
+      const attributes: Record<string, MessageAttributeValue> = Object.fromEntries(
+        Object.entries(message.MessageAttributes ?? {}).filter(([name]) => !FAILURE_ATTRIBUTES.has(name)),
+      );
       attributes.redrivenFrom = { DataType: 'String', StringValue: id };
-      await options.sqs.send(new SendMessageCommand({ QueueUrl: options.sourceQueueUrl, MessageBody: message.Body ?? '', MessageAttributes: attributes }));
-      await options.sqs.send(new DeleteMessageCommand({ QueueUrl: options.deadLetterQueueUrl, ReceiptHandle: message.ReceiptHandle }));
+      await options.sqs.send(
+        new SendMessageCommand({
+          QueueUrl: options.sourceQueueUrl,
+          MessageBody: message.Body ?? '',
+          MessageAttributes: attributes,
+        }),
+      );
+      await options.sqs.send(
+        new DeleteMessageCommand({ QueueUrl: options.deadLetterQueueUrl, ReceiptHandle: message.ReceiptHandle }),
+      );
       moved.add(id);
       report.moved += 1;
       options.onMove?.(report.moved);
@@ -119,7 +165,12 @@ export async function redriveDeadLetters(options: RedriveOptions): Promise<Redri
   }
   // Give back what was only looked at, with the handles that still work.
   for (const chunk of slices([...held.values()], 10)) {
-    await options.sqs.send(new ChangeMessageVisibilityBatchCommand({ QueueUrl: options.deadLetterQueueUrl, Entries: chunk.map((m, n) => ({ Id: String(n), ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: 0 })) }));
+    await options.sqs.send(
+      new ChangeMessageVisibilityBatchCommand({
+        QueueUrl: options.deadLetterQueueUrl,
+        Entries: chunk.map((m, n) => ({ Id: String(n), ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: 0 })),
+      }),
+    );
   }
   report.left = (await queueDepth(options.sqs, options.deadLetterQueueUrl)).total;
   return report;

@@ -20,7 +20,12 @@ import { NodeHttpHandler } from '@smithy/node-http-handler';
  * deadline margin only together with the call's deadline: inside an attempt every call is also cut at the
  * attempt's deadline (see {@link withCallDeadline}).
  */
-export const AWS_CALL_LIMITS = { connectionTimeoutMs: 1000, requestTimeoutMs: 3000, s3RequestTimeoutMs: 5000, maxAttempts: 2 } as const;
+export const AWS_CALL_LIMITS = {
+  connectionTimeoutMs: 1000,
+  requestTimeoutMs: 3000,
+  s3RequestTimeoutMs: 5000,
+  maxAttempts: 2,
+} as const;
 
 const callDeadline = new AsyncLocalStorage<AbortSignal>();
 
@@ -34,13 +39,18 @@ export function withCallDeadline<T>(signal: AbortSignal, work: () => Promise<T>)
 
 /** The SDK's Node.js request handler with our timeouts, and the deadline of the call's context as its abortSignal. */
 class BoundedHttpHandler extends NodeHttpHandler {
-  override handle(request: Parameters<NodeHttpHandler['handle']>[0], options: Parameters<NodeHttpHandler['handle']>[1] = {}) {
+  override handle(
+    request: Parameters<NodeHttpHandler['handle']>[0],
+    options: Parameters<NodeHttpHandler['handle']>[1] = {},
+  ) {
     return super.handle(request, { ...options, abortSignal: options.abortSignal ?? callDeadline.getStore() });
   }
 }
 
 /** A request handler for an SDK client, with {@link AWS_CALL_LIMITS}. */
-export function createBoundedRequestHandler(requestTimeoutMs: number = AWS_CALL_LIMITS.requestTimeoutMs): NodeHttpHandler {
+export function createBoundedRequestHandler(
+  requestTimeoutMs: number = AWS_CALL_LIMITS.requestTimeoutMs,
+): NodeHttpHandler {
   return new BoundedHttpHandler({
     connectionTimeout: AWS_CALL_LIMITS.connectionTimeoutMs,
     requestTimeout: requestTimeoutMs,
@@ -76,14 +86,20 @@ export type AwsClients = {
  * Creates the clients. `endpoint` points every one at a single local emulator port per service (the local twin and
  * tests); in AWS it is left out. `wrap` lets the tracer instrument each client.
  */
-export function createAwsClients(options: {
-  region?: string;
-  endpoints?: { sqs?: string; sns?: string; s3?: string; dynamodb?: string };
-  credentials?: { accessKeyId: string; secretAccessKey: string };
-  wrap?: <T>(client: T) => T;
-} = {}): AwsClients {
+export function createAwsClients(
+  options: {
+    region?: string;
+    endpoints?: { sqs?: string; sns?: string; s3?: string; dynamodb?: string };
+    credentials?: { accessKeyId: string; secretAccessKey: string };
+    wrap?: <T>(client: T) => T;
+  } = {},
+): AwsClients {
   const wrap = options.wrap ?? (<T>(client: T) => client);
-  const base = { region: options.region, ...(options.credentials ? { credentials: options.credentials } : {}), maxAttempts: AWS_CALL_LIMITS.maxAttempts };
+  const base = {
+    region: options.region,
+    ...(options.credentials ? { credentials: options.credentials } : {}),
+    maxAttempts: AWS_CALL_LIMITS.maxAttempts,
+  };
   const bounded = () => ({ ...base, requestHandler: createBoundedRequestHandler() });
   const dynamodb = wrap(new DynamoDBClient({ ...bounded(), endpoint: options.endpoints?.dynamodb }));
   return {
@@ -94,7 +110,14 @@ export function createAwsClients(options: {
     sns: wrap(new SNSClient({ ...bounded(), endpoint: options.endpoints?.sns })),
     s3: once(async () => {
       const { S3Client } = await import('@aws-sdk/client-s3');
-      return wrap(new S3Client({ ...base, requestHandler: createBoundedRequestHandler(AWS_CALL_LIMITS.s3RequestTimeoutMs), endpoint: options.endpoints?.s3, forcePathStyle: options.endpoints?.s3 !== undefined }));
+      return wrap(
+        new S3Client({
+          ...base,
+          requestHandler: createBoundedRequestHandler(AWS_CALL_LIMITS.s3RequestTimeoutMs),
+          endpoint: options.endpoints?.s3,
+          forcePathStyle: options.endpoints?.s3 !== undefined,
+        }),
+      );
     }),
     dynamodb,
     documents: DynamoDBDocumentClient.from(dynamodb, { marshallOptions: { removeUndefinedValues: true } }),

@@ -53,14 +53,16 @@ class FencedDynamoDBPersistenceLayer extends DynamoDBPersistenceLayer {
   /** The completion write, retried (bounded) unless the claim was lost or the attempt's deadline passed. */
   override async saveSuccess(data: Payload, result: Result): Promise<void> {
     const token = this.#claims.get(data as object);
-    const write = () => (token ? currentClaim.run(token, () => super.saveSuccess(data, result)) : super.saveSuccess(data, result));
+    const write = () =>
+      token ? currentClaim.run(token, () => super.saveSuccess(data, result)) : super.saveSuccess(data, result);
     for (let attempt = 0; ; attempt += 1) {
       try {
         await write();
         return;
       } catch (error) {
         const name = (error as Error).name;
-        if (name === 'ConditionalCheckFailedException') throw new IdempotencyClaimLostError('the record was claimed by another attempt', { cause: error });
+        if (name === 'ConditionalCheckFailedException')
+          throw new IdempotencyClaimLostError('the record was claimed by another attempt', { cause: error });
         const pause = COMPLETION_RETRY_DELAYS_MS[attempt];
         if (pause === undefined || name === 'AbortError') throw error;
         await new Promise((resolve) => setTimeout(resolve, pause));
@@ -73,7 +75,9 @@ class FencedDynamoDBPersistenceLayer extends DynamoDBPersistenceLayer {
     await (token ? currentClaim.run(token, () => super.deleteRecord(data)) : super.deleteRecord(data));
   }
 
-  protected override async _deleteRecord(record: Parameters<DynamoDBPersistenceLayer['_deleteRecord']>[0]): Promise<void> {
+  protected override async _deleteRecord(
+    record: Parameters<DynamoDBPersistenceLayer['_deleteRecord']>[0],
+  ): Promise<void> {
     try {
       await super._deleteRecord(record);
     } catch (error) {
@@ -93,7 +97,11 @@ class FencedDynamoDBPersistenceLayer extends DynamoDBPersistenceLayer {
  * One hook per client and table: a store made again for them replaces the earlier one's (rather than stacking a
  * second hook on every request, or failing on the duplicate name).
  */
-export function createIdempotencyStore(client: DynamoDBClient, tableName: string, onTakeover?: (recordId: string) => void) {
+export function createIdempotencyStore(
+  client: DynamoDBClient,
+  tableName: string,
+  onTakeover?: (recordId: string) => void,
+) {
   // Only this table's commands made inside an attempt's claim are touched; others on the shared client pass through.
   client.middlewareStack.add(
     (next, context) => async (args) => {
@@ -112,7 +120,8 @@ export function createIdempotencyStore(client: DynamoDBClient, tableName: string
       }
       const result = await next(args);
       const old = (result.output as { Attributes?: Record<string, { S?: string }> }).Attributes;
-      if (claiming && old?.status?.S === 'INPROGRESS') onTakeover?.(input.Item?.[TableKeys.idempotency.partitionKey]?.S ?? '');
+      if (claiming && old?.status?.S === 'INPROGRESS')
+        onTakeover?.(input.Item?.[TableKeys.idempotency.partitionKey]?.S ?? '');
       return result;
     },
     { step: 'initialize', name: `idempotencyFence:${tableName}`, override: true },
@@ -137,7 +146,11 @@ export function toIdempotencyRecordId(prefix: string, idempotencyKey: string): s
  * Clears the unpublished-outcome mark kept inside a completed record's stored result (`data.unpublished`, which a
  * replay sees through Powertools' response hook). A record that is not COMPLETED (expired, released) is left alone.
  */
-export function createUnpublishedOutcomes(client: DynamoDBClient, tableName: string, keyPrefix: string): UnpublishedOutcomes {
+export function createUnpublishedOutcomes(
+  client: DynamoDBClient,
+  tableName: string,
+  keyPrefix: string,
+): UnpublishedOutcomes {
   return {
     async clear(idempotencyKey) {
       await client

@@ -31,7 +31,12 @@ export const ANSWER_RESERVE_MS = 250;
 export type SendBudget = Pick<AttemptBudget, 'signal' | 'finishSignal'>;
 
 /** Splits an invocation's remaining time into the budget its attempts share. */
-export function toAttemptBudget(facts: { nowMs: number; remainingMs: number; marginMs: number; finishReserveMs: number }): AttemptBudget {
+export function toAttemptBudget(facts: {
+  nowMs: number;
+  remainingMs: number;
+  marginMs: number;
+  finishReserveMs: number;
+}): AttemptBudget {
   const commitIn = Math.max(0, facts.remainingMs - facts.marginMs);
   const finishIn = Math.max(commitIn, facts.remainingMs - facts.finishReserveMs);
   const answerIn = Math.max(finishIn, facts.remainingMs - ANSWER_RESERVE_MS);
@@ -44,7 +49,8 @@ export function toAttemptBudget(facts: { nowMs: number; remainingMs: number; mar
     answerSignal: AbortSignal.timeout(answerIn),
   };
   // Every attempt of the batch, and each wait within it, listens to these: no listener limit is meaningful here.
-  for (const signal of [budget.signal, budget.finishSignal, budget.publishSignal, budget.answerSignal]) setMaxListeners(0, signal);
+  for (const signal of [budget.signal, budget.finishSignal, budget.publishSignal, budget.answerSignal])
+    setMaxListeners(0, signal);
   return budget;
 }
 

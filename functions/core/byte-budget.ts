@@ -19,7 +19,8 @@ export function createByteBudget(capacity: number): ByteBudget & { readonly held
   const waiting: Array<{ bytes: number; grant: () => void }> = [];
   const fits = (bytes: number) => held === 0 || held + bytes <= capacity;
   const drain = () => {
-    while (waiting.length > 0 && fits((waiting[0] as { bytes: number }).bytes)) (waiting.shift() as { grant: () => void }).grant();
+    while (waiting.length > 0 && fits((waiting[0] as { bytes: number }).bytes))
+      (waiting.shift() as { grant: () => void }).grant();
   };
   return {
     get held() {

@@ -49,7 +49,8 @@ export type PolicyDeps = {
 
 type Failed = Array<{ event: DispatchEvent; error: string }>;
 
-const recipientHashes = (recipients: RecipientResult[]) => recipients.map((r) => ({ hash: hashAddress(r.recipient), status: r.status, responseCode: r.responseCode }));
+const recipientHashes = (recipients: RecipientResult[]) =>
+  recipients.map((r) => ({ hash: hashAddress(r.recipient), status: r.status, responseCode: r.responseCode }));
 
 /**
  * What happens to a job once its record has been parsed and, perhaps, attempted: the retry schedule, the dead-letter
@@ -67,7 +68,14 @@ export function createDispatchPolicy(deps: PolicyDeps) {
     tags: job.tags,
   });
 
-  const logOutcome = (level: 'info' | 'warn', message: string, job: EmailJob, outcome: SendOutcome, attempt: number, retryInSeconds?: number) =>
+  const logOutcome = (
+    level: 'info' | 'warn',
+    message: string,
+    job: EmailJob,
+    outcome: SendOutcome,
+    attempt: number,
+    retryInSeconds?: number,
+  ) =>
     logger[level](message, {
       retryInSeconds,
       ambiguous: outcome.ambiguous,
@@ -79,11 +87,20 @@ export function createDispatchPolicy(deps: PolicyDeps) {
       enhancedStatus: outcome.enhancedStatus,
       providerMessageId: outcome.providerMessageId,
       attempt,
-      recipients: outcome.recipients.length > 0 ? recipientHashes(outcome.recipients) : listRecipients(job).map((r) => ({ hash: hashAddress(r) })),
+      recipients:
+        outcome.recipients.length > 0
+          ? recipientHashes(outcome.recipients)
+          : listRecipients(job).map((r) => ({ hash: hashAddress(r) })),
     });
 
   /** Gives a job up: the dead-letter queue with its reason, an email.failed event, a log line, a metric. */
-  const giveUp = async (outbox: OutboxEntry[], record: SQSRecord, job: EmailJob | undefined, outcome: SendOutcome, attempt: number) => {
+  const giveUp = async (
+    outbox: OutboxEntry[],
+    record: SQSRecord,
+    job: EmailJob | undefined,
+    outcome: SendOutcome,
+    attempt: number,
+  ) => {
     await deps.deadLetters.send(record.body, {
       failureClass: 'exhausted',
       failureReason: `${outcome.action}:${outcome.reason}`,
@@ -92,7 +109,12 @@ export function createDispatchPolicy(deps: PolicyDeps) {
       idempotencyKey: job?.idempotencyKey,
     });
     metrics.addMetric(DispatchMetrics.failed, MetricUnit.Count, 1);
-    if (!job) return logger.warn('job failed: retry lifetime spent', { sqsMessageId: record.messageId, reason: outcome.reason, attempt });
+    if (!job)
+      return logger.warn('job failed: retry lifetime spent', {
+        sqsMessageId: record.messageId,
+        reason: outcome.reason,
+        attempt,
+      });
     logOutcome('warn', 'job failed: retry lifetime spent', job, outcome, attempt);
     outbox.push({ event: toOutcomeEvent('failed', factsOf(job, attempt), outcome), record });
   };
@@ -103,8 +125,13 @@ export function createDispatchPolicy(deps: PolicyDeps) {
    */
   const nextReceive = (record: SQSRecord, attempt: number) => {
     const nowMs = deps.clock();
-    const decision = scheduleRetry(deps.retry, { attempt, firstEnqueuedAtMs: Number(record.attributes.SentTimestamp) || nowMs, nowMs }, deps.random());
-    if (decision.retry && deps.maxReceiveCount !== undefined && attempt >= deps.maxReceiveCount) return { retry: false as const };
+    const decision = scheduleRetry(
+      deps.retry,
+      { attempt, firstEnqueuedAtMs: Number(record.attributes.SentTimestamp) || nowMs, nowMs },
+      deps.random(),
+    );
+    if (decision.retry && deps.maxReceiveCount !== undefined && attempt >= deps.maxReceiveCount)
+      return { retry: false as const };
     return decision;
   };
 
@@ -113,15 +140,33 @@ export function createDispatchPolicy(deps: PolicyDeps) {
    * once the lifetime is spent. Every receive that does not end a job passes here, so receives follow the schedule
    * that maxReceiveCount is derived from.
    */
-  const postpone = async (outbox: OutboxEntry[], record: SQSRecord, job: EmailJob | undefined, outcome: SendOutcome, attempt: number, message: string, metric: string): Promise<void> => {
+  const postpone = async (
+    outbox: OutboxEntry[],
+    record: SQSRecord,
+    job: EmailJob | undefined,
+    outcome: SendOutcome,
+    attempt: number,
+    message: string,
+    metric: string,
+  ): Promise<void> => {
     const decision = nextReceive(record, attempt);
     if (!decision.retry) return giveUp(outbox, record, job, outcome, attempt);
     metrics.addMetric(metric, MetricUnit.Count, 1);
     if (outcome.ambiguous) metrics.addMetric(DispatchMetrics.ambiguous, MetricUnit.Count, 1);
     if (job) logOutcome('warn', message, job, outcome, attempt, decision.delaySeconds);
-    else logger.warn(message, { sqsMessageId: record.messageId, reason: outcome.reason, attempt, retryInSeconds: decision.delaySeconds });
+    else
+      logger.warn(message, {
+        sqsMessageId: record.messageId,
+        reason: outcome.reason,
+        attempt,
+        retryInSeconds: decision.delaySeconds,
+      });
     await deps.visibility.postpone(record, decision.delaySeconds).catch((error: unknown) => {
-      logger.error('could not postpone record; it returns after the queue visibility timeout', { sqsMessageId: record.messageId, dispatchId: job && dispatchIdOf(job), error: error as Error });
+      logger.error('could not postpone record; it returns after the queue visibility timeout', {
+        sqsMessageId: record.messageId,
+        dispatchId: job && dispatchIdOf(job),
+        error: error as Error,
+      });
     });
     throw new RetryLaterError(`${outcome.action}: ${outcome.reason}`, decision.delaySeconds);
   };
@@ -140,7 +185,10 @@ export function createDispatchPolicy(deps: PolicyDeps) {
       const decision = nextReceive(record, attempt);
       if (decision.retry) {
         await deps.visibility.postpone(record, decision.delaySeconds).catch((error: unknown) => {
-          logger.error('could not postpone record; it returns after the queue visibility timeout', { sqsMessageId: record.messageId, error: error as Error });
+          logger.error('could not postpone record; it returns after the queue visibility timeout', {
+            sqsMessageId: record.messageId,
+            error: error as Error,
+          });
         });
         return true;
       }
@@ -151,22 +199,59 @@ export function createDispatchPolicy(deps: PolicyDeps) {
           failureDetail: 'the job was done; its outcome event could not be published (a redrive publishes it)',
           sourceMessageId: record.messageId,
         })
-        .catch((error: unknown) => logger.error('could not dead-letter a job with an unpublished outcome', { sqsMessageId: record.messageId, error: error as Error }));
+        .catch((error: unknown) =>
+          logger.error('could not dead-letter a job with an unpublished outcome', {
+            sqsMessageId: record.messageId,
+            error: error as Error,
+          }),
+        );
       return false;
     },
 
     /** A job that will never be sent: dead-letter queue with its reason, a rejected event, a log line, a metric. */
-    async rejectInvalid(outbox: OutboxEntry[], record: SQSRecord, reason: string, detail: string, idempotencyKey?: string): Promise<void> {
-      await deps.deadLetters.send(record.body, { failureClass: 'invalid', failureReason: reason, failureDetail: detail, sourceMessageId: record.messageId, idempotencyKey });
+    async rejectInvalid(
+      outbox: OutboxEntry[],
+      record: SQSRecord,
+      reason: string,
+      detail: string,
+      idempotencyKey?: string,
+    ): Promise<void> {
+      await deps.deadLetters.send(record.body, {
+        failureClass: 'invalid',
+        failureReason: reason,
+        failureDetail: detail,
+        sourceMessageId: record.messageId,
+        idempotencyKey,
+      });
       metrics.addMetric(DispatchMetrics.invalid, MetricUnit.Count, 1);
       logger.warn('job rejected as invalid', { sqsMessageId: record.messageId, reason, detail });
-      if (idempotencyKey) outbox.push({ event: toOutcomeEvent('rejected', { idempotencyKey }, { reason, detail, recipients: [] }), record });
+      if (idempotencyKey)
+        outbox.push({
+          event: toOutcomeEvent('rejected', { idempotencyKey }, { reason, detail, recipients: [] }),
+          record,
+        });
     },
 
     /** A retryable outcome of an attempt: back off through the visibility timeout, or give up. */
-    deferOrGiveUp(outbox: OutboxEntry[], record: SQSRecord, job: EmailJob, outcome: SendOutcome, attempt: number): Promise<void> {
-      const message = outcome.ambiguous ? 'job deferred; ambiguous attempt: the provider may already have it' : 'job deferred';
-      return postpone(outbox, record, job, outcome, attempt, message, DispatchMetrics[outcome.action as 'retry' | 'throttled' | 'blocked']);
+    deferOrGiveUp(
+      outbox: OutboxEntry[],
+      record: SQSRecord,
+      job: EmailJob,
+      outcome: SendOutcome,
+      attempt: number,
+    ): Promise<void> {
+      const message = outcome.ambiguous
+        ? 'job deferred; ambiguous attempt: the provider may already have it'
+        : 'job deferred';
+      return postpone(
+        outbox,
+        record,
+        job,
+        outcome,
+        attempt,
+        message,
+        DispatchMetrics[outcome.action as 'retry' | 'throttled' | 'blocked'],
+      );
     },
 
     /**
@@ -174,20 +259,47 @@ export function createDispatchPolicy(deps: PolicyDeps) {
      * an attempt aborted before its commit point, a provider known to be unavailable. Same schedule as retries.
      * `job` is undefined when the record was not read yet.
      */
-    postponeWithoutAttempt(outbox: OutboxEntry[], record: SQSRecord, job: EmailJob | undefined, reason: string, attempt: number, detail?: string): Promise<void> {
-      return postpone(outbox, record, job, { action: 'retry', reason, detail, recipients: [] }, attempt, 'job handed back without an attempt', DispatchMetrics.handedBack);
+    postponeWithoutAttempt(
+      outbox: OutboxEntry[],
+      record: SQSRecord,
+      job: EmailJob | undefined,
+      reason: string,
+      attempt: number,
+      detail?: string,
+    ): Promise<void> {
+      return postpone(
+        outbox,
+        record,
+        job,
+        { action: 'retry', reason, detail, recipients: [] },
+        attempt,
+        'job handed back without an attempt',
+        DispatchMetrics.handedBack,
+      );
     },
 
     /**
      * A job this attempt delivered or had rejected: metrics, a log line, its outcome event. `recorded` says whether
      * the completion record was written: only then can the event be kept on it.
      */
-    completed(outbox: OutboxEntry[], record: SQSRecord, job: EmailJob, outcome: SendOutcome, action: StoredResult['action'], attempt: number, recorded = true): void {
+    completed(
+      outbox: OutboxEntry[],
+      record: SQSRecord,
+      job: EmailJob,
+      outcome: SendOutcome,
+      action: StoredResult['action'],
+      attempt: number,
+      recorded = true,
+    ): void {
       const suppressed = outcome.recipients.filter((r) => r.status === 'suppressed').length;
       if (suppressed > 0) metrics.addMetric(DispatchMetrics.suppressed, MetricUnit.Count, suppressed);
       metrics.addMetric(DispatchMetrics[action], MetricUnit.Count, 1);
       logOutcome(action === 'delivered' ? 'info' : 'warn', `job ${action}`, job, outcome, attempt);
-      outbox.push({ event: toOutcomeEvent(action, factsOf(job, attempt), outcome), record, idempotencyKey: recorded ? job.idempotencyKey : undefined });
+      outbox.push({
+        event: toOutcomeEvent(action, factsOf(job, attempt), outcome),
+        record,
+        idempotencyKey: recorded ? job.idempotencyKey : undefined,
+      });
     },
 
     /**
@@ -206,10 +318,18 @@ export function createDispatchPolicy(deps: PolicyDeps) {
       const byHash = new Map(stored.recipients.map((r) => [r.hash, r]));
       const recipients: RecipientResult[] = listRecipients(job).map((recipient) => {
         const kept = byHash.get(hashAddress(recipient));
-        return { recipient, status: (kept?.status ?? 'accepted') as RecipientResult['status'], responseCode: kept?.responseCode };
+        return {
+          recipient,
+          status: (kept?.status ?? 'accepted') as RecipientResult['status'],
+          responseCode: kept?.responseCode,
+        };
       });
       const outcome = { reason: stored.reason, providerMessageId: stored.providerMessageId, recipients };
-      outbox.push({ event: toOutcomeEvent(stored.action, factsOf(job, attempt), outcome), record, idempotencyKey: job.idempotencyKey });
+      outbox.push({
+        event: toOutcomeEvent(stored.action, factsOf(job, attempt), outcome),
+        record,
+        idempotencyKey: job.idempotencyKey,
+      });
     },
 
     /**
@@ -217,28 +337,47 @@ export function createDispatchPolicy(deps: PolicyDeps) {
      * time is left), and clears the records' unpublished marks. Resolves with the records whose outcome is still
      * unpublished: handed back, their return publishes it. The sends already happened: nothing here sends again.
      */
-    async publish(outbox: OutboxEntry[], bounded: (publish: () => Promise<Failed>) => Promise<Failed>): Promise<SQSRecord[]> {
+    async publish(
+      outbox: OutboxEntry[],
+      bounded: (publish: () => Promise<Failed>) => Promise<Failed>,
+    ): Promise<SQSRecord[]> {
       if (outbox.length === 0) return [];
-      const attempt = (events: DispatchEvent[]) => bounded(() => publishAll(deps.events, events)).catch((error: Error) => events.map((event) => ({ event, error: error.message })));
+      const attempt = (events: DispatchEvent[]) =>
+        bounded(() => publishAll(deps.events, events)).catch((error: Error) =>
+          events.map((event) => ({ event, error: error.message })),
+        );
       let failed = await attempt(outbox.map((e) => e.event));
       if (failed.length > 0) failed = await attempt(failed.map((f) => f.event));
       const unpublished = new Map(failed.map((f) => [f.event, f.error]));
       // A mark left in place only means the event may be published once more if the message ever comes back.
-      await Promise.all(outbox.filter((e) => e.idempotencyKey && !unpublished.has(e.event)).map((e) => deps.unpublished?.clear(e.idempotencyKey as string).catch(() => {})));
+      await Promise.all(
+        outbox
+          .filter((e) => e.idempotencyKey && !unpublished.has(e.event))
+          .map((e) => deps.unpublished?.clear(e.idempotencyKey as string).catch(() => {})),
+      );
       const handBack: SQSRecord[] = [];
       for (const entry of outbox) {
         const error = unpublished.get(entry.event);
         if (error === undefined) continue;
         metrics.addMetric(DispatchMetrics.eventPublishFailed, MetricUnit.Count, 1);
         const dispatchId = entry.idempotencyKey ? dispatchIdOf({ idempotencyKey: entry.idempotencyKey }) : undefined;
-        const details = { eventType: entry.event.type, eventId: entry.event.id, dispatchId, sqsMessageId: entry.record.messageId, error };
+        const details = {
+          eventType: entry.event.type,
+          eventId: entry.event.id,
+          dispatchId,
+          sqsMessageId: entry.record.messageId,
+          error,
+        };
         if (!entry.idempotencyKey) {
           // Invalid and given-up jobs are on the dead-letter queue with their reason: the lasting record of them. A job
           // whose completion record is missing is not handed back: its return could send it again.
           logger.error('outcome event not published', details);
           continue;
         }
-        logger.warn('outcome event not published; kept on its record, and its message handed back to publish it', details);
+        logger.warn(
+          'outcome event not published; kept on its record, and its message handed back to publish it',
+          details,
+        );
         handBack.push(entry.record);
       }
       return handBack;

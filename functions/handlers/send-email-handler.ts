@@ -103,7 +103,9 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     async (job: EmailJob, run: AttemptRun, sourceMessageId: string): Promise<StoredResult> => {
       run.started();
       // The claim and the completion write run until the answer's deadline; the send only until `finishBy`.
-      const outcome = await bounded(run.budget.finishSignal, () => dispatchJob(job, deps.dispatch, run.budget, { inline: run.claimChecked }));
+      const outcome = await bounded(run.budget.finishSignal, () =>
+        dispatchJob(job, deps.dispatch, run.budget, { inline: run.claimChecked }),
+      );
       run.outcome = outcome;
       if (isRetryable(outcome.action)) throw new SendDeferredError(outcome);
       // Plain JSON (no undefined values): the persistence layer marshals it into DynamoDB as it is.
@@ -113,13 +115,22 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
           reason: outcome.reason,
           messageId: toMessageId(job.idempotencyKey, deps.dispatch.messageIdDomain),
           providerMessageId: outcome.providerMessageId,
-          recipients: outcome.recipients.map((r) => ({ hash: hashAddress(r.recipient), status: r.status, responseCode: r.responseCode })),
+          recipients: outcome.recipients.map((r) => ({
+            hash: hashAddress(r.recipient),
+            status: r.status,
+            responseCode: r.responseCode,
+          })),
           unpublished: true,
           sourceMessageId,
         }),
       ) as StoredResult;
     },
-    { persistenceStore: deps.persistenceStore, config: idempotencyConfig, keyPrefix: 'email-job', dataIndexArgument: 0 },
+    {
+      persistenceStore: deps.persistenceStore,
+      config: idempotencyConfig,
+      keyPrefix: 'email-job',
+      dataIndexArgument: 0,
+    },
   );
 
   // Jobs being claimed right now, by their idempotency record id, for the takeover listener (which runs deep inside
@@ -140,7 +151,13 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
    * Runs the idempotent send for one job within the budget: a claim not made by the commit deadline is given up,
    * the send ends by `finishBy`, the completion write by the answer's deadline.
    */
-  const attempt = async (job: EmailJob, record: SQSRecord, budget: AttemptBudget, run: { outcome?: SendOutcome; started?: boolean }, claimChecked: boolean): Promise<StoredResult> => {
+  const attempt = async (
+    job: EmailJob,
+    record: SQSRecord,
+    budget: AttemptBudget,
+    run: { outcome?: SendOutcome; started?: boolean },
+    claimChecked: boolean,
+  ): Promise<StoredResult> => {
     const attemptNumber = Number(record.attributes.ApproximateReceiveCount) || 1;
     const recordId = toIdempotencyRecordId('email-job', job.idempotencyKey);
     claiming.set(recordId, { job, attempt: attemptNumber });
@@ -183,15 +200,24 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     }
   };
 
-  const processJobRecord = async (record: SQSRecord, budget: AttemptBudget, outbox: OutboxEntry[], held: Array<() => void>): Promise<void> => {
+  const processJobRecord = async (
+    record: SQSRecord,
+    budget: AttemptBudget,
+    outbox: OutboxEntry[],
+    held: Array<() => void>,
+  ): Promise<void> => {
     const attemptNumber = Number(record.attributes.ApproximateReceiveCount) || 1;
-    if (budget.commitBy - clock() < deps.minAttemptMs) return policy.postponeWithoutAttempt(outbox, record, undefined, 'no-time-to-start', attemptNumber);
-    const parsed = await untilAborted(parseJobRecord(record.body, claimCheckLoader(budget, held)), budget.signal).catch((error: unknown) => {
-      if (error instanceof AttemptAbortedError) return undefined;
-      throw error;
-    });
+    if (budget.commitBy - clock() < deps.minAttemptMs)
+      return policy.postponeWithoutAttempt(outbox, record, undefined, 'no-time-to-start', attemptNumber);
+    const parsed = await untilAborted(parseJobRecord(record.body, claimCheckLoader(budget, held)), budget.signal).catch(
+      (error: unknown) => {
+        if (error instanceof AttemptAbortedError) return undefined;
+        throw error;
+      },
+    );
     if (!parsed) return policy.postponeWithoutAttempt(outbox, record, undefined, 'no-time-to-read-job', attemptNumber);
-    if (!parsed.success) return policy.rejectInvalid(outbox, record, parsed.reason, parsed.detail, parsed.idempotencyKey);
+    if (!parsed.success)
+      return policy.rejectInvalid(outbox, record, parsed.reason, parsed.detail, parsed.idempotencyKey);
     const job = parsed.job;
 
     const run: { outcome?: SendOutcome; started?: boolean } = {};
@@ -201,26 +227,68 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     } catch (error) {
       const name = (error as Error).name;
       if (name === 'IdempotencyValidationError') {
-        return policy.rejectInvalid(outbox, record, 'idempotency-key-conflict', 'this idempotencyKey was already used for a job with different content', job.idempotencyKey);
+        return policy.rejectInvalid(
+          outbox,
+          record,
+          'idempotency-key-conflict',
+          'this idempotencyKey was already used for a job with different content',
+          job.idempotencyKey,
+        );
       }
-      if (error instanceof SendDeferredError) return policy.deferOrGiveUp(outbox, record, job, error.outcome, attemptNumber);
-      if (error instanceof AttemptAbortedError) return policy.postponeWithoutAttempt(outbox, record, job, 'attempt-budget-spent', attemptNumber, error.message);
+      if (error instanceof SendDeferredError)
+        return policy.deferOrGiveUp(outbox, record, job, error.outcome, attemptNumber);
+      if (error instanceof AttemptAbortedError)
+        return policy.postponeWithoutAttempt(outbox, record, job, 'attempt-budget-spent', attemptNumber, error.message);
       if (!run.started && name !== 'IdempotencyAlreadyInProgressError') {
         // The claim itself failed (a stalled or failing table): nothing was sent.
-        return policy.postponeWithoutAttempt(outbox, record, job, 'claim-failed', attemptNumber, (error as Error).message);
+        return policy.postponeWithoutAttempt(
+          outbox,
+          record,
+          job,
+          'claim-failed',
+          attemptNumber,
+          (error as Error).message,
+        );
       }
       if (run.outcome && !isRetryable(run.outcome.action)) {
         // Sent (or finally refused), but the completion record was not written, even after its retries. Deleting the
         // message now keeps a redelivery from sending again; a re-produced key may once the claim expires.
         metrics.addMetric(DispatchMetrics.completionNotSaved, MetricUnit.Count, 1);
-        logger.error('completion record not saved after send', { dispatchId: policy.dispatchIdOf(job), error: error as Error });
-        return policy.completed(outbox, record, job, run.outcome, run.outcome.action as StoredResult['action'], attemptNumber, false);
+        logger.error('completion record not saved after send', {
+          dispatchId: policy.dispatchIdOf(job),
+          error: error as Error,
+        });
+        return policy.completed(
+          outbox,
+          record,
+          job,
+          run.outcome,
+          run.outcome.action as StoredResult['action'],
+          attemptNumber,
+          false,
+        );
       }
       if (name === 'IdempotencyAlreadyInProgressError') {
-        return policy.deferOrGiveUp(outbox, record, job, { action: 'retry', reason: 'in-progress-elsewhere', recipients: [] }, attemptNumber);
+        return policy.deferOrGiveUp(
+          outbox,
+          record,
+          job,
+          { action: 'retry', reason: 'in-progress-elsewhere', recipients: [] },
+          attemptNumber,
+        );
       }
-      logger.error('attempt failed unexpectedly', { sqsMessageId: record.messageId, dispatchId: policy.dispatchIdOf(job), error: error as Error });
-      return policy.deferOrGiveUp(outbox, record, job, { action: 'retry', reason: `internal-${name}`, detail: (error as Error).message, recipients: [] }, attemptNumber);
+      logger.error('attempt failed unexpectedly', {
+        sqsMessageId: record.messageId,
+        dispatchId: policy.dispatchIdOf(job),
+        error: error as Error,
+      });
+      return policy.deferOrGiveUp(
+        outbox,
+        record,
+        job,
+        { action: 'retry', reason: `internal-${name}`, detail: (error as Error).message, recipients: [] },
+        attemptNumber,
+      );
     }
 
     if (stored.replayed) return policy.replayed(outbox, record, job, stored, attemptNumber);
@@ -229,25 +297,42 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
 
   const lambdaHandler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
     idempotencyConfig.registerLambdaContext(context);
-    const budget = toAttemptBudget({ nowMs: clock(), remainingMs: context.getRemainingTimeInMillis(), marginMs: deps.deadlineMarginMs, finishReserveMs: deps.finishReserveMs });
+    const budget = toAttemptBudget({
+      nowMs: clock(),
+      remainingMs: context.getRemainingTimeInMillis(),
+      marginMs: deps.deadlineMarginMs,
+      finishReserveMs: deps.finishReserveMs,
+    });
     // A processor per invocation: it holds the batch's state, and the local twin runs several batches at once
     // through one handler (Lambda never does; a shared processor would mix their results up).
     const processor = new BatchProcessor(EventType.SQS);
     const outbox: OutboxEntry[] = [];
     // Every attempt ends by the budget's finish deadline, so the batch is awaited whole: nothing runs on after the
     // answer (a frozen instance would resume it later, after the record was handed back and perhaps sent again).
-    const response = await processPartialResponse(event, (record: SQSRecord) => bounded(budget.answerSignal, () => processRecord(record, budget, outbox)), processor, {
-      context,
-      throwOnFullBatchFailure: false,
-    });
+    const response = await processPartialResponse(
+      event,
+      (record: SQSRecord) => bounded(budget.answerSignal, () => processRecord(record, budget, outbox)),
+      processor,
+      {
+        context,
+        throwOnFullBatchFailure: false,
+      },
+    );
     const handBack = await bounded(budget.answerSignal, async () => {
       const records = await policy.publish(outbox, (publish) => bounded(budget.publishSignal, publish));
-      return (await Promise.all(records.map(async (record) => ((await policy.handBackUnpublished(record)) ? [record] : [])))).flat();
+      return (
+        await Promise.all(records.map(async (record) => ((await policy.handBackUnpublished(record)) ? [record] : [])))
+      ).flat();
     });
-    const failed = new Set([...response.batchItemFailures.map((f) => f.itemIdentifier), ...handBack.map((r) => r.messageId)]);
+    const failed = new Set([
+      ...response.batchItemFailures.map((f) => f.itemIdentifier),
+      ...handBack.map((r) => r.messageId),
+    ]);
     return { batchItemFailures: [...failed].map((itemIdentifier) => ({ itemIdentifier })) };
   };
 
-  const handler = middy(lambdaHandler).use(injectLambdaContext(logger, { resetKeys: true })).use(logMetrics(metrics));
+  const handler = middy(lambdaHandler)
+    .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use(logMetrics(metrics));
   return deps.tracer ? handler.use(captureLambdaHandler(deps.tracer)) : handler;
 }

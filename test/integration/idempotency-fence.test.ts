@@ -12,7 +12,11 @@ let tables = 0;
 
 beforeAll(async () => {
   dynamo = await startDynalite();
-  clients = createAwsClients({ region: 'eu-west-1', credentials: LOCAL_CREDENTIALS, endpoints: { dynamodb: dynamo.endpoint } });
+  clients = createAwsClients({
+    region: 'eu-west-1',
+    credentials: LOCAL_CREDENTIALS,
+    endpoints: { dynamodb: dynamo.endpoint },
+  });
 });
 afterAll(async () => {
   await dynamo.stop();
@@ -26,12 +30,23 @@ async function freshStore() {
   const tableName = `fence-${process.pid}-${tables}`;
   const key = TableKeys.idempotency.partitionKey;
   await clients.dynamodb.send(
-    new CreateTableCommand({ TableName: tableName, BillingMode: 'PAY_PER_REQUEST', AttributeDefinitions: [{ AttributeName: key, AttributeType: 'S' }], KeySchema: [{ AttributeName: key, KeyType: 'HASH' }] }),
+    new CreateTableCommand({
+      TableName: tableName,
+      BillingMode: 'PAY_PER_REQUEST',
+      AttributeDefinitions: [{ AttributeName: key, AttributeType: 'S' }],
+      KeySchema: [{ AttributeName: key, KeyType: 'HASH' }],
+    }),
   );
   const store = createIdempotencyStore(clients.dynamodb, tableName);
   store.configure({ config: new IdempotencyConfig({ eventKeyJmesPath: 'idempotencyKey' }), keyPrefix: 'email-job' });
   const read = async (idempotencyKey: string) => {
-    const result = await clients.dynamodb.send(new GetItemCommand({ TableName: tableName, Key: { [key]: { S: toIdempotencyRecordId('email-job', idempotencyKey) } }, ConsistentRead: true }));
+    const result = await clients.dynamodb.send(
+      new GetItemCommand({
+        TableName: tableName,
+        Key: { [key]: { S: toIdempotencyRecordId('email-job', idempotencyKey) } },
+        ConsistentRead: true,
+      }),
+    );
     return result.Item;
   };
   return { store, tableName, read };

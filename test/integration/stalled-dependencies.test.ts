@@ -8,7 +8,12 @@ import type { EmailJob } from '#core/email-job.js';
 import { startSesLocal, type Emulator } from '#local/emulators.js';
 import { createLambdaContext } from '#local/lambda-context.js';
 import { emailJobFactory } from '../support/factories.js';
-import { startAwsEmulators, startDispatchHarness, type AwsEmulators, type DispatchHarness } from '../support/dispatch-harness.js';
+import {
+  startAwsEmulators,
+  startDispatchHarness,
+  type AwsEmulators,
+  type DispatchHarness,
+} from '../support/dispatch-harness.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 
 let aws: AwsEmulators;
@@ -32,13 +37,20 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A 6 s invocation: commit nothing after 3 s, wait for committed answers until 4.5 s. */
 const INVOCATION_MS = 6000;
-const BUDGET_ENV = { DEADLINE_MARGIN_MS: '3000', FINISH_RESERVE_MS: '1500', MIN_ATTEMPT_MS: '500', RETRY_BASE_SECONDS: '1', RETRY_MAX_DELAY_SECONDS: '1' };
-
+const BUDGET_ENV = {
+  DEADLINE_MARGIN_MS: '3000',
+  FINISH_RESERVE_MS: '1500',
+  MIN_ATTEMPT_MS: '500',
+  RETRY_BASE_SECONDS: '1',
+  RETRY_MAX_DELAY_SECONDS: '1',
+};
 
 /** The job's idempotency record as the table holds it (read past any proxy). */
 async function recordStatus(harness: DispatchHarness, job: EmailJob): Promise<string | undefined> {
   const key = { [TableKeys.idempotency.partitionKey]: { S: toIdempotencyRecordId('email-job', job.idempotencyKey) } };
-  const result = await aws.clients.dynamodb.send(new GetItemCommand({ TableName: harness.resources.idempotencyTable, Key: key, ConsistentRead: true }));
+  const result = await aws.clients.dynamodb.send(
+    new GetItemCommand({ TableName: harness.resources.idempotencyTable, Key: key, ConsistentRead: true }),
+  );
   return result.Item?.status?.S;
 }
 
@@ -46,9 +58,17 @@ async function recordStatus(harness: DispatchHarness, job: EmailJob): Promise<st
  * Runs one invocation, then watches for a while after its answer: what the sink, the tables and the events hold
  * must not change once the handler has answered.
  */
-async function invokeAndWatch(harness: DispatchHarness, records: ReturnType<DispatchHarness['sqsRecord']>[], job?: EmailJob, count: () => number | Promise<number> = () => harness.sink.received.length) {
+async function invokeAndWatch(
+  harness: DispatchHarness,
+  records: ReturnType<DispatchHarness['sqsRecord']>[],
+  job?: EmailJob,
+  count: () => number | Promise<number> = () => harness.sink.received.length,
+) {
   const started = Date.now();
-  const response = (await harness.handler({ Records: records }, createLambdaContext('send-email', INVOCATION_MS))) as SQSBatchResponse;
+  const response = (await harness.handler(
+    { Records: records },
+    createLambdaContext('send-email', INVOCATION_MS),
+  )) as SQSBatchResponse;
   const elapsedMs = Date.now() - started;
   const atAnswer = { sent: await count(), status: job && (await recordStatus(harness, job)) };
   await sleep(3000);
@@ -59,7 +79,10 @@ async function invokeAndWatch(harness: DispatchHarness, records: ReturnType<Disp
 describe('a stalled SMTP relay', () => {
   it('that accepts and never answers: the attempt is aborted at its commit deadline, nothing is sent, the record handed back', async () => {
     // Prepare
-    h = await startDispatchHarness(aws, { env: BUDGET_ENV, smtpThrough: async (sink) => (proxy = await startTcpProxy(sink)) });
+    h = await startDispatchHarness(aws, {
+      env: BUDGET_ENV,
+      smtpThrough: async (sink) => (proxy = await startTcpProxy(sink)),
+    });
     proxy?.stall({ ms: Infinity });
     const job = emailJobFactory();
 
@@ -122,7 +145,10 @@ describe('a stalled SNS', () => {
     const run = await invokeAndWatch(h, [h.sqsRecord(job, 'sns-1')], job);
     const meanwhile = await h.events();
     proxy.stall(undefined);
-    const replay = await h.handler({ Records: [h.sqsRecord(job, 'sns-1', 2)] }, createLambdaContext('send-email', INVOCATION_MS));
+    const replay = await h.handler(
+      { Records: [h.sqsRecord(job, 'sns-1', 2)] },
+      createLambdaContext('send-email', INVOCATION_MS),
+    );
 
     // Assess
     expect(run.failed).toEqual(['sns-1']);
@@ -130,7 +156,9 @@ describe('a stalled SNS', () => {
     expect(run.afterPause).toEqual({ sent: 1, status: 'COMPLETED' });
     expect(meanwhile).toEqual([]);
     expect(replay.batchItemFailures).toEqual([]);
-    expect((await h.events()).map((e) => [e.type, e.idempotencyKey])).toEqual([['email.delivered', job.idempotencyKey]]);
+    expect((await h.events()).map((e) => [e.type, e.idempotencyKey])).toEqual([
+      ['email.delivered', job.idempotencyKey],
+    ]);
     expect(h.sink.received).toHaveLength(1);
   });
 });
@@ -143,7 +171,9 @@ describe('a stalled S3', () => {
     const s3 = await aws.clients.s3();
     await s3.send(new PutObjectCommand({ Bucket: h.resources.bucket, Key: 'report.pdf', Body: Buffer.alloc(2048, 1) }));
     proxy.stall({ ms: Infinity });
-    const job = emailJobFactory({ attachments: [{ filename: 'report.pdf', s3: { bucket: h.resources.bucket, key: 'report.pdf' } }] });
+    const job = emailJobFactory({
+      attachments: [{ filename: 'report.pdf', s3: { bucket: h.resources.bucket, key: 'report.pdf' } }],
+    });
 
     // Act
     const run = await invokeAndWatch(h, [h.sqsRecord(job, 's3-1')], job);
@@ -166,7 +196,11 @@ describe('a stalled SQS', () => {
     const job = emailJobFactory();
 
     // Act
-    const run = await invokeAndWatch(h, [h.sqsRecord(job, 'sqs-1'), h.sqsRecord({ version: 1, idempotencyKey: 'bad-1' }, 'sqs-2')], job);
+    const run = await invokeAndWatch(
+      h,
+      [h.sqsRecord(job, 'sqs-1'), h.sqsRecord({ version: 1, idempotencyKey: 'bad-1' }, 'sqs-2')],
+      job,
+    );
 
     // Assess
     expect(run.failed.sort()).toEqual(['sqs-1', 'sqs-2']);
@@ -188,10 +222,16 @@ describe('a stalled SES endpoint', () => {
   it('gives the answer up at the finish deadline as an ambiguous attempt; nothing happens after the handler answers', async () => {
     // Prepare
     proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(ses.endpoint).port) });
-    h = await startDispatchHarness(aws, { env: { ...BUDGET_ENV, TRANSPORTS: 'ses', DEFAULT_TRANSPORT: 'ses' }, endpoints: { ses: proxy.endpoint } });
+    h = await startDispatchHarness(aws, {
+      env: { ...BUDGET_ENV, TRANSPORTS: 'ses', DEFAULT_TRANSPORT: 'ses' },
+      endpoints: { ses: proxy.endpoint },
+    });
     proxy.stall({ ms: Infinity });
     const job = emailJobFactory();
-    const stored = async () => ((await (await fetch(`${ses.endpoint}/store`)).json()) as { emails: Array<{ subject: string }> }).emails.filter((e) => e.subject === job.subject).length;
+    const stored = async () =>
+      ((await (await fetch(`${ses.endpoint}/store`)).json()) as { emails: Array<{ subject: string }> }).emails.filter(
+        (e) => e.subject === job.subject,
+      ).length;
     const before = await stored();
 
     // Act

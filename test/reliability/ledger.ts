@@ -36,10 +36,20 @@ export function compareLedgers(
   }
   const outcomes = new Map<string, number>();
   for (const event of events) {
-    if (OUTCOME_TYPES.has(String(event.type))) outcomes.set(String(event.idempotencyKey), (outcomes.get(String(event.idempotencyKey)) ?? 0) + 1);
+    if (OUTCOME_TYPES.has(String(event.type)))
+      outcomes.set(String(event.idempotencyKey), (outcomes.get(String(event.idempotencyKey)) ?? 0) + 1);
   }
   const unique = new Map(produced.map((p) => [p.key, p.expect]));
-  const summary: LedgerSummary = { jobs: unique.size, delivered: 0, rejected: 0, lost: 0, duplicated: 0, eventsMissing: 0, eventsDuplicated: 0, inDlq: deadLetters.length };
+  const summary: LedgerSummary = {
+    jobs: unique.size,
+    delivered: 0,
+    rejected: 0,
+    lost: 0,
+    duplicated: 0,
+    eventsMissing: 0,
+    eventsDuplicated: 0,
+    inDlq: deadLetters.length,
+  };
   const duplicatedKeys: string[] = [];
   for (const [key, expect] of unique) {
     const published = outcomes.get(key) ?? 0;

@@ -9,7 +9,14 @@ import {
   type MessageAttributeValue,
 } from '@aws-sdk/client-sqs';
 
-type Stored = { id: string; body: string; attributes: Record<string, MessageAttributeValue>; sentAt: number; visibleAt: number; handle?: string };
+type Stored = {
+  id: string;
+  body: string;
+  attributes: Record<string, MessageAttributeValue>;
+  sentAt: number;
+  visibleAt: number;
+  handle?: string;
+};
 
 /**
  * Queues that always return the oldest visible messages first (as SQS may: it promises no order), with visibility
@@ -23,7 +30,8 @@ export function createOldestFirstQueues(clock: () => number = Date.now) {
     return queues.get(url) as Stored[];
   };
   let sequence = 0;
-  const byHandle = (url: string, handle: string | undefined) => queue(url).find((m) => m.handle !== undefined && m.handle === handle);
+  const byHandle = (url: string, handle: string | undefined) =>
+    queue(url).find((m) => m.handle !== undefined && m.handle === handle);
   return {
     queue,
     async send(command: unknown): Promise<object> {
@@ -31,7 +39,13 @@ export function createOldestFirstQueues(clock: () => number = Date.now) {
       if (command instanceof SendMessageCommand) {
         const { QueueUrl, MessageBody, MessageAttributes } = command.input;
         const id = randomUUID();
-        queue(QueueUrl as string).push({ id, body: MessageBody ?? '', attributes: MessageAttributes ?? {}, sentAt: now + (sequence += 1) / 1000, visibleAt: 0 });
+        queue(QueueUrl as string).push({
+          id,
+          body: MessageBody ?? '',
+          attributes: MessageAttributes ?? {},
+          sentAt: now + (sequence += 1) / 1000,
+          visibleAt: 0,
+        });
         return { MessageId: id };
       }
       if (command instanceof ReceiveMessageCommand) {
@@ -50,7 +64,8 @@ export function createOldestFirstQueues(clock: () => number = Date.now) {
       if (command instanceof DeleteMessageCommand) {
         const { QueueUrl, ReceiptHandle } = command.input;
         const found = byHandle(QueueUrl as string, ReceiptHandle);
-        if (!found) throw Object.assign(new Error('The receipt handle has expired'), { name: 'ReceiptHandleIsInvalid' });
+        if (!found)
+          throw Object.assign(new Error('The receipt handle has expired'), { name: 'ReceiptHandleIsInvalid' });
         queue(QueueUrl as string).splice(queue(QueueUrl as string).indexOf(found), 1);
         return {};
       }
@@ -67,7 +82,12 @@ export function createOldestFirstQueues(clock: () => number = Date.now) {
       if (command instanceof GetQueueAttributesCommand) {
         const all = queue(command.input.QueueUrl as string);
         const visible = all.filter((m) => m.visibleAt <= now).length;
-        return { Attributes: { ApproximateNumberOfMessages: String(visible), ApproximateNumberOfMessagesNotVisible: String(all.length - visible) } };
+        return {
+          Attributes: {
+            ApproximateNumberOfMessages: String(visible),
+            ApproximateNumberOfMessagesNotVisible: String(all.length - visible),
+          },
+        };
       }
       throw new Error(`not supported here: ${(command as object).constructor.name}`);
     },
