@@ -187,10 +187,14 @@ export function loadDispatchConfig(env: Env = process.env): DispatchConfig {
     deadlineMarginMs: r.integer('DEADLINE_MARGIN_MS', 5000, 500, 120_000),
     finishReserveMs: r.integer('FINISH_RESERVE_MS', 2000, 250, 60_000),
     minAttemptMs: r.integer('MIN_ATTEMPT_MS', 1000, 0, 60_000),
-    maxReceiveCount: r.optional('MAX_RECEIVE_COUNT') === undefined ? undefined : r.integer('MAX_RECEIVE_COUNT', 1000, 1, 1000),
+    maxReceiveCount:
+      r.optional('MAX_RECEIVE_COUNT') === undefined ? undefined : r.integer('MAX_RECEIVE_COUNT', 1000, 1, 1000),
     attachmentMemoryBytes: r.integer('ATTACHMENT_MEMORY_MB', Math.max(10, Math.floor((Number(env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE) || 1000) / 10)), 1, 10_240) * 1024 * 1024,
   };
-  r.check(config.finishReserveMs < config.deadlineMarginMs, `FINISH_RESERVE_MS (${config.finishReserveMs}) must be below DEADLINE_MARGIN_MS (${config.deadlineMarginMs})`);
+  r.check(
+    config.finishReserveMs < config.deadlineMarginMs,
+    `FINISH_RESERVE_MS (${config.finishReserveMs}) must be below DEADLINE_MARGIN_MS (${config.deadlineMarginMs})`,
+  );
   if (r.problems.length > 0) throw new ConfigError(r.problems);
   return config;
 }

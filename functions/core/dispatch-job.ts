@@ -48,7 +48,12 @@ const keep = (list: Mailbox[] | undefined, suppressed: Set<string>) => (list ?? 
  * With a `budget`, every wait before the send is given up when `budget.signal` aborts, and so is the send before
  * its commit point: it then throws AttemptAbortedError, and nothing was sent.
  */
-export async function dispatchJob(job: EmailJob, deps: DispatchDeps, budget?: SendBudget, held: { inline?: boolean } = {}): Promise<SendOutcome> {
+export async function dispatchJob(
+  job: EmailJob,
+  deps: DispatchDeps,
+  budget?: SendBudget,
+  held: { inline?: boolean } = {},
+): Promise<SendOutcome> {
   const transportName = job.transport ?? deps.defaultTransport;
   const transport = deps.transports[transportName];
   if (!transport) return rejectedJob('transport-unavailable', `transport "${transportName}" is not enabled in this deployment`);
@@ -81,7 +86,12 @@ export async function dispatchJob(job: EmailJob, deps: DispatchDeps, budget?: Se
  * inline ones are already held, with a claim-checked body); refuses a job whose attachments, inline and S3
  * together, are too big for one message.
  */
-async function reserveAttachmentMemory(job: EmailJob, deps: DispatchDeps, signal: AbortSignal | undefined, inlineHeld: boolean): Promise<(() => void) | undefined> {
+async function reserveAttachmentMemory(
+  job: EmailJob,
+  deps: DispatchDeps,
+  signal: AbortSignal | undefined,
+  inlineHeld: boolean,
+): Promise<(() => void) | undefined> {
   const refs = (job.attachments ?? []).flatMap((a) => (a.s3 ? [a.s3] : []));
   const inline = inlineAttachmentBytes(job);
   if ((refs.length === 0 && inline === 0) || !deps.attachmentMemory) return undefined;

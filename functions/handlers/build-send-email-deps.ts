@@ -45,7 +45,8 @@ export async function buildSendEmailDeps(
     const { createSesTransport } = await import('#transports/ses-transport.js');
     // The SES client gets the same bounded request handler as every AWS client (one attempt: see ses-transport).
     const client = { requestHandler: createBoundedRequestHandler(), ...environment.sesClient };
-    transports.ses = createSesTransport({ configurationSetName: config.ses.configurationSetName, ratePerSecond: config.ses.ratePerSecond, client });
+    const { configurationSetName, ratePerSecond } = config.ses;
+    transports.ses = createSesTransport({ configurationSetName, ratePerSecond, client });
   }
   const objects = createAttachmentStore(clients.s3, config.attachmentBucket);
   const takeoverListeners: Array<(recordId: string) => void> = [];

@@ -183,8 +183,15 @@ export function createSmtpTransport(
           rejected: failure.provider === 'smtp' ? (failure.rejected ?? []) : [],
         };
       } catch (error) {
-        if (cut?.aborted() === 'before-commit') throw new AttemptAbortedError('the SMTP send ran out of its budget before the final dot; nothing was sent', { cause: error });
-        const failure = cut?.aborted() === 'after-commit' ? { ...toSmtpFailure(error), code: 'ETIMEDOUT', command: 'DATA' } : toSmtpFailure(error);
+        if (cut?.aborted() === 'before-commit') {
+          const message = 'the SMTP send ran out of its budget before the final dot; nothing was sent';
+          throw new AttemptAbortedError(message, { cause: error });
+        }
+        // Past '.', the answer was given up: a timeout with the data sent (ambiguous).
+        const failure =
+          cut?.aborted() === 'after-commit'
+            ? { ...toSmtpFailure(error), code: 'ETIMEDOUT', command: 'DATA' }
+            : toSmtpFailure(error);
         if (failure.provider === 'smtp' && (failure.code === 'EAUTH' || failure.code === 'ENOAUTH')) {
           refreshCredentials = true;
           retire(pool);

@@ -45,7 +45,7 @@ export async function startDispatchHarness(
     env?: Record<string, string>;
     settings?: Partial<SystemSettings>;
     deps?: Partial<SendEmailDeps>;
-    /** The handler's endpoint for a service (a TCP proxy in front of the emulator); the test's own clients keep theirs. */
+    /** The handler's endpoint for a service (a TCP proxy in front of the emulator); the test's clients keep theirs. */
     endpoints?: { sqs?: string; sns?: string; s3?: string; dynamodb?: string; ses?: string };
     /** Changes the wired dependencies before the handler is built (wraps one of our own interfaces in a fault). */
     adjust?: (deps: SendEmailDeps) => void;
@@ -87,7 +87,10 @@ export async function startDispatchHarness(
     ? createAwsClients({
         region: 'eu-west-1',
         credentials: LOCAL_CREDENTIALS,
-        endpoints: { sqs: aws.fauxqs.endpoint, sns: aws.fauxqs.endpoint, s3: aws.fauxqs.endpoint, dynamodb: aws.dynamo.endpoint, ...options.endpoints },
+        endpoints: {
+          ...{ sqs: aws.fauxqs.endpoint, sns: aws.fauxqs.endpoint, s3: aws.fauxqs.endpoint, dynamodb: aws.dynamo.endpoint },
+          ...options.endpoints,
+        },
       })
     : aws.clients;
   const deps = await buildSendEmailDeps(config, handlerClients, { logger, metrics }, {
@@ -98,7 +101,9 @@ export async function startDispatchHarness(
       },
     },
     smtpTls: { ca: cert.cert },
-    sesClient: options.endpoints?.ses ? { region: 'eu-west-1', credentials: LOCAL_CREDENTIALS, endpoint: options.endpoints.ses } : undefined,
+    sesClient: options.endpoints?.ses
+      ? { region: 'eu-west-1', credentials: LOCAL_CREDENTIALS, endpoint: options.endpoints.ses }
+      : undefined,
   });
   Object.assign(deps, options.deps);
   options.adjust?.(deps);
@@ -112,7 +117,8 @@ export async function startDispatchHarness(
       const got = result.Messages ?? [];
       if (got.length === 0) break;
       out.push(...got);
-      await aws.clients.sqsClient.send(new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries: got.map((m, n) => ({ Id: String(n), ReceiptHandle: m.ReceiptHandle })) }));
+      const entries = got.map((m, n) => ({ Id: String(n), ReceiptHandle: m.ReceiptHandle }));
+      await aws.clients.sqsClient.send(new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries: entries }));
     }
     return out;
   };
@@ -131,7 +137,12 @@ export async function startDispatchHarness(
     /** A record as the event source delivers it, without the queue: `receive` numbers the delivery. */
     sqsRecord(body: EmailJob | object, messageId: string, receive = 1) {
       return toSqsRecord(
-        { MessageId: messageId, ReceiptHandle: `${messageId}-${receive}`, Body: JSON.stringify(body), Attributes: { ApproximateReceiveCount: String(receive), SentTimestamp: String(Date.now()) } },
+        {
+          MessageId: messageId,
+          ReceiptHandle: `${messageId}-${receive}`,
+          Body: JSON.stringify(body),
+          Attributes: { ApproximateReceiveCount: String(receive), SentTimestamp: String(Date.now()) },
+        },
         resources.jobsQueueArn,
       );
     },
