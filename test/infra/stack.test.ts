@@ -127,6 +127,7 @@ describe('alarms', () => {
     ['DispatchThrottles', 'notBreaching'],
     ['SendsBlocked', 'notBreaching'],
     ['EventsNotPublished', 'notBreaching'],
+    ['CompletionsNotSaved', 'notBreaching'],
     ['PollerHeartbeatMissing', 'breaching'],
     ['SesBounceRateHigh', 'notBreaching'],
     ['SesComplaintRateHigh', 'notBreaching'],
