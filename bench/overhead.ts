@@ -53,6 +53,8 @@ export async function benchOverhead() {
     visibility: { postpone: async () => {} },
     retry: { baseDelaySeconds: 30, maxDelaySeconds: 900, lifetimeSeconds: 21_600 },
     deadlineMarginMs: 5000,
+    finishReserveMs: 2000,
+    minAttemptMs: 1000,
   });
   let n = 0;
   const batch = (): SQSEvent => ({

@@ -143,8 +143,24 @@ export type DispatchConfig = {
   idempotencyTtlSeconds: number;
   /** How long secrets are cached. `SECRETS_CACHE_SECONDS`. @default 300 */
   secretsCacheSeconds: number;
-  /** Records not finished this long before the Lambda deadline are handed back. `DEADLINE_MARGIN_MS`. @default 5000 */
+  /**
+   * No send is committed (SMTP's final '.', the SES request) this long before the Lambda deadline; attempts not
+   * committed by then are aborted, nothing sent, and their records handed back. Must exceed FINISH_RESERVE_MS.
+   * `DEADLINE_MARGIN_MS`. @default 5000
+   */
   deadlineMarginMs: number;
+  /**
+   * The end of the invocation kept for recording outcomes: a committed send's answer is awaited until this long
+   * before the deadline, then given up (an ambiguous attempt). `FINISH_RESERVE_MS`. @default 2000
+   */
+  finishReserveMs: number;
+  /** An attempt starts only with this long left before the commit deadline. `MIN_ATTEMPT_MS`. @default 1000 */
+  minAttemptMs: number;
+  /**
+   * The jobs queue's maxReceiveCount: a job not done on its last receive is given up by the handler (dead-lettered
+   * with its reason, email.failed) rather than moved there by SQS without one. `MAX_RECEIVE_COUNT`, optional.
+   */
+  maxReceiveCount?: number;
   /**
    * S3 attachment bytes an instance holds at once; jobs beyond it wait their turn. A send holds its attachments
    * about once over at its peak (the bytes read, the message written from them; `npm run bench` measures it), so a
@@ -251,9 +267,17 @@ export function loadDispatchConfig(env: Env = process.env): DispatchConfig {
     retry,
     idempotencyTtlSeconds: r.integer('IDEMPOTENCY_TTL_SECONDS', 15 * 86_400, 3600, 365 * 86_400),
     secretsCacheSeconds: r.integer('SECRETS_CACHE_SECONDS', 300, 0, 86_400),
-    deadlineMarginMs: r.integer('DEADLINE_MARGIN_MS', 5000, 0, 120_000),
+    deadlineMarginMs: r.integer('DEADLINE_MARGIN_MS', 5000, 500, 120_000),
+    finishReserveMs: r.integer('FINISH_RESERVE_MS', 2000, 250, 60_000),
+    minAttemptMs: r.integer('MIN_ATTEMPT_MS', 1000, 0, 60_000),
+    maxReceiveCount:
+      r.optional('MAX_RECEIVE_COUNT') === undefined ? undefined : r.integer('MAX_RECEIVE_COUNT', 1000, 1, 1000),
     attachmentMemoryBytes: r.integer('ATTACHMENT_MEMORY_MB', Math.max(10, Math.floor((Number(env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE) || 1000) / 10)), 1, 10_240) * 1024 * 1024,
   };
+  r.check(
+    config.finishReserveMs < config.deadlineMarginMs,
+    `FINISH_RESERVE_MS (${config.finishReserveMs}) must be below DEADLINE_MARGIN_MS (${config.deadlineMarginMs})`,
+  );
   if (r.problems.length > 0) throw new ConfigError(r.problems);
   return config;
 }

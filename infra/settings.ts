@@ -42,9 +42,14 @@ export type QueueSettings = {
   /** ≥ 6 × the function timeout (AWS's guidance for SQS event sources). */
   visibilityTimeoutSeconds: number;
   /**
-   * Every attempt the retry schedule can make within the lifetime (delays at their shortest), plus
-   * `crashAllowance` receives for invocations that died without deciding. A job that keeps crashing the handler
-   * reaches the DLQ through the redrive policy; a job that keeps failing to send is given up by the handler first.
+   * Every receive the retry schedule can allow within the lifetime (delays at their shortest), plus
+   * `crashAllowance` receives for invocations that died without deciding. Every receive that does not end a job is
+   * postponed on that one schedule: a failed attempt, a record handed back without an attempt (too little time
+   * left, aborted before its commit point, a claim that failed), and a done job whose outcome event is still
+   * unpublished. So only receives that end in a crash (or whose postponement itself failed: they come back after the
+   * visibility timeout) fall outside the schedule, and the allowance covers them. The handler knows the count
+   * (MAX_RECEIVE_COUNT) and gives a job up on its last receive, with its reason and email.failed; only a job whose
+   * last invocation died reaches the DLQ through the redrive policy, read there as "crashed".
    */
   maxReceiveCount: number;
   /** Source retention: the lifetime plus a day's margin, at least 4 days (the SQS default). */

@@ -1,5 +1,5 @@
 import { appendFileSync } from 'node:fs';
-import type { VisibilityControl } from '#handlers/send-email-handler.js';
+import type { VisibilityControl } from '#core/dispatch-ports.js';
 
 /** One deferred attempt of a job, as the twin records it for `npm run send -- --wait`. */
 export type DeferralEntry = {
@@ -51,10 +51,11 @@ export function createDeferralJournal(file: string) {
     /** The dispatcher's visibility control, recording each postponement before it is made. */
     wrap(visibility: VisibilityControl): VisibilityControl {
       return {
-        postpone: async (record, delaySeconds) => {
+        // The handler hands over the SQS record itself: its body names the job.
+        postpone: async (record: { receiptHandle: string; body?: string }, delaySeconds: number) => {
           const seen = last?.retryInSeconds === delaySeconds ? last : undefined;
           last = undefined;
-          const idempotencyKey = keyOf(record.body);
+          const idempotencyKey = record.body === undefined ? undefined : keyOf(record.body);
           if (idempotencyKey) {
             const entry: DeferralEntry = {
               idempotencyKey,

@@ -1,8 +1,63 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { SNSClient } from '@aws-sdk/client-sns';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+
+/**
+ * How long one call to an AWS service may take, milliseconds, and how many tries the SDK makes. Every client has
+ * them, so no call can hang (a stalled endpoint kept a call pending for the whole invocation before).
+ *
+ * - `connectionTimeoutMs` 1000: in-region TLS connects take tens of milliseconds.
+ * - `requestTimeoutMs` 3000 (S3 5000): until the response starts; DynamoDB, SQS and SNS answer in milliseconds.
+ *   For S3 it covers the response headers, not the body's download.
+ * - `maxAttempts` 2: one retry of a throttled or failed call; our own retries (the completion write, publishing)
+ *   and the queue's schedule do the rest.
+ *
+ * A call's worst case, 2 × (1 + 3) s plus the SDK's backoff, stays below the dispatcher's finish reserve and
+ * deadline margin only together with the call's deadline: inside an attempt every call is also cut at the
+ * attempt's deadline (see {@link withCallDeadline}).
+ */
+export const AWS_CALL_LIMITS = {
+  connectionTimeoutMs: 1000,
+  requestTimeoutMs: 3000,
+  s3RequestTimeoutMs: 5000,
+  maxAttempts: 2,
+} as const;
+
+const callDeadline = new AsyncLocalStorage<AbortSignal>();
+
+/**
+ * Runs `work` with every AWS SDK call made inside it (ours, the idempotency layer's, nodemailer's SES call) aborted
+ * once `signal` aborts: the request handler picks the signal up, so code that never heard of it is bounded too.
+ */
+export function withCallDeadline<T>(signal: AbortSignal, work: () => Promise<T>): Promise<T> {
+  return callDeadline.run(signal, work);
+}
+
+/** The SDK's Node.js request handler with our timeouts, and the deadline of the call's context as its abortSignal. */
+class BoundedHttpHandler extends NodeHttpHandler {
+  override handle(
+    request: Parameters<NodeHttpHandler['handle']>[0],
+    options: Parameters<NodeHttpHandler['handle']>[1] = {},
+  ) {
+    return super.handle(request, { ...options, abortSignal: options.abortSignal ?? callDeadline.getStore() });
+  }
+}
+
+/** A request handler for an SDK client, with {@link AWS_CALL_LIMITS}. */
+export function createBoundedRequestHandler(
+  requestTimeoutMs: number = AWS_CALL_LIMITS.requestTimeoutMs,
+): NodeHttpHandler {
+  return new BoundedHttpHandler({
+    connectionTimeout: AWS_CALL_LIMITS.connectionTimeoutMs,
+    requestTimeout: requestTimeoutMs,
+    throwOnRequestTimeout: true,
+    socketTimeout: requestTimeoutMs,
+  });
+}
 
 /** Runs `create` once, on the first call; later calls share its promise (a failure is retried on the next call). */
 export function once<T>(create: () => Promise<T>): () => Promise<T> {
@@ -31,24 +86,38 @@ export type AwsClients = {
  * Creates the clients. `endpoint` points every one at a single local emulator port per service (the local twin and
  * tests); in AWS it is left out. `wrap` lets the tracer instrument each client.
  */
-export function createAwsClients(options: {
-  region?: string;
-  endpoints?: { sqs?: string; sns?: string; s3?: string; dynamodb?: string };
-  credentials?: { accessKeyId: string; secretAccessKey: string };
-  wrap?: <T>(client: T) => T;
-} = {}): AwsClients {
+export function createAwsClients(
+  options: {
+    region?: string;
+    endpoints?: { sqs?: string; sns?: string; s3?: string; dynamodb?: string };
+    credentials?: { accessKeyId: string; secretAccessKey: string };
+    wrap?: <T>(client: T) => T;
+  } = {},
+): AwsClients {
   const wrap = options.wrap ?? (<T>(client: T) => client);
-  const base = { region: options.region, ...(options.credentials ? { credentials: options.credentials } : {}) };
-  const dynamodb = wrap(new DynamoDBClient({ ...base, endpoint: options.endpoints?.dynamodb }));
+  const base = {
+    region: options.region,
+    ...(options.credentials ? { credentials: options.credentials } : {}),
+    maxAttempts: AWS_CALL_LIMITS.maxAttempts,
+  };
+  const bounded = () => ({ ...base, requestHandler: createBoundedRequestHandler() });
+  const dynamodb = wrap(new DynamoDBClient({ ...bounded(), endpoint: options.endpoints?.dynamodb }));
   return {
     sqs: once(async () => {
       const { SQSClient } = await import('@aws-sdk/client-sqs');
-      return wrap(new SQSClient({ ...base, endpoint: options.endpoints?.sqs }));
+      return wrap(new SQSClient({ ...bounded(), endpoint: options.endpoints?.sqs }));
     }),
-    sns: wrap(new SNSClient({ ...base, endpoint: options.endpoints?.sns })),
+    sns: wrap(new SNSClient({ ...bounded(), endpoint: options.endpoints?.sns })),
     s3: once(async () => {
       const { S3Client } = await import('@aws-sdk/client-s3');
-      return wrap(new S3Client({ ...base, endpoint: options.endpoints?.s3, forcePathStyle: options.endpoints?.s3 !== undefined }));
+      return wrap(
+        new S3Client({
+          ...base,
+          requestHandler: createBoundedRequestHandler(AWS_CALL_LIMITS.s3RequestTimeoutMs),
+          endpoint: options.endpoints?.s3,
+          forcePathStyle: options.endpoints?.s3 !== undefined,
+        }),
+      );
     }),
     dynamodb,
     documents: DynamoDBDocumentClient.from(dynamodb, { marshallOptions: { removeUndefinedValues: true } }),

@@ -1,10 +1,95 @@
-import { createHash } from 'node:crypto';
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { createHash, randomUUID } from 'node:crypto';
+import { UpdateItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
+import type { UnpublishedOutcomes } from '#core/dispatch-ports.js';
 import { TableKeys } from './table-keys.js';
 
+/** The attribute holding the claim token of the attempt that owns an idempotency record. */
+export const CLAIM_ATTRIBUTE = 'claim';
+
+/** The claim of the attempt whose store call is running (the middleware below reads it). */
+const currentClaim = new AsyncLocalStorage<string>();
+
+/** The completion write found another attempt's claim (or none): this attempt no longer owns the record. */
+export class IdempotencyClaimLostError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'IdempotencyClaimLostError';
+  }
+}
+
+/** How often the completion write is tried, and the pause before each retry (ms). */
+const COMPLETION_RETRY_DELAYS_MS = [100, 400] as const;
+
+type Expression = {
+  TableName?: string;
+  Item?: Record<string, { S?: string }>;
+  ReturnValues?: string;
+  ConditionExpression?: string;
+  ExpressionAttributeNames?: Record<string, string>;
+  ExpressionAttributeValues?: Record<string, { S?: string }>;
+};
+
 /**
- * Powertools' DynamoDB persistence for job keys, on the given client (so the local twin can point it at dynalite).
+ * Powertools' DynamoDB persistence layer with fenced records: each claim (the INPROGRESS PutItem) carries a fresh
+ * token, and the attempt that made it completes (UpdateItem) or releases (DeleteItem) the record only while the
+ * record still carries that token. A late attempt whose claim was taken over can then neither delete the completed
+ * record of the attempt that replaced it nor overwrite it. Powertools' own conditions and layout are kept; the token
+ * travels with the attempt's payload object (Powertools hands the same one to every call of one attempt).
+ */
+type Payload = Parameters<DynamoDBPersistenceLayer['saveInProgress']>[0];
+type Result = Parameters<DynamoDBPersistenceLayer['saveSuccess']>[1];
+
+class FencedDynamoDBPersistenceLayer extends DynamoDBPersistenceLayer {
+  readonly #claims = new WeakMap<object, string>();
+
+  override async saveInProgress(data: Payload, remainingTimeInMillis?: number): Promise<void> {
+    const token = randomUUID();
+    await currentClaim.run(token, () => super.saveInProgress(data, remainingTimeInMillis));
+    this.#claims.set(data as object, token);
+  }
+
+  /** The completion write, retried (bounded) unless the claim was lost or the attempt's deadline passed. */
+  override async saveSuccess(data: Payload, result: Result): Promise<void> {
+    const token = this.#claims.get(data as object);
+    const write = () =>
+      token ? currentClaim.run(token, () => super.saveSuccess(data, result)) : super.saveSuccess(data, result);
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        await write();
+        return;
+      } catch (error) {
+        const name = (error as Error).name;
+        if (name === 'ConditionalCheckFailedException')
+          throw new IdempotencyClaimLostError('the record was claimed by another attempt', { cause: error });
+        const pause = COMPLETION_RETRY_DELAYS_MS[attempt];
+        if (pause === undefined || name === 'AbortError') throw error;
+        await new Promise((resolve) => setTimeout(resolve, pause));
+      }
+    }
+  }
+
+  override async deleteRecord(data: Payload): Promise<void> {
+    const token = this.#claims.get(data as object);
+    await (token ? currentClaim.run(token, () => super.deleteRecord(data)) : super.deleteRecord(data));
+  }
+
+  protected override async _deleteRecord(
+    record: Parameters<DynamoDBPersistenceLayer['_deleteRecord']>[0],
+  ): Promise<void> {
+    try {
+      await super._deleteRecord(record);
+    } catch (error) {
+      // Someone else's record now (a takeover, or completed by it): it is not ours to release.
+      if ((error as Error).name !== 'ConditionalCheckFailedException') throw error;
+    }
+  }
+}
+
+/**
+ * Powertools' DynamoDB persistence for job keys, fenced (see FencedDynamoDBPersistenceLayer), on the given client (so
+ * the local twin can point it at dynalite).
  *
  * `onTakeover` is told when an attempt replaces an expired INPROGRESS record: the attempt before it died after
  * claiming the job (a crash or a timeout), so the job may already have gone out. Powertools keeps this to itself;
@@ -12,21 +97,36 @@ import { TableKeys } from './table-keys.js';
  * One hook per client and table: a store made again for them replaces the earlier one's (rather than stacking a
  * second hook on every request, or failing on the duplicate name).
  */
-export function createIdempotencyStore(client: DynamoDBClient, tableName: string, onTakeover?: (recordId: string) => void) {
-  // Only the claiming PutItem on this table is touched; other commands on the shared client pass through.
+export function createIdempotencyStore(
+  client: DynamoDBClient,
+  tableName: string,
+  onTakeover?: (recordId: string) => void,
+) {
+  // Only this table's commands made inside an attempt's claim are touched; others on the shared client pass through.
   client.middlewareStack.add(
     (next, context) => async (args) => {
-      const input = args.input as { TableName?: string; ReturnValues?: string; Item?: Record<string, { S?: string }> };
-      const claiming = context.commandName === 'PutItemCommand' && input.TableName === tableName;
-      if (claiming) input.ReturnValues = 'ALL_OLD';
+      const input = args.input as Expression;
+      const claim = currentClaim.getStore();
+      const ours = input.TableName === tableName && claim !== undefined;
+      const claiming = ours && context.commandName === 'PutItemCommand';
+      if (claiming && input.Item) {
+        input.Item[CLAIM_ATTRIBUTE] = { S: claim };
+        input.ReturnValues = 'ALL_OLD';
+      }
+      if (ours && (context.commandName === 'UpdateItemCommand' || context.commandName === 'DeleteItemCommand')) {
+        input.ConditionExpression = [input.ConditionExpression, '#claim = :claim'].filter(Boolean).join(' AND ');
+        input.ExpressionAttributeNames = { ...input.ExpressionAttributeNames, '#claim': CLAIM_ATTRIBUTE };
+        input.ExpressionAttributeValues = { ...input.ExpressionAttributeValues, ':claim': { S: claim } };
+      }
       const result = await next(args);
       const old = (result.output as { Attributes?: Record<string, { S?: string }> }).Attributes;
-      if (claiming && old?.status?.S === 'INPROGRESS') onTakeover?.(input.Item?.[TableKeys.idempotency.partitionKey]?.S ?? '');
+      if (claiming && old?.status?.S === 'INPROGRESS')
+        onTakeover?.(input.Item?.[TableKeys.idempotency.partitionKey]?.S ?? '');
       return result;
     },
-    { step: 'initialize', name: `idempotencyTakeover:${tableName}`, override: true },
+    { step: 'initialize', name: `idempotencyFence:${tableName}`, override: true },
   );
-  return new DynamoDBPersistenceLayer({
+  return new FencedDynamoDBPersistenceLayer({
     tableName,
     awsSdkV3Client: client,
     keyAttr: TableKeys.idempotency.partitionKey,
@@ -40,4 +140,33 @@ export function createIdempotencyStore(client: DynamoDBClient, tableName: string
  */
 export function toIdempotencyRecordId(prefix: string, idempotencyKey: string): string {
   return `${prefix}#${createHash('md5').update(JSON.stringify(idempotencyKey)).digest('base64')}`;
+}
+
+/**
+ * Clears the unpublished-outcome mark kept inside a completed record's stored result (`data.unpublished`, which a
+ * replay sees through Powertools' response hook). A record that is not COMPLETED (expired, released) is left alone.
+ */
+export function createUnpublishedOutcomes(
+  client: DynamoDBClient,
+  tableName: string,
+  keyPrefix: string,
+): UnpublishedOutcomes {
+  return {
+    async clear(idempotencyKey) {
+      await client
+        .send(
+          new UpdateItemCommand({
+            TableName: tableName,
+            Key: { [TableKeys.idempotency.partitionKey]: { S: toIdempotencyRecordId(keyPrefix, idempotencyKey) } },
+            UpdateExpression: 'REMOVE #data.#unpublished',
+            ConditionExpression: '#status = :completed',
+            ExpressionAttributeNames: { '#status': 'status', '#data': 'data', '#unpublished': 'unpublished' },
+            ExpressionAttributeValues: { ':completed': { S: 'COMPLETED' } },
+          }),
+        )
+        .catch((error: Error) => {
+          if (error.name !== 'ConditionalCheckFailedException') throw error;
+        });
+    },
+  };
 }

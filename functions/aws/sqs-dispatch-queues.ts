@@ -1,6 +1,5 @@
 import type { SQSClient } from '@aws-sdk/client-sqs';
-import type { SQSRecord } from 'aws-lambda';
-import type { DeadLetterSink, VisibilityControl } from '#handlers/send-email-handler.js';
+import type { DeadLetterSink, VisibilityControl } from '#core/dispatch-ports.js';
 
 /** Attribute names a dead-lettered job carries; the redrive tool reads them. */
 export const DeadLetterAttributes = {
@@ -33,7 +32,7 @@ export function createDeadLetterSink(client: () => Promise<SQSClient>, queueUrl:
 /** The retry backoff through ChangeMessageVisibility on the jobs queue (at most 12 hours). */
 export function createVisibilityControl(client: () => Promise<SQSClient>, queueUrl: string): VisibilityControl {
   return {
-    async postpone(record: SQSRecord, delaySeconds: number) {
+    async postpone(record, delaySeconds) {
       const [sqs, { ChangeMessageVisibilityCommand }] = await Promise.all([client(), import('@aws-sdk/client-sqs')]);
       await sqs.send(
         new ChangeMessageVisibilityCommand({ QueueUrl: queueUrl, ReceiptHandle: record.receiptHandle, VisibilityTimeout: Math.min(43_200, Math.max(0, Math.round(delaySeconds))) }),

@@ -1,4 +1,5 @@
 import type { MailTransport, OutgoingMessage } from './mail-transport.js';
+import { untilAborted, type SendBudget } from './attempt-budget.js';
 import type { ByteBudget } from './byte-budget.js';
 import { classifyOutcome, parseEnhancedStatus } from './classify-outcome.js';
 import { InvalidJobError } from './errors.js';
@@ -21,8 +22,10 @@ export type DispatchDeps = {
   /** Reads an attachment stored in S3. */
   loadAttachment: (ref: S3Reference) => Promise<Uint8Array>;
   /**
-   * Bounds the memory of attachments in flight: a job reserves the size of its S3 attachments (read with `size`)
-   * before it reads them and holds it until its send is over; the rest wait. Without it, no bound.
+   * The instance's one memory budget: a job reserves the size of its S3 attachments (read with `size`) and of its
+   * decoded inline attachments before it reads or decodes them, and holds it until its send is over; the rest wait.
+   * (A claim-checked job's body is reserved before it is read, by the handler, inline content included.)
+   * Without it, no bound.
    */
   attachmentMemory?: { size: (ref: S3Reference) => Promise<number>; budget: ByteBudget };
   /** Used when a job has no `from`. */
@@ -64,9 +67,17 @@ const keep = (list: Mailbox[] | undefined, suppressed: Set<string>) => (list ?? 
 /**
  * Sends one valid job once, over `routedTo` or else the job's transport: drops suppressed recipients, builds the
  * message with its derived Message-ID, hands it to the transport and classifies the result. Never throws for a
- * provider's answer; the outcome says what to do.
+ * provider's answer; the outcome says what to do. With a `budget`, every wait before the send is given up when
+ * `budget.signal` aborts, and so is the send before its commit point: it then throws AttemptAbortedError, and
+ * nothing was sent.
  */
-export async function dispatchJob(job: EmailJob, deps: DispatchDeps, routedTo?: TransportName): Promise<SendOutcome> {
+export async function dispatchJob(
+  job: EmailJob,
+  deps: DispatchDeps,
+  budget?: SendBudget,
+  held: { inline?: boolean } = {},
+  routedTo?: TransportName,
+): Promise<SendOutcome> {
   // The router may send a job over the failover transport; the job itself (and so its idempotency hash) is unchanged.
   const transportName = routedTo ?? job.transport ?? deps.defaultTransport;
   const transport = deps.transports[transportName];
@@ -75,7 +86,7 @@ export async function dispatchJob(job: EmailJob, deps: DispatchDeps, routedTo?: 
   if (!from) return rejectedJob('from-missing', 'the job has no from and the deployment has no default sender');
 
   const recipients = listRecipients(job);
-  const suppressed = await deps.suppressions.findSuppressed(recipients);
+  const suppressed = await untilAborted(deps.suppressions.findSuppressed(recipients), budget?.signal);
   const suppressedResults: RecipientResult[] = recipients
     .filter((r) => suppressed.has(r.toLowerCase()))
     .map((recipient) => ({ recipient, status: 'suppressed' }));
@@ -85,8 +96,8 @@ export async function dispatchJob(job: EmailJob, deps: DispatchDeps, routedTo?: 
 
   let release: (() => void) | undefined;
   try {
-    release = await reserveAttachmentMemory(job, deps);
-    return await buildAndSend(job, deps, transport, from, recipients, suppressed, suppressedResults);
+    release = await reserveAttachmentMemory(job, deps, budget?.signal, held.inline === true);
+    return await buildAndSend(job, deps, transport, from, recipients, suppressed, suppressedResults, budget);
   } catch (error) {
     if (error instanceof InvalidJobError) return rejectedJob(error.reason, error.message);
     throw error;
@@ -96,23 +107,39 @@ export async function dispatchJob(job: EmailJob, deps: DispatchDeps, routedTo?: 
 }
 
 /**
- * Reserves the size of the job's S3 attachments in the memory budget (inline ones are in memory already); refuses a
- * job whose attachments, inline and S3 together, are too big for one message.
+ * Reserves the size of the job's S3 attachments and of its decoded inline ones in the memory budget (unless the
+ * inline ones are already held, with a claim-checked body); refuses a job whose attachments, inline and S3
+ * together, are too big for one message.
  */
-async function reserveAttachmentMemory(job: EmailJob, deps: DispatchDeps): Promise<(() => void) | undefined> {
+async function reserveAttachmentMemory(
+  job: EmailJob,
+  deps: DispatchDeps,
+  signal: AbortSignal | undefined,
+  inlineHeld: boolean,
+): Promise<(() => void) | undefined> {
   const refs = (job.attachments ?? []).flatMap((a) => (a.s3 ? [a.s3] : []));
-  if (refs.length === 0 || !deps.attachmentMemory) return undefined;
-  const { size, budget } = deps.attachmentMemory;
-  const stored = (await Promise.all(refs.map(size))).reduce((sum, bytes) => sum + bytes, 0);
   const inline = inlineAttachmentBytes(job);
+  if ((refs.length === 0 && inline === 0) || !deps.attachmentMemory) return undefined;
+  const { size, budget } = deps.attachmentMemory;
+  const stored = (await untilAborted(Promise.all(refs.map(size)), signal)).reduce((sum, bytes) => sum + bytes, 0);
   if (stored + inline > MAX_JOB_ATTACHMENT_BYTES) {
     throw new InvalidJobError('attachments-too-large', `the attachments add up to ${stored + inline} bytes; at most ${MAX_JOB_ATTACHMENT_BYTES} go in one message`);
   }
-  return budget.acquire(stored);
+  const bytes = stored + (inlineHeld ? 0 : inline);
+  return bytes > 0 ? budget.acquire(bytes, signal) : undefined;
 }
 
-async function buildAndSend(job: EmailJob, deps: DispatchDeps, transport: MailTransport, from: Mailbox, recipients: string[], suppressed: Set<string>, suppressedResults: RecipientResult[]): Promise<SendOutcome> {
-  const attachments: OutgoingMessage['attachments'] = await Promise.all(
+async function buildAndSend(
+  job: EmailJob,
+  deps: DispatchDeps,
+  transport: MailTransport,
+  from: Mailbox,
+  recipients: string[],
+  suppressed: Set<string>,
+  suppressedResults: RecipientResult[],
+  budget?: SendBudget,
+): Promise<SendOutcome> {
+  const loading = Promise.all(
     (job.attachments ?? []).map(async (a) => ({
       filename: a.filename,
       contentType: a.contentType,
@@ -124,7 +151,10 @@ async function buildAndSend(job: EmailJob, deps: DispatchDeps, transport: MailTr
     { from: [from], to: job.to ?? [], cc: job.cc ?? [], bcc: job.bcc ?? [], replyTo: job.replyTo ?? [] },
     transport.smtpUtf8 === true,
   );
-  if ('refused' in addresses) return rejectedJob('address-not-transmittable', addresses.refused, suppressedResults);
+  if ('refused' in addresses) {
+    loading.catch(() => {});
+    return rejectedJob('address-not-transmittable', addresses.refused, suppressedResults);
+  }
   const { sentAs } = addresses;
   const transmit = (mailbox: Mailbox): Mailbox =>
     typeof mailbox === 'string'
@@ -133,6 +163,7 @@ async function buildAndSend(job: EmailJob, deps: DispatchDeps, transport: MailTr
   const keyring = await deps.reportKeys?.();
   const token = keyring ? toReportToken(job.idempotencyKey, keyring) : undefined;
   const messageId = toMessageId(job.idempotencyKey, deps.messageIdDomain, keyring);
+  const attachments: OutgoingMessage['attachments'] = await untilAborted(loading, budget?.signal);
   const message: OutgoingMessage = {
     messageId,
     envelopeFrom: token && deps.bounceDomain ? toVerpAddress(token, deps.bounceDomain) : undefined,
@@ -154,7 +185,7 @@ async function buildAndSend(job: EmailJob, deps: DispatchDeps, transport: MailTr
   };
 
   try {
-    const receipt = await transport.send(message);
+    const receipt = await transport.send(message, budget);
     const refused = new Map(receipt.rejected.map((r) => [r.recipient.toLowerCase(), r]));
     const results: RecipientResult[] = recipients.map((recipient) => {
       const key = recipient.toLowerCase();

@@ -33,6 +33,14 @@ export class SendDeferredError extends DispatchError {
   }
 }
 
+/** The attempt's budget ran out before it committed the send (see attempt-budget): nothing went out. Retryable. */
+export class AttemptAbortedError extends DispatchError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'AttemptAbortedError';
+  }
+}
+
 /** Asks the batch processor to report a record as failed, after its visibility has been set. Retryable. */
 export class RetryLaterError extends DispatchError {
   readonly delaySeconds: number;

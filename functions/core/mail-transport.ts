@@ -1,3 +1,4 @@
+import type { SendBudget } from './attempt-budget.js';
 import type { Mailbox, TransportName } from './email-job.js';
 
 /** A message ready to hand to a provider: recipients filtered, Message-ID fixed, attachments loaded. */
@@ -29,13 +30,15 @@ export type SendReceipt = {
 
 /**
  * The one interface both providers sit behind. `send` resolves with a receipt or throws a `TransportError` whose
- * `failure` the core classifier understands.
+ * `failure` the core classifier understands. With a `budget`, nothing is committed (SMTP's final '.', the SES
+ * request) once `budget.signal` has aborted — the send then throws `AttemptAbortedError` — and the answer to a
+ * committed send is waited for until `budget.finishSignal` aborts (then it is an ambiguous failure).
  */
 export interface MailTransport {
   readonly name: TransportName;
   /** The server takes UTF-8 addresses (SMTPUTF8, RFC 6531); without it a non-ASCII local part is refused. */
   readonly smtpUtf8?: boolean;
-  send(message: OutgoingMessage): Promise<SendReceipt>;
+  send(message: OutgoingMessage, budget?: SendBudget): Promise<SendReceipt>;
   /** Closes pooled connections; the transport may be used again afterwards (it reconnects). */
   close(): Promise<void>;
 }

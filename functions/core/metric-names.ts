@@ -21,6 +21,10 @@ export const DispatchMetrics = {
   circuitOpen: 'CircuitOpen',
   /** Jobs sent over the failover's secondary transport. */
   sentOnFallback: 'SentOnFallback',
+  /** Records postponed without an attempt having sent anything (no time left to start, aborted before commit). */
+  handedBack: 'HandedBack',
+  /** Completion writes that failed after their retries: the key is unprotected once the claim expires. */
+  completionNotSaved: 'CompletionNotSaved',
 } as const;
 
 /** The dimension (beside `service`) of the poller's per-mailbox metrics; its value is the mailbox's id. */

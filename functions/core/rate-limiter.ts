@@ -1,3 +1,5 @@
+import { untilAborted } from './attempt-budget.js';
+
 export type RateLimiterOptions = {
   /** A slowed-down rate never goes below this share of the set rate. @default 0.1 */
   floorShare?: number;
@@ -39,15 +41,18 @@ export function createRateLimiter(
     get rate(): number {
       return rate;
     },
-    /** Resolves when the caller may send `units` (e.g. its recipients). */
-    async take(units = 1): Promise<void> {
+    /**
+     * Resolves when the caller may send `units` (e.g. its recipients); rejects (AttemptAbortedError) if `signal`
+     * aborts first. An abandoned slot stays taken: the limiter errs on the slow side.
+     */
+    async take(units = 1, signal?: AbortSignal): Promise<void> {
       if (base <= 0) return;
       const now = clock();
       recover(now);
       const slot = Math.max(now, nextSlot);
       nextSlot = slot + (Math.max(1, units) * 1000) / rate;
       const wait = slot - now;
-      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      if (wait > 0) await untilAborted(new Promise((resolve) => setTimeout(resolve, wait).unref()), signal);
     },
     /** A rate reply came back: halve the rate (once per second at most) and leave a pause before the next send. */
     slowDown(): void {
@@ -115,10 +120,13 @@ export function createSharedRateLimiter(
   };
   return {
     limiter,
-    /** Waits for the provider's rate (once per `refreshMs`), then for a slot for `units`. */
-    async take(units = 1): Promise<void> {
-      await refresh().catch(() => undefined);
-      await limiter.take(units);
+    /** Waits for the provider's rate (once per `refreshMs`), then for a slot for `units`, at most until `signal`. */
+    async take(units = 1, signal?: AbortSignal): Promise<void> {
+      await untilAborted(
+        refresh().catch(() => undefined),
+        signal,
+      );
+      await limiter.take(units, signal);
     },
     slowDown: () => limiter.slowDown(),
   };

@@ -40,6 +40,8 @@ export type SendOutcome = {
   enhancedStatus?: string;
   /** The provider's id for the accepted message (SMTP queue id or SES MessageId). */
   providerMessageId?: string;
+  /** The transport that carried the attempt when the router chose another than the job's (failover). */
+  transport?: 'smtp' | 'ses';
   recipients: RecipientResult[];
   /**
    * The attempt failed in a way that may have happened after the provider took the message (a connection lost

@@ -5,9 +5,9 @@ import type { SESv2ClientConfig } from '@aws-sdk/client-sesv2';
 import type { ConnectionOptions } from 'node:tls';
 import type { DispatchConfig } from '#functions/config.js';
 import { createAttachmentStore } from '#aws/attachment-store.js';
-import type { AwsClients } from '#aws/clients.js';
+import { createBoundedRequestHandler, withCallDeadline, type AwsClients } from '#aws/clients.js';
 import { createSnsEventPublisher } from '#aws/event-publisher.js';
-import { createIdempotencyStore } from '#aws/idempotency-store.js';
+import { createIdempotencyStore, createUnpublishedOutcomes } from '#aws/idempotency-store.js';
 import { createDeadLetterSink, createVisibilityControl } from '#aws/sqs-dispatch-queues.js';
 import { createSuppressionStore } from '#aws/suppression-store.js';
 import { createByteBudget } from '#core/byte-budget.js';
@@ -50,8 +50,9 @@ export async function buildSendEmailDeps(
   }
   if (config.ses) {
     const { createSesTransport } = await import('#transports/ses-transport.js');
+    // The SES client gets the same bounded request handler as every AWS client (one attempt: see ses-transport).
+    const client = { requestHandler: createBoundedRequestHandler(), ...environment.sesClient };
     const { configurationSetName, maxSendRate } = config.ses;
-    const client = environment.sesClient;
     transports.ses = createSesTransport({ configurationSetName, maxSendRate, rateShares: config.rateShares, client });
   }
   const objects = createAttachmentStore(clients.s3, config.attachmentBucket);
@@ -75,12 +76,26 @@ export async function buildSendEmailDeps(
     onIdempotencyTakeover: (listener) => takeoverListeners.push(listener),
     idempotencyTtlSeconds: config.idempotencyTtlSeconds,
     events: createSnsEventPublisher(clients.sns, config.eventsTopicArn),
+    unpublished: createUnpublishedOutcomes(clients.dynamodb, config.idempotencyTable, 'email-job'),
     deadLetters: createDeadLetterSink(clients.sqs, config.deadLetterQueueUrl),
     visibility: createVisibilityControl(clients.sqs, config.jobsQueueUrl),
     retry: config.retry,
     deadlineMarginMs: config.deadlineMarginMs,
     routing,
-    loadClaimCheck: config.attachmentBucket ? async (ref) => Buffer.from(await objects.load(ref)).toString('utf8') : undefined,
+    finishReserveMs: config.finishReserveMs,
+    minAttemptMs: config.minAttemptMs,
+    maxReceiveCount: config.maxReceiveCount,
+    withCallDeadline,
+    claimChecks: config.attachmentBucket
+      ? {
+          size: objects.size,
+          // Decoded in place: no second copy of the bytes.
+          load: async (ref) => {
+            const bytes = await objects.load(ref);
+            return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
+          },
+        }
+      : undefined,
   };
 }
 

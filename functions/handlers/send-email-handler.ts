@@ -10,30 +10,34 @@ import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { toIdempotencyRecordId } from '#aws/idempotency-store.js';
+import { claimPhaseSignal, toAttemptBudget, untilAborted, type AttemptBudget } from '#core/attempt-budget.js';
 import { dispatchJob, type DispatchDeps } from '#core/dispatch-job.js';
-import { JOB_CONTENT_JMESPATH, listRecipients, type EmailJob } from '#core/email-job.js';
-import { RetryLaterError, SendDeferredError } from '#core/errors.js';
-import { publishAll, toOutcomeEvent, type DispatchEvent, type EventPublisher } from '#core/events.js';
+import type { DeadLetterSink, UnpublishedOutcomes, VisibilityControl } from '#core/dispatch-ports.js';
+import { JOB_CONTENT_JMESPATH, type EmailJob } from '#core/email-job.js';
+import { AttemptAbortedError, SendDeferredError } from '#core/errors.js';
+import type { EventPublisher } from '#core/events.js';
 import { hashAddress, hashRecipient, toMessageId } from '#core/message-id.js';
-import { parseJobRecord } from '#core/parse-job-record.js';
-import { scheduleRetry, type RetryPolicy } from '#core/retry-schedule.js';
 import { DispatchMetrics } from '#core/metric-names.js';
+import { parseJobRecord } from '#core/parse-job-record.js';
+import type { RetryPolicy } from '#core/retry-schedule.js';
 import { isRetryable, type SendOutcome } from '#core/send-outcome.js';
 import type { TransportName } from '#core/email-job.js';
-import { createRouteStep, lifetimeStartOf, type RoutingDeps } from './route-job.js';
+import { createDispatchPolicy, type OutboxEntry, type StoredResult } from './dispatch-policy.js';
+import { createRouteStep, type RoutingDeps } from './route-job.js';
 
-/** Where a job that will never be sent goes, with its reason as message attributes: the dead-letter queue. */
-export interface DeadLetterSink {
-  send(body: string, reason: { failureClass: 'invalid' | 'exhausted'; failureReason: string; failureDetail: string; sourceMessageId: string; idempotencyKey?: string }): Promise<void>;
-}
+/** Claim checks: job bodies stored in S3 with only a reference on the queue. */
+export type ClaimCheckStore = {
+  /** The stored body's size in bytes, read before the body is, so its memory can be reserved. */
+  size(reference: { bucket: string; key: string }): Promise<number>;
+  load(reference: { bucket: string; key: string }): Promise<string>;
+};
 
-/** Postpones a received message: the backoff of the retry schedule, through its visibility timeout. */
-export interface VisibilityControl {
-  postpone(record: SQSRecord, delaySeconds: number): Promise<void>;
-}
-
-/** Claim check: a job body stored in S3 with only a reference on the queue. */
-export type ClaimCheckLoader = (reference: { bucket: string; key: string }) => Promise<string>;
+/**
+ * Memory a claim-checked job holds per byte of its stored body, reserved before the body is read: the body as read,
+ * as a string and as the parsed job (each near the body's size at their peak), and its inline attachments decoded
+ * (three quarters of their base64). `npm run bench` measures it.
+ */
+export const CLAIM_CHECK_MEMORY_FACTOR = 3.75;
 
 export type SendEmailDeps = {
   logger: Logger;
@@ -46,37 +50,58 @@ export type SendEmailDeps = {
   /** How long a key is remembered after its job completed, seconds. */
   idempotencyTtlSeconds: number;
   events: EventPublisher;
+  /** Keeps an outcome event that could not be published on its completed record, for the replay to publish. */
+  unpublished?: UnpublishedOutcomes;
   deadLetters: DeadLetterSink;
   visibility: VisibilityControl;
   retry: RetryPolicy;
-  /** Records not finished this close to the Lambda deadline are handed back to the queue. */
+  /** No send is committed (SMTP '.', the SES request) this close to the Lambda deadline; see AttemptBudget. */
   deadlineMarginMs: number;
-  loadClaimCheck?: ClaimCheckLoader;
+  /** The last part of the invocation, kept for the completion write, the events and the answer. */
+  finishReserveMs: number;
+  /** An attempt starts only with at least this long before its commit deadline; otherwise it is handed back. */
+  minAttemptMs: number;
+  /** The jobs queue's maxReceiveCount: the last receive gives a job up rather than postponing it. */
+  maxReceiveCount?: number;
+  /** Runs `work` with every AWS call inside it cut at `signal` (clients.ts `withCallDeadline`). */
+  withCallDeadline?: <T>(signal: AbortSignal, work: () => Promise<T>) => Promise<T>;
+  /** Claim-checked bodies, reserved in `dispatch.attachmentMemory`'s budget before they are read. */
+  claimChecks?: ClaimCheckStore;
   /** Circuit breakers and failover; without them every job goes straight to its transport. */
   routing?: RoutingDeps;
   clock?: () => number;
   random?: () => number;
 };
 
-/** What the idempotency store keeps for a completed job: no addresses, no content (they are personal data). */
-type StoredResult = {
-  action: 'delivered' | 'rejected';
-  reason: string;
-  messageId: string;
-  providerMessageId?: string;
-  recipients: Array<{ hash: string; status: string; responseCode?: number }>;
-  replayed?: boolean;
+/** One attempt's state, shared with the idempotent section (which sees only its arguments). */
+type AttemptRun = {
+  budget: AttemptBudget;
+  started(): void;
+  claimChecked: boolean;
+  /** The transport the router chose (the failover's secondary), when not the job's own. */
+  transport?: TransportName;
+  outcome?: SendOutcome;
 };
 
 /**
  * Builds the SQS handler of the dispatch function: each record is parsed, sent at most once per idempotency key,
  * and ends delivered, rejected, retried later (through its visibility timeout) or given up — never silently dropped.
+ * Every attempt lives within a budget taken from the invocation's remaining time and has ended when the handler
+ * answers: the answer is the last thing an invocation does.
  */
 export function createSendEmailHandler(deps: SendEmailDeps) {
   const { logger, metrics } = deps;
   const clock = deps.clock ?? Date.now;
-  const random = deps.random ?? Math.random;
-  const routing = deps.routing ? createRouteStep(deps.routing, deps, clock, random) : undefined;
+  const bounded = deps.withCallDeadline ?? (<T>(_signal: AbortSignal, work: () => Promise<T>) => work());
+  const routing = deps.routing ? createRouteStep(deps.routing, deps, clock, deps.random ?? Math.random) : undefined;
+  const policy = createDispatchPolicy({
+    ...deps,
+    messageIdDomain: deps.dispatch.messageIdDomain,
+    defaultTransport: deps.dispatch.defaultTransport,
+    reportKeys: deps.dispatch.reportKeys,
+    clock,
+    random: deps.random ?? Math.random,
+  });
 
   const idempotencyConfig = new IdempotencyConfig({
     eventKeyJmesPath: 'idempotencyKey',
@@ -86,14 +111,17 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     responseHook: (response) => ({ ...(response as object), replayed: true }),
   });
 
-  /** The one place a job is sent. Throws SendDeferredError for retryable outcomes so the key is released. */
+  /** The one place a job is sent. Throws for anything retryable, so the key's claim is released. */
   const sendOnce = makeIdempotent(
-    async (job: EmailJob, run: { outcome?: SendOutcome; transport?: TransportName }): Promise<StoredResult> => {
-      const outcome = await dispatchJob(job, deps.dispatch, run.transport);
-      run.outcome = outcome;
-      if (routing && run.transport) await routing.settle(run.transport, outcome);
-      if (isRetryable(outcome.action)) throw new SendDeferredError(outcome);
-      // Recipients are kept as keyed hashes: a report is checked against them, and they cannot be reversed by a list.
+    async (job: EmailJob, run: AttemptRun, sourceMessageId: string): Promise<StoredResult> => {
+      run.started();
+      // The claim and the completion write run until the answer's deadline; the send only until `finishBy`.
+      const outcome = await bounded(run.budget.finishSignal, () =>
+        dispatchJob(job, deps.dispatch, run.budget, { inline: run.claimChecked }, run.transport),
+      );
+      run.outcome = run.transport ? { ...outcome, transport: run.transport } : outcome;
+      if (isRetryable(outcome.action)) throw new SendDeferredError(run.outcome);
+      // Recipients are kept as keyed hashes, so that a report about this job can be checked against them.
       const keyring = await deps.dispatch.reportKeys?.();
       // Plain JSON (no undefined values): the persistence layer marshals it into DynamoDB as it is.
       return JSON.parse(
@@ -107,10 +135,17 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
             status: r.status,
             responseCode: r.responseCode,
           })),
+          unpublished: true,
+          sourceMessageId,
         }),
       ) as StoredResult;
     },
-    { persistenceStore: deps.persistenceStore, config: idempotencyConfig, keyPrefix: 'email-job', dataIndexArgument: 0 },
+    {
+      persistenceStore: deps.persistenceStore,
+      config: idempotencyConfig,
+      keyPrefix: 'email-job',
+      dataIndexArgument: 0,
+    },
   );
 
   // Jobs being claimed right now, by their idempotency record id, for the takeover listener (which runs deep inside
@@ -122,164 +157,204 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     // The attempt before this one died after claiming the job: it may have sent it (the '.'→'250' window, or a
     // crash before the completion record). This attempt sends again, with the same Message-ID.
     logger.warn('ambiguous attempt: the previous attempt died after claiming this job and may have sent it', {
-      dispatchId: current ? toMessageId(current.job.idempotencyKey, deps.dispatch.messageIdDomain) : undefined,
+      dispatchId: current ? policy.dispatchIdOf(current.job) : undefined,
       attempt: current?.attempt,
     });
   });
 
-  // Outcome events wait in the invocation's outbox and go out together when the batch is done (PublishBatch).
-  const flush = async (events: DispatchEvent[]) => {
-    const failed = await publishAll(deps.events, events);
-    for (const { event, error } of failed) {
-      // The sends already happened; failing the records now would only send them again. Count it and alarm instead.
-      metrics.addMetric(DispatchMetrics.eventPublishFailed, MetricUnit.Count, 1);
-      logger.error('outcome event not published', { eventType: event.type, eventId: event.id, error });
+  /**
+   * Runs the idempotent send for one job within the budget: a claim not made by the commit deadline is given up,
+   * the send ends by `finishBy`, the completion write by the answer's deadline.
+   */
+  const attempt = async (
+    job: EmailJob,
+    record: SQSRecord,
+    budget: AttemptBudget,
+    run: { outcome?: SendOutcome; started?: boolean; transport?: TransportName },
+    claimChecked: boolean,
+  ): Promise<StoredResult> => {
+    const attemptNumber = Number(record.attributes.ApproximateReceiveCount) || 1;
+    const recordId = toIdempotencyRecordId('email-job', job.idempotencyKey);
+    claiming.set(recordId, { job, attempt: attemptNumber });
+    const phase = claimPhaseSignal(budget);
+    const attemptRun: AttemptRun = {
+      budget,
+      claimChecked,
+      transport: run.transport,
+      started: () => {
+        run.started = true;
+        phase.started();
+      },
+    };
+    try {
+      return await bounded(phase.signal, () => sendOnce(job, attemptRun, record.messageId));
+    } finally {
+      claiming.delete(recordId);
+      run.outcome = attemptRun.outcome;
     }
   };
 
-  const logOutcome = (level: 'info' | 'warn', message: string, job: EmailJob, outcome: SendOutcome, attempt: number, retryInSeconds?: number) =>
-    logger[level](message, {
-      retryInSeconds,
-      ambiguous: outcome.ambiguous,
-      dispatchId: toMessageId(job.idempotencyKey, deps.dispatch.messageIdDomain),
-      action: outcome.action,
-      reason: outcome.reason,
-      detail: outcome.detail,
-      responseCode: outcome.responseCode,
-      enhancedStatus: outcome.enhancedStatus,
-      providerMessageId: outcome.providerMessageId,
-      attempt,
-      recipients: outcome.recipients.length > 0 ? outcome.recipients.map((r) => ({ hash: hashAddress(r.recipient), status: r.status, responseCode: r.responseCode })) : listRecipients(job).map((r) => ({ hash: hashAddress(r) })),
-    });
-
-  /** A job that will never be sent: dead-letter queue with its reason, a rejected event, a log line, a metric. */
-  const rejectInvalid = async (outbox: DispatchEvent[], record: SQSRecord, reason: string, detail: string, idempotencyKey?: string) => {
-    await deps.deadLetters.send(record.body, { failureClass: 'invalid', failureReason: reason, failureDetail: detail, sourceMessageId: record.messageId, idempotencyKey });
-    metrics.addMetric(DispatchMetrics.invalid, MetricUnit.Count, 1);
-    logger.warn('job rejected as invalid', { sqsMessageId: record.messageId, reason, detail });
-    if (idempotencyKey) outbox.push(toOutcomeEvent('rejected', { idempotencyKey }, { reason, detail, recipients: [] }));
+  /** A claim-checked body, read once its memory is reserved; `held` collects the reservation's release. */
+  const claimCheckLoader = (budget: AttemptBudget, held: Array<() => void>) => {
+    const store = deps.claimChecks;
+    if (!store) return undefined;
+    const memory = deps.dispatch.attachmentMemory?.budget;
+    return async (ref: { bucket: string; key: string }) => {
+      const bytes = await store.size(ref);
+      if (memory) held.push(await memory.acquire(Math.ceil(bytes * CLAIM_CHECK_MEMORY_FACTOR), budget.signal));
+      return store.load(ref);
+    };
   };
 
-  /** A retryable outcome: back off through the visibility timeout, or give up once the lifetime is spent. */
-  const deferOrGiveUp = async (outbox: DispatchEvent[], record: SQSRecord, job: EmailJob, outcome: SendOutcome, attempt: number): Promise<never | void> => {
-    const firstEnqueuedAtMs = lifetimeStartOf(record, clock());
-    const decision = scheduleRetry(deps.retry, { attempt, firstEnqueuedAtMs, nowMs: clock() }, random());
-    if (!decision.retry) {
-      await deps.deadLetters.send(record.body, {
-        failureClass: 'exhausted',
-        failureReason: `${outcome.action}:${outcome.reason}`,
-        failureDetail: outcome.detail ?? '',
-        sourceMessageId: record.messageId,
-        idempotencyKey: job.idempotencyKey,
-      });
-      metrics.addMetric(DispatchMetrics.failed, MetricUnit.Count, 1);
-      logOutcome('warn', 'job failed: retry lifetime spent', job, outcome, attempt);
-      outbox.push(toOutcomeEvent('failed', { idempotencyKey: job.idempotencyKey, messageId: outcome.messageId ?? toMessageId(job.idempotencyKey, deps.dispatch.messageIdDomain), transport: job.transport ?? deps.dispatch.defaultTransport, attempts: attempt, tags: job.tags }, outcome));
-      return;
+  /** One record, start to end: check the time, parse, attempt once per key, and let the policy decide the rest. */
+  const processRecord = async (record: SQSRecord, budget: AttemptBudget, outbox: OutboxEntry[]): Promise<void> => {
+    const held: Array<() => void> = [];
+    try {
+      return await processJobRecord(record, budget, outbox, held);
+    } finally {
+      for (const release of held) release();
     }
-    metrics.addMetric(DispatchMetrics[outcome.action as 'retry' | 'throttled' | 'blocked'], MetricUnit.Count, 1);
-    if (outcome.ambiguous) metrics.addMetric(DispatchMetrics.ambiguous, MetricUnit.Count, 1);
-    logOutcome('warn', outcome.ambiguous ? 'job deferred; ambiguous attempt: the provider may already have it' : 'job deferred', job, outcome, attempt, decision.delaySeconds);
-    await deps.visibility.postpone(record, decision.delaySeconds).catch((error: unknown) => {
-      logger.error('could not postpone record; it returns after the queue visibility timeout', { sqsMessageId: record.messageId, error: error as Error });
-    });
-    throw new RetryLaterError(`${outcome.action}: ${outcome.reason}`, decision.delaySeconds);
   };
 
-  const processRecord = async (record: SQSRecord, context: Context, outbox: DispatchEvent[]): Promise<void> => {
-    const parsed = await parseJobRecord(record.body, deps.loadClaimCheck);
-    if (!parsed.success) return rejectInvalid(outbox, record, parsed.reason, parsed.detail, parsed.idempotencyKey);
+  const processJobRecord = async (
+    record: SQSRecord,
+    budget: AttemptBudget,
+    outbox: OutboxEntry[],
+    held: Array<() => void>,
+  ): Promise<void> => {
+    const attemptNumber = Number(record.attributes.ApproximateReceiveCount) || 1;
+    if (budget.commitBy - clock() < deps.minAttemptMs)
+      return policy.postponeWithoutAttempt(outbox, record, undefined, 'no-time-to-start', attemptNumber);
+    const parsed = await untilAborted(parseJobRecord(record.body, claimCheckLoader(budget, held)), budget.signal).catch(
+      (error: unknown) => {
+        if (error instanceof AttemptAbortedError) return undefined;
+        throw error;
+      },
+    );
+    if (!parsed) return policy.postponeWithoutAttempt(outbox, record, undefined, 'no-time-to-read-job', attemptNumber);
+    if (!parsed.success)
+      return policy.rejectInvalid(outbox, record, parsed.reason, parsed.detail, parsed.idempotencyKey);
     const job = parsed.job;
-    const attempt = Number(record.attributes.ApproximateReceiveCount) || 1;
-    if (context.getRemainingTimeInMillis() < deps.deadlineMarginMs) throw new RetryLaterError('too close to the deadline to start', 0);
 
+    // An open circuit puts the job back without an attempt; failover may send it over the other transport.
     const requested = job.transport ?? deps.dispatch.defaultTransport;
     const routed = routing ? await routing.route(record, job, requested) : undefined;
     if (routed === 'postponed') return;
-    const run: { outcome?: SendOutcome; transport?: TransportName } = { transport: routed?.transport };
+    const run: { outcome?: SendOutcome; started?: boolean; transport?: TransportName } = {
+      transport: routed?.transport === requested ? undefined : routed?.transport,
+    };
     let stored: StoredResult;
     try {
-      const recordId = toIdempotencyRecordId('email-job', job.idempotencyKey);
-      claiming.set(recordId, { job, attempt });
-      try {
-        stored = await sendOnce(job, run);
-      } finally {
-        claiming.delete(recordId);
-      }
+      stored = await attempt(job, record, budget, run, held.length > 0);
     } catch (error) {
       const name = (error as Error).name;
       if (name === 'IdempotencyValidationError') {
-        return rejectInvalid(outbox, record, 'idempotency-key-conflict', 'this idempotencyKey was already used for a job with different content', job.idempotencyKey);
+        return policy.rejectInvalid(
+          outbox,
+          record,
+          'idempotency-key-conflict',
+          'this idempotencyKey was already used for a job with different content',
+          job.idempotencyKey,
+        );
       }
-      if (error instanceof SendDeferredError) return deferOrGiveUp(outbox, record, job, error.outcome, attempt);
+      if (error instanceof SendDeferredError)
+        return policy.deferOrGiveUp(outbox, record, job, error.outcome, attemptNumber);
+      if (error instanceof AttemptAbortedError)
+        return policy.postponeWithoutAttempt(outbox, record, job, 'attempt-budget-spent', attemptNumber, error.message);
+      if (!run.started && name !== 'IdempotencyAlreadyInProgressError') {
+        // The claim itself failed (a stalled or failing table): nothing was sent.
+        return policy.postponeWithoutAttempt(
+          outbox,
+          record,
+          job,
+          'claim-failed',
+          attemptNumber,
+          (error as Error).message,
+        );
+      }
       if (run.outcome && !isRetryable(run.outcome.action)) {
-        // Sent (or finally refused), but the completion record was not written. Deleting the message now is what
-        // keeps a redelivery from sending again; the in-progress record expires on its own.
-        logger.error('completion record not saved after send', { error: error as Error });
-        stored = { action: run.outcome.action as StoredResult['action'], reason: run.outcome.reason, messageId: '', recipients: [] };
-      } else if (name === 'IdempotencyAlreadyInProgressError') {
-        return deferOrGiveUp(outbox, record, job, { action: 'retry', reason: 'in-progress-elsewhere', recipients: [] }, attempt);
-      } else {
-        logger.error('attempt failed unexpectedly', { sqsMessageId: record.messageId, error: error as Error });
-        return deferOrGiveUp(outbox, record, job, { action: 'retry', reason: `internal-${name}`, detail: (error as Error).message, recipients: [] }, attempt);
+        // Sent (or finally refused), but the completion record was not written, even after its retries. Deleting the
+        // message now keeps a redelivery from sending again; a re-produced key may once the claim expires.
+        metrics.addMetric(DispatchMetrics.completionNotSaved, MetricUnit.Count, 1);
+        logger.error('completion record not saved after send', {
+          dispatchId: policy.dispatchIdOf(job),
+          error: error as Error,
+        });
+        return policy.completed(
+          outbox,
+          record,
+          job,
+          run.outcome,
+          run.outcome.action as StoredResult['action'],
+          attemptNumber,
+          false,
+        );
       }
+      if (name === 'IdempotencyAlreadyInProgressError') {
+        return policy.deferOrGiveUp(
+          outbox,
+          record,
+          job,
+          { action: 'retry', reason: 'in-progress-elsewhere', recipients: [] },
+          attemptNumber,
+        );
+      }
+      logger.error('attempt failed unexpectedly', {
+        sqsMessageId: record.messageId,
+        dispatchId: policy.dispatchIdOf(job),
+        error: error as Error,
+      });
+      return policy.deferOrGiveUp(
+        outbox,
+        record,
+        job,
+        { action: 'retry', reason: `internal-${name}`, detail: (error as Error).message, recipients: [] },
+        attemptNumber,
+      );
     }
 
-    if (stored.replayed) {
-      metrics.addMetric(DispatchMetrics.duplicate, MetricUnit.Count, 1);
-      logger.info('duplicate job skipped', { dispatchId: stored.messageId, action: stored.action });
-      return;
-    }
-    const outcome = run.outcome as SendOutcome;
-    const suppressed = outcome.recipients.filter((r) => r.status === 'suppressed').length;
-    if (suppressed > 0) metrics.addMetric(DispatchMetrics.suppressed, MetricUnit.Count, suppressed);
-    metrics.addMetric(DispatchMetrics[stored.action], MetricUnit.Count, 1);
-    logOutcome(stored.action === 'delivered' ? 'info' : 'warn', `job ${stored.action}`, job, outcome, attempt);
-    outbox.push(
-      toOutcomeEvent(
-        stored.action,
-        { idempotencyKey: job.idempotencyKey, messageId: outcome.messageId ?? toMessageId(job.idempotencyKey, deps.dispatch.messageIdDomain), transport: run.transport ?? requested, attempts: attempt, tags: job.tags },
-        outcome,
-      ),
-    );
+    if (stored.replayed) return policy.replayed(outbox, record, job, stored, attemptNumber);
+    policy.completed(outbox, record, job, run.outcome as SendOutcome, stored.action, attemptNumber);
   };
 
   const lambdaHandler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
     idempotencyConfig.registerLambdaContext(context);
-    const finished = new Set<string>();
+    const budget = toAttemptBudget({
+      nowMs: clock(),
+      remainingMs: context.getRemainingTimeInMillis(),
+      marginMs: deps.deadlineMarginMs,
+      finishReserveMs: deps.finishReserveMs,
+    });
     // A processor per invocation: it holds the batch's state, and the local twin runs several batches at once
     // through one handler (Lambda never does; a shared processor would mix their results up).
     const processor = new BatchProcessor(EventType.SQS);
-    const events: DispatchEvent[] = [];
-    const work = processPartialResponse(
+    const outbox: OutboxEntry[] = [];
+    // Every attempt ends by the budget's finish deadline, so the batch is awaited whole: nothing runs on after the
+    // answer (a frozen instance would resume it later, after the record was handed back and perhaps sent again).
+    const response = await processPartialResponse(
       event,
-      async (record: SQSRecord) => {
-        await processRecord(record, context, events);
-        finished.add(record.messageId);
-      },
+      (record: SQSRecord) => bounded(budget.answerSignal, () => processRecord(record, budget, outbox)),
       processor,
-      { context, throwOnFullBatchFailure: false },
+      {
+        context,
+        throwOnFullBatchFailure: false,
+      },
     );
-    // A Lambda timeout returns no partial response and the whole batch comes back: answer before the deadline with
-    // whatever has finished, and hand the rest back.
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<SQSBatchResponse>((resolve) => {
-      timer = setTimeout(
-        () => {
-          logger.warn('deadline near: handing unfinished records back', { unfinished: event.Records.length - finished.size });
-          resolve({ batchItemFailures: event.Records.filter((r) => !finished.has(r.messageId)).map((r) => ({ itemIdentifier: r.messageId })) });
-        },
-        Math.max(0, context.getRemainingTimeInMillis() - deps.deadlineMarginMs),
-      );
+    const handBack = await bounded(budget.answerSignal, async () => {
+      const records = await policy.publish(outbox, (publish) => bounded(budget.publishSignal, publish));
+      return (
+        await Promise.all(records.map(async (record) => ((await policy.handBackUnpublished(record)) ? [record] : [])))
+      ).flat();
     });
-    try {
-      return await Promise.race([work, deadline]);
-    } finally {
-      clearTimeout(timer);
-      await flush(events.splice(0));
-    }
+    const failed = new Set([
+      ...response.batchItemFailures.map((f) => f.itemIdentifier),
+      ...handBack.map((r) => r.messageId),
+    ]);
+    return { batchItemFailures: [...failed].map((itemIdentifier) => ({ itemIdentifier })) };
   };
 
-  const handler = middy(lambdaHandler).use(injectLambdaContext(logger, { resetKeys: true })).use(logMetrics(metrics));
+  const handler = middy(lambdaHandler)
+    .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use(logMetrics(metrics));
   return deps.tracer ? handler.use(captureLambdaHandler(deps.tracer)) : handler;
 }

@@ -2,6 +2,8 @@ import { GetAccountCommand, SESv2Client, SendEmailCommand, type SESv2ClientConfi
 import nodemailer from 'nodemailer';
 import { classifyOutcome } from '#core/classify-outcome.js';
 import { createSharedRateLimiter, type RateSource } from '#core/rate-limiter.js';
+import { untilAborted, type SendBudget } from '#core/attempt-budget.js';
+import { AttemptAbortedError } from '#core/errors.js';
 import { TransportError, type TransportFailure } from '#core/transport-failure.js';
 import type { MailTransport, OutgoingMessage, SendReceipt } from '#core/mail-transport.js';
 import { toMailOptions } from './to-mail-options.js';
@@ -53,17 +55,21 @@ export function createSesTransport(settings: SesSettings): MailTransport {
   const limiter = createSharedRateLimiter(rate, settings.rateShares ?? 1);
   return {
     name: 'ses',
-    async send(message: OutgoingMessage): Promise<SendReceipt> {
-      await limiter.take(message.to.length + message.cc.length + message.bcc.length);
+    async send(message: OutgoingMessage, budget?: SendBudget): Promise<SendReceipt> {
+      await limiter.take(message.to.length + message.cc.length + message.bcc.length, budget?.signal);
+      // The request is the commit point: once it left, SES may have the message.
+      if (budget?.signal.aborted) throw new AttemptAbortedError('no time left to call SES');
       const tags = Object.entries(message.tags).map(([Name, Value]) => ({ Name, Value }));
       try {
-        const info = await transporter.sendMail({
+        // Past `finishSignal` the answer is given up (an ambiguous failure); the SDK's request handler, bound to the
+        // same deadline by the caller, drops the request itself.
+        const info = await untilAborted(transporter.sendMail({
           ...toMailOptions(message),
           ses: {
             ...(settings.configurationSetName ? { ConfigurationSetName: settings.configurationSetName } : {}),
             ...(tags.length > 0 ? { EmailTags: tags } : {}),
           },
-        });
+        }), budget?.finishSignal);
         return {
           providerMessageId: typeof info.response === 'string' ? info.response : undefined,
           accepted: [...message.to, ...message.cc, ...message.bcc].map((m) => (typeof m === 'string' ? m : m.address)),

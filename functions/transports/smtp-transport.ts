@@ -1,6 +1,9 @@
 import { PassThrough, pipeline, type Readable } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
 import nodemailer from 'nodemailer';
+import { Transform, type TransformCallback } from 'node:stream';
+import type { SendBudget } from '#core/attempt-budget.js';
+import { AttemptAbortedError } from '#core/errors.js';
 import { isTokenLogin, type CredentialSource, type SmtpCredentials } from '#core/credential-source.js';
 import { classifyOutcome } from '#core/classify-outcome.js';
 import { isLoopbackHost } from '#core/is-loopback-host.js';
@@ -40,7 +43,10 @@ export type SmtpSettings = {
   maxSendRate?: RateSource;
   /** Instances that share the rate (the concurrency cap); each sends at most `maxSendRate / rateShares`. @default 1 */
   rateShares?: number;
-  /** Connect, greeting and socket timeouts, milliseconds. @default 10000, 10000, 30000 */
+  /**
+   * Connect, greeting and socket (each command's reply) timeouts, milliseconds. They bound a send without a budget;
+   * with one, its deadlines cut every wait shorter. @default 5000, 5000, 15000
+   */
   connectionTimeoutMs?: number;
   greetingTimeoutMs?: number;
   socketTimeoutMs?: number;
@@ -187,9 +193,9 @@ export function createSmtpTransport(
       // was sent (a server's idle drop, a frozen container's dead socket): safe, and what makes a stale pooled
       // connection harmless. Once data went out, a failure is reported to us and the queue retries.
       maxRequeues: 2,
-      connectionTimeout: settings.connectionTimeoutMs ?? 10_000,
-      greetingTimeout: settings.greetingTimeoutMs ?? 10_000,
-      socketTimeout: settings.socketTimeoutMs ?? 30_000,
+      connectionTimeout: settings.connectionTimeoutMs ?? 5000,
+      greetingTimeout: settings.greetingTimeoutMs ?? 5000,
+      socketTimeout: settings.socketTimeoutMs ?? 15_000,
       name: settings.clientName,
       tls: { minVersion: 'TLSv1.2', ...settings.tls, rejectUnauthorized: true },
       disableFileAccess: true,
@@ -214,6 +220,7 @@ export function createSmtpTransport(
         );
       });
     }
+    transporter.use('stream', guardCommit);
     const now = clock();
     return { transporter, createdAt: now, lastUsedAt: now, inFlight: 0, retired: false };
   };
@@ -234,8 +241,9 @@ export function createSmtpTransport(
   return {
     name: 'smtp',
     smtpUtf8: settings.smtpUtf8 === true,
-    async send(message: OutgoingMessage): Promise<SendReceipt> {
-      await limiter.take(message.to.length + message.cc.length + message.bcc.length);
+    async send(message: OutgoingMessage, budget?: SendBudget): Promise<SendReceipt> {
+      if (budget?.signal.aborted) throw new AttemptAbortedError('no time left to start the send');
+      await limiter.take(message.to.length + message.cc.length + message.bcc.length, budget?.signal);
       let pool: Pool;
       try {
         pool = await acquire();
@@ -247,8 +255,11 @@ export function createSmtpTransport(
       pool.inFlight += 1;
       pool.lastUsedAt = clock();
       const progress: Progress = { finalDotSent: false };
+      const cut = budget ? cutOff(budget) : undefined;
       try {
-        const options = { ...toMailOptions(message), [PROGRESS]: progress } as ReturnType<typeof toMailOptions>;
+        const options = { ...toMailOptions(message), [PROGRESS]: progress, ...cut?.mailOptions } as ReturnType<
+          typeof toMailOptions
+        >;
         const info = await pool.transporter.sendMail(options);
         const rejectedErrors = (info as { rejectedErrors?: unknown[] }).rejectedErrors ?? [];
         const failure = toSmtpFailure({ rejectedErrors });
@@ -258,9 +269,17 @@ export function createSmtpTransport(
           rejected: failure.provider === 'smtp' ? (failure.rejected ?? []) : [],
         };
       } catch (error) {
+        if (cut?.aborted() === 'before-commit') {
+          const message = 'the SMTP send ran out of its budget before the final dot; nothing was sent';
+          throw new AttemptAbortedError(message, { cause: error });
+        }
+        // Past '.', the answer was given up: a timeout with the data sent (ambiguous).
+        const smtpFailure = () =>
+          cut?.aborted() === 'after-commit'
+            ? { ...toSmtpFailure(error), code: 'ETIMEDOUT', command: 'DATA', dataSent: true }
+            : { ...toSmtpFailure(error), dataSent: progress.finalDotSent };
         // A token fetch that failed inside nodemailer comes back as the TokenError itself, coded EAUTH.
-        const failure =
-          error instanceof TokenError ? toTokenFailure(error) : { ...toSmtpFailure(error), dataSent: progress.finalDotSent };
+        const failure = error instanceof TokenError ? toTokenFailure(error) : smtpFailure();
         // A rate reply (454, 421 4.7.x "rate") slows the whole instance down, not only this job.
         if (classifyOutcome(failure).action === 'throttled') limiter.slowDown();
         if (failure.provider === 'smtp' && ['EAUTH', 'ENOAUTH', 'EOAUTH2', 'ETOKEN'].includes(failure.code ?? '')) {
@@ -272,6 +291,7 @@ export function createSmtpTransport(
         }
         throw new TransportError(failure, { cause: error });
       } finally {
+        cut?.dispose();
         pool.inFlight -= 1;
         pool.lastUsedAt = clock();
         if (pool.retired && pool.inFlight === 0) pool.transporter.close();
@@ -282,3 +302,67 @@ export function createSmtpTransport(
     },
   };
 }
+
+/** The mail option through which a send learns that its message has been written up to the final '.'. */
+const COMMIT_OPTION = 'dispatchOnCommit';
+
+/**
+ * A send's cut-off: one AbortSignal for nodemailer (its pool then closes the connection delivering the message),
+ * aborted when the budget's `signal` fires before the message reached its final '.', or when `finishSignal` fires
+ * while the answer to '.' is still awaited. Which of the two happened decides whether anything may have been sent.
+ */
+function cutOff(budget: SendBudget) {
+  const controller = new AbortController();
+  let committed = false;
+  let aborted: 'before-commit' | 'after-commit' | undefined;
+  const onCommitDeadline = () => {
+    if (committed || aborted) return;
+    aborted = 'before-commit';
+    controller.abort(budget.signal.reason);
+  };
+  const onFinishDeadline = () => {
+    if (aborted) return;
+    aborted = committed ? 'after-commit' : 'before-commit';
+    controller.abort(budget.finishSignal.reason);
+  };
+  budget.signal.addEventListener('abort', onCommitDeadline, { once: true });
+  budget.finishSignal.addEventListener('abort', onFinishDeadline, { once: true });
+  return {
+    mailOptions: {
+      signal: controller.signal,
+      // Called by the stream guard at the end of the message, just before nodemailer writes '.': true commits.
+      [COMMIT_OPTION]: () => {
+        if (aborted || budget.signal.aborted) return false;
+        committed = true;
+        return true;
+      },
+    },
+    aborted: () => aborted,
+    dispose() {
+      budget.signal.removeEventListener('abort', onCommitDeadline);
+      budget.finishSignal.removeEventListener('abort', onFinishDeadline);
+    },
+  };
+}
+
+/**
+ * nodemailer 'stream' plugin: the message passes through a guard that, at its end, asks the send whether it may
+ * commit. A send past its budget fails the stream instead, so the connection never writes the final '.'.
+ */
+const guardCommit: Parameters<ReturnType<typeof nodemailer.createTransport>['use']>[1] = (mail, done) => {
+  const commit = (mail.data as Record<string, unknown>)[COMMIT_OPTION];
+  if (typeof commit === 'function') {
+    mail.message.transform(
+      () =>
+        new Transform({
+          transform(chunk: Buffer, _encoding, callback: TransformCallback) {
+            callback(null, chunk);
+          },
+          flush(callback: TransformCallback) {
+            callback((commit as () => boolean)() ? null : new AttemptAbortedError('budget spent before the final dot'));
+          },
+        }),
+    );
+  }
+  done();
+};

@@ -7,6 +7,7 @@ import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
+import { deriveQueueSettings } from '../settings.js';
 import type { StackConfig } from '../stack-config.js';
 import type { JobsQueue } from './jobs-queue.js';
 import { grantPublish } from './grant-publish.js';
@@ -69,6 +70,7 @@ export class DispatchFunction extends Construct {
         RETRY_LIFETIME_SECONDS: String(settings.retry.lifetimeSeconds),
         REPORT_KEYS_SECRET_ID: props.reportKeys.secretArn,
         ...(config.bounceDomain ? { BOUNCE_DOMAIN: config.bounceDomain } : {}),
+        MAX_RECEIVE_COUNT: String(deriveQueueSettings(settings).maxReceiveCount),
         ...(usesSmtp
           ? { SMTP_HOST: config.smtpHost ?? '', SMTP_PORT: String(config.smtpPort), SMTP_SECURITY: config.smtpSecurity, SMTP_SECRET_ID: smtpSecret?.secretArn ?? '' }
           : {}),

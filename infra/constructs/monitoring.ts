@@ -118,6 +118,10 @@ export class Monitoring extends Construct {
       threshold: 1,
       description: 'Outcome events could not be published to the events topic after sending.',
     });
+    alarm('CompletionsNotSaved', custom(DispatchMetrics.completionNotSaved, fiveMinutes), {
+      threshold: 1,
+      description: 'Jobs were sent but their completion record could not be written: a re-produced key may send again.',
+    });
     if (poller) {
       // One alarm per mailbox, on its own heartbeat: a failing mailbox alarms however well the others poll.
       const window = Duration.minutes(Math.max(5, config.settings.pollRateMinutes * 3));

@@ -178,6 +178,7 @@ describe('alarms', () => {
     ['DispatchThrottles', 'notBreaching'],
     ['SendsBlocked', 'notBreaching'],
     ['EventsNotPublished', 'notBreaching'],
+    ['CompletionsNotSaved', 'notBreaching'],
     ['PollerHeartbeatMissing', 'breaching'],
     ['SenderSideBouncesHigh', 'notBreaching'],
     ['MailboxSignInBlocked', 'notBreaching'],

@@ -235,6 +235,25 @@ describe('retries', () => {
     expect(h.output.metric('Failed')).toBe(1);
   });
 
+  it('gives a job up on its last receive, with its reason, rather than leaving SQS to dead-letter it without one', async () => {
+    // Prepare: the relay defers every attempt; the queue allows 3 receives
+    h = await startDispatchHarness(aws, { env: { RETRY_BASE_SECONDS: '1', RETRY_MAX_DELAY_SECONDS: '1', MAX_RECEIVE_COUNT: '3' } });
+    h.sink.addRule({ stage: 'rcpt', reply: { code: 450, message: '4.2.1 Mailbox busy' } });
+    const job = emailJobFactory();
+    const recordAt = (receive: number) => (h as DispatchHarness).sqsRecord(job, 'last-1', receive);
+
+    // Act
+    const second = await h.handler({ Records: [recordAt(2)] }, createLambdaContext('send-email', 30_000));
+    const last = await h.handler({ Records: [recordAt(3)] }, createLambdaContext('send-email', 30_000));
+
+    // Assess
+    expect(second.batchItemFailures).toEqual([{ itemIdentifier: 'last-1' }]);
+    expect(last.batchItemFailures).toEqual([]);
+    const dead = await h.deadLetters();
+    expect(dead.map((d) => d.attributes)).toEqual([expect.objectContaining({ failureClass: 'exhausted', failureReason: 'retry:smtp-rcpt-450', idempotencyKey: job.idempotencyKey })]);
+    expect((await h.events()).map((e) => e.type)).toEqual(['email.failed']);
+  });
+
   it('ends a permanent refusal as rejected: not retried, not dead-lettered, reported', async () => {
     h = await startDispatchHarness(aws);
     h.sink.addRule({ stage: 'rcpt', reply: { code: 550, message: '5.1.1 <alice@example.net>: Recipient address rejected' } });
@@ -399,15 +418,17 @@ describe('the attachment memory budget', () => {
 });
 
 describe('the Lambda deadline', () => {
-  it('answers before the deadline, handing unfinished records back', async () => {
+  it('hands a record back without an attempt when too little time is left to start one', async () => {
+    // Prepare: 5.5 s left, of which the last 5 s commit nothing and an attempt needs 1 s
     h = await startDispatchHarness(aws);
-    h.sink.addRule({ stage: 'end', delayMs: 3000, reply: undefined, times: 1 });
     const record = toSqsRecord({ MessageId: 'm-1', ReceiptHandle: 'r-1', Body: JSON.stringify(emailJobFactory()), Attributes: { ApproximateReceiveCount: '1', SentTimestamp: String(Date.now()) } }, h.resources.jobsQueueArn);
 
-    const started = Date.now();
-    const response = await h.handler({ Records: [record] }, createLambdaContext('send-email', 6000));
+    // Act
+    const response = await h.handler({ Records: [record] }, createLambdaContext('send-email', 5500));
 
+    // Assess
     expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: 'm-1' }] });
-    expect(Date.now() - started).toBeLessThan(2500);
+    expect(h.sink.connections).toBe(0);
+    expect(h.output.metric('HandedBack')).toBe(1);
   });
 });

@@ -27,6 +27,20 @@ const WRONG_SECRET = { username: SMTP_USER.username, password: 'rotated-away' };
 const BREAKER_ENV = { RETRY_BASE_SECONDS: '1', RETRY_MAX_DELAY_SECONDS: '2', BREAKER_FIRST_PROBE_SECONDS: '1', BREAKER_MAX_PROBE_SECONDS: '2' };
 
 /** Every job that reached a provider, by key: the SMTP sink by X-Dispatch-Id, the SES emulator by subject. */
+/** Terminal outcome events per key: none is missing, none is repeated. */
+async function eventCounts(keys: string[]) {
+  const outcomes = new Map<string, number>();
+  for (const e of await h.events()) {
+    if (['email.delivered', 'email.rejected', 'email.failed'].includes(String(e.type))) {
+      const key = String(e.idempotencyKey);
+      outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
+    }
+  }
+  const eventsMissing = keys.filter((k) => !outcomes.has(k)).length;
+  const eventsDuplicated = keys.reduce((n, k) => n + Math.max(0, (outcomes.get(k) ?? 0) - 1), 0);
+  return { eventsMissing, eventsDuplicated };
+}
+
 async function deliveredCounts(keys: string[]) {
   const byDispatchId = new Map(keys.map((k) => [toDispatchId(k), k]));
   const smtp = new Map<string, number>();
@@ -93,7 +107,7 @@ describe('the circuit breaker, with the relay refusing our login for a while', (
     // Assess
     const counts = await deliveredCounts(keys);
     const deadLetters = await h.deadLetters();
-    printSummary('breaker', { jobs: keys.length, delivered: keys.length - counts.lost, lost: counts.lost, duplicated: counts.duplicated, rejected: 0, inDlq: deadLetters.length }, `${loginsDuringOutage} login attempts in ${outageSeconds.toFixed(1)} s of outage, ${h.output.metric('PostponedJobs')} postponements`);
+    printSummary('breaker', { jobs: keys.length, delivered: keys.length - counts.lost, lost: counts.lost, duplicated: counts.duplicated, rejected: 0, inDlq: deadLetters.length, ...(await eventCounts(keys)) }, `${loginsDuringOutage} login attempts in ${outageSeconds.toFixed(1)} s of outage, ${h.output.metric('PostponedJobs')} postponements`);
     expect({ lost: counts.lost, duplicated: counts.duplicated, inDlq: deadLetters.length }).toEqual({ lost: 0, duplicated: 0, inDlq: 0 });
     // The first batch meets the closed circuit (up to one login per record); after that, one probe per interval.
     expect(loginsDuringOutage).toBeLessThanOrEqual(10 + Math.ceil(outageSeconds) + 1);
@@ -127,7 +141,7 @@ describe('failover smtp>ses', () => {
     // Assess
     const counts = await deliveredCounts(keys);
     const deadLetters = await h.deadLetters();
-    printSummary('failover', { jobs: keys.length, delivered: keys.length - counts.lost, lost: counts.lost, duplicated: counts.duplicated, rejected: 0, inDlq: deadLetters.length }, `${counts.smtp.size} over SMTP, ${counts.viaSes.size} over SES, ${loginsDuringOutage} login attempts during the outage`);
+    printSummary('failover', { jobs: keys.length, delivered: keys.length - counts.lost, lost: counts.lost, duplicated: counts.duplicated, rejected: 0, inDlq: deadLetters.length, ...(await eventCounts(keys)) }, `${counts.smtp.size} over SMTP, ${counts.viaSes.size} over SES, ${loginsDuringOutage} login attempts during the outage`);
     expect({ lost: counts.lost, duplicated: counts.duplicated, inDlq: deadLetters.length }).toEqual({ lost: 0, duplicated: 0, inDlq: 0 });
     expect(counts.viaSes.size).toBeGreaterThan(0);
     expect(h.output.metric('SentOnFallback')).toBe(counts.viaSes.size);

@@ -71,7 +71,7 @@ async function runCrashPoint(point: Point) {
   }
   rmSync(markerDir, { recursive: true, force: true });
   const deadLetters = await h.deadLetters();
-  const summary = compareLedgers(jobs.map((j) => ({ key: j.idempotencyKey, expect: 'delivered' as const })), h.sink.received, deadLetters);
+  const summary = compareLedgers(jobs.map((j) => ({ key: j.idempotencyKey, expect: 'delivered' as const })), h.sink.received, deadLetters, await h.events());
   const ambiguous = output.join('').split('\n').filter((l) => l.includes('ambiguous attempt')).length;
   await h.stop();
   return { summary, kills, ambiguous };
@@ -86,8 +86,11 @@ function harnessEnv(h: Awaited<ReturnType<typeof startDispatchHarness>>): Record
     SMTP_SECURITY: 'starttls',
     RETRY_BASE_SECONDS: '1',
     RETRY_MAX_DELAY_SECONDS: '2',
-    // The worker's "Lambda timeout" is 3 s; stop 0.5 s before it rather than the default 5 s.
-    DEADLINE_MARGIN_MS: '500',
+    // The worker's "Lambda timeout" is 3 s: commit no send in its last second (rather than the default 5 s), and
+    // keep its last 0.5 s for the completion and the events.
+    DEADLINE_MARGIN_MS: '1000',
+    FINISH_RESERVE_MS: '500',
+    MIN_ATTEMPT_MS: '200',
   };
 }
 

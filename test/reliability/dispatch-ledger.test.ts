@@ -1,8 +1,15 @@
 import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { EventPublisher } from '#core/events.js';
 import { deliverOneBatch } from '#local/event-source.js';
 import { emailJobFactory } from '../support/factories.js';
-import { startAwsEmulators, startDispatchHarness, type AwsEmulators, type DispatchHarness } from '../support/dispatch-harness.js';
+import {
+  startAwsEmulators,
+  startDispatchHarness,
+  type AwsEmulators,
+  type DispatchHarness,
+} from '../support/dispatch-harness.js';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 import { compareLedgers, printSummary } from './ledger.js';
 
 let aws: AwsEmulators;
@@ -21,7 +28,12 @@ afterEach(async () => {
 /** Puts bodies on the jobs queue in batches of ten. */
 async function enqueueAll(harness: DispatchHarness, bodies: string[]) {
   for (let i = 0; i < bodies.length; i += 10) {
-    await aws.clients.sqsClient.send(new SendMessageBatchCommand({ QueueUrl: harness.resources.jobsQueueUrl, Entries: bodies.slice(i, i + 10).map((MessageBody, n) => ({ Id: String(n), MessageBody })) }));
+    await aws.clients.sqsClient.send(
+      new SendMessageBatchCommand({
+        QueueUrl: harness.resources.jobsQueueUrl,
+        Entries: bodies.slice(i, i + 10).map((MessageBody, n) => ({ Id: String(n), MessageBody })),
+      }),
+    );
   }
 }
 
@@ -30,7 +42,10 @@ async function enqueueAll(harness: DispatchHarness, bodies: string[]) {
  * `duplicateDeliveries` is the share of records also delivered in a second, concurrent batch: the at-least-once
  * delivery SQS allows.
  */
-async function drain(harness: DispatchHarness, options: { concurrency: number; duplicateDeliveries?: number; timeoutMs: number }) {
+async function drain(
+  harness: DispatchHarness,
+  options: { concurrency: number; duplicateDeliveries?: number; timeoutMs: number; functionTimeoutSeconds?: number },
+) {
   const until = Date.now() + options.timeoutMs;
   let duplicated = 0;
   let random = 7;
@@ -48,13 +63,18 @@ async function drain(harness: DispatchHarness, options: { concurrency: number; d
         batchSize: 10,
         maxBatchingWindowSeconds: 0,
         visibilityTimeoutSeconds: 30,
-        functionTimeoutSeconds: 60,
+        functionTimeoutSeconds: options.functionTimeoutSeconds ?? 60,
         waitTimeSeconds: 0,
         handler: async (event, context) => {
-          const copies = event.Records.filter(() => options.duplicateDeliveries !== undefined && rand() < options.duplicateDeliveries);
+          const copies = event.Records.filter(
+            () => options.duplicateDeliveries !== undefined && rand() < options.duplicateDeliveries,
+          );
           duplicated += copies.length;
           // The copy arrives in a batch of its own, at the same time, as a second poller would deliver it.
-          const [response] = await Promise.all([harness.handler(event, context), copies.length > 0 ? harness.handler({ Records: copies }, context) : undefined]);
+          const [response] = await Promise.all([
+            harness.handler(event, context),
+            copies.length > 0 ? harness.handler({ Records: copies }, context) : undefined,
+          ]);
           return response;
         },
       }).catch(() => ({ received: 0 }));
@@ -71,23 +91,44 @@ async function drain(harness: DispatchHarness, options: { concurrency: number; d
 describe('ledger: duplicate storm', () => {
   it('delivers 10,000 jobs exactly once despite 20% re-produced keys and 5% duplicated SQS deliveries', async () => {
     // Prepare
-    h = await startDispatchHarness(aws, { env: { RETRY_BASE_SECONDS: '1', RETRY_MAX_DELAY_SECONDS: '2', SMTP_MAX_CONNECTIONS: '10' } });
-    const jobs = Array.from({ length: 10_000 }, (_, i) => emailJobFactory({ idempotencyKey: `storm-${i}`, to: [`user${i}@example.net`] }));
+    h = await startDispatchHarness(aws, {
+      env: { RETRY_BASE_SECONDS: '1', RETRY_MAX_DELAY_SECONDS: '2', SMTP_MAX_CONNECTIONS: '10' },
+    });
+    const jobs = Array.from({ length: 10_000 }, (_, i) =>
+      emailJobFactory({ idempotencyKey: `storm-${i}`, to: [`user${i}@example.net`] }),
+    );
     const reproduced = jobs.filter((_, i) => i % 5 === 0);
     const bodies = [...jobs, ...reproduced].map((j) => JSON.stringify(j));
 
     // Act
     const started = Date.now();
     await enqueueAll(h, bodies);
-    const { duplicatedDeliveries } = await drain(h, { concurrency: 10, duplicateDeliveries: 0.05, timeoutMs: 240_000 });
+    // Generous: a loaded machine (and one more DynamoDB write per job, clearing its unpublished mark) takes longer.
+    const { duplicatedDeliveries } = await drain(h, { concurrency: 10, duplicateDeliveries: 0.05, timeoutMs: 420_000 });
 
     // Assess
-    const summary = compareLedgers(jobs.map((j) => ({ key: j.idempotencyKey, expect: 'delivered' as const })), h.sink.received, await h.deadLetters());
-    printSummary('duplicate-storm', summary, `${reproduced.length} re-produced, ${duplicatedDeliveries} duplicated deliveries, ${Math.round((Date.now() - started) / 1000)} s`);
-    expect(summary).toMatchObject({ jobs: 10_000, delivered: 10_000, lost: 0, duplicated: 0, inDlq: 0 });
+    const summary = compareLedgers(
+      jobs.map((j) => ({ key: j.idempotencyKey, expect: 'delivered' as const })),
+      h.sink.received,
+      await h.deadLetters(),
+      await h.events(),
+    );
+    printSummary(
+      'duplicate-storm',
+      summary,
+      `${reproduced.length} re-produced, ${duplicatedDeliveries} duplicated deliveries, ${Math.round((Date.now() - started) / 1000)} s`,
+    );
+    expect(summary).toMatchObject({
+      jobs: 10_000,
+      delivered: 10_000,
+      lost: 0,
+      duplicated: 0,
+      eventsMissing: 0,
+      inDlq: 0,
+    });
     expect(duplicatedDeliveries).toBeGreaterThan(300);
     expect(await h.queueDepth()).toBe(0);
-  }, 300_000);
+  }, 480_000);
 });
 
 describe('ledger: fault mix', () => {
@@ -99,28 +140,49 @@ describe('ledger: fault mix', () => {
         seed: 11,
         rules: [
           { stage: 'rcpt', address: '*@refused.test', reply: { code: 550, message: '5.1.1 No such user' } },
-          { stage: 'mail', probability: 0.02, reply: { code: 421, message: '4.7.0 Try again later, closing connection' } },
+          {
+            stage: 'mail',
+            probability: 0.02,
+            reply: { code: 421, message: '4.7.0 Try again later, closing connection' },
+          },
           { stage: 'end', probability: 0.02, reply: { code: 451, message: '4.3.0 Temporary local problem' } },
           { stage: 'rcpt', probability: 0.005, drop: true },
           { stage: 'end', probability: 0.005, drop: true, keep: true },
         ],
       },
     });
-    const jobs = Array.from({ length: 1000 }, (_, i) => emailJobFactory({ idempotencyKey: `mix-${i}`, to: [i % 100 === 0 ? `gone${i}@refused.test` : `user${i}@example.net`] }));
+    const jobs = Array.from({ length: 1000 }, (_, i) =>
+      emailJobFactory({
+        idempotencyKey: `mix-${i}`,
+        to: [i % 100 === 0 ? `gone${i}@refused.test` : `user${i}@example.net`],
+      }),
+    );
 
     // Act
-    await enqueueAll(h, jobs.map((j) => JSON.stringify(j)));
+    await enqueueAll(
+      h,
+      jobs.map((j) => JSON.stringify(j)),
+    );
     await drain(h, { concurrency: 5, timeoutMs: 180_000 });
 
     // Assess
     const events = await h.events();
-    const summary = compareLedgers(jobs.map((j) => ({ key: j.idempotencyKey, expect: j.to?.[0]?.toString().endsWith('@refused.test') ? ('rejected' as const) : ('delivered' as const) })), h.sink.received, await h.deadLetters());
+    const summary = compareLedgers(
+      jobs.map((j) => ({
+        key: j.idempotencyKey,
+        expect: j.to?.[0]?.toString().endsWith('@refused.test') ? ('rejected' as const) : ('delivered' as const),
+      })),
+      h.sink.received,
+      await h.deadLetters(),
+      events,
+    );
     const retried = h.output.metric('Retried') + h.output.metric('Throttled');
     printSummary('fault-mix', summary, `${retried} retries, ${h.output.metric('AmbiguousAttempts')} ambiguous`);
     expect(summary.lost).toBe(0);
     expect(summary.delivered).toBe(990);
     expect(summary.rejected).toBe(10);
     expect(summary.inDlq).toBe(0);
+    expect(summary.eventsMissing).toBe(0);
     // Sockets dropped after the data went out are the only source of repeats, and each was logged as ambiguous.
     expect(summary.duplicated).toBeLessThanOrEqual(h.output.metric('AmbiguousAttempts'));
     const outcome = new Map(events.map((e) => [String(e.idempotencyKey), String(e.type)]));
@@ -136,4 +198,90 @@ describe('ledger: fault mix', () => {
       expect(d.retryInSeconds).toBeLessThanOrEqual(ceiling);
     }
   }, 240_000);
+});
+
+/** Our own publisher interface with a fault: `share` of its calls fail before they reach SNS (seeded). */
+function failingShare(publisher: EventPublisher, share: number): EventPublisher & { failures: number } {
+  let seed = 5;
+  const fails = () => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed / 2 ** 31 < share;
+  };
+  const faulty = {
+    failures: 0,
+    async publish(event: Parameters<EventPublisher['publish']>[0]) {
+      if (fails()) {
+        faulty.failures += 1;
+        throw new Error('InternalError: SNS failed the call');
+      }
+      await publisher.publish(event);
+    },
+    async publishBatch(events: Parameters<EventPublisher['publish']>[0][]) {
+      if (fails()) {
+        faulty.failures += 1;
+        throw new Error('InternalError: SNS failed the call');
+      }
+      return (publisher.publishBatch as NonNullable<EventPublisher['publishBatch']>)(events);
+    },
+  };
+  return faulty;
+}
+
+describe('ledger: stalled and failing dependencies under deadline pressure', () => {
+  let dynamoProxy: TcpProxy | undefined;
+  afterEach(async () => {
+    await dynamoProxy?.stop();
+  });
+
+  it('loses no job and no outcome event when SNS fails, DynamoDB stalls and the relay answers late', async () => {
+    // Prepare: 8 s invocations that commit nothing after 5 s; SNS fails 20 % of calls; 2 % of DynamoDB's answers
+    // come 2.5 s late; 3 % of the relay's answers to '.' come 4 s late
+    dynamoProxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(aws.dynamo.endpoint).port) });
+    let publisher: ReturnType<typeof failingShare> | undefined;
+    h = await startDispatchHarness(aws, {
+      env: {
+        RETRY_BASE_SECONDS: '1',
+        RETRY_MAX_DELAY_SECONDS: '2',
+        DEADLINE_MARGIN_MS: '3000',
+        FINISH_RESERVE_MS: '1500',
+        MIN_ATTEMPT_MS: '500',
+      },
+      endpoints: { dynamodb: dynamoProxy.endpoint },
+      sink: { seed: 3, rules: [{ stage: 'end', probability: 0.03, delayMs: 4000 }] },
+      adjust: (deps) => {
+        publisher = failingShare(deps.events, 0.2);
+        deps.events = publisher;
+      },
+    });
+    dynamoProxy.stall({ ms: 2500, probability: 0.02, seed: 9 });
+    const jobs = Array.from({ length: 300 }, (_, i) =>
+      emailJobFactory({ idempotencyKey: `stall-${i}`, to: [`user${i}@example.net`] }),
+    );
+
+    // Act
+    const started = Date.now();
+    await enqueueAll(
+      h,
+      jobs.map((j) => JSON.stringify(j)),
+    );
+    await drain(h, { concurrency: 4, timeoutMs: 200_000, functionTimeoutSeconds: 8 });
+
+    // Assess
+    const summary = compareLedgers(
+      jobs.map((j) => ({ key: j.idempotencyKey, expect: 'delivered' as const })),
+      h.sink.received,
+      await h.deadLetters(),
+      await h.events(),
+    );
+    const ambiguous = h.output.metric('AmbiguousAttempts');
+    printSummary(
+      'stalled-dependencies',
+      summary,
+      `${publisher?.failures ?? 0} failed publish calls, ${h.output.metric('HandedBack')} handed back, ${ambiguous} ambiguous, ${Math.round((Date.now() - started) / 1000)} s`,
+    );
+    expect(summary).toMatchObject({ jobs: 300, delivered: 300, lost: 0, eventsMissing: 0, inDlq: 0 });
+    expect(summary.duplicated).toBeLessThanOrEqual(ambiguous);
+    expect(publisher?.failures).toBeGreaterThan(0);
+    expect(await h.queueDepth()).toBe(0);
+  }, 260_000);
 });

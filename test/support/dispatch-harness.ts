@@ -1,13 +1,14 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { DeleteMessageCommand, ReceiveMessageCommand, SendMessageCommand, type Message } from '@aws-sdk/client-sqs';
+import { DeleteMessageBatchCommand, ReceiveMessageCommand, SendMessageCommand, type Message } from '@aws-sdk/client-sqs';
 import type { EmailJob } from '#core/email-job.js';
 import { loadDispatchConfig } from '#functions/config.js';
 import { buildSendEmailDeps, type SendEmailEnvironment } from '#handlers/build-send-email-deps.js';
 import { createSendEmailHandler, type SendEmailDeps } from '#handlers/send-email-handler.js';
 import { DEFAULT_SETTINGS, deriveQueueSettings, type SystemSettings } from '#infra/settings.js';
-import { createEmulatorClients, startDynalite, startFauxqs, type Emulator } from '#local/emulators.js';
-import { deliverOneBatch } from '#local/event-source.js';
+import { createAwsClients } from '#aws/clients.js';
+import { createEmulatorClients, LOCAL_CREDENTIALS, startDynalite, startFauxqs, type Emulator } from '#local/emulators.js';
+import { deliverOneBatch, toSqsRecord } from '#local/event-source.js';
 import { createLocalResources, toDispatchEnvironment } from '#local/resources.js';
 import { startSmtpSink, type SmtpSinkOptions } from '#local/smtp-sink.js';
 import { localTlsCertificate } from '#local/tls-certificate.js';
@@ -58,6 +59,12 @@ export async function startDispatchHarness(
     deps?: Partial<SendEmailDeps>;
     /** What differs from AWS: report keys, SES client settings (SMTP credentials and TLS trust are the harness's). */
     environment?: Partial<SendEmailEnvironment>;
+    /** The handler's endpoint for a service (a TCP proxy in front of the emulator); the test's clients keep theirs. */
+    endpoints?: { sqs?: string; sns?: string; s3?: string; dynamodb?: string; ses?: string };
+    /** Changes the wired dependencies before the handler is built (wraps one of our own interfaces in a fault). */
+    adjust?: (deps: SendEmailDeps) => void;
+    /** Where the handler reaches the sink (a TCP proxy in front of it). @default the sink itself */
+    smtpThrough?: (sink: { host: string; port: number }) => Promise<{ host: string; port: number }>;
   } = {},
 ) {
   counter += 1;
@@ -66,11 +73,12 @@ export async function startDispatchHarness(
   const sink = await startSmtpSink({ tls: cert, credentials: SMTP_USER, ...options.sink });
   const settings = { ...DEFAULT_SETTINGS, ...options.settings };
   const resources = await createLocalResources(aws.clients, settings, resourceNames(suffix));
+  const relay = options.smtpThrough ? await options.smtpThrough(sink) : sink;
   const config = loadDispatchConfig({
     ...toDispatchEnvironment(resources),
     DEFAULT_FROM: 'noreply@example.com',
-    SMTP_HOST: sink.host,
-    SMTP_PORT: String(sink.port),
+    SMTP_HOST: relay.host,
+    SMTP_PORT: String(relay.port),
     SMTP_SECURITY: 'starttls',
     SMTP_SECRET_ID: 'local',
     ...options.env,
@@ -80,7 +88,17 @@ export async function startDispatchHarness(
   const output = captureOutput(logger, metrics);
   const credentialFetches: boolean[] = [];
   let credentials = SMTP_USER;
-  const deps = await buildSendEmailDeps(config, aws.clients, { logger, metrics }, {
+  const handlerClients = options.endpoints
+    ? createAwsClients({
+        region: 'eu-west-1',
+        credentials: LOCAL_CREDENTIALS,
+        endpoints: {
+          ...{ sqs: aws.fauxqs.endpoint, sns: aws.fauxqs.endpoint, s3: aws.fauxqs.endpoint, dynamodb: aws.dynamo.endpoint },
+          ...options.endpoints,
+        },
+      })
+    : aws.clients;
+  const deps = await buildSendEmailDeps(config, handlerClients, { logger, metrics }, {
     smtpCredentials: {
       async get({ refresh = false } = {}) {
         credentialFetches.push(refresh);
@@ -88,20 +106,25 @@ export async function startDispatchHarness(
       },
     },
     smtpTls: { ca: cert.cert },
+    sesClient: options.endpoints?.ses
+      ? { region: 'eu-west-1', credentials: LOCAL_CREDENTIALS, endpoint: options.endpoints.ses }
+      : undefined,
     ...options.environment,
   });
   Object.assign(deps, options.deps);
+  options.adjust?.(deps);
   const handler = createSendEmailHandler(deps);
   const queue = deriveQueueSettings(settings);
 
   const drain = async (queueUrl: string, max = 1000): Promise<Message[]> => {
     const out: Message[] = [];
-    for (let i = 0; i < 100 && out.length < max; i += 1) {
+    for (let i = 0; i < Math.ceil(max / 10) + 10 && out.length < max; i += 1) {
       const result = await aws.clients.sqsClient.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, MessageAttributeNames: ['All'], MessageSystemAttributeNames: ['All'] }));
       const got = result.Messages ?? [];
       if (got.length === 0) break;
       out.push(...got);
-      for (const m of got) await aws.clients.sqsClient.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: m.ReceiptHandle }));
+      const entries = got.map((m, n) => ({ Id: String(n), ReceiptHandle: m.ReceiptHandle }));
+      await aws.clients.sqsClient.send(new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries: entries }));
     }
     return out;
   };
@@ -116,6 +139,18 @@ export async function startDispatchHarness(
     credentialFetches,
     setCredentials(next: typeof SMTP_USER) {
       credentials = next;
+    },
+    /** A record as the event source delivers it, without the queue: `receive` numbers the delivery. */
+    sqsRecord(body: EmailJob | object, messageId: string, receive = 1) {
+      return toSqsRecord(
+        {
+          MessageId: messageId,
+          ReceiptHandle: `${messageId}-${receive}`,
+          Body: JSON.stringify(body),
+          Attributes: { ApproximateReceiveCount: String(receive), SentTimestamp: String(Date.now()) },
+        },
+        resources.jobsQueueArn,
+      );
     },
     /** Puts a job (or any raw body) on the jobs queue; returns the SQS message id. */
     async enqueue(job: EmailJob | string | object): Promise<string> {
@@ -152,7 +187,7 @@ export async function startDispatchHarness(
     },
     /** Every event published so far (and removes them from the tap). */
     async events(): Promise<Array<Record<string, unknown>>> {
-      return (await drain(resources.eventsTapQueueUrl)).map((m) => JSON.parse(m.Body ?? '{}') as Record<string, unknown>);
+      return (await drain(resources.eventsTapQueueUrl, 100_000)).map((m) => JSON.parse(m.Body ?? '{}') as Record<string, unknown>);
     },
     /** Every dead-lettered message so far, with its reason attributes (and removes them). */
     async deadLetters() {

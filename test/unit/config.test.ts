@@ -19,6 +19,12 @@ describe('loadDispatchConfig', () => {
     expect(config.messageIdDomain).toBe('example.com');
     expect(config.retry).toEqual({ baseDelaySeconds: 30, maxDelaySeconds: 900, lifetimeSeconds: 21_600 });
     expect(config.idempotencyTtlSeconds).toBe(15 * 86_400);
+    expect(config).toMatchObject({ deadlineMarginMs: 5000, finishReserveMs: 2000, minAttemptMs: 1000, maxReceiveCount: undefined });
+  });
+
+  it('refuses a finish reserve that does not fit inside the deadline margin', () => {
+    expect(() => loadDispatchConfig({ ...base, DEADLINE_MARGIN_MS: '1000', FINISH_RESERVE_MS: '1000' })).toThrow(/FINISH_RESERVE_MS \(1000\) must be below DEADLINE_MARGIN_MS/);
+    expect(loadDispatchConfig({ ...base, MAX_RECEIVE_COUNT: '55' }).maxReceiveCount).toBe(55);
   });
 
   it('reports every problem together, by variable name', () => {

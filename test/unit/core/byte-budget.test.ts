@@ -46,4 +46,24 @@ describe('createByteBudget', () => {
     release();
     expect(budget.held).toBe(0);
   });
+
+  it('gives up a wait whose budget ran out, holding nothing, and lets the next in line through', async () => {
+    // Prepare
+    const budget = createByteBudget(100);
+    const first = await budget.acquire(80);
+    const controller = new AbortController();
+    const stuck = budget.acquire(50, controller.signal);
+    let smallGranted = false;
+    void budget.acquire(10).then(() => (smallGranted = true));
+
+    // Act
+    controller.abort();
+
+    // Assess
+    await expect(stuck).rejects.toMatchObject({ name: 'AttemptAbortedError' });
+    await tick();
+    expect(smallGranted).toBe(true);
+    expect(budget.held).toBe(90);
+    first();
+  });
 });

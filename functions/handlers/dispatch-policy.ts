@@ -1,0 +1,401 @@
+import type { Logger } from '@aws-lambda-powertools/logger';
+import { MetricUnit, type Metrics } from '@aws-lambda-powertools/metrics';
+import type { SQSRecord } from 'aws-lambda';
+import type { DeadLetterSink, UnpublishedOutcomes, VisibilityControl } from '#core/dispatch-ports.js';
+import { listRecipients, type EmailJob, type TransportName } from '#core/email-job.js';
+import { RetryLaterError } from '#core/errors.js';
+import { publishAll, toOutcomeEvent, type DispatchEvent, type EventPublisher } from '#core/events.js';
+import { hashAddress, isRecipientHash, toMessageId, type ReportKeyring } from '#core/message-id.js';
+import { lifetimeStartOf } from './route-job.js';
+import { DispatchMetrics } from '#core/metric-names.js';
+import { scheduleRetry, type RetryPolicy } from '#core/retry-schedule.js';
+import type { RecipientResult, SendOutcome } from '#core/send-outcome.js';
+
+/** What the idempotency store keeps for a completed job: no addresses, no content (they are personal data). */
+export type StoredResult = {
+  action: 'delivered' | 'rejected';
+  reason: string;
+  messageId: string;
+  providerMessageId?: string;
+  recipients: Array<{ hash: string; status: string; responseCode?: number }>;
+  replayed?: boolean;
+  /** Written with the result and cleared once the outcome event is out (see UnpublishedOutcomes). */
+  unpublished?: boolean;
+  /** The queue message that completed the job: only its return republishes the event. */
+  sourceMessageId?: string;
+};
+
+/**
+ * An outcome event waiting for the end of the batch. `idempotencyKey` is set for the outcome of a completed record:
+ * its record says "unpublished" until the event is out; if it cannot be published, the message is handed back and
+ * its return publishes the event.
+ */
+export type OutboxEntry = { event: DispatchEvent; record: SQSRecord; idempotencyKey?: string };
+
+export type PolicyDeps = {
+  logger: Logger;
+  metrics: Metrics;
+  events: EventPublisher;
+  deadLetters: DeadLetterSink;
+  visibility: VisibilityControl;
+  unpublished?: UnpublishedOutcomes;
+  retry: RetryPolicy;
+  /** The queue's maxReceiveCount, when known: the last receive gives up instead of postponing. */
+  maxReceiveCount?: number;
+  messageIdDomain: string;
+  defaultTransport: TransportName;
+  /** The report keys the stored recipient hashes were made with (see message-id), to name recipients again. */
+  reportKeys?: () => Promise<ReportKeyring | undefined>;
+  clock: () => number;
+  random: () => number;
+};
+
+type Failed = Array<{ event: DispatchEvent; error: string }>;
+
+const recipientHashes = (recipients: RecipientResult[]) =>
+  recipients.map((r) => ({ hash: hashAddress(r.recipient), status: r.status, responseCode: r.responseCode }));
+
+/**
+ * What happens to a job once its record has been parsed and, perhaps, attempted: the retry schedule, the dead-letter
+ * queue, the outcome events and how they are kept when they cannot be published. One place for these decisions, so
+ * the per-record flow in the handler reads as a sequence of steps.
+ */
+export function createDispatchPolicy(deps: PolicyDeps) {
+  const { logger, metrics } = deps;
+  const dispatchIdOf = (job: { idempotencyKey: string }) => toMessageId(job.idempotencyKey, deps.messageIdDomain);
+  const factsOf = (job: EmailJob, attempt: number, outcome?: SendOutcome) => ({
+    idempotencyKey: job.idempotencyKey,
+    messageId: outcome?.messageId ?? dispatchIdOf(job),
+    transport: outcome?.transport ?? job.transport ?? deps.defaultTransport,
+    attempts: attempt,
+    tags: job.tags,
+  });
+
+  const logOutcome = (
+    level: 'info' | 'warn',
+    message: string,
+    job: EmailJob,
+    outcome: SendOutcome,
+    attempt: number,
+    retryInSeconds?: number,
+  ) =>
+    logger[level](message, {
+      retryInSeconds,
+      ambiguous: outcome.ambiguous,
+      dispatchId: dispatchIdOf(job),
+      action: outcome.action,
+      reason: outcome.reason,
+      detail: outcome.detail,
+      responseCode: outcome.responseCode,
+      enhancedStatus: outcome.enhancedStatus,
+      providerMessageId: outcome.providerMessageId,
+      attempt,
+      recipients:
+        outcome.recipients.length > 0
+          ? recipientHashes(outcome.recipients)
+          : listRecipients(job).map((r) => ({ hash: hashAddress(r) })),
+    });
+
+  /** Gives a job up: the dead-letter queue with its reason, an email.failed event, a log line, a metric. */
+  const giveUp = async (
+    outbox: OutboxEntry[],
+    record: SQSRecord,
+    job: EmailJob | undefined,
+    outcome: SendOutcome,
+    attempt: number,
+  ) => {
+    await deps.deadLetters.send(record.body, {
+      failureClass: 'exhausted',
+      failureReason: `${outcome.action}:${outcome.reason}`,
+      failureDetail: outcome.detail ?? '',
+      sourceMessageId: record.messageId,
+      idempotencyKey: job?.idempotencyKey,
+    });
+    metrics.addMetric(DispatchMetrics.failed, MetricUnit.Count, 1);
+    if (!job)
+      return logger.warn('job failed: retry lifetime spent', {
+        sqsMessageId: record.messageId,
+        reason: outcome.reason,
+        attempt,
+      });
+    logOutcome('warn', 'job failed: retry lifetime spent', job, outcome, attempt);
+    outbox.push({ event: toOutcomeEvent('failed', factsOf(job, attempt, outcome), outcome), record });
+  };
+
+  /**
+   * When the record's next receive is due, on the retry schedule; none once the lifetime is spent or this was the
+   * last receive SQS allows (it would move the job to the dead-letter queue without saying why).
+   */
+  const nextReceive = (record: SQSRecord, attempt: number) => {
+    const nowMs = deps.clock();
+    const decision = scheduleRetry(
+      deps.retry,
+      // A job put back by an open circuit carries where its lifetime started (see route-job).
+      { attempt, firstEnqueuedAtMs: lifetimeStartOf(record, nowMs), nowMs },
+      deps.random(),
+    );
+    if (decision.retry && deps.maxReceiveCount !== undefined && attempt >= deps.maxReceiveCount)
+      return { retry: false as const };
+    return decision;
+  };
+
+  /**
+   * Postpones a record on the retry schedule (its visibility timeout) and reports it failed, or gives the job up
+   * once the lifetime is spent. Every receive that does not end a job passes here, so receives follow the schedule
+   * that maxReceiveCount is derived from.
+   */
+  const postpone = async (
+    outbox: OutboxEntry[],
+    record: SQSRecord,
+    job: EmailJob | undefined,
+    outcome: SendOutcome,
+    attempt: number,
+    message: string,
+    metric: string,
+  ): Promise<void> => {
+    const decision = nextReceive(record, attempt);
+    if (!decision.retry) return giveUp(outbox, record, job, outcome, attempt);
+    metrics.addMetric(metric, MetricUnit.Count, 1);
+    if (outcome.ambiguous) metrics.addMetric(DispatchMetrics.ambiguous, MetricUnit.Count, 1);
+    if (job) logOutcome('warn', message, job, outcome, attempt, decision.delaySeconds);
+    else
+      logger.warn(message, {
+        sqsMessageId: record.messageId,
+        reason: outcome.reason,
+        attempt,
+        retryInSeconds: decision.delaySeconds,
+      });
+    await deps.visibility.postpone(record, decision.delaySeconds).catch((error: unknown) => {
+      logger.error('could not postpone record; it returns after the queue visibility timeout', {
+        sqsMessageId: record.messageId,
+        dispatchId: job && dispatchIdOf(job),
+        error: error as Error,
+      });
+    });
+    throw new RetryLaterError(`${outcome.action}: ${outcome.reason}`, decision.delaySeconds);
+  };
+
+  return {
+    logOutcome,
+    dispatchIdOf,
+
+    /**
+     * A record whose job is done but whose outcome event is still unpublished: postponed on the retry schedule, so
+     * its return publishes the event. Resolves false once no receive is left: the job is dead-lettered with that
+     * reason instead (a redrive replays it, which publishes the event).
+     */
+    async handBackUnpublished(record: SQSRecord): Promise<boolean> {
+      const attempt = Number(record.attributes.ApproximateReceiveCount) || 1;
+      const decision = nextReceive(record, attempt);
+      if (decision.retry) {
+        await deps.visibility.postpone(record, decision.delaySeconds).catch((error: unknown) => {
+          logger.error('could not postpone record; it returns after the queue visibility timeout', {
+            sqsMessageId: record.messageId,
+            error: error as Error,
+          });
+        });
+        return true;
+      }
+      await deps.deadLetters
+        .send(record.body, {
+          failureClass: 'exhausted',
+          failureReason: 'outcome-unpublished',
+          failureDetail: 'the job was done; its outcome event could not be published (a redrive publishes it)',
+          sourceMessageId: record.messageId,
+        })
+        .catch((error: unknown) =>
+          logger.error('could not dead-letter a job with an unpublished outcome', {
+            sqsMessageId: record.messageId,
+            error: error as Error,
+          }),
+        );
+      return false;
+    },
+
+    /** A job that will never be sent: dead-letter queue with its reason, a rejected event, a log line, a metric. */
+    async rejectInvalid(
+      outbox: OutboxEntry[],
+      record: SQSRecord,
+      reason: string,
+      detail: string,
+      idempotencyKey?: string,
+    ): Promise<void> {
+      await deps.deadLetters.send(record.body, {
+        failureClass: 'invalid',
+        failureReason: reason,
+        failureDetail: detail,
+        sourceMessageId: record.messageId,
+        idempotencyKey,
+      });
+      metrics.addMetric(DispatchMetrics.invalid, MetricUnit.Count, 1);
+      logger.warn('job rejected as invalid', { sqsMessageId: record.messageId, reason, detail });
+      if (idempotencyKey)
+        outbox.push({
+          event: toOutcomeEvent('rejected', { idempotencyKey }, { reason, detail, recipients: [] }),
+          record,
+        });
+    },
+
+    /** A retryable outcome of an attempt: back off through the visibility timeout, or give up. */
+    deferOrGiveUp(
+      outbox: OutboxEntry[],
+      record: SQSRecord,
+      job: EmailJob,
+      outcome: SendOutcome,
+      attempt: number,
+    ): Promise<void> {
+      const message = outcome.ambiguous
+        ? 'job deferred; ambiguous attempt: the provider may already have it'
+        : 'job deferred';
+      return postpone(
+        outbox,
+        record,
+        job,
+        outcome,
+        attempt,
+        message,
+        DispatchMetrics[outcome.action as 'retry' | 'throttled' | 'blocked'],
+      );
+    },
+
+    /**
+     * The one place a record is postponed without an attempt having sent anything: too little time left to start,
+     * an attempt aborted before its commit point, a provider known to be unavailable. Same schedule as retries.
+     * `job` is undefined when the record was not read yet.
+     */
+    postponeWithoutAttempt(
+      outbox: OutboxEntry[],
+      record: SQSRecord,
+      job: EmailJob | undefined,
+      reason: string,
+      attempt: number,
+      detail?: string,
+    ): Promise<void> {
+      return postpone(
+        outbox,
+        record,
+        job,
+        { action: 'retry', reason, detail, recipients: [] },
+        attempt,
+        'job handed back without an attempt',
+        DispatchMetrics.handedBack,
+      );
+    },
+
+    /**
+     * A job this attempt delivered or had rejected: metrics, a log line, its outcome event. `recorded` says whether
+     * the completion record was written: only then can the event be kept on it.
+     */
+    completed(
+      outbox: OutboxEntry[],
+      record: SQSRecord,
+      job: EmailJob,
+      outcome: SendOutcome,
+      action: StoredResult['action'],
+      attempt: number,
+      recorded = true,
+    ): void {
+      const suppressed = outcome.recipients.filter((r) => r.status === 'suppressed').length;
+      if (suppressed > 0) metrics.addMetric(DispatchMetrics.suppressed, MetricUnit.Count, suppressed);
+      metrics.addMetric(DispatchMetrics[action], MetricUnit.Count, 1);
+      logOutcome(action === 'delivered' ? 'info' : 'warn', `job ${action}`, job, outcome, attempt);
+      outbox.push({
+        event: toOutcomeEvent(action, factsOf(job, attempt, outcome), outcome),
+        record,
+        idempotencyKey: recorded ? job.idempotencyKey : undefined,
+      });
+    },
+
+    /**
+     * A key already done: nothing is sent. The return of the message that completed it, with its outcome event not
+     * published yet (handed back, or back after a crash), or its redrive, publishes the event, rebuilt from the job.
+     * Other copies (a producer's repeat, a concurrent delivery) publish nothing: the original will.
+     */
+    async replayed(
+      outbox: OutboxEntry[],
+      record: SQSRecord,
+      job: EmailJob,
+      stored: StoredResult,
+      attempt: number,
+    ): Promise<void> {
+      // A job redriven from the dead-letter queue comes as a new message: an operator's replay, which publishes too.
+      const redriven = record.messageAttributes?.redrivenFrom !== undefined;
+      const republish = stored.unpublished === true && (stored.sourceMessageId === record.messageId || redriven);
+      metrics.addMetric(DispatchMetrics.duplicate, MetricUnit.Count, 1);
+      logger.info('duplicate job skipped', { dispatchId: stored.messageId, action: stored.action, republish });
+      if (!republish) return;
+      // The store keeps recipients only as hashes: the job names them again.
+      const keyring = await deps.reportKeys?.();
+      const recipients: RecipientResult[] = listRecipients(job).map((recipient) => {
+        const bare = hashAddress(recipient);
+        const kept = stored.recipients.find(
+          (r) => r.hash === bare || (keyring !== undefined && isRecipientHash(recipient, r.hash, keyring)),
+        );
+        return {
+          recipient,
+          status: (kept?.status ?? 'accepted') as RecipientResult['status'],
+          responseCode: kept?.responseCode,
+        };
+      });
+      const outcome = { action: stored.action, reason: stored.reason, providerMessageId: stored.providerMessageId, recipients };
+      outbox.push({
+        event: toOutcomeEvent(stored.action, factsOf(job, attempt, outcome), outcome),
+        record,
+        idempotencyKey: job.idempotencyKey,
+      });
+    },
+
+    /**
+     * Publishes the batch's events (PublishBatch) within `bounded`'s deadline, retrying the failed ones once (if
+     * time is left), and clears the records' unpublished marks. Resolves with the records whose outcome is still
+     * unpublished: handed back, their return publishes it. The sends already happened: nothing here sends again.
+     */
+    async publish(
+      outbox: OutboxEntry[],
+      bounded: (publish: () => Promise<Failed>) => Promise<Failed>,
+    ): Promise<SQSRecord[]> {
+      if (outbox.length === 0) return [];
+      const attempt = (events: DispatchEvent[]) =>
+        bounded(() => publishAll(deps.events, events)).catch((error: Error) =>
+          events.map((event) => ({ event, error: error.message })),
+        );
+      let failed = await attempt(outbox.map((e) => e.event));
+      if (failed.length > 0) failed = await attempt(failed.map((f) => f.event));
+      const unpublished = new Map(failed.map((f) => [f.event, f.error]));
+      // A mark left in place only means the event may be published once more if the message ever comes back.
+      await Promise.all(
+        outbox
+          .filter((e) => e.idempotencyKey && !unpublished.has(e.event))
+          .map((e) => deps.unpublished?.clear(e.idempotencyKey as string).catch(() => {})),
+      );
+      const handBack: SQSRecord[] = [];
+      for (const entry of outbox) {
+        const error = unpublished.get(entry.event);
+        if (error === undefined) continue;
+        metrics.addMetric(DispatchMetrics.eventPublishFailed, MetricUnit.Count, 1);
+        const dispatchId = entry.idempotencyKey ? dispatchIdOf({ idempotencyKey: entry.idempotencyKey }) : undefined;
+        const details = {
+          eventType: entry.event.type,
+          eventId: entry.event.id,
+          dispatchId,
+          sqsMessageId: entry.record.messageId,
+          error,
+        };
+        if (!entry.idempotencyKey) {
+          // Invalid and given-up jobs are on the dead-letter queue with their reason: the lasting record of them. A job
+          // whose completion record is missing is not handed back: its return could send it again.
+          logger.error('outcome event not published', details);
+          continue;
+        }
+        logger.warn(
+          'outcome event not published; kept on its record, and its message handed back to publish it',
+          details,
+        );
+        handBack.push(entry.record);
+      }
+      return handBack;
+    },
+  };
+}
+
+export type DispatchPolicy = ReturnType<typeof createDispatchPolicy>;

@@ -1,0 +1,91 @@
+import { GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { toIdempotencyRecordId } from '#aws/idempotency-store.js';
+import { TableKeys } from '#aws/table-keys.js';
+import { createLambdaContext } from '#local/lambda-context.js';
+import { emailJobFactory } from '../support/factories.js';
+import {
+  startAwsEmulators,
+  startDispatchHarness,
+  type AwsEmulators,
+  type DispatchHarness,
+} from '../support/dispatch-harness.js';
+
+let aws: AwsEmulators;
+let h: DispatchHarness;
+
+beforeAll(async () => {
+  aws = await startAwsEmulators();
+});
+afterAll(async () => {
+  await aws.stop();
+});
+afterEach(async () => {
+  await h?.stop();
+});
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('an attempt past its budget', () => {
+  it('waits for a relay that answers the final dot late: delivered once, its event published, the redelivery a duplicate', async () => {
+    // Prepare: 2 s before the deadline margin begins; the relay answers '.' after 2.5 s
+    h = await startDispatchHarness(aws, { env: { DEADLINE_MARGIN_MS: '3000' } });
+    h.sink.addRule({ stage: 'end', delayMs: 2500, times: 1 });
+    const job = emailJobFactory();
+
+    // Act
+    const first = await h.handler({ Records: [h.sqsRecord(job, 'late-1')] }, createLambdaContext('send-email', 5000));
+    await sleep(1500);
+    const second = await h.handler(
+      { Records: [h.sqsRecord(job, 'late-1', 2)] },
+      createLambdaContext('send-email', 5000),
+    );
+
+    // Assess
+    const events = await h.events();
+    expect(events.filter((e) => e.idempotencyKey === job.idempotencyKey).map((e) => e.type)).toEqual([
+      'email.delivered',
+    ]);
+    expect(h.sink.received).toHaveLength(1);
+    expect(first.batchItemFailures).toEqual([]);
+    expect(second.batchItemFailures).toEqual([]);
+  });
+
+  it('never deletes the completed record of an attempt that took over, so the job is not sent a second time', async () => {
+    // Prepare: the first attempt's relay answers '.' with a 451 only after 3 s, long past the attempt's deadline
+    h = await startDispatchHarness(aws, {
+      env: {
+        DEADLINE_MARGIN_MS: '1000',
+        FINISH_RESERVE_MS: '500',
+        MIN_ATTEMPT_MS: '200',
+        RETRY_BASE_SECONDS: '1',
+        RETRY_MAX_DELAY_SECONDS: '1',
+      },
+    });
+    h.sink.addRule({
+      stage: 'end',
+      delayMs: 3000,
+      reply: { code: 451, message: '4.3.0 Temporary local problem' },
+      times: 1,
+    });
+    const job = emailJobFactory();
+
+    // Act: the first attempt's claim ends with its invocation; a redelivery takes over and completes
+    await h.handler({ Records: [h.sqsRecord(job, 'fence-1')] }, createLambdaContext('send-email', 1500));
+    await sleep(1200);
+    await h.handler({ Records: [h.sqsRecord(job, 'fence-1', 2)] }, createLambdaContext('send-email', 10_000));
+    await sleep(3000);
+    await h.handler({ Records: [h.sqsRecord(job, 'fence-1', 3)] }, createLambdaContext('send-email', 10_000));
+
+    // Assess
+    const item = await aws.clients.dynamodb.send(
+      new GetItemCommand({
+        TableName: h.resources.idempotencyTable,
+        Key: { [TableKeys.idempotency.partitionKey]: { S: toIdempotencyRecordId('email-job', job.idempotencyKey) } },
+        ConsistentRead: true,
+      }),
+    );
+    expect(item.Item?.status?.S).toBe('COMPLETED');
+    expect(h.sink.received).toHaveLength(1);
+  });
+});

@@ -1,0 +1,247 @@
+import { GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import type { SQSBatchResponse } from 'aws-lambda';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { toIdempotencyRecordId } from '#aws/idempotency-store.js';
+import { TableKeys } from '#aws/table-keys.js';
+import type { EmailJob } from '#core/email-job.js';
+import { startSesLocal, type Emulator } from '#local/emulators.js';
+import { createLambdaContext } from '#local/lambda-context.js';
+import { emailJobFactory } from '../support/factories.js';
+import {
+  startAwsEmulators,
+  startDispatchHarness,
+  type AwsEmulators,
+  type DispatchHarness,
+} from '../support/dispatch-harness.js';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
+
+let aws: AwsEmulators;
+let h: DispatchHarness | undefined;
+let proxy: TcpProxy | undefined;
+
+beforeAll(async () => {
+  aws = await startAwsEmulators();
+});
+afterAll(async () => {
+  await aws.stop();
+});
+afterEach(async () => {
+  await h?.stop();
+  await proxy?.stop();
+  h = undefined;
+  proxy = undefined;
+});
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A 6 s invocation: commit nothing after 3 s, wait for committed answers until 4.5 s. */
+const INVOCATION_MS = 6000;
+const BUDGET_ENV = {
+  DEADLINE_MARGIN_MS: '3000',
+  FINISH_RESERVE_MS: '1500',
+  MIN_ATTEMPT_MS: '500',
+  RETRY_BASE_SECONDS: '1',
+  RETRY_MAX_DELAY_SECONDS: '1',
+};
+
+/** The job's idempotency record as the table holds it (read past any proxy). */
+async function recordStatus(harness: DispatchHarness, job: EmailJob): Promise<string | undefined> {
+  const key = { [TableKeys.idempotency.partitionKey]: { S: toIdempotencyRecordId('email-job', job.idempotencyKey) } };
+  const result = await aws.clients.dynamodb.send(
+    new GetItemCommand({ TableName: harness.resources.idempotencyTable, Key: key, ConsistentRead: true }),
+  );
+  return result.Item?.status?.S;
+}
+
+/**
+ * Runs one invocation, then watches for a while after its answer: what the sink, the tables and the events hold
+ * must not change once the handler has answered.
+ */
+async function invokeAndWatch(
+  harness: DispatchHarness,
+  records: ReturnType<DispatchHarness['sqsRecord']>[],
+  job?: EmailJob,
+  count: () => number | Promise<number> = () => harness.sink.received.length,
+) {
+  const started = Date.now();
+  const response = (await harness.handler(
+    { Records: records },
+    createLambdaContext('send-email', INVOCATION_MS),
+  )) as SQSBatchResponse;
+  const elapsedMs = Date.now() - started;
+  const atAnswer = { sent: await count(), status: job && (await recordStatus(harness, job)) };
+  await sleep(3000);
+  const afterPause = { sent: await count(), status: job && (await recordStatus(harness, job)) };
+  return { response, elapsedMs, atAnswer, afterPause, failed: response.batchItemFailures.map((f) => f.itemIdentifier) };
+}
+
+describe('a stalled SMTP relay', () => {
+  it('that accepts and never answers: the attempt is aborted at its commit deadline, nothing is sent, the record handed back', async () => {
+    // Prepare
+    h = await startDispatchHarness(aws, {
+      env: BUDGET_ENV,
+      smtpThrough: async (sink) => (proxy = await startTcpProxy(sink)),
+    });
+    proxy?.stall({ ms: Infinity });
+    const job = emailJobFactory();
+
+    // Act
+    const run = await invokeAndWatch(h, [h.sqsRecord(job, 'smtp-1')], job);
+
+    // Assess
+    expect(run.failed).toEqual(['smtp-1']);
+    expect(run.elapsedMs).toBeLessThan(INVOCATION_MS);
+    expect(run.afterPause).toEqual({ sent: 0, status: undefined });
+    expect(h.output.metric('HandedBack')).toBe(1);
+  });
+
+  it('that stalls its answer to DATA: aborted before the final dot, so nothing is sent even when it answers later', async () => {
+    // Prepare: the relay answers DATA (354) only after 6 s
+    h = await startDispatchHarness(aws, { env: BUDGET_ENV });
+    h.sink.addRule({ stage: 'data', delayMs: 6000, times: 1 });
+    const job = emailJobFactory();
+
+    // Act
+    const run = await invokeAndWatch(h, [h.sqsRecord(job, 'smtp-2')], job);
+    await sleep(3500);
+
+    // Assess
+    expect(run.failed).toEqual(['smtp-2']);
+    expect(run.elapsedMs).toBeLessThan(INVOCATION_MS);
+    expect(run.afterPause.status).toBeUndefined();
+    expect(h.sink.received).toHaveLength(0);
+  });
+});
+
+describe('a stalled DynamoDB', () => {
+  it('gives up the claim at the commit deadline and hands the record back; nothing is sent', async () => {
+    // Prepare
+    proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(aws.dynamo.endpoint).port) });
+    h = await startDispatchHarness(aws, { env: BUDGET_ENV, endpoints: { dynamodb: proxy.endpoint } });
+    proxy.stall({ ms: Infinity });
+    const job = emailJobFactory();
+
+    // Act
+    const run = await invokeAndWatch(h, [h.sqsRecord(job, 'ddb-1')], job);
+
+    // Assess
+    expect(run.failed).toEqual(['ddb-1']);
+    expect(run.elapsedMs).toBeLessThan(INVOCATION_MS);
+    expect(run.afterPause.sent).toBe(0);
+    expect(h.output.metric('HandedBack')).toBe(1);
+  });
+});
+
+describe('a stalled SNS', () => {
+  it('keeps the outcome on its record and hands the message back; the replay publishes it once SNS answers', async () => {
+    // Prepare
+    proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(aws.fauxqs.endpoint).port) });
+    h = await startDispatchHarness(aws, { env: BUDGET_ENV, endpoints: { sns: proxy.endpoint } });
+    proxy.stall({ ms: Infinity });
+    const job = emailJobFactory();
+
+    // Act
+    const run = await invokeAndWatch(h, [h.sqsRecord(job, 'sns-1')], job);
+    const meanwhile = await h.events();
+    proxy.stall(undefined);
+    const replay = await h.handler(
+      { Records: [h.sqsRecord(job, 'sns-1', 2)] },
+      createLambdaContext('send-email', INVOCATION_MS),
+    );
+
+    // Assess
+    expect(run.failed).toEqual(['sns-1']);
+    expect(run.elapsedMs).toBeLessThan(INVOCATION_MS);
+    expect(run.afterPause).toEqual({ sent: 1, status: 'COMPLETED' });
+    expect(meanwhile).toEqual([]);
+    expect(replay.batchItemFailures).toEqual([]);
+    expect((await h.events()).map((e) => [e.type, e.idempotencyKey])).toEqual([
+      ['email.delivered', job.idempotencyKey],
+    ]);
+    expect(h.sink.received).toHaveLength(1);
+  });
+});
+
+describe('a stalled S3', () => {
+  it('aborts the attempt waiting for its attachment and hands the record back; nothing is sent', async () => {
+    // Prepare
+    proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(aws.fauxqs.endpoint).port) });
+    h = await startDispatchHarness(aws, { env: BUDGET_ENV, endpoints: { s3: proxy.endpoint } });
+    const s3 = await aws.clients.s3();
+    await s3.send(new PutObjectCommand({ Bucket: h.resources.bucket, Key: 'report.pdf', Body: Buffer.alloc(2048, 1) }));
+    proxy.stall({ ms: Infinity });
+    const job = emailJobFactory({
+      attachments: [{ filename: 'report.pdf', s3: { bucket: h.resources.bucket, key: 'report.pdf' } }],
+    });
+
+    // Act
+    const run = await invokeAndWatch(h, [h.sqsRecord(job, 's3-1')], job);
+
+    // Assess
+    expect(run.failed).toEqual(['s3-1']);
+    expect(run.elapsedMs).toBeLessThan(INVOCATION_MS);
+    expect(run.afterPause).toEqual({ sent: 0, status: undefined });
+    expect(h.output.metric('HandedBack')).toBe(1);
+  });
+});
+
+describe('a stalled SQS', () => {
+  it('answers within the invocation when neither the postponement nor the dead-letter queue answers', async () => {
+    // Prepare: one job the relay defers (451), one invalid job bound for the dead-letter queue
+    proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(aws.fauxqs.endpoint).port) });
+    h = await startDispatchHarness(aws, { env: BUDGET_ENV, endpoints: { sqs: proxy.endpoint } });
+    h.sink.addRule({ stage: 'end', reply: { code: 451, message: '4.3.0 Try later' }, times: 1 });
+    proxy.stall({ ms: Infinity });
+    const job = emailJobFactory();
+
+    // Act
+    const run = await invokeAndWatch(
+      h,
+      [h.sqsRecord(job, 'sqs-1'), h.sqsRecord({ version: 1, idempotencyKey: 'bad-1' }, 'sqs-2')],
+      job,
+    );
+
+    // Assess
+    expect(run.failed.sort()).toEqual(['sqs-1', 'sqs-2']);
+    expect(run.elapsedMs).toBeLessThan(INVOCATION_MS);
+    expect(run.afterPause).toEqual({ sent: 0, status: undefined });
+    expect(await h.deadLetters()).toEqual([]);
+  });
+});
+
+describe('a stalled SES endpoint', () => {
+  let ses: Emulator;
+  beforeAll(async () => {
+    ses = await startSesLocal();
+  });
+  afterAll(async () => {
+    await ses.stop();
+  });
+
+  it('gives the answer up at the finish deadline as an ambiguous attempt; nothing happens after the handler answers', async () => {
+    // Prepare
+    proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(ses.endpoint).port) });
+    h = await startDispatchHarness(aws, {
+      env: { ...BUDGET_ENV, TRANSPORTS: 'ses', DEFAULT_TRANSPORT: 'ses' },
+      endpoints: { ses: proxy.endpoint },
+    });
+    proxy.stall({ ms: Infinity });
+    const job = emailJobFactory();
+    const stored = async () =>
+      ((await (await fetch(`${ses.endpoint}/store`)).json()) as { emails: Array<{ subject: string }> }).emails.filter(
+        (e) => e.subject === job.subject,
+      ).length;
+    const before = await stored();
+
+    // Act
+    const run = await invokeAndWatch(h, [h.sqsRecord(job, 'ses-1')], job, async () => (await stored()) - before);
+
+    // Assess
+    expect(run.failed).toEqual(['ses-1']);
+    expect(run.elapsedMs).toBeLessThan(INVOCATION_MS);
+    expect(run.afterPause).toEqual(run.atAnswer);
+    expect(run.afterPause.status).toBeUndefined();
+    expect(h.output.metric('AmbiguousAttempts')).toBe(1);
+  });
+});
