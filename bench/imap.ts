@@ -8,6 +8,7 @@ import { createRawMessageStore } from '#aws/raw-message-store.js';
 import { syncMailbox, type SyncDeps } from '#core/mailbox/sync-mailbox.js';
 import { DEFAULT_SETTINGS } from '#infra/settings.js';
 import { openImapSession } from '#imap/imap-session.js';
+import { inboundReader } from '#inbound/inbound-reader.js';
 import { parseInbound } from '#inbound/parse-inbound.js';
 import { startDovecot } from '#local/dovecot.js';
 import { createLocalResources, LOCAL_NAMES } from '#local/resources.js';
@@ -49,6 +50,7 @@ export async function benchImap(backlog: number) {
     state: createMailboxStateStore(clients.documents, resources.mailboxStateTable),
     openSession: () => openImapSession(settings(mailbox), { get: async () => user }),
     parse: parseInbound,
+    reader: inboundReader,
     storeRaw: createRawMessageStore(clients.s3, resources.bucket),
     publishBatch: async (events) => {
       const failed = await sns.publishBatch(events);

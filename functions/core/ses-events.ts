@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { classifyFailure } from '#inbound/bounce-reasons.js';
+import type { FailureFacts, FailureVerdict } from './inbound-report.js';
 import { DispatchTags, fromTagToken } from './dispatch-job.js';
 import { createEvent, EventTypes, type DispatchEvent } from './events.js';
 import { hashAddress, hashRecipient, toRecordHandle, type ReportKeyring } from './message-id.js';
@@ -139,7 +139,14 @@ const sha256 = (text: string, length: number) => createHash('sha256').update(tex
  * (its key and report token, set by the dispatcher); the token must verify, and every address the event names must
  * be among the message's destinations, or the event is published with `verified: false` and suppresses no one.
  */
-export async function handleSesEvent(record: SesEventRecord, keyring: ReportKeyring): Promise<SesEventOutcome> {
+/** Why one recipient failed, by the inbound reader's taxonomy (functions/inbound's `classifyFailure`). */
+export type FailureJudge = (facts: FailureFacts) => FailureVerdict;
+
+export async function handleSesEvent(
+  record: SesEventRecord,
+  keyring: ReportKeyring,
+  classifyFailure: FailureJudge,
+): Promise<SesEventOutcome> {
   const idempotencyKey = decodeKey(first(record.mail.tags, DispatchTags.key));
   const tagToken = first(record.mail.tags, DispatchTags.token);
   const destination = record.mail.destination.filter(isAddress);
@@ -164,7 +171,7 @@ export async function handleSesEvent(record: SesEventRecord, keyring: ReportKeyr
   const about = named.map((a) => a.toLowerCase()).sort().join(',');
   const id = sha256(`ses:${record.mail.messageId}:${record.eventType}:${about}`, 32);
   const source = `ses:${sha256(record.mail.messageId, 16)}`;
-  const made = toEvent(record, facts, named, destination, source);
+  const made = toEvent(record, facts, named, destination, source, classifyFailure);
   if (!made) {
     const reason = `event type ${record.eventType.slice(0, 40)} is not consumed`;
     return { handled: false, eventType: record.eventType, reason };
@@ -180,6 +187,7 @@ function toEvent(
   named: string[],
   destination: string[],
   source: string,
+  classifyFailure: FailureJudge,
 ) {
   const suppressions: SesSuppression[] = [];
   switch (record.eventType) {

@@ -1,4 +1,4 @@
-import type { InboundClassification, InboundMessage } from '#inbound/classify-inbound.js';
+import type { InboundClassification, InboundMessage } from './inbound-report.js';
 import {
   isRecipientHash,
   tokenOfMessageId,

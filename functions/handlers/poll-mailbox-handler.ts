@@ -18,6 +18,7 @@ import { syncMailbox, type SyncDeps, type SyncResult } from '#core/mailbox/sync-
 import type { PollerConfig, PolledMailbox } from '#functions/config.js';
 import { ImapError, openImapSession } from '#imap/imap-session.js';
 import { openReauthenticatingSession } from '#imap/reauthenticating-session.js';
+import { inboundReader } from '#inbound/inbound-reader.js';
 import { parseInbound } from '#inbound/parse-inbound.js';
 import { TokenError } from '#oauth/token-endpoint.js';
 
@@ -110,6 +111,7 @@ export function createPollMailboxHandler(deps: PollMailboxDeps) {
               (reason) => logger.info('signing in to the mailbox again', { mailbox: mailbox.id, reason }),
             ),
           parse: parseInbound,
+          reader: inboundReader,
           storeRaw: deps.storeRaw,
           publishBatch: (events) => publishFitting(deps.events, events),
           suppress: deps.suppress,

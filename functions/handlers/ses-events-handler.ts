@@ -9,6 +9,7 @@ import type { Context, SNSEvent } from 'aws-lambda';
 import { publishAll, type DispatchEvent, type EventPublisher } from '#core/events.js';
 import type { ReportKeyring } from '#core/message-id.js';
 import { PollerMetrics, ReportMetrics } from '#core/metric-names.js';
+import { classifyFailure } from '#inbound/bounce-reasons.js';
 import { checkSesOrigin, handleSesEvent, parseSesEventRecord, type SesSuppression } from '#core/ses-events.js';
 
 export type SesEventsDeps = {
@@ -55,7 +56,7 @@ export function createSesEventsHandler(deps: SesEventsDeps) {
         continue;
       }
       if ('invalid' in parsed) continue;
-      const outcome = await handleSesEvent(parsed, await deps.reportKeys());
+      const outcome = await handleSesEvent(parsed, await deps.reportKeys(), classifyFailure);
       if (!outcome.handled) {
         summary.ignored += 1;
         logger.info('SES event ignored', { reason: outcome.reason, sesMessageId: parsed.mail.messageId });

@@ -1,22 +1,8 @@
-/**
- * Why a recipient's delivery failed, in one taxonomy for every source (RFC 3464 reports, plain-text bounces, SES):
- * read from the enhanced status (RFC 3463), the SMTP reply code and the diagnostic text together.
- */
-export const BounceReasons = [
-  'user-unknown',
-  'mailbox-full',
-  'host-unknown',
-  'mailbox-disabled',
-  'message-too-large',
-  'spam-or-content',
-  'policy-or-blocked',
-  'rate-limited',
-  'sender-problem',
-  'expired',
-  'temporary-other',
-  'unknown',
-] as const;
-export type BounceReason = (typeof BounceReasons)[number];
+import { BounceReasons, type BounceReason, type FailureFacts, type FailureVerdict } from '#core/inbound-report.js';
+
+export { BounceReasons };
+export type { BounceReason, FailureFacts, FailureVerdict };
+
 
 /**
  * Reasons that say our own setup or reputation needs attention (our address or domain, our IP's or domain's
@@ -469,16 +455,6 @@ const TEMPORARY_BY_NATURE: ReadonlySet<BounceReason> = new Set([
   'temporary-other',
 ]);
 
-export type FailureFacts = {
-  action: 'failed' | 'delayed';
-  status?: string;
-  replyCode?: number;
-  diagnosticCode?: string;
-  /** What the report as a whole says, when the recipient's own fields do not: "failed permanently", "will retry". */
-  permanentHint?: boolean;
-};
-
-export type FailureVerdict = { reason: BounceReason; permanent: boolean; suppress: boolean };
 
 /** The reason a short text names outright ("Unknown user", "Mailbox full"), by the precise rows of the table. */
 export function reasonNamedIn(text: string): BounceReason | undefined {

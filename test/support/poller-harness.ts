@@ -14,6 +14,7 @@ import type { SyncDeps } from '#core/mailbox/sync-mailbox.js';
 import { loadPollerConfig, type PolledMailbox } from '#functions/config.js';
 import { createPollMailboxHandler } from '#handlers/poll-mailbox-handler.js';
 import { openImapSession, type ImapSettings } from '#imap/imap-session.js';
+import { inboundReader } from '#inbound/inbound-reader.js';
 import { parseInbound } from '#inbound/parse-inbound.js';
 import { startDovecot, type DovecotServer } from '#local/dovecot.js';
 import { createLocalResources, LOCAL_NAMES } from '#local/resources.js';
@@ -90,6 +91,7 @@ export async function createSyncDeps(
     state,
     openSession: session,
     parse: parseInbound,
+    reader: inboundReader,
     storeRaw: createRawMessageStore(aws.clients.s3, resources.bucket),
     publishBatch: async (events) => {
       published.push(...events);

@@ -1,5 +1,5 @@
 import type { SuppressionRequest } from '../suppression.js';
-import { classifyInbound, type InboundClassification, type InboundMessage } from '#inbound/classify-inbound.js';
+import type { InboundClassification, InboundMessage, InboundReader } from '../inbound-report.js';
 
 /** The poller's suppress dependency: the suppression store's request. */
 export type SuppressEntry = SuppressionRequest;
@@ -9,8 +9,8 @@ export type Suppress = (entry: SuppressionRequest) => Promise<unknown>;
 const MAX_ADDRESS_OCTETS = 254;
 
 /** What a parsed inbound message is (bounce, complaint, auto-reply, mail): the one place the poller classifies. */
-export function classifyMessage(message: InboundMessage): InboundClassification {
-  return classifyInbound(message);
+export function classifyMessage(message: InboundMessage, reader: InboundReader): InboundClassification {
+  return reader.classify(message);
 }
 
 /**

@@ -1,8 +1,7 @@
-import type { InboundClassification, InboundMessage } from '#inbound/classify-inbound.js';
+import type { InboundClassification, InboundMessage, InboundReader } from '../inbound-report.js';
 import type { DispatchEvent } from '../events.js';
 import type { ReportVerification } from '../verify-report.js';
 import { storeRawChunk } from './chunks.js';
-import { bounceLogFacts, hasSenderSideFailure } from '#inbound/bounce-log.js';
 import { classifyMessage, suppressReported, type Suppress } from './classify-and-suppress.js';
 import { eventBytes, inboundEventOf, MAX_EVENT_BYTES, unparsableEventOf } from './inbound-event.js';
 import { LeaseLostError, type HeldLease } from './lease.js';
@@ -20,6 +19,8 @@ export type ChunkDeps = {
   publishBatch: (events: DispatchEvent[]) => Promise<Array<{ event: DispatchEvent; error: string }>>;
   suppress: Suppress;
   verifyReport?: (message: InboundMessage, classification: InboundClassification) => Promise<ReportVerification>;
+  /** Reads what a message is (functions/inbound). */
+  reader: InboundReader;
   clock: () => number;
   /** Called for each message handled; `senderSide`: a bounce or delay that blames our side. */
   onMessage?: (facts: {
@@ -165,7 +166,7 @@ const toSeen = (entry: ReadMessage): SeenMessage => ({ uid: entry.fetched.uid, k
 async function toOutgoing(
   entry: ReadMessage,
   where: { mailboxId: string; status: MailboxStatus; raw: RawLocation | undefined },
-  deps: Pick<ChunkDeps, 'suppress' | 'log' | 'verifyReport'>,
+  deps: Pick<ChunkDeps, 'suppress' | 'log' | 'verifyReport' | 'reader'>,
 ): Promise<Outgoing> {
   const unparsable = (why: Unparsable): Outgoing => ({
     event: unparsableEventOf(entry, why, where),
@@ -177,7 +178,7 @@ async function toOutgoing(
   if (entry.unparsable) return unparsable(entry.unparsable);
   let classification: InboundClassification;
   try {
-    classification = classifyMessage(entry.message);
+    classification = classifyMessage(entry.message, deps.reader);
   } catch (error) {
     return unparsable(toUnparsable(error, 'classification-failed'));
   }
@@ -186,7 +187,7 @@ async function toOutgoing(
   // Published as it is, it would be refused every time and hold the mailbox up; its raw bytes say everything.
   if (bytes > MAX_EVENT_BYTES)
     return unparsable({ reason: 'event-too-large', detail: `${classification.kind} event of ${bytes} bytes` });
-  const facts = bounceLogFacts(classification);
+  const facts = deps.reader.logFacts(classification);
   if (facts) deps.log?.('info', `${classification.kind} read`, { mailboxId: where.mailboxId, uid: entry.fetched.uid, ...facts });
   const verification = await verificationOf(entry.message, classification, deps.verifyReport);
   const verified = verification?.verified;
@@ -195,7 +196,7 @@ async function toOutgoing(
   const judged = verification
     ? { ...event, verified, verification: { reason: verification.reason, via: verification.via } }
     : event;
-  const senderSide = hasSenderSideFailure(classification);
+  const senderSide = deps.reader.blamesUs(classification);
   return { event: judged, entry, kind: classification.kind, suppressed, senderSide, verified };
 }
 

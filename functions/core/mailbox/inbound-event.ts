@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { InboundClassification } from '#inbound/classify-inbound.js';
+import type { InboundClassification } from '../inbound-report.js';
 import { createEvent, EventTypes, type DispatchEvent } from '../events.js';
 import { hashAddress } from '../message-id.js';
 import type { MailboxStatus, RawLocation } from './ports.js';

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { InboundMessage } from '#inbound/classify-inbound.js';
+import type { InboundMessage } from '../inbound-report.js';
 import type { FetchedMessage } from './ports.js';
 
 /** A fetched message, parsed, with the key it is deduplicated by; or why it could not be. */

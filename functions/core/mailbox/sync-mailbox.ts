@@ -1,4 +1,4 @@
-import type { InboundMessage } from '#inbound/classify-inbound.js';
+import type { InboundMessage } from '../inbound-report.js';
 import type { DispatchEvent } from '../events.js';
 import { toChunks } from './chunks.js';
 import type { Suppress } from './classify-and-suppress.js';
@@ -29,6 +29,8 @@ export type SyncDeps = {
    * verify-report). Only a verified report suppresses; without this, none is verified.
    */
   verifyReport?: ChunkDeps['verifyReport'];
+  /** Reads what a message is: the classifier and its log facts (functions/inbound's `inboundReader`). */
+  reader: ChunkDeps['reader'];
   clock?: () => number;
   /** Called for each message handled, for metrics. */
   onMessage?: ChunkDeps['onMessage'];
