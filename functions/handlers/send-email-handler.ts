@@ -238,7 +238,8 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
 
     // An open circuit puts the job back without an attempt; failover may send it over the other transport.
     const requested = job.transport ?? deps.dispatch.defaultTransport;
-    const routed = routing ? await routing.route(record, job, requested) : undefined;
+    // The breaker's shared state is read within the attempt's budget: a stalled table cannot hold the record past it.
+    const routed = routing ? await bounded(budget.signal, () => routing.route(record, job, requested)) : undefined;
     if (routed === 'postponed') return;
     const run: { outcome?: SendOutcome; started?: boolean; transport?: TransportName } = {
       transport: routed?.transport === requested ? undefined : routed?.transport,

@@ -223,7 +223,8 @@ describe('a stalled SES endpoint', () => {
     // Prepare
     proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(ses.endpoint).port) });
     h = await startDispatchHarness(aws, {
-      env: { ...BUDGET_ENV, TRANSPORTS: 'ses', DEFAULT_TRANSPORT: 'ses' },
+      // A set rate: the account's quota (GetAccount) would be read through the stalled endpoint first.
+      env: { ...BUDGET_ENV, TRANSPORTS: 'ses', DEFAULT_TRANSPORT: 'ses', SES_MAX_SEND_RATE: '14' },
       endpoints: { ses: proxy.endpoint },
     });
     proxy.stall({ ms: Infinity });

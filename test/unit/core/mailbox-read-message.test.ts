@@ -106,6 +106,7 @@ describe('suppressReported', () => {
         status: '5.1.1',
         permanent: true,
         detail: 'user-unknown',
+        verified: true,
       },
     ]);
   });
