@@ -4,7 +4,7 @@ import { parseInbound } from '#inbound/parse-inbound.js';
 import { bounceMessage } from '../../support/mail-samples.js';
 
 describe('what a report carries to verify it by', () => {
-  it('lists the envelope recipients the receiver recorded, and every Message-ID quoted for the original', async () => {
+  it('lists the envelope recipients the receiver recorded, and the Message-ID quoted for the original', async () => {
     const verp = ['bounces+k1.x@bounces.example.com', 'bounces+k1.y@bounces.example.com'];
     const headers = [`Delivered-To: ${verp[0]}`, `X-Original-To: ${verp[1]}`];
     const threading = 'In-Reply-To: <parent@example.com>\r\nReferences: <root@example.com>\r\n <parent@example.com>';
@@ -17,13 +17,15 @@ describe('what a report carries to verify it by', () => {
     const classification = classifyInbound(message);
 
     expect(message.envelopeTo).toEqual([...verp, 'bounces@example.com']);
-    const messageIds = ['<k1.a@example.com>', '<parent@example.com>', '<root@example.com>'];
+    // The original's own threading names other messages (perhaps other jobs of ours): it is no evidence of this one.
+    const messageIds = ['<k1.a@example.com>'];
     expect(classification).toMatchObject({ kind: 'bounce', original: { messageId: '<k1.a@example.com>', messageIds } });
   });
 
   it('keeps at most 64 Message-IDs however many a hostile report quotes', async () => {
-    const references = Array.from({ length: 5000 }, (_, i) => `<id${i}@evil.test>`).join(' ');
-    const raw = bounceMessage('gone@example.net').replace('Subject: Your receipt', `References: ${references}`);
+    const references = Array.from({ length: 3000 }, (_, i) => `<id${i}@evil.test>`).join(' ');
+    // In the report's own header, where the report's threading is read.
+    const raw = `References: ${references}\r\n${bounceMessage('gone@example.net')}`;
 
     const classification = classifyInbound(await parseInbound(Buffer.from(raw)));
 
