@@ -41,6 +41,8 @@ const quotedFields = (content: string): Record<string, string> => {
 };
 
 const DISPATCH_ID = /^[a-f0-9]{32}$/;
+/** The most Message-IDs a report's evidence keeps. */
+const MAX_MESSAGE_IDS = 64;
 
 function originalOf(message: InboundMessage, extraIds: string[] = []): OriginalMessage {
   const ids: string[] = [];
@@ -72,7 +74,8 @@ function originalOf(message: InboundMessage, extraIds: string[] = []): OriginalM
     ...messageIdsIn(message.headers['in-reply-to'] ?? ''),
     ...messageIdsIn(message.headers.references ?? ''),
   );
-  const messageIds = [...new Set(ids)].filter((id) => id !== message.messageId);
+  // Hostile input is bounded: a report names its original once or twice, not thousands of times.
+  const messageIds = [...new Set(ids)].filter((id) => id !== message.messageId).slice(0, MAX_MESSAGE_IDS);
   return { messageId, dispatchId, messageIds };
 }
 

@@ -48,11 +48,18 @@ export function addressOf(typed: string | undefined): string | undefined {
 /** The `<id@host>` tokens of `text` (Message-ID, In-Reply-To, References values), in order. */
 export function messageIdsIn(text: string): string[] {
   const ids: string[] = [];
-  for (let open = text.indexOf('<'); open >= 0; open = text.indexOf('<', open + 1)) {
-    const close = text.indexOf('>', open);
-    if (close < 0) break;
-    const id = text.slice(open, close + 1);
-    if (id.length > 3 && id.length <= 250 && id.includes('@') && !/[\s<]/.test(id.slice(1, -1))) ids.push(id);
+  // One forward pass: an id runs from the last '<' to the next '>', so a run of '<' or '>' costs nothing extra.
+  let open = -1;
+  for (let i = 0; i < text.length; i += 1) {
+    const c = text.charCodeAt(i);
+    if (c === 60) open = i;
+    else if (c === 62 && open >= 0) {
+      if (i - open >= 3 && i - open < 250) {
+        const id = text.slice(open, i + 1);
+        if (id.includes('@') && !/\s/.test(id)) ids.push(id);
+      }
+      open = -1;
+    }
   }
   return ids;
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { classifyInbound } from '#inbound/classify-inbound.js';
+import { messageIdsIn } from '#inbound/mail-text.js';
 import { parseInbound } from '#inbound/parse-inbound.js';
 import { bounceMessage } from '../../support/mail-samples.js';
 
@@ -30,5 +31,13 @@ describe('what a report carries to verify it by', () => {
     const classification = classifyInbound(await parseInbound(Buffer.from(raw)));
 
     expect(classification.kind === 'bounce' && classification.original.messageIds.length).toBe(64);
+  });
+});
+
+describe('message ids in hostile header text', () => {
+  it('reads runs of angle brackets in one pass and keeps only well-formed ids', () => {
+    const text = `${'<'.repeat(200_000)}a@b.example>${'>'.repeat(200_000)} <no-at-sign> <c d@e.example> <f@g.example>`;
+
+    expect(messageIdsIn(text)).toEqual(['<a@b.example>', '<f@g.example>']);
   });
 });
