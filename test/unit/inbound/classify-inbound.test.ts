@@ -304,3 +304,30 @@ describe('what must never suppress anyone', () => {
     expect(await classify(malformed.personMentioningBounce)).toMatchObject({ kind: 'message' });
   });
 });
+
+describe('a recipient-side idiom next to a cause on our side', () => {
+  const dsn = (diagnostic: string) =>
+    report('delivery-status', 'S', [
+      [
+        'message/delivery-status',
+        `Reporting-MTA: dns; mx.example.net\r\n\r\nFinal-Recipient: rfc822; ceo@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; ${diagnostic}`,
+      ],
+    ]);
+
+  it.each([
+    '550 5.1.1 Recipient address rejected: Access denied; client host [203.0.113.5] blocked using zen.spamhaus.org',
+    '550 5.1.1 The email account that you tried to reach does not exist; your IP is listed at a blocklist',
+    '550 5.1.1 Mailbox unavailable or access denied; sender address rejected: domain of sender address not found',
+    '550 5.1.1 Recipient address rejected: Access denied; rate limit exceeded for your IP',
+  ])('does not suppress: %s', async (diagnostic) => {
+    const result = await classify(dsn(diagnostic));
+
+    expect(result).toMatchObject({ kind: 'bounce', recipients: [{ recipient: 'ceo@example.org', suppress: false }] });
+  });
+
+  it('still suppresses for the idiom alone', async () => {
+    const result = await classify(dsn('550 5.4.1 Recipient address rejected: Access denied. AS(201806281)'));
+
+    expect(result).toMatchObject({ recipients: [{ reason: 'user-unknown', suppress: true }] });
+  });
+});
