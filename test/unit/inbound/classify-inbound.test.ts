@@ -331,3 +331,24 @@ describe('a recipient-side idiom next to a cause on our side', () => {
     expect(result).toMatchObject({ recipients: [{ reason: 'user-unknown', suppress: true }] });
   });
 });
+
+describe('a person whose mail reads like a bounce', () => {
+  it('suppresses nobody when only the subject and some words say bounce', async () => {
+    const raw = [
+      'From: Alice Customer <alice@example.org>',
+      'To: support@example.com',
+      'Subject: Parcel not delivered',
+      'Content-Type: text/plain',
+      '',
+      'Hello, my parcel was not delivered. Please use my new address from now on, my old one',
+      'alice.old@example.org: no longer valid',
+      '',
+      'Thanks, Alice',
+      '',
+    ].join('\r\n');
+
+    const result = await classify(raw);
+
+    expect(result.kind === 'bounce' && result.recipients.some((r) => r.suppress)).toBe(false);
+  });
+});
