@@ -220,6 +220,20 @@ export const DIAGNOSTIC_TABLE: Array<{ reason: BounceReason; phrases: string[]; 
       'prohibited',
     ],
   },
+  // Our account or domain, in the words a recipient's disabled mailbox is told by (disabled, suspended, inactive);
+  // after the rows above, which name the cause more precisely (a reputation, a block).
+  {
+    reason: 'sender-problem',
+    phrases: [
+      'sender account',
+      'sending account',
+      'sender domain',
+      'sending domain',
+      'your domain',
+      'sending from your',
+      'for sending',
+    ],
+  },
   {
     reason: 'message-too-large',
     phrases: [

@@ -319,6 +319,11 @@ describe('a recipient-side idiom next to a cause on our side', () => {
     '550 5.1.1 The email account that you tried to reach does not exist; your IP is listed at a blocklist',
     '550 5.1.1 Mailbox unavailable or access denied; sender address rejected: domain of sender address not found',
     '550 5.1.1 Recipient address rejected: Access denied; rate limit exceeded for your IP',
+    // Our account or domain disabled, in the words a recipient's disabled mailbox is told by.
+    '550 5.7.1 Sender account disabled',
+    '550 5.7.1 Your domain has been suspended for sending',
+    '550 5.0.0 Sending from your domain is suspended',
+    '550 5.1.1 <bounces+x@example.com>: sender domain inactive',
   ])('does not suppress: %s', async (diagnostic) => {
     const result = await classify(dsn(diagnostic));
 
