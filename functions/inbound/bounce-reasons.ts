@@ -549,5 +549,12 @@ export function classifyFailure(facts: FailureFacts): FailureVerdict {
     reason = 'expired';
   if (facts.action === 'delayed' && reason === 'expired') reason = 'temporary-other';
   if (reason === 'unknown' && permanent === false) reason = 'temporary-other';
-  return { reason, permanent, suppress: facts.action === 'failed' && permanent && SUPPRESSING_REASONS.has(reason) };
+  // A status and a reply that disagree (Status 5.1.1 over "450 4.2.0 … try again later") prove no permanent failure
+  // of the mailbox: read as the status says, never suppressed.
+  const contradicted = facts.status?.[0] === '5' && facts.replyCode !== undefined && facts.replyCode < 500;
+  return {
+    reason,
+    permanent,
+    suppress: facts.action === 'failed' && permanent && !contradicted && SUPPRESSING_REASONS.has(reason),
+  };
 }

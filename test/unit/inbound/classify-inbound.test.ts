@@ -324,6 +324,8 @@ describe('a recipient-side idiom next to a cause on our side', () => {
     '550 5.7.1 Your domain has been suspended for sending',
     '550 5.0.0 Sending from your domain is suspended',
     '550 5.1.1 <bounces+x@example.com>: sender domain inactive',
+    // The reply says temporary: the report contradicts itself, so it proves no permanent failure.
+    '450 4.2.0 <ceo@example.org>: Recipient address rejected: Greylisted, please try again later',
   ])('does not suppress: %s', async (diagnostic) => {
     const result = await classify(dsn(diagnostic));
 
