@@ -265,7 +265,9 @@ function classifyFeedbackReport(message: InboundMessage, content: string): Inbou
       if (address) recipients.push(address);
     }
   }
-  if (recipients.length === 0) {
+  // Named by the report, the complainant is known; taken from the original's To, only when it had one address.
+  const named = recipients.length > 0;
+  if (!named) {
     const quoted = message.parts.find((p) => !p.embedded && QUOTED_HEADERS.has(p.contentType));
     const to = quoted ? (quotedFields(quoted.content).to ?? '') : '';
     recipients.push(
@@ -279,7 +281,7 @@ function classifyFeedbackReport(message: InboundMessage, content: string): Inbou
     kind: 'complaint',
     feedbackType,
     recipients,
-    suppress: feedbackType === 'abuse' || feedbackType === 'fraud',
+    suppress: (feedbackType === 'abuse' || feedbackType === 'fraud') && (named || recipients.length === 1),
     original: originalOf(message),
   };
 }

@@ -359,3 +359,24 @@ describe('a person whose mail reads like a bounce', () => {
     expect(result.kind === 'bounce' && result.recipients.some((r) => r.suppress)).toBe(false);
   });
 });
+
+describe('a complaint that does not name who complained', () => {
+  const arf = (to: string) =>
+    report('feedback-report', 'F', [
+      ['text/plain', 'This is an email abuse report.'],
+      ['message/feedback-report', 'Feedback-Type: abuse\r\nUser-Agent: fbl/1.0\r\nVersion: 1'],
+      ['text/rfc822-headers', `From: news@example.com\r\nTo: ${to}\r\nMessage-ID: <m9@example.com>\r\nSubject: News`],
+    ]);
+
+  it('suppresses nobody when the original went to several people', async () => {
+    const result = await classify(arf('alice@example.net, bob@example.net, carol@example.net'));
+
+    expect(result).toMatchObject({ kind: 'complaint', feedbackType: 'abuse', suppress: false });
+  });
+
+  it('suppresses the one recipient of an original sent to one person', async () => {
+    const result = await classify(arf('alice@example.net'));
+
+    expect(result).toMatchObject({ kind: 'complaint', recipients: ['alice@example.net'], suppress: true });
+  });
+});
