@@ -334,4 +334,6 @@ export const BOUNCE_SENDERS = [
   'mail delivery subsystem',
   'mail delivery system',
   'mail administrator',
+  // Exchange's system mailbox: the same name in every organisation.
+  'microsoftexchange329e71ec88ae4615bbc36ab6ce41109e',
 ];

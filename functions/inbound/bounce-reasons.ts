@@ -206,6 +206,20 @@ export const DIAGNOSTIC_TABLE: Array<{ reason: BounceReason; phrases: string[]; 
       'prohibited',
     ],
   },
+  // Our account or domain, in the words a recipient's disabled mailbox is told by (disabled, suspended, inactive);
+  // after the rows above, which name the cause more precisely (a reputation, a block).
+  {
+    reason: 'sender-problem',
+    phrases: [
+      'sender account',
+      'sending account',
+      'sender domain',
+      'sending domain',
+      'your domain',
+      'sending from your',
+      'for sending',
+    ],
+  },
   {
     reason: 'message-too-large',
     phrases: [
@@ -462,13 +476,35 @@ export function reasonNamedIn(text: string): BounceReason | undefined {
   return DIAGNOSTIC_TABLE.find((row) => !row.weak && row.phrases.some((p) => lower.includes(p)))?.reason;
 }
 
+/** The idioms: the rows before the first sender-side one, each more precise than the words it contains. */
+const IDIOMS = DIAGNOSTIC_TABLE.slice(
+  0,
+  DIAGNOSTIC_TABLE.findIndex((row) => SENDER_SIDE_REASONS.has(row.reason)),
+).flatMap((row) => row.phrases);
+
+/**
+ * The reason the diagnostic text names: the first row of the table it matches; but when that is an idiom of the
+ * recipient's side, a sender-side cause named anywhere else in the text wins ("Recipient address rejected: Access
+ * denied; client host blocked using Spamhaus" is a block, not an unknown user).
+ */
+function reasonSaid(text: string, hasStatus: boolean): BounceReason | undefined {
+  const matches = (row: (typeof DIAGNOSTIC_TABLE)[number], within: string) =>
+    (!row.weak || !hasStatus) && row.phrases.some((p) => within.includes(p));
+  const first = DIAGNOSTIC_TABLE.find((row) => matches(row, text))?.reason;
+  if (first === undefined || SENDER_SIDE_REASONS.has(first)) return first;
+  // Each idiom's own words are taken out first, so its "access denied" is not read as a block.
+  const rest = IDIOMS.reduce((left, idiom) => (left.includes(idiom) ? left.replaceAll(idiom, ' ') : left), text);
+  const senderSide = DIAGNOSTIC_TABLE.find(
+    (row) => !row.weak && SENDER_SIDE_REASONS.has(row.reason) && matches(row, rest),
+  )?.reason;
+  return senderSide ?? first;
+}
+
 /** The reason of one failed (or delayed) recipient, whether the failure is permanent, and whether to suppress. */
 export function classifyFailure(facts: FailureFacts): FailureVerdict {
   const statusRow = facts.status ? STATUS_REASONS.get(`x${facts.status.slice(1)}`) : undefined;
   const text = (facts.diagnosticCode ?? '').toLowerCase();
-  const said = text
-    ? DIAGNOSTIC_TABLE.find((row) => (!row.weak || !statusRow) && row.phrases.some((p) => text.includes(p)))?.reason
-    : undefined;
+  const said = text ? reasonSaid(text, statusRow !== undefined) : undefined;
   let reason: BounceReason;
   // A specific sender-side status (4.7.28: our IP's reputation) is more precise than the words around it.
   const statusSenderSide = statusRow?.specific && SENDER_SIDE_REASONS.has(statusRow.reason);
@@ -489,5 +525,12 @@ export function classifyFailure(facts: FailureFacts): FailureVerdict {
     reason = 'expired';
   if (facts.action === 'delayed' && reason === 'expired') reason = 'temporary-other';
   if (reason === 'unknown' && permanent === false) reason = 'temporary-other';
-  return { reason, permanent, suppress: facts.action === 'failed' && permanent && SUPPRESSING_REASONS.has(reason) };
+  // A status and a reply that disagree (Status 5.1.1 over "450 4.2.0 … try again later") prove no permanent failure
+  // of the mailbox: read as the status says, never suppressed.
+  const contradicted = facts.status?.[0] === '5' && facts.replyCode !== undefined && facts.replyCode < 500;
+  return {
+    reason,
+    permanent,
+    suppress: facts.action === 'failed' && permanent && !contradicted && SUPPRESSING_REASONS.has(reason),
+  };
 }

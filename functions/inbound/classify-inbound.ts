@@ -209,7 +209,9 @@ function classifyFeedbackReport(message: InboundMessage, content: string): Inbou
       if (address) recipients.push(address);
     }
   }
-  if (recipients.length === 0) {
+  // Named by the report, the complainant is known; taken from the original's To, only when it had one address.
+  const named = recipients.length > 0;
+  if (!named) {
     const quoted = message.parts.find((p) => !p.embedded && QUOTED_HEADERS.has(p.contentType));
     const to = quoted ? (quotedFields(quoted.content).to ?? '') : '';
     recipients.push(
@@ -223,7 +225,7 @@ function classifyFeedbackReport(message: InboundMessage, content: string): Inbou
     kind: 'complaint',
     feedbackType,
     recipients,
-    suppress: feedbackType === 'abuse' || feedbackType === 'fraud',
+    suppress: (feedbackType === 'abuse' || feedbackType === 'fraud') && (named || recipients.length === 1),
     original: originalOf(message),
   };
 }
@@ -294,7 +296,12 @@ export function classifyInbound(message: InboundMessage): InboundClassification 
     (!signals.hasFrom && !!text?.generic && coded);
   if (bodySays || headersSay || statusPart) {
     const original = originalOf(message);
-    if (recipients.length > 0) return toReport(text?.family ?? 'text', recipients, original);
+    // Words, a subject and a family's phrases are what a person can write too ("Parcel not delivered… my old address
+    // a@b: no longer valid"): only what a delivery system sends (its sender, X-Failed-Recipients, a report part, or
+    // no From at all) lets a plain-text bounce suppress.
+    const fromSystem = signals.sender || signals.failedRecipients.length > 0 || statusPart || !signals.hasFrom;
+    const read = fromSystem ? recipients : recipients.map((r) => ({ ...r, suppress: false }));
+    if (recipients.length > 0) return toReport(text?.family ?? 'text', read, original);
     // Named nowhere: the one recipient of the quoted original, if it had only one. Inferred, so never suppressed.
     const [sentTo, ...others] = originalRecipients(message, text);
     if (sentTo && others.length === 0 && text) {

@@ -88,6 +88,11 @@ const CLOSERS = '>"\']';
 
 /** A diagnostic keeps at most this many characters. */
 const DIAGNOSTIC_CHARS = 1000;
+/** A report about our mail names at most a job's recipients (50): more are not read. */
+const MAX_RECIPIENTS = 100;
+
+/** A recipient being read: the pieces of its diagnostic and their length so far (joined by one space each). */
+type Reading = { address: string; diagnostic: string[]; size: number };
 
 /**
  * Whether the text before an address ends with an SMTP reply naming it, as session transcripts print them:
@@ -164,14 +169,20 @@ export function readTextBounce(text: string, exclude: ReadonlySet<string>): Text
   };
   const delayWords = considered.some((f) => containsAny(lower, f.delayMarkers ?? []));
 
-  const recipients = new Map<string, { address: string; diagnostic: string[] }>();
+  const recipients = new Map<string, Reading>();
   const lines = linesOf(body);
-  const orphan = { address: '', diagnostic: [] as string[] };
-  let current: Array<{ address: string; diagnostic: string[] }> = [];
+  const orphan: Reading = { address: '', diagnostic: [], size: 0 };
+  let current: Reading[] = [];
   let currentIndent = 0;
   let heading = false;
-  const append = (targets: typeof current, piece: string) => {
-    for (const t of targets) if (piece && t.diagnostic.join(' ').length < DIAGNOSTIC_CHARS) t.diagnostic.push(piece);
+  // Each target's length is kept, not measured again: a line may go to every recipient listed (up to 100).
+  const append = (targets: Reading[], piece: string) => {
+    if (!piece) return;
+    for (const t of targets) {
+      if (t.size >= DIAGNOSTIC_CHARS) continue;
+      t.size += (t.diagnostic.length > 0 ? 1 : 0) + piece.length;
+      t.diagnostic.push(piece);
+    }
   };
   for (const line of lines) {
     const trimmed = line.trim();
@@ -201,7 +212,14 @@ export function readTextBounce(text: string, exclude: ReadonlySet<string>): Text
       !listed.address.toLowerCase().startsWith('mailer-daemon@')
     ) {
       const key = listed.address.toLowerCase();
-      const entry = recipients.get(key) ?? { address: listed.address, diagnostic: [] };
+      const known = recipients.get(key);
+      if (!known && recipients.size >= MAX_RECIPIENTS) {
+        // Past the most a report can name: neither this address nor the lines under it are read.
+        current = [];
+        heading = false;
+        continue;
+      }
+      const entry = known ?? { address: listed.address, diagnostic: [], size: 0 };
       recipients.set(key, entry);
       // A recipient listed again (in a transcript, under "for administrators") gets what is said there too.
       if (!heading || !current.includes(entry)) current = [entry];
@@ -214,14 +232,14 @@ export function readTextBounce(text: string, exclude: ReadonlySet<string>): Text
   }
   // No recipient listed on a line of its own: one named in a sentence, with what the lines after it say.
   if (recipients.size === 0) {
-    let named: { address: string; diagnostic: string[] } | undefined;
+    let named: Reading | undefined;
     for (const line of lines) {
-      const sentence = recipientInSentence(line);
+      const sentence = named ? undefined : recipientInSentence(line);
       if (!named && sentence && !exclude.has(sentence.address.toLowerCase())) {
-        named = { address: sentence.address, diagnostic: sentence.rest ? [sentence.rest] : [] };
+        named = { address: sentence.address, diagnostic: [], size: 0 };
+        append([named], sentence.rest);
         recipients.set(sentence.address.toLowerCase(), named);
-      } else if (named && line.trim() && named.diagnostic.join(' ').length < DIAGNOSTIC_CHARS)
-        named.diagnostic.push(line.trim());
+      } else if (named) append([named], line.trim());
     }
   }
   // A reason stated once for the whole report ("Could not be delivered because of 550 5.1.1 User unknown"), before
@@ -243,8 +261,7 @@ export function readTextBounce(text: string, exclude: ReadonlySet<string>): Text
     generic: containsAny(lower, GENERIC.markers),
     delay: delayWords && !permanent,
     permanentHint,
-    // A report about our mail names at most a job's recipients (50): more are cut.
-    recipients: [...recipients.values()].slice(0, 100).map((r) => {
+    recipients: [...recipients.values()].map((r) => {
       const diagnostic = r.diagnostic.length > 0 ? r.diagnostic.join(' ').slice(0, DIAGNOSTIC_CHARS) : undefined;
       return { address: r.address, diagnostic, permanentHint: hintFor(diagnostic) };
     }),

@@ -146,4 +146,38 @@ describe.skipIf(!existsSync(CHROMIUM))('the console in a real browser', () => {
     expect(suppressedAfter.Items).toEqual([]);
     expect(await page.locator('#dlq-rows tr').filter({ hasText: stuck.idempotencyKey }).count()).toBe(0);
   }, 240_000);
+
+  it("never lets a message's HTML navigate to a remote page, in the console's frame or opened on its own", async () => {
+    // Prepare: an HTML part that refreshes to the beacon, sent through the console's own API
+    const consoleUrl = twin.manifest.console ?? '';
+    const subject = `Refreshing HTML ${Date.now()}`;
+    const before = beaconHits;
+    await page.goto(consoleUrl);
+    const status = await page.evaluate(
+      async ([subject, html]) =>
+        (
+          await fetch('/api/jobs', {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ to: 'heidi@example.net', subject, html }),
+          })
+        ).status,
+      [subject, `<meta http-equiv="refresh" content="0;url=http://${LOOPBACK}:${beaconPort}/refresh"><p>hi</p>`],
+    );
+    const rows = page.locator('#outbox-rows tr');
+    await rows.filter({ hasText: subject }).filter({ hasText: 'delivered' }).click({ timeout: 30_000 });
+    await page.locator('#message iframe.html-frame').waitFor();
+    const src = await page.locator('#message iframe.html-frame').getAttribute('src');
+
+    // Act: the frame in the console, then the HTML opened in a tab of its own
+    await page.waitForTimeout(1500);
+    const alone = await browser.newPage();
+    await alone.goto(new URL(src ?? '', consoleUrl).href).catch(() => undefined);
+    await alone.waitForTimeout(1500);
+    await alone.close();
+
+    // Assess
+    expect(status).toBe(200);
+    expect(beaconHits - before).toBe(0);
+  }, 120_000);
 });

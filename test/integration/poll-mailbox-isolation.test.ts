@@ -294,6 +294,48 @@ describe('one writer at a time', () => {
     expect(await state.getCheckpoint('contested')).toMatchObject({ lastUid: 6 });
   });
 
+  it('a run whose lease is taken over mid-chunk suppresses nobody after losing it', async () => {
+    // Prepare: two bounces in run A's second chunk; while A parses the first of them, run B takes the mailbox over
+    const mailbox = await newMailbox();
+    const { deps, resources } = await createSyncDeps(aws, () =>
+      openImapSession(imap.settings(mailbox), credentialsOf()),
+    );
+    await imap.append(mailbox, [
+      plainMessage(951),
+      plainMessage(952),
+      bounceMessage('gone-a@example.net'),
+      bounceMessage('gone-b@example.net'),
+    ]);
+    const later = createMailboxStateStore(aws.clients.documents, resources.mailboxStateTable, {
+      clock: () => Date.now() + 600_000,
+    });
+    const suppressedByA: string[] = [];
+    let taken = false;
+    let parsedByA = 0;
+    const runA: SyncDeps = {
+      ...deps,
+      suppress: async (entry) => {
+        if (taken) suppressedByA.push(entry.address);
+        return deps.suppress(entry);
+      },
+      parse: async (source) => {
+        parsedByA += 1;
+        if (parsedByA === 3) {
+          await run({ ...deps, state: later }, 'contested-suppress', { leaseWaitMs: 0, chunkSize: 2 });
+          taken = true;
+        }
+        return deps.parse(source);
+      },
+    };
+
+    // Act
+    const resultA = await run(runA, 'contested-suppress', { startFrom: 'beginning', chunkSize: 2 });
+
+    // Assess: B acted on both bounces; A, overtaken before acting on them, wrote nothing
+    expect(resultA).toMatchObject({ status: 'lease-lost' });
+    expect(suppressedByA).toEqual([]);
+  });
+
   it('refuses every write of an overtaken lease: renewal, checkpoint, verify mark and seen markers', async () => {
     // Prepare
     const { resources, state } = await createSyncDeps(aws, () =>

@@ -127,11 +127,22 @@ export async function handleChunk(
       concurrency: context.concurrency,
     },
   );
+  // Suppressing changes who we send to: like publishing, only under a lease confirmed held (once per chunk, and only
+  // when the chunk suppresses anyone), so a run overtaken while it parsed acts on nothing.
+  let confirmed = false;
+  const suppress: ChunkDeps['suppress'] = async (entry) => {
+    if (!confirmed) await held.confirm('before suppressing');
+    confirmed = true;
+    return deps.suppress(entry);
+  };
   const outgoing: Outgoing[] = [];
   for (const entry of fresh) {
     try {
-      outgoing.push(await toOutgoing(entry, { mailboxId, status, raw: raw.get(entry.fetched.uid) }, deps));
+      outgoing.push(
+        await toOutgoing(entry, { mailboxId, status, raw: raw.get(entry.fetched.uid) }, { ...deps, suppress }),
+      );
     } catch (error) {
+      if (error instanceof LeaseLostError) throw error;
       // The suppression list could not be written: a fault of ours, not of the message. Retried by the next run.
       outcome.failure = error;
       break;

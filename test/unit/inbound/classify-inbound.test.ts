@@ -304,3 +304,79 @@ describe('what must never suppress anyone', () => {
     expect(await classify(malformed.personMentioningBounce)).toMatchObject({ kind: 'message' });
   });
 });
+
+describe('a recipient-side idiom next to a cause on our side', () => {
+  const dsn = (diagnostic: string) =>
+    report('delivery-status', 'S', [
+      [
+        'message/delivery-status',
+        `Reporting-MTA: dns; mx.example.net\r\n\r\nFinal-Recipient: rfc822; ceo@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; ${diagnostic}`,
+      ],
+    ]);
+
+  it.each([
+    '550 5.1.1 Recipient address rejected: Access denied; client host [203.0.113.5] blocked using zen.spamhaus.org',
+    '550 5.1.1 The email account that you tried to reach does not exist; your IP is listed at a blocklist',
+    '550 5.1.1 Mailbox unavailable or access denied; sender address rejected: domain of sender address not found',
+    '550 5.1.1 Recipient address rejected: Access denied; rate limit exceeded for your IP',
+    // Our account or domain disabled, in the words a recipient's disabled mailbox is told by.
+    '550 5.7.1 Sender account disabled',
+    '550 5.7.1 Your domain has been suspended for sending',
+    '550 5.0.0 Sending from your domain is suspended',
+    '550 5.1.1 <bounces+x@example.com>: sender domain inactive',
+    // The reply says temporary: the report contradicts itself, so it proves no permanent failure.
+    '450 4.2.0 <ceo@example.org>: Recipient address rejected: Greylisted, please try again later',
+  ])('does not suppress: %s', async (diagnostic) => {
+    const result = await classify(dsn(diagnostic));
+
+    expect(result).toMatchObject({ kind: 'bounce', recipients: [{ recipient: 'ceo@example.org', suppress: false }] });
+  });
+
+  it('still suppresses for the idiom alone', async () => {
+    const result = await classify(dsn('550 5.4.1 Recipient address rejected: Access denied. AS(201806281)'));
+
+    expect(result).toMatchObject({ recipients: [{ reason: 'user-unknown', suppress: true }] });
+  });
+});
+
+describe('a person whose mail reads like a bounce', () => {
+  it('suppresses nobody when only the subject and some words say bounce', async () => {
+    const raw = [
+      'From: Alice Customer <alice@example.org>',
+      'To: support@example.com',
+      'Subject: Parcel not delivered',
+      'Content-Type: text/plain',
+      '',
+      'Hello, my parcel was not delivered. Please use my new address from now on, my old one',
+      'alice.old@example.org: no longer valid',
+      '',
+      'Thanks, Alice',
+      '',
+    ].join('\r\n');
+
+    const result = await classify(raw);
+
+    expect(result.kind === 'bounce' && result.recipients.some((r) => r.suppress)).toBe(false);
+  });
+});
+
+describe('a complaint that does not name who complained', () => {
+  const arf = (to: string) =>
+    report('feedback-report', 'F', [
+      ['text/plain', 'This is an email abuse report.'],
+      ['message/feedback-report', 'Feedback-Type: abuse\r\nUser-Agent: fbl/1.0\r\nVersion: 1'],
+      ['text/rfc822-headers', `From: news@example.com\r\nTo: ${to}\r\nMessage-ID: <m9@example.com>\r\nSubject: News`],
+    ]);
+
+  it('suppresses nobody when the original went to several people', async () => {
+    const result = await classify(arf('alice@example.net, bob@example.net, carol@example.net'));
+
+    expect(result).toMatchObject({ kind: 'complaint', feedbackType: 'abuse', suppress: false });
+  });
+
+  it('suppresses the one recipient of an original sent to one person', async () => {
+    const result = await classify(arf('alice@example.net'));
+
+    expect(result).toMatchObject({ kind: 'complaint', recipients: ['alice@example.net'], suppress: true });
+  });
+});

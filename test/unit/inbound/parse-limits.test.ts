@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { classifyInbound } from '#inbound/classify-inbound.js';
 import { UnparsableMessageError, UnparsableReasons, type UnparsableReason } from '#inbound/errors.js';
-import { parseInbound } from '#inbound/parse-inbound.js';
+import { parseInbound, parseInboundSync } from '#inbound/parse-inbound.js';
 import { bounceMessage } from '#test/support/mail-samples.js';
 
 const headers = (contentType: string) => [
@@ -217,4 +217,52 @@ describe('a message that is hostile but within the limits', () => {
 
     expect(await rejection(raw)).toBe('parsed');
   });
+});
+
+/** Milliseconds `run` takes, the best of `tries` (the least disturbed by other work on the machine). */
+function bestOf(tries: number, run: () => void): number {
+  let best = Number.POSITIVE_INFINITY;
+  for (let i = 0; i < tries; i += 1) {
+    const start = performance.now();
+    run();
+    best = Math.min(best, performance.now() - start);
+  }
+  return best;
+}
+
+describe('classifying a plain-text bounce', () => {
+  /**
+   * `count` recipients listed without a reason, a heading that gives them all one, and `count` lines below it: every
+   * line below the heading used to be added to every recipient, re-measuring each one's diagnostic each time.
+   */
+  const manyUnexplained = (count: number) =>
+    [
+      'From: MAILER-DAEMON@mx.example.net',
+      'Subject: Mail delivery failed',
+      '',
+      'This message was created automatically by mail delivery software.',
+      '',
+      ...Array.from({ length: count }, (_, i) => `u${i}@example.net`),
+      'last@example.net: no such user',
+      '',
+      'for the following reason:',
+      ...Array.from({ length: count }, () => 'x'),
+      '',
+    ].join('\r\n');
+
+  it('takes time in proportion to its size when many recipients share one reason', async () => {
+    const small = Buffer.from(manyUnexplained(150));
+    const large = Buffer.from(manyUnexplained(1200));
+    const classify = (raw: Buffer) => () => void classifyInbound(parseInboundSync(raw));
+
+    // Eight small messages are as much text as one large one: linear work takes about as long for both.
+    const eightSmall = bestOf(3, () => {
+      for (let i = 0; i < 8; i += 1) classify(small)();
+    });
+    const oneLarge = bestOf(3, classify(large));
+
+    expect(large.length).toBeGreaterThan(7 * small.length);
+    expect(oneLarge).toBeLessThan(4 * eightSmall + 20);
+    expect(classifyInbound(parseInboundSync(large))).toMatchObject({ kind: 'bounce' });
+  }, 300_000);
 });
