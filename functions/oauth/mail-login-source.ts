@@ -66,7 +66,8 @@ export function createMailLoginSource(
 ): CredentialSource<MailLogin> {
   const clock = options.clock ?? Date.now;
   let cached: { login: MailLogin & { accessToken: string }; renewAtMs: number } | undefined;
-  let inFlight: Promise<MailLogin> | undefined;
+  // The fetch under way, and whether it re-reads the secret and asks for a new token (a refresh).
+  let inFlight: { run: Promise<MailLogin>; refresh: boolean } | undefined;
   // A rotated refresh token not yet in the secret (its write failed), with the one it replaced.
   let rotated: { replaced: string; current: string } | undefined;
 
@@ -99,7 +100,10 @@ export function createMailLoginSource(
     async get({ refresh = false } = {}) {
       if (refresh) cached = undefined;
       if (cached && clock() < cached.renewAtMs) return cached.login;
-      if (!refresh && inFlight) return inFlight;
+      // Callers that meet at once share one fetch: a refresh token the provider rotates may be redeemed only once,
+      // so several refused sign-ins (one per pooled connection) must not each redeem it. A refresh joins only a
+      // refresh, since another fetch may still read a cached secret.
+      if (inFlight && (inFlight.refresh || !refresh)) return inFlight.run;
       const run = (async () => {
         // A refresh token may have been rotated by another container since: read it fresh before using it.
         let credentials = await secret.get({ refresh });
@@ -107,11 +111,11 @@ export function createMailLoginSource(
         if (credentials.type === 'password') return { username: credentials.username, password: credentials.password };
         return fetchToken(credentials);
       })();
-      inFlight = run;
+      inFlight = { run, refresh };
       try {
         return await run;
       } finally {
-        if (inFlight === run) inFlight = undefined;
+        if (inFlight?.run === run) inFlight = undefined;
       }
     },
   };

@@ -140,6 +140,20 @@ describe('a refresh token the provider rotates', () => {
     expect(secret.value.refreshToken).toBe(peer.server.refreshTokens[0]);
   });
 
+  it('is redeemed once when several sign-ins are refused at once (each pooled connection asks to refresh)', async () => {
+    const secret = memorySecret({ ...peer.secrets.refreshToken, refreshToken: peer.server.refreshTokens[0] });
+    const source = createMailLoginSource(secret, fast);
+    await source.get();
+    const start = peer.server.requests.length;
+
+    // A provider that rotates refresh tokens accepts each one once: a second redemption is invalid_grant (blocked).
+    const logins = await Promise.all([1, 2, 3].map(() => source.get({ refresh: true })));
+
+    expect(logins.every((login) => 'accessToken' in login)).toBe(true);
+    expect(requestsSince(start)).toEqual([{ grantType: 'refresh_token', outcome: 'issued' }]);
+    expect(secret.value.refreshToken).toBe(peer.server.refreshTokens[0]);
+  });
+
   it('is kept in memory when it cannot be written back, and the failure is reported', async () => {
     const secret = memorySecret(
       { ...peer.secrets.refreshToken, refreshToken: peer.server.refreshTokens[0] },
