@@ -16,6 +16,13 @@ export function toTransmittableAddress(address: string, smtpUtf8: boolean): Tran
   const domain = address.slice(at + 1);
   const asciiDomain = NON_ASCII.test(domain) ? domainToASCII(domain) : domain;
   if (asciiDomain === '') return { refused: 'its domain is not a valid internationalised domain name (IDNA)' };
+  // The schema measured the Unicode form; the A-label form is longer, and DNS and RFC 5321 limit that one.
+  if (asciiDomain.split('.').some((label) => label.length > 63)) {
+    return { refused: 'its domain has a label longer than 63 characters as an A-label (punycode), as DNS allows' };
+  }
+  if (local.length + 1 + asciiDomain.length > 254) {
+    return { refused: 'it is longer than 254 characters with its domain as A-labels (punycode) (RFC 5321)' };
+  }
   if (NON_ASCII.test(local) && !smtpUtf8) {
     const reason = 'its local part (before the @) is not ASCII and the transport does not offer SMTPUTF8 (RFC 6531)';
     return { refused: reason };

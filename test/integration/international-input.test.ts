@@ -76,6 +76,16 @@ describe('international addresses, on the raw bytes at a server without SMTPUTF8
     expect(count).toBe(0);
   });
 
+  it('refuses a domain whose A-label form is longer than DNS allows, and sends nothing', async () => {
+    // 60 letters pass as one label in Unicode; as an A-label the same label is 76 characters (DNS allows 63).
+    const label = 'bücherstraßeöäüéèàçñ'.repeat(3).slice(0, 60);
+    const job = parsed({ to: ['ok@example.net', `anna@${label}.example`] });
+    const { result: outcome, count } = await captured(() => dispatchJob(job, plainDeps));
+    expect(outcome).toMatchObject({ action: 'rejected', reason: 'address-not-transmittable' });
+    expect(outcome.detail).toMatch(/^to\.1: .*63/);
+    expect(count).toBe(0);
+  });
+
   it('passes ASCII message ids in References and In-Reply-To through unchanged', async () => {
     const headers = { 'In-Reply-To': '<a1@example.com>', References: '<a0@example.com> <a1@example.com>' };
     const { result: outcome, raw } = await captured(() => dispatchJob(parsed({ headers }), plainDeps));
