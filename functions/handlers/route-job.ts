@@ -12,11 +12,19 @@ type Routed = { transport: TransportName } | 'postponed';
 /** The breakers and failover in front of the transports, and where a job waits while its transport is blocked. */
 export type RoutingDeps = { router: SendRouter; requeue: JobRequeue };
 
-/** When a job's retry lifetime started: carried by a requeued job, else the queue's first enqueue time. */
+/** The most a requeue moves a start past its own send: SQS's longest delay, and a minute of clock skew. */
+const MAX_CARRIED_LEAD_MS = (900 + 60) * 1000;
+
+/**
+ * When a job's retry lifetime started: carried by a requeued job, else the queue's first enqueue time. A requeue
+ * carries at most its send time plus its delay; a later start (any producer can set message attributes) would
+ * let a job outlive its lifetime, and is ignored.
+ */
 export function lifetimeStartOf(record: SQSRecord, fallbackMs: number): number {
+  const sent = Number(record.attributes.SentTimestamp) || fallbackMs;
   const carried = Number(record.messageAttributes?.[LIFETIME_START_ATTRIBUTE]?.stringValue);
-  if (Number.isFinite(carried) && carried > 0) return carried;
-  return Number(record.attributes.SentTimestamp) || fallbackMs;
+  if (Number.isFinite(carried) && carried > 0 && carried <= sent + MAX_CARRIED_LEAD_MS) return carried;
+  return sent;
 }
 
 /**

@@ -18,6 +18,13 @@ describe('the lifetime start of a job', () => {
     expect(lifetimeStartOf(record('90000', String(1000 + 60_000)), 5)).toBe(61_000);
   });
 
+  it('is not pushed into the future by a producer: a start later than a requeue could carry is ignored', () => {
+    // A requeue carries at most its SentTimestamp plus SQS's longest delay (900 s); a producer may set any attribute.
+    const sent = 1_000_000;
+    expect(lifetimeStartOf(record(String(sent), String(sent + 365 * 86_400_000)), 5)).toBe(sent);
+    expect(lifetimeStartOf(record(String(sent), String(sent + 900_000)), 5)).toBe(sent + 900_000);
+  });
+
   it('falls back to now when SQS gives no timestamp', () => {
     expect(lifetimeStartOf(record(''), 5)).toBe(5);
   });
