@@ -1,6 +1,6 @@
 import { PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SecretsProvider } from '@aws-lambda-powertools/parameters/secrets';
-import type { WritableCredentialSource } from '#core/credential-source.js';
+import { CredentialsError, type WritableCredentialSource } from '#core/credential-source.js';
 
 /**
  * Credentials from a Secrets Manager secret (JSON), through Powertools parameters with a cache of `maxAgeSeconds`.
@@ -15,8 +15,16 @@ export function createSecretsManagerCredentials<T>(
 ): WritableCredentialSource<T> {
   const provider = new SecretsProvider(options.client ? { awsSdkV3Client: options.client } : {});
   let client = options.client;
-  const read = (refresh: boolean) =>
-    provider.get(secretId, { transform: 'json', maxAge: options.maxAgeSeconds, forceFetch: refresh });
+  const read = async (refresh: boolean): Promise<unknown> => {
+    const text = await provider.get(secretId, { maxAge: options.maxAgeSeconds, forceFetch: refresh });
+    try {
+      return typeof text === 'string' ? JSON.parse(text) : text;
+    } catch {
+      // Parsed here, not by the provider's json transform: the parser's message quotes the start of the text, and a
+      // password stored bare would reach the log, the dead-letter queue and the events.
+      throw new CredentialsError(secretId, ['must be a JSON object; the secret string is not valid JSON']);
+    }
+  };
   return {
     async get({ refresh = false } = {}) {
       return toCredentials(await read(refresh), secretId);
