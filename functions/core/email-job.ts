@@ -79,6 +79,14 @@ const HeadersSchema = z
   .check(
     z.refine((headers) => Object.keys(headers).length <= 20, { error: 'at most 20 custom headers' }),
     z.superRefine((headers, ctx) => {
+      const seen = new Set<string>();
+      for (const name of Object.keys(headers)) {
+        // JSON keys differ by case where header names do not: both would go out, and SES refuses a repeated header.
+        if (seen.has(name.toLowerCase())) {
+          ctx.addIssue({ code: 'custom', path: [name], message: 'is given twice (header names ignore case)' });
+        }
+        seen.add(name.toLowerCase());
+      }
       for (const [name, value] of Object.entries(headers)) {
         if (MESSAGE_ID_HEADER.test(name) && !isMessageIdList(value)) {
           const message = 'must be one or more ASCII message ids like <id@example.com>, separated by spaces';

@@ -118,6 +118,8 @@ describe('hostile input is refused before it reaches a server', () => {
     ['UTF-8 in References', { headers: { References: '<ä@example.com>' } }, 'headers.References'],
     ['a References value that is no message id', { headers: { References: 'see previous mail' } }, 'headers.References'],
     ['an In-Reply-To without angle brackets', { headers: { 'In-Reply-To': 'a1@example.com' } }, 'headers.In-Reply-To'],
+    ['a header given twice in different case (SES refuses duplicate headers)', { headers: { References: '<a@example.com>', references: '<b@example.com>' } }, 'headers.references'],
+    ['a custom X- header given twice in different case', { headers: { 'X-Campaign': 'a', 'x-campaign': 'b' } }, 'headers.x-campaign'],
     ['a tag value with a dot', { tags: { campaign: 'spring.sale' } }, 'tags.campaign'],
     ['a tag value with an @', { tags: { owner: 'team@example' } }, 'tags.owner'],
     ['a tag value over 256 characters', { tags: { long: 'x'.repeat(257) } }, 'tags.long'],
