@@ -7,7 +7,7 @@ import { toTransmittableAddresses } from './international-address.js';
 import { inlineAttachmentBytes, listRecipients, MAX_JOB_ATTACHMENT_BYTES, toAddress, type EmailJob, type Mailbox, type S3Reference, type TransportName } from './email-job.js';
 import { toDispatchId, toMessageId, toReportToken, toVerpAddress, type ReportKeyring } from './message-id.js';
 import type { RecipientResult, SendOutcome } from './send-outcome.js';
-import { TransportError } from './transport-failure.js';
+import { TransportError, type TransportFailure } from './transport-failure.js';
 
 /** The suppression list as the sender sees it: which of these addresses must not be mailed. */
 export interface SuppressionList {
@@ -104,6 +104,13 @@ export async function dispatchJob(
   } finally {
     release?.();
   }
+}
+
+/** A refusal of the sender, where that sender is one the job named rather than the deployment's default. */
+function refusesJobSender(job: EmailJob, deps: DispatchDeps, failure: TransportFailure): boolean {
+  const own = deps.defaultFrom ? toAddress(deps.defaultFrom).toLowerCase() : undefined;
+  if (!job.from || toAddress(job.from).toLowerCase() === own) return false;
+  return failure.provider === 'smtp' ? failure.command === 'MAIL FROM' : failure.name === 'MessageRejected';
 }
 
 /**
@@ -203,7 +210,9 @@ async function buildAndSend(
     };
   } catch (error) {
     if (!(error instanceof TransportError)) throw error;
-    const outcome = classifyOutcome(error.failure);
+    const classified = classifyOutcome(error.failure);
+    const jobSender = classified.action === 'blocked' && refusesJobSender(job, deps, error.failure);
+    const outcome = jobSender ? { ...classified, jobSender } : classified;
     // Per-recipient refusals are already in the outcome; list the rest (suppressed ones too) for the record.
     const listed = new Set(outcome.recipients.map((r) => r.recipient.toLowerCase()));
     const rest = suppressedResults.filter((r) => !listed.has(r.recipient.toLowerCase()));

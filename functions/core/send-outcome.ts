@@ -50,4 +50,9 @@ export type SendOutcome = {
   ambiguous?: boolean;
   /** The Message-ID the attempt's message carried (with the deployment's keys, it holds the report token). */
   messageId?: string;
+  /**
+   * A `blocked` refusal of the sender this job named itself, not the deployment's own: another job's sender may be
+   * fine, so it is retried per job and never opens the transport's circuit (a producer cannot stop everyone's mail).
+   */
+  jobSender?: boolean;
 };

@@ -68,6 +68,8 @@ export function createSendRouter(options: SendRouterOptions) {
         count.inARow = 0;
       }
       throttled.set(transport, count);
+      // The sender this one job named was refused: says nothing of the transport or our setup.
+      if (outcome.jobSender) return undefined;
       return breaker.record(transport, outcome.action, outcome.reason).catch(() => undefined);
     },
   };

@@ -154,3 +154,32 @@ describe('failover smtp>ses', () => {
     expect(afterClose.every((key) => counts.smtp.get(key) === 1)).toBe(true);
   });
 });
+
+describe('a producer that names a sender the relay will not take', () => {
+  it('has its own job held back (blocked, retried), and does not open the circuit for everyone else', async () => {
+    // Prepare: the relay refuses one foreign sender by policy; the deployment's own sender is fine.
+    h = await startDispatchHarness(aws, {
+      env: BREAKER_ENV,
+      sink: { rules: [{ stage: 'mail', address: '*@foreign.example', reply: { code: 553, message: '5.7.1 Sender address rejected: not owned by user' } }] },
+    });
+    const keys: string[] = [];
+
+    // Act: one job with the foreign sender, then the rest of the traffic.
+    await h.enqueue(emailJobFactory({ idempotencyKey: 'foreign-0', subject: 'job foreign-0', from: 'ceo@foreign.example' }));
+    await h.deliver();
+    await trafficFor(2000, 'others', keys);
+    for (let polls = 0; polls < 60 && (await deliveredCounts(keys)).lost > 0; polls += 1) {
+      await h.deliver();
+      await sleep(300);
+    }
+
+    // Assess: nobody else waited on a circuit; the foreign job was not sent.
+    const counts = await deliveredCounts([...keys, 'foreign-0']);
+    expect(counts.smtp.get('foreign-0')).toBeUndefined();
+    expect(counts.lost).toBe(1);
+    expect(counts.duplicated).toBe(0);
+    expect(h.output.metric('PostponedJobs')).toBe(0);
+    expect(h.output.metric('Blocked')).toBeGreaterThan(0);
+    expect(h.output.lines.some((line) => line.includes('circuit opened'))).toBe(false);
+  });
+});
