@@ -36,7 +36,10 @@ export function createBreakerStore(client: DynamoDBDocumentClient, tableName: st
         reason: String(Item.reason ?? ''),
       } satisfies BreakerState;
     },
-    async open(transport, state) {
+    async open(transport, state, attemptStartedAtMs) {
+      // An attempt that began before the last close is stale evidence (a close is written with the wall clock too).
+      const stale =
+        attemptStartedAtMs === undefined ? '' : ' AND (attribute_not_exists(closedAtMs) OR closedAtMs <= :started)';
       return conditional(() =>
         client.send(
           new UpdateCommand({
@@ -44,7 +47,7 @@ export function createBreakerStore(client: DynamoDBDocumentClient, tableName: st
             Key: key(transport),
             UpdateExpression:
               'SET #state = :open, openedAtMs = :openedAt, nextProbeAtMs = :next, probeIntervalMs = :interval, reason = :reason',
-            ConditionExpression: 'attribute_not_exists(#state) OR #state <> :open',
+            ConditionExpression: `(attribute_not_exists(#state) OR #state <> :open)${stale}`,
             ExpressionAttributeNames: { '#state': 'state' },
             ExpressionAttributeValues: {
               ':open': 'open',
@@ -52,6 +55,7 @@ export function createBreakerStore(client: DynamoDBDocumentClient, tableName: st
               ':next': state.nextProbeAtMs,
               ':interval': state.probeIntervalMs,
               ':reason': state.reason,
+              ...(attemptStartedAtMs === undefined ? {} : { ':started': attemptStartedAtMs }),
             },
           }),
         ),

@@ -21,8 +21,15 @@ export type BreakerState =
  */
 export interface BreakerStore {
   read(transport: TransportName): Promise<BreakerState>;
-  /** Opens a closed breaker; false if it was open already. */
-  open(transport: TransportName, state: Extract<BreakerState, { state: 'open' }>): Promise<boolean>;
+  /**
+   * Opens a closed breaker; false if it was open already, or if it closed after `attemptStartedAtMs` (the failed
+   * attempt began before the fix that closed it).
+   */
+  open(
+    transport: TransportName,
+    state: Extract<BreakerState, { state: 'open' }>,
+    attemptStartedAtMs?: number,
+  ): Promise<boolean>;
   /**
    * Claims the probe due at `dueAtMs` by moving the next one to `next.nextProbeAtMs`; false if another instance
    * claimed it first or the breaker closed.
@@ -106,8 +113,16 @@ export function createCircuitBreaker(
       return { verdict: 'open', probeInMs: Math.max(0, state.nextProbeAtMs - clock()) };
     },
 
-    /** Takes an attempt's outcome: `blocked` opens the breaker, a delivery closes it. */
-    async record(transport: TransportName, action: SendAction, reason: string): Promise<BreakerChange> {
+    /**
+     * Takes an attempt's outcome: `blocked` opens the breaker (unless it closed after `attemptStartedAtMs`, epoch ms:
+     * a stale failure does not undo a probe's success), a delivery closes it.
+     */
+    async record(
+      transport: TransportName,
+      action: SendAction,
+      reason: string,
+      attemptStartedAtMs?: number,
+    ): Promise<BreakerChange> {
       const known = cache.get(transport)?.state;
       if (action === 'blocked' && known?.state !== 'open') {
         const now = clock();
@@ -118,7 +133,7 @@ export function createCircuitBreaker(
           probeIntervalMs: firstProbeAfterMs,
           reason,
         };
-        const won = await store.open(transport, opened);
+        const won = await store.open(transport, opened, attemptStartedAtMs);
         if (won) remember(transport, opened);
         else await stateOf(transport, true);
         return won ? 'opened' : undefined;

@@ -58,8 +58,15 @@ export function createSendRouter(options: SendRouterOptions) {
       return { postponeMs: verdict.probeInMs, transport: requested };
     },
 
-    /** Takes an attempt's outcome; never throws (the send already happened). Returns what changed, for the log. */
-    async settle(transport: TransportName, outcome: SendOutcome): Promise<'opened' | 'closed' | undefined> {
+    /**
+     * Takes an attempt's outcome (begun at `attemptStartedAtMs`, epoch ms); never throws (the send already happened).
+     * Returns what changed, for the log.
+     */
+    async settle(
+      transport: TransportName,
+      outcome: SendOutcome,
+      attemptStartedAtMs?: number,
+    ): Promise<'opened' | 'closed' | undefined> {
       const count = throttled.get(transport) ?? { inARow: 0, untilMs: 0 };
       if (outcome.action === 'throttled') {
         count.inARow += 1;
@@ -70,7 +77,7 @@ export function createSendRouter(options: SendRouterOptions) {
       throttled.set(transport, count);
       // The sender this one job named was refused: says nothing of the transport or our setup.
       if (outcome.jobSender) return undefined;
-      return breaker.record(transport, outcome.action, outcome.reason).catch(() => undefined);
+      return breaker.record(transport, outcome.action, outcome.reason, attemptStartedAtMs).catch(() => undefined);
     },
   };
 }

@@ -68,8 +68,8 @@ export function createRouteStep(
     },
 
     /** Reports an attempt's outcome to the breakers; never throws. */
-    async settle(transport: TransportName, outcome: SendOutcome): Promise<void> {
-      const change = await routing.router.settle(transport, outcome);
+    async settle(transport: TransportName, outcome: SendOutcome, attemptStartedAtMs?: number): Promise<void> {
+      const change = await routing.router.settle(transport, outcome, attemptStartedAtMs);
       if (change === 'opened') {
         const facts = { transport, reason: outcome.reason, detail: outcome.detail };
         logger.error('circuit opened: the transport is blocked by our setup', facts);

@@ -115,11 +115,15 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
   const sendOnce = makeIdempotent(
     async (job: EmailJob, run: AttemptRun, sourceMessageId: string): Promise<StoredResult> => {
       run.started();
+      // Wall time, as the breaker store writes its close: a failure of an attempt begun before it is stale.
+      const startedAtMs = Date.now();
       // The claim and the completion write run until the answer's deadline; the send only until `finishBy`.
       const outcome = await bounded(run.budget.finishSignal, () =>
         dispatchJob(job, deps.dispatch, run.budget, { inline: run.claimChecked }, run.transport),
       );
       run.outcome = run.transport ? { ...outcome, transport: run.transport } : outcome;
+      // Every outcome goes back to the transport's breaker: `blocked` opens it, a success closes it.
+      if (routing && run.transport) await routing.settle(run.transport, outcome, startedAtMs);
       if (isRetryable(outcome.action)) throw new SendDeferredError(run.outcome);
       // Recipients are kept as keyed hashes, so that a report about this job can be checked against them.
       const keyring = await deps.dispatch.reportKeys?.();
@@ -241,9 +245,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     // The breaker's shared state is read within the attempt's budget: a stalled table cannot hold the record past it.
     const routed = routing ? await bounded(budget.signal, () => routing.route(record, job, requested)) : undefined;
     if (routed === 'postponed') return;
-    const run: { outcome?: SendOutcome; started?: boolean; transport?: TransportName } = {
-      transport: routed?.transport === requested ? undefined : routed?.transport,
-    };
+    const run: { outcome?: SendOutcome; started?: boolean; transport?: TransportName } = { transport: routed?.transport };
     let stored: StoredResult;
     try {
       stored = await attempt(job, record, budget, run, held.length > 0);
