@@ -112,12 +112,14 @@ describe('the SES event consumer', () => {
     expect(consumer?.Properties.DeadLetterConfig).toBeDefined();
   });
 
-  it('may write the suppression list, publish events and read the report keys, and nothing else', () => {
+  it('may read and write the suppression list, publish events and read the report keys, and nothing else', () => {
     const [, consumer] = functionWith(withExisting, 'SES_EVENTS_TOPIC_ARN') ?? [];
     const statements = statementsOfRole(withExisting, roleOf(consumer));
 
     expect(actions(statements)).toEqual(
       [
+        // The store reads an entry before its conditional write: a repeat report counts, never duplicates.
+        'dynamodb:GetItem',
         'dynamodb:PutItem',
         'kms:Decrypt',
         'kms:GenerateDataKey',
