@@ -21,7 +21,8 @@ export type BundledTwinOptions = {
   imap: { host: string; port: number; security: 'implicit' | 'starttls' | 'none'; mailbox: string };
   /** The CA the functions' processes trust (NODE_EXTRA_CA_CERTS): the local servers' certificate. */
   ca: string;
-  secrets: () => LocalSecrets;
+  /** The secrets file's entries as their secrets hold them (checked first). */
+  secrets: () => Record<keyof LocalSecrets, object>;
   pollIntervalSeconds: number;
   onLine: (line: string) => void;
 };
@@ -47,7 +48,11 @@ export async function startBundledFunctions(options: BundledTwinOptions) {
     });
     const secretsManager = await startLocalSecretsManager(() => {
       const secrets = options.secrets();
-      return { [LOCAL_SECRET_NAMES.smtp]: secrets.smtp, [LOCAL_SECRET_NAMES.imap]: secrets.imap };
+      return {
+        [LOCAL_SECRET_NAMES.smtp]: secrets.smtp,
+        [LOCAL_SECRET_NAMES.imap]: secrets.imap,
+        [LOCAL_SECRET_NAMES.reports]: secrets.reports,
+      };
     });
     stoppers.push(secretsManager.stop);
     const caFile = join(outdir, 'local-ca.pem');

@@ -5,7 +5,11 @@ import type { SystemSettings } from '#infra/settings.js';
 import type { LocalResources } from './resources.js';
 
 /** Secret names the twin's synthesized stack refers to; the local Secrets Manager answers them. */
-export const LOCAL_SECRET_NAMES = { smtp: 'email-dispatch/smtp', imap: 'email-dispatch/imap' } as const;
+export const LOCAL_SECRET_NAMES = {
+  smtp: 'email-dispatch/smtp',
+  imap: 'email-dispatch/imap',
+  reports: 'email-dispatch/report-keys',
+} as const;
 
 /** The functions the twin runs from the synthesized stack, found by their place in the construct tree. */
 const FUNCTIONS = { dispatch: /\/Dispatch\/Function\/Resource$/, poller: /\/Poller\/Function\/Resource$/ } as const;
@@ -24,6 +28,7 @@ const LOCAL_RESOURCES: Array<{
   { path: /\/State\/Idempotency\/Resource$/, ref: (r) => r.idempotencyTable },
   { path: /\/State\/Suppression\/Resource$/, ref: (r) => r.suppressionTable },
   { path: /\/State\/MailboxState\/Resource$/, ref: (r) => r.mailboxStateTable },
+  { path: /\/State\/TransportState\/Resource$/, ref: (r) => r.transportStateTable },
 ];
 
 type TemplateResource = { Type: string; Properties?: Record<string, unknown>; Metadata?: Record<string, unknown> };
@@ -73,6 +78,8 @@ export async function synthesizeFunctions(options: {
     smtpPort: 587,
     smtpSecurity: 'starttls',
     smtpSecret: LOCAL_SECRET_NAMES.smtp,
+    // The report keys of the twin's credentials file, served as the secret the stack would name.
+    reportKeysSecret: LOCAL_SECRET_NAMES.reports,
     // The embedded mailbox starts empty with the twin: all of it is news.
     mailboxes: [{ id: 'bounces', host: 'imap.twin.test', secret: LOCAL_SECRET_NAMES.imap, startFrom: 'beginning' }],
     // The SES emulator has no account quota to read (GetAccount); the twin uses the usual production one.

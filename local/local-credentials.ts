@@ -69,6 +69,13 @@ export function loadLocalSecrets(path: string): LocalSecrets {
   return { smtp, imap, reports };
 }
 
+/** The file's entries as the secrets they stand for hold them, after checking them all (see loadLocalSecrets). */
+export function readLocalSecretEntries(path: string): Record<keyof LocalSecrets, object> {
+  loadLocalSecrets(path);
+  const { smtp, imap, reports } = readEntries(path);
+  return { smtp, imap, reports } as Record<keyof LocalSecrets, object>;
+}
+
 /** The username and password of an entry for a server the twin runs itself, which signs in only with a password. */
 export function localLogin(secrets: LocalSecrets, name: SignInEntry, path: string): LoginCredentials {
   return toLoginCredentials(secrets[name], `${path}#${name} (a server the twin runs itself)`);

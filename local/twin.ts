@@ -27,7 +27,13 @@ import { runEventSource, type SqsHandler } from './event-source.js';
 import { startHoodiecrow, type HoodiecrowServer } from './hoodiecrow.js';
 import { createDeferralJournal } from './deferral-journal.js';
 import { createLambdaContext } from './lambda-context.js';
-import { createLocalFileCredentials, createLocalReportKeys, loadLocalSecrets, localLogin } from './local-credentials.js';
+import {
+  createLocalFileCredentials,
+  createLocalReportKeys,
+  loadLocalSecrets,
+  localLogin,
+  readLocalSecretEntries,
+} from './local-credentials.js';
 import { createLocalMetricsConsole } from './local-metrics.js';
 import { LOOPBACK } from './loopback.js';
 import { createLocalResources, toDispatchEnvironment, LOCAL_NAMES, type LocalResources } from './resources.js';
@@ -242,7 +248,7 @@ export async function startTwin(options: TwinOptions = {}) {
         smtp: { port: smtpPort },
         imap,
         ca: cert.cert,
-        secrets: () => loadLocalSecrets(secretsFile),
+        secrets: () => readLocalSecretEntries(secretsFile),
         pollIntervalSeconds,
         onLine: (line) => {
           localMetrics.console.log(line);
