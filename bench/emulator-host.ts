@@ -31,4 +31,9 @@ process.on('message', (message) => {
   if (message === 'count') process.send?.({ count: received });
 });
 process.on('disconnect', () => void stop());
-process.send?.({ fauxqs: fauxqs.endpoint, dynamodb: dynamo.endpoint, ses: ses?.endpoint, smtp: sink ? { host: sink.host, port: sink.port } : undefined });
+process.send?.({
+  fauxqs: fauxqs.endpoint,
+  dynamodb: dynamo.endpoint,
+  ses: ses?.endpoint,
+  smtp: sink ? { host: sink.host, port: sink.port } : undefined,
+});

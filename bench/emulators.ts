@@ -17,7 +17,9 @@ export type BenchEmulators = {
 
 /** User + system CPU of a process from /proc (Linux), ms. */
 function processCpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    .replace(/^.*\) /s, '')
+    .split(' ');
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
 }
 
@@ -25,9 +27,14 @@ function processCpuMs(pid: number): number {
  * Starts fauxqs and dynalite in a child process (bench/emulator-host.ts), with `smtpSink` a plaintext SMTP sink and
  * with `ses` the SES API there too, and builds SDK clients for them.
  */
-export async function startBenchEmulators(options: { smtpSink?: boolean; ses?: boolean } = {}): Promise<BenchEmulators> {
+export async function startBenchEmulators(
+  options: { smtpSink?: boolean; ses?: boolean } = {},
+): Promise<BenchEmulators> {
   const args = [...(options.smtpSink ? ['--smtp-sink'] : []), ...(options.ses ? ['--ses'] : [])];
-  const child = fork(new URL('./emulator-host.ts', import.meta.url), args, { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(new URL('./emulator-host.ts', import.meta.url), args, {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   const [endpoints] = (await Promise.race([
     once(child, 'message'),
     once(child, 'exit').then(([code]) => {

@@ -37,9 +37,23 @@ export async function benchImap(backlog: number) {
   // No subscriber on the events topic: delivering events to consumers is SNS's work, not the poller's.
   const resources = await createLocalResources(clients, DEFAULT_SETTINGS, LOCAL_NAMES, { tap: false });
   const sns = createSnsEventPublisher(clients.sns, resources.eventsTopicArn) as Required<EventPublisher>;
-  const settings = (mailbox: string) => ({ host: dovecot.host, port: dovecot.port, security: 'starttls' as const, mailbox, tls: { ca: cert.cert } });
+  const settings = (mailbox: string) => ({
+    host: dovecot.host,
+    port: dovecot.port,
+    security: 'starttls' as const,
+    mailbox,
+    tls: { ca: cert.cert },
+  });
   const connect = async () => {
-    const c = new ImapFlow({ host: dovecot.host, port: dovecot.port, secure: false, doSTARTTLS: true, tls: { ca: cert.cert }, auth: { user: user.username, pass: user.password }, logger: false });
+    const c = new ImapFlow({
+      host: dovecot.host,
+      port: dovecot.port,
+      secure: false,
+      doSTARTTLS: true,
+      tls: { ca: cert.cert },
+      auth: { user: user.username, pass: user.password },
+      logger: false,
+    });
     c.on('error', () => {});
     await c.connect();
     return c;
@@ -64,7 +78,13 @@ export async function benchImap(backlog: number) {
     // Latency, bounded IDLE: one run stays connected; mail arrives at random moments.
     await writer.mailboxCreate('Idle');
     const appendedAt: number[] = [];
-    const idleRun = syncMailbox(deps('Idle'), { mailboxId: 'idle', runId: 'r1', stopAtMs: Date.now() + 30_000, idleUntilMs: Date.now() + 14_000, refreshEveryMs: 1000 });
+    const idleRun = syncMailbox(deps('Idle'), {
+      mailboxId: 'idle',
+      runId: 'r1',
+      stopAtMs: Date.now() + 30_000,
+      idleUntilMs: Date.now() + 14_000,
+      refreshEveryMs: 1000,
+    });
     for (let i = 0; i < 20; i += 1) {
       await sleep(200 + Math.random() * 400);
       appendedAt.push(Date.now());
@@ -95,7 +115,13 @@ export async function benchImap(backlog: number) {
     }
     await poller;
     const pollLatencies = pollAppended.map((t, i) => (published.get(i + 1) ?? Infinity) - t);
-    record(section, 'new mail → event, poll every 5 s p50', percentile(pollLatencies, 50), 'ms', 'half the interval on average: 30 s at the deployed 60 s');
+    record(
+      section,
+      'new mail → event, poll every 5 s p50',
+      percentile(pollLatencies, 50),
+      'ms',
+      'half the interval on average: 30 s at the deployed 60 s',
+    );
     record(section, 'new mail → event, poll every 5 s p95', percentile(pollLatencies, 95), 'ms');
 
     // An unchanged mailbox: our whole poll against connect + STATUS + logout.
@@ -111,7 +137,13 @@ export async function benchImap(backlog: number) {
       await c.logout();
       bare.push(performance.now() - t);
     }
-    record(section, 'unchanged poll, ours (median)', percentile(ours, 50), 'ms', 'lease + checkpoint + connect + SELECT + release');
+    record(
+      section,
+      'unchanged poll, ours (median)',
+      percentile(ours, 50),
+      'ms',
+      'lease + checkpoint + connect + SELECT + release',
+    );
     record(section, 'connect + STATUS + logout (median)', percentile(bare, 50), 'ms');
     record(section, 'unchanged poll ratio', percentile(ours, 50) / percentile(bare, 50), '×', 'target ≤ 2');
 
@@ -153,18 +185,39 @@ export async function benchImap(backlog: number) {
       const listed = (await c.search({ uid: '1:*' }, { uid: true })) || [];
       let handled = 0;
       for (const chunk of slices(listed, 250)) {
-        const fetched: Array<{ uid: number; source: Buffer; envelope?: { from?: Array<{ address?: string }>; subject?: string; messageId?: string } }> = [];
-        for await (const m of c.fetch(chunk.join(','), { uid: true, source: true, envelope: true, internalDate: true }, { uid: true })) if (m.source) fetched.push({ uid: m.uid, source: m.source, envelope: m.envelope });
+        const fetched: Array<{
+          uid: number;
+          source: Buffer;
+          envelope?: { from?: Array<{ address?: string }>; subject?: string; messageId?: string };
+        }> = [];
+        for await (const m of c.fetch(
+          chunk.join(','),
+          { uid: true, source: true, envelope: true, internalDate: true },
+          { uid: true },
+        ))
+          if (m.source) fetched.push({ uid: m.uid, source: m.source, envelope: m.envelope });
         const key = `loop/${round}/${chunk[0]}.eml`;
         await storeRaw(key, Buffer.concat(fetched.map((m) => m.source)));
         let offset = 0;
         const events = fetched.map((m) => {
           const raw = { bucket: resources.bucket, key, offset, length: m.source.length };
           offset += m.source.length;
-          return createEvent(EventTypes.inboundReceived, { mailbox: 'loop', uid: m.uid, messageId: m.envelope?.messageId, from: m.envelope?.from?.[0]?.address, subject: m.envelope?.subject, raw });
+          return createEvent(EventTypes.inboundReceived, {
+            mailbox: 'loop',
+            uid: m.uid,
+            messageId: m.envelope?.messageId,
+            from: m.envelope?.from?.[0]?.address,
+            subject: m.envelope?.subject,
+            raw,
+          });
         });
         await sns.publishBatch(events);
-        await clients.documents.send(new PutCommand({ TableName: resources.mailboxStateTable, Item: { pk: `loop#${round}`, lastUid: chunk[chunk.length - 1] } }));
+        await clients.documents.send(
+          new PutCommand({
+            TableName: resources.mailboxStateTable,
+            Item: { pk: `loop#${round}`, lastUid: chunk[chunk.length - 1] },
+          }),
+        );
         handled += fetched.length;
       }
       lock.release();
@@ -176,22 +229,50 @@ export async function benchImap(backlog: number) {
     const bareRates: number[] = [];
     const ourRates: number[] = [];
     const loopRates: number[] = [];
-    const contenders = [() => bareFetch().then((r) => bareRates.push(r)), (round: number) => ourCatchUp(round).then((r) => ourRates.push(r)), (round: number) => loopCatchUp(round).then((r) => loopRates.push(r))];
+    const contenders = [
+      () => bareFetch().then((r) => bareRates.push(r)),
+      (round: number) => ourCatchUp(round).then((r) => ourRates.push(r)),
+      (round: number) => loopCatchUp(round).then((r) => loopRates.push(r)),
+    ];
     for (let round = 0; round < 3; round += 1) {
-      for (let k = 0; k < contenders.length; k += 1) await (contenders[(round + k) % contenders.length] as (round: number) => Promise<unknown>)(round);
+      for (let k = 0; k < contenders.length; k += 1)
+        await (contenders[(round + k) % contenders.length] as (round: number) => Promise<unknown>)(round);
     }
     const bareRate = percentile(bareRates, 50);
     const oursRate = percentile(ourRates, 50);
     const loopRate = percentile(loopRates, 50);
-    record(section, `catch-up ${backlog} messages, bare imapflow fetch`, bareRate, 'msg/s', 'median of 3, taking turns with ours');
-    record(section, `catch-up ${backlog} messages, ours`, oursRate, 'msg/s', 'per chunk of up to 250: parse, one S3 object, PublishBatch, one seen write, checkpoint');
+    record(
+      section,
+      `catch-up ${backlog} messages, bare imapflow fetch`,
+      bareRate,
+      'msg/s',
+      'median of 3, taking turns with ours',
+    );
+    record(
+      section,
+      `catch-up ${backlog} messages, ours`,
+      oursRate,
+      'msg/s',
+      'per chunk of up to 250: parse, one S3 object, PublishBatch, one seen write, checkpoint',
+    );
     record(section, 'catch-up ratio', oursRate / bareRate, '×', 'target ≥ 0.25');
-    record(section, `catch-up ${backlog} messages, hand-written loop`, loopRate, 'msg/s', 'fetch with envelope, one S3 object and PublishBatch per chunk of 250, checkpoint');
-    record(section, 'catch-up ratio ours / loop', oursRate / loopRate, '×', 'what the poller costs beyond the I/O any poller does');
+    record(
+      section,
+      `catch-up ${backlog} messages, hand-written loop`,
+      loopRate,
+      'msg/s',
+      'fetch with envelope, one S3 object and PublishBatch per chunk of 250, checkpoint',
+    );
+    record(
+      section,
+      'catch-up ratio ours / loop',
+      oursRate / loopRate,
+      '×',
+      'what the poller costs beyond the I/O any poller does',
+    );
   } finally {
     await writer.logout().catch(() => {});
     await dovecot.stop();
     await emulators.stop();
   }
 }
-

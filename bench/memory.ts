@@ -57,9 +57,7 @@ export async function benchMemory(options: { only?: 'claim-checked' } = {}) {
     const jobs = await Promise.all(
       Array.from({ length: 10 }, async (_, i) => {
         const key = `attachments/mem-${fileMiB}-${budgetMiB ?? 0}-${i}.bin`;
-        await (
-          await clients.s3()
-        ).send(
+        await (await clients.s3()).send(
           new PutObjectCommand({ Bucket: resources.bucket, Key: key, Body: Buffer.alloc(fileMiB * MiB, 0x41 + i) }),
         );
         return benchJob(`mem-${fileMiB}-${budgetMiB ?? 0}-${i}`, {

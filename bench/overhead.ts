@@ -39,7 +39,13 @@ export async function benchOverhead() {
     logger,
     metrics,
     dispatch: {
-      transports: { smtp: { name: 'smtp', send: async (message) => ({ accepted: message.to.map(toAddress), rejected: [], providerMessageId: 'queued' }), close: async () => {} } },
+      transports: {
+        smtp: {
+          name: 'smtp',
+          send: async (message) => ({ accepted: message.to.map(toAddress), rejected: [], providerMessageId: 'queued' }),
+          close: async () => {},
+        },
+      },
       defaultTransport: 'smtp',
       suppressions: { findSuppressed: async () => new Set() },
       loadAttachment: async () => new Uint8Array(),
@@ -60,7 +66,15 @@ export async function benchOverhead() {
   const batch = (): SQSEvent => ({
     Records: Array.from({ length: 10 }, () => {
       n += 1;
-      return toSqsRecord({ MessageId: `m-${n}`, ReceiptHandle: `r-${n}`, Body: JSON.stringify(benchJob(`overhead-${n}`)), Attributes: { ApproximateReceiveCount: '1', SentTimestamp: String(Date.now()) } }, 'arn:aws:sqs:eu-west-1:111111111111:jobs');
+      return toSqsRecord(
+        {
+          MessageId: `m-${n}`,
+          ReceiptHandle: `r-${n}`,
+          Body: JSON.stringify(benchJob(`overhead-${n}`)),
+          Attributes: { ApproximateReceiveCount: '1', SentTimestamp: String(Date.now()) },
+        },
+        'arn:aws:sqs:eu-west-1:111111111111:jobs',
+      );
     }),
   });
   const run = async (batches: number) => {
@@ -73,5 +87,11 @@ export async function benchOverhead() {
   const cpu = process.cpuUsage();
   await run(1000);
   const used = process.cpuUsage(cpu);
-  record('handler overhead (every outside call answered at once by a stand-in)', 'CPU a job', (used.user + used.system) / 1000 / 10_000, 'ms', 'middy, Powertools batch, parser and idempotency, classification, metrics, events');
+  record(
+    'handler overhead (every outside call answered at once by a stand-in)',
+    'CPU a job',
+    (used.user + used.system) / 1000 / 10_000,
+    'ms',
+    'middy, Powertools batch, parser and idempotency, classification, metrics, events',
+  );
 }

@@ -27,7 +27,9 @@ let run = 0;
 
 async function freshResources(clients: EmulatorClients): Promise<LocalResources> {
   run += 1;
-  const names = Object.fromEntries(Object.entries(LOCAL_NAMES).map(([k, v]) => [k, `${v}-bench-${run}`])) as typeof LOCAL_NAMES;
+  const names = Object.fromEntries(
+    Object.entries(LOCAL_NAMES).map(([k, v]) => [k, `${v}-bench-${run}`]),
+  ) as typeof LOCAL_NAMES;
   // No subscriber on the events topic: delivering events to consumers is SNS's work, not the handler's.
   return createLocalResources(clients, DEFAULT_SETTINGS, names, { tap: false });
 }
@@ -37,14 +39,25 @@ async function enqueue(clients: EmulatorClients, queueUrl: string, prefix: strin
   const jobs = Array.from({ length: count }, (_, i) => benchJob(`${prefix}-${i}`));
   for (let i = 0; i < jobs.length; i += 10) {
     const chunk = jobs.slice(i, i + 10);
-    await clients.sqsClient.send(new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: chunk.map((j, n) => ({ Id: String(n), MessageBody: JSON.stringify(j) })) }));
+    await clients.sqsClient.send(
+      new SendMessageBatchCommand({
+        QueueUrl: queueUrl,
+        Entries: chunk.map((j, n) => ({ Id: String(n), MessageBody: JSON.stringify(j) })),
+      }),
+    );
     const now = Date.now();
     for (const j of chunk) enqueuedAt.set(toDispatchId(j.idempotencyKey), now);
   }
   return enqueuedAt;
 }
 
-async function drainWith(concurrency: number, count: number, sink: SmtpSink, before: number, poll: () => Promise<number>) {
+async function drainWith(
+  concurrency: number,
+  count: number,
+  sink: SmtpSink,
+  before: number,
+  poll: () => Promise<number>,
+) {
   const until = Date.now() + 120_000;
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -61,7 +74,14 @@ type Run = { received: number; durationMs: number; latencies: number[]; cpuMs: n
 type Contender = { name: string; queueUrl: string; poll: () => Promise<number>; close: () => Promise<void> };
 
 /** Drains `count` jobs through `poll` at `concurrency` batches at once and measures it. */
-async function measureRun(env: { clients: EmulatorClients; sink: SmtpSink }, queueUrl: string, prefix: string, count: number, concurrency: number, poll: () => Promise<number>): Promise<Run> {
+async function measureRun(
+  env: { clients: EmulatorClients; sink: SmtpSink },
+  queueUrl: string,
+  prefix: string,
+  count: number,
+  concurrency: number,
+  poll: () => Promise<number>,
+): Promise<Run> {
   const { sink } = env;
   const before = sink.received.length;
   const enqueuedAt = await enqueue(env.clients, queueUrl, prefix, count);
@@ -78,7 +98,12 @@ async function measureRun(env: { clients: EmulatorClients; sink: SmtpSink }, que
     if (at) latencies.push(m.receivedAt - at);
     last = Math.max(last, m.receivedAt);
   }
-  return { received: received.length, durationMs: Math.max(1, last - startedAt), latencies, cpuMs: (used.user + used.system) / 1000 };
+  return {
+    received: received.length,
+    durationMs: Math.max(1, last - startedAt),
+    latencies,
+    cpuMs: (used.user + used.system) / 1000,
+  };
 }
 
 const rateOf = (run: Run) => (run.received / run.durationMs) * 1000;
@@ -99,7 +124,12 @@ const combine = (runs: Run[]) => {
  * minimal hand-written loop doing the same I/O on the same emulators, at 1, 2, 5 and 10 concurrent batches. The two
  * take turns in rounds (ours first, then the loop first) so that drift on a shared machine falls on both alike.
  */
-export async function benchPipeline(count: number, ceiling: number, concurrencies: readonly number[] = [1, 2, 5, 10], rounds = 4) {
+export async function benchPipeline(
+  count: number,
+  ceiling: number,
+  concurrencies: readonly number[] = [1, 2, 5, 10],
+  rounds = 4,
+) {
   const emulators = await startBenchEmulators();
   const { clients } = emulators;
   const cert = localTlsCertificate();
@@ -114,17 +144,41 @@ export async function benchPipeline(count: number, ceiling: number, concurrencie
    */
   const startOurs = async (): Promise<Contender> => {
     const ours = await freshResources(clients);
-    const config = loadDispatchConfig({ ...toDispatchEnvironment(ours), DEFAULT_FROM: 'noreply@example.com', SMTP_HOST: sink.host, SMTP_PORT: String(sink.port), SMTP_MAX_CONNECTIONS: String(CONNECTIONS) });
+    const config = loadDispatchConfig({
+      ...toDispatchEnvironment(ours),
+      DEFAULT_FROM: 'noreply@example.com',
+      SMTP_HOST: sink.host,
+      SMTP_PORT: String(sink.port),
+      SMTP_MAX_CONNECTIONS: String(CONNECTIONS),
+    });
     const logger = new Logger({ serviceName: 'email-dispatch', logLevel: 'ERROR' });
     const metrics = new Metrics({ namespace: 'EmailDispatch', serviceName: 'email-dispatch', logger });
     (metrics as unknown as { console: { log: () => void } }).console = { log: () => {} } as never;
-    const deps = await buildSendEmailDeps(config, clients, { logger, metrics }, { smtpCredentials: { get: async () => credentials }, smtpTls: { ca: cert.cert } });
+    const deps = await buildSendEmailDeps(
+      config,
+      clients,
+      { logger, metrics },
+      { smtpCredentials: { get: async () => credentials }, smtpTls: { ca: cert.cert } },
+    );
     const handler = createSendEmailHandler(deps);
     return {
       name: 'ours',
       queueUrl: ours.jobsQueueUrl,
       poll: async () =>
-        (await deliverOneBatch({ sqs: clients.sqsClient, queueUrl: ours.jobsQueueUrl, queueArn: ours.jobsQueueArn, handler, functionName: 'send-email', batchSize: 10, maxBatchingWindowSeconds: 0, visibilityTimeoutSeconds: 60, functionTimeoutSeconds: 60, waitTimeSeconds: 0 })).received,
+        (
+          await deliverOneBatch({
+            sqs: clients.sqsClient,
+            queueUrl: ours.jobsQueueUrl,
+            queueArn: ours.jobsQueueArn,
+            handler,
+            functionName: 'send-email',
+            batchSize: 10,
+            maxBatchingWindowSeconds: 0,
+            visibilityTimeoutSeconds: 60,
+            functionTimeoutSeconds: 60,
+            waitTimeSeconds: 0,
+          })
+        ).received,
       close: async () => deps.dispatch.transports.smtp?.close(),
     };
   };
@@ -138,7 +192,18 @@ export async function benchPipeline(count: number, ceiling: number, concurrencie
     const base = await freshResources(clients);
     const publisher = createSnsEventPublisher(clients.sns, base.eventsTopicArn) as Required<EventPublisher>;
     // The pool as ours runs it: CONNECTIONS connections, each replaced after 100 messages (the SMTP adapter's default).
-    const raw = nodemailer.createTransport({ pool: true, host: sink.host, port: sink.port, secure: false, requireTLS: true, auth: { user: credentials.username, pass: credentials.password }, maxConnections: CONNECTIONS, maxMessages: 100, tls: { ca: cert.cert }, logger: false });
+    const raw = nodemailer.createTransport({
+      pool: true,
+      host: sink.host,
+      port: sink.port,
+      secure: false,
+      requireTLS: true,
+      auth: { user: credentials.username, pass: credentials.password },
+      maxConnections: CONNECTIONS,
+      maxMessages: 100,
+      tls: { ca: cert.cert },
+      logger: false,
+    });
     return {
       name: 'base',
       queueUrl: base.jobsQueueUrl,
@@ -146,7 +211,14 @@ export async function benchPipeline(count: number, ceiling: number, concurrencie
       poll: async () => {
         // The attributes a consumer with retries needs (receive count, first sent), as Lambda's poller asks for them.
         const r = await clients.sqsClient.send(
-          new ReceiveMessageCommand({ QueueUrl: base.jobsQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, VisibilityTimeout: 60, MessageSystemAttributeNames: ['All'], MessageAttributeNames: ['All'] }),
+          new ReceiveMessageCommand({
+            QueueUrl: base.jobsQueueUrl,
+            MaxNumberOfMessages: 10,
+            WaitTimeSeconds: 0,
+            VisibilityTimeout: 60,
+            MessageSystemAttributeNames: ['All'],
+            MessageAttributeNames: ['All'],
+          }),
         );
         const messages = r.Messages ?? [];
         const events = await Promise.all(
@@ -158,38 +230,94 @@ export async function benchPipeline(count: number, ceiling: number, concurrencie
             await clients.documents.send(
               new PutCommand({
                 TableName: base.idempotencyTable,
-                Item: { id, expiration: Math.floor(now / 1000) + 86_400, status: 'INPROGRESS', in_progress_expiration: now + 60_000, validation: hash },
-                ConditionExpression: 'attribute_not_exists(#id) OR #expiry < :now OR (#status = :inprogress AND attribute_exists(#ipe) AND #ipe < :nowms)',
-                ExpressionAttributeNames: { '#id': 'id', '#expiry': 'expiration', '#status': 'status', '#ipe': 'in_progress_expiration' },
+                Item: {
+                  id,
+                  expiration: Math.floor(now / 1000) + 86_400,
+                  status: 'INPROGRESS',
+                  in_progress_expiration: now + 60_000,
+                  validation: hash,
+                },
+                ConditionExpression:
+                  'attribute_not_exists(#id) OR #expiry < :now OR (#status = :inprogress AND attribute_exists(#ipe) AND #ipe < :nowms)',
+                ExpressionAttributeNames: {
+                  '#id': 'id',
+                  '#expiry': 'expiration',
+                  '#status': 'status',
+                  '#ipe': 'in_progress_expiration',
+                },
                 ExpressionAttributeValues: { ':now': now / 1000, ':nowms': now, ':inprogress': 'INPROGRESS' },
               }),
             );
             const to = job.to as string[];
-            await clients.dynamodb.send(new BatchGetItemCommand({ RequestItems: { [base.suppressionTable]: { Keys: to.map((a) => ({ addressHash: { S: hashAddress(a) } })) } } }));
+            await clients.dynamodb.send(
+              new BatchGetItemCommand({
+                RequestItems: {
+                  [base.suppressionTable]: { Keys: to.map((a) => ({ addressHash: { S: hashAddress(a) } })) },
+                },
+              }),
+            );
             const messageId = toMessageId(job.idempotencyKey, 'example.com');
-            await raw.sendMail({ from: job.from as string, to, subject: job.subject, text: job.text, html: job.html, messageId, headers: { 'X-Dispatch-Id': toDispatchId(job.idempotencyKey) } });
+            await raw.sendMail({
+              from: job.from as string,
+              to,
+              subject: job.subject,
+              text: job.text,
+              html: job.html,
+              messageId,
+              headers: { 'X-Dispatch-Id': toDispatchId(job.idempotencyKey) },
+            });
             const recipients = to.map((a) => ({ recipient: a, status: 'accepted' as const, responseCode: 250 }));
-            const result = { action: 'delivered', reason: 'accepted', messageId, recipients: recipients.map((x) => ({ hash: hashAddress(x.recipient), status: x.status, responseCode: x.responseCode })) };
+            const result = {
+              action: 'delivered',
+              reason: 'accepted',
+              messageId,
+              recipients: recipients.map((x) => ({
+                hash: hashAddress(x.recipient),
+                status: x.status,
+                responseCode: x.responseCode,
+              })),
+            };
             await clients.documents.send(
               new UpdateCommand({
                 TableName: base.idempotencyTable,
                 Key: { id },
                 UpdateExpression: 'SET #expiry = :expiry, #status = :status, #data = :data, #validation = :validation',
-                ExpressionAttributeNames: { '#expiry': 'expiration', '#status': 'status', '#data': 'data', '#validation': 'validation' },
-                ExpressionAttributeValues: { ':expiry': Math.floor(Date.now() / 1000) + 86_400, ':status': 'COMPLETED', ':data': result, ':validation': hash },
+                ExpressionAttributeNames: {
+                  '#expiry': 'expiration',
+                  '#status': 'status',
+                  '#data': 'data',
+                  '#validation': 'validation',
+                },
+                ExpressionAttributeValues: {
+                  ':expiry': Math.floor(Date.now() / 1000) + 86_400,
+                  ':status': 'COMPLETED',
+                  ':data': result,
+                  ':validation': hash,
+                },
               }),
             );
-            return toOutcomeEvent('delivered', { idempotencyKey: job.idempotencyKey, messageId, transport: 'smtp', attempts: 1 }, { reason: 'accepted', recipients });
+            return toOutcomeEvent(
+              'delivered',
+              { idempotencyKey: job.idempotencyKey, messageId, transport: 'smtp', attempts: 1 },
+              { reason: 'accepted', recipients },
+            );
           }),
         );
         if (events.length > 0) await publisher.publishBatch(events);
-        if (messages.length > 0) await clients.sqsClient.send(new DeleteMessageBatchCommand({ QueueUrl: base.jobsQueueUrl, Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })) }));
+        if (messages.length > 0)
+          await clients.sqsClient.send(
+            new DeleteMessageBatchCommand({
+              QueueUrl: base.jobsQueueUrl,
+              Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })),
+            }),
+          );
         return messages.length;
       },
     };
   };
 
-  const runOf = (contender: Contender, concurrency: number, label: string, count = perRun) => measureRun(env, contender.queueUrl, `${contender.name}-${label}`, count, concurrency, contender.poll);
+  const runOf = (contender: Contender, concurrency: number, label: string, count = perRun) =>
+    measureRun(env, contender.queueUrl, `${contender.name}-${label}`, count, concurrency, contender.poll);
 
   const contenders = [await startOurs(), await startLoop()] as const;
   const [ourHandler, loopHandler] = contenders;
@@ -212,8 +340,20 @@ export async function benchPipeline(count: number, ceiling: number, concurrencie
       }
       const o = combine(ours);
       const b = combine(loop);
-      record(section, `ours, ${concurrency} concurrent batch${concurrency > 1 ? 'es' : ''}`, o.rate, 'msg/s', `p50 ${Math.round(o.p50)} ms, p99 ${Math.round(o.p99)} ms, ${o.cpuMsPerJob.toFixed(1)} ms CPU a job`);
-      record(section, `hand-written loop, ${concurrency}`, b.rate, 'msg/s', `p50 ${Math.round(b.p50)} ms, p99 ${Math.round(b.p99)} ms, ${b.cpuMsPerJob.toFixed(1)} ms CPU a job`);
+      record(
+        section,
+        `ours, ${concurrency} concurrent batch${concurrency > 1 ? 'es' : ''}`,
+        o.rate,
+        'msg/s',
+        `p50 ${Math.round(o.p50)} ms, p99 ${Math.round(o.p99)} ms, ${o.cpuMsPerJob.toFixed(1)} ms CPU a job`,
+      );
+      record(
+        section,
+        `hand-written loop, ${concurrency}`,
+        b.rate,
+        'msg/s',
+        `p50 ${Math.round(b.p50)} ms, p99 ${Math.round(b.p99)} ms, ${b.cpuMsPerJob.toFixed(1)} ms CPU a job`,
+      );
       // Each round's own ratio too: how far one short run strays from the pooled figure.
       const perRound = ours.map((r, i) => rateOf(r) / rateOf(loop[i] as Run)).sort((x, y) => x - y);
       record(

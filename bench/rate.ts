@@ -20,7 +20,9 @@ export async function benchRate(jobCount: number, instances = 4, quota = 14) {
   const emulators = await startBenchEmulators();
   const sink = await startSmtpSink({ maxRecipientsPerSecond: quota });
   try {
-    const names = Object.fromEntries(Object.entries(LOCAL_NAMES).map(([k, v]) => [k, `${v}-rate`])) as typeof LOCAL_NAMES;
+    const names = Object.fromEntries(
+      Object.entries(LOCAL_NAMES).map(([k, v]) => [k, `${v}-rate`]),
+    ) as typeof LOCAL_NAMES;
     const resources = await createLocalResources(emulators.clients, DEFAULT_SETTINGS, names, { tap: false });
     const config = loadDispatchConfig({
       ...toDispatchEnvironment(resources),
@@ -47,7 +49,9 @@ export async function benchRate(jobCount: number, instances = 4, quota = 14) {
     );
     for (let i = 0; i < jobs.length; i += 10) {
       const entries = jobs.slice(i, i + 10).map((job, n) => ({ Id: String(n), MessageBody: JSON.stringify(job) }));
-      await emulators.clients.sqsClient.send(new SendMessageBatchCommand({ QueueUrl: resources.jobsQueueUrl, Entries: entries }));
+      await emulators.clients.sqsClient.send(
+        new SendMessageBatchCommand({ QueueUrl: resources.jobsQueueUrl, Entries: entries }),
+      );
     }
     const until = Date.now() + 600_000;
     await Promise.all(

@@ -25,6 +25,9 @@ await benchImap(quick ? 1000 : 10_000);
 await benchRate(quick ? 84 : 420);
 
 printTable();
-writeFileSync(new URL('./results.json', import.meta.url), `${JSON.stringify({ machine, date: new Date().toISOString(), quick, rows }, null, 2)}\n`);
+writeFileSync(
+  new URL('./results.json', import.meta.url),
+  `${JSON.stringify({ machine, date: new Date().toISOString(), quick, rows }, null, 2)}\n`,
+);
 console.log('\nwritten: bench/results.json');
 process.exit(0);

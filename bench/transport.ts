@@ -32,9 +32,22 @@ const rawMessage = (job: EmailJob) => ({
  * number in flight, each run after `beforeRun`; warms both, then alternates, best of five each (these machines are
  * noisy). Returns the raw rate.
  */
-async function compareSenders(section: string, count: number, transport: TransportName, raw: Transporter, ours: MailTransport, beforeRun = async () => {}): Promise<number> {
+async function compareSenders(
+  section: string,
+  count: number,
+  transport: TransportName,
+  raw: Transporter,
+  ours: MailTransport,
+  beforeRun = async () => {},
+): Promise<number> {
   const jobs = Array.from({ length: count }, (_, i) => benchJob(`t-${transport}-${i}`));
-  const deps: DispatchDeps = { transports: { [transport]: ours }, defaultTransport: transport, suppressions: { findSuppressed: async () => new Set() }, loadAttachment: async () => new Uint8Array(), messageIdDomain: 'example.com' };
+  const deps: DispatchDeps = {
+    transports: { [transport]: ours },
+    defaultTransport: transport,
+    suppressions: { findSuppressed: async () => new Set() },
+    loadAttachment: async () => new Uint8Array(),
+    messageIdDomain: 'example.com',
+  };
   const timed = async (send: (job: EmailJob) => Promise<void>) => {
     await beforeRun();
     const start = performance.now();
@@ -55,7 +68,12 @@ async function compareSenders(section: string, count: number, transport: Transpo
     rawRates.push(await rawRun());
     ourRates.push(await oursRun());
   }
-  const ceiling = record(section, `raw nodemailer ${transport === 'smtp' ? 'pool' : 'SES transport'}`, Math.max(...rawRates), 'msg/s');
+  const ceiling = record(
+    section,
+    `raw nodemailer ${transport === 'smtp' ? 'pool' : 'SES transport'}`,
+    Math.max(...rawRates),
+    'msg/s',
+  );
   const ourRate = record(section, `dispatchJob + ${transport.toUpperCase()} adapter`, Math.max(...ourRates), 'msg/s');
   record(section, 'ratio ours / raw', ourRate / ceiling, '×', 'target ≥ 0.9');
   return ceiling;
@@ -72,10 +90,37 @@ export async function benchTransport(count: number) {
   const sink = await startSmtpSink({ tls: cert, credentials });
   let ceiling: number;
   try {
-    const raw = nodemailer.createTransport({ pool: true, host: sink.host, port: sink.port, secure: false, requireTLS: true, auth: { user: credentials.username, pass: credentials.password }, maxConnections: CONNECTIONS, maxMessages: Infinity, tls: { ca: cert.cert }, logger: false });
-    const ours = createSmtpTransport({ host: sink.host, port: sink.port, security: 'starttls', tls: { ca: cert.cert }, maxConnections: CONNECTIONS, maxMessagesPerConnection: 100_000 }, { get: async () => credentials });
+    const raw = nodemailer.createTransport({
+      pool: true,
+      host: sink.host,
+      port: sink.port,
+      secure: false,
+      requireTLS: true,
+      auth: { user: credentials.username, pass: credentials.password },
+      maxConnections: CONNECTIONS,
+      maxMessages: Infinity,
+      tls: { ca: cert.cert },
+      logger: false,
+    });
+    const ours = createSmtpTransport(
+      {
+        host: sink.host,
+        port: sink.port,
+        security: 'starttls',
+        tls: { ca: cert.cert },
+        maxConnections: CONNECTIONS,
+        maxMessagesPerConnection: 100_000,
+      },
+      { get: async () => credentials },
+    );
     try {
-      ceiling = await compareSenders(`transport (SMTP, ${CONNECTIONS} connections, STARTTLS+AUTH)`, count, 'smtp', raw, ours);
+      ceiling = await compareSenders(
+        `transport (SMTP, ${CONNECTIONS} connections, STARTTLS+AUTH)`,
+        count,
+        'smtp',
+        raw,
+        ours,
+      );
     } finally {
       raw.close();
       await ours.close();
@@ -91,7 +136,14 @@ export async function benchTransport(count: number) {
     const ours = createSesTransport({ client, maxSendRate: 0 });
     // aws-ses-v2-local keeps every message it is sent and slows down as they pile up: each run starts it empty.
     const clearStore = async () => void (await fetch(`${emulators.endpoints.ses}/clear-store`, { method: 'POST' }));
-    await compareSenders(`transport (SES API v2, aws-ses-v2-local in a process of its own, ${IN_FLIGHT} in flight)`, count, 'ses', raw, ours, clearStore);
+    await compareSenders(
+      `transport (SES API v2, aws-ses-v2-local in a process of its own, ${IN_FLIGHT} in flight)`,
+      count,
+      'ses',
+      raw,
+      ours,
+      clearStore,
+    );
   } finally {
     await emulators.stop();
   }

@@ -189,21 +189,36 @@ function readBounceDomain(r: EnvReader, reportKeysSecretId: string | undefined):
 export function loadDispatchConfig(env: Env = process.env): DispatchConfig {
   const r = new EnvReader(env);
   const defaultTransport = r.oneOf('DEFAULT_TRANSPORT', TransportNames, 'smtp');
-  const transportList = (r.optional('TRANSPORTS') ?? defaultTransport).split(',').map((t) => t.trim()).filter(Boolean);
+  const transportList = (r.optional('TRANSPORTS') ?? defaultTransport)
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
   const transports = transportList.filter((t): t is TransportName => (TransportNames as readonly string[]).includes(t));
-  r.check(transports.length === transportList.length, `TRANSPORTS must list only ${TransportNames.join(', ')}, got "${transportList.join(',')}"`);
+  r.check(
+    transports.length === transportList.length,
+    `TRANSPORTS must list only ${TransportNames.join(', ')}, got "${transportList.join(',')}"`,
+  );
   r.check(transports.includes(defaultTransport), `TRANSPORTS must include DEFAULT_TRANSPORT (${defaultTransport})`);
 
   const defaultFrom = r.optional('DEFAULT_FROM');
-  r.check(defaultFrom === undefined || EmailAddressSchema.safeParse(defaultFrom).success, 'DEFAULT_FROM must be a bare address like noreply@example.com');
+  r.check(
+    defaultFrom === undefined || EmailAddressSchema.safeParse(defaultFrom).success,
+    'DEFAULT_FROM must be a bare address like noreply@example.com',
+  );
   const messageIdDomain = r.optional('MESSAGE_ID_DOMAIN') ?? domainOf(defaultFrom) ?? '';
-  r.check(/^[a-z0-9.-]+\.[a-z]{2,}$|^localhost$/i.test(messageIdDomain), 'MESSAGE_ID_DOMAIN (or DEFAULT_FROM) must give a domain for Message-IDs');
+  r.check(
+    /^[a-z0-9.-]+\.[a-z]{2,}$|^localhost$/i.test(messageIdDomain),
+    'MESSAGE_ID_DOMAIN (or DEFAULT_FROM) must give a domain for Message-IDs',
+  );
 
   let smtp: DispatchConfig['smtp'];
   if (transports.includes('smtp')) {
     const security = r.oneOf('SMTP_SECURITY', ['starttls', 'implicit', 'none'] as const, 'starttls');
     const host = r.required('SMTP_HOST');
-    r.check(security !== 'none' || host === '' || isLoopbackHost(host), `SMTP_SECURITY=none (plaintext) is only allowed for a loopback SMTP_HOST, not ${host}`);
+    r.check(
+      security !== 'none' || host === '' || isLoopbackHost(host),
+      `SMTP_SECURITY=none (plaintext) is only allowed for a loopback SMTP_HOST, not ${host}`,
+    );
     smtp = {
       host,
       port: r.integer('SMTP_PORT', security === 'implicit' ? 465 : 587, 1, 65535),
@@ -234,17 +249,27 @@ export function loadDispatchConfig(env: Env = process.env): DispatchConfig {
     : undefined;
   const failoverText = r.optional('FAILOVER');
   const failover = parseFailover(failoverText);
-  r.check(failoverText === undefined || failover !== undefined, `FAILOVER must be smtp>ses or ses>smtp, got "${failoverText}"`);
-  const bothTransports = !failover || (transports.includes(failover.primary) && transports.includes(failover.secondary));
+  r.check(
+    failoverText === undefined || failover !== undefined,
+    `FAILOVER must be smtp>ses or ses>smtp, got "${failoverText}"`,
+  );
+  const bothTransports =
+    !failover || (transports.includes(failover.primary) && transports.includes(failover.secondary));
   r.check(bothTransports, 'FAILOVER needs both smtp and ses in TRANSPORTS');
-  r.check(!failover || breaker !== undefined, 'FAILOVER needs TRANSPORT_STATE_TABLE (the breakers decide when to fail over)');
+  r.check(
+    !failover || breaker !== undefined,
+    'FAILOVER needs TRANSPORT_STATE_TABLE (the breakers decide when to fail over)',
+  );
 
   const retry: RetryPolicy = {
     baseDelaySeconds: r.integer('RETRY_BASE_SECONDS', DEFAULT_RETRY_POLICY.baseDelaySeconds, 1, 43_200),
     maxDelaySeconds: r.integer('RETRY_MAX_DELAY_SECONDS', DEFAULT_RETRY_POLICY.maxDelaySeconds, 1, 43_200),
     lifetimeSeconds: r.integer('RETRY_LIFETIME_SECONDS', DEFAULT_RETRY_POLICY.lifetimeSeconds, 60, 14 * 86_400),
   };
-  r.check(retry.maxDelaySeconds >= retry.baseDelaySeconds, 'RETRY_MAX_DELAY_SECONDS must be at least RETRY_BASE_SECONDS');
+  r.check(
+    retry.maxDelaySeconds >= retry.baseDelaySeconds,
+    'RETRY_MAX_DELAY_SECONDS must be at least RETRY_BASE_SECONDS',
+  );
 
   const config: DispatchConfig = {
     jobsQueueUrl: r.required('JOBS_QUEUE_URL'),
@@ -272,7 +297,15 @@ export function loadDispatchConfig(env: Env = process.env): DispatchConfig {
     minAttemptMs: r.integer('MIN_ATTEMPT_MS', 1000, 0, 60_000),
     maxReceiveCount:
       r.optional('MAX_RECEIVE_COUNT') === undefined ? undefined : r.integer('MAX_RECEIVE_COUNT', 1000, 1, 1000),
-    attachmentMemoryBytes: r.integer('ATTACHMENT_MEMORY_MB', Math.max(10, Math.floor((Number(env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE) || 1000) / 10)), 1, 10_240) * 1024 * 1024,
+    attachmentMemoryBytes:
+      r.integer(
+        'ATTACHMENT_MEMORY_MB',
+        Math.max(10, Math.floor((Number(env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE) || 1000) / 10)),
+        1,
+        10_240,
+      ) *
+      1024 *
+      1024,
   };
   r.check(
     config.finishReserveMs < config.deadlineMarginMs,
@@ -318,18 +351,27 @@ export function parseMailboxes(value: unknown, label: string): { mailboxes: Poll
     list = (typeof value === 'string' ? JSON.parse(value) : value) as Array<Partial<PolledMailbox>>;
     if (!Array.isArray(list)) throw new Error('not a list');
   } catch {
-    return { mailboxes: [], problems: [`${label} must be a JSON list like [{"id":"bounces","host":"imap.example.com","secret":"email-dispatch/imap"}]`] };
+    return {
+      mailboxes: [],
+      problems: [
+        `${label} must be a JSON list like [{"id":"bounces","host":"imap.example.com","secret":"email-dispatch/imap"}]`,
+      ],
+    };
   }
   const mailboxes = list.map((m, i) => {
     const security = m.security ?? 'implicit';
-    if (typeof m.id !== 'string' || !/^[a-z0-9-]{1,40}$/.test(m.id)) problems.push(`${label}[${i}].id must be 1–40 of a-z 0-9 -`);
+    if (typeof m.id !== 'string' || !/^[a-z0-9-]{1,40}$/.test(m.id))
+      problems.push(`${label}[${i}].id must be 1–40 of a-z 0-9 -`);
     if (typeof m.host !== 'string' || m.host === '') problems.push(`${label}[${i}].host is required`);
-    if (typeof m.secret !== 'string' || m.secret === '') problems.push(`${label}[${i}].secret (a Secrets Manager secret name or ARN) is required`);
-    if (!['implicit', 'starttls', 'none'].includes(security)) problems.push(`${label}[${i}].security must be implicit, starttls or none`);
+    if (typeof m.secret !== 'string' || m.secret === '')
+      problems.push(`${label}[${i}].secret (a Secrets Manager secret name or ARN) is required`);
+    if (!['implicit', 'starttls', 'none'].includes(security))
+      problems.push(`${label}[${i}].security must be implicit, starttls or none`);
     if (m.secretWriteBack !== undefined && typeof m.secretWriteBack !== 'boolean') {
       problems.push(`${label}[${i}].secretWriteBack must be true or false`);
     }
-    if (security === 'none' && m.host && !isLoopbackHost(m.host)) problems.push(`${label}[${i}].security "none" (plaintext) is only allowed for a loopback host`);
+    if (security === 'none' && m.host && !isLoopbackHost(m.host))
+      problems.push(`${label}[${i}].security "none" (plaintext) is only allowed for a loopback host`);
     const startFrom = m.startFrom ?? 'now';
     if (!StartFrom.includes(startFrom)) {
       problems.push(`${label}[${i}].startFrom must be one of ${StartFrom.join(', ')}, got "${String(startFrom)}"`);
@@ -337,7 +379,16 @@ export function parseMailboxes(value: unknown, label: string): { mailboxes: Poll
     const port = m.port ?? (security === 'implicit' ? 993 : 143);
     const mailbox = m.mailbox ?? 'INBOX';
     const writeBack = m.secretWriteBack ? { secretWriteBack: true } : {};
-    return { id: m.id ?? '', host: m.host ?? '', port, security, mailbox, secret: m.secret ?? '', startFrom, ...writeBack };
+    return {
+      id: m.id ?? '',
+      host: m.host ?? '',
+      port,
+      security,
+      mailbox,
+      secret: m.secret ?? '',
+      startFrom,
+      ...writeBack,
+    };
   });
   const ids = mailboxes.map((m) => m.id);
   if (new Set(ids).size !== ids.length) problems.push(`${label} ids must be unique`);

@@ -17,7 +17,9 @@ export const BUNDLE_OPTIONS = {
   chunkNames: 'chunks/[name]-[hash]',
   outExtension: { '.js': '.mjs' },
   // Some dependencies are CommonJS and call require(); give each ESM chunk one.
-  banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
+  banner: {
+    js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
+  },
   legalComments: 'none',
   logLevel: 'silent',
 } as const;
@@ -35,13 +37,22 @@ export type BundleReport = {
 
 /** Bundles `entry` into `outdir` as `index.mjs` plus chunks; sizes what a cold start loads and what waits. */
 export function bundleFunction(entry: string, outdir: string, absWorkingDir: string): BundleReport {
-  const result = buildSync({ ...BUNDLE_OPTIONS, mainFields: [...BUNDLE_OPTIONS.mainFields], entryPoints: { index: entry }, outdir, absWorkingDir, metafile: true });
+  const result = buildSync({
+    ...BUNDLE_OPTIONS,
+    mainFields: [...BUNDLE_OPTIONS.mainFields],
+    entryPoints: { index: entry },
+    outdir,
+    absWorkingDir,
+    metafile: true,
+  });
   return reportOf(result.metafile, join(outdir, 'index.mjs'), absWorkingDir);
 }
 
 function reportOf(metafile: Metafile, entryFile: string, cwd: string): BundleReport {
   const outputs = metafile.outputs;
-  const key = Object.keys(outputs).find((k) => join(cwd, k) === entryFile || k.endsWith('/index.mjs') || k === 'index.mjs') as string;
+  const key = Object.keys(outputs).find(
+    (k) => join(cwd, k) === entryFile || k.endsWith('/index.mjs') || k === 'index.mjs',
+  ) as string;
   const eager = new Set<string>();
   const visit = (file: string) => {
     if (eager.has(file)) return;

@@ -15,9 +15,18 @@ export class EmailDispatchStack extends Stack {
 
     new CfnOutput(this, 'JobsQueueUrl', { value: jobs.queue.queueUrl, description: 'Where producers send email jobs' });
     new CfnOutput(this, 'JobsQueueArn', { value: jobs.queue.queueArn });
-    new CfnOutput(this, 'DeadLetterQueueUrl', { value: jobs.deadLetterQueue.queueUrl, description: 'Jobs that will not be sent, with their reason; see npm run redrive' });
-    new CfnOutput(this, 'EventsTopicArn', { value: eventsTopic.topicArn, description: 'Subscribe to email.* and inbound events' });
-    new CfnOutput(this, 'BucketName', { value: bucket.bucketName, description: 'Claim-checked jobs (jobs/), attachments (attachments/), inbound mail (inbound/)' });
+    new CfnOutput(this, 'DeadLetterQueueUrl', {
+      value: jobs.deadLetterQueue.queueUrl,
+      description: 'Jobs that will not be sent, with their reason; see npm run redrive',
+    });
+    new CfnOutput(this, 'EventsTopicArn', {
+      value: eventsTopic.topicArn,
+      description: 'Subscribe to email.* and inbound events',
+    });
+    new CfnOutput(this, 'BucketName', {
+      value: bucket.bucketName,
+      description: 'Claim-checked jobs (jobs/), attachments (attachments/), inbound mail (inbound/)',
+    });
     new CfnOutput(this, 'SuppressionTableName', {
       value: this.system.tables.suppression.tableName,
       description: 'The suppression list; see npm run suppression',
@@ -35,40 +44,61 @@ function acknowledgeReviewedFindings(stack: EmailDispatchStack) {
   const functions = [system.dispatch.fn, ...(system.poller ? [system.poller.fn] : [])];
   for (const fn of functions) {
     Validations.of(fn).acknowledge(
-      { id: 'Serverless-LambdaDLQ', reason: 'Not invoked asynchronously with payloads to keep: the dispatch function is fed by SQS (its queue has a DLQ), and a missed poller run is covered by the next one from its checkpoint.' },
-      { id: 'Serverless-LambdaConcurrency', reason: 'Dispatch concurrency is capped by the event source MaximumConcurrency (reserved concurrency alone lets the poller over-read and dead-letter valid mail); the poller is serialised per mailbox by a DynamoDB lease. Reserved concurrency would also fail on accounts with the default 10-unit limit.' },
+      {
+        id: 'Serverless-LambdaDLQ',
+        reason:
+          'Not invoked asynchronously with payloads to keep: the dispatch function is fed by SQS (its queue has a DLQ), and a missed poller run is covered by the next one from its checkpoint.',
+      },
+      {
+        id: 'Serverless-LambdaConcurrency',
+        reason:
+          'Dispatch concurrency is capped by the event source MaximumConcurrency (reserved concurrency alone lets the poller over-read and dead-letter valid mail); the poller is serialised per mailbox by a DynamoDB lease. Reserved concurrency would also fail on accounts with the default 10-unit limit.',
+      },
     );
   }
   Validations.of(system.dispatch.fn).acknowledge({
     id: 'Serverless-LambdaEventSourceMappingDestination',
-    reason: 'SQS event source mappings do not support on-failure destinations; failed records return to the queue and its redrive policy moves them to the DLQ.',
+    reason:
+      'SQS event source mappings do not support on-failure destinations; failed records return to the queue and its redrive policy moves them to the DLQ.',
   });
   for (const fn of [...functions, ...(system.sesEvents ? [system.sesEvents.fn] : [])]) {
     Validations.of(fn.role ?? fn).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',
-      reason: 'Only the X-Ray statement (xray:PutTraceSegments, xray:PutTelemetryRecords) that active tracing adds: X-Ray has no resource-level permissions.',
+      reason:
+        'Only the X-Ray statement (xray:PutTraceSegments, xray:PutTelemetryRecords) that active tracing adds: X-Ray has no resource-level permissions.',
     });
   }
   const bucketArn = stack.resolve(system.bucket.bucketArn) as { 'Fn::GetAtt': [string, string] };
   const bucketToken = `<${bucketArn['Fn::GetAtt'][0]}.Arn>`;
   Validations.of(system.dispatch.fn.role ?? system.dispatch.fn).acknowledge(
-    { id: `AwsSolutions-IAM5[Resource::${bucketToken}/jobs/*]`, reason: 'GetObject on the claim-check prefix of the deployment bucket: job keys are chosen by producers.' },
-    { id: `AwsSolutions-IAM5[Resource::${bucketToken}/attachments/*]`, reason: 'GetObject on the attachment prefix of the deployment bucket: attachment keys are chosen by producers.' },
+    {
+      id: `AwsSolutions-IAM5[Resource::${bucketToken}/jobs/*]`,
+      reason: 'GetObject on the claim-check prefix of the deployment bucket: job keys are chosen by producers.',
+    },
+    {
+      id: `AwsSolutions-IAM5[Resource::${bucketToken}/attachments/*]`,
+      reason: 'GetObject on the attachment prefix of the deployment bucket: attachment keys are chosen by producers.',
+    },
   );
   if (system.poller) {
     Validations.of(system.poller.rule).acknowledge({
       id: 'Serverless-EventBusDLQ',
-      reason: 'A scheduled tick carries no data: a tick that fails to invoke the poller is covered by the next one, which resumes from the mailbox checkpoint; the heartbeat alarm catches a poller that stays down.',
+      reason:
+        'A scheduled tick carries no data: a tick that fails to invoke the poller is covered by the next one, which resumes from the mailbox checkpoint; the heartbeat alarm catches a poller that stays down.',
     });
     Validations.of(system.poller.fn.role ?? system.poller.fn).acknowledge({
       id: `AwsSolutions-IAM5[Resource::${bucketToken}/inbound/*]`,
-      reason: 'PutObject on the inbound prefix: one object per received message, keyed by mailbox, UIDVALIDITY and UID.',
+      reason:
+        'PutObject on the inbound prefix: one object per received message, keyed by mailbox, UIDVALIDITY and UID.',
     });
   }
-  for (const subscription of system.monitoring.alarmTopic.node.findAll().filter((c) => c.node.id === 'Resource' && c.node.scope?.node.id.includes('@'))) {
+  for (const subscription of system.monitoring.alarmTopic.node
+    .findAll()
+    .filter((c) => c.node.id === 'Resource' && c.node.scope?.node.id.includes('@'))) {
     Validations.of(subscription).acknowledge({
       id: 'Serverless-SNSRedrivePolicy',
-      reason: 'The e-mail subscription of the alarm topic: alarm state lives in CloudWatch, and an undelivered notification is sent again at the next state change.',
+      reason:
+        'The e-mail subscription of the alarm topic: alarm state lives in CloudWatch, and an undelivered notification is sent again at the next state change.',
     });
   }
   if (system.reportKeys instanceof Secret) {
@@ -88,6 +118,7 @@ function acknowledgeReviewedFindings(stack: EmailDispatchStack) {
   }
   Validations.of(system.jobs.deadLetterQueue).acknowledge({
     id: 'Serverless-SQSRedrivePolicy',
-    reason: 'This is the dead-letter queue itself, the end of the line; npm run redrive moves its jobs back to the jobs queue.',
+    reason:
+      'This is the dead-letter queue itself, the end of the line; npm run redrive moves its jobs back to the jobs queue.',
   });
 }

@@ -72,11 +72,13 @@ export function deriveQueueSettings(settings: SystemSettings): QueueSettings {
 export function validateSettings(settings: SystemSettings): string[] {
   const problems: string[] = [];
   const range = (name: string, value: number, min: number, max: number) => {
-    if (!Number.isInteger(value) || value < min || value > max) problems.push(`${name} must be an integer from ${min} to ${max}, got ${value}`);
+    if (!Number.isInteger(value) || value < min || value > max)
+      problems.push(`${name} must be an integer from ${min} to ${max}, got ${value}`);
   };
   range('batchSize', settings.batchSize, 1, 10_000);
   range('maxBatchingWindowSeconds', settings.maxBatchingWindowSeconds, 0, 300);
-  if (settings.batchSize > 10 && settings.maxBatchingWindowSeconds < 1) problems.push('batchSize above 10 needs maxBatchingWindowSeconds of at least 1');
+  if (settings.batchSize > 10 && settings.maxBatchingWindowSeconds < 1)
+    problems.push('batchSize above 10 needs maxBatchingWindowSeconds of at least 1');
   range('maxConcurrency', settings.maxConcurrency, 2, 1000);
   range('functionTimeoutSeconds', settings.functionTimeoutSeconds, 10, 900);
   range('retry.baseDelaySeconds', settings.retry.baseDelaySeconds, 1, 43_200);
@@ -86,9 +88,12 @@ export function validateSettings(settings: SystemSettings): string[] {
   range('maxMessageSizeBytes', settings.maxMessageSizeBytes, 1024, 1024 * 1024);
   range('pollRateMinutes', settings.pollRateMinutes, 1, 60);
   range('pollerTimeoutSeconds', settings.pollerTimeoutSeconds, 10, 900);
-  if (6 * settings.functionTimeoutSeconds > 43_200) problems.push('functionTimeoutSeconds × 6 must fit the 12-hour SQS visibility limit');
+  if (6 * settings.functionTimeoutSeconds > 43_200)
+    problems.push('functionTimeoutSeconds × 6 must fit the 12-hour SQS visibility limit');
   if (maxAttemptsWithinLifetime(settings.retry) + settings.crashAllowance > 1000) {
-    problems.push('retry schedule allows more attempts than maxReceiveCount can hold (1000); raise retry.baseDelaySeconds or lower retry.lifetimeSeconds');
+    problems.push(
+      'retry schedule allows more attempts than maxReceiveCount can hold (1000); raise retry.baseDelaySeconds or lower retry.lifetimeSeconds',
+    );
   }
   return problems;
 }

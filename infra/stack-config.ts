@@ -123,15 +123,18 @@ export function loadStackConfig(node: Context): StackConfig {
   };
 
   const defaultFrom = text('defaultFrom') ?? '';
-  if (!EmailAddressSchema.safeParse(defaultFrom).success) problems.push('defaultFrom is required: a bare sender address like noreply@example.com');
+  if (!EmailAddressSchema.safeParse(defaultFrom).success)
+    problems.push('defaultFrom is required: a bare sender address like noreply@example.com');
   const transport = oneOf('transport', TransportNames, 'smtp');
   const transports = (text('transports') ?? transport).split(',').map((t) => t.trim()) as TransportName[];
-  for (const t of transports) if (!(TransportNames as readonly string[]).includes(t)) problems.push(`transports lists unknown transport "${t}"`);
+  for (const t of transports)
+    if (!(TransportNames as readonly string[]).includes(t)) problems.push(`transports lists unknown transport "${t}"`);
   if (!transports.includes(transport)) problems.push(`transports must include transport (${transport})`);
 
   const failoverText = text('failover');
   const failover = parseFailover(failoverText);
-  if (failoverText !== undefined && !failover) problems.push(`failover must be smtp>ses or ses>smtp, got "${failoverText}"`);
+  if (failoverText !== undefined && !failover)
+    problems.push(`failover must be smtp>ses or ses>smtp, got "${failoverText}"`);
   if (failover && !(transports.includes(failover.primary) && transports.includes(failover.secondary))) {
     problems.push('failover needs both smtp and ses in transports');
   }
@@ -141,12 +144,17 @@ export function loadStackConfig(node: Context): StackConfig {
   const smtpSecret = text('smtpSecret');
   if (transports.includes('smtp')) {
     if (!smtpHost) problems.push('smtpHost is required when smtp is a transport');
-    if (!smtpSecret) problems.push('smtpSecret (a Secrets Manager secret name or ARN) is required when smtp is a transport');
-    if (smtpSecurity === 'none' && smtpHost && !isLoopbackHost(smtpHost)) problems.push('smtpSecurity "none" is only allowed for a loopback host');
+    if (!smtpSecret)
+      problems.push('smtpSecret (a Secrets Manager secret name or ARN) is required when smtp is a transport');
+    if (smtpSecurity === 'none' && smtpHost && !isLoopbackHost(smtpHost))
+      problems.push('smtpSecurity "none" is only allowed for a loopback host');
   }
 
   const mailboxValue = raw('mailboxes');
-  const parsed = mailboxValue === undefined || mailboxValue === null || mailboxValue === '' ? { mailboxes: [], problems: [] } : parseMailboxes(mailboxValue, 'mailboxes');
+  const parsed =
+    mailboxValue === undefined || mailboxValue === null || mailboxValue === ''
+      ? { mailboxes: [], problems: [] }
+      : parseMailboxes(mailboxValue, 'mailboxes');
   const mailboxes: MailboxConfig[] = parsed.mailboxes;
   problems.push(...parsed.problems);
 
@@ -156,7 +164,8 @@ export function loadStackConfig(node: Context): StackConfig {
   }
 
   const alarmEmail = text('alarmEmail');
-  if (alarmEmail && !EmailAddressSchema.safeParse(alarmEmail).success) problems.push('alarmEmail must be a bare address');
+  if (alarmEmail && !EmailAddressSchema.safeParse(alarmEmail).success)
+    problems.push('alarmEmail must be a bare address');
 
   const settings: SystemSettings = {
     ...DEFAULT_SETTINGS,
@@ -175,7 +184,10 @@ export function loadStackConfig(node: Context): StackConfig {
   const sesMaxSendRate = rate('sesMaxSendRate');
   const smtpMaxSendRate = rate('smtpMaxSendRate');
   // Each instance gets rate / maxConcurrency; a job of MAX_RECIPIENTS recipients must fit in one invocation.
-  for (const [key, value] of [['sesMaxSendRate', sesMaxSendRate], ['smtpMaxSendRate', smtpMaxSendRate]] as const) {
+  for (const [key, value] of [
+    ['sesMaxSendRate', sesMaxSendRate],
+    ['smtpMaxSendRate', smtpMaxSendRate],
+  ] as const) {
     const share = value === undefined ? undefined : value / settings.maxConcurrency;
     if (share !== undefined && share * settings.functionTimeoutSeconds < MAX_RECIPIENTS) {
       problems.push(

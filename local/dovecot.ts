@@ -22,7 +22,9 @@ const DOVECOT = process.env.DOVECOT_BIN ?? '/usr/sbin/dovecot';
 
 /** The uid and gid of a system user, from /etc/passwd. */
 function systemUser(name: string): { uid: number; gid: number } | undefined {
-  const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith(`${name}:`));
+  const line = readFileSync('/etc/passwd', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`${name}:`));
   const [, , uid, gid] = line?.split(':') ?? [];
   return uid && gid ? { uid: Number(uid), gid: Number(gid) } : undefined;
 }
@@ -67,7 +69,8 @@ export async function startDovecot(options: {
   writeFileSync(join(dir, 'cert.pem'), options.tls.cert);
   writeFileSync(join(dir, 'key.pem'), options.tls.key, { mode: 0o600 });
   // Dovecot never runs mail processes as root: mail belongs to its own unprivileged user, or to us when we are not root.
-  const owner = process.getuid?.() === 0 ? systemUser('dovecot') : { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+  const owner =
+    process.getuid?.() === 0 ? systemUser('dovecot') : { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
   if (!owner) throw new Error('the dovecot system user is missing: install dovecot-imapd');
   const { uid, gid } = owner;
   chownSync(join(dir, 'mail'), uid, gid);
@@ -93,7 +96,12 @@ active_value = true
 }
 `
     : '';
-  writeFileSync(join(dir, 'passwd'), options.users.map((u) => `${u.username}:{PLAIN}${u.password}:${uid}:${gid}::${join(dir, 'mail', u.username)}::`).join('\n') + '\n');
+  writeFileSync(
+    join(dir, 'passwd'),
+    options.users
+      .map((u) => `${u.username}:{PLAIN}${u.password}:${uid}:${gid}::${join(dir, 'mail', u.username)}::`)
+      .join('\n') + '\n',
+  );
   writeFileSync(
     join(dir, 'dovecot.conf'),
     `base_dir = ${join(dir, 'base')}
@@ -145,14 +153,19 @@ protocol imap {
 }
 `,
   );
-  const child: ChildProcess = spawn(DOVECOT, ['-F', '-c', join(dir, 'dovecot.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child: ChildProcess = spawn(DOVECOT, ['-F', '-c', join(dir, 'dovecot.conf')], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   try {
-    await Promise.race([waitForPort(port, 15_000), exited.then(() => Promise.reject(new Error(`dovecot exited: ${stderr}`)))]);
+    await Promise.race([
+      waitForPort(port, 15_000),
+      exited.then(() => Promise.reject(new Error(`dovecot exited: ${stderr}`))),
+    ]);
   } catch (error) {
     child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });

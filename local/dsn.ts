@@ -4,7 +4,15 @@ import { randomBytes } from 'node:crypto';
  * Builds the RFC 3464 delivery status notification a relay sends back when it accepted a message and could not
  * deliver it: multipart/report with a human part, the machine-readable delivery-status, and the original's headers.
  */
-export function buildDsn(options: { reportingMta: string; to: string; recipient: string; status: string; diagnostic: string; originalHeaders: string; arrival?: Date }): string {
+export function buildDsn(options: {
+  reportingMta: string;
+  to: string;
+  recipient: string;
+  status: string;
+  diagnostic: string;
+  originalHeaders: string;
+  arrival?: Date;
+}): string {
   const boundary = `dsn-${randomBytes(8).toString('hex')}`;
   const date = (options.arrival ?? new Date()).toUTCString();
   return [

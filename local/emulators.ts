@@ -42,7 +42,10 @@ export const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local
 export type EmulatorClients = AwsClients & { sqsClient: SQSClient };
 
 /** SDK clients for the emulators: fauxqs answers SQS, SNS and S3, dynalite DynamoDB. */
-export function createEmulatorClients(endpoints: { fauxqs: string; dynamodb: string }, region = 'eu-west-1'): EmulatorClients {
+export function createEmulatorClients(
+  endpoints: { fauxqs: string; dynamodb: string },
+  region = 'eu-west-1',
+): EmulatorClients {
   const clients = createAwsClients({
     region,
     credentials: LOCAL_CREDENTIALS,

@@ -32,7 +32,16 @@ export function toSqsRecord(message: Message, queueArn: string): SQSRecord {
       ApproximateFirstReceiveTimestamp: attributes.ApproximateFirstReceiveTimestamp ?? String(Date.now()),
     },
     messageAttributes: Object.fromEntries(
-      Object.entries(message.MessageAttributes ?? {}).map(([name, value]) => [name, { dataType: value.DataType ?? 'String', stringValue: value.StringValue, binaryValue: undefined, stringListValues: [], binaryListValues: [] }]),
+      Object.entries(message.MessageAttributes ?? {}).map(([name, value]) => [
+        name,
+        {
+          dataType: value.DataType ?? 'String',
+          stringValue: value.StringValue,
+          binaryValue: undefined,
+          stringListValues: [],
+          binaryListValues: [],
+        },
+      ]),
     ),
     md5OfBody: message.MD5OfBody ?? '',
     eventSource: 'aws:sqs',
@@ -62,7 +71,8 @@ async function receiveBatch(options: EventSourceOptions, signal?: AbortSignal): 
     if (got.length > 0 && messages.length === 0) firstAt = Date.now();
     messages.push(...got);
     if (got.length === 0 && messages.length === 0) break;
-    if (got.length === 0 && options.maxBatchingWindowSeconds > 0) await new Promise((resolve) => setTimeout(resolve, 50));
+    if (got.length === 0 && options.maxBatchingWindowSeconds > 0)
+      await new Promise((resolve) => setTimeout(resolve, 50));
     if (got.length === 0 && options.maxBatchingWindowSeconds === 0) break;
   }
   return messages;
@@ -73,24 +83,37 @@ async function receiveBatch(options: EventSourceOptions, signal?: AbortSignal): 
  * records it did not report as failures. A thrown error (FullBatchFailureError included) leaves the whole batch to
  * come back after its visibility timeout.
  */
-export async function deliverOneBatch(options: EventSourceOptions, signal?: AbortSignal): Promise<{ received: number; succeeded: number; failed: number }> {
+export async function deliverOneBatch(
+  options: EventSourceOptions,
+  signal?: AbortSignal,
+): Promise<{ received: number; succeeded: number; failed: number }> {
   const messages = await receiveBatch(options, signal);
   if (messages.length === 0) return { received: 0, succeeded: 0, failed: 0 };
   const records = messages.map((m) => toSqsRecord(m, options.queueArn));
   let failedIds: Set<string>;
   try {
-    const response = await options.handler({ Records: records }, createLambdaContext(options.functionName, options.functionTimeoutSeconds * 1000));
+    const response = await options.handler(
+      { Records: records },
+      createLambdaContext(options.functionName, options.functionTimeoutSeconds * 1000),
+    );
     const failures = response?.batchItemFailures ?? [];
     // Lambda treats an empty or unknown identifier as a failure of the whole batch.
     const known = new Set(records.map((r) => r.messageId));
-    failedIds = failures.some((f) => !f.itemIdentifier || !known.has(f.itemIdentifier)) ? known : new Set(failures.map((f) => f.itemIdentifier));
+    failedIds = failures.some((f) => !f.itemIdentifier || !known.has(f.itemIdentifier))
+      ? known
+      : new Set(failures.map((f) => f.itemIdentifier));
   } catch {
     failedIds = new Set(records.map((r) => r.messageId));
   }
   const done = records.filter((r) => !failedIds.has(r.messageId));
   for (let i = 0; i < done.length; i += 10) {
     const chunk = done.slice(i, i + 10);
-    await options.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: options.queueUrl, Entries: chunk.map((r, n) => ({ Id: String(n), ReceiptHandle: r.receiptHandle })) }));
+    await options.sqs.send(
+      new DeleteMessageBatchCommand({
+        QueueUrl: options.queueUrl,
+        Entries: chunk.map((r, n) => ({ Id: String(n), ReceiptHandle: r.receiptHandle })),
+      }),
+    );
   }
   return { received: records.length, succeeded: done.length, failed: failedIds.size };
 }
@@ -99,7 +122,14 @@ export async function deliverOneBatch(options: EventSourceOptions, signal?: Abor
  * Runs the event source until `signal` aborts: up to `maxConcurrency` batches in flight at once, like the
  * mapping's MaximumConcurrency.
  */
-export async function runEventSource(options: EventSourceOptions & { maxConcurrency: number; onBatch?: (r: Awaited<ReturnType<typeof deliverOneBatch>>) => void; onError?: (error: unknown) => void }, signal: AbortSignal): Promise<void> {
+export async function runEventSource(
+  options: EventSourceOptions & {
+    maxConcurrency: number;
+    onBatch?: (r: Awaited<ReturnType<typeof deliverOneBatch>>) => void;
+    onError?: (error: unknown) => void;
+  },
+  signal: AbortSignal,
+): Promise<void> {
   const worker = async () => {
     while (!signal.aborted) {
       try {

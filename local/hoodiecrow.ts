@@ -6,7 +6,10 @@ import { LOOPBACK, listenOnLoopback } from './loopback.js';
  * An embedded IMAP server (hoodiecrow-imap) on 127.0.0.1, plaintext (loopback only), in memory. It has neither
  * CONDSTORE nor UIDPLUS: the poller's fallback path runs against it, and the local twin uses it as its mailbox.
  */
-export async function startHoodiecrow(options: { users: Array<{ username: string; password: string }>; port?: number }) {
+export async function startHoodiecrow(options: {
+  users: Array<{ username: string; password: string }>;
+  port?: number;
+}) {
   const server = hoodiecrow({
     plugins: ['IDLE', 'ENABLE', 'SASL-IR', 'AUTH-PLAIN'],
     users: Object.fromEntries(options.users.map((u) => [u.username, { password: u.password }])),

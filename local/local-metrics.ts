@@ -8,7 +8,9 @@ export function createLocalMetricsConsole(echo?: (line: string) => void) {
     const line = args.map(String).join(' ');
     echo?.(line);
     try {
-      const record = JSON.parse(line) as { _aws?: { CloudWatchMetrics?: Array<{ Metrics: Array<{ Name: string }> }> } } & Record<string, unknown>;
+      const record = JSON.parse(line) as {
+        _aws?: { CloudWatchMetrics?: Array<{ Metrics: Array<{ Name: string }> }> };
+      } & Record<string, unknown>;
       for (const definition of record._aws?.CloudWatchMetrics ?? []) {
         for (const { Name } of definition.Metrics) {
           const value = record[Name];
@@ -20,5 +22,9 @@ export function createLocalMetricsConsole(echo?: (line: string) => void) {
       // not an EMF line
     }
   };
-  return { console: { log: take, info: take, warn: take, error: take, debug: take, trace: take }, totals, get: (name: string) => totals.get(name) ?? 0 };
+  return {
+    console: { log: take, info: take, warn: take, error: take, debug: take, trace: take },
+    totals,
+    get: (name: string) => totals.get(name) ?? 0,
+  };
 }

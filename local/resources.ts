@@ -43,12 +43,26 @@ async function queueArn(sqs: SQSClient, queueUrl: string): Promise<string> {
 
 async function createTable(clients: AwsClients, name: string, key: string, ttlAttribute?: string) {
   await clients.dynamodb
-    .send(new CreateTableCommand({ TableName: name, BillingMode: 'PAY_PER_REQUEST', AttributeDefinitions: [{ AttributeName: key, AttributeType: 'S' }], KeySchema: [{ AttributeName: key, KeyType: 'HASH' }] }))
+    .send(
+      new CreateTableCommand({
+        TableName: name,
+        BillingMode: 'PAY_PER_REQUEST',
+        AttributeDefinitions: [{ AttributeName: key, AttributeType: 'S' }],
+        KeySchema: [{ AttributeName: key, KeyType: 'HASH' }],
+      }),
+    )
     .catch((error: { name?: string }) => {
       if (error.name !== 'ResourceInUseException') throw error;
     });
   if (ttlAttribute) {
-    await clients.dynamodb.send(new UpdateTimeToLiveCommand({ TableName: name, TimeToLiveSpecification: { AttributeName: ttlAttribute, Enabled: true } })).catch(() => {});
+    await clients.dynamodb
+      .send(
+        new UpdateTimeToLiveCommand({
+          TableName: name,
+          TimeToLiveSpecification: { AttributeName: ttlAttribute, Enabled: true },
+        }),
+      )
+      .catch(() => {});
   }
 }
 
@@ -65,7 +79,13 @@ export async function createLocalResources(
   const queue = deriveQueueSettings(settings);
   const sqs = await clients.sqs();
   const dlq = await sqs.send(
-    new CreateQueueCommand({ QueueName: names.deadLetterQueue, Attributes: { MessageRetentionPeriod: String(queue.deadLetterRetentionSeconds), MaximumMessageSize: String(settings.maxMessageSizeBytes) } }),
+    new CreateQueueCommand({
+      QueueName: names.deadLetterQueue,
+      Attributes: {
+        MessageRetentionPeriod: String(queue.deadLetterRetentionSeconds),
+        MaximumMessageSize: String(settings.maxMessageSizeBytes),
+      },
+    }),
   );
   const deadLetterQueueUrl = dlq.QueueUrl ?? '';
   const deadLetterQueueArn = await queueArn(sqs, deadLetterQueueUrl);
@@ -76,7 +96,10 @@ export async function createLocalResources(
         VisibilityTimeout: String(queue.visibilityTimeoutSeconds),
         MessageRetentionPeriod: String(queue.retentionSeconds),
         MaximumMessageSize: String(settings.maxMessageSizeBytes),
-        RedrivePolicy: JSON.stringify({ deadLetterTargetArn: deadLetterQueueArn, maxReceiveCount: queue.maxReceiveCount }),
+        RedrivePolicy: JSON.stringify({
+          deadLetterTargetArn: deadLetterQueueArn,
+          maxReceiveCount: queue.maxReceiveCount,
+        }),
       },
     }),
   );
@@ -87,15 +110,34 @@ export async function createLocalResources(
   const eventsTapQueueUrl = tap.QueueUrl ?? '';
   // The tap lets the twin and the tests read what was published; benchmarks leave it out (fan-out is SNS's work).
   if (options.tap !== false) {
-    await clients.sns.send(new SubscribeCommand({ TopicArn: eventsTopicArn, Protocol: 'sqs', Endpoint: await queueArn(sqs, eventsTapQueueUrl), Attributes: { RawMessageDelivery: 'true' } }));
+    await clients.sns.send(
+      new SubscribeCommand({
+        TopicArn: eventsTopicArn,
+        Protocol: 'sqs',
+        Endpoint: await queueArn(sqs, eventsTapQueueUrl),
+        Attributes: { RawMessageDelivery: 'true' },
+      }),
+    );
   }
-  await (await clients.s3()).send(new CreateBucketCommand({ Bucket: names.bucket })).catch((error: { name?: string }) => {
-    if (error.name !== 'BucketAlreadyOwnedByYou' && error.name !== 'BucketAlreadyExists') throw error;
-  });
-  await createTable(clients, names.idempotencyTable, TableKeys.idempotency.partitionKey, TableKeys.idempotency.ttlAttribute);
+  await (await clients.s3())
+    .send(new CreateBucketCommand({ Bucket: names.bucket }))
+    .catch((error: { name?: string }) => {
+      if (error.name !== 'BucketAlreadyOwnedByYou' && error.name !== 'BucketAlreadyExists') throw error;
+    });
+  await createTable(
+    clients,
+    names.idempotencyTable,
+    TableKeys.idempotency.partitionKey,
+    TableKeys.idempotency.ttlAttribute,
+  );
   const { suppression } = TableKeys;
   await createTable(clients, names.suppressionTable, suppression.partitionKey, suppression.ttlAttribute);
-  await createTable(clients, names.mailboxStateTable, TableKeys.mailboxState.partitionKey, TableKeys.mailboxState.ttlAttribute);
+  await createTable(
+    clients,
+    names.mailboxStateTable,
+    TableKeys.mailboxState.partitionKey,
+    TableKeys.mailboxState.ttlAttribute,
+  );
   const transportStateTable = names.transportStateTable ?? `${names.idempotencyTable}-transport-state`;
   await createTable(clients, transportStateTable, TableKeys.transportState.partitionKey);
   return {

@@ -29,7 +29,15 @@ export type SmtpFaultRule = {
   run?: () => void;
 };
 
-export type ReceivedMessage = { from: string; to: string[]; raw: Buffer; queueId: string; secure: boolean; user?: string; receivedAt: number };
+export type ReceivedMessage = {
+  from: string;
+  to: string[];
+  raw: Buffer;
+  queueId: string;
+  secure: boolean;
+  user?: string;
+  receivedAt: number;
+};
 
 export type SmtpSinkOptions = {
   /** @default 0 (any free port) */
@@ -60,7 +68,14 @@ export type SmtpSinkOptions = {
   onRefusal?: (refusal: { from: string; recipient: string; reply: { code: number; message: string } }) => void;
 };
 
-const toRegExp = (glob: string) => new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'i');
+const toRegExp = (glob: string) =>
+  new RegExp(
+    `^${glob
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+    'i',
+  );
 
 /**
  * An SMTP server on 127.0.0.1 that accepts mail into memory (and optionally `.eml` files) and can answer any reply
@@ -109,7 +124,13 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}) {
   const socketOf = (session: SMTPServerSession) => sockets.get(`${session.remotePort}`);
 
   /** Applies a matching rule; resolves true when the rule answered (the caller must not answer again). */
-  const applyFault = async (stage: SmtpStage, addresses: string[], session: SMTPServerSession, callback: (err?: Error | null) => void, keep?: () => void): Promise<boolean> => {
+  const applyFault = async (
+    stage: SmtpStage,
+    addresses: string[],
+    session: SMTPServerSession,
+    callback: (err?: Error | null) => void,
+    keep?: () => void,
+  ): Promise<boolean> => {
     const rule = pick(stage, addresses);
     if (!rule) return false;
     rule.fired += 1;
@@ -123,7 +144,12 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}) {
     if (rule.reply) {
       const error = Object.assign(new Error(rule.reply.message), { responseCode: rule.reply.code });
       if (rule.reply.code >= 500 && (stage === 'rcpt' || stage === 'end')) {
-        for (const recipient of addresses) options.onRefusal?.({ from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', recipient, reply: rule.reply });
+        for (const recipient of addresses)
+          options.onRefusal?.({
+            from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+            recipient,
+            reply: rule.reply,
+          });
       }
       callback(error);
       return true;
@@ -141,7 +167,10 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}) {
     authOptional: !options.credentials,
     authMethods: ['PLAIN', 'LOGIN'],
     // A server that does not offer STARTTLS must not accept it either (smtp-server would, with a built-in cert).
-    disabledCommands: [...(options.credentials ? [] : ['AUTH']), ...(!options.tls || options.offerStartTls === false ? ['STARTTLS'] : [])],
+    disabledCommands: [
+      ...(options.credentials ? [] : ['AUTH']),
+      ...(!options.tls || options.offerStartTls === false ? ['STARTTLS'] : []),
+    ],
     socketTimeout: options.socketTimeoutMs ?? 60_000,
     size: 40 * 1024 * 1024,
     logger: false,
@@ -155,8 +184,12 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}) {
       authAttempts.push({ secure: session.secure, username: auth.username });
       void (async () => {
         if (await applyFault('auth', [], session, callback as (err?: Error | null) => void)) return;
-        const ok = options.credentials && auth.username === options.credentials.username && auth.password === options.credentials.password;
-        if (!ok) return callback(Object.assign(new Error('5.7.8 Authentication credentials invalid'), { responseCode: 535 }));
+        const ok =
+          options.credentials &&
+          auth.username === options.credentials.username &&
+          auth.password === options.credentials.password;
+        if (!ok)
+          return callback(Object.assign(new Error('5.7.8 Authentication credentials invalid'), { responseCode: 535 }));
         callback(null, { user: auth.username });
       })();
     },
@@ -165,7 +198,9 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}) {
     },
     onRcptTo(address, session, callback) {
       if (!withinRate()) {
-        return callback(Object.assign(new Error('Throttling failure: Maximum sending rate exceeded.'), { responseCode: 454 }));
+        return callback(
+          Object.assign(new Error('Throttling failure: Maximum sending rate exceeded.'), { responseCode: 454 }),
+        );
       }
       void applyFault('rcpt', [address.address], session, callback).then((answered) => answered || callback());
     },
@@ -198,11 +233,17 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}) {
       });
     },
   });
-  type ConnectionInternals = { session: SMTPServerSession; send(code: number, message: string): void; handler_DATA(command: unknown, callback: () => void): void };
+  type ConnectionInternals = {
+    session: SMTPServerSession;
+    send(code: number, message: string): void;
+    handler_DATA(command: unknown, callback: () => void): void;
+  };
   // smtp-server has no hook for the DATA command itself (it answers 354 on its own): a 'data' fault wraps the
   // connection's DATA handler to answer the command instead, as a server refusing DATA does.
   function interceptDataCommand(session: SMTPServerSession) {
-    const connection = [...(server as unknown as { connections: Set<ConnectionInternals> }).connections].find((c) => c.session === session);
+    const connection = [...(server as unknown as { connections: Set<ConnectionInternals> }).connections].find(
+      (c) => c.session === session,
+    );
     if (!connection) return;
     const original = connection.handler_DATA.bind(connection);
     connection.handler_DATA = (command, callback) => {

@@ -18,12 +18,33 @@ export function localTlsCertificate(): TlsCertificate {
     try {
       execFileSync(
         'openssl',
-        ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '7', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')],
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'rsa:2048',
+          '-nodes',
+          '-days',
+          '7',
+          '-subj',
+          '/CN=localhost',
+          '-addext',
+          'subjectAltName=IP:127.0.0.1,DNS:localhost',
+          '-keyout',
+          join(dir, 'key.pem'),
+          '-out',
+          join(dir, 'cert.pem'),
+        ],
         { stdio: 'ignore' },
       );
     } catch (error) {
       const missing = (error as { code?: string }).code === 'ENOENT';
-      throw new Error(missing ? 'openssl is needed to make the local TLS certificate: install it (apt-get install openssl)' : `openssl could not make the local TLS certificate: ${(error as Error).message}`, { cause: error });
+      throw new Error(
+        missing
+          ? 'openssl is needed to make the local TLS certificate: install it (apt-get install openssl)'
+          : `openssl could not make the local TLS certificate: ${(error as Error).message}`,
+        { cause: error },
+      );
     }
     cached = { key: readFileSync(join(dir, 'key.pem'), 'utf8'), cert: readFileSync(join(dir, 'cert.pem'), 'utf8') };
     return cached;

@@ -22,7 +22,14 @@ import { createInboundReportVerifier } from '#core/verify-report.js';
 import { DEFAULT_SETTINGS, deriveQueueSettings, type SystemSettings } from '#infra/settings.js';
 import { startConsole, type ConsoleServer } from './console/server.js';
 import { buildDsn } from './dsn.js';
-import { createEmulatorClients, LOCAL_CREDENTIALS, startDynalite, startFauxqs, startSesLocal, type Emulator } from './emulators.js';
+import {
+  createEmulatorClients,
+  LOCAL_CREDENTIALS,
+  startDynalite,
+  startFauxqs,
+  startSesLocal,
+  type Emulator,
+} from './emulators.js';
 import { runEventSource, type SqsHandler } from './event-source.js';
 import { startHoodiecrow, type HoodiecrowServer } from './hoodiecrow.js';
 import { createDeferralJournal } from './deferral-journal.js';
@@ -50,9 +57,22 @@ export { TWIN_PORTS } from './twin-ports.js';
  * (454, as SES's SMTP interface does), and `*@bounce.test` accepted and then bounced with a DSN to the IMAP mailbox.
  */
 export const TWIN_RULES: SmtpFaultRule[] = [
-  { stage: 'rcpt', address: '*@reject.test', reply: { code: 550, message: '5.1.1 Recipient address rejected: User unknown' } },
-  { stage: 'rcpt', address: '*@slow.test', reply: { code: 451, message: '4.3.0 Temporary local problem, try again later' } },
-  { stage: 'rcpt', address: '*@throttled.test', reply: { code: 454, message: '4.7.0 Throttling failure: Maximum sending rate exceeded.' }, times: 1 },
+  {
+    stage: 'rcpt',
+    address: '*@reject.test',
+    reply: { code: 550, message: '5.1.1 Recipient address rejected: User unknown' },
+  },
+  {
+    stage: 'rcpt',
+    address: '*@slow.test',
+    reply: { code: 451, message: '4.3.0 Temporary local problem, try again later' },
+  },
+  {
+    stage: 'rcpt',
+    address: '*@throttled.test',
+    reply: { code: 454, message: '4.7.0 Throttling failure: Maximum sending rate exceeded.' },
+    times: 1,
+  },
 ];
 export const BOUNCE_DOMAIN = 'bounce.test';
 /** Where the twin's relay sends bounces: the VERP envelope sender is `bounces+<token>@` this domain. */
@@ -170,7 +190,10 @@ export async function startTwin(options: TwinOptions = {}) {
   try {
     const fauxqs = await startFauxqs(ports.aws);
     stoppers.push(fauxqs.stop);
-    const dynamo = await startDynalite({ port: ports.dynamodb, path: options.persist ? join(dataDir, 'dynamodb') : undefined });
+    const dynamo = await startDynalite({
+      port: ports.dynamodb,
+      path: options.persist ? join(dataDir, 'dynamodb') : undefined,
+    });
     stoppers.push(dynamo.stop);
     let ses: Emulator | undefined;
     // SES accepts a message, then its configuration set publishes events about it; the twin's front does the latter.
@@ -182,15 +205,33 @@ export async function startTwin(options: TwinOptions = {}) {
       stoppers.push(ses.stop);
     }
     let embedded: HoodiecrowServer | undefined;
-    let imap: { host: string; port: number; security: 'implicit' | 'starttls' | 'none'; mailbox: string; deliver(raw: string): void };
+    let imap: {
+      host: string;
+      port: number;
+      security: 'implicit' | 'starttls' | 'none';
+      mailbox: string;
+      deliver(raw: string): void;
+    };
     if (options.imap) {
       const external = options.imap;
-      imap = { ...external, deliver: (raw) => void appendToMailbox(external, imapLogin, raw).catch((error: Error) => writeLog(`bounce not appended: ${error.message}`)) };
+      imap = {
+        ...external,
+        deliver: (raw) =>
+          void appendToMailbox(external, imapLogin, raw).catch((error: Error) =>
+            writeLog(`bounce not appended: ${error.message}`),
+          ),
+      };
     } else {
       const server = await startHoodiecrow({ users: [localLogin(secrets, 'imap', secretsFile)], port: ports.imap });
       embedded = server;
       stoppers.push(server.stop);
-      imap = { host: server.host, port: server.port, security: 'none', mailbox: 'INBOX', deliver: (raw) => server.deliver(raw) };
+      imap = {
+        host: server.host,
+        port: server.port,
+        security: 'none',
+        mailbox: 'INBOX',
+        deliver: (raw) => server.deliver(raw),
+      };
     }
 
     // Mail for the bounce domain is accepted, then bounced a moment later, as a relay does when the remote side fails.
@@ -204,7 +245,16 @@ export async function startTwin(options: TwinOptions = {}) {
         const headers = message.raw.toString('utf8').split(/\r?\n\r?\n/)[0] ?? '';
         for (const recipient of message.to.filter((r) => r.toLowerCase().endsWith(`@${BOUNCE_DOMAIN}`))) {
           setTimeout(() => {
-            imap.deliver(buildDsn({ reportingMta: 'relay.twin.test', to: message.from, recipient, status: '5.1.1', diagnostic: `550 5.1.1 <${recipient}>: Recipient address rejected: User unknown`, originalHeaders: headers }));
+            imap.deliver(
+              buildDsn({
+                reportingMta: 'relay.twin.test',
+                to: message.from,
+                recipient,
+                status: '5.1.1',
+                diagnostic: `550 5.1.1 <${recipient}>: Recipient address rejected: User unknown`,
+                originalHeaders: headers,
+              }),
+            );
           }, 500);
         }
       },
@@ -218,7 +268,10 @@ export async function startTwin(options: TwinOptions = {}) {
     const localMetrics = createLocalMetricsConsole(options.verbose ? writeLog : undefined);
     const logger = new Logger({ serviceName: SERVICE_NAME });
     (logger as unknown as { console: Record<string, (...a: unknown[]) => void> }).console = Object.fromEntries(
-      ['log', 'info', 'warn', 'error', 'debug', 'trace'].map((k) => [k, (...a: unknown[]) => writeLog(a.map(String).join(' '))]),
+      ['log', 'info', 'warn', 'error', 'debug', 'trace'].map((k) => [
+        k,
+        (...a: unknown[]) => writeLog(a.map(String).join(' ')),
+      ]),
     );
     const newMetrics = () => {
       const metrics = new Metrics({ namespace: METRIC_NAMESPACE, serviceName: SERVICE_NAME, logger });
@@ -279,15 +332,31 @@ export async function startTwin(options: TwinOptions = {}) {
         // The SES emulator has no account quota to read (GetAccount); the twin uses the usual production one.
         SES_MAX_SEND_RATE: '14',
       });
-      const dispatchDeps = await buildSendEmailDeps(dispatchConfig, clients, { logger, metrics: newMetrics() }, {
-        smtpCredentials: createMailLoginSource(createLocalFileCredentials(secretsFile, 'smtp'), { onWriteBackFailed }),
-        smtpTls: { ca: cert.cert },
-        reportKeys,
-        sesClient: ses ? { region, endpoint: ses.endpoint, credentials: LOCAL_CREDENTIALS } : undefined,
+      const dispatchDeps = await buildSendEmailDeps(
+        dispatchConfig,
+        clients,
+        { logger, metrics: newMetrics() },
+        {
+          smtpCredentials: createMailLoginSource(createLocalFileCredentials(secretsFile, 'smtp'), {
+            onWriteBackFailed,
+          }),
+          smtpTls: { ca: cert.cert },
+          reportKeys,
+          sesClient: ses ? { region, endpoint: ses.endpoint, credentials: LOCAL_CREDENTIALS } : undefined,
+        },
+      );
+      dispatchHandler = createSendEmailHandler({
+        ...dispatchDeps,
+        visibility: deferrals.wrap(dispatchDeps.visibility),
       });
-      dispatchHandler = createSendEmailHandler({ ...dispatchDeps, visibility: deferrals.wrap(dispatchDeps.visibility) });
 
-      const polled = { id: 'bounces', host: imap.host, port: imap.port, security: imap.security, mailbox: imap.mailbox };
+      const polled = {
+        id: 'bounces',
+        host: imap.host,
+        port: imap.port,
+        security: imap.security,
+        mailbox: imap.mailbox,
+      };
       // The embedded mailbox starts empty with the twin: all of it is news. Another server's history is not.
       const startFrom = options.imap ? 'now' : 'beginning';
       const pollerConfig = loadPollerConfig({
@@ -362,7 +431,13 @@ export async function startTwin(options: TwinOptions = {}) {
 
     const manifest: TwinManifest = {
       region,
-      endpoints: { sqs: fauxqs.endpoint, sns: fauxqs.endpoint, s3: fauxqs.endpoint, dynamodb: dynamo.endpoint, ses: ses?.endpoint },
+      endpoints: {
+        sqs: fauxqs.endpoint,
+        sns: fauxqs.endpoint,
+        s3: fauxqs.endpoint,
+        dynamodb: dynamo.endpoint,
+        ses: ses?.endpoint,
+      },
       smtp: { host: smtp.host, port: smtpPort },
       imap: { host: imap.host, port: imap.port },
       resources,
@@ -395,7 +470,9 @@ export async function startTwin(options: TwinOptions = {}) {
       while (!abort.signal.aborted) {
         const started = Date.now();
         lastPoll = new Date(started);
-        await pollHandler({}, createLambdaContext('poll-mailbox', settings.pollerTimeoutSeconds * 1000)).catch((error: Error) => writeLog(`poller: ${error.message}`));
+        await pollHandler({}, createLambdaContext('poll-mailbox', settings.pollerTimeoutSeconds * 1000)).catch(
+          (error: Error) => writeLog(`poller: ${error.message}`),
+        );
         const wait = Math.max(0, started + pollIntervalSeconds * 1000 - Date.now());
         await new Promise((resolve) => {
           const timer = setTimeout(resolve, wait);
@@ -408,8 +485,16 @@ export async function startTwin(options: TwinOptions = {}) {
     })();
 
     const depth = async (queueUrl: string) => {
-      const r = await clients.sqsClient.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }));
-      return { visible: Number(r.Attributes?.ApproximateNumberOfMessages ?? 0), inFlight: Number(r.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0) };
+      const r = await clients.sqsClient.send(
+        new GetQueueAttributesCommand({
+          QueueUrl: queueUrl,
+          AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+        }),
+      );
+      return {
+        visible: Number(r.Attributes?.ApproximateNumberOfMessages ?? 0),
+        inFlight: Number(r.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0),
+      };
     };
 
     return {
@@ -442,7 +527,10 @@ export async function startTwin(options: TwinOptions = {}) {
         abort.abort();
         // The event source stops after its current receive and batch; a poll idling on the mailbox ends when the
         // servers go away below.
-        await Promise.race([eventSource, new Promise((resolve) => setTimeout(resolve, settings.functionTimeoutSeconds * 1000))]);
+        await Promise.race([
+          eventSource,
+          new Promise((resolve) => setTimeout(resolve, settings.functionTimeoutSeconds * 1000)),
+        ]);
         for (const stop of stoppers.reverse()) await stop().catch(() => {});
         await Promise.race([schedule, new Promise((resolve) => setTimeout(resolve, 2000))]);
       },
@@ -456,13 +544,25 @@ export async function startTwin(options: TwinOptions = {}) {
 export type Twin = Awaited<ReturnType<typeof startTwin>>;
 
 /** Appends a message to a configured IMAP mailbox, as the relay's bounce would arrive there. */
-async function appendToMailbox(server: { host: string; port: number; security: 'implicit' | 'starttls' | 'none'; mailbox: string; ca?: string }, login: CredentialSource<MailLogin>, raw: string) {
+async function appendToMailbox(
+  server: { host: string; port: number; security: 'implicit' | 'starttls' | 'none'; mailbox: string; ca?: string },
+  login: CredentialSource<MailLogin>,
+  raw: string,
+) {
   const { ImapFlow } = await import('imapflow');
   const user = await login.get();
   const auth = isTokenLogin(user)
     ? { user: user.username, accessToken: user.accessToken }
     : { user: user.username, pass: user.password };
-  const client = new ImapFlow({ host: server.host, port: server.port, secure: server.security === 'implicit', doSTARTTLS: server.security === 'starttls' ? true : server.security === 'none' ? false : undefined, auth, tls: server.ca ? { ca: server.ca } : undefined, logger: false });
+  const client = new ImapFlow({
+    host: server.host,
+    port: server.port,
+    secure: server.security === 'implicit',
+    doSTARTTLS: server.security === 'starttls' ? true : server.security === 'none' ? false : undefined,
+    auth,
+    tls: server.ca ? { ca: server.ca } : undefined,
+    logger: false,
+  });
   client.on('error', () => {});
   await client.connect();
   try {

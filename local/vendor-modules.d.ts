@@ -1,7 +1,13 @@
 /** Type declarations for the untyped emulator packages the local twin and tests start. */
 declare module 'dynalite' {
   import type { Server } from 'node:http';
-  function dynalite(options?: { path?: string; createTableMs?: number; deleteTableMs?: number; updateTableMs?: number; maxItemSizeKb?: number }): Server;
+  function dynalite(options?: {
+    path?: string;
+    createTableMs?: number;
+    deleteTableMs?: number;
+    updateTableMs?: number;
+    maxItemSizeKb?: number;
+  }): Server;
   export default dynalite;
 }
 
@@ -13,6 +19,11 @@ declare module 'hoodiecrow-imap' {
     appendMessage(mailbox: unknown, flags: string[], internaldate: Date | string, raw: string): void;
     server: import('node:net').Server;
   };
-  function hoodiecrow(options: { plugins?: string[]; users?: Record<string, { password: string }>; storage?: Record<string, unknown>; debug?: boolean }): Server;
+  function hoodiecrow(options: {
+    plugins?: string[];
+    users?: Record<string, { password: string }>;
+    storage?: Record<string, unknown>;
+    debug?: boolean;
+  }): Server;
   export default hoodiecrow;
 }

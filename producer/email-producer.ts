@@ -46,8 +46,13 @@ export function createEmailProducer(options: EmailProducerOptions) {
   const budget = limit - 4 * 1024;
 
   const putObject = async (key: string, body: Buffer | string, contentType: string) => {
-    if (!options.s3 || !options.bucket) throw new InvalidEmailJobError('the job is larger than the queue allows and no bucket is configured for attachments and claim checks');
-    await options.s3.send(new PutObjectCommand({ Bucket: options.bucket, Key: key, Body: body, ContentType: contentType }));
+    if (!options.s3 || !options.bucket)
+      throw new InvalidEmailJobError(
+        'the job is larger than the queue allows and no bucket is configured for attachments and claim checks',
+      );
+    await options.s3.send(
+      new PutObjectCommand({ Bucket: options.bucket, Key: key, Body: body, ContentType: contentType }),
+    );
     return { bucket: options.bucket, key };
   };
 
@@ -56,12 +61,25 @@ export function createEmailProducer(options: EmailProducerOptions) {
     let job = validateEmailJob(input);
     const folder = createHash('sha256').update(job.idempotencyKey).digest('hex').slice(0, 32);
     const inline = inlineAttachmentBytes(job);
-    if (inline > MAX_JOB_ATTACHMENT_BYTES) throw new InvalidEmailJobError(`attachments: ${inline} bytes together; at most ${MAX_JOB_ATTACHMENT_BYTES} go in one message`);
+    if (inline > MAX_JOB_ATTACHMENT_BYTES)
+      throw new InvalidEmailJobError(
+        `attachments: ${inline} bytes together; at most ${MAX_JOB_ATTACHMENT_BYTES} go in one message`,
+      );
     let body = JSON.stringify(job);
     if (inline > MAX_INLINE_ATTACHMENT_BYTES || bytes(body) > budget) {
       const attachments = await Promise.all(
         (job.attachments ?? []).map(async (a, i) =>
-          a.content ? { ...a, content: undefined, s3: await putObject(`attachments/${folder}/${i}-${safeName(a.filename)}`, Buffer.from(a.content, 'base64'), a.contentType ?? 'application/octet-stream') } : a,
+          a.content
+            ? {
+                ...a,
+                content: undefined,
+                s3: await putObject(
+                  `attachments/${folder}/${i}-${safeName(a.filename)}`,
+                  Buffer.from(a.content, 'base64'),
+                  a.contentType ?? 'application/octet-stream',
+                ),
+              }
+            : a,
         ),
       );
       job = { ...job, attachments: JSON.parse(JSON.stringify(attachments)) as EmailJob['attachments'] };
@@ -81,8 +99,14 @@ export function createEmailProducer(options: EmailProducerOptions) {
     /** Sends one job; throws InvalidEmailJobError naming the field, or the SDK's error. */
     async sendEmail(job: EmailJob): Promise<SentJob> {
       const prepared = await prepare(job);
-      const result = await options.sqs.send(new SendMessageCommand({ QueueUrl: options.queueUrl, MessageBody: prepared.body }));
-      return { idempotencyKey: prepared.job.idempotencyKey, sqsMessageId: result.MessageId ?? '', claimCheck: prepared.claimCheck };
+      const result = await options.sqs.send(
+        new SendMessageCommand({ QueueUrl: options.queueUrl, MessageBody: prepared.body }),
+      );
+      return {
+        idempotencyKey: prepared.job.idempotencyKey,
+        sqsMessageId: result.MessageId ?? '',
+        claimCheck: prepared.claimCheck,
+      };
     },
 
     /** Sends many jobs in SendMessageBatch calls of up to ten (and up to the size limit); reports each failure. */
@@ -94,7 +118,12 @@ export function createEmailProducer(options: EmailProducerOptions) {
         try {
           ready.push({ index, prepared: await prepare(job) });
         } catch (error) {
-          failed.push({ index, idempotencyKey: (job as { idempotencyKey?: string }).idempotencyKey, reason: (error as Error).message, retryable: !(error instanceof InvalidEmailJobError) });
+          failed.push({
+            index,
+            idempotencyKey: (job as { idempotencyKey?: string }).idempotencyKey,
+            reason: (error as Error).message,
+            retryable: !(error instanceof InvalidEmailJobError),
+          });
         }
       }
       let batch: typeof ready = [];
@@ -106,17 +135,36 @@ export function createEmailProducer(options: EmailProducerOptions) {
         batch = [];
         batchBytes = 0;
         try {
-          const result = await options.sqs.send(new SendMessageBatchCommand({ QueueUrl: options.queueUrl, Entries: entries }));
+          const result = await options.sqs.send(
+            new SendMessageBatchCommand({ QueueUrl: options.queueUrl, Entries: entries }),
+          );
           for (const ok of result.Successful ?? []) {
             const entry = current[Number(ok.Id)];
-            if (entry) sent.push({ idempotencyKey: entry.prepared.job.idempotencyKey, sqsMessageId: ok.MessageId ?? '', claimCheck: entry.prepared.claimCheck });
+            if (entry)
+              sent.push({
+                idempotencyKey: entry.prepared.job.idempotencyKey,
+                sqsMessageId: ok.MessageId ?? '',
+                claimCheck: entry.prepared.claimCheck,
+              });
           }
           for (const bad of result.Failed ?? []) {
             const entry = current[Number(bad.Id)];
-            if (entry) failed.push({ index: entry.index, idempotencyKey: entry.prepared.job.idempotencyKey, reason: `${bad.Code}: ${bad.Message ?? ''}`, retryable: !bad.SenderFault });
+            if (entry)
+              failed.push({
+                index: entry.index,
+                idempotencyKey: entry.prepared.job.idempotencyKey,
+                reason: `${bad.Code}: ${bad.Message ?? ''}`,
+                retryable: !bad.SenderFault,
+              });
           }
         } catch (error) {
-          for (const entry of current) failed.push({ index: entry.index, idempotencyKey: entry.prepared.job.idempotencyKey, reason: (error as Error).message, retryable: true });
+          for (const entry of current)
+            failed.push({
+              index: entry.index,
+              idempotencyKey: entry.prepared.job.idempotencyKey,
+              reason: (error as Error).message,
+              retryable: true,
+            });
         }
       };
       for (const item of ready) {

@@ -101,7 +101,10 @@ export async function connectTarget(args: TargetArgs): Promise<Target> {
 
 /** The stack's outputs from the JSON written by `cdk deploy --outputs-file`. */
 function readStackOutputs(path: string): Record<string, string> & { JobsQueueUrl: string } {
-  const outputs = parseJsonInput(readInput(path, '--outputs'), `--outputs ${path}`) as Record<string, Record<string, string>>;
+  const outputs = parseJsonInput(readInput(path, '--outputs'), `--outputs ${path}`) as Record<
+    string,
+    Record<string, string>
+  >;
   const stack = Object.values(outputs ?? {}).find((o) => o && typeof o === 'object' && o.JobsQueueUrl);
   if (!stack?.JobsQueueUrl) {
     throw new UsageError(`--outputs ${path} has no JobsQueueUrl output (write it with cdk deploy --outputs-file)`);

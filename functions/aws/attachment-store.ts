@@ -6,21 +6,30 @@ import { InvalidJobError } from '#core/errors.js';
  * Reads attachments (and claim-checked jobs) from S3. Only the deployment's own bucket may be named: a job cannot
  * make the function read anything else its role might reach.
  */
-export function createAttachmentStore(s3: () => Promise<S3Client>, allowedBucket: string | undefined, maxBytes = MAX_JOB_ATTACHMENT_BYTES) {
+export function createAttachmentStore(
+  s3: () => Promise<S3Client>,
+  allowedBucket: string | undefined,
+  maxBytes = MAX_JOB_ATTACHMENT_BYTES,
+) {
   const commandsFor = async (ref: S3Reference) => {
     if (!allowedBucket || ref.bucket !== allowedBucket) {
-      throw new InvalidJobError('attachment-bucket-not-allowed', `s3 bucket "${ref.bucket}" is not this deployment's attachment bucket`);
+      throw new InvalidJobError(
+        'attachment-bucket-not-allowed',
+        `s3 bucket "${ref.bucket}" is not this deployment's attachment bucket`,
+      );
     }
     const [client, commands] = await Promise.all([s3(), import('@aws-sdk/client-s3')]);
     return { client, ...commands };
   };
   // A missing object will not appear by retrying; anything else (throttling, network) might pass.
   const missing = (ref: S3Reference) => (error: { name?: string }) => {
-    if (error.name === 'NoSuchKey' || error.name === 'NotFound') throw new InvalidJobError('attachment-missing', `s3 object ${ref.key} does not exist`, { cause: error });
+    if (error.name === 'NoSuchKey' || error.name === 'NotFound')
+      throw new InvalidJobError('attachment-missing', `s3 object ${ref.key} does not exist`, { cause: error });
     throw error;
   };
   const checkSize = (bytes: number | undefined) => {
-    if ((bytes ?? 0) > maxBytes) throw new InvalidJobError('attachment-too-large', `s3 object is over ${maxBytes} bytes`);
+    if ((bytes ?? 0) > maxBytes)
+      throw new InvalidJobError('attachment-too-large', `s3 object is over ${maxBytes} bytes`);
   };
   return {
     async load(ref: S3Reference): Promise<Uint8Array> {

@@ -23,7 +23,11 @@ export function createSnsEventPublisher(client: SNSClient, topicArn: string): Ev
           const result = await client.send(
             new PublishBatchCommand({
               TopicArn: topicArn,
-              PublishBatchRequestEntries: chunk.map((event, n) => ({ Id: String(n), Message: JSON.stringify(event), MessageAttributes: { type: { DataType: 'String', StringValue: event.type } } })),
+              PublishBatchRequestEntries: chunk.map((event, n) => ({
+                Id: String(n),
+                Message: JSON.stringify(event),
+                MessageAttributes: { type: { DataType: 'String', StringValue: event.type } },
+              })),
             }),
           );
           for (const f of result.Failed ?? []) {

@@ -32,7 +32,8 @@ const checkpointKey = (mailboxId: string) => `checkpoint#${mailboxId}`;
 /** Seen markers are grouped by UID: one item holds the message keys of a thousand consecutive UIDs. */
 const SEEN_BUCKET_UIDS = 1000;
 const bucketOf = (uid: number) => Math.floor(uid / SEEN_BUCKET_UIDS);
-const seenKey = (mailboxId: string, uidValidity: string, bucket: number) => `seen#${mailboxId}#${uidValidity}#${bucket}`;
+const seenKey = (mailboxId: string, uidValidity: string, bucket: number) =>
+  `seen#${mailboxId}#${uidValidity}#${bucket}`;
 
 /**
  * Leases, checkpoints and seen-markers in one DynamoDB table, by key prefix:
@@ -43,21 +44,40 @@ const seenKey = (mailboxId: string, uidValidity: string, bucket: number) => `see
  * one per message), with a TTL of `seenTtlDays` from the last write and the fence of the last writer, so that a run
  * overtaken by a later lease cannot write after it.
  */
-export function createMailboxStateStore(client: DynamoDBDocumentClient, tableName: string, options: { seenTtlDays?: number; clock?: () => number } = {}): MailboxStateStore {
+export function createMailboxStateStore(
+  client: DynamoDBDocumentClient,
+  tableName: string,
+  options: { seenTtlDays?: number; clock?: () => number } = {},
+): MailboxStateStore {
   const clock = options.clock ?? Date.now;
   const seenTtlSeconds = (options.seenTtlDays ?? 60) * 86_400;
   /** The key sets of the given buckets that exist, read a hundred items a request. */
-  const readBuckets = async (mailboxId: string, uidValidity: string, buckets: number[]): Promise<Map<number, Set<string>>> => {
+  const readBuckets = async (
+    mailboxId: string,
+    uidValidity: string,
+    buckets: number[],
+  ): Promise<Map<number, Set<string>>> => {
     const found = new Map<number, Set<string>>();
     const prefix = seenKey(mailboxId, uidValidity, 0).slice(0, -1);
     for (const group of slices(buckets, 100)) {
-      let keys: Array<Record<string, unknown>> | undefined = group.map((b) => ({ [PK]: seenKey(mailboxId, uidValidity, b) }));
+      let keys: Array<Record<string, unknown>> | undefined = group.map((b) => ({
+        [PK]: seenKey(mailboxId, uidValidity, b),
+      }));
       for (let attempt = 0; keys && keys.length > 0; attempt += 1) {
         if (attempt > 0) await backoff(attempt, 'seen markers could not all be read');
         const result: BatchGetCommandOutput = await client.send(
-          new BatchGetCommand({ RequestItems: { [tableName]: { Keys: keys, ProjectionExpression: '#pk, #keys', ExpressionAttributeNames: { '#pk': PK, '#keys': 'keys' } } } }),
+          new BatchGetCommand({
+            RequestItems: {
+              [tableName]: {
+                Keys: keys,
+                ProjectionExpression: '#pk, #keys',
+                ExpressionAttributeNames: { '#pk': PK, '#keys': 'keys' },
+              },
+            },
+          }),
         );
-        for (const item of result.Responses?.[tableName] ?? []) found.set(Number(String(item[PK]).slice(prefix.length)), (item.keys as Set<string> | undefined) ?? new Set());
+        for (const item of result.Responses?.[tableName] ?? [])
+          found.set(Number(String(item[PK]).slice(prefix.length)), (item.keys as Set<string> | undefined) ?? new Set());
         keys = result.UnprocessedKeys?.[tableName]?.Keys;
       }
     }
@@ -123,7 +143,15 @@ export function createMailboxStateStore(client: DynamoDBDocumentClient, tableNam
         lastUid: Number(result.Item.lastUid),
         highestModseq: (result.Item.highestModseq as string | null) ?? undefined,
         verifyUpTo: verifyUpTo === undefined ? undefined : Number(verifyUpTo),
-        resync: resync ? { until: Number(resync.until), previous: resync.previous.map((p) => ({ uidValidity: String(p.uidValidity), upToUid: Number(p.upToUid) })) } : undefined,
+        resync: resync
+          ? {
+              until: Number(resync.until),
+              previous: resync.previous.map((p) => ({
+                uidValidity: String(p.uidValidity),
+                upToUid: Number(p.upToUid),
+              })),
+            }
+          : undefined,
         attempt: attempt ? { uid: Number(attempt.uid), runs: Number(attempt.runs) } : undefined,
       };
     },
@@ -155,7 +183,9 @@ export function createMailboxStateStore(client: DynamoDBDocumentClient, tableNam
               ':at': new Date(clock()).toISOString(),
               ...(next.verifyUpTo !== undefined ? { ':verify': next.verifyUpTo } : {}),
               ...(next.resync ? { ':resync': next.resync } : {}),
-              ...(expected && !sameValidity ? { ':expectedUv': expected.uidValidity, ':expectedUid': expected.lastUid } : {}),
+              ...(expected && !sameValidity
+                ? { ':expectedUv': expected.uidValidity, ':expectedUid': expected.lastUid }
+                : {}),
             },
           }),
         ),
@@ -172,7 +202,8 @@ export function createMailboxStateStore(client: DynamoDBDocumentClient, tableNam
           new UpdateCommand({
             TableName: tableName,
             Key: { [PK]: checkpointKey(lease.mailboxId) },
-            UpdateExpression: 'SET uidValidity = if_not_exists(uidValidity, :uv), lastUid = if_not_exists(lastUid, :zero), verifyUpTo = :verify, updatedAt = :at',
+            UpdateExpression:
+              'SET uidValidity = if_not_exists(uidValidity, :uv), lastUid = if_not_exists(lastUid, :zero), verifyUpTo = :verify, updatedAt = :at',
             ConditionExpression: `fence = :fence AND ${condition}`,
             ExpressionAttributeValues: {
               ':fence': lease.fence,
@@ -207,7 +238,8 @@ export function createMailboxStateStore(client: DynamoDBDocumentClient, tableNam
     async seenUpTo(mailboxId, uidValidity, upToUid) {
       const seen = new Set<string>();
       const buckets = Array.from({ length: bucketOf(upToUid) + 1 }, (_, i) => i);
-      for (const keys of (await readBuckets(mailboxId, uidValidity, buckets)).values()) for (const key of keys) seen.add(key);
+      for (const keys of (await readBuckets(mailboxId, uidValidity, buckets)).values())
+        for (const key of keys) seen.add(key);
       return seen;
     },
     async markSeen(lease: Lease, uidValidity, messages) {

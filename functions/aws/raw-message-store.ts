@@ -7,7 +7,9 @@ import type { S3Client } from '@aws-sdk/client-s3';
 export function createRawMessageStore(s3: () => Promise<S3Client>, bucket: string) {
   return async (key: string, body: Buffer) => {
     const [client, { PutObjectCommand }] = await Promise.all([s3(), import('@aws-sdk/client-s3')]);
-    await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: 'application/octet-stream' }));
+    await client.send(
+      new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: 'application/octet-stream' }),
+    );
     return { bucket, key };
   };
 }

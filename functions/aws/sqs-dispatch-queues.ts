@@ -35,7 +35,11 @@ export function createVisibilityControl(client: () => Promise<SQSClient>, queueU
     async postpone(record, delaySeconds) {
       const [sqs, { ChangeMessageVisibilityCommand }] = await Promise.all([client(), import('@aws-sdk/client-sqs')]);
       await sqs.send(
-        new ChangeMessageVisibilityCommand({ QueueUrl: queueUrl, ReceiptHandle: record.receiptHandle, VisibilityTimeout: Math.min(43_200, Math.max(0, Math.round(delaySeconds))) }),
+        new ChangeMessageVisibilityCommand({
+          QueueUrl: queueUrl,
+          ReceiptHandle: record.receiptHandle,
+          VisibilityTimeout: Math.min(43_200, Math.max(0, Math.round(delaySeconds))),
+        }),
       );
     },
   };

@@ -1,5 +1,9 @@
 /** Runs `work` over `items` with at most `concurrency` in flight; rejects with the first failure once all settled. */
-export async function forEachBounded<T>(items: readonly T[], concurrency: number, work: (item: T, index: number) => Promise<void>): Promise<void> {
+export async function forEachBounded<T>(
+  items: readonly T[],
+  concurrency: number,
+  work: (item: T, index: number) => Promise<void>,
+): Promise<void> {
   let next = 0;
   let failure: { error: unknown } | undefined;
   await Promise.all(
@@ -19,4 +23,5 @@ export async function forEachBounded<T>(items: readonly T[], concurrency: number
 }
 
 /** `items` in slices of `size`. */
-export const slices = <T>(items: readonly T[], size: number): T[][] => Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, i * size + size));
+export const slices = <T>(items: readonly T[], size: number): T[][] =>
+  Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, i * size + size));

@@ -7,14 +7,24 @@ const ENHANCED_STATUS = /\b([245])\.(\d{1,3})\.(\d{1,3})\b/;
 const ADDRESS_IN_TEXT = /<?[^\s<>@"]+@[^\s<>"]+>?/g;
 // Words providers use when they want us to slow down (SES: "454 Throttling failure: Maximum sending rate exceeded";
 // Microsoft: "421 4.7.0 Too many connections"; Gmail: "421 4.7.28 ... unusual rate of unsolicited mail").
-const RATE_WORDS = /throttl|rate limit|rate exceeded|sending rate|too many (?:connections|messages|mails|requests|sessions)|slow down|quota|try again later.*rate|unusual rate/i;
+const RATE_WORDS =
+  /throttl|rate limit|rate exceeded|sending rate|too many (?:connections|messages|mails|requests|sessions)|slow down|quota|try again later.*rate|unusual rate/i;
 // Replies that mean the sender or relay setup is wrong, not the message: unverified identities, relay refusal.
-const SETUP_WORDS = /not verified|unverified|relay (?:access )?denied|relaying denied|not authori[sz]ed to send|sender address rejected: not owned|authentication required/i;
+const SETUP_WORDS =
+  /not verified|unverified|relay (?:access )?denied|relaying denied|not authori[sz]ed to send|sender address rejected: not owned|authentication required/i;
 
 /** nodemailer codes that mean our configuration or credentials are wrong. */
 const SMTP_SETUP_CODES = new Set(['EAUTH', 'ENOAUTH', 'EOAUTH2', 'ETLS', 'EREQUIRETLS', 'ECONFIG', 'EPROXY']);
 /** nodemailer codes for a connection that failed or broke. */
-const SMTP_CONNECTION_CODES = new Set(['ECONNECTION', 'ESOCKET', 'ETIMEDOUT', 'EDNS', 'EPROTOCOL', 'EMAXLIMIT', 'ESTREAM']);
+const SMTP_CONNECTION_CODES = new Set([
+  'ECONNECTION',
+  'ESOCKET',
+  'ETIMEDOUT',
+  'EDNS',
+  'EPROTOCOL',
+  'EMAXLIMIT',
+  'ESTREAM',
+]);
 
 /**
  * Commands of the session itself, before any message: a refusal here is of us (our address on a blocklist, our EHLO
@@ -61,9 +71,19 @@ const SES_SETUP_ERRORS = new Set([
   'CredentialsProviderError',
 ]);
 /** SES error names that ask us to slow down. */
-const SES_THROTTLE_ERRORS = new Set(['TooManyRequestsException', 'Throttling', 'ThrottlingException', 'LimitExceededException']);
+const SES_THROTTLE_ERRORS = new Set([
+  'TooManyRequestsException',
+  'Throttling',
+  'ThrottlingException',
+  'LimitExceededException',
+]);
 /** SES error names that are permanent for this message. */
-const SES_REJECT_ERRORS = new Set(['MessageRejected', 'BadRequestException', 'InvalidParameterValue', 'ValidationError']);
+const SES_REJECT_ERRORS = new Set([
+  'MessageRejected',
+  'BadRequestException',
+  'InvalidParameterValue',
+  'ValidationError',
+]);
 
 /** Reads the RFC 3463 enhanced status code out of a reply line, if there is one. */
 export function parseEnhancedStatus(reply: string | undefined): string | undefined {
@@ -128,7 +148,14 @@ function classifySmtp(failure: Extract<TransportFailure, { provider: 'smtp' }>):
           ? 'rejected'
           : 'retry';
     const first = failure.rejected[0];
-    return { action, reason: `smtp-rcpt-${first?.responseCode ?? 'refused'}`, ...base, responseCode: first?.responseCode, enhancedStatus: parseEnhancedStatus(first?.response), recipients };
+    return {
+      action,
+      reason: `smtp-rcpt-${first?.responseCode ?? 'refused'}`,
+      ...base,
+      responseCode: first?.responseCode,
+      enhancedStatus: parseEnhancedStatus(first?.response),
+      recipients,
+    };
   }
   const system = failure.systemCode;
   if (system && (TLS_SYSTEM_CODE.test(system) || CERTIFICATE_SYSTEM_CODES.has(system))) {
@@ -142,12 +169,27 @@ function classifySmtp(failure: Extract<TransportFailure, { provider: 'smtp' }>):
   if (code && SMTP_SETUP_CODES.has(code)) {
     // A 4xx reply to AUTH is the server's trouble, not our credentials.
     if (responseCode !== undefined && responseCode >= 400 && responseCode < 500) {
-      return { action: classifySmtpReply(responseCode, response ?? '', command), reason: `smtp-${responseCode}`, ...base, recipients: [] };
+      return {
+        action: classifySmtpReply(responseCode, response ?? '', command),
+        reason: `smtp-${responseCode}`,
+        ...base,
+        recipients: [],
+      };
     }
-    return { action: 'blocked', reason: `smtp-${code.toLowerCase()}${responseCode ? `-${responseCode}` : ''}`, ...base, recipients: [] };
+    return {
+      action: 'blocked',
+      reason: `smtp-${code.toLowerCase()}${responseCode ? `-${responseCode}` : ''}`,
+      ...base,
+      recipients: [],
+    };
   }
   if (responseCode !== undefined && responseCode > 0) {
-    return { action: classifySmtpReply(responseCode, response ?? '', command), reason: `smtp-${responseCode}`, ...base, recipients: [] };
+    return {
+      action: classifySmtpReply(responseCode, response ?? '', command),
+      reason: `smtp-${responseCode}`,
+      ...base,
+      recipients: [],
+    };
   }
   if (code && SMTP_CONNECTION_CODES.has(code)) {
     // No reply came. Only once the final '.' may have gone out can the server have taken the message (RFC 1047).
@@ -163,7 +205,8 @@ function classifySmtp(failure: Extract<TransportFailure, { provider: 'smtp' }>):
 
 function classifySes(failure: Extract<TransportFailure, { provider: 'ses' }>): SendOutcome {
   const base = { reason: `ses-${failure.name}`, detail: trimDetail(failure.message), recipients: [] };
-  if (SES_THROTTLE_ERRORS.has(failure.name) || failure.throttling || failure.httpStatus === 429) return { action: 'throttled', ...base };
+  if (SES_THROTTLE_ERRORS.has(failure.name) || failure.throttling || failure.httpStatus === 429)
+    return { action: 'throttled', ...base };
   if (SES_SETUP_ERRORS.has(failure.name)) return { action: 'blocked', ...base };
   if (SES_REJECT_ERRORS.has(failure.name)) {
     // SES answers an unverified From with MessageRejected: "Email address is not verified."

@@ -4,7 +4,16 @@ import type { ByteBudget } from './byte-budget.js';
 import { classifyOutcome, parseEnhancedStatus } from './classify-outcome.js';
 import { InvalidJobError } from './errors.js';
 import { toTransmittableAddresses } from './international-address.js';
-import { inlineAttachmentBytes, listRecipients, MAX_JOB_ATTACHMENT_BYTES, toAddress, type EmailJob, type Mailbox, type S3Reference, type TransportName } from './email-job.js';
+import {
+  inlineAttachmentBytes,
+  listRecipients,
+  MAX_JOB_ATTACHMENT_BYTES,
+  toAddress,
+  type EmailJob,
+  type Mailbox,
+  type S3Reference,
+  type TransportName,
+} from './email-job.js';
 import { toDispatchId, toMessageId, toReportToken, toVerpAddress, type ReportKeyring } from './message-id.js';
 import type { RecipientResult, SendOutcome } from './send-outcome.js';
 import { TransportError, type TransportFailure } from './transport-failure.js';
@@ -62,7 +71,8 @@ const rejectedJob = (reason: string, detail: string, recipients: RecipientResult
   recipients,
 });
 
-const keep = (list: Mailbox[] | undefined, suppressed: Set<string>) => (list ?? []).filter((m) => !suppressed.has(toAddress(m).toLowerCase()));
+const keep = (list: Mailbox[] | undefined, suppressed: Set<string>) =>
+  (list ?? []).filter((m) => !suppressed.has(toAddress(m).toLowerCase()));
 
 /**
  * Sends one valid job once, over `routedTo` or else the job's transport: drops suppressed recipients, builds the
@@ -81,7 +91,8 @@ export async function dispatchJob(
   // The router may send a job over the failover transport; the job itself (and so its idempotency hash) is unchanged.
   const transportName = routedTo ?? job.transport ?? deps.defaultTransport;
   const transport = deps.transports[transportName];
-  if (!transport) return rejectedJob('transport-unavailable', `transport "${transportName}" is not enabled in this deployment`);
+  if (!transport)
+    return rejectedJob('transport-unavailable', `transport "${transportName}" is not enabled in this deployment`);
   const from = job.from ?? deps.defaultFrom;
   if (!from) return rejectedJob('from-missing', 'the job has no from and the deployment has no default sender');
 
@@ -130,7 +141,10 @@ async function reserveAttachmentMemory(
   const { size, budget } = deps.attachmentMemory;
   const stored = (await untilAborted(Promise.all(refs.map(size)), signal)).reduce((sum, bytes) => sum + bytes, 0);
   if (stored + inline > MAX_JOB_ATTACHMENT_BYTES) {
-    throw new InvalidJobError('attachments-too-large', `the attachments add up to ${stored + inline} bytes; at most ${MAX_JOB_ATTACHMENT_BYTES} go in one message`);
+    throw new InvalidJobError(
+      'attachments-too-large',
+      `the attachments add up to ${stored + inline} bytes; at most ${MAX_JOB_ATTACHMENT_BYTES} go in one message`,
+    );
   }
   const bytes = stored + (inlineHeld ? 0 : inline);
   return bytes > 0 ? budget.acquire(bytes, signal) : undefined;
@@ -199,7 +213,12 @@ async function buildAndSend(
       if (suppressed.has(key)) return { recipient, status: 'suppressed' };
       const refusal = refused.get((sentAs.get(recipient) ?? recipient).toLowerCase());
       if (!refusal) return { recipient, status: 'accepted' };
-      return { recipient, status: 'rejected', responseCode: refusal.responseCode, enhancedStatus: parseEnhancedStatus(refusal.response) };
+      return {
+        recipient,
+        status: 'rejected',
+        responseCode: refusal.responseCode,
+        enhancedStatus: parseEnhancedStatus(refusal.response),
+      };
     });
     return {
       action: 'delivered',

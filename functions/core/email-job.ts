@@ -26,7 +26,9 @@ const ENCODED_WORD = /=\?[^?]*\?[bBqQ]\?/;
 const headerText = (max: number) =>
   z.string().check(
     z.maxLength(max, { error: `must be at most ${max} characters` }),
-    z.refine((value) => !CONTROL_CHARACTERS.test(value), { error: 'must not contain control characters or line breaks' }),
+    z.refine((value) => !CONTROL_CHARACTERS.test(value), {
+      error: 'must not contain control characters or line breaks',
+    }),
     z.refine((value) => !BIDI_CONTROLS.test(value), {
       error: 'must not contain bidirectional control characters (U+202A–U+202E, U+2066–U+2069, U+200E, U+200F, U+061C)',
     }),
@@ -41,7 +43,10 @@ const ADDRESS =
 /** A bare e-mail address: `user@example.com`, never `Name <user@example.com>`. */
 export const EmailAddressSchema = z
   .string()
-  .check(z.maxLength(254, { error: 'must be at most 254 characters' }), z.regex(ADDRESS, { error: 'must be a bare address like user@example.com (no display name, quotes or spaces)' }));
+  .check(
+    z.maxLength(254, { error: 'must be at most 254 characters' }),
+    z.regex(ADDRESS, { error: 'must be a bare address like user@example.com (no display name, quotes or spaces)' }),
+  );
 
 /** An address with an optional display name; names are encoded by the mailer, never written raw. */
 export const MailboxSchema = z.union([
@@ -52,11 +57,14 @@ export const MailboxSchema = z.union([
   }),
 ]);
 
-const recipientList = z.array(MailboxSchema).check(z.maxLength(MAX_RECIPIENTS, { error: `at most ${MAX_RECIPIENTS} recipients` }));
+const recipientList = z
+  .array(MailboxSchema)
+  .check(z.maxLength(MAX_RECIPIENTS, { error: `at most ${MAX_RECIPIENTS} recipients` }));
 
 // Headers the system writes itself, or that change who receives or how the message is parsed, are not the
 // producer's to set; a small set of list and threading headers is allowed, plus any X- header.
-const ALLOWED_HEADER = /^(?:X-[A-Za-z0-9-]{1,60}|List-Unsubscribe|List-Unsubscribe-Post|List-Id|In-Reply-To|References|Auto-Submitted|Precedence)$/i;
+const ALLOWED_HEADER =
+  /^(?:X-[A-Za-z0-9-]{1,60}|List-Unsubscribe|List-Unsubscribe-Post|List-Id|In-Reply-To|References|Auto-Submitted|Precedence)$/i;
 const RESERVED_X_HEADER = /^X-(?:Dispatch-|Mailer$|SES-)/i;
 
 // RFC 5322 3.6.4: References and In-Reply-To hold msg-ids only; mailers do not encode them, so they must be ASCII.
@@ -71,7 +79,10 @@ const isMessageIdList = (value: string): boolean => {
 const HeadersSchema = z
   .record(
     z.string().check(
-      z.regex(ALLOWED_HEADER, { error: 'header name must be X-… or one of List-Unsubscribe, List-Unsubscribe-Post, List-Id, In-Reply-To, References, Auto-Submitted, Precedence' }),
+      z.regex(ALLOWED_HEADER, {
+        error:
+          'header name must be X-… or one of List-Unsubscribe, List-Unsubscribe-Post, List-Id, In-Reply-To, References, Auto-Submitted, Precedence',
+      }),
       z.refine((name) => !RESERVED_X_HEADER.test(name), { error: 'X-Dispatch-*, X-SES-* and X-Mailer are reserved' }),
     ),
     headerText(MAX_HEADER_LINE - 80),
@@ -110,8 +121,19 @@ export const S3ReferenceSchema = z.strictObject({
 
 const AttachmentSchema = z
   .strictObject({
-    filename: z.pipe(headerText(255), z.string().check(z.minLength(1), z.regex(/^[^/\\]+$/, { error: 'must not contain path separators' }))),
-    contentType: z.optional(z.string().check(z.regex(/^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}\/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$/i, { error: 'must be a MIME type like application/pdf' }))),
+    filename: z.pipe(
+      headerText(255),
+      z.string().check(z.minLength(1), z.regex(/^[^/\\]+$/, { error: 'must not contain path separators' })),
+    ),
+    contentType: z.optional(
+      z
+        .string()
+        .check(
+          z.regex(/^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}\/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$/i, {
+            error: 'must be a MIME type like application/pdf',
+          }),
+        ),
+    ),
     /** Inline content, base64 encoded. */
     content: z.optional(
       z.string().check(
@@ -122,9 +144,15 @@ const AttachmentSchema = z
     /** Content stored in S3 instead, for files too large for the message. */
     s3: z.optional(S3ReferenceSchema),
     /** Makes the attachment inline, referable from the HTML as cid:… */
-    contentId: z.optional(z.string().check(z.regex(/^[A-Za-z0-9._@-]{1,100}$/, { error: 'must be 1–100 of A-Z a-z 0-9 . _ @ -' }))),
+    contentId: z.optional(
+      z.string().check(z.regex(/^[A-Za-z0-9._@-]{1,100}$/, { error: 'must be 1–100 of A-Z a-z 0-9 . _ @ -' })),
+    ),
   })
-  .check(z.refine((a) => (a.content === undefined) !== (a.s3 === undefined), { error: 'needs exactly one of content or s3' }));
+  .check(
+    z.refine((a) => (a.content === undefined) !== (a.s3 === undefined), {
+      error: 'needs exactly one of content or s3',
+    }),
+  );
 
 const TagsSchema = z
   // SES message tags: names and values of ASCII letters, digits, '_' and '-' only, at most 256 characters; SES refuses
@@ -149,7 +177,9 @@ export const EmailJobSchema = z
   .strictObject({
     version: z.literal(1, { error: 'must be 1' }),
     /** Producer-assigned; the same key is sent at most once (within the idempotency window). */
-    idempotencyKey: z.string().check(z.regex(/^[\x21-\x7e]{1,128}$/, { error: 'must be 1–128 printable ASCII characters without spaces' })),
+    idempotencyKey: z
+      .string()
+      .check(z.regex(/^[\x21-\x7e]{1,128}$/, { error: 'must be 1–128 printable ASCII characters without spaces' })),
     from: z.optional(MailboxSchema),
     to: z.optional(recipientList),
     cc: z.optional(recipientList),
@@ -163,34 +193,54 @@ export const EmailJobSchema = z
     text: z.optional(z.string()),
     html: z.optional(z.string()),
     headers: z.optional(HeadersSchema),
-    attachments: z.optional(z.array(AttachmentSchema).check(z.maxLength(MAX_ATTACHMENTS, { error: `at most ${MAX_ATTACHMENTS} attachments` }))),
+    attachments: z.optional(
+      z
+        .array(AttachmentSchema)
+        .check(z.maxLength(MAX_ATTACHMENTS, { error: `at most ${MAX_ATTACHMENTS} attachments` })),
+    ),
     tags: z.optional(TagsSchema),
     transport: z.optional(z.enum(TransportNames)),
   })
-  .check(z.superRefine((job, ctx) => {
-    const count = (list: unknown) => (Array.isArray(list) ? list.length : 0);
-    const recipients = count(job.to) + count(job.cc) + count(job.bcc);
-    const malformed = [job.to, job.cc, job.bcc].some((list) => list !== undefined && !Array.isArray(list));
-    if (recipients === 0 && !malformed) {
-      ctx.addIssue({ code: 'custom', path: ['to'], message: 'needs at least one recipient in to, cc or bcc' });
-    }
-    if (recipients > MAX_RECIPIENTS) ctx.addIssue({ code: 'custom', path: ['to'], message: `at most ${MAX_RECIPIENTS} recipients across to, cc and bcc` });
-    if (job.text === undefined && job.html === undefined) ctx.addIssue({ code: 'custom', path: ['text'], message: 'needs text, html or both' });
-    const listed = Array.isArray(job.attachments) ? job.attachments : [];
-    const attachments = listed.filter((a) => typeof a?.content === 'string');
-    const inline = inlineAttachmentBytes({ attachments });
-    if (inline > MAX_INLINE_ATTACHMENT_BYTES) {
-      ctx.addIssue({ code: 'custom', path: ['attachments'], message: `inline attachments exceed ${MAX_INLINE_ATTACHMENT_BYTES} bytes; put large files in S3` });
-    }
-    // Checked even when fields are wrong, so that one report lists every problem; hence the defensive reads.
-  }, { when: ({ value }) => typeof value === 'object' && value !== null && !Array.isArray(value) }));
+  .check(
+    z.superRefine(
+      (job, ctx) => {
+        const count = (list: unknown) => (Array.isArray(list) ? list.length : 0);
+        const recipients = count(job.to) + count(job.cc) + count(job.bcc);
+        const malformed = [job.to, job.cc, job.bcc].some((list) => list !== undefined && !Array.isArray(list));
+        if (recipients === 0 && !malformed) {
+          ctx.addIssue({ code: 'custom', path: ['to'], message: 'needs at least one recipient in to, cc or bcc' });
+        }
+        if (recipients > MAX_RECIPIENTS)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['to'],
+            message: `at most ${MAX_RECIPIENTS} recipients across to, cc and bcc`,
+          });
+        if (job.text === undefined && job.html === undefined)
+          ctx.addIssue({ code: 'custom', path: ['text'], message: 'needs text, html or both' });
+        const listed = Array.isArray(job.attachments) ? job.attachments : [];
+        const attachments = listed.filter((a) => typeof a?.content === 'string');
+        const inline = inlineAttachmentBytes({ attachments });
+        if (inline > MAX_INLINE_ATTACHMENT_BYTES) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['attachments'],
+            message: `inline attachments exceed ${MAX_INLINE_ATTACHMENT_BYTES} bytes; put large files in S3`,
+          });
+        }
+        // Checked even when fields are wrong, so that one report lists every problem; hence the defensive reads.
+      },
+      { when: ({ value }) => typeof value === 'object' && value !== null && !Array.isArray(value) },
+    ),
+  );
 
 export type EmailJob = z.infer<typeof EmailJobSchema>;
 export type Mailbox = z.infer<typeof MailboxSchema>;
 export type S3Reference = z.infer<typeof S3ReferenceSchema>;
 
 /** The parts of a job that decide what is sent: the same key with different content is a conflict. */
-export const JOB_CONTENT_JMESPATH = '[from, to, cc, bcc, replyTo, subject, text, html, headers, attachments, transport]';
+export const JOB_CONTENT_JMESPATH =
+  '[from, to, cc, bcc, replyTo, subject, text, html, headers, attachments, transport]';
 
 /** The bare address of a mailbox. */
 export const toAddress = (mailbox: Mailbox): string => (typeof mailbox === 'string' ? mailbox : mailbox.address);

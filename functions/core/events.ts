@@ -52,21 +52,41 @@ export interface EventPublisher {
 }
 
 /** Publishes events with PublishBatch where the publisher has it; resolves with the ones that could not be published. */
-export async function publishAll(publisher: EventPublisher, events: DispatchEvent[]): Promise<Array<{ event: DispatchEvent; error: string }>> {
+export async function publishAll(
+  publisher: EventPublisher,
+  events: DispatchEvent[],
+): Promise<Array<{ event: DispatchEvent; error: string }>> {
   if (events.length === 0) return [];
   if (publisher.publishBatch) return publisher.publishBatch(events);
-  const outcomes = await Promise.all(events.map((event) => publisher.publish(event).then(() => undefined, (error: Error) => ({ event, error: error.message }))));
+  const outcomes = await Promise.all(
+    events.map((event) =>
+      publisher.publish(event).then(
+        () => undefined,
+        (error: Error) => ({ event, error: error.message }),
+      ),
+    ),
+  );
   return outcomes.filter((f) => f !== undefined);
 }
 
-export function createEvent<T extends EventType, D extends object>(type: T, data: D, now: Date = new Date()): EventEnvelope<T, D> {
+export function createEvent<T extends EventType, D extends object>(
+  type: T,
+  data: D,
+  now: Date = new Date(),
+): EventEnvelope<T, D> {
   return { type, version: 1, id: randomUUID(), time: now.toISOString(), ...data };
 }
 
 /** The event for a terminal job outcome: delivered, rejected (permanent or invalid), or failed (gave up retrying). */
 export function toOutcomeEvent(
   kind: 'delivered' | 'rejected' | 'failed',
-  facts: { idempotencyKey: string; messageId?: string; transport?: TransportName; attempts?: number; tags?: Record<string, string> },
+  facts: {
+    idempotencyKey: string;
+    messageId?: string;
+    transport?: TransportName;
+    attempts?: number;
+    tags?: Record<string, string>;
+  },
   outcome: Pick<SendOutcome, 'reason' | 'detail' | 'providerMessageId' | 'recipients'>,
 ): EmailOutcomeEvent {
   return createEvent(EventTypes[kind], {

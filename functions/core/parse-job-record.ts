@@ -32,7 +32,12 @@ const jsonStringified = <T extends z.ZodMiniType>(schema: T) =>
         try {
           return JSON.parse(text) as unknown;
         } catch (error) {
-          ctx.issues.push({ code: 'custom', message: `Invalid JSON - ${(error as Error).message}`, input: text, continue: false });
+          ctx.issues.push({
+            code: 'custom',
+            message: `Invalid JSON - ${(error as Error).message}`,
+            input: text,
+            continue: false,
+          });
           return z.NEVER;
         }
       }),
@@ -45,7 +50,12 @@ const ClaimCheckBody = jsonStringified(ClaimCheckSchema);
 
 export type ParsedJobRecord =
   | { success: true; job: EmailJob }
-  | { success: false; reason: 'invalid-json' | 'invalid-job' | 'claim-check-unavailable'; detail: string; idempotencyKey?: string };
+  | {
+      success: false;
+      reason: 'invalid-json' | 'invalid-job' | 'claim-check-unavailable';
+      detail: string;
+      idempotencyKey?: string;
+    };
 
 /** The idempotency key of a body that failed validation, if it has a usable one: so the producer hears back. */
 function salvageKey(body: string): string | undefined {
@@ -57,13 +67,15 @@ function salvageKey(body: string): string | undefined {
   }
 }
 
-const issuesOf = (error: Error) => (Array.isArray(error.cause) ? (error.cause as Array<{ path?: PropertyKey[]; message: string }>) : []);
+const issuesOf = (error: Error) =>
+  Array.isArray(error.cause) ? (error.cause as Array<{ path?: PropertyKey[]; message: string }>) : [];
 
 function parseJobBody(body: string): ParsedJobRecord {
   const result = parse(body, undefined, JobBody, true);
   if (result.success) return { success: true, job: result.data };
   const issues = issuesOf(result.error).map((i) => ({ path: i.path ?? [], message: i.message }));
-  const invalidJson = issues.length === 1 && issues[0]?.path.length === 0 && issues[0].message.startsWith('Invalid JSON');
+  const invalidJson =
+    issues.length === 1 && issues[0]?.path.length === 0 && issues[0].message.startsWith('Invalid JSON');
   return {
     success: false,
     reason: invalidJson ? 'invalid-json' : 'invalid-job',
@@ -77,15 +89,30 @@ function parseJobBody(body: string): ParsedJobRecord {
  * through `loadClaimCheck` first. Never throws for bad input: the result says which field is wrong and why.
  * Throws only when the claim check could not be read for a reason that may pass (the caller retries).
  */
-export async function parseJobRecord(body: string, loadClaimCheck?: (ref: ClaimCheck['claimCheck']) => Promise<string>): Promise<ParsedJobRecord> {
+export async function parseJobRecord(
+  body: string,
+  loadClaimCheck?: (ref: ClaimCheck['claimCheck']) => Promise<string>,
+): Promise<ParsedJobRecord> {
   if (body.includes('"claimCheck"')) {
     const check = parse(body, undefined, ClaimCheckBody, true);
     if (check.success) {
-      if (!loadClaimCheck) return { success: false, reason: 'claim-check-unavailable', detail: 'claim checks are not enabled (no attachment bucket)', idempotencyKey: check.data.idempotencyKey };
+      if (!loadClaimCheck)
+        return {
+          success: false,
+          reason: 'claim-check-unavailable',
+          detail: 'claim checks are not enabled (no attachment bucket)',
+          idempotencyKey: check.data.idempotencyKey,
+        };
       try {
         return parseJobBody(await loadClaimCheck(check.data.claimCheck));
       } catch (error) {
-        if (error instanceof InvalidJobError) return { success: false, reason: 'claim-check-unavailable', detail: error.message, idempotencyKey: check.data.idempotencyKey };
+        if (error instanceof InvalidJobError)
+          return {
+            success: false,
+            reason: 'claim-check-unavailable',
+            detail: error.message,
+            idempotencyKey: check.data.idempotencyKey,
+          };
         throw error;
       }
     }

@@ -8,7 +8,11 @@ export type RetryPolicy = {
   lifetimeSeconds: number;
 };
 
-export const DEFAULT_RETRY_POLICY: RetryPolicy = { baseDelaySeconds: 30, maxDelaySeconds: 900, lifetimeSeconds: 6 * 3600 };
+export const DEFAULT_RETRY_POLICY: RetryPolicy = {
+  baseDelaySeconds: 30,
+  maxDelaySeconds: 900,
+  lifetimeSeconds: 6 * 3600,
+};
 
 /**
  * The delay before the next attempt, after `attempt` attempts have failed (attempt ≥ 1): exponential, capped, with

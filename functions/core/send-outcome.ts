@@ -18,7 +18,8 @@ export const SendActions = {
 export type SendAction = (typeof SendActions)[keyof typeof SendActions];
 
 /** Whether an action asks for another attempt. */
-export const isRetryable = (action: SendAction): boolean => action === 'retry' || action === 'throttled' || action === 'blocked';
+export const isRetryable = (action: SendAction): boolean =>
+  action === 'retry' || action === 'throttled' || action === 'blocked';
 
 /** One recipient's fate: accepted by the provider, refused by it, or never tried because it is suppressed. */
 export type RecipientResult = {

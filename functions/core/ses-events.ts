@@ -168,7 +168,10 @@ export async function handleSesEvent(
     verification: { reason: verification.reason, via: verification.via },
   };
   // Derived from the event: a notification delivered twice gives the same id, so consumers can drop the repeat.
-  const about = named.map((a) => a.toLowerCase()).sort().join(',');
+  const about = named
+    .map((a) => a.toLowerCase())
+    .sort()
+    .join(',');
   const id = sha256(`ses:${record.mail.messageId}:${record.eventType}:${about}`, 32);
   const source = `ses:${sha256(record.mail.messageId, 16)}`;
   const made = toEvent(record, facts, named, destination, source, classifyFailure);

@@ -44,7 +44,16 @@ export async function buildSendEmailDeps(
     // An SES SMTP endpoint enforces the SES account's quota: follow it unless a rate is set.
     const maxSendRate = config.smtp.maxSendRate ?? (sesRegion ? await sesAccountRate(sesRegion, environment) : 0);
     transports.smtp = createSmtpTransport(
-      { host, port, security, maxConnections, maxSendRate, smtpUtf8, rateShares: config.rateShares, tls: environment.smtpTls },
+      {
+        host,
+        port,
+        security,
+        maxConnections,
+        maxSendRate,
+        smtpUtf8,
+        rateShares: config.rateShares,
+        tls: environment.smtpTls,
+      },
       environment.smtpCredentials,
     );
   }
@@ -72,7 +81,9 @@ export async function buildSendEmailDeps(
       reportKeys: reportKeys ? () => reportKeys.get() : undefined,
       bounceDomain: config.bounceDomain,
     },
-    persistenceStore: createIdempotencyStore(clients.dynamodb, config.idempotencyTable, (recordId) => takeoverListeners.forEach((listener) => listener(recordId))),
+    persistenceStore: createIdempotencyStore(clients.dynamodb, config.idempotencyTable, (recordId) =>
+      takeoverListeners.forEach((listener) => listener(recordId)),
+    ),
     onIdempotencyTakeover: (listener) => takeoverListeners.push(listener),
     idempotencyTtlSeconds: config.idempotencyTtlSeconds,
     events: createSnsEventPublisher(clients.sns, config.eventsTopicArn),

@@ -337,7 +337,12 @@ export function createDispatchPolicy(deps: PolicyDeps) {
           responseCode: kept?.responseCode,
         };
       });
-      const outcome = { action: stored.action, reason: stored.reason, providerMessageId: stored.providerMessageId, recipients };
+      const outcome = {
+        action: stored.action,
+        reason: stored.reason,
+        providerMessageId: stored.providerMessageId,
+        recipients,
+      };
       outbox.push({
         event: toOutcomeEvent(stored.action, factsOf(job, attempt, outcome), outcome),
         record,

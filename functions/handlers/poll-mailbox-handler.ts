@@ -85,7 +85,11 @@ export function createPollMailboxHandler(deps: PollMailboxDeps) {
     metrics.publishStoredMetrics();
   };
 
-  const pollOne = async (mailbox: PolledMailbox, stopAtMs: number, idleUntilMs: number): Promise<PollSummary[string]> => {
+  const pollOne = async (
+    mailbox: PolledMailbox,
+    stopAtMs: number,
+    idleUntilMs: number,
+  ): Promise<PollSummary[string]> => {
     const credentials = deps.credentialsFor(mailbox);
     let lagMs = 0;
     const refresh = refreshCredentials.delete(mailbox.id);
@@ -142,7 +146,13 @@ export function createPollMailboxHandler(deps: PollMailboxDeps) {
         logger.warn('mailbox lease lost: another run took over, this one stopped', facts);
       } else {
         emitMailboxMetrics(mailbox.id, { lagMs: result.processed > 0 ? lagMs : undefined });
-        logger.info('mailbox synced', { mailbox: mailbox.id, processed: result.processed, skippedDuplicates: result.skippedDuplicates, resynchronised: result.resynchronised, lastUid: result.checkpoint?.lastUid });
+        logger.info('mailbox synced', {
+          mailbox: mailbox.id,
+          processed: result.processed,
+          skippedDuplicates: result.skippedDuplicates,
+          resynchronised: result.resynchronised,
+          lastUid: result.checkpoint?.lastUid,
+        });
       }
       return { status: result.status, processed: result.processed };
     } catch (error) {
@@ -162,11 +172,17 @@ export function createPollMailboxHandler(deps: PollMailboxDeps) {
     const now = clock();
     const stopAtMs = now + context.getRemainingTimeInMillis() - config.stopMarginMs;
     // Hand over to the next scheduled run: stop idling shortly before it starts.
-    const idleUntilMs = config.idle ? Math.min(stopAtMs, now + config.pollIntervalSeconds * 1000 - config.stopMarginMs) : 0;
-    const results = await Promise.all(config.mailboxes.map(async (m) => [m.id, await pollOne(m, stopAtMs, idleUntilMs)] as const));
+    const idleUntilMs = config.idle
+      ? Math.min(stopAtMs, now + config.pollIntervalSeconds * 1000 - config.stopMarginMs)
+      : 0;
+    const results = await Promise.all(
+      config.mailboxes.map(async (m) => [m.id, await pollOne(m, stopAtMs, idleUntilMs)] as const),
+    );
     return Object.fromEntries(results);
   };
 
-  const handler = middy(lambdaHandler).use(injectLambdaContext(logger, { resetKeys: true })).use(logMetrics(metrics));
+  const handler = middy(lambdaHandler)
+    .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use(logMetrics(metrics));
   return deps.tracer ? handler.use(captureLambdaHandler(deps.tracer)) : handler;
 }

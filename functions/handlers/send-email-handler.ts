@@ -245,7 +245,9 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     // The breaker's shared state is read within the attempt's budget: a stalled table cannot hold the record past it.
     const routed = routing ? await bounded(budget.signal, () => routing.route(record, job, requested)) : undefined;
     if (routed === 'postponed') return;
-    const run: { outcome?: SendOutcome; started?: boolean; transport?: TransportName } = { transport: routed?.transport };
+    const run: { outcome?: SendOutcome; started?: boolean; transport?: TransportName } = {
+      transport: routed?.transport,
+    };
     let stored: StoredResult;
     try {
       stored = await attempt(job, record, budget, run, held.length > 0);

@@ -88,6 +88,8 @@ export function createSesEventsHandler(deps: SesEventsDeps) {
     return summary;
   };
 
-  const handler = middy(lambdaHandler).use(injectLambdaContext(logger, { resetKeys: true })).use(logMetrics(metrics));
+  const handler = middy(lambdaHandler)
+    .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use(logMetrics(metrics));
   return deps.tracer ? handler.use(captureLambdaHandler(deps.tracer)) : handler;
 }

@@ -91,8 +91,13 @@ async function bounded<T>(work: Promise<T>, ms: number, what: string, onTimeout:
  * socket cannot crash the process, every step bounded, the mailbox selected (with CONDSTORE where offered).
  * The session is for one run: imapflow clients are not reused after logout.
  */
-export async function openImapSession(settings: ImapSettings, credentials: CredentialSource<MailLogin>, onError: (error: Error) => void = () => {}): Promise<MailboxSession> {
-  if (settings.security === 'none' && !isLoopbackHost(settings.host)) throw new ImapError(`IMAP plaintext is only allowed for a loopback host, not ${settings.host}`);
+export async function openImapSession(
+  settings: ImapSettings,
+  credentials: CredentialSource<MailLogin>,
+  onError: (error: Error) => void = () => {},
+): Promise<MailboxSession> {
+  if (settings.security === 'none' && !isLoopbackHost(settings.host))
+    throw new ImapError(`IMAP plaintext is only allowed for a loopback host, not ${settings.host}`);
   const stepMs = settings.stepTimeoutMs ?? 20_000;
   const auth = await credentials.get();
   const client = new ImapFlow({
@@ -165,7 +170,13 @@ export async function openImapSession(settings: ImapSettings, credentials: Crede
         const large = await search({ uid: range, larger: sizeBound });
         const sizes = new Map<number, number>();
         if (large.length > 0) {
-          for (const m of await bounded(client.fetchAll(large.join(','), { uid: true, size: true }, { uid: true }), stepMs, 'fetch sizes', kill)) sizes.set(m.uid, m.size ?? sizeBound);
+          for (const m of await bounded(
+            client.fetchAll(large.join(','), { uid: true, size: true }, { uid: true }),
+            stepMs,
+            'fetch sizes',
+            kill,
+          ))
+            sizes.set(m.uid, m.size ?? sizeBound);
         }
         // RFC 3501 6.4.8: "n:*" always includes the highest UID, even when it is below n.
         return uids
@@ -178,7 +189,9 @@ export async function openImapSession(settings: ImapSettings, credentials: Crede
     },
     async *fetch(uids: number[]): AsyncGenerator<FetchedMessage> {
       if (uids.length === 0) return;
-      const iterator = client.fetch(uids.join(','), { uid: true, source: true, internalDate: true, size: true }, { uid: true })[Symbol.asyncIterator]();
+      const iterator = client
+        .fetch(uids.join(','), { uid: true, source: true, internalDate: true, size: true }, { uid: true })
+        [Symbol.asyncIterator]();
       const results: FetchedMessage[] = [];
       try {
         for (;;) {
@@ -186,7 +199,12 @@ export async function openImapSession(settings: ImapSettings, credentials: Crede
           if (next.done) break;
           const m = next.value;
           if (!m.source) continue;
-          results.push({ uid: m.uid, source: m.source, internalDate: m.internalDate ? new Date(m.internalDate) : undefined, size: m.size ?? m.source.length });
+          results.push({
+            uid: m.uid,
+            source: m.source,
+            internalDate: m.internalDate ? new Date(m.internalDate) : undefined,
+            size: m.size ?? m.source.length,
+          });
         }
       } catch (error) {
         throw toImapError(error, client.byeReason);
@@ -213,7 +231,13 @@ export async function openImapSession(settings: ImapSettings, credentials: Crede
       const mailbox = client.mailbox;
       if (mailbox && String(mailbox.uidValidity) !== status.uidValidity) status = await select();
       // EXISTS after a NOOP does not carry UIDNEXT: report it as unknown (0) so the caller searches by UID.
-      else if (mailbox) status = { ...status, uidNext: 0, exists: mailbox.exists, highestModseq: mailbox.highestModseq !== undefined ? String(mailbox.highestModseq) : status.highestModseq };
+      else if (mailbox)
+        status = {
+          ...status,
+          uidNext: 0,
+          exists: mailbox.exists,
+          highestModseq: mailbox.highestModseq !== undefined ? String(mailbox.highestModseq) : status.highestModseq,
+        };
       return status;
     },
     async close() {

@@ -3,7 +3,6 @@ import { BounceReasons, type BounceReason, type FailureFacts, type FailureVerdic
 export { BounceReasons };
 export type { BounceReason, FailureFacts, FailureVerdict };
 
-
 /**
  * Reasons that say our own setup or reputation needs attention (our address or domain, our IP's or domain's
  * reputation, SPF/DKIM/DMARC, our sending rate, our content): they never suppress the recipient, and their rate
@@ -468,7 +467,6 @@ const TEMPORARY_BY_NATURE: ReadonlySet<BounceReason> = new Set([
   'rate-limited',
   'temporary-other',
 ]);
-
 
 /** The reason a short text names outright ("Unknown user", "Mailbox full"), by the precise rows of the table. */
 export function reasonNamedIn(text: string): BounceReason | undefined {

@@ -24,7 +24,12 @@ export type SesSettings = {
 
 /** Turns an AWS SDK error into the facts the classifier needs; the only code that reads the SDK's error shape. */
 export function toSesFailure(error: unknown): TransportFailure {
-  const e = (error ?? {}) as { name?: unknown; message?: unknown; $metadata?: { httpStatusCode?: number }; $retryable?: { throttling?: boolean } };
+  const e = (error ?? {}) as {
+    name?: unknown;
+    message?: unknown;
+    $metadata?: { httpStatusCode?: number };
+    $retryable?: { throttling?: boolean };
+  };
   return {
     provider: 'ses',
     name: typeof e.name === 'string' && e.name !== 'Error' ? e.name : 'UnknownError',
@@ -63,13 +68,16 @@ export function createSesTransport(settings: SesSettings): MailTransport {
       try {
         // Past `finishSignal` the answer is given up (an ambiguous failure); the SDK's request handler, bound to the
         // same deadline by the caller, drops the request itself.
-        const info = await untilAborted(transporter.sendMail({
-          ...toMailOptions(message),
-          ses: {
-            ...(settings.configurationSetName ? { ConfigurationSetName: settings.configurationSetName } : {}),
-            ...(tags.length > 0 ? { EmailTags: tags } : {}),
-          },
-        }), budget?.finishSignal);
+        const info = await untilAborted(
+          transporter.sendMail({
+            ...toMailOptions(message),
+            ses: {
+              ...(settings.configurationSetName ? { ConfigurationSetName: settings.configurationSetName } : {}),
+              ...(tags.length > 0 ? { EmailTags: tags } : {}),
+            },
+          }),
+          budget?.finishSignal,
+        );
         return {
           providerMessageId: typeof info.response === 'string' ? info.response : undefined,
           accepted: [...message.to, ...message.cc, ...message.bcc].map((m) => (typeof m === 'string' ? m : m.address)),

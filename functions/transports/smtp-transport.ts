@@ -61,7 +61,13 @@ export type SmtpSettings = {
   smtpUtf8?: boolean;
 };
 
-type Pool = { transporter: ReturnType<typeof nodemailer.createTransport>; createdAt: number; lastUsedAt: number; inFlight: number; retired: boolean };
+type Pool = {
+  transporter: ReturnType<typeof nodemailer.createTransport>;
+  createdAt: number;
+  lastUsedAt: number;
+  inFlight: number;
+  retired: boolean;
+};
 
 /** Turns a nodemailer error into the facts the classifier needs; the only code that reads nodemailer's error shape. */
 export function toSmtpFailure(error: unknown): TransportFailure {
@@ -105,7 +111,9 @@ export function toTokenFailure(error: TokenError): TransportFailure {
 /** Checks settings that would make the transport unsafe; throws naming the setting. */
 export function assertSafeSmtpSettings(settings: Pick<SmtpSettings, 'host' | 'security' | 'tls'>): void {
   if (settings.security === 'none' && !isLoopbackHost(settings.host)) {
-    throw new Error(`SMTP security "none" (plaintext) is only allowed for a loopback host, not ${settings.host}; use starttls or implicit`);
+    throw new Error(
+      `SMTP security "none" (plaintext) is only allowed for a loopback host, not ${settings.host}; use starttls or implicit`,
+    );
   }
   if (settings.tls?.rejectUnauthorized === false) {
     throw new Error('SMTP tls.rejectUnauthorized=false is not allowed; give the server CA in tls.ca instead');
@@ -250,7 +258,10 @@ export function createSmtpTransport(
       } catch (error) {
         if (error instanceof TokenError) throw new TransportError(toTokenFailure(error), { cause: error });
         // Fetching credentials failed: our setup, not the message.
-        throw new TransportError({ provider: 'smtp', code: 'ECONFIG', message: `SMTP credentials unavailable: ${(error as Error).message}` }, { cause: error });
+        throw new TransportError(
+          { provider: 'smtp', code: 'ECONFIG', message: `SMTP credentials unavailable: ${(error as Error).message}` },
+          { cause: error },
+        );
       }
       pool.inFlight += 1;
       pool.lastUsedAt = clock();
@@ -265,7 +276,9 @@ export function createSmtpTransport(
         const failure = toSmtpFailure({ rejectedErrors });
         return {
           providerMessageId: typeof info.response === 'string' ? QUEUE_ID.exec(info.response)?.[1] : undefined,
-          accepted: ((info.accepted ?? []) as Array<string | { address: string }>).map((a) => (typeof a === 'string' ? a : a.address)),
+          accepted: ((info.accepted ?? []) as Array<string | { address: string }>).map((a) =>
+            typeof a === 'string' ? a : a.address,
+          ),
           rejected: failure.provider === 'smtp' ? (failure.rejected ?? []) : [],
         };
       } catch (error) {
@@ -285,7 +298,10 @@ export function createSmtpTransport(
         if (failure.provider === 'smtp' && ['EAUTH', 'ENOAUTH', 'EOAUTH2', 'ETOKEN'].includes(failure.code ?? '')) {
           refreshCredentials = true;
           retire(pool);
-        } else if (failure.provider === 'smtp' && (failure.code === 'ECONNECTION' || failure.code === 'ESOCKET' || failure.code === 'ETIMEDOUT')) {
+        } else if (
+          failure.provider === 'smtp' &&
+          (failure.code === 'ECONNECTION' || failure.code === 'ESOCKET' || failure.code === 'ETIMEDOUT')
+        ) {
           // One broken socket is reason enough not to trust its siblings.
           retire(pool);
         }

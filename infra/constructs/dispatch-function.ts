@@ -44,7 +44,8 @@ export class DispatchFunction extends Construct {
     const settings = config.settings;
     const usesSmtp = config.transports.includes('smtp');
     const usesSes = config.transports.includes('ses');
-    const smtpSecret = usesSmtp && config.smtpSecret ? referenceSecret(this, 'SmtpSecret', config.smtpSecret) : undefined;
+    const smtpSecret =
+      usesSmtp && config.smtpSecret ? referenceSecret(this, 'SmtpSecret', config.smtpSecret) : undefined;
     const configurationSetName = props.sesConfigurationSetName ?? config.sesConfigurationSet;
 
     this.fn = new NodeFunction(this, 'Function', {
@@ -72,7 +73,12 @@ export class DispatchFunction extends Construct {
         ...(config.bounceDomain ? { BOUNCE_DOMAIN: config.bounceDomain } : {}),
         MAX_RECEIVE_COUNT: String(deriveQueueSettings(settings).maxReceiveCount),
         ...(usesSmtp
-          ? { SMTP_HOST: config.smtpHost ?? '', SMTP_PORT: String(config.smtpPort), SMTP_SECURITY: config.smtpSecurity, SMTP_SECRET_ID: smtpSecret?.secretArn ?? '' }
+          ? {
+              SMTP_HOST: config.smtpHost ?? '',
+              SMTP_PORT: String(config.smtpPort),
+              SMTP_SECURITY: config.smtpSecurity,
+              SMTP_SECRET_ID: smtpSecret?.secretArn ?? '',
+            }
           : {}),
         // Every instance of the concurrency cap may send at once: each takes its share of a rate, fractions included.
         RATE_SHARES: String(settings.maxConcurrency),
@@ -99,14 +105,25 @@ export class DispatchFunction extends Construct {
     );
     // The event source grants receive, delete and ChangeMessageVisibility (the retry backoff) on the jobs queue.
     jobs.deadLetterQueue.grantSendMessages(this.fn);
-    tables.idempotency.grant(this.fn, 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem');
+    tables.idempotency.grant(
+      this.fn,
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:UpdateItem',
+      'dynamodb:DeleteItem',
+    );
     tables.suppression.grant(this.fn, 'dynamodb:BatchGetItem');
     tables.transportState.grant(this.fn, 'dynamodb:GetItem', 'dynamodb:UpdateItem');
     // Jobs waiting on an open circuit go back on the queue as new messages.
     jobs.queue.grantSendMessages(this.fn);
     grantPublish(this.fn, events, key);
     // Claim-checked jobs and attachments only; grantRead would add List* and GetBucket* it never uses.
-    this.fn.addToRolePolicy(new PolicyStatement({ actions: ['s3:GetObject'], resources: [bucket.arnForObjects('jobs/*'), bucket.arnForObjects('attachments/*')] }));
+    this.fn.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['s3:GetObject'],
+        resources: [bucket.arnForObjects('jobs/*'), bucket.arnForObjects('attachments/*')],
+      }),
+    );
     // Without s3:ListBucket S3 answers 403 for a missing object, as for a forbidden one: the function could not tell a
     // job naming a missing attachment (rejected) from its own missing permission (retried).
     this.fn.addToRolePolicy(new PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucket.bucketArn] }));

@@ -31,15 +31,25 @@ export class EmailDispatch extends Construct {
 
   constructor(scope: Construct, id: string, config: StackConfig) {
     super(scope, id);
-    const logRetention = (Object.values(RetentionDays) as number[]).includes(config.logRetentionDays) ? (config.logRetentionDays as RetentionDays) : RetentionDays.ONE_MONTH;
+    const logRetention = (Object.values(RetentionDays) as number[]).includes(config.logRetentionDays)
+      ? (config.logRetentionDays as RetentionDays)
+      : RetentionDays.ONE_MONTH;
 
     // One customer managed key for both topics: CloudWatch alarms can only publish to a topic whose key lets them.
-    const key = new Key(this, 'TopicKey', { enableKeyRotation: true, description: 'email-dispatch SNS topics', removalPolicy: RemovalPolicy.RETAIN });
+    const key = new Key(this, 'TopicKey', {
+      enableKeyRotation: true,
+      description: 'email-dispatch SNS topics',
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
     key.grant(new ServicePrincipal('cloudwatch.amazonaws.com'), 'kms:Decrypt', 'kms:GenerateDataKey*');
 
     this.jobs = new JobsQueue(this, 'Jobs', config.settings);
     this.tables = new StateTables(this, 'State');
-    this.eventsTopic = new Topic(this, 'EventsTopic', { displayName: 'email-dispatch events', masterKey: key, enforceSSL: true });
+    this.eventsTopic = new Topic(this, 'EventsTopic', {
+      displayName: 'email-dispatch events',
+      masterKey: key,
+      enforceSSL: true,
+    });
 
     const accessLogs = new Bucket(this, 'AccessLogs', {
       encryption: BucketEncryption.S3_MANAGED,

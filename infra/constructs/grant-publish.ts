@@ -4,6 +4,10 @@ import type { ITopic } from 'aws-cdk-lib/aws-sns';
 
 /** sns:Publish on the topic and the two KMS actions its encryption needs, without grantPublish's GenerateDataKey*. */
 export function grantPublish(grantee: IGrantable, topic: ITopic, key: IKey) {
-  grantee.grantPrincipal.addToPrincipalPolicy(new PolicyStatement({ actions: ['sns:Publish'], resources: [topic.topicArn] }));
-  grantee.grantPrincipal.addToPrincipalPolicy(new PolicyStatement({ actions: ['kms:GenerateDataKey', 'kms:Decrypt'], resources: [key.keyArn] }));
+  grantee.grantPrincipal.addToPrincipalPolicy(
+    new PolicyStatement({ actions: ['sns:Publish'], resources: [topic.topicArn] }),
+  );
+  grantee.grantPrincipal.addToPrincipalPolicy(
+    new PolicyStatement({ actions: ['kms:GenerateDataKey', 'kms:Decrypt'], resources: [key.keyArn] }),
+  );
 }

@@ -63,7 +63,9 @@ export class MailboxPoller extends Construct {
     tables.idempotency.grant(this.fn, 'dynamodb:GetItem');
     props.reportKeys.grantRead(this.fn);
     grantPublish(this.fn, events, key);
-    this.fn.addToRolePolicy(new PolicyStatement({ actions: ['s3:PutObject'], resources: [bucket.arnForObjects('inbound/*')] }));
+    this.fn.addToRolePolicy(
+      new PolicyStatement({ actions: ['s3:PutObject'], resources: [bucket.arnForObjects('inbound/*')] }),
+    );
     for (const secret of secrets) secret.grantRead(this.fn);
     config.mailboxes.forEach((m) => m.secretWriteBack && grantPutSecretValue(this, m.secret, this.fn));
 
@@ -71,7 +73,12 @@ export class MailboxPoller extends Construct {
       description: 'Runs the mailbox poller',
       schedule: Schedule.rate(Duration.minutes(config.settings.pollRateMinutes)),
       // A missed run is covered by the next one: the checkpoint says where to resume.
-      targets: [new LambdaFunction(this.fn, { retryAttempts: 0, maxEventAge: Duration.minutes(config.settings.pollRateMinutes) })],
+      targets: [
+        new LambdaFunction(this.fn, {
+          retryAttempts: 0,
+          maxEventAge: Duration.minutes(config.settings.pollRateMinutes),
+        }),
+      ],
     });
   }
 }

@@ -1,5 +1,15 @@
 import { Duration } from 'aws-cdk-lib';
-import { Alarm, ComparisonOperator, Dashboard, GraphWidget, MathExpression, Metric, TextWidget, TreatMissingData, type IMetric } from 'aws-cdk-lib/aws-cloudwatch';
+import {
+  Alarm,
+  ComparisonOperator,
+  Dashboard,
+  GraphWidget,
+  MathExpression,
+  Metric,
+  TextWidget,
+  TreatMissingData,
+  type IMetric,
+} from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { Topic } from 'aws-cdk-lib/aws-sns';
@@ -34,7 +44,13 @@ const SENDER_SIDE_SHARE = 0.2;
 const SENDER_SIDE_MIN_REPORTS = 10;
 
 const custom = (metricName: string, period = Duration.minutes(1)) =>
-  new Metric({ namespace: METRIC_NAMESPACE, metricName, dimensionsMap: { service: SERVICE_NAME }, statistic: 'Sum', period });
+  new Metric({
+    namespace: METRIC_NAMESPACE,
+    metricName,
+    dimensionsMap: { service: SERVICE_NAME },
+    statistic: 'Sum',
+    period,
+  });
 /** A poller metric of one mailbox (the `Mailbox` dimension). */
 const perMailbox = (metricName: string, mailboxId: string, options: { period?: Duration; statistic?: string } = {}) =>
   new Metric({
@@ -56,7 +72,11 @@ export class Monitoring extends Construct {
   constructor(scope: Construct, id: string, props: MonitoringProps) {
     super(scope, id);
     const { config, jobs, dispatch, poller, sesEvents } = props;
-    this.alarmTopic = new Topic(this, 'AlarmTopic', { displayName: 'email-dispatch alarms', masterKey: props.key, enforceSSL: true });
+    this.alarmTopic = new Topic(this, 'AlarmTopic', {
+      displayName: 'email-dispatch alarms',
+      masterKey: props.key,
+      enforceSSL: true,
+    });
     if (config.alarmEmail) this.alarmTopic.addSubscription(new EmailSubscription(config.alarmEmail));
     const action = new SnsAction(this.alarmTopic);
     type AlarmOptions = {
@@ -84,14 +104,23 @@ export class Monitoring extends Construct {
     };
 
     const fiveMinutes = Duration.minutes(5);
-    alarm('DeadLetterQueueNotEmpty', jobs.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: fiveMinutes, statistic: 'Maximum' }), {
-      threshold: 1,
-      description: 'Jobs are in the dead-letter queue: invalid, given up after their retry lifetime, or crashing the handler.',
-    });
-    alarm('OldestJobTooOld', jobs.queue.metricApproximateAgeOfOldestMessage({ period: fiveMinutes, statistic: 'Maximum' }), {
-      threshold: config.oldestJobAlarmSeconds,
-      description: `A job has waited more than ${config.oldestJobAlarmSeconds} s on the jobs queue.`,
-    });
+    alarm(
+      'DeadLetterQueueNotEmpty',
+      jobs.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: fiveMinutes, statistic: 'Maximum' }),
+      {
+        threshold: 1,
+        description:
+          'Jobs are in the dead-letter queue: invalid, given up after their retry lifetime, or crashing the handler.',
+      },
+    );
+    alarm(
+      'OldestJobTooOld',
+      jobs.queue.metricApproximateAgeOfOldestMessage({ period: fiveMinutes, statistic: 'Maximum' }),
+      {
+        threshold: config.oldestJobAlarmSeconds,
+        description: `A job has waited more than ${config.oldestJobAlarmSeconds} s on the jobs queue.`,
+      },
+    );
     alarm('DispatchErrors', dispatch.fn.metricErrors({ period: fiveMinutes, statistic: 'Sum' }), {
       threshold: 1,
       description: 'The dispatch function failed invocations (a crash, a timeout, or a configuration error).',
@@ -166,14 +195,33 @@ export class Monitoring extends Construct {
         'forged or misread reports, or a bad list.',
     });
     if (config.transports.includes('ses')) {
-      alarm('SesBounceRateHigh', new Metric({ namespace: 'AWS/SES', metricName: 'Reputation.BounceRate', statistic: 'Maximum', period: Duration.minutes(15) }), {
-        threshold: 0.05,
-        description: 'The SES account bounce rate is above 5% (SES reviews accounts at 5% and may pause sending at 10%).',
-      });
-      alarm('SesComplaintRateHigh', new Metric({ namespace: 'AWS/SES', metricName: 'Reputation.ComplaintRate', statistic: 'Maximum', period: Duration.minutes(15) }), {
-        threshold: 0.001,
-        description: 'The SES account complaint rate is above 0.1% (SES may pause sending at 0.5%).',
-      });
+      alarm(
+        'SesBounceRateHigh',
+        new Metric({
+          namespace: 'AWS/SES',
+          metricName: 'Reputation.BounceRate',
+          statistic: 'Maximum',
+          period: Duration.minutes(15),
+        }),
+        {
+          threshold: 0.05,
+          description:
+            'The SES account bounce rate is above 5% (SES reviews accounts at 5% and may pause sending at 10%).',
+        },
+      );
+      alarm(
+        'SesComplaintRateHigh',
+        new Metric({
+          namespace: 'AWS/SES',
+          metricName: 'Reputation.ComplaintRate',
+          statistic: 'Maximum',
+          period: Duration.minutes(15),
+        }),
+        {
+          threshold: 0.001,
+          description: 'The SES account complaint rate is above 0.1% (SES may pause sending at 0.5%).',
+        },
+      );
     }
 
     if (sesEvents) {
@@ -192,18 +240,38 @@ export class Monitoring extends Construct {
     this.dashboard = new Dashboard(this, 'Dashboard', { defaultInterval: Duration.hours(3) });
     const retried = new MathExpression({
       expression: 'r + t + b',
-      usingMetrics: { r: custom(DispatchMetrics.retry), t: custom(DispatchMetrics.throttled), b: custom(DispatchMetrics.blocked) },
+      usingMetrics: {
+        r: custom(DispatchMetrics.retry),
+        t: custom(DispatchMetrics.throttled),
+        b: custom(DispatchMetrics.blocked),
+      },
       label: 'Retried (all causes)',
       period: Duration.minutes(1),
     });
     this.dashboard.addWidgets(
-      new TextWidget({ markdown: '# email-dispatch\nOutcomes per minute, the jobs queue, and the mailbox poller. Alarms: see the README runbook.', width: 24, height: 2 }),
+      new TextWidget({
+        markdown:
+          '# email-dispatch\nOutcomes per minute, the jobs queue, and the mailbox poller. Alarms: see the README runbook.',
+        width: 24,
+        height: 2,
+      }),
       new GraphWidget({
         title: 'Jobs per minute',
         width: 12,
-        left: [custom(DispatchMetrics.delivered), custom(DispatchMetrics.rejected), retried, custom(DispatchMetrics.failed), custom(DispatchMetrics.invalid), custom(DispatchMetrics.duplicate)],
+        left: [
+          custom(DispatchMetrics.delivered),
+          custom(DispatchMetrics.rejected),
+          retried,
+          custom(DispatchMetrics.failed),
+          custom(DispatchMetrics.invalid),
+          custom(DispatchMetrics.duplicate),
+        ],
       }),
-      new GraphWidget({ title: 'Retries by cause', width: 12, left: [custom(DispatchMetrics.retry), custom(DispatchMetrics.throttled), custom(DispatchMetrics.blocked)] }),
+      new GraphWidget({
+        title: 'Retries by cause',
+        width: 12,
+        left: [custom(DispatchMetrics.retry), custom(DispatchMetrics.throttled), custom(DispatchMetrics.blocked)],
+      }),
       new GraphWidget({
         title: 'Circuit breakers and failover',
         width: 24,
@@ -216,14 +284,25 @@ export class Monitoring extends Construct {
       new GraphWidget({
         title: 'Jobs queue',
         width: 8,
-        left: [jobs.queue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1) }), jobs.queue.metricApproximateNumberOfMessagesNotVisible({ period: Duration.minutes(1) })],
+        left: [
+          jobs.queue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1) }),
+          jobs.queue.metricApproximateNumberOfMessagesNotVisible({ period: Duration.minutes(1) }),
+        ],
         right: [jobs.queue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(1) })],
       }),
-      new GraphWidget({ title: 'Dead-letter queue', width: 8, left: [jobs.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1) })] }),
+      new GraphWidget({
+        title: 'Dead-letter queue',
+        width: 8,
+        left: [jobs.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1) })],
+      }),
       new GraphWidget({
         title: 'Dispatch function',
         width: 8,
-        left: [dispatch.fn.metricInvocations({ period: Duration.minutes(1) }), dispatch.fn.metricErrors({ period: Duration.minutes(1) }), dispatch.fn.metricThrottles({ period: Duration.minutes(1) })],
+        left: [
+          dispatch.fn.metricInvocations({ period: Duration.minutes(1) }),
+          dispatch.fn.metricErrors({ period: Duration.minutes(1) }),
+          dispatch.fn.metricThrottles({ period: Duration.minutes(1) }),
+        ],
         right: [dispatch.fn.metricDuration({ period: Duration.minutes(1), statistic: 'p99' })],
       }),
     );

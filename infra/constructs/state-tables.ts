@@ -26,10 +26,20 @@ export class StateTables extends Construct {
 
   constructor(scope: Construct, id: string) {
     super(scope, id);
-    this.idempotency = table(this, 'Idempotency', TableKeys.idempotency.partitionKey, TableKeys.idempotency.ttlAttribute);
+    this.idempotency = table(
+      this,
+      'Idempotency',
+      TableKeys.idempotency.partitionKey,
+      TableKeys.idempotency.ttlAttribute,
+    );
     const { partitionKey, ttlAttribute } = TableKeys.suppression;
     this.suppression = table(this, 'Suppression', partitionKey, ttlAttribute);
-    this.mailboxState = table(this, 'MailboxState', TableKeys.mailboxState.partitionKey, TableKeys.mailboxState.ttlAttribute);
+    this.mailboxState = table(
+      this,
+      'MailboxState',
+      TableKeys.mailboxState.partitionKey,
+      TableKeys.mailboxState.ttlAttribute,
+    );
     this.transportState = table(this, 'TransportState', TableKeys.transportState.partitionKey);
   }
 }

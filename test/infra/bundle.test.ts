@@ -22,7 +22,13 @@ describe('what a cold start loads', () => {
     expect(packages).toContain('@aws-sdk/client-sns');
     // A transport loads when the configuration enables it; S3 with the first stored attachment; SQS with the first
     // job that is dead-lettered or postponed (a batch that is all delivered never needs it).
-    for (const lazy of ['nodemailer', '@aws-sdk/client-sesv2', '@aws-sdk/client-s3', '@aws-sdk/client-sqs', '@aws-sdk/client-secrets-manager']) {
+    for (const lazy of [
+      'nodemailer',
+      '@aws-sdk/client-sesv2',
+      '@aws-sdk/client-s3',
+      '@aws-sdk/client-sqs',
+      '@aws-sdk/client-secrets-manager',
+    ]) {
       expect(packages).not.toContain(lazy);
     }
   }, 60_000);
@@ -30,6 +36,7 @@ describe('what a cold start loads', () => {
   it('the poller: no SQS at all, and the parser only when a message arrives', () => {
     const packages = eagerPackages('functions/poll-mailbox.ts');
     expect(packages).toContain('imapflow');
-    for (const lazy of ['@aws-sdk/client-sqs', 'mailparser', '@aws-sdk/client-s3']) expect(packages).not.toContain(lazy);
+    for (const lazy of ['@aws-sdk/client-sqs', 'mailparser', '@aws-sdk/client-s3'])
+      expect(packages).not.toContain(lazy);
   }, 60_000);
 });

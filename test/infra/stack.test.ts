@@ -21,7 +21,13 @@ const context = {
   smtpSecret: 'email-dispatch/smtp',
   mailboxes: [
     { id: 'bounces', host: 'imap.example.com', secret: 'email-dispatch/imap' },
-    { id: 'replies', host: 'imap.example.org', secret: 'email-dispatch/imap-replies', startFrom: 'beginning', secretWriteBack: true },
+    {
+      id: 'replies',
+      host: 'imap.example.org',
+      secret: 'email-dispatch/imap-replies',
+      startFrom: 'beginning',
+      secretWriteBack: true,
+    },
   ],
   alarmEmail: 'oncall@example.com',
   maxConcurrency: 8,
@@ -40,7 +46,8 @@ beforeAll(() => {
   template = Template.fromStack(stack);
 }, 120_000);
 
-const resourcesOf = (type: string) => Object.values(template.findResources(type)) as Array<{ Properties: Record<string, unknown> }>;
+const resourcesOf = (type: string) =>
+  Object.values(template.findResources(type)) as Array<{ Properties: Record<string, unknown> }>;
 
 describe('the jobs queue', () => {
   it('is encrypted, TLS-only, sized explicitly, and redrives to a DLQ that keeps jobs longer', () => {
@@ -52,7 +59,10 @@ describe('the jobs queue', () => {
       MessageRetentionPeriod: derived.retentionSeconds,
       RedrivePolicy: { deadLetterTargetArn: Match.anyValue(), maxReceiveCount: derived.maxReceiveCount },
     });
-    template.hasResourceProperties('AWS::SQS::Queue', { SqsManagedSseEnabled: true, MessageRetentionPeriod: 14 * 86_400 });
+    template.hasResourceProperties('AWS::SQS::Queue', {
+      SqsManagedSseEnabled: true,
+      MessageRetentionPeriod: 14 * 86_400,
+    });
     expect(derived.deadLetterRetentionSeconds).toBeGreaterThan(derived.retentionSeconds);
     // The jobs queue, its DLQ, and the SES event consumer's DLQ.
     const policies = resourcesOf('AWS::SQS::QueuePolicy');
@@ -63,7 +73,9 @@ describe('the jobs queue', () => {
   });
 
   it('has a visibility timeout of at least six times the function timeout', () => {
-    const fn = resourcesOf('AWS::Lambda::Function').find((f) => (f.Properties.Description as string).startsWith('Sends email jobs'));
+    const fn = resourcesOf('AWS::Lambda::Function').find((f) =>
+      (f.Properties.Description as string).startsWith('Sends email jobs'),
+    );
     const queue = resourcesOf('AWS::SQS::Queue').find((q) => q.Properties.RedrivePolicy);
     expect(queue?.Properties.VisibilityTimeout).toBeGreaterThanOrEqual(6 * (fn?.Properties.Timeout as number));
   });
@@ -77,7 +89,9 @@ describe('the dispatch function', () => {
       Architectures: ['arm64'],
       TracingConfig: { Mode: 'Active' },
       LoggingConfig: Match.objectLike({ LogFormat: 'JSON' }),
-      Environment: { Variables: Match.objectLike({ SMTP_SECURITY: 'starttls', TRANSPORTS: 'smtp,ses', RATE_SHARES: '8' }) },
+      Environment: {
+        Variables: Match.objectLike({ SMTP_SECURITY: 'starttls', TRANSPORTS: 'smtp,ses', RATE_SHARES: '8' }),
+      },
     });
   });
 
@@ -112,7 +126,10 @@ describe('the tables', () => {
       expect(t.Properties.BillingMode).toBe('PAY_PER_REQUEST');
       expect(JSON.stringify(t.Properties.Replicas)).toContain('"PointInTimeRecoveryEnabled":true');
     }
-    template.hasResourceProperties('AWS::DynamoDB::GlobalTable', { KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }], TimeToLiveSpecification: { AttributeName: 'expiration', Enabled: true } });
+    template.hasResourceProperties('AWS::DynamoDB::GlobalTable', {
+      KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
+      TimeToLiveSpecification: { AttributeName: 'expiration', Enabled: true },
+    });
   });
 
   it('expire suppressions of non-permanent reasons by TTL', () => {
@@ -130,7 +147,10 @@ describe('the tables', () => {
 describe('the poller', () => {
   it('runs on a schedule of the configured rate', () => {
     template.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(1 minute)', State: 'ENABLED' });
-    template.hasResourceProperties('AWS::Lambda::Function', { Description: Match.stringLikeRegexp('^Polls IMAP'), Environment: { Variables: Match.objectLike({ POLL_INTERVAL_SECONDS: '60' }) } });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Description: Match.stringLikeRegexp('^Polls IMAP'),
+      Environment: { Variables: Match.objectLike({ POLL_INTERVAL_SECONDS: '60' }) },
+    });
   });
 
   it('passes each mailbox its first-run start, now unless configured otherwise', () => {
@@ -146,7 +166,10 @@ describe('the poller', () => {
 });
 
 describe('alarms', () => {
-  const alarm = (name: string) => resourcesOf('AWS::CloudWatch::Alarm').find((a) => String(a.Properties.AlarmDescription).includes(`runbook: ${name}.`))?.Properties;
+  const alarm = (name: string) =>
+    resourcesOf('AWS::CloudWatch::Alarm').find((a) =>
+      String(a.Properties.AlarmDescription).includes(`runbook: ${name}.`),
+    )?.Properties;
 
   it('watches each mailbox on its own heartbeat: an alarm per mailbox, on its Mailbox dimension, breaching', () => {
     // Prepare
@@ -192,7 +215,7 @@ describe('alarms', () => {
     expect(JSON.stringify(props?.AlarmActions)).toContain('AlarmTopic');
   });
 
-  it('raises SenderSideBouncesHigh on the share of an hour\'s bounce reports that blame our side', () => {
+  it("raises SenderSideBouncesHigh on the share of an hour's bounce reports that blame our side", () => {
     const props = alarm('SenderSideBouncesHigh');
     type Query = { Id: string; Expression?: string; MetricStat?: { Metric: { MetricName: string }; Period: number } };
     const metrics = props?.Metrics as Query[];
@@ -230,7 +253,14 @@ describe('alarms', () => {
 
 describe('permissions', () => {
   const statements = () =>
-    resourcesOf('AWS::IAM::Policy').flatMap((p) => (p.Properties.PolicyDocument as { Statement: Array<{ Action: string | string[]; Resource: unknown; Condition?: unknown }> }).Statement);
+    resourcesOf('AWS::IAM::Policy').flatMap(
+      (p) =>
+        (
+          p.Properties.PolicyDocument as {
+            Statement: Array<{ Action: string | string[]; Resource: unknown; Condition?: unknown }>;
+          }
+        ).Statement,
+    );
   const actionsOf = (s: { Action: string | string[] }) => [s.Action].flat();
 
   it('never grants SES or secrets on *, except the read of the account quota (GetAccount has no resource)', () => {
@@ -251,7 +281,13 @@ describe('permissions', () => {
   it('grants on the mailbox state table exactly the DynamoDB calls its store makes', () => {
     // Prepare: the commands the store sends, as IAM actions (BatchGetCommand → dynamodb:BatchGetItem)
     const source = readFileSync(new URL('../../functions/aws/mailbox-state-store.ts', import.meta.url), 'utf8');
-    const called = [...new Set([...source.matchAll(/new (\w+)Command\(/g)].map((m) => `dynamodb:${m[1]}${/^(Query|Scan)$/.test(m[1] as string) ? '' : 'Item'}`))].sort();
+    const called = [
+      ...new Set(
+        [...source.matchAll(/new (\w+)Command\(/g)].map(
+          (m) => `dynamodb:${m[1]}${/^(Query|Scan)$/.test(m[1] as string) ? '' : 'Item'}`,
+        ),
+      ),
+    ].sort();
 
     // Act
     const granted = statements()
@@ -273,7 +309,9 @@ describe('permissions', () => {
 
   it('lets a function write only the secrets marked for write-back, and only new versions of them', () => {
     const reads = ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'];
-    const writes = statements().filter((s) => actionsOf(s).some((a) => a.startsWith('secretsmanager:') && !reads.includes(a)));
+    const writes = statements().filter((s) =>
+      actionsOf(s).some((a) => a.startsWith('secretsmanager:') && !reads.includes(a)),
+    );
 
     expect(writes).toHaveLength(1);
     expect(actionsOf(writes[0] as { Action: string | string[] })).toEqual(['secretsmanager:PutSecretValue']);
@@ -297,7 +335,9 @@ describe('checks at synth time', () => {
   });
 
   it('reads the send quota from the account when no rate is set (the SES SMTP endpoint follows it too)', () => {
-    const env = (resourcesOf('AWS::Lambda::Function').find((f) => String(f.Properties.Description).startsWith('Sends email jobs'))?.Properties.Environment ?? {}) as { Variables: Record<string, unknown> };
+    const env = (resourcesOf('AWS::Lambda::Function').find((f) =>
+      String(f.Properties.Description).startsWith('Sends email jobs'),
+    )?.Properties.Environment ?? {}) as { Variables: Record<string, unknown> };
     expect(env.Variables.SES_MAX_SEND_RATE).toBeUndefined();
     expect(env.Variables.SMTP_MAX_SEND_RATE).toBeUndefined();
     expect(JSON.stringify(template.findResources('AWS::IAM::Policy'))).toContain('"ses:GetAccount"');
@@ -305,13 +345,24 @@ describe('checks at synth time', () => {
 
   it('refuses a concurrency cap whose share of a set rate cannot send one full job in an invocation', () => {
     const over = { ...context, sesMaxSendRate: 14, maxConcurrency: 100 };
-    expect(() => loadStackConfig({ tryGetContext: (key: string) => (over as Record<string, unknown>)[key] })).toThrow(/sesMaxSendRate 14\/s split over maxConcurrency 100/);
+    expect(() => loadStackConfig({ tryGetContext: (key: string) => (over as Record<string, unknown>)[key] })).toThrow(
+      /sesMaxSendRate 14\/s split over maxConcurrency 100/,
+    );
     const fits = { ...context, sesMaxSendRate: 14, maxConcurrency: 8 };
-    expect(loadStackConfig({ tryGetContext: (key: string) => (fits as Record<string, unknown>)[key] }).sesMaxSendRate).toBe(14);
+    expect(
+      loadStackConfig({ tryGetContext: (key: string) => (fits as Record<string, unknown>)[key] }).sesMaxSendRate,
+    ).toBe(14);
   });
 
   it('reports every bad context value at once', () => {
-    const bad = { defaultFrom: 'not-an-address', transport: 'pigeon', maxConcurrency: 1, mailboxes: '[{"id":"Bad Id"}]', smtpSecurity: 'none', smtpHost: 'smtp.example.com' };
+    const bad = {
+      defaultFrom: 'not-an-address',
+      transport: 'pigeon',
+      maxConcurrency: 1,
+      mailboxes: '[{"id":"Bad Id"}]',
+      smtpSecurity: 'none',
+      smtpHost: 'smtp.example.com',
+    };
     let error: StackConfigError | undefined;
     try {
       loadStackConfig({ tryGetContext: (key: string) => (bad as Record<string, unknown>)[key] });
@@ -319,18 +370,32 @@ describe('checks at synth time', () => {
       error = e as StackConfigError;
     }
     const text = error?.problems.join('\n') ?? '';
-    for (const fragment of ['defaultFrom', 'transport must be one of', 'maxConcurrency', 'mailboxes[0].id', 'mailboxes[0].host', 'mailboxes[0].secret', 'smtpSecret', 'smtpSecurity']) expect(text).toContain(fragment);
+    for (const fragment of [
+      'defaultFrom',
+      'transport must be one of',
+      'maxConcurrency',
+      'mailboxes[0].id',
+      'mailboxes[0].host',
+      'mailboxes[0].secret',
+      'smtpSecret',
+      'smtpSecurity',
+    ])
+      expect(text).toContain(fragment);
   });
 
   it('synthesises with the aws-cdk CLI offline, without AWS credentials', async () => {
     const out = mkdtempSync(join(tmpdir(), 'email-dispatch-cli-'));
-    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AWS_') && !k.startsWith('CDK_')));
+    const env = Object.fromEntries(
+      Object.entries(process.env).filter(([k]) => !k.startsWith('AWS_') && !k.startsWith('CDK_')),
+    );
     try {
       const synth = ['cdk', 'synth', '--quiet', '--no-notices', '-o', out];
       const { stderr } = await promisify(execFile)('npx', synth, { env: { ...env, CI: 'true' }, timeout: 180_000 });
       // cdk.json sets every feature flag aws-cdk-lib recommends: synth has nothing to warn about.
       expect(stderr).not.toMatch(/feature flags are not configured/);
-      const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as { artifacts: Record<string, unknown> };
+      const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as {
+        artifacts: Record<string, unknown>;
+      };
       expect(Object.keys(manifest.artifacts)).toContain('EmailDispatch');
     } finally {
       rmSync(out, { recursive: true, force: true });

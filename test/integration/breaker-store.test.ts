@@ -12,7 +12,11 @@ const TABLE = 'transport-state';
 
 beforeAll(async () => {
   dynamo = await startDynalite();
-  clients = createAwsClients({ region: 'eu-west-1', credentials: LOCAL_CREDENTIALS, endpoints: { dynamodb: dynamo.endpoint } });
+  clients = createAwsClients({
+    region: 'eu-west-1',
+    credentials: LOCAL_CREDENTIALS,
+    endpoints: { dynamodb: dynamo.endpoint },
+  });
   const key = TableKeys.transportState.partitionKey;
   await clients.dynamodb.send(
     new CreateTableCommand({

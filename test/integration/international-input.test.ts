@@ -10,7 +10,9 @@ let postfix: PostfixSink;
 let utf8Sink: SmtpSink;
 
 const depsFor = (sink: { host: string; port: number }, smtpUtf8: boolean): DispatchDeps => ({
-  transports: { smtp: createSmtpTransport({ host: sink.host, port: sink.port, security: 'none', maxConnections: 1, smtpUtf8 }) },
+  transports: {
+    smtp: createSmtpTransport({ host: sink.host, port: sink.port, security: 'none', maxConnections: 1, smtpUtf8 }),
+  },
   defaultTransport: 'smtp',
   suppressions: { findSuppressed: async () => new Set() },
   loadAttachment: async () => new Uint8Array(),
@@ -70,9 +72,13 @@ describe('international addresses, on the raw bytes at a server without SMTPUTF8
   });
 
   it('refuses a non-ASCII local part with the field and the reason, and sends nothing', async () => {
-    const { result: outcome, count } = await captured(() => dispatchJob(parsed({ to: ['ok@example.net'], cc: ['jörg@example.net'] }), plainDeps));
+    const { result: outcome, count } = await captured(() =>
+      dispatchJob(parsed({ to: ['ok@example.net'], cc: ['jörg@example.net'] }), plainDeps),
+    );
     expect(outcome).toMatchObject({ action: 'rejected', reason: 'address-not-transmittable' });
-    expect(outcome.detail).toBe('cc.0: its local part (before the @) is not ASCII and the transport does not offer SMTPUTF8 (RFC 6531)');
+    expect(outcome.detail).toBe(
+      'cc.0: its local part (before the @) is not ASCII and the transport does not offer SMTPUTF8 (RFC 6531)',
+    );
     expect(count).toBe(0);
   });
 
@@ -109,17 +115,41 @@ describe('international addresses through a server that offers SMTPUTF8', () => 
 
 describe('hostile input is refused before it reaches a server', () => {
   it.each([
-    ['a bidi override in a display name', { to: [{ address: 'a@example.net', name: 'Bob \u202Egnp.exe' }] }, 'to.0.name'],
+    [
+      'a bidi override in a display name',
+      { to: [{ address: 'a@example.net', name: 'Bob \u202Egnp.exe' }] },
+      'to.0.name',
+    ],
     ['a bidi isolate in the subject', { subject: 'Invoice \u2066x\u2069' }, 'subject'],
-    ['a right-to-left mark in a filename', { attachments: [{ filename: 'invoice\u200Fpdf.exe', content: 'AAAA' }] }, 'attachments.0.filename'],
-    ['an Arabic letter mark in a reply-to name', { replyTo: [{ address: 'a@example.net', name: 'x\u061Cy' }] }, 'replyTo.0.name'],
+    [
+      'a right-to-left mark in a filename',
+      { attachments: [{ filename: 'invoice\u200Fpdf.exe', content: 'AAAA' }] },
+      'attachments.0.filename',
+    ],
+    [
+      'an Arabic letter mark in a reply-to name',
+      { replyTo: [{ address: 'a@example.net', name: 'x\u061Cy' }] },
+      'replyTo.0.name',
+    ],
     ['a whitespace-only subject', { subject: ' \t ' }, 'subject'],
     ['an empty subject', { subject: '' }, 'subject'],
     ['UTF-8 in References', { headers: { References: '<ä@example.com>' } }, 'headers.References'],
-    ['a References value that is no message id', { headers: { References: 'see previous mail' } }, 'headers.References'],
+    [
+      'a References value that is no message id',
+      { headers: { References: 'see previous mail' } },
+      'headers.References',
+    ],
     ['an In-Reply-To without angle brackets', { headers: { 'In-Reply-To': 'a1@example.com' } }, 'headers.In-Reply-To'],
-    ['a header given twice in different case (SES refuses duplicate headers)', { headers: { References: '<a@example.com>', references: '<b@example.com>' } }, 'headers.references'],
-    ['a custom X- header given twice in different case', { headers: { 'X-Campaign': 'a', 'x-campaign': 'b' } }, 'headers.x-campaign'],
+    [
+      'a header given twice in different case (SES refuses duplicate headers)',
+      { headers: { References: '<a@example.com>', references: '<b@example.com>' } },
+      'headers.references',
+    ],
+    [
+      'a custom X- header given twice in different case',
+      { headers: { 'X-Campaign': 'a', 'x-campaign': 'b' } },
+      'headers.x-campaign',
+    ],
     ['a tag value with a dot', { tags: { campaign: 'spring.sale' } }, 'tags.campaign'],
     ['a tag value with an @', { tags: { owner: 'team@example' } }, 'tags.owner'],
     ['a tag value over 256 characters', { tags: { long: 'x'.repeat(257) } }, 'tags.long'],
@@ -130,6 +160,8 @@ describe('hostile input is refused before it reaches a server', () => {
   });
 
   it('accepts tags as SES allows them', () => {
-    expect(EmailJobSchema.safeParse(emailJobFactory({ tags: { campaign: 'spring_sale-2026', n: 'x'.repeat(256) } })).success).toBe(true);
+    expect(
+      EmailJobSchema.safeParse(emailJobFactory({ tags: { campaign: 'spring_sale-2026', n: 'x'.repeat(256) } })).success,
+    ).toBe(true);
   });
 });

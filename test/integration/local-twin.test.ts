@@ -28,22 +28,40 @@ afterAll(async () => {
 });
 
 const { waitFor } = eventTap(() => twin, events);
-const eventFor = (key: string, type?: string) => events.find((e) => e.idempotencyKey === key && (!type || e.type === type));
+const eventFor = (key: string, type?: string) =>
+  events.find((e) => e.idempotencyKey === key && (!type || e.type === type));
 
 describe('the local twin', () => {
   it('runs the whole loop: producer → queue → handler → SMTP outbox, bounce → IMAP → poller → suppression', async () => {
     // Prepare
-    const producer = createEmailProducer({ sqs: twin.clients.sqsClient, s3: await twin.clients.s3(), queueUrl: twin.resources.jobsQueueUrl, bucket: twin.resources.bucket });
+    const producer = createEmailProducer({
+      sqs: twin.clients.sqsClient,
+      s3: await twin.clients.s3(),
+      queueUrl: twin.resources.jobsQueueUrl,
+      bucket: twin.resources.bucket,
+    });
     const good = emailJobFactory({ to: ['alice@example.net'] });
     const bounce = emailJobFactory({ to: ['gone@bounce.test'] });
     const reject = emailJobFactory({ to: ['nobody@reject.test'] });
     const throttled = emailJobFactory({ to: ['busy@throttled.test'] });
-    const large = emailJobFactory({ to: ['carol@example.net'], html: `<p>${'x'.repeat(1_200_000)}</p>`, attachments: [{ filename: 'big.bin', content: Buffer.alloc(700_000, 1).toString('base64') }] });
+    const large = emailJobFactory({
+      to: ['carol@example.net'],
+      html: `<p>${'x'.repeat(1_200_000)}</p>`,
+      attachments: [{ filename: 'big.bin', content: Buffer.alloc(700_000, 1).toString('base64') }],
+    });
 
     // Act
     const result = await producer.sendEmails([good, bounce, reject, throttled, large, good]);
-    await waitFor('outcomes and the bounce', () => [good, reject, throttled, large].every((j) => eventFor(j.idempotencyKey)) && events.some((e) => e.type === 'bounce.detected'));
-    const suppressed = await createSuppressionStore(twin.clients.documents, twin.resources.suppressionTable).findSuppressed(['gone@bounce.test']);
+    await waitFor(
+      'outcomes and the bounce',
+      () =>
+        [good, reject, throttled, large].every((j) => eventFor(j.idempotencyKey)) &&
+        events.some((e) => e.type === 'bounce.detected'),
+    );
+    const suppressed = await createSuppressionStore(
+      twin.clients.documents,
+      twin.resources.suppressionTable,
+    ).findSuppressed(['gone@bounce.test']);
     const again = emailJobFactory({ to: ['gone@bounce.test'] });
     await producer.sendEmail(again);
     await waitFor('the suppressed send', () => !!eventFor(again.idempotencyKey));
@@ -58,7 +76,10 @@ describe('the local twin', () => {
     expect(suppressed).toEqual(new Set(['gone@bounce.test']));
     const bounced = events.find((e) => e.type === 'bounce.detected');
     expect(bounced).toMatchObject({ verified: true, verification: { reason: 'verified' } });
-    expect(eventFor(again.idempotencyKey)).toMatchObject({ type: 'email.rejected', reason: 'all-recipients-suppressed' });
+    expect(eventFor(again.idempotencyKey)).toMatchObject({
+      type: 'email.rejected',
+      reason: 'all-recipients-suppressed',
+    });
     const outbox = readdirSync(join(dataDir, 'outbox'));
     expect(outbox).toHaveLength(4);
     const bigMail = twin.smtp.received.find((m) => m.to.includes('carol@example.net'));
@@ -73,15 +94,37 @@ describe('the local twin', () => {
     const dlq = twin.resources.deadLetterQueueUrl;
     const jobs = Array.from({ length: 30 }, (_, i) => emailJobFactory({ to: [`redrive${i}@example.net`] }));
     for (const job of jobs) {
-      await sqs.send(new SendMessageCommand({ QueueUrl: dlq, MessageBody: JSON.stringify(job), MessageAttributes: { failureClass: { DataType: 'String', StringValue: 'exhausted' }, failureReason: { DataType: 'String', StringValue: 'retry:smtp-451' } } }));
+      await sqs.send(
+        new SendMessageCommand({
+          QueueUrl: dlq,
+          MessageBody: JSON.stringify(job),
+          MessageAttributes: {
+            failureClass: { DataType: 'String', StringValue: 'exhausted' },
+            failureReason: { DataType: 'String', StringValue: 'retry:smtp-451' },
+          },
+        }),
+      );
     }
     for (let i = 0; i < 5; i += 1) {
-      await sqs.send(new SendMessageCommand({ QueueUrl: dlq, MessageBody: '{"broken":', MessageAttributes: { failureClass: { DataType: 'String', StringValue: 'invalid' }, failureReason: { DataType: 'String', StringValue: 'invalid-json' } } }));
+      await sqs.send(
+        new SendMessageCommand({
+          QueueUrl: dlq,
+          MessageBody: '{"broken":',
+          MessageAttributes: {
+            failureClass: { DataType: 'String', StringValue: 'invalid' },
+            failureReason: { DataType: 'String', StringValue: 'invalid-json' },
+          },
+        }),
+      );
     }
     const before = twin.smtp.received.length;
 
     // Act: a redrive process killed partway, then a second run to the end
-    const child = spawn('npx', ['tsx', 'tools/redrive.ts', '--rate', '10', '--hold', '2'], { cwd: process.cwd(), env: { ...process.env, TWIN_DIR: dataDir }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('npx', ['tsx', 'tools/redrive.ts', '--rate', '10', '--hold', '2'], {
+      cwd: process.cwd(),
+      env: { ...process.env, TWIN_DIR: dataDir },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     await new Promise<void>((resolve) => {
       child.stdout.on('data', (chunk: Buffer) => {
         if (/moved (1[0-9])/.test(chunk.toString())) resolve();
@@ -90,8 +133,19 @@ describe('the local twin', () => {
     });
     child.kill('SIGKILL');
     await new Promise((resolve) => setTimeout(resolve, 2500));
-    const report = await redriveDeadLetters({ sqs, deadLetterQueueUrl: dlq, sourceQueueUrl: twin.resources.jobsQueueUrl, only: 'transient', ratePerSecond: 50, holdSeconds: 2 });
-    await waitFor('the redriven jobs to be sent', () => new Set(twin.smtp.received.slice(before).map((m) => m.to[0])).size === 30, 60_000);
+    const report = await redriveDeadLetters({
+      sqs,
+      deadLetterQueueUrl: dlq,
+      sourceQueueUrl: twin.resources.jobsQueueUrl,
+      only: 'transient',
+      ratePerSecond: 50,
+      holdSeconds: 2,
+    });
+    await waitFor(
+      'the redriven jobs to be sent',
+      () => new Set(twin.smtp.received.slice(before).map((m) => m.to[0])).size === 30,
+      60_000,
+    );
     await new Promise((resolve) => setTimeout(resolve, 2000));
 
     // Assess
@@ -99,8 +153,16 @@ describe('the local twin', () => {
     const delivered = twin.smtp.received.slice(before).map((m) => m.to[0]);
     expect(delivered).toHaveLength(30);
     expect(new Set(delivered).size).toBe(30);
-    const left = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlq, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }));
-    expect(Number(left.Attributes?.ApproximateNumberOfMessages) + Number(left.Attributes?.ApproximateNumberOfMessagesNotVisible)).toBe(5);
+    const left = await sqs.send(
+      new GetQueueAttributesCommand({
+        QueueUrl: dlq,
+        AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+      }),
+    );
+    expect(
+      Number(left.Attributes?.ApproximateNumberOfMessages) +
+        Number(left.Attributes?.ApproximateNumberOfMessagesNotVisible),
+    ).toBe(5);
   }, 120_000);
 });
 
@@ -110,8 +172,16 @@ describe('the local twin with an IMAP server given by configuration', () => {
     const dir = mkdtempSync(join(tmpdir(), 'email-dispatch-twin-imap-'));
     const secrets = loadLocalSecrets(join(dir, 'credentials.json'));
     const cert = localTlsCertificate();
-    const dovecot = await startDovecot({ tls: cert, users: [localLogin(secrets, 'imap', join(dir, 'credentials.json'))] });
-    const other = await startTwin({ dataDir: dir, ports: { aws: 0, dynamodb: 0, ses: 0, smtp: 0, imap: 0 }, pollIntervalSeconds: 10, imap: { host: dovecot.host, port: dovecot.port, security: 'starttls', mailbox: 'INBOX', ca: cert.cert } });
+    const dovecot = await startDovecot({
+      tls: cert,
+      users: [localLogin(secrets, 'imap', join(dir, 'credentials.json'))],
+    });
+    const other = await startTwin({
+      dataDir: dir,
+      ports: { aws: 0, dynamodb: 0, ses: 0, smtp: 0, imap: 0 },
+      pollIntervalSeconds: 10,
+      imap: { host: dovecot.host, port: dovecot.port, security: 'starttls', mailbox: 'INBOX', ca: cert.cert },
+    });
     try {
       const producer = createEmailProducer({ sqs: other.clients.sqsClient, queueUrl: other.resources.jobsQueueUrl });
       const job = emailJobFactory({ to: ['lost@bounce.test'] });

@@ -125,16 +125,15 @@ describe('hostile messages', () => {
     // kept, an event that could never be published as it is); a 10 MiB header: over the size cap, never parsed.
     expect(byUid.get(2)).toMatchObject({ type: 'inbound.unparsable', reason: expect.any(String) });
     const longRecipient = byUid.get(6);
-    if (longRecipient?.type === 'inbound.unparsable') expect(longRecipient).toMatchObject({ reason: 'event-too-large' });
+    if (longRecipient?.type === 'inbound.unparsable')
+      expect(longRecipient).toMatchObject({ reason: 'event-too-large' });
     else expect(longRecipient).toMatchObject({ type: 'bounce.detected', classification: { recipients: [] } });
     expect(byUid.get(10)).toMatchObject({ type: 'inbound.unparsable', reason: 'too-large' });
     expect(await suppressions.findSuppressed(['someone@example.net'])).toEqual(new Set());
     // An unparsable message's event says where its raw bytes are: a range of its chunk's object.
     const raw = byUid.get(2)?.raw;
     if (!raw) throw new Error('no raw location');
-    const object = await (
-      await aws.clients.s3()
-    ).send(
+    const object = await (await aws.clients.s3()).send(
       new GetObjectCommand({
         Bucket: raw.bucket,
         Key: raw.key,

@@ -76,7 +76,12 @@ describe('the poller signing in to Dovecot with OAuth2 (oauth2 passdb, token int
     const before = { requests: oauth.server.requests.length, introspections: oauth.server.introspections };
 
     // Act
-    const result = await syncMailbox(deps, { mailboxId: mailbox, runId: 'run-1', startFrom: 'beginning', stopAtMs: Date.now() + 30_000 });
+    const result = await syncMailbox(deps, {
+      mailboxId: mailbox,
+      runId: 'run-1',
+      startFrom: 'beginning',
+      stopAtMs: Date.now() + 30_000,
+    });
 
     // Assess
     expect(result).toMatchObject({ status: 'synced', processed: 3 });
@@ -172,9 +177,12 @@ describe('the poller signing in to Dovecot with OAuth2 (oauth2 passdb, token int
     const start = oauth.server.requests.length;
 
     // Act
-    const failed = await syncMailbox(deps, { mailboxId: mailbox, runId: 'run-1', startFrom: 'beginning', stopAtMs: Date.now() + 30_000 }).catch(
-      (error: unknown) => error,
-    );
+    const failed = await syncMailbox(deps, {
+      mailboxId: mailbox,
+      runId: 'run-1',
+      startFrom: 'beginning',
+      stopAtMs: Date.now() + 30_000,
+    }).catch((error: unknown) => error);
 
     // Assess
     expect(failed).toMatchObject({ name: 'ImapError', authentication: true });

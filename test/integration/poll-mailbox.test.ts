@@ -53,11 +53,16 @@ describe('polling a Dovecot mailbox', () => {
   it('publishes each new message once, stores it, and advances the checkpoint; a second run finds nothing', async () => {
     // Prepare
     const mailbox = await newMailbox();
-    const { deps, published, state } = await createSyncDeps(aws, () => openImapSession(imap.settings(mailbox), credentialsOf()));
+    const { deps, published, state } = await createSyncDeps(aws, () =>
+      openImapSession(imap.settings(mailbox), credentialsOf()),
+    );
     const messages = [1, 2, 3, 4, 5].map((n) => plainMessage(n));
     await imap.append(mailbox, messages);
     const seenReads: unknown[] = [];
-    const counted: SyncDeps = { ...deps, state: { ...state, seenAmong: (...a) => (seenReads.push(a), state.seenAmong(...a)) } };
+    const counted: SyncDeps = {
+      ...deps,
+      state: { ...state, seenAmong: (...a) => (seenReads.push(a), state.seenAmong(...a)) },
+    };
 
     // Act
     const first = await run(counted, 'box');
@@ -71,20 +76,38 @@ describe('polling a Dovecot mailbox', () => {
     expect(await state.getCheckpoint('box')).toMatchObject({ lastUid: 5, verifyUpTo: 5 });
     // No run died in between: nothing needed checking against the seen markers.
     expect(seenReads).toEqual([]);
-    expect(published[0]).toMatchObject({ subject: 'Message 1', raw: { key: expect.stringMatching(/^inbound\/box\/\d+\/1-5\.eml$/), offset: 0 } });
+    expect(published[0]).toMatchObject({
+      subject: 'Message 1',
+      raw: { key: expect.stringMatching(/^inbound\/box\/\d+\/1-5\.eml$/), offset: 0 },
+    });
     // Each message's bytes are a range of its chunk's object.
-    const third = (published.find((e) => (e as unknown as { uid: number }).uid === 3) as unknown as { raw: { bucket: string; key: string; offset: number; length: number } }).raw;
-    const object = await (await aws.clients.s3()).send(new GetObjectCommand({ Bucket: third.bucket, Key: third.key, Range: `bytes=${third.offset}-${third.offset + third.length - 1}` }));
+    const third = (
+      published.find((e) => (e as unknown as { uid: number }).uid === 3) as unknown as {
+        raw: { bucket: string; key: string; offset: number; length: number };
+      }
+    ).raw;
+    const object = await (await aws.clients.s3()).send(
+      new GetObjectCommand({
+        Bucket: third.bucket,
+        Key: third.key,
+        Range: `bytes=${third.offset}-${third.offset + third.length - 1}`,
+      }),
+    );
     expect(await object.Body?.transformToString()).toBe(messages[2]);
   });
 
   it('chunks a backlog by count and by bytes: messages over the size bound with their sizes, a huge one alone', async () => {
     // Prepare: 3 messages or 6,000 bytes a chunk, so every message of at most 2,000 bytes counts as 2,000.
     const mailbox = await newMailbox();
-    const { deps, published } = await createSyncDeps(aws, () => openImapSession(imap.settings(mailbox), credentialsOf()));
+    const { deps, published } = await createSyncDeps(aws, () =>
+      openImapSession(imap.settings(mailbox), credentialsOf()),
+    );
     const padded = (n: number, bytes: number) => plainMessage(n) + 'Padding line.\r\n'.repeat(Math.ceil(bytes / 15));
     const sizes = [0, 0, 3000, 0, 0, 0, 7000, 0];
-    await imap.append(mailbox, sizes.map((bytes, i) => padded(i + 1, bytes)));
+    await imap.append(
+      mailbox,
+      sizes.map((bytes, i) => padded(i + 1, bytes)),
+    );
 
     // Act
     const result = await run(deps, 'chunked', { chunkSize: 3, chunkBytes: 6000 });
@@ -98,8 +121,13 @@ describe('polling a Dovecot mailbox', () => {
   // A bounce about a message this deployment signed is verified and suppresses: see verified-reports.test.ts.
   it('reads a hard bounce as bounce.detected; one about mail we never sent suppresses no one', async () => {
     const mailbox = await newMailbox();
-    const { deps, published, suppressions } = await createSyncDeps(aws, () => openImapSession(imap.settings(mailbox), credentialsOf()));
-    await imap.append(mailbox, [bounceMessage('gone@example.net', { dispatchId: 'a'.repeat(32) }), bounceMessage('later@example.net', { status: '4.2.2', action: 'delayed' })]);
+    const { deps, published, suppressions } = await createSyncDeps(aws, () =>
+      openImapSession(imap.settings(mailbox), credentialsOf()),
+    );
+    await imap.append(mailbox, [
+      bounceMessage('gone@example.net', { dispatchId: 'a'.repeat(32) }),
+      bounceMessage('later@example.net', { status: '4.2.2', action: 'delayed' }),
+    ]);
 
     await run(deps, 'bounces');
 
@@ -122,10 +150,18 @@ describe('polling a Dovecot mailbox', () => {
 
   it('lets one of two overlapping runs work and the other yield', async () => {
     const mailbox = await newMailbox();
-    const { deps, published } = await createSyncDeps(aws, () => openImapSession(imap.settings(mailbox), credentialsOf()));
-    await imap.append(mailbox, [1, 2, 3].map((n) => plainMessage(100 + n)));
+    const { deps, published } = await createSyncDeps(aws, () =>
+      openImapSession(imap.settings(mailbox), credentialsOf()),
+    );
+    await imap.append(
+      mailbox,
+      [1, 2, 3].map((n) => plainMessage(100 + n)),
+    );
 
-    const results = await Promise.all([run(deps, 'shared', { idleUntilMs: Date.now() + 1500, leaseWaitMs: 0 }), run(deps, 'shared', { idleUntilMs: Date.now() + 1500, leaseWaitMs: 0 })]);
+    const results = await Promise.all([
+      run(deps, 'shared', { idleUntilMs: Date.now() + 1500, leaseWaitMs: 0 }),
+      run(deps, 'shared', { idleUntilMs: Date.now() + 1500, leaseWaitMs: 0 }),
+    ]);
 
     expect(results.map((r) => r.status).sort()).toEqual(['busy', 'synced']);
     expect(published).toHaveLength(3);
@@ -133,7 +169,9 @@ describe('polling a Dovecot mailbox', () => {
 
   it('resynchronises after a UIDVALIDITY change without losing or repeating mail', async () => {
     const mailbox = await newMailbox();
-    const { deps, published, state } = await createSyncDeps(aws, () => openImapSession(imap.settings(mailbox), credentialsOf()));
+    const { deps, published, state } = await createSyncDeps(aws, () =>
+      openImapSession(imap.settings(mailbox), credentialsOf()),
+    );
     const old = [1, 2, 3, 4].map((n) => plainMessage(200 + n));
     await imap.append(mailbox, old);
     await run(deps, 'recreated');
@@ -147,14 +185,23 @@ describe('polling a Dovecot mailbox', () => {
     const after = await state.getCheckpoint('recreated');
     expect(after?.uidValidity).not.toBe(before?.uidValidity);
     expect(result).toMatchObject({ resynchronised: true, processed: 2, skippedDuplicates: 4 });
-    expect(published.map((e) => (e as unknown as { subject: string }).subject).sort()).toEqual(['Message 201', 'Message 202', 'Message 203', 'Message 204', 'Message 205', 'Message 206']);
+    expect(published.map((e) => (e as unknown as { subject: string }).subject).sort()).toEqual([
+      'Message 201',
+      'Message 202',
+      'Message 203',
+      'Message 204',
+      'Message 205',
+      'Message 206',
+    ]);
     expect(after?.lastUid).toBe(6);
   });
 
   it('finishes an interrupted resynchronisation under the next UIDVALIDITY without repeating mail', async () => {
     // Prepare: four messages published; the mailbox recreated and a resync that dies after its first chunk
     const mailbox = await newMailbox();
-    const { deps, published, state } = await createSyncDeps(aws, () => openImapSession(imap.settings(mailbox), credentialsOf()));
+    const { deps, published, state } = await createSyncDeps(aws, () =>
+      openImapSession(imap.settings(mailbox), credentialsOf()),
+    );
     const old = [1, 2, 3, 4].map((n) => plainMessage(500 + n));
     await imap.append(mailbox, old);
     await run(deps, 'twice');
@@ -162,7 +209,13 @@ describe('polling a Dovecot mailbox', () => {
     await imap.recreateMailbox(mailbox);
     await imap.append(mailbox, [...old, plainMessage(505)]);
     let marks = 0;
-    const dying: SyncDeps = { ...deps, state: { ...state, markSeen: (...a) => ((marks += 1) === 2 ? Promise.reject(new Error('killed')) : state.markSeen(...a)) } };
+    const dying: SyncDeps = {
+      ...deps,
+      state: {
+        ...state,
+        markSeen: (...a) => ((marks += 1) === 2 ? Promise.reject(new Error('killed')) : state.markSeen(...a)),
+      },
+    };
     await expect(run(dying, 'twice', { chunkSize: 2 })).rejects.toThrow('killed');
     const interrupted = await state.getCheckpoint('twice');
     await new Promise((resolve) => setTimeout(resolve, 1100));
@@ -175,7 +228,14 @@ describe('polling a Dovecot mailbox', () => {
     // Assess: messages 3 and 4 were never marked under the second UIDVALIDITY, only under the first
     expect(interrupted).toMatchObject({ lastUid: 2, resync: { until: 5, previous: [{ upToUid: 4 }] } });
     expect(result).toMatchObject({ resynchronised: true, processed: 2, skippedDuplicates: 4 });
-    expect(published.map((e) => (e as unknown as { subject: string }).subject).sort()).toEqual(['Message 501', 'Message 502', 'Message 503', 'Message 504', 'Message 505', 'Message 506']);
+    expect(published.map((e) => (e as unknown as { subject: string }).subject).sort()).toEqual([
+      'Message 501',
+      'Message 502',
+      'Message 503',
+      'Message 504',
+      'Message 505',
+      'Message 506',
+    ]);
     const after = await state.getCheckpoint('twice');
     expect(after).toMatchObject({ lastUid: 6 });
     expect(after?.resync).toBeUndefined();
@@ -184,8 +244,13 @@ describe('polling a Dovecot mailbox', () => {
   it('recovers on the next run after the socket is dropped in the middle of a FETCH', async () => {
     const mailbox = await newMailbox();
     const proxy = await startTcpProxy({ host: imap.dovecot.host, port: imap.dovecot.port });
-    const { deps, published } = await createSyncDeps(aws, () => openImapSession(imap.settings(mailbox, proxy.port, proxy.host), credentialsOf()));
-    await imap.append(mailbox, Array.from({ length: 20 }, (_, i) => plainMessage(300 + i, { subject: `Big ${i} ${'x'.repeat(2000)}` })));
+    const { deps, published } = await createSyncDeps(aws, () =>
+      openImapSession(imap.settings(mailbox, proxy.port, proxy.host), credentialsOf()),
+    );
+    await imap.append(
+      mailbox,
+      Array.from({ length: 20 }, (_, i) => plainMessage(300 + i, { subject: `Big ${i} ${'x'.repeat(2000)}` })),
+    );
     proxy.dropAfter(12_000);
 
     await expect(run(deps, 'dropped')).rejects.toThrow();
@@ -201,7 +266,9 @@ describe('polling a Dovecot mailbox', () => {
 
   it('hands new mail over within seconds in bounded-IDLE mode, without relying on notifications', async () => {
     const mailbox = await newMailbox();
-    const { deps, published } = await createSyncDeps(aws, () => openImapSession(imap.settings(mailbox), credentialsOf()));
+    const { deps, published } = await createSyncDeps(aws, () =>
+      openImapSession(imap.settings(mailbox), credentialsOf()),
+    );
     const seenAt = new Map<number, number>();
     const recording: SyncDeps = {
       ...deps,
@@ -239,7 +306,10 @@ describe('the mailbox state store', () => {
     // Act
     await state.markSeen(lease, '7', messages.slice(0, 2400));
     await state.markSeen(lease, '7', sparse);
-    const probe = [messages[0], messages[1500], messages[2399], messages[2400], { uid: 5, key: 'key-1500' }] as Array<{ uid: number; key: string }>;
+    const probe = [messages[0], messages[1500], messages[2399], messages[2400], { uid: 5, key: 'key-1500' }] as Array<{
+      uid: number;
+      key: string;
+    }>;
 
     // Assess: a probe finds a key only among the markers of its own UID's item
     expect(await state.seenAmong('batched', '7', probe)).toEqual(new Set(['key-1', 'key-1501', 'key-2400']));
@@ -256,8 +326,12 @@ describe('runs killed at random points', () => {
     // Prepare
     const mailbox = await newMailbox();
     let offset = 0;
-    const { deps, state, resources } = await createSyncDeps(aws, () => openImapSession(imap.settings(mailbox), credentialsOf()));
-    const leaseState = createMailboxStateStore(aws.clients.documents, resources.mailboxStateTable, { clock: () => Date.now() + offset });
+    const { deps, state, resources } = await createSyncDeps(aws, () =>
+      openImapSession(imap.settings(mailbox), credentialsOf()),
+    );
+    const leaseState = createMailboxStateStore(aws.clients.documents, resources.mailboxStateTable, {
+      clock: () => Date.now() + offset,
+    });
     const total = 1000;
     const delivered = Array.from({ length: total }, (_, i) => plainMessage(1000 + i));
     const events: Array<{ id: string; uid: number; type: string }> = [];
@@ -307,11 +381,12 @@ describe('runs killed at random points', () => {
           recordAttempt: (...a) => step(() => state.recordAttempt(...a), 'attempt'),
           seenAmong: (...a) => step(() => state.seenAmong(...a), 'seen-read'),
           seenUpTo: (...a) => step(() => state.seenUpTo(...a), 'seen-read'),
-          markSeen: (lease, uidValidity, messages) => step(async () => {
-            const ok = await state.markSeen(lease, uidValidity, messages);
-            for (const m of messages) markedInRun.add(m.key);
-            return ok;
-          }, 'mark'),
+          markSeen: (lease, uidValidity, messages) =>
+            step(async () => {
+              const ok = await state.markSeen(lease, uidValidity, messages);
+              for (const m of messages) markedInRun.add(m.key);
+              return ok;
+            }, 'mark'),
         },
         storeRaw: (...a) => step(() => deps.storeRaw(...a), 'store'),
         suppress: (...a) => step(() => deps.suppress(...a), 'suppress'),
@@ -354,7 +429,8 @@ describe('runs killed at random points', () => {
     const ids = new Map<number, Set<string>>();
     for (const e of events) ids.set(e.uid, (ids.get(e.uid) ?? new Set()).add(e.id));
     expect([...ids.values()].every((s) => s.size === 1)).toBe(true);
-    for (let i = 1; i < checkpoints.length; i += 1) expect(checkpoints[i]).toBeGreaterThan(checkpoints[i - 1] as number);
+    for (let i = 1; i < checkpoints.length; i += 1)
+      expect(checkpoints[i]).toBeGreaterThan(checkpoints[i - 1] as number);
     expect(kills).toBeGreaterThan(3);
     const givenUp = new Set(events.filter((e) => e.type === 'inbound.unparsable').map((e) => e.uid)).size;
     const repeated = uids.length - distinct.size;
@@ -369,8 +445,16 @@ describe('a server without CONDSTORE or UIDPLUS (hoodiecrow)', () => {
   it('polls, checkpoints and idles the same way', async () => {
     // Prepare
     const server = await startHoodiecrow({ users: [{ username: 'local', password: 'local-pass' }] });
-    const settings = { host: server.host, port: server.port, security: 'none' as const, mailbox: 'INBOX', stepTimeoutMs: 5000 };
-    const { deps, published, state } = await createSyncDeps(aws, () => openImapSession(settings, credentialsOf({ username: 'local', password: 'local-pass' })));
+    const settings = {
+      host: server.host,
+      port: server.port,
+      security: 'none' as const,
+      mailbox: 'INBOX',
+      stepTimeoutMs: 5000,
+    };
+    const { deps, published, state } = await createSyncDeps(aws, () =>
+      openImapSession(settings, credentialsOf({ username: 'local', password: 'local-pass' })),
+    );
     for (let n = 0; n < 3; n += 1) server.deliver(plainMessage(500 + n));
     server.deliver(bounceMessage('nobody@example.net', { lineEnding: '\n' }));
 
@@ -383,7 +467,13 @@ describe('a server without CONDSTORE or UIDPLUS (hoodiecrow)', () => {
     await server.stop();
     expect(first.processed).toBe(4);
     expect(second.processed).toBe(1);
-    expect(published.sort(byUid).map((e) => e.type)).toEqual(['inbound.received', 'inbound.received', 'inbound.received', 'bounce.detected', 'inbound.received']);
+    expect(published.sort(byUid).map((e) => e.type)).toEqual([
+      'inbound.received',
+      'inbound.received',
+      'inbound.received',
+      'bounce.detected',
+      'inbound.received',
+    ]);
     expect((await state.getCheckpoint('hoodie'))?.lastUid).toBe(5);
     expect((await state.getCheckpoint('hoodie'))?.highestModseq).toBeUndefined();
   });
@@ -402,8 +492,13 @@ describe('the scheduled poller function', () => {
 
     // Assess
     expect(summary).toEqual({ ops: { status: 'synced', processed: 2 } });
-    const tapped = await aws.clients.sqsClient.send(new ReceiveMessageCommand({ QueueUrl: resources.eventsTapQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
-    expect((tapped.Messages ?? []).map((m) => (JSON.parse(m.Body ?? '{}') as { type: string }).type).sort()).toEqual(['bounce.detected', 'inbound.received']);
+    const tapped = await aws.clients.sqsClient.send(
+      new ReceiveMessageCommand({ QueueUrl: resources.eventsTapQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }),
+    );
+    expect((tapped.Messages ?? []).map((m) => (JSON.parse(m.Body ?? '{}') as { type: string }).type).sort()).toEqual([
+      'bounce.detected',
+      'inbound.received',
+    ]);
     // The bounce quotes a Message-ID this deployment never made: published, counted, and acted on by no one.
     expect(await suppressions.findSuppressed(['dead@example.net'])).toEqual(new Set());
     expect(output.metric('UnverifiedReports')).toBe(1);

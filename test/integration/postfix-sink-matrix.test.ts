@@ -5,7 +5,12 @@ import { localTlsCertificate } from '#local/tls-certificate.js';
 import { startSmtpSink } from '#local/smtp-sink.js';
 import { createSmtpTransport, type SmtpSettings } from '#transports/smtp-transport.js';
 import { emailJobFactory } from '../support/factories.js';
-import { startPostfixSink, type PostfixFault, type PostfixSinkOptions, type PostfixStage } from '../support/postfix-sink.js';
+import {
+  startPostfixSink,
+  type PostfixFault,
+  type PostfixSinkOptions,
+  type PostfixStage,
+} from '../support/postfix-sink.js';
 
 const started: Array<{ stop(): Promise<void> }> = [];
 afterAll(async () => {
@@ -13,7 +18,13 @@ afterAll(async () => {
 });
 
 async function sendThrough(sink: { host: string; port: number }, settings: Partial<SmtpSettings> = {}) {
-  const transport = createSmtpTransport({ host: sink.host, port: sink.port, security: 'none', maxConnections: 1, ...settings });
+  const transport = createSmtpTransport({
+    host: sink.host,
+    port: sink.port,
+    security: 'none',
+    maxConnections: 1,
+    ...settings,
+  });
   const deps: DispatchDeps = {
     transports: { smtp: transport },
     defaultTransport: 'smtp',
@@ -47,12 +58,42 @@ type Cell = { action: SendAction; ambiguous: boolean };
 // What each fault at each stage must lead to. A refusal of the session is of us (blocked); a refusal of the
 // transaction is of the job (rejected); a disconnect can hide a delivery only after the final '.'.
 const expected: Record<string, Record<PostfixFault, Cell>> = {
-  greeting: { hard: { action: 'blocked', ambiguous: false }, soft: { action: 'retry', ambiguous: false }, drop: { action: 'retry', ambiguous: false }, close421: { action: 'retry', ambiguous: false } },
-  'EHLO and HELO': { hard: { action: 'blocked', ambiguous: false }, soft: { action: 'retry', ambiguous: false }, drop: { action: 'retry', ambiguous: false }, close421: { action: 'retry', ambiguous: false } },
-  MAIL: { hard: { action: 'rejected', ambiguous: false }, soft: { action: 'retry', ambiguous: false }, drop: { action: 'retry', ambiguous: false }, close421: { action: 'retry', ambiguous: false } },
-  RCPT: { hard: { action: 'rejected', ambiguous: false }, soft: { action: 'retry', ambiguous: false }, drop: { action: 'retry', ambiguous: false }, close421: { action: 'retry', ambiguous: false } },
-  DATA: { hard: { action: 'rejected', ambiguous: false }, soft: { action: 'retry', ambiguous: false }, drop: { action: 'retry', ambiguous: false }, close421: { action: 'retry', ambiguous: false } },
-  "'.'": { hard: { action: 'rejected', ambiguous: false }, soft: { action: 'retry', ambiguous: false }, drop: { action: 'retry', ambiguous: true }, close421: { action: 'retry', ambiguous: false } },
+  greeting: {
+    hard: { action: 'blocked', ambiguous: false },
+    soft: { action: 'retry', ambiguous: false },
+    drop: { action: 'retry', ambiguous: false },
+    close421: { action: 'retry', ambiguous: false },
+  },
+  'EHLO and HELO': {
+    hard: { action: 'blocked', ambiguous: false },
+    soft: { action: 'retry', ambiguous: false },
+    drop: { action: 'retry', ambiguous: false },
+    close421: { action: 'retry', ambiguous: false },
+  },
+  MAIL: {
+    hard: { action: 'rejected', ambiguous: false },
+    soft: { action: 'retry', ambiguous: false },
+    drop: { action: 'retry', ambiguous: false },
+    close421: { action: 'retry', ambiguous: false },
+  },
+  RCPT: {
+    hard: { action: 'rejected', ambiguous: false },
+    soft: { action: 'retry', ambiguous: false },
+    drop: { action: 'retry', ambiguous: false },
+    close421: { action: 'retry', ambiguous: false },
+  },
+  DATA: {
+    hard: { action: 'rejected', ambiguous: false },
+    soft: { action: 'retry', ambiguous: false },
+    drop: { action: 'retry', ambiguous: false },
+    close421: { action: 'retry', ambiguous: false },
+  },
+  "'.'": {
+    hard: { action: 'rejected', ambiguous: false },
+    soft: { action: 'retry', ambiguous: false },
+    drop: { action: 'retry', ambiguous: true },
+    close421: { action: 'retry', ambiguous: false },
+  },
 };
 const faults: PostfixFault[] = ['hard', 'soft', 'drop', 'close421'];
 
@@ -77,7 +118,10 @@ describe('the reply and disconnect matrix against Postfix smtp-sink', () => {
 
   it('delivers through a sink without faults', async () => {
     const outcome = await sendAgainstPostfix({});
-    expect({ action: outcome.action, ambiguous: outcome.ambiguous === true }).toEqual({ action: 'delivered', ambiguous: false });
+    expect({ action: outcome.action, ambiguous: outcome.ambiguous === true }).toEqual({
+      action: 'delivered',
+      ambiguous: false,
+    });
   });
 });
 
@@ -86,7 +130,10 @@ describe('TLS mismatches are our setup', () => {
     const sink = await startPostfixSink();
     started.push(sink);
     const outcome = await sendThrough(sink, { security: 'implicit' });
-    expect({ action: outcome.action, ambiguous: outcome.ambiguous === true }).toEqual({ action: 'blocked', ambiguous: false });
+    expect({ action: outcome.action, ambiguous: outcome.ambiguous === true }).toEqual({
+      action: 'blocked',
+      ambiguous: false,
+    });
     expect(outcome.reason).toMatch(/^smtp-tls-/);
   });
 
@@ -94,13 +141,21 @@ describe('TLS mismatches are our setup', () => {
     const sink = await startSmtpSink({ tls: localTlsCertificate() });
     started.push(sink);
     const outcome = await sendThrough(sink, { security: 'starttls' });
-    expect({ action: outcome.action, ambiguous: outcome.ambiguous === true }).toEqual({ action: 'blocked', ambiguous: false });
+    expect({ action: outcome.action, ambiguous: outcome.ambiguous === true }).toEqual({
+      action: 'blocked',
+      ambiguous: false,
+    });
   });
 
   it('blocks a relay that greets with 554 5.7.1 (our address on a blocklist)', async () => {
-    const sink = await startSmtpSink({ rules: [{ stage: 'connect', reply: { code: 554, message: '5.7.1 Service unavailable; client host blocked' } }] });
+    const sink = await startSmtpSink({
+      rules: [{ stage: 'connect', reply: { code: 554, message: '5.7.1 Service unavailable; client host blocked' } }],
+    });
     started.push(sink);
     const outcome = await sendThrough(sink);
-    expect({ action: outcome.action, responseCode: outcome.responseCode }).toEqual({ action: 'blocked', responseCode: 554 });
+    expect({ action: outcome.action, responseCode: outcome.responseCode }).toEqual({
+      action: 'blocked',
+      responseCode: 554,
+    });
   });
 });

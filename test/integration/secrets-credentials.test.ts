@@ -14,7 +14,14 @@ beforeAll(async () => {
     req.resume();
     req.on('end', () => {
       res.writeHead(200, { 'content-type': 'application/x-amz-json-1.1' });
-      res.end(JSON.stringify({ ARN: 'arn:aws:secretsmanager:eu-west-1:1:secret:relay', Name: 'relay', SecretString: secretString, VersionId: 'v1' }));
+      res.end(
+        JSON.stringify({
+          ARN: 'arn:aws:secretsmanager:eu-west-1:1:secret:relay',
+          Name: 'relay',
+          SecretString: secretString,
+          VersionId: 'v1',
+        }),
+      );
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -8,7 +8,12 @@ import { hashAddress, toMessageId } from '#core/message-id.js';
 import { createLambdaContext } from '#local/lambda-context.js';
 import { toSqsRecord } from '#local/event-source.js';
 import { emailJobFactory } from '../support/factories.js';
-import { startAwsEmulators, startDispatchHarness, type AwsEmulators, type DispatchHarness } from '../support/dispatch-harness.js';
+import {
+  startAwsEmulators,
+  startDispatchHarness,
+  type AwsEmulators,
+  type DispatchHarness,
+} from '../support/dispatch-harness.js';
 
 let aws: AwsEmulators;
 let h: DispatchHarness;
@@ -29,7 +34,11 @@ describe('sending a job over SMTP', () => {
   it('delivers a valid job once over STARTTLS with AUTH and publishes email.delivered', async () => {
     // Prepare
     h = await startDispatchHarness(aws);
-    const job = emailJobFactory({ to: [{ address: 'alice@example.net', name: 'Alice Ä' }], cc: ['carol@example.org'], tags: { campaign: 'receipts' } });
+    const job = emailJobFactory({
+      to: [{ address: 'alice@example.net', name: 'Alice Ä' }],
+      cc: ['carol@example.org'],
+      tags: { campaign: 'receipts' },
+    });
     await h.enqueue(job);
 
     // Act
@@ -48,7 +57,12 @@ describe('sending a job over SMTP', () => {
     expect(parsed.headers.get('x-dispatch-id')).toBeTruthy();
     const events = await h.events();
     expect(events).toHaveLength(1);
-    expect(events[0]).toMatchObject({ type: 'email.delivered', idempotencyKey: job.idempotencyKey, providerMessageId: received.queueId, tags: { campaign: 'receipts' } });
+    expect(events[0]).toMatchObject({
+      type: 'email.delivered',
+      idempotencyKey: job.idempotencyKey,
+      providerMessageId: received.queueId,
+      tags: { campaign: 'receipts' },
+    });
     expect(events[0]?.recipients).toEqual([
       { recipient: 'alice@example.net', status: 'accepted' },
       { recipient: 'carol@example.org', status: 'accepted' },
@@ -59,7 +73,11 @@ describe('sending a job over SMTP', () => {
 
   it('logs recipients only as hashes and never the body', async () => {
     h = await startDispatchHarness(aws);
-    const job = emailJobFactory({ to: ['private.person@example.net'], subject: 'Secret subject', text: 'secret body text' });
+    const job = emailJobFactory({
+      to: ['private.person@example.net'],
+      subject: 'Secret subject',
+      text: 'secret body text',
+    });
     await h.enqueue(job);
     await h.deliver();
     const log = h.output.lines.join('\n');
@@ -104,7 +122,11 @@ describe('exactly once', () => {
     expect(h.sink.received).toHaveLength(1);
     const dead = await h.deadLetters();
     expect(dead).toHaveLength(1);
-    expect(dead[0]?.attributes).toMatchObject({ failureClass: 'invalid', failureReason: 'idempotency-key-conflict', idempotencyKey: job.idempotencyKey });
+    expect(dead[0]?.attributes).toMatchObject({
+      failureClass: 'invalid',
+      failureReason: 'idempotency-key-conflict',
+      idempotencyKey: job.idempotencyKey,
+    });
     const events = await h.events();
     expect(events.map((e) => e.type).sort()).toEqual(['email.delivered', 'email.rejected']);
     expect(events.find((e) => e.type === 'email.rejected')).toMatchObject({ reason: 'idempotency-key-conflict' });
@@ -114,7 +136,9 @@ describe('exactly once', () => {
     // Prepare: the harness's handler already hooks this client and table; a second store for them replaces the hook.
     h = await startDispatchHarness(aws);
     const taken: string[] = [];
-    const store = createIdempotencyStore(aws.clients.dynamodb, h.resources.idempotencyTable, (recordId) => taken.push(recordId));
+    const store = createIdempotencyStore(aws.clients.dynamodb, h.resources.idempotencyTable, (recordId) =>
+      taken.push(recordId),
+    );
     store.configure({ config: new IdempotencyConfig({ eventKeyJmesPath: 'idempotencyKey' }), keyPrefix: 'email-job' });
     const data = { idempotencyKey: 'takeover-1' };
     await store.saveInProgress(data, 1);
@@ -166,7 +190,12 @@ describe('bad input', () => {
       emailJobFactory({ subject: 'Hello =?utf-8?Q?=0D=0ABcc:_attacker@evil.test?=' }),
       emailJobFactory({ subject: 'Line\u2028separator' }),
     ];
-    const bodies = ['{"version":1,"idempotencyKey":', 'null', JSON.stringify({ version: 1, to: ['a@example.net'], subject: 'no key', text: 'x' }), ...hostile.map((j) => JSON.stringify(j))];
+    const bodies = [
+      '{"version":1,"idempotencyKey":',
+      'null',
+      JSON.stringify({ version: 1, to: ['a@example.net'], subject: 'no key', text: 'x' }),
+      ...hostile.map((j) => JSON.stringify(j)),
+    ];
     for (const job of healthy) await h.enqueue(job);
     for (const body of bodies) await h.enqueue(body);
 
@@ -184,7 +213,9 @@ describe('bad input', () => {
     const dead = await h.deadLetters();
     expect(dead).toHaveLength(bodies.length);
     expect(dead.every((d) => d.attributes.failureClass === 'invalid')).toBe(true);
-    expect(dead.find((d) => d.body.startsWith('{"version":1,"idempotencyKey":'))?.attributes.failureReason).toBe('invalid-json');
+    expect(dead.find((d) => d.body.startsWith('{"version":1,"idempotencyKey":'))?.attributes.failureReason).toBe(
+      'invalid-json',
+    );
     const subjectReason = dead.find((d) => d.body === JSON.stringify(hostile[0]))?.attributes;
     expect(subjectReason).toMatchObject({ failureReason: 'invalid-job', idempotencyKey: hostile[0]!.idempotencyKey });
     expect(subjectReason?.failureDetail).toMatch(/^subject: must not contain control characters/);
@@ -219,7 +250,9 @@ describe('retries', () => {
   });
 
   it('gives a job up once its lifetime is spent: dead-lettered as exhausted and reported as email.failed', async () => {
-    h = await startDispatchHarness(aws, { env: { RETRY_BASE_SECONDS: '120', RETRY_MAX_DELAY_SECONDS: '120', RETRY_LIFETIME_SECONDS: '60' } });
+    h = await startDispatchHarness(aws, {
+      env: { RETRY_BASE_SECONDS: '120', RETRY_MAX_DELAY_SECONDS: '120', RETRY_LIFETIME_SECONDS: '60' },
+    });
     h.sink.addRule({ stage: 'rcpt', reply: { code: 450, message: '4.2.1 Mailbox busy' } });
     const job = emailJobFactory();
     await h.enqueue(job);
@@ -231,13 +264,17 @@ describe('retries', () => {
     expect(dead).toHaveLength(1);
     expect(dead[0]?.attributes).toMatchObject({ failureClass: 'exhausted', failureReason: 'retry:smtp-rcpt-450' });
     const events = await h.events();
-    expect(events).toEqual([expect.objectContaining({ type: 'email.failed', idempotencyKey: job.idempotencyKey, reason: 'smtp-rcpt-450' })]);
+    expect(events).toEqual([
+      expect.objectContaining({ type: 'email.failed', idempotencyKey: job.idempotencyKey, reason: 'smtp-rcpt-450' }),
+    ]);
     expect(h.output.metric('Failed')).toBe(1);
   });
 
   it('gives a job up on its last receive, with its reason, rather than leaving SQS to dead-letter it without one', async () => {
     // Prepare: the relay defers every attempt; the queue allows 3 receives
-    h = await startDispatchHarness(aws, { env: { RETRY_BASE_SECONDS: '1', RETRY_MAX_DELAY_SECONDS: '1', MAX_RECEIVE_COUNT: '3' } });
+    h = await startDispatchHarness(aws, {
+      env: { RETRY_BASE_SECONDS: '1', RETRY_MAX_DELAY_SECONDS: '1', MAX_RECEIVE_COUNT: '3' },
+    });
     h.sink.addRule({ stage: 'rcpt', reply: { code: 450, message: '4.2.1 Mailbox busy' } });
     const job = emailJobFactory();
     const recordAt = (receive: number) => (h as DispatchHarness).sqsRecord(job, 'last-1', receive);
@@ -250,13 +287,22 @@ describe('retries', () => {
     expect(second.batchItemFailures).toEqual([{ itemIdentifier: 'last-1' }]);
     expect(last.batchItemFailures).toEqual([]);
     const dead = await h.deadLetters();
-    expect(dead.map((d) => d.attributes)).toEqual([expect.objectContaining({ failureClass: 'exhausted', failureReason: 'retry:smtp-rcpt-450', idempotencyKey: job.idempotencyKey })]);
+    expect(dead.map((d) => d.attributes)).toEqual([
+      expect.objectContaining({
+        failureClass: 'exhausted',
+        failureReason: 'retry:smtp-rcpt-450',
+        idempotencyKey: job.idempotencyKey,
+      }),
+    ]);
     expect((await h.events()).map((e) => e.type)).toEqual(['email.failed']);
   });
 
   it('ends a permanent refusal as rejected: not retried, not dead-lettered, reported', async () => {
     h = await startDispatchHarness(aws);
-    h.sink.addRule({ stage: 'rcpt', reply: { code: 550, message: '5.1.1 <alice@example.net>: Recipient address rejected' } });
+    h.sink.addRule({
+      stage: 'rcpt',
+      reply: { code: 550, message: '5.1.1 <alice@example.net>: Recipient address rejected' },
+    });
     const job = emailJobFactory();
     await h.enqueue(job);
 
@@ -265,7 +311,13 @@ describe('retries', () => {
     expect(h.sink.received).toHaveLength(0);
     expect(await h.deadLetters()).toHaveLength(0);
     const events = await h.events();
-    expect(events).toEqual([expect.objectContaining({ type: 'email.rejected', reason: 'smtp-rcpt-550', detail: '550 5.1.1 <address>: Recipient address rejected' })]);
+    expect(events).toEqual([
+      expect.objectContaining({
+        type: 'email.rejected',
+        reason: 'smtp-rcpt-550',
+        detail: '550 5.1.1 <address>: Recipient address rejected',
+      }),
+    ]);
     expect(await h.queueDepth()).toBe(0);
     // A redelivery of the same job does not try again.
     await h.enqueue(job);
@@ -277,7 +329,9 @@ describe('retries', () => {
 describe('our own setup', () => {
   it('treats a refused login as blocked, refetches the secret, and sends once the secret is rotated', async () => {
     // Prepare: the circuit the refusal opens is probed after a second.
-    h = await startDispatchHarness(aws, { env: { RETRY_BASE_SECONDS: '1', RETRY_MAX_DELAY_SECONDS: '1', BREAKER_FIRST_PROBE_SECONDS: '1' } });
+    h = await startDispatchHarness(aws, {
+      env: { RETRY_BASE_SECONDS: '1', RETRY_MAX_DELAY_SECONDS: '1', BREAKER_FIRST_PROBE_SECONDS: '1' },
+    });
     h.setCredentials({ username: 'relay-user', password: 'stale' });
     await h.enqueue(emailJobFactory());
 
@@ -339,8 +393,17 @@ describe('suppression', () => {
 
     expect(h.sink.received.map((m) => m.to)).toEqual([['here@example.net']]);
     const events = await h.events();
-    expect(events.find((e) => e.idempotencyKey === partly.idempotencyKey)).toMatchObject({ type: 'email.delivered', recipients: [{ recipient: 'gone@example.net', status: 'suppressed' }, { recipient: 'here@example.net', status: 'accepted' }] });
-    expect(events.find((e) => e.idempotencyKey === wholly.idempotencyKey)).toMatchObject({ type: 'email.rejected', reason: 'all-recipients-suppressed' });
+    expect(events.find((e) => e.idempotencyKey === partly.idempotencyKey)).toMatchObject({
+      type: 'email.delivered',
+      recipients: [
+        { recipient: 'gone@example.net', status: 'suppressed' },
+        { recipient: 'here@example.net', status: 'accepted' },
+      ],
+    });
+    expect(events.find((e) => e.idempotencyKey === wholly.idempotencyKey)).toMatchObject({
+      type: 'email.rejected',
+      reason: 'all-recipients-suppressed',
+    });
   });
 });
 
@@ -348,16 +411,30 @@ describe('attachments and claim checks', () => {
   it('attaches inline and S3-stored files, and resolves a job stored in S3', async () => {
     h = await startDispatchHarness(aws);
     const pdf = Buffer.alloc(600 * 1024, 7);
-    await (await aws.clients.s3()).send(new PutObjectCommand({ Bucket: h.resources.bucket, Key: 'files/report.pdf', Body: pdf }));
+    await (await aws.clients.s3()).send(
+      new PutObjectCommand({ Bucket: h.resources.bucket, Key: 'files/report.pdf', Body: pdf }),
+    );
     const job = emailJobFactory({
       attachments: [
         { filename: 'note.txt', contentType: 'text/plain', content: Buffer.from('hello').toString('base64') },
-        { filename: 'report.pdf', contentType: 'application/pdf', s3: { bucket: h.resources.bucket, key: 'files/report.pdf' } },
+        {
+          filename: 'report.pdf',
+          contentType: 'application/pdf',
+          s3: { bucket: h.resources.bucket, key: 'files/report.pdf' },
+        },
       ],
     });
-    await (await aws.clients.s3()).send(new PutObjectCommand({ Bucket: h.resources.bucket, Key: 'jobs/big.json', Body: JSON.stringify(job) }));
-    await h.enqueue({ version: 1, idempotencyKey: job.idempotencyKey, claimCheck: { bucket: h.resources.bucket, key: 'jobs/big.json' } });
-    await h.enqueue(emailJobFactory({ attachments: [{ filename: 'x.pdf', s3: { bucket: 'someone-elses-bucket', key: 'secret' } }] }));
+    await (await aws.clients.s3()).send(
+      new PutObjectCommand({ Bucket: h.resources.bucket, Key: 'jobs/big.json', Body: JSON.stringify(job) }),
+    );
+    await h.enqueue({
+      version: 1,
+      idempotencyKey: job.idempotencyKey,
+      claimCheck: { bucket: h.resources.bucket, key: 'jobs/big.json' },
+    });
+    await h.enqueue(
+      emailJobFactory({ attachments: [{ filename: 'x.pdf', s3: { bucket: 'someone-elses-bucket', key: 'secret' } }] }),
+    );
 
     await h.deliverAll();
 
@@ -367,7 +444,9 @@ describe('attachments and claim checks', () => {
       ['note.txt', 5],
       ['report.pdf', pdf.length],
     ]);
-    expect((await h.events()).find((e) => e.type === 'email.rejected')).toMatchObject({ reason: 'attachment-bucket-not-allowed' });
+    expect((await h.events()).find((e) => e.type === 'email.rejected')).toMatchObject({
+      reason: 'attachment-bucket-not-allowed',
+    });
   });
 });
 
@@ -380,10 +459,21 @@ describe('the attachment memory budget', () => {
     const memory = h.deps.dispatch.attachmentMemory as NonNullable<typeof h.deps.dispatch.attachmentMemory>;
     const budget = memory.budget as typeof memory.budget & { held: number };
     let mostHeld = 0;
-    memory.budget = { acquire: async (bytes) => budget.acquire(bytes).then((release) => ((mostHeld = Math.max(mostHeld, budget.held)), release)) };
+    memory.budget = {
+      acquire: async (bytes) =>
+        budget.acquire(bytes).then((release) => ((mostHeld = Math.max(mostHeld, budget.held)), release)),
+    };
     for (let i = 0; i < 5; i += 1) {
-      await s3.send(new PutObjectCommand({ Bucket: h.resources.bucket, Key: `attachments/budget-${i}.bin`, Body: file }));
-      await h.enqueue(emailJobFactory({ attachments: [{ filename: `f${i}.bin`, s3: { bucket: h.resources.bucket, key: `attachments/budget-${i}.bin` } }] }));
+      await s3.send(
+        new PutObjectCommand({ Bucket: h.resources.bucket, Key: `attachments/budget-${i}.bin`, Body: file }),
+      );
+      await h.enqueue(
+        emailJobFactory({
+          attachments: [
+            { filename: `f${i}.bin`, s3: { bucket: h.resources.bucket, key: `attachments/budget-${i}.bin` } },
+          ],
+        }),
+      );
     }
 
     // Act
@@ -401,9 +491,19 @@ describe('the attachment memory budget', () => {
     const s3 = await aws.clients.s3();
     // Five parts of 9 MiB: each within the per-object limit, 45 MiB together
     const part = Buffer.alloc(9 * 1024 * 1024, 1);
-    for (let i = 0; i < 5; i += 1) await s3.send(new PutObjectCommand({ Bucket: h.resources.bucket, Key: `attachments/part-${i}.bin`, Body: part }));
-    const tooBig = emailJobFactory({ attachments: [0, 1, 2, 3, 4].map((i) => ({ filename: `${i}.bin`, s3: { bucket: h.resources.bucket, key: `attachments/part-${i}.bin` } })) });
-    const missing = emailJobFactory({ attachments: [{ filename: 'gone.pdf', s3: { bucket: h.resources.bucket, key: 'attachments/never-uploaded.pdf' } }] });
+    for (let i = 0; i < 5; i += 1)
+      await s3.send(new PutObjectCommand({ Bucket: h.resources.bucket, Key: `attachments/part-${i}.bin`, Body: part }));
+    const tooBig = emailJobFactory({
+      attachments: [0, 1, 2, 3, 4].map((i) => ({
+        filename: `${i}.bin`,
+        s3: { bucket: h.resources.bucket, key: `attachments/part-${i}.bin` },
+      })),
+    });
+    const missing = emailJobFactory({
+      attachments: [
+        { filename: 'gone.pdf', s3: { bucket: h.resources.bucket, key: 'attachments/never-uploaded.pdf' } },
+      ],
+    });
     await h.enqueue(tooBig);
     await h.enqueue(missing);
 
@@ -411,8 +511,14 @@ describe('the attachment memory budget', () => {
 
     expect(h.sink.received).toHaveLength(0);
     const events = await h.events();
-    expect(events.find((e) => e.idempotencyKey === tooBig.idempotencyKey)).toMatchObject({ type: 'email.rejected', reason: 'attachments-too-large' });
-    expect(events.find((e) => e.idempotencyKey === missing.idempotencyKey)).toMatchObject({ type: 'email.rejected', reason: 'attachment-missing' });
+    expect(events.find((e) => e.idempotencyKey === tooBig.idempotencyKey)).toMatchObject({
+      type: 'email.rejected',
+      reason: 'attachments-too-large',
+    });
+    expect(events.find((e) => e.idempotencyKey === missing.idempotencyKey)).toMatchObject({
+      type: 'email.rejected',
+      reason: 'attachment-missing',
+    });
     expect(await h.queueDepth()).toBe(0);
   });
 });
@@ -421,7 +527,15 @@ describe('the Lambda deadline', () => {
   it('hands a record back without an attempt when too little time is left to start one', async () => {
     // Prepare: 5.5 s left, of which the last 5 s commit nothing and an attempt needs 1 s
     h = await startDispatchHarness(aws);
-    const record = toSqsRecord({ MessageId: 'm-1', ReceiptHandle: 'r-1', Body: JSON.stringify(emailJobFactory()), Attributes: { ApproximateReceiveCount: '1', SentTimestamp: String(Date.now()) } }, h.resources.jobsQueueArn);
+    const record = toSqsRecord(
+      {
+        MessageId: 'm-1',
+        ReceiptHandle: 'r-1',
+        Body: JSON.stringify(emailJobFactory()),
+        Attributes: { ApproximateReceiveCount: '1', SentTimestamp: String(Date.now()) },
+      },
+      h.resources.jobsQueueArn,
+    );
 
     // Act
     const response = await h.handler({ Records: [record] }, createLambdaContext('send-email', 5500));

@@ -11,8 +11,14 @@ const credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
 let ses: Emulator;
 
 const depsFor = (endpoint: string): DispatchDeps => ({
-    // No rate limit here: these tests are about what each answer means (the quota has its own test below).
-  transports: { ses: createSesTransport({ configurationSetName: 'tracking', maxSendRate: 0, client: { region: 'eu-west-1', endpoint, credentials } }) },
+  // No rate limit here: these tests are about what each answer means (the quota has its own test below).
+  transports: {
+    ses: createSesTransport({
+      configurationSetName: 'tracking',
+      maxSendRate: 0,
+      client: { region: 'eu-west-1', endpoint, credentials },
+    }),
+  },
   defaultTransport: 'ses',
   suppressions: { findSuppressed: async () => new Set() },
   loadAttachment: async () => new Uint8Array(),
@@ -32,9 +38,14 @@ describe('sending through SES (aws-ses-v2-local)', () => {
 
     const outcome = await dispatchJob(job, depsFor(ses.endpoint));
 
-    expect(outcome).toMatchObject({ action: 'delivered', recipients: [{ recipient: 'dora@example.net', status: 'accepted' }] });
+    expect(outcome).toMatchObject({
+      action: 'delivered',
+      recipients: [{ recipient: 'dora@example.net', status: 'accepted' }],
+    });
     expect(outcome.providerMessageId).toBeTruthy();
-    const store = (await (await fetch(`${ses.endpoint}/store`)).json()) as { emails: Array<{ messageId: string; subject: string; destination: { to: string[] }; }> };
+    const store = (await (await fetch(`${ses.endpoint}/store`)).json()) as {
+      emails: Array<{ messageId: string; subject: string; destination: { to: string[] } }>;
+    };
     const sent = store.emails.find((e) => e.messageId === outcome.providerMessageId);
     expect(sent?.destination.to).toEqual(['dora@example.net']);
     expect(sent?.subject).toBe(job.subject);
@@ -67,7 +78,12 @@ describe('SES error answers, from a loopback stand-in that replies as SES does',
   const cases = [
     { status: 429, type: 'TooManyRequestsException', message: 'Maximum sending rate exceeded.', expected: 'throttled' },
     { status: 400, type: 'LimitExceededException', message: 'Daily message quota exceeded.', expected: 'throttled' },
-    { status: 400, type: 'MessageRejected', message: 'Email address is not verified. The following identities failed the check: noreply@example.com', expected: 'blocked' },
+    {
+      status: 400,
+      type: 'MessageRejected',
+      message: 'Email address is not verified. The following identities failed the check: noreply@example.com',
+      expected: 'blocked',
+    },
     { status: 400, type: 'MessageRejected', message: 'Illegal header.', expected: 'rejected' },
     { status: 400, type: 'MailFromDomainNotVerifiedException', message: 'not verified', expected: 'blocked' },
     { status: 400, type: 'AccountSuspendedException', message: 'suspended', expected: 'blocked' },
@@ -93,7 +109,22 @@ describe('SES error answers, from a loopback stand-in that replies as SES does',
 describe('the SES account quota', () => {
   it('reads SendQuota.MaxSendRate from GetAccount', async () => {
     // aws-ses-v2-local answers GetAccount with the account in this variable.
-    const account = { DedicatedIpAutoWarmupEnabled: false, Details: { AdditionalContactEmailAddresses: [], ContactLanguage: 'EN', MailType: 'TRANSACTIONAL', ReviewDetails: { CaseId: '1', Status: 'GRANTED' }, UseCaseDescription: '', WebsiteURL: 'https://example.com' }, EnforcementStatus: 'HEALTHY', ProductionAccessEnabled: true, SendingEnabled: true, SendQuota: { Max24HourSend: 50_000, MaxSendRate: 14, SentLast24Hours: 0 }, SuppressionAttributes: { SuppressedReasons: [] } };
+    const account = {
+      DedicatedIpAutoWarmupEnabled: false,
+      Details: {
+        AdditionalContactEmailAddresses: [],
+        ContactLanguage: 'EN',
+        MailType: 'TRANSACTIONAL',
+        ReviewDetails: { CaseId: '1', Status: 'GRANTED' },
+        UseCaseDescription: '',
+        WebsiteURL: 'https://example.com',
+      },
+      EnforcementStatus: 'HEALTHY',
+      ProductionAccessEnabled: true,
+      SendingEnabled: true,
+      SendQuota: { Max24HourSend: 50_000, MaxSendRate: 14, SentLast24Hours: 0 },
+      SuppressionAttributes: { SuppressedReasons: [] },
+    };
     process.env.AWS_SES_ACCOUNT = JSON.stringify(account);
     try {
       const client = new SESv2Client({ region: 'eu-west-1', endpoint: ses.endpoint, credentials });

@@ -61,7 +61,10 @@ describe('the SMTP reply matrix against a real server', () => {
 
   it('treats a rate-type 421 as throttling', async () => {
     sink.clearRules();
-    sink.addRule({ stage: 'mail', reply: { code: 421, message: '4.7.0 Too many connections from your host, slow down' } });
+    sink.addRule({
+      stage: 'mail',
+      reply: { code: 421, message: '4.7.0 Too many connections from your host, slow down' },
+    });
     const outcome = await dispatchJob(emailJobFactory(), deps);
     expect(outcome.action).toBe('throttled');
   });
@@ -90,7 +93,11 @@ describe('the SMTP reply matrix against a real server', () => {
   it('retries when every recipient is refused but one only transiently', async () => {
     sink.clearRules();
     sink.addRule({ stage: 'rcpt', address: '*@bounce.test', reply: { code: 550, message: '5.1.1 No such user' } });
-    sink.addRule({ stage: 'rcpt', address: '*@slow.test', reply: { code: 451, message: '4.7.1 Greylisted, try again' } });
+    sink.addRule({
+      stage: 'rcpt',
+      address: '*@slow.test',
+      reply: { code: 451, message: '4.7.1 Greylisted, try again' },
+    });
     const outcome = await dispatchJob(emailJobFactory({ to: ['gone@bounce.test', 'later@slow.test'] }), deps);
     expect(outcome.action).toBe('retry');
   });
@@ -103,7 +110,11 @@ describe('the SMTP reply matrix against a real server', () => {
       sink.addRule({ stage, drop: true });
       const before = sink.received.length;
       const outcome = await dispatchJob(emailJobFactory(), deps);
-      expect({ stage, action: outcome.action, delivered: sink.received.length - before }).toEqual({ stage, action: 'retry', delivered: 0 });
+      expect({ stage, action: outcome.action, delivered: sink.received.length - before }).toEqual({
+        stage,
+        action: 'retry',
+        delivered: 0,
+      });
     }
   });
 
@@ -118,7 +129,10 @@ describe('the SMTP reply matrix against a real server', () => {
   });
 
   it('classifies a server that stalls past the socket timeout as retry', async () => {
-    const slow = createSmtpTransport({ host: sink.host, port: sink.port, security: 'starttls', tls: { ca: smtp.cert.cert }, socketTimeoutMs: 300 }, { get: async () => smtp.credentials });
+    const slow = createSmtpTransport(
+      { host: sink.host, port: sink.port, security: 'starttls', tls: { ca: smtp.cert.cert }, socketTimeoutMs: 300 },
+      { get: async () => smtp.credentials },
+    );
     sink.clearRules();
     sink.addRule({ stage: 'end', delayMs: 1500, reply: { code: 250, message: 'late' }, times: 1 });
     const outcome = await dispatchJob(emailJobFactory(), { ...deps, transports: { smtp: slow } });

@@ -247,14 +247,23 @@ describe('npm run suppression', () => {
     await aws.clients.documents.send(
       new PutCommand({
         TableName: resources.suppressionTable,
-        Item: { addressHash: hashAddress('jack@customer.example'), reason: 'hard-bounce', source: 'dsn:abc', createdAt },
+        Item: {
+          addressHash: hashAddress('jack@customer.example'),
+          reason: 'hard-bounce',
+          source: 'dsn:abc',
+          createdAt,
+        },
       }),
     );
     const store = createSuppressionStore(aws.clients.documents, resources.suppressionTable);
 
     // Act
     const before = await store.check('jack@customer.example');
-    const updated = await store.suppress({ address: 'jack@customer.example', reason: 'hard-bounce', source: 'dsn:def' });
+    const updated = await store.suppress({
+      address: 'jack@customer.example',
+      reason: 'hard-bounce',
+      source: 'dsn:def',
+    });
 
     // Assess
     expect(before).toMatchObject({ permanent: true, count: 1, firstSeen: createdAt, maskedAddress: '***' });

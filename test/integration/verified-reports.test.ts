@@ -78,7 +78,12 @@ const pollerFor = async (mailbox: string) => {
   return { ...sync, deps, suppressions };
 };
 const run = (deps: SyncDeps, mailboxId: string) =>
-  syncMailbox(deps, { mailboxId, runId: `run-${Math.random()}`, startFrom: 'beginning', stopAtMs: Date.now() + 30_000 });
+  syncMailbox(deps, {
+    mailboxId,
+    runId: `run-${Math.random()}`,
+    startFrom: 'beginning',
+    stopAtMs: Date.now() + 30_000,
+  });
 const verifiedOf = (e: DispatchEvent) => (e as { verified?: boolean }).verified;
 const verdicts = (published: DispatchEvent[]) => published.map((e) => ({ type: e.type, verified: verifiedOf(e) }));
 /** The DSN a customer's MX sends when `recipient` does not exist, quoting the original's headers. */

@@ -2,7 +2,13 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { toDispatchId } from '#core/message-id.js';
 import { startSesLocal, type Emulator } from '#local/emulators.js';
 import { emailJobFactory } from '../support/factories.js';
-import { SMTP_USER, startAwsEmulators, startDispatchHarness, type AwsEmulators, type DispatchHarness } from '../support/dispatch-harness.js';
+import {
+  SMTP_USER,
+  startAwsEmulators,
+  startDispatchHarness,
+  type AwsEmulators,
+  type DispatchHarness,
+} from '../support/dispatch-harness.js';
 import { printSummary } from './ledger.js';
 
 let aws: AwsEmulators;
@@ -24,7 +30,12 @@ afterEach(async () => {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const WRONG_SECRET = { username: SMTP_USER.username, password: 'rotated-away' };
 // Probes after one second, backing off to two: the one-hour outage of production, compressed.
-const BREAKER_ENV = { RETRY_BASE_SECONDS: '1', RETRY_MAX_DELAY_SECONDS: '2', BREAKER_FIRST_PROBE_SECONDS: '1', BREAKER_MAX_PROBE_SECONDS: '2' };
+const BREAKER_ENV = {
+  RETRY_BASE_SECONDS: '1',
+  RETRY_MAX_DELAY_SECONDS: '2',
+  BREAKER_FIRST_PROBE_SECONDS: '1',
+  BREAKER_MAX_PROBE_SECONDS: '2',
+};
 
 /** Every job that reached a provider, by key: the SMTP sink by X-Dispatch-Id, the SES emulator by subject. */
 /** Terminal outcome events per key: none is missing, none is repeated. */
@@ -108,8 +119,24 @@ describe('the circuit breaker, with the relay refusing our login for a while', (
     const counts = await deliveredCounts(keys);
     const deadLetters = await h.deadLetters();
     const published = await h.events();
-    printSummary('breaker', { jobs: keys.length, delivered: keys.length - counts.lost, lost: counts.lost, duplicated: counts.duplicated, rejected: 0, inDlq: deadLetters.length, ...eventCounts(keys, published) }, `${loginsDuringOutage} login attempts in ${outageSeconds.toFixed(1)} s of outage, ${h.output.metric('PostponedJobs')} postponements`);
-    expect({ lost: counts.lost, duplicated: counts.duplicated, inDlq: deadLetters.length }).toEqual({ lost: 0, duplicated: 0, inDlq: 0 });
+    printSummary(
+      'breaker',
+      {
+        jobs: keys.length,
+        delivered: keys.length - counts.lost,
+        lost: counts.lost,
+        duplicated: counts.duplicated,
+        rejected: 0,
+        inDlq: deadLetters.length,
+        ...eventCounts(keys, published),
+      },
+      `${loginsDuringOutage} login attempts in ${outageSeconds.toFixed(1)} s of outage, ${h.output.metric('PostponedJobs')} postponements`,
+    );
+    expect({ lost: counts.lost, duplicated: counts.duplicated, inDlq: deadLetters.length }).toEqual({
+      lost: 0,
+      duplicated: 0,
+      inDlq: 0,
+    });
     // The first batch meets the closed circuit (up to one login per record); after that, one probe per interval.
     expect(loginsDuringOutage).toBeLessThanOrEqual(10 + Math.ceil(outageSeconds) + 1);
     expect(loginsDuringOutage).toBeLessThan(keys.filter((k) => k.startsWith('outage')).length);
@@ -122,8 +149,20 @@ describe('failover smtp>ses', () => {
   it('carries the jobs over SES while the relay refuses our login, and returns to SMTP when it takes it again', async () => {
     // Prepare
     h = await startDispatchHarness(aws, {
-      env: { ...BREAKER_ENV, TRANSPORTS: 'smtp,ses', DEFAULT_TRANSPORT: 'smtp', FAILOVER: 'smtp>ses', SES_MAX_SEND_RATE: '100' },
-      environment: { sesClient: { region: 'eu-west-1', endpoint: ses.endpoint, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } } },
+      env: {
+        ...BREAKER_ENV,
+        TRANSPORTS: 'smtp,ses',
+        DEFAULT_TRANSPORT: 'smtp',
+        FAILOVER: 'smtp>ses',
+        SES_MAX_SEND_RATE: '100',
+      },
+      environment: {
+        sesClient: {
+          region: 'eu-west-1',
+          endpoint: ses.endpoint,
+          credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+        },
+      },
     });
     h.setCredentials(WRONG_SECRET);
     const keys: string[] = [];
@@ -143,8 +182,24 @@ describe('failover smtp>ses', () => {
     const counts = await deliveredCounts(keys);
     const deadLetters = await h.deadLetters();
     const published = await h.events();
-    printSummary('failover', { jobs: keys.length, delivered: keys.length - counts.lost, lost: counts.lost, duplicated: counts.duplicated, rejected: 0, inDlq: deadLetters.length, ...eventCounts(keys, published) }, `${counts.smtp.size} over SMTP, ${counts.viaSes.size} over SES, ${loginsDuringOutage} login attempts during the outage`);
-    expect({ lost: counts.lost, duplicated: counts.duplicated, inDlq: deadLetters.length }).toEqual({ lost: 0, duplicated: 0, inDlq: 0 });
+    printSummary(
+      'failover',
+      {
+        jobs: keys.length,
+        delivered: keys.length - counts.lost,
+        lost: counts.lost,
+        duplicated: counts.duplicated,
+        rejected: 0,
+        inDlq: deadLetters.length,
+        ...eventCounts(keys, published),
+      },
+      `${counts.smtp.size} over SMTP, ${counts.viaSes.size} over SES, ${loginsDuringOutage} login attempts during the outage`,
+    );
+    expect({ lost: counts.lost, duplicated: counts.duplicated, inDlq: deadLetters.length }).toEqual({
+      lost: 0,
+      duplicated: 0,
+      inDlq: 0,
+    });
     expect(counts.viaSes.size).toBeGreaterThan(0);
     expect(h.output.metric('SentOnFallback')).toBe(counts.viaSes.size);
     expect(h.output.metric('CircuitOpen')).toBeGreaterThan(0);
@@ -162,12 +217,22 @@ describe('a producer that names a sender the relay will not take', () => {
     // Prepare: the relay refuses one foreign sender by policy; the deployment's own sender is fine.
     h = await startDispatchHarness(aws, {
       env: BREAKER_ENV,
-      sink: { rules: [{ stage: 'mail', address: '*@foreign.example', reply: { code: 553, message: '5.7.1 Sender address rejected: not owned by user' } }] },
+      sink: {
+        rules: [
+          {
+            stage: 'mail',
+            address: '*@foreign.example',
+            reply: { code: 553, message: '5.7.1 Sender address rejected: not owned by user' },
+          },
+        ],
+      },
     });
     const keys: string[] = [];
 
     // Act: one job with the foreign sender, then the rest of the traffic.
-    await h.enqueue(emailJobFactory({ idempotencyKey: 'foreign-0', subject: 'job foreign-0', from: 'ceo@foreign.example' }));
+    await h.enqueue(
+      emailJobFactory({ idempotencyKey: 'foreign-0', subject: 'job foreign-0', from: 'ceo@foreign.example' }),
+    );
     await h.deliver();
     await trafficFor(2000, 'others', keys);
     for (let polls = 0; polls < 60 && (await deliveredCounts(keys)).lost > 0; polls += 1) {

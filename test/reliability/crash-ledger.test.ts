@@ -32,10 +32,29 @@ async function runCrashPoint(point: Point) {
       : point === 'end-before-reply'
         ? [{ stage: 'end', address: '*@crash.test', run: kill, keep: true, drop: true, times: 3 }]
         : [];
-  const h = await startDispatchHarness(aws, { sink: { rules: sinkRules }, settings: { ...DEFAULT_SETTINGS, functionTimeoutSeconds: 10 }, env: { RETRY_BASE_SECONDS: '1', RETRY_MAX_DELAY_SECONDS: '2' } });
-  const jobs = Array.from({ length: 12 }, (_, i) => emailJobFactory({ idempotencyKey: `${point}-${i}`, to: [i % 4 === 0 ? `victim${i}@crash.test` : `user${i}@example.net`] }));
-  await aws.clients.sqsClient.send(new SendMessageBatchCommand({ QueueUrl: h.resources.jobsQueueUrl, Entries: jobs.slice(0, 10).map((j, n) => ({ Id: String(n), MessageBody: JSON.stringify(j) })) }));
-  await aws.clients.sqsClient.send(new SendMessageBatchCommand({ QueueUrl: h.resources.jobsQueueUrl, Entries: jobs.slice(10).map((j, n) => ({ Id: String(n), MessageBody: JSON.stringify(j) })) }));
+  const h = await startDispatchHarness(aws, {
+    sink: { rules: sinkRules },
+    settings: { ...DEFAULT_SETTINGS, functionTimeoutSeconds: 10 },
+    env: { RETRY_BASE_SECONDS: '1', RETRY_MAX_DELAY_SECONDS: '2' },
+  });
+  const jobs = Array.from({ length: 12 }, (_, i) =>
+    emailJobFactory({
+      idempotencyKey: `${point}-${i}`,
+      to: [i % 4 === 0 ? `victim${i}@crash.test` : `user${i}@example.net`],
+    }),
+  );
+  await aws.clients.sqsClient.send(
+    new SendMessageBatchCommand({
+      QueueUrl: h.resources.jobsQueueUrl,
+      Entries: jobs.slice(0, 10).map((j, n) => ({ Id: String(n), MessageBody: JSON.stringify(j) })),
+    }),
+  );
+  await aws.clients.sqsClient.send(
+    new SendMessageBatchCommand({
+      QueueUrl: h.resources.jobsQueueUrl,
+      Entries: jobs.slice(10).map((j, n) => ({ Id: String(n), MessageBody: JSON.stringify(j) })),
+    }),
+  );
   const markerDir = mkdtempSync(join(tmpdir(), 'email-dispatch-crash-'));
   const output: string[] = [];
   let kills = 0;
@@ -63,7 +82,9 @@ async function runCrashPoint(point: Point) {
     const child = worker;
     child.stdout?.on('data', (chunk: Buffer) => output.push(chunk.toString()));
     child.stderr?.on('data', (chunk: Buffer) => output.push(chunk.toString()));
-    const signal = await new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, sig) => resolve(sig)));
+    const signal = await new Promise<NodeJS.Signals | null>((resolve) =>
+      child.on('exit', (_code, sig) => resolve(sig)),
+    );
     if (signal === 'SIGKILL') kills += 1;
     if ((await h.queueDepth()) === 0) break;
     // Let the dead attempt's records come back: the message's visibility and the in-progress expiry.
@@ -71,8 +92,16 @@ async function runCrashPoint(point: Point) {
   }
   rmSync(markerDir, { recursive: true, force: true });
   const deadLetters = await h.deadLetters();
-  const summary = compareLedgers(jobs.map((j) => ({ key: j.idempotencyKey, expect: 'delivered' as const })), h.sink.received, deadLetters, await h.events());
-  const ambiguous = output.join('').split('\n').filter((l) => l.includes('ambiguous attempt')).length;
+  const summary = compareLedgers(
+    jobs.map((j) => ({ key: j.idempotencyKey, expect: 'delivered' as const })),
+    h.sink.received,
+    deadLetters,
+    await h.events(),
+  );
+  const ambiguous = output
+    .join('')
+    .split('\n')
+    .filter((l) => l.includes('ambiguous attempt')).length;
   await h.stop();
   return { summary, kills, ambiguous };
 }

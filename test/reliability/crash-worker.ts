@@ -41,10 +41,15 @@ const crashes = (payload: unknown) => {
 const clients = createEmulatorClients({ fauxqs: config.endpoints.sqs, dynamodb: config.endpoints.dynamodb });
 const dispatchConfig = loadDispatchConfig(config.env);
 const logger = new Logger({ serviceName: 'email-dispatch' });
-const deps = await buildSendEmailDeps(dispatchConfig, clients, { logger, metrics: new Metrics({ namespace: 'EmailDispatch', serviceName: 'email-dispatch', logger }) }, {
-  smtpCredentials: { get: async () => config.credentials },
-  smtpTls: { ca: config.ca },
-});
+const deps = await buildSendEmailDeps(
+  dispatchConfig,
+  clients,
+  { logger, metrics: new Metrics({ namespace: 'EmailDispatch', serviceName: 'email-dispatch', logger }) },
+  {
+    smtpCredentials: { get: async () => config.credentials },
+    smtpTls: { ca: config.ca },
+  },
+);
 
 const store = deps.persistenceStore;
 const saveInProgress = store.saveInProgress.bind(store);
@@ -69,8 +74,16 @@ deps.dispatch.transports.smtp = {
 
 const handler = createSendEmailHandler(deps);
 const queueDepth = async () => {
-  const r = await clients.sqsClient.send(new GetQueueAttributesCommand({ QueueUrl: dispatchConfig.jobsQueueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }));
-  return Number(r.Attributes?.ApproximateNumberOfMessages ?? 0) + Number(r.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0);
+  const r = await clients.sqsClient.send(
+    new GetQueueAttributesCommand({
+      QueueUrl: dispatchConfig.jobsQueueUrl,
+      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+    }),
+  );
+  return (
+    Number(r.Attributes?.ApproximateNumberOfMessages ?? 0) +
+    Number(r.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0)
+  );
 };
 for (const until = Date.now() + 60_000; Date.now() < until; ) {
   const result = await deliverOneBatch({

@@ -52,34 +52,101 @@ const PAYLOADS = [
   'Ünïcödé 🎉 name',
   'plain text that is fine',
 ];
-const FIELDS = ['subject', 'fromName', 'toAddress', 'toName', 'cc', 'bcc', 'replyToName', 'headerValue', 'headerName', 'filename', 'contentType', 'tag', 'text', 'html'] as const;
+const FIELDS = [
+  'subject',
+  'fromName',
+  'toAddress',
+  'toName',
+  'cc',
+  'bcc',
+  'replyToName',
+  'headerValue',
+  'headerName',
+  'filename',
+  'contentType',
+  'tag',
+  'text',
+  'html',
+] as const;
 
 function hostileJob(i: number): { job: Record<string, unknown>; field: (typeof FIELDS)[number] } {
   const field = pick(FIELDS);
   const payload = pick(PAYLOADS);
-  const job: Record<string, unknown> = { version: 1, idempotencyKey: `fuzz-${i}`, from: 'noreply@example.com', to: ['ok@example.net'], subject: 'Hello', text: 'Body' };
+  const job: Record<string, unknown> = {
+    version: 1,
+    idempotencyKey: `fuzz-${i}`,
+    from: 'noreply@example.com',
+    to: ['ok@example.net'],
+    subject: 'Hello',
+    text: 'Body',
+  };
   switch (field) {
-    case 'subject': job.subject = `Hello ${payload}`; break;
-    case 'fromName': job.from = { address: 'noreply@example.com', name: `Shop ${payload}` }; break;
-    case 'toAddress': job.to = [`${payload}`]; break;
-    case 'toName': job.to = [{ address: 'ok@example.net', name: payload }]; break;
-    case 'cc': job.cc = [payload]; break;
-    case 'bcc': job.bcc = [payload]; break;
-    case 'replyToName': job.replyTo = [{ address: 'help@example.com', name: payload }]; break;
-    case 'headerValue': job.headers = { 'X-Campaign': payload }; break;
-    case 'headerName': job.headers = { [`X-${payload}`]: 'v' }; break;
-    case 'filename': job.attachments = [{ filename: `${payload}.txt`, content: 'aGk=' }]; break;
-    case 'contentType': job.attachments = [{ filename: 'a.txt', contentType: `text/plain${payload}`, content: 'aGk=' }]; break;
-    case 'tag': job.tags = { t: payload }; break;
-    case 'text': job.text = `line one ${payload}\n${payload}`; break;
-    case 'html': job.html = `<p>${payload}</p>`; break;
+    case 'subject':
+      job.subject = `Hello ${payload}`;
+      break;
+    case 'fromName':
+      job.from = { address: 'noreply@example.com', name: `Shop ${payload}` };
+      break;
+    case 'toAddress':
+      job.to = [`${payload}`];
+      break;
+    case 'toName':
+      job.to = [{ address: 'ok@example.net', name: payload }];
+      break;
+    case 'cc':
+      job.cc = [payload];
+      break;
+    case 'bcc':
+      job.bcc = [payload];
+      break;
+    case 'replyToName':
+      job.replyTo = [{ address: 'help@example.com', name: payload }];
+      break;
+    case 'headerValue':
+      job.headers = { 'X-Campaign': payload };
+      break;
+    case 'headerName':
+      job.headers = { [`X-${payload}`]: 'v' };
+      break;
+    case 'filename':
+      job.attachments = [{ filename: `${payload}.txt`, content: 'aGk=' }];
+      break;
+    case 'contentType':
+      job.attachments = [{ filename: 'a.txt', contentType: `text/plain${payload}`, content: 'aGk=' }];
+      break;
+    case 'tag':
+      job.tags = { t: payload };
+      break;
+    case 'text':
+      job.text = `line one ${payload}\n${payload}`;
+      break;
+    case 'html':
+      job.html = `<p>${payload}</p>`;
+      break;
   }
   return { job, field };
 }
 
 const headerBlock = (raw: Buffer) => raw.toString('utf8').split(/\r\n\r\n/)[0] ?? '';
-const headerNames = (block: string) => block.split('\r\n').filter((l) => /^[^\s:]+:/.test(l)).map((l) => l.slice(0, l.indexOf(':')).toLowerCase());
-const ALLOWED = new Set(['from', 'to', 'cc', 'reply-to', 'subject', 'message-id', 'date', 'mime-version', 'content-type', 'content-transfer-encoding', 'x-dispatch-id', 'x-campaign']);
+const headerNames = (block: string) =>
+  block
+    .split('\r\n')
+    .filter((l) => /^[^\s:]+:/.test(l))
+    .map((l) => l.slice(0, l.indexOf(':')).toLowerCase());
+const ALLOWED = new Set([
+  'from',
+  'to',
+  'cc',
+  'reply-to',
+  'subject',
+  'message-id',
+  'date',
+  'mime-version',
+  'content-type',
+  'content-transfer-encoding',
+  'x-dispatch-id',
+  'x-campaign',
+]);
 
 describe('ledger: header-injection fuzz', () => {
   it('lets none of 10,000 hostile inputs add a header or a recipient: each is rejected or safely encoded', async () => {
@@ -96,7 +163,11 @@ describe('ledger: header-injection fuzz', () => {
     }
     const outcomes = new Map<string, string>();
     for (let i = 0; i < accepted.length; i += 25) {
-      await Promise.all(accepted.slice(i, i + 25).map(async (job) => outcomes.set(job.idempotencyKey, (await dispatchJob(job, deps)).action)));
+      await Promise.all(
+        accepted
+          .slice(i, i + 25)
+          .map(async (job) => outcomes.set(job.idempotencyKey, (await dispatchJob(job, deps)).action)),
+      );
     }
 
     // Assess
@@ -113,7 +184,13 @@ describe('ledger: header-injection fuzz', () => {
       if (names.some((n) => !ALLOWED.has(n))) extraHeaders += 1;
       if (names.filter((n) => n === 'subject' || n === 'from' || n === 'to').length > 3) extraHeaders += 1;
       if (/attacker\.test/i.test(message.to.join(','))) extraRecipients += 1;
-      if (message.raw.toString('utf8').split('\r\n').some((line) => line.length > 998)) longLines += 1;
+      if (
+        message.raw
+          .toString('utf8')
+          .split('\r\n')
+          .some((line) => line.length > 998)
+      )
+        longLines += 1;
     }
     // Decoded, the accepted values come back as they were sent: encoded, not interpreted.
     const sample = sink.received.slice(0, 300);
@@ -125,7 +202,20 @@ describe('ledger: header-injection fuzz', () => {
     const delivered = [...outcomes.values()].filter((a) => a === 'delivered').length;
     // No queue or events topic here: every case's outcome is the validation's rejection or the dispatch's result.
     const eventsMissing = cases.length - rejected - outcomes.size;
-    printSummary('header-fuzz', { jobs: cases.length, delivered, rejected, lost: accepted.length - sink.received.length, duplicated: 0, eventsMissing, eventsDuplicated: 0, inDlq: 0 }, `${extraHeaders} extra headers, ${extraRecipients} extra recipients, ${longLines} lines over 998`);
+    printSummary(
+      'header-fuzz',
+      {
+        jobs: cases.length,
+        delivered,
+        rejected,
+        lost: accepted.length - sink.received.length,
+        duplicated: 0,
+        eventsMissing,
+        eventsDuplicated: 0,
+        inDlq: 0,
+      },
+      `${extraHeaders} extra headers, ${extraRecipients} extra recipients, ${longLines} lines over 998`,
+    );
     expect(rejected + accepted.length).toBe(10_000);
     expect(rejected).toBeGreaterThan(5000);
     expect(accepted.length).toBeGreaterThan(1000);

@@ -8,7 +8,13 @@ import { deliverOneBatch } from '#local/event-source.js';
 import { localTlsCertificate } from '#local/tls-certificate.js';
 import { captureOutput } from '../support/captured-output.js';
 import { emailJobFactory } from '../support/factories.js';
-import { SMTP_USER, startAwsEmulators, startDispatchHarness, type AwsEmulators, type DispatchHarness } from '../support/dispatch-harness.js';
+import {
+  SMTP_USER,
+  startAwsEmulators,
+  startDispatchHarness,
+  type AwsEmulators,
+  type DispatchHarness,
+} from '../support/dispatch-harness.js';
 
 let aws: AwsEmulators;
 let h: DispatchHarness;
@@ -21,7 +27,8 @@ afterAll(async () => {
   await aws.stop();
 });
 afterEach(async () => {
-  for (const deps of instances.splice(0)) for (const transport of Object.values(deps.dispatch.transports)) await transport?.close();
+  for (const deps of instances.splice(0))
+    for (const transport of Object.values(deps.dispatch.transports)) await transport?.close();
   await h?.stop();
 });
 
@@ -34,7 +41,12 @@ async function anotherInstance(harness: DispatchHarness) {
   const logger = new Logger({ serviceName: 'email-dispatch', logLevel: 'WARN' });
   const metrics = new Metrics({ namespace: 'EmailDispatch', serviceName: 'email-dispatch', logger });
   captureOutput(logger, metrics);
-  const deps = await buildSendEmailDeps(harness.config, aws.clients, { logger, metrics }, { smtpCredentials: { get: async () => SMTP_USER }, smtpTls: { ca: localTlsCertificate().cert } });
+  const deps = await buildSendEmailDeps(
+    harness.config,
+    aws.clients,
+    { logger, metrics },
+    { smtpCredentials: { get: async () => SMTP_USER }, smtpTls: { ca: localTlsCertificate().cert } },
+  );
   instances.push(deps);
   return createSendEmailHandler(deps);
 }
@@ -42,12 +54,31 @@ async function anotherInstance(harness: DispatchHarness) {
 describe('rates that follow the quota', () => {
   it(`keeps ${INSTANCES} instances together under a relay enforcing ${QUOTA} recipients a second, with no rate replies`, async () => {
     // Prepare: each instance takes a quarter of the relay's rate; jobs of one to three recipients.
-    h = await startDispatchHarness(aws, { sink: { maxRecipientsPerSecond: QUOTA }, env: { SMTP_MAX_SEND_RATE: String(QUOTA), RATE_SHARES: String(INSTANCES), SMTP_MAX_CONNECTIONS: '3', RETRY_BASE_SECONDS: '1', RETRY_MAX_DELAY_SECONDS: '2' } });
-    const handlers = [h.handler, ...(await Promise.all(Array.from({ length: INSTANCES - 1 }, () => anotherInstance(h))))];
-    const jobs = Array.from({ length: 84 }, (_, i) => emailJobFactory({ to: Array.from({ length: (i % 3) + 1 }, (_, n) => `user${i}-${n}@example.net`) }));
+    h = await startDispatchHarness(aws, {
+      sink: { maxRecipientsPerSecond: QUOTA },
+      env: {
+        SMTP_MAX_SEND_RATE: String(QUOTA),
+        RATE_SHARES: String(INSTANCES),
+        SMTP_MAX_CONNECTIONS: '3',
+        RETRY_BASE_SECONDS: '1',
+        RETRY_MAX_DELAY_SECONDS: '2',
+      },
+    });
+    const handlers = [
+      h.handler,
+      ...(await Promise.all(Array.from({ length: INSTANCES - 1 }, () => anotherInstance(h)))),
+    ];
+    const jobs = Array.from({ length: 84 }, (_, i) =>
+      emailJobFactory({ to: Array.from({ length: (i % 3) + 1 }, (_, n) => `user${i}-${n}@example.net`) }),
+    );
     const recipients = jobs.reduce((sum, job) => sum + (job.to?.length ?? 0), 0);
     for (let i = 0; i < jobs.length; i += 10) {
-      await aws.clients.sqsClient.send(new SendMessageBatchCommand({ QueueUrl: h.resources.jobsQueueUrl, Entries: jobs.slice(i, i + 10).map((job, n) => ({ Id: String(n), MessageBody: JSON.stringify(job) })) }));
+      await aws.clients.sqsClient.send(
+        new SendMessageBatchCommand({
+          QueueUrl: h.resources.jobsQueueUrl,
+          Entries: jobs.slice(i, i + 10).map((job, n) => ({ Id: String(n), MessageBody: JSON.stringify(job) })),
+        }),
+      );
     }
 
     // Act: every instance polls the queue at once until it is empty (bounded).
@@ -79,11 +110,15 @@ describe('rates that follow the quota', () => {
     const last = Math.max(...received.map((m) => m.receivedAt));
     // The first message of each instance goes at once (a bucket starts full); the rest are paced.
     const perSecond = (delivered - INSTANCES) / ((last - first) / 1000);
-    console.log(`rate: ${INSTANCES} instances, ${delivered} recipients in ${((last - first) / 1000).toFixed(1)} s: ${perSecond.toFixed(2)} recipients/s = ${(perSecond / QUOTA).toFixed(2)} x the quota of ${QUOTA}/s, ${h.sink.rateReplies.length} rate replies`);
+    console.log(
+      `rate: ${INSTANCES} instances, ${delivered} recipients in ${((last - first) / 1000).toFixed(1)} s: ${perSecond.toFixed(2)} recipients/s = ${(perSecond / QUOTA).toFixed(2)} x the quota of ${QUOTA}/s, ${h.sink.rateReplies.length} rate replies`,
+    );
     // While the pools open their first connections (TLS, AUTH), sends paced before can meet at the relay at once;
     // from then on (steady state) the instances together stay under the rate.
     const steadyReplies = h.sink.rateReplies.filter((t) => t - first > WARM_UP_MS);
-    console.log(`rate replies: ${h.sink.rateReplies.length - steadyReplies.length} in the first ${WARM_UP_MS / 1000} s (retried), ${steadyReplies.length} after`);
+    console.log(
+      `rate replies: ${h.sink.rateReplies.length - steadyReplies.length} in the first ${WARM_UP_MS / 1000} s (retried), ${steadyReplies.length} after`,
+    );
     expect(steadyReplies).toHaveLength(0);
     expect(delivered).toBe(recipients);
     expect(received).toHaveLength(jobs.length);

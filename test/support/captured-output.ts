@@ -13,16 +13,26 @@ export function captureOutput(...targets: Array<Logger | Metrics>) {
   return {
     lines,
     /** Parsed JSON lines (structured logs and EMF blobs). */
-    records: () => lines.flatMap((line) => {
-      try {
-        return [JSON.parse(line) as Record<string, unknown>];
-      } catch {
-        return [];
-      }
-    }),
+    records: () =>
+      lines.flatMap((line) => {
+        try {
+          return [JSON.parse(line) as Record<string, unknown>];
+        } catch {
+          return [];
+        }
+      }),
     /** Sum of an EMF metric over everything flushed so far. */
     metric(name: string): number {
-      return this.records().reduce((sum, r) => sum + (typeof r[name] === 'number' ? (r[name] as number) : Array.isArray(r[name]) ? (r[name] as number[]).reduce((a, b) => a + b, 0) : 0), 0);
+      return this.records().reduce(
+        (sum, r) =>
+          sum +
+          (typeof r[name] === 'number'
+            ? (r[name] as number)
+            : Array.isArray(r[name])
+              ? (r[name] as number[]).reduce((a, b) => a + b, 0)
+              : 0),
+        0,
+      );
     },
   };
 }

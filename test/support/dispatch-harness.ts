@@ -1,13 +1,24 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { DeleteMessageBatchCommand, ReceiveMessageCommand, SendMessageCommand, type Message } from '@aws-sdk/client-sqs';
+import {
+  DeleteMessageBatchCommand,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+  type Message,
+} from '@aws-sdk/client-sqs';
 import type { EmailJob } from '#core/email-job.js';
 import { loadDispatchConfig } from '#functions/config.js';
 import { buildSendEmailDeps, type SendEmailEnvironment } from '#handlers/build-send-email-deps.js';
 import { createSendEmailHandler, type SendEmailDeps } from '#handlers/send-email-handler.js';
 import { DEFAULT_SETTINGS, deriveQueueSettings, type SystemSettings } from '#infra/settings.js';
 import { createAwsClients } from '#aws/clients.js';
-import { createEmulatorClients, LOCAL_CREDENTIALS, startDynalite, startFauxqs, type Emulator } from '#local/emulators.js';
+import {
+  createEmulatorClients,
+  LOCAL_CREDENTIALS,
+  startDynalite,
+  startFauxqs,
+  type Emulator,
+} from '#local/emulators.js';
 import { deliverOneBatch, toSqsRecord } from '#local/event-source.js';
 import { createLocalResources, toDispatchEnvironment } from '#local/resources.js';
 import { startSmtpSink, type SmtpSinkOptions } from '#local/smtp-sink.js';
@@ -93,24 +104,34 @@ export async function startDispatchHarness(
         region: 'eu-west-1',
         credentials: LOCAL_CREDENTIALS,
         endpoints: {
-          ...{ sqs: aws.fauxqs.endpoint, sns: aws.fauxqs.endpoint, s3: aws.fauxqs.endpoint, dynamodb: aws.dynamo.endpoint },
+          ...{
+            sqs: aws.fauxqs.endpoint,
+            sns: aws.fauxqs.endpoint,
+            s3: aws.fauxqs.endpoint,
+            dynamodb: aws.dynamo.endpoint,
+          },
           ...options.endpoints,
         },
       })
     : aws.clients;
-  const deps = await buildSendEmailDeps(config, handlerClients, { logger, metrics }, {
-    smtpCredentials: {
-      async get({ refresh = false } = {}) {
-        credentialFetches.push(refresh);
-        return credentials;
+  const deps = await buildSendEmailDeps(
+    config,
+    handlerClients,
+    { logger, metrics },
+    {
+      smtpCredentials: {
+        async get({ refresh = false } = {}) {
+          credentialFetches.push(refresh);
+          return credentials;
+        },
       },
+      smtpTls: { ca: cert.cert },
+      sesClient: options.endpoints?.ses
+        ? { region: 'eu-west-1', credentials: LOCAL_CREDENTIALS, endpoint: options.endpoints.ses }
+        : undefined,
+      ...options.environment,
     },
-    smtpTls: { ca: cert.cert },
-    sesClient: options.endpoints?.ses
-      ? { region: 'eu-west-1', credentials: LOCAL_CREDENTIALS, endpoint: options.endpoints.ses }
-      : undefined,
-    ...options.environment,
-  });
+  );
   Object.assign(deps, options.deps);
   options.adjust?.(deps);
   const handler = createSendEmailHandler(deps);
@@ -119,7 +140,15 @@ export async function startDispatchHarness(
   const drain = async (queueUrl: string, max = 1000): Promise<Message[]> => {
     const out: Message[] = [];
     for (let i = 0; i < Math.ceil(max / 10) + 10 && out.length < max; i += 1) {
-      const result = await aws.clients.sqsClient.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, MessageAttributeNames: ['All'], MessageSystemAttributeNames: ['All'] }));
+      const result = await aws.clients.sqsClient.send(
+        new ReceiveMessageCommand({
+          QueueUrl: queueUrl,
+          MaxNumberOfMessages: 10,
+          WaitTimeSeconds: 0,
+          MessageAttributeNames: ['All'],
+          MessageSystemAttributeNames: ['All'],
+        }),
+      );
       const got = result.Messages ?? [];
       if (got.length === 0) break;
       out.push(...got);
@@ -155,7 +184,9 @@ export async function startDispatchHarness(
     /** Puts a job (or any raw body) on the jobs queue; returns the SQS message id. */
     async enqueue(job: EmailJob | string | object): Promise<string> {
       const body = typeof job === 'string' ? job : JSON.stringify(job);
-      const result = await aws.clients.sqsClient.send(new SendMessageCommand({ QueueUrl: resources.jobsQueueUrl, MessageBody: body }));
+      const result = await aws.clients.sqsClient.send(
+        new SendMessageCommand({ QueueUrl: resources.jobsQueueUrl, MessageBody: body }),
+      );
       return result.MessageId ?? '';
     },
     /** One event-source poll of up to `batchSize` records through the handler. */
@@ -187,20 +218,32 @@ export async function startDispatchHarness(
     },
     /** Every event published so far (and removes them from the tap). */
     async events(): Promise<Array<Record<string, unknown>>> {
-      return (await drain(resources.eventsTapQueueUrl, 100_000)).map((m) => JSON.parse(m.Body ?? '{}') as Record<string, unknown>);
+      return (await drain(resources.eventsTapQueueUrl, 100_000)).map(
+        (m) => JSON.parse(m.Body ?? '{}') as Record<string, unknown>,
+      );
     },
     /** Every dead-lettered message so far, with its reason attributes (and removes them). */
     async deadLetters() {
       return (await drain(resources.deadLetterQueueUrl)).map((m) => ({
         body: m.Body ?? '',
-        attributes: Object.fromEntries(Object.entries(m.MessageAttributes ?? {}).map(([k, v]) => [k, v.StringValue ?? ''])),
+        attributes: Object.fromEntries(
+          Object.entries(m.MessageAttributes ?? {}).map(([k, v]) => [k, v.StringValue ?? '']),
+        ),
       }));
     },
     /** Messages still on the jobs queue, visible or not. */
     async queueDepth() {
       const { GetQueueAttributesCommand } = await import('@aws-sdk/client-sqs');
-      const r = await aws.clients.sqsClient.send(new GetQueueAttributesCommand({ QueueUrl: resources.jobsQueueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }));
-      return Number(r.Attributes?.ApproximateNumberOfMessages ?? 0) + Number(r.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0);
+      const r = await aws.clients.sqsClient.send(
+        new GetQueueAttributesCommand({
+          QueueUrl: resources.jobsQueueUrl,
+          AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+        }),
+      );
+      return (
+        Number(r.Attributes?.ApproximateNumberOfMessages ?? 0) +
+        Number(r.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0)
+      );
     },
     async stop() {
       for (const transport of Object.values(deps.dispatch.transports)) await transport?.close();

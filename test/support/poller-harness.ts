@@ -33,9 +33,24 @@ export const IMAP_USER = { username: 'bounces', password: 'imap-pass-1' };
 export async function startImapPeer(options: { oauth2?: { introspectionUrl: string } } = {}) {
   const cert = localTlsCertificate();
   const dovecot = await startDovecot({ tls: cert, users: [IMAP_USER], oauth2: options.oauth2 });
-  const settings = (mailbox: string, port = dovecot.port, host = dovecot.host): ImapSettings => ({ host, port, security: 'starttls', mailbox, tls: { ca: cert.cert }, stepTimeoutMs: 5000 });
+  const settings = (mailbox: string, port = dovecot.port, host = dovecot.host): ImapSettings => ({
+    host,
+    port,
+    security: 'starttls',
+    mailbox,
+    tls: { ca: cert.cert },
+    stepTimeoutMs: 5000,
+  });
   const client = async () => {
-    const c = new ImapFlow({ host: dovecot.host, port: dovecot.port, secure: false, doSTARTTLS: true, tls: { ca: cert.cert }, auth: { user: IMAP_USER.username, pass: IMAP_USER.password }, logger: false });
+    const c = new ImapFlow({
+      host: dovecot.host,
+      port: dovecot.port,
+      secure: false,
+      doSTARTTLS: true,
+      tls: { ca: cert.cert },
+      auth: { user: IMAP_USER.username, pass: IMAP_USER.password },
+      logger: false,
+    });
     c.on('error', () => {});
     await c.connect();
     return c;
@@ -82,7 +97,9 @@ export async function createSyncDeps(
 ) {
   counter += 1;
   const suffix = `${process.pid}-p${counter}`;
-  const names = Object.fromEntries(Object.entries(LOCAL_NAMES).map(([k, v]) => [k, `${v}-${suffix}`])) as typeof LOCAL_NAMES;
+  const names = Object.fromEntries(
+    Object.entries(LOCAL_NAMES).map(([k, v]) => [k, `${v}-${suffix}`]),
+  ) as typeof LOCAL_NAMES;
   const resources = await createLocalResources(aws.clients, DEFAULT_SETTINGS, names);
   const published: DispatchEvent[] = [];
   const suppressions = createSuppressionStore(aws.clients.documents, resources.suppressionTable);
@@ -151,7 +168,9 @@ export async function createPollerUnderTest(
 export function pollerConfigFor(imap: ImapPeer, resources: LocalResources, mailbox: string, id: string) {
   const { host, port } = imap.dovecot;
   return loadPollerConfig({
-    MAILBOXES: JSON.stringify([{ id, host, port, security: 'starttls', mailbox, secret: 'local', startFrom: 'beginning' }]),
+    MAILBOXES: JSON.stringify([
+      { id, host, port, security: 'starttls', mailbox, secret: 'local', startFrom: 'beginning' },
+    ]),
     MAILBOX_STATE_TABLE: resources.mailboxStateTable,
     SUPPRESSION_TABLE: resources.suppressionTable,
     EVENTS_TOPIC_ARN: resources.eventsTopicArn,

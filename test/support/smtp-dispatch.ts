@@ -12,7 +12,12 @@ export async function startSmtpDispatch(options: { sink?: SmtpSinkOptions; smtp?
   const credentials = { username: 'dispatch', password: 'dispatch-pass' };
   const sink = await startSmtpSink({ tls: cert, credentials, ...options.sink });
   const deps: DispatchDeps = {
-    transports: { smtp: createSmtpTransport({ host: sink.host, port: sink.port, security: 'starttls', tls: { ca: cert.cert }, ...options.smtp }, { get: async () => credentials }) },
+    transports: {
+      smtp: createSmtpTransport(
+        { host: sink.host, port: sink.port, security: 'starttls', tls: { ca: cert.cert }, ...options.smtp },
+        { get: async () => credentials },
+      ),
+    },
     defaultTransport: 'smtp',
     suppressions: { findSuppressed: async () => new Set() },
     loadAttachment: async () => new Uint8Array(),

@@ -19,25 +19,47 @@ describe('loadDispatchConfig', () => {
     expect(config.messageIdDomain).toBe('example.com');
     expect(config.retry).toEqual({ baseDelaySeconds: 30, maxDelaySeconds: 900, lifetimeSeconds: 21_600 });
     expect(config.idempotencyTtlSeconds).toBe(15 * 86_400);
-    expect(config).toMatchObject({ deadlineMarginMs: 5000, finishReserveMs: 2000, minAttemptMs: 1000, maxReceiveCount: undefined });
+    expect(config).toMatchObject({
+      deadlineMarginMs: 5000,
+      finishReserveMs: 2000,
+      minAttemptMs: 1000,
+      maxReceiveCount: undefined,
+    });
   });
 
   it('refuses a finish reserve that does not fit inside the deadline margin', () => {
-    expect(() => loadDispatchConfig({ ...base, DEADLINE_MARGIN_MS: '1000', FINISH_RESERVE_MS: '1000' })).toThrow(/FINISH_RESERVE_MS \(1000\) must be below DEADLINE_MARGIN_MS/);
+    expect(() => loadDispatchConfig({ ...base, DEADLINE_MARGIN_MS: '1000', FINISH_RESERVE_MS: '1000' })).toThrow(
+      /FINISH_RESERVE_MS \(1000\) must be below DEADLINE_MARGIN_MS/,
+    );
     expect(loadDispatchConfig({ ...base, MAX_RECEIVE_COUNT: '55' }).maxReceiveCount).toBe(55);
   });
 
   it('reports every problem together, by variable name', () => {
     const error = (() => {
       try {
-        loadDispatchConfig({ SMTP_PORT: 'abc', DEFAULT_TRANSPORT: 'pigeon', SMTP_SECURITY: 'none', SMTP_HOST: 'smtp.example.com' });
+        loadDispatchConfig({
+          SMTP_PORT: 'abc',
+          DEFAULT_TRANSPORT: 'pigeon',
+          SMTP_SECURITY: 'none',
+          SMTP_HOST: 'smtp.example.com',
+        });
       } catch (e) {
         return e as ConfigError;
       }
     })();
     expect(error).toBeInstanceOf(ConfigError);
     const text = error?.problems.join('\n') ?? '';
-    for (const name of ['JOBS_QUEUE_URL', 'DEAD_LETTER_QUEUE_URL', 'IDEMPOTENCY_TABLE', 'SUPPRESSION_TABLE', 'EVENTS_TOPIC_ARN', 'SMTP_PORT', 'DEFAULT_TRANSPORT', 'SMTP_SECURITY', 'MESSAGE_ID_DOMAIN']) {
+    for (const name of [
+      'JOBS_QUEUE_URL',
+      'DEAD_LETTER_QUEUE_URL',
+      'IDEMPOTENCY_TABLE',
+      'SUPPRESSION_TABLE',
+      'EVENTS_TOPIC_ARN',
+      'SMTP_PORT',
+      'DEFAULT_TRANSPORT',
+      'SMTP_SECURITY',
+      'MESSAGE_ID_DOMAIN',
+    ]) {
       expect(text).toContain(name);
     }
   });
@@ -48,14 +70,27 @@ describe('loadDispatchConfig', () => {
   });
 
   it('reads the breaker, failover and rates, and names every inconsistent one', () => {
-    const config = loadDispatchConfig({ ...base, TRANSPORTS: 'smtp,ses', TRANSPORT_STATE_TABLE: 'state', FAILOVER: 'smtp>ses', SES_MAX_SEND_RATE: '0.5', RATE_SHARES: '8' });
+    const config = loadDispatchConfig({
+      ...base,
+      TRANSPORTS: 'smtp,ses',
+      TRANSPORT_STATE_TABLE: 'state',
+      FAILOVER: 'smtp>ses',
+      SES_MAX_SEND_RATE: '0.5',
+      RATE_SHARES: '8',
+    });
     expect(config.breaker).toEqual({ table: 'state', firstProbeAfterSeconds: 30, maxProbeIntervalSeconds: 600 });
     expect(config.failover).toEqual({ primary: 'smtp', secondary: 'ses' });
     expect(config.ses?.maxSendRate).toBe(0.5);
     expect(config.rateShares).toBe(8);
-    expect(loadDispatchConfig({ ...base, SMTP_HOST: 'email-smtp.eu-west-1.amazonaws.com' }).smtp?.sesRegion).toBe('eu-west-1');
-    expect(() => loadDispatchConfig({ ...base, FAILOVER: 'smtp>ses' })).toThrow(/FAILOVER needs both smtp and ses[\s\S]*FAILOVER needs TRANSPORT_STATE_TABLE/);
-    expect(() => loadDispatchConfig({ ...base, FAILOVER: 'smtp>pigeon', SMTP_MAX_SEND_RATE: 'fast' })).toThrow(/SMTP_MAX_SEND_RATE must be a number[\s\S]*FAILOVER must be/);
+    expect(loadDispatchConfig({ ...base, SMTP_HOST: 'email-smtp.eu-west-1.amazonaws.com' }).smtp?.sesRegion).toBe(
+      'eu-west-1',
+    );
+    expect(() => loadDispatchConfig({ ...base, FAILOVER: 'smtp>ses' })).toThrow(
+      /FAILOVER needs both smtp and ses[\s\S]*FAILOVER needs TRANSPORT_STATE_TABLE/,
+    );
+    expect(() => loadDispatchConfig({ ...base, FAILOVER: 'smtp>pigeon', SMTP_MAX_SEND_RATE: 'fast' })).toThrow(
+      /SMTP_MAX_SEND_RATE must be a number[\s\S]*FAILOVER must be/,
+    );
   });
 });
 

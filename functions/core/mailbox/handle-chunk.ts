@@ -199,7 +199,8 @@ async function toOutgoing(
   if (bytes > MAX_EVENT_BYTES)
     return unparsable({ reason: 'event-too-large', detail: `${classification.kind} event of ${bytes} bytes` });
   const facts = deps.reader.logFacts(classification);
-  if (facts) deps.log?.('info', `${classification.kind} read`, { mailboxId: where.mailboxId, uid: entry.fetched.uid, ...facts });
+  if (facts)
+    deps.log?.('info', `${classification.kind} read`, { mailboxId: where.mailboxId, uid: entry.fetched.uid, ...facts });
   const verification = await verificationOf(entry.message, classification, deps.verifyReport);
   const verified = verification?.verified;
   // Only a report tied to mail we sent, to the addresses it names, suppresses; any other is published, marked.

@@ -8,7 +8,8 @@ describe('createByteBudget', () => {
     // Prepare
     const budget = createByteBudget(100);
     const granted: string[] = [];
-    const take = (name: string, bytes: number) => budget.acquire(bytes).then((release) => (granted.push(name), release));
+    const take = (name: string, bytes: number) =>
+      budget.acquire(bytes).then((release) => (granted.push(name), release));
 
     // Act
     const a = take('a', 60);

@@ -17,7 +17,11 @@ function memoryStore(): BreakerStore & { writes: number } {
       items.set(transport, state);
       return true;
     },
-    async claimProbe(transport: TransportName, dueAtMs: number, next: { nextProbeAtMs: number; probeIntervalMs: number }) {
+    async claimProbe(
+      transport: TransportName,
+      dueAtMs: number,
+      next: { nextProbeAtMs: number; probeIntervalMs: number },
+    ) {
       const current = items.get(transport);
       if (current?.state !== 'open' || current.nextProbeAtMs !== dueAtMs) return false;
       store.writes += 1;
@@ -79,7 +83,13 @@ describe('the send router', () => {
     const clock = () => now;
     const breaker = createCircuitBreaker(memoryStore(), { firstProbeAfterMs: 1000, cacheMs: 0 }, clock);
     const alone = createSendRouter({ breaker, clock });
-    const paired = createSendRouter({ breaker, failover: { primary: 'smtp', secondary: 'ses' }, throttledInARow: 3, throttleFailoverMs: 5000, clock });
+    const paired = createSendRouter({
+      breaker,
+      failover: { primary: 'smtp', secondary: 'ses' },
+      throttledInARow: 3,
+      throttleFailoverMs: 5000,
+      clock,
+    });
 
     await alone.settle('smtp', outcome('blocked'));
     expect(await alone.route('smtp')).toEqual({ postponeMs: 1000, transport: 'smtp' });

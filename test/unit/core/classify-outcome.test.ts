@@ -2,8 +2,16 @@ import { describe, expect, it } from 'vitest';
 import { classifyOutcome, maskAddresses, parseEnhancedStatus } from '#core/classify-outcome.js';
 import type { TransportFailure } from '#core/transport-failure.js';
 
-const smtp = (facts: Partial<Extract<TransportFailure, { provider: 'smtp' }>>): TransportFailure => ({ provider: 'smtp', message: 'failed', ...facts });
-const ses = (name: string, message = '', extra: Partial<Extract<TransportFailure, { provider: 'ses' }>> = {}): TransportFailure => ({ provider: 'ses', name, message, ...extra });
+const smtp = (facts: Partial<Extract<TransportFailure, { provider: 'smtp' }>>): TransportFailure => ({
+  provider: 'smtp',
+  message: 'failed',
+  ...facts,
+});
+const ses = (
+  name: string,
+  message = '',
+  extra: Partial<Extract<TransportFailure, { provider: 'ses' }>> = {},
+): TransportFailure => ({ provider: 'ses', name, message, ...extra });
 
 describe('classifyOutcome for SMTP', () => {
   it.each([
@@ -16,11 +24,41 @@ describe('classifyOutcome for SMTP', () => {
     [{ code: 'ETIMEDOUT' }, 'retry'],
     [{ code: 'EDNS' }, 'retry'],
     [{ code: 'EPROTOCOL', responseCode: 503, response: '503 5.5.1 Bad sequence of commands' }, 'retry'],
-    [{ code: 'EENVELOPE', responseCode: 530, response: '530 5.7.0 Authentication required', command: 'MAIL FROM' }, 'blocked'],
-    [{ code: 'EMESSAGE', responseCode: 554, response: '554 Message rejected: Email address is not verified.', command: 'DATA' }, 'blocked'],
-    [{ code: 'EMESSAGE', responseCode: 454, response: '454 Throttling failure: Daily message quota exceeded.', command: 'DATA' }, 'throttled'],
-    [{ code: 'EMESSAGE', responseCode: 451, response: '451 4.4.2 Timeout waiting for data from client.', command: 'DATA' }, 'retry'],
-    [{ code: 'EMESSAGE', responseCode: 550, response: '550 5.7.1 Message rejected as spam', command: 'DATA' }, 'rejected'],
+    [
+      { code: 'EENVELOPE', responseCode: 530, response: '530 5.7.0 Authentication required', command: 'MAIL FROM' },
+      'blocked',
+    ],
+    [
+      {
+        code: 'EMESSAGE',
+        responseCode: 554,
+        response: '554 Message rejected: Email address is not verified.',
+        command: 'DATA',
+      },
+      'blocked',
+    ],
+    [
+      {
+        code: 'EMESSAGE',
+        responseCode: 454,
+        response: '454 Throttling failure: Daily message quota exceeded.',
+        command: 'DATA',
+      },
+      'throttled',
+    ],
+    [
+      {
+        code: 'EMESSAGE',
+        responseCode: 451,
+        response: '451 4.4.2 Timeout waiting for data from client.',
+        command: 'DATA',
+      },
+      'retry',
+    ],
+    [
+      { code: 'EMESSAGE', responseCode: 550, response: '550 5.7.1 Message rejected as spam', command: 'DATA' },
+      'rejected',
+    ],
     [{ code: 'EMESSAGE', responseCode: 552, response: '552 4.5.3 Too many recipients', command: 'DATA' }, 'retry'],
     [{ code: 'EMESSAGE', command: 'API', message: 'Message size larger than allowed' }, 'rejected'],
     [{ code: 'EPROTOCOL', responseCode: 554, response: '554 5.7.1 Client host blocked', command: 'CONN' }, 'blocked'],
@@ -65,7 +103,13 @@ describe('classifyOutcome for SMTP', () => {
   });
 
   it('never carries an address in the operator detail', () => {
-    const outcome = classifyOutcome(smtp({ code: 'EMESSAGE', responseCode: 550, response: '550 5.1.1 <bob.smith@example.net>... User unknown; from alice@example.com' }));
+    const outcome = classifyOutcome(
+      smtp({
+        code: 'EMESSAGE',
+        responseCode: 550,
+        response: '550 5.1.1 <bob.smith@example.net>... User unknown; from alice@example.com',
+      }),
+    );
     expect(outcome.detail).toBe('550 5.1.1 <address>... User unknown; from <address>');
   });
 });

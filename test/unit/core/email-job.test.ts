@@ -55,7 +55,9 @@ describe('the email job schema', () => {
     const result = EmailJobSchema.safeParse(emailJobFactory({ attachments: [{ filename: 'big.bin', content }] }));
 
     expect(result.success).toBe(false);
-    expect(result.error?.issues.map((i) => i.message)).toEqual(['inline attachments exceed 524288 bytes; put large files in S3']);
+    expect(result.error?.issues.map((i) => i.message)).toEqual([
+      'inline attachments exceed 524288 bytes; put large files in S3',
+    ]);
   });
 
   it.each([
@@ -74,7 +76,11 @@ describe('the email job schema', () => {
   });
 
   it('lists envelope recipients once, case-insensitively', () => {
-    expect(listRecipients({ to: ['A@x.io', { address: 'b@x.io' }], cc: ['a@X.io'], bcc: ['c@x.io'] })).toEqual(['A@x.io', 'b@x.io', 'c@x.io']);
+    expect(listRecipients({ to: ['A@x.io', { address: 'b@x.io' }], cc: ['a@X.io'], bcc: ['c@x.io'] })).toEqual([
+      'A@x.io',
+      'b@x.io',
+      'c@x.io',
+    ]);
   });
 
   it('ships a JSON Schema that matches the zod schema', () => {

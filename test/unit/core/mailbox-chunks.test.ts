@@ -12,7 +12,11 @@ describe('toChunks', () => {
   });
 
   it('gives a message bigger than the budget a chunk of its own, never an empty chunk', () => {
-    const messages = [{ uid: 4, size: 5 }, { uid: 9, size: 500 }, { uid: 12, size: 5 }];
+    const messages = [
+      { uid: 4, size: 5 },
+      { uid: 9, size: 500 },
+      { uid: 12, size: 5 },
+    ];
 
     expect(toChunks(messages, 10, 100)).toEqual([[4], [9], [12]]);
     expect(toChunks([], 10, 100)).toEqual([]);

@@ -9,11 +9,23 @@ describe('createEmailProducer', () => {
   it('refuses attachments too big for one message before it uploads or sends anything', async () => {
     // Prepare: clients that fail the test if they are used at all
     const untouched = { send: () => Promise.reject(new Error('no request was expected')) };
-    const producer = createEmailProducer({ sqs: untouched as unknown as SQSClient, s3: untouched as unknown as S3Client, queueUrl: 'q', bucket: 'b' });
+    const producer = createEmailProducer({
+      sqs: untouched as unknown as SQSClient,
+      s3: untouched as unknown as S3Client,
+      queueUrl: 'q',
+      bucket: 'b',
+    });
     const half = Buffer.alloc(MAX_JOB_ATTACHMENT_BYTES / 2 + 1).toString('base64');
 
     // Act
-    const sending = producer.sendEmail(emailJobFactory({ attachments: [{ filename: 'a.bin', content: half }, { filename: 'b.bin', content: half }] }));
+    const sending = producer.sendEmail(
+      emailJobFactory({
+        attachments: [
+          { filename: 'a.bin', content: half },
+          { filename: 'b.bin', content: half },
+        ],
+      }),
+    );
 
     // Assess
     await expect(sending).rejects.toBeInstanceOf(InvalidEmailJobError);
