@@ -116,7 +116,8 @@ export function createBundledFunction(options: BundledFunctionOptions) {
         if (waiting.length > 0) waiting.shift()?.(start());
         throw error;
       }
-      const id = (nextId += 1);
+      nextId += 1;
+      const id = nextId;
       try {
         return await new Promise((resolve, reject) => {
           const timer = setTimeout(() => {
@@ -131,8 +132,14 @@ export function createBundledFunction(options: BundledFunctionOptions) {
           }, timeoutMs);
           instance.pending = {
             id,
-            resolve: (v) => (clearTimeout(timer), resolve(v)),
-            reject: (e) => (clearTimeout(timer), reject(e)),
+            resolve: (v) => {
+              clearTimeout(timer);
+              resolve(v);
+            },
+            reject: (e) => {
+              clearTimeout(timer);
+              reject(e);
+            },
           };
           instance.child.send({ id, event, timeoutMs });
         });

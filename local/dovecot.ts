@@ -98,9 +98,9 @@ active_value = true
     : '';
   writeFileSync(
     join(dir, 'passwd'),
-    options.users
+    `${options.users
       .map((u) => `${u.username}:{PLAIN}${u.password}:${uid}:${gid}::${join(dir, 'mail', u.username)}::`)
-      .join('\n') + '\n',
+      .join('\n')}\n`,
   );
   writeFileSync(
     join(dir, 'dovecot.conf'),

@@ -73,7 +73,10 @@ function toSesSend(requestBody: Buffer, responseBody: Buffer): SesSend | undefin
     if (!output.MessageId) return undefined;
     const to = input.Destination ?? {};
     const tags: Record<string, string[]> = {};
-    for (const tag of input.EmailTags ?? []) (tags[tag.Name] ??= []).push(tag.Value);
+    for (const tag of input.EmailTags ?? []) {
+      tags[tag.Name] ??= [];
+      tags[tag.Name]?.push(tag.Value);
+    }
     const raw = input.Content?.Raw?.Data ? Buffer.from(input.Content.Raw.Data, 'base64').toString('utf8') : '';
     const headers = raw.split(/\r?\n\r?\n/)[0] ?? '';
     return {
@@ -143,9 +146,10 @@ export function toSesEventRecord(
       record = { eventType, mail, deliveryDelay };
       break;
     }
-    default:
+    default: {
       const delivery = { recipients: [recipient], smtpResponse: '250 2.0.0 OK', timestamp };
       record = { eventType: 'Delivery', mail, delivery };
+    }
   }
   return record as unknown as SesEventRecord;
 }

@@ -139,10 +139,12 @@ export const nothingListening = (host: string, port: number | string) =>
  * the usage (exit 2); a refused connection names the address; anything else its message (exit 1). Never a stack
  * trace, unless DEBUG is set.
  */
-export async function runCommand(usage: string, body: () => Promise<number | void>): Promise<never> {
+export async function runCommand(usage: string, body: () => Promise<unknown>): Promise<never> {
   let code: number;
   try {
-    code = (await body()) ?? ExitCode.ok;
+    // The body may answer an exit code; anything else is success.
+    const answer = await body();
+    code = typeof answer === 'number' ? answer : ExitCode.ok;
   } catch (error) {
     if (process.env.DEBUG) console.error(error);
     const refused = error instanceof UsageError || error instanceof CommandError ? undefined : refusedConnection(error);

@@ -53,9 +53,8 @@ const describe = (r: SuppressionRecord) =>
  * Runs one `npm run suppression` command; resolves with the exit status. Errors are one line, never a stack trace.
  */
 export async function runSuppressionCommand(argv: string[], io: CommandIo): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
+  const readArguments = () =>
+    parseArgs({
       args: argv,
       allowPositionals: true,
       options: {
@@ -69,6 +68,9 @@ export async function runSuppressionCommand(argv: string[], io: CommandIo): Prom
         help: { type: 'boolean' },
       },
     });
+  let parsed: ReturnType<typeof readArguments>;
+  try {
+    parsed = readArguments();
   } catch (error) {
     io.err(`${(error as Error).message}\n\n${SUPPRESSION_USAGE}`);
     return 2;

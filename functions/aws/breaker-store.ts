@@ -27,7 +27,7 @@ export function createBreakerStore(client: DynamoDBDocumentClient, tableName: st
   return {
     async read(transport) {
       const { Item } = await client.send(new GetCommand({ TableName: tableName, Key: key(transport) }));
-      if (!Item || Item.state !== 'open') return { state: 'closed' };
+      if (Item?.state !== 'open') return { state: 'closed' };
       return {
         state: 'open',
         openedAtMs: Number(Item.openedAtMs),

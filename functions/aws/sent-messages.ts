@@ -29,7 +29,7 @@ export function createSentMessages(
           ExpressionAttributeNames: { '#status': 'status', '#data': 'data' },
         }),
       );
-      if (!Item || Item.status !== 'COMPLETED') return undefined;
+      if (Item?.status !== 'COMPLETED') return undefined;
       const stored = (Item.data ?? {}) as StoredRecipients;
       const accepted = (stored.recipients ?? []).filter((r) => r.status === 'accepted' && typeof r.hash === 'string');
       return accepted.map((r) => r.hash as string);

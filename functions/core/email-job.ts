@@ -126,13 +126,11 @@ const AttachmentSchema = z
       z.string().check(z.minLength(1), z.regex(/^[^/\\]+$/, { error: 'must not contain path separators' })),
     ),
     contentType: z.optional(
-      z
-        .string()
-        .check(
-          z.regex(/^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}\/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$/i, {
-            error: 'must be a MIME type like application/pdf',
-          }),
-        ),
+      z.string().check(
+        z.regex(/^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}\/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$/i, {
+          error: 'must be a MIME type like application/pdf',
+        }),
+      ),
     ),
     /** Inline content, base64 encoded. */
     content: z.optional(

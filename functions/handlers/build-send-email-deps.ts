@@ -81,9 +81,9 @@ export async function buildSendEmailDeps(
       reportKeys: reportKeys ? () => reportKeys.get() : undefined,
       bounceDomain: config.bounceDomain,
     },
-    persistenceStore: createIdempotencyStore(clients.dynamodb, config.idempotencyTable, (recordId) =>
-      takeoverListeners.forEach((listener) => listener(recordId)),
-    ),
+    persistenceStore: createIdempotencyStore(clients.dynamodb, config.idempotencyTable, (recordId) => {
+      for (const listener of takeoverListeners) listener(recordId);
+    }),
     onIdempotencyTakeover: (listener) => takeoverListeners.push(listener),
     idempotencyTtlSeconds: config.idempotencyTtlSeconds,
     events: createSnsEventPublisher(clients.sns, config.eventsTopicArn),

@@ -41,7 +41,7 @@ export function createRouteStep(
   const { logger, metrics } = observability;
   return {
     /** The transport to send over, or `postponed` when the job was requeued (the record is done). */
-    async route(record: SQSRecord, job: EmailJob, requested: TransportName): Promise<Routed> {
+    async route(record: SQSRecord, _job: EmailJob, requested: TransportName): Promise<Routed> {
       let route: Awaited<ReturnType<SendRouter['route']>>;
       try {
         route = await routing.router.route(requested);

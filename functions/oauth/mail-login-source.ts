@@ -1,9 +1,9 @@
-import {
-  type CredentialSource,
-  type MailCredentials,
-  type MailLogin,
-  type RefreshTokenGrant,
-  type WritableCredentialSource,
+import type {
+  CredentialSource,
+  MailCredentials,
+  MailLogin,
+  RefreshTokenGrant,
+  WritableCredentialSource,
 } from '#core/credential-source.js';
 import { toClientAssertion, toServiceAccountAssertion } from './client-assertion.js';
 import { requestToken, type TokenEndpointOptions, type TokenResponse } from './token-endpoint.js';

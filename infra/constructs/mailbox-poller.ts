@@ -67,7 +67,7 @@ export class MailboxPoller extends Construct {
       new PolicyStatement({ actions: ['s3:PutObject'], resources: [bucket.arnForObjects('inbound/*')] }),
     );
     for (const secret of secrets) secret.grantRead(this.fn);
-    config.mailboxes.forEach((m) => m.secretWriteBack && grantPutSecretValue(this, m.secret, this.fn));
+    for (const m of config.mailboxes) if (m.secretWriteBack) grantPutSecretValue(this, m.secret, this.fn);
 
     this.rule = new Rule(this, 'Schedule', {
       description: 'Runs the mailbox poller',

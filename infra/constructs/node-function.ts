@@ -1,4 +1,4 @@
-import { AssetHashType, DockerImage, Duration } from 'aws-cdk-lib';
+import { AssetHashType, DockerImage, type Duration } from 'aws-cdk-lib';
 import {
   Architecture,
   ApplicationLogLevel,
@@ -11,10 +11,10 @@ import {
   type FunctionProps,
 } from 'aws-cdk-lib/aws-lambda';
 import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
-import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { RemovalPolicy } from 'aws-cdk-lib';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
-import { Construct } from 'constructs';
+import type { Construct } from 'constructs';
 import { fileURLToPath } from 'node:url';
 import { METRIC_NAMESPACE, SERVICE_NAME } from '#core/metric-names.js';
 import { bundleFunction } from '../bundle.js';

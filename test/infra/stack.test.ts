@@ -10,7 +10,7 @@ import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { EmailDispatchStack } from '#infra/email-dispatch-stack.js';
 import { deriveQueueSettings } from '#infra/settings.js';
-import { loadStackConfig, StackConfigError } from '#infra/stack-config.js';
+import { loadStackConfig, type StackConfigError } from '#infra/stack-config.js';
 
 const context = {
   defaultFrom: 'noreply@example.com',

@@ -77,7 +77,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the console in a real browser', () => {
     await page.goto(twin.manifest.console ?? '');
     const rows = page.locator('#outbox-rows tr');
     await rows.filter({ hasText: 'Demo: good' }).filter({ hasText: 'delivered' }).waitFor({ timeout: 30_000 });
-    const outboxText = await page.locator('#outbox-rows').innerText();
+    const outboxText = await page.locator('#outbox-rows').textContent();
 
     // Act 2: a message with HTML, sent from the page's own form
     await page.click('nav a[data-tab="send"]');
@@ -106,7 +106,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the console in a real browser', () => {
     await page.click('nav a[data-tab="jobs"]');
     const letter = page.locator('#dlq-rows tr').filter({ hasText: stuck.idempotencyKey });
     await letter.waitFor({ timeout: 30_000 });
-    const invalidRow = await page.locator('#dlq-rows tr').filter({ hasText: 'invalid-job' }).first().innerText();
+    const invalidRow = await page.locator('#dlq-rows tr').filter({ hasText: 'invalid-job' }).first().textContent();
     await page.screenshot({ path: join(ARTIFACTS, 'console-jobs.png'), fullPage: true });
     await letter.locator('input[type="checkbox"]').check();
     await page.click('#redrive-selected');
