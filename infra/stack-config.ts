@@ -6,7 +6,7 @@ import { parseMailboxes, type PolledMailbox } from '#functions/config.js';
 import { DEFAULT_SETTINGS, validateSettings, type SystemSettings } from './settings.js';
 
 /** One mailbox the poller reads (see PolledMailbox in functions/config.ts). */
-export type MailboxConfig = PolledMailbox;
+type MailboxConfig = PolledMailbox;
 
 /** Everything a deployment chooses; each field is a CDK context key of the same name. */
 export type StackConfig = {

@@ -30,7 +30,7 @@ type Instance = {
 };
 
 /** A failure as the Lambda service reports one: the function's own error, an init failure, or a timeout. */
-export class InvocationError extends Error {
+class InvocationError extends Error {
   constructor(functionName: string, detail: { name: string; message: string }) {
     super(`${functionName}: ${detail.name}: ${detail.message}`);
     this.name = 'InvocationError';
@@ -166,5 +166,3 @@ export function createBundledFunction(options: BundledFunctionOptions) {
     },
   };
 }
-
-export type BundledFunction = ReturnType<typeof createBundledFunction>;

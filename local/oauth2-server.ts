@@ -3,11 +3,11 @@ import { X509Certificate, createPublicKey, randomBytes, verify, type KeyObject }
 import { LOOPBACK, listenOnLoopback } from './loopback.js';
 
 /** An app registration: a client secret, or a certificate whose key signs assertions; the one mailbox it may use. */
-export type OAuth2Client = { clientId: string; clientSecret?: string; certificatePem?: string; mailbox: string };
+type OAuth2Client = { clientId: string; clientSecret?: string; certificatePem?: string; mailbox: string };
 /** A service account with domain-wide delegation: its public key, and the mailboxes it may act as. */
-export type OAuth2ServiceAccount = { clientEmail: string; publicKeyPem: string; subjects: string[]; scope?: string };
+type OAuth2ServiceAccount = { clientEmail: string; publicKeyPem: string; subjects: string[]; scope?: string };
 /** A refresh token granted once, with consent, to a client for a mailbox. */
-export type OAuth2RefreshGrant = { clientId: string; clientSecret: string; refreshToken: string; username: string };
+type OAuth2RefreshGrant = { clientId: string; clientSecret: string; refreshToken: string; username: string };
 
 /** What the server can be told to do to the next token requests. */
 export type OAuth2Fault =
@@ -240,4 +240,3 @@ export async function startOAuth2Server(options: OAuth2ServerOptions = {}) {
     },
   };
 }
-export type OAuth2Server = Awaited<ReturnType<typeof startOAuth2Server>>;

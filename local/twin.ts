@@ -49,14 +49,12 @@ import { startSmtpSink, type SmtpFaultRule } from './smtp-sink.js';
 import { localTlsCertificate } from './tls-certificate.js';
 import { TWIN_PORTS } from './twin-ports.js';
 
-export { TWIN_PORTS } from './twin-ports.js';
-
 /**
  * The recipients the twin's SMTP relay treats specially, so every outcome can be seen end to end:
  * `*@reject.test` is refused at RCPT (550 5.1.1), `*@slow.test` deferred (451), `*@throttled.test` throttled once
  * (454, as SES's SMTP interface does), and `*@bounce.test` accepted and then bounced with a DSN to the IMAP mailbox.
  */
-export const TWIN_RULES: SmtpFaultRule[] = [
+const TWIN_RULES: SmtpFaultRule[] = [
   {
     stage: 'rcpt',
     address: '*@reject.test',
@@ -74,16 +72,16 @@ export const TWIN_RULES: SmtpFaultRule[] = [
     times: 1,
   },
 ];
-export const BOUNCE_DOMAIN = 'bounce.test';
+const BOUNCE_DOMAIN = 'bounce.test';
 /** Where the twin's relay sends bounces: the VERP envelope sender is `bounces+<token>@` this domain. */
-export const TWIN_RETURN_DOMAIN = 'bounces.twin.test';
+const TWIN_RETURN_DOMAIN = 'bounces.twin.test';
 /** The account and SES event topic the twin's SES events come from (the consumer refuses any other). */
-export const TWIN_ACCOUNT_ID = '000000000000';
-export const TWIN_SES_EVENTS_TOPIC_ARN = `arn:aws:sns:eu-west-1:${TWIN_ACCOUNT_ID}:email-dispatch-ses-events`;
+const TWIN_ACCOUNT_ID = '000000000000';
+const TWIN_SES_EVENTS_TOPIC_ARN = `arn:aws:sns:eu-west-1:${TWIN_ACCOUNT_ID}:email-dispatch-ses-events`;
 const TWIN_CONFIGURATION_SET = 'email-dispatch-twin';
 
 /** The special recipients, as the start banner and the console's send form list them. */
-export const SPECIAL_RECIPIENTS = [
+const SPECIAL_RECIPIENTS = [
   { address: '*@reject.test', effect: 'refused at RCPT (550 5.1.1): rejected' },
   { address: '*@slow.test', effect: 'deferred at RCPT (451): retried until the lifetime ends' },
   { address: '*@throttled.test', effect: 'throttled once (454): retried, then delivered' },

@@ -20,7 +20,7 @@ import { NodeHttpHandler } from '@smithy/node-http-handler';
  * deadline margin only together with the call's deadline: inside an attempt every call is also cut at the
  * attempt's deadline (see {@link withCallDeadline}).
  */
-export const AWS_CALL_LIMITS = {
+const AWS_CALL_LIMITS = {
   connectionTimeoutMs: 1000,
   requestTimeoutMs: 3000,
   s3RequestTimeoutMs: 5000,
@@ -60,7 +60,7 @@ export function createBoundedRequestHandler(
 }
 
 /** Runs `create` once, on the first call; later calls share its promise (a failure is retried on the next call). */
-export function once<T>(create: () => Promise<T>): () => Promise<T> {
+function once<T>(create: () => Promise<T>): () => Promise<T> {
   let pending: Promise<T> | undefined;
   return () => {
     pending ??= create().catch((error: unknown) => {

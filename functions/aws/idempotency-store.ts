@@ -6,13 +6,13 @@ import type { UnpublishedOutcomes } from '#core/dispatch-ports.js';
 import { TableKeys } from './table-keys.js';
 
 /** The attribute holding the claim token of the attempt that owns an idempotency record. */
-export const CLAIM_ATTRIBUTE = 'claim';
+const CLAIM_ATTRIBUTE = 'claim';
 
 /** The claim of the attempt whose store call is running (the middleware below reads it). */
 const currentClaim = new AsyncLocalStorage<string>();
 
 /** The completion write found another attempt's claim (or none): this attempt no longer owns the record. */
-export class IdempotencyClaimLostError extends Error {
+class IdempotencyClaimLostError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'IdempotencyClaimLostError';

@@ -1,15 +1,6 @@
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { DeadLetterSink, VisibilityControl } from '#core/dispatch-ports.js';
 
-/** Attribute names a dead-lettered job carries; the redrive tool reads them. */
-export const DeadLetterAttributes = {
-  failureClass: 'failureClass',
-  failureReason: 'failureReason',
-  failureDetail: 'failureDetail',
-  sourceMessageId: 'sourceMessageId',
-  idempotencyKey: 'idempotencyKey',
-} as const;
-
 /**
  * Sends a job that will never be sent to the dead-letter queue, its body untouched and its reason as attributes.
  * `client` is asked for on first use: a batch where every job is delivered never loads the SQS client.

@@ -25,7 +25,7 @@ export type AttemptBudget = {
 };
 
 /** Time kept between the last call of an invocation and Lambda's deadline, for the answer itself, ms. */
-export const ANSWER_RESERVE_MS = 250;
+const ANSWER_RESERVE_MS = 250;
 
 /** The two signals a transport honours: abort before the commit point, give up waiting for the answer after it. */
 export type SendBudget = Pick<AttemptBudget, 'signal' | 'finishSignal'>;
@@ -74,12 +74,6 @@ export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undef
     );
   });
 }
-
-/** Whether an error is an abort by one of the budget's signals (ours, the SDK's or nodemailer's shape). */
-export const isAbortError = (error: unknown): boolean => {
-  const name = (error as { name?: unknown } | undefined)?.name;
-  return name === 'AbortError' || name === 'TimeoutError' || name === 'AttemptAbortedError';
-};
 
 function toAbortError(signal: AbortSignal): Error {
   return new AttemptAbortedError('the attempt ran out of its budget', { cause: signal.reason });

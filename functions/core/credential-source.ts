@@ -29,22 +29,22 @@ export type SmtpCredentials = MailLogin;
 export const isTokenLogin = (login: MailLogin): login is Extract<MailLogin, { accessToken: string }> =>
   'accessToken' in login;
 
-export const CredentialTypes = {
+const CredentialTypes = {
   password: 'password',
   clientCredentials: 'oauth2-client-credentials',
   serviceAccount: 'oauth2-service-account',
   refreshToken: 'oauth2-refresh-token',
 } as const;
-export type CredentialType = (typeof CredentialTypes)[keyof typeof CredentialTypes];
+type CredentialType = (typeof CredentialTypes)[keyof typeof CredentialTypes];
 
 /** Microsoft 365 defaults: the v2.0 token endpoint of the tenant, and Exchange Online's resource. */
-export const MICROSOFT_AUTHORITY = 'https://login.microsoftonline.com';
-export const MICROSOFT_SCOPE = 'https://outlook.office365.com/.default';
+const MICROSOFT_AUTHORITY = 'https://login.microsoftonline.com';
+const MICROSOFT_SCOPE = 'https://outlook.office365.com/.default';
 /** Google defaults: the token endpoint and the full-mail scope IMAP and SMTP require. */
-export const GOOGLE_TOKEN_URL = 'https://oauth2.googleapis.com/token';
+const GOOGLE_TOKEN_URL = 'https://oauth2.googleapis.com/token';
 export const GOOGLE_MAIL_SCOPE = 'https://mail.google.com/';
 
-export type PasswordCredentials = { type: 'password'; username: string; password: string };
+type PasswordCredentials = { type: 'password'; username: string; password: string };
 /** Microsoft 365 app-only (client-credentials grant), with a client secret or a certificate (signed assertion). */
 export type ClientCredentialsGrant = {
   type: 'oauth2-client-credentials';

@@ -19,7 +19,7 @@ import type { RecipientResult, SendOutcome } from './send-outcome.js';
 import { TransportError, type TransportFailure } from './transport-failure.js';
 
 /** The suppression list as the sender sees it: which of these addresses must not be mailed. */
-export interface SuppressionList {
+interface SuppressionList {
   /** Returns the suppressed ones among `addresses`, lowercased. */
   findSuppressed(addresses: string[]): Promise<Set<string>>;
 }

@@ -1,5 +1,5 @@
 /** Why a job ends on the dead-letter queue, carried as message attributes: the redrive tool and operators read them. */
-export type DeadLetterReason = {
+type DeadLetterReason = {
   /** `invalid`: can never be sent as it is; `exhausted`: retried until its lifetime was spent. */
   failureClass: 'invalid' | 'exhausted';
   failureReason: string;

@@ -3,7 +3,7 @@ import * as z from 'zod/mini';
 /** Recipients per job across to, cc and bcc; SES's own per-message limit. */
 export const MAX_RECIPIENTS = 50;
 /** Attachments per job. */
-export const MAX_ATTACHMENTS = 10;
+const MAX_ATTACHMENTS = 10;
 /** Decoded size of all inline attachments together; larger files go by S3 reference. */
 export const MAX_INLINE_ATTACHMENT_BYTES = 512 * 1024;
 /** Decoded size of all of a job's attachments together (SES's largest message, 40 MB; providers refuse bigger). */
@@ -49,7 +49,7 @@ export const EmailAddressSchema = z
   );
 
 /** An address with an optional display name; names are encoded by the mailer, never written raw. */
-export const MailboxSchema = z.union([
+const MailboxSchema = z.union([
   EmailAddressSchema,
   z.strictObject({
     address: EmailAddressSchema,

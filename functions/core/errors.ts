@@ -1,7 +1,7 @@
 import type { SendOutcome } from './send-outcome.js';
 
 /** Base of the dispatch path's own errors. */
-export class DispatchError extends Error {
+class DispatchError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'DispatchError';

@@ -3,14 +3,14 @@ import { domainToASCII } from 'node:url';
 const NON_ASCII = /[^\x00-\x7f]/;
 
 /** How an address can go out: as these ASCII (or, through SMTPUTF8, UTF-8) characters, or not at all, and why. */
-export type TransmittableAddress = { address: string } | { refused: string };
+type TransmittableAddress = { address: string } | { refused: string };
 
 /**
  * Puts an address in the form a server can take. The domain always goes as A-labels (IDNA, RFC 5890: `bücher.de`
  * becomes `xn--bcher-kva.de`), which every server understands. A local part outside ASCII has no ASCII form at all
  * (RFC 6531): it may go only to a server that offers SMTPUTF8, and is refused otherwise, never sent raw.
  */
-export function toTransmittableAddress(address: string, smtpUtf8: boolean): TransmittableAddress {
+function toTransmittableAddress(address: string, smtpUtf8: boolean): TransmittableAddress {
   const at = address.lastIndexOf('@');
   const local = address.slice(0, at);
   const domain = address.slice(at + 1);

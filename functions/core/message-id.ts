@@ -6,7 +6,7 @@ import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
  * it signed.
  */
 export type ReportKeyring = { signing: ReportKey; verifying: ReportKey[] };
-export type ReportKey = { id: string; secret: string };
+type ReportKey = { id: string; secret: string };
 
 const KEY_ID = /^[a-z0-9]{1,8}$/;
 const MIN_SECRET_LENGTH = 32;
@@ -140,7 +140,7 @@ export function tokenOfMessageId(messageId: string): string | undefined {
 }
 
 /** The local part VERP addresses start with: `bounces+<token>@<bounce domain>`. */
-export const VERP_PREFIX = 'bounces+';
+const VERP_PREFIX = 'bounces+';
 
 /** The VERP envelope sender of a message: bounces come back to an address that names the message. */
 export function toVerpAddress(token: string, bounceDomain: string): string {

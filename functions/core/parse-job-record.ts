@@ -13,7 +13,7 @@ z.config({ ...en(), customError: toJobProblem });
  * A queue message whose job is stored in S3 (the claim-check pattern), for jobs over the queue's size limit.
  * The idempotency key stays on the message so a rejection can still be reported against it.
  */
-export const ClaimCheckSchema = z.strictObject({
+const ClaimCheckSchema = z.strictObject({
   version: z.literal(1),
   idempotencyKey: z.optional(z.string()),
   claimCheck: S3ReferenceSchema,

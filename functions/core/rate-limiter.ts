@@ -7,8 +7,6 @@ export type RateLimiterOptions = {
   recoveryMs?: number;
 };
 
-export type RateLimiter = ReturnType<typeof createRateLimiter>;
-
 /**
  * Spaces calls to at most `ratePerSecond` units per second (a unit is a recipient for a provider that counts them,
  * as SES does), first come first served; fractional rates are fine (0.14 is one unit every 7.1 s). A rate of 0

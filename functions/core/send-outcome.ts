@@ -8,7 +8,7 @@
  *   an operator has to act, and the job should go out once they have.
  * - `rejected`: permanent for this job (5xx for every recipient, invalid job, all recipients suppressed). Final.
  */
-export const SendActions = {
+const SendActions = {
   delivered: 'delivered',
   retry: 'retry',
   throttled: 'throttled',

@@ -37,7 +37,7 @@ export type SesEventRecord = {
 };
 
 /** How one SES bounce type and subtype treats the suppression list (see SES_BOUNCE_POLICY). */
-export type SesBounceRule = {
+type SesBounceRule = {
   bounceType: string;
   bounceSubType?: string;
   suppress: boolean | 'byStatus';
@@ -50,7 +50,7 @@ export type SesBounceRule = {
  * own status (an address failure, 5.1.x / 5.2.1 / 5.4.4, suppresses; a policy or content refusal does not).
  * Transient and Undetermined bounces never suppress. The first matching rule applies.
  */
-export const SES_BOUNCE_POLICY: SesBounceRule[] = [
+const SES_BOUNCE_POLICY: SesBounceRule[] = [
   { bounceType: 'Permanent', bounceSubType: 'NoEmail', suppress: true, status: '5.1.1' },
   // SES refused to send: the address is on its global or account suppression list, so it bounced before.
   { bounceType: 'Permanent', bounceSubType: 'Suppressed', suppress: true, status: '5.1.1' },

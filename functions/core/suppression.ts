@@ -2,10 +2,10 @@ import { createEvent, EventTypes, type DispatchEvent } from './events.js';
 import { hashAddress } from './message-id.js';
 
 /** Where a suppression applies. Only `global` for now; per-tenant scopes come with tenants. */
-export type SuppressionScope = 'global';
+type SuppressionScope = 'global';
 
 /** Reasons that suppress for good unless a request says otherwise; any other reason expires. */
-export const PERMANENT_REASONS: readonly string[] = ['hard-bounce', 'complaint', 'manual'];
+const PERMANENT_REASONS: readonly string[] = ['hard-bounce', 'complaint', 'manual'];
 
 /** How long a suppression for a non-permanent reason lasts when its request names no expiry. @default 30 days */
 export const DEFAULT_SUPPRESSION_TTL_DAYS = 30;

@@ -90,7 +90,7 @@ export async function verifyReport(
 }
 
 /** The addresses a report names: the failed or delayed recipients of a DSN, the complained-about ones of an ARF. */
-export function reportedAddresses(classification: InboundClassification): string[] {
+function reportedAddresses(classification: InboundClassification): string[] {
   const { kind } = classification;
   if (kind === 'bounce' || kind === 'delay') return classification.recipients.map((r) => r.recipient);
   if (classification.kind === 'complaint') return classification.recipients;

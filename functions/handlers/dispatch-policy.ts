@@ -402,5 +402,3 @@ export function createDispatchPolicy(deps: PolicyDeps) {
     },
   };
 }
-
-export type DispatchPolicy = ReturnType<typeof createDispatchPolicy>;

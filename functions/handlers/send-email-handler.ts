@@ -26,7 +26,7 @@ import { createDispatchPolicy, type OutboxEntry, type StoredResult } from './dis
 import { createRouteStep, type RoutingDeps } from './route-job.js';
 
 /** Claim checks: job bodies stored in S3 with only a reference on the queue. */
-export type ClaimCheckStore = {
+type ClaimCheckStore = {
   /** The stored body's size in bytes, read before the body is, so its memory can be reserved. */
   size(reference: { bucket: string; key: string }): Promise<number>;
   load(reference: { bucket: string; key: string }): Promise<string>;
@@ -37,7 +37,7 @@ export type ClaimCheckStore = {
  * as a string and as the parsed job (each near the body's size at their peak), and its inline attachments decoded
  * (three quarters of their base64). `npm run bench` measures it.
  */
-export const CLAIM_CHECK_MEMORY_FACTOR = 3.75;
+const CLAIM_CHECK_MEMORY_FACTOR = 3.75;
 
 export type SendEmailDeps = {
   logger: Logger;

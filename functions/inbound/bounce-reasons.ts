@@ -1,6 +1,5 @@
-import { BounceReasons, type BounceReason, type FailureFacts, type FailureVerdict } from '#core/inbound-report.js';
+import type { BounceReason, FailureFacts, FailureVerdict } from '#core/inbound-report.js';
 
-export { BounceReasons };
 export type { BounceReason, FailureFacts, FailureVerdict };
 
 /**
@@ -19,7 +18,7 @@ export const SENDER_SIDE_REASONS: ReadonlySet<BounceReason> = new Set([
  * The recipient's own permanent failures: the only reasons a bounce suppresses an address for. `host-unknown` is not
  * among them: a DNS failure is as often ours or transient as it is the domain's.
  */
-export const SUPPRESSING_REASONS: ReadonlySet<BounceReason> = new Set(['user-unknown', 'mailbox-disabled']);
+const SUPPRESSING_REASONS: ReadonlySet<BounceReason> = new Set(['user-unknown', 'mailbox-disabled']);
 
 /**
  * Enhanced status codes by `class.subject.detail` with the class as `x` (RFC 3463 3, IANA registry). `specific`
@@ -55,7 +54,7 @@ const STATUS_REASONS = new Map(STATUS_TABLE.flatMap((row) => row.codes.map((code
  * win over any status, since "550 5.1.1 blocked by Spamhaus" says nothing about the mailbox), then the recipient's
  * (which replace only an unspecific status, so "5.0.0 no such user" is a user-unknown).
  */
-export const DIAGNOSTIC_TABLE: Array<{ reason: BounceReason; phrases: string[]; weak?: true }> = [
+const DIAGNOSTIC_TABLE: Array<{ reason: BounceReason; phrases: string[]; weak?: true }> = [
   // Idioms more precise than the words of the rows below ("Relay access denied" is no policy block).
   {
     reason: 'user-unknown',

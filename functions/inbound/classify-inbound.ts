@@ -13,14 +13,10 @@ import {
 } from './mail-text.js';
 import { readTextBounce, type TextBounce } from './text-bounce.js';
 
-export { parseFieldBlocks };
 export type {
-  BounceReason,
-  DsnRecipient,
   InboundClassification,
   InboundMessage,
   InboundPart,
-  OriginalMessage,
 } from '#core/inbound-report.js';
 
 /** message/delivery-status, message/global-delivery-status, and misspellings such as message/xdelivery-status. */

@@ -21,7 +21,7 @@ export type ParseLimits = {
   maxTotalTextBytes: number;
 };
 
-export const DEFAULT_PARSE_LIMITS: ParseLimits = {
+const DEFAULT_PARSE_LIMITS: ParseLimits = {
   maxBytes: 48 * 1024 * 1024,
   maxHeaderBytes: 256 * 1024,
   maxFieldBytes: 64 * 1024,
@@ -436,7 +436,7 @@ const BLOCK_TAGS = new Set([
 ]);
 
 /** HTML reduced to its text in one pass: tags dropped (block tags become line breaks), scripts and styles skipped. */
-export function htmlToText(html: string): string {
+function htmlToText(html: string): string {
   const out: string[] = [];
   const lower = html.toLowerCase();
   let i = 0;

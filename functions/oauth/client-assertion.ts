@@ -4,7 +4,7 @@ import type { ClientCredentialsGrant, ServiceAccountGrant } from '#core/credenti
 const encode = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
 
 /** A compact JWS signed RS256 (RSASSA-PKCS1-v1_5 with SHA-256, RFC 7518 3.3): `header.claims.signature`. */
-export function signJwt(header: Record<string, unknown>, claims: Record<string, unknown>, key: KeyObject): string {
+function signJwt(header: Record<string, unknown>, claims: Record<string, unknown>, key: KeyObject): string {
   const input = `${encode({ ...header, alg: 'RS256', typ: 'JWT' })}.${encode(claims)}`;
   return `${input}.${sign('sha256', Buffer.from(input), key).toString('base64url')}`;
 }

@@ -64,7 +64,7 @@ async function boundedText(response: Response): Promise<string> {
  * Turns one token endpoint answer into a token or a {@link TokenError}; the only code that reads the endpoint's
  * answer shape (RFC 6749 5.1 success, 5.2 error).
  */
-export function toTokenResult(status: number, body: string): TokenResponse | TokenError {
+function toTokenResult(status: number, body: string): TokenResponse | TokenError {
   let json: Record<string, unknown> = {};
   try {
     const parsed: unknown = JSON.parse(body);

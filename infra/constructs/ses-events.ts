@@ -29,7 +29,7 @@ export type SesEventsProps = {
 };
 
 /** The SES events the consumer turns into our events and suppressions. */
-export const SES_EVENT_TYPES = [
+const SES_EVENT_TYPES = [
   EmailSendingEvent.BOUNCE,
   EmailSendingEvent.COMPLAINT,
   EmailSendingEvent.DELIVERY,

@@ -122,5 +122,3 @@ export async function startEventLog(options: EventLogOptions) {
     },
   };
 }
-
-export type EventLog = Awaited<ReturnType<typeof startEventLog>>;

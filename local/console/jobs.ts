@@ -137,5 +137,3 @@ export function createJobsView(options: { sqs: SQSClient; queueUrl: string; dead
     },
   };
 }
-
-export type JobsView = ReturnType<typeof createJobsView>;

@@ -236,5 +236,3 @@ export function createOutbox(options: { dir: string; sesEndpoint?: string; event
     },
   };
 }
-
-export type Outbox = ReturnType<typeof createOutbox>;

@@ -13,7 +13,7 @@ import { createJobsView } from './jobs.js';
 import { createOutbox } from './outbox.js';
 
 /** A recipient pattern the twin answers specially, and what happens to mail for it. */
-export type SpecialRecipient = { address: string; effect: string };
+type SpecialRecipient = { address: string; effect: string };
 
 export type ConsoleOptions = {
   /** @default 0 (any free port); `npm start` uses 8025 */

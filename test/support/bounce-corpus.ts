@@ -41,7 +41,7 @@ const SUPPRESSIBLE = new Set(['user-unknown', 'mailbox-disabled', 'host-unknown'
 const OUR_SIDE = new Set(['sender-problem', 'policy-or-blocked', 'rate-limited', 'spam-or-content']);
 
 /** The labels of a corpus: `labels.json`, and the samples written for this repository (`own-labels.json`) if any. */
-export function readCorpus(dir: string): CorpusLabel[] {
+function readCorpus(dir: string): CorpusLabel[] {
   const read = (name: string) =>
     existsSync(join(dir, name)) ? (JSON.parse(readFileSync(join(dir, name), 'utf8')) as CorpusLabel[]) : [];
   return [...read('labels.json'), ...read('own-labels.json')];

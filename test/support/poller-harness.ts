@@ -16,7 +16,7 @@ import { createPollMailboxHandler } from '#handlers/poll-mailbox-handler.js';
 import { openImapSession, type ImapSettings } from '#imap/imap-session.js';
 import { inboundReader } from '#inbound/inbound-reader.js';
 import { parseInbound } from '#inbound/parse-inbound.js';
-import { startDovecot, type DovecotServer } from '#local/dovecot.js';
+import { startDovecot } from '#local/dovecot.js';
 import { createLocalResources, LOCAL_NAMES } from '#local/resources.js';
 import { localTlsCertificate } from '#local/tls-certificate.js';
 import { DEFAULT_SETTINGS } from '#infra/settings.js';
@@ -78,12 +78,11 @@ export async function startImapPeer(options: { oauth2?: { introspectionUrl: stri
   };
 }
 export type ImapPeer = Awaited<ReturnType<typeof startImapPeer>>;
-export type { DovecotServer };
 
 let counter = 0;
 
 /** The report keys of the harness's deployment. */
-export const HARNESS_REPORT_KEYS: ReportKeyring = toReportKeyring({ current: 'k1', k1: 'harness-key-'.repeat(3) }, 'x');
+const HARNESS_REPORT_KEYS: ReportKeyring = toReportKeyring({ current: 'k1', k1: 'harness-key-'.repeat(3) }, 'x');
 
 /**
  * The poller's real stores on the emulators, and a publisher that records what it was given. Reports are verified

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /** Postfix's test server, installed with the `postfix` package; it starts no Postfix daemon. */
-export const SMTP_SINK_BINARY = '/usr/sbin/smtp-sink';
+const SMTP_SINK_BINARY = '/usr/sbin/smtp-sink';
 const LOOPBACK = '127.0.0.1';
 
 /** smtp-sink's names for the stages of a session; `CONNECT` is the greeting, `.` the end of data. */

@@ -33,7 +33,7 @@ const isExecutable = (path: string) => {
 };
 
 /** Whether a program can be run: an executable file at its path, or one named so in a PATH directory. */
-export function findProgram(program: string, path = process.env.PATH ?? ''): boolean {
+function findProgram(program: string, path = process.env.PATH ?? ''): boolean {
   if (isAbsolute(program)) return isExecutable(program);
   return path.split(delimiter).some((dir) => dir !== '' && isExecutable(join(dir, program)));
 }

@@ -10,7 +10,7 @@ import { abandonedMessage, readMessage, toUnparsable, type ReadMessage, type Unp
 import type { SeenCheck } from './seen-markers.js';
 
 /** What a handled message was, for metrics: its classification, or `unparsable`. */
-export type MessageKind = InboundClassification['kind'] | 'unparsable';
+type MessageKind = InboundClassification['kind'] | 'unparsable';
 
 export type ChunkDeps = {
   state: MailboxStateStore;

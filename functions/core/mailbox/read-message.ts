@@ -19,7 +19,7 @@ const digest = (basis: string | Buffer) => createHash('sha256').update(basis).di
  * The key a message is deduplicated by across a UIDVALIDITY change: its Message-ID, or for a message without one, a
  * hash of what identifies it.
  */
-export function messageKeyOf(message: InboundMessage, size: number): string {
+function messageKeyOf(message: InboundMessage, size: number): string {
   return digest(
     message.messageId ?? `${message.date?.toISOString() ?? ''}|${message.from ?? ''}|${message.subject ?? ''}|${size}`,
   );
