@@ -1,22 +1,10 @@
 import { GetCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { BreakerState, BreakerStore } from '#core/circuit-breaker.js';
 import type { TransportName } from '#core/email-job.js';
+import { conditional } from './conditional-write.js';
 import { TableKeys } from './table-keys.js';
 
 const KEY = TableKeys.transportState.partitionKey;
-
-const isConditionFailure = (error: unknown) => (error as { name?: string }).name === 'ConditionalCheckFailedException';
-
-/** Runs a conditional write; false when its condition did not hold (another instance got there first). */
-async function conditional(write: () => Promise<unknown>): Promise<boolean> {
-  try {
-    await write();
-    return true;
-  } catch (error) {
-    if (isConditionFailure(error)) return false;
-    throw error;
-  }
-}
 
 /**
  * The transports' breakers in DynamoDB, one item per transport (`transport` = `smtp` | `ses`), read eventually

@@ -3,6 +3,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { UpdateItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
 import type { UnpublishedOutcomes } from '#core/dispatch-ports.js';
+import { isConditionFailure } from './conditional-write.js';
 import { TableKeys } from './table-keys.js';
 
 /** The attribute holding the claim token of the attempt that owns an idempotency record. */
@@ -61,7 +62,7 @@ class FencedDynamoDBPersistenceLayer extends DynamoDBPersistenceLayer {
         return;
       } catch (error) {
         const name = (error as Error).name;
-        if (name === 'ConditionalCheckFailedException')
+        if (isConditionFailure(error))
           throw new IdempotencyClaimLostError('the record was claimed by another attempt', { cause: error });
         const pause = COMPLETION_RETRY_DELAYS_MS[attempt];
         if (pause === undefined || name === 'AbortError') throw error;
@@ -82,7 +83,7 @@ class FencedDynamoDBPersistenceLayer extends DynamoDBPersistenceLayer {
       await super._deleteRecord(record);
     } catch (error) {
       // Someone else's record now (a takeover, or completed by it): it is not ours to release.
-      if ((error as Error).name !== 'ConditionalCheckFailedException') throw error;
+      if (!isConditionFailure(error)) throw error;
     }
   }
 }
@@ -165,7 +166,7 @@ export function createUnpublishedOutcomes(
           }),
         )
         .catch((error: Error) => {
-          if (error.name !== 'ConditionalCheckFailedException') throw error;
+          if (!isConditionFailure(error)) throw error;
         });
     },
   };

@@ -7,6 +7,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import type { Attempt, Checkpoint, Lease, MailboxStateStore, Resync } from '#core/mailbox/ports.js';
 import { forEachBounded, slices } from '#core/bounded.js';
+import { conditional, isConditionFailure } from './conditional-write.js';
 import { TableKeys } from './table-keys.js';
 
 const PK = TableKeys.mailboxState.partitionKey;
@@ -15,17 +16,6 @@ const TTL = TableKeys.mailboxState.ttlAttribute;
 const backoff = async (attempt: number, what: string) => {
   if (attempt > 5) throw new Error(what);
   await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 25 * 2 ** attempt) * Math.random()));
-};
-const isConditionFailure = (error: unknown) => (error as { name?: string }).name === 'ConditionalCheckFailedException';
-/** Runs a conditional write: false when its condition does not hold. */
-const conditional = async (write: () => Promise<unknown>): Promise<boolean> => {
-  try {
-    await write();
-    return true;
-  } catch (error) {
-    if (isConditionFailure(error)) return false;
-    throw error;
-  }
 };
 const checkpointKey = (mailboxId: string) => `checkpoint#${mailboxId}`;
 

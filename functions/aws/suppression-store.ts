@@ -15,6 +15,7 @@ import {
   type SuppressionRecord,
   type SuppressionStore,
 } from '#core/suppression.js';
+import { isConditionFailure } from './conditional-write.js';
 import { TableKeys } from './table-keys.js';
 
 const KEY = TableKeys.suppression.partitionKey;
@@ -49,8 +50,6 @@ const toItem = (record: SuppressionRecord): Record<string, unknown> => {
   const item: Record<string, unknown> = { [KEY]: addressHash, ...rest, [TTL]: expiresAt };
   return Object.fromEntries(Object.entries(item).filter(([, value]) => value !== undefined));
 };
-
-const isConditionFailure = (error: unknown) => (error as { name?: string }).name === 'ConditionalCheckFailedException';
 
 /**
  * The suppression list in DynamoDB, keyed by the address's hash (`addressHash`): the table holds no plain addresses,
