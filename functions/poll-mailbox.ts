@@ -10,7 +10,7 @@ import { createSecretsManagerCredentials } from '#aws/secrets-credentials.js';
 import { createSentMessages } from '#aws/sent-messages.js';
 import { createSuppressionStore } from '#aws/suppression-store.js';
 import { checkCredentials, toMailCredentials } from '#core/credential-source.js';
-import { METRIC_NAMESPACE, SERVICE_NAME, SuppressionMetrics } from '#core/metric-names.js';
+import { CredentialMetrics, METRIC_NAMESPACE, SERVICE_NAME, SuppressionMetrics } from '#core/metric-names.js';
 import { toReportKeyring } from '#core/message-id.js';
 import { createInboundReportVerifier } from '#core/verify-report.js';
 import { createPollMailboxHandler } from '#handlers/poll-mailbox-handler.js';
@@ -37,8 +37,10 @@ await checkCredentials(secrets.map(([, secret]) => secret));
 // One sign-in source per mailbox for the container's life: its access token is cached across runs.
 const loginOf = (mailbox: PolledMailbox, secret = secretOf(mailbox.secret)) =>
   createMailLoginSource(secret, {
-    onWriteBackFailed: (error) =>
-      logger.error('rotated refresh token not written back', { mailbox: mailbox.id, error: error.message }),
+    onWriteBackFailed: (error) => {
+      metrics.addMetric(CredentialMetrics.refreshTokenNotSaved, MetricUnit.Count, 1);
+      logger.error('rotated refresh token not written back', { mailbox: mailbox.id, error: error.message });
+    },
   });
 const logins = new Map(secrets.map(([m, secret]) => [m.id, loginOf(m, secret)]));
 

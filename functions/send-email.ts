@@ -1,10 +1,10 @@
 import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { Tracer } from '@aws-lambda-powertools/tracer';
 import { createAwsClients } from '#aws/clients.js';
 import { checkCredentials, toMailCredentials } from '#core/credential-source.js';
 import { toReportKeyring } from '#core/message-id.js';
-import { METRIC_NAMESPACE, SERVICE_NAME } from '#core/metric-names.js';
+import { CredentialMetrics, METRIC_NAMESPACE, SERVICE_NAME } from '#core/metric-names.js';
 import { buildSendEmailDeps } from '#handlers/build-send-email-deps.js';
 import { createSendEmailHandler } from '#handlers/send-email-handler.js';
 import { loadDispatchConfig } from './config.js';
@@ -36,8 +36,10 @@ async function smtpCredentialsFrom(secretId: string) {
   });
   await checkCredentials([secret]);
   return createMailLoginSource(secret, {
-    onWriteBackFailed: (error) =>
-      logger.error('rotated refresh token not written back to the SMTP secret', { error: error.message }),
+    onWriteBackFailed: (error) => {
+      metrics.addMetric(CredentialMetrics.refreshTokenNotSaved, MetricUnit.Count, 1);
+      logger.error('rotated refresh token not written back to the SMTP secret', { error: error.message });
+    },
   });
 }
 

@@ -62,6 +62,15 @@ export const SuppressionMetrics = {
   added: 'SuppressionsAdded',
 } as const;
 
+/** Sign-in credentials, counted by whichever function signs in (dispatch over SMTP, the poller). */
+export const CredentialMetrics = {
+  /**
+   * A refresh token the provider rotated could not be written back to its secret. This container keeps using the new
+   * one, but a new container reads the old one from the secret, which the provider may refuse: sign-in then stops.
+   */
+  refreshTokenNotSaved: 'RefreshTokenNotSaved',
+} as const;
+
 /** Report verification and the SES event consumer. */
 export const ReportMetrics = {
   /** Bounces and complaints that did not verify (forged, or about mail we did not send): published, never acted on. */

@@ -23,6 +23,7 @@ import {
   ReportMetrics,
   SERVICE_NAME,
   SuppressionMetrics,
+  CredentialMetrics,
 } from '#core/metric-names.js';
 import type { StackConfig } from '../stack-config.js';
 import type { DispatchFunction } from './dispatch-function.js';
@@ -186,6 +187,14 @@ export class Monitoring extends Construct {
       alarm('MailboxSignInBlocked', custom(PollerMetrics.signInBlocked, fiveMinutes), {
         threshold: 1,
         description: 'A mailbox sign-in is refused: its OAuth2 app or grant is revoked or wrong, or its login.',
+      });
+    }
+    if (config.smtpSecretWriteBack || config.mailboxes.some((m) => m.secretWriteBack)) {
+      alarm('RefreshTokenNotSaved', custom(CredentialMetrics.refreshTokenNotSaved, fiveMinutes), {
+        threshold: 1,
+        description:
+          'A rotated OAuth2 refresh token could not be written back to its secret (PutSecretValue refused or ' +
+          'failing): the next container reads the old token, which the provider may refuse, and sign-in stops.',
       });
     }
     alarm('SuppressionSpike', custom(SuppressionMetrics.added, Duration.hours(1)), {

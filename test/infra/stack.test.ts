@@ -205,6 +205,7 @@ describe('alarms', () => {
     ['PollerHeartbeatMissing', 'breaching'],
     ['SenderSideBouncesHigh', 'notBreaching'],
     ['MailboxSignInBlocked', 'notBreaching'],
+    ['RefreshTokenNotSaved', 'notBreaching'],
     ['SesBounceRateHigh', 'notBreaching'],
     ['SesComplaintRateHigh', 'notBreaching'],
     ['SuppressionSpike', 'notBreaching'],
