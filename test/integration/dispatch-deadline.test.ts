@@ -1,35 +1,20 @@
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { toIdempotencyRecordId } from '#aws/idempotency-store.js';
 import { TableKeys } from '#aws/table-keys.js';
 import { createLambdaContext } from '#local/lambda-context.js';
 import { emailJobFactory } from '../support/factories.js';
-import {
-  startAwsEmulators,
-  startDispatchHarness,
-  type AwsEmulators,
-  type DispatchHarness,
-} from '../support/dispatch-harness.js';
+import { type DispatchHarness, useAwsEmulators } from '../support/dispatch-harness.js';
 
-let aws: AwsEmulators;
+const env = useAwsEmulators();
 let h: DispatchHarness;
-
-beforeAll(async () => {
-  aws = await startAwsEmulators();
-});
-afterAll(async () => {
-  await aws.stop();
-});
-afterEach(async () => {
-  await h?.stop();
-});
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('an attempt past its budget', () => {
   it('waits for a relay that answers the final dot late: delivered once, its event published, the redelivery a duplicate', async () => {
     // Prepare: 2 s before the deadline margin begins; the relay answers '.' after 2.5 s
-    h = await startDispatchHarness(aws, { env: { DEADLINE_MARGIN_MS: '3000' } });
+    h = await env.harness({ env: { DEADLINE_MARGIN_MS: '3000' } });
     h.sink.addRule({ stage: 'end', delayMs: 2500, times: 1 });
     const job = emailJobFactory();
 
@@ -53,7 +38,7 @@ describe('an attempt past its budget', () => {
 
   it('never deletes the completed record of an attempt that took over, so the job is not sent a second time', async () => {
     // Prepare: the first attempt's relay answers '.' with a 451 only after 3 s, long past the attempt's deadline
-    h = await startDispatchHarness(aws, {
+    h = await env.harness({
       env: {
         DEADLINE_MARGIN_MS: '1000',
         FINISH_RESERVE_MS: '500',
@@ -78,7 +63,7 @@ describe('an attempt past its budget', () => {
     await h.handler({ Records: [h.sqsRecord(job, 'fence-1', 3)] }, createLambdaContext('send-email', 10_000));
 
     // Assess
-    const item = await aws.clients.dynamodb.send(
+    const item = await env.aws.clients.dynamodb.send(
       new GetItemCommand({
         TableName: h.resources.idempotencyTable,
         Key: { [TableKeys.idempotency.partitionKey]: { S: toIdempotencyRecordId('email-job', job.idempotencyKey) } },

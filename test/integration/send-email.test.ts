@@ -1,6 +1,6 @@
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { simpleParser } from 'mailparser';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
 import { createIdempotencyStore, toIdempotencyRecordId } from '#aws/idempotency-store.js';
 import { createSuppressionStore } from '#aws/suppression-store.js';
@@ -8,32 +8,17 @@ import { hashAddress, toMessageId } from '#core/message-id.js';
 import { createLambdaContext } from '#local/lambda-context.js';
 import { toSqsRecord } from '#local/event-source.js';
 import { emailJobFactory } from '../support/factories.js';
-import {
-  startAwsEmulators,
-  startDispatchHarness,
-  type AwsEmulators,
-  type DispatchHarness,
-} from '../support/dispatch-harness.js';
+import { type DispatchHarness, useAwsEmulators } from '../support/dispatch-harness.js';
 
-let aws: AwsEmulators;
+const env = useAwsEmulators();
 let h: DispatchHarness;
-
-beforeAll(async () => {
-  aws = await startAwsEmulators();
-});
-afterAll(async () => {
-  await aws.stop();
-});
-afterEach(async () => {
-  await h?.stop();
-});
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('sending a job over SMTP', () => {
   it('delivers a valid job once over STARTTLS with AUTH and publishes email.delivered', async () => {
     // Prepare
-    h = await startDispatchHarness(aws);
+    h = await env.harness();
     const job = emailJobFactory({
       to: [{ address: 'alice@example.net', name: 'Alice Ä' }],
       cc: ['carol@example.org'],
@@ -72,7 +57,7 @@ describe('sending a job over SMTP', () => {
   });
 
   it('logs recipients only as hashes and never the body', async () => {
-    h = await startDispatchHarness(aws);
+    h = await env.harness();
     const job = emailJobFactory({
       to: ['private.person@example.net'],
       subject: 'Secret subject',
@@ -91,7 +76,7 @@ describe('sending a job over SMTP', () => {
 describe('exactly once', () => {
   it('sends a job delivered three times and re-produced under a new SQS message id exactly once', async () => {
     // Prepare
-    h = await startDispatchHarness(aws);
+    h = await env.harness();
     const job = emailJobFactory();
     for (let i = 0; i < 3; i += 1) {
       await h.enqueue(job);
@@ -111,7 +96,7 @@ describe('exactly once', () => {
   });
 
   it('refuses the same key with different content: not sent, dead-lettered with the reason, reported', async () => {
-    h = await startDispatchHarness(aws);
+    h = await env.harness();
     const job = emailJobFactory();
     await h.enqueue(job);
     await h.deliverAll();
@@ -134,9 +119,9 @@ describe('exactly once', () => {
 
   it('reports a takeover once when the idempotency store is made again on the same client and table', async () => {
     // Prepare: the harness's handler already hooks this client and table; a second store for them replaces the hook.
-    h = await startDispatchHarness(aws);
+    h = await env.harness();
     const taken: string[] = [];
-    const store = createIdempotencyStore(aws.clients.dynamodb, h.resources.idempotencyTable, (recordId) =>
+    const store = createIdempotencyStore(env.aws.clients.dynamodb, h.resources.idempotencyTable, (recordId) =>
       taken.push(recordId),
     );
     store.configure({ config: new IdempotencyConfig({ eventKeyJmesPath: 'idempotencyKey' }), keyPrefix: 'email-job' });
@@ -152,7 +137,7 @@ describe('exactly once', () => {
   });
 
   it('lets a concurrent duplicate wait instead of sending twice', async () => {
-    h = await startDispatchHarness(aws, { env: { RETRY_BASE_SECONDS: '1', RETRY_MAX_DELAY_SECONDS: '1' } });
+    h = await env.harness({ env: { RETRY_BASE_SECONDS: '1', RETRY_MAX_DELAY_SECONDS: '1' } });
     h.sink.addRule({ stage: 'end', delayMs: 400, reply: undefined, times: 1 });
     const job = emailJobFactory();
     await h.enqueue(job);
@@ -171,7 +156,7 @@ describe('exactly once', () => {
 describe('bad input', () => {
   it('rejects poison records with a reason, sends the healthy ones once, and lets no injected header or recipient through', async () => {
     // Prepare
-    h = await startDispatchHarness(aws);
+    h = await env.harness();
     const healthy = [emailJobFactory({ to: ['one@example.net'] }), emailJobFactory({ to: ['two@example.net'] })];
     const crlf = 'x\r\nBcc: attacker@evil.test';
     const hostile = [
@@ -228,7 +213,7 @@ describe('bad input', () => {
 describe('retries', () => {
   it('backs a transient failure off through the visibility timeout, then delivers', async () => {
     // Prepare
-    h = await startDispatchHarness(aws, { env: { RETRY_BASE_SECONDS: '1', RETRY_MAX_DELAY_SECONDS: '1' } });
+    h = await env.harness({ env: { RETRY_BASE_SECONDS: '1', RETRY_MAX_DELAY_SECONDS: '1' } });
     h.sink.addRule({ stage: 'end', reply: { code: 451, message: '4.3.0 Temporary local problem' }, times: 1 });
     await h.enqueue(emailJobFactory());
 
@@ -250,7 +235,7 @@ describe('retries', () => {
   });
 
   it('gives a job up once its lifetime is spent: dead-lettered as exhausted and reported as email.failed', async () => {
-    h = await startDispatchHarness(aws, {
+    h = await env.harness({
       env: { RETRY_BASE_SECONDS: '120', RETRY_MAX_DELAY_SECONDS: '120', RETRY_LIFETIME_SECONDS: '60' },
     });
     h.sink.addRule({ stage: 'rcpt', reply: { code: 450, message: '4.2.1 Mailbox busy' } });
@@ -272,7 +257,7 @@ describe('retries', () => {
 
   it('gives a job up on its last receive, with its reason, rather than leaving SQS to dead-letter it without one', async () => {
     // Prepare: the relay defers every attempt; the queue allows 3 receives
-    h = await startDispatchHarness(aws, {
+    h = await env.harness({
       env: { RETRY_BASE_SECONDS: '1', RETRY_MAX_DELAY_SECONDS: '1', MAX_RECEIVE_COUNT: '3' },
     });
     h.sink.addRule({ stage: 'rcpt', reply: { code: 450, message: '4.2.1 Mailbox busy' } });
@@ -298,7 +283,7 @@ describe('retries', () => {
   });
 
   it('ends a permanent refusal as rejected: not retried, not dead-lettered, reported', async () => {
-    h = await startDispatchHarness(aws);
+    h = await env.harness();
     h.sink.addRule({
       stage: 'rcpt',
       reply: { code: 550, message: '5.1.1 <alice@example.net>: Recipient address rejected' },
@@ -329,7 +314,7 @@ describe('retries', () => {
 describe('our own setup', () => {
   it('treats a refused login as blocked, refetches the secret, and sends once the secret is rotated', async () => {
     // Prepare: the circuit the refusal opens is probed after a second.
-    h = await startDispatchHarness(aws, {
+    h = await env.harness({
       env: { RETRY_BASE_SECONDS: '1', RETRY_MAX_DELAY_SECONDS: '1', BREAKER_FIRST_PROBE_SECONDS: '1' },
     });
     h.setCredentials({ username: 'relay-user', password: 'stale' });
@@ -350,7 +335,7 @@ describe('our own setup', () => {
   });
 
   it('sends nothing, not even AUTH, to a server that does not offer STARTTLS', async () => {
-    h = await startDispatchHarness(aws, { sink: { offerStartTls: false } });
+    h = await env.harness({ sink: { offerStartTls: false } });
     await h.enqueue(emailJobFactory());
 
     const result = await h.deliver();
@@ -364,7 +349,7 @@ describe('our own setup', () => {
 
 describe('connections', () => {
   it('sends the next job after the server killed the idle pooled connection', async () => {
-    h = await startDispatchHarness(aws);
+    h = await env.harness();
     await h.enqueue(emailJobFactory());
     await h.deliver();
     expect(h.sink.openSockets).toBeGreaterThan(0);
@@ -381,8 +366,8 @@ describe('connections', () => {
 
 describe('suppression', () => {
   it('drops suppressed recipients, and rejects a job whose recipients are all suppressed', async () => {
-    h = await startDispatchHarness(aws);
-    const suppressions = createSuppressionStore(aws.clients.documents, h.resources.suppressionTable);
+    h = await env.harness();
+    const suppressions = createSuppressionStore(env.aws.clients.documents, h.resources.suppressionTable);
     await suppressions.suppress({ address: 'Gone@Example.net', reason: 'hard-bounce', source: 'test' });
     const partly = emailJobFactory({ to: ['gone@example.net', 'here@example.net'] });
     const wholly = emailJobFactory({ to: ['gone@example.net'] });
@@ -409,9 +394,9 @@ describe('suppression', () => {
 
 describe('attachments and claim checks', () => {
   it('attaches inline and S3-stored files, and resolves a job stored in S3', async () => {
-    h = await startDispatchHarness(aws);
+    h = await env.harness();
     const pdf = Buffer.alloc(600 * 1024, 7);
-    await (await aws.clients.s3()).send(
+    await (await env.aws.clients.s3()).send(
       new PutObjectCommand({ Bucket: h.resources.bucket, Key: 'files/report.pdf', Body: pdf }),
     );
     const job = emailJobFactory({
@@ -424,7 +409,7 @@ describe('attachments and claim checks', () => {
         },
       ],
     });
-    await (await aws.clients.s3()).send(
+    await (await env.aws.clients.s3()).send(
       new PutObjectCommand({ Bucket: h.resources.bucket, Key: 'jobs/big.json', Body: JSON.stringify(job) }),
     );
     await h.enqueue({
@@ -453,9 +438,9 @@ describe('attachments and claim checks', () => {
 describe('the attachment memory budget', () => {
   it('makes jobs beyond the budget wait their turn; none is refused and every file arrives whole', async () => {
     // Prepare: room for two 1 MiB attachments at a time, five jobs with one each
-    h = await startDispatchHarness(aws, { env: { ATTACHMENT_MEMORY_MB: '2' } });
+    h = await env.harness({ env: { ATTACHMENT_MEMORY_MB: '2' } });
     const file = Buffer.alloc(1024 * 1024, 3);
-    const s3 = await aws.clients.s3();
+    const s3 = await env.aws.clients.s3();
     const memory = h.deps.dispatch.attachmentMemory as NonNullable<typeof h.deps.dispatch.attachmentMemory>;
     const budget = memory.budget as typeof memory.budget & { held: number };
     let mostHeld = 0;
@@ -487,8 +472,8 @@ describe('the attachment memory budget', () => {
   });
 
   it('refuses a job whose attachments add up to more than one message can carry, and one naming a missing file', async () => {
-    h = await startDispatchHarness(aws);
-    const s3 = await aws.clients.s3();
+    h = await env.harness();
+    const s3 = await env.aws.clients.s3();
     // Five parts of 9 MiB: each within the per-object limit, 45 MiB together
     const part = Buffer.alloc(9 * 1024 * 1024, 1);
     for (let i = 0; i < 5; i += 1)
@@ -526,7 +511,7 @@ describe('the attachment memory budget', () => {
 describe('the Lambda deadline', () => {
   it('hands a record back without an attempt when too little time is left to start one', async () => {
     // Prepare: 5.5 s left, of which the last 5 s commit nothing and an attempt needs 1 s
-    h = await startDispatchHarness(aws);
+    h = await env.harness();
     const record = toSqsRecord(
       {
         MessageId: 'm-1',

@@ -8,28 +8,15 @@ import type { EmailJob } from '#core/email-job.js';
 import { startSesLocal, type Emulator } from '#local/emulators.js';
 import { createLambdaContext } from '#local/lambda-context.js';
 import { emailJobFactory } from '../support/factories.js';
-import {
-  startAwsEmulators,
-  startDispatchHarness,
-  type AwsEmulators,
-  type DispatchHarness,
-} from '../support/dispatch-harness.js';
+import { type DispatchHarness, useAwsEmulators } from '../support/dispatch-harness.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 
-let aws: AwsEmulators;
-let h: DispatchHarness | undefined;
+const env = useAwsEmulators();
+let h: DispatchHarness;
 let proxy: TcpProxy | undefined;
 
-beforeAll(async () => {
-  aws = await startAwsEmulators();
-});
-afterAll(async () => {
-  await aws.stop();
-});
 afterEach(async () => {
-  await h?.stop();
   await proxy?.stop();
-  h = undefined;
   proxy = undefined;
 });
 
@@ -48,7 +35,7 @@ const BUDGET_ENV = {
 /** The job's idempotency record as the table holds it (read past any proxy). */
 async function recordStatus(harness: DispatchHarness, job: EmailJob): Promise<string | undefined> {
   const key = { [TableKeys.idempotency.partitionKey]: { S: toIdempotencyRecordId('email-job', job.idempotencyKey) } };
-  const result = await aws.clients.dynamodb.send(
+  const result = await env.aws.clients.dynamodb.send(
     new GetItemCommand({ TableName: harness.resources.idempotencyTable, Key: key, ConsistentRead: true }),
   );
   return result.Item?.status?.S;
@@ -79,7 +66,7 @@ async function invokeAndWatch(
 describe('a stalled SMTP relay', () => {
   it('that accepts and never answers: the attempt is aborted at its commit deadline, nothing is sent, the record handed back', async () => {
     // Prepare
-    h = await startDispatchHarness(aws, {
+    h = await env.harness({
       env: BUDGET_ENV,
       smtpThrough: async (sink) => (proxy = await startTcpProxy(sink)),
     });
@@ -98,7 +85,7 @@ describe('a stalled SMTP relay', () => {
 
   it('that stalls its answer to DATA: aborted before the final dot, so nothing is sent even when it answers later', async () => {
     // Prepare: the relay answers DATA (354) only after 6 s
-    h = await startDispatchHarness(aws, { env: BUDGET_ENV });
+    h = await env.harness({ env: BUDGET_ENV });
     h.sink.addRule({ stage: 'data', delayMs: 6000, times: 1 });
     const job = emailJobFactory();
 
@@ -117,8 +104,8 @@ describe('a stalled SMTP relay', () => {
 describe('a stalled DynamoDB', () => {
   it('gives up the claim at the commit deadline and hands the record back; nothing is sent', async () => {
     // Prepare
-    proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(aws.dynamo.endpoint).port) });
-    h = await startDispatchHarness(aws, { env: BUDGET_ENV, endpoints: { dynamodb: proxy.endpoint } });
+    proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(env.aws.dynamo.endpoint).port) });
+    h = await env.harness({ env: BUDGET_ENV, endpoints: { dynamodb: proxy.endpoint } });
     proxy.stall({ ms: Infinity });
     const job = emailJobFactory();
 
@@ -136,8 +123,8 @@ describe('a stalled DynamoDB', () => {
 describe('a stalled SNS', () => {
   it('keeps the outcome on its record and hands the message back; the replay publishes it once SNS answers', async () => {
     // Prepare
-    proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(aws.fauxqs.endpoint).port) });
-    h = await startDispatchHarness(aws, { env: BUDGET_ENV, endpoints: { sns: proxy.endpoint } });
+    proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(env.aws.fauxqs.endpoint).port) });
+    h = await env.harness({ env: BUDGET_ENV, endpoints: { sns: proxy.endpoint } });
     proxy.stall({ ms: Infinity });
     const job = emailJobFactory();
 
@@ -166,9 +153,9 @@ describe('a stalled SNS', () => {
 describe('a stalled S3', () => {
   it('aborts the attempt waiting for its attachment and hands the record back; nothing is sent', async () => {
     // Prepare
-    proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(aws.fauxqs.endpoint).port) });
-    h = await startDispatchHarness(aws, { env: BUDGET_ENV, endpoints: { s3: proxy.endpoint } });
-    const s3 = await aws.clients.s3();
+    proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(env.aws.fauxqs.endpoint).port) });
+    h = await env.harness({ env: BUDGET_ENV, endpoints: { s3: proxy.endpoint } });
+    const s3 = await env.aws.clients.s3();
     await s3.send(new PutObjectCommand({ Bucket: h.resources.bucket, Key: 'report.pdf', Body: Buffer.alloc(2048, 1) }));
     proxy.stall({ ms: Infinity });
     const job = emailJobFactory({
@@ -189,8 +176,8 @@ describe('a stalled S3', () => {
 describe('a stalled SQS', () => {
   it('answers within the invocation when neither the postponement nor the dead-letter queue answers', async () => {
     // Prepare: one job the relay defers (451), one invalid job bound for the dead-letter queue
-    proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(aws.fauxqs.endpoint).port) });
-    h = await startDispatchHarness(aws, { env: BUDGET_ENV, endpoints: { sqs: proxy.endpoint } });
+    proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(env.aws.fauxqs.endpoint).port) });
+    h = await env.harness({ env: BUDGET_ENV, endpoints: { sqs: proxy.endpoint } });
     h.sink.addRule({ stage: 'end', reply: { code: 451, message: '4.3.0 Try later' }, times: 1 });
     proxy.stall({ ms: Infinity });
     const job = emailJobFactory();
@@ -222,7 +209,7 @@ describe('a stalled SES endpoint', () => {
   it('gives the answer up at the finish deadline as an ambiguous attempt; nothing happens after the handler answers', async () => {
     // Prepare
     proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(ses.endpoint).port) });
-    h = await startDispatchHarness(aws, {
+    h = await env.harness({
       // A set rate: the account's quota (GetAccount) would be read through the stalled endpoint first.
       env: { ...BUDGET_ENV, TRANSPORTS: 'ses', DEFAULT_TRANSPORT: 'ses', SES_MAX_SEND_RATE: '14' },
       endpoints: { ses: proxy.endpoint },

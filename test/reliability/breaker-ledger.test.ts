@@ -1,30 +1,19 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toDispatchId } from '#core/message-id.js';
 import { startSesLocal, type Emulator } from '#local/emulators.js';
 import { emailJobFactory } from '../support/factories.js';
-import {
-  SMTP_USER,
-  startAwsEmulators,
-  startDispatchHarness,
-  type AwsEmulators,
-  type DispatchHarness,
-} from '../support/dispatch-harness.js';
+import { SMTP_USER, type DispatchHarness, useAwsEmulators } from '../support/dispatch-harness.js';
 import { printSummary } from './ledger.js';
 
-let aws: AwsEmulators;
+const env = useAwsEmulators();
 let ses: Emulator;
 let h: DispatchHarness;
 
 beforeAll(async () => {
-  aws = await startAwsEmulators();
   ses = await startSesLocal();
 });
 afterAll(async () => {
   await ses.stop();
-  await aws.stop();
-});
-afterEach(async () => {
-  await h?.stop();
 });
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -102,7 +91,7 @@ async function drainUntilDelivered(keys: string[], boundMs: number) {
 describe('the circuit breaker, with the relay refusing our login for a while', () => {
   it('logs in about once per probe while the secret is wrong, and delivers every job once after the fix', async () => {
     // Prepare
-    h = await startDispatchHarness(aws, { env: BREAKER_ENV });
+    h = await env.harness({ env: BREAKER_ENV });
     h.setCredentials(WRONG_SECRET);
     const keys: string[] = [];
 
@@ -148,7 +137,7 @@ describe('the circuit breaker, with the relay refusing our login for a while', (
 describe('failover smtp>ses', () => {
   it('carries the jobs over SES while the relay refuses our login, and returns to SMTP when it takes it again', async () => {
     // Prepare
-    h = await startDispatchHarness(aws, {
+    h = await env.harness({
       env: {
         ...BREAKER_ENV,
         TRANSPORTS: 'smtp,ses',
@@ -215,7 +204,7 @@ describe('failover smtp>ses', () => {
 describe('a producer that names a sender the relay will not take', () => {
   it('has its own job held back (blocked, retried), and does not open the circuit for everyone else', async () => {
     // Prepare: the relay refuses one foreign sender by policy; the deployment's own sender is fine.
-    h = await startDispatchHarness(aws, {
+    h = await env.harness({
       env: BREAKER_ENV,
       sink: {
         rules: [

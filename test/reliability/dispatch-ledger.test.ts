@@ -1,34 +1,19 @@
 import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { EventPublisher } from '#core/events.js';
 import { deliverOneBatch } from '#local/event-source.js';
 import { emailJobFactory } from '../support/factories.js';
-import {
-  startAwsEmulators,
-  startDispatchHarness,
-  type AwsEmulators,
-  type DispatchHarness,
-} from '../support/dispatch-harness.js';
+import { type DispatchHarness, useAwsEmulators } from '../support/dispatch-harness.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 import { compareLedgers, printSummary } from './ledger.js';
 
-let aws: AwsEmulators;
+const env = useAwsEmulators();
 let h: DispatchHarness;
-
-beforeAll(async () => {
-  aws = await startAwsEmulators();
-});
-afterAll(async () => {
-  await aws.stop();
-});
-afterEach(async () => {
-  await h?.stop();
-});
 
 /** Puts bodies on the jobs queue in batches of ten. */
 async function enqueueAll(harness: DispatchHarness, bodies: string[]) {
   for (let i = 0; i < bodies.length; i += 10) {
-    await aws.clients.sqsClient.send(
+    await env.aws.clients.sqsClient.send(
       new SendMessageBatchCommand({
         QueueUrl: harness.resources.jobsQueueUrl,
         Entries: bodies.slice(i, i + 10).map((MessageBody, n) => ({ Id: String(n), MessageBody })),
@@ -56,7 +41,7 @@ async function drain(
   const worker = async () => {
     while (Date.now() < until) {
       const result = await deliverOneBatch({
-        sqs: aws.clients.sqsClient,
+        sqs: env.aws.clients.sqsClient,
         queueUrl: harness.resources.jobsQueueUrl,
         queueArn: harness.resources.jobsQueueArn,
         functionName: 'send-email',
@@ -91,7 +76,7 @@ async function drain(
 describe('ledger: duplicate storm', () => {
   it('delivers 10,000 jobs exactly once despite 20% re-produced keys and 5% duplicated SQS deliveries', async () => {
     // Prepare
-    h = await startDispatchHarness(aws, {
+    h = await env.harness({
       env: { RETRY_BASE_SECONDS: '1', RETRY_MAX_DELAY_SECONDS: '2', SMTP_MAX_CONNECTIONS: '10' },
     });
     const jobs = Array.from({ length: 10_000 }, (_, i) =>
@@ -134,7 +119,7 @@ describe('ledger: duplicate storm', () => {
 describe('ledger: fault mix', () => {
   it('ends every job delivered or rejected as the classifier says, retrying on schedule, under 421/451/550 and dropped sockets', async () => {
     // Prepare: 2% 421, 2% 451, 1% dropped sockets at random stages, and 1% of recipients permanently refused (550)
-    h = await startDispatchHarness(aws, {
+    h = await env.harness({
       env: { RETRY_BASE_SECONDS: '1', RETRY_MAX_DELAY_SECONDS: '2' },
       sink: {
         seed: 11,
@@ -236,9 +221,9 @@ describe('ledger: stalled and failing dependencies under deadline pressure', () 
   it('loses no job and no outcome event when SNS fails, DynamoDB stalls and the relay answers late', async () => {
     // Prepare: 8 s invocations that commit nothing after 5 s; SNS fails 20 % of calls; 2 % of DynamoDB's answers
     // come 2.5 s late; 3 % of the relay's answers to '.' come 4 s late
-    dynamoProxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(aws.dynamo.endpoint).port) });
+    dynamoProxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(env.aws.dynamo.endpoint).port) });
     let publisher: ReturnType<typeof failingShare> | undefined;
-    h = await startDispatchHarness(aws, {
+    h = await env.harness({
       env: {
         RETRY_BASE_SECONDS: '1',
         RETRY_MAX_DELAY_SECONDS: '2',

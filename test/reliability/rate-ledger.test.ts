@@ -1,35 +1,22 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { buildSendEmailDeps } from '#handlers/build-send-email-deps.js';
 import { createSendEmailHandler } from '#handlers/send-email-handler.js';
 import { deliverOneBatch } from '#local/event-source.js';
 import { localTlsCertificate } from '#local/tls-certificate.js';
 import { captureOutput } from '../support/captured-output.js';
 import { emailJobFactory } from '../support/factories.js';
-import {
-  SMTP_USER,
-  startAwsEmulators,
-  startDispatchHarness,
-  type AwsEmulators,
-  type DispatchHarness,
-} from '../support/dispatch-harness.js';
+import { SMTP_USER, type DispatchHarness, useAwsEmulators } from '../support/dispatch-harness.js';
 
-let aws: AwsEmulators;
+const env = useAwsEmulators();
 let h: DispatchHarness;
 const instances: Array<Awaited<ReturnType<typeof buildSendEmailDeps>>> = [];
 
-beforeAll(async () => {
-  aws = await startAwsEmulators();
-});
-afterAll(async () => {
-  await aws.stop();
-});
 afterEach(async () => {
   for (const deps of instances.splice(0))
     for (const transport of Object.values(deps.dispatch.transports)) await transport?.close();
-  await h?.stop();
 });
 
 const QUOTA = 14;
@@ -43,7 +30,7 @@ async function anotherInstance(harness: DispatchHarness) {
   captureOutput(logger, metrics);
   const deps = await buildSendEmailDeps(
     harness.config,
-    aws.clients,
+    env.aws.clients,
     { logger, metrics },
     { smtpCredentials: { get: async () => SMTP_USER }, smtpTls: { ca: localTlsCertificate().cert } },
   );
@@ -54,7 +41,7 @@ async function anotherInstance(harness: DispatchHarness) {
 describe('rates that follow the quota', () => {
   it(`keeps ${INSTANCES} instances together under a relay enforcing ${QUOTA} recipients a second, with no rate replies`, async () => {
     // Prepare: each instance takes a quarter of the relay's rate; jobs of one to three recipients.
-    h = await startDispatchHarness(aws, {
+    h = await env.harness({
       sink: { maxRecipientsPerSecond: QUOTA },
       env: {
         SMTP_MAX_SEND_RATE: String(QUOTA),
@@ -73,7 +60,7 @@ describe('rates that follow the quota', () => {
     );
     const recipients = jobs.reduce((sum, job) => sum + (job.to?.length ?? 0), 0);
     for (let i = 0; i < jobs.length; i += 10) {
-      await aws.clients.sqsClient.send(
+      await env.aws.clients.sqsClient.send(
         new SendMessageBatchCommand({
           QueueUrl: h.resources.jobsQueueUrl,
           Entries: jobs.slice(i, i + 10).map((job, n) => ({ Id: String(n), MessageBody: JSON.stringify(job) })),
@@ -87,7 +74,7 @@ describe('rates that follow the quota', () => {
       handlers.map(async (handler) => {
         while (Date.now() < until) {
           const result = await deliverOneBatch({
-            sqs: aws.clients.sqsClient,
+            sqs: env.aws.clients.sqsClient,
             queueUrl: h.resources.jobsQueueUrl,
             queueArn: h.resources.jobsQueueArn,
             functionName: 'send-email',

@@ -23,6 +23,7 @@ import { deliverOneBatch, toSqsRecord } from '#local/event-source.js';
 import { createLocalResources, toDispatchEnvironment } from '#local/resources.js';
 import { startSmtpSink, type SmtpSinkOptions } from '#local/smtp-sink.js';
 import { localTlsCertificate } from '#local/tls-certificate.js';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { captureOutput } from './captured-output.js';
 
 export const SMTP_USER = { username: 'relay-user', password: 'relay-pass-1' };
@@ -252,3 +253,32 @@ export async function startDispatchHarness(
   };
 }
 export type DispatchHarness = Awaited<ReturnType<typeof startDispatchHarness>>;
+
+/**
+ * The emulators of the test file that calls this, started before its first test and stopped after its last, and
+ * dispatch harnesses on them (`harness(…)`), each stopped after the test that started it.
+ */
+export function useAwsEmulators() {
+  let started: AwsEmulators | undefined;
+  const running: DispatchHarness[] = [];
+  beforeAll(async () => {
+    started = await startAwsEmulators();
+  });
+  afterEach(async () => {
+    for (const harness of running.splice(0)) await harness.stop();
+  });
+  afterAll(async () => {
+    await started?.stop();
+  });
+  return {
+    get aws(): AwsEmulators {
+      if (!started) throw new Error('the emulators start in beforeAll; use them inside a test or hook');
+      return started;
+    },
+    async harness(options?: Parameters<typeof startDispatchHarness>[1]): Promise<DispatchHarness> {
+      const harness = await startDispatchHarness(this.aws, options);
+      running.push(harness);
+      return harness;
+    },
+  };
+}
