@@ -1,11 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { createMailboxStateStore } from '#aws/mailbox-state-store.js';
 import type { DispatchEvent } from '#core/events.js';
 import { syncMailbox, type SyncDeps, type SyncOptions } from '#core/mailbox/sync-mailbox.js';
 import { openImapSession } from '#imap/imap-session.js';
 import { createLambdaContext } from '#local/lambda-context.js';
-import { startAwsEmulators, type AwsEmulators } from '../support/dispatch-harness.js';
 import {
   brokenBoundaries,
   deeplyNested,
@@ -15,32 +14,10 @@ import {
   manyPartsReport,
 } from '../support/hostile-mail.js';
 import { bounceMessage, plainMessage } from '../support/mail-samples.js';
-import {
-  createPollerUnderTest,
-  createSyncDeps,
-  credentialsOf,
-  startImapPeer,
-  type ImapPeer,
-} from '../support/poller-harness.js';
+import { createPollerUnderTest, createSyncDeps, credentialsOf, usePollerPeers } from '../support/poller-harness.js';
 
-let aws: AwsEmulators;
-let imap: ImapPeer;
-let mailboxCounter = 0;
+const peers = usePollerPeers('Isolation');
 
-beforeAll(async () => {
-  [aws, imap] = await Promise.all([startAwsEmulators(), startImapPeer()]);
-});
-afterAll(async () => {
-  await imap?.stop();
-  await aws?.stop();
-});
-
-const newMailbox = async () => {
-  mailboxCounter += 1;
-  const name = `Isolation${mailboxCounter}`;
-  await imap.createMailbox(name);
-  return name;
-};
 const run = (deps: SyncDeps, mailboxId: string, extra: Partial<SyncOptions> = {}) =>
   syncMailbox(deps, { mailboxId, runId: `run-${Math.random()}`, stopAtMs: Date.now() + 60_000, ...extra });
 type Published = {
@@ -55,15 +32,15 @@ const facts = (events: DispatchEvent[]) => (events as unknown as Published[]).sl
 describe('the first run on a mailbox', () => {
   it('starts at UIDNEXT: the mail already there is neither published nor acted on, what comes after is', async () => {
     // Prepare: a mailbox with history, an old hard bounce among it
-    const mailbox = await newMailbox();
-    const { deps, published, suppressions, state } = await createSyncDeps(aws, () =>
-      openImapSession(imap.settings(mailbox), credentialsOf()),
+    const mailbox = await peers.newMailbox();
+    const { deps, published, suppressions, state } = await createSyncDeps(peers.aws, () =>
+      openImapSession(peers.imap.settings(mailbox), credentialsOf()),
     );
-    await imap.append(mailbox, [plainMessage(1), bounceMessage('old@example.net'), plainMessage(3)]);
+    await peers.imap.append(mailbox, [plainMessage(1), bounceMessage('old@example.net'), plainMessage(3)]);
 
     // Act
     const first = await run(deps, 'history');
-    await imap.append(mailbox, [plainMessage(4)]);
+    await peers.imap.append(mailbox, [plainMessage(4)]);
     const second = await run(deps, 'history');
 
     // Assess
@@ -75,11 +52,11 @@ describe('the first run on a mailbox', () => {
   });
 
   it('with startFrom "beginning" publishes and judges everything already there', async () => {
-    const mailbox = await newMailbox();
-    const { deps, published, suppressions } = await createSyncDeps(aws, () =>
-      openImapSession(imap.settings(mailbox), credentialsOf()),
+    const mailbox = await peers.newMailbox();
+    const { deps, published, suppressions } = await createSyncDeps(peers.aws, () =>
+      openImapSession(peers.imap.settings(mailbox), credentialsOf()),
     );
-    await imap.append(mailbox, [plainMessage(1), bounceMessage('old@example.net'), plainMessage(3)]);
+    await peers.imap.append(mailbox, [plainMessage(1), bounceMessage('old@example.net'), plainMessage(3)]);
 
     const result = await run(deps, 'history-all', { startFrom: 'beginning' });
 
@@ -94,9 +71,9 @@ describe('the first run on a mailbox', () => {
 describe('hostile messages', () => {
   it('cannot stop a mailbox: each is published (unparsable where need be), the mail after it processed', async () => {
     // Prepare: good mail between pathological messages, in one chunk
-    const mailbox = await newMailbox();
-    const { deps, published, state, suppressions } = await createSyncDeps(aws, () =>
-      openImapSession(imap.settings(mailbox), credentialsOf()),
+    const mailbox = await peers.newMailbox();
+    const { deps, published, state, suppressions } = await createSyncDeps(peers.aws, () =>
+      openImapSession(peers.imap.settings(mailbox), credentialsOf()),
     );
     const hostile = [
       manyPartsReport(1001),
@@ -107,7 +84,7 @@ describe('hostile messages', () => {
       brokenBoundaries(),
     ];
     const delivered = hostile.flatMap((m, i) => [plainMessage(700 + i), m]).concat(plainMessage(799));
-    await imap.append(mailbox, delivered);
+    await peers.imap.append(mailbox, delivered);
 
     // Act
     const result = await run(deps, 'hostile', { startFrom: 'beginning' });
@@ -133,7 +110,7 @@ describe('hostile messages', () => {
     // An unparsable message's event says where its raw bytes are: a range of its chunk's object.
     const raw = byUid.get(2)?.raw;
     if (!raw) throw new Error('no raw location');
-    const object = await (await aws.clients.s3()).send(
+    const object = await (await peers.aws.clients.s3()).send(
       new GetObjectCommand({
         Bucket: raw.bucket,
         Key: raw.key,
@@ -145,11 +122,11 @@ describe('hostile messages', () => {
 
   it('gives up on a message runs keep stopping on: published unparsable, the mail after it processed', async () => {
     // Prepare: parsing message 3 never ends while the test runs, as a parse that outlives the function would not
-    const mailbox = await newMailbox();
-    const { deps, published, resources } = await createSyncDeps(aws, () =>
-      openImapSession(imap.settings(mailbox), credentialsOf()),
+    const mailbox = await peers.newMailbox();
+    const { deps, published, resources } = await createSyncDeps(peers.aws, () =>
+      openImapSession(peers.imap.settings(mailbox), credentialsOf()),
     );
-    await imap.append(
+    await peers.imap.append(
       mailbox,
       [1, 2, 3, 4, 5].map((n) => plainMessage(850 + n, { subject: n === 3 ? 'Poison' : undefined })),
     );
@@ -165,7 +142,7 @@ describe('hostile messages', () => {
     };
     // Each run comes ten minutes after the one before, whose lease has long expired by then.
     const runLater = (minutes: number) => {
-      const state = createMailboxStateStore(aws.clients.documents, resources.mailboxStateTable, {
+      const state = createMailboxStateStore(peers.aws.clients.documents, resources.mailboxStateTable, {
         clock: () => Date.now() + minutes * 60_000,
       });
       return run({ ...deps, state, parse: poisoned }, 'poison', { startFrom: 'beginning', leaseWaitMs: 0 });
@@ -202,11 +179,11 @@ describe('hostile messages', () => {
 
   it('checks the deadline between the messages of a chunk: it stops mid-chunk, the next run goes on', async () => {
     // Prepare: time jumps past the deadline while the second message is parsed
-    const mailbox = await newMailbox();
-    const { deps, published, state } = await createSyncDeps(aws, () =>
-      openImapSession(imap.settings(mailbox), credentialsOf()),
+    const mailbox = await peers.newMailbox();
+    const { deps, published, state } = await createSyncDeps(peers.aws, () =>
+      openImapSession(peers.imap.settings(mailbox), credentialsOf()),
     );
-    await imap.append(
+    await peers.imap.append(
       mailbox,
       [1, 2, 3, 4, 5].map((n) => plainMessage(800 + n)),
     );
@@ -240,15 +217,15 @@ describe('one writer at a time', () => {
   it('a run whose lease is taken over mid-run publishes and checkpoints nothing after losing it', async () => {
     // Prepare: run A works in chunks of two; while it parses UID 3, its lease looks expired to run B, which takes
     // the mailbox over and finishes it
-    const mailbox = await newMailbox();
-    const { deps, resources, state } = await createSyncDeps(aws, () =>
-      openImapSession(imap.settings(mailbox), credentialsOf()),
+    const mailbox = await peers.newMailbox();
+    const { deps, resources, state } = await createSyncDeps(peers.aws, () =>
+      openImapSession(peers.imap.settings(mailbox), credentialsOf()),
     );
-    await imap.append(
+    await peers.imap.append(
       mailbox,
       [1, 2, 3, 4, 5, 6].map((n) => plainMessage(900 + n)),
     );
-    const later = createMailboxStateStore(aws.clients.documents, resources.mailboxStateTable, {
+    const later = createMailboxStateStore(peers.aws.clients.documents, resources.mailboxStateTable, {
       clock: () => Date.now() + 600_000,
     });
     const byA: number[] = [];
@@ -295,17 +272,17 @@ describe('one writer at a time', () => {
 
   it('a run whose lease is taken over mid-chunk suppresses nobody after losing it', async () => {
     // Prepare: two bounces in run A's second chunk; while A parses the first of them, run B takes the mailbox over
-    const mailbox = await newMailbox();
-    const { deps, resources } = await createSyncDeps(aws, () =>
-      openImapSession(imap.settings(mailbox), credentialsOf()),
+    const mailbox = await peers.newMailbox();
+    const { deps, resources } = await createSyncDeps(peers.aws, () =>
+      openImapSession(peers.imap.settings(mailbox), credentialsOf()),
     );
-    await imap.append(mailbox, [
+    await peers.imap.append(mailbox, [
       plainMessage(951),
       plainMessage(952),
       bounceMessage('gone-a@example.net'),
       bounceMessage('gone-b@example.net'),
     ]);
-    const later = createMailboxStateStore(aws.clients.documents, resources.mailboxStateTable, {
+    const later = createMailboxStateStore(peers.aws.clients.documents, resources.mailboxStateTable, {
       clock: () => Date.now() + 600_000,
     });
     const suppressedByA: string[] = [];
@@ -337,10 +314,10 @@ describe('one writer at a time', () => {
 
   it('refuses every write of an overtaken lease: renewal, checkpoint, verify mark and seen markers', async () => {
     // Prepare
-    const { resources, state } = await createSyncDeps(aws, () =>
-      openImapSession(imap.settings('INBOX'), credentialsOf()),
+    const { resources, state } = await createSyncDeps(peers.aws, () =>
+      openImapSession(peers.imap.settings('INBOX'), credentialsOf()),
     );
-    const later = createMailboxStateStore(aws.clients.documents, resources.mailboxStateTable, {
+    const later = createMailboxStateStore(peers.aws.clients.documents, resources.mailboxStateTable, {
       clock: () => Date.now() + 600_000,
     });
     const first = await state.acquireLease('fenced', 'a', Date.now() + 30_000);
@@ -371,16 +348,16 @@ describe('one writer at a time', () => {
 describe('the scheduled poller with two mailboxes, one failing', () => {
   it('emits the heartbeat of the healthy mailbox only, on its own Mailbox dimension', async () => {
     // Prepare: the second mailbox's login is refused
-    const mailbox = await newMailbox();
+    const mailbox = await peers.newMailbox();
     const refused = { username: 'bounces', password: 'wrong' };
     const mailboxes = [
       { id: 'healthy', mailbox, startFrom: 'beginning' },
       { id: 'failing', mailbox, startFrom: 'beginning' },
     ];
-    const { handler, output } = await createPollerUnderTest(aws, imap, mailboxes, (m) =>
+    const { handler, output } = await createPollerUnderTest(peers.aws, peers.imap, mailboxes, (m) =>
       credentialsOf(m.id === 'failing' ? refused : undefined),
     );
-    await imap.append(mailbox, [plainMessage(950)]);
+    await peers.imap.append(mailbox, [plainMessage(950)]);
 
     // Act
     const summary = await handler({}, createLambdaContext('poll-mailbox', 20_000));

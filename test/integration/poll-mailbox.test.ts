@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { createMailboxStateStore } from '#aws/mailbox-state-store.js';
@@ -6,39 +6,16 @@ import { createLambdaContext } from '#local/lambda-context.js';
 import type { Checkpoint } from '#core/mailbox/ports.js';
 import { syncMailbox, type SyncDeps } from '#core/mailbox/sync-mailbox.js';
 import { openImapSession } from '#imap/imap-session.js';
-import { startAwsEmulators, type AwsEmulators } from '../support/dispatch-harness.js';
 import { bounceMessage, plainMessage } from '../support/mail-samples.js';
-import {
-  createPollerUnderTest,
-  createSyncDeps,
-  credentialsOf,
-  startImapPeer,
-  type ImapPeer,
-} from '../support/poller-harness.js';
+import { createPollerUnderTest, createSyncDeps, credentialsOf, usePollerPeers } from '../support/poller-harness.js';
 import { startTcpProxy } from '../support/tcp-proxy.js';
 import { startHoodiecrow } from '#local/hoodiecrow.js';
 
-let aws: AwsEmulators;
-let imap: ImapPeer;
-let mailboxCounter = 0;
-
-beforeAll(async () => {
-  [aws, imap] = await Promise.all([startAwsEmulators(), startImapPeer()]);
-});
-afterAll(async () => {
-  await imap?.stop();
-  await aws?.stop();
-});
+const peers = usePollerPeers('Test');
 
 /** Events may go out in any order within a chunk (they are processed concurrently); the UID orders them. */
 const byUid = (a: object, b: object) => (a as { uid: number }).uid - (b as { uid: number }).uid;
 
-const newMailbox = async () => {
-  mailboxCounter += 1;
-  const name = `Test${mailboxCounter}`;
-  await imap.createMailbox(name);
-  return name;
-};
 /** A run of the whole mailbox (`startFrom: beginning`, unless the test says otherwise). */
 const run = (deps: SyncDeps, mailboxId: string, extra: Partial<Parameters<typeof syncMailbox>[1]> = {}) =>
   syncMailbox(deps, {
@@ -52,12 +29,12 @@ const run = (deps: SyncDeps, mailboxId: string, extra: Partial<Parameters<typeof
 describe('polling a Dovecot mailbox', () => {
   it('publishes each new message once, stores it, and advances the checkpoint; a second run finds nothing', async () => {
     // Prepare
-    const mailbox = await newMailbox();
-    const { deps, published, state } = await createSyncDeps(aws, () =>
-      openImapSession(imap.settings(mailbox), credentialsOf()),
+    const mailbox = await peers.newMailbox();
+    const { deps, published, state } = await createSyncDeps(peers.aws, () =>
+      openImapSession(peers.imap.settings(mailbox), credentialsOf()),
     );
     const messages = [1, 2, 3, 4, 5].map((n) => plainMessage(n));
-    await imap.append(mailbox, messages);
+    await peers.imap.append(mailbox, messages);
     const seenReads: unknown[] = [];
     const counted: SyncDeps = {
       ...deps,
@@ -86,7 +63,7 @@ describe('polling a Dovecot mailbox', () => {
         raw: { bucket: string; key: string; offset: number; length: number };
       }
     ).raw;
-    const object = await (await aws.clients.s3()).send(
+    const object = await (await peers.aws.clients.s3()).send(
       new GetObjectCommand({
         Bucket: third.bucket,
         Key: third.key,
@@ -98,13 +75,13 @@ describe('polling a Dovecot mailbox', () => {
 
   it('chunks a backlog by count and by bytes: messages over the size bound with their sizes, a huge one alone', async () => {
     // Prepare: 3 messages or 6,000 bytes a chunk, so every message of at most 2,000 bytes counts as 2,000.
-    const mailbox = await newMailbox();
-    const { deps, published } = await createSyncDeps(aws, () =>
-      openImapSession(imap.settings(mailbox), credentialsOf()),
+    const mailbox = await peers.newMailbox();
+    const { deps, published } = await createSyncDeps(peers.aws, () =>
+      openImapSession(peers.imap.settings(mailbox), credentialsOf()),
     );
     const padded = (n: number, bytes: number) => plainMessage(n) + 'Padding line.\r\n'.repeat(Math.ceil(bytes / 15));
     const sizes = [0, 0, 3000, 0, 0, 0, 7000, 0];
-    await imap.append(
+    await peers.imap.append(
       mailbox,
       sizes.map((bytes, i) => padded(i + 1, bytes)),
     );
@@ -120,11 +97,11 @@ describe('polling a Dovecot mailbox', () => {
 
   // A bounce about a message this deployment signed is verified and suppresses: see verified-reports.test.ts.
   it('reads a hard bounce as bounce.detected; one about mail we never sent suppresses no one', async () => {
-    const mailbox = await newMailbox();
-    const { deps, published, suppressions } = await createSyncDeps(aws, () =>
-      openImapSession(imap.settings(mailbox), credentialsOf()),
+    const mailbox = await peers.newMailbox();
+    const { deps, published, suppressions } = await createSyncDeps(peers.aws, () =>
+      openImapSession(peers.imap.settings(mailbox), credentialsOf()),
     );
-    await imap.append(mailbox, [
+    await peers.imap.append(mailbox, [
       bounceMessage('gone@example.net', { dispatchId: 'a'.repeat(32) }),
       bounceMessage('later@example.net', { status: '4.2.2', action: 'delayed' }),
     ]);
@@ -149,11 +126,11 @@ describe('polling a Dovecot mailbox', () => {
   });
 
   it('lets one of two overlapping runs work and the other yield', async () => {
-    const mailbox = await newMailbox();
-    const { deps, published } = await createSyncDeps(aws, () =>
-      openImapSession(imap.settings(mailbox), credentialsOf()),
+    const mailbox = await peers.newMailbox();
+    const { deps, published } = await createSyncDeps(peers.aws, () =>
+      openImapSession(peers.imap.settings(mailbox), credentialsOf()),
     );
-    await imap.append(
+    await peers.imap.append(
       mailbox,
       [1, 2, 3].map((n) => plainMessage(100 + n)),
     );
@@ -168,18 +145,18 @@ describe('polling a Dovecot mailbox', () => {
   });
 
   it('resynchronises after a UIDVALIDITY change without losing or repeating mail', async () => {
-    const mailbox = await newMailbox();
-    const { deps, published, state } = await createSyncDeps(aws, () =>
-      openImapSession(imap.settings(mailbox), credentialsOf()),
+    const mailbox = await peers.newMailbox();
+    const { deps, published, state } = await createSyncDeps(peers.aws, () =>
+      openImapSession(peers.imap.settings(mailbox), credentialsOf()),
     );
     const old = [1, 2, 3, 4].map((n) => plainMessage(200 + n));
-    await imap.append(mailbox, old);
+    await peers.imap.append(mailbox, old);
     await run(deps, 'recreated');
     const before = await state.getCheckpoint('recreated');
     await new Promise((resolve) => setTimeout(resolve, 1100));
 
-    await imap.recreateMailbox(mailbox);
-    await imap.append(mailbox, [...old, plainMessage(205), plainMessage(206)]);
+    await peers.imap.recreateMailbox(mailbox);
+    await peers.imap.append(mailbox, [...old, plainMessage(205), plainMessage(206)]);
     const result = await run(deps, 'recreated');
 
     const after = await state.getCheckpoint('recreated');
@@ -198,16 +175,16 @@ describe('polling a Dovecot mailbox', () => {
 
   it('finishes an interrupted resynchronisation under the next UIDVALIDITY without repeating mail', async () => {
     // Prepare: four messages published; the mailbox recreated and a resync that dies after its first chunk
-    const mailbox = await newMailbox();
-    const { deps, published, state } = await createSyncDeps(aws, () =>
-      openImapSession(imap.settings(mailbox), credentialsOf()),
+    const mailbox = await peers.newMailbox();
+    const { deps, published, state } = await createSyncDeps(peers.aws, () =>
+      openImapSession(peers.imap.settings(mailbox), credentialsOf()),
     );
     const old = [1, 2, 3, 4].map((n) => plainMessage(500 + n));
-    await imap.append(mailbox, old);
+    await peers.imap.append(mailbox, old);
     await run(deps, 'twice');
     await new Promise((resolve) => setTimeout(resolve, 1100));
-    await imap.recreateMailbox(mailbox);
-    await imap.append(mailbox, [...old, plainMessage(505)]);
+    await peers.imap.recreateMailbox(mailbox);
+    await peers.imap.append(mailbox, [...old, plainMessage(505)]);
     let marks = 0;
     const dying: SyncDeps = {
       ...deps,
@@ -221,8 +198,8 @@ describe('polling a Dovecot mailbox', () => {
     await new Promise((resolve) => setTimeout(resolve, 1100));
 
     // Act: recreated once more before the resync could finish
-    await imap.recreateMailbox(mailbox);
-    await imap.append(mailbox, [...old, plainMessage(505), plainMessage(506)]);
+    await peers.imap.recreateMailbox(mailbox);
+    await peers.imap.append(mailbox, [...old, plainMessage(505), plainMessage(506)]);
     const result = await run(deps, 'twice', { chunkSize: 2 });
 
     // Assess: messages 3 and 4 were never marked under the second UIDVALIDITY, only under the first
@@ -242,12 +219,12 @@ describe('polling a Dovecot mailbox', () => {
   });
 
   it('recovers on the next run after the socket is dropped in the middle of a FETCH', async () => {
-    const mailbox = await newMailbox();
-    const proxy = await startTcpProxy({ host: imap.dovecot.host, port: imap.dovecot.port });
-    const { deps, published } = await createSyncDeps(aws, () =>
-      openImapSession(imap.settings(mailbox, proxy.port, proxy.host), credentialsOf()),
+    const mailbox = await peers.newMailbox();
+    const proxy = await startTcpProxy({ host: peers.imap.dovecot.host, port: peers.imap.dovecot.port });
+    const { deps, published } = await createSyncDeps(peers.aws, () =>
+      openImapSession(peers.imap.settings(mailbox, proxy.port, proxy.host), credentialsOf()),
     );
-    await imap.append(
+    await peers.imap.append(
       mailbox,
       Array.from({ length: 20 }, (_, i) => plainMessage(300 + i, { subject: `Big ${i} ${'x'.repeat(2000)}` })),
     );
@@ -265,9 +242,9 @@ describe('polling a Dovecot mailbox', () => {
   });
 
   it('hands new mail over within seconds in bounded-IDLE mode, without relying on notifications', async () => {
-    const mailbox = await newMailbox();
-    const { deps, published } = await createSyncDeps(aws, () =>
-      openImapSession(imap.settings(mailbox), credentialsOf()),
+    const mailbox = await peers.newMailbox();
+    const { deps, published } = await createSyncDeps(peers.aws, () =>
+      openImapSession(peers.imap.settings(mailbox), credentialsOf()),
     );
     const seenAt = new Map<number, number>();
     const recording: SyncDeps = {
@@ -283,7 +260,7 @@ describe('polling a Dovecot mailbox', () => {
     for (let i = 0; i < 4; i += 1) {
       await new Promise((resolve) => setTimeout(resolve, 800));
       appendedAt.push(Date.now());
-      await imap.append(mailbox, [plainMessage(400 + i)]);
+      await peers.imap.append(mailbox, [plainMessage(400 + i)]);
     }
     await running;
 
@@ -296,7 +273,9 @@ describe('polling a Dovecot mailbox', () => {
 describe('the mailbox state store', () => {
   it('keeps seen markers per UIDVALIDITY, a thousand UIDs to an item, and reads them by UID or all up to one', async () => {
     // Prepare: 2,500 messages spread over three items, and more than a hundred items for the full read
-    const { state } = await createSyncDeps(aws, () => openImapSession(imap.settings('INBOX'), credentialsOf()));
+    const { state } = await createSyncDeps(peers.aws, () =>
+      openImapSession(peers.imap.settings('INBOX'), credentialsOf()),
+    );
     const messages = Array.from({ length: 2500 }, (_, i) => ({ uid: i + 1, key: `key-${i + 1}` }));
     const sparse = Array.from({ length: 120 }, (_, i) => ({ uid: (i + 1) * 1000 + 7, key: `far-${i}` }));
 
@@ -324,12 +303,12 @@ describe('the mailbox state store', () => {
 describe('runs killed at random points', () => {
   it('processes 1,000 messages across runs: nothing lost, repeats only where a kill fell between publish and marking, checkpoint never backwards', async () => {
     // Prepare
-    const mailbox = await newMailbox();
+    const mailbox = await peers.newMailbox();
     let offset = 0;
-    const { deps, state, resources } = await createSyncDeps(aws, () =>
-      openImapSession(imap.settings(mailbox), credentialsOf()),
+    const { deps, state, resources } = await createSyncDeps(peers.aws, () =>
+      openImapSession(peers.imap.settings(mailbox), credentialsOf()),
     );
-    const leaseState = createMailboxStateStore(aws.clients.documents, resources.mailboxStateTable, {
+    const leaseState = createMailboxStateStore(peers.aws.clients.documents, resources.mailboxStateTable, {
       clock: () => Date.now() + offset,
     });
     const total = 1000;
@@ -405,7 +384,7 @@ describe('runs killed at random points', () => {
     // Act: mail arrives in ten waves, runs go until everything is through
     let runs = 0;
     for (let wave = 0; wave < 10; wave += 1) {
-      await imap.append(mailbox, delivered.slice(wave * 100, wave * 100 + 100));
+      await peers.imap.append(mailbox, delivered.slice(wave * 100, wave * 100 + 100));
       for (let attempt = 0; attempt < 40; attempt += 1) {
         runs += 1;
         try {
@@ -452,7 +431,7 @@ describe('a server without CONDSTORE or UIDPLUS (hoodiecrow)', () => {
       mailbox: 'INBOX',
       stepTimeoutMs: 5000,
     };
-    const { deps, published, state } = await createSyncDeps(aws, () =>
+    const { deps, published, state } = await createSyncDeps(peers.aws, () =>
       openImapSession(settings, credentialsOf({ username: 'local', password: 'local-pass' })),
     );
     for (let n = 0; n < 3; n += 1) server.deliver(plainMessage(500 + n));
@@ -482,17 +461,17 @@ describe('a server without CONDSTORE or UIDPLUS (hoodiecrow)', () => {
 describe('the scheduled poller function', () => {
   it('syncs every mailbox, publishes to the events topic, and counts a heartbeat per mailbox', async () => {
     // Prepare
-    const mailbox = await newMailbox();
+    const mailbox = await peers.newMailbox();
     const mailboxes = [{ id: 'ops', mailbox, startFrom: 'beginning' }];
-    const { handler, output, resources, suppressions } = await createPollerUnderTest(aws, imap, mailboxes);
-    await imap.append(mailbox, [plainMessage(600), bounceMessage('dead@example.net')]);
+    const { handler, output, resources, suppressions } = await createPollerUnderTest(peers.aws, peers.imap, mailboxes);
+    await peers.imap.append(mailbox, [plainMessage(600), bounceMessage('dead@example.net')]);
 
     // Act
     const summary = await handler({}, createLambdaContext('poll-mailbox', 20_000));
 
     // Assess
     expect(summary).toEqual({ ops: { status: 'synced', processed: 2 } });
-    const tapped = await aws.clients.sqsClient.send(
+    const tapped = await peers.aws.clients.sqsClient.send(
       new ReceiveMessageCommand({ QueueUrl: resources.eventsTapQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }),
     );
     expect((tapped.Messages ?? []).map((m) => (JSON.parse(m.Body ?? '{}') as { type: string }).type).sort()).toEqual([

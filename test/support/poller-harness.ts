@@ -22,7 +22,8 @@ import { localTlsCertificate } from '#local/tls-certificate.js';
 import { DEFAULT_SETTINGS } from '#infra/settings.js';
 import { captureOutput } from './captured-output.js';
 import type { LocalResources } from '#local/resources.js';
-import type { AwsEmulators } from './dispatch-harness.js';
+import { afterAll, beforeAll } from 'vitest';
+import { startAwsEmulators, type AwsEmulators } from './dispatch-harness.js';
 
 export const IMAP_USER = { username: 'bounces', password: 'imap-pass-1' };
 
@@ -78,6 +79,41 @@ export async function startImapPeer(options: { oauth2?: { introspectionUrl: stri
   };
 }
 export type ImapPeer = Awaited<ReturnType<typeof startImapPeer>>;
+
+/**
+ * The AWS emulators and the IMAP peer of the test file that calls this, started before its first test and stopped
+ * after its last, and a fresh mailbox per call of `newMailbox` (named `<prefix><n>`).
+ */
+export function usePollerPeers(mailboxPrefix: string) {
+  let started: { aws: AwsEmulators; imap: ImapPeer } | undefined;
+  let mailboxes = 0;
+  beforeAll(async () => {
+    const [aws, imap] = await Promise.all([startAwsEmulators(), startImapPeer()]);
+    started = { aws, imap };
+  });
+  afterAll(async () => {
+    await started?.imap.stop();
+    await started?.aws.stop();
+  });
+  const peers = () => {
+    if (!started) throw new Error('the peers start in beforeAll; use them inside a test or hook');
+    return started;
+  };
+  return {
+    get aws(): AwsEmulators {
+      return peers().aws;
+    },
+    get imap(): ImapPeer {
+      return peers().imap;
+    },
+    async newMailbox(): Promise<string> {
+      mailboxes += 1;
+      const name = `${mailboxPrefix}${mailboxes}`;
+      await peers().imap.createMailbox(name);
+      return name;
+    },
+  };
+}
 
 let counter = 0;
 
