@@ -88,6 +88,31 @@ async function drainUntilDelivered(keys: string[], boundMs: number) {
   }
 }
 
+/** Settles the ledger of `keys`, prints it under `label` with `note(counts)`, and returns what it was made of. */
+async function settleLedger(
+  label: string,
+  keys: string[],
+  note: (counts: Awaited<ReturnType<typeof deliveredCounts>>) => string,
+) {
+  const counts = await deliveredCounts(keys);
+  const deadLetters = await h.deadLetters();
+  const published = await h.events();
+  printSummary(
+    label,
+    {
+      jobs: keys.length,
+      delivered: keys.length - counts.lost,
+      lost: counts.lost,
+      duplicated: counts.duplicated,
+      rejected: 0,
+      inDlq: deadLetters.length,
+      ...eventCounts(keys, published),
+    },
+    note(counts),
+  );
+  return { counts, deadLetters, published };
+}
+
 describe('the circuit breaker, with the relay refusing our login for a while', () => {
   it('logs in about once per probe while the secret is wrong, and delivers every job once after the fix', async () => {
     // Prepare
@@ -105,21 +130,11 @@ describe('the circuit breaker, with the relay refusing our login for a while', (
     await drainUntilDelivered(keys, 40_000);
 
     // Assess
-    const counts = await deliveredCounts(keys);
-    const deadLetters = await h.deadLetters();
-    const published = await h.events();
-    printSummary(
+    const { counts, deadLetters } = await settleLedger(
       'breaker',
-      {
-        jobs: keys.length,
-        delivered: keys.length - counts.lost,
-        lost: counts.lost,
-        duplicated: counts.duplicated,
-        rejected: 0,
-        inDlq: deadLetters.length,
-        ...eventCounts(keys, published),
-      },
-      `${loginsDuringOutage} login attempts in ${outageSeconds.toFixed(1)} s of outage, ${h.output.metric('PostponedJobs')} postponements`,
+      keys,
+      () =>
+        `${loginsDuringOutage} login attempts in ${outageSeconds.toFixed(1)} s of outage, ${h.output.metric('PostponedJobs')} postponements`,
     );
     expect({ lost: counts.lost, duplicated: counts.duplicated, inDlq: deadLetters.length }).toEqual({
       lost: 0,
@@ -168,21 +183,11 @@ describe('failover smtp>ses', () => {
     await drainUntilDelivered(keys, 40_000);
 
     // Assess
-    const counts = await deliveredCounts(keys);
-    const deadLetters = await h.deadLetters();
-    const published = await h.events();
-    printSummary(
+    const { counts, deadLetters, published } = await settleLedger(
       'failover',
-      {
-        jobs: keys.length,
-        delivered: keys.length - counts.lost,
-        lost: counts.lost,
-        duplicated: counts.duplicated,
-        rejected: 0,
-        inDlq: deadLetters.length,
-        ...eventCounts(keys, published),
-      },
-      `${counts.smtp.size} over SMTP, ${counts.viaSes.size} over SES, ${loginsDuringOutage} login attempts during the outage`,
+      keys,
+      (c) =>
+        `${c.smtp.size} over SMTP, ${c.viaSes.size} over SES, ${loginsDuringOutage} login attempts during the outage`,
     );
     expect({ lost: counts.lost, duplicated: counts.duplicated, inDlq: deadLetters.length }).toEqual({
       lost: 0,
