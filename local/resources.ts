@@ -41,7 +41,8 @@ async function queueArn(sqs: SQSClient, queueUrl: string): Promise<string> {
   return result.Attributes?.QueueArn ?? '';
 }
 
-async function createTable(clients: AwsClients, name: string, key: string, ttlAttribute?: string) {
+/** A hash-keyed on-demand table (and its TTL attribute), as the stack defines its tables; an existing one is kept. */
+export async function createTable(clients: AwsClients, name: string, key: string, ttlAttribute?: string) {
   await clients.dynamodb
     .send(
       new CreateTableCommand({

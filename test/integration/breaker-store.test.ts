@@ -1,10 +1,10 @@
-import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBreakerStore } from '#aws/breaker-store.js';
 import { createAwsClients, type AwsClients } from '#aws/clients.js';
 import { TableKeys } from '#aws/table-keys.js';
 import { createCircuitBreaker } from '#core/circuit-breaker.js';
 import { LOCAL_CREDENTIALS, startDynalite, type Emulator } from '#local/emulators.js';
+import { createTable } from '#local/resources.js';
 
 let dynamo: Emulator;
 let clients: AwsClients;
@@ -17,15 +17,7 @@ beforeAll(async () => {
     credentials: LOCAL_CREDENTIALS,
     endpoints: { dynamodb: dynamo.endpoint },
   });
-  const key = TableKeys.transportState.partitionKey;
-  await clients.dynamodb.send(
-    new CreateTableCommand({
-      TableName: TABLE,
-      BillingMode: 'PAY_PER_REQUEST',
-      AttributeDefinitions: [{ AttributeName: key, AttributeType: 'S' }],
-      KeySchema: [{ AttributeName: key, KeyType: 'HASH' }],
-    }),
-  );
+  await createTable(clients, TABLE, TableKeys.transportState.partitionKey);
 });
 afterAll(async () => {
   await dynamo?.stop();

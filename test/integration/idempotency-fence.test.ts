@@ -1,10 +1,11 @@
-import { CreateTableCommand, GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAwsClients, type AwsClients } from '#aws/clients.js';
 import { createIdempotencyStore, createUnpublishedOutcomes, toIdempotencyRecordId } from '#aws/idempotency-store.js';
 import { TableKeys } from '#aws/table-keys.js';
 import { LOCAL_CREDENTIALS, startDynalite, type Emulator } from '#local/emulators.js';
+import { createTable } from '#local/resources.js';
 
 let dynamo: Emulator;
 let clients: AwsClients;
@@ -28,22 +29,14 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 async function freshStore() {
   tables += 1;
   const tableName = `fence-${process.pid}-${tables}`;
-  const key = TableKeys.idempotency.partitionKey;
-  await clients.dynamodb.send(
-    new CreateTableCommand({
-      TableName: tableName,
-      BillingMode: 'PAY_PER_REQUEST',
-      AttributeDefinitions: [{ AttributeName: key, AttributeType: 'S' }],
-      KeySchema: [{ AttributeName: key, KeyType: 'HASH' }],
-    }),
-  );
+  await createTable(clients, tableName, TableKeys.idempotency.partitionKey);
   const store = createIdempotencyStore(clients.dynamodb, tableName);
   store.configure({ config: new IdempotencyConfig({ eventKeyJmesPath: 'idempotencyKey' }), keyPrefix: 'email-job' });
   const read = async (idempotencyKey: string) => {
     const result = await clients.dynamodb.send(
       new GetItemCommand({
         TableName: tableName,
-        Key: { [key]: { S: toIdempotencyRecordId('email-job', idempotencyKey) } },
+        Key: { [TableKeys.idempotency.partitionKey]: { S: toIdempotencyRecordId('email-job', idempotencyKey) } },
         ConsistentRead: true,
       }),
     );
