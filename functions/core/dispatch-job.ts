@@ -129,17 +129,27 @@ function refusesJobSender(job: EmailJob, deps: DispatchDeps, failure: TransportF
  * inline ones are already held, with a claim-checked body); refuses a job whose attachments, inline and S3
  * together, are too big for one message.
  */
+/** Names the attachment an error about its stored object is about: `attachments.2.s3: …`. */
+const naming =
+  (index: number) =>
+  (error: unknown): never => {
+    if (error instanceof InvalidJobError)
+      throw new InvalidJobError(error.reason, `attachments.${index}.s3: ${error.message}`, { cause: error });
+    throw error;
+  };
+
 async function reserveAttachmentMemory(
   job: EmailJob,
   deps: DispatchDeps,
   signal: AbortSignal | undefined,
   inlineHeld: boolean,
 ): Promise<(() => void) | undefined> {
-  const refs = (job.attachments ?? []).flatMap((a) => (a.s3 ? [a.s3] : []));
+  const refs = (job.attachments ?? []).flatMap((a, index) => (a.s3 ? [{ ref: a.s3, index }] : []));
   const inline = inlineAttachmentBytes(job);
   if ((refs.length === 0 && inline === 0) || !deps.attachmentMemory) return undefined;
   const { size, budget } = deps.attachmentMemory;
-  const stored = (await untilAborted(Promise.all(refs.map(size)), signal)).reduce((sum, bytes) => sum + bytes, 0);
+  const sizes = refs.map(({ ref, index }) => size(ref).catch(naming(index)));
+  const stored = (await untilAborted(Promise.all(sizes), signal)).reduce((sum, bytes) => sum + bytes, 0);
   if (stored + inline > MAX_JOB_ATTACHMENT_BYTES) {
     throw new InvalidJobError(
       'attachments-too-large',
@@ -161,11 +171,11 @@ async function buildAndSend(
   budget?: SendBudget,
 ): Promise<SendOutcome> {
   const loading = Promise.all(
-    (job.attachments ?? []).map(async (a) => ({
+    (job.attachments ?? []).map(async (a, index) => ({
       filename: a.filename,
       contentType: a.contentType,
       contentId: a.contentId,
-      content: a.s3 ? await deps.loadAttachment(a.s3) : Buffer.from(a.content ?? '', 'base64'),
+      content: a.s3 ? await deps.loadAttachment(a.s3).catch(naming(index)) : Buffer.from(a.content ?? '', 'base64'),
     })),
   );
   const addresses = toTransmittableAddresses(

@@ -1,5 +1,4 @@
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
 import type { SQSBatchResponse } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { toIdempotencyRecordId } from '#aws/idempotency-store.js';
@@ -14,6 +13,7 @@ import {
   type AwsEmulators,
   type DispatchHarness,
 } from '../support/dispatch-harness.js';
+import { storeObject } from '../support/stored-objects.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 
 let aws: AwsEmulators;
@@ -169,11 +169,9 @@ describe('a stalled S3', () => {
     proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(aws.fauxqs.endpoint).port) });
     h = await startDispatchHarness(aws, { env: BUDGET_ENV, endpoints: { s3: proxy.endpoint } });
     const s3 = await aws.clients.s3();
-    await s3.send(new PutObjectCommand({ Bucket: h.resources.bucket, Key: 'report.pdf', Body: Buffer.alloc(2048, 1) }));
+    const report = await storeObject(s3, h.resources.bucket, 'report.pdf', Buffer.alloc(2048, 1));
     proxy.stall({ ms: Infinity });
-    const job = emailJobFactory({
-      attachments: [{ filename: 'report.pdf', s3: { bucket: h.resources.bucket, key: 'report.pdf' } }],
-    });
+    const job = emailJobFactory({ attachments: [{ filename: 'report.pdf', s3: report }] });
 
     // Act
     const run = await invokeAndWatch(h, [h.sqsRecord(job, 's3-1')], job);
