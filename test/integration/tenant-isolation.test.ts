@@ -1,7 +1,9 @@
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { simpleParser } from 'mailparser';
 import { createEmailProducer } from '#producer/email-producer.js';
+import { redriveDeadLetters } from '#tools/redrive-dead-letters.js';
 import { emailJobFactory } from '../support/factories.js';
 import {
   startAwsEmulators,
@@ -107,5 +109,84 @@ describe('one producer against another', () => {
     expect(dead).toHaveLength(1);
     expect(dead[0]?.attributes).toMatchObject({ failureClass: 'invalid', failureReason: 'reference-outside-tenant' });
     expect(dead[0]?.attributes.failureDetail).toMatch(/^attachments\.0\.s3\.key: /);
+  });
+});
+
+describe('who a job belongs to', () => {
+  it("sends two tenants' jobs with the same idempotency key, each once, as two messages", async () => {
+    // Prepare: both services use their own order number 4711, with different content
+    h = await startDispatchHarness(aws, { env: TENANTS_ENV });
+    const shop = producerFor(h, 'producer-shop', 'shop').producer;
+    const crm = producerFor(h, 'producer-crm', 'crm').producer;
+    const shopJob = emailJobFactory({ idempotencyKey: 'order-4711', to: ['a@example.net'], subject: 'Receipt' });
+    const crmJob = emailJobFactory({ idempotencyKey: 'order-4711', to: ['b@example.net'], subject: 'Survey' });
+
+    // Act: each is produced twice
+    for (let round = 0; round < 2; round += 1) {
+      await shop.sendEmail(shopJob);
+      await crm.sendEmail(crmJob);
+      await h.deliverAll();
+    }
+
+    // Assess
+    expect(h.sink.received.map((m) => m.to).sort()).toEqual([['a@example.net'], ['b@example.net']]);
+    const ids = await Promise.all(h.sink.received.map(async (m) => (await simpleParser(m.raw)).messageId));
+    expect(new Set(ids).size).toBe(2);
+    const events = await h.events();
+    const delivered = events.filter((e) => e.type === 'email.delivered');
+    expect(delivered.map((e) => [e.tenant, e.idempotencyKey]).sort()).toEqual([
+      ['crm', 'order-4711'],
+      ['shop', 'order-4711'],
+    ]);
+    expect(events.filter((e) => e.type === 'email.rejected')).toEqual([]);
+    expect(h.output.metric('Duplicates')).toBe(2);
+  });
+
+  it('refuses a job whose tenant its sender was not granted, and one from a sender granted nothing', async () => {
+    // Prepare: the crm service claims to be the shop; a stranger's credentials were never granted
+    h = await startDispatchHarness(aws, { env: TENANTS_ENV });
+    await producerFor(h, 'producer-crm', 'shop').producer.sendEmail(emailJobFactory());
+    await producerFor(h, 'stranger', 'shop').producer.sendEmail(emailJobFactory());
+
+    // Act
+    await h.deliverAll();
+
+    // Assess
+    expect(h.sink.received).toHaveLength(0);
+    const dead = (await h.deadLetters()).map((d) => d.attributes);
+    expect(dead.map((a) => a.failureReason).sort()).toEqual(['tenant-mismatch', 'unknown-sender']);
+    const mismatch = dead.find((a) => a.failureReason === 'tenant-mismatch');
+    expect(mismatch?.failureDetail).toMatch(/^messageAttributes\.tenant: .*"shop".*granted tenant "crm"/);
+    // The dead letter carries the sender's own tenant, never the one it claimed.
+    expect(mismatch?.tenant).toBe('crm');
+    expect(dead.find((a) => a.failureReason === 'unknown-sender')?.tenant).toBeUndefined();
+    expect(h.output.metric('TenantRefused')).toBe(2);
+    expect(await h.queueDepth()).toBe(0);
+  });
+
+  it('keeps the tenant a dead letter was checked to be when an operator redrives it', async () => {
+    // Prepare: a shop job refused for an attachment outside its prefix, dead-lettered with its tenant
+    h = await startDispatchHarness(aws, { env: TENANTS_ENV });
+    const shop = producerFor(h, 'producer-shop', 'shop');
+    const elsewhere = { bucket: h.resources.bucket, key: 'tenants/crm/x', size: 1, sha256: `${'A'.repeat(43)}=` };
+    const job = emailJobFactory({ attachments: [{ filename: 'x.txt', s3: elsewhere }] });
+    await shop.producer.sendEmail(job);
+    await h.deliverAll();
+    expect((await h.events()).map((e) => e.tenant)).toEqual(['shop']);
+
+    // Act: the operator's redrive (a system sender) moves it back; the dispatcher reads it again
+    const report = await redriveDeadLetters({
+      sqs: aws.clients.sqsClient,
+      deadLetterQueueUrl: h.resources.deadLetterQueueUrl,
+      sourceQueueUrl: h.resources.jobsQueueUrl,
+      only: 'all',
+    });
+    await h.deliverAll();
+
+    // Assess: it came back as the shop's job (refused again for the same reason, under the same tenant)
+    expect(report.moved).toBe(1);
+    const events = await h.events();
+    expect(events).toMatchObject([{ type: 'email.rejected', tenant: 'shop', reason: 'reference-outside-tenant' }]);
+    expect((await h.deadLetters())[0]?.attributes.tenant).toBe('shop');
   });
 });
