@@ -16,12 +16,13 @@ import {
 } from './email-job.js';
 import { toDispatchId, toMessageId, toReportToken, toVerpAddress, type ReportKeyring } from './message-id.js';
 import type { RecipientResult, SendOutcome } from './send-outcome.js';
+import { tenantOf, type TenantJob } from './tenant-identity.js';
 import { TransportError, type TransportFailure } from './transport-failure.js';
 
 /** The suppression list as the sender sees it: which of these addresses must not be mailed. */
 interface SuppressionList {
-  /** Returns the suppressed ones among `addresses`, lowercased. */
-  findSuppressed(addresses: string[]): Promise<Set<string>>;
+  /** Returns the suppressed ones among `addresses` for `tenant`'s mail (global and its own entries), lowercased. */
+  findSuppressed(addresses: string[], tenant: string): Promise<Set<string>>;
 }
 
 export type DispatchDeps = {
@@ -82,7 +83,7 @@ const keep = (list: Mailbox[] | undefined, suppressed: Set<string>) =>
  * nothing was sent.
  */
 export async function dispatchJob(
-  job: EmailJob,
+  job: TenantJob,
   deps: DispatchDeps,
   budget?: SendBudget,
   held: { inline?: boolean } = {},
@@ -97,7 +98,7 @@ export async function dispatchJob(
   if (!from) return rejectedJob('from-missing', 'the job has no from and the deployment has no default sender');
 
   const recipients = listRecipients(job);
-  const suppressed = await untilAborted(deps.suppressions.findSuppressed(recipients), budget?.signal);
+  const suppressed = await untilAborted(deps.suppressions.findSuppressed(recipients, tenantOf(job)), budget?.signal);
   const suppressedResults: RecipientResult[] = recipients
     .filter((r) => suppressed.has(r.toLowerCase()))
     .map((recipient) => ({ recipient, status: 'suppressed' }));

@@ -25,6 +25,8 @@ export type StoredResult = {
   unpublished?: boolean;
   /** The queue message that completed the job: only its return republishes the event. */
   sourceMessageId?: string;
+  /** The job's tenant: a report about the message suppresses for this tenant's mail. */
+  tenant?: string;
 };
 
 /**

@@ -13,7 +13,7 @@ import { toIdempotencyRecordId } from '#aws/idempotency-store.js';
 import { claimPhaseSignal, toAttemptBudget, untilAborted, type AttemptBudget } from '#core/attempt-budget.js';
 import { dispatchJob, type DispatchDeps } from '#core/dispatch-job.js';
 import type { DeadLetterSink, UnpublishedOutcomes, VisibilityControl } from '#core/dispatch-ports.js';
-import { JOB_CONTENT_JMESPATH, type EmailJob, type S3Reference } from '#core/email-job.js';
+import { JOB_CONTENT_JMESPATH, type S3Reference } from '#core/email-job.js';
 import { AttemptAbortedError, SendDeferredError } from '#core/errors.js';
 import type { EventPublisher } from '#core/events.js';
 import { hashAddress, hashRecipient, toMessageId } from '#core/message-id.js';
@@ -120,7 +120,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
 
   /** The one place a job is sent. Throws for anything retryable, so the key's claim is released. */
   const sendOnce = makeIdempotent(
-    async (job: EmailJob, run: AttemptRun, sourceMessageId: string): Promise<StoredResult> => {
+    async (job: TenantJob, run: AttemptRun, sourceMessageId: string): Promise<StoredResult> => {
       run.started();
       // Wall time, as the breaker store writes its close: a failure of an attempt begun before it is stale.
       const startedAtMs = Date.now();
@@ -140,6 +140,8 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
           action: outcome.action,
           reason: outcome.reason,
           messageId: outcome.messageId ?? toMessageId(job.idempotencyKey, deps.dispatch.messageIdDomain),
+          // Reports about this message (bounces, complaints) are held against this tenant's mail.
+          tenant: tenantOf(job),
           providerMessageId: outcome.providerMessageId,
           recipients: outcome.recipients.map((r) => ({
             hash: keyring ? hashRecipient(r.recipient, keyring) : hashAddress(r.recipient),

@@ -2,6 +2,7 @@ import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { simpleParser } from 'mailparser';
+import { createSuppressionStore } from '#aws/suppression-store.js';
 import { createEmailProducer } from '#producer/email-producer.js';
 import { redriveDeadLetters } from '#tools/redrive-dead-letters.js';
 import { emailJobFactory } from '../support/factories.js';
@@ -188,5 +189,29 @@ describe('who a job belongs to', () => {
     const events = await h.events();
     expect(events).toMatchObject([{ type: 'email.rejected', tenant: 'shop', reason: 'reference-outside-tenant' }]);
     expect((await h.deadLetters())[0]?.attributes.tenant).toBe('shop');
+  });
+});
+
+describe("a tenant's suppressions", () => {
+  it("stops that tenant's mail to an address that complained about it, and no one else's", async () => {
+    // Prepare: the address complained about the shop's mail
+    h = await startDispatchHarness(aws, { env: TENANTS_ENV });
+    const store = createSuppressionStore(aws.clients.documents, h.resources.suppressionTable);
+    const address = 'annoyed@example.net';
+    await store.suppress({ address, reason: 'complaint', source: 'arf:test', tenant: 'shop' });
+    await producerFor(h, 'producer-shop', 'shop').producer.sendEmail(emailJobFactory({ to: [address] }));
+    await producerFor(h, 'producer-crm', 'crm').producer.sendEmail(emailJobFactory({ to: [address] }));
+
+    // Act
+    await h.deliverAll();
+
+    // Assess
+    expect(h.sink.received).toHaveLength(1);
+    const events = await h.events();
+    expect(events.find((e) => e.tenant === 'shop')).toMatchObject({
+      type: 'email.rejected',
+      reason: 'all-recipients-suppressed',
+    });
+    expect(events.find((e) => e.tenant === 'crm')).toMatchObject({ type: 'email.delivered' });
   });
 });
