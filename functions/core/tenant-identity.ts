@@ -14,7 +14,7 @@ export type TenantJob = EmailJob & { tenant?: string };
 export const tenantOf = (job: { tenant?: string }): string => job.tenant ?? DEFAULT_TENANT;
 
 /** Metrics fold every tenant the deployment does not name into this value, so the dimension stays bounded. */
-export const OTHER_TENANT = 'other';
+const OTHER_TENANT = 'other';
 
 /**
  * Who may put jobs on the queue, and as which tenant: the unique ids of IAM principals (a role's `AROA…`, a user's

@@ -79,6 +79,9 @@ export function createDispatchPolicy(deps: PolicyDeps) {
     metrics.addMetric(metric, MetricUnit.Count, value);
     if (!deps.tenantDimension || tenant === undefined) return;
     const single = metrics.singleMetric();
+    // Powertools gives a single metric a console of its own (stdout): it writes where this instance does instead,
+    // so that the twin's and the tests' stand-ins for CloudWatch see it too.
+    Object.assign(single, { console: (metrics as unknown as { console: unknown }).console });
     single.addDimension(TENANT_DIMENSION, deps.tenantDimension(tenant));
     single.addMetric(metric, MetricUnit.Count, value);
   };

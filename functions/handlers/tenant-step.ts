@@ -45,4 +45,3 @@ export function createTenantStep(deps: TenantDeps) {
     dimension: (tenant: string) => toTenantDimension(known, tenant),
   };
 }
-export type TenantStep = ReturnType<typeof createTenantStep>;

@@ -141,6 +141,8 @@ describe('who a job belongs to', () => {
     ]);
     expect(events.filter((e) => e.type === 'email.rejected')).toEqual([]);
     expect(h.output.metric('Duplicates')).toBe(2);
+    expect([h.output.metric('Delivered', 'shop'), h.output.metric('Delivered', 'crm')]).toEqual([1, 1]);
+    expect(h.output.metric('Delivered')).toBe(2);
   });
 
   it('refuses a job whose tenant its sender was not granted, and one from a sender granted nothing', async () => {
