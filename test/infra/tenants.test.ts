@@ -84,6 +84,10 @@ describe('producers as tenants', () => {
     expect(JSON.stringify(reads[0]?.Resource)).not.toMatch(/\/(jobs|attachments)\//);
   });
 
+  it('alarms when jobs are refused for their tenant', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'TenantRefused', Threshold: 1 });
+  });
+
   it("subscribes a tenant's queue to its own events only", () => {
     template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'sqs', FilterPolicy: { tenant: ['shop'] } });
   });

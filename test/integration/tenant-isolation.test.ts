@@ -1,4 +1,4 @@
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { simpleParser } from 'mailparser';
@@ -110,6 +110,39 @@ describe('one producer against another', () => {
     expect(dead).toHaveLength(1);
     expect(dead[0]?.attributes).toMatchObject({ failureClass: 'invalid', failureReason: 'reference-outside-tenant' });
     expect(dead[0]?.attributes.failureDetail).toMatch(/^attachments\.0\.s3\.key: /);
+  });
+});
+
+describe('objects replaced after the job was queued', () => {
+  it('rejects a job whose attachment is no longer the object its reference describes, naming it; nothing is sent', async () => {
+    // Prepare: the shop's job with a large attachment, then the object is replaced (same key, other bytes)
+    h = await startDispatchHarness(aws, { env: TENANTS_ENV });
+    const shop = producerFor(h, 'producer-shop', 'shop');
+    const file = Buffer.alloc(600 * 1024, 1);
+    const job = emailJobFactory({ attachments: [{ filename: 'terms.pdf', content: file.toString('base64') }] });
+    await shop.producer.sendEmail(job);
+    const listed = await shop.s3.send(
+      new ListObjectsV2Command({ Bucket: h.resources.bucket, Prefix: 'tenants/shop/attachments/' }),
+    );
+    const key = listed.Contents?.[0]?.Key;
+    expect(key).toMatch(/^tenants\/shop\/attachments\/[0-9a-f-]{36}\/0-terms\.pdf$/);
+    await shop.s3.send(
+      new PutObjectCommand({ Bucket: h.resources.bucket, Key: key, Body: Buffer.alloc(600 * 1024, 2) }),
+    );
+
+    // Act
+    await h.deliverAll();
+
+    // Assess
+    expect(h.sink.received).toHaveLength(0);
+    expect(await h.events()).toMatchObject([
+      {
+        type: 'email.rejected',
+        tenant: 'shop',
+        reason: 'reference-mismatch',
+        detail: expect.stringMatching(/^attachments\.0\.s3: /),
+      },
+    ]);
   });
 });
 
