@@ -228,6 +228,10 @@ function readTenants(r: EnvReader): TenantDirectory {
     r.check(PRINCIPAL_ID.test(id), `SYSTEM_SENDERS: "${id.slice(0, 40)}" is not an IAM unique id`);
   for (const id of system)
     r.check(!senders.has(id), `SYSTEM_SENDERS: ${id.slice(0, 40)} is also a tenant's sender in TENANT_SENDERS`);
+  r.check(
+    senders.size === 0 || system.length > 0,
+    "SYSTEM_SENDERS must name the function's own role when TENANT_SENDERS is set (its requeues would be refused)",
+  );
   return { senders, system: new Set(system) };
 }
 

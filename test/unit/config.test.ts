@@ -136,6 +136,9 @@ describe('the tenant configuration', () => {
     expect(() => loadDispatchConfig({ ...base, TENANT_SENDERS: '["AROA1"]' })).toThrow(
       /TENANT_SENDERS must be a JSON object/,
     );
+    expect(() => loadDispatchConfig({ ...base, TENANT_SENDERS: '{"AROA1": "shop"}' })).toThrow(
+      /SYSTEM_SENDERS must name the function's own role/,
+    );
     const run = () =>
       loadDispatchConfig({
         ...base,
