@@ -74,16 +74,16 @@ export function createDispatchPolicy(deps: PolicyDeps) {
   const storedKeyOf = (job: TenantJob) => scopedJobKey(tenantOf(job), job.idempotencyKey);
   /** A record's tenant attribute: checked by the tenant step before anything else, so the tenant it was given. */
   const recordTenant = (record: SQSRecord) => record.messageAttributes?.[TENANT_ATTRIBUTE]?.stringValue || undefined;
-  /** Counts an outcome metric, and once more with the tenant as a dimension (one EMF document of its own). */
+  // Per-tenant counts since the last flush: one EMF document per tenant and metric per batch, not one per job.
+  const tenantCounts = new Map<string, Map<string, number>>();
+  /** Counts an outcome metric, and once more (at the end of the batch) with the tenant as a dimension. */
   const count = (metric: string, tenant: string | undefined, value = 1) => {
     metrics.addMetric(metric, MetricUnit.Count, value);
     if (!deps.tenantDimension || tenant === undefined) return;
-    const single = metrics.singleMetric();
-    // Powertools gives a single metric a console of its own (stdout): it writes where this instance does instead,
-    // so that the twin's and the tests' stand-ins for CloudWatch see it too.
-    Object.assign(single, { console: (metrics as unknown as { console: unknown }).console });
-    single.addDimension(TENANT_DIMENSION, deps.tenantDimension(tenant));
-    single.addMetric(metric, MetricUnit.Count, value);
+    const dimension = deps.tenantDimension(tenant);
+    const counts = tenantCounts.get(dimension) ?? new Map<string, number>();
+    counts.set(metric, (counts.get(metric) ?? 0) + value);
+    tenantCounts.set(dimension, counts);
   };
   const factsOf = (job: TenantJob, attempt: number, outcome?: SendOutcome) => ({
     idempotencyKey: job.idempotencyKey,
@@ -203,6 +203,21 @@ export function createDispatchPolicy(deps: PolicyDeps) {
   return {
     logOutcome,
     dispatchIdOf,
+
+    /** Publishes the per-tenant copies of the outcome metrics counted since the last call. */
+    flushTenantMetrics(): void {
+      for (const [tenant, counts] of tenantCounts) {
+        for (const [metric, value] of counts) {
+          const single = metrics.singleMetric();
+          // Powertools gives a single metric a console of its own (stdout): it writes where this instance does,
+          // so that the twin's and the tests' stand-ins for CloudWatch see it too.
+          Object.assign(single, { console: (metrics as unknown as { console: unknown }).console });
+          single.addDimension(TENANT_DIMENSION, tenant);
+          single.addMetric(metric, MetricUnit.Count, value);
+        }
+      }
+      tenantCounts.clear();
+    },
 
     /**
      * A record whose job is done but whose outcome event is still unpublished: postponed on the retry schedule, so

@@ -376,6 +376,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
         await Promise.all(records.map(async (record) => ((await policy.handBackUnpublished(record)) ? [record] : [])))
       ).flat();
     });
+    policy.flushTenantMetrics();
     const failed = new Set([
       ...response.batchItemFailures.map((f) => f.itemIdentifier),
       ...handBack.map((r) => r.messageId),
