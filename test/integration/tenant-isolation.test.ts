@@ -1,5 +1,5 @@
 import { ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { SQSClient } from '@aws-sdk/client-sqs';
+import { ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { simpleParser } from 'mailparser';
 import { createSuppressionStore } from '#aws/suppression-store.js';
@@ -147,6 +147,27 @@ describe('objects replaced after the job was queued', () => {
 });
 
 describe('who a job belongs to', () => {
+  it('arrives with its sender, its tenant attribute and its tenant as message group', async () => {
+    // Prepare
+    h = await startDispatchHarness(aws, { env: TENANTS_ENV });
+    await producerFor(h, 'producer-shop', 'shop').producer.sendEmail(emailJobFactory());
+
+    // Act
+    const received = await aws.clients.sqsClient.send(
+      new ReceiveMessageCommand({
+        QueueUrl: h.resources.jobsQueueUrl,
+        MessageSystemAttributeNames: ['All'],
+        MessageAttributeNames: ['All'],
+        VisibilityTimeout: 0,
+      }),
+    );
+
+    // Assess
+    const [message] = received.Messages ?? [];
+    expect(message?.Attributes).toMatchObject({ SenderId: 'producer-shop', MessageGroupId: 'shop' });
+    expect(message?.MessageAttributes?.tenant?.StringValue).toBe('shop');
+  });
+
   it("sends two tenants' jobs with the same idempotency key, each once, as two messages", async () => {
     // Prepare: both services use their own order number 4711, with different content
     h = await startDispatchHarness(aws, { env: TENANTS_ENV });
