@@ -63,6 +63,11 @@ describe('the producer as a tenant', () => {
     const digest = createHash('sha256').update(file).digest('base64');
     expect(clients.s3Inputs[0]).toMatchObject({ ChecksumSHA256: digest });
     const body = JSON.parse(clients.sqsInputs[0]?.MessageBody as string);
-    expect(body.attachments[0].s3).toEqual({ bucket: 'dispatch-bucket', key: keys[0], size: file.byteLength, sha256: digest });
+    expect(body.attachments[0].s3).toEqual({
+      bucket: 'dispatch-bucket',
+      key: keys[0],
+      size: file.byteLength,
+      sha256: digest,
+    });
   });
 });
