@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import {
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
@@ -56,12 +57,14 @@ export async function benchMemory(options: { only?: 'claim-checked' } = {}) {
     const { resources, deps, handler } = await dispatcherFor(`${fileMiB}-${budgetMiB ?? 0}`, budgetMiB);
     const jobs = await Promise.all(
       Array.from({ length: 10 }, async (_, i) => {
-        const key = `attachments/mem-${fileMiB}-${budgetMiB ?? 0}-${i}.bin`;
-        await (await clients.s3()).send(
-          new PutObjectCommand({ Bucket: resources.bucket, Key: key, Body: Buffer.alloc(fileMiB * MiB, 0x41 + i) }),
-        );
+        const key = `tenants/default/attachments/mem-${fileMiB}-${budgetMiB ?? 0}-${i}.bin`;
+        const body = Buffer.alloc(fileMiB * MiB, 0x41 + i);
+        await (await clients.s3()).send(new PutObjectCommand({ Bucket: resources.bucket, Key: key, Body: body }));
+        const sha256 = createHash('sha256').update(body).digest('base64');
         return benchJob(`mem-${fileMiB}-${budgetMiB ?? 0}-${i}`, {
-          attachments: [{ filename: 'report.bin', s3: { bucket: resources.bucket, key } }],
+          attachments: [
+            { filename: 'report.bin', s3: { bucket: resources.bucket, key, size: body.byteLength, sha256 } },
+          ],
         });
       }),
     );
@@ -152,12 +155,14 @@ export async function benchMemory(options: { only?: 'claim-checked' } = {}) {
     const references = [];
     for (let i = 0; i < 10; i += 1) {
       const job = benchJob(`mem-${tag}-${i}`, { html: `<p>${'x'.repeat(jobMiB * MiB - 64)}</p>`, text: undefined });
-      const key = `jobs/mem-${tag}-${i}.json`;
-      await putLarge(resources.bucket, key, Buffer.from(JSON.stringify(job)));
+      const key = `tenants/default/jobs/mem-${tag}-${i}.json`;
+      const body = Buffer.from(JSON.stringify(job));
+      await putLarge(resources.bucket, key, body);
+      const sha256 = createHash('sha256').update(body).digest('base64');
       references.push({
         version: 1,
         idempotencyKey: job.idempotencyKey,
-        claimCheck: { bucket: resources.bucket, key },
+        claimCheck: { bucket: resources.bucket, key, size: body.byteLength, sha256 },
       });
     }
     await clients.sqsClient.send(

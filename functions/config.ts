@@ -5,6 +5,8 @@ import { StartFrom } from '#core/mailbox/ports.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '#core/retry-schedule.js';
 import { DEFAULT_SUPPRESSION_TTL_DAYS } from '#core/suppression.js';
 import { parseFailover, type Failover } from '#core/send-router.js';
+import { isTenantName } from '#core/tenant.js';
+import type { TenantDirectory } from '#core/tenant-identity.js';
 import type { SmtpSecurity } from '#transports/smtp-transport.js';
 
 type Env = Record<string, string | undefined>;
@@ -168,6 +170,14 @@ export type DispatchConfig = {
    * AWS_LAMBDA_FUNCTION_MEMORY_SIZE (100 outside Lambda)
    */
   attachmentMemoryBytes: number;
+  /**
+   * Which IAM principals may send jobs as which tenant. `TENANT_SENDERS`: JSON `{"<unique id>": "<tenant>", …}`, the
+   * unique ids (`AROA…` of a role, `AIDA…` of a user) SQS reports as a message's SenderId; the stack writes it from
+   * `grantSend(role, { tenant })`. `SYSTEM_SENDERS`: comma-separated unique ids that re-send jobs already checked
+   * (the dispatcher's own role, redrive roles); their messages keep their tenant attribute. @default none: every
+   * job is the default tenant's
+   */
+  tenants: TenantDirectory;
 };
 
 /** SES's SMTP interface, e.g. `email-smtp.eu-west-1.amazonaws.com`: it enforces the SES account's send rate. */
@@ -183,6 +193,46 @@ function readBounceDomain(r: EnvReader, reportKeysSecretId: string | undefined):
   r.check(domain, `BOUNCE_DOMAIN must be a domain like bounces.example.com, got "${bounceDomain}"`);
   r.check(reportKeysSecretId !== undefined, 'BOUNCE_DOMAIN needs REPORT_KEYS_SECRET_ID (VERP tokens need the keys)');
   return bounceDomain;
+}
+
+/** An IAM unique id as SQS reports it: 16–128 word characters (the emulator's are access key ids). */
+const PRINCIPAL_ID = /^[A-Za-z0-9_+=,.@-]{1,128}$/;
+
+/** `TENANT_SENDERS` and `SYSTEM_SENDERS`: who may send as which tenant (see DispatchConfig.tenants). */
+function readTenants(r: EnvReader): TenantDirectory {
+  const senders = new Map<string, string>();
+  const raw = r.optional('TENANT_SENDERS');
+  if (raw !== undefined) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(raw);
+    } catch {
+      parsed = undefined;
+    }
+    const isObject = typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed);
+    r.check(isObject, 'TENANT_SENDERS must be a JSON object of principal unique id to tenant name');
+    for (const [principal, tenant] of Object.entries(isObject ? (parsed as Record<string, unknown>) : {})) {
+      const problems = [
+        PRINCIPAL_ID.test(principal) ? '' : `principal "${principal.slice(0, 40)}" is not an IAM unique id`,
+        isTenantName(tenant) ? '' : `tenant of ${principal.slice(0, 40)} must be 1–32 of a-z 0-9 and inner hyphens`,
+      ].filter(Boolean);
+      for (const problem of problems) r.check(false, `TENANT_SENDERS: ${problem}`);
+      if (problems.length === 0) senders.set(principal, tenant as string);
+    }
+  }
+  const system = (r.optional('SYSTEM_SENDERS') ?? '')
+    .split(',')
+    .map((id) => id.trim())
+    .filter(Boolean);
+  for (const id of system)
+    r.check(PRINCIPAL_ID.test(id), `SYSTEM_SENDERS: "${id.slice(0, 40)}" is not an IAM unique id`);
+  for (const id of system)
+    r.check(!senders.has(id), `SYSTEM_SENDERS: ${id.slice(0, 40)} is also a tenant's sender in TENANT_SENDERS`);
+  r.check(
+    senders.size === 0 || system.length > 0,
+    "SYSTEM_SENDERS must name the function's own role when TENANT_SENDERS is set (its requeues would be refused)",
+  );
+  return { senders, system: new Set(system) };
 }
 
 /** Reads and validates the dispatch function's configuration; throws a ConfigError listing every problem. */
@@ -306,6 +356,7 @@ export function loadDispatchConfig(env: Env = process.env): DispatchConfig {
       ) *
       1024 *
       1024,
+    tenants: readTenants(r),
   };
   r.check(
     config.finishReserveMs < config.deadlineMarginMs,

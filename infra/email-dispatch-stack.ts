@@ -70,16 +70,11 @@ function acknowledgeReviewedFindings(stack: EmailDispatchStack) {
   }
   const bucketArn = stack.resolve(system.bucket.bucketArn) as { 'Fn::GetAtt': [string, string] };
   const bucketToken = `<${bucketArn['Fn::GetAtt'][0]}.Arn>`;
-  Validations.of(system.dispatch.fn.role ?? system.dispatch.fn).acknowledge(
-    {
-      id: `AwsSolutions-IAM5[Resource::${bucketToken}/jobs/*]`,
-      reason: 'GetObject on the claim-check prefix of the deployment bucket: job keys are chosen by producers.',
-    },
-    {
-      id: `AwsSolutions-IAM5[Resource::${bucketToken}/attachments/*]`,
-      reason: 'GetObject on the attachment prefix of the deployment bucket: attachment keys are chosen by producers.',
-    },
-  );
+  Validations.of(system.dispatch.fn.role ?? system.dispatch.fn).acknowledge({
+    id: `AwsSolutions-IAM5[Resource::${bucketToken}/tenants/*]`,
+    reason:
+      "GetObject on the tenants' prefix of the deployment bucket: object names are random, chosen by producers; the function holds each job to its own tenant's prefix and checks each object's size and SHA-256.",
+  });
   if (system.poller) {
     Validations.of(system.poller.rule).acknowledge({
       id: 'Serverless-EventBusDLQ',

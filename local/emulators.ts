@@ -4,6 +4,7 @@ import dynalite from 'dynalite';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { createAwsClients, type AwsClients } from '#aws/clients.js';
 import { LOOPBACK, freePort } from './loopback.js';
+import { reportSenderIds } from './sender-ids.js';
 
 /** A running emulator: its endpoint URL and how to stop it. */
 export type Emulator = { endpoint: string; port: number; stop(): Promise<void> };
@@ -17,10 +18,11 @@ const closeServer = (server: Server) =>
 
 /**
  * SQS, SNS and S3 in one fauxqs app, built with `buildApp` and listening on 127.0.0.1 only
- * (its `startFauxqs` and CLI listen on every interface).
+ * (its `startFauxqs` and CLI listen on every interface). Messages report their sender's access key as SenderId.
  */
 export async function startFauxqs(port = 0): Promise<Emulator> {
   const app = buildApp({ logger: false, host: LOOPBACK });
+  reportSenderIds(app);
   await app.listen({ port, host: LOOPBACK });
   const address = app.server.address();
   const actual = typeof address === 'object' && address ? address.port : port;

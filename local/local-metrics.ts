@@ -11,6 +11,8 @@ export function createLocalMetricsConsole(echo?: (line: string) => void) {
       const record = JSON.parse(line) as {
         _aws?: { CloudWatchMetrics?: Array<{ Metrics: Array<{ Name: string }> }> };
       } & Record<string, unknown>;
+      // The per-tenant copies of a metric (a `tenant` dimension) repeat what the service-wide figure counts.
+      if (typeof record.tenant === 'string') return;
       for (const definition of record._aws?.CloudWatchMetrics ?? []) {
         for (const { Name } of definition.Metrics) {
           const value = record[Name];

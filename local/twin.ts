@@ -135,6 +135,11 @@ export type TwinOptions = {
   };
   /** Serve the web console on this port of 127.0.0.1 (0 for any free one). @default no console */
   console?: { port: number };
+  /**
+   * Producers as tenants: access key id → tenant (the twin's SQS reports the signing key as SenderId; the twin's
+   * own clients, key `local`, re-send as the system). In-process functions only. @default none: all `default`
+   */
+  tenants?: Record<string, string>;
 };
 
 export type TwinStats = {
@@ -329,6 +334,9 @@ export async function startTwin(options: TwinOptions = {}) {
         RETRY_LIFETIME_SECONDS: String(settings.retry.lifetimeSeconds),
         // The SES emulator has no account quota to read (GetAccount); the twin uses the usual production one.
         SES_MAX_SEND_RATE: '14',
+        ...(options.tenants
+          ? { TENANT_SENDERS: JSON.stringify(options.tenants), SYSTEM_SENDERS: LOCAL_CREDENTIALS.accessKeyId }
+          : {}),
       });
       const dispatchDeps = await buildSendEmailDeps(
         dispatchConfig,

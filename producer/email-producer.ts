@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { SendMessageBatchCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { DEFAULT_TENANT, isTenantName, tenantObjectPrefix } from '#core/tenant.js';
 import {
   describeIssues,
   EmailJobSchema,
@@ -20,6 +21,12 @@ export type EmailProducerOptions = {
   bucket?: string;
   /** The queue's MaximumMessageSize. @default 1048576 */
   maxMessageBytes?: number;
+  /**
+   * The tenant this service sends as: the one its role was granted (`grantSend(role, { tenant })`). Jobs carry it as
+   * the `tenant` message attribute and as MessageGroupId (SQS fair queues); objects go under `tenants/<tenant>/`.
+   * @default 'default'
+   */
+  tenant?: string;
 };
 
 /** A job the producer refused before sending, with the field and the reason. */
@@ -35,6 +42,7 @@ export type FailedJob = { index: number; idempotencyKey?: string; reason: string
 
 const bytes = (text: string) => Buffer.byteLength(text, 'utf8');
 const safeName = (name: string) => name.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 100);
+const sha256 = (body: Buffer) => createHash('sha256').update(body).digest('base64');
 
 /**
  * The producer API: validates jobs against the same schema the handler uses, moves what is too large for the queue
@@ -44,22 +52,42 @@ export function createEmailProducer(options: EmailProducerOptions) {
   const limit = options.maxMessageBytes ?? 1024 * 1024;
   // Room for SQS's own overhead (attributes) within the limit.
   const budget = limit - 4 * 1024;
+  const tenant = options.tenant ?? DEFAULT_TENANT;
+  if (!isTenantName(tenant))
+    throw new TypeError(`tenant: must be 1–32 of a-z 0-9 and inner hyphens, got "${String(tenant).slice(0, 40)}"`);
+  // The dispatcher checks the attribute against the tenant the sending role was granted; the group is the tenant.
+  const tenancy = {
+    MessageGroupId: tenant,
+    MessageAttributes: { tenant: { DataType: 'String', StringValue: tenant } },
+  };
 
-  const putObject = async (key: string, body: Buffer | string, contentType: string) => {
+  /**
+   * Stores a body under the tenant's prefix with a random name (nothing another producer could predict from the
+   * job) and returns its reference with the size and SHA-256 the dispatcher checks before using it.
+   */
+  const putObject = async (folder: 'jobs' | 'attachments', name: string, content: Buffer, contentType: string) => {
     if (!options.s3 || !options.bucket)
       throw new InvalidEmailJobError(
         'the job is larger than the queue allows and no bucket is configured for attachments and claim checks',
       );
+    const key = `${tenantObjectPrefix(tenant)}${folder}/${randomUUID()}/${name}`;
+    const digest = sha256(content);
     await options.s3.send(
-      new PutObjectCommand({ Bucket: options.bucket, Key: key, Body: body, ContentType: contentType }),
+      new PutObjectCommand({
+        Bucket: options.bucket,
+        Key: key,
+        Body: content,
+        ContentType: contentType,
+        // S3 refuses the upload if the bytes it received are not these.
+        ChecksumSHA256: digest,
+      }),
     );
-    return { bucket: options.bucket, key };
+    return { bucket: options.bucket, key, size: content.byteLength, sha256: digest };
   };
 
   /** Validates a job and turns it into a queue body, offloading to S3 what does not fit. */
   const prepare = async (input: unknown): Promise<{ job: EmailJob; body: string; claimCheck?: S3Reference }> => {
     let job = validateEmailJob(input);
-    const folder = createHash('sha256').update(job.idempotencyKey).digest('hex').slice(0, 32);
     const inline = inlineAttachmentBytes(job);
     if (inline > MAX_JOB_ATTACHMENT_BYTES)
       throw new InvalidEmailJobError(
@@ -74,7 +102,8 @@ export function createEmailProducer(options: EmailProducerOptions) {
                 ...a,
                 content: undefined,
                 s3: await putObject(
-                  `attachments/${folder}/${i}-${safeName(a.filename)}`,
+                  'attachments',
+                  `${i}-${safeName(a.filename)}`,
                   Buffer.from(a.content, 'base64'),
                   a.contentType ?? 'application/octet-stream',
                 ),
@@ -89,7 +118,7 @@ export function createEmailProducer(options: EmailProducerOptions) {
     if (!check.success) throw new InvalidEmailJobError(describeIssues(check.error.issues));
     if (bytes(body) <= budget) return { job, body };
     // Still too large (a huge html body): the claim check. The queue carries a reference, the handler fetches it.
-    const claimCheck = await putObject(`jobs/${folder}.json`, body, 'application/json');
+    const claimCheck = await putObject('jobs', 'job.json', Buffer.from(body, 'utf8'), 'application/json');
     // The handler's ClaimCheckSchema (functions/core/parse-job-record.ts) reads this.
     const reference = { version: 1, idempotencyKey: job.idempotencyKey, claimCheck };
     return { job, body: JSON.stringify(reference), claimCheck };
@@ -100,7 +129,7 @@ export function createEmailProducer(options: EmailProducerOptions) {
     async sendEmail(job: EmailJob): Promise<SentJob> {
       const prepared = await prepare(job);
       const result = await options.sqs.send(
-        new SendMessageCommand({ QueueUrl: options.queueUrl, MessageBody: prepared.body }),
+        new SendMessageCommand({ QueueUrl: options.queueUrl, MessageBody: prepared.body, ...tenancy }),
       );
       return {
         idempotencyKey: prepared.job.idempotencyKey,
@@ -130,7 +159,7 @@ export function createEmailProducer(options: EmailProducerOptions) {
       let batchBytes = 0;
       const flush = async () => {
         if (batch.length === 0) return;
-        const entries = batch.map((b, n) => ({ Id: `${n}`, MessageBody: b.prepared.body }));
+        const entries = batch.map((b, n) => ({ Id: `${n}`, MessageBody: b.prepared.body, ...tenancy }));
         const current = batch;
         batch = [];
         batchBytes = 0;

@@ -1,3 +1,4 @@
+import { isTenantName } from '#core/tenant.js';
 import type { EmailJob } from '#producer/index.js';
 import {
   CommandError,
@@ -21,6 +22,7 @@ Puts one email job on the jobs queue: of the local twin (npm start), or of a dep
   --text TEXT, --html HTML   the body; --text-file F / --html-file F read it from a file (- for stdin)
   --key KEY                  idempotency key (default: a new UUID); the same key is sent at most once
   --transport smtp|ses       pick a transport the deployment offers
+  --tenant NAME              send as this tenant (the one your credentials were granted; default: default)
   --file F                   the job as JSON (see schema/email-job.v1.json); - for stdin
   --wait                     wait for the outcome: delivered, rejected or deferred, with the reason
   --timeout SECONDS          how long --wait waits (default 60)
@@ -45,6 +47,7 @@ const OPTIONS = {
   wait: { type: 'boolean', default: false },
   timeout: { type: 'string' },
   'queue-url': { type: 'string' },
+  tenant: { type: 'string' },
   outputs: { type: 'string' },
 } as const;
 
@@ -108,12 +111,15 @@ await runCommand(USAGE, async () => {
     throw error;
   }
 
+  if (values.tenant !== undefined && !isTenantName(values.tenant))
+    throw new UsageError(`--tenant must be 1–32 of a-z 0-9 and inner hyphens, not "${values.tenant}"`);
   const target = await connectTarget({ queueUrl: values['queue-url'], outputs: values.outputs });
   const producer = createEmailProducer({
     sqs: target.sqs,
     s3: target.s3,
     queueUrl: target.queueUrl,
     bucket: target.bucket,
+    tenant: values.tenant,
   });
   // Subscribed before the job goes, so its outcome cannot slip past.
   const watcher = values.wait ? await outcomes.watchOutcomes(target) : undefined;
@@ -125,6 +131,7 @@ await runCommand(USAGE, async () => {
     );
     if (!watcher) return ExitCode.ok;
     const outcome = await watcher.waitFor(sent.idempotencyKey, {
+      tenant: values.tenant,
       timeoutMs: timeoutSeconds * 1000,
       onDeferred: (d) =>
         console.log(

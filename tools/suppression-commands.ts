@@ -3,15 +3,17 @@ import { parseArgs } from 'node:util';
 import { createSnsEventPublisher } from '#aws/event-publisher.js';
 import { createSuppressionStore } from '#aws/suppression-store.js';
 import { EmailAddressSchema } from '#core/email-job.js';
+import { isTenantName } from '#core/tenant.js';
 import { maskAddress, removeSuppression, type SuppressionRecord, type SuppressionTarget } from '#core/suppression.js';
 import type { StateTarget } from './target.js';
 
 export const SUPPRESSION_USAGE = `npm run suppression -- <command> [--json] [--outputs cdk-outputs.json]
-  list [--limit N]                      live entries, most recently seen first
-  check ADDRESS                         whether ADDRESS is suppressed, and why
-  add ADDRESS --reason REASON [--detail TEXT] [--permanent | --expires-at ISO-8601]
-                                        hard-bounce, complaint and manual are permanent; other reasons expire
-  remove ADDRESS|HASH                   takes the entry off the list (logged and published as suppression.removed)
+  list [--limit N]                      live entries of every scope, most recently seen first
+  check ADDRESS [--tenant T]            whether ADDRESS is suppressed (for tenant T's mail), and why
+  add ADDRESS --reason REASON [--tenant T] [--detail TEXT] [--permanent | --expires-at ISO-8601]
+                                        hard-bounce, complaint and manual are permanent; other reasons expire;
+                                        --tenant stops only T's mail (never for hard-bounce: a dead address is global)
+  remove ADDRESS|HASH [--tenant T]      takes the entry (T's own with --tenant) off the list (logged and published)
 Targets the local twin (npm start) unless given --outputs (the JSON of cdk deploy --outputs-file).
 --json prints machine-readable output. Exit status: 0 done, 1 failed, 2 bad arguments.`;
 
@@ -63,6 +65,7 @@ export async function runSuppressionCommand(argv: string[], io: CommandIo): Prom
         permanent: { type: 'boolean' },
         'expires-at': { type: 'string' },
         limit: { type: 'string' },
+        tenant: { type: 'string' },
         json: { type: 'boolean', default: false },
         outputs: { type: 'string' },
         help: { type: 'boolean' },
@@ -87,6 +90,11 @@ export async function runSuppressionCommand(argv: string[], io: CommandIo): Prom
     if (command !== 'list' && argument === undefined) {
       if (['check', 'add', 'remove'].includes(command)) throw new UsageError(`${command} needs an ADDRESS`);
     }
+    const { tenant } = values;
+    if (tenant !== undefined && !isTenantName(tenant))
+      throw new UsageError(`--tenant must be a tenant name (1–32 of a-z 0-9 and inner hyphens), got "${tenant}"`);
+    if (tenant !== undefined && command === 'list')
+      throw new UsageError('list shows every scope; --tenant is for check, add, remove');
     const run = async (): Promise<number> => {
       switch (command) {
         case 'list': {
@@ -99,7 +107,7 @@ export async function runSuppressionCommand(argv: string[], io: CommandIo): Prom
         case 'check': {
           const target = toTarget(argument as string);
           if (!('address' in target)) throw new UsageError('check needs an address, not a hash');
-          const record = await store().check(target.address);
+          const record = await store().check(target.address, undefined, tenant);
           print(
             { suppressed: record !== undefined, entry: record },
             record ? `suppressed: ${describe(record)}` : `${maskAddress(target.address)} is not suppressed`,
@@ -124,6 +132,7 @@ export async function runSuppressionCommand(argv: string[], io: CommandIo): Prom
             // An explicit expiry makes even a permanent reason expire.
             permanent: values.permanent ?? (expiresAt ? false : undefined),
             expiresAt: expiresAt ? new Date(expiresAt).toISOString() : undefined,
+            tenant,
           });
           print(
             { created, entry: record },
@@ -134,7 +143,7 @@ export async function runSuppressionCommand(argv: string[], io: CommandIo): Prom
         case 'remove': {
           const removed = await removeSuppression(
             { store: store(), publish: (event) => events().publish(event), log: logToStderr },
-            toTarget(argument as string),
+            { ...toTarget(argument as string), tenant },
             `operator:${operator()}`,
           );
           print({ removed }, `removed: ${describe(removed)}`);

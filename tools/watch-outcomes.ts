@@ -9,6 +9,7 @@ import {
   GetQueueAttributesCommand,
   ReceiveMessageCommand,
 } from '@aws-sdk/client-sqs';
+import { DEFAULT_TENANT } from '#core/tenant.js';
 import type { DeferralEntry } from '#local/deferral-journal.js';
 import { CommandError } from './cli.js';
 import type { Target } from './target.js';
@@ -28,6 +29,7 @@ type Recipient = { recipient: string; status: string; responseCode?: number; enh
 type OutcomeEvent = {
   type?: string;
   idempotencyKey?: string;
+  tenant?: string;
   reason?: string;
   detail?: string;
   attempts?: number;
@@ -130,7 +132,12 @@ export async function watchOutcomes(target: Target) {
      */
     async waitFor(
       idempotencyKey: string,
-      options: { timeoutMs: number; onDeferred?: (d: Extract<JobOutcome, { kind: 'deferred' }>) => void },
+      options: {
+        timeoutMs: number;
+        /** The job's tenant: keys are per tenant, so another tenant's job may have the same one. @default default */
+        tenant?: string;
+        onDeferred?: (d: Extract<JobOutcome, { kind: 'deferred' }>) => void;
+      },
     ): Promise<JobOutcome | undefined> {
       const deadline = Date.now() + options.timeoutMs;
       let deferred: Extract<JobOutcome, { kind: 'deferred' }> | undefined;
@@ -156,7 +163,8 @@ export async function watchOutcomes(target: Target) {
             continue;
           }
           const kind = event.type ? TERMINAL[event.type] : undefined;
-          if (kind && event.idempotencyKey === idempotencyKey) {
+          const ours = (event.tenant ?? DEFAULT_TENANT) === (options.tenant ?? DEFAULT_TENANT);
+          if (kind && event.idempotencyKey === idempotencyKey && ours) {
             return {
               kind,
               reason: event.reason ?? '',

@@ -2,7 +2,13 @@ import { PublishBatchCommand, PublishCommand, type SNSClient } from '@aws-sdk/cl
 import { forEachBounded, slices } from '#core/bounded.js';
 import type { DispatchEvent, EventPublisher } from '#core/events.js';
 
-/** Publishes events to the SNS events topic, with `type` as a message attribute for subscription filters. */
+/** Subscription filters match on `type`, and on `tenant` for a tenant's own events. */
+const attributesOf = (event: DispatchEvent) => ({
+  type: { DataType: 'String', StringValue: event.type },
+  ...(typeof event.tenant === 'string' ? { tenant: { DataType: 'String', StringValue: event.tenant } } : {}),
+});
+
+/** Publishes events to the SNS events topic, with `type` (and `tenant`) as message attributes for subscription filters. */
 export function createSnsEventPublisher(client: SNSClient, topicArn: string): EventPublisher {
   return {
     async publish(event: DispatchEvent) {
@@ -10,7 +16,7 @@ export function createSnsEventPublisher(client: SNSClient, topicArn: string): Ev
         new PublishCommand({
           TopicArn: topicArn,
           Message: JSON.stringify(event),
-          MessageAttributes: { type: { DataType: 'String', StringValue: event.type } },
+          MessageAttributes: attributesOf(event),
         }),
       );
     },
@@ -26,7 +32,7 @@ export function createSnsEventPublisher(client: SNSClient, topicArn: string): Ev
               PublishBatchRequestEntries: chunk.map((event, n) => ({
                 Id: String(n),
                 Message: JSON.stringify(event),
-                MessageAttributes: { type: { DataType: 'String', StringValue: event.type } },
+                MessageAttributes: attributesOf(event),
               })),
             }),
           );

@@ -1,10 +1,14 @@
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { LIFETIME_START_ATTRIBUTE, type JobRequeue } from '#core/send-router.js';
+import { TENANT_ATTRIBUTE } from '#core/tenant-identity.js';
 
-/** Requeues a job on the jobs queue as a new message, delayed (at most 900 s, SQS's limit), with its lifetime start. */
+/**
+ * Requeues a job on the jobs queue as a new message, delayed (at most 900 s, SQS's limit), with its lifetime start
+ * and its tenant.
+ */
 export function createJobRequeue(client: () => Promise<SQSClient>, queueUrl: string): JobRequeue {
   return {
-    async requeue(body, { delaySeconds, lifetimeStartMs }) {
+    async requeue(body, { delaySeconds, lifetimeStartMs, tenant }) {
       const [sqs, { SendMessageCommand }] = await Promise.all([client(), import('@aws-sdk/client-sqs')]);
       await sqs.send(
         new SendMessageCommand({
@@ -13,7 +17,10 @@ export function createJobRequeue(client: () => Promise<SQSClient>, queueUrl: str
           DelaySeconds: Math.min(900, Math.max(0, Math.round(delaySeconds))),
           MessageAttributes: {
             [LIFETIME_START_ATTRIBUTE]: { DataType: 'Number', StringValue: String(Math.round(lifetimeStartMs)) },
+            // Sent by the dispatcher's own role (a system sender): the tenant it was checked to be stays with it.
+            ...(tenant ? { [TENANT_ATTRIBUTE]: { DataType: 'String', StringValue: tenant } } : {}),
           },
+          ...(tenant ? { MessageGroupId: tenant } : {}),
         }),
       );
     },

@@ -12,6 +12,7 @@ import {
   hashOfTarget,
   isActive,
   mergeSuppression,
+  scopeOf,
   type SuppressionRecord,
   type SuppressionStore,
 } from '#core/suppression.js';
@@ -28,11 +29,20 @@ export type SuppressionStoreOptions = {
   onCreated?: (record: SuppressionRecord) => void;
 };
 
-/** An item as stored, including ones written before entries had first/last seen and a count. */
+/**
+ * The item key of an entry: the address's hash for a global entry, `<hash>#<tenant>` for a tenant's, so that a
+ * lookup for one tenant's mail reads both in one BatchGetItem and no tenant's entry shadows the global one.
+ */
+const keyOf = (addressHash: string, tenant: string | undefined) =>
+  tenant === undefined ? addressHash : `${addressHash}#${tenant}`;
+const tenantOfScope = (scope: SuppressionRecord['scope']) =>
+  scope.startsWith('tenant:') ? scope.slice('tenant:'.length) : undefined;
+
+/** An item as stored, including ones written before entries had first/last seen, a count or a scope. */
 const toRecord = (item: Record<string, unknown>): SuppressionRecord => ({
-  addressHash: String(item[KEY]),
+  addressHash: String(item[KEY]).split('#')[0] ?? '',
   maskedAddress: typeof item.maskedAddress === 'string' ? item.maskedAddress : '***',
-  scope: 'global',
+  scope: String(item[KEY]).includes('#') ? `tenant:${String(item[KEY]).split('#')[1]}` : 'global',
   reason: String(item.reason ?? 'unknown'),
   source: String(item.source ?? 'unknown'),
   status: item.status as string | undefined,
@@ -47,7 +57,8 @@ const toRecord = (item: Record<string, unknown>): SuppressionRecord => ({
 
 const toItem = (record: SuppressionRecord): Record<string, unknown> => {
   const { addressHash, expiresAt, ...rest } = record;
-  const item: Record<string, unknown> = { [KEY]: addressHash, ...rest, [TTL]: expiresAt };
+  const key = keyOf(addressHash, tenantOfScope(record.scope));
+  const item: Record<string, unknown> = { [KEY]: key, ...rest, [TTL]: expiresAt };
   return Object.fromEntries(Object.entries(item).filter(([, value]) => value !== undefined));
 };
 
@@ -62,18 +73,24 @@ export function createSuppressionStore(
   options: SuppressionStoreOptions = {},
 ): SuppressionStore {
   const ttlDays = options.ttlDays ?? DEFAULT_SUPPRESSION_TTL_DAYS;
-  const read = (addressHash: string) =>
-    client.send(new GetCommand({ TableName: tableName, Key: { [KEY]: addressHash }, ConsistentRead: true }));
-  const get = async (addressHash: string) => {
-    const { Item } = await read(addressHash);
+  const read = (key: string) =>
+    client.send(new GetCommand({ TableName: tableName, Key: { [KEY]: key }, ConsistentRead: true }));
+  const get = async (key: string) => {
+    const { Item } = await read(key);
     return Item ? toRecord(Item) : undefined;
   };
   return {
-    async findSuppressed(addresses) {
+    async findSuppressed(addresses, tenant) {
       const now = new Date();
-      const byHash = new Map(addresses.map((a) => [hashAddress(a), a.toLowerCase()]));
+      // Every key that stops this mail (global, and the tenant's own) to the address it is about.
+      const byKey = new Map<string, string>();
+      for (const address of addresses) {
+        const hash = hashAddress(address);
+        byKey.set(hash, address.toLowerCase());
+        if (tenant !== undefined) byKey.set(keyOf(hash, tenant), address.toLowerCase());
+      }
       const found = new Set<string>();
-      let keys: Array<Record<string, unknown>> = [...byHash.keys()].map((hash) => ({ [KEY]: hash }));
+      let keys: Array<Record<string, unknown>> = [...byKey.keys()].map((key) => ({ [KEY]: key }));
       for (let round = 0; keys.length > 0 && round < 5; round += 1) {
         if (round > 0) await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** round));
         const result = await client.send(
@@ -88,7 +105,7 @@ export function createSuppressionStore(
           }),
         );
         for (const item of result.Responses?.[tableName] ?? []) {
-          const address = byHash.get(String(item[KEY]));
+          const address = byKey.get(String(item[KEY]));
           if (address && isActive({ expiresAt: typeof item[TTL] === 'number' ? item[TTL] : undefined }, now))
             found.add(address);
         }
@@ -104,7 +121,7 @@ export function createSuppressionStore(
     async suppress(request, now = new Date()) {
       // Read, merge, write if nothing changed in between: two reports for one address at once both count.
       for (let attempt = 0; attempt < 5; attempt += 1) {
-        const { Item } = await read(hashAddress(request.address));
+        const { Item } = await read(keyOf(hashAddress(request.address), tenantOfScope(scopeOf(request))));
         const existing = Item ? toRecord(Item) : undefined;
         const merged = mergeSuppression(existing, request, now, ttlDays);
         // Entries written before versions existed have none: the first update gives them one.
@@ -133,9 +150,13 @@ export function createSuppressionStore(
       throw new Error('suppression entry kept changing under five attempts to update it');
     },
 
-    async check(address, now = new Date()) {
-      const record = await get(hashAddress(address));
-      return record && isActive(record, now) ? record : undefined;
+    async check(address, now = new Date(), tenant) {
+      const hash = hashAddress(address);
+      for (const key of tenant === undefined ? [hash] : [keyOf(hash, tenant), hash]) {
+        const record = await get(key);
+        if (record && isActive(record, now)) return record;
+      }
+      return undefined;
     },
 
     async list({ limit = 1000, now = new Date() } = {}) {
@@ -156,7 +177,11 @@ export function createSuppressionStore(
 
     async remove(target) {
       const result = await client.send(
-        new DeleteCommand({ TableName: tableName, Key: { [KEY]: hashOfTarget(target) }, ReturnValues: 'ALL_OLD' }),
+        new DeleteCommand({
+          TableName: tableName,
+          Key: { [KEY]: keyOf(hashOfTarget(target), target.tenant) },
+          ReturnValues: 'ALL_OLD',
+        }),
       );
       return result.Attributes ? toRecord(result.Attributes) : undefined;
     },

@@ -16,12 +16,13 @@ import {
 } from './email-job.js';
 import { toDispatchId, toMessageId, toReportToken, toVerpAddress, type ReportKeyring } from './message-id.js';
 import type { RecipientResult, SendOutcome } from './send-outcome.js';
+import { tenantOf, type TenantJob } from './tenant-identity.js';
 import { TransportError, type TransportFailure } from './transport-failure.js';
 
 /** The suppression list as the sender sees it: which of these addresses must not be mailed. */
 interface SuppressionList {
-  /** Returns the suppressed ones among `addresses`, lowercased. */
-  findSuppressed(addresses: string[]): Promise<Set<string>>;
+  /** Returns the suppressed ones among `addresses` for `tenant`'s mail (global and its own entries), lowercased. */
+  findSuppressed(addresses: string[], tenant: string): Promise<Set<string>>;
 }
 
 export type DispatchDeps = {
@@ -82,7 +83,7 @@ const keep = (list: Mailbox[] | undefined, suppressed: Set<string>) =>
  * nothing was sent.
  */
 export async function dispatchJob(
-  job: EmailJob,
+  job: TenantJob,
   deps: DispatchDeps,
   budget?: SendBudget,
   held: { inline?: boolean } = {},
@@ -97,7 +98,7 @@ export async function dispatchJob(
   if (!from) return rejectedJob('from-missing', 'the job has no from and the deployment has no default sender');
 
   const recipients = listRecipients(job);
-  const suppressed = await untilAborted(deps.suppressions.findSuppressed(recipients), budget?.signal);
+  const suppressed = await untilAborted(deps.suppressions.findSuppressed(recipients, tenantOf(job)), budget?.signal);
   const suppressedResults: RecipientResult[] = recipients
     .filter((r) => suppressed.has(r.toLowerCase()))
     .map((recipient) => ({ recipient, status: 'suppressed' }));
@@ -129,17 +130,27 @@ function refusesJobSender(job: EmailJob, deps: DispatchDeps, failure: TransportF
  * inline ones are already held, with a claim-checked body); refuses a job whose attachments, inline and S3
  * together, are too big for one message.
  */
+/** Names the attachment an error about its stored object is about: `attachments.2.s3: …`. */
+const naming =
+  (index: number) =>
+  (error: unknown): never => {
+    if (error instanceof InvalidJobError)
+      throw new InvalidJobError(error.reason, `attachments.${index}.s3: ${error.message}`, { cause: error });
+    throw error;
+  };
+
 async function reserveAttachmentMemory(
   job: EmailJob,
   deps: DispatchDeps,
   signal: AbortSignal | undefined,
   inlineHeld: boolean,
 ): Promise<(() => void) | undefined> {
-  const refs = (job.attachments ?? []).flatMap((a) => (a.s3 ? [a.s3] : []));
+  const refs = (job.attachments ?? []).flatMap((a, index) => (a.s3 ? [{ ref: a.s3, index }] : []));
   const inline = inlineAttachmentBytes(job);
   if ((refs.length === 0 && inline === 0) || !deps.attachmentMemory) return undefined;
   const { size, budget } = deps.attachmentMemory;
-  const stored = (await untilAborted(Promise.all(refs.map(size)), signal)).reduce((sum, bytes) => sum + bytes, 0);
+  const sizes = refs.map(({ ref, index }) => size(ref).catch(naming(index)));
+  const stored = (await untilAborted(Promise.all(sizes), signal)).reduce((sum, bytes) => sum + bytes, 0);
   if (stored + inline > MAX_JOB_ATTACHMENT_BYTES) {
     throw new InvalidJobError(
       'attachments-too-large',
@@ -161,11 +172,11 @@ async function buildAndSend(
   budget?: SendBudget,
 ): Promise<SendOutcome> {
   const loading = Promise.all(
-    (job.attachments ?? []).map(async (a) => ({
+    (job.attachments ?? []).map(async (a, index) => ({
       filename: a.filename,
       contentType: a.contentType,
       contentId: a.contentId,
-      content: a.s3 ? await deps.loadAttachment(a.s3) : Buffer.from(a.content ?? '', 'base64'),
+      content: a.s3 ? await deps.loadAttachment(a.s3).catch(naming(index)) : Buffer.from(a.content ?? '', 'base64'),
     })),
   );
   const addresses = toTransmittableAddresses(

@@ -6,6 +6,8 @@ type DeadLetterReason = {
   failureDetail: string;
   sourceMessageId: string;
   idempotencyKey?: string;
+  /** The tenant the job was checked to be (the `tenant` attribute a redrive re-sends it with). */
+  tenant?: string;
 };
 
 /** Where a job that will never be sent goes, with its reason as message attributes: the dead-letter queue. */

@@ -117,6 +117,12 @@ const BASE64_CHARACTERS = /^[A-Za-z0-9+/]*={0,2}$/;
 export const S3ReferenceSchema = z.strictObject({
   bucket: z.string().check(z.regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { error: 'must be an S3 bucket name' })),
   key: z.string().check(z.minLength(1), z.maxLength(1024)),
+  /** The object's size in bytes: the dispatcher reads no more, and refuses an object of another size. */
+  size: z.int({ error: 'must be a whole number of bytes' }).check(z.gte(0), z.lte(MAX_JOB_ATTACHMENT_BYTES)),
+  /** The object's SHA-256, base64 (as S3's ChecksumSHA256): an object replaced after the job was queued is refused. */
+  sha256: z
+    .string()
+    .check(z.regex(/^[A-Za-z0-9+/]{43}=$/, { error: 'must be a base64 SHA-256 digest (44 characters)' })),
 });
 
 const AttachmentSchema = z

@@ -30,6 +30,8 @@ export type EmailOutcomeEvent = EventEnvelope<
   typeof EventTypes.delivered | typeof EventTypes.rejected | typeof EventTypes.failed,
   {
     idempotencyKey: string;
+    /** The producer's tenant: keys are the tenant's own, so a key names a job only together with it. */
+    tenant?: string;
     messageId?: string;
     providerMessageId?: string;
     transport?: TransportName;
@@ -82,6 +84,7 @@ export function toOutcomeEvent(
   kind: 'delivered' | 'rejected' | 'failed',
   facts: {
     idempotencyKey: string;
+    tenant?: string;
     messageId?: string;
     transport?: TransportName;
     attempts?: number;

@@ -25,7 +25,12 @@ export const DispatchMetrics = {
   handedBack: 'HandedBack',
   /** Completion writes that failed after their retries: the key is unprotected once the claim expires. */
   completionNotSaved: 'CompletionNotSaved',
+  /** Messages refused for their tenant: a sender not granted, or a tenant attribute its sender may not claim. */
+  tenantRefused: 'TenantRefused',
 } as const;
+
+/** The dimension (beside `service`) of the per-tenant copies of the outcome metrics: a configured tenant or `other`. */
+export const TENANT_DIMENSION = 'tenant';
 
 /** The dimension (beside `service`) of the poller's per-mailbox metrics; its value is the mailbox's id. */
 export const MAILBOX_DIMENSION = 'Mailbox';

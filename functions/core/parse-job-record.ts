@@ -48,11 +48,16 @@ const jsonStringified = <T extends z.ZodMiniType>(schema: T) =>
 const JobBody = jsonStringified(EmailJobSchema);
 const ClaimCheckBody = jsonStringified(ClaimCheckSchema);
 
+/** A claim check that names an object its job may not use, or one that is not the object it describes. */
+type RefusedReference = 'reference-mismatch' | 'reference-outside-tenant';
+const isRefusedReference = (reason: string): reason is RefusedReference =>
+  reason === 'reference-mismatch' || reason === 'reference-outside-tenant';
+
 export type ParsedJobRecord =
   | { success: true; job: EmailJob }
   | {
       success: false;
-      reason: 'invalid-json' | 'invalid-job' | 'claim-check-unavailable';
+      reason: 'invalid-json' | 'invalid-job' | 'claim-check-unavailable' | RefusedReference;
       detail: string;
       idempotencyKey?: string;
     };
@@ -109,8 +114,8 @@ export async function parseJobRecord(
         if (error instanceof InvalidJobError)
           return {
             success: false,
-            reason: 'claim-check-unavailable',
-            detail: error.message,
+            reason: isRefusedReference(error.reason) ? error.reason : 'claim-check-unavailable',
+            detail: error.message.startsWith('claimCheck') ? error.message : `claimCheck: ${error.message}`,
             idempotencyKey: check.data.idempotencyKey,
           };
         throw error;

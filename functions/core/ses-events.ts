@@ -4,6 +4,7 @@ import { DispatchTags, fromTagToken } from './dispatch-job.js';
 import { createEvent, EventTypes, type DispatchEvent } from './events.js';
 import { hashAddress, hashRecipient, toRecordHandle, type ReportKeyring } from './message-id.js';
 import { verifyReport, type ReportVerification } from './verify-report.js';
+import { unscopeJobKey } from './tenant.js';
 
 /**
  * An SES event record as a configuration set's event destination publishes it (SES Developer Guide, "Contents of
@@ -71,6 +72,8 @@ export type SesSuppression = {
   status?: string;
   detail?: string;
   verified: true;
+  /** The tenant whose mail the event is about. */
+  tenant?: string;
 };
 
 export type SesEventOutcome =
@@ -124,7 +127,8 @@ const first = (tags: Record<string, string[]> | undefined, name: string) =>
 function decodeKey(value: string | undefined): string | undefined {
   if (!value || !/^[A-Za-z0-9_-]{1,256}$/.test(value)) return undefined;
   const key = Buffer.from(value, 'base64url').toString('utf8');
-  return key.length > 0 && key.length <= 128 ? key : undefined;
+  // A tenant's keys are scoped (`<tenant> <key>`, see tenant.ts): up to 32 characters and a space longer.
+  return key.length > 0 && key.length <= 161 ? key : undefined;
 }
 
 const isAddress = (a: unknown): a is string => typeof a === 'string' && a.length > 0 && a.length <= 320;
@@ -147,21 +151,25 @@ export async function handleSesEvent(
   keyring: ReportKeyring,
   classifyFailure: FailureJudge,
 ): Promise<SesEventOutcome> {
-  const idempotencyKey = decodeKey(first(record.mail.tags, DispatchTags.key));
+  const scopedKey = decodeKey(first(record.mail.tags, DispatchTags.key));
+  const { tenant, idempotencyKey } = scopedKey
+    ? unscopeJobKey(scopedKey)
+    : { tenant: undefined, idempotencyKey: undefined };
   const tagToken = first(record.mail.tags, DispatchTags.token);
   const destination = record.mail.destination.filter(isAddress);
   const named = namedAddresses(record);
   // The tags name the job; the token proves we made them; the destination is SES's own word on who it went to.
-  const handle = idempotencyKey ? toRecordHandle(idempotencyKey) : undefined;
+  const handle = scopedKey ? toRecordHandle(scopedKey) : undefined;
   const sent = {
     recipientHashesOf: async (h: string) =>
-      h === handle ? destination.map((a) => hashRecipient(a, keyring)) : undefined,
+      h === handle ? { hashes: destination.map((a) => hashRecipient(a, keyring)), tenant } : undefined,
   };
   const tokens = tagToken ? [fromTagToken(tagToken)] : [];
   const verification = await verifyReport({ tokens }, named, { keyring, sent });
   const facts = {
     source: 'ses',
     idempotencyKey: verification.verified ? idempotencyKey : undefined,
+    tenant: verification.verified ? tenant : undefined,
     messageId: record.mail.commonHeaders?.messageId,
     providerMessageId: record.mail.messageId,
     verified: verification.verified,
@@ -179,7 +187,8 @@ export async function handleSesEvent(
     const reason = `event type ${record.eventType.slice(0, 40)} is not consumed`;
     return { handled: false, eventType: record.eventType, reason };
   }
-  const suppressions = verification.verified ? made.suppressions : [];
+  // Complaints stop only the tenant's mail (hard bounces stay global: see suppression.ts).
+  const suppressions = verification.verified ? made.suppressions.map((s) => ({ ...s, tenant })) : [];
   return { handled: true, eventType: record.eventType, events: [{ ...made.event, id }], suppressions, verification };
 }
 

@@ -1,8 +1,18 @@
 import { createEvent, EventTypes, type DispatchEvent } from './events.js';
 import { hashAddress } from './message-id.js';
 
-/** Where a suppression applies. Only `global` for now; per-tenant scopes come with tenants. */
-type SuppressionScope = 'global';
+/**
+ * Where a suppression applies: `global` (every tenant's mail) or one tenant's (`tenant:<name>`). A dead address is
+ * dead for everyone; a complaint or an unsubscribe is about one sender's mail, so it stops only that tenant's.
+ */
+type SuppressionScope = 'global' | `tenant:${string}`;
+
+/** Reasons that always suppress for every tenant, whoever's mail reported them. */
+const GLOBAL_REASONS: readonly string[] = ['hard-bounce'];
+
+/** The scope of a request: its tenant's, unless its reason is global or it names no tenant. */
+export const scopeOf = (request: { reason: string; tenant?: string }): SuppressionScope =>
+  request.tenant === undefined || GLOBAL_REASONS.includes(request.reason) ? 'global' : `tenant:${request.tenant}`;
 
 /** Reasons that suppress for good unless a request says otherwise; any other reason expires. */
 const PERMANENT_REASONS: readonly string[] = ['hard-bounce', 'complaint', 'manual'];
@@ -26,6 +36,11 @@ export type SuppressionRequest = {
   verified?: string | boolean;
   /** An explicit expiry (ISO 8601), for non-permanent entries. @default now + the store's TTL */
   expiresAt?: string;
+  /**
+   * The tenant whose mail the report was about (or the operator names): the entry stops only that tenant's mail,
+   * except for reasons that are global (hard bounces). @default none: global
+   */
+  tenant?: string;
 };
 
 /** One entry of the suppression list as stored: no plain address, only its hash and a masked form for people. */
@@ -52,20 +67,26 @@ export type SuppressionRecord = {
 
 /** The suppression list an operator manages, and the poller and SES events feed. */
 export interface SuppressionStore {
-  /** Returns the suppressed ones among `addresses`, lowercased; expired entries never count. */
-  findSuppressed(addresses: string[]): Promise<Set<string>>;
+  /**
+   * Returns the suppressed ones among `addresses` for mail of `tenant` (global entries and the tenant's own),
+   * lowercased; expired entries never count. Without a tenant, global entries only.
+   */
+  findSuppressed(addresses: string[], tenant?: string): Promise<Set<string>>;
   /** Adds or refreshes an entry; `created` is true when the address was not (or no longer) suppressed. */
   suppress(request: SuppressionRequest, now?: Date): Promise<{ created: boolean; record: SuppressionRecord }>;
-  /** The live entry for an address, if any. */
-  check(address: string, now?: Date): Promise<SuppressionRecord | undefined>;
-  /** Live entries, most recently seen first. */
+  /** The live entry for an address that stops `tenant`'s mail (its own first, else the global one), if any. */
+  check(address: string, now?: Date, tenant?: string): Promise<SuppressionRecord | undefined>;
+  /** Live entries of every scope, most recently seen first. */
   list(options?: { limit?: number; now?: Date }): Promise<SuppressionRecord[]>;
-  /** Deletes the entry for an address or an address hash; resolves with what was there. */
+  /** Deletes the entry for an address or an address hash, in its scope; resolves with what was there. */
   remove(target: SuppressionTarget): Promise<SuppressionRecord | undefined>;
 }
 
-/** An entry is named by its address or, where only the stored form is at hand (a list), by its hash. */
-export type SuppressionTarget = { address: string } | { addressHash: string };
+/**
+ * An entry is named by its address or, where only the stored form is at hand (a list), by its hash; and by its
+ * tenant for a tenant's entry (none names the global one).
+ */
+export type SuppressionTarget = ({ address: string } | { addressHash: string }) & { tenant?: string };
 
 export const hashOfTarget = (target: SuppressionTarget) =>
   'address' in target ? hashAddress(target.address) : target.addressHash.toLowerCase();
@@ -103,7 +124,7 @@ export function mergeSuppression(
     record: {
       addressHash: hashAddress(request.address),
       maskedAddress: maskAddress(request.address.trim()),
-      scope: 'global',
+      scope: scopeOf(request),
       reason: request.reason,
       source: request.source,
       status: request.status,

@@ -7,10 +7,13 @@ import {
   type ReportKeyring,
 } from './message-id.js';
 
-/** What we sent, as the dispatcher stored it: the keyed hashes of a job's accepted recipients, by the job's handle. */
+/**
+ * What we sent, as the dispatcher stored it: the keyed hashes of a job's accepted recipients, and the job's tenant,
+ * by the job's handle.
+ */
 export interface SentMessages {
-  /** The stored recipient hashes of the job with this handle; undefined when no finished job has it. */
-  recipientHashesOf(handle: string): Promise<string[] | undefined>;
+  /** The stored recipient hashes (and tenant) of the job with this handle; undefined when no finished job has it. */
+  recipientHashesOf(handle: string): Promise<{ hashes: string[]; tenant?: string } | undefined>;
 }
 
 /** Where a report may name the message it is about. */
@@ -32,6 +35,8 @@ export type ReportVerification = {
   keyId?: string;
   /** The job's handle (the digest its stored result is named by). */
   handle?: string;
+  /** The tenant whose mail the report is about, when it verified: complaints suppress for that tenant only. */
+  tenant?: string;
 };
 
 export type VerifyReportDeps = {
@@ -76,14 +81,14 @@ export async function verifyReport(
     const signed = verifyReportToken(token, deps.keyring);
     if (!signed || checked.has(signed.handle)) continue;
     checked.add(signed.handle);
-    const hashes = await deps.sent.recipientHashesOf(signed.handle);
+    const sent = await deps.sent.recipientHashesOf(signed.handle);
     const facts = { via, keyId: signed.keyId, handle: signed.handle };
-    if (!hashes) {
+    if (!sent) {
       if (best.reason === 'forged-token') best = { verified: false, reason: 'unknown-message', ...facts };
       continue;
     }
-    const wasRecipient = (address: string) => hashes.some((hash) => isRecipientHash(address, hash, deps.keyring));
-    if (addresses.every(wasRecipient)) return { verified: true, reason: 'verified', ...facts };
+    const wasRecipient = (address: string) => sent.hashes.some((hash) => isRecipientHash(address, hash, deps.keyring));
+    if (addresses.every(wasRecipient)) return { verified: true, reason: 'verified', ...facts, tenant: sent.tenant };
     best = { verified: false, reason: 'not-a-recipient', ...facts };
   }
   return best;

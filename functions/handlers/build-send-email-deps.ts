@@ -97,6 +97,7 @@ export async function buildSendEmailDeps(
     minAttemptMs: config.minAttemptMs,
     maxReceiveCount: config.maxReceiveCount,
     withCallDeadline,
+    tenants: { directory: config.tenants, bucket: config.attachmentBucket },
     claimChecks: config.attachmentBucket
       ? {
           size: objects.size,

@@ -2,12 +2,14 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { MetricUnit, type Metrics } from '@aws-lambda-powertools/metrics';
 import type { SQSRecord } from 'aws-lambda';
 import type { DeadLetterSink, UnpublishedOutcomes, VisibilityControl } from '#core/dispatch-ports.js';
-import { listRecipients, type EmailJob, type TransportName } from '#core/email-job.js';
+import { listRecipients, type TransportName } from '#core/email-job.js';
 import { RetryLaterError } from '#core/errors.js';
 import { publishAll, toOutcomeEvent, type DispatchEvent, type EventPublisher } from '#core/events.js';
 import { hashAddress, isRecipientHash, toMessageId, type ReportKeyring } from '#core/message-id.js';
 import { lifetimeStartOf } from './route-job.js';
-import { DispatchMetrics } from '#core/metric-names.js';
+import { DispatchMetrics, TENANT_DIMENSION } from '#core/metric-names.js';
+import { scopedJobKey } from '#core/tenant.js';
+import { TENANT_ATTRIBUTE, tenantOf, type TenantJob } from '#core/tenant-identity.js';
 import { scheduleRetry, type RetryPolicy } from '#core/retry-schedule.js';
 import type { RecipientResult, SendOutcome } from '#core/send-outcome.js';
 
@@ -23,6 +25,8 @@ export type StoredResult = {
   unpublished?: boolean;
   /** The queue message that completed the job: only its return republishes the event. */
   sourceMessageId?: string;
+  /** The job's tenant: a report about the message suppresses for this tenant's mail. */
+  tenant?: string;
 };
 
 /**
@@ -48,6 +52,8 @@ export type PolicyDeps = {
   reportKeys?: () => Promise<ReportKeyring | undefined>;
   clock: () => number;
   random: () => number;
+  /** A tenant as the value of the outcome metrics' `tenant` dimension; without it they have none. */
+  tenantDimension?: (tenant: string) => string;
 };
 
 type Failed = Array<{ event: DispatchEvent; error: string }>;
@@ -62,9 +68,26 @@ const recipientHashes = (recipients: RecipientResult[]) =>
  */
 export function createDispatchPolicy(deps: PolicyDeps) {
   const { logger, metrics } = deps;
-  const dispatchIdOf = (job: { idempotencyKey: string }) => toMessageId(job.idempotencyKey, deps.messageIdDomain);
-  const factsOf = (job: EmailJob, attempt: number, outcome?: SendOutcome) => ({
+  const dispatchIdOf = (job: { idempotencyKey: string; tenant?: string }) =>
+    toMessageId(scopedJobKey(tenantOf(job), job.idempotencyKey), deps.messageIdDomain);
+  /** The key a job's records are stored under (its tenant's scope). */
+  const storedKeyOf = (job: TenantJob) => scopedJobKey(tenantOf(job), job.idempotencyKey);
+  /** A record's tenant attribute: checked by the tenant step before anything else, so the tenant it was given. */
+  const recordTenant = (record: SQSRecord) => record.messageAttributes?.[TENANT_ATTRIBUTE]?.stringValue || undefined;
+  // Per-tenant counts since the last flush: one EMF document per tenant and metric per batch, not one per job.
+  const tenantCounts = new Map<string, Map<string, number>>();
+  /** Counts an outcome metric, and once more (at the end of the batch) with the tenant as a dimension. */
+  const count = (metric: string, tenant: string | undefined, value = 1) => {
+    metrics.addMetric(metric, MetricUnit.Count, value);
+    if (!deps.tenantDimension || tenant === undefined) return;
+    const dimension = deps.tenantDimension(tenant);
+    const counts = tenantCounts.get(dimension) ?? new Map<string, number>();
+    counts.set(metric, (counts.get(metric) ?? 0) + value);
+    tenantCounts.set(dimension, counts);
+  };
+  const factsOf = (job: TenantJob, attempt: number, outcome?: SendOutcome) => ({
     idempotencyKey: job.idempotencyKey,
+    tenant: tenantOf(job),
     messageId: outcome?.messageId ?? dispatchIdOf(job),
     transport: outcome?.transport ?? job.transport ?? deps.defaultTransport,
     attempts: attempt,
@@ -74,12 +97,13 @@ export function createDispatchPolicy(deps: PolicyDeps) {
   const logOutcome = (
     level: 'info' | 'warn',
     message: string,
-    job: EmailJob,
+    job: TenantJob,
     outcome: SendOutcome,
     attempt: number,
     retryInSeconds?: number,
   ) =>
     logger[level](message, {
+      tenant: tenantOf(job),
       retryInSeconds,
       ambiguous: outcome.ambiguous,
       dispatchId: dispatchIdOf(job),
@@ -100,7 +124,7 @@ export function createDispatchPolicy(deps: PolicyDeps) {
   const giveUp = async (
     outbox: OutboxEntry[],
     record: SQSRecord,
-    job: EmailJob | undefined,
+    job: TenantJob | undefined,
     outcome: SendOutcome,
     attempt: number,
   ) => {
@@ -110,8 +134,9 @@ export function createDispatchPolicy(deps: PolicyDeps) {
       failureDetail: outcome.detail ?? '',
       sourceMessageId: record.messageId,
       idempotencyKey: job?.idempotencyKey,
+      tenant: job ? tenantOf(job) : recordTenant(record),
     });
-    metrics.addMetric(DispatchMetrics.failed, MetricUnit.Count, 1);
+    count(DispatchMetrics.failed, job ? tenantOf(job) : recordTenant(record));
     if (!job)
       return logger.warn('job failed: retry lifetime spent', {
         sqsMessageId: record.messageId,
@@ -147,7 +172,7 @@ export function createDispatchPolicy(deps: PolicyDeps) {
   const postpone = async (
     outbox: OutboxEntry[],
     record: SQSRecord,
-    job: EmailJob | undefined,
+    job: TenantJob | undefined,
     outcome: SendOutcome,
     attempt: number,
     message: string,
@@ -155,7 +180,7 @@ export function createDispatchPolicy(deps: PolicyDeps) {
   ): Promise<void> => {
     const decision = nextReceive(record, attempt);
     if (!decision.retry) return giveUp(outbox, record, job, outcome, attempt);
-    metrics.addMetric(metric, MetricUnit.Count, 1);
+    count(metric, job && tenantOf(job));
     if (outcome.ambiguous) metrics.addMetric(DispatchMetrics.ambiguous, MetricUnit.Count, 1);
     if (job) logOutcome('warn', message, job, outcome, attempt, decision.delaySeconds);
     else
@@ -178,6 +203,21 @@ export function createDispatchPolicy(deps: PolicyDeps) {
   return {
     logOutcome,
     dispatchIdOf,
+
+    /** Publishes the per-tenant copies of the outcome metrics counted since the last call. */
+    flushTenantMetrics(): void {
+      for (const [tenant, counts] of tenantCounts) {
+        for (const [metric, value] of counts) {
+          const single = metrics.singleMetric();
+          // Powertools gives a single metric a console of its own (stdout): it writes where this instance does,
+          // so that the twin's and the tests' stand-ins for CloudWatch see it too.
+          Object.assign(single, { console: (metrics as unknown as { console: unknown }).console });
+          single.addDimension(TENANT_DIMENSION, tenant);
+          single.addMetric(metric, MetricUnit.Count, value);
+        }
+      }
+      tenantCounts.clear();
+    },
 
     /**
      * A record whose job is done but whose outcome event is still unpublished: postponed on the retry schedule, so
@@ -202,6 +242,7 @@ export function createDispatchPolicy(deps: PolicyDeps) {
           failureReason: 'outcome-unpublished',
           failureDetail: 'the job was done; its outcome event could not be published (a redrive publishes it)',
           sourceMessageId: record.messageId,
+          tenant: recordTenant(record),
         })
         .catch((error: unknown) =>
           logger.error('could not dead-letter a job with an unpublished outcome', {
@@ -212,13 +253,18 @@ export function createDispatchPolicy(deps: PolicyDeps) {
       return false;
     },
 
-    /** A job that will never be sent: dead-letter queue with its reason, a rejected event, a log line, a metric. */
+    /**
+     * A job that will never be sent: dead-letter queue with its reason, a rejected event, a log line, a metric.
+     * `tenant` is the tenant the record was checked to be (or its sender's own, for a refused claim): the dead
+     * letter carries it, so a redrive re-sends it as that tenant and no other.
+     */
     async rejectInvalid(
       outbox: OutboxEntry[],
       record: SQSRecord,
       reason: string,
       detail: string,
       idempotencyKey?: string,
+      tenant?: string,
     ): Promise<void> {
       await deps.deadLetters.send(record.body, {
         failureClass: 'invalid',
@@ -226,12 +272,13 @@ export function createDispatchPolicy(deps: PolicyDeps) {
         failureDetail: detail,
         sourceMessageId: record.messageId,
         idempotencyKey,
+        tenant,
       });
-      metrics.addMetric(DispatchMetrics.invalid, MetricUnit.Count, 1);
-      logger.warn('job rejected as invalid', { sqsMessageId: record.messageId, reason, detail });
+      count(DispatchMetrics.invalid, tenant);
+      logger.warn('job rejected as invalid', { sqsMessageId: record.messageId, tenant, reason, detail });
       if (idempotencyKey)
         outbox.push({
-          event: toOutcomeEvent('rejected', { idempotencyKey }, { reason, detail, recipients: [] }),
+          event: toOutcomeEvent('rejected', { idempotencyKey, tenant }, { reason, detail, recipients: [] }),
           record,
         });
     },
@@ -240,7 +287,7 @@ export function createDispatchPolicy(deps: PolicyDeps) {
     deferOrGiveUp(
       outbox: OutboxEntry[],
       record: SQSRecord,
-      job: EmailJob,
+      job: TenantJob,
       outcome: SendOutcome,
       attempt: number,
     ): Promise<void> {
@@ -266,7 +313,7 @@ export function createDispatchPolicy(deps: PolicyDeps) {
     postponeWithoutAttempt(
       outbox: OutboxEntry[],
       record: SQSRecord,
-      job: EmailJob | undefined,
+      job: TenantJob | undefined,
       reason: string,
       attempt: number,
       detail?: string,
@@ -289,20 +336,20 @@ export function createDispatchPolicy(deps: PolicyDeps) {
     completed(
       outbox: OutboxEntry[],
       record: SQSRecord,
-      job: EmailJob,
+      job: TenantJob,
       outcome: SendOutcome,
       action: StoredResult['action'],
       attempt: number,
       recorded = true,
     ): void {
       const suppressed = outcome.recipients.filter((r) => r.status === 'suppressed').length;
-      if (suppressed > 0) metrics.addMetric(DispatchMetrics.suppressed, MetricUnit.Count, suppressed);
-      metrics.addMetric(DispatchMetrics[action], MetricUnit.Count, 1);
+      if (suppressed > 0) count(DispatchMetrics.suppressed, tenantOf(job), suppressed);
+      count(DispatchMetrics[action], tenantOf(job));
       logOutcome(action === 'delivered' ? 'info' : 'warn', `job ${action}`, job, outcome, attempt);
       outbox.push({
         event: toOutcomeEvent(action, factsOf(job, attempt, outcome), outcome),
         record,
-        idempotencyKey: recorded ? job.idempotencyKey : undefined,
+        idempotencyKey: recorded ? storedKeyOf(job) : undefined,
       });
     },
 
@@ -314,7 +361,7 @@ export function createDispatchPolicy(deps: PolicyDeps) {
     async replayed(
       outbox: OutboxEntry[],
       record: SQSRecord,
-      job: EmailJob,
+      job: TenantJob,
       stored: StoredResult,
       attempt: number,
     ): Promise<void> {
@@ -322,7 +369,8 @@ export function createDispatchPolicy(deps: PolicyDeps) {
       const redriven = record.messageAttributes?.redrivenFrom !== undefined;
       const republish = stored.unpublished === true && (stored.sourceMessageId === record.messageId || redriven);
       metrics.addMetric(DispatchMetrics.duplicate, MetricUnit.Count, 1);
-      logger.info('duplicate job skipped', { dispatchId: stored.messageId, action: stored.action, republish });
+      const facts = { dispatchId: stored.messageId, tenant: tenantOf(job), action: stored.action, republish };
+      logger.info('duplicate job skipped', facts);
       if (!republish) return;
       // The store keeps recipients only as hashes: the job names them again.
       const keyring = await deps.reportKeys?.();
@@ -346,7 +394,7 @@ export function createDispatchPolicy(deps: PolicyDeps) {
       outbox.push({
         event: toOutcomeEvent(stored.action, factsOf(job, attempt, outcome), outcome),
         record,
-        idempotencyKey: job.idempotencyKey,
+        idempotencyKey: storedKeyOf(job),
       });
     },
 

@@ -1,10 +1,11 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { MetricUnit, type Metrics } from '@aws-lambda-powertools/metrics';
 import type { SQSRecord } from 'aws-lambda';
-import type { EmailJob, TransportName } from '#core/email-job.js';
+import type { TransportName } from '#core/email-job.js';
 import { DispatchMetrics } from '#core/metric-names.js';
 import type { SendOutcome } from '#core/send-outcome.js';
 import { LIFETIME_START_ATTRIBUTE, type JobRequeue, type SendRouter } from '#core/send-router.js';
+import { tenantOf, type TenantJob } from '#core/tenant-identity.js';
 
 /** Where the routing step sends a job: over a transport, or back on the queue (the record is then done). */
 type Routed = { transport: TransportName } | 'postponed';
@@ -41,7 +42,7 @@ export function createRouteStep(
   const { logger, metrics } = observability;
   return {
     /** The transport to send over, or `postponed` when the job was requeued (the record is done). */
-    async route(record: SQSRecord, _job: EmailJob, requested: TransportName): Promise<Routed> {
+    async route(record: SQSRecord, job: TenantJob, requested: TransportName): Promise<Routed> {
       let route: Awaited<ReturnType<SendRouter['route']>>;
       try {
         route = await routing.router.route(requested);
@@ -54,7 +55,7 @@ export function createRouteStep(
         // Back shortly after the probe, spread so that the postponed jobs do not return as one burst.
         const delaySeconds = Math.min(900, Math.ceil(route.postponeMs / 1000) + 1 + Math.floor(random() * 5));
         const lifetimeStartMs = lifetimeStartOf(record, clock()) + delaySeconds * 1000;
-        await routing.requeue.requeue(record.body, { delaySeconds, lifetimeStartMs });
+        await routing.requeue.requeue(record.body, { delaySeconds, lifetimeStartMs, tenant: tenantOf(job) });
         metrics.addMetric(DispatchMetrics.postponed, MetricUnit.Count, 1);
         metrics.addMetric(DispatchMetrics.circuitOpen, MetricUnit.Count, 1);
         const facts = { transport: route.transport, delaySeconds, sqsMessageId: record.messageId };

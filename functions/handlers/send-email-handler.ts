@@ -13,7 +13,7 @@ import { toIdempotencyRecordId } from '#aws/idempotency-store.js';
 import { claimPhaseSignal, toAttemptBudget, untilAborted, type AttemptBudget } from '#core/attempt-budget.js';
 import { dispatchJob, type DispatchDeps } from '#core/dispatch-job.js';
 import type { DeadLetterSink, UnpublishedOutcomes, VisibilityControl } from '#core/dispatch-ports.js';
-import { JOB_CONTENT_JMESPATH, type EmailJob } from '#core/email-job.js';
+import { JOB_CONTENT_JMESPATH, type S3Reference } from '#core/email-job.js';
 import { AttemptAbortedError, SendDeferredError } from '#core/errors.js';
 import type { EventPublisher } from '#core/events.js';
 import { hashAddress, hashRecipient, toMessageId } from '#core/message-id.js';
@@ -24,12 +24,15 @@ import { isRetryable, type SendOutcome } from '#core/send-outcome.js';
 import type { TransportName } from '#core/email-job.js';
 import { createDispatchPolicy, type OutboxEntry, type StoredResult } from './dispatch-policy.js';
 import { createRouteStep, type RoutingDeps } from './route-job.js';
+import { DEFAULT_TENANT, scopedJobKey } from '#core/tenant.js';
+import { tenantOf, type TenantJob } from '#core/tenant-identity.js';
+import { createTenantStep, type TenantDeps } from './tenant-step.js';
 
 /** Claim checks: job bodies stored in S3 with only a reference on the queue. */
 type ClaimCheckStore = {
   /** The stored body's size in bytes, read before the body is, so its memory can be reserved. */
-  size(reference: { bucket: string; key: string }): Promise<number>;
-  load(reference: { bucket: string; key: string }): Promise<string>;
+  size(reference: S3Reference): Promise<number>;
+  load(reference: S3Reference): Promise<string>;
 };
 
 /**
@@ -69,6 +72,8 @@ export type SendEmailDeps = {
   claimChecks?: ClaimCheckStore;
   /** Circuit breakers and failover; without them every job goes straight to its transport. */
   routing?: RoutingDeps;
+  /** Who may send as which tenant, and the bucket references are held to; without it every job is the default's. */
+  tenants?: TenantDeps;
   clock?: () => number;
   random?: () => number;
 };
@@ -94,8 +99,10 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
   const clock = deps.clock ?? Date.now;
   const bounded = deps.withCallDeadline ?? (<T>(_signal: AbortSignal, work: () => Promise<T>) => work());
   const routing = deps.routing ? createRouteStep(deps.routing, deps, clock, deps.random ?? Math.random) : undefined;
+  const tenants = deps.tenants ? createTenantStep(deps.tenants) : undefined;
   const policy = createDispatchPolicy({
     ...deps,
+    tenantDimension: tenants?.dimension,
     messageIdDomain: deps.dispatch.messageIdDomain,
     defaultTransport: deps.dispatch.defaultTransport,
     reportKeys: deps.dispatch.reportKeys,
@@ -113,7 +120,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
 
   /** The one place a job is sent. Throws for anything retryable, so the key's claim is released. */
   const sendOnce = makeIdempotent(
-    async (job: EmailJob, run: AttemptRun, sourceMessageId: string): Promise<StoredResult> => {
+    async (job: TenantJob, run: AttemptRun, sourceMessageId: string): Promise<StoredResult> => {
       run.started();
       // Wall time, as the breaker store writes its close: a failure of an attempt begun before it is stale.
       const startedAtMs = Date.now();
@@ -133,6 +140,8 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
           action: outcome.action,
           reason: outcome.reason,
           messageId: outcome.messageId ?? toMessageId(job.idempotencyKey, deps.dispatch.messageIdDomain),
+          // Reports about this message (bounces, complaints) are held against this tenant's mail.
+          tenant: tenantOf(job),
           providerMessageId: outcome.providerMessageId,
           recipients: outcome.recipients.map((r) => ({
             hash: keyring ? hashRecipient(r.recipient, keyring) : hashAddress(r.recipient),
@@ -154,7 +163,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
 
   // Jobs being claimed right now, by their idempotency record id, for the takeover listener (which runs deep inside
   // the DynamoDB client and is told only the record's id).
-  const claiming = new Map<string, { job: EmailJob; attempt: number }>();
+  const claiming = new Map<string, { job: TenantJob; attempt: number }>();
   deps.onIdempotencyTakeover?.((recordId) => {
     const current = claiming.get(recordId);
     metrics.addMetric(DispatchMetrics.ambiguous, MetricUnit.Count, 1);
@@ -162,6 +171,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     // crash before the completion record). This attempt sends again, with the same Message-ID.
     logger.warn('ambiguous attempt: the previous attempt died after claiming this job and may have sent it', {
       dispatchId: current ? policy.dispatchIdOf(current.job) : undefined,
+      tenant: current ? tenantOf(current.job) : undefined,
       attempt: current?.attempt,
     });
   });
@@ -171,14 +181,16 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
    * the send ends by `finishBy`, the completion write by the answer's deadline.
    */
   const attempt = async (
-    job: EmailJob,
+    job: TenantJob,
     record: SQSRecord,
     budget: AttemptBudget,
     run: { outcome?: SendOutcome; started?: boolean; transport?: TransportName },
     claimChecked: boolean,
   ): Promise<StoredResult> => {
     const attemptNumber = Number(record.attributes.ApproximateReceiveCount) || 1;
-    const recordId = toIdempotencyRecordId('email-job', job.idempotencyKey);
+    // Keys are the tenant's own: the record, the Message-ID and the report token all derive from the scoped key.
+    const keyed = { ...job, idempotencyKey: scopedJobKey(tenantOf(job), job.idempotencyKey) };
+    const recordId = toIdempotencyRecordId('email-job', keyed.idempotencyKey);
     claiming.set(recordId, { job, attempt: attemptNumber });
     const phase = claimPhaseSignal(budget);
     const attemptRun: AttemptRun = {
@@ -191,7 +203,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
       },
     };
     try {
-      return await bounded(phase.signal, () => sendOnce(job, attemptRun, record.messageId));
+      return await bounded(phase.signal, () => sendOnce(keyed, attemptRun, record.messageId));
     } finally {
       claiming.delete(recordId);
       run.outcome = attemptRun.outcome;
@@ -199,11 +211,12 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
   };
 
   /** A claim-checked body, read once its memory is reserved; `held` collects the reservation's release. */
-  const claimCheckLoader = (budget: AttemptBudget, held: Array<() => void>) => {
+  const claimCheckLoader = (budget: AttemptBudget, held: Array<() => void>, tenant: string) => {
     const store = deps.claimChecks;
     if (!store) return undefined;
     const memory = deps.dispatch.attachmentMemory?.budget;
-    return async (ref: { bucket: string; key: string }) => {
+    return async (ref: S3Reference) => {
+      tenants?.checkClaimCheck(ref, tenant);
       const bytes = await store.size(ref);
       if (memory) held.push(await memory.acquire(Math.ceil(bytes * CLAIM_CHECK_MEMORY_FACTOR), budget.signal));
       return store.load(ref);
@@ -227,18 +240,27 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     held: Array<() => void>,
   ): Promise<void> => {
     const attemptNumber = Number(record.attributes.ApproximateReceiveCount) || 1;
+    // The tenant comes first, from the record alone: nothing of a job is read before its sender is known.
+    const tenancy = tenants?.resolve(record) ?? { ok: true as const, tenant: DEFAULT_TENANT };
+    if (!tenancy.ok) {
+      metrics.addMetric(DispatchMetrics.tenantRefused, MetricUnit.Count, 1);
+      return policy.rejectInvalid(outbox, record, tenancy.reason, tenancy.detail, undefined, tenancy.tenant);
+    }
+    const { tenant } = tenancy;
     if (budget.commitBy - clock() < deps.minAttemptMs)
       return policy.postponeWithoutAttempt(outbox, record, undefined, 'no-time-to-start', attemptNumber);
-    const parsed = await untilAborted(parseJobRecord(record.body, claimCheckLoader(budget, held)), budget.signal).catch(
-      (error: unknown) => {
-        if (error instanceof AttemptAbortedError) return undefined;
-        throw error;
-      },
-    );
+    const loader = claimCheckLoader(budget, held, tenant);
+    const parsed = await untilAborted(parseJobRecord(record.body, loader), budget.signal).catch((error: unknown) => {
+      if (error instanceof AttemptAbortedError) return undefined;
+      throw error;
+    });
     if (!parsed) return policy.postponeWithoutAttempt(outbox, record, undefined, 'no-time-to-read-job', attemptNumber);
     if (!parsed.success)
-      return policy.rejectInvalid(outbox, record, parsed.reason, parsed.detail, parsed.idempotencyKey);
-    const job = parsed.job;
+      return policy.rejectInvalid(outbox, record, parsed.reason, parsed.detail, parsed.idempotencyKey, tenant);
+    const job: TenantJob = { ...parsed.job, tenant };
+    const outside = tenants?.checkAttachments(job, tenant);
+    if (outside)
+      return policy.rejectInvalid(outbox, record, outside.reason, outside.detail, job.idempotencyKey, tenant);
 
     // An open circuit puts the job back without an attempt; failover may send it over the other transport.
     const requested = job.transport ?? deps.dispatch.defaultTransport;
@@ -260,6 +282,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
           'idempotency-key-conflict',
           'this idempotencyKey was already used for a job with different content',
           job.idempotencyKey,
+          tenant,
         );
       }
       if (error instanceof SendDeferredError)
@@ -283,6 +306,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
         metrics.addMetric(DispatchMetrics.completionNotSaved, MetricUnit.Count, 1);
         logger.error('completion record not saved after send', {
           dispatchId: policy.dispatchIdOf(job),
+          tenant,
           error: error as Error,
         });
         return policy.completed(
@@ -307,6 +331,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
       logger.error('attempt failed unexpectedly', {
         sqsMessageId: record.messageId,
         dispatchId: policy.dispatchIdOf(job),
+        tenant,
         error: error as Error,
       });
       return policy.deferOrGiveUp(
@@ -351,6 +376,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
         await Promise.all(records.map(async (record) => ((await policy.handBackUnpublished(record)) ? [record] : [])))
       ).flat();
     });
+    policy.flushTenantMetrics();
     const failed = new Set([
       ...response.batchItemFailures.map((f) => f.itemIdentifier),
       ...handBack.map((r) => r.messageId),

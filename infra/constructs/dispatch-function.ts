@@ -117,12 +117,10 @@ export class DispatchFunction extends Construct {
     // Jobs waiting on an open circuit go back on the queue as new messages.
     jobs.queue.grantSendMessages(this.fn);
     grantPublish(this.fn, events, key);
-    // Claim-checked jobs and attachments only; grantRead would add List* and GetBucket* it never uses.
+    // Tenants' claim-checked jobs and attachments only (each job is held to its own tenant's prefix by the
+    // function); grantRead would add List* and GetBucket* it never uses.
     this.fn.addToRolePolicy(
-      new PolicyStatement({
-        actions: ['s3:GetObject'],
-        resources: [bucket.arnForObjects('jobs/*'), bucket.arnForObjects('attachments/*')],
-      }),
+      new PolicyStatement({ actions: ['s3:GetObject'], resources: [bucket.arnForObjects('tenants/*')] }),
     );
     // Without s3:ListBucket S3 answers 403 for a missing object, as for a forbidden one: the function could not tell a
     // job naming a missing attachment (rejected) from its own missing permission (retried).

@@ -1,11 +1,14 @@
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
-import { ServicePrincipal, type IGrantable } from 'aws-cdk-lib/aws-iam';
+import { Duration, Fn, Lazy, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { CfnRole, ServicePrincipal, type IGrantable } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { BlockPublicAccess, Bucket, BucketEncryption, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
 import { Secret, type ISecret } from 'aws-cdk-lib/aws-secretsmanager';
-import { Topic } from 'aws-cdk-lib/aws-sns';
+import { SubscriptionFilter, Topic } from 'aws-cdk-lib/aws-sns';
+import { SqsSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { DEFAULT_TENANT, isTenantName, tenantObjectPrefix } from '#core/tenant.js';
 import type { StackConfig } from '../stack-config.js';
 import { DispatchFunction } from './dispatch-function.js';
 import { JobsQueue } from './jobs-queue.js';
@@ -28,6 +31,9 @@ export class EmailDispatch extends Construct {
   /** With SES: the configuration set's event destination and its consumer. */
   readonly sesEvents?: SesEvents;
   readonly monitoring: Monitoring;
+  /** Principals granted to send, by unique id, with their tenant; and those that re-send checked jobs. */
+  readonly #senders: Array<{ grantee: IGrantable; tenant: string; principalId?: string }> = [];
+  readonly #systemSenders: string[] = [];
 
   constructor(scope: Construct, id: string, config: StackConfig) {
     super(scope, id);
@@ -70,6 +76,7 @@ export class EmailDispatch extends Construct {
         { prefix: 'jobs/', expiration: Duration.days(15) },
         { prefix: 'attachments/', expiration: Duration.days(15) },
         { prefix: 'inbound/', expiration: Duration.days(90) },
+        { prefix: 'tenants/', expiration: Duration.days(15) },
       ],
       removalPolicy: RemovalPolicy.RETAIN,
     });
@@ -101,17 +108,92 @@ export class EmailDispatch extends Construct {
     }
     const { dispatch, poller, sesEvents } = this;
     this.monitoring = new Monitoring(this, 'Monitoring', { config, jobs, dispatch, poller, sesEvents, key });
+
+    // Who may send as which tenant, read when the template is written (grants come after construction). Tenants
+    // are on once any producer is granted one other than the default; until then every job is the default's.
+    const tenantsOn = () => this.#senders.some((s) => s.tenant !== DEFAULT_TENANT);
+    this.dispatch.fn.addEnvironment(
+      'TENANT_SENDERS',
+      Lazy.string({
+        produce: () => {
+          if (!tenantsOn()) return '{}';
+          const unknown = this.#senders.filter((s) => s.principalId === undefined);
+          if (unknown.length > 0)
+            throw new Error(
+              `grantSend: with tenants, every producer needs a unique id: pass { principalId } for ${unknown
+                .map((s) => (s.grantee as unknown as { node?: { path?: string } }).node?.path ?? 'a grantee')
+                .join(', ')} (an IAM role's RoleId, AROA…)`,
+            );
+          const map = Object.fromEntries(this.#senders.map((s) => [s.principalId as string, s.tenant]));
+          return Stack.of(this).toJsonString(map);
+        },
+      }),
+    );
+    // The dispatcher's own requeue keeps the tenant it checked; so do the roles granted redrive.
+    const ownRole = uniqueIdOf(this.dispatch.fn.role);
+    if (ownRole) this.#systemSenders.push(ownRole);
+    this.dispatch.fn.addEnvironment(
+      'SYSTEM_SENDERS',
+      Lazy.string({ produce: () => (tenantsOn() ? Fn.join(',', this.#systemSenders) : '') }),
+    );
   }
 
-  /** Lets a producer put jobs on the queue and claim-checked bodies and attachments in the bucket. */
-  grantSend(grantee: IGrantable) {
+  /**
+   * Lets a producer put jobs on the queue as `tenant` (@default 'default') and its claim-checked bodies and
+   * attachments under that tenant's prefix, and nowhere else. The dispatcher accepts the producer's jobs only as
+   * that tenant: it knows the producer by its unique id (SQS's SenderId), taken from a role made in this app, or
+   * given as `principalId` (an imported role's RoleId `AROA…`, a user's UserId `AIDA…`).
+   */
+  grantSend(grantee: IGrantable, options: { tenant?: string; principalId?: string } = {}) {
+    const tenant = options.tenant ?? DEFAULT_TENANT;
+    if (!isTenantName(tenant))
+      throw new Error(`grantSend: tenant "${tenant}" must be 1–32 of a-z 0-9 and inner hyphens`);
+    const principalId = options.principalId ?? uniqueIdOf(grantee);
+    const known = this.#senders.find((s) => principalId !== undefined && s.principalId === principalId);
+    if (known && known.tenant !== tenant)
+      throw new Error(`grantSend: one principal cannot send as two tenants (${known.tenant}, ${tenant})`);
+    this.#senders.push({ grantee, tenant, principalId });
     this.jobs.grantSend(grantee);
-    this.bucket.grantPut(grantee, 'jobs/*');
-    this.bucket.grantPut(grantee, 'attachments/*');
+    this.bucket.grantPut(grantee, `${tenantObjectPrefix(tenant)}*`);
   }
 
-  /** Lets a consumer subscribe to outcome and inbound events. */
+  /**
+   * Lets an operator's role move dead letters back to the jobs queue (`npm run redrive`). Its re-sends keep the
+   * tenant the dispatcher wrote on each dead letter, so the role is trusted to carry tenants: grant it to people,
+   * not to producers. `principalId` as for grantSend.
+   */
+  grantRedrive(grantee: IGrantable, options: { principalId?: string } = {}) {
+    const principalId = options.principalId ?? uniqueIdOf(grantee);
+    if (principalId === undefined)
+      throw new Error("grantRedrive: pass { principalId } (the role's RoleId, AROA…) for a role not made in this app");
+    this.#systemSenders.push(principalId);
+    this.jobs.deadLetterQueue.grantConsumeMessages(grantee);
+    this.jobs.queue.grantSendMessages(grantee);
+  }
+
+  /** Lets a consumer subscribe to outcome and inbound events: every tenant's (an operator's view). */
   grantSubscribe(grantee: IGrantable) {
     this.eventsTopic.grantSubscribe(grantee);
   }
+
+  /**
+   * Subscribes a tenant's queue to that tenant's outcome events only (a filter policy on the `tenant` attribute):
+   * the stack makes the subscription, so the tenant needs no sns:Subscribe, which would let it choose its own filter.
+   */
+  subscribeTenant(queue: IQueue, tenant: string) {
+    if (!isTenantName(tenant))
+      throw new Error(`subscribeTenant: tenant "${tenant}" must be 1–32 of a-z 0-9 and inner hyphens`);
+    this.eventsTopic.addSubscription(
+      new SqsSubscription(queue, {
+        rawMessageDelivery: true,
+        filterPolicy: { tenant: SubscriptionFilter.stringFilter({ allowlist: [tenant] }) },
+      }),
+    );
+  }
+}
+
+/** The unique id (`AROA…`) of a role made in this app, as SQS reports it in SenderId; undefined for anything else. */
+function uniqueIdOf(grantee: IGrantable | undefined): string | undefined {
+  const resource = (grantee as { node?: { defaultChild?: unknown } } | undefined)?.node?.defaultChild;
+  return resource instanceof CfnRole ? resource.attrRoleId : undefined;
 }

@@ -152,6 +152,12 @@ export class Monitoring extends Construct {
       threshold: 1,
       description: 'Jobs were sent but their completion record could not be written: a re-produced key may send again.',
     });
+    alarm('TenantClaimsRefused', custom(DispatchMetrics.tenantRefused, fiveMinutes), {
+      threshold: 1,
+      description:
+        'Jobs were refused for their tenant: a producer claimed a tenant its role was not granted, or a principal ' +
+        'never granted sent to the queue.',
+    });
     if (poller) {
       // One alarm per mailbox, on its own heartbeat: a failing mailbox alarms however well the others poll.
       const window = Duration.minutes(Math.max(5, config.settings.pollRateMinutes * 3));

@@ -61,6 +61,17 @@ describe.concurrent('every command explains itself', () => {
     for (const r of [broken, missing, stdin]) expect(r.stderr).not.toMatch(STACK_FRAME);
   });
 
+  it('refuses a tenant name no deployment could have before looking for a queue', async () => {
+    const result = await run('send', ['--to', 'a@example.net', '--subject', 'Hi', '--text', 'x', '--tenant', 'Shop'], {
+      twinDir: noTwin,
+    });
+
+    expect([result.code, result.stderr.split('\n')[0]]).toEqual([
+      2,
+      '--tenant must be 1–32 of a-z 0-9 and inner hyphens, not "Shop"',
+    ]);
+  });
+
   it('reports every problem of an invalid job before looking for a queue', async () => {
     const job = { version: 1, idempotencyKey: 'k-1', to: ['a@example.net'], text: 'x', transport: 'pigeon' };
 

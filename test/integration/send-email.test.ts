@@ -1,4 +1,3 @@
-import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { simpleParser } from 'mailparser';
 import { describe, expect, it } from 'vitest';
 import { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
@@ -9,6 +8,7 @@ import { createLambdaContext } from '#local/lambda-context.js';
 import { toSqsRecord } from '#local/event-source.js';
 import { emailJobFactory } from '../support/factories.js';
 import { type DispatchHarness, useAwsEmulators } from '../support/dispatch-harness.js';
+import { storeObject, toReference } from '../support/stored-objects.js';
 
 const env = useAwsEmulators();
 let h: DispatchHarness;
@@ -396,30 +396,18 @@ describe('attachments and claim checks', () => {
   it('attaches inline and S3-stored files, and resolves a job stored in S3', async () => {
     h = await env.harness();
     const pdf = Buffer.alloc(600 * 1024, 7);
-    await (await env.aws.clients.s3()).send(
-      new PutObjectCommand({ Bucket: h.resources.bucket, Key: 'files/report.pdf', Body: pdf }),
-    );
+    const s3 = await env.aws.clients.s3();
+    const report = await storeObject(s3, h.resources.bucket, 'attachments/report.pdf', pdf);
     const job = emailJobFactory({
       attachments: [
         { filename: 'note.txt', contentType: 'text/plain', content: Buffer.from('hello').toString('base64') },
-        {
-          filename: 'report.pdf',
-          contentType: 'application/pdf',
-          s3: { bucket: h.resources.bucket, key: 'files/report.pdf' },
-        },
+        { filename: 'report.pdf', contentType: 'application/pdf', s3: report },
       ],
     });
-    await (await env.aws.clients.s3()).send(
-      new PutObjectCommand({ Bucket: h.resources.bucket, Key: 'jobs/big.json', Body: JSON.stringify(job) }),
-    );
-    await h.enqueue({
-      version: 1,
-      idempotencyKey: job.idempotencyKey,
-      claimCheck: { bucket: h.resources.bucket, key: 'jobs/big.json' },
-    });
-    await h.enqueue(
-      emailJobFactory({ attachments: [{ filename: 'x.pdf', s3: { bucket: 'someone-elses-bucket', key: 'secret' } }] }),
-    );
+    const claimCheck = await storeObject(s3, h.resources.bucket, 'jobs/big.json', JSON.stringify(job));
+    await h.enqueue({ version: 1, idempotencyKey: job.idempotencyKey, claimCheck });
+    const elsewhere = { ...report, bucket: 'someone-elses-bucket' };
+    await h.enqueue(emailJobFactory({ attachments: [{ filename: 'x.pdf', s3: elsewhere }] }));
 
     await h.deliverAll();
 
@@ -430,7 +418,8 @@ describe('attachments and claim checks', () => {
       ['report.pdf', pdf.length],
     ]);
     expect((await h.events()).find((e) => e.type === 'email.rejected')).toMatchObject({
-      reason: 'attachment-bucket-not-allowed',
+      reason: 'reference-outside-tenant',
+      detail: "attachments.0.s3.bucket: must be this deployment's bucket",
     });
   });
 });
@@ -449,16 +438,8 @@ describe('the attachment memory budget', () => {
         budget.acquire(bytes).then((release) => ((mostHeld = Math.max(mostHeld, budget.held)), release)),
     };
     for (let i = 0; i < 5; i += 1) {
-      await s3.send(
-        new PutObjectCommand({ Bucket: h.resources.bucket, Key: `attachments/budget-${i}.bin`, Body: file }),
-      );
-      await h.enqueue(
-        emailJobFactory({
-          attachments: [
-            { filename: `f${i}.bin`, s3: { bucket: h.resources.bucket, key: `attachments/budget-${i}.bin` } },
-          ],
-        }),
-      );
+      const stored = await storeObject(s3, h.resources.bucket, `attachments/budget-${i}.bin`, file);
+      await h.enqueue(emailJobFactory({ attachments: [{ filename: `f${i}.bin`, s3: stored }] }));
     }
 
     // Act
@@ -476,19 +457,12 @@ describe('the attachment memory budget', () => {
     const s3 = await env.aws.clients.s3();
     // Five parts of 9 MiB: each within the per-object limit, 45 MiB together
     const part = Buffer.alloc(9 * 1024 * 1024, 1);
+    const parts = [];
     for (let i = 0; i < 5; i += 1)
-      await s3.send(new PutObjectCommand({ Bucket: h.resources.bucket, Key: `attachments/part-${i}.bin`, Body: part }));
-    const tooBig = emailJobFactory({
-      attachments: [0, 1, 2, 3, 4].map((i) => ({
-        filename: `${i}.bin`,
-        s3: { bucket: h.resources.bucket, key: `attachments/part-${i}.bin` },
-      })),
-    });
-    const missing = emailJobFactory({
-      attachments: [
-        { filename: 'gone.pdf', s3: { bucket: h.resources.bucket, key: 'attachments/never-uploaded.pdf' } },
-      ],
-    });
+      parts.push(await storeObject(s3, h.resources.bucket, `attachments/part-${i}.bin`, part));
+    const tooBig = emailJobFactory({ attachments: parts.map((s3, i) => ({ filename: `${i}.bin`, s3 })) });
+    const neverUploaded = toReference(h.resources.bucket, 'tenants/default/attachments/never-uploaded.pdf', 'x');
+    const missing = emailJobFactory({ attachments: [{ filename: 'gone.pdf', s3: neverUploaded }] });
     await h.enqueue(tooBig);
     await h.enqueue(missing);
 

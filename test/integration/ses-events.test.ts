@@ -152,7 +152,8 @@ describe('the SES event consumer', () => {
 
     expect(c.published.map((e) => e.type)).toEqual(['email.delivered', 'delivery.delayed', 'complaint.detected']);
     const all = ['a@customer.example', 'b@customer.example', 'c@customer.example'];
-    const suppressed = await c.suppressions.findSuppressed(all);
+    // The complaint is about the default tenant's mail: it stops that tenant's mail (see Tenants).
+    const suppressed = await c.suppressions.findSuppressed(all, 'default');
     expect(suppressed).toEqual(new Set(['c@customer.example']));
   });
 });

@@ -1,5 +1,4 @@
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
 import type { SQSBatchResponse } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { toIdempotencyRecordId } from '#aws/idempotency-store.js';
@@ -9,6 +8,7 @@ import { startSesLocal, type Emulator } from '#local/emulators.js';
 import { createLambdaContext } from '#local/lambda-context.js';
 import { emailJobFactory } from '../support/factories.js';
 import { type DispatchHarness, useAwsEmulators } from '../support/dispatch-harness.js';
+import { storeObject } from '../support/stored-objects.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 
 const env = useAwsEmulators();
@@ -156,11 +156,9 @@ describe('a stalled S3', () => {
     proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(env.aws.fauxqs.endpoint).port) });
     h = await env.harness({ env: BUDGET_ENV, endpoints: { s3: proxy.endpoint } });
     const s3 = await env.aws.clients.s3();
-    await s3.send(new PutObjectCommand({ Bucket: h.resources.bucket, Key: 'report.pdf', Body: Buffer.alloc(2048, 1) }));
+    const report = await storeObject(s3, h.resources.bucket, 'report.pdf', Buffer.alloc(2048, 1));
     proxy.stall({ ms: Infinity });
-    const job = emailJobFactory({
-      attachments: [{ filename: 'report.pdf', s3: { bucket: h.resources.bucket, key: 'report.pdf' } }],
-    });
+    const job = emailJobFactory({ attachments: [{ filename: 'report.pdf', s3: report }] });
 
     // Act
     const run = await invokeAndWatch(h, [h.sqsRecord(job, 's3-1')], job);

@@ -131,6 +131,35 @@ describe('npm run suppression', () => {
     ]);
   });
 
+  it("keeps a tenant's complaints and unsubscribes to its own mail, and hard bounces global", async () => {
+    // Prepare
+    const store = createSuppressionStore(aws.clients.documents, resources.suppressionTable);
+    const find = async (address: string, tenant: string) => [...(await store.findSuppressed([address], tenant))];
+
+    // Act
+    const added = await cli('add', 'gina@customer.example', '--reason', 'unsubscribe', '--tenant', 'shop', '--json');
+    const bounced = await cli('add', 'hal@customer.example', '--reason', 'hard-bounce', '--tenant', 'shop', '--json');
+    const forShop = await cli('check', 'gina@customer.example', '--tenant', 'shop', '--json');
+    const forCrm = await cli('check', 'gina@customer.example', '--tenant', 'crm', '--json');
+
+    // Assess
+    expect(added.json()).toMatchObject({ created: true, entry: { scope: 'tenant:shop' } });
+    expect(bounced.json()).toMatchObject({ entry: { scope: 'global' } });
+    expect(forShop.json()).toMatchObject({ suppressed: true, entry: { scope: 'tenant:shop' } });
+    expect(forCrm.json()).toMatchObject({ suppressed: false });
+    expect(await find('gina@customer.example', 'shop')).toEqual(['gina@customer.example']);
+    expect(await find('gina@customer.example', 'crm')).toEqual([]);
+    expect(await find('hal@customer.example', 'crm')).toEqual(['hal@customer.example']);
+    const listed = (await cli('list', '--json')).json() as unknown as Array<Record<string, unknown>>;
+    expect(listed.find((r) => r.addressHash === hashAddress('gina@customer.example'))?.scope).toBe('tenant:shop');
+    // The tenant's entry is removed by naming the tenant; the global list never held it.
+    expect((await cli('remove', 'gina@customer.example')).status).toBe(1);
+    expect((await cli('remove', 'gina@customer.example', '--tenant', 'shop')).status).toBe(0);
+    expect(await find('gina@customer.example', 'shop')).toEqual([]);
+    expect((await cli('add', 'x@customer.example', '--reason', 'manual', '--tenant', 'Shop')).status).toBe(2);
+    await publishedEvents();
+  });
+
   it('removes an entry by the hash a list shows', async () => {
     // Prepare
     await cli('add', 'erin@customer.example', '--reason', 'manual');

@@ -41,7 +41,8 @@ describe('the local twin with the SES transport', () => {
     const deliveredOf = () => eventFor(good.idempotencyKey, 'email.delivered', 'ses');
     await waitFor('the SES events', () => [bounced(), complainedOf(), deliveredOf()].every((e) => e !== undefined));
     const addresses = ['gone@bounce.test', 'angry@complaint.test', 'alice@example.net'];
-    const suppressed = await suppressions.findSuppressed(addresses);
+    // The bounce is global, the complaint the default tenant's: both stop the default tenant's mail.
+    const suppressed = await suppressions.findSuppressed(addresses, 'default');
     const again = emailJobFactory({ to: ['gone@bounce.test', 'angry@complaint.test'] });
     await producer.sendEmail(again);
     await waitFor('the suppressed send', () => !!eventFor(again.idempotencyKey, 'email.rejected'));

@@ -21,18 +21,23 @@ export function captureOutput(...targets: Array<Logger | Metrics>) {
           return [];
         }
       }),
-    /** Sum of an EMF metric over everything flushed so far. */
-    metric(name: string): number {
-      return this.records().reduce(
-        (sum, r) =>
-          sum +
-          (typeof r[name] === 'number'
-            ? (r[name] as number)
-            : Array.isArray(r[name])
-              ? (r[name] as number[]).reduce((a, b) => a + b, 0)
-              : 0),
-        0,
-      );
+    /**
+     * Sum of an EMF metric over everything flushed so far: the service-wide figure, or with `tenant` the copy that
+     * carries that tenant as a dimension.
+     */
+    metric(name: string, tenant?: string): number {
+      return this.records()
+        .filter((r) => r.tenant === tenant)
+        .reduce(
+          (sum, r) =>
+            sum +
+            (typeof r[name] === 'number'
+              ? (r[name] as number)
+              : Array.isArray(r[name])
+                ? (r[name] as number[]).reduce((a, b) => a + b, 0)
+                : 0),
+          0,
+        );
     },
   };
 }

@@ -111,3 +111,42 @@ describe('parseMailboxes', () => {
     expect(problems).toEqual(['MAILBOXES[2].startFrom must be one of now, beginning, got "yesterday"']);
   });
 });
+
+describe('the tenant configuration', () => {
+  it('has no tenants by default', () => {
+    const { tenants } = loadDispatchConfig(base);
+    expect(tenants.senders.size).toBe(0);
+    expect(tenants.system.size).toBe(0);
+  });
+
+  it('reads the senders of each tenant and the system senders', () => {
+    const { tenants } = loadDispatchConfig({
+      ...base,
+      TENANT_SENDERS: '{"AROASHOP1": "shop", "AIDACRM1": "crm"}',
+      SYSTEM_SENDERS: 'AROADISPATCH1, AROAOPERATOR1',
+    });
+    expect([...tenants.senders]).toEqual([
+      ['AROASHOP1', 'shop'],
+      ['AIDACRM1', 'crm'],
+    ]);
+    expect([...tenants.system]).toEqual(['AROADISPATCH1', 'AROAOPERATOR1']);
+  });
+
+  it('names every problem: bad JSON, bad tenant names, a principal that is both a tenant and the system', () => {
+    expect(() => loadDispatchConfig({ ...base, TENANT_SENDERS: '["AROA1"]' })).toThrow(
+      /TENANT_SENDERS must be a JSON object/,
+    );
+    expect(() => loadDispatchConfig({ ...base, TENANT_SENDERS: '{"AROA1": "shop"}' })).toThrow(
+      /SYSTEM_SENDERS must name the function's own role/,
+    );
+    const run = () =>
+      loadDispatchConfig({
+        ...base,
+        TENANT_SENDERS: '{"AROASHOP1": "Shop!", "AROA2": "crm"}',
+        SYSTEM_SENDERS: 'AROA2,bad id',
+      });
+    expect(run).toThrow(/TENANT_SENDERS: tenant of AROASHOP1 must be/);
+    expect(run).toThrow(/SYSTEM_SENDERS: "bad id" is not an IAM unique id/);
+    expect(run).toThrow(/SYSTEM_SENDERS: AROA2 is also a tenant's sender/);
+  });
+});

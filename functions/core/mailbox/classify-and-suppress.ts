@@ -24,6 +24,8 @@ export async function suppressReported(
   suppress: Suppress,
   /** How the report was tied to mail we sent (`message-id`, `envelope`, `tag`). */
   verifiedVia: string | boolean = true,
+  /** The tenant whose mail the report is about: a complaint stops only that tenant's mail. */
+  tenant?: string,
 ): Promise<number> {
   const entries: SuppressEntry[] = [];
   if (classification.kind === 'bounce') {
@@ -35,7 +37,7 @@ export async function suppressReported(
     }
   } else if (classification.kind === 'complaint' && classification.suppress) {
     for (const address of classification.recipients)
-      entries.push({ address, reason: 'complaint', source: `arf:${key}`, verified: verifiedVia });
+      entries.push({ address, reason: 'complaint', source: `arf:${key}`, verified: verifiedVia, tenant });
   }
   let suppressed = 0;
   for (const entry of entries) {

@@ -204,9 +204,10 @@ async function toOutgoing(
   const verification = await verificationOf(entry.message, classification, deps.verifyReport);
   const verified = verification?.verified;
   // Only a report tied to mail we sent, to the addresses it names, suppresses; any other is published, marked.
-  const suppressed = verified ? await suppressReported(classification, entry.key, deps.suppress, verification.via) : 0;
+  const { via, tenant } = verification ?? {};
+  const suppressed = verified ? await suppressReported(classification, entry.key, deps.suppress, via, tenant) : 0;
   const judged = verification
-    ? { ...event, verified, verification: { reason: verification.reason, via: verification.via } }
+    ? { ...event, verified, tenant, verification: { reason: verification.reason, via: verification.via } }
     : event;
   const senderSide = deps.reader.blamesUs(classification);
   return { event: judged, entry, kind: classification.kind, suppressed, senderSide, verified };

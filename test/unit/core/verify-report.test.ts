@@ -22,7 +22,7 @@ const otherDeployment: ReportKeyring = toReportKeyring({ current: 'k1', k1: secr
 /** What the dispatcher stored: one job with its accepted recipients, hashed with the keys of the time. */
 const sentWith = (keyring: ReportKeyring, key: string, recipients: string[]): SentMessages => ({
   recipientHashesOf: async (handle) =>
-    handle === toRecordHandle(key) ? recipients.map((r) => hashRecipient(r, keyring)) : undefined,
+    handle === toRecordHandle(key) ? { hashes: recipients.map((r) => hashRecipient(r, keyring)) } : undefined,
 });
 
 describe('report tokens', () => {
