@@ -1,15 +1,16 @@
 import { GetCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { fromBase32 } from '#core/message-id.js';
+import { DEFAULT_TENANT, isTenantName } from '#core/tenant.js';
 import type { SentMessages } from '#core/verify-report.js';
 import { TableKeys } from './table-keys.js';
 
 /** The part of a job's stored result (the dispatcher's idempotency record) that reports are checked against. */
-type StoredRecipients = { recipients?: Array<{ hash?: unknown; status?: unknown }> };
+type StoredRecipients = { recipients?: Array<{ hash?: unknown; status?: unknown }>; tenant?: unknown };
 
 /**
  * What the dispatcher sent, read from its idempotency table: a handle is the MD5 digest Powertools names the key's
  * record by (`<prefix>#<base64 digest>`), and the completed record's data holds the recipients' keyed hashes. Only
- * recipients the provider accepted count; a record still in progress has none yet.
+ * recipients the provider accepted count; a record still in progress has none yet. The record names the job's tenant.
  */
 export function createSentMessages(
   client: DynamoDBDocumentClient,
@@ -17,7 +18,7 @@ export function createSentMessages(
   keyPrefix = 'email-job',
 ): SentMessages {
   return {
-    async recipientHashesOf(handle) {
+    async sentMessageOf(handle) {
       const digest = fromBase32(handle);
       if (!digest || digest.length < 16) return undefined;
       const id = `${keyPrefix}#${digest.subarray(0, 16).toString('base64')}`;
@@ -32,7 +33,9 @@ export function createSentMessages(
       if (Item?.status !== 'COMPLETED') return undefined;
       const stored = (Item.data ?? {}) as StoredRecipients;
       const accepted = (stored.recipients ?? []).filter((r) => r.status === 'accepted' && typeof r.hash === 'string');
-      return accepted.map((r) => r.hash as string);
+      // Records written before tenants name none: the default tenant's.
+      const tenant = isTenantName(stored.tenant) ? stored.tenant : DEFAULT_TENANT;
+      return { recipientHashes: accepted.map((r) => r.hash as string), tenant };
     },
   };
 }

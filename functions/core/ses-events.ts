@@ -3,6 +3,7 @@ import type { FailureFacts, FailureVerdict } from './inbound-report.js';
 import { DispatchTags, fromTagToken } from './dispatch-job.js';
 import { createEvent, EventTypes, type DispatchEvent } from './events.js';
 import { hashAddress, hashRecipient, toRecordHandle, type ReportKeyring } from './message-id.js';
+import { unscopeJobKey } from './tenant.js';
 import { verifyReport, type ReportVerification } from './verify-report.js';
 
 /**
@@ -153,9 +154,13 @@ export async function handleSesEvent(
   const named = namedAddresses(record);
   // The tags name the job; the token proves we made them; the destination is SES's own word on who it went to.
   const handle = idempotencyKey ? toRecordHandle(idempotencyKey) : undefined;
+  // The tenant is the one the key is scoped to (tenant.ts): the key tag names the job's stored record.
+  const tenant = idempotencyKey ? unscopeJobKey(idempotencyKey).tenant : undefined;
   const sent = {
-    recipientHashesOf: async (h: string) =>
-      h === handle ? destination.map((a) => hashRecipient(a, keyring)) : undefined,
+    sentMessageOf: async (h: string) =>
+      h === handle && tenant
+        ? { recipientHashes: destination.map((a) => hashRecipient(a, keyring)), tenant }
+        : undefined,
   };
   const tokens = tagToken ? [fromTagToken(tagToken)] : [];
   const verification = await verifyReport({ tokens }, named, { keyring, sent });

@@ -7,10 +7,13 @@ import {
   type ReportKeyring,
 } from './message-id.js';
 
-/** What we sent, as the dispatcher stored it: the keyed hashes of a job's accepted recipients, by the job's handle. */
+/** What we sent, as the dispatcher stored it: the keyed hashes of a job's accepted recipients, and its tenant. */
+export type SentMessage = { recipientHashes: string[]; tenant: string };
+
+/** What we sent, by the job's handle. */
 export interface SentMessages {
-  /** The stored recipient hashes of the job with this handle; undefined when no finished job has it. */
-  recipientHashesOf(handle: string): Promise<string[] | undefined>;
+  /** The stored recipients and tenant of the job with this handle; undefined when no finished job has it. */
+  sentMessageOf(handle: string): Promise<SentMessage | undefined>;
 }
 
 /** Where a report may name the message it is about. */
@@ -32,6 +35,8 @@ export type ReportVerification = {
   keyId?: string;
   /** The job's handle (the digest its stored result is named by). */
   handle?: string;
+  /** The tenant of the job a verified report is about: its bounce and complaint rates count it. */
+  tenant?: string;
 };
 
 export type VerifyReportDeps = {
@@ -76,14 +81,15 @@ export async function verifyReport(
     const signed = verifyReportToken(token, deps.keyring);
     if (!signed || checked.has(signed.handle)) continue;
     checked.add(signed.handle);
-    const hashes = await deps.sent.recipientHashesOf(signed.handle);
+    const sent = await deps.sent.sentMessageOf(signed.handle);
     const facts = { via, keyId: signed.keyId, handle: signed.handle };
-    if (!hashes) {
+    if (!sent) {
       if (best.reason === 'forged-token') best = { verified: false, reason: 'unknown-message', ...facts };
       continue;
     }
-    const wasRecipient = (address: string) => hashes.some((hash) => isRecipientHash(address, hash, deps.keyring));
-    if (addresses.every(wasRecipient)) return { verified: true, reason: 'verified', ...facts };
+    const wasRecipient = (address: string) =>
+      sent.recipientHashes.some((hash) => isRecipientHash(address, hash, deps.keyring));
+    if (addresses.every(wasRecipient)) return { verified: true, reason: 'verified', ...facts, tenant: sent.tenant };
     best = { verified: false, reason: 'not-a-recipient', ...facts };
   }
   return best;

@@ -23,6 +23,8 @@ export type StoredResult = {
   unpublished?: boolean;
   /** The queue message that completed the job: only its return republishes the event. */
   sourceMessageId?: string;
+  /** The job's tenant: reports about the job count against it (see sent-messages). */
+  tenant?: string;
 };
 
 /**
