@@ -22,7 +22,9 @@ import { parseJobRecord } from '#core/parse-job-record.js';
 import type { RetryPolicy } from '#core/retry-schedule.js';
 import { isRetryable, type SendOutcome } from '#core/send-outcome.js';
 import type { TransportName } from '#core/email-job.js';
+import { DEFAULT_TENANT } from '#core/tenant.js';
 import { createDispatchPolicy, type OutboxEntry, type StoredResult } from './dispatch-policy.js';
+import { createReputationStep, type ReputationDeps } from './reputation-step.js';
 import { createRouteStep, type RoutingDeps } from './route-job.js';
 
 /** Claim checks: job bodies stored in S3 with only a reference on the queue. */
@@ -69,6 +71,8 @@ export type SendEmailDeps = {
   claimChecks?: ClaimCheckStore;
   /** Circuit breakers and failover; without them every job goes straight to its transport. */
   routing?: RoutingDeps;
+  /** The per-tenant reputation guardrail; without it no tenant is ever paused. */
+  reputation?: ReputationDeps;
   clock?: () => number;
   random?: () => number;
 };
@@ -80,6 +84,8 @@ type AttemptRun = {
   claimChecked: boolean;
   /** The transport the router chose (the failover's secondary), when not the job's own. */
   transport?: TransportName;
+  /** The job's tenant, kept with its stored result so that reports about it are counted against that tenant. */
+  tenant?: string;
   outcome?: SendOutcome;
 };
 
@@ -94,6 +100,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
   const clock = deps.clock ?? Date.now;
   const bounded = deps.withCallDeadline ?? (<T>(_signal: AbortSignal, work: () => Promise<T>) => work());
   const routing = deps.routing ? createRouteStep(deps.routing, deps, clock, deps.random ?? Math.random) : undefined;
+  const reputation = deps.reputation ? createReputationStep(deps.reputation, deps, clock) : undefined;
   const policy = createDispatchPolicy({
     ...deps,
     messageIdDomain: deps.dispatch.messageIdDomain,
@@ -141,6 +148,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
           })),
           unpublished: true,
           sourceMessageId,
+          tenant: run.tenant,
         }),
       ) as StoredResult;
     },
@@ -174,7 +182,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     job: EmailJob,
     record: SQSRecord,
     budget: AttemptBudget,
-    run: { outcome?: SendOutcome; started?: boolean; transport?: TransportName },
+    run: { outcome?: SendOutcome; started?: boolean; transport?: TransportName; tenant?: string },
     claimChecked: boolean,
   ): Promise<StoredResult> => {
     const attemptNumber = Number(record.attributes.ApproximateReceiveCount) || 1;
@@ -185,6 +193,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
       budget,
       claimChecked,
       transport: run.transport,
+      tenant: run.tenant,
       started: () => {
         run.started = true;
         phase.started();
@@ -240,13 +249,19 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
       return policy.rejectInvalid(outbox, record, parsed.reason, parsed.detail, parsed.idempotencyKey);
     const job = parsed.job;
 
+    // A paused tenant's jobs go back without an attempt until an operator resumes it; other tenants' mail flows.
+    const tenant = reputation?.tenantOf(record) ?? DEFAULT_TENANT;
+    const pause = reputation ? await bounded(budget.signal, () => reputation.pauseOf(tenant, record)) : undefined;
+    if (pause) return policy.postponeWithoutAttempt(outbox, record, job, 'tenant-paused', attemptNumber, pause.reason);
+
     // An open circuit puts the job back without an attempt; failover may send it over the other transport.
     const requested = job.transport ?? deps.dispatch.defaultTransport;
     // The breaker's shared state is read within the attempt's budget: a stalled table cannot hold the record past it.
     const routed = routing ? await bounded(budget.signal, () => routing.route(record, job, requested)) : undefined;
     if (routed === 'postponed') return;
-    const run: { outcome?: SendOutcome; started?: boolean; transport?: TransportName } = {
+    const run: { outcome?: SendOutcome; started?: boolean; transport?: TransportName; tenant?: string } = {
       transport: routed?.transport,
+      tenant,
     };
     let stored: StoredResult;
     try {
@@ -320,6 +335,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
 
     if (stored.replayed) return policy.replayed(outbox, record, job, stored, attemptNumber);
     policy.completed(outbox, record, job, run.outcome as SendOutcome, stored.action, attemptNumber);
+    reputation?.noteSent(tenant, run.outcome);
   };
 
   const lambdaHandler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
@@ -345,6 +361,8 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
         throwOnFullBatchFailure: false,
       },
     );
+    // The batch's sent counts, one write per tenant.
+    if (reputation) await bounded(budget.answerSignal, () => reputation.flush());
     const handBack = await bounded(budget.answerSignal, async () => {
       const records = await policy.publish(outbox, (publish) => bounded(budget.publishSignal, publish));
       return (
