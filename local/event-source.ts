@@ -179,7 +179,7 @@ export type FairDequeue = ReturnType<typeof createFairDequeue>;
  * fewest in flight, oldest first within a tenant. A held message whose visibility runs out is let go (it is visible
  * on the queue again); `release` hands back everything held when the event source stops.
  */
-export function createFairDequeue(options: EventSourceOptions, lookAhead = 10_000) {
+function createFairDequeue(options: EventSourceOptions, lookAhead = 10_000) {
   type Held = { message: Message; group: string; expiresAtMs: number };
   let held: Held[] = [];
   const inFlight = new Map<string, number>();

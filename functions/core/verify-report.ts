@@ -8,7 +8,7 @@ import {
 } from './message-id.js';
 
 /** What we sent, as the dispatcher stored it: the keyed hashes of a job's accepted recipients, and its tenant. */
-export type SentMessage = { recipientHashes: string[]; tenant: string };
+type SentMessage = { recipientHashes: string[]; tenant: string };
 
 /** What we sent, by the job's handle. */
 export interface SentMessages {
