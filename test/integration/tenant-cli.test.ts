@@ -1,10 +1,9 @@
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Twin } from '#local/twin.js';
-import { STACK_FRAME, type Run } from '../support/command-line.js';
+import { runScript, STACK_FRAME } from '../support/command-line.js';
 import { emailJobFactory } from '../support/factories.js';
 import { eventTap, startTestTwin, type TestTwin } from '../support/twin-harness.js';
 
@@ -22,24 +21,10 @@ afterAll(async () => {
 });
 
 /** `npm run tenant -- …args` as a process of its own, against the running twin (found through its manifest). */
-const tenant = (...args: string[]): Promise<Run & { json: () => Record<string, unknown> }> =>
-  new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'tools/tenant.ts', ...args], {
-      cwd: process.cwd(),
-      env: { ...process.env, TWIN_DIR: test.dataDir, DEBUG: '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, json: () => JSON.parse(stdout) as Record<string, unknown> });
-    });
-  });
+const tenant = async (...args: string[]) => {
+  const run = await runScript('tools/tenant.ts', args, { twinDir: test.dataDir });
+  return { ...run, json: () => JSON.parse(run.stdout) as Record<string, unknown> };
+};
 
 const heldTimes = (key: string) => {
   const journal = join(test.dataDir, 'deferrals.jsonl');
