@@ -216,9 +216,11 @@ function createFairDequeue(options: EventSourceOptions, lookAhead = 10_000) {
     async take(batchSize: number, signal?: AbortSignal): Promise<Message[]> {
       const now = Date.now();
       held = held.filter((h) => h.expiresAtMs > now);
-      // Reading ahead runs beside the handlers; only an empty pool waits for it.
+      // Reading ahead runs beside the handlers; only an empty pool waits for it (and meets its failure: a failed read
+      // beside them is tried again by the next batch).
       const reading = refill(signal);
       if (held.length === 0) await reading;
+      else reading.catch(() => {});
       const batch: Message[] = [];
       const taken = new Map<string, number>();
       const load = (group: string) => (inFlight.get(group) ?? 0) + (taken.get(group) ?? 0);
