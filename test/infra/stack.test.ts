@@ -319,6 +319,11 @@ describe('permissions', () => {
 
     expect([...new Set(granted)].sort()).toEqual(['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem']);
     template.hasOutput('TenantStateTableName', {});
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({ REPUTATION_MAX_BOUNCE_RATE: '0.04', REPUTATION_MIN_RECIPIENTS: '500' }),
+      },
+    });
   });
 
   it('lets the dispatcher tell a missing attachment (404) from a forbidden one (403): s3:ListBucket on its bucket only', () => {
@@ -383,6 +388,8 @@ describe('checks at synth time', () => {
       mailboxes: '[{"id":"Bad Id"}]',
       smtpSecurity: 'none',
       smtpHost: 'smtp.example.com',
+      reputationMaxComplaintRate: 'low',
+      reputationMaxBounceRate: 2,
     };
     let error: StackConfigError | undefined;
     try {
@@ -400,6 +407,8 @@ describe('checks at synth time', () => {
       'mailboxes[0].secret',
       'smtpSecret',
       'smtpSecurity',
+      'reputationMaxComplaintRate must be a number',
+      'reputation: maxBounceRate must be a rate between 0 and 1',
     ])
       expect(text).toContain(fragment);
   });
