@@ -362,6 +362,12 @@ export class Monitoring extends Construct {
         left: [custom(PollerMetrics.bounces), custom(PollerMetrics.complaints), custom(ReportMetrics.unverified)],
         right: [custom(ReportMetrics.sesEvents), custom(ReportMetrics.sesEventsRefused)],
       }),
+      new GraphWidget({
+        title: 'Tenants paused (reputation guardrail)',
+        width: 12,
+        left: [custom(ReputationMetrics.tenantsPaused), custom(ReputationMetrics.heldJobs)],
+        right: [custom(ReputationMetrics.countersNotWritten)],
+      }),
     );
   }
 }
