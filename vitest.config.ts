@@ -9,6 +9,7 @@ const SLOW = [
   'test/infra/**',
   'test/integration/local-twin.test.ts',
   'test/integration/cli-wait.test.ts',
+  'test/integration/tenant-cli.test.ts',
   'test/integration/bundled-twin.test.ts',
   'test/integration/producer-package.test.ts',
 ];

@@ -1,6 +1,7 @@
 import { cpus, totalmem } from 'node:os';
 import { writeFileSync } from 'node:fs';
 import { benchColdStart } from './cold-start.js';
+import { benchFairness } from './fairness.js';
 import { benchImap } from './imap.js';
 import { printTable, rows } from './measure.js';
 import { benchMemory } from './memory.js';
@@ -23,6 +24,7 @@ await benchMemory();
 await benchColdStart();
 await benchImap(quick ? 1000 : 10_000);
 await benchRate(quick ? 84 : 420);
+await benchFairness(quick ? 1000 : 5000, 50);
 
 printTable();
 writeFileSync(

@@ -2,6 +2,7 @@ import { EmailAddressSchema, TransportNames, type TransportName } from '#core/em
 import { ConfigError } from '#core/errors.js';
 import { isLoopbackHost } from '#core/is-loopback-host.js';
 import { StartFrom } from '#core/mailbox/ports.js';
+import { DEFAULT_REPUTATION_POLICY, reputationPolicyProblems, type ReputationPolicy } from '#core/reputation.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '#core/retry-schedule.js';
 import { DEFAULT_SUPPRESSION_TTL_DAYS } from '#core/suppression.js';
 import { parseFailover, type Failover } from '#core/send-router.js';
@@ -178,7 +179,33 @@ export type DispatchConfig = {
    * job is the default tenant's
    */
   tenants: TenantDirectory;
+  /** The per-tenant reputation guardrail (see {@link ReputationConfig}); without TENANT_STATE_TABLE, off. */
+  reputation?: ReputationConfig;
 };
+
+/**
+ * The per-tenant reputation guardrail, shared by the dispatcher, the poller and the SES event consumer. On when
+ * `TENANT_STATE_TABLE` is set. Limits (see core/reputation.ts): `REPUTATION_MAX_BOUNCE_RATE` @default 0.04,
+ * `REPUTATION_MAX_COMPLAINT_RATE` @default 0.0008, `REPUTATION_MIN_RECIPIENTS` @default 500,
+ * `REPUTATION_WINDOW_SECONDS` @default 86400, `REPUTATION_BUCKET_SECONDS` @default 3600; the dispatcher trusts a
+ * tenant's standing for `TENANT_PAUSE_CACHE_MS` @default 5000.
+ */
+export type ReputationConfig = { table: string; policy: ReputationPolicy; pauseCacheMs: number };
+
+function readReputation(r: EnvReader): ReputationConfig | undefined {
+  const table = r.optional('TENANT_STATE_TABLE');
+  if (!table) return undefined;
+  const d = DEFAULT_REPUTATION_POLICY;
+  const policy: ReputationPolicy = {
+    maxBounceRate: r.decimal('REPUTATION_MAX_BOUNCE_RATE', 0, 1) ?? d.maxBounceRate,
+    maxComplaintRate: r.decimal('REPUTATION_MAX_COMPLAINT_RATE', 0, 1) ?? d.maxComplaintRate,
+    minRecipients: r.integer('REPUTATION_MIN_RECIPIENTS', d.minRecipients, 1, 10_000_000),
+    windowSeconds: r.integer('REPUTATION_WINDOW_SECONDS', d.windowSeconds, 1, 30 * 86_400),
+    bucketSeconds: r.integer('REPUTATION_BUCKET_SECONDS', d.bucketSeconds, 1, 86_400),
+  };
+  for (const problem of reputationPolicyProblems(policy)) r.problems.push(`REPUTATION_* settings: ${problem}`);
+  return { table, policy, pauseCacheMs: r.integer('TENANT_PAUSE_CACHE_MS', 5000, 0, 300_000) };
+}
 
 /** SES's SMTP interface, e.g. `email-smtp.eu-west-1.amazonaws.com`: it enforces the SES account's send rate. */
 const SES_SMTP_ENDPOINT = /^email-smtp(?:-fips)?\.([a-z]{2}-[a-z]+-\d)\.amazonaws\.com$/i;
@@ -357,6 +384,7 @@ export function loadDispatchConfig(env: Env = process.env): DispatchConfig {
       1024 *
       1024,
     tenants: readTenants(r),
+    reputation: readReputation(r),
   };
   r.check(
     config.finishReserveMs < config.deadlineMarginMs,
@@ -480,6 +508,8 @@ export type PollerConfig = {
   idempotencyTable?: string;
   /** The domain of VERP addresses reports come back to. `BOUNCE_DOMAIN`, optional. */
   bounceDomain?: string;
+  /** Verified hard bounces and complaints count per tenant (see ReputationConfig). */
+  reputation?: ReputationConfig;
 };
 
 /** Reads and validates the poller's configuration; throws a ConfigError listing every problem. */
@@ -500,6 +530,7 @@ export function loadPollerConfig(env: Env = process.env): PollerConfig {
     secretsCacheSeconds: r.integer('SECRETS_CACHE_SECONDS', 300, 0, 86_400),
     suppressionTtlDays: r.integer('SUPPRESSION_TTL_DAYS', DEFAULT_SUPPRESSION_TTL_DAYS, 1, 3650),
     ...readReportVerification(r),
+    reputation: readReputation(r),
   };
   if (r.problems.length > 0) throw new ConfigError(r.problems);
   return config;
@@ -526,6 +557,8 @@ export type SesEventsConfig = {
   reportKeysSecretId: string;
   /** `SECRETS_CACHE_SECONDS`. @default 300 */
   secretsCacheSeconds: number;
+  /** Verified hard bounces and complaints count per tenant (see ReputationConfig). */
+  reputation?: ReputationConfig;
 };
 
 /** Reads and validates the SES event consumer's configuration; throws a ConfigError listing every problem. */
@@ -538,6 +571,7 @@ export function loadSesEventsConfig(env: Env = process.env): SesEventsConfig {
     eventsTopicArn: r.required('EVENTS_TOPIC_ARN'),
     reportKeysSecretId: r.required('REPORT_KEYS_SECRET_ID'),
     secretsCacheSeconds: r.integer('SECRETS_CACHE_SECONDS', 300, 0, 86_400),
+    reputation: readReputation(r),
   };
   const { accountId, sesEventsTopicArn } = config;
   r.check(accountId === '' || /^\d{12}$/.test(accountId), `ACCOUNT_ID must be 12 digits, got "${accountId}"`);

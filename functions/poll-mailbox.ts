@@ -16,6 +16,7 @@ import { createInboundReportVerifier } from '#core/verify-report.js';
 import { createPollMailboxHandler } from '#handlers/poll-mailbox-handler.js';
 import { createMailLoginSource } from '#oauth/mail-login-source.js';
 import { loadPollerConfig, type PolledMailbox } from './config.js';
+import { buildReportReputation } from '#handlers/report-reputation.js';
 
 // Built once per container: configuration, clients, cached secrets. IMAP connections are per run.
 const config = loadPollerConfig();
@@ -68,5 +69,6 @@ export const handler = createPollMailboxHandler({
         })
       : undefined,
   storeRaw: createRawMessageStore(clients.s3, config.rawMessageBucket),
+  reputation: buildReportReputation(config.reputation, clients.documents),
   credentialsFor: (mailbox) => logins.get(mailbox.id) ?? loginOf(mailbox),
 });

@@ -10,6 +10,7 @@ import { toReportKeyring } from '#core/message-id.js';
 import { METRIC_NAMESPACE, SERVICE_NAME, SuppressionMetrics } from '#core/metric-names.js';
 import { createSesEventsHandler } from '#handlers/ses-events-handler.js';
 import { loadSesEventsConfig } from './config.js';
+import { buildReportReputation } from '#handlers/report-reputation.js';
 
 // Built once per container: configuration, clients, the cached report keys.
 const config = loadSesEventsConfig();
@@ -33,4 +34,5 @@ export const handler = createSesEventsHandler({
   reportKeys: () => reportKeys.get(),
   suppress: (entry) => suppressions.suppress(entry),
   events: createSnsEventPublisher(clients.sns, config.eventsTopicArn),
+  reputation: buildReportReputation(config.reputation, clients.documents),
 });

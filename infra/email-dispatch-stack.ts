@@ -31,6 +31,10 @@ export class EmailDispatchStack extends Stack {
       value: this.system.tables.suppression.tableName,
       description: 'The suppression list; see npm run suppression',
     });
+    new CfnOutput(this, 'TenantStateTableName', {
+      value: this.system.tables.tenantState.tableName,
+      description: 'Per-tenant reputation and pauses; see npm run tenant',
+    });
     new CfnOutput(this, 'AlarmTopicArn', { value: monitoring.alarmTopic.topicArn });
     new CfnOutput(this, 'DashboardName', { value: monitoring.dashboard.dashboardName });
 

@@ -1,6 +1,7 @@
 import type { Node } from 'constructs';
 import { EmailAddressSchema, MAX_RECIPIENTS, TransportNames, type TransportName } from '#core/email-job.js';
 import { isLoopbackHost } from '#core/is-loopback-host.js';
+import { DEFAULT_REPUTATION_POLICY, reputationPolicyProblems, type ReputationPolicy } from '#core/reputation.js';
 import { parseFailover, type Failover } from '#core/send-router.js';
 import { parseMailboxes, type PolledMailbox } from '#functions/config.js';
 import { DEFAULT_SETTINGS, validateSettings, type SystemSettings } from './settings.js';
@@ -69,6 +70,12 @@ export type StackConfig = {
   suppressionTtlDays: number;
   /** `suppressionSpikePerHour`: alarm when more addresses than this are newly suppressed in an hour. @default 50 */
   suppressionSpikePerHour: number;
+  /**
+   * The per-tenant reputation guardrail: `reputationMaxBounceRate` (@default 0.04), `reputationMaxComplaintRate`
+   * (@default 0.0008), `reputationMinRecipients` (@default 500), `reputationWindowSeconds` (@default 86400),
+   * `reputationBucketSeconds` (@default 3600). See functions/core/reputation.ts.
+   */
+  reputation: ReputationPolicy;
   /** The shared settings; context keys batchSize, maxBatchingWindowSeconds, maxConcurrency, functionTimeoutSeconds,
    * retryBaseSeconds, retryMaxDelaySeconds, retryLifetimeSeconds, pollRateMinutes override the defaults. */
   settings: SystemSettings;
@@ -181,6 +188,7 @@ export function loadStackConfig(node: Context): StackConfig {
     },
   };
   problems.push(...validateSettings(settings));
+  const reputation = readReputationContext(raw, problems);
   const sesMaxSendRate = rate('sesMaxSendRate');
   const smtpMaxSendRate = rate('smtpMaxSendRate');
   // Each instance gets rate / maxConcurrency; a job of MAX_RECIPIENTS recipients must fit in one invocation.
@@ -220,8 +228,24 @@ export function loadStackConfig(node: Context): StackConfig {
     logRetentionDays: integer('logRetentionDays', 30),
     suppressionTtlDays: integer('suppressionTtlDays', 30),
     suppressionSpikePerHour: integer('suppressionSpikePerHour', 50),
+    reputation,
     settings,
   };
   if (problems.length > 0) throw new StackConfigError(problems);
   return config;
+}
+
+/** The guardrail's limits from context (each key is `reputation` + the policy field, capitalised), checked. */
+function readReputationContext(raw: (key: string) => unknown, problems: string[]): ReputationPolicy {
+  const policy = { ...DEFAULT_REPUTATION_POLICY };
+  for (const field of Object.keys(policy) as Array<keyof ReputationPolicy>) {
+    const key = `reputation${field[0]?.toUpperCase()}${field.slice(1)}`;
+    const value = raw(key);
+    if (value === undefined || value === null || value === '') continue;
+    const n = Number(value);
+    if (!Number.isFinite(n)) problems.push(`${key} must be a number, got ${JSON.stringify(value)}`);
+    else policy[field] = n;
+  }
+  problems.push(...reputationPolicyProblems(policy).map((problem) => `reputation: ${problem}`));
+  return policy;
 }

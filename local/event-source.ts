@@ -1,4 +1,10 @@
-import { DeleteMessageBatchCommand, ReceiveMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
+import {
+  ChangeMessageVisibilityBatchCommand,
+  DeleteMessageBatchCommand,
+  ReceiveMessageCommand,
+  type Message,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { createLambdaContext } from './lambda-context.js';
 
@@ -30,6 +36,8 @@ export function toSqsRecord(message: Message, queueArn: string): SQSRecord {
       SentTimestamp: attributes.SentTimestamp ?? String(Date.now()),
       SenderId: attributes.SenderId ?? 'local',
       ApproximateFirstReceiveTimestamp: attributes.ApproximateFirstReceiveTimestamp ?? String(Date.now()),
+      // Set on fair queues (and FIFO queues): the tenant the producer named.
+      ...(attributes.MessageGroupId ? { MessageGroupId: attributes.MessageGroupId } : {}),
     },
     messageAttributes: Object.fromEntries(
       Object.entries(message.MessageAttributes ?? {}).map(([name, value]) => [
@@ -79,16 +87,28 @@ async function receiveBatch(options: EventSourceOptions, signal?: AbortSignal): 
 }
 
 /**
- * One poll of the event source, as Lambda's SQS mapping does it: receive a batch, invoke the handler, delete the
- * records it did not report as failures. A thrown error (FullBatchFailureError included) leaves the whole batch to
- * come back after its visibility timeout.
+ * One poll of the event source, as Lambda's SQS mapping does it: receive a batch (from `fair`'s pool when given),
+ * invoke the handler, delete the records it did not report as failures. A thrown error (FullBatchFailureError
+ * included) leaves the whole batch to come back after its visibility timeout.
  */
 export async function deliverOneBatch(
   options: EventSourceOptions,
   signal?: AbortSignal,
+  fair?: FairDequeue,
 ): Promise<{ received: number; succeeded: number; failed: number }> {
-  const messages = await receiveBatch(options, signal);
+  const messages = fair ? await fair.take(options.batchSize, signal) : await receiveBatch(options, signal);
   if (messages.length === 0) return { received: 0, succeeded: 0, failed: 0 };
+  try {
+    return await handleBatch(options, messages);
+  } finally {
+    fair?.done(messages);
+  }
+}
+
+async function handleBatch(
+  options: EventSourceOptions,
+  messages: Message[],
+): Promise<{ received: number; succeeded: number; failed: number }> {
   const records = messages.map((m) => toSqsRecord(m, options.queueArn));
   let failedIds: Set<string>;
   try {
@@ -125,15 +145,18 @@ export async function deliverOneBatch(
 export async function runEventSource(
   options: EventSourceOptions & {
     maxConcurrency: number;
+    /** Fair dequeue by MessageGroupId (see createFairDequeue), as SQS fair queues serve a standard queue. */
+    fair?: boolean;
     onBatch?: (r: Awaited<ReturnType<typeof deliverOneBatch>>) => void;
     onError?: (error: unknown) => void;
   },
   signal: AbortSignal,
 ): Promise<void> {
+  const fair = options.fair ? createFairDequeue(options) : undefined;
   const worker = async () => {
     while (!signal.aborted) {
       try {
-        const result = await deliverOneBatch(options, signal);
+        const result = await deliverOneBatch(options, signal, fair);
         options.onBatch?.(result);
       } catch (error) {
         options.onError?.(error);
@@ -142,4 +165,103 @@ export async function runEventSource(
     }
   };
   await Promise.all(Array.from({ length: options.maxConcurrency }, worker));
+  await fair?.release().catch((error: unknown) => options.onError?.(error));
+}
+
+/** The pool a fair event source takes its batches from. */
+export type FairDequeue = ReturnType<typeof createFairDequeue>;
+
+/**
+ * Fair dequeue as SQS fair queues do it on a standard queue (the emulator serves oldest first): messages of a tenant
+ * (their `MessageGroupId`; a message without one is a tenant of its own) with many messages in flight wait while
+ * quieter tenants' messages go first; nothing is dropped or throttled. The twin reads ahead up to `lookAhead`
+ * messages (received once each, held invisible) and fills each batch one message at a time from the tenant with the
+ * fewest in flight, oldest first within a tenant. A held message whose visibility runs out is let go (it is visible
+ * on the queue again); `release` hands back everything held when the event source stops.
+ */
+function createFairDequeue(options: EventSourceOptions, lookAhead = 10_000) {
+  type Held = { message: Message; group: string; expiresAtMs: number };
+  let held: Held[] = [];
+  const inFlight = new Map<string, number>();
+  let filling: Promise<void> | undefined;
+  const groupOf = (m: Message) => m.Attributes?.MessageGroupId ?? `message:${m.MessageId ?? ''}`;
+  // A margin before the visibility timeout: a message handed out this late could reappear while it is handled.
+  const holdMs = Math.max(1000, (options.visibilityTimeoutSeconds - options.functionTimeoutSeconds) * 1000);
+
+  const fill = async (signal?: AbortSignal) => {
+    for (let round = 0; held.length < lookAhead && round < Math.ceil(lookAhead / 10); round += 1) {
+      if (signal?.aborted) return;
+      const result = await options.sqs.send(
+        new ReceiveMessageCommand({
+          QueueUrl: options.queueUrl,
+          MaxNumberOfMessages: 10,
+          WaitTimeSeconds: held.length === 0 && round === 0 ? (options.waitTimeSeconds ?? 1) : 0,
+          VisibilityTimeout: options.visibilityTimeoutSeconds,
+          MessageSystemAttributeNames: ['All'],
+          MessageAttributeNames: ['All'],
+        }),
+      );
+      const got = result.Messages ?? [];
+      const expiresAtMs = Date.now() + holdMs;
+      held.push(...got.map((message) => ({ message, group: groupOf(message), expiresAtMs })));
+      if (got.length === 0) return;
+    }
+  };
+  const refill = (signal?: AbortSignal) =>
+    (filling ??= fill(signal).finally(() => {
+      filling = undefined;
+    }));
+
+  return {
+    async take(batchSize: number, signal?: AbortSignal): Promise<Message[]> {
+      const now = Date.now();
+      held = held.filter((h) => h.expiresAtMs > now);
+      // Reading ahead runs beside the handlers; only an empty pool waits for it (and meets its failure: a failed read
+      // beside them is tried again by the next batch).
+      const reading = refill(signal);
+      if (held.length === 0) await reading;
+      else reading.catch(() => {});
+      const batch: Message[] = [];
+      const taken = new Map<string, number>();
+      const load = (group: string) => (inFlight.get(group) ?? 0) + (taken.get(group) ?? 0);
+      while (batch.length < batchSize && held.length > 0) {
+        // The quietest tenant first; among equals, the one whose oldest message is oldest (the pool is in order).
+        let pick = 0;
+        for (let i = 1; i < held.length; i += 1) {
+          if (load((held[i] as Held).group) < load((held[pick] as Held).group)) pick = i;
+        }
+        const [chosen] = held.splice(pick, 1) as [Held];
+        taken.set(chosen.group, (taken.get(chosen.group) ?? 0) + 1);
+        batch.push(chosen.message);
+      }
+      for (const [group, n] of taken) inFlight.set(group, (inFlight.get(group) ?? 0) + n);
+      return batch;
+    },
+
+    /** A batch's messages are handled: their tenants have that much less in flight. */
+    done(messages: Message[]): void {
+      for (const m of messages) {
+        const group = groupOf(m);
+        const left = (inFlight.get(group) ?? 1) - 1;
+        if (left > 0) inFlight.set(group, left);
+        else inFlight.delete(group);
+      }
+    },
+
+    /** Makes every held message visible again at once. */
+    async release(): Promise<void> {
+      await filling;
+      const handles = held.map((h) => h.message.ReceiptHandle ?? '');
+      held = [];
+      for (let i = 0; i < handles.length; i += 10) {
+        const entries = handles.slice(i, i + 10).map((ReceiptHandle, n) => ({ Id: String(n), ReceiptHandle }));
+        await options.sqs.send(
+          new ChangeMessageVisibilityBatchCommand({
+            QueueUrl: options.queueUrl,
+            Entries: entries.map((e) => ({ ...e, VisibilityTimeout: 0 })),
+          }),
+        );
+      }
+    },
+  };
 }

@@ -17,9 +17,13 @@ export const LOCAL_NAMES = {
   suppressionTable: 'email-dispatch-suppression',
   mailboxStateTable: 'email-dispatch-mailbox-state',
   transportStateTable: 'email-dispatch-transport-state',
+  tenantStateTable: 'email-dispatch-tenant-state',
 };
-/** Resource names; the transport state table defaults to one named after the idempotency table. */
-export type LocalNames = Omit<typeof LOCAL_NAMES, 'transportStateTable'> & { transportStateTable?: string };
+/** Resource names; the transport and tenant state tables default to ones named after the idempotency table. */
+export type LocalNames = Omit<typeof LOCAL_NAMES, 'transportStateTable' | 'tenantStateTable'> & {
+  transportStateTable?: string;
+  tenantStateTable?: string;
+};
 
 export type LocalResources = {
   jobsQueueUrl: string;
@@ -34,6 +38,8 @@ export type LocalResources = {
   suppressionTable: string;
   mailboxStateTable: string;
   transportStateTable: string;
+  /** Per-tenant reputation counters and pauses. */
+  tenantStateTable: string;
 };
 
 async function queueArn(sqs: SQSClient, queueUrl: string): Promise<string> {
@@ -141,6 +147,9 @@ export async function createLocalResources(
   );
   const transportStateTable = names.transportStateTable ?? `${names.idempotencyTable}-transport-state`;
   await createTable(clients, transportStateTable, TableKeys.transportState.partitionKey);
+  const tenantStateTable = names.tenantStateTable ?? `${names.idempotencyTable}-tenant-state`;
+  const { tenantState } = TableKeys;
+  await createTable(clients, tenantStateTable, tenantState.partitionKey, tenantState.ttlAttribute);
   return {
     jobsQueueUrl,
     jobsQueueArn: await queueArn(sqs, jobsQueueUrl),
@@ -153,6 +162,7 @@ export async function createLocalResources(
     suppressionTable: names.suppressionTable,
     mailboxStateTable: names.mailboxStateTable,
     transportStateTable,
+    tenantStateTable,
   };
 }
 
@@ -166,5 +176,6 @@ export function toDispatchEnvironment(resources: LocalResources): Record<string,
     EVENTS_TOPIC_ARN: resources.eventsTopicArn,
     ATTACHMENT_BUCKET: resources.bucket,
     TRANSPORT_STATE_TABLE: resources.transportStateTable,
+    TENANT_STATE_TABLE: resources.tenantStateTable,
   };
 }

@@ -11,9 +11,11 @@ import { createSentMessages } from '#aws/sent-messages.js';
 import { createSuppressionStore } from '#aws/suppression-store.js';
 import type { TransportName } from '#core/email-job.js';
 import { METRIC_NAMESPACE, SERVICE_NAME, SuppressionMetrics } from '#core/metric-names.js';
+import { DEFAULT_REPUTATION_POLICY } from '#core/reputation.js';
 import { loadDispatchConfig, loadPollerConfig } from '#functions/config.js';
 import { buildSendEmailDeps } from '#handlers/build-send-email-deps.js';
 import { createPollMailboxHandler } from '#handlers/poll-mailbox-handler.js';
+import { buildReportReputation } from '#handlers/report-reputation.js';
 import { createSendEmailHandler } from '#handlers/send-email-handler.js';
 import { createMailLoginSource } from '#oauth/mail-login-source.js';
 import { isTokenLogin, toMailCredentials, type CredentialSource, type MailLogin } from '#core/credential-source.js';
@@ -376,6 +378,7 @@ export async function startTwin(options: TwinOptions = {}) {
         REPORT_KEYS_SECRET_ID: `file:${secretsFile}#reports`,
         IDEMPOTENCY_TABLE: resources.idempotencyTable,
         BOUNCE_DOMAIN: TWIN_RETURN_DOMAIN,
+        TENANT_STATE_TABLE: resources.tenantStateTable,
       });
       pollHandler = createPollMailboxHandler({
         config: pollerConfig,
@@ -390,6 +393,7 @@ export async function startTwin(options: TwinOptions = {}) {
           bounceDomain: TWIN_RETURN_DOMAIN,
         }),
         storeRaw: createRawMessageStore(clients.s3, resources.bucket),
+        reputation: buildReportReputation(pollerConfig.reputation, clients.documents),
         credentialsFor: () => imapLogin,
         tls: options.imap?.ca ? { ca: options.imap.ca } : undefined,
       });
@@ -422,6 +426,10 @@ export async function startTwin(options: TwinOptions = {}) {
       reportKeys: () => reportKeys.get(),
       suppress: (entry) => suppressions.suppress(entry),
       events: createSnsEventPublisher(clients.sns, resources.eventsTopicArn),
+      reputation: buildReportReputation(
+        { table: resources.tenantStateTable, policy: DEFAULT_REPUTATION_POLICY, pauseCacheMs: 5000 },
+        clients.documents,
+      ),
     });
     onSesSend = (send) => {
       for (const recipient of send.destination) {
@@ -467,6 +475,8 @@ export async function startTwin(options: TwinOptions = {}) {
         visibilityTimeoutSeconds: queue.visibilityTimeoutSeconds,
         functionTimeoutSeconds: settings.functionTimeoutSeconds,
         maxConcurrency: settings.maxConcurrency,
+        // As SQS fair queues serve a standard queue: one tenant's backlog does not hold the others' mail back.
+        fair: true,
         onError: (error) => writeLog(`event source: ${(error as Error).message}`),
       },
       abort.signal,

@@ -145,6 +145,8 @@ export type StateTarget = {
   clients: AwsClients;
   suppressionTable: string;
   eventsTopicArn: string;
+  /** Per-tenant reputation and pauses (the stack's TenantStateTableName output). */
+  tenantStateTable?: string;
 };
 
 /** Resolves the state target: --outputs means the deployed stack; otherwise the running local twin. */
@@ -160,6 +162,7 @@ export function resolveStateTarget(args: Pick<TargetArgs, 'outputs' | 'dataDir'>
       clients: createAwsClients({ region: regionOf(stack.JobsQueueUrl) }),
       suppressionTable: stack.SuppressionTableName,
       eventsTopicArn: stack.EventsTopicArn,
+      tenantStateTable: stack.TenantStateTableName,
     };
   }
   const { manifest, manifestPath } = loadTwinManifest(args.dataDir);
@@ -173,5 +176,6 @@ export function resolveStateTarget(args: Pick<TargetArgs, 'outputs' | 'dataDir'>
     }),
     suppressionTable: manifest.resources.suppressionTable,
     eventsTopicArn: manifest.resources.eventsTopicArn,
+    tenantStateTable: manifest.resources.tenantStateTable,
   };
 }

@@ -1,6 +1,6 @@
 import { GetCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { fromBase32 } from '#core/message-id.js';
-import { isTenantName } from '#core/tenant.js';
+import { DEFAULT_TENANT, isTenantName } from '#core/tenant.js';
 import type { SentMessages } from '#core/verify-report.js';
 import { TableKeys } from './table-keys.js';
 
@@ -18,7 +18,7 @@ export function createSentMessages(
   keyPrefix = 'email-job',
 ): SentMessages {
   return {
-    async recipientHashesOf(handle) {
+    async sentMessageOf(handle) {
       const digest = fromBase32(handle);
       if (!digest || digest.length < 16) return undefined;
       const id = `${keyPrefix}#${digest.subarray(0, 16).toString('base64')}`;
@@ -33,8 +33,9 @@ export function createSentMessages(
       if (Item?.status !== 'COMPLETED') return undefined;
       const stored = (Item.data ?? {}) as StoredRecipients;
       const accepted = (stored.recipients ?? []).filter((r) => r.status === 'accepted' && typeof r.hash === 'string');
-      const tenant = isTenantName(stored.tenant) ? stored.tenant : undefined;
-      return { hashes: accepted.map((r) => r.hash as string), tenant };
+      // Records written before tenants name none: the default tenant's.
+      const tenant = isTenantName(stored.tenant) ? stored.tenant : DEFAULT_TENANT;
+      return { recipientHashes: accepted.map((r) => r.hash as string), tenant };
     },
   };
 }

@@ -5,4 +5,6 @@ export const TableKeys = {
   mailboxState: { partitionKey: 'pk', ttlAttribute: 'expiresAt' },
   /** One item per transport: its circuit breaker. */
   transportState: { partitionKey: 'transport' },
+  /** Per tenant: reputation counters by time bucket, and the tenant's standing (paused or not). */
+  tenantState: { partitionKey: 'pk', ttlAttribute: 'expiresAt' },
 } as const;

@@ -19,6 +19,10 @@ export const EventTypes = {
   suppressionRemoved: 'suppression.removed',
   /** SES reports a delivery attempt it keeps retrying (DeliveryDelay); not a bounce. */
   deliveryDelayed: 'delivery.delayed',
+  /** A tenant's jobs are held: its bounce or complaint rate crossed a limit, or an operator paused it. */
+  tenantPaused: 'tenant.paused',
+  /** An operator lifted a tenant's pause; its held jobs go out at their next recheck. */
+  tenantResumed: 'tenant.resumed',
 } as const;
 export type EventType = (typeof EventTypes)[keyof typeof EventTypes];
 

@@ -84,3 +84,13 @@ export const ReportMetrics = {
   sesEvents: 'SesEventsHandled',
   sesEventsRefused: 'SesEventsRefused',
 } as const;
+
+/** The per-tenant reputation guardrail. */
+export const ReputationMetrics = {
+  /** Tenants newly paused (by the guardrail or an operator). */
+  tenantsPaused: 'TenantsPaused',
+  /** Jobs of a paused tenant put back without an attempt: emitted as long as a paused tenant has mail waiting. */
+  heldJobs: 'TenantJobsHeld',
+  /** Flushes of the per-tenant counters that failed (kept for the next flush in the instance). */
+  countersNotWritten: 'ReputationCountersNotWritten',
+} as const;

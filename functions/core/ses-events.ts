@@ -3,8 +3,8 @@ import type { FailureFacts, FailureVerdict } from './inbound-report.js';
 import { DispatchTags, fromTagToken } from './dispatch-job.js';
 import { createEvent, EventTypes, type DispatchEvent } from './events.js';
 import { hashAddress, hashRecipient, toRecordHandle, type ReportKeyring } from './message-id.js';
-import { verifyReport, type ReportVerification } from './verify-report.js';
 import { unscopeJobKey } from './tenant.js';
+import { verifyReport, type ReportVerification } from './verify-report.js';
 
 /**
  * An SES event record as a configuration set's event destination publishes it (SES Developer Guide, "Contents of
@@ -161,8 +161,10 @@ export async function handleSesEvent(
   // The tags name the job; the token proves we made them; the destination is SES's own word on who it went to.
   const handle = scopedKey ? toRecordHandle(scopedKey) : undefined;
   const sent = {
-    recipientHashesOf: async (h: string) =>
-      h === handle ? { hashes: destination.map((a) => hashRecipient(a, keyring)), tenant } : undefined,
+    sentMessageOf: async (h: string) =>
+      h === handle && tenant
+        ? { recipientHashes: destination.map((a) => hashRecipient(a, keyring)), tenant }
+        : undefined,
   };
   const tokens = tagToken ? [fromTagToken(tagToken)] : [];
   const verification = await verifyReport({ tokens }, named, { keyring, sent });

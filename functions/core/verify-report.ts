@@ -7,13 +7,13 @@ import {
   type ReportKeyring,
 } from './message-id.js';
 
-/**
- * What we sent, as the dispatcher stored it: the keyed hashes of a job's accepted recipients, and the job's tenant,
- * by the job's handle.
- */
+/** What we sent, as the dispatcher stored it: the keyed hashes of a job's accepted recipients, and its tenant. */
+type SentMessage = { recipientHashes: string[]; tenant: string };
+
+/** What we sent, by the job's handle. */
 export interface SentMessages {
-  /** The stored recipient hashes (and tenant) of the job with this handle; undefined when no finished job has it. */
-  recipientHashesOf(handle: string): Promise<{ hashes: string[]; tenant?: string } | undefined>;
+  /** The stored recipients and tenant of the job with this handle; undefined when no finished job has it. */
+  sentMessageOf(handle: string): Promise<SentMessage | undefined>;
 }
 
 /** Where a report may name the message it is about. */
@@ -81,13 +81,14 @@ export async function verifyReport(
     const signed = verifyReportToken(token, deps.keyring);
     if (!signed || checked.has(signed.handle)) continue;
     checked.add(signed.handle);
-    const sent = await deps.sent.recipientHashesOf(signed.handle);
+    const sent = await deps.sent.sentMessageOf(signed.handle);
     const facts = { via, keyId: signed.keyId, handle: signed.handle };
     if (!sent) {
       if (best.reason === 'forged-token') best = { verified: false, reason: 'unknown-message', ...facts };
       continue;
     }
-    const wasRecipient = (address: string) => sent.hashes.some((hash) => isRecipientHash(address, hash, deps.keyring));
+    const wasRecipient = (address: string) =>
+      sent.recipientHashes.some((hash) => isRecipientHash(address, hash, deps.keyring));
     if (addresses.every(wasRecipient)) return { verified: true, reason: 'verified', ...facts, tenant: sent.tenant };
     best = { verified: false, reason: 'not-a-recipient', ...facts };
   }

@@ -8,6 +8,7 @@ import { createAttachmentStore } from '#aws/attachment-store.js';
 import { createBoundedRequestHandler, withCallDeadline, type AwsClients } from '#aws/clients.js';
 import { createSnsEventPublisher } from '#aws/event-publisher.js';
 import { createIdempotencyStore, createUnpublishedOutcomes } from '#aws/idempotency-store.js';
+import { createReputationStore } from '#aws/reputation-store.js';
 import { createDeadLetterSink, createVisibilityControl } from '#aws/sqs-dispatch-queues.js';
 import { createSuppressionStore } from '#aws/suppression-store.js';
 import { createByteBudget } from '#core/byte-budget.js';
@@ -66,6 +67,11 @@ export async function buildSendEmailDeps(
   }
   const objects = createAttachmentStore(clients.s3, config.attachmentBucket);
   const routing = config.breaker ? await buildRouting(config, config.breaker, clients) : undefined;
+  const reputation = config.reputation && {
+    store: createReputationStore(clients.documents, config.reputation.table, config.reputation.policy),
+    policy: config.reputation.policy,
+    pauseCacheMs: config.reputation.pauseCacheMs,
+  };
   const takeoverListeners: Array<(recordId: string) => void> = [];
   const { reportKeys } = environment;
   return {
@@ -93,6 +99,7 @@ export async function buildSendEmailDeps(
     retry: config.retry,
     deadlineMarginMs: config.deadlineMarginMs,
     routing,
+    reputation,
     finishReserveMs: config.finishReserveMs,
     minAttemptMs: config.minAttemptMs,
     maxReceiveCount: config.maxReceiveCount,

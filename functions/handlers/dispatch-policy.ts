@@ -25,7 +25,7 @@ export type StoredResult = {
   unpublished?: boolean;
   /** The queue message that completed the job: only its return republishes the event. */
   sourceMessageId?: string;
-  /** The job's tenant: a report about the message suppresses for this tenant's mail. */
+  /** The job's tenant: reports about the job suppress for it (complaints) and count against its reputation. */
   tenant?: string;
 };
 

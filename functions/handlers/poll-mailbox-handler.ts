@@ -21,6 +21,7 @@ import { openReauthenticatingSession } from '#imap/reauthenticating-session.js';
 import { inboundReader } from '#inbound/inbound-reader.js';
 import { parseInbound } from '#inbound/parse-inbound.js';
 import { TokenError } from '#oauth/token-endpoint.js';
+import { createReportReputation, type ReportReputationDeps } from './report-reputation.js';
 
 export type PollMailboxDeps = {
   config: PollerConfig;
@@ -35,6 +36,8 @@ export type PollMailboxDeps = {
   verifyReport?: SyncDeps['verifyReport'];
   /** What each mailbox signs in with: a password, or an access token for its OAuth2 grant. */
   credentialsFor: (mailbox: PolledMailbox) => CredentialSource<MailLogin>;
+  /** Counts verified hard bounces and complaints per tenant and pauses tenants over the limits. */
+  reputation?: ReportReputationDeps;
   /** TLS trust for a private IMAP server (the local twin). */
   tls?: ConnectionOptions;
   clock?: () => number;
@@ -62,6 +65,9 @@ export function createPollMailboxHandler(deps: PollMailboxDeps) {
   const clock = deps.clock ?? Date.now;
   // Mailboxes whose last login was refused: their next run reads the secret afresh, so a rotation takes effect.
   const refreshCredentials = new Set<string>();
+  const reputation = deps.reputation
+    ? createReportReputation(deps.reputation, { logger, metrics, events: deps.events }, clock)
+    : undefined;
 
   // A run can idle for most of a minute: publish its counts as it goes rather than only at the end.
   let lastFlush = clock();
@@ -131,12 +137,16 @@ export function createPollMailboxHandler(deps: PollMailboxDeps) {
             if (facts.kind === 'unparsable') metrics.addMetric(PollerMetrics.unparsable, MetricUnit.Count, 1);
             if (facts.suppressed > 0) metrics.addMetric(PollerMetrics.suppressed, MetricUnit.Count, facts.suppressed);
             if (facts.verified === false) metrics.addMetric(ReportMetrics.unverified, MetricUnit.Count, 1);
+            if (facts.kind === 'bounce') reputation?.note(facts.tenant, 'hard-bounce', facts.suppressed);
+            if (facts.kind === 'complaint') reputation?.note(facts.tenant, 'complaint', facts.suppressed);
             flushEvery(5000);
           },
           log: (level, message, facts) => logger[level](message, facts),
         },
         { mailboxId: mailbox.id, runId: randomUUID(), stopAtMs, idleUntilMs, startFrom: mailbox.startFrom },
       );
+      // The run's counts, one write per tenant (a failed sync keeps them for the next flush of this instance).
+      await reputation?.flush();
       if (result.status === 'busy') {
         metrics.addMetric(PollerMetrics.leaseBusy, MetricUnit.Count, 1);
         logger.info('mailbox busy: another run holds its lease', { mailbox: mailbox.id });

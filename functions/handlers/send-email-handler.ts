@@ -23,6 +23,7 @@ import type { RetryPolicy } from '#core/retry-schedule.js';
 import { isRetryable, type SendOutcome } from '#core/send-outcome.js';
 import type { TransportName } from '#core/email-job.js';
 import { createDispatchPolicy, type OutboxEntry, type StoredResult } from './dispatch-policy.js';
+import { createReputationStep, type ReputationDeps } from './reputation-step.js';
 import { createRouteStep, type RoutingDeps } from './route-job.js';
 import { DEFAULT_TENANT, scopedJobKey } from '#core/tenant.js';
 import { tenantOf, type TenantJob } from '#core/tenant-identity.js';
@@ -74,6 +75,8 @@ export type SendEmailDeps = {
   routing?: RoutingDeps;
   /** Who may send as which tenant, and the bucket references are held to; without it every job is the default's. */
   tenants?: TenantDeps;
+  /** The per-tenant reputation guardrail; without it no tenant is ever paused. */
+  reputation?: ReputationDeps;
   clock?: () => number;
   random?: () => number;
 };
@@ -100,6 +103,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
   const bounded = deps.withCallDeadline ?? (<T>(_signal: AbortSignal, work: () => Promise<T>) => work());
   const routing = deps.routing ? createRouteStep(deps.routing, deps, clock, deps.random ?? Math.random) : undefined;
   const tenants = deps.tenants ? createTenantStep(deps.tenants) : undefined;
+  const reputation = deps.reputation ? createReputationStep(deps.reputation, deps, clock) : undefined;
   const policy = createDispatchPolicy({
     ...deps,
     tenantDimension: tenants?.dimension,
@@ -262,6 +266,10 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     if (outside)
       return policy.rejectInvalid(outbox, record, outside.reason, outside.detail, job.idempotencyKey, tenant);
 
+    // A paused tenant's jobs go back without an attempt until an operator resumes it; other tenants' mail flows.
+    const pause = reputation ? await bounded(budget.signal, () => reputation.pauseOf(tenant, record)) : undefined;
+    if (pause) return policy.postponeWithoutAttempt(outbox, record, job, 'tenant-paused', attemptNumber, pause.reason);
+
     // An open circuit puts the job back without an attempt; failover may send it over the other transport.
     const requested = job.transport ?? deps.dispatch.defaultTransport;
     // The breaker's shared state is read within the attempt's budget: a stalled table cannot hold the record past it.
@@ -345,6 +353,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
 
     if (stored.replayed) return policy.replayed(outbox, record, job, stored, attemptNumber);
     policy.completed(outbox, record, job, run.outcome as SendOutcome, stored.action, attemptNumber);
+    reputation?.noteSent(tenant, run.outcome);
   };
 
   const lambdaHandler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
@@ -370,6 +379,8 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
         throwOnFullBatchFailure: false,
       },
     );
+    // The batch's sent counts, one write per tenant.
+    if (reputation) await bounded(budget.answerSignal, () => reputation.flush());
     const handBack = await bounded(budget.answerSignal, async () => {
       const records = await policy.publish(outbox, (publish) => bounded(budget.publishSignal, publish));
       return (

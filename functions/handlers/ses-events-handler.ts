@@ -11,6 +11,7 @@ import type { ReportKeyring } from '#core/message-id.js';
 import { PollerMetrics, ReportMetrics } from '#core/metric-names.js';
 import { classifyFailure } from '#inbound/bounce-reasons.js';
 import { checkSesOrigin, handleSesEvent, parseSesEventRecord, type SesSuppression } from '#core/ses-events.js';
+import { createReportReputation, type ReportReputationDeps } from './report-reputation.js';
 
 export type SesEventsDeps = {
   logger: Logger;
@@ -22,6 +23,9 @@ export type SesEventsDeps = {
   /** The same suppression store the IMAP path writes to. */
   suppress: (entry: SesSuppression) => Promise<unknown>;
   events: EventPublisher;
+  /** Counts verified hard bounces and complaints per tenant and pauses tenants over the limits. */
+  reputation?: ReportReputationDeps;
+  clock?: () => number;
 };
 
 export type SesEventsSummary = {
@@ -40,6 +44,9 @@ export type SesEventsSummary = {
  */
 export function createSesEventsHandler(deps: SesEventsDeps) {
   const { logger, metrics } = deps;
+  const reputation = deps.reputation
+    ? createReportReputation(deps.reputation, { logger, metrics, events: deps.events }, deps.clock ?? Date.now)
+    : undefined;
 
   const lambdaHandler = async (event: SNSEvent, _context: Context): Promise<SesEventsSummary> => {
     const summary: SesEventsSummary = { handled: 0, suppressed: 0, unverified: 0, refused: 0, ignored: 0 };
@@ -63,6 +70,10 @@ export function createSesEventsHandler(deps: SesEventsDeps) {
         continue;
       }
       for (const entry of outcome.suppressions) await deps.suppress(entry);
+      for (const kind of ['hard-bounce', 'complaint'] as const) {
+        const addresses = outcome.suppressions.filter((s) => s.reason === kind).length;
+        reputation?.note(outcome.verification.tenant, kind, addresses);
+      }
       summary.handled += 1;
       summary.suppressed += outcome.suppressions.length;
       metrics.addMetric(ReportMetrics.sesEvents, MetricUnit.Count, 1);
@@ -83,6 +94,7 @@ export function createSesEventsHandler(deps: SesEventsDeps) {
       });
       outgoing.push(...outcome.events);
     }
+    await reputation?.flush();
     const failed = await publishAll(deps.events, outgoing);
     if (failed.length > 0) throw new Error(`${failed.length} event(s) not published: ${failed[0]?.error ?? ''}`);
     return summary;

@@ -12,6 +12,7 @@ import type { StackConfig } from '../stack-config.js';
 import type { JobsQueue } from './jobs-queue.js';
 import { grantPublish } from './grant-publish.js';
 import { NodeFunction } from './node-function.js';
+import { grantReputation, reputationEnvironment } from './reputation.js';
 import { grantPutSecretValue, referenceSecret } from './secret-reference.js';
 import type { StateTables } from './state-tables.js';
 
@@ -72,6 +73,7 @@ export class DispatchFunction extends Construct {
         REPORT_KEYS_SECRET_ID: props.reportKeys.secretArn,
         ...(config.bounceDomain ? { BOUNCE_DOMAIN: config.bounceDomain } : {}),
         MAX_RECEIVE_COUNT: String(deriveQueueSettings(settings).maxReceiveCount),
+        ...reputationEnvironment(config.reputation, tables),
         ...(usesSmtp
           ? {
               SMTP_HOST: config.smtpHost ?? '',
@@ -114,6 +116,7 @@ export class DispatchFunction extends Construct {
     );
     tables.suppression.grant(this.fn, 'dynamodb:BatchGetItem');
     tables.transportState.grant(this.fn, 'dynamodb:GetItem', 'dynamodb:UpdateItem');
+    grantReputation(this.fn, tables, 'dispatch');
     // Jobs waiting on an open circuit go back on the queue as new messages.
     jobs.queue.grantSendMessages(this.fn);
     grantPublish(this.fn, events, key);

@@ -10,6 +10,7 @@ import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import type { StackConfig } from '../stack-config.js';
 import { grantPublish } from './grant-publish.js';
+import { grantReputation, reputationEnvironment } from './reputation.js';
 import { NodeFunction } from './node-function.js';
 import { grantPutSecretValue, referenceSecret } from './secret-reference.js';
 import type { StateTables } from './state-tables.js';
@@ -55,12 +56,14 @@ export class MailboxPoller extends Construct {
         REPORT_KEYS_SECRET_ID: props.reportKeys.secretArn,
         IDEMPOTENCY_TABLE: tables.idempotency.tableName,
         ...(config.bounceDomain ? { BOUNCE_DOMAIN: config.bounceDomain } : {}),
+        ...reputationEnvironment(config.reputation, tables),
       },
     });
     tables.mailboxState.grant(this.fn, 'dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:UpdateItem');
     tables.suppression.grant(this.fn, 'dynamodb:GetItem', 'dynamodb:PutItem');
     // A report is checked against the recipients the dispatcher stored for its job: read only.
     tables.idempotency.grant(this.fn, 'dynamodb:GetItem');
+    grantReputation(this.fn, tables, 'reports');
     props.reportKeys.grantRead(this.fn);
     grantPublish(this.fn, events, key);
     this.fn.addToRolePolicy(

@@ -21,6 +21,7 @@ import {
   METRIC_NAMESPACE,
   PollerMetrics,
   ReportMetrics,
+  ReputationMetrics,
   SERVICE_NAME,
   SuppressionMetrics,
   CredentialMetrics,
@@ -203,6 +204,23 @@ export class Monitoring extends Construct {
           'failing): the next container reads the old token, which the provider may refuse, and sign-in stops.',
       });
     }
+    // A tenant paused by the guardrail or an operator: the moment it happens, and as long as its jobs are held.
+    const tenantPaused = new MathExpression({
+      expression: 'paused + held',
+      usingMetrics: {
+        paused: custom(ReputationMetrics.tenantsPaused, fiveMinutes),
+        held: custom(ReputationMetrics.heldJobs, fiveMinutes),
+      },
+      label: 'Tenants paused and their jobs held',
+      period: fiveMinutes,
+    });
+    alarm('TenantPaused', tenantPaused, {
+      threshold: 1,
+      description:
+        `A tenant is paused: its bounce rate reached ${config.reputation.maxBounceRate * 100}% or its complaint rate ` +
+        `${config.reputation.maxComplaintRate * 100}% (over at least ${config.reputation.minRecipients} recipients), ` +
+        'or an operator paused it; its jobs are held. npm run tenant -- status.',
+    });
     alarm('SuppressionSpike', custom(SuppressionMetrics.added, Duration.hours(1)), {
       threshold: config.suppressionSpikePerHour,
       description:
@@ -358,6 +376,12 @@ export class Monitoring extends Construct {
         width: 12,
         left: [custom(PollerMetrics.bounces), custom(PollerMetrics.complaints), custom(ReportMetrics.unverified)],
         right: [custom(ReportMetrics.sesEvents), custom(ReportMetrics.sesEventsRefused)],
+      }),
+      new GraphWidget({
+        title: 'Tenants paused (reputation guardrail)',
+        width: 12,
+        left: [custom(ReputationMetrics.tenantsPaused), custom(ReputationMetrics.heldJobs)],
+        right: [custom(ReputationMetrics.countersNotWritten)],
       }),
     );
   }

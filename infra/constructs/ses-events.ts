@@ -16,6 +16,7 @@ import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { StackConfig } from '../stack-config.js';
 import { grantPublish } from './grant-publish.js';
+import { grantReputation, reputationEnvironment } from './reputation.js';
 import { NodeFunction } from './node-function.js';
 import type { StateTables } from './state-tables.js';
 
@@ -97,11 +98,13 @@ export class SesEvents extends Construct {
         SUPPRESSION_TABLE: tables.suppression.tableName,
         EVENTS_TOPIC_ARN: events.topicArn,
         REPORT_KEYS_SECRET_ID: reportKeys.secretArn,
+        ...reputationEnvironment(config.reputation, tables),
       },
       deadLetterQueue: this.deadLetterQueue,
     });
     this.topic.addSubscription(new LambdaSubscription(this.fn, { deadLetterQueue: this.deadLetterQueue }));
     tables.suppression.grant(this.fn, 'dynamodb:GetItem', 'dynamodb:PutItem');
+    grantReputation(this.fn, tables, 'reports');
     grantPublish(this.fn, events, key);
     reportKeys.grantRead(this.fn);
   }

@@ -23,6 +23,8 @@ export class StateTables extends Construct {
   readonly suppression: TableV2;
   readonly mailboxState: TableV2;
   readonly transportState: TableV2;
+  /** Per tenant: reputation counters by time bucket (TTL) and the tenant's standing (paused or not). */
+  readonly tenantState: TableV2;
 
   constructor(scope: Construct, id: string) {
     super(scope, id);
@@ -41,5 +43,7 @@ export class StateTables extends Construct {
       TableKeys.mailboxState.ttlAttribute,
     );
     this.transportState = table(this, 'TransportState', TableKeys.transportState.partitionKey);
+    const { tenantState } = TableKeys;
+    this.tenantState = table(this, 'TenantState', tenantState.partitionKey, tenantState.ttlAttribute);
   }
 }

@@ -120,8 +120,8 @@ describe('the dispatch function', () => {
 describe('the tables', () => {
   it('are on demand with point-in-time recovery, and expire idempotency records by TTL', () => {
     const tables = resourcesOf('AWS::DynamoDB::GlobalTable');
-    // Idempotency, suppression, mailbox state, transport state (the circuit breakers).
-    expect(tables).toHaveLength(4);
+    // Idempotency, suppression, mailbox state, transport state (the circuit breakers), tenant state (reputation).
+    expect(tables).toHaveLength(5);
     for (const t of tables) {
       expect(t.Properties.BillingMode).toBe('PAY_PER_REQUEST');
       expect(JSON.stringify(t.Properties.Replicas)).toContain('"PointInTimeRecoveryEnabled":true');
@@ -209,6 +209,7 @@ describe('alarms', () => {
     ['SesBounceRateHigh', 'notBreaching'],
     ['SesComplaintRateHigh', 'notBreaching'],
     ['SuppressionSpike', 'notBreaching'],
+    ['TenantPaused', 'notBreaching'],
   ])('%s exists, notifies the alarm topic, and treats missing data as %s', (name, missing) => {
     const props = alarm(name);
     expect(props).toBeDefined();
@@ -244,6 +245,17 @@ describe('alarms', () => {
       Threshold: 50,
       ComparisonOperator: 'GreaterThanOrEqualToThreshold',
     });
+  });
+
+  it('raises TenantPaused when a tenant is paused and for as long as its jobs are held', () => {
+    const props = alarm('TenantPaused');
+    type Query = { Id: string; Expression?: string; MetricStat?: { Metric: { MetricName: string } } };
+    const metrics = props?.Metrics as Query[];
+
+    expect(props?.Threshold).toBe(1);
+    expect(metrics.find((m) => m.Expression)?.Expression).toBe('paused + held');
+    const names = metrics.filter((m) => m.MetricStat).map((m) => m.MetricStat?.Metric.MetricName);
+    expect(names).toEqual(['TenantsPaused', 'TenantJobsHeld']);
   });
 
   it('subscribes the on-call address and draws a dashboard', () => {
@@ -299,6 +311,20 @@ describe('permissions', () => {
     // Assess
     expect(called).toContain('dynamodb:BatchGetItem');
     expect(granted).toEqual(called);
+  });
+
+  it('lets the functions read and count tenant reputation and write pauses, but never scan or delete it', () => {
+    const granted = statements()
+      .filter((s) => JSON.stringify(s.Resource).includes('TenantState'))
+      .flatMap(actionsOf);
+
+    expect([...new Set(granted)].sort()).toEqual(['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem']);
+    template.hasOutput('TenantStateTableName', {});
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({ REPUTATION_MAX_BOUNCE_RATE: '0.04', REPUTATION_MIN_RECIPIENTS: '500' }),
+      },
+    });
   });
 
   it('lets the dispatcher tell a missing attachment (404) from a forbidden one (403): s3:ListBucket on its bucket only', () => {
@@ -363,6 +389,8 @@ describe('checks at synth time', () => {
       mailboxes: '[{"id":"Bad Id"}]',
       smtpSecurity: 'none',
       smtpHost: 'smtp.example.com',
+      reputationMaxComplaintRate: 'low',
+      reputationMaxBounceRate: 2,
     };
     let error: StackConfigError | undefined;
     try {
@@ -380,6 +408,8 @@ describe('checks at synth time', () => {
       'mailboxes[0].secret',
       'smtpSecret',
       'smtpSecurity',
+      'reputationMaxComplaintRate must be a number',
+      'reputation: maxBounceRate must be a rate between 0 and 1',
     ])
       expect(text).toContain(fragment);
   });

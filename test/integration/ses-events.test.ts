@@ -1,12 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
+import { createReputationStore } from '#aws/reputation-store.js';
 import { createSuppressionStore } from '#aws/suppression-store.js';
+import { bucketStartOf, DEFAULT_REPUTATION_POLICY } from '#core/reputation.js';
+import { DEFAULT_TENANT, scopedJobKey } from '#core/tenant.js';
 import { DispatchTags, toTagToken } from '#core/dispatch-job.js';
 import type { DispatchEvent } from '#core/events.js';
 import { toReportKeyring, toReportToken, type ReportKeyring } from '#core/message-id.js';
 import type { SesEventRecord } from '#core/ses-events.js';
 import { createSesEventsHandler } from '#handlers/ses-events-handler.js';
+import { buildReportReputation } from '#handlers/report-reputation.js';
+import type { ReputationConfig } from '#functions/config.js';
 import { DEFAULT_SETTINGS } from '#infra/settings.js';
 import { createLambdaContext } from '#local/lambda-context.js';
 import { createLocalResources, LOCAL_NAMES } from '#local/resources.js';
@@ -28,8 +33,11 @@ afterAll(async () => {
   await aws?.stop();
 });
 
-/** The consumer on a suppression table of its own, with a publisher that records what it was given. */
-const consumer = async () => {
+/**
+ * The consumer on a suppression table of its own, with a publisher that records what it was given; with
+ * `reputation`, the guardrail on a tenant table of its own.
+ */
+const consumer = async (reputation?: Omit<ReputationConfig, 'table'>) => {
   counter += 1;
   const suffixed = Object.entries(LOCAL_NAMES).map(([k, v]) => [k, `${v}-ses-${process.pid}-${counter}`]);
   const names = Object.fromEntries(suffixed) as typeof LOCAL_NAMES;
@@ -46,10 +54,15 @@ const consumer = async () => {
     reportKeys: async () => OURS,
     suppress: (entry) => suppressions.suppress(entry),
     events: { publish: async (event) => void published.push(event) },
+    reputation: buildReportReputation(
+      reputation && { ...reputation, table: resources.tenantStateTable },
+      aws.clients.documents,
+    ),
   });
   const deliver = (records: SesEventRecord[], topicArn = TOPIC) =>
     handler(toSnsEvent(topicArn, records), createLambdaContext('ses-events', 30_000));
-  return { handler, deliver, suppressions, published, output };
+  const tenants = createReputationStore(aws.clients.documents, resources.tenantStateTable, DEFAULT_REPUTATION_POLICY);
+  return { handler, deliver, suppressions, published, output, tenants };
 };
 
 /** A send as SES saw it, tagged by the dispatcher of the deployment whose keys are `keys`. */
@@ -155,5 +168,33 @@ describe('the SES event consumer', () => {
     // The complaint is about the default tenant's mail: it stops that tenant's mail (see Tenants).
     const suppressed = await c.suppressions.findSuppressed(all, 'default');
     expect(suppressed).toEqual(new Set(['c@customer.example']));
+  });
+});
+
+describe('the SES event consumer and the reputation guardrail', () => {
+  it("counts a verified hard bounce against the tenant its job's key is scoped to, and pauses it over the limit", async () => {
+    // Prepare: shop sent 20 recipients in this hour; two of its messages bounce, one report is another deployment's.
+    const c = await consumer({ policy: { ...DEFAULT_REPUTATION_POLICY, minRecipients: 20 }, pauseCacheMs: 0 });
+    const bucket = bucketStartOf(Date.now(), DEFAULT_REPUTATION_POLICY);
+    await c.tenants.add('shop', bucket, { sent: 20 });
+    const first = sendOf(['gone-1@customer.example'], OURS, scopedJobKey('shop', 'order-1'));
+    const second = sendOf(['gone-2@customer.example'], OURS, scopedJobKey('shop', 'order-2'));
+    const forged = sendOf(['gone-3@customer.example'], THEIRS, scopedJobKey('shop', 'order-3'));
+    const other = sendOf(['gone-4@customer.example'], OURS, 'order-4');
+
+    // Act
+    await c.deliver([bounceOf(first, 'gone-1@customer.example'), bounceOf(forged, 'gone-3@customer.example')]);
+    const afterOne = await c.tenants.standing('shop');
+    await c.deliver([bounceOf(second, 'gone-2@customer.example'), bounceOf(other, 'gone-4@customer.example')]);
+
+    // Assess: one bounce in 20 (5 %) is over the 4 % limit already; the forged report counts for no tenant.
+    const { buckets } = await c.tenants.read('shop', [bucket]);
+    expect(afterOne.paused).toMatchObject({ reason: 'bounce-rate', bounceRate: 0.05 });
+    expect(buckets.get(bucket)).toEqual({ sent: 20, bounces: 2, complaints: 0 });
+    expect((await c.tenants.read(DEFAULT_TENANT, [bucket])).buckets.get(bucket)?.bounces).toBe(1);
+    expect(c.published.filter((e) => e.type === 'tenant.paused')).toEqual([
+      expect.objectContaining({ tenant: 'shop', reason: 'bounce-rate', pausedBy: 'guardrail' }),
+    ]);
+    expect(c.output.metric('TenantsPaused')).toBe(1);
   });
 });

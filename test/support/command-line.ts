@@ -15,8 +15,17 @@ export function runCommandLine(
   args: string[],
   options: { twinDir: string; stdin?: string; timeoutMs?: number },
 ): Promise<Run> {
+  return runScript(COMMANDS[command], args, options);
+}
+
+/** Runs a script of this repository as `npm run` runs it, with its own twin directory; see runCommandLine. */
+export function runScript(
+  script: string,
+  args: string[],
+  options: { twinDir: string; stdin?: string; timeoutMs?: number },
+): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', COMMANDS[command], ...args], {
+    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
       cwd: process.cwd(),
       env: { ...process.env, TWIN_DIR: options.twinDir, DEBUG: '' },
       stdio: ['pipe', 'pipe', 'pipe'],

@@ -27,6 +27,28 @@ describe('loadDispatchConfig', () => {
     });
   });
 
+  it('turns the reputation guardrail on with TENANT_STATE_TABLE, with limits below SES review levels by default', () => {
+    expect(loadDispatchConfig(base).reputation).toBeUndefined();
+    expect(loadDispatchConfig({ ...base, TENANT_STATE_TABLE: 'tenants' }).reputation).toEqual({
+      table: 'tenants',
+      policy: {
+        maxBounceRate: 0.04,
+        maxComplaintRate: 0.0008,
+        minRecipients: 500,
+        windowSeconds: 86_400,
+        bucketSeconds: 3600,
+      },
+      pauseCacheMs: 5000,
+    });
+    const bad = {
+      ...base,
+      TENANT_STATE_TABLE: 'tenants',
+      REPUTATION_MAX_BOUNCE_RATE: '1',
+      REPUTATION_WINDOW_SECONDS: '5000',
+    };
+    expect(() => loadDispatchConfig(bad)).toThrow(/maxBounceRate must be a rate between 0 and 1[\s\S]*windowSeconds/);
+  });
+
   it('refuses a finish reserve that does not fit inside the deadline margin', () => {
     expect(() => loadDispatchConfig({ ...base, DEADLINE_MARGIN_MS: '1000', FINISH_RESERVE_MS: '1000' })).toThrow(
       /FINISH_RESERVE_MS \(1000\) must be below DEADLINE_MARGIN_MS/,

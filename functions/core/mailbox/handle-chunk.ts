@@ -31,6 +31,8 @@ export type ChunkDeps = {
     senderSide?: boolean;
     /** Set for reports (bounces, delays, complaints): whether the report was tied to mail we sent. */
     verified?: boolean;
+    /** The tenant of the job a verified report is about. */
+    tenant?: string;
   }) => void;
   log?: (level: 'info' | 'warn', message: string, facts: Record<string, unknown>) => void;
 };
@@ -63,6 +65,7 @@ type Outgoing = {
   reason?: string;
   senderSide?: boolean;
   verified?: boolean;
+  tenant?: string;
 };
 
 /**
@@ -163,8 +166,8 @@ export async function handleChunk(
         uid: o.entry.fetched.uid,
         reason: o.reason,
       });
-    const { kind, suppressed, reason, senderSide, verified } = o;
-    deps.onMessage?.({ kind, lagMs: lagOf(o.entry.fetched), suppressed, reason, senderSide, verified });
+    const { kind, suppressed, reason, senderSide, verified, tenant } = o;
+    deps.onMessage?.({ kind, lagMs: lagOf(o.entry.fetched), suppressed, reason, senderSide, verified, tenant });
   }
   if (failed.length > 0)
     outcome.failure ??= new Error(`${failed.length} event(s) not published: ${failed[0]?.error ?? ''}`);
@@ -210,7 +213,7 @@ async function toOutgoing(
     ? { ...event, verified, tenant, verification: { reason: verification.reason, via: verification.via } }
     : event;
   const senderSide = deps.reader.blamesUs(classification);
-  return { event: judged, entry, kind: classification.kind, suppressed, senderSide, verified };
+  return { event: judged, entry, kind: classification.kind, suppressed, senderSide, verified, tenant };
 }
 
 /** The verdict on a report (bounce, delay, complaint); undefined for any other message. */

@@ -21,8 +21,10 @@ const otherDeployment: ReportKeyring = toReportKeyring({ current: 'k1', k1: secr
 
 /** What the dispatcher stored: one job with its accepted recipients, hashed with the keys of the time. */
 const sentWith = (keyring: ReportKeyring, key: string, recipients: string[]): SentMessages => ({
-  recipientHashesOf: async (handle) =>
-    handle === toRecordHandle(key) ? { hashes: recipients.map((r) => hashRecipient(r, keyring)) } : undefined,
+  sentMessageOf: async (handle) =>
+    handle === toRecordHandle(key)
+      ? { recipientHashes: recipients.map((r) => hashRecipient(r, keyring)), tenant: 'shop' }
+      : undefined,
 });
 
 describe('report tokens', () => {
@@ -87,6 +89,13 @@ describe('verifyReport', () => {
   it('verifies a report that quotes our Message-ID about one of its recipients', async () => {
     const verdict = await verifyReport({ messageIds: [messageId] }, ['CEO@customer.example'], deps);
     expect(verdict).toMatchObject({ verified: true, via: 'message-id', keyId: 'k1' });
+  });
+
+  it('names the tenant of the job a verified report is about, so its rates count it', async () => {
+    const verdict = await verifyReport({ messageIds: [messageId] }, [ceo], deps);
+    const unverified = await verifyReport({ messageIds: [messageId] }, [intern], deps);
+    expect(verdict).toMatchObject({ verified: true, tenant: 'shop' });
+    expect(unverified.tenant).toBeUndefined();
   });
 
   it('verifies a report that quotes nothing through its VERP envelope recipient', async () => {

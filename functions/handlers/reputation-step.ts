@@ -1,0 +1,65 @@
+import type { Logger } from '@aws-lambda-powertools/logger';
+import { MetricUnit, type Metrics } from '@aws-lambda-powertools/metrics';
+import type { SQSRecord } from 'aws-lambda';
+import { ReputationMetrics } from '#core/metric-names.js';
+import {
+  createPauseCheck,
+  createReputationLedger,
+  type ReputationPolicy,
+  type ReputationStore,
+  type TenantPause,
+} from '#core/reputation.js';
+import type { SendOutcome } from '#core/send-outcome.js';
+
+/** The dispatcher's side of the reputation guardrail: pause checks before routing, sent counts after delivery. */
+export type ReputationDeps = {
+  store: ReputationStore;
+  policy: ReputationPolicy;
+  /** How long an instance trusts a tenant's standing, ms: at most one read per tenant per this. @default 5000 */
+  pauseCacheMs?: number;
+};
+
+/**
+ * Builds the dispatcher's reputation step. `pauseOf` answers whether a tenant is paused (cached, and shared by every
+ * record of a batch that asks at once); `noteSent` counts a delivered job's accepted recipients in memory, and
+ * `flush` writes them at the end of the batch: one atomic ADD per tenant per batch, never one per message.
+ */
+export function createReputationStep(
+  deps: ReputationDeps,
+  observability: { logger: Logger; metrics: Metrics },
+  clock: () => number,
+) {
+  const { logger, metrics } = observability;
+  const pauseCheck = createPauseCheck({ store: deps.store, cacheMs: deps.pauseCacheMs ?? 5000, clock });
+  const ledger = createReputationLedger({ store: deps.store, policy: deps.policy, clock });
+  return {
+    /** The pause holding this tenant's jobs, if any. A standing that cannot be read does not stop the mail. */
+    async pauseOf(tenant: string, record: SQSRecord): Promise<TenantPause | undefined> {
+      let pause: TenantPause | undefined;
+      try {
+        pause = await pauseCheck(tenant);
+      } catch (error) {
+        logger.warn('tenant standing unavailable; sending without it', { tenant, error: error as Error });
+        return undefined;
+      }
+      if (!pause) return undefined;
+      metrics.addMetric(ReputationMetrics.heldJobs, MetricUnit.Count, 1);
+      logger.info('job held: tenant paused', { tenant, reason: pause.reason, sqsMessageId: record.messageId });
+      return pause;
+    },
+
+    /** Counts the recipients a delivered job reached, for its tenant's bounce and complaint rates. */
+    noteSent(tenant: string, outcome: SendOutcome | undefined): void {
+      const sent = (outcome?.recipients ?? []).filter((r) => r.status === 'accepted').length;
+      if (sent > 0) ledger.note(tenant, { sent });
+    },
+
+    /** Writes the batch's counts (one write per tenant); a failure is logged and counted, the counts kept. */
+    async flush(): Promise<void> {
+      const { error } = await ledger.flush();
+      if (error === undefined) return;
+      metrics.addMetric(ReputationMetrics.countersNotWritten, MetricUnit.Count, 1);
+      logger.warn('reputation counters not written; kept for the next batch', { error: error as Error });
+    },
+  };
+}

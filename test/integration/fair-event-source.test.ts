@@ -1,0 +1,91 @@
+import { GetQueueAttributesCommand, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
+import type { SQSEvent } from 'aws-lambda';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_SETTINGS } from '#infra/settings.js';
+import { runEventSource } from '#local/event-source.js';
+import { createLocalResources } from '#local/resources.js';
+import { resourceNames, startAwsEmulators, type AwsEmulators } from '../support/dispatch-harness.js';
+
+let aws: AwsEmulators;
+let runs = 0;
+
+beforeAll(async () => {
+  aws = await startAwsEmulators();
+});
+afterAll(async () => {
+  await aws?.stop();
+});
+
+/**
+ * Tenant A queues 200 jobs, then tenant B 10 (each tenant its MessageGroupId); the event source hands them to a
+ * handler that records what it was given, one batch at a time. Resolves with the order the records arrived in.
+ */
+async function deliveredOrder(fair: boolean, stop?: (seen: string[]) => boolean) {
+  runs += 1;
+  const resources = await createLocalResources(aws.clients, DEFAULT_SETTINGS, resourceNames(`fair-${runs}`));
+  const send = async (tenant: string, count: number) => {
+    for (let i = 0; i < count; i += 10) {
+      const Entries = Array.from({ length: Math.min(10, count - i) }, (_, n) => ({
+        Id: String(n),
+        MessageBody: `${tenant}-${i + n}`,
+        MessageGroupId: tenant,
+      }));
+      await aws.clients.sqsClient.send(new SendMessageBatchCommand({ QueueUrl: resources.jobsQueueUrl, Entries }));
+    }
+  };
+  await send('a', 200);
+  await send('b', 10);
+  const seen: string[] = [];
+  const abort = new AbortController();
+  const handler = async (event: SQSEvent) => {
+    seen.push(...event.Records.map((r) => `${r.attributes.MessageGroupId}:${r.body}`));
+    if (seen.length >= 210 || stop?.(seen)) abort.abort();
+    return { batchItemFailures: [] };
+  };
+  const options = {
+    sqs: aws.clients.sqsClient,
+    queueUrl: resources.jobsQueueUrl,
+    queueArn: resources.jobsQueueArn,
+    handler,
+    functionName: 'send-email',
+    batchSize: 10,
+    maxBatchingWindowSeconds: 0,
+    visibilityTimeoutSeconds: 360,
+    functionTimeoutSeconds: 60,
+    waitTimeSeconds: 0,
+  };
+  await runEventSource({ ...options, maxConcurrency: 1, fair }, abort.signal);
+  const attributes = await aws.clients.sqsClient.send(
+    new GetQueueAttributesCommand({
+      QueueUrl: resources.jobsQueueUrl,
+      AttributeNames: ['ApproximateNumberOfMessages'],
+    }),
+  );
+  return { seen, visibleAfter: Number(attributes.Attributes?.ApproximateNumberOfMessages) };
+}
+
+const positionsOf = (seen: string[], tenant: string) =>
+  seen.flatMap((record, i) => (record.startsWith(`${tenant}:`) ? [i] : []));
+
+describe('the twin event source', () => {
+  it('serves the emulator oldest first: a quiet tenant waits behind a noisy one', async () => {
+    const { seen } = await deliveredOrder(false);
+
+    expect(positionsOf(seen, 'b')).toEqual([200, 201, 202, 203, 204, 205, 206, 207, 208, 209]);
+  });
+
+  it("with fair dequeue hands a quiet tenant's jobs out first, each once, with their group", async () => {
+    const { seen } = await deliveredOrder(true);
+
+    expect(Math.max(...positionsOf(seen, 'b'))).toBeLessThan(20);
+    expect(new Set(seen).size).toBe(210);
+    expect(seen.filter((r) => r.startsWith('a:a-'))).toHaveLength(200);
+  });
+
+  it('makes what it read ahead visible again when it stops', async () => {
+    const { seen, visibleAfter } = await deliveredOrder(true, (records) => records.length >= 20);
+
+    expect(seen).toHaveLength(20);
+    expect(visibleAfter).toBe(190);
+  });
+});

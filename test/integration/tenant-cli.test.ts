@@ -1,0 +1,106 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { SendMessageCommand } from '@aws-sdk/client-sqs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Twin } from '#local/twin.js';
+import { runScript, STACK_FRAME } from '../support/command-line.js';
+import { emailJobFactory } from '../support/factories.js';
+import { eventTap, startTestTwin, type TestTwin } from '../support/twin-harness.js';
+
+let test: TestTwin;
+let twin: Twin;
+const events: Array<Record<string, unknown>> = [];
+const tap = eventTap(() => twin, events);
+
+beforeAll(async () => {
+  test = await startTestTwin();
+  twin = test.twin;
+});
+afterAll(async () => {
+  await test?.stop();
+});
+
+/** `npm run tenant -- …args` as a process of its own, against the running twin (found through its manifest). */
+const tenant = async (...args: string[]) => {
+  const run = await runScript('tools/tenant.ts', args, { twinDir: test.dataDir });
+  return { ...run, json: () => JSON.parse(run.stdout) as Record<string, unknown> };
+};
+
+const heldTimes = (key: string) => {
+  const journal = join(test.dataDir, 'deferrals.jsonl');
+  if (!existsSync(journal)) return 0;
+  return readFileSync(journal, 'utf8')
+    .split('\n')
+    .filter((line) => line.includes(`"idempotencyKey":${JSON.stringify(key)}`)).length;
+};
+const delivered = (to: string) => twin.smtp.received.filter((m) => m.to.includes(to));
+
+describe('npm run tenant against the twin', () => {
+  it('pauses a tenant so that its jobs wait unsent, shows it, and resume lets them go out once', async () => {
+    // Prepare: the twin's dispatcher runs every job as the default tenant's.
+    const before = await tenant('status');
+    const job = emailJobFactory({ to: ['held@customer.example'] });
+
+    // Act: pause, queue a job, look; then resume.
+    const paused = await tenant('pause', 'default', '--reason', 'bad list from the campaign tool', '--json');
+    const again = await tenant('pause', 'default');
+    await twin.clients.sqsClient.send(
+      new SendMessageCommand({ QueueUrl: twin.resources.jobsQueueUrl, MessageBody: JSON.stringify(job) }),
+    );
+    // The twin journals every postponed record: the job came round, was held, and went back on the queue.
+    await tap.waitFor('the job to be held', () => heldTimes(job.idempotencyKey) >= 1, 30_000);
+    const whilePaused = delivered('held@customer.example').length;
+    const status = await tenant('status', 'default', '--json');
+    const listed = await tenant('status');
+    const resumed = await tenant('resume', 'default');
+    await tap.waitFor('the held job to be delivered', () =>
+      events.some((e) => e.type === 'email.delivered' && e.idempotencyKey === job.idempotencyKey),
+    );
+    const notPaused = await tenant('resume', 'default');
+
+    // Assess
+    expect([before.code, before.stdout.trim()]).toEqual([0, 'no tenant has been paused']);
+    expect(paused.code).toBe(0);
+    expect(paused.json()).toMatchObject({
+      paused: true,
+      pause: {
+        tenant: 'default',
+        reason: 'bad list from the campaign tool',
+        pausedBy: expect.stringMatching(/^operator:/),
+      },
+    });
+    expect([again.code, again.stdout]).toEqual([0, expect.stringMatching(/^already paused: default is paused since/)]);
+    expect(whilePaused).toBe(0);
+    expect(status.json()).toMatchObject({ tenant: 'default', paused: { reason: 'bad list from the campaign tool' } });
+    expect(listed.stdout).toMatch(/^default is paused since .* by operator:.*: bad list from the campaign tool$/m);
+    expect(resumed.code).toBe(0);
+    expect(resumed.stdout).toMatch(/^default resumed by operator:.*; its held jobs go out at their next recheck/);
+    expect(delivered('held@customer.example')).toHaveLength(1);
+    expect([notPaused.code, notPaused.stderr.trim()]).toEqual([1, 'default is not paused']);
+    const announced = events.filter((e) => e.type === 'tenant.paused' || e.type === 'tenant.resumed');
+    expect(announced.map((e) => [e.type, e.tenant])).toEqual([
+      ['tenant.paused', 'default'],
+      ['tenant.resumed', 'default'],
+    ]);
+  });
+
+  it('refuses a bad tenant name and an unknown command with one line and the usage, exit 2', async () => {
+    const badName = await tenant('pause', 'Shop_A');
+    const unknown = await tenant('suspend', 'shop');
+    const missing = await tenant('resume');
+
+    expect([badName.code, badName.stderr.split('\n')[0]]).toEqual([
+      2,
+      'TENANT must be 1–32 lowercase letters, digits and inner hyphens, not "Shop_A"',
+    ]);
+    expect([unknown.code, unknown.stderr.split('\n')[0]]).toEqual([
+      2,
+      'unknown command "suspend" (status, pause, resume)',
+    ]);
+    expect([missing.code, missing.stderr.split('\n')[0]]).toEqual([2, 'resume needs a TENANT']);
+    for (const r of [badName, unknown, missing]) {
+      expect(r.stderr).toContain('npm run tenant -- <command>');
+      expect(r.stderr).not.toMatch(STACK_FRAME);
+    }
+  });
+});
