@@ -14,6 +14,9 @@ import { METRIC_NAMESPACE, SERVICE_NAME, SuppressionMetrics } from '#core/metric
 import { toReportKeyring } from '#core/message-id.js';
 import { createInboundReportVerifier } from '#core/verify-report.js';
 import { createPollMailboxHandler } from '#handlers/poll-mailbox-handler.js';
+import { withJobStatusReports } from '#handlers/job-reports.js';
+import { createJobStatusStore } from '#aws/job-status-store.js';
+import { JOB_STATUS_TTL_SECONDS } from '#core/job-status.js';
 import { createMailLoginSource } from '#oauth/mail-login-source.js';
 import { loadPollerConfig, type PolledMailbox } from './config.js';
 
@@ -49,6 +52,15 @@ const reportKeys = config.reportKeysSecretId
     })
   : undefined;
 
+/** Reports checked against what the dispatcher stored; a verified one marks its job's status too. */
+function verifier(idempotencyTable: string, keys: NonNullable<typeof reportKeys>) {
+  const sent = createSentMessages(clients.documents, idempotencyTable);
+  const verify = createInboundReportVerifier({ keys: () => keys.get(), sent, bounceDomain: config.bounceDomain });
+  if (!config.jobStatusTable) return verify;
+  const status = createJobStatusStore(clients.dynamodb, config.jobStatusTable, { ttlSeconds: JOB_STATUS_TTL_SECONDS });
+  return withJobStatusReports(verify, { status, jobKeyOf: sent.jobKeyOf, logger });
+}
+
 export const handler = createPollMailboxHandler({
   config,
   logger,
@@ -57,14 +69,7 @@ export const handler = createPollMailboxHandler({
   state: createMailboxStateStore(clients.documents, config.mailboxStateTable),
   events: createSnsEventPublisher(clients.sns, config.eventsTopicArn),
   suppress: (entry) => suppressions.suppress(entry),
-  verifyReport:
-    reportKeys && config.idempotencyTable
-      ? createInboundReportVerifier({
-          keys: () => reportKeys.get(),
-          sent: createSentMessages(clients.documents, config.idempotencyTable),
-          bounceDomain: config.bounceDomain,
-        })
-      : undefined,
+  verifyReport: reportKeys && config.idempotencyTable ? verifier(config.idempotencyTable, reportKeys) : undefined,
   storeRaw: createRawMessageStore(clients.s3, config.rawMessageBucket),
   credentialsFor: (mailbox) => logins.get(mailbox.id) ?? loginOf(mailbox),
 });

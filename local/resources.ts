@@ -19,7 +19,10 @@ export const LOCAL_NAMES = {
   transportStateTable: 'email-dispatch-transport-state',
 };
 /** Resource names; the transport state table defaults to one named after the idempotency table. */
-export type LocalNames = Omit<typeof LOCAL_NAMES, 'transportStateTable'> & { transportStateTable?: string };
+export type LocalNames = Omit<typeof LOCAL_NAMES, 'transportStateTable'> & {
+  transportStateTable?: string;
+  jobStatusTable?: string;
+};
 
 export type LocalResources = {
   jobsQueueUrl: string;
@@ -34,6 +37,7 @@ export type LocalResources = {
   suppressionTable: string;
   mailboxStateTable: string;
   transportStateTable: string;
+  jobStatusTable: string;
 };
 
 async function queueArn(sqs: SQSClient, queueUrl: string): Promise<string> {
@@ -140,6 +144,8 @@ export async function createLocalResources(
   );
   const transportStateTable = names.transportStateTable ?? `${names.idempotencyTable}-transport-state`;
   await createTable(clients, transportStateTable, TableKeys.transportState.partitionKey);
+  const jobStatusTable = names.jobStatusTable ?? `${names.idempotencyTable}-job-status`;
+  await createTable(clients, jobStatusTable, TableKeys.jobStatus.partitionKey, TableKeys.jobStatus.ttlAttribute);
   return {
     jobsQueueUrl,
     jobsQueueArn: await queueArn(sqs, jobsQueueUrl),
@@ -152,6 +158,7 @@ export async function createLocalResources(
     suppressionTable: names.suppressionTable,
     mailboxStateTable: names.mailboxStateTable,
     transportStateTable,
+    jobStatusTable,
   };
 }
 
@@ -165,5 +172,6 @@ export function toDispatchEnvironment(resources: LocalResources): Record<string,
     EVENTS_TOPIC_ARN: resources.eventsTopicArn,
     ATTACHMENT_BUCKET: resources.bucket,
     TRANSPORT_STATE_TABLE: resources.transportStateTable,
+    JOB_STATUS_TABLE: resources.jobStatusTable,
   };
 }

@@ -8,6 +8,9 @@ import { createSnsEventPublisher } from '#aws/event-publisher.js';
 import { createMailboxStateStore } from '#aws/mailbox-state-store.js';
 import { createRawMessageStore } from '#aws/raw-message-store.js';
 import { createSentMessages } from '#aws/sent-messages.js';
+import { createJobStatusStore } from '#aws/job-status-store.js';
+import { JOB_STATUS_TTL_SECONDS } from '#core/job-status.js';
+import { withJobStatusReports } from '#handlers/job-reports.js';
 import { createSuppressionStore } from '#aws/suppression-store.js';
 import type { TransportName } from '#core/email-job.js';
 import { METRIC_NAMESPACE, SERVICE_NAME, SuppressionMetrics } from '#core/metric-names.js';
@@ -369,6 +372,7 @@ export async function startTwin(options: TwinOptions = {}) {
         IDEMPOTENCY_TABLE: resources.idempotencyTable,
         BOUNCE_DOMAIN: TWIN_RETURN_DOMAIN,
       });
+      const sent = createSentMessages(clients.documents, resources.idempotencyTable);
       pollHandler = createPollMailboxHandler({
         config: pollerConfig,
         logger,
@@ -376,11 +380,16 @@ export async function startTwin(options: TwinOptions = {}) {
         state: createMailboxStateStore(clients.documents, resources.mailboxStateTable),
         events: createSnsEventPublisher(clients.sns, resources.eventsTopicArn),
         suppress: (entry) => suppressions.suppress(entry),
-        verifyReport: createInboundReportVerifier({
-          keys: () => reportKeys.get(),
-          sent: createSentMessages(clients.documents, resources.idempotencyTable),
-          bounceDomain: TWIN_RETURN_DOMAIN,
-        }),
+        verifyReport: withJobStatusReports(
+          createInboundReportVerifier({ keys: () => reportKeys.get(), sent, bounceDomain: TWIN_RETURN_DOMAIN }),
+          {
+            status: createJobStatusStore(clients.dynamodb, resources.jobStatusTable, {
+              ttlSeconds: JOB_STATUS_TTL_SECONDS,
+            }),
+            jobKeyOf: sent.jobKeyOf,
+            logger,
+          },
+        ),
         storeRaw: createRawMessageStore(clients.s3, resources.bucket),
         credentialsFor: () => imapLogin,
         tls: options.imap?.ca ? { ca: options.imap.ca } : undefined,

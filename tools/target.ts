@@ -145,6 +145,8 @@ export type StateTarget = {
   clients: AwsClients;
   suppressionTable: string;
   eventsTopicArn: string;
+  /** The job status table (cancel and status); absent from the outputs of a stack deployed before it existed. */
+  jobStatusTable?: string;
 };
 
 /** Resolves the state target: --outputs means the deployed stack; otherwise the running local twin. */
@@ -160,6 +162,7 @@ export function resolveStateTarget(args: Pick<TargetArgs, 'outputs' | 'dataDir'>
       clients: createAwsClients({ region: regionOf(stack.JobsQueueUrl) }),
       suppressionTable: stack.SuppressionTableName,
       eventsTopicArn: stack.EventsTopicArn,
+      jobStatusTable: stack.JobStatusTableName,
     };
   }
   const { manifest, manifestPath } = loadTwinManifest(args.dataDir);
@@ -173,5 +176,6 @@ export function resolveStateTarget(args: Pick<TargetArgs, 'outputs' | 'dataDir'>
     }),
     suppressionTable: manifest.resources.suppressionTable,
     eventsTopicArn: manifest.resources.eventsTopicArn,
+    jobStatusTable: manifest.resources.jobStatusTable,
   };
 }

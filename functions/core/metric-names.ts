@@ -25,6 +25,10 @@ export const DispatchMetrics = {
   handedBack: 'HandedBack',
   /** Completion writes that failed after their retries: the key is unprotected once the claim expires. */
   completionNotSaved: 'CompletionNotSaved',
+  /** Hops of scheduled jobs put back on the queue until their sendAt. */
+  held: 'HeldJobs',
+  /** Jobs dropped unsent because their producer cancelled them. */
+  cancelled: 'CancelledJobs',
 } as const;
 
 /** The dimension (beside `service`) of the poller's per-mailbox metrics; its value is the mailbox's id. */

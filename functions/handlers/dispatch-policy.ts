@@ -4,10 +4,19 @@ import type { SQSRecord } from 'aws-lambda';
 import type { DeadLetterSink, UnpublishedOutcomes, VisibilityControl } from '#core/dispatch-ports.js';
 import { listRecipients, type EmailJob, type TransportName } from '#core/email-job.js';
 import { RetryLaterError } from '#core/errors.js';
-import { publishAll, toOutcomeEvent, type DispatchEvent, type EventPublisher } from '#core/events.js';
+import {
+  EventTypes,
+  publishAll,
+  toOutcomeEvent,
+  type DispatchEvent,
+  type EmailOutcomeEvent,
+  type EventPublisher,
+} from '#core/events.js';
 import { hashAddress, isRecipientHash, toMessageId, type ReportKeyring } from '#core/message-id.js';
 import { lifetimeStartOf } from './route-job.js';
 import { DispatchMetrics } from '#core/metric-names.js';
+import { toMaskedRecipients, type JobStatusStore, type JobTransition } from '#core/job-status.js';
+import { DEFAULT_TENANT } from '#core/tenant.js';
 import { scheduleRetry, type RetryPolicy } from '#core/retry-schedule.js';
 import type { RecipientResult, SendOutcome } from '#core/send-outcome.js';
 
@@ -23,6 +32,8 @@ export type StoredResult = {
   unpublished?: boolean;
   /** The queue message that completed the job: only its return republishes the event. */
   sourceMessageId?: string;
+  /** The job's (scoped) key, so that a verified report can name the job (see job-reports). */
+  key?: string;
 };
 
 /**
@@ -48,6 +59,8 @@ export type PolicyDeps = {
   reportKeys?: () => Promise<ReportKeyring | undefined>;
   clock: () => number;
   random: () => number;
+  /** The job status table: deferrals and outcomes are written to it (see job-status); without it, nothing is. */
+  jobStatus?: JobStatusStore;
 };
 
 type Failed = Array<{ event: DispatchEvent; error: string }>;
@@ -62,6 +75,13 @@ const recipientHashes = (recipients: RecipientResult[]) =>
  */
 export function createDispatchPolicy(deps: PolicyDeps) {
   const { logger, metrics } = deps;
+  /** Writes a job's status; a failed write is logged, never fails the record (the status is a view, not the truth). */
+  const recordStatus = async (idempotencyKey: string, transition: JobTransition) => {
+    // The tenant the dispatcher resolved for the record names the job; single-producer deployments have one.
+    await deps.jobStatus?.record({ tenant: DEFAULT_TENANT, idempotencyKey }, transition).catch((error: unknown) => {
+      logger.warn('job status not written', { dispatchId: dispatchIdOf({ idempotencyKey }), error: error as Error });
+    });
+  };
   const dispatchIdOf = (job: { idempotencyKey: string }) => toMessageId(job.idempotencyKey, deps.messageIdDomain);
   const factsOf = (job: EmailJob, attempt: number, outcome?: SendOutcome) => ({
     idempotencyKey: job.idempotencyKey,
@@ -158,7 +178,11 @@ export function createDispatchPolicy(deps: PolicyDeps) {
     metrics.addMetric(metric, MetricUnit.Count, 1);
     if (outcome.ambiguous) metrics.addMetric(DispatchMetrics.ambiguous, MetricUnit.Count, 1);
     if (job) logOutcome('warn', message, job, outcome, attempt, decision.delaySeconds);
-    else
+    if (job) {
+      const { reason, detail } = outcome;
+      const nextAttemptAtMs = deps.clock() + decision.delaySeconds * 1000;
+      await recordStatus(job.idempotencyKey, { state: 'deferred', attempts: attempt, reason, detail, nextAttemptAtMs });
+    } else
       logger.warn(message, {
         sqsMessageId: record.messageId,
         reason: outcome.reason,
@@ -173,6 +197,17 @@ export function createDispatchPolicy(deps: PolicyDeps) {
       });
     });
     throw new RetryLaterError(`${outcome.action}: ${outcome.reason}`, decision.delaySeconds);
+  };
+
+  /** Every outcome event of the batch is also its job's final status (recipients masked). */
+  const recordOutcome = async (event: DispatchEvent) => {
+    const kind = (['delivered', 'rejected', 'failed'] as const).find((k) => event.type === EventTypes[k]);
+    if (!kind || deps.jobStatus === undefined) return;
+    const e = event as EmailOutcomeEvent;
+    const recipients = toMaskedRecipients(e.recipients);
+    const { reason, detail, messageId, providerMessageId, transport } = e;
+    const outcome = { reason, detail, messageId, providerMessageId, transport, recipients };
+    await recordStatus(e.idempotencyKey, { state: kind, attempts: e.attempts, outcome });
   };
 
   return {
@@ -368,11 +403,12 @@ export function createDispatchPolicy(deps: PolicyDeps) {
       if (failed.length > 0) failed = await attempt(failed.map((f) => f.event));
       const unpublished = new Map(failed.map((f) => [f.event, f.error]));
       // A mark left in place only means the event may be published once more if the message ever comes back.
-      await Promise.all(
-        outbox
+      await Promise.all([
+        ...outbox
           .filter((e) => e.idempotencyKey && !unpublished.has(e.event))
           .map((e) => deps.unpublished?.clear(e.idempotencyKey as string).catch(() => {})),
-      );
+        ...outbox.map((e) => recordOutcome(e.event)),
+      ]);
       const handBack: SQSRecord[] = [];
       for (const entry of outbox) {
         const error = unpublished.get(entry.event);

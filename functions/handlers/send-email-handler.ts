@@ -24,6 +24,8 @@ import { isRetryable, type SendOutcome } from '#core/send-outcome.js';
 import type { TransportName } from '#core/email-job.js';
 import { createDispatchPolicy, type OutboxEntry, type StoredResult } from './dispatch-policy.js';
 import { createRouteStep, type RoutingDeps } from './route-job.js';
+import { createScheduleStep, type ScheduleDeps } from './job-schedule.js';
+import { DEFAULT_TENANT } from '#core/tenant.js';
 
 /** Claim checks: job bodies stored in S3 with only a reference on the queue. */
 type ClaimCheckStore = {
@@ -69,6 +71,8 @@ export type SendEmailDeps = {
   claimChecks?: ClaimCheckStore;
   /** Circuit breakers and failover; without them every job goes straight to its transport. */
   routing?: RoutingDeps;
+  /** Scheduled sends, cancels and job status (see job-schedule); without it `sendAt` is not honoured. */
+  schedule?: ScheduleDeps;
   clock?: () => number;
   random?: () => number;
 };
@@ -101,7 +105,9 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     reportKeys: deps.dispatch.reportKeys,
     clock,
     random: deps.random ?? Math.random,
+    jobStatus: deps.schedule?.status,
   });
+  const schedule = deps.schedule ? createScheduleStep(deps.schedule, deps, clock) : undefined;
 
   const idempotencyConfig = new IdempotencyConfig({
     eventKeyJmesPath: 'idempotencyKey',
@@ -141,6 +147,8 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
           })),
           unpublished: true,
           sourceMessageId,
+          // Not personal data: lets a verified report, which names the record only by its digest, find the job.
+          key: job.idempotencyKey,
         }),
       ) as StoredResult;
     },
@@ -239,6 +247,25 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     if (!parsed.success)
       return policy.rejectInvalid(outbox, record, parsed.reason, parsed.detail, parsed.idempotencyKey);
     const job = parsed.job;
+
+    // A job due later waits on the queue, a cancelled one is dropped, one due now is claimed against a cancel.
+    const scheduled = schedule
+      ? await bounded(budget.signal, () => schedule.step(record, job, DEFAULT_TENANT, budget, outbox)).catch(
+          (error: Error) => ({ unavailable: error.message }),
+        )
+      : 'proceed';
+    if (scheduled === 'done') return;
+    if (typeof scheduled === 'object' && 'refused' in scheduled)
+      return policy.rejectInvalid(outbox, record, 'send-at-too-far', scheduled.refused, job.idempotencyKey);
+    if (typeof scheduled === 'object')
+      return policy.postponeWithoutAttempt(
+        outbox,
+        record,
+        job,
+        'job-status-unavailable',
+        attemptNumber,
+        scheduled.unavailable,
+      );
 
     // An open circuit puts the job back without an attempt; failover may send it over the other transport.
     const requested = job.transport ?? deps.dispatch.defaultTransport;
