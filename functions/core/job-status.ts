@@ -136,8 +136,8 @@ export type ScheduleDecision =
   | { action: 'refuse'; detail: string };
 
 /**
- * Decides what to do with a job's `sendAt` at `nowMs`: a time in the past (or within a second) sends now, a time
- * beyond the limit (plus the slack for skew and queueing) is refused with the reason, anything else waits.
+ * Decides what to do with a job's `sendAt` at `nowMs`: a time reached or past sends now (never early: a wait of a
+ * fraction of a second is held for a whole one, SQS's unit), a time beyond the limit (plus the slack for skew and queueing) is refused with the reason, anything else waits.
  */
 export function decideSchedule(
   sendAt: string | undefined,
@@ -150,7 +150,7 @@ export function decideSchedule(
   if (!Number.isFinite(untilMs)) return { action: 'refuse', detail: 'sendAt: must be an ISO 8601 time with an offset' };
   if (untilMs - nowMs > (limitSeconds + slackSeconds) * 1000)
     return { action: 'refuse', detail: sendAtTooFar(limitSeconds) };
-  if (untilMs - nowMs < 1000) return { action: 'send' };
+  if (untilMs <= nowMs) return { action: 'send' };
   return { action: 'hold', untilMs };
 }
 
