@@ -31,6 +31,10 @@ export class EmailDispatchStack extends Stack {
       value: this.system.tables.suppression.tableName,
       description: 'The suppression list; see npm run suppression',
     });
+    new CfnOutput(this, 'JobStatusTableName', {
+      value: this.system.tables.jobStatus.tableName,
+      description: "Each job's status and cancel mark; see npm run status and npm run cancel",
+    });
     new CfnOutput(this, 'AlarmTopicArn', { value: monitoring.alarmTopic.topicArn });
     new CfnOutput(this, 'DashboardName', { value: monitoring.dashboard.dashboardName });
 

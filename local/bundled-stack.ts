@@ -29,6 +29,7 @@ const LOCAL_RESOURCES: Array<{
   { path: /\/State\/Suppression\/Resource$/, ref: (r) => r.suppressionTable },
   { path: /\/State\/MailboxState\/Resource$/, ref: (r) => r.mailboxStateTable },
   { path: /\/State\/TransportState\/Resource$/, ref: (r) => r.transportStateTable },
+  { path: /\/State\/JobStatus\/Resource$/, ref: (r) => r.jobStatusTable },
 ];
 
 type TemplateResource = { Type: string; Properties?: Record<string, unknown>; Metadata?: Record<string, unknown> };

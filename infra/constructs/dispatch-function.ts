@@ -60,6 +60,7 @@ export class DispatchFunction extends Construct {
         IDEMPOTENCY_TABLE: tables.idempotency.tableName,
         SUPPRESSION_TABLE: tables.suppression.tableName,
         TRANSPORT_STATE_TABLE: tables.transportState.tableName,
+        JOB_STATUS_TABLE: tables.jobStatus.tableName,
         ...(config.failover ? { FAILOVER: `${config.failover.primary}>${config.failover.secondary}` } : {}),
         EVENTS_TOPIC_ARN: events.topicArn,
         ATTACHMENT_BUCKET: bucket.bucketName,
@@ -114,7 +115,8 @@ export class DispatchFunction extends Construct {
     );
     tables.suppression.grant(this.fn, 'dynamodb:BatchGetItem');
     tables.transportState.grant(this.fn, 'dynamodb:GetItem', 'dynamodb:UpdateItem');
-    // Jobs waiting on an open circuit go back on the queue as new messages.
+    tables.jobStatus.grant(this.fn, 'dynamodb:GetItem', 'dynamodb:UpdateItem');
+    // Jobs waiting on an open circuit, and scheduled jobs waiting for their time, go back on the queue as new messages.
     jobs.queue.grantSendMessages(this.fn);
     grantPublish(this.fn, events, key);
     // Claim-checked jobs and attachments only; grantRead would add List* and GetBucket* it never uses.

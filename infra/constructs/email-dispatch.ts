@@ -1,5 +1,7 @@
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
-import { ServicePrincipal, type IGrantable } from 'aws-cdk-lib/aws-iam';
+import { PolicyStatement, ServicePrincipal, type IGrantable } from 'aws-cdk-lib/aws-iam';
+import { TableKeys } from '#aws/table-keys.js';
+import { DEFAULT_TENANT } from '#core/tenant.js';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { BlockPublicAccess, Bucket, BucketEncryption, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
@@ -103,11 +105,42 @@ export class EmailDispatch extends Construct {
     this.monitoring = new Monitoring(this, 'Monitoring', { config, jobs, dispatch, poller, sesEvents, key });
   }
 
-  /** Lets a producer put jobs on the queue and claim-checked bodies and attachments in the bucket. */
+  /**
+   * Lets a producer put jobs on the queue and claim-checked bodies and attachments in the bucket, and cancel and
+   * ask the status of its jobs.
+   */
   grantSend(grantee: IGrantable) {
     this.jobs.grantSend(grantee);
     this.bucket.grantPut(grantee, 'jobs/*');
     this.bucket.grantPut(grantee, 'attachments/*');
+    this.grantJobControl(grantee);
+  }
+
+  /**
+   * Lets a producer cancel and read the status of its own jobs only: GetItem and UpdateItem on the job status table
+   * for keys of its tenant (`dynamodb:LeadingKeys`: `<tenant> <key>`; the default tenant's keys are bare, so any key
+   * without a space), and the update may touch only what a cancel writes.
+   */
+  grantJobControl(grantee: IGrantable, tenant: string = DEFAULT_TENANT) {
+    const keys =
+      tenant === DEFAULT_TENANT
+        ? { 'ForAllValues:StringNotLike': { 'dynamodb:LeadingKeys': ['* *'] } }
+        : { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${tenant} *`] } };
+    const table = this.tables.jobStatus.tableArn;
+    grantee.grantPrincipal.addToPrincipalPolicy(
+      new PolicyStatement({ actions: ['dynamodb:GetItem'], resources: [table], conditions: keys }),
+    );
+    const written = ['state', 'cancelledAt', 'updatedAt', TableKeys.jobStatus.ttlAttribute];
+    grantee.grantPrincipal.addToPrincipalPolicy(
+      new PolicyStatement({
+        actions: ['dynamodb:UpdateItem'],
+        resources: [table],
+        conditions: {
+          ...keys,
+          'ForAllValues:StringEquals': { 'dynamodb:Attributes': [TableKeys.jobStatus.partitionKey, ...written] },
+        },
+      }),
+    );
   }
 
   /** Lets a consumer subscribe to outcome and inbound events. */

@@ -54,6 +54,7 @@ export class MailboxPoller extends Construct {
         SUPPRESSION_TTL_DAYS: String(config.suppressionTtlDays),
         REPORT_KEYS_SECRET_ID: props.reportKeys.secretArn,
         IDEMPOTENCY_TABLE: tables.idempotency.tableName,
+        JOB_STATUS_TABLE: tables.jobStatus.tableName,
         ...(config.bounceDomain ? { BOUNCE_DOMAIN: config.bounceDomain } : {}),
       },
     });
@@ -61,6 +62,8 @@ export class MailboxPoller extends Construct {
     tables.suppression.grant(this.fn, 'dynamodb:GetItem', 'dynamodb:PutItem');
     // A report is checked against the recipients the dispatcher stored for its job: read only.
     tables.idempotency.grant(this.fn, 'dynamodb:GetItem');
+    // A verified bounce or complaint marks its job's status (one conditional update).
+    tables.jobStatus.grant(this.fn, 'dynamodb:UpdateItem');
     props.reportKeys.grantRead(this.fn);
     grantPublish(this.fn, events, key);
     this.fn.addToRolePolicy(

@@ -16,13 +16,15 @@ const table = (scope: Construct, id: string, partitionKey: string, ttlAttribute?
 
 /**
  * The state the system keeps: job idempotency records, the suppression list, mailbox checkpoints and leases, and
- * the transports' circuit breakers (one small item per transport).
+ * the transports' circuit breakers (one small item per transport), and each job's status.
  */
 export class StateTables extends Construct {
   readonly idempotency: TableV2;
   readonly suppression: TableV2;
   readonly mailboxState: TableV2;
   readonly transportState: TableV2;
+  /** One item per job: its status (what producers ask) and the cancel mark the dispatcher's claim respects. */
+  readonly jobStatus: TableV2;
 
   constructor(scope: Construct, id: string) {
     super(scope, id);
@@ -41,5 +43,6 @@ export class StateTables extends Construct {
       TableKeys.mailboxState.ttlAttribute,
     );
     this.transportState = table(this, 'TransportState', TableKeys.transportState.partitionKey);
+    this.jobStatus = table(this, 'JobStatus', TableKeys.jobStatus.partitionKey, TableKeys.jobStatus.ttlAttribute);
   }
 }
