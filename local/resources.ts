@@ -45,7 +45,13 @@ async function queueArn(sqs: SQSClient, queueUrl: string): Promise<string> {
   return result.Attributes?.QueueArn ?? '';
 }
 
-async function createTable(clients: AwsClients, name: string, key: string, ttlAttribute?: string) {
+/** Creates an on-demand table keyed by one string attribute (with its TTL attribute), unless it exists. */
+export async function createTable(
+  clients: Pick<AwsClients, 'dynamodb'>,
+  name: string,
+  key: string,
+  ttlAttribute?: string,
+) {
   await clients.dynamodb
     .send(
       new CreateTableCommand({

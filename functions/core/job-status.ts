@@ -8,36 +8,17 @@ import { maskAddress } from './suppression.js';
  * dispatcher's claim respects: both are conditional writes on it, so a cancel and a send cannot both win.
  */
 
-/** Every state a job can be in; `sending` is an attempt's claim, held until its lease ends. */
-export const JobStates = [
-  'scheduled',
-  'sending',
-  'deferred',
-  'delivered',
-  'rejected',
-  'failed',
-  'cancelled',
-  'bounced',
-  'complained',
-] as const;
-export type JobState = (typeof JobStates)[number];
-
+/** States a job passes before it is done; `sending` is an attempt's claim, held until its lease ends. */
+const PENDING_STATES = ['scheduled', 'sending', 'deferred'] as const;
 /** States after which nothing is sent any more (a report may still turn `delivered` into bounced or complained). */
-export const FINAL_STATES: readonly JobState[] = [
-  'delivered',
-  'rejected',
-  'failed',
-  'cancelled',
-  'bounced',
-  'complained',
-];
-/** States a cancel may end: nothing is being sent and nothing was. */
-export const CANCELLABLE_STATES: readonly JobState[] = ['scheduled', 'deferred'];
+export const FINAL_STATES = ['delivered', 'rejected', 'failed', 'cancelled', 'bounced', 'complained'] as const;
+const JobStates = [...PENDING_STATES, ...FINAL_STATES] as const;
+export type JobState = (typeof JobStates)[number];
 
 /** The furthest ahead `sendAt` may be: 72 hours, as the hosted APIs producers come from allow (see the README). */
 export const MAX_SEND_AT_AHEAD_SECONDS = 72 * 3600;
 /** How far past the limit a job is still taken at the dispatcher: clock skew and time spent in the queue. */
-export const SEND_AT_SLACK_SECONDS = 15 * 60;
+const SEND_AT_SLACK_SECONDS = 15 * 60;
 
 /** How long a status record lives after its last write: the dispatcher's idempotency window (15 days). */
 export const JOB_STATUS_TTL_SECONDS = 15 * 86_400;
@@ -48,7 +29,7 @@ export const JOB_STATUS_KEYS = { partitionKey: 'jobKey', ttlAttribute: 'expiresA
 export type MaskedRecipient = { address: string; status: string; responseCode?: number };
 
 /** What the dispatcher learned from its last attempt. */
-export type JobOutcomeFacts = {
+type JobOutcomeFacts = {
   reason: string;
   detail?: string;
   messageId?: string;
@@ -103,7 +84,7 @@ export function fromStatusItem(
 ): JobStatus | undefined {
   if (!item) return undefined;
   const state = text(item, 'state') as JobState | undefined;
-  if (!state || !JobStates.includes(state)) return undefined;
+  if (!state || !(JobStates as readonly string[]).includes(state)) return undefined;
   const expiresAt = number(item, JOB_STATUS_KEYS.ttlAttribute);
   if (expiresAt !== undefined && expiresAt * 1000 < nowMs) return undefined;
   const deferral = json<{ reason?: string; detail?: string; nextAttemptAtMs?: number }>(item, 'deferral');
@@ -155,7 +136,7 @@ export function decideSchedule(
 }
 
 /** The reason a too distant `sendAt` is refused, in the words the producer library and the dispatcher both use. */
-export const sendAtTooFar = (limitSeconds = MAX_SEND_AT_AHEAD_SECONDS) =>
+const sendAtTooFar = (limitSeconds = MAX_SEND_AT_AHEAD_SECONDS) =>
   `sendAt: must be at most ${limitSeconds / 3600} hours ahead; schedule later jobs closer to their time`;
 
 /** Names a job: its tenant and its producer-assigned key (stored under `scopedJobKey(tenant, key)`). */

@@ -1,4 +1,3 @@
-import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
 import {
   CreateQueueCommand,
   DeleteMessageCommand,
@@ -12,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createJobStatusStore } from '#aws/job-status-store.js';
 import { createJobRequeue } from '#aws/sqs-job-requeue.js';
 import { TableKeys } from '#aws/table-keys.js';
+import { createTable } from '#local/resources.js';
 import { createJobHold } from '#handlers/job-hold.js';
 import { createScheduleStep } from '#handlers/job-schedule.js';
 import { lifetimeStartOf } from '#handlers/route-job.js';
@@ -36,15 +36,9 @@ const requests = new Map<string, number>();
 beforeAll(async () => {
   [fauxqs, dynamo] = await Promise.all([startFauxqs(), startDynalite()]);
   clients = createEmulatorClients({ fauxqs: fauxqs.endpoint, dynamodb: dynamo.endpoint });
-  const key = TableKeys.jobStatus.partitionKey;
-  await clients.dynamodb.send(
-    new CreateTableCommand({
-      TableName: TABLE,
-      BillingMode: 'PAY_PER_REQUEST',
-      AttributeDefinitions: [{ AttributeName: key, AttributeType: 'S' }],
-      KeySchema: [{ AttributeName: key, KeyType: 'HASH' }],
-    }),
-  );
+  const { partitionKey, ttlAttribute } = TableKeys.jobStatus;
+  await createTable(clients, TABLE, partitionKey, ttlAttribute);
+
   queueUrl = (await clients.sqsClient.send(new CreateQueueCommand({ QueueName: 'jobs' }))).QueueUrl ?? '';
   const count = (commandName = '?') => requests.set(commandName, (requests.get(commandName) ?? 0) + 1);
   clients.sqsClient.middlewareStack.add(

@@ -1,8 +1,8 @@
-import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAwsClients, type AwsClients } from '#aws/clients.js';
 import { createJobStatusStore } from '#aws/job-status-store.js';
 import { TableKeys } from '#aws/table-keys.js';
+import { createTable } from '#local/resources.js';
 import { LOCAL_CREDENTIALS, startDynalite, type Emulator } from '#local/emulators.js';
 import { createJobControl } from '#producer/index.js';
 
@@ -19,15 +19,8 @@ beforeAll(async () => {
     credentials: LOCAL_CREDENTIALS,
     endpoints: { dynamodb: dynamo.endpoint },
   });
-  const key = TableKeys.jobStatus.partitionKey;
-  await clients.dynamodb.send(
-    new CreateTableCommand({
-      TableName: TABLE,
-      BillingMode: 'PAY_PER_REQUEST',
-      AttributeDefinitions: [{ AttributeName: key, AttributeType: 'S' }],
-      KeySchema: [{ AttributeName: key, KeyType: 'HASH' }],
-    }),
-  );
+  const { partitionKey, ttlAttribute } = TableKeys.jobStatus;
+  await createTable(clients, TABLE, partitionKey, ttlAttribute);
 });
 afterAll(async () => {
   await dynamo?.stop();
