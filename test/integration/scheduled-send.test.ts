@@ -4,6 +4,7 @@ import type { JobStatus } from '#core/job-status.js';
 import { toDispatchId } from '#core/message-id.js';
 import type { Twin } from '#local/twin.js';
 import { createEmailProducer, createJobControl, InvalidEmailJobError } from '#producer/index.js';
+import { runCommandLine } from '../support/command-line.js';
 import { emailJobFactory } from '../support/factories.js';
 import { eventTap, startTestTwin, type TestTwin } from '../support/twin-harness.js';
 
@@ -93,6 +94,16 @@ describe('scheduled sends in the twin', () => {
     expect(eventFor(job.idempotencyKey, 'email.delivered')).toBeUndefined();
     expect(await statusOf(job.idempotencyKey)).toMatchObject({ state: 'cancelled' });
     expect(await control().cancel(job.idempotencyKey)).toMatchObject({ cancelled: false, reason: 'already-cancelled' });
+
+    // The command line answers the same, from the running twin.
+    const twinDir = testTwin.dataDir;
+    const status = await runCommandLine('status', [job.idempotencyKey, '--json'], { twinDir });
+    const again = await runCommandLine('cancel', [job.idempotencyKey], { twinDir });
+    const unknown = await runCommandLine('cancel', ['never-sent-key'], { twinDir });
+    expect([status.code, JSON.parse(status.stdout).state]).toEqual([1, 'cancelled']);
+    expect([again.code, again.stdout.trim()]).toEqual([1, `not cancelled ${job.idempotencyKey}: already cancelled`]);
+    expect(unknown.code).toBe(0);
+    expect(unknown.stdout).toContain('not seen by the dispatcher yet; a job with this key will not be sent');
   });
 
   it('refuses a sendAt beyond the limit, in the producer and at the dispatcher, with the reason', async () => {
