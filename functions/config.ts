@@ -481,6 +481,8 @@ export type SesEventsConfig = {
   reportKeysSecretId: string;
   /** `SECRETS_CACHE_SECONDS`. @default 300 */
   secretsCacheSeconds: number;
+  /** Job status: a verified bounce or complaint marks its job. `JOB_STATUS_TABLE`, optional. */
+  jobStatusTable?: string;
 };
 
 /** Reads and validates the SES event consumer's configuration; throws a ConfigError listing every problem. */
@@ -493,6 +495,7 @@ export function loadSesEventsConfig(env: Env = process.env): SesEventsConfig {
     eventsTopicArn: r.required('EVENTS_TOPIC_ARN'),
     reportKeysSecretId: r.required('REPORT_KEYS_SECRET_ID'),
     secretsCacheSeconds: r.integer('SECRETS_CACHE_SECONDS', 300, 0, 86_400),
+    jobStatusTable: r.optional('JOB_STATUS_TABLE'),
   };
   const { accountId, sesEventsTopicArn } = config;
   r.check(accountId === '' || /^\d{12}$/.test(accountId), `ACCOUNT_ID must be 12 digits, got "${accountId}"`);

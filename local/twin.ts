@@ -287,6 +287,10 @@ export async function startTwin(options: TwinOptions = {}) {
     const suppressions = createSuppressionStore(clients.documents, resources.suppressionTable, {
       onCreated: () => pollMetrics.addMetric(SuppressionMetrics.added, MetricUnit.Count, 1),
     });
+    // Job status, written by the reports of both paths (the dispatcher builds its own from its configuration).
+    const jobStatus = createJobStatusStore(clients.dynamodb, resources.jobStatusTable, {
+      ttlSeconds: JOB_STATUS_TTL_SECONDS,
+    });
     let dispatchHandler: SqsHandler;
     let pollHandler: (event: object, context: Context) => Promise<unknown>;
     let bundledEnvironments: Record<'dispatch' | 'poller', Record<string, string>> | undefined;
@@ -383,9 +387,7 @@ export async function startTwin(options: TwinOptions = {}) {
         verifyReport: withJobStatusReports(
           createInboundReportVerifier({ keys: () => reportKeys.get(), sent, bounceDomain: TWIN_RETURN_DOMAIN }),
           {
-            status: createJobStatusStore(clients.dynamodb, resources.jobStatusTable, {
-              ttlSeconds: JOB_STATUS_TTL_SECONDS,
-            }),
+            status: jobStatus,
             jobKeyOf: sent.jobKeyOf,
             logger,
           },
@@ -423,6 +425,7 @@ export async function startTwin(options: TwinOptions = {}) {
       reportKeys: () => reportKeys.get(),
       suppress: (entry) => suppressions.suppress(entry),
       events: createSnsEventPublisher(clients.sns, resources.eventsTopicArn),
+      jobStatus,
     });
     onSesSend = (send) => {
       for (const recipient of send.destination) {

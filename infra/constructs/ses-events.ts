@@ -97,11 +97,14 @@ export class SesEvents extends Construct {
         SUPPRESSION_TABLE: tables.suppression.tableName,
         EVENTS_TOPIC_ARN: events.topicArn,
         REPORT_KEYS_SECRET_ID: reportKeys.secretArn,
+        JOB_STATUS_TABLE: tables.jobStatus.tableName,
       },
       deadLetterQueue: this.deadLetterQueue,
     });
     this.topic.addSubscription(new LambdaSubscription(this.fn, { deadLetterQueue: this.deadLetterQueue }));
     tables.suppression.grant(this.fn, 'dynamodb:GetItem', 'dynamodb:PutItem');
+    // A verified bounce or complaint marks its job's status (one conditional update).
+    tables.jobStatus.grant(this.fn, 'dynamodb:UpdateItem');
     grantPublish(this.fn, events, key);
     reportKeys.grantRead(this.fn);
   }

@@ -11,6 +11,8 @@ import { loadStackConfig } from '#infra/stack-config.js';
 const context = {
   defaultFrom: 'noreply@example.com',
   transport: 'smtp',
+  transports: 'smtp,ses',
+  sesConfigurationSet: 'tracking',
   smtpHost: 'email-smtp.eu-west-1.amazonaws.com',
   smtpSecret: 'email-dispatch/smtp',
   mailboxes: [{ id: 'bounces', host: 'imap.example.com', secret: 'email-dispatch/imap' }],
@@ -49,7 +51,7 @@ describe('the job status table', () => {
     });
   });
 
-  it('is named to the dispatcher and the poller, which may read and update it, and the poller only update', () => {
+  it('is named to the dispatcher and the poller, which may read and update it, and the report consumers only update', () => {
     template.hasResourceProperties('AWS::Lambda::Function', {
       Handler: Match.anyValue(),
       Environment: {
@@ -64,6 +66,7 @@ describe('the job status table', () => {
       'dynamodb:UpdateItem',
     ]);
     expect(actions(statementsOf('PollerFunction').filter(onJobStatus))).toEqual(['dynamodb:UpdateItem']);
+    expect(actions(statementsOf('SesEventsFunction').filter(onJobStatus))).toEqual(['dynamodb:UpdateItem']);
   });
 });
 

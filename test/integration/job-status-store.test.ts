@@ -1,9 +1,17 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAwsClients, type AwsClients } from '#aws/clients.js';
 import { createJobStatusStore } from '#aws/job-status-store.js';
 import { TableKeys } from '#aws/table-keys.js';
 import { createTable } from '#local/resources.js';
 import { LOCAL_CREDENTIALS, startDynalite, type Emulator } from '#local/emulators.js';
+import { DispatchTags, toTagToken } from '#core/dispatch-job.js';
+import { toReportKeyring, toReportToken, type ReportKeyring } from '#core/message-id.js';
+import type { SesEventRecord } from '#core/ses-events.js';
+import { createSesEventsHandler } from '#handlers/ses-events-handler.js';
+import { createLambdaContext } from '#local/lambda-context.js';
+import { toSesEventRecord, toSnsEvent, type SesSend } from '#local/ses-events.js';
 import { createJobControl } from '#producer/index.js';
 
 let dynamo: Emulator;
@@ -131,5 +139,58 @@ describe('the job status table', () => {
       outcome: { providerMessageId: 'p-1' },
       report: { kind: 'bounce', recipients: [{ address: 'g***@bounce.test', status: '5.1.1' }] },
     });
+  });
+});
+
+describe('SES reports on the job status', () => {
+  const ACCOUNT = '111122223333';
+  const TOPIC = `arn:aws:sns:eu-west-1:${ACCOUNT}:email-dispatch-ses-events`;
+  const OURS = toReportKeyring({ current: 'k1', k1: 'our-report-key-for-ses-events-0000001' }, 'ours');
+  const THEIRS = toReportKeyring({ current: 'k1', k1: 'another-deployments-report-key-000002' }, 'theirs');
+  const logger = new Logger({ serviceName: 'email-dispatch', logLevel: 'ERROR' });
+  const metrics = new Metrics({ namespace: 'EmailDispatch', serviceName: 'email-dispatch', logger });
+  const handler = () =>
+    createSesEventsHandler({
+      logger,
+      metrics,
+      expected: { topicArn: TOPIC, accountId: ACCOUNT },
+      reportKeys: async () => OURS,
+      suppress: async () => {},
+      events: { publish: async () => {} },
+      jobStatus: store(),
+    });
+  const sendOf = (key: string, keys: ReportKeyring): SesSend => ({
+    messageId: `0102-${key}`,
+    destination: ['gone@customer.example'],
+    tags: {
+      [DispatchTags.key]: [Buffer.from(key).toString('base64url')],
+      [DispatchTags.token]: [toTagToken(toReportToken(key, keys))],
+    },
+    at: new Date(),
+  });
+  const deliver = (records: SesEventRecord[]) =>
+    handler()(toSnsEvent(TOPIC, records), createLambdaContext('ses-events', 30_000));
+
+  it('turns a delivered job bounced on a verified SES event, and ignores a forged one', async () => {
+    // Prepare: two delivered jobs.
+    const bounced = newJob();
+    const forged = newJob();
+    for (const job of [bounced, forged]) await store().record(job, { state: 'delivered', attempts: 1, outcome });
+    const bounce = (key: string, keys: ReportKeyring) => {
+      const record = toSesEventRecord(sendOf(key, keys), 'gone@customer.example', 'Bounce', ACCOUNT);
+      const bouncedRecipients = [{ emailAddress: 'gone@customer.example', action: 'failed', status: '5.1.1' }];
+      return { ...record, bounce: { bounceType: 'Permanent', bounceSubType: 'General', bouncedRecipients } };
+    };
+
+    // Act
+    await deliver([bounce(bounced.idempotencyKey, OURS) as SesEventRecord]);
+    await deliver([bounce(forged.idempotencyKey, THEIRS) as SesEventRecord]);
+
+    // Assess
+    expect(await control().getStatus(bounced.idempotencyKey)).toMatchObject({
+      state: 'bounced',
+      report: { kind: 'bounce', recipients: [{ address: 'g***@customer.example', status: '5.1.1' }] },
+    });
+    expect((await control().getStatus(forged.idempotencyKey))?.state).toBe('delivered');
   });
 });
