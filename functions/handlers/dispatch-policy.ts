@@ -75,6 +75,7 @@ const recipientHashes = (recipients: RecipientResult[]) =>
  */
 export function createDispatchPolicy(deps: PolicyDeps) {
   const { logger, metrics } = deps;
+  const dispatchIdOf = (job: { idempotencyKey: string }) => toMessageId(job.idempotencyKey, deps.messageIdDomain);
   /** Writes a job's status; a failed write is logged, never fails the record (the status is a view, not the truth). */
   const recordStatus = async (idempotencyKey: string, transition: JobTransition) => {
     // The tenant the dispatcher resolved for the record names the job; single-producer deployments have one.
@@ -82,7 +83,6 @@ export function createDispatchPolicy(deps: PolicyDeps) {
       logger.warn('job status not written', { dispatchId: dispatchIdOf({ idempotencyKey }), error: error as Error });
     });
   };
-  const dispatchIdOf = (job: { idempotencyKey: string }) => toMessageId(job.idempotencyKey, deps.messageIdDomain);
   const factsOf = (job: EmailJob, attempt: number, outcome?: SendOutcome) => ({
     idempotencyKey: job.idempotencyKey,
     messageId: outcome?.messageId ?? dispatchIdOf(job),
@@ -178,24 +178,26 @@ export function createDispatchPolicy(deps: PolicyDeps) {
     metrics.addMetric(metric, MetricUnit.Count, 1);
     if (outcome.ambiguous) metrics.addMetric(DispatchMetrics.ambiguous, MetricUnit.Count, 1);
     if (job) logOutcome('warn', message, job, outcome, attempt, decision.delaySeconds);
-    if (job) {
-      const { reason, detail } = outcome;
-      const nextAttemptAtMs = deps.clock() + decision.delaySeconds * 1000;
-      await recordStatus(job.idempotencyKey, { state: 'deferred', attempts: attempt, reason, detail, nextAttemptAtMs });
-    } else
+    else
       logger.warn(message, {
         sqsMessageId: record.messageId,
         reason: outcome.reason,
         attempt,
         retryInSeconds: decision.delaySeconds,
       });
-    await deps.visibility.postpone(record, decision.delaySeconds).catch((error: unknown) => {
-      logger.error('could not postpone record; it returns after the queue visibility timeout', {
-        sqsMessageId: record.messageId,
-        dispatchId: job && dispatchIdOf(job),
-        error: error as Error,
-      });
-    });
+    const { reason, detail } = outcome;
+    const nextAttemptAtMs = deps.clock() + decision.delaySeconds * 1000;
+    await Promise.all([
+      job &&
+        recordStatus(job.idempotencyKey, { state: 'deferred', attempts: attempt, reason, detail, nextAttemptAtMs }),
+      deps.visibility.postpone(record, decision.delaySeconds).catch((error: unknown) => {
+        logger.error('could not postpone record; it returns after the queue visibility timeout', {
+          sqsMessageId: record.messageId,
+          dispatchId: job && dispatchIdOf(job),
+          error: error as Error,
+        });
+      }),
+    ]);
     throw new RetryLaterError(`${outcome.action}: ${outcome.reason}`, decision.delaySeconds);
   };
 
