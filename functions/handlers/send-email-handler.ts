@@ -262,7 +262,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
         outbox,
         record,
         job,
-        'job-status-unavailable',
+        'schedule-step-failed',
         attemptNumber,
         scheduled.unavailable,
       );
