@@ -103,7 +103,13 @@ export function createJobStatusStore(
         return;
       }
       const values = { state: S(transition.state), outcome: S(JSON.stringify(transition.outcome)) };
-      await update(job, transition.attempts === undefined ? values : { ...values, attempts: N(transition.attempts) });
+      // A replayed outcome event (its message back after a crash) must not undo a report that came since.
+      await update(
+        job,
+        transition.attempts === undefined ? values : { ...values, attempts: N(transition.attempts) },
+        'attribute_not_exists(#state) OR NOT #state IN (:bounced, :complained)',
+        { ':bounced': S('bounced'), ':complained': S('complained') },
+      );
     },
 
     async report(job, kind, recipients) {

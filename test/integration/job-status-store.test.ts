@@ -139,6 +139,9 @@ describe('the job status table', () => {
       outcome: { providerMessageId: 'p-1' },
       report: { kind: 'bounce', recipients: [{ address: 'g***@bounce.test', status: '5.1.1' }] },
     });
+    // The outcome event published again (its message back after a crash) leaves the report in place.
+    await store().record(ours, { state: 'delivered', attempts: 1, outcome });
+    expect((await control().getStatus(ours.idempotencyKey, { tenant: 'shop' }))?.state).toBe('bounced');
   });
 });
 
