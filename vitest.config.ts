@@ -12,6 +12,7 @@ const SLOW = [
   'test/integration/tenant-cli.test.ts',
   'test/integration/bundled-twin.test.ts',
   'test/integration/producer-package.test.ts',
+  'test/integration/scheduled-send.test.ts',
 ];
 
 export default defineConfig({

@@ -140,6 +140,8 @@ export type DispatchConfig = {
   breaker?: { table: string; firstProbeAfterSeconds: number; maxProbeIntervalSeconds: number };
   /** `FAILOVER`: `smtp>ses` or `ses>smtp`; both must be in TRANSPORTS, and the breaker on. @default none */
   failover?: Failover;
+  /** Job status and cancel marks; scheduled sends need it. `JOB_STATUS_TABLE`, optional (the stack sets it). */
+  jobStatusTable?: string;
   /** `RETRY_BASE_SECONDS` @default 30, `RETRY_MAX_DELAY_SECONDS` @default 900, `RETRY_LIFETIME_SECONDS` @default 21600. */
   retry: RetryPolicy;
   /** How long a completed job's key is remembered. `IDEMPOTENCY_TTL_SECONDS`. @default 1296000 (15 days, past the DLQ's 14) */
@@ -365,6 +367,7 @@ export function loadDispatchConfig(env: Env = process.env): DispatchConfig {
     ses,
     rateShares: r.integer('RATE_SHARES', 1, 1, 1000),
     breaker,
+    jobStatusTable: r.optional('JOB_STATUS_TABLE'),
     failover,
     retry,
     idempotencyTtlSeconds: r.integer('IDEMPOTENCY_TTL_SECONDS', 15 * 86_400, 3600, 365 * 86_400),
@@ -510,6 +513,8 @@ export type PollerConfig = {
   bounceDomain?: string;
   /** Verified hard bounces and complaints count per tenant (see ReputationConfig). */
   reputation?: ReputationConfig;
+  /** Job status: a verified bounce or complaint marks its job. `JOB_STATUS_TABLE`, optional. */
+  jobStatusTable?: string;
 };
 
 /** Reads and validates the poller's configuration; throws a ConfigError listing every problem. */
@@ -531,6 +536,7 @@ export function loadPollerConfig(env: Env = process.env): PollerConfig {
     suppressionTtlDays: r.integer('SUPPRESSION_TTL_DAYS', DEFAULT_SUPPRESSION_TTL_DAYS, 1, 3650),
     ...readReportVerification(r),
     reputation: readReputation(r),
+    jobStatusTable: r.optional('JOB_STATUS_TABLE'),
   };
   if (r.problems.length > 0) throw new ConfigError(r.problems);
   return config;
@@ -559,6 +565,8 @@ export type SesEventsConfig = {
   secretsCacheSeconds: number;
   /** Verified hard bounces and complaints count per tenant (see ReputationConfig). */
   reputation?: ReputationConfig;
+  /** Job status: a verified bounce or complaint marks its job. `JOB_STATUS_TABLE`, optional. */
+  jobStatusTable?: string;
 };
 
 /** Reads and validates the SES event consumer's configuration; throws a ConfigError listing every problem. */
@@ -572,6 +580,7 @@ export function loadSesEventsConfig(env: Env = process.env): SesEventsConfig {
     reportKeysSecretId: r.required('REPORT_KEYS_SECRET_ID'),
     secretsCacheSeconds: r.integer('SECRETS_CACHE_SECONDS', 300, 0, 86_400),
     reputation: readReputation(r),
+    jobStatusTable: r.optional('JOB_STATUS_TABLE'),
   };
   const { accountId, sesEventsTopicArn } = config;
   r.check(accountId === '' || /^\d{12}$/.test(accountId), `ACCOUNT_ID must be 12 digits, got "${accountId}"`);

@@ -14,6 +14,9 @@ import { CredentialMetrics, METRIC_NAMESPACE, SERVICE_NAME, SuppressionMetrics }
 import { toReportKeyring } from '#core/message-id.js';
 import { createInboundReportVerifier } from '#core/verify-report.js';
 import { createPollMailboxHandler } from '#handlers/poll-mailbox-handler.js';
+import { withJobStatusReports } from '#handlers/job-reports.js';
+import { createJobStatusStore } from '#aws/job-status-store.js';
+import { JOB_STATUS_TTL_SECONDS } from '#core/job-status.js';
 import { createMailLoginSource } from '#oauth/mail-login-source.js';
 import { loadPollerConfig, type PolledMailbox } from './config.js';
 import { buildReportReputation } from '#handlers/report-reputation.js';
@@ -52,6 +55,15 @@ const reportKeys = config.reportKeysSecretId
     })
   : undefined;
 
+/** Reports checked against what the dispatcher stored; a verified one marks its job's status too. */
+function verifier(idempotencyTable: string, keys: NonNullable<typeof reportKeys>) {
+  const sent = createSentMessages(clients.documents, idempotencyTable);
+  const verify = createInboundReportVerifier({ keys: () => keys.get(), sent, bounceDomain: config.bounceDomain });
+  if (!config.jobStatusTable) return verify;
+  const status = createJobStatusStore(clients.dynamodb, config.jobStatusTable, { ttlSeconds: JOB_STATUS_TTL_SECONDS });
+  return withJobStatusReports(verify, { status, jobKeyOf: sent.jobKeyOf, logger });
+}
+
 export const handler = createPollMailboxHandler({
   config,
   logger,
@@ -60,14 +72,7 @@ export const handler = createPollMailboxHandler({
   state: createMailboxStateStore(clients.documents, config.mailboxStateTable),
   events: createSnsEventPublisher(clients.sns, config.eventsTopicArn),
   suppress: (entry) => suppressions.suppress(entry),
-  verifyReport:
-    reportKeys && config.idempotencyTable
-      ? createInboundReportVerifier({
-          keys: () => reportKeys.get(),
-          sent: createSentMessages(clients.documents, config.idempotencyTable),
-          bounceDomain: config.bounceDomain,
-        })
-      : undefined,
+  verifyReport: reportKeys && config.idempotencyTable ? verifier(config.idempotencyTable, reportKeys) : undefined,
   storeRaw: createRawMessageStore(clients.s3, config.rawMessageBucket),
   reputation: buildReportReputation(config.reputation, clients.documents),
   credentialsFor: (mailbox) => logins.get(mailbox.id) ?? loginOf(mailbox),

@@ -9,6 +9,8 @@ import { createSuppressionStore } from '#aws/suppression-store.js';
 import { toReportKeyring } from '#core/message-id.js';
 import { METRIC_NAMESPACE, SERVICE_NAME, SuppressionMetrics } from '#core/metric-names.js';
 import { createSesEventsHandler } from '#handlers/ses-events-handler.js';
+import { createJobStatusStore } from '#aws/job-status-store.js';
+import { JOB_STATUS_TTL_SECONDS } from '#core/job-status.js';
 import { loadSesEventsConfig } from './config.js';
 import { buildReportReputation } from '#handlers/report-reputation.js';
 
@@ -35,4 +37,7 @@ export const handler = createSesEventsHandler({
   suppress: (entry) => suppressions.suppress(entry),
   events: createSnsEventPublisher(clients.sns, config.eventsTopicArn),
   reputation: buildReportReputation(config.reputation, clients.documents),
+  jobStatus: config.jobStatusTable
+    ? createJobStatusStore(clients.dynamodb, config.jobStatusTable, { ttlSeconds: JOB_STATUS_TTL_SECONDS })
+    : undefined,
 });

@@ -35,6 +35,10 @@ export class EmailDispatchStack extends Stack {
       value: this.system.tables.tenantState.tableName,
       description: 'Per-tenant reputation and pauses; see npm run tenant',
     });
+    new CfnOutput(this, 'JobStatusTableName', {
+      value: this.system.tables.jobStatus.tableName,
+      description: "Each job's status and cancel mark; see npm run status and npm run cancel",
+    });
     new CfnOutput(this, 'AlarmTopicArn', { value: monitoring.alarmTopic.topicArn });
     new CfnOutput(this, 'DashboardName', { value: monitoring.dashboard.dashboardName });
 

@@ -30,6 +30,7 @@ const LOCAL_RESOURCES: Array<{
   { path: /\/State\/MailboxState\/Resource$/, ref: (r) => r.mailboxStateTable },
   { path: /\/State\/TransportState\/Resource$/, ref: (r) => r.transportStateTable },
   { path: /\/State\/TenantState\/Resource$/, ref: (r) => r.tenantStateTable },
+  { path: /\/State\/JobStatus\/Resource$/, ref: (r) => r.jobStatusTable },
 ];
 
 type TemplateResource = { Type: string; Properties?: Record<string, unknown>; Metadata?: Record<string, unknown> };

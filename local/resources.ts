@@ -19,10 +19,11 @@ export const LOCAL_NAMES = {
   transportStateTable: 'email-dispatch-transport-state',
   tenantStateTable: 'email-dispatch-tenant-state',
 };
-/** Resource names; the transport and tenant state tables default to ones named after the idempotency table. */
+/** Resource names; the state and job status tables default to ones named after the idempotency table. */
 export type LocalNames = Omit<typeof LOCAL_NAMES, 'transportStateTable' | 'tenantStateTable'> & {
   transportStateTable?: string;
   tenantStateTable?: string;
+  jobStatusTable?: string;
 };
 
 export type LocalResources = {
@@ -40,6 +41,7 @@ export type LocalResources = {
   transportStateTable: string;
   /** Per-tenant reputation counters and pauses. */
   tenantStateTable: string;
+  jobStatusTable: string;
 };
 
 async function queueArn(sqs: SQSClient, queueUrl: string): Promise<string> {
@@ -47,8 +49,13 @@ async function queueArn(sqs: SQSClient, queueUrl: string): Promise<string> {
   return result.Attributes?.QueueArn ?? '';
 }
 
-/** A hash-keyed on-demand table (and its TTL attribute), as the stack defines its tables; an existing one is kept. */
-export async function createTable(clients: AwsClients, name: string, key: string, ttlAttribute?: string) {
+/** Creates an on-demand table keyed by one string attribute (with its TTL attribute), unless it exists. */
+export async function createTable(
+  clients: Pick<AwsClients, 'dynamodb'>,
+  name: string,
+  key: string,
+  ttlAttribute?: string,
+) {
   await clients.dynamodb
     .send(
       new CreateTableCommand({
@@ -150,6 +157,8 @@ export async function createLocalResources(
   const tenantStateTable = names.tenantStateTable ?? `${names.idempotencyTable}-tenant-state`;
   const { tenantState } = TableKeys;
   await createTable(clients, tenantStateTable, tenantState.partitionKey, tenantState.ttlAttribute);
+  const jobStatusTable = names.jobStatusTable ?? `${names.idempotencyTable}-job-status`;
+  await createTable(clients, jobStatusTable, TableKeys.jobStatus.partitionKey, TableKeys.jobStatus.ttlAttribute);
   return {
     jobsQueueUrl,
     jobsQueueArn: await queueArn(sqs, jobsQueueUrl),
@@ -163,6 +172,7 @@ export async function createLocalResources(
     mailboxStateTable: names.mailboxStateTable,
     transportStateTable,
     tenantStateTable,
+    jobStatusTable,
   };
 }
 
@@ -177,5 +187,6 @@ export function toDispatchEnvironment(resources: LocalResources): Record<string,
     ATTACHMENT_BUCKET: resources.bucket,
     TRANSPORT_STATE_TABLE: resources.transportStateTable,
     TENANT_STATE_TABLE: resources.tenantStateTable,
+    JOB_STATUS_TABLE: resources.jobStatusTable,
   };
 }

@@ -8,6 +8,9 @@ import { createSnsEventPublisher } from '#aws/event-publisher.js';
 import { createMailboxStateStore } from '#aws/mailbox-state-store.js';
 import { createRawMessageStore } from '#aws/raw-message-store.js';
 import { createSentMessages } from '#aws/sent-messages.js';
+import { createJobStatusStore } from '#aws/job-status-store.js';
+import { JOB_STATUS_TTL_SECONDS } from '#core/job-status.js';
+import { withJobStatusReports } from '#handlers/job-reports.js';
 import { createSuppressionStore } from '#aws/suppression-store.js';
 import type { TransportName } from '#core/email-job.js';
 import { METRIC_NAMESPACE, SERVICE_NAME, SuppressionMetrics } from '#core/metric-names.js';
@@ -291,6 +294,10 @@ export async function startTwin(options: TwinOptions = {}) {
     const suppressions = createSuppressionStore(clients.documents, resources.suppressionTable, {
       onCreated: () => pollMetrics.addMetric(SuppressionMetrics.added, MetricUnit.Count, 1),
     });
+    // Job status, written by the reports of both paths (the dispatcher builds its own from its configuration).
+    const jobStatus = createJobStatusStore(clients.dynamodb, resources.jobStatusTable, {
+      ttlSeconds: JOB_STATUS_TTL_SECONDS,
+    });
     let dispatchHandler: SqsHandler;
     let pollHandler: (event: object, context: Context) => Promise<unknown>;
     let bundledEnvironments: Record<'dispatch' | 'poller', Record<string, string>> | undefined;
@@ -380,6 +387,7 @@ export async function startTwin(options: TwinOptions = {}) {
         BOUNCE_DOMAIN: TWIN_RETURN_DOMAIN,
         TENANT_STATE_TABLE: resources.tenantStateTable,
       });
+      const sent = createSentMessages(clients.documents, resources.idempotencyTable);
       pollHandler = createPollMailboxHandler({
         config: pollerConfig,
         logger,
@@ -387,11 +395,14 @@ export async function startTwin(options: TwinOptions = {}) {
         state: createMailboxStateStore(clients.documents, resources.mailboxStateTable),
         events: createSnsEventPublisher(clients.sns, resources.eventsTopicArn),
         suppress: (entry) => suppressions.suppress(entry),
-        verifyReport: createInboundReportVerifier({
-          keys: () => reportKeys.get(),
-          sent: createSentMessages(clients.documents, resources.idempotencyTable),
-          bounceDomain: TWIN_RETURN_DOMAIN,
-        }),
+        verifyReport: withJobStatusReports(
+          createInboundReportVerifier({ keys: () => reportKeys.get(), sent, bounceDomain: TWIN_RETURN_DOMAIN }),
+          {
+            status: jobStatus,
+            jobKeyOf: sent.jobKeyOf,
+            logger,
+          },
+        ),
         storeRaw: createRawMessageStore(clients.s3, resources.bucket),
         reputation: buildReportReputation(pollerConfig.reputation, clients.documents),
         credentialsFor: () => imapLogin,
@@ -430,6 +441,7 @@ export async function startTwin(options: TwinOptions = {}) {
         { table: resources.tenantStateTable, policy: DEFAULT_REPUTATION_POLICY, pauseCacheMs: 5000 },
         clients.documents,
       ),
+      jobStatus,
     });
     onSesSend = (send) => {
       for (const recipient of send.destination) {

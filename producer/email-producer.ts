@@ -12,6 +12,7 @@ import {
   type EmailJob,
   type S3Reference,
 } from '#core/email-job.js';
+import { decideSchedule, MAX_SEND_AT_AHEAD_SECONDS } from '#core/job-status.js';
 
 export type EmailProducerOptions = {
   sqs: SQSClient;
@@ -215,7 +216,12 @@ export function createEmailProducer(options: EmailProducerOptions) {
 export function validateEmailJob(input: unknown): EmailJob {
   // The wording is passed per parse: a library must not change the zod configuration of the service using it.
   const parsed = EmailJobSchema.safeParse(input, { error: toJobProblem });
-  if (parsed.success) return parsed.data;
+  if (parsed.success) {
+    // The dispatcher allows some slack for the time a job spends in the queue; the producer holds to the limit.
+    const schedule = decideSchedule(parsed.data.sendAt, Date.now(), MAX_SEND_AT_AHEAD_SECONDS, 0);
+    if (schedule.action === 'refuse') throw new InvalidEmailJobError(schedule.detail);
+    return parsed.data;
+  }
   const movable = (i: { path: PropertyKey[]; message: string }) =>
     i.path[0] === 'attachments' && /inline attachments exceed/.test(i.message);
   const issues = parsed.error.issues.filter((i) => !movable(i));

@@ -9,3 +9,10 @@ export {
   type SentJob,
 } from './email-producer.js';
 export { EmailJobSchema, type EmailJob, type Mailbox, type S3Reference } from '#core/email-job.js';
+export {
+  createJobControl,
+  type CancelResult,
+  type JobControlOptions,
+  type JobKeyOptions,
+} from './job-control.js';
+export type { JobState, JobStatus } from '#core/job-status.js';

@@ -147,6 +147,8 @@ export type StateTarget = {
   eventsTopicArn: string;
   /** Per-tenant reputation and pauses (the stack's TenantStateTableName output). */
   tenantStateTable?: string;
+  /** The job status table (cancel and status); absent from the outputs of a stack deployed before it existed. */
+  jobStatusTable?: string;
 };
 
 /** Resolves the state target: --outputs means the deployed stack; otherwise the running local twin. */
@@ -163,6 +165,7 @@ export function resolveStateTarget(args: Pick<TargetArgs, 'outputs' | 'dataDir'>
       suppressionTable: stack.SuppressionTableName,
       eventsTopicArn: stack.EventsTopicArn,
       tenantStateTable: stack.TenantStateTableName,
+      jobStatusTable: stack.JobStatusTableName,
     };
   }
   const { manifest, manifestPath } = loadTwinManifest(args.dataDir);
@@ -177,5 +180,6 @@ export function resolveStateTarget(args: Pick<TargetArgs, 'outputs' | 'dataDir'>
     suppressionTable: manifest.resources.suppressionTable,
     eventsTopicArn: manifest.resources.eventsTopicArn,
     tenantStateTable: manifest.resources.tenantStateTable,
+    jobStatusTable: manifest.resources.jobStatusTable,
   };
 }

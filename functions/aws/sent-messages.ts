@@ -16,21 +16,30 @@ export function createSentMessages(
   client: DynamoDBDocumentClient,
   tableName: string,
   keyPrefix = 'email-job',
-): SentMessages {
+): SentMessages & { jobKeyOf(handle: string): Promise<string | undefined> } {
+  const completed = async (handle: string) => {
+    const digest = fromBase32(handle);
+    if (!digest || digest.length < 16) return undefined;
+    const id = `${keyPrefix}#${digest.subarray(0, 16).toString('base64')}`;
+    const { Item } = await client.send(
+      new GetCommand({
+        TableName: tableName,
+        Key: { [TableKeys.idempotency.partitionKey]: id },
+        ProjectionExpression: '#status, #data',
+        ExpressionAttributeNames: { '#status': 'status', '#data': 'data' },
+      }),
+    );
+    return Item?.status === 'COMPLETED' ? Item : undefined;
+  };
   return {
+    /** The (scoped) key of the job with this handle, as its completed record keeps it. */
+    async jobKeyOf(handle) {
+      const key = ((await completed(handle))?.data as { key?: unknown } | undefined)?.key;
+      return typeof key === 'string' ? key : undefined;
+    },
     async sentMessageOf(handle) {
-      const digest = fromBase32(handle);
-      if (!digest || digest.length < 16) return undefined;
-      const id = `${keyPrefix}#${digest.subarray(0, 16).toString('base64')}`;
-      const { Item } = await client.send(
-        new GetCommand({
-          TableName: tableName,
-          Key: { [TableKeys.idempotency.partitionKey]: id },
-          ProjectionExpression: '#status, #data',
-          ExpressionAttributeNames: { '#status': 'status', '#data': 'data' },
-        }),
-      );
-      if (Item?.status !== 'COMPLETED') return undefined;
+      const Item = await completed(handle);
+      if (!Item) return undefined;
       const stored = (Item.data ?? {}) as StoredRecipients;
       const accepted = (stored.recipients ?? []).filter((r) => r.status === 'accepted' && typeof r.hash === 'string');
       // Records written before tenants name none: the default tenant's.

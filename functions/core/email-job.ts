@@ -204,6 +204,16 @@ export const EmailJobSchema = z
     ),
     tags: z.optional(TagsSchema),
     transport: z.optional(z.enum(TransportNames)),
+    /**
+     * When to send, an ISO 8601 time with an offset (`2026-12-01T09:00:00+01:00` or `…Z`); a time past sends now.
+     * At most 72 hours ahead (see job-status.ts). Not content: the same key rescheduled is a new key, not a conflict.
+     */
+    sendAt: z.optional(
+      z.iso.datetime({
+        offset: true,
+        error: 'must be an ISO 8601 time with an offset, like 2026-12-01T09:00:00+01:00',
+      }),
+    ),
   })
   .check(
     z.superRefine(

@@ -7,6 +7,8 @@ export const EventTypes = {
   delivered: 'email.delivered',
   rejected: 'email.rejected',
   failed: 'email.failed',
+  /** A job its producer cancelled was dropped before any send (published when the dispatcher meets it). */
+  cancelled: 'email.cancelled',
   inboundReceived: 'inbound.received',
   bounceDetected: 'bounce.detected',
   /** A delay warning (RFC 3464 `Action: delayed`): delivery is still being tried; nothing is suppressed. */

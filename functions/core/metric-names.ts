@@ -27,6 +27,10 @@ export const DispatchMetrics = {
   completionNotSaved: 'CompletionNotSaved',
   /** Messages refused for their tenant: a sender not granted, or a tenant attribute its sender may not claim. */
   tenantRefused: 'TenantRefused',
+  /** Hops of scheduled jobs put back on the queue until their sendAt. */
+  held: 'HeldJobs',
+  /** Jobs dropped unsent because their producer cancelled them. */
+  cancelled: 'CancelledJobs',
 } as const;
 
 /** The dimension (beside `service`) of the per-tenant copies of the outcome metrics: a configured tenant or `other`. */

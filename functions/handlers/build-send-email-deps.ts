@@ -17,6 +17,7 @@ import type { TransportName } from '#core/email-job.js';
 import type { ReportKeyring } from '#core/message-id.js';
 import type { MailTransport } from '#core/mail-transport.js';
 import type { RoutingDeps } from './route-job.js';
+import type { ScheduleDeps } from './job-schedule.js';
 import type { SendEmailDeps } from './send-email-handler.js';
 
 /** What differs between AWS and the local twin: where credentials come from, and TLS trust for a local server. */
@@ -100,6 +101,7 @@ export async function buildSendEmailDeps(
     deadlineMarginMs: config.deadlineMarginMs,
     routing,
     reputation,
+    schedule: config.jobStatusTable ? await buildSchedule(config, config.jobStatusTable, clients) : undefined,
     finishReserveMs: config.finishReserveMs,
     minAttemptMs: config.minAttemptMs,
     maxReceiveCount: config.maxReceiveCount,
@@ -138,6 +140,19 @@ async function buildRouting(
   return {
     router: createSendRouter({ breaker: circuit, failover: config.failover }),
     requeue: createJobRequeue(clients.sqs, config.jobsQueueUrl),
+  };
+}
+
+/** Scheduled sends and cancels: the job status table, and holds made of delayed requeues. */
+async function buildSchedule(config: DispatchConfig, table: string, clients: AwsClients): Promise<ScheduleDeps> {
+  const [{ createJobStatusStore }, { createJobRequeue }, { createJobHold }] = await Promise.all([
+    import('#aws/job-status-store.js'),
+    import('#aws/sqs-job-requeue.js'),
+    import('./job-hold.js'),
+  ]);
+  return {
+    status: createJobStatusStore(clients.dynamodb, table, { ttlSeconds: config.idempotencyTtlSeconds }),
+    hold: createJobHold({ requeue: createJobRequeue(clients.sqs, config.jobsQueueUrl) }),
   };
 }
 

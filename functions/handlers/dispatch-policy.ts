@@ -4,12 +4,20 @@ import type { SQSRecord } from 'aws-lambda';
 import type { DeadLetterSink, UnpublishedOutcomes, VisibilityControl } from '#core/dispatch-ports.js';
 import { listRecipients, type TransportName } from '#core/email-job.js';
 import { RetryLaterError } from '#core/errors.js';
-import { publishAll, toOutcomeEvent, type DispatchEvent, type EventPublisher } from '#core/events.js';
+import {
+  EventTypes,
+  publishAll,
+  toOutcomeEvent,
+  type DispatchEvent,
+  type EmailOutcomeEvent,
+  type EventPublisher,
+} from '#core/events.js';
 import { hashAddress, isRecipientHash, toMessageId, type ReportKeyring } from '#core/message-id.js';
 import { lifetimeStartOf } from './route-job.js';
 import { DispatchMetrics, TENANT_DIMENSION } from '#core/metric-names.js';
-import { scopedJobKey } from '#core/tenant.js';
+import { DEFAULT_TENANT, scopedJobKey } from '#core/tenant.js';
 import { TENANT_ATTRIBUTE, tenantOf, type TenantJob } from '#core/tenant-identity.js';
+import { toMaskedRecipients, type JobStatusStore, type JobTransition } from '#core/job-status.js';
 import { scheduleRetry, type RetryPolicy } from '#core/retry-schedule.js';
 import type { RecipientResult, SendOutcome } from '#core/send-outcome.js';
 
@@ -27,6 +35,8 @@ export type StoredResult = {
   sourceMessageId?: string;
   /** The job's tenant: reports about the job suppress for it (complaints) and count against its reputation. */
   tenant?: string;
+  /** The job's (scoped) key, so that a verified report can name the job (see job-reports). */
+  key?: string;
 };
 
 /**
@@ -54,6 +64,8 @@ export type PolicyDeps = {
   random: () => number;
   /** A tenant as the value of the outcome metrics' `tenant` dimension; without it they have none. */
   tenantDimension?: (tenant: string) => string;
+  /** The job status table: deferrals and outcomes are written to it (see job-status); without it, nothing is. */
+  jobStatus?: JobStatusStore;
 };
 
 type Failed = Array<{ event: DispatchEvent; error: string }>;
@@ -84,6 +96,13 @@ export function createDispatchPolicy(deps: PolicyDeps) {
     const counts = tenantCounts.get(dimension) ?? new Map<string, number>();
     counts.set(metric, (counts.get(metric) ?? 0) + value);
     tenantCounts.set(dimension, counts);
+  };
+  /** Writes a job's status; a failed write is logged, never fails the record (the status is a view, not the truth). */
+  const recordStatus = async (idempotencyKey: string, transition: JobTransition) => {
+    // The tenant the dispatcher resolved for the record names the job; single-producer deployments have one.
+    await deps.jobStatus?.record({ tenant: DEFAULT_TENANT, idempotencyKey }, transition).catch((error: unknown) => {
+      logger.warn('job status not written', { dispatchId: dispatchIdOf({ idempotencyKey }), error: error as Error });
+    });
   };
   const factsOf = (job: TenantJob, attempt: number, outcome?: SendOutcome) => ({
     idempotencyKey: job.idempotencyKey,
@@ -190,14 +209,31 @@ export function createDispatchPolicy(deps: PolicyDeps) {
         attempt,
         retryInSeconds: decision.delaySeconds,
       });
-    await deps.visibility.postpone(record, decision.delaySeconds).catch((error: unknown) => {
-      logger.error('could not postpone record; it returns after the queue visibility timeout', {
-        sqsMessageId: record.messageId,
-        dispatchId: job && dispatchIdOf(job),
-        error: error as Error,
-      });
-    });
+    const { reason, detail } = outcome;
+    const nextAttemptAtMs = deps.clock() + decision.delaySeconds * 1000;
+    await Promise.all([
+      job &&
+        recordStatus(job.idempotencyKey, { state: 'deferred', attempts: attempt, reason, detail, nextAttemptAtMs }),
+      deps.visibility.postpone(record, decision.delaySeconds).catch((error: unknown) => {
+        logger.error('could not postpone record; it returns after the queue visibility timeout', {
+          sqsMessageId: record.messageId,
+          dispatchId: job && dispatchIdOf(job),
+          error: error as Error,
+        });
+      }),
+    ]);
     throw new RetryLaterError(`${outcome.action}: ${outcome.reason}`, decision.delaySeconds);
+  };
+
+  /** Every outcome event of the batch is also its job's final status (recipients masked). */
+  const recordOutcome = async (event: DispatchEvent) => {
+    const kind = (['delivered', 'rejected', 'failed'] as const).find((k) => event.type === EventTypes[k]);
+    if (!kind || deps.jobStatus === undefined) return;
+    const e = event as EmailOutcomeEvent;
+    const recipients = toMaskedRecipients(e.recipients);
+    const { reason, detail, messageId, providerMessageId, transport } = e;
+    const outcome = { reason, detail, messageId, providerMessageId, transport, recipients };
+    await recordStatus(e.idempotencyKey, { state: kind, attempts: e.attempts, outcome });
   };
 
   return {
@@ -416,11 +452,12 @@ export function createDispatchPolicy(deps: PolicyDeps) {
       if (failed.length > 0) failed = await attempt(failed.map((f) => f.event));
       const unpublished = new Map(failed.map((f) => [f.event, f.error]));
       // A mark left in place only means the event may be published once more if the message ever comes back.
-      await Promise.all(
-        outbox
+      await Promise.all([
+        ...outbox
           .filter((e) => e.idempotencyKey && !unpublished.has(e.event))
           .map((e) => deps.unpublished?.clear(e.idempotencyKey as string).catch(() => {})),
-      );
+        ...outbox.map((e) => recordOutcome(e.event)),
+      ]);
       const handBack: SQSRecord[] = [];
       for (const entry of outbox) {
         const error = unpublished.get(entry.event);

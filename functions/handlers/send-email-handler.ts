@@ -28,6 +28,7 @@ import { createRouteStep, type RoutingDeps } from './route-job.js';
 import { DEFAULT_TENANT, scopedJobKey } from '#core/tenant.js';
 import { tenantOf, type TenantJob } from '#core/tenant-identity.js';
 import { createTenantStep, type TenantDeps } from './tenant-step.js';
+import { createScheduleStep, type ScheduleDeps } from './job-schedule.js';
 
 /** Claim checks: job bodies stored in S3 with only a reference on the queue. */
 type ClaimCheckStore = {
@@ -77,6 +78,8 @@ export type SendEmailDeps = {
   tenants?: TenantDeps;
   /** The per-tenant reputation guardrail; without it no tenant is ever paused. */
   reputation?: ReputationDeps;
+  /** Scheduled sends, cancels and job status (see job-schedule); without it `sendAt` is not honoured. */
+  schedule?: ScheduleDeps;
   clock?: () => number;
   random?: () => number;
 };
@@ -112,7 +115,9 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     reportKeys: deps.dispatch.reportKeys,
     clock,
     random: deps.random ?? Math.random,
+    jobStatus: deps.schedule?.status,
   });
+  const schedule = deps.schedule ? createScheduleStep(deps.schedule, deps, clock) : undefined;
 
   const idempotencyConfig = new IdempotencyConfig({
     eventKeyJmesPath: 'idempotencyKey',
@@ -154,6 +159,8 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
           })),
           unpublished: true,
           sourceMessageId,
+          // Not personal data: lets a verified report, which names the record only by its digest, find the job.
+          key: job.idempotencyKey,
         }),
       ) as StoredResult;
     },
@@ -269,6 +276,25 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     // A paused tenant's jobs go back without an attempt until an operator resumes it; other tenants' mail flows.
     const pause = reputation ? await bounded(budget.signal, () => reputation.pauseOf(tenant, record)) : undefined;
     if (pause) return policy.postponeWithoutAttempt(outbox, record, job, 'tenant-paused', attemptNumber, pause.reason);
+
+    // A job due later waits on the queue, a cancelled one is dropped, one due now is claimed against a cancel.
+    const scheduled = schedule
+      ? await bounded(budget.signal, () => schedule.step(record, job, DEFAULT_TENANT, budget, outbox)).catch(
+          (error: Error) => ({ unavailable: error.message }),
+        )
+      : 'proceed';
+    if (scheduled === 'done') return;
+    if (typeof scheduled === 'object' && 'refused' in scheduled)
+      return policy.rejectInvalid(outbox, record, 'send-at-too-far', scheduled.refused, job.idempotencyKey);
+    if (typeof scheduled === 'object')
+      return policy.postponeWithoutAttempt(
+        outbox,
+        record,
+        job,
+        'schedule-step-failed',
+        attemptNumber,
+        scheduled.unavailable,
+      );
 
     // An open circuit puts the job back without an attempt; failover may send it over the other transport.
     const requested = job.transport ?? deps.dispatch.defaultTransport;

@@ -10,8 +10,18 @@ import { publishAll, type DispatchEvent, type EventPublisher } from '#core/event
 import type { ReportKeyring } from '#core/message-id.js';
 import { PollerMetrics, ReportMetrics } from '#core/metric-names.js';
 import { classifyFailure } from '#inbound/bounce-reasons.js';
-import { checkSesOrigin, handleSesEvent, parseSesEventRecord, type SesSuppression } from '#core/ses-events.js';
+import {
+  checkSesOrigin,
+  handleSesEvent,
+  parseSesEventRecord,
+  type SesEventRecord,
+  type SesSuppression,
+} from '#core/ses-events.js';
 import { createReportReputation, type ReportReputationDeps } from './report-reputation.js';
+import { toMaskedRecipients, type JobStatusStore } from '#core/job-status.js';
+import { unscopeJobKey } from '#core/tenant.js';
+
+type HandledSesEvent = Extract<Awaited<ReturnType<typeof handleSesEvent>>, { handled: true }>;
 
 export type SesEventsDeps = {
   logger: Logger;
@@ -26,6 +36,8 @@ export type SesEventsDeps = {
   /** Counts verified hard bounces and complaints per tenant and pauses tenants over the limits. */
   reputation?: ReportReputationDeps;
   clock?: () => number;
+  /** Job status: a verified bounce or complaint marks its job (see job-status); without it, nothing is written. */
+  jobStatus?: JobStatusStore;
 };
 
 export type SesEventsSummary = {
@@ -35,6 +47,20 @@ export type SesEventsSummary = {
   refused: number;
   ignored: number;
 };
+
+/** A verified bounce or complaint turns its job `bounced` or `complained` (recipients masked). */
+async function reportToJob(status: JobStatusStore, record: SesEventRecord, outcome: HandledSesEvent) {
+  const key = outcome.verification.verified ? outcome.events[0]?.idempotencyKey : undefined;
+  if (typeof key !== 'string' || (record.eventType !== 'Bounce' && record.eventType !== 'Complaint')) return;
+  const named =
+    record.eventType === 'Bounce'
+      ? (record.bounce?.bouncedRecipients ?? []).map((r) => ({ address: r.emailAddress, status: r.status ?? 'failed' }))
+      : (record.complaint?.complainedRecipients ?? []).map((r) => ({ address: r.emailAddress, status: 'complained' }));
+  const recipients = toMaskedRecipients(
+    named.flatMap((r) => (typeof r.address === 'string' ? [{ recipient: r.address, status: r.status }] : [])),
+  );
+  await status.report(unscopeJobKey(key), record.eventType === 'Bounce' ? 'bounce' : 'complaint', recipients);
+}
 
 /**
  * Builds the handler of the SES event consumer: each notification from the configuration set's topic is checked for
@@ -74,6 +100,7 @@ export function createSesEventsHandler(deps: SesEventsDeps) {
         const addresses = outcome.suppressions.filter((s) => s.reason === kind).length;
         reputation?.note(outcome.verification.tenant, kind, addresses);
       }
+      if (deps.jobStatus) await reportToJob(deps.jobStatus, parsed, outcome);
       summary.handled += 1;
       summary.suppressed += outcome.suppressions.length;
       metrics.addMetric(ReportMetrics.sesEvents, MetricUnit.Count, 1);

@@ -61,6 +61,7 @@ export class DispatchFunction extends Construct {
         IDEMPOTENCY_TABLE: tables.idempotency.tableName,
         SUPPRESSION_TABLE: tables.suppression.tableName,
         TRANSPORT_STATE_TABLE: tables.transportState.tableName,
+        JOB_STATUS_TABLE: tables.jobStatus.tableName,
         ...(config.failover ? { FAILOVER: `${config.failover.primary}>${config.failover.secondary}` } : {}),
         EVENTS_TOPIC_ARN: events.topicArn,
         ATTACHMENT_BUCKET: bucket.bucketName,
@@ -117,7 +118,9 @@ export class DispatchFunction extends Construct {
     tables.suppression.grant(this.fn, 'dynamodb:BatchGetItem');
     tables.transportState.grant(this.fn, 'dynamodb:GetItem', 'dynamodb:UpdateItem');
     grantReputation(this.fn, tables, 'dispatch');
-    // Jobs waiting on an open circuit go back on the queue as new messages.
+    tables.jobStatus.grant(this.fn, 'dynamodb:GetItem', 'dynamodb:UpdateItem');
+    // Jobs waiting on an open circuit, and held jobs (scheduled, or of a paused tenant), go back on the queue as new
+    // messages.
     jobs.queue.grantSendMessages(this.fn);
     grantPublish(this.fn, events, key);
     // Tenants' claim-checked jobs and attachments only (each job is held to its own tenant's prefix by the

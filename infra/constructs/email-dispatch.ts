@@ -1,5 +1,6 @@
 import { Duration, Fn, Lazy, RemovalPolicy, Stack } from 'aws-cdk-lib';
-import { CfnRole, ServicePrincipal, type IGrantable } from 'aws-cdk-lib/aws-iam';
+import { CfnRole, PolicyStatement, ServicePrincipal, type IGrantable } from 'aws-cdk-lib/aws-iam';
+import { TableKeys } from '#aws/table-keys.js';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { BlockPublicAccess, Bucket, BucketEncryption, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
@@ -140,9 +141,10 @@ export class EmailDispatch extends Construct {
 
   /**
    * Lets a producer put jobs on the queue as `tenant` (@default 'default') and its claim-checked bodies and
-   * attachments under that tenant's prefix, and nowhere else. The dispatcher accepts the producer's jobs only as
-   * that tenant: it knows the producer by its unique id (SQS's SenderId), taken from a role made in this app, or
-   * given as `principalId` (an imported role's RoleId `AROA…`, a user's UserId `AIDA…`).
+   * attachments under that tenant's prefix, and nowhere else; and cancel and ask the status of that tenant's jobs
+   * only (grantJobControl). The dispatcher accepts the producer's jobs only as that tenant: it knows the producer by
+   * its unique id (SQS's SenderId), taken from a role made in this app, or given as `principalId` (an imported
+   * role's RoleId `AROA…`, a user's UserId `AIDA…`).
    */
   grantSend(grantee: IGrantable, options: { tenant?: string; principalId?: string } = {}) {
     const tenant = options.tenant ?? DEFAULT_TENANT;
@@ -155,6 +157,34 @@ export class EmailDispatch extends Construct {
     this.#senders.push({ grantee, tenant, principalId });
     this.jobs.grantSend(grantee);
     this.bucket.grantPut(grantee, `${tenantObjectPrefix(tenant)}*`);
+    this.grantJobControl(grantee, tenant);
+  }
+
+  /**
+   * Lets a producer cancel and read the status of its own jobs only: GetItem and UpdateItem on the job status table
+   * for keys of its tenant (`dynamodb:LeadingKeys`: `<tenant> <key>`; the default tenant's keys are bare, so any key
+   * without a space), and the update may touch only what a cancel writes.
+   */
+  grantJobControl(grantee: IGrantable, tenant: string = DEFAULT_TENANT) {
+    const keys =
+      tenant === DEFAULT_TENANT
+        ? { 'ForAllValues:StringNotLike': { 'dynamodb:LeadingKeys': ['* *'] } }
+        : { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${tenant} *`] } };
+    const table = this.tables.jobStatus.tableArn;
+    grantee.grantPrincipal.addToPrincipalPolicy(
+      new PolicyStatement({ actions: ['dynamodb:GetItem'], resources: [table], conditions: keys }),
+    );
+    const written = ['state', 'cancelledAt', 'updatedAt', TableKeys.jobStatus.ttlAttribute];
+    grantee.grantPrincipal.addToPrincipalPolicy(
+      new PolicyStatement({
+        actions: ['dynamodb:UpdateItem'],
+        resources: [table],
+        conditions: {
+          ...keys,
+          'ForAllValues:StringEquals': { 'dynamodb:Attributes': [TableKeys.jobStatus.partitionKey, ...written] },
+        },
+      }),
+    );
   }
 
   /**

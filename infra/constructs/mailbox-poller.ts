@@ -55,6 +55,7 @@ export class MailboxPoller extends Construct {
         SUPPRESSION_TTL_DAYS: String(config.suppressionTtlDays),
         REPORT_KEYS_SECRET_ID: props.reportKeys.secretArn,
         IDEMPOTENCY_TABLE: tables.idempotency.tableName,
+        JOB_STATUS_TABLE: tables.jobStatus.tableName,
         ...(config.bounceDomain ? { BOUNCE_DOMAIN: config.bounceDomain } : {}),
         ...reputationEnvironment(config.reputation, tables),
       },
@@ -64,6 +65,8 @@ export class MailboxPoller extends Construct {
     // A report is checked against the recipients the dispatcher stored for its job: read only.
     tables.idempotency.grant(this.fn, 'dynamodb:GetItem');
     grantReputation(this.fn, tables, 'reports');
+    // A verified bounce or complaint marks its job's status (one conditional update).
+    tables.jobStatus.grant(this.fn, 'dynamodb:UpdateItem');
     props.reportKeys.grantRead(this.fn);
     grantPublish(this.fn, events, key);
     this.fn.addToRolePolicy(

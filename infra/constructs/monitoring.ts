@@ -298,7 +298,10 @@ export class Monitoring extends Construct {
           custom(DispatchMetrics.failed),
           custom(DispatchMetrics.invalid),
           custom(DispatchMetrics.duplicate),
+          custom(DispatchMetrics.cancelled),
         ],
+        // Hops of scheduled jobs: a cost (one SendMessage each), not an outcome.
+        right: [custom(DispatchMetrics.held)],
       }),
       new GraphWidget({
         title: 'Retries by cause',

@@ -99,12 +99,15 @@ export class SesEvents extends Construct {
         EVENTS_TOPIC_ARN: events.topicArn,
         REPORT_KEYS_SECRET_ID: reportKeys.secretArn,
         ...reputationEnvironment(config.reputation, tables),
+        JOB_STATUS_TABLE: tables.jobStatus.tableName,
       },
       deadLetterQueue: this.deadLetterQueue,
     });
     this.topic.addSubscription(new LambdaSubscription(this.fn, { deadLetterQueue: this.deadLetterQueue }));
     tables.suppression.grant(this.fn, 'dynamodb:GetItem', 'dynamodb:PutItem');
     grantReputation(this.fn, tables, 'reports');
+    // A verified bounce or complaint marks its job's status (one conditional update).
+    tables.jobStatus.grant(this.fn, 'dynamodb:UpdateItem');
     grantPublish(this.fn, events, key);
     reportKeys.grantRead(this.fn);
   }

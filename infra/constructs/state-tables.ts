@@ -16,7 +16,7 @@ const table = (scope: Construct, id: string, partitionKey: string, ttlAttribute?
 
 /**
  * The state the system keeps: job idempotency records, the suppression list, mailbox checkpoints and leases, and
- * the transports' circuit breakers (one small item per transport).
+ * the transports' circuit breakers (one small item per transport), and each job's status.
  */
 export class StateTables extends Construct {
   readonly idempotency: TableV2;
@@ -25,6 +25,8 @@ export class StateTables extends Construct {
   readonly transportState: TableV2;
   /** Per tenant: reputation counters by time bucket (TTL) and the tenant's standing (paused or not). */
   readonly tenantState: TableV2;
+  /** One item per job: its status (what producers ask) and the cancel mark the dispatcher's claim respects. */
+  readonly jobStatus: TableV2;
 
   constructor(scope: Construct, id: string) {
     super(scope, id);
@@ -45,5 +47,6 @@ export class StateTables extends Construct {
     this.transportState = table(this, 'TransportState', TableKeys.transportState.partitionKey);
     const { tenantState } = TableKeys;
     this.tenantState = table(this, 'TenantState', tenantState.partitionKey, tenantState.ttlAttribute);
+    this.jobStatus = table(this, 'JobStatus', TableKeys.jobStatus.partitionKey, TableKeys.jobStatus.ttlAttribute);
   }
 }

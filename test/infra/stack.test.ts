@@ -120,8 +120,9 @@ describe('the dispatch function', () => {
 describe('the tables', () => {
   it('are on demand with point-in-time recovery, and expire idempotency records by TTL', () => {
     const tables = resourcesOf('AWS::DynamoDB::GlobalTable');
-    // Idempotency, suppression, mailbox state, transport state (the circuit breakers), tenant state (reputation).
-    expect(tables).toHaveLength(5);
+    // Idempotency, suppression, mailbox state, transport state (the circuit breakers), tenant state (reputation), job
+    // status.
+    expect(tables).toHaveLength(6);
     for (const t of tables) {
       expect(t.Properties.BillingMode).toBe('PAY_PER_REQUEST');
       expect(JSON.stringify(t.Properties.Replicas)).toContain('"PointInTimeRecoveryEnabled":true');

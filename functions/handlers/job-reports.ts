@@ -1,0 +1,36 @@
+import type { Logger } from '@aws-lambda-powertools/logger';
+import type { InboundClassification, InboundMessage } from '#core/inbound-report.js';
+import { toMaskedRecipients, type JobStatusStore } from '#core/job-status.js';
+import { unscopeJobKey } from '#core/tenant.js';
+import type { ReportVerification } from '#core/verify-report.js';
+
+type Verify = (message: InboundMessage, classification: InboundClassification) => Promise<ReportVerification>;
+
+/**
+ * The poller's report verifier, with the job status written when a verified bounce or complaint names a job: the
+ * job turns `bounced` or `complained` (recipients masked). An unverified report changes nothing; a failed write is
+ * logged and the report is handled as before.
+ */
+export function withJobStatusReports(
+  verify: Verify,
+  deps: { status: JobStatusStore; jobKeyOf: (handle: string) => Promise<string | undefined>; logger: Logger },
+): Verify {
+  return async (message, classification) => {
+    const verification = await verify(message, classification);
+    const { kind } = classification;
+    if (!verification.verified || !verification.handle || (kind !== 'bounce' && kind !== 'complaint'))
+      return verification;
+    const recipients =
+      kind === 'bounce'
+        ? toMaskedRecipients(
+            classification.recipients.map((r) => ({ recipient: r.recipient, status: r.status ?? 'failed' })),
+          )
+        : toMaskedRecipients(classification.recipients.map((recipient) => ({ recipient, status: 'complained' })));
+    const handle = verification.handle;
+    await (async () => {
+      const key = await deps.jobKeyOf(handle);
+      if (key) await deps.status.report(unscopeJobKey(key), kind, recipients);
+    })().catch((error: unknown) => deps.logger.warn('job status of a report not written', { error: error as Error }));
+    return verification;
+  };
+}

@@ -1,0 +1,199 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAwsClients, type AwsClients } from '#aws/clients.js';
+import { createJobStatusStore } from '#aws/job-status-store.js';
+import { TableKeys } from '#aws/table-keys.js';
+import { createTable } from '#local/resources.js';
+import { LOCAL_CREDENTIALS, startDynalite, type Emulator } from '#local/emulators.js';
+import { DispatchTags, toTagToken } from '#core/dispatch-job.js';
+import { toReportKeyring, toReportToken, type ReportKeyring } from '#core/message-id.js';
+import type { SesEventRecord } from '#core/ses-events.js';
+import { createSesEventsHandler } from '#handlers/ses-events-handler.js';
+import { createLambdaContext } from '#local/lambda-context.js';
+import { toSesEventRecord, toSnsEvent, type SesSend } from '#local/ses-events.js';
+import { createJobControl } from '#producer/index.js';
+
+let dynamo: Emulator;
+let clients: AwsClients;
+const TABLE = 'job-status';
+let serial = 0;
+const newJob = (tenant = 'default') => ({ tenant, idempotencyKey: `job-${(serial += 1)}` });
+
+beforeAll(async () => {
+  dynamo = await startDynalite();
+  clients = createAwsClients({
+    region: 'eu-west-1',
+    credentials: LOCAL_CREDENTIALS,
+    endpoints: { dynamodb: dynamo.endpoint },
+  });
+  const { partitionKey, ttlAttribute } = TableKeys.jobStatus;
+  await createTable(clients, TABLE, partitionKey, ttlAttribute);
+});
+afterAll(async () => {
+  await dynamo?.stop();
+});
+
+const store = () => createJobStatusStore(clients.dynamodb, TABLE, { ttlSeconds: 3600 });
+const control = () => createJobControl({ dynamodb: clients.dynamodb, tableName: TABLE });
+const outcome = {
+  reason: 'accepted',
+  providerMessageId: 'p-1',
+  recipients: [{ address: 'a***@example.net', status: 'accepted' }],
+};
+
+describe('the job status table', () => {
+  it('lets exactly one of a cancel and a send claim win, every time they race', async () => {
+    // Prepare: 40 scheduled jobs, each claimed for a send and cancelled at the same moment.
+    const jobs = Array.from({ length: 40 }, () => newJob());
+    await Promise.all(jobs.map((job) => store().hold(job, new Date().toISOString())));
+
+    // Act
+    const results = await Promise.all(
+      jobs.map(async (job) => {
+        const [claim, cancel] = await Promise.all([
+          store().claim(job, Date.now() + 60_000, 1),
+          control().cancel(job.idempotencyKey),
+        ]);
+        return { claim, cancel, status: await control().getStatus(job.idempotencyKey) };
+      }),
+    );
+
+    // Assess: never both, never neither; the record says who won.
+    for (const { claim, cancel, status } of results) {
+      expect([claim === 'claimed', cancel.cancelled]).toContainEqual(true);
+      expect(claim === 'claimed').toBe(!cancel.cancelled);
+      expect(status?.state).toBe(cancel.cancelled ? 'cancelled' : 'sending');
+      if (!cancel.cancelled) expect(cancel).toMatchObject({ reason: 'in-progress' });
+    }
+  });
+
+  it('stops a claim after a cancel, and answers a cancel of a sent job with what became of it', async () => {
+    const early = newJob();
+    const sent = newJob();
+
+    expect(await control().cancel(early.idempotencyKey)).toMatchObject({ cancelled: true, previousState: 'unseen' });
+    expect(await store().claim(early, Date.now() + 60_000, 1)).toBe('cancelled');
+    expect(await store().hold(early, new Date().toISOString())).toBe('cancelled');
+    expect(await control().cancel(early.idempotencyKey)).toMatchObject({
+      cancelled: false,
+      reason: 'already-cancelled',
+    });
+
+    expect(await store().claim(sent, Date.now() + 60_000, 1)).toBe('claimed');
+    await store().record(sent, { state: 'delivered', attempts: 1, outcome });
+    expect(await control().cancel(sent.idempotencyKey)).toMatchObject({
+      cancelled: false,
+      reason: 'sent',
+      state: 'delivered',
+    });
+    expect(await store().claim(sent, Date.now() + 60_000, 2)).toBe('final');
+  });
+
+  it('cancels a deferred job, and one whose attempt died once its lease is over', async () => {
+    const deferred = newJob();
+    const dead = newJob();
+    await store().claim(deferred, Date.now() + 60_000, 1);
+    await store().record(deferred, {
+      state: 'deferred',
+      attempts: 1,
+      reason: 'smtp-rcpt-451',
+      nextAttemptAtMs: Date.now() + 30_000,
+    });
+    expect(await control().getStatus(deferred.idempotencyKey)).toMatchObject({
+      state: 'deferred',
+      lastReason: 'smtp-rcpt-451',
+      attempts: 1,
+    });
+    expect(await control().cancel(deferred.idempotencyKey)).toMatchObject({
+      cancelled: true,
+      previousState: 'deferred',
+    });
+    // A deferral written late never undoes the cancel.
+    await store().record(deferred, { state: 'deferred', attempts: 2, reason: 'late', nextAttemptAtMs: Date.now() });
+    expect((await control().getStatus(deferred.idempotencyKey))?.state).toBe('cancelled');
+
+    await store().claim(dead, Date.now() - 1, 1);
+    expect(await control().cancel(dead.idempotencyKey)).toMatchObject({ cancelled: true, previousState: 'sending' });
+  });
+
+  it('keeps tenants apart and turns a delivered job bounced only on a report', async () => {
+    const ours = newJob('shop');
+    const theirs = { tenant: 'billing', idempotencyKey: ours.idempotencyKey };
+    await store().hold(ours, '2030-01-01T00:00:00Z');
+    expect(await control().getStatus(ours.idempotencyKey, { tenant: 'billing' })).toBeUndefined();
+    expect(await control().getStatus(ours.idempotencyKey, { tenant: 'shop' })).toMatchObject({
+      state: 'scheduled',
+      tenant: 'shop',
+    });
+    await store().report(theirs, 'bounce', []);
+    expect(await control().getStatus(theirs.idempotencyKey, { tenant: 'billing' })).toBeUndefined();
+
+    await store().claim(ours, Date.now() + 60_000, 1);
+    await store().report(ours, 'bounce', [{ address: 'g***@bounce.test', status: '5.1.1' }]);
+    expect((await control().getStatus(ours.idempotencyKey, { tenant: 'shop' }))?.state).toBe('sending');
+    await store().record(ours, { state: 'delivered', attempts: 1, outcome });
+    await store().report(ours, 'bounce', [{ address: 'g***@bounce.test', status: '5.1.1' }]);
+    expect(await control().getStatus(ours.idempotencyKey, { tenant: 'shop' })).toMatchObject({
+      state: 'bounced',
+      outcome: { providerMessageId: 'p-1' },
+      report: { kind: 'bounce', recipients: [{ address: 'g***@bounce.test', status: '5.1.1' }] },
+    });
+    // The outcome event published again (its message back after a crash) leaves the report in place.
+    await store().record(ours, { state: 'delivered', attempts: 1, outcome });
+    expect((await control().getStatus(ours.idempotencyKey, { tenant: 'shop' }))?.state).toBe('bounced');
+  });
+});
+
+describe('SES reports on the job status', () => {
+  const ACCOUNT = '111122223333';
+  const TOPIC = `arn:aws:sns:eu-west-1:${ACCOUNT}:email-dispatch-ses-events`;
+  const OURS = toReportKeyring({ current: 'k1', k1: 'our-report-key-for-ses-events-0000001' }, 'ours');
+  const THEIRS = toReportKeyring({ current: 'k1', k1: 'another-deployments-report-key-000002' }, 'theirs');
+  const logger = new Logger({ serviceName: 'email-dispatch', logLevel: 'ERROR' });
+  const metrics = new Metrics({ namespace: 'EmailDispatch', serviceName: 'email-dispatch', logger });
+  const handler = () =>
+    createSesEventsHandler({
+      logger,
+      metrics,
+      expected: { topicArn: TOPIC, accountId: ACCOUNT },
+      reportKeys: async () => OURS,
+      suppress: async () => {},
+      events: { publish: async () => {} },
+      jobStatus: store(),
+    });
+  const sendOf = (key: string, keys: ReportKeyring): SesSend => ({
+    messageId: `0102-${key}`,
+    destination: ['gone@customer.example'],
+    tags: {
+      [DispatchTags.key]: [Buffer.from(key).toString('base64url')],
+      [DispatchTags.token]: [toTagToken(toReportToken(key, keys))],
+    },
+    at: new Date(),
+  });
+  const deliver = (records: SesEventRecord[]) =>
+    handler()(toSnsEvent(TOPIC, records), createLambdaContext('ses-events', 30_000));
+
+  it('turns a delivered job bounced on a verified SES event, and ignores a forged one', async () => {
+    // Prepare: two delivered jobs.
+    const bounced = newJob();
+    const forged = newJob();
+    for (const job of [bounced, forged]) await store().record(job, { state: 'delivered', attempts: 1, outcome });
+    const bounce = (key: string, keys: ReportKeyring) => {
+      const record = toSesEventRecord(sendOf(key, keys), 'gone@customer.example', 'Bounce', ACCOUNT);
+      const bouncedRecipients = [{ emailAddress: 'gone@customer.example', action: 'failed', status: '5.1.1' }];
+      return { ...record, bounce: { bounceType: 'Permanent', bounceSubType: 'General', bouncedRecipients } };
+    };
+
+    // Act
+    await deliver([bounce(bounced.idempotencyKey, OURS) as SesEventRecord]);
+    await deliver([bounce(forged.idempotencyKey, THEIRS) as SesEventRecord]);
+
+    // Assess
+    expect(await control().getStatus(bounced.idempotencyKey)).toMatchObject({
+      state: 'bounced',
+      report: { kind: 'bounce', recipients: [{ address: 'g***@customer.example', status: '5.1.1' }] },
+    });
+    expect((await control().getStatus(forged.idempotencyKey))?.state).toBe('delivered');
+  });
+});
