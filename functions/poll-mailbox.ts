@@ -61,7 +61,7 @@ function verifier(idempotencyTable: string, keys: NonNullable<typeof reportKeys>
   const verify = createInboundReportVerifier({ keys: () => keys.get(), sent, bounceDomain: config.bounceDomain });
   if (!config.jobStatusTable) return verify;
   const status = createJobStatusStore(clients.dynamodb, config.jobStatusTable, { ttlSeconds: JOB_STATUS_TTL_SECONDS });
-  return withJobStatusReports(verify, { status, jobKeyOf: sent.jobKeyOf, logger });
+  return withJobStatusReports(verify, { status, logger });
 }
 
 export const handler = createPollMailboxHandler({

@@ -397,11 +397,7 @@ export async function startTwin(options: TwinOptions = {}) {
         suppress: (entry) => suppressions.suppress(entry),
         verifyReport: withJobStatusReports(
           createInboundReportVerifier({ keys: () => reportKeys.get(), sent, bounceDomain: TWIN_RETURN_DOMAIN }),
-          {
-            status: jobStatus,
-            jobKeyOf: sent.jobKeyOf,
-            logger,
-          },
+          { status: jobStatus, logger },
         ),
         storeRaw: createRawMessageStore(clients.s3, resources.bucket),
         reputation: buildReportReputation(pollerConfig.reputation, clients.documents),

@@ -5,46 +5,39 @@ import type { SentMessages } from '#core/verify-report.js';
 import { TableKeys } from './table-keys.js';
 
 /** The part of a job's stored result (the dispatcher's idempotency record) that reports are checked against. */
-type StoredRecipients = { recipients?: Array<{ hash?: unknown; status?: unknown }>; tenant?: unknown };
+type StoredResult = { recipients?: Array<{ hash?: unknown; status?: unknown }>; tenant?: unknown; key?: unknown };
 
 /**
  * What the dispatcher sent, read from its idempotency table: a handle is the MD5 digest Powertools names the key's
  * record by (`<prefix>#<base64 digest>`), and the completed record's data holds the recipients' keyed hashes. Only
- * recipients the provider accepted count; a record still in progress has none yet. The record names the job's tenant.
+ * recipients the provider accepted count; a record still in progress has none yet. The record names the job's tenant
+ * and its tenant-scoped key, so a verified report is counted against that tenant and marks that job's status.
  */
 export function createSentMessages(
   client: DynamoDBDocumentClient,
   tableName: string,
   keyPrefix = 'email-job',
-): SentMessages & { jobKeyOf(handle: string): Promise<string | undefined> } {
-  const completed = async (handle: string) => {
-    const digest = fromBase32(handle);
-    if (!digest || digest.length < 16) return undefined;
-    const id = `${keyPrefix}#${digest.subarray(0, 16).toString('base64')}`;
-    const { Item } = await client.send(
-      new GetCommand({
-        TableName: tableName,
-        Key: { [TableKeys.idempotency.partitionKey]: id },
-        ProjectionExpression: '#status, #data',
-        ExpressionAttributeNames: { '#status': 'status', '#data': 'data' },
-      }),
-    );
-    return Item?.status === 'COMPLETED' ? Item : undefined;
-  };
+): SentMessages {
   return {
-    /** The (scoped) key of the job with this handle, as its completed record keeps it. */
-    async jobKeyOf(handle) {
-      const key = ((await completed(handle))?.data as { key?: unknown } | undefined)?.key;
-      return typeof key === 'string' ? key : undefined;
-    },
     async sentMessageOf(handle) {
-      const Item = await completed(handle);
-      if (!Item) return undefined;
-      const stored = (Item.data ?? {}) as StoredRecipients;
+      const digest = fromBase32(handle);
+      if (!digest || digest.length < 16) return undefined;
+      const id = `${keyPrefix}#${digest.subarray(0, 16).toString('base64')}`;
+      const { Item } = await client.send(
+        new GetCommand({
+          TableName: tableName,
+          Key: { [TableKeys.idempotency.partitionKey]: id },
+          ProjectionExpression: '#status, #data',
+          ExpressionAttributeNames: { '#status': 'status', '#data': 'data' },
+        }),
+      );
+      if (Item?.status !== 'COMPLETED') return undefined;
+      const stored = (Item.data ?? {}) as StoredResult;
       const accepted = (stored.recipients ?? []).filter((r) => r.status === 'accepted' && typeof r.hash === 'string');
       // Records written before tenants name none: the default tenant's.
       const tenant = isTenantName(stored.tenant) ? stored.tenant : DEFAULT_TENANT;
-      return { recipientHashes: accepted.map((r) => r.hash as string), tenant };
+      const key = typeof stored.key === 'string' ? stored.key : undefined;
+      return { recipientHashes: accepted.map((r) => r.hash as string), tenant, key };
     },
   };
 }

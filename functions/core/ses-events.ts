@@ -163,7 +163,7 @@ export async function handleSesEvent(
   const sent = {
     sentMessageOf: async (h: string) =>
       h === handle && tenant
-        ? { recipientHashes: destination.map((a) => hashRecipient(a, keyring)), tenant }
+        ? { recipientHashes: destination.map((a) => hashRecipient(a, keyring)), tenant, key: scopedKey }
         : undefined,
   };
   const tokens = tagToken ? [fromTagToken(tagToken)] : [];

@@ -7,12 +7,15 @@ import {
   type ReportKeyring,
 } from './message-id.js';
 
-/** What we sent, as the dispatcher stored it: the keyed hashes of a job's accepted recipients, and its tenant. */
-type SentMessage = { recipientHashes: string[]; tenant: string };
+/**
+ * What we sent, as the dispatcher stored it: the keyed hashes of a job's accepted recipients, its tenant, and its
+ * tenant-scoped key (scopedJobKey) when the record names it.
+ */
+type SentMessage = { recipientHashes: string[]; tenant: string; key?: string };
 
-/** What we sent, by the job's handle. */
+/** What we sent, by the job's handle: the one port reports are checked, counted and tied to their job through. */
 export interface SentMessages {
-  /** The stored recipients and tenant of the job with this handle; undefined when no finished job has it. */
+  /** The stored recipients, tenant and key of the job with this handle; undefined when no finished job has it. */
   sentMessageOf(handle: string): Promise<SentMessage | undefined>;
 }
 
@@ -37,6 +40,8 @@ export type ReportVerification = {
   handle?: string;
   /** The tenant whose mail the report is about, when it verified: complaints suppress for that tenant only. */
   tenant?: string;
+  /** The tenant-scoped key of the job a verified report is about (its status records the report). */
+  key?: string;
 };
 
 export type VerifyReportDeps = {
@@ -89,7 +94,8 @@ export async function verifyReport(
     }
     const wasRecipient = (address: string) =>
       sent.recipientHashes.some((hash) => isRecipientHash(address, hash, deps.keyring));
-    if (addresses.every(wasRecipient)) return { verified: true, reason: 'verified', ...facts, tenant: sent.tenant };
+    if (addresses.every(wasRecipient))
+      return { verified: true, reason: 'verified', ...facts, tenant: sent.tenant, key: sent.key };
     best = { verified: false, reason: 'not-a-recipient', ...facts };
   }
   return best;

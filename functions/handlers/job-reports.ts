@@ -11,26 +11,22 @@ type Verify = (message: InboundMessage, classification: InboundClassification) =
  * job turns `bounced` or `complained` (recipients masked). An unverified report changes nothing; a failed write is
  * logged and the report is handled as before.
  */
-export function withJobStatusReports(
-  verify: Verify,
-  deps: { status: JobStatusStore; jobKeyOf: (handle: string) => Promise<string | undefined>; logger: Logger },
-): Verify {
+export function withJobStatusReports(verify: Verify, deps: { status: JobStatusStore; logger: Logger }): Verify {
   return async (message, classification) => {
     const verification = await verify(message, classification);
     const { kind } = classification;
-    if (!verification.verified || !verification.handle || (kind !== 'bounce' && kind !== 'complaint'))
-      return verification;
+    const { key } = verification;
+    if (!verification.verified || !key || (kind !== 'bounce' && kind !== 'complaint')) return verification;
     const recipients =
       kind === 'bounce'
         ? toMaskedRecipients(
             classification.recipients.map((r) => ({ recipient: r.recipient, status: r.status ?? 'failed' })),
           )
         : toMaskedRecipients(classification.recipients.map((recipient) => ({ recipient, status: 'complained' })));
-    const handle = verification.handle;
-    await (async () => {
-      const key = await deps.jobKeyOf(handle);
-      if (key) await deps.status.report(unscopeJobKey(key), kind, recipients);
-    })().catch((error: unknown) => deps.logger.warn('job status of a report not written', { error: error as Error }));
+    // The key is the tenant-scoped one the job's record names: the report marks that tenant's job.
+    await deps.status
+      .report(unscopeJobKey(key), kind, recipients)
+      .catch((error: unknown) => deps.logger.warn('job status of a report not written', { error: error as Error }));
     return verification;
   };
 }

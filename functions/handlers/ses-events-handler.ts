@@ -50,7 +50,8 @@ export type SesEventsSummary = {
 
 /** A verified bounce or complaint turns its job `bounced` or `complained` (recipients masked). */
 async function reportToJob(status: JobStatusStore, record: SesEventRecord, outcome: HandledSesEvent) {
-  const key = outcome.verification.verified ? outcome.events[0]?.idempotencyKey : undefined;
+  // The key the job's record is scoped by: its tenant's status, not another's with the same bare key.
+  const key = outcome.verification.verified ? outcome.verification.key : undefined;
   if (typeof key !== 'string' || (record.eventType !== 'Bounce' && record.eventType !== 'Complaint')) return;
   const named =
     record.eventType === 'Bounce'

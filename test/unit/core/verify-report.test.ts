@@ -23,7 +23,7 @@ const otherDeployment: ReportKeyring = toReportKeyring({ current: 'k1', k1: secr
 const sentWith = (keyring: ReportKeyring, key: string, recipients: string[]): SentMessages => ({
   sentMessageOf: async (handle) =>
     handle === toRecordHandle(key)
-      ? { recipientHashes: recipients.map((r) => hashRecipient(r, keyring)), tenant: 'shop' }
+      ? { recipientHashes: recipients.map((r) => hashRecipient(r, keyring)), tenant: 'shop', key: `shop ${key}` }
       : undefined,
 });
 
@@ -91,11 +91,12 @@ describe('verifyReport', () => {
     expect(verdict).toMatchObject({ verified: true, via: 'message-id', keyId: 'k1' });
   });
 
-  it('names the tenant of the job a verified report is about, so its rates count it', async () => {
+  it('names the tenant and scoped key of the job a verified report is about, so its rates and status count it', async () => {
     const verdict = await verifyReport({ messageIds: [messageId] }, [ceo], deps);
     const unverified = await verifyReport({ messageIds: [messageId] }, [intern], deps);
-    expect(verdict).toMatchObject({ verified: true, tenant: 'shop' });
+    expect(verdict).toMatchObject({ verified: true, tenant: 'shop', key: expect.stringMatching(/^shop /) });
     expect(unverified.tenant).toBeUndefined();
+    expect(unverified.key).toBeUndefined();
   });
 
   it('verifies a report that quotes nothing through its VERP envelope recipient', async () => {
