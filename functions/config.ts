@@ -190,9 +190,15 @@ export type DispatchConfig = {
  * `TENANT_STATE_TABLE` is set. Limits (see core/reputation.ts): `REPUTATION_MAX_BOUNCE_RATE` @default 0.04,
  * `REPUTATION_MAX_COMPLAINT_RATE` @default 0.0008, `REPUTATION_MIN_RECIPIENTS` @default 500,
  * `REPUTATION_WINDOW_SECONDS` @default 86400, `REPUTATION_BUCKET_SECONDS` @default 3600; the dispatcher trusts a
- * tenant's standing for `TENANT_PAUSE_CACHE_MS` @default 5000.
+ * tenant's standing for `TENANT_PAUSE_CACHE_MS` @default 5000, and holds a paused tenant's jobs on the queue for
+ * `TENANT_PAUSE_RECHECK_SECONDS` @default 300 (1–900, one SQS delay) before it looks at the standing again.
  */
-export type ReputationConfig = { table: string; policy: ReputationPolicy; pauseCacheMs: number };
+export type ReputationConfig = {
+  table: string;
+  policy: ReputationPolicy;
+  pauseCacheMs: number;
+  pauseRecheckSeconds: number;
+};
 
 function readReputation(r: EnvReader): ReputationConfig | undefined {
   const table = r.optional('TENANT_STATE_TABLE');
@@ -206,7 +212,12 @@ function readReputation(r: EnvReader): ReputationConfig | undefined {
     bucketSeconds: r.integer('REPUTATION_BUCKET_SECONDS', d.bucketSeconds, 1, 86_400),
   };
   for (const problem of reputationPolicyProblems(policy)) r.problems.push(`REPUTATION_* settings: ${problem}`);
-  return { table, policy, pauseCacheMs: r.integer('TENANT_PAUSE_CACHE_MS', 5000, 0, 300_000) };
+  return {
+    table,
+    policy,
+    pauseCacheMs: r.integer('TENANT_PAUSE_CACHE_MS', 5000, 0, 300_000),
+    pauseRecheckSeconds: r.integer('TENANT_PAUSE_RECHECK_SECONDS', 300, 1, 900),
+  };
 }
 
 /** SES's SMTP interface, e.g. `email-smtp.eu-west-1.amazonaws.com`: it enforces the SES account's send rate. */

@@ -5,7 +5,6 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { createAwsClients, type AwsClients } from '#aws/clients.js';
 import { LOOPBACK, freePort } from './loopback.js';
 import { reportSenderIds } from './sender-ids.js';
-import { keepMessageGroups } from './message-groups.js';
 
 /** A running emulator: its endpoint URL and how to stop it. */
 export type Emulator = { endpoint: string; port: number; stop(): Promise<void> };
@@ -23,9 +22,8 @@ const closeServer = (server: Server) =>
  */
 export async function startFauxqs(port = 0): Promise<Emulator> {
   const app = buildApp({ logger: false, host: LOOPBACK });
+  // Who sent each message (SenderId) and its MessageGroupId on a standard queue, as SQS reports them.
   reportSenderIds(app);
-  // Standard queues keep MessageGroupId in SQS (fair queues); fauxqs only on FIFO queues.
-  keepMessageGroups(app);
   await app.listen({ port, host: LOOPBACK });
   const address = app.server.address();
   const actual = typeof address === 'object' && address ? address.port : port;

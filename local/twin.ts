@@ -434,7 +434,7 @@ export async function startTwin(options: TwinOptions = {}) {
       suppress: (entry) => suppressions.suppress(entry),
       events: createSnsEventPublisher(clients.sns, resources.eventsTopicArn),
       reputation: buildReportReputation(
-        { table: resources.tenantStateTable, policy: DEFAULT_REPUTATION_POLICY, pauseCacheMs: 5000 },
+        { table: resources.tenantStateTable, policy: DEFAULT_REPUTATION_POLICY },
         clients.documents,
       ),
       jobStatus,

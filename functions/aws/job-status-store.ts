@@ -90,13 +90,10 @@ export function createJobStatusStore(
     async record(job, transition) {
       if (transition.state === 'deferred') {
         const { attempts, reason, detail, nextAttemptAtMs } = transition;
+        const deferral = { state: S('deferred'), deferral: S(JSON.stringify({ reason, detail, nextAttemptAtMs })) };
         await update(
           job,
-          {
-            state: S('deferred'),
-            attempts: N(attempts),
-            deferral: S(JSON.stringify({ reason, detail, nextAttemptAtMs })),
-          },
+          attempts === undefined ? deferral : { ...deferral, attempts: N(attempts) },
           'attribute_not_exists(#state) OR #state <> :cancelled',
           { ':cancelled': S('cancelled') },
         );

@@ -144,7 +144,8 @@ export type JobRef = { tenant: string; idempotencyKey: string };
 
 /** A transition the dispatcher writes after an attempt (or instead of one). */
 export type JobTransition =
-  | { state: 'deferred'; attempts: number; reason: string; detail?: string; nextAttemptAtMs: number }
+  /** `attempts` is left as it was when not given (a hold spends none). */
+  | { state: 'deferred'; attempts?: number; reason: string; detail?: string; nextAttemptAtMs: number }
   | { state: 'delivered' | 'rejected' | 'failed'; attempts?: number; outcome: JobOutcomeFacts };
 
 /** The job status table as the dispatch path and the report side use it. */

@@ -17,6 +17,7 @@ import type { TransportName } from '#core/email-job.js';
 import type { ReportKeyring } from '#core/message-id.js';
 import type { MailTransport } from '#core/mail-transport.js';
 import type { RoutingDeps } from './route-job.js';
+import type { JobHold } from './job-hold.js';
 import type { ScheduleDeps } from './job-schedule.js';
 import type { SendEmailDeps } from './send-email-handler.js';
 
@@ -68,11 +69,16 @@ export async function buildSendEmailDeps(
   }
   const objects = createAttachmentStore(clients.s3, config.attachmentBucket);
   const routing = config.breaker ? await buildRouting(config, config.breaker, clients) : undefined;
-  const reputation = config.reputation && {
-    store: createReputationStore(clients.documents, config.reputation.table, config.reputation.policy),
-    policy: config.reputation.policy,
-    pauseCacheMs: config.reputation.pauseCacheMs,
-  };
+  // One hold (delayed requeues) for scheduled jobs and a paused tenant's jobs alike.
+  const hold = config.reputation || config.jobStatusTable ? await buildHold(config, clients) : undefined;
+  const reputation = config.reputation &&
+    hold && {
+      store: createReputationStore(clients.documents, config.reputation.table, config.reputation.policy),
+      policy: config.reputation.policy,
+      pauseCacheMs: config.reputation.pauseCacheMs,
+      pauseRecheckSeconds: config.reputation.pauseRecheckSeconds,
+      hold,
+    };
   const takeoverListeners: Array<(recordId: string) => void> = [];
   const { reportKeys } = environment;
   return {
@@ -101,7 +107,8 @@ export async function buildSendEmailDeps(
     deadlineMarginMs: config.deadlineMarginMs,
     routing,
     reputation,
-    schedule: config.jobStatusTable ? await buildSchedule(config, config.jobStatusTable, clients) : undefined,
+    schedule:
+      config.jobStatusTable && hold ? await buildSchedule(config, config.jobStatusTable, clients, hold) : undefined,
     finishReserveMs: config.finishReserveMs,
     minAttemptMs: config.minAttemptMs,
     maxReceiveCount: config.maxReceiveCount,
@@ -143,16 +150,26 @@ async function buildRouting(
   };
 }
 
-/** Scheduled sends and cancels: the job status table, and holds made of delayed requeues. */
-async function buildSchedule(config: DispatchConfig, table: string, clients: AwsClients): Promise<ScheduleDeps> {
-  const [{ createJobStatusStore }, { createJobRequeue }, { createJobHold }] = await Promise.all([
-    import('#aws/job-status-store.js'),
+/** Holds made of delayed requeues on the jobs queue (see job-hold). */
+async function buildHold(config: DispatchConfig, clients: AwsClients): Promise<JobHold> {
+  const [{ createJobRequeue }, { createJobHold }] = await Promise.all([
     import('#aws/sqs-job-requeue.js'),
     import('./job-hold.js'),
   ]);
+  return createJobHold({ requeue: createJobRequeue(clients.sqs, config.jobsQueueUrl) });
+}
+
+/** Scheduled sends and cancels: the job status table, and the hold. */
+async function buildSchedule(
+  config: DispatchConfig,
+  table: string,
+  clients: AwsClients,
+  hold: JobHold,
+): Promise<ScheduleDeps> {
+  const { createJobStatusStore } = await import('#aws/job-status-store.js');
   return {
     status: createJobStatusStore(clients.dynamodb, table, { ttlSeconds: config.idempotencyTtlSeconds }),
-    hold: createJobHold({ requeue: createJobRequeue(clients.sqs, config.jobsQueueUrl) }),
+    hold,
   };
 }
 

@@ -15,7 +15,7 @@ import {
 import { hashAddress, isRecipientHash, toMessageId, type ReportKeyring } from '#core/message-id.js';
 import { lifetimeStartOf } from './route-job.js';
 import { DispatchMetrics, TENANT_DIMENSION } from '#core/metric-names.js';
-import { DEFAULT_TENANT, scopedJobKey } from '#core/tenant.js';
+import { scopedJobKey } from '#core/tenant.js';
 import { TENANT_ATTRIBUTE, tenantOf, type TenantJob } from '#core/tenant-identity.js';
 import { toMaskedRecipients, type JobStatusStore, type JobTransition } from '#core/job-status.js';
 import { scheduleRetry, type RetryPolicy } from '#core/retry-schedule.js';
@@ -98,10 +98,15 @@ export function createDispatchPolicy(deps: PolicyDeps) {
     tenantCounts.set(dimension, counts);
   };
   /** Writes a job's status; a failed write is logged, never fails the record (the status is a view, not the truth). */
-  const recordStatus = async (idempotencyKey: string, transition: JobTransition) => {
-    // The tenant the dispatcher resolved for the record names the job; single-producer deployments have one.
-    await deps.jobStatus?.record({ tenant: DEFAULT_TENANT, idempotencyKey }, transition).catch((error: unknown) => {
-      logger.warn('job status not written', { dispatchId: dispatchIdOf({ idempotencyKey }), error: error as Error });
+  const recordStatus = async (job: { idempotencyKey: string; tenant?: string }, transition: JobTransition) => {
+    // The tenant the dispatcher resolved for the record names the job: its status is under the scoped key.
+    const ref = { tenant: tenantOf(job), idempotencyKey: job.idempotencyKey };
+    await deps.jobStatus?.record(ref, transition).catch((error: unknown) => {
+      logger.warn('job status not written', {
+        dispatchId: dispatchIdOf(ref),
+        tenant: ref.tenant,
+        error: error as Error,
+      });
     });
   };
   const factsOf = (job: TenantJob, attempt: number, outcome?: SendOutcome) => ({
@@ -212,8 +217,7 @@ export function createDispatchPolicy(deps: PolicyDeps) {
     const { reason, detail } = outcome;
     const nextAttemptAtMs = deps.clock() + decision.delaySeconds * 1000;
     await Promise.all([
-      job &&
-        recordStatus(job.idempotencyKey, { state: 'deferred', attempts: attempt, reason, detail, nextAttemptAtMs }),
+      job && recordStatus(job, { state: 'deferred', attempts: attempt, reason, detail, nextAttemptAtMs }),
       deps.visibility.postpone(record, decision.delaySeconds).catch((error: unknown) => {
         logger.error('could not postpone record; it returns after the queue visibility timeout', {
           sqsMessageId: record.messageId,
@@ -233,7 +237,7 @@ export function createDispatchPolicy(deps: PolicyDeps) {
     const recipients = toMaskedRecipients(e.recipients);
     const { reason, detail, messageId, providerMessageId, transport } = e;
     const outcome = { reason, detail, messageId, providerMessageId, transport, recipients };
-    await recordStatus(e.idempotencyKey, { state: kind, attempts: e.attempts, outcome });
+    await recordStatus(e, { state: kind, attempts: e.attempts, outcome });
   };
 
   return {
@@ -363,6 +367,15 @@ export function createDispatchPolicy(deps: PolicyDeps) {
         'job handed back without an attempt',
         DispatchMetrics.handedBack,
       );
+    },
+
+    /**
+     * A job held on the queue without an attempt (see job-hold) until `untilMs`: its status says deferred, with the
+     * reason and when it is looked at next, its attempts as they were. The record itself is done (the hold re-sent
+     * it).
+     */
+    held(job: TenantJob, reason: string, untilMs: number, detail?: string): Promise<void> {
+      return recordStatus(job, { state: 'deferred', reason, detail, nextAttemptAtMs: untilMs });
     },
 
     /**

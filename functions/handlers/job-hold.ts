@@ -9,9 +9,11 @@ const MAX_HOP_SECONDS = 900;
 export type JobHold = {
   /**
    * Puts the record's job back on the queue as a new message, delayed until `untilMs` or by one hop (at most 900 s),
-   * whichever is sooner; the record is then done (the event source deletes it). Resolves with the hop's delay.
+   * whichever is sooner; the record is then done (the event source deletes it). The new message carries the
+   * `tenant` the dispatcher resolved (attribute and MessageGroupId), sent by the dispatcher's own role, so the tenant
+   * step accepts it as that tenant again. Resolves with the hop's delay.
    */
-  hold(record: SQSRecord, untilMs: number): Promise<{ delaySeconds: number }>;
+  hold(record: SQSRecord, untilMs: number, tenant: string): Promise<{ delaySeconds: number }>;
 };
 
 /**
@@ -19,7 +21,7 @@ export type JobHold = {
  * on by the hop, and the received one is deleted. A new message starts a new receive count and a new retention
  * period, and a delayed message is not in flight (the ~120,000 in-flight limit of a standard queue is not touched):
  * a job can wait any time, and waits of any length leave maxReceiveCount, the retention and the retry lifetime as
- * they were. Used by scheduled sends; a paused tenant's jobs wait the same way.
+ * they were. Used by scheduled sends and by a paused tenant's jobs.
  */
 export function createJobHold(deps: {
   requeue: JobRequeue;
@@ -30,12 +32,12 @@ export function createJobHold(deps: {
   const clock = deps.clock ?? Date.now;
   const maxHop = Math.min(MAX_HOP_SECONDS, deps.maxHopSeconds ?? MAX_HOP_SECONDS);
   return {
-    async hold(record, untilMs) {
+    async hold(record, untilMs, tenant) {
       const now = clock();
       const delaySeconds = Math.max(1, Math.min(maxHop, Math.ceil((untilMs - now) / 1000)));
       // The wait is not the job's: its lifetime starts that much later (route-job reads the attribute back).
       const lifetimeStartMs = lifetimeStartOf(record, now) + delaySeconds * 1000;
-      await deps.requeue.requeue(record.body, { delaySeconds, lifetimeStartMs });
+      await deps.requeue.requeue(record.body, { delaySeconds, lifetimeStartMs, tenant });
       return { delaySeconds };
     },
   };

@@ -64,7 +64,7 @@ export function createScheduleStep(
         if (known?.state === 'cancelled') return dropCancelled(record, job, tenant, outbox);
         if (known?.state !== 'scheduled' && (await deps.status.hold(ref, job.sendAt as string)) === 'cancelled')
           return dropCancelled(record, job, tenant, outbox);
-        const { delaySeconds } = await deps.hold.hold(record, decision.untilMs);
+        const { delaySeconds } = await deps.hold.hold(record, decision.untilMs, tenant);
         metrics.addMetric(DispatchMetrics.held, MetricUnit.Count, 1);
         logger.info('job held until its sendAt', { sqsMessageId: record.messageId, sendAt: job.sendAt, delaySeconds });
         return 'done';

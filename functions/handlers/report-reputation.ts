@@ -17,7 +17,7 @@ export type ReportReputationDeps = { store: ReputationStore; policy: ReputationP
 
 /** The report side's guardrail from its configuration; undefined when the guardrail is off. */
 export const buildReportReputation = (
-  config: ReputationConfig | undefined,
+  config: Pick<ReputationConfig, 'table' | 'policy'> | undefined,
   documents: DynamoDBDocumentClient,
 ): ReportReputationDeps | undefined =>
   config && { store: createReputationStore(documents, config.table, config.policy), policy: config.policy };

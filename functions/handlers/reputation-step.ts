@@ -10,6 +10,7 @@ import {
   type TenantPause,
 } from '#core/reputation.js';
 import type { SendOutcome } from '#core/send-outcome.js';
+import type { JobHold } from './job-hold.js';
 
 /** The dispatcher's side of the reputation guardrail: pause checks before routing, sent counts after delivery. */
 export type ReputationDeps = {
@@ -17,6 +18,10 @@ export type ReputationDeps = {
   policy: ReputationPolicy;
   /** How long an instance trusts a tenant's standing, ms: at most one read per tenant per this. @default 5000 */
   pauseCacheMs?: number;
+  /** Holds a paused tenant's jobs on the queue (see job-hold): no attempt, no lifetime spent while paused. */
+  hold: JobHold;
+  /** How long a held job waits before its tenant's standing is looked at again, seconds. @default 300 */
+  pauseRecheckSeconds?: number;
 };
 
 /**
@@ -32,6 +37,7 @@ export function createReputationStep(
   const { logger, metrics } = observability;
   const pauseCheck = createPauseCheck({ store: deps.store, cacheMs: deps.pauseCacheMs ?? 5000, clock });
   const ledger = createReputationLedger({ store: deps.store, policy: deps.policy, clock });
+  const recheckMs = (deps.pauseRecheckSeconds ?? 300) * 1000;
   return {
     /** The pause holding this tenant's jobs, if any. A standing that cannot be read does not stop the mail. */
     async pauseOf(tenant: string, record: SQSRecord): Promise<TenantPause | undefined> {
@@ -46,6 +52,17 @@ export function createReputationStep(
       metrics.addMetric(ReputationMetrics.heldJobs, MetricUnit.Count, 1);
       logger.info('job held: tenant paused', { tenant, reason: pause.reason, sqsMessageId: record.messageId });
       return pause;
+    },
+
+    /**
+     * Holds a paused tenant's job on the queue until the next recheck, as a new message that keeps its tenant and
+     * spends neither an attempt nor its lifetime: a pause of any length never dead-letters a job. Resolves with the
+     * time it is looked at again.
+     */
+    async hold(record: SQSRecord, tenant: string): Promise<number> {
+      const untilMs = clock() + recheckMs;
+      await deps.hold.hold(record, untilMs, tenant);
+      return untilMs;
     },
 
     /** Counts the recipients a delivered job reached, for its tenant's bounce and complaint rates. */

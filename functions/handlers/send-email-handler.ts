@@ -273,19 +273,15 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     if (outside)
       return policy.rejectInvalid(outbox, record, outside.reason, outside.detail, job.idempotencyKey, tenant);
 
-    // A paused tenant's jobs go back without an attempt until an operator resumes it; other tenants' mail flows.
-    const pause = reputation ? await bounded(budget.signal, () => reputation.pauseOf(tenant, record)) : undefined;
-    if (pause) return policy.postponeWithoutAttempt(outbox, record, job, 'tenant-paused', attemptNumber, pause.reason);
-
     // A job due later waits on the queue, a cancelled one is dropped, one due now is claimed against a cancel.
     const scheduled = schedule
-      ? await bounded(budget.signal, () => schedule.step(record, job, DEFAULT_TENANT, budget, outbox)).catch(
+      ? await bounded(budget.signal, () => schedule.step(record, job, tenant, budget, outbox)).catch(
           (error: Error) => ({ unavailable: error.message }),
         )
       : 'proceed';
     if (scheduled === 'done') return;
     if (typeof scheduled === 'object' && 'refused' in scheduled)
-      return policy.rejectInvalid(outbox, record, 'send-at-too-far', scheduled.refused, job.idempotencyKey);
+      return policy.rejectInvalid(outbox, record, 'send-at-too-far', scheduled.refused, job.idempotencyKey, tenant);
     if (typeof scheduled === 'object')
       return policy.postponeWithoutAttempt(
         outbox,
@@ -295,6 +291,21 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
         attemptNumber,
         scheduled.unavailable,
       );
+
+    // A paused tenant's jobs wait on the queue, spending no attempt and no lifetime, until an operator resumes it;
+    // other tenants' mail flows. A hold that cannot be made hands the record back the ordinary way.
+    const pause = reputation ? await bounded(budget.signal, () => reputation.pauseOf(tenant, record)) : undefined;
+    if (pause && reputation) {
+      const untilMs = await bounded(budget.signal, () => reputation.hold(record, tenant)).catch((error: Error) => {
+        logger.warn("paused tenant's job not held; handed back", { tenant, error });
+        return undefined;
+      });
+      if (untilMs === undefined)
+        return policy.postponeWithoutAttempt(outbox, record, job, 'tenant-paused', attemptNumber, pause.reason);
+      return policy.held(job, 'tenant-paused', untilMs, pause.reason);
+    }
+
+    // (Template rendering goes here: after the holds, before routing.)
 
     // An open circuit puts the job back without an attempt; failover may send it over the other transport.
     const requested = job.transport ?? deps.dispatch.defaultTransport;

@@ -37,7 +37,7 @@ afterAll(async () => {
  * The consumer on a suppression table of its own, with a publisher that records what it was given; with
  * `reputation`, the guardrail on a tenant table of its own.
  */
-const consumer = async (reputation?: Omit<ReputationConfig, 'table'>) => {
+const consumer = async (reputation?: Pick<ReputationConfig, 'policy'>) => {
   counter += 1;
   const suffixed = Object.entries(LOCAL_NAMES).map(([k, v]) => [k, `${v}-ses-${process.pid}-${counter}`]);
   const names = Object.fromEntries(suffixed) as typeof LOCAL_NAMES;
@@ -174,7 +174,7 @@ describe('the SES event consumer', () => {
 describe('the SES event consumer and the reputation guardrail', () => {
   it("counts a verified hard bounce against the tenant its job's key is scoped to, and pauses it over the limit", async () => {
     // Prepare: shop sent 20 recipients in this hour; two of its messages bounce, one report is another deployment's.
-    const c = await consumer({ policy: { ...DEFAULT_REPUTATION_POLICY, minRecipients: 20 }, pauseCacheMs: 0 });
+    const c = await consumer({ policy: { ...DEFAULT_REPUTATION_POLICY, minRecipients: 20 } });
     const bucket = bucketStartOf(Date.now(), DEFAULT_REPUTATION_POLICY);
     await c.tenants.add('shop', bucket, { sent: 20 });
     const first = sendOf(['gone-1@customer.example'], OURS, scopedJobKey('shop', 'order-1'));

@@ -46,6 +46,9 @@ beforeAll(async () => {
       RETRY_MAX_DELAY_SECONDS: '1',
       REPUTATION_MIN_RECIPIENTS: String(POLICY.minRecipients),
       TENANT_PAUSE_CACHE_MS: '1000',
+      // Held jobs are looked at again every second; a job handed back twice without a send would be given up.
+      TENANT_PAUSE_RECHECK_SECONDS: '1',
+      MAX_RECEIVE_COUNT: '2',
       TENANT_SENDERS: JSON.stringify(TENANT_SENDERS),
       SYSTEM_SENDERS: 'local',
     },
@@ -117,7 +120,7 @@ const pollReports = async (messages: string[]) => {
   const logger = new Logger({ serviceName: 'email-dispatch' });
   const metrics = new Metrics({ namespace: 'EmailDispatch', serviceName: 'email-dispatch', logger });
   const output = captureOutput(logger, metrics);
-  const reputation = { table: dispatcher.resources.tenantStateTable, policy: POLICY, pauseCacheMs: 0 };
+  const reputation = { table: dispatcher.resources.tenantStateTable, policy: POLICY };
   const handler = createPollMailboxHandler({
     config: pollerConfigFor(imap, sync.resources, mailbox, `reports-${mailboxes}`),
     logger,
@@ -189,8 +192,17 @@ describe('the per-tenant reputation guardrail', () => {
     ]);
     expect(receivedBy('billing-later')).toHaveLength(3);
     expect(receivedBy('shop-held')).toHaveLength(0);
-    expect(await dispatcher.queueDepth()).toBe(3);
+    expect(await dispatcher.queueDepth({ delayed: true })).toBe(3);
     expect(dispatcher.output.metric('TenantJobsHeld')).toBeGreaterThanOrEqual(3);
+
+    // Act: the pause lasts through several rechecks, more than the receives a job may spend.
+    await deliverUntil(() => (dispatcher.output.metric('TenantJobsHeld') ?? 0) >= 12);
+
+    // Assess: each recheck held the jobs again as new messages: none given up, none sent, all still waiting.
+    expect(dispatcher.output.metric('TenantJobsHeld')).toBeGreaterThanOrEqual(12);
+    expect(await dispatcher.deadLetters()).toEqual([]);
+    expect(receivedBy('shop-held')).toHaveLength(0);
+    expect(await dispatcher.queueDepth({ delayed: true })).toBe(3);
 
     // Act: an operator resumes shop; the held jobs go out at their next recheck.
     const lifted = await store().resume('shop', 'operator:test', new Date().toISOString());
@@ -201,7 +213,7 @@ describe('the per-tenant reputation guardrail', () => {
     expect(receivedBy('shop-held')).toHaveLength(3);
     expect(new Set(receivedBy('shop-held').map((m) => m.to[0])).size).toBe(3);
     expect(await dispatcher.deadLetters()).toEqual([]);
-    expect(await dispatcher.queueDepth()).toBe(0);
+    expect(await dispatcher.queueDepth({ delayed: true })).toBe(0);
   });
 
   it("reads each tenant's standing once for a batch, however many of its jobs the batch holds", async () => {

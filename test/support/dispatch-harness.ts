@@ -232,18 +232,23 @@ export async function startDispatchHarness(
         ),
       }));
     },
-    /** Messages still on the jobs queue, visible or not. */
-    async queueDepth() {
+    /** Messages still on the jobs queue, visible or not; with `delayed`, also those not yet due (holds, requeues). */
+    async queueDepth(options: { delayed?: boolean } = {}) {
       const { GetQueueAttributesCommand } = await import('@aws-sdk/client-sqs');
       const r = await aws.clients.sqsClient.send(
         new GetQueueAttributesCommand({
           QueueUrl: resources.jobsQueueUrl,
-          AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+          AttributeNames: [
+            'ApproximateNumberOfMessages',
+            'ApproximateNumberOfMessagesNotVisible',
+            ...(options.delayed ? (['ApproximateNumberOfMessagesDelayed'] as const) : []),
+          ],
         }),
       );
       return (
         Number(r.Attributes?.ApproximateNumberOfMessages ?? 0) +
-        Number(r.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0)
+        Number(r.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0) +
+        Number(r.Attributes?.ApproximateNumberOfMessagesDelayed ?? 0)
       );
     },
     async stop() {

@@ -39,6 +39,7 @@ describe('loadDispatchConfig', () => {
         bucketSeconds: 3600,
       },
       pauseCacheMs: 5000,
+      pauseRecheckSeconds: 300,
     });
     const bad = {
       ...base,
@@ -47,6 +48,10 @@ describe('loadDispatchConfig', () => {
       REPUTATION_WINDOW_SECONDS: '5000',
     };
     expect(() => loadDispatchConfig(bad)).toThrow(/maxBounceRate must be a rate between 0 and 1[\s\S]*windowSeconds/);
+    // A recheck is one SQS delay: at most 900 s.
+    expect(() => loadDispatchConfig({ ...base, TENANT_STATE_TABLE: 't', TENANT_PAUSE_RECHECK_SECONDS: '901' })).toThrow(
+      /TENANT_PAUSE_RECHECK_SECONDS/,
+    );
   });
 
   it('refuses a finish reserve that does not fit inside the deadline margin', () => {
