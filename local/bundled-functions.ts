@@ -25,6 +25,8 @@ export type BundledTwinOptions = {
   secrets: () => Record<keyof LocalSecrets, object>;
   pollIntervalSeconds: number;
   onLine: (line: string) => void;
+  /** Variables the twin sets on the dispatch function over the template's (its tenants' senders). */
+  dispatchOverrides?: Record<string, string>;
 };
 
 /**
@@ -81,6 +83,7 @@ export async function startBundledFunctions(options: BundledTwinOptions) {
       ...environmentOf(functions.dispatch.variables),
       SMTP_HOST: LOOPBACK,
       SMTP_PORT: String(options.smtp.port),
+      ...options.dispatchOverrides,
     };
     const mailboxes = JSON.parse(environmentOf(functions.poller.variables).MAILBOXES ?? '[]') as Array<
       Record<string, unknown>

@@ -142,7 +142,8 @@ export type TwinOptions = {
   console?: { port: number };
   /**
    * Producers as tenants: access key id → tenant (the twin's SQS reports the signing key as SenderId; the twin's
-   * own clients, key `local`, re-send as the system). In-process functions only. @default none: all `default`
+   * own clients, key `local`, re-send as the system), for the in-process and the bundled functions alike.
+   * @default none: all `default`
    */
   tenants?: Record<string, string>;
 };
@@ -301,6 +302,10 @@ export async function startTwin(options: TwinOptions = {}) {
     let dispatchHandler: SqsHandler;
     let pollHandler: (event: object, context: Context) => Promise<unknown>;
     let bundledEnvironments: Record<'dispatch' | 'poller', Record<string, string>> | undefined;
+    // Producers as tenants: who may send as which (the stack writes these from grantSend; the twin from its options).
+    const tenantSenders: Record<string, string> = options.tenants
+      ? { TENANT_SENDERS: JSON.stringify(options.tenants), SYSTEM_SENDERS: LOCAL_CREDENTIALS.accessKeyId }
+      : {};
     if (options.bundled) {
       // The bundles the stack deploys, each in processes of its own; their logs and metrics come back as lines.
       const { startBundledFunctions } = await import('./bundled-functions.js');
@@ -315,6 +320,7 @@ export async function startTwin(options: TwinOptions = {}) {
         ca: cert.cert,
         secrets: () => readLocalSecretEntries(secretsFile),
         pollIntervalSeconds,
+        dispatchOverrides: tenantSenders,
         onLine: (line) => {
           localMetrics.console.log(line);
           writeLog(line);
@@ -343,9 +349,7 @@ export async function startTwin(options: TwinOptions = {}) {
         RETRY_LIFETIME_SECONDS: String(settings.retry.lifetimeSeconds),
         // The SES emulator has no account quota to read (GetAccount); the twin uses the usual production one.
         SES_MAX_SEND_RATE: '14',
-        ...(options.tenants
-          ? { TENANT_SENDERS: JSON.stringify(options.tenants), SYSTEM_SENDERS: LOCAL_CREDENTIALS.accessKeyId }
-          : {}),
+        ...tenantSenders,
       });
       const dispatchDeps = await buildSendEmailDeps(
         dispatchConfig,
