@@ -28,7 +28,8 @@ beforeAll(() => {
   const config = loadStackConfig({ tryGetContext: (key: string) => (context as Record<string, unknown>)[key] });
   const system = new EmailDispatch(stack, 'EmailDispatch', config);
   system.grantSend(new Role(stack, 'DefaultProducer', { assumedBy: new AccountRootPrincipal() }));
-  system.grantJobControl(new Role(stack, 'ShopProducer', { assumedBy: new AccountRootPrincipal() }), 'shop');
+  // A producer granted as a tenant may control that tenant's jobs only.
+  system.grantSend(new Role(stack, 'ShopProducer', { assumedBy: new AccountRootPrincipal() }), { tenant: 'shop' });
   template = Template.fromStack(stack);
 }, 120_000);
 afterAll(() => rmSync(outdir, { recursive: true, force: true }));

@@ -1,7 +1,8 @@
-import { SendMessageCommand } from '@aws-sdk/client-sqs';
+import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobStatus } from '#core/job-status.js';
 import { toDispatchId } from '#core/message-id.js';
+import { scopedJobKey } from '#core/tenant.js';
 import type { Twin } from '#local/twin.js';
 import { createEmailProducer, createJobControl, InvalidEmailJobError } from '#producer/index.js';
 import { runCommandLine } from '../support/command-line.js';
@@ -13,7 +14,8 @@ let twin: Twin;
 const events: Array<Record<string, unknown>> = [];
 
 beforeAll(async () => {
-  testTwin = await startTestTwin();
+  // Two producer services as tenants besides the default one (the twin's own key).
+  testTwin = await startTestTwin({ tenants: { 'producer-shop': 'shop', 'producer-crm': 'crm' } });
   twin = testTwin.twin;
 });
 afterAll(async () => {
@@ -34,7 +36,18 @@ const receivedFor = (key: string) =>
       .includes(`x-dispatch-id: ${toDispatchId(key)}`),
   );
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const statusOf = async (key: string) => (await control().getStatus(key)) as JobStatus;
+const statusOf = async (key: string, tenant?: string) => (await control().getStatus(key, { tenant })) as JobStatus;
+/** A tenant's producer, signing with its own access key (the twin's SQS reports it as the SenderId). */
+const producerOf = (tenant: string) =>
+  createEmailProducer({
+    sqs: new SQSClient({
+      region: 'eu-west-1',
+      endpoint: twin.manifest.endpoints.sqs,
+      credentials: { accessKeyId: `producer-${tenant}`, secretAccessKey: 'x' },
+    }),
+    queueUrl: twin.resources.jobsQueueUrl,
+    tenant,
+  });
 const at = (msFromNow: number) => new Date(Date.now() + msFromNow).toISOString();
 
 describe('scheduled sends in the twin', () => {
@@ -165,5 +178,33 @@ describe('scheduled sends in the twin', () => {
     expect(Date.parse(waiting.nextAttemptAt as string)).toBeGreaterThan(Date.parse(waiting.updatedAt) - 1);
     expect(cancel).toMatchObject({ cancelled: true, previousState: 'deferred' });
     expect(await statusOf(deferred.idempotencyKey)).toMatchObject({ state: 'cancelled' });
+  });
+
+  it("keeps each tenant's scheduled job, cancel and status apart when they use the same key", async () => {
+    // Prepare: shop and crm both schedule `order-4711` a few seconds ahead.
+    const key = `order-${Date.now()}`;
+    const shopJob = emailJobFactory({ idempotencyKey: key, to: ['shop-customer@example.net'], sendAt: at(4000) });
+    const crmJob = emailJobFactory({ idempotencyKey: key, to: ['crm-customer@example.net'], sendAt: at(4000) });
+    await producerOf('shop').sendEmail(shopJob);
+    await producerOf('crm').sendEmail(crmJob);
+    await sleep(1500);
+
+    // Act: shop cancels its job; crm's is left alone.
+    const cancel = await control().cancel(key, { tenant: 'shop' });
+    const ofTenant = (tenant: string, type: string) =>
+      events.find((e) => e.idempotencyKey === key && e.tenant === tenant && e.type === type);
+    await waitFor("crm's delivery", () => !!ofTenant('crm', 'email.delivered'));
+    await waitFor("shop's cancelled event", () => !!ofTenant('shop', 'email.cancelled'));
+
+    // Assess: only crm's job reached the relay; each tenant's status is its own, and so is the command line's answer.
+    expect(cancel).toMatchObject({ cancelled: true, previousState: 'scheduled' });
+    expect(receivedFor(scopedJobKey('shop', key))).toEqual([]);
+    expect(receivedFor(scopedJobKey('crm', key))).toHaveLength(1);
+    expect(receivedFor(key)).toEqual([]);
+    expect(await statusOf(key, 'shop')).toMatchObject({ state: 'cancelled' });
+    expect(await statusOf(key, 'crm')).toMatchObject({ state: 'delivered', attempts: 1 });
+    expect(await statusOf(key)).toBeUndefined();
+    const status = await runCommandLine('status', [key, '--tenant', 'crm', '--json'], { twinDir: testTwin.dataDir });
+    expect(JSON.parse(status.stdout)).toMatchObject({ state: 'delivered', tenant: 'crm' });
   });
 });
