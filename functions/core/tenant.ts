@@ -8,7 +8,7 @@
 export const DEFAULT_TENANT = 'default';
 
 /** Lowercase letters, digits and inner hyphens, 1–32 characters: fits S3 prefixes, metric dimensions, group ids. */
-export const TENANT_NAME = /^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$/;
+const TENANT_NAME = /^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$/;
 
 export const isTenantName = (value: unknown): value is string => typeof value === 'string' && TENANT_NAME.test(value);
 
