@@ -25,7 +25,7 @@ export type BundledTwinOptions = {
   secrets: () => Record<keyof LocalSecrets, object>;
   pollIntervalSeconds: number;
   onLine: (line: string) => void;
-  /** Variables the twin sets on the dispatch function over the template's (its tenants' senders). */
+  /** Variables the twin sets on the dispatch function over the template's (its tenants, their pauses' recheck). */
   dispatchOverrides?: Record<string, string>;
 };
 

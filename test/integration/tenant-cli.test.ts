@@ -1,8 +1,7 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Twin } from '#local/twin.js';
+import { createJobControl } from '#producer/index.js';
 import { runScript, STACK_FRAME } from '../support/command-line.js';
 import { emailJobFactory } from '../support/factories.js';
 import { eventTap, startTestTwin, type TestTwin } from '../support/twin-harness.js';
@@ -26,13 +25,9 @@ const tenant = async (...args: string[]) => {
   return { ...run, json: () => JSON.parse(run.stdout) as Record<string, unknown> };
 };
 
-const heldTimes = (key: string) => {
-  const journal = join(test.dataDir, 'deferrals.jsonl');
-  if (!existsSync(journal)) return 0;
-  return readFileSync(journal, 'utf8')
-    .split('\n')
-    .filter((line) => line.includes(`"idempotencyKey":${JSON.stringify(key)}`)).length;
-};
+/** The job's status, as `npm run status` reads it. */
+const statusOf = (key: string) =>
+  createJobControl({ dynamodb: twin.clients.dynamodb, tableName: twin.resources.jobStatusTable }).getStatus(key);
 const delivered = (to: string) => twin.smtp.received.filter((m) => m.to.includes(to));
 
 describe('npm run tenant against the twin', () => {
@@ -47,8 +42,16 @@ describe('npm run tenant against the twin', () => {
     await twin.clients.sqsClient.send(
       new SendMessageCommand({ QueueUrl: twin.resources.jobsQueueUrl, MessageBody: JSON.stringify(job) }),
     );
-    // The twin journals every postponed record: the job came round, was held, and went back on the queue.
-    await tap.waitFor('the job to be held', () => heldTimes(job.idempotencyKey) >= 1, 30_000);
+    // The job came round and was held on the queue: its status says so, with the pause as the reason.
+    let held = await statusOf(job.idempotencyKey);
+    await tap.waitFor(
+      'the job to be held',
+      async () => {
+        held = await statusOf(job.idempotencyKey);
+        return held?.lastReason === 'tenant-paused';
+      },
+      30_000,
+    );
     const whilePaused = delivered('held@customer.example').length;
     const status = await tenant('status', 'default', '--json');
     const listed = await tenant('status');
@@ -71,6 +74,12 @@ describe('npm run tenant against the twin', () => {
     });
     expect([again.code, again.stdout]).toEqual([0, expect.stringMatching(/^already paused: default is paused since/)]);
     expect(whilePaused).toBe(0);
+    expect(held).toMatchObject({
+      state: 'deferred',
+      lastReason: 'tenant-paused',
+      lastDetail: 'bad list from the campaign tool',
+    });
+    expect(Date.parse(held?.nextAttemptAt as string)).toBeGreaterThan(Date.parse(held?.updatedAt as string));
     expect(status.json()).toMatchObject({ tenant: 'default', paused: { reason: 'bad list from the campaign tool' } });
     expect(listed.stdout).toMatch(/^default is paused since .* by operator:.*: bad list from the campaign tool$/m);
     expect(resumed.code).toBe(0);
