@@ -112,7 +112,7 @@ describe('the SES event consumer', () => {
     expect(consumer?.Properties.DeadLetterConfig).toBeDefined();
   });
 
-  it('may read and write the suppression list, publish events and read the report keys, and nothing else', () => {
+  it('may write suppressions, reputation and job status, publish events, read report keys, and nothing else', () => {
     const [, consumer] = functionWith(withExisting, 'SES_EVENTS_TOPIC_ARN') ?? [];
     const statements = statementsOfRole(withExisting, roleOf(consumer));
 
@@ -121,6 +121,11 @@ describe('the SES event consumer', () => {
         // The store reads an entry before its conditional write: a repeat report counts, never duplicates.
         'dynamodb:GetItem',
         'dynamodb:PutItem',
+        // The tenant's reputation: its window read at once, its counters added, a pause written.
+        'dynamodb:BatchGetItem',
+        'dynamodb:UpdateItem',
+        // The job's status: a verified bounce or complaint marks it (one conditional update).
+        'dynamodb:UpdateItem',
         'kms:Decrypt',
         'kms:GenerateDataKey',
         'logs:CreateLogStream',
