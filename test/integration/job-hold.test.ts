@@ -97,7 +97,7 @@ describe('the hold of a scheduled job', () => {
       const record = await receive();
       if (!record) continue;
       seen.push(record.attributes.ApproximateReceiveCount);
-      const outcome = await step.step(record, job, 'default', { finishBy: Date.now() + 50_000 }, []);
+      const outcome = await step.step(record, job, 'shop', { finishBy: Date.now() + 50_000 }, []);
       if (outcome === 'proceed') due = record;
       else {
         hops += 1;
@@ -119,7 +119,10 @@ describe('the hold of a scheduled job', () => {
     expect(record.attributes.ApproximateReceiveCount).toBe('1');
     // The retry lifetime starts when the job is due, not when it was produced.
     expect(lifetimeStartOf(record, Date.now())).toBeGreaterThanOrEqual(dueMs - 1000);
-    expect((await status.read({ tenant: 'default', idempotencyKey: job.idempotencyKey }))?.state).toBe('sending');
+    expect((await status.read({ tenant: 'shop', idempotencyKey: job.idempotencyKey }))?.state).toBe('sending');
+    // Each hop keeps the tenant the dispatcher resolved: its attribute, and its message group for fair dequeue.
+    expect(record.messageAttributes.tenant?.stringValue).toBe('shop');
+    expect(record.attributes.MessageGroupId).toBe('shop');
     // What a hop costs: one SendMessage and one eventually consistent GetItem (plus the event source's receive and
     // delete, which Lambda batches by ten); the scheduled mark is written once and the claim once.
     const perHop = (command: string) => (counted.get(command) ?? 0) / hops;
