@@ -10,6 +10,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import { slices } from '#core/bounded.js';
 import { createRateLimiter } from '#core/rate-limiter.js';
+import { SENDER_REFUSALS } from '#core/tenant-identity.js';
 
 /**
  * Which dead letters to move: transient ones (given up after retries, or crashing the handler), all, or those a
@@ -83,7 +84,8 @@ async function queueDepth(sqs: RedriveOptions['sqs'], queueUrl: string): Promise
  * reappears (its hold ran out, as in a slow run) is received again, keeps its latest receipt handle, and is not
  * counted twice. The run ends when every message the queue held at the start was seen or the queue shows none
  * visible, whatever order SQS returns them in. Works without StartMessageMoveTask (which the emulator lacks, and
- * which cannot select by reason).
+ * which cannot select by reason). Never moves a job refused for its sender or its tenant claim, whatever the selection:
+ * its re-send would carry a tenant no one checked.
  */
 export async function redriveDeadLetters(options: RedriveOptions): Promise<RedriveReport> {
   const limiter = createRateLimiter(options.ratePerSecond ?? 10);
@@ -141,10 +143,12 @@ export async function redriveDeadLetters(options: RedriveOptions): Promise<Redri
       report.inspected += 1;
       const { failureClass, reason } = reasonOf(message);
       report.byReason[reason] = (report.byReason[reason] ?? 0) + 1;
+      // A job refused for its sender was never any tenant's: moving it would re-send it as trusted (see SENDER_REFUSALS).
       const selected =
-        typeof options.only === 'function'
+        !SENDER_REFUSALS.has(message.MessageAttributes?.failureReason?.StringValue ?? '') &&
+        (typeof options.only === 'function'
           ? options.only(message)
-          : options.only === 'all' || failureClass === 'exhausted' || failureClass === 'crashed';
+          : options.only === 'all' || failureClass === 'exhausted' || failureClass === 'crashed');
       if (options.dryRun || !selected || report.moved >= max || options.signal?.aborted) {
         held.set(id, message);
         continue;

@@ -30,6 +30,18 @@ export type TenantDirectory = {
 /** Refused: the field that is wrong and why, in the dead letter's words. `tenant` is the sender's own, if known. */
 export type TenantRefusal = { reason: string; detail: string; tenant?: string };
 
+/**
+ * The reasons a record is refused for who sent it or the tenant it claims. Such a dead letter holds a job no tenant
+ * was ever established for: a redrive (a system sender, whose claims are trusted) must never move it, or it would go
+ * out as the default tenant's (or the one its dead letter names) without its sender having been checked.
+ */
+export const SENDER_REFUSALS: ReadonlySet<string> = new Set([
+  'invalid-tenant',
+  'tenant-not-configured',
+  'unknown-sender',
+  'tenant-mismatch',
+]);
+
 export type TenantResolution = { ok: true; tenant: string } | ({ ok: false } & TenantRefusal);
 
 /** The tenants a deployment names (the default one included): the values a metric dimension may take. */

@@ -1,5 +1,5 @@
 import { ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { ReceiveMessageCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { simpleParser } from 'mailparser';
 import { createSuppressionStore } from '#aws/suppression-store.js';
@@ -245,6 +245,40 @@ describe('who a job belongs to', () => {
     const events = await h.events();
     expect(events).toMatchObject([{ type: 'email.rejected', tenant: 'shop', reason: 'reference-outside-tenant' }]);
     expect((await h.deadLetters())[0]?.attributes.tenant).toBe('shop');
+  });
+  it('never redrives a job refused for its sender or its tenant claim as the default tenant: nothing is sent', async () => {
+    // Prepare: a principal granted nothing, and the crm service with a malformed claim; both refused, dead-lettered
+    h = await startDispatchHarness(aws, { env: TENANTS_ENV });
+    await producerFor(h, 'stranger', 'shop').producer.sendEmail(emailJobFactory({ to: ['a@attacker.example'] }));
+    const crm = new SQSClient({
+      region: 'eu-west-1',
+      endpoint: aws.fauxqs.endpoint,
+      credentials: { accessKeyId: 'producer-crm', secretAccessKey: 'x' },
+    });
+    await crm.send(
+      new SendMessageCommand({
+        QueueUrl: h.resources.jobsQueueUrl,
+        MessageBody: JSON.stringify(emailJobFactory({ to: ['b@attacker.example'] })),
+        MessageAttributes: { tenant: { DataType: 'String', StringValue: 'Default' } },
+      }),
+    );
+    await h.deliverAll();
+    expect(h.sink.received).toHaveLength(0);
+
+    // Act: an operator redrives every dead letter
+    const report = await redriveDeadLetters({
+      sqs: aws.clients.sqsClient,
+      deadLetterQueueUrl: h.resources.deadLetterQueueUrl,
+      sourceQueueUrl: h.resources.jobsQueueUrl,
+      only: 'all',
+    });
+    await h.deliverAll();
+
+    // Assess: neither went out as anyone's job; both stay dead letters, for an operator to read
+    expect(h.sink.received).toHaveLength(0);
+    expect((await h.events()).filter((e) => e.type === 'email.delivered')).toEqual([]);
+    expect(report).toMatchObject({ moved: 0, left: 2 });
+    expect(report.byReason).toEqual({ 'invalid: unknown-sender': 1, 'invalid: invalid-tenant': 1 });
   });
 });
 
