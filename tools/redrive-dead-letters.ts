@@ -10,7 +10,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import { slices } from '#core/bounded.js';
 import { createRateLimiter } from '#core/rate-limiter.js';
-import { SENDER_REFUSALS } from '#core/tenant-identity.js';
+import { REDRIVEN_SENDER_ATTRIBUTE, SENDER_REFUSALS } from '#core/tenant-identity.js';
 
 /**
  * Which dead letters to move: transient ones (given up after retries, or crashing the handler), all, or those a
@@ -158,6 +158,12 @@ export async function redriveDeadLetters(options: RedriveOptions): Promise<Redri
         Object.entries(message.MessageAttributes ?? {}).filter(([name]) => !FAILURE_ATTRIBUTES.has(name)),
       );
       attributes.redrivenFrom = { DataType: 'String', StringValue: id };
+      // Who put it in the DLQ (replacing any such attribute it came with): the dispatcher holds the tenant claim of
+      // a message SQS moved there unchecked to that sender, not to this tool's (trusted) role.
+      attributes[REDRIVEN_SENDER_ATTRIBUTE] = {
+        DataType: 'String',
+        StringValue: message.Attributes?.SenderId || 'unknown',
+      };
       await options.sqs.send(
         new SendMessageCommand({
           QueueUrl: options.sourceQueueUrl,

@@ -10,6 +10,12 @@ export const TENANT_ATTRIBUTE = 'tenant';
  */
 export type TenantJob = EmailJob & { tenant?: string };
 
+/**
+ * The message attribute a redrive puts the dead letter's own SenderId in: the principal that sent the message to the
+ * dead-letter queue (the dispatcher, for a job it refused or gave up; the producer, for one SQS moved there itself).
+ */
+export const REDRIVEN_SENDER_ATTRIBUTE = 'redrivenSender';
+
 /** A job's tenant; the default tenant's when none was resolved. */
 export const tenantOf = (job: { tenant?: string }): string => job.tenant ?? DEFAULT_TENANT;
 
@@ -57,13 +63,16 @@ const FIELD = `messageAttributes.${TENANT_ATTRIBUTE}`;
 /**
  * The tenant of a queue message, from the principal that sent it (SQS's SenderId: `AROA…:<session>` for a role,
  * `AIDA…` for a user) and the tenant it claims (the `tenant` attribute; none means the default tenant). A producer's
- * claim must be the tenant its principal was granted; a system principal's is trusted as it stands. Without any
- * sender configured, every job is the default tenant's, as in a single-producer deployment.
+ * claim must be the tenant its principal was granted; a system principal's is trusted as it stands, unless it relays
+ * a dead letter's `redrivenSender`: then the claim is held to that sender (a message SQS moved to the dead-letter
+ * queue without the handler ever checking it is still its producer's claim). Without any sender configured, every job
+ * is the default tenant's, as in a single-producer deployment.
  */
 export function resolveTenant(
   directory: TenantDirectory,
   senderId: string | undefined,
   claimed: string | undefined,
+  redrivenSender?: string,
 ): TenantResolution {
   const claim = claimed === undefined || claimed === '' ? DEFAULT_TENANT : claimed;
   if (!isTenantName(claim)) {
@@ -76,7 +85,9 @@ export function resolveTenant(
       ? { ok: true, tenant: DEFAULT_TENANT }
       : { ok: false, reason: 'tenant-not-configured', detail: `${FIELD}: this deployment has no tenant "${claim}"` };
   }
-  const principal = (senderId ?? '').split(':')[0] ?? '';
+  const principalOf = (id: string | undefined) => (id ?? '').split(':')[0] ?? '';
+  const relayed = directory.system.has(principalOf(senderId)) && redrivenSender !== undefined;
+  const principal = principalOf(relayed ? redrivenSender : senderId);
   if (directory.system.has(principal)) {
     return known.has(claim)
       ? { ok: true, tenant: claim }

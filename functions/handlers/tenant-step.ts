@@ -3,6 +3,7 @@ import type { S3Reference } from '#core/email-job.js';
 import { InvalidJobError } from '#core/errors.js';
 import {
   attachmentsProblem,
+  REDRIVEN_SENDER_ATTRIBUTE,
   referenceProblem,
   resolveTenant,
   TENANT_ATTRIBUTE,
@@ -30,7 +31,8 @@ export function createTenantStep(deps: TenantDeps) {
   return {
     resolve(record: SQSRecord): TenantResolution {
       const claimed = record.messageAttributes?.[TENANT_ATTRIBUTE]?.stringValue;
-      return resolveTenant(deps.directory, record.attributes?.SenderId, claimed);
+      const redriven = record.messageAttributes?.[REDRIVEN_SENDER_ATTRIBUTE]?.stringValue;
+      return resolveTenant(deps.directory, record.attributes?.SenderId, claimed, redriven);
     },
     /** Throws (as the claim-check loader must) when `tenant`'s job may not read the claim-checked object. */
     checkClaimCheck(ref: S3Reference, tenant: string): void {

@@ -280,6 +280,42 @@ describe('who a job belongs to', () => {
     expect(report).toMatchObject({ moved: 0, left: 2 });
     expect(report.byReason).toEqual({ 'invalid: unknown-sender': 1, 'invalid: invalid-tenant': 1 });
   });
+  it("checks a crashed dead letter's claim against its own sender when it is redriven: nothing is sent", async () => {
+    // Prepare: a crm message claiming to be the shop's that SQS moved to the DLQ as sent (maxReceiveCount reached
+    // without the handler answering for it): sent here straight to the DLQ with the crm's credentials, as SQS keeps
+    // the message, its attributes and its SenderId when it moves it
+    h = await startDispatchHarness(aws, { env: TENANTS_ENV });
+    const crm = new SQSClient({
+      region: 'eu-west-1',
+      endpoint: aws.fauxqs.endpoint,
+      credentials: { accessKeyId: 'producer-crm', secretAccessKey: 'x' },
+    });
+    await crm.send(
+      new SendMessageCommand({
+        QueueUrl: h.resources.deadLetterQueueUrl,
+        MessageBody: JSON.stringify(emailJobFactory({ to: ['b@attacker.example'] })),
+        MessageAttributes: {
+          tenant: { DataType: 'String', StringValue: 'shop' },
+          redrivenSender: { DataType: 'String', StringValue: 'local' },
+        },
+      }),
+    );
+
+    // Act: the operator's redrive moves crashed messages back (its default selection)
+    const report = await redriveDeadLetters({
+      sqs: aws.clients.sqsClient,
+      deadLetterQueueUrl: h.resources.deadLetterQueueUrl,
+      sourceQueueUrl: h.resources.jobsQueueUrl,
+      only: 'transient',
+    });
+    await h.deliverAll();
+
+    // Assess: refused as the crm's claim to be the shop, not sent as the shop's
+    expect(report.moved).toBe(1);
+    expect(h.sink.received).toHaveLength(0);
+    const dead = (await h.deadLetters()).map((d) => d.attributes);
+    expect(dead).toMatchObject([{ failureReason: 'tenant-mismatch', tenant: 'crm' }]);
+  });
 });
 
 describe("a tenant's suppressions", () => {

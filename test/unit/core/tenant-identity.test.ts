@@ -14,7 +14,7 @@ const directory: TenantDirectory = {
     ['AROACRM', 'crm'],
     ['AIDALEGACY', 'default'],
   ]),
-  system: new Set(['AROADISPATCH']),
+  system: new Set(['AROADISPATCH', 'AROAOPS']),
 };
 const none: TenantDirectory = { senders: new Map(), system: new Set() };
 
@@ -49,6 +49,25 @@ describe('resolving a message to its tenant', () => {
     expect(resolveTenant(directory, 'AROADISPATCH:send-email', 'nobody')).toMatchObject({
       ok: false,
       reason: 'tenant-not-configured',
+    });
+  });
+
+  it("holds a redriven dead letter's claim to the principal that put it in the dead-letter queue", () => {
+    // Written by the dispatcher (a system sender): the tenant it checked stands.
+    expect(resolveTenant(directory, 'AROAOPS:redrive', 'crm', 'AROADISPATCH:send-email')).toEqual({
+      ok: true,
+      tenant: 'crm',
+    });
+    // Moved there by SQS as the producer sent it: the producer's claim is checked as on its first receive.
+    expect(resolveTenant(directory, 'AROAOPS:redrive', 'shop', 'AROACRM:job')).toMatchObject({
+      ok: false,
+      reason: 'tenant-mismatch',
+      tenant: 'crm',
+    });
+    // Only a system sender relays: a producer naming a system principal as its redriven sender gains nothing.
+    expect(resolveTenant(directory, 'AROACRM:job', 'shop', 'AROADISPATCH:send-email')).toMatchObject({
+      ok: false,
+      reason: 'tenant-mismatch',
     });
   });
 
