@@ -111,6 +111,34 @@ describe('one producer against another', () => {
     expect(dead[0]?.attributes).toMatchObject({ failureClass: 'invalid', failureReason: 'reference-outside-tenant' });
     expect(dead[0]?.attributes.failureDetail).toMatch(/^attachments\.0\.s3\.key: /);
   });
+  it('refuses a claim check whose key is not a key (a space, another scope), publishing nothing under it', async () => {
+    // Prepare: the crm service queues a claim check by hand, its key shaped as the shop's scoped key
+    h = await startDispatchHarness(aws, { env: TENANTS_ENV });
+    const crm = new SQSClient({
+      region: 'eu-west-1',
+      endpoint: aws.fauxqs.endpoint,
+      credentials: { accessKeyId: 'producer-crm', secretAccessKey: 'x' },
+    });
+    const claimCheck = { bucket: h.resources.bucket, key: 'tenants/crm/jobs/x', size: 1, sha256: `${'A'.repeat(43)}=` };
+    for (const idempotencyKey of ['shop order-4711', 'k'.repeat(5000)])
+      await crm.send(
+        new SendMessageCommand({
+          QueueUrl: h.resources.jobsQueueUrl,
+          MessageBody: JSON.stringify({ version: 1, idempotencyKey, claimCheck }),
+          MessageAttributes: { tenant: { DataType: 'String', StringValue: 'crm' } },
+        }),
+      );
+
+    // Act
+    await h.deliverAll();
+
+    // Assess: both invalid, naming the key; no event carries either key
+    expect(h.sink.received).toHaveLength(0);
+    const dead = (await h.deadLetters()).map((d) => d.attributes);
+    expect(dead.map((a) => a.failureReason)).toEqual(['invalid-job', 'invalid-job']);
+    for (const a of dead) expect(a.failureDetail).toMatch(/idempotencyKey/);
+    expect(await h.events()).toEqual([]);
+  });
 });
 
 describe('objects replaced after the job was queued', () => {
