@@ -143,7 +143,7 @@ export async function redriveDeadLetters(options: RedriveOptions): Promise<Redri
       report.inspected += 1;
       const { failureClass, reason } = reasonOf(message);
       report.byReason[reason] = (report.byReason[reason] ?? 0) + 1;
-      // A job refused for its sender was never any tenant's: moving it would re-send it as trusted (see SENDER_REFUSALS).
+      // A job refused for its sender was never any tenant's: a move would re-send it as trusted (SENDER_REFUSALS).
       const selected =
         !SENDER_REFUSALS.has(message.MessageAttributes?.failureReason?.StringValue ?? '') &&
         (typeof options.only === 'function'

@@ -46,7 +46,26 @@ export const SENDER_REFUSALS: ReadonlySet<string> = new Set([
   'tenant-not-configured',
   'unknown-sender',
   'tenant-mismatch',
+  'group-mismatch',
 ]);
+
+/**
+ * A resolved record, held to its message group: on the fair queue the group is the tenant whose share a message
+ * counts against, so a producer queueing in another tenant's group (its backlog slowing that tenant's mail) or
+ * spreading over many groups is refused. A record without a group passes (nothing to hold it to); so does any record
+ * of a deployment without tenants.
+ */
+export function checkGroup(
+  directory: TenantDirectory,
+  resolution: TenantResolution,
+  group: string | undefined,
+): TenantResolution {
+  if (!resolution.ok || group === undefined || directory.senders.size === 0 || group === resolution.tenant)
+    return resolution;
+  const field = 'attributes.MessageGroupId';
+  const detail = `${field}: the message is in group "${group.slice(0, 40)}", not its tenant "${resolution.tenant}"`;
+  return { ok: false, reason: 'group-mismatch', detail, tenant: resolution.tenant };
+}
 
 export type TenantResolution = { ok: true; tenant: string } | ({ ok: false } & TenantRefusal);
 

@@ -3,6 +3,7 @@ import type { S3Reference } from '#core/email-job.js';
 import { InvalidJobError } from '#core/errors.js';
 import {
   attachmentsProblem,
+  checkGroup,
   REDRIVEN_SENDER_ATTRIBUTE,
   referenceProblem,
   resolveTenant,
@@ -32,7 +33,8 @@ export function createTenantStep(deps: TenantDeps) {
     resolve(record: SQSRecord): TenantResolution {
       const claimed = record.messageAttributes?.[TENANT_ATTRIBUTE]?.stringValue;
       const redriven = record.messageAttributes?.[REDRIVEN_SENDER_ATTRIBUTE]?.stringValue;
-      return resolveTenant(deps.directory, record.attributes?.SenderId, claimed, redriven);
+      const resolved = resolveTenant(deps.directory, record.attributes?.SenderId, claimed, redriven);
+      return checkGroup(deps.directory, resolved, record.attributes?.MessageGroupId);
     },
     /** Throws (as the claim-check loader must) when `tenant`'s job may not read the claim-checked object. */
     checkClaimCheck(ref: S3Reference, tenant: string): void {

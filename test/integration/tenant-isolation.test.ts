@@ -249,6 +249,34 @@ describe('who a job belongs to', () => {
     expect(await h.queueDepth()).toBe(0);
   });
 
+  it("refuses a job sent in another tenant's message group (its fair share), naming the group", async () => {
+    // Prepare: the crm service claims its own tenant but queues in the shop's group, where its backlog would count
+    // against the shop's share of the fair queue
+    h = await startDispatchHarness(aws, { env: TENANTS_ENV });
+    const crm = new SQSClient({
+      region: 'eu-west-1',
+      endpoint: aws.fauxqs.endpoint,
+      credentials: { accessKeyId: 'producer-crm', secretAccessKey: 'x' },
+    });
+    await crm.send(
+      new SendMessageCommand({
+        QueueUrl: h.resources.jobsQueueUrl,
+        MessageBody: JSON.stringify(emailJobFactory()),
+        MessageAttributes: { tenant: { DataType: 'String', StringValue: 'crm' } },
+        MessageGroupId: 'shop',
+      }),
+    );
+
+    // Act
+    await h.deliverAll();
+
+    // Assess
+    expect(h.sink.received).toHaveLength(0);
+    const dead = (await h.deadLetters()).map((d) => d.attributes);
+    expect(dead).toMatchObject([{ failureReason: 'group-mismatch', tenant: 'crm' }]);
+    expect(dead[0]?.failureDetail).toMatch(/^attributes\.MessageGroupId: .*"shop".*"crm"/);
+  });
+
   it('keeps the tenant a dead letter was checked to be when an operator redrives it', async () => {
     // Prepare: a shop job refused for an attachment outside its prefix, dead-lettered with its tenant
     h = await startDispatchHarness(aws, { env: TENANTS_ENV });

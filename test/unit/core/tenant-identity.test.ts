@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   attachmentsProblem,
+  checkGroup,
   referenceProblem,
   resolveTenant,
   tenantsOf,
@@ -69,6 +70,20 @@ describe('resolving a message to its tenant', () => {
       ok: false,
       reason: 'tenant-mismatch',
     });
+  });
+
+  it("holds a resolved record to its message group when it has one, keeping the sender's tenant", () => {
+    const shop = resolveTenant(directory, 'AROASHOP:x', 'shop');
+    expect(checkGroup(directory, shop, 'shop')).toEqual(shop);
+    expect(checkGroup(directory, shop, undefined)).toEqual(shop);
+    expect(checkGroup(directory, shop, 'crm')).toMatchObject({
+      ok: false,
+      reason: 'group-mismatch',
+      tenant: 'shop',
+      detail: expect.stringMatching(/^attributes\.MessageGroupId: /),
+    });
+    // Without tenants, the group is nobody's business.
+    expect(checkGroup(none, { ok: true, tenant: 'default' }, 'anything')).toEqual({ ok: true, tenant: 'default' });
   });
 
   it('runs everything as the default tenant when no tenant is configured, and refuses any other claim', () => {
