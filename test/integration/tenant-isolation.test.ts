@@ -50,6 +50,23 @@ function producerFor(harness: DispatchHarness, accessKeyId: string, tenant: stri
   };
 }
 
+/** A producer's own SQS client, for messages the producer library would not send: its access key is its SenderId. */
+const sqsAs = (accessKeyId: string) =>
+  new SQSClient({
+    region: 'eu-west-1',
+    endpoint: aws.fauxqs.endpoint,
+    credentials: { accessKeyId, secretAccessKey: 'x' },
+  });
+
+/** The operator's redrive (a system sender) of the selected dead letters back to the jobs queue. */
+const redrive = (harness: DispatchHarness, only: 'all' | 'transient') =>
+  redriveDeadLetters({
+    sqs: aws.clients.sqsClient,
+    deadLetterQueueUrl: harness.resources.deadLetterQueueUrl,
+    sourceQueueUrl: harness.resources.jobsQueueUrl,
+    only,
+  });
+
 /** A job too large for the queue: the producer stores it in S3 and queues only a claim check. */
 const largeJob = (to: string) =>
   emailJobFactory({ to: [to], subject: 'Your statement', html: `<p>${'statement line '.repeat(80_000)}</p>` });
@@ -114,11 +131,7 @@ describe('one producer against another', () => {
   it('refuses a claim check whose key is not a key (a space, another scope), publishing nothing under it', async () => {
     // Prepare: the crm service queues a claim check by hand, its key shaped as the shop's scoped key
     h = await startDispatchHarness(aws, { env: TENANTS_ENV });
-    const crm = new SQSClient({
-      region: 'eu-west-1',
-      endpoint: aws.fauxqs.endpoint,
-      credentials: { accessKeyId: 'producer-crm', secretAccessKey: 'x' },
-    });
+    const crm = sqsAs('producer-crm');
     const claimCheck = { bucket: h.resources.bucket, key: 'tenants/crm/jobs/x', size: 1, sha256: `${'A'.repeat(43)}=` };
     for (const idempotencyKey of ['shop order-4711', 'k'.repeat(5000)])
       await crm.send(
@@ -253,11 +266,7 @@ describe('who a job belongs to', () => {
     // Prepare: the crm service claims its own tenant but queues in the shop's group, where its backlog would count
     // against the shop's share of the fair queue
     h = await startDispatchHarness(aws, { env: TENANTS_ENV });
-    const crm = new SQSClient({
-      region: 'eu-west-1',
-      endpoint: aws.fauxqs.endpoint,
-      credentials: { accessKeyId: 'producer-crm', secretAccessKey: 'x' },
-    });
+    const crm = sqsAs('producer-crm');
     await crm.send(
       new SendMessageCommand({
         QueueUrl: h.resources.jobsQueueUrl,
@@ -288,12 +297,7 @@ describe('who a job belongs to', () => {
     expect((await h.events()).map((e) => e.tenant)).toEqual(['shop']);
 
     // Act: the operator's redrive (a system sender) moves it back; the dispatcher reads it again
-    const report = await redriveDeadLetters({
-      sqs: aws.clients.sqsClient,
-      deadLetterQueueUrl: h.resources.deadLetterQueueUrl,
-      sourceQueueUrl: h.resources.jobsQueueUrl,
-      only: 'all',
-    });
+    const report = await redrive(h, 'all');
     await h.deliverAll();
 
     // Assess: it came back as the shop's job (refused again for the same reason, under the same tenant)
@@ -306,11 +310,7 @@ describe('who a job belongs to', () => {
     // Prepare: a principal granted nothing, and the crm service with a malformed claim; both refused, dead-lettered
     h = await startDispatchHarness(aws, { env: TENANTS_ENV });
     await producerFor(h, 'stranger', 'shop').producer.sendEmail(emailJobFactory({ to: ['a@attacker.example'] }));
-    const crm = new SQSClient({
-      region: 'eu-west-1',
-      endpoint: aws.fauxqs.endpoint,
-      credentials: { accessKeyId: 'producer-crm', secretAccessKey: 'x' },
-    });
+    const crm = sqsAs('producer-crm');
     await crm.send(
       new SendMessageCommand({
         QueueUrl: h.resources.jobsQueueUrl,
@@ -322,12 +322,7 @@ describe('who a job belongs to', () => {
     expect(h.sink.received).toHaveLength(0);
 
     // Act: an operator redrives every dead letter
-    const report = await redriveDeadLetters({
-      sqs: aws.clients.sqsClient,
-      deadLetterQueueUrl: h.resources.deadLetterQueueUrl,
-      sourceQueueUrl: h.resources.jobsQueueUrl,
-      only: 'all',
-    });
+    const report = await redrive(h, 'all');
     await h.deliverAll();
 
     // Assess: neither went out as anyone's job; both stay dead letters, for an operator to read
@@ -341,11 +336,7 @@ describe('who a job belongs to', () => {
     // without the handler answering for it): sent here straight to the DLQ with the crm's credentials, as SQS keeps
     // the message, its attributes and its SenderId when it moves it
     h = await startDispatchHarness(aws, { env: TENANTS_ENV });
-    const crm = new SQSClient({
-      region: 'eu-west-1',
-      endpoint: aws.fauxqs.endpoint,
-      credentials: { accessKeyId: 'producer-crm', secretAccessKey: 'x' },
-    });
+    const crm = sqsAs('producer-crm');
     await crm.send(
       new SendMessageCommand({
         QueueUrl: h.resources.deadLetterQueueUrl,
@@ -358,12 +349,7 @@ describe('who a job belongs to', () => {
     );
 
     // Act: the operator's redrive moves crashed messages back (its default selection)
-    const report = await redriveDeadLetters({
-      sqs: aws.clients.sqsClient,
-      deadLetterQueueUrl: h.resources.deadLetterQueueUrl,
-      sourceQueueUrl: h.resources.jobsQueueUrl,
-      only: 'transient',
-    });
+    const report = await redrive(h, 'transient');
     await h.deliverAll();
 
     // Assess: refused as the crm's claim to be the shop, not sent as the shop's
