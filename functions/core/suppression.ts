@@ -14,17 +14,20 @@ const GLOBAL_REASONS: readonly string[] = ['hard-bounce'];
 /**
  * How a report may be tied to a job by a token its tenant can read: the signed Message-ID is in the job's outcome
  * event, and it and the VERP address (the Return-Path) are in the mail its recipients get. A tenant can forge a report
- * with them about its own job's recipients, so such a report from a named tenant's mail stops only that tenant's
- * mail, whatever its reason: it must never stop another tenant's. An SES event (`tag`) comes from SES itself. The
- * default tenant's stay global, as in a single-producer deployment (where there is no other tenant to stop).
+ * with them about its own job's recipients, so such a report stops only that tenant's mail, whatever its reason: it
+ * must never stop another tenant's. An SES event (`tag`) comes from SES itself.
  */
 const TENANT_READABLE: readonly unknown[] = ['message-id', 'envelope'];
 
-/** The scope of a request: its tenant's, unless its reason is global (and its report no tenant's to forge). */
+/**
+ * The scope of a request: its tenant's, unless its reason is global (and its report no tenant's to forge). The
+ * default tenant's entries are global, as every entry was before tenants: a single-producer deployment (all of whose
+ * jobs are the default tenant's) checks, lists and removes them as it always did.
+ */
 export const scopeOf = (request: { reason: string; tenant?: string; verified?: string | boolean }): SuppressionScope =>
   request.tenant === undefined ||
-  (GLOBAL_REASONS.includes(request.reason) &&
-    !(TENANT_READABLE.includes(request.verified) && request.tenant !== DEFAULT_TENANT))
+  request.tenant === DEFAULT_TENANT ||
+  (GLOBAL_REASONS.includes(request.reason) && !TENANT_READABLE.includes(request.verified))
     ? 'global'
     : `tenant:${request.tenant}`;
 
