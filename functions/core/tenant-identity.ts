@@ -114,7 +114,8 @@ export function resolveTenant(
   }
   const granted = directory.senders.get(principal);
   if (granted === undefined) {
-    const detail = `attributes.SenderId: principal "${principal.slice(0, 64)}" is not granted to send jobs (grantSend)`;
+    const field = relayed ? `messageAttributes.${REDRIVEN_SENDER_ATTRIBUTE}` : 'attributes.SenderId';
+    const detail = `${field}: principal "${principal.slice(0, 64)}" is not granted to send jobs (grantSend)`;
     return { ok: false, reason: 'unknown-sender', detail };
   }
   if (granted !== claim) {

@@ -65,6 +65,12 @@ describe('resolving a message to its tenant', () => {
       reason: 'tenant-mismatch',
       tenant: 'crm',
     });
+    // Moved there by SQS from a principal granted nothing: refused, naming the relayed sender.
+    expect(resolveTenant(directory, 'AROAOPS:redrive', 'shop', 'AROASTRANGER:x')).toMatchObject({
+      ok: false,
+      reason: 'unknown-sender',
+      detail: expect.stringMatching(/^messageAttributes\.redrivenSender: principal "AROASTRANGER"/),
+    });
     // Only a system sender relays: a producer naming a system principal as its redriven sender gains nothing.
     expect(resolveTenant(directory, 'AROACRM:job', 'shop', 'AROADISPATCH:send-email')).toMatchObject({
       ok: false,
