@@ -36,7 +36,7 @@ export function toSqsRecord(message: Message, queueArn: string): SQSRecord {
       SentTimestamp: attributes.SentTimestamp ?? String(Date.now()),
       SenderId: attributes.SenderId ?? 'local',
       ApproximateFirstReceiveTimestamp: attributes.ApproximateFirstReceiveTimestamp ?? String(Date.now()),
-      // Set on fair queues (and FIFO queues): the tenant the producer named.
+      // A fair queue's message group (the tenant), as Lambda reports it.
       ...(attributes.MessageGroupId ? { MessageGroupId: attributes.MessageGroupId } : {}),
     },
     messageAttributes: Object.fromEntries(

@@ -10,6 +10,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import { slices } from '#core/bounded.js';
 import { createRateLimiter } from '#core/rate-limiter.js';
+import { REDRIVEN_SENDER_ATTRIBUTE, SENDER_REFUSALS } from '#core/tenant-identity.js';
 
 /**
  * Which dead letters to move: transient ones (given up after retries, or crashing the handler), all, or those a
@@ -83,7 +84,8 @@ async function queueDepth(sqs: RedriveOptions['sqs'], queueUrl: string): Promise
  * reappears (its hold ran out, as in a slow run) is received again, keeps its latest receipt handle, and is not
  * counted twice. The run ends when every message the queue held at the start was seen or the queue shows none
  * visible, whatever order SQS returns them in. Works without StartMessageMoveTask (which the emulator lacks, and
- * which cannot select by reason).
+ * which cannot select by reason). Never moves a job refused for its sender or its tenant claim, whatever the selection:
+ * its re-send would carry a tenant no one checked.
  */
 export async function redriveDeadLetters(options: RedriveOptions): Promise<RedriveReport> {
   const limiter = createRateLimiter(options.ratePerSecond ?? 10);
@@ -141,10 +143,12 @@ export async function redriveDeadLetters(options: RedriveOptions): Promise<Redri
       report.inspected += 1;
       const { failureClass, reason } = reasonOf(message);
       report.byReason[reason] = (report.byReason[reason] ?? 0) + 1;
+      // A job refused for its sender was never any tenant's: a move would re-send it as trusted (SENDER_REFUSALS).
       const selected =
-        typeof options.only === 'function'
+        !SENDER_REFUSALS.has(message.MessageAttributes?.failureReason?.StringValue ?? '') &&
+        (typeof options.only === 'function'
           ? options.only(message)
-          : options.only === 'all' || failureClass === 'exhausted' || failureClass === 'crashed';
+          : options.only === 'all' || failureClass === 'exhausted' || failureClass === 'crashed');
       if (options.dryRun || !selected || report.moved >= max || options.signal?.aborted) {
         held.set(id, message);
         continue;
@@ -154,6 +158,12 @@ export async function redriveDeadLetters(options: RedriveOptions): Promise<Redri
         Object.entries(message.MessageAttributes ?? {}).filter(([name]) => !FAILURE_ATTRIBUTES.has(name)),
       );
       attributes.redrivenFrom = { DataType: 'String', StringValue: id };
+      // Who put it in the DLQ (replacing any such attribute it came with): the dispatcher holds the tenant claim of
+      // a message SQS moved there unchecked to that sender, not to this tool's (trusted) role.
+      attributes[REDRIVEN_SENDER_ATTRIBUTE] = {
+        DataType: 'String',
+        StringValue: message.Attributes?.SenderId || 'unknown',
+      };
       await options.sqs.send(
         new SendMessageCommand({
           QueueUrl: options.sourceQueueUrl,

@@ -15,7 +15,8 @@ z.config({ ...en(), customError: toJobProblem });
  */
 const ClaimCheckSchema = z.strictObject({
   version: z.literal(1),
-  idempotencyKey: z.optional(z.string()),
+  // The job's own key rules: a rejection is reported (and scoped to its tenant) under this key.
+  idempotencyKey: z.optional(EmailJobSchema.shape.idempotencyKey),
   claimCheck: S3ReferenceSchema,
 });
 export type ClaimCheck = z.infer<typeof ClaimCheckSchema>;

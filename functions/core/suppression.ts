@@ -1,5 +1,6 @@
 import { createEvent, EventTypes, type DispatchEvent } from './events.js';
 import { hashAddress } from './message-id.js';
+import { DEFAULT_TENANT } from './tenant.js';
 
 /**
  * Where a suppression applies: `global` (every tenant's mail) or one tenant's (`tenant:<name>`). A dead address is
@@ -7,12 +8,28 @@ import { hashAddress } from './message-id.js';
  */
 type SuppressionScope = 'global' | `tenant:${string}`;
 
-/** Reasons that always suppress for every tenant, whoever's mail reported them. */
+/** Reasons that suppress for every tenant, whoever's mail reported them (but see TENANT_READABLE). */
 const GLOBAL_REASONS: readonly string[] = ['hard-bounce'];
 
-/** The scope of a request: its tenant's, unless its reason is global or it names no tenant. */
-export const scopeOf = (request: { reason: string; tenant?: string }): SuppressionScope =>
-  request.tenant === undefined || GLOBAL_REASONS.includes(request.reason) ? 'global' : `tenant:${request.tenant}`;
+/**
+ * How a report may be tied to a job by a token its tenant can read: the signed Message-ID is in the job's outcome
+ * event, and it and the VERP address (the Return-Path) are in the mail its recipients get. A tenant can forge a report
+ * with them about its own job's recipients, so such a report stops only that tenant's mail, whatever its reason: it
+ * must never stop another tenant's. An SES event (`tag`) comes from SES itself.
+ */
+const TENANT_READABLE: readonly unknown[] = ['message-id', 'envelope'];
+
+/**
+ * The scope of a request: its tenant's, unless its reason is global (and its report no tenant's to forge). The
+ * default tenant's entries are global, as every entry was before tenants: a single-producer deployment (all of whose
+ * jobs are the default tenant's) checks, lists and removes them as it always did.
+ */
+export const scopeOf = (request: { reason: string; tenant?: string; verified?: string | boolean }): SuppressionScope =>
+  request.tenant === undefined ||
+  request.tenant === DEFAULT_TENANT ||
+  (GLOBAL_REASONS.includes(request.reason) && !TENANT_READABLE.includes(request.verified))
+    ? 'global'
+    : `tenant:${request.tenant}`;
 
 /** Reasons that suppress for good unless a request says otherwise; any other reason expires. */
 const PERMANENT_REASONS: readonly string[] = ['hard-bounce', 'complaint', 'manual'];

@@ -10,6 +10,12 @@ export const TENANT_ATTRIBUTE = 'tenant';
  */
 export type TenantJob = EmailJob & { tenant?: string };
 
+/**
+ * The message attribute a redrive puts the dead letter's own SenderId in: the principal that sent the message to the
+ * dead-letter queue (the dispatcher, for a job it refused or gave up; the producer, for one SQS moved there itself).
+ */
+export const REDRIVEN_SENDER_ATTRIBUTE = 'redrivenSender';
+
 /** A job's tenant; the default tenant's when none was resolved. */
 export const tenantOf = (job: { tenant?: string }): string => job.tenant ?? DEFAULT_TENANT;
 
@@ -30,6 +36,37 @@ export type TenantDirectory = {
 /** Refused: the field that is wrong and why, in the dead letter's words. `tenant` is the sender's own, if known. */
 export type TenantRefusal = { reason: string; detail: string; tenant?: string };
 
+/**
+ * The reasons a record is refused for who sent it or the tenant it claims. Such a dead letter holds a job no tenant
+ * was ever established for: a redrive (a system sender, whose claims are trusted) must never move it, or it would go
+ * out as the default tenant's (or the one its dead letter names) without its sender having been checked.
+ */
+export const SENDER_REFUSALS: ReadonlySet<string> = new Set([
+  'invalid-tenant',
+  'tenant-not-configured',
+  'unknown-sender',
+  'tenant-mismatch',
+  'group-mismatch',
+]);
+
+/**
+ * A resolved record, held to its message group: on the fair queue the group is the tenant whose share a message
+ * counts against, so a producer queueing in another tenant's group (its backlog slowing that tenant's mail) or
+ * spreading over many groups is refused. A record without a group passes (nothing to hold it to); so does any record
+ * of a deployment without tenants.
+ */
+export function checkGroup(
+  directory: TenantDirectory,
+  resolution: TenantResolution,
+  group: string | undefined,
+): TenantResolution {
+  if (!resolution.ok || group === undefined || directory.senders.size === 0 || group === resolution.tenant)
+    return resolution;
+  const field = 'attributes.MessageGroupId';
+  const detail = `${field}: the message is in group "${group.slice(0, 40)}", not its tenant "${resolution.tenant}"`;
+  return { ok: false, reason: 'group-mismatch', detail, tenant: resolution.tenant };
+}
+
 export type TenantResolution = { ok: true; tenant: string } | ({ ok: false } & TenantRefusal);
 
 /** The tenants a deployment names (the default one included): the values a metric dimension may take. */
@@ -45,13 +82,16 @@ const FIELD = `messageAttributes.${TENANT_ATTRIBUTE}`;
 /**
  * The tenant of a queue message, from the principal that sent it (SQS's SenderId: `AROA…:<session>` for a role,
  * `AIDA…` for a user) and the tenant it claims (the `tenant` attribute; none means the default tenant). A producer's
- * claim must be the tenant its principal was granted; a system principal's is trusted as it stands. Without any
- * sender configured, every job is the default tenant's, as in a single-producer deployment.
+ * claim must be the tenant its principal was granted; a system principal's is trusted as it stands, unless it relays
+ * a dead letter's `redrivenSender`: then the claim is held to that sender (a message SQS moved to the dead-letter
+ * queue without the handler ever checking it is still its producer's claim). Without any sender configured, every job
+ * is the default tenant's, as in a single-producer deployment.
  */
 export function resolveTenant(
   directory: TenantDirectory,
   senderId: string | undefined,
   claimed: string | undefined,
+  redrivenSender?: string,
 ): TenantResolution {
   const claim = claimed === undefined || claimed === '' ? DEFAULT_TENANT : claimed;
   if (!isTenantName(claim)) {
@@ -64,7 +104,9 @@ export function resolveTenant(
       ? { ok: true, tenant: DEFAULT_TENANT }
       : { ok: false, reason: 'tenant-not-configured', detail: `${FIELD}: this deployment has no tenant "${claim}"` };
   }
-  const principal = (senderId ?? '').split(':')[0] ?? '';
+  const principalOf = (id: string | undefined) => (id ?? '').split(':')[0] ?? '';
+  const relayed = directory.system.has(principalOf(senderId)) && redrivenSender !== undefined;
+  const principal = principalOf(relayed ? redrivenSender : senderId);
   if (directory.system.has(principal)) {
     return known.has(claim)
       ? { ok: true, tenant: claim }
@@ -72,7 +114,8 @@ export function resolveTenant(
   }
   const granted = directory.senders.get(principal);
   if (granted === undefined) {
-    const detail = `attributes.SenderId: principal "${principal.slice(0, 64)}" is not granted to send jobs (grantSend)`;
+    const field = relayed ? `messageAttributes.${REDRIVEN_SENDER_ATTRIBUTE}` : 'attributes.SenderId';
+    const detail = `${field}: principal "${principal.slice(0, 64)}" is not granted to send jobs (grantSend)`;
     return { ok: false, reason: 'unknown-sender', detail };
   }
   if (granted !== claim) {

@@ -3,6 +3,8 @@ import type { S3Reference } from '#core/email-job.js';
 import { InvalidJobError } from '#core/errors.js';
 import {
   attachmentsProblem,
+  checkGroup,
+  REDRIVEN_SENDER_ATTRIBUTE,
   referenceProblem,
   resolveTenant,
   TENANT_ATTRIBUTE,
@@ -30,7 +32,9 @@ export function createTenantStep(deps: TenantDeps) {
   return {
     resolve(record: SQSRecord): TenantResolution {
       const claimed = record.messageAttributes?.[TENANT_ATTRIBUTE]?.stringValue;
-      return resolveTenant(deps.directory, record.attributes?.SenderId, claimed);
+      const redriven = record.messageAttributes?.[REDRIVEN_SENDER_ATTRIBUTE]?.stringValue;
+      const resolved = resolveTenant(deps.directory, record.attributes?.SenderId, claimed, redriven);
+      return checkGroup(deps.directory, resolved, record.attributes?.MessageGroupId);
     },
     /** Throws (as the claim-check loader must) when `tenant`'s job may not read the claim-checked object. */
     checkClaimCheck(ref: S3Reference, tenant: string): void {

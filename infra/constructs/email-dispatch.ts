@@ -154,6 +154,7 @@ export class EmailDispatch extends Construct {
     const known = this.#senders.find((s) => principalId !== undefined && s.principalId === principalId);
     if (known && known.tenant !== tenant)
       throw new Error(`grantSend: one principal cannot send as two tenants (${known.tenant}, ${tenant})`);
+    if (principalId !== undefined && this.#systemSenders.includes(principalId)) throw bothRoles('grantSend');
     this.#senders.push({ grantee, tenant, principalId });
     this.jobs.grantSend(grantee);
     this.bucket.grantPut(grantee, `${tenantObjectPrefix(tenant)}*`);
@@ -196,6 +197,7 @@ export class EmailDispatch extends Construct {
     const principalId = options.principalId ?? uniqueIdOf(grantee);
     if (principalId === undefined)
       throw new Error("grantRedrive: pass { principalId } (the role's RoleId, AROA…) for a role not made in this app");
+    if (this.#senders.some((s) => s.principalId === principalId)) throw bothRoles('grantRedrive');
     this.#systemSenders.push(principalId);
     this.jobs.deadLetterQueue.grantConsumeMessages(grantee);
     this.jobs.queue.grantSendMessages(grantee);
@@ -221,6 +223,13 @@ export class EmailDispatch extends Construct {
     );
   }
 }
+
+/**
+ * A producer's role that could also redrive would send any tenant's jobs (a redrive's claims are trusted); the
+ * dispatcher's configuration refuses it at start, so the stack refuses it first.
+ */
+const bothRoles = (method: string) =>
+  new Error(`${method}: a principal granted to send as a tenant cannot also redrive (grant redrive to people)`);
 
 /** The unique id (`AROA…`) of a role made in this app, as SQS reports it in SenderId; undefined for anything else. */
 function uniqueIdOf(grantee: IGrantable | undefined): string | undefined {

@@ -92,6 +92,14 @@ describe('producers as tenants', () => {
     template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'sqs', FilterPolicy: { tenant: ['shop'] } });
   });
 
+  it('refuses a role granted both to send as a tenant and to redrive, in either order', () => {
+    const { stack } = synth();
+    const shop = stack.node.findChild('ShopProducer') as Role;
+    const operator = stack.node.findChild('Operator') as Role;
+    expect(() => stack.system.grantRedrive(shop)).toThrow(/cannot also redrive/);
+    expect(() => stack.system.grantSend(operator, { tenant: 'ops' })).toThrow(/cannot also redrive/);
+  });
+
   it('refuses a producer whose unique id it cannot know once tenants are in use', () => {
     const { app, stack } = synth();
     stack.system.grantSend(Role.fromRoleArn(stack, 'Imported', 'arn:aws:iam::111111111111:role/legacy'), {

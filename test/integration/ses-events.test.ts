@@ -165,7 +165,7 @@ describe('the SES event consumer', () => {
 
     expect(c.published.map((e) => e.type)).toEqual(['email.delivered', 'delivery.delayed', 'complaint.detected']);
     const all = ['a@customer.example', 'b@customer.example', 'c@customer.example'];
-    // The complaint is about the default tenant's mail: it stops that tenant's mail (see Tenants).
+    // The complaint is about the default tenant's mail: a global entry, as before tenants (see Tenants).
     const suppressed = await c.suppressions.findSuppressed(all, 'default');
     expect(suppressed).toEqual(new Set(['c@customer.example']));
   });

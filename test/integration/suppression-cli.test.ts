@@ -160,6 +160,29 @@ describe('npm run suppression', () => {
     await publishedEvents();
   });
 
+  it("checks and removes the default tenant's complaint without --tenant, as a single-producer deployment always did", async () => {
+    // Prepare: a verified complaint about a job of a deployment without tenants (its jobs are the default tenant's)
+    const store = createSuppressionStore(aws.clients.documents, resources.suppressionTable);
+    const address = 'irked@customer.example';
+    await store.suppress({
+      address,
+      reason: 'complaint',
+      source: 'arf:test',
+      verified: 'message-id',
+      tenant: 'default',
+    });
+
+    // Act
+    const checked = await cli('check', address, '--json');
+    const removed = await cli('remove', address);
+
+    // Assess
+    expect(checked.json()).toMatchObject({ suppressed: true, entry: { reason: 'complaint', scope: 'global' } });
+    expect(removed.status).toBe(0);
+    expect([...(await store.findSuppressed([address], 'default'))]).toEqual([]);
+    await publishedEvents();
+  });
+
   it('removes an entry by the hash a list shows', async () => {
     // Prepare
     await cli('add', 'erin@customer.example', '--reason', 'manual');

@@ -1,5 +1,5 @@
 import { ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { ReceiveMessageCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { simpleParser } from 'mailparser';
 import { createSuppressionStore } from '#aws/suppression-store.js';
@@ -49,6 +49,23 @@ function producerFor(harness: DispatchHarness, accessKeyId: string, tenant: stri
     }),
   };
 }
+
+/** A producer's own SQS client, for messages the producer library would not send: its access key is its SenderId. */
+const sqsAs = (accessKeyId: string) =>
+  new SQSClient({
+    region: 'eu-west-1',
+    endpoint: aws.fauxqs.endpoint,
+    credentials: { accessKeyId, secretAccessKey: 'x' },
+  });
+
+/** The operator's redrive (a system sender) of the selected dead letters back to the jobs queue. */
+const redrive = (harness: DispatchHarness, only: 'all' | 'transient') =>
+  redriveDeadLetters({
+    sqs: aws.clients.sqsClient,
+    deadLetterQueueUrl: harness.resources.deadLetterQueueUrl,
+    sourceQueueUrl: harness.resources.jobsQueueUrl,
+    only,
+  });
 
 /** A job too large for the queue: the producer stores it in S3 and queues only a claim check. */
 const largeJob = (to: string) =>
@@ -110,6 +127,30 @@ describe('one producer against another', () => {
     expect(dead).toHaveLength(1);
     expect(dead[0]?.attributes).toMatchObject({ failureClass: 'invalid', failureReason: 'reference-outside-tenant' });
     expect(dead[0]?.attributes.failureDetail).toMatch(/^attachments\.0\.s3\.key: /);
+  });
+  it('refuses a claim check whose key is not a key (a space, another scope), publishing nothing under it', async () => {
+    // Prepare: the crm service queues a claim check by hand, its key shaped as the shop's scoped key
+    h = await startDispatchHarness(aws, { env: TENANTS_ENV });
+    const crm = sqsAs('producer-crm');
+    const claimCheck = { bucket: h.resources.bucket, key: 'tenants/crm/jobs/x', size: 1, sha256: `${'A'.repeat(43)}=` };
+    for (const idempotencyKey of ['shop order-4711', 'k'.repeat(5000)])
+      await crm.send(
+        new SendMessageCommand({
+          QueueUrl: h.resources.jobsQueueUrl,
+          MessageBody: JSON.stringify({ version: 1, idempotencyKey, claimCheck }),
+          MessageAttributes: { tenant: { DataType: 'String', StringValue: 'crm' } },
+        }),
+      );
+
+    // Act
+    await h.deliverAll();
+
+    // Assess: both invalid, naming the key; no event carries either key
+    expect(h.sink.received).toHaveLength(0);
+    const dead = (await h.deadLetters()).map((d) => d.attributes);
+    expect(dead.map((a) => a.failureReason)).toEqual(['invalid-job', 'invalid-job']);
+    for (const a of dead) expect(a.failureDetail).toMatch(/idempotencyKey/);
+    expect(await h.events()).toEqual([]);
   });
 });
 
@@ -221,6 +262,30 @@ describe('who a job belongs to', () => {
     expect(await h.queueDepth()).toBe(0);
   });
 
+  it("refuses a job sent in another tenant's message group (its fair share), naming the group", async () => {
+    // Prepare: the crm service claims its own tenant but queues in the shop's group, where its backlog would count
+    // against the shop's share of the fair queue
+    h = await startDispatchHarness(aws, { env: TENANTS_ENV });
+    const crm = sqsAs('producer-crm');
+    await crm.send(
+      new SendMessageCommand({
+        QueueUrl: h.resources.jobsQueueUrl,
+        MessageBody: JSON.stringify(emailJobFactory()),
+        MessageAttributes: { tenant: { DataType: 'String', StringValue: 'crm' } },
+        MessageGroupId: 'shop',
+      }),
+    );
+
+    // Act
+    await h.deliverAll();
+
+    // Assess
+    expect(h.sink.received).toHaveLength(0);
+    const dead = (await h.deadLetters()).map((d) => d.attributes);
+    expect(dead).toMatchObject([{ failureReason: 'group-mismatch', tenant: 'crm' }]);
+    expect(dead[0]?.failureDetail).toMatch(/^attributes\.MessageGroupId: .*"shop".*"crm"/);
+  });
+
   it('keeps the tenant a dead letter was checked to be when an operator redrives it', async () => {
     // Prepare: a shop job refused for an attachment outside its prefix, dead-lettered with its tenant
     h = await startDispatchHarness(aws, { env: TENANTS_ENV });
@@ -232,12 +297,7 @@ describe('who a job belongs to', () => {
     expect((await h.events()).map((e) => e.tenant)).toEqual(['shop']);
 
     // Act: the operator's redrive (a system sender) moves it back; the dispatcher reads it again
-    const report = await redriveDeadLetters({
-      sqs: aws.clients.sqsClient,
-      deadLetterQueueUrl: h.resources.deadLetterQueueUrl,
-      sourceQueueUrl: h.resources.jobsQueueUrl,
-      only: 'all',
-    });
+    const report = await redrive(h, 'all');
     await h.deliverAll();
 
     // Assess: it came back as the shop's job (refused again for the same reason, under the same tenant)
@@ -245,6 +305,58 @@ describe('who a job belongs to', () => {
     const events = await h.events();
     expect(events).toMatchObject([{ type: 'email.rejected', tenant: 'shop', reason: 'reference-outside-tenant' }]);
     expect((await h.deadLetters())[0]?.attributes.tenant).toBe('shop');
+  });
+  it('never redrives a job refused for its sender or its tenant claim as the default tenant: nothing is sent', async () => {
+    // Prepare: a principal granted nothing, and the crm service with a malformed claim; both refused, dead-lettered
+    h = await startDispatchHarness(aws, { env: TENANTS_ENV });
+    await producerFor(h, 'stranger', 'shop').producer.sendEmail(emailJobFactory({ to: ['a@attacker.example'] }));
+    const crm = sqsAs('producer-crm');
+    await crm.send(
+      new SendMessageCommand({
+        QueueUrl: h.resources.jobsQueueUrl,
+        MessageBody: JSON.stringify(emailJobFactory({ to: ['b@attacker.example'] })),
+        MessageAttributes: { tenant: { DataType: 'String', StringValue: 'Default' } },
+      }),
+    );
+    await h.deliverAll();
+    expect(h.sink.received).toHaveLength(0);
+
+    // Act: an operator redrives every dead letter
+    const report = await redrive(h, 'all');
+    await h.deliverAll();
+
+    // Assess: neither went out as anyone's job; both stay dead letters, for an operator to read
+    expect(h.sink.received).toHaveLength(0);
+    expect((await h.events()).filter((e) => e.type === 'email.delivered')).toEqual([]);
+    expect(report).toMatchObject({ moved: 0, left: 2 });
+    expect(report.byReason).toEqual({ 'invalid: unknown-sender': 1, 'invalid: invalid-tenant': 1 });
+  });
+  it("checks a crashed dead letter's claim against its own sender when it is redriven: nothing is sent", async () => {
+    // Prepare: a crm message claiming to be the shop's that SQS moved to the DLQ as sent (maxReceiveCount reached
+    // without the handler answering for it): sent here straight to the DLQ with the crm's credentials, as SQS keeps
+    // the message, its attributes and its SenderId when it moves it
+    h = await startDispatchHarness(aws, { env: TENANTS_ENV });
+    const crm = sqsAs('producer-crm');
+    await crm.send(
+      new SendMessageCommand({
+        QueueUrl: h.resources.deadLetterQueueUrl,
+        MessageBody: JSON.stringify(emailJobFactory({ to: ['b@attacker.example'] })),
+        MessageAttributes: {
+          tenant: { DataType: 'String', StringValue: 'shop' },
+          redrivenSender: { DataType: 'String', StringValue: 'local' },
+        },
+      }),
+    );
+
+    // Act: the operator's redrive moves crashed messages back (its default selection)
+    const report = await redrive(h, 'transient');
+    await h.deliverAll();
+
+    // Assess: refused as the crm's claim to be the shop, not sent as the shop's
+    expect(report.moved).toBe(1);
+    expect(h.sink.received).toHaveLength(0);
+    const dead = (await h.deadLetters()).map((d) => d.attributes);
+    expect(dead).toMatchObject([{ failureReason: 'tenant-mismatch', tenant: 'crm' }]);
   });
 });
 

@@ -41,7 +41,7 @@ describe('the local twin with the SES transport', () => {
     const deliveredOf = () => eventFor(good.idempotencyKey, 'email.delivered', 'ses');
     await waitFor('the SES events', () => [bounced(), complainedOf(), deliveredOf()].every((e) => e !== undefined));
     const addresses = ['gone@bounce.test', 'angry@complaint.test', 'alice@example.net'];
-    // The bounce is global, the complaint the default tenant's: both stop the default tenant's mail.
+    // Both are about the default tenant's mail, whose entries are global (as before tenants).
     const suppressed = await suppressions.findSuppressed(addresses, 'default');
     const again = emailJobFactory({ to: ['gone@bounce.test', 'angry@complaint.test'] });
     await producer.sendEmail(again);

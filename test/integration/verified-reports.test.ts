@@ -1,3 +1,4 @@
+import { SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
@@ -11,6 +12,7 @@ import { createPollMailboxHandler } from '#handlers/poll-mailbox-handler.js';
 import { openImapSession } from '#imap/imap-session.js';
 import { buildDsn } from '#local/dsn.js';
 import { createLambdaContext } from '#local/lambda-context.js';
+import { createEmailProducer } from '#producer/email-producer.js';
 import { captureOutput } from '../support/captured-output.js';
 import { startAwsEmulators, startDispatchHarness } from '../support/dispatch-harness.js';
 import type { AwsEmulators, DispatchHarness } from '../support/dispatch-harness.js';
@@ -226,5 +228,68 @@ describe('bounces and complaints verified against what we sent', () => {
     const both = ['early@customer.example', 'late@customer.example'];
     expect(await rotated.suppressions.findSuppressed(both)).toEqual(new Set(both));
     expect(retired.published[0]).toMatchObject({ verified: false, verification: { reason: 'forged-token' } });
+  });
+});
+
+describe("one tenant's forged bounce against another tenant", () => {
+  it("stops only the forging tenant's mail when a bounce by mail names an address it sent to", async () => {
+    // Prepare: the shop mails a customer the crm also mails, reads the signed Message-ID from its own outcome event,
+    // and mails the bounce mailbox a DSN quoting it, naming the customer as gone
+    const tenants = await startDispatchHarness(aws, {
+      env: {
+        REPORT_KEYS_SECRET_ID: 'local',
+        BOUNCE_DOMAIN,
+        TENANT_SENDERS: JSON.stringify({ 'producer-shop': 'shop', 'producer-crm': 'crm' }),
+        SYSTEM_SENDERS: 'local',
+      },
+      environment: { reportKeys: { get: async () => keys } },
+    });
+    try {
+      const producerFor = (accessKeyId: string, tenant: string) =>
+        createEmailProducer({
+          sqs: new SQSClient({
+            region: 'eu-west-1',
+            endpoint: aws.fauxqs.endpoint,
+            credentials: { accessKeyId, secretAccessKey: 'x' },
+          }),
+          queueUrl: tenants.resources.jobsQueueUrl,
+          tenant,
+        });
+      const customer = 'loyal@customer.example';
+      await producerFor('producer-shop', 'shop').sendEmail(emailJobFactory({ to: [customer] }));
+      await tenants.deliverAll();
+      const [delivered] = await tenants.events();
+      expect(delivered).toMatchObject({ type: 'email.delivered', tenant: 'shop' });
+      const mailbox = await newMailbox();
+      const session = () => openImapSession(imap.settings(mailbox), credentialsOf());
+      const verify = {
+        keys: async () => keys,
+        idempotencyTable: tenants.resources.idempotencyTable,
+        bounceDomain: BOUNCE_DOMAIN,
+      };
+      const sync = await createSyncDeps(aws, session, verify);
+      const suppressions = createSuppressionStore(aws.clients.documents, tenants.resources.suppressionTable);
+      const deps: SyncDeps = { ...sync.deps, suppress: (entry) => suppressions.suppress(entry) };
+      await imap.append(mailbox, [dsnFor(customer, `Message-ID: ${String(delivered?.messageId)}`)]);
+
+      // Act
+      await run(deps, mailbox);
+      await producerFor('producer-crm', 'crm').sendEmail(emailJobFactory({ to: [customer] }));
+      await producerFor('producer-shop', 'shop').sendEmail(emailJobFactory({ to: [customer] }));
+      await tenants.deliverAll();
+
+      // Assess: the report verified (the shop did send to the customer) and stops the shop's mail, not the crm's
+      expect(sync.published[0]).toMatchObject({ type: 'bounce.detected', verified: true, tenant: 'shop' });
+      expect(await suppressions.findSuppressed([customer], 'shop')).toEqual(new Set([customer]));
+      expect(await suppressions.findSuppressed([customer], 'crm')).toEqual(new Set());
+      const outcomes = await tenants.events();
+      expect(outcomes.find((e) => e.tenant === 'crm')).toMatchObject({ type: 'email.delivered' });
+      expect(outcomes.find((e) => e.tenant === 'shop')).toMatchObject({
+        type: 'email.rejected',
+        reason: 'all-recipients-suppressed',
+      });
+    } finally {
+      await tenants.stop();
+    }
   });
 });

@@ -24,7 +24,7 @@ export async function suppressReported(
   suppress: Suppress,
   /** How the report was tied to mail we sent (`message-id`, `envelope`, `tag`). */
   verifiedVia: string | boolean = true,
-  /** The tenant whose mail the report is about: a complaint stops only that tenant's mail. */
+  /** The tenant whose mail the report is about: a complaint (and a bounce that came by mail) stops only its mail. */
   tenant?: string,
 ): Promise<number> {
   const entries: SuppressEntry[] = [];
@@ -33,7 +33,17 @@ export async function suppressReported(
       if (!r.suppress) continue;
       const { recipient: address, status, permanent, reason: detail } = r;
       const verified = verifiedVia;
-      entries.push({ address, reason: 'hard-bounce', source: `dsn:${key}`, status, permanent, detail, verified });
+      // Scoped by `scopeOf`: a report that came by mail is one its tenant could have forged.
+      entries.push({
+        address,
+        reason: 'hard-bounce',
+        source: `dsn:${key}`,
+        status,
+        permanent,
+        detail,
+        verified,
+        tenant,
+      });
     }
   } else if (classification.kind === 'complaint' && classification.suppress) {
     for (const address of classification.recipients)

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   attachmentsProblem,
+  checkGroup,
   referenceProblem,
   resolveTenant,
   tenantsOf,
@@ -14,7 +15,7 @@ const directory: TenantDirectory = {
     ['AROACRM', 'crm'],
     ['AIDALEGACY', 'default'],
   ]),
-  system: new Set(['AROADISPATCH']),
+  system: new Set(['AROADISPATCH', 'AROAOPS']),
 };
 const none: TenantDirectory = { senders: new Map(), system: new Set() };
 
@@ -50,6 +51,45 @@ describe('resolving a message to its tenant', () => {
       ok: false,
       reason: 'tenant-not-configured',
     });
+  });
+
+  it("holds a redriven dead letter's claim to the principal that put it in the dead-letter queue", () => {
+    // Written by the dispatcher (a system sender): the tenant it checked stands.
+    expect(resolveTenant(directory, 'AROAOPS:redrive', 'crm', 'AROADISPATCH:send-email')).toEqual({
+      ok: true,
+      tenant: 'crm',
+    });
+    // Moved there by SQS as the producer sent it: the producer's claim is checked as on its first receive.
+    expect(resolveTenant(directory, 'AROAOPS:redrive', 'shop', 'AROACRM:job')).toMatchObject({
+      ok: false,
+      reason: 'tenant-mismatch',
+      tenant: 'crm',
+    });
+    // Moved there by SQS from a principal granted nothing: refused, naming the relayed sender.
+    expect(resolveTenant(directory, 'AROAOPS:redrive', 'shop', 'AROASTRANGER:x')).toMatchObject({
+      ok: false,
+      reason: 'unknown-sender',
+      detail: expect.stringMatching(/^messageAttributes\.redrivenSender: principal "AROASTRANGER"/),
+    });
+    // Only a system sender relays: a producer naming a system principal as its redriven sender gains nothing.
+    expect(resolveTenant(directory, 'AROACRM:job', 'shop', 'AROADISPATCH:send-email')).toMatchObject({
+      ok: false,
+      reason: 'tenant-mismatch',
+    });
+  });
+
+  it("holds a resolved record to its message group when it has one, keeping the sender's tenant", () => {
+    const shop = resolveTenant(directory, 'AROASHOP:x', 'shop');
+    expect(checkGroup(directory, shop, 'shop')).toEqual(shop);
+    expect(checkGroup(directory, shop, undefined)).toEqual(shop);
+    expect(checkGroup(directory, shop, 'crm')).toMatchObject({
+      ok: false,
+      reason: 'group-mismatch',
+      tenant: 'shop',
+      detail: expect.stringMatching(/^attributes\.MessageGroupId: /),
+    });
+    // Without tenants, the group is nobody's business.
+    expect(checkGroup(none, { ok: true, tenant: 'default' }, 'anything')).toEqual({ ok: true, tenant: 'default' });
   });
 
   it('runs everything as the default tenant when no tenant is configured, and refuses any other claim', () => {
