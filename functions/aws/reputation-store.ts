@@ -18,6 +18,13 @@ const { partitionKey: KEY, ttlAttribute: TTL } = TableKeys.tenantState;
 
 const countsKey = (tenant: string, bucketStartMs: number) => `counts#${tenant}#${bucketStartMs}`;
 const standingKey = (tenant: string) => `standing#${tenant}`;
+const reportKey = (tenant: string, id: string) => `report#${tenant}#${id}`;
+
+/**
+ * How long a counted report is remembered, beyond the window: a report verifies against the dispatcher's stored
+ * result for as long as the idempotency record lives (15 days by default), so a replay within that time is known.
+ */
+const REPORT_MARK_SECONDS = 16 * 86_400;
 
 const isConditionFailure = (error: unknown) => (error as { name?: string }).name === 'ConditionalCheckFailedException';
 
@@ -73,6 +80,32 @@ export function createReputationStore(
           },
         }),
       );
+    },
+
+    async markReports(tenant, ids) {
+      const expires = Math.ceil(Date.now() / 1000) + Math.max(options.windowSeconds, REPORT_MARK_SECONDS);
+      const fresh = new Set<string>();
+      await Promise.all(
+        [...new Set(ids)].map(async (id) => {
+          try {
+            await client.send(
+              // An UpdateItem, the one write the report side is granted: it creates the marker or finds it there.
+              new UpdateCommand({
+                TableName: tableName,
+                Key: { [KEY]: reportKey(tenant, id) },
+                UpdateExpression: 'SET #ttl = :expires, tenant = :tenant',
+                ConditionExpression: 'attribute_not_exists(#key)',
+                ExpressionAttributeNames: { '#key': KEY, '#ttl': TTL },
+                ExpressionAttributeValues: { ':expires': expires, ':tenant': tenant },
+              }),
+            );
+            fresh.add(id);
+          } catch (error) {
+            if (!isConditionFailure(error)) throw error;
+          }
+        }),
+      );
+      return fresh;
     },
 
     async read(tenant, buckets) {

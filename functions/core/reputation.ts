@@ -1,5 +1,6 @@
 import { DEFAULT_TENANT } from './tenant.js';
 import { createEvent, EventTypes } from './events.js';
+import { hashAddress } from './message-id.js';
 
 /**
  * The reputation guardrail: each tenant's hard-bounce and complaint rates over a sliding window, counted per
@@ -101,6 +102,26 @@ export function judgeReputation(window: ReputationCounts, policy: ReputationPoli
   return { pause: false, bounceRate, complaintRate, why: 'healthy' };
 }
 
+/**
+ * One address a verified report counts against its job's tenant, named by the job's handle, the kind and the
+ * address's hash: the same report mailed back again, republished after a crash or redelivered by SNS has the same
+ * id and is counted once.
+ */
+export type CountedReport = { id: string; kind: 'hard-bounce' | 'complaint' };
+
+/** The counted reports of a verified report's suppressions; none without the job's handle (nothing to name them by). */
+export const countedReports = (
+  handle: string | undefined,
+  suppressed: ReadonlyArray<{ address: string; reason: string }>,
+): CountedReport[] =>
+  handle === undefined
+    ? []
+    : suppressed.flatMap((s) =>
+        s.reason === 'hard-bounce' || s.reason === 'complaint'
+          ? [{ id: `${handle}#${s.reason}#${hashAddress(s.address)}`, kind: s.reason }]
+          : [],
+      );
+
 /** A tenant's pause, as stored: why, the rates that caused it, when, and by whom. */
 export type TenantPause = {
   tenant: string;
@@ -122,6 +143,11 @@ export type TenantStanding = { paused?: TenantPause; resumedAt?: string; resumed
 export interface ReputationStore {
   /** Adds to the tenant's counters in the bucket starting at `bucketStartMs` (an atomic ADD). */
   add(tenant: string, bucketStartMs: number, counts: Partial<ReputationCounts>): Promise<void>;
+  /**
+   * Marks reports as counted for the tenant (a conditional write each, kept as long as a report can still be
+   * verified); resolves with the ids not marked before, the only ones to count.
+   */
+  markReports(tenant: string, ids: string[]): Promise<Set<string>>;
   /** The tenant's counts in these buckets (by bucket start, ms) and its standing, in one read. */
   read(
     tenant: string,
@@ -146,12 +172,20 @@ export function createReputationLedger(deps: {
   clock: () => number;
 }) {
   let pending = new Map<string, ReputationCounts>();
+  let pendingReports = new Map<string, Map<string, CountedReport['kind']>>();
+  const keep = (tenant: string, counts: ReputationCounts) =>
+    pending.set(tenant, sumCounts([pending.get(tenant) ?? NO_COUNTS, counts]));
   return {
     /** Counts recipients sent to, hard bounces or complaints for a tenant (the default tenant when none is named). */
     note(tenant: string | undefined, counts: Partial<ReputationCounts>): void {
-      const name = tenant ?? DEFAULT_TENANT;
-      const before = pending.get(name) ?? NO_COUNTS;
-      pending.set(name, sumCounts([before, { ...NO_COUNTS, ...counts }]));
+      keep(tenant ?? DEFAULT_TENANT, { ...NO_COUNTS, ...counts });
+    },
+
+    /** Counts a verified report's addresses against a tenant, each report id once however often it is noted. */
+    noteReports(tenant: string, reports: CountedReport[]): void {
+      const known = pendingReports.get(tenant) ?? new Map<string, CountedReport['kind']>();
+      for (const report of reports) known.set(report.id, report.kind);
+      if (known.size > 0) pendingReports.set(tenant, known);
     },
 
     /**
@@ -160,17 +194,36 @@ export function createReputationLedger(deps: {
      */
     async flush(): Promise<{ paused: TenantPause[]; error?: unknown }> {
       const taken = pending;
+      const takenReports = pendingReports;
       pending = new Map();
+      pendingReports = new Map();
       const nowMs = deps.clock();
       const paused: TenantPause[] = [];
+      const tenants = new Set([...taken.keys(), ...takenReports.keys()]);
       const flushed = await Promise.allSettled(
-        [...taken].map(async ([tenant, counts]) => {
+        [...tenants].map(async (tenant) => {
+          let counts = taken.get(tenant) ?? NO_COUNTS;
+          const reports = takenReports.get(tenant);
+          if (reports) {
+            let fresh: Set<string>;
+            try {
+              fresh = await deps.store.markReports(tenant, [...reports.keys()]);
+            } catch (error) {
+              keep(tenant, counts);
+              const again = pendingReports.get(tenant) ?? new Map<string, CountedReport['kind']>();
+              pendingReports.set(tenant, new Map([...reports, ...again]));
+              throw error;
+            }
+            const kinds = [...fresh].map((id) => reports.get(id));
+            const bounces = kinds.filter((kind) => kind === 'hard-bounce').length;
+            const complaints = kinds.filter((kind) => kind === 'complaint').length;
+            counts = sumCounts([counts, { sent: 0, bounces, complaints }]);
+          }
           if (counts.sent + counts.bounces + counts.complaints === 0) return;
           try {
             await deps.store.add(tenant, bucketStartOf(nowMs, deps.policy), counts);
           } catch (error) {
-            const again = pending.get(tenant) ?? NO_COUNTS;
-            pending.set(tenant, sumCounts([again, counts]));
+            keep(tenant, counts);
             throw error;
           }
           if (counts.bounces + counts.complaints === 0) return;

@@ -11,6 +11,7 @@ import type { ReportKeyring } from '#core/message-id.js';
 import { PollerMetrics, ReportMetrics } from '#core/metric-names.js';
 import { classifyFailure } from '#inbound/bounce-reasons.js';
 import { checkSesOrigin, handleSesEvent, parseSesEventRecord, type SesSuppression } from '#core/ses-events.js';
+import { countedReports } from '#core/reputation.js';
 import { createReportReputation, type ReportReputationDeps } from './report-reputation.js';
 
 export type SesEventsDeps = {
@@ -70,10 +71,7 @@ export function createSesEventsHandler(deps: SesEventsDeps) {
         continue;
       }
       for (const entry of outcome.suppressions) await deps.suppress(entry);
-      for (const kind of ['hard-bounce', 'complaint'] as const) {
-        const addresses = outcome.suppressions.filter((s) => s.reason === kind).length;
-        reputation?.note(outcome.verification.tenant, kind, addresses);
-      }
+      reputation?.note(outcome.verification.tenant, countedReports(outcome.verification.handle, outcome.suppressions));
       summary.handled += 1;
       summary.suppressed += outcome.suppressions.length;
       metrics.addMetric(ReportMetrics.sesEvents, MetricUnit.Count, 1);

@@ -197,3 +197,21 @@ describe('the SES event consumer and the reputation guardrail', () => {
     expect(c.output.metric('TenantsPaused')).toBe(1);
   });
 });
+
+describe('the SES event consumer and redelivered notifications', () => {
+  it('counts a bounce SNS delivers twice once against its tenant', async () => {
+    // Prepare
+    const c = await consumer({ policy: DEFAULT_REPUTATION_POLICY, pauseCacheMs: 0 });
+    const bucket = bucketStartOf(Date.now(), DEFAULT_REPUTATION_POLICY);
+    const send = sendOf(['gone@customer.example', 'gone-too@customer.example'], OURS, scopedJobKey('shop', 'o-9'));
+    const report = bounceOf(send, 'gone@customer.example');
+
+    // Act: the same notification, delivered again (SNS delivers at least once), alone and beside another.
+    await c.deliver([report]);
+    await c.deliver([report, report]);
+
+    // Assess
+    const { buckets } = await c.tenants.read('shop', [bucket]);
+    expect(buckets.get(bucket)).toEqual({ sent: 0, bounces: 1, complaints: 0 });
+  });
+});

@@ -23,8 +23,14 @@ const HOUR = 3_600_000;
 function memoryStore() {
   const counters = new Map<string, ReputationCounts>();
   const standings = new Map<string, TenantStanding>();
+  const marked = new Set<string>();
   const calls = { add: 0, read: 0, standing: 0, pause: 0 };
   const store: ReputationStore = {
+    async markReports(tenant, ids) {
+      const fresh = new Set(ids.filter((id) => !marked.has(`${tenant}#${id}`)));
+      for (const id of fresh) marked.add(`${tenant}#${id}`);
+      return fresh;
+    },
     async add(tenant, bucket, counts) {
       calls.add += 1;
       const key = `${tenant}#${bucket}`;
