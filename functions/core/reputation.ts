@@ -278,9 +278,11 @@ export function createPauseCheck(deps: {
     if (!entry || nowMs - entry.atMs >= deps.cacheMs) {
       entry = { atMs: nowMs, standing: deps.store.standing(tenant) };
       cache.set(tenant, entry);
-      // A failed read is not cached: the next record asks again.
+      // A failed read is answered by the caller (the mail goes on without it); the records after it do not wait on
+      // the table again until the cache time has passed, so a stalled table costs one bounded wait per tenant.
+      const failed = entry;
       entry.standing.catch(() => {
-        if (cache.get(tenant) === entry) cache.delete(tenant);
+        if (cache.get(tenant) === failed) cache.set(tenant, { atMs: failed.atMs, standing: Promise.resolve({}) });
       });
     }
     return (await entry.standing).paused;

@@ -27,6 +27,9 @@ import { createDispatchPolicy, type OutboxEntry, type StoredResult } from './dis
 import { createReputationStep, type ReputationDeps } from './reputation-step.js';
 import { createRouteStep, type RoutingDeps } from './route-job.js';
 
+/** How long a tenant's standing may take to read before its job goes on without it, ms. */
+const STANDING_READ_MS = 1000;
+
 /** Claim checks: job bodies stored in S3 with only a reference on the queue. */
 type ClaimCheckStore = {
   /** The stored body's size in bytes, read before the body is, so its memory can be reserved. */
@@ -251,7 +254,9 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
 
     // A paused tenant's jobs go back without an attempt until an operator resumes it; other tenants' mail flows.
     const tenant = reputation?.tenantOf(record) ?? DEFAULT_TENANT;
-    const pause = reputation ? await bounded(budget.signal, () => reputation.pauseOf(tenant, record)) : undefined;
+    // Read within a short bound of its own: a stalled tenant table must not spend the attempt of every tenant's job.
+    const standingSignal = AbortSignal.any([budget.signal, AbortSignal.timeout(STANDING_READ_MS)]);
+    const pause = reputation ? await bounded(standingSignal, () => reputation.pauseOf(tenant, record)) : undefined;
     if (pause) return policy.postponeWithoutAttempt(outbox, record, job, 'tenant-paused', attemptNumber, pause.reason);
 
     // An open circuit puts the job back without an attempt; failover may send it over the other transport.
@@ -361,14 +366,17 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
         throwOnFullBatchFailure: false,
       },
     );
-    // The batch's sent counts, one write per tenant.
-    if (reputation) await bounded(budget.answerSignal, () => reputation.flush());
-    const handBack = await bounded(budget.answerSignal, async () => {
-      const records = await policy.publish(outbox, (publish) => bounded(budget.publishSignal, publish));
-      return (
-        await Promise.all(records.map(async (record) => ((await policy.handBackUnpublished(record)) ? [record] : [])))
-      ).flat();
-    });
+    // The batch's sent counts, one write per tenant, beside the outcomes: a stalled tenant table delays no event,
+    // and counts it could not write are kept for the next batch.
+    const [, handBack] = await Promise.all([
+      reputation && bounded(budget.publishSignal, () => reputation.flush()),
+      bounded(budget.answerSignal, async () => {
+        const records = await policy.publish(outbox, (publish) => bounded(budget.publishSignal, publish));
+        return (
+          await Promise.all(records.map(async (record) => ((await policy.handBackUnpublished(record)) ? [record] : [])))
+        ).flat();
+      }),
+    ]);
     const failed = new Set([
       ...response.batchItemFailures.map((f) => f.itemIdentifier),
       ...handBack.map((r) => r.messageId),

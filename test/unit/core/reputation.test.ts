@@ -220,4 +220,29 @@ describe('the dispatcher pause check', () => {
     expect(batch.filter(Boolean)).toHaveLength(5);
     expect(calls.standing).toBe(3);
   });
+  it('answers a failed read once and asks the table again only after the cache time, so a stalled table costs one wait', async () => {
+    // Prepare
+    let now = 0;
+    let reads = 0;
+    const check = createPauseCheck({
+      store: {
+        standing: async () => {
+          reads += 1;
+          throw new Error('read timed out');
+        },
+      },
+      cacheMs: 5000,
+      clock: () => now,
+    });
+
+    // Act
+    const first = await check('shop').catch((error: Error) => error.message);
+    const meanwhile = await check('shop');
+    now = 5000;
+    const later = await check('shop').catch((error: Error) => error.message);
+
+    // Assess: the failure reaches its caller; the records after it go on unpaused without a read.
+    expect([first, meanwhile, later]).toEqual(['read timed out', undefined, 'read timed out']);
+    expect(reads).toBe(2);
+  });
 });
