@@ -6,7 +6,9 @@ import {
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
 import {
+  bucketStartOf,
   NO_COUNTS,
+  type ReputationPolicy,
   type ReputationCounts,
   type ReputationStore,
   type TenantPause,
@@ -46,7 +48,16 @@ const toPause = (item: Record<string, unknown>): TenantPause => ({
 
 const toStanding = (item: Record<string, unknown> | undefined): TenantStanding => {
   if (!item) return {};
-  const resumed = item.resumedAt ? { resumedAt: String(item.resumedAt), resumedBy: String(item.resumedBy ?? '') } : {};
+  const baseline = item.resumedBaseline as Record<string, unknown> | undefined;
+  const resumed = item.resumedAt
+    ? {
+        resumedAt: String(item.resumedAt),
+        resumedBy: String(item.resumedBy ?? ''),
+        ...(baseline
+          ? { resumedBaseline: { ...toCounts(baseline), bucketStartMs: Number(baseline.bucketStartMs) } }
+          : {}),
+      }
+    : {};
   return item.state === 'paused' ? { paused: toPause(item), ...resumed } : resumed;
 };
 
@@ -59,7 +70,7 @@ const toStanding = (item: Record<string, unknown> | undefined): TenantStanding =
 export function createReputationStore(
   client: DynamoDBDocumentClient,
   tableName: string,
-  options: { windowSeconds: number },
+  options: Pick<ReputationPolicy, 'windowSeconds' | 'bucketSeconds'>,
 ): ReputationStore & { standings(): Promise<Array<{ tenant: string; standing: TenantStanding }>> } {
   return {
     async add(tenant, bucketStartMs, counts) {
@@ -163,12 +174,21 @@ export function createReputationStore(
     },
 
     async resume(tenant, resumedBy, resumedAt) {
+      // What the resume's own bucket holds now: only what it gains after the resume counts against the tenant.
+      const bucketStartMs = bucketStartOf(Date.parse(resumedAt), options);
+      const { Item: bucket } = await client.send(
+        new GetCommand({
+          TableName: tableName,
+          Key: { [KEY]: countsKey(tenant, bucketStartMs) },
+          ConsistentRead: true,
+        }),
+      );
       try {
         const { Attributes } = await client.send(
           new UpdateCommand({
             TableName: tableName,
             Key: { [KEY]: standingKey(tenant) },
-            UpdateExpression: 'SET #state = :resumed, resumedAt = :at, resumedBy = :by',
+            UpdateExpression: 'SET #state = :resumed, resumedAt = :at, resumedBy = :by, resumedBaseline = :baseline',
             ConditionExpression: '#state = :paused',
             ExpressionAttributeNames: { '#state': 'state' },
             ExpressionAttributeValues: {
@@ -176,6 +196,7 @@ export function createReputationStore(
               ':resumed': 'resumed',
               ':at': resumedAt,
               ':by': resumedBy,
+              ':baseline': { ...toCounts(bucket), bucketStartMs },
             },
             ReturnValues: 'ALL_OLD',
           }),

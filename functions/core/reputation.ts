@@ -59,7 +59,7 @@ export function reputationPolicyProblems(policy: ReputationPolicy): string[] {
 }
 
 /** The start of the bucket `timeMs` falls in, ms since the epoch. */
-export const bucketStartOf = (timeMs: number, policy: ReputationPolicy): number =>
+export const bucketStartOf = (timeMs: number, policy: Pick<ReputationPolicy, 'bucketSeconds'>): number =>
   Math.floor(timeMs / (policy.bucketSeconds * 1000)) * policy.bucketSeconds * 1000;
 
 /**
@@ -136,8 +136,40 @@ export type TenantPause = {
   counts?: ReputationCounts;
 };
 
-/** A tenant's standing: paused (with the pause) or not, and when it was last resumed. */
-export type TenantStanding = { paused?: TenantPause; resumedAt?: string; resumedBy?: string };
+/**
+ * A tenant's standing: paused (with the pause) or not, and when it was last resumed, with the counts its bucket held
+ * at that moment (what the bucket gains after them counts again).
+ */
+export type TenantStanding = {
+  paused?: TenantPause;
+  resumedAt?: string;
+  resumedBy?: string;
+  resumedBaseline?: ReputationCounts & { bucketStartMs: number };
+};
+
+/**
+ * The counts a tenant is judged by: its window, and after a resume only what came after it (the buckets that start
+ * later, and what the resume's own bucket gained since), so the counts that paused it do not pause it again and new
+ * bounces do.
+ */
+export function countsSinceResume(
+  nowMs: number,
+  policy: ReputationPolicy,
+  buckets: Map<number, ReputationCounts>,
+  standing: TenantStanding,
+): ReputationCounts {
+  const resumedAtMs = standing.resumedAt ? Date.parse(standing.resumedAt) : undefined;
+  const later = windowBuckets(nowMs, policy, resumedAtMs).map((start) => buckets.get(start) ?? NO_COUNTS);
+  const base = standing.resumedBaseline;
+  if (!base || !windowBuckets(nowMs, policy).includes(base.bucketStartMs)) return sumCounts(later);
+  const then = buckets.get(base.bucketStartMs) ?? NO_COUNTS;
+  const gained = {
+    sent: Math.max(0, then.sent - base.sent),
+    bounces: Math.max(0, then.bounces - base.bounces),
+    complaints: Math.max(0, then.complaints - base.complaints),
+  };
+  return sumCounts([...later, gained]);
+}
 
 /** Where the counters and pauses live, shared by every function (one DynamoDB table). */
 export interface ReputationStore {
@@ -157,7 +189,10 @@ export interface ReputationStore {
   standing(tenant: string): Promise<TenantStanding>;
   /** Pauses a tenant not paused yet; false when it already was (a conditional write: one pause, one event). */
   pause(pause: TenantPause): Promise<boolean>;
-  /** Lifts a pause; the pause lifted, or undefined when the tenant was not paused. */
+  /**
+   * Lifts a pause, keeping the counts of the bucket `resumedAt` falls in as the standing's `resumedBaseline`; the
+   * pause lifted, or undefined when the tenant was not paused.
+   */
   resume(tenant: string, resumedBy: string, resumedAt: string): Promise<TenantPause | undefined>;
 }
 
@@ -245,10 +280,7 @@ async function judgeTenant(
 ): Promise<TenantPause | undefined> {
   const { buckets, standing } = await deps.store.read(tenant, windowBuckets(nowMs, deps.policy));
   if (standing.paused) return undefined;
-  // After a resume, only the buckets that start after it count.
-  const resumedAtMs = standing.resumedAt ? Date.parse(standing.resumedAt) : undefined;
-  const counted = windowBuckets(nowMs, deps.policy, resumedAtMs);
-  const window = sumCounts(counted.map((start) => buckets.get(start) ?? NO_COUNTS));
+  const window = countsSinceResume(nowMs, deps.policy, buckets, standing);
   const verdict = judgeReputation(window, deps.policy);
   if (!verdict.pause) return undefined;
   return {

@@ -186,6 +186,8 @@ describe('the per-tenant reputation guardrail', () => {
 
     // Assess: each held job sent once; nothing dead-lettered.
     expect(lifted?.reason).toBe('bounce-rate');
+    // What the resume's bucket held is kept with it: only what it gains later counts again.
+    expect((await store().standing('shop')).resumedBaseline).toMatchObject({ bounces: 3 });
     expect(receivedBy('shop-held')).toHaveLength(3);
     expect(new Set(receivedBy('shop-held').map((m) => m.to[0])).size).toBe(3);
     expect(await dispatcher.deadLetters()).toEqual([]);

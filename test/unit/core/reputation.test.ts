@@ -56,7 +56,9 @@ function memoryStore() {
     async resume(tenant, resumedBy, resumedAt) {
       const paused = standings.get(tenant)?.paused;
       if (!paused) return undefined;
-      standings.set(tenant, { resumedAt, resumedBy });
+      const bucketStartMs = bucketStartOf(Date.parse(resumedAt), policy);
+      const baseline = counters.get(`${tenant}#${bucketStartMs}`) ?? NO_COUNTS;
+      standings.set(tenant, { resumedAt, resumedBy, resumedBaseline: { ...baseline, bucketStartMs } });
       return paused;
     },
   };
@@ -175,6 +177,31 @@ describe('the reputation ledger', () => {
 
     // Assess
     expect(afterResume.paused).toEqual([]);
+  });
+
+  it('after a resume, pauses again on new bounces in the hour of the resume, not on the counts before it', async () => {
+    // Prepare: shop paused at 5:10 on 20 bounces in 200; resumed at 5:20, within the same hourly bucket.
+    const { store } = memoryStore();
+    let now = 5 * HOUR + 10 * 60_000;
+    const ledger = createReputationLedger({ store, policy, clock: () => now });
+    ledger.note('shop', { sent: 200, bounces: 20 });
+    expect((await ledger.flush()).paused).toHaveLength(1);
+    now += 10 * 60_000;
+    await store.resume('shop', 'operator:ana', new Date(now).toISOString());
+
+    // Act: at 5:30 a bounce on no new volume; at 5:40 a new list, 200 recipients of which 20 bounce.
+    now += 10 * 60_000;
+    ledger.note('shop', { bounces: 1 });
+    const oldCounts = await ledger.flush();
+    now += 10 * 60_000;
+    ledger.note('shop', { sent: 200, bounces: 20 });
+    const newCounts = await ledger.flush();
+
+    // Assess
+    expect(oldCounts.paused).toEqual([]);
+    expect(newCounts.paused).toEqual([
+      expect.objectContaining({ reason: 'bounce-rate', counts: { sent: 200, bounces: 21, complaints: 0 } }),
+    ]);
   });
 
   it('keeps counts it could not write for the next flush and says why', async () => {
