@@ -35,6 +35,10 @@ export class EmailDispatchStack extends Stack {
       value: this.system.tables.tenantState.tableName,
       description: 'Per-tenant reputation and pauses; see npm run tenant',
     });
+    new CfnOutput(this, 'ReputationLimits', {
+      value: JSON.stringify(config.reputation),
+      description: "The guardrail's limits, as npm run tenant -- status judges tenants by them",
+    });
     new CfnOutput(this, 'AlarmTopicArn', { value: monitoring.alarmTopic.topicArn });
     new CfnOutput(this, 'DashboardName', { value: monitoring.dashboard.dashboardName });
 

@@ -3,10 +3,9 @@ import { parseArgs } from 'node:util';
 import { createSnsEventPublisher } from '#aws/event-publisher.js';
 import { createReputationStore } from '#aws/reputation-store.js';
 import {
+  countsSinceResume,
   DEFAULT_REPUTATION_POLICY,
   judgeReputation,
-  NO_COUNTS,
-  sumCounts,
   toTenantPausedEvent,
   toTenantResumedEvent,
   windowBuckets,
@@ -19,7 +18,7 @@ import type { StateTarget } from './target.js';
 
 export const TENANT_USAGE = `npm run tenant -- <command> [--json] [--outputs cdk-outputs.json]
   status [TENANT]                 every tenant paused or resumed; with TENANT, its standing and its rates over the
-                                  last 24 h against the limits
+                                  window (since its last resume) against the deployment's limits
   pause TENANT [--reason TEXT]    holds the tenant's jobs (they wait on the queue, nothing is sent)
   resume TENANT                   lifts the pause; the held jobs go out at their next recheck
 Targets the local twin (npm start) unless given --outputs (the JSON of cdk deploy --outputs-file).
@@ -96,7 +95,8 @@ export async function runTenantCommand(argv: string[], io: TenantCommandIo): Pro
     const target = io.resolve({ outputs: values.outputs });
     if (!target.tenantStateTable)
       throw new CommandError(`${target.description} has no tenant state table (deploy or start the current version)`);
-    const policy = DEFAULT_REPUTATION_POLICY;
+    // The deployment's limits where its outputs name them; the defaults (the twin's) otherwise.
+    const policy = target.reputationPolicy ?? DEFAULT_REPUTATION_POLICY;
     const store = createReputationStore(target.clients.documents, target.tenantStateTable, policy);
     const events = createSnsEventPublisher(target.clients.sns, target.eventsTopicArn);
     const print = (json: unknown, text: string) => io.out(values.json ? JSON.stringify(json, null, 2) : text);
@@ -112,19 +112,29 @@ export async function runTenantCommand(argv: string[], io: TenantCommandIo): Pro
           print(standings, text);
           return ExitCode.ok;
         }
-        const { buckets, standing } = await store.read(tenant, windowBuckets(clock(), policy));
-        const window = sumCounts([...buckets.values(), NO_COUNTS]);
+        const nowMs = clock();
+        const { buckets, standing } = await store.read(tenant, windowBuckets(nowMs, policy));
+        // What the guardrail judges it by: after a resume, only what came after it.
+        const window = countsSinceResume(nowMs, policy, buckets, standing);
         const verdict = judgeReputation(window, policy);
+        const span = standing.resumedAt ? 'since the resume' : `last ${policy.windowSeconds / 3600} h`;
         const limits =
           `limits ${percent(policy.maxBounceRate)} bounces, ${percent(policy.maxComplaintRate)} complaints, ` +
           `over at least ${policy.minRecipients} recipients`;
         const text = [
           describeStanding(tenant, standing),
-          `  last 24 h ${window.sent} sent, ${window.bounces} hard bounces (${percent(verdict.bounceRate)}), ` +
+          `  ${span} ${window.sent} sent, ${window.bounces} hard bounces (${percent(verdict.bounceRate)}), ` +
             `${window.complaints} complaints (${percent(verdict.complaintRate)}); ${limits}`,
         ].join('\n');
         print(
-          { tenant, ...standing, window, bounceRate: verdict.bounceRate, complaintRate: verdict.complaintRate },
+          {
+            tenant,
+            ...standing,
+            window,
+            bounceRate: verdict.bounceRate,
+            complaintRate: verdict.complaintRate,
+            limits: policy,
+          },
           text,
         );
         return ExitCode.ok;

@@ -319,6 +319,8 @@ describe('permissions', () => {
 
     expect([...new Set(granted)].sort()).toEqual(['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem']);
     template.hasOutput('TenantStateTableName', {});
+    // npm run tenant -- status judges by the deployment's limits, not its own defaults.
+    template.hasOutput('ReputationLimits', { Value: Match.stringLikeRegexp('"minRecipients":500') });
     template.hasResourceProperties('AWS::Lambda::Function', {
       Environment: {
         Variables: Match.objectLike({ REPUTATION_MAX_BOUNCE_RATE: '0.04', REPUTATION_MIN_RECIPIENTS: '500' }),

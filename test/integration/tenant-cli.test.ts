@@ -2,6 +2,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createReputationStore } from '#aws/reputation-store.js';
+import { bucketStartOf, DEFAULT_REPUTATION_POLICY } from '#core/reputation.js';
 import type { Twin } from '#local/twin.js';
 import { runScript, STACK_FRAME } from '../support/command-line.js';
 import { emailJobFactory } from '../support/factories.js';
@@ -82,6 +84,34 @@ describe('npm run tenant against the twin', () => {
       ['tenant.paused', 'default'],
       ['tenant.resumed', 'default'],
     ]);
+  });
+
+  it('shows after a resume the counts the guardrail judges by, not the ones that paused the tenant', async () => {
+    // Prepare: careless sent 600 recipients this hour and 60 bounced; the guardrail paused it.
+    const store = createReputationStore(
+      twin.clients.documents,
+      twin.resources.tenantStateTable,
+      DEFAULT_REPUTATION_POLICY,
+    );
+    const bucket = bucketStartOf(Date.now(), DEFAULT_REPUTATION_POLICY);
+    await store.add('careless', bucket, { sent: 600, bounces: 60 });
+    await store.pause({
+      tenant: 'careless',
+      reason: 'bounce-rate',
+      pausedBy: 'guardrail',
+      pausedAt: new Date().toISOString(),
+    });
+
+    // Act
+    const paused = await tenant('status', 'careless', '--json');
+    await tenant('resume', 'careless');
+    const resumed = await tenant('status', 'careless', '--json');
+    const text = await tenant('status', 'careless');
+
+    // Assess: the 10 % that paused it are shown while paused; after the resume nothing counts yet.
+    expect(paused.json()).toMatchObject({ window: { sent: 600, bounces: 60 }, bounceRate: 0.1 });
+    expect(resumed.json()).toMatchObject({ window: { sent: 0, bounces: 0, complaints: 0 }, bounceRate: 0 });
+    expect(text.stdout).toMatch(/since the resume 0 sent, 0 hard bounces/);
   });
 
   it('refuses a bad tenant name and an unknown command with one line and the usage, exit 2', async () => {
