@@ -89,3 +89,49 @@ describe('the twin event source', () => {
     expect(visibleAfter).toBe(190);
   });
 });
+
+describe('the twin event source reading ahead of a slow handler', () => {
+  it('keeps what it holds invisible past the visibility timeout: each message is received once, and handled once', async () => {
+    // Prepare: 80 jobs; a handler that takes 0.5 s a batch, so the last are handed out after their first 2 s hold.
+    runs += 1;
+    const resources = await createLocalResources(aws.clients, DEFAULT_SETTINGS, resourceNames(`fair-${runs}`));
+    for (let i = 0; i < 80; i += 10) {
+      const Entries = Array.from({ length: 10 }, (_, n) => ({ Id: String(n), MessageBody: `a-${i + n}` }));
+      await aws.clients.sqsClient.send(new SendMessageBatchCommand({ QueueUrl: resources.jobsQueueUrl, Entries }));
+    }
+    const seen: Array<{ body: string; receives: string }> = [];
+    const abort = new AbortController();
+    const handler = async (event: SQSEvent) => {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      seen.push(...event.Records.map((r) => ({ body: r.body, receives: r.attributes.ApproximateReceiveCount })));
+      if (seen.length >= 80) abort.abort();
+      return { batchItemFailures: [] };
+    };
+    const timer = setTimeout(() => abort.abort(), 30_000);
+
+    // Act
+    await runEventSource(
+      {
+        sqs: aws.clients.sqsClient,
+        queueUrl: resources.jobsQueueUrl,
+        queueArn: resources.jobsQueueArn,
+        handler,
+        functionName: 'send-email',
+        batchSize: 10,
+        maxBatchingWindowSeconds: 0,
+        visibilityTimeoutSeconds: 3,
+        functionTimeoutSeconds: 1,
+        waitTimeSeconds: 0,
+        maxConcurrency: 1,
+        fair: true,
+      },
+      abort.signal,
+    );
+    clearTimeout(timer);
+
+    // Assess: no receive spent while a message waited in the pool (each receive counts as an attempt).
+    expect(new Set(seen.map((s) => s.body)).size).toBe(80);
+    expect(seen).toHaveLength(80);
+    expect(seen.filter((s) => s.receives !== '1')).toEqual([]);
+  });
+});
