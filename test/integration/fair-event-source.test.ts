@@ -135,3 +135,52 @@ describe('the twin event source reading ahead of a slow handler', () => {
     expect(seen.filter((s) => s.receives !== '1')).toEqual([]);
   });
 });
+
+describe('the twin event source reading ahead of large jobs', () => {
+  it('holds no more than its byte limit of message bodies, whatever the count', async () => {
+    // Prepare: 30 jobs of 100 KB; a read-ahead limit of 1 MB.
+    runs += 1;
+    const resources = await createLocalResources(aws.clients, DEFAULT_SETTINGS, resourceNames(`fair-${runs}`));
+    for (let i = 0; i < 30; i += 5) {
+      const Entries = Array.from({ length: 5 }, (_, n) => ({ Id: String(n), MessageBody: 'x'.repeat(100_000) }));
+      await aws.clients.sqsClient.send(new SendMessageBatchCommand({ QueueUrl: resources.jobsQueueUrl, Entries }));
+    }
+    const abort = new AbortController();
+    let invisible = -1;
+    const handler = async () => {
+      const attributes = await aws.clients.sqsClient.send(
+        new GetQueueAttributesCommand({
+          QueueUrl: resources.jobsQueueUrl,
+          AttributeNames: ['ApproximateNumberOfMessagesNotVisible'],
+        }),
+      );
+      invisible = Number(attributes.Attributes?.ApproximateNumberOfMessagesNotVisible);
+      abort.abort();
+      return { batchItemFailures: [] };
+    };
+
+    // Act: one batch; what it and the pool hold is what is invisible on the queue.
+    await runEventSource(
+      {
+        sqs: aws.clients.sqsClient,
+        queueUrl: resources.jobsQueueUrl,
+        queueArn: resources.jobsQueueArn,
+        handler,
+        functionName: 'send-email',
+        batchSize: 5,
+        maxBatchingWindowSeconds: 0,
+        visibilityTimeoutSeconds: 360,
+        functionTimeoutSeconds: 60,
+        waitTimeSeconds: 0,
+        maxConcurrency: 1,
+        fair: true,
+        readAheadBytes: 1_000_000,
+      },
+      abort.signal,
+    );
+
+    // Assess: the batch of 5 and at most 1 MB (10 bodies) read ahead past one receive of 10, not all 30.
+    expect(invisible).toBeGreaterThanOrEqual(5);
+    expect(invisible).toBeLessThanOrEqual(20);
+  });
+});
