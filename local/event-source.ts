@@ -178,9 +178,9 @@ export type FairDequeue = ReturnType<typeof createFairDequeue>;
  * (their `MessageGroupId`; a message without one is a tenant of its own) with many messages in flight wait while
  * quieter tenants' messages go first; nothing is dropped or throttled. The twin reads ahead up to 10,000 messages
  * and 64 MiB of bodies (received once each, held invisible) and fills each batch one message at a time from the
- * tenant with the fewest in flight, oldest first within a tenant. A held message is kept invisible while it waits (its visibility
- * renewed before its hold runs out; one that cannot be renewed is let go, visible on the queue again); `release`
- * hands back everything held when the event source stops.
+ * tenant with the fewest in flight, oldest first within a tenant. A held message is kept invisible while it waits
+ * (its visibility renewed before its hold runs out; one that cannot be renewed is let go, visible on the queue
+ * again); `release` hands back everything held when the event source stops.
  */
 function createFairDequeue(options: EventSourceOptions, limits: { messages?: number; bytes?: number } = {}) {
   const lookAhead = limits.messages ?? 10_000;

@@ -27,8 +27,9 @@ export const buildReportReputation = (
  * The report side of the reputation guardrail. A verified report counts against the tenant of the job it is about,
  * once per address it suppresses: a hard bounce of the recipient's own address, or a complaint (the same reports SES
  * counts; a bounce that blames our side counts for no tenant). Each job, kind and address counts once: a report
- * mailed back again by its recipient, republished after a crash or redelivered by SNS adds nothing. `flush` writes the counts (one write per tenant),
- * pauses the tenants whose window crosses a limit, and publishes `tenant.paused` for each. Never throws.
+ * mailed back again by its recipient, republished after a crash or redelivered by SNS adds nothing. `flush` writes
+ * the counts (one write per tenant), pauses the tenants whose window crosses a limit, and publishes `tenant.paused`
+ * for each. Never throws.
  */
 export function createReportReputation(
   deps: ReportReputationDeps,

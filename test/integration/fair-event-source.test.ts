@@ -91,7 +91,7 @@ describe('the twin event source', () => {
 });
 
 describe('the twin event source reading ahead of a slow handler', () => {
-  it('keeps what it holds invisible past the visibility timeout: each message is received once, and handled once', async () => {
+  it('keeps held messages invisible past the visibility timeout: each received once, handled once', async () => {
     // Prepare: 80 jobs; a handler that takes 0.5 s a batch, so the last are handed out after their first 2 s hold.
     runs += 1;
     const resources = await createLocalResources(aws.clients, DEFAULT_SETTINGS, resourceNames(`fair-${runs}`));
