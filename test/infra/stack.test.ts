@@ -252,7 +252,8 @@ describe('alarms', () => {
     const metrics = props?.Metrics as Query[];
 
     expect(props?.Threshold).toBe(1);
-    expect(metrics.find((m) => m.Expression)?.Expression).toBe('paused + held');
+    // A pause in a period with no held job (or the reverse) still counts: each side is 0 where it has no value.
+    expect(metrics.find((m) => m.Expression)?.Expression).toBe('FILL(paused, 0) + FILL(held, 0)');
     const names = metrics.filter((m) => m.MetricStat).map((m) => m.MetricStat?.Metric.MetricName);
     expect(names).toEqual(['TenantsPaused', 'TenantJobsHeld']);
   });
