@@ -2,7 +2,7 @@ import { GetQueueAttributesCommand, SendMessageBatchCommand } from '@aws-sdk/cli
 import type { SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_SETTINGS } from '#infra/settings.js';
-import { runEventSource } from '#local/event-source.js';
+import { runEventSource, type SqsHandler } from '#local/event-source.js';
 import { createLocalResources } from '#local/resources.js';
 import { resourceNames, startAwsEmulators, type AwsEmulators } from '../support/dispatch-harness.js';
 
@@ -14,6 +14,26 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await aws?.stop();
+});
+
+/** The event source on a queue of its own, one batch of 10 at a time; `overrides` change what a test is about. */
+const sourceOptions = (
+  resources: Awaited<ReturnType<typeof createLocalResources>>,
+  handler: SqsHandler,
+  overrides: Partial<Parameters<typeof runEventSource>[0]> = {},
+) => ({
+  sqs: aws.clients.sqsClient,
+  queueUrl: resources.jobsQueueUrl,
+  queueArn: resources.jobsQueueArn,
+  handler,
+  functionName: 'send-email',
+  batchSize: 10,
+  maxBatchingWindowSeconds: 0,
+  visibilityTimeoutSeconds: 360,
+  functionTimeoutSeconds: 60,
+  waitTimeSeconds: 0,
+  maxConcurrency: 1,
+  ...overrides,
 });
 
 /**
@@ -42,19 +62,7 @@ async function deliveredOrder(fair: boolean, stop?: (seen: string[]) => boolean)
     if (seen.length >= 210 || stop?.(seen)) abort.abort();
     return { batchItemFailures: [] };
   };
-  const options = {
-    sqs: aws.clients.sqsClient,
-    queueUrl: resources.jobsQueueUrl,
-    queueArn: resources.jobsQueueArn,
-    handler,
-    functionName: 'send-email',
-    batchSize: 10,
-    maxBatchingWindowSeconds: 0,
-    visibilityTimeoutSeconds: 360,
-    functionTimeoutSeconds: 60,
-    waitTimeSeconds: 0,
-  };
-  await runEventSource({ ...options, maxConcurrency: 1, fair }, abort.signal);
+  await runEventSource({ ...sourceOptions(resources, handler), fair }, abort.signal);
   const attributes = await aws.clients.sqsClient.send(
     new GetQueueAttributesCommand({
       QueueUrl: resources.jobsQueueUrl,
@@ -111,20 +119,7 @@ describe('the twin event source reading ahead of a slow handler', () => {
 
     // Act
     await runEventSource(
-      {
-        sqs: aws.clients.sqsClient,
-        queueUrl: resources.jobsQueueUrl,
-        queueArn: resources.jobsQueueArn,
-        handler,
-        functionName: 'send-email',
-        batchSize: 10,
-        maxBatchingWindowSeconds: 0,
-        visibilityTimeoutSeconds: 3,
-        functionTimeoutSeconds: 1,
-        waitTimeSeconds: 0,
-        maxConcurrency: 1,
-        fair: true,
-      },
+      sourceOptions(resources, handler, { visibilityTimeoutSeconds: 3, functionTimeoutSeconds: 1, fair: true }),
       abort.signal,
     );
     clearTimeout(timer);
@@ -161,21 +156,7 @@ describe('the twin event source reading ahead of large jobs', () => {
 
     // Act: one batch; what it and the pool hold is what is invisible on the queue.
     await runEventSource(
-      {
-        sqs: aws.clients.sqsClient,
-        queueUrl: resources.jobsQueueUrl,
-        queueArn: resources.jobsQueueArn,
-        handler,
-        functionName: 'send-email',
-        batchSize: 5,
-        maxBatchingWindowSeconds: 0,
-        visibilityTimeoutSeconds: 360,
-        functionTimeoutSeconds: 60,
-        waitTimeSeconds: 0,
-        maxConcurrency: 1,
-        fair: true,
-        readAheadBytes: 1_000_000,
-      },
+      sourceOptions(resources, handler, { batchSize: 5, fair: true, readAheadBytes: 1_000_000 }),
       abort.signal,
     );
 
