@@ -12,6 +12,7 @@ import {
   type TenantPause,
   type TenantStanding,
 } from '#core/reputation.js';
+import type { DispatchEvent } from '#core/events.js';
 import { isTenantName } from '#core/tenant.js';
 import { CommandError, ExitCode, UsageError } from './cli.js';
 import type { StateTarget } from './target.js';
@@ -99,6 +100,15 @@ export async function runTenantCommand(argv: string[], io: TenantCommandIo): Pro
     const policy = target.reputationPolicy ?? DEFAULT_REPUTATION_POLICY;
     const store = createReputationStore(target.clients.documents, target.tenantStateTable, policy);
     const events = createSnsEventPublisher(target.clients.sns, target.eventsTopicArn);
+    // The change is written before its event: a failed publish must not read as a failed pause or resume.
+    const announce = async (done: string, event: DispatchEvent) => {
+      try {
+        await events.publish(event);
+      } catch (error) {
+        const message = ((error as Error).message || String(error)).split('\n')[0];
+        throw new CommandError(`${done}; its ${event.type} event was not published: ${message}`);
+      }
+    };
     const print = (json: unknown, text: string) => io.out(values.json ? JSON.stringify(json, null, 2) : text);
     const now = new Date(clock()).toISOString();
 
@@ -151,7 +161,7 @@ export async function runTenantCommand(argv: string[], io: TenantCommandIo): Pro
           print({ paused: false, standing: current }, `already paused: ${describeStanding(tenant as string, current)}`);
           return ExitCode.ok;
         }
-        await events.publish(toTenantPausedEvent(pause));
+        await announce(`${tenant} is paused`, toTenantPausedEvent(pause));
         print({ paused: true, pause }, describePause(pause));
         return ExitCode.ok;
       }
@@ -159,7 +169,7 @@ export async function runTenantCommand(argv: string[], io: TenantCommandIo): Pro
         const resumedBy = operator();
         const lifted = await store.resume(tenant as string, resumedBy, now);
         if (!lifted) throw new CommandError(`${tenant} is not paused`);
-        await events.publish(toTenantResumedEvent(lifted, resumedBy, now));
+        await announce(`${tenant} is resumed`, toTenantResumedEvent(lifted, resumedBy, now));
         print(
           { resumed: true, pause: lifted, resumedAt: now, resumedBy },
           `${tenant} resumed by ${resumedBy}; its held jobs go out at their next recheck (paused since ` +
