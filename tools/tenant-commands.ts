@@ -87,7 +87,8 @@ export async function runTenantCommand(argv: string[], io: TenantCommandIo): Pro
     if (tenant === undefined && command !== 'status') throw new UsageError(`${command} needs a TENANT`);
     if (tenant !== undefined && !isTenantName(tenant))
       throw new UsageError(
-        `TENANT must be 1–32 lowercase letters, digits and inner hyphens, not ${JSON.stringify(String(tenant).slice(0, 40))}`,
+        'TENANT must be 1–32 lowercase letters, digits and inner hyphens, ' +
+          `not ${JSON.stringify(String(tenant).slice(0, 40))}`,
       );
     if (values.reason !== undefined && command !== 'pause') throw new UsageError('--reason goes with pause only');
     if (values.reason !== undefined && !/^[\x20-\x7e]{1,200}$/.test(values.reason))
@@ -189,9 +190,8 @@ export async function runTenantCommand(argv: string[], io: TenantCommandIo): Pro
     }
     const e = error as { name?: string; message?: string; code?: string };
     const message = (e.message || e.name || String(error)).split('\n')[0];
-    io.err(
-      `tenant ${command ?? ''} failed: ${message}${e.code === 'ECONNREFUSED' ? ' (is the twin running? npm start)' : ''}`,
-    );
+    const hint = e.code === 'ECONNREFUSED' ? ' (is the twin running? npm start)' : '';
+    io.err(`tenant ${command ?? ''} failed: ${message}${hint}`);
     return ExitCode.failed;
   }
 }

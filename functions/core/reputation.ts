@@ -7,7 +7,7 @@ import { hashAddress } from './message-id.js';
  * recipient as SES counts them, and the decision to pause that tenant alone before SES reviews or pauses the account.
  */
 
-/** What a tenant's mail did in a stretch of time: recipients sent to, and how many of them hard-bounced or complained. */
+/** What a tenant's mail did in a stretch of time: recipients sent to, how many hard-bounced or complained. */
 export type ReputationCounts = { sent: number; bounces: number; complaints: number };
 
 export const NO_COUNTS: ReputationCounts = { sent: 0, bounces: 0, complaints: 0 };
@@ -21,7 +21,7 @@ export type ReputationPolicy = {
   maxBounceRate: number;
   /** Pause at or above this share of recipients complaining. @default 0.0008 */
   maxComplaintRate: number;
-  /** No rate is acted on below this many recipients in the window: three mails and one bounce pause nobody. @default 500 */
+  /** No rate is acted on below this many recipients in the window: one bounce in three pauses nobody. @default 500 */
   minRecipients: number;
   /** The sliding window, seconds. @default 86400 (24 h) */
   windowSeconds: number;
@@ -53,7 +53,8 @@ export function reputationPolicyProblems(policy: ReputationPolicy): string[] {
   // One read fetches the whole window and the pause record: DynamoDB's BatchGetItem takes 100 keys.
   if (!Number.isInteger(buckets) || buckets < 1 || buckets > 96)
     problems.push(
-      `windowSeconds must be 1 to 96 whole buckets of bucketSeconds (${policy.bucketSeconds}), got ${policy.windowSeconds}`,
+      `windowSeconds must be 1 to 96 whole buckets of bucketSeconds (${policy.bucketSeconds}), ` +
+        `got ${policy.windowSeconds}`,
     );
   return problems;
 }
