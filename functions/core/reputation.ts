@@ -104,24 +104,21 @@ export function judgeReputation(window: ReputationCounts, policy: ReputationPoli
 }
 
 /**
- * One address a verified report counts against its job's tenant, named by the job's handle, the kind and the
- * address's hash: the same report mailed back again, republished after a crash or redelivered by SNS has the same
- * id and is counted once.
+ * One address a verified report counts against its job's tenant, named by the kind and the address's hash (the
+ * store keeps it per tenant): the same report mailed back again, republished after a crash or redelivered by SNS,
+ * and reports on other jobs of the tenant to the same address have the same id and are counted once. A legitimate
+ * address bounces or complains once (it is suppressed after it); a recipient who kept many of a tenant's mails
+ * cannot count once per mail.
  */
 export type CountedReport = { id: string; kind: 'hard-bounce' | 'complaint' };
 
-/** The counted reports of a verified report's suppressions; none without the job's handle (nothing to name them by). */
-export const countedReports = (
-  handle: string | undefined,
-  suppressed: ReadonlyArray<{ address: string; reason: string }>,
-): CountedReport[] =>
-  handle === undefined
-    ? []
-    : suppressed.flatMap((s) =>
-        s.reason === 'hard-bounce' || s.reason === 'complaint'
-          ? [{ id: `${handle}#${s.reason}#${hashAddress(s.address)}`, kind: s.reason }]
-          : [],
-      );
+/** The counted reports of a verified report's suppressions: its hard bounces and complaints. */
+export const countedReports = (suppressed: ReadonlyArray<{ address: string; reason: string }>): CountedReport[] =>
+  suppressed.flatMap((s) =>
+    s.reason === 'hard-bounce' || s.reason === 'complaint'
+      ? [{ id: `${s.reason}#${hashAddress(s.address)}`, kind: s.reason }]
+      : [],
+  );
 
 /** A tenant's pause, as stored: why, the rates that caused it, when, and by whom. */
 export type TenantPause = {

@@ -71,7 +71,7 @@ export function createSesEventsHandler(deps: SesEventsDeps) {
         continue;
       }
       for (const entry of outcome.suppressions) await deps.suppress(entry);
-      reputation?.note(outcome.verification.tenant, countedReports(outcome.verification.handle, outcome.suppressions));
+      reputation?.note(outcome.verification.tenant, countedReports(outcome.suppressions));
       summary.handled += 1;
       summary.suppressed += outcome.suppressions.length;
       metrics.addMetric(ReportMetrics.sesEvents, MetricUnit.Count, 1);

@@ -215,3 +215,19 @@ describe('the SES event consumer and redelivered notifications', () => {
     expect(buckets.get(bucket)).toEqual({ sent: 0, bounces: 1, complaints: 0 });
   });
 });
+
+describe('the SES event consumer and one address reported on many jobs', () => {
+  it("counts an address once against a tenant however many of the tenant's jobs it is reported on", async () => {
+    // Prepare: one recipient kept three of shop's mails (a sign-up, two password resets) and reports all three.
+    const c = await consumer({ policy: DEFAULT_REPUTATION_POLICY, pauseCacheMs: 0 });
+    const bucket = bucketStartOf(Date.now(), DEFAULT_REPUTATION_POLICY);
+    const sends = ['a', 'b', 'c'].map((k) => sendOf(['kept@customer.example'], OURS, scopedJobKey('shop', `job-${k}`)));
+
+    // Act
+    await c.deliver(sends.map((send) => toSesEventRecord(send, 'kept@customer.example', 'Complaint', ACCOUNT)));
+
+    // Assess
+    const { buckets } = await c.tenants.read('shop', [bucket]);
+    expect(buckets.get(bucket)).toEqual({ sent: 0, bounces: 0, complaints: 1 });
+  });
+});

@@ -219,7 +219,7 @@ async function toOutgoing(
     : event;
   const senderSide = deps.reader.blamesUs(classification);
   const tenant = verified ? verification.tenant : undefined;
-  const reports = verified ? countedReports(verification.handle, entries) : undefined;
+  const reports = verified ? countedReports(entries) : undefined;
   return { event: judged, entry, kind: classification.kind, suppressed, senderSide, verified, tenant, reports };
 }
 
