@@ -131,7 +131,7 @@ export async function runTenantCommand(argv: string[], io: TenantCommandIo): Pro
         const span = standing.resumedAt ? 'since the resume' : `last ${policy.windowSeconds / 3600} h`;
         const limits =
           `limits ${percent(policy.maxBounceRate)} bounces, ${percent(policy.maxComplaintRate)} complaints, ` +
-          `over at least ${policy.minRecipients} recipients`;
+          `over at least ${policy.minRecipients} recipients and ${policy.minReports} reported addresses`;
         const text = [
           describeStanding(tenant, standing),
           `  ${span} ${window.sent} sent, ${window.bounces} hard bounces (${percent(verdict.bounceRate)}), ` +

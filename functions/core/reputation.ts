@@ -23,6 +23,11 @@ export type ReputationPolicy = {
   maxComplaintRate: number;
   /** No rate is acted on below this many recipients in the window: one bounce in three pauses nobody. @default 500 */
   minRecipients: number;
+  /**
+   * No limit is acted on below this many addresses bounced (or complained): one recipient of a small tenant's mail
+   * cannot stop all of it with one report (one complaint in 1,000 is over the 0.08 % limit). @default 3
+   */
+  minReports: number;
   /** The sliding window, seconds. @default 86400 (24 h) */
   windowSeconds: number;
   /** The window is counted in buckets of this size, seconds (one counter item each). @default 3600 */
@@ -33,6 +38,7 @@ export const DEFAULT_REPUTATION_POLICY: ReputationPolicy = {
   maxBounceRate: 0.04,
   maxComplaintRate: 0.0008,
   minRecipients: 500,
+  minReports: 3,
   windowSeconds: 86_400,
   bucketSeconds: 3600,
 };
@@ -47,6 +53,8 @@ export function reputationPolicyProblems(policy: ReputationPolicy): string[] {
   rate('maxComplaintRate', policy.maxComplaintRate);
   if (!Number.isInteger(policy.minRecipients) || policy.minRecipients < 1)
     problems.push(`minRecipients must be a whole number of at least 1, got ${policy.minRecipients}`);
+  if (!Number.isInteger(policy.minReports) || policy.minReports < 1)
+    problems.push(`minReports must be a whole number of at least 1, got ${policy.minReports}`);
   if (!Number.isInteger(policy.bucketSeconds) || policy.bucketSeconds < 1)
     problems.push(`bucketSeconds must be a whole number of seconds, got ${policy.bucketSeconds}`);
   const buckets = policy.windowSeconds / policy.bucketSeconds;
@@ -88,7 +96,12 @@ export const sumCounts = (counts: ReputationCounts[]): ReputationCounts =>
   );
 
 export type ReputationVerdict =
-  | { pause: false; bounceRate: number; complaintRate: number; why: 'healthy' | 'too-little-volume' }
+  | {
+      pause: false;
+      bounceRate: number;
+      complaintRate: number;
+      why: 'healthy' | 'too-little-volume' | 'too-few-reports';
+    }
   | { pause: true; bounceRate: number; complaintRate: number; reason: 'bounce-rate' | 'complaint-rate' };
 
 /** Whether a window's counts pause the tenant: a rate at or above its limit, over at least the minimum volume. */
@@ -97,10 +110,14 @@ export function judgeReputation(window: ReputationCounts, policy: ReputationPoli
   const complaintRate = window.sent > 0 ? window.complaints / window.sent : 0;
   if (window.sent < policy.minRecipients) return { pause: false, bounceRate, complaintRate, why: 'too-little-volume' };
   // Complaints first: the lower limit, and the harder one to recover from.
-  if (complaintRate >= policy.maxComplaintRate)
+  const complaintsOver = complaintRate >= policy.maxComplaintRate;
+  const bouncesOver = bounceRate >= policy.maxBounceRate;
+  if (complaintsOver && window.complaints >= policy.minReports)
     return { pause: true, bounceRate, complaintRate, reason: 'complaint-rate' };
-  if (bounceRate >= policy.maxBounceRate) return { pause: true, bounceRate, complaintRate, reason: 'bounce-rate' };
-  return { pause: false, bounceRate, complaintRate, why: 'healthy' };
+  if (bouncesOver && window.bounces >= policy.minReports)
+    return { pause: true, bounceRate, complaintRate, reason: 'bounce-rate' };
+  const why = complaintsOver || bouncesOver ? 'too-few-reports' : 'healthy';
+  return { pause: false, bounceRate, complaintRate, why };
 }
 
 /**

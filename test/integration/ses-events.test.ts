@@ -173,7 +173,10 @@ describe('the SES event consumer', () => {
 describe('the SES event consumer and the reputation guardrail', () => {
   it("counts a verified hard bounce against the tenant its job's key is scoped to, and pauses it over the limit", async () => {
     // Prepare: shop sent 20 recipients in this hour; two of its messages bounce, one report is another deployment's.
-    const c = await consumer({ policy: { ...DEFAULT_REPUTATION_POLICY, minRecipients: 20 }, pauseCacheMs: 0 });
+    const c = await consumer({
+      policy: { ...DEFAULT_REPUTATION_POLICY, minRecipients: 20, minReports: 1 },
+      pauseCacheMs: 0,
+    });
     const bucket = bucketStartOf(Date.now(), DEFAULT_REPUTATION_POLICY);
     await c.tenants.add('shop', bucket, { sent: 20 });
     const first = sendOf(['gone-1@customer.example'], OURS, scopedJobKey('shop', 'order-1'));

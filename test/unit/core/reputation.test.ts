@@ -71,6 +71,19 @@ describe('judgeReputation', () => {
     expect(verdict).toMatchObject({ pause: false, why: 'too-little-volume' });
   });
 
+  it('pauses nobody on fewer than three reported addresses: one complaint in 1,000 is one person, not a rate', () => {
+    // One recipient of a small tenant's mail must not be able to stop all of its mail with one report.
+    expect(judgeReputation({ sent: 1000, bounces: 0, complaints: 1 }, policy)).toMatchObject({
+      pause: false,
+      why: 'too-few-reports',
+    });
+    expect(judgeReputation({ sent: 600, bounces: 0, complaints: 2 }, policy)).toMatchObject({ pause: false });
+    expect(judgeReputation({ sent: 1000, bounces: 0, complaints: 3 }, policy)).toMatchObject({
+      pause: true,
+      reason: 'complaint-rate',
+    });
+  });
+
   it('pauses at the bounce limit and at the complaint limit, complaints first, and not just below them', () => {
     expect(judgeReputation({ sent: 1000, bounces: 40, complaints: 0 }, policy)).toMatchObject({
       pause: true,
@@ -96,6 +109,7 @@ describe('judgeReputation', () => {
       maxBounceRate: 4,
       maxComplaintRate: 0,
       minRecipients: 0.5,
+      minReports: 3,
       windowSeconds: 1000,
       bucketSeconds: 3600,
     });
