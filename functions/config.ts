@@ -189,9 +189,10 @@ export type DispatchConfig = {
  * The per-tenant reputation guardrail, shared by the dispatcher, the poller and the SES event consumer. On when
  * `TENANT_STATE_TABLE` is set. Limits (see core/reputation.ts): `REPUTATION_MAX_BOUNCE_RATE` @default 0.04,
  * `REPUTATION_MAX_COMPLAINT_RATE` @default 0.0008, `REPUTATION_MIN_RECIPIENTS` @default 500,
- * `REPUTATION_WINDOW_SECONDS` @default 86400, `REPUTATION_BUCKET_SECONDS` @default 3600; the dispatcher trusts a
- * tenant's standing for `TENANT_PAUSE_CACHE_MS` @default 5000, and holds a paused tenant's jobs on the queue for
- * `TENANT_PAUSE_RECHECK_SECONDS` @default 300 (1–900, one SQS delay) before it looks at the standing again.
+ * `REPUTATION_MIN_REPORTS` @default 3, `REPUTATION_WINDOW_SECONDS` @default 86400, `REPUTATION_BUCKET_SECONDS`
+ * @default 3600; the dispatcher trusts a tenant's standing for `TENANT_PAUSE_CACHE_MS` @default 5000, and holds a
+ * paused tenant's jobs on the queue for `TENANT_PAUSE_RECHECK_SECONDS` @default 300 (1–900, one SQS delay) before it
+ * looks at the standing again.
  */
 export type ReputationConfig = {
   table: string;
@@ -208,6 +209,7 @@ function readReputation(r: EnvReader): ReputationConfig | undefined {
     maxBounceRate: r.decimal('REPUTATION_MAX_BOUNCE_RATE', 0, 1) ?? d.maxBounceRate,
     maxComplaintRate: r.decimal('REPUTATION_MAX_COMPLAINT_RATE', 0, 1) ?? d.maxComplaintRate,
     minRecipients: r.integer('REPUTATION_MIN_RECIPIENTS', d.minRecipients, 1, 10_000_000),
+    minReports: r.integer('REPUTATION_MIN_REPORTS', d.minReports, 1, 10_000_000),
     windowSeconds: r.integer('REPUTATION_WINDOW_SECONDS', d.windowSeconds, 1, 30 * 86_400),
     bucketSeconds: r.integer('REPUTATION_BUCKET_SECONDS', d.bucketSeconds, 1, 86_400),
   };

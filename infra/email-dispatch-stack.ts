@@ -39,6 +39,10 @@ export class EmailDispatchStack extends Stack {
       value: this.system.tables.jobStatus.tableName,
       description: "Each job's status and cancel mark; see npm run status and npm run cancel",
     });
+    new CfnOutput(this, 'ReputationLimits', {
+      value: JSON.stringify(config.reputation),
+      description: "The guardrail's limits, as npm run tenant -- status judges tenants by them",
+    });
     new CfnOutput(this, 'AlarmTopicArn', { value: monitoring.alarmTopic.topicArn });
     new CfnOutput(this, 'DashboardName', { value: monitoring.dashboard.dashboardName });
 

@@ -72,7 +72,8 @@ export type StackConfig = {
   suppressionSpikePerHour: number;
   /**
    * The per-tenant reputation guardrail: `reputationMaxBounceRate` (@default 0.04), `reputationMaxComplaintRate`
-   * (@default 0.0008), `reputationMinRecipients` (@default 500), `reputationWindowSeconds` (@default 86400),
+   * (@default 0.0008), `reputationMinRecipients` (@default 500), `reputationMinReports` (@default 3),
+   * `reputationWindowSeconds` (@default 86400),
    * `reputationBucketSeconds` (@default 3600). See functions/core/reputation.ts.
    */
   reputation: ReputationPolicy;

@@ -147,12 +147,14 @@ export async function runEventSource(
     maxConcurrency: number;
     /** Fair dequeue by MessageGroupId (see createFairDequeue), as SQS fair queues serve a standard queue. */
     fair?: boolean;
+    /** How many bytes of message bodies fair dequeue may hold read ahead. @default 64 MiB */
+    readAheadBytes?: number;
     onBatch?: (r: Awaited<ReturnType<typeof deliverOneBatch>>) => void;
     onError?: (error: unknown) => void;
   },
   signal: AbortSignal,
 ): Promise<void> {
-  const fair = options.fair ? createFairDequeue(options) : undefined;
+  const fair = options.fair ? createFairDequeue(options, { bytes: options.readAheadBytes }) : undefined;
   const worker = async () => {
     while (!signal.aborted) {
       try {
@@ -174,13 +176,17 @@ export type FairDequeue = ReturnType<typeof createFairDequeue>;
 /**
  * Fair dequeue as SQS fair queues do it on a standard queue (the emulator serves oldest first): messages of a tenant
  * (their `MessageGroupId`; a message without one is a tenant of its own) with many messages in flight wait while
- * quieter tenants' messages go first; nothing is dropped or throttled. The twin reads ahead up to `lookAhead`
- * messages (received once each, held invisible) and fills each batch one message at a time from the tenant with the
- * fewest in flight, oldest first within a tenant. A held message whose visibility runs out is let go (it is visible
- * on the queue again); `release` hands back everything held when the event source stops.
+ * quieter tenants' messages go first; nothing is dropped or throttled. The twin reads ahead up to 10,000 messages
+ * and 64 MiB of bodies (received once each, held invisible) and fills each batch one message at a time from the
+ * tenant with the fewest in flight, oldest first within a tenant. A held message is kept invisible while it waits
+ * (its visibility renewed before its hold runs out; one that cannot be renewed is let go, visible on the queue
+ * again); `release` hands back everything held when the event source stops.
  */
-function createFairDequeue(options: EventSourceOptions, lookAhead = 10_000) {
+function createFairDequeue(options: EventSourceOptions, limits: { messages?: number; bytes?: number } = {}) {
+  const lookAhead = limits.messages ?? 10_000;
+  const lookAheadBytes = limits.bytes ?? 64 * 1024 * 1024;
   type Held = { message: Message; group: string; expiresAtMs: number };
+  const sizeOf = (m: Message) => Buffer.byteLength(m.Body ?? '');
   let held: Held[] = [];
   const inFlight = new Map<string, number>();
   let filling: Promise<void> | undefined;
@@ -189,8 +195,9 @@ function createFairDequeue(options: EventSourceOptions, lookAhead = 10_000) {
   const holdMs = Math.max(1000, (options.visibilityTimeoutSeconds - options.functionTimeoutSeconds) * 1000);
 
   const fill = async (signal?: AbortSignal) => {
+    let bytes = held.reduce((total, h) => total + sizeOf(h.message), 0);
     for (let round = 0; held.length < lookAhead && round < Math.ceil(lookAhead / 10); round += 1) {
-      if (signal?.aborted) return;
+      if (signal?.aborted || bytes >= lookAheadBytes) return;
       const result = await options.sqs.send(
         new ReceiveMessageCommand({
           QueueUrl: options.queueUrl,
@@ -204,8 +211,43 @@ function createFairDequeue(options: EventSourceOptions, lookAhead = 10_000) {
       const got = result.Messages ?? [];
       const expiresAtMs = Date.now() + holdMs;
       held.push(...got.map((message) => ({ message, group: groupOf(message), expiresAtMs })));
+      bytes += got.reduce((total, m) => total + sizeOf(m), 0);
       if (got.length === 0) return;
     }
+  };
+  /**
+   * Keeps held messages invisible for another visibility timeout before their hold runs out: a message let go would
+   * be received again, and every receive counts as an attempt (and towards the dead-letter queue's maxReceiveCount).
+   * One that cannot be renewed is let go.
+   */
+  const renew = async (due: Held[]) => {
+    const lost = new Set<Held>();
+    const chunks = Array.from({ length: Math.ceil(due.length / 10) }, (_, i) => due.slice(i * 10, i * 10 + 10));
+    for (let i = 0; i < chunks.length; i += 10) {
+      await Promise.all(
+        chunks.slice(i, i + 10).map(async (chunk) => {
+          const renewedAtMs = Date.now();
+          const answer = await options.sqs
+            .send(
+              new ChangeMessageVisibilityBatchCommand({
+                QueueUrl: options.queueUrl,
+                Entries: chunk.map((h, n) => ({
+                  Id: String(n),
+                  ReceiptHandle: h.message.ReceiptHandle ?? '',
+                  VisibilityTimeout: options.visibilityTimeoutSeconds,
+                })),
+              }),
+            )
+            .catch(() => ({ Failed: chunk.map((_, n) => ({ Id: String(n) })) }));
+          const failed = new Set((answer.Failed ?? []).map((f) => f.Id));
+          chunk.forEach((h, n) => {
+            if (failed.has(String(n))) lost.add(h);
+            else h.expiresAtMs = renewedAtMs + holdMs;
+          });
+        }),
+      );
+    }
+    if (lost.size > 0) held = held.filter((h) => !lost.has(h));
   };
   const refill = (signal?: AbortSignal) =>
     (filling ??= fill(signal).finally(() => {
@@ -216,6 +258,7 @@ function createFairDequeue(options: EventSourceOptions, lookAhead = 10_000) {
     async take(batchSize: number, signal?: AbortSignal): Promise<Message[]> {
       const now = Date.now();
       held = held.filter((h) => h.expiresAtMs > now);
+      await renew(held.filter((h) => h.expiresAtMs - now < holdMs / 2));
       // Reading ahead runs beside the handlers; only an empty pool waits for it (and meets its failure: a failed read
       // beside them is tried again by the next batch).
       const reading = refill(signal);

@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { createAwsClients, type AwsClients } from '#aws/clients.js';
+import { DEFAULT_REPUTATION_POLICY, reputationPolicyProblems, type ReputationPolicy } from '#core/reputation.js';
 import type { TwinManifest } from '#local/twin.js';
 import { TWIN_PORTS } from '#local/twin-ports.js';
 import { CommandError, nothingListening, parseJsonInput, readInput, UsageError } from './cli.js';
@@ -149,7 +150,18 @@ export type StateTarget = {
   tenantStateTable?: string;
   /** The job status table (cancel and status); absent from the outputs of a stack deployed before it existed. */
   jobStatusTable?: string;
+  /** The deployment's guardrail limits (the stack's ReputationLimits output); undefined for the defaults. */
+  reputationPolicy?: ReputationPolicy;
 };
+
+/** The ReputationLimits output, checked as the stack checks its context; undefined when the stack has none. */
+function readReputationLimits(value: string | undefined, path: string): ReputationPolicy | undefined {
+  if (value === undefined) return undefined;
+  const policy = { ...DEFAULT_REPUTATION_POLICY, ...(parseJsonInput(value, `ReputationLimits in ${path}`) as object) };
+  const problems = reputationPolicyProblems(policy);
+  if (problems.length > 0) throw new UsageError(`ReputationLimits in ${path}: ${problems.join('; ')}`);
+  return policy;
+}
 
 /** Resolves the state target: --outputs means the deployed stack; otherwise the running local twin. */
 export function resolveStateTarget(args: Pick<TargetArgs, 'outputs' | 'dataDir'>): StateTarget {
@@ -166,6 +178,7 @@ export function resolveStateTarget(args: Pick<TargetArgs, 'outputs' | 'dataDir'>
       eventsTopicArn: stack.EventsTopicArn,
       tenantStateTable: stack.TenantStateTableName,
       jobStatusTable: stack.JobStatusTableName,
+      reputationPolicy: readReputationLimits(stack.ReputationLimits, args.outputs),
     };
   }
   const { manifest, manifestPath } = loadTwinManifest(args.dataDir);

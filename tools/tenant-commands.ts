@@ -3,23 +3,23 @@ import { parseArgs } from 'node:util';
 import { createSnsEventPublisher } from '#aws/event-publisher.js';
 import { createReputationStore } from '#aws/reputation-store.js';
 import {
+  countsSinceResume,
   DEFAULT_REPUTATION_POLICY,
   judgeReputation,
-  NO_COUNTS,
-  sumCounts,
   toTenantPausedEvent,
   toTenantResumedEvent,
   windowBuckets,
   type TenantPause,
   type TenantStanding,
 } from '#core/reputation.js';
+import type { DispatchEvent } from '#core/events.js';
 import { isTenantName } from '#core/tenant.js';
 import { CommandError, ExitCode, UsageError } from './cli.js';
 import type { StateTarget } from './target.js';
 
 export const TENANT_USAGE = `npm run tenant -- <command> [--json] [--outputs cdk-outputs.json]
   status [TENANT]                 every tenant paused or resumed; with TENANT, its standing and its rates over the
-                                  last 24 h against the limits
+                                  window (since its last resume) against the deployment's limits
   pause TENANT [--reason TEXT]    holds the tenant's jobs (they wait on the queue, nothing is sent)
   resume TENANT                   lifts the pause; the held jobs go out at their next recheck
 Targets the local twin (npm start) unless given --outputs (the JSON of cdk deploy --outputs-file).
@@ -87,7 +87,8 @@ export async function runTenantCommand(argv: string[], io: TenantCommandIo): Pro
     if (tenant === undefined && command !== 'status') throw new UsageError(`${command} needs a TENANT`);
     if (tenant !== undefined && !isTenantName(tenant))
       throw new UsageError(
-        `TENANT must be 1–32 lowercase letters, digits and inner hyphens, not ${JSON.stringify(String(tenant).slice(0, 40))}`,
+        'TENANT must be 1–32 lowercase letters, digits and inner hyphens, ' +
+          `not ${JSON.stringify(String(tenant).slice(0, 40))}`,
       );
     if (values.reason !== undefined && command !== 'pause') throw new UsageError('--reason goes with pause only');
     if (values.reason !== undefined && !/^[\x20-\x7e]{1,200}$/.test(values.reason))
@@ -96,9 +97,19 @@ export async function runTenantCommand(argv: string[], io: TenantCommandIo): Pro
     const target = io.resolve({ outputs: values.outputs });
     if (!target.tenantStateTable)
       throw new CommandError(`${target.description} has no tenant state table (deploy or start the current version)`);
-    const policy = DEFAULT_REPUTATION_POLICY;
+    // The deployment's limits where its outputs name them; the defaults (the twin's) otherwise.
+    const policy = target.reputationPolicy ?? DEFAULT_REPUTATION_POLICY;
     const store = createReputationStore(target.clients.documents, target.tenantStateTable, policy);
     const events = createSnsEventPublisher(target.clients.sns, target.eventsTopicArn);
+    // The change is written before its event: a failed publish must not read as a failed pause or resume.
+    const announce = async (done: string, event: DispatchEvent) => {
+      try {
+        await events.publish(event);
+      } catch (error) {
+        const message = ((error as Error).message || String(error)).split('\n')[0];
+        throw new CommandError(`${done}; its ${event.type} event was not published: ${message}`);
+      }
+    };
     const print = (json: unknown, text: string) => io.out(values.json ? JSON.stringify(json, null, 2) : text);
     const now = new Date(clock()).toISOString();
 
@@ -112,19 +123,29 @@ export async function runTenantCommand(argv: string[], io: TenantCommandIo): Pro
           print(standings, text);
           return ExitCode.ok;
         }
-        const { buckets, standing } = await store.read(tenant, windowBuckets(clock(), policy));
-        const window = sumCounts([...buckets.values(), NO_COUNTS]);
+        const nowMs = clock();
+        const { buckets, standing } = await store.read(tenant, windowBuckets(nowMs, policy));
+        // What the guardrail judges it by: after a resume, only what came after it.
+        const window = countsSinceResume(nowMs, policy, buckets, standing);
         const verdict = judgeReputation(window, policy);
+        const span = standing.resumedAt ? 'since the resume' : `last ${policy.windowSeconds / 3600} h`;
         const limits =
           `limits ${percent(policy.maxBounceRate)} bounces, ${percent(policy.maxComplaintRate)} complaints, ` +
-          `over at least ${policy.minRecipients} recipients`;
+          `over at least ${policy.minRecipients} recipients and ${policy.minReports} reported addresses`;
         const text = [
           describeStanding(tenant, standing),
-          `  last 24 h ${window.sent} sent, ${window.bounces} hard bounces (${percent(verdict.bounceRate)}), ` +
+          `  ${span} ${window.sent} sent, ${window.bounces} hard bounces (${percent(verdict.bounceRate)}), ` +
             `${window.complaints} complaints (${percent(verdict.complaintRate)}); ${limits}`,
         ].join('\n');
         print(
-          { tenant, ...standing, window, bounceRate: verdict.bounceRate, complaintRate: verdict.complaintRate },
+          {
+            tenant,
+            ...standing,
+            window,
+            bounceRate: verdict.bounceRate,
+            complaintRate: verdict.complaintRate,
+            limits: policy,
+          },
           text,
         );
         return ExitCode.ok;
@@ -141,7 +162,7 @@ export async function runTenantCommand(argv: string[], io: TenantCommandIo): Pro
           print({ paused: false, standing: current }, `already paused: ${describeStanding(tenant as string, current)}`);
           return ExitCode.ok;
         }
-        await events.publish(toTenantPausedEvent(pause));
+        await announce(`${tenant} is paused`, toTenantPausedEvent(pause));
         print({ paused: true, pause }, describePause(pause));
         return ExitCode.ok;
       }
@@ -149,7 +170,7 @@ export async function runTenantCommand(argv: string[], io: TenantCommandIo): Pro
         const resumedBy = operator();
         const lifted = await store.resume(tenant as string, resumedBy, now);
         if (!lifted) throw new CommandError(`${tenant} is not paused`);
-        await events.publish(toTenantResumedEvent(lifted, resumedBy, now));
+        await announce(`${tenant} is resumed`, toTenantResumedEvent(lifted, resumedBy, now));
         print(
           { resumed: true, pause: lifted, resumedAt: now, resumedBy },
           `${tenant} resumed by ${resumedBy}; its held jobs go out at their next recheck (paused since ` +
@@ -169,9 +190,8 @@ export async function runTenantCommand(argv: string[], io: TenantCommandIo): Pro
     }
     const e = error as { name?: string; message?: string; code?: string };
     const message = (e.message || e.name || String(error)).split('\n')[0];
-    io.err(
-      `tenant ${command ?? ''} failed: ${message}${e.code === 'ECONNREFUSED' ? ' (is the twin running? npm start)' : ''}`,
-    );
+    const hint = e.code === 'ECONNREFUSED' ? ' (is the twin running? npm start)' : '';
+    io.err(`tenant ${command ?? ''} failed: ${message}${hint}`);
     return ExitCode.failed;
   }
 }

@@ -6,7 +6,9 @@ import {
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
 import {
+  bucketStartOf,
   NO_COUNTS,
+  type ReputationPolicy,
   type ReputationCounts,
   type ReputationStore,
   type TenantPause,
@@ -18,6 +20,13 @@ const { partitionKey: KEY, ttlAttribute: TTL } = TableKeys.tenantState;
 
 const countsKey = (tenant: string, bucketStartMs: number) => `counts#${tenant}#${bucketStartMs}`;
 const standingKey = (tenant: string) => `standing#${tenant}`;
+const reportKey = (tenant: string, id: string) => `report#${tenant}#${id}`;
+
+/**
+ * How long a counted report is remembered, beyond the window: a report verifies against the dispatcher's stored
+ * result for as long as the idempotency record lives (15 days by default), so a replay within that time is known.
+ */
+const REPORT_MARK_SECONDS = 16 * 86_400;
 
 const isConditionFailure = (error: unknown) => (error as { name?: string }).name === 'ConditionalCheckFailedException';
 
@@ -39,7 +48,16 @@ const toPause = (item: Record<string, unknown>): TenantPause => ({
 
 const toStanding = (item: Record<string, unknown> | undefined): TenantStanding => {
   if (!item) return {};
-  const resumed = item.resumedAt ? { resumedAt: String(item.resumedAt), resumedBy: String(item.resumedBy ?? '') } : {};
+  const baseline = item.resumedBaseline as Record<string, unknown> | undefined;
+  const resumed = item.resumedAt
+    ? {
+        resumedAt: String(item.resumedAt),
+        resumedBy: String(item.resumedBy ?? ''),
+        ...(baseline
+          ? { resumedBaseline: { ...toCounts(baseline), bucketStartMs: Number(baseline.bucketStartMs) } }
+          : {}),
+      }
+    : {};
   return item.state === 'paused' ? { paused: toPause(item), ...resumed } : resumed;
 };
 
@@ -52,7 +70,7 @@ const toStanding = (item: Record<string, unknown> | undefined): TenantStanding =
 export function createReputationStore(
   client: DynamoDBDocumentClient,
   tableName: string,
-  options: { windowSeconds: number },
+  options: Pick<ReputationPolicy, 'windowSeconds' | 'bucketSeconds'>,
 ): ReputationStore & { standings(): Promise<Array<{ tenant: string; standing: TenantStanding }>> } {
   return {
     async add(tenant, bucketStartMs, counts) {
@@ -73,6 +91,32 @@ export function createReputationStore(
           },
         }),
       );
+    },
+
+    async markReports(tenant, ids) {
+      const expires = Math.ceil(Date.now() / 1000) + Math.max(options.windowSeconds, REPORT_MARK_SECONDS);
+      const fresh = new Set<string>();
+      await Promise.all(
+        [...new Set(ids)].map(async (id) => {
+          try {
+            await client.send(
+              // An UpdateItem, the one write the report side is granted: it creates the marker or finds it there.
+              new UpdateCommand({
+                TableName: tableName,
+                Key: { [KEY]: reportKey(tenant, id) },
+                UpdateExpression: 'SET #ttl = :expires, tenant = :tenant',
+                ConditionExpression: 'attribute_not_exists(#key)',
+                ExpressionAttributeNames: { '#key': KEY, '#ttl': TTL },
+                ExpressionAttributeValues: { ':expires': expires, ':tenant': tenant },
+              }),
+            );
+            fresh.add(id);
+          } catch (error) {
+            if (!isConditionFailure(error)) throw error;
+          }
+        }),
+      );
+      return fresh;
     },
 
     async read(tenant, buckets) {
@@ -130,12 +174,21 @@ export function createReputationStore(
     },
 
     async resume(tenant, resumedBy, resumedAt) {
+      // What the resume's own bucket holds now: only what it gains after the resume counts against the tenant.
+      const bucketStartMs = bucketStartOf(Date.parse(resumedAt), options);
+      const { Item: bucket } = await client.send(
+        new GetCommand({
+          TableName: tableName,
+          Key: { [KEY]: countsKey(tenant, bucketStartMs) },
+          ConsistentRead: true,
+        }),
+      );
       try {
         const { Attributes } = await client.send(
           new UpdateCommand({
             TableName: tableName,
             Key: { [KEY]: standingKey(tenant) },
-            UpdateExpression: 'SET #state = :resumed, resumedAt = :at, resumedBy = :by',
+            UpdateExpression: 'SET #state = :resumed, resumedAt = :at, resumedBy = :by, resumedBaseline = :baseline',
             ConditionExpression: '#state = :paused',
             ExpressionAttributeNames: { '#state': 'state' },
             ExpressionAttributeValues: {
@@ -143,6 +196,7 @@ export function createReputationStore(
               ':resumed': 'resumed',
               ':at': resumedAt,
               ':by': resumedBy,
+              ':baseline': { ...toCounts(bucket), bucketStartMs },
             },
             ReturnValues: 'ALL_OLD',
           }),

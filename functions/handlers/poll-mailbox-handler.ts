@@ -137,8 +137,7 @@ export function createPollMailboxHandler(deps: PollMailboxDeps) {
             if (facts.kind === 'unparsable') metrics.addMetric(PollerMetrics.unparsable, MetricUnit.Count, 1);
             if (facts.suppressed > 0) metrics.addMetric(PollerMetrics.suppressed, MetricUnit.Count, facts.suppressed);
             if (facts.verified === false) metrics.addMetric(ReportMetrics.unverified, MetricUnit.Count, 1);
-            if (facts.kind === 'bounce') reputation?.note(facts.tenant, 'hard-bounce', facts.suppressed);
-            if (facts.kind === 'complaint') reputation?.note(facts.tenant, 'complaint', facts.suppressed);
+            reputation?.note(facts.tenant, facts.reports);
             flushEvery(5000);
           },
           log: (level, message, facts) => logger[level](message, facts),

@@ -8,6 +8,7 @@ import { ReputationMetrics } from '#core/metric-names.js';
 import {
   createReputationLedger,
   toTenantPausedEvent,
+  type CountedReport,
   type ReputationPolicy,
   type ReputationStore,
 } from '#core/reputation.js';
@@ -25,8 +26,10 @@ export const buildReportReputation = (
 /**
  * The report side of the reputation guardrail. A verified report counts against the tenant of the job it is about,
  * once per address it suppresses: a hard bounce of the recipient's own address, or a complaint (the same reports SES
- * counts; a bounce that blames our side counts for no tenant). `flush` writes the counts (one write per tenant),
- * pauses the tenants whose window crosses a limit, and publishes `tenant.paused` for each. Never throws.
+ * counts; a bounce that blames our side counts for no tenant). Each job, kind and address counts once: a report
+ * mailed back again by its recipient, republished after a crash or redelivered by SNS adds nothing. `flush` writes
+ * the counts (one write per tenant), pauses the tenants whose window crosses a limit, and publishes `tenant.paused`
+ * for each. Never throws.
  */
 export function createReportReputation(
   deps: ReportReputationDeps,
@@ -36,10 +39,10 @@ export function createReportReputation(
   const { logger, metrics, events } = observability;
   const ledger = createReputationLedger({ store: deps.store, policy: deps.policy, clock });
   return {
-    /** Counts a verified report's suppressed addresses against its job's tenant. */
-    note(tenant: string | undefined, kind: 'hard-bounce' | 'complaint', addresses: number): void {
-      if (tenant === undefined || addresses <= 0) return;
-      ledger.note(tenant, kind === 'hard-bounce' ? { bounces: addresses } : { complaints: addresses });
+    /** Counts a verified report's suppressed addresses against its job's tenant, each once. */
+    note(tenant: string | undefined, reports: CountedReport[] | undefined): void {
+      if (tenant === undefined || !reports || reports.length === 0) return;
+      ledger.noteReports(tenant, reports);
     },
 
     async flush(): Promise<void> {

@@ -30,6 +30,9 @@ import { tenantOf, type TenantJob } from '#core/tenant-identity.js';
 import { createTenantStep, type TenantDeps } from './tenant-step.js';
 import { createScheduleStep, type ScheduleDeps } from './job-schedule.js';
 
+/** How long a tenant's standing may take to read before its job goes on without it, ms. */
+const STANDING_READ_MS = 1000;
+
 /** Claim checks: job bodies stored in S3 with only a reference on the queue. */
 type ClaimCheckStore = {
   /** The stored body's size in bytes, read before the body is, so its memory can be reserved. */
@@ -294,7 +297,9 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
 
     // A paused tenant's jobs wait on the queue, spending no attempt and no lifetime, until an operator resumes it;
     // other tenants' mail flows. A hold that cannot be made hands the record back the ordinary way.
-    const pause = reputation ? await bounded(budget.signal, () => reputation.pauseOf(tenant, record)) : undefined;
+    // Read within a short bound of its own: a stalled tenant table must not spend the attempt of every tenant's job.
+    const standingSignal = AbortSignal.any([budget.signal, AbortSignal.timeout(STANDING_READ_MS)]);
+    const pause = reputation ? await bounded(standingSignal, () => reputation.pauseOf(tenant, record)) : undefined;
     if (pause && reputation) {
       const untilMs = await bounded(budget.signal, () => reputation.hold(record, tenant)).catch((error: Error) => {
         logger.warn("paused tenant's job not held; handed back", { tenant, error });
@@ -416,14 +421,17 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
         throwOnFullBatchFailure: false,
       },
     );
-    // The batch's sent counts, one write per tenant.
-    if (reputation) await bounded(budget.answerSignal, () => reputation.flush());
-    const handBack = await bounded(budget.answerSignal, async () => {
-      const records = await policy.publish(outbox, (publish) => bounded(budget.publishSignal, publish));
-      return (
-        await Promise.all(records.map(async (record) => ((await policy.handBackUnpublished(record)) ? [record] : [])))
-      ).flat();
-    });
+    // The batch's sent counts, one write per tenant, beside the outcomes: a stalled tenant table delays no event,
+    // and counts it could not write are kept for the next batch.
+    const [, handBack] = await Promise.all([
+      reputation && bounded(budget.publishSignal, () => reputation.flush()),
+      bounded(budget.answerSignal, async () => {
+        const records = await policy.publish(outbox, (publish) => bounded(budget.publishSignal, publish));
+        return (
+          await Promise.all(records.map(async (record) => ((await policy.handBackUnpublished(record)) ? [record] : [])))
+        ).flat();
+      }),
+    ]);
     policy.flushTenantMetrics();
     const failed = new Set([
       ...response.batchItemFailures.map((f) => f.itemIdentifier),

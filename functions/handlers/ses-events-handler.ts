@@ -17,6 +17,7 @@ import {
   type SesEventRecord,
   type SesSuppression,
 } from '#core/ses-events.js';
+import { countedReports } from '#core/reputation.js';
 import { createReportReputation, type ReportReputationDeps } from './report-reputation.js';
 import { toMaskedRecipients, type JobStatusStore } from '#core/job-status.js';
 import { unscopeJobKey } from '#core/tenant.js';
@@ -97,10 +98,7 @@ export function createSesEventsHandler(deps: SesEventsDeps) {
         continue;
       }
       for (const entry of outcome.suppressions) await deps.suppress(entry);
-      for (const kind of ['hard-bounce', 'complaint'] as const) {
-        const addresses = outcome.suppressions.filter((s) => s.reason === kind).length;
-        reputation?.note(outcome.verification.tenant, kind, addresses);
-      }
+      reputation?.note(outcome.verification.tenant, countedReports(outcome.suppressions));
       if (deps.jobStatus) await reportToJob(deps.jobStatus, parsed, outcome);
       summary.handled += 1;
       summary.suppressed += outcome.suppressions.length;

@@ -206,7 +206,8 @@ export class Monitoring extends Construct {
     }
     // A tenant paused by the guardrail or an operator: the moment it happens, and as long as its jobs are held.
     const tenantPaused = new MathExpression({
-      expression: 'paused + held',
+      // Metric math drops a timestamp where one side has no value: a pause with no job held must still count.
+      expression: 'FILL(paused, 0) + FILL(held, 0)',
       usingMetrics: {
         paused: custom(ReputationMetrics.tenantsPaused, fiveMinutes),
         held: custom(ReputationMetrics.heldJobs, fiveMinutes),

@@ -9,6 +9,7 @@ export function reputationEnvironment(policy: ReputationPolicy, tables: StateTab
     REPUTATION_MAX_BOUNCE_RATE: String(policy.maxBounceRate),
     REPUTATION_MAX_COMPLAINT_RATE: String(policy.maxComplaintRate),
     REPUTATION_MIN_RECIPIENTS: String(policy.minRecipients),
+    REPUTATION_MIN_REPORTS: String(policy.minReports),
     REPUTATION_WINDOW_SECONDS: String(policy.windowSeconds),
     REPUTATION_BUCKET_SECONDS: String(policy.bucketSeconds),
   };

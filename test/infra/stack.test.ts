@@ -254,7 +254,8 @@ describe('alarms', () => {
     const metrics = props?.Metrics as Query[];
 
     expect(props?.Threshold).toBe(1);
-    expect(metrics.find((m) => m.Expression)?.Expression).toBe('paused + held');
+    // A pause in a period with no held job (or the reverse) still counts: each side is 0 where it has no value.
+    expect(metrics.find((m) => m.Expression)?.Expression).toBe('FILL(paused, 0) + FILL(held, 0)');
     const names = metrics.filter((m) => m.MetricStat).map((m) => m.MetricStat?.Metric.MetricName);
     expect(names).toEqual(['TenantsPaused', 'TenantJobsHeld']);
   });
@@ -321,6 +322,8 @@ describe('permissions', () => {
 
     expect([...new Set(granted)].sort()).toEqual(['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem']);
     template.hasOutput('TenantStateTableName', {});
+    // npm run tenant -- status judges by the deployment's limits, not its own defaults.
+    template.hasOutput('ReputationLimits', { Value: Match.stringLikeRegexp('"minRecipients":500') });
     template.hasResourceProperties('AWS::Lambda::Function', {
       Environment: {
         Variables: Match.objectLike({ REPUTATION_MAX_BOUNCE_RATE: '0.04', REPUTATION_MIN_RECIPIENTS: '500' }),

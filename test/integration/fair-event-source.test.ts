@@ -2,7 +2,7 @@ import { GetQueueAttributesCommand, SendMessageBatchCommand } from '@aws-sdk/cli
 import type { SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_SETTINGS } from '#infra/settings.js';
-import { runEventSource } from '#local/event-source.js';
+import { runEventSource, type SqsHandler } from '#local/event-source.js';
 import { createLocalResources } from '#local/resources.js';
 import { resourceNames, startAwsEmulators, type AwsEmulators } from '../support/dispatch-harness.js';
 
@@ -14,6 +14,26 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await aws?.stop();
+});
+
+/** The event source on a queue of its own, one batch of 10 at a time; `overrides` change what a test is about. */
+const sourceOptions = (
+  resources: Awaited<ReturnType<typeof createLocalResources>>,
+  handler: SqsHandler,
+  overrides: Partial<Parameters<typeof runEventSource>[0]> = {},
+) => ({
+  sqs: aws.clients.sqsClient,
+  queueUrl: resources.jobsQueueUrl,
+  queueArn: resources.jobsQueueArn,
+  handler,
+  functionName: 'send-email',
+  batchSize: 10,
+  maxBatchingWindowSeconds: 0,
+  visibilityTimeoutSeconds: 360,
+  functionTimeoutSeconds: 60,
+  waitTimeSeconds: 0,
+  maxConcurrency: 1,
+  ...overrides,
 });
 
 /**
@@ -42,19 +62,7 @@ async function deliveredOrder(fair: boolean, stop?: (seen: string[]) => boolean)
     if (seen.length >= 210 || stop?.(seen)) abort.abort();
     return { batchItemFailures: [] };
   };
-  const options = {
-    sqs: aws.clients.sqsClient,
-    queueUrl: resources.jobsQueueUrl,
-    queueArn: resources.jobsQueueArn,
-    handler,
-    functionName: 'send-email',
-    batchSize: 10,
-    maxBatchingWindowSeconds: 0,
-    visibilityTimeoutSeconds: 360,
-    functionTimeoutSeconds: 60,
-    waitTimeSeconds: 0,
-  };
-  await runEventSource({ ...options, maxConcurrency: 1, fair }, abort.signal);
+  await runEventSource({ ...sourceOptions(resources, handler), fair }, abort.signal);
   const attributes = await aws.clients.sqsClient.send(
     new GetQueueAttributesCommand({
       QueueUrl: resources.jobsQueueUrl,
@@ -87,5 +95,73 @@ describe('the twin event source', () => {
 
     expect(seen).toHaveLength(20);
     expect(visibleAfter).toBe(190);
+  });
+});
+
+describe('the twin event source reading ahead of a slow handler', () => {
+  it('keeps held messages invisible past the visibility timeout: each received once, handled once', async () => {
+    // Prepare: 80 jobs; a handler that takes 0.5 s a batch, so the last are handed out after their first 2 s hold.
+    runs += 1;
+    const resources = await createLocalResources(aws.clients, DEFAULT_SETTINGS, resourceNames(`fair-${runs}`));
+    for (let i = 0; i < 80; i += 10) {
+      const Entries = Array.from({ length: 10 }, (_, n) => ({ Id: String(n), MessageBody: `a-${i + n}` }));
+      await aws.clients.sqsClient.send(new SendMessageBatchCommand({ QueueUrl: resources.jobsQueueUrl, Entries }));
+    }
+    const seen: Array<{ body: string; receives: string }> = [];
+    const abort = new AbortController();
+    const handler = async (event: SQSEvent) => {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      seen.push(...event.Records.map((r) => ({ body: r.body, receives: r.attributes.ApproximateReceiveCount })));
+      if (seen.length >= 80) abort.abort();
+      return { batchItemFailures: [] };
+    };
+    const timer = setTimeout(() => abort.abort(), 30_000);
+
+    // Act
+    await runEventSource(
+      sourceOptions(resources, handler, { visibilityTimeoutSeconds: 3, functionTimeoutSeconds: 1, fair: true }),
+      abort.signal,
+    );
+    clearTimeout(timer);
+
+    // Assess: no receive spent while a message waited in the pool (each receive counts as an attempt).
+    expect(new Set(seen.map((s) => s.body)).size).toBe(80);
+    expect(seen).toHaveLength(80);
+    expect(seen.filter((s) => s.receives !== '1')).toEqual([]);
+  });
+});
+
+describe('the twin event source reading ahead of large jobs', () => {
+  it('holds no more than its byte limit of message bodies, whatever the count', async () => {
+    // Prepare: 30 jobs of 100 KB; a read-ahead limit of 1 MB.
+    runs += 1;
+    const resources = await createLocalResources(aws.clients, DEFAULT_SETTINGS, resourceNames(`fair-${runs}`));
+    for (let i = 0; i < 30; i += 5) {
+      const Entries = Array.from({ length: 5 }, (_, n) => ({ Id: String(n), MessageBody: 'x'.repeat(100_000) }));
+      await aws.clients.sqsClient.send(new SendMessageBatchCommand({ QueueUrl: resources.jobsQueueUrl, Entries }));
+    }
+    const abort = new AbortController();
+    let invisible = -1;
+    const handler = async () => {
+      const attributes = await aws.clients.sqsClient.send(
+        new GetQueueAttributesCommand({
+          QueueUrl: resources.jobsQueueUrl,
+          AttributeNames: ['ApproximateNumberOfMessagesNotVisible'],
+        }),
+      );
+      invisible = Number(attributes.Attributes?.ApproximateNumberOfMessagesNotVisible);
+      abort.abort();
+      return { batchItemFailures: [] };
+    };
+
+    // Act: one batch; what it and the pool hold is what is invisible on the queue.
+    await runEventSource(
+      sourceOptions(resources, handler, { batchSize: 5, fair: true, readAheadBytes: 1_000_000 }),
+      abort.signal,
+    );
+
+    // Assess: the batch of 5 and at most 1 MB (10 bodies) read ahead past one receive of 10, not all 30.
+    expect(invisible).toBeGreaterThanOrEqual(5);
+    expect(invisible).toBeLessThanOrEqual(20);
   });
 });

@@ -174,7 +174,9 @@ describe('the SES event consumer', () => {
 describe('the SES event consumer and the reputation guardrail', () => {
   it("counts a verified hard bounce against the tenant its job's key is scoped to, and pauses it over the limit", async () => {
     // Prepare: shop sent 20 recipients in this hour; two of its messages bounce, one report is another deployment's.
-    const c = await consumer({ policy: { ...DEFAULT_REPUTATION_POLICY, minRecipients: 20 } });
+    const c = await consumer({
+      policy: { ...DEFAULT_REPUTATION_POLICY, minRecipients: 20, minReports: 1 },
+    });
     const bucket = bucketStartOf(Date.now(), DEFAULT_REPUTATION_POLICY);
     await c.tenants.add('shop', bucket, { sent: 20 });
     const first = sendOf(['gone-1@customer.example'], OURS, scopedJobKey('shop', 'order-1'));
@@ -196,5 +198,39 @@ describe('the SES event consumer and the reputation guardrail', () => {
       expect.objectContaining({ tenant: 'shop', reason: 'bounce-rate', pausedBy: 'guardrail' }),
     ]);
     expect(c.output.metric('TenantsPaused')).toBe(1);
+  });
+});
+
+describe('the SES event consumer and redelivered notifications', () => {
+  it('counts a bounce SNS delivers twice once against its tenant', async () => {
+    // Prepare
+    const c = await consumer({ policy: DEFAULT_REPUTATION_POLICY });
+    const bucket = bucketStartOf(Date.now(), DEFAULT_REPUTATION_POLICY);
+    const send = sendOf(['gone@customer.example', 'gone-too@customer.example'], OURS, scopedJobKey('shop', 'o-9'));
+    const report = bounceOf(send, 'gone@customer.example');
+
+    // Act: the same notification, delivered again (SNS delivers at least once), alone and beside another.
+    await c.deliver([report]);
+    await c.deliver([report, report]);
+
+    // Assess
+    const { buckets } = await c.tenants.read('shop', [bucket]);
+    expect(buckets.get(bucket)).toEqual({ sent: 0, bounces: 1, complaints: 0 });
+  });
+});
+
+describe('the SES event consumer and one address reported on many jobs', () => {
+  it("counts an address once against a tenant however many of the tenant's jobs it is reported on", async () => {
+    // Prepare: one recipient kept three of shop's mails (a sign-up, two password resets) and reports all three.
+    const c = await consumer({ policy: DEFAULT_REPUTATION_POLICY });
+    const bucket = bucketStartOf(Date.now(), DEFAULT_REPUTATION_POLICY);
+    const sends = ['a', 'b', 'c'].map((k) => sendOf(['kept@customer.example'], OURS, scopedJobKey('shop', `job-${k}`)));
+
+    // Act
+    await c.deliver(sends.map((send) => toSesEventRecord(send, 'kept@customer.example', 'Complaint', ACCOUNT)));
+
+    // Assess
+    const { buckets } = await c.tenants.read('shop', [bucket]);
+    expect(buckets.get(bucket)).toEqual({ sent: 0, bounces: 0, complaints: 1 });
   });
 });

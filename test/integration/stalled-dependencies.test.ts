@@ -1,9 +1,12 @@
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import type { SQSBatchResponse } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createAwsClients } from '#aws/clients.js';
 import { toIdempotencyRecordId } from '#aws/idempotency-store.js';
+import { createReputationStore } from '#aws/reputation-store.js';
 import { TableKeys } from '#aws/table-keys.js';
 import type { EmailJob } from '#core/email-job.js';
+import { DEFAULT_REPUTATION_POLICY, type ReputationStore } from '#core/reputation.js';
 import { startSesLocal, type Emulator } from '#local/emulators.js';
 import { createLambdaContext } from '#local/lambda-context.js';
 import { emailJobFactory } from '../support/factories.js';
@@ -117,6 +120,46 @@ describe('a stalled DynamoDB', () => {
     expect(run.elapsedMs).toBeLessThan(INVOCATION_MS);
     expect(run.afterPause.sent).toBe(0);
     expect(h.output.metric('HandedBack')).toBe(1);
+  });
+});
+
+describe('a stalled tenant table', () => {
+  it("holds up no tenant's mail: the job is sent and its outcome published within the invocation", async () => {
+    // Prepare: the guardrail's table alone behind the proxy; the job queue, idempotency and the rest answer.
+    proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(env.aws.dynamo.endpoint).port) });
+    const stalled = createAwsClients({
+      region: 'eu-west-1',
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+      endpoints: { dynamodb: proxy.endpoint },
+    });
+    let store: ReputationStore | undefined;
+    const through = (): ReputationStore => store as ReputationStore;
+    h = await env.harness({
+      env: BUDGET_ENV,
+      adjust: (deps) => {
+        if (!deps.reputation) throw new Error('the harness should configure the guardrail (TENANT_STATE_TABLE)');
+        deps.reputation.store = {
+          markReports: (tenant, ids) => through().markReports(tenant, ids),
+          add: (tenant, bucket, counts) => through().add(tenant, bucket, counts),
+          read: (tenant, buckets) => through().read(tenant, buckets),
+          standing: (tenant) => through().standing(tenant),
+          pause: (pause) => through().pause(pause),
+          resume: (tenant, by, at) => through().resume(tenant, by, at),
+        };
+      },
+    });
+    store = createReputationStore(stalled.documents, h.resources.tenantStateTable, DEFAULT_REPUTATION_POLICY);
+    proxy.stall({ ms: Infinity });
+    const job = emailJobFactory();
+
+    // Act
+    const run = await invokeAndWatch(h, [h.sqsRecord(job, 'tenant-1')], job);
+
+    // Assess: the standing and the count are given up, the mail is not.
+    expect(run.failed).toEqual([]);
+    expect(run.atAnswer).toEqual({ sent: 1, status: 'COMPLETED' });
+    expect((await h.events()).map((e) => e.type)).toEqual(['email.delivered']);
+    expect(run.elapsedMs).toBeLessThan(INVOCATION_MS);
   });
 });
 

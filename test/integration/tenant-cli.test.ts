@@ -1,7 +1,10 @@
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createReputationStore } from '#aws/reputation-store.js';
+import { bucketStartOf, DEFAULT_REPUTATION_POLICY } from '#core/reputation.js';
 import type { Twin } from '#local/twin.js';
 import { createJobControl } from '#producer/index.js';
+import { runTenantCommand } from '../../tools/tenant-commands.js';
 import { runScript, STACK_FRAME } from '../support/command-line.js';
 import { emailJobFactory } from '../support/factories.js';
 import { eventTap, startTestTwin, type TestTwin } from '../support/twin-harness.js';
@@ -91,6 +94,64 @@ describe('npm run tenant against the twin', () => {
       ['tenant.paused', 'default'],
       ['tenant.resumed', 'default'],
     ]);
+  });
+
+  it('shows after a resume the counts the guardrail judges by, not the ones that paused the tenant', async () => {
+    // Prepare: careless sent 600 recipients this hour and 60 bounced; the guardrail paused it.
+    const store = createReputationStore(
+      twin.clients.documents,
+      twin.resources.tenantStateTable,
+      DEFAULT_REPUTATION_POLICY,
+    );
+    const bucket = bucketStartOf(Date.now(), DEFAULT_REPUTATION_POLICY);
+    await store.add('careless', bucket, { sent: 600, bounces: 60 });
+    await store.pause({
+      tenant: 'careless',
+      reason: 'bounce-rate',
+      pausedBy: 'guardrail',
+      pausedAt: new Date().toISOString(),
+    });
+
+    // Act
+    const paused = await tenant('status', 'careless', '--json');
+    await tenant('resume', 'careless');
+    const resumed = await tenant('status', 'careless', '--json');
+    const text = await tenant('status', 'careless');
+
+    // Assess: the 10 % that paused it are shown while paused; after the resume nothing counts yet.
+    expect(paused.json()).toMatchObject({ window: { sent: 600, bounces: 60 }, bounceRate: 0.1 });
+    expect(resumed.json()).toMatchObject({ window: { sent: 0, bounces: 0, complaints: 0 }, bounceRate: 0 });
+    expect(text.stdout).toMatch(/since the resume 0 sent, 0 hard bounces/);
+  });
+
+  it('says a pause or resume was done when only its event could not be published', async () => {
+    // Prepare: the CLI in process, against the twin's table and a topic that does not exist.
+    const lines: string[] = [];
+    const io = {
+      out: (line: string) => lines.push(line),
+      err: (line: string) => lines.push(line),
+      resolve: () => ({
+        description: 'the twin',
+        clients: twin.clients,
+        suppressionTable: twin.resources.suppressionTable,
+        tenantStateTable: twin.resources.tenantStateTable,
+        eventsTopicArn: `${twin.resources.eventsTopicArn}-missing`,
+      }),
+    };
+    const run = async (...args: string[]) => {
+      lines.length = 0;
+      return { code: await runTenantCommand(args, io), output: lines.join('\n') };
+    };
+
+    // Act
+    const paused = await run('pause', 'muted');
+    const resumed = await run('resume', 'muted');
+
+    // Assess: exit 1 (the event is missing), and the message says what did happen.
+    expect(paused.code).toBe(1);
+    expect(paused.output).toMatch(/^muted is paused; its tenant\.paused event was not published: /);
+    expect(resumed.code).toBe(1);
+    expect(resumed.output).toMatch(/^muted is resumed; its tenant\.resumed event was not published: /);
   });
 
   it('refuses a bad tenant name and an unknown command with one line and the usage, exit 2', async () => {

@@ -210,10 +210,40 @@ describe('the per-tenant reputation guardrail', () => {
 
     // Assess: each held job sent once; nothing dead-lettered.
     expect(lifted?.reason).toBe('bounce-rate');
+    // What the resume's bucket held is kept with it: only what it gains later counts again.
+    expect((await store().standing('shop')).resumedBaseline).toMatchObject({ bounces: 3 });
     expect(receivedBy('shop-held')).toHaveLength(3);
     expect(new Set(receivedBy('shop-held').map((m) => m.to[0])).size).toBe(3);
     expect(await dispatcher.deadLetters()).toEqual([]);
     expect(await dispatcher.queueDepth({ delayed: true })).toBe(0);
+  });
+
+  it('counts a report replayed by a recipient once, however often and in whichever runs it arrives', async () => {
+    // Prepare: replay sent one mail now and 99 others earlier in this hour; its recipient keeps a copy of the bounce.
+    await enqueue('replay', jobsFor('replay', 1, 'once'));
+    await dispatcher.deliverAll();
+    const [sent] = receivedBy('replay-once');
+    const now = Date.now();
+    const bucket = Math.floor(now / (POLICY.bucketSeconds * 1000)) * POLICY.bucketSeconds * 1000;
+    await store().add('replay', bucket, { sent: 99 });
+    const copy = () =>
+      buildDsn({
+        reportingMta: 'mx.customer.example',
+        to: 'noreply@example.com',
+        recipient: sent?.to[0] as string,
+        status: '5.1.1',
+        diagnostic: '550 5.1.1 User unknown',
+        originalHeaders: headersOf(sent?.raw ?? Buffer.alloc(0)),
+      });
+
+    // Act: the same report, mailed back three times in one run and twice in another (each with its own Message-ID).
+    await pollReports([copy(), copy(), copy()]);
+    await pollReports([copy(), copy()]);
+
+    // Assess: one bounce in 100 recipients (1 %), under the 4 % limit; five would have paused the tenant.
+    const { buckets, standing } = await store().read('replay', [bucket]);
+    expect(buckets.get(bucket)).toEqual({ sent: 100, bounces: 1, complaints: 0 });
+    expect(standing.paused).toBeUndefined();
   });
 
   it("reads each tenant's standing once for a batch, however many of its jobs the batch holds", async () => {

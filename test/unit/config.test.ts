@@ -35,6 +35,7 @@ describe('loadDispatchConfig', () => {
         maxBounceRate: 0.04,
         maxComplaintRate: 0.0008,
         minRecipients: 500,
+        minReports: 3,
         windowSeconds: 86_400,
         bucketSeconds: 3600,
       },

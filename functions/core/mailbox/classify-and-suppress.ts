@@ -16,7 +16,7 @@ export function classifyMessage(message: InboundMessage, reader: InboundReader):
 /**
  * Acts on a classified message: the addresses a report says are dead or complaining go on the suppression list,
  * with the report (`key`) as their source. Runs before the message's event is published, so that once the event is
- * out the list already reflects it. Returns how many addresses were suppressed.
+ * out the list already reflects it. Returns the entries suppressed.
  */
 export async function suppressReported(
   classification: InboundClassification,
@@ -26,7 +26,7 @@ export async function suppressReported(
   verifiedVia: string | boolean = true,
   /** The tenant whose mail the report is about: a complaint (and a bounce that came by mail) stops only its mail. */
   tenant?: string,
-): Promise<number> {
+): Promise<SuppressEntry[]> {
   const entries: SuppressEntry[] = [];
   if (classification.kind === 'bounce') {
     for (const r of classification.recipients) {
@@ -49,11 +49,11 @@ export async function suppressReported(
     for (const address of classification.recipients)
       entries.push({ address, reason: 'complaint', source: `arf:${key}`, verified: verifiedVia, tenant });
   }
-  let suppressed = 0;
+  const suppressed: SuppressEntry[] = [];
   for (const entry of entries) {
     if (Buffer.byteLength(entry.address) > MAX_ADDRESS_OCTETS) continue;
     await suppress(entry);
-    suppressed += 1;
+    suppressed.push(entry);
   }
   return suppressed;
 }

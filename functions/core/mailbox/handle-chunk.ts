@@ -1,5 +1,6 @@
 import type { InboundClassification, InboundMessage, InboundReader } from '../inbound-report.js';
 import type { DispatchEvent } from '../events.js';
+import { countedReports, type CountedReport } from '../reputation.js';
 import type { ReportVerification } from '../verify-report.js';
 import { storeRawChunk } from './chunks.js';
 import { classifyMessage, suppressReported, type Suppress } from './classify-and-suppress.js';
@@ -33,6 +34,8 @@ export type ChunkDeps = {
     verified?: boolean;
     /** The tenant of the job a verified report is about. */
     tenant?: string;
+    /** What a verified report counts against that tenant: one per address, named so a replay counts once. */
+    reports?: CountedReport[];
   }) => void;
   log?: (level: 'info' | 'warn', message: string, facts: Record<string, unknown>) => void;
 };
@@ -66,6 +69,7 @@ type Outgoing = {
   senderSide?: boolean;
   verified?: boolean;
   tenant?: string;
+  reports?: CountedReport[];
 };
 
 /**
@@ -166,8 +170,9 @@ export async function handleChunk(
         uid: o.entry.fetched.uid,
         reason: o.reason,
       });
-    const { kind, suppressed, reason, senderSide, verified, tenant } = o;
-    deps.onMessage?.({ kind, lagMs: lagOf(o.entry.fetched), suppressed, reason, senderSide, verified, tenant });
+    const { kind, suppressed, reason, senderSide, verified, tenant, reports } = o;
+    const lagMs = lagOf(o.entry.fetched);
+    deps.onMessage?.({ kind, lagMs, suppressed, reason, senderSide, verified, tenant, reports });
   }
   if (failed.length > 0)
     outcome.failure ??= new Error(`${failed.length} event(s) not published: ${failed[0]?.error ?? ''}`);
@@ -207,13 +212,17 @@ async function toOutgoing(
   const verification = await verificationOf(entry.message, classification, deps.verifyReport);
   const verified = verification?.verified;
   // Only a report tied to mail we sent, to the addresses it names, suppresses; any other is published, marked.
-  const { via, tenant } = verification ?? {};
-  const suppressed = verified ? await suppressReported(classification, entry.key, deps.suppress, via, tenant) : 0;
+  const tenant = verified ? verification?.tenant : undefined;
+  const entries = verified
+    ? await suppressReported(classification, entry.key, deps.suppress, verification?.via, tenant)
+    : [];
+  const suppressed = entries.length;
   const judged = verification
     ? { ...event, verified, tenant, verification: { reason: verification.reason, via: verification.via } }
     : event;
   const senderSide = deps.reader.blamesUs(classification);
-  return { event: judged, entry, kind: classification.kind, suppressed, senderSide, verified, tenant };
+  const reports = verified ? countedReports(entries) : undefined;
+  return { event: judged, entry, kind: classification.kind, suppressed, senderSide, verified, tenant, reports };
 }
 
 /** The verdict on a report (bounce, delay, complaint); undefined for any other message. */

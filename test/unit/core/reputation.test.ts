@@ -23,8 +23,14 @@ const HOUR = 3_600_000;
 function memoryStore() {
   const counters = new Map<string, ReputationCounts>();
   const standings = new Map<string, TenantStanding>();
+  const marked = new Set<string>();
   const calls = { add: 0, read: 0, standing: 0, pause: 0 };
   const store: ReputationStore = {
+    async markReports(tenant, ids) {
+      const fresh = new Set(ids.filter((id) => !marked.has(`${tenant}#${id}`)));
+      for (const id of fresh) marked.add(`${tenant}#${id}`);
+      return fresh;
+    },
     async add(tenant, bucket, counts) {
       calls.add += 1;
       const key = `${tenant}#${bucket}`;
@@ -50,7 +56,9 @@ function memoryStore() {
     async resume(tenant, resumedBy, resumedAt) {
       const paused = standings.get(tenant)?.paused;
       if (!paused) return undefined;
-      standings.set(tenant, { resumedAt, resumedBy });
+      const bucketStartMs = bucketStartOf(Date.parse(resumedAt), policy);
+      const baseline = counters.get(`${tenant}#${bucketStartMs}`) ?? NO_COUNTS;
+      standings.set(tenant, { resumedAt, resumedBy, resumedBaseline: { ...baseline, bucketStartMs } });
       return paused;
     },
   };
@@ -61,6 +69,19 @@ describe('judgeReputation', () => {
   it('pauses nobody below the minimum volume: three mails and one bounce are no rate', () => {
     const verdict = judgeReputation({ sent: 3, bounces: 1, complaints: 0 }, policy);
     expect(verdict).toMatchObject({ pause: false, why: 'too-little-volume' });
+  });
+
+  it('pauses nobody on fewer than three reported addresses: one complaint in 1,000 is one person, not a rate', () => {
+    // One recipient of a small tenant's mail must not be able to stop all of its mail with one report.
+    expect(judgeReputation({ sent: 1000, bounces: 0, complaints: 1 }, policy)).toMatchObject({
+      pause: false,
+      why: 'too-few-reports',
+    });
+    expect(judgeReputation({ sent: 600, bounces: 0, complaints: 2 }, policy)).toMatchObject({ pause: false });
+    expect(judgeReputation({ sent: 1000, bounces: 0, complaints: 3 }, policy)).toMatchObject({
+      pause: true,
+      reason: 'complaint-rate',
+    });
   });
 
   it('pauses at the bounce limit and at the complaint limit, complaints first, and not just below them', () => {
@@ -88,6 +109,7 @@ describe('judgeReputation', () => {
       maxBounceRate: 4,
       maxComplaintRate: 0,
       minRecipients: 0.5,
+      minReports: 3,
       windowSeconds: 1000,
       bucketSeconds: 3600,
     });
@@ -171,6 +193,31 @@ describe('the reputation ledger', () => {
     expect(afterResume.paused).toEqual([]);
   });
 
+  it('after a resume, pauses again on new bounces in the hour of the resume, not on the counts before it', async () => {
+    // Prepare: shop paused at 5:10 on 20 bounces in 200; resumed at 5:20, within the same hourly bucket.
+    const { store } = memoryStore();
+    let now = 5 * HOUR + 10 * 60_000;
+    const ledger = createReputationLedger({ store, policy, clock: () => now });
+    ledger.note('shop', { sent: 200, bounces: 20 });
+    expect((await ledger.flush()).paused).toHaveLength(1);
+    now += 10 * 60_000;
+    await store.resume('shop', 'operator:ana', new Date(now).toISOString());
+
+    // Act: at 5:30 a bounce on no new volume; at 5:40 a new list, 200 recipients of which 20 bounce.
+    now += 10 * 60_000;
+    ledger.note('shop', { bounces: 1 });
+    const oldCounts = await ledger.flush();
+    now += 10 * 60_000;
+    ledger.note('shop', { sent: 200, bounces: 20 });
+    const newCounts = await ledger.flush();
+
+    // Assess
+    expect(oldCounts.paused).toEqual([]);
+    expect(newCounts.paused).toEqual([
+      expect.objectContaining({ reason: 'bounce-rate', counts: { sent: 200, bounces: 21, complaints: 0 } }),
+    ]);
+  });
+
   it('keeps counts it could not write for the next flush and says why', async () => {
     // Prepare
     const { store, counters } = memoryStore();
@@ -213,5 +260,30 @@ describe('the dispatcher pause check', () => {
     // Assess
     expect(batch.filter(Boolean)).toHaveLength(5);
     expect(calls.standing).toBe(3);
+  });
+  it('answers a failed read once and asks the table again only after the cache time, so a stalled table costs one wait', async () => {
+    // Prepare
+    let now = 0;
+    let reads = 0;
+    const check = createPauseCheck({
+      store: {
+        standing: async () => {
+          reads += 1;
+          throw new Error('read timed out');
+        },
+      },
+      cacheMs: 5000,
+      clock: () => now,
+    });
+
+    // Act
+    const first = await check('shop').catch((error: Error) => error.message);
+    const meanwhile = await check('shop');
+    now = 5000;
+    const later = await check('shop').catch((error: Error) => error.message);
+
+    // Assess: the failure reaches its caller; the records after it go on unpaused without a read.
+    expect([first, meanwhile, later]).toEqual(['read timed out', undefined, 'read timed out']);
+    expect(reads).toBe(2);
   });
 });
