@@ -27,7 +27,7 @@ const KEYS = toReportKeyring({ current: 'k1', k1: 'guardrail-report-key-of-this-
 /** The guardrail's limits with a volume floor a test can reach: 10 recipients in the window. */
 const POLICY = { ...DEFAULT_REPUTATION_POLICY, minRecipients: 10 };
 /** Each tenant's producer signs with its own access key, which the emulator reports as the message's SenderId. */
-const TENANTS = ['shop', 'billing', 'alpha', 'beta', 'gamma', 'delta'];
+const TENANTS = ['shop', 'billing', 'alpha', 'beta', 'gamma', 'delta', 'replay'];
 const TENANT_SENDERS = Object.fromEntries(TENANTS.map((tenant) => [`producer-${tenant}`, tenant]));
 
 let aws: AwsEmulators;
