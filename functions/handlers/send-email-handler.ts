@@ -22,7 +22,9 @@ import { parseJobRecord } from '#core/parse-job-record.js';
 import type { RetryPolicy } from '#core/retry-schedule.js';
 import { isRetryable, type SendOutcome } from '#core/send-outcome.js';
 import type { TransportName } from '#core/email-job.js';
+import type { TemplateRenderer } from '#core/template-renderer.js';
 import { createDispatchPolicy, type OutboxEntry, type StoredResult } from './dispatch-policy.js';
+import { createTemplateStep } from './render-template.js';
 import { createRouteStep, type RoutingDeps } from './route-job.js';
 
 /** Claim checks: job bodies stored in S3 with only a reference on the queue. */
@@ -69,6 +71,8 @@ export type SendEmailDeps = {
   claimChecks?: ClaimCheckStore;
   /** Circuit breakers and failover; without them every job goes straight to its transport. */
   routing?: RoutingDeps;
+  /** The deployment's templates; without them a job naming a template is rejected (`template-unavailable`). */
+  templates?: TemplateRenderer;
   clock?: () => number;
   random?: () => number;
 };
@@ -80,6 +84,8 @@ type AttemptRun = {
   claimChecked: boolean;
   /** The transport the router chose (the failover's secondary), when not the job's own. */
   transport?: TransportName;
+  /** The job as sent, its template rendered; the idempotency hash covers the job as produced. */
+  content?: EmailJob;
   outcome?: SendOutcome;
 };
 
@@ -94,6 +100,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
   const clock = deps.clock ?? Date.now;
   const bounded = deps.withCallDeadline ?? (<T>(_signal: AbortSignal, work: () => Promise<T>) => work());
   const routing = deps.routing ? createRouteStep(deps.routing, deps, clock, deps.random ?? Math.random) : undefined;
+  const renderTemplate = createTemplateStep(deps.templates);
   const policy = createDispatchPolicy({
     ...deps,
     messageIdDomain: deps.dispatch.messageIdDomain,
@@ -119,7 +126,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
       const startedAtMs = Date.now();
       // The claim and the completion write run until the answer's deadline; the send only until `finishBy`.
       const outcome = await bounded(run.budget.finishSignal, () =>
-        dispatchJob(job, deps.dispatch, run.budget, { inline: run.claimChecked }, run.transport),
+        dispatchJob(run.content ?? job, deps.dispatch, run.budget, { inline: run.claimChecked }, run.transport),
       );
       run.outcome = run.transport ? { ...outcome, transport: run.transport } : outcome;
       // Every outcome goes back to the transport's breaker: `blocked` opens it, a success closes it.
@@ -174,7 +181,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     job: EmailJob,
     record: SQSRecord,
     budget: AttemptBudget,
-    run: { outcome?: SendOutcome; started?: boolean; transport?: TransportName },
+    run: { outcome?: SendOutcome; started?: boolean; transport?: TransportName; content?: EmailJob },
     claimChecked: boolean,
   ): Promise<StoredResult> => {
     const attemptNumber = Number(record.attributes.ApproximateReceiveCount) || 1;
@@ -185,6 +192,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
       budget,
       claimChecked,
       transport: run.transport,
+      content: run.content,
       started: () => {
         run.started = true;
         phase.started();
@@ -239,14 +247,25 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     if (!parsed.success)
       return policy.rejectInvalid(outbox, record, parsed.reason, parsed.detail, parsed.idempotencyKey);
     const job = parsed.job;
+    // A template job is rendered here; a refusal is reported as an invalid job, with the field path.
+    const rendered = await renderTemplate(job);
+    if ('rejected' in rendered)
+      return policy.rejectInvalid(
+        outbox,
+        record,
+        rendered.rejected.reason,
+        rendered.rejected.detail,
+        job.idempotencyKey,
+      );
 
     // An open circuit puts the job back without an attempt; failover may send it over the other transport.
     const requested = job.transport ?? deps.dispatch.defaultTransport;
     // The breaker's shared state is read within the attempt's budget: a stalled table cannot hold the record past it.
     const routed = routing ? await bounded(budget.signal, () => routing.route(record, job, requested)) : undefined;
     if (routed === 'postponed') return;
-    const run: { outcome?: SendOutcome; started?: boolean; transport?: TransportName } = {
+    const run: { outcome?: SendOutcome; started?: boolean; transport?: TransportName; content?: EmailJob } = {
       transport: routed?.transport,
+      content: rendered.job,
     };
     let stored: StoredResult;
     try {

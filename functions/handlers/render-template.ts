@@ -1,0 +1,28 @@
+import type { EmailJob } from '#core/email-job.js';
+import {
+  contentIdsOf,
+  TemplateRejections,
+  withRenderedContent,
+  type TemplateRenderer,
+} from '#core/template-renderer.js';
+
+/** A job ready to send (rendered, or without a template), or why its template was refused. */
+export type TemplateStepResult = { job: EmailJob } | { rejected: { reason: string; detail: string } };
+
+/**
+ * The dispatcher's template step: a job naming a template gets its subject, html and text rendered from it; any
+ * other job passes unchanged. A refusal is the job's fault (unknown template, data against its schema, a missing
+ * variable) and is reported like any invalid job: dead-lettered with the field path, `email.rejected`, never retried.
+ */
+export function createTemplateStep(templates: TemplateRenderer | undefined) {
+  return async (job: EmailJob): Promise<TemplateStepResult> => {
+    if (job.template === undefined) return { job };
+    if (!templates) {
+      const detail = `template.name: this deployment has no templates, so "${job.template.name}" cannot be rendered`;
+      return { rejected: { reason: TemplateRejections.unavailable, detail } };
+    }
+    const result = await templates.render(job.template, { contentIds: contentIdsOf(job) });
+    if (!result.ok) return { rejected: { reason: result.reason, detail: result.detail } };
+    return { job: withRenderedContent(job, result.content) };
+  };
+}

@@ -1,0 +1,226 @@
+import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
+import Handlebars from 'handlebars';
+import { SubjectSchema } from '#core/email-job.js';
+import {
+  TemplateRejections,
+  type RenderContext,
+  type RenderResult,
+  type TemplateReference,
+} from '#core/template-renderer.js';
+import { TemplateFolderError, type TemplateSource, type TemplateSources } from './load-templates.js';
+import { outlineTemplate, type TemplateOutline } from './template-syntax.js';
+
+/** Most problems one rejection lists. */
+const MAX_PROBLEMS = 20;
+/** The rendered html and text together, at most: a template looping over data cannot build an unsendable message. */
+const MAX_RENDERED_CHARACTERS = 5 * 1024 * 1024;
+// A content id as the job schema allows it (attachments' contentId); bounded, so the scan stays linear.
+const CID_REFERENCE = /\bcid:([^\s"'()<>]{1,200})/gi;
+
+type Part = 'subject' | 'html' | 'text' | 'layout';
+type Compiled = { render: HandlebarsTemplateDelegate; outline: TemplateOutline };
+type Template = {
+  source: TemplateSource;
+  validate: ValidateFunction;
+  subject: Compiled;
+  html: Compiled;
+  text?: Compiled;
+  layout?: Compiled;
+};
+
+export type TemplateSetOptions = {
+  /** Turns rendered html into the text part when a template has no text.hbs. Without it, no text part is made. */
+  htmlToText?: (html: string) => string | Promise<string>;
+};
+
+/** A template set: every template of a folder, compiled once, ready to render jobs' references. */
+export type TemplateSet = {
+  /** The templates' names and versions, for messages and listings. */
+  list(): Array<{ name: string; version: number; description?: string }>;
+  render(reference: TemplateReference, context: RenderContext): Promise<RenderResult>;
+};
+
+// Prototype members are never reachable from a template, whatever the data holds (Handlebars' own default since
+// 4.6, stated so that no upgrade can change it).
+const RUNTIME_OPTIONS = { allowProtoPropertiesByDefault: false, allowProtoMethodsByDefault: false } as const;
+
+/**
+ * Compiles a folder's templates with Handlebars in strict mode (a variable the data lacks is an error, never an empty
+ * string) with only the built-in helpers, escaping HTML (subject and text are not HTML, so they are not escaped), and
+ * their data schemas with Ajv (JSON Schema 2020-12, formats included). Throws TemplateFolderError naming every
+ * template that breaks a rule.
+ */
+export function createTemplateSet(sources: TemplateSources, options: TemplateSetOptions = {}): TemplateSet {
+  const handlebars = Handlebars.create();
+  const ajv = new Ajv2020.default({ allErrors: true, strict: true });
+  addFormats.default(ajv);
+  const problems: string[] = [];
+  const compile = (where: string, source: string, kind: 'html' | 'plain' | 'layout'): Compiled | undefined => {
+    const outline = outlineTemplate(source, { kind });
+    if ('syntaxError' in outline) {
+      problems.push(`${where}: ${outline.syntaxError}`);
+      return undefined;
+    }
+    for (const problem of outline.problems) problems.push(`${where}: ${problem}`);
+    const render = handlebars.compile(source, { strict: true, knownHelpersOnly: true, noEscape: kind === 'plain' });
+    return { render, outline };
+  };
+  const layouts = new Map<string, Compiled>();
+  for (const [name, source] of Object.entries(sources.layouts)) {
+    const layout = compile(`templates/_layouts/${name}.hbs`, source, 'layout');
+    if (layout) layouts.set(name, layout);
+  }
+  const templates = new Map<string, Template>();
+  for (const source of sources.templates) {
+    const where = `templates/${source.name}`;
+    let validate: ValidateFunction | undefined;
+    try {
+      validate = ajv.compile(source.schema);
+    } catch (error) {
+      problems.push(`${where}/schema.json: ${(error as Error).message}`);
+    }
+    const subject = compile(`${where}/template.json subject`, source.subject, 'plain');
+    const html = compile(`${where}/html.hbs`, source.html, 'html');
+    const text = source.text === undefined ? undefined : compile(`${where}/text.hbs`, source.text, 'plain');
+    const layout = source.layout === undefined ? undefined : layouts.get(source.layout);
+    if (validate && subject && html && (source.text === undefined || text))
+      templates.set(source.name, { source, validate, subject, html, text, layout });
+  }
+  if (problems.length > 0) throw new TemplateFolderError(problems);
+
+  return {
+    list: () =>
+      [...templates.values()].map(({ source }) => ({
+        name: source.name,
+        version: source.version,
+        description: source.description,
+      })),
+    render: (reference, context) => renderTemplate(templates, reference, context, options),
+  };
+}
+
+const reject = (reason: RenderResult & { ok: false }) => reason;
+
+async function renderTemplate(
+  templates: Map<string, Template>,
+  reference: TemplateReference,
+  context: RenderContext,
+  options: TemplateSetOptions,
+): Promise<RenderResult> {
+  const template = templates.get(reference.name);
+  if (!template) {
+    const known = [...templates.keys()].join(', ') || 'none';
+    const detail = `template.name: no template "${reference.name}" is deployed (deployed: ${known})`;
+    return reject({ ok: false, reason: TemplateRejections.unknown, detail });
+  }
+  const { source } = template;
+  if (reference.version !== undefined && reference.version !== source.version) {
+    const detail = `template.version: "${source.name}" is at version ${source.version} here, not ${reference.version}`;
+    return reject({ ok: false, reason: TemplateRejections.version, detail });
+  }
+  const data = reference.data ?? {};
+  if (!template.validate(data)) {
+    const detail = describeSchemaErrors(template.validate.errors ?? []);
+    return reject({ ok: false, reason: TemplateRejections.data, detail });
+  }
+  const rendered = renderParts(template, data);
+  if ('detail' in rendered) return reject({ ok: false, reason: TemplateRejections.render, detail: rendered.detail });
+  const subject = SubjectSchema.safeParse(rendered.subject);
+  if (!subject.success) {
+    const why = subject.error.issues.map((i) => i.message).join('; ');
+    return reject({ ok: false, reason: TemplateRejections.render, detail: `template: the rendered subject ${why}` });
+  }
+  const unknownCid = [...rendered.html.matchAll(CID_REFERENCE)]
+    .map((m) => m[1] ?? '')
+    .find((cid) => !context.contentIds.includes(cid));
+  if (unknownCid !== undefined) {
+    const carried = context.contentIds.length > 0 ? context.contentIds.join(', ') : 'none';
+    const detail = `template: the html refers to cid:${unknownCid}, which no attachment of the job carries (carried: ${carried})`;
+    return reject({ ok: false, reason: TemplateRejections.render, detail });
+  }
+  const text = rendered.text ?? (options.htmlToText ? await options.htmlToText(rendered.html) : '');
+  if (rendered.html.length + text.length > MAX_RENDERED_CHARACTERS) {
+    const detail = `template: the rendered message is over ${MAX_RENDERED_CHARACTERS} characters; bound the data (maxItems)`;
+    return reject({ ok: false, reason: TemplateRejections.render, detail });
+  }
+  return { ok: true, content: { subject: subject.data, html: rendered.html, text, version: source.version } };
+}
+
+/** Renders subject, html (in its layout) and text; a variable the data lacks is reported with its full path. */
+function renderParts(
+  template: Template,
+  data: Record<string, unknown>,
+): { subject: string; html: string; text?: string } | { detail: string } {
+  let failedInContent = false;
+  const run = (
+    part: Part,
+    compiled: Compiled,
+    partials?: Record<string, HandlebarsTemplateDelegate>,
+  ): { output: string } | { detail: string } => {
+    try {
+      return { output: compiled.render(data, { ...RUNTIME_OPTIONS, partials }) };
+    } catch (error) {
+      const [where, outline] = failedInContent ? (['html', template.html] as const) : ([part, compiled] as const);
+      return { detail: describeRenderError(error, where, outline.outline) };
+    }
+  };
+  const subject = run('subject', template.subject);
+  if ('detail' in subject) return subject;
+  // The template's html is the layout's `content` partial: a failure inside it is the template's, not the layout's.
+  const content: HandlebarsTemplateDelegate = (context, runtime) => {
+    try {
+      return template.html.render(context, runtime);
+    } catch (error) {
+      failedInContent = true;
+      throw error;
+    }
+  };
+  const html = template.layout ? run('layout', template.layout, { content }) : run('html', template.html);
+  if ('detail' in html) return html;
+  const text = template.text ? run('text', template.text) : undefined;
+  if (text && 'detail' in text) return text;
+  return { subject: subject.output.trim(), html: html.output, text: text?.output };
+}
+
+/**
+ * A strict-mode failure as a field path: Handlebars says `"total" not defined in [object Object] - 3:10`, with the
+ * position of the variable; the syntax outline knows which data path is at that position.
+ */
+function describeRenderError(error: unknown, part: Part, outline: TemplateOutline): string {
+  const e = error as { message?: string; lineNumber?: number; column?: number };
+  const missing = /^"([^"]{1,200})" not defined in/.exec(e.message ?? '');
+  if (missing && e.lineNumber !== undefined && e.column !== undefined) {
+    const path = outline.paths.get(`${e.lineNumber}:${e.column}`) ?? missing[1];
+    const file = { subject: 'subject', html: 'html.hbs', text: 'text.hbs', layout: 'layout' }[part];
+    return `template.data.${path}: missing (the ${file} uses it at line ${e.lineNumber}, column ${e.column + 1})`;
+  }
+  return `template: rendering failed in the ${part}: ${(e.message ?? String(error)).split('\n')[0]}`;
+}
+
+/** Ajv's errors as `template.data.order.total: must be number`, one per problem, without the values themselves. */
+function describeSchemaErrors(errors: ErrorObject[]): string {
+  const described = errors.map((error) => {
+    const segments = error.instancePath
+      .split('/')
+      .slice(1)
+      .map((s) => s.replaceAll('~1', '/').replaceAll('~0', '~'));
+    const path = ['template.data', ...segments].join('.');
+    const params = error.params as Record<string, unknown>;
+    switch (error.keyword) {
+      case 'required':
+        return `${path}.${String(params.missingProperty)}: required`;
+      case 'additionalProperties':
+        return `${path}: unknown key "${String(params.additionalProperty)}"`;
+      case 'enum':
+        return `${path}: must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
+      default:
+        return `${path}: ${error.message ?? error.keyword}`;
+    }
+  });
+  const unique = [...new Set(described)];
+  const shown = unique.slice(0, MAX_PROBLEMS);
+  return unique.length > shown.length
+    ? `${shown.join('; ')}; and ${unique.length - shown.length} more`
+    : shown.join('; ');
+}

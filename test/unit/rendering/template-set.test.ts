@@ -1,0 +1,270 @@
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { TemplateFolderError } from '#rendering/load-templates.js';
+import { htmlToText, loadTemplateSet } from '#rendering/template-renderer.js';
+import { orderReceiptData } from '../../support/factories.js';
+
+const REPO_TEMPLATES = 'templates';
+const folders: string[] = [];
+afterEach(() => {
+  for (const folder of folders.splice(0)) rmSync(folder, { recursive: true, force: true });
+});
+
+type Files = Record<string, string>;
+const SCHEMA_ANY = JSON.stringify({ type: 'object' });
+
+/** A templates folder of its own for one test: each template's files by name, plus layouts. */
+function templatesFolder(templates: Record<string, Files>, layouts: Files = {}): string {
+  const dir = mkdtempSync(join(tmpdir(), 'templates-'));
+  folders.push(dir);
+  for (const [name, files] of Object.entries(templates)) {
+    mkdirSync(join(dir, name));
+    const all = { 'template.json': JSON.stringify({ version: 1, subject: 'Hello' }), 'schema.json': SCHEMA_ANY };
+    for (const [file, text] of Object.entries({ ...all, ...files })) writeFileSync(join(dir, name, file), text);
+  }
+  if (Object.keys(layouts).length > 0) mkdirSync(join(dir, '_layouts'));
+  for (const [name, text] of Object.entries(layouts)) writeFileSync(join(dir, '_layouts', `${name}.hbs`), text);
+  return dir;
+}
+
+const brokenRules = (dir: string): string[] => {
+  try {
+    loadTemplateSet(dir);
+    return [];
+  } catch (error) {
+    if (error instanceof TemplateFolderError) return error.problems;
+    throw error;
+  }
+};
+
+const none = { contentIds: [] };
+
+describe('the repository templates', () => {
+  it('all load and compile, each with its version', () => {
+    const set = loadTemplateSet(REPO_TEMPLATES);
+
+    expect(set.list().map((t) => `${t.name}@${t.version}`)).toEqual(['order-receipt@1', 'password-reset@1']);
+  });
+
+  it('render an order receipt in the shared layout, escaping the data, with a text part made from the html', async () => {
+    const set = loadTemplateSet(REPO_TEMPLATES);
+    const data = orderReceiptData({ customer: { name: '<script>alert("x")</script> & Co' } });
+
+    const result = await set.render({ name: 'order-receipt', data }, none);
+
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    expect(result.content.subject).toBe('Your Example Shöp order A-4711');
+    expect(result.content.html).toContain('<!doctype html>');
+    expect(result.content.html).toContain('Hello &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; Co,');
+    expect(result.content.html).not.toContain('<script>');
+    expect(result.content.text).toContain('Hello <script>alert("x")</script> & Co,');
+    expect(result.content.text).toContain('See your order [https://shop.example.com/orders/A-4711]');
+  });
+});
+
+describe('data that does not fit the template', () => {
+  it('names each field against the schema, with the path into the data', async () => {
+    const set = loadTemplateSet(REPO_TEMPLATES);
+    const data = orderReceiptData();
+    const order = { ...data.order, total: '12.00', items: [{ title: 'Tea', quantity: 1.5, price: '3.50' }], extra: 1 };
+    const { number: _, ...withoutNumber } = order;
+
+    const result = await set.render({ name: 'order-receipt', data: { ...data, order: withoutNumber } }, none);
+
+    expect(result).toEqual({
+      ok: false,
+      reason: 'template-data-invalid',
+      detail:
+        'template.data.order.number: required; template.data.order: unknown key "extra"; ' +
+        'template.data.order.items.0.quantity: must be integer; template.data.order.total: must be number',
+    });
+  });
+
+  it('treats a variable the data lacks as an error with its full path, never as an empty string', async () => {
+    const dir = templatesFolder({
+      welcome: { 'html.hbs': '<p>Hi {{user.firstName}}</p>\n<ul>{{#each items}}<li>{{title}}</li>{{/each}}</ul>' },
+    });
+    const set = loadTemplateSet(dir);
+
+    const top = await set.render({ name: 'welcome', data: { user: {}, items: [] } }, none);
+    const inLoop = await set.render({ name: 'welcome', data: { user: { firstName: 'A' }, items: [{}] } }, none);
+
+    expect(top).toEqual({
+      ok: false,
+      reason: 'template-render-failed',
+      detail: 'template.data.user.firstName: missing (the html.hbs uses it at line 1, column 9)',
+    });
+    expect(inLoop).toMatchObject({
+      ok: false,
+      reason: 'template-render-failed',
+      detail: 'template.data.items.*.title: missing (the html.hbs uses it at line 2, column 26)',
+    });
+  });
+
+  it('finds a missing variable of a template inside its layout', async () => {
+    const dir = templatesFolder(
+      {
+        boxed: {
+          'template.json': JSON.stringify({ version: 1, subject: 'Hi', layout: 'box' }),
+          'html.hbs': '<p>{{name}}</p>',
+        },
+      },
+      { box: '<div>{{brand}}\n{{> content}}</div>' },
+    );
+    const set = loadTemplateSet(dir);
+
+    const missingInTemplate = await set.render({ name: 'boxed', data: { brand: 'B' } }, none);
+    const missingInLayout = await set.render({ name: 'boxed', data: { name: 'N' } }, none);
+
+    expect(missingInTemplate).toMatchObject({
+      detail: 'template.data.name: missing (the html.hbs uses it at line 1, column 6)',
+    });
+    expect(missingInLayout).toMatchObject({
+      detail: 'template.data.brand: missing (the layout uses it at line 1, column 8)',
+    });
+  });
+
+  it('refuses a rendered subject that would break the header, as the job schema would', async () => {
+    const dir = templatesFolder({
+      note: { 'template.json': JSON.stringify({ version: 1, subject: 'About {{topic}}' }), 'html.hbs': '<p>x</p>' },
+    });
+
+    const result = await loadTemplateSet(dir).render(
+      { name: 'note', data: { topic: 'a\r\nBcc: x@evil.example' } },
+      none,
+    );
+
+    expect(result).toEqual({
+      ok: false,
+      reason: 'template-render-failed',
+      detail: 'template: the rendered subject must not contain control characters or line breaks',
+    });
+  });
+
+  it('does not reach prototype members through the data', async () => {
+    const dir = templatesFolder({ proto: { 'html.hbs': '<p>[{{user.constructor.name}}]</p>' } });
+
+    const result = await loadTemplateSet(dir).render({ name: 'proto', data: { user: {} } }, none);
+
+    expect(result).toMatchObject({ ok: false, reason: 'template-render-failed' });
+  });
+});
+
+describe('choosing the template', () => {
+  it('rejects a name the deployment does not have, naming it and those it has', async () => {
+    const result = await loadTemplateSet(REPO_TEMPLATES).render({ name: 'welcome', data: {} }, none);
+
+    expect(result).toEqual({
+      ok: false,
+      reason: 'template-unknown',
+      detail: 'template.name: no template "welcome" is deployed (deployed: order-receipt, password-reset)',
+    });
+  });
+
+  it('renders a pinned version only when it is the deployed one', async () => {
+    const set = loadTemplateSet(REPO_TEMPLATES);
+    const data = orderReceiptData();
+
+    const pinned = await set.render({ name: 'order-receipt', version: 1, data }, none);
+    const other = await set.render({ name: 'order-receipt', version: 2, data }, none);
+
+    expect(pinned.ok).toBe(true);
+    expect(other).toEqual({
+      ok: false,
+      reason: 'template-version-unavailable',
+      detail: 'template.version: "order-receipt" is at version 1 here, not 2',
+    });
+  });
+});
+
+describe('what a template may refer to', () => {
+  it('accepts cid: only for content ids the job attachments carry', async () => {
+    const dir = templatesFolder({ logo: { 'html.hbs': '<img src="cid:logo@shop" alt="logo"><p>Hi</p>' } });
+    const set = loadTemplateSet(dir);
+
+    const carried = await set.render({ name: 'logo', data: {} }, { contentIds: ['logo@shop'] });
+    const missing = await set.render({ name: 'logo', data: {} }, { contentIds: [] });
+
+    expect(carried.ok).toBe(true);
+    expect(missing).toEqual({
+      ok: false,
+      reason: 'template-render-failed',
+      detail: 'template: the html refers to cid:logo@shop, which no attachment of the job carries (carried: none)',
+    });
+  });
+});
+
+describe('a templates folder that breaks the rules', () => {
+  it('is refused whole when its files are wrong, every problem named after its file', () => {
+    const dir = templatesFolder({
+      orphan: { 'template.json': JSON.stringify({ version: 1, subject: 'x', layout: 'missing' }), 'html.hbs': 'x' },
+      typo: { 'htm.hbs': 'x' },
+      unversioned: { 'template.json': JSON.stringify({ subject: 'x' }), 'html.hbs': 'x' },
+    });
+
+    expect(brokenRules(dir)).toEqual([
+      'templates/orphan/template.json: layout "missing" is not in templates/_layouts',
+      'templates/typo/htm.hbs: unknown file (expected template.json, html.hbs, text.hbs, schema.json)',
+      'templates/typo/html.hbs: missing',
+      expect.stringMatching(/^templates\/unversioned\/template\.json: version: /),
+    ]);
+  });
+
+  it('is refused whole when a template writes data unescaped, logs it, or does not parse', () => {
+    const dir = templatesFolder(
+      {
+        raw: { 'html.hbs': '<p>{{{html}}}</p>' },
+        logging: { 'html.hbs': '<p>{{log user}}</p>' },
+        broken: { 'html.hbs': '<p>{{#if x}}</p>' },
+      },
+      { plain: '<div>no place for the template</div>' },
+    );
+
+    expect(brokenRules(dir)).toEqual([
+      'templates/_layouts/plain.hbs: a layout must place the template with {{> content}}',
+      expect.stringMatching(/^templates\/broken\/html\.hbs: Parse error on line 1/),
+      'templates/logging/html.hbs: the log helper would write data to the logs (line 1, column 4)',
+      'templates/raw/html.hbs: {{{…}}} and {{&…}} write data unescaped into HTML; use {{…}} (line 1, column 4)',
+    ]);
+  });
+
+  it('leaves the text and subject unescaped: they are not HTML', async () => {
+    const dir = templatesFolder({
+      plain: {
+        'template.json': JSON.stringify({ version: 1, subject: 'Q&A: {{topic}}' }),
+        'html.hbs': '<p>{{topic}}</p>',
+        'text.hbs': '{{topic}} & more',
+      },
+    });
+
+    const result = await loadTemplateSet(dir).render({ name: 'plain', data: { topic: 'R&D <news>' } }, none);
+
+    expect(result).toMatchObject({
+      ok: true,
+      content: { subject: 'Q&A: R&D <news>', html: '<p>R&amp;D &lt;news&gt;</p>', text: 'R&D <news> & more' },
+    });
+  });
+});
+
+describe('the text part made from html', () => {
+  it('keeps the words and the links, drops images, and wraps lines', () => {
+    const html = `<h1>Receipt</h1><p>${'word '.repeat(30)}</p><p><img src="https://x.example/i.png"><a href="https://x.example/o">Your order</a></p>`;
+
+    const text = htmlToText(html);
+
+    expect(text).toContain('RECEIPT');
+    expect(text).toContain('Your order [https://x.example/o]');
+    expect(text).not.toContain('i.png');
+    expect(Math.max(...text.split('\n').map((line) => line.length))).toBeLessThanOrEqual(78);
+  });
+});
+
+it('copies of the repository folder load the same', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'templates-copy-'));
+  folders.push(dir);
+  cpSync(REPO_TEMPLATES, dir, { recursive: true });
+  expect(loadTemplateSet(dir).list()).toEqual(loadTemplateSet(REPO_TEMPLATES).list());
+});
