@@ -22,7 +22,7 @@ type Part = 'subject' | 'html' | 'text' | 'layout';
 type Compiled = { render: HandlebarsTemplateDelegate; outline: TemplateOutline };
 type Template = {
   source: TemplateSource;
-  validate: ValidateFunction;
+  validate: () => ValidateFunction;
   subject: Compiled;
   html: Compiled;
   text?: Compiled;
@@ -32,6 +32,12 @@ type Template = {
 export type TemplateSetOptions = {
   /** Turns rendered html into the text part when a template has no text.hbs. Without it, no text part is made. */
   htmlToText?: (html: string) => string | Promise<string>;
+  /**
+   * Compile each data schema on its template's first use, without checking it against the JSON Schema meta-schema
+   * (the synth checked the folder): the dispatcher's first template job waits for its own template only, about a
+   * third of the time the first schema with the meta-schema takes. @default false (everything checked at once)
+   */
+  lazy?: boolean;
 };
 
 /** A template set: every template of a folder, compiled once, ready to render jobs' references. */
@@ -53,7 +59,7 @@ const RUNTIME_OPTIONS = { allowProtoPropertiesByDefault: false, allowProtoMethod
  */
 export function createTemplateSet(sources: TemplateSources, options: TemplateSetOptions = {}): TemplateSet {
   const handlebars = Handlebars.create();
-  const ajv = new Ajv2020.default({ allErrors: true, strict: true });
+  const ajv = new Ajv2020.default({ allErrors: true, strict: true, validateSchema: options.lazy !== true });
   addFormats.default(ajv);
   const problems: string[] = [];
   const compile = (where: string, source: string, kind: 'html' | 'plain' | 'layout'): Compiled | undefined => {
@@ -74,17 +80,25 @@ export function createTemplateSet(sources: TemplateSources, options: TemplateSet
   const templates = new Map<string, Template>();
   for (const source of sources.templates) {
     const where = `templates/${source.name}`;
-    let validate: ValidateFunction | undefined;
-    try {
-      validate = ajv.compile(source.schema);
-    } catch (error) {
-      problems.push(`${where}/schema.json: ${(error as Error).message}`);
+    let compiled: ValidateFunction | undefined;
+    const validate = () => {
+      compiled ??= ajv.compile(source.schema);
+      return compiled;
+    };
+    let schemaValid = true;
+    if (options.lazy !== true) {
+      try {
+        validate();
+      } catch (error) {
+        schemaValid = false;
+        problems.push(`${where}/schema.json: ${(error as Error).message}`);
+      }
     }
     const subject = compile(`${where}/template.json subject`, source.subject, 'plain');
     const html = compile(`${where}/html.hbs`, source.html, 'html');
     const text = source.text === undefined ? undefined : compile(`${where}/text.hbs`, source.text, 'plain');
     const layout = source.layout === undefined ? undefined : layouts.get(source.layout);
-    if (validate && subject && html && (source.text === undefined || text))
+    if (schemaValid && subject && html && (source.text === undefined || text))
       templates.set(source.name, { source, validate, subject, html, text, layout });
   }
   if (problems.length > 0) throw new TemplateFolderError(problems);
@@ -120,8 +134,9 @@ async function renderTemplate(
     return reject({ ok: false, reason: TemplateRejections.version, detail });
   }
   const data = reference.data ?? {};
-  if (!template.validate(data)) {
-    const detail = describeSchemaErrors(template.validate.errors ?? []);
+  const validate = template.validate();
+  if (!validate(data)) {
+    const detail = describeSchemaErrors(validate.errors ?? []);
     return reject({ ok: false, reason: TemplateRejections.data, detail });
   }
   const rendered = renderParts(template, data);
