@@ -137,17 +137,7 @@ async function send(
     const sent = await producer.sendEmail(job);
     console.log(`queued ${sent.idempotencyKey} on ${target.description}`);
     if (!watcher) return ExitCode.ok;
-    const outcome = await watcher.waitFor(sent.idempotencyKey, { timeoutMs: options.timeoutSeconds * 1000 });
-    const line = outcomes.describeOutcome(outcome, options.timeoutSeconds);
-    if (outcome?.kind === 'delivered') {
-      console.log(line);
-      return ExitCode.ok;
-    }
-    if (outcome === undefined || outcome.kind === 'deferred') {
-      console.log(line);
-      return 3;
-    }
-    throw new CommandError(line);
+    return await outcomes.reportOutcome(watcher, sent.idempotencyKey, options.timeoutSeconds);
   } finally {
     await watcher?.close();
   }
