@@ -1,6 +1,7 @@
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { checkSync } from 'recheck';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TemplateFolderError } from '#rendering/load-templates.js';
 import { htmlToText, loadTemplateSet } from '#rendering/template-renderer.js';
@@ -62,6 +63,33 @@ describe('the repository templates', () => {
     expect(result.content.html).not.toContain('<script>');
     expect(result.content.text).toContain('Hello <script>alert("x")</script> & Co,');
     expect(result.content.text).toContain('See your order [https://shop.example.com/orders/A-4711]');
+  });
+});
+
+describe('the patterns of the repository templates schemas', () => {
+  it('are all free of super-linear backtracking (checked by recheck): they run on the producers data', () => {
+    // Prepare: every `pattern` and `patternProperties` key of every schema.json
+    const patterns: Array<{ where: string; source: string }> = [];
+    const collect = (node: unknown, where: string) => {
+      // Lists are objects too: their entries are their items.
+      if (node && typeof node === 'object') {
+        for (const [key, value] of Object.entries(node)) {
+          if (key === 'pattern' && typeof value === 'string') patterns.push({ where, source: value });
+          if (key === 'patternProperties' && value && typeof value === 'object')
+            for (const source of Object.keys(value)) patterns.push({ where, source });
+          collect(value, `${where}/${key}`);
+        }
+      }
+    };
+    for (const name of readdirSync(REPO_TEMPLATES).filter((n) => !n.startsWith('_')))
+      collect(JSON.parse(readFileSync(join(REPO_TEMPLATES, name, 'schema.json'), 'utf8')), name);
+
+    // Act: Ajv compiles patterns with the u flag
+    const unsafe = patterns.filter((p) => checkSync(p.source, 'u').status !== 'safe');
+
+    // Assess
+    expect(patterns.length).toBeGreaterThan(0);
+    expect(unsafe).toEqual([]);
   });
 });
 
