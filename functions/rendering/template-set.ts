@@ -154,11 +154,17 @@ async function renderTemplate(
     const detail = `template: the html refers to cid:${unknownCid}, which no attachment of the job carries (carried: ${carried})`;
     return reject({ ok: false, reason: TemplateRejections.render, detail });
   }
+  const tooLong = (characters: number) =>
+    reject({
+      ok: false,
+      reason: TemplateRejections.render,
+      detail: `template: the rendered message is over ${MAX_RENDERED_CHARACTERS} characters (${characters}); bound the data (maxItems, maxLength)`,
+    });
+  // Measured before the HTML is converted too: converting an oversized page would only waste the invocation.
+  if (rendered.html.length + (rendered.text?.length ?? 0) > MAX_RENDERED_CHARACTERS)
+    return tooLong(rendered.html.length + (rendered.text?.length ?? 0));
   const text = rendered.text ?? (options.htmlToText ? await options.htmlToText(rendered.html) : '');
-  if (rendered.html.length + text.length > MAX_RENDERED_CHARACTERS) {
-    const detail = `template: the rendered message is over ${MAX_RENDERED_CHARACTERS} characters; bound the data (maxItems)`;
-    return reject({ ok: false, reason: TemplateRejections.render, detail });
-  }
+  if (rendered.html.length + text.length > MAX_RENDERED_CHARACTERS) return tooLong(rendered.html.length + text.length);
   return { ok: true, content: { subject: subject.data, html: rendered.html, text, version: source.version } };
 }
 

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkSync } from 'recheck';
 import { afterEach, describe, expect, it } from 'vitest';
-import { TemplateFolderError } from '#rendering/load-templates.js';
+import { loadTemplateSources, TemplateFolderError } from '#rendering/load-templates.js';
+import { createTemplateSet } from '#rendering/template-set.js';
 import { htmlToText, loadTemplateSet } from '#rendering/template-renderer.js';
 import { orderReceiptData } from '../../support/factories.js';
 
@@ -170,6 +171,22 @@ describe('data that does not fit the template', () => {
       reason: 'template-render-failed',
       detail: 'template: the rendered subject must not contain control characters or line breaks',
     });
+  });
+
+  it('refuses a rendering too large to send, before converting it to text', async () => {
+    const dir = templatesFolder({ list: { 'html.hbs': '{{#each rows}}<p>{{this}}</p>{{/each}}' } });
+    let converted = 0;
+    const set = createTemplateSet(loadTemplateSources(dir), { htmlToText: (html) => `${(converted += 1)}${html}` });
+    const rows = Array.from({ length: 600 }, () => 'x'.repeat(10_000));
+
+    const result = await set.render({ name: 'list', data: { rows } }, none);
+
+    expect(result).toMatchObject({
+      ok: false,
+      reason: 'template-render-failed',
+      detail: expect.stringMatching(/^template: the rendered message is over 5242880 characters \(6004200\)/),
+    });
+    expect(converted).toBe(0);
   });
 
   it('does not reach prototype members through the data', async () => {
