@@ -17,6 +17,15 @@ import { NodeFunction, PROJECT_ROOT } from './node-function.js';
 import { grantPutSecretValue, referenceSecret } from './secret-reference.js';
 import type { StateTables } from './state-tables.js';
 
+/** The templates folder, in the repository and in the bundle alike. */
+const TEMPLATES_FOLDER = 'templates';
+
+/** Loads and compiles every template, so that one that would not render stops the deployment; returns the folder. */
+function checkTemplates(folder: string): string {
+  loadTemplateSet(join(PROJECT_ROOT, folder));
+  return folder;
+}
+
 export type DispatchFunctionProps = {
   config: StackConfig;
   jobs: JobsQueue;
@@ -34,15 +43,6 @@ export type DispatchFunctionProps = {
  * The dispatch function on the jobs queue: batches with partial responses, under the concurrency cap, with exactly
  * the permissions it uses.
  */
-/** The templates folder, in the repository and in the bundle alike. */
-const TEMPLATES_FOLDER = 'templates';
-
-/** Loads and compiles every template, so that one that would not render stops the deployment; returns the folder. */
-function checkTemplates(folder: string): string {
-  loadTemplateSet(join(PROJECT_ROOT, folder));
-  return folder;
-}
-
 /** SES's SMTP interface: it enforces the SES account's send rate, which the function then reads (GetAccount). */
 const SES_SMTP_ENDPOINT = /^email-smtp(?:-fips)?\.[a-z0-9-]+\.amazonaws\.com$/i;
 
