@@ -114,8 +114,6 @@ export function createTemplateSet(sources: TemplateSources, options: TemplateSet
   };
 }
 
-const reject = (reason: RenderResult & { ok: false }) => reason;
-
 async function renderTemplate(
   templates: Map<string, Template>,
   reference: TemplateReference,
@@ -126,25 +124,25 @@ async function renderTemplate(
   if (!template) {
     const known = [...templates.keys()].join(', ') || 'none';
     const detail = `template.name: no template "${reference.name}" is deployed (deployed: ${known})`;
-    return reject({ ok: false, reason: TemplateRejections.unknown, detail });
+    return { ok: false, reason: TemplateRejections.unknown, detail };
   }
   const { source } = template;
   if (reference.version !== undefined && reference.version !== source.version) {
     const detail = `template.version: "${source.name}" is at version ${source.version} here, not ${reference.version}`;
-    return reject({ ok: false, reason: TemplateRejections.version, detail });
+    return { ok: false, reason: TemplateRejections.version, detail };
   }
   const data = reference.data ?? {};
   const validate = template.validate();
   if (!validate(data)) {
     const detail = describeSchemaErrors(validate.errors ?? []);
-    return reject({ ok: false, reason: TemplateRejections.data, detail });
+    return { ok: false, reason: TemplateRejections.data, detail };
   }
   const rendered = renderParts(template, data);
-  if ('detail' in rendered) return reject({ ok: false, reason: TemplateRejections.render, detail: rendered.detail });
+  if ('detail' in rendered) return { ok: false, reason: TemplateRejections.render, detail: rendered.detail };
   const subject = SubjectSchema.safeParse(rendered.subject);
   if (!subject.success) {
     const why = subject.error.issues.map((i) => i.message).join('; ');
-    return reject({ ok: false, reason: TemplateRejections.render, detail: `template: the rendered subject ${why}` });
+    return { ok: false, reason: TemplateRejections.render, detail: `template: the rendered subject ${why}` };
   }
   const unknownCid = [...rendered.html.matchAll(CID_REFERENCE)]
     .map((m) => m[1] ?? '')
@@ -152,14 +150,13 @@ async function renderTemplate(
   if (unknownCid !== undefined) {
     const carried = context.contentIds.length > 0 ? context.contentIds.join(', ') : 'none';
     const detail = `template: the html refers to cid:${unknownCid}, which no attachment of the job carries (carried: ${carried})`;
-    return reject({ ok: false, reason: TemplateRejections.render, detail });
+    return { ok: false, reason: TemplateRejections.render, detail };
   }
-  const tooLong = (characters: number) =>
-    reject({
-      ok: false,
-      reason: TemplateRejections.render,
-      detail: `template: the rendered message is over ${MAX_RENDERED_CHARACTERS} characters (${characters}); bound the data (maxItems, maxLength)`,
-    });
+  const tooLong = (characters: number): RenderResult => ({
+    ok: false,
+    reason: TemplateRejections.render,
+    detail: `template: the rendered message is over ${MAX_RENDERED_CHARACTERS} characters (${characters}); bound the data (maxItems, maxLength)`,
+  });
   // Measured before the HTML is converted too: converting an oversized page would only waste the invocation.
   if (rendered.html.length + (rendered.text?.length ?? 0) > MAX_RENDERED_CHARACTERS)
     return tooLong(rendered.html.length + (rendered.text?.length ?? 0));
