@@ -149,13 +149,17 @@ async function renderTemplate(
     .find((cid) => !context.contentIds.includes(cid));
   if (unknownCid !== undefined) {
     const carried = context.contentIds.length > 0 ? context.contentIds.join(', ') : 'none';
-    const detail = `template: the html refers to cid:${unknownCid}, which no attachment of the job carries (carried: ${carried})`;
+    const detail =
+      `template: the html refers to cid:${unknownCid}, ` +
+      `which no attachment of the job carries (carried: ${carried})`;
     return { ok: false, reason: TemplateRejections.render, detail };
   }
   const tooLong = (characters: number): RenderResult => ({
     ok: false,
     reason: TemplateRejections.render,
-    detail: `template: the rendered message is over ${MAX_RENDERED_CHARACTERS} characters (${characters}); bound the data (maxItems, maxLength)`,
+    detail:
+      `template: the rendered message is over ${MAX_RENDERED_CHARACTERS} characters (${characters}); ` +
+      'bound the data (maxItems, maxLength)',
   });
   // Measured before the HTML is converted too: converting an oversized page would only waste the invocation.
   if (rendered.html.length + (rendered.text?.length ?? 0) > MAX_RENDERED_CHARACTERS)
@@ -230,8 +234,10 @@ function describeSchemaErrors(errors: ErrorObject[]): string {
         return `${path}.${String(params.missingProperty)}: required`;
       case 'additionalProperties':
         return `${path}: unknown key "${String(params.additionalProperty)}"`;
-      case 'enum':
-        return `${path}: must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
+      case 'enum': {
+        const allowed = (params.allowedValues as unknown[]).map((v) => JSON.stringify(v));
+        return `${path}: must be one of ${allowed.join(', ')}`;
+      }
       default:
         return `${path}: ${error.message ?? error.keyword}`;
     }

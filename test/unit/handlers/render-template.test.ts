@@ -28,7 +28,7 @@ describe('the template step', () => {
     expect(calls).toEqual([]);
   });
 
-  it('puts the rendering in place of subject, html and text, and tells the renderer the content ids carried', async () => {
+  it('puts the rendering in place of subject, html and text, telling the renderer the content ids', async () => {
     const { renderer, calls } = fakeRenderer({ ok: true, content: rendered });
     const job = templateJobFactory(
       { name: 'welcome', data: { name: 'Ann' } },
