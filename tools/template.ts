@@ -50,10 +50,11 @@ const OPTIONS = {
 const DEFAULT_FROM = 'noreply@example.com';
 
 await runCommand(USAGE, async () => {
-  const [command, ...rest] = process.argv.slice(2);
-  if (command === '--help' || command === '-h') return console.log(USAGE);
-  const name = command === 'render' && rest[0] !== undefined && !rest[0].startsWith('-') ? rest.shift() : undefined;
-  const values = parseCommandLine({ usage: USAGE, options: OPTIONS }, rest);
+  const args = process.argv.slice(2);
+  // The command and the template's name come first; flags alone (--help, a wrong one) are read as flags.
+  const command = args[0]?.startsWith('-') ? undefined : args.shift();
+  const name = command === 'render' && args[0] !== undefined && !args[0].startsWith('-') ? args.shift() : undefined;
+  const values = parseCommandLine({ usage: USAGE, options: OPTIONS }, args);
   const templatesDir = values.templates ?? 'templates';
   // Loaded once the command line is known to be right: --help and usage errors answer at once.
   const [{ loadTemplateSet }, { contentIdsOf, withRenderedContent }] = await Promise.all([
