@@ -9,6 +9,16 @@ import {
 /** A job ready to send (rendered, or without a template), or why its template was refused. */
 export type TemplateStepResult = { job: EmailJob } | { rejected: { reason: string; detail: string } };
 
+/** A template refusal thrown within the job's idempotent attempt, so that its claim is released. */
+export class TemplateRefusedError extends Error {
+  readonly reason: string;
+  constructor(refusal: { reason: string; detail: string }) {
+    super(refusal.detail);
+    this.name = 'TemplateRefusedError';
+    this.reason = refusal.reason;
+  }
+}
+
 /**
  * The dispatcher's template step: a job naming a template gets its subject, html and text rendered from it; any
  * other job passes unchanged. A refusal is the job's fault (unknown template, data against its schema, a missing

@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { simpleParser } from 'mailparser';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { TemplateRenderer } from '#core/template-renderer.js';
+import { createTemplateRenderer } from '#rendering/template-renderer.js';
 import { orderReceiptData, templateJobFactory } from '../support/factories.js';
 import {
   startAwsEmulators,
@@ -188,5 +190,36 @@ describe('the idempotency key of a template job', () => {
     expect(h.sink.received).toHaveLength(1);
     const dead = await h.deadLetters();
     expect(dead.map((d) => d.attributes.failureReason)).toEqual(['idempotency-key-conflict']);
+  });
+});
+
+describe('a template job repeated after its template changed', () => {
+  it('replays the first outcome when the template was removed since: no rejection, no dead letter', async () => {
+    // Prepare: the deployment's templates can be replaced, as a redeployment does.
+    const removed = mkdtempSync(join(tmpdir(), 'templates-'));
+    cpSync(templatesDir, removed, { recursive: true });
+    rmSync(join(removed, 'order-receipt'), { recursive: true });
+    let deployed: TemplateRenderer = createTemplateRenderer(templatesDir);
+    h = await startDispatchHarness(aws, {
+      env: { TEMPLATES_DIR: templatesDir },
+      adjust: (deps) => {
+        deps.templates = { render: (reference, context) => deployed.render(reference, context) };
+      },
+    });
+    const job = templateJobFactory({ name: 'order-receipt', data: orderReceiptData() });
+    await h.enqueue(job);
+    await h.deliverAll();
+    expect(await h.events()).toEqual([expect.objectContaining({ type: 'email.delivered' })]);
+    deployed = createTemplateRenderer(removed);
+
+    // Act
+    await h.enqueue(job);
+    await h.deliverAll();
+
+    // Assess
+    expect(h.sink.received).toHaveLength(1);
+    expect(await h.deadLetters()).toEqual([]);
+    expect(await h.events()).toEqual([]);
+    rmSync(removed, { recursive: true, force: true });
   });
 });
