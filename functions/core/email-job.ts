@@ -175,10 +175,30 @@ export const SubjectSchema = z.pipe(
   z.string().check(z.refine((value) => value.trim().length > 0, { error: 'must not be empty or only spaces' })),
 );
 
+/** How deep template data may nest: deeper than any template reads, shallow enough to serialise again (its hash). */
+const MAX_TEMPLATE_DATA_DEPTH = 32;
+
+/** Whether a parsed JSON value nests deeper than `max` objects and arrays; a loop, as hostile data outnests a stack. */
+function nestsDeeperThan(value: unknown, max: number): boolean {
+  const pending: Array<{ value: unknown; depth: number }> = [{ value, depth: 1 }];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    if (typeof next.value !== 'object' || next.value === null) continue;
+    if (next.depth > max) return true;
+    for (const child of Object.values(next.value)) pending.push({ value: child, depth: next.depth + 1 });
+  }
+  return false;
+}
+
 const TemplateReferenceSchema = z.strictObject({
   name: z.string().check(z.regex(TEMPLATE_NAME, { error: 'must be a template name like order-receipt' })),
   version: z.optional(z.int().check(z.minimum(1, { error: 'must be a whole number from 1' }))),
-  data: z.optional(z.record(z.string(), z.unknown())),
+  data: z.optional(
+    z.record(z.string(), z.unknown()).check(
+      z.refine((data) => !nestsDeeperThan(data, MAX_TEMPLATE_DATA_DEPTH), {
+        error: `nested deeper than ${MAX_TEMPLATE_DATA_DEPTH} levels of objects and arrays`,
+      }),
+    ),
+  ),
 });
 
 /** Transports a job may ask for; the deployment decides which exist. */

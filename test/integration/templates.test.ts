@@ -163,6 +163,32 @@ describe('a template job that cannot be rendered', () => {
     });
   });
 
+  it('is rejected naming the field when its data is nested deeper than any template reads', async () => {
+    // Prepare: 60,000 nested arrays fit in one queue message; serialising them again overflows the stack.
+    h = await withTemplates();
+    const depth = 60_000;
+    const job = templateJobFactory({ name: 'loose-welcome', data: { user: { firstName: 'Ann' } } });
+    const body = JSON.stringify(job).replace(
+      '"firstName":"Ann"',
+      `"firstName":"Ann","x":${'['.repeat(depth)}${']'.repeat(depth)}`,
+    );
+    await h.enqueue(body);
+
+    // Act
+    const result = await h.deliverAll(5);
+
+    // Assess
+    expect(result).toMatchObject({ received: 1, failed: 0 });
+    expect(h.sink.received).toHaveLength(0);
+    const dead = await h.deadLetters();
+    expect(dead[0]?.attributes).toMatchObject({
+      failureClass: 'invalid',
+      failureReason: 'invalid-job',
+      failureDetail: expect.stringMatching(/^template\.data: nested deeper than \d+ levels/),
+      idempotencyKey: job.idempotencyKey,
+    });
+  });
+
   it('is rejected by a deployment without templates, whatever it names', async () => {
     h = await startDispatchHarness(aws);
     await h.enqueue(templateJobFactory({ name: 'order-receipt', data: orderReceiptData() }));

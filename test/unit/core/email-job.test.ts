@@ -119,3 +119,29 @@ describe('a job rendered from a template', () => {
     expect(none).toMatchObject({ success: false, detail: 'subject: required; text: needs text, html or both' });
   });
 });
+
+describe('the data of a template job', () => {
+  /** Data whose innermost value sits `levels` objects and arrays deep, the data itself the first. */
+  const nested = (levels: number) => {
+    let value: unknown = 'end';
+    for (let i = 1; i < levels; i += 1) value = i % 2 === 0 ? [value] : { next: value };
+    return { next: value };
+  };
+
+  it('may nest 32 levels of objects and arrays, and not one more', async () => {
+    const deepest = templateJobFactory({ name: 'welcome', data: nested(32) });
+    const deeper = templateJobFactory({ name: 'welcome', data: nested(33) });
+
+    const [accepted, refused] = await Promise.all([
+      parseJobRecord(JSON.stringify(deepest)),
+      parseJobRecord(JSON.stringify(deeper)),
+    ]);
+
+    expect(accepted).toMatchObject({ success: true });
+    expect(refused).toMatchObject({
+      success: false,
+      reason: 'invalid-job',
+      detail: 'template.data: nested deeper than 32 levels of objects and arrays',
+    });
+  });
+});
