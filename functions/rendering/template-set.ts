@@ -1,6 +1,7 @@
 import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import Handlebars from 'handlebars';
+import { Parser } from 'htmlparser2';
 import { SubjectSchema } from '#core/email-job.js';
 import {
   TemplateRejections,
@@ -15,8 +16,12 @@ import { outlineTemplate, type TemplateOutline } from './template-syntax.js';
 const MAX_PROBLEMS = 20;
 /** The rendered html and text together, at most: a template looping over data cannot build an unsendable message. */
 const MAX_RENDERED_CHARACTERS = 5 * 1024 * 1024;
-// A content id as the job schema allows it (attachments' contentId); bounded, so the scan stays linear.
-const CID_REFERENCE = /\bcid:([^\s"'()<>]{1,200})/gi;
+/** Attributes whose value a reader's client follows as a URL. */
+const URL_ATTRIBUTES = new Set(['href', 'src', 'background', 'action', 'formaction', 'poster', 'cite', 'longdesc']);
+/** Schemes a link or image may use: any other (`javascript:`, `vbscript:`, `data:`, `file:`) is refused. */
+const URL_SCHEMES = ['http', 'https', 'mailto', 'tel', 'sms', 'cid'];
+// Only the start of a URL is matched, and no quantifier is nested: linear on any value.
+const URL_SCHEME = /^([a-z][a-z0-9+.-]{0,31}):/i;
 
 type Part = 'subject' | 'html' | 'text' | 'layout';
 type Compiled = { render: HandlebarsTemplateDelegate; outline: TemplateOutline };
@@ -144,16 +149,6 @@ async function renderTemplate(
     const why = subject.error.issues.map((i) => i.message).join('; ');
     return { ok: false, reason: TemplateRejections.render, detail: `template: the rendered subject ${why}` };
   }
-  const unknownCid = [...rendered.html.matchAll(CID_REFERENCE)]
-    .map((m) => m[1] ?? '')
-    .find((cid) => !context.contentIds.includes(cid));
-  if (unknownCid !== undefined) {
-    const carried = context.contentIds.length > 0 ? context.contentIds.join(', ') : 'none';
-    const detail =
-      `template: the html refers to cid:${unknownCid}, ` +
-      `which no attachment of the job carries (carried: ${carried})`;
-    return { ok: false, reason: TemplateRejections.render, detail };
-  }
   const tooLong = (characters: number): RenderResult => ({
     ok: false,
     reason: TemplateRejections.render,
@@ -164,9 +159,46 @@ async function renderTemplate(
   // Measured before the HTML is converted too: converting an oversized page would only waste the invocation.
   if (rendered.html.length + (rendered.text?.length ?? 0) > MAX_RENDERED_CHARACTERS)
     return tooLong(rendered.html.length + (rendered.text?.length ?? 0));
+  const unsafeUrl = findUnsafeUrl(rendered.html, context.contentIds);
+  if (unsafeUrl !== undefined) return { ok: false, reason: TemplateRejections.render, detail: unsafeUrl };
   const text = rendered.text ?? (options.htmlToText ? await options.htmlToText(rendered.html) : '');
   if (rendered.html.length + text.length > MAX_RENDERED_CHARACTERS) return tooLong(rendered.html.length + text.length);
   return { ok: true, content: { subject: subject.data, html: rendered.html, text, version: source.version } };
+}
+
+/**
+ * The first URL of the rendered html that a reader's client must not follow, described: a scheme other than
+ * URL_SCHEMES (escaping keeps data inside an attribute, not out of `javascript:`), or a `cid:` naming no attachment
+ * of the job. Attributes are read by an HTML parser, as a client reads them (entities decoded, spaces and controls
+ * around the URL and tabs and line breaks within it dropped), so words in the text are never taken for a URL.
+ */
+function findUnsafeUrl(html: string, contentIds: readonly string[]): string | undefined {
+  let problem: string | undefined;
+  const check = (tag: string, attribute: string, value: string) => {
+    let start = 0;
+    let end = value.length;
+    while (start < end && value.charCodeAt(start) <= 0x20) start += 1;
+    while (end > start && value.charCodeAt(end - 1) <= 0x20) end -= 1;
+    const url = value.slice(start, end).replace(/[\t\n\r]/g, '');
+    const scheme = URL_SCHEME.exec(url)?.[1]?.toLowerCase();
+    if (scheme === undefined) return;
+    if (!URL_SCHEMES.includes(scheme)) {
+      problem =
+        `template: the html's <${tag} ${attribute}> is a ${scheme}: URL; ` +
+        `links may be ${URL_SCHEMES.join(', ')} or relative (bound the data's URLs in the schema)`;
+    } else if (scheme === 'cid' && !contentIds.includes(url.slice('cid:'.length))) {
+      const carried = contentIds.length > 0 ? contentIds.join(', ') : 'none';
+      problem = `template: the html refers to ${url}, which no attachment of the job carries (carried: ${carried})`;
+    }
+  };
+  const parser = new Parser({
+    onopentag(tag, attributes) {
+      for (const [attribute, value] of Object.entries(attributes))
+        if (problem === undefined && URL_ATTRIBUTES.has(attribute)) check(tag, attribute, value);
+    },
+  });
+  parser.end(html);
+  return problem;
 }
 
 /** Renders subject, html (in its layout) and text; a variable the data lacks is reported with its full path. */

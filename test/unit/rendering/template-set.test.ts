@@ -242,6 +242,51 @@ describe('what a template may refer to', () => {
   });
 });
 
+describe('links and images the data supplies', () => {
+  const linkFolder = () =>
+    templatesFolder({
+      link: { 'html.hbs': '<p>{{note}}</p><a href="{{url}}">open</a><img src={{image}} alt="">' },
+    });
+  const render = (data: Record<string, unknown>, contentIds: string[] = []) =>
+    loadTemplateSet(linkFolder()).render({ name: 'link', data }, { contentIds });
+  const safe = { note: 'Hi', url: 'https://shop.example/o/1?a=1&b=2', image: 'https://cdn.example/logo.png' };
+
+  it('takes cid: in the text of the data for words, not for a reference', async () => {
+    const result = await render({ ...safe, note: 'see cid:logo, or acid:base' });
+
+    expect(result.ok).toBe(true);
+  });
+
+  it('checks a cid: the data puts in an image against the job attachments', async () => {
+    const carried = await render({ ...safe, image: 'cid:logo@shop' }, ['logo@shop']);
+    const missing = await render({ ...safe, image: 'cid:other@shop' }, ['logo@shop']);
+
+    expect(carried.ok).toBe(true);
+    expect(missing).toMatchObject({ ok: false, detail: expect.stringContaining('cid:other@shop') });
+  });
+
+  it('accepts web, mail and phone links, relative ones and fragments', async () => {
+    for (const url of ['http://a.example/', 'mailto:help@shop.example', 'tel:+4930123', '/orders/1', '#top'])
+      expect(await render({ ...safe, url }), url).toMatchObject({ ok: true });
+  });
+
+  it('refuses a link or image whose data makes it run script or carry a document, however it is spelled', async () => {
+    const hostile = ['javascript:alert(1)', ' JaVaScRiPt:alert(1)', 'java\tscript:alert(1)', '\u0001javascript:x'];
+    for (const url of [...hostile, 'vbscript:msgbox(1)', 'data:text/html,<script>alert(1)</script>'])
+      expect(await render({ ...safe, url }), JSON.stringify(url)).toEqual({
+        ok: false,
+        reason: 'template-render-failed',
+        detail: expect.stringMatching(
+          /^template: the html's <a href> is a \S+ URL; links may be http, https, mailto, tel/,
+        ),
+      });
+    expect(await render({ ...safe, image: 'data:image/svg+xml,<svg/onload=alert(1)>' })).toMatchObject({
+      ok: false,
+      detail: expect.stringMatching(/^template: the html's <img src> is a data: URL/),
+    });
+  });
+});
+
 describe('a templates folder that breaks the rules', () => {
   it('is refused whole when its files are wrong, every problem named after its file', () => {
     const dir = templatesFolder({
