@@ -23,15 +23,20 @@ export class TemplateRefusedError extends Error {
  * The dispatcher's template step: a job naming a template gets its subject, html and text rendered from it; any
  * other job passes unchanged. A refusal is the job's fault (unknown template, data against its schema, a missing
  * variable) and is reported like any invalid job: dead-lettered with the field path, `email.rejected`, never retried.
+ * Templates that cannot be loaded at all (a missing folder, a schema that does not compile) answer `unavailable`.
  */
 export function createTemplateStep(templates: TemplateRenderer | undefined) {
-  return async (job: EmailJob): Promise<TemplateStepResult> => {
+  return async (job: EmailJob): Promise<TemplateStepResult | { unavailable: string }> => {
     if (job.template === undefined) return { job };
     if (!templates) {
       const detail = `template.name: this deployment has no templates, so "${job.template.name}" cannot be rendered`;
       return { rejected: { reason: TemplateRejections.unavailable, detail } };
     }
-    const result = await templates.render(job.template, { contentIds: contentIdsOf(job) });
+    // The deployment's templates failing to load or compile is not the job's fault: it waits for a fixed deployment.
+    const result = await templates
+      .render(job.template, { contentIds: contentIdsOf(job) })
+      .catch((error: unknown) => ({ unavailable: (error as Error).message ?? String(error) }));
+    if ('unavailable' in result) return result;
     if (!result.ok) return { rejected: { reason: result.reason, detail: result.detail } };
     return { job: withRenderedContent(job, result.content) };
   };

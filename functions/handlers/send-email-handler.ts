@@ -253,6 +253,19 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     const job = parsed.job;
     // A template job is rendered here; a refusal is reported as an invalid job with the field path, by the attempt.
     const rendered = await renderTemplate(job);
+    if ('unavailable' in rendered) {
+      logger.error('templates cannot be loaded; template jobs are handed back until they can', {
+        detail: rendered.unavailable,
+      });
+      return policy.postponeWithoutAttempt(
+        outbox,
+        record,
+        job,
+        'templates-unavailable',
+        attemptNumber,
+        rendered.unavailable,
+      );
+    }
 
     // An open circuit puts the job back without an attempt; failover may send it over the other transport.
     const requested = job.transport ?? deps.dispatch.defaultTransport;

@@ -5,7 +5,7 @@ import { simpleParser } from 'mailparser';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { TemplateRenderer } from '#core/template-renderer.js';
 import { createTemplateRenderer } from '#rendering/template-renderer.js';
-import { orderReceiptData, templateJobFactory } from '../support/factories.js';
+import { emailJobFactory, orderReceiptData, templateJobFactory } from '../support/factories.js';
 import {
   startAwsEmulators,
   startDispatchHarness,
@@ -247,5 +247,35 @@ describe('a template job repeated after its template changed', () => {
     expect(await h.deadLetters()).toEqual([]);
     expect(await h.events()).toEqual([]);
     rmSync(removed, { recursive: true, force: true });
+  });
+});
+
+describe('a deployment whose templates folder is missing', () => {
+  it('hands template jobs back with the reason logged as an error, and sends every other job', async () => {
+    // Prepare
+    const missing = join(templatesDir, 'not-here');
+    h = await startDispatchHarness(aws, { env: { TEMPLATES_DIR: missing } });
+    const templated = templateJobFactory({ name: 'order-receipt', data: orderReceiptData() });
+    await h.enqueue(templated);
+    await h.enqueue(emailJobFactory());
+
+    // Act
+    const result = await h.deliver();
+
+    // Assess: the job is not at fault, so it is neither rejected nor lost; the operator is told why.
+    expect(result).toEqual({ received: 2, succeeded: 1, failed: 1 });
+    expect(h.sink.received).toHaveLength(1);
+    expect(await h.deadLetters()).toEqual([]);
+    expect(await h.events()).toEqual([expect.objectContaining({ type: 'email.delivered' })]);
+    const errors = h.output.records().filter((r) => r.level === 'ERROR');
+    expect(errors).toEqual([
+      expect.objectContaining({
+        message: 'templates cannot be loaded; template jobs are handed back until they can',
+        detail: `templates are broken: ${missing}: no such folder`,
+      }),
+    ]);
+    expect(h.output.records()).toContainEqual(
+      expect.objectContaining({ message: 'job handed back without an attempt', reason: 'templates-unavailable' }),
+    );
   });
 });

@@ -50,6 +50,18 @@ describe('the template step', () => {
     expect(result).toEqual({ rejected: { reason: 'template-data-invalid', detail } });
   });
 
+  it('answers unavailable, not a rejection, when the templates cannot be loaded', async () => {
+    const broken: TemplateRenderer = {
+      render: async () => {
+        throw new Error('templates are broken: /var/task/templates: no such folder');
+      },
+    };
+
+    const result = await createTemplateStep(broken)(templateJobFactory({ name: 'welcome' }));
+
+    expect(result).toEqual({ unavailable: 'templates are broken: /var/task/templates: no such folder' });
+  });
+
   it('rejects a template job where the deployment has no templates', async () => {
     const result = await createTemplateStep(undefined)(templateJobFactory({ name: 'welcome' }));
 
