@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import * as z from 'zod/mini';
 import { TEMPLATE_NAME } from '#core/email-job.js';
@@ -39,6 +39,16 @@ const ManifestSchema = z.strictObject({
 /** Folders under templates/ that are not templates: `_layouts` and anything else starting with `_` or `.`. */
 const isTemplateFolder = (entry: string) => !entry.startsWith('_') && !entry.startsWith('.');
 
+/**
+ * Whether a path is a symbolic link, noted as a problem: the synth would read through it, but the bundle copies it as
+ * a link to a path of the machine that built it, which the function cannot read.
+ */
+function isLink(path: string, where: string, problems: string[]): boolean {
+  if (!lstatSync(path).isSymbolicLink()) return false;
+  problems.push(`${where}: a symbolic link; templates are plain files and folders`);
+  return true;
+}
+
 /** Files of a folder a template may hold: anything else is a typo (`htm.hbs`) that would silently be ignored. */
 const KNOWN_FILES = new Set(['template.json', 'html.hbs', 'text.hbs', 'schema.json', 'README.md']);
 
@@ -51,15 +61,16 @@ export function loadTemplateSources(dir: string): TemplateSources {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new TemplateFolderError([`${dir}: no such folder`]);
   const layoutsDir = join(dir, '_layouts');
   const layouts: Record<string, string> = {};
-  if (existsSync(layoutsDir)) {
+  if (existsSync(layoutsDir) && !isLink(layoutsDir, 'templates/_layouts', problems)) {
     for (const file of readdirSync(layoutsDir).sort()) {
-      if (!file.endsWith('.hbs')) continue;
+      if (!file.endsWith('.hbs') || isLink(join(layoutsDir, file), `templates/_layouts/${file}`, problems)) continue;
       layouts[file.slice(0, -'.hbs'.length)] = readFileSync(join(layoutsDir, file), 'utf8');
     }
   }
   const templates: TemplateSource[] = [];
   for (const name of readdirSync(dir).sort()) {
     const folder = join(dir, name);
+    if (name === '_layouts' || name.startsWith('.') || isLink(folder, `templates/${name}`, problems)) continue;
     if (!isTemplateFolder(name) || !statSync(folder).isDirectory()) continue;
     const where = `templates/${name}`;
     if (!TEMPLATE_NAME.test(name)) {
@@ -76,11 +87,15 @@ export function loadTemplateSources(dir: string): TemplateSources {
 }
 
 function readTemplate(folder: string, name: string, where: string, problems: string[]): TemplateSource | undefined {
-  for (const file of readdirSync(folder))
-    if (!KNOWN_FILES.has(file))
+  const links = new Set<string>();
+  for (const file of readdirSync(folder).sort()) {
+    if (isLink(join(folder, file), `${where}/${file}`, problems)) links.add(file);
+    else if (!KNOWN_FILES.has(file))
       problems.push(`${where}/${file}: unknown file (expected template.json, html.hbs, text.hbs, schema.json)`);
+  }
   const read = (file: string, required: boolean): string | undefined => {
     const path = join(folder, file);
+    if (links.has(file)) return undefined;
     if (existsSync(path)) return readFileSync(path, 'utf8');
     if (required) problems.push(`${where}/${file}: missing`);
     return undefined;

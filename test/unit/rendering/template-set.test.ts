@@ -1,4 +1,4 @@
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkSync } from 'recheck';
@@ -288,6 +288,23 @@ describe('links and images the data supplies', () => {
 });
 
 describe('a templates folder that breaks the rules', () => {
+  it('is refused whole when it holds a symbolic link, which the bundle would carry as a link to this machine', () => {
+    const outside = mkdtempSync(join(tmpdir(), 'outside-'));
+    folders.push(outside);
+    writeFileSync(join(outside, 'html.hbs'), '<p>Hi</p>');
+    mkdirSync(join(outside, 'shared'));
+    const dir = templatesFolder({ linked: {} }, { main: '{{> content}}' });
+    symlinkSync(join(outside, 'html.hbs'), join(dir, 'linked', 'html.hbs'));
+    symlinkSync(join(outside, 'html.hbs'), join(dir, '_layouts', 'other.hbs'));
+    symlinkSync(join(outside, 'shared'), join(dir, 'shared'));
+
+    expect(brokenRules(dir)).toEqual([
+      'templates/_layouts/other.hbs: a symbolic link; templates are plain files and folders',
+      'templates/linked/html.hbs: a symbolic link; templates are plain files and folders',
+      'templates/shared: a symbolic link; templates are plain files and folders',
+    ]);
+  });
+
   it('is refused whole when its files are wrong, every problem named after its file', () => {
     const dir = templatesFolder({
       orphan: { 'template.json': JSON.stringify({ version: 1, subject: 'x', layout: 'missing' }), 'html.hbs': 'x' },
