@@ -5,6 +5,8 @@ export type TemplateOutline = {
   problems: string[];
   /** `line:column` of a variable in the source → its path in the data (`order.total`, `items.*.name`). */
   paths: Map<string, string>;
+  /** Every block that repeats its content over data: `{{#each items}}`, or a section like `{{#items}}`. */
+  loops: Array<{ block: string; path: string; at: string }>;
 };
 
 /** The fields of the statements this walk reads (Handlebars' AST types are a union without a common shape). */
@@ -24,6 +26,8 @@ type Node = {
 const FORBIDDEN_HELPERS = new Set(['log']);
 /** Helpers that run their block with a new context: `each` one element at a time, `with` the named object. */
 const CONTEXT_HELPERS: Record<string, string> = { each: '.*.', with: '.' };
+/** Handlebars' built-in helpers: a block named otherwise is a section, repeated once per item of a list. */
+const BUILT_IN_HELPERS = new Set(['if', 'unless', 'each', 'with', 'lookup', 'log']);
 
 /**
  * Parses a template and checks the rules Handlebars' own options do not enforce: output is always escaped in HTML
@@ -43,6 +47,7 @@ export function outlineTemplate(
   }
   const problems: string[] = [];
   const paths = new Map<string, string>();
+  const loops: TemplateOutline['loops'] = [];
   let placesContent = false;
   const at = (node: { loc: hbs.AST.SourceLocation }) =>
     `line ${node.loc.start.line}, column ${node.loc.start.column + 1}`;
@@ -89,6 +94,11 @@ export function outlineTemplate(
           for (const param of node.params ?? []) visitExpression(param, scopes);
           for (const pair of node.hash?.pairs ?? []) visitExpression(pair.value, scopes);
           const first = node.params?.[0];
+          if (helper === 'each' && first?.type === 'PathExpression') {
+            const list = first as hbs.AST.PathExpression;
+            loops.push({ block: `{{#each ${list.original}}}`, path: pathOf(list, scopes), at: at(node) });
+          } else if (node.path && !BUILT_IN_HELPERS.has(helper) && (node.params ?? []).length === 0)
+            loops.push({ block: `{{#${helper}}}`, path: pathOf(node.path, scopes), at: at(node) });
           const suffix = CONTEXT_HELPERS[helper];
           const inner =
             suffix && first?.type === 'PathExpression'
@@ -116,5 +126,5 @@ export function outlineTemplate(
   };
   visit(program.body, ['']);
   if (part.kind === 'layout' && !placesContent) problems.push('a layout must place the template with {{> content}}');
-  return { problems, paths };
+  return { problems, paths, loops };
 }

@@ -114,7 +114,10 @@ describe('data that does not fit the template', () => {
 
   it('treats a variable the data lacks as an error with its full path, never as an empty string', async () => {
     const dir = templatesFolder({
-      welcome: { 'html.hbs': '<p>Hi {{user.firstName}}</p>\n<ul>{{#each items}}<li>{{title}}</li>{{/each}}</ul>' },
+      welcome: {
+        'html.hbs': '<p>Hi {{user.firstName}}</p>\n<ul>{{#each items}}<li>{{title}}</li>{{/each}}</ul>',
+        'schema.json': JSON.stringify({ type: 'object', properties: { items: { type: 'array', maxItems: 10 } } }),
+      },
     });
     const set = loadTemplateSet(dir);
 
@@ -174,7 +177,12 @@ describe('data that does not fit the template', () => {
   });
 
   it('refuses a rendering too large to send, before converting it to text', async () => {
-    const dir = templatesFolder({ list: { 'html.hbs': '{{#each rows}}<p>{{this}}</p>{{/each}}' } });
+    const dir = templatesFolder({
+      list: {
+        'html.hbs': '{{#each rows}}<p>{{this}}</p>{{/each}}',
+        'schema.json': JSON.stringify({ type: 'object', properties: { rows: { type: 'array', maxItems: 1000 } } }),
+      },
+    });
     let converted = 0;
     const set = createTemplateSet(loadTemplateSources(dir), { htmlToText: (html) => `${(converted += 1)}${html}` });
     const rows = Array.from({ length: 600 }, () => 'x'.repeat(10_000));
@@ -288,6 +296,32 @@ describe('links and images the data supplies', () => {
 });
 
 describe('a templates folder that breaks the rules', () => {
+  it('is refused whole when a template loops over data its schema does not bound', () => {
+    const items = { type: 'array', items: { type: 'object', properties: { tags: { type: 'array' } } } };
+    const dir = templatesFolder({
+      bounded: {
+        'schema.json': JSON.stringify({ type: 'object', properties: { rows: { type: 'array', maxItems: 50 } } }),
+        'html.hbs': '{{#each rows}}{{#each ../rows}}<td>{{this}}</td>{{/each}}{{/each}}',
+      },
+      grid: {
+        'schema.json': JSON.stringify({ type: 'object', properties: { items } }),
+        'html.hbs': '{{#each items}}<p>{{#each tags}}{{this}}{{/each}}</p>{{/each}}',
+        'text.hbs': '{{#items}}{{title}}{{/items}}{{#each extra}}{{this}}{{/each}}',
+      },
+    });
+
+    expect(brokenRules(dir)).toEqual([
+      'templates/grid/html.hbs: {{#each items}} (line 1, column 1) loops over data its schema does not bound; ' +
+        'give template.data.items a maxItems',
+      'templates/grid/html.hbs: {{#each tags}} (line 1, column 19) loops over data its schema does not bound; ' +
+        'give template.data.items.*.tags a maxItems',
+      'templates/grid/text.hbs: {{#items}} (line 1, column 1) loops over data its schema does not bound; ' +
+        'give template.data.items a maxItems',
+      'templates/grid/text.hbs: {{#each extra}} (line 1, column 30) loops over data its schema does not bound; ' +
+        'give template.data.extra a maxItems',
+    ]);
+  });
+
   it('is refused whole when it holds a symbolic link, which the bundle would carry as a link to this machine', () => {
     const outside = mkdtempSync(join(tmpdir(), 'outside-'));
     folders.push(outside);
