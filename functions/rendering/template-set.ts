@@ -105,7 +105,12 @@ export function createTemplateSet(sources: TemplateSources, options: TemplateSet
     const parts = { 'template.json subject': subject, 'html.hbs': html, 'text.hbs': text };
     for (const [file, part] of Object.entries(parts))
       for (const loop of part?.outline.loops ?? [])
-        if (!boundsLoop(schemaAt(source.schema, loop.path)))
+        if (loop.path === undefined)
+          problems.push(
+            `${where}/${file}: ${loop.block} (${loop.at}) loops over a list it computes; ` +
+              'loop over a data path whose schema has a maxItems',
+          );
+        else if (!boundsLoop(schemaAt(source.schema, loop.path)))
           problems.push(
             `${where}/${file}: ${loop.block} (${loop.at}) loops over data its schema does not bound; ` +
               `give template.data.${loop.path} a maxItems`,

@@ -6,7 +6,7 @@ export type TemplateOutline = {
   /** `line:column` of a variable in the source → its path in the data (`order.total`, `items.*.name`). */
   paths: Map<string, string>;
   /** Every block that repeats its content over data: `{{#each items}}`, or a section like `{{#items}}`. */
-  loops: Array<{ block: string; path: string; at: string }>;
+  loops: Array<{ block: string; path?: string; at: string }>;
 };
 
 /** The fields of the statements this walk reads (Handlebars' AST types are a union without a common shape). */
@@ -49,6 +49,9 @@ export function outlineTemplate(
   const paths = new Map<string, string>();
   const loops: TemplateOutline['loops'] = [];
   let placesContent = false;
+  const lines = source.split('\n');
+  const textAt = (loc: hbs.AST.SourceLocation) =>
+    loc.start.line === loc.end.line ? (lines[loc.start.line - 1] ?? '').slice(loc.start.column, loc.end.column) : '…';
   const at = (node: { loc: hbs.AST.SourceLocation }) =>
     `line ${node.loc.start.line}, column ${node.loc.start.column + 1}`;
 
@@ -97,6 +100,9 @@ export function outlineTemplate(
           if (helper === 'each' && first?.type === 'PathExpression') {
             const list = first as hbs.AST.PathExpression;
             loops.push({ block: `{{#each ${list.original}}}`, path: pathOf(list, scopes), at: at(node) });
+          } else if (helper === 'each' && first) {
+            // A computed list (a subexpression): no data path, so no schema, says how long it is.
+            loops.push({ block: `{{#each ${textAt(first.loc)}}}`, at: at(node) });
           } else if (node.path && !BUILT_IN_HELPERS.has(helper) && (node.params ?? []).length === 0)
             loops.push({ block: `{{#${helper}}}`, path: pathOf(node.path, scopes), at: at(node) });
           const suffix = CONTEXT_HELPERS[helper];

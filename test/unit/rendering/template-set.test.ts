@@ -296,6 +296,20 @@ describe('links and images the data supplies', () => {
 });
 
 describe('a templates folder that breaks the rules', () => {
+  it('is refused whole when a template loops over a list it computes, which no schema can bound', () => {
+    const dir = templatesFolder({
+      computed: {
+        'schema.json': JSON.stringify({ type: 'object', properties: { rows: { type: 'array', maxItems: 5 } } }),
+        'html.hbs': '{{#each (lookup this "rows")}}<p>{{this}}</p>{{/each}}',
+      },
+    });
+
+    expect(brokenRules(dir)).toEqual([
+      'templates/computed/html.hbs: {{#each (lookup this "rows")}} (line 1, column 1) loops over a list it computes; ' +
+        'loop over a data path whose schema has a maxItems',
+    ]);
+  });
+
   it('is refused whole when a template loops over data its schema does not bound', () => {
     const items = { type: 'array', items: { type: 'object', properties: { tags: { type: 'array' } } } };
     const dir = templatesFolder({
