@@ -159,6 +159,28 @@ describe('data that does not fit the template', () => {
     });
   });
 
+  it('refuses a rendered subject holding an encoded word, which a mail client would decode into other text', async () => {
+    const dir = templatesFolder({
+      note: { 'template.json': JSON.stringify({ version: 1, subject: 'About {{topic}}' }), 'html.hbs': '<p>x</p>' },
+    });
+    const set = loadTemplateSet(dir);
+
+    // "=?UTF-8?Q?a=0D=0AB?=" reads as a line break once decoded; B encodes anything at all.
+    const [quoted, base64, plain] = await Promise.all([
+      set.render({ name: 'note', data: { topic: 'x =?UTF-8?Q?a=0D=0AB?= y' } }, none),
+      set.render({ name: 'note', data: { topic: '=?utf-8?b?WW91ciBhY2NvdW50IGlzIGxvY2tlZA==?=' } }, none),
+      set.render({ name: 'note', data: { topic: 'is 2+2=? (a quiz?)' } }, none),
+    ]);
+
+    for (const result of [quoted, base64])
+      expect(result).toEqual({
+        ok: false,
+        reason: 'template-render-failed',
+        detail: 'template: the rendered subject must not contain MIME encoded words (=?charset?...?=)',
+      });
+    expect(plain).toMatchObject({ ok: true, content: { subject: 'About is 2+2=? (a quiz?)' } });
+  });
+
   it('refuses a rendered subject that would break the header, as the job schema would', async () => {
     const dir = templatesFolder({
       note: { 'template.json': JSON.stringify({ version: 1, subject: 'About {{topic}}' }), 'html.hbs': '<p>x</p>' },
