@@ -35,7 +35,7 @@ export function createTemplateStep(templates: TemplateRenderer | undefined) {
     // The deployment's templates failing to load or compile is not the job's fault: it waits for a fixed deployment.
     const result = await templates
       .render(job.template, { contentIds: contentIdsOf(job) })
-      .catch((error: unknown) => ({ unavailable: (error as Error).message ?? String(error) }));
+      .catch((error: unknown) => ({ unavailable: error instanceof Error ? error.message : String(error) }));
     if ('unavailable' in result) return result;
     if (!result.ok) return { rejected: { reason: result.reason, detail: result.detail } };
     return { job: withRenderedContent(job, result.content) };
