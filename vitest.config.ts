@@ -11,6 +11,7 @@ const SLOW = [
   'test/integration/cli-wait.test.ts',
   'test/integration/bundled-twin.test.ts',
   'test/integration/producer-package.test.ts',
+  'test/integration/template-send.test.ts',
 ];
 
 export default defineConfig({

@@ -11,6 +11,7 @@ import {
   type EmailJob,
   type S3Reference,
 } from '#core/email-job.js';
+import type { JobTemplates } from './template-data.js';
 
 export type EmailProducerOptions = {
   sqs: SQSClient;
@@ -20,6 +21,11 @@ export type EmailProducerOptions = {
   bucket?: string;
   /** The queue's MaximumMessageSize. @default 1048576 */
   maxMessageBytes?: number;
+  /**
+   * The dispatcher's templates (a templates folder, or `loadTemplates(dir)`): a template job's data is checked
+   * against them before it is queued. @default none (the dispatcher still checks, and rejects what fails)
+   */
+  templates?: string | JobTemplates;
 };
 
 /** A job the producer refused before sending, with the field and the reason. */
@@ -56,9 +62,22 @@ export function createEmailProducer(options: EmailProducerOptions) {
     return { bucket: options.bucket, key };
   };
 
+  // Loaded on the first template job: a producer that sends none never loads the template engine.
+  let templates: Promise<(job: EmailJob) => Promise<void>> | undefined;
+  const checkTemplate = (job: EmailJob) => {
+    const given = options.templates;
+    if (!job.template || given === undefined) return Promise.resolve();
+    templates ??= import('./template-data.js').then((m) => {
+      const loaded = typeof given === 'string' ? m.loadTemplates(given) : given;
+      return (checked: EmailJob) => m.checkTemplateJob(loaded, checked);
+    });
+    return templates.then((check) => check(job));
+  };
+
   /** Validates a job and turns it into a queue body, offloading to S3 what does not fit. */
   const prepare = async (input: unknown): Promise<{ job: EmailJob; body: string; claimCheck?: S3Reference }> => {
     let job = validateEmailJob(input);
+    await checkTemplate(job);
     const folder = createHash('sha256').update(job.idempotencyKey).digest('hex').slice(0, 32);
     const inline = inlineAttachmentBytes(job);
     if (inline > MAX_JOB_ATTACHMENT_BYTES)

@@ -15,6 +15,7 @@ import type { CredentialSource, SmtpCredentials } from '#core/credential-source.
 import type { TransportName } from '#core/email-job.js';
 import type { ReportKeyring } from '#core/message-id.js';
 import type { MailTransport } from '#core/mail-transport.js';
+import type { TemplateRenderer } from '#core/template-renderer.js';
 import type { RoutingDeps } from './route-job.js';
 import type { SendEmailDeps } from './send-email-handler.js';
 
@@ -93,6 +94,7 @@ export async function buildSendEmailDeps(
     retry: config.retry,
     deadlineMarginMs: config.deadlineMarginMs,
     routing,
+    templates: config.templatesDir ? lazyTemplates(config.templatesDir) : undefined,
     finishReserveMs: config.finishReserveMs,
     minAttemptMs: config.minAttemptMs,
     maxReceiveCount: config.maxReceiveCount,
@@ -130,6 +132,17 @@ async function buildRouting(
   return {
     router: createSendRouter({ breaker: circuit, failover: config.failover }),
     requeue: createJobRequeue(clients.sqs, config.jobsQueueUrl),
+  };
+}
+
+/** The templates, loaded with their engine on the first template job: other jobs never load either. */
+function lazyTemplates(dir: string): TemplateRenderer {
+  let renderer: Promise<TemplateRenderer> | undefined;
+  return {
+    async render(reference, context) {
+      renderer ??= import('#rendering/template-renderer.js').then((m) => m.createTemplateRenderer(dir));
+      return (await renderer).render(reference, context);
+    },
   };
 }
 

@@ -7,6 +7,7 @@ export const COMMANDS = {
   send: 'tools/send.ts',
   redrive: 'tools/redrive.ts',
   demo: 'tools/demo.ts',
+  template: 'tools/template.ts',
 } as const;
 
 /** Runs a command as `npm run` does (node with tsx), with its own twin directory, and collects what it printed. */
