@@ -2,23 +2,17 @@ import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { simpleParser } from 'mailparser';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TemplateRenderer } from '#core/template-renderer.js';
 import { createTemplateRenderer } from '#rendering/template-renderer.js';
 import { emailJobFactory, orderReceiptData, templateJobFactory } from '../support/factories.js';
-import {
-  startAwsEmulators,
-  startDispatchHarness,
-  type AwsEmulators,
-  type DispatchHarness,
-} from '../support/dispatch-harness.js';
+import { type DispatchHarness, useAwsEmulators } from '../support/dispatch-harness.js';
 
-let aws: AwsEmulators;
+const env = useAwsEmulators();
 let h: DispatchHarness;
 let templatesDir: string;
 
 beforeAll(async () => {
-  aws = await startAwsEmulators();
   // The repository's templates, plus one whose schema does not cover every variable it uses.
   templatesDir = mkdtempSync(join(tmpdir(), 'templates-'));
   cpSync(resolve('templates'), templatesDir, { recursive: true });
@@ -28,14 +22,10 @@ beforeAll(async () => {
   writeFileSync(join(templatesDir, 'loose-welcome/html.hbs'), '<p>Welcome, {{user.firstName}}!</p>');
 });
 afterAll(async () => {
-  await aws.stop();
   rmSync(templatesDir, { recursive: true, force: true });
 });
-afterEach(async () => {
-  await h?.stop();
-});
 
-const withTemplates = () => startDispatchHarness(aws, { env: { TEMPLATES_DIR: templatesDir } });
+const withTemplates = () => env.harness({ env: { TEMPLATES_DIR: templatesDir } });
 
 /** The one message the sink took, raw and parsed. */
 async function onlyMessage() {
@@ -190,7 +180,7 @@ describe('a template job that cannot be rendered', () => {
   });
 
   it('is rejected by a deployment without templates, whatever it names', async () => {
-    h = await startDispatchHarness(aws);
+    h = await env.harness();
     await h.enqueue(templateJobFactory({ name: 'order-receipt', data: orderReceiptData() }));
 
     await h.deliverAll();
@@ -226,7 +216,7 @@ describe('a template job repeated after its template changed', () => {
     cpSync(templatesDir, removed, { recursive: true });
     rmSync(join(removed, 'order-receipt'), { recursive: true });
     let deployed: TemplateRenderer = createTemplateRenderer(templatesDir);
-    h = await startDispatchHarness(aws, {
+    h = await env.harness({
       env: { TEMPLATES_DIR: templatesDir },
       adjust: (deps) => {
         deps.templates = { render: (reference, context) => deployed.render(reference, context) };
@@ -254,7 +244,7 @@ describe('a deployment whose templates folder is missing', () => {
   it('hands template jobs back with the reason logged as an error, and sends every other job', async () => {
     // Prepare
     const missing = join(templatesDir, 'not-here');
-    h = await startDispatchHarness(aws, { env: { TEMPLATES_DIR: missing } });
+    h = await env.harness({ env: { TEMPLATES_DIR: missing } });
     const templated = templateJobFactory({ name: 'order-receipt', data: orderReceiptData() });
     await h.enqueue(templated);
     await h.enqueue(emailJobFactory());
