@@ -13,6 +13,7 @@ const SLOW = [
   'test/integration/bundled-twin.test.ts',
   'test/integration/producer-package.test.ts',
   'test/integration/scheduled-send.test.ts',
+  'test/integration/template-send.test.ts',
 ];
 
 export default defineConfig({

@@ -1,3 +1,4 @@
+import { isAbsolute, resolve } from 'node:path';
 import { EmailAddressSchema, TransportNames, type TransportName } from '#core/email-job.js';
 import { ConfigError } from '#core/errors.js';
 import { isLoopbackHost } from '#core/is-loopback-host.js';
@@ -84,6 +85,11 @@ export type DispatchConfig = {
   eventsTopicArn: string;
   /** Bucket for attachments and claim-checked jobs. `ATTACHMENT_BUCKET`, optional (S3 references are refused without it). */
   attachmentBucket?: string;
+  /**
+   * The templates folder: the copy bundled with the function (`templates`, resolved against `LAMBDA_TASK_ROOT`), or
+   * the repository's in the twin. `TEMPLATES_DIR`, optional (without it, a job naming a template is rejected).
+   */
+  templatesDir?: string;
   /** Transports enabled. `TRANSPORTS`, comma separated. @default the default transport */
   transports: TransportName[];
   /** `DEFAULT_TRANSPORT`. @default smtp */
@@ -276,6 +282,9 @@ function readTenants(r: EnvReader): TenantDirectory {
   );
   return { senders, system: new Set(system) };
 }
+/** A relative templates folder is the bundle's: Lambda runs the function from `LAMBDA_TASK_ROOT` (/var/task). */
+const resolveTemplatesDir = (dir: string | undefined, taskRoot: string | undefined) =>
+  dir === undefined || isAbsolute(dir) ? dir : resolve(taskRoot ?? process.cwd(), dir);
 
 /** Reads and validates the dispatch function's configuration; throws a ConfigError listing every problem. */
 export function loadDispatchConfig(env: Env = process.env): DispatchConfig {
@@ -370,6 +379,7 @@ export function loadDispatchConfig(env: Env = process.env): DispatchConfig {
     suppressionTable: r.required('SUPPRESSION_TABLE'),
     eventsTopicArn: r.required('EVENTS_TOPIC_ARN'),
     attachmentBucket: r.optional('ATTACHMENT_BUCKET'),
+    templatesDir: resolveTemplatesDir(r.optional('TEMPLATES_DIR'), env.LAMBDA_TASK_ROOT),
     transports,
     defaultTransport,
     defaultFrom,

@@ -1,6 +1,6 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import type { TransportName } from '#core/email-job.js';
 import type { SystemSettings } from '#infra/settings.js';
@@ -81,6 +81,8 @@ export async function startBundledFunctions(options: BundledTwinOptions) {
 
     const dispatchEnvironment = {
       ...environmentOf(functions.dispatch.variables),
+      // Lambda's: the bundle's folder, where the bundled templates are.
+      LAMBDA_TASK_ROOT: dirname(functions.dispatch.entry),
       SMTP_HOST: LOOPBACK,
       SMTP_PORT: String(options.smtp.port),
       ...options.dispatchOverrides,

@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Context } from 'aws-lambda';
@@ -344,6 +345,8 @@ export async function startTwin(options: TwinOptions = {}) {
         SMTP_HOST: LOOPBACK,
         SMTP_PORT: String(smtpPort),
         SMTP_SECURITY: 'starttls',
+        // The repository's templates, read as they are (the stack bundles a copy with the function).
+        TEMPLATES_DIR: fileURLToPath(new URL('../templates/', import.meta.url)),
         SMTP_SECRET_ID: `file:${secretsFile}#smtp`,
         REPORT_KEYS_SECRET_ID: `file:${secretsFile}#reports`,
         BOUNCE_DOMAIN: TWIN_RETURN_DOMAIN,

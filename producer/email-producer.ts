@@ -13,6 +13,7 @@ import {
   type S3Reference,
 } from '#core/email-job.js';
 import { decideSchedule, MAX_SEND_AT_AHEAD_SECONDS } from '#core/job-status.js';
+import type { JobTemplates } from './template-data.js';
 
 export type EmailProducerOptions = {
   sqs: SQSClient;
@@ -28,6 +29,11 @@ export type EmailProducerOptions = {
    * @default 'default'
    */
   tenant?: string;
+  /**
+   * The dispatcher's templates (a templates folder, or `loadTemplates(dir)`): a template job's data is checked
+   * against them before it is queued. @default none (the dispatcher still checks, and rejects what fails)
+   */
+  templates?: string | JobTemplates;
 };
 
 /** A job the producer refused before sending, with the field and the reason. */
@@ -86,9 +92,22 @@ export function createEmailProducer(options: EmailProducerOptions) {
     return { bucket: options.bucket, key, size: content.byteLength, sha256: digest };
   };
 
+  // Loaded on the first template job: a producer that sends none never loads the template engine.
+  let templates: Promise<(job: EmailJob) => Promise<void>> | undefined;
+  const checkTemplate = (job: EmailJob) => {
+    const given = options.templates;
+    if (!job.template || given === undefined) return Promise.resolve();
+    templates ??= import('./template-data.js').then((m) => {
+      const loaded = typeof given === 'string' ? m.loadTemplates(given) : given;
+      return (checked: EmailJob) => m.checkTemplateJob(loaded, checked);
+    });
+    return templates.then((check) => check(job));
+  };
+
   /** Validates a job and turns it into a queue body, offloading to S3 what does not fit. */
   const prepare = async (input: unknown): Promise<{ job: EmailJob; body: string; claimCheck?: S3Reference }> => {
     let job = validateEmailJob(input);
+    await checkTemplate(job);
     const inline = inlineAttachmentBytes(job);
     if (inline > MAX_JOB_ATTACHMENT_BYTES)
       throw new InvalidEmailJobError(

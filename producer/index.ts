@@ -8,6 +8,7 @@ export {
   type FailedJob,
   type SentJob,
 } from './email-producer.js';
+export { loadTemplates, validateTemplateData, type JobTemplates } from './template-data.js';
 export { EmailJobSchema, type EmailJob, type Mailbox, type S3Reference } from '#core/email-job.js';
 export {
   createJobControl,

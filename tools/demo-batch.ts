@@ -3,6 +3,9 @@ import { DeleteMessageBatchCommand, ReceiveMessageCommand, SendMessageCommand } 
 import { createEmailProducer } from '#producer/index.js';
 import type { Target } from './target.js';
 
+/** A job's reference to templates/order-receipt. */
+const RECEIPT = (data: Record<string, unknown>) => ({ name: 'order-receipt', data });
+
 /** An event as the demo reads it from the twin's events tap. */
 export type DemoEvent = {
   type: string;
@@ -16,7 +19,16 @@ export type DemoEvent = {
 export type DemoResult = {
   run: string;
   /** The idempotency key of each case. */
-  keys: { good: string; bounce: string; reject: string; throttled: string; invalid: string; afterBounce: string };
+  keys: {
+    good: string;
+    bounce: string;
+    reject: string;
+    throttled: string;
+    invalid: string;
+    afterBounce: string;
+    receipt: string;
+    badReceipt: string;
+  };
   bouncedAddress: string;
   /** The last outcome event of each key. */
   outcomes: Map<string, DemoEvent>;
@@ -60,6 +72,20 @@ export async function runDemoBatch(
     throttled: key('throttled'),
     invalid: key('invalid'),
     afterBounce: key('after-bounce'),
+    receipt: key('receipt'),
+    badReceipt: key('bad-receipt'),
+  };
+  // An order receipt rendered by the dispatcher from templates/order-receipt, in the shared layout.
+  const receiptData = {
+    brand: { name: 'Demo Shöp', address: '1 Market Street, Springfield' },
+    customer: { name: 'Alice' },
+    order: {
+      number: `D-${run}`,
+      items: [{ title: 'Green tea', quantity: 2, price: '3.50' }],
+      total: 7,
+      currency: 'EUR',
+      url: `https://shop.example.com/orders/D-${run}`,
+    },
   };
 
   const batch = [
@@ -68,8 +94,22 @@ export async function runDemoBatch(
     job('reject', 'nobody@reject.test'),
     job('throttled', 'busy@throttled.test'),
     job('good', 'alice@example.net'),
+    { version: 1 as const, idempotencyKey: keys.receipt, to: ['alice@example.net'], template: RECEIPT(receiptData) },
   ];
   const sent = await producer.sendEmails(batch);
+  // Past the producer's checks: template data that breaks the template's schema (a total as a string).
+  const badData = { ...receiptData, order: { ...receiptData.order, total: '7.00' } };
+  await target.sqs.send(
+    new SendMessageCommand({
+      QueueUrl: target.queueUrl,
+      MessageBody: JSON.stringify({
+        version: 1,
+        idempotencyKey: keys.badReceipt,
+        to: ['x@example.net'],
+        template: RECEIPT(badData),
+      }),
+    }),
+  );
   // Past the producer's checks, as a producer in another language might send it: CR LF in the subject.
   await target.sqs.send(
     new SendMessageCommand({
@@ -83,11 +123,19 @@ export async function runDemoBatch(
       }),
     }),
   );
-  options.onQueued?.(sent.sent.length + 1, run);
+  options.onQueued?.(sent.sent.length + 2, run);
 
   const outcomes = new Map<string, DemoEvent>();
   const bounces: DemoEvent[] = [];
-  const want = new Set([keys.good, keys.bounce, keys.reject, keys.throttled, keys.invalid]);
+  const want = new Set([
+    keys.good,
+    keys.bounce,
+    keys.reject,
+    keys.throttled,
+    keys.invalid,
+    keys.receipt,
+    keys.badReceipt,
+  ]);
   let afterBounceSent = false;
   const deadline = Date.now() + options.timeoutSeconds * 1000;
   while (Date.now() < deadline && target.eventsTapQueueUrl) {
@@ -138,6 +186,8 @@ export async function runDemoBatch(
       `${describe(outcomes.get(keys.invalid))}; the job waits in the DLQ with its reason ` +
         '(npm run redrive -- --dry-run)',
     ),
+    line('receipt', `${describe(outcomes.get(keys.receipt))} (rendered from templates/order-receipt)`),
+    line('bad receipt', describe(outcomes.get(keys.badReceipt))),
     line('bounce DSN', bounces.length > 0 ? 'bounce.detected by the poller; address suppressed' : 'no DSN seen yet'),
     line('after bounce', afterBounceSent ? describe(outcomes.get(keys.afterBounce)) : 'not sent (no bounce seen)'),
   ];

@@ -1,15 +1,6 @@
 import { isTenantName } from '#core/tenant.js';
 import type { EmailJob } from '#producer/index.js';
-import {
-  CommandError,
-  ExitCode,
-  parseCommandLine,
-  parseJsonInput,
-  readInput,
-  runCommand,
-  toInteger,
-  UsageError,
-} from './cli.js';
+import { ExitCode, parseCommandLine, parseJsonInput, readInput, runCommand, toInteger, UsageError } from './cli.js';
 
 const USAGE = `Usage: npm run send -- --to a@example.net[,b@…] --subject "…"
                           (--text "…" | --text-file F | --html "…" | --html-file F) [options]
@@ -130,25 +121,7 @@ await runCommand(USAGE, async () => {
         (sent.claimCheck ? ` (claim check ${sent.claimCheck.key})` : ''),
     );
     if (!watcher) return ExitCode.ok;
-    const outcome = await watcher.waitFor(sent.idempotencyKey, {
-      tenant: values.tenant,
-      timeoutMs: timeoutSeconds * 1000,
-      onDeferred: (d) =>
-        console.log(
-          `deferred${d.reason ? `: ${[d.reason, d.detail].filter(Boolean).join(': ')}` : ''}; ` +
-            `next attempt in ${d.retryInSeconds} s …`,
-        ),
-    });
-    const line = outcomes.describeOutcome(outcome, timeoutSeconds);
-    if (outcome?.kind === 'delivered') {
-      console.log(line);
-      return ExitCode.ok;
-    }
-    if (outcome === undefined || outcome.kind === 'deferred') {
-      console.log(line);
-      return 3;
-    }
-    throw new CommandError(line);
+    return await outcomes.reportOutcome(watcher, sent.idempotencyKey, timeoutSeconds, values.tenant);
   } finally {
     await watcher?.close();
   }

@@ -198,6 +198,37 @@ export async function watchOutcomes(target: Target) {
   };
 }
 
+/**
+ * Waits for a job's outcome and prints it as the commands do: each deferral as it happens, then the outcome. Answers
+ * the exit code (0 delivered, 3 still deferred when the time is up); a rejected or failed job is a CommandError.
+ */
+export async function reportOutcome(
+  watcher: Awaited<ReturnType<typeof watchOutcomes>>,
+  idempotencyKey: string,
+  timeoutSeconds: number,
+  tenant?: string,
+): Promise<number> {
+  const outcome = await watcher.waitFor(idempotencyKey, {
+    tenant,
+    timeoutMs: timeoutSeconds * 1000,
+    onDeferred: (d) =>
+      console.log(
+        `deferred${d.reason ? `: ${[d.reason, d.detail].filter(Boolean).join(': ')}` : ''}; ` +
+          `next attempt in ${d.retryInSeconds} s …`,
+      ),
+  });
+  const line = describeOutcome(outcome, timeoutSeconds);
+  if (outcome?.kind === 'delivered') {
+    console.log(line);
+    return 0;
+  }
+  if (outcome === undefined || outcome.kind === 'deferred') {
+    console.log(line);
+    return 3;
+  }
+  throw new CommandError(line);
+}
+
 const replyOf = (r: Recipient) =>
   r.responseCode ? ` (${[r.responseCode, r.enhancedStatus].filter(Boolean).join(' ')})` : '';
 

@@ -94,6 +94,8 @@ export async function dispatchJob(
   const transport = deps.transports[transportName];
   if (!transport)
     return rejectedJob('transport-unavailable', `transport "${transportName}" is not enabled in this deployment`);
+  // A template job is rendered before it gets here (the handler's template step); this only guards the type.
+  if (job.subject === undefined) return rejectedJob('template-not-rendered', 'the job has no subject');
   const from = job.from ?? deps.defaultFrom;
   if (!from) return rejectedJob('from-missing', 'the job has no from and the deployment has no default sender');
 
@@ -109,7 +111,16 @@ export async function dispatchJob(
   let release: (() => void) | undefined;
   try {
     release = await reserveAttachmentMemory(job, deps, budget?.signal, held.inline === true);
-    return await buildAndSend(job, deps, transport, from, recipients, suppressed, suppressedResults, budget);
+    return await buildAndSend(
+      { ...job, subject: job.subject },
+      deps,
+      transport,
+      from,
+      recipients,
+      suppressed,
+      suppressedResults,
+      budget,
+    );
   } catch (error) {
     if (error instanceof InvalidJobError) return rejectedJob(error.reason, error.message);
     throw error;
@@ -162,7 +173,7 @@ async function reserveAttachmentMemory(
 }
 
 async function buildAndSend(
-  job: EmailJob,
+  job: EmailJob & { subject: string },
   deps: DispatchDeps,
   transport: MailTransport,
   from: Mailbox,

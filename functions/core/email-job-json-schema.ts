@@ -13,6 +13,6 @@ export function toEmailJobJsonSchema(): Record<string, unknown> {
     $id: 'urn:email-dispatch:email-job:v1',
     title: 'Email job, version 1',
     description:
-      'A message on the email-dispatch jobs queue. Header-bearing fields must not contain control characters or line breaks; at least one of to, cc, bcc and one of text, html is required.',
+      'A message on the email-dispatch jobs queue. Header-bearing fields must not contain control characters or line breaks; at least one of to, cc, bcc is required, and either template or subject with one of text, html.',
   };
 }

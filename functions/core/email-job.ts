@@ -167,6 +167,46 @@ const TagsSchema = z
   )
   .check(z.refine((tags) => Object.keys(tags).length <= 10, { error: 'at most 10 tags' }));
 
+/** A template's name: its folder under templates/ (lowercase letters, digits and hyphens). */
+export const TEMPLATE_NAME = /^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/;
+
+/**
+ * A named template and the data it is rendered with, in place of subject, text and html. `version` pins the
+ * template's version (its manifest's); without it the deployed version renders the job.
+ */
+// A blank subject makes nodemailer leave the Subject header out altogether.
+/** A subject as it goes out: one header line, not blank. A rendered template's subject is held to it too. */
+export const SubjectSchema = z.pipe(
+  headerText(MAX_HEADER_LINE - 80),
+  z.string().check(z.refine((value) => value.trim().length > 0, { error: 'must not be empty or only spaces' })),
+);
+
+/** How deep template data may nest: deeper than any template reads, shallow enough to serialise again (its hash). */
+const MAX_TEMPLATE_DATA_DEPTH = 32;
+
+/** Whether a parsed JSON value nests deeper than `max` objects and arrays; a loop, as hostile data outnests a stack. */
+function nestsDeeperThan(value: unknown, max: number): boolean {
+  const pending: Array<{ value: unknown; depth: number }> = [{ value, depth: 1 }];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    if (typeof next.value !== 'object' || next.value === null) continue;
+    if (next.depth > max) return true;
+    for (const child of Object.values(next.value)) pending.push({ value: child, depth: next.depth + 1 });
+  }
+  return false;
+}
+
+const TemplateReferenceSchema = z.strictObject({
+  name: z.string().check(z.regex(TEMPLATE_NAME, { error: 'must be a template name like order-receipt' })),
+  version: z.optional(z.int().check(z.minimum(1, { error: 'must be a whole number from 1' }))),
+  data: z.optional(
+    z.record(z.string(), z.unknown()).check(
+      z.refine((data) => !nestsDeeperThan(data, MAX_TEMPLATE_DATA_DEPTH), {
+        error: `nested deeper than ${MAX_TEMPLATE_DATA_DEPTH} levels of objects and arrays`,
+      }),
+    ),
+  ),
+});
+
 /** Transports a job may ask for; the deployment decides which exist. */
 export const TransportNames = ['smtp', 'ses'] as const;
 export type TransportName = (typeof TransportNames)[number];
@@ -189,11 +229,7 @@ export const EmailJobSchema = z
     cc: z.optional(recipientList),
     bcc: z.optional(recipientList),
     replyTo: z.optional(z.array(MailboxSchema).check(z.maxLength(5, { error: 'at most 5 reply-to addresses' }))),
-    // A blank subject makes nodemailer leave the Subject header out altogether.
-    subject: z.pipe(
-      headerText(MAX_HEADER_LINE - 80),
-      z.string().check(z.refine((value) => value.trim().length > 0, { error: 'must not be empty or only spaces' })),
-    ),
+    subject: z.optional(SubjectSchema),
     text: z.optional(z.string()),
     html: z.optional(z.string()),
     headers: z.optional(HeadersSchema),
@@ -214,6 +250,8 @@ export const EmailJobSchema = z
         error: 'must be an ISO 8601 time with an offset, like 2026-12-01T09:00:00+01:00',
       }),
     ),
+    /** Rendered from a template instead of subject, text and html. */
+    template: z.optional(TemplateReferenceSchema),
   })
   .check(
     z.superRefine(
@@ -230,8 +268,16 @@ export const EmailJobSchema = z
             path: ['to'],
             message: `at most ${MAX_RECIPIENTS} recipients across to, cc and bcc`,
           });
-        if (job.text === undefined && job.html === undefined)
-          ctx.addIssue({ code: 'custom', path: ['text'], message: 'needs text, html or both' });
+        if (job.template !== undefined) {
+          // Exactly one way to give the content: the template renders subject, text and html.
+          for (const field of ['subject', 'text', 'html'] as const)
+            if (job[field] !== undefined)
+              ctx.addIssue({ code: 'custom', path: [field], message: 'must not be given with template' });
+        } else {
+          if (job.subject === undefined) ctx.addIssue({ code: 'custom', path: ['subject'], message: 'required' });
+          if (job.text === undefined && job.html === undefined)
+            ctx.addIssue({ code: 'custom', path: ['text'], message: 'needs text, html or both' });
+        }
         const listed = Array.isArray(job.attachments) ? job.attachments : [];
         const attachments = listed.filter((a) => typeof a?.content === 'string');
         const inline = inlineAttachmentBytes({ attachments });
@@ -252,9 +298,13 @@ export type EmailJob = z.infer<typeof EmailJobSchema>;
 export type Mailbox = z.infer<typeof MailboxSchema>;
 export type S3Reference = z.infer<typeof S3ReferenceSchema>;
 
-/** The parts of a job that decide what is sent: the same key with different content is a conflict. */
+/**
+ * The parts of a job that decide what is sent: the same key with different content is a conflict. For a template
+ * job that is the template as the producer named it (name, pinned version, data), not its rendering: a duplicate
+ * that arrives after the template was redeployed is still the job already sent, not a conflict.
+ */
 export const JOB_CONTENT_JMESPATH =
-  '[from, to, cc, bcc, replyTo, subject, text, html, headers, attachments, transport]';
+  '[from, to, cc, bcc, replyTo, subject, text, html, headers, attachments, transport, template]';
 
 /** The bare address of a mailbox. */
 export const toAddress = (mailbox: Mailbox): string => (typeof mailbox === 'string' ? mailbox : mailbox.address);

@@ -16,6 +16,7 @@ import type { CredentialSource, SmtpCredentials } from '#core/credential-source.
 import type { TransportName } from '#core/email-job.js';
 import type { ReportKeyring } from '#core/message-id.js';
 import type { MailTransport } from '#core/mail-transport.js';
+import type { TemplateRenderer } from '#core/template-renderer.js';
 import type { RoutingDeps } from './route-job.js';
 import type { JobHold } from './job-hold.js';
 import type { ScheduleDeps } from './job-schedule.js';
@@ -109,6 +110,7 @@ export async function buildSendEmailDeps(
     reputation,
     schedule:
       config.jobStatusTable && hold ? await buildSchedule(config, config.jobStatusTable, clients, hold) : undefined,
+    templates: config.templatesDir ? lazyTemplates(config.templatesDir) : undefined,
     finishReserveMs: config.finishReserveMs,
     minAttemptMs: config.minAttemptMs,
     maxReceiveCount: config.maxReceiveCount,
@@ -170,6 +172,17 @@ async function buildSchedule(
   return {
     status: createJobStatusStore(clients.dynamodb, table, { ttlSeconds: config.idempotencyTtlSeconds }),
     hold,
+  };
+}
+
+/** The templates, loaded with their engine on the first template job: other jobs never load either. */
+function lazyTemplates(dir: string): TemplateRenderer {
+  let renderer: Promise<TemplateRenderer> | undefined;
+  return {
+    async render(reference, context) {
+      renderer ??= import('#rendering/template-renderer.js').then((m) => m.createTemplateRenderer(dir));
+      return (await renderer).render(reference, context);
+    },
   };
 }
 

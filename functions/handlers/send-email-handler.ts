@@ -22,8 +22,10 @@ import { parseJobRecord } from '#core/parse-job-record.js';
 import type { RetryPolicy } from '#core/retry-schedule.js';
 import { isRetryable, type SendOutcome } from '#core/send-outcome.js';
 import type { TransportName } from '#core/email-job.js';
+import type { TemplateRenderer } from '#core/template-renderer.js';
 import { createDispatchPolicy, type OutboxEntry, type StoredResult } from './dispatch-policy.js';
 import { createReputationStep, type ReputationDeps } from './reputation-step.js';
+import { createTemplateStep, TemplateRefusedError, type TemplateStepResult } from './render-template.js';
 import { createRouteStep, type RoutingDeps } from './route-job.js';
 import { DEFAULT_TENANT, scopedJobKey } from '#core/tenant.js';
 import { tenantOf, type TenantJob } from '#core/tenant-identity.js';
@@ -83,6 +85,8 @@ export type SendEmailDeps = {
   reputation?: ReputationDeps;
   /** Scheduled sends, cancels and job status (see job-schedule); without it `sendAt` is not honoured. */
   schedule?: ScheduleDeps;
+  /** The deployment's templates; without them a job naming a template is rejected (`template-unavailable`). */
+  templates?: TemplateRenderer;
   clock?: () => number;
   random?: () => number;
 };
@@ -94,6 +98,8 @@ type AttemptRun = {
   claimChecked: boolean;
   /** The transport the router chose (the failover's secondary), when not the job's own. */
   transport?: TransportName;
+  /** The job as sent (its template rendered) or its template's refusal; the idempotency hash covers the job as produced. */
+  content?: TemplateStepResult;
   outcome?: SendOutcome;
 };
 
@@ -110,6 +116,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
   const routing = deps.routing ? createRouteStep(deps.routing, deps, clock, deps.random ?? Math.random) : undefined;
   const tenants = deps.tenants ? createTenantStep(deps.tenants) : undefined;
   const reputation = deps.reputation ? createReputationStep(deps.reputation, deps, clock) : undefined;
+  const renderTemplate = createTemplateStep(deps.templates);
   const policy = createDispatchPolicy({
     ...deps,
     tenantDimension: tenants?.dimension,
@@ -134,11 +141,15 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
   const sendOnce = makeIdempotent(
     async (job: TenantJob, run: AttemptRun, sourceMessageId: string): Promise<StoredResult> => {
       run.started();
+      // Refused only once the key is claimed: a repeat of a job already done replays its outcome without coming here,
+      // whatever became of its template since (removed, or at another version).
+      if (run.content && 'rejected' in run.content) throw new TemplateRefusedError(run.content.rejected);
+      const content = run.content?.job ?? job;
       // Wall time, as the breaker store writes its close: a failure of an attempt begun before it is stale.
       const startedAtMs = Date.now();
       // The claim and the completion write run until the answer's deadline; the send only until `finishBy`.
       const outcome = await bounded(run.budget.finishSignal, () =>
-        dispatchJob(job, deps.dispatch, run.budget, { inline: run.claimChecked }, run.transport),
+        dispatchJob(content, deps.dispatch, run.budget, { inline: run.claimChecked }, run.transport),
       );
       run.outcome = run.transport ? { ...outcome, transport: run.transport } : outcome;
       // Every outcome goes back to the transport's breaker: `blocked` opens it, a success closes it.
@@ -198,7 +209,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     job: TenantJob,
     record: SQSRecord,
     budget: AttemptBudget,
-    run: { outcome?: SendOutcome; started?: boolean; transport?: TransportName },
+    run: { outcome?: SendOutcome; started?: boolean; transport?: TransportName; content?: TemplateStepResult },
     claimChecked: boolean,
   ): Promise<StoredResult> => {
     const attemptNumber = Number(record.attributes.ApproximateReceiveCount) || 1;
@@ -211,6 +222,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
       budget,
       claimChecked,
       transport: run.transport,
+      content: run.content,
       started: () => {
         run.started = true;
         phase.started();
@@ -310,21 +322,41 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
       return policy.held(job, 'tenant-paused', untilMs, pause.reason);
     }
 
-    // (Template rendering goes here: after the holds, before routing.)
+    // A template job is rendered here; a refusal is reported as an invalid job with the field path, by the attempt.
+    const rendered = await renderTemplate(job);
+    if ('unavailable' in rendered) {
+      logger.error('templates cannot be loaded; template jobs are handed back until they can', {
+        detail: rendered.unavailable,
+      });
+      return policy.postponeWithoutAttempt(
+        outbox,
+        record,
+        job,
+        'templates-unavailable',
+        attemptNumber,
+        rendered.unavailable,
+      );
+    }
 
     // An open circuit puts the job back without an attempt; failover may send it over the other transport.
     const requested = job.transport ?? deps.dispatch.defaultTransport;
     // The breaker's shared state is read within the attempt's budget: a stalled table cannot hold the record past it.
-    const routed = routing ? await bounded(budget.signal, () => routing.route(record, job, requested)) : undefined;
+    const routed =
+      routing && 'job' in rendered
+        ? await bounded(budget.signal, () => routing.route(record, job, requested))
+        : undefined;
     if (routed === 'postponed') return;
-    const run: { outcome?: SendOutcome; started?: boolean; transport?: TransportName } = {
+    const run: { outcome?: SendOutcome; started?: boolean; transport?: TransportName; content?: TemplateStepResult } = {
       transport: routed?.transport,
+      content: rendered,
     };
     let stored: StoredResult;
     try {
       stored = await attempt(job, record, budget, run, held.length > 0);
     } catch (error) {
       const name = (error as Error).name;
+      if (error instanceof TemplateRefusedError)
+        return policy.rejectInvalid(outbox, record, error.reason, error.message, job.idempotencyKey, tenant);
       if (name === 'IdempotencyValidationError') {
         return policy.rejectInvalid(
           outbox,

@@ -7,14 +7,25 @@ import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
+import { join } from 'node:path';
+import { loadTemplateSet } from '#rendering/template-renderer.js';
 import { deriveQueueSettings } from '../settings.js';
 import type { StackConfig } from '../stack-config.js';
 import type { JobsQueue } from './jobs-queue.js';
 import { grantPublish } from './grant-publish.js';
-import { NodeFunction } from './node-function.js';
 import { grantReputation, reputationEnvironment } from './reputation.js';
+import { NodeFunction, PROJECT_ROOT } from './node-function.js';
 import { grantPutSecretValue, referenceSecret } from './secret-reference.js';
 import type { StateTables } from './state-tables.js';
+
+/** The templates folder, in the repository and in the bundle alike. */
+const TEMPLATES_FOLDER = 'templates';
+
+/** Loads and compiles every template, so that one that would not render stops the deployment; returns the folder. */
+function checkTemplates(folder: string): string {
+  loadTemplateSet(join(PROJECT_ROOT, folder));
+  return folder;
+}
 
 export type DispatchFunctionProps = {
   config: StackConfig;
@@ -55,6 +66,8 @@ export class DispatchFunction extends Construct {
       timeout: Duration.seconds(settings.functionTimeoutSeconds),
       memorySize: 1024,
       logRetention: props.logRetention,
+      // The templates travel with the code; a broken one fails the synth (checkTemplates), not a job in production.
+      assets: [checkTemplates(TEMPLATES_FOLDER)],
       environment: {
         JOBS_QUEUE_URL: jobs.queue.queueUrl,
         DEAD_LETTER_QUEUE_URL: jobs.deadLetterQueue.queueUrl,
@@ -65,6 +78,7 @@ export class DispatchFunction extends Construct {
         ...(config.failover ? { FAILOVER: `${config.failover.primary}>${config.failover.secondary}` } : {}),
         EVENTS_TOPIC_ARN: events.topicArn,
         ATTACHMENT_BUCKET: bucket.bucketName,
+        TEMPLATES_DIR: TEMPLATES_FOLDER,
         DEFAULT_FROM: config.defaultFrom,
         DEFAULT_TRANSPORT: config.transport,
         TRANSPORTS: config.transports.join(','),

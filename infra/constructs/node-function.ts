@@ -15,6 +15,8 @@ import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { RemovalPolicy } from 'aws-cdk-lib';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
+import { cpSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { METRIC_NAMESPACE, SERVICE_NAME } from '#core/metric-names.js';
 import { bundleFunction } from '../bundle.js';
@@ -35,6 +37,8 @@ export type NodeFunctionProps = {
   description: string;
   /** Where failed asynchronous invocations go (after Lambda's own retries). @default none */
   deadLetterQueue?: IQueue;
+  /** Folders of the repository copied next to the bundle, e.g. `templates` (read at run time). @default none */
+  assets?: string[];
 };
 
 /**
@@ -66,6 +70,8 @@ export class NodeFunction extends LambdaFunction {
           local: {
             tryBundle(outputDir: string) {
               bundleFunction(entry, outputDir, PROJECT_ROOT);
+              for (const folder of props.assets ?? [])
+                cpSync(join(PROJECT_ROOT, folder), join(outputDir, folder), { recursive: true });
               return true;
             },
           },

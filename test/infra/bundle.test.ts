@@ -21,8 +21,12 @@ describe('what a cold start loads', () => {
     expect(packages).toContain('@aws-sdk/client-dynamodb');
     expect(packages).toContain('@aws-sdk/client-sns');
     // A transport loads when the configuration enables it; S3 with the first stored attachment; SQS with the first
-    // job that is dead-lettered or postponed (a batch that is all delivered never needs it).
+    // job that is dead-lettered or postponed (a batch that is all delivered never needs it); the template engine with
+    // the first template job.
     for (const lazy of [
+      'handlebars',
+      'ajv',
+      'html-to-text',
       'nodemailer',
       '@aws-sdk/client-sesv2',
       '@aws-sdk/client-s3',

@@ -107,6 +107,23 @@ describe('the dispatch function', () => {
     }
   });
 
+  it('carries the templates beside its bundle, and reads them from there', () => {
+    const fn = resourcesOf('AWS::Lambda::Function').find((f) =>
+      (f.Properties.Description as string).startsWith('Sends email jobs'),
+    );
+    const key = (fn?.Properties.Code as { S3Key: string }).S3Key;
+    const asset = join(outdir, `asset.${key.replace(/\.zip$/, '')}`);
+    expect(readdirSync(join(asset, 'templates')).sort()).toEqual(readdirSync('templates').sort());
+    expect(readdirSync(join(asset, 'templates', 'order-receipt')).sort()).toEqual([
+      'html.hbs',
+      'schema.json',
+      'template.json',
+    ]);
+    expect((fn?.Properties.Environment as { Variables: Record<string, string> }).Variables.TEMPLATES_DIR).toBe(
+      'templates',
+    );
+  });
+
   it('reads the queue under the concurrency cap with partial batch responses', () => {
     template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
       BatchSize: 10,

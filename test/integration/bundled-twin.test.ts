@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
@@ -86,6 +86,20 @@ describe('the demo batch through the bundles the stack deploys', () => {
       }),
     );
     expect(Number(dlq.Attributes?.ApproximateNumberOfMessages)).toBeGreaterThanOrEqual(1);
+  });
+
+  it('renders the receipt from the templates bundled beside the function, and rejects bad data with its path', () => {
+    const environment = twin.bundledEnvironments?.dispatch;
+    expect(environment?.TEMPLATES_DIR).toBe('templates');
+    expect(existsSync(join(environment?.LAMBDA_TASK_ROOT ?? '', 'templates', 'order-receipt', 'html.hbs'))).toBe(true);
+    expect(demo.outcomes.get(demo.keys.receipt)).toMatchObject({ type: 'email.delivered', reason: 'accepted' });
+    const receipt = twin.smtp.received.find((m) => m.raw.toString().includes(`D-${demo.run}`));
+    expect(receipt?.raw.toString()).toContain('Demo Sh=C3=B6p =C2=B7 1 Market Street');
+    expect(demo.outcomes.get(demo.keys.badReceipt)).toMatchObject({
+      type: 'email.rejected',
+      reason: 'template-data-invalid',
+      detail: 'template.data.order.total: must be number',
+    });
   });
 
   it('delivers the bounce job, reads its DSN with the bundled poller, suppresses the next job to it', () => {

@@ -78,7 +78,7 @@ describe.concurrent('every command explains itself', () => {
     const result = await run('send', ['--file', '-'], { twinDir: noTwin, stdin: JSON.stringify(job) });
 
     expect(result.code).toBe(2);
-    expect(result.stderr.split('\n')[0]).toMatch(/^invalid email job: .*subject.*transport/);
+    expect(result.stderr.split('\n')[0]).toMatch(/^invalid email job: (?=.*subject: required)(?=.*transport: )/);
   });
 
   it('refuses bad values of redrive and start with the allowed ones', async () => {

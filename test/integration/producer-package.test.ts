@@ -35,6 +35,14 @@ const sent = await producer.sendEmail(job);
 console.log(JSON.stringify({ sent: sent.idempotencyKey, refused }));
 `;
 
+const TEMPLATES_MJS = `import { loadTemplates, validateTemplateData } from '@email-dispatch/producer';
+
+const templates = loadTemplates(process.env.TEMPLATES_DIR);
+const data = { name: 'Ann', product: 'Books', resetUrl: 'https://books.example/r', expiresInMinutes: 'soon' };
+const refused = await validateTemplateData(templates, { name: 'password-reset', data }).catch((e) => e.detail);
+console.log(JSON.stringify({ refused }));
+`;
+
 const SCRIPT_TS = `import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { createEmailProducer, type EmailJob, type SentJob } from '@email-dispatch/producer';
@@ -145,6 +153,18 @@ describe('the producer package, installed from its tarball into another service'
     ).toThrow();
   }, 700_000);
 
+  it('checks template data with the template engine it brings, as the dispatcher would', async () => {
+    writeFileSync(join(project, 'templates.mjs'), TEMPLATES_MJS);
+
+    const { stdout } = await run(process.execPath, ['templates.mjs'], {
+      cwd: project,
+      env: { ...process.env, TEMPLATES_DIR: join(repo, 'templates') },
+      timeout: 60_000,
+    });
+
+    expect(JSON.parse(stdout)).toEqual({ refused: 'template.data.expiresInMinutes: must be integer' });
+  });
+
   it('queues a job from a plain .mjs script, and refuses a bad one naming the key', async () => {
     writeFileSync(join(project, 'send.mjs'), SCRIPT_MJS);
 
@@ -156,7 +176,7 @@ describe('the producer package, installed from its tarball into another service'
 
     expect(JSON.parse(stdout)).toEqual({
       sent: 'from-mjs',
-      refused: 'subject: required; unknown key "transprt" (did you mean "transport"?)',
+      refused: 'unknown key "transprt" (did you mean "transport"?); subject: required',
     });
     await expect
       .poll(() => twin.smtp.received.some((m) => m.to.includes('bob@example.net')), { timeout: 30_000, interval: 250 })

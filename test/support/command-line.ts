@@ -9,6 +9,7 @@ export const COMMANDS = {
   demo: 'tools/demo.ts',
   cancel: 'tools/cancel.ts',
   status: 'tools/status.ts',
+  template: 'tools/template.ts',
 } as const;
 
 /** Runs a command as `npm run` does (node with tsx), with its own twin directory, and collects what it printed. */

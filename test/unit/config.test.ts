@@ -55,6 +55,15 @@ describe('loadDispatchConfig', () => {
     );
   });
 
+  it('finds the bundled templates from the task root, and has none unless told', () => {
+    const bundled = loadDispatchConfig({ ...base, TEMPLATES_DIR: 'templates', LAMBDA_TASK_ROOT: '/var/task' });
+    const twin = loadDispatchConfig({ ...base, TEMPLATES_DIR: '/repo/templates', LAMBDA_TASK_ROOT: '/var/task' });
+
+    expect(bundled.templatesDir).toBe('/var/task/templates');
+    expect(twin.templatesDir).toBe('/repo/templates');
+    expect(loadDispatchConfig(base).templatesDir).toBeUndefined();
+  });
+
   it('refuses a finish reserve that does not fit inside the deadline margin', () => {
     expect(() => loadDispatchConfig({ ...base, DEADLINE_MARGIN_MS: '1000', FINISH_RESERVE_MS: '1000' })).toThrow(
       /FINISH_RESERVE_MS \(1000\) must be below DEADLINE_MARGIN_MS/,

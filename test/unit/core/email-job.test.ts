@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { toEmailJobJsonSchema } from '#core/email-job-json-schema.js';
 import { EmailJobSchema, listRecipients } from '#core/email-job.js';
 import { parseJobRecord } from '#core/parse-job-record.js';
-import { emailJobFactory } from '../../support/factories.js';
+import { emailJobFactory, templateJobFactory } from '../../support/factories.js';
 
 describe('the email job schema', () => {
   it('accepts a full job', () => {
@@ -86,5 +86,62 @@ describe('the email job schema', () => {
   it('ships a JSON Schema that matches the zod schema', () => {
     const committed = JSON.parse(readFileSync(new URL('../../../schema/email-job.v1.json', import.meta.url), 'utf8'));
     expect(committed).toEqual(toEmailJobJsonSchema());
+  });
+});
+
+describe('a job rendered from a template', () => {
+  it('gives a template instead of subject, text and html', async () => {
+    const job = templateJobFactory({ name: 'order-receipt', version: 1, data: { order: { total: 1 } } });
+
+    const result = await parseJobRecord(JSON.stringify(job));
+
+    expect(result).toMatchObject({ success: true, job: { template: { name: 'order-receipt', version: 1 } } });
+  });
+
+  it('takes exactly one of the two ways, and names every problem', async () => {
+    const both = { ...emailJobFactory({ html: '<p>x</p>' }), template: { name: 'Order Receipt', version: 0 } };
+    const neither = templateJobFactory({ name: 'x' });
+    delete (neither as { template?: unknown }).template;
+
+    const [twice, none] = await Promise.all([
+      parseJobRecord(JSON.stringify(both)),
+      parseJobRecord(JSON.stringify(neither)),
+    ]);
+
+    expect(twice).toMatchObject({
+      success: false,
+      reason: 'invalid-job',
+      detail:
+        'template.name: must be a template name like order-receipt; template.version: must be a whole number from 1; ' +
+        'subject: must not be given with template; text: must not be given with template; ' +
+        'html: must not be given with template',
+    });
+    expect(none).toMatchObject({ success: false, detail: 'subject: required; text: needs text, html or both' });
+  });
+});
+
+describe('the data of a template job', () => {
+  /** Data whose innermost value sits `levels` objects and arrays deep, the data itself the first. */
+  const nested = (levels: number) => {
+    let value: unknown = 'end';
+    for (let i = 1; i < levels; i += 1) value = i % 2 === 0 ? [value] : { next: value };
+    return { next: value };
+  };
+
+  it('may nest 32 levels of objects and arrays, and not one more', async () => {
+    const deepest = templateJobFactory({ name: 'welcome', data: nested(32) });
+    const deeper = templateJobFactory({ name: 'welcome', data: nested(33) });
+
+    const [accepted, refused] = await Promise.all([
+      parseJobRecord(JSON.stringify(deepest)),
+      parseJobRecord(JSON.stringify(deeper)),
+    ]);
+
+    expect(accepted).toMatchObject({ success: true });
+    expect(refused).toMatchObject({
+      success: false,
+      reason: 'invalid-job',
+      detail: 'template.data: nested deeper than 32 levels of objects and arrays',
+    });
   });
 });
