@@ -144,7 +144,8 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
       // Refused only once the key is claimed: a repeat of a job already done replays its outcome without coming here,
       // whatever became of its template since (removed, or at another version).
       if (run.content && 'rejected' in run.content) throw new TemplateRefusedError(run.content.rejected);
-      const content = run.content?.job ?? job;
+      // The rendered job, under this attempt's (tenant-scoped) key: the Message-ID and report token derive from it.
+      const content = run.content?.job ? { ...run.content.job, idempotencyKey: job.idempotencyKey } : job;
       // Wall time, as the breaker store writes its close: a failure of an attempt begun before it is stale.
       const startedAtMs = Date.now();
       // The claim and the completion write run until the answer's deadline; the send only until `finishBy`.
