@@ -1,6 +1,6 @@
 import { isTenantName } from '#core/tenant.js';
 import type { EmailJob } from '#producer/index.js';
-import { ExitCode, parseCommandLine, parseJsonInput, readInput, runCommand, toInteger, UsageError } from './cli.js';
+import { parseCommandLine, parseJsonInput, readInput, runCommand, toInteger, UsageError } from './cli.js';
 
 const USAGE = `Usage: npm run send -- --to a@example.net[,b@…] --subject "…"
                           (--text "…" | --text-file F | --html "…" | --html-file F) [options]
@@ -45,11 +45,7 @@ const OPTIONS = {
 await runCommand(USAGE, async () => {
   const values = parseCommandLine({ usage: USAGE, options: OPTIONS });
   // Loaded once the flags are known to be right: --help and usage errors answer at once.
-  const [
-    { createEmailProducer, InvalidEmailJobError, newIdempotencyKey, validateEmailJob },
-    { connectTarget },
-    outcomes,
-  ] = await Promise.all([import('#producer/index.js'), import('./target.js'), import('./watch-outcomes.js')]);
+  const { InvalidEmailJobError, newIdempotencyKey, validateEmailJob } = await import('#producer/index.js');
   const timeoutSeconds = toInteger(values.timeout, '--timeout', { min: 1, max: 3600 }) ?? 60;
   const fields = [
     'to',
@@ -104,25 +100,12 @@ await runCommand(USAGE, async () => {
 
   if (values.tenant !== undefined && !isTenantName(values.tenant))
     throw new UsageError(`--tenant must be 1–32 of a-z 0-9 and inner hyphens, not "${values.tenant}"`);
-  const target = await connectTarget({ queueUrl: values['queue-url'], outputs: values.outputs });
-  const producer = createEmailProducer({
-    sqs: target.sqs,
-    s3: target.s3,
-    queueUrl: target.queueUrl,
-    bucket: target.bucket,
+  const { queueJob } = await import('./queue-job.js');
+  return queueJob(valid, {
+    queueUrl: values['queue-url'],
+    outputs: values.outputs,
     tenant: values.tenant,
+    wait: values.wait === true,
+    timeoutSeconds,
   });
-  // Subscribed before the job goes, so its outcome cannot slip past.
-  const watcher = values.wait ? await outcomes.watchOutcomes(target) : undefined;
-  try {
-    const sent = await producer.sendEmail(valid);
-    console.log(
-      `queued ${sent.idempotencyKey} on ${target.description}` +
-        (sent.claimCheck ? ` (claim check ${sent.claimCheck.key})` : ''),
-    );
-    if (!watcher) return ExitCode.ok;
-    return await outcomes.reportOutcome(watcher, sent.idempotencyKey, timeoutSeconds, values.tenant);
-  } finally {
-    await watcher?.close();
-  }
 });

@@ -113,33 +113,12 @@ await runCommand(USAGE, async () => {
     console.log(`wrote ${out}: ${name}@${rendered.content.version}, ${message.length} bytes`);
   }
   if (!values.send) return ExitCode.ok;
-  return send(job, { ...values, templatesDir, timeoutSeconds });
-});
-
-/** Queues the template job (the deployment renders it) and, with --wait, reports what became of it. */
-async function send(
-  job: EmailJob,
-  options: { templatesDir: string; timeoutSeconds: number; wait: boolean; outputs?: string; 'queue-url'?: string },
-): Promise<number> {
-  const [{ createEmailProducer }, { connectTarget }, outcomes] = await Promise.all([
-    import('#producer/index.js'),
-    import('./target.js'),
-    import('./watch-outcomes.js'),
-  ]);
-  const target = await connectTarget({ queueUrl: options['queue-url'], outputs: options.outputs });
-  const producer = createEmailProducer({
-    sqs: target.sqs,
-    s3: target.s3,
-    queueUrl: target.queueUrl,
-    bucket: target.bucket,
+  const { queueJob } = await import('./queue-job.js');
+  // The deployment renders the job itself; what was written above is what it would send.
+  return queueJob(job, {
+    queueUrl: values['queue-url'],
+    outputs: values.outputs,
+    wait: values.wait === true,
+    timeoutSeconds,
   });
-  const watcher = options.wait ? await outcomes.watchOutcomes(target) : undefined;
-  try {
-    const sent = await producer.sendEmail(job);
-    console.log(`queued ${sent.idempotencyKey} on ${target.description}`);
-    if (!watcher) return ExitCode.ok;
-    return await outcomes.reportOutcome(watcher, sent.idempotencyKey, options.timeoutSeconds);
-  } finally {
-    await watcher?.close();
-  }
-}
+});
