@@ -1,6 +1,7 @@
 import { createServer as createHttpServer, request as httpRequest, Agent, type IncomingMessage } from 'node:http';
 import { connect, createServer as createTcpServer, type Socket } from 'node:net';
 import { LOOPBACK, listenOnLoopback } from '#local/loopback.js';
+import { billingUnits } from './cost.js';
 
 /**
  * What a request or an SMTP command costs away from loopback, in ms: the round trip plus the service's own time.
@@ -46,8 +47,11 @@ export type LatencyProfileName = keyof typeof LATENCY_PROFILES;
 /** Told of each request or command (as counted) and the delay it was given, ms. */
 type Observer = (key: string, ms: number) => void;
 
-/** Requests (or commands) seen per `service.Operation` (or `smtp.VERB`), with the bytes they carried. */
-export type RequestCounts = Record<string, { count: number; bytes: number }>;
+/**
+ * Requests (or commands) seen per `service.Operation` (or `smtp.VERB`), with the bytes they carried and, for AWS
+ * requests, the billing units they add up to (bench/cost.ts `billingUnits`).
+ */
+export type RequestCounts = Record<string, { count: number; bytes: number; units?: { write: number; read: number } }>;
 
 /** The service a SigV4-signed request is for, from its credential scope (`.../<region>/<service>/aws4_request`). */
 export function signedService(authorization: string | undefined): string {
@@ -76,6 +80,7 @@ const bump = (counts: RequestCounts, key: string, bytes: number) => {
   const entry = (counts[key] ??= { count: 0, bytes: 0 });
   entry.count += 1;
   entry.bytes += bytes;
+  return entry;
 };
 
 /** Longest request body the proxy holds before it passes it on (the AWS APIs' own limits are below it). */
@@ -103,7 +108,9 @@ export async function startHttpLatencyProxy(target: string, initial?: LatencyPro
       const body = Buffer.concat(chunks);
       const service = signedService(req.headers.authorization);
       const operation = operationOf(req.method ?? 'GET', req.url ?? '/', req.headers, body);
-      bump(counts, `${service}.${operation}`, body.length);
+      const entry = bump(counts, `${service}.${operation}`, body.length);
+      const units = billingUnits(service, operation, body);
+      entry.units = { write: (entry.units?.write ?? 0) + units.write, read: (entry.units?.read ?? 0) + units.read };
       const ms = httpDelay(profile, service, operation);
       observe?.(`${service}.${operation}`, ms);
       const forward = () => {

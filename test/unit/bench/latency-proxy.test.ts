@@ -127,10 +127,10 @@ describe('HTTP latency proxy', () => {
       ['s3.PUT object', 0],
     ]);
     expect(proxy.takeCounts()).toEqual({
-      'dynamodb.PutItem': { count: 1, bytes: body.length },
-      'dynamodb.GetItem': { count: 1, bytes: 2 },
-      'sns.PublishBatch': { count: 1, bytes: publish.length },
-      's3.PUT object': { count: 1, bytes: 6 },
+      'dynamodb.PutItem': { count: 1, bytes: body.length, units: { write: 196, read: 0 } },
+      'dynamodb.GetItem': { count: 1, bytes: 2, units: { write: 0, read: 0.5 } },
+      'sns.PublishBatch': { count: 1, bytes: publish.length, units: { write: 1, read: 0 } },
+      's3.PUT object': { count: 1, bytes: 6, units: { write: 0, read: 0 } },
     });
     // Counts start again after they are taken.
     expect(proxy.takeCounts()).toEqual({});
