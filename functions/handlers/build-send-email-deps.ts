@@ -96,6 +96,7 @@ export async function buildSendEmailDeps(
     finishReserveMs: config.finishReserveMs,
     minAttemptMs: config.minAttemptMs,
     maxReceiveCount: config.maxReceiveCount,
+    maxInFlight: config.maxInFlight,
     withCallDeadline,
     claimChecks: config.attachmentBucket
       ? {
