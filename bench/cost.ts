@@ -20,7 +20,7 @@ export const PRICES = {
 } as const;
 
 /** Lambda's CPU share is proportional to memory: one vCPU at 1,769 MB. Node runs JavaScript on one thread. */
-export const MB_PER_VCPU = 1769;
+const MB_PER_VCPU = 1769;
 
 /** The CPU share a function with `memoryMb` gets, as a fraction of one core (Node uses at most one for its work). */
 export const cpuShare = (memoryMb: number) => Math.min(1, memoryMb / MB_PER_VCPU);

@@ -1,5 +1,6 @@
 import { cpus, totalmem } from 'node:os';
 import { writeFileSync } from 'node:fs';
+import { benchCapacity } from './capacity.js';
 import { benchColdStart } from './cold-start.js';
 import { benchImap } from './imap.js';
 import { printTable, rows } from './measure.js';
@@ -23,6 +24,7 @@ await benchMemory();
 await benchColdStart();
 await benchImap(quick ? 1000 : 10_000);
 await benchRate(quick ? 84 : 420);
+await benchCapacity(quick);
 
 printTable();
 writeFileSync(

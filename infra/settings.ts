@@ -13,6 +13,12 @@ export type SystemSettings = {
   maxConcurrency: number;
   /** Dispatch function timeout, seconds. @default 60 */
   functionTimeoutSeconds: number;
+  /** Dispatch function memory, MB; Lambda gives CPU in proportion (one vCPU at 1,769 MB). @default 1024 */
+  memorySizeMb: number;
+  /** SMTP connections each dispatch instance keeps open (`SMTP_MAX_CONNECTIONS`). @default 5 */
+  smtpConnections: number;
+  /** Jobs of a batch in progress at once in an instance (`MAX_IN_FLIGHT`; 0: the whole batch). @default 0 */
+  maxInFlight: number;
   /** Retry schedule of the dispatch path. @default 30 s doubling to 900 s, for 6 h */
   retry: RetryPolicy;
   /** Receives a job may have before SQS moves it to the DLQ: derived, see {@link deriveQueueSettings}. */
@@ -30,6 +36,9 @@ export const DEFAULT_SETTINGS: SystemSettings = {
   maxBatchingWindowSeconds: 1,
   maxConcurrency: 5,
   functionTimeoutSeconds: 60,
+  memorySizeMb: 1024,
+  smtpConnections: 5,
+  maxInFlight: 0,
   retry: DEFAULT_RETRY_POLICY,
   crashAllowance: 3,
   maxMessageSizeBytes: 1024 * 1024,
@@ -81,6 +90,9 @@ export function validateSettings(settings: SystemSettings): string[] {
     problems.push('batchSize above 10 needs maxBatchingWindowSeconds of at least 1');
   range('maxConcurrency', settings.maxConcurrency, 2, 1000);
   range('functionTimeoutSeconds', settings.functionTimeoutSeconds, 10, 900);
+  range('memorySizeMb', settings.memorySizeMb, 128, 10_240);
+  range('smtpConnections', settings.smtpConnections, 1, 100);
+  range('maxInFlight', settings.maxInFlight, 0, 10_000);
   range('retry.baseDelaySeconds', settings.retry.baseDelaySeconds, 1, 43_200);
   range('retry.maxDelaySeconds', settings.retry.maxDelaySeconds, settings.retry.baseDelaySeconds, 43_200);
   range('retry.lifetimeSeconds', settings.retry.lifetimeSeconds, 60, 13 * 86_400);
