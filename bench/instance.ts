@@ -9,7 +9,7 @@ import { buildOurHandler, createHandWrittenHandler, freshResources } from './con
 import type { MeasuredUse } from './cost.js';
 import type { BenchEmulators } from './emulators.js';
 import { benchJob } from './jobs.js';
-import { LATENCY_PROFILES, type LatencyProfileName, type RequestCounts } from './latency.js';
+import type { LatencyProfileName, RequestCounts } from './latency.js';
 
 /** One configuration of one instance: the event source's batch, the jobs in flight, the SMTP pool. */
 export type InstanceConfig = {
@@ -29,15 +29,17 @@ export type InstanceRun = MeasuredUse & {
   cpuMsPerJob: number;
 };
 
-/** The time a message holds a pooled SMTP connection under `profile`: its commands' delays, from the counted mix. */
-export function sendTimeMs(profile: LatencyProfileName, requests: RequestCounts): number {
-  const smtp = LATENCY_PROFILES[profile].smtp as Record<string, number> & { command: number; end: number };
+/**
+ * The time a message holds a pooled SMTP connection: the delays the proxy added to its connections (connecting and
+ * greeting included, a pipelined command sharing the wait of the one before it), per message sent.
+ */
+export function sendTimeMs(requests: RequestCounts): number {
   const messages = requests['smtp.END']?.count ?? 0;
   if (messages === 0) return 0;
-  let total = 0;
-  for (const verb of ['MAIL', 'RCPT', 'DATA', 'RSET', 'NOOP'])
-    total += (requests[`smtp.${verb}`]?.count ?? 0) * (smtp[verb] ?? smtp.command);
-  return total / messages + smtp.end;
+  const held = Object.entries(requests)
+    .filter(([key]) => key.startsWith('smtp.'))
+    .reduce((sum, [, entry]) => sum + (entry.heldMs ?? 0), 0);
+  return held / messages;
 }
 
 /** What the configuration allows one instance: its connections (or jobs in flight, if fewer) ÷ the send time. */

@@ -25,13 +25,13 @@ export const LATENCY_PROFILES = {
   'same-region': {
     name: 'same-region',
     description: 'the function, its tables, queue and topic, and SES (API or SMTP endpoint) in one region',
-    http: { dynamodb: 5, sqs: 8, sns: 10, s3: 20, ses: 50 },
+    http: { dynamodb: 5, sqs: 8, sns: 10, s3: 20, ses: 70 },
     smtp: { connect: 5, command: 2, end: 50 },
   },
   'cross-region': {
     name: 'cross-region',
     description: 'as same-region, but the relay (SES or SMTP) in another region, about 80 ms away',
-    http: { dynamodb: 5, sqs: 8, sns: 10, s3: 20, ses: 130 },
+    http: { dynamodb: 5, sqs: 8, sns: 10, s3: 20, ses: 150 },
     smtp: { connect: 160, command: 80, end: 130 },
   },
   'slow-relay': {
@@ -51,7 +51,10 @@ type Observer = (key: string, ms: number) => void;
  * Requests (or commands) seen per `service.Operation` (or `smtp.VERB`), with the bytes they carried and, for AWS
  * requests, the billing units they add up to (bench/cost.ts `billingUnits`).
  */
-export type RequestCounts = Record<string, { count: number; bytes: number; units?: { write: number; read: number } }>;
+export type RequestCounts = Record<
+  string,
+  { count: number; bytes: number; units?: { write: number; read: number }; heldMs?: number }
+>;
 
 /** The service a SigV4-signed request is for, from its credential scope (`.../<region>/<service>/aws4_request`). */
 export function signedService(authorization: string | undefined): string {
@@ -194,7 +197,7 @@ export async function startSmtpLatencyProxy(
     const upstream = connect(target.port, target.host);
     sockets.add(client);
     sockets.add(upstream);
-    bump(counts, 'smtp.CONNECT', 0);
+    bump(counts, 'smtp.CONNECT', 0).heldMs = (counts['smtp.CONNECT']?.heldMs ?? 0) + (profile?.smtp.connect ?? 0);
     observe?.('smtp.CONNECT', profile?.smtp.connect ?? 0);
     // Everything the client sends leaves in order; a held unit holds back those after it.
     let releaseAt = Date.now() + (profile?.smtp.connect ?? 0);
@@ -215,6 +218,10 @@ export async function startSmtpLatencyProxy(
     };
     const send = (bytes: Buffer, ms: number, key?: string) => {
       if (key) observe?.(key, ms);
+      // What this unit adds to the connection's time: a pipelined command shares the wait of the one before it.
+      const held = Math.max(0, Date.now() + ms - releaseAt);
+      const entry = key ? counts[key] : undefined;
+      if (entry) entry.heldMs = (entry.heldMs ?? 0) + held;
       releaseAt = Math.max(releaseAt, Date.now() + ms);
       queue.push({ at: releaseAt, bytes });
       if (!timer) drain();

@@ -219,6 +219,9 @@ describe('SMTP latency proxy', () => {
     expect(counts['smtp.DATA']?.count).toBe(2);
     expect(counts['smtp.END']?.count).toBe(2);
     expect(counts['smtp.END']?.bytes).toBeGreaterThan(2 * 400_000);
+    // The time each command added to its connection is kept, for the per-message send time.
+    expect(counts['smtp.CONNECT']?.heldMs).toBe(13);
+    expect(counts['smtp.END']?.heldMs).toBeGreaterThan(0);
   });
 
   it('answers a command only after its delay', async () => {
