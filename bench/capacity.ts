@@ -63,6 +63,7 @@ function pooled(runs: InstanceRun[]): InstanceRun {
       const sum = (requests[key] ??= { count: 0, bytes: 0, units: { write: 0, read: 0 } });
       sum.count += entry.count;
       sum.bytes += entry.bytes;
+      if (entry.heldMs !== undefined) sum.heldMs = (sum.heldMs ?? 0) + entry.heldMs;
       if (sum.units && entry.units) {
         sum.units.write += entry.units.write;
         sum.units.read += entry.units.read;

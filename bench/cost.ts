@@ -1,14 +1,14 @@
 import type { RequestCounts } from './latency.js';
 
 /**
- * Published on-demand prices, US East (N. Virginia), x86, after the free tiers; the README cites the pages. A region's
- * own prices scale the figures alike.
+ * Published on-demand prices, US East (N. Virginia), after the free tiers; the README cites the pages. Lambda on arm64,
+ * as the stack deploys it. A region's own prices scale the figures alike.
  */
 export const PRICES = {
   /** Lambda: $0.20 per million requests. */
   lambdaRequest: 0.2 / 1e6,
-  /** Lambda: $0.0000166667 per GB-second (x86, first 6 billion GB-s a month). */
-  lambdaGbSecond: 0.000_016_666_7,
+  /** Lambda: $0.0000133334 per GB-second (arm64, first 7.5 billion GB-s a month). */
+  lambdaGbSecond: 0.000_013_333_4,
   /** DynamoDB on demand: $0.625 per million write request units (since November 2024). */
   dynamoWriteUnit: 0.625 / 1e6,
   /** DynamoDB on demand: $0.125 per million read request units. */
