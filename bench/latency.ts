@@ -219,7 +219,7 @@ export async function startSmtpLatencyProxy(
     const send = (bytes: Buffer, ms: number, key?: string) => {
       if (key) observe?.(key, ms);
       // What this unit adds to the connection's time: a pipelined command shares the wait of the one before it.
-      const held = Math.max(0, Date.now() + ms - releaseAt);
+      const held = Math.min(ms, Math.max(0, Date.now() + ms - releaseAt));
       const entry = key ? counts[key] : undefined;
       if (entry) entry.heldMs = (entry.heldMs ?? 0) + held;
       releaseAt = Math.max(releaseAt, Date.now() + ms);
