@@ -86,6 +86,24 @@ const bump = (counts: RequestCounts, key: string, bytes: number) => {
   return entry;
 };
 
+/** A proxy's profile, switched with `use`, and what it counted since `takeCounts` was last called. */
+function proxyState(initial: LatencyProfile | undefined) {
+  const state = {
+    profile: initial,
+    counts: {} as RequestCounts,
+    use(next: LatencyProfile | undefined) {
+      state.profile = next;
+    },
+    /** The counts since the last call (or the start), and a fresh start. */
+    takeCounts(): RequestCounts {
+      const taken = state.counts;
+      state.counts = {};
+      return taken;
+    },
+  };
+  return state;
+}
+
 /** Longest request body the proxy holds before it passes it on (the AWS APIs' own limits are below it). */
 const MAX_BODY_BYTES = 16 * 1024 * 1024;
 
@@ -95,8 +113,7 @@ const MAX_BODY_BYTES = 16 * 1024 * 1024;
  * streamed back as it comes. Counts every request by `service.Operation`.
  */
 export async function startHttpLatencyProxy(target: string, initial?: LatencyProfile, observe?: Observer) {
-  let profile = initial;
-  let counts: RequestCounts = {};
+  const state = proxyState(initial);
   const upstream = new URL(target);
   const agent = new Agent({ keepAlive: true, maxSockets: 256 });
   const server = createHttpServer((req, res) => {
@@ -111,10 +128,10 @@ export async function startHttpLatencyProxy(target: string, initial?: LatencyPro
       const body = Buffer.concat(chunks);
       const service = signedService(req.headers.authorization);
       const operation = operationOf(req.method ?? 'GET', req.url ?? '/', req.headers, body);
-      const entry = bump(counts, `${service}.${operation}`, body.length);
+      const entry = bump(state.counts, `${service}.${operation}`, body.length);
       const units = billingUnits(service, operation, body);
       entry.units = { write: (entry.units?.write ?? 0) + units.write, read: (entry.units?.read ?? 0) + units.read };
-      const ms = httpDelay(profile, service, operation);
+      const ms = httpDelay(state.profile, service, operation);
       observe?.(`${service}.${operation}`, ms);
       const forward = () => {
         const out = httpRequest(
@@ -142,15 +159,8 @@ export async function startHttpLatencyProxy(target: string, initial?: LatencyPro
   const port = await listenOnLoopback(server);
   return {
     endpoint: `http://${LOOPBACK}:${port}`,
-    use(next: LatencyProfile | undefined) {
-      profile = next;
-    },
-    /** The counts since the last call (or the start), and a fresh start. */
-    takeCounts(): RequestCounts {
-      const taken = counts;
-      counts = {};
-      return taken;
-    },
+    use: state.use,
+    takeCounts: state.takeCounts,
     async stop() {
       server.closeAllConnections();
       agent.destroy();
@@ -190,17 +200,17 @@ export async function startSmtpLatencyProxy(
   initial?: LatencyProfile,
   observe?: Observer,
 ) {
-  let profile = initial;
-  let counts: RequestCounts = {};
+  const state = proxyState(initial);
   const sockets = new Set<Socket>();
   const server = createTcpServer((client) => {
     const upstream = connect(target.port, target.host);
     sockets.add(client);
     sockets.add(upstream);
-    bump(counts, 'smtp.CONNECT', 0).heldMs = (counts['smtp.CONNECT']?.heldMs ?? 0) + (profile?.smtp.connect ?? 0);
-    observe?.('smtp.CONNECT', profile?.smtp.connect ?? 0);
+    bump(state.counts, 'smtp.CONNECT', 0).heldMs =
+      (state.counts['smtp.CONNECT']?.heldMs ?? 0) + (state.profile?.smtp.connect ?? 0);
+    observe?.('smtp.CONNECT', state.profile?.smtp.connect ?? 0);
     // Everything the client sends leaves in order; a held unit holds back those after it.
-    let releaseAt = Date.now() + (profile?.smtp.connect ?? 0);
+    let releaseAt = Date.now() + (state.profile?.smtp.connect ?? 0);
     let pending: Buffer = Buffer.alloc(0);
     // In the data phase: the last bytes already passed on, so a terminator split across chunks is still found.
     let tail: Buffer | undefined;
@@ -220,13 +230,13 @@ export async function startSmtpLatencyProxy(
       if (key) observe?.(key, ms);
       // What this unit adds to the connection's time: a pipelined command shares the wait of the one before it.
       const held = Math.min(ms, Math.max(0, Date.now() + ms - releaseAt));
-      const entry = key ? counts[key] : undefined;
+      const entry = key ? state.counts[key] : undefined;
       if (entry) entry.heldMs = (entry.heldMs ?? 0) + held;
       releaseAt = Math.max(releaseAt, Date.now() + ms);
       queue.push({ at: releaseAt, bytes });
       if (!timer) drain();
     };
-    const verbDelay = (verb: string) => (profile ? (profile.smtp[verb] ?? profile.smtp.command) : 0);
+    const verbDelay = (verb: string) => (state.profile ? (state.profile.smtp[verb] ?? state.profile.smtp.command) : 0);
     const take = (chunk: Buffer) => {
       pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
       for (let guard = 0; pending.length > 0 && guard < 10_000; guard += 1) {
@@ -239,8 +249,8 @@ export async function startSmtpLatencyProxy(
             send(unit, 0);
             tail = Buffer.concat([tail, unit]).subarray(-(END_OF_DATA.length - 1));
           } else {
-            bump(counts, 'smtp.END', dataBytes);
-            send(unit, profile?.smtp.end ?? 0, 'smtp.END');
+            bump(state.counts, 'smtp.END', dataBytes);
+            send(unit, state.profile?.smtp.end ?? 0, 'smtp.END');
             tail = undefined;
           }
           pending = pending.subarray(upTo);
@@ -257,7 +267,7 @@ export async function startSmtpLatencyProxy(
         const line = pending.subarray(0, eol + 1);
         const word = /^[A-Za-z]+/.exec(line.subarray(0, 16).toString('latin1'))?.[0]?.toUpperCase() ?? '';
         const verb = SMTP_VERBS.has(word) ? word : 'LINE';
-        bump(counts, `smtp.${verb}`, line.length);
+        bump(state.counts, `smtp.${verb}`, line.length);
         send(line, verbDelay(verb), `smtp.${verb}`);
         pending = pending.subarray(line.length);
         if (verb === 'DATA') {
@@ -285,14 +295,8 @@ export async function startSmtpLatencyProxy(
   return {
     host: LOOPBACK,
     port,
-    use(next: LatencyProfile | undefined) {
-      profile = next;
-    },
-    takeCounts(): RequestCounts {
-      const taken = counts;
-      counts = {};
-      return taken;
-    },
+    use: state.use,
+    takeCounts: state.takeCounts,
     async stop() {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
