@@ -109,7 +109,7 @@ const POLLER_DEPS = [
 /**
  * What a cold start pays for code, against a reference bundle that imports each function's dependencies eagerly
  * (both bundled with the stack's options, infra/bundle.ts): bytes loaded at import for a typical configuration
- * (SMTP, its secret left out; one mailbox), the whole bundle, and the import time.
+ * (SMTP with a credentials secret; one mailbox), the whole bundle, and the import time.
  */
 export async function benchColdStart() {
   const dir = mkdtempSync(join(tmpdir(), 'email-dispatch-bundles-'));
@@ -123,7 +123,7 @@ export async function benchColdStart() {
     EVENTS_TOPIC_ARN: 'arn:aws:sns:eu-west-1:1:e',
     DEFAULT_FROM: 'noreply@example.com',
     SMTP_HOST: 'smtp.example.com',
-    // No SMTP_SECRET_ID: the dispatcher reads and checks its secret at start, and Secrets Manager is out of reach here.
+    SMTP_SECRET_ID: 'email-dispatch/smtp',
     MAILBOXES:
       '[{"id":"b","host":"imap.example.com","secret":"arn:aws:secretsmanager:eu-west-1:111111111111:secret:x"}]',
     MAILBOX_STATE_TABLE: 'm',
