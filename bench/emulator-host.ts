@@ -1,10 +1,11 @@
 import { startDynalite, startFauxqs, startSesLocal } from '#local/emulators.js';
+import { startLocalSecretsManager } from '#local/local-secrets-manager.js';
 import { startSmtpSink } from '#local/smtp-sink.js';
 import { LATENCY_PROFILES, startHttpLatencyProxy, startSmtpLatencyProxy, type LatencyProfileName } from './latency.js';
 
 /**
  * Runs fauxqs and dynalite (with `--latency`, each behind a latency-injecting proxy, bench/latency.ts; with
- * `--smtp-sink`, a plaintext loopback SMTP sink that counts and discards what it
+ * `--secrets`, a stand-in Secrets Manager; with `--smtp-sink`, a plaintext loopback SMTP sink that counts and discards what it
  * receives; with `--ses`, aws-ses-v2-local) in a process of their own for the benchmarks, as the real services run
  * outside the function: their CPU and memory are not the measured process's. Sends its endpoints to the parent over
  * IPC, answers `count` with the messages received so far (`counts` with the requests the proxies saw since the last
@@ -22,6 +23,11 @@ const sink = process.argv.includes('--smtp-sink')
       },
     })
   : undefined;
+// The secrets a function reads at start (the SMTP and mailbox sign-ins), served on loopback as Secrets Manager would.
+const credentials = { username: 'bench', password: 'bench-pass' };
+const secrets = process.argv.includes('--secrets')
+  ? await startLocalSecretsManager(() => ({ 'email-dispatch/smtp': credentials, mailbox: credentials }))
+  : undefined;
 const latency = process.argv.includes('--latency');
 const proxies = latency
   ? {
@@ -33,6 +39,7 @@ const proxies = latency
   : undefined;
 const http = proxies ? [proxies.fauxqs, proxies.dynamodb, ...(proxies.ses ? [proxies.ses] : [])] : [];
 const stop = async () => {
+  await secrets?.stop();
   for (const proxy of http) await proxy.stop();
   await proxies?.smtp?.stop();
   await sink?.stop();
@@ -61,4 +68,5 @@ process.send?.({
   dynamodb: proxies?.dynamodb.endpoint ?? dynamo.endpoint,
   ses: proxies?.ses?.endpoint ?? ses?.endpoint,
   smtp: proxies?.smtp ?? (sink ? { host: sink.host, port: sink.port } : undefined),
+  secrets: secrets?.endpoint,
 });

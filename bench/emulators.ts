@@ -4,7 +4,13 @@ import { readFileSync } from 'node:fs';
 import { createEmulatorClients, type EmulatorClients } from '#local/emulators.js';
 import type { LatencyProfileName, RequestCounts } from './latency.js';
 
-type Endpoints = { fauxqs: string; dynamodb: string; ses?: string; smtp?: { host: string; port: number } };
+type Endpoints = {
+  fauxqs: string;
+  dynamodb: string;
+  ses?: string;
+  smtp?: { host: string; port: number };
+  secrets?: string;
+};
 
 export type BenchEmulators = {
   clients: EmulatorClients;
@@ -34,12 +40,13 @@ function processCpuMs(pid: number): number {
  * `useLatency`), and builds SDK clients for them.
  */
 export async function startBenchEmulators(
-  options: { smtpSink?: boolean; ses?: boolean; latency?: boolean } = {},
+  options: { smtpSink?: boolean; ses?: boolean; latency?: boolean; secrets?: boolean } = {},
 ): Promise<BenchEmulators> {
   const args = [
     ...(options.smtpSink ? ['--smtp-sink'] : []),
     ...(options.ses ? ['--ses'] : []),
     ...(options.latency ? ['--latency'] : []),
+    ...(options.secrets ? ['--secrets'] : []),
   ];
   const child = fork(new URL('./emulator-host.ts', import.meta.url), args, {
     execArgv: ['--import', 'tsx'],
