@@ -138,7 +138,8 @@ export async function benchCapacity(quick: boolean) {
       const costs = MEMORY_SIZES.map((m) => costPerMillion({ ...o, jobs: Math.max(1, o.delivered) }, m));
       measured.push({ config, ours: o, loop: l, limit, sendMs, costs });
       console.log(
-        `  ${describeCase(config)}: ours ${o.rate.toFixed(1)}, loop ${l.rate.toFixed(1)}, limit ${limit.toFixed(1)} msg/s`,
+        `  ${describeCase(config)}: ours ${o.rate.toFixed(1)}, loop ${l.rate.toFixed(1)}, ` +
+          `limit ${limit.toFixed(1)} msg/s`,
       );
     }
   } finally {
@@ -164,8 +165,11 @@ function report(measured: Measured[]) {
         50,
       ),
     );
-    const against = `${(m.ours.rate / m.limit).toFixed(2)} of the limit, ${(m.ours.rate / m.loop.rate).toFixed(2)}× the loop`;
-    const ours = `${m.ours.cpuMsPerJob.toFixed(2)} ms CPU a job; invocation p50 ${p50} ms; sent ${m.ours.delivered} of ${m.ours.jobs}`;
+    const against =
+      `${(m.ours.rate / m.limit).toFixed(2)} of the limit, ` + `${(m.ours.rate / m.loop.rate).toFixed(2)}× the loop`;
+    const ours =
+      `${m.ours.cpuMsPerJob.toFixed(2)} ms CPU a job; invocation p50 ${p50} ms; ` +
+      `sent ${m.ours.delivered} of ${m.ours.jobs}`;
     record(section, `${name}: ours`, m.ours.rate, 'msg/s', `${against}; ${ours}`);
     const loop = `${m.loop.cpuMsPerJob.toFixed(2)} ms CPU a job; sent ${m.loop.delivered} of ${m.loop.jobs}`;
     record(section, `${name}: loop`, m.loop.rate, 'msg/s', loop);
@@ -181,7 +185,15 @@ function report(measured: Measured[]) {
         `${describeCase(m.config)}, ${c.memoryMb} MB`,
         c.dollars.total,
         '$',
-        `Lambda $${c.dollars.lambda.toFixed(2)} (${Math.round(c.invocations).toLocaleString('en')} invocations, ${Math.round(c.gbSeconds).toLocaleString('en')} GB-s), DynamoDB $${c.dollars.dynamodb.toFixed(2)} (${(c.dynamoWriteUnits / 1e6).toFixed(2)} M WRU, ${(c.dynamoReadUnits / 1e6).toFixed(2)} M RRU), SQS $${c.dollars.sqs.toFixed(2)} (${(c.sqsRequests / 1e6).toFixed(2)} M), SNS $${c.dollars.sns.toFixed(2)} (${(c.snsRequests / 1e6).toFixed(2)} M); ${at.rate.toFixed(1)} msg/s an instance, longest invocation ${(at.longestMs / 1000).toFixed(1)} s`,
+        [
+          `Lambda $${c.dollars.lambda.toFixed(2)} (${Math.round(c.invocations).toLocaleString('en')} invocations, ` +
+            `${Math.round(c.gbSeconds).toLocaleString('en')} GB-s)`,
+          `DynamoDB $${c.dollars.dynamodb.toFixed(2)} (${(c.dynamoWriteUnits / 1e6).toFixed(2)} M WRU, ` +
+            `${(c.dynamoReadUnits / 1e6).toFixed(2)} M RRU)`,
+          `SQS $${c.dollars.sqs.toFixed(2)} (${(c.sqsRequests / 1e6).toFixed(2)} M)`,
+          `SNS $${c.dollars.sns.toFixed(2)} (${(c.snsRequests / 1e6).toFixed(2)} M); ${at.rate.toFixed(1)} msg/s ` +
+            `an instance, longest invocation ${(at.longestMs / 1000).toFixed(1)} s`,
+        ].join(', '),
       );
     }
   }
@@ -216,7 +228,8 @@ function report(measured: Measured[]) {
       'per-instance rate at that memory',
       at.rate,
       'msg/s',
-      `${(at.rate / m.limit).toFixed(2)} of the limit (${m.limit.toFixed(1)}); here, on a whole core, ${(m.ours.rate / m.limit).toFixed(2)} of it and ${(m.ours.rate / m.loop.rate).toFixed(2)}× the loop`,
+      `${(at.rate / m.limit).toFixed(2)} of the limit (${m.limit.toFixed(1)}); here, on a whole core, ` +
+        `${(m.ours.rate / m.limit).toFixed(2)} of it and ${(m.ours.rate / m.loop.rate).toFixed(2)}× the loop`,
     );
     const perSecond = DAILY_JOBS / 86_400;
     record(
@@ -224,7 +237,8 @@ function report(measured: Measured[]) {
       'two million a day',
       (cost.dollars.total * DAILY_JOBS) / 1e6,
       '$/day',
-      `${perSecond.toFixed(1)} msg/s on average: ${Math.ceil(perSecond / at.rate)} instance(s) busy, ${Math.ceil((4 * perSecond) / at.rate)} at 4× the average`,
+      `${perSecond.toFixed(1)} msg/s on average: ${Math.ceil(perSecond / at.rate)} instance(s) busy, ` +
+        `${Math.ceil((4 * perSecond) / at.rate)} at 4× the average`,
     );
   } else record(choiceSection, 'configuration', 0, '', 'no configuration met every target in this run');
 

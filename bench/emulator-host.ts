@@ -5,8 +5,8 @@ import { LATENCY_PROFILES, startHttpLatencyProxy, startSmtpLatencyProxy, type La
 
 /**
  * Runs fauxqs and dynalite (with `--latency`, each behind a latency-injecting proxy, bench/latency.ts; with
- * `--secrets`, a stand-in Secrets Manager; with `--smtp-sink`, a plaintext loopback SMTP sink that counts and discards what it
- * receives; with `--ses`, aws-ses-v2-local) in a process of their own for the benchmarks, as the real services run
+ * `--secrets`, a stand-in Secrets Manager; with `--smtp-sink`, a plaintext loopback SMTP sink that counts and
+ * discards what it receives; with `--ses`, aws-ses-v2-local) in a process of their own for the benchmarks, as the real services run
  * outside the function: their CPU and memory are not the measured process's. Sends its endpoints to the parent over
  * IPC, answers `count` with the messages received so far (`counts` with the requests the proxies saw since the last
  * time, `{ latency }` switches their profile), and stops when told to or when the parent goes away.

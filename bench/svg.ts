@@ -21,12 +21,14 @@ function niceStep(max: number): number {
 function frame(title: string, xLabel: string, yLabel: string, yMax: number, format: (n: number) => string): string[] {
   const step = niceStep(yMax);
   const parts = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" font-family="sans-serif" font-size="12" role="img">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}"` +
+      ' font-family="sans-serif" font-size="12" role="img">',
     `<title>${xmlText(title)}</title>`,
     `<rect width="${WIDTH}" height="${HEIGHT}" fill="#fff"/>`,
     `<text x="${WIDTH / 2}" y="22" text-anchor="middle" font-size="14" font-weight="bold">${xmlText(title)}</text>`,
     `<text x="${MARGIN.left + PLOT_W / 2}" y="${HEIGHT - 12}" text-anchor="middle">${xmlText(xLabel)}</text>`,
-    `<text transform="translate(16 ${MARGIN.top + PLOT_H / 2}) rotate(-90)" text-anchor="middle">${xmlText(yLabel)}</text>`,
+    `<text transform="translate(16 ${MARGIN.top + PLOT_H / 2}) rotate(-90)" text-anchor="middle">` +
+      `${xmlText(yLabel)}</text>`,
   ];
   for (let v = 0; v <= yMax + step / 1000; v += step) {
     const y = round(MARGIN.top + PLOT_H - (v / yMax) * PLOT_H);
@@ -37,7 +39,8 @@ function frame(title: string, xLabel: string, yLabel: string, yMax: number, form
   }
   parts.push(
     `<line x1="${MARGIN.left}" x2="${MARGIN.left}" y1="${MARGIN.top}" y2="${MARGIN.top + PLOT_H}" stroke="#333"/>`,
-    `<line x1="${MARGIN.left}" x2="${MARGIN.left + PLOT_W}" y1="${MARGIN.top + PLOT_H}" y2="${MARGIN.top + PLOT_H}" stroke="#333"/>`,
+    `<line x1="${MARGIN.left}" x2="${MARGIN.left + PLOT_W}" y1="${MARGIN.top + PLOT_H}" ` +
+      `y2="${MARGIN.top + PLOT_H}" stroke="#333"/>`,
   );
   return parts;
 }
@@ -47,7 +50,10 @@ const legend = (names: Array<{ name: string; colour: string; dashed?: boolean }>
     const y = MARGIN.top + 8 + i * 20;
     const x = MARGIN.left + PLOT_W + 14;
     const dash = entry.dashed ? ' stroke-dasharray="6 4"' : '';
-    return `<line x1="${x}" x2="${x + 24}" y1="${y}" y2="${y}" stroke="${entry.colour}" stroke-width="3"${dash}/><text x="${x + 30}" y="${y + 4}">${xmlText(entry.name)}</text>`;
+    return (
+      `<line x1="${x}" x2="${x + 24}" y1="${y}" y2="${y}" stroke="${entry.colour}" stroke-width="3"${dash}/>` +
+      `<text x="${x + 30}" y="${y + 4}">${xmlText(entry.name)}</text>`
+    );
   });
 
 const axisMax = (values: number[]) => {
@@ -113,14 +119,17 @@ export function stackedBarChart(options: {
       const colour = COLOURS[names.indexOf(part.name) % COLOURS.length] as string;
       const y0 = MARGIN.top + PLOT_H - ((base + part.value) / yMax) * PLOT_H;
       parts.push(
-        `<rect x="${x}" y="${round(y0)}" width="${round(barWidth)}" height="${round((part.value / yMax) * PLOT_H)}" fill="${colour}"><title>${xmlText(`${part.name}: ${format(part.value)}`)}</title></rect>`,
+        `<rect x="${x}" y="${round(y0)}" width="${round(barWidth)}" height="${round((part.value / yMax) * PLOT_H)}"` +
+          ` fill="${colour}"><title>${xmlText(`${part.name}: ${format(part.value)}`)}</title></rect>`,
       );
       base += part.value;
     }
     const top = round(MARGIN.top + PLOT_H - (base / yMax) * PLOT_H - 6);
     parts.push(
-      `<text x="${round(x + barWidth / 2)}" y="${top}" text-anchor="middle">${xmlText(format(totals[i] as number))}</text>`,
-      `<text x="${round(x + barWidth / 2)}" y="${MARGIN.top + PLOT_H + 18}" text-anchor="middle">${xmlText(group.label)}</text>`,
+      `<text x="${round(x + barWidth / 2)}" y="${top}" text-anchor="middle">` +
+        `${xmlText(format(totals[i] as number))}</text>`,
+      `<text x="${round(x + barWidth / 2)}" y="${MARGIN.top + PLOT_H + 18}" text-anchor="middle">` +
+        `${xmlText(group.label)}</text>`,
     );
   });
   parts.push(...legend(names.map((name, k) => ({ name, colour: COLOURS[k % COLOURS.length] as string }))));

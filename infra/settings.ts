@@ -5,7 +5,7 @@ import { DEFAULT_RETRY_POLICY, maxAttemptsWithinLifetime, type RetryPolicy } fro
  * twin behaves as the deployed stack does. Deploy-time overrides come from CDK context (see infra/stack-config.ts).
  */
 export type SystemSettings = {
-  /** Records per Lambda invocation (see the README's Performance section for the measurements behind it). @default 100 */
+  /** Records per Lambda invocation (the README's Performance section has the measurements). @default 100 */
   batchSize: number;
   /** How long the event source gathers a batch, seconds (0–300). @default 1 */
   maxBatchingWindowSeconds: number;

@@ -40,7 +40,7 @@ function countConcurrentSends(transport: MailTransport) {
 }
 
 describe('jobs in flight', () => {
-  it('MAX_IN_FLIGHT holds a batch to that many jobs in progress at once, and every job is still sent once', async () => {
+  it('MAX_IN_FLIGHT holds a batch to that many jobs in progress at once; every job is still sent once', async () => {
     // Prepare
     let seen = { now: 0, most: 0 };
     h = await startDispatchHarness(aws, {

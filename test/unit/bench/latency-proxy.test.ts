@@ -168,7 +168,7 @@ describe('HTTP latency proxy', () => {
 });
 
 describe('SMTP latency proxy', () => {
-  it('holds each command for its verb, the message for its final dot, and passes the message through intact', async () => {
+  it('holds each command for its verb, the message for its final dot, and passes the message intact', async () => {
     const sink = await startSmtpSink();
     stops.push(() => sink.stop());
     const observed: Array<[string, number]> = [];
