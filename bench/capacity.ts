@@ -257,7 +257,7 @@ function writeCharts(measured: Measured[], chosen: Measured | undefined) {
       title: 'One instance, same-region latencies, batch 100, pool of 10',
       xLabel: 'jobs in flight',
       yLabel: 'msg/s while busy',
-      xValues: byInFlight.map((m) => m.config.inFlight ?? m.config.batchSize),
+      xValues: byInFlight.map((m) => m.config.inFlight ?? `${m.config.batchSize} (all)`),
       series: [
         { name: 'ours', values: byInFlight.map((m) => m.ours.rate) },
         { name: 'hand-written loop', values: byInFlight.map((m) => m.loop.rate) },
