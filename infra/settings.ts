@@ -18,8 +18,9 @@ export type SystemSettings = {
   /** SMTP connections each dispatch instance keeps open (`SMTP_MAX_CONNECTIONS`). @default 10 */
   smtpConnections: number;
   /**
-   * Jobs of a batch in progress at once in an instance (`MAX_IN_FLIGHT`; 0: the whole batch). Twice the pool: the
-   * next job's claim overlaps the current send, and a large batch never queues on the SDK's sockets. @default 20
+   * Jobs of a batch in progress at once in an instance (`MAX_IN_FLIGHT`; 0: the whole batch). Enough to keep the pool
+   * busy while other jobs claim and complete, and within the SDK's 50 sockets: a batch of 1,000 all at once queues on
+   * them past their connection timeout. @default 50
    */
   maxInFlight: number;
   /** Retry schedule of the dispatch path. @default 30 s doubling to 900 s, for 6 h */
@@ -41,7 +42,7 @@ export const DEFAULT_SETTINGS: SystemSettings = {
   functionTimeoutSeconds: 60,
   memorySizeMb: 1024,
   smtpConnections: 10,
-  maxInFlight: 20,
+  maxInFlight: 50,
   retry: DEFAULT_RETRY_POLICY,
   crashAllowance: 3,
   maxMessageSizeBytes: 1024 * 1024,

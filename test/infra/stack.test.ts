@@ -97,7 +97,7 @@ describe('the dispatch function', () => {
           TRANSPORTS: 'smtp,ses',
           RATE_SHARES: '8',
           SMTP_MAX_CONNECTIONS: '10',
-          MAX_IN_FLIGHT: '20',
+          MAX_IN_FLIGHT: '50',
         }),
       },
     });
