@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { BUNDLE_OPTIONS, bundleFunction } from '#infra/bundle.js';
+import { startBenchEmulators } from './emulators.js';
 import { percentile, record } from './measure.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -113,8 +114,13 @@ const POLLER_DEPS = [
  */
 export async function benchColdStart() {
   const dir = mkdtempSync(join(tmpdir(), 'email-dispatch-bundles-'));
+  // Both functions read and check their secrets at start: a stand-in Secrets Manager on loopback answers them.
+  const host = await startBenchEmulators({ secrets: true });
   const env = {
     AWS_REGION: 'eu-west-1',
+    AWS_ENDPOINT_URL_SECRETS_MANAGER: host.endpoints.secrets as string,
+    AWS_ACCESS_KEY_ID: 'local',
+    AWS_SECRET_ACCESS_KEY: 'local',
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     JOBS_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/1/jobs',
     DEAD_LETTER_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/1/dlq',
@@ -125,7 +131,7 @@ export async function benchColdStart() {
     SMTP_HOST: 'smtp.example.com',
     SMTP_SECRET_ID: 'email-dispatch/smtp',
     MAILBOXES:
-      '[{"id":"b","host":"imap.example.com","secret":"arn:aws:secretsmanager:eu-west-1:111111111111:secret:x"}]',
+      '[{"id":"b","host":"imap.example.com","secret":"arn:aws:secretsmanager:eu-west-1:111111111111:secret:mailbox"}]',
     MAILBOX_STATE_TABLE: 'm',
     RAW_MESSAGE_BUCKET: 'b',
   };
@@ -168,6 +174,7 @@ export async function benchColdStart() {
       record(section, 'import with source maps ratio', oursMapped / referenceMapped, '×');
     }
   } finally {
+    await host.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }

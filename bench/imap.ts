@@ -26,8 +26,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Against Dovecot on loopback: new-mail → event latency in poll mode and in bounded-IDLE mode; the cost of polling
- * an unchanged mailbox against a bare imapflow connect + STATUS + logout; catch-up on a backlog against a bare
- * imapflow fetch of the same messages.
+ * an unchanged mailbox against a bare imapflow connect + STATUS + logout; catch-up on a backlog against a
+ * hand-written loop doing the same I/O (one event a message included), with a bare imapflow fetch for reference.
  */
 export async function benchImap(backlog: number) {
   const cert = localTlsCertificate();
@@ -243,32 +243,32 @@ export async function benchImap(backlog: number) {
     const loopRate = percentile(loopRates, 50);
     record(
       section,
-      `catch-up ${backlog} messages, bare imapflow fetch`,
-      bareRate,
-      'msg/s',
-      'median of 3, taking turns with ours',
-    );
-    record(
-      section,
       `catch-up ${backlog} messages, ours`,
       oursRate,
       'msg/s',
       'per chunk of up to 250: parse, one S3 object, PublishBatch, one seen write, checkpoint',
     );
-    record(section, 'catch-up ratio', oursRate / bareRate, '×', 'target ≥ 0.25');
     record(
       section,
       `catch-up ${backlog} messages, hand-written loop`,
       loopRate,
       'msg/s',
-      'fetch with envelope, one S3 object and PublishBatch per chunk of 250, checkpoint',
+      'the same I/O: fetch with envelope, one S3 object per chunk of 250, an event a message (PublishBatch), checkpoint',
     );
     record(
       section,
       'catch-up ratio ours / loop',
       oursRate / loopRate,
       '×',
-      'what the poller costs beyond the I/O any poller does',
+      'target ≥ 0.9: what the poller costs beyond the I/O any poller does; median of 3, taking turns',
+    );
+    // A bare fetch publishes nothing: with one event a message, it measures SNS's request cost here, not the poller.
+    record(
+      section,
+      `catch-up ${backlog} messages, bare imapflow fetch`,
+      bareRate,
+      'msg/s',
+      `no target: nothing published (ours ${(oursRate / bareRate).toFixed(2)}× of it)`,
     );
   } finally {
     await writer.logout().catch(() => {});

@@ -1,39 +1,17 @@
-import { createHash } from 'node:crypto';
-import { BatchGetItemCommand } from '@aws-sdk/client-dynamodb';
-import { PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
 import nodemailer from 'nodemailer';
-import { createSnsEventPublisher } from '#aws/event-publisher.js';
-import { toOutcomeEvent, type EventPublisher } from '#core/events.js';
-import { hashAddress, toDispatchId, toMessageId } from '#core/message-id.js';
-import { loadDispatchConfig } from '#functions/config.js';
-import { buildSendEmailDeps } from '#handlers/build-send-email-deps.js';
-import { createSendEmailHandler } from '#handlers/send-email-handler.js';
-import { DEFAULT_SETTINGS } from '#infra/settings.js';
-import { deliverOneBatch } from '#local/event-source.js';
-import { createLocalResources, LOCAL_NAMES, toDispatchEnvironment, type LocalResources } from '#local/resources.js';
+import { toDispatchId } from '#core/message-id.js';
+import { deliverOneBatch, toSqsRecord } from '#local/event-source.js';
 import type { EmulatorClients } from '#local/emulators.js';
 import { startSmtpSink, type SmtpSink } from '#local/smtp-sink.js';
 import { localTlsCertificate } from '#local/tls-certificate.js';
+import { buildOurHandler, createHandWrittenHandler, freshResources } from './contenders.js';
 import { startBenchEmulators } from './emulators.js';
 import { benchJob } from './jobs.js';
 import { percentile, record } from './measure.js';
 
 const CONNECTIONS = 5;
 const credentials = { username: 'bench', password: 'bench-pass' };
-let run = 0;
-
-async function freshResources(clients: EmulatorClients): Promise<LocalResources> {
-  run += 1;
-  const names = Object.fromEntries(
-    Object.entries(LOCAL_NAMES).map(([k, v]) => [k, `${v}-bench-${run}`]),
-  ) as typeof LOCAL_NAMES;
-  // No subscriber on the events topic: delivering events to consumers is SNS's work, not the handler's.
-  return createLocalResources(clients, DEFAULT_SETTINGS, names, { tap: false });
-}
-
 async function enqueue(clients: EmulatorClients, queueUrl: string, prefix: string, count: number) {
   const enqueuedAt = new Map<string, number>();
   const jobs = Array.from({ length: count }, (_, i) => benchJob(`${prefix}-${i}`));
@@ -144,23 +122,16 @@ export async function benchPipeline(
    */
   const startOurs = async (): Promise<Contender> => {
     const ours = await freshResources(clients);
-    const config = loadDispatchConfig({
-      ...toDispatchEnvironment(ours),
-      DEFAULT_FROM: 'noreply@example.com',
-      SMTP_HOST: sink.host,
-      SMTP_PORT: String(sink.port),
-      SMTP_MAX_CONNECTIONS: String(CONNECTIONS),
-    });
-    const logger = new Logger({ serviceName: 'email-dispatch', logLevel: 'ERROR' });
-    const metrics = new Metrics({ namespace: 'EmailDispatch', serviceName: 'email-dispatch', logger });
-    (metrics as unknown as { console: { log: () => void } }).console = { log: () => {} } as never;
-    const deps = await buildSendEmailDeps(
-      config,
+    const { handler, deps } = await buildOurHandler(
       clients,
-      { logger, metrics },
+      ours,
+      {
+        SMTP_HOST: sink.host,
+        SMTP_PORT: String(sink.port),
+        SMTP_MAX_CONNECTIONS: String(CONNECTIONS),
+      },
       { smtpCredentials: { get: async () => credentials }, smtpTls: { ca: cert.cert } },
     );
-    const handler = createSendEmailHandler(deps);
     return {
       name: 'ours',
       queueUrl: ours.jobsQueueUrl,
@@ -184,13 +155,11 @@ export async function benchPipeline(
   };
 
   /**
-   * The hand-written loop, doing the same I/O as the handler: receive; per job a conditional claim, the suppression
-   * lookup, the send and the completion record (the same items Powertools writes: expiry, status, payload hash, the
-   * stored result); per batch the outcome events (PublishBatch) and the delete.
+   * The hand-written loop, doing the same I/O as the handler (bench/contenders.ts): receive, the handler's per-job
+   * requests and the batch's events, and the delete.
    */
   const startLoop = async (): Promise<Contender> => {
     const base = await freshResources(clients);
-    const publisher = createSnsEventPublisher(clients.sns, base.eventsTopicArn) as Required<EventPublisher>;
     // The pool as ours runs it: CONNECTIONS connections, each replaced after 100 messages (the SMTP adapter's default).
     const raw = nodemailer.createTransport({
       pool: true,
@@ -204,6 +173,7 @@ export async function benchPipeline(
       tls: { ca: cert.cert },
       logger: false,
     });
+    const handler = createHandWrittenHandler(clients, base, raw);
     return {
       name: 'base',
       queueUrl: base.jobsQueueUrl,
@@ -221,96 +191,14 @@ export async function benchPipeline(
           }),
         );
         const messages = r.Messages ?? [];
-        const events = await Promise.all(
-          messages.map(async (m) => {
-            const job = JSON.parse(m.Body ?? '{}') as ReturnType<typeof benchJob>;
-            const id = `email-job#${createHash('md5').update(JSON.stringify(job.idempotencyKey)).digest('base64')}`;
-            const hash = createHash('md5').update(JSON.stringify(job)).digest('base64');
-            const now = Date.now();
-            await clients.documents.send(
-              new PutCommand({
-                TableName: base.idempotencyTable,
-                Item: {
-                  id,
-                  expiration: Math.floor(now / 1000) + 86_400,
-                  status: 'INPROGRESS',
-                  in_progress_expiration: now + 60_000,
-                  validation: hash,
-                },
-                ConditionExpression:
-                  'attribute_not_exists(#id) OR #expiry < :now OR (#status = :inprogress AND attribute_exists(#ipe) AND #ipe < :nowms)',
-                ExpressionAttributeNames: {
-                  '#id': 'id',
-                  '#expiry': 'expiration',
-                  '#status': 'status',
-                  '#ipe': 'in_progress_expiration',
-                },
-                ExpressionAttributeValues: { ':now': now / 1000, ':nowms': now, ':inprogress': 'INPROGRESS' },
-              }),
-            );
-            const to = job.to as string[];
-            await clients.dynamodb.send(
-              new BatchGetItemCommand({
-                RequestItems: {
-                  [base.suppressionTable]: { Keys: to.map((a) => ({ addressHash: { S: hashAddress(a) } })) },
-                },
-              }),
-            );
-            const messageId = toMessageId(job.idempotencyKey, 'example.com');
-            await raw.sendMail({
-              from: job.from as string,
-              to,
-              subject: job.subject,
-              text: job.text,
-              html: job.html,
-              messageId,
-              headers: { 'X-Dispatch-Id': toDispatchId(job.idempotencyKey) },
-            });
-            const recipients = to.map((a) => ({ recipient: a, status: 'accepted' as const, responseCode: 250 }));
-            const result = {
-              action: 'delivered',
-              reason: 'accepted',
-              messageId,
-              recipients: recipients.map((x) => ({
-                hash: hashAddress(x.recipient),
-                status: x.status,
-                responseCode: x.responseCode,
-              })),
-            };
-            await clients.documents.send(
-              new UpdateCommand({
-                TableName: base.idempotencyTable,
-                Key: { id },
-                UpdateExpression: 'SET #expiry = :expiry, #status = :status, #data = :data, #validation = :validation',
-                ExpressionAttributeNames: {
-                  '#expiry': 'expiration',
-                  '#status': 'status',
-                  '#data': 'data',
-                  '#validation': 'validation',
-                },
-                ExpressionAttributeValues: {
-                  ':expiry': Math.floor(Date.now() / 1000) + 86_400,
-                  ':status': 'COMPLETED',
-                  ':data': result,
-                  ':validation': hash,
-                },
-              }),
-            );
-            return toOutcomeEvent(
-              'delivered',
-              { idempotencyKey: job.idempotencyKey, messageId, transport: 'smtp', attempts: 1 },
-              { reason: 'accepted', recipients },
-            );
+        if (messages.length === 0) return 0;
+        await handler({ Records: messages.map((m) => toSqsRecord(m, base.jobsQueueArn)) });
+        await clients.sqsClient.send(
+          new DeleteMessageBatchCommand({
+            QueueUrl: base.jobsQueueUrl,
+            Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })),
           }),
         );
-        if (events.length > 0) await publisher.publishBatch(events);
-        if (messages.length > 0)
-          await clients.sqsClient.send(
-            new DeleteMessageBatchCommand({
-              QueueUrl: base.jobsQueueUrl,
-              Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })),
-            }),
-          );
         return messages.length;
       },
     };

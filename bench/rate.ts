@@ -1,13 +1,9 @@
 import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
-import { loadDispatchConfig } from '#functions/config.js';
-import { buildSendEmailDeps } from '#handlers/build-send-email-deps.js';
-import { createSendEmailHandler } from '#handlers/send-email-handler.js';
 import { DEFAULT_SETTINGS } from '#infra/settings.js';
 import { deliverOneBatch } from '#local/event-source.js';
-import { createLocalResources, LOCAL_NAMES, toDispatchEnvironment } from '#local/resources.js';
+import { createLocalResources, LOCAL_NAMES } from '#local/resources.js';
 import { startSmtpSink } from '#local/smtp-sink.js';
+import { buildOurHandler } from './contenders.js';
 import { startBenchEmulators } from './emulators.js';
 import { benchJob } from './jobs.js';
 import { record } from './measure.js';
@@ -24,9 +20,7 @@ export async function benchRate(jobCount: number, instances = 4, quota = 14) {
       Object.entries(LOCAL_NAMES).map(([k, v]) => [k, `${v}-rate`]),
     ) as typeof LOCAL_NAMES;
     const resources = await createLocalResources(emulators.clients, DEFAULT_SETTINGS, names, { tap: false });
-    const config = loadDispatchConfig({
-      ...toDispatchEnvironment(resources),
-      DEFAULT_FROM: 'noreply@example.com',
+    const env = {
       SMTP_HOST: sink.host,
       SMTP_PORT: String(sink.port),
       SMTP_SECURITY: 'none',
@@ -34,14 +28,9 @@ export async function benchRate(jobCount: number, instances = 4, quota = 14) {
       RATE_SHARES: String(instances),
       RETRY_BASE_SECONDS: '1',
       RETRY_MAX_DELAY_SECONDS: '2',
-    });
+    };
     const handlers = await Promise.all(
-      Array.from({ length: instances }, async () => {
-        const logger = new Logger({ serviceName: 'email-dispatch', logLevel: 'ERROR' });
-        const metrics = new Metrics({ namespace: 'EmailDispatch', serviceName: 'email-dispatch', logger });
-        (metrics as unknown as { console: { log(): void } }).console = { log() {} };
-        return createSendEmailHandler(await buildSendEmailDeps(config, emulators.clients, { logger, metrics }, {}));
-      }),
+      Array.from({ length: instances }, async () => (await buildOurHandler(emulators.clients, resources, env)).handler),
     );
     // One to three recipients a job: SES and its SMTP interface count recipients, not messages.
     const jobs = Array.from({ length: jobCount }, (_, i) =>

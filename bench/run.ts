@@ -1,5 +1,6 @@
 import { cpus, totalmem } from 'node:os';
 import { writeFileSync } from 'node:fs';
+import { benchCapacity } from './capacity.js';
 import { benchColdStart } from './cold-start.js';
 import { benchFairness } from './fairness.js';
 import { benchImap } from './imap.js';
@@ -25,6 +26,7 @@ await benchColdStart();
 await benchImap(quick ? 1000 : 10_000);
 await benchRate(quick ? 84 : 420);
 await benchFairness(quick ? 1000 : 5000, 50);
+await benchCapacity(quick);
 
 printTable();
 writeFileSync(

@@ -173,6 +173,11 @@ export type DispatchConfig = {
    */
   maxReceiveCount?: number;
   /**
+   * Jobs of a batch in progress at once; the rest wait their turn, unclaimed. `MAX_IN_FLIGHT`, 0 for the whole batch.
+   * @default 0
+   */
+  maxInFlight: number;
+  /**
    * S3 attachment bytes an instance holds at once; jobs beyond it wait their turn. A send holds its attachments
    * about once over at its peak (the bytes read, the message written from them; `npm run bench` measures it), so a
    * tenth of the function's memory leaves the rest ample room. `ATTACHMENT_MEMORY_MB`. @default a tenth of
@@ -400,6 +405,7 @@ export function loadDispatchConfig(env: Env = process.env): DispatchConfig {
     minAttemptMs: r.integer('MIN_ATTEMPT_MS', 1000, 0, 60_000),
     maxReceiveCount:
       r.optional('MAX_RECEIVE_COUNT') === undefined ? undefined : r.integer('MAX_RECEIVE_COUNT', 1000, 1, 1000),
+    maxInFlight: r.integer('MAX_IN_FLIGHT', 0, 0, 10_000),
     attachmentMemoryBytes:
       r.integer(
         'ATTACHMENT_MEMORY_MB',

@@ -5,7 +5,7 @@ import { DEFAULT_RETRY_POLICY, maxAttemptsWithinLifetime, type RetryPolicy } fro
  * twin behaves as the deployed stack does. Deploy-time overrides come from CDK context (see infra/stack-config.ts).
  */
 export type SystemSettings = {
-  /** Records per Lambda invocation. @default 10 */
+  /** Records per Lambda invocation (the README's Performance section has the measurements). @default 100 */
   batchSize: number;
   /** How long the event source gathers a batch, seconds (0–300). @default 1 */
   maxBatchingWindowSeconds: number;
@@ -13,6 +13,16 @@ export type SystemSettings = {
   maxConcurrency: number;
   /** Dispatch function timeout, seconds. @default 60 */
   functionTimeoutSeconds: number;
+  /** Dispatch function memory, MB; Lambda gives CPU in proportion (one vCPU at 1,769 MB). @default 1024 */
+  memorySizeMb: number;
+  /** SMTP connections each dispatch instance keeps open (`SMTP_MAX_CONNECTIONS`). @default 10 */
+  smtpConnections: number;
+  /**
+   * Jobs of a batch in progress at once in an instance (`MAX_IN_FLIGHT`; 0: the whole batch). Enough to keep the pool
+   * busy while other jobs claim and complete, and within the SDK's 50 sockets: a batch of 1,000 all at once queues on
+   * them past their connection timeout. @default 50
+   */
+  maxInFlight: number;
   /** Retry schedule of the dispatch path. @default 30 s doubling to 900 s, for 6 h */
   retry: RetryPolicy;
   /** Receives a job may have before SQS moves it to the DLQ: derived, see {@link deriveQueueSettings}. */
@@ -26,10 +36,13 @@ export type SystemSettings = {
 };
 
 export const DEFAULT_SETTINGS: SystemSettings = {
-  batchSize: 10,
+  batchSize: 100,
   maxBatchingWindowSeconds: 1,
   maxConcurrency: 5,
   functionTimeoutSeconds: 60,
+  memorySizeMb: 1024,
+  smtpConnections: 10,
+  maxInFlight: 50,
   retry: DEFAULT_RETRY_POLICY,
   crashAllowance: 3,
   maxMessageSizeBytes: 1024 * 1024,
@@ -81,6 +94,9 @@ export function validateSettings(settings: SystemSettings): string[] {
     problems.push('batchSize above 10 needs maxBatchingWindowSeconds of at least 1');
   range('maxConcurrency', settings.maxConcurrency, 2, 1000);
   range('functionTimeoutSeconds', settings.functionTimeoutSeconds, 10, 900);
+  range('memorySizeMb', settings.memorySizeMb, 128, 10_240);
+  range('smtpConnections', settings.smtpConnections, 1, 100);
+  range('maxInFlight', settings.maxInFlight, 0, 10_000);
   range('retry.baseDelaySeconds', settings.retry.baseDelaySeconds, 1, 43_200);
   range('retry.maxDelaySeconds', settings.retry.maxDelaySeconds, settings.retry.baseDelaySeconds, 43_200);
   range('retry.lifetimeSeconds', settings.retry.lifetimeSeconds, 60, 13 * 86_400);

@@ -78,7 +78,8 @@ export type StackConfig = {
    */
   reputation: ReputationPolicy;
   /** The shared settings; context keys batchSize, maxBatchingWindowSeconds, maxConcurrency, functionTimeoutSeconds,
-   * retryBaseSeconds, retryMaxDelaySeconds, retryLifetimeSeconds, pollRateMinutes override the defaults. */
+   * memorySizeMb, smtpConnections, maxInFlight, retryBaseSeconds, retryMaxDelaySeconds, retryLifetimeSeconds,
+   * pollRateMinutes override the defaults. */
   settings: SystemSettings;
 };
 
@@ -181,6 +182,9 @@ export function loadStackConfig(node: Context): StackConfig {
     maxBatchingWindowSeconds: integer('maxBatchingWindowSeconds', DEFAULT_SETTINGS.maxBatchingWindowSeconds),
     maxConcurrency: integer('maxConcurrency', DEFAULT_SETTINGS.maxConcurrency),
     functionTimeoutSeconds: integer('functionTimeoutSeconds', DEFAULT_SETTINGS.functionTimeoutSeconds),
+    memorySizeMb: integer('memorySizeMb', DEFAULT_SETTINGS.memorySizeMb),
+    smtpConnections: integer('smtpConnections', DEFAULT_SETTINGS.smtpConnections),
+    maxInFlight: integer('maxInFlight', DEFAULT_SETTINGS.maxInFlight),
     pollRateMinutes: integer('pollRateMinutes', DEFAULT_SETTINGS.pollRateMinutes),
     retry: {
       baseDelaySeconds: integer('retryBaseSeconds', DEFAULT_SETTINGS.retry.baseDelaySeconds),

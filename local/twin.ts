@@ -354,6 +354,8 @@ export async function startTwin(options: TwinOptions = {}) {
         RETRY_BASE_SECONDS: String(settings.retry.baseDelaySeconds),
         RETRY_MAX_DELAY_SECONDS: String(settings.retry.maxDelaySeconds),
         RETRY_LIFETIME_SECONDS: String(settings.retry.lifetimeSeconds),
+        SMTP_MAX_CONNECTIONS: String(settings.smtpConnections),
+        MAX_IN_FLIGHT: String(settings.maxInFlight),
         // The SES emulator has no account quota to read (GetAccount); the twin uses the usual production one.
         SES_MAX_SEND_RATE: '14',
         ...tenantSettings,

@@ -83,12 +83,21 @@ export function createCircuitBreaker(
 
   const remember = (transport: TransportName, state: BreakerState) =>
     cache.set(transport, { state, readAtMs: clock() });
+  // The jobs of a batch ask at once, before any answer is cached: one read under way answers all of them.
+  const reading = new Map<TransportName, Promise<BreakerState>>();
   const stateOf = async (transport: TransportName, fresh = false): Promise<BreakerState> => {
     const cached = cache.get(transport);
     if (!fresh && cached && clock() - cached.readAtMs < cacheMs) return cached.state;
-    const state = await store.read(transport);
-    remember(transport, state);
-    return state;
+    const pending = reading.get(transport);
+    if (!fresh && pending) return pending;
+    const read = store.read(transport).then((state) => {
+      remember(transport, state);
+      return state;
+    });
+    reading.set(transport, read);
+    const forget = () => reading.get(transport) === read && reading.delete(transport);
+    read.then(forget, forget);
+    return read;
   };
 
   return {

@@ -114,6 +114,7 @@ export async function buildSendEmailDeps(
     finishReserveMs: config.finishReserveMs,
     minAttemptMs: config.minAttemptMs,
     maxReceiveCount: config.maxReceiveCount,
+    maxInFlight: config.maxInFlight,
     withCallDeadline,
     tenants: { directory: config.tenants, bucket: config.attachmentBucket },
     claimChecks: config.attachmentBucket

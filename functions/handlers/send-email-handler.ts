@@ -11,6 +11,7 @@ import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { toIdempotencyRecordId } from '#aws/idempotency-store.js';
 import { claimPhaseSignal, toAttemptBudget, untilAborted, type AttemptBudget } from '#core/attempt-budget.js';
+import { createByteBudget } from '#core/byte-budget.js';
 import { dispatchJob, type DispatchDeps } from '#core/dispatch-job.js';
 import type { DeadLetterSink, UnpublishedOutcomes, VisibilityControl } from '#core/dispatch-ports.js';
 import { JOB_CONTENT_JMESPATH, type S3Reference } from '#core/email-job.js';
@@ -73,6 +74,8 @@ export type SendEmailDeps = {
   minAttemptMs: number;
   /** The jobs queue's maxReceiveCount: the last receive gives a job up rather than postponing it. */
   maxReceiveCount?: number;
+  /** Jobs of a batch in progress at once (0 or undefined: all); the others wait, unclaimed, for a place. */
+  maxInFlight?: number;
   /** Runs `work` with every AWS call inside it cut at `signal` (clients.ts `withCallDeadline`). */
   withCallDeadline?: <T>(signal: AbortSignal, work: () => Promise<T>) => Promise<T>;
   /** Claim-checked bodies, reserved in `dispatch.attachmentMemory`'s budget before they are read. */
@@ -443,11 +446,21 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     // through one handler (Lambda never does; a shared processor would mix their results up).
     const processor = new BatchProcessor(EventType.SQS);
     const outbox: OutboxEntry[] = [];
+    // Places for the jobs in progress: one waiting past the commit deadline goes in without one, to be postponed.
+    const places = deps.maxInFlight ? createByteBudget(deps.maxInFlight) : undefined;
+    const inPlace = async (work: () => Promise<void>) => {
+      const release = await places?.acquire(1, budget.signal).catch(() => undefined);
+      try {
+        return await work();
+      } finally {
+        release?.();
+      }
+    };
     // Every attempt ends by the budget's finish deadline, so the batch is awaited whole: nothing runs on after the
     // answer (a frozen instance would resume it later, after the record was handed back and perhaps sent again).
     const response = await processPartialResponse(
       event,
-      (record: SQSRecord) => bounded(budget.answerSignal, () => processRecord(record, budget, outbox)),
+      (record: SQSRecord) => bounded(budget.answerSignal, () => inPlace(() => processRecord(record, budget, outbox))),
       processor,
       {
         context,

@@ -64,7 +64,7 @@ export class DispatchFunction extends Construct {
       entry: 'send-email.ts',
       description: 'Sends email jobs from the jobs queue over SMTP or SES, once per idempotency key',
       timeout: Duration.seconds(settings.functionTimeoutSeconds),
-      memorySize: 1024,
+      memorySize: settings.memorySizeMb,
       logRetention: props.logRetention,
       // The templates travel with the code; a broken one fails the synth (checkTemplates), not a job in production.
       assets: [checkTemplates(TEMPLATES_FOLDER)],
@@ -89,12 +89,14 @@ export class DispatchFunction extends Construct {
         ...(config.bounceDomain ? { BOUNCE_DOMAIN: config.bounceDomain } : {}),
         MAX_RECEIVE_COUNT: String(deriveQueueSettings(settings).maxReceiveCount),
         ...reputationEnvironment(config.reputation, tables),
+        MAX_IN_FLIGHT: String(settings.maxInFlight),
         ...(usesSmtp
           ? {
               SMTP_HOST: config.smtpHost ?? '',
               SMTP_PORT: String(config.smtpPort),
               SMTP_SECURITY: config.smtpSecurity,
               SMTP_SECRET_ID: smtpSecret?.secretArn ?? '',
+              SMTP_MAX_CONNECTIONS: String(settings.smtpConnections),
             }
           : {}),
         // Every instance of the concurrency cap may send at once: each takes its share of a rate, fractions included.

@@ -89,8 +89,16 @@ describe('the dispatch function', () => {
       Architectures: ['arm64'],
       TracingConfig: { Mode: 'Active' },
       LoggingConfig: Match.objectLike({ LogFormat: 'JSON' }),
+      // Memory, pool and jobs in flight as the settings give them (chosen from the benchmark's measurements).
+      MemorySize: 1024,
       Environment: {
-        Variables: Match.objectLike({ SMTP_SECURITY: 'starttls', TRANSPORTS: 'smtp,ses', RATE_SHARES: '8' }),
+        Variables: Match.objectLike({
+          SMTP_SECURITY: 'starttls',
+          TRANSPORTS: 'smtp,ses',
+          RATE_SHARES: '8',
+          SMTP_MAX_CONNECTIONS: '10',
+          MAX_IN_FLIGHT: '50',
+        }),
       },
     });
   });
@@ -126,7 +134,7 @@ describe('the dispatch function', () => {
 
   it('reads the queue under the concurrency cap with partial batch responses', () => {
     template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
-      BatchSize: 10,
+      BatchSize: 100,
       MaximumBatchingWindowInSeconds: 1,
       ScalingConfig: { MaximumConcurrency: 8 },
       FunctionResponseTypes: ['ReportBatchItemFailures'],

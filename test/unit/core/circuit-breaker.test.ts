@@ -38,6 +38,23 @@ function memoryStore(): BreakerStore & { writes: number } {
 const outcome = (action: 'delivered' | 'blocked' | 'throttled') => ({ action, reason: action, recipients: [] });
 
 describe('the circuit breaker', () => {
+  it('answers the jobs of a batch asking at once with one read of the shared state', async () => {
+    const store = memoryStore();
+    let reads = 0;
+    const read = store.read.bind(store);
+    store.read = async (transport) => {
+      reads += 1;
+      return read(transport);
+    };
+    const breaker = createCircuitBreaker(store);
+    const states = await Promise.all(Array.from({ length: 100 }, () => breaker.state('smtp')));
+    expect(states.every((s) => s.state === 'closed')).toBe(true);
+    expect(reads).toBe(1);
+    // A fresh read is never folded into one already under way.
+    await Promise.all([breaker.state('smtp', true), breaker.state('smtp', true)]);
+    expect(reads).toBe(3);
+  });
+
   it('opens on blocked for every instance, lets one probe through per interval with backoff, and closes on delivery', async () => {
     // Prepare: two instances sharing one store, no cache between them.
     let now = 1_000_000;

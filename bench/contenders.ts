@@ -1,0 +1,168 @@
+import { createHash } from 'node:crypto';
+import { BatchGetItemCommand } from '@aws-sdk/client-dynamodb';
+import { PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import type { Transporter } from 'nodemailer';
+import { createSnsEventPublisher } from '#aws/event-publisher.js';
+import { forEachBounded } from '#core/bounded.js';
+import { toOutcomeEvent, type EmailOutcomeEvent, type EventPublisher } from '#core/events.js';
+import { hashAddress, toDispatchId, toMessageId } from '#core/message-id.js';
+import { loadDispatchConfig } from '#functions/config.js';
+import { buildSendEmailDeps, type SendEmailEnvironment } from '#handlers/build-send-email-deps.js';
+import { createSendEmailHandler, type SendEmailDeps } from '#handlers/send-email-handler.js';
+import { DEFAULT_SETTINGS } from '#infra/settings.js';
+import type { EmulatorClients } from '#local/emulators.js';
+import { createLocalResources, LOCAL_NAMES, toDispatchEnvironment, type LocalResources } from '#local/resources.js';
+import type { benchJob } from './jobs.js';
+
+let run = 0;
+
+/** A fresh set of queues, tables and topic for one contender's run, so runs do not see each other's keys. */
+export async function freshResources(clients: EmulatorClients, label = 'bench'): Promise<LocalResources> {
+  run += 1;
+  const names = Object.fromEntries(
+    Object.entries(LOCAL_NAMES).map(([k, v]) => [k, `${v}-${label}-${run}`]),
+  ) as typeof LOCAL_NAMES;
+  // No subscriber on the events topic: delivering events to consumers is SNS's work, not the handler's.
+  return createLocalResources(clients, DEFAULT_SETTINGS, names, { tap: false });
+}
+
+/**
+ * Ours: the real dispatch handler, wired by its factory exactly as the Lambda entry wires it, from the environment
+ * it would be deployed with (`env` on top of the resources'), logging only errors and printing no metrics.
+ */
+export async function buildOurHandler(
+  clients: EmulatorClients,
+  resources: LocalResources,
+  env: Record<string, string>,
+  environment: SendEmailEnvironment = {},
+): Promise<{ handler: ReturnType<typeof createSendEmailHandler>; deps: SendEmailDeps }> {
+  const config = loadDispatchConfig({
+    ...toDispatchEnvironment(resources),
+    DEFAULT_FROM: 'noreply@example.com',
+    ...env,
+  });
+  const logger = new Logger({ serviceName: 'email-dispatch', logLevel: (process.env.BENCH_LOG ?? 'ERROR') as 'ERROR' });
+  const metrics = new Metrics({ namespace: 'EmailDispatch', serviceName: 'email-dispatch', logger });
+  (metrics as unknown as { console: { log(): void } }).console = { log() {} };
+  const deps = await buildSendEmailDeps(config, clients, { logger, metrics }, environment);
+  return { handler: createSendEmailHandler(deps), deps };
+}
+
+type Job = ReturnType<typeof benchJob>;
+
+/**
+ * The hand-written alternative, as a Lambda handler doing the I/O ours does for a job, and nothing else: per job a
+ * conditional claim (the item Powertools writes: expiry, status, in-progress expiry, payload hash), the suppression
+ * lookup, the send and the completion record (marked unpublished); per ten jobs one PublishBatch of the outcome
+ * events, then per job the mark's removal (the durable-outcome protocol ours follows). At most
+ * `inFlight` jobs at once (all of the batch when not given).
+ */
+export function createHandWrittenHandler(
+  clients: EmulatorClients,
+  resources: LocalResources,
+  transport: Transporter,
+  inFlight?: number,
+) {
+  const publisher = createSnsEventPublisher(clients.sns, resources.eventsTopicArn) as Required<EventPublisher>;
+  const one = async (body: string): Promise<EmailOutcomeEvent> => {
+    const job = JSON.parse(body) as Job;
+    const id = `email-job#${createHash('md5').update(JSON.stringify(job.idempotencyKey)).digest('base64')}`;
+    const hash = createHash('md5').update(JSON.stringify(job)).digest('base64');
+    const now = Date.now();
+    await clients.documents.send(
+      new PutCommand({
+        TableName: resources.idempotencyTable,
+        Item: {
+          id,
+          expiration: Math.floor(now / 1000) + 86_400,
+          status: 'INPROGRESS',
+          in_progress_expiration: now + 60_000,
+          validation: hash,
+        },
+        ConditionExpression:
+          'attribute_not_exists(#id) OR #expiry < :now OR (#status = :inprogress AND attribute_exists(#ipe) AND #ipe < :nowms)',
+        ExpressionAttributeNames: {
+          '#id': 'id',
+          '#expiry': 'expiration',
+          '#status': 'status',
+          '#ipe': 'in_progress_expiration',
+        },
+        ExpressionAttributeValues: { ':now': now / 1000, ':nowms': now, ':inprogress': 'INPROGRESS' },
+      }),
+    );
+    const to = job.to as string[];
+    await clients.dynamodb.send(
+      new BatchGetItemCommand({
+        RequestItems: {
+          [resources.suppressionTable]: { Keys: to.map((a) => ({ addressHash: { S: hashAddress(a) } })) },
+        },
+      }),
+    );
+    const messageId = toMessageId(job.idempotencyKey, 'example.com');
+    await transport.sendMail({
+      from: job.from as string,
+      to,
+      subject: job.subject,
+      text: job.text,
+      html: job.html,
+      messageId,
+      headers: { 'X-Dispatch-Id': toDispatchId(job.idempotencyKey) },
+    });
+    const recipients = to.map((a) => ({ recipient: a, status: 'accepted' as const, responseCode: 250 }));
+    const result = {
+      action: 'delivered',
+      reason: 'accepted',
+      messageId,
+      recipients: recipients.map((x) => ({ hash: hashAddress(x.recipient), status: x.status, responseCode: 250 })),
+      unpublished: true,
+    };
+    await clients.documents.send(
+      new UpdateCommand({
+        TableName: resources.idempotencyTable,
+        Key: { id },
+        UpdateExpression: 'SET #expiry = :expiry, #status = :status, #data = :data, #validation = :validation',
+        ExpressionAttributeNames: {
+          '#expiry': 'expiration',
+          '#status': 'status',
+          '#data': 'data',
+          '#validation': 'validation',
+        },
+        ExpressionAttributeValues: {
+          ':expiry': Math.floor(Date.now() / 1000) + 86_400,
+          ':status': 'COMPLETED',
+          ':data': result,
+          ':validation': hash,
+        },
+      }),
+    );
+    return toOutcomeEvent(
+      'delivered',
+      { idempotencyKey: job.idempotencyKey, messageId, transport: 'smtp', attempts: 1 },
+      { reason: 'accepted', recipients },
+    );
+  };
+  return async (event: SQSEvent): Promise<SQSBatchResponse> => {
+    const events: EmailOutcomeEvent[] = [];
+    await forEachBounded(event.Records, inFlight ?? event.Records.length, async (record) => {
+      events.push(await one(record.body));
+    });
+    if (events.length > 0) await publisher.publishBatch(events);
+    // The outcomes are out: their records' unpublished marks go, as ours clears them.
+    await forEachBounded(events, inFlight ?? events.length, async (event) => {
+      await clients.documents.send(
+        new UpdateCommand({
+          TableName: resources.idempotencyTable,
+          Key: { id: `email-job#${createHash('md5').update(JSON.stringify(event.idempotencyKey)).digest('base64')}` },
+          UpdateExpression: 'REMOVE #data.#unpublished',
+          ConditionExpression: '#status = :completed',
+          ExpressionAttributeNames: { '#status': 'status', '#data': 'data', '#unpublished': 'unpublished' },
+          ExpressionAttributeValues: { ':completed': 'COMPLETED' },
+        }),
+      );
+    });
+    return { batchItemFailures: [] };
+  };
+}

@@ -1,0 +1,173 @@
+import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
+import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import nodemailer from 'nodemailer';
+import { forEachBounded, slices } from '#core/bounded.js';
+import { deliverOneBatch, type SqsHandler } from '#local/event-source.js';
+import type { EmulatorClients } from '#local/emulators.js';
+import type { LocalResources } from '#local/resources.js';
+import { buildOurHandler, createHandWrittenHandler, freshResources } from './contenders.js';
+import type { MeasuredUse } from './cost.js';
+import type { BenchEmulators } from './emulators.js';
+import { benchJob } from './jobs.js';
+import type { LatencyProfileName, RequestCounts } from './latency.js';
+
+/** One configuration of one instance: the event source's batch, the jobs in flight, the SMTP pool. */
+export type InstanceConfig = {
+  profile: LatencyProfileName;
+  batchSize: number;
+  /** Jobs of a batch in progress at once; undefined: all of it. */
+  inFlight?: number;
+  pool: number;
+};
+
+export type InstanceRun = MeasuredUse & {
+  /** Jobs a second while the instance was busy (the sum of its invocations' wall times). */
+  rate: number;
+  /** The sink's count of messages received in the run (each job exactly once). */
+  delivered: number;
+  /** CPU a job, ms, on this machine's core. */
+  cpuMsPerJob: number;
+};
+
+/**
+ * The time a message holds a pooled SMTP connection: the delays the proxy added to its connections (connecting and
+ * greeting included, a pipelined command sharing the wait of the one before it), per message sent.
+ */
+export function sendTimeMs(requests: RequestCounts): number {
+  const messages = requests['smtp.END']?.count ?? 0;
+  if (messages === 0) return 0;
+  const held = Object.entries(requests)
+    .filter(([key]) => key.startsWith('smtp.'))
+    .reduce((sum, [, entry]) => sum + (entry.heldMs ?? 0), 0);
+  return held / messages;
+}
+
+/** What the configuration allows one instance: its connections (or jobs in flight, if fewer) ÷ the send time. */
+export const limitOf = (config: InstanceConfig, sendMs: number) =>
+  sendMs > 0 ? (Math.min(config.pool, config.inFlight ?? config.batchSize) * 1000) / sendMs : 0;
+
+async function enqueue(clients: EmulatorClients, queueUrl: string, prefix: string, count: number) {
+  const jobs = Array.from({ length: count }, (_, i) => benchJob(`${prefix}-${i}`));
+  await forEachBounded(slices(jobs, 10), 8, async (chunk) => {
+    await clients.sqsClient.send(
+      new SendMessageBatchCommand({
+        QueueUrl: queueUrl,
+        Entries: chunk.map((j, n) => ({ Id: String(n), MessageBody: JSON.stringify(j) })),
+      }),
+    );
+  });
+}
+
+/** Wraps a handler to time each invocation: wall time and the process's CPU while it ran. */
+function timed(handler: SqsHandler, invocations: MeasuredUse['invocations']): SqsHandler {
+  return async (event: SQSEvent, context: Context): Promise<SQSBatchResponse | undefined> => {
+    const cpu = process.cpuUsage();
+    const start = performance.now();
+    try {
+      return await handler(event, context);
+    } finally {
+      const used = process.cpuUsage(cpu);
+      invocations.push({ wallMs: performance.now() - start, cpuMs: (used.user + used.system) / 1000 });
+    }
+  };
+}
+
+/**
+ * Drains `jobs` jobs through one instance of `handler`: the event source hands it one batch at a time, as Lambda
+ * hands an instance one invocation at a time, and the run counts what the proxies and the sink saw.
+ */
+async function drain(
+  emulators: BenchEmulators,
+  resources: LocalResources,
+  handler: SqsHandler,
+  config: InstanceConfig,
+  jobs: number,
+  label: string,
+): Promise<InstanceRun> {
+  const { clients } = emulators;
+  await emulators.requestCounts();
+  const before = await emulators.sinkCount();
+  await enqueue(clients, resources.jobsQueueUrl, label, jobs);
+  const invocations: MeasuredUse['invocations'] = [];
+  const instance = timed(handler, invocations);
+  let done = 0;
+  // Bounded: every batch takes at least one job, and a run that stalls ends after a few empty polls.
+  for (let polls = 0, empty = 0; done < jobs && polls < jobs + 10 && empty < 3; polls += 1) {
+    const result = await deliverOneBatch({
+      sqs: clients.sqsClient,
+      queueUrl: resources.jobsQueueUrl,
+      queueArn: resources.jobsQueueArn,
+      handler: instance,
+      functionName: 'send-email',
+      batchSize: config.batchSize,
+      maxBatchingWindowSeconds: config.batchSize > 10 ? 1 : 0,
+      visibilityTimeoutSeconds: 360,
+      functionTimeoutSeconds: 60,
+      waitTimeSeconds: 0,
+    });
+    done += result.succeeded;
+    empty = result.received === 0 ? empty + 1 : 0;
+  }
+  const requests = await emulators.requestCounts();
+  const delivered = (await emulators.sinkCount()) - before;
+  const busyMs = invocations.reduce((sum, i) => sum + i.wallMs, 0);
+  const cpuMs = invocations.reduce((sum, i) => sum + i.cpuMs, 0);
+  return { jobs, invocations, requests, delivered, rate: (delivered / busyMs) * 1000, cpuMsPerJob: cpuMs / jobs };
+}
+
+export type Contender = 'ours' | 'loop';
+
+/**
+ * One instance of `contender` under `config`: fresh resources (made without delays), the handler built as it is
+ * deployed (ours) or the hand-written one over a nodemailer pool of the same size, then `jobs` drained.
+ */
+export async function runInstance(
+  emulators: BenchEmulators,
+  contender: Contender,
+  config: InstanceConfig,
+  jobs: number,
+): Promise<InstanceRun> {
+  const { clients, endpoints } = emulators;
+  const smtp = endpoints.smtp as { host: string; port: number };
+  await emulators.useLatency(null);
+  const resources = await freshResources(clients, contender);
+  await emulators.useLatency(config.profile);
+  const label = `${contender}-${config.profile}-${config.batchSize}-${config.inFlight ?? 'all'}-${config.pool}`;
+  if (contender === 'ours') {
+    const { handler, deps } = await buildOurHandler(clients, resources, {
+      SMTP_HOST: smtp.host,
+      SMTP_PORT: String(smtp.port),
+      SMTP_SECURITY: 'none',
+      SMTP_MAX_CONNECTIONS: String(config.pool),
+      ...(config.inFlight ? { MAX_IN_FLIGHT: String(config.inFlight) } : {}),
+    });
+    try {
+      return await drain(emulators, resources, handler, config, jobs, label);
+    } finally {
+      await deps.dispatch.transports.smtp?.close();
+    }
+  }
+  // The pool as ours runs it: `pool` connections, each replaced after 100 messages (the SMTP adapter's default).
+  const transport = nodemailer.createTransport({
+    pool: true,
+    host: smtp.host,
+    port: smtp.port,
+    secure: false,
+    ignoreTLS: true,
+    maxConnections: config.pool,
+    maxMessages: 100,
+    logger: false,
+  });
+  try {
+    return await drain(
+      emulators,
+      resources,
+      createHandWrittenHandler(clients, resources, transport, config.inFlight),
+      config,
+      jobs,
+      label,
+    );
+  } finally {
+    transport.close();
+  }
+}

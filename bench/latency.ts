@@ -1,0 +1,305 @@
+import { createServer as createHttpServer, request as httpRequest, Agent, type IncomingMessage } from 'node:http';
+import { connect, createServer as createTcpServer, type Socket } from 'node:net';
+import { LOOPBACK, listenOnLoopback } from '#local/loopback.js';
+import { billingUnits } from './cost.js';
+
+/**
+ * What a request or an SMTP command costs away from loopback, in ms: the round trip plus the service's own time.
+ * `http` is keyed by the service as it signs its requests (`dynamodb`, `sqs`, `sns`, `s3`, `ses`), optionally with
+ * the operation (`sns.PublishBatch`); `smtp` by the command's verb (`MAIL`, `RCPT`, `DATA`, `EHLO`, ...), with
+ * `connect` for the TCP and greeting exchange, `end` for the message's final '.', and `command` for any other.
+ */
+export type LatencyProfile = {
+  name: string;
+  description: string;
+  http: Record<string, number>;
+  smtp: { connect: number; command: number; end: number } & Record<string, number>;
+};
+
+/**
+ * The profiles the benchmarks run under; the README cites the published figures behind each number. AWS's own
+ * services stay in the function's region in every profile (the stack deploys them together); what moves is the
+ * relay.
+ */
+export const LATENCY_PROFILES = {
+  'same-region': {
+    name: 'same-region',
+    description: 'the function, its tables, queue and topic, and SES (API or SMTP endpoint) in one region',
+    http: { dynamodb: 5, sqs: 8, sns: 10, s3: 20, ses: 70 },
+    smtp: { connect: 5, command: 2, end: 50 },
+  },
+  'cross-region': {
+    name: 'cross-region',
+    description: 'as same-region, but the relay (SES or SMTP) in another region, about 80 ms away',
+    http: { dynamodb: 5, sqs: 8, sns: 10, s3: 20, ses: 150 },
+    smtp: { connect: 160, command: 80, end: 130 },
+  },
+  'slow-relay': {
+    name: 'slow-relay',
+    description: 'AWS services in region, a third-party SMTP relay 20 ms away that takes 150 ms to accept a message',
+    http: { dynamodb: 5, sqs: 8, sns: 10, s3: 20, ses: 150 },
+    smtp: { connect: 40, command: 20, end: 170 },
+  },
+} satisfies Record<string, LatencyProfile>;
+
+export type LatencyProfileName = keyof typeof LATENCY_PROFILES;
+
+/** Told of each request or command (as counted) and the delay it was given, ms. */
+type Observer = (key: string, ms: number) => void;
+
+/**
+ * Requests (or commands) seen per `service.Operation` (or `smtp.VERB`), with the bytes they carried and, for AWS
+ * requests, the billing units they add up to (bench/cost.ts `billingUnits`).
+ */
+export type RequestCounts = Record<
+  string,
+  { count: number; bytes: number; units?: { write: number; read: number }; heldMs?: number }
+>;
+
+/** The service a SigV4-signed request is for, from its credential scope (`.../<region>/<service>/aws4_request`). */
+export function signedService(authorization: string | undefined): string {
+  return /Credential=[^,]*\/([a-z0-9-]+)\/aws4_request/.exec(authorization ?? '')?.[1] ?? 'unknown';
+}
+
+/**
+ * The operation of an AWS request: the JSON protocol's `X-Amz-Target` (`DynamoDB_20120810.PutItem`), the query
+ * protocol's `Action` field, or for REST APIs (S3, SES v2) the method and the path's first segments.
+ */
+export function operationOf(method: string, url: string, headers: IncomingMessage['headers'], body: Buffer): string {
+  const target = headers['x-amz-target'];
+  if (typeof target === 'string') return target.slice(target.lastIndexOf('.') + 1);
+  const form = String(headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded');
+  const action = form ? new URLSearchParams(body.subarray(0, 4096).toString('latin1')).get('Action') : null;
+  if (action) return action;
+  const path = url.split('?')[0] ?? '';
+  return `${method} ${path.startsWith('/v2/') ? path.split('/').slice(0, 4).join('/') : 'object'}`;
+}
+
+/** The delay `profile` gives `key` (`service.Operation`), falling back to the service's. */
+const httpDelay = (profile: LatencyProfile | undefined, service: string, operation: string) =>
+  profile ? (profile.http[`${service}.${operation}`] ?? profile.http[service] ?? 0) : 0;
+
+const bump = (counts: RequestCounts, key: string, bytes: number) => {
+  const entry = (counts[key] ??= { count: 0, bytes: 0 });
+  entry.count += 1;
+  entry.bytes += bytes;
+  return entry;
+};
+
+/** A proxy's profile, switched with `use`, and what it counted since `takeCounts` was last called. */
+function proxyState(initial: LatencyProfile | undefined) {
+  const state = {
+    profile: initial,
+    counts: {} as RequestCounts,
+    use(next: LatencyProfile | undefined) {
+      state.profile = next;
+    },
+    /** The counts since the last call (or the start), and a fresh start. */
+    takeCounts(): RequestCounts {
+      const taken = state.counts;
+      state.counts = {};
+      return taken;
+    },
+  };
+  return state;
+}
+
+/** Longest request body the proxy holds before it passes it on (the AWS APIs' own limits are below it). */
+const MAX_BODY_BYTES = 16 * 1024 * 1024;
+
+/**
+ * An HTTP/1.1 proxy on 127.0.0.1 in front of an AWS emulator: each request is held for its service's and
+ * operation's delay under the current profile, then passed on unchanged (method, path, headers, body) and the answer
+ * streamed back as it comes. Counts every request by `service.Operation`.
+ */
+export async function startHttpLatencyProxy(target: string, initial?: LatencyProfile, observe?: Observer) {
+  const state = proxyState(initial);
+  const upstream = new URL(target);
+  const agent = new Agent({ keepAlive: true, maxSockets: 256 });
+  const server = createHttpServer((req, res) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) req.destroy();
+      else chunks.push(chunk);
+    });
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      const service = signedService(req.headers.authorization);
+      const operation = operationOf(req.method ?? 'GET', req.url ?? '/', req.headers, body);
+      const entry = bump(state.counts, `${service}.${operation}`, body.length);
+      const units = billingUnits(service, operation, body);
+      entry.units = { write: (entry.units?.write ?? 0) + units.write, read: (entry.units?.read ?? 0) + units.read };
+      const ms = httpDelay(state.profile, service, operation);
+      observe?.(`${service}.${operation}`, ms);
+      const forward = () => {
+        const out = httpRequest(
+          {
+            host: upstream.hostname,
+            port: upstream.port,
+            method: req.method,
+            path: req.url,
+            headers: req.headers,
+            agent,
+          },
+          (answer) => {
+            res.writeHead(answer.statusCode ?? 502, answer.headers);
+            answer.pipe(res);
+          },
+        );
+        out.on('error', () => res.destroy());
+        out.end(body);
+      };
+      if (ms > 0) setTimeout(forward, ms);
+      else forward();
+    });
+  });
+  server.keepAliveTimeout = 60_000;
+  const port = await listenOnLoopback(server);
+  return {
+    endpoint: `http://${LOOPBACK}:${port}`,
+    use: state.use,
+    takeCounts: state.takeCounts,
+    async stop() {
+      server.closeAllConnections();
+      agent.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** The end of a message's data: CRLF '.' CRLF (the data's own first line cannot be a lone '.' once dot-stuffed). */
+const END_OF_DATA = Buffer.from('\r\n.\r\n');
+/** Commands counted by name; anything else (an AUTH continuation, say) is a `LINE`. */
+const SMTP_VERBS = new Set([
+  'EHLO',
+  'HELO',
+  'STARTTLS',
+  'AUTH',
+  'MAIL',
+  'RCPT',
+  'DATA',
+  'RSET',
+  'NOOP',
+  'QUIT',
+  'VRFY',
+]);
+/** Longest command line the proxy waits for before passing bytes on as they are. */
+const MAX_LINE = 4096;
+
+/**
+ * A TCP proxy on 127.0.0.1 in front of a plaintext SMTP server that holds each client command for its delay under
+ * the current profile before passing it on: a connection for `connect`, each command line for its verb's delay (or
+ * `command`), and the message data up to its final '.' for `end` (the data itself flows on at once: the relay's
+ * answer to '.' is what a client waits for). Bytes pass unchanged and in order, in both directions. Counts commands
+ * as `smtp.VERB` (the data as `smtp.END`, with its size).
+ */
+export async function startSmtpLatencyProxy(
+  target: { host: string; port: number },
+  initial?: LatencyProfile,
+  observe?: Observer,
+) {
+  const state = proxyState(initial);
+  const sockets = new Set<Socket>();
+  const server = createTcpServer((client) => {
+    const upstream = connect(target.port, target.host);
+    sockets.add(client);
+    sockets.add(upstream);
+    bump(state.counts, 'smtp.CONNECT', 0).heldMs =
+      (state.counts['smtp.CONNECT']?.heldMs ?? 0) + (state.profile?.smtp.connect ?? 0);
+    observe?.('smtp.CONNECT', state.profile?.smtp.connect ?? 0);
+    // Everything the client sends leaves in order; a held unit holds back those after it.
+    let releaseAt = Date.now() + (state.profile?.smtp.connect ?? 0);
+    let pending: Buffer = Buffer.alloc(0);
+    // In the data phase: the last bytes already passed on, so a terminator split across chunks is still found.
+    let tail: Buffer | undefined;
+    let dataBytes = 0;
+    // Units wait in one queue with non-decreasing release times, drained by one timer: order is kept.
+    const queue: Array<{ at: number; bytes: Buffer }> = [];
+    let timer: NodeJS.Timeout | undefined;
+    const drain = () => {
+      timer = undefined;
+      while (queue.length > 0 && (queue[0] as { at: number }).at <= Date.now()) {
+        const unit = queue.shift() as { bytes: Buffer };
+        if (!upstream.destroyed) upstream.write(unit.bytes);
+      }
+      if (queue.length > 0) timer = setTimeout(drain, (queue[0] as { at: number }).at - Date.now());
+    };
+    const send = (bytes: Buffer, ms: number, key?: string) => {
+      if (key) observe?.(key, ms);
+      // What this unit adds to the connection's time: a pipelined command shares the wait of the one before it.
+      const held = Math.min(ms, Math.max(0, Date.now() + ms - releaseAt));
+      const entry = key ? state.counts[key] : undefined;
+      if (entry) entry.heldMs = (entry.heldMs ?? 0) + held;
+      releaseAt = Math.max(releaseAt, Date.now() + ms);
+      queue.push({ at: releaseAt, bytes });
+      if (!timer) drain();
+    };
+    const verbDelay = (verb: string) => (state.profile ? (state.profile.smtp[verb] ?? state.profile.smtp.command) : 0);
+    const take = (chunk: Buffer) => {
+      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+      for (let guard = 0; pending.length > 0 && guard < 10_000; guard += 1) {
+        if (tail) {
+          const found = Buffer.concat([tail, pending]).indexOf(END_OF_DATA);
+          const upTo = found === -1 ? pending.length : found + END_OF_DATA.length - tail.length;
+          const unit = pending.subarray(0, upTo);
+          dataBytes += unit.length;
+          if (found === -1) {
+            send(unit, 0);
+            tail = Buffer.concat([tail, unit]).subarray(-(END_OF_DATA.length - 1));
+          } else {
+            bump(state.counts, 'smtp.END', dataBytes);
+            send(unit, state.profile?.smtp.end ?? 0, 'smtp.END');
+            tail = undefined;
+          }
+          pending = pending.subarray(upTo);
+          continue;
+        }
+        const eol = pending.indexOf('\n');
+        if (eol === -1) {
+          if (pending.length > MAX_LINE) {
+            send(pending, 0);
+            pending = Buffer.alloc(0);
+          }
+          return;
+        }
+        const line = pending.subarray(0, eol + 1);
+        const word = /^[A-Za-z]+/.exec(line.subarray(0, 16).toString('latin1'))?.[0]?.toUpperCase() ?? '';
+        const verb = SMTP_VERBS.has(word) ? word : 'LINE';
+        bump(state.counts, `smtp.${verb}`, line.length);
+        send(line, verbDelay(verb), `smtp.${verb}`);
+        pending = pending.subarray(line.length);
+        if (verb === 'DATA') {
+          // The DATA line's own CRLF counts as the terminator's first: an empty message is just '.' CRLF.
+          tail = Buffer.from('\r\n');
+          dataBytes = 0;
+        }
+      }
+    };
+    client.on('data', take);
+    upstream.on('data', (chunk: Buffer) => client.write(chunk));
+    const close = () => {
+      if (timer) clearTimeout(timer);
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    for (const socket of [client, upstream]) {
+      socket.on('close', close);
+      socket.on('error', close);
+    }
+  });
+  const port = await listenOnLoopback(server);
+  return {
+    host: LOOPBACK,
+    port,
+    use: state.use,
+    takeCounts: state.takeCounts,
+    async stop() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

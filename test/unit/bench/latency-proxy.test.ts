@@ -1,0 +1,242 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createServer, request } from 'node:http';
+import { afterEach, describe, expect, it } from 'vitest';
+import nodemailer from 'nodemailer';
+import { LOOPBACK, listenOnLoopback } from '#local/loopback.js';
+import { startSmtpSink } from '#local/smtp-sink.js';
+import {
+  operationOf,
+  signedService,
+  startHttpLatencyProxy,
+  startSmtpLatencyProxy,
+  type LatencyProfile,
+} from '../../../bench/latency.js';
+
+const profile: LatencyProfile = {
+  name: 'test',
+  description: 'a profile for the test',
+  http: { dynamodb: 7, 'dynamodb.GetItem': 3, sns: 11 },
+  smtp: { connect: 13, command: 2, end: 17, MAIL: 5 },
+};
+
+const stops: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const stop of stops.splice(0).reverse()) await stop();
+});
+
+const authorization = (service: string) =>
+  `AWS4-HMAC-SHA256 Credential=local/20261129/eu-west-1/${service}/aws4_request, SignedHeaders=host, Signature=00`;
+
+/** An upstream that answers with what it got: method, path, the headers named, and the body's hash and size. */
+async function echoServer() {
+  const seen: Array<{ method?: string; url?: string; target?: string; host?: string; sha256: string; size: number }> =
+    [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      const entry = {
+        method: req.method,
+        url: req.url,
+        target: req.headers['x-amz-target'] as string | undefined,
+        host: req.headers.host,
+        sha256: createHash('sha256').update(body).digest('hex'),
+        size: body.length,
+      };
+      seen.push(entry);
+      // An answer as large as the request, so both directions carry real bytes.
+      res.writeHead(201, { 'content-type': 'application/octet-stream', 'x-echo': entry.sha256 });
+      res.end(Buffer.concat([body, body]));
+    });
+  });
+  const port = await listenOnLoopback(server);
+  stops.push(() => new Promise((resolve) => server.close(() => resolve())));
+  return { endpoint: `http://${LOOPBACK}:${port}`, seen };
+}
+
+const send = (
+  endpoint: string,
+  options: { method: string; path: string; headers: Record<string, string> },
+  body: Buffer,
+) =>
+  new Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }>((resolve, reject) => {
+    const url = new URL(endpoint);
+    const req = request({ host: url.hostname, port: url.port, ...options }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+
+describe('HTTP latency proxy', () => {
+  it('holds each request for its service and operation, and passes requests and answers through intact', async () => {
+    const upstream = await echoServer();
+    const observed: Array<[string, number]> = [];
+    const proxy = await startHttpLatencyProxy(upstream.endpoint, profile, (key, ms) => observed.push([key, ms]));
+    stops.push(() => proxy.stop());
+
+    const body = randomBytes(200_000);
+    const put = await send(
+      proxy.endpoint,
+      {
+        method: 'POST',
+        path: '/',
+        headers: {
+          authorization: authorization('dynamodb'),
+          'x-amz-target': 'DynamoDB_20120810.PutItem',
+          'content-type': 'application/x-amz-json-1.0',
+        },
+      },
+      body,
+    );
+    expect(put.status).toBe(201);
+    expect(put.body.equals(Buffer.concat([body, body]))).toBe(true);
+    expect(put.headers['x-echo']).toBe(createHash('sha256').update(body).digest('hex'));
+    expect(upstream.seen[0]).toMatchObject({ method: 'POST', url: '/', target: 'DynamoDB_20120810.PutItem' });
+    // The Host header is the one the client signed, not rewritten for the upstream.
+    expect(upstream.seen[0]?.host).toBe(new URL(proxy.endpoint).host);
+
+    await send(
+      proxy.endpoint,
+      { method: 'POST', path: '/', headers: { authorization: authorization('dynamodb'), 'x-amz-target': 'X.GetItem' } },
+      Buffer.from('{}'),
+    );
+    const publish = Buffer.from('Action=PublishBatch&TopicArn=arn%3Aaws%3Asns%3Aeu-west-1%3A0%3At');
+    await send(
+      proxy.endpoint,
+      {
+        method: 'POST',
+        path: '/',
+        headers: { authorization: authorization('sns'), 'content-type': 'application/x-www-form-urlencoded' },
+      },
+      publish,
+    );
+    await send(
+      proxy.endpoint,
+      { method: 'PUT', path: '/bucket/key?x-id=PutObject', headers: { authorization: authorization('s3') } },
+      Buffer.from('object'),
+    );
+
+    expect(observed).toEqual([
+      ['dynamodb.PutItem', 7],
+      ['dynamodb.GetItem', 3],
+      ['sns.PublishBatch', 11],
+      ['s3.PUT object', 0],
+    ]);
+    expect(proxy.takeCounts()).toEqual({
+      'dynamodb.PutItem': { count: 1, bytes: body.length, units: { write: 196, read: 0 } },
+      'dynamodb.GetItem': { count: 1, bytes: 2, units: { write: 0, read: 0.5 } },
+      'sns.PublishBatch': { count: 1, bytes: publish.length, units: { write: 1, read: 0 } },
+      's3.PUT object': { count: 1, bytes: 6, units: { write: 0, read: 0 } },
+    });
+    // Counts start again after they are taken.
+    expect(proxy.takeCounts()).toEqual({});
+  });
+
+  it('passes the request on only after its delay', async () => {
+    const upstream = await echoServer();
+    const proxy = await startHttpLatencyProxy(upstream.endpoint, {
+      ...profile,
+      http: { sns: 250 },
+    });
+    stops.push(() => proxy.stop());
+    const started = performance.now();
+    await send(
+      proxy.endpoint,
+      { method: 'POST', path: '/', headers: { authorization: authorization('sns') } },
+      Buffer.from('x'),
+    );
+    // A floor, not a speed: a loaded machine only makes it later.
+    expect(performance.now() - started).toBeGreaterThanOrEqual(245);
+    proxy.use(undefined);
+    expect(upstream.seen).toHaveLength(1);
+  });
+
+  it('reads the service from the credential scope and the operation from each protocol', () => {
+    expect(signedService(authorization('sqs'))).toBe('sqs');
+    expect(signedService(undefined)).toBe('unknown');
+    expect(operationOf('POST', '/', { 'x-amz-target': 'AmazonSQS.ReceiveMessage' }, Buffer.alloc(0))).toBe(
+      'ReceiveMessage',
+    );
+    expect(operationOf('POST', '/v2/email/outbound-emails', {}, Buffer.alloc(0))).toBe(
+      'POST /v2/email/outbound-emails',
+    );
+  });
+});
+
+describe('SMTP latency proxy', () => {
+  it('holds each command for its verb, the message for its final dot, and passes the message intact', async () => {
+    const sink = await startSmtpSink();
+    stops.push(() => sink.stop());
+    const observed: Array<[string, number]> = [];
+    const proxy = await startSmtpLatencyProxy(sink, profile, (key, ms) => observed.push([key, ms]));
+    stops.push(() => proxy.stop());
+    const transport = nodemailer.createTransport({
+      host: proxy.host,
+      port: proxy.port,
+      secure: false,
+      ignoreTLS: true,
+      pool: true,
+      maxConnections: 1,
+      logger: false,
+    });
+    stops.push(async () => transport.close());
+    // A body with lines that start with dots and a large attachment, split over many TCP chunks.
+    const attachment = randomBytes(300_000);
+    const text = '.\r\n..leading dots\r\n.\r\nend\r\n';
+    for (const n of [1, 2]) {
+      await transport.sendMail({
+        from: 'a@example.com',
+        to: ['b@example.net', 'c@example.net'],
+        subject: `message ${n}`,
+        text,
+        attachments: [{ filename: 'blob.bin', content: attachment }],
+      });
+    }
+    expect(sink.received).toHaveLength(2);
+    const raw = sink.received[0]?.raw.toString('latin1') ?? '';
+    expect(raw).toContain(attachment.toString('base64').slice(0, 76));
+    expect(raw).toContain('..leading dots');
+    expect(sink.received.map((m) => m.to)).toEqual([
+      ['b@example.net', 'c@example.net'],
+      ['b@example.net', 'c@example.net'],
+    ]);
+
+    const delays = new Map(observed);
+    expect(delays.get('smtp.CONNECT')).toBe(13);
+    expect(delays.get('smtp.EHLO')).toBe(2);
+    expect(delays.get('smtp.MAIL')).toBe(5);
+    expect(delays.get('smtp.RCPT')).toBe(2);
+    expect(delays.get('smtp.END')).toBe(17);
+    const counts = proxy.takeCounts();
+    // One connection for both messages; per message MAIL, two RCPT, DATA and the final dot.
+    expect(counts['smtp.CONNECT']?.count).toBe(1);
+    expect(counts['smtp.MAIL']?.count).toBe(2);
+    expect(counts['smtp.RCPT']?.count).toBe(4);
+    expect(counts['smtp.DATA']?.count).toBe(2);
+    expect(counts['smtp.END']?.count).toBe(2);
+    expect(counts['smtp.END']?.bytes).toBeGreaterThan(2 * 400_000);
+    // The time each command added to its connection is kept, for the per-message send time.
+    expect(counts['smtp.CONNECT']?.heldMs).toBe(13);
+    expect(counts['smtp.END']?.heldMs).toBe(2 * 17);
+  });
+
+  it('answers a command only after its delay', async () => {
+    const sink = await startSmtpSink();
+    stops.push(() => sink.stop());
+    const proxy = await startSmtpLatencyProxy(sink, { ...profile, smtp: { connect: 0, command: 0, end: 300 } });
+    stops.push(() => proxy.stop());
+    const transport = nodemailer.createTransport({
+      host: proxy.host,
+      port: proxy.port,
+      ignoreTLS: true,
+      logger: false,
+    });
+    const started = performance.now();
+    await transport.sendMail({ from: 'a@example.com', to: 'b@example.net', subject: 's', text: 't' });
+    expect(performance.now() - started).toBeGreaterThanOrEqual(295);
+  });
+});
