@@ -1,34 +1,18 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createBreakerStore } from '#aws/breaker-store.js';
-import { createAwsClients, type AwsClients } from '#aws/clients.js';
 import { TableKeys } from '#aws/table-keys.js';
 import { createCircuitBreaker } from '#core/circuit-breaker.js';
-import { LOCAL_CREDENTIALS, startDynalite, type Emulator } from '#local/emulators.js';
-import { createTable } from '#local/resources.js';
+import { useDynalite } from '../support/dynalite.js';
 
-let dynamo: Emulator;
-let clients: AwsClients;
 const TABLE = 'transport-state';
-
-beforeAll(async () => {
-  dynamo = await startDynalite();
-  clients = createAwsClients({
-    region: 'eu-west-1',
-    credentials: LOCAL_CREDENTIALS,
-    endpoints: { dynamodb: dynamo.endpoint },
-  });
-  await createTable(clients, TABLE, TableKeys.transportState.partitionKey);
-});
-afterAll(async () => {
-  await dynamo?.stop();
-});
+const dynalite = useDynalite([[TABLE, TableKeys.transportState.partitionKey]]);
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('the breakers in DynamoDB', () => {
   it('are not reopened by an attempt that started before they closed, only by one that started after', async () => {
     // Prepare: two instances; the first opens the breaker, then its probe delivers and closes it.
-    const store = createBreakerStore(clients.documents, TABLE);
+    const store = createBreakerStore(dynalite.clients.documents, TABLE);
     const options = { firstProbeAfterMs: 0, cacheMs: 0 };
     const prober = createCircuitBreaker(store, options);
     const other = createCircuitBreaker(store, options);

@@ -1,27 +1,13 @@
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAwsClients, type AwsClients } from '#aws/clients.js';
+import { describe, expect, it } from 'vitest';
 import { createIdempotencyStore, createUnpublishedOutcomes, toIdempotencyRecordId } from '#aws/idempotency-store.js';
 import { TableKeys } from '#aws/table-keys.js';
-import { LOCAL_CREDENTIALS, startDynalite, type Emulator } from '#local/emulators.js';
 import { createTable } from '#local/resources.js';
+import { useDynalite } from '../support/dynalite.js';
 
-let dynamo: Emulator;
-let clients: AwsClients;
+const dynalite = useDynalite();
 let tables = 0;
-
-beforeAll(async () => {
-  dynamo = await startDynalite();
-  clients = createAwsClients({
-    region: 'eu-west-1',
-    credentials: LOCAL_CREDENTIALS,
-    endpoints: { dynamodb: dynamo.endpoint },
-  });
-});
-afterAll(async () => {
-  await dynamo.stop();
-});
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -29,11 +15,11 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 async function freshStore() {
   tables += 1;
   const tableName = `fence-${process.pid}-${tables}`;
-  await createTable(clients, tableName, TableKeys.idempotency.partitionKey);
-  const store = createIdempotencyStore(clients.dynamodb, tableName);
+  await createTable(dynalite.clients, tableName, TableKeys.idempotency.partitionKey);
+  const store = createIdempotencyStore(dynalite.clients.dynamodb, tableName);
   store.configure({ config: new IdempotencyConfig({ eventKeyJmesPath: 'idempotencyKey' }), keyPrefix: 'email-job' });
   const read = async (idempotencyKey: string) => {
-    const result = await clients.dynamodb.send(
+    const result = await dynalite.clients.dynamodb.send(
       new GetItemCommand({
         TableName: tableName,
         Key: { [TableKeys.idempotency.partitionKey]: { S: toIdempotencyRecordId('email-job', idempotencyKey) } },
@@ -87,7 +73,7 @@ describe('fenced idempotency records', () => {
   it('clears the unpublished-outcome mark of a completed record, and leaves other records alone', async () => {
     // Prepare
     const { store, tableName, read } = await freshStore();
-    const marks = createUnpublishedOutcomes(clients.dynamodb, tableName, 'email-job');
+    const marks = createUnpublishedOutcomes(dynalite.clients.dynamodb, tableName, 'email-job');
     const job = { idempotencyKey: 'fence-4' };
     await store.saveInProgress(job, 60_000);
     await store.saveSuccess(job, { action: 'delivered', unpublished: true });

@@ -1,26 +1,10 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { MailTransport } from '#core/mail-transport.js';
 import { emailJobFactory } from '../support/factories.js';
-import {
-  startAwsEmulators,
-  startDispatchHarness,
-  type AwsEmulators,
-  type DispatchHarness,
-} from '../support/dispatch-harness.js';
+import { type DispatchHarness, useAwsEmulators } from '../support/dispatch-harness.js';
 
-let aws: AwsEmulators;
-let h: DispatchHarness | undefined;
-
-beforeAll(async () => {
-  aws = await startAwsEmulators();
-});
-afterAll(async () => {
-  await aws.stop();
-});
-afterEach(async () => {
-  await h?.stop();
-  h = undefined;
-});
+const env = useAwsEmulators();
+let h: DispatchHarness;
 
 /** Counts the sends in progress at once through the wired SMTP transport, each held a little so they overlap. */
 function countConcurrentSends(transport: MailTransport) {
@@ -43,7 +27,7 @@ describe('jobs in flight', () => {
   it('MAX_IN_FLIGHT holds a batch to that many jobs in progress at once; every job is still sent once', async () => {
     // Prepare
     let seen = { now: 0, most: 0 };
-    h = await startDispatchHarness(aws, {
+    h = await env.harness({
       env: { MAX_IN_FLIGHT: '2' },
       adjust: (deps) => {
         seen = countConcurrentSends(deps.dispatch.transports.smtp as MailTransport);
@@ -63,7 +47,7 @@ describe('jobs in flight', () => {
   it('without it the whole batch is in progress at once', async () => {
     // Prepare
     let seen = { now: 0, most: 0 };
-    h = await startDispatchHarness(aws, {
+    h = await env.harness({
       adjust: (deps) => {
         seen = countConcurrentSends(deps.dispatch.transports.smtp as MailTransport);
       },
@@ -79,6 +63,6 @@ describe('jobs in flight', () => {
   });
 
   it('refuses an in-flight count that is not a whole number', async () => {
-    await expect(startDispatchHarness(aws, { env: { MAX_IN_FLIGHT: 'many' } })).rejects.toThrow(/MAX_IN_FLIGHT/);
+    await expect(env.harness({ env: { MAX_IN_FLIGHT: 'many' } })).rejects.toThrow(/MAX_IN_FLIGHT/);
   });
 });

@@ -1,11 +1,9 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAwsClients, type AwsClients } from '#aws/clients.js';
+import { describe, expect, it } from 'vitest';
 import { createJobStatusStore } from '#aws/job-status-store.js';
 import { TableKeys } from '#aws/table-keys.js';
-import { createTable } from '#local/resources.js';
-import { LOCAL_CREDENTIALS, startDynalite, type Emulator } from '#local/emulators.js';
+import { useDynalite } from '../support/dynalite.js';
 import { DispatchTags, toTagToken } from '#core/dispatch-job.js';
 import { toReportKeyring, toReportToken, type ReportKeyring } from '#core/message-id.js';
 import type { SesEventRecord } from '#core/ses-events.js';
@@ -14,28 +12,13 @@ import { createLambdaContext } from '#local/lambda-context.js';
 import { toSesEventRecord, toSnsEvent, type SesSend } from '#local/ses-events.js';
 import { createJobControl } from '#producer/index.js';
 
-let dynamo: Emulator;
-let clients: AwsClients;
 const TABLE = 'job-status';
+const dynalite = useDynalite([[TABLE, TableKeys.jobStatus.partitionKey, TableKeys.jobStatus.ttlAttribute]]);
 let serial = 0;
 const newJob = (tenant = 'default') => ({ tenant, idempotencyKey: `job-${(serial += 1)}` });
 
-beforeAll(async () => {
-  dynamo = await startDynalite();
-  clients = createAwsClients({
-    region: 'eu-west-1',
-    credentials: LOCAL_CREDENTIALS,
-    endpoints: { dynamodb: dynamo.endpoint },
-  });
-  const { partitionKey, ttlAttribute } = TableKeys.jobStatus;
-  await createTable(clients, TABLE, partitionKey, ttlAttribute);
-});
-afterAll(async () => {
-  await dynamo?.stop();
-});
-
-const store = () => createJobStatusStore(clients.dynamodb, TABLE, { ttlSeconds: 3600 });
-const control = () => createJobControl({ dynamodb: clients.dynamodb, tableName: TABLE });
+const store = () => createJobStatusStore(dynalite.clients.dynamodb, TABLE, { ttlSeconds: 3600 });
+const control = () => createJobControl({ dynamodb: dynalite.clients.dynamodb, tableName: TABLE });
 const outcome = {
   reason: 'accepted',
   providerMessageId: 'p-1',

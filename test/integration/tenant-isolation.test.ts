@@ -1,30 +1,15 @@
 import { ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { ReceiveMessageCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { simpleParser } from 'mailparser';
 import { createSuppressionStore } from '#aws/suppression-store.js';
 import { createEmailProducer } from '#producer/email-producer.js';
 import { redriveDeadLetters } from '#tools/redrive-dead-letters.js';
 import { emailJobFactory } from '../support/factories.js';
-import {
-  startAwsEmulators,
-  startDispatchHarness,
-  type AwsEmulators,
-  type DispatchHarness,
-} from '../support/dispatch-harness.js';
+import { type DispatchHarness, useAwsEmulators } from '../support/dispatch-harness.js';
 
-let aws: AwsEmulators;
+const env = useAwsEmulators();
 let h: DispatchHarness;
-
-beforeAll(async () => {
-  aws = await startAwsEmulators();
-});
-afterAll(async () => {
-  await aws.stop();
-});
-afterEach(async () => {
-  await h?.stop();
-});
 
 /** Two producer services, each with its own credentials: the emulator reports the access key as the SenderId. */
 const TENANTS_ENV = {
@@ -35,7 +20,7 @@ const TENANTS_ENV = {
 function producerFor(harness: DispatchHarness, accessKeyId: string, tenant: string) {
   const client = {
     region: 'eu-west-1',
-    endpoint: aws.fauxqs.endpoint,
+    endpoint: env.aws.fauxqs.endpoint,
     credentials: { accessKeyId, secretAccessKey: 'x' },
   };
   return {
@@ -54,14 +39,14 @@ function producerFor(harness: DispatchHarness, accessKeyId: string, tenant: stri
 const sqsAs = (accessKeyId: string) =>
   new SQSClient({
     region: 'eu-west-1',
-    endpoint: aws.fauxqs.endpoint,
+    endpoint: env.aws.fauxqs.endpoint,
     credentials: { accessKeyId, secretAccessKey: 'x' },
   });
 
 /** The operator's redrive (a system sender) of the selected dead letters back to the jobs queue. */
 const redrive = (harness: DispatchHarness, only: 'all' | 'transient') =>
   redriveDeadLetters({
-    sqs: aws.clients.sqsClient,
+    sqs: env.aws.clients.sqsClient,
     deadLetterQueueUrl: harness.resources.deadLetterQueueUrl,
     sourceQueueUrl: harness.resources.jobsQueueUrl,
     only,
@@ -74,7 +59,7 @@ const largeJob = (to: string) =>
 describe('one producer against another', () => {
   it('refuses a claim-checked job another producer overwrote before the dispatcher read it: nothing is sent', async () => {
     // Prepare: the shop queues a large job; the crm service learns where it is stored and replaces it with its own
-    h = await startDispatchHarness(aws, { env: TENANTS_ENV });
+    h = await env.harness({ env: TENANTS_ENV });
     const shop = producerFor(h, 'producer-shop', 'shop');
     const crm = producerFor(h, 'producer-crm', 'crm');
     const victim = largeJob('customer@example.net');
@@ -104,7 +89,7 @@ describe('one producer against another', () => {
 
   it("refuses a job that names another producer's claim-checked object as its own attachment: nothing is sent", async () => {
     // Prepare: the shop's large job waits in S3; the crm service attaches that object to a mail to itself
-    h = await startDispatchHarness(aws, { env: TENANTS_ENV });
+    h = await env.harness({ env: TENANTS_ENV });
     const shop = producerFor(h, 'producer-shop', 'shop');
     const crm = producerFor(h, 'producer-crm', 'crm');
     const sent = await shop.producer.sendEmail(largeJob('customer@example.net'));
@@ -130,7 +115,7 @@ describe('one producer against another', () => {
   });
   it('refuses a claim check whose key is not a key (a space, another scope), publishing nothing under it', async () => {
     // Prepare: the crm service queues a claim check by hand, its key shaped as the shop's scoped key
-    h = await startDispatchHarness(aws, { env: TENANTS_ENV });
+    h = await env.harness({ env: TENANTS_ENV });
     const crm = sqsAs('producer-crm');
     const claimCheck = { bucket: h.resources.bucket, key: 'tenants/crm/jobs/x', size: 1, sha256: `${'A'.repeat(43)}=` };
     for (const idempotencyKey of ['shop order-4711', 'k'.repeat(5000)])
@@ -157,7 +142,7 @@ describe('one producer against another', () => {
 describe('objects replaced after the job was queued', () => {
   it('rejects a job whose attachment is no longer the object its reference describes, naming it; nothing is sent', async () => {
     // Prepare: the shop's job with a large attachment, then the object is replaced (same key, other bytes)
-    h = await startDispatchHarness(aws, { env: TENANTS_ENV });
+    h = await env.harness({ env: TENANTS_ENV });
     const shop = producerFor(h, 'producer-shop', 'shop');
     const file = Buffer.alloc(600 * 1024, 1);
     const job = emailJobFactory({ attachments: [{ filename: 'terms.pdf', content: file.toString('base64') }] });
@@ -190,11 +175,11 @@ describe('objects replaced after the job was queued', () => {
 describe('who a job belongs to', () => {
   it('arrives with its sender, its tenant attribute and its tenant as message group', async () => {
     // Prepare
-    h = await startDispatchHarness(aws, { env: TENANTS_ENV });
+    h = await env.harness({ env: TENANTS_ENV });
     await producerFor(h, 'producer-shop', 'shop').producer.sendEmail(emailJobFactory());
 
     // Act
-    const received = await aws.clients.sqsClient.send(
+    const received = await env.aws.clients.sqsClient.send(
       new ReceiveMessageCommand({
         QueueUrl: h.resources.jobsQueueUrl,
         MessageSystemAttributeNames: ['All'],
@@ -211,7 +196,7 @@ describe('who a job belongs to', () => {
 
   it("sends two tenants' jobs with the same idempotency key, each once, as two messages", async () => {
     // Prepare: both services use their own order number 4711, with different content
-    h = await startDispatchHarness(aws, { env: TENANTS_ENV });
+    h = await env.harness({ env: TENANTS_ENV });
     const shop = producerFor(h, 'producer-shop', 'shop').producer;
     const crm = producerFor(h, 'producer-crm', 'crm').producer;
     const shopJob = emailJobFactory({ idempotencyKey: 'order-4711', to: ['a@example.net'], subject: 'Receipt' });
@@ -242,7 +227,7 @@ describe('who a job belongs to', () => {
 
   it('refuses a job whose tenant its sender was not granted, and one from a sender granted nothing', async () => {
     // Prepare: the crm service claims to be the shop; a stranger's credentials were never granted
-    h = await startDispatchHarness(aws, { env: TENANTS_ENV });
+    h = await env.harness({ env: TENANTS_ENV });
     await producerFor(h, 'producer-crm', 'shop').producer.sendEmail(emailJobFactory());
     await producerFor(h, 'stranger', 'shop').producer.sendEmail(emailJobFactory());
 
@@ -265,7 +250,7 @@ describe('who a job belongs to', () => {
   it("refuses a job sent in another tenant's message group (its fair share), naming the group", async () => {
     // Prepare: the crm service claims its own tenant but queues in the shop's group, where its backlog would count
     // against the shop's share of the fair queue
-    h = await startDispatchHarness(aws, { env: TENANTS_ENV });
+    h = await env.harness({ env: TENANTS_ENV });
     const crm = sqsAs('producer-crm');
     await crm.send(
       new SendMessageCommand({
@@ -288,7 +273,7 @@ describe('who a job belongs to', () => {
 
   it('keeps the tenant a dead letter was checked to be when an operator redrives it', async () => {
     // Prepare: a shop job refused for an attachment outside its prefix, dead-lettered with its tenant
-    h = await startDispatchHarness(aws, { env: TENANTS_ENV });
+    h = await env.harness({ env: TENANTS_ENV });
     const shop = producerFor(h, 'producer-shop', 'shop');
     const elsewhere = { bucket: h.resources.bucket, key: 'tenants/crm/x', size: 1, sha256: `${'A'.repeat(43)}=` };
     const job = emailJobFactory({ attachments: [{ filename: 'x.txt', s3: elsewhere }] });
@@ -308,7 +293,7 @@ describe('who a job belongs to', () => {
   });
   it('never redrives a job refused for its sender or its tenant claim as the default tenant: nothing is sent', async () => {
     // Prepare: a principal granted nothing, and the crm service with a malformed claim; both refused, dead-lettered
-    h = await startDispatchHarness(aws, { env: TENANTS_ENV });
+    h = await env.harness({ env: TENANTS_ENV });
     await producerFor(h, 'stranger', 'shop').producer.sendEmail(emailJobFactory({ to: ['a@attacker.example'] }));
     const crm = sqsAs('producer-crm');
     await crm.send(
@@ -335,7 +320,7 @@ describe('who a job belongs to', () => {
     // Prepare: a crm message claiming to be the shop's that SQS moved to the DLQ as sent (maxReceiveCount reached
     // without the handler answering for it): sent here straight to the DLQ with the crm's credentials, as SQS keeps
     // the message, its attributes and its SenderId when it moves it
-    h = await startDispatchHarness(aws, { env: TENANTS_ENV });
+    h = await env.harness({ env: TENANTS_ENV });
     const crm = sqsAs('producer-crm');
     await crm.send(
       new SendMessageCommand({
@@ -363,8 +348,8 @@ describe('who a job belongs to', () => {
 describe("a tenant's suppressions", () => {
   it("stops that tenant's mail to an address that complained about it, and no one else's", async () => {
     // Prepare: the address complained about the shop's mail
-    h = await startDispatchHarness(aws, { env: TENANTS_ENV });
-    const store = createSuppressionStore(aws.clients.documents, h.resources.suppressionTable);
+    h = await env.harness({ env: TENANTS_ENV });
+    const store = createSuppressionStore(env.aws.clients.documents, h.resources.suppressionTable);
     const address = 'annoyed@example.net';
     await store.suppress({ address, reason: 'complaint', source: 'arf:test', tenant: 'shop' });
     await producerFor(h, 'producer-shop', 'shop').producer.sendEmail(emailJobFactory({ to: [address] }));
