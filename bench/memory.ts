@@ -12,7 +12,7 @@ import { loadDispatchConfig } from '#functions/config.js';
 import { buildSendEmailDeps } from '#handlers/build-send-email-deps.js';
 import { createSendEmailHandler } from '#handlers/send-email-handler.js';
 import { DEFAULT_SETTINGS } from '#infra/settings.js';
-import { deliverOneBatch } from '#local/event-source.js';
+import { deliverOneBatch, promptSourceOptions } from '#local/event-source.js';
 import { createLocalResources, LOCAL_NAMES, toDispatchEnvironment } from '#local/resources.js';
 import { startBenchEmulators } from './emulators.js';
 import { benchJob } from './jobs.js';
@@ -85,18 +85,9 @@ export async function benchMemory(options: { only?: 'claim-checked' } = {}) {
       peakRss = Math.max(peakRss, m.rss);
       peakHeap = Math.max(peakHeap, m.heapUsed + m.external);
     }, 5);
-    const result = await deliverOneBatch({
-      sqs: clients.sqsClient,
-      queueUrl: resources.jobsQueueUrl,
-      queueArn: resources.jobsQueueArn,
-      handler,
-      functionName: 'send-email',
-      batchSize: 10,
-      maxBatchingWindowSeconds: 0,
-      visibilityTimeoutSeconds: 60,
-      functionTimeoutSeconds: 60,
-      waitTimeSeconds: 0,
-    });
+    const result = await deliverOneBatch(
+      promptSourceOptions(clients.sqsClient, resources, handler, { visibilityTimeoutSeconds: 60 }),
+    );
     clearInterval(sampler);
     await deps.dispatch.transports.smtp?.close();
     if (result.succeeded !== 10 || (await emulators.sinkCount()) - sentBefore !== 10)
@@ -183,18 +174,13 @@ export async function benchMemory(options: { only?: 'claim-checked' } = {}) {
     let done = 0;
     let invocations = 0;
     for (let polls = 0; polls < 60 && done < 10; polls += 1) {
-      const result = await deliverOneBatch({
-        sqs: clients.sqsClient,
-        queueUrl: resources.jobsQueueUrl,
-        queueArn: resources.jobsQueueArn,
-        handler,
-        functionName: 'send-email',
-        batchSize: 10,
-        maxBatchingWindowSeconds: 0,
-        visibilityTimeoutSeconds: 1,
-        functionTimeoutSeconds: 120,
-        waitTimeSeconds: 2,
-      });
+      const result = await deliverOneBatch(
+        promptSourceOptions(clients.sqsClient, resources, handler, {
+          visibilityTimeoutSeconds: 1,
+          functionTimeoutSeconds: 120,
+          waitTimeSeconds: 2,
+        }),
+      );
       done += result.succeeded;
       if (result.received > 0) invocations += 1;
     }

@@ -1,6 +1,6 @@
 import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { DEFAULT_SETTINGS } from '#infra/settings.js';
-import { deliverOneBatch } from '#local/event-source.js';
+import { deliverOneBatch, promptSourceOptions } from '#local/event-source.js';
 import { createLocalResources, LOCAL_NAMES } from '#local/resources.js';
 import { startSmtpSink } from '#local/smtp-sink.js';
 import { buildOurHandler } from './contenders.js';
@@ -46,18 +46,7 @@ export async function benchRate(jobCount: number, instances = 4, quota = 14) {
     await Promise.all(
       handlers.map(async (handler) => {
         while (sink.received.length < jobs.length && Date.now() < until) {
-          const result = await deliverOneBatch({
-            sqs: emulators.clients.sqsClient,
-            queueUrl: resources.jobsQueueUrl,
-            queueArn: resources.jobsQueueArn,
-            functionName: 'send-email',
-            batchSize: 10,
-            maxBatchingWindowSeconds: 0,
-            visibilityTimeoutSeconds: 360,
-            functionTimeoutSeconds: 60,
-            waitTimeSeconds: 0,
-            handler,
-          });
+          const result = await deliverOneBatch(promptSourceOptions(emulators.clients.sqsClient, resources, handler));
           if (result.received === 0) await new Promise((resolve) => setTimeout(resolve, 200));
         }
       }),

@@ -24,6 +24,31 @@ export type EventSourceOptions = {
   waitTimeSeconds?: number;
 };
 
+/**
+ * An event source on the jobs queue of `queue` (as createLocalResources makes it) that takes what is there at once:
+ * batches of ten, no batching window and no long poll, the dispatch function's timeouts. For tests and benchmarks.
+ */
+export function promptSourceOptions(
+  sqs: SQSClient,
+  queue: { jobsQueueUrl: string; jobsQueueArn: string },
+  handler: SqsHandler,
+  overrides: Partial<EventSourceOptions> = {},
+): EventSourceOptions {
+  return {
+    sqs,
+    queueUrl: queue.jobsQueueUrl,
+    queueArn: queue.jobsQueueArn,
+    handler,
+    functionName: 'send-email',
+    batchSize: 10,
+    maxBatchingWindowSeconds: 0,
+    visibilityTimeoutSeconds: 360,
+    functionTimeoutSeconds: 60,
+    waitTimeSeconds: 0,
+    ...overrides,
+  };
+}
+
 /** Converts a received SQS message into the record Lambda's event source mapping would deliver. */
 export function toSqsRecord(message: Message, queueArn: string): SQSRecord {
   const attributes = message.Attributes ?? {};

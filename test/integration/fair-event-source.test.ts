@@ -2,7 +2,7 @@ import { GetQueueAttributesCommand, SendMessageBatchCommand } from '@aws-sdk/cli
 import type { SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_SETTINGS } from '#infra/settings.js';
-import { runEventSource, type SqsHandler } from '#local/event-source.js';
+import { promptSourceOptions, runEventSource, type SqsHandler } from '#local/event-source.js';
 import { createLocalResources } from '#local/resources.js';
 import { resourceNames, startAwsEmulators, type AwsEmulators } from '../support/dispatch-harness.js';
 
@@ -21,20 +21,7 @@ const sourceOptions = (
   resources: Awaited<ReturnType<typeof createLocalResources>>,
   handler: SqsHandler,
   overrides: Partial<Parameters<typeof runEventSource>[0]> = {},
-) => ({
-  sqs: aws.clients.sqsClient,
-  queueUrl: resources.jobsQueueUrl,
-  queueArn: resources.jobsQueueArn,
-  handler,
-  functionName: 'send-email',
-  batchSize: 10,
-  maxBatchingWindowSeconds: 0,
-  visibilityTimeoutSeconds: 360,
-  functionTimeoutSeconds: 60,
-  waitTimeSeconds: 0,
-  maxConcurrency: 1,
-  ...overrides,
-});
+) => ({ ...promptSourceOptions(aws.clients.sqsClient, resources, handler), maxConcurrency: 1, ...overrides });
 
 /**
  * Tenant A queues 200 jobs, then tenant B 10 (each tenant its MessageGroupId); the event source hands them to a

@@ -4,7 +4,7 @@ import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildSendEmailDeps } from '#handlers/build-send-email-deps.js';
 import { createSendEmailHandler } from '#handlers/send-email-handler.js';
-import { deliverOneBatch } from '#local/event-source.js';
+import { deliverOneBatch, promptSourceOptions } from '#local/event-source.js';
 import { localTlsCertificate } from '#local/tls-certificate.js';
 import { captureOutput } from '../support/captured-output.js';
 import { emailJobFactory } from '../support/factories.js';
@@ -73,18 +73,7 @@ describe('rates that follow the quota', () => {
     await Promise.all(
       handlers.map(async (handler) => {
         while (Date.now() < until) {
-          const result = await deliverOneBatch({
-            sqs: env.aws.clients.sqsClient,
-            queueUrl: h.resources.jobsQueueUrl,
-            queueArn: h.resources.jobsQueueArn,
-            functionName: 'send-email',
-            batchSize: 10,
-            maxBatchingWindowSeconds: 0,
-            visibilityTimeoutSeconds: 360,
-            functionTimeoutSeconds: 60,
-            waitTimeSeconds: 0,
-            handler,
-          });
+          const result = await deliverOneBatch(promptSourceOptions(env.aws.clients.sqsClient, h.resources, handler));
           if (result.received === 0 && (await h.queueDepth()) === 0) return;
         }
       }),
