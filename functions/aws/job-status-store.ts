@@ -1,4 +1,5 @@
 import { GetItemCommand, UpdateItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { maskAddresses } from '#core/classify-outcome.js';
 import {
   FINAL_STATES,
   fromStatusItem,
@@ -11,6 +12,8 @@ import { scopedJobKey } from '#core/tenant.js';
 
 const S = (value: string) => ({ S: value });
 const N = (value: number) => ({ N: String(Math.round(value)) });
+/** Provider and error text as the item keeps it: no plain address (an error message may quote a recipient). */
+const masked = (detail: string | undefined) => (detail === undefined ? undefined : maskAddresses(detail));
 const isConditionFailure = (error: unknown) => (error as Error).name === 'ConditionalCheckFailedException';
 
 /**
@@ -89,17 +92,21 @@ export function createJobStatusStore(
 
     async record(job, transition) {
       if (transition.state === 'deferred') {
-        const { attempts, reason, detail, nextAttemptAtMs } = transition;
+        const { attempts, reason, nextAttemptAtMs } = transition;
+        const detail = masked(transition.detail);
         const deferral = { state: S('deferred'), deferral: S(JSON.stringify({ reason, detail, nextAttemptAtMs })) };
+        // A deferral written late (a second copy of the job finding it in progress elsewhere, an attempt whose
+        // write lagged) never undoes a cancel or an outcome: nothing is sent after a final state.
         await update(
           job,
           attempts === undefined ? deferral : { ...deferral, attempts: N(attempts) },
-          'attribute_not_exists(#state) OR #state <> :cancelled',
-          { ':cancelled': S('cancelled') },
+          `attribute_not_exists(#state) OR ${notFinal}`,
+          finals,
         );
         return;
       }
-      const values = { state: S(transition.state), outcome: S(JSON.stringify(transition.outcome)) };
+      const facts = { ...transition.outcome, detail: masked(transition.outcome.detail) };
+      const values = { state: S(transition.state), outcome: S(JSON.stringify(facts)) };
       // A replayed outcome event (its message back after a crash) must not undo a report that came since.
       await update(
         job,

@@ -159,7 +159,7 @@ export interface JobStatusStore {
    * unless the job was cancelled (`cancelled`) or is already done (`final`: the idempotent send replays it).
    */
   claim(job: JobRef, leaseUntilMs: number, attempt: number): Promise<'claimed' | 'cancelled' | 'final'>;
-  /** Writes what an attempt came to; a deferral never overwrites a cancel. */
+  /** Writes what an attempt came to (details with addresses masked); a deferral never overwrites a final state. */
   record(job: JobRef, transition: JobTransition): Promise<void>;
   /** A verified bounce or complaint about the job's delivered message. */
   report(job: JobRef, kind: 'bounce' | 'complaint', recipients: MaskedRecipient[]): Promise<void>;

@@ -1,3 +1,4 @@
+import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { describe, expect, it } from 'vitest';
@@ -125,6 +126,28 @@ describe('the job status table', () => {
     // The outcome event published again (its message back after a crash) leaves the report in place.
     await store().record(ours, { state: 'delivered', attempts: 1, outcome });
     expect((await control().getStatus(ours.idempotencyKey, { tenant: 'shop' }))?.state).toBe('bounced');
+  });
+
+  it('never lets a late deferral undo a final state, and keeps no plain address in a detail', async () => {
+    // A second copy of a job (a hold re-sent before its step was cut off) finds it in progress elsewhere and defers
+    // after the first copy delivered it; a report came in between.
+    const job = newJob();
+    await store().claim(job, Date.now() + 60_000, 1);
+    await store().record(job, { state: 'delivered', attempts: 1, outcome });
+    await store().record(job, { state: 'deferred', attempts: 1, reason: 'in-progress-elsewhere', nextAttemptAtMs: 0 });
+    expect((await control().getStatus(job.idempotencyKey))?.state).toBe('delivered');
+    await store().report(job, 'bounce', []);
+    await store().record(job, { state: 'deferred', attempts: 2, reason: 'late', nextAttemptAtMs: 0 });
+    expect((await control().getStatus(job.idempotencyKey))?.state).toBe('bounced');
+
+    const failing = newJob();
+    const detail = "Can't send mail - all recipients were rejected: 550 <Someone.Else@customer.example> unknown";
+    await store().record(failing, { state: 'deferred', reason: 'internal-Error', detail, nextAttemptAtMs: 0 });
+    await store().record(failing, { state: 'failed', outcome: { reason: 'x', detail, recipients: [] } });
+    const { Item } = await dynalite.clients.dynamodb.send(
+      new GetItemCommand({ TableName: TABLE, Key: { jobKey: { S: failing.idempotencyKey } } }),
+    );
+    expect(JSON.stringify(Item)).not.toMatch(/customer\.example/i);
   });
 });
 
