@@ -216,8 +216,11 @@ export function createDispatchPolicy(deps: PolicyDeps) {
       });
     const { reason, detail } = outcome;
     const nextAttemptAtMs = deps.clock() + decision.delaySeconds * 1000;
+    // A copy that found the send in progress elsewhere leaves the job's status to that attempt: a deferral written
+    // over its claim would let a cancel through while it sends.
+    const owned = reason !== 'in-progress-elsewhere';
     await Promise.all([
-      job && recordStatus(job, { state: 'deferred', attempts: attempt, reason, detail, nextAttemptAtMs }),
+      job && owned && recordStatus(job, { state: 'deferred', attempts: attempt, reason, detail, nextAttemptAtMs }),
       deps.visibility.postpone(record, decision.delaySeconds).catch((error: unknown) => {
         logger.error('could not postpone record; it returns after the queue visibility timeout', {
           sqsMessageId: record.messageId,

@@ -8,6 +8,10 @@ import { useDynalite } from '../support/dynalite.js';
 import { DispatchTags, toTagToken } from '#core/dispatch-job.js';
 import { toReportKeyring, toReportToken, type ReportKeyring } from '#core/message-id.js';
 import type { SesEventRecord } from '#core/ses-events.js';
+import { createDispatchPolicy } from '#handlers/dispatch-policy.js';
+import { DEFAULT_RETRY_POLICY } from '#core/retry-schedule.js';
+import { toSqsRecord } from '#local/event-source.js';
+import { emailJobFactory } from '../support/factories.js';
 import { createSesEventsHandler } from '#handlers/ses-events-handler.js';
 import { createLambdaContext } from '#local/lambda-context.js';
 import { toSesEventRecord, toSnsEvent, type SesSend } from '#local/ses-events.js';
@@ -148,6 +152,45 @@ describe('the job status table', () => {
       new GetItemCommand({ TableName: TABLE, Key: { jobKey: { S: failing.idempotencyKey } } }),
     );
     expect(JSON.stringify(Item)).not.toMatch(/customer\.example/i);
+  });
+});
+
+describe('a second copy of a job being sent', () => {
+  it("leaves the first copy's claim in place, so a cancel cannot pass it while that copy sends", async () => {
+    // Prepare: copy A (a producer's double enqueue, a hold re-sent before its step was cut off) claimed the job and
+    // is sending; copy B claims it too and finds the send in progress elsewhere.
+    const logger = new Logger({ serviceName: 'email-dispatch', logLevel: 'ERROR' });
+    const metrics = new Metrics({ namespace: 'EmailDispatch', serviceName: 'email-dispatch', logger });
+    const policy = createDispatchPolicy({
+      logger,
+      metrics,
+      events: { publish: async () => {} },
+      deadLetters: { send: async () => {} },
+      visibility: { postpone: async () => {} },
+      retry: DEFAULT_RETRY_POLICY,
+      messageIdDomain: 'dispatch.test',
+      defaultTransport: 'smtp',
+      clock: Date.now,
+      random: () => 0.5,
+      jobStatus: store(),
+    });
+    const job = newJob();
+    const email = { ...emailJobFactory(), ...job };
+    await store().claim(job, Date.now() + 60_000, 1);
+    await store().claim(job, Date.now() + 60_000, 1);
+    const record = toSqsRecord(
+      { MessageId: 'm-b', ReceiptHandle: 'r-b', Body: JSON.stringify(email), Attributes: {} },
+      'arn:aws:sqs:eu-west-1:000000000000:jobs',
+    );
+
+    // Act
+    await policy
+      .deferOrGiveUp([], record, email, { action: 'retry', reason: 'in-progress-elsewhere', recipients: [] }, 1)
+      .catch(() => undefined);
+
+    // Assess
+    expect((await control().getStatus(job.idempotencyKey))?.state).toBe('sending');
+    expect(await control().cancel(job.idempotencyKey)).toMatchObject({ cancelled: false, reason: 'in-progress' });
   });
 });
 
