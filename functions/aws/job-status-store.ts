@@ -72,8 +72,9 @@ export function createJobStatusStore(
       const held = await update(
         job,
         { state: S('scheduled'), sendAt: S(sendAt) },
-        'attribute_not_exists(#state) OR #state = :scheduled',
-        { ':scheduled': S('scheduled') },
+        // Deferred: a hop that went out before its step was cut off and the record handed back (and so deferred).
+        'attribute_not_exists(#state) OR #state IN (:scheduled, :deferred)',
+        { ':scheduled': S('scheduled'), ':deferred': S('deferred') },
       );
       if (held) return 'held';
       return (await get(job, true))?.state === 'cancelled' ? 'cancelled' : 'held';

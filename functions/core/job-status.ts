@@ -152,7 +152,7 @@ export type JobTransition =
 export interface JobStatusStore {
   /** The current status (eventually consistent: one half read unit). */
   read(job: JobRef): Promise<JobStatus | undefined>;
-  /** Marks a job scheduled, unless it was cancelled (then resolves `cancelled`). */
+  /** Marks a job scheduled (also one deferred: a hold handed back), unless it was cancelled (`cancelled`). */
   hold(job: JobRef, sendAt: string): Promise<'held' | 'cancelled'>;
   /**
    * An attempt's claim, before anything is sent: `sending` until `leaseUntilMs` (when the invocation has answered),

@@ -155,6 +155,19 @@ describe('the job status table', () => {
   });
 });
 
+describe('a scheduled job handed back after its hold was sent', () => {
+  it('is scheduled again at its next hop, not left deferred', async () => {
+    // The hold's message went out, the step was cut off by the attempt's budget and the record was handed back.
+    const job = newJob();
+    const sendAt = new Date(Date.now() + 3_600_000).toISOString();
+    await store().hold(job, sendAt);
+    await store().record(job, { state: 'deferred', reason: 'schedule-step-failed', nextAttemptAtMs: Date.now() });
+
+    expect(await store().hold(job, sendAt)).toBe('held');
+    expect(await control().getStatus(job.idempotencyKey)).toMatchObject({ state: 'scheduled', sendAt });
+  });
+});
+
 describe('a second copy of a job being sent', () => {
   it("leaves the first copy's claim in place, so a cancel cannot pass it while that copy sends", async () => {
     // Prepare: copy A (a producer's double enqueue, a hold re-sent before its step was cut off) claimed the job and
