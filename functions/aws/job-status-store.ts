@@ -39,6 +39,7 @@ export function createJobStatusStore(
     values: Record<string, { S?: string; N?: string }>,
     condition?: string,
     extra = {},
+    extraNames = {},
   ) => {
     const now = clock();
     const all = { ...values, updatedAt: N(now), [JOB_STATUS_KEYS.ttlAttribute]: N(now / 1000 + options.ttlSeconds) };
@@ -52,7 +53,7 @@ export function createJobStatusStore(
           Key: keyOf(job),
           UpdateExpression: `SET ${set.join(', ')}`,
           ConditionExpression: condition,
-          ExpressionAttributeNames: { ...attributeNames, ...(condition ? { '#state': 'state' } : {}) },
+          ExpressionAttributeNames: { ...attributeNames, ...(condition ? { '#state': 'state' } : {}), ...extraNames },
           ExpressionAttributeValues: { ...attributeValues, ...extra },
         }),
       );
@@ -81,14 +82,19 @@ export function createJobStatusStore(
     },
 
     async claim(job, leaseUntilMs, attempt) {
+      // A claim never shortens another attempt's lease (one sending now, in an invocation with a later deadline):
+      // that would let a cancel through while it sends.
       const claimed = await update(
         job,
         { state: S('sending'), leaseUntil: N(leaseUntilMs), attempts: N(attempt) },
-        `attribute_not_exists(#state) OR ${notFinal}`,
-        finals,
+        `(attribute_not_exists(#state) OR ${notFinal}) AND (#state <> :sending OR NOT #leaseUntil > :lease)`,
+        { ...finals, ':sending': S('sending'), ':lease': N(leaseUntilMs) },
+        { '#leaseUntil': 'leaseUntil' },
       );
       if (claimed) return 'claimed';
-      return (await get(job, true))?.state === 'cancelled' ? 'cancelled' : 'final';
+      const state = (await get(job, true))?.state;
+      // Still `sending` under a longer lease: the job stays claimed against a cancel for this attempt too.
+      return state === 'cancelled' ? 'cancelled' : state === 'sending' ? 'claimed' : 'final';
     },
 
     async record(job, transition) {

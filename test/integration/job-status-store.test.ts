@@ -155,6 +155,17 @@ describe('the job status table', () => {
   });
 });
 
+describe('two attempts claiming one job', () => {
+  it('keeps the longer lease, so a later claim with an earlier deadline does not open the job to a cancel', async () => {
+    // Copy A claims until a minute from now; copy B, in an invocation with an earlier deadline, claims after it.
+    const job = newJob();
+    expect(await store().claim(job, Date.now() + 60_000, 1)).toBe('claimed');
+    expect(await store().claim(job, Date.now() - 1, 1)).toBe('claimed');
+
+    expect(await control().cancel(job.idempotencyKey)).toMatchObject({ cancelled: false, reason: 'in-progress' });
+  });
+});
+
 describe('a scheduled job handed back after its hold was sent', () => {
   it('is scheduled again at its next hop, not left deferred', async () => {
     // The hold's message went out, the step was cut off by the attempt's budget and the record was handed back.
