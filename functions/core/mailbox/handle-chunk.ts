@@ -23,20 +23,8 @@ export type ChunkDeps = {
   /** Reads what a message is (functions/inbound). */
   reader: InboundReader;
   clock: () => number;
-  /** Called for each message handled; `senderSide`: a bounce or delay that blames our side. */
-  onMessage?: (facts: {
-    kind: MessageKind;
-    lagMs: number;
-    suppressed: number;
-    reason?: string;
-    senderSide?: boolean;
-    /** Set for reports (bounces, delays, complaints): whether the report was tied to mail we sent. */
-    verified?: boolean;
-    /** The tenant of the job a verified report is about. */
-    tenant?: string;
-    /** What a verified report counts against that tenant: one per address, named so a replay counts once. */
-    reports?: CountedReport[];
-  }) => void;
+  /** Called for each message handled, with how long it waited in the mailbox. */
+  onMessage?: (facts: MessageFacts & { lagMs: number }) => void;
   log?: (level: 'info' | 'warn', message: string, facts: Record<string, unknown>) => void;
 };
 
@@ -60,17 +48,22 @@ export type ChunkContext = {
 /** The UIDs done (published, or published before), in UID order as far as they go, and the first failure. */
 export type ChunkOutcome = { done: Set<number>; failure?: unknown; processed: number; skippedDuplicates: number };
 
-type Outgoing = {
-  event: DispatchEvent;
-  entry: ReadMessage;
+/** What handling one message found: its kind, what it suppressed and, for a report, what it counts against. */
+type MessageFacts = {
   kind: MessageKind;
   suppressed: number;
   reason?: string;
+  /** A bounce or delay that blames our side. */
   senderSide?: boolean;
+  /** Set for reports (bounces, delays, complaints): whether the report was tied to mail we sent. */
   verified?: boolean;
+  /** The tenant of the job a verified report is about. */
   tenant?: string;
+  /** What a verified report counts against that tenant: one per address, named so a replay counts once. */
   reports?: CountedReport[];
 };
+
+type Outgoing = MessageFacts & { event: DispatchEvent; entry: ReadMessage };
 
 /**
  * Handles one fetched chunk in UID order: each message is parsed on its own (the deadline is checked before each),
