@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { chownSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ImapFlow } from 'imapflow';
 import { createSnsEventPublisher } from '#aws/event-publisher.js';
 import { createMailboxStateStore } from '#aws/mailbox-state-store.js';
 import { createRawMessageStore } from '#aws/raw-message-store.js';
@@ -10,7 +9,7 @@ import { DEFAULT_SETTINGS } from '#infra/settings.js';
 import { openImapSession } from '#imap/imap-session.js';
 import { inboundReader } from '#inbound/inbound-reader.js';
 import { parseInbound } from '#inbound/parse-inbound.js';
-import { startDovecot } from '#local/dovecot.js';
+import { connectToDovecot, startDovecot } from '#local/dovecot.js';
 import { createLocalResources, LOCAL_NAMES } from '#local/resources.js';
 import { localTlsCertificate } from '#local/tls-certificate.js';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
@@ -44,20 +43,7 @@ export async function benchImap(backlog: number) {
     mailbox,
     tls: { ca: cert.cert },
   });
-  const connect = async () => {
-    const c = new ImapFlow({
-      host: dovecot.host,
-      port: dovecot.port,
-      secure: false,
-      doSTARTTLS: true,
-      tls: { ca: cert.cert },
-      auth: { user: user.username, pass: user.password },
-      logger: false,
-    });
-    c.on('error', () => {});
-    await c.connect();
-    return c;
-  };
+  const connect = () => connectToDovecot(dovecot, user, cert.cert);
   const writer = await connect();
   const published = new Map<number, number>();
   const deps = (mailbox: string): SyncDeps => ({

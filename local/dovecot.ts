@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LOOPBACK, freePort } from './loopback.js';
 import type { TlsCertificate } from './tls-certificate.js';
+import type { ImapFlow } from 'imapflow';
 
 export type DovecotServer = {
   host: string;
@@ -186,4 +187,28 @@ protocol imap {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * A plain imapflow client signed in to a Dovecot started here, over STARTTLS with its certificate: for putting mail
+ * in its mailboxes, and as the hand-written reference the poller is measured against.
+ */
+export async function connectToDovecot(
+  server: { host: string; port: number },
+  user: { username: string; password: string },
+  ca: string,
+): Promise<ImapFlow> {
+  const { ImapFlow } = await import('imapflow');
+  const client = new ImapFlow({
+    host: server.host,
+    port: server.port,
+    secure: false,
+    doSTARTTLS: true,
+    tls: { ca },
+    auth: { user: user.username, pass: user.password },
+    logger: false,
+  });
+  client.on('error', () => {});
+  await client.connect();
+  return client;
 }

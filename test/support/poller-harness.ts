@@ -1,4 +1,3 @@
-import { ImapFlow } from 'imapflow';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { createSnsEventPublisher } from '#aws/event-publisher.js';
@@ -16,7 +15,7 @@ import { createPollMailboxHandler } from '#handlers/poll-mailbox-handler.js';
 import { openImapSession, type ImapSettings } from '#imap/imap-session.js';
 import { inboundReader } from '#inbound/inbound-reader.js';
 import { parseInbound } from '#inbound/parse-inbound.js';
-import { startDovecot } from '#local/dovecot.js';
+import { connectToDovecot, startDovecot } from '#local/dovecot.js';
 import { createLocalResources, LOCAL_NAMES } from '#local/resources.js';
 import { localTlsCertificate } from '#local/tls-certificate.js';
 import { DEFAULT_SETTINGS } from '#infra/settings.js';
@@ -42,20 +41,7 @@ export async function startImapPeer(options: { oauth2?: { introspectionUrl: stri
     tls: { ca: cert.cert },
     stepTimeoutMs: 5000,
   });
-  const client = async () => {
-    const c = new ImapFlow({
-      host: dovecot.host,
-      port: dovecot.port,
-      secure: false,
-      doSTARTTLS: true,
-      tls: { ca: cert.cert },
-      auth: { user: IMAP_USER.username, pass: IMAP_USER.password },
-      logger: false,
-    });
-    c.on('error', () => {});
-    await c.connect();
-    return c;
-  };
+  const client = () => connectToDovecot(dovecot, IMAP_USER, cert.cert);
   const writer = await client();
   return {
     dovecot,
