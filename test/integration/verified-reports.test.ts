@@ -199,6 +199,10 @@ describe('bounces and complaints verified against what we sent', () => {
     expect(await suppressions.findSuppressed([victim, 'insider@customer.example'])).toEqual(new Set());
     expect(output.metric('UnverifiedReports')).toBe(forged.length);
     expect(output.metric('AddressesSuppressed')).toBe(0);
+    // The reports are logged (their diagnostics name the victim), with every address masked.
+    const logs = output.lines.join('\n');
+    expect(logs).toContain('<***@customer.example>: Recipient address rejected');
+    expect(logs).not.toContain(victim);
   });
 
   it('still verifies a message signed with the old key after a rotation, while the old key is listed', async () => {
