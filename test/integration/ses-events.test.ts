@@ -169,6 +169,34 @@ describe('the SES event consumer', () => {
     const suppressed = await c.suppressions.findSuppressed(all, 'default');
     expect(suppressed).toEqual(new Set(['c@customer.example']));
   });
+  it('turns an SES Reject into email.rejected for every destination, and suppresses no one', async () => {
+    // Prepare: SES refused the message itself (a virus), for all of its recipients
+    const c = await consumer();
+    const send = sendOf(['x@customer.example', 'y@customer.example']);
+    const { mail } = toSesEventRecord(send, 'x@customer.example', 'Delivery', ACCOUNT);
+    const reject = { eventType: 'Reject', mail, reject: { reason: 'Bad content' } } as SesEventRecord;
+
+    // Act
+    const summary = await c.deliver([reject]);
+
+    // Assess
+    expect(summary).toMatchObject({ handled: 1, suppressed: 0, unverified: 0 });
+    expect(c.published).toEqual([
+      expect.objectContaining({
+        type: 'email.rejected',
+        source: 'ses',
+        verified: true,
+        reason: 'ses-reject',
+        detail: 'Bad content',
+        recipients: [
+          { recipient: 'x@customer.example', status: 'rejected' },
+          { recipient: 'y@customer.example', status: 'rejected' },
+        ],
+      }),
+    ]);
+    const both = ['x@customer.example', 'y@customer.example'];
+    expect(await c.suppressions.findSuppressed(both)).toEqual(new Set());
+  });
 });
 
 describe('the SES event consumer and the reputation guardrail', () => {
