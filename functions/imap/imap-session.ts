@@ -187,10 +187,12 @@ export async function openImapSession(
         throw toImapError(error, client.byeReason);
       }
     },
-    async *fetch(uids: number[]): AsyncGenerator<FetchedMessage> {
+    async *fetch(uids: number[], maxBytes?: number): AsyncGenerator<FetchedMessage> {
       if (uids.length === 0) return;
+      // imapflow asks for BODY.PEEK[]<0.maxBytes> and strips the <0> from the answer's key.
+      const source = maxBytes === undefined ? true : { maxLength: maxBytes };
       const iterator = client
-        .fetch(uids.join(','), { uid: true, source: true, internalDate: true, size: true }, { uid: true })
+        .fetch(uids.join(','), { uid: true, source, internalDate: true, size: true }, { uid: true })
         [Symbol.asyncIterator]();
       const results: FetchedMessage[] = [];
       try {

@@ -60,11 +60,12 @@ export async function openReauthenticatingSession(
     },
     messagesAfter: (lastUid, sizeBound) => command((s) => s.messagesAfter(lastUid, sizeBound)),
     refresh: (waitMs) => command((s) => s.refresh(waitMs)),
-    async *fetch(uids: number[]): AsyncGenerator<FetchedMessage> {
+    async *fetch(uids: number[], maxBytes?: number): AsyncGenerator<FetchedMessage> {
       const handedOut = new Set<number>();
       for (;;) {
         try {
-          for await (const message of session.fetch(uids.filter((uid) => !handedOut.has(uid)))) {
+          const pending = uids.filter((uid) => !handedOut.has(uid));
+          for await (const message of session.fetch(pending, maxBytes)) {
             handedOut.add(message.uid);
             yield message;
           }

@@ -120,6 +120,55 @@ describe('hostile messages', () => {
     expect(await object.Body?.transformToString()).toBe(hostile[0]);
   }, 120_000);
 
+  it('reads no more of a message over the size cap than the cap: a prefix kept raw, published too-large', async () => {
+    // Prepare: a 2 MiB message between two small ones, under a cap of 256 KiB. A message larger than the function
+    // can hold or fetch in time would otherwise stop every run on the fetch itself, before anything is recorded.
+    const mailbox = await peers.newMailbox();
+    const { deps, published, state } = await createSyncDeps(peers.aws, () =>
+      openImapSession(peers.imap.settings(mailbox), credentialsOf()),
+    );
+    const cap = 256 * 1024;
+    const huge = plainMessage(861, { subject: 'Huge' }) + `${'x'.repeat(998)}\r\n`.repeat(2100);
+    await peers.imap.append(mailbox, [plainMessage(860), huge, plainMessage(862)]);
+    const fetchedBytes: number[] = [];
+    const recording: SyncDeps = {
+      ...deps,
+      openSession: async () => {
+        const session = await deps.openSession();
+        return Object.assign(Object.create(session) as typeof session, {
+          async *fetch(uids: number[], maxBytes?: number) {
+            for await (const m of session.fetch(uids, maxBytes)) {
+              fetchedBytes.push(m.source.length);
+              yield m;
+            }
+          },
+        });
+      },
+    };
+
+    // Act
+    const result = await run(recording, 'oversized', { startFrom: 'beginning', maxMessageBytes: cap });
+
+    // Assess
+    expect(huge.length).toBeGreaterThan(2 * 1024 * 1024);
+    expect(result).toMatchObject({ status: 'synced', processed: 3 });
+    expect(Math.max(...fetchedBytes)).toBeLessThanOrEqual(cap + 1);
+    const events = facts(published);
+    expect(events.map((e) => e.type)).toEqual(['inbound.received', 'inbound.unparsable', 'inbound.received']);
+    expect(events[1]).toMatchObject({ reason: 'too-large', detail: expect.stringContaining(`over ${cap}`) });
+    const raw = events[1]?.raw;
+    if (!raw) throw new Error('no raw location');
+    const object = await (await peers.aws.clients.s3()).send(
+      new GetObjectCommand({
+        Bucket: raw.bucket,
+        Key: raw.key,
+        Range: `bytes=${raw.offset}-${raw.offset + raw.length - 1}`,
+      }),
+    );
+    expect(await object.Body?.transformToString()).toBe(huge.slice(0, cap + 1));
+    expect(await state.getCheckpoint('oversized')).toMatchObject({ lastUid: 3 });
+  });
+
   it('gives up on a message runs keep stopping on: published unparsable, the mail after it processed', async () => {
     // Prepare: parsing message 3 never ends while the test runs, as a parse that outlives the function would not
     const mailbox = await peers.newMailbox();

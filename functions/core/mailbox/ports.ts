@@ -14,7 +14,11 @@ export interface MailboxSession {
    * than `sizeBound` bytes comes with its size; any other with `sizeBound` itself, the most it can be.
    */
   messagesAfter(lastUid: number, sizeBound: number): Promise<MessageRef[]>;
-  fetch(uids: number[]): AsyncIterable<FetchedMessage>;
+  /**
+   * Fetches the messages (source, internal date, RFC822.SIZE). With `maxBytes`, at most that many bytes of each
+   * source (a partial FETCH, RFC 3501 6.4.5 `BODY.PEEK[]<0.n>`); `size` is still the whole message's.
+   */
+  fetch(uids: number[], maxBytes?: number): AsyncIterable<FetchedMessage>;
   /** Waits up to `waitMs` for news, then asks the server for the mailbox's state. */
   refresh(waitMs: number): Promise<MailboxStatus>;
   close(): Promise<void>;

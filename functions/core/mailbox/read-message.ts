@@ -34,19 +34,22 @@ export function toUnparsable(error: unknown, fallback: string): Unparsable {
 }
 
 /**
- * Parses one message on its own: a message over `maxBytes` is not parsed at all, and one whose parse throws is
- * returned as unparsable (keyed by a hash of its bytes) rather than failing the messages around it.
+ * Parses one message on its own: a message over `maxBytes` is not parsed at all (only its prefix may have been
+ * fetched), and one whose parse throws is returned as unparsable (keyed by a hash of its bytes) rather than failing
+ * the messages around it.
  */
 export async function readMessage(
   fetched: FetchedMessage,
   parse: (source: Buffer) => Promise<InboundMessage>,
   maxBytes: number,
 ): Promise<ReadMessage> {
-  if (fetched.source.length > maxBytes) {
+  const size = Math.max(fetched.size, fetched.source.length);
+  if (size > maxBytes) {
+    const kept = fetched.source.length < size ? `; its first ${fetched.source.length} bytes kept` : '';
     return {
       fetched,
       key: digest(fetched.source),
-      unparsable: { reason: 'too-large', detail: `${fetched.source.length} bytes, over ${maxBytes}` },
+      unparsable: { reason: 'too-large', detail: `${size} bytes, over ${maxBytes}${kept}` },
     };
   }
   try {

@@ -61,7 +61,10 @@ export type SyncOptions = {
   chunkSize?: number;
   /** Most bytes of messages in a chunk (a bigger single message is a chunk of its own). @default 16 MiB */
   chunkBytes?: number;
-  /** A bigger message is stored raw and published as unparsable (`too-large`), not parsed. @default 10 MiB */
+  /**
+   * A bigger message is not parsed: its first `maxMessageBytes + 1` bytes (no more are fetched) are stored raw and it
+   * is published as unparsable (`too-large`). @default 10 MiB
+   */
   maxMessageBytes?: number;
   /** Raw objects of a chunk stored at once (a chunk's object is split at `rawObjectBytes`). @default 4 */
   concurrency?: number;
@@ -96,6 +99,7 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
   const chunkBytes = options.chunkBytes ?? 16 * 1024 * 1024;
   // A chunk of `chunkSize` messages of at most this size each stays within `chunkBytes`: only bigger ones need sizes.
   const sizeBound = Math.floor(chunkBytes / chunkSize);
+  const maxMessageBytes = options.maxMessageBytes ?? 10 * 1024 * 1024;
   const leaseUntil = Math.max(options.stopAtMs, options.idleUntilMs ?? 0) + 5000;
 
   const result: SyncResult = { status: 'synced', processed: 0, skippedDuplicates: 0, resynchronised: false };
@@ -123,9 +127,15 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
         throw new LeaseLostError(mailboxId, `checkpoint refused (${what})`);
       checkpoint = next;
     };
-    const collect = async (uids: number[]) => {
+    /**
+     * Fetches a chunk. A chunk holding a message over the size cap is fetched partially, the cap and one byte of
+     * each message: a message too big to fetch in time or hold in memory would otherwise stop every run before it
+     * could record anything, and its prefix is all that is kept of it anyway.
+     */
+    const collect = async (uids: number[], oversized: Set<number>) => {
       const fetched: FetchedMessage[] = [];
-      for await (const m of current.fetch(uids)) fetched.push(m);
+      const maxBytes = uids.some((uid) => oversized.has(uid)) ? maxMessageBytes + 1 : undefined;
+      for await (const m of current.fetch(uids, maxBytes)) fetched.push(m);
       return fetched;
     };
 
@@ -179,6 +189,7 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
         };
       }
       const chunks = toChunks(listed, chunkSize, chunkBytes);
+      const oversized = new Set(listed.filter((m) => m.size > maxMessageBytes).map((m) => m.uid));
       const context: ChunkContext = {
         mailboxId,
         status,
@@ -187,7 +198,7 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
         verifyUpTo,
         resync,
         stopAtMs: options.stopAtMs,
-        maxMessageBytes: options.maxMessageBytes ?? 10 * 1024 * 1024,
+        maxMessageBytes,
         rawObjectBytes: options.rawObjectBytes ?? 8 * 1024 * 1024,
         concurrency: options.concurrency ?? 4,
       };
@@ -216,12 +227,12 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
         }
         if (done.failure !== undefined) throw done.failure;
       };
-      let next: Promise<FetchedMessage[]> | undefined = collect(chunks[0] as number[]);
+      let next: Promise<FetchedMessage[]> | undefined = collect(chunks[0] as number[], oversized);
       for (let i = 0; next && clock() < options.stopAtMs; i += 1) {
         const fetched = await next;
         // The next FETCH runs on the connection while this chunk's AWS calls are in flight.
         const following = chunks[i + 1];
-        next = following ? collect(following) : undefined;
+        next = following ? collect(following, oversized) : undefined;
         next?.catch(() => {});
         const first = fetched[0];
         if (!first || clock() >= options.stopAtMs) continue;
