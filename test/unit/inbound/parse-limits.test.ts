@@ -2,6 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { classifyInbound } from '#inbound/classify-inbound.js';
 import { UnparsableMessageError, UnparsableReasons, type UnparsableReason } from '#inbound/errors.js';
 import { parseInbound, parseInboundSync } from '#inbound/parse-inbound.js';
+import {
+  deeplyNested,
+  hugeHeader,
+  longAddressField,
+  longRecipientReport,
+  manyPartsReport,
+} from '#test/support/hostile-mail.js';
 import { bounceMessage } from '#test/support/mail-samples.js';
 
 const headers = (contentType: string) => [
@@ -265,4 +272,47 @@ describe('classifying a plain-text bounce', () => {
     expect(oneLarge).toBeLessThan(4 * eightSmall + 20);
     expect(classifyInbound(parseInboundSync(large))).toMatchObject({ kind: 'bounce' });
   }, 300_000);
+});
+
+describe('reading a hostile message', () => {
+  /** Builders of each hostile shape at a scale: eight times the scale is about eight times the bytes. */
+  const shapes: Array<[string, (scale: number) => string]> = [
+    ['many MIME parts', (scale) => manyPartsReport(60 * scale)],
+    ['a long address field', (scale) => longAddressField(6 * 1024 * scale)],
+    [
+      'an address field of open quotes',
+      (scale) => `To: ${'"a,'.repeat(700 * scale)}\r\n${bounceMessage('x@y.example')}`,
+    ],
+    ['a long recipient', (scale) => longRecipientReport(128 * 1024 * scale)],
+    ['nested multiparts', (scale) => deeplyNested(12 * scale)],
+    ['a huge folded header', (scale) => hugeHeader(48 * 1024 * scale)],
+    [
+      'nothing but boundaries',
+      (scale) =>
+        [...headers('multipart/mixed; boundary="B"'), '--B\r\n--B--\r\n--B\r\n'.repeat(50 * scale)].join('\r\n'),
+    ],
+  ];
+
+  it.each(shapes)('takes time in proportion to its size: %s', (_, build) => {
+    // Prepare
+    const small = Buffer.from(build(1));
+    const large = Buffer.from(build(8));
+    const read = (raw: Buffer) => () => {
+      try {
+        classifyInbound(parseInboundSync(raw));
+      } catch (error) {
+        if (!(error instanceof UnparsableMessageError)) throw error;
+      }
+    };
+
+    // Act: eight small messages are as much input as one large one; linear work takes about as long for both.
+    const eightSmall = bestOf(3, () => {
+      for (let i = 0; i < 8; i += 1) read(small)();
+    });
+    const oneLarge = bestOf(3, read(large));
+
+    // Assess
+    expect(large.length).toBeGreaterThan(5 * small.length);
+    expect(oneLarge).toBeLessThan(4 * eightSmall + 20);
+  });
 });
