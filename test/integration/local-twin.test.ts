@@ -12,6 +12,7 @@ import { localTlsCertificate } from '#local/tls-certificate.js';
 import { startTwin, type Twin } from '#local/twin.js';
 import { createEmailProducer } from '#producer/index.js';
 import { redriveDeadLetters } from '#tools/redrive-dead-letters.js';
+import { runScript } from '../support/command-line.js';
 import { emailJobFactory } from '../support/factories.js';
 import { eventTap, startTestTwin } from '../support/twin-harness.js';
 
@@ -87,6 +88,61 @@ describe('the local twin', () => {
     expect(parsed.attachments[0]?.size).toBe(700_000);
     expect((await twin.stats()).delivered).toBeGreaterThanOrEqual(4);
   }, 90_000);
+
+  it('lets an operator see, remove and add suppressions with npm run suppression, against the twin by default', async () => {
+    // Prepare: a job to a bouncing address goes round the loop and leaves its address suppressed
+    const producer = createEmailProducer({ sqs: twin.clients.sqsClient, queueUrl: twin.resources.jobsQueueUrl });
+    const gone = 'cli-gone@bounce.test';
+    await producer.sendEmail(emailJobFactory({ to: [gone] }));
+    const suppressions = createSuppressionStore(twin.clients.documents, twin.resources.suppressionTable);
+    await waitFor(
+      'the bounce to suppress its address',
+      async () => (await suppressions.findSuppressed([gone])).size > 0,
+    );
+    const suppression = (...args: string[]) => runScript('tools/suppression.ts', args, { twinDir: dataDir });
+    const json = (run: { stdout: string }) => JSON.parse(run.stdout) as Record<string, unknown>;
+
+    // Act
+    const checked = await suppression('check', gone, '--json');
+    const listed = await suppression('list', '--json');
+    const removed = await suppression('remove', gone, '--json');
+    const afterRemoval = await suppression('check', gone, '--json');
+    const again = emailJobFactory({ to: [gone] });
+    await producer.sendEmail(again);
+    await waitFor('the job after the removal', () => !!eventFor(again.idempotencyKey));
+    const added = await suppression('add', 'stop@example.net', '--reason', 'manual', '--detail', 'asked to stop');
+    const blocked = emailJobFactory({ to: ['stop@example.net'] });
+    await producer.sendEmail(blocked);
+    await waitFor('the job to the added address', () => !!eventFor(blocked.idempotencyKey));
+
+    // Assess: the entry says what put it there and how the report was tied to our mail
+    expect(checked.code).toBe(0);
+    expect(json(checked)).toMatchObject({
+      suppressed: true,
+      entry: {
+        maskedAddress: 'c***@bounce.test',
+        reason: 'hard-bounce',
+        source: expect.stringMatching(/^dsn:/),
+        verified: expect.stringMatching(/^(message-id|envelope)$/),
+        permanent: true,
+        count: 1,
+        firstSeen: expect.any(String),
+        lastSeen: expect.any(String),
+      },
+    });
+    const entries = JSON.parse(listed.stdout) as Array<{ maskedAddress: string }>;
+    expect(entries.map((e) => e.maskedAddress)).toContain('c***@bounce.test');
+    expect(listed.stdout).not.toContain(gone);
+    expect(removed.code).toBe(0);
+    expect(json(afterRemoval)).toMatchObject({ suppressed: false });
+    expect(eventFor(again.idempotencyKey)).toMatchObject({ type: 'email.delivered' });
+    expect(added.code).toBe(0);
+    expect(eventFor(blocked.idempotencyKey)).toMatchObject({
+      type: 'email.rejected',
+      reason: 'all-recipients-suppressed',
+    });
+    await waitFor('the removal to be published', () => events.some((e) => e.type === 'suppression.removed'));
+  }, 180_000);
 
   it('redrives the DLQ after an interrupted run without losing or doubling mail', async () => {
     // Prepare: 30 jobs that were given up, and 5 invalid ones, in the DLQ
