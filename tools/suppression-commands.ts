@@ -11,7 +11,7 @@ export const SUPPRESSION_USAGE = `npm run suppression -- <command> [--json] [--o
   list [--limit N]                      live entries of every scope, most recently seen first
   check ADDRESS [--tenant T]            whether ADDRESS is suppressed (for tenant T's mail), and why
   add ADDRESS --reason REASON [--tenant T] [--detail TEXT] [--permanent | --expires-at ISO-8601]
-                                        hard-bounce, complaint and manual are permanent; other reasons expire;
+                                        hard-bounce, complaint, unsubscribe and manual are permanent; others expire;
                                         --tenant stops only T's mail (never for hard-bounce: a dead address is global)
   remove ADDRESS|HASH [--tenant T]      takes the entry (T's own with --tenant) off the list (logged and published)
 Targets the local twin (npm start) unless given --outputs (the JSON of cdk deploy --outputs-file).

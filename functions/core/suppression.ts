@@ -31,8 +31,11 @@ export const scopeOf = (request: { reason: string; tenant?: string; verified?: s
     ? 'global'
     : `tenant:${request.tenant}`;
 
-/** Reasons that suppress for good unless a request says otherwise; any other reason expires. */
-const PERMANENT_REASONS: readonly string[] = ['hard-bounce', 'complaint', 'manual'];
+/**
+ * Reasons that suppress for good unless a request says otherwise; any other reason expires. An unsubscribe is one:
+ * an opt-out that lapsed would mail someone who asked not to be mailed.
+ */
+const PERMANENT_REASONS: readonly string[] = ['hard-bounce', 'complaint', 'unsubscribe', 'manual'];
 
 /** How long a suppression for a non-permanent reason lasts when its request names no expiry. @default 30 days */
 export const DEFAULT_SUPPRESSION_TTL_DAYS = 30;

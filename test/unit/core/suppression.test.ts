@@ -5,9 +5,13 @@ const t0 = new Date('2030-01-01T00:00:00Z');
 const days = (n: number) => new Date(t0.getTime() + n * 86_400_000);
 
 describe('mergeSuppression', () => {
-  it('makes hard bounces, complaints and manual entries permanent, and other reasons expire after the TTL', () => {
-    const hard = mergeSuppression(undefined, { address: 'a@x.example', reason: 'hard-bounce', source: 's' }, t0, 30);
-    const soft = mergeSuppression(undefined, { address: 'a@x.example', reason: 'mailbox-full', source: 's' }, t0, 30);
+  it('makes hard bounces, complaints, unsubscribes and manual entries permanent, other reasons expire', () => {
+    const entryFor = (reason: string) =>
+      mergeSuppression(undefined, { address: 'a@x.example', reason, source: 's' }, t0, 30);
+    const hard = entryFor('hard-bounce');
+    const soft = entryFor('mailbox-full');
+    // An opt-out that lapsed after a month would mail someone who asked not to be mailed.
+    const lasting = ['complaint', 'unsubscribe', 'manual'].map((reason) => entryFor(reason).record);
 
     expect(hard.record).toMatchObject({
       permanent: true,
@@ -17,6 +21,11 @@ describe('mergeSuppression', () => {
       scope: 'global',
     });
     expect(soft.record).toMatchObject({ permanent: false, expiresAt: days(30).getTime() / 1000 });
+    expect(lasting.map((r) => [r.reason, r.permanent, r.expiresAt])).toEqual([
+      ['complaint', true, undefined],
+      ['unsubscribe', true, undefined],
+      ['manual', true, undefined],
+    ]);
   });
 
   it('never turns a permanent entry into an expiring one, nor shortens an expiry', () => {
