@@ -28,6 +28,16 @@ type Published = {
   raw?: { bucket: string; key: string; offset: number; length: number };
 };
 const facts = (events: DispatchEvent[]) => (events as unknown as Published[]).slice().sort((a, b) => a.uid - b.uid);
+/** The bytes an event's `raw` location names: a ranged read of its chunk's object. */
+const rawBytesOf = async (event: Published | undefined) => {
+  const raw = event?.raw;
+  if (!raw) throw new Error('no raw location');
+  const range = `bytes=${raw.offset}-${raw.offset + raw.length - 1}`;
+  const object = await (await peers.aws.clients.s3()).send(
+    new GetObjectCommand({ Bucket: raw.bucket, Key: raw.key, Range: range }),
+  );
+  return object.Body?.transformToString();
+};
 
 describe('the first run on a mailbox', () => {
   it('starts at UIDNEXT: the mail already there is neither published nor acted on, what comes after is', async () => {
@@ -108,16 +118,7 @@ describe('hostile messages', () => {
     expect(byUid.get(10)).toMatchObject({ type: 'inbound.unparsable', reason: 'too-large' });
     expect(await suppressions.findSuppressed(['someone@example.net'])).toEqual(new Set());
     // An unparsable message's event says where its raw bytes are: a range of its chunk's object.
-    const raw = byUid.get(2)?.raw;
-    if (!raw) throw new Error('no raw location');
-    const object = await (await peers.aws.clients.s3()).send(
-      new GetObjectCommand({
-        Bucket: raw.bucket,
-        Key: raw.key,
-        Range: `bytes=${raw.offset}-${raw.offset + raw.length - 1}`,
-      }),
-    );
-    expect(await object.Body?.transformToString()).toBe(hostile[0]);
+    expect(await rawBytesOf(byUid.get(2))).toBe(hostile[0]);
   }, 120_000);
 
   it('reads no more of a message over the size cap than the cap: a prefix kept raw, published too-large', async () => {
@@ -156,16 +157,7 @@ describe('hostile messages', () => {
     const events = facts(published);
     expect(events.map((e) => e.type)).toEqual(['inbound.received', 'inbound.unparsable', 'inbound.received']);
     expect(events[1]).toMatchObject({ reason: 'too-large', detail: expect.stringContaining(`over ${cap}`) });
-    const raw = events[1]?.raw;
-    if (!raw) throw new Error('no raw location');
-    const object = await (await peers.aws.clients.s3()).send(
-      new GetObjectCommand({
-        Bucket: raw.bucket,
-        Key: raw.key,
-        Range: `bytes=${raw.offset}-${raw.offset + raw.length - 1}`,
-      }),
-    );
-    expect(await object.Body?.transformToString()).toBe(huge.slice(0, cap + 1));
+    expect(await rawBytesOf(events[1])).toBe(huge.slice(0, cap + 1));
     expect(await state.getCheckpoint('oversized')).toMatchObject({ lastUid: 3 });
   });
 
