@@ -31,6 +31,10 @@ export class EmailDispatchStack extends Stack {
       value: this.system.tables.suppression.tableName,
       description: 'The suppression list; see npm run suppression',
     });
+    new CfnOutput(this, 'SuppressionTtlDays', {
+      value: String(config.suppressionTtlDays),
+      description: 'Days a suppression for a non-permanent reason lasts, as npm run suppression -- add gives it',
+    });
     new CfnOutput(this, 'TenantStateTableName', {
       value: this.system.tables.tenantState.tableName,
       description: 'Per-tenant reputation and pauses; see npm run tenant',

@@ -155,7 +155,10 @@ export async function runSuppressionCommand(argv: string[], io: CommandIo): Prom
     };
     let resolved: StateTarget | undefined;
     const target = () => (resolved ??= io.resolve({ outputs: values.outputs }));
-    const store = () => createSuppressionStore(target().clients.documents, target().suppressionTable);
+    const store = () =>
+      createSuppressionStore(target().clients.documents, target().suppressionTable, {
+        ttlDays: target().suppressionTtlDays,
+      });
     const events = () => createSnsEventPublisher(target().clients.sns, target().eventsTopicArn);
     const logToStderr = (message: string, facts: Record<string, unknown>) =>
       io.err(JSON.stringify({ level: 'INFO', message, timestamp: new Date().toISOString(), ...facts }));

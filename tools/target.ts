@@ -152,7 +152,23 @@ export type StateTarget = {
   jobStatusTable?: string;
   /** The deployment's guardrail limits (the stack's ReputationLimits output); undefined for the defaults. */
   reputationPolicy?: ReputationPolicy;
+  /**
+   * How long the deployment's suppressions for non-permanent reasons last, days (its SuppressionTtlDays output);
+   * undefined for the default.
+   */
+  suppressionTtlDays?: number;
 };
+
+/** The SuppressionTtlDays output, checked as the stack checks its context; undefined when the stack has none. */
+function readSuppressionTtlDays(value: string | undefined, path: string): number | undefined {
+  if (value === undefined) return undefined;
+  const days = Number(value);
+  if (!/^\d{1,4}$/.test(value) || days < 1 || days > 3650)
+    throw new UsageError(
+      `SuppressionTtlDays in ${path} must be a whole number of days from 1 to 3650, got ${JSON.stringify(value)}`,
+    );
+  return days;
+}
 
 /** The ReputationLimits output, checked as the stack checks its context; undefined when the stack has none. */
 function readReputationLimits(value: string | undefined, path: string): ReputationPolicy | undefined {
@@ -179,6 +195,7 @@ export function resolveStateTarget(args: Pick<TargetArgs, 'outputs' | 'dataDir'>
       tenantStateTable: stack.TenantStateTableName,
       jobStatusTable: stack.JobStatusTableName,
       reputationPolicy: readReputationLimits(stack.ReputationLimits, args.outputs),
+      suppressionTtlDays: readSuppressionTtlDays(stack.SuppressionTtlDays, args.outputs),
     };
   }
   const { manifest, manifestPath } = loadTwinManifest(args.dataDir);

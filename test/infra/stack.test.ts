@@ -167,6 +167,8 @@ describe('the tables', () => {
       Description: Match.stringLikeRegexp('^Polls IMAP'),
       Environment: { Variables: Match.objectLike({ SUPPRESSION_TTL_DAYS: '30' }) },
     });
+    // npm run suppression -- add gives an operator's entry the same TTL.
+    template.hasOutput('SuppressionTtlDays', { Value: '30' });
   });
 });
 

@@ -23,8 +23,12 @@ afterAll(async () => {
   await aws?.stop();
 });
 
-/** Runs `npm run suppression -- …argv` in-process against the emulators; resolves with its status and output. */
-async function cli(...argv: string[]) {
+/**
+ * Runs `npm run suppression -- …argv` in-process against the emulators, as a deployment whose suppressions for
+ * non-permanent reasons last `ttlDays` (its SuppressionTtlDays output; none: the default); resolves with its status
+ * and output.
+ */
+async function cliOf(ttlDays: number | undefined, ...argv: string[]) {
   const out: string[] = [];
   const err: string[] = [];
   const status = await runSuppressionCommand(argv, {
@@ -35,6 +39,7 @@ async function cli(...argv: string[]) {
       clients: aws.clients,
       suppressionTable: resources.suppressionTable,
       eventsTopicArn: resources.eventsTopicArn,
+      suppressionTtlDays: ttlDays,
     }),
   });
   return {
@@ -44,6 +49,8 @@ async function cli(...argv: string[]) {
     json: () => JSON.parse(out.join('\n')) as Record<string, unknown>,
   };
 }
+
+const cli = (...argv: string[]) => cliOf(undefined, ...argv);
 
 async function publishedEvents() {
   const r = await aws.clients.sqsClient.send(
@@ -256,6 +263,22 @@ describe('npm run suppression', () => {
       created: true,
       record: { count: 1, firstSeen: later.toISOString(), source: 'dsn:bounces/9' },
     });
+  });
+
+  it("gives an operator's entry for a non-permanent reason the deployment's TTL", async () => {
+    // Act
+    const before = Date.now();
+    const deployed = await cliOf(7, 'add', 'kim@customer.example', '--reason', 'mailbox-full', '--json');
+    const byDefault = await cli('add', 'lou@customer.example', '--reason', 'mailbox-full', '--json');
+
+    // Assess
+    const expiry = (run: { json: () => Record<string, unknown> }) =>
+      (run.json() as { entry: { expiresAt: number } }).entry.expiresAt;
+    const inDays = (days: number) => Math.floor(before / 1000) + days * 86_400;
+    expect(expiry(deployed)).toBeGreaterThanOrEqual(inDays(7));
+    expect(expiry(deployed)).toBeLessThan(inDays(7) + 120);
+    expect(expiry(byDefault)).toBeGreaterThanOrEqual(inDays(30));
+    expect(expiry(byDefault)).toBeLessThan(inDays(30) + 120);
   });
 
   it('counts an address as newly suppressed once: repeats of a live entry do not feed the spike metric', async () => {

@@ -37,3 +37,19 @@ describe('the state target of a deployed stack', () => {
     );
   });
 });
+
+describe("the state target's suppression TTL", () => {
+  it("carries the deployment's TTL for non-permanent suppressions from its SuppressionTtlDays output", () => {
+    const deployed = resolveStateTarget({ outputs: outputsFile({ SuppressionTtlDays: '90' }) });
+    const older = resolveStateTarget({ outputs: outputsFile({}) });
+
+    expect(deployed.suppressionTtlDays).toBe(90);
+    expect(older.suppressionTtlDays).toBeUndefined();
+  });
+
+  it('refuses a TTL the stack would refuse, naming the output', () => {
+    expect(() => resolveStateTarget({ outputs: outputsFile({ SuppressionTtlDays: 'forever' }) })).toThrow(
+      /SuppressionTtlDays in .* must be a whole number of days from 1 to 3650, got "forever"/,
+    );
+  });
+});
