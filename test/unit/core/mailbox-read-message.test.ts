@@ -32,6 +32,25 @@ describe('readMessage', () => {
     expect(first.key).toBe(copy.key);
   });
 
+  it('refuses a message over the cap by its whole size, naming the prefix kept when only that was fetched', async () => {
+    let parsed = 0;
+    const parse = async () => {
+      parsed += 1;
+      return parsedAs({})();
+    };
+    const prefix = { uid: 3, source: Buffer.alloc(1001, 'x'), size: 5_000_000 };
+
+    const partial = await readMessage(prefix, parse, 1000);
+    const whole = await readMessage(fetchedOf('y'.repeat(1001)), parse, 1000);
+
+    expect(partial.unparsable).toEqual({
+      reason: 'too-large',
+      detail: '5000000 bytes, over 1000; its first 1001 bytes kept',
+    });
+    expect(whole.unparsable).toEqual({ reason: 'too-large', detail: '1001 bytes, over 1000' });
+    expect(parsed).toBe(0);
+  });
+
   it("keeps a parser's refusal reason in unparsable, and calls any other throw parse-failed", async () => {
     const refused = await readMessage(
       fetchedOf(plainMessage(1)),
