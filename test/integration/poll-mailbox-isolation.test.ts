@@ -353,6 +353,46 @@ describe('one writer at a time', () => {
     expect(suppressedByA).toEqual([]);
   });
 
+  it('renews the lease while a run works past its plan: a run arriving after the planned end finds it busy', async () => {
+    // Prepare: run A is planned to end within a minute; reading its second message takes two minutes. Just before A
+    // publishes, run B arrives: after A's planned lease, within the renewed one.
+    const mailbox = await peers.newMailbox();
+    const { deps, resources, state } = await createSyncDeps(peers.aws, () =>
+      openImapSession(peers.imap.settings(mailbox), credentialsOf()),
+    );
+    await peers.imap.append(
+      mailbox,
+      [1, 2, 3].map((n) => plainMessage(970 + n)),
+    );
+    let skew = 0;
+    let parsedByA = 0;
+    let resultB: Awaited<ReturnType<typeof syncMailbox>> | undefined;
+    const later = createMailboxStateStore(peers.aws.clients.documents, resources.mailboxStateTable, {
+      clock: () => Date.now() + 130_000,
+    });
+    const runA: SyncDeps = {
+      ...deps,
+      clock: () => Date.now() + skew,
+      parse: async (source) => {
+        parsedByA += 1;
+        if (parsedByA === 2) skew = 120_000;
+        return deps.parse(source);
+      },
+      publishBatch: async (events) => {
+        resultB ??= await run({ ...deps, state: later }, 'renewed', { leaseWaitMs: 0 });
+        return deps.publishBatch(events);
+      },
+    };
+
+    // Act
+    const resultA = await run(runA, 'renewed', { startFrom: 'beginning', stopAtMs: Date.now() + 60_000 });
+
+    // Assess: B stood back; A published and moved the checkpoint under its renewed lease
+    expect(resultB).toMatchObject({ status: 'busy', processed: 0 });
+    expect(resultA).toMatchObject({ status: 'synced', processed: 2 });
+    expect(await state.getCheckpoint('renewed')).toMatchObject({ lastUid: 2 });
+  });
+
   it('refuses every write of an overtaken lease: renewal, checkpoint, verify mark and seen markers', async () => {
     // Prepare
     const { resources, state } = await createSyncDeps(peers.aws, () =>
