@@ -28,6 +28,26 @@ type Published = {
   raw?: { bucket: string; key: string; offset: number; length: number };
 };
 const facts = (events: DispatchEvent[]) => (events as unknown as Published[]).slice().sort((a, b) => a.uid - b.uid);
+/** A fresh mailbox of the Dovecot peer, and the poller's real dependencies on it. */
+const pollerOnNewMailbox = async () => {
+  const mailbox = await peers.newMailbox();
+  const sync = await createSyncDeps(peers.aws, () => openImapSession(peers.imap.settings(mailbox), credentialsOf()));
+  return { mailbox, ...sync };
+};
+/** The poller's dependencies with a clock that jumps `ms` ahead while the second message is parsed: a slow read. */
+const slowSecondRead = (deps: SyncDeps, ms: number): SyncDeps => {
+  let skew = 0;
+  let parsed = 0;
+  return {
+    ...deps,
+    clock: () => Date.now() + skew,
+    parse: async (source) => {
+      parsed += 1;
+      if (parsed === 2) skew = ms;
+      return deps.parse(source);
+    },
+  };
+};
 /** The bytes an event's `raw` location names: a ranged read of its chunk's object. */
 const rawBytesOf = async (event: Published | undefined) => {
   const raw = event?.raw;
@@ -42,10 +62,7 @@ const rawBytesOf = async (event: Published | undefined) => {
 describe('the first run on a mailbox', () => {
   it('starts at UIDNEXT: the mail already there is neither published nor acted on, what comes after is', async () => {
     // Prepare: a mailbox with history, an old hard bounce among it
-    const mailbox = await peers.newMailbox();
-    const { deps, published, suppressions, state } = await createSyncDeps(peers.aws, () =>
-      openImapSession(peers.imap.settings(mailbox), credentialsOf()),
-    );
+    const { mailbox, deps, published, suppressions, state } = await pollerOnNewMailbox();
     await peers.imap.append(mailbox, [plainMessage(1), bounceMessage('old@example.net'), plainMessage(3)]);
 
     // Act
@@ -62,10 +79,7 @@ describe('the first run on a mailbox', () => {
   });
 
   it('with startFrom "beginning" publishes and judges everything already there', async () => {
-    const mailbox = await peers.newMailbox();
-    const { deps, published, suppressions } = await createSyncDeps(peers.aws, () =>
-      openImapSession(peers.imap.settings(mailbox), credentialsOf()),
-    );
+    const { mailbox, deps, published, suppressions } = await pollerOnNewMailbox();
     await peers.imap.append(mailbox, [plainMessage(1), bounceMessage('old@example.net'), plainMessage(3)]);
 
     const result = await run(deps, 'history-all', { startFrom: 'beginning' });
@@ -81,10 +95,7 @@ describe('the first run on a mailbox', () => {
 describe('hostile messages', () => {
   it('cannot stop a mailbox: each is published (unparsable where need be), the mail after it processed', async () => {
     // Prepare: good mail between pathological messages, in one chunk
-    const mailbox = await peers.newMailbox();
-    const { deps, published, state, suppressions } = await createSyncDeps(peers.aws, () =>
-      openImapSession(peers.imap.settings(mailbox), credentialsOf()),
-    );
+    const { mailbox, deps, published, state, suppressions } = await pollerOnNewMailbox();
     const hostile = [
       manyPartsReport(1001),
       longAddressField(1024 * 1024),
@@ -124,10 +135,7 @@ describe('hostile messages', () => {
   it('reads no more of a message over the size cap than the cap: a prefix kept raw, published too-large', async () => {
     // Prepare: a 2 MiB message between two small ones, under a cap of 256 KiB. A message larger than the function
     // can hold or fetch in time would otherwise stop every run on the fetch itself, before anything is recorded.
-    const mailbox = await peers.newMailbox();
-    const { deps, published, state } = await createSyncDeps(peers.aws, () =>
-      openImapSession(peers.imap.settings(mailbox), credentialsOf()),
-    );
+    const { mailbox, deps, published, state } = await pollerOnNewMailbox();
     const cap = 256 * 1024;
     const huge = plainMessage(861, { subject: 'Huge' }) + `${'x'.repeat(998)}\r\n`.repeat(2100);
     await peers.imap.append(mailbox, [plainMessage(860), huge, plainMessage(862)]);
@@ -163,10 +171,7 @@ describe('hostile messages', () => {
 
   it('gives up on a message runs keep stopping on: published unparsable, the mail after it processed', async () => {
     // Prepare: parsing message 3 never ends while the test runs, as a parse that outlives the function would not
-    const mailbox = await peers.newMailbox();
-    const { deps, published, resources } = await createSyncDeps(peers.aws, () =>
-      openImapSession(peers.imap.settings(mailbox), credentialsOf()),
-    );
+    const { mailbox, deps, published, resources } = await pollerOnNewMailbox();
     await peers.imap.append(
       mailbox,
       [1, 2, 3, 4, 5].map((n) => plainMessage(850 + n, { subject: n === 3 ? 'Poison' : undefined })),
@@ -220,25 +225,12 @@ describe('hostile messages', () => {
 
   it('checks the deadline between the messages of a chunk: it stops mid-chunk, the next run goes on', async () => {
     // Prepare: time jumps past the deadline while the second message is parsed
-    const mailbox = await peers.newMailbox();
-    const { deps, published, state } = await createSyncDeps(peers.aws, () =>
-      openImapSession(peers.imap.settings(mailbox), credentialsOf()),
-    );
+    const { mailbox, deps, published, state } = await pollerOnNewMailbox();
     await peers.imap.append(
       mailbox,
       [1, 2, 3, 4, 5].map((n) => plainMessage(800 + n)),
     );
-    let skew = 0;
-    let parsed = 0;
-    const slow: SyncDeps = {
-      ...deps,
-      clock: () => Date.now() + skew,
-      parse: async (source) => {
-        parsed += 1;
-        if (parsed === 2) skew = 120_000;
-        return deps.parse(source);
-      },
-    };
+    const slow = slowSecondRead(deps, 120_000);
 
     // Act
     const first = await run(slow, 'deadline', { startFrom: 'beginning' });
@@ -258,10 +250,7 @@ describe('one writer at a time', () => {
   it('a run whose lease is taken over mid-run publishes and checkpoints nothing after losing it', async () => {
     // Prepare: run A works in chunks of two; while it parses UID 3, its lease looks expired to run B, which takes
     // the mailbox over and finishes it
-    const mailbox = await peers.newMailbox();
-    const { deps, resources, state } = await createSyncDeps(peers.aws, () =>
-      openImapSession(peers.imap.settings(mailbox), credentialsOf()),
-    );
+    const { mailbox, deps, resources, state } = await pollerOnNewMailbox();
     await peers.imap.append(
       mailbox,
       [1, 2, 3, 4, 5, 6].map((n) => plainMessage(900 + n)),
@@ -313,10 +302,7 @@ describe('one writer at a time', () => {
 
   it('a run whose lease is taken over mid-chunk suppresses nobody after losing it', async () => {
     // Prepare: two bounces in run A's second chunk; while A parses the first of them, run B takes the mailbox over
-    const mailbox = await peers.newMailbox();
-    const { deps, resources } = await createSyncDeps(peers.aws, () =>
-      openImapSession(peers.imap.settings(mailbox), credentialsOf()),
-    );
+    const { mailbox, deps, resources } = await pollerOnNewMailbox();
     await peers.imap.append(mailbox, [
       plainMessage(951),
       plainMessage(952),
@@ -356,28 +342,17 @@ describe('one writer at a time', () => {
   it('renews the lease while a run works past its plan: a run arriving after the planned end finds it busy', async () => {
     // Prepare: run A is planned to end within a minute; reading its second message takes two minutes. Just before A
     // publishes, run B arrives: after A's planned lease, within the renewed one.
-    const mailbox = await peers.newMailbox();
-    const { deps, resources, state } = await createSyncDeps(peers.aws, () =>
-      openImapSession(peers.imap.settings(mailbox), credentialsOf()),
-    );
+    const { mailbox, deps, resources, state } = await pollerOnNewMailbox();
     await peers.imap.append(
       mailbox,
       [1, 2, 3].map((n) => plainMessage(970 + n)),
     );
-    let skew = 0;
-    let parsedByA = 0;
     let resultB: Awaited<ReturnType<typeof syncMailbox>> | undefined;
     const later = createMailboxStateStore(peers.aws.clients.documents, resources.mailboxStateTable, {
       clock: () => Date.now() + 130_000,
     });
     const runA: SyncDeps = {
-      ...deps,
-      clock: () => Date.now() + skew,
-      parse: async (source) => {
-        parsedByA += 1;
-        if (parsedByA === 2) skew = 120_000;
-        return deps.parse(source);
-      },
+      ...slowSecondRead(deps, 120_000),
       publishBatch: async (events) => {
         resultB ??= await run({ ...deps, state: later }, 'renewed', { leaseWaitMs: 0 });
         return deps.publishBatch(events);
