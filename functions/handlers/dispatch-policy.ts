@@ -15,7 +15,8 @@ import {
 import { hashAddress, isRecipientHash, toMessageId, type ReportKeyring } from '#core/message-id.js';
 import { lifetimeStartOf } from './route-job.js';
 import { DispatchMetrics, TENANT_DIMENSION } from '#core/metric-names.js';
-import { scopedJobKey } from '#core/tenant.js';
+import { DEFAULT_TENANT, scopedJobKey } from '#core/tenant.js';
+import { salvageKey } from '#core/parse-job-record.js';
 import { TENANT_ATTRIBUTE, tenantOf, type TenantJob } from '#core/tenant-identity.js';
 import { toMaskedRecipients, type JobStatusStore, type JobTransition } from '#core/job-status.js';
 import { scheduleRetry, type RetryPolicy } from '#core/retry-schedule.js';
@@ -157,16 +158,27 @@ export function createDispatchPolicy(deps: PolicyDeps) {
       failureReason: `${outcome.action}:${outcome.reason}`,
       failureDetail: outcome.detail ?? '',
       sourceMessageId: record.messageId,
-      idempotencyKey: job?.idempotencyKey,
+      idempotencyKey: job?.idempotencyKey ?? salvageKey(record.body),
       tenant: job ? tenantOf(job) : recordTenant(record),
     });
     count(DispatchMetrics.failed, job ? tenantOf(job) : recordTenant(record));
-    if (!job)
-      return logger.warn('job failed: retry lifetime spent', {
+    if (!job) {
+      // Given up before it was read (no time left to start, on its last receive): its producer still hears of it.
+      const idempotencyKey = salvageKey(record.body);
+      const tenant = recordTenant(record) ?? DEFAULT_TENANT;
+      logger.warn('job failed: retry lifetime spent', {
         sqsMessageId: record.messageId,
+        dispatchId: idempotencyKey && dispatchIdOf({ idempotencyKey, tenant }),
         reason: outcome.reason,
         attempt,
       });
+      if (idempotencyKey)
+        outbox.push({
+          event: toOutcomeEvent('failed', { idempotencyKey, tenant, attempts: attempt }, outcome),
+          record,
+        });
+      return;
+    }
     logOutcome('warn', 'job failed: retry lifetime spent', job, outcome, attempt);
     outbox.push({ event: toOutcomeEvent('failed', factsOf(job, attempt, outcome), outcome), record });
   };
