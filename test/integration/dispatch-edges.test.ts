@@ -10,6 +10,7 @@ import { createLambdaContext } from '#local/lambda-context.js';
 import { emailJobFactory } from '../support/factories.js';
 import { type DispatchHarness, useAwsEmulators } from '../support/dispatch-harness.js';
 import { startHttpFaultProxy, type HttpFaultProxy } from '../support/http-fault-proxy.js';
+import { storeObject } from '../support/stored-objects.js';
 
 const env = useAwsEmulators();
 let h: DispatchHarness;
@@ -185,4 +186,51 @@ describe('records handed back without an attempt', () => {
       ['email.failed', job.idempotencyKey, 'no-time-to-start'],
     ]);
   }, 90_000);
+});
+
+describe('claim-checked jobs and the memory budget', () => {
+  it('reserves each stored body in the budget before reading it, so large ones wait their turn; all are sent', async () => {
+    // Prepare: room for 2 MiB at a time; three jobs stored in S3, each body about 0.6 MiB (reserved at 3.75 times)
+    h = await env.harness({ env: { ATTACHMENT_MEMORY_MB: '2' } });
+    const memory = h.deps.dispatch.attachmentMemory as NonNullable<typeof h.deps.dispatch.attachmentMemory>;
+    const budget = memory.budget as typeof memory.budget & { held: number };
+    const reserved: number[] = [];
+    let mostHeld = 0;
+    memory.budget = {
+      acquire: async (bytes, signal) => {
+        reserved.push(bytes);
+        const release = await budget.acquire(bytes, signal);
+        mostHeld = Math.max(mostHeld, budget.held);
+        return release;
+      },
+    };
+    // What the budget held each time a stored body was read.
+    const heldAtRead: number[] = [];
+    const store = h.deps.claimChecks as NonNullable<typeof h.deps.claimChecks>;
+    h.deps.claimChecks = {
+      size: (reference) => store.size(reference),
+      load: (reference) => (heldAtRead.push(budget.held), store.load(reference)),
+    };
+    const s3 = await env.aws.clients.s3();
+    const sizes: number[] = [];
+    for (let i = 0; i < 3; i += 1) {
+      const job = emailJobFactory({ html: `<p>${'x'.repeat(600 * 1024)}</p>` });
+      const body = JSON.stringify(job);
+      sizes.push(body.length);
+      const claimCheck = await storeObject(s3, h.resources.bucket, `jobs/claim-${i}.json`, body);
+      await h.enqueue({ version: 1, idempotencyKey: job.idempotencyKey, claimCheck });
+    }
+
+    // Act
+    await h.deliverAll();
+
+    // Assess
+    expect(h.sink.received).toHaveLength(3);
+    expect(reserved).toHaveLength(3);
+    expect(heldAtRead).toHaveLength(3);
+    for (const held of heldAtRead) expect(held).toBeGreaterThanOrEqual(Math.min(...reserved));
+    for (const bytes of reserved) expect(bytes).toBeGreaterThanOrEqual(3 * Math.min(...sizes));
+    expect(mostHeld).toBeLessThanOrEqual(Math.max(...reserved));
+    expect(budget.held).toBe(0);
+  });
 });
