@@ -5,7 +5,7 @@ import { deliverOneBatch } from '#local/event-source.js';
 import { emailJobFactory } from '../support/factories.js';
 import { type DispatchHarness, useAwsEmulators } from '../support/dispatch-harness.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
-import { compareLedgers, printSummary } from './ledger.js';
+import { compareLedgers, printSummary, unexplainedDuplicates } from './ledger.js';
 
 const env = useAwsEmulators();
 let h: DispatchHarness;
@@ -170,6 +170,7 @@ describe('ledger: fault mix', () => {
     expect(summary.eventsMissing).toBe(0);
     // Sockets dropped after the data went out are the only source of repeats, and each was logged as ambiguous.
     expect(summary.duplicated).toBeLessThanOrEqual(h.output.metric('AmbiguousAttempts'));
+    expect(unexplainedDuplicates(summary.duplicatedKeys, h.output.lines)).toEqual([]);
     const outcome = new Map(events.map((e) => [String(e.idempotencyKey), String(e.type)]));
     expect(jobs.filter((j) => outcome.get(j.idempotencyKey) === 'email.rejected').length).toBe(10);
     expect(jobs.filter((j) => outcome.get(j.idempotencyKey) === 'email.delivered').length).toBe(990);
@@ -266,6 +267,7 @@ describe('ledger: stalled and failing dependencies under deadline pressure', () 
     );
     expect(summary).toMatchObject({ jobs: 300, delivered: 300, lost: 0, eventsMissing: 0, inDlq: 0 });
     expect(summary.duplicated).toBeLessThanOrEqual(ambiguous);
+    expect(unexplainedDuplicates(summary.duplicatedKeys, h.output.lines)).toEqual([]);
     expect(publisher?.failures).toBeGreaterThan(0);
     expect(await h.queueDepth()).toBe(0);
   }, 260_000);
