@@ -7,6 +7,7 @@ import type { EmailJob } from '#core/email-job.js';
 import { toDispatchId } from '#core/message-id.js';
 import { toSqsRecord } from '#local/event-source.js';
 import { createLambdaContext } from '#local/lambda-context.js';
+import { redriveDeadLetters } from '#tools/redrive-dead-letters.js';
 import { emailJobFactory } from '../support/factories.js';
 import { type DispatchHarness, useAwsEmulators } from '../support/dispatch-harness.js';
 import { startHttpFaultProxy, type HttpFaultProxy } from '../support/http-fault-proxy.js';
@@ -89,6 +90,47 @@ describe('an SNS that fails', () => {
     expect((await storedRecord(h, job))?.data?.M?.unpublished).toBeUndefined();
     expect(h.sink.received).toHaveLength(1);
   });
+
+  it('to the last receive: dead-lettered saying so, and the redrive publishes the event; nothing is sent twice', async () => {
+    // Prepare: two receives; PublishBatch fails for both (the SDK's two tries and our retry's two, each time)
+    proxy = await startHttpFaultProxy(env.aws.fauxqs.endpoint);
+    h = await env.harness({
+      endpoints: { sns: proxy.endpoint },
+      env: { RETRY_BASE_SECONDS: '1', RETRY_MAX_DELAY_SECONDS: '1', MAX_RECEIVE_COUNT: '2' },
+    });
+    proxy.fail('PublishBatch', 8);
+    const job = emailJobFactory();
+    await h.enqueue(job);
+
+    // Act: the send, its return on the last receive, then an operator's redrive and its delivery
+    const receives = [];
+    for (let polls = 0; polls < 20 && receives.length < 2; polls += 1) {
+      const result = await h.deliver();
+      if (result.received > 0) receives.push(result);
+      else await new Promise((resolve) => setTimeout(resolve, 300));
+    }
+    const meanwhile = await h.events();
+    const redriven = await redriveDeadLetters({
+      sqs: env.aws.clients.sqsClient,
+      deadLetterQueueUrl: h.resources.deadLetterQueueUrl,
+      sourceQueueUrl: h.resources.jobsQueueUrl,
+      only: 'transient',
+      holdSeconds: 1,
+    });
+    await h.deliverAll();
+
+    // Assess
+    expect(receives.map((r) => r.failed)).toEqual([1, 0]);
+    expect(meanwhile).toEqual([]);
+    expect(redriven).toMatchObject({ moved: 1, byReason: { 'exhausted: outcome-unpublished': 1 } });
+    const lines = logged(h, 'outcome event still unpublished on the last receive');
+    expect(String(lines[0]?.dispatchId)).toContain(toDispatchId(job.idempotencyKey));
+    expect((await h.events()).map((e) => [e.type, e.idempotencyKey])).toEqual([
+      ['email.delivered', job.idempotencyKey],
+    ]);
+    expect(h.sink.received).toHaveLength(1);
+    expect(await h.queueDepth()).toBe(0);
+  }, 60_000);
 });
 
 describe('a completion write that fails', () => {
