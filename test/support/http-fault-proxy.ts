@@ -23,12 +23,20 @@ function internalFailure(headers: IncomingHttpHeaders): { type: string; body: st
 }
 
 /**
- * An HTTP proxy on 127.0.0.1 in front of an AWS emulator that answers chosen calls of an operation with a 500
- * InternalFailure instead of passing them on (the SDK's own retry is a call of its own), and counts every call.
+ * An HTTP proxy on 127.0.0.1 in front of an AWS emulator that answers chosen calls of an operation, or a share of
+ * them, with a 500 InternalFailure instead of passing them on (the SDK's own retry is a call of its own), and counts
+ * every call.
  */
 export async function startHttpFaultProxy(targetEndpoint: string) {
   const target = new URL(targetEndpoint);
   const failing = new Map<string, { times: number; matching?: string }>();
+  const failingShare = new Map<string, number>();
+  let seed = 1;
+  const random = () => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed / 2 ** 31;
+  };
+  const failed = new Map<string, number>();
   const calls = new Map<string, number>();
   const agent = new Agent({ keepAlive: true });
   const server = createServer((incoming, outgoing) => {
@@ -39,8 +47,10 @@ export async function startHttpFaultProxy(targetEndpoint: string) {
       const operation = operationOf(incoming.headers, body.toString('utf8'));
       calls.set(operation, (calls.get(operation) ?? 0) + 1);
       const rule = failing.get(operation);
-      if (rule && rule.times > 0 && (rule.matching === undefined || body.includes(rule.matching))) {
-        rule.times -= 1;
+      const chosen = rule && rule.times > 0 && (rule.matching === undefined || body.includes(rule.matching));
+      if (chosen) rule.times -= 1;
+      if (chosen || random() < (failingShare.get(operation) ?? 0)) {
+        failed.set(operation, (failed.get(operation) ?? 0) + 1);
         const failure = internalFailure(incoming.headers);
         outgoing.writeHead(500, { 'content-type': failure.type, 'x-amzn-requestid': 'fault' });
         outgoing.end(failure.body);
@@ -75,6 +85,15 @@ export async function startHttpFaultProxy(targetEndpoint: string) {
      */
     fail(operation: string, times: number, matching?: string) {
       failing.set(operation, { times, matching });
+    },
+    /** From now on, `share` of the calls of `operation` fail with a 500 (seeded, so a run can be repeated). */
+    failShare(operation: string, share: number, withSeed = 1) {
+      failingShare.set(operation, share);
+      seed = withSeed;
+    },
+    /** Calls of `operation` answered with a 500 so far. */
+    failed(operation: string): number {
+      return failed.get(operation) ?? 0;
     },
     /** Calls of `operation` seen so far, failed or passed on. */
     calls(operation: string): number {
