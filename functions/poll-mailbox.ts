@@ -2,7 +2,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { Tracer } from '@aws-lambda-powertools/tracer';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { createAwsClients } from '#aws/clients.js';
+import { boundedClientConfig, createAwsClients } from '#aws/clients.js';
 import { createSnsEventPublisher } from '#aws/event-publisher.js';
 import { createMailboxStateStore } from '#aws/mailbox-state-store.js';
 import { createRawMessageStore } from '#aws/raw-message-store.js';
@@ -28,7 +28,7 @@ const logger = new Logger({ serviceName: SERVICE_NAME });
 const metrics = new Metrics({ namespace: METRIC_NAMESPACE, serviceName: SERVICE_NAME, logger });
 const tracer = new Tracer({ serviceName: SERVICE_NAME });
 const clients = createAwsClients({ wrap: (client) => tracer.captureAWSv3Client(client) });
-const secretsClient = tracer.captureAWSv3Client(new SecretsManagerClient({}));
+const secretsClient = tracer.captureAWSv3Client(new SecretsManagerClient(boundedClientConfig()));
 const suppressions = createSuppressionStore(clients.documents, config.suppressionTable, {
   ttlDays: config.suppressionTtlDays,
   onCreated: () => metrics.addMetric(SuppressionMetrics.added, MetricUnit.Count, 1),

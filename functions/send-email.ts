@@ -1,7 +1,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { Tracer } from '@aws-lambda-powertools/tracer';
-import { createAwsClients } from '#aws/clients.js';
+import { boundedClientConfig, createAwsClients } from '#aws/clients.js';
 import { checkCredentials, toMailCredentials } from '#core/credential-source.js';
 import { toReportKeyring } from '#core/message-id.js';
 import { CredentialMetrics, METRIC_NAMESPACE, SERVICE_NAME } from '#core/metric-names.js';
@@ -29,7 +29,7 @@ async function smtpCredentialsFrom(secretId: string) {
     import('#oauth/mail-login-source.js'),
     import('@aws-sdk/client-secrets-manager'),
   ]);
-  const client = tracer.captureAWSv3Client(new SecretsManagerClient({}));
+  const client = tracer.captureAWSv3Client(new SecretsManagerClient(boundedClientConfig()));
   const secret = createSecretsManagerCredentials(secretId, toMailCredentials, {
     maxAgeSeconds: config.secretsCacheSeconds,
     client,
@@ -49,7 +49,7 @@ async function reportKeysFrom(secretId: string) {
     import('#aws/secrets-credentials.js'),
     import('@aws-sdk/client-secrets-manager'),
   ]);
-  const client = tracer.captureAWSv3Client(new SecretsManagerClient({}));
+  const client = tracer.captureAWSv3Client(new SecretsManagerClient(boundedClientConfig()));
   const maxAgeSeconds = config.secretsCacheSeconds;
   return createSecretsManagerCredentials(secretId, toReportKeyring, { maxAgeSeconds, client });
 }

@@ -2,7 +2,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { Tracer } from '@aws-lambda-powertools/tracer';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { createAwsClients } from '#aws/clients.js';
+import { boundedClientConfig, createAwsClients } from '#aws/clients.js';
 import { createSnsEventPublisher } from '#aws/event-publisher.js';
 import { createSecretsManagerCredentials } from '#aws/secrets-credentials.js';
 import { createSuppressionStore } from '#aws/suppression-store.js';
@@ -25,7 +25,7 @@ const suppressions = createSuppressionStore(clients.documents, config.suppressio
 });
 const reportKeys = createSecretsManagerCredentials(config.reportKeysSecretId, toReportKeyring, {
   maxAgeSeconds: config.secretsCacheSeconds,
-  client: tracer.captureAWSv3Client(new SecretsManagerClient({})),
+  client: tracer.captureAWSv3Client(new SecretsManagerClient(boundedClientConfig())),
 });
 
 export const handler = createSesEventsHandler({

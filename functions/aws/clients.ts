@@ -59,6 +59,14 @@ export function createBoundedRequestHandler(
   });
 }
 
+/**
+ * The limits of {@link AWS_CALL_LIMITS} for an SDK client made on its own (Secrets Manager): its calls are bounded,
+ * and cut at the deadline of the attempt that makes them, as those of {@link createAwsClients}' clients are.
+ */
+export function boundedClientConfig(): { maxAttempts: number; requestHandler: NodeHttpHandler } {
+  return { maxAttempts: AWS_CALL_LIMITS.maxAttempts, requestHandler: createBoundedRequestHandler() };
+}
+
 /** Runs `create` once, on the first call; later calls share its promise (a failure is retried on the next call). */
 function once<T>(create: () => Promise<T>): () => Promise<T> {
   let pending: Promise<T> | undefined;

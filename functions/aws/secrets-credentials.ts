@@ -1,6 +1,7 @@
 import { PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SecretsProvider } from '@aws-lambda-powertools/parameters/secrets';
 import { CredentialsError, type WritableCredentialSource } from '#core/credential-source.js';
+import { boundedClientConfig } from './clients.js';
 
 /**
  * Credentials from a Secrets Manager secret (JSON), through Powertools parameters with a cache of `maxAgeSeconds`.
@@ -13,8 +14,9 @@ export function createSecretsManagerCredentials<T>(
   toCredentials: (value: unknown, secretId: string) => T,
   options: { maxAgeSeconds: number; client?: SecretsManagerClient },
 ): WritableCredentialSource<T> {
-  const provider = new SecretsProvider(options.client ? { awsSdkV3Client: options.client } : {});
-  let client = options.client;
+  // Bounded as every AWS client is: a Secrets Manager that never answers cannot hold a send or a poll.
+  const client = options.client ?? new SecretsManagerClient(boundedClientConfig());
+  const provider = new SecretsProvider({ awsSdkV3Client: client });
   const read = async (refresh: boolean): Promise<unknown> => {
     const text = await provider.get(secretId, { maxAge: options.maxAgeSeconds, forceFetch: refresh });
     try {
@@ -33,7 +35,6 @@ export function createSecretsManagerCredentials<T>(
       const current = await read(true);
       const next = { ...(typeof current === 'object' && current !== null ? current : {}), ...changes };
       toCredentials(next, secretId);
-      client ??= new SecretsManagerClient({});
       await client.send(new PutSecretValueCommand({ SecretId: secretId, SecretString: JSON.stringify(next) }));
       await read(true);
     },

@@ -63,8 +63,11 @@ export type ParsedJobRecord =
       idempotencyKey?: string;
     };
 
-/** The idempotency key of a body that failed validation, if it has a usable one: so the producer hears back. */
-function salvageKey(body: string): string | undefined {
+/**
+ * The idempotency key of a body not (or not validly) read as a job, if it has a usable one: so the producer hears
+ * back about a job that failed validation, or was given up before it was read.
+ */
+export function salvageKey(body: string): string | undefined {
   try {
     const value = (JSON.parse(body) as { idempotencyKey?: unknown }).idempotencyKey;
     return typeof value === 'string' && /^[\x21-\x7e]{1,128}$/.test(value) ? value : undefined;

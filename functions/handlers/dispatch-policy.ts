@@ -15,7 +15,8 @@ import {
 import { hashAddress, isRecipientHash, toMessageId, type ReportKeyring } from '#core/message-id.js';
 import { lifetimeStartOf } from './route-job.js';
 import { DispatchMetrics, TENANT_DIMENSION } from '#core/metric-names.js';
-import { scopedJobKey } from '#core/tenant.js';
+import { DEFAULT_TENANT, scopedJobKey } from '#core/tenant.js';
+import { salvageKey } from '#core/parse-job-record.js';
 import { TENANT_ATTRIBUTE, tenantOf, type TenantJob } from '#core/tenant-identity.js';
 import { toMaskedRecipients, type JobStatusStore, type JobTransition } from '#core/job-status.js';
 import { scheduleRetry, type RetryPolicy } from '#core/retry-schedule.js';
@@ -86,6 +87,12 @@ export function createDispatchPolicy(deps: PolicyDeps) {
   const storedKeyOf = (job: TenantJob) => scopedJobKey(tenantOf(job), job.idempotencyKey);
   /** A record's tenant attribute: checked by the tenant step before anything else, so the tenant it was given. */
   const recordTenant = (record: SQSRecord) => record.messageAttributes?.[TENANT_ATTRIBUTE]?.stringValue || undefined;
+  /** The job key of a record not read as a job, if its body names one, and the dispatch id that goes with it. */
+  const keyOfRecord = (record: SQSRecord) => {
+    const idempotencyKey = salvageKey(record.body);
+    const tenant = recordTenant(record) ?? DEFAULT_TENANT;
+    return { idempotencyKey, tenant, dispatchId: idempotencyKey && dispatchIdOf({ idempotencyKey, tenant }) };
+  };
   // Per-tenant counts since the last flush: one EMF document per tenant and metric per batch, not one per job.
   const tenantCounts = new Map<string, Map<string, number>>();
   /** Counts an outcome metric, and once more (at the end of the batch) with the tenant as a dimension. */
@@ -157,16 +164,26 @@ export function createDispatchPolicy(deps: PolicyDeps) {
       failureReason: `${outcome.action}:${outcome.reason}`,
       failureDetail: outcome.detail ?? '',
       sourceMessageId: record.messageId,
-      idempotencyKey: job?.idempotencyKey,
+      idempotencyKey: job?.idempotencyKey ?? keyOfRecord(record).idempotencyKey,
       tenant: job ? tenantOf(job) : recordTenant(record),
     });
     count(DispatchMetrics.failed, job ? tenantOf(job) : recordTenant(record));
-    if (!job)
-      return logger.warn('job failed: retry lifetime spent', {
+    if (!job) {
+      // Given up before it was read (no time left to start, on its last receive): its producer still hears of it.
+      const { idempotencyKey, tenant, dispatchId } = keyOfRecord(record);
+      logger.warn('job failed: retry lifetime spent', {
         sqsMessageId: record.messageId,
+        dispatchId,
         reason: outcome.reason,
         attempt,
       });
+      if (idempotencyKey)
+        outbox.push({
+          event: toOutcomeEvent('failed', { idempotencyKey, tenant, attempts: attempt }, outcome),
+          record,
+        });
+      return;
+    }
     logOutcome('warn', 'job failed: retry lifetime spent', job, outcome, attempt);
     outbox.push({ event: toOutcomeEvent('failed', factsOf(job, attempt, outcome), outcome), record });
   };
@@ -270,26 +287,34 @@ export function createDispatchPolicy(deps: PolicyDeps) {
     async handBackUnpublished(record: SQSRecord): Promise<boolean> {
       const attempt = Number(record.attributes.ApproximateReceiveCount) || 1;
       const decision = nextReceive(record, attempt);
+      const { idempotencyKey, dispatchId } = keyOfRecord(record);
       if (decision.retry) {
         await deps.visibility.postpone(record, decision.delaySeconds).catch((error: unknown) => {
           logger.error('could not postpone record; it returns after the queue visibility timeout', {
             sqsMessageId: record.messageId,
+            dispatchId,
             error: error as Error,
           });
         });
         return true;
       }
+      logger.error('outcome event still unpublished on the last receive; dead-lettered for a redrive to publish it', {
+        sqsMessageId: record.messageId,
+        dispatchId,
+      });
       await deps.deadLetters
         .send(record.body, {
           failureClass: 'exhausted',
           failureReason: 'outcome-unpublished',
           failureDetail: 'the job was done; its outcome event could not be published (a redrive publishes it)',
           sourceMessageId: record.messageId,
+          idempotencyKey,
           tenant: recordTenant(record),
         })
         .catch((error: unknown) =>
           logger.error('could not dead-letter a job with an unpublished outcome', {
             sqsMessageId: record.messageId,
+            dispatchId,
             error: error as Error,
           }),
         );

@@ -1,7 +1,11 @@
+import { createServer, type Server, type Socket } from 'node:net';
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { SQSBatchResponse } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createAwsClients } from '#aws/clients.js';
+import { boundedClientConfig, createAwsClients, withCallDeadline } from '#aws/clients.js';
+import { createSecretsManagerCredentials } from '#aws/secrets-credentials.js';
+import { toMailCredentials } from '#core/credential-source.js';
 import { toIdempotencyRecordId } from '#aws/idempotency-store.js';
 import { createReputationStore } from '#aws/reputation-store.js';
 import { TableKeys } from '#aws/table-keys.js';
@@ -118,7 +122,7 @@ describe('a stalled DynamoDB', () => {
     // Assess
     expect(run.failed).toEqual(['ddb-1']);
     expect(run.elapsedMs).toBeLessThan(INVOCATION_MS);
-    expect(run.afterPause.sent).toBe(0);
+    expect(run.afterPause).toEqual({ sent: 0, status: undefined });
     expect(h.output.metric('HandedBack')).toBe(1);
   });
 });
@@ -272,5 +276,51 @@ describe('a stalled SES endpoint', () => {
     expect(run.afterPause).toEqual(run.atAnswer);
     expect(run.afterPause.status).toBeUndefined();
     expect(h.output.metric('AmbiguousAttempts')).toBe(1);
+  });
+});
+
+describe('a stalled Secrets Manager', () => {
+  let silent: Server;
+  let client: SecretsManagerClient;
+  let secret: ReturnType<typeof createSecretsManagerCredentials>;
+  const accepted = new Set<Socket>();
+  beforeAll(async () => {
+    // An endpoint that accepts connections and never answers.
+    silent = createServer((socket) => accepted.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as { port: number };
+    client = new SecretsManagerClient({
+      ...boundedClientConfig(),
+      region: 'eu-west-1',
+      endpoint: `http://127.0.0.1:${port}`,
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    });
+    secret = createSecretsManagerCredentials('relay', toMailCredentials, { maxAgeSeconds: 60, client });
+  });
+  afterAll(async () => {
+    client.destroy();
+    for (const socket of accepted) socket.destroy();
+    await new Promise((resolve) => silent.close(resolve));
+  });
+
+  it('fails a secret read at its own limits rather than holding its caller', async () => {
+    // Act
+    const started = Date.now();
+    const error = await secret.get({ refresh: true }).catch((e: unknown) => e);
+
+    // Assess: two tries of 1 s to connect and 3 s to answer (generous: a loaded machine)
+    expect(error).toBeInstanceOf(Error);
+    expect(Date.now() - started).toBeLessThan(20_000);
+  });
+
+  it("inside an attempt, ends a secret read at the attempt's deadline", async () => {
+    // Act
+    const error = await withCallDeadline(AbortSignal.timeout(300), () => secret.get({ refresh: true })).catch(
+      (e: unknown) => e,
+    );
+
+    // Assess: aborted by the deadline, not timed out
+    const chain = [error, (error as Error).cause].map((e) => `${(e as Error)?.name}: ${(e as Error)?.message}`);
+    expect(chain.join(' / ')).toMatch(/abort/i);
   });
 });

@@ -10,7 +10,7 @@ import { localTlsCertificate } from '#local/tls-certificate.js';
 import type { SmtpFaultRule } from '#local/smtp-sink.js';
 import { emailJobFactory } from '../support/factories.js';
 import { SMTP_USER, startAwsEmulators, startDispatchHarness, type AwsEmulators } from '../support/dispatch-harness.js';
-import { compareLedgers, printSummary } from './ledger.js';
+import { compareLedgers, printSummary, unexplainedDuplicates } from './ledger.js';
 
 let aws: AwsEmulators;
 beforeAll(async () => {
@@ -98,12 +98,10 @@ async function runCrashPoint(point: Point) {
     deadLetters,
     await h.events(),
   );
-  const ambiguous = output
-    .join('')
-    .split('\n')
-    .filter((l) => l.includes('ambiguous attempt')).length;
+  const lines = output.join('').split('\n');
+  const ambiguous = lines.filter((l) => l.includes('ambiguous attempt')).length;
   await h.stop();
-  return { summary, kills, ambiguous };
+  return { summary, kills, ambiguous, unexplained: unexplainedDuplicates(summary.duplicatedKeys, lines) };
 }
 
 function harnessEnv(h: Awaited<ReturnType<typeof startDispatchHarness>>): Record<string, string> {
@@ -127,19 +125,20 @@ describe('ledger: handler processes killed at each crash point', () => {
   for (const point of ['before-in-progress', 'after-in-progress', 'after-rcpt'] as const) {
     it(`loses nothing and repeats nothing when killed ${point}`, async () => {
       const { summary, kills, ambiguous } = await runCrashPoint(point);
-      printSummary(`crash ${point}`, summary, `${kills} kills, ${ambiguous} logged ambiguous`);
+      printSummary(`crash-${point}`, summary, `${kills} kills, ${ambiguous} logged ambiguous`);
       expect(kills).toBe(3);
-      expect(summary).toMatchObject({ jobs: 12, delivered: 12, lost: 0, duplicated: 0, inDlq: 0 });
+      expect(summary).toMatchObject({ jobs: 12, delivered: 12, lost: 0, duplicated: 0, eventsMissing: 0, inDlq: 0 });
     }, 150_000);
   }
   for (const point of ['end-before-reply', 'after-reply'] as const) {
     it(`loses nothing when killed ${point}; repeats at most once per kill, each logged as ambiguous`, async () => {
-      const { summary, kills, ambiguous } = await runCrashPoint(point);
-      printSummary(`crash ${point}`, summary, `${kills} kills, ${ambiguous} logged ambiguous`);
+      const { summary, kills, ambiguous, unexplained } = await runCrashPoint(point);
+      printSummary(`crash-${point}`, summary, `${kills} kills, ${ambiguous} logged ambiguous`);
       expect(kills).toBe(3);
-      expect(summary).toMatchObject({ jobs: 12, delivered: 12, lost: 0, inDlq: 0 });
+      expect(summary).toMatchObject({ jobs: 12, delivered: 12, lost: 0, eventsMissing: 0, inDlq: 0 });
       expect(summary.duplicated).toBeLessThanOrEqual(kills);
       expect(ambiguous).toBeGreaterThanOrEqual(summary.duplicated);
+      expect(unexplained).toEqual([]);
     }, 150_000);
   }
 });

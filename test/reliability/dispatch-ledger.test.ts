@@ -1,11 +1,11 @@
 import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { EventPublisher } from '#core/events.js';
 import { deliverOneBatch } from '#local/event-source.js';
 import { emailJobFactory } from '../support/factories.js';
 import { type DispatchHarness, useAwsEmulators } from '../support/dispatch-harness.js';
+import { startHttpFaultProxy, type HttpFaultProxy } from '../support/http-fault-proxy.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
-import { compareLedgers, printSummary } from './ledger.js';
+import { compareLedgers, printSummary, unexplainedDuplicates } from './ledger.js';
 
 const env = useAwsEmulators();
 let h: DispatchHarness;
@@ -170,6 +170,7 @@ describe('ledger: fault mix', () => {
     expect(summary.eventsMissing).toBe(0);
     // Sockets dropped after the data went out are the only source of repeats, and each was logged as ambiguous.
     expect(summary.duplicated).toBeLessThanOrEqual(h.output.metric('AmbiguousAttempts'));
+    expect(unexplainedDuplicates(summary.duplicatedKeys, h.output.lines)).toEqual([]);
     const outcome = new Map(events.map((e) => [String(e.idempotencyKey), String(e.type)]));
     expect(jobs.filter((j) => outcome.get(j.idempotencyKey) === 'email.rejected').length).toBe(10);
     expect(jobs.filter((j) => outcome.get(j.idempotencyKey) === 'email.delivered').length).toBe(990);
@@ -185,44 +186,19 @@ describe('ledger: fault mix', () => {
   }, 240_000);
 });
 
-/** Our own publisher interface with a fault: `share` of its calls fail before they reach SNS (seeded). */
-function failingShare(publisher: EventPublisher, share: number): EventPublisher & { failures: number } {
-  let seed = 5;
-  const fails = () => {
-    seed = (seed * 1103515245 + 12345) % 2 ** 31;
-    return seed / 2 ** 31 < share;
-  };
-  const faulty = {
-    failures: 0,
-    async publish(event: Parameters<EventPublisher['publish']>[0]) {
-      if (fails()) {
-        faulty.failures += 1;
-        throw new Error('InternalError: SNS failed the call');
-      }
-      await publisher.publish(event);
-    },
-    async publishBatch(events: Parameters<EventPublisher['publish']>[0][]) {
-      if (fails()) {
-        faulty.failures += 1;
-        throw new Error('InternalError: SNS failed the call');
-      }
-      return (publisher.publishBatch as NonNullable<EventPublisher['publishBatch']>)(events);
-    },
-  };
-  return faulty;
-}
-
 describe('ledger: stalled and failing dependencies under deadline pressure', () => {
   let dynamoProxy: TcpProxy | undefined;
+  let snsProxy: HttpFaultProxy | undefined;
   afterEach(async () => {
     await dynamoProxy?.stop();
+    await snsProxy?.stop();
   });
 
   it('loses no job and no outcome event when SNS fails, DynamoDB stalls and the relay answers late', async () => {
     // Prepare: 8 s invocations that commit nothing after 5 s; SNS fails 20 % of calls; 2 % of DynamoDB's answers
     // come 2.5 s late; 3 % of the relay's answers to '.' come 4 s late
     dynamoProxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(env.aws.dynamo.endpoint).port) });
-    let publisher: ReturnType<typeof failingShare> | undefined;
+    snsProxy = await startHttpFaultProxy(env.aws.fauxqs.endpoint);
     h = await env.harness({
       env: {
         RETRY_BASE_SECONDS: '1',
@@ -231,14 +207,11 @@ describe('ledger: stalled and failing dependencies under deadline pressure', () 
         FINISH_RESERVE_MS: '1500',
         MIN_ATTEMPT_MS: '500',
       },
-      endpoints: { dynamodb: dynamoProxy.endpoint },
+      endpoints: { dynamodb: dynamoProxy.endpoint, sns: snsProxy.endpoint },
       sink: { seed: 3, rules: [{ stage: 'end', probability: 0.03, delayMs: 4000 }] },
-      adjust: (deps) => {
-        publisher = failingShare(deps.events, 0.2);
-        deps.events = publisher;
-      },
     });
     dynamoProxy.stall({ ms: 2500, probability: 0.02, seed: 9 });
+    snsProxy.failShare('PublishBatch', 0.2, 5);
     const jobs = Array.from({ length: 300 }, (_, i) =>
       emailJobFactory({ idempotencyKey: `stall-${i}`, to: [`user${i}@example.net`] }),
     );
@@ -262,11 +235,12 @@ describe('ledger: stalled and failing dependencies under deadline pressure', () 
     printSummary(
       'stalled-dependencies',
       summary,
-      `${publisher?.failures ?? 0} failed publish calls, ${h.output.metric('HandedBack')} handed back, ${ambiguous} ambiguous, ${Math.round((Date.now() - started) / 1000)} s`,
+      `${snsProxy.failed('PublishBatch')} of ${snsProxy.calls('PublishBatch')} PublishBatch calls failed, ${h.output.metric('HandedBack')} handed back, ${ambiguous} ambiguous, ${Math.round((Date.now() - started) / 1000)} s`,
     );
     expect(summary).toMatchObject({ jobs: 300, delivered: 300, lost: 0, eventsMissing: 0, inDlq: 0 });
     expect(summary.duplicated).toBeLessThanOrEqual(ambiguous);
-    expect(publisher?.failures).toBeGreaterThan(0);
+    expect(unexplainedDuplicates(summary.duplicatedKeys, h.output.lines)).toEqual([]);
+    expect(snsProxy.failed('PublishBatch')).toBeGreaterThan(0);
     expect(await h.queueDepth()).toBe(0);
   }, 260_000);
 });

@@ -71,9 +71,23 @@ export function compareLedgers(
   return { ...summary, duplicatedKeys };
 }
 
-/** `ledger <scenario>: jobs N, delivered N, rejected N, lost N, duplicated D, events missing N, events duplicated E`. */
+/**
+ * Prints the scenario's summary line, exactly
+ * `ledger <scenario>: jobs N, delivered N, rejected N, lost N, duplicated D, events missing N, events duplicated E`,
+ * and under it what else the scenario counted (the dead-letter queue, retries, kills).
+ */
 export const printSummary = (scenario: string, s: LedgerSummary, extra = '') =>
   console.log(
-    `ledger ${scenario}: jobs ${s.jobs}, delivered ${s.delivered}, rejected ${s.rejected}, lost ${s.lost}, duplicated ${s.duplicated}, ` +
-      `events missing ${s.eventsMissing}, events duplicated ${s.eventsDuplicated}, in DLQ ${s.inDlq}${extra ? `, ${extra}` : ''}`,
+    `ledger ${scenario}: jobs ${s.jobs}, delivered ${s.delivered}, rejected ${s.rejected}, lost ${s.lost}, ` +
+      `duplicated ${s.duplicated}, events missing ${s.eventsMissing}, events duplicated ${s.eventsDuplicated}\n` +
+      `  ${scenario} also: in DLQ ${s.inDlq}${extra ? `, ${extra}` : ''}`,
   );
+
+/**
+ * The keys of `duplicatedKeys` whose job no log line calls ambiguous (by its dispatch id): a repeat is allowed only
+ * where an attempt said the provider may already have the message.
+ */
+export function unexplainedDuplicates(duplicatedKeys: string[], logLines: string[]): string[] {
+  const ambiguous = logLines.filter((line) => line.includes('ambiguous'));
+  return duplicatedKeys.filter((key) => !ambiguous.some((line) => line.includes(toDispatchId(key))));
+}

@@ -13,6 +13,20 @@ describe('the rate limiter', () => {
     expect(limiter.rate).toBe(0.5);
   });
 
+  it("stops waiting for a slot when the attempt's signal aborts, with an AttemptAbortedError", async () => {
+    // Prepare: one send a minute, the first slot taken
+    const limiter = createRateLimiter(1 / 60);
+    await limiter.take(1);
+    const controller = new AbortController();
+
+    // Act
+    const waiting = limiter.take(1, controller.signal);
+    controller.abort();
+
+    // Assess
+    await expect(waiting).rejects.toMatchObject({ name: 'AttemptAbortedError' });
+  });
+
   it('halves the rate on a rate reply (once a second at most) and climbs back linearly', () => {
     let now = 0;
     const limiter = createRateLimiter(10, () => now, { recoveryMs: 10_000, floorShare: 0.1 });
