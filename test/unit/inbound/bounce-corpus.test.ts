@@ -41,6 +41,6 @@ describe('the labelled bounce corpus', () => {
     expect(permanentPercent(figures)).toBeGreaterThanOrEqual(90);
     expect(figures.ourSideSuppressions).toBe(0);
     expect(figures.nonBouncesFlagged).toBe(0);
-    expect(figures.falseSuppressions).toBeLessThanOrEqual(2);
+    expect(figures.falseSuppressions).toBe(0);
   });
 });

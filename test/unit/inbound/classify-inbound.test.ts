@@ -356,7 +356,32 @@ describe('a person whose mail reads like a bounce', () => {
 
     const result = await classify(raw);
 
-    expect(result.kind === 'bounce' && result.recipients.some((r) => r.suppress)).toBe(false);
+    expect(result.kind).toBe('message');
+  });
+
+  it('is ordinary mail when a sender that is no delivery system writes a bounce subject and a 550', async () => {
+    const raw = [
+      'From: Orders <orders@shop.example.com>',
+      'To: alice@example.net',
+      'Subject: Undeliverable orders: please check the addresses',
+      'Content-Type: text/plain',
+      '',
+      'Two orders could not be delivered to the addresses on file:',
+      '',
+      'bob@example.org: 550 Elm Street does not exist in this town',
+      '',
+    ].join('\r\n');
+
+    expect((await classify(raw)).kind).toBe('message');
+    // The same words from a delivery system are a bounce.
+    const fromDaemon = raw.replace(
+      'Orders <orders@shop.example.com>',
+      'Mail Delivery System <MAILER-DAEMON@mx.example>',
+    );
+    expect(await classify(fromDaemon)).toMatchObject({
+      kind: 'bounce',
+      recipients: [{ recipient: 'bob@example.org', replyCode: 550, reason: 'user-unknown', suppress: true }],
+    });
   });
 });
 
