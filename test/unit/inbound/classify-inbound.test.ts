@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { classifyInbound } from '#inbound/classify-inbound.js';
 import { parseInbound } from '#inbound/parse-inbound.js';
@@ -403,5 +405,31 @@ describe('a complaint that does not name who complained', () => {
     const result = await classify(arf('alice@example.net'));
 
     expect(result).toMatchObject({ kind: 'complaint', recipients: ['alice@example.net'], suppress: true });
+  });
+});
+
+describe('bounces marked Auto-Submitted: auto-replied', () => {
+  const own = (name: string) => readFileSync(join(import.meta.dirname, '../../fixtures/bounces/messages/own', name));
+
+  it.each([
+    ['Exim', 'exim-user-unknown.eml', { recipient: 'nobody@mail.example.org', reason: 'user-unknown', suppress: true }],
+    ['Mail.ru', 'exim-mailru-disabled.eml', { reason: 'mailbox-disabled', suppress: true }],
+    [
+      'Google Groups',
+      'googlegroups-cannot-post.eml',
+      { recipient: 'customers-list@googlegroups.com', suppress: false },
+    ],
+  ])('are read as bounces, not auto-replies (%s)', async (_, file, recipient) => {
+    const message = await parseInbound(own(file));
+
+    expect(message.headers['auto-submitted']).toBe('auto-replied');
+    expect(classifyInbound(message)).toMatchObject({ kind: 'bounce', recipients: [recipient] });
+  });
+
+  it('reads an Exim delay warning as a delay (published as bounce.delayed), not as mail', async () => {
+    expect(classifyInbound(await parseInbound(own('exim-delay.eml')))).toMatchObject({
+      kind: 'delay',
+      recipients: [{ action: 'delayed', permanent: false, suppress: false }],
+    });
   });
 });
