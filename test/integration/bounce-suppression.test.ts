@@ -6,10 +6,12 @@ import type { RepeatPolicy } from '#core/mailbox/repeated-bounces.js';
 import { syncMailbox, type SyncDeps } from '#core/mailbox/sync-mailbox.js';
 import { openImapSession } from '#imap/imap-session.js';
 import { buildDsn } from '#local/dsn.js';
+import { createLambdaContext } from '#local/lambda-context.js';
 import { startAwsEmulators, startDispatchHarness } from '../support/dispatch-harness.js';
 import type { AwsEmulators, DispatchHarness } from '../support/dispatch-harness.js';
 import { emailJobFactory } from '../support/factories.js';
-import { createSyncDeps, credentialsOf, startImapPeer } from '../support/poller-harness.js';
+import { bounceMessage } from '../support/mail-samples.js';
+import { createPollerUnderTest, createSyncDeps, credentialsOf, startImapPeer } from '../support/poller-harness.js';
 import type { ImapPeer } from '../support/poller-harness.js';
 
 const BOUNCE_DOMAIN = 'bounces.example.com';
@@ -49,7 +51,7 @@ const send = async (to: string) => {
  */
 const pollOn = async (day: number, reports: string[], historyTable: string, policy: RepeatPolicy) => {
   mailboxes += 1;
-  const mailbox = `Repeats${mailboxes}`;
+  const mailbox = `Reports${mailboxes}`;
   await imap.createMailbox(mailbox);
   await imap.append(mailbox, reports);
   const session = () => openImapSession(imap.settings(mailbox), credentialsOf());
@@ -117,5 +119,28 @@ describe('bounces that suppress once they repeat, read by the poller', () => {
       permanent: true,
       detail: 'host-unknown on 3 days',
     });
+  });
+});
+
+describe('bounces that blame our side, read by the scheduled poller', () => {
+  it('are counted for the SenderSideBouncesHigh alarm, beside every bounce', async () => {
+    // Prepare: our sender domain refused (5.1.8), our DMARC (5.7.26), and a recipient's own unknown mailbox.
+    mailboxes += 1;
+    const mailbox = `Reports${mailboxes}`;
+    await imap.createMailbox(mailbox);
+    const mailboxList = [{ id: 'ops', mailbox, startFrom: 'beginning' }];
+    const { handler, output } = await createPollerUnderTest(aws, imap, mailboxList);
+    await imap.append(mailbox, [
+      bounceMessage('a@partner.example', { status: '5.1.8' }),
+      bounceMessage('b@partner.example', { status: '5.7.26' }),
+      bounceMessage('c@partner.example', { status: '5.1.1' }),
+    ]);
+
+    // Act
+    await handler({}, createLambdaContext('poll-mailbox', 20_000));
+
+    // Assess
+    expect(output.metric('BouncesDetected')).toBe(3);
+    expect(output.metric('SenderSideBounces')).toBe(2);
   });
 });
