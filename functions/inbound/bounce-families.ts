@@ -87,6 +87,8 @@ export const BOUNCE_FAMILIES: BounceFamily[] = [
     markers: [
       'delivery has failed to these recipients or groups',
       'your message did not reach some or all of the intended recipients',
+      // Exchange 2000/2003.
+      'did not reach the following recipient(s)',
       'the following recipient(s) cannot be reached',
       'diagnostic information for administrators',
       "your message wasn't delivered",

@@ -255,6 +255,17 @@ describe('plain-text layouts beyond the known families', () => {
     ],
     ['the reason before the address', ['Unknown user: a@example.org', '', 'Original message follows.']],
     [
+      'the address again in brackets after ">>>"',
+      [
+        '  ----- The following addresses had permanent fatal errors -----',
+        '',
+        '>>> a@example.org <a@example.org>',
+        '',
+        '  ----- Transcript of session follows -----',
+        '550 sorry, no mailbox here by that name (#5.1.1 - chkusr)',
+      ],
+    ],
+    [
       'the reason in brackets after it',
       ['---The following addresses had delivery errors---', '', 'a@example.org [User unknown]'],
     ],
