@@ -5,7 +5,7 @@ import { isLoopbackHost } from '#core/is-loopback-host.js';
 import { StartFrom } from '#core/mailbox/ports.js';
 import { DEFAULT_REPUTATION_POLICY, reputationPolicyProblems, type ReputationPolicy } from '#core/reputation.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '#core/retry-schedule.js';
-import type { RepeatPolicy } from '#core/mailbox/repeated-bounces.js';
+import { DEFAULT_REPEAT_POLICY, repeatPolicyProblems, type RepeatPolicy } from '#core/mailbox/repeated-bounces.js';
 import { DEFAULT_SUPPRESSION_TTL_DAYS } from '#core/suppression.js';
 import { parseFailover, type Failover } from '#core/send-router.js';
 import { isTenantName } from '#core/tenant.js';
@@ -581,15 +581,19 @@ export function loadPollerConfig(env: Env = process.env): PollerConfig {
 
 /** When repeated failures suppress: a number of days within a window, which must hold that many days. */
 function readRepeats(r: EnvReader): RepeatPolicy {
-  const windowDays = r.integer('REPEAT_WINDOW_DAYS', 14, 1, 365);
-  const hostUnknownDays = r.integer('HOST_UNKNOWN_REPEAT_DAYS', 3, 0, 365);
-  const softBounceDays = r.integer('SOFT_BOUNCE_REPEAT_DAYS', 0, 0, 365);
-  for (const [name, days] of [
-    ['HOST_UNKNOWN_REPEAT_DAYS', hostUnknownDays],
-    ['SOFT_BOUNCE_REPEAT_DAYS', softBounceDays],
-  ] as const)
-    if (days > windowDays) r.problems.push(`${name} (${days}) must not exceed REPEAT_WINDOW_DAYS (${windowDays})`);
-  return { windowDays, hostUnknownDays, softBounceDays };
+  const d = DEFAULT_REPEAT_POLICY;
+  const names = {
+    windowDays: 'REPEAT_WINDOW_DAYS',
+    hostUnknownDays: 'HOST_UNKNOWN_REPEAT_DAYS',
+    softBounceDays: 'SOFT_BOUNCE_REPEAT_DAYS',
+  } as const;
+  const policy = {
+    windowDays: r.integer(names.windowDays, d.windowDays, 1, 365),
+    hostUnknownDays: r.integer(names.hostUnknownDays, d.hostUnknownDays, 0, 365),
+    softBounceDays: r.integer(names.softBounceDays, d.softBounceDays, 0, 365),
+  };
+  r.problems.push(...repeatPolicyProblems(policy, names));
+  return policy;
 }
 
 /** What a consumer of reports needs to verify them: the keys, the stored recipients, the VERP domain. */

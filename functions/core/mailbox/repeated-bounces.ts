@@ -23,6 +23,27 @@ function repeatKindOf(recipient: Pick<DsnRecipient, 'action' | 'reason' | 'suppr
  */
 export type RepeatPolicy = { windowDays: number; hostUnknownDays: number; softBounceDays: number };
 
+/** The policy when nothing says otherwise: a domain that fails on 3 days of 14; soft bounces never. */
+export const DEFAULT_REPEAT_POLICY: RepeatPolicy = { windowDays: 14, hostUnknownDays: 3, softBounceDays: 0 };
+
+/**
+ * What is wrong with a policy, each problem naming its setting as `names` calls it (the environment's variables, the
+ * stack's context keys): a window of 1 to 365 days, and counts from 0 (off) to the window's days.
+ */
+export function repeatPolicyProblems(policy: RepeatPolicy, names: Record<keyof RepeatPolicy, string>): string[] {
+  const problems: string[] = [];
+  const whole = (n: number, min: number, max: number) => Number.isInteger(n) && n >= min && n <= max;
+  if (!whole(policy.windowDays, 1, 365))
+    problems.push(`${names.windowDays} must be a whole number of days from 1 to 365, got ${policy.windowDays}`);
+  for (const field of ['hostUnknownDays', 'softBounceDays'] as const) {
+    const days = policy[field];
+    if (!whole(days, 0, 365)) problems.push(`${names[field]} must be a whole number from 0 to 365, got ${days}`);
+    else if (days > policy.windowDays)
+      problems.push(`${names[field]} (${days}) must not exceed ${names.windowDays} (${policy.windowDays})`);
+  }
+  return problems;
+}
+
 /** The days (UTC, `YYYY-MM-DD`) each address failed each way; kept by an adapter (the poller's state table). */
 export interface BounceHistory {
   /**
