@@ -2,7 +2,6 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BOUNCE_FAMILIES } from '#inbound/bounce-families.js';
-import { classifyInbound } from '#inbound/classify-inbound.js';
 import { parseInbound } from '#inbound/parse-inbound.js';
 import {
   detectedPercent,
@@ -10,30 +9,14 @@ import {
   permanentPercent,
   recipientsPercent,
   summaryOf,
-  type CorpusVerdict,
-} from '#test/support/bounce-corpus.js';
+} from '#tools/bounce-corpus.js';
 
 const CORPUS = join(import.meta.dirname, '../../fixtures/bounces');
-
-async function verdictOf(source: Buffer): Promise<CorpusVerdict> {
-  const classification = classifyInbound(await parseInbound(source));
-  if (classification.kind !== 'bounce' && classification.kind !== 'delay')
-    return { kind: classification.kind, recipients: [] };
-  return {
-    kind: classification.kind,
-    recipients: classification.recipients.map((r) => ({
-      address: r.recipient,
-      permanent: r.permanent,
-      reason: r.reason,
-      suppress: r.suppress,
-    })),
-  };
-}
 
 describe('the labelled bounce corpus', () => {
   it('is read to the targets: bounces, recipients and permanence found, nobody suppressed for our side', async () => {
     // Act
-    const figures = await measureCorpus(CORPUS, verdictOf);
+    const figures = await measureCorpus(CORPUS);
     console.log(summaryOf(figures));
 
     // Assess
