@@ -5,6 +5,7 @@ import { isLoopbackHost } from '#core/is-loopback-host.js';
 import { StartFrom } from '#core/mailbox/ports.js';
 import { DEFAULT_REPUTATION_POLICY, reputationPolicyProblems, type ReputationPolicy } from '#core/reputation.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '#core/retry-schedule.js';
+import { DEFAULT_REPEAT_POLICY, repeatPolicyProblems, type RepeatPolicy } from '#core/mailbox/repeated-bounces.js';
 import { DEFAULT_SUPPRESSION_TTL_DAYS } from '#core/suppression.js';
 import { parseFailover, type Failover } from '#core/send-router.js';
 import { isTenantName } from '#core/tenant.js';
@@ -544,6 +545,12 @@ export type PollerConfig = {
   reputation?: ReputationConfig;
   /** Job status: a verified bounce or complaint marks its job. `JOB_STATUS_TABLE`, optional. */
   jobStatusTable?: string;
+  /**
+   * Failures that suppress once they repeat on different days of a window: `REPEAT_WINDOW_DAYS` (@default 14),
+   * `HOST_UNKNOWN_REPEAT_DAYS` (a domain that does not resolve; @default 3), `SOFT_BOUNCE_REPEAT_DAYS` (a full
+   * mailbox, an expired or temporary failure; @default 0, off). 0 turns a kind off.
+   */
+  repeats: RepeatPolicy;
 };
 
 /** Reads and validates the poller's configuration; throws a ConfigError listing every problem. */
@@ -566,9 +573,27 @@ export function loadPollerConfig(env: Env = process.env): PollerConfig {
     ...readReportVerification(r),
     reputation: readReputation(r),
     jobStatusTable: r.optional('JOB_STATUS_TABLE'),
+    repeats: readRepeats(r),
   };
   if (r.problems.length > 0) throw new ConfigError(r.problems);
   return config;
+}
+
+/** When repeated failures suppress: a number of days within a window, which must hold that many days. */
+function readRepeats(r: EnvReader): RepeatPolicy {
+  const d = DEFAULT_REPEAT_POLICY;
+  const names = {
+    windowDays: 'REPEAT_WINDOW_DAYS',
+    hostUnknownDays: 'HOST_UNKNOWN_REPEAT_DAYS',
+    softBounceDays: 'SOFT_BOUNCE_REPEAT_DAYS',
+  } as const;
+  const policy = {
+    windowDays: r.integer(names.windowDays, d.windowDays, 1, 365),
+    hostUnknownDays: r.integer(names.hostUnknownDays, d.hostUnknownDays, 0, 365),
+    softBounceDays: r.integer(names.softBounceDays, d.softBounceDays, 0, 365),
+  };
+  r.problems.push(...repeatPolicyProblems(policy, names));
+  return policy;
 }
 
 /** What a consumer of reports needs to verify them: the keys, the stored recipients, the VERP domain. */

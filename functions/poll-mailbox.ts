@@ -2,6 +2,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { Tracer } from '@aws-lambda-powertools/tracer';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { createBounceHistoryStore } from '#aws/bounce-history-store.js';
 import { boundedClientConfig, createAwsClients } from '#aws/clients.js';
 import { createSnsEventPublisher } from '#aws/event-publisher.js';
 import { createMailboxStateStore } from '#aws/mailbox-state-store.js';
@@ -72,6 +73,10 @@ export const handler = createPollMailboxHandler({
   state: createMailboxStateStore(clients.documents, config.mailboxStateTable),
   events: createSnsEventPublisher(clients.sns, config.eventsTopicArn),
   suppress: (entry) => suppressions.suppress(entry),
+  repeats: {
+    policy: config.repeats,
+    history: createBounceHistoryStore(clients.documents, config.mailboxStateTable),
+  },
   verifyReport: reportKeys && config.idempotencyTable ? verifier(config.idempotencyTable, reportKeys) : undefined,
   storeRaw: createRawMessageStore(clients.s3, config.rawMessageBucket),
   reputation: buildReportReputation(config.reputation, clients.documents),

@@ -1,6 +1,7 @@
 import type { Node } from 'constructs';
 import { EmailAddressSchema, MAX_RECIPIENTS, TransportNames, type TransportName } from '#core/email-job.js';
 import { isLoopbackHost } from '#core/is-loopback-host.js';
+import { DEFAULT_REPEAT_POLICY, repeatPolicyProblems, type RepeatPolicy } from '#core/mailbox/repeated-bounces.js';
 import { DEFAULT_REPUTATION_POLICY, reputationPolicyProblems, type ReputationPolicy } from '#core/reputation.js';
 import { parseFailover, type Failover } from '#core/send-router.js';
 import { parseMailboxes, type PolledMailbox } from '#functions/config.js';
@@ -70,6 +71,11 @@ export type StackConfig = {
   suppressionTtlDays: number;
   /** `suppressionSpikePerHour`: alarm when more addresses than this are newly suppressed in an hour. @default 50 */
   suppressionSpikePerHour: number;
+  /**
+   * When bounces that repeat suppress (see functions/core/mailbox/repeated-bounces.ts): `repeatWindowDays` (@default
+   * 14), `hostUnknownRepeatDays` (@default 3), `softBounceRepeatDays` (@default 0: soft bounces never suppress).
+   */
+  repeats: RepeatPolicy;
   /**
    * The per-tenant reputation guardrail: `reputationMaxBounceRate` (@default 0.04), `reputationMaxComplaintRate`
    * (@default 0.0008), `reputationMinRecipients` (@default 500), `reputationMinReports` (@default 3),
@@ -194,6 +200,17 @@ export function loadStackConfig(node: Context): StackConfig {
   };
   problems.push(...validateSettings(settings));
   const reputation = readReputationContext(raw, problems);
+  const repeatNames = {
+    windowDays: 'repeatWindowDays',
+    hostUnknownDays: 'hostUnknownRepeatDays',
+    softBounceDays: 'softBounceRepeatDays',
+  } as const;
+  const repeats: RepeatPolicy = {
+    windowDays: integer(repeatNames.windowDays, DEFAULT_REPEAT_POLICY.windowDays),
+    hostUnknownDays: integer(repeatNames.hostUnknownDays, DEFAULT_REPEAT_POLICY.hostUnknownDays),
+    softBounceDays: integer(repeatNames.softBounceDays, DEFAULT_REPEAT_POLICY.softBounceDays),
+  };
+  problems.push(...repeatPolicyProblems(repeats, repeatNames));
   const sesMaxSendRate = rate('sesMaxSendRate');
   const smtpMaxSendRate = rate('smtpMaxSendRate');
   // Each instance gets rate / maxConcurrency; a job of MAX_RECIPIENTS recipients must fit in one invocation.
@@ -233,6 +250,7 @@ export function loadStackConfig(node: Context): StackConfig {
     logRetentionDays: integer('logRetentionDays', 30),
     suppressionTtlDays: integer('suppressionTtlDays', 30),
     suppressionSpikePerHour: integer('suppressionSpikePerHour', 50),
+    repeats,
     reputation,
     settings,
   };

@@ -5,6 +5,7 @@ import type { Context } from 'aws-lambda';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
+import { createBounceHistoryStore } from '#aws/bounce-history-store.js';
 import { createSnsEventPublisher } from '#aws/event-publisher.js';
 import { createMailboxStateStore } from '#aws/mailbox-state-store.js';
 import { createRawMessageStore } from '#aws/raw-message-store.js';
@@ -408,6 +409,10 @@ export async function startTwin(options: TwinOptions = {}) {
         state: createMailboxStateStore(clients.documents, resources.mailboxStateTable),
         events: createSnsEventPublisher(clients.sns, resources.eventsTopicArn),
         suppress: (entry) => suppressions.suppress(entry),
+        repeats: {
+          policy: pollerConfig.repeats,
+          history: createBounceHistoryStore(clients.documents, resources.mailboxStateTable),
+        },
         verifyReport: withJobStatusReports(
           createInboundReportVerifier({ keys: () => reportKeys.get(), sent, bounceDomain: TWIN_RETURN_DOMAIN }),
           { status: jobStatus, logger },

@@ -3,10 +3,15 @@ import { join } from 'node:path';
 import { classifyInbound, type InboundClassification } from '#inbound/classify-inbound.js';
 import { UnparsableMessageError } from '#inbound/errors.js';
 import { parseInboundSync } from '#inbound/parse-inbound.js';
+import { measureCorpus, summaryOf } from './bounce-corpus.js';
 
 const USAGE = `npm run classify -- <file.eml | directory>...
 Reads each message (a directory: every file under it) the way the mailbox poller does and prints one JSON line per
-message: file, kind, and per failed recipient its address, status, replyCode, reason, permanent and suppress.`;
+message: file, kind, and per failed recipient its address, status, replyCode, reason, permanent and suppress.
+
+npm run classify -- --corpus <directory>
+Measures a labelled corpus (its labels.json, and own-labels.json if there is one; schema in
+test/fixtures/bounces/README.md): prints each disagreement, then one summary line.`;
 
 /** The line printed for one message. */
 export function describe(file: string, source: Buffer): Record<string, unknown> {
@@ -61,6 +66,22 @@ const args = process.argv.slice(2);
 if (args.includes('--help') || args.includes('-h')) {
   console.log(USAGE);
   process.exit(0);
+}
+if (args[0] === '--corpus') {
+  const dir = args[1];
+  if (!dir || args.length > 2) {
+    console.error(`--corpus takes one directory\n\n${USAGE}`);
+    process.exit(2);
+  }
+  try {
+    const figures = await measureCorpus(dir);
+    for (const miss of figures.misses) console.log(`${miss.file}: ${miss.problem}`);
+    console.log(summaryOf(figures));
+    process.exit(0);
+  } catch (error) {
+    console.error((error as Error).message);
+    process.exit(2);
+  }
 }
 const problems =
   args.length === 0

@@ -7,7 +7,7 @@
  * Why a recipient's delivery failed, in one taxonomy for every source (RFC 3464 reports, plain-text bounces, SES):
  * read from the enhanced status (RFC 3463), the SMTP reply code and the diagnostic text together.
  */
-const BounceReasons = [
+export const BounceReasons = [
   'user-unknown',
   'mailbox-full',
   'host-unknown',

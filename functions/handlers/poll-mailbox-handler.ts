@@ -31,6 +31,8 @@ export type PollMailboxDeps = {
   state: MailboxStateStore;
   events: EventPublisher;
   suppress: Suppress;
+  /** Failures that suppress once they repeat (see repeated-bounces); without it, none does. */
+  repeats?: SyncDeps['repeats'];
   storeRaw: SyncDeps['storeRaw'];
   /** Verifies bounces and complaints (see verify-report); without it, no report suppresses anyone. */
   verifyReport?: SyncDeps['verifyReport'];
@@ -125,6 +127,7 @@ export function createPollMailboxHandler(deps: PollMailboxDeps) {
           storeRaw: deps.storeRaw,
           publishBatch: (events) => publishFitting(deps.events, events),
           suppress: deps.suppress,
+          repeats: deps.repeats,
           verifyReport: deps.verifyReport,
           clock,
           onMessage: (facts) => {

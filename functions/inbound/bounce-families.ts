@@ -21,6 +21,8 @@ export type BounceFamily = {
   temporaryMarkers?: string[];
 };
 
+// Some systems have no wording of their own: Amazon WorkMail returns Amazon SES's text, Zimbra's MTA is Postfix, IMail
+// lists "<reason>: <address>" under generic words. Each is read by those entries (samples in messages/own/).
 export const BOUNCE_FAMILIES: BounceFamily[] = [
   {
     name: 'postfix',
@@ -85,6 +87,8 @@ export const BOUNCE_FAMILIES: BounceFamily[] = [
     markers: [
       'delivery has failed to these recipients or groups',
       'your message did not reach some or all of the intended recipients',
+      // Exchange 2000/2003.
+      'did not reach the following recipient(s)',
       'the following recipient(s) cannot be reached',
       'diagnostic information for administrators',
       "your message wasn't delivered",
@@ -159,14 +163,6 @@ export const BOUNCE_FAMILIES: BounceFamily[] = [
     recipientPhrases: ['the following message to '],
   },
   {
-    name: 'workmail',
-    markers: ['your message to the following recipients could not be delivered', 'amazon workmail'],
-  },
-  {
-    name: 'zimbra',
-    markers: ['your message could not be delivered to one or more recipients'],
-  },
-  {
     name: 'domino',
     markers: ['was not delivered to:', 'not listed in domino directory', 'delivery failure report'],
     diagnosticStarts: ['because:'],
@@ -212,10 +208,6 @@ export const BOUNCE_FAMILIES: BounceFamily[] = [
       'your mail to the following recipients could not be delivered',
       'the mail you sent could not be delivered',
     ],
-  },
-  {
-    name: 'imail',
-    markers: ['could not be delivered to one or more recipients', 'message could not be delivered to the following'],
   },
   // Words many bounces use: they name no family, and alone never make a message a bounce.
   {

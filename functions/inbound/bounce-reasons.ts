@@ -202,6 +202,8 @@ const DIAGNOSTIC_TABLE: Array<{ reason: BounceReason; phrases: string[]; weak?: 
       'envelope blocked',
       'sender blocked',
       'prohibited',
+      // Exim's answer when an ACL refuses the message.
+      'administrative prohibition',
     ],
   },
   // Our account or domain, in the words a recipient's disabled mailbox is told by (disabled, suspended, inactive);

@@ -284,10 +284,12 @@ export function classifyInbound(message: InboundMessage): InboundClassification 
   const coded = recipients.some((r) => r.replyCode !== undefined || r.status !== undefined);
   // A recipient with an explanation that names a reason (not just any text after an address).
   const explained = recipients.some((r) => r.diagnosticCode !== undefined && r.reason !== 'unknown');
+  // A subject and bounce words alone are what a courier's notice or a shop's mail says too ("Delivery failure: your
+  // parcel could not be delivered"): without a delivery system's sender they need a family's body (bodySays).
   const headersSay =
     signals.failedRecipients.length > 0 ||
     (signals.sender && signals.subject) ||
-    ((signals.sender || signals.subject) && (!!text?.generic || explained)) ||
+    (signals.sender && (!!text?.generic || explained)) ||
     // A bare body (no headers at all) with bounce words and a recipient with an SMTP reply.
     (!signals.hasFrom && !!text?.generic && coded);
   if (bodySays || headersSay || statusPart) {

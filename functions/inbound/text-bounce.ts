@@ -82,6 +82,8 @@ const RECIPIENT_PREFIXES = new Set([
   'address:',
   'user',
   'user <',
+  // Active!Hunter lists each failed address after ">>>" under Sendmail's "permanent fatal errors" heading.
+  '>>>',
 ]);
 /** Characters that close the address's brackets or quotes. */
 const CLOSERS = '>"\']';
@@ -128,6 +130,16 @@ function recipientLine(line: string): { address: string; rest: string } | undefi
   const lower = trimmed.toLowerCase();
   if (trimmed === '' || lower.startsWith('<mailto:') || lower.startsWith('on '))
     return { address: first.address, rest: '' };
+  // "addr <addr>" (Active!Hunter): the same address again in brackets, then maybe the diagnostic.
+  const again = found[1];
+  if (trimmed.startsWith('<') && again && again.address.toLowerCase() === first.address.toLowerCase())
+    return {
+      address: first.address,
+      rest: line
+        .slice(again.end)
+        .replace(/^[>\s:]+/, '')
+        .trim(),
+    };
   if (trimmed.startsWith(':')) return { address: first.address, rest: trimmed.slice(1).trim() };
   if (trimmed.startsWith('...')) return { address: first.address, rest: trimmed.slice(3).trim() };
   if (trimmed.startsWith('(') || trimmed.startsWith('[')) {

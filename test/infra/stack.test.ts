@@ -181,6 +181,19 @@ describe('the poller', () => {
     });
   });
 
+  it('passes when repeated bounces suppress: a domain on 3 days of 14, soft bounces never', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Description: Match.stringLikeRegexp('^Polls IMAP'),
+      Environment: {
+        Variables: Match.objectLike({
+          REPEAT_WINDOW_DAYS: '14',
+          HOST_UNKNOWN_REPEAT_DAYS: '3',
+          SOFT_BOUNCE_REPEAT_DAYS: '0',
+        }),
+      },
+    });
+  });
+
   it('passes each mailbox its first-run start, now unless configured otherwise', () => {
     const functions = resourcesOf('AWS::Lambda::Function');
     const fn = functions.find((f) => String(f.Properties.Description).startsWith('Polls IMAP'));
@@ -422,6 +435,8 @@ describe('checks at synth time', () => {
       smtpHost: 'smtp.example.com',
       reputationMaxComplaintRate: 'low',
       reputationMaxBounceRate: 2,
+      repeatWindowDays: 7,
+      softBounceRepeatDays: 10,
     };
     let error: StackConfigError | undefined;
     try {
@@ -441,6 +456,7 @@ describe('checks at synth time', () => {
       'smtpSecurity',
       'reputationMaxComplaintRate must be a number',
       'reputation: maxBounceRate must be a rate between 0 and 1',
+      'softBounceRepeatDays (10) must not exceed repeatWindowDays (7)',
     ])
       expect(text).toContain(fragment);
   });

@@ -67,3 +67,24 @@ describe('report verification settings', () => {
     }
   });
 });
+
+describe('repeated failures in the poller', () => {
+  it('suppresses a domain that does not resolve on 3 days of 14, and soft bounces never, unless told otherwise', () => {
+    expect(loadPollerConfig(poller).repeats).toEqual({ windowDays: 14, hostUnknownDays: 3, softBounceDays: 0 });
+    const tuned = { ...poller, REPEAT_WINDOW_DAYS: '30', HOST_UNKNOWN_REPEAT_DAYS: '0', SOFT_BOUNCE_REPEAT_DAYS: '5' };
+    expect(loadPollerConfig(tuned).repeats).toEqual({ windowDays: 30, hostUnknownDays: 0, softBounceDays: 5 });
+  });
+
+  it('refuses more days than the window holds, and a negative count, naming each variable', () => {
+    const text = problemsOf(() =>
+      loadPollerConfig({
+        ...poller,
+        REPEAT_WINDOW_DAYS: '7',
+        SOFT_BOUNCE_REPEAT_DAYS: '10',
+        HOST_UNKNOWN_REPEAT_DAYS: '-1',
+      }),
+    );
+    expect(text).toContain('SOFT_BOUNCE_REPEAT_DAYS (10) must not exceed REPEAT_WINDOW_DAYS (7)');
+    expect(text).toContain('HOST_UNKNOWN_REPEAT_DAYS must be an integer from 0 to 365, got "-1"');
+  });
+});

@@ -1,5 +1,6 @@
 import type { SuppressionRequest } from '../suppression.js';
 import type { InboundClassification, InboundMessage, InboundReader } from '../inbound-report.js';
+import { repeatedFailure, type Repeats } from './repeated-bounces.js';
 
 /** The poller's suppress dependency: the suppression store's request. */
 export type SuppressEntry = SuppressionRequest;
@@ -17,6 +18,10 @@ export function classifyMessage(message: InboundMessage, reader: InboundReader):
  * Acts on a classified message: the addresses a report says are dead or complaining go on the suppression list,
  * with the report (`key`) as their source. Runs before the message's event is published, so that once the event is
  * out the list already reflects it. Returns the entries suppressed.
+ *
+ * With `repeats`, a failure that does not suppress by itself is recorded, and suppresses once it has repeated on
+ * enough days (see repeated-bounces): a domain that keeps not resolving as a hard bounce, a mailbox that keeps failing
+ * softly as a `soft-bounce` that expires.
  */
 export async function suppressReported(
   classification: InboundClassification,
@@ -26,11 +31,31 @@ export async function suppressReported(
   verifiedVia: string | boolean = true,
   /** The tenant whose mail the report is about: a complaint (and a bounce that came by mail) stops only its mail. */
   tenant?: string,
+  repeats?: Repeats,
 ): Promise<SuppressEntry[]> {
   const entries: SuppressEntry[] = [];
   if (classification.kind === 'bounce') {
     for (const r of classification.recipients) {
-      if (!r.suppress) continue;
+      if (!r.suppress) {
+        // Never recorded: an address longer than an address can be.
+        const repeated =
+          repeats && Buffer.byteLength(r.recipient) <= MAX_ADDRESS_OCTETS
+            ? await repeatedFailure(r, repeats)
+            : undefined;
+        if (!repeated) continue;
+        const hard = repeated.kind === 'host-unknown';
+        entries.push({
+          address: r.recipient,
+          reason: hard ? 'hard-bounce' : 'soft-bounce',
+          source: `dsn:${key}`,
+          status: r.status,
+          permanent: hard,
+          detail: `${r.reason} on ${repeated.days} days`,
+          verified: verifiedVia,
+          tenant,
+        });
+        continue;
+      }
       const { recipient: address, status, permanent, reason: detail } = r;
       const verified = verifiedVia;
       // Scoped by `scopeOf`: a report that came by mail is one its tenant could have forged.

@@ -4,6 +4,7 @@ import { countedReports, type CountedReport } from '../reputation.js';
 import type { ReportVerification } from '../verify-report.js';
 import { storeRawChunk } from './chunks.js';
 import { classifyMessage, suppressReported, type Suppress } from './classify-and-suppress.js';
+import type { Repeats } from './repeated-bounces.js';
 import { eventBytes, inboundEventOf, MAX_EVENT_BYTES, unparsableEventOf } from './inbound-event.js';
 import { LeaseLostError, type HeldLease } from './lease.js';
 import type { FetchedMessage, MailboxStateStore, MailboxStatus, RawLocation, Resync, SeenMessage } from './ports.js';
@@ -19,6 +20,8 @@ export type ChunkDeps = {
   storeRaw: (key: string, body: Buffer) => Promise<{ bucket: string; key: string }>;
   publishBatch: (events: DispatchEvent[]) => Promise<Array<{ event: DispatchEvent; error: string }>>;
   suppress: Suppress;
+  /** Failures that suppress once they repeat (see repeated-bounces); without it, none does. */
+  repeats?: Omit<Repeats, 'now'>;
   verifyReport?: (message: InboundMessage, classification: InboundClassification) => Promise<ReportVerification>;
   /** Reads what a message is (functions/inbound). */
   reader: InboundReader;
@@ -178,7 +181,7 @@ const toSeen = (entry: ReadMessage): SeenMessage => ({ uid: entry.fetched.uid, k
 async function toOutgoing(
   entry: ReadMessage,
   where: { mailboxId: string; status: MailboxStatus; raw: RawLocation | undefined },
-  deps: Pick<ChunkDeps, 'suppress' | 'log' | 'verifyReport' | 'reader'>,
+  deps: Pick<ChunkDeps, 'suppress' | 'log' | 'verifyReport' | 'reader' | 'repeats' | 'clock'>,
 ): Promise<Outgoing> {
   const unparsable = (why: Unparsable): Outgoing => ({
     event: unparsableEventOf(entry, why, where),
@@ -207,7 +210,7 @@ async function toOutgoing(
   // Only a report tied to mail we sent, to the addresses it names, suppresses; any other is published, marked.
   const tenant = verified ? verification?.tenant : undefined;
   const entries = verified
-    ? await suppressReported(classification, entry.key, deps.suppress, verification?.via, tenant)
+    ? await suppressReported(classification, entry.key, deps.suppress, verification?.via, tenant, repeatsNow(deps))
     : [];
   const suppressed = entries.length;
   const judged = verification
@@ -217,6 +220,9 @@ async function toOutgoing(
   const reports = verified ? countedReports(entries) : undefined;
   return { event: judged, entry, kind: classification.kind, suppressed, senderSide, verified, tenant, reports };
 }
+
+const repeatsNow = (deps: Pick<ChunkDeps, 'repeats' | 'clock'>): Repeats | undefined =>
+  deps.repeats && { ...deps.repeats, now: deps.clock() };
 
 /** The verdict on a report (bounce, delay, complaint); undefined for any other message. */
 async function verificationOf(

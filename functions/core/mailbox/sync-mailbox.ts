@@ -24,6 +24,8 @@ export type SyncDeps = {
   /** Publishes events in order; resolves with the ones that could not be published. */
   publishBatch: (events: DispatchEvent[]) => Promise<Array<{ event: DispatchEvent; error: string }>>;
   suppress: Suppress;
+  /** Failures that suppress once they repeat (see repeated-bounces); without it, none does. */
+  repeats?: ChunkDeps['repeats'];
   /**
    * Checks that a report (bounce, delay, complaint) is about mail we sent, to the addresses it names (see
    * verify-report). Only a verified report suppresses; without this, none is verified.

@@ -48,6 +48,24 @@ describe('npm run classify', () => {
     });
   });
 
+  it('measures a labelled corpus in one command: its disagreements, then the summary line', async () => {
+    const { stdout, code } = await classify('--corpus', 'test/fixtures/bounces');
+
+    const lines = stdout.trim().split('\n');
+    expect(code).toBe(0);
+    expect(lines.at(-1)).toMatch(
+      /^bounce corpus: \d+ messages, detected [\d.]+ %, recipients [\d.]+ %, permanent\/temporary [\d.]+ %, false suppressions 0, non-bounces flagged 0$/,
+    );
+    expect(lines.slice(0, -1).every((l) => l.startsWith('messages/'))).toBe(true);
+  });
+
+  it('refuses a directory without labels', async () => {
+    const { stderr, code } = await classify('--corpus', 'test/fixtures/bounces/messages/own');
+
+    expect(code).toBe(2);
+    expect(stderr).toContain('test/fixtures/bounces/messages/own: no labels.json');
+  });
+
   it('refuses a missing path or an unknown option, one line each, with the usage and no stack trace', async () => {
     const { stderr, code } = await classify('no/such/file.eml', '--verbose');
 

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { classifyInbound } from '#inbound/classify-inbound.js';
 import { parseInbound } from '#inbound/parse-inbound.js';
@@ -253,6 +255,17 @@ describe('plain-text layouts beyond the known families', () => {
     ],
     ['the reason before the address', ['Unknown user: a@example.org', '', 'Original message follows.']],
     [
+      'the address again in brackets after ">>>"',
+      [
+        '  ----- The following addresses had permanent fatal errors -----',
+        '',
+        '>>> a@example.org <a@example.org>',
+        '',
+        '  ----- Transcript of session follows -----',
+        '550 sorry, no mailbox here by that name (#5.1.1 - chkusr)',
+      ],
+    ],
+    [
       'the reason in brackets after it',
       ['---The following addresses had delivery errors---', '', 'a@example.org [User unknown]'],
     ],
@@ -356,7 +369,32 @@ describe('a person whose mail reads like a bounce', () => {
 
     const result = await classify(raw);
 
-    expect(result.kind === 'bounce' && result.recipients.some((r) => r.suppress)).toBe(false);
+    expect(result.kind).toBe('message');
+  });
+
+  it('is ordinary mail when a sender that is no delivery system writes a bounce subject and a 550', async () => {
+    const raw = [
+      'From: Orders <orders@shop.example.com>',
+      'To: alice@example.net',
+      'Subject: Undeliverable orders: please check the addresses',
+      'Content-Type: text/plain',
+      '',
+      'Two orders could not be delivered to the addresses on file:',
+      '',
+      'bob@example.org: 550 Elm Street does not exist in this town',
+      '',
+    ].join('\r\n');
+
+    expect((await classify(raw)).kind).toBe('message');
+    // The same words from a delivery system are a bounce.
+    const fromDaemon = raw.replace(
+      'Orders <orders@shop.example.com>',
+      'Mail Delivery System <MAILER-DAEMON@mx.example>',
+    );
+    expect(await classify(fromDaemon)).toMatchObject({
+      kind: 'bounce',
+      recipients: [{ recipient: 'bob@example.org', replyCode: 550, reason: 'user-unknown', suppress: true }],
+    });
   });
 });
 
@@ -378,5 +416,31 @@ describe('a complaint that does not name who complained', () => {
     const result = await classify(arf('alice@example.net'));
 
     expect(result).toMatchObject({ kind: 'complaint', recipients: ['alice@example.net'], suppress: true });
+  });
+});
+
+describe('bounces marked Auto-Submitted: auto-replied', () => {
+  const own = (name: string) => readFileSync(join(import.meta.dirname, '../../fixtures/bounces/messages/own', name));
+
+  it.each([
+    ['Exim', 'exim-user-unknown.eml', { recipient: 'nobody@mail.example.org', reason: 'user-unknown', suppress: true }],
+    ['Mail.ru', 'exim-mailru-disabled.eml', { reason: 'mailbox-disabled', suppress: true }],
+    [
+      'Google Groups',
+      'googlegroups-cannot-post.eml',
+      { recipient: 'customers-list@googlegroups.com', suppress: false },
+    ],
+  ])('are read as bounces, not auto-replies (%s)', async (_, file, recipient) => {
+    const message = await parseInbound(own(file));
+
+    expect(message.headers['auto-submitted']).toBe('auto-replied');
+    expect(classifyInbound(message)).toMatchObject({ kind: 'bounce', recipients: [recipient] });
+  });
+
+  it('reads an Exim delay warning as a delay (published as bounce.delayed), not as mail', async () => {
+    expect(classifyInbound(await parseInbound(own('exim-delay.eml')))).toMatchObject({
+      kind: 'delay',
+      recipients: [{ action: 'delayed', permanent: false, suppress: false }],
+    });
   });
 });

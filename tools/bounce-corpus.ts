@@ -1,5 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { classifyInbound } from '#inbound/classify-inbound.js';
+import { parseInbound } from '#inbound/parse-inbound.js';
 
 /** One labelled message of a corpus (`labels.json`, schema in the corpus README). */
 export type CorpusLabel = {
@@ -40,17 +42,41 @@ export type CorpusFigures = {
 const SUPPRESSIBLE = new Set(['user-unknown', 'mailbox-disabled', 'host-unknown']);
 const OUR_SIDE = new Set(['sender-problem', 'policy-or-blocked', 'rate-limited', 'spam-or-content']);
 
-/** The labels of a corpus: `labels.json`, and the samples written for this repository (`own-labels.json`) if any. */
+/**
+ * The labels of a corpus: `labels.json`, and the samples written for this repository (`own-labels.json`) if any.
+ * Throws when the directory has neither.
+ */
 function readCorpus(dir: string): CorpusLabel[] {
+  if (!existsSync(join(dir, 'labels.json')) && !existsSync(join(dir, 'own-labels.json')))
+    throw new Error(`${dir}: no labels.json (a labelled corpus has one, see test/fixtures/bounces/README.md)`);
   const read = (name: string) =>
     existsSync(join(dir, name)) ? (JSON.parse(readFileSync(join(dir, name), 'utf8')) as CorpusLabel[]) : [];
   return [...read('labels.json'), ...read('own-labels.json')];
 }
 
-/** Runs `classify` over every labelled message of the corpus in `dir` and counts how it agrees with the labels. */
+/** What this project's classifier says about one raw message, reduced to what a corpus measures. */
+export async function verdictOf(source: Buffer): Promise<CorpusVerdict> {
+  const classification = classifyInbound(await parseInbound(source));
+  if (classification.kind !== 'bounce' && classification.kind !== 'delay')
+    return { kind: classification.kind, recipients: [] };
+  return {
+    kind: classification.kind,
+    recipients: classification.recipients.map((r) => ({
+      address: r.recipient,
+      permanent: r.permanent,
+      reason: r.reason,
+      suppress: r.suppress,
+    })),
+  };
+}
+
+/**
+ * Runs `classify` (by default this project's classifier) over every labelled message of the corpus in `dir` and counts
+ * how it agrees with the labels.
+ */
 export async function measureCorpus(
   dir: string,
-  classify: (source: Buffer) => Promise<CorpusVerdict>,
+  classify: (source: Buffer) => Promise<CorpusVerdict> = verdictOf,
   labels = readCorpus(dir),
 ): Promise<CorpusFigures> {
   const f: CorpusFigures = {
