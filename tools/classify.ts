@@ -4,9 +4,11 @@ import { classifyInbound, type InboundClassification } from '#inbound/classify-i
 import { UnparsableMessageError } from '#inbound/errors.js';
 import { parseInboundSync } from '#inbound/parse-inbound.js';
 
-const USAGE = `npm run classify -- <file.eml | directory>...
+const USAGE = `Usage: npm run classify -- <file.eml | directory>...
 Reads each message (a directory: every file under it) the way the mailbox poller does and prints one JSON line per
-message: file, kind, and per failed recipient its address, status, replyCode, reason, permanent and suppress.`;
+message: file, kind, and per failed recipient its address, status, replyCode, reason, permanent and suppress.
+
+  -h, --help   this text`;
 
 /** The line printed for one message. */
 export function describe(file: string, source: Buffer): Record<string, unknown> {
