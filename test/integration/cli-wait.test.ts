@@ -60,6 +60,22 @@ describe('send against a running twin', () => {
     expect(message?.raw.toString()).toContain('The end of the file.');
   });
 
+  it('without --wait says how to ask what became of the job, and that command tells', async () => {
+    const sent = await run(
+      'send',
+      ['--to', 'plain@example.net', '--subject', 'Hi', '--text', 'x', '--key', 'cli-plain'],
+      {
+        twinDir,
+      },
+    );
+
+    expect(sent.code).toBe(0);
+    expect(sent.stdout.trim().split('\n').at(-1)).toBe('what became of it: npm run status -- cli-plain');
+    await expect
+      .poll(async () => (await run('status', ['cli-plain'], { twinDir })).code, { timeout: 60_000, interval: 1000 })
+      .toBe(0);
+  });
+
   it('with --wait prints rejected when every recipient is suppressed', async () => {
     const added = await run('suppression', ['add', 'gone@example.net', '--reason', 'manual'], { twinDir });
 
