@@ -5,13 +5,15 @@ import { UnparsableMessageError } from '#inbound/errors.js';
 import { parseInboundSync } from '#inbound/parse-inbound.js';
 import { measureCorpus, summaryOf } from './bounce-corpus.js';
 
-const USAGE = `npm run classify -- <file.eml | directory>...
+const USAGE = `Usage: npm run classify -- <file.eml | directory>...
 Reads each message (a directory: every file under it) the way the mailbox poller does and prints one JSON line per
 message: file, kind, and per failed recipient its address, status, replyCode, reason, permanent and suppress.
 
 npm run classify -- --corpus <directory>
 Measures a labelled corpus (its labels.json, and own-labels.json if there is one; schema in
-test/fixtures/bounces/README.md): prints each disagreement, then one summary line.`;
+test/fixtures/bounces/README.md): prints each disagreement, then one summary line.
+
+  -h, --help   this text`;
 
 /** The line printed for one message. */
 export function describe(file: string, source: Buffer): Record<string, unknown> {

@@ -59,7 +59,7 @@ export function parseCommandLine<O extends OptionsConfig>(
 }
 
 /** node:util's parse errors, in one short line (they end with advice meant for scripts, not for people). */
-function toUsageLine(error: Error & { code?: string }): string {
+export function toUsageLine(error: Error & { code?: string }): string {
   const first = error.message.split('\n')[0] ?? error.message;
   const option = /'(-{1,2}[^' ]*)[^']*'/.exec(first)?.[1];
   switch (error.code) {
@@ -134,6 +134,12 @@ function refusedConnection(error: unknown, depth = 0): { address?: string; port?
 export const nothingListening = (host: string, port: number | string) =>
   `nothing is listening on ${host}:${port} — start the twin with npm start`;
 
+/** That line, for an error whose cause is a refused connection; undefined for any other error. */
+export function nothingListeningFor(error: unknown): string | undefined {
+  const refused = refusedConnection(error);
+  return refused && nothingListening(refused.address ?? '127.0.0.1', refused.port ?? '?');
+}
+
 /**
  * Runs a command's body and turns every failure into one line on stderr and an exit code: a UsageError also prints
  * the usage (exit 2); a refused connection names the address; anything else its message (exit 1). Never a stack
@@ -147,12 +153,13 @@ export async function runCommand(usage: string, body: () => Promise<unknown>): P
     code = typeof answer === 'number' ? answer : ExitCode.ok;
   } catch (error) {
     if (process.env.DEBUG) console.error(error);
-    const refused = error instanceof UsageError || error instanceof CommandError ? undefined : refusedConnection(error);
+    const refused =
+      error instanceof UsageError || error instanceof CommandError ? undefined : nothingListeningFor(error);
     if (error instanceof UsageError) {
       console.error(`${error.message}\n\n${usage}`);
       code = ExitCode.usage;
     } else if (refused) {
-      console.error(nothingListening(refused.address ?? '127.0.0.1', refused.port ?? '?'));
+      console.error(refused);
       code = ExitCode.failed;
     } else {
       console.error((error as Error).message ?? String(error));

@@ -33,9 +33,23 @@ export async function queueJob(job: EmailJob, options: QueueJobOptions): Promise
     const sent = await producer.sendEmail(job);
     const claimCheck = sent.claimCheck ? ` (claim check ${sent.claimCheck.key})` : '';
     console.log(`queued ${sent.idempotencyKey} on ${target.description}${claimCheck}`);
-    if (!watcher) return ExitCode.ok;
+    if (!watcher) {
+      // A queue URL alone names no status table: only the twin and a stack's outputs can be asked.
+      if (options.queueUrl === undefined)
+        console.log(`what became of it: ${statusCommand(sent.idempotencyKey, options)}`);
+      return ExitCode.ok;
+    }
     return await outcomes.reportOutcome(watcher, sent.idempotencyKey, options.timeoutSeconds, options.tenant);
   } finally {
     await watcher?.close();
   }
 }
+
+/** The command that tells what became of a queued job, as a person would type it (`--wait` does it in one go). */
+const statusCommand = (key: string, options: QueueJobOptions) =>
+  [
+    'npm run status --',
+    key,
+    ...(options.tenant ? ['--tenant', options.tenant] : []),
+    ...(options.outputs ? ['--outputs', options.outputs] : []),
+  ].join(' ');

@@ -5,9 +5,10 @@ import { createSuppressionStore } from '#aws/suppression-store.js';
 import { EmailAddressSchema } from '#core/email-job.js';
 import { isTenantName } from '#core/tenant.js';
 import { maskAddress, removeSuppression, type SuppressionRecord, type SuppressionTarget } from '#core/suppression.js';
+import { nothingListeningFor, toUsageLine } from './cli.js';
 import type { StateTarget } from './target.js';
 
-export const SUPPRESSION_USAGE = `npm run suppression -- <command> [--json] [--outputs cdk-outputs.json]
+export const SUPPRESSION_USAGE = `Usage: npm run suppression -- <command> [--json] [--outputs cdk-outputs.json]
   list [--limit N]                      live entries of every scope, most recently seen first
   check ADDRESS [--tenant T]            whether ADDRESS is suppressed (for tenant T's mail), and why
   add ADDRESS --reason REASON [--tenant T] [--detail TEXT] [--permanent | --expires-at ISO-8601]
@@ -15,7 +16,7 @@ export const SUPPRESSION_USAGE = `npm run suppression -- <command> [--json] [--o
                                         --tenant stops only T's mail (never for hard-bounce: a dead address is global)
   remove ADDRESS|HASH [--tenant T]      takes the entry (T's own with --tenant) off the list (logged and published)
 Targets the local twin (npm start) unless given --outputs (the JSON of cdk deploy --outputs-file).
---json prints machine-readable output. Exit status: 0 done, 1 failed, 2 bad arguments.`;
+--json prints machine-readable output; -h, --help this text. Exit status: 0 done, 1 failed, 2 bad arguments.`;
 
 /** A wrong command line: printed with the usage, exit status 2. */
 export class UsageError extends Error {
@@ -68,14 +69,14 @@ export async function runSuppressionCommand(argv: string[], io: CommandIo): Prom
         tenant: { type: 'string' },
         json: { type: 'boolean', default: false },
         outputs: { type: 'string' },
-        help: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
       },
     });
   let parsed: ReturnType<typeof readArguments>;
   try {
     parsed = readArguments();
   } catch (error) {
-    io.err(`${(error as Error).message}\n\n${SUPPRESSION_USAGE}`);
+    io.err(`${toUsageLine(error as Error)}\n\n${SUPPRESSION_USAGE}`);
     return 2;
   }
   const { values, positionals } = parsed;
@@ -168,7 +169,7 @@ export async function runSuppressionCommand(argv: string[], io: CommandIo): Prom
       io.err(`${error.message}\n\n${SUPPRESSION_USAGE}`);
       return 2;
     }
-    io.err(`suppression ${command} failed: ${oneLine(error)}`);
+    io.err(nothingListeningFor(error) ?? `suppression ${command} failed: ${oneLine(error)}`);
     return 1;
   }
 }
@@ -182,7 +183,6 @@ const operator = () => {
 };
 
 const oneLine = (error: unknown) => {
-  const e = error as { name?: string; message?: string; code?: string };
-  const message = (e.message || e.name || String(error)).split('\n')[0];
-  return e.code === 'ECONNREFUSED' ? `${message} (is the twin running? npm start)` : message;
+  const e = error as { name?: string; message?: string };
+  return (e.message || e.name || String(error)).split('\n')[0];
 };

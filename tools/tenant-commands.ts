@@ -14,16 +14,16 @@ import {
 } from '#core/reputation.js';
 import type { DispatchEvent } from '#core/events.js';
 import { isTenantName } from '#core/tenant.js';
-import { CommandError, ExitCode, UsageError } from './cli.js';
+import { CommandError, ExitCode, nothingListeningFor, toUsageLine, UsageError } from './cli.js';
 import type { StateTarget } from './target.js';
 
-export const TENANT_USAGE = `npm run tenant -- <command> [--json] [--outputs cdk-outputs.json]
+export const TENANT_USAGE = `Usage: npm run tenant -- <command> [--json] [--outputs cdk-outputs.json]
   status [TENANT]                 every tenant paused or resumed; with TENANT, its standing and its rates over the
                                   window (since its last resume) against the deployment's limits
   pause TENANT [--reason TEXT]    holds the tenant's jobs (they wait on the queue, nothing is sent)
   resume TENANT                   lifts the pause; the held jobs go out at their next recheck
 Targets the local twin (npm start) unless given --outputs (the JSON of cdk deploy --outputs-file).
---json prints machine-readable output. Exit status: 0 done, 1 failed, 2 bad arguments.`;
+--json prints machine-readable output; -h, --help this text. Exit status: 0 done, 1 failed, 2 bad arguments.`;
 
 export type TenantCommandIo = {
   out: (line: string) => void;
@@ -181,17 +181,16 @@ export async function runTenantCommand(argv: string[], io: TenantCommandIo): Pro
     }
   } catch (error) {
     if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      io.err(`${(error as Error).message.split('\n')[0]}\n\n${TENANT_USAGE}`);
+      io.err(`${error instanceof UsageError ? error.message : toUsageLine(error as Error)}\n\n${TENANT_USAGE}`);
       return ExitCode.usage;
     }
     if (error instanceof CommandError) {
       io.err(error.message);
       return ExitCode.failed;
     }
-    const e = error as { name?: string; message?: string; code?: string };
+    const e = error as { name?: string; message?: string };
     const message = (e.message || e.name || String(error)).split('\n')[0];
-    const hint = e.code === 'ECONNREFUSED' ? ' (is the twin running? npm start)' : '';
-    io.err(`tenant ${command ?? ''} failed: ${message}${hint}`);
+    io.err(nothingListeningFor(error) ?? `tenant ${command ?? ''} failed: ${message}`);
     return ExitCode.failed;
   }
 }

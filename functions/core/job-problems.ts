@@ -89,14 +89,22 @@ const sizeUnit = (origin: string | undefined, n: number | bigint) =>
       ? `${n} item${n === 1 ? '' : 's'}`
       : `${n}`;
 
-/** The union's alternatives that match the input's type: their first problem says what is wrong with it. */
+/**
+ * The union's alternative that matches the input's type says what is wrong with it: every problem, a nested one
+ * after its path within the value, the value's own first (`unknown key "adress" (did you mean "address"?), address:
+ * required`).
+ */
 const unionProblem = (issue: RawIssue): string => {
   const alternatives = issue.errors ?? [];
   const typed = alternatives.find(
     (problems) =>
       problems.length > 0 && !problems.every((p) => p.code === 'invalid_type' && (p.path?.length ?? 0) === 0),
   );
-  if (typed?.[0]) return typed[0].message;
+  if (typed?.[0])
+    return [...typed]
+      .sort((a, b) => (a.path?.length ?? 0) - (b.path?.length ?? 0))
+      .map((p) => (p.path?.length ? `${p.path.map(String).join('.')}: ${p.message}` : p.message))
+      .join(', ');
   const expected = alternatives
     .flatMap((problems) => problems.map((p) => /must be (.+?), not /.exec(p.message)?.[1] ?? ''))
     .filter(Boolean);

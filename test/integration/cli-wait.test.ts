@@ -27,7 +27,8 @@ describe('send against a running twin', () => {
   });
 
   it('reads the body from files and stdin, and with --wait prints delivered', async () => {
-    writeFileSync(join(files, 'body.txt'), 'A body from a file.\n'.repeat(20_000));
+    // Over the 128 KiB one argument may have, and over SQS's 1 MiB: the job goes as a claim check.
+    writeFileSync(join(files, 'body.txt'), `${'A body from a file.\n'.repeat(60_000)}The end of the file.\n`);
 
     const result = await run(
       'send',
@@ -52,10 +53,41 @@ describe('send against a running twin', () => {
 
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(/^queued cli-delivered on local twin/);
+    expect(result.stdout).toMatch(/^queued cli-delivered on local twin \(.+\) \(claim check tenants\/default\/.+\)$/m);
     expect(result.stdout.trim().split('\n').at(-1)).toBe('delivered: accepted');
     const message = twin.smtp.received.find((m) => m.to.includes('alice@example.net'));
     expect(message?.raw.toString()).toContain('From stdin');
+    expect(message?.raw.toString()).toContain('The end of the file.');
+  });
+
+  it('without --wait says how to ask what became of the job, and that command tells', async () => {
+    const sent = await run(
+      'send',
+      ['--to', 'plain@example.net', '--subject', 'Hi', '--text', 'x', '--key', 'cli-plain'],
+      {
+        twinDir,
+      },
+    );
+
+    expect(sent.code).toBe(0);
+    expect(sent.stdout.trim().split('\n').at(-1)).toBe('what became of it: npm run status -- cli-plain');
+    await expect
+      .poll(async () => (await run('status', ['cli-plain'], { twinDir })).code, { timeout: 60_000, interval: 1000 })
+      .toBe(0);
+  });
+
+  it('with --wait prints rejected when every recipient is suppressed', async () => {
+    const added = await run('suppression', ['add', 'gone@example.net', '--reason', 'manual'], { twinDir });
+
+    const result = await run(
+      'send',
+      ['--to', 'gone@example.net', '--subject', 'Hi', '--text', 'x', '--key', 'cli-suppressed', '--wait'],
+      { twinDir },
+    );
+
+    expect(added.code).toBe(0);
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim()).toMatch(/^rejected: all-recipients-suppressed\b.*; gone@example\.net suppressed$/);
   });
 
   it('with --wait prints rejected with the reply, exit 1', async () => {

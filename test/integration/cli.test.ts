@@ -104,7 +104,7 @@ describe.concurrent('every command explains itself', () => {
     );
   });
 
-  it('tells send and redrive to start the twin when nothing listens where it was', async () => {
+  it('tells every command that needs the twin to start it when nothing listens where it was', async () => {
     // A twin that has stopped leaves its manifest behind; its port is free now.
     const stale = mkdtempSync(join(tmpdir(), 'email-dispatch-cli-stale-'));
     const port = await freePort();
@@ -116,16 +116,21 @@ describe.concurrent('every command explains itself', () => {
           sqs: `http://127.0.0.1:${port}`,
           sns: `http://127.0.0.1:${port}`,
           s3: `http://127.0.0.1:${port}`,
-          dynamodb: 'http://127.0.0.1:1',
+          dynamodb: `http://127.0.0.1:${port}`,
         },
-        resources: {},
+        resources: { suppressionTable: 's', tenantStateTable: 't', jobStatusTable: 'j', eventsTopicArn: 'e' },
       }),
     );
 
-    const send = await run('send', ['--to', 'a@example.net', '--subject', 'Hi', '--text', 'Hello'], { twinDir: stale });
-    const redrive = await run('redrive', ['--dry-run'], { twinDir: stale });
+    const runs = await Promise.all([
+      run('send', ['--to', 'a@example.net', '--subject', 'Hi', '--text', 'Hello'], { twinDir: stale }),
+      run('redrive', ['--dry-run'], { twinDir: stale }),
+      run('status', ['some-key'], { twinDir: stale }),
+      run('suppression', ['list'], { twinDir: stale }),
+      run('tenant', ['status'], { twinDir: stale }),
+    ]);
 
-    for (const r of [send, redrive]) {
+    for (const r of runs) {
       expect(r.code).toBe(1);
       expect(r.stderr.trim()).toBe(`nothing is listening on 127.0.0.1:${port} — start the twin with npm start`);
     }

@@ -9,8 +9,10 @@ import { startTwin, type Twin } from '#local/twin.js';
 const run = promisify(execFile);
 const repo = resolve('.');
 const tsc = join(repo, 'node_modules', 'typescript', 'bin', 'tsc');
-// A service's own AWS SDK v3: another release than the one this repository pins.
-const SERVICE_SDK = '3.1161.0';
+// A service's own AWS SDK v3: the oldest releases the package's peer ranges admit, far from this repository's. SQS
+// from 3.447.0, the first client that speaks SQS's JSON protocol (the twin's queue answers an older one's query
+// protocol with "Unknown action").
+const SERVICE_SDK = { sqs: '3.447.0', s3: '3.400.0' };
 // Downloads are kept between runs, so the test needs the registry only the first time.
 const NPM_CACHE = join(repo, 'node_modules', '.cache', 'producer-package-npm');
 
@@ -70,7 +72,8 @@ const tsconfig = (moduleResolution: 'node16' | 'bundler') => ({
     module: moduleResolution === 'node16' ? 'node16' : 'esnext',
     moduleResolution,
     outDir: `out-${moduleResolution}`,
-    skipLibCheck: true,
+    // The package's declarations are checked too, against the service's SDK: nothing is skipped.
+    skipLibCheck: false,
     typeRoots: [join(repo, 'node_modules', '@types')],
     types: ['node'],
   },
@@ -120,7 +123,10 @@ describe('the producer package, installed from its tarball into another service'
       peerDependencies: Record<string, string>;
     };
     expect(manifest.private).toBeUndefined();
-    expect(manifest.peerDependencies['@aws-sdk/client-sqs']).toMatch(/^\^3\./);
+    expect(manifest.peerDependencies).toMatchObject({
+      '@aws-sdk/client-sqs': `^${SERVICE_SDK.sqs}`,
+      '@aws-sdk/client-s3': `^${SERVICE_SDK.s3}`,
+    });
 
     writeFileSync(
       join(project, 'package.json'),
@@ -136,8 +142,8 @@ describe('the producer package, installed from its tarball into another service'
         '--cache',
         NPM_CACHE,
         join(work, packed?.filename ?? ''),
-        `@aws-sdk/client-sqs@${SERVICE_SDK}`,
-        `@aws-sdk/client-s3@${SERVICE_SDK}`,
+        `@aws-sdk/client-sqs@${SERVICE_SDK.sqs}`,
+        `@aws-sdk/client-s3@${SERVICE_SDK.s3}`,
       ],
       {
         cwd: project,
@@ -145,8 +151,9 @@ describe('the producer package, installed from its tarball into another service'
       },
     );
 
-    expect(version(project, '@aws-sdk/client-sqs')).toBe(SERVICE_SDK);
-    expect(version(repo, '@aws-sdk/client-sqs')).not.toBe(SERVICE_SDK);
+    expect(version(project, '@aws-sdk/client-sqs')).toBe(SERVICE_SDK.sqs);
+    expect(version(project, '@aws-sdk/client-s3')).toBe(SERVICE_SDK.s3);
+    expect(version(repo, '@aws-sdk/client-sqs')).not.toBe(SERVICE_SDK.sqs);
     // One SDK in the service: the producer uses the service's, it brings none of its own.
     expect(() =>
       version(join(project, 'node_modules', '@email-dispatch', 'producer'), '@aws-sdk/client-sqs'),

@@ -10,6 +10,9 @@ export const COMMANDS = {
   cancel: 'tools/cancel.ts',
   status: 'tools/status.ts',
   template: 'tools/template.ts',
+  suppression: 'tools/suppression.ts',
+  tenant: 'tools/tenant.ts',
+  classify: 'tools/classify.ts',
 } as const;
 
 /** Runs a command as `npm run` does (node with tsx), with its own twin directory, and collects what it printed. */

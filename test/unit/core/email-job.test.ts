@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import Ajv2020 from 'ajv/dist/2020.js';
 import { describe, expect, it } from 'vitest';
 import { toEmailJobJsonSchema } from '#core/email-job-json-schema.js';
 import { EmailJobSchema, listRecipients } from '#core/email-job.js';
@@ -86,6 +87,27 @@ describe('the email job schema', () => {
   it('ships a JSON Schema that matches the zod schema', () => {
     const committed = JSON.parse(readFileSync(new URL('../../../schema/email-job.v1.json', import.meta.url), 'utf8'));
     expect(committed).toEqual(toEmailJobJsonSchema());
+  });
+
+  it('ships a JSON Schema whose patterns any validator compiles, and that checks addresses as the dispatcher does', () => {
+    const schema = toEmailJobJsonSchema();
+    const patterns: string[] = [];
+    JSON.stringify(schema, (key, value) => {
+      if (key === 'pattern') patterns.push(value);
+      return value;
+    });
+    const validate = new Ajv2020.default({ strict: false }).compile(schema);
+    const job = (to: unknown[]) => ({ ...emailJobFactory(), to });
+
+    expect(patterns.length).toBeGreaterThan(5);
+    // Python's re has no \p{…}, Go's RE2 no lookaround; both compile what JavaScript compiles without the u flag.
+    for (const pattern of patterns) {
+      expect(pattern).not.toMatch(/\\[pP]\{|\(\?<?[=!]/);
+      expect(() => new RegExp(pattern)).not.toThrow();
+    }
+    expect(validate(job(['alice@example.net', 'jörg@bücher.de', { address: 'b@exämple.de', name: 'B' }]))).toBe(true);
+    for (const to of ['Alice <a@example.net>', 'a b@example.net', 'a@b', 'a"b@example.net', `${'a'.repeat(250)}@x.de`])
+      expect([to, validate(job([to]))]).toEqual([to, false]);
   });
 });
 

@@ -78,6 +78,20 @@ describe('validation problems name the key and the fix', () => {
     ]);
   });
 
+  it('names a misspelt key of a recipient object and the field it left missing', async () => {
+    const { producer, handler } = await problemsOf({
+      ...emailJobFactory(),
+      to: [{ adress: 'a@example.net', name: 'A' }],
+      replyTo: [{ address: 'r@example.net', nmae: 'R' }],
+    });
+
+    expect(producer.split('; ')).toEqual([
+      'to.0: unknown key "adress" (did you mean "address"?), address: required',
+      'replyTo.0: unknown key "nmae" (did you mean "name"?)',
+    ]);
+    expect(handler).toBe(producer);
+  });
+
   it('says what a job that is not an object is', async () => {
     expect((await problemsOf(['not', 'a', 'job'])).producer).toBe('must be an object, not a list');
   });
