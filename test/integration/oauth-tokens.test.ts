@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMailLoginSource } from '#oauth/mail-login-source.js';
@@ -55,6 +56,38 @@ describe('fetching access tokens from a local OAuth2 server', () => {
     expect(requestsSince(start)).toEqual([
       { grantType: 'urn:ietf:params:oauth:grant-type:jwt-bearer', outcome: 'invalid_grant' },
     ]);
+  });
+
+  it('is refused, without a retry, when a client assertion is signed with a certificate the app does not have', async () => {
+    // Another self-signed certificate and its key, as an app registration that never had it uploaded would see it.
+    const pem = execFileSync(
+      'openssl',
+      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=stranger', '-keyout', '-'],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
+    );
+    const stranger = {
+      cert: pem.slice(pem.indexOf('-----BEGIN CERTIFICATE-----')),
+      key: pem.slice(0, pem.indexOf('-----BEGIN CERTIFICATE-----')),
+    };
+    const start = peer.server.requests.length;
+
+    const failed = await tokenOf({
+      ...peer.secrets.certificate,
+      certificate: stranger.cert,
+      privateKey: stranger.key,
+    }).catch((error: unknown) => error);
+
+    expect(failed).toMatchObject({
+      name: 'TokenError',
+      action: 'blocked',
+      oauthError: 'invalid_client',
+      httpStatus: 401,
+    });
+    expect(failed).toHaveProperty(
+      'message',
+      expect.stringContaining('x5t#S256 does not name the registered certificate'),
+    );
+    expect(requestsSince(start)).toEqual([{ grantType: 'client_credentials', outcome: 'invalid_client' }]);
   });
 
   it('classifies invalid_client, invalid_grant and unauthorized_client as blocked and asks only once', async () => {
