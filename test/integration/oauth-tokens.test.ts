@@ -1,8 +1,10 @@
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
+import { createServer } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMailLoginSource } from '#oauth/mail-login-source.js';
-import { TokenError } from '#oauth/token-endpoint.js';
+import { requestToken, TokenError } from '#oauth/token-endpoint.js';
+import { LOOPBACK, listenOnLoopback } from '#local/loopback.js';
 import { memorySecret, OAUTH_MAILBOX, startOAuthPeer } from '../support/oauth-harness.js';
 
 let peer: Awaited<ReturnType<typeof startOAuthPeer>>;
@@ -125,11 +127,45 @@ describe('fetching access tokens from a local OAuth2 server', () => {
     expect(String((failed as Error).message)).not.toContain('app-secret-value');
   });
 
-  it('is refused at once for an endpoint that redirects: credentials go only where configured', async () => {
+  it('is refused at once for an address that is no token endpoint (404)', async () => {
     const failed = await tokenOf({ ...peer.secrets.refreshToken, tokenUrl: `${peer.server.url}/nowhere` }).catch(
       (error: unknown) => error,
     );
     expect(failed).toMatchObject({ name: 'TokenError', action: 'blocked', httpStatus: 404 });
+  });
+
+  it('does not follow a redirect, even to the real endpoint: credentials go only where configured', async () => {
+    // Prepare: an endpoint that sends every request on to the OAuth2 server, as a hijacked address might.
+    const redirector = createServer((req, res) => {
+      req.resume();
+      res.writeHead(307, { location: peer.server.tokenUrl }).end();
+    });
+    const port = await listenOnLoopback(redirector);
+    const start = peer.server.requests.length;
+    try {
+      // Act
+      const failed = await tokenOf({
+        ...peer.secrets.refreshToken,
+        tokenUrl: `http://${LOOPBACK}:${port}/token`,
+      }).catch((error: unknown) => error);
+
+      // Assess
+      expect(failed).toMatchObject({ name: 'TokenError', action: 'blocked', httpStatus: 307 });
+      expect(requestsSince(start)).toEqual([]);
+    } finally {
+      redirector.close();
+    }
+  });
+
+  it('refuses a token endpoint without TLS before sending anything, unless it is on this machine', async () => {
+    const failed = await requestToken('http://login.example.com/contoso/oauth2/v2.0/token', {
+      grant_type: 'client_credentials',
+      client_secret: 'hunter2',
+    }).catch((error: unknown) => error);
+
+    // Blocked, not retried: an unreachable endpoint would have been `retry` ("token endpoint unreachable").
+    expect(failed).toMatchObject({ name: 'TokenError', action: 'blocked' });
+    expect(String((failed as Error).message)).toBe('token endpoint must use https, not http:');
   });
 });
 
