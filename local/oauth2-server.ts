@@ -20,6 +20,8 @@ type OAuth2RefreshGrant = { clientId: string; clientSecret: string; refreshToken
 /** What the server can be told to do to the next token requests. */
 export type OAuth2Fault =
   | { kind: 'invalid_client' | 'invalid_grant' | 'unauthorized_client' }
+  /** An error that says to try again, in a 400 as some providers send it (RFC 6749 4.1.2.1 names it). */
+  | { kind: 'temporarily_unavailable' }
   | { kind: 'server_error' }
   | { kind: 'slow'; delayMs: number };
 

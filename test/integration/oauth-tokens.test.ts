@@ -118,6 +118,16 @@ describe('fetching access tokens from a local OAuth2 server', () => {
     ).toEqual(['issued', 'issued', 'server_error']);
   });
 
+  it('retries an answer whose error says to try again (temporarily_unavailable), whatever its HTTP status', async () => {
+    peer.server.fail({ kind: 'temporarily_unavailable' });
+    const start = peer.server.requests.length;
+
+    const login = await tokenOf(peer.secrets.clientSecret);
+
+    expect(peer.server.isActive(login.accessToken)).toBe(true);
+    expect(requestsSince(start).map((r) => r.outcome)).toEqual(['temporarily_unavailable', 'issued']);
+  });
+
   it('gives up with a retryable failure when the endpoint keeps failing', async () => {
     peer.server.fail({ kind: 'server_error' }, { kind: 'server_error' }, { kind: 'server_error' });
 
