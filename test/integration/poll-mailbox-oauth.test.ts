@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CredentialSource, MailLogin } from '#core/credential-source.js';
-import { syncMailbox } from '#core/mailbox/sync-mailbox.js';
+import { syncMailbox, type SyncDeps } from '#core/mailbox/sync-mailbox.js';
 import { openImapSession, type ImapSettings } from '#imap/imap-session.js';
 import { openReauthenticatingSession } from '#imap/reauthenticating-session.js';
 import { createLambdaContext } from '#local/lambda-context.js';
@@ -56,6 +56,9 @@ const signInTo =
       (reason) => reasons.push(reason),
     );
 const fast = { endpoint: { timeoutMs: 3000, backoffMs: 50 } };
+/** One run over the whole mailbox, without idling. */
+const syncFromStart = (deps: SyncDeps, mailbox: string) =>
+  syncMailbox(deps, { mailboxId: mailbox, runId: 'run-1', startFrom: 'beginning', stopAtMs: Date.now() + 30_000 });
 
 describe('the poller signing in to Dovecot with OAuth2 (oauth2 passdb, token introspection)', () => {
   it.each([
@@ -76,12 +79,7 @@ describe('the poller signing in to Dovecot with OAuth2 (oauth2 passdb, token int
     const before = { requests: oauth.server.requests.length, introspections: oauth.server.introspections };
 
     // Act
-    const result = await syncMailbox(deps, {
-      mailboxId: mailbox,
-      runId: 'run-1',
-      startFrom: 'beginning',
-      stopAtMs: Date.now() + 30_000,
-    });
+    const result = await syncFromStart(deps, mailbox);
 
     // Assess
     expect(result).toMatchObject({ status: 'synced', processed: 3 });
@@ -138,12 +136,7 @@ describe('the poller signing in to Dovecot with OAuth2 (oauth2 passdb, token int
     const start = oauth.server.requests.length;
 
     // Act
-    const result = await syncMailbox(deps, {
-      mailboxId: mailbox,
-      runId: 'run-1',
-      startFrom: 'beginning',
-      stopAtMs: Date.now() + 30_000,
-    });
+    const result = await syncFromStart(deps, mailbox);
 
     // Assess: Dovecot refused the cached token; one new token, one new sign-in, every message once.
     expect(result).toMatchObject({ status: 'synced', processed: 2 });
@@ -208,12 +201,7 @@ describe('the poller signing in to Dovecot with OAuth2 (oauth2 passdb, token int
     const start = oauth.server.requests.length;
 
     // Act
-    const failed = await syncMailbox(deps, {
-      mailboxId: mailbox,
-      runId: 'run-1',
-      startFrom: 'beginning',
-      stopAtMs: Date.now() + 30_000,
-    }).catch((error: unknown) => error);
+    const failed = await syncFromStart(deps, mailbox).catch((error: unknown) => error);
 
     // Assess
     expect(failed).toMatchObject({ name: 'ImapError', authentication: true });
