@@ -111,15 +111,22 @@ describe('the poller signing in to Dovecot with OAuth2 (oauth2 passdb, token int
         stepTimeoutMs: 5000,
       };
       const before = oauth.server.introspections;
+      const reasons: string[] = [];
 
-      // Act
+      // Act: a sign-in; then, the token expired early, another with the same cached token, refused at once.
       const session = await openImapSession(settings, login);
       const listed = await session.messagesAfter(0, 1000);
       await session.close();
+      oauth.server.expireTokens();
+      const again = await signInTo(settings, login, reasons)();
+      const listedAgain = await again.messagesAfter(0, 1000);
+      await again.close();
 
-      // Assess: Dovecot offered no other mechanism for a token, and asked the OAuth2 server about it.
-      expect(listed).toEqual([]);
-      expect(oauth.server.introspections).toBe(before + 1);
+      // Assess: Dovecot offered no other mechanism for a token and asked the OAuth2 server about each one; the
+      // refusal of the mechanism (its error challenge answered) came as a refused sign-in, and a fresh token passed.
+      expect([listed, listedAgain]).toEqual([[], []]);
+      expect(reasons).toEqual(['authentication refused']);
+      expect(oauth.server.introspections).toBe(before + 3);
     } finally {
       await oneMechanism.stop();
     }
