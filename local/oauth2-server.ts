@@ -74,9 +74,10 @@ function verifyJwt(
 /**
  * A small OAuth2 authorisation server on 127.0.0.1 for tests and the twin: the client-credentials grant (client
  * secret or a PS256 client assertion naming the registered certificate, RFC 7523 2.2), the JWT-bearer grant of
- * service accounts (RFC 7523 2.1, RS256, signature checked with the account's public key), the refresh-token grant (optionally rotating), and token introspection
- * (RFC 7662) for Dovecot's oauth2 passdb and an SMTP server. It can be told to fail the next token requests
- * (`invalid_client`, 500, slow answers), to expire every token issued so far, and to revoke a client.
+ * service accounts (RFC 7523 2.1, RS256, signature checked with the account's public key), the refresh-token grant
+ * (optionally rotating), and token introspection (RFC 7662) for Dovecot's oauth2 passdb and an SMTP server. It can be
+ * told to fail the next token requests (`invalid_client`, 500, `temporarily_unavailable`, slow answers), to expire
+ * every token issued so far, and to revoke a client.
  */
 export async function startOAuth2Server(options: OAuth2ServerOptions = {}) {
   const clients = new Map((options.clients ?? []).map((c) => [c.clientId, c]));

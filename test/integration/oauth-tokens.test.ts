@@ -60,7 +60,7 @@ describe('fetching access tokens from a local OAuth2 server', () => {
     ]);
   });
 
-  it('is refused, without a retry, when a client assertion is signed with a certificate the app does not have', async () => {
+  it('is refused, without a retry, for a client assertion signed with a certificate the app lacks', async () => {
     // Another self-signed certificate and its key, as an app registration that never had it uploaded would see it.
     const pem = execFileSync(
       'openssl',
@@ -118,7 +118,7 @@ describe('fetching access tokens from a local OAuth2 server', () => {
     ).toEqual(['issued', 'issued', 'server_error']);
   });
 
-  it('retries an answer whose error says to try again (temporarily_unavailable), whatever its HTTP status', async () => {
+  it('retries an answer whose error says to try again (temporarily_unavailable), whatever its status', async () => {
     peer.server.fail({ kind: 'temporarily_unavailable' });
     const start = peer.server.requests.length;
 

@@ -132,7 +132,7 @@ describe('the poller signing in to Dovecot with OAuth2 (oauth2 passdb, token int
     }
   });
 
-  it('signs in once more with a fresh token when the provider expired the cached one early, and reads the mail', async () => {
+  it('signs in once more with a fresh token when the provider expired the cached one early; reads all', async () => {
     // Prepare: a token is cached for this container; then the provider ends it long before its expires_in.
     const mailbox = await newMailbox(2);
     const login = createMailLoginSource(memorySecret(oauth.secrets.serviceAccount), fast);
@@ -254,7 +254,7 @@ describe('the scheduled poller with an OAuth2 mailbox', () => {
     expect(token).toBeUndefined();
   });
 
-  it('counts a token endpoint failing with 500 as a failed poll, not blocked, and reads the mail on the next run', async () => {
+  it('counts a token endpoint failing with 500 as failed, not blocked; the next run reads the mail', async () => {
     // Prepare: every request of the first run's backoff answers 500; the next run's first answer is too slow.
     const mailbox = await newMailbox(2);
     const login = createMailLoginSource(memorySecret(oauth.secrets.serviceAccount), {

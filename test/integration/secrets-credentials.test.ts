@@ -77,7 +77,7 @@ describe('a refresh token the provider rotates, with the secret in Secrets Manag
   const mailboxSecret = () =>
     createSecretsManagerCredentials('relay', toMailCredentials, { maxAgeSeconds: 300, client });
 
-  it('is stored as a new version of the secret, every other field kept, and the next container signs in with it', async () => {
+  it('is stored as a new version of the secret, other fields kept; the next container signs in with it', async () => {
     // Prepare: the secret holds the refresh token the provider honours now; it rotates it on every use.
     const stored = { ...oauth.secrets.refreshToken, refreshToken: oauth.server.refreshTokens[0] };
     secretString = JSON.stringify(stored);
