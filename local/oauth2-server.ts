@@ -76,8 +76,8 @@ function verifyJwt(
  * secret or a PS256 client assertion naming the registered certificate, RFC 7523 2.2), the JWT-bearer grant of
  * service accounts (RFC 7523 2.1, RS256, signature checked with the account's public key), the refresh-token grant
  * (optionally rotating), and token introspection (RFC 7662) for Dovecot's oauth2 passdb and an SMTP server. It can be
- * told to fail the next token requests (`invalid_client`, 500, `temporarily_unavailable`, slow answers), to expire
- * every token issued so far, and to revoke a client.
+ * told to fail the next token requests (`invalid_client`, 500, `temporarily_unavailable`, slow answers) or
+ * introspections (500), to expire every token issued so far, and to revoke a client.
  */
 export async function startOAuth2Server(options: OAuth2ServerOptions = {}) {
   const clients = new Map((options.clients ?? []).map((c) => [c.clientId, c]));
@@ -90,6 +90,7 @@ export async function startOAuth2Server(options: OAuth2ServerOptions = {}) {
   const faults: OAuth2Fault[] = [];
   const log: Array<{ grantType: string; outcome: string }> = [];
   let introspections = 0;
+  let introspectionFailures = 0;
 
   const issue = (username: string, clientId: string, scope: string) => {
     const accessToken = randomBytes(24).toString('base64url');
@@ -209,6 +210,10 @@ export async function startOAuth2Server(options: OAuth2ServerOptions = {}) {
       if (url.pathname === '/introspect') {
         // RFC 7662 2.1: the token comes as a form field; Dovecot's other modes send it as a bearer header or query.
         introspections += 1;
+        if (introspectionFailures > 0) {
+          introspectionFailures -= 1;
+          return send(res, 500, { error: 'server_error' });
+        }
         const bearer = /^Bearer (.+)$/i.exec(req.headers.authorization ?? '')?.[1];
         const token = form.get('token') ?? url.searchParams.get('token') ?? bearer ?? '';
         const held = tokens.get(token);
@@ -256,6 +261,10 @@ export async function startOAuth2Server(options: OAuth2ServerOptions = {}) {
     /** Every token request, in order: its grant type and what it got. */
     get requests() {
       return [...log];
+    },
+    /** The next `count` introspection requests answer 500, as an identity provider in trouble would. */
+    failIntrospections(count: number) {
+      introspectionFailures += count;
     },
     get introspections() {
       return introspections;

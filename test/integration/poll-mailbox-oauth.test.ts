@@ -280,4 +280,25 @@ describe('the scheduled poller with an OAuth2 mailbox', () => {
     // The slow answer was given up on after the timeout and asked again: the run read both messages.
     expect(next).toEqual({ m365: { status: 'synced', processed: 2 } });
   });
+  it("counts the server's trouble checking a token (NO [UNAVAILABLE]) as a failed poll, not a refusal", async () => {
+    // Prepare: twice, Dovecot cannot reach a verdict on the token: its introspection requests fail.
+    const mailbox = await newMailbox(1);
+    const login = createMailLoginSource(memorySecret(oauth.secrets.clientSecret), fast);
+    const { handler, output } = await pollerFor(mailbox, login);
+    const start = oauth.server.requests.length;
+    oauth.server.failIntrospections(2);
+
+    // Act
+    const failed = [await run(handler), await run(handler)];
+    const next = await run(handler);
+
+    // Assess: a passing failure, retried by the next run with the same token; no alarm, no token spent on a refresh.
+    const failure = {
+      m365: { status: 'failed', processed: 0, error: expect.stringContaining('Temporary authentication failure') },
+    };
+    expect(failed).toEqual([failure, failure]);
+    expect(output.metric('MailboxSignInBlocked')).toBe(0);
+    expect(next).toEqual({ m365: { status: 'synced', processed: 1 } });
+    expect(oauth.server.requests.slice(start)).toEqual([{ grantType: 'client_credentials', outcome: 'issued' }]);
+  });
 });
