@@ -1,5 +1,13 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { X509Certificate, createPublicKey, randomBytes, verify, type KeyObject } from 'node:crypto';
+import {
+  X509Certificate,
+  constants,
+  createHash,
+  createPublicKey,
+  randomBytes,
+  verify,
+  type KeyObject,
+} from 'node:crypto';
 import { LOOPBACK, listenOnLoopback } from './loopback.js';
 
 /** An app registration: a client secret, or a certificate whose key signs assertions; the one mailbox it may use. */
@@ -12,6 +20,8 @@ type OAuth2RefreshGrant = { clientId: string; clientSecret: string; refreshToken
 /** What the server can be told to do to the next token requests. */
 export type OAuth2Fault =
   | { kind: 'invalid_client' | 'invalid_grant' | 'unauthorized_client' }
+  /** An error that says to try again, in a 400 as some providers send it (RFC 6749 4.1.2.1 names it). */
+  | { kind: 'temporarily_unavailable' }
   | { kind: 'server_error' }
   | { kind: 'slow'; delayMs: number };
 
@@ -31,13 +41,25 @@ const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
 const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 const MAX_BODY = 64 * 1024;
 
-/** Checks an RS256 compact JWT against `key` and its claims against `expect`; returns the claims or why not. */
-function verifyJwt(jwt: string, key: KeyObject, expect: { aud: string; iss: string }, nowMs: number): object | string {
+/** How a JWT must be signed: RSASSA-PKCS1-v1_5 (RS256) or RSASSA-PSS (PS256), both with SHA-256 (RFC 7518 3.3, 3.5). */
+type JwtAlgorithm = 'RS256' | 'PS256';
+
+/** Checks a compact JWT signed `expect.alg` against `key` and its claims against `expect`; the claims or why not. */
+function verifyJwt(
+  jwt: string,
+  key: KeyObject,
+  expect: { alg: JwtAlgorithm; aud: string; iss: string; header?: Record<string, string> },
+  nowMs: number,
+): object | string {
   const [header, claims, signature] = jwt.split('.');
   if (!header || !claims || signature === undefined) return 'not a compact JWT';
-  const head = JSON.parse(Buffer.from(header, 'base64url').toString()) as { alg?: string };
-  if (head.alg !== 'RS256') return 'alg must be RS256';
-  const signed = verify('sha256', Buffer.from(`${header}.${claims}`), key, Buffer.from(signature, 'base64url'));
+  const head = JSON.parse(Buffer.from(header, 'base64url').toString()) as Record<string, unknown>;
+  if (head.alg !== expect.alg) return `alg must be ${expect.alg}`;
+  for (const [name, value] of Object.entries(expect.header ?? {})) {
+    if (head[name] !== value) return `${name} does not name the registered certificate`;
+  }
+  const verifyKey = expect.alg === 'PS256' ? { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 } : key;
+  const signed = verify('sha256', Buffer.from(`${header}.${claims}`), verifyKey, Buffer.from(signature, 'base64url'));
   if (!signed) return 'signature does not verify';
   const body = JSON.parse(Buffer.from(claims, 'base64url').toString()) as Record<string, unknown>;
   const now = nowMs / 1000;
@@ -51,10 +73,11 @@ function verifyJwt(jwt: string, key: KeyObject, expect: { aud: string; iss: stri
 
 /**
  * A small OAuth2 authorisation server on 127.0.0.1 for tests and the twin: the client-credentials grant (client
- * secret or RS256 client assertion, RFC 7523 2.2), the JWT-bearer grant of service accounts (RFC 7523 2.1, signature
- * checked with the account's public key), the refresh-token grant (optionally rotating), and token introspection
- * (RFC 7662) for Dovecot's oauth2 passdb and an SMTP server. It can be told to fail the next token requests
- * (`invalid_client`, 500, slow answers), to expire every token issued so far, and to revoke a client.
+ * secret or a PS256 client assertion naming the registered certificate, RFC 7523 2.2), the JWT-bearer grant of
+ * service accounts (RFC 7523 2.1, RS256, signature checked with the account's public key), the refresh-token grant
+ * (optionally rotating), and token introspection (RFC 7662) for Dovecot's oauth2 passdb and an SMTP server. It can be
+ * told to fail the next token requests (`invalid_client`, 500, `temporarily_unavailable`, slow answers) or
+ * introspections (500), to expire every token issued so far, and to revoke a client.
  */
 export async function startOAuth2Server(options: OAuth2ServerOptions = {}) {
   const clients = new Map((options.clients ?? []).map((c) => [c.clientId, c]));
@@ -67,6 +90,7 @@ export async function startOAuth2Server(options: OAuth2ServerOptions = {}) {
   const faults: OAuth2Fault[] = [];
   const log: Array<{ grantType: string; outcome: string }> = [];
   let introspections = 0;
+  let introspectionFailures = 0;
 
   const issue = (username: string, clientId: string, scope: string) => {
     const accessToken = randomBytes(24).toString('base64url');
@@ -89,9 +113,16 @@ export async function startOAuth2Server(options: OAuth2ServerOptions = {}) {
       }
       if (form.get('client_assertion_type') === ASSERTION_TYPE) {
         if (!client.certificatePem) return refuse('invalid_client', 'no certificate registered for this client', 401);
-        const key = new X509Certificate(client.certificatePem).publicKey;
-        const expected = { aud: tokenUrl, iss: client.clientId };
-        const checked = verifyJwt(form.get('client_assertion') ?? '', key, expected, Date.now());
+        // As the Microsoft identity platform asks: PS256, the certificate named by its SHA-256 thumbprint.
+        const certificate = new X509Certificate(client.certificatePem);
+        const thumbprint = createHash('sha256').update(certificate.raw).digest('base64url');
+        const expected = {
+          alg: 'PS256',
+          aud: tokenUrl,
+          iss: client.clientId,
+          header: { 'x5t#S256': thumbprint },
+        } as const;
+        const checked = verifyJwt(form.get('client_assertion') ?? '', certificate.publicKey, expected, Date.now());
         if (typeof checked === 'string') return refuse('invalid_client', `client assertion refused: ${checked}`, 401);
       } else if (!client.clientSecret || form.get('client_secret') !== client.clientSecret) {
         return refuse('invalid_client', 'AADSTS7000215: Invalid client secret provided.', 401);
@@ -106,7 +137,8 @@ export async function startOAuth2Server(options: OAuth2ServerOptions = {}) {
       if (!account || revoked.has(account.clientEmail)) {
         return refuse('invalid_client', 'The OAuth client was not found.', 401);
       }
-      const checked = verifyJwt(assertion, account.key, { aud: tokenUrl, iss: account.clientEmail }, Date.now());
+      const expected = { alg: 'RS256', aud: tokenUrl, iss: account.clientEmail } as const;
+      const checked = verifyJwt(assertion, account.key, expected, Date.now());
       if (typeof checked === 'string') return refuse('invalid_grant', `Invalid JWT: ${checked}`);
       // Domain-wide delegation: only the mailboxes and scope the administrator allowed.
       if (!claims.sub || !account.subjects.includes(claims.sub)) {
@@ -178,6 +210,10 @@ export async function startOAuth2Server(options: OAuth2ServerOptions = {}) {
       if (url.pathname === '/introspect') {
         // RFC 7662 2.1: the token comes as a form field; Dovecot's other modes send it as a bearer header or query.
         introspections += 1;
+        if (introspectionFailures > 0) {
+          introspectionFailures -= 1;
+          return send(res, 500, { error: 'server_error' });
+        }
         const bearer = /^Bearer (.+)$/i.exec(req.headers.authorization ?? '')?.[1];
         const token = form.get('token') ?? url.searchParams.get('token') ?? bearer ?? '';
         const held = tokens.get(token);
@@ -225,6 +261,10 @@ export async function startOAuth2Server(options: OAuth2ServerOptions = {}) {
     /** Every token request, in order: its grant type and what it got. */
     get requests() {
       return [...log];
+    },
+    /** The next `count` introspection requests answer 500, as an identity provider in trouble would. */
+    failIntrospections(count: number) {
+      introspectionFailures += count;
     },
     get introspections() {
       return introspections;

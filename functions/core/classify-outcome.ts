@@ -10,8 +10,15 @@ const ADDRESS_IN_TEXT = /<?[^\s<>@"]+@[^\s<>"]+>?/g;
 const RATE_WORDS =
   /throttl|rate limit|rate exceeded|sending rate|too many (?:connections|messages|mails|requests|sessions)|slow down|quota|try again later.*rate|unusual rate/i;
 // Replies that mean the sender or relay setup is wrong, not the message: unverified identities, relay refusal.
-const SETUP_WORDS =
-  /not verified|unverified|relay (?:access )?denied|relaying denied|not authori[sz]ed to send|sender address rejected: not owned|authentication required/i;
+// Exchange Online refuses a From the signed-in mailbox or app may not send as at the final dot:
+// "554 5.2.0 STOREDRV.Submission.Exception:SendAsDeniedException.MapiExceptionSendAsDenied; …".
+const SETUP_WORDS = new RegExp(
+  [
+    'not verified|unverified|relay (?:access )?denied|relaying denied|not authori[sz]ed to send',
+    'sender address rejected: not owned|authentication required|SendAsDenied',
+  ].join('|'),
+  'i',
+);
 
 /** nodemailer codes that mean our configuration or credentials are wrong. */
 const SMTP_SETUP_CODES = new Set(['EAUTH', 'ENOAUTH', 'EOAUTH2', 'ETLS', 'EREQUIRETLS', 'ECONFIG', 'EPROXY']);

@@ -109,8 +109,9 @@ class FieldReader {
     return value ?? '';
   }
 
-  url(name: string, fallback: string | undefined, ...aliases: string[]): string {
-    const value = this.optional(name, ...aliases) ?? fallback;
+  url(names: string[], fallback: string | undefined): string {
+    const value = this.optional(...names) ?? fallback;
+    const name = names.find((n) => this.record[n] !== undefined) ?? names[0];
     if (value === undefined) {
       this.problems.push(`${name} is required (the provider's token endpoint)`);
       return '';
@@ -129,9 +130,11 @@ class FieldReader {
     return value;
   }
 
-  privateKey(name: string, ...aliases: string[]): KeyObject | undefined {
-    const pem = this.required('a PEM private key', name, ...aliases);
+  privateKey(...names: string[]): KeyObject | undefined {
+    const pem = this.required('a PEM private key', ...names);
     if (pem === '') return undefined;
+    // Named as the secret spells it (Google's key file says private_key).
+    const name = names.find((n) => this.record[n] !== undefined);
     try {
       const key = createPrivateKey(pem);
       if (key.asymmetricKeyType !== 'rsa') this.problems.push(`${name} must be an RSA key (tokens are signed RS256)`);
@@ -159,7 +162,7 @@ function checkClientCredentials(r: FieldReader): ClientCredentialsGrant {
     username: r.required('the mailbox to sign in to', 'username'),
     tenantId,
     clientId: r.required('the application (client) ID', 'clientId'),
-    tokenUrl: r.url('tokenUrl', TENANT.test(tenantId) ? microsoftTokenUrl(tenantId) : undefined),
+    tokenUrl: r.url(['tokenUrl'], TENANT.test(tenantId) ? microsoftTokenUrl(tenantId) : undefined),
     scope: r.optional('scope') ?? MICROSOFT_SCOPE,
   };
   const clientSecret = r.optional('clientSecret');
@@ -196,7 +199,7 @@ function checkServiceAccount(r: FieldReader): ServiceAccountGrant {
     clientEmail: r.required("the service account's e-mail address", 'clientEmail', 'client_email'),
     privateKey: privateKey as KeyObject,
     ...(privateKeyId ? { privateKeyId } : {}),
-    tokenUrl: r.url('tokenUrl', GOOGLE_TOKEN_URL, 'token_uri'),
+    tokenUrl: r.url(['tokenUrl', 'token_uri'], GOOGLE_TOKEN_URL),
     scope: r.optional('scope') ?? GOOGLE_MAIL_SCOPE,
   };
 }
@@ -206,7 +209,7 @@ function checkRefreshToken(r: FieldReader): RefreshTokenGrant {
   return {
     type: 'oauth2-refresh-token',
     username: r.required('the mailbox to sign in to', 'username'),
-    tokenUrl: r.url('tokenUrl', undefined),
+    tokenUrl: r.url(['tokenUrl'], undefined),
     clientId: r.required('the OAuth2 client ID', 'clientId'),
     clientSecret: r.required('the OAuth2 client secret', 'clientSecret'),
     refreshToken: r.required('the refresh token from the one-time consent', 'refreshToken'),

@@ -133,7 +133,9 @@ export async function dispatchJob(
 function refusesJobSender(job: EmailJob, deps: DispatchDeps, failure: TransportFailure): boolean {
   const own = deps.defaultFrom ? toAddress(deps.defaultFrom).toLowerCase() : undefined;
   if (!job.from || toAddress(job.from).toLowerCase() === own) return false;
-  return failure.provider === 'smtp' ? failure.command === 'MAIL FROM' : failure.name === 'MessageRejected';
+  if (failure.provider === 'ses') return failure.name === 'MessageRejected';
+  // Exchange Online checks the From against SendAs only at the final dot (SendAsDeniedException).
+  return failure.command === 'MAIL FROM' || /SendAsDenied/i.test(failure.response ?? '');
 }
 
 /**

@@ -54,7 +54,11 @@ export function toImapError(error: unknown, byeReason?: string): ImapError {
     responseText?: string;
     reason?: unknown;
   };
-  const authentication = e.authenticationFailed === true || e.serverResponseCode === 'AUTHENTICATIONFAILED';
+  // imapflow flags every NO to a sign-in as authenticationFailed; RFC 5530's UNAVAILABLE is the server's own trouble
+  // (Dovecot: "NO [UNAVAILABLE] Temporary authentication failure." when it cannot check a token), not a refusal.
+  const authentication =
+    (e.authenticationFailed === true || e.serverResponseCode === 'AUTHENTICATIONFAILED') &&
+    e.serverResponseCode !== 'UNAVAILABLE';
   // imapflow puts the text of the server's BYE in `reason` of the NoConnection error every pending command gets; a
   // command started after the BYE gets none, so the session passes the client's `byeReason` too.
   const bye = typeof e.reason === 'string' ? e.reason : byeReason;

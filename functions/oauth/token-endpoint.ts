@@ -40,6 +40,12 @@ export class TokenError extends Error {
 
 const MAX_BODY_BYTES = 64 * 1024;
 
+/**
+ * OAuth2 `error` codes that say the server had trouble, not our client (RFC 6749 4.1.2.1): retried whatever the
+ * HTTP status they came with, since providers send them in a 400 as well as in a 5xx.
+ */
+const TRY_AGAIN_ERRORS = new Set(['server_error', 'temporarily_unavailable']);
+
 /** Reads at most `MAX_BODY_BYTES` of a response: the endpoint is ours to trust only so far. */
 async function boundedText(response: Response): Promise<string> {
   const reader = response.body?.getReader();
@@ -90,7 +96,7 @@ function toTokenResult(status: number, body: string): TokenResponse | TokenError
       : undefined;
   const answer = oauthError ? `${status} ${oauthError}` : String(status);
   const message = `token endpoint answered ${answer}${description ? `: ${description}` : ''}`;
-  if (status === 429 || status >= 500 || status === 200) {
+  if (status === 429 || status >= 500 || status === 200 || (oauthError && TRY_AGAIN_ERRORS.has(oauthError))) {
     return new TokenError('retry', message, { oauthError, httpStatus: status });
   }
   // The errors above, and any other 4xx or a redirect (a wrong URL, a 403), are our setup.

@@ -1,7 +1,10 @@
+import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
+import { createServer } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMailLoginSource } from '#oauth/mail-login-source.js';
-import { TokenError } from '#oauth/token-endpoint.js';
+import { requestToken, TokenError } from '#oauth/token-endpoint.js';
+import { LOOPBACK, listenOnLoopback } from '#local/loopback.js';
 import { memorySecret, OAUTH_MAILBOX, startOAuthPeer } from '../support/oauth-harness.js';
 
 let peer: Awaited<ReturnType<typeof startOAuthPeer>>;
@@ -57,6 +60,38 @@ describe('fetching access tokens from a local OAuth2 server', () => {
     ]);
   });
 
+  it('is refused, without a retry, for a client assertion signed with a certificate the app lacks', async () => {
+    // Another self-signed certificate and its key, as an app registration that never had it uploaded would see it.
+    const pem = execFileSync(
+      'openssl',
+      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=stranger', '-keyout', '-'],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
+    );
+    const stranger = {
+      cert: pem.slice(pem.indexOf('-----BEGIN CERTIFICATE-----')),
+      key: pem.slice(0, pem.indexOf('-----BEGIN CERTIFICATE-----')),
+    };
+    const start = peer.server.requests.length;
+
+    const failed = await tokenOf({
+      ...peer.secrets.certificate,
+      certificate: stranger.cert,
+      privateKey: stranger.key,
+    }).catch((error: unknown) => error);
+
+    expect(failed).toMatchObject({
+      name: 'TokenError',
+      action: 'blocked',
+      oauthError: 'invalid_client',
+      httpStatus: 401,
+    });
+    expect(failed).toHaveProperty(
+      'message',
+      expect.stringContaining('x5t#S256 does not name the registered certificate'),
+    );
+    expect(requestsSince(start)).toEqual([{ grantType: 'client_credentials', outcome: 'invalid_client' }]);
+  });
+
   it('classifies invalid_client, invalid_grant and unauthorized_client as blocked and asks only once', async () => {
     for (const kind of ['invalid_client', 'invalid_grant', 'unauthorized_client'] as const) {
       peer.server.fail({ kind });
@@ -83,6 +118,16 @@ describe('fetching access tokens from a local OAuth2 server', () => {
     ).toEqual(['issued', 'issued', 'server_error']);
   });
 
+  it('retries an answer whose error says to try again (temporarily_unavailable), whatever its status', async () => {
+    peer.server.fail({ kind: 'temporarily_unavailable' });
+    const start = peer.server.requests.length;
+
+    const login = await tokenOf(peer.secrets.clientSecret);
+
+    expect(peer.server.isActive(login.accessToken)).toBe(true);
+    expect(requestsSince(start).map((r) => r.outcome)).toEqual(['temporarily_unavailable', 'issued']);
+  });
+
   it('gives up with a retryable failure when the endpoint keeps failing', async () => {
     peer.server.fail({ kind: 'server_error' }, { kind: 'server_error' }, { kind: 'server_error' });
 
@@ -92,11 +137,45 @@ describe('fetching access tokens from a local OAuth2 server', () => {
     expect(String((failed as Error).message)).not.toContain('app-secret-value');
   });
 
-  it('is refused at once for an endpoint that redirects: credentials go only where configured', async () => {
+  it('is refused at once for an address that is no token endpoint (404)', async () => {
     const failed = await tokenOf({ ...peer.secrets.refreshToken, tokenUrl: `${peer.server.url}/nowhere` }).catch(
       (error: unknown) => error,
     );
     expect(failed).toMatchObject({ name: 'TokenError', action: 'blocked', httpStatus: 404 });
+  });
+
+  it('does not follow a redirect, even to the real endpoint: credentials go only where configured', async () => {
+    // Prepare: an endpoint that sends every request on to the OAuth2 server, as a hijacked address might.
+    const redirector = createServer((req, res) => {
+      req.resume();
+      res.writeHead(307, { location: peer.server.tokenUrl }).end();
+    });
+    const port = await listenOnLoopback(redirector);
+    const start = peer.server.requests.length;
+    try {
+      // Act
+      const failed = await tokenOf({
+        ...peer.secrets.refreshToken,
+        tokenUrl: `http://${LOOPBACK}:${port}/token`,
+      }).catch((error: unknown) => error);
+
+      // Assess
+      expect(failed).toMatchObject({ name: 'TokenError', action: 'blocked', httpStatus: 307 });
+      expect(requestsSince(start)).toEqual([]);
+    } finally {
+      redirector.close();
+    }
+  });
+
+  it('refuses a token endpoint without TLS before sending anything, unless it is on this machine', async () => {
+    const failed = await requestToken('http://login.example.com/contoso/oauth2/v2.0/token', {
+      grant_type: 'client_credentials',
+      client_secret: 'hunter2',
+    }).catch((error: unknown) => error);
+
+    // Blocked, not retried: an unreachable endpoint would have been `retry` ("token endpoint unreachable").
+    expect(failed).toMatchObject({ name: 'TokenError', action: 'blocked' });
+    expect(String((failed as Error).message)).toBe('token endpoint must use https, not http:');
   });
 });
 

@@ -24,16 +24,19 @@ export function runCommandLine(
   return runScript(COMMANDS[command], args, options);
 }
 
-/** Runs a script of this repository as `npm run` runs it, with its own twin directory; see runCommandLine. */
+/**
+ * Runs a script of this repository as `npm run` runs it, with its own twin directory and any further `env`; see
+ * runCommandLine.
+ */
 export function runScript(
   script: string,
   args: string[],
-  options: { twinDir: string; stdin?: string; timeoutMs?: number },
+  options: { twinDir: string; stdin?: string; timeoutMs?: number; env?: Record<string, string> },
 ): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
       cwd: process.cwd(),
-      env: { ...process.env, TWIN_DIR: options.twinDir, DEBUG: '' },
+      env: { ...process.env, TWIN_DIR: options.twinDir, DEBUG: '', ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';

@@ -7,6 +7,7 @@ import { createSentMessages } from '#aws/sent-messages.js';
 import { createSuppressionStore } from '#aws/suppression-store.js';
 import { toReportKeyring, type ReportKeyring } from '#core/message-id.js';
 import { createInboundReportVerifier } from '#core/verify-report.js';
+import type { CredentialSource, MailLogin } from '#core/credential-source.js';
 import type { DispatchEvent } from '#core/events.js';
 import type { MailboxStateStore } from '#core/mailbox/ports.js';
 import type { SyncDeps } from '#core/mailbox/sync-mailbox.js';
@@ -155,7 +156,7 @@ export async function createPollerUnderTest(
   aws: AwsEmulators,
   imap: ImapPeer,
   mailboxes: Array<Record<string, unknown>>,
-  credentialsFor: (mailbox: PolledMailbox) => ReturnType<typeof credentialsOf> = () => credentialsOf(),
+  credentialsFor: (mailbox: PolledMailbox) => CredentialSource<MailLogin> = () => credentialsOf(),
 ) {
   const session = () => openImapSession(imap.settings('INBOX'), credentialsOf());
   const { resources, suppressions } = await createSyncDeps(aws, session);

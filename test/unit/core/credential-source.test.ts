@@ -127,6 +127,12 @@ describe('toMailCredentials', () => {
     expect(
       problemsOf({ type: 'oauth2-service-account', privateKey: 'hunter2', subject: 's', clientEmail: 'a@b' }),
     ).toEqual(['privateKey is not a readable PEM private key']);
+    // A Google key file's problems are named as the file spells its fields.
+    const keyFile = { type: 'service_account', subject: 's', client_email: 'a@b' };
+    expect(problemsOf({ ...keyFile, private_key: 'hunter2', token_uri: 'http://oauth2.example.com/token' })).toEqual([
+      'private_key is not a readable PEM private key',
+      'token_uri must use https (plain http only for a loopback host)',
+    ]);
     expect(problemsOf({ type: 'kerberos' })).toEqual([
       'type must be one of password, oauth2-client-credentials, oauth2-service-account, oauth2-refresh-token',
     ]);
