@@ -6,9 +6,12 @@ import { Metrics } from '@aws-lambda-powertools/metrics';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import type { Transporter } from 'nodemailer';
 import { createSnsEventPublisher } from '#aws/event-publisher.js';
+import { createJobStatusStore } from '#aws/job-status-store.js';
 import { forEachBounded } from '#core/bounded.js';
 import { toOutcomeEvent, type EmailOutcomeEvent, type EventPublisher } from '#core/events.js';
 import { hashAddress, toDispatchId, toMessageId } from '#core/message-id.js';
+import { toMaskedRecipients } from '#core/job-status.js';
+import { DEFAULT_TENANT } from '#core/tenant.js';
 import { loadDispatchConfig } from '#functions/config.js';
 import { buildSendEmailDeps, type SendEmailEnvironment } from '#handlers/build-send-email-deps.js';
 import { createSendEmailHandler, type SendEmailDeps } from '#handlers/send-email-handler.js';
@@ -54,11 +57,12 @@ export async function buildOurHandler(
 type Job = ReturnType<typeof benchJob>;
 
 /**
- * The hand-written alternative, as a Lambda handler doing the I/O ours does for a job, and nothing else: per job a
- * conditional claim (the item Powertools writes: expiry, status, in-progress expiry, payload hash), the suppression
- * lookup, the send and the completion record (marked unpublished); per ten jobs one PublishBatch of the outcome
- * events, then per job the mark's removal (the durable-outcome protocol ours follows). At most
- * `inFlight` jobs at once (all of the batch when not given).
+ * The hand-written alternative, as a Lambda handler doing the I/O ours does for a job, and nothing else: per job the
+ * job's claim in the status table (the write a cancel cannot pass), a conditional claim of its key (the item
+ * Powertools writes: expiry, status, in-progress expiry, payload hash), the suppression lookup, the send and the
+ * completion record (marked unpublished); per ten jobs one PublishBatch of the outcome events, then per job the mark's
+ * removal (the durable-outcome protocol ours follows) beside its final status. At most `inFlight` jobs at once (all
+ * of the batch when not given). The status writes are the job-status store's own single UpdateItems, as ours makes.
  */
 export function createHandWrittenHandler(
   clients: EmulatorClients,
@@ -67,8 +71,11 @@ export function createHandWrittenHandler(
   inFlight?: number,
 ) {
   const publisher = createSnsEventPublisher(clients.sns, resources.eventsTopicArn) as Required<EventPublisher>;
+  const status = createJobStatusStore(clients.dynamodb, resources.jobStatusTable, { ttlSeconds: 86_400 });
   const one = async (body: string): Promise<EmailOutcomeEvent> => {
     const job = JSON.parse(body) as Job;
+    const ref = { tenant: DEFAULT_TENANT, idempotencyKey: job.idempotencyKey };
+    await status.claim(ref, Date.now() + 120_000, 1);
     const id = `email-job#${createHash('md5').update(JSON.stringify(job.idempotencyKey)).digest('base64')}`;
     const hash = createHash('md5').update(JSON.stringify(job)).digest('base64');
     const now = Date.now();
@@ -150,8 +157,12 @@ export function createHandWrittenHandler(
       events.push(await one(record.body));
     });
     if (events.length > 0) await publisher.publishBatch(events);
-    // The outcomes are out: their records' unpublished marks go, as ours clears them.
+    // The outcomes are out: their records' unpublished marks go, as ours clears them, beside each job's final status.
     await forEachBounded(events, inFlight ?? events.length, async (event) => {
+      const { reason, messageId, transport, recipients } = event;
+      const ref = { tenant: DEFAULT_TENANT, idempotencyKey: event.idempotencyKey };
+      const outcome = { reason, messageId, transport, recipients: toMaskedRecipients(recipients) };
+      const recorded = status.record(ref, { state: 'delivered', attempts: 1, outcome });
       await clients.documents.send(
         new UpdateCommand({
           TableName: resources.idempotencyTable,
@@ -162,6 +173,7 @@ export function createHandWrittenHandler(
           ExpressionAttributeValues: { ':completed': 'COMPLETED' },
         }),
       );
+      await recorded;
     });
     return { batchItemFailures: [] };
   };
