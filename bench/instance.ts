@@ -9,7 +9,7 @@ import { buildOurHandler, createHandWrittenHandler, freshResources } from './con
 import type { MeasuredUse } from './cost.js';
 import type { BenchEmulators } from './emulators.js';
 import { benchJob } from './jobs.js';
-import type { LatencyProfileName, RequestCounts } from './latency.js';
+import { LATENCY_PROFILES, type LatencyProfileName, type RequestCounts } from './latency.js';
 
 /** One configuration of one instance: the event source's batch, the jobs in flight, the SMTP pool. */
 export type InstanceConfig = {
@@ -42,9 +42,22 @@ export function sendTimeMs(requests: RequestCounts): number {
   return held / messages;
 }
 
-/** What the configuration allows one instance: its connections (or jobs in flight, if fewer) ÷ the send time. */
-export const limitOf = (config: InstanceConfig, sendMs: number) =>
-  sendMs > 0 ? (Math.min(config.pool, config.inFlight ?? config.batchSize) * 1000) / sendMs : 0;
+/**
+ * DynamoDB round trips a job makes while it holds its place among the jobs in flight, one after another: its claim in
+ * the status table, the claim of its key, the suppression lookup and, after the send, its completion record. (Its
+ * final status and the unpublished mark's removal come after the batch's events, outside its place.)
+ */
+const ROUND_TRIPS_IN_PLACE = 4;
+
+/**
+ * What the configuration allows one instance: its connections ÷ the send time, or, when fewer jobs are in flight than
+ * that keeps busy, the jobs in flight ÷ the time each holds its place (its send plus its round trips to DynamoDB).
+ */
+export const limitOf = (config: InstanceConfig, sendMs: number) => {
+  if (sendMs <= 0) return 0;
+  const placeMs = sendMs + ROUND_TRIPS_IN_PLACE * LATENCY_PROFILES[config.profile].http.dynamodb;
+  return Math.min(config.pool / sendMs, (config.inFlight ?? config.batchSize) / placeMs) * 1000;
+};
 
 async function enqueue(clients: EmulatorClients, queueUrl: string, prefix: string, count: number) {
   const jobs = Array.from({ length: count }, (_, i) => benchJob(`${prefix}-${i}`));
