@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { costPerMillion, durationAt, type CostPerMillion } from './cost.js';
 import { startBenchEmulators } from './emulators.js';
-import { limitOf, runInstance, sendTimeMs, type InstanceConfig, type InstanceRun } from './instance.js';
+import { limitOf, runInstance, sendTimeMs, sesSendTimeMs, type InstanceConfig, type InstanceRun } from './instance.js';
 import { percentile, record } from './measure.js';
 import { lineChart, stackedBarChart } from './svg.js';
 
@@ -47,11 +47,14 @@ function cases(quick: boolean): Case[] {
     { profile: 'cross-region', batchSize: 100, pool: 10, jobs: 100, rounds: 1 },
     { profile: 'slow-relay', batchSize: 10, pool: 5, jobs: 50, rounds: 1 },
     { profile: 'slow-relay', batchSize: 100, pool: 10, jobs: 200, rounds: 1 },
+    // Over the SES API, the instance's share of the account's rate the limit: a share it can keep, and a large one.
+    ...[50, 200].map((sesRate) => ({ ...at(100, 10, 200, 50), transport: 'ses' as const, sesRate })),
   ];
 }
 
 const describeCase = (c: InstanceConfig) =>
-  `${c.profile}, batch ${c.batchSize}, ${c.inFlight ?? 'all'} in flight, pool ${c.pool}`;
+  `${c.profile}, batch ${c.batchSize}, ${c.inFlight ?? 'all'} in flight, ` +
+  (c.transport === 'ses' ? `SES at ${c.sesRate} msg/s` : `pool ${c.pool}`);
 
 /** Several runs of one contender as one: their jobs, invocations and requests together. */
 function pooled(runs: InstanceRun[]): InstanceRun {
@@ -110,7 +113,7 @@ type Measured = {
 export async function benchCapacity(quick: boolean) {
   // Other work on the machine slows both contenders alike, but not their limits: the load goes with the figures.
   const loadBefore = loadavg()[0] as number;
-  const emulators = await startBenchEmulators({ smtpSink: true, latency: true });
+  const emulators = await startBenchEmulators({ smtpSink: true, ses: true, latency: true });
   const measured: Measured[] = [];
   try {
     // Unrecorded warm-up of both: what a cold process pays is measured under cold start. A few hundred jobs each, as
@@ -133,7 +136,7 @@ export async function benchCapacity(quick: boolean) {
       }
       const o = pooled(ours);
       const l = pooled(loop);
-      const sendMs = sendTimeMs(o.requests);
+      const sendMs = config.transport === 'ses' ? sesSendTimeMs(config) : sendTimeMs(o.requests);
       const limit = limitOf(config, sendMs);
       // Priced on the jobs actually sent: a run whose calls timed out costs more a job, as it would in AWS.
       const costs = MEMORY_SIZES.map((m) => costPerMillion({ ...o, jobs: Math.max(1, o.delivered) }, m));
@@ -177,7 +180,11 @@ function report(measured: Measured[]) {
     const loop = `${m.loop.cpuMsPerJob.toFixed(2)} ms CPU a job; sent ${m.loop.delivered} of ${m.loop.jobs}`;
     record(section, `${name}: loop`, m.loop.rate, 'msg/s', loop);
     const bound =
-      Math.abs(m.limit * m.sendMs - m.config.pool * 1000) < 1e-6 ? 'pool' : 'in flight ÷ (send + 4 DynamoDB trips)';
+      m.config.transport === 'ses' && m.limit === m.config.sesRate
+        ? 'the SES rate'
+        : Math.abs(m.limit * m.sendMs - m.config.pool * 1000) < 1e-6
+          ? 'pool ÷ send'
+          : 'in flight ÷ (send + 4 DynamoDB trips)';
     record(section, `${name}: limit`, m.limit, 'msg/s', `${bound}; ${m.sendMs.toFixed(0)} ms a message`);
   }
 
@@ -206,7 +213,7 @@ function report(measured: Measured[]) {
   // The choice: the cheapest same-region configuration and memory that sent every job, runs level with the loop
   // (≥ 0.9×), and keeps a job within the latency target (the batching window plus its longest invocation there).
   const candidates = measured
-    .filter((m) => m.config.profile === 'same-region')
+    .filter((m) => m.config.profile === 'same-region' && m.config.transport !== 'ses')
     .flatMap((m) =>
       m.costs.map((cost) => {
         const at = atMemory(m.ours, cost.memoryMb);
@@ -253,7 +260,11 @@ function report(measured: Measured[]) {
 
 function writeCharts(measured: Measured[], chosen: Measured | undefined) {
   const sweep = measured.filter(
-    (m) => m.config.profile === 'same-region' && m.config.batchSize === 100 && m.config.pool === 10,
+    (m) =>
+      m.config.profile === 'same-region' &&
+      m.config.transport !== 'ses' &&
+      m.config.batchSize === 100 &&
+      m.config.pool === 10,
   );
   const byInFlight = sweep.sort((a, b) => (a.config.inFlight ?? 100) - (b.config.inFlight ?? 100));
   writeFileSync(

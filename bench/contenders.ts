@@ -62,13 +62,15 @@ type Job = ReturnType<typeof benchJob>;
  * Powertools writes: expiry, status, in-progress expiry, payload hash), the suppression lookup, the send and the
  * completion record (marked unpublished); per ten jobs one PublishBatch of the outcome events, then per job the mark's
  * removal (the durable-outcome protocol ours follows) beside its final status. At most `inFlight` jobs at once (all
- * of the batch when not given). The status writes are the job-status store's own single UpdateItems, as ours makes.
+ * of the batch when not given). Over SES (`ses` given: the rate limiter ours uses), the send waits for its slot in the
+ * rate first. The status writes are the job-status store's own single UpdateItems, as ours makes.
  */
 export function createHandWrittenHandler(
   clients: EmulatorClients,
   resources: LocalResources,
   transport: Transporter,
   inFlight?: number,
+  ses?: { take(units: number): Promise<void> },
 ) {
   const publisher = createSnsEventPublisher(clients.sns, resources.eventsTopicArn) as Required<EventPublisher>;
   const status = createJobStatusStore(clients.dynamodb, resources.jobStatusTable, { ttlSeconds: 86_400 });
@@ -109,6 +111,8 @@ export function createHandWrittenHandler(
       }),
     );
     const messageId = toMessageId(job.idempotencyKey, 'example.com');
+    // Over SES, each send first waits for its recipients' slot in the instance's share of the account's rate.
+    await ses?.take(to.length);
     await transport.sendMail({
       from: job.from as string,
       to,
@@ -147,7 +151,7 @@ export function createHandWrittenHandler(
     );
     return toOutcomeEvent(
       'delivered',
-      { idempotencyKey: job.idempotencyKey, messageId, transport: 'smtp', attempts: 1 },
+      { idempotencyKey: job.idempotencyKey, messageId, transport: ses ? 'ses' : 'smtp', attempts: 1 },
       { reason: 'accepted', recipients },
     );
   };
