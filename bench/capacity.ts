@@ -117,7 +117,7 @@ export async function benchCapacity(quick: boolean) {
   const measured: Measured[] = [];
   try {
     // Unrecorded warm-up of both: what a cold process pays is measured under cold start. A few hundred jobs each, as
-    // a warm Lambda instance has handled: after only 50, a job still took twice the CPU it settles at.
+    // a warm Lambda instance has handled: after only 50, a job still took half as much CPU again as it settles at.
     for (const contender of ['ours', 'loop'] as const)
       await runInstance(emulators, contender, { profile: 'same-region', batchSize: 100, pool: 10 }, quick ? 200 : 400);
     for (const config of cases(quick)) {
