@@ -14,6 +14,7 @@ const SLOW = [
   'test/integration/producer-package.test.ts',
   'test/integration/scheduled-send.test.ts',
   'test/integration/template-send.test.ts',
+  'test/integration/bench-contenders.test.ts',
 ];
 
 export default defineConfig({

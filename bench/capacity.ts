@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { costPerMillion, durationAt, type CostPerMillion } from './cost.js';
 import { startBenchEmulators } from './emulators.js';
-import { limitOf, runInstance, sendTimeMs, type InstanceConfig, type InstanceRun } from './instance.js';
+import { limitOf, runInstance, sendTimeMs, sesSendTimeMs, type InstanceConfig, type InstanceRun } from './instance.js';
 import { percentile, record } from './measure.js';
 import { lineChart, stackedBarChart } from './svg.js';
 
@@ -47,11 +47,14 @@ function cases(quick: boolean): Case[] {
     { profile: 'cross-region', batchSize: 100, pool: 10, jobs: 100, rounds: 1 },
     { profile: 'slow-relay', batchSize: 10, pool: 5, jobs: 50, rounds: 1 },
     { profile: 'slow-relay', batchSize: 100, pool: 10, jobs: 200, rounds: 1 },
+    // Over the SES API, the instance's share of the account's rate the limit: a share it can keep, and a large one.
+    ...[50, 200].map((sesRate) => ({ ...at(100, 10, 200, 50), transport: 'ses' as const, sesRate })),
   ];
 }
 
 const describeCase = (c: InstanceConfig) =>
-  `${c.profile}, batch ${c.batchSize}, ${c.inFlight ?? 'all'} in flight, pool ${c.pool}`;
+  `${c.profile}, batch ${c.batchSize}, ${c.inFlight ?? 'all'} in flight, ` +
+  (c.transport === 'ses' ? `SES at ${c.sesRate} msg/s` : `pool ${c.pool}`);
 
 /** Several runs of one contender as one: their jobs, invocations and requests together. */
 function pooled(runs: InstanceRun[]): InstanceRun {
@@ -110,12 +113,13 @@ type Measured = {
 export async function benchCapacity(quick: boolean) {
   // Other work on the machine slows both contenders alike, but not their limits: the load goes with the figures.
   const loadBefore = loadavg()[0] as number;
-  const emulators = await startBenchEmulators({ smtpSink: true, latency: true });
+  const emulators = await startBenchEmulators({ smtpSink: true, ses: true, latency: true });
   const measured: Measured[] = [];
   try {
-    // Unrecorded warm-up of both: what a cold process pays is measured under cold start.
+    // Unrecorded warm-up of both: what a cold process pays is measured under cold start. A few hundred jobs each, as
+    // a warm Lambda instance has handled: after only 50, a job still took half as much CPU again as it settles at.
     for (const contender of ['ours', 'loop'] as const)
-      await runInstance(emulators, contender, { profile: 'same-region', batchSize: 10, pool: 5 }, 50);
+      await runInstance(emulators, contender, { profile: 'same-region', batchSize: 100, pool: 10 }, quick ? 200 : 400);
     for (const config of cases(quick)) {
       const ours: InstanceRun[] = [];
       const loop: InstanceRun[] = [];
@@ -132,7 +136,7 @@ export async function benchCapacity(quick: boolean) {
       }
       const o = pooled(ours);
       const l = pooled(loop);
-      const sendMs = sendTimeMs(o.requests);
+      const sendMs = config.transport === 'ses' ? sesSendTimeMs(config) : sendTimeMs(o.requests);
       const limit = limitOf(config, sendMs);
       // Priced on the jobs actually sent: a run whose calls timed out costs more a job, as it would in AWS.
       const costs = MEMORY_SIZES.map((m) => costPerMillion({ ...o, jobs: Math.max(1, o.delivered) }, m));
@@ -167,13 +171,21 @@ function report(measured: Measured[]) {
     );
     const against =
       `${(m.ours.rate / m.limit).toFixed(2)} of the limit, ` + `${(m.ours.rate / m.loop.rate).toFixed(2)}× the loop`;
+    // What the CPU alone allows: a whole core of this machine ÷ the CPU a job takes (the emulators not counted).
     const ours =
-      `${m.ours.cpuMsPerJob.toFixed(2)} ms CPU a job; invocation p50 ${p50} ms; ` +
+      `${m.ours.cpuMsPerJob.toFixed(2)} ms CPU a job (a core's ceiling ${(1000 / m.ours.cpuMsPerJob).toFixed(0)} msg/s); ` +
+      `invocation p50 ${p50} ms; ` +
       `sent ${m.ours.delivered} of ${m.ours.jobs}`;
     record(section, `${name}: ours`, m.ours.rate, 'msg/s', `${against}; ${ours}`);
     const loop = `${m.loop.cpuMsPerJob.toFixed(2)} ms CPU a job; sent ${m.loop.delivered} of ${m.loop.jobs}`;
     record(section, `${name}: loop`, m.loop.rate, 'msg/s', loop);
-    record(section, `${name}: limit`, m.limit, 'msg/s', `pool ÷ ${m.sendMs.toFixed(0)} ms a message`);
+    const bound =
+      m.config.transport === 'ses' && m.limit === m.config.sesRate
+        ? 'the SES rate'
+        : Math.abs(m.limit * m.sendMs - m.config.pool * 1000) < 1e-6
+          ? 'pool ÷ send'
+          : 'in flight ÷ (send + 4 DynamoDB trips)';
+    record(section, `${name}: limit`, m.limit, 'msg/s', `${bound}; ${m.sendMs.toFixed(0)} ms a message`);
   }
 
   const costSection = 'cost per million jobs (ours, counted requests and timed invocations; US East on-demand prices)';
@@ -201,7 +213,7 @@ function report(measured: Measured[]) {
   // The choice: the cheapest same-region configuration and memory that sent every job, runs level with the loop
   // (≥ 0.9×), and keeps a job within the latency target (the batching window plus its longest invocation there).
   const candidates = measured
-    .filter((m) => m.config.profile === 'same-region')
+    .filter((m) => m.config.profile === 'same-region' && m.config.transport !== 'ses')
     .flatMap((m) =>
       m.costs.map((cost) => {
         const at = atMemory(m.ours, cost.memoryMb);
@@ -248,7 +260,11 @@ function report(measured: Measured[]) {
 
 function writeCharts(measured: Measured[], chosen: Measured | undefined) {
   const sweep = measured.filter(
-    (m) => m.config.profile === 'same-region' && m.config.batchSize === 100 && m.config.pool === 10,
+    (m) =>
+      m.config.profile === 'same-region' &&
+      m.config.transport !== 'ses' &&
+      m.config.batchSize === 100 &&
+      m.config.pool === 10,
   );
   const byInFlight = sweep.sort((a, b) => (a.config.inFlight ?? 100) - (b.config.inFlight ?? 100));
   writeFileSync(

@@ -6,9 +6,12 @@ import { Metrics } from '@aws-lambda-powertools/metrics';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import type { Transporter } from 'nodemailer';
 import { createSnsEventPublisher } from '#aws/event-publisher.js';
+import { createJobStatusStore } from '#aws/job-status-store.js';
 import { forEachBounded } from '#core/bounded.js';
 import { toOutcomeEvent, type EmailOutcomeEvent, type EventPublisher } from '#core/events.js';
 import { hashAddress, toDispatchId, toMessageId } from '#core/message-id.js';
+import { toMaskedRecipients } from '#core/job-status.js';
+import { DEFAULT_TENANT } from '#core/tenant.js';
 import { loadDispatchConfig } from '#functions/config.js';
 import { buildSendEmailDeps, type SendEmailEnvironment } from '#handlers/build-send-email-deps.js';
 import { createSendEmailHandler, type SendEmailDeps } from '#handlers/send-email-handler.js';
@@ -54,21 +57,27 @@ export async function buildOurHandler(
 type Job = ReturnType<typeof benchJob>;
 
 /**
- * The hand-written alternative, as a Lambda handler doing the I/O ours does for a job, and nothing else: per job a
- * conditional claim (the item Powertools writes: expiry, status, in-progress expiry, payload hash), the suppression
- * lookup, the send and the completion record (marked unpublished); per ten jobs one PublishBatch of the outcome
- * events, then per job the mark's removal (the durable-outcome protocol ours follows). At most
- * `inFlight` jobs at once (all of the batch when not given).
+ * The hand-written alternative, as a Lambda handler doing the I/O ours does for a job, and nothing else: per job the
+ * job's claim in the status table (the write a cancel cannot pass), a conditional claim of its key (the item
+ * Powertools writes: expiry, status, in-progress expiry, payload hash), the suppression lookup, the send and the
+ * completion record (marked unpublished); per ten jobs one PublishBatch of the outcome events, then per job the mark's
+ * removal (the durable-outcome protocol ours follows) beside its final status. At most `inFlight` jobs at once (all
+ * of the batch when not given). Over SES (`ses` given: the rate limiter ours uses), the send waits for its slot in the
+ * rate first. The status writes are the job-status store's own single UpdateItems, as ours makes.
  */
 export function createHandWrittenHandler(
   clients: EmulatorClients,
   resources: LocalResources,
   transport: Transporter,
   inFlight?: number,
+  ses?: { take(units: number): Promise<void> },
 ) {
   const publisher = createSnsEventPublisher(clients.sns, resources.eventsTopicArn) as Required<EventPublisher>;
+  const status = createJobStatusStore(clients.dynamodb, resources.jobStatusTable, { ttlSeconds: 86_400 });
   const one = async (body: string): Promise<EmailOutcomeEvent> => {
     const job = JSON.parse(body) as Job;
+    const ref = { tenant: DEFAULT_TENANT, idempotencyKey: job.idempotencyKey };
+    await status.claim(ref, Date.now() + 120_000, 1);
     const id = `email-job#${createHash('md5').update(JSON.stringify(job.idempotencyKey)).digest('base64')}`;
     const hash = createHash('md5').update(JSON.stringify(job)).digest('base64');
     const now = Date.now();
@@ -102,6 +111,8 @@ export function createHandWrittenHandler(
       }),
     );
     const messageId = toMessageId(job.idempotencyKey, 'example.com');
+    // Over SES, each send first waits for its recipients' slot in the instance's share of the account's rate.
+    await ses?.take(to.length);
     await transport.sendMail({
       from: job.from as string,
       to,
@@ -140,7 +151,7 @@ export function createHandWrittenHandler(
     );
     return toOutcomeEvent(
       'delivered',
-      { idempotencyKey: job.idempotencyKey, messageId, transport: 'smtp', attempts: 1 },
+      { idempotencyKey: job.idempotencyKey, messageId, transport: ses ? 'ses' : 'smtp', attempts: 1 },
       { reason: 'accepted', recipients },
     );
   };
@@ -150,8 +161,12 @@ export function createHandWrittenHandler(
       events.push(await one(record.body));
     });
     if (events.length > 0) await publisher.publishBatch(events);
-    // The outcomes are out: their records' unpublished marks go, as ours clears them.
+    // The outcomes are out: their records' unpublished marks go, as ours clears them, beside each job's final status.
     await forEachBounded(events, inFlight ?? events.length, async (event) => {
+      const { reason, messageId, transport, recipients } = event;
+      const ref = { tenant: DEFAULT_TENANT, idempotencyKey: event.idempotencyKey };
+      const outcome = { reason, messageId, transport, recipients: toMaskedRecipients(recipients) };
+      const recorded = status.record(ref, { state: 'delivered', attempts: 1, outcome });
       await clients.documents.send(
         new UpdateCommand({
           TableName: resources.idempotencyTable,
@@ -162,6 +177,7 @@ export function createHandWrittenHandler(
           ExpressionAttributeValues: { ':completed': 'COMPLETED' },
         }),
       );
+      await recorded;
     });
     return { batchItemFailures: [] };
   };

@@ -1,15 +1,18 @@
+import { SendEmailCommand, SESv2Client } from '@aws-sdk/client-sesv2';
 import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import nodemailer from 'nodemailer';
+import { createBoundedRequestHandler } from '#aws/clients.js';
 import { forEachBounded, slices } from '#core/bounded.js';
+import { createRateLimiter } from '#core/rate-limiter.js';
 import { deliverOneBatch, type SqsHandler } from '#local/event-source.js';
-import type { EmulatorClients } from '#local/emulators.js';
+import { LOCAL_CREDENTIALS, type EmulatorClients } from '#local/emulators.js';
 import type { LocalResources } from '#local/resources.js';
 import { buildOurHandler, createHandWrittenHandler, freshResources } from './contenders.js';
 import type { MeasuredUse } from './cost.js';
 import type { BenchEmulators } from './emulators.js';
 import { benchJob } from './jobs.js';
-import type { LatencyProfileName, RequestCounts } from './latency.js';
+import { LATENCY_PROFILES, type LatencyProfileName, type RequestCounts } from './latency.js';
 
 /** One configuration of one instance: the event source's batch, the jobs in flight, the SMTP pool. */
 export type InstanceConfig = {
@@ -18,6 +21,10 @@ export type InstanceConfig = {
   /** Jobs of a batch in progress at once; undefined: all of it. */
   inFlight?: number;
   pool: number;
+  /** The relay: an SMTP pool of `pool` connections, or the SES API at `sesRate`. @default 'smtp' */
+  transport?: 'smtp' | 'ses';
+  /** Over SES: the instance's share of the account's send rate, messages/s (one recipient each). */
+  sesRate?: number;
 };
 
 export type InstanceRun = MeasuredUse & {
@@ -42,9 +49,33 @@ export function sendTimeMs(requests: RequestCounts): number {
   return held / messages;
 }
 
-/** What the configuration allows one instance: its connections (or jobs in flight, if fewer) ÷ the send time. */
-export const limitOf = (config: InstanceConfig, sendMs: number) =>
-  sendMs > 0 ? (Math.min(config.pool, config.inFlight ?? config.batchSize) * 1000) / sendMs : 0;
+/**
+ * DynamoDB round trips a job makes while it holds its place among the jobs in flight, one after another: its claim in
+ * the status table, the claim of its key, the suppression lookup and, after the send, its completion record. (Its
+ * final status and the unpublished mark's removal come after the batch's events, outside its place.)
+ */
+const ROUND_TRIPS_IN_PLACE = 4;
+
+/**
+ * What the configuration allows one instance: its connections ÷ the send time, or, when fewer jobs are in flight than
+ * that keeps busy, the jobs in flight ÷ the time each holds its place (its send plus its round trips to DynamoDB).
+ */
+export const limitOf = (config: InstanceConfig, sendMs: number) => {
+  if (sendMs <= 0) return 0;
+  const placeMs = sendMs + ROUND_TRIPS_IN_PLACE * LATENCY_PROFILES[config.profile].http.dynamodb;
+  const inPlace = ((config.inFlight ?? config.batchSize) / placeMs) * 1000;
+  // Over SES the account's rate takes the pool's place: the SDK's sockets (50) are never the bound here.
+  if (config.transport === 'ses') return Math.min(config.sesRate ?? Number.POSITIVE_INFINITY, inPlace);
+  return Math.min((config.pool / sendMs) * 1000, inPlace);
+};
+
+/** The SES API request that sends a message, as the proxy counts it. */
+const SES_SEND = 'ses.POST /v2/email/outbound-emails';
+
+/** The time a message takes over SES: the delay the proxy gave each send request. */
+export function sesSendTimeMs(config: InstanceConfig): number {
+  return LATENCY_PROFILES[config.profile].http.ses;
+}
 
 async function enqueue(clients: EmulatorClients, queueUrl: string, prefix: string, count: number) {
   const jobs = Array.from({ length: count }, (_, i) => benchJob(`${prefix}-${i}`));
@@ -109,7 +140,8 @@ async function drain(
     empty = result.received === 0 ? empty + 1 : 0;
   }
   const requests = await emulators.requestCounts();
-  const delivered = (await emulators.sinkCount()) - before;
+  const delivered =
+    config.transport === 'ses' ? (requests[SES_SEND]?.count ?? 0) : (await emulators.sinkCount()) - before;
   const busyMs = invocations.reduce((sum, i) => sum + i.wallMs, 0);
   const cpuMs = invocations.reduce((sum, i) => sum + i.cpuMs, 0);
   return { jobs, invocations, requests, delivered, rate: (delivered / busyMs) * 1000, cpuMsPerJob: cpuMs / jobs };
@@ -133,6 +165,7 @@ export async function runInstance(
   const resources = await freshResources(clients, contender);
   await emulators.useLatency(config.profile);
   const label = `${contender}-${config.profile}-${config.batchSize}-${config.inFlight ?? 'all'}-${config.pool}`;
+  if (config.transport === 'ses') return runOverSes(emulators, contender, resources, config, jobs, label);
   if (contender === 'ours') {
     const { handler, deps } = await buildOurHandler(clients, resources, {
       SMTP_HOST: smtp.host,
@@ -167,6 +200,50 @@ export async function runInstance(
       jobs,
       label,
     );
+  } finally {
+    transport.close();
+  }
+}
+
+/** One instance over the SES API (aws-ses-v2-local behind its proxy), at the instance's share of the account's rate. */
+async function runOverSes(
+  emulators: BenchEmulators,
+  contender: Contender,
+  resources: LocalResources,
+  config: InstanceConfig,
+  jobs: number,
+  label: string,
+): Promise<InstanceRun> {
+  const { clients, endpoints } = emulators;
+  const sesClient = { region: 'eu-west-1', credentials: LOCAL_CREDENTIALS, endpoint: endpoints.ses as string };
+  // aws-ses-v2-local keeps every message it is sent and slows down as they pile up: each run starts it empty.
+  await fetch(`${endpoints.ses}/clear-store`, { method: 'POST' });
+  const rate = config.sesRate ?? 0;
+  if (contender === 'ours') {
+    const { handler, deps } = await buildOurHandler(
+      clients,
+      resources,
+      {
+        DEFAULT_TRANSPORT: 'ses',
+        TRANSPORTS: 'ses',
+        SES_MAX_SEND_RATE: String(rate),
+        ...(config.inFlight ? { MAX_IN_FLIGHT: String(config.inFlight) } : {}),
+      },
+      { sesClient },
+    );
+    try {
+      return await drain(emulators, resources, handler, config, jobs, label);
+    } finally {
+      await deps.dispatch.transports.ses?.close();
+    }
+  }
+  // nodemailer's SES transport on the SDK client as ours builds it, paced by the rate limiter ours uses.
+  const client = new SESv2Client({ ...sesClient, requestHandler: createBoundedRequestHandler(), maxAttempts: 1 });
+  const transport = nodemailer.createTransport({ SES: { sesClient: client, SendEmailCommand } });
+  const limiter = createRateLimiter(rate);
+  try {
+    const handler = createHandWrittenHandler(clients, resources, transport, config.inFlight, limiter);
+    return await drain(emulators, resources, handler, config, jobs, label);
   } finally {
     transport.close();
   }

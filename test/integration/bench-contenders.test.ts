@@ -1,0 +1,64 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startBenchEmulators, type BenchEmulators } from '../../bench/emulators.js';
+import { runInstance, type InstanceConfig, type InstanceRun } from '../../bench/instance.js';
+
+/** Requests a job to AWS, by `service.Operation`, leaving out the bench's own (enqueueing, the event source's). */
+const perJob = (run: InstanceRun) =>
+  Object.fromEntries(
+    Object.entries(run.requests)
+      .filter(
+        ([key]) =>
+          key.startsWith('dynamodb.') || key.startsWith('sns.') || key === 'ses.POST /v2/email/outbound-emails',
+      )
+      .map(([key, entry]) => [key, entry.count / run.jobs]),
+  );
+
+describe('the capacity bench compares ours with a loop doing the same I/O', () => {
+  let emulators: BenchEmulators;
+  beforeAll(async () => {
+    emulators = await startBenchEmulators({ smtpSink: true, ses: true, latency: true });
+  });
+  afterAll(async () => {
+    await emulators?.stop();
+  });
+
+  it('over SMTP: both send every job once and make the same DynamoDB and SNS requests a job', async () => {
+    // Prepare: one batch of 20, as an instance gets it.
+    const config: InstanceConfig = { profile: 'same-region', batchSize: 20, pool: 2, inFlight: 10 };
+    // Act
+    const ours = await runInstance(emulators, 'ours', config, 20);
+    const loop = await runInstance(emulators, 'loop', config, 20);
+    // Assess: every job reached the sink once, through requests the loop makes too (its status writes included).
+    expect(ours.delivered).toBe(20);
+    expect(loop.delivered).toBe(20);
+    const { 'dynamodb.GetItem': _reads, 'dynamodb.UpdateItem': _oursUpdates, ...oursRest } = perJob(ours);
+    const { 'dynamodb.UpdateItem': loopUpdates, ...loopRest } = perJob(loop);
+    expect(oursRest).toEqual(loopRest);
+    // Per job: the status claim, the completion, the mark's removal and the final status, in both.
+    expect(loopUpdates).toBe(4);
+    // Ours adds, per batch, its tenant's sent count (the reputation guardrail), and reads a tenant's standing and the
+    // breaker's state once an instance, not once a job.
+    const updates = (run: InstanceRun) => run.requests['dynamodb.UpdateItem']?.count ?? 0;
+    expect(updates(ours) - updates(loop)).toBe(ours.invocations.length);
+    expect(ours.requests['dynamodb.GetItem']?.count ?? 0).toBeLessThanOrEqual(2);
+  });
+
+  it('over SES: both send every job once, at most at the rate they are given', async () => {
+    const config: InstanceConfig = {
+      profile: 'same-region',
+      batchSize: 20,
+      pool: 1,
+      inFlight: 10,
+      transport: 'ses',
+      sesRate: 40,
+    };
+    const ours = await runInstance(emulators, 'ours', config, 20);
+    const loop = await runInstance(emulators, 'loop', config, 20);
+    for (const run of [ours, loop]) {
+      expect(run.delivered).toBe(20);
+      // 20 sends at 40 a second take at least 19 spacings of 25 ms; the rate while busy stays at or under 40/s.
+      expect(run.rate).toBeLessThanOrEqual(40 * 1.1);
+    }
+    expect(perJob(ours)['ses.POST /v2/email/outbound-emails']).toBe(1);
+  });
+});
