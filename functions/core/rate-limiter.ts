@@ -7,6 +7,9 @@ export type RateLimiterOptions = {
   recoveryMs?: number;
 };
 
+/** How far behind the clock a slot may be given out: what a late timer is forgiven, ms. */
+const MAX_CATCH_UP_MS = 250;
+
 /**
  * Spaces calls to at most `ratePerSecond` units per second (a unit is a recipient for a provider that counts them,
  * as SES does), first come first served; fractional rates are fine (0.14 is one unit every 7.1 s). A rate of 0
@@ -31,7 +34,7 @@ export function createRateLimiter(
   // Callers waiting for a slot, first come first served. A slot is given out only to a caller still waiting, so one
   // that gave up (its invocation's deadline) leaves nothing behind: the slots of the jobs handed back are not kept
   // from those that come next.
-  const waiting: Array<{ units: number; release: () => void }> = [];
+  const waiting: Array<{ units: number; askedAt: number; release: () => void }> = [];
   let timer: ReturnType<typeof setTimeout> | undefined;
 
   const recover = (now: number) => {
@@ -42,15 +45,18 @@ export function createRateLimiter(
     timer = undefined;
     for (let head = waiting[0]; head; head = waiting[0]) {
       const now = clock();
-      if (base > 0 && nextSlot > now) {
-        timer = setTimeout(pump, nextSlot - now);
+      // A caller's slot is the later of when it asked and when the previous slot ends: a timer that fires a little
+      // late does not move the slots after it, but a stalled event loop does not earn a burst either.
+      const slot = Math.max(head.askedAt, nextSlot, now - MAX_CATCH_UP_MS);
+      if (base > 0 && slot > now) {
+        timer = setTimeout(pump, slot - now);
         timer.unref?.();
         return;
       }
       waiting.shift();
       if (base > 0) {
         recover(now);
-        nextSlot = Math.max(now, nextSlot) + (Math.max(1, head.units) * 1000) / rate;
+        nextSlot = slot + (Math.max(1, head.units) * 1000) / rate;
       }
       head.release();
     }
@@ -67,7 +73,7 @@ export function createRateLimiter(
      */
     take(units = 1, signal?: AbortSignal): Promise<void> {
       if (base <= 0) return Promise.resolve();
-      const waiter = { units, release: () => {} };
+      const waiter = { units, askedAt: clock(), release: () => {} };
       const granted = new Promise<void>((resolve) => {
         waiter.release = resolve;
       });

@@ -4,6 +4,7 @@ import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildSendEmailDeps } from '#handlers/build-send-email-deps.js';
 import { createSendEmailHandler } from '#handlers/send-email-handler.js';
+import { RATE_HEADROOM } from '#core/rate-limiter.js';
 import { deliverOneBatch, promptSourceOptions } from '#local/event-source.js';
 import { localTlsCertificate } from '#local/tls-certificate.js';
 import { captureOutput } from '../support/captured-output.js';
@@ -98,5 +99,52 @@ describe('rates that follow the quota', () => {
     expect(steadyReplies).toHaveLength(0);
     expect(delivered).toBe(recipients);
     expect(received).toHaveLength(jobs.length);
+  }, 120_000);
+
+  it('keeps one instance sending at its share when each batch holds more recipients than an invocation can send', async () => {
+    // Prepare: the instance's share is 14 × 0.95 / 4 = 3.3 recipients/s; an 8 s function with the 5 s margin may
+    // commit for 3 s, about ten recipients, while a batch of ten jobs of three recipients holds thirty.
+    const share = (QUOTA * RATE_HEADROOM) / INSTANCES;
+    h = await env.harness({
+      sink: { maxRecipientsPerSecond: QUOTA },
+      env: {
+        SMTP_MAX_SEND_RATE: String(QUOTA),
+        RATE_SHARES: String(INSTANCES),
+        RETRY_BASE_SECONDS: '1',
+        RETRY_MAX_DELAY_SECONDS: '1',
+      },
+    });
+    const jobs = Array.from({ length: 24 }, (_, i) =>
+      emailJobFactory({ to: Array.from({ length: 3 }, (_, n) => `backlog${i}-${n}@example.net`) }),
+    );
+    for (let i = 0; i < jobs.length; i += 10) {
+      await env.aws.clients.sqsClient.send(
+        new SendMessageBatchCommand({
+          QueueUrl: h.resources.jobsQueueUrl,
+          Entries: jobs.slice(i, i + 10).map((job, n) => ({ Id: String(n), MessageBody: JSON.stringify(job) })),
+        }),
+      );
+    }
+
+    // Act: the one instance polls, invocation after invocation, until every job is delivered (bounded).
+    const source = promptSourceOptions(env.aws.clients.sqsClient, h.resources, h.handler, {
+      functionTimeoutSeconds: 8,
+    });
+    const started = Date.now();
+    for (let i = 0; i < 200 && h.sink.received.length < jobs.length && Date.now() - started < 75_000; i += 1) {
+      const result = await deliverOneBatch(source);
+      if (result.received === 0) await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+
+    // Assess: every job went, at no less than 0.8 × the share (the jobs handed back wait out their retry delay).
+    const times = h.sink.received.map((m) => m.receivedAt);
+    const seconds = (Math.max(...times) - Math.min(...times)) / 1000;
+    const perSecond = (h.sink.received.length * 3 - 3) / seconds;
+    console.log(
+      `rate: 1 instance, share ${share.toFixed(2)}/s, ${h.sink.received.length}/${jobs.length} jobs in ${seconds.toFixed(1)} s: ${perSecond.toFixed(2)} recipients/s = ${(perSecond / share).toFixed(2)} x the share`,
+    );
+    expect(h.sink.received).toHaveLength(jobs.length);
+    expect(h.sink.rateReplies).toHaveLength(0);
+    expect(perSecond).toBeGreaterThanOrEqual(0.8 * share);
   }, 120_000);
 });
