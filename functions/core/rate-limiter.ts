@@ -7,7 +7,7 @@ export type RateLimiterOptions = {
   recoveryMs?: number;
 };
 
-/** How far behind the clock a slot may be given out: what a late timer is forgiven, ms. */
+/** How far behind the clock a slot may begin: the most idle time (or timer lateness) a caller is credited, ms. */
 const MAX_CATCH_UP_MS = 250;
 
 /**
@@ -34,7 +34,7 @@ export function createRateLimiter(
   // Callers waiting for a slot, first come first served. A slot is given out only to a caller still waiting, so one
   // that gave up (its invocation's deadline) leaves nothing behind: the slots of the jobs handed back are not kept
   // from those that come next.
-  const waiting: Array<{ units: number; askedAt: number; release: () => void }> = [];
+  const waiting: Array<{ units: number; release: () => void }> = [];
   let timer: ReturnType<typeof setTimeout> | undefined;
 
   const recover = (now: number) => {
@@ -45,9 +45,9 @@ export function createRateLimiter(
     timer = undefined;
     for (let head = waiting[0]; head; head = waiting[0]) {
       const now = clock();
-      // A caller's slot is the later of when it asked and when the previous slot ends: a timer that fires a little
-      // late does not move the slots after it, but a stalled event loop does not earn a burst either.
-      const slot = Math.max(head.askedAt, nextSlot, now - MAX_CATCH_UP_MS);
+      // A slot begins where the previous one ends: a timer that fires a little late does not move the slots after it,
+      // and the short pause between two invocations' batches is not lost; a longer idle time earns no burst.
+      const slot = Math.max(nextSlot, now - MAX_CATCH_UP_MS);
       if (base > 0 && slot > now) {
         timer = setTimeout(pump, slot - now);
         timer.unref?.();
@@ -73,7 +73,7 @@ export function createRateLimiter(
      */
     take(units = 1, signal?: AbortSignal): Promise<void> {
       if (base <= 0) return Promise.resolve();
-      const waiter = { units, askedAt: clock(), release: () => {} };
+      const waiter = { units, release: () => {} };
       const granted = new Promise<void>((resolve) => {
         waiter.release = resolve;
       });
