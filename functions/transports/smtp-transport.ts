@@ -257,7 +257,6 @@ export function createSmtpTransport(
     smtpUtf8: settings.smtpUtf8 === true,
     async send(message: OutgoingMessage, budget?: SendBudget): Promise<SendReceipt> {
       if (budget?.signal.aborted) throw new AttemptAbortedError('no time left to start the send');
-      await limiter.take(message.to.length + message.cc.length + message.bcc.length, budget?.signal);
       let pool: Pool;
       try {
         pool = await acquire();
@@ -284,6 +283,9 @@ export function createSmtpTransport(
             openSession = resolve;
           });
         }
+        // Paced once the pool's session is known: a send does not take its slot and then wait on a login, which would
+        // bunch the sends paced meanwhile into one burst at the relay.
+        await limiter.take(message.to.length + message.cc.length + message.bcc.length, budget?.signal);
         sending = true;
         const options = { ...toMailOptions(message), [PROGRESS]: progress, ...cut?.mailOptions } as ReturnType<
           typeof toMailOptions
