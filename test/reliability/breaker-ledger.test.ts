@@ -150,7 +150,7 @@ describe('the circuit breaker, with the relay refusing our login for a while', (
 });
 
 describe('the circuit breaker, with a backlog queued when the secret goes wrong', () => {
-  it('logs in a handful of times for a full batch of 100 jobs, not once per job, and delivers them all after the fix', async () => {
+  it('logs in once for a full batch of 100 jobs, not once per job, and delivers them all after the fix', async () => {
     // Prepare: a hundred jobs already queued; the production batch size (100) and jobs in flight (50).
     h = await env.harness({ env: BREAKER_ENV });
     h.setCredentials(WRONG_SECRET);
