@@ -135,7 +135,7 @@ describe('the SES account quota', () => {
     }
   });
 
-  it('paces by the quota GetAccount gives (0.5/s here, not the 1/s assumed before it is known), per recipient', async () => {
+  it('paces per recipient at the quota GetAccount gives (0.5/s here, not the 1/s assumed until known)', async () => {
     // Prepare: no rate set on the transport.
     process.env.AWS_SES_ACCOUNT = JSON.stringify(accountWithRate(0.5));
     const transport = createSesTransport({ client: { region: 'eu-west-1', endpoint: ses.endpoint, credentials } });

@@ -33,7 +33,7 @@ async function relayWithLogin(login: () => { username: string; password: string 
 }
 
 describe('a relay refusing our login', () => {
-  it('sees one login for twenty jobs sent at once over a pool of five connections, and one more for the next pool', async () => {
+  it('sees one login for twenty jobs at once over a pool of five connections, one more for the next pool', async () => {
     // Prepare
     let credentials = { ...GOOD, password: 'rotated-away' };
     const { sink, deps } = await relayWithLogin(() => credentials);

@@ -104,7 +104,7 @@ describe('rates that follow the quota', () => {
     expect(received).toHaveLength(jobs.length);
   }, 120_000);
 
-  it('keeps one instance sending at its share when each batch holds more recipients than an invocation can send', async () => {
+  it('keeps one instance at its share when each batch holds more than an invocation can send', async () => {
     // Prepare: the instance's share is 14 × 0.95 / 4 = 3.3 recipients/s; an 8 s function with the 5 s margin may
     // commit for 3 s, about ten recipients, while a batch of ten jobs of three recipients holds thirty.
     const share = (QUOTA * RATE_HEADROOM) / INSTANCES;
@@ -129,7 +129,8 @@ describe('rates that follow the quota', () => {
     const seconds = (Math.max(...times) - Math.min(...times)) / 1000;
     const perSecond = (h.sink.received.length * 3 - 3) / seconds;
     console.log(
-      `rate: 1 instance, share ${share.toFixed(2)}/s, ${h.sink.received.length}/${jobs.length} jobs in ${seconds.toFixed(1)} s: ${perSecond.toFixed(2)} recipients/s = ${(perSecond / share).toFixed(2)} x the share`,
+      `rate: 1 instance, share ${share.toFixed(2)}/s, ${h.sink.received.length}/${jobs.length} jobs in ` +
+        `${seconds.toFixed(1)} s: ${perSecond.toFixed(2)} recipients/s = ${(perSecond / share).toFixed(2)} x the share`,
     );
     expect(h.sink.received).toHaveLength(jobs.length);
     expect(h.sink.rateReplies).toHaveLength(0);

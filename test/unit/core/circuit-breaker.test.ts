@@ -88,7 +88,7 @@ describe('the circuit breaker', () => {
 });
 
 describe('an hour of a wrong secret, with the production schedule', () => {
-  it('attempts once per probe interval (30 s doubling to 10 min) across two instances, and postpones every other job', async () => {
+  it('attempts once per probe interval (30 s doubling to 10 min) over two instances, postponing the rest', async () => {
     // Prepare: two instances sharing the store, each with its own 5 s cache; a job arrives every second.
     let now = 0;
     const clock = () => now;
