@@ -3,6 +3,7 @@ import { EmailAddressSchema, MAX_RECIPIENTS, TransportNames, type TransportName 
 import { isLoopbackHost } from '#core/is-loopback-host.js';
 import { DEFAULT_REPUTATION_POLICY, reputationPolicyProblems, type ReputationPolicy } from '#core/reputation.js';
 import { parseFailover, type Failover } from '#core/send-router.js';
+import { smtpTlsModeMismatch } from '#core/smtp-tls-mode.js';
 import { parseMailboxes, type PolledMailbox } from '#functions/config.js';
 import { DEFAULT_SETTINGS, validateSettings, type SystemSettings } from './settings.js';
 
@@ -211,6 +212,10 @@ export function loadStackConfig(node: Context): StackConfig {
     }
   }
 
+  const smtpPort = integer('smtpPort', smtpSecurity === 'implicit' ? 465 : 587);
+  const mismatch = transports.includes('smtp') ? smtpTlsModeMismatch(smtpPort, smtpSecurity) : undefined;
+  if (mismatch) problems.push(`smtpSecurity "${smtpSecurity}" with smtpPort ${smtpPort}: ${mismatch}`);
+
   const config: StackConfig = {
     defaultFrom,
     transport,
@@ -223,7 +228,7 @@ export function loadStackConfig(node: Context): StackConfig {
     reportKeysSecret: text('reportKeysSecret'),
     bounceDomain,
     smtpHost,
-    smtpPort: integer('smtpPort', smtpSecurity === 'implicit' ? 465 : 587),
+    smtpPort,
     smtpSecurity,
     smtpSecret,
     smtpSecretWriteBack: oneOf('smtpSecretWriteBack', ['true', 'false'] as const, 'false') === 'true',

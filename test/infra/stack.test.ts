@@ -402,6 +402,14 @@ describe('checks at synth time', () => {
     expect(JSON.stringify(template.findResources('AWS::IAM::Policy'))).toContain('"ses:GetAccount"');
   });
 
+  it('refuses a TLS mode the SMTP port cannot speak (465 is implicit TLS, 587 STARTTLS)', () => {
+    const load = (over: Record<string, unknown>) =>
+      loadStackConfig({ tryGetContext: (key: string) => ({ ...context, ...over })[key as keyof typeof context] });
+    expect(() => load({ smtpPort: 465 })).toThrow(/smtpSecurity "starttls" with smtpPort 465: .*use implicit/);
+    expect(() => load({ smtpPort: 587, smtpSecurity: 'implicit' })).toThrow(/smtpPort 587: .*use starttls/);
+    expect(load({ smtpSecurity: 'implicit' }).smtpPort).toBe(465);
+  });
+
   it('refuses a concurrency cap whose share of a set rate cannot send one full job in an invocation', () => {
     const over = { ...context, sesMaxSendRate: 14, maxConcurrency: 100 };
     expect(() => loadStackConfig({ tryGetContext: (key: string) => (over as Record<string, unknown>)[key] })).toThrow(
