@@ -8,6 +8,7 @@ import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '#core/retry-schedule.js'
 import { DEFAULT_REPEAT_POLICY, repeatPolicyProblems, type RepeatPolicy } from '#core/mailbox/repeated-bounces.js';
 import { DEFAULT_SUPPRESSION_TTL_DAYS } from '#core/suppression.js';
 import { parseFailover, type Failover } from '#core/send-router.js';
+import { smtpTlsModeMismatch } from '#core/smtp-tls-mode.js';
 import { isTenantName } from '#core/tenant.js';
 import type { TenantDirectory } from '#core/tenant-identity.js';
 import type { SmtpSecurity } from '#transports/smtp-transport.js';
@@ -326,9 +327,12 @@ export function loadDispatchConfig(env: Env = process.env): DispatchConfig {
       security !== 'none' || host === '' || isLoopbackHost(host),
       `SMTP_SECURITY=none (plaintext) is only allowed for a loopback SMTP_HOST, not ${host}`,
     );
+    const port = r.integer('SMTP_PORT', security === 'implicit' ? 465 : 587, 1, 65535);
+    const mismatch = smtpTlsModeMismatch(port, security);
+    r.check(mismatch === undefined, `SMTP_SECURITY=${security} with SMTP_PORT=${port}: ${mismatch}`);
     smtp = {
       host,
-      port: r.integer('SMTP_PORT', security === 'implicit' ? 465 : 587, 1, 65535),
+      port,
       security,
       secretId: r.optional('SMTP_SECRET_ID'),
       maxConnections: r.integer('SMTP_MAX_CONNECTIONS', 5, 1, 100),

@@ -4,6 +4,7 @@ import { isLoopbackHost } from '#core/is-loopback-host.js';
 import { DEFAULT_REPEAT_POLICY, repeatPolicyProblems, type RepeatPolicy } from '#core/mailbox/repeated-bounces.js';
 import { DEFAULT_REPUTATION_POLICY, reputationPolicyProblems, type ReputationPolicy } from '#core/reputation.js';
 import { parseFailover, type Failover } from '#core/send-router.js';
+import { smtpTlsModeMismatch } from '#core/smtp-tls-mode.js';
 import { parseMailboxes, type PolledMailbox } from '#functions/config.js';
 import { DEFAULT_SETTINGS, validateSettings, type SystemSettings } from './settings.js';
 
@@ -228,6 +229,10 @@ export function loadStackConfig(node: Context): StackConfig {
     }
   }
 
+  const smtpPort = integer('smtpPort', smtpSecurity === 'implicit' ? 465 : 587);
+  const mismatch = transports.includes('smtp') ? smtpTlsModeMismatch(smtpPort, smtpSecurity) : undefined;
+  if (mismatch) problems.push(`smtpSecurity "${smtpSecurity}" with smtpPort ${smtpPort}: ${mismatch}`);
+
   const config: StackConfig = {
     defaultFrom,
     transport,
@@ -240,7 +245,7 @@ export function loadStackConfig(node: Context): StackConfig {
     reportKeysSecret: text('reportKeysSecret'),
     bounceDomain,
     smtpHost,
-    smtpPort: integer('smtpPort', smtpSecurity === 'implicit' ? 465 : 587),
+    smtpPort,
     smtpSecurity,
     smtpSecret,
     smtpSecretWriteBack: oneOf('smtpSecretWriteBack', ['true', 'false'] as const, 'false') === 'true',

@@ -7,6 +7,9 @@ export type RateLimiterOptions = {
   recoveryMs?: number;
 };
 
+/** How far behind the clock a slot may begin: the most idle time (or timer lateness) a caller is credited, ms. */
+const MAX_CATCH_UP_MS = 250;
+
 /**
  * Spaces calls to at most `ratePerSecond` units per second (a unit is a recipient for a provider that counts them,
  * as SES does), first come first served; fractional rates are fine (0.14 is one unit every 7.1 s). A rate of 0
@@ -28,10 +31,35 @@ export function createRateLimiter(
   let nextSlot = 0;
   let lastAdjustedAt = clock();
   let lastSlowDownAt = -Infinity;
+  // Callers waiting for a slot, first come first served. A slot is given out only to a caller still waiting, so one
+  // that gave up (its invocation's deadline) leaves nothing behind: the slots of the jobs handed back are not kept
+  // from those that come next.
+  const waiting: Array<{ units: number; release: () => void }> = [];
+  let timer: ReturnType<typeof setTimeout> | undefined;
 
   const recover = (now: number) => {
     if (rate < base) rate = Math.min(base, rate + (base * (now - lastAdjustedAt)) / recoveryMs);
     lastAdjustedAt = now;
+  };
+  const pump = () => {
+    timer = undefined;
+    for (let head = waiting[0]; head; head = waiting[0]) {
+      const now = clock();
+      // A slot begins where the previous one ends: a timer that fires a little late does not move the slots after it,
+      // and the short pause between two invocations' batches is not lost; a longer idle time earns no burst.
+      const slot = Math.max(nextSlot, now - MAX_CATCH_UP_MS);
+      if (base > 0 && slot > now) {
+        timer = setTimeout(pump, slot - now);
+        timer.unref?.();
+        return;
+      }
+      waiting.shift();
+      if (base > 0) {
+        recover(now);
+        nextSlot = slot + (Math.max(1, head.units) * 1000) / rate;
+      }
+      head.release();
+    }
   };
 
   return {
@@ -41,16 +69,24 @@ export function createRateLimiter(
     },
     /**
      * Resolves when the caller may send `units` (e.g. its recipients); rejects (AttemptAbortedError) if `signal`
-     * aborts first. An abandoned slot stays taken: the limiter errs on the slow side.
+     * aborts first, and then takes no slot.
      */
-    async take(units = 1, signal?: AbortSignal): Promise<void> {
-      if (base <= 0) return;
-      const now = clock();
-      recover(now);
-      const slot = Math.max(now, nextSlot);
-      nextSlot = slot + (Math.max(1, units) * 1000) / rate;
-      const wait = slot - now;
-      if (wait > 0) await untilAborted(new Promise((resolve) => setTimeout(resolve, wait).unref()), signal);
+    take(units = 1, signal?: AbortSignal): Promise<void> {
+      if (base <= 0) return Promise.resolve();
+      const waiter = { units, release: () => {} };
+      const granted = new Promise<void>((resolve) => {
+        waiter.release = resolve;
+      });
+      waiting.push(waiter);
+      if (timer === undefined) pump();
+      if (!signal) return granted;
+      const leave = () => {
+        const at = waiting.indexOf(waiter);
+        if (at >= 0) waiting.splice(at, 1);
+      };
+      signal.addEventListener('abort', leave, { once: true });
+      granted.then(() => signal.removeEventListener('abort', leave));
+      return untilAborted(granted, signal);
     },
     /** A rate reply came back: halve the rate (once per second at most) and leave a pause before the next send. */
     slowDown(): void {
@@ -67,6 +103,8 @@ export function createRateLimiter(
       base = next;
       rate = next;
       lastAdjustedAt = clock();
+      if (timer !== undefined) clearTimeout(timer);
+      pump();
     },
   };
 }

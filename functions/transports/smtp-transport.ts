@@ -2,7 +2,7 @@ import { PassThrough, pipeline, type Readable } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
 import nodemailer from 'nodemailer';
 import { Transform, type TransformCallback } from 'node:stream';
-import type { SendBudget } from '#core/attempt-budget.js';
+import { untilAborted, type SendBudget } from '#core/attempt-budget.js';
 import { AttemptAbortedError } from '#core/errors.js';
 import { isTokenLogin, type CredentialSource, type SmtpCredentials } from '#core/credential-source.js';
 import { classifyOutcome } from '#core/classify-outcome.js';
@@ -67,6 +67,12 @@ type Pool = {
   lastUsedAt: number;
   inFlight: number;
   retired: boolean;
+  /**
+   * The first send's verdict on the session (greeting, TLS, login): until it is known the pool's other sends wait,
+   * and if it refused us they fail with the same failure without connecting. A relay that locks an account after a
+   * few failed logins then sees one per pool, not one per pooled connection opening at once.
+   */
+  opened?: Promise<TransportFailure | undefined>;
 };
 
 /** Turns a nodemailer error into the facts the classifier needs; the only code that reads nodemailer's error shape. */
@@ -251,7 +257,6 @@ export function createSmtpTransport(
     smtpUtf8: settings.smtpUtf8 === true,
     async send(message: OutgoingMessage, budget?: SendBudget): Promise<SendReceipt> {
       if (budget?.signal.aborted) throw new AttemptAbortedError('no time left to start the send');
-      await limiter.take(message.to.length + message.cc.length + message.bcc.length, budget?.signal);
       let pool: Pool;
       try {
         pool = await acquire();
@@ -267,7 +272,21 @@ export function createSmtpTransport(
       pool.lastUsedAt = clock();
       const progress: Progress = { finalDotSent: false };
       const cut = budget ? cutOff(budget) : undefined;
+      let openSession: ((refused: TransportFailure | undefined) => void) | undefined;
+      let sending = false;
       try {
+        if (pool.opened) {
+          const refused = await untilAborted(pool.opened, budget?.signal);
+          if (refused) throw new TransportError(refused, { cause: new Error(NOT_TRIED) });
+        } else {
+          pool.opened = new Promise((resolve) => {
+            openSession = resolve;
+          });
+        }
+        // Paced once the pool's session is known: a send does not take its slot and then wait on a login, which would
+        // bunch the sends paced meanwhile into one burst at the relay.
+        await limiter.take(message.to.length + message.cc.length + message.bcc.length, budget?.signal);
+        sending = true;
         const options = { ...toMailOptions(message), [PROGRESS]: progress, ...cut?.mailOptions } as ReturnType<
           typeof toMailOptions
         >;
@@ -282,6 +301,8 @@ export function createSmtpTransport(
           rejected: failure.provider === 'smtp' ? (failure.rejected ?? []) : [],
         };
       } catch (error) {
+        // Waiting on the pool's first session ended it: nothing was sent.
+        if (!sending) throw error;
         if (cut?.aborted() === 'before-commit') {
           const message = 'the SMTP send ran out of its budget before the final dot; nothing was sent';
           throw new AttemptAbortedError(message, { cause: error });
@@ -293,6 +314,12 @@ export function createSmtpTransport(
             : { ...toSmtpFailure(error), dataSent: progress.finalDotSent };
         // A token fetch that failed inside nodemailer comes back as the TokenError itself, coded EAUTH.
         const failure = error instanceof TokenError ? toTokenFailure(error) : smtpFailure();
+        // The session itself was refused (login, TLS, greeting): the sends waiting on this pool do not try again, and
+        // the next send (the breaker's probe) opens a new pool.
+        if (isSessionRefusal(failure)) {
+          openSession?.(failure);
+          retire(pool);
+        }
         // A rate reply (454, 421 4.7.x "rate") slows the whole instance down, not only this job.
         if (classifyOutcome(failure).action === 'throttled') limiter.slowDown();
         if (failure.provider === 'smtp' && ['EAUTH', 'ENOAUTH', 'EOAUTH2', 'ETOKEN'].includes(failure.code ?? '')) {
@@ -307,6 +334,8 @@ export function createSmtpTransport(
         }
         throw new TransportError(failure, { cause: error });
       } finally {
+        // Anything else (a delivery, a refused recipient, a lost connection) says the session can be had.
+        openSession?.(undefined);
         cut?.dispose();
         pool.inFlight -= 1;
         pool.lastUsedAt = clock();
@@ -317,6 +346,25 @@ export function createSmtpTransport(
       if (current) retire(current);
     },
   };
+}
+
+/** Why a send waiting on its pool's first session failed without connecting. */
+const NOT_TRIED =
+  'not tried: the first session of this connection pool was refused, and another login would not fix it';
+
+/** nodemailer's commands of the session itself (the greeting is `CONN`), before any message. */
+const SESSION_COMMAND = /^(?:CONN|EHLO|HELO|LHLO|STARTTLS|AUTH\b)/;
+
+/**
+ * A refusal of the session itself (greeting, EHLO, TLS, login) that the classifier calls our setup: every send over
+ * the same settings would meet it. A sender refused at MAIL FROM is not one (it may be the job's own sender).
+ */
+function isSessionRefusal(failure: TransportFailure): boolean {
+  return (
+    failure.provider === 'smtp' &&
+    (failure.command === undefined || SESSION_COMMAND.test(failure.command)) &&
+    classifyOutcome(failure).action === 'blocked'
+  );
 }
 
 /** The mail option through which a send learns that its message has been written up to the final '.'. */

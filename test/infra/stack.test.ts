@@ -16,6 +16,7 @@ const context = {
   defaultFrom: 'noreply@example.com',
   transport: 'smtp',
   transports: 'smtp,ses',
+  failover: 'smtp>ses',
   sesConfigurationSet: 'tracking',
   smtpHost: 'email-smtp.eu-west-1.amazonaws.com',
   smtpSecret: 'email-dispatch/smtp',
@@ -241,6 +242,8 @@ describe('alarms', () => {
     ['DispatchErrors', 'notBreaching'],
     ['DispatchThrottles', 'notBreaching'],
     ['SendsBlocked', 'notBreaching'],
+    ['TransportCircuitOpen', 'notBreaching'],
+    ['SendingOnFallback', 'notBreaching'],
     ['EventsNotPublished', 'notBreaching'],
     ['CompletionsNotSaved', 'notBreaching'],
     ['PollerHeartbeatMissing', 'breaching'],
@@ -412,6 +415,14 @@ describe('checks at synth time', () => {
     expect(env.Variables.SES_MAX_SEND_RATE).toBeUndefined();
     expect(env.Variables.SMTP_MAX_SEND_RATE).toBeUndefined();
     expect(JSON.stringify(template.findResources('AWS::IAM::Policy'))).toContain('"ses:GetAccount"');
+  });
+
+  it('refuses a TLS mode the SMTP port cannot speak (465 is implicit TLS, 587 STARTTLS)', () => {
+    const load = (over: Record<string, unknown>) =>
+      loadStackConfig({ tryGetContext: (key: string) => ({ ...context, ...over })[key as keyof typeof context] });
+    expect(() => load({ smtpPort: 465 })).toThrow(/smtpSecurity "starttls" with smtpPort 465: .*use implicit/);
+    expect(() => load({ smtpPort: 587, smtpSecurity: 'implicit' })).toThrow(/smtpPort 587: .*use starttls/);
+    expect(load({ smtpSecurity: 'implicit' }).smtpPort).toBe(465);
   });
 
   it('refuses a concurrency cap whose share of a set rate cannot send one full job in an invocation', () => {

@@ -106,31 +106,56 @@ describe('SES error answers, from a loopback stand-in that replies as SES does',
   }
 });
 
+/** An account as aws-ses-v2-local answers GetAccount with it (from AWS_SES_ACCOUNT), with the given send rate. */
+const accountWithRate = (maxSendRate: number) => ({
+  DedicatedIpAutoWarmupEnabled: false,
+  Details: {
+    AdditionalContactEmailAddresses: [],
+    ContactLanguage: 'EN',
+    MailType: 'TRANSACTIONAL',
+    ReviewDetails: { CaseId: '1', Status: 'GRANTED' },
+    UseCaseDescription: '',
+    WebsiteURL: 'https://example.com',
+  },
+  EnforcementStatus: 'HEALTHY',
+  ProductionAccessEnabled: true,
+  SendingEnabled: true,
+  SendQuota: { Max24HourSend: 50_000, MaxSendRate: maxSendRate, SentLast24Hours: 0 },
+  SuppressionAttributes: { SuppressedReasons: [] },
+});
+
 describe('the SES account quota', () => {
   it('reads SendQuota.MaxSendRate from GetAccount', async () => {
-    // aws-ses-v2-local answers GetAccount with the account in this variable.
-    const account = {
-      DedicatedIpAutoWarmupEnabled: false,
-      Details: {
-        AdditionalContactEmailAddresses: [],
-        ContactLanguage: 'EN',
-        MailType: 'TRANSACTIONAL',
-        ReviewDetails: { CaseId: '1', Status: 'GRANTED' },
-        UseCaseDescription: '',
-        WebsiteURL: 'https://example.com',
-      },
-      EnforcementStatus: 'HEALTHY',
-      ProductionAccessEnabled: true,
-      SendingEnabled: true,
-      SendQuota: { Max24HourSend: 50_000, MaxSendRate: 14, SentLast24Hours: 0 },
-      SuppressionAttributes: { SuppressedReasons: [] },
-    };
-    process.env.AWS_SES_ACCOUNT = JSON.stringify(account);
+    process.env.AWS_SES_ACCOUNT = JSON.stringify(accountWithRate(14));
     try {
       const client = new SESv2Client({ region: 'eu-west-1', endpoint: ses.endpoint, credentials });
       expect(await readAccountSendRate(client)).toBe(14);
     } finally {
       delete process.env.AWS_SES_ACCOUNT;
+    }
+  });
+
+  it('paces per recipient at the quota GetAccount gives (0.5/s here, not the 1/s assumed until known)', async () => {
+    // Prepare: no rate set on the transport.
+    process.env.AWS_SES_ACCOUNT = JSON.stringify(accountWithRate(0.5));
+    const transport = createSesTransport({ client: { region: 'eu-west-1', endpoint: ses.endpoint, credentials } });
+    const deps = { ...depsFor(ses.endpoint), transports: { ses: transport } };
+    try {
+      // Act: a job for two recipients, and one for one.
+      const started = Date.now();
+      const outcomes = await Promise.all([
+        dispatchJob(emailJobFactory({ to: ['a@example.net', 'b@example.net'] }), deps),
+        dispatchJob(emailJobFactory({ to: ['c@example.net'] }), deps),
+      ]);
+      const seconds = (Date.now() - started) / 1000;
+
+      // Assess: the second waited for two recipients at 0.475/s (0.5 less the headroom): 4.2 s. Counting messages,
+      // or at the 1/s assumed until the quota is read, it would have waited 2.1 s.
+      expect(outcomes.map((o) => o.action)).toEqual(['delivered', 'delivered']);
+      expect(seconds).toBeGreaterThanOrEqual(4);
+    } finally {
+      delete process.env.AWS_SES_ACCOUNT;
+      await transport.close();
     }
   });
 });

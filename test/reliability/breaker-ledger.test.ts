@@ -149,6 +149,44 @@ describe('the circuit breaker, with the relay refusing our login for a while', (
   });
 });
 
+describe('the circuit breaker, with a backlog queued when the secret goes wrong', () => {
+  it('logs in once for a full batch of 100 jobs, not once per job, and delivers them all after the fix', async () => {
+    // Prepare: a hundred jobs already queued; the production batch size (100) and jobs in flight (50).
+    h = await env.harness({ env: BREAKER_ENV });
+    h.setCredentials(WRONG_SECRET);
+    const keys = Array.from({ length: 100 }, (_, i) => `backlog-${i}`);
+    for (const key of keys) await h.enqueue(emailJobFactory({ idempotencyKey: key, subject: `job ${key}` }));
+
+    // Act: the first poll meets the wrong secret; four more seconds of polling; then the secret is fixed.
+    await h.deliver();
+    const loginsFirstBatch = h.sink.authAttempts.length;
+    const until = Date.now() + 4000;
+    while (Date.now() < until) {
+      await h.deliver();
+      await sleep(300);
+    }
+    const loginsDuringOutage = h.sink.authAttempts.length;
+    h.setCredentials(SMTP_USER);
+    await drainUntilDelivered(keys, 60_000);
+
+    // Assess
+    const { counts, deadLetters } = await settleLedger(
+      'breaker-backlog',
+      keys,
+      () => `${loginsFirstBatch} login attempts for the first batch, ${loginsDuringOutage} in the outage`,
+    );
+    expect({ lost: counts.lost, duplicated: counts.duplicated, inDlq: deadLetters.length }).toEqual({
+      lost: 0,
+      duplicated: 0,
+      inDlq: 0,
+    });
+    // The pool's first login is refused and its other jobs do not try (the pool has 5 connections); then one login
+    // per probe (after 1 s, then every 2 s).
+    expect(loginsFirstBatch).toBe(1);
+    expect(loginsDuringOutage).toBeLessThanOrEqual(loginsFirstBatch + 4);
+  });
+});
+
 describe('failover smtp>ses', () => {
   it('carries the jobs over SES while the relay refuses our login, and returns to SMTP when it takes it again', async () => {
     // Prepare

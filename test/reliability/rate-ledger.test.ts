@@ -4,6 +4,7 @@ import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildSendEmailDeps } from '#handlers/build-send-email-deps.js';
 import { createSendEmailHandler } from '#handlers/send-email-handler.js';
+import { RATE_HEADROOM } from '#core/rate-limiter.js';
 import { deliverOneBatch, promptSourceOptions } from '#local/event-source.js';
 import { localTlsCertificate } from '#local/tls-certificate.js';
 import { captureOutput } from '../support/captured-output.js';
@@ -38,19 +39,29 @@ async function anotherInstance(harness: DispatchHarness) {
   return createSendEmailHandler(deps);
 }
 
+/** A harness whose relay enforces QUOTA recipients a second, its rate split over INSTANCES, with `extra` on top. */
+const relayAtQuota = (extra: Record<string, string>) =>
+  env.harness({
+    sink: { maxRecipientsPerSecond: QUOTA },
+    env: { SMTP_MAX_SEND_RATE: String(QUOTA), RATE_SHARES: String(INSTANCES), RETRY_BASE_SECONDS: '1', ...extra },
+  });
+
+/** Puts the jobs on the queue, ten to a request. */
+async function enqueueAll(jobs: object[]) {
+  for (let i = 0; i < jobs.length; i += 10) {
+    await env.aws.clients.sqsClient.send(
+      new SendMessageBatchCommand({
+        QueueUrl: h.resources.jobsQueueUrl,
+        Entries: jobs.slice(i, i + 10).map((job, n) => ({ Id: String(n), MessageBody: JSON.stringify(job) })),
+      }),
+    );
+  }
+}
+
 describe('rates that follow the quota', () => {
   it(`keeps ${INSTANCES} instances together under a relay enforcing ${QUOTA} recipients a second, with no rate replies`, async () => {
     // Prepare: each instance takes a quarter of the relay's rate; jobs of one to three recipients.
-    h = await env.harness({
-      sink: { maxRecipientsPerSecond: QUOTA },
-      env: {
-        SMTP_MAX_SEND_RATE: String(QUOTA),
-        RATE_SHARES: String(INSTANCES),
-        SMTP_MAX_CONNECTIONS: '3',
-        RETRY_BASE_SECONDS: '1',
-        RETRY_MAX_DELAY_SECONDS: '2',
-      },
-    });
+    h = await relayAtQuota({ SMTP_MAX_CONNECTIONS: '3', RETRY_MAX_DELAY_SECONDS: '2' });
     const handlers = [
       h.handler,
       ...(await Promise.all(Array.from({ length: INSTANCES - 1 }, () => anotherInstance(h)))),
@@ -59,14 +70,7 @@ describe('rates that follow the quota', () => {
       emailJobFactory({ to: Array.from({ length: (i % 3) + 1 }, (_, n) => `user${i}-${n}@example.net`) }),
     );
     const recipients = jobs.reduce((sum, job) => sum + (job.to?.length ?? 0), 0);
-    for (let i = 0; i < jobs.length; i += 10) {
-      await env.aws.clients.sqsClient.send(
-        new SendMessageBatchCommand({
-          QueueUrl: h.resources.jobsQueueUrl,
-          Entries: jobs.slice(i, i + 10).map((job, n) => ({ Id: String(n), MessageBody: JSON.stringify(job) })),
-        }),
-      );
-    }
+    await enqueueAll(jobs);
 
     // Act: every instance polls the queue at once until it is empty (bounded).
     const until = Date.now() + 90_000;
@@ -98,5 +102,38 @@ describe('rates that follow the quota', () => {
     expect(steadyReplies).toHaveLength(0);
     expect(delivered).toBe(recipients);
     expect(received).toHaveLength(jobs.length);
+  }, 120_000);
+
+  it('keeps one instance at its share when each batch holds more than an invocation can send', async () => {
+    // Prepare: the instance's share is 14 × 0.95 / 4 = 3.3 recipients/s; an 8 s function with the 5 s margin may
+    // commit for 3 s, about ten recipients, while a batch of ten jobs of three recipients holds thirty.
+    const share = (QUOTA * RATE_HEADROOM) / INSTANCES;
+    h = await relayAtQuota({ RETRY_MAX_DELAY_SECONDS: '1' });
+    const jobs = Array.from({ length: 24 }, (_, i) =>
+      emailJobFactory({ to: Array.from({ length: 3 }, (_, n) => `backlog${i}-${n}@example.net`) }),
+    );
+    await enqueueAll(jobs);
+
+    // Act: the one instance polls, invocation after invocation, until every job is delivered (bounded).
+    const source = promptSourceOptions(env.aws.clients.sqsClient, h.resources, h.handler, {
+      functionTimeoutSeconds: 8,
+    });
+    const started = Date.now();
+    for (let i = 0; i < 200 && h.sink.received.length < jobs.length && Date.now() - started < 75_000; i += 1) {
+      const result = await deliverOneBatch(source);
+      if (result.received === 0) await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+
+    // Assess: every job went, at no less than 0.8 × the share (the jobs handed back wait out their retry delay).
+    const times = h.sink.received.map((m) => m.receivedAt);
+    const seconds = (Math.max(...times) - Math.min(...times)) / 1000;
+    const perSecond = (h.sink.received.length * 3 - 3) / seconds;
+    console.log(
+      `rate: 1 instance, share ${share.toFixed(2)}/s, ${h.sink.received.length}/${jobs.length} jobs in ` +
+        `${seconds.toFixed(1)} s: ${perSecond.toFixed(2)} recipients/s = ${(perSecond / share).toFixed(2)} x the share`,
+    );
+    expect(h.sink.received).toHaveLength(jobs.length);
+    expect(h.sink.rateReplies).toHaveLength(0);
+    expect(perSecond).toBeGreaterThanOrEqual(0.8 * share);
   }, 120_000);
 });

@@ -64,6 +64,17 @@ describe('loadDispatchConfig', () => {
     expect(loadDispatchConfig(base).templatesDir).toBeUndefined();
   });
 
+  it('refuses a TLS mode the SMTP port cannot speak, naming both variables', () => {
+    expect(() => loadDispatchConfig({ ...base, SMTP_PORT: '465', SMTP_SECURITY: 'starttls' })).toThrow(
+      /SMTP_SECURITY=starttls with SMTP_PORT=465: port 465 speaks TLS from the first byte .*; use implicit/,
+    );
+    expect(() => loadDispatchConfig({ ...base, SMTP_PORT: '587', SMTP_SECURITY: 'implicit' })).toThrow(
+      /SMTP_SECURITY=implicit with SMTP_PORT=587: .*use starttls/,
+    );
+    expect(loadDispatchConfig({ ...base, SMTP_PORT: '2465', SMTP_SECURITY: 'implicit' }).smtp?.port).toBe(2465);
+    expect(loadDispatchConfig({ ...base, SMTP_PORT: '2525', SMTP_SECURITY: 'implicit' }).smtp?.port).toBe(2525);
+  });
+
   it('refuses a finish reserve that does not fit inside the deadline margin', () => {
     expect(() => loadDispatchConfig({ ...base, DEADLINE_MARGIN_MS: '1000', FINISH_RESERVE_MS: '1000' })).toThrow(
       /FINISH_RESERVE_MS \(1000\) must be below DEADLINE_MARGIN_MS/,

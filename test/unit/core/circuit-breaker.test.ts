@@ -87,6 +87,36 @@ describe('the circuit breaker', () => {
   });
 });
 
+describe('an hour of a wrong secret, with the production schedule', () => {
+  it('attempts once per probe interval (30 s doubling to 10 min) over two instances, postponing the rest', async () => {
+    // Prepare: two instances sharing the store, each with its own 5 s cache; a job arrives every second.
+    let now = 0;
+    const clock = () => now;
+    const store = memoryStore();
+    const routers = [0, 1].map(() => createSendRouter({ breaker: createCircuitBreaker(store, {}, clock), clock }));
+    const attemptsAt: number[] = [];
+    let postponed = 0;
+
+    // Act
+    for (let second = 0; second < 3600; second += 1) {
+      now = second * 1000;
+      const router = routers[second % 2] as (typeof routers)[number];
+      const route = await router.route('smtp');
+      if ('postponeMs' in route) {
+        postponed += 1;
+        continue;
+      }
+      attemptsAt.push(second);
+      await router.settle('smtp', outcome('blocked'));
+    }
+
+    // Assess: the attempt that opened it (the other instance, its cache empty, reads the open breaker), then one
+    // probe per interval: 30 s, 30 s, then doubling to the 10 minute cap. Eleven login attempts in the hour.
+    expect(attemptsAt).toEqual([0, 30, 60, 120, 240, 480, 960, 1560, 2160, 2760, 3360]);
+    expect(postponed).toBe(3600 - attemptsAt.length);
+  });
+});
+
 describe('the send router', () => {
   it('parses failover as primary>secondary', () => {
     expect(parseFailover('smtp>ses')).toEqual({ primary: 'smtp', secondary: 'ses' });
