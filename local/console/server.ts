@@ -62,6 +62,8 @@ const MAIL_CSP = [
   "form-action 'none'",
   'sandbox',
 ].join('; ');
+// A message's source and its attachments: never a document of the console's origin.
+const DOWNLOAD_CSP = "default-src 'none'; sandbox";
 const MAX_BODY = 256 * 1024;
 
 /** A request the API refuses: status and a message naming the field. */
@@ -150,9 +152,11 @@ export async function startConsole(options: ConsoleOptions) {
       run: async (_q, res, [id]) => {
         const raw = await outbox.raw(id as string);
         if (!raw) return notFound('message');
+        // Shown as text in a sandboxed frame; should a browser ever render it, nothing in it runs or loads.
         send(res, 200, raw, {
           'content-type': 'text/plain; charset=utf-8',
           'content-disposition': `inline; filename="${id}.eml"`,
+          'content-security-policy': DOWNLOAD_CSP,
         });
       },
     },
@@ -166,7 +170,7 @@ export async function startConsole(options: ConsoleOptions) {
         send(res, 200, a.content, {
           'content-type': 'application/octet-stream',
           'content-disposition': `attachment; filename="${a.filename.replace(/[^\w.@ -]/g, '_')}"`,
-          'content-security-policy': "default-src 'none'; sandbox",
+          'content-security-policy': DOWNLOAD_CSP,
         });
       },
     },

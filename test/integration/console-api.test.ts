@@ -154,6 +154,9 @@ describe('the console API', { timeout: 120_000 }, () => {
     expect(csp).toContain('sandbox');
     expect(csp).not.toMatch(/script-src|https?:/);
     expect(await raw.text()).toMatch(/^[\s\S]*Subject: View me[\s\S]*$/);
+    expect(raw.headers.get('content-type')).toBe('text/plain; charset=utf-8');
+    expect(raw.headers.get('content-security-policy')).toBe("default-src 'none'; sandbox");
+    expect(attachment.headers.get('content-security-policy')).toBe("default-src 'none'; sandbox");
     expect(attachment.headers.get('content-disposition')).toBe('attachment; filename="a.txt"');
     expect(await attachment.text()).toBe('A!');
     expect(missing.status).toBe(404);
