@@ -187,6 +187,9 @@ describe.skipIf(!existsSync(CHROMIUM))('the console in a real browser', () => {
     // Prepare: a message handed to the relay by any SMTP client (not through a job), markup in every field the page
     // shows, and an inbound message of the same kind in the bounce mailbox
     const tag = `hostile-${Date.now()}`;
+    // The page is open before the mail arrives: the list takes it in through the live updates, with no reload.
+    await page.goto(twin.manifest.console ?? '');
+    await page.click('nav a[data-tab="outbox"]');
     const payload = (where: string) => `<img src=x onerror="document.body.dataset.pwned='${where}'">`;
     const { smtp: login } = JSON.parse(readFileSync(twin.secretsFile, 'utf8')) as {
       smtp: { username: string; password: string };
@@ -241,8 +244,6 @@ describe.skipIf(!existsSync(CHROMIUM))('the console in a real browser', () => {
     });
 
     // Act: the list, the message with its headers and attachment, the mailbox
-    await page.goto(twin.manifest.console ?? '');
-    await page.click('nav a[data-tab="outbox"]');
     const row = page.locator('#outbox-rows tr').filter({ hasText: tag });
     await row.click({ timeout: 30_000 });
     await page.frameLocator('#message iframe.html-frame').locator('#inside').waitFor();
