@@ -1,7 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TokenError } from '#core/credential-source.js';
 import { createMailLoginSource } from '#oauth/mail-login-source.js';
-import { TokenError } from '#oauth/token-endpoint.js';
 import { memorySecret, OAUTH_MAILBOX, startOAuthPeer } from '../support/oauth-harness.js';
 
 let peer: Awaited<ReturnType<typeof startOAuthPeer>>;
