@@ -5,6 +5,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { SNSClient } from '@aws-sdk/client-sns';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { createSnsEventPublisher } from '#aws/event-publisher.js';
+import { INBOUND_EVENT_TYPES } from '#core/mailbox/inbound-event.js';
 import { removeSuppression, SuppressionError, type SuppressionStore } from '#core/suppression.js';
 import { createEmailProducer, InvalidEmailJobError, newIdempotencyKey, type EmailJob } from '#producer/index.js';
 import { LOOPBACK, listenOnLoopback } from '../loopback.js';
@@ -112,11 +113,7 @@ export async function startConsole(options: ConsoleOptions) {
     return { ...(await jobs.depths()), outbox: await outbox.count(), events: counts };
   };
 
-  const isInbound = (e: RecordedEvent) =>
-    e.type.startsWith('inbound.') ||
-    e.type === 'bounce.detected' ||
-    e.type === 'complaint.detected' ||
-    e.type === 'auto-reply.detected';
+  const isInbound = (e: RecordedEvent) => INBOUND_EVENT_TYPES.includes(e.type);
 
   type Route = {
     method: string;
