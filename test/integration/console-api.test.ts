@@ -343,7 +343,7 @@ describe('the console API', { timeout: 120_000 }, () => {
     expect(after.suppressions.map((s: { addressHash: string }) => s.addressHash)).not.toContain(entry.addressHash);
   });
 
-  it('shows every kind of message the poller read in the mailbox: a delay warning and a plain message too', async () => {
+  it('shows every kind of message the poller read in the mailbox, a delay warning and a plain one too', async () => {
     // Prepare: a delay DSN (RFC 3464 Action: delayed) and a message that is no report, straight into the mailbox
     const tag = `console-${Date.now()}-mailbox`;
     const dsn = buildDsn({
