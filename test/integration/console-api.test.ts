@@ -311,7 +311,11 @@ describe('the console API', { timeout: 120_000 }, () => {
       },
       60_000,
     );
-    const mailbox = await (await get('/api/mailbox')).json();
+    // The suppression is written before the event is published: the mailbox shows it a moment later.
+    const inbound = await waitFor('the bounce in the mailbox', async () => {
+      const { messages } = await (await get('/api/mailbox')).json();
+      return (messages as Array<Record<string, any>>).find((m) => m.type === 'bounce.detected');
+    });
 
     // Act
     const removed = await fetch(`${base}/api/suppressions/${entry.addressHash}`, { method: 'DELETE' });
@@ -329,7 +333,7 @@ describe('the console API', { timeout: 120_000 }, () => {
       count: 1,
       firstSeen: expect.any(String),
     });
-    expect(mailbox.messages[0]).toMatchObject({
+    expect(inbound).toMatchObject({
       type: 'bounce.detected',
       event: expect.objectContaining({ classification: expect.objectContaining({ kind: 'bounce' }) }),
     });
