@@ -1,8 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
 /**
- * Suites that take minutes (the whole twin, the ledgers, synth and bundling, installing the packed producer):
- * `npm test` runs them, `npm run test:quick` leaves them out.
+ * Suites that take minutes or start the whole twin (the twin and its console, the ledgers, synth and bundling,
+ * installing the packed producer): `npm test` runs them, `npm run test:quick` leaves them out.
  */
 const SLOW = [
   'test/reliability/**',
@@ -15,6 +15,9 @@ const SLOW = [
   'test/integration/scheduled-send.test.ts',
   'test/integration/template-send.test.ts',
   'test/integration/bench-contenders.test.ts',
+  'test/integration/console-api.test.ts',
+  'test/integration/console-browser.test.ts',
+  'test/integration/console-ses.test.ts',
 ];
 
 export default defineConfig({

@@ -97,10 +97,23 @@ function toSesSend(requestBody: Buffer, responseBody: Buffer): SesSend | undefin
  * bounces (Permanent/General, 5.1.1), `*@complaint.test` complains, `*@slow.test` is delayed; anyone else is
  * delivered.
  */
-export const SES_TWIN_OUTCOMES: Array<{ domain: string; eventType: 'Bounce' | 'Complaint' | 'DeliveryDelay' }> = [
-  { domain: 'bounce.test', eventType: 'Bounce' },
-  { domain: 'complaint.test', eventType: 'Complaint' },
-  { domain: 'slow.test', eventType: 'DeliveryDelay' },
+export const SES_TWIN_OUTCOMES: Array<{
+  domain: string;
+  eventType: 'Bounce' | 'Complaint' | 'DeliveryDelay';
+  /** What follows, as the console's send form lists it. */
+  effect: string;
+}> = [
+  {
+    domain: 'bounce.test',
+    eventType: 'Bounce',
+    effect: 'accepted, then a Bounce (Permanent) event: bounce.detected, address suppressed',
+  },
+  {
+    domain: 'complaint.test',
+    eventType: 'Complaint',
+    effect: "accepted, then a Complaint event: complaint.detected, address suppressed for the job's tenant",
+  },
+  { domain: 'slow.test', eventType: 'DeliveryDelay', effect: 'accepted, then a DeliveryDelay event: delivery.delayed' },
 ];
 
 /** The SES event record for one recipient of a send, shaped as SES publishes it to SNS. */

@@ -437,7 +437,11 @@ export async function startTwin(options: TwinOptions = {}) {
         outboxDir: join(dataDir, 'outbox'),
         sesEndpoint: ses?.endpoint,
         suppressions,
-        specialRecipients: SPECIAL_RECIPIENTS,
+        // SES's special recipients are its events' (the relay's rules do not apply to what goes through SES).
+        specialRecipients:
+          transport === 'ses'
+            ? SES_TWIN_OUTCOMES.map((o) => ({ address: `*@${o.domain}`, effect: o.effect }))
+            : SPECIAL_RECIPIENTS,
         log: (message, facts) => logger.info(message, facts),
       });
       stoppers.push(consoleServer.stop);

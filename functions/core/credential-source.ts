@@ -18,6 +18,31 @@ export interface WritableCredentialSource<T> extends CredentialSource<T> {
   update(changes: Record<string, string>): Promise<void>;
 }
 
+/**
+ * A token request that failed, as an OAuth2 credential source (functions/oauth/) throws it from `get`; the transports
+ * and the poller turn it into failures of their own. `blocked`: our setup is wrong (a revoked or mistyped client, a
+ * consent or delegation missing); an operator must act, and retrying changes nothing. `retry`: the endpoint had
+ * trouble; try again later. Never carries a token or a secret.
+ */
+export class TokenError extends Error {
+  readonly action: 'blocked' | 'retry';
+  /** The RFC 6749 5.2 `error` code, when the endpoint gave one. */
+  readonly oauthError?: string;
+  readonly httpStatus?: number;
+
+  constructor(
+    action: 'blocked' | 'retry',
+    message: string,
+    facts: { oauthError?: string; httpStatus?: number; cause?: unknown } = {},
+  ) {
+    super(message, { cause: facts.cause });
+    this.name = 'TokenError';
+    this.action = action;
+    this.oauthError = facts.oauthError;
+    this.httpStatus = facts.httpStatus;
+  }
+}
+
 /** The JSON stored in an SMTP or IMAP secret of type `password`: `{ "username": "...", "password": "..." }`. */
 export type LoginCredentials = { username: string; password: string };
 

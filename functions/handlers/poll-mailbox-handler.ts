@@ -8,7 +8,7 @@ import type { Tracer } from '@aws-lambda-powertools/tracer';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
-import type { CredentialSource, MailLogin } from '#core/credential-source.js';
+import { TokenError, type CredentialSource, type MailLogin } from '#core/credential-source.js';
 import type { EventPublisher } from '#core/events.js';
 import { MAILBOX_DIMENSION, PollerMetrics, ReportMetrics } from '#core/metric-names.js';
 import type { Suppress } from '#core/mailbox/classify-and-suppress.js';
@@ -20,7 +20,6 @@ import { ImapError, openImapSession } from '#imap/imap-session.js';
 import { openReauthenticatingSession } from '#imap/reauthenticating-session.js';
 import { inboundReader } from '#inbound/inbound-reader.js';
 import { parseInbound } from '#inbound/parse-inbound.js';
-import { TokenError } from '#oauth/token-endpoint.js';
 import { createReportReputation, type ReportReputationDeps } from './report-reputation.js';
 
 export type PollMailboxDeps = {

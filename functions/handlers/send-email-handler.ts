@@ -1,5 +1,4 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
-import { IdempotencyConfig, makeIdempotent } from '@aws-lambda-powertools/idempotency';
 import type { BasePersistenceLayer } from '@aws-lambda-powertools/idempotency/persistence';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
@@ -9,29 +8,27 @@ import type { Tracer } from '@aws-lambda-powertools/tracer';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { toIdempotencyRecordId } from '#aws/idempotency-store.js';
-import { claimPhaseSignal, toAttemptBudget, untilAborted, type AttemptBudget } from '#core/attempt-budget.js';
+import { toAttemptBudget, untilAborted, type AttemptBudget } from '#core/attempt-budget.js';
 import { createByteBudget } from '#core/byte-budget.js';
-import { dispatchJob, type DispatchDeps } from '#core/dispatch-job.js';
+import type { DispatchDeps } from '#core/dispatch-job.js';
 import type { DeadLetterSink, UnpublishedOutcomes, VisibilityControl } from '#core/dispatch-ports.js';
-import { JOB_CONTENT_JMESPATH, type S3Reference } from '#core/email-job.js';
+import type { S3Reference } from '#core/email-job.js';
 import { AttemptAbortedError, SendDeferredError } from '#core/errors.js';
 import type { EventPublisher } from '#core/events.js';
-import { hashAddress, hashRecipient, toMessageId } from '#core/message-id.js';
 import { DispatchMetrics } from '#core/metric-names.js';
 import { parseJobRecord } from '#core/parse-job-record.js';
 import type { RetryPolicy } from '#core/retry-schedule.js';
 import { isRetryable, type SendOutcome } from '#core/send-outcome.js';
-import type { TransportName } from '#core/email-job.js';
 import type { TemplateRenderer } from '#core/template-renderer.js';
 import { createDispatchPolicy, type OutboxEntry, type StoredResult } from './dispatch-policy.js';
 import { createReputationStep, type ReputationDeps } from './reputation-step.js';
-import { createTemplateStep, TemplateRefusedError, type TemplateStepResult } from './render-template.js';
+import { createTemplateStep, TemplateRefusedError } from './render-template.js';
 import { createRouteStep, type RoutingDeps } from './route-job.js';
-import { DEFAULT_TENANT, scopedJobKey } from '#core/tenant.js';
-import { tenantOf, type TenantJob } from '#core/tenant-identity.js';
+import { DEFAULT_TENANT } from '#core/tenant.js';
+import type { TenantJob } from '#core/tenant-identity.js';
 import { createTenantStep, type TenantDeps } from './tenant-step.js';
 import { createScheduleStep, type ScheduleDeps } from './job-schedule.js';
+import { createSendOnce, type AttemptState } from './send-once.js';
 
 /** How long a tenant's standing may take to read before its job goes on without it, ms. */
 const STANDING_READ_MS = 1000;
@@ -94,18 +91,6 @@ export type SendEmailDeps = {
   random?: () => number;
 };
 
-/** One attempt's state, shared with the idempotent section (which sees only its arguments). */
-type AttemptRun = {
-  budget: AttemptBudget;
-  started(): void;
-  claimChecked: boolean;
-  /** The transport the router chose (the failover's secondary), when not the job's own. */
-  transport?: TransportName;
-  /** The job as sent (its template rendered) or its template's refusal; the idempotency hash covers the job as produced. */
-  content?: TemplateStepResult;
-  outcome?: SendOutcome;
-};
-
 /**
  * Builds the SQS handler of the dispatch function: each record is parsed, sent at most once per idempotency key,
  * and ends delivered, rejected, retried later (through its visibility timeout) or given up — never silently dropped.
@@ -132,113 +117,11 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
   });
   const schedule = deps.schedule ? createScheduleStep(deps.schedule, deps, clock) : undefined;
 
-  const idempotencyConfig = new IdempotencyConfig({
-    eventKeyJmesPath: 'idempotencyKey',
-    payloadValidationJmesPath: JOB_CONTENT_JMESPATH,
-    throwOnNoIdempotencyKey: true,
-    expiresAfterSeconds: deps.idempotencyTtlSeconds,
-    responseHook: (response) => ({ ...(response as object), replayed: true }),
+  const { attempt, registerLambdaContext } = createSendOnce(deps, {
+    bounded,
+    settle: routing?.settle,
+    dispatchIdOf: policy.dispatchIdOf,
   });
-
-  /** The one place a job is sent. Throws for anything retryable, so the key's claim is released. */
-  const sendOnce = makeIdempotent(
-    async (job: TenantJob, run: AttemptRun, sourceMessageId: string): Promise<StoredResult> => {
-      run.started();
-      // Refused only once the key is claimed: a repeat of a job already done replays its outcome without coming here,
-      // whatever became of its template since (removed, or at another version).
-      if (run.content && 'rejected' in run.content) throw new TemplateRefusedError(run.content.rejected);
-      // The rendered job, under this attempt's (tenant-scoped) key: the Message-ID and report token derive from it.
-      const content = run.content?.job ? { ...run.content.job, idempotencyKey: job.idempotencyKey } : job;
-      // Wall time, as the breaker store writes its close: a failure of an attempt begun before it is stale.
-      const startedAtMs = Date.now();
-      // The claim and the completion write run until the answer's deadline; the send only until `finishBy`.
-      const outcome = await bounded(run.budget.finishSignal, () =>
-        dispatchJob(content, deps.dispatch, run.budget, { inline: run.claimChecked }, run.transport),
-      );
-      run.outcome = run.transport ? { ...outcome, transport: run.transport } : outcome;
-      // Every outcome goes back to the transport's breaker: `blocked` opens it, a success closes it.
-      if (routing && run.transport) await routing.settle(run.transport, outcome, startedAtMs);
-      if (isRetryable(outcome.action)) throw new SendDeferredError(run.outcome);
-      // Recipients are kept as keyed hashes, so that a report about this job can be checked against them.
-      const keyring = await deps.dispatch.reportKeys?.();
-      // Plain JSON (no undefined values): the persistence layer marshals it into DynamoDB as it is.
-      return JSON.parse(
-        JSON.stringify({
-          action: outcome.action,
-          reason: outcome.reason,
-          messageId: outcome.messageId ?? toMessageId(job.idempotencyKey, deps.dispatch.messageIdDomain),
-          // Reports about this message (bounces, complaints) are held against this tenant's mail.
-          tenant: tenantOf(job),
-          providerMessageId: outcome.providerMessageId,
-          recipients: outcome.recipients.map((r) => ({
-            hash: keyring ? hashRecipient(r.recipient, keyring) : hashAddress(r.recipient),
-            status: r.status,
-            responseCode: r.responseCode,
-          })),
-          unpublished: true,
-          sourceMessageId,
-          // Not personal data: lets a verified report, which names the record only by its digest, find the job.
-          key: job.idempotencyKey,
-        }),
-      ) as StoredResult;
-    },
-    {
-      persistenceStore: deps.persistenceStore,
-      config: idempotencyConfig,
-      keyPrefix: 'email-job',
-      dataIndexArgument: 0,
-    },
-  );
-
-  // Jobs being claimed right now, by their idempotency record id, for the takeover listener (which runs deep inside
-  // the DynamoDB client and is told only the record's id).
-  const claiming = new Map<string, { job: TenantJob; attempt: number }>();
-  deps.onIdempotencyTakeover?.((recordId) => {
-    const current = claiming.get(recordId);
-    metrics.addMetric(DispatchMetrics.ambiguous, MetricUnit.Count, 1);
-    // The attempt before this one died after claiming the job: it may have sent it (the '.'→'250' window, or a
-    // crash before the completion record). This attempt sends again, with the same Message-ID.
-    logger.warn('ambiguous attempt: the previous attempt died after claiming this job and may have sent it', {
-      dispatchId: current ? policy.dispatchIdOf(current.job) : undefined,
-      tenant: current ? tenantOf(current.job) : undefined,
-      attempt: current?.attempt,
-    });
-  });
-
-  /**
-   * Runs the idempotent send for one job within the budget: a claim not made by the commit deadline is given up,
-   * the send ends by `finishBy`, the completion write by the answer's deadline.
-   */
-  const attempt = async (
-    job: TenantJob,
-    record: SQSRecord,
-    budget: AttemptBudget,
-    run: { outcome?: SendOutcome; started?: boolean; transport?: TransportName; content?: TemplateStepResult },
-    claimChecked: boolean,
-  ): Promise<StoredResult> => {
-    const attemptNumber = Number(record.attributes.ApproximateReceiveCount) || 1;
-    // Keys are the tenant's own: the record, the Message-ID and the report token all derive from the scoped key.
-    const keyed = { ...job, idempotencyKey: scopedJobKey(tenantOf(job), job.idempotencyKey) };
-    const recordId = toIdempotencyRecordId('email-job', keyed.idempotencyKey);
-    claiming.set(recordId, { job, attempt: attemptNumber });
-    const phase = claimPhaseSignal(budget);
-    const attemptRun: AttemptRun = {
-      budget,
-      claimChecked,
-      transport: run.transport,
-      content: run.content,
-      started: () => {
-        run.started = true;
-        phase.started();
-      },
-    };
-    try {
-      return await bounded(phase.signal, () => sendOnce(keyed, attemptRun, record.messageId));
-    } finally {
-      claiming.delete(recordId);
-      run.outcome = attemptRun.outcome;
-    }
-  };
 
   /** A claim-checked body, read once its memory is reserved; `held` collects the reservation's release. */
   const claimCheckLoader = (budget: AttemptBudget, held: Array<() => void>, tenant: string) => {
@@ -350,7 +233,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
         ? await bounded(budget.signal, () => routing.route(record, job, requested))
         : undefined;
     if (routed === 'postponed') return;
-    const run: { outcome?: SendOutcome; started?: boolean; transport?: TransportName; content?: TemplateStepResult } = {
+    const run: AttemptState = {
       transport: routed?.transport,
       content: rendered,
     };
@@ -435,7 +318,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
   };
 
   const lambdaHandler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
-    idempotencyConfig.registerLambdaContext(context);
+    registerLambdaContext(context);
     const budget = toAttemptBudget({
       nowMs: clock(),
       remainingMs: context.getRemainingTimeInMillis(),

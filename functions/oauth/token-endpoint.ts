@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { maskAddresses } from '#core/classify-outcome.js';
+import { TokenError } from '#core/credential-source.js';
 import { isLoopbackHost } from '#core/is-loopback-host.js';
 
 /** What a token endpoint gave: the access token, its lifetime, and a new refresh token when it rotated the old one. */
@@ -13,30 +14,6 @@ export type TokenEndpointOptions = {
   /** First backoff, doubled each time, with jitter, milliseconds. @default 500 */
   backoffMs?: number;
 };
-
-/**
- * A token request that failed. `blocked`: our setup is wrong (a revoked or mistyped client, a consent or delegation
- * missing); an operator must act, and retrying changes nothing. `retry`: the endpoint had trouble; try again later.
- * Never carries a token or a secret.
- */
-export class TokenError extends Error {
-  readonly action: 'blocked' | 'retry';
-  /** The RFC 6749 5.2 `error` code, when the endpoint gave one. */
-  readonly oauthError?: string;
-  readonly httpStatus?: number;
-
-  constructor(
-    action: 'blocked' | 'retry',
-    message: string,
-    facts: { oauthError?: string; httpStatus?: number; cause?: unknown } = {},
-  ) {
-    super(message, { cause: facts.cause });
-    this.name = 'TokenError';
-    this.action = action;
-    this.oauthError = facts.oauthError;
-    this.httpStatus = facts.httpStatus;
-  }
-}
 
 const MAX_BODY_BYTES = 64 * 1024;
 

@@ -4,13 +4,12 @@ import nodemailer from 'nodemailer';
 import { Transform, type TransformCallback } from 'node:stream';
 import { untilAborted, type SendBudget } from '#core/attempt-budget.js';
 import { AttemptAbortedError } from '#core/errors.js';
-import { isTokenLogin, type CredentialSource, type SmtpCredentials } from '#core/credential-source.js';
+import { isTokenLogin, TokenError, type CredentialSource, type SmtpCredentials } from '#core/credential-source.js';
 import { classifyOutcome } from '#core/classify-outcome.js';
 import { isLoopbackHost } from '#core/is-loopback-host.js';
 import { createSharedRateLimiter, type RateSource } from '#core/rate-limiter.js';
 import { TransportError, type TransportFailure } from '#core/transport-failure.js';
 import type { MailTransport, OutgoingMessage, SendReceipt } from '#core/mail-transport.js';
-import { TokenError } from '#oauth/token-endpoint.js';
 import { toMailOptions } from './to-mail-options.js';
 
 /**

@@ -5,6 +5,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { SNSClient } from '@aws-sdk/client-sns';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { createSnsEventPublisher } from '#aws/event-publisher.js';
+import { INBOUND_EVENT_TYPES } from '#core/mailbox/inbound-event.js';
 import { removeSuppression, SuppressionError, type SuppressionStore } from '#core/suppression.js';
 import { createEmailProducer, InvalidEmailJobError, newIdempotencyKey, type EmailJob } from '#producer/index.js';
 import { LOOPBACK, listenOnLoopback } from '../loopback.js';
@@ -62,6 +63,8 @@ const MAIL_CSP = [
   "form-action 'none'",
   'sandbox',
 ].join('; ');
+// A message's source and its attachments: never a document of the console's origin.
+const DOWNLOAD_CSP = "default-src 'none'; sandbox";
 const MAX_BODY = 256 * 1024;
 
 /** A request the API refuses: status and a message naming the field. */
@@ -110,11 +113,7 @@ export async function startConsole(options: ConsoleOptions) {
     return { ...(await jobs.depths()), outbox: await outbox.count(), events: counts };
   };
 
-  const isInbound = (e: RecordedEvent) =>
-    e.type.startsWith('inbound.') ||
-    e.type === 'bounce.detected' ||
-    e.type === 'complaint.detected' ||
-    e.type === 'auto-reply.detected';
+  const isInbound = (e: RecordedEvent) => INBOUND_EVENT_TYPES.includes(e.type);
 
   type Route = {
     method: string;
@@ -150,9 +149,11 @@ export async function startConsole(options: ConsoleOptions) {
       run: async (_q, res, [id]) => {
         const raw = await outbox.raw(id as string);
         if (!raw) return notFound('message');
+        // Shown as text in a sandboxed frame; should a browser ever render it, nothing in it runs or loads.
         send(res, 200, raw, {
           'content-type': 'text/plain; charset=utf-8',
           'content-disposition': `inline; filename="${id}.eml"`,
+          'content-security-policy': DOWNLOAD_CSP,
         });
       },
     },
@@ -166,7 +167,7 @@ export async function startConsole(options: ConsoleOptions) {
         send(res, 200, a.content, {
           'content-type': 'application/octet-stream',
           'content-disposition': `attachment; filename="${a.filename.replace(/[^\w.@ -]/g, '_')}"`,
-          'content-security-policy': "default-src 'none'; sandbox",
+          'content-security-policy': DOWNLOAD_CSP,
         });
       },
     },

@@ -87,6 +87,7 @@ describe.concurrent('every command explains itself', () => {
     const transport = await run('start', ['--transport', 'pigeon'], { twinDir: noTwin });
     writeFileSync(join(files, 'imap.json'), JSON.stringify({ host: '', port: 99999, security: 'tls' }));
     const imap = await run('start', ['--imap', join(files, 'imap.json')], { twinDir: noTwin });
+    const consolePort = await run('start', ['--console-port', '70000'], { twinDir: noTwin });
 
     expect([only.code, only.stderr.split('\n')[0]]).toEqual([2, '--only must be transient or all, not "some"']);
     expect([rate.code, rate.stderr.split('\n')[0]]).toEqual([
@@ -96,6 +97,10 @@ describe.concurrent('every command explains itself', () => {
     expect([transport.code, transport.stderr.split('\n')[0]]).toEqual([
       2,
       '--transport must be smtp or ses, not "pigeon"',
+    ]);
+    expect([consolePort.code, consolePort.stderr.split('\n')[0]]).toEqual([
+      2,
+      '--console-port must be a port number from 0 to 65535',
     ]);
     expect(imap.code).toBe(2);
     expect(imap.stderr.split('\n')[0]).toBe(

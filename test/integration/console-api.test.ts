@@ -3,6 +3,7 @@ import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDeadLetterSink } from '#aws/sqs-dispatch-queues.js';
 import { hashAddress } from '#core/message-id.js';
+import { buildDsn } from '#local/dsn.js';
 import type { Twin } from '#local/twin.js';
 import { emailJobFactory } from '../support/factories.js';
 import { startTestTwin, type TestTwin } from '../support/twin-harness.js';
@@ -154,6 +155,9 @@ describe('the console API', { timeout: 120_000 }, () => {
     expect(csp).toContain('sandbox');
     expect(csp).not.toMatch(/script-src|https?:/);
     expect(await raw.text()).toMatch(/^[\s\S]*Subject: View me[\s\S]*$/);
+    expect(raw.headers.get('content-type')).toBe('text/plain; charset=utf-8');
+    expect(raw.headers.get('content-security-policy')).toBe("default-src 'none'; sandbox");
+    expect(attachment.headers.get('content-security-policy')).toBe("default-src 'none'; sandbox");
     expect(attachment.headers.get('content-disposition')).toBe('attachment; filename="a.txt"');
     expect(await attachment.text()).toBe('A!');
     expect(missing.status).toBe(404);
@@ -307,7 +311,11 @@ describe('the console API', { timeout: 120_000 }, () => {
       },
       60_000,
     );
-    const mailbox = await (await get('/api/mailbox')).json();
+    // The suppression is written before the event is published: the mailbox shows it a moment later.
+    const inbound = await waitFor('the bounce in the mailbox', async () => {
+      const { messages } = await (await get('/api/mailbox')).json();
+      return (messages as Array<Record<string, any>>).find((m) => m.type === 'bounce.detected');
+    });
 
     // Act
     const removed = await fetch(`${base}/api/suppressions/${entry.addressHash}`, { method: 'DELETE' });
@@ -325,7 +333,7 @@ describe('the console API', { timeout: 120_000 }, () => {
       count: 1,
       firstSeen: expect.any(String),
     });
-    expect(mailbox.messages[0]).toMatchObject({
+    expect(inbound).toMatchObject({
       type: 'bounce.detected',
       event: expect.objectContaining({ classification: expect.objectContaining({ kind: 'bounce' }) }),
     });
@@ -337,6 +345,53 @@ describe('the console API', { timeout: 120_000 }, () => {
       removedBy: 'operator:console',
     });
     expect(after.suppressions.map((s: { addressHash: string }) => s.addressHash)).not.toContain(entry.addressHash);
+  });
+
+  it('shows every kind of message the poller read in the mailbox, a delay warning and a plain one too', async () => {
+    // Prepare: a delay DSN (RFC 3464 Action: delayed) and a message that is no report, straight into the mailbox
+    const tag = `console-${Date.now()}-mailbox`;
+    const dsn = buildDsn({
+      reportingMta: 'relay.example.org',
+      to: 'bounces@bounces.twin.test',
+      recipient: 'later@example.org',
+      status: '4.4.7',
+      diagnostic: '451 4.4.7 delivery delayed',
+      originalHeaders: `Subject: ${tag} delayed\r\nMessage-ID: <${tag}@twin.test>\r\n`,
+    }).replace('Action: failed', 'Action: delayed');
+    twin.imap?.deliver(dsn);
+    twin.imap?.deliver(
+      [
+        'From: someone@example.org',
+        'To: bounces@bounces.twin.test',
+        `Subject: ${tag} hello`,
+        `Message-ID: <${tag}-plain@example.org>`,
+        `Date: ${new Date().toUTCString()}`,
+        '',
+        'Just a message.',
+        '',
+      ].join('\r\n'),
+    );
+
+    // Act
+    const types = await waitFor(
+      'both messages in the mailbox',
+      async () => {
+        const { messages } = await (await get('/api/mailbox')).json();
+        const found = new Set(
+          (messages as Array<{ type: string; event: unknown }>)
+            .filter((m) => JSON.stringify(m.event).includes(tag))
+            .map((m) => m.type),
+        );
+        return found.size >= 2 ? found : undefined;
+      },
+      60_000,
+    );
+    const limited = await get('/api/mailbox?limit=0');
+
+    // Assess
+    expect([...types].sort()).toEqual(['bounce.delayed', 'inbound.received']);
+    expect(limited.status).toBe(400);
+    expect(await limited.json()).toMatchObject({ field: 'limit' });
   });
 
   it('lists the special recipients and streams published events and stats as server-sent events', async () => {

@@ -1,12 +1,14 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
+import nodemailer from 'nodemailer';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDeadLetterSink } from '#aws/sqs-dispatch-queues.js';
 import { LOOPBACK, listenOnLoopback } from '#local/loopback.js';
+import { localTlsCertificate } from '#local/tls-certificate.js';
 import type { Twin } from '#local/twin.js';
 import { emailJobFactory } from '../support/factories.js';
 import { startTestTwin, type TestTwin } from '../support/twin-harness.js';
@@ -179,5 +181,98 @@ describe.skipIf(!existsSync(CHROMIUM))('the console in a real browser', () => {
     // Assess
     expect(status).toBe(200);
     expect(beaconHits - before).toBe(0);
+  }, 120_000);
+
+  it('shows hostile text from relayed and inbound mail as text: nothing in it runs or becomes markup', async () => {
+    // Prepare: a message handed to the relay by any SMTP client (not through a job), markup in every field the page
+    // shows, and an inbound message of the same kind in the bounce mailbox
+    const tag = `hostile-${Date.now()}`;
+    // The page is open before the mail arrives: the list takes it in through the live updates, with no reload.
+    await page.goto(twin.manifest.console ?? '');
+    await page.click('nav a[data-tab="outbox"]');
+    const payload = (where: string) => `<img src=x onerror="document.body.dataset.pwned='${where}'">`;
+    const { smtp: login } = JSON.parse(readFileSync(twin.secretsFile, 'utf8')) as {
+      smtp: { username: string; password: string };
+    };
+    const relay = nodemailer.createTransport({
+      host: twin.manifest.smtp.host,
+      port: twin.manifest.smtp.port,
+      requireTLS: true,
+      tls: { ca: localTlsCertificate().cert },
+      auth: { user: login.username, pass: login.password },
+    });
+    await relay.sendMail({
+      envelope: { from: 'mallory@example.net', to: ['victim@example.net'] },
+      raw: [
+        `From: "${payload('from')}" <mallory@example.net>`,
+        'To: victim@example.net',
+        `Subject: ${tag} ${payload('subject')} <b>bold</b>`,
+        `X-Injected: <script>document.body.dataset.pwned='header'</script>`,
+        'MIME-Version: 1.0',
+        'Content-Type: multipart/mixed; boundary="b"',
+        '',
+        '--b',
+        'Content-Type: text/html; charset=utf-8',
+        '',
+        `<script>parent.document.body.dataset.pwned='frame'</script><p id="inside">inside</p>`,
+        '--b',
+        'Content-Type: text/html; name="x.html"',
+        `Content-Disposition: attachment; filename="${payload('attachment').replaceAll('"', "'")}.html"`,
+        '',
+        '<script>alert(1)</script>',
+        '--b--',
+        '',
+      ].join('\r\n'),
+    });
+    relay.close();
+    twin.imap?.deliver(
+      [
+        `From: "${payload('inbound-from')}" <someone@example.org>`,
+        'To: bounces@bounces.twin.test',
+        `Subject: ${tag} ${payload('inbound-subject')}`,
+        `Message-ID: <${tag}@example.org>`,
+        `Date: ${new Date().toUTCString()}`,
+        '',
+        '<script>document.body.dataset.pwned = "inbound-body"</script>',
+        '',
+      ].join('\r\n'),
+    );
+    const dialogs: string[] = [];
+    page.on('dialog', (dialog) => {
+      dialogs.push(dialog.message());
+      void dialog.dismiss();
+    });
+
+    // Act: the list, the message with its headers and attachment, the mailbox
+    const row = page.locator('#outbox-rows tr').filter({ hasText: tag });
+    await row.click({ timeout: 30_000 });
+    await page.frameLocator('#message iframe.html-frame').locator('#inside').waitFor();
+    await page.click('#message button[data-view="headers"]');
+    await page.locator('#message table.headers').waitFor();
+    const listed = await row.textContent();
+    const headersText = await page.locator('#message').textContent();
+    const attachmentName = await page.locator('#message a.attachment').getAttribute('download');
+    await page.click('#message button[data-view="raw"]');
+    const rawText = await page.frameLocator('#message iframe.raw-frame').locator('body').textContent();
+    const markupInMessage = await page.locator('#outbox-rows img, #message img, #message script, #message b').count();
+    await page.click('nav a[data-tab="mailbox"]');
+    const inbound = page.locator('#mailbox-rows tr').filter({ hasText: tag });
+    await inbound.waitFor({ timeout: 45_000 });
+    const inboundText = await inbound.textContent();
+    const markupInMailbox = await page.locator('#mailbox-rows img').count();
+    await page.screenshot({ path: join(ARTIFACTS, 'console-hostile.png'), fullPage: true });
+    const pwned = await page.locator('body').getAttribute('data-pwned');
+
+    // Assess
+    expect(listed).toContain(`${payload('subject')} <b>bold</b>`);
+    expect(headersText).toContain(payload('from'));
+    expect(headersText).toContain("<script>document.body.dataset.pwned='header'</script>");
+    expect(attachmentName).toContain("<img src=x onerror='document.body.dataset.pwned=");
+    expect(markupInMessage).toBe(0);
+    expect(rawText).toContain("X-Injected: <script>document.body.dataset.pwned='header'</script>");
+    expect(inboundText).toContain(payload('inbound-subject'));
+    expect(markupInMailbox).toBe(0);
+    expect(pwned).toBeNull();
+    expect(dialogs).toEqual([]);
   }, 120_000);
 });

@@ -11,7 +11,7 @@ afterAll(async () => {
 });
 
 describe('the console with the SES transport', { timeout: 120_000 }, () => {
-  it('lists what the SES emulator received, tied to its job by the provider message id', async () => {
+  it("lists the SES emulator's mail with its job's outcome, and the special recipients SES answers", async () => {
     // Prepare
     const base = running.console;
     const key = `console-ses-${Date.now()}`;
@@ -38,6 +38,9 @@ describe('the console with the SES transport', { timeout: 120_000 }, () => {
     }
     const message = (await (await fetch(`${base}/api/messages/${entry?.id}`)).json()) as Record<string, any>;
     const html = await (await fetch(`${base}/api/messages/${entry?.id}/html`)).text();
+    const special = (await (await fetch(`${base}/api/special-recipients`)).json()) as {
+      specialRecipients: Array<{ address: string }>;
+    };
 
     // Assess
     expect(entry).toMatchObject({
@@ -48,5 +51,10 @@ describe('the console with the SES transport', { timeout: 120_000 }, () => {
     });
     expect(message).toMatchObject({ text: expect.stringContaining('ses text'), hasHtml: true });
     expect(html).toContain('<p>ses html</p>');
+    expect(special.specialRecipients.map((r) => r.address)).toEqual([
+      '*@bounce.test',
+      '*@complaint.test',
+      '*@slow.test',
+    ]);
   });
 });

@@ -2,8 +2,9 @@ import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { createServer } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TokenError } from '#core/credential-source.js';
 import { createMailLoginSource } from '#oauth/mail-login-source.js';
-import { requestToken, TokenError } from '#oauth/token-endpoint.js';
+import { requestToken } from '#oauth/token-endpoint.js';
 import { LOOPBACK, listenOnLoopback } from '#local/loopback.js';
 import { memorySecret, OAUTH_MAILBOX, startOAuthPeer } from '../support/oauth-harness.js';
 

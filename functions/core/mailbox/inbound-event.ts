@@ -18,6 +18,9 @@ const EVENT_TYPES = {
 } as const;
 const eventTypeOf = (kind: InboundClassification['kind']) => EVENT_TYPES[kind];
 
+/** Every type of event the poller publishes about a message it read: one per classification, and the unparsable. */
+export const INBOUND_EVENT_TYPES: readonly string[] = [...Object.values(EVENT_TYPES), EventTypes.inboundUnparsable];
+
 type Where = { mailboxId: string; status: MailboxStatus; raw: RawLocation | undefined };
 
 /** What every inbound event says about its message: where it is in the mailbox and in S3. */
