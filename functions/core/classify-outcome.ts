@@ -9,8 +9,10 @@ const ENHANCED_STATUS = /\b([245])\.(\d{1,3})\.(\d{1,3})\b/;
 const ADDRESS_IN_TEXT = /(?<![^\s<>"])<?[^\s<>@"]+@[^\s<>"]+>?/g;
 // Words providers use when they want us to slow down (SES: "454 Throttling failure: Maximum sending rate exceeded";
 // Microsoft: "421 4.7.0 Too many connections"; Gmail: "421 4.7.28 ... unusual rate of unsolicited mail").
-const RATE_WORDS =
-  /throttl|rate limit|rate exceeded|sending rate|too many (?:connections|messages|mails|requests|sessions)|slow down|quota|unusual rate/i;
+const RATE_WORDS = [
+  /throttl|rate limit|rate exceeded|sending rate|unusual rate|slow down|quota/i,
+  /too many (?:connections|messages|mails|requests|sessions)/i,
+];
 // "try again later" followed anywhere by "rate": two searches, not one `.*` that rescans from every occurrence.
 const TRY_LATER = /try again later/i;
 const RATE = /rate/i;
@@ -28,7 +30,7 @@ const SETUP_WORDS = [
 const MAX_SCANNED_CHARS = 4096;
 
 const asksToSlowDown = (reply: string): boolean => {
-  if (RATE_WORDS.test(reply)) return true;
+  if (RATE_WORDS.some((words) => words.test(reply))) return true;
   const later = TRY_LATER.exec(reply);
   return later !== null && RATE.test(reply.slice(later.index));
 };
@@ -150,6 +152,18 @@ function classifySmtpReply(responseCode: number, fullReply: string, command: str
     return 'rejected';
   }
   return 'retry';
+}
+
+/**
+ * One recipient refused at RCPT TO while others were accepted: `deferred` for a temporary refusal (4xx, a 552 "too
+ * many recipients"), to be sent again; `rejected` for a permanent one.
+ */
+export function classifyRecipientRefusal(refusal: {
+  responseCode?: number;
+  response?: string;
+}): 'deferred' | 'rejected' {
+  const action = classifySmtpReply(refusal.responseCode ?? 0, refusal.response ?? '', 'RCPT TO');
+  return action === 'retry' || action === 'throttled' ? 'deferred' : 'rejected';
 }
 
 function classifySmtp(failure: Extract<TransportFailure, { provider: 'smtp' }>): SendOutcome {

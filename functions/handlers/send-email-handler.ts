@@ -12,9 +12,17 @@ import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda'
 import { toIdempotencyRecordId } from '#aws/idempotency-store.js';
 import { claimPhaseSignal, toAttemptBudget, untilAborted, type AttemptBudget } from '#core/attempt-budget.js';
 import { createByteBudget } from '#core/byte-budget.js';
-import { dispatchJob, type DispatchDeps } from '#core/dispatch-job.js';
+import { dispatchJob, type DispatchDeps, type FollowUpSend } from '#core/dispatch-job.js';
+import {
+  decodeFollowUp,
+  deferredRecipients,
+  encodeFollowUp,
+  FOLLOW_UP_ATTRIBUTE,
+  followUpKey,
+  type FollowUp,
+} from '#core/follow-up.js';
 import type { DeadLetterSink, UnpublishedOutcomes, VisibilityControl } from '#core/dispatch-ports.js';
-import { JOB_CONTENT_JMESPATH, type S3Reference } from '#core/email-job.js';
+import { JOB_CONTENT_JMESPATH, listRecipients, type S3Reference } from '#core/email-job.js';
 import { AttemptAbortedError, SendDeferredError } from '#core/errors.js';
 import type { EventPublisher } from '#core/events.js';
 import { hashAddress, hashRecipient, toMessageId } from '#core/message-id.js';
@@ -24,7 +32,8 @@ import type { RetryPolicy } from '#core/retry-schedule.js';
 import { isRetryable, type SendOutcome } from '#core/send-outcome.js';
 import type { TransportName } from '#core/email-job.js';
 import type { TemplateRenderer } from '#core/template-renderer.js';
-import { createDispatchPolicy, type OutboxEntry, type StoredResult } from './dispatch-policy.js';
+import type { JobRequeue } from '#core/send-router.js';
+import { createDispatchPolicy, type FollowUpOf, type OutboxEntry, type StoredResult } from './dispatch-policy.js';
 import { createReputationStep, type ReputationDeps } from './reputation-step.js';
 import { createTemplateStep, TemplateRefusedError, type TemplateStepResult } from './render-template.js';
 import { createRouteStep, type RoutingDeps } from './route-job.js';
@@ -90,8 +99,23 @@ export type SendEmailDeps = {
   schedule?: ScheduleDeps;
   /** The deployment's templates; without them a job naming a template is rejected (`template-unavailable`). */
   templates?: TemplateRenderer;
+  /**
+   * Where follow-ups go: the jobs queue (see follow-up.ts). Without it, recipients an SMTP relay refused for now
+   * while it took the others are listed as deferred in the job's outcome and not sent to again.
+   */
+  followUps?: JobRequeue;
   clock?: () => number;
   random?: () => number;
+};
+
+/** What the per-record flow hands an attempt, and reads back from it. */
+type Run = {
+  outcome?: SendOutcome;
+  started?: boolean;
+  transport?: TransportName;
+  content?: TemplateStepResult;
+  followUp?: FollowUpSend;
+  attempts: number;
 };
 
 /** One attempt's state, shared with the idempotent section (which sees only its arguments). */
@@ -104,6 +128,10 @@ type AttemptRun = {
   /** The job as sent (its template rendered) or its template's refusal; the idempotency hash covers the job as produced. */
   content?: TemplateStepResult;
   outcome?: SendOutcome;
+  /** A follow-up's send: the job's message to some of its recipients (see follow-up.ts). */
+  followUp?: FollowUpSend;
+  /** Attempts the job has spent with this one (a follow-up's count on from its job's). */
+  attempts: number;
 };
 
 /**
@@ -153,7 +181,13 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
       const startedAtMs = Date.now();
       // The claim and the completion write run until the answer's deadline; the send only until `finishBy`.
       const outcome = await bounded(run.budget.finishSignal, () =>
-        dispatchJob(content, deps.dispatch, run.budget, { inline: run.claimChecked }, run.transport),
+        dispatchJob(
+          content,
+          deps.dispatch,
+          run.budget,
+          { inline: run.claimChecked, followUp: run.followUp },
+          run.transport,
+        ),
       );
       run.outcome = run.transport ? { ...outcome, transport: run.transport } : outcome;
       // Every outcome goes back to the transport's breaker: `blocked` opens it, a success closes it.
@@ -161,6 +195,9 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
       if (isRetryable(outcome.action)) throw new SendDeferredError(run.outcome);
       // Recipients are kept as keyed hashes, so that a report about this job can be checked against them.
       const keyring = await deps.dispatch.reportKeys?.();
+      // Recipients refused for now get a follow-up; kept here too, so that a replay of this record can queue it.
+      const version = run.content && 'job' in run.content ? run.content.job.template?.version : undefined;
+      const followUp = deferredRecipients(listRecipients(job), outcome, run.attempts, version);
       // Plain JSON (no undefined values): the persistence layer marshals it into DynamoDB as it is.
       return JSON.parse(
         JSON.stringify({
@@ -179,6 +216,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
           sourceMessageId,
           // Not personal data: lets a verified report, which names the record only by its digest, find the job.
           key: job.idempotencyKey,
+          followUp: followUp && deps.followUps ? encodeFollowUp(followUp) : undefined,
         }),
       ) as StoredResult;
     },
@@ -213,10 +251,10 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     job: TenantJob,
     record: SQSRecord,
     budget: AttemptBudget,
-    run: { outcome?: SendOutcome; started?: boolean; transport?: TransportName; content?: TemplateStepResult },
+    run: Run,
     claimChecked: boolean,
   ): Promise<StoredResult> => {
-    const attemptNumber = Number(record.attributes.ApproximateReceiveCount) || 1;
+    const attemptNumber = run.attempts;
     // Keys are the tenant's own: the record, the Message-ID and the report token all derive from the scoped key.
     const keyed = { ...job, idempotencyKey: scopedJobKey(tenantOf(job), job.idempotencyKey) };
     const recordId = toIdempotencyRecordId('email-job', keyed.idempotencyKey);
@@ -227,6 +265,8 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
       claimChecked,
       transport: run.transport,
       content: run.content,
+      followUp: run.followUp,
+      attempts: run.attempts,
       started: () => {
         run.started = true;
         phase.started();
@@ -238,6 +278,24 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
       claiming.delete(recordId);
       run.outcome = attemptRun.outcome;
     }
+  };
+
+  /**
+   * A record's follow-up attribute, if it has one: the job under its follow-up's key, what it follows, and its send
+   * (to the recipients it names, with the job's own Message-ID); or what is wrong with the attribute.
+   */
+  const readFollowUp = (record: SQSRecord, job: TenantJob) => {
+    const value = record.messageAttributes?.[FOLLOW_UP_ATTRIBUTE]?.stringValue;
+    if (value === undefined) return { job };
+    const listed = listRecipients(job);
+    const followUp = decodeFollowUp(value, listed.length);
+    if ('problem' in followUp) return followUp;
+    const send: FollowUpSend = {
+      messageKey: scopedJobKey(tenantOf(job), job.idempotencyKey),
+      recipients: followUp.recipients.map((i) => listed[i] as string),
+      dateMs: followUp.dateMs,
+    };
+    return { job: { ...job, idempotencyKey: followUpKey(job.idempotencyKey, followUp.attempts) }, of: followUp, send };
   };
 
   /** A claim-checked body, read once its memory is reserved; `held` collects the reservation's release. */
@@ -269,7 +327,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     outbox: OutboxEntry[],
     held: Array<() => void>,
   ): Promise<void> => {
-    const attemptNumber = Number(record.attributes.ApproximateReceiveCount) || 1;
+    let attemptNumber = Number(record.attributes.ApproximateReceiveCount) || 1;
     // The tenant comes first, from the record alone: nothing of a job is read before its sender is known.
     const tenancy = tenants?.resolve(record) ?? { ok: true as const, tenant: DEFAULT_TENANT };
     if (!tenancy.ok) {
@@ -287,10 +345,23 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     if (!parsed) return policy.postponeWithoutAttempt(outbox, record, undefined, 'no-time-to-read-job', attemptNumber);
     if (!parsed.success)
       return policy.rejectInvalid(outbox, record, parsed.reason, parsed.detail, parsed.idempotencyKey, tenant);
-    const job: TenantJob = { ...parsed.job, tenant };
-    const outside = tenants?.checkAttachments(job, tenant);
+    const produced: TenantJob = { ...parsed.job, tenant };
+    const outside = tenants?.checkAttachments(produced, tenant);
     if (outside)
-      return policy.rejectInvalid(outbox, record, outside.reason, outside.detail, job.idempotencyKey, tenant);
+      return policy.rejectInvalid(outbox, record, outside.reason, outside.detail, produced.idempotencyKey, tenant);
+    // A follow-up is its job's message to some of its recipients, under a key of its own (see follow-up.ts).
+    const following = readFollowUp(record, produced);
+    if ('problem' in following)
+      return policy.rejectInvalid(
+        outbox,
+        record,
+        'follow-up-invalid',
+        following.problem,
+        produced.idempotencyKey,
+        tenant,
+      );
+    const { job } = following;
+    if (following.of) attemptNumber += following.of.attempts;
 
     // A job due later waits on the queue, a cancelled one is dropped, one due now is claimed against a cancel.
     const scheduled = schedule
@@ -327,7 +398,11 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     }
 
     // A template job is rendered here; a refusal is reported as an invalid job with the field path, by the attempt.
-    const rendered = await renderTemplate(job);
+    // A follow-up renders the version its job was sent with.
+    const version = following.of?.templateVersion;
+    const rendered = await renderTemplate(
+      version && job.template ? { ...job, template: { ...job.template, version } } : job,
+    );
     if ('unavailable' in rendered) {
       logger.error('templates cannot be loaded; template jobs are handed back until they can', {
         detail: rendered.unavailable,
@@ -350,9 +425,17 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
         ? await bounded(budget.signal, () => routing.route(record, job, requested))
         : undefined;
     if (routed === 'postponed') return;
-    const run: { outcome?: SendOutcome; started?: boolean; transport?: TransportName; content?: TemplateStepResult } = {
+    const run: Run = {
       transport: routed?.transport,
       content: rendered,
+      followUp: following.send,
+      attempts: attemptNumber,
+    };
+    /** Queues the follow-up this job's outcome calls for, if any (see follow-up.ts). */
+    const queueFollowUp = async (outcome: SendOutcome, followUp: FollowUp | undefined) => {
+      if (!followUp) return;
+      const of: FollowUpOf = { ...followUp, jobKey: produced.idempotencyKey };
+      await policy.followUp(outbox, record, job, of, outcome);
     };
     let stored: StoredResult;
     try {
@@ -395,7 +478,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
           tenant,
           error: error as Error,
         });
-        return policy.completed(
+        policy.completed(
           outbox,
           record,
           job,
@@ -404,6 +487,16 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
           attemptNumber,
           false,
         );
+        // The record is done either way: handed back without its completion record, it would send again.
+        const version = 'job' in rendered ? rendered.job.template?.version : undefined;
+        const next = deferredRecipients(listRecipients(produced), run.outcome, attemptNumber, version);
+        return queueFollowUp(run.outcome, next).catch((failure: unknown) => {
+          logger.error('follow-up not queued; its recipients are not sent to', {
+            dispatchId: policy.dispatchIdOf(job),
+            tenant,
+            error: failure as Error,
+          });
+        });
       }
       if (name === 'IdempotencyAlreadyInProgressError') {
         return policy.deferOrGiveUp(
@@ -429,9 +522,24 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
       );
     }
 
-    if (stored.replayed) return policy.replayed(outbox, record, job, stored, attemptNumber);
-    policy.completed(outbox, record, job, run.outcome as SendOutcome, stored.action, attemptNumber);
+    const recipients = listRecipients(produced);
+    const followUp = stored.followUp === undefined ? undefined : decodeFollowUp(stored.followUp, recipients.length);
+    const next = followUp && !('problem' in followUp) ? followUp : undefined;
+    if (stored.replayed) {
+      await policy.replayed(outbox, record, job, stored, attemptNumber);
+      // The record that completed the job, back (its follow-up's requeue had failed): the follow-up is queued again;
+      // if the first did go out, its key makes this one send nothing.
+      if (!next || stored.sourceMessageId !== record.messageId) return;
+      const deferred = next.recipients.map((i) => ({
+        recipient: recipients[i] as string,
+        status: 'deferred' as const,
+      }));
+      return queueFollowUp({ action: 'delivered', reason: stored.reason, recipients: deferred }, next);
+    }
+    const outcome = run.outcome as SendOutcome;
+    policy.completed(outbox, record, job, outcome, stored.action, attemptNumber);
     reputation?.noteSent(tenant, run.outcome);
+    await queueFollowUp(outcome, next);
   };
 
   const lambdaHandler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
