@@ -1,6 +1,7 @@
 import { simpleParser } from 'mailparser';
 import { describe, expect, it } from 'vitest';
 import type { EmailJob } from '#core/email-job.js';
+import { createLambdaContext } from '#local/lambda-context.js';
 import { FOLLOW_UP_ATTRIBUTE } from '#core/follow-up.js';
 import type { JobRequeue } from '#core/send-router.js';
 import type { ReceivedMessage, SmtpFaultRule } from '#local/smtp-sink.js';
@@ -21,7 +22,7 @@ const job = (key: string, to: string[], cc: string[] = []): EmailJob => ({
  * A dispatcher whose follow-ups are requeued due at once (the delay the schedule asked for is recorded), against a
  * sink with `rules`.
  */
-async function start(rules: SmtpFaultRule[], deps: { maxReceiveCount?: number } = {}) {
+async function start(rules: SmtpFaultRule[], deps: { maxReceiveCount?: number } = {}, failFirst = false) {
   const asked: Array<{ delaySeconds: number; attribute?: string }> = [];
   const harness = await emulators.harness({
     sink: { rules },
@@ -31,6 +32,7 @@ async function start(rules: SmtpFaultRule[], deps: { maxReceiveCount?: number } 
       wired.followUps = {
         requeue: (body, options) => {
           asked.push({ delaySeconds: options.delaySeconds, attribute: options.attributes?.[FOLLOW_UP_ATTRIBUTE] });
+          if (failFirst && asked.length === 1) return Promise.reject(new Error('SQS unavailable'));
           return real.requeue(body, { ...options, delaySeconds: 0 });
         },
       };
@@ -141,6 +143,33 @@ describe('a recipient the relay refuses for now while it takes the others', () =
     });
     expect(dead[0]?.attributes[FOLLOW_UP_ATTRIBUTE]).toMatch(/^1:1:\d+:$/);
     expect(harness.output.lines.join('\n')).not.toContain('grey@example.net');
+  });
+
+  it('whose follow-up could not be queued gets it from the return of the record, and still one copy', async () => {
+    // Prepare: the first requeue fails.
+    const greylist = { code: 450, message: '4.2.0 Greylisted' };
+    const rules = [{ stage: 'rcpt' as const, address: 'grey@example.net', reply: greylist, times: 1 }];
+    const { harness, asked } = await start(rules, {}, true);
+    const body = job('partial-5', ['ok@example.net', 'grey@example.net']);
+    const receive = (n: number) =>
+      harness.handler({ Records: [harness.sqsRecord(body, 'record-5', n)] }, createLambdaContext('send-email', 30_000));
+
+    // Act: the record fails for its follow-up, comes back (the follow-up is queued), and comes back once more.
+    const first = await receive(1);
+    await receive(2);
+    await harness.deliverAll();
+    await receive(3);
+    await harness.deliverAll();
+
+    // Assess
+    expect(first.batchItemFailures).toEqual([{ itemIdentifier: 'record-5' }]);
+    expect(asked).toHaveLength(3);
+    expect(harness.sink.received.map((m) => m.to)).toEqual([['ok@example.net'], ['grey@example.net']]);
+    const keys = outcomes(await harness.events()).map((e) => [e.type, e.key]);
+    expect(keys).toEqual([
+      ['email.delivered', 'partial-5'],
+      ['email.delivered', 'partial-5§deferred-1'],
+    ]);
   });
 
   it('all refused for now is a plain retry of the whole job, with no follow-up', async () => {
