@@ -31,7 +31,7 @@ import { parseJobRecord } from '#core/parse-job-record.js';
 import type { RetryPolicy } from '#core/retry-schedule.js';
 import { isRetryable, type SendOutcome } from '#core/send-outcome.js';
 import type { TransportName } from '#core/email-job.js';
-import type { TemplateRenderer } from '#core/template-renderer.js';
+import { TemplateRejections, type TemplateRenderer } from '#core/template-renderer.js';
 import type { JobRequeue } from '#core/send-router.js';
 import { createDispatchPolicy, type FollowUpOf, type OutboxEntry, type StoredResult } from './dispatch-policy.js';
 import { createReputationStep, type ReputationDeps } from './reputation-step.js';
@@ -298,6 +298,23 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     return { job: { ...job, idempotencyKey: followUpKey(job.idempotencyKey, followUp.attempts) }, of: followUp, send };
   };
 
+  /**
+   * A job's rendering; a follow-up's at the version its job was sent with, so that its recipients get the same
+   * message, unless that version is no longer deployed: then at the deployed one (a message a little different
+   * rather than none).
+   */
+  const renderFollowingTemplate = async (job: TenantJob, version: number | undefined) => {
+    if (version === undefined || !job.template || job.template.version !== undefined) return renderTemplate(job);
+    const pinned = await renderTemplate({ ...job, template: { ...job.template, version } });
+    if (!('rejected' in pinned) || pinned.rejected.reason !== TemplateRejections.version) return pinned;
+    logger.warn('follow-up rendered at the deployed template version, not the one its job was sent with', {
+      dispatchId: policy.dispatchIdOf(job),
+      template: job.template.name,
+      version,
+    });
+    return renderTemplate(job);
+  };
+
   /** A claim-checked body, read once its memory is reserved; `held` collects the reservation's release. */
   const claimCheckLoader = (budget: AttemptBudget, held: Array<() => void>, tenant: string) => {
     const store = deps.claimChecks;
@@ -398,11 +415,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     }
 
     // A template job is rendered here; a refusal is reported as an invalid job with the field path, by the attempt.
-    // A follow-up renders the version its job was sent with.
-    const version = following.of?.templateVersion;
-    const rendered = await renderTemplate(
-      version && job.template ? { ...job, template: { ...job.template, version } } : job,
-    );
+    const rendered = await renderFollowingTemplate(job, following.of?.templateVersion);
     if ('unavailable' in rendered) {
       logger.error('templates cannot be loaded; template jobs are handed back until they can', {
         detail: rendered.unavailable,

@@ -1,3 +1,6 @@
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { simpleParser } from 'mailparser';
 import { describe, expect, it } from 'vitest';
 import type { EmailJob } from '#core/email-job.js';
@@ -6,6 +9,7 @@ import { FOLLOW_UP_ATTRIBUTE } from '#core/follow-up.js';
 import type { JobRequeue } from '#core/send-router.js';
 import type { ReceivedMessage, SmtpFaultRule } from '#local/smtp-sink.js';
 import { useAwsEmulators } from '../support/dispatch-harness.js';
+import { orderReceiptData, templateJobFactory } from '../support/factories.js';
 
 const emulators = useAwsEmulators();
 
@@ -22,11 +26,19 @@ const job = (key: string, to: string[], cc: string[] = []): EmailJob => ({
  * A dispatcher whose follow-ups are requeued due at once (the delay the schedule asked for is recorded), against a
  * sink with `rules`.
  */
-async function start(rules: SmtpFaultRule[], deps: { maxReceiveCount?: number } = {}, failFirst = false) {
+async function start(
+  rules: SmtpFaultRule[],
+  {
+    deps = {},
+    failFirst = false,
+    env,
+  }: { deps?: { maxReceiveCount?: number }; failFirst?: boolean; env?: Record<string, string> } = {},
+) {
   const asked: Array<{ delaySeconds: number; attribute?: string }> = [];
   const harness = await emulators.harness({
     sink: { rules },
     deps,
+    env,
     adjust: (wired) => {
       const real = wired.followUps as JobRequeue;
       wired.followUps = {
@@ -119,7 +131,7 @@ describe('a recipient the relay refuses for now while it takes the others', () =
     // Prepare: the queue allows two receives; the follow-up's first attempt is the job's second.
     const { harness } = await start(
       [{ stage: 'rcpt', address: 'grey@example.net', reply: { code: 451, message: '4.7.1 Try again later' } }],
-      { maxReceiveCount: 2 },
+      { deps: { maxReceiveCount: 2 } },
     );
     await harness.enqueue(job('partial-3', ['ok@example.net', 'grey@example.net']));
 
@@ -149,7 +161,7 @@ describe('a recipient the relay refuses for now while it takes the others', () =
     // Prepare: the first requeue fails.
     const greylist = { code: 450, message: '4.2.0 Greylisted' };
     const rules = [{ stage: 'rcpt' as const, address: 'grey@example.net', reply: greylist, times: 1 }];
-    const { harness, asked } = await start(rules, {}, true);
+    const { harness, asked } = await start(rules, { failFirst: true });
     const body = job('partial-5', ['ok@example.net', 'grey@example.net']);
     const receive = (n: number) =>
       harness.handler({ Records: [harness.sqsRecord(body, 'record-5', n)] }, createLambdaContext('send-email', 30_000));
@@ -170,6 +182,32 @@ describe('a recipient the relay refuses for now while it takes the others', () =
       ['email.delivered', 'partial-5'],
       ['email.delivered', 'partial-5§deferred-1'],
     ]);
+  });
+
+  it('of a template job gets the same rendering', async () => {
+    // Prepare
+    const templatesDir = mkdtempSync(join(tmpdir(), 'templates-'));
+    cpSync(resolve('templates'), templatesDir, { recursive: true });
+    const greylist = { code: 450, message: '4.2.0 Greylisted' };
+    const rules = [{ stage: 'rcpt' as const, address: 'grey@example.net', reply: greylist, times: 1 }];
+    const { harness, asked } = await start(rules, { env: { TEMPLATES_DIR: templatesDir } });
+    const template = { name: 'order-receipt', data: orderReceiptData() };
+    await harness.enqueue(
+      templateJobFactory(template, { idempotencyKey: 'partial-6', to: ['ok@example.net', 'grey@example.net'] }),
+    );
+
+    // Act
+    await harness.deliverAll();
+    rmSync(templatesDir, { recursive: true, force: true });
+
+    // Assess
+    expect(harness.sink.received.map((m) => m.to)).toEqual([['ok@example.net'], ['grey@example.net']]);
+    const [first, second] = await Promise.all(harness.sink.received.map((m) => simpleParser(m.raw)));
+    expect(first?.subject).toBe('Your Example Shöp order A-4711');
+    expect([second?.subject, second?.html, second?.text]).toEqual([first?.subject, first?.html, first?.text]);
+    expect(second?.messageId).toBe(first?.messageId);
+    // The follow-up named the template version its job was sent with.
+    expect(asked[0]?.attribute).toMatch(/^1:1:\d+:1$/);
   });
 
   it('all refused for now is a plain retry of the whole job, with no follow-up', async () => {
