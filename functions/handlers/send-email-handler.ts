@@ -287,6 +287,9 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
   const readFollowUp = (record: SQSRecord, job: TenantJob) => {
     const value = record.messageAttributes?.[FOLLOW_UP_ATTRIBUTE]?.stringValue;
     if (value === undefined) return { job };
+    // Only the dispatcher queues follow-ups: a producer's message carrying one is refused.
+    if (tenants && !tenants.fromSystem(record))
+      return { problem: `${FOLLOW_UP_ATTRIBUTE}: set by the dispatcher only; a producer may not send this attribute` };
     const listed = listRecipients(job);
     const followUp = decodeFollowUp(value, listed.length);
     if ('problem' in followUp) return followUp;

@@ -8,6 +8,7 @@ import { createLambdaContext } from '#local/lambda-context.js';
 import { FOLLOW_UP_ATTRIBUTE } from '#core/follow-up.js';
 import type { JobRequeue } from '#core/send-router.js';
 import type { ReceivedMessage, SmtpFaultRule } from '#local/smtp-sink.js';
+import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { useAwsEmulators } from '../support/dispatch-harness.js';
 import { orderReceiptData, templateJobFactory } from '../support/factories.js';
 
@@ -208,6 +209,56 @@ describe('a recipient the relay refuses for now while it takes the others', () =
     expect(second?.messageId).toBe(first?.messageId);
     // The follow-up named the template version its job was sent with.
     expect(asked[0]?.attribute).toMatch(/^1:1:\d+:1$/);
+  });
+
+  it("of a tenant's job stays that tenant's; a producer's message naming a follow-up is refused", async () => {
+    // Prepare: the shop's own credentials are its SenderId; the dispatcher's ('local') are a system sender's.
+    const env = {
+      TENANT_SENDERS: JSON.stringify({ 'producer-shop': 'shop' }),
+      SYSTEM_SENDERS: 'local',
+    };
+    const greylist = { code: 450, message: '4.2.0 Greylisted' };
+    const rules = [{ stage: 'rcpt' as const, address: 'grey@example.net', reply: greylist, times: 1 }];
+    const { harness } = await start(rules, { env });
+    const shop = new SQSClient({
+      region: 'eu-west-1',
+      endpoint: emulators.aws.fauxqs.endpoint,
+      credentials: { accessKeyId: 'producer-shop', secretAccessKey: 'x' },
+    });
+    const send = (key: string, extra: Record<string, string> = {}) =>
+      shop.send(
+        new SendMessageCommand({
+          QueueUrl: harness.resources.jobsQueueUrl,
+          MessageBody: JSON.stringify(job(key, ['ok@example.net', 'grey@example.net'])),
+          MessageAttributes: Object.fromEntries(
+            Object.entries({ tenant: 'shop', ...extra }).map(([k, v]) => [k, { DataType: 'String', StringValue: v }]),
+          ),
+        }),
+      );
+    await send('partial-7');
+    await send('forged-7', { [FOLLOW_UP_ATTRIBUTE]: '1:1:1764400000000:' });
+
+    // Act
+    await harness.deliverAll();
+
+    // Assess
+    const keyOf = (m: ReceivedMessage) => m.raw.toString('utf8').match(/^Subject: Order (\S+)/m)?.[1];
+    expect(harness.sink.received.map((m) => [keyOf(m), m.to])).toEqual([
+      ['partial-7', ['ok@example.net']],
+      ['partial-7', ['grey@example.net']],
+    ]);
+    const events = (await harness.events()).filter((e) => String(e.type).startsWith('email.'));
+    expect(events.map((e) => [e.type, e.idempotencyKey, e.tenant])).toEqual(
+      expect.arrayContaining([
+        ['email.delivered', 'partial-7', 'shop'],
+        ['email.delivered', 'partial-7§deferred-1', 'shop'],
+        ['email.rejected', 'forged-7', 'shop'],
+      ]),
+    );
+    const dead = await harness.deadLetters();
+    expect(dead.map((d) => [d.attributes.failureReason, d.attributes.failureDetail])).toEqual([
+      ['follow-up-invalid', 'followUp: set by the dispatcher only; a producer may not send this attribute'],
+    ]);
   });
 
   it('all refused for now is a plain retry of the whole job, with no follow-up', async () => {
