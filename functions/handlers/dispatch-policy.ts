@@ -465,7 +465,7 @@ export function createDispatchPolicy(deps: PolicyDeps) {
       const decision = nextReceive(record, of.attempts);
       if (!decision.retry) {
         const codes = [...new Set(deferred.map((r) => r.responseCode ?? 'no code'))].join(', ');
-        const detail = `${deferred.length} recipient(s) refused for now (${codes}) and the job's lifetime is spent`;
+        const detail = `${deferred.length} recipient(s) refused for now (${codes}); no attempt or lifetime left`;
         const failed = { action: 'retry' as const, reason: 'recipients-deferred', detail, recipients: deferred };
         return giveUp(outbox, record, followUpJob, failed, of.attempts, of);
       }

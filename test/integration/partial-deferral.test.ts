@@ -158,6 +158,35 @@ describe('a recipient the relay refuses for now while it takes the others', () =
     expect(harness.output.lines.join('\n')).not.toContain('grey@example.net');
   });
 
+  it('ends failed at once when the job has no attempt left for a follow-up', async () => {
+    // Prepare: the queue allows one receive, spent by the job itself.
+    const greylist = { code: 450, message: '4.2.0 Greylisted' };
+    const rules = [{ stage: 'rcpt' as const, address: 'grey@example.net', reply: greylist }];
+    const { harness, asked } = await start(rules, { deps: { maxReceiveCount: 1 } });
+    await harness.enqueue(job('partial-8', ['ok@example.net', 'grey@example.net']));
+
+    // Act
+    await harness.deliverAll();
+
+    // Assess
+    expect(asked).toEqual([]);
+    expect(harness.sink.received.map((m) => m.to)).toEqual([['ok@example.net']]);
+    const events = outcomes(await harness.events());
+    expect(events.map((e) => [e.type, e.key])).toEqual([
+      ['email.delivered', 'partial-8'],
+      ['email.failed', 'partial-8§deferred-1'],
+    ]);
+    const dead = await harness.deadLetters();
+    expect(dead.map((d) => d.attributes)).toEqual([
+      expect.objectContaining({
+        failureReason: 'retry:recipients-deferred',
+        failureDetail: '1 recipient(s) refused for now (450); no attempt or lifetime left',
+        idempotencyKey: 'partial-8§deferred-1',
+        [FOLLOW_UP_ATTRIBUTE]: expect.stringMatching(/^1:1:\d+:$/),
+      }),
+    ]);
+  });
+
   it('whose follow-up could not be queued gets it from the return of the record, and still one copy', async () => {
     // Prepare: the first requeue fails.
     const greylist = { code: 450, message: '4.2.0 Greylisted' };
