@@ -7,6 +7,8 @@ import type { EmailJob } from '#core/email-job.js';
 import { createLambdaContext } from '#local/lambda-context.js';
 import { FOLLOW_UP_ATTRIBUTE } from '#core/follow-up.js';
 import type { JobRequeue } from '#core/send-router.js';
+import { TemplateRejections, type TemplateRenderer } from '#core/template-renderer.js';
+import type { SendEmailDeps } from '#handlers/send-email-handler.js';
 import type { ReceivedMessage, SmtpFaultRule } from '#local/smtp-sink.js';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { useAwsEmulators } from '../support/dispatch-harness.js';
@@ -33,7 +35,7 @@ async function start(
     deps = {},
     failFirst = false,
     env,
-  }: { deps?: { maxReceiveCount?: number }; failFirst?: boolean; env?: Record<string, string> } = {},
+  }: { deps?: Partial<SendEmailDeps>; failFirst?: boolean; env?: Record<string, string> } = {},
 ) {
   const asked: Array<{ delaySeconds: number; attribute?: string }> = [];
   const harness = await emulators.harness({
@@ -238,6 +240,38 @@ describe('a recipient the relay refuses for now while it takes the others', () =
     expect(second?.messageId).toBe(first?.messageId);
     // The follow-up named the template version its job was sent with.
     expect(asked[0]?.attribute).toMatch(/^1:1:\d+:1$/);
+  });
+
+  it('of a template job renders the deployed version once the one first sent is gone', async () => {
+    // Prepare: the deployment's template is at version 1 for the job and at version 2 by its follow-up.
+    let deployed = 1;
+    const templates: TemplateRenderer = {
+      render: async (reference) =>
+        reference.version !== undefined && reference.version !== deployed
+          ? { ok: false, reason: TemplateRejections.version, detail: `template.version: at ${deployed} here` }
+          : {
+              ok: true,
+              content: { subject: `Receipt v${deployed}`, html: '<p>Thanks</p>', text: 'Thanks', version: deployed },
+            },
+    };
+    const greylist = { code: 450, message: '4.2.0 Greylisted' };
+    const rules = [{ stage: 'rcpt' as const, address: 'grey@example.net', reply: greylist, times: 1 }];
+    const { harness, asked } = await start(rules, { deps: { templates } });
+    const template = { name: 'receipt', data: {} };
+    await harness.enqueue(
+      templateJobFactory(template, { idempotencyKey: 'partial-9', to: ['ok@example.net', 'grey@example.net'] }),
+    );
+
+    // Act: the job goes out; the template is redeployed; the follow-up goes out.
+    await harness.deliver();
+    deployed = 2;
+    await harness.deliverAll();
+
+    // Assess
+    const subjects = await Promise.all(harness.sink.received.map(async (m) => (await simpleParser(m.raw)).subject));
+    expect(subjects).toEqual(['Receipt v1', 'Receipt v2']);
+    expect(asked[0]?.attribute).toMatch(/:1$/);
+    expect(harness.output.lines.join('\n')).toContain('follow-up rendered at the deployed template version');
   });
 
   it("of a tenant's job stays that tenant's; a producer's message naming a follow-up is refused", async () => {
