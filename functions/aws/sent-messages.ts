@@ -10,8 +10,9 @@ type StoredResult = { recipients?: Array<{ hash?: unknown; status?: unknown }>; 
 /**
  * What the dispatcher sent, read from its idempotency table: a handle is the MD5 digest Powertools names the key's
  * record by (`<prefix>#<base64 digest>`), and the completed record's data holds the recipients' keyed hashes. Only
- * recipients the provider accepted count; a record still in progress has none yet. The record names the job's tenant
- * and its tenant-scoped key, so a verified report is counted against that tenant and marks that job's status.
+ * recipients the provider accepted (or deferred: a follow-up sends them the same message) count; a record still in
+ * progress has none yet. The record names the job's tenant and its tenant-scoped key, so a verified report is
+ * counted against that tenant and marks that job's status.
  */
 export function createSentMessages(
   client: DynamoDBDocumentClient,
@@ -33,7 +34,10 @@ export function createSentMessages(
       );
       if (Item?.status !== 'COMPLETED') return undefined;
       const stored = (Item.data ?? {}) as StoredResult;
-      const accepted = (stored.recipients ?? []).filter((r) => r.status === 'accepted' && typeof r.hash === 'string');
+      // A recipient refused for now gets the same message (and token) from a follow-up: reports about it count too.
+      const accepted = (stored.recipients ?? []).filter(
+        (r) => (r.status === 'accepted' || r.status === 'deferred') && typeof r.hash === 'string',
+      );
       // Records written before tenants name none: the default tenant's.
       const tenant = isTenantName(stored.tenant) ? stored.tenant : DEFAULT_TENANT;
       const key = typeof stored.key === 'string' ? stored.key : undefined;

@@ -4,21 +4,37 @@ import type { TransportFailure } from './transport-failure.js';
 // RFC 3463: class.subject.detail. nodemailer exposes only the basic reply code, so the enhanced one is read from the
 // reply text, e.g. "550 5.1.1 <bob@example.com>: Recipient address rejected".
 const ENHANCED_STATUS = /\b([245])\.(\d{1,3})\.(\d{1,3})\b/;
-const ADDRESS_IN_TEXT = /<?[^\s<>@"]+@[^\s<>"]+>?/g;
+// A match starts only where a word does (after a space, `<`, `>` or `"`): a failed start is not tried again inside
+// the same word, which keeps the scan linear.
+const ADDRESS_IN_TEXT = /(?<![^\s<>"])<?[^\s<>@"]+@[^\s<>"]+>?/g;
 // Words providers use when they want us to slow down (SES: "454 Throttling failure: Maximum sending rate exceeded";
 // Microsoft: "421 4.7.0 Too many connections"; Gmail: "421 4.7.28 ... unusual rate of unsolicited mail").
-const RATE_WORDS =
-  /throttl|rate limit|rate exceeded|sending rate|too many (?:connections|messages|mails|requests|sessions)|slow down|quota|try again later.*rate|unusual rate/i;
+const RATE_WORDS = [
+  /throttl|rate limit|rate exceeded|sending rate|unusual rate|slow down|quota/i,
+  /too many (?:connections|messages|mails|requests|sessions)/i,
+];
+// "try again later" followed anywhere by "rate": two searches, not one `.*` that rescans from every occurrence.
+const TRY_LATER = /try again later/i;
+const RATE = /rate/i;
 // Replies that mean the sender or relay setup is wrong, not the message: unverified identities, relay refusal.
 // Exchange Online refuses a From the signed-in mailbox or app may not send as at the final dot:
 // "554 5.2.0 STOREDRV.Submission.Exception:SendAsDeniedException.MapiExceptionSendAsDenied; …".
-const SETUP_WORDS = new RegExp(
-  [
-    'not verified|unverified|relay (?:access )?denied|relaying denied|not authori[sz]ed to send',
-    'sender address rejected: not owned|authentication required|SendAsDenied',
-  ].join('|'),
-  'i',
-);
+const SETUP_WORDS = [
+  /not verified|unverified|relay (?:access )?denied|relaying denied|not authori[sz]ed to send/i,
+  /sender address rejected: not owned|authentication required|SendAsDenied/i,
+];
+/**
+ * How much of a reply is read: a server's reply (or an error text) can be any length, and every decision here is
+ * made within its first lines.
+ */
+const MAX_SCANNED_CHARS = 4096;
+
+const asksToSlowDown = (reply: string): boolean => {
+  if (RATE_WORDS.some((words) => words.test(reply))) return true;
+  const later = TRY_LATER.exec(reply);
+  return later !== null && RATE.test(reply.slice(later.index));
+};
+const blamesSetup = (reply: string): boolean => SETUP_WORDS.some((words) => words.test(reply));
 
 /** nodemailer codes that mean our configuration or credentials are wrong. */
 const SMTP_SETUP_CODES = new Set(['EAUTH', 'ENOAUTH', 'EOAUTH2', 'ETLS', 'EREQUIRETLS', 'ECONFIG', 'EPROXY']);
@@ -98,23 +114,29 @@ export function parseEnhancedStatus(reply: string | undefined): string | undefin
   return match ? `${match[1]}.${match[2]}.${match[3]}` : undefined;
 }
 
-/** Replaces addresses in provider text, so that replies can be logged and published without personal data. */
+/**
+ * Replaces addresses in provider text, so that replies can be logged and published without personal data. Only the
+ * first 4 KB are kept (and masked): the text is for operators, and what follows is not read.
+ */
 export function maskAddresses(text: string): string {
-  return text.replace(ADDRESS_IN_TEXT, '<address>');
+  return text.slice(0, MAX_SCANNED_CHARS).replace(ADDRESS_IN_TEXT, '<address>');
 }
 
 const trimDetail = (text: string | undefined): string | undefined =>
-  text === undefined ? undefined : maskAddresses(text.replace(/\s+/g, ' ').trim()).slice(0, 300);
+  text === undefined
+    ? undefined
+    : maskAddresses(text.slice(0, MAX_SCANNED_CHARS).replace(/\s+/g, ' ').trim()).slice(0, 300);
 
 /**
  * Decides what one SMTP reply means, by its basic and enhanced code, where it came and what it says.
  * RFC 5321 4.2.1: 4yz transient, 5yz permanent; RFC 3463 subjects refine that.
  */
-function classifySmtpReply(responseCode: number, reply: string, command: string | undefined): SendAction {
+function classifySmtpReply(responseCode: number, fullReply: string, command: string | undefined): SendAction {
+  const reply = fullReply.slice(0, MAX_SCANNED_CHARS);
   const enhanced = parseEnhancedStatus(reply);
   if (responseCode === 535 || responseCode === 534 || responseCode === 530 || responseCode === 538) return 'blocked';
   if (responseCode >= 400 && responseCode < 500) {
-    if (RATE_WORDS.test(reply)) return 'throttled';
+    if (asksToSlowDown(reply)) return 'throttled';
     // 454 is also "TLS not available due to temporary reason" and "Temporary authentication failure".
     return 'retry';
   }
@@ -123,13 +145,25 @@ function classifySmtpReply(responseCode: number, reply: string, command: string 
     if (enhanced === '4.5.3' || enhanced === '5.5.3' || /too many recipients/i.test(reply)) return 'retry';
     // 503 bad sequence: the session's state, not the message (nodemailer's isPermanentResponseCode agrees).
     if (responseCode === 503) return 'retry';
-    if (SETUP_WORDS.test(reply)) return 'blocked';
+    if (blamesSetup(reply)) return 'blocked';
     // A sender refused for policy (5.7.x) at MAIL FROM is our identity or relay permission, not this job.
     if (command === 'MAIL FROM' && enhanced?.startsWith('5.7.')) return 'blocked';
-    if (enhanced?.startsWith('4.')) return RATE_WORDS.test(reply) ? 'throttled' : 'retry';
+    if (enhanced?.startsWith('4.')) return asksToSlowDown(reply) ? 'throttled' : 'retry';
     return 'rejected';
   }
   return 'retry';
+}
+
+/**
+ * One recipient refused at RCPT TO while others were accepted: `deferred` for a temporary refusal (4xx, a 552 "too
+ * many recipients"), to be sent again; `rejected` for a permanent one.
+ */
+export function classifyRecipientRefusal(refusal: {
+  responseCode?: number;
+  response?: string;
+}): 'deferred' | 'rejected' {
+  const action = classifySmtpReply(refusal.responseCode ?? 0, refusal.response ?? '', 'RCPT TO');
+  return action === 'retry' || action === 'throttled' ? 'deferred' : 'rejected';
 }
 
 function classifySmtp(failure: Extract<TransportFailure, { provider: 'smtp' }>): SendOutcome {
@@ -217,7 +251,7 @@ function classifySes(failure: Extract<TransportFailure, { provider: 'ses' }>): S
   if (SES_SETUP_ERRORS.has(failure.name)) return { action: 'blocked', ...base };
   if (SES_REJECT_ERRORS.has(failure.name)) {
     // SES answers an unverified From with MessageRejected: "Email address is not verified."
-    return { action: SETUP_WORDS.test(failure.message) ? 'blocked' : 'rejected', ...base };
+    return { action: blamesSetup(failure.message.slice(0, MAX_SCANNED_CHARS)) ? 'blocked' : 'rejected', ...base };
   }
   if (failure.httpStatus === 403) return { action: 'blocked', ...base };
   // No HTTP answer at all (a timeout, a reset): SES may have accepted the message; SendEmail has no idempotency token.

@@ -1,7 +1,7 @@
 import type { MailTransport, OutgoingMessage } from './mail-transport.js';
 import { untilAborted, type SendBudget } from './attempt-budget.js';
 import type { ByteBudget } from './byte-budget.js';
-import { classifyOutcome, parseEnhancedStatus } from './classify-outcome.js';
+import { classifyOutcome, classifyRecipientRefusal, parseEnhancedStatus } from './classify-outcome.js';
 import { InvalidJobError } from './errors.js';
 import { toTransmittableAddresses } from './international-address.js';
 import {
@@ -76,17 +76,23 @@ const keep = (list: Mailbox[] | undefined, suppressed: Set<string>) =>
   (list ?? []).filter((m) => !suppressed.has(toAddress(m).toLowerCase()));
 
 /**
+ * A follow-up's send (see follow-up.ts): the job's message as first sent (Message-ID and report token from
+ * `messageKey`, the job's scoped key), to `recipients` only (a subset of the job's, in the SMTP envelope).
+ */
+export type FollowUpSend = { messageKey: string; recipients: string[]; dateMs: number };
+
+/**
  * Sends one valid job once, over `routedTo` or else the job's transport: drops suppressed recipients, builds the
  * message with its derived Message-ID, hands it to the transport and classifies the result. Never throws for a
  * provider's answer; the outcome says what to do. With a `budget`, every wait before the send is given up when
  * `budget.signal` aborts, and so is the send before its commit point: it then throws AttemptAbortedError, and
- * nothing was sent.
+ * nothing was sent. With `held.followUp`, the message goes to the follow-up's recipients only.
  */
 export async function dispatchJob(
   job: TenantJob,
   deps: DispatchDeps,
   budget?: SendBudget,
-  held: { inline?: boolean } = {},
+  held: { inline?: boolean; followUp?: FollowUpSend } = {},
   routedTo?: TransportName,
 ): Promise<SendOutcome> {
   // The router may send a job over the failover transport; the job itself (and so its idempotency hash) is unchanged.
@@ -99,8 +105,11 @@ export async function dispatchJob(
   const from = job.from ?? deps.defaultFrom;
   if (!from) return rejectedJob('from-missing', 'the job has no from and the deployment has no default sender');
 
-  const recipients = listRecipients(job);
-  const suppressed = await untilAborted(deps.suppressions.findSuppressed(recipients, tenantOf(job)), budget?.signal);
+  // Every recipient is looked up: the headers list those not suppressed, as the first send's did.
+  const listed = listRecipients(job);
+  const suppressed = await untilAborted(deps.suppressions.findSuppressed(listed, tenantOf(job)), budget?.signal);
+  const only = held.followUp && new Set(held.followUp.recipients.map((r) => r.toLowerCase()));
+  const recipients = only ? listed.filter((r) => only.has(r.toLowerCase())) : listed;
   const suppressedResults: RecipientResult[] = recipients
     .filter((r) => suppressed.has(r.toLowerCase()))
     .map((recipient) => ({ recipient, status: 'suppressed' }));
@@ -120,6 +129,7 @@ export async function dispatchJob(
       suppressed,
       suppressedResults,
       budget,
+      held.followUp,
     );
   } catch (error) {
     if (error instanceof InvalidJobError) return rejectedJob(error.reason, error.message);
@@ -183,7 +193,11 @@ async function buildAndSend(
   suppressed: Set<string>,
   suppressedResults: RecipientResult[],
   budget?: SendBudget,
+  followUp?: FollowUpSend,
 ): Promise<SendOutcome> {
+  const messageKey = followUp?.messageKey ?? job.idempotencyKey;
+  // Whole seconds, as the header says it: a follow-up's message carries the same.
+  const date = new Date(followUp?.dateMs ?? Math.floor(Date.now() / 1000) * 1000);
   const loading = Promise.all(
     (job.attachments ?? []).map(async (a, index) => ({
       filename: a.filename,
@@ -206,26 +220,29 @@ async function buildAndSend(
       ? (sentAs.get(mailbox) ?? mailbox)
       : { ...mailbox, address: sentAs.get(mailbox.address) ?? mailbox.address };
   const keyring = await deps.reportKeys?.();
-  const token = keyring ? toReportToken(job.idempotencyKey, keyring) : undefined;
-  const messageId = toMessageId(job.idempotencyKey, deps.messageIdDomain, keyring);
+  const token = keyring ? toReportToken(messageKey, keyring) : undefined;
+  const messageId = toMessageId(messageKey, deps.messageIdDomain, keyring);
+  const envelopeTo = recipients.filter((r) => !suppressed.has(r.toLowerCase())).map((r) => sentAs.get(r) ?? r);
   const attachments: OutgoingMessage['attachments'] = await untilAborted(loading, budget?.signal);
   const message: OutgoingMessage = {
     messageId,
     envelopeFrom: token && deps.bounceDomain ? toVerpAddress(token, deps.bounceDomain) : undefined,
+    envelopeTo,
     from: transmit(from),
     to: keep(job.to, suppressed).map(transmit),
     cc: keep(job.cc, suppressed).map(transmit),
     bcc: keep(job.bcc, suppressed).map(transmit),
     replyTo: (job.replyTo ?? []).map(transmit),
     subject: job.subject,
+    date,
     text: job.text,
     html: job.html,
     // The dispatch id survives providers that replace Message-ID (SES does for SendRawEmail-style sends).
-    headers: { ...job.headers, 'X-Dispatch-Id': toDispatchId(job.idempotencyKey) },
+    headers: { ...job.headers, 'X-Dispatch-Id': toDispatchId(messageKey) },
     attachments,
     tags: {
       ...job.tags,
-      ...(token ? toDispatchTags(job.idempotencyKey, token) : {}),
+      ...(token ? toDispatchTags(messageKey, token) : {}),
     },
   };
 
@@ -239,7 +256,7 @@ async function buildAndSend(
       if (!refusal) return { recipient, status: 'accepted' };
       return {
         recipient,
-        status: 'rejected',
+        status: classifyRecipientRefusal(refusal),
         responseCode: refusal.responseCode,
         enhancedStatus: parseEnhancedStatus(refusal.response),
       };
@@ -250,6 +267,7 @@ async function buildAndSend(
       providerMessageId: receipt.providerMessageId,
       recipients: results,
       messageId,
+      dateMs: date.getTime(),
     };
   } catch (error) {
     if (!(error instanceof TransportError)) throw error;

@@ -8,6 +8,8 @@ type DeadLetterReason = {
   idempotencyKey?: string;
   /** The tenant the job was checked to be (the `tenant` attribute a redrive re-sends it with). */
   tenant?: string;
+  /** A follow-up's recipients and attempts (follow-up.ts), kept as its attribute: a redrive re-sends to them only. */
+  followUp?: string;
 };
 
 /** Where a job that will never be sent goes, with its reason as message attributes: the dead-letter queue. */

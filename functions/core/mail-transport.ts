@@ -7,11 +7,15 @@ export type OutgoingMessage = {
   from: Mailbox;
   /** The SMTP envelope sender (MAIL FROM), where bounces go: a VERP address. @default the from address */
   envelopeFrom?: string;
+  /** The envelope recipients (RCPT TO): the to, cc and bcc addresses, or fewer for a follow-up. @default all of them */
+  envelopeTo?: string[];
   to: Mailbox[];
   cc: Mailbox[];
   bcc: Mailbox[];
   replyTo: Mailbox[];
   subject: string;
+  /** The Date header. @default the time of the send */
+  date?: Date;
   text?: string;
   html?: string;
   headers: Record<string, string>;

@@ -31,6 +31,8 @@ export const DispatchMetrics = {
   held: 'HeldJobs',
   /** Jobs dropped unsent because their producer cancelled them. */
   cancelled: 'CancelledJobs',
+  /** Follow-ups queued for recipients an SMTP relay refused for now while it took the others (see follow-up.ts). */
+  followUp: 'FollowUps',
 } as const;
 
 /** The dimension (beside `service`) of the per-tenant copies of the outcome metrics: a configured tenant or `other`. */

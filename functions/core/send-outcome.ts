@@ -1,7 +1,8 @@
 /**
  * What became of one attempt to send a job.
  *
- * - `delivered`: the provider accepted it for at least one recipient. Final.
+ * - `delivered`: the provider accepted it for at least one recipient. Final. Recipients the SMTP relay refused for
+ *   now (4xx at RCPT TO) are `deferred`: a follow-up sends them the same message later (see follow-up.ts).
  * - `retry`: transient (4xx, connection, timeout, unknown). Try again after a backoff.
  * - `throttled`: the provider asked us to slow down. Try again after a backoff.
  * - `blocked`: our own setup is wrong (credentials, unverified sender, paused account, no TLS). Retried, and alarmed:
@@ -21,10 +22,13 @@ export type SendAction = (typeof SendActions)[keyof typeof SendActions];
 export const isRetryable = (action: SendAction): boolean =>
   action === 'retry' || action === 'throttled' || action === 'blocked';
 
-/** One recipient's fate: accepted by the provider, refused by it, or never tried because it is suppressed. */
+/**
+ * One recipient's fate: accepted by the provider, refused by it for good, refused for now while others were accepted
+ * (`deferred`: a follow-up sends to it), or never tried because it is suppressed.
+ */
 export type RecipientResult = {
   recipient: string;
-  status: 'accepted' | 'rejected' | 'suppressed';
+  status: 'accepted' | 'rejected' | 'deferred' | 'suppressed';
   /** SMTP reply code for a refusal. */
   responseCode?: number;
   /** RFC 3463 enhanced status, e.g. `5.1.1`. */
@@ -51,6 +55,8 @@ export type SendOutcome = {
   ambiguous?: boolean;
   /** The Message-ID the attempt's message carried (with the deployment's keys, it holds the report token). */
   messageId?: string;
+  /** The Date header of a delivered message, epoch ms (a follow-up's message carries the same). */
+  dateMs?: number;
   /**
    * A `blocked` refusal of the sender this job named itself, not the deployment's own: another job's sender may be
    * fine, so it is retried per job and never opens the transport's circuit (a producer cannot stop everyone's mail).

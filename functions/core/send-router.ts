@@ -89,8 +89,14 @@ export type SendRouter = ReturnType<typeof createSendRouter>;
  * so that waiting on an open breaker spends neither the job's retry lifetime nor its receive count.
  */
 export interface JobRequeue {
-  /** `tenant`: the tenant the job was checked to be; the new message carries it (attribute and group). */
-  requeue(body: string, options: { delaySeconds: number; lifetimeStartMs: number; tenant?: string }): Promise<void>;
+  /**
+   * `tenant`: the tenant the job was checked to be; the new message carries it (attribute and group). `attributes`:
+   * more string attributes for the new message (a follow-up's).
+   */
+  requeue(
+    body: string,
+    options: { delaySeconds: number; lifetimeStartMs: number; tenant?: string; attributes?: Record<string, string> },
+  ): Promise<void>;
 }
 
 /** The message attribute that carries a requeued job's lifetime start, epoch ms. */

@@ -37,9 +37,13 @@ export interface TemplateRenderer {
 export const contentIdsOf = (job: Pick<EmailJob, 'attachments'>): string[] =>
   (job.attachments ?? []).flatMap((a) => (a.contentId ? [a.contentId] : []));
 
-/** The job as it is sent: its template's rendering in place of subject, text and html (the template stays). */
+/**
+ * The job as it is sent: its template's rendering in place of subject, text and html (the template stays, pinned to
+ * the version rendered, so that a follow-up renders the same).
+ */
 export const withRenderedContent = (job: EmailJob, content: RenderedContent): EmailJob => ({
   ...job,
+  template: job.template && { ...job.template, version: content.version },
   subject: content.subject,
   html: content.html,
   text: content.text,

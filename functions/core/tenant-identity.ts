@@ -79,6 +79,27 @@ export const toTenantDimension = (known: ReadonlySet<string>, tenant: string): s
 
 const FIELD = `messageAttributes.${TENANT_ATTRIBUTE}`;
 
+const principalOf = (id: string | undefined) => (id ?? '').split(':')[0] ?? '';
+
+/** The principal a record is from: its sender, or the one a system sender relays (a redrive's `redrivenSender`). */
+function senderOf(directory: TenantDirectory, senderId: string | undefined, redrivenSender: string | undefined) {
+  const relayed = directory.system.has(principalOf(senderId)) && redrivenSender !== undefined;
+  return { principal: principalOf(relayed ? redrivenSender : senderId), relayed };
+}
+
+/**
+ * Whether a record comes from a system principal (the dispatcher itself, or a redrive of what it dead-lettered):
+ * only those may carry what the dispatcher alone decides, such as a follow-up. True in a deployment without senders
+ * configured (a single producer, trusted as a whole).
+ */
+export function fromSystemSender(
+  directory: TenantDirectory,
+  senderId: string | undefined,
+  redrivenSender: string | undefined,
+): boolean {
+  return directory.senders.size === 0 || directory.system.has(senderOf(directory, senderId, redrivenSender).principal);
+}
+
 /**
  * The tenant of a queue message, from the principal that sent it (SQS's SenderId: `AROA…:<session>` for a role,
  * `AIDA…` for a user) and the tenant it claims (the `tenant` attribute; none means the default tenant). A producer's
@@ -104,9 +125,7 @@ export function resolveTenant(
       ? { ok: true, tenant: DEFAULT_TENANT }
       : { ok: false, reason: 'tenant-not-configured', detail: `${FIELD}: this deployment has no tenant "${claim}"` };
   }
-  const principalOf = (id: string | undefined) => (id ?? '').split(':')[0] ?? '';
-  const relayed = directory.system.has(principalOf(senderId)) && redrivenSender !== undefined;
-  const principal = principalOf(relayed ? redrivenSender : senderId);
+  const { principal, relayed } = senderOf(directory, senderId, redrivenSender);
   if (directory.system.has(principal)) {
     return known.has(claim)
       ? { ok: true, tenant: claim }

@@ -10,6 +10,7 @@ import { createSnsEventPublisher } from '#aws/event-publisher.js';
 import { createIdempotencyStore, createUnpublishedOutcomes } from '#aws/idempotency-store.js';
 import { createReputationStore } from '#aws/reputation-store.js';
 import { createDeadLetterSink, createVisibilityControl } from '#aws/sqs-dispatch-queues.js';
+import { createJobRequeue } from '#aws/sqs-job-requeue.js';
 import { createSuppressionStore } from '#aws/suppression-store.js';
 import { createByteBudget } from '#core/byte-budget.js';
 import type { CredentialSource, SmtpCredentials } from '#core/credential-source.js';
@@ -111,6 +112,8 @@ export async function buildSendEmailDeps(
     schedule:
       config.jobStatusTable && hold ? await buildSchedule(config, config.jobStatusTable, clients, hold) : undefined,
     templates: config.templatesDir ? lazyTemplates(config.templatesDir) : undefined,
+    // Recipients an SMTP relay refused for now while it took the others get the message later (see follow-up.ts).
+    followUps: createJobRequeue(clients.sqs, config.jobsQueueUrl),
     finishReserveMs: config.finishReserveMs,
     minAttemptMs: config.minAttemptMs,
     maxReceiveCount: config.maxReceiveCount,

@@ -20,6 +20,8 @@ import { salvageKey } from '#core/parse-job-record.js';
 import { TENANT_ATTRIBUTE, tenantOf, type TenantJob } from '#core/tenant-identity.js';
 import { toMaskedRecipients, type JobStatusStore, type JobTransition } from '#core/job-status.js';
 import { scheduleRetry, type RetryPolicy } from '#core/retry-schedule.js';
+import { encodeFollowUp, FOLLOW_UP_ATTRIBUTE, followUpKey, type FollowUp } from '#core/follow-up.js';
+import type { JobRequeue } from '#core/send-router.js';
 import type { RecipientResult, SendOutcome } from '#core/send-outcome.js';
 
 /** What the idempotency store keeps for a completed job: no addresses, no content (they are personal data). */
@@ -38,6 +40,8 @@ export type StoredResult = {
   tenant?: string;
   /** The job's (scoped) key, so that a verified report can name the job (see job-reports). */
   key?: string;
+  /** The follow-up this attempt called for (follow-up.ts's attribute value): a replay of the record queues it again. */
+  followUp?: string;
 };
 
 /**
@@ -67,7 +71,15 @@ export type PolicyDeps = {
   tenantDimension?: (tenant: string) => string;
   /** The job status table: deferrals and outcomes are written to it (see job-status); without it, nothing is. */
   jobStatus?: JobStatusStore;
+  /**
+   * Where follow-ups go (the jobs queue, delayed; see follow-up.ts). Without it, recipients an SMTP relay refused for
+   * now while it took the others are not sent to again: the job's outcome lists them as deferred, and that is all.
+   */
+  followUps?: JobRequeue;
 };
+
+/** A record being sent as a follow-up: what it is for (its attribute) and the key of the job it follows. */
+export type FollowUpOf = FollowUp & { jobKey: string };
 
 type Failed = Array<{ event: DispatchEvent; error: string }>;
 
@@ -158,8 +170,11 @@ export function createDispatchPolicy(deps: PolicyDeps) {
     job: TenantJob | undefined,
     outcome: SendOutcome,
     attempt: number,
+    followUp?: FollowUp,
   ) => {
     await deps.deadLetters.send(record.body, {
+      // A follow-up given up stays one: a redrive sends to its recipients only.
+      followUp: followUp ? encodeFollowUp(followUp) : record.messageAttributes?.[FOLLOW_UP_ATTRIBUTE]?.stringValue,
       failureClass: 'exhausted',
       failureReason: `${outcome.action}:${outcome.reason}`,
       failureDetail: outcome.detail ?? '',
@@ -427,6 +442,49 @@ export function createDispatchPolicy(deps: PolicyDeps) {
         event: toOutcomeEvent(action, factsOf(job, attempt, outcome), outcome),
         record,
         idempotencyKey: recorded ? storedKeyOf(job) : undefined,
+      });
+    },
+
+    /**
+     * Queues the follow-up a completed attempt calls for (its deferred recipients; see follow-up.ts): the job's body
+     * again, delayed on the retry schedule, its lifetime and attempts spent as a retry's would be. Once they are
+     * spent, the deferred recipients end failed here: dead-lettered as a follow-up (a redrive sends to them only),
+     * with an email.failed event under the follow-up's key. A requeue that fails throws: the record returns, and its
+     * replay queues the follow-up again (the follow-up's own key makes a second copy send nothing).
+     */
+    async followUp(
+      outbox: OutboxEntry[],
+      record: SQSRecord,
+      job: TenantJob,
+      of: FollowUpOf,
+      outcome: SendOutcome,
+    ): Promise<void> {
+      if (!deps.followUps) return;
+      const followUpJob = { ...job, idempotencyKey: followUpKey(of.jobKey, of.attempts) };
+      const deferred = outcome.recipients.filter((r) => r.status === 'deferred');
+      const decision = nextReceive(record, of.attempts);
+      if (!decision.retry) {
+        const codes = [...new Set(deferred.map((r) => r.responseCode ?? 'no code'))].join(', ');
+        const detail = `${deferred.length} recipient(s) refused for now (${codes}); no attempt or lifetime left`;
+        const failed = { action: 'retry' as const, reason: 'recipients-deferred', detail, recipients: deferred };
+        return giveUp(outbox, record, followUpJob, failed, of.attempts, of);
+      }
+      const lifetimeStartMs = lifetimeStartOf(record, deps.clock());
+      const { delaySeconds } = decision;
+      await deps.followUps.requeue(record.body, {
+        delaySeconds,
+        lifetimeStartMs,
+        tenant: tenantOf(job),
+        attributes: { [FOLLOW_UP_ATTRIBUTE]: encodeFollowUp(of) },
+      });
+      count(DispatchMetrics.followUp, tenantOf(job));
+      logger.info('recipients deferred: follow-up queued', {
+        dispatchId: dispatchIdOf(job),
+        followUpId: dispatchIdOf(followUpJob),
+        tenant: tenantOf(job),
+        recipients: recipientHashes(deferred),
+        attempt: of.attempts,
+        retryInSeconds: delaySeconds,
       });
     },
 

@@ -10,22 +10,30 @@ import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { toAttemptBudget, untilAborted, type AttemptBudget } from '#core/attempt-budget.js';
 import { createByteBudget } from '#core/byte-budget.js';
-import type { DispatchDeps } from '#core/dispatch-job.js';
+import type { DispatchDeps, FollowUpSend } from '#core/dispatch-job.js';
+import {
+  decodeFollowUp,
+  deferredRecipients,
+  FOLLOW_UP_ATTRIBUTE,
+  followUpKey,
+  type FollowUp,
+} from '#core/follow-up.js';
 import type { DeadLetterSink, UnpublishedOutcomes, VisibilityControl } from '#core/dispatch-ports.js';
-import type { S3Reference } from '#core/email-job.js';
+import { listRecipients, type S3Reference } from '#core/email-job.js';
 import { AttemptAbortedError, SendDeferredError } from '#core/errors.js';
 import type { EventPublisher } from '#core/events.js';
 import { DispatchMetrics } from '#core/metric-names.js';
 import { parseJobRecord } from '#core/parse-job-record.js';
 import type { RetryPolicy } from '#core/retry-schedule.js';
 import { isRetryable, type SendOutcome } from '#core/send-outcome.js';
-import type { TemplateRenderer } from '#core/template-renderer.js';
-import { createDispatchPolicy, type OutboxEntry, type StoredResult } from './dispatch-policy.js';
+import { TemplateRejections, type TemplateRenderer } from '#core/template-renderer.js';
+import type { JobRequeue } from '#core/send-router.js';
+import { createDispatchPolicy, type FollowUpOf, type OutboxEntry, type StoredResult } from './dispatch-policy.js';
 import { createReputationStep, type ReputationDeps } from './reputation-step.js';
 import { createTemplateStep, TemplateRefusedError } from './render-template.js';
 import { createRouteStep, type RoutingDeps } from './route-job.js';
-import { DEFAULT_TENANT } from '#core/tenant.js';
-import type { TenantJob } from '#core/tenant-identity.js';
+import { DEFAULT_TENANT, scopedJobKey } from '#core/tenant.js';
+import { tenantOf, type TenantJob } from '#core/tenant-identity.js';
 import { createTenantStep, type TenantDeps } from './tenant-step.js';
 import { createScheduleStep, type ScheduleDeps } from './job-schedule.js';
 import { createSendOnce, type AttemptState } from './send-once.js';
@@ -87,6 +95,11 @@ export type SendEmailDeps = {
   schedule?: ScheduleDeps;
   /** The deployment's templates; without them a job naming a template is rejected (`template-unavailable`). */
   templates?: TemplateRenderer;
+  /**
+   * Where follow-ups go: the jobs queue (see follow-up.ts). Without it, recipients an SMTP relay refused for now
+   * while it took the others are listed as deferred in the job's outcome and not sent to again.
+   */
+  followUps?: JobRequeue;
   clock?: () => number;
   random?: () => number;
 };
@@ -123,6 +136,44 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     dispatchIdOf: policy.dispatchIdOf,
   });
 
+  /**
+   * A record's follow-up attribute, if it has one: the job under its follow-up's key, what it follows, and its send
+   * (to the recipients it names, with the job's own Message-ID); or what is wrong with the attribute.
+   */
+  const readFollowUp = (record: SQSRecord, job: TenantJob) => {
+    const value = record.messageAttributes?.[FOLLOW_UP_ATTRIBUTE]?.stringValue;
+    if (value === undefined) return { job };
+    // Only the dispatcher queues follow-ups: a producer's message carrying one is refused.
+    if (tenants && !tenants.fromSystem(record))
+      return { problem: `${FOLLOW_UP_ATTRIBUTE}: set by the dispatcher only; a producer may not send this attribute` };
+    const listed = listRecipients(job);
+    const followUp = decodeFollowUp(value, listed.length);
+    if ('problem' in followUp) return followUp;
+    const send: FollowUpSend = {
+      messageKey: scopedJobKey(tenantOf(job), job.idempotencyKey),
+      recipients: followUp.recipients.map((i) => listed[i] as string),
+      dateMs: followUp.dateMs,
+    };
+    return { job: { ...job, idempotencyKey: followUpKey(job.idempotencyKey, followUp.attempts) }, of: followUp, send };
+  };
+
+  /**
+   * A job's rendering; a follow-up's at the version its job was sent with, so that its recipients get the same
+   * message, unless that version is no longer deployed: then at the deployed one (a message a little different
+   * rather than none).
+   */
+  const renderFollowingTemplate = async (job: TenantJob, version: number | undefined) => {
+    if (version === undefined || !job.template || job.template.version !== undefined) return renderTemplate(job);
+    const pinned = await renderTemplate({ ...job, template: { ...job.template, version } });
+    if (!('rejected' in pinned) || pinned.rejected.reason !== TemplateRejections.version) return pinned;
+    logger.warn('follow-up rendered at the deployed template version, not the one its job was sent with', {
+      dispatchId: policy.dispatchIdOf(job),
+      template: job.template.name,
+      version,
+    });
+    return renderTemplate(job);
+  };
+
   /** A claim-checked body, read once its memory is reserved; `held` collects the reservation's release. */
   const claimCheckLoader = (budget: AttemptBudget, held: Array<() => void>, tenant: string) => {
     const store = deps.claimChecks;
@@ -152,7 +203,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     outbox: OutboxEntry[],
     held: Array<() => void>,
   ): Promise<void> => {
-    const attemptNumber = Number(record.attributes.ApproximateReceiveCount) || 1;
+    let attemptNumber = Number(record.attributes.ApproximateReceiveCount) || 1;
     // The tenant comes first, from the record alone: nothing of a job is read before its sender is known.
     const tenancy = tenants?.resolve(record) ?? { ok: true as const, tenant: DEFAULT_TENANT };
     if (!tenancy.ok) {
@@ -170,10 +221,23 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     if (!parsed) return policy.postponeWithoutAttempt(outbox, record, undefined, 'no-time-to-read-job', attemptNumber);
     if (!parsed.success)
       return policy.rejectInvalid(outbox, record, parsed.reason, parsed.detail, parsed.idempotencyKey, tenant);
-    const job: TenantJob = { ...parsed.job, tenant };
-    const outside = tenants?.checkAttachments(job, tenant);
+    const produced: TenantJob = { ...parsed.job, tenant };
+    const outside = tenants?.checkAttachments(produced, tenant);
     if (outside)
-      return policy.rejectInvalid(outbox, record, outside.reason, outside.detail, job.idempotencyKey, tenant);
+      return policy.rejectInvalid(outbox, record, outside.reason, outside.detail, produced.idempotencyKey, tenant);
+    // A follow-up is its job's message to some of its recipients, under a key of its own (see follow-up.ts).
+    const following = readFollowUp(record, produced);
+    if ('problem' in following)
+      return policy.rejectInvalid(
+        outbox,
+        record,
+        'follow-up-invalid',
+        following.problem,
+        produced.idempotencyKey,
+        tenant,
+      );
+    const { job } = following;
+    if (following.of) attemptNumber += following.of.attempts;
 
     // A job due later waits on the queue, a cancelled one is dropped, one due now is claimed against a cancel.
     const scheduled = schedule
@@ -210,7 +274,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     }
 
     // A template job is rendered here; a refusal is reported as an invalid job with the field path, by the attempt.
-    const rendered = await renderTemplate(job);
+    const rendered = await renderFollowingTemplate(job, following.of?.templateVersion);
     if ('unavailable' in rendered) {
       logger.error('templates cannot be loaded; template jobs are handed back until they can', {
         detail: rendered.unavailable,
@@ -236,6 +300,14 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     const run: AttemptState = {
       transport: routed?.transport,
       content: rendered,
+      followUp: following.send,
+      attempts: attemptNumber,
+    };
+    /** Queues the follow-up this job's outcome calls for, if any (see follow-up.ts). */
+    const queueFollowUp = async (outcome: SendOutcome, followUp: FollowUp | undefined) => {
+      if (!followUp) return;
+      const of: FollowUpOf = { ...followUp, jobKey: produced.idempotencyKey };
+      await policy.followUp(outbox, record, job, of, outcome);
     };
     let stored: StoredResult;
     try {
@@ -278,7 +350,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
           tenant,
           error: error as Error,
         });
-        return policy.completed(
+        policy.completed(
           outbox,
           record,
           job,
@@ -287,6 +359,16 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
           attemptNumber,
           false,
         );
+        // The record is done either way: handed back without its completion record, it would send again.
+        const version = 'job' in rendered ? rendered.job.template?.version : undefined;
+        const next = deferredRecipients(listRecipients(produced), run.outcome, attemptNumber, version);
+        return queueFollowUp(run.outcome, next).catch((failure: unknown) => {
+          logger.error('follow-up not queued; its recipients are not sent to', {
+            dispatchId: policy.dispatchIdOf(job),
+            tenant,
+            error: failure as Error,
+          });
+        });
       }
       if (name === 'IdempotencyAlreadyInProgressError') {
         return policy.deferOrGiveUp(
@@ -312,9 +394,24 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
       );
     }
 
-    if (stored.replayed) return policy.replayed(outbox, record, job, stored, attemptNumber);
-    policy.completed(outbox, record, job, run.outcome as SendOutcome, stored.action, attemptNumber);
+    const recipients = listRecipients(produced);
+    const followUp = stored.followUp === undefined ? undefined : decodeFollowUp(stored.followUp, recipients.length);
+    const next = followUp && !('problem' in followUp) ? followUp : undefined;
+    if (stored.replayed) {
+      await policy.replayed(outbox, record, job, stored, attemptNumber);
+      // The record that completed the job, back (its follow-up's requeue had failed): the follow-up is queued again;
+      // if the first did go out, its key makes this one send nothing.
+      if (!next || stored.sourceMessageId !== record.messageId) return;
+      const deferred = next.recipients.map((i) => ({
+        recipient: recipients[i] as string,
+        status: 'deferred' as const,
+      }));
+      return queueFollowUp({ action: 'delivered', reason: stored.reason, recipients: deferred }, next);
+    }
+    const outcome = run.outcome as SendOutcome;
+    policy.completed(outbox, record, job, outcome, stored.action, attemptNumber);
     reputation?.noteSent(tenant, run.outcome);
+    await queueFollowUp(outcome, next);
   };
 
   const lambdaHandler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {

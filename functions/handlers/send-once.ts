@@ -5,12 +5,14 @@ import { MetricUnit, type Metrics } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSRecord } from 'aws-lambda';
 import { toIdempotencyRecordId } from '#aws/idempotency-store.js';
 import { claimPhaseSignal, type AttemptBudget } from '#core/attempt-budget.js';
-import { dispatchJob, type DispatchDeps } from '#core/dispatch-job.js';
-import { JOB_CONTENT_JMESPATH, type TransportName } from '#core/email-job.js';
+import { dispatchJob, type DispatchDeps, type FollowUpSend } from '#core/dispatch-job.js';
+import { JOB_CONTENT_JMESPATH, listRecipients, type TransportName } from '#core/email-job.js';
 import { SendDeferredError } from '#core/errors.js';
+import { deferredRecipients, encodeFollowUp } from '#core/follow-up.js';
 import { hashAddress, hashRecipient, toMessageId } from '#core/message-id.js';
 import { DispatchMetrics } from '#core/metric-names.js';
 import { isRetryable, type SendOutcome } from '#core/send-outcome.js';
+import type { JobRequeue } from '#core/send-router.js';
 import { scopedJobKey } from '#core/tenant.js';
 import { tenantOf, type TenantJob } from '#core/tenant-identity.js';
 import type { StoredResult } from './dispatch-policy.js';
@@ -24,6 +26,8 @@ type SendOnceDeps = {
   persistenceStore: BasePersistenceLayer;
   onIdempotencyTakeover?: (listener: (recordId: string) => void) => void;
   idempotencyTtlSeconds: number;
+  /** Where follow-ups go; without it, deferred recipients are not kept for one (see SendEmailDeps). */
+  followUps?: JobRequeue;
 };
 
 /** What the record's steps before the attempt decided, and what the attempt did; read by the handler afterwards. */
@@ -32,6 +36,10 @@ export type AttemptState = {
   started?: boolean;
   transport?: TransportName;
   content?: TemplateStepResult;
+  /** A follow-up's send: the job's message to some of its recipients (see follow-up.ts). */
+  followUp?: FollowUpSend;
+  /** Attempts the job has spent with this one (a follow-up's count on from its job's). */
+  attempts: number;
 };
 
 /** One attempt's state, shared with the idempotent section (which sees only its arguments). */
@@ -44,6 +52,10 @@ type AttemptRun = {
   /** The job as sent (its template rendered) or its template's refusal; the idempotency hash covers the job as produced. */
   content?: TemplateStepResult;
   outcome?: SendOutcome;
+  /** A follow-up's send: the job's message to some of its recipients (see follow-up.ts). */
+  followUp?: FollowUpSend;
+  /** Attempts the job has spent with this one (a follow-up's count on from its job's). */
+  attempts: number;
 };
 
 /**
@@ -84,7 +96,13 @@ export function createSendOnce(
       const startedAtMs = Date.now();
       // The claim and the completion write run until the answer's deadline; the send only until `finishBy`.
       const outcome = await step.bounded(run.budget.finishSignal, () =>
-        dispatchJob(content, deps.dispatch, run.budget, { inline: run.claimChecked }, run.transport),
+        dispatchJob(
+          content,
+          deps.dispatch,
+          run.budget,
+          { inline: run.claimChecked, followUp: run.followUp },
+          run.transport,
+        ),
       );
       run.outcome = run.transport ? { ...outcome, transport: run.transport } : outcome;
       // Every outcome goes back to the transport's breaker: `blocked` opens it, a success closes it.
@@ -92,6 +110,9 @@ export function createSendOnce(
       if (isRetryable(outcome.action)) throw new SendDeferredError(run.outcome);
       // Recipients are kept as keyed hashes, so that a report about this job can be checked against them.
       const keyring = await deps.dispatch.reportKeys?.();
+      // Recipients refused for now get a follow-up; kept here too, so that a replay of this record can queue it.
+      const version = run.content && 'job' in run.content ? run.content.job.template?.version : undefined;
+      const followUp = deferredRecipients(listRecipients(job), outcome, run.attempts, version);
       // Plain JSON (no undefined values): the persistence layer marshals it into DynamoDB as it is.
       return JSON.parse(
         JSON.stringify({
@@ -110,6 +131,7 @@ export function createSendOnce(
           sourceMessageId,
           // Not personal data: lets a verified report, which names the record only by its digest, find the job.
           key: job.idempotencyKey,
+          followUp: followUp && deps.followUps ? encodeFollowUp(followUp) : undefined,
         }),
       ) as StoredResult;
     },
@@ -147,7 +169,7 @@ export function createSendOnce(
     run: AttemptState,
     claimChecked: boolean,
   ): Promise<StoredResult> => {
-    const attemptNumber = Number(record.attributes.ApproximateReceiveCount) || 1;
+    const attemptNumber = run.attempts;
     // Keys are the tenant's own: the record, the Message-ID and the report token all derive from the scoped key.
     const keyed = { ...job, idempotencyKey: scopedJobKey(tenantOf(job), job.idempotencyKey) };
     const recordId = toIdempotencyRecordId('email-job', keyed.idempotencyKey);
@@ -158,6 +180,8 @@ export function createSendOnce(
       claimChecked,
       transport: run.transport,
       content: run.content,
+      followUp: run.followUp,
+      attempts: run.attempts,
       started: () => {
         run.started = true;
         phase.started();

@@ -4,6 +4,7 @@ import { InvalidJobError } from '#core/errors.js';
 import {
   attachmentsProblem,
   checkGroup,
+  fromSystemSender,
   REDRIVEN_SENDER_ATTRIBUTE,
   referenceProblem,
   resolveTenant,
@@ -35,6 +36,11 @@ export function createTenantStep(deps: TenantDeps) {
       const redriven = record.messageAttributes?.[REDRIVEN_SENDER_ATTRIBUTE]?.stringValue;
       const resolved = resolveTenant(deps.directory, record.attributes?.SenderId, claimed, redriven);
       return checkGroup(deps.directory, resolved, record.attributes?.MessageGroupId);
+    },
+    /** Whether the record was sent by a system principal (see fromSystemSender). */
+    fromSystem(record: SQSRecord): boolean {
+      const redriven = record.messageAttributes?.[REDRIVEN_SENDER_ATTRIBUTE]?.stringValue;
+      return fromSystemSender(deps.directory, record.attributes?.SenderId, redriven);
     },
     /** Throws (as the claim-check loader must) when `tenant`'s job may not read the claim-checked object. */
     checkClaimCheck(ref: S3Reference, tenant: string): void {

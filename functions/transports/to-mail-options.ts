@@ -8,7 +8,8 @@ const toNodemailerAddress = (mailbox: Mailbox): NodemailerAddress =>
 
 /**
  * Maps a message to nodemailer's mail options. Addresses go as objects (never as strings to be parsed again), and
- * the envelope is set explicitly, so that no header text can add a recipient.
+ * the envelope is set explicitly, so that no header text can add a recipient (a follow-up's names fewer recipients
+ * than its headers do).
  */
 export function toMailOptions(message: OutgoingMessage) {
   const all = [...message.to, ...message.cc, ...message.bcc];
@@ -21,9 +22,10 @@ export function toMailOptions(message: OutgoingMessage) {
     replyTo: message.replyTo.length > 0 ? message.replyTo.map(toNodemailerAddress) : undefined,
     envelope: {
       from: message.envelopeFrom ?? (typeof message.from === 'string' ? message.from : message.from.address),
-      to: all.map((m) => (typeof m === 'string' ? m : m.address)),
+      to: message.envelopeTo ?? all.map((m) => (typeof m === 'string' ? m : m.address)),
     },
     subject: message.subject,
+    date: message.date,
     text: message.text,
     html: message.html,
     headers: message.headers,

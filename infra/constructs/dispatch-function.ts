@@ -135,8 +135,8 @@ export class DispatchFunction extends Construct {
     tables.transportState.grant(this.fn, 'dynamodb:GetItem', 'dynamodb:UpdateItem');
     grantReputation(this.fn, tables, 'dispatch');
     tables.jobStatus.grant(this.fn, 'dynamodb:GetItem', 'dynamodb:UpdateItem');
-    // Jobs waiting on an open circuit, and held jobs (scheduled, or of a paused tenant), go back on the queue as new
-    // messages.
+    // Jobs waiting on an open circuit, held jobs (scheduled, or of a paused tenant) and follow-ups for recipients
+    // refused for now go back on the queue as new messages.
     jobs.queue.grantSendMessages(this.fn);
     grantPublish(this.fn, events, key);
     // Tenants' claim-checked jobs and attachments only (each job is held to its own tenant's prefix by the

@@ -131,6 +131,27 @@ describe('bounces and complaints verified against what we sent', () => {
     expect(outcome).toMatchObject({ type: 'email.rejected', reason: 'all-recipients-suppressed' });
   });
 
+  it('verifies a bounce for a recipient the relay refused for now (its follow-up carries the same token)', async () => {
+    // Prepare: the relay greylists one of the two recipients; the other gets the message now.
+    const greylist = { code: 450, message: '4.2.0 Greylisted' };
+    dispatcher.sink.addRule({ stage: 'rcpt', address: 'later@customer.example', reply: greylist, times: 1 });
+    await dispatcher.enqueue(emailJobFactory({ to: ['now@customer.example', 'later@customer.example'] }));
+    await dispatcher.deliverAll();
+    const received = dispatcher.sink.received.find((m) => m.to.join() === 'now@customer.example');
+    const headers = received?.raw.toString('utf8').split(/\r?\n\r?\n/)[0] ?? '';
+    const mailbox = await newMailbox();
+    const { deps, published, suppressions } = await pollerFor(mailbox);
+    await imap.append(mailbox, [dsnFor('later@customer.example', headers)]);
+
+    // Act
+    await run(deps, mailbox);
+
+    // Assess
+    expect(verdicts(published)).toEqual([{ type: 'bounce.detected', verified: true }]);
+    const suppressed = await suppressions.findSuppressed(['now@customer.example', 'later@customer.example']);
+    expect(suppressed).toEqual(new Set(['later@customer.example']));
+  });
+
   it('verifies a bounce that quotes nothing through the VERP address it was delivered to', async () => {
     const { envelopeFrom } = await send(['gone@partner.example']);
     const mailbox = await newMailbox();

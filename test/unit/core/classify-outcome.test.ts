@@ -152,3 +152,25 @@ describe('parseEnhancedStatus and maskAddresses', () => {
     expect(maskAddresses('to <x@y.z> and a.b@c.d')).toBe('to <address> and <address>');
   });
 });
+
+describe('a long reply', () => {
+  it('is read only for its first 4 KB: masked and cut there, its words still found there', () => {
+    // Prepare
+    const padding = 'x'.repeat(5000);
+    const slowDown = `421 4.7.0 try again later, ${'try again later '.repeat(2000)} unusual sending rate`;
+
+    // Act
+    const masked = maskAddresses(`to <x@y.z> ${padding} and a.b@c.d`);
+    const early = classifyOutcome(smtp({ responseCode: 421, response: '421 4.7.0 Try again later: rate' }));
+    const late = classifyOutcome(smtp({ responseCode: 421, response: `421 4.7.0 ${padding} sending rate` }));
+    const repeated = classifyOutcome(smtp({ responseCode: 421, response: slowDown }));
+
+    // Assess
+    expect(masked.startsWith('to <address> x')).toBe(true);
+    expect(masked).not.toContain('a.b@c.d');
+    expect(masked.length).toBeLessThan(4200);
+    expect(early.action).toBe('throttled');
+    expect(late.action).toBe('retry');
+    expect(repeated.action).toBe('retry');
+  });
+});

@@ -28,7 +28,7 @@ describe('the template step', () => {
     expect(calls).toEqual([]);
   });
 
-  it('puts the rendering in place of subject, html and text, telling the renderer the content ids', async () => {
+  it('puts the rendering in place of subject, html and text, pinned to its version, with the content ids', async () => {
     const { renderer, calls } = fakeRenderer({ ok: true, content: rendered });
     const job = templateJobFactory(
       { name: 'welcome', data: { name: 'Ann' } },
@@ -37,7 +37,8 @@ describe('the template step', () => {
 
     const result = await createTemplateStep(renderer)(job);
 
-    expect(result).toEqual({ job: { ...job, subject: 'Hi Ann', html: '<p>Hi Ann</p>', text: 'Hi Ann' } });
+    const template = { ...job.template, version: rendered.version };
+    expect(result).toEqual({ job: { ...job, template, subject: 'Hi Ann', html: '<p>Hi Ann</p>', text: 'Hi Ann' } });
     expect(calls).toEqual([{ reference: job.template, context: { contentIds: ['logo@x'] } }]);
   });
 

@@ -20,6 +20,8 @@ const INBOUND_CODE = [
   'core/message-id.ts',
   'core/ses-events.ts',
   'core/inbound-report.ts',
+  // Provider replies (SMTP reply text, error messages) classified and masked before they are logged.
+  'core/classify-outcome.ts',
   'aws/sent-messages.ts',
 ];
 
