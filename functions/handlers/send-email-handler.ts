@@ -399,9 +399,10 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     const next = followUp && !('problem' in followUp) ? followUp : undefined;
     if (stored.replayed) {
       await policy.replayed(outbox, record, job, stored, attemptNumber);
-      // The record that completed the job, back (its follow-up's requeue had failed): the follow-up is queued again;
-      // if the first did go out, its key makes this one send nothing.
-      if (!next || stored.sourceMessageId !== record.messageId) return;
+      // The record that completed the job, back (its follow-up's requeue had failed), or redriven (it had failed on
+      // every receive): the follow-up is queued again; if the first did go out, its key makes this one send nothing.
+      const redriven = record.messageAttributes?.redrivenFrom !== undefined;
+      if (!next || (stored.sourceMessageId !== record.messageId && !redriven)) return;
       const deferred = next.recipients.map((i) => ({
         recipient: recipients[i] as string,
         status: 'deferred' as const,

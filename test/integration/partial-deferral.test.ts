@@ -34,8 +34,14 @@ async function start(
   {
     deps = {},
     failFirst = false,
+    failWhile = () => false,
     env,
-  }: { deps?: Partial<SendEmailDeps>; failFirst?: boolean; env?: Record<string, string> } = {},
+  }: {
+    deps?: Partial<SendEmailDeps>;
+    failFirst?: boolean;
+    failWhile?: () => boolean;
+    env?: Record<string, string>;
+  } = {},
 ) {
   const asked: Array<{ delaySeconds: number; attribute?: string }> = [];
   const harness = await emulators.harness({
@@ -47,7 +53,7 @@ async function start(
       wired.followUps = {
         requeue: (body, options) => {
           asked.push({ delaySeconds: options.delaySeconds, attribute: options.attributes?.[FOLLOW_UP_ATTRIBUTE] });
-          if (failFirst && asked.length === 1) return Promise.reject(new Error('SQS unavailable'));
+          if ((failFirst && asked.length === 1) || failWhile()) return Promise.reject(new Error('SQS unavailable'));
           return real.requeue(body, { ...options, delaySeconds: 0 });
         },
       };
@@ -214,6 +220,34 @@ describe('a recipient the relay refuses for now while it takes the others', () =
       ['email.delivered', 'partial-5'],
       ['email.delivered', 'partial-5§deferred-1'],
     ]);
+  });
+
+  it('whose follow-up never could be queued gets it from a redrive of the record, and still one copy', async () => {
+    // Prepare: every requeue fails while the record is on the jobs queue (SendMessage denied, say).
+    const greylist = { code: 450, message: '4.2.0 Greylisted' };
+    const rules = [{ stage: 'rcpt' as const, address: 'grey@example.net', reply: greylist, times: 1 }];
+    let requeueDown = true;
+    const { harness, asked } = await start(rules, { failWhile: () => requeueDown, deps: { maxReceiveCount: 2 } });
+    const body = job('partial-10', ['ok@example.net', 'grey@example.net']);
+    const context = () => createLambdaContext('send-email', 30_000);
+    const receive = (n: number) => harness.handler({ Records: [harness.sqsRecord(body, 'record-10', n)] }, context());
+
+    // Act: the record fails for its follow-up on each of its receives (SQS then moves it to the dead-letter queue);
+    // an operator redrives it as a new message once the queue takes messages again.
+    const answers = [await receive(1), await receive(2)];
+    requeueDown = false;
+    const redriven = harness.sqsRecord(body, 'record-10-redriven', 1);
+    redriven.messageAttributes = { redrivenFrom: { dataType: 'String', stringValue: 'record-10' } };
+    await harness.handler({ Records: [redriven] }, context());
+    await harness.deliverAll();
+
+    // Assess
+    expect(answers.map((a) => a.batchItemFailures)).toEqual([
+      [{ itemIdentifier: 'record-10' }],
+      [{ itemIdentifier: 'record-10' }],
+    ]);
+    expect(asked).toHaveLength(3);
+    expect(harness.sink.received.map((m) => m.to)).toEqual([['ok@example.net'], ['grey@example.net']]);
   });
 
   it('of a template job gets the same rendering', async () => {
