@@ -207,8 +207,12 @@ export function createDispatchPolicy(deps: PolicyDeps) {
    * When the record's next receive is due, on the retry schedule; none once the lifetime is spent or this was the
    * last receive SQS allows (it would move the job to the dead-letter queue without saying why).
    */
-  const nextReceive = (record: SQSRecord, attempt: number) => {
+  const nextReceive = (record: SQSRecord, spent: number) => {
     const nowMs = deps.clock();
+    // A record redriven from the dead-letter queue starts the schedule again, a follow-up's too (the attempts its job
+    // had spent still number its key, not its receives).
+    const redriven = record.messageAttributes?.redrivenFrom !== undefined;
+    const attempt = redriven ? Number(record.attributes.ApproximateReceiveCount) || 1 : spent;
     const decision = scheduleRetry(
       deps.retry,
       // A job put back by an open circuit carries where its lifetime started (see route-job).

@@ -250,6 +250,42 @@ describe('a recipient the relay refuses for now while it takes the others', () =
     expect(harness.sink.received.map((m) => m.to)).toEqual([['ok@example.net'], ['grey@example.net']]);
   });
 
+  it('given up at once, then redriven, gets the retry schedule again as any redriven job does', async () => {
+    // Prepare: three receives; the job spends them all (two whole retries), so its follow-up ends failed at once.
+    const later = { code: 450, message: '4.2.0 Greylisted' };
+    const rules = [
+      { stage: 'rcpt' as const, address: 'ok@example.net', reply: later, times: 2 },
+      { stage: 'rcpt' as const, address: 'grey@example.net', reply: later, times: 4 },
+    ];
+    const { harness } = await start(rules, { deps: { maxReceiveCount: 3 } });
+    const body = job('partial-11', ['ok@example.net', 'grey@example.net']);
+    const context = () => createLambdaContext('send-email', 30_000);
+    for (const n of [1, 2, 3]) await harness.handler({ Records: [harness.sqsRecord(body, 'record-11', n)] }, context());
+    // Drained: the dead-letter queue holds only what the redrive adds.
+    const [dead] = await harness.deadLetters();
+    const redrive = (n: number) => {
+      const record = harness.sqsRecord(body, 'record-11-redriven', n);
+      record.messageAttributes = {
+        redrivenFrom: { dataType: 'String', stringValue: 'dead-11' },
+        [FOLLOW_UP_ATTRIBUTE]: { dataType: 'String', stringValue: String(dead?.attributes[FOLLOW_UP_ATTRIBUTE]) },
+      };
+      return harness.handler({ Records: [record] }, context());
+    };
+
+    // Act: the redriven follow-up is refused for now once more, then taken.
+    const first = await redrive(1);
+    const second = await redrive(2);
+
+    // Assess
+    expect(dead?.attributes).toMatchObject({ idempotencyKey: 'partial-11§deferred-3' });
+    expect([first.batchItemFailures, second.batchItemFailures]).toEqual([
+      [{ itemIdentifier: 'record-11-redriven' }],
+      [],
+    ]);
+    expect(await harness.deadLetters()).toEqual([]);
+    expect(harness.sink.received.map((m) => m.to)).toEqual([['ok@example.net'], ['grey@example.net']]);
+  });
+
   it('of a template job gets the same rendering', async () => {
     // Prepare
     const templatesDir = mkdtempSync(join(tmpdir(), 'templates-'));
