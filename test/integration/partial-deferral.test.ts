@@ -286,6 +286,47 @@ describe('a recipient the relay refuses for now while it takes the others', () =
     expect(harness.sink.received.map((m) => m.to)).toEqual([['ok@example.net'], ['grey@example.net']]);
   });
 
+  it('refused for now again at its follow-up gets a follow-up of its own; each recipient gets one copy', async () => {
+    // Prepare
+    const later = { code: 450, message: '4.2.0 Greylisted' };
+    const rules = [
+      { stage: 'rcpt' as const, address: 'g1@example.net', reply: later, times: 1 },
+      { stage: 'rcpt' as const, address: 'g2@example.net', reply: later, times: 2 },
+    ];
+    const { harness, asked } = await start(rules);
+    const body = job('partial-12', ['ok@example.net', 'g1@example.net', 'g2@example.net']);
+    await harness.enqueue(body);
+
+    // Act: the job, its follow-up, and the follow-up's own.
+    await harness.deliverAll();
+
+    // Assess
+    expect(harness.sink.received.map((m) => m.to)).toEqual([
+      ['ok@example.net'],
+      ['g1@example.net'],
+      ['g2@example.net'],
+    ]);
+    expect(asked.map((a) => a.attribute?.split(':').slice(0, 2).join(':'))).toEqual(['1:1,2', '2:2']);
+    expect(outcomes(await harness.events()).map((e) => [e.key, e.recipients])).toEqual([
+      [
+        'partial-12',
+        [
+          ['ok@example.net', 'accepted'],
+          ['g1@example.net', 'deferred'],
+          ['g2@example.net', 'deferred'],
+        ],
+      ],
+      [
+        'partial-12§deferred-1',
+        [
+          ['g1@example.net', 'accepted'],
+          ['g2@example.net', 'deferred'],
+        ],
+      ],
+      ['partial-12§deferred-2', [['g2@example.net', 'accepted']]],
+    ]);
+  });
+
   it('of a template job gets the same rendering', async () => {
     // Prepare
     const templatesDir = mkdtempSync(join(tmpdir(), 'templates-'));
