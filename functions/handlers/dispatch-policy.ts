@@ -454,7 +454,8 @@ export function createDispatchPolicy(deps: PolicyDeps) {
      * again, delayed on the retry schedule, its lifetime and attempts spent as a retry's would be. Once they are
      * spent, the deferred recipients end failed here: dead-lettered as a follow-up (a redrive sends to them only),
      * with an email.failed event under the follow-up's key. A requeue that fails throws: the record returns, and its
-     * replay queues the follow-up again (the follow-up's own key makes a second copy send nothing).
+     * replay queues the follow-up again (the follow-up's own key makes a second copy send nothing); with `final`
+     * (the record will not return: its completion record was not saved), it ends failed, dead-lettered as a follow-up.
      */
     async followUp(
       outbox: OutboxEntry[],
@@ -462,6 +463,7 @@ export function createDispatchPolicy(deps: PolicyDeps) {
       job: TenantJob,
       of: FollowUpOf,
       outcome: SendOutcome,
+      final = false,
     ): Promise<void> {
       if (!deps.followUps) return;
       const followUpJob = { ...job, idempotencyKey: followUpKey(of.jobKey, of.attempts) };
@@ -475,12 +477,23 @@ export function createDispatchPolicy(deps: PolicyDeps) {
       }
       const lifetimeStartMs = lifetimeStartOf(record, deps.clock());
       const { delaySeconds } = decision;
-      await deps.followUps.requeue(record.body, {
+      const requeued = deps.followUps.requeue(record.body, {
         delaySeconds,
         lifetimeStartMs,
         tenant: tenantOf(job),
         attributes: { [FOLLOW_UP_ATTRIBUTE]: encodeFollowUp(of) },
       });
+      if (final) {
+        const failure = await requeued.then(
+          () => undefined,
+          (error: Error) => error,
+        );
+        if (failure) {
+          const detail = `${deferred.length} recipient(s) refused for now; not queued: ${failure.message}`;
+          const failed = { action: 'retry' as const, reason: 'follow-up-not-queued', detail, recipients: deferred };
+          return giveUp(outbox, record, followUpJob, failed, of.attempts, of);
+        }
+      } else await requeued;
       count(DispatchMetrics.followUp, tenantOf(job));
       logger.info('recipients deferred: follow-up queued', {
         dispatchId: dispatchIdOf(job),

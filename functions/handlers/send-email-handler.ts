@@ -304,10 +304,10 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
       attempts: attemptNumber,
     };
     /** Queues the follow-up this job's outcome calls for, if any (see follow-up.ts). */
-    const queueFollowUp = async (outcome: SendOutcome, followUp: FollowUp | undefined) => {
+    const queueFollowUp = async (outcome: SendOutcome, followUp: FollowUp | undefined, final = false) => {
       if (!followUp) return;
       const of: FollowUpOf = { ...followUp, jobKey: produced.idempotencyKey };
-      await policy.followUp(outbox, record, job, of, outcome);
+      await policy.followUp(outbox, record, job, of, outcome, final);
     };
     let stored: StoredResult;
     try {
@@ -362,8 +362,8 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
         // The record is done either way: handed back without its completion record, it would send again.
         const version = 'job' in rendered ? rendered.job.template?.version : undefined;
         const next = deferredRecipients(listRecipients(produced), run.outcome, attemptNumber, version);
-        return queueFollowUp(run.outcome, next).catch((failure: unknown) => {
-          logger.error('follow-up not queued; its recipients are not sent to', {
+        return queueFollowUp(run.outcome, next, true).catch((failure: unknown) => {
+          logger.error('follow-up neither queued nor dead-lettered; its recipients are not sent to', {
             dispatchId: policy.dispatchIdOf(job),
             tenant,
             error: failure as Error,

@@ -12,6 +12,7 @@ import type { SendEmailDeps } from '#handlers/send-email-handler.js';
 import type { ReceivedMessage, SmtpFaultRule } from '#local/smtp-sink.js';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { useAwsEmulators } from '../support/dispatch-harness.js';
+import { startHttpFaultProxy } from '../support/http-fault-proxy.js';
 import { orderReceiptData, templateJobFactory } from '../support/factories.js';
 
 const emulators = useAwsEmulators();
@@ -36,7 +37,9 @@ async function start(
     failFirst = false,
     failWhile = () => false,
     env,
+    endpoints,
   }: {
+    endpoints?: { dynamodb: string };
     deps?: Partial<SendEmailDeps>;
     failFirst?: boolean;
     failWhile?: () => boolean;
@@ -48,6 +51,7 @@ async function start(
     sink: { rules },
     deps,
     env,
+    endpoints,
     adjust: (wired) => {
       const real = wired.followUps as JobRequeue;
       wired.followUps = {
@@ -248,6 +252,43 @@ describe('a recipient the relay refuses for now while it takes the others', () =
     ]);
     expect(asked).toHaveLength(3);
     expect(harness.sink.received.map((m) => m.to)).toEqual([['ok@example.net'], ['grey@example.net']]);
+  });
+
+  it('whose completion and follow-up both could not be written ends failed and dead-lettered as a follow-up', async () => {
+    // Prepare: the completion write fails on every try, and so does the requeue.
+    const proxy = await startHttpFaultProxy(emulators.aws.dynamo.endpoint);
+    try {
+      const greylist = { code: 450, message: '4.2.0 Greylisted' };
+      const rules = [{ stage: 'rcpt' as const, address: 'grey@example.net', reply: greylist, times: 1 }];
+      const { harness } = await start(rules, { failWhile: () => true, endpoints: { dynamodb: proxy.endpoint } });
+      proxy.fail('UpdateItem', 6, '#claim');
+      const body = job('partial-13', ['ok@example.net', 'grey@example.net']);
+
+      // Act
+      const answer = await harness.handler(
+        { Records: [harness.sqsRecord(body, 'record-13', 1)] },
+        createLambdaContext('send-email', 30_000),
+      );
+
+      // Assess: the record is done (sent without its completion record); its follow-up waits for a redrive.
+      expect(answer.batchItemFailures).toEqual([]);
+      expect(harness.sink.received.map((m) => m.to)).toEqual([['ok@example.net']]);
+      const dead = await harness.deadLetters();
+      expect(dead.map((d) => d.attributes)).toEqual([
+        expect.objectContaining({
+          failureReason: 'retry:follow-up-not-queued',
+          idempotencyKey: 'partial-13§deferred-1',
+          [FOLLOW_UP_ATTRIBUTE]: expect.stringMatching(/^1:1:\d+:$/),
+        }),
+      ]);
+      const events = outcomes(await harness.events());
+      expect(events.map((e) => [e.type, e.key])).toEqual([
+        ['email.delivered', 'partial-13'],
+        ['email.failed', 'partial-13§deferred-1'],
+      ]);
+    } finally {
+      await proxy.stop();
+    }
   });
 
   it('given up at once, then redriven, gets the retry schedule again as any redriven job does', async () => {
