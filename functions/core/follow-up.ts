@@ -1,4 +1,6 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { MAX_RECIPIENTS } from './email-job.js';
+import type { ReportKeyring } from './message-id.js';
 import type { SendOutcome } from './send-outcome.js';
 
 /**
@@ -8,7 +10,8 @@ import type { SendOutcome } from './send-outcome.js';
  * envelope restricted to those recipients, once, under a key of its own.
  *
  * The follow-up is the job's body as produced, with a message attribute naming its recipients by their place in the
- * job's recipient list (so it can only ever narrow the job's own recipients) and the attempts the job had spent.
+ * job's recipient list (so it can only ever narrow the job's own recipients) and the attempts the job had spent,
+ * signed for that job with the deployment's report keys (see `signFollowUp`).
  */
 export const FOLLOW_UP_ATTRIBUTE = 'followUp';
 
@@ -27,6 +30,55 @@ export type FollowUp = {
 export const encodeFollowUp = (followUp: FollowUp): string =>
   [followUp.attempts, followUp.recipients.join(','), followUp.dateMs, followUp.templateVersion ?? ''].join(':');
 
+/**
+ * The attribute as queued: the value, signed with the deployment's report signing key over the job's tenant-scoped
+ * key, `<value>:<key id>.<mac>`. Only the dispatcher holds the key, so no producer can make one, and a signed value
+ * names its job, so it cannot be moved to another. Any listed verifying key checks it (keys can be rotated).
+ */
+export function signFollowUp(followUp: FollowUp, jobKey: string, keyring: ReportKeyring): string {
+  const value = encodeFollowUp(followUp);
+  return `${value}:${keyring.signing.id}.${followUpMac(keyring.signing, jobKey, value)}`;
+}
+
+/**
+ * Checks a queued follow-up attribute against the job's tenant-scoped key: its value, or a problem naming why it is
+ * refused (no keys to check it with, no signature, a key not held, a signature not of this job and value). The MAC
+ * is compared in constant time.
+ */
+export function verifyFollowUp(
+  signed: string,
+  jobKey: string,
+  keyring: ReportKeyring | undefined,
+): { value: string } | { problem: string } {
+  const problem = (why: string) => ({ problem: `${FOLLOW_UP_ATTRIBUTE}: ${why}` });
+  if (!keyring) return problem('cannot be verified: this deployment has no report keys, so it queues no follow-ups');
+  if (signed.length > MAX_VALUE_LENGTH + MAX_SIGNATURE_LENGTH) return problem('too long');
+  const colon = signed.lastIndexOf(':');
+  const match = SIGNATURE.exec(signed.slice(colon + 1));
+  if (colon < 0 || !match) return problem('not signed by the dispatcher; a producer may not send this attribute');
+  const [, keyId, mac] = match as unknown as [string, string, string];
+  const key = keyring.verifying.find((k) => k.id === keyId);
+  if (!key) return problem(`signed with key "${keyId}", which this deployment does not hold`);
+  const value = signed.slice(0, colon);
+  const expected = Buffer.from(followUpMac(key, jobKey, value));
+  const given = Buffer.from(mac);
+  if (expected.length !== given.length || !timingSafeEqual(expected, given))
+    return problem('signature does not match this job and value; a producer may not send this attribute');
+  return { value };
+}
+
+const MAX_VALUE_LENGTH = 16 + 8 * MAX_RECIPIENTS;
+const SIGNATURE = /^([a-z0-9]{1,8})\.([A-Za-z0-9_-]{22})$/;
+const MAX_SIGNATURE_LENGTH = 1 + 8 + 1 + 22;
+
+/** 128 bits of HMAC-SHA256 over the purpose, key id, job key and value (JSON: no two inputs read the same). */
+const followUpMac = (key: ReportKeyring['signing'], jobKey: string, value: string) =>
+  createHmac('sha256', key.secret)
+    .update(JSON.stringify(['email-dispatch/follow-up/v1', key.id, jobKey, value]))
+    .digest()
+    .subarray(0, 16)
+    .toString('base64url');
+
 const WHOLE = /^\d{1,6}$/;
 const EPOCH_MS = /^\d{1,15}$/;
 
@@ -36,7 +88,7 @@ const EPOCH_MS = /^\d{1,15}$/;
  */
 export function decodeFollowUp(value: string, recipientCount: number): FollowUp | { problem: string } {
   const problem = (why: string) => ({ problem: `${FOLLOW_UP_ATTRIBUTE}: ${why}` });
-  if (value.length > 16 + 8 * MAX_RECIPIENTS) return problem('too long');
+  if (value.length > MAX_VALUE_LENGTH) return problem('too long');
   const [attempts = '', listed = '', date = '', version = '', ...rest] = value.split(':');
   if (!WHOLE.test(attempts) || Number(attempts) < 1)
     return problem('must start with the attempts spent, a whole number from 1, and a colon');

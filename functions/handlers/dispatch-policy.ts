@@ -20,7 +20,7 @@ import { salvageKey } from '#core/parse-job-record.js';
 import { TENANT_ATTRIBUTE, tenantOf, type TenantJob } from '#core/tenant-identity.js';
 import { toMaskedRecipients, type JobStatusStore, type JobTransition } from '#core/job-status.js';
 import { scheduleRetry, type RetryPolicy } from '#core/retry-schedule.js';
-import { encodeFollowUp, FOLLOW_UP_ATTRIBUTE, followUpKey, type FollowUp } from '#core/follow-up.js';
+import { encodeFollowUp, FOLLOW_UP_ATTRIBUTE, followUpKey, signFollowUp, type FollowUp } from '#core/follow-up.js';
 import type { JobRequeue } from '#core/send-router.js';
 import type { RecipientResult, SendOutcome } from '#core/send-outcome.js';
 
@@ -163,6 +163,12 @@ export function createDispatchPolicy(deps: PolicyDeps) {
           : listRecipients(job).map((r) => ({ hash: hashAddress(r) })),
     });
 
+  /** A follow-up's attribute, signed over its job's tenant-scoped key; undefined without report keys. */
+  const signedFollowUp = async (of: FollowUpOf, tenant: string) => {
+    const keyring = await deps.reportKeys?.();
+    return keyring ? signFollowUp(of, scopedJobKey(tenant, of.jobKey), keyring) : undefined;
+  };
+
   /** Gives a job up: the dead-letter queue with its reason, an email.failed event, a log line, a metric. */
   const giveUp = async (
     outbox: OutboxEntry[],
@@ -170,11 +176,14 @@ export function createDispatchPolicy(deps: PolicyDeps) {
     job: TenantJob | undefined,
     outcome: SendOutcome,
     attempt: number,
-    followUp?: FollowUp,
+    followUp?: FollowUpOf,
   ) => {
     await deps.deadLetters.send(record.body, {
-      // A follow-up given up stays one: a redrive sends to its recipients only.
-      followUp: followUp ? encodeFollowUp(followUp) : record.messageAttributes?.[FOLLOW_UP_ATTRIBUTE]?.stringValue,
+      // A follow-up given up stays one, signed as queued: a redrive sends to its recipients only. Without report keys
+      // it is left unsigned, naming its recipients for an operator; a redrive of it is refused, as any unsigned one.
+      followUp: followUp
+        ? ((await signedFollowUp(followUp, tenantOf(job ?? {}))) ?? encodeFollowUp(followUp))
+        : record.messageAttributes?.[FOLLOW_UP_ATTRIBUTE]?.stringValue,
       failureClass: 'exhausted',
       failureReason: `${outcome.action}:${outcome.reason}`,
       failureDetail: outcome.detail ?? '',
@@ -469,6 +478,13 @@ export function createDispatchPolicy(deps: PolicyDeps) {
       const followUpJob = { ...job, idempotencyKey: followUpKey(of.jobKey, of.attempts) };
       const deferred = outcome.recipients.filter((r) => r.status === 'deferred');
       const decision = nextReceive(record, of.attempts);
+      const attribute = await signedFollowUp(of, tenantOf(job));
+      if (attribute === undefined) {
+        // Unsigned, it would be refused on arrival: its recipients end failed at once, where an operator sees it.
+        const detail = `${deferred.length} recipient(s) refused for now; no follow-up: no report keys to sign it`;
+        const failed = { action: 'retry' as const, reason: 'follow-up-not-signed', detail, recipients: deferred };
+        return giveUp(outbox, record, followUpJob, failed, of.attempts, of);
+      }
       if (!decision.retry) {
         const codes = [...new Set(deferred.map((r) => r.responseCode ?? 'no code'))].join(', ');
         const detail = `${deferred.length} recipient(s) refused for now (${codes}); no attempt or lifetime left`;
@@ -481,7 +497,7 @@ export function createDispatchPolicy(deps: PolicyDeps) {
         delaySeconds,
         lifetimeStartMs,
         tenant: tenantOf(job),
-        attributes: { [FOLLOW_UP_ATTRIBUTE]: encodeFollowUp(of) },
+        attributes: { [FOLLOW_UP_ATTRIBUTE]: attribute },
       });
       if (final) {
         const failure = await requeued.then(

@@ -17,6 +17,7 @@ import {
   FOLLOW_UP_ATTRIBUTE,
   followUpKey,
   type FollowUp,
+  verifyFollowUp,
 } from '#core/follow-up.js';
 import type { DeadLetterSink, UnpublishedOutcomes, VisibilityControl } from '#core/dispatch-ports.js';
 import { listRecipients, type S3Reference } from '#core/email-job.js';
@@ -140,17 +141,21 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
    * A record's follow-up attribute, if it has one: the job under its follow-up's key, what it follows, and its send
    * (to the recipients it names, with the job's own Message-ID); or what is wrong with the attribute.
    */
-  const readFollowUp = (record: SQSRecord, job: TenantJob) => {
-    const value = record.messageAttributes?.[FOLLOW_UP_ATTRIBUTE]?.stringValue;
-    if (value === undefined) return { job };
+  const readFollowUp = async (record: SQSRecord, job: TenantJob) => {
+    const signed = record.messageAttributes?.[FOLLOW_UP_ATTRIBUTE]?.stringValue;
+    if (signed === undefined) return { job };
     // Only the dispatcher queues follow-ups: a producer's message carrying one is refused.
     if (tenants && !tenants.fromSystem(record))
       return { problem: `${FOLLOW_UP_ATTRIBUTE}: set by the dispatcher only; a producer may not send this attribute` };
+    // Signed by the dispatcher for this very job, whoever sent the record (see follow-up.ts).
+    const messageKey = scopedJobKey(tenantOf(job), job.idempotencyKey);
+    const verified = verifyFollowUp(signed, messageKey, await deps.dispatch.reportKeys?.());
+    if ('problem' in verified) return verified;
     const listed = listRecipients(job);
-    const followUp = decodeFollowUp(value, listed.length);
+    const followUp = decodeFollowUp(verified.value, listed.length);
     if ('problem' in followUp) return followUp;
     const send: FollowUpSend = {
-      messageKey: scopedJobKey(tenantOf(job), job.idempotencyKey),
+      messageKey,
       recipients: followUp.recipients.map((i) => listed[i] as string),
       dateMs: followUp.dateMs,
     };
@@ -226,7 +231,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     if (outside)
       return policy.rejectInvalid(outbox, record, outside.reason, outside.detail, produced.idempotencyKey, tenant);
     // A follow-up is its job's message to some of its recipients, under a key of its own (see follow-up.ts).
-    const following = readFollowUp(record, produced);
+    const following = await readFollowUp(record, produced);
     if ('problem' in following)
       return policy.rejectInvalid(
         outbox,

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { EmailJob } from '#core/email-job.js';
 import { createLambdaContext } from '#local/lambda-context.js';
 import { FOLLOW_UP_ATTRIBUTE } from '#core/follow-up.js';
+import { toReportKeyring, type ReportKeyring } from '#core/message-id.js';
 import type { JobRequeue } from '#core/send-router.js';
 import { TemplateRejections, type TemplateRenderer } from '#core/template-renderer.js';
 import type { SendEmailDeps } from '#handlers/send-email-handler.js';
@@ -26,9 +27,13 @@ const job = (key: string, to: string[], cc: string[] = []): EmailJob => ({
   text: 'Your order has shipped.',
 });
 
+const KEYS = toReportKeyring({ current: 'k1', k1: 'partial-deferral-key-'.repeat(2) }, 'reports');
+/** A follow-up attribute as the dispatcher queues it: the value, then `:<key id>.<mac>`. */
+const signed = (value: string) => new RegExp(`^${value}:k1\\.[\\w-]{22}$`);
+
 /**
  * A dispatcher whose follow-ups are requeued due at once (the delay the schedule asked for is recorded), against a
- * sink with `rules`.
+ * sink with `rules`, holding the report keys `keys` (none when null).
  */
 async function start(
   rules: SmtpFaultRule[],
@@ -38,7 +43,9 @@ async function start(
     failWhile = () => false,
     env,
     endpoints,
+    keys = KEYS,
   }: {
+    keys?: ReportKeyring | null;
     endpoints?: { dynamodb: string };
     deps?: Partial<SendEmailDeps>;
     failFirst?: boolean;
@@ -52,6 +59,7 @@ async function start(
     deps,
     env,
     endpoints,
+    environment: { reportKeys: keys ? { get: async () => keys } : undefined },
     adjust: (wired) => {
       const real = wired.followUps as JobRequeue;
       wired.followUps = {
@@ -98,7 +106,7 @@ describe('a recipient the relay refuses for now while it takes the others', () =
     expect(first?.cc).toContain('grey@example.net');
     expect(asked).toHaveLength(1);
     expect(asked[0]?.delaySeconds).toBeGreaterThanOrEqual(15);
-    expect(asked[0]?.attribute).toMatch(/^1:1:\d+:$/);
+    expect(asked[0]?.attribute).toMatch(signed('1:1:\\d+:'));
     expect(outcomes(await harness.events())).toEqual([
       {
         type: 'email.delivered',
@@ -166,7 +174,7 @@ describe('a recipient the relay refuses for now while it takes the others', () =
       failureReason: 'retry:smtp-rcpt-451',
       idempotencyKey: 'partial-3§deferred-1',
     });
-    expect(dead[0]?.attributes[FOLLOW_UP_ATTRIBUTE]).toMatch(/^1:1:\d+:$/);
+    expect(dead[0]?.attributes[FOLLOW_UP_ATTRIBUTE]).toMatch(signed('1:1:\\d+:'));
     expect(harness.output.lines.join('\n')).not.toContain('grey@example.net');
   });
 
@@ -194,7 +202,7 @@ describe('a recipient the relay refuses for now while it takes the others', () =
         failureReason: 'retry:recipients-deferred',
         failureDetail: '1 recipient(s) refused for now (450); no attempt or lifetime left',
         idempotencyKey: 'partial-8§deferred-1',
-        [FOLLOW_UP_ATTRIBUTE]: expect.stringMatching(/^1:1:\d+:$/),
+        [FOLLOW_UP_ATTRIBUTE]: expect.stringMatching(signed('1:1:\\d+:')),
       }),
     ]);
   });
@@ -278,7 +286,7 @@ describe('a recipient the relay refuses for now while it takes the others', () =
         expect.objectContaining({
           failureReason: 'retry:follow-up-not-queued',
           idempotencyKey: 'partial-13§deferred-1',
-          [FOLLOW_UP_ATTRIBUTE]: expect.stringMatching(/^1:1:\d+:$/),
+          [FOLLOW_UP_ATTRIBUTE]: expect.stringMatching(signed('1:1:\\d+:')),
         }),
       ]);
       const events = outcomes(await harness.events());
@@ -391,7 +399,7 @@ describe('a recipient the relay refuses for now while it takes the others', () =
     expect([second?.subject, second?.html, second?.text]).toEqual([first?.subject, first?.html, first?.text]);
     expect(second?.messageId).toBe(first?.messageId);
     // The follow-up named the template version its job was sent with.
-    expect(asked[0]?.attribute).toMatch(/^1:1:\d+:1$/);
+    expect(asked[0]?.attribute).toMatch(signed('1:1:\\d+:1'));
   });
 
   it('of a template job renders the deployed version once the one first sent is gone', async () => {
@@ -422,7 +430,7 @@ describe('a recipient the relay refuses for now while it takes the others', () =
     // Assess
     const subjects = await Promise.all(harness.sink.received.map(async (m) => (await simpleParser(m.raw)).subject));
     expect(subjects).toEqual(['Receipt v1', 'Receipt v2']);
-    expect(asked[0]?.attribute).toMatch(/:1$/);
+    expect(asked[0]?.attribute).toMatch(signed('1:1:\\d+:1'));
     expect(harness.output.lines.join('\n')).toContain('follow-up rendered at the deployed template version');
   });
 
@@ -473,6 +481,78 @@ describe('a recipient the relay refuses for now while it takes the others', () =
     const dead = await harness.deadLetters();
     expect(dead.map((d) => [d.attributes.failureReason, d.attributes.failureDetail])).toEqual([
       ['follow-up-invalid', 'followUp: set by the dispatcher only; a producer may not send this attribute'],
+    ]);
+  });
+
+  it("without tenants, a producer's follow-up (unsigned, moved from another job, tampered) is refused", async () => {
+    // Prepare: a genuine follow-up of partial-13 is queued, signed for that job.
+    const greylist = { code: 450, message: '4.2.0 Greylisted' };
+    const rules = [{ stage: 'rcpt' as const, address: 'grey@example.net', reply: greylist, times: 1 }];
+    const { harness, asked } = await start(rules);
+    await harness.enqueue(job('partial-13', ['ok@example.net', 'grey@example.net']));
+    await harness.deliverAll();
+    const genuine = String(asked[0]?.attribute);
+    const forged = (key: string, value: string) => {
+      const record = harness.sqsRecord(job(key, ['ok@example.net', 'grey@example.net']), `forged-${value}`);
+      record.messageAttributes = { [FOLLOW_UP_ATTRIBUTE]: { dataType: 'String', stringValue: value } };
+      return record;
+    };
+    const context = createLambdaContext('send-email', 30_000);
+
+    // Act: the producer resends its own job as follow-ups, under keys of its choosing.
+    const result = await harness.handler(
+      {
+        Records: [
+          forged('forged-13', '1:0,1:1764400000000:'),
+          forged('partial-13', '999999:0,1:1764400000000:'),
+          forged('forged-13', genuine),
+          forged('partial-13', genuine.replace(/^1:1:/, '2:0,1:')),
+        ],
+      },
+      context,
+    );
+
+    // Assess: refused, never retried, dead-lettered with the reason; nothing more is sent.
+    expect(harness.sink.received.map((m) => m.to)).toEqual([['ok@example.net'], ['grey@example.net']]);
+    expect(result.batchItemFailures).toEqual([]);
+    expect(genuine).toMatch(signed('1:1:\\d+:'));
+    const dead = await harness.deadLetters();
+    const refused = 'a producer may not send this attribute';
+    expect(
+      dead.map((d) => [d.attributes.idempotencyKey, d.attributes.failureReason, d.attributes.failureDetail]),
+    ).toEqual([
+      ['forged-13', 'follow-up-invalid', `followUp: not signed by the dispatcher; ${refused}`],
+      ['partial-13', 'follow-up-invalid', `followUp: not signed by the dispatcher; ${refused}`],
+      ['forged-13', 'follow-up-invalid', `followUp: signature does not match this job and value; ${refused}`],
+      ['partial-13', 'follow-up-invalid', `followUp: signature does not match this job and value; ${refused}`],
+    ]);
+  });
+
+  it('without report keys queues no follow-up: the deferred recipients end failed, dead-lettered', async () => {
+    // Prepare
+    const greylist = { code: 450, message: '4.2.0 Greylisted' };
+    const rules = [{ stage: 'rcpt' as const, address: 'grey@example.net', reply: greylist, times: 1 }];
+    const { harness, asked } = await start(rules, { keys: null });
+    await harness.enqueue(job('partial-14', ['ok@example.net', 'grey@example.net']));
+
+    // Act
+    await harness.deliverAll();
+
+    // Assess
+    expect(asked).toEqual([]);
+    expect(harness.sink.received.map((m) => m.to)).toEqual([['ok@example.net']]);
+    expect(outcomes(await harness.events()).map((e) => [e.type, e.key])).toEqual([
+      ['email.delivered', 'partial-14'],
+      ['email.failed', 'partial-14§deferred-1'],
+    ]);
+    const dead = await harness.deadLetters();
+    expect(dead.map((d) => d.attributes)).toEqual([
+      expect.objectContaining({
+        failureReason: 'retry:follow-up-not-signed',
+        failureDetail: '1 recipient(s) refused for now; no follow-up: no report keys to sign it',
+        idempotencyKey: 'partial-14§deferred-1',
+        [FOLLOW_UP_ATTRIBUTE]: expect.stringMatching(/^1:1:\d+:$/),
+      }),
     ]);
   });
 

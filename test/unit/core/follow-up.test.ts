@@ -2,9 +2,16 @@ import { describe, expect, it } from 'vitest';
 import { classifyRecipientRefusal } from '#core/classify-outcome.js';
 import { dispatchJob, type DispatchDeps } from '#core/dispatch-job.js';
 import { listRecipients } from '#core/email-job.js';
-import { decodeFollowUp, deferredRecipients, encodeFollowUp, followUpKey } from '#core/follow-up.js';
+import {
+  decodeFollowUp,
+  deferredRecipients,
+  encodeFollowUp,
+  followUpKey,
+  signFollowUp,
+  verifyFollowUp,
+} from '#core/follow-up.js';
 import type { MailTransport, OutgoingMessage, SendReceipt } from '#core/mail-transport.js';
-import { toMessageId } from '#core/message-id.js';
+import { toMessageId, toReportKeyring } from '#core/message-id.js';
 import { emailJobFactory } from '../../support/factories.js';
 
 describe('a recipient refused while others were accepted', () => {
@@ -182,5 +189,77 @@ describe('dispatchJob with a follow-up', () => {
       ['c@x.test', 'suppressed'],
     ]);
     expect(allSuppressed).toMatchObject({ action: 'rejected', reason: 'all-recipients-suppressed' });
+  });
+});
+
+describe('the signed follow-up attribute', () => {
+  const followUp = { attempts: 1, recipients: [1, 2], dateMs: 1_764_400_000_000 };
+  const K1 = 'first-report-key-'.repeat(2);
+  const K2 = 'second-report-key-'.repeat(2);
+  const keyring = toReportKeyring({ current: 'k1', k1: K1 }, 'reports');
+  const refused = 'a producer may not send this attribute';
+
+  it("reads back the value, for the job it was signed for, with the deployment's keys", () => {
+    // Act
+    const signed = signFollowUp(followUp, 'shop order-1', keyring);
+
+    // Assess
+    expect(signed).toMatch(/^1:1,2:1764400000000::k1\.[\w-]{22}$/);
+    expect(verifyFollowUp(signed, 'shop order-1', keyring)).toEqual({ value: encodeFollowUp(followUp) });
+  });
+
+  it.each([
+    ['another job', 'shop order-2', keyring, `followUp: signature does not match this job and value; ${refused}`],
+    ["another tenant's job of the same key", 'other order-1', keyring, 'followUp: signature does not match'],
+    ['a key of the same id but another secret', 'shop order-1', toReportKeyring({ current: 'k1', k1: K2 }, 'r'), ''],
+    ['no key of its id', 'shop order-1', toReportKeyring({ current: 'k2', k2: K2 }, 'r'), 'key "k1", which'],
+    ['no report keys at all', 'shop order-1', undefined, 'followUp: cannot be verified: this deployment has no'],
+  ])('is refused when checked for %s', (_, jobKey, keys, problem) => {
+    // Act
+    const verified = verifyFollowUp(signFollowUp(followUp, 'shop order-1', keyring), jobKey, keys);
+
+    // Assess
+    expect(verified).toEqual({ problem: expect.stringContaining(problem || 'signature does not match') });
+  });
+
+  it.each([
+    ['positions widened', (s: string) => s.replace(':1,2:', ':0,1,2:')],
+    ['attempts raised', (s: string) => s.replace(/^1:/, '7:')],
+    ['date changed', (s: string) => s.replace(':1764400000000:', ':1764400000001:')],
+    ['template version added', (s: string) => s.replace('::k1.', ':3:k1.')],
+    ['MAC changed', (s: string) => `${s.slice(0, -1)}${s.endsWith('A') ? 'B' : 'A'}`],
+  ])('is refused with its %s', (_, tamper) => {
+    // Act
+    const verified = verifyFollowUp(tamper(signFollowUp(followUp, 'order-1', keyring)), 'order-1', keyring);
+
+    // Assess
+    expect(verified).toEqual({ problem: `followUp: signature does not match this job and value; ${refused}` });
+  });
+
+  it.each([
+    ['unsigned', '1:1,2:1764400000000:'],
+    ['with a malformed signature', '1:1,2:1764400000000::k1.short'],
+    ['too long', `1:1,2:1764400000000::k1.${'A'.repeat(500)}`],
+  ])('is refused %s', (_, value) => {
+    // Act
+    const verified = verifyFollowUp(value, 'order-1', keyring);
+
+    // Assess
+    expect(verified).toEqual({ problem: expect.stringMatching(/^followUp: (not signed by the dispatcher|too long)/) });
+  });
+
+  it('signed before a key rotation is still read while the old key is listed', () => {
+    // Prepare: signed with k1; the deployment now signs with k2 and keeps k1 for what is in flight.
+    const signed = signFollowUp(followUp, 'order-1', keyring);
+    const rotated = toReportKeyring({ current: 'k2', k1: K1, k2: K2 }, 'reports');
+
+    // Act
+    const resigned = signFollowUp(followUp, 'order-1', rotated);
+
+    // Assess
+    expect(verifyFollowUp(signed, 'order-1', rotated)).toEqual({ value: encodeFollowUp(followUp) });
+    expect(resigned).toMatch(/:k2\.[\w-]{22}$/);
+    expect(verifyFollowUp(resigned, 'order-1', rotated)).toEqual({ value: encodeFollowUp(followUp) });
+    expect(verifyFollowUp(resigned, 'order-1', keyring)).toEqual({ problem: expect.stringContaining('key "k2"') });
   });
 });
