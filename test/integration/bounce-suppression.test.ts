@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBounceHistoryStore } from '#aws/bounce-history-store.js';
-import { createSuppressionStore } from '#aws/suppression-store.js';
 import { toReportKeyring } from '#core/message-id.js';
 import type { RepeatPolicy } from '#core/mailbox/repeated-bounces.js';
 import { syncMailbox, type SyncDeps } from '#core/mailbox/sync-mailbox.js';
@@ -11,7 +10,13 @@ import { startAwsEmulators, startDispatchHarness } from '../support/dispatch-har
 import type { AwsEmulators, DispatchHarness } from '../support/dispatch-harness.js';
 import { emailJobFactory } from '../support/factories.js';
 import { bounceMessage } from '../support/mail-samples.js';
-import { createPollerUnderTest, createSyncDeps, credentialsOf, startImapPeer } from '../support/poller-harness.js';
+import {
+  createPollerUnderTest,
+  createReportMailbox,
+  createSyncDeps,
+  credentialsOf,
+  startImapPeer,
+} from '../support/poller-harness.js';
 import type { ImapPeer } from '../support/poller-harness.js';
 
 const BOUNCE_DOMAIN = 'bounces.example.com';
@@ -21,7 +26,6 @@ const DAY = 86_400_000;
 let aws: AwsEmulators;
 let imap: ImapPeer;
 let dispatcher: DispatchHarness;
-let mailboxes = 0;
 
 beforeAll(async () => {
   [aws, imap] = await Promise.all([startAwsEmulators(), startImapPeer()]);
@@ -50,18 +54,10 @@ const send = async (to: string) => {
  * dispatcher's table, writing its suppression list, and keeping the failure history in `historyTable`.
  */
 const pollOn = async (day: number, reports: string[], historyTable: string, policy: RepeatPolicy) => {
-  mailboxes += 1;
-  const mailbox = `Reports${mailboxes}`;
-  await imap.createMailbox(mailbox);
-  await imap.append(mailbox, reports);
-  const session = () => openImapSession(imap.settings(mailbox), credentialsOf());
-  const verify = {
+  const { mailbox, sync, suppressions } = await createReportMailbox(aws, imap, dispatcher, reports, {
     keys: async () => KEYS,
-    idempotencyTable: dispatcher.resources.idempotencyTable,
     bounceDomain: BOUNCE_DOMAIN,
-  };
-  const sync = await createSyncDeps(aws, session, verify);
-  const suppressions = createSuppressionStore(aws.clients.documents, dispatcher.resources.suppressionTable);
+  });
   const clock = () => Date.now() + day * DAY;
   const deps: SyncDeps = {
     ...sync.deps,
@@ -125,8 +121,7 @@ describe('bounces that suppress once they repeat, read by the poller', () => {
 describe('bounces that blame our side, read by the scheduled poller', () => {
   it('are counted for the SenderSideBouncesHigh alarm, beside every bounce', async () => {
     // Prepare: our sender domain refused (5.1.8), our DMARC (5.7.26), and a recipient's own unknown mailbox.
-    mailboxes += 1;
-    const mailbox = `Reports${mailboxes}`;
+    const mailbox = 'SenderSide';
     await imap.createMailbox(mailbox);
     const mailboxList = [{ id: 'ops', mailbox, startFrom: 'beginning' }];
     const { handler, output } = await createPollerUnderTest(aws, imap, mailboxList);

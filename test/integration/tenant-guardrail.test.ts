@@ -6,20 +6,18 @@ import { createSnsEventPublisher } from '#aws/event-publisher.js';
 import { createMailboxStateStore } from '#aws/mailbox-state-store.js';
 import { createRawMessageStore } from '#aws/raw-message-store.js';
 import { createReputationStore } from '#aws/reputation-store.js';
-import { createSuppressionStore } from '#aws/suppression-store.js';
 import type { EmailJob } from '#core/email-job.js';
 import { toReportKeyring } from '#core/message-id.js';
 import { DEFAULT_REPUTATION_POLICY, type ReputationStore } from '#core/reputation.js';
 import { createPollMailboxHandler } from '#handlers/poll-mailbox-handler.js';
 import { buildReportReputation } from '#handlers/report-reputation.js';
-import { openImapSession } from '#imap/imap-session.js';
 import { buildDsn } from '#local/dsn.js';
 import { createLambdaContext } from '#local/lambda-context.js';
 import { captureOutput } from '../support/captured-output.js';
 import { startAwsEmulators, startDispatchHarness } from '../support/dispatch-harness.js';
 import type { AwsEmulators, DispatchHarness } from '../support/dispatch-harness.js';
 import { emailJobFactory } from '../support/factories.js';
-import { createSyncDeps, credentialsOf, pollerConfigFor, startImapPeer } from '../support/poller-harness.js';
+import { createReportMailbox, credentialsOf, pollerConfigFor, startImapPeer } from '../support/poller-harness.js';
 import type { ImapPeer } from '../support/poller-harness.js';
 
 const BOUNCE_DOMAIN = 'bounces.example.com';
@@ -102,27 +100,18 @@ const receivedBy = (prefix: string) => dispatcher.sink.received.filter((m) => m.
 const headersOf = (raw: Buffer) => raw.toString('utf8').split(/\r?\n\r?\n/)[0] ?? '';
 const store = () => createReputationStore(aws.clients.documents, dispatcher.resources.tenantStateTable, POLICY);
 
-let mailboxes = 0;
 /** The IMAP poller's handler on a fresh mailbox holding `messages`, wired as in production, run once. */
 const pollReports = async (messages: string[]) => {
-  mailboxes += 1;
-  const mailbox = `Reports${mailboxes}`;
-  await imap.createMailbox(mailbox);
-  await imap.append(mailbox, messages);
-  const session = () => openImapSession(imap.settings(mailbox), credentialsOf());
-  const verify = {
+  const { mailbox, number, sync, suppressions } = await createReportMailbox(aws, imap, dispatcher, messages, {
     keys: async () => KEYS,
-    idempotencyTable: dispatcher.resources.idempotencyTable,
     bounceDomain: BOUNCE_DOMAIN,
-  };
-  const sync = await createSyncDeps(aws, session, verify);
-  const suppressions = createSuppressionStore(aws.clients.documents, dispatcher.resources.suppressionTable);
+  });
   const logger = new Logger({ serviceName: 'email-dispatch' });
   const metrics = new Metrics({ namespace: 'EmailDispatch', serviceName: 'email-dispatch', logger });
   const output = captureOutput(logger, metrics);
   const reputation = { table: dispatcher.resources.tenantStateTable, policy: POLICY };
   const handler = createPollMailboxHandler({
-    config: pollerConfigFor(imap, sync.resources, mailbox, `reports-${mailboxes}`),
+    config: pollerConfigFor(imap, sync.resources, mailbox, `reports-${number}`),
     logger,
     metrics,
     state: createMailboxStateStore(aws.clients.documents, sync.resources.mailboxStateTable),

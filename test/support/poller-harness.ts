@@ -23,7 +23,7 @@ import { DEFAULT_SETTINGS } from '#infra/settings.js';
 import { captureOutput } from './captured-output.js';
 import type { LocalResources } from '#local/resources.js';
 import { afterAll, beforeAll } from 'vitest';
-import { startAwsEmulators, type AwsEmulators } from './dispatch-harness.js';
+import { startAwsEmulators, type AwsEmulators, type DispatchHarness } from './dispatch-harness.js';
 
 export const IMAP_USER = { username: 'bounces', password: 'imap-pass-1' };
 
@@ -199,4 +199,29 @@ export function pollerConfigFor(imap: ImapPeer, resources: LocalResources, mailb
     RAW_MESSAGE_BUCKET: resources.bucket,
     IDLE: 'false',
   });
+}
+
+let reportMailboxes = 0;
+/**
+ * A fresh mailbox on `imap` holding `messages`, with the poller's sync dependencies for it: reports are verified
+ * against `dispatcher`'s idempotency table with `keys`, and suppress into its suppression table.
+ */
+export async function createReportMailbox(
+  aws: AwsEmulators,
+  imap: ImapPeer,
+  dispatcher: DispatchHarness,
+  messages: string[],
+  verify: { keys: () => Promise<ReportKeyring>; bounceDomain: string },
+) {
+  reportMailboxes += 1;
+  const mailbox = `Reports${reportMailboxes}`;
+  await imap.createMailbox(mailbox);
+  await imap.append(mailbox, messages);
+  const session = () => openImapSession(imap.settings(mailbox), credentialsOf());
+  const sync = await createSyncDeps(aws, session, {
+    ...verify,
+    idempotencyTable: dispatcher.resources.idempotencyTable,
+  });
+  const suppressions = createSuppressionStore(aws.clients.documents, dispatcher.resources.suppressionTable);
+  return { mailbox, number: reportMailboxes, sync, suppressions };
 }
