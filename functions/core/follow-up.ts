@@ -1,6 +1,6 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { MAX_RECIPIENTS } from './email-job.js';
-import type { ReportKeyring } from './message-id.js';
+import { sameMac, type ReportKeyring } from './message-id.js';
 import type { SendOutcome } from './send-outcome.js';
 
 /**
@@ -60,9 +60,7 @@ export function verifyFollowUp(
   const key = keyring.verifying.find((k) => k.id === keyId);
   if (!key) return problem(`signed with key "${keyId}", which this deployment does not hold`);
   const value = signed.slice(0, colon);
-  const expected = Buffer.from(followUpMac(key, jobKey, value));
-  const given = Buffer.from(mac);
-  if (expected.length !== given.length || !timingSafeEqual(expected, given))
+  if (!sameMac(followUpMac(key, jobKey, value), mac))
     return problem('signature does not match this job and value; a producer may not send this attribute');
   return { value };
 }

@@ -116,9 +116,7 @@ export function verifyReportToken(
   const [, keyId, handle, mac] = match as unknown as [string, string, string, string];
   const key = keyring.verifying.find((k) => k.id === keyId);
   if (!key || handle.length !== HANDLE_LENGTH) return undefined;
-  const expected = Buffer.from(macOf(key, handle));
-  const given = Buffer.from(mac);
-  return expected.length === given.length && timingSafeEqual(expected, given) ? { handle, keyId } : undefined;
+  return sameMac(macOf(key, handle), mac) ? { handle, keyId } : undefined;
 }
 
 /**
@@ -188,7 +186,12 @@ export function isRecipientHash(address: string, stored: string, keyring: Report
   const colon = stored.indexOf(':');
   const key = colon > 0 ? keyring.verifying.find((k) => k.id === stored.slice(0, colon)) : undefined;
   if (!key) return false;
-  const expected = Buffer.from(recipientMac(key, address));
-  const given = Buffer.from(stored.slice(colon + 1));
-  return expected.length === given.length && timingSafeEqual(expected, given);
+  return sameMac(recipientMac(key, address), stored.slice(colon + 1));
+}
+
+/** Whether a MAC given from outside is the one expected, compared in constant time. */
+export function sameMac(expected: string, given: string): boolean {
+  const a = Buffer.from(expected);
+  const b = Buffer.from(given);
+  return a.length === b.length && timingSafeEqual(a, b);
 }
