@@ -1,21 +1,30 @@
-import { startDynalite, startFauxqs, startSesLocal } from '#local/emulators.js';
+import { startDynalite, startFauxqs, startSesLocal, type Emulator } from '#local/emulators.js';
 import { startLocalSecretsManager } from '#local/local-secrets-manager.js';
 import { startSmtpSink } from '#local/smtp-sink.js';
-import { LATENCY_PROFILES, startHttpLatencyProxy, startSmtpLatencyProxy, type LatencyProfileName } from './latency.js';
+import { delayAnswers, LATENCY_PROFILES, startSmtpLatencyProxy, type LatencyProfileName } from './latency.js';
 
 /**
- * Runs fauxqs and dynalite (with `--latency`, each behind a latency-injecting proxy, bench/latency.ts; with
- * `--secrets`, a stand-in Secrets Manager; with `--smtp-sink`, a plaintext loopback SMTP sink that counts and
- * discards what it receives; with `--ses`, aws-ses-v2-local) in a process of their own for the benchmarks, as the real services run
- * outside the function: their CPU and memory are not the measured process's. Sends its endpoints to the parent over
- * IPC, answers `count` with the messages received so far (`counts` with the requests the proxies saw since the last
- * time, `{ latency }` switches their profile), and stops when told to or when the parent goes away.
+ * Runs some of the services the benchmarks stand AWS and the relay in with, in a process of their own, as the real
+ * services run outside the function: their CPU and memory are not the measured process's, and services in different
+ * hosts do not wait on each other's thread. `--dynamodb` (dynalite), `--fauxqs` (SQS, SNS and S3), `--ses`
+ * (aws-ses-v2-local), `--smtp-sink` (a plaintext loopback SMTP sink that counts and discards what it receives),
+ * `--secrets` (a stand-in Secrets Manager); with `--latency`, each answering after its profile's delay (bench/latency.ts).
+ * Sends its endpoints to the parent over IPC, answers `count` with the messages received so far (`counts` with the
+ * requests seen since the last time, `{ latency }` switches their profile), and stops when told to or when
+ * the parent goes away.
  */
-const fauxqs = await startFauxqs();
-const dynamo = await startDynalite();
-const ses = process.argv.includes('--ses') ? await startSesLocal() : undefined;
+const has = (flag: string) => process.argv.includes(flag);
+const services: Emulator[] = [];
+const started = async <T extends Emulator>(service: Promise<T>) => {
+  const running = await service;
+  services.push(running);
+  return running;
+};
+const fauxqs = has('--fauxqs') ? await started(startFauxqs()) : undefined;
+const dynamo = has('--dynamodb') ? await started(startDynalite()) : undefined;
+const ses = has('--ses') ? await started(startSesLocal()) : undefined;
 let received = 0;
-const sink = process.argv.includes('--smtp-sink')
+const sink = has('--smtp-sink')
   ? await startSmtpSink({
       onMessage: () => {
         received += 1;
@@ -25,48 +34,40 @@ const sink = process.argv.includes('--smtp-sink')
   : undefined;
 // The secrets a function reads at start (the SMTP and mailbox sign-ins), served on loopback as Secrets Manager would.
 const credentials = { username: 'bench', password: 'bench-pass' };
-const secrets = process.argv.includes('--secrets')
+const secrets = has('--secrets')
   ? await startLocalSecretsManager(() => ({ 'email-dispatch/smtp': credentials, mailbox: credentials }))
   : undefined;
-const latency = process.argv.includes('--latency');
-const proxies = latency
-  ? {
-      fauxqs: await startHttpLatencyProxy(fauxqs.endpoint),
-      dynamodb: await startHttpLatencyProxy(dynamo.endpoint),
-      ses: ses ? await startHttpLatencyProxy(ses.endpoint) : undefined,
-      smtp: sink ? await startSmtpLatencyProxy(sink) : undefined,
-    }
-  : undefined;
-const http = proxies ? [proxies.fauxqs, proxies.dynamodb, ...(proxies.ses ? [proxies.ses] : [])] : [];
+const latency = has('--latency');
+// AWS's services answer after their profile's delay, timed on the emulators' own servers; the relay behind a proxy
+// that holds each SMTP command.
+const timed = (service: Emulator | undefined) =>
+  latency && service?.server ? delayAnswers(service.server) : undefined;
+const http = [timed(fauxqs), timed(dynamo), timed(ses)].filter((t) => t !== undefined);
+const smtp = latency && sink ? await startSmtpLatencyProxy(sink) : undefined;
+const all = [...http, ...(smtp ? [smtp] : [])];
 const stop = async () => {
   await secrets?.stop();
-  for (const proxy of http) await proxy.stop();
-  await proxies?.smtp?.stop();
+  await smtp?.stop();
   await sink?.stop();
-  await ses?.stop();
-  await fauxqs.stop();
-  await dynamo.stop();
+  for (const service of services.reverse()) await service.stop();
   process.exit(0);
 };
 process.on('message', (message: unknown) => {
   if (message === 'stop') void stop();
   if (message === 'count') process.send?.({ count: received });
-  if (message === 'counts') {
-    const all = [...http, ...(proxies?.smtp ? [proxies.smtp] : [])].map((proxy) => proxy.takeCounts());
-    process.send?.({ counts: Object.assign({}, ...all) });
-  }
+  if (message === 'counts') process.send?.({ counts: Object.assign({}, ...all.map((proxy) => proxy.takeCounts())) });
   if (typeof message === 'object' && message && 'latency' in message) {
     const name = (message as { latency: LatencyProfileName | null }).latency;
     const profile = name ? LATENCY_PROFILES[name] : undefined;
-    for (const proxy of [...http, ...(proxies?.smtp ? [proxies.smtp] : [])]) proxy.use(profile);
+    for (const proxy of all) proxy.use(profile);
     process.send?.({ latency: name });
   }
 });
 process.on('disconnect', () => void stop());
 process.send?.({
-  fauxqs: proxies?.fauxqs.endpoint ?? fauxqs.endpoint,
-  dynamodb: proxies?.dynamodb.endpoint ?? dynamo.endpoint,
-  ses: proxies?.ses?.endpoint ?? ses?.endpoint,
-  smtp: proxies?.smtp ?? (sink ? { host: sink.host, port: sink.port } : undefined),
+  fauxqs: fauxqs?.endpoint,
+  dynamodb: dynamo?.endpoint,
+  ses: ses?.endpoint,
+  smtp: smtp ? { host: smtp.host, port: smtp.port } : sink ? { host: sink.host, port: sink.port } : undefined,
   secrets: secrets?.endpoint,
 });

@@ -34,20 +34,10 @@ function processCpuMs(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
 }
 
-/**
- * Starts fauxqs and dynalite in a child process (bench/emulator-host.ts), with `smtpSink` a plaintext SMTP sink and
- * with `ses` the SES API there too, with `latency` each behind a latency-injecting proxy (no delay until
- * `useLatency`), and builds SDK clients for them.
- */
-export async function startBenchEmulators(
-  options: { smtpSink?: boolean; ses?: boolean; latency?: boolean; secrets?: boolean } = {},
-): Promise<BenchEmulators> {
-  const args = [
-    ...(options.smtpSink ? ['--smtp-sink'] : []),
-    ...(options.ses ? ['--ses'] : []),
-    ...(options.latency ? ['--latency'] : []),
-    ...(options.secrets ? ['--secrets'] : []),
-  ];
+type Host = ReturnType<typeof fork>;
+
+/** Forks one emulator host (bench/emulator-host.ts) with `args` and waits for its endpoints. */
+async function startHost(args: string[]): Promise<{ child: Host; endpoints: Partial<Endpoints> }> {
   const child = fork(new URL('./emulator-host.ts', import.meta.url), args, {
     execArgv: ['--import', 'tsx'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -57,32 +47,61 @@ export async function startBenchEmulators(
     once(child, 'exit').then(([code]) => {
       throw new Error(`emulator host exited with ${String(code)} before it started`);
     }),
-  ])) as [Endpoints];
+  ])) as [Partial<Endpoints>];
+  return { child, endpoints };
+}
+
+/** Asks a host `question` and waits for its answer. */
+async function ask<T>(host: Host, question: unknown): Promise<T> {
+  const reply = once(host, 'message') as Promise<[T]>;
+  host.send(question as string);
+  return (await reply)[0];
+}
+
+/**
+ * Starts dynalite, fauxqs, with `smtpSink` a plaintext SMTP sink and with `ses` the SES API, with `secrets` a
+ * stand-in Secrets Manager, each group in a process of its own (bench/emulator-host.ts) so that one service's burst
+ * does not queue another's requests on a shared thread; with `latency` each behind a latency-injecting proxy (no
+ * delay until `useLatency`); and builds SDK clients for them.
+ */
+export async function startBenchEmulators(
+  options: { smtpSink?: boolean; ses?: boolean; latency?: boolean; secrets?: boolean } = {},
+): Promise<BenchEmulators> {
+  const latency = options.latency ? ['--latency'] : [];
+  const groups = [
+    ['--dynamodb'],
+    ['--fauxqs', ...(options.secrets ? ['--secrets'] : [])],
+    [...(options.smtpSink ? ['--smtp-sink'] : []), ...(options.ses ? ['--ses'] : [])],
+  ].filter((group) => group.length > 0);
+  const hosts = await Promise.all(groups.map((group) => startHost([...group, ...latency])));
+  const endpoints = Object.assign({}, ...hosts.map((h) => h.endpoints)) as Endpoints;
+  const children = hosts.map((h) => h.child);
+  const sink = hosts.find((h) => h.endpoints.smtp)?.child;
   const clients = createEmulatorClients(endpoints);
   return {
     clients,
     endpoints,
-    cpuMs: () => processCpuMs(child.pid as number),
+    cpuMs: () => children.reduce((sum, child) => sum + processCpuMs(child.pid as number), 0),
     async sinkCount() {
-      const reply = once(child, 'message') as Promise<[{ count: number }]>;
-      child.send('count');
-      return (await reply)[0].count;
+      return sink ? (await ask<{ count: number }>(sink, 'count')).count : 0;
     },
     async requestCounts() {
-      const reply = once(child, 'message') as Promise<[{ counts: RequestCounts }]>;
-      child.send('counts');
-      return (await reply)[0].counts;
+      const answers = await Promise.all(children.map((child) => ask<{ counts: RequestCounts }>(child, 'counts')));
+      return Object.assign({}, ...answers.map((a) => a.counts));
     },
     async useLatency(profile) {
-      const reply = once(child, 'message');
-      child.send({ latency: profile });
-      await reply;
+      await Promise.all(children.map((child) => ask(child, { latency: profile })));
     },
     async stop() {
-      if (child.exitCode !== null) return;
-      const exited = once(child, 'exit');
-      child.send('stop');
-      await exited;
+      await Promise.all(
+        children
+          .filter((child) => child.exitCode === null)
+          .map(async (child) => {
+            const exited = once(child, 'exit');
+            child.send('stop');
+            await exited;
+          }),
+      );
     },
   };
 }

@@ -1,4 +1,4 @@
-import { createServer as createHttpServer, request as httpRequest, Agent, type IncomingMessage } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { connect, createServer as createTcpServer, type Socket } from 'node:net';
 import { LOOPBACK, listenOnLoopback } from '#local/loopback.js';
 import { billingUnits } from './cost.js';
@@ -53,7 +53,7 @@ type Observer = (key: string, ms: number) => void;
  */
 export type RequestCounts = Record<
   string,
-  { count: number; bytes: number; units?: { write: number; read: number }; heldMs?: number }
+  { count: number; bytes: number; units?: { write: number; read: number }; heldMs?: number; overMs?: number }
 >;
 
 /** The service a SigV4-signed request is for, from its credential scope (`.../<region>/<service>/aws4_request`). */
@@ -104,69 +104,78 @@ function proxyState(initial: LatencyProfile | undefined) {
   return state;
 }
 
-/** Longest request body the proxy holds before it passes it on (the AWS APIs' own limits are below it). */
+/** Longest request body counted for its billing units (the AWS APIs' own limits are below it). */
 const MAX_BODY_BYTES = 16 * 1024 * 1024;
 
+type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
+
 /**
- * An HTTP/1.1 proxy on 127.0.0.1 in front of an AWS emulator: each request is held for its service's and
- * operation's delay under the current profile, then passed on unchanged (method, path, headers, body) and the answer
- * streamed back as it comes. Counts every request by `service.Operation`.
+ * Latency injected into an AWS emulator's own HTTP server: each request reaches the emulator at once, and its answer
+ * goes back no sooner than its service's and operation's delay under the current profile after the request arrived.
+ * The profile's figure is the whole request as the client sees it, the service's own time included, so the
+ * emulator's time is not added on top: it only shows when the emulator takes longer than the figure (a burst
+ * queueing on its one thread), and then the answer goes as soon as it is ready; that overrun is counted per
+ * operation (`overMs`). No hop of its own: a proxy in front would add its own time to every request. The body is
+ * seen as the emulator reads it (for the operation and the billing units), never taken from it. Counts every
+ * request by `service.Operation`.
  */
-export async function startHttpLatencyProxy(target: string, initial?: LatencyProfile, observe?: Observer) {
+export function delayAnswers(server: Server, initial?: LatencyProfile, observe?: Observer) {
   const state = proxyState(initial);
-  const upstream = new URL(target);
-  const agent = new Agent({ keepAlive: true, maxSockets: 256 });
-  const server = createHttpServer((req, res) => {
+  const emulator = server.listeners('request') as RequestListener[];
+  server.removeAllListeners('request');
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const arrived = performance.now();
     const chunks: Buffer[] = [];
     let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) req.destroy();
-      else chunks.push(chunk);
-    });
-    req.on('end', () => {
-      const body = Buffer.concat(chunks);
-      const service = signedService(req.headers.authorization);
-      const operation = operationOf(req.method ?? 'GET', req.url ?? '/', req.headers, body);
-      const entry = bump(state.counts, `${service}.${operation}`, body.length);
-      const units = billingUnits(service, operation, body);
-      entry.units = { write: (entry.units?.write ?? 0) + units.write, read: (entry.units?.read ?? 0) + units.read };
-      const ms = httpDelay(state.profile, service, operation);
-      observe?.(`${service}.${operation}`, ms);
-      const forward = () => {
-        const out = httpRequest(
-          {
-            host: upstream.hostname,
-            port: upstream.port,
-            method: req.method,
-            path: req.url,
-            headers: req.headers,
-            agent,
-          },
-          (answer) => {
-            res.writeHead(answer.statusCode ?? 502, answer.headers);
-            answer.pipe(res);
-          },
-        );
-        out.on('error', () => res.destroy());
-        out.end(body);
+    let delay = 0;
+    let entry: RequestCounts[string] | undefined;
+    // The whole body is in once the parser pushes its end, before the emulator can answer: the request is counted
+    // and its delay known then.
+    const push = req.push.bind(req);
+    req.push = (chunk: unknown, encoding?: BufferEncoding) => {
+      if (chunk === null) {
+        const body = Buffer.concat(chunks);
+        const service = signedService(req.headers.authorization);
+        const operation = operationOf(req.method ?? 'GET', req.url ?? '/', req.headers, body);
+        entry = bump(state.counts, `${service}.${operation}`, size);
+        const units = billingUnits(service, operation, body);
+        entry.units = { write: (entry.units?.write ?? 0) + units.write, read: (entry.units?.read ?? 0) + units.read };
+        delay = httpDelay(state.profile, service, operation);
+        observe?.(`${service}.${operation}`, delay);
+      } else if (Buffer.isBuffer(chunk)) {
+        size += chunk.length;
+        if (size <= MAX_BODY_BYTES) chunks.push(chunk);
+      }
+      return push(chunk, encoding);
+    };
+    // The answer is held whole (head, body and end, in order) until its time.
+    const held: Array<() => void> = [];
+    let released = false;
+    const release = () => {
+      released = true;
+      for (const step of held.splice(0)) step();
+    };
+    const hold =
+      <A extends unknown[], R>(original: (...args: A) => R, result: (args: A) => R, last = false) =>
+      (...args: A): R => {
+        if (released) return original(...args);
+        held.push(() => original(...args));
+        if (last) {
+          const wait = arrived + delay - performance.now();
+          if (wait > 0) setTimeout(release, wait);
+          else {
+            if (delay > 0 && entry) entry.overMs = (entry.overMs ?? 0) - wait;
+            release();
+          }
+        }
+        return result(args);
       };
-      if (ms > 0) setTimeout(forward, ms);
-      else forward();
-    });
+    res.writeHead = hold(res.writeHead.bind(res) as (...args: unknown[]) => ServerResponse, () => res) as never;
+    res.write = hold(res.write.bind(res) as (...args: unknown[]) => boolean, () => true) as never;
+    res.end = hold(res.end.bind(res) as (...args: unknown[]) => ServerResponse, () => res, true) as never;
+    for (const listener of emulator) listener.call(server, req, res);
   });
-  server.keepAliveTimeout = 60_000;
-  const port = await listenOnLoopback(server);
-  return {
-    endpoint: `http://${LOOPBACK}:${port}`,
-    use: state.use,
-    takeCounts: state.takeCounts,
-    async stop() {
-      server.closeAllConnections();
-      agent.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
+  return { use: state.use, takeCounts: state.takeCounts };
 }
 
 /** The end of a message's data: CRLF '.' CRLF (the data's own first line cannot be a lone '.' once dot-stuffed). */

@@ -7,7 +7,8 @@ import { LOOPBACK, freePort } from './loopback.js';
 import { reportSenderIds } from './sender-ids.js';
 
 /** A running emulator: its endpoint URL and how to stop it. */
-export type Emulator = { endpoint: string; port: number; stop(): Promise<void> };
+/** A running emulator: where to reach it, its HTTP server (the benchmarks time its answers), and how to stop it. */
+export type Emulator = { endpoint: string; port: number; server?: Server; stop(): Promise<void> };
 
 /** Closes a server without waiting for clients' idle keep-alive sockets (the SDK keeps them open). */
 const closeServer = (server: Server) =>
@@ -30,6 +31,7 @@ export async function startFauxqs(port = 0): Promise<Emulator> {
   return {
     endpoint: `http://${LOOPBACK}:${actual}`,
     port: actual,
+    server: app.server,
     stop: async () => {
       const closing = app.close();
       app.server.closeAllConnections();
@@ -64,7 +66,7 @@ export async function startDynalite(options: { port?: number; path?: string } = 
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, LOOPBACK, () => resolve()));
   const address = server.address();
   const actual = typeof address === 'object' && address ? address.port : 0;
-  return { endpoint: `http://${LOOPBACK}:${actual}`, port: actual, stop: () => closeServer(server) };
+  return { endpoint: `http://${LOOPBACK}:${actual}`, port: actual, server, stop: () => closeServer(server) };
 }
 
 type SesServer = (config: { host: string; port: number }) => Promise<Server>;
@@ -78,5 +80,5 @@ export async function startSesLocal(port?: number): Promise<Emulator> {
   const server = await sesServer({ host: LOOPBACK, port: port || (await freePort()) });
   const address = server.address();
   const actual = typeof address === 'object' && address ? address.port : 0;
-  return { endpoint: `http://${LOOPBACK}:${actual}`, port: actual, stop: () => closeServer(server) };
+  return { endpoint: `http://${LOOPBACK}:${actual}`, port: actual, server, stop: () => closeServer(server) };
 }
