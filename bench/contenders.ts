@@ -56,6 +56,17 @@ export async function buildOurHandler(
 
 type Job = ReturnType<typeof benchJob>;
 
+/** A bench job as the message nodemailer sends for it: the fields ours sends, its Message-ID and dispatch id. */
+export const toMail = (job: Job, messageId = toMessageId(job.idempotencyKey, 'example.com')) => ({
+  from: job.from as string,
+  to: job.to as string[],
+  subject: job.subject,
+  text: job.text,
+  html: job.html,
+  messageId,
+  headers: { 'X-Dispatch-Id': toDispatchId(job.idempotencyKey) },
+});
+
 /**
  * The hand-written alternative, as a Lambda handler doing the I/O ours does for a job, and nothing else: per job the
  * job's claim in the status table (the write a cancel cannot pass), a conditional claim of its key (the item
@@ -113,15 +124,7 @@ export function createHandWrittenHandler(
     const messageId = toMessageId(job.idempotencyKey, 'example.com');
     // Over SES, each send first waits for its recipients' slot in the instance's share of the account's rate.
     await ses?.take(to.length);
-    await transport.sendMail({
-      from: job.from as string,
-      to,
-      subject: job.subject,
-      text: job.text,
-      html: job.html,
-      messageId,
-      headers: { 'X-Dispatch-Id': toDispatchId(job.idempotencyKey) },
-    });
+    await transport.sendMail(toMail(job, messageId));
     const recipients = to.map((a) => ({ recipient: a, status: 'accepted' as const, responseCode: 250 }));
     const result = {
       action: 'delivered',

@@ -8,7 +8,7 @@ import { createRateLimiter } from '#core/rate-limiter.js';
 import { deliverOneBatch, type SqsHandler } from '#local/event-source.js';
 import { LOCAL_CREDENTIALS, type EmulatorClients } from '#local/emulators.js';
 import type { LocalResources } from '#local/resources.js';
-import { buildOurHandler, createHandWrittenHandler, freshResources } from './contenders.js';
+import { buildOurHandler, createHandWrittenHandler, freshResources, toMail } from './contenders.js';
 import type { MeasuredUse } from './cost.js';
 import type { BenchEmulators } from './emulators.js';
 import { benchJob } from './jobs.js';
@@ -37,10 +37,11 @@ export type InstanceRun = MeasuredUse & {
 };
 
 /**
- * The time a message holds a pooled SMTP connection: the delays the proxy added to its connections (connecting and
- * greeting included, a pipelined command sharing the wait of the one before it), per message sent.
+ * The part of a message's time on a pooled SMTP connection that the relay's latency makes: the delays the proxy added
+ * to its connections (connecting and greeting included, a pipelined command sharing the wait of the one before it),
+ * per message sent. The rest is the client's own (composing and streaming the message, reading the replies).
  */
-export function sendTimeMs(requests: RequestCounts): number {
+export function relayTimeMs(requests: RequestCounts): number {
   const messages = requests['smtp.END']?.count ?? 0;
   if (messages === 0) return 0;
   const held = Object.entries(requests)
@@ -48,6 +49,49 @@ export function sendTimeMs(requests: RequestCounts): number {
     .reduce((sum, [, entry]) => sum + (entry.heldMs ?? 0), 0);
   return held / messages;
 }
+
+/** What the relay allows a pool on its own: messages a second, the time each holds a connection, the relay's part. */
+export type TransportRun = { rate: number; sendMs: number; relayMs: number };
+
+/**
+ * The transport alone, as the limit's measure: `messages` bench jobs' messages handed at once to a nodemailer pool
+ * of `config.pool` connections (`smtpPool`) through the SMTP proxy, nothing
+ * else running, so no connection ever waits for work. Its rate is what the pool allows; pool ÷ rate is the time a
+ * message holds a connection, the client's own time included, as it is in every contender.
+ */
+export async function runTransport(
+  emulators: BenchEmulators,
+  config: InstanceConfig,
+  messages: number,
+): Promise<TransportRun> {
+  const smtp = emulators.endpoints.smtp as { host: string; port: number };
+  await emulators.useLatency(config.profile);
+  await emulators.requestCounts();
+  const transport = smtpPool(smtp, config.pool);
+  try {
+    const started = performance.now();
+    await Promise.all(
+      Array.from({ length: messages }, (_, i) => transport.sendMail(toMail(benchJob(`transport-${i}`)))),
+    );
+    const rate = (messages / (performance.now() - started)) * 1000;
+    return { rate, sendMs: (config.pool / rate) * 1000, relayMs: relayTimeMs(await emulators.requestCounts()) };
+  } finally {
+    transport.close();
+  }
+}
+
+/** The pool as ours runs it: `pool` connections, each replaced after 100 messages (the SMTP adapter's default). */
+const smtpPool = (smtp: { host: string; port: number }, pool: number) =>
+  nodemailer.createTransport({
+    pool: true,
+    host: smtp.host,
+    port: smtp.port,
+    secure: false,
+    ignoreTLS: true,
+    maxConnections: pool,
+    maxMessages: 100,
+    logger: false,
+  });
 
 /**
  * DynamoDB round trips a job makes while it holds its place among the jobs in flight, one after another: its claim in
@@ -57,8 +101,9 @@ export function sendTimeMs(requests: RequestCounts): number {
 const ROUND_TRIPS_IN_PLACE = 4;
 
 /**
- * What the configuration allows one instance: its connections ÷ the send time, or, when fewer jobs are in flight than
- * that keeps busy, the jobs in flight ÷ the time each holds its place (its send plus its round trips to DynamoDB).
+ * What the configuration allows one instance: its connections ÷ the time a message holds one (measured with the
+ * transport alone, `runTransport`), or, when fewer jobs are in flight than that keeps busy, the jobs in flight ÷ the
+ * time each holds its place (its send plus its round trips to DynamoDB).
  */
 export const limitOf = (config: InstanceConfig, sendMs: number) => {
   if (sendMs <= 0) return 0;
@@ -180,17 +225,7 @@ export async function runInstance(
       await deps.dispatch.transports.smtp?.close();
     }
   }
-  // The pool as ours runs it: `pool` connections, each replaced after 100 messages (the SMTP adapter's default).
-  const transport = nodemailer.createTransport({
-    pool: true,
-    host: smtp.host,
-    port: smtp.port,
-    secure: false,
-    ignoreTLS: true,
-    maxConnections: config.pool,
-    maxMessages: 100,
-    logger: false,
-  });
+  const transport = smtpPool(smtp, config.pool);
   try {
     return await drain(
       emulators,

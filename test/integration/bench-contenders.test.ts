@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBenchEmulators, type BenchEmulators } from '../../bench/emulators.js';
-import { runInstance, type InstanceConfig, type InstanceRun } from '../../bench/instance.js';
+import { runInstance, runTransport, type InstanceConfig, type InstanceRun } from '../../bench/instance.js';
+import { LATENCY_PROFILES } from '../../bench/latency.js';
 
 /** Requests a job to AWS, by `service.Operation`, leaving out the bench's own (enqueueing, the event source's). */
 const perJob = (run: InstanceRun) =>
@@ -62,5 +63,16 @@ describe('the capacity bench compares ours with a loop doing the same I/O', () =
       expect(busyMs).toBeGreaterThanOrEqual(19 * 25 - 250);
     }
     expect(perJob(ours)['ses.POST /v2/email/outbound-emails']).toBe(1);
+  });
+
+  it("measures the limit with the transport alone: every message sent, the relay's delays part of a connection's time", async () => {
+    const before = await emulators.sinkCount();
+    const alone = await runTransport(emulators, { profile: 'same-region', batchSize: 20, pool: 2 }, 20);
+    expect((await emulators.sinkCount()) - before).toBe(20);
+    expect(alone.sendMs).toBeCloseTo((2 / alone.rate) * 1000, 6);
+    // The profile holds each message's final dot 50 ms: no connection sends a message in less, and the client's own
+    // time comes on top.
+    expect(alone.relayMs).toBeGreaterThanOrEqual(LATENCY_PROFILES['same-region'].smtp.end);
+    expect(alone.sendMs).toBeGreaterThanOrEqual(alone.relayMs);
   });
 });

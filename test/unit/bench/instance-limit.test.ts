@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { limitOf, sendTimeMs, sesSendTimeMs } from '../../../bench/instance.js';
+import { limitOf, relayTimeMs, sesSendTimeMs } from '../../../bench/instance.js';
 import { LATENCY_PROFILES } from '../../../bench/latency.js';
 
 const same = LATENCY_PROFILES['same-region'];
@@ -29,14 +29,14 @@ describe("an instance's limit under injected latency", () => {
     expect(limitOf(fewInFlight, sendMs)).toBeCloseTo((2 * 1000) / (sendMs + 4 * same.http.dynamodb), 10);
   });
 
-  it('takes the send time from the delays the SMTP proxy held, per message', () => {
+  it("takes the relay's part of the send time from the delays the SMTP proxy held, per message", () => {
     const requests = {
       'smtp.CONNECT': { count: 1, bytes: 0, heldMs: 5 },
       'smtp.MAIL': { count: 2, bytes: 60, heldMs: 4 },
       'smtp.END': { count: 2, bytes: 2000, heldMs: 100 },
       'dynamodb.PutItem': { count: 2, bytes: 400 },
     };
-    expect(sendTimeMs(requests)).toBeCloseTo((5 + 4 + 100) / 2, 10);
-    expect(sendTimeMs({})).toBe(0);
+    expect(relayTimeMs(requests)).toBeCloseTo((5 + 4 + 100) / 2, 10);
+    expect(relayTimeMs({})).toBe(0);
   });
 });
