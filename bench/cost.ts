@@ -79,6 +79,11 @@ export type MeasuredUse = {
   jobs: number;
   invocations: Array<{ wallMs: number; cpuMs: number }>;
   requests: RequestCounts;
+  /**
+   * The memory size whose CPU share the invocations ran under (bench/cpu-share.ts): at that size their wall times are
+   * their durations. Unset, they ran on a whole core and other sizes are estimated with `durationAt`.
+   */
+  memoryMb?: number;
 };
 
 export type CostPerMillion = {
@@ -103,7 +108,9 @@ const unitsOf = (requests: RequestCounts, service: string, kind: 'write' | 'read
 /** Scales a measured run to a million jobs at `memoryMb` and prices it. */
 export function costPerMillion(use: MeasuredUse, memoryMb: number): CostPerMillion {
   const scale = 1e6 / use.jobs;
-  const billedMs = use.invocations.reduce((sum, i) => sum + Math.ceil(durationAt(memoryMb, i.wallMs, i.cpuMs)), 0);
+  const duration = (i: { wallMs: number; cpuMs: number }) =>
+    use.memoryMb === memoryMb ? i.wallMs : durationAt(memoryMb, i.wallMs, i.cpuMs);
+  const billedMs = use.invocations.reduce((sum, i) => sum + Math.ceil(duration(i)), 0);
   const invocations = use.invocations.length * scale;
   const gbSeconds = (memoryMb / 1024) * (billedMs / 1000) * scale;
   const dynamoWriteUnits = unitsOf(use.requests, 'dynamodb', 'write') * scale;

@@ -26,12 +26,12 @@ await benchColdStart();
 await benchImap(quick ? 1000 : 10_000);
 await benchRate(quick ? 84 : 420);
 await benchFairness(quick ? 1000 : 5000, 50);
-await benchCapacity(quick);
+const chosen = await benchCapacity(quick);
 
 printTable();
 writeFileSync(
   new URL('./results.json', import.meta.url),
-  `${JSON.stringify({ machine, date: new Date().toISOString(), quick, rows }, null, 2)}\n`,
+  `${JSON.stringify({ machine, date: new Date().toISOString(), quick, chosen, rows }, null, 2)}\n`,
 );
 console.log('\nwritten: bench/results.json');
 process.exit(0);

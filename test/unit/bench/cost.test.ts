@@ -85,5 +85,9 @@ describe('cost arithmetic', () => {
     expect(atQuarter.gbSeconds).toBeCloseTo(100_000 * 0.35 * (1769 / 4 / 1024), 6);
     // Requests do not depend on memory.
     expect(atQuarter.dollars.dynamodb).toBe(at1769.dollars.dynamodb);
+
+    // Timed under a quarter core's share, the invocations' wall times are their durations there, not stretched again.
+    const measuredThere = costPerMillion({ ...use, memoryMb: 1769 / 4 }, 1769 / 4);
+    expect(measuredThere.billedMsPerJob).toBe(20);
   });
 });
