@@ -56,6 +56,9 @@ type ClaimCheckStore = {
  */
 const CLAIM_CHECK_MEMORY_FACTOR = 3.75;
 
+/** SNS's PublishBatch takes ten entries: outcome events go out in tens. */
+const EVENTS_PER_PUBLISH = 10;
+
 export type SendEmailDeps = {
   logger: Logger;
   metrics: Metrics;
@@ -442,28 +445,43 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
         release?.();
       }
     };
+    // Outcome events go out in tens (one PublishBatch each) as their jobs finish, not after the whole batch: an
+    // event is out within a few sends of its job, and the batch ends soon after its last send. Each ten's records
+    // whose event is still unpublished are handed back.
+    const publishing: Array<Promise<SQSRecord[]>> = [];
+    const publish = (entries: OutboxEntry[]) => {
+      const published = bounded(budget.answerSignal, async () => {
+        const records = await policy.publish(entries, (attempt) => bounded(budget.publishSignal, attempt));
+        const kept = await Promise.all(records.map(async (r) => ((await policy.handBackUnpublished(r)) ? [r] : [])));
+        return kept.flat();
+      });
+      // Awaited with the others below; until then a failure is not an unhandled one.
+      published.catch(() => {});
+      publishing.push(published);
+    };
+    const processed = async (record: SQSRecord) => {
+      await processRecord(record, budget, outbox);
+      while (outbox.length >= EVENTS_PER_PUBLISH) publish(outbox.splice(0, EVENTS_PER_PUBLISH));
+    };
     // Every attempt ends by the budget's finish deadline, so the batch is awaited whole: nothing runs on after the
     // answer (a frozen instance would resume it later, after the record was handed back and perhaps sent again).
     const response = await processPartialResponse(
       event,
-      (record: SQSRecord) => bounded(budget.answerSignal, () => inPlace(() => processRecord(record, budget, outbox))),
+      (record: SQSRecord) => bounded(budget.answerSignal, () => inPlace(() => processed(record))),
       processor,
       {
         context,
         throwOnFullBatchFailure: false,
       },
     );
+    if (outbox.length > 0) publish(outbox.splice(0));
     // The batch's sent counts, one write per tenant, beside the outcomes: a stalled tenant table delays no event,
     // and counts it could not write are kept for the next batch.
-    const [, handBack] = await Promise.all([
+    const [, handedBack] = await Promise.all([
       reputation && bounded(budget.publishSignal, () => reputation.flush()),
-      bounded(budget.answerSignal, async () => {
-        const records = await policy.publish(outbox, (publish) => bounded(budget.publishSignal, publish));
-        return (
-          await Promise.all(records.map(async (record) => ((await policy.handBackUnpublished(record)) ? [record] : [])))
-        ).flat();
-      }),
+      Promise.all(publishing),
     ]);
+    const handBack = handedBack.flat();
     policy.flushTenantMetrics();
     const failed = new Set([
       ...response.batchItemFailures.map((f) => f.itemIdentifier),

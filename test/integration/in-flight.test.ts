@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { MailTransport } from '#core/mail-transport.js';
+import { deliverOneBatch } from '#local/event-source.js';
 import { emailJobFactory } from '../support/factories.js';
 import { type DispatchHarness, useAwsEmulators } from '../support/dispatch-harness.js';
 
@@ -60,6 +61,46 @@ describe('jobs in flight', () => {
     // Assert
     expect(result).toMatchObject({ received: 6, succeeded: 6, failed: 0 });
     expect(seen.most).toBe(6);
+  });
+
+  it('publishes outcome events in tens as their jobs finish, not after the batch', async () => {
+    // Prepare: eleven jobs; the relay takes 3 s to accept the last one's message.
+    h = await env.harness({ sink: { rules: [{ stage: 'end', address: 'slow@example.net', delayMs: 3000 }] } });
+    for (let i = 0; i < 10; i += 1) await h.enqueue(emailJobFactory({ idempotencyKey: `early-${i}` }));
+    await h.enqueue(emailJobFactory({ idempotencyKey: 'early-slow', to: ['slow@example.net'] }));
+
+    // Act: the batch runs while its events are watched.
+    let answered = false;
+    // A batch of more than ten gathers over several receives: a window, as the stack sets one.
+    const delivering = deliverOneBatch({
+      sqs: env.aws.clients.sqsClient,
+      queueUrl: h.resources.jobsQueueUrl,
+      queueArn: h.resources.jobsQueueArn,
+      handler: h.handler,
+      functionName: 'send-email',
+      batchSize: 11,
+      maxBatchingWindowSeconds: 1,
+      visibilityTimeoutSeconds: 360,
+      functionTimeoutSeconds: 60,
+      waitTimeSeconds: 0,
+    }).finally(() => {
+      answered = true;
+    });
+    const seen: Array<Record<string, unknown>> = [];
+    // Bounded: at most 60 polls, and the batch answers in a few seconds.
+    for (let poll = 0; poll < 60 && !answered && seen.length < 10; poll += 1) {
+      seen.push(...(await h.events()));
+      if (seen.length < 10) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const eventsBeforeAnswer = seen.length;
+    const result = await delivering;
+    seen.push(...(await h.events()));
+
+    // Assess: the ten fast jobs' events were out while the slow one was still being sent; the last came after.
+    expect(result).toMatchObject({ received: 11, succeeded: 11, failed: 0 });
+    expect(eventsBeforeAnswer).toBe(10);
+    expect(seen.map((e) => e.type)).toEqual(Array(11).fill('email.delivered'));
+    expect(seen.at(-1)?.idempotencyKey).toBe('early-slow');
   });
 
   it('refuses an in-flight count that is not a whole number', async () => {
