@@ -71,9 +71,9 @@ export const toMail = (job: Job, messageId = toMessageId(job.idempotencyKey, 'ex
  * The hand-written alternative, as a Lambda handler doing the I/O ours does for a job, and nothing else: per job the
  * job's claim in the status table (the write a cancel cannot pass), a conditional claim of its key (the item
  * Powertools writes: expiry, status, in-progress expiry, payload hash), the suppression lookup, the send and the
- * completion record (marked unpublished); per ten jobs one PublishBatch of the outcome events, then per job the mark's
- * removal (the durable-outcome protocol ours follows) beside its final status. At most `inFlight` jobs at once (all
- * of the batch when not given). Over SES (`ses` given: the rate limiter ours uses), the send waits for its slot in the
+ * completion record (marked unpublished); per ten jobs, as soon as they are done, one PublishBatch of their outcome
+ * events, then per job the mark's removal (the durable-outcome protocol ours follows) beside its final status. At
+ * most `inFlight` jobs at once (all of the batch when not given). Over SES (`ses` given: the rate limiter ours uses), the send waits for its slot in the
  * rate first. The status writes are the job-status store's own single UpdateItems, as ours makes.
  */
 export function createHandWrittenHandler(
@@ -158,14 +158,11 @@ export function createHandWrittenHandler(
       { reason: 'accepted', recipients },
     );
   };
-  return async (event: SQSEvent): Promise<SQSBatchResponse> => {
-    const events: EmailOutcomeEvent[] = [];
-    await forEachBounded(event.Records, inFlight ?? event.Records.length, async (record) => {
-      events.push(await one(record.body));
-    });
-    if (events.length > 0) await publisher.publishBatch(events);
-    // The outcomes are out: their records' unpublished marks go, as ours clears them, beside each job's final status.
-    await forEachBounded(events, inFlight ?? events.length, async (event) => {
+  // Per ten outcomes one PublishBatch, then their marks' removal (the durable-outcome protocol ours follows) beside
+  // each job's final status.
+  const publishTen = async (events: EmailOutcomeEvent[]) => {
+    await publisher.publishBatch(events);
+    await forEachBounded(events, events.length, async (event) => {
       const { reason, messageId, transport, recipients } = event;
       const ref = { tenant: DEFAULT_TENANT, idempotencyKey: event.idempotencyKey };
       const outcome = { reason, messageId, transport, recipients: toMaskedRecipients(recipients) };
@@ -182,6 +179,17 @@ export function createHandWrittenHandler(
       );
       await recorded;
     });
+  };
+  return async (event: SQSEvent): Promise<SQSBatchResponse> => {
+    const pending: EmailOutcomeEvent[] = [];
+    const publishing: Array<Promise<void>> = [];
+    // Each ten as soon as it is done, as ours publishes them.
+    await forEachBounded(event.Records, inFlight ?? event.Records.length, async (record) => {
+      pending.push(await one(record.body));
+      if (pending.length >= 10) publishing.push(publishTen(pending.splice(0, 10)));
+    });
+    if (pending.length > 0) publishing.push(publishTen(pending.splice(0)));
+    await Promise.all(publishing);
     return { batchItemFailures: [] };
   };
 }
