@@ -6,7 +6,7 @@ import { createBoundedRequestHandler } from '#aws/clients.js';
 import { forEachBounded, slices } from '#core/bounded.js';
 import { createRateLimiter } from '#core/rate-limiter.js';
 import { deliverOneBatch, type SqsHandler } from '#local/event-source.js';
-import { LOCAL_CREDENTIALS, type EmulatorClients } from '#local/emulators.js';
+import { createEmulatorClients, LOCAL_CREDENTIALS, type EmulatorClients } from '#local/emulators.js';
 import type { LocalResources } from '#local/resources.js';
 import { buildOurHandler, createHandWrittenHandler, freshResources, toMail } from './contenders.js';
 import type { MeasuredUse } from './cost.js';
@@ -204,13 +204,36 @@ export async function runInstance(
   config: InstanceConfig,
   jobs: number,
 ): Promise<InstanceRun> {
-  const { clients, endpoints } = emulators;
-  const smtp = endpoints.smtp as { host: string; port: number };
+  const { endpoints } = emulators;
   await emulators.useLatency(null);
-  const resources = await freshResources(clients, contender);
+  const resources = await freshResources(emulators.clients, contender);
   await emulators.useLatency(config.profile);
   const label = `${contender}-${config.profile}-${config.batchSize}-${config.inFlight ?? 'all'}-${config.pool}`;
-  if (config.transport === 'ses') return runOverSes(emulators, contender, resources, config, jobs, label);
+  // The instance's own SDK clients, as a Lambda container builds its own: what one run adds to a client (the
+  // idempotency fence's hook, one per table) never weighs on the next.
+  const clients = createEmulatorClients(endpoints);
+  try {
+    if (config.transport === 'ses')
+      return await runOverSes(emulators, clients, contender, resources, config, jobs, label);
+    return await runOverSmtp(emulators, clients, contender, resources, config, jobs, label);
+  } finally {
+    clients.dynamodb.destroy();
+    clients.sns.destroy();
+    clients.sqsClient.destroy();
+  }
+}
+
+/** One instance over a pool of `config.pool` SMTP connections, through the SMTP proxy. */
+async function runOverSmtp(
+  emulators: BenchEmulators,
+  clients: EmulatorClients,
+  contender: Contender,
+  resources: LocalResources,
+  config: InstanceConfig,
+  jobs: number,
+  label: string,
+): Promise<InstanceRun> {
+  const smtp = emulators.endpoints.smtp as { host: string; port: number };
   if (contender === 'ours') {
     const { handler, deps } = await buildOurHandler(clients, resources, {
       SMTP_HOST: smtp.host,
@@ -243,13 +266,14 @@ export async function runInstance(
 /** One instance over the SES API (aws-ses-v2-local behind its proxy), at the instance's share of the account's rate. */
 async function runOverSes(
   emulators: BenchEmulators,
+  clients: EmulatorClients,
   contender: Contender,
   resources: LocalResources,
   config: InstanceConfig,
   jobs: number,
   label: string,
 ): Promise<InstanceRun> {
-  const { clients, endpoints } = emulators;
+  const { endpoints } = emulators;
   const sesClient = { region: 'eu-west-1', credentials: LOCAL_CREDENTIALS, endpoint: endpoints.ses as string };
   // aws-ses-v2-local keeps every message it is sent and slows down as they pile up: each run starts it empty.
   await fetch(`${endpoints.ses}/clear-store`, { method: 'POST' });
