@@ -1,7 +1,6 @@
-import { PassThrough, pipeline, type Readable } from 'node:stream';
+import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
 import nodemailer from 'nodemailer';
-import { Transform, type TransformCallback } from 'node:stream';
 import { untilAborted, type SendBudget } from '#core/attempt-budget.js';
 import { AttemptAbortedError } from '#core/errors.js';
 import { isTokenLogin, TokenError, type CredentialSource, type SmtpCredentials } from '#core/credential-source.js';
@@ -129,14 +128,30 @@ export function assertSafeSmtpSettings(settings: Pick<SmtpSettings, 'host' | 'se
 type Progress = { finalDotSent: boolean };
 const PROGRESS = 'dispatchProgress';
 
+/** The mail option through which a send learns that its message has been written up to the final '.'. */
+const COMMIT_OPTION = 'dispatchOnCommit';
+
 /**
- * The message stream nodemailer pipes into the connection's data stream once the server said 354. That data stream
- * ends when the socket has taken all of it, the final '.' included: from then on a lost connection may hide a
- * delivery. (The message itself is produced into buffers long before, so its own end says nothing.)
+ * The last stage of a message on its way to the connection, one per message. At the message's end it asks the send
+ * whether it may commit: a send past its budget fails the stream instead, so the connection never writes the final
+ * '.'. Then it watches the connection's data stream, which nodemailer pipes it into once the server said 354: that
+ * stream ends when the socket has taken all of it, the final '.' included, and from then on a lost connection may
+ * hide a delivery. (The message itself is produced into buffers long before, so its own end says nothing.)
  */
-class FinalDotWatch extends PassThrough {
-  constructor(private readonly onFinalDot: () => void) {
+class CommitGuard extends Transform {
+  constructor(
+    private readonly commit: (() => boolean) | undefined,
+    private readonly onFinalDot: () => void,
+  ) {
     super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) {
+    callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback) {
+    callback(this.commit?.() === false ? new AttemptAbortedError('budget spent before the final dot') : null);
   }
 
   override pipe<T extends NodeJS.WritableStream>(destination: T, options?: { end?: boolean }): T {
@@ -145,18 +160,26 @@ class FinalDotWatch extends PassThrough {
   }
 }
 
-/** Watches one message for its final '.'; a message moved to a fresh pooled connection gets a new stream. */
-function watchFinalDot(data: object, message: { processFunc(f: (input: Readable) => Readable): void }) {
-  const progress = (data as Record<string, unknown>)[PROGRESS] as Progress | undefined;
-  if (!progress) return;
-  message.processFunc((input) => {
-    const output = new FinalDotWatch(() => {
-      progress.finalDotSent = true;
+/**
+ * nodemailer 'stream' plugin: puts a {@link CommitGuard} at the end of a message sent with progress to report (a
+ * message moved to a fresh pooled connection is streamed again, through a new guard).
+ */
+const guardMessage: Parameters<ReturnType<typeof nodemailer.createTransport>['use']>[1] = (mail, done) => {
+  const data = mail.data as Record<string, unknown>;
+  const progress = data[PROGRESS] as Progress | undefined;
+  const commit = data[COMMIT_OPTION] as (() => boolean) | undefined;
+  if (progress || commit) {
+    const message = mail.message as unknown as { processFunc(f: (input: Readable) => Readable): void };
+    message.processFunc((input) => {
+      const output = new CommitGuard(commit, () => {
+        if (progress) progress.finalDotSent = true;
+      });
+      pipeline(input, output, () => {});
+      return output;
     });
-    pipeline(input, output, () => {});
-    return output;
-  });
-}
+  }
+  done();
+};
 
 // The server's queue id from its final reply, e.g. "250 2.0.0 Ok: queued as 4Yb2kq1XzLz3x" or "250 OK id=1sX4-0004".
 const QUEUE_ID = /(?:queued as|id=|ok:?)\s*<?([A-Za-z0-9._@-]{4,})>?\s*$/i;
@@ -215,10 +238,7 @@ export function createSmtpTransport(
       disableUrlAccess: true,
       logger: false,
     });
-    transporter.use('stream', (mail, done) => {
-      watchFinalDot(mail.data, mail.message as unknown as Parameters<typeof watchFinalDot>[1]);
-      done();
-    });
+    transporter.use('stream', guardMessage);
     if (auth && credentials && isTokenLogin(auth)) {
       // Each new pooled connection asks for a token: the cached one until shortly before it expires, a fresh one
       // (`renew`) when the server refused the last (XOAUTH2's 334 error challenge), once.
@@ -233,7 +253,6 @@ export function createSmtpTransport(
         );
       });
     }
-    transporter.use('stream', guardCommit);
     const now = clock();
     return { transporter, createdAt: now, lastUsedAt: now, inFlight: 0, retired: false };
   };
@@ -366,9 +385,6 @@ function isSessionRefusal(failure: TransportFailure): boolean {
   );
 }
 
-/** The mail option through which a send learns that its message has been written up to the final '.'. */
-const COMMIT_OPTION = 'dispatchOnCommit';
-
 /**
  * A send's cut-off: one AbortSignal for nodemailer (its pool then closes the connection delivering the message),
  * aborted when the budget's `signal` fires before the message reached its final '.', or when `finishSignal` fires
@@ -407,25 +423,3 @@ function cutOff(budget: SendBudget) {
     },
   };
 }
-
-/**
- * nodemailer 'stream' plugin: the message passes through a guard that, at its end, asks the send whether it may
- * commit. A send past its budget fails the stream instead, so the connection never writes the final '.'.
- */
-const guardCommit: Parameters<ReturnType<typeof nodemailer.createTransport>['use']>[1] = (mail, done) => {
-  const commit = (mail.data as Record<string, unknown>)[COMMIT_OPTION];
-  if (typeof commit === 'function') {
-    mail.message.transform(
-      () =>
-        new Transform({
-          transform(chunk: Buffer, _encoding, callback: TransformCallback) {
-            callback(null, chunk);
-          },
-          flush(callback: TransformCallback) {
-            callback((commit as () => boolean)() ? null : new AttemptAbortedError('budget spent before the final dot'));
-          },
-        }),
-    );
-  }
-  done();
-};
