@@ -63,8 +63,10 @@ function cases(quick: boolean): Case[] {
 function lambdaCases(quick: boolean): Case[] {
   if (quick) return [at(100, 5, 100, 50, 1)];
   return [
-    ...[3, 5].map((pool) => at(10, pool, 100, undefined, 1)),
-    ...[3, 5, 10].map((pool) => at(100, pool, 200, 50, 1)),
+    at(10, 5, 100, undefined, 1),
+    ...[10, 20, 50].map((inFlight) => at(100, 5, 200, inFlight, 1)),
+    at(100, 3, 200, 10, 1),
+    at(100, 10, 200, 20, 1),
   ];
 }
 
