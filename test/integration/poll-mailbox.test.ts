@@ -241,6 +241,37 @@ describe('polling a Dovecot mailbox', () => {
     expect(second.status).toBe('synced');
   });
 
+  it('ends a FETCH the server falls silent in with a timeout at its step bound', async () => {
+    // Prepare
+    const mailbox = await peers.newMailbox();
+    const proxy = await startTcpProxy({ host: peers.imap.dovecot.host, port: peers.imap.dovecot.port });
+    await peers.imap.append(mailbox, [plainMessage(700), plainMessage(701)]);
+    const settings = { ...peers.imap.settings(mailbox, proxy.port, proxy.host), stepTimeoutMs: 1000 };
+    const session = await openImapSession(settings, credentialsOf());
+    const listed = await session.messagesAfter(0, 1024 * 1024);
+    proxy.stall({ ms: Infinity, probability: 1 });
+
+    // Act
+    const started = Date.now();
+    const fetching = (async () => {
+      for await (const m of session.fetch(listed.map((l) => l.uid))) void m;
+    })();
+    const outcome = await fetching.then(
+      () => 'completed',
+      (error: Error) => error.message,
+    );
+    const elapsedMs = Date.now() - started;
+
+    // Assess
+    await session.close();
+    await proxy.stop();
+    expect(listed).toHaveLength(2);
+    expect(outcome).toMatch(/fetch timed out after 1000 ms/);
+    // The bound, with a generous margin for a loaded machine.
+    expect(elapsedMs).toBeGreaterThanOrEqual(900);
+    expect(elapsedMs).toBeLessThan(15_000);
+  });
+
   it('hands new mail over within seconds in bounded-IDLE mode, without relying on notifications', async () => {
     const mailbox = await peers.newMailbox();
     const { deps, published } = await createSyncDeps(peers.aws, () =>
