@@ -223,6 +223,71 @@ describe('hostile messages', () => {
     expect(events[2]).toMatchObject({ reason: 'run-did-not-finish' });
   });
 
+  it('gives up on a message of a later chunk too, whose attempt rode on the move past the chunk before', async () => {
+    // Prepare: chunks of two; parsing message 3 (the second chunk's first) never ends while the test runs
+    const { mailbox, deps, published, resources } = await pollerOnNewMailbox();
+    await peers.imap.append(
+      mailbox,
+      [1, 2, 3, 4, 5].map((n) => plainMessage(870 + n, { subject: n === 3 ? 'Poison' : undefined })),
+    );
+    let release = () => {};
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let gotStuck = () => {};
+    const poisoned: SyncDeps['parse'] = async (source) => {
+      if (source.includes('Subject: Poison')) {
+        gotStuck();
+        await released;
+      }
+      return deps.parse(source);
+    };
+    const attemptWrites: number[] = [];
+    const runLater = (minutes: number) => {
+      const state = createMailboxStateStore(peers.aws.clients.documents, resources.mailboxStateTable, {
+        clock: () => Date.now() + minutes * 60_000,
+      });
+      const counted = {
+        ...state,
+        recordAttempt: async (...a: Parameters<typeof state.recordAttempt>) => {
+          attemptWrites.push(a[1].uid);
+          return state.recordAttempt(...a);
+        },
+      };
+      const options = { startFrom: 'beginning' as const, leaseWaitMs: 0, chunkSize: 2 };
+      return run({ ...deps, state: counted, parse: poisoned }, 'poison-later', options);
+    };
+
+    // Act
+    const stuck: Array<ReturnType<typeof syncMailbox>> = [];
+    let finished: Awaited<ReturnType<typeof syncMailbox>> | undefined;
+    const writesOfFirstRun: number[] = [];
+    for (let n = 0; n < 6 && !finished; n += 1) {
+      const stuckNow = new Promise<'stuck'>((resolve) => (gotStuck = () => resolve('stuck')));
+      const running = runLater(n * 10);
+      const outcome = await Promise.race([running, stuckNow]);
+      if (n === 0) writesOfFirstRun.push(...attemptWrites);
+      if (outcome === 'stuck') stuck.push(running);
+      else finished = outcome;
+    }
+    release();
+    await Promise.all(stuck);
+
+    // Assess: the first run wrote an attempt for its first chunk only, and still stopped on message 3 as an attempt;
+    // the second stopped on it alone, the third published it unparsable and went on
+    expect(writesOfFirstRun).toEqual([1]);
+    expect(stuck).toHaveLength(2);
+    expect(finished).toMatchObject({ status: 'synced' });
+    const events = facts(published);
+    expect(events.map((e) => e.uid)).toEqual([1, 2, 3, 4, 5]);
+    expect(events.map((e) => e.type)).toEqual([
+      'inbound.received',
+      'inbound.received',
+      'inbound.unparsable',
+      'inbound.received',
+      'inbound.received',
+    ]);
+    expect(events[2]).toMatchObject({ reason: 'run-did-not-finish' });
+  });
+
   it('checks the deadline between the messages of a chunk: it stops mid-chunk, the next run goes on', async () => {
     // Prepare: time jumps past the deadline while the second message is parsed
     const { mailbox, deps, published, state } = await pollerOnNewMailbox();
