@@ -214,6 +214,7 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
         if (planned === undefined) return;
         planned = undefined;
         await held.confirm('taking back an attempt not started');
+        checkpoint = { ...(checkpoint as Checkpoint), attempt: undefined };
       };
       /**
        * Handles fetched messages and moves the checkpoint as far as they are done. With `goOnAt`, a run that finished
