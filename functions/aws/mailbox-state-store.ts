@@ -148,6 +148,7 @@ export function createMailboxStateStore(
     async advanceCheckpoint(lease: Lease, next: Checkpoint, expected: Checkpoint | undefined) {
       // Forward only: the same UIDVALIDITY with a higher UID, or a new UIDVALIDITY replacing exactly what we read.
       const sameValidity = expected !== undefined && expected.uidValidity === next.uidValidity;
+      const removed = [...(next.resync ? [] : ['resync']), ...(next.attempt ? [] : ['attempt'])];
       const condition = !expected
         ? 'attribute_not_exists(uidValidity)'
         : sameValidity
@@ -161,8 +162,10 @@ export function createMailboxStateStore(
             UpdateExpression: [
               'SET uidValidity = :uv, lastUid = :uid, highestModseq = :modseq, updatedAt = :at',
               next.verifyUpTo !== undefined ? ', verifyUpTo = :verify' : '',
-              // A move clears the attempt: the run got past where it started.
-              next.resync ? ', resync = :resync REMOVE attempt' : ' REMOVE resync, attempt',
+              next.resync ? ', resync = :resync' : '',
+              // A move clears the attempt (the run got past where it started), or records where the run goes on.
+              next.attempt ? ', attempt = :attempt' : '',
+              removed.length > 0 ? ` REMOVE ${removed.join(', ')}` : '',
             ].join(''),
             ConditionExpression: `fence = :fence AND ${condition}`,
             ExpressionAttributeValues: {
@@ -173,6 +176,7 @@ export function createMailboxStateStore(
               ':at': new Date(clock()).toISOString(),
               ...(next.verifyUpTo !== undefined ? { ':verify': next.verifyUpTo } : {}),
               ...(next.resync ? { ':resync': next.resync } : {}),
+              ...(next.attempt ? { ':attempt': next.attempt } : {}),
               ...(expected && !sameValidity
                 ? { ':expectedUv': expected.uidValidity, ':expectedUid': expected.lastUid }
                 : {}),

@@ -195,15 +195,23 @@ export async function openImapSession(
       if (uids.length === 0) return;
       // imapflow asks for BODY.PEEK[]<0.maxBytes> and strips the <0> from the answer's key.
       const source = maxBytes === undefined ? true : { maxLength: maxBytes };
-      const iterator = client
-        .fetch(uids.join(','), { uid: true, source, internalDate: true, size: true }, { uid: true })
-        [Symbol.asyncIterator]();
       const results: FetchedMessage[] = [];
+      // Each step of the FETCH (its first message, each one after) is bounded by one timer, re-armed at every
+      // message rather than a timer and a race per message: a server that falls silent for `stepMs` has its
+      // connection closed, which ends the FETCH with an error.
+      let stalled = false;
+      const watchdog = setTimeout(() => {
+        stalled = true;
+        kill();
+      }, stepMs);
+      const timedOut = () => new ImapError(`IMAP fetch timed out after ${stepMs} ms`);
       try {
-        for (;;) {
-          const next = await bounded(iterator.next(), stepMs, 'fetch', kill);
-          if (next.done) break;
-          const m = next.value;
+        for await (const m of client.fetch(
+          uids.join(','),
+          { uid: true, source, internalDate: true, size: true },
+          { uid: true },
+        )) {
+          watchdog.refresh();
           if (!m.source) continue;
           results.push({
             uid: m.uid,
@@ -213,8 +221,12 @@ export async function openImapSession(
           });
         }
       } catch (error) {
-        throw toImapError(error, client.byeReason);
+        throw stalled ? timedOut() : toImapError(error, client.byeReason);
+      } finally {
+        clearTimeout(watchdog);
       }
+      // A FETCH cut off by the bound is never taken for a complete one.
+      if (stalled) throw timedOut();
       // imapflow cannot run commands while a FETCH is being read, so messages are handed out after it completes.
       yield* results.sort((a, b) => a.uid - b.uid);
     },

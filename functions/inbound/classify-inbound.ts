@@ -256,7 +256,6 @@ export function classifyInbound(message: InboundMessage): InboundClassification 
   const exclude = new Set(
     [message.from, ...message.to, ...message.envelopeTo].filter((a): a is string => !!a).map((a) => a.toLowerCase()),
   );
-  const text = readable ? readTextBounce(readable, exclude) : undefined;
   const fromDeliverySystem = signals.sender || signals.subject || signals.failedRecipients.length > 0;
   // Challenge/response systems send what looks like a delivery report (Boxbe: "Action: failed", "Status: 4.7.0").
   if (
@@ -270,6 +269,10 @@ export function classifyInbound(message: InboundMessage): InboundClassification 
   // that names a recipient is the report.
   const statusParts = (fromDeliverySystem ? message.parts : own).filter((p) => isDeliveryStatus(p.contentType));
   statusParts.sort((a, b) => Number(a.embedded ?? false) - Number(b.embedded ?? false));
+  // The body is read as a bounce only where what it says can count: from a delivery system, without a From, or
+  // beside a report part. Mail a person wrote (most of what arrives) is not scanned for bounce phrases.
+  const bodyCounts = fromDeliverySystem || !signals.hasFrom || statusParts.length > 0;
+  const text = readable && bodyCounts ? readTextBounce(readable, exclude) : undefined;
   for (const part of statusParts) {
     const report = classifyDeliveryStatus(message, part.content, text);
     if (report) return report;

@@ -186,7 +186,10 @@ function readHeaders(walk: Walk, start: number, end: number, lenient: boolean): 
 }
 
 /** A raw header value (binary string) as text: UTF-8 where it is (RFC 6532), unfolded, trimmed. */
-const textOf = (raw: string) => Buffer.from(raw, 'latin1').toString('utf8').replace(/\s+/g, ' ').trim();
+const NON_ASCII = /[^\x00-\x7f]/;
+const textOf = (raw: string) =>
+  // ASCII (most header values) reads the same as UTF-8: only a value with other bytes is decoded.
+  (NON_ASCII.test(raw) ? Buffer.from(raw, 'latin1').toString('utf8') : raw).replace(/\s+/g, ' ').trim();
 
 function decodeWords(value: string): string {
   // Only an RFC 2047 encoded word ("=?charset?B|Q?text?=") needs decoding; most header values have none.
@@ -209,13 +212,21 @@ function toMessage(fields: Field[]): Omit<InboundMessage, 'parts'> {
   const headers: Record<string, string> = {};
   const first: Record<string, string> = {};
   const envelopeTo: string[] = [];
+  // The To is read for the envelope and for itself, and Delivered-To often repeats it: each value is parsed once.
+  const parsed = new Map<string, string[]>();
+  const addressesIn = (value: string | undefined) => {
+    if (!value) return [];
+    const found = parsed.get(value) ?? parseAddresses(value);
+    parsed.set(value, found);
+    return found;
+  };
   for (const { key, value: raw } of fields) {
     const value = textOf(raw);
     if (!value) continue;
     first[key] ??= value;
     headers[key] = headers[key] === undefined ? decodeWords(value) : `${headers[key]}, ${decodeWords(value)}`;
     if (ENVELOPE_FIELDS.includes(key))
-      for (const a of parseAddresses(value)) if (!envelopeTo.includes(a)) envelopeTo.push(a);
+      for (const a of addressesIn(value)) if (!envelopeTo.includes(a)) envelopeTo.push(a);
   }
   const contentType = first['content-type'] ? libmime.parseHeaderValue(first['content-type']) : undefined;
   const date = first.date ? new Date(first.date) : undefined;
@@ -224,8 +235,8 @@ function toMessage(fields: Field[]): Omit<InboundMessage, 'parts'> {
     messageId: messageId
       ? `${messageId.startsWith('<') ? '' : '<'}${messageId}${messageId.endsWith('>') ? '' : '>'}`
       : undefined,
-    from: parseAddresses(first.from)[0],
-    to: parseAddresses(first.to),
+    from: addressesIn(first.from)[0],
+    to: addressesIn(first.to),
     envelopeTo,
     subject: first.subject !== undefined ? decodeWords(first.subject) : undefined,
     date: date && !Number.isNaN(date.getTime()) ? date : undefined,

@@ -48,6 +48,82 @@ const slowSecondRead = (deps: SyncDeps, ms: number): SyncDeps => {
     },
   };
 };
+/**
+ * A fresh mailbox of five messages (Message `first + n`), whose third one's parse never ends until `release`, as a
+ * parse that outlives the function would not.
+ */
+const poisonedMailbox = async (first: number) => {
+  const { mailbox, deps, published, resources } = await pollerOnNewMailbox();
+  await peers.imap.append(
+    mailbox,
+    [1, 2, 3, 4, 5].map((n) => plainMessage(first + n, { subject: n === 3 ? 'Poison' : undefined })),
+  );
+  let release = () => {};
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const poison = { deps, published, resources, gotStuck: () => {}, release: () => release() };
+  poison.deps = {
+    ...deps,
+    parse: async (source) => {
+      if (source.includes('Subject: Poison')) {
+        poison.gotStuck();
+        await released;
+      }
+      return deps.parse(source);
+    },
+  };
+  return poison;
+};
+/**
+ * Runs ten minutes apart (each lease long expired by the next), each left behind once it gets stuck, as Lambda would
+ * end it, until one finishes (six at most); then the stuck ones are released. Counts each run's attempt writes.
+ */
+const runUntilOneFinishes = async (
+  poison: Awaited<ReturnType<typeof poisonedMailbox>>,
+  mailboxId: string,
+  extra: Partial<SyncOptions> = {},
+) => {
+  const attemptWrites: number[][] = [];
+  const stuck: Array<ReturnType<typeof syncMailbox>> = [];
+  let finished: Awaited<ReturnType<typeof syncMailbox>> | undefined;
+  for (let n = 0; n < 6 && !finished; n += 1) {
+    const state = createMailboxStateStore(peers.aws.clients.documents, poison.resources.mailboxStateTable, {
+      clock: () => Date.now() + n * 10 * 60_000,
+    });
+    const writes: number[] = [];
+    attemptWrites.push(writes);
+    const counted = {
+      ...state,
+      recordAttempt: async (...a: Parameters<typeof state.recordAttempt>) => {
+        writes.push(a[1].uid);
+        return state.recordAttempt(...a);
+      },
+    };
+    const stuckNow = new Promise<'stuck'>((resolve) => (poison.gotStuck = () => resolve('stuck')));
+    const running = run({ ...poison.deps, state: counted }, mailboxId, {
+      startFrom: 'beginning',
+      leaseWaitMs: 0,
+      ...extra,
+    });
+    const outcome = await Promise.race([running, stuckNow]);
+    if (outcome === 'stuck') stuck.push(running);
+    else finished = outcome;
+  }
+  poison.release();
+  return { stuck: stuck.length, finished, overtaken: await Promise.all(stuck), attemptWrites };
+};
+/** Messages 1 to 5 published once each, the third as unparsable because runs did not finish it. */
+const expectGivenUpOnThird = (published: DispatchEvent[]) => {
+  const events = facts(published);
+  expect(events.map((e) => e.uid)).toEqual([1, 2, 3, 4, 5]);
+  expect(events.map((e) => e.type)).toEqual([
+    'inbound.received',
+    'inbound.received',
+    'inbound.unparsable',
+    'inbound.received',
+    'inbound.received',
+  ]);
+  expect(events[2]).toMatchObject({ reason: 'run-did-not-finish' });
+};
 /** The bytes an event's `raw` location names: a ranged read of its chunk's object. */
 const rawBytesOf = async (event: Published | undefined) => {
   const raw = event?.raw;
@@ -171,56 +247,31 @@ describe('hostile messages', () => {
 
   it('gives up on a message runs keep stopping on: published unparsable, the mail after it processed', async () => {
     // Prepare: parsing message 3 never ends while the test runs, as a parse that outlives the function would not
-    const { mailbox, deps, published, resources } = await pollerOnNewMailbox();
-    await peers.imap.append(
-      mailbox,
-      [1, 2, 3, 4, 5].map((n) => plainMessage(850 + n, { subject: n === 3 ? 'Poison' : undefined })),
-    );
-    let release = () => {};
-    const released = new Promise<void>((resolve) => (release = resolve));
-    let gotStuck = () => {};
-    const poisoned: SyncDeps['parse'] = async (source) => {
-      if (source.includes('Subject: Poison')) {
-        gotStuck();
-        await released;
-      }
-      return deps.parse(source);
-    };
-    // Each run comes ten minutes after the one before, whose lease has long expired by then.
-    const runLater = (minutes: number) => {
-      const state = createMailboxStateStore(peers.aws.clients.documents, resources.mailboxStateTable, {
-        clock: () => Date.now() + minutes * 60_000,
-      });
-      return run({ ...deps, state, parse: poisoned }, 'poison', { startFrom: 'beginning', leaseWaitMs: 0 });
-    };
+    const poison = await poisonedMailbox(850);
 
-    // Act: a run that gets stuck is left behind, as Lambda would end it, and the next one starts
-    const stuck: Array<ReturnType<typeof syncMailbox>> = [];
-    let finished: Awaited<ReturnType<typeof syncMailbox>> | undefined;
-    for (let n = 0; n < 6 && !finished; n += 1) {
-      const stuckNow = new Promise<'stuck'>((resolve) => (gotStuck = () => resolve('stuck')));
-      const running = runLater(n * 10);
-      const outcome = await Promise.race([running, stuckNow]);
-      if (outcome === 'stuck') stuck.push(running);
-      else finished = outcome;
-    }
-    release();
-    const overtaken = await Promise.all(stuck);
+    // Act
+    const { stuck, finished, overtaken } = await runUntilOneFinishes(poison, 'poison');
 
     // Assess: three runs stopped on it (the last two with it alone); the fourth published it unparsable and went on
-    expect(stuck).toHaveLength(3);
+    expect(stuck).toBe(3);
     expect(finished).toMatchObject({ status: 'synced' });
     expect(overtaken.map((r) => r.status)).toEqual(['lease-lost', 'lease-lost', 'lease-lost']);
-    const events = facts(published);
-    expect(events.map((e) => e.uid)).toEqual([1, 2, 3, 4, 5]);
-    expect(events.map((e) => e.type)).toEqual([
-      'inbound.received',
-      'inbound.received',
-      'inbound.unparsable',
-      'inbound.received',
-      'inbound.received',
-    ]);
-    expect(events[2]).toMatchObject({ reason: 'run-did-not-finish' });
+    expectGivenUpOnThird(poison.published);
+  });
+
+  it('gives up on a message of a later chunk too, whose attempt rode on the move past the chunk before', async () => {
+    // Prepare: chunks of two; parsing message 3 (the second chunk's first) never ends while the test runs
+    const poison = await poisonedMailbox(870);
+
+    // Act
+    const { stuck, finished, attemptWrites } = await runUntilOneFinishes(poison, 'poison-later', { chunkSize: 2 });
+
+    // Assess: the first run wrote an attempt for its first chunk only, and still stopped on message 3 as an attempt;
+    // the second stopped on it alone, the third published it unparsable and went on
+    expect(attemptWrites[0]).toEqual([1]);
+    expect(stuck).toBe(2);
+    expect(finished).toMatchObject({ status: 'synced' });
+    expectGivenUpOnThird(poison.published);
   });
 
   it('checks the deadline between the messages of a chunk: it stops mid-chunk, the next run goes on', async () => {

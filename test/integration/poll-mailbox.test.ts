@@ -241,6 +241,65 @@ describe('polling a Dovecot mailbox', () => {
     expect(second.status).toBe('synced');
   });
 
+  it('takes back the attempt it recorded for the next chunk when that chunk cannot be fetched', async () => {
+    // Prepare: chunks of two; the socket is dropped while the third chunk is fetched
+    const mailbox = await peers.newMailbox();
+    const proxy = await startTcpProxy({ host: peers.imap.dovecot.host, port: peers.imap.dovecot.port });
+    const { deps, published, state } = await createSyncDeps(peers.aws, () =>
+      openImapSession(peers.imap.settings(mailbox, proxy.port, proxy.host), credentialsOf()),
+    );
+    await peers.imap.append(
+      mailbox,
+      Array.from({ length: 12 }, (_, i) => plainMessage(720 + i, { subject: `Big ${i} ${'x'.repeat(2000)}` })),
+    );
+    proxy.dropAfter(12_000);
+
+    // Act
+    await expect(run(deps, 'unplanned', { chunkSize: 2 })).rejects.toThrow();
+    const after = await state.getCheckpoint('unplanned');
+    proxy.dropAfter(undefined);
+    const second = await run(deps, 'unplanned', { chunkSize: 2 });
+
+    // Assess: the failed run got past a chunk or more, and left no attempt behind for the one it never read
+    await proxy.stop();
+    expect(after?.lastUid).toBeGreaterThanOrEqual(2);
+    expect(after?.attempt).toBeUndefined();
+    expect(second.status).toBe('synced');
+    const uids = published.map((e) => (e as unknown as { uid: number }).uid);
+    expect(new Set(uids).size).toBe(12);
+  });
+
+  it('ends a FETCH the server falls silent in with a timeout at its step bound', async () => {
+    // Prepare
+    const mailbox = await peers.newMailbox();
+    const proxy = await startTcpProxy({ host: peers.imap.dovecot.host, port: peers.imap.dovecot.port });
+    await peers.imap.append(mailbox, [plainMessage(700), plainMessage(701)]);
+    const settings = { ...peers.imap.settings(mailbox, proxy.port, proxy.host), stepTimeoutMs: 1000 };
+    const session = await openImapSession(settings, credentialsOf());
+    const listed = await session.messagesAfter(0, 1024 * 1024);
+    proxy.stall({ ms: Infinity, probability: 1 });
+
+    // Act
+    const started = Date.now();
+    const fetching = (async () => {
+      for await (const m of session.fetch(listed.map((l) => l.uid))) void m;
+    })();
+    const outcome = await fetching.then(
+      () => 'completed',
+      (error: Error) => error.message,
+    );
+    const elapsedMs = Date.now() - started;
+
+    // Assess
+    await session.close();
+    await proxy.stop();
+    expect(listed).toHaveLength(2);
+    expect(outcome).toMatch(/fetch timed out after 1000 ms/);
+    // The bound, with a generous margin for a loaded machine.
+    expect(elapsedMs).toBeGreaterThanOrEqual(900);
+    expect(elapsedMs).toBeLessThan(15_000);
+  });
+
   it('hands new mail over within seconds in bounded-IDLE mode, without relying on notifications', async () => {
     const mailbox = await peers.newMailbox();
     const { deps, published } = await createSyncDeps(peers.aws, () =>

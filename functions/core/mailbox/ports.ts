@@ -36,7 +36,10 @@ export type Checkpoint = {
   highestModseq?: string;
   verifyUpTo?: number;
   resync?: Resync;
-  /** Where runs started reading messages and stopped before publishing them; cleared by a renewal or a move. */
+  /**
+   * Where runs started reading messages and stopped before publishing them; cleared by a renewal or a move, unless the
+   * move records the next one (a run going on to its next chunk says so in the same write).
+   */
   attempt?: Attempt;
 };
 
@@ -74,7 +77,8 @@ export interface MailboxStateStore {
   getCheckpoint(mailboxId: string): Promise<Checkpoint | undefined>;
   /**
    * Compare-and-set: moves forward only (same UIDVALIDITY and a higher UID, or a new UIDVALIDITY from `expected`),
-   * and only under the lease that is current. False when either does not hold.
+   * and only under the lease that is current. False when either does not hold. Records `next.attempt` in the same
+   * write when there is one, and clears the attempt otherwise.
    */
   advanceCheckpoint(lease: Lease, next: Checkpoint, expected: Checkpoint | undefined): Promise<boolean>;
   /**

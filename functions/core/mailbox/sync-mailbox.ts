@@ -204,8 +204,23 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
         rawObjectBytes: options.rawObjectBytes ?? 8 * 1024 * 1024,
         concurrency: options.concurrency ?? 4,
       };
-      /** Handles fetched messages and moves the checkpoint as far as they are done. */
-      const handleAndAdvance = async (fetched: FetchedMessage[], chunkContext: ChunkContext) => {
+      /**
+       * The first UID of the chunk this run goes on to, whose attempt it recorded with its last checkpoint move and
+       * has not started yet.
+       */
+      let planned: number | undefined;
+      /** Takes back an attempt recorded for a chunk this run does not start (a renewal clears it). */
+      const unplan = async () => {
+        if (planned === undefined) return;
+        planned = undefined;
+        await held.confirm('taking back an attempt not started');
+        checkpoint = { ...(checkpoint as Checkpoint), attempt: undefined };
+      };
+      /**
+       * Handles fetched messages and moves the checkpoint as far as they are done. With `goOnAt`, a run that finished
+       * them and goes on records, in the same write, that it starts reading at that UID next.
+       */
+      const handleAndAdvance = async (fetched: FetchedMessage[], chunkContext: ChunkContext, goOnAt?: number) => {
         const done = await handleChunk(fetched, chunkContext, chunkDeps);
         result.processed += done.processed;
         result.skippedDuplicates += done.skippedDuplicates;
@@ -217,6 +232,11 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
           reached = m.uid;
         }
         if (reached !== undefined) {
+          const goesOn =
+            goOnAt !== undefined &&
+            done.failure === undefined &&
+            reached === fetched[fetched.length - 1]?.uid &&
+            clock() < options.stopAtMs;
           // A resynchronisation is over once the checkpoint has passed every message it had to check.
           const moved: Checkpoint = {
             uidValidity: status.uidValidity,
@@ -224,23 +244,32 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
             highestModseq: status.highestModseq,
             verifyUpTo: checkpoint?.verifyUpTo,
             resync: resyncPending(checkpoint, reached),
+            attempt: goesOn ? attemptAt(goOnAt) : undefined,
           };
           await advance(moved, `UID ${reached}`);
+          if (goesOn) planned = goOnAt;
         }
         if (done.failure !== undefined) throw done.failure;
       };
       let next: Promise<FetchedMessage[]> | undefined = collect(chunks[0] as number[], oversized);
       for (let i = 0; next && clock() < options.stopAtMs; i += 1) {
-        const fetched = await next;
+        const fetched = await next.catch(async (error: unknown) => {
+          await unplan().catch(() => {});
+          throw error;
+        });
         // The next FETCH runs on the connection while this chunk's AWS calls are in flight.
         const following = chunks[i + 1];
         next = following ? collect(following, oversized) : undefined;
         next?.catch(() => {});
         const first = fetched[0];
-        if (!first || clock() >= options.stopAtMs) continue;
-        const runs = await startAttempt(first.uid);
+        if (!first || clock() >= options.stopAtMs) {
+          await unplan();
+          continue;
+        }
+        const runs = planned === first.uid ? (checkpoint?.attempt?.runs ?? 1) : await startAttempt(first.uid);
+        planned = undefined;
         if (runs < 2) {
-          await handleAndAdvance(fetched, context);
+          await handleAndAdvance(fetched, context, following?.[0]);
           continue;
         }
         // The run before started reading here and stopped before publishing: one of these messages may be stopping
@@ -260,14 +289,20 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
           });
         }
       }
+      // Stopped at the deadline after recording where it would go on.
+      await unplan();
     };
 
+    /** The attempt of a run starting at `uid`: one more run in a row when the last one recorded started there. */
+    const attemptAt = (uid: number) => ({
+      uid,
+      runs: checkpoint?.attempt?.uid === uid ? checkpoint.attempt.runs + 1 : 1,
+    });
     /** Records that this run starts handling messages at `uid`; returns how many runs in a row have. */
     const startAttempt = async (uid: number): Promise<number> => {
-      const current = checkpoint as Checkpoint;
-      const attempt = { uid, runs: current.attempt?.uid === uid ? current.attempt.runs + 1 : 1 };
+      const attempt = attemptAt(uid);
       if (!(await deps.state.recordAttempt(lease, attempt))) throw new LeaseLostError(mailboxId, 'attempt refused');
-      checkpoint = { ...current, attempt };
+      checkpoint = { ...(checkpoint as Checkpoint), attempt };
       return attempt.runs;
     };
 

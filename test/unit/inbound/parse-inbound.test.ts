@@ -50,6 +50,19 @@ const ordinary: Array<[string, string]> = [
       '',
     ].join('\r\n'),
   ],
+  [
+    'raw UTF-8 header values (RFC 6532), a Delivered-To repeating the To',
+    [
+      'From: Jürgen Müller <juergen@example.org>',
+      'To: ops@example.com',
+      'Delivered-To: ops@example.com',
+      'Subject: Grüße aus Köln',
+      'Message-ID: <utf8-1@example.org>',
+      '',
+      'Hallo.',
+      '',
+    ].join('\r\n'),
+  ],
   ['no Message-ID, no Date, no body', ['From: x@example.org', 'Subject: empty', '', ''].join('\r\n')],
   [
     'multipart/alternative',
@@ -101,6 +114,14 @@ describe('parsing an inbound message by its header block', () => {
       expect(classifyInbound(fast)).toEqual(classifyInbound(await parseInbound(source)));
     });
   }
+
+  it('reads the envelope recipient once when Delivered-To and To name the same address', () => {
+    const raw =
+      'From: x@example.org\r\nDelivered-To: ops@example.com\r\nTo: ops@example.com, b@example.com\r\n\r\nbody';
+    const parsed = parseHeaderBlock(Buffer.from(raw));
+    expect(parsed.envelopeTo).toEqual(['ops@example.com', 'b@example.com']);
+    expect(parsed.to).toEqual(['ops@example.com', 'b@example.com']);
+  });
 
   it('leaves a date it cannot read out instead of inventing one', () => {
     expect(parseHeaderBlock(Buffer.from('From: x@example.org\r\nDate: not a date\r\n\r\nbody')).date).toBeUndefined();
