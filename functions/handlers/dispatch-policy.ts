@@ -45,9 +45,9 @@ export type StoredResult = {
 };
 
 /**
- * An outcome event waiting for the end of the batch. `idempotencyKey` is set for the outcome of a completed record:
- * its record says "unpublished" until the event is out; if it cannot be published, the message is handed back and
- * its return publishes the event.
+ * An outcome event waiting to be published with nine others (or with the batch's last). `idempotencyKey` is set for
+ * the outcome of a completed record: its record says "unpublished" until the event is out; if it cannot be published,
+ * the message is handed back once the batch is done, and its return publishes the event.
  */
 export type OutboxEntry = { event: DispatchEvent; record: SQSRecord; idempotencyKey?: string };
 

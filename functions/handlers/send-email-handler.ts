@@ -58,6 +58,8 @@ const CLAIM_CHECK_MEMORY_FACTOR = 3.75;
 
 /** SNS's PublishBatch takes ten entries: outcome events go out in tens. */
 const EVENTS_PER_PUBLISH = 10;
+/** PublishBatch requests of one invocation in flight at once. */
+const PUBLISHES_IN_FLIGHT = 4;
 
 export type SendEmailDeps = {
   logger: Logger;
@@ -445,15 +447,18 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
         release?.();
       }
     };
-    // Outcome events go out in tens (one PublishBatch each) as their jobs finish, not after the whole batch: an
-    // event is out within a few sends of its job, and the batch ends soon after its last send. Each ten's records
-    // whose event is still unpublished are handed back.
+    // Outcome events go out in tens (one PublishBatch each) as their jobs finish, a few tens at a time, not after the
+    // whole batch: an event is out within a few sends of its job, and the batch ends soon after its last send.
     const publishing: Array<Promise<SQSRecord[]>> = [];
+    const publishPlaces = createByteBudget(PUBLISHES_IN_FLIGHT);
     const publish = (entries: OutboxEntry[]) => {
       const published = bounded(budget.answerSignal, async () => {
-        const records = await policy.publish(entries, (attempt) => bounded(budget.publishSignal, attempt));
-        const kept = await Promise.all(records.map(async (r) => ((await policy.handBackUnpublished(r)) ? [r] : [])));
-        return kept.flat();
+        const release = await publishPlaces.acquire(1, budget.answerSignal).catch(() => undefined);
+        try {
+          return await policy.publish(entries, (attempt) => bounded(budget.publishSignal, attempt));
+        } finally {
+          release?.();
+        }
       });
       // Awaited with the others below; until then a failure is not an unhandled one.
       published.catch(() => {});
@@ -477,11 +482,20 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     if (outbox.length > 0) publish(outbox.splice(0));
     // The batch's sent counts, one write per tenant, beside the outcomes: a stalled tenant table delays no event,
     // and counts it could not write are kept for the next batch.
-    const [, handedBack] = await Promise.all([
+    const [, settled] = await Promise.all([
       reputation && bounded(budget.publishSignal, () => reputation.flush()),
-      Promise.all(publishing),
+      // Every ten settled: one that failed must not let the handler answer while the others still run.
+      Promise.allSettled(publishing),
     ]);
-    const handBack = handedBack.flat();
+    const rejected = settled.find((s) => s.status === 'rejected');
+    if (rejected) throw rejected.reason;
+    // A record whose event is still unpublished is handed back only now, the batch done: it cannot come back to the
+    // queue while this invocation still runs.
+    const unpublished = [...new Set(settled.flatMap((s) => (s.status === 'fulfilled' ? s.value : [])))];
+    const handBack = await bounded(budget.answerSignal, async () => {
+      const kept = await Promise.all(unpublished.map(async (r) => ((await policy.handBackUnpublished(r)) ? [r] : [])));
+      return kept.flat();
+    });
     policy.flushTenantMetrics();
     const failed = new Set([
       ...response.batchItemFailures.map((f) => f.itemIdentifier),

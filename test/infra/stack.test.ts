@@ -9,7 +9,7 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { EmailDispatchStack } from '#infra/email-dispatch-stack.js';
-import { deriveQueueSettings } from '#infra/settings.js';
+import { DEFAULT_SETTINGS, deriveQueueSettings } from '#infra/settings.js';
 import { loadStackConfig, type StackConfigError } from '#infra/stack-config.js';
 
 const context = {
@@ -91,14 +91,14 @@ describe('the dispatch function', () => {
       TracingConfig: { Mode: 'Active' },
       LoggingConfig: Match.objectLike({ LogFormat: 'JSON' }),
       // Memory, pool and jobs in flight as the settings give them (chosen from the benchmark's measurements).
-      MemorySize: 1024,
+      MemorySize: DEFAULT_SETTINGS.memorySizeMb,
       Environment: {
         Variables: Match.objectLike({
           SMTP_SECURITY: 'starttls',
           TRANSPORTS: 'smtp,ses',
           RATE_SHARES: '8',
-          SMTP_MAX_CONNECTIONS: '10',
-          MAX_IN_FLIGHT: '50',
+          SMTP_MAX_CONNECTIONS: String(DEFAULT_SETTINGS.smtpConnections),
+          MAX_IN_FLIGHT: String(DEFAULT_SETTINGS.maxInFlight),
         }),
       },
     });

@@ -5,7 +5,7 @@ import { toIdempotencyRecordId } from '#aws/idempotency-store.js';
 import { TableKeys } from '#aws/table-keys.js';
 import type { EmailJob } from '#core/email-job.js';
 import { toDispatchId } from '#core/message-id.js';
-import { toSqsRecord } from '#local/event-source.js';
+import { deliverOneBatch, toSqsRecord } from '#local/event-source.js';
 import { createLambdaContext } from '#local/lambda-context.js';
 import { redriveDeadLetters } from '#tools/redrive-dead-letters.js';
 import { emailJobFactory } from '../support/factories.js';
@@ -275,4 +275,62 @@ describe('claim-checked jobs and the memory budget', () => {
     expect(mostHeld).toBeLessThanOrEqual(Math.max(...reserved));
     expect(budget.held).toBe(0);
   });
+});
+
+describe('a record handed back because its outcome event is unpublished', () => {
+  it('is not received again while the invocation that handed it back is still running', async () => {
+    // Prepare: eleven jobs; the relay takes 5 s to accept the last one's message; SNS refuses every PublishBatch of
+    // the invocation (the SDK's two tries and the retry's two, for each request); a hand-back returns within 2 s.
+    proxy = await startHttpFaultProxy(env.aws.fauxqs.endpoint);
+    h = await env.harness({
+      endpoints: { sns: proxy.endpoint },
+      sink: { rules: [{ stage: 'end', address: 'slow@example.net', delayMs: 5000 }] },
+      env: { RETRY_BASE_SECONDS: '2', RETRY_MAX_DELAY_SECONDS: '2' },
+    });
+    proxy.fail('PublishBatch', 8);
+    for (let i = 0; i < 10; i += 1) await h.enqueue(emailJobFactory({ idempotencyKey: `early-${i}` }));
+    await h.enqueue(emailJobFactory({ idempotencyKey: 'early-slow', to: ['slow@example.net'] }));
+
+    // Act: the batch runs while another consumer polls the jobs queue; what it gets while the handler runs counts.
+    let running = false;
+    let answered = false;
+    const delivering = deliverOneBatch({
+      sqs: env.aws.clients.sqsClient,
+      queueUrl: h.resources.jobsQueueUrl,
+      queueArn: h.resources.jobsQueueArn,
+      handler: async (event, context) => {
+        running = true;
+        try {
+          return await h.handler(event, context);
+        } finally {
+          answered = true;
+        }
+      },
+      functionName: 'send-email',
+      batchSize: 11,
+      maxBatchingWindowSeconds: 1,
+      visibilityTimeoutSeconds: 360,
+      functionTimeoutSeconds: 60,
+      waitTimeSeconds: 0,
+    });
+    const receivedMeanwhile = new Set<string>();
+    // Bounded: at most 150 polls, and the batch answers in about six seconds.
+    for (let poll = 0; poll < 150 && !answered; poll += 1) {
+      const { Messages = [] } = await env.aws.clients.sqsClient.send(
+        new ReceiveMessageCommand({
+          QueueUrl: h.resources.jobsQueueUrl,
+          MaxNumberOfMessages: 10,
+          WaitTimeSeconds: 0,
+          VisibilityTimeout: 0,
+        }),
+      );
+      if (running && !answered) for (const m of Messages) receivedMeanwhile.add(m.MessageId as string);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const result = await delivering;
+
+    // Assess: every record handed back, none of them visible before its invocation answered.
+    expect(result).toMatchObject({ received: 11, failed: 11 });
+    expect([...receivedMeanwhile]).toEqual([]);
+  }, 30_000);
 });
