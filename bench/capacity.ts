@@ -64,8 +64,8 @@ function lambdaCases(quick: boolean): Case[] {
   if (quick) return [at(100, 5, 100, 50, 1)];
   return [
     at(10, 5, 100, undefined, 1),
-    ...[10, 20, 50].map((inFlight) => at(100, 5, 200, inFlight, 1)),
-    at(100, 3, 200, 10, 1),
+    ...[10, 20, 50].map((inFlight) => at(100, 5, 200, inFlight)),
+    at(100, 3, 200, 10),
     at(100, 10, 200, 20, 1),
   ];
 }
@@ -192,35 +192,24 @@ async function measureAtMemory(
   for (const config of candidates) {
     const base = wholeCore.find((m) => describeCase(m.config) === describeCase(config));
     for (const memoryMb of MEMORY_SIZES) {
-      if (share) {
-        const m = await share.run(cpuShare(memoryMb), () => measure(emulators, config, memoryMb));
-        const limit = base?.limit ?? 0;
-        const ours = atMemory(m.ours, memoryMb);
-        results.push({
-          config,
-          memoryMb,
-          measured: true,
-          ours: { ...ours, delivered: m.ours.delivered, jobs: m.ours.jobs },
-          loop: { rate: atMemory(m.loop, memoryMb).rate },
-          limit,
-          cost: priced(m.ours, memoryMb),
-        });
-        console.log(
-          `  ${describeCase(config)} at ${memoryMb} MB: ours ${ours.rate.toFixed(1)}, ` +
-            `loop ${m.loop.rate.toFixed(1)}, limit ${limit.toFixed(1)} msg/s`,
-        );
-      } else if (base) {
-        const ours = atMemory(base.ours, memoryMb);
-        results.push({
-          config,
-          memoryMb,
-          measured: false,
-          ours: { ...ours, delivered: base.ours.delivered, jobs: base.ours.jobs },
-          loop: { rate: atMemory(base.loop, memoryMb).rate },
-          limit: base.limit,
-          cost: priced(base.ours, memoryMb),
-        });
-      }
+      const m = share ? await share.run(cpuShare(memoryMb), () => measure(emulators, config, memoryMb)) : base;
+      if (!m) continue;
+      const ours = atMemory(m.ours, memoryMb);
+      const loop = atMemory(m.loop, memoryMb);
+      const limit = base?.limit ?? 0;
+      results.push({
+        config,
+        memoryMb,
+        measured: share !== undefined,
+        ours: { ...ours, delivered: m.ours.delivered, jobs: m.ours.jobs },
+        loop: { rate: loop.rate },
+        limit,
+        cost: priced(m.ours, memoryMb),
+      });
+      console.log(
+        `  ${describeCase(config)} at ${memoryMb} MB: ours ${ours.rate.toFixed(1)}, ` +
+          `loop ${loop.rate.toFixed(1)}, limit ${limit.toFixed(1)} msg/s`,
+      );
     }
   }
   return results;

@@ -161,14 +161,8 @@ const WARM_UP_JOBS = 20;
  * a few jobs goes unrecorded: a run's handler is new, and what a new instance pays once (its pool's first sign-in,
  * its clients' first connections) a Lambda instance spreads over every batch of its life; cold start measures it.
  */
-async function drain(
-  emulators: BenchEmulators,
-  resources: LocalResources,
-  handler: SqsHandler,
-  config: InstanceConfig,
-  jobs: number,
-  label: string,
-): Promise<InstanceRun> {
+async function drain(run: Run, handler: SqsHandler): Promise<InstanceRun> {
+  const { emulators, resources, config, jobs, label } = run;
   const { clients } = emulators;
   const poll = (instance: SqsHandler, batchSize: number) =>
     deliverOneBatch({
@@ -225,10 +219,9 @@ export async function runInstance(
   // The instance's own SDK clients, as a Lambda container builds its own: what one run adds to a client (the
   // idempotency fence's hook, one per table) never weighs on the next.
   const clients = createEmulatorClients(endpoints);
+  const run: Run = { emulators, clients, contender, resources, config, jobs, label };
   try {
-    if (config.transport === 'ses')
-      return await runOverSes(emulators, clients, contender, resources, config, jobs, label);
-    return await runOverSmtp(emulators, clients, contender, resources, config, jobs, label);
+    return await (config.transport === 'ses' ? runOverSes(run) : runOverSmtp(run));
   } finally {
     clients.dynamodb.destroy();
     clients.sns.destroy();
@@ -236,16 +229,20 @@ export async function runInstance(
   }
 }
 
+/** One run of one contender: where it runs, with what, and how many jobs. */
+type Run = {
+  emulators: BenchEmulators;
+  clients: EmulatorClients;
+  contender: Contender;
+  resources: LocalResources;
+  config: InstanceConfig;
+  jobs: number;
+  label: string;
+};
+
 /** One instance over a pool of `config.pool` SMTP connections, through the SMTP proxy. */
-async function runOverSmtp(
-  emulators: BenchEmulators,
-  clients: EmulatorClients,
-  contender: Contender,
-  resources: LocalResources,
-  config: InstanceConfig,
-  jobs: number,
-  label: string,
-): Promise<InstanceRun> {
+async function runOverSmtp(run: Run): Promise<InstanceRun> {
+  const { emulators, clients, contender, resources, config } = run;
   const smtp = emulators.endpoints.smtp as { host: string; port: number };
   if (contender === 'ours') {
     const { handler, deps } = await buildOurHandler(clients, resources, {
@@ -256,36 +253,22 @@ async function runOverSmtp(
       ...(config.inFlight ? { MAX_IN_FLIGHT: String(config.inFlight) } : {}),
     });
     try {
-      return await drain(emulators, resources, handler, config, jobs, label);
+      return await drain(run, handler);
     } finally {
       await deps.dispatch.transports.smtp?.close();
     }
   }
   const transport = smtpPool(smtp, config.pool);
   try {
-    return await drain(
-      emulators,
-      resources,
-      createHandWrittenHandler(clients, resources, transport, config.inFlight),
-      config,
-      jobs,
-      label,
-    );
+    return await drain(run, createHandWrittenHandler(clients, resources, transport, config.inFlight));
   } finally {
     transport.close();
   }
 }
 
 /** One instance over the SES API (aws-ses-v2-local behind its proxy), at the instance's share of the account's rate. */
-async function runOverSes(
-  emulators: BenchEmulators,
-  clients: EmulatorClients,
-  contender: Contender,
-  resources: LocalResources,
-  config: InstanceConfig,
-  jobs: number,
-  label: string,
-): Promise<InstanceRun> {
+async function runOverSes(run: Run): Promise<InstanceRun> {
+  const { emulators, clients, contender, resources, config } = run;
   const { endpoints } = emulators;
   const sesClient = { region: 'eu-west-1', credentials: LOCAL_CREDENTIALS, endpoint: endpoints.ses as string };
   // aws-ses-v2-local keeps every message it is sent and slows down as they pile up: each run starts it empty.
@@ -304,7 +287,7 @@ async function runOverSes(
       { sesClient },
     );
     try {
-      return await drain(emulators, resources, handler, config, jobs, label);
+      return await drain(run, handler);
     } finally {
       await deps.dispatch.transports.ses?.close();
     }
@@ -315,7 +298,7 @@ async function runOverSes(
   const limiter = createRateLimiter(rate);
   try {
     const handler = createHandWrittenHandler(clients, resources, transport, config.inFlight, limiter);
-    return await drain(emulators, resources, handler, config, jobs, label);
+    return await drain(run, handler);
   } finally {
     transport.close();
   }

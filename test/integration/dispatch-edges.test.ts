@@ -5,7 +5,7 @@ import { toIdempotencyRecordId } from '#aws/idempotency-store.js';
 import { TableKeys } from '#aws/table-keys.js';
 import type { EmailJob } from '#core/email-job.js';
 import { toDispatchId } from '#core/message-id.js';
-import { deliverOneBatch, toSqsRecord } from '#local/event-source.js';
+import { toSqsRecord } from '#local/event-source.js';
 import { createLambdaContext } from '#local/lambda-context.js';
 import { redriveDeadLetters } from '#tools/redrive-dead-letters.js';
 import { emailJobFactory } from '../support/factories.js';
@@ -294,11 +294,9 @@ describe('a record handed back because its outcome event is unpublished', () => 
     // Act: the batch runs while another consumer polls the jobs queue; what it gets while the handler runs counts.
     let running = false;
     let answered = false;
-    const delivering = deliverOneBatch({
-      sqs: env.aws.clients.sqsClient,
-      queueUrl: h.resources.jobsQueueUrl,
-      queueArn: h.resources.jobsQueueArn,
-      handler: async (event, context) => {
+    const delivering = h.deliver(11, {
+      windowSeconds: 1,
+      through: async (event, context) => {
         running = true;
         try {
           return await h.handler(event, context);
@@ -306,12 +304,6 @@ describe('a record handed back because its outcome event is unpublished', () => 
           answered = true;
         }
       },
-      functionName: 'send-email',
-      batchSize: 11,
-      maxBatchingWindowSeconds: 1,
-      visibilityTimeoutSeconds: 360,
-      functionTimeoutSeconds: 60,
-      waitTimeSeconds: 0,
     });
     const receivedMeanwhile = new Set<string>();
     // Bounded: at most 150 polls, and the batch answers in about six seconds.

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import type { MailTransport } from '#core/mail-transport.js';
-import { deliverOneBatch } from '#local/event-source.js';
 import { emailJobFactory } from '../support/factories.js';
 import { type DispatchHarness, useAwsEmulators } from '../support/dispatch-harness.js';
 
@@ -72,18 +71,7 @@ describe('jobs in flight', () => {
     // Act: the batch runs while its events are watched.
     let answered = false;
     // A batch of more than ten gathers over several receives: a window, as the stack sets one.
-    const delivering = deliverOneBatch({
-      sqs: env.aws.clients.sqsClient,
-      queueUrl: h.resources.jobsQueueUrl,
-      queueArn: h.resources.jobsQueueArn,
-      handler: h.handler,
-      functionName: 'send-email',
-      batchSize: 11,
-      maxBatchingWindowSeconds: 1,
-      visibilityTimeoutSeconds: 360,
-      functionTimeoutSeconds: 60,
-      waitTimeSeconds: 0,
-    }).finally(() => {
+    const delivering = h.deliver(11, { windowSeconds: 1 }).finally(() => {
       answered = true;
     });
     const seen: Array<Record<string, unknown>> = [];

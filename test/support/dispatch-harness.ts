@@ -19,7 +19,7 @@ import {
   startFauxqs,
   type Emulator,
 } from '#local/emulators.js';
-import { deliverOneBatch, toSqsRecord } from '#local/event-source.js';
+import { deliverOneBatch, toSqsRecord, type SqsHandler } from '#local/event-source.js';
 import { createLocalResources, toDispatchEnvironment } from '#local/resources.js';
 import { startSmtpSink, type SmtpSinkOptions } from '#local/smtp-sink.js';
 import { localTlsCertificate } from '#local/tls-certificate.js';
@@ -190,16 +190,19 @@ export async function startDispatchHarness(
       );
       return result.MessageId ?? '';
     },
-    /** One event-source poll of up to `batchSize` records through the handler. */
-    async deliver(batchSize = settings.batchSize) {
+    /**
+     * One event-source poll of up to `batchSize` records through the handler (or `through`, wrapping it); a batch of
+     * more than ten gathers over several receives within `windowSeconds`.
+     */
+    async deliver(batchSize = settings.batchSize, options: { windowSeconds?: number; through?: SqsHandler } = {}) {
       return deliverOneBatch({
         sqs: aws.clients.sqsClient,
         queueUrl: resources.jobsQueueUrl,
         queueArn: resources.jobsQueueArn,
-        handler,
+        handler: options.through ?? handler,
         functionName: 'send-email',
         batchSize,
-        maxBatchingWindowSeconds: 0,
+        maxBatchingWindowSeconds: options.windowSeconds ?? 0,
         visibilityTimeoutSeconds: queue.visibilityTimeoutSeconds,
         functionTimeoutSeconds: settings.functionTimeoutSeconds,
         waitTimeSeconds: 0,
