@@ -372,7 +372,18 @@ function report(measured: Measured[], lambda: AtMemory[]) {
     );
   } else record(choiceSection, 'configuration', 0, '', 'no configuration met every target in this run');
 
-  writeCharts(measured, chosen ? lambda.filter((a) => describeCase(a.config) === describeCase(chosen.config)) : []);
+  // The cost chart for the chosen configuration, or, when none met every target, for the deployed defaults'.
+  const defaults = at(
+    DEFAULT_SETTINGS.batchSize,
+    DEFAULT_SETTINGS.smtpConnections,
+    0,
+    DEFAULT_SETTINGS.maxInFlight || undefined,
+  );
+  const charted = describeCase(chosen?.config ?? defaults);
+  writeCharts(
+    measured,
+    lambda.filter((a) => describeCase(a.config) === charted),
+  );
   return chosen
     ? {
         batchSize: chosen.config.batchSize,

@@ -15,12 +15,12 @@ export type SystemSettings = {
   functionTimeoutSeconds: number;
   /** Dispatch function memory, MB; Lambda gives CPU in proportion (one vCPU at 1,769 MB). @default 1024 */
   memorySizeMb: number;
-  /** SMTP connections each dispatch instance keeps open (`SMTP_MAX_CONNECTIONS`). @default 10 */
+  /** SMTP connections each dispatch instance keeps open (`SMTP_MAX_CONNECTIONS`). @default 5 */
   smtpConnections: number;
   /**
    * Jobs of a batch in progress at once in an instance (`MAX_IN_FLIGHT`; 0: the whole batch). Enough to keep the pool
-   * busy while other jobs claim and complete, and within the SDK's 50 sockets: a batch of 1,000 all at once queues on
-   * them past their connection timeout. @default 50
+   * busy while other jobs claim and complete, few enough that their claims do not crowd its sends: the README's
+   * Performance section has the measurements. @default 10
    */
   maxInFlight: number;
   /** Retry schedule of the dispatch path. @default 30 s doubling to 900 s, for 6 h */
@@ -41,8 +41,8 @@ export const DEFAULT_SETTINGS: SystemSettings = {
   maxConcurrency: 5,
   functionTimeoutSeconds: 60,
   memorySizeMb: 1024,
-  smtpConnections: 10,
-  maxInFlight: 50,
+  smtpConnections: 5,
+  maxInFlight: 10,
   retry: DEFAULT_RETRY_POLICY,
   crashAllowance: 3,
   maxMessageSizeBytes: 1024 * 1024,
