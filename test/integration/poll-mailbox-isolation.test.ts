@@ -169,6 +169,75 @@ describe('the first run on a mailbox', () => {
 });
 
 describe('hostile messages', () => {
+  it('gives a message up only after two runs stopped reading it, not for a run ended while fetching it', async () => {
+    // Prepare: chunks of two. The first run is ended while the server is still sending it the second chunk (it never
+    // reads message 3); the second run reads message 3 and is ended there once; the third run has nothing in its way.
+    const { mailbox, deps, published, resources } = await pollerOnNewMailbox();
+    await peers.imap.append(
+      mailbox,
+      [1, 2, 3, 4, 5].map((n) => plainMessage(890 + n)),
+    );
+    let release = () => {};
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let gotStuck = () => {};
+    const stalledFetchOfThird: SyncDeps['openSession'] = async () => {
+      const session = await deps.openSession();
+      return Object.assign(Object.create(session) as typeof session, {
+        async *fetch(uids: number[], maxBytes?: number) {
+          if (uids[0] === 3) await released;
+          yield* session.fetch(uids, maxBytes);
+        },
+      });
+    };
+    const stoppedOnThird: SyncDeps['parse'] = async (source) => {
+      if (source.includes('Subject: Message 893')) {
+        gotStuck();
+        await released;
+      }
+      return deps.parse(source);
+    };
+    const runs: Array<Partial<SyncDeps>> = [{ openSession: stalledFetchOfThird }, { parse: stoppedOnThird }, {}];
+
+    // Act: each run ten minutes after the one before (its lease long expired), left behind once it gets stuck
+    const stuck: Array<ReturnType<typeof syncMailbox>> = [];
+    let finished: Awaited<ReturnType<typeof syncMailbox>> | undefined;
+    for (const [n, overrides] of runs.entries()) {
+      const state = createMailboxStateStore(peers.aws.clients.documents, resources.mailboxStateTable, {
+        clock: () => Date.now() + n * 10 * 60_000,
+      });
+      const stuckNow = new Promise<'stuck'>((resolve) => (gotStuck = () => resolve('stuck')));
+      // The first run is ended once it has moved past the first chunk, still waiting for the second.
+      const watched: typeof state =
+        n > 0
+          ? state
+          : {
+              ...state,
+              advanceCheckpoint: async (...a) => {
+                const moved = await state.advanceCheckpoint(...a);
+                if (moved && a[1].lastUid === 2) gotStuck();
+                return moved;
+              },
+            };
+      const running = run({ ...deps, state: watched, ...overrides }, 'ended-while-fetching', {
+        startFrom: 'beginning',
+        leaseWaitMs: 0,
+        chunkSize: 2,
+      });
+      const outcome = await Promise.race([running, stuckNow]);
+      if (outcome === 'stuck') stuck.push(running);
+      else finished = outcome;
+    }
+    release();
+    await Promise.all(stuck);
+
+    // Assess: only one run ever stopped while reading message 3, so it is read and published like any other
+    expect(stuck).toHaveLength(2);
+    expect(finished).toMatchObject({ status: 'synced' });
+    const events = facts(published);
+    expect(events.map((e) => e.uid)).toEqual([1, 2, 3, 4, 5]);
+    expect(events.map((e) => e.type)).toEqual(Array(5).fill('inbound.received'));
+  });
+
   it('cannot stop a mailbox: each is published (unparsable where need be), the mail after it processed', async () => {
     // Prepare: good mail between pathological messages, in one chunk
     const { mailbox, deps, published, state, suppressions } = await pollerOnNewMailbox();

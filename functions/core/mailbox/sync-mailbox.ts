@@ -220,7 +220,11 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
        * Handles fetched messages and moves the checkpoint as far as they are done. With `goOnAt`, a run that finished
        * them and goes on records, in the same write, that it starts reading at that UID next.
        */
-      const handleAndAdvance = async (fetched: FetchedMessage[], chunkContext: ChunkContext, goOnAt?: number) => {
+      const handleAndAdvance = async (
+        fetched: FetchedMessage[],
+        chunkContext: ChunkContext,
+        goOnAtOf?: () => number | undefined,
+      ) => {
         const done = await handleChunk(fetched, chunkContext, chunkDeps);
         result.processed += done.processed;
         result.skippedDuplicates += done.skippedDuplicates;
@@ -232,6 +236,7 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
           reached = m.uid;
         }
         if (reached !== undefined) {
+          const goOnAt = goOnAtOf?.();
           const goesOn =
             goOnAt !== undefined &&
             done.failure === undefined &&
@@ -251,7 +256,21 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
         }
         if (done.failure !== undefined) throw done.failure;
       };
-      let next: Promise<FetchedMessage[]> | undefined = collect(chunks[0] as number[], oversized);
+      // Whether the next chunk's FETCH has completed: only then does its attempt ride on the move (a run ended while
+      // still fetching it has not read it).
+      let nextFetched = false;
+      const fetchNext = (uids: number[]) => {
+        nextFetched = false;
+        const fetching = collect(uids, oversized);
+        fetching.then(
+          () => {
+            if (next === fetching) nextFetched = true;
+          },
+          () => {},
+        );
+        return fetching;
+      };
+      let next: Promise<FetchedMessage[]> | undefined = fetchNext(chunks[0] as number[]);
       for (let i = 0; next && clock() < options.stopAtMs; i += 1) {
         const fetched = await next.catch(async (error: unknown) => {
           await unplan().catch(() => {});
@@ -259,7 +278,7 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
         });
         // The next FETCH runs on the connection while this chunk's AWS calls are in flight.
         const following = chunks[i + 1];
-        next = following ? collect(following, oversized) : undefined;
+        next = following ? fetchNext(following) : undefined;
         next?.catch(() => {});
         const first = fetched[0];
         if (!first || clock() >= options.stopAtMs) {
@@ -269,7 +288,7 @@ export async function syncMailbox(deps: SyncDeps, options: SyncOptions): Promise
         const runs = planned === first.uid ? (checkpoint?.attempt?.runs ?? 1) : await startAttempt(first.uid);
         planned = undefined;
         if (runs < 2) {
-          await handleAndAdvance(fetched, context, following?.[0]);
+          await handleAndAdvance(fetched, context, () => (nextFetched ? following?.[0] : undefined));
           continue;
         }
         // The run before started reading here and stopped before publishing: one of these messages may be stopping
