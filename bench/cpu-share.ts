@@ -43,7 +43,7 @@ export type CpuShare = {
  * Lambda gives a function CPU in proportion to its memory by CPU bandwidth control: so much CPU time in each period.
  * The benchmarks hold their own process to the same share, in a cgroup of its own, while it runs a function's work;
  * processes started before (the emulators) keep the rest of the machine. Undefined where the machine does not let
- * this process make cgroups (not root, no CPU controller): the caller says so and estimates instead.
+ * this process make and use such a group (not root, no CPU controller): the caller says so and estimates instead.
  */
 export function cpuShareControl(): CpuShare | undefined {
   const controller = cpuController();
@@ -64,6 +64,21 @@ export function cpuShareControl(): CpuShare | undefined {
     }
   };
   const move = (to: string) => writeFileSync(join(to, 'cgroup.procs'), String(process.pid));
+  // Tried once here, so a machine that lets the group be made but not used (a cgroup v2 tree that refuses processes
+  // in an inner group, a read-only quota) falls back to the estimate instead of failing a run midway.
+  try {
+    limit(1);
+    move(group);
+    move(home);
+  } catch {
+    try {
+      move(home);
+    } catch {
+      // Never left it.
+    }
+    rmdirSync(group);
+    return undefined;
+  }
   return {
     describe: `cgroup v${controller.version} CPU bandwidth, ${PERIOD_US / 1000} ms period`,
     async run(share, work) {
