@@ -4,6 +4,7 @@ import { UpdateItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb
 import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
 import type { UnpublishedOutcomes } from '#core/dispatch-ports.js';
 import { isConditionFailure } from './conditional-write.js';
+import { tableHooks } from './table-hooks.js';
 import { TableKeys } from './table-keys.js';
 
 /** The attribute holding the claim token of the attempt that owns an idempotency record. */
@@ -95,8 +96,8 @@ class FencedDynamoDBPersistenceLayer extends DynamoDBPersistenceLayer {
  * `onTakeover` is told when an attempt replaces an expired INPROGRESS record: the attempt before it died after
  * claiming the job (a crash or a timeout), so the job may already have gone out. Powertools keeps this to itself;
  * asking DynamoDB for the replaced item (ReturnValues ALL_OLD) on the claiming PutItem costs nothing extra.
- * One hook per client and table: a store made again for them replaces the earlier one's (rather than stacking a
- * second hook on every request, or failing on the duplicate name).
+ * One hook per client and table (table-hooks.ts): a store made again for them replaces the earlier one's, rather than
+ * stacking a second hook on every request.
  */
 export function createIdempotencyStore(
   client: DynamoDBClient,
@@ -104,29 +105,26 @@ export function createIdempotencyStore(
   onTakeover?: (recordId: string) => void,
 ) {
   // Only this table's commands made inside an attempt's claim are touched; others on the shared client pass through.
-  client.middlewareStack.add(
-    (next, context) => async (args) => {
-      const input = args.input as Expression;
-      const claim = currentClaim.getStore();
-      const ours = input.TableName === tableName && claim !== undefined;
-      const claiming = ours && context.commandName === 'PutItemCommand';
-      if (claiming && input.Item) {
-        input.Item[CLAIM_ATTRIBUTE] = { S: claim };
-        input.ReturnValues = 'ALL_OLD';
-      }
-      if (ours && (context.commandName === 'UpdateItemCommand' || context.commandName === 'DeleteItemCommand')) {
-        input.ConditionExpression = [input.ConditionExpression, '#claim = :claim'].filter(Boolean).join(' AND ');
-        input.ExpressionAttributeNames = { ...input.ExpressionAttributeNames, '#claim': CLAIM_ATTRIBUTE };
-        input.ExpressionAttributeValues = { ...input.ExpressionAttributeValues, ':claim': { S: claim } };
-      }
-      const result = await next(args);
-      const old = (result.output as { Attributes?: Record<string, { S?: string }> }).Attributes;
-      if (claiming && old?.status?.S === 'INPROGRESS')
-        onTakeover?.(input.Item?.[TableKeys.idempotency.partitionKey]?.S ?? '');
-      return result;
-    },
-    { step: 'initialize', name: `idempotencyFence:${tableName}`, override: true },
-  );
+  tableHooks(client).set(tableName, async (commandName, args, next) => {
+    const input = args.input as Expression;
+    const claim = currentClaim.getStore();
+    if (claim === undefined) return next(args);
+    const claiming = commandName === 'PutItemCommand';
+    if (claiming && input.Item) {
+      input.Item[CLAIM_ATTRIBUTE] = { S: claim };
+      input.ReturnValues = 'ALL_OLD';
+    }
+    if (commandName === 'UpdateItemCommand' || commandName === 'DeleteItemCommand') {
+      input.ConditionExpression = [input.ConditionExpression, '#claim = :claim'].filter(Boolean).join(' AND ');
+      input.ExpressionAttributeNames = { ...input.ExpressionAttributeNames, '#claim': CLAIM_ATTRIBUTE };
+      input.ExpressionAttributeValues = { ...input.ExpressionAttributeValues, ':claim': { S: claim } };
+    }
+    const result = await next(args);
+    const old = (result.output as { Attributes?: Record<string, { S?: string }> }).Attributes;
+    if (claiming && old?.status?.S === 'INPROGRESS')
+      onTakeover?.(input.Item?.[TableKeys.idempotency.partitionKey]?.S ?? '');
+    return result;
+  });
   return new FencedDynamoDBPersistenceLayer({
     tableName,
     awsSdkV3Client: client,

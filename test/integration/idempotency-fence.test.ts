@@ -32,24 +32,39 @@ async function freshStore() {
 }
 
 describe('fenced idempotency records', () => {
-  it('lets a late attempt neither release nor overwrite the record of the attempt that took over its claim', async () => {
-    // Prepare: attempt A claims, its claim expires, attempt B takes over and completes
+  /** Attempt A claims, its claim expires, B takes over and completes; then A ends late (release, then complete). */
+  async function lateAttemptAfterTakeover(key: string) {
     const { store, read } = await freshStore();
-    const late = { idempotencyKey: 'fence-1' };
-    const current = { idempotencyKey: 'fence-1' };
+    const late = { idempotencyKey: key };
+    const current = { idempotencyKey: key };
     await store.saveInProgress(late, 1);
     await sleep(20);
     await store.saveInProgress(current, 60_000);
     await store.saveSuccess(current, { action: 'delivered', by: 'B' });
-
-    // Act: A ends late, once with a transient failure (release) and once as if it had sent (complete)
     await store.deleteRecord(late);
-    const completion = store.saveSuccess(late, { action: 'delivered', by: 'A' });
+    const completion = await store.saveSuccess(late, { action: 'delivered', by: 'A' }).catch((error: Error) => error);
+    return { completion, item: await read(key) };
+  }
+
+  it('lets a late attempt neither release nor overwrite the record of the attempt that took over its claim', async () => {
+    // Prepare, Act: the takeover, then A ending late
+    const { completion, item } = await lateAttemptAfterTakeover('fence-1');
 
     // Assess
-    await expect(completion).rejects.toMatchObject({ name: 'IdempotencyClaimLostError' });
-    const item = await read('fence-1');
+    expect(completion).toMatchObject({ name: 'IdempotencyClaimLostError' });
     expect(item?.status?.S).toBe('COMPLETED');
+    expect(item?.data?.M?.by?.S).toBe('B');
+  });
+
+  it('fences a store made on a client that has already sent the same commands (its stack is cached)', async () => {
+    // Prepare: the client has claimed, completed and released records of another store's table
+    await lateAttemptAfterTakeover('fence-warm');
+
+    // Act: a new store, on a new table, on the same client
+    const { completion, item } = await lateAttemptAfterTakeover('fence-cached');
+
+    // Assess
+    expect(completion).toMatchObject({ name: 'IdempotencyClaimLostError' });
     expect(item?.data?.M?.by?.S).toBe('B');
   });
 
