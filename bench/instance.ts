@@ -25,7 +25,12 @@ export type InstanceConfig = {
   transport?: 'smtp' | 'ses';
   /** Over SES: the instance's share of the account's send rate, messages/s (one recipient each). */
   sesRate?: number;
+  /** The event source's batching window, seconds. @default 1 above ten jobs a batch, else 0 */
+  windowSeconds?: number;
 };
+
+/** The batching window of a configuration, seconds. */
+export const windowOf = (config: InstanceConfig) => config.windowSeconds ?? (config.batchSize > 10 ? 1 : 0);
 
 export type InstanceRun = MeasuredUse & {
   /** Jobs a second while the instance was busy (the sum of its invocations' wall times). */
@@ -172,7 +177,7 @@ async function drain(run: Run, handler: SqsHandler): Promise<InstanceRun> {
       handler: instance,
       functionName: 'send-email',
       batchSize,
-      maxBatchingWindowSeconds: batchSize > 10 ? 1 : 0,
+      maxBatchingWindowSeconds: batchSize === config.batchSize ? windowOf(config) : 0,
       visibilityTimeoutSeconds: 360,
       functionTimeoutSeconds: 60,
       waitTimeSeconds: 0,
@@ -223,8 +228,7 @@ export async function runInstance(
   try {
     return await (config.transport === 'ses' ? runOverSes(run) : runOverSmtp(run));
   } finally {
-    clients.dynamodb.destroy();
-    clients.sns.destroy();
+    clients.destroy();
     clients.sqsClient.destroy();
   }
 }
