@@ -169,7 +169,7 @@ const WARM_UP_JOBS = 20;
 async function drain(run: Run, handler: SqsHandler): Promise<InstanceRun> {
   const { emulators, resources, config, jobs, label } = run;
   const { clients } = emulators;
-  const poll = (instance: SqsHandler, batchSize: number) =>
+  const poll = (instance: SqsHandler, batchSize: number, windowSeconds: number) =>
     deliverOneBatch({
       sqs: clients.sqsClient,
       queueUrl: resources.jobsQueueUrl,
@@ -177,13 +177,14 @@ async function drain(run: Run, handler: SqsHandler): Promise<InstanceRun> {
       handler: instance,
       functionName: 'send-email',
       batchSize,
-      maxBatchingWindowSeconds: batchSize === config.batchSize ? windowOf(config) : 0,
+      maxBatchingWindowSeconds: windowSeconds,
       visibilityTimeoutSeconds: 360,
       functionTimeoutSeconds: 60,
       waitTimeSeconds: 0,
     });
   await enqueue(clients, resources.jobsQueueUrl, `${label}-warm`, WARM_UP_JOBS);
-  await poll(handler, WARM_UP_JOBS);
+  // With a window, so the warm-up's twenty are gathered over two receives (ten each) into its one batch.
+  await poll(handler, WARM_UP_JOBS, 1);
   await emulators.requestCounts();
   const before = await emulators.sinkCount();
   await enqueue(clients, resources.jobsQueueUrl, label, jobs);
@@ -192,7 +193,7 @@ async function drain(run: Run, handler: SqsHandler): Promise<InstanceRun> {
   let done = 0;
   // Bounded: every batch takes at least one job, and a run that stalls ends after a few empty polls.
   for (let polls = 0, empty = 0; done < jobs && polls < jobs + 10 && empty < 3; polls += 1) {
-    const result = await poll(instance, config.batchSize);
+    const result = await poll(instance, config.batchSize, windowOf(config));
     done += result.succeeded;
     empty = result.received === 0 ? empty + 1 : 0;
   }

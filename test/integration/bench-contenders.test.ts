@@ -44,6 +44,18 @@ describe('the capacity bench compares ours with a loop doing the same I/O', () =
     expect(ours.requests['dynamodb.GetItem']?.count ?? 0).toBeLessThanOrEqual(2);
   });
 
+  it('warms an instance up with a batch of its own, whatever the batch size: the run sends its jobs and no others', async () => {
+    // Prepare: batches of ten, smaller than the warm-up's twenty
+    const config: InstanceConfig = { profile: 'same-region', batchSize: 10, pool: 2 };
+    const before = await emulators.sinkCount();
+    // Act
+    const run = await runInstance(emulators, 'loop', config, 30);
+    // Assess: the warm-up's 20 and the run's 30 all reached the sink; the run's were sent in three batches of ten
+    expect((await emulators.sinkCount()) - before).toBe(20 + 30);
+    expect(run.delivered).toBe(30);
+    expect(run.invocations).toHaveLength(3);
+  });
+
   it('over SES: both send every job once, at most at the rate they are given', async () => {
     const config: InstanceConfig = {
       profile: 'same-region',
