@@ -108,7 +108,8 @@ function quiet<T extends { middlewareStack: { remove(name: string): boolean } }>
  *
  * The DynamoDB and SNS clients, called several times a job, resolve each command's middleware stack once
  * (`cacheMiddleware`) rather than on every call; their stacks are complete when they are made (per-table steps go
- * through table-hooks.ts). The document client keeps a DynamoDB client of its own: it cannot share a cached one.
+ * through table-hooks.ts). The document client keeps a DynamoDB client of its own (it cannot share a cached one), on
+ * the same request handler.
  */
 export function createAwsClients(
   options: {
@@ -126,9 +127,11 @@ export function createAwsClients(
   };
   const bounded = () => ({ ...base, requestHandler: createBoundedRequestHandler() });
   const cached = () => ({ ...bounded(), cacheMiddleware: true });
-  const dynamodb = quiet(wrap(new DynamoDBClient({ ...cached(), endpoint: options.endpoints?.dynamodb })));
+  // Both DynamoDB clients share one request handler: one pool of sockets, warmed by whichever calls first.
+  const dynamodbConfig = { ...cached(), endpoint: options.endpoints?.dynamodb };
+  const dynamodb = quiet(wrap(new DynamoDBClient(dynamodbConfig)));
   tableHooks(dynamodb);
-  const documentsBase = quiet(wrap(new DynamoDBClient({ ...bounded(), endpoint: options.endpoints?.dynamodb })));
+  const documentsBase = quiet(wrap(new DynamoDBClient({ ...dynamodbConfig, cacheMiddleware: false })));
   const sns = quiet(wrap(new SNSClient({ ...cached(), endpoint: options.endpoints?.sns })));
   const made: Array<{ destroy(): void }> = [dynamodb, documentsBase, sns];
   return {
