@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest';
+import { type AtMemory, chooseDefaults } from '../../../bench/capacity.js';
+import type { CostPerMillion } from '../../../bench/cost.js';
+
+/** One candidate at one memory size, as benchCapacity measures it: the figures below are the run of 02:18 UTC's. */
+const measured = (
+  batchSize: number,
+  pool: number,
+  inFlight: number,
+  memoryMb: number,
+  figures: { cost: number; rate: number; limit: number; longestS: number; loop?: number; sent?: number },
+): AtMemory => ({
+  config: { profile: 'same-region', batchSize, pool, inFlight, jobs: 200, rounds: 3 },
+  memoryMb,
+  measured: true,
+  ours: {
+    rate: figures.rate,
+    longestMs: figures.longestS * 1000,
+    p50Ms: figures.longestS * 900,
+    delivered: figures.sent ?? 200,
+    jobs: 200,
+  },
+  loop: { rate: figures.loop ?? figures.rate },
+  limit: figures.limit,
+  cost: { dollars: { total: figures.cost } } as CostPerMillion,
+});
+
+const run = [
+  measured(100, 5, 10, 256, { cost: 4.21, rate: 21.1, limit: 89.5, longestS: 6.1 }),
+  measured(100, 5, 20, 512, { cost: 4.19, rate: 47.4, limit: 90.4, longestS: 2.2 }),
+  measured(100, 5, 10, 1024, { cost: 4.23, rate: 73.7, limit: 89.5, longestS: 1.4, loop: 76.4 }),
+  measured(100, 5, 20, 1024, { cost: 4.25, rate: 67.2, limit: 90.4, longestS: 1.5 }),
+  measured(100, 5, 50, 1024, { cost: 4.25, rate: 69.2, limit: 89.7, longestS: 1.5 }),
+  measured(75, 3, 10, 1024, { cost: 4.35, rate: 47.2, limit: 54.9, longestS: 1.7 }),
+  measured(56, 2, 6, 1024, { cost: 4.48, rate: 32.3, limit: 35.6, longestS: 1.9 }),
+  measured(100, 10, 20, 1024, { cost: 4.19, rate: 97.9, limit: 172.1, longestS: 1.1 }),
+  measured(100, 5, 10, 1769, { cost: 4.36, rate: 76.3, limit: 89.5, longestS: 1.3 }),
+];
+
+const name = (a: AtMemory | undefined) =>
+  a && `${a.config.batchSize}/${a.config.pool}/${a.config.inFlight} at ${a.memoryMb} MB`;
+
+describe('the defaults the capacity bench chooses', () => {
+  it('are the cheapest within the latency target and the peak, costs within 2 % counted as one', () => {
+    // Act: from the run's candidates.
+    const chosen = chooseDefaults(run);
+    // Assess: ten connections cost $4.19 and five $4.23, one price; five idle less of their pool (0.82 against 0.57).
+    // The batch of 56 over 2 is nearest its own limit (0.91) but costs 6 % more: the fraction does not choose.
+    expect(name(chosen)).toBe('100/5/10 at 1024 MB');
+  });
+
+  it('never take a configuration whose window and longest invocation pass the latency target, however cheap', () => {
+    // Prepare: the cheapest at 512 MB (2.2 s + 1 s) and at 256 MB (6.1 s + 1 s) alone.
+    const slow = run.filter((a) => a.memoryMb < 1024);
+    // Act / Assess
+    expect(chooseDefaults(slow)).toBeUndefined();
+  });
+
+  it('never take a configuration that did not send every job, nor one five instances of which miss the peak', () => {
+    // Prepare: the choice above with a job left unsent; ten connections with too low a rate for the peak (5 × 18).
+    const unsent = run.map((a) =>
+      name(a) === '100/5/10 at 1024 MB' ? { ...a, ours: { ...a.ours, delivered: 199 } } : a,
+    );
+    const below = [measured(100, 10, 20, 1024, { cost: 4.0, rate: 18, limit: 172.1, longestS: 1.1 }), ...unsent];
+    // Act
+    const chosen = chooseDefaults(below);
+    // Assess: the next cheapest at one price, nearest its limit (50 in flight: 0.77 against 20's 0.74).
+    expect(name(chosen)).toBe('100/5/50 at 1024 MB');
+  });
+});
