@@ -5,10 +5,7 @@ import { DEFAULT_RETRY_POLICY, maxAttemptsWithinLifetime, type RetryPolicy } fro
  * twin behaves as the deployed stack does. Deploy-time overrides come from CDK context (see infra/stack-config.ts).
  */
 export type SystemSettings = {
-  /**
-   * Records per Lambda invocation: a multiple of `smtpConnections`, so that at saturation each connection sends as
-   * many of a batch's messages (the README's Performance section has the measurements). @default 56
-   */
+  /** Records per Lambda invocation (the README's Performance section has the measurements). @default 100 */
   batchSize: number;
   /** How long the event source gathers a batch, seconds (0–300). @default 1 */
   maxBatchingWindowSeconds: number;
@@ -18,12 +15,12 @@ export type SystemSettings = {
   functionTimeoutSeconds: number;
   /** Dispatch function memory, MB; Lambda gives CPU in proportion (one vCPU at 1,769 MB). @default 1024 */
   memorySizeMb: number;
-  /** SMTP connections each dispatch instance keeps open (`SMTP_MAX_CONNECTIONS`). @default 2 */
+  /** SMTP connections each dispatch instance keeps open (`SMTP_MAX_CONNECTIONS`). @default 5 */
   smtpConnections: number;
   /**
    * Jobs of a batch in progress at once in an instance (`MAX_IN_FLIGHT`; 0: the whole batch). Enough to keep the pool
    * busy while other jobs claim and complete, few enough that their claims do not crowd its sends: the README's
-   * Performance section has the measurements. @default 6
+   * Performance section has the measurements. @default 10
    */
   maxInFlight: number;
   /** Retry schedule of the dispatch path. @default 30 s doubling to 900 s, for 6 h */
@@ -39,13 +36,13 @@ export type SystemSettings = {
 };
 
 export const DEFAULT_SETTINGS: SystemSettings = {
-  batchSize: 56,
+  batchSize: 100,
   maxBatchingWindowSeconds: 1,
   maxConcurrency: 5,
   functionTimeoutSeconds: 60,
   memorySizeMb: 1024,
-  smtpConnections: 2,
-  maxInFlight: 6,
+  smtpConnections: 5,
+  maxInFlight: 10,
   retry: DEFAULT_RETRY_POLICY,
   crashAllowance: 3,
   maxMessageSizeBytes: 1024 * 1024,

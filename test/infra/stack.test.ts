@@ -135,8 +135,8 @@ describe('the dispatch function', () => {
 
   it('reads the queue under the concurrency cap with partial batch responses', () => {
     template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
-      BatchSize: DEFAULT_SETTINGS.batchSize,
-      MaximumBatchingWindowInSeconds: DEFAULT_SETTINGS.maxBatchingWindowSeconds,
+      BatchSize: 100,
+      MaximumBatchingWindowInSeconds: 1,
       ScalingConfig: { MaximumConcurrency: 8 },
       FunctionResponseTypes: ['ReportBatchItemFailures'],
     });
