@@ -67,4 +67,15 @@ describe('the defaults the capacity bench chooses', () => {
     // Assess: the next cheapest at one price, nearest its limit (50 in flight: 0.77 against 20's 0.74).
     expect(name(chosen)).toBe('100/5/50 at 1024 MB');
   });
+
+  it('take a configuration whose window and longest invocation reach the latency target exactly, and none unmeasured', () => {
+    // Prepare: at 3.0 s exactly (2.0 s + the 1 s window); cheaper ones whose limit or cost was not measured.
+    const boundary = measured(56, 2, 10, 512, { cost: 4.29, rate: 30.2, limit: 35.7, longestS: 2.0 });
+    const noLimit = measured(100, 5, 10, 1024, { cost: 4.0, rate: 73.7, limit: 0, longestS: 1.4 });
+    const noCost = measured(100, 5, 20, 1024, { cost: Number.NaN, rate: 67.2, limit: 90.4, longestS: 1.5 });
+    // Act
+    const chosen = chooseDefaults([noLimit, noCost, boundary]);
+    // Assess: within the target, and the only one measured.
+    expect(name(chosen)).toBe('56/2/10 at 512 MB');
+  });
 });
