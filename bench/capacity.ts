@@ -109,8 +109,8 @@ export function deployableProblems(candidates: InstanceConfig[]): string[] {
 }
 
 /** Refuses a run whose candidates include one the stack would not deploy: a default it refuses is no choice. */
-export function assertDeployable(quick: boolean) {
-  const undeployable = deployableProblems(lambdaCases(quick));
+export function assertDeployable(candidates: InstanceConfig[]) {
+  const undeployable = deployableProblems(candidates);
   if (undeployable.length > 0) throw new Error(`candidates the stack cannot deploy:\n${undeployable.join('\n')}`);
 }
 
@@ -271,7 +271,6 @@ async function measureAtMemory(
 export async function benchCapacity(quick: boolean) {
   // Other work on the machine slows both contenders alike, but not their limits: the load goes with the figures.
   const loadBefore = loadavg()[0] as number;
-  assertDeployable(quick);
   // The emulators start first, outside any share: they stand for AWS, not for the function.
   const emulators = await startBenchEmulators({ smtpSink: true, ses: true, latency: true });
   const share = cpuShareControl();

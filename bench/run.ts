@@ -1,6 +1,6 @@
 import { cpus, totalmem } from 'node:os';
 import { writeFileSync } from 'node:fs';
-import { assertDeployable, benchCapacity } from './capacity.js';
+import { assertDeployable, benchCapacity, lambdaCases } from './capacity.js';
 import { benchColdStart } from './cold-start.js';
 import { benchFairness } from './fairness.js';
 import { benchImap } from './imap.js';
@@ -19,7 +19,7 @@ const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(
 console.log(`email-dispatch benchmarks on ${machine}${quick ? ' (quick)' : ''}`);
 
 // Before the half hour the others take: the capacity part's candidates must be ones the stack deploys.
-assertDeployable(quick);
+assertDeployable(lambdaCases(quick));
 const { ceiling } = await benchTransport(quick ? 500 : 2000);
 await benchPipeline(quick ? 200 : 4000, ceiling, [1, 2, 5, 10], quick ? 2 : 16);
 await benchOverhead();

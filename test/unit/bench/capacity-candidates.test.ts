@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { deployableProblems, lambdaCases, settingsOf } from '../../../bench/capacity.js';
+import { assertDeployable, deployableProblems, lambdaCases, settingsOf } from '../../../bench/capacity.js';
 
 describe('the configurations the defaults are chosen among', () => {
   it('are each one the stack can deploy, at every memory size priced', () => {
@@ -34,5 +34,15 @@ describe('the configurations the defaults are chosen among', () => {
       expect(at.some((p) => p.endsWith('batchSize above 10 needs maxBatchingWindowSeconds of at least 1'))).toBe(true);
       expect(at.some((p) => p.includes('maxBatchingWindowSeconds must be an integer'))).toBe(true);
     }
+  });
+
+  it('stop a bench run before it starts when one is not deployable, saying which and why', () => {
+    // Prepare: the full run's candidates and one gathered for half a second.
+    const halfSecond = { profile: 'same-region' as const, batchSize: 100, pool: 3, inFlight: 10, windowSeconds: 0.5 };
+    // Act / Assess
+    expect(() => assertDeployable(lambdaCases(false))).not.toThrow();
+    expect(() => assertDeployable([...lambdaCases(false), halfSecond])).toThrow(
+      /candidates the stack cannot deploy:\n.*batch 100 \(window 0\.5 s\).*256 MB: .*maxBatchingWindowSeconds/,
+    );
   });
 });
