@@ -5,6 +5,7 @@ import { cpuShareControl, type CpuShare } from './cpu-share.js';
 import { startBenchEmulators, type BenchEmulators } from './emulators.js';
 import {
   limitOf,
+  ROUND_TRIPS_IN_PLACE,
   runInstance,
   runTransport,
   sesSendTimeMs,
@@ -364,7 +365,7 @@ function report(measured: Measured[], lambda: AtMemory[]) {
         ? 'the SES rate'
         : Math.abs(m.limit * m.sendMs - m.config.pool * 1000) < 1e-6
           ? `pool ÷ send: the transport alone sent ${m.transport?.rate.toFixed(1)} msg/s`
-          : 'in flight ÷ (send + 4 DynamoDB trips)';
+          : `in flight ÷ (send + ${ROUND_TRIPS_IN_PLACE} DynamoDB trips)`;
     const send = m.transport
       ? `${m.sendMs.toFixed(1)} ms a message on a connection, ${m.transport.relayMs.toFixed(1)} of it the relay's delays`
       : `${m.sendMs.toFixed(0)} ms a message`;

@@ -70,9 +70,9 @@ export const toMail = (job: Job, messageId = toMessageId(job.idempotencyKey, 'ex
 /**
  * The hand-written alternative, as a Lambda handler doing the I/O ours does for a job, and nothing else: per job the
  * job's claim in the status table (the write a cancel cannot pass), a conditional claim of its key (the item
- * Powertools writes: expiry, status, in-progress expiry, payload hash), the suppression lookup, the send and the
- * completion record (marked unpublished); per ten jobs, as soon as they are done, one PublishBatch of their outcome
- * events, then per job the mark's removal (the durable-outcome protocol ours follows) beside its final status. At
+ * Powertools writes: expiry, status, in-progress expiry, payload hash) beside the suppression lookup, the send and the
+ * completion record; per ten jobs, as soon as they are done, one PublishBatch of their outcome events, and beside
+ * it each job's final status. At
  * most `inFlight` jobs at once (all of the batch when not given). Over SES (`ses` given: the rate limiter ours uses), the send waits for its slot in the
  * rate first. The status writes are the job-status store's own single UpdateItems, as ours makes.
  */
@@ -92,35 +92,38 @@ export function createHandWrittenHandler(
     const id = `email-job#${createHash('md5').update(JSON.stringify(job.idempotencyKey)).digest('base64')}`;
     const hash = createHash('md5').update(JSON.stringify(job)).digest('base64');
     const now = Date.now();
-    await clients.documents.send(
-      new PutCommand({
-        TableName: resources.idempotencyTable,
-        Item: {
-          id,
-          expiration: Math.floor(now / 1000) + 86_400,
-          status: 'INPROGRESS',
-          in_progress_expiration: now + 60_000,
-          validation: hash,
-        },
-        ConditionExpression:
-          'attribute_not_exists(#id) OR #expiry < :now OR (#status = :inprogress AND attribute_exists(#ipe) AND #ipe < :nowms)',
-        ExpressionAttributeNames: {
-          '#id': 'id',
-          '#expiry': 'expiration',
-          '#status': 'status',
-          '#ipe': 'in_progress_expiration',
-        },
-        ExpressionAttributeValues: { ':now': now / 1000, ':nowms': now, ':inprogress': 'INPROGRESS' },
-      }),
-    );
     const to = job.to as string[];
-    await clients.dynamodb.send(
-      new BatchGetItemCommand({
-        RequestItems: {
-          [resources.suppressionTable]: { Keys: to.map((a) => ({ addressHash: { S: hashAddress(a) } })) },
-        },
-      }),
-    );
+    // The claim and the suppression lookup at once, as ours makes them.
+    await Promise.all([
+      clients.documents.send(
+        new PutCommand({
+          TableName: resources.idempotencyTable,
+          Item: {
+            id,
+            expiration: Math.floor(now / 1000) + 86_400,
+            status: 'INPROGRESS',
+            in_progress_expiration: now + 60_000,
+            validation: hash,
+          },
+          ConditionExpression:
+            'attribute_not_exists(#id) OR #expiry < :now OR (#status = :inprogress AND attribute_exists(#ipe) AND #ipe < :nowms)',
+          ExpressionAttributeNames: {
+            '#id': 'id',
+            '#expiry': 'expiration',
+            '#status': 'status',
+            '#ipe': 'in_progress_expiration',
+          },
+          ExpressionAttributeValues: { ':now': now / 1000, ':nowms': now, ':inprogress': 'INPROGRESS' },
+        }),
+      ),
+      clients.dynamodb.send(
+        new BatchGetItemCommand({
+          RequestItems: {
+            [resources.suppressionTable]: { Keys: to.map((a) => ({ addressHash: { S: hashAddress(a) } })) },
+          },
+        }),
+      ),
+    ]);
     const messageId = toMessageId(job.idempotencyKey, 'example.com');
     // Over SES, each send first waits for its recipients' slot in the instance's share of the account's rate.
     await ses?.take(to.length);
@@ -131,7 +134,6 @@ export function createHandWrittenHandler(
       reason: 'accepted',
       messageId,
       recipients: recipients.map((x) => ({ hash: hashAddress(x.recipient), status: x.status, responseCode: 250 })),
-      unpublished: true,
     };
     await clients.documents.send(
       new UpdateCommand({
@@ -158,27 +160,17 @@ export function createHandWrittenHandler(
       { reason: 'accepted', recipients },
     );
   };
-  // Per ten outcomes one PublishBatch, then their marks' removal (the durable-outcome protocol ours follows) beside
-  // each job's final status.
+  // Per ten outcomes one PublishBatch, and beside it each job's final status.
   const publishTen = async (events: EmailOutcomeEvent[]) => {
-    await publisher.publishBatch(events);
-    await forEachBounded(events, events.length, async (event) => {
-      const { reason, messageId, transport, recipients } = event;
-      const ref = { tenant: DEFAULT_TENANT, idempotencyKey: event.idempotencyKey };
-      const outcome = { reason, messageId, transport, recipients: toMaskedRecipients(recipients) };
-      const recorded = status.record(ref, { state: 'delivered', attempts: 1, outcome });
-      await clients.documents.send(
-        new UpdateCommand({
-          TableName: resources.idempotencyTable,
-          Key: { id: `email-job#${createHash('md5').update(JSON.stringify(event.idempotencyKey)).digest('base64')}` },
-          UpdateExpression: 'REMOVE #data.#unpublished',
-          ConditionExpression: '#status = :completed',
-          ExpressionAttributeNames: { '#status': 'status', '#data': 'data', '#unpublished': 'unpublished' },
-          ExpressionAttributeValues: { ':completed': 'COMPLETED' },
-        }),
-      );
-      await recorded;
-    });
+    await Promise.all([
+      publisher.publishBatch(events),
+      ...events.map((event) => {
+        const { reason, messageId, transport, recipients } = event;
+        const ref = { tenant: DEFAULT_TENANT, idempotencyKey: event.idempotencyKey };
+        const outcome = { reason, messageId, transport, recipients: toMaskedRecipients(recipients) };
+        return status.record(ref, { state: 'delivered', attempts: 1, outcome });
+      }),
+    ]);
   };
   return async (event: SQSEvent): Promise<SQSBatchResponse> => {
     const pending: EmailOutcomeEvent[] = [];

@@ -104,10 +104,10 @@ const smtpPool = (smtp: { host: string; port: number }, pool: number) =>
 
 /**
  * DynamoDB round trips a job makes while it holds its place among the jobs in flight, one after another: its claim in
- * the status table, the claim of its key, the suppression lookup and, after the send, its completion record. (Its
- * final status and the unpublished mark's removal come after the batch's events, outside its place.)
+ * the status table, the claim of its key (the suppression lookup beside it) and, after the send, its completion
+ * record. (Its final status is written beside its ten's events, outside its place.)
  */
-const ROUND_TRIPS_IN_PLACE = 4;
+export const ROUND_TRIPS_IN_PLACE = 3;
 
 /**
  * What the configuration allows one instance: its connections ÷ the time a message holds one (measured with the

@@ -2,7 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash, randomUUID } from 'node:crypto';
 import { UpdateItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
-import type { UnpublishedOutcomes } from '#core/dispatch-ports.js';
+import type { PublishedOutcomes } from '#core/dispatch-ports.js';
 import { isConditionFailure } from './conditional-write.js';
 import { tableHooks } from './table-hooks.js';
 import { TableKeys } from './table-keys.js';
@@ -142,25 +142,25 @@ export function toIdempotencyRecordId(prefix: string, idempotencyKey: string): s
 }
 
 /**
- * Clears the unpublished-outcome mark kept inside a completed record's stored result (`data.unpublished`, which a
- * replay sees through Powertools' response hook). A record that is not COMPLETED (expired, released) is left alone.
+ * Marks a completed record's outcome event published (`data.published`, which a replay sees through Powertools'
+ * response hook). A record that is not COMPLETED (expired, released) is left alone.
  */
-export function createUnpublishedOutcomes(
+export function createPublishedOutcomes(
   client: DynamoDBClient,
   tableName: string,
   keyPrefix: string,
-): UnpublishedOutcomes {
+): PublishedOutcomes {
   return {
-    async clear(idempotencyKey) {
+    async mark(idempotencyKey) {
       await client
         .send(
           new UpdateItemCommand({
             TableName: tableName,
             Key: { [TableKeys.idempotency.partitionKey]: { S: toIdempotencyRecordId(keyPrefix, idempotencyKey) } },
-            UpdateExpression: 'REMOVE #data.#unpublished',
+            UpdateExpression: 'SET #data.#published = :published',
             ConditionExpression: '#status = :completed',
-            ExpressionAttributeNames: { '#status': 'status', '#data': 'data', '#unpublished': 'unpublished' },
-            ExpressionAttributeValues: { ':completed': { S: 'COMPLETED' } },
+            ExpressionAttributeNames: { '#status': 'status', '#data': 'data', '#published': 'published' },
+            ExpressionAttributeValues: { ':completed': { S: 'COMPLETED' }, ':published': { BOOL: true } },
           }),
         )
         .catch((error: Error) => {

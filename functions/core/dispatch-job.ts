@@ -86,13 +86,15 @@ export type FollowUpSend = { messageKey: string; recipients: string[]; dateMs: n
  * message with its derived Message-ID, hands it to the transport and classifies the result. Never throws for a
  * provider's answer; the outcome says what to do. With a `budget`, every wait before the send is given up when
  * `budget.signal` aborts, and so is the send before its commit point: it then throws AttemptAbortedError, and
- * nothing was sent. With `held.followUp`, the message goes to the follow-up's recipients only.
+ * nothing was sent. With `held.followUp`, the message goes to the follow-up's recipients only. With
+ * `held.suppressed`, the lookup of the job's recipients already under way (begun beside the claim) is awaited here
+ * instead of a new one.
  */
 export async function dispatchJob(
   job: TenantJob,
   deps: DispatchDeps,
   budget?: SendBudget,
-  held: { inline?: boolean; followUp?: FollowUpSend } = {},
+  held: { inline?: boolean; followUp?: FollowUpSend; suppressed?: Promise<Set<string>> } = {},
   routedTo?: TransportName,
 ): Promise<SendOutcome> {
   // The router may send a job over the failover transport; the job itself (and so its idempotency hash) is unchanged.
@@ -107,7 +109,8 @@ export async function dispatchJob(
 
   // Every recipient is looked up: the headers list those not suppressed, as the first send's did.
   const listed = listRecipients(job);
-  const suppressed = await untilAborted(deps.suppressions.findSuppressed(listed, tenantOf(job)), budget?.signal);
+  const lookup = held.suppressed ?? deps.suppressions.findSuppressed(listed, tenantOf(job));
+  const suppressed = await untilAborted(lookup, budget?.signal);
   const only = held.followUp && new Set(held.followUp.recipients.map((r) => r.toLowerCase()));
   const recipients = only ? listed.filter((r) => only.has(r.toLowerCase())) : listed;
   const suppressedResults: RecipientResult[] = recipients

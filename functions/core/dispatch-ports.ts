@@ -17,16 +17,16 @@ export interface DeadLetterSink {
   send(body: string, reason: DeadLetterReason): Promise<void>;
 }
 
+/**
+ * Notes on a completed job's record that its outcome event went out, for the records that return knowingly after
+ * that: those handed back for another reason (a follow-up that could not be queued). Their return publishes nothing
+ * again. It is written for those alone, not for every job: a message back after a crash publishes its event once more.
+ */
+export interface PublishedOutcomes {
+  mark(idempotencyKey: string): Promise<void>;
+}
+
 /** Postpones a received message: the backoff of the retry schedule, through its visibility timeout. */
 export interface VisibilityControl {
   postpone(record: { receiptHandle: string }, delaySeconds: number): Promise<void>;
-}
-
-/**
- * A completed job's record is written saying its outcome event is not published yet (in the same write, so the mark
- * survives whatever happens next); once the event is out, the mark is cleared. A replay of the message that
- * completed the job (handed back, or back after a crash) finds the mark and publishes the event again.
- */
-export interface UnpublishedOutcomes {
-  clear(idempotencyKey: string): Promise<void>;
 }

@@ -7,7 +7,7 @@ import type { DispatchConfig } from '#functions/config.js';
 import { createAttachmentStore } from '#aws/attachment-store.js';
 import { createBoundedRequestHandler, withCallDeadline, type AwsClients } from '#aws/clients.js';
 import { createSnsEventPublisher } from '#aws/event-publisher.js';
-import { createIdempotencyStore, createUnpublishedOutcomes } from '#aws/idempotency-store.js';
+import { createIdempotencyStore, createPublishedOutcomes } from '#aws/idempotency-store.js';
 import { createReputationStore } from '#aws/reputation-store.js';
 import { createDeadLetterSink, createVisibilityControl } from '#aws/sqs-dispatch-queues.js';
 import { createJobRequeue } from '#aws/sqs-job-requeue.js';
@@ -102,7 +102,7 @@ export async function buildSendEmailDeps(
     onIdempotencyTakeover: (listener) => takeoverListeners.push(listener),
     idempotencyTtlSeconds: config.idempotencyTtlSeconds,
     events: createSnsEventPublisher(clients.sns, config.eventsTopicArn),
-    unpublished: createUnpublishedOutcomes(clients.dynamodb, config.idempotencyTable, 'email-job'),
+    published: createPublishedOutcomes(clients.dynamodb, config.idempotencyTable, 'email-job'),
     deadLetters: createDeadLetterSink(clients.sqs, config.deadLetterQueueUrl),
     visibility: createVisibilityControl(clients.sqs, config.jobsQueueUrl),
     retry: config.retry,

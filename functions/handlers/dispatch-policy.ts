@@ -1,7 +1,7 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { MetricUnit, type Metrics } from '@aws-lambda-powertools/metrics';
 import type { SQSRecord } from 'aws-lambda';
-import type { DeadLetterSink, UnpublishedOutcomes, VisibilityControl } from '#core/dispatch-ports.js';
+import type { DeadLetterSink, PublishedOutcomes, VisibilityControl } from '#core/dispatch-ports.js';
 import { listRecipients, type TransportName } from '#core/email-job.js';
 import { RetryLaterError } from '#core/errors.js';
 import {
@@ -32,10 +32,10 @@ export type StoredResult = {
   providerMessageId?: string;
   recipients: Array<{ hash: string; status: string; responseCode?: number }>;
   replayed?: boolean;
-  /** Written with the result and cleared once the outcome event is out (see UnpublishedOutcomes). */
-  unpublished?: boolean;
-  /** The queue message that completed the job: only its return republishes the event. */
+  /** The queue message that completed the job: only its return (or its redrive) republishes the event. */
   sourceMessageId?: string;
+  /** Set on the record of a message handed back after its event went out (see PublishedOutcomes): none is due. */
+  published?: boolean;
   /** The job's tenant: reports about the job suppress for it (complaints) and count against its reputation. */
   tenant?: string;
   /** The job's (scoped) key, so that a verified report can name the job (see job-reports). */
@@ -46,8 +46,8 @@ export type StoredResult = {
 
 /**
  * An outcome event waiting to be published with nine others (or with the batch's last). `idempotencyKey` is set for
- * the outcome of a completed record: its record says "unpublished" until the event is out; if it cannot be published,
- * the message is handed back once the batch is done, and its return publishes the event.
+ * the outcome of a completed record: if its event cannot be published, the message is handed back once the batch is
+ * done, and its return publishes the event.
  */
 export type OutboxEntry = { event: DispatchEvent; record: SQSRecord; idempotencyKey?: string };
 
@@ -57,7 +57,7 @@ export type PolicyDeps = {
   events: EventPublisher;
   deadLetters: DeadLetterSink;
   visibility: VisibilityControl;
-  unpublished?: UnpublishedOutcomes;
+  published?: PublishedOutcomes;
   retry: RetryPolicy;
   /** The queue's maxReceiveCount, when known: the last receive gives up instead of postponing. */
   maxReceiveCount?: number;
@@ -308,6 +308,23 @@ export function createDispatchPolicy(deps: PolicyDeps) {
     },
 
     /**
+     * Marks the records of these (stored) keys as having their outcome events out: their messages go back to the queue
+     * for another reason. A mark not written only means the event may be published once more.
+     */
+    async markPublished(keys: string[]): Promise<void> {
+      await Promise.all(
+        keys.map((key) =>
+          deps.published?.mark(key).catch((error: Error) => {
+            logger.warn('outcome not marked published; its return may publish it again', {
+              dispatchId: dispatchIdOf({ idempotencyKey: key }),
+              error,
+            });
+          }),
+        ),
+      );
+    },
+
+    /**
      * A record whose job is done but whose outcome event is still unpublished: postponed on the retry schedule, so
      * its return publishes the event. Resolves false once no receive is left: the job is dead-lettered with that
      * reason instead (a redrive replays it, which publishes the event).
@@ -522,9 +539,11 @@ export function createDispatchPolicy(deps: PolicyDeps) {
     },
 
     /**
-     * A key already done: nothing is sent. The return of the message that completed it, with its outcome event not
-     * published yet (handed back, or back after a crash), or its redrive, publishes the event, rebuilt from the job.
-     * Other copies (a producer's repeat, a concurrent delivery) publish nothing: the original will.
+     * A key already done: nothing is sent. The return of the message that completed it (handed back with its outcome
+     * event unpublished, or back after its invocation died), or its redrive, publishes the event, rebuilt from the
+     * job, unless the record says it went out (a message handed back for another reason; see PublishedOutcomes). A
+     * first publication is otherwise not recorded (a write a job, for a rare repeat), so this may be the second.
+     * Copies under other message ids (a producer's repeat) publish nothing: the original does.
      */
     async replayed(
       outbox: OutboxEntry[],
@@ -535,7 +554,7 @@ export function createDispatchPolicy(deps: PolicyDeps) {
     ): Promise<void> {
       // A job redriven from the dead-letter queue comes as a new message: an operator's replay, which publishes too.
       const redriven = record.messageAttributes?.redrivenFrom !== undefined;
-      const republish = stored.unpublished === true && (stored.sourceMessageId === record.messageId || redriven);
+      const republish = stored.published !== true && (stored.sourceMessageId === record.messageId || redriven);
       metrics.addMetric(DispatchMetrics.duplicate, MetricUnit.Count, 1);
       const facts = { dispatchId: stored.messageId, tenant: tenantOf(job), action: stored.action, republish };
       logger.info('duplicate job skipped', facts);
@@ -568,7 +587,7 @@ export function createDispatchPolicy(deps: PolicyDeps) {
 
     /**
      * Publishes the batch's events (PublishBatch) within `bounded`'s deadline, retrying the failed ones once (if
-     * time is left), and clears the records' unpublished marks. Resolves with the records whose outcome is still
+     * time is left), and writes each job's final status meanwhile. Resolves with the records whose outcome is still
      * unpublished: handed back, their return publishes it. The sends already happened: nothing here sends again.
      */
     async publish(
@@ -576,6 +595,8 @@ export function createDispatchPolicy(deps: PolicyDeps) {
       bounded: (publish: () => Promise<Failed>) => Promise<Failed>,
     ): Promise<SQSRecord[]> {
       if (outbox.length === 0) return [];
+      // The statuses are a view of the outcomes, not of their publication: written beside it, never failing.
+      const recorded = Promise.all(outbox.map((e) => recordOutcome(e.event)));
       const attempt = (events: DispatchEvent[]) =>
         bounded(() => publishAll(deps.events, events)).catch((error: Error) =>
           events.map((event) => ({ event, error: error.message })),
@@ -583,13 +604,7 @@ export function createDispatchPolicy(deps: PolicyDeps) {
       let failed = await attempt(outbox.map((e) => e.event));
       if (failed.length > 0) failed = await attempt(failed.map((f) => f.event));
       const unpublished = new Map(failed.map((f) => [f.event, f.error]));
-      // A mark left in place only means the event may be published once more if the message ever comes back.
-      await Promise.all([
-        ...outbox
-          .filter((e) => e.idempotencyKey && !unpublished.has(e.event))
-          .map((e) => deps.unpublished?.clear(e.idempotencyKey as string).catch(() => {})),
-        ...outbox.map((e) => recordOutcome(e.event)),
-      ]);
+      await recorded;
       const handBack: SQSRecord[] = [];
       for (const entry of outbox) {
         const error = unpublished.get(entry.event);

@@ -19,7 +19,7 @@ import {
   type FollowUp,
   verifyFollowUp,
 } from '#core/follow-up.js';
-import type { DeadLetterSink, UnpublishedOutcomes, VisibilityControl } from '#core/dispatch-ports.js';
+import type { DeadLetterSink, PublishedOutcomes, VisibilityControl } from '#core/dispatch-ports.js';
 import { listRecipients, type S3Reference } from '#core/email-job.js';
 import { AttemptAbortedError, SendDeferredError } from '#core/errors.js';
 import type { EventPublisher } from '#core/events.js';
@@ -72,8 +72,8 @@ export type SendEmailDeps = {
   /** How long a key is remembered after its job completed, seconds. */
   idempotencyTtlSeconds: number;
   events: EventPublisher;
-  /** Keeps an outcome event that could not be published on its completed record, for the replay to publish. */
-  unpublished?: UnpublishedOutcomes;
+  /** Notes that a completed record's event went out, when its message is handed back all the same. */
+  published?: PublishedOutcomes;
   deadLetters: DeadLetterSink;
   visibility: VisibilityControl;
   retry: RetryPolicy;
@@ -197,6 +197,19 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     };
   };
 
+  /**
+   * The suppression lookup of a job's recipients, begun before its claim so that the two round trips overlap: the
+   * attempt awaits it (see dispatchJob). A record that ends before its attempt (an open circuit, a replay) has spent
+   * one read; its lookup's failure is heard by no one.
+   */
+  const lookUpAhead = (job: TenantJob, budget: AttemptBudget) => {
+    const lookup = bounded(budget.finishSignal, () =>
+      deps.dispatch.suppressions.findSuppressed(listRecipients(job), tenantOf(job)),
+    );
+    lookup.catch(() => {});
+    return lookup;
+  };
+
   /** One record, start to end: check the time, parse, attempt once per key, and let the policy decide the rest. */
   const processRecord = async (record: SQSRecord, budget: AttemptBudget, outbox: OutboxEntry[]): Promise<void> => {
     const held: Array<() => void> = [];
@@ -283,6 +296,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
       return policy.held(job, 'tenant-paused', untilMs, pause.reason);
     }
 
+    const suppressed = lookUpAhead(job, budget);
     // A template job is rendered here; a refusal is reported as an invalid job with the field path, by the attempt.
     const rendered = await renderFollowingTemplate(job, following.of?.templateVersion);
     if ('unavailable' in rendered) {
@@ -312,6 +326,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
       content: rendered,
       followUp: following.send,
       attempts: attemptNumber,
+      suppressed,
     };
     /** Queues the follow-up this job's outcome calls for, if any (see follow-up.ts). */
     const queueFollowUp = async (outcome: SendOutcome, followUp: FollowUp | undefined, final = false) => {
@@ -451,7 +466,10 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     // whole batch: an event is out within a few sends of its job, and the batch ends soon after its last send.
     const publishing: Array<Promise<SQSRecord[]>> = [];
     const publishPlaces = createByteBudget(PUBLISHES_IN_FLIGHT);
+    // The completed jobs' keys by their messages' ids: a message handed back after its event went out is marked.
+    const completedKeys = new Map<string, string>();
     const publish = (entries: OutboxEntry[]) => {
+      for (const e of entries) if (e.idempotencyKey) completedKeys.set(e.record.messageId, e.idempotencyKey);
       const published = bounded(budget.answerSignal, async () => {
         const release = await publishPlaces.acquire(1, budget.answerSignal).catch(() => undefined);
         try {
@@ -492,10 +510,21 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     // A record whose event is still unpublished is handed back only now, the batch done: it cannot come back to the
     // queue while this invocation still runs.
     const unpublished = [...new Set(settled.flatMap((s) => (s.status === 'fulfilled' ? s.value : [])))];
-    const handBack = await bounded(budget.answerSignal, async () => {
-      const kept = await Promise.all(unpublished.map(async (r) => ((await policy.handBackUnpublished(r)) ? [r] : [])));
-      return kept.flat();
+    // A record handed back for another reason after its event went out: its return must not publish it again.
+    const stillOwed = new Set(unpublished.map((r) => r.messageId));
+    const publishedKeys = response.batchItemFailures.flatMap(({ itemIdentifier }) => {
+      const key = completedKeys.get(itemIdentifier);
+      return key === undefined || stillOwed.has(itemIdentifier) ? [] : [key];
     });
+    const [handBack] = await Promise.all([
+      bounded(budget.answerSignal, async () => {
+        const kept = await Promise.all(
+          unpublished.map(async (r) => ((await policy.handBackUnpublished(r)) ? [r] : [])),
+        );
+        return kept.flat();
+      }),
+      bounded(budget.answerSignal, () => policy.markPublished(publishedKeys)),
+    ]);
     policy.flushTenantMetrics();
     const failed = new Set([
       ...response.batchItemFailures.map((f) => f.itemIdentifier),

@@ -40,6 +40,8 @@ export type AttemptState = {
   followUp?: FollowUpSend;
   /** Attempts the job has spent with this one (a follow-up's count on from its job's). */
   attempts: number;
+  /** The suppression lookup of the job's recipients, begun before the claim so that the two overlap. */
+  suppressed?: Promise<Set<string>>;
 };
 
 /** One attempt's state, shared with the idempotent section (which sees only its arguments). */
@@ -56,6 +58,8 @@ type AttemptRun = {
   followUp?: FollowUpSend;
   /** Attempts the job has spent with this one (a follow-up's count on from its job's). */
   attempts: number;
+  /** The suppression lookup under way (see AttemptState). */
+  suppressed?: Promise<Set<string>>;
 };
 
 /**
@@ -100,7 +104,7 @@ export function createSendOnce(
           content,
           deps.dispatch,
           run.budget,
-          { inline: run.claimChecked, followUp: run.followUp },
+          { inline: run.claimChecked, followUp: run.followUp, suppressed: run.suppressed },
           run.transport,
         ),
       );
@@ -127,7 +131,6 @@ export function createSendOnce(
             status: r.status,
             responseCode: r.responseCode,
           })),
-          unpublished: true,
           sourceMessageId,
           // Not personal data: lets a verified report, which names the record only by its digest, find the job.
           key: job.idempotencyKey,
@@ -182,6 +185,7 @@ export function createSendOnce(
       content: run.content,
       followUp: run.followUp,
       attempts: run.attempts,
+      suppressed: run.suppressed,
       started: () => {
         run.started = true;
         phase.started();

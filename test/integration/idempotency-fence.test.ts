@@ -1,7 +1,7 @@
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
 import { describe, expect, it } from 'vitest';
-import { createIdempotencyStore, createUnpublishedOutcomes, toIdempotencyRecordId } from '#aws/idempotency-store.js';
+import { createIdempotencyStore, createPublishedOutcomes, toIdempotencyRecordId } from '#aws/idempotency-store.js';
 import { TableKeys } from '#aws/table-keys.js';
 import { createTable } from '#local/resources.js';
 import { useDynalite } from '../support/dynalite.js';
@@ -85,23 +85,27 @@ describe('fenced idempotency records', () => {
     expect((await read('fence-3'))?.status?.S).toBe('COMPLETED');
   });
 
-  it('clears the unpublished-outcome mark of a completed record, and leaves other records alone', async () => {
+  it("marks a completed record's outcome published, and leaves other records alone", async () => {
     // Prepare
     const { store, tableName, read } = await freshStore();
-    const marks = createUnpublishedOutcomes(dynalite.clients.dynamodb, tableName, 'email-job');
+    const marks = createPublishedOutcomes(dynalite.clients.dynamodb, tableName, 'email-job');
     const job = { idempotencyKey: 'fence-4' };
     await store.saveInProgress(job, 60_000);
-    await store.saveSuccess(job, { action: 'delivered', unpublished: true });
-    const marked = await read('fence-4');
+    await store.saveSuccess(job, { action: 'delivered' });
+    const claimed = { idempotencyKey: 'fence-5' };
+    await store.saveInProgress(claimed, 60_000);
 
     // Act
-    await marks.clear('fence-4');
-    await marks.clear('fence-4');
-    await marks.clear('never-completed');
+    await marks.mark('fence-4');
+    await marks.mark('fence-4');
+    await marks.mark('fence-5');
+    await marks.mark('never-claimed');
 
     // Assess
-    expect(marked?.data?.M?.unpublished?.BOOL).toBe(true);
-    expect((await read('fence-4'))?.data?.M?.unpublished).toBeUndefined();
-    expect(await read('never-completed')).toBeUndefined();
+    expect((await read('fence-4'))?.data?.M?.published?.BOOL).toBe(true);
+    expect((await read('fence-4'))?.data?.M?.action?.S).toBe('delivered');
+    expect((await read('fence-5'))?.status?.S).toBe('INPROGRESS');
+    expect((await read('fence-5'))?.data).toBeUndefined();
+    expect(await read('never-claimed')).toBeUndefined();
   });
 });

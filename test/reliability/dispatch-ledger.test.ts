@@ -88,7 +88,7 @@ describe('ledger: duplicate storm', () => {
     // Act
     const started = Date.now();
     await enqueueAll(h, bodies);
-    // Generous: a loaded machine (and one more DynamoDB write per job, clearing its unpublished mark) takes longer.
+    // Generous: a loaded machine takes longer.
     const { duplicatedDeliveries } = await drain(h, { concurrency: 10, duplicateDeliveries: 0.05, timeoutMs: 420_000 });
 
     // Assess

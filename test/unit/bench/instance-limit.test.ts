@@ -12,10 +12,11 @@ describe("an instance's limit under injected latency", () => {
     expect(limitOf(config, 50)).toBeCloseTo(200, 10);
   });
 
-  it('is the jobs in flight ÷ the time each holds its place (send and four DynamoDB trips) when they are fewer', () => {
+  it('is the jobs in flight ÷ the time each holds its place (send and three DynamoDB trips) when they are fewer', () => {
     const config = { profile: 'same-region' as const, batchSize: 100, inFlight: 5, pool: 10 };
-    // Five places, each held for the 50 ms send and its claim, key claim, lookup and completion (5 ms each here).
-    const placeMs = 50 + 4 * same.http.dynamodb;
+    // Five places, each held for the 50 ms send, its status claim, its key's claim (the lookup beside it) and its
+    // completion (5 ms each here).
+    const placeMs = 50 + 3 * same.http.dynamodb;
     expect(limitOf(config, 50)).toBeCloseTo((5 * 1000) / placeMs, 10);
     expect(limitOf(config, 50)).toBeLessThan((5 * 1000) / 50);
   });
@@ -26,7 +27,7 @@ describe("an instance's limit under injected latency", () => {
     expect(sendMs).toBe(same.http.ses);
     expect(limitOf({ ...ses, sesRate: 50 }, sendMs)).toBe(50);
     const fewInFlight = { ...ses, inFlight: 2, sesRate: 500 };
-    expect(limitOf(fewInFlight, sendMs)).toBeCloseTo((2 * 1000) / (sendMs + 4 * same.http.dynamodb), 10);
+    expect(limitOf(fewInFlight, sendMs)).toBeCloseTo((2 * 1000) / (sendMs + 3 * same.http.dynamodb), 10);
   });
 
   it("takes the relay's part of the send time from the delays the SMTP proxy held, per message", () => {
