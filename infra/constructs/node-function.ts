@@ -25,7 +25,7 @@ import { bundleFunction } from '../bundle.js';
 export const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /** The runtime every function uses: the newest Node.js Lambda offers that CDK knows. */
-const FUNCTION_RUNTIME = Runtime.NODEJS_24_X;
+export const FUNCTION_RUNTIME = Runtime.NODEJS_24_X;
 
 export type NodeFunctionProps = {
   /** Entry file under functions/, e.g. `send-email.ts`. */
