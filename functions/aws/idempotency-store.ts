@@ -142,8 +142,9 @@ export function toIdempotencyRecordId(prefix: string, idempotencyKey: string): s
 }
 
 /**
- * Marks a completed record's outcome event published (`data.published`, which a replay sees through Powertools'
- * response hook). A record that is not COMPLETED (expired, released) is left alone.
+ * Marks whether a completed record's outcome event went out (`data.published`, which a replay sees through Powertools'
+ * response hook), and the opposite in `data.unpublished`, the mark the dispatcher read before `published`: a rollback
+ * to it republishes what this one would. A record that is not COMPLETED (expired, released) is left alone.
  */
 export function createPublishedOutcomes(
   client: DynamoDBClient,
@@ -151,16 +152,25 @@ export function createPublishedOutcomes(
   keyPrefix: string,
 ): PublishedOutcomes {
   return {
-    async mark(idempotencyKey) {
+    async mark(idempotencyKey, published) {
       await client
         .send(
           new UpdateItemCommand({
             TableName: tableName,
             Key: { [TableKeys.idempotency.partitionKey]: { S: toIdempotencyRecordId(keyPrefix, idempotencyKey) } },
-            UpdateExpression: 'SET #data.#published = :published',
+            UpdateExpression: 'SET #data.#published = :published, #data.#unpublished = :unpublished',
             ConditionExpression: '#status = :completed',
-            ExpressionAttributeNames: { '#status': 'status', '#data': 'data', '#published': 'published' },
-            ExpressionAttributeValues: { ':completed': { S: 'COMPLETED' }, ':published': { BOOL: true } },
+            ExpressionAttributeNames: {
+              '#status': 'status',
+              '#data': 'data',
+              '#published': 'published',
+              '#unpublished': 'unpublished',
+            },
+            ExpressionAttributeValues: {
+              ':completed': { S: 'COMPLETED' },
+              ':published': { BOOL: published },
+              ':unpublished': { BOOL: !published },
+            },
           }),
         )
         .catch((error: Error) => {

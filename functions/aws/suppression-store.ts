@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   BatchGetCommand,
   DeleteCommand,
@@ -80,7 +81,7 @@ export function createSuppressionStore(
     return Item ? toRecord(Item) : undefined;
   };
   return {
-    async findSuppressed(addresses, tenant) {
+    async findSuppressed(addresses, tenant, signal) {
       const now = new Date();
       // Every key that stops this mail (global, and the tenant's own) to the address it is about.
       const byKey = new Map<string, string>();
@@ -92,7 +93,7 @@ export function createSuppressionStore(
       const found = new Set<string>();
       let keys: Array<Record<string, unknown>> = [...byKey.keys()].map((key) => ({ [KEY]: key }));
       for (let round = 0; keys.length > 0 && round < 5; round += 1) {
-        if (round > 0) await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** round));
+        if (round > 0) await sleep(50 * 2 ** round, undefined, { signal });
         const result = await client.send(
           new BatchGetCommand({
             RequestItems: {

@@ -21,8 +21,11 @@ import { TransportError, type TransportFailure } from './transport-failure.js';
 
 /** The suppression list as the sender sees it: which of these addresses must not be mailed. */
 interface SuppressionList {
-  /** Returns the suppressed ones among `addresses` for `tenant`'s mail (global and its own entries), lowercased. */
-  findSuppressed(addresses: string[], tenant: string): Promise<Set<string>>;
+  /**
+   * Returns the suppressed ones among `addresses` for `tenant`'s mail (global and its own entries), lowercased; given
+   * up (rejecting) once `signal` aborts.
+   */
+  findSuppressed(addresses: string[], tenant: string, signal?: AbortSignal): Promise<Set<string>>;
 }
 
 export type DispatchDeps = {

@@ -18,12 +18,13 @@ export interface DeadLetterSink {
 }
 
 /**
- * Notes on a completed job's record that its outcome event went out, for the records that return knowingly after
- * that: those handed back for another reason (a follow-up that could not be queued). Their return publishes nothing
- * again. It is written for those alone, not for every job: a message back after a crash publishes its event once more.
+ * Notes on a completed job's record whether its outcome event went out, for the records whose messages go back to the
+ * queue knowingly: handed back for another reason (a follow-up that could not be queued) after the event went out,
+ * their return publishes nothing again; handed back because it did not, their return publishes it. It is written for
+ * those alone, not for every job: a message back after a crash publishes its event once more.
  */
 export interface PublishedOutcomes {
-  mark(idempotencyKey: string): Promise<void>;
+  mark(idempotencyKey: string, published: boolean): Promise<void>;
 }
 
 /** Postpones a received message: the backoff of the retry schedule, through its visibility timeout. */

@@ -89,9 +89,10 @@ export type SuppressionRecord = {
 export interface SuppressionStore {
   /**
    * Returns the suppressed ones among `addresses` for mail of `tenant` (global entries and the tenant's own),
-   * lowercased; expired entries never count. Without a tenant, global entries only.
+   * lowercased; expired entries never count. Without a tenant, global entries only. Given up (rejecting) once
+   * `signal` aborts.
    */
-  findSuppressed(addresses: string[], tenant?: string): Promise<Set<string>>;
+  findSuppressed(addresses: string[], tenant?: string, signal?: AbortSignal): Promise<Set<string>>;
   /** Adds or refreshes an entry; `created` is true when the address was not (or no longer) suppressed. */
   suppress(request: SuppressionRequest, now?: Date): Promise<{ created: boolean; record: SuppressionRecord }>;
   /** The live entry for an address that stops `tenant`'s mail (its own first, else the global one), if any. */

@@ -308,15 +308,16 @@ export function createDispatchPolicy(deps: PolicyDeps) {
     },
 
     /**
-     * Marks the records of these (stored) keys as having their outcome events out: their messages go back to the queue
-     * for another reason. A mark not written only means the event may be published once more.
+     * Marks on the records of these (stored) keys, whose messages go back to the queue, whether their outcome events
+     * went out (see PublishedOutcomes). A mark not written only means an event may be published once more.
      */
-    async markPublished(keys: string[]): Promise<void> {
+    async markPublished(marks: Array<{ key: string; published: boolean }>): Promise<void> {
       await Promise.all(
-        keys.map((key) =>
-          deps.published?.mark(key).catch((error: Error) => {
-            logger.warn('outcome not marked published; its return may publish it again', {
+        marks.map(({ key, published }) =>
+          deps.published?.mark(key, published).catch((error: Error) => {
+            logger.warn('outcome publication not marked on its record', {
               dispatchId: dispatchIdOf({ idempotencyKey: key }),
+              published,
               error,
             });
           }),
@@ -624,10 +625,7 @@ export function createDispatchPolicy(deps: PolicyDeps) {
           logger.error('outcome event not published', details);
           continue;
         }
-        logger.warn(
-          'outcome event not published; kept on its record, and its message handed back to publish it',
-          details,
-        );
+        logger.warn('outcome event not published; its message handed back, and its return publishes it', details);
         handBack.push(entry.record);
       }
       return handBack;

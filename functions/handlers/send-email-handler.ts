@@ -42,6 +42,9 @@ import { createSendOnce, type AttemptState } from './send-once.js';
 /** How long a tenant's standing may take to read before its job goes on without it, ms. */
 const STANDING_READ_MS = 1000;
 
+/** A record's suppression lookups begun ahead of their sends: cut at `done`, awaited (settled) when it ends. */
+type LookAhead = { done: AbortSignal; started: Array<Promise<unknown>> };
+
 /** Claim checks: job bodies stored in S3 with only a reference on the queue. */
 type ClaimCheckStore = {
   /** The stored body's size in bytes, read before the body is, so its memory can be reserved. */
@@ -198,24 +201,30 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
   };
 
   /**
-   * The suppression lookup of a job's recipients, begun before its claim so that the two round trips overlap: the
-   * attempt awaits it (see dispatchJob). A record that ends before its attempt (an open circuit, a replay) has spent
-   * one read; its lookup's failure is heard by no one.
+   * The suppression lookup of a job's recipients, begun with its key's claim so that the two round trips overlap: the
+   * send awaits it (see dispatchJob). An attempt that ends before its send (a replay, a claim held elsewhere) has
+   * spent one read; its lookup is cut when its record ends (`ahead`), and awaited by it, so nothing runs on after the
+   * answer.
    */
-  const lookUpAhead = (job: TenantJob, budget: AttemptBudget) => {
-    const lookup = bounded(budget.finishSignal, () =>
-      deps.dispatch.suppressions.findSuppressed(listRecipients(job), tenantOf(job)),
+  const lookUpAhead = (job: TenantJob, budget: AttemptBudget, ahead: LookAhead) => {
+    const signal = AbortSignal.any([budget.finishSignal, ahead.done]);
+    const lookup = bounded(signal, () =>
+      deps.dispatch.suppressions.findSuppressed(listRecipients(job), tenantOf(job), signal),
     );
-    lookup.catch(() => {});
+    ahead.started.push(lookup.catch(() => undefined));
     return lookup;
   };
 
   /** One record, start to end: check the time, parse, attempt once per key, and let the policy decide the rest. */
   const processRecord = async (record: SQSRecord, budget: AttemptBudget, outbox: OutboxEntry[]): Promise<void> => {
     const held: Array<() => void> = [];
+    const end = new AbortController();
+    const ahead: LookAhead = { done: end.signal, started: [] };
     try {
-      return await processJobRecord(record, budget, outbox, held);
+      return await processJobRecord(record, budget, outbox, held, ahead);
     } finally {
+      end.abort();
+      await Promise.all(ahead.started);
       for (const release of held) release();
     }
   };
@@ -225,6 +234,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     budget: AttemptBudget,
     outbox: OutboxEntry[],
     held: Array<() => void>,
+    ahead: LookAhead,
   ): Promise<void> => {
     let attemptNumber = Number(record.attributes.ApproximateReceiveCount) || 1;
     // The tenant comes first, from the record alone: nothing of a job is read before its sender is known.
@@ -296,7 +306,6 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
       return policy.held(job, 'tenant-paused', untilMs, pause.reason);
     }
 
-    const suppressed = lookUpAhead(job, budget);
     // A template job is rendered here; a refusal is reported as an invalid job with the field path, by the attempt.
     const rendered = await renderFollowingTemplate(job, following.of?.templateVersion);
     if ('unavailable' in rendered) {
@@ -326,7 +335,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
       content: rendered,
       followUp: following.send,
       attempts: attemptNumber,
-      suppressed,
+      suppressed: 'job' in rendered ? lookUpAhead(job, budget, ahead) : undefined,
     };
     /** Queues the follow-up this job's outcome calls for, if any (see follow-up.ts). */
     const queueFollowUp = async (outcome: SendOutcome, followUp: FollowUp | undefined, final = false) => {
@@ -510,12 +519,15 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
     // A record whose event is still unpublished is handed back only now, the batch done: it cannot come back to the
     // queue while this invocation still runs.
     const unpublished = [...new Set(settled.flatMap((s) => (s.status === 'fulfilled' ? s.value : [])))];
-    // A record handed back for another reason after its event went out: its return must not publish it again.
+    // A completed job's message going back to the queue says on its record whether the event is out: the return of
+    // one handed back for another reason after it went out publishes nothing again.
     const stillOwed = new Set(unpublished.map((r) => r.messageId));
-    const publishedKeys = response.batchItemFailures.flatMap(({ itemIdentifier }) => {
-      const key = completedKeys.get(itemIdentifier);
-      return key === undefined || stillOwed.has(itemIdentifier) ? [] : [key];
-    });
+    const marks = [...new Set([...response.batchItemFailures.map((f) => f.itemIdentifier), ...stillOwed])].flatMap(
+      (id) => {
+        const key = completedKeys.get(id);
+        return key === undefined ? [] : [{ key, published: !stillOwed.has(id) }];
+      },
+    );
     const [handBack] = await Promise.all([
       bounded(budget.answerSignal, async () => {
         const kept = await Promise.all(
@@ -523,7 +535,7 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
         );
         return kept.flat();
       }),
-      bounded(budget.answerSignal, () => policy.markPublished(publishedKeys)),
+      bounded(budget.answerSignal, () => policy.markPublished(marks)),
     ]);
     policy.flushTenantMetrics();
     const failed = new Set([

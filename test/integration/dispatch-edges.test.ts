@@ -74,7 +74,7 @@ describe('an SNS that fails', () => {
     // Assess
     expect(first.batchItemFailures).toEqual([{ itemIdentifier: 'sns-down' }]);
     expect(kept?.status?.S).toBe('COMPLETED');
-    expect(kept?.data?.M?.sourceMessageId?.S).toBe('sns-down');
+    expect(kept?.data?.M).toMatchObject({ sourceMessageId: { S: 'sns-down' }, published: { BOOL: false } });
     expect(meanwhile).toEqual([]);
     const lines = logged(h, 'outcome event not published');
     expect(lines).toHaveLength(1);
@@ -169,6 +169,39 @@ describe('a completed job', () => {
       ['email.delivered', job.idempotencyKey],
       ['email.delivered', job.idempotencyKey],
     ]);
+    expect(h.sink.received).toHaveLength(1);
+  });
+});
+
+describe('a suppression lookup begun beside the claim', () => {
+  it('of an attempt that never comes to its send is cut and awaited by its record: nothing runs on after the answer', async () => {
+    // Prepare: the job done once; from then on every lookup hangs until it is cut
+    const cut: AbortSignal[] = [];
+    let hang = false;
+    h = await env.harness({
+      adjust: (deps) => {
+        const real = deps.dispatch.suppressions;
+        deps.dispatch.suppressions = {
+          findSuppressed: (addresses, tenant, signal) => {
+            if (!hang) return real.findSuppressed(addresses, tenant, signal);
+            if (signal) cut.push(signal);
+            return new Promise((_, reject) => signal?.addEventListener('abort', () => reject(signal.reason)));
+          },
+        };
+      },
+    });
+    const job = emailJobFactory();
+    await h.handler({ Records: [h.sqsRecord(job, 'done')] }, context());
+    hang = true;
+
+    // Act: a producer's copy of the job, which replays its outcome and never comes to a send, in an invocation whose
+    // deadlines are ten minutes away (were the lookup left to them, the test would time out first)
+    const copy = await h.handler({ Records: [h.sqsRecord(job, 'copy')] }, createLambdaContext('send-email', 600_000));
+
+    // Assess
+    expect(copy.batchItemFailures).toEqual([]);
+    expect(cut.map((signal) => signal.aborted)).toEqual([true]);
+    expect(h.output.metric('Duplicates')).toBe(1);
     expect(h.sink.received).toHaveLength(1);
   });
 });

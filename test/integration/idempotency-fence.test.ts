@@ -85,7 +85,7 @@ describe('fenced idempotency records', () => {
     expect((await read('fence-3'))?.status?.S).toBe('COMPLETED');
   });
 
-  it("marks a completed record's outcome published, and leaves other records alone", async () => {
+  it("marks whether a completed record's outcome went out, and leaves other records alone", async () => {
     // Prepare
     const { store, tableName, read } = await freshStore();
     const marks = createPublishedOutcomes(dynalite.clients.dynamodb, tableName, 'email-job');
@@ -95,15 +95,24 @@ describe('fenced idempotency records', () => {
     const claimed = { idempotencyKey: 'fence-5' };
     await store.saveInProgress(claimed, 60_000);
 
-    // Act
-    await marks.mark('fence-4');
-    await marks.mark('fence-4');
-    await marks.mark('fence-5');
-    await marks.mark('never-claimed');
+    const owed = { idempotencyKey: 'fence-6' };
+    await store.saveInProgress(owed, 60_000);
+    await store.saveSuccess(owed, { action: 'delivered' });
 
-    // Assess
-    expect((await read('fence-4'))?.data?.M?.published?.BOOL).toBe(true);
-    expect((await read('fence-4'))?.data?.M?.action?.S).toBe('delivered');
+    // Act
+    await marks.mark('fence-4', true);
+    await marks.mark('fence-4', true);
+    await marks.mark('fence-6', false);
+    await marks.mark('fence-5', true);
+    await marks.mark('never-claimed', true);
+
+    // Assess: both marks, the second for the reader of `unpublished` alone
+    expect((await read('fence-4'))?.data?.M).toMatchObject({
+      action: { S: 'delivered' },
+      published: { BOOL: true },
+      unpublished: { BOOL: false },
+    });
+    expect((await read('fence-6'))?.data?.M).toMatchObject({ published: { BOOL: false }, unpublished: { BOOL: true } });
     expect((await read('fence-5'))?.status?.S).toBe('INPROGRESS');
     expect((await read('fence-5'))?.data).toBeUndefined();
     expect(await read('never-claimed')).toBeUndefined();
