@@ -1,4 +1,5 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { cpus, loadavg } from 'node:os';
 import { costPerMillion, cpuShare, durationAt, type CostPerMillion } from './cost.js';
 import { cpuShareControl, type CpuShare } from './cpu-share.js';
@@ -16,7 +17,7 @@ import {
   windowOf,
 } from './instance.js';
 import { DEFAULT_SETTINGS, type SystemSettings, validateSettings } from '#infra/settings.js';
-import { percentile, record } from './measure.js';
+import { percentile, record, rows } from './measure.js';
 import { lineChart, stackedBarChart } from './svg.js';
 
 /** Memory sizes priced and run at (MB); 1,769 MB is one whole vCPU. */
@@ -502,4 +503,20 @@ function writeCharts(measured: Measured[], chosen: AtMemory[]) {
       })),
     }),
   );
+}
+
+// Run alone (`tsx bench/lambda-node.ts bench/capacity.ts`): its rows replace its sections' in bench/results.json, and
+// its choice the recorded one.
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  assertDeployable(lambdaCases(false));
+  const chosen = await benchCapacity(false);
+  const file = new URL('./results.json', import.meta.url);
+  const results = JSON.parse(readFileSync(file, 'utf8')) as { rows: Array<{ section: string }>; chosen?: unknown };
+  const sections = new Set(rows.map((r) => r.section));
+  results.rows = [...results.rows.filter((r) => !sections.has(r.section)), ...rows];
+  results.chosen = chosen;
+  writeFileSync(file, `${JSON.stringify({ ...results, capacityDate: new Date().toISOString() }, null, 2)}\n`);
+  console.log(`${rows.length} rows of ${sections.size} sections replaced in bench/results.json`);
+  process.exit(0);
 }

@@ -11,7 +11,7 @@ import type { LocalResources } from '#local/resources.js';
 import { buildOurHandler, createHandWrittenHandler, freshResources, toMail } from './contenders.js';
 import type { MeasuredUse } from './cost.js';
 import type { BenchEmulators } from './emulators.js';
-import { benchJob } from './jobs.js';
+import { benchJob, keyFor } from './jobs.js';
 import { LATENCY_PROFILES, type LatencyProfileName, type RequestCounts } from './latency.js';
 
 /** One configuration of one instance: the event source's batch, the jobs in flight, the SMTP pool. */
@@ -132,7 +132,7 @@ export function sesSendTimeMs(config: InstanceConfig): number {
 }
 
 async function enqueue(clients: EmulatorClients, queueUrl: string, prefix: string, count: number) {
-  const jobs = Array.from({ length: count }, (_, i) => benchJob(`${prefix}-${i}`));
+  const jobs = Array.from({ length: count }, (_, i) => benchJob(keyFor(`${prefix}-${i}`)));
   await forEachBounded(slices(jobs, 10), 8, async (chunk) => {
     await clients.sqsClient.send(
       new SendMessageBatchCommand({
