@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { cpus, loadavg } from 'node:os';
 import { costPerMillion, cpuShare, durationAt, type CostPerMillion } from './cost.js';
@@ -17,7 +17,7 @@ import {
   windowOf,
 } from './instance.js';
 import { DEFAULT_SETTINGS, type SystemSettings, validateSettings } from '#infra/settings.js';
-import { percentile, record, rows } from './measure.js';
+import { percentile, record, replaceSectionsInResults } from './measure.js';
 import { lineChart, stackedBarChart } from './svg.js';
 
 /** Memory sizes priced and run at (MB); 1,769 MB is one whole vCPU. */
@@ -511,12 +511,6 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   assertDeployable(lambdaCases(false));
   const chosen = await benchCapacity(false);
-  const file = new URL('./results.json', import.meta.url);
-  const results = JSON.parse(readFileSync(file, 'utf8')) as { rows: Array<{ section: string }>; chosen?: unknown };
-  const sections = new Set(rows.map((r) => r.section));
-  results.rows = [...results.rows.filter((r) => !sections.has(r.section)), ...rows];
-  results.chosen = chosen;
-  writeFileSync(file, `${JSON.stringify({ ...results, capacityDate: new Date().toISOString() }, null, 2)}\n`);
-  console.log(`${rows.length} rows of ${sections.size} sections replaced in bench/results.json`);
+  replaceSectionsInResults({ chosen, capacityDate: new Date().toISOString() });
   process.exit(0);
 }

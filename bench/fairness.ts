@@ -1,4 +1,3 @@
-import { readFileSync, writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
@@ -12,7 +11,7 @@ import { createLocalResources, LOCAL_NAMES, toDispatchEnvironment } from '#local
 import { startSmtpSink } from '#local/smtp-sink.js';
 import { startBenchEmulators, type BenchEmulators } from './emulators.js';
 import { benchJob } from './jobs.js';
-import { percentile, record, rows } from './measure.js';
+import { percentile, record, replaceSectionsInResults, rows } from './measure.js';
 
 const SECTION = 'fairness: tenant A queues a backlog, then tenant B a few jobs';
 
@@ -111,14 +110,11 @@ export async function benchFairness(backlog = 5000, quiet = 50) {
   }
 }
 
-// Run alone (`node --import tsx bench/fairness.ts`): its rows replace this section's in bench/results.json.
+// Run alone (`tsx bench/lambda-node.ts bench/fairness.ts`): its rows replace this section's in bench/results.json.
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   await benchFairness();
-  const file = new URL('./results.json', import.meta.url);
-  const results = JSON.parse(readFileSync(file, 'utf8')) as { rows: Array<{ section: string }> };
-  results.rows = [...results.rows.filter((r) => r.section !== SECTION), ...rows];
-  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+  replaceSectionsInResults();
   for (const r of rows) console.log(`${r.name}: ${r.value} ${r.unit} ${r.note ?? ''}`);
   process.exit(0);
 }

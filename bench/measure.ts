@@ -1,3 +1,5 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+
 /** Small helpers the benchmarks share: timing, percentiles, and the result table. */
 export type Row = { section: string; name: string; value: number; unit: string; note?: string };
 
@@ -6,6 +8,21 @@ export const rows: Row[] = [];
 export function record(section: string, name: string, value: number, unit: string, note?: string): number {
   rows.push({ section, name, value: Math.round(value * 100) / 100, unit, note });
   return value;
+}
+
+/**
+ * For a benchmark run alone: its rows replace those of the same sections in bench/results.json (the rest of the
+ * last full run stays), with `extra` set beside them; prints what it replaced.
+ */
+export function replaceSectionsInResults(
+  extra: Record<string, unknown> = {},
+  file: URL = new URL('./results.json', import.meta.url),
+): void {
+  const results = JSON.parse(readFileSync(file, 'utf8')) as { rows: Row[] };
+  const sections = new Set(rows.map((r) => r.section));
+  results.rows = [...results.rows.filter((r) => !sections.has(r.section)), ...rows];
+  writeFileSync(file, `${JSON.stringify({ ...results, ...extra }, null, 2)}\n`);
+  console.log(`${rows.length} rows of ${sections.size} section(s) replaced in bench/results.json`);
 }
 
 export function percentile(values: number[], p: number): number {
