@@ -42,8 +42,14 @@ import { createSendOnce, type AttemptState } from './send-once.js';
 /** How long a tenant's standing may take to read before its job goes on without it, ms. */
 const STANDING_READ_MS = 1000;
 
-/** A record's suppression lookups begun ahead of their sends: cut at `done`, awaited (settled) when it ends. */
-type LookAhead = { done: AbortSignal; started: Array<Promise<unknown>> };
+/**
+ * A record's suppression lookups begun ahead of their sends: cut through `done` (made with the first), awaited
+ * (settled) when it ends.
+ */
+type LookAhead = { done?: AbortController; started: Array<Promise<unknown>> };
+
+/** Why a lookup begun ahead is cut: its record ended. One reason for all, as an abort without one builds an error. */
+const RECORD_ENDED = new Error('the record ended before its lookup was needed');
 
 /** Claim checks: job bodies stored in S3 with only a reference on the queue. */
 type ClaimCheckStore = {
@@ -207,7 +213,8 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
    * answer.
    */
   const lookUpAhead = (job: TenantJob, budget: AttemptBudget, ahead: LookAhead) => {
-    const signal = AbortSignal.any([budget.finishSignal, ahead.done]);
+    ahead.done ??= new AbortController();
+    const signal = AbortSignal.any([budget.finishSignal, ahead.done.signal]);
     const lookup = bounded(signal, () =>
       deps.dispatch.suppressions.findSuppressed(listRecipients(job), tenantOf(job), signal),
     );
@@ -218,12 +225,11 @@ export function createSendEmailHandler(deps: SendEmailDeps) {
   /** One record, start to end: check the time, parse, attempt once per key, and let the policy decide the rest. */
   const processRecord = async (record: SQSRecord, budget: AttemptBudget, outbox: OutboxEntry[]): Promise<void> => {
     const held: Array<() => void> = [];
-    const end = new AbortController();
-    const ahead: LookAhead = { done: end.signal, started: [] };
+    const ahead: LookAhead = { started: [] };
     try {
       return await processJobRecord(record, budget, outbox, held, ahead);
     } finally {
-      end.abort();
+      ahead.done?.abort(RECORD_ENDED);
       await Promise.all(ahead.started);
       for (const release of held) release();
     }
