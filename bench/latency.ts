@@ -197,12 +197,19 @@ const SMTP_VERBS = new Set([
 /** Longest command line the proxy waits for before passing bytes on as they are. */
 const MAX_LINE = 4096;
 
+/** The last line of an SMTP reply: its code, then a space (or nothing), where a line before it has a hyphen. */
+const isLastReplyLine = (line: Buffer) => line.length < 4 || line[3] !== 0x2d;
+
 /**
- * A TCP proxy on 127.0.0.1 in front of a plaintext SMTP server that holds each client command for its delay under
- * the current profile before passing it on: a connection for `connect`, each command line for its verb's delay (or
- * `command`), and the message data up to its final '.' for `end` (the data itself flows on at once: the relay's
- * answer to '.' is what a client waits for). Bytes pass unchanged and in order, in both directions. Counts commands
- * as `smtp.VERB` (the data as `smtp.END`, with its size).
+ * A TCP proxy on 127.0.0.1 in front of a plaintext SMTP server that makes each of the relay's answers reach the client
+ * its delay under the current profile after what it answers: the greeting `connect` after the connection, each
+ * command's reply its verb's delay (or `command`) after the command line, and the reply to the message's final '.'
+ * `end` after it. As with the AWS services (delayAnswers), the profile's figure is the whole exchange as the client
+ * sees it, the server's own time included: the client's bytes reach the server at once, its replies are held until
+ * their time, and a server slower than the figure (a busy machine) shows as an overrun counted per verb (`overMs`),
+ * its answer passed on as soon as it comes. Replies keep their order: a pipelined command's reply comes no sooner than
+ * the one before it. Bytes pass unchanged and in order, in both directions. Counts commands as `smtp.VERB` (the data
+ * as `smtp.END`, with its size).
  */
 export async function startSmtpLatencyProxy(
   target: { host: string; port: number },
@@ -215,51 +222,41 @@ export async function startSmtpLatencyProxy(
     const upstream = connect(target.port, target.host);
     sockets.add(client);
     sockets.add(upstream);
-    bump(state.counts, 'smtp.CONNECT', 0).heldMs =
-      (state.counts['smtp.CONNECT']?.heldMs ?? 0) + (state.profile?.smtp.connect ?? 0);
-    observe?.('smtp.CONNECT', state.profile?.smtp.connect ?? 0);
-    // Everything the client sends leaves in order; a held unit holds back those after it.
-    let releaseAt = Date.now() + (state.profile?.smtp.connect ?? 0);
+    // Each write goes at once: a reply or a command held back for an acknowledgement would add its own delay.
+    client.setNoDelay(true);
+    upstream.setNoDelay(true);
+    // The replies the client waits for, in order: when each is due, and the count it belongs to.
+    const expected: Array<{ due: number; delay: number; entry: RequestCounts[string] }> = [];
+    let lastDue = performance.now();
+    /** A reply the client will wait for, `ms` after now, and no sooner than the one before it. */
+    const expect = (key: string, ms: number, bytes: number) => {
+      observe?.(key, ms);
+      const entry = bump(state.counts, key, bytes);
+      const now = performance.now();
+      // What this exchange adds to the connection's time: a pipelined command shares the wait of the one before it.
+      entry.heldMs = (entry.heldMs ?? 0) + Math.min(ms, Math.max(0, now + ms - lastDue));
+      lastDue = Math.max(lastDue, now + ms);
+      expected.push({ due: lastDue, delay: ms, entry });
+    };
+    const verbDelay = (verb: string) => (state.profile ? (state.profile.smtp[verb] ?? state.profile.smtp.command) : 0);
+    expect('smtp.CONNECT', state.profile?.smtp.connect ?? 0, 0);
+
+    // Client to server: passed on at once, read only to know which replies to expect.
     let pending: Buffer = Buffer.alloc(0);
     // In the data phase: the last bytes already passed on, so a terminator split across chunks is still found.
     let tail: Buffer | undefined;
     let dataBytes = 0;
-    // Units wait in one queue with non-decreasing release times, drained by one timer: order is kept.
-    const queue: Array<{ at: number; bytes: Buffer }> = [];
-    let timer: NodeJS.Timeout | undefined;
-    const drain = () => {
-      timer = undefined;
-      while (queue.length > 0 && (queue[0] as { at: number }).at <= Date.now()) {
-        const unit = queue.shift() as { bytes: Buffer };
-        if (!upstream.destroyed) upstream.write(unit.bytes);
-      }
-      if (queue.length > 0) timer = setTimeout(drain, (queue[0] as { at: number }).at - Date.now());
-    };
-    const send = (bytes: Buffer, ms: number, key?: string) => {
-      if (key) observe?.(key, ms);
-      // What this unit adds to the connection's time: a pipelined command shares the wait of the one before it.
-      const held = Math.min(ms, Math.max(0, Date.now() + ms - releaseAt));
-      const entry = key ? state.counts[key] : undefined;
-      if (entry) entry.heldMs = (entry.heldMs ?? 0) + held;
-      releaseAt = Math.max(releaseAt, Date.now() + ms);
-      queue.push({ at: releaseAt, bytes });
-      if (!timer) drain();
-    };
-    const verbDelay = (verb: string) => (state.profile ? (state.profile.smtp[verb] ?? state.profile.smtp.command) : 0);
     const take = (chunk: Buffer) => {
+      if (!upstream.destroyed) upstream.write(chunk);
       pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
       for (let guard = 0; pending.length > 0 && guard < 10_000; guard += 1) {
         if (tail) {
           const found = Buffer.concat([tail, pending]).indexOf(END_OF_DATA);
           const upTo = found === -1 ? pending.length : found + END_OF_DATA.length - tail.length;
-          const unit = pending.subarray(0, upTo);
-          dataBytes += unit.length;
-          if (found === -1) {
-            send(unit, 0);
-            tail = Buffer.concat([tail, unit]).subarray(-(END_OF_DATA.length - 1));
-          } else {
-            bump(state.counts, 'smtp.END', dataBytes);
-            send(unit, state.profile?.smtp.end ?? 0, 'smtp.END');
+          dataBytes += upTo;
+          if (found === -1) tail = Buffer.concat([tail, pending]).subarray(-(END_OF_DATA.length - 1));
+          else {
+            expect('smtp.END', state.profile?.smtp.end ?? 0, dataBytes);
             tail = undefined;
           }
           pending = pending.subarray(upTo);
@@ -267,17 +264,13 @@ export async function startSmtpLatencyProxy(
         }
         const eol = pending.indexOf('\n');
         if (eol === -1) {
-          if (pending.length > MAX_LINE) {
-            send(pending, 0);
-            pending = Buffer.alloc(0);
-          }
+          if (pending.length > MAX_LINE) pending = Buffer.alloc(0);
           return;
         }
         const line = pending.subarray(0, eol + 1);
         const word = /^[A-Za-z]+/.exec(line.subarray(0, 16).toString('latin1'))?.[0]?.toUpperCase() ?? '';
         const verb = SMTP_VERBS.has(word) ? word : 'LINE';
-        bump(state.counts, `smtp.${verb}`, line.length);
-        send(line, verbDelay(verb), `smtp.${verb}`);
+        expect(`smtp.${verb}`, verbDelay(verb), line.length);
         pending = pending.subarray(line.length);
         if (verb === 'DATA') {
           // The DATA line's own CRLF counts as the terminator's first: an empty message is just '.' CRLF.
@@ -286,8 +279,46 @@ export async function startSmtpLatencyProxy(
         }
       }
     };
+
+    // Server to client: each whole reply held until it is due, then passed on; one timer drains them in order.
+    let reply: Buffer = Buffer.alloc(0);
+    const ready: Array<{ at: number; bytes: Buffer }> = [];
+    let timer: NodeJS.Timeout | undefined;
+    const drain = () => {
+      timer = undefined;
+      while (ready.length > 0 && (ready[0] as { at: number }).at <= performance.now()) {
+        const unit = ready.shift() as { bytes: Buffer };
+        if (!client.destroyed) client.write(unit.bytes);
+      }
+      if (ready.length > 0) timer = setTimeout(drain, Math.max(0, (ready[0] as { at: number }).at - performance.now()));
+      else if (upstream.destroyed) closeWhenDrained();
+    };
+    let closeWhenDrained = () => {};
+    const answer = (chunk: Buffer) => {
+      reply = reply.length === 0 ? chunk : Buffer.concat([reply, chunk]);
+      let start = 0;
+      for (let eol = reply.indexOf('\n'); eol !== -1; eol = reply.indexOf('\n', start)) {
+        const line = reply.subarray(start, eol + 1);
+        start = eol + 1;
+        if (!isLastReplyLine(line)) continue;
+        const bytes = reply.subarray(0, start);
+        reply = reply.subarray(start);
+        start = 0;
+        // A reply nothing asked for (a server closing an idle connection) goes at once, after those before it.
+        const due = expected.shift();
+        const now = performance.now();
+        if (due && due.delay > 0 && now > due.due) due.entry.overMs = (due.entry.overMs ?? 0) + (now - due.due);
+        ready.push({ at: Math.max(due?.due ?? now, ready.at(-1)?.at ?? now), bytes: Buffer.from(bytes) });
+      }
+      // A line longer than any reply: passed on as it is.
+      if (reply.length > MAX_LINE) {
+        ready.push({ at: ready.at(-1)?.at ?? performance.now(), bytes: reply });
+        reply = Buffer.alloc(0);
+      }
+      if (!timer) drain();
+    };
     client.on('data', take);
-    upstream.on('data', (chunk: Buffer) => client.write(chunk));
+    upstream.on('data', answer);
     const close = () => {
       if (timer) clearTimeout(timer);
       client.destroy();
@@ -295,10 +326,11 @@ export async function startSmtpLatencyProxy(
       sockets.delete(client);
       sockets.delete(upstream);
     };
-    for (const socket of [client, upstream]) {
-      socket.on('close', close);
-      socket.on('error', close);
-    }
+    // A server that closes after its last reply (221 to QUIT) closes the client once that reply has gone.
+    closeWhenDrained = close;
+    upstream.on('close', () => (ready.length === 0 ? close() : undefined));
+    for (const socket of [client, upstream]) socket.on('error', close);
+    client.on('close', close);
   });
   const port = await listenOnLoopback(server);
   return {

@@ -241,6 +241,45 @@ describe('SMTP latency proxy', () => {
     expect(counts['smtp.END']?.heldMs).toBe(2 * 17);
   });
 
+  it("answers after the command's delay, the server's own time counted in it, not added to it", async () => {
+    // Prepare: a server that takes 150 ms over each message's final dot; the first message given 400 ms for it, the
+    // second 20 ms.
+    const sink = await startSmtpSink({ rules: [{ stage: 'end', delayMs: 150 }] });
+    stops.push(() => sink.stop());
+    const proxy = await startSmtpLatencyProxy(sink, { ...profile, smtp: { connect: 0, command: 0, end: 400 } });
+    stops.push(() => proxy.stop());
+    const transport = nodemailer.createTransport({
+      host: proxy.host,
+      port: proxy.port,
+      ignoreTLS: true,
+      pool: true,
+      maxConnections: 1,
+      logger: false,
+    });
+    stops.push(async () => transport.close());
+    const timed = async () => {
+      const started = performance.now();
+      await transport.sendMail({ from: 'a@example.com', to: 'b@example.net', subject: 's', text: 't' });
+      return performance.now() - started;
+    };
+
+    // Act
+    const first = await timed();
+    proxy.use({ ...profile, smtp: { connect: 0, command: 0, end: 20 } });
+    const second = await timed();
+
+    // Assess: floors, not speeds. The first took its 400 ms, not 400 + 150; the second's 20 ms were overrun by the
+    // server's 150, and the overrun is counted, once.
+    expect(first).toBeGreaterThanOrEqual(395);
+    expect(second).toBeGreaterThanOrEqual(145);
+    const counts = proxy.takeCounts();
+    expect(sink.received).toHaveLength(2);
+    const over = counts['smtp.END']?.overMs ?? 0;
+    expect(over).toBeGreaterThanOrEqual(120);
+    expect(over).toBeLessThanOrEqual(second);
+    expect(counts['smtp.END']?.count).toBe(2);
+  });
+
   it('answers a command only after its delay', async () => {
     const sink = await startSmtpSink();
     stops.push(() => sink.stop());
