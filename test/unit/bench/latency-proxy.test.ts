@@ -184,23 +184,33 @@ describe("latency on an emulator's own HTTP server", () => {
   });
 });
 
+/** An SMTP sink behind the proxy with `smtp`'s delays, and a one-connection nodemailer pool through it. */
+async function relayBehindProxy(
+  smtp: LatencyProfile['smtp'],
+  sinkOptions: Parameters<typeof startSmtpSink>[0] = {},
+  observe?: (key: string, ms: number) => void,
+) {
+  const sink = await startSmtpSink(sinkOptions);
+  stops.push(() => sink.stop());
+  const proxy = await startSmtpLatencyProxy(sink, { ...profile, smtp }, observe);
+  stops.push(() => proxy.stop());
+  const transport = nodemailer.createTransport({
+    host: proxy.host,
+    port: proxy.port,
+    secure: false,
+    ignoreTLS: true,
+    pool: true,
+    maxConnections: 1,
+    logger: false,
+  });
+  stops.push(async () => transport.close());
+  return { sink, proxy, transport };
+}
+
 describe('SMTP latency proxy', () => {
   it('holds each command for its verb, the message for its final dot, and passes the message intact', async () => {
-    const sink = await startSmtpSink();
-    stops.push(() => sink.stop());
     const observed: Array<[string, number]> = [];
-    const proxy = await startSmtpLatencyProxy(sink, profile, (key, ms) => observed.push([key, ms]));
-    stops.push(() => proxy.stop());
-    const transport = nodemailer.createTransport({
-      host: proxy.host,
-      port: proxy.port,
-      secure: false,
-      ignoreTLS: true,
-      pool: true,
-      maxConnections: 1,
-      logger: false,
-    });
-    stops.push(async () => transport.close());
+    const { sink, proxy, transport } = await relayBehindProxy(profile.smtp, {}, (key, ms) => observed.push([key, ms]));
     // A body with lines that start with dots and a large attachment, split over many TCP chunks.
     const attachment = randomBytes(300_000);
     const text = '.\r\n..leading dots\r\n.\r\nend\r\n';
@@ -244,19 +254,10 @@ describe('SMTP latency proxy', () => {
   it("answers after the command's delay, the server's own time counted in it, not added to it", async () => {
     // Prepare: a server that takes 150 ms over each message's final dot; the first message given 400 ms for it, the
     // second 20 ms.
-    const sink = await startSmtpSink({ rules: [{ stage: 'end', delayMs: 150 }] });
-    stops.push(() => sink.stop());
-    const proxy = await startSmtpLatencyProxy(sink, { ...profile, smtp: { connect: 0, command: 0, end: 400 } });
-    stops.push(() => proxy.stop());
-    const transport = nodemailer.createTransport({
-      host: proxy.host,
-      port: proxy.port,
-      ignoreTLS: true,
-      pool: true,
-      maxConnections: 1,
-      logger: false,
-    });
-    stops.push(async () => transport.close());
+    const { sink, proxy, transport } = await relayBehindProxy(
+      { connect: 0, command: 0, end: 400 },
+      { rules: [{ stage: 'end', delayMs: 150 }] },
+    );
     const timed = async () => {
       const started = performance.now();
       await transport.sendMail({ from: 'a@example.com', to: 'b@example.net', subject: 's', text: 't' });
@@ -281,16 +282,7 @@ describe('SMTP latency proxy', () => {
   });
 
   it('answers a command only after its delay', async () => {
-    const sink = await startSmtpSink();
-    stops.push(() => sink.stop());
-    const proxy = await startSmtpLatencyProxy(sink, { ...profile, smtp: { connect: 0, command: 0, end: 300 } });
-    stops.push(() => proxy.stop());
-    const transport = nodemailer.createTransport({
-      host: proxy.host,
-      port: proxy.port,
-      ignoreTLS: true,
-      logger: false,
-    });
+    const { transport } = await relayBehindProxy({ connect: 0, command: 0, end: 300 });
     const started = performance.now();
     await transport.sendMail({ from: 'a@example.com', to: 'b@example.net', subject: 's', text: 't' });
     expect(performance.now() - started).toBeGreaterThanOrEqual(295);
