@@ -385,7 +385,7 @@ function report(measured: Measured[], lambda: AtMemory[]) {
           ? `pool ÷ send: the transport alone sent ${m.transport?.rate.toFixed(1)} msg/s`
           : `in flight ÷ (send + ${ROUND_TRIPS_IN_PLACE} DynamoDB trips)`;
     const send = m.transport
-      ? `${m.sendMs.toFixed(1)} ms a message on a connection, ${m.transport.relayMs.toFixed(1)} of it the relay's delays`
+      ? `${m.sendMs.toFixed(1)} ms a message on a connection, ${m.transport.relayMs.toFixed(1)} of it the relay's (its delays and any overrun)`
       : `${m.sendMs.toFixed(0)} ms a message`;
     record(section, `${name}: limit`, m.limit, 'msg/s', `${bound}; ${send}`);
   }

@@ -42,16 +42,17 @@ export type InstanceRun = MeasuredUse & {
 };
 
 /**
- * The part of a message's time on a pooled SMTP connection that the relay's latency makes: the delays the proxy added
- * to its connections (connecting and greeting included, a pipelined command sharing the wait of the one before it),
- * per message sent. The rest is the client's own (composing and streaming the message, reading the replies).
+ * The part of a message's time on a pooled SMTP connection that the relay makes: the profile's figures for its
+ * exchanges (connecting and greeting included, a pipelined command sharing the wait of the one before it), and the
+ * time the server took beyond them (its overrun), per message sent. The rest is the client's own (composing and
+ * streaming the message, reading the replies).
  */
 export function relayTimeMs(requests: RequestCounts): number {
   const messages = requests['smtp.END']?.count ?? 0;
   if (messages === 0) return 0;
   const held = Object.entries(requests)
     .filter(([key]) => key.startsWith('smtp.'))
-    .reduce((sum, [, entry]) => sum + (entry.heldMs ?? 0), 0);
+    .reduce((sum, [, entry]) => sum + (entry.heldMs ?? 0) + (entry.overMs ?? 0), 0);
   return held / messages;
 }
 

@@ -197,6 +197,9 @@ const SMTP_VERBS = new Set([
 /** Longest command line the proxy waits for before passing bytes on as they are. */
 const MAX_LINE = 4096;
 
+/** The DATA command: the verb alone on its line (it takes no parameter). */
+const isDataCommand = (line: Buffer) => /^DATA\r?\n$/i.test(line.toString('latin1'));
+
 /** The last line of an SMTP reply: its code, then a space (or nothing), where a line before it has a hyphen. */
 const isLastReplyLine = (line: Buffer) => line.length < 4 || line[3] !== 0x2d;
 
@@ -226,7 +229,7 @@ export async function startSmtpLatencyProxy(
     client.setNoDelay(true);
     upstream.setNoDelay(true);
     // The replies the client waits for, in order: when each is due, and the count it belongs to.
-    const expected: Array<{ due: number; delay: number; entry: RequestCounts[string] }> = [];
+    const expected: Array<{ due: number; delay: number; verb: string; entry: RequestCounts[string] }> = [];
     let lastDue = performance.now();
     /** A reply the client will wait for, `ms` after now, and no sooner than the one before it. */
     const expect = (key: string, ms: number, bytes: number) => {
@@ -236,7 +239,7 @@ export async function startSmtpLatencyProxy(
       // What this exchange adds to the connection's time: a pipelined command shares the wait of the one before it.
       entry.heldMs = (entry.heldMs ?? 0) + Math.min(ms, Math.max(0, now + ms - lastDue));
       lastDue = Math.max(lastDue, now + ms);
-      expected.push({ due: lastDue, delay: ms, entry });
+      expected.push({ due: lastDue, delay: ms, verb: key, entry });
     };
     const verbDelay = (verb: string) => (state.profile ? (state.profile.smtp[verb] ?? state.profile.smtp.command) : 0);
     expect('smtp.CONNECT', state.profile?.smtp.connect ?? 0, 0);
@@ -249,7 +252,8 @@ export async function startSmtpLatencyProxy(
     const take = (chunk: Buffer) => {
       if (!upstream.destroyed) upstream.write(chunk);
       pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
-      for (let guard = 0; pending.length > 0 && guard < 10_000; guard += 1) {
+      // Every turn consumes bytes or returns: each line's reply is expected before the server can send it.
+      while (pending.length > 0) {
         if (tail) {
           const found = Buffer.concat([tail, pending]).indexOf(END_OF_DATA);
           const upTo = found === -1 ? pending.length : found + END_OF_DATA.length - tail.length;
@@ -269,15 +273,17 @@ export async function startSmtpLatencyProxy(
         }
         const line = pending.subarray(0, eol + 1);
         const word = /^[A-Za-z]+/.exec(line.subarray(0, 16).toString('latin1'))?.[0]?.toUpperCase() ?? '';
-        const verb = SMTP_VERBS.has(word) ? word : 'LINE';
+        // DATA takes no parameter: a line that only begins with it (a base64 AUTH continuation) is no command.
+        const verb = SMTP_VERBS.has(word) && (word !== 'DATA' || isDataCommand(line)) ? word : 'LINE';
         expect(`smtp.${verb}`, verbDelay(verb), line.length);
         pending = pending.subarray(line.length);
-        if (verb === 'DATA') {
-          // The DATA line's own CRLF counts as the terminator's first: an empty message is just '.' CRLF.
-          tail = Buffer.from('\r\n');
-          dataBytes = 0;
-        }
       }
+    };
+    /** The data phase begins once the server takes DATA (354), not before: a refused DATA is followed by commands. */
+    const enterDataPhase = () => {
+      // The DATA line's own CRLF counts as the terminator's first: an empty message is just '.' CRLF.
+      tail = Buffer.from('\r\n');
+      dataBytes = 0;
     };
 
     // Server to client: each whole reply held until it is due, then passed on; one timer drains them in order.
@@ -294,6 +300,7 @@ export async function startSmtpLatencyProxy(
       else if (upstream.destroyed) closeWhenDrained();
     };
     let closeWhenDrained = () => {};
+    let lastReplyAt = 0;
     const answer = (chunk: Buffer) => {
       reply = reply.length === 0 ? chunk : Buffer.concat([reply, chunk]);
       let start = 0;
@@ -307,7 +314,11 @@ export async function startSmtpLatencyProxy(
         // A reply nothing asked for (a server closing an idle connection) goes at once, after those before it.
         const due = expected.shift();
         const now = performance.now();
-        if (due && due.delay > 0 && now > due.due) due.entry.overMs = (due.entry.overMs ?? 0) + (now - due.due);
+        // Late by what passed its due time after the reply before it came: pipelined replies share one lateness.
+        const late = now - Math.max(due?.due ?? now, lastReplyAt);
+        if (due && due.delay > 0 && late > 0) due.entry.overMs = (due.entry.overMs ?? 0) + late;
+        lastReplyAt = now;
+        if (due?.verb === 'smtp.DATA' && bytes[0] === 0x33) enterDataPhase();
         ready.push({ at: Math.max(due?.due ?? now, ready.at(-1)?.at ?? now), bytes: Buffer.from(bytes) });
       }
       // A line longer than any reply: passed on as it is.
@@ -326,10 +337,17 @@ export async function startSmtpLatencyProxy(
       sockets.delete(client);
       sockets.delete(upstream);
     };
-    // A server that closes after its last reply (221 to QUIT) closes the client once that reply has gone.
+    // A server that closes after its last reply (221 to QUIT), or fails after it, closes the client once its replies
+    // have gone, the bytes of an unfinished line after them.
     closeWhenDrained = close;
-    upstream.on('close', () => (ready.length === 0 ? close() : undefined));
-    for (const socket of [client, upstream]) socket.on('error', close);
+    upstream.on('close', () => {
+      if (reply.length > 0) ready.push({ at: ready.at(-1)?.at ?? performance.now(), bytes: reply });
+      reply = Buffer.alloc(0);
+      if (ready.length === 0) close();
+      else if (!timer) drain();
+    });
+    upstream.on('error', () => {});
+    client.on('error', close);
     client.on('close', close);
   });
   const port = await listenOnLoopback(server);

@@ -30,14 +30,15 @@ describe("an instance's limit under injected latency", () => {
     expect(limitOf(fewInFlight, sendMs)).toBeCloseTo((2 * 1000) / (sendMs + 3 * same.http.dynamodb), 10);
   });
 
-  it("takes the relay's part of the send time from the delays the SMTP proxy held, per message", () => {
+  it("takes the relay's part of the send time from the SMTP proxy's figures and the server's overrun, per message", () => {
     const requests = {
       'smtp.CONNECT': { count: 1, bytes: 0, heldMs: 5 },
       'smtp.MAIL': { count: 2, bytes: 60, heldMs: 4 },
-      'smtp.END': { count: 2, bytes: 2000, heldMs: 100 },
-      'dynamodb.PutItem': { count: 2, bytes: 400 },
+      'smtp.END': { count: 2, bytes: 2000, heldMs: 100, overMs: 6 },
+      'dynamodb.PutItem': { count: 2, bytes: 400, overMs: 50 },
     };
-    expect(relayTimeMs(requests)).toBeCloseTo((5 + 4 + 100) / 2, 10);
+    // The DynamoDB overrun is no part of the relay's.
+    expect(relayTimeMs(requests)).toBeCloseTo((5 + 4 + 100 + 6) / 2, 10);
     expect(relayTimeMs({})).toBe(0);
   });
 });

@@ -281,6 +281,51 @@ describe('SMTP latency proxy', () => {
     expect(counts['smtp.END']?.count).toBe(2);
   });
 
+  it('reads the commands after a refused DATA as commands, and times them', async () => {
+    // Prepare: the first message's only recipient refused, so the server refuses the DATA sent with it.
+    const { proxy, transport } = await relayBehindProxy(
+      { connect: 0, command: 100, end: 0 },
+      { rules: [{ stage: 'rcpt', reply: { code: 550, message: 'no such user' }, times: 1 }] },
+    );
+    await expect(
+      transport.sendMail({ from: 'a@example.com', to: 'gone@example.net', subject: 's', text: 't' }),
+    ).rejects.toThrow();
+
+    // Act: the next message on the same connection.
+    const started = performance.now();
+    await transport.sendMail({ from: 'a@example.com', to: 'b@example.net', subject: 's', text: 't' });
+    const took = performance.now() - started;
+
+    // Assess: its MAIL, RCPT and DATA were counted and held, not taken for the refused message's data.
+    const counts = proxy.takeCounts();
+    expect(counts['smtp.MAIL']?.count).toBe(2);
+    expect(counts['smtp.DATA']?.count).toBe(2);
+    expect(counts['smtp.END']?.count).toBe(1);
+    expect(took).toBeGreaterThanOrEqual(95);
+  });
+
+  it('counts a late reply once, not again for each pipelined reply behind it', async () => {
+    // Prepare: a server that takes 150 ms over MAIL; MAIL, two RCPTs and DATA sent together, given 10 ms each.
+    const { proxy, transport } = await relayBehindProxy(
+      { connect: 0, command: 10, end: 0 },
+      { rules: [{ stage: 'mail', delayMs: 150 }] },
+    );
+
+    // Act
+    await transport.sendMail({
+      from: 'a@example.com',
+      to: ['b@example.net', 'c@example.net'],
+      subject: 's',
+      text: 't',
+    });
+
+    // Assess: about 140 ms late in all, on MAIL; the replies behind it came as soon as it did.
+    const counts = proxy.takeCounts();
+    const over = ['MAIL', 'RCPT', 'DATA'].reduce((sum, verb) => sum + (counts[`smtp.${verb}`]?.overMs ?? 0), 0);
+    expect(counts['smtp.MAIL']?.overMs ?? 0).toBeGreaterThanOrEqual(120);
+    expect(over).toBeLessThan(2 * 140);
+  });
+
   it('answers a command only after its delay', async () => {
     const { transport } = await relayBehindProxy({ connect: 0, command: 0, end: 300 });
     const started = performance.now();
