@@ -58,6 +58,23 @@ describe('the defaults the capacity bench chooses', () => {
     expect(name(chooseDefaults([...behind, held]))).toBe('56/2/10 at 1024 MB');
   });
 
+  it('hold a candidate that reaches the targets to the latency target, every job sent and the peak all the same', () => {
+    // Prepare: cheaper candidates at their limit, each ruled out once: over the latency target (2.1 s + 1 s), a job
+    // unsent, too slow for the peak (5 × 18 msg/s).
+    const late = measured(56, 2, 6, 512, { cost: 4.0, rate: 33, limit: 35, longestS: 2.1 });
+    const unsent = measured(56, 2, 10, 512, { cost: 4.0, rate: 33, limit: 35, longestS: 1.8, sent: 199 });
+    const slow = measured(20, 1, 2, 512, { cost: 4.0, rate: 18, limit: 19, longestS: 1.8 });
+    // Act / Assess: the run's own choice stands.
+    expect(name(chooseDefaults([late, unsent, slow, ...run]))).toBe('56/2/6 at 1024 MB');
+  });
+
+  it('take a candidate at exactly 0.9 of its limit and of the loop', () => {
+    // Prepare: a cheaper one at 0.9 of both, exactly.
+    const edge = measured(75, 3, 10, 512, { cost: 4.0, rate: 45, limit: 50, longestS: 1.8, loop: 50 });
+    // Act / Assess
+    expect(name(chooseDefaults([edge, ...run]))).toBe('75/3/10 at 512 MB');
+  });
+
   it('fall back on the cheapest within the latency target and the peak when none reaches the targets', () => {
     // Prepare: every candidate short of 0.9 of its limit.
     const short = run.filter((a) => a.ours.rate < 0.9 * a.limit);
