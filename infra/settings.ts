@@ -5,7 +5,7 @@ import { DEFAULT_RETRY_POLICY, maxAttemptsWithinLifetime, type RetryPolicy } fro
  * twin behaves as the deployed stack does. Deploy-time overrides come from CDK context (see infra/stack-config.ts).
  */
 export type SystemSettings = {
-  /** Records per Lambda invocation (the README's Performance section has the measurements). @default 100 */
+  /** Records per Lambda invocation (the README's Performance section has the measurements). @default 56 */
   batchSize: number;
   /** How long the event source gathers a batch, seconds (0–300). @default 1 */
   maxBatchingWindowSeconds: number;
@@ -13,9 +13,9 @@ export type SystemSettings = {
   maxConcurrency: number;
   /** Dispatch function timeout, seconds. @default 60 */
   functionTimeoutSeconds: number;
-  /** Dispatch function memory, MB; Lambda gives CPU in proportion (one vCPU at 1,769 MB). @default 1024 */
+  /** Dispatch function memory, MB; Lambda gives CPU in proportion (one vCPU at 1,769 MB). @default 512 */
   memorySizeMb: number;
-  /** SMTP connections each dispatch instance keeps open (`SMTP_MAX_CONNECTIONS`). @default 5 */
+  /** SMTP connections each dispatch instance keeps open (`SMTP_MAX_CONNECTIONS`). @default 2 */
   smtpConnections: number;
   /**
    * Jobs of a batch in progress at once in an instance (`MAX_IN_FLIGHT`; 0: the whole batch). Enough to keep the pool
@@ -36,12 +36,12 @@ export type SystemSettings = {
 };
 
 export const DEFAULT_SETTINGS: SystemSettings = {
-  batchSize: 100,
+  batchSize: 56,
   maxBatchingWindowSeconds: 1,
   maxConcurrency: 5,
   functionTimeoutSeconds: 60,
-  memorySizeMb: 1024,
-  smtpConnections: 5,
+  memorySizeMb: 512,
+  smtpConnections: 2,
   maxInFlight: 10,
   retry: DEFAULT_RETRY_POLICY,
   crashAllowance: 3,

@@ -135,8 +135,8 @@ describe('the dispatch function', () => {
 
   it('reads the queue under the concurrency cap with partial batch responses', () => {
     template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
-      BatchSize: 100,
-      MaximumBatchingWindowInSeconds: 1,
+      BatchSize: DEFAULT_SETTINGS.batchSize,
+      MaximumBatchingWindowInSeconds: DEFAULT_SETTINGS.maxBatchingWindowSeconds,
       ScalingConfig: { MaximumConcurrency: 8 },
       FunctionResponseTypes: ['ReportBatchItemFailures'],
     });
