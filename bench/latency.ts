@@ -290,6 +290,13 @@ export async function startSmtpLatencyProxy(
     let reply: Buffer = Buffer.alloc(0);
     const ready: Array<{ at: number; bytes: Buffer }> = [];
     let timer: NodeJS.Timeout | undefined;
+    const close = () => {
+      if (timer) clearTimeout(timer);
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
     const drain = () => {
       timer = undefined;
       while (ready.length > 0 && (ready[0] as { at: number }).at <= performance.now()) {
@@ -297,9 +304,8 @@ export async function startSmtpLatencyProxy(
         if (!client.destroyed) client.write(unit.bytes);
       }
       if (ready.length > 0) timer = setTimeout(drain, Math.max(0, (ready[0] as { at: number }).at - performance.now()));
-      else if (upstream.destroyed) closeWhenDrained();
+      else if (upstream.destroyed) close();
     };
-    let closeWhenDrained = () => {};
     let lastReplyAt = 0;
     const answer = (chunk: Buffer) => {
       reply = reply.length === 0 ? chunk : Buffer.concat([reply, chunk]);
@@ -330,16 +336,8 @@ export async function startSmtpLatencyProxy(
     };
     client.on('data', take);
     upstream.on('data', answer);
-    const close = () => {
-      if (timer) clearTimeout(timer);
-      client.destroy();
-      upstream.destroy();
-      sockets.delete(client);
-      sockets.delete(upstream);
-    };
     // A server that closes after its last reply (221 to QUIT), or fails after it, closes the client once its replies
     // have gone, the bytes of an unfinished line after them.
-    closeWhenDrained = close;
     upstream.on('close', () => {
       if (reply.length > 0) ready.push({ at: ready.at(-1)?.at ?? performance.now(), bytes: reply });
       reply = Buffer.alloc(0);
