@@ -1,5 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { createServer, request } from 'node:http';
+import { type AddressInfo, connect, createServer as createTcpServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import nodemailer from 'nodemailer';
 import { LOOPBACK, listenOnLoopback } from '#local/loopback.js';
@@ -312,18 +314,52 @@ describe('SMTP latency proxy', () => {
     );
 
     // Act
+    const started = performance.now();
     await transport.sendMail({
       from: 'a@example.com',
       to: ['b@example.net', 'c@example.net'],
       subject: 's',
       text: 't',
     });
+    const took = performance.now() - started;
 
-    // Assess: about 140 ms late in all, on MAIL; the replies behind it came as soon as it did.
+    // Assess: about 140 ms late in all, on MAIL; the replies behind it came as soon as it did. Counted once, the
+    // lateness fits within the send; counted again for each reply behind MAIL, it would be four times as long.
     const counts = proxy.takeCounts();
     const over = ['MAIL', 'RCPT', 'DATA'].reduce((sum, verb) => sum + (counts[`smtp.${verb}`]?.overMs ?? 0), 0);
     expect(counts['smtp.MAIL']?.overMs ?? 0).toBeGreaterThanOrEqual(120);
+    expect(over).toBeLessThanOrEqual(took);
     expect(over).toBeLessThan(2 * 140);
+  });
+
+  it('passes on every byte a server sent before it closed, after the reply it held', async () => {
+    // Prepare: a server that answers QUIT with 221, then bytes of an unfinished line, and closes.
+    const server = createTcpServer((socket) => {
+      socket.write('220 ready\r\n');
+      socket.on('data', () => socket.end('221 bye\r\nunfinished'));
+    });
+    await listenOnLoopback(server);
+    stops.push(() => new Promise((resolve) => server.close(() => resolve())));
+    const address = server.address() as AddressInfo;
+    const proxy = await startSmtpLatencyProxy(
+      { host: LOOPBACK, port: address.port },
+      { ...profile, smtp: { connect: 0, command: 100, end: 0 } },
+    );
+    stops.push(() => proxy.stop());
+
+    // Act: QUIT once greeted, then read until the proxy closes.
+    const started = performance.now();
+    const client = connect(proxy.port, proxy.host);
+    let received = '';
+    client.on('data', (chunk: Buffer) => {
+      if (received === '') client.write('QUIT\r\n');
+      received += chunk.toString('latin1');
+    });
+    await once(client, 'close');
+
+    // Assess: the 221 after its 100 ms, the rest after it, nothing lost.
+    expect(received).toBe('220 ready\r\n221 bye\r\nunfinished');
+    expect(performance.now() - started).toBeGreaterThanOrEqual(95);
   });
 
   it('answers a command only after its delay', async () => {
